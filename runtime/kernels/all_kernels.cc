@@ -1,0 +1,16 @@
+// The ordered list of kernel families compiled into the runtime. Order does not affect
+// dispatch (the best ISA wins per op), only the order of `edgepress ops` listings.
+#include "runtime/kernels/all_kernels.h"
+
+namespace edgepress::runtime {
+
+const KernelRegistry& GlobalKernelRegistry() {
+  static const KernelRegistry registry = [] {
+    KernelRegistry r;
+    // Register<Family>Kernels(r); — one line per kernels/*.cc file.
+    return r;
+  }();
+  return registry;
+}
+
+}  // namespace edgepress::runtime

@@ -1,0 +1,8 @@
+// One registration function per kernel file; all_kernels.cc calls each once.
+#pragma once
+
+#include "runtime/kernel.h"
+
+namespace edgepress::runtime {
+// Add a line here and in all_kernels.cc for each kernels/*.cc file.
+}  // namespace edgepress::runtime
