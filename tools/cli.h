@@ -1,0 +1,21 @@
+// The edgepress command line. Each subcommand lives in tools/cmd_<name>.cc and registers
+// itself through one Add<Name>Command function listed in cli.cc. This is the only place
+// where an edgepress::Error becomes an exit code:
+//   0 ok, 1 invalid input or unsupported model, 2 usage, 3 budget missed.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace edgepress::tools {
+
+// Set by the chosen subcommand's callback; returns the exit code.
+using Action = std::function<int()>;
+
+void AddInspectCommand(CLI::App& app, Action& action);
+void AddConvertCommand(CLI::App& app, Action& action);
+
+// Runs the CLI; never throws.
+int Main(int argc, char** argv);
+
+}  // namespace edgepress::tools
