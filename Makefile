@@ -1,0 +1,39 @@
+# The two commands of the README's quick start, and the pieces they are made of.
+#   make demo   install what is missing, build, run edgepress on the bundled example
+#   make test   install what is missing, build, run the whole test suite (ctest)
+JOBS ?= $(shell nproc)
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+
+.PHONY: demo test setup setup-build build build-asan test-asan clean
+
+setup:
+	scripts/setup.sh
+
+setup-build:
+	scripts/setup.sh --build
+
+build: setup-build
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	scripts/demo.sh $(BUILD)
+
+# The Release suite, then the sanitizer configuration over the targets without
+# LibTorch (readers and the runtime are where bad input could corrupt memory).
+test: setup
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(BUILD) -j $(JOBS)
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) --timeout 900
+	$(MAKE) test-asan
+
+build-asan: setup
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEDGEPRESS_SANITIZE=ON
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+test-asan: build-asan
+	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) --timeout 900 -L "$(ASAN_LABELS)"
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

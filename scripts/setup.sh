@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what edgepress needs on Debian 12 and is idempotent: packages already present
+# are not reinstalled, an existing venv is reused.
+#   scripts/setup.sh          build dependencies + the Python test tools (venv)
+#   scripts/setup.sh --build  build dependencies only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+build_pkgs=(build-essential cmake ninja-build pkg-config zlib1g-dev
+  libonnx-dev libprotobuf-dev protobuf-compiler libcli11-dev libfmt-dev libeigen3-dev
+  libgtest-dev libgmock-dev libyaml-cpp-dev)
+# Test data and fixtures: ONNX conformance data, Debian's torch/onnx/numpy/sklearn for
+# fixture scripts, python3-venv for the project venv that holds onnxruntime.
+test_pkgs=(libonnx-testdata python3 python3-venv python3-numpy python3-onnx python3-torch
+  python3-torchvision python3-sklearn)
+
+want=("${build_pkgs[@]}")
+[ "${1:-}" = "--build" ] || want+=("${test_pkgs[@]}")
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [ "${1:-}" != "--build" ]; then
+  # Debian's interpreter: its site-packages hold torch/onnx/numpy; the venv sees them.
+  if [ ! -x .venv/bin/python ]; then
+    /usr/bin/python3 -m venv --system-site-packages .venv
+  fi
+  if ! .venv/bin/python -c "import onnxruntime" 2>/dev/null; then
+    .venv/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
+  fi
+fi
