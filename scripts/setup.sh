@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-build_pkgs=(build-essential cmake ninja-build pkg-config zlib1g-dev
+build_pkgs=(build-essential make cmake ninja-build pkg-config zlib1g-dev
   libonnx-dev libprotobuf-dev protobuf-compiler libcli11-dev libfmt-dev libeigen3-dev
   libgtest-dev libgmock-dev libyaml-cpp-dev)
 # Test data and fixtures: ONNX conformance data, Debian's torch/onnx/numpy/sklearn for
