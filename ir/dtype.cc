@@ -59,4 +59,30 @@ bool IsInteger(DType t) {
 }
 bool IsPacked(DType t) { return Info(t).bits > 0 && Info(t).bits < 8; }
 
+namespace {
+struct OnnxCode {
+  int64_t code;
+  DType type;
+};
+constexpr OnnxCode kOnnxCodes[] = {
+    {1, DType::kFloat32},  {2, DType::kUInt8},     {3, DType::kInt8},        {4, DType::kUInt16},
+    {5, DType::kInt16},    {6, DType::kInt32},     {7, DType::kInt64},       {8, DType::kString},
+    {9, DType::kBool},     {10, DType::kFloat16},  {11, DType::kFloat64},    {12, DType::kUInt32},
+    {13, DType::kUInt64},  {14, DType::kComplex64}, {15, DType::kComplex128}, {16, DType::kBFloat16},
+    {21, DType::kUInt4},   {22, DType::kInt4},
+};
+}  // namespace
+
+DType DTypeFromOnnx(int64_t onnx_type) {
+  for (const auto& c : kOnnxCodes)
+    if (c.code == onnx_type) return c.type;
+  return DType::kUndefined;
+}
+
+int64_t DTypeToOnnx(DType t) {
+  for (const auto& c : kOnnxCodes)
+    if (c.type == t) return c.code;
+  return 0;
+}
+
 }  // namespace edgepress::ir

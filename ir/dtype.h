@@ -42,5 +42,9 @@ DType DTypeFromName(const std::string& name);
 bool IsFloat(DType t);    // f32 f16 bf16 f64
 bool IsInteger(DType t);  // signed/unsigned ints incl. packed
 bool IsPacked(DType t);   // bits < 8
+// ONNX TensorProto.DataType codes (as in Cast's `to`, ConstantOfShape's value); kUndefined /
+// 0 when there is no counterpart. kTernary has no ONNX code.
+DType DTypeFromOnnx(int64_t onnx_type);
+int64_t DTypeToOnnx(DType t);
 
 }  // namespace edgepress::ir
