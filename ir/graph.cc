@@ -272,6 +272,16 @@ std::string Graph::UniqueName(const std::string& base) {
   }
 }
 
+void Graph::RenameValue(Value* v, const std::string& n) {
+  if (v->name_ == n) return;
+  if (FindValue(n) || NameTakenDown(n))
+    ThrowInvalid("graph '" + name + "': cannot rename '" + v->name_ + "' to '" + n +
+                 "': the name is taken");
+  by_name_.erase(v->name_);
+  v->name_ = n;
+  by_name_[n] = v;
+}
+
 Value* Graph::AddInput(const std::string& n, ValueType type) {
   Value* v = NewValue(n);
   v->type = std::move(type);

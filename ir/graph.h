@@ -213,6 +213,9 @@ class Graph {
   Value* FindValue(const std::string& name) const;
   // A name not used in this graph, its ancestors or its subgraphs, derived from `base`.
   std::string UniqueName(const std::string& base);
+  // Renames a value of this graph; throws Error when `name` is taken (see UniqueName).
+  // Passes use it to keep graph output names stable when they replace the producer.
+  void RenameValue(Value* v, const std::string& name);
 
   // --- nodes ----------------------------------------------------------------
   // Appends a node; output Values are created with the given names (empty = omitted
