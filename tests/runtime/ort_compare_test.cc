@@ -1,0 +1,197 @@
+// edgepress's runtime against onnxruntime on real exported models (issue 3, item 5).
+//
+// tests/fixtures/make_models.py exports seeded fp32 models (mlp, resnet18, mobilenet_v2, a
+// BERT-style encoder, a GPT-style decoder) with torch.onnx.export and records onnxruntime's
+// outputs for one input. This test runs each model through the `edgepress run` CLI and
+// compares its outputs with onnxruntime's.
+//
+// Error measure (per output tensor): max_i |a_i - b_i| / max(max_i |b_i|, 1e-6), with a =
+// edgepress, b = onnxruntime. Scaling by the output's largest magnitude rather than each
+// element's keeps elements near zero (where any two correct fp32 implementations differ in
+// relative terms) from dominating, while still bounding every element's error by 1e-4 of
+// the output's range. Shapes, dtypes and output names must match exactly, and every value
+// must be finite.
+//
+// The fixtures are generated once into EDGEPRESS_BINARY_DIR/fixtures and reused while the
+// script is unchanged (a hash of the script is stored next to each model). Each model has
+// its own lock file, so ctest running the cases in parallel processes never races.
+// The test skips when the project venv (with torch, torchvision, onnx and onnxruntime)
+// or the CLI binary is missing.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "formats/npy/npy.h"
+#include "ir/file_util.h"
+#include "ir/tensor.h"
+
+namespace edgepress {
+namespace {
+
+constexpr double kMaxScaledError = 1e-4;
+constexpr double kScaleFloor = 1e-6;
+
+const std::string kPython = EDGEPRESS_SOURCE_DIR "/.venv/bin/python";
+const std::string kScript = EDGEPRESS_SOURCE_DIR "/tests/fixtures/make_models.py";
+const std::string kFixtureDir = EDGEPRESS_BINARY_DIR "/fixtures";
+const std::string kCli = EDGEPRESS_CLI;
+
+std::string Quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+// Runs a shell command, returns its exit status (-1 if it did not exit normally) and its
+// combined stdout/stderr in `*output`.
+int RunCommand(const std::string& cmd, std::string* output) {
+  output->clear();
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  if (p == nullptr) return -1;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) output->append(buf, n);
+  int status = pclose(p);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+bool IsExecutable(const std::string& path) { return access(path.c_str(), X_OK) == 0; }
+
+// Why the Python side cannot run, or "" when it can (checked once per process).
+const std::string& PythonProblem() {
+  static const std::string problem = [] {
+    if (!IsExecutable(kPython)) return "no project venv at " + kPython;
+    std::string out;
+    int rc = RunCommand(Quote(kPython) +
+                            " -c 'import numpy, torch, torchvision, onnx, onnxruntime'",
+                        &out);
+    if (rc != 0) return "the venv lacks numpy/torch/torchvision/onnx/onnxruntime: " + out;
+    return std::string();
+  }();
+  return problem;
+}
+
+uint64_t Fnv1a(const std::string& bytes) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+// Holds an exclusive flock for its lifetime.
+class FileLock {
+ public:
+  explicit FileLock(const std::string& path) {
+    fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ >= 0 && flock(fd_, LOCK_EX) != 0) {
+      close(fd_);
+      fd_ = -1;
+    }
+  }
+  ~FileLock() {
+    if (fd_ >= 0) close(fd_);  // closing releases the lock
+  }
+  bool ok() const { return fd_ >= 0; }
+
+ private:
+  int fd_ = -1;
+};
+
+// Makes sure kFixtureDir/<name> holds the fixture of the current script; returns "" or
+// an error message.
+std::string EnsureFixture(const std::string& name) {
+  mkdir(kFixtureDir.c_str(), 0755);
+  FileLock lock(kFixtureDir + "/" + name + ".lock");
+  if (!lock.ok()) return "cannot lock " + kFixtureDir + "/" + name + ".lock";
+  const std::string folder = kFixtureDir + "/" + name;
+  const std::string stamp_path = folder + "/script.hash";
+  const std::string want = std::to_string(Fnv1a(ReadFileToString(kScript)));
+  bool fresh = FileExists(stamp_path) && ReadFileToString(stamp_path) == want;
+  for (const char* f : {"/model.onnx", "/in.npz", "/ort.npz"})
+    fresh = fresh && FileExists(folder + f);
+  if (fresh) return "";
+  std::string out;
+  int rc = RunCommand(Quote(kPython) + " " + Quote(kScript) + " " + Quote(kFixtureDir) +
+                          " --only " + name,
+                      &out);
+  if (rc != 0) return "make_models.py --only " + name + " failed (exit " +
+                      std::to_string(rc) + "):\n" + out;
+  WriteFileAtomic(stamp_path, want);
+  return "";
+}
+
+// Per-output error of `got` against `want` (see the top of the file); fails the test on
+// any structural mismatch.
+double ScaledMaxError(const std::string& name, const ir::Tensor& got,
+                      const ir::Tensor& want) {
+  EXPECT_EQ(got.dtype(), want.dtype()) << "output " << name;
+  EXPECT_EQ(got.shape(), want.shape()) << "output " << name;
+  if (got.dtype() != want.dtype() || got.shape() != want.shape()) return INFINITY;
+  std::vector<double> a = got.ToDouble(), b = want.ToDouble();
+  double max_diff = 0, max_ref = 0;
+  size_t non_finite = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!std::isfinite(a[i])) {
+      ++non_finite;
+      continue;
+    }
+    max_diff = std::max(max_diff, std::fabs(a[i] - b[i]));
+    max_ref = std::max(max_ref, std::fabs(b[i]));
+  }
+  EXPECT_EQ(non_finite, 0u) << "output " << name << " has non-finite values";
+  return non_finite ? INFINITY : max_diff / std::max(max_ref, kScaleFloor);
+}
+
+class OrtCompare : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(OrtCompare, MatchesOnnxruntime) {
+  const std::string& name = GetParam();
+  if (!PythonProblem().empty()) GTEST_SKIP() << PythonProblem();
+  if (kCli.empty() || !IsExecutable(kCli))
+    GTEST_SKIP() << "the edgepress CLI was not built (" << kCli << ")";
+  std::string problem = EnsureFixture(name);
+  ASSERT_EQ(problem, "");
+
+  const std::string folder = kFixtureDir + "/" + name;
+  const std::string out_path = folder + "/edgepress.out.npz";
+  std::remove(out_path.c_str());
+  // Two threads exercise the thread pool's partitioning; CI machines have two cores.
+  std::string log;
+  int rc = RunCommand(Quote(kCli) + " run " + Quote(folder + "/model.onnx") + " --input " +
+                          Quote(folder + "/in.npz") + " --output " + Quote(out_path) +
+                          " --threads 2",
+                      &log);
+  ASSERT_EQ(rc, 0) << "edgepress run failed on " << name << ":\n" << log;
+
+  formats::NamedTensors got = formats::LoadNpz(out_path);
+  formats::NamedTensors want = formats::LoadNpz(folder + "/ort.npz");
+  std::map<std::string, ir::Tensor> got_by_name(got.begin(), got.end());
+  ASSERT_EQ(got_by_name.size(), got.size()) << "duplicate output names in " << out_path;
+  for (const auto& [out_name, ref] : want) {
+    auto it = got_by_name.find(out_name);
+    ASSERT_NE(it, got_by_name.end()) << "edgepress did not write output '" << out_name << "'";
+    double err = ScaledMaxError(out_name, it->second, ref);
+    std::printf("%s/%s: scaled max error %.3g\n", name.c_str(), out_name.c_str(), err);
+    EXPECT_LE(err, kMaxScaledError) << name << " output '" << out_name << "'";
+  }
+  EXPECT_EQ(got.size(), want.size()) << "edgepress wrote extra outputs";
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, OrtCompare,
+                         ::testing::Values("mlp", "resnet18", "mobilenet_v2", "bert", "gpt"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
+
+}  // namespace
+}  // namespace edgepress
