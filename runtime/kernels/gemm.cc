@@ -1,0 +1,486 @@
+// The SGEMM driver (packing, cache blocking, threading) and its micro-kernels; see gemm.h.
+//
+// Each micro-kernel computes one tile of at most mr rows and exactly nr (zero-padded)
+// columns over a K block, keeping the accumulators in registers, and then applies
+// alpha/beta and, on the last K block only, the epilogue. Edge tiles with fewer columns
+// go through a small stack buffer so that no store ever writes past C.
+#include "runtime/kernels/gemm.h"
+
+#include <algorithm>
+#include <cstring>
+#include <functional>
+
+#include "ir/error.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace edgepress::runtime {
+
+namespace {
+
+constexpr int64_t kKc = 256;      // K block: one nr-wide B panel of kc floats stays in L1
+constexpr int64_t kMcRows = 96;   // rows per tile: an A block of kMcRows x kc stays in L2
+constexpr int64_t kNcCols = 256;  // columns per tile
+
+struct StoreParams {
+  float alpha = 1;
+  float beta = 0;          // 0: C is not read
+  const float* row_bias = nullptr;  // bias of the tile's first row, or nullptr
+  const float* col_bias = nullptr;  // bias of the tile's first column, or nullptr
+  bool clamp = false;
+  float lo = 0, hi = 0;
+};
+
+// Tile of `rows` x `cols` (cols <= 16 or 32) from accumulators laid out [rows][ld_acc].
+inline void StoreTileScalar(int rows, int cols, const float* acc, int ld_acc, float* c,
+                            int64_t ldc, const StoreParams& p) {
+  for (int r = 0; r < rows; ++r) {
+    float* cr = c + r * ldc;
+    for (int j = 0; j < cols; ++j) {
+      float v = p.alpha * acc[r * ld_acc + j];
+      if (p.beta != 0) v += p.beta * cr[j];
+      if (p.row_bias) v += p.row_bias[r];
+      if (p.col_bias) v += p.col_bias[j];
+      if (p.clamp) v = std::min(std::max(v, p.lo), p.hi);
+      cr[j] = v;
+    }
+  }
+}
+
+using TileFn = void (*)(int rows, int cols, int64_t kc, const float* a, const float* b, float* c,
+                        int64_t ldc, const StoreParams& p);
+
+// ---- portable micro-kernel -------------------------------------------------------------
+
+template <int R>
+void ScalarTile(int cols, int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                const StoreParams& p) {
+  constexpr int kMr = 6, kNr = 16;
+  float acc[R][kNr] = {};
+  for (int64_t k = 0; k < kc; ++k) {
+    for (int r = 0; r < R; ++r) {
+      const float av = a[r];
+      for (int j = 0; j < kNr; ++j) acc[r][j] += av * b[j];
+    }
+    a += kMr;
+    b += kNr;
+  }
+  StoreTileScalar(R, cols, &acc[0][0], kNr, c, ldc, p);
+}
+
+void ScalarKernel(int rows, int cols, int64_t kc, const float* a, const float* b, float* c,
+                  int64_t ldc, const StoreParams& p) {
+  switch (rows) {
+    case 1: return ScalarTile<1>(cols, kc, a, b, c, ldc, p);
+    case 2: return ScalarTile<2>(cols, kc, a, b, c, ldc, p);
+    case 3: return ScalarTile<3>(cols, kc, a, b, c, ldc, p);
+    case 4: return ScalarTile<4>(cols, kc, a, b, c, ldc, p);
+    case 5: return ScalarTile<5>(cols, kc, a, b, c, ldc, p);
+    default: return ScalarTile<6>(cols, kc, a, b, c, ldc, p);
+  }
+}
+
+#if defined(__x86_64__)
+// ---- AVX2 + FMA: 6 x 16, 12 ymm accumulators ------------------------------------------
+
+template <int R>
+__attribute__((target("avx2,fma"))) void Avx2Tile(int cols, int64_t kc, const float* a,
+                                                   const float* b, float* c, int64_t ldc,
+                                                   const StoreParams& p) {
+  constexpr int kMr = 6, kNr = 16;
+  __m256 acc0[R], acc1[R];
+  for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+    for (int r = 0; r < R; ++r) {
+      const __m256 av = _mm256_broadcast_ss(a + r);
+      acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
+      acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
+    }
+    a += kMr;
+    b += kNr;
+  }
+  if (cols == kNr) {
+    const __m256 va = _mm256_set1_ps(p.alpha), vb = _mm256_set1_ps(p.beta);
+    const __m256 lo = _mm256_set1_ps(p.lo), hi = _mm256_set1_ps(p.hi);
+    for (int r = 0; r < R; ++r) {
+      float* cr = c + r * ldc;
+      __m256 v0 = _mm256_mul_ps(acc0[r], va), v1 = _mm256_mul_ps(acc1[r], va);
+      if (p.beta != 0) {
+        v0 = _mm256_fmadd_ps(_mm256_loadu_ps(cr), vb, v0);
+        v1 = _mm256_fmadd_ps(_mm256_loadu_ps(cr + 8), vb, v1);
+      }
+      if (p.row_bias) {
+        const __m256 rb = _mm256_set1_ps(p.row_bias[r]);
+        v0 = _mm256_add_ps(v0, rb);
+        v1 = _mm256_add_ps(v1, rb);
+      }
+      if (p.col_bias) {
+        v0 = _mm256_add_ps(v0, _mm256_loadu_ps(p.col_bias));
+        v1 = _mm256_add_ps(v1, _mm256_loadu_ps(p.col_bias + 8));
+      }
+      if (p.clamp) {
+        v0 = _mm256_min_ps(_mm256_max_ps(v0, lo), hi);
+        v1 = _mm256_min_ps(_mm256_max_ps(v1, lo), hi);
+      }
+      _mm256_storeu_ps(cr, v0);
+      _mm256_storeu_ps(cr + 8, v1);
+    }
+    return;
+  }
+  alignas(32) float tmp[R][kNr];
+  for (int r = 0; r < R; ++r) {
+    _mm256_store_ps(tmp[r], acc0[r]);
+    _mm256_store_ps(tmp[r] + 8, acc1[r]);
+  }
+  StoreTileScalar(R, cols, &tmp[0][0], kNr, c, ldc, p);
+}
+
+void Avx2Kernel(int rows, int cols, int64_t kc, const float* a, const float* b, float* c,
+                int64_t ldc, const StoreParams& p) {
+  switch (rows) {
+    case 1: return Avx2Tile<1>(cols, kc, a, b, c, ldc, p);
+    case 2: return Avx2Tile<2>(cols, kc, a, b, c, ldc, p);
+    case 3: return Avx2Tile<3>(cols, kc, a, b, c, ldc, p);
+    case 4: return Avx2Tile<4>(cols, kc, a, b, c, ldc, p);
+    case 5: return Avx2Tile<5>(cols, kc, a, b, c, ldc, p);
+    default: return Avx2Tile<6>(cols, kc, a, b, c, ldc, p);
+  }
+}
+
+// ---- AVX-512F: 6 x 32, 12 zmm accumulators ---------------------------------------------
+
+template <int R>
+__attribute__((target("avx512f"))) void Avx512Tile(int cols, int64_t kc, const float* a,
+                                                   const float* b, float* c, int64_t ldc,
+                                                   const StoreParams& p) {
+  constexpr int kMr = 6, kNr = 32;
+  __m512 acc0[R], acc1[R];
+  for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+    for (int r = 0; r < R; ++r) {
+      const __m512 av = _mm512_set1_ps(a[r]);
+      acc0[r] = _mm512_fmadd_ps(av, b0, acc0[r]);
+      acc1[r] = _mm512_fmadd_ps(av, b1, acc1[r]);
+    }
+    a += kMr;
+    b += kNr;
+  }
+  if (cols == kNr) {
+    const __m512 va = _mm512_set1_ps(p.alpha), vb = _mm512_set1_ps(p.beta);
+    const __m512 lo = _mm512_set1_ps(p.lo), hi = _mm512_set1_ps(p.hi);
+    for (int r = 0; r < R; ++r) {
+      float* cr = c + r * ldc;
+      __m512 v0 = _mm512_mul_ps(acc0[r], va), v1 = _mm512_mul_ps(acc1[r], va);
+      if (p.beta != 0) {
+        v0 = _mm512_fmadd_ps(_mm512_loadu_ps(cr), vb, v0);
+        v1 = _mm512_fmadd_ps(_mm512_loadu_ps(cr + 16), vb, v1);
+      }
+      if (p.row_bias) {
+        const __m512 rb = _mm512_set1_ps(p.row_bias[r]);
+        v0 = _mm512_add_ps(v0, rb);
+        v1 = _mm512_add_ps(v1, rb);
+      }
+      if (p.col_bias) {
+        v0 = _mm512_add_ps(v0, _mm512_loadu_ps(p.col_bias));
+        v1 = _mm512_add_ps(v1, _mm512_loadu_ps(p.col_bias + 16));
+      }
+      if (p.clamp) {
+        v0 = _mm512_min_ps(_mm512_max_ps(v0, lo), hi);
+        v1 = _mm512_min_ps(_mm512_max_ps(v1, lo), hi);
+      }
+      _mm512_storeu_ps(cr, v0);
+      _mm512_storeu_ps(cr + 16, v1);
+    }
+    return;
+  }
+  alignas(64) float tmp[R][kNr];
+  for (int r = 0; r < R; ++r) {
+    _mm512_store_ps(tmp[r], acc0[r]);
+    _mm512_store_ps(tmp[r] + 16, acc1[r]);
+  }
+  StoreTileScalar(R, cols, &tmp[0][0], kNr, c, ldc, p);
+}
+
+void Avx512Kernel(int rows, int cols, int64_t kc, const float* a, const float* b, float* c,
+                  int64_t ldc, const StoreParams& p) {
+  switch (rows) {
+    case 1: return Avx512Tile<1>(cols, kc, a, b, c, ldc, p);
+    case 2: return Avx512Tile<2>(cols, kc, a, b, c, ldc, p);
+    case 3: return Avx512Tile<3>(cols, kc, a, b, c, ldc, p);
+    case 4: return Avx512Tile<4>(cols, kc, a, b, c, ldc, p);
+    case 5: return Avx512Tile<5>(cols, kc, a, b, c, ldc, p);
+    default: return Avx512Tile<6>(cols, kc, a, b, c, ldc, p);
+  }
+}
+#endif
+
+struct MicroKernel {
+  int mr, nr;
+  TileFn fn;
+  const char* name;
+};
+
+const MicroKernel& KernelFor(Isa isa) {
+  static const MicroKernel kScalarK{6, 16, ScalarKernel, "f32_gemm__scalar_6x16"};
+#if defined(__x86_64__)
+  static const MicroKernel kAvx2K{6, 16, Avx2Kernel, "f32_gemm__avx2_6x16"};
+  static const MicroKernel kAvx512K{6, 32, Avx512Kernel, "f32_gemm__avx512_6x32"};
+  if (isa == Isa::kAvx2) return kAvx2K;
+  if (isa == Isa::kAvx512 || isa == Isa::kAvx512Vnni || isa == Isa::kAmx) return kAvx512K;
+#endif
+  return kScalarK;
+}
+
+// Canonical ISA of the micro-kernel used for `isa` (so PackedMatrix::isa can be compared).
+Isa CanonicalIsa(Isa isa) {
+#if defined(__x86_64__)
+  if (isa == Isa::kAvx2) return Isa::kAvx2;
+  if (isa == Isa::kAvx512 || isa == Isa::kAvx512Vnni || isa == Isa::kAmx) return Isa::kAvx512;
+#endif
+  return Isa::kScalar;
+}
+
+void PackAPanel(bool trans, const float* a, int64_t lda, int64_t m, int64_t k, int mr,
+                int64_t panel, float* dst) {
+  const int64_t row0 = panel * mr;
+  const int rows = static_cast<int>(std::min<int64_t>(mr, m - row0));
+  if (trans) {
+    // op(A)[i][kk] = a[kk * lda + i]: each k step reads `rows` contiguous floats.
+    for (int64_t kk = 0; kk < k; ++kk) {
+      const float* src = a + kk * lda + row0;
+      float* d = dst + kk * mr;
+      for (int r = 0; r < rows; ++r) d[r] = src[r];
+      for (int r = rows; r < mr; ++r) d[r] = 0;
+    }
+    return;
+  }
+  for (int r = 0; r < rows; ++r) {
+    const float* src = a + (row0 + r) * lda;
+    for (int64_t kk = 0; kk < k; ++kk) dst[kk * mr + r] = src[kk];
+  }
+  for (int r = rows; r < mr; ++r)
+    for (int64_t kk = 0; kk < k; ++kk) dst[kk * mr + r] = 0;
+}
+
+void PackBPanel(bool trans, const float* b, int64_t ldb, int64_t k, int64_t n, int nr,
+                int64_t panel, float* dst) {
+  const int64_t col0 = panel * nr;
+  const int cols = static_cast<int>(std::min<int64_t>(nr, n - col0));
+  if (!trans) {
+    for (int64_t kk = 0; kk < k; ++kk) {
+      const float* src = b + kk * ldb + col0;
+      float* d = dst + kk * nr;
+      std::memcpy(d, src, sizeof(float) * cols);
+      for (int j = cols; j < nr; ++j) d[j] = 0;
+    }
+    return;
+  }
+  // op(B)[kk][j] = b[j * ldb + kk].
+  for (int j = 0; j < cols; ++j) {
+    const float* src = b + (col0 + j) * ldb;
+    for (int64_t kk = 0; kk < k; ++kk) dst[kk * nr + j] = src[kk];
+  }
+  for (int j = cols; j < nr; ++j)
+    for (int64_t kk = 0; kk < k; ++kk) dst[kk * nr + j] = 0;
+}
+
+int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+void ParallelOrInline(ThreadPool* pool, int64_t n, int64_t grain,
+                      const std::function<void(int64_t, int64_t)>& fn) {
+  if (pool && pool->num_threads() > 1)
+    pool->ParallelFor(n, grain, fn);
+  else if (n > 0)
+    fn(0, n);
+}
+
+// C = beta * C + epilogue, for K == 0.
+void ScaleOnly(int64_t m, int64_t n, float beta, float* c, int64_t ldc,
+               const GemmEpilogue* ep) {
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      float v = beta == 0 ? 0.f : beta * c[i * ldc + j];
+      if (ep && ep->bias_kind == GemmEpilogue::Bias::kPerRow) v += ep->bias[i];
+      if (ep && ep->bias_kind == GemmEpilogue::Bias::kPerCol) v += ep->bias[j];
+      if (ep && ep->clamp) v = std::min(std::max(v, ep->lo), ep->hi);
+      c[i * ldc + j] = v;
+    }
+  }
+}
+
+}  // namespace
+
+Isa BestGemmIsa() {
+  static const Isa best = [] {
+    if (ForceScalar()) return Isa::kScalar;
+    const CpuFeatures& cpu = GetCpuFeatures();
+    if (cpu.Has(Isa::kAvx512)) return Isa::kAvx512;
+    if (cpu.Has(Isa::kAvx2)) return Isa::kAvx2;
+    return Isa::kScalar;
+  }();
+  return best;
+}
+
+int GemmMr(Isa isa) { return KernelFor(isa).mr; }
+int GemmNr(Isa isa) { return KernelFor(isa).nr; }
+const char* GemmKernelName(Isa isa) { return KernelFor(isa).name; }
+
+PackedMatrix PackA(Isa isa, bool trans_a, int64_t m, int64_t k, const float* a, int64_t lda) {
+  const MicroKernel& mk = KernelFor(isa);
+  PackedMatrix p;
+  p.isa = CanonicalIsa(isa);
+  p.is_a = true;
+  p.rows_or_cols = m;
+  p.k = k;
+  const int64_t panels = CeilDiv(m, mk.mr);
+  p.data.assign(static_cast<size_t>(panels * k * mk.mr), 0.f);
+  for (int64_t i = 0; i < panels; ++i)
+    PackAPanel(trans_a, a, lda, m, k, mk.mr, i, p.data.data() + i * k * mk.mr);
+  return p;
+}
+
+PackedMatrix PackB(Isa isa, bool trans_b, int64_t k, int64_t n, const float* b, int64_t ldb) {
+  const MicroKernel& mk = KernelFor(isa);
+  PackedMatrix p;
+  p.isa = CanonicalIsa(isa);
+  p.is_a = false;
+  p.rows_or_cols = n;
+  p.k = k;
+  const int64_t panels = CeilDiv(n, mk.nr);
+  p.data.assign(static_cast<size_t>(panels * k * mk.nr), 0.f);
+  for (int64_t j = 0; j < panels; ++j)
+    PackBPanel(trans_b, b, ldb, k, n, mk.nr, j, p.data.data() + j * k * mk.nr);
+  return p;
+}
+
+void SgemmEx(Isa isa, int64_t m, int64_t n, int64_t k, float alpha, const GemmOperand& a,
+             const GemmOperand& b, float beta, float* c, int64_t ldc, ThreadPool* pool,
+             const GemmEpilogue* ep) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {
+    ScaleOnly(m, n, beta, c, ldc, ep);
+    return;
+  }
+  const MicroKernel& mk = KernelFor(isa);
+  const Isa canon = CanonicalIsa(isa);
+  const int mr = mk.mr, nr = mk.nr;
+  const int64_t mp = CeilDiv(m, mr), np = CeilDiv(n, nr);
+
+  // Packing buffers are per calling thread and grow only, so steady-state inference does
+  // no allocation and touches no fresh pages.
+  thread_local std::vector<float> a_buf, b_buf;
+  const float* pa;
+  const float* pb;
+  if (a.packed) {
+    if (!a.packed->is_a || a.packed->isa != canon || a.packed->rows_or_cols != m ||
+        a.packed->k != k)
+      throw Error(ErrorCode::kInternal, "SgemmEx: packed A does not match the call");
+    pa = a.packed->data.data();
+  } else {
+    if (a_buf.size() < static_cast<size_t>(mp * mr * k)) a_buf.resize(mp * mr * k);
+    float* dst = a_buf.data();
+    ParallelOrInline(pool, mp, 4, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i)
+        PackAPanel(a.trans, a.data, a.ld, m, k, mr, i, dst + i * k * mr);
+    });
+    pa = dst;
+  }
+  if (b.packed) {
+    if (b.packed->is_a || b.packed->isa != canon || b.packed->rows_or_cols != n ||
+        b.packed->k != k)
+      throw Error(ErrorCode::kInternal, "SgemmEx: packed B does not match the call");
+    pb = b.packed->data.data();
+  } else {
+    if (b_buf.size() < static_cast<size_t>(np * nr * k)) b_buf.resize(np * nr * k);
+    float* dst = b_buf.data();
+    ParallelOrInline(pool, np, 4, [&](int64_t lo, int64_t hi) {
+      for (int64_t j = lo; j < hi; ++j)
+        PackBPanel(b.trans, b.data, b.ld, k, n, nr, j, dst + j * k * nr);
+    });
+    pb = dst;
+  }
+
+  // Tiles of mcp x ncp panels; with several threads, shrink them until there are a few
+  // tiles per thread so that small GEMMs still spread out.
+  int64_t mcp = std::max<int64_t>(1, kMcRows / mr), ncp = std::max<int64_t>(1, kNcCols / nr);
+  const int threads = pool ? pool->num_threads() : 1;
+  if (threads > 1) {
+    while (CeilDiv(mp, mcp) * CeilDiv(np, ncp) < 2 * threads && (mcp > 1 || ncp > 1)) {
+      if (ncp >= mcp && ncp > 1)
+        ncp = (ncp + 1) / 2;
+      else
+        mcp = (mcp + 1) / 2;
+    }
+  }
+  const int64_t tiles_m = CeilDiv(mp, mcp), tiles_n = CeilDiv(np, ncp);
+  const int64_t kblocks = CeilDiv(k, kKc);
+  const int64_t kc_step = CeilDiv(k, kblocks);
+
+  auto run_tiles = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t ti = t / tiles_n, tj = t % tiles_n;
+      const int64_t p0 = ti * mcp, p1 = std::min(mp, p0 + mcp);
+      const int64_t q0 = tj * ncp, q1 = std::min(np, q0 + ncp);
+      for (int64_t pc = 0; pc < k; pc += kc_step) {
+        const int64_t kc = std::min(kc_step, k - pc);
+        const bool first = pc == 0, last = pc + kc >= k;
+        for (int64_t q = q0; q < q1; ++q) {
+          const float* bpanel = pb + q * k * nr + pc * nr;
+          const int64_t col0 = q * nr;
+          const int cols = static_cast<int>(std::min<int64_t>(nr, n - col0));
+          for (int64_t pi = p0; pi < p1; ++pi) {
+            const int64_t row0 = pi * mr;
+            const int rows = static_cast<int>(std::min<int64_t>(mr, m - row0));
+            StoreParams sp;
+            sp.alpha = alpha;
+            sp.beta = first ? beta : 1.f;
+            if (last && ep) {
+              if (ep->bias_kind == GemmEpilogue::Bias::kPerRow) sp.row_bias = ep->bias + row0;
+              if (ep->bias_kind == GemmEpilogue::Bias::kPerCol) sp.col_bias = ep->bias + col0;
+              sp.clamp = ep->clamp;
+              sp.lo = ep->lo;
+              sp.hi = ep->hi;
+            }
+            mk.fn(rows, cols, kc, pa + pi * k * mr + pc * mr, bpanel, c + row0 * ldc + col0,
+                  ldc, sp);
+          }
+        }
+      }
+    }
+  };
+  ParallelOrInline(pool, tiles_m * tiles_n, 1, run_tiles);
+}
+
+void Sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+           const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+           int64_t ldc, ThreadPool* pool, const GemmEpilogue* epilogue) {
+  SgemmEx(BestGemmIsa(), m, n, k, alpha, GemmOperand::Raw(a, lda, trans_a),
+          GemmOperand::Raw(b, ldb, trans_b), beta, c, ldc, pool, epilogue);
+}
+
+void SgemmReference(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                    const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
+                    float* c, int64_t ldc, const GemmEpilogue* ep) {
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      double acc = 0;
+      for (int64_t kk = 0; kk < k; ++kk) {
+        const float av = trans_a ? a[kk * lda + i] : a[i * lda + kk];
+        const float bv = trans_b ? b[j * ldb + kk] : b[kk * ldb + j];
+        acc += static_cast<double>(av) * bv;
+      }
+      float v = static_cast<float>(alpha * acc);
+      if (beta != 0) v += beta * c[i * ldc + j];
+      if (ep && ep->bias_kind == GemmEpilogue::Bias::kPerRow) v += ep->bias[i];
+      if (ep && ep->bias_kind == GemmEpilogue::Bias::kPerCol) v += ep->bias[j];
+      if (ep && ep->clamp) v = std::min(std::max(v, ep->lo), ep->hi);
+      c[i * ldc + j] = v;
+    }
+  }
+}
+
+}  // namespace edgepress::runtime
