@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <map>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -152,10 +153,19 @@ double ScaledMaxError(const std::string& name, const ir::Tensor& got,
   return non_finite ? INFINITY : max_diff / std::max(max_ref, kScaleFloor);
 }
 
-class OrtCompare : public ::testing::TestWithParam<std::string> {};
+struct Case {
+  std::string model;
+  // EDGEPRESS_FORCE_SCALAR=1: the reference kernels, which every SIMD kernel is tested
+  // against, must match onnxruntime on real models too.
+  bool scalar = false;
+};
+void PrintTo(const Case& c, std::ostream* os) { *os << c.model << (c.scalar ? " (scalar)" : ""); }
+
+class OrtCompare : public ::testing::TestWithParam<Case> {};
 
 TEST_P(OrtCompare, MatchesOnnxruntime) {
-  const std::string& name = GetParam();
+  const std::string& name = GetParam().model;
+  const bool scalar = GetParam().scalar;
   if (!PythonProblem().empty()) GTEST_SKIP() << PythonProblem();
   if (kCli.empty() || !IsExecutable(kCli))
     GTEST_SKIP() << "the edgepress CLI was not built (" << kCli << ")";
@@ -163,11 +173,13 @@ TEST_P(OrtCompare, MatchesOnnxruntime) {
   ASSERT_EQ(problem, "");
 
   const std::string folder = kFixtureDir + "/" + name;
-  const std::string out_path = folder + "/edgepress.out.npz";
+  const std::string out_path =
+      folder + (scalar ? "/edgepress.scalar.out.npz" : "/edgepress.out.npz");
   std::remove(out_path.c_str());
   // Two threads exercise the thread pool's partitioning; CI machines have two cores.
   std::string log;
-  int rc = RunCommand(Quote(kCli) + " run " + Quote(folder + "/model.onnx") + " --input " +
+  int rc = RunCommand(std::string(scalar ? "EDGEPRESS_FORCE_SCALAR=1 " : "") + Quote(kCli) +
+                          " run " + Quote(folder + "/model.onnx") + " --input " +
                           Quote(folder + "/in.npz") + " --output " + Quote(out_path) +
                           " --threads 2",
                       &log);
@@ -181,16 +193,24 @@ TEST_P(OrtCompare, MatchesOnnxruntime) {
     auto it = got_by_name.find(out_name);
     ASSERT_NE(it, got_by_name.end()) << "edgepress did not write output '" << out_name << "'";
     double err = ScaledMaxError(out_name, it->second, ref);
-    std::printf("%s/%s: scaled max error %.3g\n", name.c_str(), out_name.c_str(), err);
+    std::printf("%s%s/%s: scaled max error %.3g\n", name.c_str(), scalar ? " (scalar)" : "",
+                out_name.c_str(), err);
     EXPECT_LE(err, kMaxScaledError) << name << " output '" << out_name << "'";
   }
   EXPECT_EQ(got.size(), want.size()) << "edgepress wrote extra outputs";
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, OrtCompare,
-                         ::testing::Values("mlp", "resnet18", "mobilenet_v2", "bert", "gpt"),
-                         [](const ::testing::TestParamInfo<std::string>& info) {
-                           return info.param;
+std::vector<Case> AllCases() {
+  std::vector<Case> cases;
+  for (bool scalar : {false, true})
+    for (const char* m : {"mlp", "resnet18", "mobilenet_v2", "bert", "gpt"})
+      cases.push_back({m, scalar});
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, OrtCompare, ::testing::ValuesIn(AllCases()),
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           return info.param.model + (info.param.scalar ? "_scalar" : "");
                          });
 
 }  // namespace
