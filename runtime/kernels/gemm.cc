@@ -84,30 +84,28 @@ void ScalarKernel(int rows, int cols, int64_t kc, const float* a, const float* b
 
 #if defined(__x86_64__)
 // ---- AVX2 + FMA: 6 x 16, 12 ymm accumulators ------------------------------------------
+// The accumulators are named variables, not arrays: gcc 12 keeps arrays of vectors in
+// memory across the K loop (a store per FMA), which halves the throughput. Edge panels with
+// fewer than 6 rows run the full tile on the zero-padded A panel and store only `rows`;
+// one-row panels (batch-1 GEMV) have their own kernel.
 
-template <int R>
-__attribute__((target("avx2,fma"))) void Avx2Tile(int cols, int64_t kc, const float* a,
-                                                   const float* b, float* c, int64_t ldc,
-                                                   const StoreParams& p) {
-  constexpr int kMr = 6, kNr = 16;
-  __m256 acc0[R], acc1[R];
-  for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm256_setzero_ps();
-  for (int64_t k = 0; k < kc; ++k) {
-    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-    for (int r = 0; r < R; ++r) {
-      const __m256 av = _mm256_broadcast_ss(a + r);
-      acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
-      acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
-    }
-    a += kMr;
-    b += kNr;
+#define EP_AVX2_ROW(r)                                            \
+  {                                                               \
+    const __m256 av = _mm256_broadcast_ss(a + r);                 \
+    c##r##0 = _mm256_fmadd_ps(av, b0, c##r##0);                   \
+    c##r##1 = _mm256_fmadd_ps(av, b1, c##r##1);                   \
   }
+
+__attribute__((target("avx2,fma"))) void Avx2Store(int rows, int cols, const __m256* acc,
+                                                   float* c, int64_t ldc,
+                                                   const StoreParams& p) {
+  constexpr int kNr = 16;
   if (cols == kNr) {
     const __m256 va = _mm256_set1_ps(p.alpha), vb = _mm256_set1_ps(p.beta);
     const __m256 lo = _mm256_set1_ps(p.lo), hi = _mm256_set1_ps(p.hi);
-    for (int r = 0; r < R; ++r) {
+    for (int r = 0; r < rows; ++r) {
       float* cr = c + r * ldc;
-      __m256 v0 = _mm256_mul_ps(acc0[r], va), v1 = _mm256_mul_ps(acc1[r], va);
+      __m256 v0 = _mm256_mul_ps(acc[2 * r], va), v1 = _mm256_mul_ps(acc[2 * r + 1], va);
       if (p.beta != 0) {
         v0 = _mm256_fmadd_ps(_mm256_loadu_ps(cr), vb, v0);
         v1 = _mm256_fmadd_ps(_mm256_loadu_ps(cr + 8), vb, v1);
@@ -130,51 +128,94 @@ __attribute__((target("avx2,fma"))) void Avx2Tile(int cols, int64_t kc, const fl
     }
     return;
   }
-  alignas(32) float tmp[R][kNr];
-  for (int r = 0; r < R; ++r) {
-    _mm256_store_ps(tmp[r], acc0[r]);
-    _mm256_store_ps(tmp[r] + 8, acc1[r]);
+  alignas(32) float tmp[6][kNr];
+  for (int r = 0; r < rows; ++r) {
+    _mm256_store_ps(tmp[r], acc[2 * r]);
+    _mm256_store_ps(tmp[r] + 8, acc[2 * r + 1]);
   }
-  StoreTileScalar(R, cols, &tmp[0][0], kNr, c, ldc, p);
+  StoreTileScalar(rows, cols, &tmp[0][0], kNr, c, ldc, p);
 }
 
-void Avx2Kernel(int rows, int cols, int64_t kc, const float* a, const float* b, float* c,
-                int64_t ldc, const StoreParams& p) {
-  switch (rows) {
-    case 1: return Avx2Tile<1>(cols, kc, a, b, c, ldc, p);
-    case 2: return Avx2Tile<2>(cols, kc, a, b, c, ldc, p);
-    case 3: return Avx2Tile<3>(cols, kc, a, b, c, ldc, p);
-    case 4: return Avx2Tile<4>(cols, kc, a, b, c, ldc, p);
-    case 5: return Avx2Tile<5>(cols, kc, a, b, c, ldc, p);
-    default: return Avx2Tile<6>(cols, kc, a, b, c, ldc, p);
-  }
-}
-
-// ---- AVX-512F: 6 x 32, 12 zmm accumulators ---------------------------------------------
-
-template <int R>
-__attribute__((target("avx512f"))) void Avx512Tile(int cols, int64_t kc, const float* a,
-                                                   const float* b, float* c, int64_t ldc,
-                                                   const StoreParams& p) {
-  constexpr int kMr = 6, kNr = 32;
-  __m512 acc0[R], acc1[R];
-  for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < kc; ++k) {
-    const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-    for (int r = 0; r < R; ++r) {
-      const __m512 av = _mm512_set1_ps(a[r]);
-      acc0[r] = _mm512_fmadd_ps(av, b0, acc0[r]);
-      acc1[r] = _mm512_fmadd_ps(av, b1, acc1[r]);
+__attribute__((target("avx2,fma"))) void Avx2Kernel(int rows, int cols, int64_t kc,
+                                                    const float* a, const float* b, float* c,
+                                                    int64_t ldc, const StoreParams& p) {
+  constexpr int kMr = 6, kNr = 16;
+  alignas(32) __m256 acc[12];
+  if (rows == 1) {
+    // Two k steps per iteration into separate accumulators hide the FMA latency.
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00;
+    int64_t k = 0;
+    for (; k + 2 <= kc; k += 2) {
+      const __m256 a0 = _mm256_broadcast_ss(a), a1 = _mm256_broadcast_ss(a + kMr);
+      c00 = _mm256_fmadd_ps(a0, _mm256_loadu_ps(b), c00);
+      c01 = _mm256_fmadd_ps(a0, _mm256_loadu_ps(b + 8), c01);
+      c10 = _mm256_fmadd_ps(a1, _mm256_loadu_ps(b + kNr), c10);
+      c11 = _mm256_fmadd_ps(a1, _mm256_loadu_ps(b + kNr + 8), c11);
+      a += 2 * kMr;
+      b += 2 * kNr;
     }
+    if (k < kc) {
+      const __m256 a0 = _mm256_broadcast_ss(a);
+      c00 = _mm256_fmadd_ps(a0, _mm256_loadu_ps(b), c00);
+      c01 = _mm256_fmadd_ps(a0, _mm256_loadu_ps(b + 8), c01);
+    }
+    acc[0] = _mm256_add_ps(c00, c10);
+    acc[1] = _mm256_add_ps(c01, c11);
+    Avx2Store(1, cols, acc, c, ldc, p);
+    return;
+  }
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+         c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+    EP_AVX2_ROW(0)
+    EP_AVX2_ROW(1)
+    EP_AVX2_ROW(2)
+    EP_AVX2_ROW(3)
+    EP_AVX2_ROW(4)
+    EP_AVX2_ROW(5)
     a += kMr;
     b += kNr;
   }
+  acc[0] = c00, acc[1] = c01, acc[2] = c10, acc[3] = c11, acc[4] = c20, acc[5] = c21;
+  acc[6] = c30, acc[7] = c31, acc[8] = c40, acc[9] = c41, acc[10] = c50, acc[11] = c51;
+  Avx2Store(rows, cols, acc, c, ldc, p);
+}
+#undef EP_AVX2_ROW
+
+// ---- AVX-512F: 6 x 32, 12 zmm accumulators ---------------------------------------------
+
+#define EP_AVX512_ROW(r)                                          \
+  {                                                               \
+    const __m512 av = _mm512_set1_ps(a[r]);                       \
+    c##r##0 = _mm512_fmadd_ps(av, b0, c##r##0);                   \
+    c##r##1 = _mm512_fmadd_ps(av, b1, c##r##1);                   \
+  }
+
+__attribute__((target("avx512f"))) void Avx512Kernel(int rows, int cols, int64_t kc,
+                                                     const float* a, const float* b, float* c,
+                                                     int64_t ldc, const StoreParams& p) {
+  constexpr int kMr = 6, kNr = 32;
+  __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+         c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+    EP_AVX512_ROW(0)
+    EP_AVX512_ROW(1)
+    EP_AVX512_ROW(2)
+    EP_AVX512_ROW(3)
+    EP_AVX512_ROW(4)
+    EP_AVX512_ROW(5)
+    a += kMr;
+    b += kNr;
+  }
+  alignas(64) __m512 acc[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
   if (cols == kNr) {
     const __m512 va = _mm512_set1_ps(p.alpha), vb = _mm512_set1_ps(p.beta);
     const __m512 lo = _mm512_set1_ps(p.lo), hi = _mm512_set1_ps(p.hi);
-    for (int r = 0; r < R; ++r) {
+    for (int r = 0; r < rows; ++r) {
       float* cr = c + r * ldc;
-      __m512 v0 = _mm512_mul_ps(acc0[r], va), v1 = _mm512_mul_ps(acc1[r], va);
+      __m512 v0 = _mm512_mul_ps(acc[2 * r], va), v1 = _mm512_mul_ps(acc[2 * r + 1], va);
       if (p.beta != 0) {
         v0 = _mm512_fmadd_ps(_mm512_loadu_ps(cr), vb, v0);
         v1 = _mm512_fmadd_ps(_mm512_loadu_ps(cr + 16), vb, v1);
@@ -197,25 +238,14 @@ __attribute__((target("avx512f"))) void Avx512Tile(int cols, int64_t kc, const f
     }
     return;
   }
-  alignas(64) float tmp[R][kNr];
-  for (int r = 0; r < R; ++r) {
-    _mm512_store_ps(tmp[r], acc0[r]);
-    _mm512_store_ps(tmp[r] + 16, acc1[r]);
+  alignas(64) float tmp[6][kNr];
+  for (int r = 0; r < rows; ++r) {
+    _mm512_store_ps(tmp[r], acc[2 * r]);
+    _mm512_store_ps(tmp[r] + 16, acc[2 * r + 1]);
   }
-  StoreTileScalar(R, cols, &tmp[0][0], kNr, c, ldc, p);
+  StoreTileScalar(rows, cols, &tmp[0][0], kNr, c, ldc, p);
 }
-
-void Avx512Kernel(int rows, int cols, int64_t kc, const float* a, const float* b, float* c,
-                  int64_t ldc, const StoreParams& p) {
-  switch (rows) {
-    case 1: return Avx512Tile<1>(cols, kc, a, b, c, ldc, p);
-    case 2: return Avx512Tile<2>(cols, kc, a, b, c, ldc, p);
-    case 3: return Avx512Tile<3>(cols, kc, a, b, c, ldc, p);
-    case 4: return Avx512Tile<4>(cols, kc, a, b, c, ldc, p);
-    case 5: return Avx512Tile<5>(cols, kc, a, b, c, ldc, p);
-    default: return Avx512Tile<6>(cols, kc, a, b, c, ldc, p);
-  }
-}
+#undef EP_AVX512_ROW
 #endif
 
 struct MicroKernel {

@@ -1,0 +1,73 @@
+// GFLOP/s of edgepress's Sgemm at square and ResNet-like conv (im2col) shapes, 1 and 2
+// threads. Not part of ctest. Build: see bench/README or
+//   g++ -O2 -std=c++17 -I. bench/gemm_bench.cc <runtime objects> -lpthread
+// Usage: gemm_bench [threads]
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <vector>
+
+#include "runtime/kernels/gemm.h"
+
+using edgepress::runtime::GemmOperand;
+using edgepress::runtime::PackA;
+using edgepress::runtime::PackedMatrix;
+using edgepress::runtime::SgemmEx;
+using edgepress::runtime::ThreadPool;
+
+int main(int argc, char** argv) {
+  const int threads = argc > 1 ? std::atoi(argv[1]) : 1;
+  ThreadPool pool(threads);
+  struct Shape {
+    const char* name;
+    int64_t m, n, k;
+    bool prepack_a;
+  };
+  const Shape shapes[] = {
+      {"square 256", 256, 256, 256, false},
+      {"square 512", 512, 512, 512, false},
+      {"resnet conv1 7x7 s2 (64x12544x147)", 64, 12544, 147, true},
+      {"resnet layer1 3x3 (64x3136x576)", 64, 3136, 576, true},
+      {"resnet layer2 3x3 (128x784x1152)", 128, 784, 1152, true},
+      {"resnet layer3 3x3 (256x196x2304)", 256, 196, 2304, true},
+      {"resnet layer4 3x3 (512x49x4608)", 512, 49, 4608, true},
+      {"bert ffn (128x1536x384)", 128, 1536, 384, false},
+      {"mlp gemv (1x1024x1024)", 1, 1024, 1024, false},
+  };
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> d(-1, 1);
+  const auto isa = edgepress::runtime::BestGemmIsa();
+  std::printf("kernel %s, %d thread(s)\n", edgepress::runtime::GemmKernelName(isa), threads);
+  for (const Shape& s : shapes) {
+    std::vector<float> a(s.m * s.k), b(s.k * s.n), c(s.m * s.n);
+    for (float& x : a) x = d(rng);
+    for (float& x : b) x = d(rng);
+    PackedMatrix pa;
+    GemmOperand oa = GemmOperand::Raw(a.data(), s.k);
+    if (s.prepack_a) {
+      pa = PackA(isa, false, s.m, s.k, a.data(), s.k);
+      oa = GemmOperand::Packed(pa);
+    }
+    auto run = [&] {
+      SgemmEx(isa, s.m, s.n, s.k, 1.f, oa, GemmOperand::Raw(b.data(), s.n), 0.f, c.data(), s.n,
+              &pool);
+    };
+    run();
+    double best = 1e9;
+    for (int rep = 0; rep < 5; ++rep) {
+      int iters = 0;
+      auto t0 = std::chrono::steady_clock::now();
+      double el = 0;
+      do {
+        run();
+        ++iters;
+        el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      } while (el < 0.1);
+      best = std::min(best, el / iters);
+    }
+    const double gflops = 2.0 * s.m * s.n * s.k / best / 1e9;
+    std::printf("%-40s %9.3f ms  %7.1f GFLOP/s\n", s.name, best * 1e3, gflops);
+  }
+  return 0;
+}
