@@ -72,6 +72,9 @@ class Kernel {
 struct KernelInit {
   const ir::Node& node;
   std::vector<const ir::Tensor*> constant_inputs;
+  // The model's opset for the node's domain; 0 when unknown (kernels then assume the
+  // latest semantics). Softmax/LogSoftmax/Hardmax before opset 13 coerce to 2-D.
+  int64_t opset = 0;
 };
 
 struct KernelDef {
