@@ -5,4 +5,5 @@
 
 namespace edgepress::runtime {
 // Add a line here and in all_kernels.cc for each kernels/*.cc file.
+void RegisterMatMulKernels(KernelRegistry& r);
 }  // namespace edgepress::runtime

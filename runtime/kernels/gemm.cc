@@ -395,6 +395,8 @@ void SgemmEx(Isa isa, int64_t m, int64_t n, int64_t k, float alpha, const GemmOp
     ScaleOnly(m, n, beta, c, ldc, ep);
     return;
   }
+  // Waking the pool costs more than a GEMM this small.
+  if (static_cast<double>(m) * n * k < 32768) pool = nullptr;
   const MicroKernel& mk = KernelFor(isa);
   const Isa canon = CanonicalIsa(isa);
   const int mr = mk.mr, nr = mk.nr;
