@@ -9,6 +9,10 @@ const KernelRegistry& GlobalKernelRegistry() {
     KernelRegistry r;
     // Register<Family>Kernels(r); — one line per kernels/*.cc file.
     RegisterMatMulKernels(r);
+    RegisterElementwiseKernels(r);
+    RegisterTensorKernels(r);
+    RegisterReduceKernels(r);
+    RegisterSoftmaxKernels(r);
     return r;
   }();
   return registry;

@@ -6,4 +6,8 @@
 namespace edgepress::runtime {
 // Add a line here and in all_kernels.cc for each kernels/*.cc file.
 void RegisterMatMulKernels(KernelRegistry& r);
+void RegisterElementwiseKernels(KernelRegistry& r);
+void RegisterTensorKernels(KernelRegistry& r);
+void RegisterReduceKernels(KernelRegistry& r);
+void RegisterSoftmaxKernels(KernelRegistry& r);
 }  // namespace edgepress::runtime
