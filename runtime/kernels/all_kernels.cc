@@ -13,6 +13,7 @@ const KernelRegistry& GlobalKernelRegistry() {
     RegisterTensorKernels(r);
     RegisterReduceKernels(r);
     RegisterSoftmaxKernels(r);
+    RegisterConvKernels(r);
     return r;
   }();
   return registry;

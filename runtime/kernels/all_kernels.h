@@ -10,4 +10,5 @@ void RegisterElementwiseKernels(KernelRegistry& r);
 void RegisterTensorKernels(KernelRegistry& r);
 void RegisterReduceKernels(KernelRegistry& r);
 void RegisterSoftmaxKernels(KernelRegistry& r);
+void RegisterConvKernels(KernelRegistry& r);
 }  // namespace edgepress::runtime

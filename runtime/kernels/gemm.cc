@@ -387,6 +387,11 @@ PackedMatrix PackB(Isa isa, bool trans_b, int64_t k, int64_t n, const float* b, 
   return p;
 }
 
+int64_t PackedBSize(Isa isa, int64_t k, int64_t n) {
+  const int nr = KernelFor(isa).nr;
+  return CeilDiv(n, nr) * nr * k;
+}
+
 void SgemmEx(Isa isa, int64_t m, int64_t n, int64_t k, float alpha, const GemmOperand& a,
              const GemmOperand& b, float beta, float* c, int64_t ldc, ThreadPool* pool,
              const GemmEpilogue* ep) {
@@ -412,6 +417,10 @@ void SgemmEx(Isa isa, int64_t m, int64_t n, int64_t k, float alpha, const GemmOp
         a.packed->k != k)
       throw Error(ErrorCode::kInternal, "SgemmEx: packed A does not match the call");
     pa = a.packed->data.data();
+  } else if (a.view) {
+    if (CanonicalIsa(a.view_isa) != canon || a.view_dim != m || a.view_k != k)
+      throw Error(ErrorCode::kInternal, "SgemmEx: packed A view does not match the call");
+    pa = a.view;
   } else {
     if (a_buf.size() < static_cast<size_t>(mp * mr * k)) a_buf.resize(mp * mr * k);
     float* dst = a_buf.data();
@@ -426,6 +435,10 @@ void SgemmEx(Isa isa, int64_t m, int64_t n, int64_t k, float alpha, const GemmOp
         b.packed->k != k)
       throw Error(ErrorCode::kInternal, "SgemmEx: packed B does not match the call");
     pb = b.packed->data.data();
+  } else if (b.view) {
+    if (CanonicalIsa(b.view_isa) != canon || b.view_dim != n || b.view_k != k)
+      throw Error(ErrorCode::kInternal, "SgemmEx: packed B view does not match the call");
+    pb = b.view;
   } else {
     if (b_buf.size() < static_cast<size_t>(np * nr * k)) b_buf.resize(np * nr * k);
     float* dst = b_buf.data();

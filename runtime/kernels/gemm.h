@@ -52,6 +52,8 @@ struct PackedMatrix {
 };
 PackedMatrix PackA(Isa isa, bool trans_a, int64_t m, int64_t k, const float* a, int64_t lda);
 PackedMatrix PackB(Isa isa, bool trans_b, int64_t k, int64_t n, const float* b, int64_t ldb);
+// Floats a packed B of k x n takes for `isa` (ceil(n / nr) * nr * k).
+int64_t PackedBSize(Isa isa, int64_t k, int64_t n);
 
 // One GEMM operand: either raw row-major memory (with leading dimension and transpose
 // flag) or a matrix packed beforehand for the same ISA as the call.
@@ -60,6 +62,11 @@ struct GemmOperand {
   int64_t ld = 0;
   bool trans = false;
   const PackedMatrix* packed = nullptr;
+  // Alternatively, caller-owned memory already in the packed layout of `view_isa` (e.g.
+  // Conv's im2col writes its columns straight into B panels), for `view_k` x `view_dim`.
+  const float* view = nullptr;
+  Isa view_isa = Isa::kScalar;
+  int64_t view_dim = 0, view_k = 0;
   static GemmOperand Raw(const float* data, int64_t ld, bool trans = false) {
     GemmOperand o;
     o.data = data;
@@ -70,6 +77,14 @@ struct GemmOperand {
   static GemmOperand Packed(const PackedMatrix& p) {
     GemmOperand o;
     o.packed = &p;
+    return o;
+  }
+  static GemmOperand PackedView(const float* data, Isa isa, int64_t dim, int64_t k) {
+    GemmOperand o;
+    o.view = data;
+    o.view_isa = isa;
+    o.view_dim = dim;
+    o.view_k = k;
     return o;
   }
 };

@@ -1,0 +1,317 @@
+// Conv (1-D/2-D/3-D, NCHW, groups, dilations, strides, pads, auto_pad, bias) and
+// com.microsoft FusedConv (Conv + Relu/Clip), as GEMMs per image and group:
+//   Y_g[Mg, out] = W_g[Mg, Cg*kprod] x col[Cg*kprod, out]  (+ bias, activation)
+// The weights are constant in real models, so create() packs each W_g once as the GEMM's
+// A operand. `col` is written by im2col straight into the GEMM's packed-B panels (no
+// separate im2col matrix and packing pass); a 1x1 stride-1 unpadded conv skips im2col
+// and hands X to the GEMM as B. Depthwise convs (one input channel per group, rank <= 2)
+// take a direct path instead: a GEMM with one row per group would waste the tiles.
+// Bias and activation are the GEMM epilogue, so Y is written once.
+// Entries: f32_conv__ref (portable micro-kernel and direct loops), f32_conv__avx2_6x16,
+// f32_conv__avx512_6x32.
+#include <algorithm>
+#include <memory>
+#include <vector>
+
+#include "ir/error.h"
+#include "runtime/kernel.h"
+#include "runtime/kernels/all_kernels.h"
+#include "runtime/kernels/conv_util.h"
+#include "runtime/kernels/gemm.h"
+#include "runtime/kernels/gemm_op_util.h"
+#include "runtime/thread_pool.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace edgepress::runtime {
+
+namespace {
+
+using conv_util::ConvAttrs;
+using conv_util::ConvGeometry;
+using gemm_util::DimsToString;
+
+// Writes rows [kk0, kk1) of im2col(x) for one image and group into packed-B panels of
+// width nr: element (kk, p) goes to dst[((p / nr) * kdim + kk) * nr + p % nr], with the
+// last panel's padding columns zeroed.
+void Im2ColPacked(const ConvGeometry& g, const float* x, int64_t kk0, int64_t kk1, int nr,
+                  float* dst) {
+  const int64_t kdim = g.cg * g.k_size();
+  const int64_t out_size = g.out_size();
+  const int64_t tail = out_size % nr;
+  for (int64_t kk = kk0; kk < kk1; ++kk) {
+    int64_t rem = kk;
+    const int64_t kw = rem % g.k[2];
+    rem /= g.k[2];
+    const int64_t kh = rem % g.k[1];
+    rem /= g.k[1];
+    const int64_t kd = rem % g.k[0];
+    const int64_t c = rem / g.k[0];
+    const float* xc = x + c * g.in_size();
+    // Output columns whose input column is inside the image: ow in [lo, hi).
+    const int64_t off_w = kw * g.dil[2] - g.pad_b[2];
+    int64_t lo = off_w >= 0 ? 0 : (-off_w + g.stride[2] - 1) / g.stride[2];
+    int64_t hi = g.in[2] - 1 - off_w < 0 ? 0 : (g.in[2] - 1 - off_w) / g.stride[2] + 1;
+    lo = std::min(lo, g.out[2]);
+    hi = std::min(std::max(hi, lo), g.out[2]);
+    float* panel = dst + kk * nr;  // panel 0, row kk
+    int j = 0;
+    auto put = [&](float v) {
+      panel[j] = v;
+      if (++j == nr) {
+        j = 0;
+        panel += kdim * nr;
+      }
+    };
+    for (int64_t od = 0; od < g.out[0]; ++od) {
+      const int64_t id = od * g.stride[0] + kd * g.dil[0] - g.pad_b[0];
+      for (int64_t oh = 0; oh < g.out[1]; ++oh) {
+        const int64_t ih = oh * g.stride[1] + kh * g.dil[1] - g.pad_b[1];
+        if (id < 0 || id >= g.in[0] || ih < 0 || ih >= g.in[1]) {
+          for (int64_t ow = 0; ow < g.out[2]; ++ow) put(0.f);
+          continue;
+        }
+        const float* xr = xc + (id * g.in[1] + ih) * g.in[2];
+        int64_t ow = 0;
+        for (; ow < lo; ++ow) put(0.f);
+        if (g.stride[2] == 1) {
+          for (; ow < hi; ++ow) put(xr[ow + off_w]);
+        } else {
+          for (; ow < hi; ++ow) put(xr[ow * g.stride[2] + off_w]);
+        }
+        for (; ow < g.out[2]; ++ow) put(0.f);
+      }
+    }
+    if (tail)
+      for (int jj = j; jj < nr; ++jj) panel[jj] = 0.f;
+  }
+}
+
+// ---- depthwise (one input channel per group), rank <= 2 --------------------------------
+
+struct DwPlane {
+  const ConvGeometry* g;
+  const float* x;  // input plane [H][W]
+  const float* w;  // kernel [KH][KW]
+  float bias;
+  const GemmEpilogue* act;
+  float* y;  // output plane [OH][OW]
+};
+
+inline float DwPixel(const DwPlane& p, int64_t oh, int64_t ow) {
+  const ConvGeometry& g = *p.g;
+  float s = 0.f;
+  for (int64_t kh = 0; kh < g.k[1]; ++kh) {
+    const int64_t ih = oh * g.stride[1] + kh * g.dil[1] - g.pad_b[1];
+    if (ih < 0 || ih >= g.in[1]) continue;
+    for (int64_t kw = 0; kw < g.k[2]; ++kw) {
+      const int64_t iw = ow * g.stride[2] + kw * g.dil[2] - g.pad_b[2];
+      if (iw < 0 || iw >= g.in[2]) continue;
+      s += p.w[kh * g.k[2] + kw] * p.x[ih * g.in[2] + iw];
+    }
+  }
+  s += p.bias;
+  if (p.act->clamp) s = std::min(std::max(s, p.act->lo), p.act->hi);
+  return s;
+}
+
+// Output columns [lo, hi) for which every kernel column reads inside the row.
+void DwInterior(const ConvGeometry& g, int64_t* lo, int64_t* hi) {
+  const int64_t last = (g.k[2] - 1) * g.dil[2];
+  *lo = g.pad_b[2] <= 0 ? 0 : (g.pad_b[2] + g.stride[2] - 1) / g.stride[2];
+  const int64_t lim = g.in[2] - 1 - last + g.pad_b[2];  // need ow*s <= lim
+  *hi = lim < 0 ? 0 : lim / g.stride[2] + 1;
+  *hi = std::min(*hi, g.out[2]);
+  *lo = std::min(*lo, *hi);
+}
+
+void DwPlaneScalar(const DwPlane& p) {
+  const ConvGeometry& g = *p.g;
+  for (int64_t oh = 0; oh < g.out[1]; ++oh)
+    for (int64_t ow = 0; ow < g.out[2]; ++ow) p.y[oh * g.out[2] + ow] = DwPixel(p, oh, ow);
+}
+
+#if defined(__x86_64__)
+// Eight output columns at a time in registers over all kernel taps; strides 1 and 2 load
+// contiguously (stride 2 de-interleaves two vectors). Edge columns use DwPixel.
+__attribute__((target("avx2,fma"))) void DwPlaneAvx2(const DwPlane& p) {
+  const ConvGeometry& g = *p.g;
+  const int64_t sw = g.stride[2];
+  if (sw > 2) return DwPlaneScalar(p);
+  int64_t lo, hi;
+  DwInterior(g, &lo, &hi);
+  const __m256 vbias = _mm256_set1_ps(p.bias);
+  const __m256 vlo = _mm256_set1_ps(p.act->lo), vhi = _mm256_set1_ps(p.act->hi);
+  const bool clamp = p.act->clamp;
+  const int64_t kh_n = g.k[1], kw_n = g.k[2];
+  for (int64_t oh = 0; oh < g.out[1]; ++oh) {
+    float* yr = p.y + oh * g.out[2];
+    for (int64_t ow = 0; ow < lo; ++ow) yr[ow] = DwPixel(p, oh, ow);
+    int64_t ow = lo;
+    // With stride 2 a vector reads 16 inputs; stop one vector early so the last read of
+    // the row stays within it.
+    const int64_t vec_end = sw == 1 ? hi - 7 : hi - 8;
+    for (; ow < vec_end; ow += 8) {
+      __m256 acc = vbias;
+      for (int64_t kh = 0; kh < kh_n; ++kh) {
+        const int64_t ih = oh * g.stride[1] + kh * g.dil[1] - g.pad_b[1];
+        if (ih < 0 || ih >= g.in[1]) continue;
+        const float* xr = p.x + ih * g.in[2] + ow * sw - g.pad_b[2];
+        const float* wr = p.w + kh * kw_n;
+        for (int64_t kw = 0; kw < kw_n; ++kw) {
+          const float* src = xr + kw * g.dil[2];
+          __m256 v;
+          if (sw == 1) {
+            v = _mm256_loadu_ps(src);
+          } else {
+            const __m256 a = _mm256_loadu_ps(src), b = _mm256_loadu_ps(src + 8);
+            v = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+            v = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), 0xD8));
+          }
+          acc = _mm256_fmadd_ps(_mm256_set1_ps(wr[kw]), v, acc);
+        }
+      }
+      if (clamp) acc = _mm256_min_ps(_mm256_max_ps(acc, vlo), vhi);
+      _mm256_storeu_ps(yr + ow, acc);
+    }
+    for (; ow < g.out[2]; ++ow) yr[ow] = DwPixel(p, oh, ow);
+  }
+}
+#endif
+
+template <Isa kIsa>
+class ConvKernel : public Kernel {
+ public:
+  explicit ConvKernel(const KernelInit& init)
+      : attrs_(ConvAttrs::Read(init.node)), act_(gemm_util::ParseActivation(init.node)) {
+    const ir::Tensor* w = init.constant_inputs.size() > 1 ? init.constant_inputs[1] : nullptr;
+    if (!w || w->dtype() != ir::DType::kFloat32 || w->rank() < 3 || w->numel() == 0) return;
+    const int64_t group = attrs_.group;
+    const int64_t m = w->shape()[0];
+    if (group < 1 || m % group != 0) return;  // Run() reports the error with the shapes
+    const int64_t mg = m / group;
+    const int64_t kdim = static_cast<int64_t>(w->numel()) / m;
+    if (w->shape()[1] == 1 && w->rank() <= 4) return;  // depthwise-capable: read W directly
+    for (int64_t gi = 0; gi < group; ++gi)
+      packed_w_.push_back(PackA(kIsa, false, mg, kdim, w->data<float>() + gi * mg * kdim, kdim));
+    packed_shape_ = w->shape();
+  }
+
+  void Run(KernelContext& ctx) override {
+    const ir::Node& node = ctx.node();
+    const ir::Tensor& x = gemm_util::FloatInput(ctx, 0, "X");
+    const ir::Tensor& w = gemm_util::FloatInput(ctx, 1, "W");
+    const ir::Tensor* b = gemm_util::OptionalFloatInput(ctx, 2, "B");
+    const ConvGeometry g = conv_util::ConvForward(node, attrs_, x.shape(), w.shape());
+    if (b && (b->rank() != 1 || b->shape()[0] != g.m))
+      ThrowInvalid(node.describe() + ": bias B of shape " + DimsToString(b->shape()) +
+                   " does not match " + std::to_string(g.m) + " output channels");
+    ir::Tensor& y = ctx.AllocateOutput(0, ir::DType::kFloat32, g.OutputShape());
+    if (y.numel() == 0) return;
+    float* yd = y.mutable_data<float>();
+    const float* xd = x.data<float>();
+    const float* wd = w.data<float>();
+    const float* bd = b ? b->data<float>() : nullptr;
+    ThreadPool& pool = ctx.pool();
+
+    if (g.cg == 1 && g.rank <= 2) {
+      RunDepthwise(g, xd, wd, bd, yd, pool);
+      return;
+    }
+    const int64_t kdim = g.cg * g.k_size();
+    const int64_t out_size = g.out_size(), in_size = g.in_size();
+    const bool pointwise = g.k_size() == 1 && g.stride[0] == 1 && g.stride[1] == 1 &&
+                           g.stride[2] == 1 && g.pad_b[0] == 0 && g.pad_b[1] == 0 &&
+                           g.pad_b[2] == 0 && out_size == in_size;
+    const bool use_packed = !packed_w_.empty() && w.shape() == packed_shape_;
+    const int nr = GemmNr(kIsa);
+    thread_local std::vector<float> col;
+    if (!pointwise) {
+      const int64_t need = PackedBSize(kIsa, kdim, out_size);
+      if (col.size() < static_cast<size_t>(need)) col.resize(static_cast<size_t>(need));
+    }
+    for (int64_t n = 0; n < g.n; ++n) {
+      for (int64_t gi = 0; gi < g.group; ++gi) {
+        const float* xg = xd + (n * g.c + gi * g.cg) * in_size;
+        float* yg = yd + (n * g.m + gi * g.mg) * out_size;
+        GemmEpilogue ep = act_;
+        if (bd) {
+          ep.bias_kind = GemmEpilogue::Bias::kPerRow;
+          ep.bias = bd + gi * g.mg;
+        }
+        const GemmOperand oa = use_packed ? GemmOperand::Packed(packed_w_[gi])
+                                          : GemmOperand::Raw(wd + gi * g.mg * kdim, kdim);
+        GemmOperand ob;
+        if (pointwise) {
+          ob = GemmOperand::Raw(xg, in_size);
+        } else {
+          float* dst = col.data();
+          pool.ParallelFor(kdim, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, out_size)),
+                           [&](int64_t lo, int64_t hi) {
+                             Im2ColPacked(g, xg, lo, hi, nr, dst);
+                           });
+          ob = GemmOperand::PackedView(dst, kIsa, out_size, kdim);
+        }
+        SgemmEx(kIsa, g.mg, out_size, kdim, 1.f, oa, ob, 0.f, yg, out_size, &pool, &ep);
+      }
+    }
+  }
+
+ private:
+  void RunDepthwise(const ConvGeometry& g, const float* xd, const float* wd, const float* bd,
+                    float* yd, ThreadPool& pool) const {
+    const int64_t planes = g.n * g.m;
+    const int64_t in_size = g.in_size(), out_size = g.out_size(), ks = g.k_size();
+    const GemmEpilogue* act = &act_;
+    pool.ParallelFor(planes, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t t = lo; t < hi; ++t) {
+        const int64_t n = t / g.m, m = t % g.m, gi = m / g.mg;
+        DwPlane p{&g, xd + (n * g.c + gi) * in_size, wd + m * ks, bd ? bd[m] : 0.f, act,
+                  yd + t * out_size};
+#if defined(__x86_64__)
+        if (kIsa != Isa::kScalar) {
+          DwPlaneAvx2(p);
+          continue;
+        }
+#endif
+        DwPlaneScalar(p);
+      }
+    });
+  }
+
+  ConvAttrs attrs_;
+  GemmEpilogue act_;
+  std::vector<PackedMatrix> packed_w_;
+  std::vector<int64_t> packed_shape_;
+};
+
+template <Isa kIsa>
+std::unique_ptr<Kernel> CreateConv(const KernelInit& init) {
+  return std::make_unique<ConvKernel<kIsa>>(init);
+}
+
+}  // namespace
+
+void RegisterConvTransposeKernels(KernelRegistry& r);
+
+void RegisterConvKernels(KernelRegistry& r) {
+  using ir::DType;
+  r.Add({"Conv", "", DType::kFloat32, Isa::kScalar, "f32_conv__ref", CreateConv<Isa::kScalar>});
+  r.Add({"FusedConv", "com.microsoft", DType::kFloat32, Isa::kScalar, "f32_fused_conv__ref",
+         CreateConv<Isa::kScalar>});
+#if defined(__x86_64__)
+  r.Add({"Conv", "", DType::kFloat32, Isa::kAvx2, "f32_conv__avx2_6x16",
+         CreateConv<Isa::kAvx2>});
+  r.Add({"FusedConv", "com.microsoft", DType::kFloat32, Isa::kAvx2,
+         "f32_fused_conv__avx2_6x16", CreateConv<Isa::kAvx2>});
+  r.Add({"Conv", "", DType::kFloat32, Isa::kAvx512, "f32_conv__avx512_6x32",
+         CreateConv<Isa::kAvx512>});
+  r.Add({"FusedConv", "com.microsoft", DType::kFloat32, Isa::kAvx512,
+         "f32_fused_conv__avx512_6x32", CreateConv<Isa::kAvx512>});
+#endif
+  RegisterConvTransposeKernels(r);
+}
+
+}  // namespace edgepress::runtime

@@ -1,0 +1,136 @@
+// ConvTranspose (1-D/2-D/3-D, groups, dilations, strides, pads, output_padding,
+// output_shape, auto_pad, bias) as a GEMM followed by col2im, per image and group:
+//   col[Mg*kprod, in] = W_g^T[Mg*kprod, Cg] x X_g[Cg, in]
+// then every col entry is added to the output position it maps to (the transpose of
+// Conv's im2col gather). Constant weights are packed once, already transposed.
+// Entries: f32_conv_transpose__ref, __avx2_6x16, __avx512_6x32.
+#include <algorithm>
+#include <memory>
+#include <vector>
+
+#include "ir/error.h"
+#include "runtime/kernel.h"
+#include "runtime/kernels/conv_util.h"
+#include "runtime/kernels/gemm.h"
+#include "runtime/kernels/gemm_op_util.h"
+#include "runtime/thread_pool.h"
+
+namespace edgepress::runtime {
+
+namespace {
+
+using conv_util::ConvAttrs;
+using conv_util::ConvGeometry;
+using gemm_util::DimsToString;
+
+// Adds rows of `col` for output channels [m0, m1) of one group into y (that group's
+// output channels, [Mg][out]).
+void Col2Im(const ConvGeometry& g, const float* col, int64_t m0, int64_t m1, float* y) {
+  const int64_t ks = g.k_size(), in_size = g.in_size(), out_size = g.out_size();
+  for (int64_t m = m0; m < m1; ++m) {
+    float* ym = y + m * out_size;
+    for (int64_t kidx = 0; kidx < ks; ++kidx) {
+      const int64_t kw = kidx % g.k[2], kh = (kidx / g.k[2]) % g.k[1],
+                    kd = kidx / (g.k[2] * g.k[1]);
+      const float* row = col + (m * ks + kidx) * in_size;
+      // Input columns whose output column is inside Y: iw in [lo, hi).
+      const int64_t off_w = kw * g.dil[2] - g.pad_b[2];
+      int64_t lo = off_w >= 0 ? 0 : (-off_w + g.stride[2] - 1) / g.stride[2];
+      int64_t hi = g.out[2] - 1 - off_w < 0 ? 0 : (g.out[2] - 1 - off_w) / g.stride[2] + 1;
+      hi = std::min(hi, g.in[2]);
+      lo = std::min(lo, hi);
+      for (int64_t id = 0; id < g.in[0]; ++id) {
+        const int64_t od = id * g.stride[0] + kd * g.dil[0] - g.pad_b[0];
+        if (od < 0 || od >= g.out[0]) continue;
+        for (int64_t ih = 0; ih < g.in[1]; ++ih) {
+          const int64_t oh = ih * g.stride[1] + kh * g.dil[1] - g.pad_b[1];
+          if (oh < 0 || oh >= g.out[1]) continue;
+          const float* src = row + (id * g.in[1] + ih) * g.in[2];
+          float* dst = ym + (od * g.out[1] + oh) * g.out[2];
+          for (int64_t iw = lo; iw < hi; ++iw) dst[iw * g.stride[2] + off_w] += src[iw];
+        }
+      }
+    }
+  }
+}
+
+template <Isa kIsa>
+class ConvTransposeKernel : public Kernel {
+ public:
+  explicit ConvTransposeKernel(const KernelInit& init) : attrs_(ConvAttrs::Read(init.node)) {
+    const ir::Tensor* w = init.constant_inputs.size() > 1 ? init.constant_inputs[1] : nullptr;
+    if (!w || w->dtype() != ir::DType::kFloat32 || w->rank() < 3 || w->numel() == 0) return;
+    const int64_t group = attrs_.group, c = w->shape()[0];
+    if (group < 1 || c % group != 0) return;  // Run() reports the error with the shapes
+    const int64_t cg = c / group, rows = static_cast<int64_t>(w->numel()) / c;
+    for (int64_t gi = 0; gi < group; ++gi)
+      packed_w_.push_back(PackA(kIsa, true, rows, cg, w->data<float>() + gi * cg * rows, rows));
+    packed_shape_ = w->shape();
+  }
+
+  void Run(KernelContext& ctx) override {
+    const ir::Node& node = ctx.node();
+    const ir::Tensor& x = gemm_util::FloatInput(ctx, 0, "X");
+    const ir::Tensor& w = gemm_util::FloatInput(ctx, 1, "W");
+    const ir::Tensor* b = gemm_util::OptionalFloatInput(ctx, 2, "B");
+    const ConvGeometry g = conv_util::ConvTransposeForward(node, attrs_, x.shape(), w.shape());
+    if (b && (b->rank() != 1 || b->shape()[0] != g.m))
+      ThrowInvalid(node.describe() + ": bias B of shape " + DimsToString(b->shape()) +
+                   " does not match " + std::to_string(g.m) + " output channels");
+    ir::Tensor& y = ctx.AllocateOutput(0, ir::DType::kFloat32, g.OutputShape());
+    if (y.numel() == 0) return;
+    float* yd = y.mutable_data<float>();
+    const float* xd = x.data<float>();
+    const float* wd = w.data<float>();
+    const float* bd = b ? b->data<float>() : nullptr;
+    const int64_t out_size = g.out_size(), in_size = g.in_size();
+    for (int64_t nm = 0; nm < g.n * g.m; ++nm)
+      std::fill(yd + nm * out_size, yd + (nm + 1) * out_size, bd ? bd[nm % g.m] : 0.f);
+    if (in_size == 0 || g.cg == 0) return;
+    const int64_t rows = g.mg * g.k_size();
+    const bool use_packed = !packed_w_.empty() && w.shape() == packed_shape_;
+    thread_local std::vector<float> col;
+    if (col.size() < static_cast<size_t>(rows * in_size))
+      col.resize(static_cast<size_t>(rows * in_size));
+    ThreadPool& pool = ctx.pool();
+    for (int64_t n = 0; n < g.n; ++n) {
+      for (int64_t gi = 0; gi < g.group; ++gi) {
+        const float* xg = xd + (n * g.c + gi * g.cg) * in_size;
+        float* yg = yd + (n * g.m + gi * g.mg) * out_size;
+        const GemmOperand oa = use_packed ? GemmOperand::Packed(packed_w_[gi])
+                                          : GemmOperand::Raw(wd + gi * g.cg * rows, rows, true);
+        SgemmEx(kIsa, rows, in_size, g.cg, 1.f, oa, GemmOperand::Raw(xg, in_size), 0.f,
+                col.data(), in_size, &pool);
+        const float* cd = col.data();
+        pool.ParallelFor(g.mg, 1, [&](int64_t lo, int64_t hi) { Col2Im(g, cd, lo, hi, yg); });
+      }
+    }
+  }
+
+ private:
+  ConvAttrs attrs_;
+  std::vector<PackedMatrix> packed_w_;
+  std::vector<int64_t> packed_shape_;
+};
+
+template <Isa kIsa>
+std::unique_ptr<Kernel> Create(const KernelInit& init) {
+  return std::make_unique<ConvTransposeKernel<kIsa>>(init);
+}
+
+}  // namespace
+
+// Called from RegisterConvKernels (conv.cc), so all_kernels lists one conv family.
+void RegisterConvTransposeKernels(KernelRegistry& r) {
+  using ir::DType;
+  r.Add({"ConvTranspose", "", DType::kFloat32, Isa::kScalar, "f32_conv_transpose__ref",
+         Create<Isa::kScalar>});
+#if defined(__x86_64__)
+  r.Add({"ConvTranspose", "", DType::kFloat32, Isa::kAvx2, "f32_conv_transpose__avx2_6x16",
+         Create<Isa::kAvx2>});
+  r.Add({"ConvTranspose", "", DType::kFloat32, Isa::kAvx512, "f32_conv_transpose__avx512_6x32",
+         Create<Isa::kAvx512>});
+#endif
+}
+
+}  // namespace edgepress::runtime

@@ -1,0 +1,420 @@
+// Conv, FusedConv and ConvTranspose kernels (every registered ISA) against direct naive
+// convolutions written here, over groups, depthwise (incl. channel multiplier), dilations,
+// strides, asymmetric pads, auto_pad, 1x1, 1-D and 3-D, constant and non-constant weights;
+// plus errors that name the node for bad shapes and attributes.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "ir/error.h"
+#include "ir/graph.h"
+#include "runtime/eager.h"
+#include "runtime/kernel.h"
+
+namespace edgepress::runtime {
+namespace {
+
+ir::Tensor RandomTensor(std::vector<int64_t> shape, uint32_t seed) {
+  ir::Tensor t(ir::DType::kFloat32, std::move(shape));
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(-1.f, 1.f);
+  float* p = t.mutable_data<float>();
+  for (uint64_t i = 0; i < t.numel(); ++i) p[i] = d(rng);
+  return t;
+}
+
+std::vector<ir::Tensor> RunOne(const std::string& op, const std::string& domain,
+                               const std::vector<ir::Tensor>& inputs, bool constant_weights,
+                               const std::vector<ir::Attribute>& attrs, const KernelDef* def,
+                               int threads = 2) {
+  ir::Graph g;
+  std::vector<ir::Value*> vals;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const std::string name = "in" + std::to_string(i);
+    if (i > 0 && constant_weights)
+      vals.push_back(g.AddInitializer(name, inputs[i]));
+    else
+      vals.push_back(g.AddInput(name, ir::ValueType::Tensor(ir::DType::kFloat32)));
+  }
+  ir::Node* node = g.AddNode(op, vals, {"out"}, "conv_under_test", domain);
+  for (const auto& a : attrs) node->set_attr(a);
+  std::vector<const ir::Tensor*> ptrs;
+  for (const auto& t : inputs) ptrs.push_back(&t);
+  ThreadPool pool(threads);
+  return RunNode(*node, ptrs, pool, def);
+}
+
+// Spatial parameters after auto_pad resolution, computed independently of the runtime.
+struct Spatial {
+  std::vector<int64_t> k, s, d, pb, pe, in, out;
+};
+
+struct ConvCase {
+  std::string label;
+  std::vector<int64_t> x, w;  // X [N, C, ...], W [M, C/group, ...]
+  int64_t group = 1;
+  std::vector<int64_t> strides, dilations, pads;
+  std::string auto_pad = "NOTSET";
+  bool bias = true;
+};
+
+Spatial ResolveConv(const ConvCase& cs) {
+  Spatial sp;
+  const size_t r = cs.x.size() - 2;
+  for (size_t i = 0; i < r; ++i) {
+    const int64_t k = cs.w[2 + i], s = cs.strides.empty() ? 1 : cs.strides[i],
+                  d = cs.dilations.empty() ? 1 : cs.dilations[i], in = cs.x[2 + i];
+    int64_t pb = cs.pads.empty() ? 0 : cs.pads[i], pe = cs.pads.empty() ? 0 : cs.pads[i + r];
+    const int64_t ext = (k - 1) * d + 1;
+    if (cs.auto_pad == "VALID") pb = pe = 0;
+    if (cs.auto_pad == "SAME_UPPER" || cs.auto_pad == "SAME_LOWER") {
+      const int64_t out = (in + s - 1) / s;
+      const int64_t total = std::max<int64_t>(0, (out - 1) * s + ext - in);
+      pb = cs.auto_pad == "SAME_UPPER" ? total / 2 : (total + 1) / 2;
+      pe = total - pb;
+    }
+    sp.k.push_back(k);
+    sp.s.push_back(s);
+    sp.d.push_back(d);
+    sp.pb.push_back(pb);
+    sp.pe.push_back(pe);
+    sp.in.push_back(in);
+    sp.out.push_back((in + pb + pe - ext) / s + 1);
+  }
+  return sp;
+}
+
+// Direct convolution over any spatial rank, in double.
+std::vector<float> NaiveConv(const ConvCase& cs, const ir::Tensor& x, const ir::Tensor& w,
+                             const ir::Tensor* b, std::vector<int64_t>* out_shape) {
+  const Spatial sp = ResolveConv(cs);
+  const size_t r = sp.k.size();
+  const int64_t n = cs.x[0], c = cs.x[1], m = cs.w[0], cg = c / cs.group, mg = m / cs.group;
+  *out_shape = {n, m};
+  int64_t out_size = 1, in_size = 1, ks = 1;
+  for (size_t i = 0; i < r; ++i) {
+    out_shape->push_back(sp.out[i]);
+    out_size *= sp.out[i];
+    in_size *= sp.in[i];
+    ks *= sp.k[i];
+  }
+  std::vector<float> y(n * m * out_size);
+  std::vector<int64_t> o(r), kk(r);
+  for (int64_t ni = 0; ni < n; ++ni)
+    for (int64_t mi = 0; mi < m; ++mi)
+      for (int64_t op = 0; op < out_size; ++op) {
+        int64_t rem = op;
+        for (size_t i = r; i-- > 0;) o[i] = rem % sp.out[i], rem /= sp.out[i];
+        double s = b ? b->data<float>()[mi] : 0.0;
+        const int64_t gi = mi / mg;
+        for (int64_t ci = 0; ci < cg; ++ci)
+          for (int64_t kp = 0; kp < ks; ++kp) {
+            int64_t krem = kp, ioff = 0;
+            bool inside = true;
+            for (size_t i = r; i-- > 0;) kk[i] = krem % sp.k[i], krem /= sp.k[i];
+            for (size_t i = 0; i < r; ++i) {
+              const int64_t pos = o[i] * sp.s[i] + kk[i] * sp.d[i] - sp.pb[i];
+              if (pos < 0 || pos >= sp.in[i]) inside = false;
+              ioff = ioff * sp.in[i] + pos;
+            }
+            if (!inside) continue;
+            s += static_cast<double>(
+                     x.data<float>()[(ni * c + gi * cg + ci) * in_size + ioff]) *
+                 w.data<float>()[(mi * cg + ci) * ks + kp];
+          }
+        y[(ni * m + mi) * out_size + op] = static_cast<float>(s);
+      }
+  return y;
+}
+
+std::vector<ir::Attribute> ConvAttrList(const ConvCase& cs) {
+  std::vector<ir::Attribute> a;
+  if (cs.group != 1) a.push_back(ir::Attribute::Int("group", cs.group));
+  if (!cs.strides.empty()) a.push_back(ir::Attribute::Ints("strides", cs.strides));
+  if (!cs.dilations.empty()) a.push_back(ir::Attribute::Ints("dilations", cs.dilations));
+  if (!cs.pads.empty()) a.push_back(ir::Attribute::Ints("pads", cs.pads));
+  if (cs.auto_pad != "NOTSET") a.push_back(ir::Attribute::String("auto_pad", cs.auto_pad));
+  return a;
+}
+
+void ExpectClose(const std::vector<float>& want, const ir::Tensor& got, double k,
+                 const std::string& what) {
+  ASSERT_EQ(want.size(), got.numel()) << what;
+  for (size_t i = 0; i < want.size(); ++i)
+    ASSERT_NEAR(want[i], got.data<float>()[i], 2e-6 * (k + 4) * (1 + std::fabs(want[i])))
+        << what << " @" << i;
+}
+
+std::vector<ConvCase> ConvCases() {
+  return {
+      {"3x3 pad1", {1, 3, 9, 9}, {8, 3, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
+      {"3x3 stride2 asym pads", {2, 4, 10, 11}, {5, 4, 3, 3}, 1, {2, 2}, {}, {0, 1, 2, 1}},
+      {"stride 3x1", {1, 2, 13, 8}, {3, 2, 3, 2}, 1, {3, 1}, {}, {}},
+      {"dilation2", {1, 3, 12, 12}, {4, 3, 3, 3}, 1, {}, {2, 2}, {2, 2, 2, 2}},
+      {"groups2", {1, 4, 8, 8}, {6, 2, 3, 3}, 2, {}, {}, {1, 1, 1, 1}},
+      {"groups3 stride2", {1, 6, 9, 7}, {9, 2, 2, 3}, 3, {2, 2}, {}, {1, 0, 0, 1}},
+      {"tile edges K>256", {1, 32, 15, 17}, {33, 32, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
+      {"depthwise s1", {1, 8, 20, 37}, {8, 1, 3, 3}, 8, {}, {}, {1, 1, 1, 1}},
+      {"depthwise s2", {2, 8, 21, 40}, {8, 1, 3, 3}, 8, {2, 2}, {}, {1, 1, 1, 1}},
+      {"depthwise s2 no pad", {1, 4, 17, 35}, {4, 1, 3, 3}, 4, {2, 2}, {}, {}},
+      {"depthwise 5x5 dil2", {1, 4, 23, 30}, {4, 1, 5, 5}, 4, {}, {2, 2}, {4, 4, 4, 4}},
+      {"depthwise s3", {1, 3, 16, 29}, {3, 1, 3, 3}, 3, {3, 3}, {}, {1, 2, 1, 2}},
+      {"depthwise multiplier2", {1, 4, 10, 19}, {8, 1, 3, 3}, 4, {}, {}, {1, 1, 1, 1}},
+      {"single input channel", {2, 1, 12, 14}, {7, 1, 3, 3}, 1, {}, {}, {0, 0, 0, 0}},
+      {"pointwise", {1, 16, 7, 9}, {20, 16, 1, 1}, 1},
+      {"pointwise stride2", {1, 16, 8, 9}, {20, 16, 1, 1}, 1, {2, 2}},
+      {"pointwise groups", {2, 8, 5, 5}, {12, 4, 1, 1}, 2},
+      {"same upper", {1, 3, 10, 9}, {4, 3, 4, 3}, 1, {2, 2}, {}, {}, "SAME_UPPER"},
+      {"same lower", {1, 3, 10, 9}, {4, 3, 4, 3}, 1, {2, 2}, {}, {}, "SAME_LOWER"},
+      {"valid", {1, 3, 10, 9}, {4, 3, 3, 3}, 1, {2, 2}, {}, {}, "VALID", false},
+      {"1-D", {2, 3, 30}, {5, 3, 3}, 1, {2}, {}, {1, 1}},
+      {"1-D depthwise", {1, 6, 40}, {6, 1, 5}, 6, {}, {}, {2, 2}},
+      {"3-D", {1, 2, 5, 6, 7}, {4, 2, 2, 3, 3}, 1, {1, 2, 1}, {}, {0, 1, 1, 1, 0, 1}},
+      {"3-D depthwise", {1, 3, 4, 5, 6}, {3, 1, 3, 3, 3}, 3, {}, {}, {1, 1, 1, 1, 1, 1}},
+      {"no bias", {1, 5, 6, 6}, {7, 5, 3, 3}, 1, {}, {}, {}, "NOTSET", false},
+  };
+}
+
+TEST(ConvTest, MatchesNaiveConvolution) {
+  for (const ConvCase& cs : ConvCases()) {
+    std::vector<ir::Tensor> in = {RandomTensor(cs.x, 1), RandomTensor(cs.w, 2)};
+    if (cs.bias) in.push_back(RandomTensor({cs.w[0]}, 3));
+    std::vector<int64_t> want_shape;
+    const std::vector<float> want =
+        NaiveConv(cs, in[0], in[1], cs.bias ? &in[2] : nullptr, &want_shape);
+    int64_t kdim = 1;
+    for (size_t i = 1; i < cs.w.size(); ++i) kdim *= cs.w[i];
+    for (const KernelDef* def : KernelsFor("Conv", "", ir::DType::kFloat32)) {
+      for (bool constant : {false, true}) {
+        const std::string what = cs.label + " " + def->name + (constant ? " const" : "");
+        auto out = RunOne("Conv", "", in, constant, ConvAttrList(cs), def);
+        ASSERT_EQ(out[0].shape(), want_shape) << what;
+        ExpectClose(want, out[0], static_cast<double>(kdim), what);
+      }
+    }
+  }
+}
+
+TEST(ConvTest, EveryIsaIsRegistered) {
+  auto defs = KernelsFor("Conv", "", ir::DType::kFloat32);
+  ASSERT_FALSE(defs.empty());
+  bool has_ref = false;
+  for (const KernelDef* d : defs) has_ref = has_ref || d->isa == Isa::kScalar;
+  EXPECT_TRUE(has_ref);
+  if (!GetCpuFeatures().Has(Isa::kAvx2)) GTEST_SKIP() << "CPU lacks AVX2+FMA";
+  EXPECT_GE(defs.size(), 2u);
+}
+
+TEST(ConvTest, FusedConvAppliesReluAndClip) {
+  const ConvCase plain{"fused", {1, 4, 9, 9}, {6, 4, 3, 3}, 1, {}, {}, {1, 1, 1, 1}};
+  const ConvCase dw{"fused dw", {1, 6, 9, 20}, {6, 1, 3, 3}, 6, {}, {}, {1, 1, 1, 1}};
+  for (const ConvCase& cs : {plain, dw}) {
+    std::vector<ir::Tensor> in = {RandomTensor(cs.x, 4), RandomTensor(cs.w, 5),
+                                  RandomTensor({cs.w[0]}, 6)};
+    std::vector<int64_t> shape;
+    const std::vector<float> raw = NaiveConv(cs, in[0], in[1], &in[2], &shape);
+    for (const KernelDef* def : KernelsFor("FusedConv", "com.microsoft", ir::DType::kFloat32)) {
+      auto attrs = ConvAttrList(cs);
+      attrs.push_back(ir::Attribute::String("activation", "Relu"));
+      auto relu = RunOne("FusedConv", "com.microsoft", in, true, attrs, def);
+      std::vector<float> want = raw;
+      for (float& v : want) v = std::max(v, 0.f);
+      ExpectClose(want, relu[0], 36, cs.label + " relu " + def->name);
+      attrs.back() = ir::Attribute::String("activation", "Clip");
+      attrs.push_back(ir::Attribute::Floats("activation_params", {-0.3f, 0.6f}));
+      auto clip = RunOne("FusedConv", "com.microsoft", in, true, attrs, def);
+      want = raw;
+      for (float& v : want) v = std::min(std::max(v, -0.3f), 0.6f);
+      ExpectClose(want, clip[0], 36, cs.label + " clip " + def->name);
+    }
+  }
+}
+
+void ExpectConvError(const std::string& op, const std::vector<ir::Tensor>& in,
+                     const std::vector<ir::Attribute>& attrs, const std::string& needle) {
+  for (const KernelDef* def : KernelsFor(op, "", ir::DType::kFloat32)) {
+    try {
+      RunOne(op, "", in, true, attrs, def);
+      ADD_FAILURE() << op << " accepted a bad configuration (" << needle << ")";
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("conv_under_test"), std::string::npos) << msg;
+      EXPECT_NE(msg.find(needle), std::string::npos) << msg;
+    }
+  }
+}
+
+TEST(ConvTest, RejectsBadShapesNamingTheNode) {
+  ExpectConvError("Conv", {RandomTensor({1, 3, 8, 8}, 1), RandomTensor({4, 2, 3, 3}, 2)}, {},
+                  "channel mismatch");
+  ExpectConvError("Conv", {RandomTensor({1, 3, 2, 2}, 1), RandomTensor({4, 3, 3, 3}, 2)}, {},
+                  "larger than the padded input");
+  ExpectConvError("Conv",
+                  {RandomTensor({1, 3, 5, 5}, 1), RandomTensor({4, 3, 3, 3}, 2),
+                   RandomTensor({5}, 3)},
+                  {}, "bias");
+  ExpectConvError("Conv", {RandomTensor({1, 3, 5, 5}, 1), RandomTensor({4, 3, 3}, 2)}, {},
+                  "rank");
+  ExpectConvError("Conv", {RandomTensor({1, 4, 5, 5}, 1), RandomTensor({6, 2, 3, 3}, 2)},
+                  {ir::Attribute::Int("group", 3)}, "divisible");
+  ExpectConvError("Conv", {RandomTensor({1, 3, 5, 5}, 1), RandomTensor({4, 3, 3, 3}, 2)},
+                  {ir::Attribute::String("auto_pad", "SAME_MIDDLE")}, "auto_pad");
+  ExpectConvError("Conv", {RandomTensor({1, 3, 5, 5}, 1), RandomTensor({4, 3, 3, 3}, 2)},
+                  {ir::Attribute::Ints("strides", {0, 1})}, "strides");
+  ExpectConvError("Conv", {RandomTensor({1, 3, 5, 5}, 1), RandomTensor({4, 3, 3, 3}, 2)},
+                  {ir::Attribute::Ints("pads", {1, 1})}, "pads");
+  ExpectConvError("Conv", {RandomTensor({1, 3, 5, 5}, 1), RandomTensor({4, 3, 3, 3}, 2)},
+                  {ir::Attribute::Ints("pads", {1, 1, int64_t{1} << 62, 1})}, "pads");
+  ExpectConvError("Conv", {RandomTensor({1, 3, 5, 5}, 1), RandomTensor({4, 3, 3, 3}, 2)},
+                  {ir::Attribute::Ints("kernel_shape", {2, 2})}, "kernel_shape");
+  ExpectConvError("ConvTranspose", {RandomTensor({1, 3, 5, 5}, 1), RandomTensor({4, 2, 3, 3}, 2)},
+                  {}, "channel mismatch");
+  ExpectConvError("ConvTranspose", {RandomTensor({1, 2, 2, 2}, 1), RandomTensor({2, 2, 3, 3}, 2)},
+                  {ir::Attribute::Ints("pads", {2, 2, 2, 2})}, "remove the whole output");
+}
+
+// ---- ConvTranspose ----------------------------------------------------------------
+
+struct ConvTCase {
+  std::string label;
+  std::vector<int64_t> x, w;  // X [N, C, ...], W [C, M/group, ...]
+  int64_t group = 1;
+  std::vector<int64_t> strides, dilations, pads, output_padding, output_shape;
+  std::string auto_pad = "NOTSET";
+  bool bias = true;
+};
+
+std::vector<float> NaiveConvTranspose(const ConvTCase& cs, const ir::Tensor& x,
+                                      const ir::Tensor& w, const ir::Tensor* b,
+                                      std::vector<int64_t>* out_shape) {
+  const size_t r = cs.x.size() - 2;
+  const int64_t n = cs.x[0], c = cs.x[1], cg = c / cs.group, mg = cs.w[1], m = mg * cs.group;
+  std::vector<int64_t> k(r), s(r), d(r), pb(r), out(r), in(r);
+  for (size_t i = 0; i < r; ++i) {
+    k[i] = cs.w[2 + i];
+    s[i] = cs.strides.empty() ? 1 : cs.strides[i];
+    d[i] = cs.dilations.empty() ? 1 : cs.dilations[i];
+    in[i] = cs.x[2 + i];
+    const int64_t op = cs.output_padding.empty() ? 0 : cs.output_padding[i];
+    const int64_t full = s[i] * (in[i] - 1) + op + (k[i] - 1) * d[i] + 1;
+    if (!cs.output_shape.empty() || cs.auto_pad == "SAME_UPPER" || cs.auto_pad == "SAME_LOWER") {
+      out[i] = cs.output_shape.empty() ? in[i] * s[i] : cs.output_shape[i];
+      const int64_t total = full - out[i];
+      pb[i] = total < 0 ? 0 : (cs.auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2);
+    } else {
+      pb[i] = cs.pads.empty() ? 0 : cs.pads[i];
+      out[i] = full - pb[i] - (cs.pads.empty() ? 0 : cs.pads[i + r]);
+    }
+  }
+  *out_shape = {n, m};
+  int64_t out_size = 1, in_size = 1, ks = 1;
+  for (size_t i = 0; i < r; ++i) {
+    out_shape->push_back(out[i]);
+    out_size *= out[i];
+    in_size *= in[i];
+    ks *= k[i];
+  }
+  std::vector<double> y(n * m * out_size, 0.0);
+  for (int64_t ni = 0; ni < n; ++ni)
+    for (int64_t mi = 0; mi < m; ++mi)
+      for (int64_t p = 0; p < out_size; ++p) y[(ni * m + mi) * out_size + p] = b ? b->data<float>()[mi] : 0.0;
+  std::vector<int64_t> ii(r), kk(r);
+  for (int64_t ni = 0; ni < n; ++ni)
+    for (int64_t ci = 0; ci < c; ++ci) {
+      const int64_t gi = ci / cg;
+      for (int64_t ip = 0; ip < in_size; ++ip) {
+        int64_t rem = ip;
+        for (size_t i = r; i-- > 0;) ii[i] = rem % in[i], rem /= in[i];
+        const double xv = x.data<float>()[(ni * c + ci) * in_size + ip];
+        for (int64_t mj = 0; mj < mg; ++mj)
+          for (int64_t kp = 0; kp < ks; ++kp) {
+            int64_t krem = kp, ooff = 0;
+            bool inside = true;
+            for (size_t i = r; i-- > 0;) kk[i] = krem % k[i], krem /= k[i];
+            for (size_t i = 0; i < r; ++i) {
+              const int64_t pos = ii[i] * s[i] + kk[i] * d[i] - pb[i];
+              if (pos < 0 || pos >= out[i]) inside = false;
+              ooff = ooff * out[i] + pos;
+            }
+            if (!inside) continue;
+            y[(ni * m + gi * mg + mj) * out_size + ooff] +=
+                xv * w.data<float>()[(ci * mg + mj) * ks + kp];
+          }
+      }
+    }
+  return std::vector<float>(y.begin(), y.end());
+}
+
+TEST(ConvTransposeTest, MatchesNaive) {
+  const std::vector<ConvTCase> cases = {
+      {"basic", {1, 3, 4, 5}, {3, 2, 3, 3}},
+      {"stride 3x2 output_padding", {1, 2, 3, 3}, {2, 3, 3, 3}, 1, {3, 2}, {}, {}, {1, 1}},
+      {"pads", {2, 2, 4, 4}, {2, 2, 3, 3}, 1, {2, 2}, {}, {1, 2, 0, 1}},
+      {"dilations", {1, 2, 5, 4}, {2, 3, 3, 2}, 1, {}, {2, 2}},
+      {"groups", {1, 4, 4, 4}, {4, 3, 3, 3}, 2, {2, 2}, {}, {1, 1, 1, 1}},
+      {"output_shape", {1, 1, 3, 3}, {1, 2, 3, 3}, 1, {3, 2}, {}, {}, {}, {10, 8}},
+      {"same upper", {1, 1, 3, 3}, {1, 2, 3, 3}, 1, {2, 2}, {}, {}, {}, {}, "SAME_UPPER"},
+      {"same lower", {1, 2, 3, 4}, {2, 2, 4, 3}, 1, {2, 2}, {}, {}, {}, {}, "SAME_LOWER"},
+      {"1-D", {1, 3, 7}, {3, 2, 4}, 1, {3}, {}, {1, 2}},
+      {"3-D", {1, 2, 3, 4, 3}, {2, 2, 2, 3, 2}, 1, {2, 1, 2}},
+      {"large", {1, 20, 9, 9}, {20, 17, 4, 4}, 1, {2, 2}, {}, {1, 1, 1, 1}},
+      {"no bias", {1, 3, 4, 4}, {3, 2, 2, 2}, 1, {2, 2}, {}, {}, {}, {}, "NOTSET", false},
+  };
+  for (const ConvTCase& cs : cases) {
+    std::vector<ir::Tensor> in = {RandomTensor(cs.x, 7), RandomTensor(cs.w, 8)};
+    if (cs.bias) in.push_back(RandomTensor({cs.w[1] * cs.group}, 9));
+    std::vector<int64_t> want_shape;
+    const std::vector<float> want =
+        NaiveConvTranspose(cs, in[0], in[1], cs.bias ? &in[2] : nullptr, &want_shape);
+    std::vector<ir::Attribute> attrs;
+    if (cs.group != 1) attrs.push_back(ir::Attribute::Int("group", cs.group));
+    if (!cs.strides.empty()) attrs.push_back(ir::Attribute::Ints("strides", cs.strides));
+    if (!cs.dilations.empty()) attrs.push_back(ir::Attribute::Ints("dilations", cs.dilations));
+    if (!cs.pads.empty()) attrs.push_back(ir::Attribute::Ints("pads", cs.pads));
+    if (!cs.output_padding.empty())
+      attrs.push_back(ir::Attribute::Ints("output_padding", cs.output_padding));
+    if (!cs.output_shape.empty())
+      attrs.push_back(ir::Attribute::Ints("output_shape", cs.output_shape));
+    if (cs.auto_pad != "NOTSET") attrs.push_back(ir::Attribute::String("auto_pad", cs.auto_pad));
+    auto defs = KernelsFor("ConvTranspose", "", ir::DType::kFloat32);
+    ASSERT_FALSE(defs.empty());
+    for (const KernelDef* def : defs) {
+      for (bool constant : {false, true}) {
+        const std::string what = cs.label + " " + def->name + (constant ? " const" : "");
+        auto out = RunOne("ConvTranspose", "", in, constant, attrs, def);
+        ASSERT_EQ(out[0].shape(), want_shape) << what;
+        ExpectClose(want, out[0], static_cast<double>(cs.x[1] * 16), what);
+      }
+    }
+  }
+}
+
+// The example of the ONNX spec (test_convtranspose_autopad_same): exact values.
+TEST(ConvTransposeTest, OnnxAutopadSameExample) {
+  ir::Tensor x = ir::Tensor::FromVector<float>(ir::DType::kFloat32, {1, 1, 3, 3},
+                                               {0, 1, 2, 3, 4, 5, 6, 7, 8});
+  ir::Tensor w = ir::Tensor::FromVector<float>(ir::DType::kFloat32, {1, 2, 3, 3},
+                                               std::vector<float>(18, 1.f));
+  const std::vector<float> row0 = {0, 0, 1, 1, 3, 2}, row2 = {3, 3, 8, 5, 12, 7},
+                           row5 = {6, 6, 13, 7, 15, 8};
+  for (const KernelDef* def : KernelsFor("ConvTranspose", "", ir::DType::kFloat32)) {
+    auto out = RunOne("ConvTranspose", "", {x, w}, true,
+                      {ir::Attribute::String("auto_pad", "SAME_UPPER"),
+                       ir::Attribute::Ints("strides", {2, 2})},
+                      def);
+    ASSERT_EQ(out[0].shape(), (std::vector<int64_t>{1, 2, 6, 6}));
+    const float* y = out[0].data<float>();
+    for (int j = 0; j < 6; ++j) {
+      EXPECT_EQ(y[j], row0[j]) << def->name;
+      EXPECT_EQ(y[2 * 6 + j], row2[j]) << def->name;
+      EXPECT_EQ(y[5 * 6 + j], row5[j]) << def->name;
+      EXPECT_EQ(y[36 + 5 * 6 + j], row5[j]) << def->name;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace edgepress::runtime
