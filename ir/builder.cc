@@ -18,10 +18,10 @@ Value* GraphBuilder::Input(const std::string& name, DType dtype,
                            const std::vector<int64_t>& dims) {
   Shape s;
   for (int64_t d : dims) s.push_back(d >= 0 ? Dim::Known(d) : Dim{});
-  return Input(name, dtype, std::move(s));
+  return InputShape(name, dtype, std::move(s));
 }
 
-Value* GraphBuilder::Input(const std::string& name, DType dtype, Shape shape) {
+Value* GraphBuilder::InputShape(const std::string& name, DType dtype, Shape shape) {
   return graph_->AddInput(name, ValueType::Tensor(dtype, std::move(shape)));
 }
 

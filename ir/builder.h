@@ -22,7 +22,7 @@ class GraphBuilder {
   // A graph input with known dims; -1 marks an unknown dim.
   Value* Input(const std::string& name, DType dtype, const std::vector<int64_t>& dims);
   // A graph input with arbitrary (e.g. symbolic) dims.
-  Value* Input(const std::string& name, DType dtype, Shape shape);
+  Value* InputShape(const std::string& name, DType dtype, Shape shape);
   // An initializer.
   Value* Const(const std::string& name, Tensor t);
   // A Constant node producing `t` (as exporters such as PaddleOCR's write weights).
