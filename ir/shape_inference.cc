@@ -1627,13 +1627,14 @@ void Inferencer::Loop(Node& n) {
   }
   std::vector<ValueType> final_types = initial;
   if (!stable) {
-    for (auto& [v, t] : snapshot) v->type = t;
     for (size_t i = 0; i < carried; ++i) {
       const Value* o = body.outputs()[i + 1];
-      ValueType g = Generalize(initial[i], o ? o->type : ValueType{});
-      if (g.is_tensor() && g.shape && o && o->type.kind == ValueType::Kind::kUnknown) g.shape.reset();
-      final_types[i] = g;
+      ValueType after = o ? o->type : ValueType{};
+      // An output whose type is unknown says nothing: keep only the dtype.
+      if (after.kind == ValueType::Kind::kUnknown) after = ValueType::Tensor(initial[i].dtype);
+      final_types[i] = Generalize(initial[i], after);
     }
+    for (auto& [v, t] : snapshot) v->type = t;
     set_inputs(final_types);
     InferGraph(body);
   }
