@@ -1,0 +1,370 @@
+#include "runtime/session.h"
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <map>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+#include "ir/error.h"
+#include "runtime/planner.h"
+
+#if defined(EDGEPRESS_HAVE_EPK) && __has_include("formats/epk/epk.h")
+#include "formats/epk/epk.h"
+#define EDGEPRESS_SESSION_EPK 1
+#endif
+
+namespace edgepress::runtime {
+
+struct Session::Frame {
+  GraphPlan* plan = nullptr;
+  std::vector<ir::Tensor> slots;
+  Frame* parent = nullptr;
+
+  ir::Tensor* At(ValueRef r) {
+    Frame* f = this;
+    for (int d = 0; d < r.depth && f; ++d) f = f->parent;
+    if (!f || r.slot < 0 || r.slot >= static_cast<int>(f->slots.size())) return nullptr;
+    return &f->slots[r.slot];
+  }
+};
+
+namespace {
+
+// Ops whose kernels compute output[i] from input0[i] (and, for binary ops, a broadcast
+// second operand), so that output 0 may share input 0's buffer when input 0 dies here.
+bool InPlaceEligible(const ir::Node& n) {
+  static const std::set<std::string> kOps = {
+      "Relu", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Erf", "Gelu",
+      "Abs", "Neg", "Exp", "Log", "Sqrt", "Reciprocal", "Clip", "Elu", "Selu", "Softplus",
+      "Floor", "Ceil", "Add", "Sub", "Mul", "Div", "Sin", "Cos"};
+  return (n.domain().empty() || n.domain() == "ai.onnx") && n.num_outputs() == 1 &&
+         kOps.count(n.op_type()) > 0;
+}
+
+std::string WithNode(const ir::Node& n, const std::string& what) {
+  return what.find(n.describe()) == std::string::npos ? n.describe() + ": " + what : what;
+}
+
+std::string TensorTypeString(const ir::Tensor& t) {
+  std::string s = ir::DTypeName(t.dtype());
+  s += ir::ShapeToString(ir::MakeShape(t.shape()));
+  return s;
+}
+
+std::mutex& LoaderMutex() {
+  static std::mutex mu;
+  return mu;
+}
+std::map<std::string, Session::ModelLoader>& Loaders() {
+  static std::map<std::string, Session::ModelLoader> loaders;
+  return loaders;
+}
+
+}  // namespace
+
+// The KernelContext of one node execution inside a frame.
+class SessionContext : public KernelContext {
+ public:
+  SessionContext(Session& s, NodePlan& np, Session::Frame& frame,
+                 const std::vector<const ir::Tensor*>& inputs, int in_place_slot)
+      : s_(s), np_(np), frame_(frame), inputs_(inputs), in_place_slot_(in_place_slot),
+        scratch_(np.outputs.size()) {}
+
+  const ir::Node& node() const override { return *np_.node; }
+  size_t num_inputs() const override { return inputs_.size(); }
+  const ir::Tensor* input(size_t i) const override {
+    return i < inputs_.size() ? inputs_[i] : nullptr;
+  }
+  size_t num_outputs() const override { return np_.outputs.size(); }
+  bool output_requested(size_t i) const override {
+    return i < np_.outputs.size() && np_.outputs[i] >= 0;
+  }
+  ir::Tensor& AllocateOutput(size_t i, ir::DType dtype, std::vector<int64_t> shape) override {
+    ir::Tensor& out = Slot(i);
+    if (dtype == ir::DType::kString || !s_.opts_.reuse_buffers) {
+      out = ir::Tensor(dtype, std::move(shape));
+      return out;
+    }
+    uint64_t bytes = ir::DTypeBytes(dtype, ir::ElementCount(shape));
+    if (i == 0 && in_place_slot_ >= 0) {
+      ir::Tensor& in = frame_.slots[in_place_slot_];
+      if (in.dtype() == dtype && in.shape() == shape && in.offset() == 0 && in.buffer() &&
+          in.buffer()->owned() && in.buffer().use_count() == 1) {
+        // The input keeps reading the same bytes through a non-owning view; the output
+        // takes the buffer (so its writes do not copy on write).
+        std::shared_ptr<ir::Buffer> buf = in.buffer();
+        in = ir::Tensor(dtype, in.shape(), ir::Buffer::Wrap(buf->data(), buf->size(), nullptr));
+        out = ir::Tensor(dtype, std::move(shape), std::move(buf));
+        in_place_slot_ = -1;
+        return out;
+      }
+    }
+    out = ir::Tensor(dtype, std::move(shape), s_.arena_->Acquire(bytes));
+    return out;
+  }
+  void SetOutput(size_t i, ir::Tensor t) override { Slot(i) = std::move(t); }
+  ThreadPool& pool() override { return *s_.pool_; }
+  std::vector<ir::Tensor> RunSubgraph(const ir::Graph& g,
+                                      const std::vector<ir::Tensor>& inputs) override {
+    GraphPlan* plan = s_.plan_->Find(&g);
+    if (!plan)
+      throw Error(ErrorCode::kInternal,
+                  np_.node->describe() + ": subgraph '" + g.name + "' was not planned");
+    return s_.RunGraph(*plan, inputs, &frame_);
+  }
+
+ private:
+  ir::Tensor& Slot(size_t i) {
+    if (i >= np_.outputs.size())
+      throw Error(ErrorCode::kInternal, np_.node->describe() + ": kernel wrote output " +
+                                            std::to_string(i) + " past the node's outputs");
+    return np_.outputs[i] >= 0 ? frame_.slots[np_.outputs[i]] : scratch_[i];
+  }
+  Session& s_;
+  NodePlan& np_;
+  Session::Frame& frame_;
+  const std::vector<const ir::Tensor*>& inputs_;
+  int in_place_slot_;
+  std::vector<ir::Tensor> scratch_;
+};
+
+Session::Session(std::shared_ptr<const ir::Model> model, const SessionOptions& opts)
+    : model_(std::move(model)), opts_(opts) {}
+
+Session::~Session() = default;
+
+std::unique_ptr<Session> Session::Create(std::shared_ptr<const ir::Model> model,
+                                         const SessionOptions& opts) {
+  if (!model || !model->graph) ThrowInvalid("Session::Create: no model");
+  std::unique_ptr<Session> s(new Session(std::move(model), opts));
+  int threads = opts.threads;
+  if (threads <= 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  s->pool_ = std::make_unique<ThreadPool>(threads);
+  PlanOptions po;
+  po.registry = opts.registry;
+  po.force_scalar = opts.force_scalar || ForceScalar();
+  po.model = s->model_.get();
+  s->plan_ = std::make_unique<Plan>(*s->model_->graph, po);
+  s->arena_ = std::make_unique<BufferArena>();
+  return s;
+}
+
+void Session::RegisterModelLoader(const std::string& extension, ModelLoader loader) {
+  std::lock_guard<std::mutex> lock(LoaderMutex());
+  Loaders()[extension] = std::move(loader);
+}
+
+std::unique_ptr<ir::Model> Session::LoadModel(const std::string& path) {
+  auto dot = path.find_last_of('.');
+  std::string ext = dot == std::string::npos ? "" : path.substr(dot);
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) {
+    return static_cast<char>(std::tolower(c));
+  });
+  ModelLoader loader;
+  {
+    std::lock_guard<std::mutex> lock(LoaderMutex());
+    auto it = Loaders().find(ext);
+    if (it != Loaders().end()) loader = it->second;
+  }
+  if (loader) return loader(path);
+#ifdef EDGEPRESS_SESSION_EPK
+  if (ext == ".epk") return formats::LoadEpk(path);
+#endif
+  std::string known;
+  {
+    std::lock_guard<std::mutex> lock(LoaderMutex());
+    for (const auto& [e, l] : Loaders()) known += " " + e;
+  }
+#ifdef EDGEPRESS_SESSION_EPK
+  known += " .epk";
+#endif
+  ThrowUnsupported(path + ": unknown model file extension '" + ext + "' (this build reads:" +
+                   (known.empty() ? std::string(" none") : known) + ")");
+}
+
+std::unique_ptr<Session> Session::Load(const std::string& path, const SessionOptions& opts) {
+  return Create(std::shared_ptr<const ir::Model>(LoadModel(path)), opts);
+}
+
+std::vector<const ir::Value*> Session::inputs() const {
+  std::vector<const ir::Value*> out;
+  for (const ir::Value* v : model_->graph->inputs())
+    if (!v->is_initializer()) out.push_back(v);
+  return out;
+}
+
+std::vector<const ir::Value*> Session::outputs() const {
+  return {model_->graph->outputs().begin(), model_->graph->outputs().end()};
+}
+
+NamedTensors Session::Run(const NamedTensors& inputs) {
+  std::lock_guard<std::mutex> lock(run_mu_);
+  const ir::Graph& g = *model_->graph;
+  std::unordered_map<std::string, const ir::Tensor*> given;
+  for (const auto& [name, t] : inputs) {
+    if (!given.emplace(name, &t).second) ThrowInvalid("input '" + name + "' is given twice");
+  }
+  std::unordered_map<std::string, const ir::Value*> declared;
+  for (const ir::Value* v : g.inputs()) declared[v->name()] = v;
+  for (const auto& [name, t] : inputs) {
+    if (declared.count(name)) continue;
+    std::string names;
+    for (const ir::Value* v : g.inputs())
+      names += (names.empty() ? "" : ", ") + v->name();
+    ThrowInvalid("unknown input '" + name + "'; the model's inputs are: " + names);
+  }
+  std::vector<ir::Tensor> feed;
+  for (const ir::Value* v : g.inputs()) {
+    auto it = given.find(v->name());
+    if (it == given.end()) {
+      if (v->is_initializer()) {
+        feed.push_back(*v->initializer());
+        continue;
+      }
+      ThrowInvalid("missing input '" + v->name() + "' (" + v->type.ToString() + ")");
+    }
+    const ir::Tensor& t = *it->second;
+    if (v->type.is_tensor()) {
+      bool ok = v->type.dtype == ir::DType::kUndefined || v->type.dtype == t.dtype();
+      if (ok && v->type.shape) {
+        const ir::Shape& s = *v->type.shape;
+        ok = s.size() == t.shape().size();
+        for (size_t d = 0; ok && d < s.size(); ++d)
+          if (s[d].known() && s[d].value != t.shape()[d]) ok = false;
+      }
+      if (!ok)
+        ThrowInvalid("input '" + v->name() + "': expected " + v->type.ToString() + ", got " +
+                     TensorTypeString(t));
+    }
+    feed.push_back(t);
+  }
+  std::vector<ir::Tensor> outs = RunGraph(plan_->main(), std::move(feed), nullptr);
+  NamedTensors result;
+  for (size_t i = 0; i < outs.size(); ++i)
+    result.emplace_back(g.outputs()[i]->name(), std::move(outs[i]));
+  return result;
+}
+
+std::vector<ir::Tensor> Session::RunGraph(GraphPlan& plan, std::vector<ir::Tensor> inputs,
+                                          Frame* parent) {
+  if (inputs.size() != plan.input_slots.size())
+    ThrowInvalid("graph '" + plan.graph->name + "' expects " +
+                 std::to_string(plan.input_slots.size()) + " inputs, got " +
+                 std::to_string(inputs.size()));
+  Frame frame;
+  frame.plan = &plan;
+  frame.parent = parent;
+  frame.slots.resize(plan.num_slots);
+  for (const auto& [s, t] : plan.constants) frame.slots[s] = t;
+  for (size_t i = 0; i < inputs.size(); ++i) frame.slots[plan.input_slots[i]] = std::move(inputs[i]);
+  for (int s : plan.release_at_start) arena_->Release(frame.slots[s]);
+  for (size_t i = 0; i < plan.nodes.size(); ++i) RunNode(plan, i, frame);
+  std::vector<ir::Tensor> outs;
+  outs.reserve(plan.output_refs.size());
+  for (size_t i = 0; i < plan.output_refs.size(); ++i) {
+    ir::Tensor* t = frame.At(plan.output_refs[i]);
+    if (!t || t->empty())
+      ThrowInvalid("graph '" + plan.graph->name + "': output '" +
+                   plan.graph->outputs()[i]->name() + "' was not computed");
+    outs.push_back(*t);
+  }
+  return outs;
+}
+
+void Session::RunNode(GraphPlan& plan, size_t index, Frame& frame) {
+  NodePlan& np = plan.nodes[index];
+  const ir::Node& n = *np.node;
+  std::vector<const ir::Tensor*> ins(np.inputs.size(), nullptr);
+  ir::DType first = ir::DType::kUndefined;
+  for (size_t i = 0; i < np.inputs.size(); ++i) {
+    if (np.inputs[i].slot < 0) continue;
+    const ir::Tensor* t = frame.At(np.inputs[i]);
+    if (!t || t->empty())
+      ThrowInvalid(n.describe() + ": input '" + n.input(i)->name() + "' has no value");
+    ins[i] = t;
+    if (first == ir::DType::kUndefined) first = t->dtype();
+  }
+
+  Kernel* kernel = nullptr;
+  if (np.kernel && (np.kernel_dtype == first || np.def->dtype == ir::DType::kUndefined)) {
+    kernel = np.kernel.get();
+  } else {
+    auto it = np.by_dtype.find(first);
+    if (it == np.by_dtype.end()) {
+      const KernelDef* def = plan_->options().registry->Find(
+          n.op_type(), n.domain(), first, GetCpuFeatures(), plan_->options().force_scalar);
+      if (!def)
+        ThrowUnsupported(n.describe() + ": no kernel for dtype " + ir::DTypeName(first));
+      KernelInit init{n, np.constant_inputs, OpsetFor(plan_->options(), n)};
+      it = np.by_dtype.emplace(first, std::make_pair(def, def->create(init))).first;
+    }
+    kernel = it->second.second.get();
+  }
+
+  int in_place = -1;
+  if (opts_.in_place && opts_.reuse_buffers && !np.inputs.empty() && np.inputs[0].depth == 0 &&
+      np.inputs[0].slot >= 0 && InPlaceEligible(n) &&
+      std::find(np.release_after.begin(), np.release_after.end(), np.inputs[0].slot) !=
+          np.release_after.end())
+    in_place = np.inputs[0].slot;
+
+  SessionContext ctx(*this, np, frame, ins, in_place);
+  auto start = std::chrono::steady_clock::now();
+  try {
+    kernel->Run(ctx);
+  } catch (const Error& e) {
+    throw Error(e.code(), WithNode(n, e.what()));
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Error(ErrorCode::kInternal, WithNode(n, e.what()));
+  }
+  if (opts_.profile) {
+    np.total_ns += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                             std::chrono::steady_clock::now() - start)
+                                             .count());
+    ++np.calls;
+  }
+  for (size_t i = 0; i < np.outputs.size(); ++i)
+    if (np.outputs[i] >= 0 && frame.slots[np.outputs[i]].empty())
+      throw Error(ErrorCode::kInternal,
+                  n.describe() + ": kernel did not produce output " + std::to_string(i));
+  for (int s : np.release_after) arena_->Release(frame.slots[s]);
+}
+
+std::vector<NodeKernelInfo> Session::Kernels() const {
+  std::vector<NodeKernelInfo> out;
+  for (const NodePlan& np : plan_->main().nodes) {
+    NodeKernelInfo k{np.node->name, np.node->qualified_op(), "(chosen at run time)",
+                     Isa::kScalar};
+    const KernelDef* def = np.def;
+    if (!def && !np.by_dtype.empty()) def = np.by_dtype.begin()->second.first;
+    if (def) {
+      k.kernel = def->name;
+      k.isa = def->isa;
+    }
+    out.push_back(std::move(k));
+  }
+  return out;
+}
+
+std::vector<NodeProfile> Session::Profile() const {
+  std::vector<NodeProfile> out;
+  if (!opts_.profile) return out;
+  for (const NodeKernelInfo& k : Kernels()) out.push_back({k.node, k.op, k.kernel, 0, 0});
+  const auto& nodes = plan_->main().nodes;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    out[i].calls = nodes[i].calls;
+    out[i].total_ms = static_cast<double>(nodes[i].total_ns) / 1e6;
+  }
+  return out;
+}
+
+ArenaStats Session::arena_stats() const {
+  return {arena_->allocations(), arena_->allocated_bytes(), arena_->reuses()};
+}
+
+}  // namespace edgepress::runtime
