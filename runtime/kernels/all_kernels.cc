@@ -8,6 +8,7 @@ const KernelRegistry& GlobalKernelRegistry() {
   static const KernelRegistry registry = [] {
     KernelRegistry r;
     // Register<Family>Kernels(r); — one line per kernels/*.cc file.
+    RegisterControlFlowKernels(r);
     RegisterMatMulKernels(r);
     RegisterElementwiseKernels(r);
     RegisterTensorKernels(r);

@@ -5,6 +5,7 @@
 
 namespace edgepress::runtime {
 // Add a line here and in all_kernels.cc for each kernels/*.cc file.
+void RegisterControlFlowKernels(KernelRegistry& r);
 void RegisterMatMulKernels(KernelRegistry& r);
 void RegisterElementwiseKernels(KernelRegistry& r);
 void RegisterTensorKernels(KernelRegistry& r);
