@@ -404,12 +404,17 @@ void Inferencer::InferNode(Node& n) {
     }
     return;
   }
+  // PRelu's slope broadcasts to X one way (per channel in opsets before 7).
+  if (op == "PRelu") {
+    if (const ValueType* t = TensorType(x)) SetOutputType(n, 0, *t);
+    return;
+  }
   if (op == "IsNaN" || op == "IsInf") {
     if (TensorType(x)) SetOutput(n, 0, DType::kBool, x->type.shape);
     return;
   }
   if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div" || op == "Pow" || op == "Mod" ||
-      op == "Min" || op == "Max" || op == "Sum" || op == "Mean" || op == "PRelu" ||
+      op == "Min" || op == "Max" || op == "Sum" || op == "Mean" ||
       op == "BitShift" || op == "BitwiseAnd" || op == "BitwiseOr" || op == "BitwiseXor") {
     Elementwise(n, DTypeOf(x));
     PartialArith(n);
@@ -543,8 +548,7 @@ void Inferencer::InferNode(Node& n) {
 void Inferencer::Elementwise(const Node& n, DType out_dtype) {
   std::vector<const Value*> ins(n.inputs().begin(), n.inputs().end());
   DType common = DType::kUndefined;
-  if (n.op_type() != "Where" && n.op_type() != "Pow" && n.op_type() != "BitShift" &&
-      n.op_type() != "PRelu") {
+  if (n.op_type() != "Where" && n.op_type() != "Pow" && n.op_type() != "BitShift") {
     for (const Value* v : ins) {
       DType dt = DTypeOf(v);
       if (dt == DType::kUndefined) continue;
