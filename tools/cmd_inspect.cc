@@ -1,0 +1,232 @@
+// `edgepress inspect MODEL`: what a model is before anyone compresses it — producer,
+// opsets, inputs/outputs, op histogram, parameter count and bytes by dtype, and the
+// largest tensors. Parameters are initializers (not the constants the importer
+// synthesizes while normalising opsets); tensors held by Constant nodes, which some
+// exporters use for weights, are counted separately as constants.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+
+#include "formats/onnx/onnx.h"
+#include "ir/dump.h"
+#include "tools/cli.h"
+#include "tools/model_io.h"
+
+namespace edgepress::tools {
+
+namespace {
+
+struct TensorEntry {
+  std::string name;
+  const ir::Tensor* tensor;
+  bool constant_node;
+};
+
+struct Summary {
+  std::map<std::string, int64_t> ops;
+  int64_t nodes = 0;
+  int64_t subgraphs = 0;
+  std::map<std::string, std::pair<uint64_t, uint64_t>> params_by_dtype;  // count, bytes
+  uint64_t param_count = 0, param_bytes = 0;
+  uint64_t constant_tensors = 0, constant_count = 0, constant_bytes = 0;
+  std::vector<TensorEntry> tensors;
+  std::vector<ir::Tensor> constant_storage;
+};
+
+void Summarize(ir::Graph& root, Summary* s) {
+  // Constant values that are not stored as `value` tensors are materialised once.
+  s->constant_storage.reserve(1024);
+  std::vector<std::pair<std::string, size_t>> pending;
+  root.Walk([&](ir::Graph& g) {
+    if (&g != &root) ++s->subgraphs;
+    for (ir::Value* v : g.initializers()) {
+      if (v->synthesized) continue;
+      const ir::Tensor* t = v->initializer();
+      auto& d = s->params_by_dtype[ir::DTypeName(t->dtype())];
+      d.first += t->numel();
+      d.second += t->nbytes();
+      s->param_count += t->numel();
+      s->param_bytes += t->nbytes();
+      s->tensors.push_back({v->name(), t, false});
+    }
+    for (ir::Node* n : g.nodes()) {
+      ++s->nodes;
+      ++s->ops[n->qualified_op()];
+      if (auto c = formats::OnnxConstantValue(*n)) {
+        ++s->constant_tensors;
+        s->constant_count += c->numel();
+        s->constant_bytes += c->nbytes();
+        s->constant_storage.push_back(std::move(*c));
+        std::string name = n->output(0) ? n->output(0)->name() : n->name;
+        pending.emplace_back(name, s->constant_storage.size() - 1);
+      }
+    }
+  });
+  for (const auto& [name, idx] : pending) s->tensors.push_back({name, &s->constant_storage[idx], true});
+  std::stable_sort(s->tensors.begin(), s->tensors.end(), [](const auto& a, const auto& b) {
+    return a.tensor->nbytes() > b.tensor->nbytes();
+  });
+  if (s->tensors.size() > 10) s->tensors.resize(10);
+}
+
+std::string ShapeOf(const std::vector<int64_t>& dims) {
+  std::string s = "[";
+  for (size_t i = 0; i < dims.size(); ++i) s += (i ? "," : "") + std::to_string(dims[i]);
+  return s + "]";
+}
+
+std::string Json(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) out += fmt::format("\\u{:04x}", c);
+        else out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+std::string JsonType(const ir::ValueType& t) {
+  std::string out = fmt::format("{{\"type\":{}", Json(t.ToString()));
+  if (t.is_tensor()) {
+    out += fmt::format(",\"dtype\":{}", Json(ir::DTypeName(t.dtype)));
+    if (t.shape) {
+      out += ",\"shape\":[";
+      for (size_t i = 0; i < t.shape->size(); ++i) {
+        const ir::Dim& d = (*t.shape)[i];
+        out += i ? "," : "";
+        out += d.known() ? std::to_string(d.value) : d.symbol.empty() ? "null" : Json(d.symbol);
+      }
+      out += "]";
+    } else {
+      out += ",\"shape\":null";
+    }
+  }
+  return out + "}";
+}
+
+std::string Bytes(uint64_t b) {
+  if (b >= (uint64_t{1} << 30)) return fmt::format("{:.2f} GiB", b / double(uint64_t{1} << 30));
+  if (b >= (uint64_t{1} << 20)) return fmt::format("{:.2f} MiB", b / double(uint64_t{1} << 20));
+  if (b >= 1024) return fmt::format("{:.1f} KiB", b / 1024.0);
+  return fmt::format("{} B", b);
+}
+
+void PrintJson(const std::string& path, const ir::Model& m, const Summary& s) {
+  std::string out = "{";
+  out += fmt::format("\"path\":{},\"format\":{},\"ir_version\":{},\"producer_name\":{},"
+                     "\"producer_version\":{},\"opsets\":[",
+                     Json(path), Json(ModelFormatName(path)), m.ir_version,
+                     Json(m.producer_name), Json(m.producer_version));
+  for (size_t i = 0; i < m.opsets.size(); ++i)
+    out += fmt::format("{}{{\"domain\":{},\"version\":{}}}", i ? "," : "",
+                       Json(m.opsets[i].domain), m.opsets[i].version);
+  auto values = [&](const std::vector<ir::Value*>& vs) {
+    std::string o = "[";
+    for (size_t i = 0; i < vs.size(); ++i) {
+      std::string t = JsonType(vs[i]->type);
+      o += fmt::format("{}{{\"name\":{},{}", i ? "," : "", Json(vs[i]->name()), t.substr(1));
+    }
+    return o + "]";
+  };
+  // Graph inputs that only carry an initializer's default value are not model inputs.
+  std::vector<ir::Value*> inputs;
+  for (ir::Value* v : m.graph->inputs())
+    if (!v->is_initializer()) inputs.push_back(v);
+  out += "],\"inputs\":" + values(inputs) + ",\"outputs\":" + values(m.graph->outputs());
+  out += fmt::format(",\"nodes\":{},\"subgraphs\":{},\"ops\":{{", s.nodes, s.subgraphs);
+  bool first = true;
+  for (const auto& [op, n] : s.ops) {
+    out += fmt::format("{}{}:{}", first ? "" : ",", Json(op), n);
+    first = false;
+  }
+  out += fmt::format("}},\"parameters\":{{\"count\":{},\"bytes\":{},\"by_dtype\":{{",
+                     s.param_count, s.param_bytes);
+  first = true;
+  for (const auto& [dt, cb] : s.params_by_dtype) {
+    out += fmt::format("{}{}:{{\"count\":{},\"bytes\":{}}}", first ? "" : ",", Json(dt),
+                       cb.first, cb.second);
+    first = false;
+  }
+  out += fmt::format("}}}},\"constants\":{{\"tensors\":{},\"count\":{},\"bytes\":{}}},"
+                     "\"largest_tensors\":[",
+                     s.constant_tensors, s.constant_count, s.constant_bytes);
+  for (size_t i = 0; i < s.tensors.size(); ++i) {
+    const auto& e = s.tensors[i];
+    out += fmt::format("{}{{\"name\":{},\"dtype\":{},\"shape\":{},\"bytes\":{},\"kind\":{}}}",
+                       i ? "," : "", Json(e.name), Json(ir::DTypeName(e.tensor->dtype())),
+                       ShapeOf(e.tensor->shape()), e.tensor->nbytes(),
+                       Json(e.constant_node ? "constant" : "initializer"));
+  }
+  out += "]}\n";
+  std::fputs(out.c_str(), stdout);
+}
+
+void PrintText(const std::string& path, const ir::Model& m, const Summary& s) {
+  std::string out = fmt::format("model:     {}\n", path);
+  out += fmt::format("format:    {} (ir_version {})\n", ModelFormatName(path), m.ir_version);
+  out += fmt::format("producer:  {} {}\n", m.producer_name.empty() ? "-" : m.producer_name,
+                     m.producer_version);
+  out += "opsets:   ";
+  for (const auto& o : m.opsets)
+    out += fmt::format(" {} {}", o.domain.empty() ? "ai.onnx" : o.domain, o.version);
+  out += "\ninputs:\n";
+  for (ir::Value* v : m.graph->inputs())
+    if (!v->is_initializer()) out += fmt::format("  {}  {}\n", v->name(), v->type.ToString());
+  out += "outputs:\n";
+  for (ir::Value* v : m.graph->outputs())
+    out += fmt::format("  {}  {}\n", v->name(), v->type.ToString());
+  out += fmt::format("nodes:     {} ({} subgraphs)\n", s.nodes, s.subgraphs);
+  std::vector<std::pair<std::string, int64_t>> ops(s.ops.begin(), s.ops.end());
+  std::stable_sort(ops.begin(), ops.end(),
+                   [](const auto& a, const auto& b) { return a.second > b.second; });
+  for (const auto& [op, n] : ops) out += fmt::format("  {:<24} {}\n", op, n);
+  out += fmt::format("parameters: {} ({}, {} bytes)\n", s.param_count, Bytes(s.param_bytes),
+                     s.param_bytes);
+  for (const auto& [dt, cb] : s.params_by_dtype)
+    out += fmt::format("  {:<8} {} ({} bytes)\n", dt, cb.first, cb.second);
+  out += fmt::format("constants: {} Constant nodes, {} elements ({} bytes)\n",
+                     s.constant_tensors, s.constant_count, s.constant_bytes);
+  out += "largest tensors:\n";
+  for (const auto& e : s.tensors)
+    out += fmt::format("  {:<40} {}{} {}{}\n", e.name, ir::DTypeName(e.tensor->dtype()),
+                       ShapeOf(e.tensor->shape()), Bytes(e.tensor->nbytes()),
+                       e.constant_node ? " (Constant)" : "");
+  std::fputs(out.c_str(), stdout);
+}
+
+}  // namespace
+
+void AddInspectCommand(CLI::App& app, Action& action) {
+  struct Options {
+    std::string model;
+    bool graph = false;
+    bool json = false;
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* cmd = app.add_subcommand(
+      "inspect", "Summarise a model: producer, opsets, inputs/outputs, ops, parameters");
+  cmd->add_option("MODEL", o->model, "model file (.onnx)")->required();
+  cmd->add_flag("--graph", o->graph, "also print the graph as text");
+  cmd->add_flag("--json", o->json, "print the summary as JSON");
+  cmd->callback([o, &action] {
+    action = [o] {
+      std::unique_ptr<ir::Model> m = LoadModel(o->model);
+      Summary s;
+      Summarize(*m->graph, &s);
+      if (o->json) PrintJson(o->model, *m, s);
+      else PrintText(o->model, *m, s);
+      if (o->graph) std::fputs(ir::DumpText(*m).c_str(), stdout);
+      return 0;
+    };
+  });
+}
+
+}  // namespace edgepress::tools
