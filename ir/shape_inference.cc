@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <functional>
 #include <limits>
 #include <unordered_map>
@@ -383,7 +384,7 @@ const std::unordered_set<std::string>& UnaryOps() {
       "Relu", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Erf", "Gelu",
       "Softmax", "LogSoftmax", "Sqrt", "Exp", "Log", "Neg", "Abs", "Reciprocal", "Identity",
       "Clip", "Not", "Ceil", "Floor", "Round", "Sign", "Sin", "Cos", "Tan", "Asin", "Acos",
-      "Atan", "Sinh", "Cosh", "Elu", "Selu", "Softplus", "Softsign", "Mish", "ThresholdedRelu",
+      "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh", "Hardmax", "Elu", "Selu", "Softplus", "Softsign", "Mish", "ThresholdedRelu",
       "Celu", "CumSum", "LRN", "InstanceNormalization", "Trilu", "ScatterND",
       "ScatterElements", "BitwiseNot", "Shrink", "MeanVarianceNormalization",
       "LpNormalization"};
@@ -399,8 +400,17 @@ void Inferencer::InferNode(Node& n) {
   const Value* x = n.input(0);
   if (UnaryOps().count(op)) {
     if (const ValueType* t = TensorType(x)) SetOutputType(n, 0, *t);
-    if (op == "Identity") {
-      if (auto p = PartialOf(x)) SetPartial(n, 0, *p);
+    if (op == "Identity" || op == "Neg" || op == "Abs") {
+      if (auto p = PartialOf(x)) {
+        for (Elem& e : p->elems) {
+          if (op == "Identity" || !e.v || *e.v == std::numeric_limits<int64_t>::min()) {
+            if (op != "Identity") e = Elem{};
+            continue;
+          }
+          e.v = op == "Neg" ? -*e.v : std::abs(*e.v);
+        }
+        SetPartial(n, 0, *p);
+      }
     }
     return;
   }
