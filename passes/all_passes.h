@@ -1,0 +1,16 @@
+// One entry function per pass file; registry.cc lists them in pipeline-documentation order.
+#pragma once
+
+#include "passes/registry.h"
+
+namespace edgepress::passes {
+
+const PassEntry& EliminateDeadNodesPass();
+const PassEntry& RemoveIdentityPass();
+const PassEntry& FoldConstantsPass();
+const PassEntry& FoldBatchNormPass();
+const PassEntry& FuseMatMulAddPass();
+const PassEntry& FuseGeluPass();
+const PassEntry& FuseLayerNormPass();
+
+}  // namespace edgepress::passes
