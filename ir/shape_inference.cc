@@ -1413,8 +1413,14 @@ void Inferencer::Range(const Node& n) {
   auto start = ConstDoubles(n.input(0));
   auto limit = ConstDoubles(n.input(1));
   auto delta = ConstDoubles(n.input(2));
-  if (!start || !limit || !delta || start->size() != 1 || limit->size() != 1 || delta->size() != 1)
+  if (!start || !limit || !delta || start->size() != 1 || limit->size() != 1 || delta->size() != 1) {
+    // arange(0, seq): positions for a symbolic sequence length, as exporters write them.
+    auto lim = PartialOf(n.input(1));
+    if (start && delta && start->size() == 1 && delta->size() == 1 && (*start)[0] == 0 &&
+        (*delta)[0] == 1 && lim && lim->elems.size() == 1 && !lim->elems[0].sym.empty())
+      return SetOutput(n, 0, dt, Shape{Dim::Symbol(lim->elems[0].sym)});
     return SetOutput(n, 0, dt, Shape(1));
+  }
   if ((*delta)[0] == 0) Fail(n, "delta is 0");
   double count = std::ceil(((*limit)[0] - (*start)[0]) / (*delta)[0]);
   if (!(count < 9.0e18)) Fail(n, "range is too long");
