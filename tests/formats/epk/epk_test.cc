@@ -1,0 +1,568 @@
+// .epk: round trips of a model that uses every IR feature the format carries (every
+// dtype incl. packed and strings, quant params of each granularity, sparse encodings,
+// symbolic dims, nested types, every attribute kind, nested subgraphs with outer-scope
+// references), and corruption tests in the style of llama.cpp's test-gguf: bad magic,
+// future version, counts of -1, offsets past the end, misaligned offsets, duplicate
+// names, truncation at every header byte and a flipped bit in each section. Each corrupt
+// file must be rejected with an edgepress::Error naming the file; none may crash.
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <zlib.h>
+
+#include "formats/epk/epk.h"
+#include "ir/dump.h"
+#include "ir/error.h"
+#include "ir/file_util.h"
+
+namespace edgepress::formats {
+namespace {
+
+using ir::Attribute;
+using ir::DType;
+using ir::Dim;
+using ir::Graph;
+using ir::Tensor;
+using ir::ValueType;
+
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/edgepress_epk_XXXXXX";
+    path_ = mkdtemp(tmpl);
+  }
+  ~TempDir() { std::system(("rm -rf '" + path_ + "'").c_str()); }
+  std::string operator/(const std::string& f) const { return path_ + "/" + f; }
+
+ private:
+  std::string path_;
+};
+
+Tensor Filled(DType dt, std::vector<int64_t> shape, int seed) {
+  Tensor t(dt, std::move(shape));
+  auto* p = static_cast<uint8_t*>(t.mutable_raw());
+  for (uint64_t i = 0; i < t.nbytes(); ++i) p[i] = static_cast<uint8_t>(i * 31 + seed * 7 + 1);
+  if (dt == DType::kBool)
+    for (uint64_t i = 0; i < t.nbytes(); ++i) p[i] &= 1;
+  return t;
+}
+
+std::shared_ptr<Graph> Body(const std::string& prefix, ir::Value* outer, int nest) {
+  auto g = std::make_shared<Graph>();
+  g->name = prefix + "_body";
+  ir::Value* x = g->AddInput(prefix + "_x", ValueType::Tensor(DType::kFloat32, ir::MakeShape({4})));
+  // Uses a value of the enclosing graph (ONNX outer-scope reference).
+  ir::Node* n = g->AddNode("Add", {x, outer}, {prefix + "_y"}, prefix + "_add");
+  n->output(0)->type = ValueType::Tensor(DType::kFloat32, ir::MakeShape({4}));
+  ir::Value* out = n->output(0);
+  if (nest > 0) {
+    ir::Value* cond = g->AddInitializer(prefix + "_cond", Filled(DType::kBool, {}, 5));
+    ir::Node* inner = g->AddNode("If", {cond}, {prefix + "_z"}, prefix + "_if");
+    inner->set_attr(Attribute::GraphValue("then_branch", Body(prefix + "t", out, nest - 1)));
+    inner->set_attr(Attribute::GraphValue("else_branch", Body(prefix + "e", x, nest - 1)));
+    out = inner->output(0);
+  }
+  g->AddOutput(out);
+  return g;
+}
+
+// A model touching every feature the format encodes.
+std::unique_ptr<ir::Model> RichModel() {
+  auto m = std::make_unique<ir::Model>();
+  m->ir_version = 8;
+  m->producer_name = "edgepress-test";
+  m->producer_version = "0.1";
+  m->domain = "ai.edgepress.test";
+  m->model_version = 3;
+  m->doc = "every feature";
+  m->opsets = {{"", 17}, {"com.microsoft", 1}, {"edgepress", 1}, {"edgepresx", 2}};
+  m->metadata = {{"author", "c"}, {"license", "mit"}};
+  Graph& g = *m->graph;
+  g.name = "main";
+  g.doc = "root graph";
+  ir::Shape sym = {Dim::Symbol("batch"), Dim::Known(4), Dim{}};
+  ir::Value* x = g.AddInput("x", ValueType::Tensor(DType::kFloat32, sym));
+  x->doc = "input x";
+  ValueType seq;
+  seq.kind = ValueType::Kind::kSequence;
+  seq.elem = std::make_shared<ValueType>(ValueType::Tensor(DType::kInt64));
+  seq.denotation = "TOKENS";
+  g.AddInput("seq", seq);
+  ValueType map;
+  map.kind = ValueType::Kind::kMap;
+  map.dtype = DType::kString;
+  map.elem = std::make_shared<ValueType>(ValueType::Tensor(DType::kFloat32, ir::Shape{}));
+  g.AddInput("map", map);
+  // A graph input with a default value.
+  g.AddInput("bias", ValueType::Tensor(DType::kFloat32, ir::MakeShape({4})));
+  g.AddInitializer("bias", Filled(DType::kFloat32, {4}, 1));
+
+  const DType all[] = {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kFloat64,
+                       DType::kInt64,   DType::kInt32,   DType::kInt16,    DType::kInt8,
+                       DType::kUInt64,  DType::kUInt32,  DType::kUInt16,   DType::kUInt8,
+                       DType::kBool,    DType::kInt4,    DType::kUInt4,    DType::kTernary,
+                       DType::kComplex64, DType::kComplex128};
+  int k = 0;
+  for (DType dt : all) {
+    ir::Value* v = g.AddInitializer(std::string("w_") + ir::DTypeName(dt), Filled(dt, {3, 5}, ++k));
+    v->doc = "weights";
+  }
+  g.AddInitializer("empty", Tensor(DType::kFloat32, {0, 3}));
+  g.AddInitializer("scalar", Filled(DType::kInt64, {}, 9))->synthesized = true;
+  g.AddInitializer("labels", Tensor::Strings({2}, {"cat", std::string("d\0g", 3)}));
+
+  Tensor q = Filled(DType::kInt8, {4, 6}, 2);
+  ir::QuantParams pt;
+  pt.scales = {0.5f};
+  pt.zero_points = {3};
+  q.quant = pt;
+  g.AddInitializer("q_tensor", q);
+  Tensor qc = Filled(DType::kInt4, {4, 6}, 3);
+  ir::QuantParams pc;
+  pc.granularity = ir::QuantParams::Granularity::kPerChannel;
+  pc.axis = 0;
+  pc.scales = {0.1f, 0.2f, 0.3f, 0.4f};
+  qc.quant = pc;
+  g.AddInitializer("q_channel", qc);
+  Tensor qg = Filled(DType::kUInt4, {4, 8}, 4);
+  ir::QuantParams pg;
+  pg.granularity = ir::QuantParams::Granularity::kPerGroup;
+  pg.axis = 1;
+  pg.group_size = 4;
+  pg.scales = std::vector<float>(8, 0.25f);
+  pg.zero_points = std::vector<int32_t>(8, 8);
+  qg.quant = pg;
+  ir::SparseEncoding nm;
+  nm.kind = ir::SparseEncoding::Kind::kNM;
+  nm.n = 2;
+  nm.m = 4;
+  qg.sparse = nm;
+  g.AddInitializer("q_group", qg);
+  Tensor sb = Filled(DType::kFloat32, {8, 8}, 6);
+  ir::SparseEncoding blk;
+  blk.kind = ir::SparseEncoding::Kind::kBlock;
+  blk.block = {4, 4};
+  sb.sparse = blk;
+  g.AddInitializer("sparse_block", sb);
+
+  ir::Node* add = g.AddNode("Add", {x, g.FindValue("bias")}, {"sum"}, "add0");
+  add->doc = "adds";
+  add->output(0)->type = ValueType::Tensor(DType::kFloat32, sym);
+  add->output(0)->doc = "the sum";
+  // Omitted optional input and output.
+  ir::Node* clip = g.AddNode("Clip", {add->output(0), nullptr, g.FindValue("w_f32")},
+                             {"clipped", ""}, "clip0");
+  ir::Node* custom =
+      g.AddNode("MatMulNBits", {clip->output(0), g.FindValue("q_group")}, {"mm"}, "mm0",
+                "com.microsoft");
+  custom->set_attr(Attribute::Int("bits", 4));
+  custom->set_attr(Attribute::Float("alpha", -1.5f));
+  custom->set_attr(Attribute::String("mode", std::string("a\0b", 3)));
+  custom->set_attr(Attribute::Ints("kernel_shape", {3, 3, -1}));
+  custom->set_attr(Attribute::Floats("gains", {0.5f, 2.0f}));
+  custom->set_attr(Attribute::TensorValue("table", Filled(DType::kUInt8, {7}, 8)));
+  Attribute strs;
+  strs.name = "names";
+  strs.kind = Attribute::Kind::kStrings;
+  strs.strings = {"a", "", "ccc"};
+  strs.doc = "strings attr";
+  custom->set_attr(strs);
+  Attribute tens;
+  tens.name = "tables";
+  tens.kind = Attribute::Kind::kTensors;
+  tens.tensors = {Filled(DType::kInt16, {2}, 10), Tensor::Strings({1}, {"s"}), Tensor()};
+  custom->set_attr(tens);
+  Attribute ty;
+  ty.name = "type";
+  ty.kind = Attribute::Kind::kTypeProto;
+  ty.types = {seq};
+  custom->set_attr(ty);
+  Attribute tys;
+  tys.name = "types";
+  tys.kind = Attribute::Kind::kTypeProtos;
+  tys.types = {map, ValueType::Tensor(DType::kInt4, ir::MakeShape({2, 2}))};
+  custom->set_attr(tys);
+  Attribute undef;
+  undef.name = "ref";
+  undef.ref_attr_name = "outer_ref";
+  custom->set_attr(undef);
+
+  ir::Value* cond = g.AddInitializer("cond", Filled(DType::kBool, {}, 0));
+  ir::Node* iff = g.AddNode("If", {cond}, {"branch_out"}, "if0");
+  iff->set_attr(Attribute::GraphValue("then_branch", Body("then", add->output(0), 2)));
+  iff->set_attr(Attribute::GraphValue("else_branch", Body("else", x, 0)));
+  Attribute gs;
+  gs.name = "bodies";
+  gs.kind = Attribute::Kind::kGraphs;
+  gs.graphs = {Body("g1", x, 0), Body("g2", add->output(0), 1)};
+  ir::Node* multi = g.AddNode("Multi", {}, {"multi_out"}, "multi0", "edgepress");
+  multi->set_attr(gs);
+  g.AddOutput(custom->output(0));
+  g.AddOutput(iff->output(0));
+  g.AddOutput(multi->output(0));
+  return m;
+}
+
+EpkMetadata Meta() {
+  EpkMetadata md;
+  md.Set("producer", "edgepress");
+  md.Set("tool_version", "0.1.0");
+  md.Set("source_model_sha256", std::string(64, 'a'));
+  md.Set("recipe", "x86-avx2");
+  md.Set("pass_log", "fold-batchnorm: 3\nquantize: 12");
+  return md;
+}
+
+// A plain write: the corruption tests write thousands of files, and the library's atomic
+// write fsyncs each one.
+std::string Write(const TempDir& dir, const std::string& name, const std::string& bytes) {
+  std::string p = dir / name;
+  std::ofstream(p, std::ios::binary | std::ios::trunc) << bytes;
+  return p;
+}
+
+// -------------------------------------------------------------- round trips
+
+TEST(EpkTest, RoundTripIsStructurallyIdenticalAndByteStable) {
+  TempDir dir;
+  auto m = RichModel();
+  SaveEpk(*m, dir / "a.epk", Meta());
+  EpkMetadata md;
+  auto back = LoadEpk(dir / "a.epk", &md);
+  EXPECT_EQ(md, Meta());
+  EXPECT_EQ(EpkGraphBytes(*back), EpkGraphBytes(*m));
+  EXPECT_EQ(ir::DumpText(*back), ir::DumpText(*m));
+  SaveEpk(*back, dir / "b.epk", md);
+  EXPECT_EQ(ReadFileToString(dir / "a.epk"), ReadFileToString(dir / "b.epk"));
+
+  // Spot checks on decoded values, beyond the canonical bytes.
+  const Graph& g = *back->graph;
+  ASSERT_EQ(g.inputs().size(), 4u);
+  EXPECT_EQ(g.inputs()[0]->type.shape->at(0).symbol, "batch");
+  EXPECT_EQ(g.inputs()[1]->type.elem->dtype, DType::kInt64);
+  EXPECT_TRUE(g.FindValue("bias")->is_graph_input());
+  EXPECT_TRUE(g.FindValue("bias")->is_initializer());
+  const Tensor* qg = g.FindValue("q_group")->initializer();
+  ASSERT_TRUE(qg->quant && qg->sparse);
+  EXPECT_EQ(qg->quant->group_size, 4);
+  EXPECT_EQ(*qg, *m->graph->FindValue("q_group")->initializer());
+  EXPECT_EQ(g.FindValue("labels")->initializer()->strings()[1], std::string("d\0g", 3));
+  const ir::Node* clip = g.FindNode("clip0");
+  ASSERT_NE(clip, nullptr);
+  EXPECT_EQ(clip->input(1), nullptr);
+  EXPECT_EQ(clip->output(1), nullptr);
+  const ir::Node* iff = g.FindNode("if0");
+  Graph* then = iff->attr("then_branch")->g.get();
+  EXPECT_EQ(then->parent(), &g);
+  EXPECT_EQ(then->nodes()[0]->input(1), g.FindValue("sum")) << "outer-scope reference";
+}
+
+TEST(EpkTest, TensorsAreZeroCopyAlignedViewsThatOutliveTheModel) {
+  TempDir dir;
+  auto m = RichModel();
+  SaveEpk(*m, dir / "z.epk");
+  Tensor kept;
+  {
+    auto back = LoadEpk(dir / "z.epk");
+    for (const ir::Value* v : back->graph->initializers()) {
+      const Tensor* t = v->initializer();
+      if (t->dtype() == DType::kString || t->nbytes() == 0) continue;
+      EXPECT_FALSE(t->buffer()->owned()) << v->name() << " should view the mapping";
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(t->raw()) % 64, 0u) << v->name();
+    }
+    kept = *back->graph->FindValue("w_f64")->initializer();
+  }
+  // The mapping stays alive through the tensor's buffer owner.
+  EXPECT_EQ(kept, *m->graph->FindValue("w_f64")->initializer());
+  // Writing through a mapped tensor copies instead of touching the read-only mapping.
+  Tensor copy = kept;
+  static_cast<uint8_t*>(copy.mutable_raw())[0] ^= 0xFF;
+  EXPECT_NE(copy, kept);
+}
+
+TEST(EpkTest, EmptyModelAndNoMetadata) {
+  TempDir dir;
+  ir::Model m;
+  SaveEpk(m, dir / "e.epk");
+  EpkMetadata md;
+  md.Set("stale", "x");
+  auto back = LoadEpk(dir / "e.epk", &md);
+  EXPECT_TRUE(md.entries.empty());
+  EXPECT_EQ(EpkGraphBytes(*back), EpkGraphBytes(m));
+  EXPECT_EQ(FileSize(dir / "e.epk") % 64, 0u);
+}
+
+TEST(EpkTest, WriterRefusesBadMetadata) {
+  TempDir dir;
+  ir::Model m;
+  EpkMetadata dup;
+  dup.entries = {{"k", "1"}, {"k", "2"}};
+  try {
+    SaveEpk(m, dir / "d.epk", dup);
+    FAIL() << "duplicate metadata keys accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'k' appears twice"), std::string::npos);
+  }
+  EXPECT_FALSE(FileExists(dir / "d.epk"));
+}
+
+// -------------------------------------------------------------- corruption
+
+// Knows just enough of docs/epk.md to patch a file and re-seal its checksums, so that
+// the structural checks behind the checksums are exercised too.
+struct EpkFile {
+  std::string b;
+  uint32_t U32(size_t at) const {
+    uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<uint8_t>(b[at + i])) << (8 * i);
+    return v;
+  }
+  uint64_t U64(size_t at) const { return U32(at) | static_cast<uint64_t>(U32(at + 4)) << 32; }
+  void Put(size_t at, uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) b[at + i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+  }
+  uint32_t sections() const { return U32(12); }
+  size_t entry(int i) const { return 32 + 32 * static_cast<size_t>(i); }
+  size_t offset(int i) const { return U64(entry(i) + 8); }
+  size_t size(int i) const { return U64(entry(i) + 16); }
+  // Byte position of `needle` inside section i (as a string record's bytes).
+  size_t Find(int i, const std::string& needle) const {
+    size_t p = b.find(needle, offset(i));
+    EXPECT_NE(p, std::string::npos) << needle;
+    return p;
+  }
+  void Seal() {
+    for (uint32_t i = 0; i < sections() && entry(i) + 32 <= b.size(); ++i) {
+      if (offset(i) <= b.size() && size(i) <= b.size() - offset(i))
+        Put(entry(i) + 24, crc32_z(0, reinterpret_cast<const Bytef*>(b.data() + offset(i)), size(i)), 4);
+    }
+    std::string head = b.substr(0, 32 + 32 * static_cast<size_t>(sections()));
+    std::memset(&head[24], 0, 4);
+    Put(24, crc32_z(0, reinterpret_cast<const Bytef*>(head.data()), head.size()), 4);
+  }
+};
+
+class EpkCorruptionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto m = RichModel();
+    SaveEpk(*m, dir_ / "good.epk", Meta());
+    good_.b = ReadFileToString(dir_ / "good.epk");
+    ASSERT_EQ(good_.sections(), 3u);
+  }
+  // Loads `bytes`; expects an Error whose message names the file and contains `expect`.
+  // `code` empty: any code (a flipped version bit is reported as an unsupported version).
+  std::string Reject(const std::string& bytes, const std::string& expect,
+                     std::optional<ErrorCode> code = ErrorCode::kInvalidInput) {
+    std::string path = Write(dir_, "bad.epk", bytes);
+    try {
+      LoadEpk(path);
+    } catch (const Error& e) {
+      std::string msg = e.what();
+      EXPECT_NE(msg.find(path), std::string::npos) << msg;
+      EXPECT_NE(msg.find(expect), std::string::npos) << "want '" << expect << "' in: " << msg;
+      if (code) {
+        EXPECT_EQ(e.code(), *code) << msg;
+      }
+      return msg;
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "not an edgepress::Error: " << e.what();
+      return "";
+    }
+    ADD_FAILURE() << "corrupt file accepted; expected '" << expect << "'";
+    return "";
+  }
+  EpkFile Patched(size_t at, uint64_t v, int n, bool seal = true) {
+    EpkFile f = good_;
+    f.Put(at, v, n);
+    if (seal) f.Seal();
+    return f;
+  }
+
+  TempDir dir_;
+  EpkFile good_;
+};
+
+TEST_F(EpkCorruptionTest, SealHelperIsFaithful) {
+  EpkFile f = good_;
+  f.Seal();
+  EXPECT_EQ(f.b, good_.b);
+  // A patch that keeps the model valid loads after sealing (minor versions are accepted).
+  EpkFile minor = Patched(10, 7, 2);
+  std::string path = Write(dir_, "minor.epk", minor.b);
+  EXPECT_EQ(EpkGraphBytes(*LoadEpk(path)), EpkGraphBytes(*RichModel()));
+}
+
+TEST_F(EpkCorruptionTest, BadMagic) {
+  Reject(Patched(1, 'X', 1).b, "bad magic");
+  Reject("GGUF" + good_.b.substr(4), "bad magic");
+  Reject(std::string(100, '\0'), "bad magic");
+}
+
+TEST_F(EpkCorruptionTest, FutureAndUnknownVersions) {
+  Reject(Patched(8, 2, 2).b, "newer than this reader", ErrorCode::kUnsupported);
+  Reject(Patched(8, 0xFFFF, 2).b, "65535.0 is newer", ErrorCode::kUnsupported);
+  Reject(Patched(8, 0, 2).b, "not supported", ErrorCode::kUnsupported);
+}
+
+TEST_F(EpkCorruptionTest, SectionTableCounts) {
+  Reject(Patched(12, 0xFFFFFFFFu, 4).b, "section count 4294967295");
+  Reject(Patched(12, 0, 4).b, "section count 0");
+  Reject(Patched(12, 64, 4).b, "overlaps the section table");
+  // One section fewer: the tensor data section is missing.
+  Reject(Patched(12, 2, 4).b, "kind 3 is missing");
+  Reject(Patched(good_.entry(1), 1, 4).b, "appears twice");  // two metadata sections
+  Reject(Patched(good_.entry(0) + 4, 1, 4).b, "must be zero");
+  Reject(Patched(28, 1, 4).b, "reserved");
+}
+
+TEST_F(EpkCorruptionTest, SectionOffsetsAndSizes) {
+  Reject(Patched(good_.entry(2) + 8, (good_.b.size() + 64) / 64 * 64, 8).b,
+         "past the end of the file");
+  Reject(Patched(good_.entry(2) + 16, UINT64_MAX, 8).b, "past the end of the file");
+  Reject(Patched(good_.entry(1) + 8, good_.offset(1) + 8, 8).b, "not a multiple of 64");
+  Reject(Patched(good_.entry(1) + 8, good_.offset(0), 8).b, "overlaps");
+  Reject(Patched(good_.entry(0) + 8, 0, 8).b, "overlaps the section table");
+  Reject(Patched(16, good_.b.size() + 1, 8).b, "header says");
+  EpkFile longer = good_;
+  longer.b += std::string(64, '\0');
+  Reject(longer.b, "header says");
+}
+
+TEST_F(EpkCorruptionTest, TruncationAtEveryHeaderByte) {
+  size_t table_end = 32 + 32 * good_.sections();
+  for (size_t n = 0; n < table_end + 64; ++n) Reject(good_.b.substr(0, n), "");
+  // And at a stride through the rest of the file (every cut changes the file size).
+  for (size_t n = table_end + 64; n < good_.b.size(); n += 7) Reject(good_.b.substr(0, n), "");
+}
+
+TEST_F(EpkCorruptionTest, FlippedBitInEachSectionIsCaught) {
+  for (size_t at = 0; at < 32 + 32 * good_.sections(); ++at) {
+    EpkFile f = good_;
+    f.b[at] ^= 0x10;
+    Reject(f.b, "", std::nullopt);
+  }
+  for (uint32_t i = 0; i < good_.sections(); ++i) {
+    ASSERT_GT(good_.size(i), 0u);
+    for (size_t at : {good_.offset(i), good_.offset(i) + good_.size(i) / 2,
+                      good_.offset(i) + good_.size(i) - 1}) {
+      EpkFile f = good_;
+      f.b[at] ^= 0x04;
+      Reject(f.b, "section " + std::to_string(i) + " (kind " + std::to_string(i + 1) +
+                      "): checksum mismatch");
+    }
+  }
+}
+
+// Structural checks behind the checksums: patch a field, re-seal, expect the right error.
+TEST_F(EpkCorruptionTest, CountsOfMinusOne) {
+  // The count before the first metadata entry, and the list count before graph input "x".
+  Reject(Patched(good_.offset(0), 0xFFFFFFFFu, 4).b, "metadata entries count 4294967295");
+  size_t x = good_.Find(1, std::string("\x01\0\0\0x", 5));
+  Reject(Patched(x - 4, 0xFFFFFFFFu, 4).b, "graph inputs count 4294967295");
+  size_t ks = good_.Find(1, "kernel_shape");
+  Reject(Patched(ks + 12 + 1 + 4 + 4, 0xFFFFFFFFu, 4).b, "int list count 4294967295");
+  // A string length of -1.
+  Reject(Patched(x, 0xFFFFFFFFu, 4).b, "value name length 4294967295");
+}
+
+TEST_F(EpkCorruptionTest, TensorRecords) {
+  // Initializer "w_f32": name, then u8 dtype, u32 rank, 2 x i64 dims, u64 offset, u64 size.
+  size_t rec = good_.Find(1, "w_f32") + 5;
+  size_t off_at = rec + 1 + 4 + 16;
+  uint64_t off = good_.U64(off_at);
+  Reject(Patched(off_at, off + 4, 8).b, "not 64-byte aligned");
+  Reject(Patched(off_at, (good_.size(2) + 64) / 64 * 64, 8).b, "runs past the tensor data section");
+  Reject(Patched(off_at, UINT64_MAX - 63, 8).b, "runs past the tensor data section");
+  Reject(Patched(off_at + 8, 61, 8).b, "data size 61 != 60");
+  Reject(Patched(rec, 200, 1).b, "200 is not a known dtype");
+  Reject(Patched(rec + 1 + 4, static_cast<uint64_t>(-3), 8).b, "negative tensor dim");
+  // Dims whose product overflows: 2^62 x 5.
+  Reject(Patched(rec + 1 + 4, 1ull << 62, 8).b, "overflows 64 bits");
+  Reject(Patched(off_at + 16, 0x80, 1).b, "unknown tensor annotation bits");
+}
+
+TEST_F(EpkCorruptionTest, EnumsAndFlags) {
+  size_t bits = good_.Find(1, "bits");  // int attribute: name, u8 kind, ...
+  Reject(Patched(bits + 4, 99, 1).b, "unknown kind 99");
+  size_t sum = good_.Find(1, "sum");  // node output: name, ValueType (u8 kind first)
+  Reject(Patched(sum + 3, 9, 1).b, "value type kind 9");
+  Reject(Patched(sum + 4, 77, 1).b, "not a known dtype");
+  Reject(Patched(sum + 5, 2, 1).b, "not 0 or 1");
+}
+
+TEST_F(EpkCorruptionTest, DuplicateAndUndefinedNames) {
+  // Rename initializer "w_i64" to "w_f64" (same length): a value defined twice.
+  Reject(Patched(good_.Find(1, "w_i64") + 2, 'f', 1).b, "'w_f64' is defined more than once");
+  EpkFile f = good_;
+  f.b.replace(f.Find(0, "pass_log"), 8, "producer");
+  f.Seal();
+  Reject(f.b, "metadata key 'producer' appears twice");
+  // Rename attribute "gains" to "alpha".
+  f = good_;
+  f.b.replace(f.Find(1, "gains"), 5, "alpha");
+  f.Seal();
+  Reject(f.b, "attribute 'alpha' twice");
+  f = good_;
+  f.b[f.Find(1, "edgepresx") + 8] = 's';
+  f.Seal();
+  Reject(f.b, "opset domain 'edgepress' is imported twice");
+  // Graph output refers to a name nobody defines.
+  f = good_;
+  size_t mm = f.b.rfind(std::string("\x02\0\0\0mm", 6));
+  f.b[mm + 5] = 'q';
+  f.Seal();
+  Reject(f.b, "output 'mq' is not defined");
+}
+
+TEST_F(EpkCorruptionTest, SubgraphNestingIsBounded) {
+  // A chain of 70 nested If bodies: writable, but deeper than a reader accepts.
+  ir::Model m;
+  ir::Value* x = m.graph->AddInput("x", ValueType::Tensor(DType::kBool, ir::Shape{}));
+  Graph* g = m.graph.get();
+  ir::Value* cond = x;
+  for (int d = 0; d < 70; ++d) {
+    ir::Node* n = g->AddNode("If", {cond}, {"o" + std::to_string(d)});
+    auto body = std::make_shared<Graph>();
+    n->set_attr(Attribute::GraphValue("then_branch", body));
+    g = body.get();
+  }
+  SaveEpk(m, dir_ / "deep.epk");
+  Reject(ReadFileToString(dir_ / "deep.epk"), "nest deeper than 64");
+}
+
+TEST_F(EpkCorruptionTest, RandomGraphSectionDamageNeverCrashes) {
+  // Re-sealed random byte changes in the graph section: each file either loads or throws
+  // an Error; under ASan/UBSan this is the crash check.
+  std::mt19937 rng(1234);
+  size_t off = good_.offset(1), size = good_.size(1);
+  int rejected = 0, loaded = 0;
+  for (int iter = 0; iter < 400; ++iter) {
+    EpkFile f = good_;
+    int flips = 1 + static_cast<int>(rng() % 3);
+    for (int k = 0; k < flips; ++k) f.b[off + rng() % size] = static_cast<char>(rng());
+    f.Seal();
+    std::string path = Write(dir_, "fuzz.epk", f.b);
+    try {
+      LoadEpk(path);
+      ++loaded;
+    } catch (const Error&) {
+      ++rejected;
+    }
+  }
+  EXPECT_GT(rejected, 200);
+  EXPECT_EQ(rejected + loaded, 400);
+}
+
+}  // namespace
+}  // namespace edgepress::formats
