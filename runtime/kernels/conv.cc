@@ -134,50 +134,68 @@ void DwPlaneScalar(const DwPlane& p) {
 }
 
 #if defined(__x86_64__)
-// Eight output columns at a time in registers over all kernel taps; strides 1 and 2 load
-// contiguously (stride 2 de-interleaves two vectors). Edge columns use DwPixel.
-__attribute__((target("avx2,fma"))) void DwPlaneAvx2(const DwPlane& p) {
+// Eight output columns at a time, accumulated in a register over all kernel taps. kS is the
+// horizontal stride (1, or 2 de-interleaving two loads); kKw > 0 fixes the kernel width at
+// compile time (3x3 is MobileNet's case), 0 reads it at run time. Columns whose taps
+// leave the row use DwPixel; the last interior vector is placed to end exactly at the
+// interior's end (overlapping the previous one) instead of leaving a scalar tail.
+template <int kS, int kKw>
+__attribute__((target("avx2,fma"))) void DwPlaneAvx2T(const DwPlane& p) {
   const ConvGeometry& g = *p.g;
-  const int64_t sw = g.stride[2];
-  if (sw > 2) return DwPlaneScalar(p);
+  const int64_t kw_n = kKw > 0 ? kKw : g.k[2];
+  const int64_t dw = g.dil[2];
   int64_t lo, hi;
   DwInterior(g, &lo, &hi);
+  // A stride-2 vector reads 16 floats from its first input column; the 16th is only
+  // inside the row when the next output column is interior too.
+  const int64_t last_vec = kS == 1 ? hi - 8 : hi - 9;
   const __m256 vbias = _mm256_set1_ps(p.bias);
   const __m256 vlo = _mm256_set1_ps(p.act->lo), vhi = _mm256_set1_ps(p.act->hi);
   const bool clamp = p.act->clamp;
-  const int64_t kh_n = g.k[1], kw_n = g.k[2];
   for (int64_t oh = 0; oh < g.out[1]; ++oh) {
     float* yr = p.y + oh * g.out[2];
+    if (last_vec < lo) {
+      for (int64_t ow = 0; ow < g.out[2]; ++ow) yr[ow] = DwPixel(p, oh, ow);
+      continue;
+    }
+    int64_t kh0 = 0, kh1 = g.k[1];
+    const int64_t ih0 = oh * g.stride[1] - g.pad_b[1];
+    while (kh0 < kh1 && ih0 + kh0 * g.dil[1] < 0) ++kh0;
+    while (kh1 > kh0 && ih0 + (kh1 - 1) * g.dil[1] >= g.in[1]) --kh1;
     for (int64_t ow = 0; ow < lo; ++ow) yr[ow] = DwPixel(p, oh, ow);
-    int64_t ow = lo;
-    // With stride 2 a vector reads 16 inputs; stop one vector early so the last read of
-    // the row stays within it.
-    const int64_t vec_end = sw == 1 ? hi - 7 : hi - 8;
-    for (; ow < vec_end; ow += 8) {
+    for (int64_t ow = lo;; ow += 8) {
+      if (ow > last_vec) ow = last_vec;
       __m256 acc = vbias;
-      for (int64_t kh = 0; kh < kh_n; ++kh) {
-        const int64_t ih = oh * g.stride[1] + kh * g.dil[1] - g.pad_b[1];
-        if (ih < 0 || ih >= g.in[1]) continue;
-        const float* xr = p.x + ih * g.in[2] + ow * sw - g.pad_b[2];
+      for (int64_t kh = kh0; kh < kh1; ++kh) {
+        const float* xr = p.x + (ih0 + kh * g.dil[1]) * g.in[2] + (ow * kS - g.pad_b[2]);
         const float* wr = p.w + kh * kw_n;
         for (int64_t kw = 0; kw < kw_n; ++kw) {
-          const float* src = xr + kw * g.dil[2];
+          const float* src = xr + kw * dw;
           __m256 v;
-          if (sw == 1) {
+          if (kS == 1) {
             v = _mm256_loadu_ps(src);
           } else {
             const __m256 a = _mm256_loadu_ps(src), b = _mm256_loadu_ps(src + 8);
             v = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
             v = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), 0xD8));
           }
-          acc = _mm256_fmadd_ps(_mm256_set1_ps(wr[kw]), v, acc);
+          acc = _mm256_fmadd_ps(_mm256_broadcast_ss(wr + kw), v, acc);
         }
       }
       if (clamp) acc = _mm256_min_ps(_mm256_max_ps(acc, vlo), vhi);
       _mm256_storeu_ps(yr + ow, acc);
+      if (ow == last_vec) break;
     }
-    for (; ow < g.out[2]; ++ow) yr[ow] = DwPixel(p, oh, ow);
+    for (int64_t ow = last_vec + 8; ow < g.out[2]; ++ow) yr[ow] = DwPixel(p, oh, ow);
   }
+}
+
+void DwPlaneAvx2(const DwPlane& p) {
+  const ConvGeometry& g = *p.g;
+  const bool k3 = g.k[2] == 3;
+  if (g.stride[2] == 1) return k3 ? DwPlaneAvx2T<1, 3>(p) : DwPlaneAvx2T<1, 0>(p);
+  if (g.stride[2] == 2) return k3 ? DwPlaneAvx2T<2, 3>(p) : DwPlaneAvx2T<2, 0>(p);
+  DwPlaneScalar(p);
 }
 #endif
 
