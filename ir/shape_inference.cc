@@ -17,6 +17,15 @@ namespace {
 constexpr uint64_t kMaxConstElements = 4096;
 // Derived small int values (shape arithmetic) are tracked up to this length.
 constexpr size_t kMaxPartialElements = 64;
+// A rank known only from a shape input's length is believed up to this size, so a
+// malformed model cannot make inference allocate a billion-entry Shape.
+constexpr int64_t kMaxRank = 64;
+
+// Shape of `rank` unknown dims, or unknown rank when `rank` is implausible.
+std::optional<Shape> UnknownDims(int64_t rank) {
+  if (rank < 0 || rank > kMaxRank) return std::nullopt;
+  return Shape(static_cast<size_t>(rank));
+}
 
 // One element of a small int64 tensor whose value is partly known: a number, a symbolic
 // dim (from Shape of a symbolic input) or unknown.
@@ -349,14 +358,18 @@ int64_t Inferencer::NormAxis(const Node& n, int64_t axis, int64_t rank,
 Dim Inferencer::WindowDim(const Node& n, const Dim& in, int64_t k, int64_t s, int64_t d,
                           int64_t pb, int64_t pe, const std::string& auto_pad,
                           bool ceil_mode) const {
-  int64_t dk = d * (k - 1) + 1;
+  int64_t dk = 0, total = 0;
+  if (__builtin_mul_overflow(d, k - 1, &dk) || __builtin_add_overflow(dk, 1, &dk))
+    Fail(n, "kernel size and dilation overflow");
   if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
     if (in.known()) return Dim::Known(CeilDiv(in.value, s));
     return s == 1 ? in : Dim{};
   }
   if (auto_pad == "VALID") pb = pe = 0;
   if (!in.known()) return (s == 1 && pb + pe == dk - 1) ? in : Dim{};
-  int64_t total = in.value + pb + pe - dk;
+  if (__builtin_add_overflow(in.value, pb, &total) || __builtin_add_overflow(total, pe, &total))
+    Fail(n, "pads overflow");
+  total -= dk;
   if (total < 0)
     Fail(n, "window of " + std::to_string(dk) + " (kernel " + std::to_string(k) +
                 ", dilation " + std::to_string(d) + ") is larger than the padded input " +
@@ -761,14 +774,18 @@ void Inferencer::ConvTranspose(const Node& n) {
       out[2 + i] = Dim{};
       continue;
     }
-    int64_t dk = w.dilations[i] * (w.kernel[i] - 1) + 1;
-    int64_t v;
+    // Sizes come from the model file: compute in double and refuse what int64 cannot hold.
+    double dk = static_cast<double>(w.dilations[i]) * static_cast<double>(w.kernel[i] - 1) + 1;
+    double vd;
     if (w.auto_pad == "SAME_UPPER" || w.auto_pad == "SAME_LOWER") {
-      v = in.value * w.strides[i];
+      vd = static_cast<double>(in.value) * static_cast<double>(w.strides[i]);
     } else {
-      int64_t pads = w.auto_pad == "VALID" ? 0 : w.pads[i] + w.pads[i + spatial];
-      v = w.strides[i] * (in.value - 1) + out_pad[i] + dk - pads;
+      double pads = w.auto_pad == "VALID" ? 0 : static_cast<double>(w.pads[i]) + static_cast<double>(w.pads[i + spatial]);
+      vd = static_cast<double>(w.strides[i]) * static_cast<double>(in.value - 1) +
+           static_cast<double>(out_pad[i]) + dk - pads;
     }
+    if (!(vd < 9.0e15)) Fail(n, "output size overflows");
+    int64_t v = static_cast<int64_t>(vd);
     if (v < 0) Fail(n, "output size " + std::to_string(v) + " is negative");
     out[2 + i] = Dim::Known(v);
   }
@@ -875,7 +892,7 @@ void Inferencer::Reshape(const Node& n) {
   if (!target) {
     const Shape* ss = ShapeOf(n.input(1));
     if (ss && ss->size() == 1 && (*ss)[0].known())
-      return SetOutput(n, 0, dt, Shape(static_cast<size_t>((*ss)[0].value)));
+      return SetOutput(n, 0, dt, UnknownDims((*ss)[0].value));
     return SetOutput(n, 0, dt, std::nullopt);
   }
   bool allowzero = n.attr_int("allowzero", 0) != 0;
@@ -1072,8 +1089,7 @@ void Inferencer::Concat(const Node& n) {
     }
     for (size_t k = 0; k < s->size(); ++k) {
       if (static_cast<int64_t>(k) == axis) {
-        if ((*s)[k].known()) sum += (*s)[k].value;
-        else sum_known = false;
+        if (!(*s)[k].known() || __builtin_add_overflow(sum, (*s)[k].value, &sum)) sum_known = false;
       } else {
         out[k] = first ? (*s)[k]
                        : MergeDim(n, out[k], (*s)[k], "non-axis dim " + std::to_string(k) + " differs");
@@ -1116,7 +1132,7 @@ void Inferencer::Split(const Node& n) {
     int64_t sum = 0;
     for (size_t i = 0; i < outs; ++i) {
       if ((*split)[i] < 0) Fail(n, "split " + JoinInts(*split) + " has a negative entry");
-      sum += (*split)[i];
+      if (__builtin_add_overflow(sum, (*split)[i], &sum)) Fail(n, "split sizes overflow");
       sizes[i] = Dim::Known((*split)[i]);
     }
     if (d.known() && sum != d.value)
@@ -1142,6 +1158,7 @@ void Inferencer::Split(const Node& n) {
 namespace {
 // Output length of slicing a dim of size `d` (ONNX Slice clamping rules).
 int64_t SliceLength(int64_t d, int64_t start, int64_t end, int64_t step) {
+  if (d == 0) return 0;
   if (start < 0) start += d;
   if (end < 0) end += d;
   if (step > 0) {
@@ -1210,7 +1227,9 @@ void Inferencer::Slice(const Node& n) {
     if (s < 0) s += len;
     if (e < 0) e += len;
     Partial p;
-    if (step > 0) {
+    if (len == 0) {
+      // nothing to take
+    } else if (step > 0) {
       s = std::clamp<int64_t>(s, 0, len);
       e = std::clamp<int64_t>(e, 0, len);
       for (int64_t i = s; i < e; i += step) p.elems.push_back(partial->elems[static_cast<size_t>(i)]);
@@ -1260,7 +1279,7 @@ void Inferencer::Expand(const Node& n) {
     const Shape* ss = ShapeOf(n.input(1));
     if (xs && ss && ss->size() == 1 && (*ss)[0].known())
       return SetOutput(n, 0, dt,
-                       Shape(std::max<size_t>(xs->size(), static_cast<size_t>((*ss)[0].value))));
+                       UnknownDims(std::max<int64_t>(static_cast<int64_t>(xs->size()), (*ss)[0].value)));
     return SetOutput(n, 0, dt, std::nullopt);
   }
   Shape t;
@@ -1334,10 +1353,13 @@ void Inferencer::Pad(const Node& n) {
                 " entries, expected " + std::to_string(2 * axes.size()));
   for (size_t i = 0; i < axes.size(); ++i) {
     Dim& d = out[static_cast<size_t>(axes[i])];
-    int64_t add = (*pads)[i] + (*pads)[i + axes.size()];
+    int64_t add = 0, v = 0;
+    if (__builtin_add_overflow((*pads)[i], (*pads)[i + axes.size()], &add) ||
+        (d.known() && __builtin_add_overflow(d.value, add, &v)))
+      Fail(n, "pads " + JoinInts(*pads) + " overflow");
     if (d.known()) {
-      if (d.value + add < 0) Fail(n, "pads " + JoinInts(*pads) + " make a dim negative");
-      d = Dim::Known(d.value + add);
+      if (v < 0) Fail(n, "pads " + JoinInts(*pads) + " make a dim negative");
+      d = Dim::Known(v);
     } else if (add != 0) {
       d = Dim{};
     }
@@ -1389,7 +1411,7 @@ void Inferencer::ConstantOfShape(const Node& n) {
   if (!target) {
     const Shape* ss = ShapeOf(n.input(0));
     if (ss && ss->size() == 1 && (*ss)[0].known())
-      return SetOutput(n, 0, dt, Shape(static_cast<size_t>((*ss)[0].value)));
+      return SetOutput(n, 0, dt, UnknownDims((*ss)[0].value));
     return SetOutput(n, 0, dt, std::nullopt);
   }
   Shape s;
@@ -1541,7 +1563,11 @@ void Inferencer::Resize(const Node& n) {
   for (size_t i = 0; i < out.size(); ++i) {
     double s = (*scales)[i];
     if (!(s > 0)) Fail(n, "scale " + std::to_string(s) + " is not positive");
-    if (out[i].known()) out[i] = Dim::Known(static_cast<int64_t>(std::floor(static_cast<double>(out[i].value) * s)));
+    if (out[i].known()) {
+      double v = std::floor(static_cast<double>(out[i].value) * s);
+      if (!(v < 9.0e18)) Fail(n, "scale " + std::to_string(s) + " makes a dim overflow");
+      out[i] = Dim::Known(static_cast<int64_t>(v));
+    }
     else if (s != 1.0) out[i] = Dim{};
   }
   SetOutput(n, 0, dt, out);

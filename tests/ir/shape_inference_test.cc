@@ -267,7 +267,7 @@ TEST(ShapeInferenceTest, ShapeGatherConcatReshapeChainAsExported) {
   EXPECT_EQ(T(merged), "f32[batch,seq,384]");
   EXPECT_EQ(T(twice), "i64[]");
   EXPECT_EQ(T(cos), "f32[batch]");
-  EXPECT_EQ(T(seq_range), "i64[?]");
+  EXPECT_EQ(T(seq_range), "i64[seq]");  // arange(0, seq)
 }
 
 TEST(ShapeInferenceTest, ShapeStartEndAndSize) {
@@ -608,6 +608,66 @@ TEST(ShapeInferenceTest, OldOpsetResizeAndUpsampleTakeScalesSecond) {
   Infer(b);
   EXPECT_EQ(T(r), "f32[1,2,8,12]");
   EXPECT_EQ(T(u), "f32[1,2,8,12]");
+}
+
+// Sizes from a hostile model file must end in an Error or unknown dims, never in UB, a
+// huge allocation or a crash (the sanitizer build runs this).
+TEST(ShapeInferenceTest, HostileSizesAreRefusedOrLeftUnknown) {
+  const int64_t kBig = INT64_MAX;
+  {
+    GraphBuilder b;
+    Value* x = b.Input("x", F32, {2, 3});
+    b.Op("Pad", {x, b.Const("p", Int64s({kBig, 0, kBig, 0}))}, {}, "pad");
+    ExpectInferError(b, "pad", "overflow");
+  }
+  {
+    GraphBuilder b;
+    Value* x = b.Input("x", F32, {1, 1, 8});
+    Value* w = b.Const("w", Tensor(F32, {1, 1, 3}));
+    b.Op("Conv", {x, w}, {Ints("dilations", {kBig})}, "conv");
+    ExpectInferError(b, "conv", "overflow");
+  }
+  {
+    GraphBuilder b;
+    Value* x = b.Input("x", F32, {1, 1, 8});
+    Value* w = b.Const("w", Tensor(F32, {1, 1, 3}));
+    b.Op("ConvTranspose", {x, w}, {Ints("strides", {kBig / 2})}, "convt");
+    ExpectInferError(b, "convt", "overflows");
+  }
+  {
+    GraphBuilder b;
+    Value* x = b.Input("x", F32, {1, 1, 4, 4});
+    b.Op("Resize", {x, nullptr, b.Const("s", FloatTensor({4}, {1, 1, 1e30f, 1}))}, {}, "resize");
+    ExpectInferError(b, "resize", "overflow");
+  }
+  {
+    GraphBuilder b;
+    Value* x = b.Input("x", F32, {kBig / 2 + 1});
+    Value* y = b.Input("y", F32, {kBig / 2 + 1});
+    Value* c = b.Op("Concat", {x, y}, {Int("axis", 0)});
+    // A shape input that claims a rank of 10^12 gives an unknown rank, not an allocation.
+    Value* r = b.Op("Reshape", {x, b.Input("shape", DType::kInt64, {1000000000000})});
+    Value* z = b.Input("z", F32, {0, 5});
+    Value* sl = b.Op("Slice", {z, b.Const("st", Int64s({-1})), b.Const("en", Int64s({-100})),
+                               b.Const("ax", Int64s({0})), b.Const("sp", Int64s({-1}))});
+    InferShapes(b.model());
+    EXPECT_EQ(T(c), "f32[?]");
+    EXPECT_EQ(T(r), "f32[...]");
+    EXPECT_EQ(T(sl), "f32[0,5]");
+  }
+  {
+    GraphBuilder b;
+    Value* x = b.Input("x", F32, {2, 3});
+    Value* shape = b.Op("Shape", {x});
+    b.Op("Gather", {shape, b.Const("i", Int64Tensor({}, {7}))}, {}, "gather");
+    ExpectInferError(b, "gather", "index 7 is out of range for size 2");
+  }
+  {
+    GraphBuilder b;
+    Value* x = b.Input("x", F32, {2, 3});
+    b.Op("Transpose", {x}, {Ints("perm", {0, 0})}, "transpose");
+    ExpectInferError(b, "transpose", "repeats an axis");
+  }
 }
 
 }  // namespace
