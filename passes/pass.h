@@ -65,6 +65,8 @@ PassOptions ParseOptions(const PassInfo& info,
 struct PassContext {
   uint64_t seed = 0;
   int threads = 1;
+  // Calibration data files (.npz/.npy) for passes with PassInfo::needs_data.
+  std::vector<std::string> data_files;
   std::function<void(const std::string&)> log;  // optional progress lines
 };
 

@@ -144,6 +144,9 @@ std::vector<PassRun> RunPipeline(ir::Model& model, const std::vector<PipelineSte
     const PassEntry* e = FindPass(step.pass);
     if (!e) CreatePass(step.pass, step.options);  // throws the helpful error
     PassOptions options = ParseOptions(e->info, step.options);
+    if (e->info.needs_data && ctx.data_files.empty())
+      throw Error(ErrorCode::kUsage, "pass '" + step.pass +
+                                         "' needs calibration data: give --data FILE.npz");
     std::unique_ptr<Pass> pass = e->create(options);
     auto t0 = std::chrono::steady_clock::now();
     PassRun run;
