@@ -1,0 +1,535 @@
+// Pooling kernels: MaxPool (with the optional Indices output), AveragePool, LpPool and
+// their Global* forms, for 1-D, 2-D and 3-D NCHW tensors with ONNX semantics (pads,
+// auto_pad, strides, dilations, ceil_mode, count_include_pad, storage_order).
+//
+// Every spatial case is handled as 3-D (missing leading dims get size 1), so one geometry
+// and one loop nest serve all ranks. The reference kernels walk each window with bounds
+// checks. The AVX2 kernels first reduce the window's rows into a padded row buffer with
+// full-width vector max/add (contiguous, so it vectorises whatever the stride), then reduce
+// horizontally (vectorised when the stride is 1). Work is split over N*C planes.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#include "ir/error.h"
+#include "runtime/kernels/all_kernels.h"
+#include "runtime/thread_pool.h"
+
+namespace edgepress::runtime {
+namespace {
+
+[[noreturn]] void Fail(const ir::Node& n, const std::string& msg) {
+  ThrowInvalid(n.describe() + ": " + msg);
+}
+
+std::string Join(const std::vector<int64_t>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
+  return s + "]";
+}
+
+// Window geometry of one pooling node for one input shape, padded to 3 spatial dims.
+struct PoolGeom {
+  int nd = 0;  // spatial rank of the input (1..3)
+  int64_t n = 0, c = 0;
+  int64_t in[3], out[3], k[3], s[3], d[3], pb[3], pe[3];
+  int64_t in_plane() const { return in[0] * in[1] * in[2]; }
+  int64_t out_plane() const { return out[0] * out[1] * out[2]; }
+};
+
+enum class PoolKind { kMax, kAvg, kLp };
+
+struct PoolAttrs {
+  std::vector<int64_t> kernel, strides, dilations, pads;
+  std::string auto_pad = "NOTSET";
+  bool ceil_mode = false;
+  bool count_include_pad = false;
+  int64_t storage_order = 0;
+  int64_t p = 2;
+  bool global = false;
+};
+
+PoolAttrs ReadPoolAttrs(const ir::Node& node, PoolKind kind, bool global) {
+  PoolAttrs a;
+  a.global = global;
+  if (kind == PoolKind::kLp) {
+    a.p = node.attr_int("p", 2);
+    if (a.p < 1 || a.p > 64) Fail(node, "p must be in [1, 64], got " + std::to_string(a.p));
+  }
+  if (global) return a;
+  a.kernel = node.attr_ints("kernel_shape");
+  if (a.kernel.empty()) Fail(node, "attribute 'kernel_shape' is required");
+  a.strides = node.attr_ints("strides");
+  a.dilations = node.attr_ints("dilations");
+  a.pads = node.attr_ints("pads");
+  a.auto_pad = node.attr_string("auto_pad", "NOTSET");
+  if (a.auto_pad != "NOTSET" && a.auto_pad != "VALID" && a.auto_pad != "SAME_UPPER" &&
+      a.auto_pad != "SAME_LOWER")
+    Fail(node, "unknown auto_pad '" + a.auto_pad + "'");
+  const int64_t ceil_mode = node.attr_int("ceil_mode", 0);
+  if (ceil_mode != 0 && ceil_mode != 1) Fail(node, "ceil_mode must be 0 or 1");
+  a.ceil_mode = ceil_mode == 1;
+  const int64_t cip = node.attr_int("count_include_pad", 0);
+  if (cip != 0 && cip != 1) Fail(node, "count_include_pad must be 0 or 1");
+  a.count_include_pad = cip == 1;
+  a.storage_order = node.attr_int("storage_order", 0);
+  if (a.storage_order != 0 && a.storage_order != 1) Fail(node, "storage_order must be 0 or 1");
+  return a;
+}
+
+// Keeps window arithmetic far from int64 overflow.
+constexpr int64_t kMaxDim = int64_t{1} << 31;
+
+PoolGeom ComputeGeom(const ir::Node& node, const PoolAttrs& a, const std::vector<int64_t>& x) {
+  const int rank = static_cast<int>(x.size());
+  if (rank < 3 || rank > 5)
+    Fail(node, "input must have rank 3 to 5 (N, C and 1-3 spatial dims), got shape " + Join(x));
+  PoolGeom g;
+  g.nd = rank - 2;
+  g.n = x[0];
+  g.c = x[1];
+  const int nd = g.nd;
+  const int off = 3 - nd;
+  for (int i = 0; i < 3; ++i) {
+    g.in[i] = g.out[i] = g.k[i] = g.s[i] = g.d[i] = 1;
+    g.pb[i] = g.pe[i] = 0;
+  }
+  for (int64_t v : x)
+    if (v < 0 || v > kMaxDim) Fail(node, "input dims out of range: " + Join(x));
+  for (int i = 0; i < nd; ++i) g.in[off + i] = x[2 + i];
+  if (a.global) {
+    for (int i = 0; i < nd; ++i) {
+      g.k[off + i] = x[2 + i];
+      if (x[2 + i] == 0) Fail(node, "global pooling over an empty spatial dim: " + Join(x));
+    }
+    return g;
+  }
+  const auto check_len = [&](const std::vector<int64_t>& v, size_t want, const char* name) {
+    if (!v.empty() && v.size() != want)
+      Fail(node, std::string("attribute '") + name + "' has " + std::to_string(v.size()) +
+                     " values, expected " + std::to_string(want) + " for input " + Join(x));
+  };
+  if (a.kernel.size() != static_cast<size_t>(nd))
+    Fail(node, "kernel_shape " + Join(a.kernel) + " does not match the " + std::to_string(nd) +
+                   " spatial dims of input " + Join(x));
+  check_len(a.strides, nd, "strides");
+  check_len(a.dilations, nd, "dilations");
+  check_len(a.pads, 2 * nd, "pads");
+  for (int i = 0; i < nd; ++i) {
+    const int j = off + i;
+    g.k[j] = a.kernel[i];
+    g.s[j] = a.strides.empty() ? 1 : a.strides[i];
+    g.d[j] = a.dilations.empty() ? 1 : a.dilations[i];
+    if (g.k[j] < 1 || g.k[j] > kMaxDim) Fail(node, "kernel_shape must be positive: " + Join(a.kernel));
+    if (g.s[j] < 1 || g.s[j] > kMaxDim) Fail(node, "strides must be positive: " + Join(a.strides));
+    if (g.d[j] < 1 || g.d[j] > kMaxDim)
+      Fail(node, "dilations must be positive: " + Join(a.dilations));
+    const int64_t eff = (g.k[j] - 1) * g.d[j] + 1;  // < 2^62
+    if (eff > kMaxDim) Fail(node, "dilated kernel too large");
+    const int64_t in = g.in[j];
+    if (a.auto_pad == "NOTSET") {
+      g.pb[j] = a.pads.empty() ? 0 : a.pads[i];
+      g.pe[j] = a.pads.empty() ? 0 : a.pads[nd + i];
+      if (g.pb[j] < 0 || g.pe[j] < 0 || g.pb[j] > kMaxDim || g.pe[j] > kMaxDim)
+        Fail(node, "pads out of range: " + Join(a.pads));
+      if (g.pb[j] >= eff || g.pe[j] >= eff)
+        Fail(node, "pads " + Join(a.pads) + " must be smaller than the kernel " + Join(a.kernel));
+      const int64_t span = in + g.pb[j] + g.pe[j] - eff;
+      if (span < 0)
+        Fail(node, "kernel " + Join(a.kernel) + " is larger than the padded input " + Join(x));
+      int64_t o = (a.ceil_mode ? (span + g.s[j] - 1) / g.s[j] : span / g.s[j]) + 1;
+      // As PyTorch and onnxruntime: the last window must start inside the input or the
+      // leading padding.
+      if (a.ceil_mode && (o - 1) * g.s[j] >= in + g.pb[j]) --o;
+      g.out[j] = o;
+    } else if (a.auto_pad == "VALID") {
+      if (in < eff) Fail(node, "kernel " + Join(a.kernel) + " is larger than input " + Join(x));
+      g.out[j] = (in - eff) / g.s[j] + 1;
+    } else {
+      const int64_t o = (in + g.s[j] - 1) / g.s[j];
+      const int64_t total = std::max<int64_t>(0, (o - 1) * g.s[j] + eff - in);
+      g.pb[j] = a.auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+      g.pe[j] = total - g.pb[j];
+      g.out[j] = o;
+    }
+    if (g.out[j] < 1 && in > 0) Fail(node, "pooling produces an empty output for " + Join(x));
+  }
+  return g;
+}
+
+std::vector<int64_t> OutShape(const PoolGeom& g) {
+  std::vector<int64_t> s = {g.n, g.c};
+  for (int i = 3 - g.nd; i < 3; ++i) s.push_back(g.out[i]);
+  return s;
+}
+
+// Valid taps [lo, hi) of output position o along one dim (tap j reads o*s - pb + j*d).
+inline void TapRange(const PoolGeom& g, int dim, int64_t o, int64_t* lo, int64_t* hi) {
+  const int64_t start = o * g.s[dim] - g.pb[dim];
+  const int64_t d = g.d[dim];
+  int64_t a = 0;
+  if (start < 0) a = (-start + d - 1) / d;
+  int64_t b = g.k[dim];
+  const int64_t last = g.in[dim] - 1 - start;  // highest valid j*d
+  if (last < 0) b = 0;
+  else b = std::min(b, last / d + 1);
+  *lo = a;
+  *hi = std::max(a, b);
+}
+
+// Taps inside the padded extent [-pb, in + pe): the divisor of count_include_pad.
+inline int64_t PaddedTaps(const PoolGeom& g, int dim, int64_t o) {
+  const int64_t start = o * g.s[dim] - g.pb[dim];
+  const int64_t limit = g.in[dim] + g.pe[dim] - start;  // positions j*d < limit
+  const int64_t d = g.d[dim];
+  if (limit <= 0) return 0;
+  return std::min(g.k[dim], (limit + d - 1) / d);
+}
+
+template <typename T> ir::DType DTypeOf();
+template <> ir::DType DTypeOf<float>() { return ir::DType::kFloat32; }
+template <> ir::DType DTypeOf<uint8_t>() { return ir::DType::kUInt8; }
+template <> ir::DType DTypeOf<int8_t>() { return ir::DType::kInt8; }
+
+void CheckF32(const ir::Node& node, const ir::Tensor* x) {
+  if (!x) Fail(node, "input X is missing");
+  if (x->dtype() != ir::DType::kFloat32)
+    Fail(node, std::string("expected f32 input, got ") + ir::DTypeName(x->dtype()));
+}
+
+// ---------------------------------------------------------------------------------------
+// Reference kernels.
+
+template <typename T>
+void MaxPoolRef(const PoolGeom& g, const T* x, T* y, int64_t* idx, bool col_major,
+                ThreadPool& pool) {
+  const int64_t ip = g.in_plane(), op = g.out_plane();
+  pool.ParallelFor(g.n * g.c, 1, [&](int64_t b, int64_t e) {
+    for (int64_t nc = b; nc < e; ++nc) {
+      const T* xp = x + nc * ip;
+      for (int64_t o0 = 0; o0 < g.out[0]; ++o0)
+        for (int64_t o1 = 0; o1 < g.out[1]; ++o1)
+          for (int64_t o2 = 0; o2 < g.out[2]; ++o2) {
+            int64_t l0, h0, l1, h1, l2, h2;
+            TapRange(g, 0, o0, &l0, &h0);
+            TapRange(g, 1, o1, &l1, &h1);
+            TapRange(g, 2, o2, &l2, &h2);
+            T best = std::numeric_limits<T>::lowest();
+            int64_t best_at = -1;
+            for (int64_t j0 = l0; j0 < h0; ++j0) {
+              const int64_t i0 = o0 * g.s[0] - g.pb[0] + j0 * g.d[0];
+              for (int64_t j1 = l1; j1 < h1; ++j1) {
+                const int64_t i1 = o1 * g.s[1] - g.pb[1] + j1 * g.d[1];
+                for (int64_t j2 = l2; j2 < h2; ++j2) {
+                  const int64_t i2 = o2 * g.s[2] - g.pb[2] + j2 * g.d[2];
+                  const int64_t at = (i0 * g.in[1] + i1) * g.in[2] + i2;
+                  // The first maximum wins, as in onnxruntime.
+                  if (best_at < 0 || xp[at] > best) {
+                    best = xp[at];
+                    best_at = col_major ? (i2 * g.in[1] + i1) * g.in[0] + i0 : at;
+                  }
+                }
+              }
+            }
+            const int64_t out_at = (o0 * g.out[1] + o1) * g.out[2] + o2;
+            y[nc * op + out_at] = best;
+            if (idx) idx[nc * op + out_at] = nc * ip + std::max<int64_t>(best_at, 0);
+          }
+    }
+  });
+}
+
+void AvgLpPoolRef(const PoolGeom& g, PoolKind kind, bool include_pad, int64_t p, const float* x,
+                  float* y, ThreadPool& pool) {
+  const int64_t ip = g.in_plane(), op = g.out_plane();
+  pool.ParallelFor(g.n * g.c, 1, [&](int64_t b, int64_t e) {
+    for (int64_t nc = b; nc < e; ++nc) {
+      const float* xp = x + nc * ip;
+      for (int64_t o0 = 0; o0 < g.out[0]; ++o0)
+        for (int64_t o1 = 0; o1 < g.out[1]; ++o1)
+          for (int64_t o2 = 0; o2 < g.out[2]; ++o2) {
+            int64_t l0, h0, l1, h1, l2, h2;
+            TapRange(g, 0, o0, &l0, &h0);
+            TapRange(g, 1, o1, &l1, &h1);
+            TapRange(g, 2, o2, &l2, &h2);
+            double acc = 0;
+            for (int64_t j0 = l0; j0 < h0; ++j0) {
+              const int64_t i0 = o0 * g.s[0] - g.pb[0] + j0 * g.d[0];
+              for (int64_t j1 = l1; j1 < h1; ++j1) {
+                const int64_t i1 = o1 * g.s[1] - g.pb[1] + j1 * g.d[1];
+                for (int64_t j2 = l2; j2 < h2; ++j2) {
+                  const int64_t i2 = o2 * g.s[2] - g.pb[2] + j2 * g.d[2];
+                  const float v = xp[(i0 * g.in[1] + i1) * g.in[2] + i2];
+                  if (kind == PoolKind::kAvg) acc += v;
+                  else if (p == 1) acc += std::fabs(v);
+                  else if (p == 2) acc += static_cast<double>(v) * v;
+                  else acc += std::pow(std::fabs(static_cast<double>(v)), static_cast<double>(p));
+                }
+              }
+            }
+            float r;
+            if (kind == PoolKind::kAvg) {
+              const int64_t cnt = include_pad ? PaddedTaps(g, 0, o0) * PaddedTaps(g, 1, o1) *
+                                                    PaddedTaps(g, 2, o2)
+                                              : (h0 - l0) * (h1 - l1) * (h2 - l2);
+              r = cnt > 0 ? static_cast<float>(acc / static_cast<double>(cnt)) : 0.f;
+            } else {
+              r = static_cast<float>(p == 1 ? acc : p == 2 ? std::sqrt(acc)
+                                                           : std::pow(acc, 1.0 / p));
+            }
+            y[nc * op + (o0 * g.out[1] + o1) * g.out[2] + o2] = r;
+          }
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// AVX2 kernels.
+
+#if defined(__x86_64__)
+// Reduces one output row: the window rows go into `buf` (padded row, pad value `init`),
+// then each output reads k taps of `buf`.
+__attribute__((target("avx2,fma"))) void PoolRowsAvx2(const PoolGeom& g, bool is_max,
+                                                      bool include_pad, const float* xp,
+                                                      float* yp, float* buf, int64_t wp,
+                                                      const float* inv_col) {
+  const float init = is_max ? std::numeric_limits<float>::lowest() : 0.f;
+  const __m256 vinit = _mm256_set1_ps(init);
+  const int64_t W = g.in[2], pbw = g.pb[2];
+  for (int64_t o0 = 0; o0 < g.out[0]; ++o0) {
+    int64_t l0, h0;
+    TapRange(g, 0, o0, &l0, &h0);
+    for (int64_t o1 = 0; o1 < g.out[1]; ++o1) {
+      int64_t l1, h1;
+      TapRange(g, 1, o1, &l1, &h1);
+      int64_t w = 0;
+      for (; w + 8 <= wp; w += 8) _mm256_storeu_ps(buf + w, vinit);
+      for (; w < wp; ++w) buf[w] = init;
+      float* row = buf + pbw;
+      for (int64_t j0 = l0; j0 < h0; ++j0) {
+        const int64_t i0 = o0 * g.s[0] - g.pb[0] + j0 * g.d[0];
+        for (int64_t j1 = l1; j1 < h1; ++j1) {
+          const int64_t i1 = o1 * g.s[1] - g.pb[1] + j1 * g.d[1];
+          const float* src = xp + (i0 * g.in[1] + i1) * W;
+          int64_t q = 0;
+          if (is_max) {
+            for (; q + 8 <= W; q += 8)
+              _mm256_storeu_ps(row + q,
+                               _mm256_max_ps(_mm256_loadu_ps(row + q), _mm256_loadu_ps(src + q)));
+            for (; q < W; ++q) row[q] = std::max(row[q], src[q]);
+          } else {
+            for (; q + 8 <= W; q += 8)
+              _mm256_storeu_ps(row + q,
+                               _mm256_add_ps(_mm256_loadu_ps(row + q), _mm256_loadu_ps(src + q)));
+            for (; q < W; ++q) row[q] += src[q];
+          }
+        }
+      }
+      float* out = yp + (o0 * g.out[1] + o1) * g.out[2];
+      const int64_t OW = g.out[2], K = g.k[2], S = g.s[2], D = g.d[2];
+      int64_t ow = 0;
+      if (S == 1) {
+        for (; ow + 8 <= OW; ow += 8) {
+          __m256 acc = _mm256_loadu_ps(buf + ow);
+          for (int64_t j = 1; j < K; ++j) {
+            const __m256 v = _mm256_loadu_ps(buf + ow + j * D);
+            acc = is_max ? _mm256_max_ps(acc, v) : _mm256_add_ps(acc, v);
+          }
+          _mm256_storeu_ps(out + ow, acc);
+        }
+      }
+      for (; ow < OW; ++ow) {
+        const float* t = buf + ow * S;
+        float acc = t[0];
+        for (int64_t j = 1; j < K; ++j) acc = is_max ? std::max(acc, t[j * D]) : acc + t[j * D];
+        out[ow] = acc;
+      }
+      if (!is_max) {
+        const float rows = static_cast<float>(include_pad ? PaddedTaps(g, 0, o0) * PaddedTaps(g, 1, o1)
+                                                          : (h0 - l0) * (h1 - l1));
+        const float inv_rows = rows > 0 ? 1.f / rows : 0.f;
+        for (int64_t q = 0; q < OW; ++q) out[q] *= inv_col[q] * inv_rows;
+      }
+    }
+  }
+}
+
+void PoolAvx2(const PoolGeom& g, bool is_max, bool include_pad, const float* x, float* y,
+              ThreadPool& pool) {
+  // Padded row width: every tap of every output must land inside the buffer.
+  const int64_t wp = std::max(g.pb[2] + g.in[2],
+                              (g.out[2] - 1) * g.s[2] + (g.k[2] - 1) * g.d[2] + 1);
+  std::vector<float> inv_col(g.out[2]);
+  for (int64_t q = 0; q < g.out[2]; ++q) {
+    int64_t lo, hi;
+    TapRange(g, 2, q, &lo, &hi);
+    const int64_t cnt = include_pad ? PaddedTaps(g, 2, q) : hi - lo;
+    inv_col[q] = cnt > 0 ? 1.f / static_cast<float>(cnt) : 0.f;
+  }
+  const int64_t ip = g.in_plane(), op = g.out_plane();
+  pool.ParallelFor(g.n * g.c, 1, [&](int64_t b, int64_t e) {
+    std::vector<float> buf(wp + 8);
+    for (int64_t nc = b; nc < e; ++nc)
+      PoolRowsAvx2(g, is_max, include_pad, x + nc * ip, y + nc * op, buf.data(), wp,
+                   inv_col.data());
+  });
+}
+
+__attribute__((target("avx2,fma"))) float GlobalPlaneAvx2(const float* p, int64_t len,
+                                                          bool is_max) {
+  int64_t i = 0;
+  alignas(32) float lanes[8];
+  if (is_max) {
+    __m256 m = _mm256_set1_ps(std::numeric_limits<float>::lowest());
+    for (; i + 8 <= len; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(p + i));
+    _mm256_store_ps(lanes, m);
+    float r = lanes[0];
+    for (int l = 1; l < 8; ++l) r = std::max(r, lanes[l]);
+    for (; i < len; ++i) r = std::max(r, p[i]);
+    return r;
+  }
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+  for (; i + 16 <= len; i += 16) {
+    s0 = _mm256_add_ps(s0, _mm256_loadu_ps(p + i));
+    s1 = _mm256_add_ps(s1, _mm256_loadu_ps(p + i + 8));
+  }
+  for (; i + 8 <= len; i += 8) s0 = _mm256_add_ps(s0, _mm256_loadu_ps(p + i));
+  _mm256_store_ps(lanes, _mm256_add_ps(s0, s1));
+  double acc = 0;
+  for (int l = 0; l < 8; ++l) acc += lanes[l];
+  for (; i < len; ++i) acc += p[i];
+  return static_cast<float>(acc / static_cast<double>(len));
+}
+
+void GlobalPoolAvx2(int64_t planes, int64_t len, bool is_max, const float* x, float* y,
+                    ThreadPool& pool) {
+  pool.ParallelFor(planes, std::max<int64_t>(1, 16384 / std::max<int64_t>(len, 1)),
+                   [&](int64_t b, int64_t e) {
+                     for (int64_t nc = b; nc < e; ++nc)
+                       y[nc] = GlobalPlaneAvx2(x + nc * len, len, is_max);
+                   });
+}
+#endif
+
+// ---------------------------------------------------------------------------------------
+// Kernel classes.
+
+template <typename T>
+class MaxPoolKernel : public Kernel {
+ public:
+  MaxPoolKernel(const ir::Node& node, bool global, bool simd)
+      : attrs_(ReadPoolAttrs(node, PoolKind::kMax, global)), simd_(simd) {}
+  void Run(KernelContext& ctx) override {
+    const ir::Node& node = ctx.node();
+    const ir::Tensor* x = ctx.input(0);
+    if (!x) Fail(node, "input X is missing");
+    if (x->dtype() != DTypeOf<T>())
+      Fail(node, std::string("unexpected input dtype ") + ir::DTypeName(x->dtype()));
+    const PoolGeom g = ComputeGeom(node, attrs_, x->shape());
+    ir::Tensor& y = ctx.AllocateOutput(0, x->dtype(), OutShape(g));
+    const bool want_idx = !attrs_.global && ctx.num_outputs() > 1 && ctx.output_requested(1);
+    int64_t* idx = nullptr;
+    if (want_idx) idx = ctx.AllocateOutput(1, ir::DType::kInt64, OutShape(g)).mutable_data<int64_t>();
+    if (y.numel() == 0) return;
+#if defined(__x86_64__)
+    if constexpr (std::is_same_v<T, float>) {
+      if (simd_ && !idx) {
+        if (attrs_.global)
+          GlobalPoolAvx2(g.n * g.c, g.in_plane(), true, x->data<float>(), y.mutable_data<float>(),
+                         ctx.pool());
+        else
+          PoolAvx2(g, true, false, x->data<float>(), y.mutable_data<float>(), ctx.pool());
+        return;
+      }
+    }
+#endif
+    MaxPoolRef<T>(g, x->data<T>(), y.mutable_data<T>(), idx, attrs_.storage_order == 1,
+                  ctx.pool());
+  }
+
+ private:
+  PoolAttrs attrs_;
+  bool simd_;
+};
+
+class AvgLpPoolKernel : public Kernel {
+ public:
+  AvgLpPoolKernel(const ir::Node& node, PoolKind kind, bool global, bool simd)
+      : attrs_(ReadPoolAttrs(node, kind, global)), kind_(kind), simd_(simd) {}
+  void Run(KernelContext& ctx) override {
+    const ir::Node& node = ctx.node();
+    const ir::Tensor* x = ctx.input(0);
+    CheckF32(node, x);
+    const PoolGeom g = ComputeGeom(node, attrs_, x->shape());
+    ir::Tensor& y = ctx.AllocateOutput(0, x->dtype(), OutShape(g));
+    if (y.numel() == 0) return;
+#if defined(__x86_64__)
+    if (simd_ && kind_ == PoolKind::kAvg) {
+      if (attrs_.global)
+        GlobalPoolAvx2(g.n * g.c, g.in_plane(), false, x->data<float>(), y.mutable_data<float>(),
+                       ctx.pool());
+      else
+        PoolAvx2(g, false, attrs_.count_include_pad, x->data<float>(), y.mutable_data<float>(),
+                 ctx.pool());
+      return;
+    }
+#endif
+    AvgLpPoolRef(g, kind_, attrs_.count_include_pad, attrs_.p, x->data<float>(),
+                 y.mutable_data<float>(), ctx.pool());
+  }
+
+ private:
+  PoolAttrs attrs_;
+  PoolKind kind_;
+  bool simd_;
+};
+
+template <typename T, bool kGlobal, bool kSimd>
+std::unique_ptr<Kernel> CreateMax(const KernelInit& init) {
+  return std::make_unique<MaxPoolKernel<T>>(init.node, kGlobal, kSimd);
+}
+template <PoolKind kKind, bool kGlobal, bool kSimd>
+std::unique_ptr<Kernel> CreateAvgLp(const KernelInit& init) {
+  return std::make_unique<AvgLpPoolKernel>(init.node, kKind, kGlobal, kSimd);
+}
+
+}  // namespace
+
+void RegisterPoolKernels(KernelRegistry& r) {
+  using ir::DType;
+  r.Add({"MaxPool", "", DType::kFloat32, Isa::kScalar, "f32_maxpool__ref",
+         CreateMax<float, false, false>});
+  r.Add({"MaxPool", "", DType::kUInt8, Isa::kScalar, "u8_maxpool__ref",
+         CreateMax<uint8_t, false, false>});
+  r.Add({"MaxPool", "", DType::kInt8, Isa::kScalar, "s8_maxpool__ref",
+         CreateMax<int8_t, false, false>});
+  r.Add({"GlobalMaxPool", "", DType::kFloat32, Isa::kScalar, "f32_globalmaxpool__ref",
+         CreateMax<float, true, false>});
+  r.Add({"AveragePool", "", DType::kFloat32, Isa::kScalar, "f32_avgpool__ref",
+         CreateAvgLp<PoolKind::kAvg, false, false>});
+  r.Add({"GlobalAveragePool", "", DType::kFloat32, Isa::kScalar, "f32_globalavgpool__ref",
+         CreateAvgLp<PoolKind::kAvg, true, false>});
+  r.Add({"LpPool", "", DType::kFloat32, Isa::kScalar, "f32_lppool__ref",
+         CreateAvgLp<PoolKind::kLp, false, false>});
+  r.Add({"GlobalLpPool", "", DType::kFloat32, Isa::kScalar, "f32_globallppool__ref",
+         CreateAvgLp<PoolKind::kLp, true, false>});
+#if defined(__x86_64__)
+  r.Add({"MaxPool", "", DType::kFloat32, Isa::kAvx2, "f32_maxpool__avx2",
+         CreateMax<float, false, true>});
+  r.Add({"GlobalMaxPool", "", DType::kFloat32, Isa::kAvx2, "f32_globalmaxpool__avx2",
+         CreateMax<float, true, true>});
+  r.Add({"AveragePool", "", DType::kFloat32, Isa::kAvx2, "f32_avgpool__avx2",
+         CreateAvgLp<PoolKind::kAvg, false, true>});
+  r.Add({"GlobalAveragePool", "", DType::kFloat32, Isa::kAvx2, "f32_globalavgpool__avx2",
+         CreateAvgLp<PoolKind::kAvg, true, true>});
+#endif
+}
+
+}  // namespace edgepress::runtime
