@@ -262,6 +262,26 @@ std::unique_ptr<Kernel> CreatePow(const KernelInit&) {
   });
 }
 
+// PRelu broadcasts the slope numpy-style (opset 7+). Models of opset 6 and PyTorch's
+// exporter also give a per-channel slope [C] for an input [N, C, ...]; that shape cannot
+// broadcast numpy-style (unless C equals the last dim), so it is read as [C, 1, ..., 1].
+std::unique_ptr<Kernel> CreatePRelu(const KernelInit&) {
+  return MakeKernel([](KernelContext& ctx) {
+    const ir::Tensor& x = In(ctx, 0);
+    const ir::Tensor& slope = In(ctx, 1);
+    CheckKind(ctx.node(), BinKind::kNumeric, x);
+    ir::Tensor s = slope;
+    if (slope.rank() == 1 && x.rank() > 2 && slope.shape()[0] == x.shape()[1] &&
+        slope.shape()[0] != x.shape().back() && slope.shape()[0] != 1 && slope.buffer()) {
+      std::vector<int64_t> shape(x.rank() - 1, 1);
+      shape[0] = slope.shape()[0];
+      s = ir::Tensor(slope.dtype(), shape, slope.buffer(), slope.offset());
+    }
+    RunBinary(ctx, x, s, ir::DType::kUndefined,
+              MakeInner(&ctx.node(), BinKind::kNumeric, false, PReluF{}));
+  });
+}
+
 std::unique_ptr<Kernel> CreateWhere(const KernelInit&) {
   return MakeKernel([](KernelContext& ctx) {
     const ir::Node& node = ctx.node();
@@ -314,10 +334,10 @@ void RegisterBinaryRef(KernelRegistry& r) {
   EP_BIN(And, BinKind::kBool, false, AndF{})
   EP_BIN(Or, BinKind::kBool, false, OrF{})
   EP_BIN(Xor, BinKind::kBool, false, XorF{})
-  EP_BIN(PRelu, BinKind::kNumeric, false, PReluF{})
   EP_BIN(BitShift, BinKind::kUnsigned, false,
          ShiftF{init.node.attr_string("direction", "") == "LEFT"})
 #undef EP_BIN
+  AddRef(r, "PRelu", CreatePRelu);
   AddRef(r, "Pow", CreatePow);
   AddRef(r, "Where", CreateWhere);
   AddRef(r, "Max", [](const KernelInit&) { return VariadicKernel(MaxF{}, false); });

@@ -394,6 +394,10 @@ TEST(ElementwiseTest, PReluBroadcastsSlope) {
   Tensor x = F32({2, 3}, {-1, 2, -3, -4, 5, -6}), slope = F32({3}, {0.5f, 1, 2});
   EXPECT_EQ(Values<float>(OneNode("PRelu", 2).Run({&x, &slope})[0]),
             (std::vector<float>{-0.5f, 2, -6, -2, 5, -12}));
+  // A per-channel slope [C] on [N, C, L] (opset 6 / PyTorch export) applies along axis 1.
+  Tensor x3 = F32({1, 2, 3}, {-1, -1, -1, -1, 2, -1}), ch = F32({2}, {0.5f, 3});
+  EXPECT_EQ(Values<float>(OneNode("PRelu", 2).Run({&x3, &ch})[0]),
+            (std::vector<float>{-0.5f, -0.5f, -0.5f, -3, 2, -3}));
 }
 
 TEST(ElementwiseTest, DropoutIsIdentityWithAllTrueMask) {
