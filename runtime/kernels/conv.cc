@@ -33,59 +33,67 @@ using conv_util::ConvAttrs;
 using conv_util::ConvGeometry;
 using gemm_util::DimsToString;
 
-// Writes rows [kk0, kk1) of im2col(x) for one image and group into packed-B panels of
-// width nr: element (kk, p) goes to dst[((p / nr) * kdim + kk) * nr + p % nr], with the
-// last panel's padding columns zeroed.
-void Im2ColPacked(const ConvGeometry& g, const float* x, int64_t kk0, int64_t kk1, int nr,
-                  float* dst) {
-  const int64_t kdim = g.cg * g.k_size();
+// Offsets of each im2col row kk = ((c * KD + kd) * KH + kh) * KW + kw: the channel's
+// offset in X and the dilated kernel offsets per spatial dim.
+struct Im2ColRows {
+  std::vector<int64_t> c_off, d_off, h_off, w_off;
+  explicit Im2ColRows(const ConvGeometry& g) {
+    const int64_t kdim = g.cg * g.k_size();
+    c_off.resize(kdim);
+    d_off.resize(kdim);
+    h_off.resize(kdim);
+    w_off.resize(kdim);
+    for (int64_t kk = 0; kk < kdim; ++kk) {
+      int64_t rem = kk;
+      w_off[kk] = (rem % g.k[2]) * g.dil[2];
+      rem /= g.k[2];
+      h_off[kk] = (rem % g.k[1]) * g.dil[1];
+      rem /= g.k[1];
+      d_off[kk] = (rem % g.k[0]) * g.dil[0];
+      c_off[kk] = (rem / g.k[0]) * g.in_size();
+    }
+  }
+};
+
+// Writes im2col(x) for one image and group straight into packed-B panels [q0, q1) of
+// width nr (panel q holds output pixels [q*nr, q*nr+nr) as kdim rows of nr floats, zero
+// past the last pixel). Panel-major order keeps the writes sequential and lets threads
+// split the panels; out-of-image taps read as zero (the padding).
+void Im2ColPanels(const ConvGeometry& g, const Im2ColRows& rows, const float* x, int64_t q0,
+                  int64_t q1, int nr, float* dst) {
+  constexpr int kMaxNr = 64;
+  const int64_t kdim = static_cast<int64_t>(rows.c_off.size());
   const int64_t out_size = g.out_size();
-  const int64_t tail = out_size % nr;
-  for (int64_t kk = kk0; kk < kk1; ++kk) {
-    int64_t rem = kk;
-    const int64_t kw = rem % g.k[2];
-    rem /= g.k[2];
-    const int64_t kh = rem % g.k[1];
-    rem /= g.k[1];
-    const int64_t kd = rem % g.k[0];
-    const int64_t c = rem / g.k[0];
-    const float* xc = x + c * g.in_size();
-    // Output columns whose input column is inside the image: ow in [lo, hi).
-    const int64_t off_w = kw * g.dil[2] - g.pad_b[2];
-    int64_t lo = off_w >= 0 ? 0 : (-off_w + g.stride[2] - 1) / g.stride[2];
-    int64_t hi = g.in[2] - 1 - off_w < 0 ? 0 : (g.in[2] - 1 - off_w) / g.stride[2] + 1;
-    lo = std::min(lo, g.out[2]);
-    hi = std::min(std::max(hi, lo), g.out[2]);
-    float* panel = dst + kk * nr;  // panel 0, row kk
-    int j = 0;
-    auto put = [&](float v) {
-      panel[j] = v;
-      if (++j == nr) {
-        j = 0;
-        panel += kdim * nr;
-      }
-    };
-    for (int64_t od = 0; od < g.out[0]; ++od) {
-      const int64_t id = od * g.stride[0] + kd * g.dil[0] - g.pad_b[0];
-      for (int64_t oh = 0; oh < g.out[1]; ++oh) {
-        const int64_t ih = oh * g.stride[1] + kh * g.dil[1] - g.pad_b[1];
-        if (id < 0 || id >= g.in[0] || ih < 0 || ih >= g.in[1]) {
-          for (int64_t ow = 0; ow < g.out[2]; ++ow) put(0.f);
-          continue;
+  const uint64_t in_d = g.in[0], in_h = g.in[1], in_w = g.in[2];
+  int64_t bd[kMaxNr], bh[kMaxNr], bw[kMaxNr];
+  for (int64_t q = q0; q < q1; ++q) {
+    const int64_t p0 = q * nr;
+    const int cnt = static_cast<int>(std::min<int64_t>(nr, out_size - p0));
+    int64_t ow = p0 % g.out[2], oh = (p0 / g.out[2]) % g.out[1], od = p0 / (g.out[2] * g.out[1]);
+    for (int t = 0; t < cnt; ++t) {
+      bd[t] = od * g.stride[0] - g.pad_b[0];
+      bh[t] = oh * g.stride[1] - g.pad_b[1];
+      bw[t] = ow * g.stride[2] - g.pad_b[2];
+      if (++ow == g.out[2]) {
+        ow = 0;
+        if (++oh == g.out[1]) {
+          oh = 0;
+          ++od;
         }
-        const float* xr = xc + (id * g.in[1] + ih) * g.in[2];
-        int64_t ow = 0;
-        for (; ow < lo; ++ow) put(0.f);
-        if (g.stride[2] == 1) {
-          for (; ow < hi; ++ow) put(xr[ow + off_w]);
-        } else {
-          for (; ow < hi; ++ow) put(xr[ow * g.stride[2] + off_w]);
-        }
-        for (; ow < g.out[2]; ++ow) put(0.f);
       }
     }
-    if (tail)
-      for (int jj = j; jj < nr; ++jj) panel[jj] = 0.f;
+    float* d = dst + q * kdim * nr;
+    for (int64_t kk = 0; kk < kdim; ++kk, d += nr) {
+      const float* xc = x + rows.c_off[kk];
+      const int64_t dk = rows.d_off[kk], hk = rows.h_off[kk], wk = rows.w_off[kk];
+      for (int t = 0; t < cnt; ++t) {
+        const int64_t id = bd[t] + dk, ih = bh[t] + hk, iw = bw[t] + wk;
+        const bool inside = static_cast<uint64_t>(id) < in_d &&
+                            static_cast<uint64_t>(ih) < in_h && static_cast<uint64_t>(iw) < in_w;
+        d[t] = inside ? xc[(id * g.in[1] + ih) * g.in[2] + iw] : 0.f;
+      }
+      for (int t = cnt; t < nr; ++t) d[t] = 0.f;
+    }
   }
 }
 
@@ -246,6 +254,7 @@ class ConvKernel : public Kernel {
     const bool use_packed = !packed_w_.empty() && w.shape() == packed_shape_;
     const int nr = GemmNr(kIsa);
     thread_local std::vector<float> col;
+    const Im2ColRows rows(pointwise ? ConvGeometry{} : g);
     if (!pointwise) {
       const int64_t need = PackedBSize(kIsa, kdim, out_size);
       if (col.size() < static_cast<size_t>(need)) col.resize(static_cast<size_t>(need));
@@ -266,9 +275,10 @@ class ConvKernel : public Kernel {
           ob = GemmOperand::Raw(xg, in_size);
         } else {
           float* dst = col.data();
-          pool.ParallelFor(kdim, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, out_size)),
+          const int64_t panels = (out_size + nr - 1) / nr;
+          pool.ParallelFor(panels, std::max<int64_t>(1, 8192 / std::max<int64_t>(1, kdim * nr)),
                            [&](int64_t lo, int64_t hi) {
-                             Im2ColPacked(g, xg, lo, hi, nr, dst);
+                             Im2ColPanels(g, rows, xg, lo, hi, nr, dst);
                            });
           ob = GemmOperand::PackedView(dst, kIsa, out_size, kdim);
         }

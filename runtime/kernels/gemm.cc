@@ -164,6 +164,11 @@ __attribute__((target("avx2,fma"))) void Avx2Kernel(int rows, int cols, int64_t 
     Avx2Store(1, cols, acc, c, ldc, p);
     return;
   }
+  // Start fetching the C tile now; it is read (beta != 0) or written after the K loop.
+  for (int r = 0; r < rows; ++r) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + 15), _MM_HINT_T0);
+  }
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
          c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
   for (int64_t k = 0; k < kc; ++k) {
