@@ -108,9 +108,10 @@ class FileLock {
   int fd_ = -1;
 };
 
-// Makes sure kFixtureDir/<name> holds the fixture of the current script; returns "" or
-// an error message.
-std::string EnsureFixture(const std::string& name) {
+// Makes sure kFixtureDir/<name> holds the fixture of the current script. Returns "" when
+// it does; otherwise sets *skip to the reason the fixture cannot be made here (no venv), or
+// returns the error of a failed generation.
+std::string EnsureFixture(const std::string& name, std::string* skip) {
   mkdir(kFixtureDir.c_str(), 0755);
   FileLock lock(kFixtureDir + "/" + name + ".lock");
   if (!lock.ok()) return "cannot lock " + kFixtureDir + "/" + name + ".lock";
@@ -121,6 +122,11 @@ std::string EnsureFixture(const std::string& name) {
   for (const char* f : {"/model.onnx", "/in.npz", "/ort.npz"})
     fresh = fresh && FileExists(folder + f);
   if (fresh) return "";
+  // Only now is Python needed: importing torch costs seconds per test process.
+  if (!PythonProblem().empty()) {
+    *skip = PythonProblem();
+    return "";
+  }
   std::string out;
   int rc = RunCommand(Quote(kPython) + " " + Quote(kScript) + " " + Quote(kFixtureDir) +
                           " --only " + name,
@@ -166,11 +172,12 @@ class OrtCompare : public ::testing::TestWithParam<Case> {};
 TEST_P(OrtCompare, MatchesOnnxruntime) {
   const std::string& name = GetParam().model;
   const bool scalar = GetParam().scalar;
-  if (!PythonProblem().empty()) GTEST_SKIP() << PythonProblem();
   if (kCli.empty() || !IsExecutable(kCli))
     GTEST_SKIP() << "the edgepress CLI was not built (" << kCli << ")";
-  std::string problem = EnsureFixture(name);
+  std::string skip;
+  std::string problem = EnsureFixture(name, &skip);
   ASSERT_EQ(problem, "");
+  if (!skip.empty()) GTEST_SKIP() << skip;
 
   const std::string folder = kFixtureDir + "/" + name;
   const std::string out_path =
