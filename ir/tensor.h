@@ -117,7 +117,9 @@ class Tensor {
 template <typename T>
 Tensor Tensor::FromVector(DType dtype, std::vector<int64_t> shape, const std::vector<T>& v) {
   Tensor t(dtype, std::move(shape));
-  if (DTypeBytes(dtype, t.numel()) != v.size() * sizeof(T) && !IsPacked(dtype))
+  // Packed types take their packed bytes; a short vector must never be over-read.
+  if ((DTypeBytes(dtype, t.numel()) != v.size() * sizeof(T) && !IsPacked(dtype)) ||
+      v.size() * sizeof(T) < t.nbytes())
     throw std::logic_error("Tensor::FromVector: size mismatch");
   if (!v.empty()) std::memcpy(t.mutable_raw(), v.data(), t.nbytes());
   return t;

@@ -71,6 +71,10 @@ TEST(TensorTest, PackedSizesRoundUpPerTensor) {
   EXPECT_EQ(DTypeBytes(DType::kInt4, 3), 2u);
   EXPECT_EQ(DTypeBytes(DType::kTernary, 5), 2u);
   EXPECT_EQ(Tensor(DType::kUInt4, {7}).nbytes(), 4u);
+  // Packed data comes as packed bytes; too few bytes is refused rather than over-read.
+  Tensor p = Tensor::FromVector<uint8_t>(DType::kInt4, {3}, {0x21, 0x03});
+  EXPECT_EQ(p.data<uint8_t>()[0], 0x21);
+  EXPECT_THROW(Tensor::FromVector<uint8_t>(DType::kInt4, {6}, {0x21}), std::logic_error);
   EXPECT_TRUE(IsPacked(DType::kInt4));
   EXPECT_FALSE(IsPacked(DType::kInt8));
 }
