@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <string>
 
-namespace edgepress::testing {
+namespace edgepress::test_util {
 
 struct RunResult {
   int rc = -1;
@@ -20,7 +20,7 @@ inline std::string ShellQuote(const std::string& s) {
   return out + "'";
 }
 
-inline RunResult Run(const std::string& cmd) {
+inline RunResult RunCommand(const std::string& cmd) {
   RunResult r;
   FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
   if (!p) return r;
@@ -32,6 +32,6 @@ inline RunResult Run(const std::string& cmd) {
   return r;
 }
 
-inline std::string Cli() { return EDGEPRESS_CLI; }
+inline std::string CliPath() { return EDGEPRESS_CLI; }
 
-}  // namespace edgepress::testing
+}  // namespace edgepress::test_util

@@ -11,7 +11,7 @@
 
 namespace fs = std::filesystem;
 using namespace edgepress;
-using namespace edgepress::testing;
+using namespace edgepress::test_util;
 
 namespace {
 
@@ -29,10 +29,10 @@ fs::path WorkDir(const std::string& name) {
 class Cli : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (testing::Cli().empty() || !FileExists(testing::Cli()))
+    if (test_util::CliPath().empty() || !FileExists(test_util::CliPath()))
       GTEST_SKIP() << "the edgepress binary is not built";
   }
-  RunResult Ep(const std::string& args) { return Run(ShellQuote(testing::Cli()) + " " + args); }
+  RunResult Ep(const std::string& args) { return RunCommand(ShellQuote(test_util::CliPath()) + " " + args); }
 };
 
 }  // namespace

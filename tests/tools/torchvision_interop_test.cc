@@ -14,7 +14,7 @@
 
 namespace fs = std::filesystem;
 using namespace edgepress;
-using namespace edgepress::testing;
+using namespace edgepress::test_util;
 
 namespace {
 
@@ -34,7 +34,7 @@ class TorchvisionInterop : public ::testing::TestWithParam<const char*> {
       skip_ = "no project venv at " + kPython;
       return;
     }
-    RunResult r = Run(ShellQuote(kPython) + " -c 'import torch, torchvision, onnxruntime'");
+    RunResult r = RunCommand(ShellQuote(kPython) + " -c 'import torch, torchvision, onnxruntime'");
     if (r.rc != 0) {
       skip_ = "the venv lacks torch/torchvision/onnxruntime: " + r.output;
       return;
@@ -46,7 +46,7 @@ class TorchvisionInterop : public ::testing::TestWithParam<const char*> {
     dir_ = fs::path(EDGEPRESS_BINARY_DIR) / "test_out" / "torchvision";
     // The export takes ~30 s; reuse it across runs of the same build tree.
     if (!FileExists((dir_ / "expected.json").string())) {
-      r = Run(ShellQuote(kPython) + " " + ShellQuote(kFixtures + "/export_torchvision.py") + " " +
+      r = RunCommand(ShellQuote(kPython) + " " + ShellQuote(kFixtures + "/export_torchvision.py") + " " +
               ShellQuote(dir_.string()));
       if (r.rc != 0) export_error_ = r.output;
     }
@@ -55,7 +55,7 @@ class TorchvisionInterop : public ::testing::TestWithParam<const char*> {
     if (!skip_.empty()) GTEST_SKIP() << skip_;
     ASSERT_TRUE(export_error_.empty()) << "export_torchvision.py failed:\n" << export_error_;
   }
-  RunResult Ep(const std::string& args) { return Run(ShellQuote(EDGEPRESS_CLI) + " " + args); }
+  RunResult Ep(const std::string& args) { return RunCommand(ShellQuote(EDGEPRESS_CLI) + " " + args); }
 
   static inline std::string skip_;
   static inline std::string export_error_;
@@ -109,7 +109,7 @@ TEST_P(TorchvisionInterop, InspectMatchesTorchAndConvertIsBitIdentical) {
   EXPECT_TRUE(formats::OnnxFilesEquivalent(src, plain, &diff)) << diff;
   EXPECT_TRUE(formats::OnnxFilesEquivalent(src, ext, &diff)) << diff;
   for (const std::string& converted : {plain, ext}) {
-    r = Run(ShellQuote(kPython) + " " + ShellQuote(kFixtures + "/ort_compare.py") + " " +
+    r = RunCommand(ShellQuote(kPython) + " " + ShellQuote(kFixtures + "/ort_compare.py") + " " +
             ShellQuote(src) + " " + ShellQuote(converted));
     EXPECT_EQ(r.rc, 0) << converted << ":\n" << r.output;
     EXPECT_NE(r.output.find("bit-identical"), std::string::npos) << r.output;

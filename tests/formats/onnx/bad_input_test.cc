@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "formats/onnx/onnx.h"
 #include "ir/error.h"
@@ -16,7 +17,7 @@
 
 namespace fs = std::filesystem;
 using namespace edgepress;
-using namespace edgepress::testing;
+using namespace edgepress::test_util;
 
 namespace {
 
@@ -88,11 +89,15 @@ bool LoadsOrErrors(const std::string& bytes, const std::string& name) {
   }
 }
 
-const char* kTestdataModel = "/usr/share/libonnx-testdata/data/pytorch-converted/test_Conv2d/model.onnx";
-
-std::string SampleModel() {
-  if (FileExists(kTestdataModel)) return ReadFileToString(kTestdataModel);
-  return AddReluModel(RawFloatTensor("w", {4}, {1, 2, 3, 4}));
+// Small real models covering weights, Loop/If/Scan subgraphs and sequence types.
+std::vector<std::string> SampleModels() {
+  std::vector<std::string> out = {AddReluModel(RawFloatTensor("w", {4}, {1, 2, 3, 4}))};
+  for (const char* m : {"pytorch-converted/test_Conv2d", "node/test_loop11", "node/test_if_seq",
+                        "node/test_scan9_sum", "node/test_squeeze", "simple/test_sequence_model1"}) {
+    std::string p = std::string("/usr/share/libonnx-testdata/data/") + m + "/model.onnx";
+    if (FileExists(p)) out.push_back(ReadFileToString(p));
+  }
+  return out;
 }
 
 }  // namespace
@@ -108,24 +113,26 @@ TEST(OnnxBadInput, ValidBaselineLoads) {
 }
 
 TEST(OnnxBadInput, TruncatedAtManyLengths) {
-  std::string bytes = SampleModel();
   int loaded = 0, errors = 0;
-  size_t step = std::max<size_t>(1, bytes.size() / 300);
-  for (size_t len = 0; len < bytes.size(); len += step) {
-    if (LoadsOrErrors(bytes.substr(0, len), "truncated.onnx")) ++loaded;
-    else ++errors;
+  for (const std::string& bytes : SampleModels()) {
+    size_t step = std::max<size_t>(1, bytes.size() / 300);
+    for (size_t len = 0; len < bytes.size(); len += step) {
+      if (LoadsOrErrors(bytes.substr(0, len), "truncated.onnx")) ++loaded;
+      else ++errors;
+    }
+    for (size_t len = bytes.size() - std::min<size_t>(bytes.size(), 64); len < bytes.size(); ++len)
+      if (!LoadsOrErrors(bytes.substr(0, len), "truncated.onnx")) ++errors;
   }
-  for (size_t len = bytes.size() - std::min<size_t>(bytes.size(), 64); len < bytes.size(); ++len)
-    if (!LoadsOrErrors(bytes.substr(0, len), "truncated.onnx")) ++errors;
   std::printf("[ summary  ] truncation: %d errors, %d prefixes still parsed\n", errors, loaded);
   EXPECT_GT(errors, 100);
 }
 
 TEST(OnnxBadInput, BitFlips) {
-  std::string bytes = SampleModel();
   std::mt19937_64 rng(20261126);
   int loaded = 0, errors = 0;
-  for (int i = 0; i < 2000; ++i) {
+  std::vector<std::string> models = SampleModels();
+  for (int i = 0; i < 3000; ++i) {
+    const std::string& bytes = models[static_cast<size_t>(i) % models.size()];
     std::string b = bytes;
     int flips = 1 + static_cast<int>(rng() % 4);
     for (int k = 0; k < flips; ++k) b[rng() % b.size()] ^= static_cast<char>(1u << (rng() % 8));

@@ -7,7 +7,7 @@
 #include "tests/formats/onnx/proto_writer.h"
 
 using namespace edgepress;
-using namespace edgepress::testing;
+using namespace edgepress::test_util;
 
 namespace {
 

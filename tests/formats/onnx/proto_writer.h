@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-namespace edgepress::testing {
+namespace edgepress::test_util {
 
 class Proto {
  public:
@@ -83,4 +83,4 @@ inline std::string ModelBytes(const Proto& graph, int opset = 13) {
       .str();
 }
 
-}  // namespace edgepress::testing
+}  // namespace edgepress::test_util
