@@ -5,6 +5,7 @@
 // Conv1d, Conv2d and Conv3d.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -130,6 +131,15 @@ inline ConvGeometry BaseGeometry(const ir::Node& node, const ConvAttrs& a,
   return g;
 }
 
+// Rejects outputs past 2^40 elements (or whose size overflows) before anything allocates.
+inline void CheckOutputSize(const ir::Node& node, const ConvGeometry& g) {
+  uint64_t total = 1;
+  for (int64_t v : g.OutputShape())
+    if (MulOverflows(total, static_cast<uint64_t>(v), &total) || total > (uint64_t{1} << 40))
+      ThrowInvalid(node.describe() + ": output of shape " +
+                   gemm_util::DimsToString(g.OutputShape()) + " is too large");
+}
+
 // Conv: output dims and leading pads from pads/auto_pad.
 inline ConvGeometry ConvForward(const ir::Node& node, const ConvAttrs& a,
                                 const std::vector<int64_t>& xs, const std::vector<int64_t>& ws) {
@@ -158,6 +168,7 @@ inline ConvGeometry ConvForward(const ir::Node& node, const ConvAttrs& a,
     g.out[d] = (padded - span) / g.stride[d] + 1;
     g.pad_b[d] = pb;
   }
+  CheckOutputSize(node, g);
   return g;
 }
 
@@ -177,7 +188,11 @@ inline ConvGeometry ConvTransposeForward(const ir::Node& node, const ConvAttrs& 
     if (opad >= g.stride[d] && opad >= g.dil[d])
       ThrowInvalid(node.describe() + ": output_padding " + std::to_string(opad) +
                    " must be smaller than the stride or the dilation");
-    const int64_t full = g.stride[d] * (g.in[d] - 1) + opad + span;
+    int64_t full;
+    if (__builtin_mul_overflow(g.stride[d], std::max<int64_t>(0, g.in[d] - 1), &full) ||
+        __builtin_add_overflow(full, opad + span, &full) || full > kMaxAttr * 64)
+      ThrowInvalid(node.describe() + ": output size overflows in spatial dim " +
+                   std::to_string(i));
     int64_t out, pb;
     if (!a.output_shape.empty() || (a.auto_pad == "SAME_UPPER" || a.auto_pad == "SAME_LOWER")) {
       out = !a.output_shape.empty() ? a.output_shape[i] : g.in[d] * g.stride[d];
@@ -202,6 +217,7 @@ inline ConvGeometry ConvTransposeForward(const ir::Node& node, const ConvAttrs& 
     g.out[d] = out;
     g.pad_b[d] = pb;
   }
+  CheckOutputSize(node, g);
   return g;
 }
 

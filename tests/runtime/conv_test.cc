@@ -270,10 +270,17 @@ TEST(ConvTest, RejectsBadShapesNamingTheNode) {
                   {ir::Attribute::Ints("pads", {1, 1, int64_t{1} << 62, 1})}, "pads");
   ExpectConvError("Conv", {RandomTensor({1, 3, 5, 5}, 1), RandomTensor({4, 3, 3, 3}, 2)},
                   {ir::Attribute::Ints("kernel_shape", {2, 2})}, "kernel_shape");
+  ExpectConvError("Conv", {RandomTensor({1, 3, 5, 5}, 1), RandomTensor({4, 3, 3, 3}, 2)},
+                  {ir::Attribute::Ints("pads", {int64_t{1} << 30, int64_t{1} << 30,
+                                                int64_t{1} << 30, int64_t{1} << 30})},
+                  "too large");
   ExpectConvError("ConvTranspose", {RandomTensor({1, 3, 5, 5}, 1), RandomTensor({4, 2, 3, 3}, 2)},
                   {}, "channel mismatch");
   ExpectConvError("ConvTranspose", {RandomTensor({1, 2, 2, 2}, 1), RandomTensor({2, 2, 3, 3}, 2)},
                   {ir::Attribute::Ints("pads", {2, 2, 2, 2})}, "remove the whole output");
+  ExpectConvError("ConvTranspose", {RandomTensor({1, 2, 30, 30}, 1), RandomTensor({2, 2, 3, 3}, 2)},
+                  {ir::Attribute::Ints("strides", {int64_t{1} << 30, int64_t{1} << 30})},
+                  "too large");
 }
 
 // ---- ConvTranspose ----------------------------------------------------------------
