@@ -214,6 +214,31 @@ AxisPlan PlanAxis(const ResizeAttrs& a, int axis, int64_t in, int64_t out, doubl
         tw[k] = static_cast<float>(a.exclude_outside && sum != 0 ? cw[k] / sum : cw[k]);
     }
   }
+  // Linear/cubic taps that land exactly on one input (weights 1, 0, ...) collapse to a copy,
+  // so unscaled axes (N and C of an image resize) are recognised as identities and skipped.
+  if (p.taps > 1) {
+    std::vector<int64_t> one(out);
+    bool all = true;
+    for (int64_t o = 0; o < out && all; ++o) {
+      if (p.outside[o]) {
+        one[o] = 0;
+        continue;
+      }
+      int hit = -1;
+      for (int k = 0; k < p.taps && all; ++k) {
+        const float w = p.w[o * p.taps + k];
+        if (w == 1.f && hit < 0) hit = k;
+        else if (w != 0.f) all = false;
+      }
+      if (hit < 0) all = false;
+      else one[o] = p.idx[o * p.taps + hit];
+    }
+    if (all) {
+      p.taps = 1;
+      p.idx = std::move(one);
+      p.w.assign(out, 1.f);
+    }
+  }
   return p;
 }
 
