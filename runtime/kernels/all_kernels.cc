@@ -9,6 +9,10 @@ const KernelRegistry& GlobalKernelRegistry() {
     KernelRegistry r;
     // Register<Family>Kernels(r); — one line per kernels/*.cc file.
     RegisterControlFlowKernels(r);
+    RegisterPoolKernels(r);
+    RegisterNormKernels(r);
+    RegisterResizeKernels(r);
+    RegisterRnnKernels(r);
     RegisterMatMulKernels(r);
     RegisterElementwiseKernels(r);
     RegisterTensorKernels(r);

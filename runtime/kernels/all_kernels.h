@@ -6,6 +6,10 @@
 namespace edgepress::runtime {
 // Add a line here and in all_kernels.cc for each kernels/*.cc file.
 void RegisterControlFlowKernels(KernelRegistry& r);
+void RegisterPoolKernels(KernelRegistry& r);
+void RegisterNormKernels(KernelRegistry& r);
+void RegisterResizeKernels(KernelRegistry& r);
+void RegisterRnnKernels(KernelRegistry& r);
 void RegisterMatMulKernels(KernelRegistry& r);
 void RegisterElementwiseKernels(KernelRegistry& r);
 void RegisterTensorKernels(KernelRegistry& r);
