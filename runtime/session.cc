@@ -99,6 +99,7 @@ class SessionContext : public KernelContext {
         in = ir::Tensor(dtype, in.shape(), ir::Buffer::Wrap(buf->data(), buf->size(), nullptr));
         out = ir::Tensor(dtype, std::move(shape), std::move(buf));
         in_place_slot_ = -1;
+        ++s_.in_place_count_;
         return out;
       }
     }
@@ -364,7 +365,7 @@ std::vector<NodeProfile> Session::Profile() const {
 }
 
 ArenaStats Session::arena_stats() const {
-  return {arena_->allocations(), arena_->allocated_bytes(), arena_->reuses()};
+  return {arena_->allocations(), arena_->allocated_bytes(), arena_->reuses(), in_place_count_};
 }
 
 }  // namespace edgepress::runtime

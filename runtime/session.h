@@ -61,6 +61,7 @@ struct ArenaStats {
   uint64_t allocations = 0;     // buffers ever allocated
   uint64_t allocated_bytes = 0; // their total size
   uint64_t reuses = 0;          // allocations served from the free list
+  uint64_t in_place = 0;        // outputs written into their dying input's buffer
 };
 
 class Session {
@@ -111,6 +112,7 @@ class Session {
   std::unique_ptr<Plan> plan_;
   std::unique_ptr<BufferArena> arena_;
   std::mutex run_mu_;
+  uint64_t in_place_count_ = 0;
 };
 
 }  // namespace edgepress::runtime

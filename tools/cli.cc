@@ -28,6 +28,8 @@ int Main(int argc, char** argv) {
   // One line per subcommand, in the order `edgepress --help` lists them.
   AddInspectCommand(app, action);
   AddConvertCommand(app, action);
+  AddRunCommand(app, action);
+  AddBenchCommand(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

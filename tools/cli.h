@@ -14,6 +14,8 @@ using Action = std::function<int()>;
 
 void AddInspectCommand(CLI::App& app, Action& action);
 void AddConvertCommand(CLI::App& app, Action& action);
+void AddRunCommand(CLI::App& app, Action& action);
+void AddBenchCommand(CLI::App& app, Action& action);
 
 // Runs the CLI; never throws.
 int Main(int argc, char** argv);

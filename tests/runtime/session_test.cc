@@ -9,6 +9,13 @@
 #include "ir/error.h"
 #include "tests/runtime/session_test_kernels.h"
 
+#if __has_include("formats/epk/epk.h")
+#include <unistd.h>
+
+#include "formats/epk/epk.h"
+#define EDGEPRESS_TEST_EPK 1
+#endif
+
 namespace edgepress::runtime {
 namespace {
 
@@ -83,6 +90,8 @@ TEST(SessionTest, ReuseMatchesFreshAllocation) {
   }
   ArenaStats s = reuse->arena_stats();
   EXPECT_GT(s.reuses, 0u);
+  EXPECT_GT(s.in_place, 0u);
+  EXPECT_EQ(fresh->arena_stats().in_place, 0u);
 }
 
 TEST(SessionTest, SteadyStateAllocatesOnlyOutputs) {
@@ -199,6 +208,25 @@ TEST(SessionTest, OutOfOrderNodesAndGraphInputAsOutput) {
   EXPECT_EQ(Values(out[0].second), (std::vector<float>{0, 5}));
   EXPECT_EQ(Values(out[1].second), (std::vector<float>{-3, 4}));
 }
+
+#ifdef EDGEPRESS_TEST_EPK
+TEST(SessionTest, LoadsEpkNatively) {
+  auto model = ChainModel(8);
+  std::string path = "/tmp/edgepress_session_test_" + std::to_string(getpid()) + ".epk";
+  formats::SaveEpk(*model, path);
+  std::unique_ptr<Session> s;
+  try {
+    s = Session::Load(path, Opts(true));
+  } catch (...) {
+    unlink(path.c_str());
+    throw;
+  }
+  NamedTensors in = {{"x", F32({2, 8}, RandomVector(16, 11))}, {"y", F32({1, 8}, RandomVector(8, 12))}};
+  auto direct = Session::Create(model, Opts(false));
+  EXPECT_EQ(Values(s->Run(in)[0].second), Values(direct->Run(in)[0].second));
+  unlink(path.c_str());
+}
+#endif
 
 TEST(SessionTest, LoadRejectsUnknownExtension) {
   EXPECT_THROW(Session::Load("/nonexistent/model.xyz"), Error);
