@@ -14,8 +14,7 @@ GraphBuilder::GraphBuilder() : model_(std::make_unique<Model>()) {
 
 GraphBuilder::GraphBuilder(Graph* graph) : graph_(graph) {}
 
-Value* GraphBuilder::Input(const std::string& name, DType dtype,
-                           const std::vector<int64_t>& dims) {
+Value* GraphBuilder::Input(const std::string& name, DType dtype, const std::vector<int64_t>& dims) {
   Shape s;
   for (int64_t d : dims) s.push_back(d >= 0 ? Dim::Known(d) : Dim{});
   return InputShape(name, dtype, std::move(s));
@@ -41,9 +40,8 @@ Value* GraphBuilder::Op(const std::string& op_type, const std::vector<Value*>& i
   return OpN(op_type, inputs, 1, std::move(attrs), node_name)[0];
 }
 
-std::vector<Value*> GraphBuilder::OpN(const std::string& op_type,
-                                      const std::vector<Value*>& inputs, int num_outputs,
-                                      std::vector<Attribute> attrs,
+std::vector<Value*> GraphBuilder::OpN(const std::string& op_type, const std::vector<Value*>& inputs,
+                                      int num_outputs, std::vector<Attribute> attrs,
                                       const std::string& node_name) {
   std::string base;
   for (char c : op_type) base += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));

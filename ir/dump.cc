@@ -57,7 +57,8 @@ std::string TypeSuffix(const Value* v) {
 std::string TensorValues(const Tensor& t) {
   std::string out = "[";
   if (t.dtype() == DType::kString) {
-    for (size_t i = 0; i < t.strings().size(); ++i) out += (i ? ", " : "") + Escaped(t.strings()[i]);
+    for (size_t i = 0; i < t.strings().size(); ++i)
+      out += (i ? ", " : "") + Escaped(t.strings()[i]);
     return out + "]";
   }
   if (IsFloat(t.dtype())) {
@@ -106,12 +107,18 @@ std::string AttrValue(const Attribute& a) {
     out += "]";
   };
   switch (a.kind) {
-    case Attribute::Kind::kUndefined: return "?";
-    case Attribute::Kind::kFloat: return FloatString(a.f, true);
-    case Attribute::Kind::kInt: return std::to_string(a.i);
-    case Attribute::Kind::kString: return Escaped(a.s);
-    case Attribute::Kind::kTensor: return "tensor<" + TensorSummary(a.t) + ">";
-    case Attribute::Kind::kGraph: return "graph";
+    case Attribute::Kind::kUndefined:
+      return "?";
+    case Attribute::Kind::kFloat:
+      return FloatString(a.f, true);
+    case Attribute::Kind::kInt:
+      return std::to_string(a.i);
+    case Attribute::Kind::kString:
+      return Escaped(a.s);
+    case Attribute::Kind::kTensor:
+      return "tensor<" + TensorSummary(a.t) + ">";
+    case Attribute::Kind::kGraph:
+      return "graph";
     case Attribute::Kind::kFloats:
       list(a.floats.size(), [&](size_t i) { return FloatString(a.floats[i], true); });
       return out;
@@ -122,7 +129,8 @@ std::string AttrValue(const Attribute& a) {
       list(a.strings.size(), [&](size_t i) { return Escaped(a.strings[i]); });
       return out;
     case Attribute::Kind::kTensors:
-      list(a.tensors.size(), [&](size_t i) { return "tensor<" + TensorSummary(a.tensors[i]) + ">"; });
+      list(a.tensors.size(),
+           [&](size_t i) { return "tensor<" + TensorSummary(a.tensors[i]) + ">"; });
       return out;
     case Attribute::Kind::kGraphs:
       return "graphs(" + std::to_string(a.graphs.size()) + ")";
@@ -219,7 +227,8 @@ std::string DumpText(const Model& model) {
     os << (i ? ", " : "") << (opsets[i].domain.empty() ? "ai.onnx" : opsets[i].domain) << ":"
        << opsets[i].version;
   os << "}\n";
-  for (const auto& kv : model.metadata) os << "meta " << Escaped(kv.first) << " = " << Escaped(kv.second) << "\n";
+  for (const auto& kv : model.metadata)
+    os << "meta " << Escaped(kv.first) << " = " << Escaped(kv.second) << "\n";
   if (model.graph) DumpGraph(*model.graph, "", os);
   return os.str();
 }

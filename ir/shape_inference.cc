@@ -101,7 +101,7 @@ class Inferencer {
   std::optional<std::vector<double>> ConstDoubles(const Value* v);
   // Axes/sizes that may be an input (opset 13+) or an attribute (older opsets).
   std::optional<std::vector<int64_t>> IntsFromInputOrAttr(const Node& n, size_t input,
-                                                         const std::string& attr);
+                                                          const std::string& attr);
   bool HasInput(const Node& n, size_t i) const { return n.input(i) != nullptr; }
 
   // --- writing outputs -------------------------------------------------------
@@ -188,8 +188,7 @@ const Tensor* Inferencer::ConstTensor(const Value* v) {
   } else if (a->name == "value_int" && a->kind == Attribute::Kind::kInt) {
     t = Tensor::FromVector<int64_t>(DType::kInt64, {}, {a->i});
   } else if (a->name == "value_ints" && a->kind == Attribute::Kind::kInts) {
-    t = Tensor::FromVector<int64_t>(DType::kInt64, {static_cast<int64_t>(a->ints.size())},
-                                    a->ints);
+    t = Tensor::FromVector<int64_t>(DType::kInt64, {static_cast<int64_t>(a->ints.size())}, a->ints);
   } else if (a->name == "value_string" && a->kind == Attribute::Kind::kString) {
     t = Tensor::Strings({}, {a->s});
   } else if (a->name == "value_strings" && a->kind == Attribute::Kind::kStrings) {
@@ -224,8 +223,7 @@ std::optional<std::vector<int64_t>> Inferencer::ConstInts(const Value* v) {
 
 std::optional<std::vector<double>> Inferencer::ConstDoubles(const Value* v) {
   const Tensor* t = ConstTensor(v);
-  if (t && t->numel() <= kMaxConstElements &&
-      (IsFloat(t->dtype()) || IsIntLike(t->dtype())))
+  if (t && t->numel() <= kMaxConstElements && (IsFloat(t->dtype()) || IsIntLike(t->dtype())))
     return t->ToDouble();
   auto p = PartialOf(v);
   if (p && p->AllKnown()) {
@@ -237,7 +235,7 @@ std::optional<std::vector<double>> Inferencer::ConstDoubles(const Value* v) {
 }
 
 std::optional<std::vector<int64_t>> Inferencer::IntsFromInputOrAttr(const Node& n, size_t input,
-                                                                  const std::string& attr) {
+                                                                    const std::string& attr) {
   if (HasInput(n, input)) return ConstInts(n.input(input));
   if (n.has_attr(attr)) return n.attr_ints(attr);
   return std::nullopt;
@@ -293,8 +291,7 @@ Dim Inferencer::BroadcastDim(const Node& n, const Dim& a, const Dim& b) const {
   if (a.known() && b.known()) {
     if (a.value == b.value || b.value == 1) return a;
     if (a.value == 1) return b;
-    Fail(n, "cannot broadcast dims " + std::to_string(a.value) + " and " +
-                std::to_string(b.value));
+    Fail(n, "cannot broadcast dims " + std::to_string(a.value) + " and " + std::to_string(b.value));
   }
   if (a.known() && a.value == 1) return b;
   if (b.known() && b.value == 1) return a;
@@ -350,14 +347,13 @@ Dim Inferencer::Product(const Shape& s, size_t begin, size_t end) {
 int64_t Inferencer::NormAxis(const Node& n, int64_t axis, int64_t rank,
                              const std::string& what) const {
   if (axis < -rank || axis >= rank)
-    Fail(n, what + " " + std::to_string(axis) + " is out of range for rank " +
-                std::to_string(rank));
+    Fail(n,
+         what + " " + std::to_string(axis) + " is out of range for rank " + std::to_string(rank));
   return axis < 0 ? axis + rank : axis;
 }
 
-Dim Inferencer::WindowDim(const Node& n, const Dim& in, int64_t k, int64_t s, int64_t d,
-                          int64_t pb, int64_t pe, const std::string& auto_pad,
-                          bool ceil_mode) const {
+Dim Inferencer::WindowDim(const Node& n, const Dim& in, int64_t k, int64_t s, int64_t d, int64_t pb,
+                          int64_t pe, const std::string& auto_pad, bool ceil_mode) const {
   int64_t dk = 0, total = 0;
   if (__builtin_mul_overflow(d, k - 1, &dk) || __builtin_add_overflow(dk, 1, &dk))
     Fail(n, "kernel size and dilation overflow");
@@ -371,8 +367,8 @@ Dim Inferencer::WindowDim(const Node& n, const Dim& in, int64_t k, int64_t s, in
     Fail(n, "pads overflow");
   total -= dk;
   if (total < 0)
-    Fail(n, "window of " + std::to_string(dk) + " (kernel " + std::to_string(k) +
-                ", dilation " + std::to_string(d) + ") is larger than the padded input " +
+    Fail(n, "window of " + std::to_string(dk) + " (kernel " + std::to_string(k) + ", dilation " +
+                std::to_string(d) + ") is larger than the padded input " +
                 std::to_string(in.value + pb + pe));
   int64_t out = (ceil_mode ? CeilDiv(total, s) : total / s) + 1;
   // As PyTorch and ONNX's reference: the last window must start inside the input or the
@@ -393,14 +389,58 @@ void Inferencer::InferGraph(Graph& g) {
 }
 
 const std::unordered_set<std::string>& UnaryOps() {
-  static const std::unordered_set<std::string> ops = {
-      "Relu", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Erf", "Gelu",
-      "Softmax", "LogSoftmax", "Sqrt", "Exp", "Log", "Neg", "Abs", "Reciprocal", "Identity",
-      "Clip", "Not", "Ceil", "Floor", "Round", "Sign", "Sin", "Cos", "Tan", "Asin", "Acos",
-      "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh", "Hardmax", "Elu", "Selu", "Softplus", "Softsign", "Mish", "ThresholdedRelu",
-      "Celu", "CumSum", "LRN", "InstanceNormalization", "Trilu", "ScatterND",
-      "ScatterElements", "BitwiseNot", "Shrink", "MeanVarianceNormalization",
-      "LpNormalization"};
+  static const std::unordered_set<std::string> ops = {"Relu",
+                                                      "LeakyRelu",
+                                                      "Sigmoid",
+                                                      "HardSigmoid",
+                                                      "HardSwish",
+                                                      "Tanh",
+                                                      "Erf",
+                                                      "Gelu",
+                                                      "Softmax",
+                                                      "LogSoftmax",
+                                                      "Sqrt",
+                                                      "Exp",
+                                                      "Log",
+                                                      "Neg",
+                                                      "Abs",
+                                                      "Reciprocal",
+                                                      "Identity",
+                                                      "Clip",
+                                                      "Not",
+                                                      "Ceil",
+                                                      "Floor",
+                                                      "Round",
+                                                      "Sign",
+                                                      "Sin",
+                                                      "Cos",
+                                                      "Tan",
+                                                      "Asin",
+                                                      "Acos",
+                                                      "Atan",
+                                                      "Sinh",
+                                                      "Cosh",
+                                                      "Asinh",
+                                                      "Acosh",
+                                                      "Atanh",
+                                                      "Hardmax",
+                                                      "Elu",
+                                                      "Selu",
+                                                      "Softplus",
+                                                      "Softsign",
+                                                      "Mish",
+                                                      "ThresholdedRelu",
+                                                      "Celu",
+                                                      "CumSum",
+                                                      "LRN",
+                                                      "InstanceNormalization",
+                                                      "Trilu",
+                                                      "ScatterND",
+                                                      "ScatterElements",
+                                                      "BitwiseNot",
+                                                      "Shrink",
+                                                      "MeanVarianceNormalization",
+                                                      "LpNormalization"};
   return ops;
 }
 
@@ -437,8 +477,8 @@ void Inferencer::InferNode(Node& n) {
     return;
   }
   if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div" || op == "Pow" || op == "Mod" ||
-      op == "Min" || op == "Max" || op == "Sum" || op == "Mean" ||
-      op == "BitShift" || op == "BitwiseAnd" || op == "BitwiseOr" || op == "BitwiseXor") {
+      op == "Min" || op == "Max" || op == "Sum" || op == "Mean" || op == "BitShift" ||
+      op == "BitwiseAnd" || op == "BitwiseOr" || op == "BitwiseXor") {
     Elementwise(n, DTypeOf(x));
     PartialArith(n);
     return;
@@ -521,7 +561,8 @@ void Inferencer::InferNode(Node& n) {
   if (op == "Slice") return Slice(n);
   if (op == "Gather") return Gather(n);
   if (op == "GatherElements") {
-    if (TensorType(x)) SetOutput(n, 0, DTypeOf(x), TensorType(n.input(1)) ? n.input(1)->type.shape : std::nullopt);
+    if (TensorType(x))
+      SetOutput(n, 0, DTypeOf(x), TensorType(n.input(1)) ? n.input(1)->type.shape : std::nullopt);
     return;
   }
   if (op == "Expand") return Expand(n);
@@ -558,8 +599,8 @@ void Inferencer::InferNode(Node& n) {
   }
   if (op == "DequantizeLinear") {
     DType dt = DTypeOf(n.input(1));
-    if (TensorType(x)) SetOutput(n, 0, dt == DType::kUndefined ? DType::kFloat32 : dt,
-                                 x->type.shape);
+    if (TensorType(x))
+      SetOutput(n, 0, dt == DType::kUndefined ? DType::kFloat32 : dt, x->type.shape);
     return;
   }
   // Unknown op: its outputs stay unknown, but subgraph bodies may still be inferred.
@@ -619,19 +660,27 @@ void Inferencer::PartialArith(const Node& n) {
       if (a.v && b.v) {
         int64_t x = *a.v, y = *b.v, z = 0;
         bool ok = true;
-        if (op == "Add") ok = !__builtin_add_overflow(x, y, &z);
-        else if (op == "Sub") ok = !__builtin_sub_overflow(x, y, &z);
-        else if (op == "Mul") ok = !__builtin_mul_overflow(x, y, &z);
+        if (op == "Add")
+          ok = !__builtin_add_overflow(x, y, &z);
+        else if (op == "Sub")
+          ok = !__builtin_sub_overflow(x, y, &z);
+        else if (op == "Mul")
+          ok = !__builtin_mul_overflow(x, y, &z);
         else if (op == "Div") {
           ok = y != 0 && !(x == std::numeric_limits<int64_t>::min() && y == -1);
           if (ok) z = x / y;  // truncation, as ONNX integer Div
-        }
-        else if (op == "Min") z = std::min(x, y);
-        else if (op == "Max") z = std::max(x, y);
-        else if (op == "Equal") z = x == y;
-        else if (op == "Less") z = x < y;
-        else if (op == "Greater") z = x > y;
-        else ok = false;
+        } else if (op == "Min")
+          z = std::min(x, y);
+        else if (op == "Max")
+          z = std::max(x, y);
+        else if (op == "Equal")
+          z = x == y;
+        else if (op == "Less")
+          z = x < y;
+        else if (op == "Greater")
+          z = x > y;
+        else
+          ok = false;
         if (ok) r = Elem::Of(z);
       } else if ((op == "Mul" || op == "Div") && !a.sym.empty() && b.v && *b.v == 1) {
         r = a;
@@ -669,15 +718,18 @@ static WindowAttrs ReadWindow(const Node& n, size_t spatial, const std::vector<i
   w.dilations = n.attr_ints("dilations", std::vector<int64_t>(spatial, 1));
   w.pads = n.attr_ints("pads", std::vector<int64_t>(2 * spatial, 0));
   w.auto_pad = n.attr_string("auto_pad", "NOTSET");
-  if (w.kernel.size() != spatial) fail("kernel_shape has " + std::to_string(w.kernel.size()) +
-                                       " entries for " + std::to_string(spatial) + " spatial dims");
-  if (w.strides.size() != spatial) fail("strides has " + std::to_string(w.strides.size()) +
-                                        " entries for " + std::to_string(spatial) + " spatial dims");
+  if (w.kernel.size() != spatial)
+    fail("kernel_shape has " + std::to_string(w.kernel.size()) + " entries for " +
+         std::to_string(spatial) + " spatial dims");
+  if (w.strides.size() != spatial)
+    fail("strides has " + std::to_string(w.strides.size()) + " entries for " +
+         std::to_string(spatial) + " spatial dims");
   if (w.dilations.size() != spatial)
     fail("dilations has " + std::to_string(w.dilations.size()) + " entries for " +
          std::to_string(spatial) + " spatial dims");
-  if (w.pads.size() != 2 * spatial) fail("pads has " + std::to_string(w.pads.size()) +
-                                         " entries for " + std::to_string(spatial) + " spatial dims");
+  if (w.pads.size() != 2 * spatial)
+    fail("pads has " + std::to_string(w.pads.size()) + " entries for " + std::to_string(spatial) +
+         " spatial dims");
   for (size_t i = 0; i < spatial; ++i) {
     if (w.kernel[i] < 1) fail("kernel size " + std::to_string(w.kernel[i]) + " is not positive");
     if (w.strides[i] < 1) fail("stride " + std::to_string(w.strides[i]) + " is not positive");
@@ -703,8 +755,7 @@ void Inferencer::ConvLike(const Node& n, size_t x_in, size_t w_in, DType out_dty
   size_t spatial = static_cast<size_t>(rank - 2);
   int64_t group = n.attr_int("group", 1);
   if (group < 1) Fail(n, "group " + std::to_string(group) + " is not positive");
-  if (xs && ws && (*xs)[1].known() && (*ws)[1].known() &&
-      (*xs)[1].value != (*ws)[1].value * group)
+  if (xs && ws && (*xs)[1].known() && (*ws)[1].known() && (*xs)[1].value != (*ws)[1].value * group)
     Fail(n, "input has " + std::to_string((*xs)[1].value) + " channels but weight expects " +
                 std::to_string((*ws)[1].value) + " x group " + std::to_string(group));
   if (ws && (*ws)[0].known() && (*ws)[0].value % group != 0)
@@ -763,7 +814,8 @@ void Inferencer::ConvTranspose(const Node& n) {
   std::vector<int64_t> out_shape = n.attr_ints("output_shape");
   if (out_pad.size() != spatial) Fail(n, "output_padding has the wrong length");
   if (!out_shape.empty()) {
-    if (out_shape.size() < spatial) Fail(n, "output_shape " + JoinInts(out_shape) + " is too short");
+    if (out_shape.size() < spatial)
+      Fail(n, "output_shape " + JoinInts(out_shape) + " is too short");
     for (size_t i = 0; i < spatial; ++i)
       out[2 + i] = Dim::Known(out_shape[out_shape.size() - spatial + i]);
     return SetOutput(n, 0, dt, out);
@@ -780,7 +832,9 @@ void Inferencer::ConvTranspose(const Node& n) {
     if (w.auto_pad == "SAME_UPPER" || w.auto_pad == "SAME_LOWER") {
       vd = static_cast<double>(in.value) * static_cast<double>(w.strides[i]);
     } else {
-      double pads = w.auto_pad == "VALID" ? 0 : static_cast<double>(w.pads[i]) + static_cast<double>(w.pads[i + spatial]);
+      double pads = w.auto_pad == "VALID"
+                        ? 0
+                        : static_cast<double>(w.pads[i]) + static_cast<double>(w.pads[i + spatial]);
       vd = static_cast<double>(w.strides[i]) * static_cast<double>(in.value - 1) +
            static_cast<double>(out_pad[i]) + dk - pads;
     }
@@ -883,7 +937,8 @@ void Inferencer::Reshape(const Node& n) {
   if (dt == DType::kUndefined) return;
   const Shape* xs = ShapeOf(n.input(0));
   std::optional<Partial> target;
-  if (HasInput(n, 1)) target = PartialOf(n.input(1));
+  if (HasInput(n, 1))
+    target = PartialOf(n.input(1));
   else if (n.has_attr("shape")) {
     Partial p;
     for (int64_t v : n.attr_ints("shape")) p.elems.push_back(Elem::Of(v));
@@ -921,16 +976,22 @@ void Inferencer::Reshape(const Node& n) {
     bool unknown_in = false, unknown_out = false, overflow = false;
     std::vector<std::string> sin, sout;
     for (const Dim& d : *xs) {
-      if (d.known()) overflow |= __builtin_mul_overflow(pin, d.value, &pin);
-      else if (!d.symbol.empty()) sin.push_back(d.symbol);
-      else unknown_in = true;
+      if (d.known())
+        overflow |= __builtin_mul_overflow(pin, d.value, &pin);
+      else if (!d.symbol.empty())
+        sin.push_back(d.symbol);
+      else
+        unknown_in = true;
     }
     for (size_t i = 0; i < out.size(); ++i) {
       if (static_cast<int>(i) == infer) continue;
       const Dim& d = out[i];
-      if (d.known()) overflow |= __builtin_mul_overflow(pout, d.value, &pout);
-      else if (!d.symbol.empty()) sout.push_back(d.symbol);
-      else unknown_out = true;
+      if (d.known())
+        overflow |= __builtin_mul_overflow(pout, d.value, &pout);
+      else if (!d.symbol.empty())
+        sout.push_back(d.symbol);
+      else
+        unknown_out = true;
     }
     for (auto it = sout.begin(); it != sout.end();) {
       auto m = std::find(sin.begin(), sin.end(), *it);
@@ -965,8 +1026,9 @@ void Inferencer::Reshape(const Node& n) {
   SetOutput(n, 0, dt, out);
   // Reshaping a small shape value to [n] or [] keeps its elements.
   if (auto p = PartialOf(n.input(0))) {
-    if (out.size() <= 1 && (out.empty() ? p->elems.size() == 1
-                                        : out[0].known() && out[0].value == static_cast<int64_t>(p->elems.size()))) {
+    if (out.size() <= 1 &&
+        (out.empty() ? p->elems.size() == 1
+                     : out[0].known() && out[0].value == static_cast<int64_t>(p->elems.size()))) {
       p->scalar = out.empty();
       SetPartial(n, 0, *p);
     }
@@ -978,7 +1040,9 @@ void Inferencer::Transpose(const Node& n) {
   if (dt == DType::kUndefined) return;
   const Shape* xs = ShapeOf(n.input(0));
   std::vector<int64_t> perm = n.attr_ints("perm");
-  if (!xs) return SetOutput(n, 0, dt, perm.empty() ? std::nullopt : std::optional<Shape>(Shape(perm.size())));
+  if (!xs)
+    return SetOutput(n, 0, dt,
+                     perm.empty() ? std::nullopt : std::optional<Shape>(Shape(perm.size())));
   int64_t r = static_cast<int64_t>(xs->size());
   if (perm.empty())
     for (int64_t i = r - 1; i >= 0; --i) perm.push_back(i);
@@ -1091,8 +1155,9 @@ void Inferencer::Concat(const Node& n) {
       if (static_cast<int64_t>(k) == axis) {
         if (!(*s)[k].known() || __builtin_add_overflow(sum, (*s)[k].value, &sum)) sum_known = false;
       } else {
-        out[k] = first ? (*s)[k]
-                       : MergeDim(n, out[k], (*s)[k], "non-axis dim " + std::to_string(k) + " differs");
+        out[k] =
+            first ? (*s)[k]
+                  : MergeDim(n, out[k], (*s)[k], "non-axis dim " + std::to_string(k) + " differs");
       }
     }
     first = false;
@@ -1232,11 +1297,13 @@ void Inferencer::Slice(const Node& n) {
     } else if (step > 0) {
       s = std::clamp<int64_t>(s, 0, len);
       e = std::clamp<int64_t>(e, 0, len);
-      for (int64_t i = s; i < e; i += step) p.elems.push_back(partial->elems[static_cast<size_t>(i)]);
+      for (int64_t i = s; i < e; i += step)
+        p.elems.push_back(partial->elems[static_cast<size_t>(i)]);
     } else {
       s = std::clamp<int64_t>(s, 0, len - 1);
       e = std::clamp<int64_t>(e, -1, len - 1);
-      for (int64_t i = s; i > e; i += step) p.elems.push_back(partial->elems[static_cast<size_t>(i)]);
+      for (int64_t i = s; i > e; i += step)
+        p.elems.push_back(partial->elems[static_cast<size_t>(i)]);
     }
     SetPartial(n, 0, std::move(p));
   }
@@ -1278,8 +1345,9 @@ void Inferencer::Expand(const Node& n) {
   if (!target) {
     const Shape* ss = ShapeOf(n.input(1));
     if (xs && ss && ss->size() == 1 && (*ss)[0].known())
-      return SetOutput(n, 0, dt,
-                       UnknownDims(std::max<int64_t>(static_cast<int64_t>(xs->size()), (*ss)[0].value)));
+      return SetOutput(
+          n, 0, dt,
+          UnknownDims(std::max<int64_t>(static_cast<int64_t>(xs->size()), (*ss)[0].value)));
     return SetOutput(n, 0, dt, std::nullopt);
   }
   Shape t;
@@ -1380,7 +1448,8 @@ void Inferencer::ShapeOp(const Node& n) {
   start = std::clamp<int64_t>(start, 0, r);
   end = std::clamp<int64_t>(end, 0, r);
   Partial p;
-  for (int64_t i = start; i < end; ++i) p.elems.push_back(Elem::FromDim((*xs)[static_cast<size_t>(i)]));
+  for (int64_t i = start; i < end; ++i)
+    p.elems.push_back(Elem::FromDim((*xs)[static_cast<size_t>(i)]));
   SetOutput(n, 0, DType::kInt64, MakeShape({static_cast<int64_t>(p.elems.size())}));
   SetPartial(n, 0, std::move(p));
 }
@@ -1396,7 +1465,8 @@ void Inferencer::Size(const Node& n) {
 void Inferencer::Cast(const Node& n) {
   if (!n.has_attr("to")) Fail(n, "attribute 'to' is missing");
   DType to = DTypeFromOnnx(n.attr_int("to", 0));
-  if (to == DType::kUndefined) Fail(n, "attribute 'to' names unknown type " + std::to_string(n.attr_int("to", 0)));
+  if (to == DType::kUndefined)
+    Fail(n, "attribute 'to' names unknown type " + std::to_string(n.attr_int("to", 0)));
   const ValueType* t = TensorType(n.input(0));
   SetOutput(n, 0, to, t ? t->shape : std::nullopt);
   if (IsIntLike(to))
@@ -1423,8 +1493,10 @@ void Inferencer::ConstantOfShape(const Node& n) {
   // ConstantOfShape(Shape(x)[k]) of ints feeds Expand/Where shape arithmetic in exports.
   if (s.size() == 1 && s[0].known() && s[0].value <= static_cast<int64_t>(kMaxPartialElements) &&
       IsIntLike(dt)) {
-    int64_t fill = a && a->kind == Attribute::Kind::kTensor && a->t.numel() == 1 ? a->t.ToInt64()[0] : 0;
-    SetPartial(n, 0, Partial{std::vector<Elem>(static_cast<size_t>(s[0].value), Elem::Of(fill)), false});
+    int64_t fill =
+        a && a->kind == Attribute::Kind::kTensor && a->t.numel() == 1 ? a->t.ToInt64()[0] : 0;
+    SetPartial(n, 0,
+               Partial{std::vector<Elem>(static_cast<size_t>(s[0].value), Elem::Of(fill)), false});
   }
 }
 
@@ -1435,7 +1507,8 @@ void Inferencer::Range(const Node& n) {
   auto start = ConstDoubles(n.input(0));
   auto limit = ConstDoubles(n.input(1));
   auto delta = ConstDoubles(n.input(2));
-  if (!start || !limit || !delta || start->size() != 1 || limit->size() != 1 || delta->size() != 1) {
+  if (!start || !limit || !delta || start->size() != 1 || limit->size() != 1 ||
+      delta->size() != 1) {
     // arange(0, seq): positions for a symbolic sequence length, as exporters write them.
     auto lim = PartialOf(n.input(1));
     if (start && delta && start->size() == 1 && delta->size() == 1 && (*start)[0] == 0 &&
@@ -1451,7 +1524,8 @@ void Inferencer::Range(const Node& n) {
   if (IsIntLike(dt) && len <= static_cast<int64_t>(kMaxPartialElements)) {
     Partial p;
     for (int64_t i = 0; i < len; ++i)
-      p.elems.push_back(Elem::Of(static_cast<int64_t>((*start)[0] + static_cast<double>(i) * (*delta)[0])));
+      p.elems.push_back(
+          Elem::Of(static_cast<int64_t>((*start)[0] + static_cast<double>(i) * (*delta)[0])));
     SetPartial(n, 0, std::move(p));
   }
 }
@@ -1481,8 +1555,10 @@ void Inferencer::Reduce(const Node& n) {
   }
   Shape out;
   for (size_t i = 0; i < xs->size(); ++i) {
-    if (!reduce[i]) out.push_back((*xs)[i]);
-    else if (keepdims) out.push_back(Dim::Known(1));
+    if (!reduce[i])
+      out.push_back((*xs)[i]);
+    else if (keepdims)
+      out.push_back(Dim::Known(1));
   }
   SetOutput(n, 0, dt, out);
 }
@@ -1493,8 +1569,10 @@ void Inferencer::ArgReduce(const Node& n) {
   int64_t r = static_cast<int64_t>(xs->size());
   size_t axis = static_cast<size_t>(NormAxis(n, n.attr_int("axis", 0), r, "axis"));
   Shape out = *xs;
-  if (n.attr_int("keepdims", 1) != 0) out[axis] = Dim::Known(1);
-  else out.erase(out.begin() + static_cast<long>(axis));
+  if (n.attr_int("keepdims", 1) != 0)
+    out[axis] = Dim::Known(1);
+  else
+    out.erase(out.begin() + static_cast<long>(axis));
   SetOutput(n, 0, DType::kInt64, out);
 }
 
@@ -1508,11 +1586,15 @@ void Inferencer::TopK(const Node& n) {
     return;
   }
   Shape out = *xs;
-  size_t axis = static_cast<size_t>(NormAxis(n, n.attr_int("axis", -1), static_cast<int64_t>(out.size()), "axis"));
-  auto k = HasInput(n, 1) ? ConstInts(n.input(1)) : std::optional<std::vector<int64_t>>(std::vector<int64_t>{n.attr_int("k", -1)});
+  size_t axis = static_cast<size_t>(
+      NormAxis(n, n.attr_int("axis", -1), static_cast<int64_t>(out.size()), "axis"));
+  auto k = HasInput(n, 1)
+               ? ConstInts(n.input(1))
+               : std::optional<std::vector<int64_t>>(std::vector<int64_t>{n.attr_int("k", -1)});
   if (k && k->size() == 1 && (*k)[0] >= 0) {
     if (out[axis].known() && (*k)[0] > out[axis].value)
-      Fail(n, "k " + std::to_string((*k)[0]) + " exceeds axis size " + std::to_string(out[axis].value));
+      Fail(n, "k " + std::to_string((*k)[0]) + " exceeds axis size " +
+                  std::to_string(out[axis].value));
     out[axis] = Dim::Known((*k)[0]);
   } else {
     out[axis] = Dim{};
@@ -1547,7 +1629,8 @@ void Inferencer::Resize(const Node& n) {
     return SetOutput(n, 0, dt, out);
   }
   std::optional<std::vector<double>> scales;
-  if (scales_in) scales = ConstDoubles(scales_in);
+  if (scales_in)
+    scales = ConstDoubles(scales_in);
   else if (n.has_attr("scales")) {
     std::vector<double> s;
     for (float f : n.attr_floats("scales")) s.push_back(f);
@@ -1567,8 +1650,8 @@ void Inferencer::Resize(const Node& n) {
       double v = std::floor(static_cast<double>(out[i].value) * s);
       if (!(v < 9.0e18)) Fail(n, "scale " + std::to_string(s) + " makes a dim overflow");
       out[i] = Dim::Known(static_cast<int64_t>(v));
-    }
-    else if (s != 1.0) out[i] = Dim{};
+    } else if (s != 1.0)
+      out[i] = Dim{};
   }
   SetOutput(n, 0, dt, out);
 }
@@ -1626,8 +1709,10 @@ void Inferencer::If(Node& n) {
     const Value* a = tg.outputs()[i];
     const Value* b = eg.outputs()[i];
     if (!a || !b) continue;
-    if (cond && cond->size() == 1) SetOutputType(n, i, (*cond)[0] ? a->type : b->type);
-    else SetOutputType(n, i, Generalize(a->type, b->type));
+    if (cond && cond->size() == 1)
+      SetOutputType(n, i, (*cond)[0] ? a->type : b->type);
+    else
+      SetOutputType(n, i, Generalize(a->type, b->type));
   }
 }
 

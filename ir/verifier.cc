@@ -18,37 +18,92 @@ struct Arity {
 };
 const std::unordered_map<std::string, Arity>& ArityTable() {
   static const std::unordered_map<std::string, Arity> table = {
-      {"Conv", {2, 3, 1, 1}}, {"ConvTranspose", {2, 3, 1, 1}}, {"MatMul", {2, 2, 1, 1}},
-      {"Gemm", {2, 3, 1, 1}}, {"BatchNormalization", {5, 5, 1, 5}}, {"Relu", {1, 1, 1, 1}},
-      {"LeakyRelu", {1, 1, 1, 1}}, {"Clip", {1, 3, 1, 1}}, {"Sigmoid", {1, 1, 1, 1}},
-      {"HardSigmoid", {1, 1, 1, 1}}, {"HardSwish", {1, 1, 1, 1}}, {"Tanh", {1, 1, 1, 1}},
-      {"Erf", {1, 1, 1, 1}}, {"Gelu", {1, 1, 1, 1}}, {"Softmax", {1, 1, 1, 1}},
-      {"LogSoftmax", {1, 1, 1, 1}}, {"LayerNormalization", {2, 3, 1, 3}},
-      {"Add", {2, 2, 1, 1}}, {"Sub", {2, 2, 1, 1}}, {"Mul", {2, 2, 1, 1}},
-      {"Div", {2, 2, 1, 1}}, {"Pow", {2, 2, 1, 1}}, {"Sqrt", {1, 1, 1, 1}},
-      {"Exp", {1, 1, 1, 1}}, {"Log", {1, 1, 1, 1}}, {"Neg", {1, 1, 1, 1}},
-      {"Abs", {1, 1, 1, 1}}, {"Reciprocal", {1, 1, 1, 1}}, {"Min", {1, -1, 1, 1}},
-      {"Max", {1, -1, 1, 1}}, {"Sum", {1, -1, 1, 1}}, {"Mean", {1, -1, 1, 1}},
-      {"Equal", {2, 2, 1, 1}}, {"Less", {2, 2, 1, 1}}, {"Greater", {2, 2, 1, 1}},
-      {"LessOrEqual", {2, 2, 1, 1}}, {"GreaterOrEqual", {2, 2, 1, 1}},
-      {"Where", {3, 3, 1, 1}}, {"Not", {1, 1, 1, 1}}, {"And", {2, 2, 1, 1}},
-      {"Or", {2, 2, 1, 1}}, {"Xor", {2, 2, 1, 1}}, {"Reshape", {1, 2, 1, 1}},
-      {"Transpose", {1, 1, 1, 1}}, {"Flatten", {1, 1, 1, 1}}, {"Squeeze", {1, 2, 1, 1}},
-      {"Unsqueeze", {1, 2, 1, 1}}, {"Concat", {1, -1, 1, 1}}, {"Split", {1, 2, 1, -1}},
-      {"Slice", {1, 5, 1, 1}}, {"Gather", {2, 2, 1, 1}}, {"Expand", {2, 2, 1, 1}},
-      {"Tile", {2, 2, 1, 1}}, {"Pad", {1, 4, 1, 1}}, {"Shape", {1, 1, 1, 1}},
-      {"Size", {1, 1, 1, 1}}, {"Cast", {1, 1, 1, 1}}, {"ConstantOfShape", {1, 1, 1, 1}},
-      {"Range", {3, 3, 1, 1}}, {"Identity", {1, 1, 1, 1}}, {"Dropout", {1, 3, 1, 2}},
-      {"MaxPool", {1, 1, 1, 2}}, {"AveragePool", {1, 1, 1, 1}},
-      {"GlobalAveragePool", {1, 1, 1, 1}}, {"GlobalMaxPool", {1, 1, 1, 1}},
-      {"ReduceMean", {1, 2, 1, 1}}, {"ReduceSum", {1, 2, 1, 1}}, {"ReduceMax", {1, 2, 1, 1}},
-      {"ReduceMin", {1, 2, 1, 1}}, {"ReduceProd", {1, 2, 1, 1}}, {"ArgMax", {1, 1, 1, 1}},
-      {"ArgMin", {1, 1, 1, 1}}, {"Resize", {1, 4, 1, 1}}, {"Upsample", {1, 2, 1, 1}},
-      {"If", {1, 1, 1, -1}}, {"Loop", {2, -1, 0, -1}}, {"LSTM", {3, 8, 0, 3}},
-      {"GRU", {3, 6, 0, 2}}, {"RNN", {3, 6, 0, 2}}, {"Constant", {0, 0, 1, 1}},
-      {"QuantizeLinear", {2, 3, 1, 1}}, {"DequantizeLinear", {2, 3, 1, 1}},
-      {"MatMulInteger", {2, 4, 1, 1}}, {"ConvInteger", {2, 4, 1, 1}},
-      {"QLinearMatMul", {8, 8, 1, 1}}, {"QLinearConv", {8, 9, 1, 1}},
+      {"Conv", {2, 3, 1, 1}},
+      {"ConvTranspose", {2, 3, 1, 1}},
+      {"MatMul", {2, 2, 1, 1}},
+      {"Gemm", {2, 3, 1, 1}},
+      {"BatchNormalization", {5, 5, 1, 5}},
+      {"Relu", {1, 1, 1, 1}},
+      {"LeakyRelu", {1, 1, 1, 1}},
+      {"Clip", {1, 3, 1, 1}},
+      {"Sigmoid", {1, 1, 1, 1}},
+      {"HardSigmoid", {1, 1, 1, 1}},
+      {"HardSwish", {1, 1, 1, 1}},
+      {"Tanh", {1, 1, 1, 1}},
+      {"Erf", {1, 1, 1, 1}},
+      {"Gelu", {1, 1, 1, 1}},
+      {"Softmax", {1, 1, 1, 1}},
+      {"LogSoftmax", {1, 1, 1, 1}},
+      {"LayerNormalization", {2, 3, 1, 3}},
+      {"Add", {2, 2, 1, 1}},
+      {"Sub", {2, 2, 1, 1}},
+      {"Mul", {2, 2, 1, 1}},
+      {"Div", {2, 2, 1, 1}},
+      {"Pow", {2, 2, 1, 1}},
+      {"Sqrt", {1, 1, 1, 1}},
+      {"Exp", {1, 1, 1, 1}},
+      {"Log", {1, 1, 1, 1}},
+      {"Neg", {1, 1, 1, 1}},
+      {"Abs", {1, 1, 1, 1}},
+      {"Reciprocal", {1, 1, 1, 1}},
+      {"Min", {1, -1, 1, 1}},
+      {"Max", {1, -1, 1, 1}},
+      {"Sum", {1, -1, 1, 1}},
+      {"Mean", {1, -1, 1, 1}},
+      {"Equal", {2, 2, 1, 1}},
+      {"Less", {2, 2, 1, 1}},
+      {"Greater", {2, 2, 1, 1}},
+      {"LessOrEqual", {2, 2, 1, 1}},
+      {"GreaterOrEqual", {2, 2, 1, 1}},
+      {"Where", {3, 3, 1, 1}},
+      {"Not", {1, 1, 1, 1}},
+      {"And", {2, 2, 1, 1}},
+      {"Or", {2, 2, 1, 1}},
+      {"Xor", {2, 2, 1, 1}},
+      {"Reshape", {1, 2, 1, 1}},
+      {"Transpose", {1, 1, 1, 1}},
+      {"Flatten", {1, 1, 1, 1}},
+      {"Squeeze", {1, 2, 1, 1}},
+      {"Unsqueeze", {1, 2, 1, 1}},
+      {"Concat", {1, -1, 1, 1}},
+      {"Split", {1, 2, 1, -1}},
+      {"Slice", {1, 5, 1, 1}},
+      {"Gather", {2, 2, 1, 1}},
+      {"Expand", {2, 2, 1, 1}},
+      {"Tile", {2, 2, 1, 1}},
+      {"Pad", {1, 4, 1, 1}},
+      {"Shape", {1, 1, 1, 1}},
+      {"Size", {1, 1, 1, 1}},
+      {"Cast", {1, 1, 1, 1}},
+      {"ConstantOfShape", {1, 1, 1, 1}},
+      {"Range", {3, 3, 1, 1}},
+      {"Identity", {1, 1, 1, 1}},
+      {"Dropout", {1, 3, 1, 2}},
+      {"MaxPool", {1, 1, 1, 2}},
+      {"AveragePool", {1, 1, 1, 1}},
+      {"GlobalAveragePool", {1, 1, 1, 1}},
+      {"GlobalMaxPool", {1, 1, 1, 1}},
+      {"ReduceMean", {1, 2, 1, 1}},
+      {"ReduceSum", {1, 2, 1, 1}},
+      {"ReduceMax", {1, 2, 1, 1}},
+      {"ReduceMin", {1, 2, 1, 1}},
+      {"ReduceProd", {1, 2, 1, 1}},
+      {"ArgMax", {1, 1, 1, 1}},
+      {"ArgMin", {1, 1, 1, 1}},
+      {"Resize", {1, 4, 1, 1}},
+      {"Upsample", {1, 2, 1, 1}},
+      {"If", {1, 1, 1, -1}},
+      {"Loop", {2, -1, 0, -1}},
+      {"LSTM", {3, 8, 0, 3}},
+      {"GRU", {3, 6, 0, 2}},
+      {"RNN", {3, 6, 0, 2}},
+      {"Constant", {0, 0, 1, 1}},
+      {"QuantizeLinear", {2, 3, 1, 1}},
+      {"DequantizeLinear", {2, 3, 1, 1}},
+      {"MatMulInteger", {2, 4, 1, 1}},
+      {"ConvInteger", {2, 4, 1, 1}},
+      {"QLinearMatMul", {8, 8, 1, 1}},
+      {"QLinearConv", {8, 9, 1, 1}},
   };
   return table;
 }
@@ -57,17 +112,19 @@ const std::unordered_map<std::string, Arity>& ArityTable() {
 bool IsElementwiseBinary(const std::string& op) {
   static const std::unordered_set<std::string> ops = {
       "Add", "Sub", "Mul", "Div", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual",
-      "And", "Or", "Xor", "Min", "Max", "Sum", "Mean", "Mod"};
+      "And", "Or",  "Xor", "Min", "Max",   "Sum",  "Mean",    "Mod"};
   return ops.count(op) > 0;
 }
 
 // Ops whose output has the dtype of input 0.
 bool IsSameTypeUnary(const std::string& op) {
   static const std::unordered_set<std::string> ops = {
-      "Relu", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Erf", "Gelu",
-      "Softmax", "LogSoftmax", "Sqrt", "Exp", "Log", "Neg", "Abs", "Reciprocal", "Identity",
-      "Add", "Sub", "Mul", "Div", "Pow", "Min", "Max", "Clip", "Transpose", "Reshape",
-      "Flatten", "Squeeze", "Unsqueeze", "Concat", "Slice", "Gather", "Expand", "Tile", "Pad"};
+      "Relu",   "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh",
+      "Erf",    "Gelu",      "Softmax", "LogSoftmax",  "Sqrt",      "Exp",
+      "Log",    "Neg",       "Abs",     "Reciprocal",  "Identity",  "Add",
+      "Sub",    "Mul",       "Div",     "Pow",         "Min",       "Max",
+      "Clip",   "Transpose", "Reshape", "Flatten",     "Squeeze",   "Unsqueeze",
+      "Concat", "Slice",     "Gather",  "Expand",      "Tile",      "Pad"};
   return ops.count(op) > 0;
 }
 
@@ -86,9 +143,7 @@ std::string Quote(const std::string& s) { return "'" + s + "'"; }
 
 class Verifier {
  public:
-  explicit Verifier(const Graph& root) {
-    CollectAll(root);
-  }
+  explicit Verifier(const Graph& root) { CollectAll(root); }
 
   void Run(const Graph& g) {
     std::unordered_set<const Value*> outer;
@@ -133,9 +188,12 @@ class Verifier {
     return s;
   }
 
-  void Problem(const Graph& g, const std::string& msg) { problems.push_back(Label(g) + ": " + msg); }
+  void Problem(const Graph& g, const std::string& msg) {
+    problems.push_back(Label(g) + ": " + msg);
+  }
 
-  void CheckName(const Graph& g, const Value* v, std::unordered_map<std::string, const Value*>& local,
+  void CheckName(const Graph& g, const Value* v,
+                 std::unordered_map<std::string, const Value*>& local,
                  const std::unordered_set<std::string>& outer_names) {
     if (v->name().empty()) {
       Problem(g, "a value has an empty name");
@@ -301,8 +359,9 @@ class Verifier {
       CheckName(g, v, local, outer_names);
       if (v->graph() != &g) Problem(g, "input " + Quote(v->name()) + " belongs to another graph");
       if (v->producer())
-        Problem(g, "value " + Quote(v->name()) + " has two producers: graph input and " +
-                       (nodes_.count(v->producer()) ? v->producer()->describe() : "a removed node"));
+        Problem(g,
+                "value " + Quote(v->name()) + " has two producers: graph input and " +
+                    (nodes_.count(v->producer()) ? v->producer()->describe() : "a removed node"));
       defined.insert(v);
       own.push_back(v);
     }
@@ -315,8 +374,9 @@ class Verifier {
       if (v->graph() != &g)
         Problem(g, "initializer " + Quote(v->name()) + " belongs to another graph");
       if (v->producer())
-        Problem(g, "value " + Quote(v->name()) + " has two producers: initializer and " +
-                       (nodes_.count(v->producer()) ? v->producer()->describe() : "a removed node"));
+        Problem(g,
+                "value " + Quote(v->name()) + " has two producers: initializer and " +
+                    (nodes_.count(v->producer()) ? v->producer()->describe() : "a removed node"));
       CheckInitializer(g, v);
       if (defined.insert(v).second) own.push_back(v);
     }
@@ -344,8 +404,8 @@ class Verifier {
           auto it = produced_later.find(v);
           if (it != produced_later.end() && !producers.count(v)) {
             order_problem = true;
-            order_messages.push_back(n->describe() + " uses " + Quote(v->name()) +
-                                     " before " + it->second->describe() +
+            order_messages.push_back(n->describe() + " uses " + Quote(v->name()) + " before " +
+                                     it->second->describe() +
                                      " defines it (nodes are not in topological order)");
           } else {
             Problem(g, n->describe() + " input " + std::to_string(i) + " " + Quote(v->name()) +
@@ -381,9 +441,10 @@ class Verifier {
                          " belongs to another graph");
         auto [pit, first] = producers.emplace(o, n);
         if (!first || defined.count(o)) {
-          Problem(g, "value " + Quote(o->name()) + " has two producers: " + n->describe() +
-                         " and " + (first ? std::string("a graph input or initializer")
-                                          : pit->second->describe()));
+          Problem(
+              g,
+              "value " + Quote(o->name()) + " has two producers: " + n->describe() + " and " +
+                  (first ? std::string("a graph input or initializer") : pit->second->describe()));
         } else if (o->producer() != n || o->producer_index() != static_cast<int>(k)) {
           Problem(g, "value " + Quote(o->name()) + " is output " + std::to_string(k) + " of " +
                          n->describe() + " but records a different producer");
@@ -418,9 +479,8 @@ class Verifier {
           continue;
         }
         if (u.index < 0 || u.user->input(static_cast<size_t>(u.index)) != v)
-          Problem(g, "use list of " + Quote(v->name()) + " says input " +
-                         std::to_string(u.index) + " of " + u.user->describe() +
-                         " uses it, but that input is " +
+          Problem(g, "use list of " + Quote(v->name()) + " says input " + std::to_string(u.index) +
+                         " of " + u.user->describe() + " uses it, but that input is " +
                          (u.user->input(static_cast<size_t>(std::max(u.index, 0)))
                               ? Quote(u.user->input(static_cast<size_t>(u.index))->name())
                               : std::string("empty")));

@@ -1,10 +1,11 @@
 // The text dump: a golden string for a small model with an initializer, a Constant node,
 // attributes of several kinds, omitted inputs, a subgraph and inferred types; plus
 // determinism and escaping.
+#include "ir/dump.h"
+
 #include <gtest/gtest.h>
 
 #include "ir/builder.h"
-#include "ir/dump.h"
 #include "ir/shape_inference.h"
 
 namespace edgepress::ir {
@@ -12,10 +13,13 @@ namespace {
 
 std::unique_ptr<Model> SmallModel() {
   GraphBuilder b;
-  Value* x = b.InputShape("x", DType::kFloat32, {Dim::Symbol("batch"), Dim::Known(3), Dim::Known(8), Dim::Known(8)});
+  Value* x = b.InputShape("x", DType::kFloat32,
+                          {Dim::Symbol("batch"), Dim::Known(3), Dim::Known(8), Dim::Known(8)});
   Value* c = b.Input("c", DType::kBool, {});
   Value* w = b.Const("w", Tensor(DType::kFloat32, {4, 3, 3, 3}));
-  Value* y = b.Op("Conv", {x, w}, {Attribute::Ints("strides", {1, 1}), Attribute::Ints("pads", {1, 1, 1, 1})}, "conv0");
+  Value* y =
+      b.Op("Conv", {x, w},
+           {Attribute::Ints("strides", {1, 1}), Attribute::Ints("pads", {1, 1, 1, 1})}, "conv0");
   Value* hi = b.ConstNode("hi", FloatTensor({}, {6}));
   Node* clip = b.graph().AddNode("Clip", {y, nullptr, hi}, {"clipped"}, "clip0");
   Value* shape = b.Const("shape", Int64s({0, -1}));
@@ -28,8 +32,10 @@ std::unique_ptr<Model> SmallModel() {
   else_g->name = "else";
   GraphBuilder eb(else_g.get());
   eb.Output(eb.Op("LeakyRelu", {flat}, {Attribute::Float("alpha", 0.1f)}, "leaky_else"));
-  Value* out = b.Op("If", {c}, {Attribute::GraphValue("then_branch", then_g),
-                                Attribute::GraphValue("else_branch", else_g)}, "if0");
+  Value* out = b.Op(
+      "If", {c},
+      {Attribute::GraphValue("then_branch", then_g), Attribute::GraphValue("else_branch", else_g)},
+      "if0");
   b.Output(out);
   auto m = b.Build();
   InferShapes(*m);
@@ -82,7 +88,8 @@ TEST(DumpTest, LargeInitializersAreSummarisedAndOddNamesEscaped) {
   EXPECT_NE(text.find("  init %big: f32[100,100]\n"), std::string::npos) << text;
   EXPECT_NE(text.find("  input %\"in put\\\"1\": i8[2]\n"), std::string::npos) << text;
   EXPECT_NE(text.find("init %qw: i8[4] = [0, 0, 0, 0] quant=per-channel(axis=0, 4 scales)"),
-            std::string::npos) << text;
+            std::string::npos)
+      << text;
   EXPECT_NE(text.find("{note=\"a\\x0ab\"}"), std::string::npos) << text;
   // DumpNode is the same line, for error messages.
   EXPECT_EQ(DumpNode(*b.graph().nodes()[0]),

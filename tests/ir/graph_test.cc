@@ -1,13 +1,14 @@
 // IR invariants: use lists under every mutation helper, topological sorting, cloning with
 // subgraphs and outer-scope references, unique names. Each test checks the verifier too,
 // since the verifier is what passes rely on.
+#include "ir/graph.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
 
 #include "ir/builder.h"
 #include "ir/error.h"
-#include "ir/graph.h"
 #include "ir/verifier.h"
 
 namespace edgepress::ir {
@@ -69,8 +70,9 @@ TEST(GraphTest, ReplaceAllUsesWithUpdatesNodesSubgraphsAndOutputs) {
   else_g->name = "else";
   GraphBuilder eb(else_g.get());
   eb.Output(eb.Op("Sqrt", {x}));
-  Value* out = b.Op("If", {c}, {Attribute::GraphValue("then_branch", then_g),
-                                Attribute::GraphValue("else_branch", else_g)});
+  Value* out = b.Op(
+      "If", {c},
+      {Attribute::GraphValue("then_branch", then_g), Attribute::GraphValue("else_branch", else_g)});
   b.Output(r);
   b.Output(n);
   b.Output(out);
@@ -131,8 +133,9 @@ TEST(GraphTest, RemoveDeadNodesDetachesSubgraphUsesOfOuterValues) {
   auto else_g = std::make_shared<Graph>();
   GraphBuilder eb(else_g.get());
   eb.Output(eb.Op("Neg", {x}));
-  b.Op("If", {c}, {Attribute::GraphValue("then_branch", then_g),
-                   Attribute::GraphValue("else_branch", else_g)});
+  b.Op(
+      "If", {c},
+      {Attribute::GraphValue("then_branch", then_g), Attribute::GraphValue("else_branch", else_g)});
   b.Output(b.Op("Relu", {x}));
   ASSERT_EQ(x->uses().size(), 3u);
   EXPECT_EQ(b.graph().RemoveDeadNodes(), 1);
@@ -188,8 +191,9 @@ TEST(GraphTest, CloneCopiesSubgraphsAndRebindsOuterReferences) {
   else_g->name = "else";
   GraphBuilder eb(else_g.get());
   eb.Output(eb.Op("Identity", {x}));
-  b.Output(b.Op("If", {c}, {Attribute::GraphValue("then_branch", then_g),
-                            Attribute::GraphValue("else_branch", else_g)}));
+  b.Output(b.Op("If", {c},
+                {Attribute::GraphValue("then_branch", then_g),
+                 Attribute::GraphValue("else_branch", else_g)}));
   auto m = b.Build();
   auto copy = m->Clone();
   ASSERT_TRUE(VerifyAll(*copy).empty()) << VerifyAll(*copy)[0];
@@ -219,8 +223,9 @@ TEST(GraphTest, UniqueNameAvoidsNamesInSubgraphsAndAncestors) {
   auto else_g = std::make_shared<Graph>();
   GraphBuilder eb(else_g.get());
   eb.Output(eb.Op("Neg", {x}));
-  b.Op("If", {c}, {Attribute::GraphValue("then_branch", then_g),
-                   Attribute::GraphValue("else_branch", else_g)});
+  b.Op(
+      "If", {c},
+      {Attribute::GraphValue("then_branch", then_g), Attribute::GraphValue("else_branch", else_g)});
   EXPECT_EQ(b.graph().UniqueName("fresh"), "fresh");
   std::string n1 = b.graph().UniqueName("inner");
   EXPECT_NE(n1, "inner");

@@ -6,9 +6,9 @@
 // the test data is not installed.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
-#include <cstdlib>
 #include <map>
 
 #include "formats/onnx/onnx.h"

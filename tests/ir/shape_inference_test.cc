@@ -1,11 +1,12 @@
 // Shape inference per op family, with known and symbolic dims, constants coming from
 // initializers, Constant nodes and Shape->Gather->Concat chains, and the contradictions
 // that must be reported. Expected shapes follow the ONNX operator specs.
+#include "ir/shape_inference.h"
+
 #include <gtest/gtest.h>
 
 #include "ir/builder.h"
 #include "ir/error.h"
-#include "ir/shape_inference.h"
 #include "ir/verifier.h"
 
 namespace edgepress::ir {
@@ -46,10 +47,11 @@ TEST(ShapeInferenceTest, ConvStridesPadsDilationsGroups) {
   GraphBuilder b;
   Value* x = b.InputShape("x", F32, {S("batch"), K(4), K(10), K(12)});
   Value* w = b.Const("w", Tensor(F32, {8, 2, 3, 3}));
-  Value* y = b.Op("Conv", {x, w}, {Int("group", 2), Ints("strides", {2, 1}),
-                                   Ints("pads", {1, 0, 1, 0}), Ints("dilations", {1, 2})});
-  Value* same = b.Op("Conv", {x, w}, {Int("group", 2), Ints("strides", {2, 2}),
-                                      Str("auto_pad", "SAME_UPPER")});
+  Value* y = b.Op("Conv", {x, w},
+                  {Int("group", 2), Ints("strides", {2, 1}), Ints("pads", {1, 0, 1, 0}),
+                   Ints("dilations", {1, 2})});
+  Value* same = b.Op("Conv", {x, w},
+                     {Int("group", 2), Ints("strides", {2, 2}), Str("auto_pad", "SAME_UPPER")});
   Value* valid = b.Op("Conv", {x, w}, {Int("group", 2), Str("auto_pad", "VALID")});
   Infer(b);
   // H: (10 + 2 - 3) / 2 + 1 = 5; W: (12 - (2*2+1)) / 1 + 1 = 8.
@@ -91,11 +93,14 @@ TEST(ShapeInferenceTest, ConvTransposeOutputPaddingAndOutputShape) {
   GraphBuilder b;
   Value* x = b.Input("x", F32, {1, 4, 5, 5});
   Value* w = b.Const("w", Tensor(F32, {4, 3, 3, 3}));
-  Value* y = b.Op("ConvTranspose", {x, w}, {Ints("strides", {2, 2}), Ints("pads", {1, 1, 1, 1}),
-                                            Ints("output_padding", {1, 0})});
+  Value* y =
+      b.Op("ConvTranspose", {x, w},
+           {Ints("strides", {2, 2}), Ints("pads", {1, 1, 1, 1}), Ints("output_padding", {1, 0})});
   Value* g = b.Op("ConvTranspose", {x, w}, {Int("group", 2), Ints("strides", {2, 2})});
-  Value* s = b.Op("ConvTranspose", {x, w}, {Ints("strides", {2, 2}), Ints("output_shape", {10, 11})});
-  Value* same = b.Op("ConvTranspose", {x, w}, {Ints("strides", {2, 2}), Str("auto_pad", "SAME_UPPER")});
+  Value* s =
+      b.Op("ConvTranspose", {x, w}, {Ints("strides", {2, 2}), Ints("output_shape", {10, 11})});
+  Value* same =
+      b.Op("ConvTranspose", {x, w}, {Ints("strides", {2, 2}), Str("auto_pad", "SAME_UPPER")});
   Infer(b);
   // 2*(5-1) + 1 + 3 - 2 = 10 and 2*(5-1) + 0 + 3 - 2 = 9.
   EXPECT_EQ(T(y), "f32[1,3,10,9]");
@@ -189,14 +194,14 @@ TEST(ShapeInferenceTest, UnaryActivationsAndNormalizations) {
   GraphBuilder b;
   Value* x = b.InputShape("x", DType::kFloat16, {S("batch"), K(16), K(7)});
   const char* ops[] = {"Relu", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh",
-                       "Erf", "Gelu", "Softmax", "LogSoftmax", "Sqrt", "Exp", "Log", "Neg",
-                       "Abs", "Reciprocal", "Identity", "Clip"};
+                       "Erf",  "Gelu",      "Softmax", "LogSoftmax",  "Sqrt",      "Exp",
+                       "Log",  "Neg",       "Abs",     "Reciprocal",  "Identity",  "Clip"};
   std::vector<Value*> outs;
   for (const char* op : ops) outs.push_back(b.Op(op, {x}));
-  Value* bn = b.Op("BatchNormalization", {x, b.Const("s", Tensor(DType::kFloat16, {16})),
-                                          b.Const("bb", Tensor(DType::kFloat16, {16})),
-                                          b.Const("m", Tensor(DType::kFloat16, {16})),
-                                          b.Const("v", Tensor(DType::kFloat16, {16}))});
+  Value* bn = b.Op(
+      "BatchNormalization",
+      {x, b.Const("s", Tensor(DType::kFloat16, {16})), b.Const("bb", Tensor(DType::kFloat16, {16})),
+       b.Const("m", Tensor(DType::kFloat16, {16})), b.Const("v", Tensor(DType::kFloat16, {16}))});
   auto ln = b.OpN("LayerNormalization", {x, b.Const("g", Tensor(DType::kFloat16, {7}))}, 3,
                   {Int("axis", -1)});
   auto drop = b.OpN("Dropout", {x}, 2);
@@ -256,8 +261,8 @@ TEST(ShapeInferenceTest, ShapeGatherConcatReshapeChainAsExported) {
   // Size arithmetic: Mul(Gather(shape, 1), 2) as a scalar feeding ConstantOfShape via Unsqueeze.
   Value* twice = b.Op("Mul", {sdim, b.Const("two", Int64Tensor({}, {2}))});
   Value* cos = b.Op("ConstantOfShape", {b.Op("Unsqueeze", {bdim, axes})});
-  Value* seq_range = b.Op("Range", {b.Const("r0", Int64Tensor({}, {0})), sdim,
-                                    b.Const("r1", Int64Tensor({}, {1}))});
+  Value* seq_range = b.Op(
+      "Range", {b.Const("r0", Int64Tensor({}, {0})), sdim, b.Const("r1", Int64Tensor({}, {1}))});
   Infer(b);
   EXPECT_EQ(T(shape), "i64[3]");
   EXPECT_EQ(T(bdim), "i64[]");
@@ -342,11 +347,13 @@ TEST(ShapeInferenceTest, SliceClampsNegativeIndicesAndSteps) {
   Value* x = b.InputShape("x", F32, {S("batch"), K(10), K(8)});
   auto i64 = [&](const char* n, std::vector<int64_t> v) { return b.Const(n, Int64s(v)); };
   Value* s1 = b.Op("Slice", {x, i64("s", {1, -3}), i64("e", {1000, 100}), i64("a", {1, 2})});
-  Value* s2 = b.Op("Slice", {x, i64("s2", {-1}), i64("e2", {-1000}), i64("a2", {1}), i64("p2", {-3})});
+  Value* s2 =
+      b.Op("Slice", {x, i64("s2", {-1}), i64("e2", {-1000}), i64("a2", {1}), i64("p2", {-3})});
   Value* s3 = b.Op("Slice", {x, i64("s3", {0}), i64("e3", {INT64_MAX}), i64("a3", {0})});
   Value* s4 = b.Op("Slice", {x, i64("s4", {0}), i64("e4", {1})});
   Value* s5 = b.Op("Slice", {x}, {Ints("starts", {2}), Ints("ends", {4}), Ints("axes", {2})});
-  Value* dyn = b.Op("Slice", {x, b.Input("start", DType::kInt64, {1}), i64("e6", {5}), i64("a6", {1})});
+  Value* dyn =
+      b.Op("Slice", {x, b.Input("start", DType::kInt64, {1}), i64("e6", {5}), i64("a6", {1})});
   Infer(b);
   EXPECT_EQ(T(s1), "f32[batch,9,3]");
   EXPECT_EQ(T(s2), "f32[batch,4,8]");  // indices 9, 6, 3, 0
@@ -366,8 +373,8 @@ TEST(ShapeInferenceTest, GatherExpandTilePad) {
   Value* ex = b.Op("Expand", {x, b.Const("es", Int64s({2, 1, 3, 1}))});
   Value* tl = b.Op("Tile", {x, b.Const("rep", Int64s({1, 5, 2}))});
   Value* pd = b.Op("Pad", {x, b.Const("pads", Int64s({0, 1, 2, 0, 1, 0}))});
-  Value* pd_axes = b.Op("Pad", {x, b.Const("pads2", Int64s({1, 1})), nullptr,
-                                b.Const("pax", Int64s({-1}))});
+  Value* pd_axes =
+      b.Op("Pad", {x, b.Const("pads2", Int64s({1, 1})), nullptr, b.Const("pax", Int64s({-1}))});
   Infer(b);
   EXPECT_EQ(T(emb), "f32[batch,seq,64]");
   EXPECT_EQ(T(g1), "f32[batch,1]");
@@ -389,8 +396,9 @@ TEST(ShapeInferenceTest, CastConstantOfShapeRangeConstant) {
                    {Attribute::TensorValue("value", Int64Tensor({1}, {5}))});
   Value* r = b.Op("Range", {b.Const("a", FloatTensor({}, {1})), b.Const("l", FloatTensor({}, {2})),
                             b.Const("d", FloatTensor({}, {0.3f}))});
-  Value* r_neg = b.Op("Range", {b.Const("a2", Int64Tensor({}, {10})), b.Const("l2", Int64Tensor({}, {0})),
-                                b.Const("d2", Int64Tensor({}, {-3}))});
+  Value* r_neg =
+      b.Op("Range", {b.Const("a2", Int64Tensor({}, {10})), b.Const("l2", Int64Tensor({}, {0})),
+                     b.Const("d2", Int64Tensor({}, {-3}))});
   Value* k = b.ConstNode("k", FloatTensor({2, 2}, {1, 2, 3, 4}));
   Node* vi = b.graph().AddNode("Constant", {}, {"ints"}, "ints_node");
   vi->set_attr(Attribute::Ints("value_ints", {1, 2, 3}));
@@ -406,17 +414,19 @@ TEST(ShapeInferenceTest, CastConstantOfShapeRangeConstant) {
 TEST(ShapeInferenceTest, PoolingWithCeilModeAndGlobalPools) {
   GraphBuilder b;
   Value* x = b.InputShape("x", F32, {S("n"), K(3), K(112), K(112)});
-  auto mp = b.OpN("MaxPool", {x}, 2, {Ints("kernel_shape", {3, 3}), Ints("strides", {2, 2}),
-                                      Ints("pads", {1, 1, 1, 1})});
-  Value* ap = b.Op("AveragePool", {x}, {Ints("kernel_shape", {2, 2}), Ints("strides", {2, 2}),
-                                        Int("ceil_mode", 1)});
+  auto mp =
+      b.OpN("MaxPool", {x}, 2,
+            {Ints("kernel_shape", {3, 3}), Ints("strides", {2, 2}), Ints("pads", {1, 1, 1, 1})});
+  Value* ap = b.Op("AveragePool", {x},
+                   {Ints("kernel_shape", {2, 2}), Ints("strides", {2, 2}), Int("ceil_mode", 1)});
   Value* y = b.Input("y", F32, {1, 1, 5, 5});
-  Value* c1 = b.Op("MaxPool", {y}, {Ints("kernel_shape", {2, 2}), Ints("strides", {2, 2}),
-                                    Int("ceil_mode", 1)});
+  Value* c1 = b.Op("MaxPool", {y},
+                   {Ints("kernel_shape", {2, 2}), Ints("strides", {2, 2}), Int("ceil_mode", 1)});
   Value* c0 = b.Op("MaxPool", {y}, {Ints("kernel_shape", {2, 2}), Ints("strides", {2, 2})});
   // The last window would start in the right padding: ceil_mode does not add it.
-  Value* c2 = b.Op("AveragePool", {y}, {Ints("kernel_shape", {2, 2}), Ints("strides", {2, 2}),
-                                        Ints("pads", {0, 0, 1, 1}), Int("ceil_mode", 1)});
+  Value* c2 = b.Op("AveragePool", {y},
+                   {Ints("kernel_shape", {2, 2}), Ints("strides", {2, 2}),
+                    Ints("pads", {0, 0, 1, 1}), Int("ceil_mode", 1)});
   Value* gap = b.Op("GlobalAveragePool", {x});
   Value* gmp = b.Op("GlobalMaxPool", {x});
   Infer(b);
@@ -436,7 +446,8 @@ TEST(ShapeInferenceTest, ReductionsAndArgMax) {
   Value* m = b.Op("ReduceMean", {x}, {Ints("axes", {-1})});
   Value* s = b.Op("ReduceSum", {x, b.Const("ax", Int64s({1}))}, {Int("keepdims", 0)});
   Value* all = b.Op("ReduceMax", {x}, {Int("keepdims", 0)});
-  Value* noop = b.Op("ReduceSum", {x, b.Const("none", Int64s({}))}, {Int("noop_with_empty_axes", 1)});
+  Value* noop =
+      b.Op("ReduceSum", {x, b.Const("none", Int64s({}))}, {Int("noop_with_empty_axes", 1)});
   Value* mn = b.Op("ReduceMin", {x, b.Const("ax2", Int64s({0, 2}))});
   Value* dyn = b.Op("ReduceSum", {x, b.Input("axes", DType::kInt64, {1})});
   Value* am = b.Op("ArgMax", {x}, {Int("axis", 2), Int("keepdims", 0)});
@@ -456,9 +467,9 @@ TEST(ShapeInferenceTest, ResizeWithScalesOrSizes) {
   Value* by_scale = b.Op("Resize", {x, nullptr, b.Const("sc", FloatTensor({4}, {1, 1, 2, 0.5f}))},
                          {Str("mode", "nearest")});
   Value* by_size = b.Op("Resize", {x, nullptr, nullptr, b.Const("sz", Int64s({1, 3, 32, 32}))});
-  Value* empty_scales = b.Op("Resize", {x, b.Const("roi", FloatTensor({0}, {})),
-                                        b.Const("none", FloatTensor({0}, {})),
-                                        b.Const("sz2", Int64s({2, 3, 4, 5}))});
+  Value* empty_scales =
+      b.Op("Resize", {x, b.Const("roi", FloatTensor({0}, {})),
+                      b.Const("none", FloatTensor({0}, {})), b.Const("sz2", Int64s({2, 3, 4, 5}))});
   Infer(b);
   EXPECT_EQ(T(by_scale), "f32[n,3,30,10]");
   EXPECT_EQ(T(by_size), "f32[1,3,32,32]");
@@ -478,8 +489,9 @@ TEST(ShapeInferenceTest, IfMergesBranchesAndUsesOuterValues) {
   eb.Output(eb.Op("Neg", {x}));
   eb.Output(eb.Op("Slice", {x, eb.Const("st", Int64s({0})), eb.Const("en", Int64s({2})),
                             eb.Const("ax", Int64s({1}))}));
-  auto outs = b.OpN("If", {c}, 2, {Attribute::GraphValue("then_branch", then_g),
-                                   Attribute::GraphValue("else_branch", else_g)});
+  auto outs = b.OpN(
+      "If", {c}, 2,
+      {Attribute::GraphValue("then_branch", then_g), Attribute::GraphValue("else_branch", else_g)});
   Infer(b);
   EXPECT_EQ(T(outs[0]), "f32[n,4]");
   EXPECT_EQ(T(outs[1]), "f32[...]");  // rank 1 vs rank 2: rank unknown
@@ -530,7 +542,8 @@ TEST(ShapeInferenceTest, RecurrentLayers) {
   Value* x = b.InputShape("x", F32, {S("seq"), S("batch"), K(16)});
   Value* w = b.Const("w", Tensor(F32, {2, 4 * 32, 16}));
   Value* r = b.Const("r", Tensor(F32, {2, 4 * 32, 32}));
-  auto lstm = b.OpN("LSTM", {x, w, r}, 3, {Int("hidden_size", 32), Str("direction", "bidirectional")});
+  auto lstm =
+      b.OpN("LSTM", {x, w, r}, 3, {Int("hidden_size", 32), Str("direction", "bidirectional")});
   Value* gw = b.Const("gw", Tensor(F32, {1, 3 * 8, 16}));
   Value* gr = b.Const("gr", Tensor(F32, {1, 3 * 8, 8}));
   Value* xb = b.InputShape("xb", F32, {S("batch"), S("seq"), K(16)});
@@ -554,8 +567,8 @@ TEST(ShapeInferenceTest, QuantizedOps) {
   Value* w = b.Const("w", Tensor(DType::kInt8, {4, 3, 3, 3}));
   Value* ci = b.Op("ConvInteger", {q, w, zp, zp});
   Value* wzp = b.Const("wzp", Tensor(DType::kUInt8, {}));
-  Value* qc = b.Op("QLinearConv", {q, scale, zp, w, scale, zp, scale, wzp},
-                   {Ints("pads", {1, 1, 1, 1})});
+  Value* qc =
+      b.Op("QLinearConv", {q, scale, zp, w, scale, zp, scale, wzp}, {Ints("pads", {1, 1, 1, 1})});
   Value* a = b.Input("a", DType::kUInt8, {2, 5, 6});
   Value* m = b.Const("m", Tensor(DType::kUInt8, {6, 7}));
   Value* mi = b.Op("MatMulInteger", {a, m});

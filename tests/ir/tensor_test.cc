@@ -1,6 +1,8 @@
 // Tensor storage and element types: copy-on-write sharing, size overflow checks, and the
 // half/bfloat16 conversions (subnormals, infinities, NaN, round-to-nearest-even), checked
 // against values computed independently of the code under test.
+#include "ir/tensor.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,7 +11,6 @@
 
 #include "ir/dtype.h"
 #include "ir/error.h"
-#include "ir/tensor.h"
 
 namespace edgepress::ir {
 namespace {
@@ -107,9 +108,9 @@ TEST(HalfTest, ExactValuesRoundTrip) {
 TEST(HalfTest, SpecialValues) {
   EXPECT_EQ(HalfToFloat(0x3c00), 1.0f);
   EXPECT_EQ(HalfToFloat(0x7bff), 65504.0f);
-  EXPECT_EQ(HalfToFloat(0x0001), std::ldexp(1.0f, -24));  // smallest subnormal
+  EXPECT_EQ(HalfToFloat(0x0001), std::ldexp(1.0f, -24));     // smallest subnormal
   EXPECT_EQ(HalfToFloat(0x03ff), std::ldexp(1023.0f, -24));  // largest subnormal
-  EXPECT_EQ(HalfToFloat(0x0400), std::ldexp(1.0f, -14));  // smallest normal
+  EXPECT_EQ(HalfToFloat(0x0400), std::ldexp(1.0f, -14));     // smallest normal
   EXPECT_TRUE(std::isinf(HalfToFloat(0x7c00)) && HalfToFloat(0x7c00) > 0);
   EXPECT_TRUE(std::isinf(HalfToFloat(0xfc00)) && HalfToFloat(0xfc00) < 0);
   EXPECT_TRUE(std::isnan(HalfToFloat(0x7e00)));
@@ -137,8 +138,8 @@ TEST(HalfTest, RoundsToNearestEvenAndOverflows) {
   EXPECT_EQ(FloatToHalf(1e10f), 0x7c00);
   // Subnormal results, with ties to even at the smallest step.
   EXPECT_EQ(FloatToHalf(std::ldexp(1.0f, -24)), 0x0001);
-  EXPECT_EQ(FloatToHalf(std::ldexp(1.0f, -25)), 0x0000);              // tie -> even 0
-  EXPECT_EQ(FloatToHalf(std::ldexp(3.0f, -25)), 0x0002);              // tie 1.5 -> 2
+  EXPECT_EQ(FloatToHalf(std::ldexp(1.0f, -25)), 0x0000);  // tie -> even 0
+  EXPECT_EQ(FloatToHalf(std::ldexp(3.0f, -25)), 0x0002);  // tie 1.5 -> 2
   EXPECT_EQ(FloatToHalf(std::ldexp(1.0f, -26)), 0x0000);
   EXPECT_EQ(FloatToHalf(std::nextafter(std::ldexp(1.0f, -25), 1.0f)), 0x0001);
   EXPECT_EQ(FloatToHalf(std::ldexp(1023.5f, -24)), 0x0400);  // rounds up into the normals

@@ -1,12 +1,13 @@
 // The verifier: one test per defect it must report (each message must name the graph,
 // node or value involved), and valid graphs, including subgraphs with outer-scope
 // references, that it must accept.
+#include "ir/verifier.h"
+
 #include <gtest/gtest.h>
 
 #include "ir/builder.h"
 #include "ir/error.h"
 #include "ir/shape_inference.h"
-#include "ir/verifier.h"
 
 namespace edgepress::ir {
 namespace {
@@ -45,8 +46,9 @@ std::unique_ptr<Model> ValidModel() {
   else_g->name = "else";
   GraphBuilder eb(else_g.get());
   eb.Output(eb.Op("Identity", {y}));
-  b.Output(b.Op("If", {c}, {Attribute::GraphValue("then_branch", then_g),
-                            Attribute::GraphValue("else_branch", else_g)}));
+  b.Output(b.Op("If", {c},
+                {Attribute::GraphValue("then_branch", then_g),
+                 Attribute::GraphValue("else_branch", else_g)}));
   return b.Build();
 }
 
@@ -96,8 +98,9 @@ TEST(VerifierTest, DanglingValueOfASiblingSubgraph) {
   else_g->name = "else";
   GraphBuilder eb(else_g.get());
   eb.Output(eb.Op("Neg", {inner}, {}, "neg"));  // `inner` lives in the then-branch
-  b.Output(b.Op("If", {c}, {Attribute::GraphValue("then_branch", then_g),
-                            Attribute::GraphValue("else_branch", else_g)}));
+  b.Output(b.Op("If", {c},
+                {Attribute::GraphValue("then_branch", then_g),
+                 Attribute::GraphValue("else_branch", else_g)}));
   ExpectProblem(b.graph(), "graph 'else' (subgraph of node 'If_0' (If))");
   ExpectProblem(b.graph(), "'abs0' is dangling");
 }
@@ -110,7 +113,8 @@ TEST(VerifierTest, TwoProducers) {
   // A second node claiming the same output value.
   Node* n = b.graph().AddNode("Neg", {x}, {"tmp"}, "neg");
   const_cast<std::vector<Value*>&>(n->outputs())[0] = y;
-  ExpectProblem(b.graph(), "value 'relu0' has two producers: node 'neg' (Neg) and node 'relu' (Relu)");
+  ExpectProblem(b.graph(),
+                "value 'relu0' has two producers: node 'neg' (Neg) and node 'relu' (Relu)");
 }
 
 TEST(VerifierTest, NodeOutputThatIsAlsoAGraphInput) {
@@ -135,8 +139,8 @@ TEST(VerifierTest, SubgraphValueShadowingAnOuterName) {
   auto else_g = std::make_shared<Graph>();
   Node* e = else_g->AddNode("Neg", {x}, {"x"});  // same name as the outer input
   else_g->AddOutput(e->output(0));
-  b.Op("If", {c}, {Attribute::GraphValue("then_branch", body),
-                   Attribute::GraphValue("else_branch", else_g)});
+  b.Op("If", {c},
+       {Attribute::GraphValue("then_branch", body), Attribute::GraphValue("else_branch", else_g)});
   b.Output(b.last_node()->output(0));
   ExpectProblem(b.graph(), "value 'x' shadows a value of an enclosing graph");
 }
@@ -187,7 +191,8 @@ TEST(VerifierTest, UseListWithAStaleEntry) {
   b.Output(s);
   auto& uses = const_cast<std::vector<Use>&>(x->uses());
   uses.push_back(Use{s->producer(), 1});  // input 1 is y, not x
-  ExpectProblem(b.graph(), "use list of 'x' says input 1 of node 'add' (Add) uses it, but that input is 'y'");
+  ExpectProblem(b.graph(),
+                "use list of 'x' says input 1 of node 'add' (Add) uses it, but that input is 'y'");
 }
 
 TEST(VerifierTest, UndefinedAndNullGraphOutputs) {
