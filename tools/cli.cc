@@ -30,6 +30,8 @@ int Main(int argc, char** argv) {
   AddConvertCommand(app, action);
   AddRunCommand(app, action);
   AddBenchCommand(app, action);
+  AddPassesCommand(app, action);
+  AddApplyCommand(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -16,6 +16,8 @@ void AddInspectCommand(CLI::App& app, Action& action);
 void AddConvertCommand(CLI::App& app, Action& action);
 void AddRunCommand(CLI::App& app, Action& action);
 void AddBenchCommand(CLI::App& app, Action& action);
+void AddPassesCommand(CLI::App& app, Action& action);
+void AddApplyCommand(CLI::App& app, Action& action);
 
 // Runs the CLI; never throws.
 int Main(int argc, char** argv);
