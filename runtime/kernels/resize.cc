@@ -125,19 +125,21 @@ struct AxisPlan {
   }
 };
 
-double SourceCoord(const ResizeAttrs& a, int64_t o, double scale, int64_t in, int64_t out,
+// `out` is the unfloored resized length in * scale, as the ONNX reference uses it (it
+// differs from the output dim when scales do not divide evenly).
+double SourceCoord(const ResizeAttrs& a, int64_t o, double scale, int64_t in, double out,
                    double roi_start, double roi_end) {
   const double x = static_cast<double>(o);
   switch (a.coord) {
     case Coord::kHalfPixel: return (x + 0.5) / scale - 0.5;
     case Coord::kPytorchHalfPixel: return out > 1 ? (x + 0.5) / scale - 0.5 : 0.0;
     case Coord::kAlignCorners:
-      return out == 1 ? 0.0 : x * static_cast<double>(in - 1) / static_cast<double>(out - 1);
+      return out <= 1 ? 0.0 : x * static_cast<double>(in - 1) / (out - 1);
     case Coord::kAsymmetric: return x / scale;
     case Coord::kTfHalfPixelForNn: return (x + 0.5) / scale;
     case Coord::kTfCropAndResize:
       return out > 1 ? roi_start * (in - 1) +
-                           x * (roi_end - roi_start) * (in - 1) / static_cast<double>(out - 1)
+                           x * (roi_end - roi_start) * (in - 1) / (out - 1)
                      : 0.5 * (roi_start + roi_end) * (in - 1);
   }
   return x;
@@ -168,9 +170,15 @@ AxisPlan PlanAxis(const ResizeAttrs& a, int axis, int64_t in, int64_t out, doubl
   p.idx.assign(out * p.taps, 0);
   p.w.assign(out * p.taps, 0.f);
   p.outside.assign(out, 0);
+  // With `sizes`, scale = out / in and this is `out` up to rounding.
+  const double out_len = a.coord == Coord::kTfCropAndResize || scale == 0
+                             ? static_cast<double>(out)
+                             : std::fabs(static_cast<double>(in) * scale - out) < 1e-6
+                                   ? static_cast<double>(out)
+                                   : static_cast<double>(in) * scale;
   const auto clampi = [in](int64_t i) { return std::min<int64_t>(std::max<int64_t>(i, 0), in - 1); };
   for (int64_t o = 0; o < out; ++o) {
-    double x = SourceCoord(a, o, scale, in, out, roi_start, roi_end);
+    double x = SourceCoord(a, o, scale, in, out_len, roi_start, roi_end);
     if (!std::isfinite(x)) x = 0;
     x = std::max(-1e9, std::min(1e9, x));  // keeps the integer casts defined
     int64_t* ti = &p.idx[o * p.taps];
