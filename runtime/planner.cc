@@ -100,6 +100,19 @@ ir::DType DeclaredFirstInputDType(const ir::Node& node) {
   return ir::DType::kUndefined;
 }
 
+// True when some dtype-specific entry for the node's op has a more capable ISA than
+// `chosen` on this CPU.
+static bool HasBetterTypedKernel(const KernelRegistry& reg, const ir::Node& n,
+                                 const KernelDef& chosen, bool force_scalar) {
+  if (force_scalar) return false;
+  std::string domain = n.domain() == "ai.onnx" ? std::string() : n.domain();
+  for (const KernelDef& d : reg.defs())
+    if (n.op_type() == d.op_type && domain == d.domain && d.dtype != ir::DType::kUndefined &&
+        d.isa > chosen.isa && GetCpuFeatures().Has(d.isa))
+      return true;
+  return false;
+}
+
 int64_t OpsetFor(const PlanOptions& o, const ir::Node& n) {
   return o.model ? o.model->OpsetVersion(n.domain()) : 0;
 }
@@ -256,6 +269,13 @@ void Plan::PlanGraph(const ir::Graph& g, std::vector<std::string>* unsupported) 
     const KernelRegistry& reg = *opts_.registry;
     const KernelDef* def =
         reg.Find(n.op_type(), n.domain(), dt, GetCpuFeatures(), opts_.force_scalar);
+    // Exported models often declare no type for intermediate values, so only the "any"
+    // entries match here; when a dtype-specific entry with a better ISA exists (the AVX2
+    // f32 Clip, Softmax, Erf, Add...), leave the choice to run time, which knows the
+    // dtype, instead of pinning the scalar reference.
+    if (def && dt == ir::DType::kUndefined && def->dtype == ir::DType::kUndefined &&
+        HasBetterTypedKernel(reg, n, *def, opts_.force_scalar))
+      def = nullptr;
     if (!def) {
       bool any = false;
       for (const KernelDef& d : reg.defs())

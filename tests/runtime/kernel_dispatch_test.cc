@@ -1,0 +1,80 @@
+// Kernel choice when a node's input has no declared type. Exported ONNX models often carry
+// no value_info for intermediates, so at planning time only the "any"-dtype reference
+// entries match; the planner must then leave the choice to run time so the f32 AVX2
+// kernels (Clip, Softmax, Erf, Add...) are used, not the scalar references. The results
+// must match a session forced to the scalar kernels.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "runtime/kernel.h"
+#include "runtime/session.h"
+#include "tests/runtime/session_test_kernels.h"
+
+namespace edgepress::runtime {
+namespace {
+
+using testing::F32;
+
+// x (declared f32) -> Neg -> [untyped] -> Clip(min, max) -> Softmax -> Erf -> Add(bias).
+std::shared_ptr<ir::Model> UntypedChain(int64_t rows, int64_t cols) {
+  auto m = std::make_shared<ir::Model>();
+  m->SetOpsetVersion("", 17);
+  ir::Graph& g = *m->graph;
+  ir::Value* x =
+      g.AddInput("x", ir::ValueType::Tensor(ir::DType::kFloat32, ir::MakeShape({rows, cols})));
+  ir::Value* lo = g.AddInitializer("lo", F32({}, {-2.0f}));
+  ir::Value* hi = g.AddInitializer("hi", F32({}, {3.0f}));
+  std::vector<float> bias(static_cast<size_t>(cols));
+  for (int64_t i = 0; i < cols; ++i) bias[i] = 0.01f * static_cast<float>(i) - 0.1f;
+  ir::Value* b = g.AddInitializer("bias", F32({cols}, bias));
+  ir::Value* t = g.AddNode("Neg", {x}, {"t"})->output(0);
+  ir::Value* c = g.AddNode("Clip", {t, lo, hi}, {"c"})->output(0);
+  ir::Value* s = g.AddNode("Softmax", {c}, {"s"})->output(0);
+  ir::Value* e = g.AddNode("Erf", {s}, {"e"})->output(0);
+  ir::Value* y = g.AddNode("Add", {e, b}, {"y"})->output(0);
+  g.AddOutput(y);
+  return m;
+}
+
+TEST(KernelDispatch, UntypedIntermediatesUseTheBestIsaAtRunTime) {
+  if (!GetCpuFeatures().Has(Isa::kAvx2) || ForceScalar())
+    GTEST_SKIP() << "needs AVX2 and EDGEPRESS_FORCE_SCALAR unset";
+  const int64_t rows = 3, cols = 37;
+  auto model = UntypedChain(rows, cols);
+  ASSERT_FALSE(model->graph->nodes()[1]->input(0)->type.is_tensor())
+      << "the test needs an untyped intermediate";
+
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> dist(-5.0f, 5.0f);
+  std::vector<float> xv(static_cast<size_t>(rows * cols));
+  for (float& v : xv) v = dist(rng);
+  NamedTensors in{{"x", F32({rows, cols}, xv)}};
+
+  SessionOptions fast_opts;
+  auto fast = Session::Create(model, fast_opts);
+  NamedTensors fast_out = fast->Run(in);
+  SessionOptions ref_opts;
+  ref_opts.force_scalar = true;
+  auto ref = Session::Create(model, ref_opts);
+  NamedTensors ref_out = ref->Run(in);
+
+  for (const NodeKernelInfo& k : fast->Kernels()) {
+    SCOPED_TRACE(k.op + " -> " + k.kernel);
+    EXPECT_EQ(k.isa, Isa::kAvx2);
+    EXPECT_EQ(k.kernel.find("f32_"), 0u);
+  }
+  for (const NodeKernelInfo& k : ref->Kernels()) EXPECT_EQ(k.isa, Isa::kScalar) << k.kernel;
+
+  ASSERT_EQ(fast_out.size(), 1u);
+  ASSERT_EQ(ref_out.size(), 1u);
+  const ir::Tensor& a = fast_out[0].second;
+  const ir::Tensor& r = ref_out[0].second;
+  ASSERT_EQ(a.shape(), r.shape());
+  ASSERT_EQ(a.numel(), static_cast<uint64_t>(rows * cols));
+  for (size_t i = 0; i < a.numel(); ++i)
+    EXPECT_NEAR(a.data<float>()[i], r.data<float>()[i], 1e-5f) << "element " << i;
+}
+
+}  // namespace
+}  // namespace edgepress::runtime
