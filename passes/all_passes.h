@@ -12,5 +12,6 @@ const PassEntry& FoldBatchNormPass();
 const PassEntry& FuseMatMulAddPass();
 const PassEntry& FuseGeluPass();
 const PassEntry& FuseLayerNormPass();
+const PassEntry& FuseActivationPass();
 
 }  // namespace edgepress::passes

@@ -13,7 +13,8 @@ const std::vector<PassEntry>& AllPasses() {
   // The order here is the order of a sensible cleanup pipeline, and of `edgepress passes`:
   // Constant nodes become initializers first so later patterns see constants; identities
   // go before fusions so patterns are contiguous; BatchNorm folds after constants so its
-  // parameters are initializers; dead-node elimination last sweeps what fusions left.
+  // parameters are initializers; activations fuse after BatchNorm folding (Conv-BN-Relu
+  // becomes one FusedConv); dead-node elimination last sweeps what fusions left.
   static const std::vector<PassEntry> passes = [] {
     std::vector<PassEntry> p;
     p.push_back(FoldConstantsPass());
@@ -22,6 +23,7 @@ const std::vector<PassEntry>& AllPasses() {
     p.push_back(FuseMatMulAddPass());
     p.push_back(FuseGeluPass());
     p.push_back(FuseLayerNormPass());
+    p.push_back(FuseActivationPass());
     p.push_back(EliminateDeadNodesPass());
     return p;
   }();
@@ -80,6 +82,10 @@ std::string Trim(const std::string& s) {
   ThrowInvalid("pipeline '" + text + "', column " + std::to_string(col + 1) + ": " + what);
 }
 }  // namespace
+
+const char* kDefaultOptimizePipeline =
+    "fold-constants,remove-identity,fold-batchnorm,fuse-matmul-add,fuse-gelu,fuse-layernorm,"
+    "fuse-activation,eliminate-dead-nodes";
 
 std::vector<PipelineStep> ParsePipeline(const std::string& text) {
   // grammar: step (',' step)*  ;  step: name ('{' key '=' value (',' key '=' value)* '}')?

@@ -24,6 +24,10 @@ const PassEntry* FindPass(const std::string& name);
 std::unique_ptr<Pass> CreatePass(const std::string& name,
                                  const std::vector<std::pair<std::string, std::string>>& options);
 
+// The function-preserving cleanup and fusion pipeline that `run`, `bench` and
+// `compress` apply before executing a model (like onnxruntime's graph optimizations).
+extern const char* kDefaultOptimizePipeline;
+
 struct PipelineStep {
   std::string pass;
   std::vector<std::pair<std::string, std::string>> options;

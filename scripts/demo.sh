@@ -21,6 +21,6 @@ echo "== edgepress run (360 held-out images) vs the reference logits"
   --compare "$ex/expected.npz" --rtol 1e-4 --atol 1e-4
 echo
 echo "== edgepress bench (batch 1, 1 thread)"
-"$ep" bench "$out/digits_cnn.epk" --threads 1 --seconds 2
+"$ep" bench "$out/digits_cnn.epk" --dim batch=1 --threads 1 --seconds 2
 echo
 echo "demo: artifact $out/digits_cnn.epk, outputs $out/logits.npz"

@@ -96,6 +96,7 @@ void AddBenchCommand(CLI::App& app, Action& action) {
     std::string model, input;
     std::vector<std::string> dims;
     int threads = 1, warmup = 3, iters = 0;
+    bool no_optimize = false;
     double seconds = 0;
     bool json = false;
   };
@@ -107,6 +108,8 @@ void AddBenchCommand(CLI::App& app, Action& action) {
   cmd->add_option("--threads", o->threads, "worker threads (0 = all cores)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
+  cmd->add_flag("--no-optimize", o->no_optimize,
+                "run the model as given, without the default cleanup/fusion passes");
   cmd->add_option("--warmup", o->warmup, "untimed runs after the first")
       ->capture_default_str()
       ->check(CLI::Range(0, 1000000));
@@ -134,7 +137,7 @@ void AddBenchCommand(CLI::App& app, Action& action) {
       so.threads = o->threads;
       auto t0 = Clock::now();
       auto session =
-          runtime::Session::Create(std::shared_ptr<const ir::Model>(LoadModel(o->model)), so);
+          runtime::Session::Create(std::shared_ptr<const ir::Model>(LoadModelForRun(o->model, !o->no_optimize)), so);
       double load_ms = Ms(Clock::now() - t0);
       runtime::NamedTensors inputs;
       if (!o->input.empty()) {

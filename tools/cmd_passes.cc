@@ -99,7 +99,10 @@ void AddApplyCommand(CLI::App& app, Action& action) {
         if (!FileExists(f)) throw Error(ErrorCode::kIo, "cannot open data file '" + f + "'");
       size_t before = m->graph->num_nodes();
       auto runs = passes::RunPipeline(*m, steps, ctx, /*verify=*/true);
-      SaveModel(*m, o->out);
+      SaveModelOptions so;
+      so.metadata = ProvenanceFor(o->model);
+      so.metadata.emplace_back("pipeline", o->pipeline);
+      SaveModel(*m, o->out, so);
       if (o->json) {
         std::string j = "{\"model\":\"" + JsonEscape(o->model) + "\",\"output\":\"" +
                         JsonEscape(o->out) + "\",\"nodes_before\":" + std::to_string(before) +

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <set>
 
 #include "formats/npy/npy.h"
 #include "ir/error.h"
@@ -51,6 +52,7 @@ void AddRunCommand(CLI::App& app, Action& action) {
     std::string model, input, output, compare;
     double rtol = 1e-4, atol = 1e-5;
     int threads = 1;
+    bool no_optimize = false;
   };
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("run", "Run a model once on the native runtime");
@@ -63,13 +65,31 @@ void AddRunCommand(CLI::App& app, Action& action) {
   cmd->add_option("--threads", o->threads, "worker threads (0 = all cores)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
+  cmd->add_flag("--no-optimize", o->no_optimize,
+                "run the model as given, without the default cleanup/fusion passes");
   cmd->callback([o, &action] {
     action = [o] {
       runtime::SessionOptions so;
       so.threads = o->threads;
-      auto session = runtime::Session::Create(std::shared_ptr<const ir::Model>(LoadModel(o->model)), so);
+      auto session = runtime::Session::Create(std::shared_ptr<const ir::Model>(LoadModelForRun(o->model, !o->no_optimize)), so);
       formats::NamedTensors inputs;
       if (!o->input.empty()) inputs = formats::LoadTensorFile(o->input);
+      // Evaluation files often carry labels next to the inputs: when every model input is
+      // present, other arrays are ignored (and said so); otherwise the session's error
+      // names the unknown ones, which catches typos.
+      std::set<std::string> wanted;
+      for (const ir::Value* v : session->inputs()) wanted.insert(v->name());
+      size_t present = 0;
+      for (const auto& [name, t] : inputs) present += wanted.count(name);
+      if (present == wanted.size() && inputs.size() > present) {
+        formats::NamedTensors kept;
+        for (auto& [name, t] : inputs) {
+          if (wanted.count(name)) kept.emplace_back(name, std::move(t));
+          else std::fprintf(stderr, "note: ignoring '%s' in %s: not an input of the model\n",
+                            name.c_str(), o->input.c_str());
+        }
+        inputs = std::move(kept);
+      }
       runtime::NamedTensors outputs;
       try {
         outputs = session->Run(inputs);

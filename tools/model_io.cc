@@ -4,8 +4,11 @@
 #include <functional>
 #include <vector>
 
+#include "formats/epk/epk.h"
 #include "formats/onnx/onnx.h"
 #include "ir/error.h"
+#include "ir/sha256.h"
+#include "passes/registry.h"
 
 namespace edgepress::tools {
 
@@ -25,6 +28,13 @@ const std::vector<Format>& Formats() {
          formats::OnnxSaveOptions so;
          so.external_data = o.external_data;
          formats::SaveOnnx(m, p, so);
+       }},
+      // The edge artifact: what the runtime loads on a device (docs/epk.md).
+      {"EPK", ".epk", [](const std::string& p) { return formats::LoadEpk(p); },
+       [](const ir::Model& m, const std::string& p, const SaveModelOptions& o) {
+         formats::EpkMetadata meta;
+         meta.entries = o.metadata;
+         formats::SaveEpk(m, p, meta);
        }},
   };
   return formats;
@@ -52,6 +62,14 @@ std::string Known() {
 
 }  // namespace
 
+std::vector<std::pair<std::string, std::string>> ProvenanceFor(const std::string& source_path) {
+  std::string base = source_path.substr(source_path.find_last_of('/') + 1);
+  return {{"producer", "edgepress"},
+          {"tool_version", EDGEPRESS_VERSION},
+          {"source_model", base},
+          {"source_model_sha256", Sha256File(source_path)}};
+}
+
 std::string ModelFormatName(const std::string& path) {
   const Format* f = FindFormat(path);
   return f ? f->name : "";
@@ -61,6 +79,16 @@ std::unique_ptr<ir::Model> LoadModel(const std::string& path) {
   const Format* f = FindFormat(path);
   if (!f) ThrowUnsupported(path + ": unknown model format (known: " + Known() + ")");
   return f->load(path);
+}
+
+std::unique_ptr<ir::Model> LoadModelForRun(const std::string& path, bool optimize) {
+  std::unique_ptr<ir::Model> m = LoadModel(path);
+  if (optimize) {
+    passes::PassContext ctx;
+    passes::RunPipeline(*m, passes::ParsePipeline(passes::kDefaultOptimizePipeline), ctx,
+                        /*verify=*/false);
+  }
+  return m;
 }
 
 void SaveModel(const ir::Model& m, const std::string& path, const SaveModelOptions& o) {

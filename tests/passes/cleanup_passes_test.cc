@@ -268,6 +268,45 @@ TEST(FuseLayerNorm, IgnoresReductionOverOtherAxes) {
   EXPECT_FALSE(runs[0].changed);
 }
 
+TEST(FuseActivation, FusesReluAfterConvAndClipAfterGemm) {
+  GraphBuilder b;
+  auto* x = b.Input("x", DType::kFloat32, {1, 3, 5, 5});
+  auto* conv = b.Op("Conv", {x, b.Const("w", RandomTensor({4, 3, 3, 3}, 50)),
+                             b.Const("b", RandomTensor({4}, 51))});
+  auto* r = b.Op("Relu", {conv});
+  auto* flat = b.Op("Flatten", {r});
+  auto* gemm = b.Op("Gemm", {flat, b.Const("w2", RandomTensor({36, 6}, 52))});
+  b.Output(b.Op("Clip", {gemm, b.Const("lo", ir::FloatTensor({}, {-0.5f})),
+                         b.Const("hi", ir::FloatTensor({}, {0.5f}))}));
+  auto m = b.Build();
+  std::vector<PassRun> runs;
+  auto out = Apply(*m, "fuse-activation,eliminate-dead-nodes", &runs);
+  EXPECT_EQ(runs[0].stats["fused"], 2);
+  EXPECT_EQ(CountOps(*out, "FusedConv"), 1);
+  EXPECT_EQ(CountOps(*out, "FusedGemm"), 1);
+  EXPECT_EQ(CountOps(*out, "Relu") + CountOps(*out, "Clip"), 0);
+  std::map<std::string, ir::Tensor> feeds{{"x", RandomTensor({1, 3, 5, 5}, 53)}};
+  EXPECT_LT(MaxRelError(Evaluate(*out, feeds), Evaluate(*m, feeds)), 1e-6);
+}
+
+TEST(FuseActivation, LeavesOtherActivationsAndSharedOutputs) {
+  // Must not fire: LeakyRelu has no clamp form, and a Conv output used twice must stay.
+  GraphBuilder b;
+  auto* x = b.Input("x", DType::kFloat32, {1, 2, 4, 4});
+  auto* c1 = b.Op("Conv", {x, b.Const("w1", RandomTensor({2, 2, 1, 1}, 54))});
+  b.Output(b.Op("LeakyRelu", {c1}));
+  auto* c2 = b.Op("Conv", {x, b.Const("w2", RandomTensor({2, 2, 1, 1}, 55))});
+  b.Output(b.Op("Relu", {c2}));
+  b.Output(c2);
+  std::vector<PassRun> runs;
+  Apply(*b.Build(), "fuse-activation", &runs);
+  EXPECT_FALSE(runs[0].changed);
+}
+
+TEST(Pipeline, DefaultOptimizePipelineParses) {
+  EXPECT_GE(ParsePipeline(kDefaultOptimizePipeline).size(), 5u);
+}
+
 TEST(Pipeline, ParsesOptionsAndRejectsTyposWithSuggestions) {
   auto steps = ParsePipeline(" fold-constants{max-bytes=1024}, fold-batchnorm ");
   ASSERT_EQ(steps.size(), 2u);

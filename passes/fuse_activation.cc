@@ -1,0 +1,88 @@
+// fuse-activation: folds a Relu or Clip (with constant bounds) that follows a Conv or Gemm
+// into one com.microsoft FusedConv / FusedGemm node with an `activation` attribute, as
+// onnxruntime's own optimizer does; the kernel applies it in the GEMM epilogue while the
+// output tile is still in registers, saving a full pass over the activation tensor.
+// Applies when the Conv/Gemm output feeds only the activation and is not a graph output;
+// for Clip, min and max must be absent or scalar constants. Other activations
+// (LeakyRelu, Sigmoid, ...) are not fused: the native epilogue only clamps.
+#include <limits>
+
+#include "passes/all_passes.h"
+#include "passes/rewrite_util.h"
+
+namespace edgepress::passes {
+namespace {
+
+class FuseActivation : public Pass {
+ public:
+  explicit FuseActivation(const PassOptions&) {}
+  const PassInfo& info() const override { return FuseActivationPass().info; }
+
+  bool Run(ir::Model& model, PassContext&) override {
+    int64_t fused = RewriteAll(*model.graph, [&](ir::Graph& g, ir::Node* n) {
+      if (!n->domain().empty() || (n->op_type() != "Conv" && n->op_type() != "Gemm"))
+        return false;
+      ir::Node* act = SingleUser(n->output(0));
+      if (!act || !act->domain().empty()) return false;
+      return TryFuse(g, n, act);
+    });
+    if (fused && model.OpsetVersion("com.microsoft") == 0) model.SetOpsetVersion("com.microsoft", 1);
+    Count("fused", fused);
+    return fused > 0;
+  }
+
+ private:
+  bool TryFuse(ir::Graph& g, ir::Node* op, ir::Node* act) {
+    std::vector<float> params;
+    if (act->op_type() == "Relu") {
+      // no parameters
+    } else if (act->op_type() == "Clip") {
+      float lo = -std::numeric_limits<float>::max(), hi = std::numeric_limits<float>::max();
+      if (act->input(1)) {
+        auto v = ScalarConstant(act->input(1));
+        if (!v) return false;
+        lo = *v;
+      }
+      if (act->input(2)) {
+        auto v = ScalarConstant(act->input(2));
+        if (!v) return false;
+        hi = *v;
+      }
+      params = {lo, hi};
+    } else {
+      return false;
+    }
+    ir::Value* out = act->output(0);
+    ir::Node* fused = g.InsertNode(op, "Fused" + op->op_type(), op->inputs(),
+                                   {g.UniqueName(out->name() + "_fused")}, op->name,
+                                   "com.microsoft");
+    for (const ir::Attribute& a : op->attributes()) fused->set_attr(a);
+    fused->set_attr(ir::Attribute::String("activation", act->op_type()));
+    if (!params.empty()) fused->set_attr(ir::Attribute::Floats("activation_params", params));
+    fused->output(0)->type = out->type;
+    if (!ReplaceValue(out, fused->output(0))) {
+      for (size_t i = 0; i < fused->num_inputs(); ++i) fused->set_input(i, nullptr);
+      g.RemoveNode(fused);
+      return false;
+    }
+    g.RemoveNode(act);
+    g.RemoveNode(op);
+    return true;
+  }
+};
+
+}  // namespace
+
+const PassEntry& FuseActivationPass() {
+  static const PassEntry entry = {
+      {"fuse-activation",
+       "Fuse Relu/Clip after Conv or Gemm into com.microsoft FusedConv/FusedGemm",
+       {},
+       {"fused"}},
+      [](const PassOptions& o) -> std::unique_ptr<Pass> {
+        return std::make_unique<FuseActivation>(o);
+      }};
+  return entry;
+}
+
+}  // namespace edgepress::passes
