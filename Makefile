@@ -32,8 +32,12 @@ build-asan: setup
 	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEDGEPRESS_SANITIZE=ON
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 
+# Under the sanitizers everything runs but the two suites that spend their time in
+# Python (model export, onnxruntime); their C++ paths run in the other suites too.
+ASAN_EXCLUDE ?= OrtCompare|TorchvisionInterop|_NOT_BUILT
 test-asan: build-asan
-	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) --timeout 900 -L "$(ASAN_LABELS)"
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) --timeout 900 -E "$(ASAN_EXCLUDE)"
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
