@@ -284,7 +284,9 @@ std::unique_ptr<Kernel> CreateSlice(const KernelInit&) {
         len = b > e ? (b - e - 1) / (-s) + 1 : 0;
       }
       begin[a] = len > 0 ? b : 0;
-      step[a] = s;
+      // With at most one element taken the step never moves the pointer; keeping a huge
+      // step would overflow the stride product below.
+      step[a] = len > 1 ? s : 1;
       shape[a] = len;
     }
     ir::Tensor& out = ctx.AllocateOutput(0, x.dtype(), shape);

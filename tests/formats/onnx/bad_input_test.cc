@@ -146,7 +146,7 @@ TEST(OnnxBadInput, BitFlips) {
 TEST(OnnxBadInput, NotProtobuf) {
   fs::path d = WorkDir("garbage");
   std::string p = (d / "garbage.onnx").string();
-  WriteFileAtomic(p, std::string("\xff\xff\xff\xff this is not a model", 26));
+  WriteFileAtomic(p, std::string("\xff\xff\xff\xff this is not a model"));
   ExpectError(p, "not a valid ONNX model");
   ExpectError((d / "missing.onnx").string(), "missing.onnx");
 }
