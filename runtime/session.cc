@@ -333,6 +333,12 @@ void Session::RunNode(GraphPlan& plan, size_t index, Frame& frame) {
     if (np.outputs[i] >= 0 && frame.slots[np.outputs[i]].empty())
       throw Error(ErrorCode::kInternal,
                   n.describe() + ": kernel did not produce output " + std::to_string(i));
+  if (opts_.observer && !frame.parent) {
+    std::vector<const ir::Tensor*> outs(np.outputs.size(), nullptr);
+    for (size_t i = 0; i < np.outputs.size(); ++i)
+      if (np.outputs[i] >= 0) outs[i] = &frame.slots[np.outputs[i]];
+    opts_.observer(n, outs);
+  }
   for (int s : np.release_after) arena_->Release(frame.slots[s]);
 }
 

@@ -40,6 +40,11 @@ struct SessionOptions {
   bool profile = false;  // time every node (Session::Profile)
   // Kernel table to use; nullptr = GlobalKernelRegistry() (tests pass their own).
   const KernelRegistry* registry = nullptr;
+  // Called after every main-graph node has run, with its outputs (nullptr for an output
+  // the graph does not use), before any buffer is released or reused: calibration
+  // observers and `compare` read intermediate activations here without keeping them.
+  // Not called for nodes of If/Loop/Scan bodies or for constants folded at planning.
+  std::function<void(const ir::Node&, const std::vector<const ir::Tensor*>&)> observer;
 };
 
 struct NodeKernelInfo {
