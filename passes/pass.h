@@ -77,6 +77,9 @@ class Pass {
   // Rewrites `model`; returns true when anything changed.
   virtual bool Run(ir::Model& model, PassContext& ctx) = 0;
   const std::map<std::string, int64_t>& stats() const { return stats_; }
+  // Optional JSON object with details a report shows (e.g. per-layer sensitivities of a
+  // quantization pass); empty when the pass has none.
+  virtual std::string Details() const { return {}; }
 
  protected:
   void Count(const std::string& stat, int64_t n = 1) { stats_[stat] += n; }

@@ -161,6 +161,7 @@ std::vector<PassRun> RunPipeline(ir::Model& model, const std::vector<PipelineSte
     run.changed = pass->Run(model, ctx);
     run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     run.stats = pass->stats();
+    run.details = pass->Details();
     if (verify) {
       try {
         ir::Verify(model);

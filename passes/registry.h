@@ -41,6 +41,7 @@ struct PassRun {
   std::vector<std::pair<std::string, std::string>> options;  // resolved, incl. defaults
   bool changed = false;
   std::map<std::string, int64_t> stats;
+  std::string details;  // Pass::Details() (JSON), empty when the pass has none
   double seconds = 0;
 };
 // Runs the steps in order. With `verify`, the verifier runs after every pass and a failure
