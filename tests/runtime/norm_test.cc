@@ -13,6 +13,7 @@
 #include "runtime/eager.h"
 #include "runtime/kernel.h"
 #include "runtime/thread_pool.h"
+#include "tests/runtime/kernel_test_util.h"
 
 namespace edgepress::runtime {
 namespace {
@@ -21,45 +22,13 @@ using ir::Attribute;
 using ir::DType;
 using ir::Tensor;
 
-Tensor Rand(std::vector<int64_t> shape, uint32_t seed, float lo = -2.f, float hi = 2.f) {
-  Tensor t(DType::kFloat32, std::move(shape));
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(lo, hi);
-  float* p = t.mutable_data<float>();
-  for (uint64_t i = 0; i < t.numel(); ++i) p[i] = u(rng);
-  return t;
+using test_util::ExpectNear;
+using test_util::OneNode;
+ir::Tensor Rand(std::vector<int64_t> shape, uint32_t seed, float lo = -2.f, float hi = 2.f) {
+  return test_util::RandomF32(std::move(shape), seed, lo, hi);
 }
-
-struct OneNode {
-  ir::Graph g;
-  ir::Node* node = nullptr;
-  OneNode(const std::string& op, int n_in, std::vector<std::string> outs = {"y0"}) {
-    std::vector<ir::Value*> ins;
-    for (int i = 0; i < n_in; ++i)
-      ins.push_back(g.AddInput("x" + std::to_string(i), ir::ValueType::Tensor(DType::kFloat32)));
-    node = g.AddNode(op, ins, outs, "test_" + op);
-  }
-  void Set(Attribute a) { node->set_attr(std::move(a)); }
-};
-
 std::vector<const KernelDef*> Defs(const std::string& op, bool want_simd = true) {
-  auto defs = KernelsFor(op, "", DType::kFloat32);
-  EXPECT_FALSE(defs.empty()) << op;
-  if (want_simd && GetCpuFeatures().Has(Isa::kAvx2)) {
-    bool has_simd = false;
-    for (auto* d : defs) has_simd |= d->isa == Isa::kAvx2;
-    EXPECT_TRUE(has_simd) << op << " has no AVX2 kernel";
-  }
-  return defs;
-}
-
-void ExpectNear(const Tensor& got, const std::vector<int64_t>& shape,
-                const std::vector<double>& want, double tol, const std::string& what) {
-  ASSERT_EQ(got.shape(), shape) << what;
-  ASSERT_EQ(got.numel(), want.size()) << what;
-  const float* p = got.data<float>();
-  for (size_t i = 0; i < want.size(); ++i)
-    ASSERT_NEAR(p[i], want[i], tol * (1 + std::fabs(want[i]))) << what << " at " << i;
+  return test_util::FloatKernels(op, want_simd);
 }
 
 TEST(NormTest, BatchNormMatchesNaive) {

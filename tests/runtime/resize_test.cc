@@ -14,6 +14,7 @@
 #include "runtime/eager.h"
 #include "runtime/kernel.h"
 #include "runtime/thread_pool.h"
+#include "tests/runtime/kernel_test_util.h"
 
 namespace edgepress::runtime {
 namespace {
@@ -22,14 +23,9 @@ using ir::Attribute;
 using ir::DType;
 using ir::Tensor;
 
-Tensor Rand(std::vector<int64_t> shape, uint32_t seed) {
-  Tensor t(DType::kFloat32, std::move(shape));
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(-2.f, 2.f);
-  float* p = t.mutable_data<float>();
-  for (uint64_t i = 0; i < t.numel(); ++i) p[i] = u(rng);
-  return t;
-}
+using test_util::ExpectNear;
+using test_util::OneNode;
+Tensor Rand(std::vector<int64_t> shape, uint32_t seed) { return test_util::RandomF32(std::move(shape), seed); }
 
 Tensor F32(std::vector<int64_t> shape, std::vector<float> v) {
   return Tensor::FromVector(DType::kFloat32, std::move(shape), v);
@@ -39,40 +35,7 @@ Tensor I64(std::vector<int64_t> v) {
   return Tensor::FromVector(DType::kInt64, {n}, v);
 }
 
-struct OneNode {
-  ir::Graph g;
-  ir::Node* node = nullptr;
-  // `present[i]` false leaves input i omitted (an empty name in ONNX).
-  OneNode(const std::string& op, std::vector<bool> present) {
-    std::vector<ir::Value*> ins;
-    for (size_t i = 0; i < present.size(); ++i)
-      ins.push_back(present[i] ? g.AddInput("x" + std::to_string(i),
-                                            ir::ValueType::Tensor(DType::kFloat32))
-                               : nullptr);
-    node = g.AddNode(op, ins, {"y"}, "test_" + op);
-  }
-  void Set(Attribute a) { node->set_attr(std::move(a)); }
-};
-
-std::vector<const KernelDef*> Defs(const std::string& op) {
-  auto defs = KernelsFor(op, "", DType::kFloat32);
-  EXPECT_FALSE(defs.empty()) << op;
-  if (GetCpuFeatures().Has(Isa::kAvx2)) {
-    bool has_simd = false;
-    for (auto* d : defs) has_simd |= d->isa == Isa::kAvx2;
-    EXPECT_TRUE(has_simd) << op << " has no AVX2 kernel";
-  }
-  return defs;
-}
-
-void ExpectNear(const Tensor& got, const std::vector<int64_t>& shape,
-                const std::vector<double>& want, double tol, const std::string& what) {
-  ASSERT_EQ(got.shape(), shape) << what;
-  ASSERT_EQ(got.numel(), want.size()) << what;
-  const float* p = got.data<float>();
-  for (size_t i = 0; i < want.size(); ++i)
-    ASSERT_NEAR(p[i], want[i], tol * (1 + std::fabs(want[i]))) << what << " at " << i;
-}
+std::vector<const KernelDef*> Defs(const std::string& op) { return test_util::FloatKernels(op); }
 
 // --- a naive 2-D resize over the last two axes of [N, C, H, W], from the spec -------------
 struct Spec {
