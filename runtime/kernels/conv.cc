@@ -226,20 +226,14 @@ class ConvKernel : public Kernel {
   }
 
   void Run(KernelContext& ctx) override {
-    const ir::Node& node = ctx.node();
-    const ir::Tensor& x = gemm_util::FloatInput(ctx, 0, "X");
-    const ir::Tensor& w = gemm_util::FloatInput(ctx, 1, "W");
-    const ir::Tensor* b = gemm_util::OptionalFloatInput(ctx, 2, "B");
-    const ConvGeometry g = conv_util::ConvForward(node, attrs_, x.shape(), w.shape());
-    if (b && (b->rank() != 1 || b->shape()[0] != g.m))
-      ThrowInvalid(node.describe() + ": bias B of shape " + DimsToString(b->shape()) +
-                   " does not match " + std::to_string(g.m) + " output channels");
-    ir::Tensor& y = ctx.AllocateOutput(0, ir::DType::kFloat32, g.OutputShape());
-    if (y.numel() == 0) return;
-    float* yd = y.mutable_data<float>();
-    const float* xd = x.data<float>();
-    const float* wd = w.data<float>();
-    const float* bd = b ? b->data<float>() : nullptr;
+    const conv_util::FloatConvIo io = conv_util::BindFloatConv(ctx, attrs_, conv_util::ConvForward);
+    if (!io.y) return;
+    const ConvGeometry& g = io.g;
+    const ir::Tensor& w = *io.w;
+    float* yd = io.y;
+    const float* xd = io.x;
+    const float* wd = io.wd;
+    const float* bd = io.b;
     ThreadPool& pool = ctx.pool();
 
     if (g.cg == 1 && g.rank <= 2) {

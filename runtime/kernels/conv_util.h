@@ -12,6 +12,7 @@
 
 #include "ir/error.h"
 #include "ir/graph.h"
+#include "runtime/kernel.h"
 #include "runtime/kernels/gemm_op_util.h"
 
 namespace edgepress::runtime::conv_util {
@@ -219,6 +220,38 @@ inline ConvGeometry ConvTransposeForward(const ir::Node& node, const ConvAttrs& 
   }
   CheckOutputSize(node, g);
   return g;
+}
+
+// The float operands of a Conv/ConvTranspose node, validated: X, W, optional bias B (one
+// value per output channel), the geometry from `forward` (ConvForward or
+// ConvTransposeForward), and the allocated output Y.
+struct FloatConvIo {
+  const ir::Tensor* w = nullptr;
+  ConvGeometry g;
+  const float* x = nullptr;
+  const float* wd = nullptr;
+  const float* b = nullptr;
+  float* y = nullptr;  // nullptr when the output is empty
+};
+template <typename Forward>
+FloatConvIo BindFloatConv(KernelContext& ctx, const ConvAttrs& attrs, Forward forward) {
+  const ir::Node& node = ctx.node();
+  const ir::Tensor& x = gemm_util::FloatInput(ctx, 0, "X");
+  const ir::Tensor& w = gemm_util::FloatInput(ctx, 1, "W");
+  const ir::Tensor* b = gemm_util::OptionalFloatInput(ctx, 2, "B");
+  FloatConvIo io;
+  io.w = &w;
+  io.g = forward(node, attrs, x.shape(), w.shape());
+  if (b && (b->rank() != 1 || b->shape()[0] != io.g.m))
+    ThrowInvalid(node.describe() + ": bias B of shape " + gemm_util::DimsToString(b->shape()) +
+                 " does not match " + std::to_string(io.g.m) + " output channels");
+  ir::Tensor& y = ctx.AllocateOutput(0, ir::DType::kFloat32, io.g.OutputShape());
+  if (y.numel() == 0) return io;
+  io.y = y.mutable_data<float>();
+  io.x = x.data<float>();
+  io.wd = w.data<float>();
+  io.b = b ? b->data<float>() : nullptr;
+  return io;
 }
 
 }  // namespace edgepress::runtime::conv_util
