@@ -32,6 +32,7 @@ int Main(int argc, char** argv) {
   AddBenchCommand(app, action);
   AddPassesCommand(app, action);
   AddApplyCommand(app, action);
+  AddCompressCommand(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -3,16 +3,17 @@
 // --dim name=value; a deterministic seed, so runs are comparable). Reports the first
 // run separately (it sizes the buffer arena and warms caches), then mean, percentiles,
 // standard deviation and throughput over the timed runs, with peak RSS, the thread count
-// and the CPU model so that a number always travels with its machine.
+// and the CPU model so that a number always travels with its machine. The timing loop is
+// eval/latency (shared with `compress`).
 #include <fmt/format.h>
 #include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <map>
 #include <random>
 
+#include "eval/latency.h"
 #include "formats/npy/npy.h"
 #include "ir/error.h"
 #include "runtime/session.h"
@@ -26,58 +27,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
-
-template <typename T, typename Dist>
-void Fill(ir::Tensor& t, Dist dist, std::mt19937& rng) {
-  T* p = t.mutable_data<T>();
-  for (uint64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<T>(dist(rng));
-}
-
-ir::Tensor RandomInput(const ir::Value& v, const std::map<std::string, int64_t>& dims,
-                       std::mt19937& rng) {
-  if (!v.type.is_tensor() || !v.type.shape)
-    throw Error(ErrorCode::kUsage, "input '" + v.name() +
-                                       "' has no declared shape; pass --input with real data");
-  std::vector<int64_t> shape;
-  for (const ir::Dim& d : *v.type.shape) {
-    if (d.known()) {
-      shape.push_back(d.value);
-      continue;
-    }
-    auto it = dims.find(d.symbol);
-    if (d.symbol.empty() || it == dims.end())
-      throw Error(ErrorCode::kUsage,
-                  "input '" + v.name() + "' has the unresolved dimension " +
-                      (d.symbol.empty() ? std::string("?") : "'" + d.symbol + "'") + " in " +
-                      v.type.ToString() + "; set it with --dim " +
-                      (d.symbol.empty() ? std::string("NAME") : d.symbol) + "=N or pass --input");
-    shape.push_back(it->second);
-  }
-  ir::Tensor t(v.type.dtype, shape);
-  switch (v.type.dtype) {
-    case ir::DType::kFloat32: Fill<float>(t, std::uniform_real_distribution<float>(-1, 1), rng); break;
-    case ir::DType::kFloat64: Fill<double>(t, std::uniform_real_distribution<double>(-1, 1), rng); break;
-    // Integer inputs are usually indices (token ids, positions): keep them small.
-    case ir::DType::kInt64: Fill<int64_t>(t, std::uniform_int_distribution<int>(0, 9), rng); break;
-    case ir::DType::kInt32: Fill<int32_t>(t, std::uniform_int_distribution<int>(0, 9), rng); break;
-    case ir::DType::kUInt8: Fill<uint8_t>(t, std::uniform_int_distribution<int>(0, 255), rng); break;
-    case ir::DType::kInt8: Fill<int8_t>(t, std::uniform_int_distribution<int>(-128, 127), rng); break;
-    case ir::DType::kBool: Fill<uint8_t>(t, std::uniform_int_distribution<int>(0, 1), rng); break;
-    default:
-      throw Error(ErrorCode::kUnsupported, "input '" + v.name() + "': cannot generate random " +
-                                               ir::DTypeName(v.type.dtype) +
-                                               " data; pass --input");
-  }
-  return t;
-}
-
-double Percentile(const std::vector<double>& sorted, double p) {
-  if (sorted.empty()) return 0;
-  double pos = p / 100.0 * static_cast<double>(sorted.size() - 1);
-  size_t lo = static_cast<size_t>(std::floor(pos));
-  size_t hi = std::min(sorted.size() - 1, lo + 1);
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - static_cast<double>(lo));
-}
 
 std::string JsonEscape(const std::string& s) {
   std::string out;
@@ -144,42 +93,22 @@ void AddBenchCommand(CLI::App& app, Action& action) {
         inputs = formats::LoadTensorFile(o->input);
       } else {
         std::mt19937 rng(12345);
-        for (const ir::Value* v : session->inputs()) inputs.emplace_back(v->name(), RandomInput(*v, dims, rng));
+        for (const ir::Value* v : session->inputs()) inputs.emplace_back(v->name(), eval::RandomInput(*v, dims, rng));
       }
-      auto run = [&] {
-        try {
-          session->Run(inputs);
-        } catch (const Error& e) {
-          throw Error(e.code(), o->model + ": " + e.what());
-        }
-      };
-      t0 = Clock::now();
-      run();
-      double first_ms = Ms(Clock::now() - t0);
-      for (int i = 0; i < o->warmup; ++i) run();
-      std::vector<double> times;
-      int64_t want = o->seconds > 0 ? 0 : (o->iters > 0 ? o->iters : 20);
-      auto start = Clock::now();
-      while (want > 0 ? static_cast<int64_t>(times.size()) < want
-                      : times.empty() || Ms(Clock::now() - start) < o->seconds * 1000) {
-        auto s = Clock::now();
-        run();
-        times.push_back(Ms(Clock::now() - s));
+      eval::LatencyOptions lo;
+      lo.warmup = o->warmup;
+      lo.runs = o->iters > 0 ? o->iters : 20;
+      lo.seconds = o->seconds;
+      eval::LatencyStats st;
+      try {
+        st = eval::MeasureLatency(*session, inputs, lo);
+      } catch (const Error& e) {
+        throw Error(e.code(), o->model + ": " + e.what());
       }
-      std::vector<double> sorted = times;
-      std::sort(sorted.begin(), sorted.end());
-      double mean = 0;
-      for (double t : times) mean += t;
-      mean /= static_cast<double>(times.size());
-      double var = 0;
-      for (double t : times) var += (t - mean) * (t - mean);
-      double stddev = times.size() > 1 ? std::sqrt(var / static_cast<double>(times.size() - 1)) : 0;
       struct rusage ru {};
       getrusage(RUSAGE_SELF, &ru);
       double peak_rss_mb = static_cast<double>(ru.ru_maxrss) / 1024.0;  // Linux: KiB
       const std::string& cpu = runtime::GetCpuFeatures().model_name;
-      double p50 = Percentile(sorted, 50), p90 = Percentile(sorted, 90), p99 = Percentile(sorted, 99);
-      double throughput = mean > 0 ? 1000.0 / mean : 0;
       if (o->json) {
         fmt::print(
             "{{\"model\": \"{}\", \"threads\": {}, \"cpu\": \"{}\", \"load_ms\": {:.4f}, "
@@ -187,21 +116,21 @@ void AddBenchCommand(CLI::App& app, Action& action) {
             "\"p50_ms\": {:.4f}, \"p90_ms\": {:.4f}, \"p99_ms\": {:.4f}, \"min_ms\": {:.4f}, "
             "\"max_ms\": {:.4f}, \"stddev_ms\": {:.4f}, \"throughput_per_s\": {:.3f}, "
             "\"peak_rss_mb\": {:.1f}}}\n",
-            JsonEscape(o->model), session->num_threads(), JsonEscape(cpu), load_ms, first_ms,
-            o->warmup, times.size(), mean, p50, p90, p99, sorted.front(), sorted.back(), stddev,
-            throughput, peak_rss_mb);
+            JsonEscape(o->model), st.threads, JsonEscape(cpu), load_ms, st.first_ms, st.warmup,
+            st.runs, st.mean_ms, st.p50_ms, st.p90_ms, st.p99_ms, st.min_ms, st.max_ms,
+            st.stddev_ms, st.throughput_per_s, peak_rss_mb);
         return 0;
       }
       fmt::print("model:       {}\n", o->model);
       fmt::print("cpu:         {} ({} thread(s))\n", cpu.empty() ? "unknown" : cpu,
-                 session->num_threads());
+                 st.threads);
       fmt::print("load+plan:   {:.3f} ms\n", load_ms);
-      fmt::print("first run:   {:.3f} ms\n", first_ms);
-      fmt::print("runs:        {} timed after {} warmup\n", times.size(), o->warmup);
-      fmt::print("mean:        {:.3f} ms (stddev {:.3f})\n", mean, stddev);
-      fmt::print("p50/p90/p99: {:.3f} / {:.3f} / {:.3f} ms\n", p50, p90, p99);
-      fmt::print("min/max:     {:.3f} / {:.3f} ms\n", sorted.front(), sorted.back());
-      fmt::print("throughput:  {:.2f} inferences/s\n", throughput);
+      fmt::print("first run:   {:.3f} ms\n", st.first_ms);
+      fmt::print("runs:        {} timed after {} warmup\n", st.runs, st.warmup);
+      fmt::print("mean:        {:.3f} ms (stddev {:.3f})\n", st.mean_ms, st.stddev_ms);
+      fmt::print("p50/p90/p99: {:.3f} / {:.3f} / {:.3f} ms\n", st.p50_ms, st.p90_ms, st.p99_ms);
+      fmt::print("min/max:     {:.3f} / {:.3f} ms\n", st.min_ms, st.max_ms);
+      fmt::print("throughput:  {:.2f} inferences/s\n", st.throughput_per_s);
       fmt::print("peak RSS:    {:.1f} MiB\n", peak_rss_mb);
       return 0;
     };

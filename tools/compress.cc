@@ -1,0 +1,644 @@
+// The compress engine. Trials: trial 0 runs the recipe's pipeline as written; each
+// tuning step then adds its option overrides to those of the steps before it, and a
+// trial runs only when its resolved pipeline differs from every trial run so far. Every
+// trial is exported, evaluated and checked against the budgets; the smallest (objective
+// size) or fastest (objective latency) trial that meets every budget is kept, or, when
+// none does, the one with the fewest misses (then the smallest relative miss).
+//
+// Determinism: passes get the seed and the thread count; the .epk metadata and
+// manifest.json hold no timings, so the same inputs give byte-identical artifacts.
+#include "tools/compress.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "calibrate/dataset.h"
+#include "eval/latency.h"
+#include "eval/metrics.h"
+#include "formats/npy/npy.h"
+#include "ir/error.h"
+#include "ir/file_util.h"
+#include "ir/sha256.h"
+#include "passes/registry.h"
+#include "runtime/session.h"
+#include "tools/model_io.h"
+#include "tools/progress.h"
+#include "tools/recipe.h"
+
+namespace edgepress::tools {
+
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using Json = nlohmann::ordered_json;
+using Steps = std::vector<passes::PipelineStep>;
+
+double Seconds(Clock::time_point since) {
+  return std::chrono::duration<double>(Clock::now() - since).count();
+}
+
+// Bytes of an ONNX model including its external data files: the "location" entries of
+// TensorProto.external_data (StringStringEntryProto{key=1:"location", value=2}) are found
+// in the serialized bytes, and each distinct file next to the model is counted once.
+int64_t ModelBytes(const std::string& path) {
+  int64_t total = static_cast<int64_t>(FileSize(path));
+  if (ModelFormatName(path) != "ONNX") return total;
+  const std::string bytes = ReadFileToString(path);
+  const std::string key("\x0a\x08location\x12", 11);
+  const std::string dir = fs::path(path).parent_path().string();
+  std::set<std::string> seen;
+  for (size_t at = bytes.find(key); at != std::string::npos; at = bytes.find(key, at + 1)) {
+    size_t p = at + key.size();
+    uint64_t len = 0;
+    int shift = 0;
+    while (p < bytes.size() && shift < 35) {
+      uint8_t b = static_cast<uint8_t>(bytes[p++]);
+      len |= static_cast<uint64_t>(b & 0x7f) << shift;
+      shift += 7;
+      if (!(b & 0x80)) break;
+    }
+    if (len == 0 || len > 4096 || p + len > bytes.size()) continue;
+    std::string loc = bytes.substr(p, len);
+    if (!seen.insert(loc).second) continue;
+    std::string file = (dir.empty() ? fs::path(loc) : fs::path(dir) / loc).string();
+    if (FileExists(file)) total += static_cast<int64_t>(FileSize(file));
+  }
+  return total;
+}
+
+std::string StepsText(const Steps& steps) {
+  std::string s;
+  for (const auto& st : steps) {
+    s += (s.empty() ? "" : ",") + st.pass;
+    if (st.options.empty()) continue;
+    s += "{";
+    for (size_t i = 0; i < st.options.size(); ++i)
+      s += (i ? "," : "") + st.options[i].first + "=" + st.options[i].second;
+    s += "}";
+  }
+  return s;
+}
+
+// Options as resolved by the pass (defaults filled in), to tell whether two pipelines
+// differ.
+std::vector<std::vector<std::pair<std::string, std::string>>> Resolved(const Steps& steps) {
+  std::vector<std::vector<std::pair<std::string, std::string>>> out;
+  for (const auto& st : steps) {
+    const passes::PassEntry* e = passes::FindPass(st.pass);
+    if (!e) passes::CreatePass(st.pass, {});  // throws "unknown pass ... did you mean"
+    out.push_back(passes::ParseOptions(e->info, st.options).values());
+  }
+  return out;
+}
+
+Steps ApplyOverrides(Steps steps, const std::vector<eval::Override>& overrides) {
+  for (const auto& o : overrides) {
+    bool found = false;
+    for (auto& st : steps) {
+      if (st.pass != o.pass) continue;
+      found = true;
+      bool set = false;
+      for (auto& kv : st.options)
+        if (kv.first == o.option) kv.second = o.value, set = true;
+      if (!set) st.options.emplace_back(o.option, o.value);
+    }
+    if (!found)
+      ThrowInvalid("tuning override " + o.pass + "." + o.option + ": the pipeline has no pass '" +
+                   o.pass + "'");
+  }
+  return steps;
+}
+
+// Everything the evaluation of one model needs, shared by the baseline and the trials.
+struct EvalSetup {
+  std::unique_ptr<calibrate::DataSet> data;  // null: no evaluation data
+  std::optional<eval::Metric> metric;
+  int k = 5;
+  std::string label, output;
+  int64_t samples = 0, batch = 1;
+  std::vector<ir::Tensor> reference;  // original outputs per batch (cosine/nmse)
+  runtime::NamedTensors latency_inputs;  // batch 1
+  eval::LatencyOptions latency;
+  runtime::SessionOptions session;
+};
+
+std::string OutputName(const runtime::Session& s, const std::string& wanted) {
+  if (wanted.empty()) return s.outputs().at(0)->name();
+  for (const ir::Value* v : s.outputs())
+    if (v->name() == wanted) return wanted;
+  std::string names;
+  for (const ir::Value* v : s.outputs()) names += (names.empty() ? "'" : ", '") + v->name() + "'";
+  ThrowInvalid("evaluation.output '" + wanted + "' is not an output of the model (outputs: " +
+               names + ")");
+}
+
+const ir::Tensor& Find(const runtime::NamedTensors& t, const std::string& name) {
+  for (const auto& [n, v] : t)
+    if (n == name) return v;
+  ThrowInvalid("the model produced no output '" + name + "'");
+}
+
+// Metric and latency of one model file on the native runtime, optimised as `run` and
+// `bench` execute it. With `keep_reference`, the scored outputs are kept (the original
+// model's outputs are the reference of cosine/nmse).
+eval::ModelMeasurement Measure(const std::string& path, EvalSetup& ev, Progress& progress,
+                               const std::string& what, bool keep_reference) {
+  eval::ModelMeasurement m;
+  m.size_bytes = ModelBytes(path);
+  std::shared_ptr<const ir::Model> model(LoadModelForRun(path, /*optimize=*/true));
+  m.nodes = static_cast<int64_t>(model->graph->num_nodes());
+  auto session = runtime::Session::Create(model, ev.session);
+  if (ev.data && ev.metric) {
+    const std::string out = OutputName(*session, ev.output);
+    eval::MetricAccumulator acc(*ev.metric, ev.k);
+    acc.set_name("output '" + out + "' of " + path);
+    progress.Start("evaluating " + what, ev.samples);
+    size_t batch_index = 0;
+    for (int64_t begin = 0; begin < ev.samples; begin += ev.batch, ++batch_index) {
+      int64_t n = std::min(ev.batch, ev.samples - begin);
+      runtime::NamedTensors outs;
+      try {
+        outs = session->Run(ev.data->Batch(begin, n));
+      } catch (const Error& e) {
+        throw Error(e.code(), path + ": " + e.what());
+      }
+      const ir::Tensor& y = Find(outs, out);
+      if (eval::NeedsLabels(*ev.metric)) {
+        acc.AddLabels(y, ev.data->Extra(ev.label, begin, n));
+      } else if (keep_reference) {
+        ev.reference.push_back(y);
+        acc.AddReference(y, y);
+      } else {
+        acc.AddReference(y, ev.reference.at(batch_index));
+      }
+      progress.Update(begin + n);
+    }
+    m.metric = acc.Value();
+    progress.Finish(fmt::format("{} {:.6g}", eval::MetricName(*ev.metric), *m.metric));
+  }
+  progress.Start("benchmarking " + what, ev.latency.runs);
+  eval::LatencyOptions lo = ev.latency;
+  lo.progress = [&](int64_t done, int64_t total) { progress.Update(done, total); };
+  eval::LatencyStats st;
+  try {
+    st = eval::MeasureLatency(*session, ev.latency_inputs, lo);
+  } catch (const Error& e) {
+    throw Error(e.code(), path + ": " + e.what());
+  }
+  m.latency_p50_ms = st.p50_ms;
+  m.latency_p90_ms = st.p90_ms;
+  m.latency_p99_ms = st.p99_ms;
+  m.latency_mean_ms = st.mean_ms;
+  m.latency_runs = st.runs;
+  progress.Finish(fmt::format("p50 {:.3f} ms, p99 {:.3f} ms", st.p50_ms, st.p99_ms));
+  return m;
+}
+
+std::vector<eval::BudgetResult> CheckBudgets(const Recipe::Budgets& b,
+                                             const eval::ModelMeasurement& base,
+                                             const eval::ModelMeasurement& comp,
+                                             const std::optional<eval::Metric>& metric) {
+  std::vector<eval::BudgetResult> out;
+  auto at_most = [&](const char* name, const std::string& unit, double limit, double measured,
+                     bool timing) {
+    out.push_back({name, unit, "<=", limit, measured, measured <= limit, limit - measured, timing});
+  };
+  std::string mname = metric ? eval::MetricName(*metric) : "metric";
+  if (b.max_accuracy_drop && metric && base.metric && comp.metric)
+    at_most("max_accuracy_drop", mname, *b.max_accuracy_drop,
+            eval::Drop(*metric, *base.metric, *comp.metric), false);
+  if (b.max_accuracy_drop_relative && metric && base.metric && comp.metric) {
+    double drop = eval::Drop(*metric, *base.metric, *comp.metric);
+    double rel = *base.metric != 0 ? drop / std::fabs(*base.metric) : (drop > 0 ? INFINITY : 0.0);
+    at_most("max_accuracy_drop_relative", "ratio", *b.max_accuracy_drop_relative, rel, false);
+  }
+  if (b.max_latency_p50_ms) at_most("max_latency_p50_ms", "ms", *b.max_latency_p50_ms, comp.latency_p50_ms, true);
+  if (b.max_latency_p99_ms) at_most("max_latency_p99_ms", "ms", *b.max_latency_p99_ms, comp.latency_p99_ms, true);
+  if (b.max_size_bytes)
+    at_most("max_size_bytes", "bytes", static_cast<double>(*b.max_size_bytes),
+            static_cast<double>(comp.size_bytes), false);
+  if (b.max_size_ratio)
+    at_most("max_size_ratio", "ratio", *b.max_size_ratio,
+            base.size_bytes ? static_cast<double>(comp.size_bytes) / static_cast<double>(base.size_bytes) : 0.0,
+            false);
+  if (b.min_speedup) {
+    double s = comp.latency_p50_ms > 0 ? base.latency_p50_ms / comp.latency_p50_ms : 0.0;
+    out.push_back({"min_speedup", "x", ">=", *b.min_speedup, s, s >= *b.min_speedup, s - *b.min_speedup, true});
+  }
+  return out;
+}
+
+// Per-layer error: the original and the compressed model run on the same samples; every
+// float activation whose value name exists in both (QDQ rewrites keep the float output
+// names) is compared. Only one model's activations of one sample are held at a time.
+std::vector<eval::LayerError> LayerErrors(const std::string& original, const std::string& compressed,
+                                          EvalSetup& ev, int64_t samples) {
+  struct Acc {
+    double err = 0, ref = 0, cos = 0;
+    int64_t n = 0;
+    std::string op;
+  };
+  std::map<std::string, Acc> acc;
+  std::map<std::string, std::vector<float>> ref;
+  std::set<std::string> orig_names;
+  auto capture_orig = [&](const ir::Node& node, const std::vector<const ir::Tensor*>& outs) {
+    for (size_t i = 0; i < outs.size(); ++i) {
+      if (!outs[i] || outs[i]->dtype() != ir::DType::kFloat32 || !node.output(i)) continue;
+      const float* p = outs[i]->data<float>();
+      ref[node.output(i)->name()].assign(p, p + outs[i]->numel());
+    }
+  };
+  auto compare = [&](const ir::Node& node, const std::vector<const ir::Tensor*>& outs) {
+    for (size_t i = 0; i < outs.size(); ++i) {
+      if (!outs[i] || outs[i]->dtype() != ir::DType::kFloat32 || !node.output(i)) continue;
+      auto it = ref.find(node.output(i)->name());
+      if (it == ref.end() || it->second.size() != outs[i]->numel()) continue;
+      const float* p = outs[i]->data<float>();
+      double e = 0, r = 0, dot = 0, na = 0;
+      for (size_t k = 0; k < it->second.size(); ++k) {
+        double a = p[k], b = it->second[k];
+        e += (a - b) * (a - b), r += b * b, dot += a * b, na += a * a;
+      }
+      Acc& a = acc[it->first];
+      a.err += e, a.ref += r, a.n += 1;
+      a.cos += (na == 0 && r == 0) ? 1.0 : (na > 0 && r > 0 ? dot / std::sqrt(na * r) : 0.0);
+      a.op = node.qualified_op();
+    }
+  };
+  runtime::SessionOptions so = ev.session;
+  so.observer = capture_orig;
+  auto orig = runtime::Session::Create(std::shared_ptr<const ir::Model>(LoadModelForRun(original, true)), so);
+  so.observer = compare;
+  auto comp = runtime::Session::Create(std::shared_ptr<const ir::Model>(LoadModelForRun(compressed, true)), so);
+  for (int64_t s = 0; s < samples; ++s) {
+    runtime::NamedTensors in = ev.data ? ev.data->Batch(s, 1) : ev.latency_inputs;
+    ref.clear();
+    orig->Run(in);
+    comp->Run(in);
+  }
+  std::vector<eval::LayerError> out;
+  for (const auto& [name, a] : acc) {
+    double nmse = a.ref > 0 ? a.err / a.ref : (a.err > 0 ? INFINITY : 0.0);
+    out.push_back({name, a.op, nmse, a.cos / static_cast<double>(a.n)});
+  }
+  std::stable_sort(out.begin(), out.end(), [](const auto& x, const auto& y) {
+    return x.nmse > y.nmse || (x.nmse == y.nmse && x.name < y.name);
+  });
+  return out;
+}
+
+// How badly a trial missed: (misses, sum of misses relative to their limits).
+std::pair<int, double> MissScore(const eval::Trial& t) {
+  int misses = 0;
+  double rel = 0;
+  for (const auto& b : t.budgets)
+    if (!b.passed) {
+      ++misses;
+      rel += std::fabs(b.margin) / std::max(std::fabs(b.limit), 1e-12);
+    }
+  return {misses, rel};
+}
+
+std::string PassStatsJson(const std::vector<passes::PassRun>& runs) {
+  Json j = Json::array();
+  for (const auto& r : runs) {
+    Json stats = Json::object();
+    for (const auto& [k, v] : r.stats) stats[k] = v;
+    j.push_back({{"pass", r.pass}, {"changed", r.changed}, {"stats", stats}});
+  }
+  return j.dump();
+}
+
+std::string Rel(const std::string& path, const std::string& dir) {
+  return fs::path(path).lexically_relative(dir).string();
+}
+
+}  // namespace
+
+eval::Report RunCompress(const CompressOptions& o, Progress& progress) {
+  const auto t_start = Clock::now();
+  // ---- inputs -------------------------------------------------------------------------
+  Recipe recipe = LoadRecipe(o.recipe);
+  if (recipe.target.backend != "native")
+    ThrowUnsupported(recipe.path + ": target.backend '" + recipe.target.backend +
+                     "' is not built yet; this edgepress evaluates on the native runtime (backend: native)");
+  if (recipe.exports.pt)
+    ThrowUnsupported(recipe.path + ": export.pt: TorchScript export is not built yet; set pt: false");
+  if (!recipe.exports.epk && !recipe.exports.onnx)
+    ThrowInvalid(recipe.path + ": export: nothing to write; enable epk or onnx");
+  if (recipe.pipeline.empty()) ThrowInvalid(recipe.path + ": pipeline: no passes");
+  const int threads = o.threads ? *o.threads : recipe.target.threads;
+  const uint64_t seed = o.seed ? *o.seed : recipe.seed;
+  const std::string calib = !o.calib.empty() ? o.calib : recipe.calibration.data;
+  const std::string eval_file = !o.eval.empty() ? o.eval : recipe.evaluation.data;
+  std::optional<eval::Metric> metric;
+  if (!recipe.evaluation.metric.empty()) {
+    try {
+      metric = eval::ParseMetric(recipe.evaluation.metric);
+    } catch (const Error& e) {
+      ThrowInvalid(recipe.path + ": evaluation.metric: " + e.what());
+    }
+  }
+  Steps pipeline;
+  for (const auto& st : recipe.pipeline) pipeline.push_back({st.pass, st.options});
+  Resolved(pipeline);  // unknown passes and bad options fail before any work
+  bool needs_data = false;
+  for (const auto& st : pipeline) needs_data |= passes::FindPass(st.pass)->info.needs_data;
+  if (needs_data && calib.empty())
+    ThrowInvalid(recipe.path + ": the pipeline has a pass that needs calibration data; pass --calib or set calibration.data");
+  const bool accuracy_budget = recipe.budgets.max_accuracy_drop || recipe.budgets.max_accuracy_drop_relative;
+  if (accuracy_budget && eval_file.empty())
+    ThrowInvalid(recipe.path + ": budgets.max_accuracy_drop needs evaluation data; pass --eval or set evaluation.data");
+  if (accuracy_budget && !metric) ThrowInvalid(recipe.path + ": accuracy budgets need evaluation.metric");
+  for (const std::string& f : {o.model, calib, eval_file})
+    if (!f.empty() && !FileExists(f)) throw Error(ErrorCode::kIo, "cannot open '" + f + "'");
+
+  eval::Report rep;
+  rep.tool_version = EDGEPRESS_VERSION;
+  const std::string recipe_yaml = RecipeToYaml(recipe);
+  rep.recipe_name = recipe.name;
+  {
+    Sha256 h;
+    h.Update(recipe_yaml);
+    rep.recipe = {recipe.path, h.HexDigest(), static_cast<int64_t>(recipe_yaml.size())};
+  }
+  rep.seed = seed;
+  rep.target = {recipe.target.name, recipe.target.arch, recipe.target.backend, recipe.target.isa,
+                threads, runtime::GetCpuFeatures().model_name};
+
+  progress.Log("loading " + o.model);
+  std::unique_ptr<ir::Model> original = LoadModel(o.model);
+  rep.model = {o.model, Sha256File(o.model), ModelBytes(o.model)};
+  if (!calib.empty()) {
+    rep.calibration.push_back({calib, Sha256File(calib), static_cast<int64_t>(FileSize(calib))});
+    rep.calibration_sha256 = rep.calibration.back().sha256;
+  }
+
+  // ---- evaluation setup ----------------------------------------------------------------
+  EvalSetup ev;
+  ev.session.threads = threads;
+  ev.session.force_scalar = recipe.target.isa == "scalar";
+  ev.latency.warmup = recipe.evaluation.warmup_runs;
+  ev.latency.runs = std::max(1, recipe.evaluation.latency_runs);
+  ev.metric = metric;
+  ev.k = recipe.evaluation.k;
+  ev.label = recipe.evaluation.label;
+  ev.output = recipe.evaluation.output;
+  if (!eval_file.empty()) {
+    const ir::Graph& g = *original->graph;
+    if (!recipe.evaluation.input.empty()) {
+      // The file names the input differently: feed that array to the model's one input.
+      std::vector<const ir::Value*> fed;
+      for (const ir::Value* v : g.inputs())
+        if (!v->is_initializer()) fed.push_back(v);
+      if (fed.size() != 1)
+        ThrowInvalid(recipe.path + ": evaluation.input needs a model with exactly one input");
+      calibrate::NamedTensors arrays = formats::LoadTensorFile(eval_file);
+      for (auto& [name, t] : arrays)
+        if (name == recipe.evaluation.input) name = fed[0]->name();
+      ev.data = std::make_unique<calibrate::DataSet>(
+          calibrate::DataSet::FromTensors(std::move(arrays), g, eval_file));
+    } else {
+      ev.data = std::make_unique<calibrate::DataSet>(calibrate::DataSet::Open({eval_file}, g));
+    }
+    ev.samples = ev.data->size();
+    if (recipe.evaluation.max_samples >= 0) ev.samples = std::min(ev.samples, recipe.evaluation.max_samples);
+    if (ev.samples == 0) ThrowInvalid(eval_file + ": no samples");
+    if (metric && eval::NeedsLabels(*metric) && !ev.data->HasArray(ev.label))
+      ThrowInvalid(eval_file + ": metric " + eval::MetricName(*metric) + " needs the label array '" +
+                   ev.label + "' (evaluation.label)");
+    rep.evaluation = {eval_file, Sha256File(eval_file), static_cast<int64_t>(FileSize(eval_file))};
+    // Batches along a symbolic leading dim; a fixed one means one sample per run.
+    bool symbolic = true;
+    for (const ir::Value* v : g.inputs()) {
+      if (v->is_initializer()) continue;
+      if (!v->type.shape || v->type.shape->empty() || (*v->type.shape)[0].known()) symbolic = false;
+    }
+    ev.batch = symbolic ? 32 : 1;
+    ev.latency_inputs = ev.data->Batch(0, 1);
+    rep.metric = metric ? eval::MetricName(*metric) : "";
+    rep.metric_higher_is_better = metric ? eval::HigherIsBetter(*metric) : true;
+    rep.eval_samples = ev.samples;
+  } else {
+    metric.reset();
+    ev.metric.reset();
+    rep.notes.push_back("no evaluation data: accuracy was not measured; latency used random inputs (seeded)");
+    std::map<std::string, int64_t> dims;
+    for (const ir::Value* v : original->graph->inputs())
+      if (v->type.shape)
+        for (const ir::Dim& d : *v->type.shape)
+          if (!d.known()) dims[d.symbol] = 1;  // batch 1
+    std::mt19937 rng(static_cast<uint32_t>(seed));
+    for (const ir::Value* v : original->graph->inputs())
+      if (!v->is_initializer()) ev.latency_inputs.emplace_back(v->name(), eval::RandomInput(*v, dims, rng));
+  }
+  if (recipe.target.arch != "x86_64")
+    rep.notes.push_back("target arch " + recipe.target.arch +
+                        ": latency was measured on this x86_64 host, not on the target");
+  if (recipe.target.isa != "auto" && recipe.target.isa != "scalar")
+    rep.notes.push_back("target isa " + recipe.target.isa +
+                        ": latency used the best kernels this host has, not that ISA's");
+
+  fs::create_directories(o.outdir);
+  const std::string outdir = fs::path(o.outdir).lexically_normal().string();
+
+  // ---- baseline --------------------------------------------------------------------------
+  rep.baseline = Measure(o.model, ev, progress, "original", /*keep_reference=*/true);
+
+  // ---- trials ----------------------------------------------------------------------------
+  struct TrialPlan {
+    std::string name;
+    std::vector<eval::Override> overrides;
+  };
+  std::vector<TrialPlan> plans{{"as written", {}}};
+  for (const auto& step : recipe.tuning.steps) {
+    TrialPlan p{step.name, plans.back().overrides};
+    for (const auto& ov : step.overrides) p.overrides.push_back({ov.pass, ov.option, ov.value});
+    plans.push_back(std::move(p));
+  }
+  const std::string ext = recipe.exports.epk ? ".epk" : ".onnx";
+  std::vector<std::vector<std::vector<std::pair<std::string, std::string>>>> run_pipelines;
+  std::vector<std::string> trial_paths;
+  std::vector<std::vector<passes::PassRun>> trial_runs;
+  const int max_trials = std::max(1, recipe.tuning.max_trials);
+  for (size_t pi = 0; pi < plans.size(); ++pi) {
+    const TrialPlan& plan = plans[pi];
+    if (pi > 0) {
+      if (static_cast<int>(rep.trials.size()) >= max_trials) {
+        rep.notes.push_back(fmt::format("tuning stopped at max_trials = {}", max_trials));
+        break;
+      }
+      if (Seconds(t_start) > recipe.tuning.max_minutes * 60) {
+        rep.notes.push_back(fmt::format("tuning stopped at max_minutes = {}", recipe.tuning.max_minutes));
+        break;
+      }
+    }
+    Steps steps = ApplyOverrides(pipeline, plan.overrides);
+    auto resolved = Resolved(steps);
+    if (std::find(run_pipelines.begin(), run_pipelines.end(), resolved) != run_pipelines.end()) {
+      rep.notes.push_back("tuning step '" + plan.name + "' changes nothing; skipped");
+      continue;
+    }
+    run_pipelines.push_back(resolved);
+    eval::Trial t;
+    t.index = static_cast<int>(rep.trials.size());
+    t.name = plan.name;
+    t.overrides = plan.overrides;
+    const auto t0 = Clock::now();
+    if (plans.size() > 1) progress.Log(fmt::format("trial {}: {}", t.index, t.name));
+    const std::string path = (fs::path(outdir) / fmt::format(".trial-{}{}", t.index, ext)).string();
+    std::vector<passes::PassRun> runs;
+    try {
+      std::unique_ptr<ir::Model> m = original->Clone();
+      passes::PassContext ctx;
+      ctx.seed = seed;
+      ctx.threads = threads;
+      if (!calib.empty()) ctx.data_files = {calib};
+      // RunPipeline's own "<pass>: changed" lines are replaced by the richer one below.
+      ctx.log = [&](const std::string& line) {
+        for (const auto& st : steps)
+          if (line == st.pass + ": changed" || line == st.pass + ": unchanged") return;
+        progress.Log("  " + line);
+      };
+      for (const auto& st : steps) {
+        auto r = passes::RunPipeline(*m, {st}, ctx, /*verify=*/true);
+        runs.insert(runs.end(), r.begin(), r.end());
+        const auto& last = runs.back();
+        std::string stats;
+        for (const auto& [k, v] : last.stats)
+          if (v) stats += fmt::format(" {}={}", k, v);
+        progress.Log(fmt::format("  {:<22} {:<9} {:7.1f} ms{}", last.pass,
+                                 last.changed ? "changed" : "unchanged", last.seconds * 1e3, stats));
+      }
+      SaveModelOptions so;
+      so.metadata = ProvenanceFor(o.model);
+      so.metadata.emplace_back("recipe_name", recipe.name);
+      so.metadata.emplace_back("recipe", recipe_yaml);
+      if (!rep.calibration_sha256.empty())
+        so.metadata.emplace_back("calibration_data_sha256", rep.calibration_sha256);
+      so.metadata.emplace_back("seed", std::to_string(seed));
+      so.metadata.emplace_back("pipeline", StepsText(steps));
+      so.metadata.emplace_back("pass_statistics", PassStatsJson(runs));
+      SaveModel(*m, path, so);
+    } catch (const Error& e) {
+      if (t.index == 0) throw;  // the recipe as written must work
+      t.error = e.what();
+      t.seconds = Seconds(t0);
+      progress.Log("  trial failed: " + t.error);
+      rep.trials.push_back(std::move(t));
+      trial_paths.push_back("");
+      trial_runs.push_back({});
+      continue;
+    }
+    t.result = Measure(path, ev, progress, plans.size() > 1 ? fmt::format("trial {}", t.index) : "compressed",
+                       false);
+    t.budgets = CheckBudgets(recipe.budgets, rep.baseline, t.result, metric);
+    t.passed = std::all_of(t.budgets.begin(), t.budgets.end(), [](const auto& b) { return b.passed; });
+    t.seconds = Seconds(t0);
+    rep.trials.push_back(std::move(t));
+    trial_paths.push_back(path);
+    trial_runs.push_back(std::move(runs));
+  }
+
+  // ---- choose ------------------------------------------------------------------------------
+  int chosen = -1;
+  const bool by_latency = recipe.tuning.objective == "latency";
+  auto key = [&](const eval::Trial& t) {
+    return by_latency ? t.result.latency_p50_ms : static_cast<double>(t.result.size_bytes);
+  };
+  for (const auto& t : rep.trials)
+    if (t.error.empty() && t.passed && (chosen < 0 || key(t) < key(rep.trials[chosen]))) chosen = t.index;
+  if (chosen < 0) {
+    for (const auto& t : rep.trials) {
+      if (!t.error.empty()) continue;
+      if (chosen < 0 || MissScore(t) < MissScore(rep.trials[chosen])) chosen = t.index;
+    }
+  }
+  eval::Trial& best = rep.trials[chosen];
+  best.chosen = true;
+  rep.compressed = best.result;
+  rep.budgets = best.budgets;
+  for (const auto& r : trial_runs[chosen])
+    rep.passes.push_back({r.pass, r.options, r.changed, r.stats, r.seconds});
+
+  // ---- artifacts -----------------------------------------------------------------------
+  const std::string primary = (fs::path(outdir) / ("model" + ext)).string();
+  fs::rename(trial_paths[chosen], primary);
+  for (size_t i = 0; i < trial_paths.size(); ++i)
+    if (static_cast<int>(i) != chosen && !trial_paths[i].empty()) fs::remove(trial_paths[i]);
+  std::vector<std::string> files{primary};
+  if (recipe.exports.epk && recipe.exports.onnx) {
+    const std::string onnx = (fs::path(outdir) / "model.onnx").string();
+    progress.Log("exporting " + onnx);
+    SaveModel(*LoadModel(primary), onnx, {});
+    files.push_back(onnx);
+  }
+  for (const auto& f : files) rep.artifacts.push_back({Rel(f, outdir), Sha256File(f), static_cast<int64_t>(FileSize(f))});
+
+  // Per-layer error on a few samples (bounded: one model's activations of one sample).
+  progress.Start("per-layer error", 0);
+  rep.layers = LayerErrors(o.model, primary, ev, ev.data ? std::min<int64_t>(ev.samples, 4) : 1);
+  progress.Finish(fmt::format("{} layers compared", rep.layers.size()));
+
+  // ---- verdict -------------------------------------------------------------------------
+  for (const auto& b : rep.budgets)
+    if (!b.passed) rep.reasons.push_back("budget " + b.name + " missed: " + b.Message());
+  if (!rep.reasons.empty() && rep.trials.size() > 1)
+    rep.reasons.push_back(fmt::format("no trial of {} met every budget; kept trial {} ('{}'), the closest",
+                                      rep.trials.size(), chosen, best.name));
+  if (!o.baseline.empty()) {
+    rep.baseline_report = o.baseline;
+    eval::Report prev = eval::ReportFromJson(ReadFileToString(o.baseline, 64u << 20), o.baseline);
+    rep.regressions = eval::FindRegressions(prev, rep);
+  }
+  const bool missed = std::any_of(rep.budgets.begin(), rep.budgets.end(), [](const auto& b) { return !b.passed; });
+  const bool regressed = o.fail_on_regression && !rep.regressions.empty();
+  if (regressed)
+    for (const auto& g : rep.regressions) rep.reasons.push_back("regression: " + g.message);
+  rep.exit_code = missed || regressed ? 3 : 0;
+  rep.status = missed ? "budget_missed" : regressed ? "regressed" : "passed";
+
+  // ---- manifest (no timings: byte-identical for the same inputs) ------------------------
+  Json man;
+  man["schema_version"] = 1;
+  man["tool"] = {{"name", "edgepress"}, {"version", EDGEPRESS_VERSION}};
+  man["model"] = {{"path", rep.model.path}, {"sha256", rep.model.sha256}, {"bytes", rep.model.bytes}};
+  man["recipe"] = {{"name", recipe.name}, {"path", recipe.path}, {"sha256", rep.recipe.sha256}, {"yaml", recipe_yaml}};
+  Json cal = Json::array();
+  for (const auto& c : rep.calibration) cal.push_back({{"path", c.path}, {"sha256", c.sha256}, {"bytes", c.bytes}});
+  man["calibration"] = {{"sha256", rep.calibration_sha256}, {"files", cal}};
+  man["evaluation"] = {{"path", rep.evaluation.path}, {"sha256", rep.evaluation.sha256}};
+  man["seed"] = seed;
+  man["threads"] = threads;
+  man["chosen_trial"] = {{"index", chosen}, {"name", best.name}};
+  Json passes_j = Json::array();
+  for (const auto& r : trial_runs[chosen]) {
+    Json opts = Json::object(), stats = Json::object();
+    for (const auto& [k, v] : r.options) opts[k] = v;
+    for (const auto& [k, v] : r.stats) stats[k] = v;
+    passes_j.push_back({{"pass", r.pass}, {"options", opts}, {"changed", r.changed}, {"stats", stats}});
+  }
+  man["passes"] = passes_j;
+  Json arts = Json::array();
+  for (const auto& a : rep.artifacts) arts.push_back({{"path", a.path}, {"sha256", a.sha256}, {"bytes", a.bytes}});
+  man["artifacts"] = arts;
+
+  rep.duration_s = Seconds(t_start);
+  WriteFileAtomic((fs::path(outdir) / "manifest.json").string(), man.dump(2) + "\n");
+  WriteFileAtomic((fs::path(outdir) / "report.json").string(), eval::ReportToJson(rep));
+  WriteFileAtomic((fs::path(outdir) / "report.md").string(), eval::ReportToMarkdown(rep));
+  WriteFileAtomic((fs::path(outdir) / "report.html").string(), eval::ReportToHtml(rep));
+  if (!o.junit.empty()) WriteFileAtomic(o.junit, eval::ReportToJunit(rep));
+  return rep;
+}
+
+}  // namespace edgepress::tools
