@@ -19,6 +19,9 @@ const KernelRegistry& GlobalKernelRegistry() {
     RegisterReduceKernels(r);
     RegisterSoftmaxKernels(r);
     RegisterConvKernels(r);
+    RegisterQuantizeKernels(r);
+    RegisterQLinearKernels(r);
+    RegisterQConvKernels(r);
     return r;
   }();
   return registry;

@@ -16,4 +16,7 @@ void RegisterTensorKernels(KernelRegistry& r);
 void RegisterReduceKernels(KernelRegistry& r);
 void RegisterSoftmaxKernels(KernelRegistry& r);
 void RegisterConvKernels(KernelRegistry& r);
+void RegisterQuantizeKernels(KernelRegistry& r);
+void RegisterQLinearKernels(KernelRegistry& r);
+void RegisterQConvKernels(KernelRegistry& r);
 }  // namespace edgepress::runtime

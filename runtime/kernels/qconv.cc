@@ -1,0 +1,513 @@
+// Integer convolutions on the int8 GEMM (qgemm.h), NCHW, 1-D/2-D/3-D, groups, strides,
+// dilations, pads/auto_pad, as conv.cc does for float:
+//   ConvInteger            x, w, x_zero_point?, w_zero_point? -> int32
+//   QLinearConv            x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, B? -> y
+//   edgepress QLinearConv  QLinearConv plus `activation` = "Relu", and float output when
+//                          y_scale/y_zp are omitted (fuse-qdq's target; docs/ops.md)
+// Per image and group, Y_g[Mg, pixels] = W_g[Mg, Cg*kprod] x col[Cg*kprod, pixels]: the
+// weights (constant in real models) are packed once as the GEMM's A operand with their
+// zero points subtracted; im2col writes (x - x_zp) as int16 pairs straight into B panels,
+// with 0 for padding (the padded value *is* the zero point). A 1x1 stride-1 unpadded conv
+// packs X directly. Depthwise convs (one input and one output channel per group) take a
+// direct loop instead, which the AVX2 entry vectorises over 8 output columns.
+// Requantization: y = saturate(round(acc * (x_scale * w_scale[m] / y_scale)) + y_zp), the
+// multiplier computed in float32 as onnxruntime does.
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "ir/error.h"
+#include "runtime/kernel.h"
+#include "runtime/kernels/all_kernels.h"
+#include "runtime/kernels/conv_util.h"
+#include "runtime/kernels/gemm_op_util.h"
+#include "runtime/kernels/qgemm.h"
+#include "runtime/kernels/quantize_util.h"
+#include "runtime/thread_pool.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace edgepress::runtime {
+
+namespace {
+
+using conv_util::ConvAttrs;
+using conv_util::ConvGeometry;
+using gemm_util::DimsToString;
+
+const ir::Tensor* Opt(KernelContext& ctx, size_t i) {
+  const ir::Tensor* t = ctx.input(i);
+  return t && !t->empty() ? t : nullptr;
+}
+
+const ir::Tensor& QInput(KernelContext& ctx, size_t i, const char* what) {
+  const ir::Tensor* t = Opt(ctx, i);
+  if (!t)
+    ThrowInvalid(ctx.node().describe() + ": missing input " + std::to_string(i) + " (" + what +
+                 ")");
+  if (t->dtype() != ir::DType::kUInt8 && t->dtype() != ir::DType::kInt8)
+    ThrowUnsupported(ctx.node().describe() + ": input " + std::to_string(i) + " (" + what +
+                     ") has dtype " + ir::DTypeName(t->dtype()) + ", expected uint8 or int8");
+  return *t;
+}
+
+// Offsets of each im2col row kk = ((c * KD + kd) * KH + kh) * KW + kw.
+struct Im2ColRows {
+  std::vector<int64_t> c_off, d_off, h_off, w_off;
+  explicit Im2ColRows(const ConvGeometry& g) {
+    const int64_t kdim = g.cg * g.k_size();
+    c_off.resize(kdim);
+    d_off.resize(kdim);
+    h_off.resize(kdim);
+    w_off.resize(kdim);
+    for (int64_t kk = 0; kk < kdim; ++kk) {
+      int64_t rem = kk;
+      w_off[kk] = (rem % g.k[2]) * g.dil[2];
+      rem /= g.k[2];
+      h_off[kk] = (rem % g.k[1]) * g.dil[1];
+      rem /= g.k[1];
+      d_off[kk] = (rem % g.k[0]) * g.dil[0];
+      c_off[kk] = (rem / g.k[0]) * g.in_size();
+    }
+  }
+};
+
+// im2col of (x - zp) for one image and group into int16-pair B panels [q0, q1) of width
+// nr: panel q holds pixels [q*nr, q*nr+nr) as K2 groups of nr pairs (k even, k odd).
+template <typename T>
+void QIm2ColPanels(const ConvGeometry& g, const Im2ColRows& rows, const T* x, int32_t zp,
+                   int64_t q0, int64_t q1, int nr, int16_t* dst) {
+  constexpr int kMaxNr = 64;
+  const int64_t kdim = static_cast<int64_t>(rows.c_off.size());
+  const int64_t k2 = (kdim + 1) / 2;
+  const int64_t out_size = g.out_size();
+  const uint64_t in_d = g.in[0], in_h = g.in[1], in_w = g.in[2];
+  int64_t bd[kMaxNr], bh[kMaxNr], bw[kMaxNr];
+  for (int64_t q = q0; q < q1; ++q) {
+    const int64_t p0 = q * nr;
+    const int cnt = static_cast<int>(std::min<int64_t>(nr, out_size - p0));
+    int64_t ow = p0 % g.out[2], oh = (p0 / g.out[2]) % g.out[1], od = p0 / (g.out[2] * g.out[1]);
+    for (int t = 0; t < cnt; ++t) {
+      bd[t] = od * g.stride[0] - g.pad_b[0];
+      bh[t] = oh * g.stride[1] - g.pad_b[1];
+      bw[t] = ow * g.stride[2] - g.pad_b[2];
+      if (++ow == g.out[2]) {
+        ow = 0;
+        if (++oh == g.out[1]) {
+          oh = 0;
+          ++od;
+        }
+      }
+    }
+    // Unit stride along W with all pixels on one output row: the taps of a row are
+    // contiguous, so only the ends need bounds checks.
+    const bool one_row = cnt > 0 && bh[cnt - 1] == bh[0] && bd[cnt - 1] == bd[0] &&
+                         bw[cnt - 1] - bw[0] == cnt - 1;
+    int16_t* panel = dst + q * k2 * 2 * nr;
+    for (int64_t kk = 0; kk < kdim; ++kk) {
+      int16_t* d = panel + (kk >> 1) * 2 * nr + (kk & 1);
+      const T* xc = x + rows.c_off[kk];
+      const int64_t dk = rows.d_off[kk], hk = rows.h_off[kk], wk = rows.w_off[kk];
+      if (one_row) {
+        const int64_t id = bd[0] + dk, ih = bh[0] + hk;
+        if (static_cast<uint64_t>(id) >= in_d || static_cast<uint64_t>(ih) >= in_h) {
+          for (int t = 0; t < cnt; ++t) d[2 * t] = 0;
+        } else {
+          const T* xr = xc + (id * g.in[1] + ih) * g.in[2];
+          const int64_t w0 = bw[0] + wk;
+          int t = 0;
+          for (; t < cnt && w0 + t < 0; ++t) d[2 * t] = 0;
+          const int t_end = static_cast<int>(std::min<int64_t>(cnt, static_cast<int64_t>(in_w) - w0));
+          for (; t < t_end; ++t) d[2 * t] = static_cast<int16_t>(static_cast<int32_t>(xr[w0 + t]) - zp);
+          for (; t < cnt; ++t) d[2 * t] = 0;
+        }
+      } else {
+        for (int t = 0; t < cnt; ++t) {
+          const int64_t id = bd[t] + dk, ih = bh[t] + hk, iw = bw[t] + wk;
+          const bool inside = static_cast<uint64_t>(id) < in_d &&
+                              static_cast<uint64_t>(ih) < in_h && static_cast<uint64_t>(iw) < in_w;
+          d[2 * t] = inside ? static_cast<int16_t>(static_cast<int32_t>(
+                                  xc[(id * g.in[1] + ih) * g.in[2] + iw]) - zp)
+                            : int16_t{0};
+        }
+      }
+      for (int t = cnt; t < nr; ++t) d[2 * t] = 0;
+    }
+    if (kdim & 1) {
+      int16_t* d = panel + (kdim >> 1) * 2 * nr + 1;
+      for (int t = 0; t < nr; ++t) d[2 * t] = 0;
+    }
+  }
+}
+
+// ---- depthwise: one input and one output channel per group, rank <= 2 ---------------------
+
+struct QDwPlane {
+  const ConvGeometry* g;
+  const void* x;      // input plane
+  ir::DType x_dtype;
+  int32_t x_zp;
+  const int16_t* w;   // (w - w_zp) as int16 [KH][KW]
+  const QOutput* out;  // per_row; row = the plane's channel index for scale/bias lookups
+  int64_t channel;
+  void* y;             // output plane
+};
+
+template <typename T>
+inline int32_t DwAcc(const QDwPlane& p, const T* x, int64_t oh, int64_t ow) {
+  const ConvGeometry& g = *p.g;
+  int32_t s = 0;
+  for (int64_t kh = 0; kh < g.k[1]; ++kh) {
+    const int64_t ih = oh * g.stride[1] + kh * g.dil[1] - g.pad_b[1];
+    if (ih < 0 || ih >= g.in[1]) continue;
+    for (int64_t kw = 0; kw < g.k[2]; ++kw) {
+      const int64_t iw = ow * g.stride[2] + kw * g.dil[2] - g.pad_b[2];
+      if (iw < 0 || iw >= g.in[2]) continue;
+      s += (static_cast<int32_t>(x[ih * g.in[2] + iw]) - p.x_zp) * p.w[kh * g.k[2] + kw];
+    }
+  }
+  return s;
+}
+
+// Stores one output row of accumulators through the epilogue (QStoreRow's row = channel,
+// so the output pointer is rebased on the plane).
+inline void DwStoreRow(const QDwPlane& p, const int32_t* acc, int64_t oh) {
+  QOutput o = *p.out;
+  const int64_t ow_n = p.g->out[2];
+  const int64_t elem = o.kind == QOutput::Kind::kFloat || o.kind == QOutput::Kind::kInt32 ? 4 : 1;
+  // Row `channel` of a matrix whose rows are 0 bytes apart, starting at this output row.
+  o.data = static_cast<uint8_t*>(p.y) + oh * ow_n * elem;
+  o.ld = 0;
+  QStoreRow(acc, static_cast<int>(ow_n), p.channel, 0, o);
+}
+
+template <typename T>
+void DwPlaneScalar(const QDwPlane& p) {
+  const ConvGeometry& g = *p.g;
+  const T* x = static_cast<const T*>(p.x);
+  std::vector<int32_t> acc(static_cast<size_t>(g.out[2]));
+  for (int64_t oh = 0; oh < g.out[1]; ++oh) {
+    for (int64_t ow = 0; ow < g.out[2]; ++ow) acc[static_cast<size_t>(ow)] = DwAcc(p, x, oh, ow);
+    DwStoreRow(p, acc.data(), oh);
+  }
+}
+
+#if defined(__x86_64__)
+// Output columns [lo, hi) whose taps all lie inside the row.
+void DwInterior(const ConvGeometry& g, int64_t* lo, int64_t* hi) {
+  const int64_t last = (g.k[2] - 1) * g.dil[2];
+  *lo = g.pad_b[2] <= 0 ? 0 : (g.pad_b[2] + g.stride[2] - 1) / g.stride[2];
+  const int64_t lim = g.in[2] - 1 - last + g.pad_b[2];
+  *hi = lim < 0 ? 0 : lim / g.stride[2] + 1;
+  *hi = std::min(*hi, g.out[2]);
+  *lo = std::min(*lo, *hi);
+}
+
+// Eight output columns per step, int32 accumulators; stride 1 only (others use the scalar
+// loop). Inputs are widened with vpmovzxbw/vpmovsxbw-like conversions to int32.
+template <typename T>
+__attribute__((target("avx2,fma"))) void DwPlaneAvx2(const QDwPlane& p) {
+  const ConvGeometry& g = *p.g;
+  const T* x = static_cast<const T*>(p.x);
+  int64_t lo, hi;
+  DwInterior(g, &lo, &hi);
+  std::vector<int32_t> acc(static_cast<size_t>(g.out[2]));
+  const __m256i vzp = _mm256_set1_epi32(p.x_zp);
+  for (int64_t oh = 0; oh < g.out[1]; ++oh) {
+    int64_t ow = 0;
+    for (; ow < lo; ++ow) acc[static_cast<size_t>(ow)] = DwAcc(p, x, oh, ow);
+    const int64_t ih0 = oh * g.stride[1] - g.pad_b[1];
+    for (; ow + 8 <= hi; ow += 8) {
+      __m256i s = _mm256_setzero_si256();
+      for (int64_t kh = 0; kh < g.k[1]; ++kh) {
+        const int64_t ih = ih0 + kh * g.dil[1];
+        if (ih < 0 || ih >= g.in[1]) continue;
+        const T* xr = x + ih * g.in[2] + ow - g.pad_b[2];
+        for (int64_t kw = 0; kw < g.k[2]; ++kw) {
+          const __m128i raw = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(xr + kw * g.dil[2]));
+          const __m256i xv = std::is_same<T, uint8_t>::value ? _mm256_cvtepu8_epi32(raw)
+                                                             : _mm256_cvtepi8_epi32(raw);
+          const __m256i wv = _mm256_set1_epi32(p.w[kh * g.k[2] + kw]);
+          s = _mm256_add_epi32(s, _mm256_mullo_epi32(_mm256_sub_epi32(xv, vzp), wv));
+        }
+      }
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc.data() + ow), s);
+    }
+    for (; ow < g.out[2]; ++ow) acc[static_cast<size_t>(ow)] = DwAcc(p, x, oh, ow);
+    DwStoreRow(p, acc.data(), oh);
+  }
+}
+#endif
+
+enum class Mode { kConvInteger, kQLinearConv };
+
+template <Isa kIsa, Mode kMode>
+class QConvKernel : public Kernel {
+ public:
+  explicit QConvKernel(const KernelInit& init) : attrs_(ConvAttrs::Read(init.node)) {
+    const ir::Node& node = init.node;
+    const std::string act = node.attr_string("activation", "");
+    if (!act.empty() && act != "Relu")
+      ThrowUnsupported(node.describe() + ": activation '" + act + "' is not supported (Relu is)");
+    relu_ = act == "Relu";
+    const size_t wi = WIndex(), wzi = WZpIndex();
+    auto cst = [&](size_t i) -> const ir::Tensor* {
+      return i < init.constant_inputs.size() ? init.constant_inputs[i] : nullptr;
+    };
+    const ir::Tensor* w = cst(wi);
+    if (!w || w->rank() < 3 || w->numel() == 0 ||
+        (w->dtype() != ir::DType::kUInt8 && w->dtype() != ir::DType::kInt8))
+      return;
+    const bool has_zp = wzi < node.num_inputs() && node.input(wzi) != nullptr;
+    const ir::Tensor* wz = cst(wzi);
+    if (has_zp && !wz) return;
+    const int64_t m = w->shape()[0];
+    if (attrs_.group < 1 || m % attrs_.group != 0) return;
+    if (wz && (wz->dtype() != w->dtype() || (wz->numel() != 1 && static_cast<int64_t>(wz->numel()) != m)))
+      return;
+    w_zp_ = wz ? qutil::ZeroPoints(node, wz, wz->numel()) : std::vector<int32_t>{0};
+    const int64_t mg = m / attrs_.group, kdim = static_cast<int64_t>(w->numel()) / m;
+    if (w->shape()[1] == 1 && mg == 1 && w->rank() <= 4) {
+      dw_w_.resize(w->numel());
+      for (int64_t o = 0; o < m; ++o)
+        for (int64_t i = 0; i < kdim; ++i) {
+          const int32_t z = w_zp_[w_zp_.size() > 1 ? o : 0];
+          const int32_t v = w->dtype() == ir::DType::kInt8 ? w->data<int8_t>()[o * kdim + i]
+                                                          : w->data<uint8_t>()[o * kdim + i];
+          dw_w_[static_cast<size_t>(o * kdim + i)] = static_cast<int16_t>(v - z);
+        }
+    } else {
+      for (int64_t gi = 0; gi < attrs_.group; ++gi) {
+        QSource src{static_cast<const uint8_t*>(w->raw()) + gi * mg * kdim, w->dtype(), kdim, false,
+                    w_zp_.data() + (w_zp_.size() > 1 ? gi * mg : 0), w_zp_.size() > 1};
+        packed_w_.push_back(QPackA(kIsa, mg, kdim, src));
+      }
+    }
+    packed_shape_ = w->shape();
+    packed_dtype_ = w->dtype();
+  }
+
+  static size_t WIndex() { return kMode == Mode::kConvInteger ? 1 : 3; }
+  static size_t WZpIndex() { return kMode == Mode::kConvInteger ? 3 : 5; }
+
+  void Run(KernelContext& ctx) override {
+    const ir::Node& node = ctx.node();
+    const ir::Tensor& x = QInput(ctx, 0, "x");
+    const ir::Tensor& w = QInput(ctx, WIndex(), "w");
+    const ConvGeometry g = conv_util::ConvForward(node, attrs_, x.shape(), w.shape());
+    const int32_t x_zp = ReadOneZp(node, Opt(ctx, 2), x.dtype(), "x_zero_point");
+    const ir::Tensor* wz = Opt(ctx, WZpIndex());
+    if (wz && wz->dtype() != w.dtype())
+      ThrowInvalid(node.describe() + ": w_zero_point dtype differs from w");
+    if (wz && wz->numel() != 1 && static_cast<int64_t>(wz->numel()) != g.m)
+      ThrowInvalid(node.describe() + ": w_zero_point has " + std::to_string(wz->numel()) +
+                   " values, expected 1 or " + std::to_string(g.m));
+    const std::vector<int32_t> w_zp = wz ? qutil::ZeroPoints(node, wz, wz->numel())
+                                         : std::vector<int32_t>{0};
+
+    QOutput out;
+    out.per_row = true;
+    ir::DType out_dtype = ir::DType::kInt32;
+    std::vector<float> multiplier;
+    if (kMode == Mode::kQLinearConv) {
+      const std::vector<float> xs = Scales(node, Opt(ctx, 1), 1, "x_scale");
+      const std::vector<float> ws = Scales(node, Opt(ctx, 4), g.m, "w_scale");
+      const ir::Tensor* ys_t = Opt(ctx, 6);
+      const ir::Tensor* yz = Opt(ctx, 7);
+      const ir::Tensor* b = Opt(ctx, 8);
+      const float ys = ys_t ? Scales(node, ys_t, 1, "y_scale")[0] : 1.f;
+      multiplier.resize(ws.size());
+      for (size_t i = 0; i < ws.size(); ++i)
+        multiplier[i] = ys_t ? xs[0] * ws[i] / ys : xs[0] * ws[i];
+      out.scale = multiplier.data();
+      out.per_channel_scale = multiplier.size() > 1;
+      out.relu = relu_;
+      if (ys_t) {
+        out_dtype = yz ? yz->dtype() : ir::DType::kUInt8;
+        if (out_dtype != ir::DType::kUInt8 && out_dtype != ir::DType::kInt8)
+          ThrowUnsupported(node.describe() + ": y_zero_point dtype " + ir::DTypeName(out_dtype) +
+                           " is not supported");
+        if (yz && yz->numel() != 1)
+          ThrowUnsupported(node.describe() + ": y_zero_point must be per-tensor");
+        out.kind = out_dtype == ir::DType::kInt8 ? QOutput::Kind::kInt8 : QOutput::Kind::kUInt8;
+        out.zero_point = qutil::ZeroPoints(node, yz, 1)[0];
+      } else {
+        if (node.domain() != "edgepress")
+          ThrowInvalid(node.describe() + ": missing y_scale");
+        out_dtype = ir::DType::kFloat32;
+        out.kind = QOutput::Kind::kFloat;
+      }
+      if (b) {
+        if (b->dtype() != ir::DType::kInt32 || b->rank() != 1 || b->shape()[0] != g.m)
+          ThrowInvalid(node.describe() + ": bias B must be int32 of shape [" +
+                       std::to_string(g.m) + "], got " + ir::DTypeName(b->dtype()) +
+                       DimsToString(b->shape()));
+        out.bias = b->data<int32_t>();
+      }
+    }
+    ir::Tensor& y = ctx.AllocateOutput(0, out_dtype, g.OutputShape());
+    if (y.numel() == 0) return;
+    const int64_t elem = out_dtype == ir::DType::kUInt8 || out_dtype == ir::DType::kInt8 ? 1 : 4;
+    const bool use_packed =
+        !packed_shape_.empty() && w.shape() == packed_shape_ && w.dtype() == packed_dtype_ && w_zp == w_zp_;
+    const int64_t in_size = g.in_size(), out_size = g.out_size();
+    const size_t xe = 1;  // uint8/int8
+    ThreadPool& pool = ctx.pool();
+
+    if (g.cg == 1 && g.mg == 1 && g.rank <= 2) {
+      std::vector<int16_t> local_w;
+      const int16_t* wd = use_packed && !dw_w_.empty() ? dw_w_.data() : nullptr;
+      const int64_t ks = g.k_size();
+      if (!wd) {
+        local_w.resize(w.numel());
+        for (int64_t o = 0; o < g.m; ++o)
+          for (int64_t i = 0; i < ks; ++i) {
+            const int32_t z = w_zp[w_zp.size() > 1 ? o : 0];
+            const int32_t v = w.dtype() == ir::DType::kInt8 ? w.data<int8_t>()[o * ks + i]
+                                                           : w.data<uint8_t>()[o * ks + i];
+            local_w[static_cast<size_t>(o * ks + i)] = static_cast<int16_t>(v - z);
+          }
+        wd = local_w.data();
+      }
+      const int64_t planes = g.n * g.m;
+      pool.ParallelFor(planes, 1, [&](int64_t lo, int64_t hi) {
+        for (int64_t t = lo; t < hi; ++t) {
+          const int64_t n = t / g.m, m = t % g.m;
+          QDwPlane p{&g, static_cast<const uint8_t*>(x.raw()) + (n * g.c + m) * in_size * xe,
+                     x.dtype(), x_zp, wd + m * ks, &out, m,
+                     static_cast<uint8_t*>(y.mutable_raw()) + t * out_size * elem};
+          const bool s8 = x.dtype() == ir::DType::kInt8;
+#if defined(__x86_64__)
+          if (kIsa != Isa::kScalar && g.stride[2] == 1) {
+            s8 ? DwPlaneAvx2<int8_t>(p) : DwPlaneAvx2<uint8_t>(p);
+            continue;
+          }
+#endif
+          s8 ? DwPlaneScalar<int8_t>(p) : DwPlaneScalar<uint8_t>(p);
+        }
+      });
+      return;
+    }
+
+    const int64_t kdim = g.cg * g.k_size();
+    const bool pointwise = g.k_size() == 1 && g.stride[0] == 1 && g.stride[1] == 1 &&
+                           g.stride[2] == 1 && g.pad_b[0] == 0 && g.pad_b[1] == 0 &&
+                           g.pad_b[2] == 0 && out_size == in_size;
+    const int nr = QGemmNr(kIsa);
+    const Im2ColRows rows(pointwise ? ConvGeometry{} : g);
+    thread_local std::vector<int16_t> col;
+    const int64_t need = QPackedBSize(kIsa, kdim, out_size);
+    if (col.size() < static_cast<size_t>(need)) col.resize(static_cast<size_t>(need));
+    std::vector<QPacked> local_w;
+    if (!use_packed) {
+      for (int64_t gi = 0; gi < g.group; ++gi) {
+        QSource src{static_cast<const uint8_t*>(w.raw()) + gi * g.mg * kdim, w.dtype(), kdim,
+                    false, w_zp.data() + (w_zp.size() > 1 ? gi * g.mg : 0), w_zp.size() > 1};
+        local_w.push_back(QPackA(kIsa, g.mg, kdim, src));
+      }
+    }
+    const std::vector<QPacked>& pw = use_packed ? packed_w_ : local_w;
+    const int64_t panels = (out_size + nr - 1) / nr;
+    for (int64_t n = 0; n < g.n; ++n) {
+      for (int64_t gi = 0; gi < g.group; ++gi) {
+        const uint8_t* xg = static_cast<const uint8_t*>(x.raw()) + (n * g.c + gi * g.cg) * in_size;
+        int16_t* dst = col.data();
+        const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, kdim * nr));
+        if (pointwise) {
+          QSource src{xg, x.dtype(), in_size, false, &x_zp, false};
+          // op(B)[k][j] = X[c=k][pixel j]: B is X itself, row-major [C, pixels].
+          pool.ParallelFor(panels, grain, [&](int64_t lo, int64_t hi) {
+            QPackBPanels(kIsa, kdim, out_size, src, lo, hi, dst);
+          });
+        } else {
+          pool.ParallelFor(panels, grain, [&](int64_t lo, int64_t hi) {
+            if (x.dtype() == ir::DType::kInt8)
+              QIm2ColPanels(g, rows, reinterpret_cast<const int8_t*>(xg), x_zp, lo, hi, nr, dst);
+            else
+              QIm2ColPanels(g, rows, xg, x_zp, lo, hi, nr, dst);
+          });
+        }
+        QOutput o = out;
+        o.data = static_cast<uint8_t*>(y.mutable_raw()) + (n * g.m + gi * g.mg) * out_size * elem;
+        o.ld = out_size;
+        // Channel lookups (scale, bias) are by absolute output channel: shift them.
+        if (o.per_channel_scale) o.scale += gi * g.mg;
+        if (o.bias) o.bias += gi * g.mg;
+        QGemm(kIsa, g.mg, out_size, kdim, QOperand::Of(pw[static_cast<size_t>(gi)]),
+              QOperand{dst, kIsa, out_size, kdim}, o, &pool);
+      }
+    }
+  }
+
+ private:
+  static int32_t ReadOneZp(const ir::Node& node, const ir::Tensor* zp, ir::DType want,
+                           const char* what) {
+    if (!zp) return 0;
+    if (zp->dtype() != want)
+      ThrowInvalid(node.describe() + ": " + what + " has dtype " + ir::DTypeName(zp->dtype()) +
+                   ", expected " + ir::DTypeName(want));
+    if (zp->numel() != 1)
+      ThrowUnsupported(node.describe() + ": " + what + " must be per-tensor");
+    return qutil::ZeroPoints(node, zp, 1)[0];
+  }
+  static std::vector<float> Scales(const ir::Node& node, const ir::Tensor* s, int64_t per,
+                                   const char* what) {
+    if (!s) ThrowInvalid(node.describe() + ": missing " + std::string(what));
+    if (s->numel() != 1 && static_cast<int64_t>(s->numel()) != per)
+      ThrowInvalid(node.describe() + ": " + what + " has " + std::to_string(s->numel()) +
+                   " values, expected 1 or " + std::to_string(per));
+    return qutil::Scales(node, *s);
+  }
+
+  ConvAttrs attrs_;
+  bool relu_ = false;
+  std::vector<QPacked> packed_w_;
+  std::vector<int16_t> dw_w_;
+  std::vector<int64_t> packed_shape_;
+  ir::DType packed_dtype_ = ir::DType::kUndefined;
+  std::vector<int32_t> w_zp_;
+};
+
+template <Isa kIsa, Mode kMode>
+std::unique_ptr<Kernel> Create(const KernelInit& init) {
+  return std::make_unique<QConvKernel<kIsa, kMode>>(init);
+}
+
+}  // namespace
+
+void RegisterQConvKernels(KernelRegistry& r) {
+  using ir::DType;
+  r.Add({"ConvInteger", "", DType::kUndefined, Isa::kScalar, "q8_convinteger__ref",
+         Create<Isa::kScalar, Mode::kConvInteger>});
+  r.Add({"QLinearConv", "", DType::kUndefined, Isa::kScalar, "q8_qlinearconv__ref",
+         Create<Isa::kScalar, Mode::kQLinearConv>});
+  r.Add({"QLinearConv", "edgepress", DType::kUndefined, Isa::kScalar, "q8_ep_qlinearconv__ref",
+         Create<Isa::kScalar, Mode::kQLinearConv>});
+#if defined(__x86_64__)
+  r.Add({"ConvInteger", "", DType::kUndefined, Isa::kAvx2, "q8_convinteger__avx2_6x16",
+         Create<Isa::kAvx2, Mode::kConvInteger>});
+  r.Add({"QLinearConv", "", DType::kUndefined, Isa::kAvx2, "q8_qlinearconv__avx2_6x16",
+         Create<Isa::kAvx2, Mode::kQLinearConv>});
+  r.Add({"QLinearConv", "edgepress", DType::kUndefined, Isa::kAvx2,
+         "q8_ep_qlinearconv__avx2_6x16", Create<Isa::kAvx2, Mode::kQLinearConv>});
+  r.Add({"ConvInteger", "", DType::kUndefined, Isa::kAvx512, "q8_convinteger__avx512_6x32",
+         Create<Isa::kAvx512, Mode::kConvInteger>});
+  r.Add({"QLinearConv", "", DType::kUndefined, Isa::kAvx512, "q8_qlinearconv__avx512_6x32",
+         Create<Isa::kAvx512, Mode::kQLinearConv>});
+  r.Add({"QLinearConv", "edgepress", DType::kUndefined, Isa::kAvx512,
+         "q8_ep_qlinearconv__avx512_6x32", Create<Isa::kAvx512, Mode::kQLinearConv>});
+  r.Add({"ConvInteger", "", DType::kUndefined, Isa::kAvx512Vnni,
+         "q8_convinteger__avx512vnni_6x32", Create<Isa::kAvx512Vnni, Mode::kConvInteger>});
+  r.Add({"QLinearConv", "", DType::kUndefined, Isa::kAvx512Vnni,
+         "q8_qlinearconv__avx512vnni_6x32", Create<Isa::kAvx512Vnni, Mode::kQLinearConv>});
+  r.Add({"QLinearConv", "edgepress", DType::kUndefined, Isa::kAvx512Vnni,
+         "q8_ep_qlinearconv__avx512vnni_6x32", Create<Isa::kAvx512Vnni, Mode::kQLinearConv>});
+#endif
+}
+
+}  // namespace edgepress::runtime

@@ -1,0 +1,214 @@
+// x86 micro-kernels of the integer GEMM (layout and exactness argument in qgemm.h), each
+// compiled for its ISA with __attribute__((target)) and chosen at run time:
+//   qs16_gemm__avx2_6x16        vpmaddwd + vpaddd, 12 ymm accumulators
+//   qs16_gemm__avxvnni_6x16     vpdpwssd (AVX-VNNI) on the same layout
+//   qs16_gemm__avx512_6x32      vpmaddwd + vpaddd on zmm (AVX-512BW)
+//   qs16_gemm__avx512vnni_6x32  vpdpwssd on zmm (AVX-512 VNNI)
+// and the AVX2 epilogue (int32 -> float -> requantized uint8/int8, 8 columns at a time;
+// _mm256_cvtps_epi32 rounds half to even under the default MXCSR, like nearbyint).
+// Accumulators are named variables, not arrays, so that gcc keeps them in registers.
+#include <algorithm>
+#include <cstring>
+
+#include "runtime/kernels/qgemm_internal.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+namespace edgepress::runtime::qgemm_detail {
+
+namespace {
+
+inline int32_t Pair(const int16_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+}  // namespace
+
+// kVnni selects vpdpwssd (one instruction for multiply-add-accumulate).
+#define EP_Q_AVX2_BODY(MADD)                                                              \
+  constexpr int kMr = 6, kNr = 16;                                                        \
+  if (rows == 1) {                                                                        \
+    __m256i c0 = _mm256_setzero_si256(), c1 = c0, d0 = c0, d1 = c0;                       \
+    int64_t kp = 0;                                                                       \
+    for (; kp + 2 <= k2; kp += 2) {                                                       \
+      const __m256i a0 = _mm256_set1_epi32(Pair(a)), a1 = _mm256_set1_epi32(Pair(a + 2 * kMr)); \
+      c0 = MADD(c0, a0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b)));         \
+      c1 = MADD(c1, a0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16)));    \
+      d0 = MADD(d0, a1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 32)));    \
+      d1 = MADD(d1, a1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 48)));    \
+      a += 4 * kMr;                                                                       \
+      b += 4 * kNr;                                                                       \
+    }                                                                                     \
+    if (kp < k2) {                                                                        \
+      const __m256i a0 = _mm256_set1_epi32(Pair(a));                                      \
+      c0 = MADD(c0, a0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b)));         \
+      c1 = MADD(c1, a0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16)));    \
+    }                                                                                     \
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc), _mm256_add_epi32(c0, d0));       \
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + 8), _mm256_add_epi32(c1, d1));   \
+    return;                                                                               \
+  }                                                                                       \
+  __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00,       \
+          c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;    \
+  for (int64_t kp = 0; kp < k2; ++kp) {                                                   \
+    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));          \
+    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16));     \
+    __m256i av = _mm256_set1_epi32(Pair(a));                                              \
+    c00 = MADD(c00, av, b0);                                                              \
+    c01 = MADD(c01, av, b1);                                                              \
+    av = _mm256_set1_epi32(Pair(a + 2));                                                  \
+    c10 = MADD(c10, av, b0);                                                              \
+    c11 = MADD(c11, av, b1);                                                              \
+    av = _mm256_set1_epi32(Pair(a + 4));                                                  \
+    c20 = MADD(c20, av, b0);                                                              \
+    c21 = MADD(c21, av, b1);                                                              \
+    av = _mm256_set1_epi32(Pair(a + 6));                                                  \
+    c30 = MADD(c30, av, b0);                                                              \
+    c31 = MADD(c31, av, b1);                                                              \
+    av = _mm256_set1_epi32(Pair(a + 8));                                                  \
+    c40 = MADD(c40, av, b0);                                                              \
+    c41 = MADD(c41, av, b1);                                                              \
+    av = _mm256_set1_epi32(Pair(a + 10));                                                 \
+    c50 = MADD(c50, av, b0);                                                              \
+    c51 = MADD(c51, av, b1);                                                              \
+    a += 2 * kMr;                                                                         \
+    b += 2 * kNr;                                                                         \
+  }                                                                                       \
+  const __m256i rowsv[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51}; \
+  for (int r = 0; r < rows; ++r) {                                                        \
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + r * kNr), rowsv[2 * r]);         \
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + r * kNr + 8), rowsv[2 * r + 1]); \
+  }
+
+#define EP_MADD_AVX2(c, a, b) _mm256_add_epi32(c, _mm256_madd_epi16(a, b))
+#define EP_MADD_AVXVNNI(c, a, b) _mm256_dpwssd_avx_epi32(c, a, b)
+
+__attribute__((target("avx2,fma"))) void QTileAvx2(int rows, int64_t k2, const int16_t* a,
+                                                   const int16_t* b, int32_t* acc) {
+  EP_Q_AVX2_BODY(EP_MADD_AVX2)
+}
+
+__attribute__((target("avx2,fma,avxvnni"))) void QTileAvxVnni(int rows, int64_t k2,
+                                                              const int16_t* a,
+                                                              const int16_t* b, int32_t* acc) {
+  EP_Q_AVX2_BODY(EP_MADD_AVXVNNI)
+}
+
+#define EP_Q_AVX512_BODY(MADD)                                                            \
+  constexpr int kMr = 6, kNr = 32;                                                        \
+  __m512i c00 = _mm512_setzero_si512(), c01 = c00, c10 = c00, c11 = c00, c20 = c00,       \
+          c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;    \
+  for (int64_t kp = 0; kp < k2; ++kp) {                                                   \
+    const __m512i b0 = _mm512_loadu_si512(b), b1 = _mm512_loadu_si512(b + 32);            \
+    __m512i av = _mm512_set1_epi32(Pair(a));                                              \
+    c00 = MADD(c00, av, b0);                                                              \
+    c01 = MADD(c01, av, b1);                                                              \
+    av = _mm512_set1_epi32(Pair(a + 2));                                                  \
+    c10 = MADD(c10, av, b0);                                                              \
+    c11 = MADD(c11, av, b1);                                                              \
+    av = _mm512_set1_epi32(Pair(a + 4));                                                  \
+    c20 = MADD(c20, av, b0);                                                              \
+    c21 = MADD(c21, av, b1);                                                              \
+    av = _mm512_set1_epi32(Pair(a + 6));                                                  \
+    c30 = MADD(c30, av, b0);                                                              \
+    c31 = MADD(c31, av, b1);                                                              \
+    av = _mm512_set1_epi32(Pair(a + 8));                                                  \
+    c40 = MADD(c40, av, b0);                                                              \
+    c41 = MADD(c41, av, b1);                                                              \
+    av = _mm512_set1_epi32(Pair(a + 10));                                                 \
+    c50 = MADD(c50, av, b0);                                                              \
+    c51 = MADD(c51, av, b1);                                                              \
+    a += 2 * kMr;                                                                         \
+    b += 2 * kNr;                                                                         \
+  }                                                                                       \
+  const __m512i rowsv[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51}; \
+  for (int r = 0; r < rows; ++r) {                                                        \
+    _mm512_storeu_si512(acc + r * kNr, rowsv[2 * r]);                                     \
+    _mm512_storeu_si512(acc + r * kNr + 16, rowsv[2 * r + 1]);                            \
+  }
+
+#define EP_MADD_AVX512(c, a, b) _mm512_add_epi32(c, _mm512_madd_epi16(a, b))
+#define EP_MADD_AVX512VNNI(c, a, b) _mm512_dpwssd_epi32(c, a, b)
+
+__attribute__((target("avx512f,avx512bw"))) void QTileAvx512(int rows, int64_t k2,
+                                                             const int16_t* a,
+                                                             const int16_t* b, int32_t* acc) {
+  EP_Q_AVX512_BODY(EP_MADD_AVX512)
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void QTileAvx512Vnni(
+    int rows, int64_t k2, const int16_t* a, const int16_t* b, int32_t* acc) {
+  EP_Q_AVX512_BODY(EP_MADD_AVX512VNNI)
+}
+
+#undef EP_Q_AVX2_BODY
+#undef EP_Q_AVX512_BODY
+#undef EP_MADD_AVX2
+#undef EP_MADD_AVXVNNI
+#undef EP_MADD_AVX512
+#undef EP_MADD_AVX512VNNI
+
+__attribute__((target("avx2,fma"))) void QStoreRowAvx2(const int32_t* acc, int cols,
+                                                       int64_t row, int64_t col0,
+                                                       const QOutput& o) {
+  const int full = cols & ~7;
+  if (full == 0 || o.kind == QOutput::Kind::kInt32) {
+    QStoreRow(acc, cols, row, col0, o);
+    return;
+  }
+  const bool pr = o.per_row;
+  const __m256i rbias = _mm256_set1_epi32(o.bias && pr ? o.bias[row] : 0);
+  const __m256 rscale =
+      _mm256_set1_ps(o.scale[o.per_channel_scale && pr ? row : 0]);
+  const bool col_scale = o.per_channel_scale && !pr, col_bias = o.bias && !pr;
+  if (o.kind == QOutput::Kind::kFloat) {
+    float* y = static_cast<float*>(o.data) + row * o.ld + col0;
+    const __m256 rfb = _mm256_set1_ps(o.float_bias && pr ? o.float_bias[row] : 0.f);
+    const bool col_fb = o.float_bias && !pr;
+    for (int j = 0; j < full; j += 8) {
+      __m256i a = _mm256_add_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + j)),
+                                   rbias);
+      if (col_bias)
+        a = _mm256_add_epi32(a, _mm256_loadu_si256(
+                                    reinterpret_cast<const __m256i*>(o.bias + col0 + j)));
+      __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(a),
+                               col_scale ? _mm256_loadu_ps(o.scale + col0 + j) : rscale);
+      v = _mm256_add_ps(v, col_fb ? _mm256_loadu_ps(o.float_bias + col0 + j) : rfb);
+      if (o.relu) v = _mm256_max_ps(v, _mm256_setzero_ps());
+      _mm256_storeu_ps(y + j, v);
+    }
+  } else {
+    const bool u8 = o.kind == QOutput::Kind::kUInt8;
+    const int32_t qmin = u8 ? 0 : -128, qmax = u8 ? 255 : 127;
+    const __m256 lo = _mm256_set1_ps(
+        static_cast<float>((o.relu ? std::max(qmin, o.zero_point) : qmin) - o.zero_point));
+    const __m256 hi = _mm256_set1_ps(static_cast<float>(qmax - o.zero_point));
+    const __m256i zp = _mm256_set1_epi32(o.zero_point);
+    const __m256i gather = _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0);
+    uint8_t* y = static_cast<uint8_t*>(o.data) + row * o.ld + col0;
+    for (int j = 0; j < full; j += 8) {
+      __m256i a = _mm256_add_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + j)),
+                                   rbias);
+      if (col_bias)
+        a = _mm256_add_epi32(a, _mm256_loadu_si256(
+                                    reinterpret_cast<const __m256i*>(o.bias + col0 + j)));
+      __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(a),
+                               col_scale ? _mm256_loadu_ps(o.scale + col0 + j) : rscale);
+      v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+      const __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(v), zp);
+      // In range already, so the saturating packs are plain narrowing.
+      const __m256i w = _mm256_packs_epi32(q, q);
+      const __m256i bytes = u8 ? _mm256_packus_epi16(w, w) : _mm256_packs_epi16(w, w);
+      const __m256i lanes = _mm256_permutevar8x32_epi32(bytes, gather);
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(y + j), _mm256_castsi256_si128(lanes));
+    }
+  }
+  if (full < cols) QStoreRow(acc + full, cols - full, row, col0 + full, o);
+}
+
+}  // namespace edgepress::runtime::qgemm_detail
+
+#endif  // __x86_64__

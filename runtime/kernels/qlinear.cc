@@ -1,0 +1,398 @@
+// Integer matrix products on the int8 GEMM (qgemm.h):
+//   MatMulInteger            A, B (uint8/int8), a_zero_point, b_zero_point -> int32
+//   QLinearMatMul            a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp -> y (y_zp type)
+//   com.microsoft QGemm      A, a_scale, a_zp, B, b_scale, b_zp, C (int32 bias), y_scale?,
+//                            y_zp? -> quantized y, or float when y_scale is omitted
+//   edgepress QGemm          QGemm that also takes N-D A (leading dims fold into M) and an
+//                            `activation` = "Relu" attribute (docs/ops.md); fuse-qdq emits it
+//   com.microsoft DynamicQuantizeMatMul  A float (quantized per call to uint8 with
+//                            DynamicQuantizeLinear's parameters), B int8/uint8 constant,
+//                            b_scale, b_zero_point?, bias? -> float
+// MatMul broadcasting follows numpy (N-D batches, 1-D operands promoted). A constant 2-D B
+// is packed once in create() with its zero point subtracted; A is packed per call.
+// Scales: y = acc * (a_scale * b_scale[n] / y_scale) computed in float32 as onnxruntime
+// does, so requantized outputs agree with it bit for bit.
+#include <algorithm>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ir/error.h"
+#include "runtime/kernel.h"
+#include "runtime/kernels/all_kernels.h"
+#include "runtime/kernels/gemm_op_util.h"
+#include "runtime/kernels/qgemm.h"
+#include "runtime/kernels/quantize_util.h"
+#include "runtime/thread_pool.h"
+
+namespace edgepress::runtime {
+
+namespace {
+
+using gemm_util::DimsToString;
+
+const ir::Tensor* Opt(KernelContext& ctx, size_t i) {
+  const ir::Tensor* t = ctx.input(i);
+  return t && !t->empty() ? t : nullptr;
+}
+
+const ir::Tensor& QInput(KernelContext& ctx, size_t i, const char* what) {
+  const ir::Tensor* t = Opt(ctx, i);
+  if (!t)
+    ThrowInvalid(ctx.node().describe() + ": missing input " + std::to_string(i) + " (" + what +
+                 ")");
+  if (t->dtype() != ir::DType::kUInt8 && t->dtype() != ir::DType::kInt8)
+    ThrowUnsupported(ctx.node().describe() + ": input " + std::to_string(i) + " (" + what +
+                     ") has dtype " + ir::DTypeName(t->dtype()) + ", expected uint8 or int8");
+  return *t;
+}
+
+// Zero points of an operand: one value, or `per` values (per row of A / column of B).
+std::vector<int32_t> ReadZp(const ir::Node& node, const ir::Tensor* zp, int64_t per,
+                            ir::DType want, const char* what) {
+  if (!zp) return {0};
+  if (zp->dtype() != want)
+    ThrowInvalid(node.describe() + ": " + what + " has dtype " + ir::DTypeName(zp->dtype()) +
+                 ", expected " + ir::DTypeName(want));
+  if (zp->numel() != 1 && static_cast<int64_t>(zp->numel()) != per)
+    ThrowInvalid(node.describe() + ": " + what + " has " + std::to_string(zp->numel()) +
+                 " values, expected 1 or " + std::to_string(per));
+  return qutil::ZeroPoints(node, zp, zp->numel());
+}
+
+std::vector<float> ReadScale(const ir::Node& node, const ir::Tensor* s, int64_t per,
+                             const char* what) {
+  if (!s) ThrowInvalid(node.describe() + ": missing " + std::string(what));
+  if (s->numel() != 1 && static_cast<int64_t>(s->numel()) != per)
+    ThrowInvalid(node.describe() + ": " + what + " has " + std::to_string(s->numel()) +
+                 " values, expected 1 or " + std::to_string(per));
+  return qutil::Scales(node, *s);
+}
+
+QOutput::Kind KindOf(ir::DType t) {
+  return t == ir::DType::kInt8 ? QOutput::Kind::kInt8 : QOutput::Kind::kUInt8;
+}
+
+// Numpy broadcasting of two batch shapes.
+std::vector<int64_t> BroadcastBatch(const ir::Node& node, const std::vector<int64_t>& a,
+                                    const std::vector<int64_t>& b) {
+  const size_t r = std::max(a.size(), b.size());
+  std::vector<int64_t> out(r);
+  for (size_t i = 0; i < r; ++i) {
+    const int64_t da = i < r - a.size() ? 1 : a[i - (r - a.size())];
+    const int64_t db = i < r - b.size() ? 1 : b[i - (r - b.size())];
+    if (da != db && da != 1 && db != 1)
+      ThrowInvalid(node.describe() + ": batch dimensions " + DimsToString(a) + " and " +
+                   DimsToString(b) + " do not broadcast");
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+// For each index of the broadcast batch `out`, the flat batch index into `in`.
+std::vector<int64_t> BatchIndices(const std::vector<int64_t>& in, const std::vector<int64_t>& out) {
+  int64_t total = 1;
+  for (int64_t d : out) total *= d;
+  const size_t r = out.size(), off = r - in.size();
+  std::vector<int64_t> stride(r, 0);
+  int64_t s = 1;
+  for (size_t i = r; i-- > off;) {
+    stride[i] = in[i - off] == 1 ? 0 : s;
+    s *= in[i - off];
+  }
+  std::vector<int64_t> idx(static_cast<size_t>(total));
+  std::vector<int64_t> pos(r, 0);
+  for (int64_t t = 0; t < total; ++t) {
+    int64_t flat = 0;
+    for (size_t i = 0; i < r; ++i) flat += pos[i] * stride[i];
+    idx[static_cast<size_t>(t)] = flat;
+    for (size_t i = r; i-- > 0;) {
+      if (++pos[i] < out[i]) break;
+      pos[i] = 0;
+    }
+  }
+  return idx;
+}
+
+// One product C[m, n] = A[m, k] B[k, n] with A packed here (threads split the panels).
+void RunProduct(Isa isa, int64_t m, int64_t n, int64_t k, const QSource& a, const QOperand& b,
+                const QOutput& out, ThreadPool& pool) {
+  thread_local std::vector<int16_t> a_buf;
+  const int64_t need = QPackedASize(isa, m, k);
+  if (a_buf.size() < static_cast<size_t>(need)) a_buf.resize(static_cast<size_t>(need));
+  int16_t* dst = a_buf.data();
+  const int64_t panels = (m + QGemmMr(isa) - 1) / QGemmMr(isa);
+  if (pool.num_threads() > 1 && m * k > 16384)
+    pool.ParallelFor(panels, 8, [&](int64_t lo, int64_t hi) {
+      QPackAPanels(isa, m, k, a, lo, hi, dst);
+    });
+  else
+    QPackAPanels(isa, m, k, a, 0, panels, dst);
+  QOperand oa{dst, isa, m, k};
+  QGemm(isa, m, n, k, oa, b, out, &pool);
+}
+
+// How the kernel reads its inputs; the ops differ only in the input slots and epilogue.
+enum class Mode { kMatMulInteger, kQLinearMatMul, kQGemm, kDynamic };
+
+template <Isa kIsa, Mode kMode>
+class QMatMulKernel : public Kernel {
+ public:
+  explicit QMatMulKernel(const KernelInit& init) {
+    const ir::Node& node = init.node;
+    if (kMode == Mode::kQGemm) {
+      trans_b_ = node.attr_int("transB", 0) != 0;
+      if (node.attr_int("transA", 0) != 0)
+        ThrowUnsupported(node.describe() + ": transA=1 is not supported");
+      if (node.attr_float("alpha", 1.f) != 1.f)
+        ThrowUnsupported(node.describe() + ": alpha != 1 is not supported");
+      const std::string act = node.attr_string("activation", "");
+      if (!act.empty() && act != "Relu")
+        ThrowUnsupported(node.describe() + ": activation '" + act + "' is not supported (Relu is)");
+      relu_ = act == "Relu";
+    }
+    // Prepack a constant 2-D B with a constant zero point.
+    const size_t bi = BIndex(), bzi = BZpIndex();
+    auto cst = [&](size_t i) -> const ir::Tensor* {
+      return i < init.constant_inputs.size() ? init.constant_inputs[i] : nullptr;
+    };
+    const ir::Tensor* b = cst(bi);
+    if (!b || b->rank() != 2 || b->numel() == 0 ||
+        (b->dtype() != ir::DType::kUInt8 && b->dtype() != ir::DType::kInt8))
+      return;
+    const bool has_zp = bzi < node.num_inputs() && node.input(bzi) != nullptr;
+    const ir::Tensor* bz = cst(bzi);
+    if (has_zp && !bz) return;
+    const int64_t k = trans_b_ ? b->shape()[1] : b->shape()[0];
+    const int64_t n = trans_b_ ? b->shape()[0] : b->shape()[1];
+    if (bz && (bz->dtype() != b->dtype() ||
+               (bz->numel() != 1 && static_cast<int64_t>(bz->numel()) != n)))
+      return;  // Run() reports it
+    b_zp_ = bz ? qutil::ZeroPoints(node, bz, bz->numel()) : std::vector<int32_t>{0};
+    QSource src{b->data<void>(), b->dtype(), b->shape()[1], trans_b_, b_zp_.data(),
+                b_zp_.size() > 1};
+    packed_ = std::make_unique<QPacked>(QPackB(kIsa, k, n, src));
+    packed_shape_ = b->shape();
+    packed_dtype_ = b->dtype();
+  }
+
+  static size_t BIndex() { return kMode == Mode::kMatMulInteger || kMode == Mode::kDynamic ? 1 : 3; }
+  static size_t BZpIndex() {
+    switch (kMode) {
+      case Mode::kMatMulInteger: return 3;
+      case Mode::kDynamic: return 3;
+      default: return 5;
+    }
+  }
+
+  void Run(KernelContext& ctx) override {
+    const ir::Node& node = ctx.node();
+    // ---- read the operands --------------------------------------------------------------
+    const ir::Tensor* af = nullptr;
+    const ir::Tensor* aq = nullptr;
+    if (kMode == Mode::kDynamic) {
+      af = Opt(ctx, 0);
+      if (!af || af->dtype() != ir::DType::kFloat32)
+        ThrowInvalid(node.describe() + ": input A must be float32");
+    } else {
+      aq = &QInput(ctx, 0, "A");
+    }
+    const ir::Tensor& a_shape_src = af ? *af : *aq;
+    const ir::Tensor& b = QInput(ctx, BIndex(), "B");
+    if (a_shape_src.rank() == 0 || b.rank() == 0)
+      ThrowInvalid(node.describe() + ": operands must have rank >= 1, got " +
+                   DimsToString(a_shape_src.shape()) + " and " + DimsToString(b.shape()));
+    std::vector<int64_t> as = a_shape_src.shape(), bs = b.shape();
+    if (kMode == Mode::kQGemm || kMode == Mode::kDynamic) {
+      if (b.rank() != 2)
+        ThrowUnsupported(node.describe() + ": B must be 2-D, got " + DimsToString(bs));
+      if (trans_b_) std::swap(bs[0], bs[1]);
+    }
+    const bool a1 = as.size() == 1, b1 = bs.size() == 1;
+    if (a1) as.insert(as.begin(), 1);
+    if (b1) bs.push_back(1);
+    const int64_t m = as[as.size() - 2], k = as.back(), kb = bs[bs.size() - 2], n = bs.back();
+    if (k != kb)
+      ThrowInvalid(node.describe() + ": inner dimensions differ: A is " +
+                   DimsToString(a_shape_src.shape()) + ", B is " + DimsToString(b.shape()));
+    const std::vector<int64_t> a_batch(as.begin(), as.end() - 2), b_batch(bs.begin(), bs.end() - 2);
+    const std::vector<int64_t> batch = BroadcastBatch(node, a_batch, b_batch);
+    std::vector<int64_t> out_shape = batch;
+    if (!a1) out_shape.push_back(m);
+    if (!b1) out_shape.push_back(n);
+
+    // ---- zero points, scales, epilogue ----------------------------------------------------
+    const size_t azi = kMode == Mode::kMatMulInteger ? 2 : 2;
+    std::vector<int32_t> a_zp = {0};
+    std::vector<float> multiplier;
+    std::vector<float> dyn_storage;
+    QOutput out;
+    out.per_row = false;
+    ir::DType out_dtype = ir::DType::kInt32;
+    const ir::Tensor* bias = nullptr;
+    const std::vector<int32_t> b_zp =
+        ReadZp(node, Opt(ctx, BZpIndex()), n, b.dtype(), "b_zero_point");
+    if (kMode != Mode::kDynamic) {
+      // MatMulInteger's a_zero_point may be per row of a 2-D A.
+      a_zp = ReadZp(node, Opt(ctx, azi), kMode == Mode::kMatMulInteger && as.size() == 2 ? m : 1,
+                    aq->dtype(), "a_zero_point");
+    }
+    float a_scale = 1.f;
+    std::vector<uint8_t>* a_q = nullptr;
+    thread_local std::vector<uint8_t> a_q_buf;
+    if (kMode == Mode::kDynamic) {
+      const qutil::U8Params p = qutil::DynamicU8Params(af->data<float>(),
+                                                       static_cast<int64_t>(af->numel()));
+      a_scale = p.scale;
+      a_zp = {p.zero_point};
+      a_q_buf.resize(af->numel());
+      const float* x = af->data<float>();
+      for (size_t i = 0; i < af->numel(); ++i)
+        a_q_buf[i] = qutil::Saturate<uint8_t>(x[i] / p.scale, p.zero_point);
+      a_q = &a_q_buf;
+    } else if (kMode != Mode::kMatMulInteger) {
+      a_scale = ReadScale(node, Opt(ctx, 1), 1, "a_scale")[0];
+    }
+    if (kMode == Mode::kMatMulInteger) {
+      out.kind = QOutput::Kind::kInt32;
+    } else {
+      const size_t bsi = kMode == Mode::kDynamic ? 2 : 4;
+      const std::vector<float> b_scale = ReadScale(node, Opt(ctx, bsi), n, "b_scale");
+      const ir::Tensor* y_scale = nullptr;
+      const ir::Tensor* y_zp = nullptr;
+      if (kMode == Mode::kQLinearMatMul) {
+        y_scale = Opt(ctx, 6);
+        y_zp = Opt(ctx, 7);
+        if (!y_scale) ThrowInvalid(node.describe() + ": missing y_scale");
+      } else if (kMode == Mode::kQGemm) {
+        y_scale = Opt(ctx, 7);
+        y_zp = Opt(ctx, 8);
+        bias = Opt(ctx, 6);
+      } else {
+        bias = Opt(ctx, 4);
+      }
+      const float ys = y_scale ? ReadScale(node, y_scale, 1, "y_scale")[0] : 1.f;
+      multiplier.resize(b_scale.size());
+      for (size_t i = 0; i < b_scale.size(); ++i)
+        multiplier[i] = y_scale ? a_scale * b_scale[i] / ys : a_scale * b_scale[i];
+      out.scale = multiplier.data();
+      out.per_channel_scale = multiplier.size() > 1;
+      out.relu = relu_;
+      if (y_scale) {
+        out_dtype = y_zp ? y_zp->dtype() : ir::DType::kUInt8;
+        if (out_dtype != ir::DType::kUInt8 && out_dtype != ir::DType::kInt8)
+          ThrowUnsupported(node.describe() + ": y_zero_point dtype " + ir::DTypeName(out_dtype) +
+                           " is not supported");
+        if (y_zp && y_zp->numel() != 1)
+          ThrowUnsupported(node.describe() + ": y_zero_point must be per-tensor");
+        out.kind = KindOf(out_dtype);
+        out.zero_point = qutil::ZeroPoints(node, y_zp, 1)[0];
+      } else {
+        out_dtype = ir::DType::kFloat32;
+        out.kind = QOutput::Kind::kFloat;
+      }
+      if (bias) {
+        const bool want_int = kMode == Mode::kQGemm;
+        if (bias->dtype() != (want_int ? ir::DType::kInt32 : ir::DType::kFloat32))
+          ThrowInvalid(node.describe() + ": bias has dtype " + ir::DTypeName(bias->dtype()) +
+                       ", expected " + (want_int ? "int32" : "float32"));
+        if (static_cast<int64_t>(bias->numel()) != n || (bias->rank() == 2 && bias->shape()[0] != 1))
+          ThrowUnsupported(node.describe() + ": bias of shape " + DimsToString(bias->shape()) +
+                           " is not a per-column vector of " + std::to_string(n));
+        if (want_int)
+          out.bias = bias->data<int32_t>();
+        else
+          out.float_bias = bias->data<float>();
+      }
+    }
+    ir::Tensor& y = ctx.AllocateOutput(0, out_dtype, out_shape);
+    if (y.numel() == 0) return;
+    const int64_t out_elem = out_dtype == ir::DType::kFloat32 || out_dtype == ir::DType::kInt32 ? 4 : 1;
+    out.ld = n;
+
+    const void* a_data = a_q ? static_cast<const void*>(a_q->data()) : aq->raw();
+    const ir::DType a_dtype = a_q ? ir::DType::kUInt8 : aq->dtype();
+    const bool use_packed = packed_ && b.shape() == packed_shape_ && b.dtype() == packed_dtype_ &&
+                            b_zp == b_zp_ && bs.size() == 2;
+    const std::vector<int64_t> ai = BatchIndices(a_batch, batch), bi = BatchIndices(b_batch, batch);
+    const int64_t nb = static_cast<int64_t>(ai.size());
+    bool b_shared = true, a_identity = true;
+    for (int64_t t = 0; t < nb; ++t) {
+      b_shared = b_shared && bi[static_cast<size_t>(t)] == bi[0];
+      a_identity = a_identity && ai[static_cast<size_t>(t)] == t;
+    }
+    // a zero point per row only applies to a 2-D A (nb == 1)
+    const bool a_zp_rows = a_zp.size() > 1;
+    if (a_zp_rows && nb != 1)
+      ThrowInvalid(node.describe() + ": a per-row a_zero_point needs a 2-D A");
+    QPacked local_b;
+    auto b_operand = [&](int64_t b_index) -> QOperand {
+      if (use_packed) return QOperand::Of(*packed_);
+      const int64_t ldb = trans_b_ ? k : n;
+      QSource src{static_cast<const uint8_t*>(b.raw()) + b_index * k * n, b.dtype(), ldb, trans_b_,
+                  b_zp.data(), b_zp.size() > 1};
+      local_b = QPackB(kIsa, k, n, src);
+      return QOperand::Of(local_b);
+    };
+    const int64_t a_elem_stride = m * k;
+    auto run = [&](int64_t rows, int64_t a_index, int64_t b_index, int64_t y_index) {
+      QSource a_src{static_cast<const uint8_t*>(a_data) + a_index * a_elem_stride, a_dtype, k,
+                    false, a_zp.data(), a_zp_rows};
+      QOutput o = out;
+      o.data = static_cast<uint8_t*>(y.mutable_raw()) + y_index * m * n * out_elem;
+      RunProduct(kIsa, rows, n, k, a_src, b_operand(b_index), o, ctx.pool());
+    };
+    if (b_shared && a_identity) {
+      run(nb * m, 0, bi[0], 0);
+      return;
+    }
+    for (int64_t t = 0; t < nb; ++t) run(m, ai[static_cast<size_t>(t)], bi[static_cast<size_t>(t)], t);
+  }
+
+ private:
+  bool trans_b_ = false;
+  bool relu_ = false;
+  std::unique_ptr<QPacked> packed_;
+  std::vector<int64_t> packed_shape_;
+  ir::DType packed_dtype_ = ir::DType::kUndefined;
+  std::vector<int32_t> b_zp_;
+};
+
+template <Isa kIsa, Mode kMode>
+std::unique_ptr<Kernel> Create(const KernelInit& init) {
+  return std::make_unique<QMatMulKernel<kIsa, kMode>>(init);
+}
+
+template <Isa kIsa>
+void AddAll(KernelRegistry& r, const char* suffix) {
+  using ir::DType;
+  static std::deque<std::string> names;  // KernelDef keeps const char*: stable addresses
+  auto name = [&](const std::string& s) {
+    names.push_back(s + suffix);
+    return names.back().c_str();
+  };
+  r.Add({"MatMulInteger", "", DType::kUndefined, kIsa, name("q8_matmulinteger__"),
+         Create<kIsa, Mode::kMatMulInteger>});
+  r.Add({"QLinearMatMul", "", DType::kUndefined, kIsa, name("q8_qlinearmatmul__"),
+         Create<kIsa, Mode::kQLinearMatMul>});
+  r.Add({"QGemm", "com.microsoft", DType::kUndefined, kIsa, name("q8_ms_qgemm__"),
+         Create<kIsa, Mode::kQGemm>});
+  r.Add({"QGemm", "edgepress", DType::kUndefined, kIsa, name("q8_qgemm__"),
+         Create<kIsa, Mode::kQGemm>});
+  r.Add({"DynamicQuantizeMatMul", "com.microsoft", DType::kFloat32, kIsa,
+         name("f32_ms_dynamicquantizematmul__"), Create<kIsa, Mode::kDynamic>});
+}
+
+}  // namespace
+
+void RegisterQLinearKernels(KernelRegistry& r) {
+  AddAll<Isa::kScalar>(r, "ref");
+#if defined(__x86_64__)
+  AddAll<Isa::kAvx2>(r, "avx2_6x16");
+  AddAll<Isa::kAvx512>(r, "avx512_6x32");
+  AddAll<Isa::kAvx512Vnni>(r, "avx512vnni_6x32");
+#endif
+}
+
+}  // namespace edgepress::runtime

@@ -1,0 +1,288 @@
+// QuantizeLinear, DequantizeLinear (opset 10/13 semantics: per-tensor, or per-axis with
+// `axis`) and DynamicQuantizeLinear.
+//
+//   QuantizeLinear:   y = saturate(round_half_even(x / scale) + zero_point)
+//   DequantizeLinear: y = (x - zero_point) * scale   (x uint8/int8/int32; int32 is the
+//                     bias form, whose zero point must be 0)
+//   DynamicQuantizeLinear: uint8 with scale = (max(0, max x) - min(0, min x)) / 255 and
+//                     zero_point = round(clamp(-min / scale, 0, 255)).
+// Division (not multiplication by 1/scale) and round-half-to-even are what the ONNX
+// reference and onnxruntime's MLAS do, so results agree bit for bit. The output type of
+// QuantizeLinear is the zero point's type (uint8 when it is omitted; opset 21
+// `output_dtype` is honoured too). Entries: *_quantizelinear__ref etc.; these run once per
+// model input in a fused QDQ graph, so only the scalar reference exists.
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "ir/error.h"
+#include "runtime/kernel.h"
+#include "runtime/kernels/all_kernels.h"
+#include "runtime/kernels/quantize_util.h"
+#include "runtime/thread_pool.h"
+
+namespace edgepress::runtime {
+
+namespace {
+
+using qutil::QuantAxis;
+
+template <typename T>
+void QuantizeSpan(const float* x, int64_t n, float scale, int32_t zp, T* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = qutil::Saturate<T>(x[i] / scale, zp);
+}
+
+template <typename T>
+void DequantizeSpan(const T* x, int64_t n, float scale, int32_t zp, float* y) {
+  for (int64_t i = 0; i < n; ++i)
+    y[i] = static_cast<float>(static_cast<int32_t>(x[i]) - zp) * scale;
+}
+
+// x as float32 (float16 inputs are widened first).
+std::vector<float> FloatData(const ir::Tensor& t, const float** out) {
+  std::vector<float> tmp;
+  if (t.dtype() == ir::DType::kFloat32) {
+    *out = t.data<float>();
+    return tmp;
+  }
+  tmp.resize(t.numel());
+  const uint16_t* h = t.data<uint16_t>();
+  for (uint64_t i = 0; i < t.numel(); ++i) tmp[i] = ir::HalfToFloat(h[i]);
+  *out = tmp.data();
+  return tmp;
+}
+
+class QuantizeLinearKernel : public Kernel {
+ public:
+  explicit QuantizeLinearKernel(const KernelInit& init)
+      : axis_(init.node.attr_int("axis", 1)),
+        output_dtype_(init.node.attr_int("output_dtype", 0)) {
+    if (init.node.attr_int("block_size", 0) != 0)
+      ThrowUnsupported(init.node.describe() + ": blocked quantization (block_size) is not supported");
+  }
+
+  void Run(KernelContext& ctx) override {
+    const ir::Node& node = ctx.node();
+    const ir::Tensor* x = ctx.input(0);
+    const ir::Tensor* scale = ctx.input(1);
+    const ir::Tensor* zp = ctx.input(2);
+    if (zp && zp->empty()) zp = nullptr;
+    if (!x || x->empty() || !scale || scale->empty())
+      ThrowInvalid(node.describe() + ": needs inputs x and y_scale");
+    if (x->dtype() != ir::DType::kFloat32 && x->dtype() != ir::DType::kFloat16)
+      ThrowUnsupported(node.describe() + ": input x has dtype " + ir::DTypeName(x->dtype()) +
+                       ", expected float32 or float16");
+    ir::DType out = zp ? zp->dtype() : ir::DType::kUInt8;
+    if (!zp && output_dtype_ != 0) out = ir::DTypeFromOnnx(output_dtype_);
+    if (out != ir::DType::kUInt8 && out != ir::DType::kInt8 && out != ir::DType::kUInt16 &&
+        out != ir::DType::kInt16)
+      ThrowUnsupported(node.describe() + ": output dtype " + ir::DTypeName(out) +
+                       " is not supported (uint8, int8, uint16, int16 are)");
+    const QuantAxis qa = QuantAxis::Make(node, *x, *scale, zp, axis_);
+    const std::vector<float> sc = qutil::Scales(node, *scale);
+    const std::vector<int32_t> zps = qutil::ZeroPoints(node, zp, sc.size());
+    const float* xd = nullptr;
+    const std::vector<float> tmp = FloatData(*x, &xd);
+    ir::Tensor& y = ctx.AllocateOutput(0, out, x->shape());
+    for (int64_t o = 0; o < qa.outer; ++o) {
+      for (int64_t c = 0; c < qa.channels; ++c) {
+        const int64_t off = (o * qa.channels + c) * qa.inner;
+        const float s = sc[static_cast<size_t>(c)];
+        const int32_t z = zps[static_cast<size_t>(c)];
+        switch (out) {
+          case ir::DType::kUInt8:
+            QuantizeSpan(xd + off, qa.inner, s, z, y.mutable_data<uint8_t>() + off);
+            break;
+          case ir::DType::kInt8:
+            QuantizeSpan(xd + off, qa.inner, s, z, y.mutable_data<int8_t>() + off);
+            break;
+          case ir::DType::kUInt16:
+            QuantizeSpan(xd + off, qa.inner, s, z, y.mutable_data<uint16_t>() + off);
+            break;
+          default:
+            QuantizeSpan(xd + off, qa.inner, s, z, y.mutable_data<int16_t>() + off);
+            break;
+        }
+      }
+    }
+  }
+
+ private:
+  int64_t axis_;
+  int64_t output_dtype_;
+};
+
+class DequantizeLinearKernel : public Kernel {
+ public:
+  explicit DequantizeLinearKernel(const KernelInit& init) : axis_(init.node.attr_int("axis", 1)) {
+    if (init.node.attr_int("block_size", 0) != 0)
+      ThrowUnsupported(init.node.describe() + ": blocked quantization (block_size) is not supported");
+  }
+
+  void Run(KernelContext& ctx) override {
+    const ir::Node& node = ctx.node();
+    const ir::Tensor* x = ctx.input(0);
+    const ir::Tensor* scale = ctx.input(1);
+    const ir::Tensor* zp = ctx.input(2);
+    if (zp && zp->empty()) zp = nullptr;
+    if (!x || x->empty() || !scale || scale->empty())
+      ThrowInvalid(node.describe() + ": needs inputs x and x_scale");
+    if (zp && zp->dtype() != x->dtype())
+      ThrowInvalid(node.describe() + ": x_zero_point has dtype " + ir::DTypeName(zp->dtype()) +
+                   " but x has " + ir::DTypeName(x->dtype()));
+    const QuantAxis qa = QuantAxis::Make(node, *x, *scale, zp, axis_);
+    const std::vector<float> sc = qutil::Scales(node, *scale);
+    const std::vector<int32_t> zps = qutil::ZeroPoints(node, zp, sc.size());
+    if (x->dtype() == ir::DType::kInt32)
+      for (int32_t z : zps)
+        if (z != 0) ThrowInvalid(node.describe() + ": an int32 input needs zero point 0");
+    ir::Tensor& y = ctx.AllocateOutput(0, ir::DType::kFloat32, x->shape());
+    float* yd = y.mutable_data<float>();
+    for (int64_t o = 0; o < qa.outer; ++o) {
+      for (int64_t c = 0; c < qa.channels; ++c) {
+        const int64_t off = (o * qa.channels + c) * qa.inner;
+        const float s = sc[static_cast<size_t>(c)];
+        const int32_t z = zps[static_cast<size_t>(c)];
+        switch (x->dtype()) {
+          case ir::DType::kUInt8: DequantizeSpan(x->data<uint8_t>() + off, qa.inner, s, z, yd + off); break;
+          case ir::DType::kInt8: DequantizeSpan(x->data<int8_t>() + off, qa.inner, s, z, yd + off); break;
+          case ir::DType::kUInt16: DequantizeSpan(x->data<uint16_t>() + off, qa.inner, s, z, yd + off); break;
+          case ir::DType::kInt16: DequantizeSpan(x->data<int16_t>() + off, qa.inner, s, z, yd + off); break;
+          case ir::DType::kInt32: DequantizeSpan(x->data<int32_t>() + off, qa.inner, s, z, yd + off); break;
+          default:
+            ThrowUnsupported(node.describe() + ": input x has dtype " +
+                             ir::DTypeName(x->dtype()) +
+                             ", expected uint8, int8, uint16, int16 or int32");
+        }
+      }
+    }
+  }
+
+ private:
+  int64_t axis_;
+};
+
+class DynamicQuantizeLinearKernel : public Kernel {
+ public:
+  explicit DynamicQuantizeLinearKernel(const KernelInit&) {}
+
+  void Run(KernelContext& ctx) override {
+    const ir::Node& node = ctx.node();
+    const ir::Tensor* x = ctx.input(0);
+    if (!x || x->empty() || x->dtype() != ir::DType::kFloat32)
+      ThrowInvalid(node.describe() + ": needs a float32 input x");
+    const float* xd = x->data<float>();
+    const int64_t n = static_cast<int64_t>(x->numel());
+    const qutil::U8Params p = qutil::DynamicU8Params(xd, n);
+    ir::Tensor& y = ctx.AllocateOutput(0, ir::DType::kUInt8, x->shape());
+    QuantizeSpan(xd, n, p.scale, p.zero_point, y.mutable_data<uint8_t>());
+    if (ctx.output_requested(1))
+      *ctx.AllocateOutput(1, ir::DType::kFloat32, {}).mutable_data<float>() = p.scale;
+    if (ctx.output_requested(2))
+      *ctx.AllocateOutput(2, ir::DType::kUInt8, {}).mutable_data<uint8_t>() =
+          static_cast<uint8_t>(p.zero_point);
+  }
+};
+
+template <class K>
+std::unique_ptr<Kernel> Create(const KernelInit& init) {
+  return std::make_unique<K>(init);
+}
+
+}  // namespace
+
+namespace qutil {
+
+QuantAxis QuantAxis::Make(const ir::Node& node, const ir::Tensor& x, const ir::Tensor& scale,
+                          const ir::Tensor* zp, int64_t axis) {
+  QuantAxis q;
+  q.inner = static_cast<int64_t>(x.numel());
+  // One value (a scalar or a 1-element 1-D tensor) is per-tensor; either reading of a
+  // 1-element scale on a size-1 axis gives the same result.
+  if (scale.numel() != 1 || scale.rank() > 1) {
+    if (scale.rank() != 1)
+      ThrowInvalid(node.describe() + ": scale of rank " + std::to_string(scale.rank()) +
+                   " is neither a scalar nor 1-D (blocked quantization is not supported)");
+    if (axis < -x.rank() || axis >= x.rank())
+      ThrowInvalid(node.describe() + ": axis " + std::to_string(axis) +
+                   " is out of range for rank " + std::to_string(x.rank()));
+    const int64_t ax = axis < 0 ? axis + x.rank() : axis;
+    const int64_t dim = x.shape()[static_cast<size_t>(ax)];
+    if (static_cast<int64_t>(scale.numel()) != dim)
+      ThrowInvalid(node.describe() + ": per-axis scale has " + std::to_string(scale.numel()) +
+                   " values but axis " + std::to_string(axis) + " has size " +
+                   std::to_string(dim));
+    q.outer = 1;
+    for (int64_t i = 0; i < ax; ++i) q.outer *= x.shape()[static_cast<size_t>(i)];
+    q.channels = dim;
+    q.inner = 1;
+    for (int64_t i = ax + 1; i < x.rank(); ++i) q.inner *= x.shape()[static_cast<size_t>(i)];
+  }
+  if (zp && zp->numel() != scale.numel())
+    ThrowInvalid(node.describe() + ": zero point has " + std::to_string(zp->numel()) +
+                 " values but scale has " + std::to_string(scale.numel()));
+  return q;
+}
+
+std::vector<float> Scales(const ir::Node& node, const ir::Tensor& scale) {
+  std::vector<float> s(scale.numel());
+  if (scale.dtype() == ir::DType::kFloat32) {
+    std::copy(scale.data<float>(), scale.data<float>() + s.size(), s.begin());
+  } else if (scale.dtype() == ir::DType::kFloat16) {
+    for (size_t i = 0; i < s.size(); ++i) s[i] = ir::HalfToFloat(scale.data<uint16_t>()[i]);
+  } else {
+    ThrowUnsupported(node.describe() + ": scale has dtype " + ir::DTypeName(scale.dtype()) +
+                     ", expected float32");
+  }
+  return s;
+}
+
+std::vector<int32_t> ZeroPoints(const ir::Node& node, const ir::Tensor* zp, size_t count) {
+  std::vector<int32_t> z(count, 0);
+  if (!zp) return z;
+  if (zp->numel() != count)
+    ThrowInvalid(node.describe() + ": zero point has " + std::to_string(zp->numel()) +
+                 " values, expected " + std::to_string(count));
+  for (size_t i = 0; i < count; ++i) {
+    switch (zp->dtype()) {
+      case ir::DType::kUInt8: z[i] = zp->data<uint8_t>()[i]; break;
+      case ir::DType::kInt8: z[i] = zp->data<int8_t>()[i]; break;
+      case ir::DType::kUInt16: z[i] = zp->data<uint16_t>()[i]; break;
+      case ir::DType::kInt16: z[i] = zp->data<int16_t>()[i]; break;
+      case ir::DType::kInt32: z[i] = zp->data<int32_t>()[i]; break;
+      default:
+        ThrowUnsupported(node.describe() + ": zero point has dtype " +
+                         ir::DTypeName(zp->dtype()));
+    }
+  }
+  return z;
+}
+
+U8Params DynamicU8Params(const float* x, int64_t n) {
+  float mn = 0.f, mx = 0.f;
+  for (int64_t i = 0; i < n; ++i) {
+    mn = std::min(mn, x[i]);
+    mx = std::max(mx, x[i]);
+  }
+  U8Params p;
+  // As onnxruntime's GetQuantizationParameter: an all-zero input gets scale 1.
+  p.scale = mx == mn ? 1.f : (mx - mn) / 255.f;
+  const float zp = std::min(255.f, std::max(0.f, 0.f - mn / p.scale));
+  p.zero_point = static_cast<int32_t>(std::nearbyint(zp));
+  return p;
+}
+
+}  // namespace qutil
+
+void RegisterQuantizeKernels(KernelRegistry& r) {
+  using ir::DType;
+  r.Add({"QuantizeLinear", "", DType::kUndefined, Isa::kScalar, "any_quantizelinear__ref",
+         Create<QuantizeLinearKernel>});
+  r.Add({"DequantizeLinear", "", DType::kUndefined, Isa::kScalar, "any_dequantizelinear__ref",
+         Create<DequantizeLinearKernel>});
+  r.Add({"DynamicQuantizeLinear", "", DType::kFloat32, Isa::kScalar,
+         "f32_dynamicquantizelinear__ref", Create<DynamicQuantizeLinearKernel>});
+}
+
+}  // namespace edgepress::runtime

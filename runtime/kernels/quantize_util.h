@@ -1,0 +1,49 @@
+// Helpers shared by the quantization kernels (quantize.cc, qlinear.cc): reading scales and
+// zero points with ONNX's per-tensor / per-axis rules, and the uint8 parameters that
+// DynamicQuantizeLinear and DynamicQuantizeMatMul derive from a tensor's range.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "ir/graph.h"
+#include "ir/tensor.h"
+
+namespace edgepress::runtime::qutil {
+
+// x viewed as [outer, channels, inner] around the quantization axis (channels = 1 for
+// per-tensor parameters).
+struct QuantAxis {
+  int64_t outer = 1, channels = 1, inner = 1;
+  // Validates the scale/zero-point shapes against x; throws naming the node.
+  static QuantAxis Make(const ir::Node& node, const ir::Tensor& x, const ir::Tensor& scale,
+                        const ir::Tensor* zp, int64_t axis);
+};
+
+// Scale values as float (float32 or float16 tensors).
+std::vector<float> Scales(const ir::Node& node, const ir::Tensor& scale);
+// Zero points widened to int32; all zero when `zp` is nullptr. Checks the count.
+std::vector<int32_t> ZeroPoints(const ir::Node& node, const ir::Tensor* zp, size_t count);
+
+struct U8Params {
+  float scale = 1.f;
+  int32_t zero_point = 0;
+};
+// The range [min(0, min x), max(0, max x)] mapped onto [0, 255], as ONNX
+// DynamicQuantizeLinear and onnxruntime's DynamicQuantizeMatMul define it.
+U8Params DynamicU8Params(const float* x, int64_t n);
+
+// saturate(round_half_even(v) + zp) into T's range; v is already divided by the scale.
+template <typename T>
+inline T Saturate(float v, int32_t zp) {
+  constexpr float lo = static_cast<float>(std::numeric_limits<T>::min());
+  constexpr float hi = static_cast<float>(std::numeric_limits<T>::max());
+  float r = std::nearbyint(v) + static_cast<float>(zp);
+  r = std::min(std::max(r, lo), hi);
+  return static_cast<T>(r == r ? r : static_cast<float>(zp));
+}
+
+}  // namespace edgepress::runtime::qutil
