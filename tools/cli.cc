@@ -33,6 +33,7 @@ int Main(int argc, char** argv) {
   AddPassesCommand(app, action);
   AddApplyCommand(app, action);
   AddCompressCommand(app, action);
+  AddRecipesCommand(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

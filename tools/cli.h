@@ -19,6 +19,7 @@ void AddBenchCommand(CLI::App& app, Action& action);
 void AddPassesCommand(CLI::App& app, Action& action);
 void AddApplyCommand(CLI::App& app, Action& action);
 void AddCompressCommand(CLI::App& app, Action& action);
+void AddRecipesCommand(CLI::App& app, Action& action);
 
 // Runs the CLI; never throws.
 int Main(int argc, char** argv);

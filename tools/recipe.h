@@ -100,6 +100,16 @@ Recipe LoadRecipe(const std::string& name_or_path);
 // Shipped recipes: (name, path), sorted by name.
 std::vector<std::pair<std::string, std::string>> ShippedRecipes();
 // The fully resolved recipe (after extends) as YAML, for `recipes show` and provenance.
+// Loading it again gives the same recipe (only path and extends_chain differ).
 std::string RecipeToYaml(const Recipe& r);
+
+// The pipeline with the overrides of tuning.steps[0, n) applied in order (n = 0: the
+// pipeline as written; tuning steps accumulate). An override sets its option in every step
+// of its pass, replacing the value given there or adding it.
+std::vector<RecipeStep> PipelineAfterTuning(const Recipe& r, size_t n);
+// Where shipped recipes are looked up, in order: $EDGEPRESS_RECIPES_DIR, then the first
+// `recipes/` (holding base.yaml) or `share/edgepress/recipes/` found walking up from the
+// directory of the running executable. Existing directories only.
+std::vector<std::string> RecipeSearchDirs();
 
 }  // namespace edgepress::tools
