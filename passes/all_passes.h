@@ -13,5 +13,7 @@ const PassEntry& FuseMatMulAddPass();
 const PassEntry& FuseGeluPass();
 const PassEntry& FuseLayerNormPass();
 const PassEntry& FuseActivationPass();
+const PassEntry& QuantizeStaticPass();
+const PassEntry& QuantizeDynamicPass();
 
 }  // namespace edgepress::passes
