@@ -48,8 +48,12 @@ class DataSet {
     std::string file;             // empty for FromTensors (arrays always held)
     NamedTensors arrays;          // held for FromTensors; else loaded into cache_
     int64_t samples = 0;
+    std::vector<std::string> names;  // every array of the file, in order
+    std::string file_label;          // FromTensors: name_for_errors
   };
   const NamedTensors& ArraysOf(size_t part) const;  // loads through the one-file cache
+  std::string Label(size_t part) const;             // the file (or name_for_errors)
+  std::vector<int64_t> PartSamples() const;
   std::vector<Part> parts_;
   mutable size_t cached_part_ = static_cast<size_t>(-1);
   mutable NamedTensors cache_;
