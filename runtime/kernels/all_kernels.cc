@@ -14,6 +14,7 @@ const KernelRegistry& GlobalKernelRegistry() {
     RegisterResizeKernels(r);
     RegisterRnnKernels(r);
     RegisterMatMulKernels(r);
+    RegisterMatMulNBitsKernels(r);
     RegisterElementwiseKernels(r);
     RegisterTensorKernels(r);
     RegisterReduceKernels(r);

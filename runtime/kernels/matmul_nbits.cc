@@ -1,0 +1,474 @@
+// com.microsoft MatMulNBits (onnxruntime contrib op, since_version 1) with bits = 4:
+//   Y[..., N] = A[..., K] x dequant(B)^T (+ bias)
+// Inputs: A float; B uint8 [N, k_blocks, block_size / 2] (k_blocks = ceil(K / block_size),
+// two 4-bit codes per byte, low nibble first along K); scales float [N, k_blocks] (or the
+// older flat [N * k_blocks]); zero_points optional: uint8 packed like B, each row of W
+// padded to whole bytes ([N, ceil(k_blocks / 2)]), or float [N, k_blocks], default 8;
+// g_idx (deprecated) only as the trivial k / block_size map; bias optional float [N].
+// Attributes K, N, block_size (power of two >= 16), bits (only 4), accuracy_level (read,
+// computation is always fp32), weight_prepacked (must be 0). A B with a zero dimension
+// (an omitted projection, per the spec) yields zeros plus bias.
+//
+// Every input is validated before use, with messages naming the node and input. When
+// scales and zero points are initializers, their float form is built once in create();
+// the 4-bit weights are used in place (no unpacked copy).
+// Entries: q4_matmul_nbits__ref, q4_matmul_nbits__avx2.
+#include "runtime/kernels/matmul_nbits.h"
+
+#include <algorithm>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ir/error.h"
+#include "runtime/kernel.h"
+#include "runtime/kernels/all_kernels.h"
+#include "runtime/kernels/gemm.h"
+#include "runtime/kernels/gemm_op_util.h"
+#include "runtime/thread_pool.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace edgepress::runtime {
+
+namespace {
+
+using gemm_util::DimsToString;
+
+constexpr int64_t kMaxDim = int64_t{1} << 40;
+// GEMV: columns per chunk; all rows of A run over one chunk while its weights sit in L2.
+constexpr int64_t kGemvChunkCols = 64;
+// GEMM path: columns dequantized at a time (32 x K floats stay within L2 for K <= 4096).
+constexpr int64_t kGemmChunkCols = 32;
+
+int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+void ParallelOrInline(ThreadPool* pool, int64_t n, int64_t grain,
+                      const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  if (!pool || pool->num_threads() <= 1 || n <= grain) {
+    fn(0, n);
+    return;
+  }
+  pool->ParallelFor(n, grain, fn);
+}
+
+inline int Nibble(const uint8_t* block, int64_t j) {
+  const uint8_t byte = block[j >> 1];
+  return (j & 1) ? byte >> 4 : byte & 0x0F;
+}
+
+void Q4MatMulRef(const float* a, int64_t m, const Q4Weights& w, const float* bias, float* y,
+                 ThreadPool* pool) {
+  const int64_t k = w.k, kb = w.k_blocks, bs = w.block_size, blob = bs / 2, n = w.n;
+  const Q4Params& p = *w.params;
+  // Columns per task: the dequantized column buffer is allocated once per task.
+  ParallelOrInline(pool, n, 8, [&](int64_t n0, int64_t n1) {
+    std::vector<float> col(static_cast<size_t>(k));
+    for (int64_t c = n0; c < n1; ++c) {
+      for (int64_t kk = 0; kk < k; ++kk) {
+        const int64_t b = kk / bs;
+        const uint8_t* block = w.packed + (c * kb + b) * blob;
+        col[kk] = (static_cast<float>(Nibble(block, kk % bs)) - p.zero_points[c * kb + b]) *
+                  p.scales[c * kb + b];
+      }
+      for (int64_t i = 0; i < m; ++i) {
+        const float* ar = a + i * k;
+        float acc = 0.f;
+        for (int64_t kk = 0; kk < k; ++kk) acc += ar[kk] * col[kk];
+        y[i * n + c] = acc + (bias ? bias[c] : 0.f);
+      }
+    }
+  });
+}
+
+#if defined(__x86_64__)
+#define EP_AVX2 __attribute__((target("avx2,fma")))
+
+// Elements 8j'..8j'+7 of a block from the 4 bytes at p, as floats: a broadcast 32-bit load
+// shifted by 0, 4, ..., 28 puts nibble i of the word (element i, low nibble first) in
+// lane i.
+EP_AVX2 inline __m256 Nibbles8(const uint8_t* p, __m256i shifts, __m256i mask) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_cvtepi32_ps(
+      _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(v), shifts), mask));
+}
+
+EP_AVX2 inline float HSum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+EP_AVX2 float DotAvx2(const float* x, const float* z, int64_t n) {
+  __m256 acc = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    acc = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(z + i), acc);
+  float s = HSum(acc);
+  for (; i < n; ++i) s += x[i] * z[i];
+  return s;
+}
+
+// y[c] for columns [n, n + C) of one row of A. `a` is the row zero-padded to a whole
+// number of blocks, `asum` its per-block sums.
+template <int C>
+EP_AVX2 void GemvColumnsAvx2(const float* a, const float* asum, const Q4Weights& w, int64_t n,
+                             const float* bias, float* y) {
+  const int64_t kb = w.k_blocks, bs = w.block_size, blob = bs / 2;
+  const Q4Params& p = *w.params;
+  const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+  const __m256i mask = _mm256_set1_epi32(0x0F);
+  const uint8_t* wp[C];
+  const float* sp[C];
+  __m256 acc[C];
+  for (int c = 0; c < C; ++c) {
+    wp[c] = w.packed + (n + c) * kb * blob;
+    sp[c] = p.scales.data() + (n + c) * kb;
+    acc[c] = _mm256_setzero_ps();
+  }
+  for (int64_t b = 0; b < kb; ++b) {
+    const float* ab = a + b * bs;
+    __m256 d[C];
+    for (int c = 0; c < C; ++c) d[c] = _mm256_setzero_ps();
+    for (int64_t j = 0; j < bs; j += 8) {
+      const __m256 av = _mm256_loadu_ps(ab + j);
+      for (int c = 0; c < C; ++c)
+        d[c] = _mm256_fmadd_ps(av, Nibbles8(wp[c] + j / 2, shifts, mask), d[c]);
+    }
+    for (int c = 0; c < C; ++c) {
+      acc[c] = _mm256_fmadd_ps(d[c], _mm256_set1_ps(sp[c][b]), acc[c]);
+      wp[c] += blob;
+    }
+  }
+  for (int c = 0; c < C; ++c) {
+    const float zsum = DotAvx2(p.scaled_zero_points.data() + (n + c) * kb, asum, kb);
+    y[n + c] = HSum(acc[c]) - zsum + (bias ? bias[n + c] : 0.f);
+  }
+}
+
+EP_AVX2 void PadRowAvx2(const float* a, int64_t k, int64_t kb, int64_t bs, float* ap,
+                        float* asum) {
+  std::memcpy(ap, a, static_cast<size_t>(k) * sizeof(float));
+  std::memset(ap + k, 0, static_cast<size_t>(kb * bs - k) * sizeof(float));
+  for (int64_t b = 0; b < kb; ++b) {
+    __m256 s = _mm256_setzero_ps();
+    for (int64_t j = 0; j < bs; j += 8) s = _mm256_add_ps(s, _mm256_loadu_ps(ap + b * bs + j));
+    asum[b] = HSum(s);
+  }
+}
+
+void Q4GemvAvx2(const float* a, int64_t m, const Q4Weights& w, const float* bias, float* y,
+                ThreadPool* pool) {
+  const int64_t k = w.k, kb = w.k_blocks, bs = w.block_size, kp = kb * bs, n = w.n;
+  std::vector<float> ap(static_cast<size_t>(m * kp)), asum(static_cast<size_t>(m * kb));
+  for (int64_t i = 0; i < m; ++i)
+    PadRowAvx2(a + i * k, k, kb, bs, ap.data() + i * kp, asum.data() + i * kb);
+  const int64_t chunks = CeilDiv(n, kGemvChunkCols);
+  ParallelOrInline(pool, chunks, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t ch = lo; ch < hi; ++ch) {
+      const int64_t c0 = ch * kGemvChunkCols, c1 = std::min(n, c0 + kGemvChunkCols);
+      for (int64_t i = 0; i < m; ++i) {
+        const float* ar = ap.data() + i * kp;
+        const float* sr = asum.data() + i * kb;
+        float* yr = y + i * n;
+        int64_t c = c0;
+        for (; c + 4 <= c1; c += 4) GemvColumnsAvx2<4>(ar, sr, w, c, bias, yr);
+        for (; c < c1; ++c) GemvColumnsAvx2<1>(ar, sr, w, c, bias, yr);
+      }
+    }
+  });
+}
+
+// Rows [c0, c1) of W (columns of the product) as fp32 into dst, each row kb * bs long.
+EP_AVX2 void DequantRowsAvx2(const Q4Weights& w, int64_t c0, int64_t c1, float* dst) {
+  const int64_t kb = w.k_blocks, bs = w.block_size, blob = bs / 2, kp = kb * bs;
+  const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+  const __m256i mask = _mm256_set1_epi32(0x0F);
+  for (int64_t c = c0; c < c1; ++c) {
+    const uint8_t* wp = w.packed + c * kb * blob;
+    const float* s = w.params->scales.data() + c * kb;
+    const float* z = w.params->scaled_zero_points.data() + c * kb;
+    float* out = dst + (c - c0) * kp;
+    for (int64_t b = 0; b < kb; ++b, wp += blob, out += bs) {
+      const __m256 vs = _mm256_set1_ps(s[b]), vz = _mm256_set1_ps(z[b]);
+      for (int64_t j = 0; j < bs; j += 8)
+        _mm256_storeu_ps(out + j, _mm256_fmsub_ps(Nibbles8(wp + j / 2, shifts, mask), vs, vz));
+    }
+  }
+}
+
+void Q4GemmAvx2(const float* a, int64_t m, const Q4Weights& w, const float* bias, float* y,
+                ThreadPool* pool) {
+  const int64_t k = w.k, kp = w.k_blocks * w.block_size, n = w.n;
+  const PackedMatrix pa = PackA(Isa::kAvx2, false, m, k, a, k);
+  const int64_t chunks = CeilDiv(n, kGemmChunkCols);
+  // One dequantization buffer per task index; tasks take chunks round-robin.
+  const int64_t tasks = std::min<int64_t>(chunks, pool ? pool->num_threads() : 1);
+  std::vector<float> bufs(static_cast<size_t>(tasks * kGemmChunkCols * kp));
+  ParallelOrInline(tasks > 1 ? pool : nullptr, tasks, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t t = lo; t < hi; ++t) {
+      float* buf = bufs.data() + t * kGemmChunkCols * kp;
+      for (int64_t ch = t; ch < chunks; ch += tasks) {
+        const int64_t c0 = ch * kGemmChunkCols, c1 = std::min(n, c0 + kGemmChunkCols);
+        DequantRowsAvx2(w, c0, c1, buf);
+        GemmEpilogue ep;
+        if (bias) {
+          ep.bias_kind = GemmEpilogue::Bias::kPerCol;
+          ep.bias = bias + c0;
+        }
+        SgemmEx(Isa::kAvx2, m, c1 - c0, k, 1.f, GemmOperand::Packed(pa),
+                GemmOperand::Raw(buf, kp, /*trans=*/true), 0.f, y + c0, n, nullptr,
+                bias ? &ep : nullptr);
+      }
+    }
+  });
+}
+#undef EP_AVX2
+#endif  // __x86_64__
+
+// ---- the operator ----
+
+bool IsPowerOfTwo(int64_t v) { return v > 0 && (v & (v - 1)) == 0; }
+
+struct Attrs {
+  int64_t k = 0, n = 0, bits = 4, block_size = 0, k_blocks = 0;
+};
+
+Attrs ReadAttrs(const ir::Node& node) {
+  Attrs at;
+  if (!node.has_attr("K") || !node.has_attr("N") || !node.has_attr("block_size"))
+    ThrowInvalid(node.describe() + ": MatMulNBits needs the attributes K, N and block_size");
+  at.k = node.attr_int("K", 0);
+  at.n = node.attr_int("N", 0);
+  at.bits = node.attr_int("bits", 4);
+  at.block_size = node.attr_int("block_size", 0);
+  if (at.k <= 0 || at.k > kMaxDim || at.n <= 0 || at.n > kMaxDim)
+    ThrowInvalid(node.describe() + ": attributes K=" + std::to_string(at.k) +
+                 " and N=" + std::to_string(at.n) + " must be in [1, 2^40]");
+  if (at.bits != 4)
+    ThrowUnsupported(node.describe() + ": MatMulNBits with bits=" + std::to_string(at.bits) +
+                     " is not supported (only bits=4)");
+  if (!IsPowerOfTwo(at.block_size) || at.block_size < 16 || at.block_size > 65536)
+    ThrowInvalid(node.describe() + ": block_size=" + std::to_string(at.block_size) +
+                 " must be a power of two in [16, 65536]");
+  if (node.attr_int("weight_prepacked", 0) != 0)
+    ThrowUnsupported(node.describe() + ": weight_prepacked=" +
+                     std::to_string(node.attr_int("weight_prepacked", 0)) +
+                     " (an execution-provider layout) is not supported");
+  node.attr_int("accuracy_level", 0);  // kind check only: computation is always fp32
+  at.k_blocks = CeilDiv(at.k, at.block_size);
+  return at;
+}
+
+std::string InputName(size_t i) {
+  static const char* const kNames[] = {"A", "B", "scales", "zero_points", "g_idx", "bias"};
+  return std::to_string(i) + " (" + kNames[i] + ")";
+}
+
+void CheckBias(const ir::Node& node, const Attrs& at, const ir::Tensor* bias) {
+  if (!bias) return;
+  if (bias->dtype() != ir::DType::kFloat32)
+    ThrowUnsupported(node.describe() + ": input " + InputName(5) + " has dtype " +
+                     ir::DTypeName(bias->dtype()) + ", expected float32");
+  if (bias->numel() != static_cast<uint64_t>(at.n))
+    ThrowInvalid(node.describe() + ": input " + InputName(5) + " has shape " +
+                 DimsToString(bias->shape()) + ", expected [" + std::to_string(at.n) + "]");
+}
+
+// Checks scales, zero_points and g_idx against the attributes (B is checked by the caller).
+void CheckParams(const ir::Node& node, const Attrs& at, const ir::Tensor* scales,
+                 const ir::Tensor* zp, const ir::Tensor* g_idx) {
+  const uint64_t nkb = static_cast<uint64_t>(at.n) * static_cast<uint64_t>(at.k_blocks);
+  if (!scales) ThrowInvalid(node.describe() + ": missing input " + InputName(2));
+  if (scales->dtype() != ir::DType::kFloat32)
+    ThrowUnsupported(node.describe() + ": input " + InputName(2) + " has dtype " +
+                     ir::DTypeName(scales->dtype()) + ", expected float32");
+  if (scales->numel() != nkb)
+    ThrowInvalid(node.describe() + ": input " + InputName(2) + " has shape " +
+                 DimsToString(scales->shape()) + ", expected [" + std::to_string(at.n) + "," +
+                 std::to_string(at.k_blocks) + "]");
+  if (zp) {
+    if (zp->dtype() == ir::DType::kUInt8) {
+      const uint64_t want = static_cast<uint64_t>(at.n) * CeilDiv(at.k_blocks, 2);
+      if (zp->numel() != want)
+        ThrowInvalid(node.describe() + ": input " + InputName(3) + " (packed uint8) has shape " +
+                     DimsToString(zp->shape()) + ", expected [" + std::to_string(at.n) + "," +
+                     std::to_string(CeilDiv(at.k_blocks, 2)) + "]");
+    } else if (zp->dtype() == ir::DType::kFloat32) {
+      if (zp->numel() != nkb)
+        ThrowInvalid(node.describe() + ": input " + InputName(3) + " (float) has shape " +
+                     DimsToString(zp->shape()) + ", expected [" + std::to_string(at.n) + "," +
+                     std::to_string(at.k_blocks) + "]");
+    } else {
+      ThrowUnsupported(node.describe() + ": input " + InputName(3) + " has dtype " +
+                       ir::DTypeName(zp->dtype()) + ", expected uint8 (packed) or float32");
+    }
+  }
+  if (g_idx) {
+    if (g_idx->dtype() != ir::DType::kInt32 || g_idx->numel() != static_cast<uint64_t>(at.k))
+      ThrowInvalid(node.describe() + ": input " + InputName(4) + " must be int32 of " +
+                   std::to_string(at.k) + " elements");
+    const int32_t* g = g_idx->data<int32_t>();
+    for (int64_t kk = 0; kk < at.k; ++kk)
+      if (g[kk] != kk / at.block_size)
+        ThrowUnsupported(node.describe() + ": input " + InputName(4) +
+                         " reorders K (g_idx[" + std::to_string(kk) + "]=" +
+                         std::to_string(g[kk]) + "); only the trivial k / block_size map is "
+                         "supported");
+  }
+}
+
+Q4Params ParamsFrom(const Attrs& at, const ir::Tensor& scales, const ir::Tensor* zp) {
+  return MakeQ4Params(at.n, at.k_blocks, scales.data<float>(),
+                      zp && zp->dtype() == ir::DType::kUInt8 ? zp->data<uint8_t>() : nullptr,
+                      zp && zp->dtype() == ir::DType::kFloat32 ? zp->data<float>() : nullptr);
+}
+
+const ir::Tensor* Present(const ir::Tensor* t) { return t && !t->empty() ? t : nullptr; }
+
+template <Isa kIsa>
+class MatMulNBitsKernel : public Kernel {
+ public:
+  explicit MatMulNBitsKernel(const KernelInit& init) : at_(ReadAttrs(init.node)) {
+    auto constant = [&](size_t i) {
+      return i < init.constant_inputs.size() ? Present(init.constant_inputs[i]) : nullptr;
+    };
+    const ir::Tensor* scales = constant(2);
+    // Absent zero points are as good as constant; an input that is a graph input is not.
+    const bool zp_known = init.node.inputs().size() <= 3 || !init.node.inputs()[3] ||
+                          constant(3) != nullptr;
+    if (scales && zp_known) {
+      const ir::Tensor* zp = constant(3);
+      CheckParams(init.node, at_, scales, zp, nullptr);
+      params_ = std::make_unique<Q4Params>(ParamsFrom(at_, *scales, zp));
+      scales_raw_ = scales->raw();
+      zp_raw_ = zp ? zp->raw() : nullptr;
+    }
+  }
+
+  void Run(KernelContext& ctx) override {
+    const ir::Node& node = ctx.node();
+    const ir::Tensor& a = gemm_util::FloatInput(ctx, 0, "A");
+    const ir::Tensor* b = ctx.input(1);
+    if (!b) ThrowInvalid(node.describe() + ": missing input " + InputName(1));
+    const ir::Tensor* scales = Present(ctx.input(2));
+    const ir::Tensor* zp = Present(ctx.input(3));
+    const ir::Tensor* g_idx = Present(ctx.input(4));
+    const ir::Tensor* bias = Present(ctx.input(5));
+    if (a.rank() < 1 || a.shape().back() != at_.k)
+      ThrowInvalid(node.describe() + ": input " + InputName(0) + " has shape " +
+                   DimsToString(a.shape()) + ", its last dimension must be K=" +
+                   std::to_string(at_.k));
+    if (b->dtype() != ir::DType::kUInt8)
+      ThrowUnsupported(node.describe() + ": input " + InputName(1) + " has dtype " +
+                       ir::DTypeName(b->dtype()) + ", expected uint8");
+    const std::vector<int64_t> want_b = {at_.n, at_.k_blocks, at_.block_size / 2};
+    bool b_ok = b->rank() == 3;
+    for (size_t i = 0; b_ok && i < 3; ++i)
+      b_ok = b->shape()[i] == want_b[i] || (b->numel() == 0 && b->shape()[i] == 0);
+    if (!b_ok)
+      ThrowInvalid(node.describe() + ": input " + InputName(1) + " has shape " +
+                   DimsToString(b->shape()) + ", expected " + DimsToString(want_b) +
+                   " for K=" + std::to_string(at_.k) + ", N=" + std::to_string(at_.n) +
+                   ", block_size=" + std::to_string(at_.block_size));
+    const bool omitted = b->numel() == 0;  // spec: an omitted projection, Y = bias or 0
+    CheckBias(node, at_, bias);
+    if (!omitted) CheckParams(node, at_, scales, zp, g_idx);
+
+    std::vector<int64_t> out_shape = a.shape();
+    out_shape.back() = at_.n;
+    const int64_t m = static_cast<int64_t>(a.numel()) / at_.k;
+    if (m > 0 && at_.n > kMaxDim / m)
+      ThrowInvalid(node.describe() + ": output " + DimsToString(out_shape) +
+                   " exceeds 2^40 elements");
+    ir::Tensor& y = ctx.AllocateOutput(0, ir::DType::kFloat32, out_shape);
+    if (y.numel() == 0) return;
+    float* yd = y.mutable_data<float>();
+    const float* bd = bias ? bias->data<float>() : nullptr;
+    if (omitted) {
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t c = 0; c < at_.n; ++c) yd[i * at_.n + c] = bd ? bd[c] : 0.f;
+      return;
+    }
+    Q4Params local;
+    const Q4Params* params = params_.get();
+    if (!params || scales->raw() != scales_raw_ || (zp ? zp->raw() : nullptr) != zp_raw_) {
+      local = ParamsFrom(at_, *scales, zp);
+      params = &local;
+    }
+    Q4Weights w;
+    w.n = at_.n;
+    w.k = at_.k;
+    w.block_size = at_.block_size;
+    w.k_blocks = at_.k_blocks;
+    w.packed = b->data<uint8_t>();
+    w.params = params;
+    Q4MatMul(kIsa, a.data<float>(), m, w, bd, yd, &ctx.pool());
+  }
+
+ private:
+  Attrs at_;
+  std::unique_ptr<Q4Params> params_;
+  const void* scales_raw_ = nullptr;
+  const void* zp_raw_ = nullptr;
+};
+
+template <Isa kIsa>
+std::unique_ptr<Kernel> Create(const KernelInit& init) {
+  return std::make_unique<MatMulNBitsKernel<kIsa>>(init);
+}
+
+}  // namespace
+
+Q4Params MakeQ4Params(int64_t n, int64_t k_blocks, const float* scales,
+                      const uint8_t* zero_points_u8, const float* zero_points_f32) {
+  Q4Params p;
+  const size_t total = static_cast<size_t>(n * k_blocks);
+  p.scales.assign(scales, scales + total);
+  p.zero_points.assign(total, 8.f);
+  const int64_t zp_row = CeilDiv(k_blocks, 2);
+  for (int64_t c = 0; c < n; ++c)
+    for (int64_t b = 0; b < k_blocks; ++b) {
+      float& z = p.zero_points[c * k_blocks + b];
+      if (zero_points_u8)
+        z = static_cast<float>(Nibble(zero_points_u8 + c * zp_row, b));
+      else if (zero_points_f32)
+        z = zero_points_f32[c * k_blocks + b];
+    }
+  p.scaled_zero_points.resize(total);
+  for (size_t i = 0; i < total; ++i) p.scaled_zero_points[i] = p.scales[i] * p.zero_points[i];
+  return p;
+}
+
+void Q4MatMul(Isa isa, const float* a, int64_t m, const Q4Weights& w, const float* bias,
+              float* y, ThreadPool* pool) {
+  if (m <= 0 || w.n <= 0) return;
+#if defined(__x86_64__)
+  if (isa == Isa::kAvx2) {
+    if (m >= kQ4GemmMinRows)
+      Q4GemmAvx2(a, m, w, bias, y, pool);
+    else
+      Q4GemvAvx2(a, m, w, bias, y, pool);
+    return;
+  }
+#endif
+  Q4MatMulRef(a, m, w, bias, y, pool);
+}
+
+void RegisterMatMulNBitsKernels(KernelRegistry& r) {
+  r.Add({"MatMulNBits", "com.microsoft", ir::DType::kFloat32, Isa::kScalar,
+         "q4_matmul_nbits__ref", Create<Isa::kScalar>});
+#if defined(__x86_64__)
+  r.Add({"MatMulNBits", "com.microsoft", ir::DType::kFloat32, Isa::kAvx2,
+         "q4_matmul_nbits__avx2", Create<Isa::kAvx2>});
+#endif
+}
+
+}  // namespace edgepress::runtime
