@@ -42,7 +42,8 @@ using gemm_util::DimsToString;
 constexpr int64_t kMaxDim = int64_t{1} << 40;
 // GEMV: columns per chunk; all rows of A run over one chunk while its weights sit in L2.
 constexpr int64_t kGemvChunkCols = 64;
-// GEMM path: columns dequantized at a time (32 x K floats stay within L2 for K <= 4096).
+// GEMM path: columns dequantized at a time, straight into packed-B panels (32 x K floats
+// stay within L2 for K <= 4096).
 constexpr int64_t kGemmChunkCols = 32;
 
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -116,41 +117,57 @@ EP_AVX2 float DotAvx2(const float* x, const float* z, int64_t n) {
   return s;
 }
 
-// y[c] for columns [n, n + C) of one row of A. `a` is the row zero-padded to a whole
-// number of blocks, `asum` its per-block sums.
-template <int C>
-EP_AVX2 void GemvColumnsAvx2(const float* a, const float* asum, const Q4Weights& w, int64_t n,
-                             const float* bias, float* y) {
+// y[r][c] for columns [n, n + C) and R rows of A: each expanded weight vector feeds R
+// rows. `a` holds the rows zero-padded to kp = k_blocks * block_size floats, `asum` their
+// per-block sums (kb floats per row); y rows are `ldy` apart.
+template <int C, int R>
+EP_AVX2 void GemvTileAvx2(const float* a, int64_t kp, const float* asum, const Q4Weights& w,
+                          int64_t n, const float* bias, float* y, int64_t ldy) {
   const int64_t kb = w.k_blocks, bs = w.block_size, blob = bs / 2;
   const Q4Params& p = *w.params;
   const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
   const __m256i mask = _mm256_set1_epi32(0x0F);
   const uint8_t* wp[C];
   const float* sp[C];
-  __m256 acc[C];
+  __m256 acc[C][R];
   for (int c = 0; c < C; ++c) {
     wp[c] = w.packed + (n + c) * kb * blob;
     sp[c] = p.scales.data() + (n + c) * kb;
-    acc[c] = _mm256_setzero_ps();
+    for (int r = 0; r < R; ++r) acc[c][r] = _mm256_setzero_ps();
   }
   for (int64_t b = 0; b < kb; ++b) {
     const float* ab = a + b * bs;
-    __m256 d[C];
-    for (int c = 0; c < C; ++c) d[c] = _mm256_setzero_ps();
+    __m256 d[C][R];
+    for (int c = 0; c < C; ++c)
+      for (int r = 0; r < R; ++r) d[c][r] = _mm256_setzero_ps();
     for (int64_t j = 0; j < bs; j += 8) {
-      const __m256 av = _mm256_loadu_ps(ab + j);
-      for (int c = 0; c < C; ++c)
-        d[c] = _mm256_fmadd_ps(av, Nibbles8(wp[c] + j / 2, shifts, mask), d[c]);
+      __m256 av[R];
+      for (int r = 0; r < R; ++r) av[r] = _mm256_loadu_ps(ab + r * kp + j);
+      for (int c = 0; c < C; ++c) {
+        const __m256 q = Nibbles8(wp[c] + j / 2, shifts, mask);
+        for (int r = 0; r < R; ++r) d[c][r] = _mm256_fmadd_ps(av[r], q, d[c][r]);
+      }
     }
     for (int c = 0; c < C; ++c) {
-      acc[c] = _mm256_fmadd_ps(d[c], _mm256_set1_ps(sp[c][b]), acc[c]);
+      const __m256 vs = _mm256_set1_ps(sp[c][b]);
+      for (int r = 0; r < R; ++r) acc[c][r] = _mm256_fmadd_ps(d[c][r], vs, acc[c][r]);
       wp[c] += blob;
     }
   }
-  for (int c = 0; c < C; ++c) {
-    const float zsum = DotAvx2(p.scaled_zero_points.data() + (n + c) * kb, asum, kb);
-    y[n + c] = HSum(acc[c]) - zsum + (bias ? bias[n + c] : 0.f);
-  }
+  for (int c = 0; c < C; ++c)
+    for (int r = 0; r < R; ++r) {
+      const float zsum = DotAvx2(p.scaled_zero_points.data() + (n + c) * kb, asum + r * kb, kb);
+      y[r * ldy + n + c] = HSum(acc[c][r]) - zsum + (bias ? bias[n + c] : 0.f);
+    }
+}
+
+// Columns [c0, c1) for R rows: C columns per tile, single columns for the rest.
+template <int C, int R>
+EP_AVX2 void GemvRowsAvx2(const float* a, int64_t kp, const float* asum, const Q4Weights& w,
+                          int64_t c0, int64_t c1, const float* bias, float* y, int64_t ldy) {
+  int64_t c = c0;
+  for (; c + C <= c1; c += C) GemvTileAvx2<C, R>(a, kp, asum, w, c, bias, y, ldy);
+  for (; c < c1; ++c) GemvTileAvx2<1, R>(a, kp, asum, w, c, bias, y, ldy);
 }
 
 EP_AVX2 void PadRowAvx2(const float* a, int64_t k, int64_t kb, int64_t bs, float* ap,
@@ -174,57 +191,103 @@ void Q4GemvAvx2(const float* a, int64_t m, const Q4Weights& w, const float* bias
   ParallelOrInline(pool, chunks, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t ch = lo; ch < hi; ++ch) {
       const int64_t c0 = ch * kGemvChunkCols, c1 = std::min(n, c0 + kGemvChunkCols);
-      for (int64_t i = 0; i < m; ++i) {
+      for (int64_t i = 0; i < m;) {
         const float* ar = ap.data() + i * kp;
         const float* sr = asum.data() + i * kb;
         float* yr = y + i * n;
-        int64_t c = c0;
-        for (; c + 4 <= c1; c += 4) GemvColumnsAvx2<4>(ar, sr, w, c, bias, yr);
-        for (; c < c1; ++c) GemvColumnsAvx2<1>(ar, sr, w, c, bias, yr);
+        switch (std::min<int64_t>(m - i, 4)) {
+          case 4: GemvRowsAvx2<1, 4>(ar, kp, sr, w, c0, c1, bias, yr, n); i += 4; break;
+          case 3: GemvRowsAvx2<1, 3>(ar, kp, sr, w, c0, c1, bias, yr, n); i += 3; break;
+          case 2: GemvRowsAvx2<2, 2>(ar, kp, sr, w, c0, c1, bias, yr, n); i += 2; break;
+          default: GemvRowsAvx2<4, 1>(ar, kp, sr, w, c0, c1, bias, yr, n); i += 1; break;
+        }
       }
     }
   });
 }
 
-// Rows [c0, c1) of W (columns of the product) as fp32 into dst, each row kb * bs long.
-EP_AVX2 void DequantRowsAvx2(const Q4Weights& w, int64_t c0, int64_t c1, float* dst) {
-  const int64_t kb = w.k_blocks, bs = w.block_size, blob = bs / 2, kp = kb * bs;
+EP_AVX2 inline void Transpose8x8(__m256 r[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
+}
+
+// Columns [c0, c0 + cols) of the product (rows of W), cols <= nr, dequantized straight
+// into one packed-B panel of the GEMM (K rows of nr floats; columns past `cols` are zero):
+// 8 columns x 8 k values are expanded per column, then transposed in registers.
+EP_AVX2 void DequantPanelAvx2(const Q4Weights& w, int64_t c0, int64_t cols, int nr,
+                              float* panel) {
+  const int64_t k = w.k, kb = w.k_blocks, bs = w.block_size, blob = bs / 2;
   const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
   const __m256i mask = _mm256_set1_epi32(0x0F);
-  for (int64_t c = c0; c < c1; ++c) {
-    const uint8_t* wp = w.packed + c * kb * blob;
-    const float* s = w.params->scales.data() + c * kb;
-    const float* z = w.params->scaled_zero_points.data() + c * kb;
-    float* out = dst + (c - c0) * kp;
-    for (int64_t b = 0; b < kb; ++b, wp += blob, out += bs) {
-      const __m256 vs = _mm256_set1_ps(s[b]), vz = _mm256_set1_ps(z[b]);
-      for (int64_t j = 0; j < bs; j += 8)
-        _mm256_storeu_ps(out + j, _mm256_fmsub_ps(Nibbles8(wp + j / 2, shifts, mask), vs, vz));
+  for (int g = 0; g < nr; g += 8) {
+    const int live = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(8, cols - g)));
+    if (live == 0) {
+      for (int64_t kk = 0; kk < k; ++kk)
+        _mm256_storeu_ps(panel + kk * nr + g, _mm256_setzero_ps());
+      continue;
+    }
+    const uint8_t* wp[8];
+    for (int c = 0; c < live; ++c) wp[c] = w.packed + (c0 + g + c) * kb * blob;
+    for (int64_t b = 0; b < kb; ++b) {
+      __m256 vs[8], vz[8];
+      for (int c = 0; c < live; ++c) {
+        vs[c] = _mm256_set1_ps(w.params->scales[(c0 + g + c) * kb + b]);
+        vz[c] = _mm256_set1_ps(w.params->scaled_zero_points[(c0 + g + c) * kb + b]);
+      }
+      for (int64_t j = 0; j < bs && b * bs + j < k; j += 8) {
+        __m256 r[8];
+        for (int c = 0; c < 8; ++c)
+          r[c] = c < live ? _mm256_fmsub_ps(Nibbles8(wp[c] + b * blob + j / 2, shifts, mask),
+                                            vs[c], vz[c])
+                          : _mm256_setzero_ps();
+        Transpose8x8(r);
+        const int64_t k0 = b * bs + j;
+        const int rows = static_cast<int>(std::min<int64_t>(8, k - k0));
+        for (int i = 0; i < rows; ++i) _mm256_storeu_ps(panel + (k0 + i) * nr + g, r[i]);
+      }
     }
   }
 }
 
 void Q4GemmAvx2(const float* a, int64_t m, const Q4Weights& w, const float* bias, float* y,
                 ThreadPool* pool) {
-  const int64_t k = w.k, kp = w.k_blocks * w.block_size, n = w.n;
+  const int64_t k = w.k, n = w.n;
+  const int nr = GemmNr(Isa::kAvx2);
+  const int64_t chunk_cols = CeilDiv(kGemmChunkCols, nr) * nr;
   const PackedMatrix pa = PackA(Isa::kAvx2, false, m, k, a, k);
-  const int64_t chunks = CeilDiv(n, kGemmChunkCols);
-  // One dequantization buffer per task index; tasks take chunks round-robin.
+  const int64_t chunks = CeilDiv(n, chunk_cols);
+  // One panel buffer per task index; tasks take chunks round-robin.
   const int64_t tasks = std::min<int64_t>(chunks, pool ? pool->num_threads() : 1);
-  std::vector<float> bufs(static_cast<size_t>(tasks * kGemmChunkCols * kp));
+  const int64_t buf_floats = chunk_cols * k;
+  std::vector<float> bufs(static_cast<size_t>(tasks * buf_floats));
   ParallelOrInline(tasks > 1 ? pool : nullptr, tasks, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t t = lo; t < hi; ++t) {
-      float* buf = bufs.data() + t * kGemmChunkCols * kp;
+      float* buf = bufs.data() + t * buf_floats;
       for (int64_t ch = t; ch < chunks; ch += tasks) {
-        const int64_t c0 = ch * kGemmChunkCols, c1 = std::min(n, c0 + kGemmChunkCols);
-        DequantRowsAvx2(w, c0, c1, buf);
+        const int64_t c0 = ch * chunk_cols, cols = std::min(n - c0, chunk_cols);
+        for (int64_t q = 0; q * nr < cols; ++q)
+          DequantPanelAvx2(w, c0 + q * nr, std::min<int64_t>(nr, cols - q * nr), nr,
+                           buf + q * nr * k);
         GemmEpilogue ep;
         if (bias) {
           ep.bias_kind = GemmEpilogue::Bias::kPerCol;
           ep.bias = bias + c0;
         }
-        SgemmEx(Isa::kAvx2, m, c1 - c0, k, 1.f, GemmOperand::Packed(pa),
-                GemmOperand::Raw(buf, kp, /*trans=*/true), 0.f, y + c0, n, nullptr,
+        SgemmEx(Isa::kAvx2, m, cols, k, 1.f, GemmOperand::Packed(pa),
+                GemmOperand::PackedView(buf, Isa::kAvx2, cols, k), 0.f, y + c0, n, nullptr,
                 bias ? &ep : nullptr);
       }
     }
@@ -452,7 +515,7 @@ void Q4MatMul(Isa isa, const float* a, int64_t m, const Q4Weights& w, const floa
   if (m <= 0 || w.n <= 0) return;
 #if defined(__x86_64__)
   if (isa == Isa::kAvx2) {
-    if (m >= kQ4GemmMinRows)
+    if (m >= kQ4GemmMinRows && GemmNr(Isa::kAvx2) % 8 == 0)  // panels of whole 8-col groups
       Q4GemmAvx2(a, m, w, bias, y, pool);
     else
       Q4GemvAvx2(a, m, w, bias, y, pool);

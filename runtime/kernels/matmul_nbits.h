@@ -10,10 +10,11 @@
 //   kScalar  the reference: dequantizes each weight and accumulates in float.
 //   kAvx2    per block, dot(a, q) with the nibbles expanded in registers (a broadcast
 //            32-bit load, a variable shift and a mask give 8 nibbles in order), then
-//            y += s * dot - (s * z) * sum(a over the block). Small M streams the packed
-//            weights once per chunk of columns (the chunk stays in L2 across rows); from
-//            kQ4GemmMinRows rows on, chunks of columns are dequantized to fp32 and handed
-//            to Sgemm.
+//            y += s * dot - (s * z) * sum(a over the block). Below kQ4GemmMinRows rows the
+//            packed weights are streamed once per chunk of 64 columns (which stays in L2
+//            while all rows use it), each expanded vector feeding up to 4 rows; from
+//            kQ4GemmMinRows rows on, chunks of columns are dequantized straight into the
+//            GEMM's packed-B panels (8x8 register transposes) and multiplied by Sgemm.
 #pragma once
 
 #include <cstdint>

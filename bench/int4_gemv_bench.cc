@@ -1,0 +1,114 @@
+// Decoder-shaped GEMV (M = 1) with 4-bit weights (MatMulNBits' Q4MatMul) against the fp32
+// GEMV (SgemmEx with M = 1 on B packed once, as the MatMul kernel runs a constant weight),
+// single thread. Reports time per call, weight bytes streamed per second (4.5 bits per
+// weight with scales and packed zero points for int4; 32 bits for fp32) and the speedup.
+// Also M = 4 and M = 16 rows (multi-row GEMV / dequantize + GEMM paths). Not part of ctest.
+//
+// Build (after building edgepress_runtime in build-K2, or any build dir):
+//   g++ -O2 -std=c++17 -I. bench/int4_gemv_bench.cc build-K2/runtime/libedgepress_runtime.a \
+//       build-K2/formats/libedgepress_epk.a build-K2/ir/libedgepress_ir.a -lz -lpthread \
+//       -o /tmp/int4_gemv_bench
+// Usage: int4_gemv_bench [threads]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <random>
+#include <vector>
+
+#include "runtime/kernels/gemm.h"
+#include "runtime/kernels/matmul_nbits.h"
+
+using namespace edgepress::runtime;
+
+// CPU time of the calling thread: less disturbed by other processes on a shared machine
+// than wall time (meaningful for 1 thread only).
+static double ThreadCpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// Best-of-5 seconds per call, each repetition running for at least 0.2 s.
+template <class F>
+static double TimeIt(F&& f, int threads) {
+  f();
+  double best = 1e9;
+  for (int rep = 0; rep < 5; ++rep) {
+    int iters = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    const double c0 = ThreadCpuSeconds();
+    double el = 0;
+    do {
+      f();
+      ++iters;
+      el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    } while (el < 0.2);
+    const double t = threads == 1 ? (ThreadCpuSeconds() - c0) : el;
+    best = std::min(best, t / iters);
+  }
+  return best;
+}
+
+int main(int argc, char** argv) {
+  const int threads = argc > 1 ? std::atoi(argv[1]) : 1;
+  ThreadPool pool(threads);
+  const Isa isa = BestGemmIsa();
+  const Isa q4_isa = GetCpuFeatures().Has(Isa::kAvx2) && !ForceScalar() ? Isa::kAvx2
+                                                                         : Isa::kScalar;
+  std::printf("fp32 %s, int4 %s, %d thread(s), block_size 32 with zero points\n",
+              GemmKernelName(isa), q4_isa == Isa::kAvx2 ? "q4_matmul_nbits__avx2"
+                                                        : "q4_matmul_nbits__ref",
+              threads);
+  std::printf("%-22s %4s %10s %10s %9s %9s %8s\n", "shape (K x N)", "M", "fp32 ms", "int4 ms",
+              "fp32 GB/s", "int4 GB/s", "speedup");
+  struct Shape {
+    int64_t k, n;
+  };
+  const Shape shapes[] = {{2048, 2048}, {4096, 4096}, {4096, 11008}, {11008, 4096}};
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> u(-1, 1), s(0.01f, 0.1f);
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (const Shape& sh : shapes) {
+    const int64_t k = sh.k, n = sh.n, bs = 32, kb = (k + bs - 1) / bs;
+    std::vector<float> wf(k * n);
+    for (float& x : wf) x = u(rng);
+    const PackedMatrix pb = PackB(isa, false, k, n, wf.data(), n);
+    std::vector<float>().swap(wf);
+    std::vector<uint8_t> packed(n * kb * bs / 2), zp(n * ((kb + 1) / 2));
+    for (uint8_t& x : packed) x = static_cast<uint8_t>(byte(rng));
+    for (uint8_t& x : zp) x = static_cast<uint8_t>(byte(rng));
+    std::vector<float> scales(n * kb);
+    for (float& x : scales) x = s(rng);
+    const Q4Params params = MakeQ4Params(n, kb, scales.data(), zp.data(), nullptr);
+    Q4Weights w;
+    w.n = n;
+    w.k = k;
+    w.block_size = bs;
+    w.k_blocks = kb;
+    w.packed = packed.data();
+    w.params = &params;
+    const double q4_bytes = packed.size() + scales.size() * 4.0 + zp.size();
+    const double f32_bytes = 4.0 * k * n;
+    for (int64_t m : {1, 4, 16}) {
+      std::vector<float> a(m * k), y(m * n);
+      for (float& x : a) x = u(rng);
+      const double t_f32 = TimeIt(
+          [&] {
+            SgemmEx(isa, m, n, k, 1.f, GemmOperand::Raw(a.data(), k), GemmOperand::Packed(pb),
+                    0.f, y.data(), n, &pool);
+          },
+          threads);
+      const double t_q4 =
+          TimeIt([&] { Q4MatMul(q4_isa, a.data(), m, w, nullptr, y.data(), &pool); }, threads);
+      char name[64];
+      std::snprintf(name, sizeof(name), "%lld x %lld", static_cast<long long>(k),
+                    static_cast<long long>(n));
+      std::printf("%-22s %4lld %10.3f %10.3f %9.2f %9.2f %7.2fx\n", name,
+                  static_cast<long long>(m), t_f32 * 1e3, t_q4 * 1e3, f32_bytes / t_f32 * 1e-9,
+                  q4_bytes / t_q4 * 1e-9, t_f32 / t_q4);
+    }
+  }
+  return 0;
+}
