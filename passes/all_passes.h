@@ -13,6 +13,8 @@ const PassEntry& FuseMatMulAddPass();
 const PassEntry& FuseGeluPass();
 const PassEntry& FuseLayerNormPass();
 const PassEntry& FuseActivationPass();
+const PassEntry& QuantizeWeightsPass();
+const PassEntry& CastWeightsPass();
 const PassEntry& QuantizeStaticPass();
 const PassEntry& QuantizeDynamicPass();
 

@@ -45,8 +45,9 @@ QParams ChooseQParams(float min, float max, ir::DType dtype, bool symmetric) {
     return q;
   }
   q.scale = static_cast<float>(scale);
-  if (symmetric && (dtype == ir::DType::kInt8 || dtype == ir::DType::kInt4)) {
-    q.zero_point = 0;
+  if (symmetric) {
+    // Signed: 0; unsigned: the middle code (128, 8), as onnxruntime's (qmin + qmax + 1) / 2.
+    q.zero_point = (qmin + qmax + 1) / 2;
   } else {
     // qmin - lo / scale, rounded half to even like onnxruntime's quantizer.
     double zp = std::nearbyint(qmin - lo / q.scale);

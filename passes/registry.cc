@@ -25,6 +25,8 @@ const std::vector<PassEntry>& AllPasses() {
     p.push_back(FuseLayerNormPass());
     p.push_back(FuseActivationPass());
     p.push_back(EliminateDeadNodesPass());
+    p.push_back(QuantizeWeightsPass());
+    p.push_back(CastWeightsPass());
     p.push_back(QuantizeStaticPass());
     p.push_back(QuantizeDynamicPass());
     return p;

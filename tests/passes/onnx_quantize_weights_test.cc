@@ -1,0 +1,133 @@
+// quantize-weights exported to ONNX and run by onnxruntime (the interop check): int8 QDQ
+// and int4 MatMulNBits models must give what the float reference of the quantized weights
+// gives (edgepress's own evaluation) within 1e-4 relative. On the bert/gpt fixtures that
+// tests/fixtures/make_models.py exports (EDGEPRESS_BINARY_DIR/fixtures, made by the
+// OrtCompare test), the quantized model's outputs in onnxruntime are compared with the
+// fp32 outputs and the sizes are reported. Skips without the project venv.
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+
+#include "../tools/cli_run.h"
+#include "formats/npy/npy.h"
+#include "ir/file_util.h"
+#include "quant_test_util.h"
+#include "tools/model_io.h"
+
+namespace edgepress::passes {
+namespace {
+
+using ir::DType;
+using ir::GraphBuilder;
+using testing::RandomTensor;
+
+const std::string kPython = EDGEPRESS_SOURCE_DIR "/.venv/bin/python";
+const std::string kScript = EDGEPRESS_SOURCE_DIR "/tests/fixtures/ort_run.py";
+
+std::string PythonProblem() {
+  static const std::string problem = [] {
+    if (access(kPython.c_str(), X_OK) != 0) return "no project venv at " + kPython;
+    auto r = test_util::RunCommand(test_util::ShellQuote(kPython) +
+                                   " -c 'import numpy, onnxruntime'");
+    return r.rc == 0 ? std::string() : "the venv lacks numpy/onnxruntime: " + r.output;
+  }();
+  return problem;
+}
+
+// Saves `m` as ONNX, runs it in onnxruntime on `feeds`, returns its outputs by name.
+std::map<std::string, ir::Tensor> RunOrt(const ir::Model& m,
+                                         const std::map<std::string, ir::Tensor>& feeds,
+                                         const std::string& dir) {
+  std::string model = dir + "/model.onnx", in = dir + "/in.npz", out = dir + "/out.npz";
+  tools::SaveModel(m, model);
+  formats::NamedTensors arrays(feeds.begin(), feeds.end());
+  formats::SaveNpz(arrays, in);
+  auto r = test_util::RunCommand(test_util::ShellQuote(kPython) + " " +
+                                 test_util::ShellQuote(kScript) + " " + model + " " + in + " " + out);
+  EXPECT_EQ(r.rc, 0) << r.output;
+  std::map<std::string, ir::Tensor> result;
+  if (r.rc != 0) return result;
+  for (auto& [name, t] : formats::LoadNpz(out)) result[name] = t;
+  return result;
+}
+
+std::unique_ptr<ir::Model> Quantize(const ir::Model& m, const std::string& pipeline,
+                                    PassContext& ctx, PassRun* run = nullptr) {
+  auto copy = m.Clone();
+  auto runs = RunPipeline(*copy, ParsePipeline(pipeline), ctx, /*verify=*/true);
+  if (run) *run = runs.back();
+  return copy;
+}
+
+TEST(QuantizeWeightsOnnx, OnnxruntimeAgreesWithTheQuantizedWeights) {
+  if (!PythonProblem().empty()) GTEST_SKIP() << PythonProblem();
+  testing::ScratchDir dir;
+  // Rank-3 MatMul input (K=200: a partial last block), a Gemm with transB, alpha, beta.
+  GraphBuilder b;
+  auto* x = b.Input("x", DType::kFloat32, {2, 5, 200});
+  auto* h = b.Op("MatMul", {x, b.Const("w1", RandomTensor({200, 96}, 7))}, {}, "fc1");
+  b.Output(b.Op("MatMul", {b.Op("Relu", {h}), b.Const("w2", RandomTensor({96, 40}, 8))}, {}, "fc2"));
+  auto* g = b.Input("g", DType::kFloat32, {3, 64});
+  b.Output(b.Op("Gemm", {g, b.Const("wg", RandomTensor({48, 64}, 9)), b.Const("c", RandomTensor({48}, 10))},
+                {ir::Attribute::Int("transB", 1), ir::Attribute::Float("alpha", 0.75f),
+                 ir::Attribute::Float("beta", 1.5f)}, "gemm"));
+  auto m = b.Build();
+  ir::InferShapes(*m);
+  std::map<std::string, ir::Tensor> feeds{{"x", RandomTensor({2, 5, 200}, 1)},
+                                          {"g", RandomTensor({3, 64}, 2)}};
+  for (std::string p : {"quantize-weights", "quantize-weights{symmetric=false}",
+                        "quantize-weights{bits=4}", "quantize-weights{bits=4,symmetric=false,group-size=64}",
+                        "quantize-weights{bits=4,group-size=16}"}) {
+    PassContext ctx;
+    auto q = Quantize(*m, p, ctx);
+    auto ort = RunOrt(*q, feeds, dir.path());
+    ASSERT_EQ(ort.size(), 2u) << p;
+    auto ref = testing::Evaluate(*testing::Materialize(*q), feeds);
+    double err = testing::MaxRelError(ort, ref);
+    EXPECT_LT(err, 1e-4) << p;
+    if (testing::HasKernel("com.microsoft::MatMulNBits") && testing::HasKernel("DequantizeLinear")) {
+      double native = testing::MaxRelError(testing::Evaluate(*q, feeds), ort);
+      EXPECT_LT(native, 1e-4) << p << ": native runtime vs onnxruntime";
+    }
+    std::printf("[ info ] %s: onnxruntime vs float reference of the codes: %.2e\n", p.c_str(), err);
+  }
+}
+
+// The fixture's quantized model in onnxruntime against its fp32 outputs.
+void CheckFixture(const std::string& name, const std::string& pipeline, double max_nmse) {
+  const std::string folder = EDGEPRESS_BINARY_DIR "/fixtures/" + name;
+  struct stat st;
+  if (stat((folder + "/model.onnx").c_str(), &st) != 0)
+    GTEST_SKIP() << folder << "/model.onnx is absent (the OrtCompare test exports it)";
+  if (!PythonProblem().empty()) GTEST_SKIP() << PythonProblem();
+  testing::ScratchDir dir;
+  auto m = tools::LoadModel(folder + "/model.onnx");
+  PassContext ctx;
+  ctx.data_files = {folder + "/in.npz"};
+  PassRun run;
+  auto q = Quantize(*m, pipeline, ctx, &run);
+  std::map<std::string, ir::Tensor> feeds, want;
+  for (auto& [k, t] : formats::LoadNpz(folder + "/in.npz")) feeds[k] = t;
+  for (auto& [k, t] : formats::LoadNpz(folder + "/ort.npz")) want[k] = t;
+  auto got = RunOrt(*q, feeds, dir.path());
+  ASSERT_EQ(got.size(), want.size());
+  double nmse = testing::Nmse(got, want);
+  std::string stats;
+  for (auto& [k, v] : run.stats) stats += " " + k + "=" + std::to_string(v);
+  std::printf("[ info ] %s %s: NMSE vs fp32 %.3g, max scaled error %.3g, bytes %.3f MB -> %.3f MB (%.3f);%s\n",
+              name.c_str(), pipeline.c_str(), nmse, testing::MaxRelError(got, want),
+              run.stats["bytes-before"] / 1e6, run.stats["bytes-after"] / 1e6,
+              double(run.stats["bytes-after"]) / run.stats["bytes-before"], stats.c_str());
+  EXPECT_LT(nmse, max_nmse) << name << " " << pipeline;
+}
+
+TEST(QuantizeWeightsOnnx, BertInt8) { CheckFixture("bert", "quantize-weights", 1e-3); }
+TEST(QuantizeWeightsOnnx, BertInt4) { CheckFixture("bert", "quantize-weights{bits=4}", 2e-2); }
+TEST(QuantizeWeightsOnnx, GptInt8) { CheckFixture("gpt", "quantize-weights", 1e-3); }
+TEST(QuantizeWeightsOnnx, GptInt4) { CheckFixture("gpt", "quantize-weights{bits=4}", 2e-2); }
+TEST(QuantizeWeightsOnnx, GptInt4Gptq) {
+  CheckFixture("gpt", "quantize-weights{bits=4,method=gptq}", 2e-2);
+}
+
+}  // namespace
+}  // namespace edgepress::passes
