@@ -5,6 +5,8 @@
 #include <cmath>
 #include <limits>
 
+#include "runtime/kernels/half_convert.h"
+
 namespace edgepress::runtime::kernels {
 
 void Fail(const ir::Node& node, const std::string& what) {
@@ -316,6 +318,14 @@ ir::Tensor CastTensor(const ir::Node& node, const ir::Tensor& t, ir::DType to) {
         }
       });
     });
+    return out;
+  }
+  if (to == ir::DType::kFloat32) {  // half-precision weights before Cast(to=float)
+    const uint16_t* s16 = static_cast<const uint16_t*>(src);
+    if (from == ir::DType::kFloat16)
+      HalfToFloatArray(HalfConvertIsa(), s16, static_cast<float*>(dst), n);
+    else
+      BFloat16ToFloatArray(HalfConvertIsa(), s16, static_cast<float*>(dst), n);
     return out;
   }
   // f16/bf16 to a non-half type.

@@ -8,6 +8,7 @@
 
 #include "runtime/kernels/elementwise_common.h"
 #include "runtime/kernels/elementwise_impl.h"
+#include "runtime/kernels/half_convert.h"
 #include "runtime/kernels/tensor_ops.h"
 
 namespace edgepress::runtime {
@@ -169,6 +170,22 @@ std::unique_ptr<Kernel> CreateSize(const KernelInit&) {
 }
 
 void CastInto(KernelContext& ctx, const ir::Tensor& x, ir::DType to) {
+  if (to == ir::DType::kFloat32 && IsHalfLike(x.dtype())) {
+    // Half-precision weights widened on every run: straight into the output, in parallel.
+    ir::Tensor& out = ctx.AllocateOutput(0, to, x.shape());
+    const uint16_t* src = static_cast<const uint16_t*>(x.raw());
+    float* dst = out.mutable_data<float>();
+    const bool fp16 = x.dtype() == ir::DType::kFloat16;
+    const Isa isa = HalfConvertIsa();
+    ParallelRange(ctx.pool(), static_cast<int64_t>(x.numel()), kParallelThreshold * 4,
+                  [&](int64_t lo, int64_t hi) {
+                    if (fp16)
+                      HalfToFloatArray(isa, src + lo, dst + lo, hi - lo);
+                    else
+                      BFloat16ToFloatArray(isa, src + lo, dst + lo, hi - lo);
+                  });
+    return;
+  }
   ir::Tensor y = CastTensor(ctx.node(), x, to);
   ir::Tensor& out = ctx.AllocateOutput(0, to, x.shape());
   if (out.nbytes()) std::memcpy(out.mutable_raw(), y.raw(), out.nbytes());
