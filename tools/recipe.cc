@@ -678,6 +678,7 @@ void CheckWhole(const Recipe& r, const Locations& loc) {
 }
 
 std::string Num(double v) { return fmt::format("{}", v); }
+std::string Samples(int64_t n) { return n < 0 ? "all" : std::to_string(n); }
 
 }  // namespace
 
@@ -810,7 +811,7 @@ std::string RecipeToYaml(const Recipe& r) {
   out << YAML::Key << "calibration" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "data" << YAML::Value << r.calibration.data;
   out << YAML::Key << "method" << YAML::Value << r.calibration.method;
-  out << YAML::Key << "max_samples" << YAML::Value << r.calibration.max_samples;
+  out << YAML::Key << "max_samples" << YAML::Value << Samples(r.calibration.max_samples);
   out << YAML::EndMap;
 
   const auto& e = r.evaluation;
@@ -821,7 +822,7 @@ std::string RecipeToYaml(const Recipe& r) {
   out << YAML::Key << "input" << YAML::Value << e.input;
   out << YAML::Key << "label" << YAML::Value << e.label;
   out << YAML::Key << "output" << YAML::Value << e.output;
-  out << YAML::Key << "max_samples" << YAML::Value << e.max_samples;
+  out << YAML::Key << "max_samples" << YAML::Value << Samples(e.max_samples);
   out << YAML::Key << "latency_runs" << YAML::Value << e.latency_runs;
   out << YAML::Key << "warmup_runs" << YAML::Value << e.warmup_runs;
   out << YAML::EndMap;
@@ -841,7 +842,7 @@ std::string RecipeToYaml(const Recipe& r) {
   for (const auto& s : t.steps) {
     out << YAML::BeginMap;
     out << YAML::Key << "name" << YAML::Value << s.name;
-    out << YAML::Key << "set" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "set" << YAML::Value << YAML::Flow << YAML::BeginMap;
     for (const auto& o : s.overrides) {
       out << YAML::Key << o.pass + "." + o.option << YAML::Value;
       option_value(o.pass, o.option, o.value);
