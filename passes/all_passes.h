@@ -13,6 +13,7 @@ const PassEntry& FuseMatMulAddPass();
 const PassEntry& FuseGeluPass();
 const PassEntry& FuseLayerNormPass();
 const PassEntry& FuseActivationPass();
+const PassEntry& FuseQdqPass();
 const PassEntry& QuantizeWeightsPass();
 const PassEntry& CastWeightsPass();
 const PassEntry& QuantizeStaticPass();

@@ -24,6 +24,7 @@ const std::vector<PassEntry>& AllPasses() {
     p.push_back(FuseGeluPass());
     p.push_back(FuseLayerNormPass());
     p.push_back(FuseActivationPass());
+    p.push_back(FuseQdqPass());
     p.push_back(EliminateDeadNodesPass());
     p.push_back(QuantizeWeightsPass());
     p.push_back(CastWeightsPass());
@@ -89,7 +90,11 @@ std::string Trim(const std::string& s) {
 
 const char* kDefaultOptimizePipeline =
     "fold-constants,remove-identity,fold-batchnorm,fuse-matmul-add,fuse-gelu,fuse-layernorm,"
-    "fuse-activation,eliminate-dead-nodes";
+    "fuse-activation,"
+    // fuse-qdq after fuse-activation (it folds FusedConv/FusedGemm activations into the
+    // integer op's epilogue) and before eliminate-dead-nodes (which sweeps the DQ nodes it
+    // leaves without readers): QDQ models then run as integer in run/bench/compress.
+    "fuse-qdq,eliminate-dead-nodes";
 
 std::vector<PipelineStep> ParsePipeline(const std::string& text) {
   // grammar: step (',' step)*  ;  step: name ('{' key '=' value (',' key '=' value)* '}')?

@@ -23,6 +23,7 @@ const KernelRegistry& GlobalKernelRegistry() {
     RegisterQuantizeKernels(r);
     RegisterQLinearKernels(r);
     RegisterQConvKernels(r);
+    RegisterQLinearEltwiseKernels(r);
     return r;
   }();
   return registry;

@@ -20,4 +20,5 @@ void RegisterConvKernels(KernelRegistry& r);
 void RegisterQuantizeKernels(KernelRegistry& r);
 void RegisterQLinearKernels(KernelRegistry& r);
 void RegisterQConvKernels(KernelRegistry& r);
+void RegisterQLinearEltwiseKernels(KernelRegistry& r);
 }  // namespace edgepress::runtime

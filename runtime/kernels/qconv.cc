@@ -251,10 +251,7 @@ class QConvKernel : public Kernel {
  public:
   explicit QConvKernel(const KernelInit& init) : attrs_(ConvAttrs::Read(init.node)) {
     const ir::Node& node = init.node;
-    const std::string act = node.attr_string("activation", "");
-    if (!act.empty() && act != "Relu")
-      ThrowUnsupported(node.describe() + ": activation '" + act + "' is not supported (Relu is)");
-    relu_ = act == "Relu";
+    act_ = qutil::ReadActivation(node);
     const size_t wi = WIndex(), wzi = WZpIndex();
     auto cst = [&](size_t i) -> const ir::Tensor* {
       return i < init.constant_inputs.size() ? init.constant_inputs[i] : nullptr;
@@ -326,7 +323,8 @@ class QConvKernel : public Kernel {
         multiplier[i] = ys_t ? xs[0] * ws[i] / ys : xs[0] * ws[i];
       out.scale = multiplier.data();
       out.per_channel_scale = multiplier.size() > 1;
-      out.relu = relu_;
+      out.lo = act_.lo;
+      out.hi = act_.hi;
       if (ys_t) {
         out_dtype = yz ? yz->dtype() : ir::DType::kUInt8;
         if (out_dtype != ir::DType::kUInt8 && out_dtype != ir::DType::kInt8)
@@ -336,6 +334,8 @@ class QConvKernel : public Kernel {
           ThrowUnsupported(node.describe() + ": y_zero_point must be per-tensor");
         out.kind = out_dtype == ir::DType::kInt8 ? QOutput::Kind::kInt8 : QOutput::Kind::kUInt8;
         out.zero_point = qutil::ZeroPoints(node, yz, 1)[0];
+        out.q_lo = qutil::QuantizeBound(act_.lo, ys, out.zero_point);
+        out.q_hi = qutil::QuantizeBound(act_.hi, ys, out.zero_point);
       } else {
         if (node.domain() != "edgepress")
           ThrowInvalid(node.describe() + ": missing y_scale");
@@ -465,7 +465,7 @@ class QConvKernel : public Kernel {
   }
 
   ConvAttrs attrs_;
-  bool relu_ = false;
+  qutil::Activation act_;
   std::vector<QPacked> packed_w_;
   std::vector<int16_t> dw_w_;
   std::vector<int64_t> packed_shape_;

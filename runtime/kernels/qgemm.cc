@@ -129,8 +129,8 @@ void StoreQuantized(const int32_t* acc, int cols, int64_t row, int64_t col0, con
   constexpr int32_t qmin = std::numeric_limits<T>::min(), qmax = std::numeric_limits<T>::max();
   // Clamping before rounding keeps the float -> int conversion in range; the bounds are
   // integers, so the result equals clamping afterwards.
-  const float lo = static_cast<float>((o.relu ? std::max(qmin, o.zero_point) : qmin) - o.zero_point);
-  const float hi = static_cast<float>(qmax - o.zero_point);
+  const float lo = static_cast<float>(std::max(qmin, o.q_lo)) - static_cast<float>(o.zero_point);
+  const float hi = static_cast<float>(std::min(qmax, o.q_hi)) - static_cast<float>(o.zero_point);
   T* y = static_cast<T*>(o.data) + row * o.ld + col0;
   for (int j = 0; j < cols; ++j) {
     const int64_t ch = o.per_row ? row : col0 + j;
@@ -158,7 +158,7 @@ void QStoreRow(const int32_t* acc, int cols, int64_t row, int64_t col0, const QO
         const int32_t a = acc[j] + (o.bias ? o.bias[ch] : 0);
         float v = static_cast<float>(a) * o.scale[o.per_channel_scale ? ch : 0];
         if (o.float_bias) v += o.float_bias[ch];
-        if (o.relu) v = std::max(v, 0.f);
+        v = std::min(std::max(v, o.lo), o.hi);
         y[j] = v;
       }
       return;

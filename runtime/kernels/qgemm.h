@@ -6,8 +6,8 @@
 // with A and B uint8 or int8 and zero points per row of A / per column of B (or one for
 // all), followed by an epilogue that adds an int32 bias per channel and either stores
 // int32, or scales to float (y = acc * scale[ch] (+ float bias)), or requantizes
-// (y = saturate(round_half_even(acc * scale[ch]) + zy), optionally clamped at zy for a
-// fused Relu). The channel is the row (conv: output channels are rows) or the column
+// (y = saturate(round_half_even(acc * scale[ch]) + zy)), optionally clamped for a fused
+// Relu/Clip. The channel is the row (conv: output channels are rows) or the column
 // (matmul: output features are columns).
 //
 // Why int16 pairs: both operands are packed with their zero points already subtracted
@@ -28,6 +28,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "ir/dtype.h"
@@ -85,7 +86,13 @@ struct QOutput {
   bool per_channel_scale = false;
   const float* float_bias = nullptr;   // kFloat: added after scaling, per channel
   int32_t zero_point = 0;              // kUInt8 / kInt8
-  bool relu = false;                   // kFloat: max(y, 0); quantized: max(q, zero_point)
+  // A fused activation (Relu, Clip): kFloat clamps y to [lo, hi]; quantized outputs clamp
+  // q to [q_lo, q_hi], the bounds mapped through the output quantization (exact, since
+  // quantization is monotonic: Q(clip(v, lo, hi)) = clip(Q(v), Q(lo), Q(hi))).
+  float lo = -std::numeric_limits<float>::infinity();
+  float hi = std::numeric_limits<float>::infinity();
+  int32_t q_lo = std::numeric_limits<int32_t>::min();
+  int32_t q_hi = std::numeric_limits<int32_t>::max();
 };
 
 // One operand: packed beforehand (for the same ISA) or a raw view already in the packed

@@ -177,15 +177,16 @@ __attribute__((target("avx2,fma"))) void QStoreRowAvx2(const int32_t* acc, int c
       __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(a),
                                col_scale ? _mm256_loadu_ps(o.scale + col0 + j) : rscale);
       v = _mm256_add_ps(v, col_fb ? _mm256_loadu_ps(o.float_bias + col0 + j) : rfb);
-      if (o.relu) v = _mm256_max_ps(v, _mm256_setzero_ps());
+      v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(o.lo)), _mm256_set1_ps(o.hi));
       _mm256_storeu_ps(y + j, v);
     }
   } else {
     const bool u8 = o.kind == QOutput::Kind::kUInt8;
     const int32_t qmin = u8 ? 0 : -128, qmax = u8 ? 255 : 127;
-    const __m256 lo = _mm256_set1_ps(
-        static_cast<float>((o.relu ? std::max(qmin, o.zero_point) : qmin) - o.zero_point));
-    const __m256 hi = _mm256_set1_ps(static_cast<float>(qmax - o.zero_point));
+    const __m256 lo = _mm256_set1_ps(static_cast<float>(std::max(qmin, o.q_lo)) -
+                                     static_cast<float>(o.zero_point));
+    const __m256 hi = _mm256_set1_ps(static_cast<float>(std::min(qmax, o.q_hi)) -
+                                     static_cast<float>(o.zero_point));
     const __m256i zp = _mm256_set1_epi32(o.zero_point);
     const __m256i gather = _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0);
     uint8_t* y = static_cast<uint8_t*>(o.data) + row * o.ld + col0;

@@ -147,10 +147,7 @@ class QMatMulKernel : public Kernel {
         ThrowUnsupported(node.describe() + ": transA=1 is not supported");
       if (node.attr_float("alpha", 1.f) != 1.f)
         ThrowUnsupported(node.describe() + ": alpha != 1 is not supported");
-      const std::string act = node.attr_string("activation", "");
-      if (!act.empty() && act != "Relu")
-        ThrowUnsupported(node.describe() + ": activation '" + act + "' is not supported (Relu is)");
-      relu_ = act == "Relu";
+      act_ = qutil::ReadActivation(node);
     }
     // Prepack a constant 2-D B with a constant zero point.
     const size_t bi = BIndex(), bzi = BZpIndex();
@@ -278,7 +275,8 @@ class QMatMulKernel : public Kernel {
         multiplier[i] = y_scale ? a_scale * b_scale[i] / ys : a_scale * b_scale[i];
       out.scale = multiplier.data();
       out.per_channel_scale = multiplier.size() > 1;
-      out.relu = relu_;
+      out.lo = act_.lo;
+      out.hi = act_.hi;
       if (y_scale) {
         out_dtype = y_zp ? y_zp->dtype() : ir::DType::kUInt8;
         if (out_dtype != ir::DType::kUInt8 && out_dtype != ir::DType::kInt8)
@@ -288,6 +286,8 @@ class QMatMulKernel : public Kernel {
           ThrowUnsupported(node.describe() + ": y_zero_point must be per-tensor");
         out.kind = KindOf(out_dtype);
         out.zero_point = qutil::ZeroPoints(node, y_zp, 1)[0];
+        out.q_lo = qutil::QuantizeBound(act_.lo, ys, out.zero_point);
+        out.q_hi = qutil::QuantizeBound(act_.hi, ys, out.zero_point);
       } else {
         out_dtype = ir::DType::kFloat32;
         out.kind = QOutput::Kind::kFloat;
@@ -352,7 +352,7 @@ class QMatMulKernel : public Kernel {
 
  private:
   bool trans_b_ = false;
-  bool relu_ = false;
+  qutil::Activation act_;
   std::unique_ptr<QPacked> packed_;
   std::vector<int64_t> packed_shape_;
   ir::DType packed_dtype_ = ir::DType::kUndefined;

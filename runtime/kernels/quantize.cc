@@ -259,6 +259,27 @@ std::vector<int32_t> ZeroPoints(const ir::Node& node, const ir::Tensor* zp, size
   return z;
 }
 
+Activation ReadActivation(const ir::Node& node) {
+  Activation a;
+  const std::string act = node.attr_string("activation", "");
+  if (act.empty()) return a;
+  a.any = true;
+  if (act == "Relu") {
+    a.lo = 0.f;
+  } else if (act == "Clip") {
+    const std::vector<float> p = node.attr_floats("activation_params", {});
+    if (p.size() != 2)
+      ThrowInvalid(node.describe() + ": activation Clip needs 2 activation_params, got " +
+                   std::to_string(p.size()));
+    a.lo = p[0];
+    a.hi = p[1];
+  } else {
+    ThrowUnsupported(node.describe() + ": fused activation '" + act +
+                     "' is not supported (Relu, Clip are)");
+  }
+  return a;
+}
+
 U8Params DynamicU8Params(const float* x, int64_t n) {
   float mn = 0.f, mx = 0.f;
   for (int64_t i = 0; i < n; ++i) {

@@ -46,4 +46,20 @@ inline T Saturate(float v, int32_t zp) {
   return static_cast<T>(r == r ? r : static_cast<float>(zp));
 }
 
+// The fused activation of an integer op (`activation` = "Relu" or "Clip" with
+// `activation_params` [lo, hi], as com.microsoft FusedConv writes it): float bounds.
+struct Activation {
+  bool any = false;
+  float lo = -std::numeric_limits<float>::infinity();
+  float hi = std::numeric_limits<float>::infinity();
+};
+Activation ReadActivation(const ir::Node& node);
+// Bounds mapped into the quantized output domain: saturate(round(bound / y_scale) + y_zp).
+inline int32_t QuantizeBound(float bound, float y_scale, int32_t y_zp) {
+  if (bound == -std::numeric_limits<float>::infinity()) return std::numeric_limits<int32_t>::min();
+  if (bound == std::numeric_limits<float>::infinity()) return std::numeric_limits<int32_t>::max();
+  const double q = std::nearbyint(static_cast<double>(static_cast<float>(bound / y_scale))) + y_zp;
+  return static_cast<int32_t>(std::min(2e9, std::max(-2e9, q)));
+}
+
 }  // namespace edgepress::runtime::qutil

@@ -1,0 +1,219 @@
+// Quantized element-wise and pooling ops that fuse-qdq emits (onnxruntime contrib ops):
+//   com.microsoft QLinearAdd  A, A_scale, A_zp, B, B_scale, B_zp, C_scale, C_zp -> C
+//       c = saturate(round((a - za) * (sa / sc) + (b - zb) * (sb / sc)) + zc), numpy
+//       broadcasting; edgepress QLinearAdd adds `activation` (Relu/Clip, docs/ops.md).
+//   com.microsoft QLinearGlobalAveragePool  X, x_scale, x_zp, y_scale, y_zp (NCHW,
+//       channels_last = 0): y = saturate(round(sum(x - zx) * x_scale / (y_scale * HW)) + zy)
+// Per-tensor parameters only. Scalar code; gcc vectorises the same-shape Add loop.
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ir/error.h"
+#include "runtime/kernel.h"
+#include "runtime/kernels/all_kernels.h"
+#include "runtime/kernels/gemm_op_util.h"
+#include "runtime/kernels/quantize_util.h"
+#include "runtime/thread_pool.h"
+
+namespace edgepress::runtime {
+
+namespace {
+
+using gemm_util::DimsToString;
+
+const ir::Tensor& Need(KernelContext& ctx, size_t i, const char* what) {
+  const ir::Tensor* t = ctx.input(i);
+  if (!t || t->empty())
+    ThrowInvalid(ctx.node().describe() + ": missing input " + std::to_string(i) + " (" + what +
+                 ")");
+  return *t;
+}
+
+float OneScale(KernelContext& ctx, size_t i, const char* what) {
+  const ir::Tensor& t = Need(ctx, i, what);
+  if (t.numel() != 1)
+    ThrowUnsupported(ctx.node().describe() + ": " + what + " must be per-tensor");
+  return qutil::Scales(ctx.node(), t)[0];
+}
+
+int32_t OneZp(KernelContext& ctx, size_t i, ir::DType want, const char* what) {
+  const ir::Tensor* t = ctx.input(i);
+  if (!t || t->empty()) return 0;
+  if (t->numel() != 1 || t->dtype() != want)
+    ThrowInvalid(ctx.node().describe() + ": " + what + " must be one " + ir::DTypeName(want) +
+                 " value");
+  return qutil::ZeroPoints(ctx.node(), t, 1)[0];
+}
+
+const ir::Tensor& Q8(KernelContext& ctx, size_t i, const char* what) {
+  const ir::Tensor& t = Need(ctx, i, what);
+  if (t.dtype() != ir::DType::kUInt8 && t.dtype() != ir::DType::kInt8)
+    ThrowUnsupported(ctx.node().describe() + ": " + what + " has dtype " +
+                     ir::DTypeName(t.dtype()) + ", expected uint8 or int8");
+  return t;
+}
+
+template <typename T>
+void AddLoop(const T* a, const T* b, T* c, int64_t n, const std::vector<int64_t>& ai,
+             const std::vector<int64_t>& bi, float ra, float rb, int32_t za, int32_t zb,
+             int32_t zc, int32_t lo, int32_t hi) {
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t ia = ai.empty() ? i : ai[static_cast<size_t>(i)];
+    const int64_t ib = bi.empty() ? i : bi[static_cast<size_t>(i)];
+    const float v = static_cast<float>(static_cast<int32_t>(a[ia]) - za) * ra +
+                    static_cast<float>(static_cast<int32_t>(b[ib]) - zb) * rb;
+    int32_t q = static_cast<int32_t>(std::nearbyint(v)) + zc;
+    c[i] = static_cast<T>(std::min(std::max(q, lo), hi));
+  }
+}
+
+// Flat source index of every output element under numpy broadcasting (empty: identity).
+std::vector<int64_t> BroadcastIndex(const std::vector<int64_t>& in, const std::vector<int64_t>& out) {
+  if (in == out) return {};
+  const size_t r = out.size(), off = r - in.size();
+  std::vector<int64_t> stride(r, 0);
+  int64_t s = 1;
+  for (size_t i = r; i-- > off;) {
+    stride[i] = in[i - off] == 1 ? 0 : s;
+    s *= in[i - off];
+  }
+  int64_t total = 1;
+  for (int64_t d : out) total *= d;
+  std::vector<int64_t> idx(static_cast<size_t>(total));
+  std::vector<int64_t> pos(r, 0);
+  for (int64_t t = 0; t < total; ++t) {
+    int64_t flat = 0;
+    for (size_t i = 0; i < r; ++i) flat += pos[i] * stride[i];
+    idx[static_cast<size_t>(t)] = flat;
+    for (size_t i = r; i-- > 0;) {
+      if (++pos[i] < out[i]) break;
+      pos[i] = 0;
+    }
+  }
+  return idx;
+}
+
+class QLinearAddKernel : public Kernel {
+ public:
+  explicit QLinearAddKernel(const KernelInit& init) : act_(qutil::ReadActivation(init.node)) {}
+
+  void Run(KernelContext& ctx) override {
+    const ir::Node& node = ctx.node();
+    const ir::Tensor& a = Q8(ctx, 0, "A");
+    const ir::Tensor& b = Q8(ctx, 3, "B");
+    if (a.dtype() != b.dtype())
+      ThrowInvalid(node.describe() + ": A and B have different dtypes");
+    const float sa = OneScale(ctx, 1, "A_scale"), sb = OneScale(ctx, 4, "B_scale");
+    const float sc = OneScale(ctx, 6, "C_scale");
+    const int32_t za = OneZp(ctx, 2, a.dtype(), "A_zero_point");
+    const int32_t zb = OneZp(ctx, 5, b.dtype(), "B_zero_point");
+    const int32_t zc = OneZp(ctx, 7, a.dtype(), "C_zero_point");
+    const std::vector<int64_t>& as = a.shape();
+    const std::vector<int64_t>& bs = b.shape();
+    const size_t r = std::max(as.size(), bs.size());
+    std::vector<int64_t> out(r);
+    for (size_t i = 0; i < r; ++i) {
+      const int64_t da = i < r - as.size() ? 1 : as[i - (r - as.size())];
+      const int64_t db = i < r - bs.size() ? 1 : bs[i - (r - bs.size())];
+      if (da != db && da != 1 && db != 1)
+        ThrowInvalid(node.describe() + ": shapes " + DimsToString(as) + " and " +
+                     DimsToString(bs) + " do not broadcast");
+      out[i] = da == 1 ? db : da;
+    }
+    ir::Tensor& c = ctx.AllocateOutput(0, a.dtype(), out);
+    const int64_t n = static_cast<int64_t>(c.numel());
+    if (n == 0) return;
+    const std::vector<int64_t> ai = BroadcastIndex(as, out), bi = BroadcastIndex(bs, out);
+    const bool u8 = a.dtype() == ir::DType::kUInt8;
+    const int32_t qmin = u8 ? 0 : -128, qmax = u8 ? 255 : 127;
+    const int32_t lo = std::max(qmin, qutil::QuantizeBound(act_.lo, sc, zc));
+    const int32_t hi = std::min(qmax, qutil::QuantizeBound(act_.hi, sc, zc));
+    const float ra = sa / sc, rb = sb / sc;
+    ctx.pool().ParallelFor(n, 16384, [&](int64_t s, int64_t e) {
+      std::vector<int64_t> sai, sbi;
+      if (!ai.empty()) sai.assign(ai.begin() + s, ai.begin() + e);
+      if (!bi.empty()) sbi.assign(bi.begin() + s, bi.begin() + e);
+      if (u8) {
+        const uint8_t* ap = a.data<uint8_t>();
+        const uint8_t* bp = b.data<uint8_t>();
+        AddLoop(ai.empty() ? ap + s : ap, bi.empty() ? bp + s : bp, c.mutable_data<uint8_t>() + s,
+                e - s, sai, sbi, ra, rb, za, zb, zc, lo, hi);
+      } else {
+        const int8_t* ap = a.data<int8_t>();
+        const int8_t* bp = b.data<int8_t>();
+        AddLoop(ai.empty() ? ap + s : ap, bi.empty() ? bp + s : bp, c.mutable_data<int8_t>() + s,
+                e - s, sai, sbi, ra, rb, za, zb, zc, lo, hi);
+      }
+    });
+  }
+
+ private:
+  qutil::Activation act_;
+};
+
+class QLinearGapKernel : public Kernel {
+ public:
+  explicit QLinearGapKernel(const KernelInit& init) {
+    if (init.node.attr_int("channels_last", 0) != 0)
+      ThrowUnsupported(init.node.describe() + ": channels_last=1 is not supported");
+  }
+
+  void Run(KernelContext& ctx) override {
+    const ir::Node& node = ctx.node();
+    const ir::Tensor& x = Q8(ctx, 0, "X");
+    if (x.rank() < 3)
+      ThrowInvalid(node.describe() + ": X of shape " + DimsToString(x.shape()) +
+                   " is not N x C x spatial");
+    const float xs = OneScale(ctx, 1, "x_scale"), ys = OneScale(ctx, 3, "y_scale");
+    const int32_t zx = OneZp(ctx, 2, x.dtype(), "x_zero_point");
+    const int32_t zy = OneZp(ctx, 4, x.dtype(), "y_zero_point");
+    std::vector<int64_t> out = {x.shape()[0], x.shape()[1]};
+    int64_t hw = 1;
+    for (int i = 2; i < x.rank(); ++i) {
+      out.push_back(1);
+      hw *= x.shape()[static_cast<size_t>(i)];
+    }
+    ir::Tensor& y = ctx.AllocateOutput(0, x.dtype(), out);
+    const int64_t planes = out[0] * out[1];
+    if (planes == 0 || hw == 0) return;
+    const float mult = xs / (ys * static_cast<float>(hw));
+    const bool u8 = x.dtype() == ir::DType::kUInt8;
+    for (int64_t p = 0; p < planes; ++p) {
+      int64_t s = 0;
+      if (u8) {
+        const uint8_t* xp = x.data<uint8_t>() + p * hw;
+        for (int64_t i = 0; i < hw; ++i) s += xp[i];
+      } else {
+        const int8_t* xp = x.data<int8_t>() + p * hw;
+        for (int64_t i = 0; i < hw; ++i) s += xp[i];
+      }
+      const float v = static_cast<float>(s - static_cast<int64_t>(zx) * hw) * mult;
+      if (u8)
+        y.mutable_data<uint8_t>()[p] = qutil::Saturate<uint8_t>(v, zy);
+      else
+        y.mutable_data<int8_t>()[p] = qutil::Saturate<int8_t>(v, zy);
+    }
+  }
+};
+
+template <class K>
+std::unique_ptr<Kernel> Create(const KernelInit& init) {
+  return std::make_unique<K>(init);
+}
+
+}  // namespace
+
+void RegisterQLinearEltwiseKernels(KernelRegistry& r) {
+  using ir::DType;
+  r.Add({"QLinearAdd", "com.microsoft", DType::kUndefined, Isa::kScalar, "q8_ms_qlinearadd__ref",
+         Create<QLinearAddKernel>});
+  r.Add({"QLinearAdd", "edgepress", DType::kUndefined, Isa::kScalar, "q8_qlinearadd__ref",
+         Create<QLinearAddKernel>});
+  r.Add({"QLinearGlobalAveragePool", "com.microsoft", DType::kUndefined, Isa::kScalar,
+         "q8_ms_qlinearglobalavgpool__ref", Create<QLinearGapKernel>});
+}
+
+}  // namespace edgepress::runtime
