@@ -29,12 +29,16 @@ Method ParseMethod(const std::string& name);
 struct ObserverOptions {
   Method method = Method::kMinMax;
   double percentile = 99.99;   // kPercentile: keep this share of |x| (two-sided)
-  int bins = 2048;             // histogram methods
+  // Histogram methods: the searches run on about this many bins per side of zero (the
+  // streaming grid holds 4x as many, on power-of-two bin widths, so re-binning is exact
+  // and the result does not depend on how the data was split into batches).
+  int bins = 2048;
   int per_channel_axis = -1;   // >= 0: one range per index along this axis
   bool symmetric = false;      // range symmetric around 0 (int8 symmetric activations)
 };
 
-// The range chosen for one tensor.
+// The range chosen for one tensor, as observed (clamped to the values seen): it is not
+// widened to include zero; a quantizer with a zero point does that itself.
 struct TensorRange {
   float min = 0, max = 0;                       // per-tensor (always set)
   int axis = -1;                                // per-channel when >= 0

@@ -12,7 +12,9 @@
 //   |x| with L = 128. Non-symmetric data with both signs: the positive and the negative
 //   side are searched independently (L = 128 each, as each side gets about half of the
 //   256 codes); one-sided data (e.g. after ReLU): one search with L = 256 from zero,
-//   because the quantizer's range includes zero anyway.
+//   because the quantizer's range includes zero anyway. The zero bin is flattened to its
+//   neighbour's count before the search (as NVIDIA's pytorch-quantization does), and bin
+//   k maps to level k·L/i (every level spans i/L bins, rounded).
 // - mse: minimises the expected 8-bit quantization error over the histogram: values
 //   outside [a, b] cost their clipping error (x - clamp(x))^2, values inside the rounding
 //   noise step^2/12 with step = (max(b,0) - min(a,0)) / 255 (the quantizer's range
@@ -209,35 +211,42 @@ double KlDivergence(const std::vector<double>& p, const std::vector<double>& q) 
 }
 
 // TensorRT's entropy calibration on a magnitude histogram: the threshold |x| minimising
-// KL(P||Q) with `levels` quantization levels. Like TensorRT, the search runs on about
-// `bins` bins from zero to the largest magnitude (coarsened exactly from the finer grid).
+// KL(P||Q) with `levels` quantization levels. Like TensorRT, the search runs on at most
+// `bins` bins from zero to the largest magnitude (coarsened exactly from the finer grid,
+// to between bins/2 and bins).
 double KlThreshold(Bins m, int levels, int bins) {
-  while (m.end() >= 2 * static_cast<int64_t>(bins)) m.Halve();
+  while (m.end() > static_cast<int64_t>(bins)) m.Halve();
   int64_t n = m.end();
   if (n <= levels) return static_cast<double>(n) * m.w;
   std::vector<double> h(static_cast<size_t>(n), 0.0);
   for (size_t i = 0; i < m.c.size(); ++i) h[static_cast<size_t>(m.base) + i] = m.c[i];
+  // The first bin holds the exact zeros (ReLU outputs: often half the values); a spike
+  // that no level can represent apart from its neighbours would dominate KL and pull
+  // the threshold down. NVIDIA's pytorch-quantization flattens it the same way.
+  h[0] = h[1];
   std::vector<double> suffix(static_cast<size_t>(n) + 1, 0.0);
   for (int64_t i = n - 1; i >= 0; --i) suffix[i] = suffix[i + 1] + h[i];
   double best_kl = std::numeric_limits<double>::infinity();
   int64_t best = n;
-  std::vector<double> p, q;
+  std::vector<double> p, q, sum;
+  std::vector<int64_t> nonzero;
   for (int64_t i = levels; i <= n; ++i) {
     p.assign(h.begin(), h.begin() + i);
     p[i - 1] += suffix[i];  // outliers clip into the last bin
+    // Bin k goes to level k·L/i, so every level spans i/L bins rounded either way (not
+    // a remainder piled onto the last level, which favours thresholds just below a
+    // multiple of L).
+    sum.assign(static_cast<size_t>(levels), 0.0);
+    nonzero.assign(static_cast<size_t>(levels), 0);
+    for (int64_t k = 0; k < i; ++k) {
+      size_t l = static_cast<size_t>(k * levels / i);
+      sum[l] += h[k];
+      nonzero[l] += p[k] != 0;
+    }
     q.assign(static_cast<size_t>(i), 0.0);
-    int64_t merged = i / levels;
-    for (int j = 0; j < levels; ++j) {
-      int64_t start = j * merged, stop = j == levels - 1 ? i : start + merged;
-      double sum = 0;
-      int64_t nonzero = 0;
-      for (int64_t k = start; k < stop; ++k) {
-        sum += h[k];
-        nonzero += p[k] != 0;
-      }
-      if (!nonzero) continue;
-      for (int64_t k = start; k < stop; ++k)
-        if (p[k] != 0) q[k] = sum / static_cast<double>(nonzero);
+    for (int64_t k = 0; k < i; ++k) {
+      size_t l = static_cast<size_t>(k * levels / i);
+      if (p[k] != 0) q[k] = sum[l] / static_cast<double>(nonzero[l]);
     }
     if (!Smooth(p) || !Smooth(q)) continue;
     double kl = KlDivergence(p, q);

@@ -32,6 +32,7 @@ int Main(int argc, char** argv) {
   AddBenchCommand(app, action);
   AddPassesCommand(app, action);
   AddApplyCommand(app, action);
+  AddCalibrateCommand(app, action);
   AddCompareCommand(app, action);
   AddCompressCommand(app, action);
   AddRecipesCommand(app, action);

@@ -18,6 +18,7 @@ void AddRunCommand(CLI::App& app, Action& action);
 void AddBenchCommand(CLI::App& app, Action& action);
 void AddPassesCommand(CLI::App& app, Action& action);
 void AddApplyCommand(CLI::App& app, Action& action);
+void AddCalibrateCommand(CLI::App& app, Action& action);
 void AddCompareCommand(CLI::App& app, Action& action);
 void AddCompressCommand(CLI::App& app, Action& action);
 void AddRecipesCommand(CLI::App& app, Action& action);
