@@ -335,11 +335,13 @@ eval::Report RunCompress(const CompressOptions& o, Progress& progress) {
     ThrowUnsupported(recipe.path + ": export.pt: TorchScript export is not built yet; set pt: false");
   if (!recipe.exports.epk && !recipe.exports.onnx)
     ThrowInvalid(recipe.path + ": export: nothing to write; enable epk or onnx");
-  if (recipe.pipeline.empty()) ThrowInvalid(recipe.path + ": pipeline: no passes");
+  // An empty pipeline is allowed: the float model is exported and measured against itself.
   const int threads = o.threads ? *o.threads : recipe.target.threads;
   const uint64_t seed = o.seed ? *o.seed : recipe.seed;
   const std::string calib = !o.calib.empty() ? o.calib : recipe.calibration.data;
   const std::string eval_file = !o.eval.empty() ? o.eval : recipe.evaluation.data;
+  for (const std::string& f : {o.model, calib, eval_file})
+    if (!f.empty() && !FileExists(f)) throw Error(ErrorCode::kIo, "cannot open '" + f + "'");
   std::optional<eval::Metric> metric;
   if (!recipe.evaluation.metric.empty()) {
     try {
@@ -359,8 +361,6 @@ eval::Report RunCompress(const CompressOptions& o, Progress& progress) {
   if (accuracy_budget && eval_file.empty())
     ThrowInvalid(recipe.path + ": budgets.max_accuracy_drop needs evaluation data; pass --eval or set evaluation.data");
   if (accuracy_budget && !metric) ThrowInvalid(recipe.path + ": accuracy budgets need evaluation.metric");
-  for (const std::string& f : {o.model, calib, eval_file})
-    if (!f.empty() && !FileExists(f)) throw Error(ErrorCode::kIo, "cannot open '" + f + "'");
 
   eval::Report rep;
   rep.tool_version = EDGEPRESS_VERSION;
