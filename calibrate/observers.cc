@@ -85,13 +85,15 @@ class Histogram {
     }
     has_grid_ = true;
     exp_ = e;
+    inv_width_ = std::ldexp(1.0, -e);
     base_ = new_base;
     data_min_ = new_min;
     data_max_ = new_max;
   }
   // `x` must lie in the range passed to Extend.
   void Add(float x) {
-    int64_t idx = FloorScaled(x, exp_) - base_;
+    // x·2^-e is exact in double (a power-of-two scale well inside double's range).
+    int64_t idx = static_cast<int64_t>(std::floor(static_cast<double>(x) * inv_width_)) - base_;
     idx = std::clamp<int64_t>(idx, 0, static_cast<int64_t>(counts_.size()) - 1);
     ++counts_[static_cast<size_t>(idx)];
   }
@@ -109,6 +111,7 @@ class Histogram {
   std::vector<uint64_t> counts_;
   bool has_grid_ = false;
   int exp_ = kMinExp;
+  double inv_width_ = 1;
   int64_t base_ = 0;
   double data_min_ = 0, data_max_ = 0;
 };
