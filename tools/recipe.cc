@@ -644,7 +644,8 @@ void CheckWhole(const Recipe& r, const Locations& loc) {
                  " (set at " + where("target.arch") + ")");
   if (!r.exports.epk && !r.exports.onnx && !r.exports.pt)
     ThrowInvalid(where("export") + ": 'export' writes nothing: set at least one of epk, onnx, pt");
-  if ((r.evaluation.metric == "top1" || r.evaluation.metric == "topk") &&
+  const std::string& metric = r.evaluation.metric;
+  if ((metric == "top1" || metric == "topk" || metric == "perplexity") &&
       r.evaluation.label.empty())
     ThrowInvalid(where("evaluation.metric") + ": metric " + r.evaluation.metric +
                  " needs 'evaluation.label' (the array of labels in the evaluation data)");

@@ -205,6 +205,9 @@ TEST_F(RecipeTest, ValuesAreTypedAndRangeChecked) {
   EXPECT_EQ(ErrorOf("target:\n  arch: arm64\n  isa: avx2\n"),
             At(3, 8) + "'target.isa' avx2 needs target.arch x86_64, but the arch is arm64 (set at " +
                 dir_ + "/x.yaml:2:9)");
+  EXPECT_EQ(ErrorOf("evaluation: {metric: perplexity, label: \"\"}\n"),
+            At(1, 22) + "metric perplexity needs 'evaluation.label' (the array of labels in the "
+                        "evaluation data)");
   EXPECT_EQ(ErrorOf("export: {epk: false}\n"),
             At(1, 9) + "'export' writes nothing: set at least one of epk, onnx, pt");
   // Must not fire: a valid recipe with every section.
