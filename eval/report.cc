@@ -247,6 +247,7 @@ std::string ReportToJson(const Report& r) {
                       {"changed", p.changed},
                       {"stats", stats},
                       {"seconds", Num(p.seconds)}});
+    if (!p.details.empty()) passes.back()["details"] = Json::parse(p.details, nullptr, false);
   }
   j["passes"] = passes;
   Json layers = Json::array();
@@ -340,6 +341,7 @@ Report ReportFromJson(const std::string& text, const std::string& name) {
     if (!st.is_object()) rd.Fail("passes[].stats", "expected an object");
     for (auto it = st.begin(); it != st.end(); ++it) pr.stats[it.key()] = rd.Int(st, it.key(), "passes[].stats");
     pr.seconds = rd.Double(p, "seconds", "passes[]");
+    if (p.contains("details")) pr.details = p["details"].dump();
     r.passes.push_back(std::move(pr));
   }
   for (const Json& l : rd.Array(j, "layers", ""))
@@ -555,6 +557,26 @@ std::string ReportToHtml(const Report& r) {
     for (size_t i = 0; i < r.layers.size() && i < 25; ++i)
       bars.push_back({r.layers[i].name, r.layers[i].nmse, "comp", "NMSE " + G(r.layers[i].nmse)});
     s += BarChart("layers", "Per-layer error vs the original (NMSE, largest first)", "nmse", bars);
+  }
+  // Per-layer sensitivity a pass measured (quantize-static: SNR of each layer quantized
+  // alone, most sensitive first).
+  for (const auto& p : r.passes) {
+    if (p.details.empty()) continue;
+    Json d = Json::parse(p.details, nullptr, false);
+    if (!d.is_object() || !d.contains("layers") || !d["layers"].is_array()) continue;
+    std::vector<Bar> bars;
+    for (const Json& l : d["layers"]) {
+      if (bars.size() >= 25) break;
+      if (!l.is_object() || !l.contains("snr_db") || !l["snr_db"].is_number()) continue;
+      std::string name = l.contains("name") && l["name"].is_string() ? l["name"].get<std::string>() : "?";
+      bool kept = l.contains("float") && l["float"].is_boolean() && l["float"].get<bool>();
+      double snr = l["snr_db"].get<double>();
+      bars.push_back({name, snr, kept ? "base" : "comp", Fmt("%.1f dB", snr) + (kept ? " (kept in float)" : "")});
+    }
+    if (!bars.empty())
+      s += BarChart("sensitivity", p.pass + ": per-layer SNR when quantized alone (dB, most sensitive first; grey = kept in float)",
+                    "dB", bars);
+    break;
   }
   if (!r.trials.empty()) {
     std::vector<Bar> bars;

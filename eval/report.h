@@ -48,6 +48,7 @@ struct PassRecord {
   bool changed = false;
   std::map<std::string, int64_t> stats;
   double seconds = 0;  // timing
+  std::string details;  // the pass's own JSON object for reports (Pass::Details), or empty
 };
 
 struct LayerError {  // one activation compared between the original and compressed model

@@ -494,7 +494,18 @@ eval::Report RunCompress(const CompressOptions& o, Progress& progress) {
     t.name = plan.name;
     t.overrides = plan.overrides;
     const auto t0 = Clock::now();
-    if (plans.size() > 1) progress.Log(fmt::format("trial {}: {}", t.index, t.name));
+    if (plans.size() > 1) {
+      // Tuning progress: trials left at most, and an ETA from the mean trial time so far.
+      const size_t left = std::min(plans.size() - pi, static_cast<size_t>(max_trials) - rep.trials.size());
+      std::string eta;
+      if (!rep.trials.empty()) {
+        double mean = 0;
+        for (const auto& done : rep.trials) mean += done.seconds;
+        mean /= static_cast<double>(rep.trials.size());
+        eta = fmt::format(", ETA {:.0f}s for at most {} trial(s)", mean * static_cast<double>(left), left);
+      }
+      progress.Log(fmt::format("trial {} (tuning step {} of {}{}): {}", t.index, pi, plans.size() - 1, eta, t.name));
+    }
     const std::string path = (fs::path(outdir) / fmt::format(".trial-{}{}", t.index, ext)).string();
     std::vector<passes::PassRun> runs;
     try {
@@ -568,7 +579,7 @@ eval::Report RunCompress(const CompressOptions& o, Progress& progress) {
   rep.compressed = best.result;
   rep.budgets = best.budgets;
   for (const auto& r : trial_runs[chosen])
-    rep.passes.push_back({r.pass, r.options, r.changed, r.stats, r.seconds});
+    rep.passes.push_back({r.pass, r.options, r.changed, r.stats, r.seconds, r.details});
 
   // ---- artifacts -----------------------------------------------------------------------
   const std::string primary = (fs::path(outdir) / ("model" + ext)).string();

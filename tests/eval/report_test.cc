@@ -32,7 +32,9 @@ Report Sample() {
   r.compressed = {40000, 18, 0.75, 0.8, 1.25, 0.8, 50, 0.95};
   r.budgets = {{"max_size_bytes", "bytes", "<=", 50000, 40000, true, 10000, false},
                {"max_accuracy_drop", "top1", "<=", 0.01, 0.025, false, -0.015, false}};
-  r.passes = {{"fold-constants", {{"max-bytes", "1024"}}, true, {{"folded", 3}}, 0.001}};
+  r.passes = {{"fold-constants", {{"max-bytes", "1024"}}, true, {{"folded", 3}}, 0.001, ""},
+              {"quantize-static", {}, true, {}, 0.5,
+               R"({"layers":[{"name":"conv1","snr_db":12.5,"float":true},{"name":"fc","snr_db":31.25,"float":false}]})"}};
   r.layers = {{"conv1_out", "Conv", 0.02, 0.99}, {"relu<&>", "Relu", 0.001, 0.9995}};
   Trial t0;
   t0.index = 0;
@@ -82,6 +84,7 @@ TEST(Report, JsonRoundTripsWithStableKeyOrder) {
   EXPECT_DOUBLE_EQ(*back.baseline.metric, 0.975);
   EXPECT_EQ(back.trials[1].chosen, true);
   EXPECT_EQ(back.layers[1].name, "relu<&>");
+  EXPECT_EQ(j["passes"][1]["details"]["layers"][1]["snr_db"], 31.25);
   // Writing is deterministic.
   EXPECT_EQ(ReportToJson(Sample()), json);
 }
@@ -125,7 +128,7 @@ TEST(Report, HtmlIsSelfContainedWithOneChartPerKindCarryingData) {
   EXPECT_EQ(html.find("http://"), html.find("http://www.w3.org/2000/svg"));  // only the SVG namespace
   EXPECT_EQ(html.find("https://"), std::string::npos);
   EXPECT_EQ(html.find("<link"), std::string::npos);
-  for (const char* chart : {"size", "latency", "accuracy", "layers", "trials"}) {
+  for (const char* chart : {"size", "latency", "accuracy", "layers", "sensitivity", "trials"}) {
     std::regex svg(std::string("<svg data-chart=\"") + chart + "\"[^>]*>([\\s\\S]*?)</svg>");
     std::smatch m;
     ASSERT_TRUE(std::regex_search(html, m, svg)) << chart;
@@ -138,6 +141,7 @@ TEST(Report, HtmlIsSelfContainedWithOneChartPerKindCarryingData) {
   EXPECT_NE(html.find("data-label=\"compressed\" data-value=\"40000\""), std::string::npos);
   EXPECT_NE(html.find("data-label=\"compressed p50\" data-value=\"0.75\""), std::string::npos);
   EXPECT_NE(html.find("data-value=\"0.95\""), std::string::npos);  // accuracy
+  EXPECT_NE(html.find("data-label=\"fc\" data-value=\"31.25\""), std::string::npos);  // pass details
   EXPECT_NE(html.find("relu&lt;&amp;&gt;"), std::string::npos);     // escaped layer name
   EXPECT_EQ(html.find("relu<&>"), std::string::npos);
   // No metric, no layers, no trials: those charts are left out rather than drawn empty.
