@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 #include <unistd.h>
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -411,6 +412,7 @@ class FileReader {
       if (item.IsScalar()) {
         step.pass = item.Scalar();
       } else if (item.IsMap()) {
+        if (item.size() == 0) Fail(item, "an empty map is not a pipeline step; write '- pass-name'");
         if (item.size() != 1) {
           std::vector<std::string> keys;
           for (const auto& kv : item) keys.push_back("'" + kv.first.as<std::string>("?") + "'");
@@ -575,9 +577,14 @@ Recipe LoadFile(const std::string& path, std::vector<std::string>* stack, Locati
   YAML::Node root;
   try {
     root = YAML::Load(text);
+  } catch (const YAML::DeepRecursion& e) {
+    ThrowInvalid(fmt::format("{}:{}:{}: invalid YAML: nested deeper than {} levels", path,
+                             e.mark.line + 1, e.mark.column + 1, e.depth()));
   } catch (const YAML::ParserException& e) {
     ThrowInvalid(fmt::format("{}:{}:{}: invalid YAML: {}", path, e.mark.line + 1,
                              e.mark.column + 1, e.msg));
+  } catch (const YAML::Exception& e) {
+    ThrowInvalid(path + ": invalid YAML: " + e.what());
   }
   if (!root.IsMap())
     ThrowInvalid(reader.Where(root) + ": a recipe is a YAML map of keys (" + Join(KeysOf("")) +

@@ -228,6 +228,9 @@ TEST_F(RecipeTest, YamlSyntaxErrorsHaveLineAndColumn) {
   std::string msg = ErrorOf("target:\n  threads: [1, 2\nbudgets: {}\n");
   EXPECT_EQ(msg.rfind(dir_ + "/x.yaml:", 0), 0u) << msg;
   EXPECT_NE(msg.find("invalid YAML"), std::string::npos) << msg;
+  // yaml-cpp's depth guard, not a stack overflow.
+  msg = ErrorOf("pipeline: " + std::string(100000, '['));
+  EXPECT_NE(msg.find("invalid YAML: nested deeper than"), std::string::npos) << msg;
   EXPECT_EQ(ErrorOf(""), dir_ + "/x.yaml: a recipe is a YAML map of keys (name, description, "
                                 "extends, seed, target, budgets, pipeline, calibration, "
                                 "evaluation, export, tuning), got nothing");
@@ -262,6 +265,8 @@ TEST_F(RecipeTest, PipelinePassesAndOptionsAreChecked) {
             At(2, 5) + "a pipeline step is '- pass-name' or '- pass-name: {option: value}'; "
                        "this one has 2 keys ('quantize-static', 'method'): indent the options "
                        "below the pass name");
+  EXPECT_EQ(ErrorOf("pipeline:\n  - {}\n"),
+            At(2, 5) + "an empty map is not a pipeline step; write '- pass-name'");
   EXPECT_EQ(ErrorOf("pipeline: fold-constants\n"),
             At(1, 11) + "'pipeline' must be a list of passes ('- pass-name' or '- pass-name: "
                         "{option: value}'), got 'fold-constants'");
