@@ -9,6 +9,7 @@
 
 #include "calibrate/calibrate.h"
 #include "ir/error.h"
+#include "ir/shape_inference.h"
 #include "passes/quant_util.h"
 #include "passes/rewrite_util.h"
 
@@ -101,6 +102,18 @@ SmoothQuantResult ApplySmoothQuant(ir::Model& model, calibrate::DataSet& data,
                                    const SmoothQuantOptions& o) {
   ir::Graph& g = *model.graph;
   SmoothQuantResult result;
+  // The channel axis is the last one, so the rank of X must be known: imported models
+  // often carry no value_info, so infer shapes first when a candidate lacks one.
+  bool unknown = false;
+  for (ir::Node* n : g.nodes())
+    unknown = unknown || (SmoothableK(n, o.exclude) > 0 && !n->input(0)->type.shape);
+  if (unknown) {
+    try {
+      ir::InferShapes(model);
+    } catch (const Error&) {
+      // Best effort: candidates whose rank stays unknown are skipped below.
+    }
+  }
   std::vector<Target> targets;
   std::map<ir::Value*, size_t> index;
   for (ir::Node* n : g.nodes()) {

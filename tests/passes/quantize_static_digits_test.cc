@@ -10,7 +10,9 @@
 #include <nlohmann/json.hpp>
 
 #include "formats/onnx/onnx.h"
+#include "calibrate/dataset.h"
 #include "ir/error.h"
+#include "passes/smooth_quant.h"
 #include "qdq_ort_util.h"
 #include "qdq_test_util.h"
 
@@ -140,6 +142,48 @@ TEST(QuantizeStaticDigits, MixedPrecisionChangesWhichLayersStayFloat) {
   Quantize("quantize-static{min-cosine=1}", &run);
   auto du = nlohmann::json::parse(run.details);
   EXPECT_GE(du["output_cosine_steps"].size(), 2u);
+}
+
+TEST(QuantizeStaticDigits, TransformerWithAndWithoutSmoothQuant) {
+  // The digits transformer (pre-LN encoder: LayerNormalization -> MatMul, attention
+  // MatMul of two activations, Softmax/Erf float).
+  auto m = formats::LoadOnnx(kDir + "/digits_transformer.onnx");
+  ir::Tensor ref = qtest::RunModel(*m, {{"image", Eval().images}})[0].second;
+  double fp32 = Top1(ref);
+  {
+    // SmoothQuant alone keeps the float function (relative to the largest logit).
+    auto s = m->Clone();
+    calibrate::DataSet data = calibrate::DataSet::Open({kCalib}, *s->graph);
+    SmoothQuantResult r = ApplySmoothQuant(*s, data, SmoothQuantOptions{});
+    EXPECT_EQ(r.layernorm_folds, 5);  // 2x qkv, 2x fc1, head
+    ir::Verify(*s);
+    ir::Tensor got = qtest::RunModel(*s, {{"image", Eval().images}})[0].second;
+    double scale = 0;
+    for (uint64_t i = 0; i < ref.numel(); ++i)
+      scale = std::max(scale, std::fabs(double(ref.data<float>()[i])));
+    double rel = qtest::MaxAbsDiff(got, ref) / scale;
+    std::printf("[ info ] transformer fp32 smoothed vs unsmoothed: max rel diff %.3g\n", rel);
+    EXPECT_LT(rel, 1e-4);
+  }
+  for (std::string p : {"quantize-static", "quantize-static{smoothquant=true}",
+                        "quantize-static{activation-type=int8,smoothquant=true}"}) {
+    std::vector<PassRun> runs;
+    auto q = qtest::ApplyWithData(*m, p, {kCalib}, &runs);
+    qtest::ExpectCleanQdq(*q);
+    EXPECT_GE(runs[0].stats["matmul-quantized"], 12) << p;
+    ir::Tensor logits = qtest::RunModel(*q, {{"image", Eval().images}})[0].second;
+    double nmse = qtest::Nmse(logits, ref);
+    std::printf("[ info ] transformer %s: top-1 fp32 %.2f%%, int8 %.2f%%, logits NMSE %.3g, "
+                "smoothed %lld (LayerNorm folds %lld)\n",
+                p.c_str(), fp32, Top1(logits), nmse,
+                static_cast<long long>(runs[0].stats["smoothed-layers"]),
+                static_cast<long long>(runs[0].stats["smoothed-layernorm-folds"]));
+    EXPECT_LE(std::fabs(Top1(logits) - fp32), 1.0) << p;
+    EXPECT_LT(nmse, 2e-2) << p;
+    if (p.find("smoothquant") != std::string::npos) {
+      EXPECT_GE(runs[0].stats["smoothed-layernorm-folds"], 2) << p;
+    }
+  }
 }
 
 TEST(QuantizeStaticDigits, OnnxExportRunsInOnnxruntimeWithinOneLsb) {
