@@ -133,9 +133,16 @@ TEST(QuantizeWeightsOnnx, BertInt8) { CheckFixture("bert", "quantize-weights", 1
 TEST(QuantizeWeightsOnnx, BertInt4) { CheckFixture("bert", "quantize-weights{bits=4}", 2e-2); }
 TEST(QuantizeWeightsOnnx, GptInt8) { CheckFixture("gpt", "quantize-weights", 1e-3); }
 TEST(QuantizeWeightsOnnx, GptInt4) { CheckFixture("gpt", "quantize-weights{bits=4}", 2e-2); }
+// The calibration data is the fixture's own input (gpt: one sample of 64 tokens), so the
+// GPTQ/AWQ errors are in-sample.
 TEST(QuantizeWeightsOnnx, GptInt4Gptq) {
   CheckFixture("gpt", "quantize-weights{bits=4,method=gptq}", 2e-2);
 }
+TEST(QuantizeWeightsOnnx, GptInt4Awq) {
+  CheckFixture("gpt", "quantize-weights{bits=4,awq=true}", 2e-2);
+}
+TEST(QuantizeWeightsOnnx, BertCastFp16) { CheckFixture("bert", "cast-weights", 1e-5); }
+TEST(QuantizeWeightsOnnx, BertCastBf16) { CheckFixture("bert", "cast-weights{dtype=bf16}", 1e-3); }
 
 }  // namespace
 }  // namespace edgepress::passes
