@@ -4,10 +4,9 @@
 // weight with scales and packed zero points for int4; 32 bits for fp32) and the speedup.
 // Also M = 4 and M = 16 rows (multi-row GEMV / dequantize + GEMM paths). Not part of ctest.
 //
-// Build (after building edgepress_runtime in build-K2, or any build dir):
-//   g++ -O2 -std=c++17 -I. bench/int4_gemv_bench.cc build-K2/runtime/libedgepress_runtime.a \
-//       build-K2/formats/libedgepress_epk.a build-K2/ir/libedgepress_ir.a -lz -lpthread \
-//       -o /tmp/int4_gemv_bench
+// Build (after building the edgepress_runtime target in a build dir B, e.g. build):
+//   g++ -O2 -std=c++17 -I. bench/int4_gemv_bench.cc B/runtime/libedgepress_runtime.a
+//       B/formats/libedgepress_epk.a B/ir/libedgepress_ir.a -lz -lpthread -o int4_gemv_bench
 // Usage: int4_gemv_bench [threads]
 #include <algorithm>
 #include <chrono>
