@@ -228,6 +228,15 @@ TEST_F(CompressCli, InvalidInputsExitOneAndUsageTwo) {
          ShellQuote(kData + "/compress_cleanup.yaml") + " -o " + ShellQuote(D("out")));
   EXPECT_EQ(r.rc, 1) << r.output;
   EXPECT_NE(r.output.find("needs evaluation data"), std::string::npos) << r.output;
+  // Valid recipes asking for what this build lacks: a clear "unsupported" (exit 1).
+  WriteFileAtomic(D("pt.yaml"), "pipeline: [fold-constants]\nevaluation: {metric: top1}\nexport: {pt: true}\n");
+  r = Digits(D("pt.yaml"), D("out"));
+  EXPECT_EQ(r.rc, 1) << r.output;
+  EXPECT_NE(r.output.find("export.pt: TorchScript export is not built yet"), std::string::npos) << r.output;
+  WriteFileAtomic(D("torch.yaml"), "target: {backend: torch}\npipeline: [fold-constants]\n");
+  r = Digits(D("torch.yaml"), D("out"));
+  EXPECT_EQ(r.rc, 1) << r.output;
+  EXPECT_NE(r.output.find("target.backend 'torch' is not built yet"), std::string::npos) << r.output;
   // Usage: no recipe, no output, a bad thread count.
   EXPECT_EQ(Ep("compress " + ShellQuote(kDigits + "/digits_cnn.onnx") + " -o " + ShellQuote(D("out"))).rc, 2);
   EXPECT_EQ(Ep("compress " + ShellQuote(kDigits + "/digits_cnn.onnx") + " --recipe x").rc, 2);
