@@ -42,6 +42,7 @@
 // Only the main graph is quantized (the observer does not see If/Loop/Scan bodies). A
 // model with no eligible Conv/MatMul/Gemm is left unchanged (no data is read then).
 #include <algorithm>
+#include <cctype>
 #include <cfloat>
 #include <cmath>
 #include <cstring>
@@ -568,7 +569,7 @@ class QuantizeStatic : public Pass {
 
     QuantizeOutcome r = Quantizer(cfg_, cal.ranges, keep).Run(model);
     Count("nodes-quantized", r.integer_nodes);
-    for (const auto& [op, n] : r.per_op) Count(Kebab(op) + "-quantized", n);
+    for (const auto& [op, n] : r.per_op) Count(StatName(op), n);
     Count("qdq-pairs", r.qdq_pairs);
     Count("weights-quantized", r.weights);
     Count("biases-quantized", r.biases);
@@ -579,10 +580,18 @@ class QuantizeStatic : public Pass {
   }
 
  private:
-  static std::string Kebab(const std::string& op) {
+  static std::string StatName(const std::string& op) {
+    if (op == "AveragePool" || op == "GlobalAveragePool") return "pool-quantized";
+    if (RoleOf_(op) == Role::kShare) return "data-movement-quantized";
     std::string s;
     for (char c : op) s += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return s;
+    return s + "-quantized";  // conv, matmul, gemm, add, mul
+  }
+  static Role RoleOf_(const std::string& op) {
+    return op == "Reshape" || op == "Transpose" || op == "Flatten" || op == "Squeeze" ||
+                   op == "Unsqueeze" || op == "MaxPool" || op == "Concat"
+               ? Role::kShare
+               : Role::kFloat;
   }
 
   std::set<std::string> ChooseFloatLayers(const ir::Model& model, const Ranges& ranges,
@@ -736,7 +745,7 @@ const PassEntry& QuantizeStaticPass() {
            Opt("calib-samples", T::kInt, "256", "calibration samples used at most", {}, 1, 1e9),
        },
        {"nodes-quantized", "conv-quantized", "matmul-quantized", "gemm-quantized",
-        "add-quantized", "mul-quantized", "qdq-pairs", "weights-quantized", "biases-quantized",
+        "add-quantized", "mul-quantized", "pool-quantized", "data-movement-quantized", "qdq-pairs", "weights-quantized", "biases-quantized",
         "relu-fused", "kept-float", "kept-float-by-sensitivity", "min-cosine-unmet",
         "smoothed-layers", "smoothed-layernorm-folds", "smoothed-mul-inserted", "calib-samples"},
        /*needs_data=*/true},
