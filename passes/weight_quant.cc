@@ -96,15 +96,20 @@ bool Cholesky(std::vector<double>& a, int64_t n) {
 // U with H⁻¹ = Uᵀ·U (upper, row-major), from the damped H; false when not positive definite.
 bool InverseUpperCholesky(std::vector<double> h, int64_t n, std::vector<double>* u) {
   if (!Cholesky(h, n)) return false;
-  // Linv: inverse of the lower factor, by forward substitution column by column.
+  // Linv: inverse of the lower factor L, row by row from L·Linv = I:
+  // Linv[i][:] = (e_i - Σ_{k<i} L[i][k]·Linv[k][:]) / L[i][i] (contiguous row updates).
   std::vector<double> linv(n * n, 0.0);
-  for (int64_t c = 0; c < n; ++c) {
-    linv[c * n + c] = 1.0 / h[c * n + c];
-    for (int64_t i = c + 1; i < n; ++i) {
-      double v = 0;
-      for (int64_t k = c; k < i; ++k) v -= h[i * n + k] * linv[k * n + c];
-      linv[i * n + c] = v / h[i * n + i];
+  for (int64_t i = 0; i < n; ++i) {
+    double* out = &linv[i * n];
+    for (int64_t k = 0; k < i; ++k) {
+      double a = h[i * n + k];
+      if (a == 0) continue;
+      const double* rk = &linv[k * n];
+      for (int64_t c = 0; c <= k; ++c) out[c] -= a * rk[c];
     }
+    double inv = 1.0 / h[i * n + i];
+    for (int64_t c = 0; c < i; ++c) out[c] *= inv;
+    out[i] = inv;
   }
   // H⁻¹ = Linvᵀ·Linv.
   std::vector<double> hinv(n * n, 0.0);
