@@ -180,7 +180,7 @@ void AddCompareCommand(CLI::App& app, Action& action) {
   cmd->add_option("--data", o->data, "input samples (.npz/.npy; first axis = sample)")
       ->required();
   cmd->add_option("--max-samples", o->max_samples, "compare at most this many samples")
-      ->check(CLI::Range(int64_t{1}, std::numeric_limits<int64_t>::max()));
+      ->check(CLI::Range(int64_t{1}, int64_t{1000000000}));
   cmd->add_option("--threads", o->threads, "worker threads per model (0 = all cores)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
