@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 
 #include "calibrate/dataset.h"
@@ -119,6 +120,23 @@ TEST_F(DataSetTest, DeterministicAndHashesTheFileBytesInOrder) {
   EXPECT_EQ(t1.Sha256(), t2.Sha256());
   EXPECT_NE(t1.Sha256(), t3.Sha256());
   EXPECT_EQ(t1.Batch(1, 1)[0].second.ToDouble(), (std::vector<double>{3, 4, 5}));
+}
+
+TEST_F(DataSetTest, HoldsOneFileAndRereadsOnDemand) {
+  auto m = Model1();
+  std::string a = Save("a.npz", {{"x", F32({4, 3}, 0)}});
+  std::string b = Save("b.npz", {{"x", F32({2, 3}, 100)}});
+  DataSet ds = DataSet::Open({a, b}, *m->graph);
+  ir::Tensor first = ds.Batch(0, 1)[0].second;  // reads a
+  EXPECT_EQ(ds.Batch(4, 1)[0].second.ToDouble(), (std::vector<double>{100, 101, 102}));  // b
+  ASSERT_EQ(std::remove(a.c_str()), 0);
+  // b is the file held now; a batch of b needs no file access.
+  EXPECT_EQ(ds.Batch(5, 1)[0].second.ToDouble(), (std::vector<double>{103, 104, 105}));
+  // a was dropped when b was read: asking for it again re-reads (and here fails, naming it).
+  std::string msg = ErrorOf([&] { ds.Batch(0, 1); });
+  EXPECT_NE(msg.find("a.npz"), std::string::npos) << msg;
+  // Tensors handed out earlier stay valid: they share the buffer they were sliced from.
+  EXPECT_EQ(first.ToDouble(), (std::vector<double>{0, 1, 2}));
 }
 
 TEST_F(DataSetTest, NpyFileFeedsTheOnlyInput) {
