@@ -1,8 +1,11 @@
 // Decoder-shaped GEMV (M = 1) with 4-bit weights (MatMulNBits' Q4MatMul) against the fp32
-// GEMV (SgemmEx with M = 1 on B packed once, as the MatMul kernel runs a constant weight),
+// GEMV (SgemmEx with M = 1 on B packed once, as the MatMul kernel runs a constant weight)
+// and the int8 GEMM of the quantized operators (QGemm on an int8 B packed once, A uint8
+// packed per call, int32 out: the core of DynamicQuantizeMatMul / QLinearMatMul),
 // single thread. Reports time per call, weight bytes streamed per second (4.5 bits per
-// weight with scales and packed zero points for int4; 32 bits for fp32) and the speedup.
-// Also M = 4 and M = 16 rows (multi-row GEMV / dequantize + GEMM paths). Not part of ctest.
+// weight with scales and packed zero points for int4; 32 bits for fp32) and the speedup
+// of int4 over fp32 and over int8. Also M = 4 and M = 16 rows (multi-row GEMV /
+// dequantize + GEMM paths). Not part of ctest.
 //
 // Build (after building the edgepress_runtime target in a build dir B, e.g. build):
 //   g++ -O2 -std=c++17 -I. bench/int4_gemv_bench.cc B/runtime/libedgepress_runtime.a
@@ -18,6 +21,7 @@
 
 #include "runtime/kernels/gemm.h"
 #include "runtime/kernels/matmul_nbits.h"
+#include "runtime/kernels/qgemm.h"
 
 using namespace edgepress::runtime;
 
@@ -60,8 +64,10 @@ int main(int argc, char** argv) {
               GemmKernelName(isa), q4_isa == Isa::kAvx2 ? "q4_matmul_nbits__avx2"
                                                         : "q4_matmul_nbits__ref",
               threads);
-  std::printf("%-22s %4s %10s %10s %9s %9s %8s\n", "shape (K x N)", "M", "fp32 ms", "int4 ms",
-              "fp32 GB/s", "int4 GB/s", "speedup");
+  const Isa qisa = BestQGemmIsa();
+  std::printf("int8 %s\n", QGemmKernelName(qisa));
+  std::printf("%-16s %3s %8s %8s %8s %9s %9s %9s %9s\n", "shape (K x N)", "M", "fp32 ms",
+              "int8 ms", "int4 ms", "fp32 GB/s", "int4 GB/s", "int4/fp32", "int4/int8");
   struct Shape {
     int64_t k, n;
   };
@@ -81,6 +87,14 @@ int main(int argc, char** argv) {
     std::vector<float> scales(n * kb);
     for (float& x : scales) x = s(rng);
     const Q4Params params = MakeQ4Params(n, kb, scales.data(), zp.data(), nullptr);
+    std::vector<int8_t> b8(k * n);
+    for (int8_t& x : b8) x = static_cast<int8_t>(byte(rng) - 128);
+    QSource qb;
+    qb.data = b8.data();
+    qb.dtype = edgepress::ir::DType::kInt8;
+    qb.ld = n;
+    const QPacked qpb = QPackB(qisa, k, n, qb);
+    std::vector<int8_t>().swap(b8);
     Q4Weights w;
     w.n = n;
     w.k = k;
@@ -101,12 +115,27 @@ int main(int argc, char** argv) {
           threads);
       const double t_q4 =
           TimeIt([&] { Q4MatMul(q4_isa, a.data(), m, w, nullptr, y.data(), &pool); }, threads);
+      std::vector<uint8_t> a8(m * k);
+      for (uint8_t& x : a8) x = static_cast<uint8_t>(byte(rng));
+      std::vector<int32_t> acc(m * n);
+      QSource qa;
+      qa.data = a8.data();
+      qa.ld = k;
+      QOutput out;
+      out.data = acc.data();
+      out.ld = n;
+      const double t_i8 = TimeIt(
+          [&] {
+            const QPacked qpa = QPackA(qisa, m, k, qa);
+            QGemm(qisa, m, n, k, QOperand::Of(qpa), QOperand::Of(qpb), out, &pool);
+          },
+          threads);
       char name[64];
       std::snprintf(name, sizeof(name), "%lld x %lld", static_cast<long long>(k),
                     static_cast<long long>(n));
-      std::printf("%-22s %4lld %10.3f %10.3f %9.2f %9.2f %7.2fx\n", name,
-                  static_cast<long long>(m), t_f32 * 1e3, t_q4 * 1e3, f32_bytes / t_f32 * 1e-9,
-                  q4_bytes / t_q4 * 1e-9, t_f32 / t_q4);
+      std::printf("%-16s %3lld %8.3f %8.3f %8.3f %9.2f %9.2f %8.2fx %8.2fx\n", name,
+                  static_cast<long long>(m), t_f32 * 1e3, t_i8 * 1e3, t_q4 * 1e3,
+                  f32_bytes / t_f32 * 1e-9, q4_bytes / t_q4 * 1e-9, t_f32 / t_q4, t_i8 / t_q4);
     }
   }
   return 0;
