@@ -126,6 +126,20 @@ TEST_F(CompressCli, CleanupRecipeMeetsBudgetsAndWritesEveryFile) {
   EXPECT_NE(md.find("| max_size_ratio |"), std::string::npos) << md;
 }
 
+TEST_F(CompressCli, OriginalSizeIncludesExternalData) {
+  RunResult r = Ep("convert --external-data " + ShellQuote(kDigits + "/digits_cnn.onnx") + " " + ShellQuote(D("ext.onnx")));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  ASSERT_TRUE(FileExists(D("ext.onnx.data")));
+  r = Ep("compress " + ShellQuote(D("ext.onnx")) + " --recipe " + ShellQuote(kData + "/compress_cleanup.yaml") +
+         " --eval " + ShellQuote(kDigits + "/eval.npz") + " -o " + ShellQuote(D("out")) + " --quiet");
+  ASSERT_EQ(r.rc, 0) << r.output;
+  Json rep = Load(D("out") + "/report.json");
+  const uint64_t total = FileSize(D("ext.onnx")) + FileSize(D("ext.onnx.data"));
+  EXPECT_GT(FileSize(D("ext.onnx.data")), FileSize(D("ext.onnx")));  // the weights moved out
+  EXPECT_EQ(rep["baseline"]["size_bytes"], total);
+  EXPECT_EQ(rep["provenance"]["model"]["bytes"], total);
+}
+
 TEST_F(CompressCli, ReportAgreesWithRunAndBench) {
   RunResult r = Digits(kData + "/compress_cleanup.yaml", D("out"), "--quiet");
   ASSERT_EQ(r.rc, 0) << r.output;
