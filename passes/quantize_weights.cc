@@ -17,7 +17,8 @@
 //   (PassContext::data_files, at most calib-samples of them), gathered in one run of the
 //   float model on the native runtime (so, unlike the sequential GPTQ of the paper, later
 //   layers see float inputs). Memory is K×K doubles per distinct input, independent of the
-//   number of samples. Conv weights use RTN.
+//   number of samples; time is rows·K²/2 per input for H plus O(K³) per layer for the
+//   inverse. Conv weights use RTN.
 // awq=true: AWQ scale search on the same data (mean |x| per input channel, a reservoir of
 //   up to 256 input rows to measure output error). The chosen 1/s is applied by a Mul on
 //   the op's input (not folded into the producer, which may feed other ops); α = 0 (no Mul)
@@ -176,6 +177,12 @@ class QuantizeWeights : public Pass {
           Count("skipped-unsupported");
           continue;
         }
+        // Checked before any rewrite, so a bad weight leaves the model untouched.
+        const float* d = w->data<float>();
+        for (uint64_t i = 0; i < w->numel(); ++i)
+          if (!std::isfinite(d[i]))
+            ThrowInvalid("quantize-weights: " + n->describe() + ": weight '" +
+                         t.weight->name() + "' holds a non-finite value");
         out.push_back(t);
       }
     });

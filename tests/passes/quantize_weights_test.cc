@@ -384,6 +384,23 @@ TEST(QuantizeWeights, MustNotFire) {
   EXPECT_FALSE(run.changed);
 }
 
+TEST(QuantizeWeights, NonFiniteWeightIsAnErrorNamingTheNode) {
+  GraphBuilder b;
+  ir::Tensor w = RandomTensor({8, 4}, 1);
+  w.mutable_data<float>()[5] = NAN;
+  b.Output(b.Op("MatMul", {b.Input("x", DType::kFloat32, {2, 8}), b.Const("wn", w)}, {}, "bad"));
+  auto m = b.Build();
+  PassContext ctx;
+  try {
+    ApplyWith(*m, "quantize-weights", ctx);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidInput);
+    EXPECT_NE(std::string(e.what()).find("'bad' (MatMul)"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'wn'"), std::string::npos) << e.what();
+  }
+}
+
 TEST(QuantizeWeights, SharedWeightIsQuantizedOnce) {
   GraphBuilder b;
   auto* w = b.Const("shared", RandomTensor({32, 16}, 3));
