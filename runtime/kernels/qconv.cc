@@ -104,37 +104,46 @@ void QIm2ColPanels(const ConvGeometry& g, const Im2ColRows& rows, const T* x, in
         }
       }
     }
-    // Unit stride along W with all pixels on one output row: the taps of a row are
-    // contiguous, so only the ends need bounds checks.
+    // All pixels of the panel on one output row: each tap reads a strided run of one input
+    // row, so only the run's ends need bounds checks. The pair block of a k pair (2 * nr
+    // int16, one cache line for nr = 16) is zeroed, then the in-range taps are written.
+    const int64_t sw = g.stride[2];
     const bool one_row = cnt > 0 && bh[cnt - 1] == bh[0] && bd[cnt - 1] == bd[0] &&
-                         bw[cnt - 1] - bw[0] == cnt - 1;
+                         bw[cnt - 1] - bw[0] == (cnt - 1) * sw;
     int16_t* panel = dst + q * k2 * 2 * nr;
+    if (one_row) {
+      std::fill(panel, panel + k2 * 2 * nr, int16_t{0});
+      for (int64_t kk = 0; kk < kdim; ++kk) {
+        int16_t* d = panel + (kk >> 1) * 2 * nr + (kk & 1);
+        const int64_t id = bd[0] + rows.d_off[kk], ih = bh[0] + rows.h_off[kk];
+        if (static_cast<uint64_t>(id) >= in_d || static_cast<uint64_t>(ih) >= in_h) continue;
+        const T* xr = x + rows.c_off[kk] + (id * g.in[1] + ih) * g.in[2];
+        const int64_t w0 = bw[0] + rows.w_off[kk];
+        // Taps t with 0 <= w0 + t * sw < in_w.
+        const int64_t t_lo = w0 >= 0 ? 0 : (-w0 + sw - 1) / sw;
+        const int64_t lim = static_cast<int64_t>(in_w) - 1 - w0;
+        const int64_t t_hi = lim < 0 ? 0 : std::min<int64_t>(cnt, lim / sw + 1);
+        if (sw == 1) {
+          for (int64_t t = t_lo; t < t_hi; ++t)
+            d[2 * t] = static_cast<int16_t>(static_cast<int32_t>(xr[w0 + t]) - zp);
+        } else {
+          for (int64_t t = t_lo; t < t_hi; ++t)
+            d[2 * t] = static_cast<int16_t>(static_cast<int32_t>(xr[w0 + t * sw]) - zp);
+        }
+      }
+      continue;
+    }
     for (int64_t kk = 0; kk < kdim; ++kk) {
       int16_t* d = panel + (kk >> 1) * 2 * nr + (kk & 1);
       const T* xc = x + rows.c_off[kk];
       const int64_t dk = rows.d_off[kk], hk = rows.h_off[kk], wk = rows.w_off[kk];
-      if (one_row) {
-        const int64_t id = bd[0] + dk, ih = bh[0] + hk;
-        if (static_cast<uint64_t>(id) >= in_d || static_cast<uint64_t>(ih) >= in_h) {
-          for (int t = 0; t < cnt; ++t) d[2 * t] = 0;
-        } else {
-          const T* xr = xc + (id * g.in[1] + ih) * g.in[2];
-          const int64_t w0 = bw[0] + wk;
-          int t = 0;
-          for (; t < cnt && w0 + t < 0; ++t) d[2 * t] = 0;
-          const int t_end = static_cast<int>(std::min<int64_t>(cnt, static_cast<int64_t>(in_w) - w0));
-          for (; t < t_end; ++t) d[2 * t] = static_cast<int16_t>(static_cast<int32_t>(xr[w0 + t]) - zp);
-          for (; t < cnt; ++t) d[2 * t] = 0;
-        }
-      } else {
-        for (int t = 0; t < cnt; ++t) {
-          const int64_t id = bd[t] + dk, ih = bh[t] + hk, iw = bw[t] + wk;
-          const bool inside = static_cast<uint64_t>(id) < in_d &&
-                              static_cast<uint64_t>(ih) < in_h && static_cast<uint64_t>(iw) < in_w;
-          d[2 * t] = inside ? static_cast<int16_t>(static_cast<int32_t>(
-                                  xc[(id * g.in[1] + ih) * g.in[2] + iw]) - zp)
-                            : int16_t{0};
-        }
+      for (int t = 0; t < cnt; ++t) {
+        const int64_t id = bd[t] + dk, ih = bh[t] + hk, iw = bw[t] + wk;
+        const bool inside = static_cast<uint64_t>(id) < in_d &&
+                            static_cast<uint64_t>(ih) < in_h && static_cast<uint64_t>(iw) < in_w;
+        d[2 * t] = inside ? static_cast<int16_t>(static_cast<int32_t>(
+                                xc[(id * g.in[1] + ih) * g.in[2] + iw]) - zp)
+                          : int16_t{0};
       }
       for (int t = cnt; t < nr; ++t) d[2 * t] = 0;
     }

@@ -152,6 +152,8 @@ TEST(QuantizeOpsTest, QLinearConvMatchesFloatReferenceWithin1Lsb) {
       {16, 16, 16, 3, 1, 1, 12},  // depthwise
       {16, 16, 16, 3, 2, 1, 13},  // depthwise strided
       {24, 7, 1, 1, 1, 0, 6},   // pointwise
+      {4, 8, 1, 3, 1, 1, 35},   // rows wider than a panel: the one-row im2col path
+      {3, 8, 1, 7, 2, 3, 40},   // the same, strided with a 7x7 kernel (resnet's stem)
   };
   uint32_t seed = 1;
   for (const ConvCase& cc : cases) {
