@@ -93,39 +93,33 @@ bool Cholesky(std::vector<double>& a, int64_t n) {
   return true;
 }
 
-// U with H⁻¹ = Uᵀ·U (upper, row-major), from the damped H; false when not positive definite.
-bool InverseUpperCholesky(std::vector<double> h, int64_t n, std::vector<double>* u) {
-  if (!Cholesky(h, n)) return false;
-  // Linv: inverse of the lower factor L, row by row from L·Linv = I:
-  // Linv[i][:] = (e_i - Σ_{k<i} L[i][k]·Linv[k][:]) / L[i][i] (contiguous row updates).
-  std::vector<double> linv(n * n, 0.0);
+// U with H⁻¹ = Uᵀ·U (upper, row-major), from the damped H; false when not positive
+// definite. With J the order reversal, Cholesky of J·H·J = M·Mᵀ gives H = R·Rᵀ with
+// R = J·M·J upper, so H⁻¹ = (R⁻¹)ᵀ·R⁻¹ and U = R⁻¹ = J·M⁻¹·J: one factorisation and one
+// triangular inverse (the paper's cholesky_inverse + cholesky costs ~2.5x more).
+bool InverseUpperCholesky(const std::vector<double>& h, int64_t n, std::vector<double>* u) {
+  std::vector<double> m(n * n);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) m[i * n + j] = h[(n - 1 - i) * n + (n - 1 - j)];
+  if (!Cholesky(m, n)) return false;
+  // M⁻¹ row by row from M·M⁻¹ = I:
+  // inv[i][:] = (e_i - Σ_{k<i} M[i][k]·inv[k][:]) / M[i][i] (contiguous row updates).
+  std::vector<double> inv(n * n, 0.0);
   for (int64_t i = 0; i < n; ++i) {
-    double* out = &linv[i * n];
+    double* out = &inv[i * n];
     for (int64_t k = 0; k < i; ++k) {
-      double a = h[i * n + k];
+      double a = m[i * n + k];
       if (a == 0) continue;
-      const double* rk = &linv[k * n];
+      const double* rk = &inv[k * n];
       for (int64_t c = 0; c <= k; ++c) out[c] -= a * rk[c];
     }
-    double inv = 1.0 / h[i * n + i];
-    for (int64_t c = 0; c < i; ++c) out[c] *= inv;
-    out[i] = inv;
+    double d = 1.0 / m[i * n + i];
+    for (int64_t c = 0; c < i; ++c) out[c] *= d;
+    out[i] = d;
   }
-  // H⁻¹ = Linvᵀ·Linv.
-  std::vector<double> hinv(n * n, 0.0);
-  for (int64_t k = 0; k < n; ++k) {
-    const double* rk = &linv[k * n];
-    for (int64_t i = 0; i <= k; ++i) {
-      double a = rk[i];
-      if (a == 0) continue;
-      double* out = &hinv[i * n];
-      for (int64_t j = 0; j <= k; ++j) out[j] += a * rk[j];
-    }
-  }
-  if (!Cholesky(hinv, n)) return false;
   u->assign(n * n, 0.0);
   for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j <= i; ++j) (*u)[j * n + i] = hinv[i * n + j];
+    for (int64_t j = 0; j <= i; ++j) (*u)[(n - 1 - i) * n + (n - 1 - j)] = inv[i * n + j];
   return true;
 }
 
@@ -182,7 +176,7 @@ QuantizedMatrix QuantizeGptq(const float* w, int64_t K, int64_t N, const Scheme&
   for (int attempt = 0; attempt < 5 && !ok; ++attempt, d *= 10) {
     std::vector<double> hd = h;
     for (int64_t i = 0; i < K; ++i) hd[i * K + i] += d;
-    ok = InverseUpperCholesky(std::move(hd), K, &u);
+    ok = InverseUpperCholesky(hd, K, &u);
   }
   if (!ok) {
     if (fell_back) *fell_back = true;

@@ -201,6 +201,53 @@ TEST(WeightQuant, GptqHasLowerOutputErrorThanRtn) {
   }
 }
 
+// Gauss-Jordan inverse of a small symmetric positive definite matrix.
+std::vector<double> Inverse(std::vector<double> a, int64_t n) {
+  std::vector<double> inv(n * n, 0.0);
+  for (int64_t i = 0; i < n; ++i) inv[i * n + i] = 1;
+  for (int64_t c = 0; c < n; ++c) {
+    double p = a[c * n + c];
+    for (int64_t j = 0; j < n; ++j) a[c * n + j] /= p, inv[c * n + j] /= p;
+    for (int64_t r = 0; r < n; ++r) {
+      if (r == c) continue;
+      double f = a[r * n + c];
+      for (int64_t j = 0; j < n; ++j) a[r * n + j] -= f * a[c * n + j], inv[r * n + j] -= f * inv[c * n + j];
+    }
+  }
+  return inv;
+}
+
+TEST(WeightQuant, GptqMatchesTheOptimalBrainSurgeonUpdate) {
+  // The paper's update in its direct form: after rounding row i, the rows F = {i+1..K-1}
+  // still to be quantized move by -(w_i - q_i) / [H_F'⁻¹]_00 · [H_F'⁻¹]_0,1.. with
+  // F' = {i..K-1}. The pass's Cholesky form must give the same codes.
+  const int64_t K = 12, N = 3;
+  ir::Tensor w = RandomTensor({K, N}, 17);
+  std::vector<float> x = CorrelatedRows(64, K, 3);
+  std::vector<double> h = SecondMoment(x, K);
+  double mean = 0;
+  for (int64_t i = 0; i < K; ++i) mean += h[i * K + i] / K;
+  std::vector<double> hd = h;
+  for (int64_t i = 0; i < K; ++i) hd[i * K + i] += 0.01 * mean;
+  wq::Scheme s{8, 0, true};
+  wq::QuantizedMatrix q = wq::QuantizeGptq(w.data<float>(), K, N, s, h, 0.01);
+  std::vector<double> work(w.data<float>(), w.data<float>() + K * N);
+  for (int64_t i = 0; i < K; ++i) {
+    int64_t f = K - i;
+    std::vector<double> sub(f * f);
+    for (int64_t a = 0; a < f; ++a)
+      for (int64_t b = 0; b < f; ++b) sub[a * f + b] = hd[(i + a) * K + (i + b)];
+    std::vector<double> inv = Inverse(sub, f);
+    for (int64_t n = 0; n < N; ++n) {
+      quant::QParams p{q.scales[n], q.zero_points[n]};
+      int32_t code = quant::QuantizeValue(static_cast<float>(work[i * N + n]), p, -127, 127);
+      ASSERT_EQ(code, q.codes[i * N + n]) << "row " << i << " column " << n;
+      double err = (work[i * N + n] - quant::DequantizeValue(code, p)) / inv[0];
+      for (int64_t b = 1; b < f; ++b) work[(i + b) * N + n] -= err * inv[b];
+    }
+  }
+}
+
 TEST(WeightQuant, GptqFallsBackToRtnOnABrokenHessian) {
   const int64_t K = 16, N = 4;
   ir::Tensor w = RandomTensor({K, N}, 3);
