@@ -15,6 +15,11 @@
 // the error a layer introduces itself rather than inherits, which points at the layer
 // that broke the model. Graph outputs also get their argmax agreement (top-1 for
 // classifiers) along the last axis.
+//
+// The drop is a heuristic: an input whose energy is dominated by an exact term (e.g.
+// attention scores plus a -10000 padding mask) has a high SNR, so the op after it (the
+// Softmax) shows a large drop although the error came with the scores. Read the list
+// together with the table.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -173,7 +178,9 @@ void AddCompareCommand(CLI::App& app, Action& action) {
       "Both models run as given (no fusion passes), so a quantized model in QDQ form keeps "
       "the float output names of its layers and is matched to the reference by value name. "
       "SNR is 10*log10(sum ref^2 / sum (model-ref)^2) over all samples; 'drop' is the SNR "
-      "a layer loses relative to its worst compared input (the error it introduces).");
+      "a layer loses relative to its worst compared input (the error it introduces; a "
+      "heuristic: an input dominated by an exact term, such as an attention mask, inflates "
+      "it).");
   cmd->add_option("REF_MODEL", o->ref, "reference model (.onnx, .epk), e.g. the fp32 one")
       ->required();
   cmd->add_option("MODEL", o->model, "model to check against it (.onnx, .epk)")->required();
