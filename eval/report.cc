@@ -172,7 +172,7 @@ struct Bar {
 // the numbers survive in the DOM (and in a screen reader's <title>).
 std::string BarChart(const std::string& id, const std::string& title, const std::string& unit,
                      const std::vector<Bar>& bars) {
-  const int label_w = 220, bar_w = 340, row = 26, top = 30, width = label_w + bar_w + 140;
+  const int label_w = 220, bar_w = 340, row = 26, top = 30, width = label_w + bar_w + 260;
   const int height = top + row * static_cast<int>(bars.size()) + 10;
   double mx = 0;
   for (const Bar& b : bars)
@@ -188,8 +188,10 @@ std::string BarChart(const std::string& id, const std::string& title, const std:
     const int y = top + row * static_cast<int>(i);
     const double frac = mx > 0 && std::isfinite(b.value) ? std::fabs(b.value) / mx : 0;
     const double w = std::max(frac * bar_w, 1.0);
+    // Long value names keep their informative end; the full label is in data-label.
+    const std::string shown = b.label.size() > 30 ? "..." + b.label.substr(b.label.size() - 27) : b.label;
     s += "<text x=\"" + std::to_string(label_w - 6) + "\" y=\"" + std::to_string(y + 17) +
-         "\" text-anchor=\"end\">" + Esc(b.label) + "</text>\n";
+         "\" text-anchor=\"end\">" + Esc(shown) + "</text>\n";
     s += "<rect class=\"" + Esc(b.cls) + "\" x=\"" + std::to_string(label_w) + "\" y=\"" +
          std::to_string(y + 4) + "\" width=\"" + Fmt("%.2f", w) + "\" height=\"" +
          std::to_string(row - 8) + "\" data-label=\"" + Esc(b.label) + "\" data-value=\"" +
