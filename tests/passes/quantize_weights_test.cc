@@ -12,6 +12,7 @@
 #include "formats/npy/npy.h"
 #include "ir/error.h"
 #include "quant_test_util.h"
+#include "runtime/session.h"
 
 namespace edgepress::passes {
 namespace {
@@ -461,6 +462,44 @@ TEST(QuantizeWeights, SharedWeightIsQuantizedOnce) {
   auto q4 = ApplyWith(*m, "quantize-weights{bits=4}", ctx);
   EXPECT_EQ(testing::CountOpsAll(*q4, "MatMulNBits"), 2);
   EXPECT_EQ(q4->graph->initializers().size(), 2u);  // one packed B, one scales
+}
+
+TEST(QuantizeWeights, QuantizesInsideIfBranchesWithOuterWeights) {
+  // Both branches read the main graph's weight: each branch gets its own codes and the
+  // float weight goes away; the If still computes what it did.
+  auto m = std::make_unique<ir::Model>();
+  ir::Graph& g = *m->graph;
+  ir::Value* c = g.AddInput("c", ir::ValueType::Tensor(DType::kBool, ir::MakeShape({})));
+  ir::Value* x = g.AddInput("x", ir::ValueType::Tensor(DType::kFloat32, ir::MakeShape({2, 32})));
+  ir::Value* w = g.AddInitializer("w", RandomTensor({32, 16}, 4));
+  ir::Node* n = g.AddNode("If", {c}, {"y"}, "if");
+  std::shared_ptr<ir::Graph> branches[2];
+  for (int i = 0; i < 2; ++i) {
+    branches[i] = std::make_shared<ir::Graph>();
+    branches[i]->SetParent(&g, n);
+    ir::Value* mm = branches[i]->AddNode("MatMul", {x, w}, {i ? "e_mm" : "t_mm"}, i ? "e_fc" : "t_fc")->output(0);
+    ir::Value* out = i ? branches[i]->AddNode("Neg", {mm}, {"e_out"})->output(0) : mm;
+    branches[i]->AddOutput(out);
+  }
+  n->set_attr(ir::Attribute::GraphValue("then_branch", branches[0]));
+  n->set_attr(ir::Attribute::GraphValue("else_branch", branches[1]));
+  g.AddOutput(n->output(0));
+  for (const char* p : {"quantize-weights", "quantize-weights{bits=4}"}) {
+    PassContext ctx;
+    PassRun run;
+    auto q = ApplyWith(*m, p, ctx, &run);
+    EXPECT_EQ(run.stats[std::string(p).find("bits=4") != std::string::npos ? "matmul-int4" : "matmul-int8"], 2) << p;
+    EXPECT_EQ(q->graph->FindValue("w"), nullptr) << p;
+    std::shared_ptr<const ir::Model> fm = m->Clone(), qm = q->Clone();
+    auto fs = runtime::Session::Create(fm), qs = runtime::Session::Create(qm);
+    ir::Tensor xv = RandomTensor({2, 32}, 9);
+    for (bool cond : {true, false}) {
+      runtime::NamedTensors feeds{
+          {"c", ir::Tensor::FromVector<uint8_t>(DType::kBool, {}, {uint8_t(cond)})}, {"x", xv}};
+      std::map<std::string, ir::Tensor> a{{"y", qs->Run(feeds)[0].second}}, b{{"y", fs->Run(feeds)[0].second}};
+      EXPECT_LT(Nmse(a, b), 1.5e-2) << p << " cond " << cond;
+    }
+  }
 }
 
 TEST(QuantizeWeights, RaisesOpsetAndKeepsSoftmaxMeaning) {
