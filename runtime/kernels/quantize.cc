@@ -9,12 +9,18 @@
 // Division (not multiplication by 1/scale) and round-half-to-even are what the ONNX
 // reference and onnxruntime's MLAS do, so results agree bit for bit. The output type of
 // QuantizeLinear is the zero point's type (uint8 when it is omitted; opset 21
-// `output_dtype` is honoured too). Entries: *_quantizelinear__ref etc.; these run once per
-// model input in a fused QDQ graph, so only the scalar reference exists.
+// `output_dtype` is honoured too). Entries: *_quantizelinear__ref etc.; QuantizeLinear to
+// uint8/int8 also has an AVX2 entry, any_quantizelinear__avx2 (the float ops left between
+// integer ones, e.g. a float residual Add, quantize whole activation tensors).
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <type_traits>
 #include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "ir/error.h"
 #include "runtime/kernel.h"
@@ -32,6 +38,35 @@ template <typename T>
 void QuantizeSpan(const float* x, int64_t n, float scale, int32_t zp, T* y) {
   for (int64_t i = 0; i < n; ++i) y[i] = qutil::Saturate<T>(x[i] / scale, zp);
 }
+
+#if defined(__x86_64__)
+// Eight at a time: divide (not multiply by 1/scale: bit-exact with the reference),
+// zero NaN lanes (the reference maps NaN to the zero point), clamp to the integer range
+// shifted by -zp (integer bounds, so clamping before rounding is the same), round half to
+// even with cvtps (default MXCSR), add zp, narrow. The tail uses the scalar loop.
+template <typename T>
+__attribute__((target("avx2,fma"))) void QuantizeSpanAvx2(const float* x, int64_t n,
+                                                          float scale, int32_t zp, T* y) {
+  constexpr bool kU8 = std::is_same<T, uint8_t>::value;
+  const __m256 vs = _mm256_set1_ps(scale);
+  const __m256 lo = _mm256_set1_ps(static_cast<float>((kU8 ? 0 : -128) - zp));
+  const __m256 hi = _mm256_set1_ps(static_cast<float>((kU8 ? 255 : 127) - zp));
+  const __m256i vz = _mm256_set1_epi32(zp);
+  const __m256i gather = _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 v = _mm256_div_ps(_mm256_loadu_ps(x + i), vs);
+    v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));
+    v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+    const __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(v), vz);
+    const __m256i w = _mm256_packs_epi32(q, q);
+    const __m256i b = kU8 ? _mm256_packus_epi16(w, w) : _mm256_packs_epi16(w, w);
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(y + i),
+                     _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(b, gather)));
+  }
+  QuantizeSpan(x + i, n - i, scale, zp, y + i);
+}
+#endif
 
 template <typename T>
 void DequantizeSpan(const T* x, int64_t n, float scale, int32_t zp, float* y) {
@@ -53,6 +88,7 @@ std::vector<float> FloatData(const ir::Tensor& t, const float** out) {
   return tmp;
 }
 
+template <Isa kIsa>
 class QuantizeLinearKernel : public Kernel {
  public:
   explicit QuantizeLinearKernel(const KernelInit& init)
@@ -92,9 +128,21 @@ class QuantizeLinearKernel : public Kernel {
         const int32_t z = zps[static_cast<size_t>(c)];
         switch (out) {
           case ir::DType::kUInt8:
+#if defined(__x86_64__)
+            if (kIsa == Isa::kAvx2) {
+              QuantizeSpanAvx2(xd + off, qa.inner, s, z, y.mutable_data<uint8_t>() + off);
+              break;
+            }
+#endif
             QuantizeSpan(xd + off, qa.inner, s, z, y.mutable_data<uint8_t>() + off);
             break;
           case ir::DType::kInt8:
+#if defined(__x86_64__)
+            if (kIsa == Isa::kAvx2) {
+              QuantizeSpanAvx2(xd + off, qa.inner, s, z, y.mutable_data<int8_t>() + off);
+              break;
+            }
+#endif
             QuantizeSpan(xd + off, qa.inner, s, z, y.mutable_data<int8_t>() + off);
             break;
           case ir::DType::kUInt16:
@@ -299,7 +347,11 @@ U8Params DynamicU8Params(const float* x, int64_t n) {
 void RegisterQuantizeKernels(KernelRegistry& r) {
   using ir::DType;
   r.Add({"QuantizeLinear", "", DType::kUndefined, Isa::kScalar, "any_quantizelinear__ref",
-         Create<QuantizeLinearKernel>});
+         Create<QuantizeLinearKernel<Isa::kScalar>>});
+#if defined(__x86_64__)
+  r.Add({"QuantizeLinear", "", DType::kUndefined, Isa::kAvx2, "any_quantizelinear__avx2",
+         Create<QuantizeLinearKernel<Isa::kAvx2>>});
+#endif
   r.Add({"DequantizeLinear", "", DType::kUndefined, Isa::kScalar, "any_dequantizelinear__ref",
          Create<DequantizeLinearKernel>});
   r.Add({"DynamicQuantizeLinear", "", DType::kFloat32, Isa::kScalar,

@@ -78,6 +78,36 @@ TEST(QuantizeOpsTest, QuantizeRoundsHalfToEvenAndSaturates) {
   EXPECT_EQ(std::vector<int8_t>(y.data<int8_t>(), y.data<int8_t>() + 6), want);
 }
 
+// Every QuantizeLinear entry equals the scalar one: ties (k + 0.5), saturation, NaN, a
+// length that leaves a SIMD tail, uint8 and int8.
+TEST(QuantizeOpsTest, QuantizeLinearIsasAgreeExactly) {
+  std::vector<float> x(1003);
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> d(-40.f, 40.f);
+  for (size_t i = 0; i < x.size(); ++i)
+    x[i] = i % 5 == 0 ? 0.25f * static_cast<float>(static_cast<int>(i % 400) - 200) + 0.125f : d(rng);
+  x[7] = NAN;
+  x[9] = 1e30f;
+  x[11] = -1e30f;
+  for (DType dt : {DType::kUInt8, DType::kInt8}) {
+    Tensor zp = dt == DType::kUInt8 ? ScalarU8(100)
+                                    : Tensor::FromVector(DType::kInt8, {}, std::vector<int8_t>{-7});
+    OneNode n("QuantizeLinear", "", {F({1003}, x), ScalarF(0.25f), zp}, {}, {});
+    Tensor ref;
+    const auto defs = KernelsFor("QuantizeLinear", "", DType::kFloat32);
+    if (GetCpuFeatures().Has(Isa::kAvx2) && !ForceScalar()) {
+      EXPECT_GE(defs.size(), 2u);
+    }
+    for (const KernelDef* def : defs) {
+      Tensor y = n.Run(def);
+      if (ref.empty())
+        ref = y;
+      else
+        EXPECT_TRUE(y == ref) << def->name;
+    }
+  }
+}
+
 TEST(QuantizeOpsTest, PerAxisQuantizeAndInt32Dequantize) {
   OneNode q("QuantizeLinear", "",
             {F({2, 2}, {1.f, 2.f, 1.f, 2.f}), F({2}, {0.5f, 1.f}),
