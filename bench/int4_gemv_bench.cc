@@ -4,8 +4,9 @@
 // packed per call, int32 out: the core of DynamicQuantizeMatMul / QLinearMatMul),
 // single thread. Reports time per call, weight bytes streamed per second (4.5 bits per
 // weight with scales and packed zero points for int4; 32 bits for fp32) and the speedup
-// of int4 over fp32 and over int8. Also M = 4 and M = 16 rows (multi-row GEMV /
-// dequantize + GEMM paths). Not part of ctest.
+// of int4 over fp32 and over int8. "int4a4" is MatMulNBits with accuracy_level 4 (A
+// quantized to int8 per block, integer dot products; M = 1 only, else the fp32 path).
+// Also M = 4 and M = 16 rows (multi-row GEMV / dequantize + GEMM paths). Not part of ctest.
 //
 // Build (after building the edgepress_runtime target in a build dir B, e.g. build):
 //   g++ -O2 -std=c++17 -I. bench/int4_gemv_bench.cc B/runtime/libedgepress_runtime.a
@@ -66,8 +67,9 @@ int main(int argc, char** argv) {
               threads);
   const Isa qisa = BestQGemmIsa();
   std::printf("int8 %s\n", QGemmKernelName(qisa));
-  std::printf("%-16s %3s %8s %8s %8s %9s %9s %9s %9s\n", "shape (K x N)", "M", "fp32 ms",
-              "int8 ms", "int4 ms", "fp32 GB/s", "int4 GB/s", "int4/fp32", "int4/int8");
+  std::printf("%-14s %3s %8s %8s %8s %8s %9s %9s %9s %9s %10s\n", "shape (K x N)", "M",
+              "fp32 ms", "int8 ms", "int4 ms", "int4a4ms", "fp32 GB/s", "int4 GB/s",
+              "int4/fp32", "int4/int8", "int4a4/int8");
   struct Shape {
     int64_t k, n;
   };
@@ -130,12 +132,19 @@ int main(int argc, char** argv) {
             QGemm(qisa, m, n, k, QOperand::Of(qpa), QOperand::Of(qpb), out, &pool);
           },
           threads);
+      const double t_q4a4 = TimeIt(
+          [&] {
+            if (!Q4MatMulInt8(q4_isa, a.data(), m, w, nullptr, y.data(), &pool))
+              Q4MatMul(q4_isa, a.data(), m, w, nullptr, y.data(), &pool);
+          },
+          threads);
       char name[64];
       std::snprintf(name, sizeof(name), "%lld x %lld", static_cast<long long>(k),
                     static_cast<long long>(n));
-      std::printf("%-16s %3lld %8.3f %8.3f %8.3f %9.2f %9.2f %8.2fx %8.2fx\n", name,
-                  static_cast<long long>(m), t_f32 * 1e3, t_i8 * 1e3, t_q4 * 1e3,
-                  f32_bytes / t_f32 * 1e-9, q4_bytes / t_q4 * 1e-9, t_f32 / t_q4, t_i8 / t_q4);
+      std::printf("%-14s %3lld %8.3f %8.3f %8.3f %8.3f %9.2f %9.2f %8.2fx %8.2fx %9.2fx\n",
+                  name, static_cast<long long>(m), t_f32 * 1e3, t_i8 * 1e3, t_q4 * 1e3,
+                  t_q4a4 * 1e3, f32_bytes / t_f32 * 1e-9, q4_bytes / t_q4 * 1e-9, t_f32 / t_q4,
+                  t_i8 / t_q4, t_i8 / t_q4a4);
     }
   }
   return 0;

@@ -5,8 +5,9 @@
 // older flat [N * k_blocks]); zero_points optional: uint8 packed like B, each row of W
 // padded to whole bytes ([N, ceil(k_blocks / 2)]), or float [N, k_blocks], default 8;
 // g_idx (deprecated) only as the trivial k / block_size map; bias optional float [N].
-// Attributes K, N, block_size (power of two >= 16), bits (only 4), accuracy_level (read,
-// computation is always fp32), weight_prepacked (must be 0). A B with a zero dimension
+// Attributes K, N, block_size (power of two >= 16), bits (only 4), accuracy_level (4:
+// the AVX2 kernel quantizes A to int8 per block for M = 1, as onnxruntime's CompInt8 does;
+// otherwise fp32), weight_prepacked (must be 0). A B with a zero dimension
 // (an omitted projection, per the spec) yields zeros plus bias.
 //
 // Every input is validated before use, with messages naming the node and input. When
@@ -16,6 +17,7 @@
 #include "runtime/kernels/matmul_nbits.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -206,6 +208,86 @@ void Q4GemvAvx2(const float* a, int64_t m, const Q4Weights& w, const float* bias
   });
 }
 
+// ---- accuracy_level 4: A quantized to int8 per block, integer dot products ----
+//
+// Each row of A is quantized per block: a_q = round(a * 127 / max|a|), scale as = max|a| /
+// 127. For every 32 weights (16 packed bytes) one 256-bit vector holds the low nibbles
+// (elements 0, 2, ..., 30) in its lower half and the high nibbles (1, 3, ..., 31) in its
+// upper half; a_q is stored in that order, so vpmaddubsw (u8 codes x s8 activations) needs
+// no unpacking. It is exact here: |15 * 127 * 2| per int16 lane, and up to 8 groups (a
+// 256-wide block) sum to 30480 < 2^15 before vpmaddwd widens them.
+// y = sum_b s * as * dot_int - (s * z) * (as * sum a_q).
+
+struct QuantRow {
+  std::vector<int8_t> q;       // kp bytes, permuted per 32
+  std::vector<float> scale;    // per block: as
+  std::vector<float> sum;      // per block: as * sum(a_q)
+};
+
+void QuantizeRowInt8(const float* a, int64_t k, int64_t kb, int64_t bs, QuantRow* r) {
+  r->q.assign(static_cast<size_t>(kb * bs), 0);
+  r->scale.assign(static_cast<size_t>(kb), 0.f);
+  r->sum.assign(static_cast<size_t>(kb), 0.f);
+  for (int64_t b = 0; b < kb; ++b) {
+    const int64_t k0 = b * bs, k1 = std::min(k, k0 + bs);
+    float amax = 0.f;
+    for (int64_t kk = k0; kk < k1; ++kk) amax = std::max(amax, std::fabs(a[kk]));
+    const float as = amax / 127.f, inv = amax > 0.f ? 127.f / amax : 0.f;
+    int32_t total = 0;
+    for (int64_t kk = k0; kk < k1; ++kk) {
+      const int32_t v = static_cast<int32_t>(std::nearbyint(a[kk] * inv));
+      const int32_t q = std::max(-127, std::min(127, v));
+      const int64_t j = kk - k0, g = j / 32, e = j % 32;
+      r->q[k0 + g * 32 + (e % 2) * 16 + e / 2] = static_cast<int8_t>(q);
+      total += q;
+    }
+    r->scale[b] = as;
+    r->sum[b] = as * static_cast<float>(total);
+  }
+}
+
+template <int C>
+EP_AVX2 void GemvTileInt8Avx2(const QuantRow& qa, const Q4Weights& w, int64_t n,
+                              const float* bias, float* y) {
+  const int64_t kb = w.k_blocks, bs = w.block_size, blob = bs / 2;
+  const Q4Params& p = *w.params;
+  const __m256i mask = _mm256_set1_epi8(0x0F);
+  const __m256i ones = _mm256_set1_epi16(1);
+  const uint8_t* wp[C];
+  const float* sp[C];
+  __m256 acc[C];
+  for (int c = 0; c < C; ++c) {
+    wp[c] = w.packed + (n + c) * kb * blob;
+    sp[c] = p.scales.data() + (n + c) * kb;
+    acc[c] = _mm256_setzero_ps();
+  }
+  for (int64_t b = 0; b < kb; ++b) {
+    const int8_t* ab = qa.q.data() + b * bs;
+    __m256i d[C];
+    for (int c = 0; c < C; ++c) d[c] = _mm256_setzero_si256();
+    for (int64_t g = 0; g < bs; g += 32) {
+      const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab + g));
+      for (int c = 0; c < C; ++c) {
+        const __m256i v = _mm256_broadcastsi128_si256(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(wp[c] + g / 2)));
+        const __m256i q =
+            _mm256_and_si256(_mm256_blend_epi32(v, _mm256_srli_epi16(v, 4), 0xF0), mask);
+        d[c] = _mm256_add_epi16(d[c], _mm256_maddubs_epi16(q, av));
+      }
+    }
+    const float as = qa.scale[b];
+    for (int c = 0; c < C; ++c) {
+      const __m256 dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(d[c], ones));
+      acc[c] = _mm256_fmadd_ps(dot, _mm256_set1_ps(sp[c][b] * as), acc[c]);
+      wp[c] += blob;
+    }
+  }
+  for (int c = 0; c < C; ++c) {
+    const float zsum = DotAvx2(p.scaled_zero_points.data() + (n + c) * kb, qa.sum.data(), kb);
+    y[n + c] = HSum(acc[c]) - zsum + (bias ? bias[n + c] : 0.f);
+  }
+}
+
 EP_AVX2 inline void Transpose8x8(__m256 r[8]) {
   __m256 t[8], u[8];
   for (int i = 0; i < 8; i += 2) {
@@ -293,6 +375,25 @@ void Q4GemmAvx2(const float* a, int64_t m, const Q4Weights& w, const float* bias
     }
   });
 }
+bool Q4Int8Applies(const Q4Weights& w) { return w.block_size % 32 == 0 && w.block_size <= 256; }
+
+void Q4GemvInt8Avx2(const float* a, int64_t m, const Q4Weights& w, const float* bias, float* y,
+                    ThreadPool* pool) {
+  const int64_t k = w.k, kb = w.k_blocks, bs = w.block_size, n = w.n;
+  std::vector<QuantRow> rows(static_cast<size_t>(m));
+  for (int64_t i = 0; i < m; ++i) QuantizeRowInt8(a + i * k, k, kb, bs, &rows[i]);
+  const int64_t chunks = CeilDiv(n, kGemvChunkCols);
+  ParallelOrInline(pool, chunks, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t ch = lo; ch < hi; ++ch) {
+      const int64_t c0 = ch * kGemvChunkCols, c1 = std::min(n, c0 + kGemvChunkCols);
+      for (int64_t i = 0; i < m; ++i) {
+        int64_t c = c0;
+        for (; c + 4 <= c1; c += 4) GemvTileInt8Avx2<4>(rows[i], w, c, bias, y + i * n);
+        for (; c < c1; ++c) GemvTileInt8Avx2<1>(rows[i], w, c, bias, y + i * n);
+      }
+    }
+  });
+}
 #undef EP_AVX2
 #endif  // __x86_64__
 
@@ -301,7 +402,7 @@ void Q4GemmAvx2(const float* a, int64_t m, const Q4Weights& w, const float* bias
 bool IsPowerOfTwo(int64_t v) { return v > 0 && (v & (v - 1)) == 0; }
 
 struct Attrs {
-  int64_t k = 0, n = 0, bits = 4, block_size = 0, k_blocks = 0;
+  int64_t k = 0, n = 0, bits = 4, block_size = 0, k_blocks = 0, accuracy_level = 0;
 };
 
 Attrs ReadAttrs(const ir::Node& node) {
@@ -325,7 +426,7 @@ Attrs ReadAttrs(const ir::Node& node) {
     ThrowUnsupported(node.describe() + ": weight_prepacked=" +
                      std::to_string(node.attr_int("weight_prepacked", 0)) +
                      " (an execution-provider layout) is not supported");
-  node.attr_int("accuracy_level", 0);  // kind check only: computation is always fp32
+  at.accuracy_level = node.attr_int("accuracy_level", 0);
   at.k_blocks = CeilDiv(at.k, at.block_size);
   return at;
 }
@@ -473,6 +574,9 @@ class MatMulNBitsKernel : public Kernel {
     w.k_blocks = at_.k_blocks;
     w.packed = b->data<uint8_t>();
     w.params = params;
+    // accuracy_level 4 lets A be quantized to int8 (as onnxruntime does); otherwise fp32.
+    if (at_.accuracy_level == 4 && Q4MatMulInt8(kIsa, a.data<float>(), m, w, bd, yd, &ctx.pool()))
+      return;
     Q4MatMul(kIsa, a.data<float>(), m, w, bd, yd, &ctx.pool());
   }
 
@@ -523,6 +627,19 @@ void Q4MatMul(Isa isa, const float* a, int64_t m, const Q4Weights& w, const floa
   }
 #endif
   Q4MatMulRef(a, m, w, bias, y, pool);
+}
+
+bool Q4MatMulInt8(Isa isa, const float* a, int64_t m, const Q4Weights& w, const float* bias,
+                  float* y, ThreadPool* pool) {
+#if defined(__x86_64__)
+  // Rows run one at a time here, so from 2 rows on the fp32 multi-row tiles (one nibble
+  // expansion for up to 4 rows) are as fast; the decoder GEMV (M = 1) gains 2x.
+  if (isa == Isa::kAvx2 && m == 1 && w.n > 0 && Q4Int8Applies(w)) {
+    Q4GemvInt8Avx2(a, m, w, bias, y, pool);
+    return true;
+  }
+#endif
+  return false;
 }
 
 void RegisterMatMulNBitsKernels(KernelRegistry& r) {

@@ -2,7 +2,8 @@
 // plain dequantize + double-precision matmul written here, the AVX2 kernel against the
 // scalar one at tile and block edges (K not a multiple of the block, N not a multiple of
 // the 4-column group or the 64-column chunk, M on both sides of the GEMV/GEMM switch, all
-// three zero-point forms, bias), the operator through every registered kernel, input
+// three zero-point forms, bias), the accuracy_level 4 int8 GEMV within the bound that
+// quantizing A implies, the operator through every registered kernel, input
 // validation errors that name node and input, and agreement with onnxruntime on models
 // made by tests/fixtures/nbits_models.py (skipped without the project venv).
 //
@@ -183,6 +184,48 @@ TEST(Q4MatMul, Avx2MatchesScalarAtEdges) {
   }
 }
 
+// Bound for accuracy_level 4: a_q differs from a by at most max|a_b| / 254 per element.
+std::vector<double> Int8Bound(const Q4Data& d, const std::vector<double>& tol) {
+  std::vector<double> bound(tol);
+  for (int64_t i = 0; i < d.m; ++i)
+    for (int64_t c = 0; c < d.n; ++c) {
+      double e = 0;
+      for (int64_t blk = 0; blk < d.kb; ++blk) {
+        double amax = 0, wsum = 0;
+        for (int64_t kk = blk * d.bs; kk < std::min(d.k, (blk + 1) * d.bs); ++kk) {
+          amax = std::max(amax, static_cast<double>(std::fabs(d.a[i * d.k + kk])));
+          wsum += std::fabs((d.Code(c, kk) - d.ZeroPoint(c, blk)) * d.scales[c * d.kb + blk]);
+        }
+        e += amax / 254.0 * wsum;
+      }
+      bound[i * d.n + c] += e * 1.0001;
+    }
+  return bound;
+}
+
+TEST(Q4MatMul, Int8PathWithinQuantizationBound) {
+  if (!GetCpuFeatures().Has(Isa::kAvx2)) GTEST_SKIP() << "CPU lacks AVX2+FMA";
+  ThreadPool pool(2);
+  int ran = 0;
+  for (const Q4Data& d : EdgeCases()) {
+    std::vector<float> y(d.m * d.n, NAN);
+    const bool applies = d.m == 1 && d.bs % 32 == 0;
+    ASSERT_EQ(Q4MatMulInt8(Isa::kAvx2, d.a.data(), d.m, d.Weights(),
+                           d.bias.empty() ? nullptr : d.bias.data(), y.data(), &pool),
+              applies)
+        << Describe(d);
+    // Must not fire for the scalar reference.
+    EXPECT_FALSE(Q4MatMulInt8(Isa::kScalar, d.a.data(), d.m, d.Weights(), nullptr, y.data(),
+                              nullptr));
+    if (!applies) continue;
+    ++ran;
+    std::vector<double> tol;
+    const std::vector<double> want = Reference(d, &tol);
+    ExpectNear(y, want, Int8Bound(d, tol), "int8 " + Describe(d));
+  }
+  EXPECT_GT(ran, 10);
+}
+
 // ---- the operator ----
 
 ir::Tensor U8Tensor(std::vector<int64_t> shape, const std::vector<uint8_t>& v) {
@@ -231,7 +274,7 @@ struct NBitsNode {
     node->set_attr(ir::Attribute::Int("N", n));
     node->set_attr(ir::Attribute::Int("bits", 4));
     node->set_attr(ir::Attribute::Int("block_size", bs));
-    node->set_attr(ir::Attribute::Int("accuracy_level", 4));
+    node->set_attr(ir::Attribute::Int("accuracy_level", 0));
   }
   std::vector<ir::Tensor> Run(const KernelDef* def, ThreadPool& pool) {
     std::vector<const ir::Tensor*> ptrs;
@@ -270,6 +313,27 @@ TEST(MatMulNBitsOp, EveryKernelMatchesReference) {
                    std::string(def->name) + (constant ? " constant " : " runtime ") +
                        Describe(s.d));
       }
+}
+
+TEST(MatMulNBitsOp, AccuracyLevel4QuantizesAOnlyInTheAvx2Gemv) {
+  const Q4Data d = MakeData(1, 100, 37, 32, Zp::kPacked, true, 6);
+  std::vector<double> tol;
+  const std::vector<double> want = Reference(d, &tol);
+  const std::vector<double> bound = Int8Bound(d, tol);
+  ThreadPool pool(2);
+  for (const KernelDef* def : KernelsFor("MatMulNBits", "com.microsoft", ir::DType::kFloat32)) {
+    NBitsNode level0(d, {1, 100}, true), level4(d, {1, 100}, true);
+    level4.node->set_attr(ir::Attribute::Int("accuracy_level", 4));
+    const std::vector<float> y0 = ToVector(level0.Run(def, pool)[0]);
+    const std::vector<float> y4 = ToVector(level4.Run(def, pool)[0]);
+    ExpectNear(y4, want, bound, std::string(def->name) + " accuracy_level 4");
+    size_t differ = 0;
+    for (size_t i = 0; i < y0.size(); ++i) differ += y0[i] != y4[i];
+    if (def->isa == Isa::kAvx2)
+      EXPECT_GT(differ, 0u) << "accuracy_level 4 did not take the int8 path";
+    else
+      EXPECT_EQ(differ, 0u) << "the reference must ignore accuracy_level";  // must not fire
+  }
 }
 
 TEST(MatMulNBitsOp, OmittedProjectionGivesBias) {
