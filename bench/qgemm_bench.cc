@@ -2,8 +2,8 @@
 // uint8) next to the fp32 Sgemm (gemm.h) at transformer and ResNet conv (im2col) shapes,
 // both operands prepacked (as conv weights and im2col panels are), 1 thread by default.
 // Not part of ctest. Build against a configured build dir (here build-K1):
-//   g++ -O2 -std=c++17 -I. bench/qgemm_bench.cc build-K1/runtime/libedgepress_runtime.a \
-//       build-K1/ir/libedgepress_ir.a -lpthread -o /tmp/qgemm_bench
+//   g++ -O2 -std=c++17 -I. bench/qgemm_bench.cc build-K1/runtime/libedgepress_runtime.a
+//       build-K1/ir/libedgepress_ir.a -lpthread -o /tmp/qgemm_bench   (one command line)
 // Usage: qgemm_bench [threads]
 #include <chrono>
 #include <cstdio>
