@@ -224,22 +224,47 @@ struct QuantRow {
   std::vector<float> sum;      // per block: as * sum(a_q)
 };
 
-void QuantizeRowInt8(const float* a, int64_t k, int64_t kb, int64_t bs, QuantRow* r) {
+// Rounds half to even (cvtps2dq under the default MXCSR), like nearbyint.
+EP_AVX2 void QuantizeRowInt8(const float* a, int64_t k, int64_t kb, int64_t bs, QuantRow* r) {
   r->q.assign(static_cast<size_t>(kb * bs), 0);
   r->scale.assign(static_cast<size_t>(kb), 0.f);
   r->sum.assign(static_cast<size_t>(kb), 0.f);
+  const __m256 sign = _mm256_set1_ps(-0.f);
+  const __m256i lim = _mm256_set1_epi32(127), nlim = _mm256_set1_epi32(-127);
+  alignas(32) int32_t tmp[8];
   for (int64_t b = 0; b < kb; ++b) {
     const int64_t k0 = b * bs, k1 = std::min(k, k0 + bs);
-    float amax = 0.f;
-    for (int64_t kk = k0; kk < k1; ++kk) amax = std::max(amax, std::fabs(a[kk]));
+    __m256 vmax = _mm256_setzero_ps();
+    int64_t kk = k0;
+    for (; kk + 8 <= k1; kk += 8)
+      vmax = _mm256_max_ps(vmax, _mm256_andnot_ps(sign, _mm256_loadu_ps(a + kk)));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    float amax = _mm_cvtss_f32(m4);
+    for (; kk < k1; ++kk) amax = std::max(amax, std::fabs(a[kk]));
     const float as = amax / 127.f, inv = amax > 0.f ? 127.f / amax : 0.f;
+    const __m256 vinv = _mm256_set1_ps(inv);
     int32_t total = 0;
-    for (int64_t kk = k0; kk < k1; ++kk) {
-      const int32_t v = static_cast<int32_t>(std::nearbyint(a[kk] * inv));
-      const int32_t q = std::max(-127, std::min(127, v));
-      const int64_t j = kk - k0, g = j / 32, e = j % 32;
-      r->q[k0 + g * 32 + (e % 2) * 16 + e / 2] = static_cast<int8_t>(q);
-      total += q;
+    int8_t* qb = r->q.data() + k0;
+    for (int64_t j = 0; j < k1 - k0; j += 8) {
+      const int64_t cnt = std::min<int64_t>(8, k1 - k0 - j);
+      __m256 v;
+      if (cnt == 8) {
+        v = _mm256_loadu_ps(a + k0 + j);
+      } else {
+        alignas(32) float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (int64_t e = 0; e < cnt; ++e) part[e] = a[k0 + j + e];
+        v = _mm256_load_ps(part);
+      }
+      const __m256i q = _mm256_max_epi32(
+          nlim, _mm256_min_epi32(lim, _mm256_cvtps_epi32(_mm256_mul_ps(v, vinv))));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), q);
+      for (int64_t e = 0; e < cnt; ++e) {
+        const int64_t jj = j + e, g = jj / 32, o = jj % 32;
+        qb[g * 32 + (o % 2) * 16 + o / 2] = static_cast<int8_t>(tmp[e]);
+        total += tmp[e];
+      }
     }
     r->scale[b] = as;
     r->sum[b] = as * static_cast<float>(total);
