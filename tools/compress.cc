@@ -1,6 +1,7 @@
 // The compress engine. Trials: trial 0 runs the recipe's pipeline as written; each
 // tuning step then adds its option overrides to those of the steps before it, and a
-// trial runs only when its resolved pipeline differs from every trial run so far. Every
+// trial runs only when its resolved pipeline differs from every trial run so far and no
+// trial has met every budget yet (steps are fallbacks). Every
 // trial is exported, evaluated and checked against the budgets; the smallest (objective
 // size) or fastest (objective latency) trial that meets every budget is kept, or, when
 // none does, the one with the fewest misses (then the smallest relative miss).
@@ -473,6 +474,15 @@ eval::Report RunCompress(const CompressOptions& o, Progress& progress) {
   for (size_t pi = 0; pi < plans.size(); ++pi) {
     const TrialPlan& plan = plans[pi];
     if (pi > 0) {
+      // Tuning steps are fallbacks, ordered from the most to the least compressed: once a
+      // trial meets every budget, later steps cannot give a smaller or faster model that
+      // the user asked for, so they are not run (CI time).
+      auto met = std::find_if(rep.trials.begin(), rep.trials.end(),
+                              [](const eval::Trial& t) { return t.error.empty() && t.passed; });
+      if (met != rep.trials.end()) {
+        rep.notes.push_back(fmt::format("tuning stopped: trial {} met every budget", met->index));
+        break;
+      }
       if (static_cast<int>(rep.trials.size()) >= max_trials) {
         rep.notes.push_back(fmt::format("tuning stopped at max_trials = {}", max_trials));
         break;
