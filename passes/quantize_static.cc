@@ -10,20 +10,27 @@
 //   * Conv, MatMul, Gemm (constant float weights, or MatMul/Gemm of two activations) get
 //     Q/DQ on their activation inputs and quantized weights; their output is quantized
 //     where an integer op reads it.
-//   * A Relu or Clip that is the only reader of such an output is fused into the
-//     producer's output range: it stays in place and its output carries the Q/DQ, so
-//     DQ -> Conv -> Relu -> Q is one integer pattern (no Q/DQ between Conv and Relu).
+//   * Add and Mul with two activation inputs (no constant operand) get Q/DQ on both
+//     inputs, whatever produced them, and on their output, as onnxruntime's QDQ quantizer
+//     does: the residual Add of a ResNet block reads the (int8) Conv output and the skip
+//     value, and the Add [+ Relu] output feeds the next Convs int8, so the whole block
+//     runs integer (fuse-qdq: QLinearConv + QLinearAdd) instead of Conv writing float.
+//   * A Relu or Clip that is the only reader of a Conv/MatMul/Gemm/Add/Mul output is fused
+//     into the producer's output range: it stays in place and its output carries the
+//     Q/DQ, so DQ -> Conv -> Relu -> Q is one integer pattern (no Q/DQ between Conv and
+//     Relu), and so is DQ, DQ -> Add -> Relu -> Q.
 //   * Data-movement ops (Reshape, Transpose, Flatten, Squeeze, Unsqueeze, MaxPool, Concat)
 //     run integer when their inputs are quantized, and share their inputs' scale and zero
 //     point (one set per connected group, from the union of the group's ranges), so
 //     DQ -> Reshape -> Q never requantizes.
-//   * Add, Mul, AveragePool, GlobalAveragePool run integer only when all their data
-//     inputs are quantized outputs of integer ops (never for a constant operand).
+//   * AveragePool, GlobalAveragePool run integer only when their data input is a
+//     quantized output of an integer op.
 //   * Everything else (Softmax, LayerNormalization, Gelu, ...) stays float.
-//   * A pass-through op (all but Conv/MatMul/Gemm) whose output no integer op reads is
-//     demoted to float, and no Q -> DQ is inserted on a value that no integer op reads:
-//     graph outputs stay float, as do values read only by float ops. Float readers of a
-//     quantized value keep reading the float value.
+//   * A pass-through op (all but Conv/MatMul/Gemm, so Add/Mul too: a transformer's
+//     residual Add feeding LayerNormalization stays float) whose output no integer op
+//     reads is demoted to float, and no Q -> DQ is inserted on a value that no integer
+//     op reads: graph outputs stay float, as do values read only by float ops. Float
+//     readers of a quantized value keep reading the float value.
 // - Names: a quantized op's float output keeps its name; an activation `v` gets `v_q`
 //   (QuantizeLinear), `v_dq` (DequantizeLinear), `v_scale`, `v_zero_point`; a weight or
 //   bias initializer W becomes `W_quantized`, `W_scale`, `W_zero_point` read by `W_dq`.
@@ -213,13 +220,19 @@ class Quantizer {
       if (r == Role::kCompute) {
         ok = ComputeEligible(n);
         for (size_t s : DataSlots(n)) ok = ok && HasRange(n->input(s));
+      } else if (r == Role::kElementwise) {
+        // Two activation inputs (no constant operand), each with a calibrated range: both
+        // get Q/DQ whatever produced them (the residual skip of a CNN is a float Relu
+        // output before this rule), like onnxruntime's QDQ quantizer.
+        for (size_t s : DataSlots(n))
+          ok = ok && n->input(s) && !ConstantOf(n->input(s)) && HasRange(n->input(s));
       } else {
         for (size_t s : DataSlots(n)) ok = ok && n->input(s) && qavail_.count(n->input(s));
       }
       if (!ok) continue;
       integer_.insert(n);
       ir::Value* q = n->output(0);
-      if (r == Role::kCompute) {
+      if (r == Role::kCompute || r == Role::kElementwise) {
         if (ir::Node* act = FusableActivation(n)) {
           fused_[n] = act;
           q = act->output(0);
@@ -242,6 +255,7 @@ class Quantizer {
           read = read || (integer_.count(u.user) && IsDataSlot(u.user, u.index));
       if (!read) {
         integer_.erase(n);
+        fused_.erase(n);
         if (q != qout_.end()) {
           qavail_.erase(q->second);
           qout_.erase(q);

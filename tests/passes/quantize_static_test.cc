@@ -1,7 +1,8 @@
 // quantize-static on small graphs: where Q/DQ go (op counts, shared data-movement
 // params, Relu fused into the producer's range, no Q->DQ on values only float ops read,
-// Add only with two quantized inputs), int32 bias and per-channel weights, int8
-// activations, opset raise, NMSE of the outputs against fp32 under declared bounds,
+// Add only with two activation inputs), int32 bias and per-channel weights, int8
+// activations, a residual block whose Add gets Q/DQ on both inputs and its output and
+// runs as QLinearConv + QLinearAdd after fuse-qdq, opset raise, NMSE of the outputs against fp32 under declared bounds,
 // SmoothQuant (function kept exactly; lower int8 error on outlier channels), and the
 // must-not-fire and error cases.
 #include <gtest/gtest.h>
@@ -176,7 +177,7 @@ TEST(QuantizeStatic, ValuesReadOnlyByFloatOpsGetNoQdq) {
   qtest::ExpectCleanQdq(*q);
 }
 
-TEST(QuantizeStatic, AddRunsIntegerOnlyWithTwoQuantizedInputs) {
+TEST(QuantizeStatic, AddRunsIntegerOnlyWithTwoActivationInputs) {
   GraphBuilder b;
   auto* x = b.Input("x", DType::kFloat32, {1, 4, 6, 6});
   auto conv = [&](ir::Value* in, uint32_t seed, const std::string& name) {
@@ -202,6 +203,91 @@ TEST(QuantizeStatic, AddRunsIntegerOnlyWithTwoQuantizedInputs) {
   qtest::ExpectCleanQdq(*q);
   runtime::NamedTensors feed = {{"x", Uniform({1, 4, 6, 6}, 15)}};
   EXPECT_LT(Nmse(RunModel(*q, feed)[0].second, RunModel(*m, feed)[0].second), 1e-3);
+}
+
+// x -> Relu(pre) -> [Conv -> Relu -> Conv -> Add(skip = pre) -> Relu] -> tail: a ResNet
+// basic block whose skip is a float op's output (a Relu not fused into any producer).
+// tail_conv=false: the block output is the graph output.
+std::unique_ptr<ir::Model> ResidualBlock(bool tail_conv) {
+  GraphBuilder b;
+  auto* x = b.Input("x", DType::kFloat32, {1, 4, 6, 6});
+  auto conv = [&](ir::Value* in, uint32_t seed, const std::string& name, int64_t k) {
+    int64_t p = k / 2;
+    return b.Op("Conv", {in, b.Const(name + "_w", Uniform({4, 4, k, k}, seed, -0.4f, 0.4f)),
+                         b.Const(name + "_b", Uniform({4}, seed + 1, -0.1f, 0.1f))},
+                {Attribute::Ints("pads", {p, p, p, p})}, name);
+  };
+  auto* pre = b.Op("Relu", {x}, {}, "pre");
+  auto* r1 = b.Op("Relu", {conv(pre, 20, "c1", 3)}, {}, "r1");
+  auto* add = b.Op("Add", {conv(r1, 22, "c2", 3), pre}, {}, "add");
+  auto* r2 = b.Op("Relu", {add}, {}, "r2");
+  b.Output(tail_conv ? conv(r2, 24, "c3", 1) : r2);
+  auto m = b.Build();
+  ir::InferShapes(*m);
+  return m;
+}
+
+TEST(QuantizeStatic, ResidualAddGetsQdqOnBothInputsAndOutputAndRunsInteger) {
+  auto m = ResidualBlock(/*tail_conv=*/true);
+  std::string data = qtest::SaveData(qtest::TempDir("resblock"), "d.npz",
+                                     {{"x", Uniform({16, 4, 6, 6}, 26)}});
+  std::vector<PassRun> runs;
+  auto q = ApplyWithData(*m, "quantize-static", {data}, &runs);
+  auto& st = runs[0].stats;
+  EXPECT_EQ(st["conv-quantized"], 3);
+  EXPECT_EQ(st["add-quantized"], 1);
+  EXPECT_EQ(st["relu-fused"], 2);  // r1 into c1, r2 into the Add
+  // pre (read by c1 and the Add), r1, c2's output, r2 (the Add's fused output).
+  EXPECT_EQ(st["qdq-pairs"], 4);
+  const ir::Node* add = qtest::NodeNamed(*q, "add");
+  ASSERT_NE(add, nullptr);
+  for (size_t i = 0; i < 2; ++i) {
+    ASSERT_NE(add->input(i)->producer(), nullptr);
+    EXPECT_EQ(add->input(i)->producer()->op_type(), "DequantizeLinear") << i;
+  }
+  std::string pre = qtest::NodeNamed(*q, "pre")->output(0)->name();
+  EXPECT_NE(q->graph->FindValue(pre + "_q"), nullptr);  // the skip, a float Relu output
+  std::string r2 = qtest::NodeNamed(*q, "r2")->output(0)->name();
+  EXPECT_NE(q->graph->FindValue(r2 + "_q"), nullptr);  // the Add [+ Relu] output
+  ASSERT_EQ(add->output(0)->uses().size(), 1u);  // no Q/DQ between Add and its Relu
+  EXPECT_EQ(add->output(0)->uses()[0].user->op_type(), "Relu");
+  qtest::ExpectCleanQdq(*q);
+  runtime::NamedTensors feed = {{"x", Uniform({1, 4, 6, 6}, 27)}};
+  ir::Tensor ref = RunModel(*m, feed)[0].second;
+  double nmse_qdq = Nmse(RunModel(*q, feed)[0].second, ref);
+  EXPECT_LT(nmse_qdq, 1e-3);
+
+  // fuse-qdq: every Conv and the Add run integer; only pre's QuantizeLinear is left.
+  std::vector<PassRun> fruns;
+  auto f = ApplyWithData(*q, "fuse-qdq,eliminate-dead-nodes", {}, &fruns);
+  EXPECT_EQ(Count(*f, "QLinearConv"), 3);
+  EXPECT_EQ(Count(*f, "QLinearAdd"), 1);
+  EXPECT_EQ(Count(*f, "Conv"), 0);
+  EXPECT_EQ(Count(*f, "Add"), 0);
+  EXPECT_EQ(Count(*f, "QuantizeLinear"), 1);
+  EXPECT_EQ(Count(*f, "DequantizeLinear"), 0);
+  double nmse_fused = Nmse(RunModel(*f, feed)[0].second, ref);
+  std::printf("[ info ] residual block NMSE vs fp32: QDQ %.3g, fused %.3g\n", nmse_qdq,
+              nmse_fused);
+  EXPECT_LT(nmse_fused, 1e-3);
+}
+
+TEST(QuantizeStatic, ResidualAddReadOnlyByFloatStaysFloat) {
+  // Must not fire: the block output is a graph output, so the Add (and its Relu) would
+  // only feed float readers: it stays float and c2's output gets no Q/DQ.
+  auto m = ResidualBlock(/*tail_conv=*/false);
+  std::string data = qtest::SaveData(qtest::TempDir("resblock_out"), "d.npz",
+                                     {{"x", Uniform({16, 4, 6, 6}, 28)}});
+  std::vector<PassRun> runs;
+  auto q = ApplyWithData(*m, "quantize-static", {data}, &runs);
+  EXPECT_EQ(runs[0].stats["conv-quantized"], 2);
+  EXPECT_EQ(runs[0].stats["add-quantized"], 0);
+  EXPECT_EQ(runs[0].stats["qdq-pairs"], 2);  // pre, r1
+  const ir::Node* add = qtest::NodeNamed(*q, "add");
+  ASSERT_NE(add, nullptr);
+  EXPECT_EQ(add->input(0)->producer()->op_type(), "Conv");
+  EXPECT_EQ(add->input(1)->producer()->op_type(), "Relu");
+  qtest::ExpectCleanQdq(*q);
 }
 
 TEST(QuantizeStatic, MustNotFireWithoutFloatWeightsOrWhenAllExcluded) {
