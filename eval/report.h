@@ -53,7 +53,7 @@ struct PassRecord {
 
 struct LayerError {  // one activation compared between the original and compressed model
   std::string name;  // value name
-  std::string op;    // producer op in the compressed model
+  std::string op;    // producer op in the original model
   double nmse = 0;
   double cosine = 1;
 };

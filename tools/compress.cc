@@ -23,6 +23,7 @@
 
 #include "calibrate/dataset.h"
 #include "eval/latency.h"
+#include "eval/layer_compare.h"
 #include "eval/metrics.h"
 #include "formats/npy/npy.h"
 #include "ir/error.h"
@@ -241,56 +242,25 @@ std::vector<eval::BudgetResult> CheckBudgets(const Recipe::Budgets& b,
 // Per-layer error: the original and the compressed model run on the same samples; every
 // float activation whose value name exists in both (QDQ rewrites keep the float output
 // names) is compared. Only one model's activations of one sample are held at a time.
+// Per-layer error of the compressed model on a few samples, both models loaded without the
+// fusion pipeline so QDQ layers keep their float names (eval/layer_compare.h). A model whose
+// values share no names with the original (nothing to match) gets an empty table.
 std::vector<eval::LayerError> LayerErrors(const std::string& original, const std::string& compressed,
                                           EvalSetup& ev, int64_t samples) {
-  struct Acc {
-    double err = 0, ref = 0, cos = 0;
-    int64_t n = 0;
-    std::string op;
-  };
-  std::map<std::string, Acc> acc;
-  std::map<std::string, std::vector<float>> ref;
-  std::set<std::string> orig_names;
-  auto capture_orig = [&](const ir::Node& node, const std::vector<const ir::Tensor*>& outs) {
-    for (size_t i = 0; i < outs.size(); ++i) {
-      if (!outs[i] || outs[i]->dtype() != ir::DType::kFloat32 || !node.output(i)) continue;
-      const float* p = outs[i]->data<float>();
-      ref[node.output(i)->name()].assign(p, p + outs[i]->numel());
-    }
-  };
-  auto compare = [&](const ir::Node& node, const std::vector<const ir::Tensor*>& outs) {
-    for (size_t i = 0; i < outs.size(); ++i) {
-      if (!outs[i] || outs[i]->dtype() != ir::DType::kFloat32 || !node.output(i)) continue;
-      auto it = ref.find(node.output(i)->name());
-      if (it == ref.end() || it->second.size() != outs[i]->numel()) continue;
-      const float* p = outs[i]->data<float>();
-      double e = 0, r = 0, dot = 0, na = 0;
-      for (size_t k = 0; k < it->second.size(); ++k) {
-        double a = p[k], b = it->second[k];
-        e += (a - b) * (a - b), r += b * b, dot += a * b, na += a * a;
-      }
-      Acc& a = acc[it->first];
-      a.err += e, a.ref += r, a.n += 1;
-      a.cos += (na == 0 && r == 0) ? 1.0 : (na > 0 && r > 0 ? dot / std::sqrt(na * r) : 0.0);
-      a.op = node.qualified_op();
-    }
-  };
-  runtime::SessionOptions so = ev.session;
-  so.observer = capture_orig;
-  auto orig = runtime::Session::Create(std::shared_ptr<const ir::Model>(LoadModelForRun(original, true)), so);
-  so.observer = compare;
-  auto comp = runtime::Session::Create(std::shared_ptr<const ir::Model>(LoadModelForRun(compressed, true)), so);
-  for (int64_t s = 0; s < samples; ++s) {
-    runtime::NamedTensors in = ev.data ? ev.data->Batch(s, 1) : ev.latency_inputs;
-    ref.clear();
-    orig->Run(in);
-    comp->Run(in);
+  std::vector<eval::LayerStats> stats;
+  try {
+    stats = eval::CompareLayers(
+        std::shared_ptr<const ir::Model>(LoadModel(original)),
+        std::shared_ptr<const ir::Model>(LoadModel(compressed)), samples,
+        [&](int64_t s) { return ev.data ? ev.data->Batch(s, 1) : ev.latency_inputs; },
+        ev.session.threads, original, compressed);
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::kInvalidInput) throw;
+    return {};
   }
   std::vector<eval::LayerError> out;
-  for (const auto& [name, a] : acc) {
-    double nmse = a.ref > 0 ? a.err / a.ref : (a.err > 0 ? INFINITY : 0.0);
-    out.push_back({name, a.op, nmse, a.cos / static_cast<double>(a.n)});
-  }
+  for (const eval::LayerStats& s : stats)
+    if (s.compared()) out.push_back({s.name, s.op, s.Nmse(), s.Cosine()});
   std::stable_sort(out.begin(), out.end(), [](const auto& x, const auto& y) {
     return x.nmse > y.nmse || (x.nmse == y.nmse && x.name < y.name);
   });
