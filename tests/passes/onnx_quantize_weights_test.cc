@@ -1,14 +1,14 @@
 // quantize-weights exported to ONNX and run by onnxruntime (the interop check): int8 QDQ
 // and int4 MatMulNBits models must give what the float reference of the quantized weights
 // gives (edgepress's own evaluation) within 1e-4 relative. On the bert/gpt fixtures that
-// tests/fixtures/make_models.py exports (EDGEPRESS_BINARY_DIR/fixtures, made by the
-// OrtCompare test), the quantized model's outputs in onnxruntime are compared with the
+// tests/fixtures/make_models.py exports (tests/fixtures/model_fixtures.h), the quantized model's outputs in onnxruntime are compared with the
 // fp32 outputs and the sizes are reported. Skips without the project venv.
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
 
-#include "../tools/cli_run.h"
+#include "tests/fixtures/model_fixtures.h"
+#include "tests/tools/cli_run.h"
 #include "formats/npy/npy.h"
 #include "ir/file_util.h"
 #include "quant_test_util.h"
@@ -95,11 +95,11 @@ TEST(QuantizeWeightsOnnx, OnnxruntimeAgreesWithTheQuantizedWeights) {
 
 // The fixture's quantized model in onnxruntime against its fp32 outputs.
 void CheckFixture(const std::string& name, const std::string& pipeline, double max_nmse) {
-  const std::string folder = EDGEPRESS_BINARY_DIR "/fixtures/" + name;
-  struct stat st;
-  if (stat((folder + "/model.onnx").c_str(), &st) != 0)
-    GTEST_SKIP() << folder << "/model.onnx is absent (the OrtCompare test exports it)";
+  std::string skip;
+  ASSERT_EQ(test_util::EnsureModelFixture(name, &skip), "");
+  if (!skip.empty()) GTEST_SKIP() << skip;
   if (!PythonProblem().empty()) GTEST_SKIP() << PythonProblem();
+  const std::string folder = test_util::kModelFixtureDir + "/" + name;
   testing::ScratchDir dir;
   auto m = tools::LoadModel(folder + "/model.onnx");
   PassContext ctx;

@@ -17,9 +17,7 @@
 // its own lock file, so ctest running the cases in parallel processes never races.
 // The test skips when the project venv (with torch, torchvision, onnx and onnxruntime)
 // or the CLI binary is missing.
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -36,6 +34,7 @@
 #include "formats/npy/npy.h"
 #include "ir/file_util.h"
 #include "ir/tensor.h"
+#include "tests/fixtures/model_fixtures.h"
 
 namespace edgepress {
 namespace {
@@ -43,9 +42,7 @@ namespace {
 constexpr double kMaxScaledError = 1e-4;
 constexpr double kScaleFloor = 1e-6;
 
-const std::string kPython = EDGEPRESS_SOURCE_DIR "/.venv/bin/python";
-const std::string kScript = EDGEPRESS_SOURCE_DIR "/tests/fixtures/make_models.py";
-const std::string kFixtureDir = EDGEPRESS_BINARY_DIR "/fixtures";
+const std::string& kFixtureDir = test_util::kModelFixtureDir;
 const std::string kCli = EDGEPRESS_CLI;
 
 std::string Quote(const std::string& s) {
@@ -68,74 +65,6 @@ int RunCommand(const std::string& cmd, std::string* output) {
 }
 
 bool IsExecutable(const std::string& path) { return access(path.c_str(), X_OK) == 0; }
-
-// Why the Python side cannot run, or "" when it can (checked once per process).
-const std::string& PythonProblem() {
-  static const std::string problem = [] {
-    if (!IsExecutable(kPython)) return "no project venv at " + kPython;
-    std::string out;
-    int rc = RunCommand(Quote(kPython) +
-                            " -c 'import numpy, torch, torchvision, onnx, onnxruntime'",
-                        &out);
-    if (rc != 0) return "the venv lacks numpy/torch/torchvision/onnx/onnxruntime: " + out;
-    return std::string();
-  }();
-  return problem;
-}
-
-uint64_t Fnv1a(const std::string& bytes) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
-
-// Holds an exclusive flock for its lifetime.
-class FileLock {
- public:
-  explicit FileLock(const std::string& path) {
-    fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd_ >= 0 && flock(fd_, LOCK_EX) != 0) {
-      close(fd_);
-      fd_ = -1;
-    }
-  }
-  ~FileLock() {
-    if (fd_ >= 0) close(fd_);  // closing releases the lock
-  }
-  bool ok() const { return fd_ >= 0; }
-
- private:
-  int fd_ = -1;
-};
-
-// Makes sure kFixtureDir/<name> holds the fixture of the current script. Returns "" when
-// it does; otherwise sets *skip to the reason the fixture cannot be made here (no venv), or
-// returns the error of a failed generation.
-std::string EnsureFixture(const std::string& name, std::string* skip) {
-  mkdir(kFixtureDir.c_str(), 0755);
-  FileLock lock(kFixtureDir + "/" + name + ".lock");
-  if (!lock.ok()) return "cannot lock " + kFixtureDir + "/" + name + ".lock";
-  const std::string folder = kFixtureDir + "/" + name;
-  const std::string stamp_path = folder + "/script.hash";
-  const std::string want = std::to_string(Fnv1a(ReadFileToString(kScript)));
-  bool fresh = FileExists(stamp_path) && ReadFileToString(stamp_path) == want;
-  for (const char* f : {"/model.onnx", "/in.npz", "/ort.npz"})
-    fresh = fresh && FileExists(folder + f);
-  if (fresh) return "";
-  // Only now is Python needed: importing torch costs seconds per test process.
-  if (!PythonProblem().empty()) {
-    *skip = PythonProblem();
-    return "";
-  }
-  std::string out;
-  int rc = RunCommand(Quote(kPython) + " " + Quote(kScript) + " " + Quote(kFixtureDir) +
-                          " --only " + name,
-                      &out);
-  if (rc != 0) return "make_models.py --only " + name + " failed (exit " +
-                      std::to_string(rc) + "):\n" + out;
-  WriteFileAtomic(stamp_path, want);
-  return "";
-}
 
 // Per-output error of `got` against `want` (see the top of the file); fails the test on
 // any structural mismatch.
@@ -175,7 +104,7 @@ TEST_P(OrtCompare, MatchesOnnxruntime) {
   if (kCli.empty() || !IsExecutable(kCli))
     GTEST_SKIP() << "the edgepress CLI was not built (" << kCli << ")";
   std::string skip;
-  std::string problem = EnsureFixture(name, &skip);
+  std::string problem = test_util::EnsureModelFixture(name, &skip);
   ASSERT_EQ(problem, "");
   if (!skip.empty()) GTEST_SKIP() << skip;
 
