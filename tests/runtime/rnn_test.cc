@@ -251,7 +251,9 @@ void RunCase(const Config& c, uint32_t seed) {
   ThreadPool pool(2);
   auto defs = KernelsFor(op, "", DType::kFloat32);
   ASSERT_FALSE(defs.empty());
-  if (GetCpuFeatures().Has(Isa::kAvx2)) EXPECT_GE(defs.size(), 2u) << op;
+  if (GetCpuFeatures().Has(Isa::kAvx2)) {
+    EXPECT_GE(defs.size(), 2u) << op;
+  }
   for (const KernelDef* def : defs) {
     auto out = RunNode(*node, used, pool, def);
     const std::vector<std::pair<std::vector<double>*, std::vector<int64_t>>> checks = {
