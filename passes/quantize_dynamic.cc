@@ -10,6 +10,13 @@
 // or [1, N] (other C shapes leave the Gemm alone). Needs no data. The node's output keeps
 // its name; the weight becomes `B_quantized`, `B_scale`, `B_zero_point`. Other nodes,
 // excluded ones (`exclude` globs of node names) and ops not in `op-types` stay as they are.
+//
+// Gather (in the default `op-types`) with a constant float32 rank-2 table as its data —
+// word and position embeddings — stores the table as int8 with one symmetric scale per
+// row, read through a DequantizeLinear (axis 0), as onnxruntime's quantize_dynamic does:
+// embeddings are often the largest tensors of a transformer, and a row-wise int8 lookup
+// loses about as little as the MatMul weights do. The runtime folds the DequantizeLinear
+// of a constant at load, so this saves file size, not run-time memory. Needs opset 13.
 #include <cmath>
 #include <set>
 
@@ -32,14 +39,28 @@ class QuantizeDynamic : public Pass {
   bool Run(ir::Model& model, PassContext&) override {
     ir::Graph& g = *model.graph;
     int64_t done = 0;
+    int64_t gathers = 0;
     for (ir::Node* n : g.nodes()) {
       if (!n->domain().empty()) continue;
-      if (n->op_type() != "MatMul" && n->op_type() != "Gemm") continue;
       if (!Listed(n->op_type()) || quant::MatchAnyGlob(exclude_, n->name)) continue;
+      if (n->op_type() == "Gather") {
+        if (!GatherTable(n)) continue;
+        quant::EnsureOpset(model, 13);
+        ir::Value* table = n->input(0);
+        n->set_input(0, quant::AddWeightDequantize(
+                            g, n, table->name(),
+                            quant::QuantizeWeightPerChannel(*ConstantOf(table), 0,
+                                                            /*symmetric=*/true, table->name())));
+        replaced_.insert(table);
+        ++gathers;
+        continue;
+      }
+      if (n->op_type() != "MatMul" && n->op_type() != "Gemm") continue;
       if (Rewrite(g, n)) ++done;
     }
-    if (done == 0) return false;
-    Count("nodes-quantized", done);
+    if (done == 0 && gathers == 0) return false;
+    if (done) Count("nodes-quantized", done);
+    if (gathers) Count("gathers-quantized", gathers);
     if (model.OpsetVersion("com.microsoft") < 1) model.SetOpsetVersion("com.microsoft", 1);
     for (ir::Value* v : std::vector<ir::Value*>(replaced_.begin(), replaced_.end()))
       if (v->uses().empty() && !v->is_graph_output() && v->is_initializer() &&
@@ -53,6 +74,14 @@ class QuantizeDynamic : public Pass {
     for (const auto& t : op_types_)
       if (t == op) return true;
     return false;
+  }
+
+  // A Gather whose data is a constant float32 table [rows, cols] of at least 1 KiB.
+  static bool GatherTable(const ir::Node* n) {
+    if (n->num_inputs() < 2 || !n->input(0) || n->attr_int("axis", 0) != 0) return false;
+    const ir::Tensor* t = ConstantOf(n->input(0));
+    return t && t->dtype() == ir::DType::kFloat32 && t->rank() == 2 && t->numel() >= 256 &&
+           !n->input(0)->is_graph_input() && !n->input(0)->is_graph_output();
   }
 
   bool Rewrite(ir::Graph& g, ir::Node* n) {
@@ -149,10 +178,11 @@ const PassEntry& QuantizeDynamicPass() {
        "DynamicQuantizeMatMul",
        {
            Opt("exclude", T::kStringList, "", "node-name globs left float"),
-           Opt("op-types", T::kStringList, "MatMul,Gemm", "op types to quantize"),
+           Opt("op-types", T::kStringList, "MatMul,Gemm,Gather",
+               "op types to quantize (Gather: constant embedding tables, int8 per row)"),
            Opt("per-channel", T::kBool, "true", "one weight scale per column of B"),
        },
-       {"nodes-quantized"}},
+       {"nodes-quantized", "gathers-quantized"}},
       [](const PassOptions& o) -> std::unique_ptr<Pass> {
         return std::make_unique<QuantizeDynamic>(o);
       }};

@@ -90,6 +90,40 @@ TEST(QuantizeDynamic, MatMulAndGemmBecomeDynamicQuantizeMatMul) {
   }
 }
 
+TEST(QuantizeDynamic, EmbeddingTablesBecomeInt8PerRow) {
+  // ids -> Gather(table [50, 16]) -> MatMul(w [16, 8]); plus a Gather of an activation.
+  GraphBuilder b;
+  auto* ids = b.Input("ids", DType::kInt64, {2, 3});
+  auto* x = b.Input("x", DType::kFloat32, {50, 4});
+  auto* e = b.Op("Gather", {b.Const("table", Uniform({50, 16}, 8)), ids}, {}, "embed");
+  b.Output(b.Op("MatMul", {e, b.Const("w", Uniform({16, 8}, 9))}, {}, "proj"));
+  b.Output(b.Op("Gather", {x, ids}, {}, "gather_act"));  // data is not a constant: stays
+  auto m = b.Build();
+  m->SetOpsetVersion("", 13);
+  ir::InferShapes(*m);
+  PassRun run;
+  auto q = Apply(*m, "quantize-dynamic", &run);
+  EXPECT_EQ(run.stats["gathers-quantized"], 1);
+  EXPECT_EQ(run.stats["nodes-quantized"], 1);
+  const ir::Tensor* t = q->graph->FindValue("table_quantized")->initializer();
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->dtype(), DType::kInt8);
+  EXPECT_EQ(q->graph->FindValue("table_scale")->initializer()->numel(), 50u);  // one per row
+  EXPECT_EQ(q->graph->FindValue("table"), nullptr);
+  EXPECT_EQ(q->graph->FindNode("gather_act")->input(0)->name(), "x");
+  // Without Gather in op-types the table stays float.
+  PassRun only_mm;
+  auto q2 = Apply(*m, "quantize-dynamic{op-types=MatMul}", &only_mm);
+  EXPECT_EQ(only_mm.stats["gathers-quantized"], 0);
+  EXPECT_NE(q2->graph->FindValue("table"), nullptr);
+  if (!HasDynamicKernel()) return;
+  std::vector<int64_t> idv = {0, 7, 49, 3, 3, 21};
+  runtime::NamedTensors feed = {{"ids", ir::Tensor::FromVector(DType::kInt64, {2, 3}, idv)},
+                                {"x", Uniform({50, 4}, 10)}};
+  double nmse = qtest::Nmse(qtest::RunModel(*q, feed)[0].second, qtest::RunModel(*m, feed)[0].second);
+  EXPECT_LT(nmse, 1e-3);  // declared bound: int8 rows and int8 weights
+}
+
 TEST(QuantizeDynamic, MustNotFire) {
   // Two activations, transA, an excluded node, a non-row Gemm C: nothing to do.
   GraphBuilder b;
