@@ -195,7 +195,12 @@ TEST(QuantizeDynamic, DigitsKeepAccuracyAndOnnxruntimeAgrees) {
   ASSERT_FALSE(ort7.empty());
   double diff = qtest::MaxAbsDiff(got7, ort7);
   std::printf("[ info ] dynamic, 7-bit weights: native vs onnxruntime max |diff| %.4g\n", diff);
-  EXPECT_LE(diff, 1e-4 * range);  // same integers; float rescale order only
+  // Same integer products; the run-time quantization of A is not bit-specified (scale and
+  // zero point are float expressions whose order differs between implementations). The
+  // Release build matches onnxruntime to ~2e-6 here; the -O1 sanitizer build flips one
+  // activation rounding step (0.0077 on logits of range 18), so the bound is that step's
+  // size class: 1e-3 of the logit range.
+  EXPECT_LE(diff, 1e-3 * range);
 }
 
 }  // namespace

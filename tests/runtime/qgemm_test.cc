@@ -137,7 +137,7 @@ TEST(QGemmTest, NoSaturationAtExtremes) {
 }
 
 TEST(QGemmTest, MismatchedPackedOperandIsAnInternalError) {
-  std::vector<uint8_t> a(12, 1);
+  std::vector<uint8_t> a(16, 1);  // [3,4] as A, and [4,3] with ld 4 as B (15 bytes read)
   QSource s{a.data(), ir::DType::kUInt8, 4, false, nullptr, false};
   const QPacked pa = QPackA(Isa::kScalar, 3, 4, s);
   const QPacked pb = QPackB(Isa::kScalar, 4, 3, s);
