@@ -4,7 +4,11 @@
 // such chains (Shape -> Gather -> Concat -> Reshape) that would otherwise run on every
 // inference.
 // Does not apply to: random ops, nodes with subgraphs, QuantizeLinear/DequantizeLinear
-// (folding them would undo quantization), nodes without a kernel, and outputs larger than
+// (folding them would undo quantization; the one exception is a DequantizeLinear whose
+// readers are all Gather data inputs — an int8-stored embedding table, which no integer
+// kernel consumes, so run time looks rows up in float instead of dequantizing the whole
+// table per inference; put fold-constants before quantization in a pipeline that writes
+// files), nodes without a kernel, and outputs larger than
 // `max-bytes` (folding must not blow up the model size). Graph output names are kept.
 #include <unordered_set>
 
@@ -53,9 +57,19 @@ class FoldConstants : public Pass {
     return true;
   }
 
+  static bool DequantizesATable(const ir::Node* n) {
+    if (n->op_type() != "DequantizeLinear" || n->num_outputs() != 1 || !n->output(0)) return false;
+    const ir::Value* out = n->output(0);
+    if (out->uses().empty() || out->is_graph_output()) return false;
+    for (const auto& use : out->uses())
+      if (use.user->op_type() != "Gather" || !use.user->domain().empty() || use.index != 0)
+        return false;
+    return true;
+  }
+
   bool TryFold(ir::Graph& g, ir::Node* n, runtime::ThreadPool& pool) {
-    if (!n->domain().empty() || kNeverFold.count(n->op_type()) || !n->subgraphs().empty())
-      return false;
+    if (!n->domain().empty() || !n->subgraphs().empty()) return false;
+    if (kNeverFold.count(n->op_type()) && !DequantizesATable(n)) return false;
     if (n->op_type() == "Constant") return FoldConstantNode(g, n);
     if (n->op_type() == "Shape") return FoldShape(g, n);
     std::vector<const ir::Tensor*> inputs;

@@ -111,6 +111,11 @@ TEST(QuantizeDynamic, EmbeddingTablesBecomeInt8PerRow) {
   EXPECT_EQ(q->graph->FindValue("table_scale")->initializer()->numel(), 50u);  // one per row
   EXPECT_EQ(q->graph->FindValue("table"), nullptr);
   EXPECT_EQ(q->graph->FindNode("gather_act")->input(0)->name(), "x");
+  // At load (fold-constants) the table's DequantizeLinear folds: lookups read float rows
+  // instead of dequantizing the whole table per inference.
+  auto folded = Apply(*q, "fold-constants");
+  EXPECT_EQ(qtest::Count(*folded, "DequantizeLinear"), 0);
+  EXPECT_EQ(qtest::Count(*folded, "DynamicQuantizeMatMul"), 1);
   // Without Gather in op-types the table stays float.
   PassRun only_mm;
   auto q2 = Apply(*m, "quantize-dynamic{op-types=MatMul}", &only_mm);
