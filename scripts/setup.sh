@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 
 build_pkgs=(build-essential make cmake ninja-build pkg-config zlib1g-dev
   libonnx-dev libprotobuf-dev protobuf-compiler libcli11-dev libfmt-dev libeigen3-dev
-  libgtest-dev libgmock-dev libyaml-cpp-dev nlohmann-json3-dev)
+  libgtest-dev libgmock-dev libyaml-cpp-dev nlohmann-json3-dev
+  libtorch-dev)
 # Test data and fixtures: ONNX conformance data, Debian's torch/onnx/numpy/sklearn for
 # fixture scripts, python3-venv for the project venv that holds onnxruntime.
 test_pkgs=(libonnx-testdata python3 python3-venv python3-numpy python3-onnx python3-torch
