@@ -57,10 +57,11 @@ struct QuantParams {
 struct SparseEncoding {
   enum class Kind : uint8_t { kNone, kNM, kBlock };
   Kind kind = Kind::kNone;
-  int n = 0, m = 0;                 // kNM: n non-zeros in every m along the last axis
+  int n = 0, m = 0;                 // kNM: at most n non-zeros in every m along `axis`
+  int axis = -1;                    // kNM: the reduction axis the groups run along (-1: last)
   std::vector<int64_t> block;       // kBlock: block shape
   bool operator==(const SparseEncoding& o) const {
-    return kind == o.kind && n == o.n && m == o.m && block == o.block;
+    return kind == o.kind && n == o.n && m == o.m && axis == o.axis && block == o.block;
   }
 };
 
