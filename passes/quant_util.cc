@@ -1,5 +1,7 @@
 #include "passes/quant_util.h"
 
+#include "passes/opset_upgrade.h"
+
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
@@ -229,33 +231,7 @@ ir::Value* AddWeightDequantize(ir::Graph& g, ir::Node* pos, const std::string& b
 }
 
 bool EnsureOpset(ir::Model& model, int64_t version) {
-  int64_t have = model.OpsetVersion("");
-  if (have >= version) return false;
-  if (have > 0 && have < 13 && version >= 13) {
-    // Softmax, LogSoftmax and Hardmax coerce their input to 2-D before opset 13; writing
-    // axis=-1 keeps the meaning when the old axis is the last one. Checked for every node
-    // before any is changed, so a refusal leaves the model as it was.
-    std::vector<ir::Node*> coercing;
-    model.graph->Walk([&](ir::Graph& g) {
-      for (ir::Node* n : g.nodes()) {
-        if (!n->domain().empty()) continue;
-        const std::string& op = n->op_type();
-        if (op != "Softmax" && op != "LogSoftmax" && op != "Hardmax") continue;
-        int64_t axis = n->attr_int("axis", 1);
-        const ir::Value* x = n->input(0);
-        int64_t rank = x && x->type.shape ? static_cast<int64_t>(x->type.shape->size()) : -1;
-        if (rank < 0 || (axis < 0 ? axis + rank : axis) != rank - 1)
-          ThrowUnsupported("cannot raise the model's opset from " + std::to_string(have) +
-                           " to " + std::to_string(version) + ": " + n->describe() +
-                           " coerces its input to 2-D at axis " + std::to_string(axis) +
-                           ", which opset 13 cannot express");
-        coercing.push_back(n);
-      }
-    });
-    for (ir::Node* n : coercing) n->set_attr(ir::Attribute::Int("axis", -1));
-  }
-  model.SetOpsetVersion("", version);
-  return true;
+  return UpgradeOpset(model, version).changed();
 }
 
 }  // namespace edgepress::passes::quant

@@ -80,9 +80,8 @@ bool MatchAnyGlob(const std::vector<std::string>& patterns, const std::string& n
 ir::Value* AddWeightDequantize(ir::Graph& g, ir::Node* pos, const std::string& base,
                                QuantizedTensor q);
 
-// Raises the model's ai.onnx opset to `version` when it is lower (the ops of opsets
-// 11..version-1 that the IR holds keep their meaning, as the importer normalises to
-// opset-13 input forms). Returns true when it raised it.
+// Raises the model's ai.onnx opset to `version` when it is lower, rewriting the nodes whose
+// meaning changed (passes/opset_upgrade.h). Returns true when it raised it.
 bool EnsureOpset(ir::Model& model, int64_t version);
 
 }  // namespace edgepress::passes::quant

@@ -26,6 +26,7 @@ const std::vector<PassEntry>& AllPasses() {
     p.push_back(FuseActivationPass());
     p.push_back(FuseQdqPass());
     p.push_back(EliminateDeadNodesPass());
+    p.push_back(UpgradeOpsetPass());
     p.push_back(QuantizeWeightsPass());
     p.push_back(CastWeightsPass());
     p.push_back(QuantizeStaticPass());
