@@ -1,10 +1,14 @@
 #include "tools/cli.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <new>
+#include <string>
+#include <vector>
 
 #include "ir/error.h"
+#include "passes/registry.h"
 
 namespace edgepress::tools {
 
@@ -36,6 +40,21 @@ int Main(int argc, char** argv) {
   AddCompareCommand(app, action);
   AddCompressCommand(app, action);
   AddRecipesCommand(app, action);
+  // CLI11 says only "A subcommand is required" for a mistyped command: name the word and
+  // the nearest command instead.
+  if (argc > 1 && argv[1][0] != '-') {
+    std::vector<std::string> names;
+    for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
+      names.push_back(sub->get_name());
+    if (std::find(names.begin(), names.end(), argv[1]) == names.end()) {
+      std::string near = passes::Nearest(argv[1], names), all;
+      for (const std::string& n : names) all += (all.empty() ? "" : ", ") + n;
+      std::fprintf(stderr, "edgepress: error: unknown command '%s'%s\ncommands: %s (see --help)\n",
+                   argv[1], near.empty() ? "" : (" (did you mean '" + near + "'?)").c_str(),
+                   all.c_str());
+      return 2;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -18,6 +18,7 @@
 #include "ir/error.h"
 #include "runtime/session.h"
 #include "tools/cli.h"
+#include "tools/input_files.h"
 #include "tools/model_io.h"
 
 namespace edgepress::tools {
@@ -91,6 +92,9 @@ void AddBenchCommand(CLI::App& app, Action& action) {
       runtime::NamedTensors inputs;
       if (!o->input.empty()) {
         inputs = formats::LoadTensorFile(o->input);
+        std::vector<std::string> wanted;  // labels next to the inputs are ignored, as in `run`
+        for (const ir::Value* v : session->inputs()) wanted.push_back(v->name());
+        inputs = KeepModelInputs(std::move(inputs), wanted, o->input);
       } else {
         std::mt19937 rng(12345);
         for (const ir::Value* v : session->inputs()) inputs.emplace_back(v->name(), eval::RandomInput(*v, dims, rng));

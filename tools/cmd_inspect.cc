@@ -1,8 +1,9 @@
 // `edgepress inspect MODEL`: what a model is before anyone compresses it — producer,
 // opsets, inputs/outputs, op histogram, parameter count and bytes by dtype, and the
 // largest tensors. Parameters are initializers (not the constants the importer
-// synthesizes while normalising opsets); tensors held by Constant nodes, which some
-// exporters use for weights, are counted separately as constants.
+// synthesizes while normalising opsets) plus the floating tensors held by Constant nodes,
+// which paddle2onnx and older exporters use for weights; all Constant nodes are also
+// summarised on their own line.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -31,6 +32,7 @@ struct Summary {
   std::map<std::string, std::pair<uint64_t, uint64_t>> params_by_dtype;  // count, bytes
   uint64_t param_count = 0, param_bytes = 0;
   uint64_t constant_tensors = 0, constant_count = 0, constant_bytes = 0;
+  uint64_t param_in_constants = 0;  // of param_count: float tensors in Constant nodes
   std::vector<TensorEntry> tensors;
   std::vector<ir::Tensor> constant_storage;
 };
@@ -58,6 +60,17 @@ void Summarize(ir::Graph& root, Summary* s) {
         ++s->constant_tensors;
         s->constant_count += c->numel();
         s->constant_bytes += c->nbytes();
+        // paddle2onnx and older exporters hold weights in Constant nodes: floating
+        // tensors of more than one element count as parameters; integer ones (shapes,
+        // axes) and float scalars (hyper-parameters such as GELU's 0.5) do not.
+        if (ir::IsFloat(c->dtype()) && c->numel() > 1) {
+          auto& d = s->params_by_dtype[ir::DTypeName(c->dtype())];
+          d.first += c->numel();
+          d.second += c->nbytes();
+          s->param_count += c->numel();
+          s->param_bytes += c->nbytes();
+          s->param_in_constants += c->numel();
+        }
         s->constant_storage.push_back(std::move(*c));
         std::string name = n->output(0) ? n->output(0)->name() : n->name;
         pending.emplace_back(name, s->constant_storage.size() - 1);
@@ -147,8 +160,9 @@ void PrintJson(const std::string& path, const ir::Model& m, const Summary& s) {
     out += fmt::format("{}{}:{}", first ? "" : ",", Json(op), n);
     first = false;
   }
-  out += fmt::format("}},\"parameters\":{{\"count\":{},\"bytes\":{},\"by_dtype\":{{",
-                     s.param_count, s.param_bytes);
+  out += fmt::format("}},\"parameters\":{{\"count\":{},\"bytes\":{},\"in_constant_nodes\":{},"
+                     "\"by_dtype\":{{",
+                     s.param_count, s.param_bytes, s.param_in_constants);
   first = true;
   for (const auto& [dt, cb] : s.params_by_dtype) {
     out += fmt::format("{}{}:{{\"count\":{},\"bytes\":{}}}", first ? "" : ",", Json(dt),
@@ -188,8 +202,11 @@ void PrintText(const std::string& path, const ir::Model& m, const Summary& s) {
   std::stable_sort(ops.begin(), ops.end(),
                    [](const auto& a, const auto& b) { return a.second > b.second; });
   for (const auto& [op, n] : ops) out += fmt::format("  {:<24} {}\n", op, n);
-  out += fmt::format("parameters: {} ({}, {} bytes)\n", s.param_count, Bytes(s.param_bytes),
-                     s.param_bytes);
+  out += fmt::format("parameters: {} ({}, {} bytes){}\n", s.param_count, Bytes(s.param_bytes),
+                     s.param_bytes,
+                     s.param_in_constants
+                         ? fmt::format("; {} of them in Constant nodes", s.param_in_constants)
+                         : std::string());
   for (const auto& [dt, cb] : s.params_by_dtype)
     out += fmt::format("  {:<8} {} ({} bytes)\n", dt, cb.first, cb.second);
   out += fmt::format("constants: {} Constant nodes, {} elements ({} bytes)\n",

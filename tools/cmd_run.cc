@@ -14,6 +14,7 @@
 #include "ir/error.h"
 #include "runtime/session.h"
 #include "tools/cli.h"
+#include "tools/input_files.h"
 #include "tools/model_io.h"
 
 namespace edgepress::tools {
@@ -74,22 +75,9 @@ void AddRunCommand(CLI::App& app, Action& action) {
       auto session = runtime::Session::Create(std::shared_ptr<const ir::Model>(LoadModelForRun(o->model, !o->no_optimize)), so);
       formats::NamedTensors inputs;
       if (!o->input.empty()) inputs = formats::LoadTensorFile(o->input);
-      // Evaluation files often carry labels next to the inputs: when every model input is
-      // present, other arrays are ignored (and said so); otherwise the session's error
-      // names the unknown ones, which catches typos.
-      std::set<std::string> wanted;
-      for (const ir::Value* v : session->inputs()) wanted.insert(v->name());
-      size_t present = 0;
-      for (const auto& [name, t] : inputs) present += wanted.count(name);
-      if (present == wanted.size() && inputs.size() > present) {
-        formats::NamedTensors kept;
-        for (auto& [name, t] : inputs) {
-          if (wanted.count(name)) kept.emplace_back(name, std::move(t));
-          else std::fprintf(stderr, "note: ignoring '%s' in %s: not an input of the model\n",
-                            name.c_str(), o->input.c_str());
-        }
-        inputs = std::move(kept);
-      }
+      std::vector<std::string> wanted;
+      for (const ir::Value* v : session->inputs()) wanted.push_back(v->name());
+      inputs = KeepModelInputs(std::move(inputs), wanted, o->input);
       runtime::NamedTensors outputs;
       try {
         outputs = session->Run(inputs);

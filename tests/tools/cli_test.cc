@@ -68,6 +68,44 @@ TEST_F(Cli, UsageErrorsExit2) {
   EXPECT_NE(r.output.find("out.weird"), std::string::npos) << r.output;
 }
 
+TEST_F(Cli, UnknownCommandNamesTheWordAndTheNearestCommand) {
+  RunResult r = Ep("inspct model.onnx");
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.output.find("unknown command 'inspct' (did you mean 'inspect'?)"), std::string::npos)
+      << r.output;
+  r = Ep("frobnicate");
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.output.find("unknown command 'frobnicate'"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("compress"), std::string::npos) << r.output;  // the list of commands
+}
+
+// paddle2onnx-style weights in Constant nodes are parameters; shape constants are not.
+TEST_F(Cli, InspectCountsWeightsHeldInConstantNodes) {
+  fs::path d = WorkDir("constant_weights");
+  ir::Model m;
+  m.SetOpsetVersion("", 13);
+  ir::Graph& g = *m.graph;
+  g.name = "constant_weights";
+  ir::Value* x = g.AddInput("x", ir::ValueType::Tensor(ir::DType::kFloat32, ir::MakeShape({2, 4})));
+  ir::Node* w = g.AddNode("Constant", {}, {"w"}, "w_const");
+  w->set_attr(ir::Attribute::TensorValue("value", ir::Tensor(ir::DType::kFloat32, {4, 3})));
+  ir::Node* shape = g.AddNode("Constant", {}, {"shape"}, "shape_const");
+  shape->set_attr(ir::Attribute::TensorValue(
+      "value", ir::Tensor::FromVector<int64_t>(ir::DType::kInt64, {2}, {3, 2})));
+  ir::Value* y = g.AddNode("MatMul", {x, w->output(0)}, {"y"}, "mm")->output(0);
+  ir::Value* z = g.AddNode("Reshape", {y, shape->output(0)}, {"z"}, "reshape")->output(0);
+  z->type = ir::ValueType::Tensor(ir::DType::kFloat32, ir::MakeShape({3, 2}));
+  g.AddOutput(z);
+  std::string path = (d / "m.onnx").string();
+  formats::SaveOnnx(m, path);
+  RunResult r = Ep("inspect " + path);
+  ASSERT_EQ(r.rc, 0) << r.output;
+  EXPECT_NE(r.output.find("parameters: 12 "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("12 of them in Constant nodes"), std::string::npos) << r.output;
+  r = Ep("inspect --json " + path);
+  EXPECT_NE(r.output.find("\"parameters\":{\"count\":12,"), std::string::npos) << r.output;
+}
+
 TEST_F(Cli, MissingAndInvalidFilesExit1) {
   fs::path d = WorkDir("invalid");
   RunResult r = Ep("inspect " + (d / "missing.onnx").string());

@@ -148,6 +148,20 @@ TEST_F(RunBenchTest, BenchReportsStatistics) {
   EXPECT_NE(r.output.find("2 thread(s)"), std::string::npos) << r.output;
 }
 
+// An evaluation file with a label next to the inputs: run and bench both take it and say
+// which array they ignore.
+TEST_F(RunBenchTest, RunAndBenchIgnoreExtraArraysAlike) {
+  formats::SaveNpz({{"x", F32({2, 4}, {1, 2, 3, 4, -5, -6, -7, -8})},
+                    {"label", ir::Tensor::FromVector<int64_t>(ir::DType::kInt64, {2}, {3, 1})}},
+                   dir_ + "/labelled.npz");
+  for (const char* cmd : {"run", "bench"}) {
+    RunResult r = Ep(std::string(cmd) + " " + P("model.onnx") + " --input " + P("labelled.npz") +
+                     (std::string(cmd) == "bench" ? " --iters 2" : ""));
+    EXPECT_EQ(r.rc, 0) << cmd << ": " << r.output;
+    EXPECT_NE(r.output.find("note: ignoring 'label'"), std::string::npos) << cmd << ": " << r.output;
+  }
+}
+
 TEST_F(RunBenchTest, BenchUsageErrors) {
   // The symbolic batch needs a value for random inputs.
   RunResult r = Ep("bench " + P("model.onnx") + " --iters 2");
