@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <set>
 
@@ -59,12 +60,55 @@ const ir::Tensor* Find(const NamedTensors& arrays, const std::string& name) {
   return nullptr;
 }
 
-// Checks the model inputs in one file's arrays; returns the file's sample count.
-int64_t ValidateArrays(const NamedTensors& arrays, const ir::Graph& graph,
-                       const std::string& file) {
-  int64_t samples = -1;
-  std::string first;
-  for (const ir::Value* in : RequiredInputs(graph)) {
+std::string DimsOf(const ir::Tensor& t) { return ir::DTypeName(t.dtype()) + ShapeStr(t.shape()); }
+
+// The layout an input takes when the caller does not say, or kAuto for "fixed dim 0 that
+// the array's dim 0 equals" (decided once the other inputs are known).
+InputLayout InferLayout(const ir::Value* in, const ir::Tensor& t) {
+  if (t.rank() == 0) return InputLayout::kConstant;
+  if (!in->type.shape) return InputLayout::kBatched;
+  const ir::Shape& decl = *in->type.shape;
+  if (static_cast<size_t>(t.rank()) == decl.size() + 1) return InputLayout::kStacked;
+  if (decl.empty() || !decl[0].known()) return InputLayout::kBatched;
+  return t.shape()[0] == decl[0].value ? InputLayout::kAuto : InputLayout::kBatched;
+}
+
+// Checks one array against its input for `layout`; returns its sample count (-1 for
+// constant).
+int64_t CheckArray(const ir::Value* in, const ir::Tensor& t, InputLayout layout,
+                   const std::string& what) {
+  if (layout != InputLayout::kConstant && t.rank() == 0)
+    ThrowInvalid(what + ": a scalar has no sample dimension; it can only be a constant input "
+                        "(--layout " + in->name() + "=constant)");
+  if (!in->type.shape) return layout == InputLayout::kConstant ? -1 : t.shape()[0];
+  const ir::Shape& decl = *in->type.shape;
+  // The dims of one feed, against the declared ones from `first` on.
+  std::vector<int64_t> feed = t.shape();
+  size_t first = 0;
+  if (layout == InputLayout::kStacked) feed.erase(feed.begin());
+  if (layout == InputLayout::kBatched) first = 1;  // the batch dim is the caller's
+  const char* how = layout == InputLayout::kStacked   ? " (stacked: dim 0 indexes samples of the input's shape)"
+                    : layout == InputLayout::kBatched ? " (batched: dim 0 is the sample index and stays in every batch)"
+                                                      : " (constant: fed as is)";
+  if (feed.size() != decl.size())
+    ThrowInvalid(what + ": shape " + ShapeStr(t.shape()) + " does not fit the model input " +
+                 ir::ShapeToString(decl) + how);
+  for (size_t d = first; d < decl.size(); ++d)
+    if (decl[d].known() && decl[d].value != feed[d])
+      ThrowInvalid(what + ": shape " + ShapeStr(t.shape()) + " does not match the model input " +
+                   ir::ShapeToString(decl) + " at dim " +
+                   std::to_string(d + (layout == InputLayout::kStacked ? 1 : 0)) + how);
+  return layout == InputLayout::kConstant ? -1 : t.shape()[0];
+}
+
+// Checks the model inputs in one file's arrays and returns the file's sample count. The
+// first file resolves `layouts` (empty on entry) from `requested` and the data; later
+// files are checked against the same layouts.
+int64_t ValidateArrays(const NamedTensors& arrays, const ir::Graph& graph, const std::string& file,
+                       const DataLayout& requested, std::vector<InputLayout>* layouts) {
+  std::vector<const ir::Value*> inputs = RequiredInputs(graph);
+  std::vector<const ir::Tensor*> ts;
+  for (const ir::Value* in : inputs) {
     const std::string& name = in->name();
     if (!in->type.is_tensor())
       ThrowUnsupported("calibration data '" + file + "': model input '" + name +
@@ -80,30 +124,49 @@ int64_t ValidateArrays(const NamedTensors& arrays, const ir::Graph& graph,
     if (t->dtype() == ir::DType::kString || ir::IsPacked(t->dtype()))
       ThrowUnsupported(what + ": element type " + std::string(ir::DTypeName(t->dtype())) +
                        " cannot be sliced into samples");
-    if (t->rank() == 0)
-      ThrowInvalid(what + ": a scalar has no sample dimension (dim 0 is the sample index)");
-    if (in->type.shape) {
-      const ir::Shape& decl = *in->type.shape;
-      if (static_cast<int>(decl.size()) != t->rank())
-        ThrowInvalid(what + ": shape " + ShapeStr(t->shape()) + " has rank " +
-                     std::to_string(t->rank()) + ", the model input " +
-                     ir::ShapeToString(decl) + " has rank " + std::to_string(decl.size()) +
-                     " (dim 0 is the sample index and stays in every batch)");
-      for (size_t d = 1; d < decl.size(); ++d)
-        if (decl[d].known() && decl[d].value != t->shape()[d])
-          ThrowInvalid(what + ": shape " + ShapeStr(t->shape()) + " does not match the model input " +
-                       ir::ShapeToString(decl) + " at dim " + std::to_string(d));
+    ts.push_back(t);
+  }
+  if (layouts->empty()) {
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      auto it = requested.find(inputs[i]->name());
+      layouts->push_back(it != requested.end() && it->second != InputLayout::kAuto
+                             ? it->second
+                             : InferLayout(inputs[i], *ts[i]));
     }
-    int64_t n = t->shape()[0];
+    // A fixed dim 0 that the array matches is the whole input (constant), unless it is a
+    // batch of one among batch-major inputs of one sample.
+    int64_t n = -1;
+    for (size_t i = 0; i < inputs.size(); ++i)
+      if (n < 0 && ((*layouts)[i] == InputLayout::kBatched || (*layouts)[i] == InputLayout::kStacked))
+        n = ts[i]->shape()[0];
+    for (size_t i = 0; i < inputs.size(); ++i)
+      if ((*layouts)[i] == InputLayout::kAuto)
+        (*layouts)[i] = n == 1 && ts[i]->shape()[0] == 1 ? InputLayout::kBatched : InputLayout::kConstant;
+  }
+  int64_t samples = -1;
+  std::string first, counts;
+  bool disagree = false;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const std::string& name = inputs[i]->name();
+    int64_t n = CheckArray(inputs[i], *ts[i], (*layouts)[i],
+                           "calibration data '" + file + "', array '" + name + "'");
+    if (n < 0) continue;
+    counts += (counts.empty() ? "" : ", ") + std::string("'") + name + "' " + DimsOf(*ts[i]) +
+              " has " + std::to_string(n) + " (" + InputLayoutName((*layouts)[i]) + ")";
     if (samples < 0) {
       samples = n;
       first = name;
     } else if (n != samples) {
-      ThrowInvalid(what + ": " + std::to_string(n) + " samples (dim 0) but array '" + first +
-                   "' has " + std::to_string(samples));
+      disagree = true;
     }
   }
-  if (samples < 0) samples = 0;  // a model without inputs: nothing to feed
+  if (disagree)
+    ThrowInvalid("calibration data '" + file + "': the inputs disagree on the number of samples "
+                 "along dim 0: " + counts + "; give the layout of the inputs that are not "
+                 "batch-major, e.g. --layout NAME=constant (recipe: calibration.layout / "
+                 "evaluation.layout), or NAME=stacked when dim 0 stacks whole inputs");
+  // Every input constant: the file is one feed.
+  if (samples < 0) samples = inputs.empty() ? 0 : 1;
   return samples;
 }
 
@@ -121,10 +184,78 @@ ir::Tensor SliceRows(const ir::Tensor& t, int64_t begin, int64_t count) {
                     t.offset() + RowBytes(t) * static_cast<uint64_t>(begin));
 }
 
+// A folder stands for its .npz/.npy files in name order.
+std::vector<std::string> ExpandFolders(const std::vector<std::string>& given) {
+  std::vector<std::string> files;
+  for (const std::string& f : given) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(f, ec)) {
+      files.push_back(f);
+      continue;
+    }
+    std::vector<std::string> inside;
+    for (const auto& e : std::filesystem::directory_iterator(f, ec)) {
+      std::string ext = e.path().extension().string();
+      if (e.is_regular_file(ec) && (ext == ".npz" || ext == ".npy")) inside.push_back(e.path().string());
+    }
+    if (ec) ThrowInvalid("calibration data: cannot list the folder '" + f + "': " + ec.message());
+    if (inside.empty()) ThrowInvalid("calibration data: the folder '" + f + "' has no .npz/.npy files");
+    std::sort(inside.begin(), inside.end());
+    files.insert(files.end(), inside.begin(), inside.end());
+  }
+  return files;
+}
+
+void CheckLayoutNames(const DataLayout& layout, const ir::Graph& graph) {
+  std::vector<const ir::Value*> inputs = RequiredInputs(graph);
+  for (const auto& [name, l] : layout) {
+    bool found = false;
+    std::string all;
+    for (const ir::Value* v : inputs) {
+      found = found || v->name() == name;
+      all += (all.empty() ? "'" : ", '") + v->name() + "'";
+    }
+    if (!found)
+      throw Error(ErrorCode::kUsage, "data layout for '" + name + "': the model has no such input "
+                                     "(its inputs: " + (all.empty() ? "none" : all) + ")");
+  }
+}
+
 }  // namespace
 
-DataSet DataSet::Open(const std::vector<std::string>& files, const ir::Graph& graph) {
+const char* InputLayoutName(InputLayout l) {
+  switch (l) {
+    case InputLayout::kAuto: return "auto";
+    case InputLayout::kBatched: return "batched";
+    case InputLayout::kStacked: return "stacked";
+    case InputLayout::kConstant: return "constant";
+  }
+  return "?";
+}
+
+DataLayout ParseDataLayout(const std::vector<std::string>& specs, const std::string& where) {
+  DataLayout out;
+  for (const std::string& spec : specs) {
+    size_t eq = spec.find('=');
+    std::string name = eq == std::string::npos ? "" : spec.substr(0, eq);
+    std::string kind = eq == std::string::npos ? "" : spec.substr(eq + 1);
+    InputLayout l = InputLayout::kAuto;
+    if (kind == "batched") l = InputLayout::kBatched;
+    else if (kind == "stacked") l = InputLayout::kStacked;
+    else if (kind == "constant") l = InputLayout::kConstant;
+    else if (kind == "auto") l = InputLayout::kAuto;
+    if (name.empty() || (l == InputLayout::kAuto && kind != "auto"))
+      throw Error(ErrorCode::kUsage, where + ": '" + spec + "': expected INPUT=batched|stacked|constant|auto");
+    out[name] = l;
+  }
+  return out;
+}
+
+DataSet DataSet::Open(const std::vector<std::string>& given, const ir::Graph& graph,
+                      const DataLayout& layout) {
+  std::vector<std::string> files = ExpandFolders(given);
   if (files.empty()) ThrowInvalid("calibration data: no files given");
+  CheckLayoutNames(layout, graph);
   DataSet ds;
   for (const ir::Value* v : RequiredInputs(graph)) ds.input_names_.push_back(v->name());
   edgepress::Sha256 sha;
@@ -139,7 +270,7 @@ DataSet DataSet::Open(const std::vector<std::string>& files, const ir::Graph& gr
     }
     Part p;
     p.file = file;
-    p.samples = ValidateArrays(arrays, graph, file);
+    p.samples = ValidateArrays(arrays, graph, file, layout, &ds.layouts_);
     for (const auto& [name, t] : arrays) p.names.push_back(name);
     ds.parts_.push_back(std::move(p));
     if (files.size() == 1) {  // keep the only file: the first Batch() needs it anyway
@@ -152,11 +283,12 @@ DataSet DataSet::Open(const std::vector<std::string>& files, const ir::Graph& gr
 }
 
 DataSet DataSet::FromTensors(NamedTensors arrays, const ir::Graph& graph,
-                             const std::string& name_for_errors) {
+                             const std::string& name_for_errors, const DataLayout& layout) {
+  CheckLayoutNames(layout, graph);
   DataSet ds;
   for (const ir::Value* v : RequiredInputs(graph)) ds.input_names_.push_back(v->name());
   Part p;
-  p.samples = ValidateArrays(arrays, graph, name_for_errors);
+  p.samples = ValidateArrays(arrays, graph, name_for_errors, layout, &ds.layouts_);
   // The hash covers each array's name, type, shape and bytes, so equal data hashes equal.
   edgepress::Sha256 sha;
   for (const auto& [name, t] : arrays) {
@@ -185,9 +317,11 @@ const NamedTensors& DataSet::ArraysOf(size_t part) const {
   cache_.clear();  // free the previous file before reading the next
   cached_part_ = static_cast<size_t>(-1);
   NamedTensors arrays = ParseArrays(ReadFileToString(p.file), p.file, input_names_);
-  for (const std::string& name : input_names_) {
+  for (size_t k = 0; k < input_names_.size(); ++k) {
+    const std::string& name = input_names_[k];
     const ir::Tensor* t = Find(arrays, name);
-    if (!t || t->rank() == 0 || t->shape()[0] != p.samples)
+    bool constant = layouts_[k] == InputLayout::kConstant;
+    if (!t || (!constant && (t->rank() == 0 || t->shape()[0] != p.samples)))
       ThrowInvalid("calibration data '" + p.file + "' changed since it was opened (array '" +
                    name + "')");
   }
@@ -285,12 +419,36 @@ std::vector<int64_t> DataSet::PartSamples() const {
 
 NamedTensors DataSet::Batch(int64_t begin, int64_t count) const {
   CheckRange(begin, count, size(), "");
+  std::vector<std::string> sliced;
+  for (size_t k = 0; k < input_names_.size(); ++k)
+    if (layouts_[k] != InputLayout::kConstant) sliced.push_back(input_names_[k]);
   std::vector<ir::Tensor> ts =
-      Gather(input_names_, begin, count, PartSamples(),
+      Gather(sliced, begin, count, PartSamples(),
              [&](size_t i) -> const NamedTensors& { return ArraysOf(i); },
              [&](size_t i) { return Label(i); });
+  // Constants come from the file that holds sample `begin`.
+  size_t part = 0;
+  for (int64_t start = 0; part + 1 < parts_.size() && begin >= start + parts_[part].samples; ++part)
+    start += parts_[part].samples;
   NamedTensors out;
-  for (size_t k = 0; k < ts.size(); ++k) out.emplace_back(input_names_[k], std::move(ts[k]));
+  size_t next = 0;
+  for (size_t k = 0; k < input_names_.size(); ++k) {
+    if (layouts_[k] == InputLayout::kConstant) {
+      out.emplace_back(input_names_[k], *Find(ArraysOf(part), input_names_[k]));
+      continue;
+    }
+    ir::Tensor t = std::move(ts[next++]);
+    if (layouts_[k] == InputLayout::kStacked && t.rank() == 1 && count == 1) {
+      t = ir::Tensor(t.dtype(), {}, t.buffer(), t.offset());  // one scalar sample
+    } else if (layouts_[k] == InputLayout::kStacked && t.rank() >= 2) {
+      // count samples of the input's shape, joined along its dim 0 (a view: rows are
+      // contiguous).
+      std::vector<int64_t> shape(t.shape().begin() + 1, t.shape().end());
+      shape[0] *= t.shape()[0];
+      t = ir::Tensor(t.dtype(), shape, t.buffer(), t.offset());
+    }
+    out.emplace_back(input_names_[k], std::move(t));
+  }
   return out;
 }
 

@@ -65,8 +65,11 @@ PassOptions ParseOptions(const PassInfo& info,
 struct PassContext {
   uint64_t seed = 0;
   int threads = 1;
-  // Calibration data files (.npz/.npy) for passes with PassInfo::needs_data.
+  // Calibration data files (.npz/.npy, or folders of them) for passes with
+  // PassInfo::needs_data, and how arrays feed inputs ("NAME=batched|stacked|constant",
+  // calibrate::ParseDataLayout; inferred for inputs not named).
   std::vector<std::string> data_files;
+  std::vector<std::string> data_layout;
   std::function<void(const std::string&)> log;  // optional progress lines
 };
 

@@ -548,7 +548,8 @@ class QuantizeStatic : public Pass {
                     ComputeEligible(n) && !quant::MatchAnyGlob(cfg_.exclude, n->name));
     if (!any) return false;  // nothing to quantize: the data is not even read
 
-    calibrate::DataSet data = calibrate::DataSet::Open(ctx.data_files, *model.graph);
+    calibrate::DataSet data = calibrate::DataSet::Open(
+        ctx.data_files, *model.graph, calibrate::ParseDataLayout(ctx.data_layout, "--layout"));
     int64_t samples = std::min<int64_t>(cfg_.samples, data.size());
     if (samples <= 0)
       ThrowInvalid("pass 'quantize-static': the calibration data has no samples");

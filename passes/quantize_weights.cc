@@ -243,7 +243,8 @@ class QuantizeWeights : public Pass {
         s.sample.assign(kAwqRows * s.K, 0.f);
       }
     }
-    calibrate::DataSet data = calibrate::DataSet::Open(ctx.data_files, *model.graph);
+    calibrate::DataSet data = calibrate::DataSet::Open(
+        ctx.data_files, *model.graph, calibrate::ParseDataLayout(ctx.data_layout, "--layout"));
     int64_t samples = std::min<int64_t>(data.size(), calib_samples_);
     if (samples <= 0) ThrowInvalid("pass 'quantize-weights': the calibration data set is empty");
     std::mt19937_64 rng(ctx.seed);

@@ -21,7 +21,7 @@ namespace edgepress::tools {
 void AddCalibrateCommand(CLI::App& app, Action& action) {
   struct Options {
     std::string model, method = "minmax", output;
-    std::vector<std::string> data, tensors;
+    std::vector<std::string> data, tensors, layout;
     double percentile = 99.99;
     int per_channel_axis = -1;
     int bins = 2048;
@@ -43,8 +43,10 @@ void AddCalibrateCommand(CLI::App& app, Action& action) {
   cmd->add_option("MODEL", o->model, "model file (.onnx, .epk)")->required();
   cmd->add_option("--data", o->data,
                   "calibration data: .npz with one array per model input (first dim = "
-                  "samples), or .npy for a one-input model; repeat for several files")
+                  "samples), or .npy for a one-input model, or a folder of them; repeat for "
+                  "several files")
       ->required();
+  cmd->add_option("--layout", o->layout, "how an array feeds an input: NAME=batched|stacked|constant (repeatable; default inferred from the model's input shapes)");
   cmd->add_option("--method", o->method, "minmax, percentile, entropy or mse")
       ->capture_default_str();
   cmd->add_option("--percentile", o->percentile, "percentile method: share of values kept")
@@ -102,7 +104,8 @@ void AddCalibrateCommand(CLI::App& app, Action& action) {
       std::unique_ptr<ir::Model> model = LoadModelForRun(o->model, !o->no_optimize);
       calibrate::CalibrationResult r;
       try {
-        calibrate::DataSet data = calibrate::DataSet::Open(o->data, *model->graph);
+        calibrate::DataSet data = calibrate::DataSet::Open(
+            o->data, *model->graph, calibrate::ParseDataLayout(o->layout, "--layout"));
         r = calibrate::Calibrate(*model, data, co);
       } catch (const Error& e) {
         throw Error(e.code(), o->model + ": " + e.what());

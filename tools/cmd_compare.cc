@@ -38,6 +38,7 @@ void AddCompareCommand(CLI::App& app, Action& action) {
   struct Options {
     std::string ref, model;
     std::vector<std::string> data;
+    std::vector<std::string> layout;
     int64_t max_samples = -1;
     int threads = 1;
     int top = 5;
@@ -58,8 +59,9 @@ void AddCompareCommand(CLI::App& app, Action& action) {
   cmd->add_option("REF_MODEL", o->ref, "reference model (.onnx, .epk), e.g. the fp32 one")
       ->required();
   cmd->add_option("MODEL", o->model, "model to check against it (.onnx, .epk)")->required();
-  cmd->add_option("--data", o->data, "input samples (.npz/.npy; first axis = sample)")
+  cmd->add_option("--data", o->data, "input samples (.npz/.npy or a folder; first axis = sample)")
       ->required();
+  cmd->add_option("--layout", o->layout, "how an array feeds an input: NAME=batched|stacked|constant (repeatable; default inferred from the model's input shapes)");
   cmd->add_option("--max-samples", o->max_samples, "compare at most this many samples")
       ->check(CLI::Range(int64_t{1}, int64_t{1000000000}));
   cmd->add_option("--threads", o->threads, "worker threads per model (0 = all cores)")
@@ -74,7 +76,8 @@ void AddCompareCommand(CLI::App& app, Action& action) {
       std::shared_ptr<const ir::Model> ref(LoadModel(o->ref));
       std::shared_ptr<const ir::Model> model(LoadModel(o->model));
 
-      calibrate::DataSet data = calibrate::DataSet::Open(o->data, *ref->graph);
+      calibrate::DataSet data = calibrate::DataSet::Open(
+          o->data, *ref->graph, calibrate::ParseDataLayout(o->layout, "--layout"));
       int64_t samples = data.size();
       if (o->max_samples > 0) samples = std::min(samples, o->max_samples);
       if (samples <= 0) ThrowInvalid("the data set has no samples");

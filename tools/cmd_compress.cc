@@ -29,6 +29,9 @@ void AddCompressCommand(CLI::App& app, Action& action) {
   cmd->add_option("--recipe", o->c.recipe, "recipe: a shipped name or a .yaml file")->required();
   cmd->add_option("--calib", o->c.calib, "calibration data (.npz/.npy); overrides calibration.data");
   cmd->add_option("--eval", o->c.eval, "evaluation data (.npz with inputs and labels); overrides evaluation.data");
+  cmd->add_option("--layout", o->c.layout,
+                  "how an array feeds an input, for both data sets: NAME=batched|stacked|constant "
+                  "(repeatable; adds to the recipe's calibration/evaluation.layout)");
   cmd->add_option("-o,--output", o->c.outdir, "output folder (created if missing)")->required();
   cmd->add_option("--baseline", o->c.baseline, "an earlier report.json to compare against (regressions)");
   cmd->add_flag("--fail-on-regression", o->c.fail_on_regression,

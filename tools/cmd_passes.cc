@@ -2,6 +2,7 @@
 // statistics, straight from each pass's PassInfo (the same record recipes and reports use).
 // `edgepress apply MODEL --passes P -o OUT` runs a pipeline written as text and writes the
 // result in the format OUT's extension names.
+#include <filesystem>
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -9,6 +10,7 @@
 #include "ir/error.h"
 #include "ir/file_util.h"
 #include "passes/registry.h"
+#include "calibrate/dataset.h"
 #include "tools/cli.h"
 #include "tools/model_io.h"
 
@@ -69,6 +71,7 @@ void AddApplyCommand(CLI::App& app, Action& action) {
   struct Options {
     std::string model, pipeline, out;
     std::vector<std::string> data;
+    std::vector<std::string> layout;
     int threads = 1;
     uint64_t seed = 0;
     bool json = false;
@@ -81,7 +84,8 @@ void AddApplyCommand(CLI::App& app, Action& action) {
       ->required();
   cmd->add_option("-o,--output", o->out, "output model; format by extension (.onnx, .epk)")
       ->required();
-  cmd->add_option("--data", o->data, "calibration data (.npz/.npy), for passes that need it");
+  cmd->add_option("--data", o->data, "calibration data (.npz/.npy or a folder of them), for passes that need it");
+  cmd->add_option("--layout", o->layout, "how an array feeds an input: NAME=batched|stacked|constant (repeatable; default inferred from the model's input shapes)");
   cmd->add_option("--threads", o->threads, "threads for passes that run the model")
       ->check(CLI::Range(1, 1024));
   cmd->add_option("--seed", o->seed, "seed for passes that sample");
@@ -95,8 +99,10 @@ void AddApplyCommand(CLI::App& app, Action& action) {
       ctx.threads = o->threads;
       ctx.seed = o->seed;
       ctx.data_files = o->data;
+      ctx.data_layout = o->layout;
+      calibrate::ParseDataLayout(o->layout, "--layout");  // a malformed spec fails early
       for (const auto& f : o->data)
-        if (!FileExists(f)) throw Error(ErrorCode::kIo, "cannot open data file '" + f + "'");
+        if (!std::filesystem::exists(f)) throw Error(ErrorCode::kIo, "cannot open data file '" + f + "'");
       size_t before = m->graph->num_nodes();
       auto runs = passes::RunPipeline(*m, steps, ctx, /*verify=*/true);
       SaveModelOptions so;

@@ -379,7 +379,10 @@ eval::Report RunCompress(const CompressOptions& o, Progress& progress) {
       ev.data = std::make_unique<calibrate::DataSet>(
           calibrate::DataSet::FromTensors(std::move(arrays), g, eval_file));
     } else {
-      ev.data = std::make_unique<calibrate::DataSet>(calibrate::DataSet::Open({eval_file}, g));
+      std::vector<std::string> layout = recipe.evaluation.layout;
+      layout.insert(layout.end(), o.layout.begin(), o.layout.end());
+      ev.data = std::make_unique<calibrate::DataSet>(calibrate::DataSet::Open(
+          {eval_file}, g, calibrate::ParseDataLayout(layout, recipe.path + ": evaluation.layout")));
     }
     ev.samples = ev.data->size();
     if (recipe.evaluation.max_samples >= 0) ev.samples = std::min(ev.samples, recipe.evaluation.max_samples);
@@ -494,6 +497,8 @@ eval::Report RunCompress(const CompressOptions& o, Progress& progress) {
       ctx.seed = seed;
       ctx.threads = threads;
       if (!calib.empty()) ctx.data_files = {calib};
+      ctx.data_layout = recipe.calibration.layout;
+      ctx.data_layout.insert(ctx.data_layout.end(), o.layout.begin(), o.layout.end());
       // RunPipeline's own "<pass>: changed" lines are replaced by the richer one below.
       ctx.log = [&](const std::string& line) {
         for (const auto& st : steps)

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "eval/report.h"
 
@@ -19,6 +20,7 @@ struct CompressOptions {
   std::string recipe;    // shipped name or path
   std::string calib;     // overrides recipe.calibration.data
   std::string eval;      // overrides recipe.evaluation.data
+  std::vector<std::string> layout;  // "input=kind", added to both data layouts of the recipe
   std::string outdir;
   std::string baseline;  // an earlier report.json
   std::string junit;     // JUnit XML file to write

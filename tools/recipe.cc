@@ -39,9 +39,9 @@ const std::vector<std::pair<std::string, std::vector<std::string>>>& Schema() {
       {"target", {"name", "arch", "backend", "isa", "threads", "memory_mb"}},
       {"budgets", {"max_accuracy_drop", "max_accuracy_drop_relative", "max_latency_p50_ms",
                    "max_latency_p99_ms", "max_size_bytes", "max_size_ratio", "min_speedup"}},
-      {"calibration", {"data", "method", "max_samples"}},
+      {"calibration", {"data", "method", "max_samples", "layout"}},
       {"evaluation", {"metric", "k", "data", "input", "label", "output", "max_samples",
-                      "latency_runs", "warmup_runs"}},
+                      "latency_runs", "warmup_runs", "layout"}},
       {"export", {"epk", "onnx", "pt"}},
       {"tuning", {"max_trials", "max_minutes", "objective", "steps"}},
       {"tuning.steps[]", {"name", "set"}},
@@ -232,6 +232,17 @@ class FileReader {
     Fail(n, "'" + path + "' must be one of " + Join(choices) + ", got '" + s + "'" +
                 (near.empty() ? "" : " (did you mean '" + near + "'?)"));
   }
+  // `layout: {input_name: batched|stacked|constant|auto}` as "name=kind" specs.
+  std::vector<std::string> Layout(const YAML::Node& n, const std::string& path) const {
+    if (!n.IsMap()) Fail(n, "'" + path + "' must be a map of input name to batched, stacked, constant or auto, got " + Kind(n));
+    std::vector<std::string> specs;
+    for (const auto& kv : n) {
+      std::string name = Scalar(kv.first, path, "an input name");
+      specs.push_back(name + "=" + Enum(kv.second, path + "." + name,
+                                        {"batched", "stacked", "constant", "auto"}));
+    }
+    return specs;
+  }
   int64_t Size(const YAML::Node& n, const std::string& path) const {
     std::string s = Scalar(n, path, "a size");
     int64_t v = 0;
@@ -347,6 +358,7 @@ class FileReader {
       if (YAML::Node n = sec["data"]) c.data = String(n, "calibration.data");
       if (YAML::Node n = sec["method"]) c.method = Enum(n, "calibration.method", kCalibMethods);
       if (YAML::Node n = sec["max_samples"]) c.max_samples = Samples(n, "calibration.max_samples");
+      if (YAML::Node n = sec["layout"]) c.layout = Layout(n, "calibration.layout");
     }
     if (Section(root, "evaluation", &sec)) {
       auto& e = r->evaluation;
@@ -362,6 +374,7 @@ class FileReader {
       if (YAML::Node n = sec["label"]) e.label = String(n, "evaluation.label");
       if (YAML::Node n = sec["output"]) e.output = String(n, "evaluation.output");
       if (YAML::Node n = sec["max_samples"]) e.max_samples = Samples(n, "evaluation.max_samples");
+      if (YAML::Node n = sec["layout"]) e.layout = Layout(n, "evaluation.layout");
       if (YAML::Node n = sec["latency_runs"])
         e.latency_runs = static_cast<int>(Int(n, "evaluation.latency_runs", 1, 1000000));
       if (YAML::Node n = sec["warmup_runs"])
@@ -743,6 +756,18 @@ std::vector<RecipeStep> PipelineAfterTuning(const Recipe& r, size_t n) {
   return steps;
 }
 
+namespace {
+void EmitLayout(YAML::Emitter& out, const std::vector<std::string>& specs) {
+  if (specs.empty()) return;
+  out << YAML::Key << "layout" << YAML::Value << YAML::BeginMap;
+  for (const std::string& spec : specs) {
+    size_t eq = spec.find('=');
+    out << YAML::Key << spec.substr(0, eq) << YAML::Value << spec.substr(eq + 1);
+  }
+  out << YAML::EndMap;
+}
+}  // namespace
+
 std::string RecipeToYaml(const Recipe& r) {
   YAML::Emitter out;
   out.SetIndent(2);
@@ -820,6 +845,7 @@ std::string RecipeToYaml(const Recipe& r) {
   out << YAML::Key << "data" << YAML::Value << r.calibration.data;
   out << YAML::Key << "method" << YAML::Value << r.calibration.method;
   out << YAML::Key << "max_samples" << YAML::Value << Samples(r.calibration.max_samples);
+  EmitLayout(out, r.calibration.layout);
   out << YAML::EndMap;
 
   const auto& e = r.evaluation;
@@ -833,6 +859,7 @@ std::string RecipeToYaml(const Recipe& r) {
   out << YAML::Key << "max_samples" << YAML::Value << Samples(e.max_samples);
   out << YAML::Key << "latency_runs" << YAML::Value << e.latency_runs;
   out << YAML::Key << "warmup_runs" << YAML::Value << e.warmup_runs;
+  EmitLayout(out, e.layout);
   out << YAML::EndMap;
 
   out << YAML::Key << "export" << YAML::Value << YAML::BeginMap;

@@ -65,6 +65,7 @@ struct Recipe {
     std::string data;           // file; --calib overrides; relative to the recipe? no: to the cwd
     std::string method = "minmax";
     int64_t max_samples = -1;
+    std::vector<std::string> layout;  // "input=batched|stacked|constant" (calibrate::DataLayout)
   } calibration;
 
   struct Evaluation {
@@ -77,6 +78,7 @@ struct Recipe {
     int64_t max_samples = -1;
     int latency_runs = 50;
     int warmup_runs = 5;
+    std::vector<std::string> layout;  // as calibration.layout, for the evaluation data
   } evaluation;
 
   struct Export {

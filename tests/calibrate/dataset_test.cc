@@ -183,11 +183,11 @@ TEST_F(DataSetTest, Errors) {
   EXPECT_NE(msg.find("f64.npz"), std::string::npos) << msg;
   EXPECT_NE(msg.find("f64"), std::string::npos) << msg;
   EXPECT_NE(msg.find("f32"), std::string::npos) << msg;
-  // Rank mismatch vs the model input.
-  std::string r3 = Save("rank3.npz", {{"x", F32({2, 1, 3}, 0)}});
-  msg = ErrorOf([&] { DataSet::Open({r3}, *m->graph); });
-  EXPECT_NE(msg.find("rank"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("rank3.npz"), std::string::npos) << msg;
+  // Rank mismatch vs the model input (one extra dim would be a stack of samples; two is wrong).
+  std::string r4 = Save("rank4.npz", {{"x", F32({2, 1, 1, 3}, 0)}});
+  msg = ErrorOf([&] { DataSet::Open({r4}, *m->graph); });
+  EXPECT_NE(msg.find("does not fit the model input"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("rank4.npz"), std::string::npos) << msg;
   // Known dim mismatch.
   std::string d4 = Save("dim4.npz", {{"x", F32({2, 4}, 0)}});
   EXPECT_NE(ErrorOf([&] { DataSet::Open({d4}, *m->graph); }).find("dim 1"), std::string::npos);
@@ -209,6 +209,85 @@ TEST_F(DataSetTest, Errors) {
   // In-memory data is checked the same way, named as asked.
   msg = ErrorOf([&] { DataSet::FromTensors({{"y", F32({2, 3}, 0)}}, *m->graph, "mem"); });
   EXPECT_NE(msg.find("'mem'"), std::string::npos) << msg;
+}
+
+// A recurrent model: x f32[batch, 4] next to a state f32[2, batch, 3] whose dim 0 is the
+// layer, and a scalar sample rate.
+std::unique_ptr<ir::Model> StateModel() {
+  ir::GraphBuilder b;
+  auto* x = b.InputShape("x", ir::DType::kFloat32, {ir::Dim::Symbol("batch"), ir::Dim::Known(4)});
+  auto* h = b.InputShape("h", ir::DType::kFloat32,
+                         {ir::Dim::Known(2), ir::Dim::Symbol("batch"), ir::Dim::Known(3)});
+  auto* sr = b.Input("sr", ir::DType::kInt64, {});
+  b.Output(b.Op("Identity", {x}));
+  b.Output(b.Op("Identity", {h}));
+  b.Output(b.Op("Identity", {sr}));
+  return b.Build();
+}
+
+TEST_F(DataSetTest, StateAndScalarInputsAreConstantByDefault) {
+  auto m = StateModel();
+  ir::Tensor sr = ir::Tensor::FromVector<int64_t>(ir::DType::kInt64, {}, {16000});
+  std::string f = Save("state.npz", {{"x", F32({5, 4}, 0)}, {"h", F32({2, 1, 3}, 100)}, {"sr", sr}});
+  DataSet ds = DataSet::Open({f}, *m->graph);
+  EXPECT_EQ(ds.size(), 5);
+  EXPECT_EQ(ds.layouts(), (std::vector<InputLayout>{InputLayout::kBatched, InputLayout::kConstant,
+                                                     InputLayout::kConstant}));
+  NamedTensors b = ds.Batch(3, 2);
+  EXPECT_EQ(b[0].second.shape(), (std::vector<int64_t>{2, 4}));
+  EXPECT_EQ(b[0].second.data<float>()[0], 12.f);  // row 3
+  EXPECT_EQ(b[1].second.shape(), (std::vector<int64_t>{2, 1, 3}));  // the state as is
+  EXPECT_EQ(b[1].second.data<float>()[0], 100.f);
+  EXPECT_EQ(b[2].second.ToInt64(), (std::vector<int64_t>{16000}));
+  // Told that the state is batch-major, the counts disagree: the error names both inputs
+  // and the option.
+  std::string msg = ErrorOf([&] {
+    DataSet::Open({f}, *m->graph, ParseDataLayout({"h=batched"}, "test"));
+  });
+  EXPECT_NE(msg.find("'x' f32[5,4] has 5 (batched)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("'h' f32[2,1,3] has 2 (batched)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("--layout NAME=constant"), std::string::npos) << msg;
+  // A layout for an input the model does not have, or a malformed one, is a usage error.
+  EXPECT_NE(ErrorOf([&] { DataSet::Open({f}, *m->graph, ParseDataLayout({"state=constant"}, "t")); })
+                .find("no such input"), std::string::npos);
+  EXPECT_THROW(ParseDataLayout({"h=sideways"}, "t"), Error);
+  EXPECT_THROW(ParseDataLayout({"h"}, "t"), Error);
+}
+
+TEST_F(DataSetTest, StackedSamplesFeedAFixedBatchModel) {
+  // x f32[1, 4] (fixed batch 1): 6 samples stacked as [6, 1, 4].
+  ir::GraphBuilder b;
+  b.Output(b.Op("Identity", {b.Input("x", ir::DType::kFloat32, {1, 4})}));
+  auto m = b.Build();
+  std::string f = Save("stacked.npz", {{"x", F32({6, 1, 4}, 0)}});
+  DataSet ds = DataSet::Open({f}, *m->graph);
+  EXPECT_EQ(ds.size(), 6);
+  EXPECT_EQ(ds.layouts()[0], InputLayout::kStacked);
+  NamedTensors one = ds.Batch(2, 1);
+  EXPECT_EQ(one[0].second.shape(), (std::vector<int64_t>{1, 4}));
+  EXPECT_EQ(one[0].second.data<float>()[0], 8.f);
+  // A stacked sample must have the input's full shape.
+  std::string bad = Save("bad_stack.npz", {{"x", F32({6, 2, 4}, 0)}});
+  std::string msg = ErrorOf([&] { DataSet::Open({bad}, *m->graph); });
+  EXPECT_NE(msg.find("stacked"), std::string::npos) << msg;
+}
+
+TEST_F(DataSetTest, AFolderOfOneFeedFilesIsOneSamplePerFile) {
+  // Every array has exactly the input's fixed shape: each file is one feed.
+  ir::GraphBuilder b;
+  b.Output(b.Op("Identity", {b.Input("x", ir::DType::kFloat32, {2, 4})}));
+  b.Output(b.Op("Identity", {b.Input("m", ir::DType::kFloat32, {4})}));
+  auto m = b.Build();
+  std::string sub = dir_ + "/feeds";
+  ASSERT_EQ(std::system(("mkdir -p '" + sub + "'").c_str()), 0);
+  for (int i = 0; i < 3; ++i)
+    formats::SaveNpz({{"x", F32({2, 4}, 10.f * i)}, {"m", F32({4}, 0)}},
+                     sub + "/feed" + std::to_string(i) + ".npz");
+  DataSet ds = DataSet::Open({sub}, *m->graph);
+  EXPECT_EQ(ds.size(), 3);
+  EXPECT_EQ(ds.Batch(2, 1)[0].second.data<float>()[0], 20.f);
+  EXPECT_EQ(ds.Batch(2, 1)[0].second.shape(), (std::vector<int64_t>{2, 4}));
+  EXPECT_NE(ErrorOf([&] { DataSet::Open({dir_ + "/no_such_dir_or_file"}, *m->graph); }), "(no error)");
 }
 
 TEST_F(DataSetTest, BatchAcrossFilesWithDifferentShapesIsAClearError) {
