@@ -7,6 +7,7 @@
 
 #include "ir/error.h"
 #include "ir/file_util.h"
+#include "ir/shape_inference.h"
 #include "passes/quant_util.h"
 #include "passes/rewrite_util.h"
 #include "passes/weight_quant.h"
@@ -174,8 +175,16 @@ ParamCounts CountParams(const ir::Model& model) {
   return pc;
 }
 
-FlopCounts CountMacs(const ir::Model& model) {
+FlopCounts CountMacs(const ir::Model& original) {
   FlopCounts fc;
+  // Imported models rarely declare intermediate shapes: infer them on a copy (tensors are
+  // shared, so the copy is cheap). A model the inference cannot follow keeps what it has.
+  std::unique_ptr<ir::Model> copy = original.Clone();
+  try {
+    ir::InferShapes(*copy);
+  } catch (const Error&) {
+  }
+  const ir::Model& model = *copy;
   model.graph->Walk([&](ir::Graph& g) {
     for (ir::Node* n : g.nodes()) {
       const std::string& op = n->op_type();

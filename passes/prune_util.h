@@ -78,7 +78,7 @@ struct ParamCounts {
 ParamCounts CountParams(const ir::Model& model);
 
 // Multiply-accumulates of one forward pass of the float graph on the shapes the graph
-// declares (Conv, ConvTranspose, Gemm, MatMul, FusedConv, FusedGemm, MatMulNBits), counted
+// declares or InferShapes derives (Conv, ConvTranspose, Gemm, MatMul, FusedConv, FusedGemm, MatMulNBits), counted
 // dense and counting only the non-zero weights (what a sparse kernel would do). Nodes whose
 // shapes are not known are skipped and counted in `unknown`. Dynamic dims count as 1.
 struct FlopCounts {

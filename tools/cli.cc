@@ -34,6 +34,7 @@ int Main(int argc, char** argv) {
   AddApplyCommand(app, action);
   AddCalibrateCommand(app, action);
   AddCompareCommand(app, action);
+  AddSensitivityCommand(app, action);
   AddCompressCommand(app, action);
   AddRecipesCommand(app, action);
   try {
