@@ -28,6 +28,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ir/error.h"
+#include "ir/file_util.h"
 #include "passes/all_passes.h"
 #include "passes/prune_util.h"
 #include "passes/sparsegpt.h"
@@ -181,6 +182,7 @@ class PruneMagnitude : public Pass {
     if (!sensitivity_file_.empty()) {
       std::map<std::string, double> table =
           prune::SparsityFromSensitivity(sensitivity_file_, max_error_);
+      SensitivityDetails(table);
       for (size_t i = 0; i < ws.size(); ++i) {
         auto it = table.find(ws[i].layer);
         if (it == table.end()) continue;
@@ -225,6 +227,22 @@ class PruneMagnitude : public Pass {
       sources_[i] = "global";
     }
     return out;
+  }
+
+  // The curves of the sensitivity file and each layer's chosen sparsity, for the report's
+  // chart (the file was validated by SparsityFromSensitivity).
+  void SensitivityDetails(const std::map<std::string, double>& chosen) {
+    json f = json::parse(ReadFileToString(sensitivity_file_));
+    json out = {{"file", sensitivity_file_}, {"max_error", max_error_}, {"layers", json::array()}};
+    if (f.contains("metric") && f["metric"].is_string()) out["metric"] = f["metric"];
+    for (const json& l : f["layers"]) {
+      json lj = {{"layer", l["layer"]}, {"chosen", chosen.at(l["layer"].get<std::string>())},
+                 {"results", json::array()}};
+      for (const json& r : l["results"])
+        lj["results"].push_back({{"sparsity", r["sparsity"]}, {"error", r["error"]}});
+      out["layers"].push_back(lj);
+    }
+    details_["sensitivity"] = out;
   }
 
   double sparsity_;

@@ -52,6 +52,22 @@ int64_t CountNonZero(const ir::Tensor& t) {
   return std::count_if(v.begin(), v.end(), [](double x) { return x != 0; });
 }
 
+// Weights and non-zero weights of a com.microsoft MatMulNBits node (K·N logical weights,
+// decoded from the packed blocks; counted dense when they cannot be read).
+std::pair<int64_t, int64_t> NBitsCounts(const ir::Node& n) {
+  int64_t K = n.attr_int("K", 0), N = n.attr_int("N", 0), block = n.attr_int("block_size", 0);
+  const ir::Tensor* b = n.num_inputs() > 1 && n.input(1) ? ConstantOf(n.input(1)) : nullptr;
+  const ir::Tensor* sc = n.num_inputs() > 2 && n.input(2) ? ConstantOf(n.input(2)) : nullptr;
+  const ir::Tensor* zp = n.num_inputs() > 3 && n.input(3) ? ConstantOf(n.input(3)) : nullptr;
+  try {
+    if (!b || !sc) throw Error(ErrorCode::kInvalidInput, "not constant");
+    std::vector<float> w = wq::UnpackMatMulNBits(*b, *sc, zp, K, N, block);
+    return {K * N, std::count_if(w.begin(), w.end(), [](float x) { return x != 0.f; })};
+  } catch (const Error&) {
+    return {K * N, K * N};
+  }
+}
+
 }  // namespace
 
 const std::vector<std::string>& DefaultOpTypes() {
@@ -153,18 +169,9 @@ ParamCounts CountParams(const ir::Model& model) {
         if ((dq || nbits) && i != (nbits ? 1u : 0u)) continue;
         if (nbits) {
           if (!counted.insert(v).second) continue;
-          int64_t K = n->attr_int("K", 0), N = n->attr_int("N", 0);
-          int64_t block = n->attr_int("block_size", 0);
-          const ir::Tensor* sc = n->num_inputs() > 2 ? ConstantOf(n->input(2)) : nullptr;
-          const ir::Tensor* zp = n->num_inputs() > 3 ? ConstantOf(n->input(3)) : nullptr;
-          pc.params += K * N;
-          try {
-            if (!sc) throw Error(ErrorCode::kInvalidInput, "no scales");
-            std::vector<float> w = wq::UnpackMatMulNBits(*t, *sc, zp, K, N, block);
-            pc.nonzero += std::count_if(w.begin(), w.end(), [](float x) { return x != 0.f; });
-          } catch (const Error&) {
-            pc.nonzero += K * N;  // unreadable blocks: counted dense
-          }
+          auto [params, nonzero] = NBitsCounts(*n);
+          pc.params += params;
+          pc.nonzero += nonzero;
           continue;
         }
         if (!dq && !ir::IsFloat(t->dtype())) continue;  // shapes, indices, axes
@@ -196,12 +203,29 @@ FlopCounts CountMacs(const ir::Model& original) {
       const ir::Value* y = n->num_outputs() ? n->output(0) : nullptr;
       const ir::Value* a = n->input(0);
       const ir::Value* b = n->num_inputs() > 1 ? n->input(1) : nullptr;
+      auto numel = [](const ir::Shape& s) {
+        int64_t n = 1;
+        for (const ir::Dim& d : s) n *= d.known() ? d.value : 1;
+        return n;
+      };
+      if (nbits && a && a->type.shape) {
+        // Shape inference may not know the com.microsoft op: rows of A times N outputs.
+        int64_t K = n->attr_int("K", 0);
+        if (K <= 0) {
+          ++fc.unknown;
+          continue;
+        }
+        int64_t macs = numel(*a->type.shape) / K * n->attr_int("N", 0) * K;
+        auto [params, nonzero] = NBitsCounts(*n);
+        fc.dense_macs += macs;
+        fc.sparse_macs += params ? static_cast<int64_t>(double(macs) * double(nonzero) / double(params) + 0.5) : macs;
+        continue;
+      }
       if (!y || !a || !b || !y->type.shape || !b->type.shape) {
         ++fc.unknown;
         continue;
       }
-      int64_t out = 1;
-      for (const ir::Dim& d : *y->type.shape) out *= d.known() ? d.value : 1;
+      int64_t out = numel(*y->type.shape);
       const ir::Shape& ws = *b->type.shape;
       int64_t reduce = 0;
       if (nbits) {
