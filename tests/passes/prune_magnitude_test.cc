@@ -326,6 +326,14 @@ TEST(SparseGpt, PassUsesCalibrationDataAndFallsBackForConv) {
   double e_h = qtest::Nmse(Evaluate(*hs, feeds).begin()->second, ref.begin()->second);
   double e_m = qtest::Nmse(Evaluate(*mag, feeds).begin()->second, ref.begin()->second);
   EXPECT_LT(e_h, e_m);
+  // scope=global picks each layer's share by one magnitude threshold; SparseGPT then prunes
+  // the MatMul to that share (per 128-row block, so within a block's rounding).
+  auto gh = qtest::ApplyWithData(
+      *m, "prune-magnitude{sparsity=0.5,scope=global,criterion=hessian}", {calib}, &runs);
+  auto gm = testing::Apply(*m, "prune-magnitude{sparsity=0.5,scope=global}");
+  EXPECT_EQ(runs[0].stats.at("hessian-layers"), 1);
+  EXPECT_NEAR(double(Zeros(Weight(*gh, "w"))), double(Zeros(Weight(*gm, "w"))), 64);
+  EXPECT_EQ(Weight(*gh, "k"), Weight(*gm, "k"));
   // Without data the hessian criterion is a usage error.
   EXPECT_THROW(testing::Apply(*m, "prune-magnitude{criterion=hessian}"), Error);
 }
