@@ -46,6 +46,10 @@ Json MeasurementJson(const ModelMeasurement& m) {
                      {"mean", Num(m.latency_mean_ms)},
                      {"runs", m.latency_runs}};
   j["metric"] = m.metric ? Num(*m.metric) : Json(nullptr);
+  j["params"] = m.params;
+  j["nonzero_params"] = m.nonzero_params;
+  j["macs"] = m.macs;
+  j["nonzero_macs"] = m.nonzero_macs;
   return j;
 }
 
@@ -115,6 +119,11 @@ struct Reader {
     m.latency_mean_ms = Double(l, "mean", path + ".latency_ms");
     m.latency_runs = Int(l, "runs", path + ".latency_ms");
     if (!Get(j, "metric", path).is_null()) m.metric = Double(j, "metric", path);
+    // Added within schema 1; reports written before them read as 0 (not measured).
+    if (j.contains("params")) m.params = Int(j, "params", path);
+    if (j.contains("nonzero_params")) m.nonzero_params = Int(j, "nonzero_params", path);
+    if (j.contains("macs")) m.macs = Int(j, "macs", path);
+    if (j.contains("nonzero_macs")) m.nonzero_macs = Int(j, "nonzero_macs", path);
     return m;
   }
   BudgetResult Budget(const Json& j, const std::string& path) const {
@@ -204,6 +213,18 @@ std::string BarChart(const std::string& id, const std::string& title, const std:
 }
 
 std::string MetricText(const std::optional<double>& m) { return m ? G(*m) : "n/a"; }
+
+// 1234567 -> "1.23M"; small counts stay exact.
+std::string Count(int64_t n) {
+  double v = static_cast<double>(n);
+  if (n >= 1000000000) return Fmt("%.2fG", v / 1e9);
+  if (n >= 1000000) return Fmt("%.2fM", v / 1e6);
+  if (n >= 10000) return Fmt("%.1fk", v / 1e3);
+  return std::to_string(n);
+}
+std::string NonZeroText(int64_t nonzero, int64_t total) {
+  return Count(nonzero) + " (" + (total > 0 ? Fmt("%.1f%%", 100.0 * (1.0 - double(nonzero) / double(total))) : "n/a") + ")";
+}
 
 }  // namespace
 
@@ -439,7 +460,19 @@ std::string ReportToMarkdown(const Report& r) {
   if (!r.metric.empty())
     s += "| " + r.metric + " | " + MetricText(a.metric) + " | " + MetricText(b.metric) + " | " +
          (a.metric && b.metric ? G(*b.metric - *a.metric) : "n/a") + " |\n";
-  s += "| nodes | " + std::to_string(a.nodes) + " | " + std::to_string(b.nodes) + " | |\n\n";
+  s += "| nodes | " + std::to_string(a.nodes) + " | " + std::to_string(b.nodes) + " | |\n";
+  if (a.params > 0 && b.params > 0) {
+    s += "| parameters | " + Count(a.params) + " | " + Count(b.params) + " | " +
+         Fmt("%.3fx", double(b.params) / double(a.params)) + " |\n";
+    s += "| non-zero parameters (sparsity) | " + NonZeroText(a.nonzero_params, a.params) + " | " +
+         NonZeroText(b.nonzero_params, b.params) + " | " +
+         (a.nonzero_params ? Fmt("%.3fx", double(b.nonzero_params) / double(a.nonzero_params)) : "n/a") + " |\n";
+  }
+  if (a.macs > 0 && b.macs > 0)
+    s += "| MACs, batch 1 (non-zero) | " + Count(a.macs) + " (" + Count(a.nonzero_macs) + ") | " +
+         Count(b.macs) + " (" + Count(b.nonzero_macs) + ") | " +
+         (a.nonzero_macs ? Fmt("%.3fx", double(b.nonzero_macs) / double(a.nonzero_macs)) : "n/a") + " |\n";
+  s += "\n";
 
   s += "## Budgets\n\n";
   if (r.budgets.empty()) s += "The recipe sets no budgets.\n\n";
@@ -538,9 +571,23 @@ std::string ReportToHtml(const Report& r) {
     s += "</table>\n";
   }
 
-  s += "<h2>Charts</h2>\n";
   const auto& a = r.baseline;
   const auto& c = r.compressed;
+  if (a.params > 0 && c.params > 0) {
+    s += "<h2>Parameters and compute</h2>\n<table id=\"params\">\n<tr><th></th><th>original</th><th>compressed</th></tr>\n";
+    s += "<tr><th>parameters</th><td data-value=\"" + std::to_string(a.params) + "\">" + Esc(Count(a.params)) +
+         "</td><td data-value=\"" + std::to_string(c.params) + "\">" + Esc(Count(c.params)) + "</td></tr>\n";
+    s += "<tr><th>non-zero parameters (sparsity)</th><td data-value=\"" + std::to_string(a.nonzero_params) + "\">" +
+         Esc(NonZeroText(a.nonzero_params, a.params)) + "</td><td data-value=\"" + std::to_string(c.nonzero_params) +
+         "\">" + Esc(NonZeroText(c.nonzero_params, c.params)) + "</td></tr>\n";
+    if (a.macs > 0 && c.macs > 0)
+      s += "<tr><th>MACs, batch 1 (non-zero)</th><td data-value=\"" + std::to_string(a.nonzero_macs) + "\">" +
+           Esc(Count(a.macs) + " (" + Count(a.nonzero_macs) + ")") + "</td><td data-value=\"" +
+           std::to_string(c.nonzero_macs) + "\">" + Esc(Count(c.macs) + " (" + Count(c.nonzero_macs) + ")") +
+           "</td></tr>\n";
+    s += "</table>\n";
+  }
+  s += "<h2>Charts</h2>\n";
   s += BarChart("size", "Artifact size (bytes)", "bytes",
                 {{"original", static_cast<double>(a.size_bytes), "base", HumanBytes(static_cast<double>(a.size_bytes))},
                  {"compressed", static_cast<double>(c.size_bytes), "comp", HumanBytes(static_cast<double>(c.size_bytes))}});
@@ -575,10 +622,41 @@ std::string ReportToHtml(const Report& r) {
       double snr = l["snr_db"].get<double>();
       bars.push_back({name, snr, kept ? "base" : "comp", Fmt("%.1f dB", snr) + (kept ? " (kept in float)" : "")});
     }
-    if (!bars.empty())
+    if (!bars.empty()) {
       s += BarChart("sensitivity", p.pass + ": per-layer SNR when quantized alone (dB, most sensitive first; grey = kept in float)",
                     "dB", bars);
-    break;
+      break;
+    }
+  }
+  // Pruning sensitivity a pass was given (prune-magnitude sensitivity-file): each layer's
+  // error at each sparsity of the ladder; blue = the sparsity the pass chose.
+  for (const auto& p : r.passes) {
+    if (p.details.empty()) continue;
+    Json d = Json::parse(p.details, nullptr, false);
+    if (!d.is_object() || !d.contains("sensitivity") || !d["sensitivity"].is_object()) continue;
+    const Json& sens = d["sensitivity"];
+    if (!sens.contains("layers") || !sens["layers"].is_array()) continue;
+    std::vector<Bar> bars;
+    for (const Json& l : sens["layers"]) {
+      if (!l.is_object() || !l.contains("results") || !l["results"].is_array()) continue;
+      std::string name = l.contains("layer") && l["layer"].is_string() ? l["layer"].get<std::string>() : "?";
+      double chosen = l.contains("chosen") && l["chosen"].is_number() ? l["chosen"].get<double>() : -1;
+      for (const Json& res : l["results"]) {
+        if (bars.size() >= 60 || !res.is_object() || !res.contains("sparsity") || !res.contains("error") ||
+            !res["sparsity"].is_number() || !res["error"].is_number())
+          continue;
+        double sp = res["sparsity"].get<double>(), e = res["error"].get<double>();
+        bool is_chosen = std::fabs(sp - chosen) < 1e-9;
+        bars.push_back({name + " @" + Fmt("%.2f", sp), e, is_chosen ? "chosen" : "base",
+                        G(e) + (is_chosen ? " (chosen)" : "")});
+      }
+    }
+    if (!bars.empty()) {
+      std::string metric = sens.contains("metric") && sens["metric"].is_string() ? sens["metric"].get<std::string>() : "error";
+      s += BarChart("prune-sensitivity", p.pass + ": " + metric + " error of each layer pruned alone, per sparsity (blue = chosen)",
+                    metric, bars);
+      break;
+    }
   }
   if (!r.trials.empty()) {
     std::vector<Bar> bars;

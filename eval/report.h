@@ -28,6 +28,10 @@ struct ModelMeasurement {
   double latency_p50_ms = 0, latency_p90_ms = 0, latency_p99_ms = 0, latency_mean_ms = 0;
   int64_t latency_runs = 0;
   std::optional<double> metric;  // absent when there was no evaluation data
+  // Parameters (float weights and quantized weight codes, not scales) and how many are
+  // non-zero; multiply-accumulates of one batch-1 forward pass, dense and counting only
+  // non-zero weights (what sparse kernels would do). 0 = not measured (older reports).
+  int64_t params = 0, nonzero_params = 0, macs = 0, nonzero_macs = 0;
 };
 
 struct BudgetResult {

@@ -14,6 +14,8 @@ const PassEntry& FuseGeluPass();
 const PassEntry& FuseLayerNormPass();
 const PassEntry& FuseActivationPass();
 const PassEntry& FuseQdqPass();
+const PassEntry& PruneMagnitudePass();
+const PassEntry& PruneNMPass();
 const PassEntry& QuantizeWeightsPass();
 const PassEntry& CastWeightsPass();
 const PassEntry& QuantizeStaticPass();

@@ -36,16 +36,14 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
-#include <random>
 #include <set>
 
-#include "calibrate/dataset.h"
 #include "ir/error.h"
 #include "passes/all_passes.h"
+#include "passes/input_stats.h"
 #include "passes/quant_util.h"
 #include "passes/rewrite_util.h"
 #include "passes/weight_quant.h"
-#include "runtime/session.h"
 
 namespace edgepress::passes {
 namespace {
@@ -61,18 +59,6 @@ struct Target {
   int64_t K = 0, N = 0;     // logical [K, N] (2-D weights only)
   bool nbits = false;       // becomes MatMulNBits (bits=4)
 };
-
-// Calibration statistics of one activation that feeds targets.
-struct InputStats {
-  int64_t K = 0;
-  int64_t rows = 0;
-  std::vector<double> xtx;      // K*K (upper triangle while collecting), GPTQ
-  std::vector<double> abs_sum;  // K, AWQ
-  std::vector<float> sample;    // reservoir of input rows, AWQ
-  int64_t sample_rows = 0;
-};
-
-constexpr int64_t kAwqRows = 256;
 
 uint64_t ConstantBytes(ir::Model& model) {
   uint64_t total = 0;
@@ -235,69 +221,12 @@ class QuantizeWeights : public Pass {
       if (s.K != 0 && s.K != t.K) continue;  // inconsistent model; left to RTN
       s.K = t.K;
     }
-    if (stats_.empty()) return;
-    for (auto& [name, s] : stats_) {
-      if (gptq_) s.xtx.assign(s.K * s.K, 0.0);
-      if (awq_) {
-        s.abs_sum.assign(s.K, 0.0);
-        s.sample.assign(kAwqRows * s.K, 0.f);
-      }
-    }
-    calibrate::DataSet data = calibrate::DataSet::Open(
-        ctx.data_files, *model.graph, calibrate::ParseDataLayout(ctx.data_layout, "--layout"));
-    int64_t samples = std::min<int64_t>(data.size(), calib_samples_);
-    if (samples <= 0) ThrowInvalid("pass 'quantize-weights': the calibration data set is empty");
-    std::mt19937_64 rng(ctx.seed);
-    runtime::SessionOptions so;
-    so.threads = std::max(1, ctx.threads);
-    so.observer = [&](const ir::Node& n, const std::vector<const ir::Tensor*>& outs) {
-      for (size_t i = 0; i < n.num_outputs() && i < outs.size(); ++i)
-        if (n.output(i) && outs[i]) Observe(n.output(i)->name(), *outs[i], rng);
-    };
-    std::shared_ptr<const ir::Model> copy = model.Clone();
-    auto session = runtime::Session::Create(copy, so);
-    for (int64_t i = 0; i < samples; ++i) {
-      calibrate::NamedTensors feeds = data.Batch(i, 1);
-      for (const auto& [name, t] : feeds) Observe(name, t, rng);
-      session->Run(feeds);
-      if (ctx.log && (i + 1) % 16 == 0)
-        ctx.log("quantize-weights: calibrated " + std::to_string(i + 1) + "/" +
-                std::to_string(samples) + " samples");
-    }
-    for (auto& [name, s] : stats_) {
-      for (int64_t i = 0; i < s.K && !s.xtx.empty(); ++i)
-        for (int64_t j = 0; j < i; ++j) s.xtx[i * s.K + j] = s.xtx[j * s.K + i];
-    }
-  }
-
-  void Observe(const std::string& name, const ir::Tensor& t, std::mt19937_64& rng) {
-    auto it = stats_.find(name);
-    if (it == stats_.end() || t.dtype() != ir::DType::kFloat32 || t.rank() < 1) return;
-    InputStats& s = it->second;
-    if (t.shape().back() != s.K) return;
-    int64_t rows = static_cast<int64_t>(t.numel()) / s.K;
-    const float* x = t.data<float>();
-    for (int64_t r = 0; r < rows; ++r) {
-      const float* xr = x + r * s.K;
-      if (!s.xtx.empty()) {
-        for (int64_t i = 0; i < s.K; ++i) {
-          double xi = xr[i];
-          if (xi == 0) continue;
-          double* row = &s.xtx[i * s.K];
-          for (int64_t j = i; j < s.K; ++j) row[j] += xi * xr[j];
-        }
-      }
-      if (!s.abs_sum.empty()) {
-        for (int64_t i = 0; i < s.K; ++i) s.abs_sum[i] += std::fabs(xr[i]);
-        // Reservoir sampling: every row seen so far is kept with equal probability.
-        int64_t slot = s.sample_rows < kAwqRows
-                           ? s.sample_rows
-                           : static_cast<int64_t>(rng() % static_cast<uint64_t>(s.rows + 1));
-        if (slot < kAwqRows) std::copy(xr, xr + s.K, &s.sample[slot * s.K]);
-        if (s.sample_rows < kAwqRows) ++s.sample_rows;
-      }
-      ++s.rows;
-    }
+    CollectOptions co;
+    co.xtx = gptq_;
+    co.awq = awq_;
+    co.samples = calib_samples_;
+    co.pass = "quantize-weights";
+    CollectInputStats(model, stats_, co, ctx);
   }
 
   // --- rewriting ----------------------------------------------------------------

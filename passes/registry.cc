@@ -27,6 +27,10 @@ const std::vector<PassEntry>& AllPasses() {
     p.push_back(FuseQdqPass());
     p.push_back(EliminateDeadNodesPass());
     p.push_back(UpgradeOpsetPass());
+    // Pruning before quantization: it zeros float weights, and quantizers keep an exact
+    // zero exact (symmetric ranges), so the sparsity survives into int8/int4.
+    p.push_back(PruneMagnitudePass());
+    p.push_back(PruneNMPass());
     p.push_back(QuantizeWeightsPass());
     p.push_back(CastWeightsPass());
     p.push_back(QuantizeStaticPass());

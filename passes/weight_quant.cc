@@ -4,6 +4,9 @@
 #include <cfloat>
 #include <cmath>
 
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
+
 #include "ir/error.h"
 
 namespace edgepress::passes::wq {
@@ -74,56 +77,44 @@ void CheckFinite(const float* w, int64_t count) {
     if (!std::isfinite(w[i])) ThrowInvalid("cannot quantize a weight holding a non-finite value");
 }
 
-// In-place Cholesky a = L·Lᵀ (lower triangle of row-major a). False if not positive definite.
-bool Cholesky(std::vector<double>& a, int64_t n) {
-  for (int64_t j = 0; j < n; ++j) {
-    double* rj = &a[j * n];
-    double d = rj[j];
-    for (int64_t k = 0; k < j; ++k) d -= rj[k] * rj[k];
-    if (!(d > 0) || !std::isfinite(d)) return false;
-    d = std::sqrt(d);
-    rj[j] = d;
-    for (int64_t i = j + 1; i < n; ++i) {
-      double* ri = &a[i * n];
-      double v = ri[j];
-      for (int64_t k = 0; k < j; ++k) v -= ri[k] * rj[k];
-      ri[j] = v / d;
-    }
-  }
-  return true;
-}
-
-// U with H⁻¹ = Uᵀ·U (upper, row-major), from the damped H; false when not positive
-// definite. With J the order reversal, Cholesky of J·H·J = M·Mᵀ gives H = R·Rᵀ with
-// R = J·M·J upper, so H⁻¹ = (R⁻¹)ᵀ·R⁻¹ and U = R⁻¹ = J·M⁻¹·J: one factorisation and one
-// triangular inverse (the paper's cholesky_inverse + cholesky costs ~2.5x more).
-bool InverseUpperCholesky(const std::vector<double>& h, int64_t n, std::vector<double>* u) {
-  std::vector<double> m(n * n);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < n; ++j) m[i * n + j] = h[(n - 1 - i) * n + (n - 1 - j)];
-  if (!Cholesky(m, n)) return false;
-  // M⁻¹ row by row from M·M⁻¹ = I:
-  // inv[i][:] = (e_i - Σ_{k<i} M[i][k]·inv[k][:]) / M[i][i] (contiguous row updates).
-  std::vector<double> inv(n * n, 0.0);
-  for (int64_t i = 0; i < n; ++i) {
-    double* out = &inv[i * n];
-    for (int64_t k = 0; k < i; ++k) {
-      double a = m[i * n + k];
-      if (a == 0) continue;
-      const double* rk = &inv[k * n];
-      for (int64_t c = 0; c <= k; ++c) out[c] -= a * rk[c];
-    }
-    double d = 1.0 / m[i * n + i];
-    for (int64_t c = 0; c < i; ++c) out[c] *= d;
-    out[i] = d;
-  }
-  u->assign(n * n, 0.0);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j <= i; ++j) (*u)[(n - 1 - i) * n + (n - 1 - j)] = inv[i * n + j];
-  return true;
-}
-
 }  // namespace
+
+bool DampedInverseCholesky(std::vector<double> h, int64_t n, double damp,
+                           std::vector<double>* u) {
+  if (static_cast<int64_t>(h.size()) != n * n || n <= 0)
+    throw Error(ErrorCode::kInternal, "DampedInverseCholesky: Hessian size does not match");
+  using RowMajor = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  Eigen::Map<RowMajor> hm(h.data(), n, n);
+  double mean_diag = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    // An input channel that was always zero carries no information; a unit diagonal keeps
+    // H invertible and leaves that row to the plain (unweighted) rule.
+    if (!(hm(i, i) > 0)) hm(i, i) = 1;
+    mean_diag += hm(i, i);
+  }
+  mean_diag /= n;
+  if (!hm.allFinite()) return false;
+  // With J the order reversal, the Cholesky factor of J·H·J = M·Mᵀ gives H = R·Rᵀ with
+  // R = J·M·J upper, so H⁻¹ = (R⁻¹)ᵀ·R⁻¹ and U = R⁻¹ = J·M⁻¹·J: one factorisation and one
+  // triangular solve (the papers' cholesky_inverse + cholesky costs ~2.5x more).
+  Eigen::MatrixXd reversed = hm.reverse();
+  double d = damp * mean_diag;
+  for (int attempt = 0; attempt < 5; ++attempt, d *= 10) {
+    Eigen::MatrixXd damped = reversed;
+    damped.diagonal().array() += d;
+    Eigen::LLT<Eigen::MatrixXd> llt(damped);
+    if (llt.info() != Eigen::Success) continue;
+    Eigen::MatrixXd minv = Eigen::MatrixXd::Identity(n, n);
+    llt.matrixL().solveInPlace(minv);  // M⁻¹, lower triangular
+    if (!minv.allFinite() || !(minv.diagonal().array() > 0).all()) continue;
+    u->assign(n * n, 0.0);
+    Eigen::Map<RowMajor> um(u->data(), n, n);
+    um = minv.reverse();
+    um.triangularView<Eigen::StrictlyLower>().setZero();
+    return true;
+  }
+  return false;
+}
 
 std::vector<float> QuantizedMatrix::Dequantize() const {
   std::vector<float> out(K * N);
@@ -162,22 +153,8 @@ QuantizedMatrix QuantizeGptq(const float* w, int64_t K, int64_t N, const Scheme&
   if (static_cast<int64_t>(h.size()) != K * K)
     throw Error(ErrorCode::kInternal, "GPTQ: Hessian size does not match the weight");
   CheckFinite(w, K * N);
-  double mean_diag = 0;
-  for (int64_t i = 0; i < K; ++i) {
-    // An input channel that was always zero carries no information; a unit diagonal keeps
-    // H invertible and leaves that row to plain rounding.
-    if (h[i * K + i] <= 0) h[i * K + i] = 1;
-    mean_diag += h[i * K + i];
-  }
-  mean_diag /= K;
   std::vector<double> u;
-  bool ok = false;
-  double d = damp * mean_diag;
-  for (int attempt = 0; attempt < 5 && !ok; ++attempt, d *= 10) {
-    std::vector<double> hd = h;
-    for (int64_t i = 0; i < K; ++i) hd[i * K + i] += d;
-    ok = InverseUpperCholesky(hd, K, &u);
-  }
+  bool ok = DampedInverseCholesky(std::move(h), K, damp, &u);
   if (!ok) {
     if (fell_back) *fell_back = true;
     return QuantizeRtn(w, K, N, s);

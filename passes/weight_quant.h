@@ -60,6 +60,14 @@ QuantizedMatrix QuantizeGptq(const float* w, int64_t K, int64_t N, const Scheme&
                              std::vector<double> h, double damp = 0.01,
                              bool* fell_back = nullptr);
 
+// U (upper triangular, row-major n×n) with (H + d·I)⁻¹ = Uᵀ·U, the factor GPTQ and
+// SparseGPT read their updates from (row i of U, scaled by 1/U[i][i], spreads row i's error
+// over the later rows). d = damp · mean diag(H); zero diagonal entries (dead inputs) are set
+// to 1 first. When the damped matrix is not positive definite (Eigen's LLT fails) the
+// damping grows tenfold, up to four times; false when that still fails.
+bool DampedInverseCholesky(std::vector<double> h, int64_t n, double damp,
+                           std::vector<double>* u);
+
 // ||X·(W - D)||² / ||X·W||² summed over the rows of x[rows][K], for D = dequantized q.
 // (The normalised output error used by the tests and by the AWQ search.)
 double OutputError(const float* w, const std::vector<float>& dq, int64_t K, int64_t N,

@@ -38,6 +38,7 @@ int Main(int argc, char** argv) {
   AddApplyCommand(app, action);
   AddCalibrateCommand(app, action);
   AddCompareCommand(app, action);
+  AddSensitivityCommand(app, action);
   AddCompressCommand(app, action);
   AddRecipesCommand(app, action);
   // CLI11 says only "A subcommand is required" for a mistyped command: name the word and

@@ -20,6 +20,7 @@ void AddPassesCommand(CLI::App& app, Action& action);
 void AddApplyCommand(CLI::App& app, Action& action);
 void AddCalibrateCommand(CLI::App& app, Action& action);
 void AddCompareCommand(CLI::App& app, Action& action);
+void AddSensitivityCommand(CLI::App& app, Action& action);
 void AddCompressCommand(CLI::App& app, Action& action);
 void AddRecipesCommand(CLI::App& app, Action& action);
 

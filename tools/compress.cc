@@ -29,6 +29,7 @@
 #include "ir/error.h"
 #include "ir/file_util.h"
 #include "ir/sha256.h"
+#include "passes/prune_util.h"
 #include "passes/registry.h"
 #include "runtime/session.h"
 #include "tools/model_io.h"
@@ -158,6 +159,17 @@ eval::ModelMeasurement Measure(const std::string& path, EvalSetup& ev, Progress&
   m.size_bytes = ModelBytes(path);
   std::shared_ptr<const ir::Model> model(LoadModelForRun(path, /*optimize=*/true));
   m.nodes = static_cast<int64_t>(model->graph->num_nodes());
+  {
+    // Counted on the file as written (QDQ / MatMulNBits form, standard ops whose shapes
+    // inference knows), not on the fused integer graph the session runs.
+    std::unique_ptr<ir::Model> as_written = LoadModel(path);
+    passes::prune::ParamCounts pc = passes::prune::CountParams(*as_written);
+    m.params = pc.params;
+    m.nonzero_params = pc.nonzero;
+    passes::prune::FlopCounts fc = passes::prune::CountMacs(*as_written);
+    m.macs = fc.dense_macs;
+    m.nonzero_macs = fc.sparse_macs;
+  }
   auto session = runtime::Session::Create(model, ev.session);
   if (ev.data && ev.metric) {
     const std::string out = OutputName(*session, ev.output);

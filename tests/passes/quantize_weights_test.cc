@@ -261,6 +261,37 @@ TEST(WeightQuant, GptqFallsBackToRtnOnABrokenHessian) {
   EXPECT_EQ(q.codes, wq::QuantizeRtn(w.data<float>(), K, N, wq::Scheme{4, 16, true}).codes);
 }
 
+// The factor GPTQ and SparseGPT read (Eigen LLT of the order-reversed, damped H and one
+// triangular solve): upper triangular, and Uᵀ·U·(H + d·I) = I.
+TEST(WeightQuant, DampedInverseCholeskyIsTheUpperFactorOfTheInverse) {
+  const int64_t K = 37;  // not a multiple of any SIMD width
+  ir::Tensor a = RandomTensor({K + 5, K}, 21);
+  std::vector<double> h(K * K, 0.0);
+  for (int64_t r = 0; r < K + 5; ++r)
+    for (int64_t i = 0; i < K; ++i)
+      for (int64_t j = 0; j < K; ++j)
+        h[i * K + j] += double(a.data<float>()[r * K + i]) * a.data<float>()[r * K + j];
+  double mean_diag = 0;
+  for (int64_t i = 0; i < K; ++i) mean_diag += h[i * K + i] / K;
+  std::vector<double> u;
+  ASSERT_TRUE(wq::DampedInverseCholesky(h, K, 0.01, &u));
+  for (int64_t i = 0; i < K; ++i)
+    for (int64_t j = 0; j < i; ++j) ASSERT_EQ(u[i * K + j], 0.0);
+  for (int64_t i = 0; i < K; ++i)
+    for (int64_t j = 0; j < K; ++j) {
+      double v = 0;  // (Uᵀ·U·H_damped)[i][j]
+      for (int64_t k = 0; k < K; ++k) {
+        double utu = 0;
+        for (int64_t l = 0; l <= std::min(i, k); ++l) utu += u[l * K + i] * u[l * K + k];
+        v += utu * (h[k * K + j] + (k == j ? 0.01 * mean_diag : 0.0));
+      }
+      ASSERT_NEAR(v, i == j ? 1.0 : 0.0, 1e-8) << i << "," << j;
+    }
+  std::vector<double> bad = h;
+  bad[3] = NAN;
+  EXPECT_FALSE(wq::DampedInverseCholesky(bad, K, 0.01, &u));
+}
+
 TEST(WeightQuant, AwqIsNeverWorseThanRtnAndHelpsWithOutlierChannels) {
   const int64_t K = 128, N = 48, rows = 256;
   ir::Tensor w = RandomTensor({K, N}, 21);

@@ -110,6 +110,21 @@ TEST_F(RecipeTest, ShippedRecipesSayWhatTheTargetIs) {
   ASSERT_TRUE(FindStep(min_size.pipeline, "quantize-weights"));
   EXPECT_EQ(OptionOf(*FindStep(min_size.pipeline, "quantize-weights"), "bits"), "4");
 
+  // The sparse variant prunes 2:4 before int4, and its first tuning steps back the
+  // sparsity off (4:8, then 6:8) before touching the quantization.
+  Recipe sparse = LoadRecipe("generic-min-size-sparse");
+  const RecipeStep* nm = FindStep(sparse.pipeline, "prune-nm");
+  ASSERT_TRUE(nm);
+  EXPECT_EQ(OptionOf(*nm, "n"), "2");
+  EXPECT_EQ(OptionOf(*nm, "m"), "4");
+  EXPECT_EQ(OptionOf(*FindStep(sparse.pipeline, "quantize-weights"), "bits"), "4");
+  auto back1 = PipelineAfterTuning(sparse, 1), back2 = PipelineAfterTuning(sparse, 2);
+  EXPECT_EQ(OptionOf(*FindStep(back1, "prune-nm"), "n"), "4");
+  EXPECT_EQ(OptionOf(*FindStep(back1, "prune-nm"), "m"), "8");
+  EXPECT_EQ(OptionOf(*FindStep(back2, "prune-nm"), "n"), "6");
+  EXPECT_EQ(OptionOf(*FindStep(back2, "prune-nm"), "m"), "8");
+  EXPECT_EQ(OptionOf(*FindStep(back2, "quantize-weights"), "bits"), "4");
+
   // Tuning steps accumulate: step 2 keeps step 1's keep-float.
   Recipe laptop = LoadRecipe("x86-avx2-laptop");
   ASSERT_EQ(laptop.tuning.steps.size(), 3u);
@@ -240,9 +255,12 @@ TEST_F(RecipeTest, PipelinePassesAndOptionsAreChecked) {
   EXPECT_EQ(ErrorOf("pipeline:\n  - fold-constants\n  - quantize-statik\n"),
             At(3, 5) + "unknown pass 'quantize-statik' (did you mean 'quantize-static'?); "
                        "`edgepress passes` lists the passes this version has");
-  EXPECT_EQ(ErrorOf("pipeline:\n  - prune-magnitude: {sparsity: 0.5}\n"),
-            At(2, 5) + "pass 'prune-magnitude' does not exist yet (planned); `edgepress "
-                       "passes` lists the passes this version has");
+  // Pruning passes are in the registry: a recipe naming one validates, a typo gets the
+  // nearest name rather than "planned".
+  EXPECT_EQ(ErrorOf("pipeline:\n  - prune-magnitude: {sparsity: 0.5}\n  - prune-nm: {n: 2, m: 4}\n"), "");
+  EXPECT_EQ(ErrorOf("pipeline:\n  - prune-magnitud\n"),
+            At(2, 5) + "unknown pass 'prune-magnitud' (did you mean 'prune-magnitude'?); "
+                       "`edgepress passes` lists the passes this version has");
   EXPECT_EQ(ErrorOf("pipeline:\n  - distill\n"),
             At(2, 5) + "pass 'distill' does not exist yet (planned); `edgepress passes` lists "
                        "the passes this version has");

@@ -20,7 +20,7 @@ using test_util::RunCommand;
 using test_util::RunResult;
 using test_util::ShellQuote;
 
-const char* kShipped[] = {"base", "generic-min-size", "jetson-orin-nano", "raspberry-pi-5",
+const char* kShipped[] = {"base", "generic-min-size", "generic-min-size-sparse", "jetson-orin-nano", "raspberry-pi-5",
                           "x86-avx2-laptop", "x86-avx512-vnni"};
 
 class RecipesCliTest : public ::testing::Test {
@@ -67,9 +67,9 @@ TEST_F(RecipesCliTest, ListShowsEveryShippedRecipe) {
     EXPECT_EQ(j[i]["valid"], true) << j[i].dump();
     EXPECT_FALSE(j[i]["description"].get<std::string>().empty());
   }
-  EXPECT_EQ(j[3]["arch"], "arm64");
-  EXPECT_EQ(j[3]["target"], "raspberry-pi-5");
-  EXPECT_EQ(j[3]["passes"], 4);
+  EXPECT_EQ(j[4]["arch"], "arm64");
+  EXPECT_EQ(j[4]["target"], "raspberry-pi-5");
+  EXPECT_EQ(j[4]["passes"], 4);
 }
 
 TEST_F(RecipesCliTest, FindsRecipesFromTheExecutableWithoutTheEnvironment) {
@@ -135,10 +135,10 @@ TEST_F(RecipesCliTest, ValidateExitCodesAndMessages) {
             std::string::npos)
       << r.output;
 
-  std::string planned = Write("planned.yaml", "pipeline:\n  - prune-magnitude\n");
+  std::string planned = Write("planned.yaml", "pipeline:\n  - distill\n");
   r = Ep("recipes validate " + ShellQuote(planned));
   EXPECT_EQ(r.rc, 1) << r.output;
-  EXPECT_NE(r.output.find(planned + ":2:5: pass 'prune-magnitude' does not exist yet (planned)"),
+  EXPECT_NE(r.output.find(planned + ":2:5: pass 'distill' does not exist yet (planned)"),
             std::string::npos)
       << r.output;
 
