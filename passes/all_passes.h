@@ -18,5 +18,6 @@ const PassEntry& QuantizeWeightsPass();
 const PassEntry& CastWeightsPass();
 const PassEntry& QuantizeStaticPass();
 const PassEntry& QuantizeDynamicPass();
+const PassEntry& PruneStructuredPass();
 
 }  // namespace edgepress::passes

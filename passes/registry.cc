@@ -30,6 +30,7 @@ const std::vector<PassEntry>& AllPasses() {
     p.push_back(CastWeightsPass());
     p.push_back(QuantizeStaticPass());
     p.push_back(QuantizeDynamicPass());
+    p.push_back(PruneStructuredPass());
     return p;
   }();
   return passes;
