@@ -273,11 +273,8 @@ class Builder {
              std::to_string(axis);
     else if (IsPacked(t->dtype()) || t->dtype() == ir::DType::kString || t->quant || t->sparse)
       fail = "constant '" + v->name() + "' is packed, quantized or sparse";
-    if (fail.empty() && v->uses().size() > 1) {
-      std::set<const ir::Node*> users;
-      for (const ir::Use& u : v->uses()) users.insert(u.user);
-      if (users.size() > 1) fail = "constant '" + v->name() + "' is shared by several nodes";
-    }
+    // A constant shared with other nodes (exporters merge identical tensors) is fine: the
+    // rewrite gives this node its own sliced copy.
     if (!fail.empty()) {
       dg_.Freeze(l, n->describe() + ": " + fail);
       return false;
