@@ -1014,3 +1014,83 @@ DependencyGraph DependencyGraph::Build(ir::Model& model) {
 }
 
 }  // namespace edgepress::passes::prune
+
+namespace edgepress::passes::prune {
+
+namespace {
+
+// Nodes downstream of `v` (through node outputs), as a set.
+std::set<const ir::Node*> Descendants(const ir::Value* v) {
+  std::set<const ir::Node*> seen;
+  std::vector<const ir::Value*> stack{v};
+  while (!stack.empty()) {
+    const ir::Value* x = stack.back();
+    stack.pop_back();
+    for (const ir::Use& u : x->uses())
+      if (seen.insert(u.user).second)
+        for (const ir::Value* o : u.user->outputs())
+          if (o) stack.push_back(o);
+  }
+  return seen;
+}
+
+bool SameShape(const ir::Value* a, const ir::Value* b) {
+  return a->type.is_tensor() && b->type.is_tensor() && a->type.shape && b->type.shape &&
+         *a->type.shape == *b->type.shape && a->type.dtype == b->type.dtype;
+}
+
+}  // namespace
+
+std::vector<ResidualBlock> FindResidualBlocks(ir::Graph& g) {
+  std::vector<ResidualBlock> blocks;
+  for (ir::Node* add : g.nodes()) {
+    if (add->op_type() != "Add" || !add->domain().empty() || add->num_inputs() != 2) continue;
+    for (int s = 0; s < 2; ++s) {
+      ir::Value* skip = add->input(s);
+      ir::Value* branch = add->input(1 - s);
+      if (!skip || !branch || !branch->producer() || ConstantOf(skip) || ConstantOf(branch)) continue;
+      if (!SameShape(skip, add->output(0)) || add->output(0)->is_graph_output()) continue;
+      // The branch: descendants of `skip` that are ancestors of `branch`.
+      std::set<const ir::Node*> down = Descendants(skip);
+      if (!down.count(branch->producer())) continue;
+      std::set<const ir::Node*> nodes;
+      std::vector<const ir::Node*> stack{branch->producer()};
+      while (!stack.empty()) {
+        const ir::Node* n = stack.back();
+        stack.pop_back();
+        if (!down.count(n) || !nodes.insert(n).second) continue;
+        for (const ir::Value* in : n->inputs())
+          if (in && in->producer()) stack.push_back(in->producer());
+      }
+      bool closed = true;
+      for (const ir::Node* n : nodes) {
+        closed = closed && n->subgraphs().empty();
+        for (const ir::Value* o : n->outputs()) {
+          if (!o) continue;
+          closed = closed && !o->is_graph_output();
+          for (const ir::Use& u : o->uses())
+            closed = closed && (nodes.count(u.user) || (u.user == add && o == branch));
+        }
+      }
+      if (!closed) continue;
+      ResidualBlock b{add, skip, branch, {}, 0};
+      std::set<const ir::Value*> counted;
+      for (ir::Node* n : g.nodes()) {
+        if (!nodes.count(n)) continue;
+        b.nodes.push_back(n);
+        for (const ir::Value* in : n->inputs()) {
+          const ir::Tensor* t = ConstantOf(in);
+          if (!t || !IsFloat(t->dtype()) || !counted.insert(in).second) continue;
+          bool only = true;
+          for (const ir::Use& u : in->uses()) only = only && nodes.count(u.user);
+          if (only) b.params += static_cast<int64_t>(t->numel());
+        }
+      }
+      blocks.push_back(std::move(b));
+      break;
+    }
+  }
+  return blocks;
+}
+
+}  // namespace edgepress::passes::prune

@@ -111,3 +111,21 @@ class DependencyGraph {
 };
 
 }  // namespace edgepress::passes::prune
+
+namespace edgepress::passes::prune {
+
+// A residual branch y = skip + branch(skip) whose removal leaves y = skip: the nodes that
+// descend from `skip` and lead to `branch`, none of which is read outside that set. A
+// downsampling block (both Add inputs computed from the block input) is not one; nor is
+// an Add whose output shape differs from the skip's.
+struct ResidualBlock {
+  ir::Node* add = nullptr;
+  ir::Value* skip = nullptr;
+  ir::Value* branch = nullptr;
+  std::vector<ir::Node*> nodes;  // the branch, in graph order
+  int64_t params = 0;            // float constant elements only the branch reads
+};
+// Blocks of the main graph in node order (the index is what `remove-blocks` names).
+std::vector<ResidualBlock> FindResidualBlocks(ir::Graph& g);
+
+}  // namespace edgepress::passes::prune

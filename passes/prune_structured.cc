@@ -12,8 +12,9 @@
 // Does not apply to (reported in Details() with the reason, left untouched): groups that
 // reach a graph output, meet an op no rule knows, a LayerNorm over the channels, a
 // constant shared between layers, or a shape computed at run time from the channel count.
-// First-order Taylor importance needs gradients and is not offered; depth pruning
-// (removing whole blocks) is not implemented. Only the main graph is pruned.
+// Depth pruning removes residual branches (y = x + f(x) becomes y = x) named by index or
+// measured as least contributing; it runs before the channel analysis. First-order
+// Taylor importance needs gradients and is not offered. Only the main graph is pruned.
 // Preserves: graph inputs/outputs and their shapes; the function changes (an NMSE the
 // caller measures), as with any pruning without fine-tuning.
 #include <algorithm>
@@ -115,7 +116,8 @@ struct Config {
   double sparsity;
   std::string criterion, scope;
   int64_t round_to, samples;
-  std::vector<std::string> targets, include, exclude;
+  std::vector<std::string> targets, include, exclude, remove_blocks;
+  int64_t drop_blocks;
 };
 
 class PruneStructured : public Pass {
@@ -123,7 +125,8 @@ class PruneStructured : public Pass {
   explicit PruneStructured(const PassOptions& o)
       : cfg_{o.GetFloat("sparsity"), o.GetString("criterion"), o.GetString("scope"),
              o.GetInt("round-to"), o.GetInt("samples"), o.GetStringList("targets"),
-             o.GetStringList("include"), o.GetStringList("exclude")} {
+             o.GetStringList("include"), o.GetStringList("exclude"),
+             o.GetStringList("remove-blocks"), o.GetInt("drop-blocks")} {
     for (const std::string& t : cfg_.targets)
       if (t != "conv" && t != "linear" && t != "heads" && t != "ffn")
         ThrowInvalid("pass 'prune-structured': unknown target '" + t +
@@ -133,10 +136,10 @@ class PruneStructured : public Pass {
   std::string Details() const override { return details_.empty() ? "" : details_.dump(); }
 
   bool Run(ir::Model& model, PassContext& ctx) override {
-    if (cfg_.criterion == "activation" && ctx.data_files.empty())
+    if ((cfg_.criterion == "activation" || cfg_.drop_blocks > 0) && ctx.data_files.empty())
       throw Error(ErrorCode::kUsage,
-                  "pass 'prune-structured' with criterion=activation needs calibration data: "
-                  "give --data FILE.npz");
+                  "pass 'prune-structured' with criterion=activation or drop-blocks needs "
+                  "calibration data: give --data FILE.npz");
     ir::Graph& g = *model.graph;
     int64_t params_before = CountParams(g);
     bool inferred = true;
@@ -145,6 +148,7 @@ class PruneStructured : public Pass {
     } catch (const Error&) {
       inferred = false;
     }
+    int64_t blocks_removed = inferred ? RemoveBlocks(model, ctx) : 0;
     DependencyGraph dg = DependencyGraph::Build(model);
 
     // Candidate groups and their scores.
@@ -195,7 +199,7 @@ class PruneStructured : public Pass {
       channels_removed += static_cast<int64_t>(units.size()) * UnitChannels(dg, r);
     }
     Count("channels-removed", channels_removed);
-    bool changed = channels_removed > 0;
+    bool changed = channels_removed > 0 || blocks_removed > 0;
 
     // The table of decisions, written before the rewrite so member sizes are the originals.
     json groups = json::array();
@@ -215,7 +219,8 @@ class PruneStructured : public Pass {
                 {"round_to", cfg_.round_to},
                 {"params_before", params_before},
                 {"params_after", params_after},
-                {"groups", groups}};
+                {"groups", groups},
+                {"blocks", blocks_json_}};
     if (ctx.log)
       ctx.log("prune-structured: " + std::to_string(stats().count("groups-pruned") ? stats().at("groups-pruned") : 0) +
               " groups pruned, params " + std::to_string(params_before) + " -> " +
@@ -224,6 +229,87 @@ class PruneStructured : public Pass {
   }
 
  private:
+  // Depth pruning: residual branches named by index (remove-blocks) and the `drop-blocks`
+  // branches contributing least, measured as ||branch(x)|| / ||x|| on calibration data.
+  int64_t RemoveBlocks(ir::Model& model, PassContext& ctx) {
+    ir::Graph& g = *model.graph;
+    std::vector<prune::ResidualBlock> blocks = prune::FindResidualBlocks(g);
+    std::set<size_t> chosen;
+    for (const std::string& s : cfg_.remove_blocks) {
+      char* end = nullptr;
+      long long i = std::strtoll(s.c_str(), &end, 10);
+      if (s.empty() || *end || i < 0 || i >= static_cast<long long>(blocks.size()))
+        ThrowInvalid("pass 'prune-structured': remove-blocks entry '" + s + "' is not a block index (the model has " +
+                     std::to_string(blocks.size()) + " residual blocks, 0-based)");
+      chosen.insert(static_cast<size_t>(i));
+    }
+    std::vector<double> ratio(blocks.size(), -1.0);
+    if (cfg_.drop_blocks > 0 && !blocks.empty()) {
+      std::map<std::string, double> sq;
+      for (const auto& b : blocks) sq[b.skip->name()] = sq[b.branch->name()] = 0;
+      runtime::SessionOptions so;
+      so.threads = ctx.threads;
+      so.observer = [&](const ir::Node& n, const std::vector<const ir::Tensor*>& outs) {
+        for (size_t i = 0; i < outs.size(); ++i) {
+          if (!outs[i] || !n.output(i) || outs[i]->dtype() != ir::DType::kFloat32) continue;
+          auto it = sq.find(n.output(i)->name());
+          if (it == sq.end()) continue;
+          const float* d = outs[i]->data<float>();
+          for (uint64_t k = 0; k < outs[i]->numel(); ++k) it->second += double(d[k]) * d[k];
+        }
+      };
+      calibrate::DataSet data = calibrate::DataSet::Open(ctx.data_files, g);
+      int64_t samples = std::min<int64_t>(cfg_.samples, data.size());
+      auto session = runtime::Session::Create(std::shared_ptr<const ir::Model>(model.Clone()), so);
+      for (int64_t i = 0; i < samples; ++i) session->Run(data.Batch(i, 1));
+      std::vector<size_t> order;
+      for (size_t i = 0; i < blocks.size(); ++i) {
+        ratio[i] = std::sqrt(sq[blocks[i].branch->name()] / (sq[blocks[i].skip->name()] + 1e-30));
+        order.push_back(i);
+      }
+      std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return ratio[a] < ratio[b]; });
+      for (size_t i = 0; i < order.size() && static_cast<int64_t>(i) < cfg_.drop_blocks; ++i)
+        chosen.insert(order[i]);
+    }
+    blocks_json_ = json::array();
+    std::set<const ir::Node*> gone;
+    int64_t removed = 0;
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      const prune::ResidualBlock& b = blocks[i];
+      json j = {{"index", i}, {"add", b.add->name}, {"skip", b.skip->name()},
+                {"nodes", b.nodes.size()}, {"params", b.params}};
+      if (ratio[i] >= 0) j["branch_to_skip_norm"] = ratio[i];
+      bool remove = chosen.count(i) && !gone.count(b.add);
+      j["removed"] = remove;
+      blocks_json_.push_back(j);
+      if (!remove) continue;
+      ir::Value* out = b.add->output(0);
+      if (!ReplaceValue(out, b.skip)) continue;
+      // A later block whose skip was this block's output now starts from our skip.
+      for (size_t k = i + 1; k < blocks.size(); ++k)
+        if (blocks[k].skip == out) blocks[k].skip = b.skip;
+      for (size_t k = 0; k < b.add->num_inputs(); ++k) b.add->set_input(k, nullptr);
+      g.RemoveNode(b.add);
+      gone.insert(b.add);
+      // Inputs from outside the branch (weights, shape chains) may die with it; names,
+      // because removing nodes frees their output values.
+      std::set<const ir::Node*> branch(b.nodes.begin(), b.nodes.end());
+      std::vector<std::string> outside;
+      for (ir::Node* n : b.nodes)
+        for (ir::Value* in : n->inputs())
+          if (in && !branch.count(in->producer())) outside.push_back(in->name());
+      for (auto it = b.nodes.rbegin(); it != b.nodes.rend(); ++it) {
+        gone.insert(*it);
+        g.RemoveNode(*it);
+      }
+      for (const std::string& name : outside) DropDead(g, name);
+      ++removed;
+    }
+    Count("blocks-found", static_cast<int64_t>(blocks.size()));
+    Count("blocks-removed", removed);
+    return removed;
+  }
+
   // Channels per unit as the producing layer sees them (1 for a conv channel, head_dim for
   // a head), which is what `round-to` rounds.
   static int64_t UnitChannels(const DependencyGraph& dg, int root) {
@@ -438,9 +524,12 @@ class PruneStructured : public Pass {
     orphans->push_back(v);
   }
 
-  // Removes `v` and its producers when nothing reads them any more.
-  static void DropDead(ir::Graph& g, ir::Value* v) {
-    if (!v || !v->uses().empty() || v->is_graph_output() || v->is_graph_input()) return;
+  // Removes value `name` and its producers when nothing reads them any more (by name:
+  // an earlier removal may already have freed it).
+  static void DropDead(ir::Graph& g, const std::string& name) {
+    ir::Value* v = g.FindValue(name);
+    if (!v || v->graph() != &g || !v->uses().empty() || v->is_graph_output() || v->is_graph_input())
+      return;
     if (v->is_initializer()) {
       g.RemoveInitializer(v);
       return;
@@ -450,9 +539,11 @@ class PruneStructured : public Pass {
     for (ir::Value* o : p->outputs())
       if (o && (!o->uses().empty() || o->is_graph_output())) return;
     std::vector<ir::Value*> ins = p->inputs();
-    for (size_t i = 0; i < p->num_inputs(); ++i) p->set_input(i, nullptr);
+    std::vector<std::string> names;
+    for (ir::Value* in : ins)
+      if (in) names.push_back(in->name());
     g.RemoveNode(p);
-    for (ir::Value* in : ins) DropDead(g, in);
+    for (const std::string& n : names) DropDead(g, n);
   }
 
   void Rewrite(ir::Model& model, const DependencyGraph& dg, const Removed& removed,
@@ -499,7 +590,9 @@ class PruneStructured : public Pass {
       }
       ReplaceConstant(g, key.first, key.second, std::move(nt), &orphans);
     }
-    for (ir::Value* v : orphans) DropDead(g, v);
+    std::vector<std::string> orphan_names;
+    for (ir::Value* v : orphans) orphan_names.push_back(v->name());
+    for (const std::string& n : orphan_names) DropDead(g, n);
     for (const auto& [v, vl] : dg.values())
       if (v->type.shape && vl.axis < static_cast<int>(v->type.shape->size()))
         (*v->type.shape)[vl.axis] = ir::Dim::Known(dg.KeptSize(vl.layout, removed));
@@ -515,6 +608,7 @@ class PruneStructured : public Pass {
 
   Config cfg_;
   json details_;
+  json blocks_json_ = json::array();
 };
 
 OptionInfo Opt(std::string name, OptionInfo::Type type, std::string def, std::string help,
@@ -548,10 +642,13 @@ const PassEntry& PruneStructuredPass() {
            Opt("targets", T::kStringList, "conv,linear,heads,ffn", "group kinds to prune"),
            Opt("include", T::kStringList, "", "only groups whose producing node name matches a glob"),
            Opt("exclude", T::kStringList, "", "skip groups whose producing node name matches a glob"),
-           Opt("samples", T::kInt, "32", "calibration samples for criterion=activation", {}, 1, 1e9),
+           Opt("samples", T::kInt, "32", "calibration samples for criterion=activation and drop-blocks", {}, 1, 1e9),
+           Opt("remove-blocks", T::kStringList, "", "residual blocks removed by index (see Details: blocks)"),
+           Opt("drop-blocks", T::kInt, "0", "remove this many residual blocks with the smallest "
+               "||branch||/||skip|| on calibration data", {}, 0, 1e6),
        },
        {"groups-found", "groups-pruned", "groups-not-prunable", "channels-removed",
-        "params-before", "params-after"}},
+        "blocks-found", "blocks-removed", "params-before", "params-after"}},
       [](const PassOptions& o) -> std::unique_ptr<Pass> {
         return std::make_unique<PruneStructured>(o);
       }};

@@ -55,6 +55,11 @@ std::map<std::string, ir::Tensor> RunNative(const ir::Model& m,
   return out;
 }
 
+int64_t Stat(const PassRun& run, const std::string& key) {
+  auto it = run.stats.find(key);
+  return it == run.stats.end() ? 0 : it->second;
+}
+
 struct Expect {
   int64_t params_before, params_after;
   int64_t groups_pruned;
@@ -71,6 +76,7 @@ std::unique_ptr<ir::Model> CheckFixture(const std::string& name, const std::stri
   auto m = tools::LoadModel(folder + "/model.onnx");
   auto p = m->Clone();
   PassContext ctx;
+  ctx.data_files = {folder + "/in.npz"};  // for drop-blocks (in-sample)
   auto runs = RunPipeline(*p, ParsePipeline(pipeline), ctx, /*verify=*/true);
   const PassRun& run = runs.back();
   EXPECT_TRUE(run.changed);
@@ -95,7 +101,7 @@ std::unique_ptr<ir::Model> CheckFixture(const std::string& name, const std::stri
   EXPECT_LT(nmse, max_nmse) << name;
   EXPECT_EQ(run.stats.at("params-before"), want.params_before) << name;
   EXPECT_EQ(run.stats.at("params-after"), want.params_after) << name;
-  EXPECT_EQ(run.stats.at("groups-pruned"), want.groups_pruned) << name;
+  EXPECT_EQ(Stat(run, "groups-pruned"), want.groups_pruned) << name;
   int64_t file_before = 0, file_after = 0;
   {
     struct stat a, b;
@@ -114,8 +120,8 @@ std::unique_ptr<ir::Model> CheckFixture(const std::string& name, const std::stri
               static_cast<long long>(run.stats.at("params-after")),
               double(run.stats.at("params-after")) / run.stats.at("params-before"), file_before / 1e6,
               file_after / 1e6, static_cast<long long>(run.stats.at("groups-found")),
-              static_cast<long long>(run.stats.at("groups-pruned")),
-              static_cast<long long>(run.stats.count("groups-not-prunable") ? run.stats.at("groups-not-prunable") : 0),
+              static_cast<long long>(Stat(run, "groups-pruned")),
+              static_cast<long long>(Stat(run, "groups-not-prunable")),
               nmse, agree, reasons.c_str());
   if (run_out) *run_out = run;
   return p;
@@ -170,6 +176,24 @@ TEST(PruneStructuredOnnx, BertHeadsAndFfn) {
   // Only heads: the FFN keeps its 1536 neurons.
   PassRun heads_only;
   CheckFixture("bert", "prune-structured{sparsity=0.5,targets=heads}", {14064026, 12291098, 6}, 0.5, &heads_only);
+}
+
+// Depth pruning: the two residual blocks that contribute least (||branch|| / ||skip|| on
+// the fixture input) of resnet18, and the last BERT layer's attention and FFN branches.
+TEST(PruneStructuredOnnx, Resnet18DropTwoBlocks) {
+  if (!PythonProblem().empty()) GTEST_SKIP() << PythonProblem();
+  PassRun run;
+  CheckFixture("resnet18", "prune-structured{sparsity=0,drop-blocks=2}", {11684712, 6891240, 0}, 2.0, &run);
+  EXPECT_EQ(Stat(run, "blocks-found"), 5);  // identity-skip blocks; downsample joins are not
+  EXPECT_EQ(Stat(run, "blocks-removed"), 2);
+}
+
+TEST(PruneStructuredOnnx, BertRemoveLastLayer) {
+  if (!PythonProblem().empty()) GTEST_SKIP() << PythonProblem();
+  PassRun run;
+  CheckFixture("bert", "prune-structured{sparsity=0,remove-blocks=10|11}", {14064026, 12291094, 0}, 0.5, &run);
+  EXPECT_EQ(Stat(run, "blocks-found"), 12);
+  EXPECT_EQ(Stat(run, "blocks-removed"), 2);
 }
 
 // Top-1 of the digits CNN without fine-tuning (the distillation issue adds recovery).

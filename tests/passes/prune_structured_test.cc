@@ -386,3 +386,79 @@ TEST(PruneStructured, RejectsUnknownTargets) {
 
 }  // namespace
 }  // namespace edgepress::passes
+
+namespace edgepress::passes {
+namespace {
+
+// x -> stem -> [y = r + f1(r)] -> [z = y + f2(y)] -> head: two identity residual blocks;
+// f2's last conv is zero, so its branch adds nothing and removing it is exact.
+std::unique_ptr<ir::Model> TwoBlocks() {
+  GraphBuilder b;
+  auto* x = b.Input("x", DType::kFloat32, {1, 3, 6, 6});
+  auto* r = b.Op("Relu", {b.Op("Conv", {x, b.Const("ws", RandomTensor({8, 3, 1, 1}, 1))}, {}, "stem")});
+  auto block = [&](ir::Value* in, const std::string& n, bool dead) {
+    auto* h = b.Op("Relu", {b.Op("Conv", {in, b.Const(n + "_w1", RandomTensor({8, 8, 3, 3}, 2))},
+                                 {Pads1()}, n + "_c1")});
+    ir::Tensor w2 = RandomTensor({8, 8, 3, 3}, 3);
+    if (dead) w2 = Dead(w2, 0, {0, 1, 2, 3, 4, 5, 6, 7});
+    auto* f = b.Op("Conv", {h, b.Const(n + "_w2", w2)}, {Pads1()}, n + "_c2");
+    return b.Op("Add", {in, f}, {}, n + "_add");
+  };
+  auto* z = block(block(r, "b1", false), "b2", true);
+  b.Output(b.Op("Conv", {z, b.Const("wh", RandomTensor({2, 8, 1, 1}, 4))}, {}, "head"));
+  auto m = b.Build();
+  ir::InferShapes(*m);
+  return m;
+}
+
+TEST(PruneStructuredDepth, RemovesResidualBlocksByIndex) {
+  auto m = TwoBlocks();
+  std::map<std::string, ir::Tensor> feeds{{"x", RandomTensor({1, 3, 6, 6}, 9)}};
+  PassRun run;
+  auto p = PruneExact(*m, "prune-structured{sparsity=0,remove-blocks=1}", feeds, &run);
+  EXPECT_EQ(run.stats["blocks-found"], 2);
+  EXPECT_EQ(run.stats["blocks-removed"], 1);
+  EXPECT_EQ(testing::CountOps(*p, "Add"), 1);
+  EXPECT_EQ(testing::CountOps(*p, "Conv"), 4);
+  EXPECT_EQ(p->graph->FindValue("b2_w1"), nullptr);  // the branch's weights are gone
+  EXPECT_EQ(Params(*m) - Params(*p), 2 * 8 * 8 * 9);
+  EXPECT_THROW(Apply(*m, "prune-structured{remove-blocks=2}"), Error);  // only 0 and 1
+  // Chained blocks: block 1's skip is block 0's output, which goes first.
+  std::vector<PassRun> runs;
+  auto both = Apply(*m, "prune-structured{sparsity=0,remove-blocks=0|1}", &runs);
+  EXPECT_EQ(runs[0].stats["blocks-removed"], 2);
+  EXPECT_EQ(testing::CountOps(*both, "Add"), 0);
+  EXPECT_EQ(testing::CountOps(*both, "Conv"), 2);
+}
+
+TEST(PruneStructuredDepth, DropsTheBlockThatContributesLeast) {
+  auto m = TwoBlocks();
+  testing::ScratchDir dir;
+  std::string data = dir.path() + "/calib.npz";
+  formats::SaveNpz({{"x", RandomTensor({4, 3, 6, 6}, 11)}}, data);
+  auto copy = m->Clone();
+  PassContext ctx;
+  ctx.data_files = {data};
+  auto runs = RunPipeline(*copy, ParsePipeline("prune-structured{sparsity=0,drop-blocks=1}"), ctx);
+  EXPECT_TRUE(runs[0].changed);
+  EXPECT_EQ(runs[0].stats["blocks-removed"], 1);
+  std::map<std::string, ir::Tensor> feeds{{"x", RandomTensor({1, 3, 6, 6}, 9)}};
+  EXPECT_LT(MaxRelError(Evaluate(*copy, feeds), Evaluate(*m, feeds)), 1e-5);  // b2 went
+}
+
+TEST(PruneStructuredDepth, DownsampleJoinIsNotABlock) {
+  // Add(conv_a(x), conv_b(x)): neither input is the skip of the other.
+  GraphBuilder b;
+  auto* x = b.Input("x", DType::kFloat32, {1, 4, 4, 4});
+  auto* a = b.Op("Conv", {x, b.Const("wa", RandomTensor({4, 4, 1, 1}, 1))});
+  auto* c = b.Op("Conv", {x, b.Const("wb", RandomTensor({4, 4, 1, 1}, 2))});
+  b.Output(b.Op("Conv", {b.Op("Add", {a, c}), b.Const("wc", RandomTensor({2, 4, 1, 1}, 3))}));
+  auto m = b.Build();
+  std::vector<PassRun> runs;
+  Apply(*m, "prune-structured{sparsity=0}", &runs);
+  EXPECT_FALSE(runs[0].changed);
+  EXPECT_EQ(runs[0].stats["blocks-found"], 0);
+}
+
+}  // namespace
+}  // namespace edgepress::passes
