@@ -178,6 +178,15 @@ TEST(PruneStructuredOnnx, BertHeadsAndFfn) {
   CheckFixture("bert", "prune-structured{sparsity=0.5,targets=heads}", {14064026, 12291098, 6}, 0.5, &heads_only);
 }
 
+// GPT-2 style: one QKV projection split three ways, opset 13 (LayerNorm decomposed).
+TEST(PruneStructuredOnnx, GptFusedQkvHeadsAndFfn) {
+  if (!PythonProblem().empty()) GTEST_SKIP() << PythonProblem();
+  PassRun run;
+  auto p = CheckFixture("gpt", "prune-structured{sparsity=0.5}", {3687978, 2111530, 8}, 0.5, &run);
+  if (!p) return;
+  EXPECT_EQ(p->graph->FindValue("blocks.0.qkv.bias")->initializer()->shape(), (std::vector<int64_t>{384}));
+}
+
 // Depth pruning: the two residual blocks that contribute least (||branch|| / ||skip|| on
 // the fixture input) of resnet18, and the last BERT layer's attention and FFN branches.
 TEST(PruneStructuredOnnx, Resnet18DropTwoBlocks) {

@@ -231,14 +231,30 @@ TEST(PruneStructured, MlpNeurons) {
 // Multi-head attention, 4 heads of 4: heads 1 and 3 are dead (zero Q/K/V columns and
 // biases), so their context is zero and removing them keeps the function. The group holds
 // the Q/K/V columns, the output-projection rows and the head count of both Reshapes.
-std::unique_ptr<ir::Model> Attention(bool dead_heads) {
+// With `fused`, one MatMul computes Q, K and V and a Split cuts them apart (GPT-2's c_attn).
+std::unique_ptr<ir::Model> Attention(bool dead_heads, bool fused = false) {
   std::vector<int64_t> dead = dead_heads ? std::vector<int64_t>{4, 5, 6, 7, 12, 13, 14, 15}
                                          : std::vector<int64_t>{};
   GraphBuilder b;
   auto* x = b.Input("x", DType::kFloat32, {2, 6, 16});
+  std::vector<ir::Value*> qkv;
+  if (fused) {
+    std::vector<int64_t> dead3;
+    for (int64_t part = 0; part < 3; ++part)
+      for (int64_t d : dead) dead3.push_back(part * 16 + d);
+    auto* mm = b.Op("MatMul", {x, b.Const("wqkv", Dead(RandomTensor({16, 48}, 1), 1, dead3))}, {}, "qkv");
+    auto* add = b.Op("Add", {mm, b.Const("bqkv", Dead(RandomTensor({48}, 2), 0, dead3))});
+    qkv = b.OpN("Split", {add, b.Const("sizes", ir::Int64s({16, 16, 16}))}, 3, {Attribute::Int("axis", 2)});
+  }
+  int next = 0;
   auto proj = [&](const std::string& n, uint32_t seed) {
-    auto* mm = b.Op("MatMul", {x, b.Const("w" + n, Dead(RandomTensor({16, 16}, seed), 1, dead))}, {}, n);
-    auto* add = b.Op("Add", {mm, b.Const("b" + n, Dead(RandomTensor({16}, seed + 1), 0, dead))});
+    ir::Value* add;
+    if (fused) {
+      add = qkv[next++];
+    } else {
+      auto* mm = b.Op("MatMul", {x, b.Const("w" + n, Dead(RandomTensor({16, 16}, seed), 1, dead))}, {}, n);
+      add = b.Op("Add", {mm, b.Const("b" + n, Dead(RandomTensor({16}, seed + 1), 0, dead))});
+    }
     return b.Op("Reshape", {add, b.Const("shape_" + n, ir::Int64s({0, 0, 4, 4}))});
   };
   auto* q = b.Op("Transpose", {proj("q", 1)}, {Ints("perm", {0, 2, 1, 3})});
@@ -278,6 +294,18 @@ TEST(PruneStructured, AttentionHeads) {
   EXPECT_EQ(heads, 1);
   // The output projection adds to the graph input x: that group stays whole.
   EXPECT_EQ(ShapeOf(*p, "bo"), (std::vector<int64_t>{16}));
+}
+
+TEST(PruneStructured, FusedQkvSplitIntoHeads) {
+  // The Split cuts the QKV group into Q, K and V; each then becomes heads coupled with the
+  // others by the attention MatMuls, so the same heads go from all three thirds.
+  auto m = Attention(true, /*fused=*/true);
+  std::map<std::string, ir::Tensor> feeds{{"x", RandomTensor({2, 6, 16}, 9)}};
+  auto p = PruneExact(*m, "prune-structured{sparsity=0.5}", feeds);
+  EXPECT_EQ(ShapeOf(*p, "wqkv"), (std::vector<int64_t>{16, 24}));
+  EXPECT_EQ(ShapeOf(*p, "bqkv"), (std::vector<int64_t>{24}));
+  EXPECT_EQ(p->graph->FindValue("sizes")->initializer()->ToInt64(), (std::vector<int64_t>{8, 8, 8}));
+  EXPECT_EQ(ShapeOf(*p, "wo"), (std::vector<int64_t>{8, 16}));
 }
 
 TEST(PruneStructured, HeadsRoundToKeepsWholeHeads) {
