@@ -208,6 +208,8 @@ class PruneStructured : public Pass {
       if (gr.kind == "fixed" || gr.anchors.empty()) continue;
       groups.push_back(GroupJson(dg, r, removed, skipped, used_criterion));
     }
+    if (ctx.log)
+      for (const json& gj : groups) ctx.log("prune-structured: " + GroupLine(gj));
     if (changed) Rewrite(model, dg, removed, inferred);
 
     int64_t params_after = CountParams(g);
@@ -505,6 +507,19 @@ class PruneStructured : public Pass {
     }
     j["members"] = members;
     return j;
+  }
+
+  // One row of the decision table: what shrinks, by how much, and why it is coupled.
+  static std::string GroupLine(const json& g) {
+    std::string line = "group " + std::to_string(g["id"].get<int>()) + " [" +
+                       g["kind"].get<std::string>() + "] " + g["anchors"].dump() + ": " +
+                       std::to_string(g["channels_before"].get<int64_t>()) + " -> " +
+                       std::to_string(g["channels_after"].get<int64_t>()) + " channels, " +
+                       std::to_string(g["members"].size()) + " members";
+    if (!g["coupled_by"].empty()) line += "; coupled by " + g["coupled_by"].dump();
+    if (g.contains("reasons")) line += "; not prunable: " + g["reasons"][0].get<std::string>();
+    if (g.contains("skipped")) line += "; skipped: " + g["skipped"].get<std::string>();
+    return line;
   }
 
   // Replaces input `slot` of `n` by `t`: in place when `n` is the constant's only reader
