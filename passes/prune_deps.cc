@@ -40,7 +40,8 @@ std::vector<const Member*> DependencyGraph::MembersOf(int root) const {
 }
 
 std::vector<int64_t> DependencyGraph::KeptIndices(
-    const DependencyGraph& dg, const Layout& l, const std::map<int, std::vector<int64_t>>& removed) {
+    const DependencyGraph& dg, const Layout& l,
+    const std::map<int, std::vector<int64_t>>& removed) {
   std::vector<int64_t> kept;
   int64_t offset = 0;
   for (const Segment& s : l) {
@@ -141,7 +142,8 @@ bool DependencyGraph::UniteGroups(int a, int b, int64_t elems, const std::string
   ga.prunable = ga.prunable && gb.prunable;
   ga.heads = ga.heads || gb.heads;
   for (auto& r : gb.reasons)
-    if (std::find(ga.reasons.begin(), ga.reasons.end(), r) == ga.reasons.end()) ga.reasons.push_back(r);
+    if (std::find(ga.reasons.begin(), ga.reasons.end(), r) == ga.reasons.end())
+      ga.reasons.push_back(r);
   for (auto& c : gb.coupled_by) ga.coupled_by.push_back(c);
   ga.coupled_by.push_back(why);
   for (ir::Node* n : gb.anchors) ga.anchors.push_back(n);
@@ -212,8 +214,7 @@ class Builder {
       }
     }
     for (auto& [v, vl] : dg_.values_) {
-      if (v->is_graph_output())
-        dg_.Freeze(vl.layout, "reaches graph output '" + v->name() + "'");
+      if (v->is_graph_output()) dg_.Freeze(vl.layout, "reaches graph output '" + v->name() + "'");
       for (const ir::Use& u : v->uses())
         if (u.user->graph() != &g_)
           dg_.Freeze(vl.layout, "read inside the subgraph of " +
@@ -267,7 +268,8 @@ class Builder {
     const ir::Value* v = n->input(slot);
     const ir::Tensor* t = ConstantOf(v);
     std::string fail;
-    if (!t) fail = "input " + std::to_string(slot) + " is not a constant";
+    if (!t)
+      fail = "input " + std::to_string(slot) + " is not a constant";
     else if (axis < 0 || axis >= t->rank() || t->shape()[axis] != LayoutSize(l))
       fail = "constant '" + v->name() + "' does not have the channel count on axis " +
              std::to_string(axis);
@@ -291,9 +293,7 @@ class Builder {
     return true;
   }
 
-  std::string Name(const ir::Node* n) const {
-    return n->op_type() + " '" + n->name + "'";
-  }
+  std::string Name(const ir::Node* n) const { return n->op_type() + " '" + n->name + "'"; }
 
   void Visit(ir::Node* n) {
     const std::string& op = n->op_type();
@@ -304,18 +304,20 @@ class Builder {
     if ((std_op && op == "Gemm") || (ms && op == "FusedGemm")) return VisitGemm(n);
     if (std_op && op == "MatMul") return VisitMatMul(n);
     static const std::set<std::string> kUnary = {
-        "Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Erf", "Gelu",
-        "Elu", "Selu", "Celu", "Softplus", "Softsign", "Neg", "Abs", "Sqrt", "Exp", "Log",
-        "Reciprocal", "Identity", "Cast", "Floor", "Ceil", "Round", "Sin", "Cos", "Mish",
-        "ThresholdedRelu", "Sign", "Not", "Clip", "Dropout"};
+        "Relu",  "LeakyRelu", "Sigmoid", "Tanh",   "HardSigmoid", "HardSwish", "Erf",
+        "Gelu",  "Elu",       "Selu",    "Celu",   "Softplus",    "Softsign",  "Neg",
+        "Abs",   "Sqrt",      "Exp",     "Log",    "Reciprocal",  "Identity",  "Cast",
+        "Floor", "Ceil",      "Round",   "Sin",    "Cos",         "Mish",      "ThresholdedRelu",
+        "Sign",  "Not",       "Clip",    "Dropout"};
     static const std::set<std::string> kMsUnary = {"Gelu", "FastGelu", "QuickGelu"};
     if ((std_op && kUnary.count(op)) || (ms && kMsUnary.count(op))) return VisitUnary(n);
-    static const std::set<std::string> kPool = {"MaxPool", "AveragePool", "GlobalAveragePool",
-                                                "GlobalMaxPool", "LpPool", "GlobalLpPool"};
+    static const std::set<std::string> kPool = {"MaxPool",       "AveragePool", "GlobalAveragePool",
+                                                "GlobalMaxPool", "LpPool",      "GlobalLpPool"};
     if (std_op && kPool.count(op)) return VisitPool(n);
     static const std::set<std::string> kElementwise = {
-        "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Mean", "Sum", "PRelu", "Where",
-        "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Mod"};
+        "Add", "Sub",   "Mul",   "Div",   "Pow",  "Max",     "Min",         "Mean",
+        "Sum", "PRelu", "Where", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual",
+        "And", "Or",    "Xor",   "Mod"};
     if (std_op && kElementwise.count(op)) return VisitElementwise(n);
     if (!std_op) return;
     if (op == "BatchNormalization") return VisitNorm(n, {1, 2, 3, 4}, "BatchNormalization");
@@ -407,7 +409,8 @@ class Builder {
     if (a && a->axis != 1) {
       dg_.Freeze(a->layout, Name(n) + " reads channels on its row axis");
     } else if (a) {
-      AddParam(n, 1, trans_b ? 1 : 0, a->layout, "input features of " + Name(n), Member::Role::kWeight);
+      AddParam(n, 1, trans_b ? 1 : 0, a->layout, "input features of " + Name(n),
+               Member::Role::kWeight);
     }
     int64_t units = trans_b ? b->shape()[0] : b->shape()[1];
     int grp = dg_.NewGroup("linear", units, n);
@@ -686,8 +689,10 @@ class Builder {
     auto entry_ok = [&](int64_t e) { return e > 0 || e == -1 || (e == 0 && zero_ok); };
     if (const ir::Tensor* t = ConstantOf(n->input(1))) {
       std::vector<int64_t> s = t->ToInt64();
-      if (b >= static_cast<int>(s.size()) || !entry_ok(s[b])) return fail("shape entry copies a dim");
-      if (s[b] > 0) AddShapeMember(Member::Kind::kShapeEntry, n, 1, b, l, "head count in " + Name(n));
+      if (b >= static_cast<int>(s.size()) || !entry_ok(s[b]))
+        return fail("shape entry copies a dim");
+      if (s[b] > 0)
+        AddShapeMember(Member::Kind::kShapeEntry, n, 1, b, l, "head count in " + Name(n));
       return true;
     }
     // Exporters build the shape at run time: Concat(Unsqueeze(Gather(Shape(x))), ..., [12], [64]).
@@ -696,7 +701,8 @@ class Builder {
     int64_t pos = 0;
     for (size_t i = 0; i < cat->num_inputs(); ++i) {
       auto s = ShapeOf(cat->input(i));
-      if (!s || s->size() != 1 || !(*s)[0].known()) return fail("the target shape is not followable");
+      if (!s || s->size() != 1 || !(*s)[0].known())
+        return fail("the target shape is not followable");
       int64_t len = (*s)[0].value;
       if (b < pos + len) {
         if (const ir::Tensor* t = ConstantOf(cat->input(i))) {
@@ -753,7 +759,8 @@ class Builder {
     }
     if (first < 0) return;
     if (n->num_outputs() != 1) return FreezeInputs(n, "several outputs");
-    std::string why = (n->op_type() == "Add" || n->op_type() == "Sub" ? "residual " : "elementwise ") + Name(n);
+    std::string why =
+        (n->op_type() == "Add" || n->op_type() == "Sub" ? "residual " : "elementwise ") + Name(n);
     for (size_t i = 0; i < n->num_inputs(); ++i) {
       if (static_cast<int>(i) == first || !Get(n->input(i))) continue;
       Layout l = LayoutOf(n->input(first));
@@ -901,10 +908,10 @@ class Builder {
     bool ok = !out->is_graph_output() && r >= 0;
     for (const ir::Use& u : out->uses()) {
       const ir::Node* user = u.user;
-      const ir::Tensor* idx = user->op_type() == "Gather" && u.index == 0 &&
-                                      user->attr_int("axis", 0) == 0
-                                  ? ConstantOf(user->input(1))
-                                  : nullptr;
+      const ir::Tensor* idx =
+          user->op_type() == "Gather" && u.index == 0 && user->attr_int("axis", 0) == 0
+              ? ConstantOf(user->input(1))
+              : nullptr;
       if (!idx) {
         ok = false;
         break;
@@ -941,8 +948,10 @@ class Builder {
     std::vector<int64_t> axes;
     if (n->input(3)) {
       const ir::Tensor* t = ConstantOf(n->input(3));
-      if (t) axes = t->ToInt64();
-      else starts = nullptr;
+      if (t)
+        axes = t->ToInt64();
+      else
+        starts = nullptr;
     } else if (starts) {
       for (uint64_t i = 0; i < starts->numel(); ++i) axes.push_back(static_cast<int64_t>(i));
     }
@@ -1048,7 +1057,8 @@ std::vector<ResidualBlock> FindResidualBlocks(ir::Graph& g) {
     for (int s = 0; s < 2; ++s) {
       ir::Value* skip = add->input(s);
       ir::Value* branch = add->input(1 - s);
-      if (!skip || !branch || !branch->producer() || ConstantOf(skip) || ConstantOf(branch)) continue;
+      if (!skip || !branch || !branch->producer() || ConstantOf(skip) || ConstantOf(branch))
+        continue;
       if (!SameShape(skip, add->output(0)) || add->output(0)->is_graph_output()) continue;
       // The branch: descendants of `skip` that are ancestors of `branch`.
       std::set<const ir::Node*> down = Descendants(skip);

@@ -27,9 +27,9 @@
 namespace edgepress::passes::prune {
 
 struct Segment {
-  int group = -1;      // resolve with DependencyGraph::Root
-  int64_t units = 0;   // pruning units of the group in this segment
-  int64_t block = 1;   // contiguous elements (or conv groups, shape entries) per unit
+  int group = -1;     // resolve with DependencyGraph::Root
+  int64_t units = 0;  // pruning units of the group in this segment
+  int64_t block = 1;  // contiguous elements (or conv groups, shape entries) per unit
 };
 using Layout = std::vector<Segment>;
 int64_t LayoutSize(const Layout& l);
@@ -57,10 +57,10 @@ struct Member {
 };
 
 struct Group {
-  std::string kind;     // "conv", "linear", "ffn", "heads" (final after Build)
+  std::string kind;  // "conv", "linear", "ffn", "heads" (final after Build)
   int64_t units = 0;
   bool prunable = true;
-  bool heads = false;   // coarsened by an attention-head Reshape
+  bool heads = false;                   // coarsened by an attention-head Reshape
   std::vector<std::string> reasons;     // why not prunable
   std::vector<std::string> coupled_by;  // unions and coarsenings, in the order found
   std::vector<ir::Node*> anchors;       // the Conv/Gemm/MatMul nodes that produce it
@@ -102,7 +102,8 @@ class DependencyGraph {
   bool Coarsen(int g, int64_t factor, const std::string& why);
   // Splits group g after `units_first` units; returns the two new group ids.
   std::pair<int, int> SplitGroup(int g, int64_t units_first);
-  template <typename F> void ForEachLayout(F&& f);
+  template <typename F>
+  void ForEachLayout(F&& f);
 
   std::vector<Group> groups_;
   std::vector<int> parent_;

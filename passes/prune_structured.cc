@@ -19,10 +19,9 @@
 // caller measures), as with any pruning without fine-tuning.
 #include <algorithm>
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <set>
-
-#include <nlohmann/json.hpp>
 
 #include "calibrate/dataset.h"
 #include "ir/error.h"
@@ -123,10 +122,16 @@ struct Config {
 class PruneStructured : public Pass {
  public:
   explicit PruneStructured(const PassOptions& o)
-      : cfg_{o.GetFloat("sparsity"), o.GetString("criterion"), o.GetString("scope"),
-             o.GetInt("round-to"), o.GetInt("samples"), o.GetStringList("targets"),
-             o.GetStringList("include"), o.GetStringList("exclude"),
-             o.GetStringList("remove-blocks"), o.GetInt("drop-blocks")} {
+      : cfg_{o.GetFloat("sparsity"),
+             o.GetString("criterion"),
+             o.GetString("scope"),
+             o.GetInt("round-to"),
+             o.GetInt("samples"),
+             o.GetStringList("targets"),
+             o.GetStringList("include"),
+             o.GetStringList("exclude"),
+             o.GetStringList("remove-blocks"),
+             o.GetInt("drop-blocks")} {
     for (const std::string& t : cfg_.targets)
       if (t != "conv" && t != "linear" && t != "heads" && t != "ffn")
         ThrowInvalid("pass 'prune-structured': unknown target '" + t +
@@ -224,7 +229,8 @@ class PruneStructured : public Pass {
                 {"groups", groups},
                 {"blocks", blocks_json_}};
     if (ctx.log)
-      ctx.log("prune-structured: " + std::to_string(stats().count("groups-pruned") ? stats().at("groups-pruned") : 0) +
+      ctx.log("prune-structured: " +
+              std::to_string(stats().count("groups-pruned") ? stats().at("groups-pruned") : 0) +
               " groups pruned, params " + std::to_string(params_before) + " -> " +
               std::to_string(params_after));
     return changed;
@@ -241,8 +247,9 @@ class PruneStructured : public Pass {
       char* end = nullptr;
       long long i = std::strtoll(s.c_str(), &end, 10);
       if (s.empty() || *end || i < 0 || i >= static_cast<long long>(blocks.size()))
-        ThrowInvalid("pass 'prune-structured': remove-blocks entry '" + s + "' is not a block index (the model has " +
-                     std::to_string(blocks.size()) + " residual blocks, 0-based)");
+        ThrowInvalid("pass 'prune-structured': remove-blocks entry '" + s +
+                     "' is not a block index (the model has " + std::to_string(blocks.size()) +
+                     " residual blocks, 0-based)");
       chosen.insert(static_cast<size_t>(i));
     }
     std::vector<double> ratio(blocks.size(), -1.0);
@@ -269,7 +276,8 @@ class PruneStructured : public Pass {
         ratio[i] = std::sqrt(sq[blocks[i].branch->name()] / (sq[blocks[i].skip->name()] + 1e-30));
         order.push_back(i);
       }
-      std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return ratio[a] < ratio[b]; });
+      std::stable_sort(order.begin(), order.end(),
+                       [&](size_t a, size_t b) { return ratio[a] < ratio[b]; });
       for (size_t i = 0; i < order.size() && static_cast<int64_t>(i) < cfg_.drop_blocks; ++i)
         chosen.insert(order[i]);
     }
@@ -278,8 +286,11 @@ class PruneStructured : public Pass {
     int64_t removed = 0;
     for (size_t i = 0; i < blocks.size(); ++i) {
       const prune::ResidualBlock& b = blocks[i];
-      json j = {{"index", i}, {"add", b.add->name}, {"skip", b.skip->name()},
-                {"nodes", b.nodes.size()}, {"params", b.params}};
+      json j = {{"index", i},
+                {"add", b.add->name},
+                {"skip", b.skip->name()},
+                {"nodes", b.nodes.size()},
+                {"params", b.params}};
       if (ratio[i] >= 0) j["branch_to_skip_norm"] = ratio[i];
       bool remove = chosen.count(i) && !gone.count(b.add);
       j["removed"] = remove;
@@ -367,7 +378,9 @@ class PruneStructured : public Pass {
       if (v->graph() != model.graph.get() || !v->producer()) continue;
       bool any = false;
       for (const prune::Segment& s : vl.layout) any = any || wanted.count(dg.Root(s.group));
-      if (any) watch[v->name()] = Watch{vl.axis, vl.layout, std::vector<double>(prune::LayoutSize(vl.layout), 0.0)};
+      if (any)
+        watch[v->name()] =
+            Watch{vl.axis, vl.layout, std::vector<double>(prune::LayoutSize(vl.layout), 0.0)};
     }
     calibrate::DataSet data = calibrate::DataSet::Open(ctx.data_files, *model.graph);
     int64_t samples = std::min<int64_t>(cfg_.samples, data.size());
@@ -391,7 +404,8 @@ class PruneStructured : public Pass {
       }
     };
     auto session = runtime::Session::Create(std::shared_ptr<const ir::Model>(model.Clone()), so);
-    if (ctx.log) ctx.log("prune-structured: activation statistics on " + std::to_string(samples) + " samples");
+    if (ctx.log)
+      ctx.log("prune-structured: activation statistics on " + std::to_string(samples) + " samples");
     for (int64_t i = 0; i < samples; ++i) session->Run(data.Batch(i, 1));
     std::map<int, std::vector<double>> scores;
     for (int r : roots) scores[r].assign(dg.group(r).units, 0.0);
@@ -436,7 +450,8 @@ class PruneStructured : public Pass {
       int64_t total = 0;
       for (int r : roots) {
         const auto& s = scores[r];
-        double mean = std::accumulate(s.begin(), s.end(), 0.0) / std::max<size_t>(s.size(), 1) + 1e-30;
+        double mean =
+            std::accumulate(s.begin(), s.end(), 0.0) / std::max<size_t>(s.size(), 1) + 1e-30;
         for (double v : s) items.push_back({v / mean, r});
         total += dg.group(r).units * UnitChannels(dg, r);
       }
@@ -460,7 +475,8 @@ class PruneStructured : public Pass {
       const auto& s = scores[r];
       std::vector<int64_t> order(units);
       std::iota(order.begin(), order.end(), 0);
-      std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return s[a] < s[b]; });
+      std::stable_sort(order.begin(), order.end(),
+                       [&](int64_t a, int64_t b) { return s[a] < s[b]; });
       std::vector<int64_t> gone(order.begin(), order.begin() + (units - keep));
       std::sort(gone.begin(), gone.end());
       removed[r] = gone;
@@ -561,8 +577,7 @@ class PruneStructured : public Pass {
     for (const std::string& n : names) DropDead(g, n);
   }
 
-  void Rewrite(ir::Model& model, const DependencyGraph& dg, const Removed& removed,
-               bool inferred) {
+  void Rewrite(ir::Model& model, const DependencyGraph& dg, const Removed& removed, bool inferred) {
     ir::Graph& g = *model.graph;
     std::map<std::pair<ir::Node*, int>, std::map<int, std::vector<int64_t>>> slices;
     std::map<std::pair<ir::Node*, int>, std::map<int64_t, int64_t>> entries;
@@ -582,8 +597,9 @@ class PruneStructured : public Pass {
           break;
         case Member::Kind::kShapePiece: {
           ir::Value* old = m.node->input(m.slot);
-          ir::Value* nv = AddConstant(g, old->name() + "_pruned",
-                                      ir::Tensor::FromVector(ir::DType::kInt64, {1}, std::vector<int64_t>{after}));
+          ir::Value* nv = AddConstant(
+              g, old->name() + "_pruned",
+              ir::Tensor::FromVector(ir::DType::kInt64, {1}, std::vector<int64_t>{after}));
           m.node->set_input(m.slot, nv);
           orphans.push_back(old);
           break;
@@ -600,8 +616,10 @@ class PruneStructured : public Pass {
       for (auto& [i, x] : values) v[i] = x;
       ir::Tensor nt(t->dtype(), t->shape());
       for (size_t i = 0; i < v.size(); ++i) {
-        if (t->dtype() == ir::DType::kInt32) nt.mutable_data<int32_t>()[i] = static_cast<int32_t>(v[i]);
-        else nt.mutable_data<int64_t>()[i] = v[i];
+        if (t->dtype() == ir::DType::kInt32)
+          nt.mutable_data<int32_t>()[i] = static_cast<int32_t>(v[i]);
+        else
+          nt.mutable_data<int64_t>()[i] = v[i];
       }
       ReplaceConstant(g, key.first, key.second, std::move(nt), &orphans);
     }
@@ -615,8 +633,9 @@ class PruneStructured : public Pass {
       try {
         ir::InferShapes(model);
       } catch (const Error& e) {
-        throw Error(ErrorCode::kInternal,
-                    std::string("prune-structured: the pruned graph fails shape inference: ") + e.what());
+        throw Error(
+            ErrorCode::kInternal,
+            std::string("prune-structured: the pruned graph fails shape inference: ") + e.what());
       }
     }
   }
@@ -648,22 +667,33 @@ const PassEntry& PruneStructuredPass() {
        "Remove whole channels, neurons and attention heads with dependency propagation "
        "(a smaller dense model)",
        {
-           Opt("sparsity", T::kFloat, "0.25", "fraction of units removed per group (or overall with scope=global)", {}, 0, 1),
-           Opt("criterion", T::kEnum, "l1", "importance: weight L1/L2 norm, |BatchNorm gamma|, "
-               "mean |activation| on calibration data", {"l1", "l2", "bn-gamma", "activation"}),
-           Opt("scope", T::kEnum, "local", "local: sparsity per group; global: one ranking across groups",
-               {"local", "global"}),
-           Opt("round-to", T::kInt, "1", "kept channels rounded up to a multiple of this (8 or 16 suit SIMD kernels)", {}, 1, 1024),
+           Opt("sparsity", T::kFloat, "0.25",
+               "fraction of units removed per group (or overall with scope=global)", {}, 0, 1),
+           Opt("criterion", T::kEnum, "l1",
+               "importance: weight L1/L2 norm, |BatchNorm gamma|, "
+               "mean |activation| on calibration data",
+               {"l1", "l2", "bn-gamma", "activation"}),
+           Opt("scope", T::kEnum, "local",
+               "local: sparsity per group; global: one ranking across groups", {"local", "global"}),
+           Opt("round-to", T::kInt, "1",
+               "kept channels rounded up to a multiple of this (8 or 16 suit SIMD kernels)", {}, 1,
+               1024),
            Opt("targets", T::kStringList, "conv,linear,heads,ffn", "group kinds to prune"),
-           Opt("include", T::kStringList, "", "only groups whose producing node name matches a glob"),
-           Opt("exclude", T::kStringList, "", "skip groups whose producing node name matches a glob"),
-           Opt("samples", T::kInt, "32", "calibration samples for criterion=activation and drop-blocks", {}, 1, 1e9),
-           Opt("remove-blocks", T::kStringList, "", "residual blocks removed by index (see Details: blocks)"),
-           Opt("drop-blocks", T::kInt, "0", "remove this many residual blocks with the smallest "
-               "||branch||/||skip|| on calibration data", {}, 0, 1e6),
+           Opt("include", T::kStringList, "",
+               "only groups whose producing node name matches a glob"),
+           Opt("exclude", T::kStringList, "",
+               "skip groups whose producing node name matches a glob"),
+           Opt("samples", T::kInt, "32",
+               "calibration samples for criterion=activation and drop-blocks", {}, 1, 1e9),
+           Opt("remove-blocks", T::kStringList, "",
+               "residual blocks removed by index (see Details: blocks)"),
+           Opt("drop-blocks", T::kInt, "0",
+               "remove this many residual blocks with the smallest "
+               "||branch||/||skip|| on calibration data",
+               {}, 0, 1e6),
        },
-       {"groups-found", "groups-pruned", "groups-not-prunable", "channels-removed",
-        "blocks-found", "blocks-removed", "params-before", "params-after"}},
+       {"groups-found", "groups-pruned", "groups-not-prunable", "channels-removed", "blocks-found",
+        "blocks-removed", "params-before", "params-after"}},
       [](const PassOptions& o) -> std::unique_ptr<Pass> {
         return std::make_unique<PruneStructured>(o);
       }};

@@ -7,7 +7,6 @@
 // (examples/digits) gives top-1 without fine-tuning at 25% and 50% of the channels.
 // Skips without the project venv.
 #include <gtest/gtest.h>
-
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,7 +29,8 @@ const std::string kScript = EDGEPRESS_SOURCE_DIR "/tests/fixtures/ort_run.py";
 std::string PythonProblem() {
   static const std::string problem = [] {
     if (access(kPython.c_str(), X_OK) != 0) return "no project venv at " + kPython;
-    auto r = test_util::RunCommand(test_util::ShellQuote(kPython) + " -c 'import numpy, onnxruntime'");
+    auto r =
+        test_util::RunCommand(test_util::ShellQuote(kPython) + " -c 'import numpy, onnxruntime'");
     return r.rc == 0 ? std::string() : "the venv lacks numpy/onnxruntime: " + r.output;
   }();
   return problem;
@@ -38,8 +38,9 @@ std::string PythonProblem() {
 
 std::map<std::string, ir::Tensor> RunOrt(const std::string& model, const std::string& in,
                                          const std::string& out) {
-  auto r = test_util::RunCommand(test_util::ShellQuote(kPython) + " " + test_util::ShellQuote(kScript) +
-                                 " " + model + " " + in + " " + out);
+  auto r =
+      test_util::RunCommand(test_util::ShellQuote(kPython) + " " + test_util::ShellQuote(kScript) +
+                            " " + model + " " + in + " " + out);
   EXPECT_EQ(r.rc, 0) << r.output;
   std::map<std::string, ir::Tensor> result;
   if (r.rc != 0) return result;
@@ -67,7 +68,8 @@ struct Expect {
 
 // Prunes fixture `name`, runs it in onnxruntime and natively; returns the pruned model.
 std::unique_ptr<ir::Model> CheckFixture(const std::string& name, const std::string& pipeline,
-                                        const Expect& want, double max_nmse, PassRun* run_out = nullptr) {
+                                        const Expect& want, double max_nmse,
+                                        PassRun* run_out = nullptr) {
   std::string skip;
   EXPECT_EQ(test_util::EnsureModelFixture(name, &skip), "");
   if (!skip.empty() || !PythonProblem().empty()) return nullptr;
@@ -112,17 +114,18 @@ std::unique_ptr<ir::Model> CheckFixture(const std::string& name, const std::stri
   std::string reasons;
   const nlohmann::json details = nlohmann::json::parse(run.details);
   for (const auto& g : details["groups"])
-    if (!g["prunable"].get<bool>()) reasons += "\n    " + g["anchors"].dump() + ": " + g["reasons"][0].get<std::string>();
-  std::printf("[ info ] %s %s: params %lld -> %lld (%.3f), file %.2f MB -> %.2f MB, groups found %lld, "
-              "pruned %lld, not prunable %lld; NMSE vs dense %.3g; native vs onnxruntime %.2e; "
-              "not prunable:%s\n",
-              name.c_str(), pipeline.c_str(), static_cast<long long>(run.stats.at("params-before")),
-              static_cast<long long>(run.stats.at("params-after")),
-              double(run.stats.at("params-after")) / run.stats.at("params-before"), file_before / 1e6,
-              file_after / 1e6, static_cast<long long>(run.stats.at("groups-found")),
-              static_cast<long long>(Stat(run, "groups-pruned")),
-              static_cast<long long>(Stat(run, "groups-not-prunable")),
-              nmse, agree, reasons.c_str());
+    if (!g["prunable"].get<bool>())
+      reasons += "\n    " + g["anchors"].dump() + ": " + g["reasons"][0].get<std::string>();
+  std::printf(
+      "[ info ] %s %s: params %lld -> %lld (%.3f), file %.2f MB -> %.2f MB, groups found %lld, "
+      "pruned %lld, not prunable %lld; NMSE vs dense %.3g; native vs onnxruntime %.2e; "
+      "not prunable:%s\n",
+      name.c_str(), pipeline.c_str(), static_cast<long long>(run.stats.at("params-before")),
+      static_cast<long long>(run.stats.at("params-after")),
+      double(run.stats.at("params-after")) / run.stats.at("params-before"), file_before / 1e6,
+      file_after / 1e6, static_cast<long long>(run.stats.at("groups-found")),
+      static_cast<long long>(Stat(run, "groups-pruned")),
+      static_cast<long long>(Stat(run, "groups-not-prunable")), nmse, agree, reasons.c_str());
   if (run_out) *run_out = run;
   return p;
 }
@@ -144,12 +147,14 @@ TEST(PruneStructuredOnnx, MobilenetV3SmallHalfTheChannels) {
   if (!PythonProblem().empty()) GTEST_SKIP() << PythonProblem();
   // The exporter merged identical SE biases behind Identity nodes; remove-identity (part of
   // the default cleanup) makes them plain constants the rules can slice.
-  CheckFixture("mobilenet_v3_small", "remove-identity,prune-structured{sparsity=0.5}", {2535632, 908196, 27}, 2.0);
+  CheckFixture("mobilenet_v3_small", "remove-identity,prune-structured{sparsity=0.5}",
+               {2535632, 908196, 27}, 2.0);
 }
 
 TEST(PruneStructuredOnnx, MobilenetV2RoundedTo8) {
   if (!PythonProblem().empty()) GTEST_SKIP() << PythonProblem();
-  auto p = CheckFixture("mobilenet_v2", "prune-structured{sparsity=0.3,round-to=8}", {3487886, 2022358, 23}, 2.0);
+  auto p = CheckFixture("mobilenet_v2", "prune-structured{sparsity=0.3,round-to=8}",
+                        {3487886, 2022358, 23}, 2.0);
   if (!p) return;
   for (ir::Node* n : p->graph->nodes())
     if (n->op_type() == "Conv" && n->name != "/features/features.0/features.0.0/Conv") {
@@ -161,7 +166,8 @@ TEST(PruneStructuredOnnx, MobilenetV2RoundedTo8) {
 TEST(PruneStructuredOnnx, BertHeadsAndFfn) {
   if (!PythonProblem().empty()) GTEST_SKIP() << PythonProblem();
   PassRun run;
-  auto p = CheckFixture("bert", "prune-structured{sparsity=0.5}", {14064026, 8747546, 12}, 0.5, &run);
+  auto p =
+      CheckFixture("bert", "prune-structured{sparsity=0.5}", {14064026, 8747546, 12}, 0.5, &run);
   if (!p) return;
   int heads = 0, ffn = 0;
   const nlohmann::json details = nlohmann::json::parse(run.details);
@@ -175,7 +181,8 @@ TEST(PruneStructuredOnnx, BertHeadsAndFfn) {
   EXPECT_EQ(ffn, 6);
   // Only heads: the FFN keeps its 1536 neurons.
   PassRun heads_only;
-  CheckFixture("bert", "prune-structured{sparsity=0.5,targets=heads}", {14064026, 12291098, 6}, 0.5, &heads_only);
+  CheckFixture("bert", "prune-structured{sparsity=0.5,targets=heads}", {14064026, 12291098, 6}, 0.5,
+               &heads_only);
 }
 
 // GPT-2 style: one QKV projection split three ways, opset 13 (LayerNorm decomposed).
@@ -184,7 +191,8 @@ TEST(PruneStructuredOnnx, GptFusedQkvHeadsAndFfn) {
   PassRun run;
   auto p = CheckFixture("gpt", "prune-structured{sparsity=0.5}", {3687978, 2111530, 8}, 0.5, &run);
   if (!p) return;
-  EXPECT_EQ(p->graph->FindValue("blocks.0.qkv.bias")->initializer()->shape(), (std::vector<int64_t>{384}));
+  EXPECT_EQ(p->graph->FindValue("blocks.0.qkv.bias")->initializer()->shape(),
+            (std::vector<int64_t>{384}));
 }
 
 // Depth pruning: the two residual blocks that contribute least (||branch|| / ||skip|| on
@@ -192,7 +200,8 @@ TEST(PruneStructuredOnnx, GptFusedQkvHeadsAndFfn) {
 TEST(PruneStructuredOnnx, Resnet18DropTwoBlocks) {
   if (!PythonProblem().empty()) GTEST_SKIP() << PythonProblem();
   PassRun run;
-  CheckFixture("resnet18", "prune-structured{sparsity=0,drop-blocks=2}", {11684712, 6891240, 0}, 2.0, &run);
+  CheckFixture("resnet18", "prune-structured{sparsity=0,drop-blocks=2}", {11684712, 6891240, 0},
+               2.0, &run);
   EXPECT_EQ(Stat(run, "blocks-found"), 5);  // identity-skip blocks; downsample joins are not
   EXPECT_EQ(Stat(run, "blocks-removed"), 2);
 }
@@ -200,7 +209,8 @@ TEST(PruneStructuredOnnx, Resnet18DropTwoBlocks) {
 TEST(PruneStructuredOnnx, BertRemoveLastLayer) {
   if (!PythonProblem().empty()) GTEST_SKIP() << PythonProblem();
   PassRun run;
-  CheckFixture("bert", "prune-structured{sparsity=0,remove-blocks=10|11}", {14064026, 12291094, 0}, 0.5, &run);
+  CheckFixture("bert", "prune-structured{sparsity=0,remove-blocks=10|11}", {14064026, 12291094, 0},
+               0.5, &run);
   EXPECT_EQ(Stat(run, "blocks-found"), 12);
   EXPECT_EQ(Stat(run, "blocks-removed"), 2);
 }
@@ -237,11 +247,14 @@ TEST(PruneStructuredOnnx, DigitsCnnTop1) {
       auto p = m->Clone();
       PassContext ctx;
       ctx.data_files = {ex + "/calib.npz"};
-      auto runs = RunPipeline(*p, ParsePipeline("prune-structured{sparsity=" + std::to_string(s) +
-                                                ",criterion=" + crit + "}"), ctx);
+      auto runs = RunPipeline(*p,
+                              ParsePipeline("prune-structured{sparsity=" + std::to_string(s) +
+                                            ",criterion=" + crit + "}"),
+                              ctx);
       double acc = top1(*p);
       std::printf("[ info ] digits CNN %s %.0f%% channels: top-1 %.4f, params %lld -> %lld\n",
-                  crit.c_str(), s * 100, acc, static_cast<long long>(runs[0].stats["params-before"]),
+                  crit.c_str(), s * 100, acc,
+                  static_cast<long long>(runs[0].stats["params-before"]),
                   static_cast<long long>(runs[0].stats["params-after"]));
       // Without fine-tuning a 16/32-channel CNN loses much; the floor says "still a
       // classifier", far above chance (10%) at 25%.

@@ -51,7 +51,9 @@ std::vector<int64_t> ShapeOf(const ir::Model& m, const std::string& name) {
   return v && v->initializer() ? v->initializer()->shape() : std::vector<int64_t>{};
 }
 
-Attribute Ints(const std::string& n, std::vector<int64_t> v) { return Attribute::Ints(n, std::move(v)); }
+Attribute Ints(const std::string& n, std::vector<int64_t> v) {
+  return Attribute::Ints(n, std::move(v));
+}
 Attribute Pads1() { return Attribute::Ints("pads", {1, 1, 1, 1}); }
 
 // Prunes, checks the verifier (Apply), the changed flag and that the function is kept.
@@ -72,13 +74,16 @@ std::unique_ptr<ir::Model> ConvBnChain() {
   std::vector<int64_t> dead = {1, 4, 6, 9, 11, 12, 14, 15};
   GraphBuilder b;
   auto* x = b.Input("x", DType::kFloat32, {1, 3, 8, 8});
-  auto* c1 = b.Op("Conv", {x, b.Const("w1", RandomTensor({16, 3, 3, 3}, 1)),
-                           b.Const("b1", RandomTensor({16}, 2))}, {Pads1()}, "conv1");
-  auto* bn = b.Op("BatchNormalization",
-                  {c1, b.Const("gamma", Dead(RandomTensor({16}, 3, 0.5f, 1.5f), 0, dead)),
-                   b.Const("beta", Dead(RandomTensor({16}, 4), 0, dead)),
-                   b.Const("mean", RandomTensor({16}, 5)),
-                   b.Const("var", RandomTensor({16}, 6, 0.5f, 1.5f))}, {}, "bn1");
+  auto* c1 =
+      b.Op("Conv",
+           {x, b.Const("w1", RandomTensor({16, 3, 3, 3}, 1)), b.Const("b1", RandomTensor({16}, 2))},
+           {Pads1()}, "conv1");
+  auto* bn = b.Op(
+      "BatchNormalization",
+      {c1, b.Const("gamma", Dead(RandomTensor({16}, 3, 0.5f, 1.5f), 0, dead)),
+       b.Const("beta", Dead(RandomTensor({16}, 4), 0, dead)),
+       b.Const("mean", RandomTensor({16}, 5)), b.Const("var", RandomTensor({16}, 6, 0.5f, 1.5f))},
+      {}, "bn1");
   auto* r = b.Op("Relu", {bn});
   b.Output(b.Op("Conv", {r, b.Const("w2", RandomTensor({8, 16, 3, 3}, 7))}, {Pads1()}, "conv2"));
   return b.Build();
@@ -128,11 +133,14 @@ TEST(PruneStructured, ResidualAddSharesOneChannelSet) {
   std::vector<int64_t> dead = {0, 3, 5, 6, 8, 10, 13, 14};
   GraphBuilder b;
   auto* x = b.Input("x", DType::kFloat32, {1, 4, 6, 6});
-  auto* a = b.Op("Relu", {b.Op("Conv", {x, b.Const("wa", Dead(RandomTensor({16, 4, 3, 3}, 1), 0, dead)),
-                                        b.Const("ba", Dead(RandomTensor({16}, 2), 0, dead))},
+  auto* a = b.Op("Relu", {b.Op("Conv",
+                               {x, b.Const("wa", Dead(RandomTensor({16, 4, 3, 3}, 1), 0, dead)),
+                                b.Const("ba", Dead(RandomTensor({16}, 2), 0, dead))},
                                {Pads1()}, "convA")});
-  auto* c = b.Op("Conv", {a, b.Const("wb", Dead(RandomTensor({16, 16, 3, 3}, 3), 0, dead)),
-                          b.Const("bb", Dead(RandomTensor({16}, 4), 0, dead))}, {Pads1()}, "convB");
+  auto* c = b.Op("Conv",
+                 {a, b.Const("wb", Dead(RandomTensor({16, 16, 3, 3}, 3), 0, dead)),
+                  b.Const("bb", Dead(RandomTensor({16}, 4), 0, dead))},
+                 {Pads1()}, "convB");
   auto* s = b.Op("Relu", {b.Op("Add", {a, c}, {}, "add")});
   b.Output(b.Op("Conv", {s, b.Const("wc", RandomTensor({4, 16, 1, 1}, 5))}, {}, "convC"));
   auto m = b.Build();
@@ -160,10 +168,14 @@ TEST(PruneStructured, ResidualAddSharesOneChannelSet) {
 TEST(PruneStructured, ConcatKeepsOffsets) {
   GraphBuilder b;
   auto* x = b.Input("x", DType::kFloat32, {1, 3, 5, 5});
-  auto* c1 = b.Op("Conv", {x, b.Const("w1", Dead(RandomTensor({8, 3, 1, 1}, 1), 0, {0, 2, 5, 7})),
-                           b.Const("b1", Dead(RandomTensor({8}, 2), 0, {0, 2, 5, 7}))}, {}, "c1");
-  auto* c2 = b.Op("Conv", {x, b.Const("w2", Dead(RandomTensor({4, 3, 1, 1}, 3), 0, {1, 2})),
-                           b.Const("b2", Dead(RandomTensor({4}, 4), 0, {1, 2}))}, {}, "c2");
+  auto* c1 = b.Op("Conv",
+                  {x, b.Const("w1", Dead(RandomTensor({8, 3, 1, 1}, 1), 0, {0, 2, 5, 7})),
+                   b.Const("b1", Dead(RandomTensor({8}, 2), 0, {0, 2, 5, 7}))},
+                  {}, "c1");
+  auto* c2 = b.Op("Conv",
+                  {x, b.Const("w2", Dead(RandomTensor({4, 3, 1, 1}, 3), 0, {1, 2})),
+                   b.Const("b2", Dead(RandomTensor({4}, 4), 0, {1, 2}))},
+                  {}, "c2");
   auto* cat = b.Op("Relu", {b.Op("Concat", {c1, c2}, {Attribute::Int("axis", 1)})});
   b.Output(b.Op("Conv", {cat, b.Const("w3", RandomTensor({5, 12, 1, 1}, 5))}, {}, "c3"));
   auto m = b.Build();
@@ -183,12 +195,16 @@ TEST(PruneStructured, DepthwiseAndGroupedConvs) {
                                          : std::vector<int64_t>{2, 3, 6, 7};  // conv groups 1, 3
     GraphBuilder b;
     auto* x = b.Input("x", DType::kFloat32, {1, 3, 6, 6});
-    auto* c1 = b.Op("Relu", {b.Op("Conv", {x, b.Const("w1", Dead(RandomTensor({8, 3, 1, 1}, 1), 0, dead)),
-                                           b.Const("b1", Dead(RandomTensor({8}, 2), 0, dead))}, {}, "c1")});
-    auto* dw = b.Op("Conv", {c1, b.Const("wd", Dead(RandomTensor({8, per, 3, 3}, 3), 0, dead)),
-                             b.Const("bd", Dead(RandomTensor({8}, 4), 0, dead))},
+    auto* c1 = b.Op("Relu", {b.Op("Conv",
+                                  {x, b.Const("w1", Dead(RandomTensor({8, 3, 1, 1}, 1), 0, dead)),
+                                   b.Const("b1", Dead(RandomTensor({8}, 2), 0, dead))},
+                                  {}, "c1")});
+    auto* dw = b.Op("Conv",
+                    {c1, b.Const("wd", Dead(RandomTensor({8, per, 3, 3}, 3), 0, dead)),
+                     b.Const("bd", Dead(RandomTensor({8}, 4), 0, dead))},
                     {Pads1(), Attribute::Int("group", groups)}, "dw");
-    b.Output(b.Op("Conv", {b.Op("Relu", {dw}), b.Const("w3", RandomTensor({4, 8, 1, 1}, 5))}, {}, "c3"));
+    b.Output(
+        b.Op("Conv", {b.Op("Relu", {dw}), b.Const("w3", RandomTensor({4, 8, 1, 1}, 5))}, {}, "c3"));
     auto m = b.Build();
     std::map<std::string, ir::Tensor> feeds{{"x", RandomTensor({1, 3, 6, 6}, 9)}};
     auto p = PruneExact(*m, "prune-structured{sparsity=0.5}", feeds);
@@ -207,10 +223,12 @@ TEST(PruneStructured, MlpNeurons) {
   for (int64_t i = 0; i < 32; i += 2) dead.push_back(i);
   GraphBuilder b;
   auto* x = b.Input("x", DType::kFloat32, {3, 16});
-  auto* h = b.Op("Gemm", {x, b.Const("w1", Dead(RandomTensor({32, 16}, 1), 0, dead)),
-                          b.Const("b1", Dead(RandomTensor({32}, 2), 0, dead))},
+  auto* h = b.Op("Gemm",
+                 {x, b.Const("w1", Dead(RandomTensor({32, 16}, 1), 0, dead)),
+                  b.Const("b1", Dead(RandomTensor({32}, 2), 0, dead))},
                  {Attribute::Int("transB", 1)}, "fc1");
-  auto* y = b.Op("MatMul", {b.Op("Relu", {h}), b.Const("w2", RandomTensor({32, 10}, 3))}, {}, "fc2");
+  auto* y =
+      b.Op("MatMul", {b.Op("Relu", {h}), b.Const("w2", RandomTensor({32, 10}, 3))}, {}, "fc2");
   b.Output(b.Op("Add", {y, b.Const("b2", RandomTensor({10}, 4))}));
   auto m = b.Build();
   std::map<std::string, ir::Tensor> feeds{{"x", RandomTensor({3, 16}, 9)}};
@@ -233,8 +251,8 @@ TEST(PruneStructured, MlpNeurons) {
 // the Q/K/V columns, the output-projection rows and the head count of both Reshapes.
 // With `fused`, one MatMul computes Q, K and V and a Split cuts them apart (GPT-2's c_attn).
 std::unique_ptr<ir::Model> Attention(bool dead_heads, bool fused = false) {
-  std::vector<int64_t> dead = dead_heads ? std::vector<int64_t>{4, 5, 6, 7, 12, 13, 14, 15}
-                                         : std::vector<int64_t>{};
+  std::vector<int64_t> dead =
+      dead_heads ? std::vector<int64_t>{4, 5, 6, 7, 12, 13, 14, 15} : std::vector<int64_t>{};
   GraphBuilder b;
   auto* x = b.Input("x", DType::kFloat32, {2, 6, 16});
   std::vector<ir::Value*> qkv;
@@ -242,9 +260,11 @@ std::unique_ptr<ir::Model> Attention(bool dead_heads, bool fused = false) {
     std::vector<int64_t> dead3;
     for (int64_t part = 0; part < 3; ++part)
       for (int64_t d : dead) dead3.push_back(part * 16 + d);
-    auto* mm = b.Op("MatMul", {x, b.Const("wqkv", Dead(RandomTensor({16, 48}, 1), 1, dead3))}, {}, "qkv");
+    auto* mm =
+        b.Op("MatMul", {x, b.Const("wqkv", Dead(RandomTensor({16, 48}, 1), 1, dead3))}, {}, "qkv");
     auto* add = b.Op("Add", {mm, b.Const("bqkv", Dead(RandomTensor({48}, 2), 0, dead3))});
-    qkv = b.OpN("Split", {add, b.Const("sizes", ir::Int64s({16, 16, 16}))}, 3, {Attribute::Int("axis", 2)});
+    qkv = b.OpN("Split", {add, b.Const("sizes", ir::Int64s({16, 16, 16}))}, 3,
+                {Attribute::Int("axis", 2)});
   }
   int next = 0;
   auto proj = [&](const std::string& n, uint32_t seed) {
@@ -252,7 +272,8 @@ std::unique_ptr<ir::Model> Attention(bool dead_heads, bool fused = false) {
     if (fused) {
       add = qkv[next++];
     } else {
-      auto* mm = b.Op("MatMul", {x, b.Const("w" + n, Dead(RandomTensor({16, 16}, seed), 1, dead))}, {}, n);
+      auto* mm =
+          b.Op("MatMul", {x, b.Const("w" + n, Dead(RandomTensor({16, 16}, seed), 1, dead))}, {}, n);
       add = b.Op("Add", {mm, b.Const("b" + n, Dead(RandomTensor({16}, seed + 1), 0, dead))});
     }
     return b.Op("Reshape", {add, b.Const("shape_" + n, ir::Int64s({0, 0, 4, 4}))});
@@ -264,8 +285,9 @@ std::unique_ptr<ir::Model> Attention(bool dead_heads, bool fused = false) {
   auto* ctx = b.Op("MatMul", {b.Op("Softmax", {s}, {Attribute::Int("axis", -1)}), v});
   auto* merged = b.Op("Reshape", {b.Op("Transpose", {ctx}, {Ints("perm", {0, 2, 1, 3})}),
                                   b.Const("shape_o", ir::Int64s({0, 0, 16}))});
-  auto* o = b.Op("Add", {b.Op("MatMul", {merged, b.Const("wo", RandomTensor({16, 16}, 7))}, {}, "o"),
-                         b.Const("bo", RandomTensor({16}, 8))});
+  auto* o =
+      b.Op("Add", {b.Op("MatMul", {merged, b.Const("wo", RandomTensor({16, 16}, 7))}, {}, "o"),
+                   b.Const("bo", RandomTensor({16}, 8))});
   b.Output(b.Op("Add", {x, o}));
   return b.Build();
 }
@@ -275,11 +297,15 @@ TEST(PruneStructured, AttentionHeads) {
   std::map<std::string, ir::Tensor> feeds{{"x", RandomTensor({2, 6, 16}, 9)}};
   PassRun run;
   auto p = PruneExact(*m, "prune-structured{sparsity=0.5}", feeds, &run);
-  for (const char* n : {"wq", "wk", "wv"}) EXPECT_EQ(ShapeOf(*p, n), (std::vector<int64_t>{16, 8})) << n;
-  for (const char* n : {"bq", "bk", "bv"}) EXPECT_EQ(ShapeOf(*p, n), (std::vector<int64_t>{8})) << n;
+  for (const char* n : {"wq", "wk", "wv"})
+    EXPECT_EQ(ShapeOf(*p, n), (std::vector<int64_t>{16, 8})) << n;
+  for (const char* n : {"bq", "bk", "bv"})
+    EXPECT_EQ(ShapeOf(*p, n), (std::vector<int64_t>{8})) << n;
   EXPECT_EQ(ShapeOf(*p, "wo"), (std::vector<int64_t>{8, 16}));
-  EXPECT_EQ(p->graph->FindValue("shape_q")->initializer()->ToInt64(), (std::vector<int64_t>{0, 0, 2, 4}));
-  EXPECT_EQ(p->graph->FindValue("shape_o")->initializer()->ToInt64(), (std::vector<int64_t>{0, 0, 8}));
+  EXPECT_EQ(p->graph->FindValue("shape_q")->initializer()->ToInt64(),
+            (std::vector<int64_t>{0, 0, 2, 4}));
+  EXPECT_EQ(p->graph->FindValue("shape_o")->initializer()->ToInt64(),
+            (std::vector<int64_t>{0, 0, 8}));
   json d = json::parse(run.details);
   int heads = 0;
   for (const json& g : d["groups"]) {
@@ -304,7 +330,8 @@ TEST(PruneStructured, FusedQkvSplitIntoHeads) {
   auto p = PruneExact(*m, "prune-structured{sparsity=0.5}", feeds);
   EXPECT_EQ(ShapeOf(*p, "wqkv"), (std::vector<int64_t>{16, 24}));
   EXPECT_EQ(ShapeOf(*p, "bqkv"), (std::vector<int64_t>{24}));
-  EXPECT_EQ(p->graph->FindValue("sizes")->initializer()->ToInt64(), (std::vector<int64_t>{8, 8, 8}));
+  EXPECT_EQ(p->graph->FindValue("sizes")->initializer()->ToInt64(),
+            (std::vector<int64_t>{8, 8, 8}));
   EXPECT_EQ(ShapeOf(*p, "wo"), (std::vector<int64_t>{8, 16}));
 }
 
@@ -345,13 +372,15 @@ TEST(PruneStructured, UnknownOpOrLayerNormOverChannelsStopsTheGroup) {
     std::vector<PassRun> runs;
     Apply(*m, "prune-structured{sparsity=0.5}", &runs);
     EXPECT_FALSE(runs[0].changed);
-    EXPECT_NE(runs[0].details.find("read by node 'lpn' (LpNormalization)"), std::string::npos) << runs[0].details;
+    EXPECT_NE(runs[0].details.find("read by node 'lpn' (LpNormalization)"), std::string::npos)
+        << runs[0].details;
   }
   {
     GraphBuilder b;
     auto* x = b.Input("x", DType::kFloat32, {2, 5, 8});
     auto* h = b.Op("MatMul", {x, b.Const("w", RandomTensor({8, 12}, 1))}, {}, "fc1");
-    auto* ln = b.Op("LayerNormalization", {h, b.Const("g", RandomTensor({12}, 2)), b.Const("bb", RandomTensor({12}, 3))},
+    auto* ln = b.Op("LayerNormalization",
+                    {h, b.Const("g", RandomTensor({12}, 2)), b.Const("bb", RandomTensor({12}, 3))},
                     {Attribute::Int("axis", -1)}, "ln");
     b.Output(b.Op("MatMul", {ln, b.Const("w2", RandomTensor({12, 4}, 4))}, {}, "fc2"));
     auto m = b.Build();
@@ -423,7 +452,8 @@ namespace {
 std::unique_ptr<ir::Model> TwoBlocks() {
   GraphBuilder b;
   auto* x = b.Input("x", DType::kFloat32, {1, 3, 6, 6});
-  auto* r = b.Op("Relu", {b.Op("Conv", {x, b.Const("ws", RandomTensor({8, 3, 1, 1}, 1))}, {}, "stem")});
+  auto* r =
+      b.Op("Relu", {b.Op("Conv", {x, b.Const("ws", RandomTensor({8, 3, 1, 1}, 1))}, {}, "stem")});
   auto block = [&](ir::Value* in, const std::string& n, bool dead) {
     auto* h = b.Op("Relu", {b.Op("Conv", {in, b.Const(n + "_w1", RandomTensor({8, 8, 3, 3}, 2))},
                                  {Pads1()}, n + "_c1")});
