@@ -988,12 +988,56 @@ class Builder {
   std::set<int> consumed_;
 };
 
-DependencyGraph DependencyGraph::Build(ir::Model& model) {
+bool InferShapesWithFusedOps(ir::Model& model) {
+  bool ok = true;
   try {
     ir::InferShapes(model);
   } catch (const Error&) {
-    // Best effort: rules that need a shape freeze their groups when it is missing.
+    ok = false;  // best effort: rules that need a shape freeze their groups without one
   }
+  // Shape inference knows ai.onnx only. The com.microsoft fusions of the optimize pipeline
+  // keep the shapes of their standard forms, so a clone with stand-ins (FusedConv -> Conv,
+  // FusedGemm -> Gemm, Gelu -> Relu) is inferred and the missing types copied back.
+  auto clone = model.Clone();
+  ir::Graph& g = *clone->graph;
+  std::map<std::string, std::string> original;  // stand-in output -> original name
+  for (ir::Node* n : g.nodes()) {
+    if (n->domain() != "com.microsoft" || n->num_outputs() != 1 || !n->output(0)) continue;
+    const std::string& op = n->op_type();
+    std::string standin = op == "FusedConv"                                         ? "Conv"
+                          : op == "FusedGemm"                                       ? "Gemm"
+                          : (op == "Gelu" || op == "FastGelu" || op == "QuickGelu") ? "Relu"
+                                                                                    : "";
+    if (standin.empty() || !n->input(0)) continue;
+    std::vector<ir::Value*> ins = n->inputs();
+    ins.resize(standin == "Relu" ? 1 : std::min<size_t>(ins.size(), 3));
+    ir::Value* out = n->output(0);
+    ir::Node* s = g.InsertNode(n, standin, ins, {g.UniqueName(out->name() + "_standin")}, n->name);
+    if (standin != "Relu")
+      for (const ir::Attribute& a : n->attributes())
+        if (a.name.rfind("activation", 0) != 0) s->set_attr(a);
+    original[s->output(0)->name()] = out->name();
+    g.ReplaceAllUsesWith(out, s->output(0));
+    g.RemoveNode(n);
+  }
+  if (original.empty()) return ok;
+  try {
+    ir::InferShapes(*clone);
+  } catch (const Error&) {
+    return ok;
+  }
+  for (ir::Node* n : g.nodes())
+    for (ir::Value* o : n->outputs()) {
+      if (!o || !o->type.shape) continue;
+      auto it = original.find(o->name());
+      ir::Value* v = model.graph->FindValue(it == original.end() ? o->name() : it->second);
+      if (v && v->graph() == model.graph.get() && !v->type.shape) v->type = o->type;
+    }
+  return ok;
+}
+
+DependencyGraph DependencyGraph::Build(ir::Model& model) {
+  InferShapesWithFusedOps(model);
   DependencyGraph dg;
   int64_t opset = model.OpsetVersion("");
   Builder(dg, *model.graph, opset).Run();

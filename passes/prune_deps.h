@@ -126,6 +126,11 @@ struct ResidualBlock {
   std::vector<ir::Node*> nodes;  // the branch, in graph order
   int64_t params = 0;            // float constant elements only the branch reads
 };
+// Shape inference that also follows the com.microsoft FusedConv/FusedGemm/Gelu nodes the
+// optimize pipeline makes (through standard stand-ins on a clone). Best effort; returns
+// false when ai.onnx inference itself failed.
+bool InferShapesWithFusedOps(ir::Model& model);
+
 // Blocks of the main graph in node order (the index is what `remove-blocks` names).
 std::vector<ResidualBlock> FindResidualBlocks(ir::Graph& g);
 

@@ -147,12 +147,7 @@ class PruneStructured : public Pass {
                   "calibration data: give --data FILE.npz");
     ir::Graph& g = *model.graph;
     int64_t params_before = CountParams(g);
-    bool inferred = true;
-    try {
-      ir::InferShapes(model);
-    } catch (const Error&) {
-      inferred = false;
-    }
+    bool inferred = prune::InferShapesWithFusedOps(model);
     int64_t blocks_removed = inferred ? RemoveBlocks(model, ctx) : 0;
     DependencyGraph dg = DependencyGraph::Build(model);
 
@@ -631,6 +626,7 @@ class PruneStructured : public Pass {
         (*v->type.shape)[vl.axis] = ir::Dim::Known(dg.KeptSize(vl.layout, removed));
     if (inferred) {
       try {
+        prune::InferShapesWithFusedOps(model);
         ir::InferShapes(model);
       } catch (const Error& e) {
         throw Error(

@@ -185,6 +185,15 @@ TEST(PruneStructuredOnnx, BertHeadsAndFfn) {
                &heads_only);
 }
 
+// After the default optimize pipeline (FusedConv/FusedGemm, com.microsoft Gelu): the same
+// groups are found, so the same parameters remain.
+TEST(PruneStructuredOnnx, AfterTheOptimizePipeline) {
+  if (!PythonProblem().empty()) GTEST_SKIP() << PythonProblem();
+  const std::string opt = kDefaultOptimizePipeline;
+  CheckFixture("resnet18", opt + ",prune-structured{sparsity=0.5}", {11684712, 3053480, 12}, 2.0);
+  CheckFixture("bert", opt + ",prune-structured{sparsity=0.5}", {14064008, 8747528, 12}, 0.5);
+}
+
 // GPT-2 style: one QKV projection split three ways, opset 13 (LayerNorm decomposed).
 TEST(PruneStructuredOnnx, GptFusedQkvHeadsAndFfn) {
   if (!PythonProblem().empty()) GTEST_SKIP() << PythonProblem();

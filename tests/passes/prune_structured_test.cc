@@ -343,6 +343,30 @@ TEST(PruneStructured, HeadsRoundToKeepsWholeHeads) {
   EXPECT_EQ(ShapeOf(*p, "wq"), (std::vector<int64_t>{16, 8}));
 }
 
+TEST(PruneStructured, FollowsFusedConvAfterTheOptimizePipeline) {
+  // fuse-activation makes com.microsoft FusedConv, which ai.onnx shape inference does not
+  // know; the analysis infers through a stand-in and still follows the Flatten after it.
+  std::vector<int64_t> dead = {0, 2, 4, 6};
+  GraphBuilder b;
+  auto* x = b.Input("x", DType::kFloat32, {1, 3, 4, 4});
+  auto* c = b.Op("Conv",
+                 {x, b.Const("w1", Dead(RandomTensor({8, 3, 3, 3}, 1), 0, dead)),
+                  b.Const("b1", Dead(RandomTensor({8}, 2), 0, dead))},
+                 {Pads1()}, "c1");
+  auto* f = b.Op("Flatten", {b.Op("Relu", {c})}, {Attribute::Int("axis", 1)});
+  b.Output(b.Op("Gemm", {f, b.Const("w2", RandomTensor({5, 128}, 3))},
+                {Attribute::Int("transB", 1)}, "fc"));
+  auto m = b.Build();
+  std::map<std::string, ir::Tensor> feeds{{"x", RandomTensor({1, 3, 4, 4}, 9)}};
+  std::vector<PassRun> runs;
+  auto p = Apply(*m, "fuse-activation,prune-structured{sparsity=0.5}", &runs);
+  EXPECT_EQ(testing::CountOps(*p, "FusedConv"), 1);
+  EXPECT_TRUE(runs[1].changed);
+  EXPECT_LT(MaxRelError(Evaluate(*p, feeds), Evaluate(*m, feeds)), 1e-5);
+  EXPECT_EQ(ShapeOf(*p, "w1")[0], 4);
+  EXPECT_EQ(ShapeOf(*p, "w2"), (std::vector<int64_t>{5, 64}));  // 16 columns per channel
+}
+
 // --- must not fire ---------------------------------------------------------------------
 
 TEST(PruneStructured, GroupFeedingAGraphOutputIsLeftWhole) {
