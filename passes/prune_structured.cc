@@ -147,6 +147,13 @@ class PruneStructured : public Pass {
                   "calibration data: give --data FILE.npz");
     ir::Graph& g = *model.graph;
     int64_t params_before = CountParams(g);
+    // The analysis infers shapes; an unchanged model gets its declared types back, so
+    // "unchanged" means unchanged.
+    std::vector<std::pair<ir::Value*, ir::ValueType>> declared;
+    for (ir::Value* v : g.inputs()) declared.emplace_back(v, v->type);
+    for (ir::Node* n : g.nodes())
+      for (ir::Value* o : n->outputs())
+        if (o) declared.emplace_back(o, o->type);
     bool inferred = prune::InferShapesWithFusedOps(model);
     int64_t blocks_removed = inferred ? RemoveBlocks(model, ctx) : 0;
     DependencyGraph dg = DependencyGraph::Build(model);
@@ -210,7 +217,11 @@ class PruneStructured : public Pass {
     }
     if (ctx.log)
       for (const json& gj : groups) ctx.log("prune-structured: " + GroupLine(gj));
-    if (changed) Rewrite(model, dg, removed, inferred);
+    if (changed) {
+      Rewrite(model, dg, removed, inferred);
+    } else if (blocks_removed == 0) {
+      for (auto& [v, t] : declared) v->type = t;
+    }
 
     int64_t params_after = CountParams(g);
     Count("params-before", params_before);

@@ -379,6 +379,8 @@ TEST(PruneStructured, GroupFeedingAGraphOutputIsLeftWhole) {
   auto p = Apply(*m, "prune-structured{sparsity=0.5}", &runs);
   EXPECT_FALSE(runs[0].changed);
   EXPECT_EQ(runs[0].stats["groups-not-prunable"], 1);
+  // Unchanged means unchanged: the types the analysis inferred are not left behind.
+  EXPECT_EQ(p->graph->nodes()[0]->output(0)->type, m->graph->nodes()[0]->output(0)->type);
   json d = json::parse(runs[0].details);
   EXPECT_NE(d["groups"][0]["reasons"].dump().find("reaches graph output"), std::string::npos);
 }
