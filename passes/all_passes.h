@@ -21,5 +21,6 @@ const PassEntry& CastWeightsPass();
 const PassEntry& QuantizeStaticPass();
 const PassEntry& QuantizeDynamicPass();
 const PassEntry& UpgradeOpsetPass();
+const PassEntry& PruneStructuredPass();
 
 }  // namespace edgepress::passes

@@ -29,6 +29,7 @@ const std::vector<PassEntry>& AllPasses() {
     p.push_back(UpgradeOpsetPass());
     // Pruning before quantization: it zeros float weights, and quantizers keep an exact
     // zero exact (symmetric ranges), so the sparsity survives into int8/int4.
+    p.push_back(PruneStructuredPass());
     p.push_back(PruneMagnitudePass());
     p.push_back(PruneNMPass());
     p.push_back(QuantizeWeightsPass());
