@@ -1,0 +1,170 @@
+// Measured choice between the dense GEMM and the sparse kernels (sparse_select.h).
+#include "runtime/kernels/sparse/sparse_select.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+
+namespace edgepress::runtime::sparse {
+
+namespace {
+
+constexpr double kMinZeros = 0.5;      // below this no sparse form can win on these CPUs
+constexpr double kMargin = 0.9;        // a sparse form must take <= 90% of the dense time
+constexpr double kMaxProbeMacs = 1.5e8;  // larger probes are not timed (dense kept)
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::string(v) : std::string();
+}
+
+// Fastest of a few runs (after one warm-up), in seconds; reps shrink for slow kernels so
+// a layer's measurement stays within a few tens of milliseconds.
+template <typename F>
+double TimeMin(F&& f) {
+  using Clock = std::chrono::steady_clock;
+  auto once = [&] {
+    const auto t0 = Clock::now();
+    f();
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+  };
+  double best = once();  // warm-up (also first-touch of buffers)
+  best = std::min(best, once());
+  const int reps = best < 1e-3 ? 7 : (best < 1e-2 ? 3 : 1);
+  for (int r = 0; r < reps; ++r) best = std::min(best, once());
+  return best;
+}
+
+}  // namespace
+
+double ZeroFraction(const float* b, int64_t ldb, bool trans, int64_t k, int64_t n) {
+  if (k <= 0 || n <= 0) return 0;
+  int64_t zeros = 0;
+  for (int64_t kk = 0; kk < k; ++kk)
+    for (int64_t j = 0; j < n; ++j) zeros += (trans ? b[j * ldb + kk] : b[kk * ldb + j]) == 0.f;
+  return static_cast<double>(zeros) / static_cast<double>(k * n);
+}
+
+std::unique_ptr<SparseMatMul> SparseMatMul::Create(Isa isa, const float* b, int64_t ldb,
+                                                   bool trans, int64_t k, int64_t n,
+                                                   const PackedMatrix& dense,
+                                                   std::optional<int64_t> static_m,
+                                                   const std::string& node_desc) {
+  const std::string mode = Env("EDGEPRESS_SPARSE");
+  if (mode == "off" || mode == "0" || ForceScalar() || isa == Isa::kScalar) return nullptr;
+  if (k <= 0 || n <= 0 || k > INT32_MAX || k * n > INT32_MAX) return nullptr;
+  const double zeros = ZeroFraction(b, ldb, trans, k, n);
+  if (zeros < kMinZeros) return nullptr;
+
+  std::unique_ptr<SparseMatMul> s(new SparseMatMul());
+  s->ks_ = &SparseKernelsFor(isa);
+  s->zeros_ = zeros;
+  s->csr_ = std::make_unique<CsrWeight>(PackCsr(b, ldb, trans, k, n));
+  auto nm = std::make_unique<NMWeight>();
+  if (PackNM(b, ldb, trans, k, n, nm.get())) s->nm_ = std::move(nm);
+  if (static_m && *static_m > 0)
+    s->probes_ = {*static_m};
+  else
+    s->probes_ = {1, 4, 16, 64};
+
+  if (mode == "on" || mode == "1") {
+    s->choice_.assign(s->probes_.size(), s->nm_ ? Form::kNM : Form::kCsr);
+  } else {
+    const int64_t max_m = *std::max_element(s->probes_.begin(), s->probes_.end());
+    std::vector<float> a(static_cast<size_t>(max_m * k)), c(static_cast<size_t>(max_m * n));
+    std::mt19937 rng(7);
+    std::uniform_real_distribution<float> dist(-1.f, 1.f);
+    for (float& x : a) x = dist(rng);
+    SparseOut o;
+    o.c = c.data();
+    o.ldc = n;
+    for (int64_t m : s->probes_) {
+      Form best = Form::kDense;
+      if (static_cast<double>(m) * k * n <= kMaxProbeMacs) {
+        const double t_dense = TimeMin([&] {
+          SgemmEx(isa, m, n, k, 1.f, GemmOperand::Raw(a.data(), k), GemmOperand::Packed(dense),
+                  0.f, c.data(), n, nullptr);
+        });
+        double t_best = t_dense * kMargin;
+        const double t_csr = TimeMin([&] { SpmmCsr(*s->ks_, m, a.data(), k, *s->csr_, o, nullptr); });
+        if (t_csr < t_best) {
+          best = Form::kCsr;
+          t_best = t_csr;
+        }
+        if (s->nm_) {
+          const double t_nm = TimeMin([&] { SpmmNM(*s->ks_, m, a.data(), k, *s->nm_, o, nullptr); });
+          if (t_nm < t_best) best = Form::kNM;
+        }
+      }
+      s->choice_.push_back(best);
+    }
+  }
+  bool any_csr = false, any_nm = false;
+  for (Form f : s->choice_) {
+    any_csr = any_csr || f == Form::kCsr;
+    any_nm = any_nm || f == Form::kNM;
+  }
+  if (Env("EDGEPRESS_SPARSE_LOG") == "1")
+    std::fprintf(stderr, "edgepress: %s: %s\n", node_desc.c_str(), s->Describe().c_str());
+  if (!any_csr) s->csr_.reset();
+  if (!any_nm) s->nm_.reset();
+  if (!any_csr && !any_nm) return nullptr;
+  return s;
+}
+
+SparseMatMul::Form SparseMatMul::FormFor(int64_t m) const {
+  size_t best = 0;
+  double dist = 1e300;
+  for (size_t i = 0; i < probes_.size(); ++i) {
+    const double d = std::fabs(std::log(static_cast<double>(m)) - std::log(static_cast<double>(probes_[i])));
+    if (d < dist) {
+      dist = d;
+      best = i;
+    }
+  }
+  return choice_[best];
+}
+
+bool SparseMatMul::Run(int64_t m, const float* a, int64_t lda, float* c, int64_t ldc, float alpha,
+                       const GemmEpilogue* ep, ThreadPool* pool) const {
+  if (m <= 0) return false;
+  const Form f = FormFor(m);
+  if (f == Form::kDense) return false;
+  SparseOut o;
+  o.c = c;
+  o.ldc = ldc;
+  o.alpha = alpha;
+  if (ep) {
+    if (ep->bias_kind == GemmEpilogue::Bias::kPerRow) return false;
+    if (ep->bias_kind == GemmEpilogue::Bias::kPerCol) o.col_bias = ep->bias;
+    o.clamp = ep->clamp;
+    o.lo = ep->lo;
+    o.hi = ep->hi;
+  }
+  if (f == Form::kNM)
+    SpmmNM(*ks_, m, a, lda, *nm_, o, pool);
+  else
+    SpmmCsr(*ks_, m, a, lda, *csr_, o, pool);
+  return true;
+}
+
+std::string SparseMatMul::Describe() const {
+  char zeros[32];
+  std::snprintf(zeros, sizeof(zeros), "%.1f%% zeros", 100.0 * zeros_);
+  std::string out;
+  for (size_t i = 0; i < probes_.size(); ++i) {
+    const char* name = choice_[i] == Form::kCsr  ? ks_->csr_name
+                       : choice_[i] == Form::kNM ? ks_->nm_name
+                                                 : "dense";
+    out += (i ? ", " : "") + std::string(name) + " at M=" + std::to_string(probes_[i]);
+  }
+  out += " (" + std::string(zeros);
+  if (nm_) out += ", " + std::to_string(nm_->nn) + ":" + std::to_string(nm_->m);
+  return out + ")";
+}
+
+}  // namespace edgepress::runtime::sparse
