@@ -125,5 +125,64 @@ TEST(SparseMatMulTest, DenseWeightsNeverGetASparseVariant) {
   EXPECT_EQ(KernelOf(ks, "fc2").find('['), std::string::npos) << KernelOf(ks, "fc2");
 }
 
+// x uint8 [batch, 128] -> QLinearMatMul with an int8 weight [128, 48], 90% zeros (per-
+// column scales) -> uint8 y; and MatMulInteger on the same operands -> int32.
+std::shared_ptr<ir::Model> QuantModel(const std::string& op) {
+  auto m = std::make_shared<ir::Model>();
+  m->opsets = {{"", 17}};
+  ir::Graph& g = *m->graph;
+  ir::Value* x = g.AddInput("x", ir::ValueType::Tensor(
+                                     ir::DType::kUInt8,
+                                     ir::Shape{ir::Dim::Symbol("batch"), ir::Dim::Known(128)}));
+  ir::Tensor w(ir::DType::kInt8, {128, 48});
+  std::mt19937 rng(9);
+  for (uint64_t i = 0; i < w.numel(); ++i)
+    w.mutable_data<int8_t>()[i] = rng() % 10 == 0 ? static_cast<int8_t>(rng() % 255 - 127) : 0;
+  ir::Value* wv = g.AddInitializer("w", w);
+  auto scalar = [&](const std::string& name, ir::DType dt, double v) {
+    ir::Tensor t(dt, {});
+    if (dt == ir::DType::kFloat32) t.mutable_data<float>()[0] = static_cast<float>(v);
+    if (dt == ir::DType::kUInt8) t.mutable_data<uint8_t>()[0] = static_cast<uint8_t>(v);
+    return g.AddInitializer(name, t);
+  };
+  ir::Node* n;
+  if (op == "MatMulInteger") {
+    n = g.AddNode(op, {x, wv, scalar("xz", ir::DType::kUInt8, 120)}, {"y"}, "qmm");
+  } else {
+    ir::Tensor ws(ir::DType::kFloat32, {48});
+    for (int j = 0; j < 48; ++j) ws.mutable_data<float>()[j] = 0.01f + 0.001f * j;
+    ir::Tensor wz(ir::DType::kInt8, {48});
+    n = g.AddNode(op,
+                  {x, scalar("xs", ir::DType::kFloat32, 0.02), scalar("xz", ir::DType::kUInt8, 120), wv,
+                   g.AddInitializer("ws", ws), g.AddInitializer("wz", wz),
+                   scalar("ys", ir::DType::kFloat32, 0.05), scalar("yz", ir::DType::kUInt8, 128)},
+                  {"y"}, "qmm");
+  }
+  g.AddOutput(n->output(0));
+  return m;
+}
+
+TEST(SparseMatMulTest, Int8PathIsExact) {
+  if (ForceScalar()) GTEST_SKIP() << "EDGEPRESS_FORCE_SCALAR=1 keeps the dense references";
+  for (const std::string op : {"MatMulInteger", "QLinearMatMul"})
+    for (int64_t batch : {1, 5, 20}) {
+      ir::Tensor x(ir::DType::kUInt8, {batch, 128});
+      std::mt19937 rng(3);
+      for (uint64_t i = 0; i < x.numel(); ++i) x.mutable_data<uint8_t>()[i] = static_cast<uint8_t>(rng());
+      std::vector<ir::Tensor> outs;
+      std::vector<std::string> kernels;
+      for (const char* mode : {"off", "on"}) {
+        setenv("EDGEPRESS_SPARSE", mode, 1);
+        auto s = Session::Create(QuantModel(op), {});
+        unsetenv("EDGEPRESS_SPARSE");
+        kernels.push_back(KernelOf(s->Kernels(), "qmm"));
+        outs.push_back(s->Run({{"x", x}}).at(0).second);
+      }
+      EXPECT_EQ(outs[0], outs[1]) << op << " batch " << batch;
+      EXPECT_EQ(kernels[0].find('['), std::string::npos) << kernels[0];
+      EXPECT_NE(kernels[1].find("q8_spmm_csr"), std::string::npos) << kernels[1];
+    }
+}
+
 }  // namespace
 }  // namespace edgepress::runtime

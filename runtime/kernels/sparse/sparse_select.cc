@@ -39,6 +39,39 @@ double TimeMin(F&& f) {
   return best;
 }
 
+// Index of the probe nearest to m on a log scale.
+size_t NearestProbe(const std::vector<int64_t>& probes, int64_t m) {
+  size_t best = 0;
+  double dist = 1e300;
+  for (size_t i = 0; i < probes.size(); ++i) {
+    const double d = std::fabs(std::log(static_cast<double>(m)) - std::log(static_cast<double>(probes[i])));
+    if (d < dist) {
+      dist = d;
+      best = i;
+    }
+  }
+  return best;
+}
+
+std::vector<int64_t> Probes(std::optional<int64_t> static_m) {
+  if (static_m && *static_m > 0) return {*static_m};
+  return {1, 4, 16, 64};
+}
+
+// A - za widened to int32 (the sparse int8 kernels' activation form).
+void WidenA(int64_t m, int64_t k, const QSource& a, int32_t* dst) {
+  for (int64_t i = 0; i < m; ++i) {
+    const int32_t za = a.zero_points ? a.zero_points[a.per_channel_zp ? i : 0] : 0;
+    if (a.dtype == ir::DType::kInt8) {
+      const int8_t* src = static_cast<const int8_t*>(a.data) + i * a.ld;
+      for (int64_t kk = 0; kk < k; ++kk) dst[i * k + kk] = src[kk] - za;
+    } else {
+      const uint8_t* src = static_cast<const uint8_t*>(a.data) + i * a.ld;
+      for (int64_t kk = 0; kk < k; ++kk) dst[i * k + kk] = src[kk] - za;
+    }
+  }
+}
+
 }  // namespace
 
 double ZeroFraction(const float* b, int64_t ldb, bool trans, int64_t k, int64_t n) {
@@ -66,10 +99,7 @@ std::unique_ptr<SparseMatMul> SparseMatMul::Create(Isa isa, const float* b, int6
   s->csr_ = std::make_unique<CsrWeight>(PackCsr(b, ldb, trans, k, n));
   auto nm = std::make_unique<NMWeight>();
   if (PackNM(b, ldb, trans, k, n, nm.get())) s->nm_ = std::move(nm);
-  if (static_m && *static_m > 0)
-    s->probes_ = {*static_m};
-  else
-    s->probes_ = {1, 4, 16, 64};
+  s->probes_ = Probes(static_m);
 
   if (mode == "on" || mode == "1") {
     s->choice_.assign(s->probes_.size(), s->nm_ ? Form::kNM : Form::kCsr);
@@ -117,16 +147,7 @@ std::unique_ptr<SparseMatMul> SparseMatMul::Create(Isa isa, const float* b, int6
 }
 
 SparseMatMul::Form SparseMatMul::FormFor(int64_t m) const {
-  size_t best = 0;
-  double dist = 1e300;
-  for (size_t i = 0; i < probes_.size(); ++i) {
-    const double d = std::fabs(std::log(static_cast<double>(m)) - std::log(static_cast<double>(probes_[i])));
-    if (d < dist) {
-      dist = d;
-      best = i;
-    }
-  }
-  return choice_[best];
+  return choice_[NearestProbe(probes_, m)];
 }
 
 bool SparseMatMul::Run(int64_t m, const float* a, int64_t lda, float* c, int64_t ldc, float alpha,
@@ -165,6 +186,77 @@ std::string SparseMatMul::Describe() const {
   out += " (" + std::string(zeros);
   if (nm_) out += ", " + std::to_string(nm_->nn) + ":" + std::to_string(nm_->m);
   return out + ")";
+}
+
+std::unique_ptr<QSparseMatMul> QSparseMatMul::Create(Isa isa, const QSource& b, int64_t k,
+                                                     int64_t n, const QPacked& dense,
+                                                     std::optional<int64_t> static_m,
+                                                     const std::string& node_desc) {
+  const std::string mode = Env("EDGEPRESS_SPARSE");
+  if (mode == "off" || mode == "0" || ForceScalar() || isa == Isa::kScalar) return nullptr;
+  if (k <= 0 || n <= 0 || k > INT32_MAX || k * n > INT32_MAX) return nullptr;
+  std::unique_ptr<QSparseMatMul> s(new QSparseMatMul());
+  s->csr_ = PackQCsr(b.data, b.dtype == ir::DType::kInt8, b.ld, b.trans, k, n, b.zero_points,
+                     b.per_channel_zp);
+  s->zeros_ = 1.0 - static_cast<double>(s->csr_.nnz()) / static_cast<double>(k * n);
+  if (s->zeros_ < kMinZeros) return nullptr;
+  s->ks_ = &SparseKernelsFor(isa == Isa::kAvx512 ? Isa::kAvx512Vnni : isa);
+  s->probes_ = Probes(static_m);
+  if (mode == "on" || mode == "1") {
+    s->sparse_.assign(s->probes_.size(), true);
+  } else {
+    const int64_t max_m = *std::max_element(s->probes_.begin(), s->probes_.end());
+    std::vector<uint8_t> a(static_cast<size_t>(max_m * k));
+    std::mt19937 rng(7);
+    for (uint8_t& x : a) x = static_cast<uint8_t>(rng());
+    std::vector<int32_t> acc(static_cast<size_t>(max_m * n));
+    std::vector<int16_t> apack(static_cast<size_t>(QPackedASize(isa, max_m, k)));
+    const int32_t za = 128;
+    const QSource as{a.data(), ir::DType::kUInt8, k, false, &za, false};
+    QOutput out;
+    out.kind = QOutput::Kind::kInt32;
+    out.data = acc.data();
+    out.ld = n;
+    for (int64_t m : s->probes_) {
+      bool use = false;
+      if (static_cast<double>(m) * k * n <= kMaxProbeMacs) {
+        const int64_t panels = (m + QGemmMr(isa) - 1) / QGemmMr(isa);
+        const double t_dense = TimeMin([&] {
+          QPackAPanels(isa, m, k, as, 0, panels, apack.data());
+          QGemm(isa, m, n, k, QOperand{apack.data(), isa, m, k}, QOperand::Of(dense), out, nullptr);
+        });
+        const double t_sparse = TimeMin([&] { s->Accumulate(m, as, acc.data(), nullptr); });
+        use = t_sparse < t_dense * kMargin;
+      }
+      s->sparse_.push_back(use);
+    }
+  }
+  if (Env("EDGEPRESS_SPARSE_LOG") == "1")
+    std::fprintf(stderr, "edgepress: %s: %s\n", node_desc.c_str(), s->Describe().c_str());
+  if (std::find(s->sparse_.begin(), s->sparse_.end(), true) == s->sparse_.end()) return nullptr;
+  return s;
+}
+
+bool QSparseMatMul::Accumulate(int64_t m, const QSource& a, int32_t* acc, ThreadPool* pool) const {
+  if (m <= 0) return false;
+  // Called from Create() before the choice exists: always run then.
+  if (sparse_.size() == probes_.size() && !sparse_[NearestProbe(probes_, m)]) return false;
+  thread_local std::vector<int32_t> widened;
+  const int64_t k = csr_.k;
+  if (widened.size() < static_cast<size_t>(m * k)) widened.resize(static_cast<size_t>(m * k));
+  WidenA(m, k, a, widened.data());
+  QSpmmCsr(*ks_, m, widened.data(), k, csr_, acc, csr_.n, pool);
+  return true;
+}
+
+std::string QSparseMatMul::Describe() const {
+  char zeros[32];
+  std::snprintf(zeros, sizeof(zeros), "%.1f%% zeros", 100.0 * zeros_);
+  std::string out;
+  for (size_t i = 0; i < probes_.size(); ++i)
+    out += (i ? ", " : "") + std::string(sparse_[i] ? ks_->qcsr_name : "dense") +
+           " at M=" + std::to_string(probes_[i]);
+  return out + " (" + zeros + ")";
 }
 
 }  // namespace edgepress::runtime::sparse

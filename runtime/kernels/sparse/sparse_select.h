@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "runtime/kernels/gemm.h"
+#include "runtime/kernels/qgemm.h"
 #include "runtime/kernels/sparse/sparse_gemm.h"
 
 namespace edgepress::runtime::sparse {
@@ -55,6 +56,32 @@ class SparseMatMul {
   std::unique_ptr<NMWeight> nm_;
   std::vector<int64_t> probes_;
   std::vector<Form> choice_;  // per probe
+};
+
+// The same rule for the integer MatMuls (MatMulInteger, QLinearMatMul, QGemm,
+// DynamicQuantizeMatMul share one kernel): a constant int8/uint8 B whose entries equal
+// their zero point at least half the time; the sparse kernel produces the int32
+// accumulators and the caller's epilogue (QStoreRow) finishes them.
+class QSparseMatMul {
+ public:
+  // `b` is the constant B (K x N, or N x K when trans), `zb` its zero points; `dense` the
+  // B packed for QGemm with `isa`.
+  static std::unique_ptr<QSparseMatMul> Create(Isa isa, const QSource& b, int64_t k, int64_t n,
+                                               const QPacked& dense,
+                                               std::optional<int64_t> static_m,
+                                               const std::string& node_desc);
+  // Accumulators of op(A) B for `m` rows of A (uint8/int8, row-major, lda = k, zero points
+  // one or per row) into acc (m x n), when the choice for m is sparse; false otherwise.
+  bool Accumulate(int64_t m, const QSource& a, int32_t* acc, ThreadPool* pool) const;
+  std::string Describe() const;
+
+ private:
+  QSparseMatMul() = default;
+  const SparseKernels* ks_ = nullptr;
+  double zeros_ = 0;
+  QCsrWeight csr_;
+  std::vector<int64_t> probes_;
+  std::vector<bool> sparse_;  // per probe
 };
 
 }  // namespace edgepress::runtime::sparse
