@@ -136,7 +136,8 @@ Layout Choose(const ir::Tensor& t) {
     csr.nnz = nnz;
     csr.index_bytes = cols <= 65536 ? 2 : 4;
     csr.bytes = (rows + 1) * 4 + nnz * (csr.index_bytes + es);
-    if (csr.bytes < best.bytes) best = csr;
+    if (csr.bytes < best.bytes && dense.bytes <= csr.bytes * kMaxExpansion + kExpansionSlack)
+      best = csr;
   }
   // Sparse storage costs an expansion at load; only worth it when it saves 1/8.
   return best.bytes * 8 <= dense.bytes * 7 ? best : dense;
@@ -216,6 +217,12 @@ void CheckLayout(const Layout& l, DType dtype, const std::vector<int64_t>& shape
   if (numel == 0) fail(what + " of a tensor with no elements");
   uint64_t want = 0, t1 = 0, t2 = 0;
   auto overflow = [&] { fail(what + ": sizes overflow 64 bits"); };
+  const uint64_t dense = numel * es;  // fits: the caller checked the dense byte size
+  if (l.storage != Storage::kDense && dense > kExpansionSlack &&
+      size < (dense - kExpansionSlack) / kMaxExpansion)
+    fail(what + ": " + std::to_string(size) + " stored bytes would expand to " +
+         std::to_string(numel * es) + " (more than " + std::to_string(kMaxExpansion) +
+         " times; not written by edgepress)");
   switch (l.storage) {
     case Storage::kDense: return;
     case Storage::kBitmask:

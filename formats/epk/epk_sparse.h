@@ -18,6 +18,12 @@
 namespace edgepress::formats::epk_sparse {
 
 enum class Storage : uint8_t { kDense = 0, kBitmask = 1, kCsr = 2, kNM = 3 };
+// A sparse blob expands to at most this many times its size (plus kExpansionSlack bytes):
+// the writer never produces more, and the reader refuses more, so a small hostile file
+// cannot make the reader allocate terabytes. Bitmask storage (at most 8 x element-size
+// expansion) always stays within it.
+constexpr uint64_t kMaxExpansion = 1024;
+constexpr uint64_t kExpansionSlack = uint64_t{1} << 20;
 constexpr uint8_t kMaxStorage = 3;
 const char* StorageName(Storage s);
 

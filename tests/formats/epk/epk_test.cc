@@ -779,6 +779,16 @@ TEST_F(EpkSparseCorruptionTest, NMPatternAndIndices) {
          "index 3 of group 0 is not below m = 3");
 }
 
+TEST_F(EpkSparseCorruptionTest, ExpansionIsBounded) {
+  // w_csr's dims become [1, 2^40]: a few hundred stored bytes claiming 4 TiB of floats.
+  const size_t dims = Storage("w_csr") - 16;
+  EpkFile f = good_;
+  f.Put(dims, 1, 8);
+  f.Put(dims + 8, uint64_t{1} << 40, 8);
+  f.Seal();
+  Reject(f.b, "would expand to 4398046511104");
+}
+
 TEST_F(EpkSparseCorruptionTest, RandomDataSectionDamageNeverCrashes) {
   std::mt19937 rng(99);
   size_t off = good_.offset(2), size = good_.size(2);
