@@ -10,7 +10,7 @@
 //              column and a block's groups are contiguous (streamed along K).
 //
 // Kernels per ISA (one file each: _ref always, _avx2, _avx512), named like the dense ones:
-//   f32_spmm_csr__ref / __avx2 / __avx512     gather form for M <= 2 (x[idx] gathered per
+//   f32_spmm_csr__ref / __avx2 / __avx512     gather form for M <= lanes / 4 (x[idx] gathered per
 //                                              non-zero), transposed-A form otherwise (A^T
 //                                              packed in blocks of 8/16 rows, one FMA of a
 //                                              whole row block per non-zero)
