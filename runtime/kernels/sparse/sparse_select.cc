@@ -17,6 +17,13 @@ constexpr double kMinZeros = 0.5;      // below this no sparse form can win on t
 constexpr double kMargin = 0.9;        // a sparse form must take <= 90% of the dense time
 constexpr double kMaxProbeMacs = 1.5e8;  // larger probes are not timed (dense kept)
 
+// Which forms are worth timing at a probe M (bench/sparse_bench.cc on AVX-512 and AVX2
+// machines: below these the sparse form lost by 1.3x or more), so that creating a session
+// for a 50%-pruned model times little more than the batch-1 case.
+bool TryCsr(int64_t m, double zeros) { return m <= 2 ? zeros >= 0.5 : zeros >= 0.75; }
+bool TryNM(int64_t m) { return m <= 8; }
+bool TryQCsr(int64_t m, double zeros) { return m <= 2 && zeros >= 0.75; }
+
 std::string Env(const char* name) {
   const char* v = std::getenv(name);
   return v ? std::string(v) : std::string();
@@ -114,18 +121,20 @@ std::unique_ptr<SparseMatMul> SparseMatMul::Create(Isa isa, const float* b, int6
     o.ldc = n;
     for (int64_t m : s->probes_) {
       Form best = Form::kDense;
-      if (static_cast<double>(m) * k * n <= kMaxProbeMacs) {
+      const bool try_csr = TryCsr(m, zeros), try_nm = s->nm_ && TryNM(m);
+      if ((try_csr || try_nm) && static_cast<double>(m) * k * n <= kMaxProbeMacs) {
         const double t_dense = TimeMin([&] {
           SgemmEx(isa, m, n, k, 1.f, GemmOperand::Raw(a.data(), k), GemmOperand::Packed(dense),
                   0.f, c.data(), n, nullptr);
         });
         double t_best = t_dense * kMargin;
-        const double t_csr = TimeMin([&] { SpmmCsr(*s->ks_, m, a.data(), k, *s->csr_, o, nullptr); });
+        const double t_csr =
+            try_csr ? TimeMin([&] { SpmmCsr(*s->ks_, m, a.data(), k, *s->csr_, o, nullptr); }) : 1e300;
         if (t_csr < t_best) {
           best = Form::kCsr;
           t_best = t_csr;
         }
-        if (s->nm_) {
+        if (try_nm) {
           const double t_nm = TimeMin([&] { SpmmNM(*s->ks_, m, a.data(), k, *s->nm_, o, nullptr); });
           if (t_nm < t_best) best = Form::kNM;
         }
@@ -219,7 +228,7 @@ std::unique_ptr<QSparseMatMul> QSparseMatMul::Create(Isa isa, const QSource& b, 
     out.ld = n;
     for (int64_t m : s->probes_) {
       bool use = false;
-      if (static_cast<double>(m) * k * n <= kMaxProbeMacs) {
+      if (TryQCsr(m, s->zeros_) && static_cast<double>(m) * k * n <= kMaxProbeMacs) {
         const int64_t panels = (m + QGemmMr(isa) - 1) / QGemmMr(isa);
         const double t_dense = TimeMin([&] {
           QPackAPanels(isa, m, k, as, 0, panels, apack.data());
