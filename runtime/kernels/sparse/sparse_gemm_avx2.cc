@@ -67,13 +67,31 @@ EP_AVX2 void CsrAvx2(int64_t m, const float* a, int64_t lda, const float* at, co
         o.c[i * o.ldc + j] = o.Apply(GatherDot(a + i * lda, idx, val, cp[j], cp[j + 1]), j);
     return;
   }
-  alignas(32) float lane[8];
+  // 8 columns' block results go to an 8 x 8 tile read back transposed (one gather per
+  // row), as in the AVX-512 kernel.
+  alignas(32) float tile[8 * 8];
+  alignas(32) float row_out[8];
+  const __m256i stride = _mm256_set_epi32(56, 48, 40, 32, 24, 16, 8, 0);
   for (int64_t r0 = 0; r0 < m; r0 += 8) {
     const float* atb = at + (r0 / 8) * w.k * 8;
     const int rows = static_cast<int>(std::min<int64_t>(8, m - r0));
-    for (int64_t j = n0; j < n1; ++j) {
-      _mm256_store_ps(lane, BlockColumn(atb, idx, val, cp[j], cp[j + 1]));
-      for (int r = 0; r < rows; ++r) o.c[(r0 + r) * o.ldc + j] = o.Apply(lane[r], j);
+    for (int64_t j0 = n0; j0 < n1; j0 += 8) {
+      const int cols = static_cast<int>(std::min<int64_t>(8, n1 - j0));
+      for (int jj = 0; jj < cols; ++jj)
+        _mm256_store_ps(tile + jj * 8, BlockColumn(atb, idx, val, cp[j0 + jj], cp[j0 + jj + 1]));
+      for (int r = 0; r < rows; ++r) {
+        float* dst = o.c + (r0 + r) * o.ldc + j0;
+        __m256 v = _mm256_i32gather_ps(tile, _mm256_add_epi32(stride, _mm256_set1_epi32(r)), 4);
+        if (cols < 8) {
+          _mm256_store_ps(row_out, v);
+          for (int c = 0; c < cols; ++c) dst[c] = o.Apply(row_out[c], j0 + c);
+          continue;
+        }
+        v = _mm256_mul_ps(v, _mm256_set1_ps(o.alpha));
+        if (o.col_bias) v = _mm256_add_ps(v, _mm256_loadu_ps(o.col_bias + j0));
+        if (o.clamp) v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(o.lo)), _mm256_set1_ps(o.hi));
+        _mm256_storeu_ps(dst, v);
+      }
     }
   }
 }

@@ -78,13 +78,26 @@ EP_AVX512 void CsrAvx512(int64_t m, const float* a, int64_t lda, const float* at
         o.c[i * o.ldc + j] = o.Apply(GatherDot(a + i * lda, idx, val, cp[j], cp[j + 1]), j);
     return;
   }
-  alignas(64) float lane[16];
+  // 16 columns' block results go to a 16 x 16 tile (column-major), which is read back
+  // transposed, one gather per row, so the epilogue and the stores are vectors along the
+  // row instead of 16 strided scalar stores per column.
+  alignas(64) float tile[16 * 16];
+  const __m512i stride = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                            _mm512_set1_epi32(16));
   for (int64_t r0 = 0; r0 < m; r0 += 16) {
     const float* atb = at + (r0 / 16) * w.k * 16;
     const int rows = static_cast<int>(std::min<int64_t>(16, m - r0));
-    for (int64_t j = n0; j < n1; ++j) {
-      _mm512_store_ps(lane, BlockColumn(atb, idx, val, cp[j], cp[j + 1]));
-      for (int r = 0; r < rows; ++r) o.c[(r0 + r) * o.ldc + j] = o.Apply(lane[r], j);
+    for (int64_t j0 = n0; j0 < n1; j0 += 16) {
+      const int cols = static_cast<int>(std::min<int64_t>(16, n1 - j0));
+      for (int jj = 0; jj < cols; ++jj)
+        _mm512_store_ps(tile + jj * 16, BlockColumn(atb, idx, val, cp[j0 + jj], cp[j0 + jj + 1]));
+      const __mmask16 k = TailMask(cols);
+      for (int r = 0; r < rows; ++r) {
+        const __m512 row = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k,
+                                                    _mm512_add_epi32(stride, _mm512_set1_epi32(r)),
+                                                    tile, 4);
+        StoreColumns(row, k, j0, o.c + (r0 + r) * o.ldc + j0, o);
+      }
     }
   }
 }
