@@ -17,10 +17,10 @@ constexpr double kMinZeros = 0.5;      // below this no sparse form can win on t
 constexpr double kMargin = 0.9;        // a sparse form must take <= 90% of the dense time
 constexpr double kMaxProbeMacs = 1.5e8;  // larger probes are not timed (dense kept)
 
-// Which forms are worth timing at a probe M (bench/sparse_bench.cc on AVX-512 and AVX2
-// machines: below these the sparse form lost by 1.3x or more), so that creating a session
-// for a 50%-pruned model times little more than the batch-1 case.
-bool TryCsr(int64_t m, double zeros) { return m <= 2 ? zeros >= 0.5 : zeros >= 0.75; }
+// Which forms are worth timing at a probe M (bench/sparse_bench.cc, AVX-512: below these
+// the sparse form lost by 1.25x or more), so that the costly large-M probes of a
+// 50%-pruned model are skipped.
+bool TryCsr(int64_t m, double zeros) { return m <= 16 ? zeros >= 0.5 : zeros >= 0.75; }
 bool TryNM(int64_t m) { return m <= 8; }
 bool TryQCsr(int64_t m, double zeros) { return m <= 2 && zeros >= 0.75; }
 
