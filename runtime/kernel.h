@@ -65,6 +65,9 @@ class Kernel {
  public:
   virtual ~Kernel() = default;
   virtual void Run(KernelContext& ctx) = 0;
+  // A choice the kernel made at creation beyond its table entry (e.g. the sparse kernel
+  // MatMul measured faster); listed by Session::Kernels(). Empty when none.
+  virtual std::string Variant() const { return {}; }
 };
 
 // Information available when a kernel is created: the node, and the constant value of

@@ -353,6 +353,10 @@ std::vector<NodeKernelInfo> Session::Kernels() const {
       k.kernel = def->name;
       k.isa = def->isa;
     }
+    if (np.kernel) {
+      const std::string variant = np.kernel->Variant();
+      if (!variant.empty()) k.kernel += " [" + variant + "]";
+    }
     out.push_back(std::move(k));
   }
   return out;

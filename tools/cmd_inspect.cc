@@ -4,12 +4,18 @@
 // synthesizes while normalising opsets) plus the floating tensors held by Constant nodes,
 // which paddle2onnx and older exporters use for weights; all Constant nodes are also
 // summarised on their own line.
+//
+// Sparsity: every initializer with at least kSparseReportZeros of its elements zero is
+// listed with its N:M annotation and the layout and bytes the .epk writer would use for it
+// (formats/epk's EpkStorageFor, so the numbers are what `convert` to .epk produces), and
+// the total bytes sparse storage saves over dense.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <map>
 
+#include "formats/epk/epk.h"
 #include "formats/onnx/onnx.h"
 #include "ir/dump.h"
 #include "tools/cli.h"
@@ -25,6 +31,31 @@ struct TensorEntry {
   bool constant_node;
 };
 
+// Weights with at least this fraction of zero elements are listed as sparse layers.
+constexpr double kSparseReportZeros = 0.1;
+
+struct SparseLayer {
+  std::string name;
+  std::string node;  // first consumer, "" when none
+  const ir::Tensor* tensor;
+  double zeros;
+  formats::EpkTensorStorage storage;
+};
+
+// Fraction of elements whose bytes are all zero (the .epk writer's notion of zero).
+double ZeroFraction(const ir::Tensor& t) {
+  if (t.dtype() == ir::DType::kString || ir::IsPacked(t.dtype()) || t.numel() == 0) return 0;
+  const uint64_t es = t.nbytes() / t.numel();
+  const auto* p = static_cast<const uint8_t*>(t.raw());
+  uint64_t zeros = 0;
+  for (uint64_t e = 0; e < t.numel(); ++e) {
+    bool z = true;
+    for (uint64_t b = 0; b < es && z; ++b) z = p[e * es + b] == 0;
+    zeros += z;
+  }
+  return static_cast<double>(zeros) / static_cast<double>(t.numel());
+}
+
 struct Summary {
   std::map<std::string, int64_t> ops;
   int64_t nodes = 0;
@@ -35,6 +66,8 @@ struct Summary {
   uint64_t param_in_constants = 0;  // of param_count: float tensors in Constant nodes
   std::vector<TensorEntry> tensors;
   std::vector<ir::Tensor> constant_storage;
+  std::vector<SparseLayer> sparse;
+  uint64_t epk_dense_bytes = 0, epk_stored_bytes = 0;  // all initializers
 };
 
 void Summarize(ir::Graph& root, Summary* s) {
@@ -52,6 +85,13 @@ void Summarize(ir::Graph& root, Summary* s) {
       s->param_count += t->numel();
       s->param_bytes += t->nbytes();
       s->tensors.push_back({v->name(), t, false});
+      const formats::EpkTensorStorage st = formats::EpkStorageFor(*t);
+      s->epk_dense_bytes += st.dense_bytes;
+      s->epk_stored_bytes += st.stored_bytes;
+      const double zeros = ZeroFraction(*t);
+      if (zeros >= kSparseReportZeros && t->numel() > 1)
+        s->sparse.push_back({v->name(), v->uses().empty() ? "" : v->uses()[0].user->name, t,
+                             zeros, st});
     }
     for (ir::Node* n : g.nodes()) {
       ++s->nodes;
@@ -179,7 +219,23 @@ void PrintJson(const std::string& path, const ir::Model& m, const Summary& s) {
                        ShapeOf(e.tensor->shape()), e.tensor->nbytes(),
                        Json(e.constant_node ? "constant" : "initializer"));
   }
-  out += "]}\n";
+  out += fmt::format("],\"sparsity\":{{\"threshold\":{},\"epk_dense_bytes\":{},"
+                     "\"epk_stored_bytes\":{},\"saved_bytes\":{},\"layers\":[",
+                     kSparseReportZeros, s.epk_dense_bytes, s.epk_stored_bytes,
+                     s.epk_dense_bytes - s.epk_stored_bytes);
+  for (size_t i = 0; i < s.sparse.size(); ++i) {
+    const SparseLayer& l = s.sparse[i];
+    std::string nm = "null";
+    if (l.tensor->sparse && l.tensor->sparse->kind == ir::SparseEncoding::Kind::kNM)
+      nm = fmt::format("{{\"n\":{},\"m\":{},\"axis\":{}}}", l.tensor->sparse->n,
+                       l.tensor->sparse->m, l.tensor->sparse->axis);
+    out += fmt::format("{}{{\"name\":{},\"node\":{},\"dtype\":{},\"shape\":{},\"zeros\":{:.6f},"
+                       "\"nm\":{},\"epk_layout\":{},\"dense_bytes\":{},\"stored_bytes\":{}}}",
+                       i ? "," : "", Json(l.name), Json(l.node),
+                       Json(ir::DTypeName(l.tensor->dtype())), ShapeOf(l.tensor->shape()), l.zeros,
+                       nm, Json(l.storage.layout), l.storage.dense_bytes, l.storage.stored_bytes);
+  }
+  out += "]}}\n";
   std::fputs(out.c_str(), stdout);
 }
 
@@ -216,6 +272,18 @@ void PrintText(const std::string& path, const ir::Model& m, const Summary& s) {
     out += fmt::format("  {:<40} {}{} {}{}\n", e.name, ir::DTypeName(e.tensor->dtype()),
                        ShapeOf(e.tensor->shape()), Bytes(e.tensor->nbytes()),
                        e.constant_node ? " (Constant)" : "");
+  out += fmt::format("sparsity:  {} weights with >= {:.0f}% zeros; .epk stores {} instead of {} "
+                     "({} saved)\n",
+                     s.sparse.size(), 100 * kSparseReportZeros, Bytes(s.epk_stored_bytes),
+                     Bytes(s.epk_dense_bytes), Bytes(s.epk_dense_bytes - s.epk_stored_bytes));
+  for (const SparseLayer& l : s.sparse) {
+    std::string nm;
+    if (l.tensor->sparse && l.tensor->sparse->kind == ir::SparseEncoding::Kind::kNM)
+      nm = fmt::format(" {}:{}", l.tensor->sparse->n, l.tensor->sparse->m);
+    out += fmt::format("  {:<32} {:<16} {:5.1f}% zeros{}  {} {} -> {}\n", l.name,
+                       l.node.empty() ? "-" : l.node, 100 * l.zeros, nm, l.storage.layout,
+                       Bytes(l.storage.dense_bytes), Bytes(l.storage.stored_bytes));
+  }
   std::fputs(out.c_str(), stdout);
 }
 

@@ -16,8 +16,10 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <set>
 
+#include "formats/epk/epk_sparse.h"
 #include "ir/error.h"
 #include "ir/file_util.h"
 
@@ -53,11 +55,13 @@ uint64_t AlignUp(uint64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
 class Encoder {
  public:
   struct Blob {
-    const Tensor* tensor;
+    const void* data;
+    uint64_t size;
     uint64_t offset;
   };
   std::string out;
   std::vector<Blob> blobs;
+  std::deque<std::string> encoded;  // sparse blobs (stable addresses)
   uint64_t data_size = 0;
 
   void U8(uint8_t v) { out.push_back(static_cast<char>(v)); }
@@ -89,14 +93,34 @@ class Encoder {
       Count(t.strings().size(), "strings");
       for (const auto& s : t.strings()) Str(s);
     } else {
-      uint64_t n = t.nbytes();
+      const epk_sparse::Layout l = epk_sparse::Choose(t);
+      const void* bytes = t.raw();
+      if (l.storage != epk_sparse::Storage::kDense) {
+        encoded.push_back(epk_sparse::Encode(t, l));
+        bytes = encoded.back().data();
+      }
+      uint64_t n = l.bytes;
       uint64_t off = n ? AlignUp(data_size) : 0;
       if (n) {
-        blobs.push_back({&t, off});
+        blobs.push_back({bytes, n, off});
         data_size = off + n;
       }
+      U8(static_cast<uint8_t>(l.storage));
       U64(off);
       U64(n);
+      switch (l.storage) {
+        case epk_sparse::Storage::kDense: break;
+        case epk_sparse::Storage::kBitmask: U64(l.nnz); break;
+        case epk_sparse::Storage::kCsr:
+          U8(l.index_bytes);
+          U64(l.nnz);
+          break;
+        case epk_sparse::Storage::kNM:
+          I32(l.n);
+          I32(l.m);
+          I32(l.axis);
+          break;
+      }
     }
     U8((t.quant ? 1 : 0) | (t.sparse ? 2 : 0));
     if (t.quant) {
@@ -114,6 +138,7 @@ class Encoder {
       U8(static_cast<uint8_t>(s.kind));
       I32(s.n);
       I32(s.m);
+      I32(s.axis);
       Count(s.block.size(), "block dims");
       for (int64_t b : s.block) I64(b);
     }
@@ -365,8 +390,9 @@ struct AttrRec {
 
 class Decoder {
  public:
-  Decoder(Cursor& c, const uint8_t* data, uint64_t data_size, std::shared_ptr<const void> owner)
-      : c_(c), data_(data), data_size_(data_size), owner_(std::move(owner)) {}
+  Decoder(Cursor& c, const uint8_t* data, uint64_t data_size, std::shared_ptr<const void> owner,
+          uint16_t major)
+      : c_(c), data_(data), data_size_(data_size), owner_(std::move(owner)), major_(major) {}
 
   DType DTypeField(const char* what) {
     uint8_t d = c_.U8(what);
@@ -396,21 +422,50 @@ class Decoder {
       for (auto& s : values) s = c_.Str("string tensor value");
       t = Tensor::Strings(dims, std::move(values));
     } else {
+      epk_sparse::Layout layout;
+      if (major_ >= 2) {
+        uint8_t st = c_.U8("tensor storage");
+        if (st > epk_sparse::kMaxStorage)
+          c_.Fail("tensor storage " + std::to_string(st) + " is not 0 (dense), 1 (bitmask), "
+                  "2 (csr) or 3 (nm)" + Named());
+        layout.storage = static_cast<epk_sparse::Storage>(st);
+      }
       uint64_t offset = c_.U64("tensor data offset");
       uint64_t size = c_.U64("tensor data size");
+      switch (layout.storage) {
+        case epk_sparse::Storage::kDense: break;
+        case epk_sparse::Storage::kBitmask: layout.nnz = c_.U64("bitmask value count"); break;
+        case epk_sparse::Storage::kCsr:
+          layout.index_bytes = c_.U8("csr index width");
+          layout.nnz = c_.U64("csr value count");
+          break;
+        case epk_sparse::Storage::kNM:
+          layout.n = c_.I32("nm n");
+          layout.m = c_.I32("nm m");
+          layout.axis = c_.I32("nm axis");
+          break;
+      }
       uint64_t bits = static_cast<uint64_t>(ir::DTypeBits(dt)), want_bits;
       if (MulOverflows(numel, bits, &want_bits)) c_.Fail("tensor byte size overflows 64 bits");
       uint64_t want = want_bits / 8 + (want_bits % 8 ? 1 : 0);
-      if (size != want)
+      const bool dense = layout.storage == epk_sparse::Storage::kDense;
+      auto fail = [&](const std::string& what) { c_.Fail(what + Named()); };
+      if (dense && size != want)
         c_.Fail("tensor data size " + std::to_string(size) + " != " + std::to_string(want) +
                 " bytes for " + std::to_string(numel) + " " + ir::DTypeName(dt) + " elements");
+      if (!dense) epk_sparse::CheckLayout(layout, dt, dims, size, fail);
       if (offset % kAlign != 0)
         c_.Fail("tensor data offset " + std::to_string(offset) + " is not 64-byte aligned");
       uint64_t end;
       if (AddOverflows(offset, size, &end) || end > data_size_)
         c_.Fail("tensor data (" + std::to_string(size) + " bytes at offset " + std::to_string(offset) +
                 ") runs past the tensor data section (" + std::to_string(data_size_) + " bytes)");
-      if (size == 0) {
+      if (!dense) {
+        // Sparse blobs expand into owned memory: the in-memory tensor is always dense.
+        t = Tensor(dt, dims);
+        epk_sparse::Decode(layout, dt, dims, data_ + offset, static_cast<uint8_t*>(t.mutable_raw()),
+                           fail);
+      } else if (size == 0) {
         t = Tensor(dt, dims);
       } else {
         t = Tensor(dt, dims, ir::Buffer::Wrap(data_ + offset, size, owner_));
@@ -442,6 +497,7 @@ class Decoder {
       s.kind = static_cast<ir::SparseEncoding::Kind>(k);
       s.n = c_.I32("sparse n");
       s.m = c_.I32("sparse m");
+      if (major_ >= 2) s.axis = c_.I32("sparse axis");
       s.block.resize(c_.Count(8, "sparse block dims"));
       for (int64_t& b : s.block) b = c_.I64("sparse block dim");
       t.sparse = std::move(s);
@@ -475,7 +531,11 @@ class Decoder {
     OutputRec v;
     v.name = c_.Str("value name");
     if (v.name.empty()) c_.Fail("a value has an empty name");
-    if (with_tensor) *tensor = TensorRec();
+    if (with_tensor) {
+      tensor_name_ = v.name;
+      *tensor = TensorRec();
+      tensor_name_.clear();
+    }
     v.type = Type(0);
     v.doc = c_.Str("value doc");
     v.synthesized = c_.Bool("synthesized flag");
@@ -575,10 +635,17 @@ class Decoder {
   }
 
  private:
+  // " in tensor 'w'" for the initializer being decoded ("" inside attributes).
+  std::string Named() const {
+    return tensor_name_.empty() ? std::string() : " in tensor '" + tensor_name_ + "'";
+  }
+
   Cursor& c_;
   const uint8_t* data_;
   uint64_t data_size_;
   std::shared_ptr<const void> owner_;
+  uint16_t major_;
+  std::string tensor_name_;
 };
 
 // Builds `g` from `r`; `g`'s parent is already set so outer names resolve.
@@ -678,6 +745,15 @@ void EpkMetadata::Set(const std::string& key, std::string value) {
   entries.emplace_back(key, std::move(value));
 }
 
+EpkTensorStorage EpkStorageFor(const ir::Tensor& t) {
+  const epk_sparse::Layout l = epk_sparse::Choose(t);
+  EpkTensorStorage s;
+  s.layout = epk_sparse::StorageName(l.storage);
+  s.dense_bytes = t.dtype() == DType::kString ? 0 : t.nbytes();
+  s.stored_bytes = l.bytes;
+  return s;
+}
+
 std::string EpkGraphBytes(const ir::Model& m) {
   Encoder e;
   e.ModelRec(m);
@@ -709,8 +785,8 @@ void SaveEpk(const ir::Model& m, const std::string& path, const EpkMetadata& met
     for (const auto& b : gr.blobs) {
       for (; at < b.offset; at += std::min<uint64_t>(kAlign, b.offset - at))
         crc = Crc32(kZeros, std::min<uint64_t>(kAlign, b.offset - at), crc);
-      crc = Crc32(b.tensor->raw(), b.tensor->nbytes(), crc);
-      at += b.tensor->nbytes();
+      crc = Crc32(b.data, b.size, crc);
+      at += b.size;
     }
     secs[2].crc = crc;
   }
@@ -751,7 +827,7 @@ void SaveEpk(const ir::Model& m, const std::string& path, const EpkMetadata& met
     pad_to(secs[2].offset);
     for (const auto& b : gr.blobs) {
       pad_to(secs[2].offset + b.offset);
-      write(b.tensor->raw(), b.tensor->nbytes());
+      write(b.data, b.size);
     }
     if (std::fclose(f) != 0) ok = false;
     if (!ok || pos != file_size)
@@ -779,11 +855,18 @@ std::unique_ptr<ir::Model> LoadEpk(const std::string& path, EpkMetadata* meta) {
   if (std::memcmp(base, kMagic, 8) != 0) fail("not an .epk file (bad magic bytes)");
   h.Fixed(8, "magic");
   uint16_t major = static_cast<uint16_t>(h.Fixed(2, "version")), minor = static_cast<uint16_t>(h.Fixed(2, "version"));
-  if (major != kEpkVersionMajor)
+  if (major > kEpkVersionMajor)
     ThrowUnsupported(path + ": .epk format version " + std::to_string(major) + "." +
-                     std::to_string(minor) +
-                     (major > kEpkVersionMajor ? " is newer than this reader" : " is not supported") +
-                     " (reads " + std::to_string(kEpkVersionMajor) + ".x); update edgepress");
+                     std::to_string(minor) + " is newer than this reader (reads " +
+                     std::to_string(kEpkMinVersionMajor) + ".x to " +
+                     std::to_string(kEpkVersionMajor) +
+                     ".x): the file was written by a newer edgepress; update edgepress to load "
+                     "it, or re-export the model with this version");
+  if (major < kEpkMinVersionMajor)
+    ThrowUnsupported(path + ": .epk format version " + std::to_string(major) + "." +
+                     std::to_string(minor) + " is not supported (this reader reads " +
+                     std::to_string(kEpkMinVersionMajor) + ".x to " +
+                     std::to_string(kEpkVersionMajor) + ".x)");
   uint32_t count = h.U32("section count");
   if (count == 0 || count > kMaxSections)
     fail("section count " + std::to_string(count) + " is not in 1.." + std::to_string(kMaxSections));
@@ -853,7 +936,7 @@ std::unique_ptr<ir::Model> LoadEpk(const std::string& path, EpkMetadata* meta) {
 
     Cursor gc(base + by_kind[kGraphSection]->offset, by_kind[kGraphSection]->size, path + ": graph");
     auto owner = std::static_pointer_cast<const void>(map);
-    Decoder dec(gc, base + by_kind[kTensorData]->offset, by_kind[kTensorData]->size, owner);
+    Decoder dec(gc, base + by_kind[kTensorData]->offset, by_kind[kTensorData]->size, owner, major);
     auto m = std::make_unique<ir::Model>();
     m->ir_version = gc.I64("ir version");
     m->producer_name = gc.Str("producer name");

@@ -29,8 +29,20 @@ struct EpkMetadata {
   bool operator==(const EpkMetadata& o) const { return entries == o.entries; }
 };
 
-constexpr uint16_t kEpkVersionMajor = 1;
+// 2.0 added sparse tensor storage (bitmask, CSR, N:M) and SparseEncoding::axis; this
+// reader still loads 1.x files. The writer always writes the current version.
+constexpr uint16_t kEpkVersionMajor = 2;
 constexpr uint16_t kEpkVersionMinor = 0;
+constexpr uint16_t kEpkMinVersionMajor = 1;
+
+// How SaveEpk would store a tensor's data: layout "dense", "bitmask", "csr" or "nm", and
+// the bytes it takes in the tensor data section (before 64-byte alignment padding).
+struct EpkTensorStorage {
+  const char* layout = "dense";
+  uint64_t dense_bytes = 0;
+  uint64_t stored_bytes = 0;
+};
+EpkTensorStorage EpkStorageFor(const ir::Tensor& t);
 
 // Writes `m` atomically (temp file + rename); the same model and metadata always give the
 // same bytes.

@@ -8,8 +8,14 @@
 // [hidden, out] case), the batches are folded into M so one large GEMM runs instead of
 // many small ones. Entries: f32_matmul__ref / __avx2_6x16 / __avx512_6x32 and likewise
 // f32_gemm_op__*, one per GEMM micro-kernel.
+//
+// A constant 2-D weight with at least half its entries zero also gets a sparse form
+// (kernels/sparse/sparse_select.h) where it measured faster than the dense GEMM at
+// creation; Variant() names the choice.
 #include <algorithm>
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "ir/error.h"
@@ -17,6 +23,7 @@
 #include "runtime/kernels/all_kernels.h"
 #include "runtime/kernels/gemm.h"
 #include "runtime/kernels/gemm_op_util.h"
+#include "runtime/kernels/sparse/sparse_select.h"
 #include "runtime/thread_pool.h"
 
 namespace edgepress::runtime {
@@ -67,6 +74,20 @@ std::vector<int64_t> BatchIndices(const std::vector<int64_t>& in, const std::vec
   return idx;
 }
 
+// M of a node's A when its declared shape fixes every dimension but the last (the rows
+// MatMul folds batches into), for the sparse timing.
+std::optional<int64_t> StaticRows(const ir::Node& node) {
+  const ir::Value* a = node.num_inputs() > 0 ? node.input(0) : nullptr;
+  if (!a || !a->type.shape || a->type.shape->size() < 2) return std::nullopt;
+  int64_t m = 1;
+  const ir::Shape& s = *a->type.shape;
+  for (size_t i = 0; i + 1 < s.size(); ++i) {
+    if (!s[i].known()) return std::nullopt;
+    m *= s[i].value;
+  }
+  return m;
+}
+
 template <Isa kIsa>
 class MatMulKernel : public Kernel {
  public:
@@ -82,7 +103,12 @@ class MatMulKernel : public Kernel {
     for (int64_t i = 0; i < count; ++i)
       packed_b_.push_back(PackB(kIsa, false, k, n, data + i * k * n, n));
     packed_shape_ = s;
+    if (b->rank() == 2)
+      sparse_ = sparse::SparseMatMul::Create(kIsa, data, n, false, k, n, packed_b_[0],
+                                             StaticRows(init.node), init.node.describe());
   }
+
+  std::string Variant() const override { return sparse_ ? sparse_->Describe() : std::string(); }
 
   void Run(KernelContext& ctx) override {
     const ir::Node& node = ctx.node();
@@ -126,6 +152,8 @@ class MatMulKernel : public Kernel {
       SgemmEx(kIsa, rows, n, k, 1.f, GemmOperand::Raw(a_ptr, k), ob, 0.f, y_ptr, n, pool);
     };
     if (b_shared && a_identity) {
+      if (sparse_ && use_packed && sparse_->Run(nb * m, ad, k, yd, n, 1.f, nullptr, &ctx.pool()))
+        return;
       gemm(nb * m, ad, bi[0], yd, &ctx.pool());
       return;
     }
@@ -145,6 +173,7 @@ class MatMulKernel : public Kernel {
  private:
   std::vector<PackedMatrix> packed_b_;
   std::vector<int64_t> packed_shape_;
+  std::unique_ptr<sparse::SparseMatMul> sparse_;
 };
 
 template <Isa kIsa>
@@ -163,7 +192,17 @@ class GemmKernel : public Kernel {
     packed_b_ = std::make_unique<PackedMatrix>(
         PackB(kIsa, trans_b_, k, n, b->data<float>(), b->shape()[1]));
     packed_shape_ = b->shape();
+    if (!trans_a_) {
+      const ir::Value* a = init.node.num_inputs() > 0 ? init.node.input(0) : nullptr;
+      std::optional<int64_t> rows;
+      if (a && a->type.shape && a->type.shape->size() == 2 && (*a->type.shape)[0].known())
+        rows = (*a->type.shape)[0].value;
+      sparse_ = sparse::SparseMatMul::Create(kIsa, b->data<float>(), b->shape()[1], trans_b_, k,
+                                             n, *packed_b_, rows, init.node.describe());
+    }
   }
+
+  std::string Variant() const override { return sparse_ ? sparse_->Describe() : std::string(); }
 
   void Run(KernelContext& ctx) override {
     const ir::Node& node = ctx.node();
@@ -214,6 +253,10 @@ class GemmKernel : public Kernel {
         beta = beta_;
       }
     }
+    const bool packed = packed_b_ && b.shape() == packed_shape_;
+    if (sparse_ && packed && beta == 0.f &&
+        sparse_->Run(m, a.data<float>(), a.shape()[1], yd, n, alpha_, &ep, &ctx.pool()))
+      return;
     const GemmOperand oa = GemmOperand::Raw(a.data<float>(), a.shape()[1], trans_a_);
     const GemmOperand ob = packed_b_ && b.shape() == packed_shape_
                                ? GemmOperand::Packed(*packed_b_)
@@ -227,6 +270,7 @@ class GemmKernel : public Kernel {
   GemmEpilogue act_;
   std::unique_ptr<PackedMatrix> packed_b_;
   std::vector<int64_t> packed_shape_;
+  std::unique_ptr<sparse::SparseMatMul> sparse_;
 };
 
 template <template <Isa> class K, Isa kIsa>

@@ -12,9 +12,13 @@
 // is packed once in create() with its zero point subtracted; A is packed per call.
 // Scales: y = acc * (a_scale * b_scale[n] / y_scale) computed in float32 as onnxruntime
 // does, so requantized outputs agree with it bit for bit.
+// A constant B that equals its zero point at least half the time may also run the sparse
+// int8 kernel (kernels/sparse/sparse_select.h) at the M where it was timed faster; the
+// accumulators are exact either way, so outputs are identical.
 #include <algorithm>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +28,7 @@
 #include "runtime/kernels/gemm_op_util.h"
 #include "runtime/kernels/qgemm.h"
 #include "runtime/kernels/quantize_util.h"
+#include "runtime/kernels/sparse/sparse_select.h"
 #include "runtime/thread_pool.h"
 
 namespace edgepress::runtime {
@@ -172,7 +177,23 @@ class QMatMulKernel : public Kernel {
     packed_ = std::make_unique<QPacked>(QPackB(kIsa, k, n, src));
     packed_shape_ = b->shape();
     packed_dtype_ = b->dtype();
+    std::optional<int64_t> rows;
+    const ir::Value* av = node.num_inputs() > 0 ? node.input(0) : nullptr;
+    if (av && av->type.shape && av->type.shape->size() >= 2) {
+      rows = 1;
+      for (size_t i = 0; i + 1 < av->type.shape->size(); ++i) {
+        const ir::Dim& d = (*av->type.shape)[i];
+        if (!d.known()) {
+          rows.reset();
+          break;
+        }
+        *rows *= d.value;
+      }
+    }
+    sparse_ = sparse::QSparseMatMul::Create(kIsa, src, k, n, *packed_, rows, node.describe());
   }
+
+  std::string Variant() const override { return sparse_ ? sparse_->Describe() : std::string(); }
 
   static size_t BIndex() { return kMode == Mode::kMatMulInteger || kMode == Mode::kDynamic ? 1 : 3; }
   static size_t BZpIndex() {
@@ -344,6 +365,18 @@ class QMatMulKernel : public Kernel {
       RunProduct(kIsa, rows, n, k, a_src, b_operand(b_index), o, ctx.pool());
     };
     if (b_shared && a_identity) {
+      if (sparse_ && use_packed) {
+        const int64_t rows = nb * m;
+        thread_local std::vector<int32_t> acc;
+        if (acc.size() < static_cast<size_t>(rows * n)) acc.resize(static_cast<size_t>(rows * n));
+        const QSource a_src{a_data, a_dtype, k, false, a_zp.data(), a_zp_rows};
+        if (sparse_->Accumulate(rows, a_src, acc.data(), &ctx.pool())) {
+          QOutput o = out;
+          o.data = y.mutable_raw();
+          for (int64_t r = 0; r < rows; ++r) QStoreRow(acc.data() + r * n, static_cast<int>(n), r, 0, o);
+          return;
+        }
+      }
       run(nb * m, 0, bi[0], 0);
       return;
     }
@@ -357,6 +390,7 @@ class QMatMulKernel : public Kernel {
   std::vector<int64_t> packed_shape_;
   ir::DType packed_dtype_ = ir::DType::kUndefined;
   std::vector<int32_t> b_zp_;
+  std::unique_ptr<sparse::QSparseMatMul> sparse_;
 };
 
 template <Isa kIsa, Mode kMode>

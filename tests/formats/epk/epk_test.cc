@@ -7,6 +7,7 @@
 // file must be rejected with an edgepress::Error naming the file; none may crash.
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -277,6 +278,8 @@ TEST(EpkTest, TensorsAreZeroCopyAlignedViewsThatOutliveTheModel) {
     for (const ir::Value* v : back->graph->initializers()) {
       const Tensor* t = v->initializer();
       if (t->dtype() == DType::kString || t->nbytes() == 0) continue;
+      // Tensors with enough zero elements are stored sparse and expanded on load.
+      if (std::string(EpkStorageFor(*t).layout) != "dense") continue;
       EXPECT_FALSE(t->buffer()->owned()) << v->name() << " should view the mapping";
       EXPECT_EQ(reinterpret_cast<uintptr_t>(t->raw()) % 64, 0u) << v->name();
     }
@@ -410,7 +413,10 @@ TEST_F(EpkCorruptionTest, BadMagic) {
 }
 
 TEST_F(EpkCorruptionTest, FutureAndUnknownVersions) {
-  Reject(Patched(8, 2, 2).b, "newer than this reader", ErrorCode::kUnsupported);
+  std::string msg = Reject(Patched(8, kEpkVersionMajor + 1, 2).b, "newer than this reader",
+                           ErrorCode::kUnsupported);
+  // The user learns why and what to do.
+  EXPECT_NE(msg.find("written by a newer edgepress; update edgepress"), std::string::npos) << msg;
   Reject(Patched(8, 0xFFFF, 2).b, "65535.0 is newer", ErrorCode::kUnsupported);
   Reject(Patched(8, 0, 2).b, "not supported", ErrorCode::kUnsupported);
 }
@@ -477,9 +483,10 @@ TEST_F(EpkCorruptionTest, CountsOfMinusOne) {
 }
 
 TEST_F(EpkCorruptionTest, TensorRecords) {
-  // Initializer "w_f32": name, then u8 dtype, u32 rank, 2 x i64 dims, u64 offset, u64 size.
+  // Initializer "w_f32": name, then u8 dtype, u32 rank, 2 x i64 dims, u8 storage (dense),
+  // u64 offset, u64 size.
   size_t rec = good_.Find(1, "w_f32") + 5;
-  size_t off_at = rec + 1 + 4 + 16;
+  size_t off_at = rec + 1 + 4 + 16 + 1;
   uint64_t off = good_.U64(off_at);
   Reject(Patched(off_at, off + 4, 8).b, "not 64-byte aligned");
   Reject(Patched(off_at, (good_.size(2) + 64) / 64 * 64, 8).b, "runs past the tensor data section");
@@ -562,6 +569,242 @@ TEST_F(EpkCorruptionTest, RandomGraphSectionDamageNeverCrashes) {
   }
   EXPECT_GT(rejected, 200);
   EXPECT_EQ(rejected + loaded, 400);
+}
+
+// -------------------------------------------------------------- sparse storage (2.0)
+
+// A float tensor whose entries are zero with probability `zeros` (others in [0.5, 1.5)).
+Tensor SparseFloat(std::vector<int64_t> shape, double zeros, uint32_t seed) {
+  Tensor t(DType::kFloat32, std::move(shape));
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> u(0, 1);
+  float* p = t.mutable_data<float>();
+  for (uint64_t i = 0; i < t.numel(); ++i) p[i] = u(rng) < zeros ? 0.f : 0.5f + static_cast<float>(u(rng));
+  return t;
+}
+
+// Keeps `n` of every `m` entries along axis 0 of a 2-D tensor (MatMul weights reduce along
+// K = axis 0) and annotates it the way prune-nm does.
+Tensor NMFloat(int64_t k, int64_t cols, int n, int m, uint32_t seed) {
+  Tensor t = SparseFloat({k, cols}, 0.0, seed);
+  float* p = t.mutable_data<float>();
+  std::mt19937 rng(seed);
+  for (int64_t j = 0; j < cols; ++j)
+    for (int64_t g = 0; g < k; g += m) {
+      const int start = static_cast<int>(rng() % m);
+      for (int s = 0; s < m; ++s)
+        if ((s - start + m) % m >= n) p[(g + s) * cols + j] = 0.f;
+    }
+  ir::SparseEncoding e;
+  e.kind = ir::SparseEncoding::Kind::kNM;
+  e.n = n;
+  e.m = m;
+  e.axis = 0;
+  t.sparse = e;
+  return t;
+}
+
+std::unique_ptr<ir::Model> SparseModel() {
+  auto m = std::make_unique<ir::Model>();
+  Graph& g = *m->graph;
+  g.name = "sparse";
+  g.AddInitializer("w_bitmask", SparseFloat({64, 64}, 0.9, 1));
+  g.AddInitializer("w_csr", SparseFloat({64, 64}, 0.99, 2));
+  g.AddInitializer("w_nm", NMFloat(16, 8, 2, 4, 3));
+  g.AddInitializer("w_nm3", NMFloat(6, 4, 1, 3, 4));
+  Tensor i8(DType::kInt8, {32, 48});
+  for (uint64_t i = 0; i < i8.numel(); i += 3) i8.mutable_data<int8_t>()[i] = static_cast<int8_t>(i % 200 - 100);
+  g.AddInitializer("w_int8", i8);
+  Tensor neg = SparseFloat({100}, 0.8, 5);
+  neg.mutable_data<float>()[1] = -0.0f;  // not all-zero bytes: must survive as -0.0
+  g.AddInitializer("w_negzero", neg);
+  g.AddInitializer("w_dense", SparseFloat({16, 16}, 0.05, 6));
+  ir::Value* x = g.AddInput("x", ValueType::Tensor(DType::kFloat32, ir::MakeShape({1, 64})));
+  ir::Node* mm = g.AddNode("MatMul", {x, g.FindValue("w_bitmask")}, {"y"}, "mm");
+  g.AddOutput(mm->output(0));
+  return m;
+}
+
+TEST(EpkSparseTest, StorageIsChosenFromTheDataAndRoundTripsExactly) {
+  TempDir dir;
+  auto m = SparseModel();
+  const Graph& g = *m->graph;
+  auto layout = [&](const char* name) {
+    return std::string(EpkStorageFor(*g.FindValue(name)->initializer()).layout);
+  };
+  EXPECT_EQ(layout("w_bitmask"), "bitmask");
+  EXPECT_EQ(layout("w_csr"), "csr");
+  EXPECT_EQ(layout("w_nm"), "nm");
+  EXPECT_EQ(layout("w_nm3"), "nm");
+  EXPECT_EQ(layout("w_int8"), "bitmask");
+  EXPECT_EQ(layout("w_dense"), "dense") << "5% zeros must not be stored sparse";
+  SaveEpk(*m, dir / "s.epk");
+  auto back = LoadEpk(dir / "s.epk");
+  for (const ir::Value* v : g.initializers()) {
+    const Tensor* t = back->graph->FindValue(v->name())->initializer();
+    EXPECT_EQ(*t, *v->initializer()) << v->name();  // bytes and annotations (incl. axis)
+  }
+  const Tensor* nm = back->graph->FindValue("w_nm")->initializer();
+  ASSERT_TRUE(nm->sparse);
+  EXPECT_EQ(nm->sparse->axis, 0);
+  EXPECT_TRUE(nm->buffer()->owned()) << "sparse blobs expand into owned dense memory";
+  EXPECT_TRUE(std::signbit(back->graph->FindValue("w_negzero")->initializer()->data<float>()[1]));
+  EXPECT_EQ(EpkGraphBytes(*back), EpkGraphBytes(*m));
+  SaveEpk(*back, dir / "t.epk");
+  EXPECT_EQ(ReadFileToString(dir / "s.epk"), ReadFileToString(dir / "t.epk"));
+}
+
+TEST(EpkSparseTest, TwoFourAndNinetyPercentStorageSizes) {
+  // The numbers docs/sparse.md reports: a 1024 x 1024 fp32 linear weight.
+  const Tensor nm = NMFloat(1024, 1024, 2, 4, 11);
+  const EpkTensorStorage s24 = EpkStorageFor(nm);
+  EXPECT_STREQ(s24.layout, "nm");
+  EXPECT_LE(static_cast<double>(s24.stored_bytes), 0.6 * s24.dense_bytes);
+  const EpkTensorStorage s90 = EpkStorageFor(SparseFloat({1024, 1024}, 0.9, 12));
+  EXPECT_LE(static_cast<double>(s90.stored_bytes), 0.2 * s90.dense_bytes);
+  // Without the annotation a 2:4 weight is still stored compactly (bitmask).
+  Tensor plain = nm;
+  plain.sparse.reset();
+  EXPECT_STREQ(EpkStorageFor(plain).layout, "bitmask");
+  // Whole files: the same model with the weight dense vs 2:4.
+  TempDir dir;
+  ir::Model a, b;
+  a.graph->AddInitializer("w", SparseFloat({1024, 1024}, 0.0, 13));
+  b.graph->AddInitializer("w", nm);
+  SaveEpk(a, dir / "dense.epk");
+  SaveEpk(b, dir / "nm.epk");
+  EXPECT_LE(static_cast<double>(FileSize(dir / "nm.epk")), 0.6 * FileSize(dir / "dense.epk"));
+}
+
+TEST(EpkSparseTest, ReadsVersion1Files) {
+  // Written by the 1.0 writer (before sparse storage and SparseEncoding::axis) from
+  // RichModel(); the 2.0 reader must load it unchanged.
+  const std::string path = std::string(EDGEPRESS_SOURCE_DIR) + "/tests/formats/epk/rich_v1.epk";
+  const std::string bytes = ReadFileToString(path);
+  ASSERT_EQ(bytes[8], 1) << "fixture is not a version 1 file";
+  EpkMetadata md;
+  auto m = LoadEpk(path, &md);
+  EXPECT_EQ(md, Meta());
+  EXPECT_EQ(EpkGraphBytes(*m), EpkGraphBytes(*RichModel()));
+  EXPECT_EQ(m->graph->FindValue("q_group")->initializer()->sparse->axis, -1);
+}
+
+class EpkSparseCorruptionTest : public EpkCorruptionTest {
+ protected:
+  void SetUp() override {
+    SaveEpk(*SparseModel(), dir_ / "sparse.epk");
+    good_.b = ReadFileToString(dir_ / "sparse.epk");
+  }
+  // Byte position of the storage field of initializer `name` (rank-2 unless said).
+  size_t Storage(const std::string& name, int rank = 2) const {
+    std::string rec = std::string(1, static_cast<char>(name.size())) + std::string(3, '\0') + name;
+    return good_.Find(1, rec) + rec.size() + 1 + 4 + 8 * static_cast<size_t>(rank);
+  }
+  // Byte position, in the file, of initializer `name`'s blob.
+  size_t Blob(const std::string& name) const {
+    return good_.offset(2) + good_.U64(Storage(name) + 1);
+  }
+};
+
+TEST_F(EpkSparseCorruptionTest, StorageField) {
+  Reject(Patched(Storage("w_csr"), 9, 1).b, "tensor storage 9 is not 0 (dense)");
+  // Dense storage where the data size is that of the sparse blob.
+  Reject(Patched(Storage("w_csr"), 0, 1).b, "tensor data size");
+}
+
+TEST_F(EpkSparseCorruptionTest, BitmaskCountsAndMask) {
+  const size_t st = Storage("w_bitmask"), nnz_at = st + 17;
+  const uint64_t nnz = good_.U64(nnz_at);
+  // A value count that disagrees with the data size, and a truncated mask.
+  Reject(Patched(nnz_at, nnz + 1, 8).b, "bitmask storage: data size");
+  Reject(Patched(st + 9, good_.U64(st + 9) - 1, 8).b, "truncated mask");
+  Reject(Patched(nnz_at, UINT64_MAX, 8).b, "value count 18446744073709551615 exceeds");
+  // Mask popcount != value count: clear a set bit in the mask (then re-seal).
+  EpkFile f = good_;
+  size_t at = Blob("w_bitmask");
+  while (f.b[at] == 0) ++at;
+  f.b[at] = static_cast<char>(f.b[at] & (f.b[at] - 1));
+  f.Seal();
+  std::string msg = Reject(f.b, "set bits but " + std::to_string(nnz) + " values are stored");
+  EXPECT_NE(msg.find("tensor 'w_bitmask'"), std::string::npos) << msg;
+}
+
+TEST_F(EpkSparseCorruptionTest, CsrIndicesAndRowPointers) {
+  const size_t st = Storage("w_csr");
+  const uint64_t nnz = good_.U64(st + 18);
+  Reject(Patched(st + 17, 3, 1).b, "index width 3 is not 2 or 4");
+  Reject(Patched(st + 18, nnz + 1, 8).b, "csr storage: data size");
+  const size_t blob = Blob("w_csr"), idx = blob + 65 * 4;
+  // Row pointers: first not 0, decreasing, past nnz, last != nnz.
+  Reject(Patched(blob, 1, 4).b, "first row pointer is 1");
+  ASSERT_LT(good_.U32(blob + 8), nnz);
+  Reject(Patched(blob + 4, nnz, 4).b, "row pointers decrease at row 1");
+  Reject(Patched(blob + 4, nnz + 5, 4).b, "exceeds the value count");
+  // Rows from the first pointer that reaches nnz onwards lose their values: pointers stay
+  // monotonic and in range, but the last one no longer equals the value count.
+  size_t full = 1;
+  while (good_.U32(blob + 4 * full) != nnz) ++full;
+  const uint32_t keep = good_.U32(blob + 4 * (full - 1));
+  EpkFile f = good_;
+  for (size_t q = full; q <= 64; ++q) f.Put(blob + 4 * q, keep, 4);
+  f.Seal();
+  Reject(f.b, "last row pointer is " + std::to_string(keep) + " but " + std::to_string(nnz));
+  // Column index out of range, and a duplicate (not strictly increasing) index.
+  std::string msg = Reject(Patched(idx, 64, 2).b, "column index 64 in row");
+  EXPECT_NE(msg.find("out of range (64 columns)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("tensor 'w_csr'"), std::string::npos) << msg;
+  size_t row = 0;
+  while (good_.U32(blob + 4 * (row + 1)) - good_.U32(blob + 4 * row) < 2) ++row;  // 2+ values
+  const size_t first = good_.U32(blob + 4 * row);
+  Reject(Patched(idx + 2 * (first + 1), good_.U32(idx + 2 * first) & 0xFFFF, 2).b,
+         "not strictly increasing");
+}
+
+TEST_F(EpkSparseCorruptionTest, NMPatternAndIndices) {
+  const size_t st = Storage("w_nm");
+  Reject(Patched(st + 17, 4, 4).b, "4:4 is not a valid N:M pattern");
+  Reject(Patched(st + 21, 3, 4).b, "dimension 16 of axis 0 is not a multiple of m = 3");
+  Reject(Patched(st + 25, 5, 4).b, "axis 5 is out of range for rank 2");
+  Reject(Patched(st + 21, 8, 4).b, "nm storage: data size");
+  // Indices follow 16 x 8 / 2 = 64 values; slots 0 and 1 of the first group get the same
+  // index.
+  const size_t bits = Blob("w_nm") + 64 * 4;
+  const uint8_t b0 = static_cast<uint8_t>(good_.b[bits]);
+  std::string msg = Reject(Patched(bits, (b0 & 0xF0) | (b0 & 3) | ((b0 & 3) << 2), 1).b,
+                           "appears twice in group 0");
+  EXPECT_NE(msg.find("tensor 'w_nm'"), std::string::npos) << msg;
+  // 1:3 stores 2-bit indices: 3 is representable but not below m.
+  const size_t bits3 = good_.offset(2) + good_.U64(Storage("w_nm3") + 1) + 8 * 4;
+  Reject(Patched(bits3, (static_cast<uint8_t>(good_.b[bits3]) & 0xFC) | 3, 1).b,
+         "index 3 of group 0 is not below m = 3");
+}
+
+TEST_F(EpkSparseCorruptionTest, ExpansionIsBounded) {
+  // w_csr's dims become [1, 2^40]: a few hundred stored bytes claiming 4 TiB of floats.
+  const size_t dims = Storage("w_csr") - 16;
+  EpkFile f = good_;
+  f.Put(dims, 1, 8);
+  f.Put(dims + 8, uint64_t{1} << 40, 8);
+  f.Seal();
+  Reject(f.b, "would expand to 4398046511104");
+}
+
+TEST_F(EpkSparseCorruptionTest, RandomDataSectionDamageNeverCrashes) {
+  std::mt19937 rng(99);
+  size_t off = good_.offset(2), size = good_.size(2);
+  int rejected = 0;
+  for (int iter = 0; iter < 300; ++iter) {
+    EpkFile f = good_;
+    f.b[off + rng() % size] = static_cast<char>(rng());
+    f.Seal();
+    try {
+      LoadEpk(Write(dir_, "fz.epk", f.b));
+    } catch (const Error&) {
+      ++rejected;
+    }
+  }
+  // Values are free-form; only mask, pointer and index damage is detectable.
+  EXPECT_GT(rejected, 0);
 }
 
 }  // namespace
