@@ -1,0 +1,757 @@
+// The TorchScript import driver: check the archive, load/freeze/inline with LibTorch,
+// specialise the graph for CPU float inference, sweep for unsupported ops, then convert
+// block by block (prim::If/prim::Loop with run-time conditions become ONNX If/Loop).
+#include <torch/csrc/jit/passes/constant_propagation.h>
+#include <torch/csrc/jit/passes/dead_code_elimination.h>
+#include <torch/csrc/jit/passes/inliner.h>
+#include <torch/csrc/jit/passes/lower_tuples.h>
+#include <torch/csrc/jit/passes/peephole.h>
+#include <torch/csrc/jit/passes/remove_mutation.h>
+#include <torch/script.h>
+
+#include <cstring>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "formats/torchscript/converter.h"
+#include "formats/torchscript/pt_archive.h"
+#include "formats/torchscript/torch_compat.h"
+#include "formats/torchscript/torchscript_import.h"
+#include "ir/error.h"
+#include "ir/shape_inference.h"
+
+namespace edgepress::formats {
+
+namespace ts {
+namespace {
+
+using torch::jit::Block;
+using torch::jit::Node;
+using torch::jit::Value;
+
+// LibTorch's messages carry a C++ backtrace after the first lines; the user needs the
+// message.
+std::string Brief(const c10::Error& e) {
+  std::string s = e.what_without_backtrace();
+  if (s.size() > 600) s = s.substr(0, 600) + " ...";
+  return s;
+}
+
+const Registry& GlobalRegistry() {
+  static const Registry r = [] {
+    Registry reg;
+    RegisterNnOps(reg);
+    RegisterTensorOps(reg);
+    return reg;
+  }();
+  return r;
+}
+
+// prim ops the driver handles itself.
+bool DriverOp(const std::string& k) {
+  return k == "prim::Constant" || k == "prim::If" || k == "prim::Loop" ||
+         k == "prim::RaiseException" || k == "aten::warn" || k == "prim::Uninitialized";
+}
+
+// Ops folded when all their inputs are constants: anything deterministic without side
+// effects or blocks. This evaluates weight arithmetic and Python scalar logic with
+// LibTorch's own operators; it never touches a model input.
+bool Foldable(const Node* n) {
+  if (!n->blocks().empty() || n->isNondeterministic() || n->hasSideEffects()) return false;
+  std::string k = n->kind().toQualString();
+  return !DriverOp(k) && k.rfind("prim::", 0) != 0 ? true
+         : k == "prim::ListConstruct" || k == "prim::ListUnpack" || k == "prim::TupleConstruct" ||
+               k == "prim::TupleUnpack" || k == "prim::TupleIndex" || k == "prim::unchecked_cast" ||
+               k == "prim::NumToTensor" || k == "prim::min" || k == "prim::max" ||
+               k == "prim::dtype" || k == "prim::device";
+}
+
+// A block that ends by raising is an assertion of the model's own (shape checks, "input
+// not batched"): the importer keeps the other branch.
+bool Raises(const Block* b) {
+  for (const Node* n : b->nodes())
+    if (n->kind() == c10::prim::RaiseException) return true;
+  return false;
+}
+
+class Driver {
+ public:
+  Driver(Ctx& ctx) : ctx_(ctx) {}
+
+  // Every op that has neither a converter nor constant inputs, with its location, in
+  // one error: the user sees the whole list at once.
+  void Sweep(const Block* b, std::set<const Value*>& statics,
+             std::map<std::string, std::vector<std::string>>& missing) {
+    for (const Node* n : b->nodes()) {
+      std::string k = n->kind().toQualString();
+      if (k == "prim::Constant") {
+        statics.insert(n->output());
+        continue;
+      }
+      if (k == "prim::If" && !n->blocks().empty()) {
+        // A raising branch is dropped, so its ops need no converter.
+        for (const Block* sub : n->blocks())
+          if (!Raises(sub)) Sweep(sub, statics, missing);
+        continue;
+      }
+      for (const Block* sub : n->blocks()) Sweep(sub, statics, missing);
+      bool all_static = true;
+      for (const Value* v : n->inputs()) all_static = all_static && statics.count(v);
+      if (all_static && Foldable(n)) {
+        for (const Value* v : n->outputs()) statics.insert(v);
+        continue;
+      }
+      if (DriverOp(k) || ctx_.registry_->count(k)) continue;
+      std::string loc = SourceLocation(*n);
+      auto& locs = missing[k];
+      if (locs.size() < 3) locs.push_back(loc.empty() ? "(no debug info)" : loc);
+    }
+  }
+
+  void ConvertBlock(const Block* b) {
+    for (const Node* n : b->nodes()) ConvertNode(n);
+  }
+
+  void ConvertNode(const Node* n) {
+    ctx_.node_ = n;
+    std::string k = n->kind().toQualString();
+    if (k == "prim::Constant") {
+      c10::optional<c10::IValue> iv = torch::jit::toIValue(n->output());
+      if (!iv) ctx_.Fail("a constant LibTorch cannot read");
+      ctx_.Out(0, Slot::Const(*iv));
+      return;
+    }
+    if (k == "prim::If") return ConvertIf(n);
+    if (k == "prim::Loop") return ConvertLoop(n);
+    if (k == "aten::warn") return;
+    if (k == "prim::Uninitialized") return ctx_.Out(0, Slot::Const(c10::IValue()));
+    if (k == "prim::RaiseException")
+      ctx_.Fail("the model raises an exception on this path (a condition the importer "
+                "could not decide at import time)");
+    if (TryFold(n)) return;
+    auto it = ctx_.registry_->find(k);
+    if (it == ctx_.registry_->end()) ctx_.Fail("no converter (internal: the sweep missed it)");
+    it->second(ctx_);
+    for (size_t i = 0; i < n->outputs().size(); ++i)
+      if (ctx_.slots_[n->outputs()[i]].kind == Slot::Kind::kUnset)
+        throw Error(ErrorCode::kInternal, ctx_.file_ + ": converter for " + k + " left output " +
+                                              std::to_string(i) + " unset");
+  }
+
+  bool TryFold(const Node* n) {
+    if (!Foldable(n)) return false;
+    torch::jit::Stack stack;
+    for (size_t i = 0; i < n->inputs().size(); ++i) {
+      const Slot& s = ctx_.In(i);
+      if (!s.is_const()) return false;
+      stack.push_back(s.iv);
+    }
+    try {
+      torch::jit::Operation op = n->getOperation();
+      op(stack);
+    } catch (const c10::Error&) {
+      return false;  // no kernel for it: the converter (if any) decides
+    }
+    if (stack.size() != n->outputs().size()) return false;
+    for (size_t i = 0; i < stack.size(); ++i) ctx_.Out(i, Slot::Const(std::move(stack[i])));
+    return true;
+  }
+
+  void MapBlockOutputs(const Node* n, const Block* b) {
+    for (size_t i = 0; i < n->outputs().size(); ++i)
+      ctx_.slots_[n->outputs()[i]] = ctx_.slots_.at(b->outputs()[i]);
+  }
+
+  // Block outputs must be tensors in an IR subgraph: scalars become rank-0 tensors.
+  ir::Value* SubgraphOutput(const Value* v, ir::DType want) {
+    Slot s = ctx_.slots_.at(v);
+    if (s.kind == Slot::Kind::kList || s.kind == Slot::Kind::kTuple || s.is_none() ||
+        (s.is_const() && !s.iv.isTensor() && !s.iv.isDouble() && !s.iv.isInt() && !s.iv.isBool()))
+      ctx_.Fail("a branch or loop body yields a " + v->type()->str() +
+                ", which an ONNX If/Loop cannot carry");
+    ir::Value* out = TensorOfSlot(s, want);
+    // A subgraph output must be produced inside it (outer values and initializers are
+    // passed through an Identity).
+    if (out->graph() != ctx_.g_ || out->is_initializer() || out->is_graph_input() ||
+        out->is_graph_output())
+      out = ctx_.Op("Identity", {out});
+    return out;
+  }
+
+  ir::Value* TensorOfSlot(const Slot& s, ir::DType want) {
+    ir::Value* v;
+    if (s.kind == Slot::Kind::kTensor) {
+      v = s.value;
+    } else if (s.iv.isTensor()) {
+      v = ctx_.Const(ctx_.FromTorch(s.iv.toTensor()));
+    } else if (s.iv.isDouble()) {
+      v = ctx_.F32(static_cast<float>(s.iv.toDouble()));
+    } else if (s.iv.isBool()) {
+      ir::Tensor t(ir::DType::kBool, {});
+      *t.mutable_data<uint8_t>() = s.iv.toBool();
+      v = ctx_.Const(t, "bool");
+    } else {
+      v = ctx_.I64(s.iv.toInt());
+    }
+    if (want != ir::DType::kUndefined && ctx_.DTypeOf(v) != want) v = ctx_.Cast(v, want);
+    return v;
+  }
+
+  static bool IsScalarType(const c10::TypePtr& t) {
+    return t->kind() == c10::TypeKind::IntType || t->kind() == c10::TypeKind::FloatType ||
+           t->kind() == c10::TypeKind::BoolType || t->kind() == c10::TypeKind::NumberType;
+  }
+
+  void ConvertIf(const Node* n) {
+    const Slot& cond = ctx_.In(0);
+    const Block* then_b = n->blocks()[0];
+    const Block* else_b = n->blocks()[1];
+    if (cond.is_const() || Raises(then_b) || Raises(else_b)) {
+      const Block* taken;
+      if (cond.is_const()) taken = cond.iv.toBool() ? then_b : else_b;
+      else taken = Raises(then_b) ? else_b : then_b;
+      if (Raises(taken)) {
+        ctx_.node_ = n;
+        ctx_.Fail("the model always raises here for the given inputs");
+      }
+      ConvertBlock(taken);
+      MapBlockOutputs(n, taken);
+      return;
+    }
+    ir::Value* c = ctx_.T(0);
+    if (ctx_.DTypeOf(c) != ir::DType::kBool) c = ctx_.Cast(c, ir::DType::kBool);
+    ir::Graph* parent = ctx_.g_;
+    std::vector<std::string> names;
+    for (const Value* o : n->outputs()) names.push_back(parent->UniqueName(o->debugName()));
+    ir::Node* node = parent->AddNode("If", {c}, names, parent->UniqueName("If"));
+    node->doc = SourceLocation(*n);
+    std::vector<ir::DType> dtypes(n->outputs().size(), ir::DType::kUndefined);
+    const char* attr[2] = {"then_branch", "else_branch"};
+    for (int bi = 0; bi < 2; ++bi) {
+      auto sub = std::make_shared<ir::Graph>();
+      sub->name = node->name + "_" + attr[bi];
+      sub->SetParent(parent, node);
+      ctx_.g_ = sub.get();
+      ConvertBlock(n->blocks()[bi]);
+      ctx_.node_ = n;
+      for (size_t i = 0; i < n->outputs().size(); ++i) {
+        ir::Value* v = SubgraphOutput(n->blocks()[bi]->outputs()[i], dtypes[i]);
+        dtypes[i] = ctx_.DTypeOf(v);
+        sub->AddOutput(v);
+      }
+      ctx_.g_ = parent;
+      node->set_attr(ir::Attribute::GraphValue(attr[bi], sub));
+    }
+    for (size_t i = 0; i < n->outputs().size(); ++i) {
+      node->output(i)->type = ir::ValueType::Tensor(dtypes[i]);
+      ctx_.slots_[n->outputs()[i]] = Slot::Tensor(node->output(i), IsScalarType(n->outputs()[i]->type()));
+    }
+  }
+
+  void ConvertLoop(const Node* n) {
+    const Block* body = n->blocks()[0];
+    ir::Graph* parent = ctx_.g_;
+    ir::Value* trip = ctx_.T(0);
+    if (ctx_.DTypeOf(trip) != ir::DType::kInt64) trip = ctx_.Cast(trip, ir::DType::kInt64);
+    ir::Value* cond = ctx_.T(1);
+    if (ctx_.DTypeOf(cond) != ir::DType::kBool) cond = ctx_.Cast(cond, ir::DType::kBool);
+    std::vector<ir::Value*> inputs = {trip, cond};
+    std::vector<ir::DType> dtypes;
+    for (size_t i = 2; i < n->inputs().size(); ++i) {
+      inputs.push_back(SubgraphInit(n->inputs()[i]));
+      dtypes.push_back(ctx_.DTypeOf(inputs.back()));
+    }
+    std::vector<std::string> names;
+    for (const Value* o : n->outputs()) names.push_back(parent->UniqueName(o->debugName()));
+    ir::Node* node = parent->AddNode("Loop", inputs, names, parent->UniqueName("Loop"));
+    node->doc = SourceLocation(*n);
+    auto sub = std::make_shared<ir::Graph>();
+    sub->name = node->name + "_body";
+    sub->SetParent(parent, node);
+    ctx_.g_ = sub.get();
+    ir::Value* iter = sub->AddInput(sub->UniqueName("iter"), ir::ValueType::Tensor(ir::DType::kInt64, ir::Shape{}));
+    sub->AddInput(sub->UniqueName("cond_in"), ir::ValueType::Tensor(ir::DType::kBool, ir::Shape{}));
+    ctx_.slots_[body->inputs()[0]] = Slot::Tensor(iter, true);
+    for (size_t i = 1; i < body->inputs().size(); ++i) {
+      const Value* bv = body->inputs()[i];
+      ir::Value* in = sub->AddInput(sub->UniqueName(bv->debugName()),
+                                    ir::ValueType::Tensor(dtypes[i - 1]));
+      ctx_.slots_[bv] = Slot::Tensor(in, IsScalarType(bv->type()));
+    }
+    ConvertBlock(body);
+    ctx_.node_ = n;
+    sub->AddOutput(SubgraphOutput(body->outputs()[0], ir::DType::kBool));
+    for (size_t i = 1; i < body->outputs().size(); ++i)
+      sub->AddOutput(SubgraphOutput(body->outputs()[i], dtypes[i - 1]));
+    ctx_.g_ = parent;
+    node->set_attr(ir::Attribute::GraphValue("body", sub));
+    for (size_t i = 0; i < n->outputs().size(); ++i) {
+      node->output(i)->type = ir::ValueType::Tensor(dtypes[i]);
+      ctx_.slots_[n->outputs()[i]] = Slot::Tensor(node->output(i), IsScalarType(n->outputs()[i]->type()));
+    }
+  }
+
+  ir::Value* SubgraphInit(const Value* v) {
+    const Slot& s = ctx_.slots_.at(v);
+    if (s.kind == Slot::Kind::kList || s.kind == Slot::Kind::kTuple || s.is_none())
+      ctx_.Fail("a loop carries a " + v->type()->str() + ", which an ONNX Loop cannot carry");
+    return TensorOfSlot(s, ir::DType::kUndefined);
+  }
+
+ private:
+  Ctx& ctx_;
+};
+
+// Facts TorchScript code asks about at run time that are fixed for an import to CPU
+// inference: gradients "on" (so TransformerEncoder & co. take their math path instead
+// of fused inference kernels; both compute the same function), no CUDA, no nested
+// tensors, no autocast.
+void SpecialiseForImport(torch::jit::Graph& g) {
+  std::vector<Node*> todo;
+  std::function<void(Block*)> collect = [&](Block* b) {
+    for (Node* n : b->nodes()) {
+      for (Block* sub : n->blocks()) collect(sub);
+      std::string k = n->kind().toQualString();
+      if (k == "aten::is_grad_enabled" || k == "prim::requires_grad" || k == "prim::is_cuda" ||
+          k == "prim::is_nested" || k == "aten::is_autocast_enabled" || k == "prim::is_mkldnn" ||
+          k == "prim::is_quantized" || k == "prim::is_meta" || k == "prim::is_sparse")
+        todo.push_back(n);
+    }
+  };
+  collect(g.block());
+  for (Node* n : todo) {
+    std::string k = n->kind().toQualString();
+    bool value = k == "aten::is_grad_enabled" || k == "prim::requires_grad";
+    torch::jit::WithInsertPoint guard(n);
+    Value* c = g.insertConstant(value);
+    n->output()->replaceAllUsesWith(c);
+    n->destroy();
+  }
+}
+
+std::string ArgTypeName(const c10::TypePtr& t) { return t->str(); }
+
+}  // namespace
+}  // namespace ts
+
+namespace ts {
+
+std::string SourceLocation(const torch::jit::Node& n) {
+  std::string loc;
+  try {
+    if (auto flc = n.sourceRange().file_line_col()) {
+      std::string file = std::get<0>(*flc);
+      if (size_t slash = file.find_last_of('/'); slash != std::string::npos && file.size() > 60)
+        file = file.substr(slash + 1);
+      loc = file + ":" + std::to_string(std::get<1>(*flc));
+    }
+  } catch (const std::exception&) {
+  }
+  std::string scope = n.scopeName();
+  if (!scope.empty()) loc += (loc.empty() ? "" : " ") + std::string("(") + scope + ")";
+  return loc;
+}
+
+const Slot& Ctx::In(size_t i) const {
+  if (i >= num_inputs()) Fail("expected at least " + std::to_string(i + 1) + " inputs");
+  auto it = slots_.find(node_->inputs()[i]);
+  if (it == slots_.end() || it->second.kind == Slot::Kind::kUnset)
+    throw Error(ErrorCode::kInternal, file_ + ": input " + std::to_string(i) + " of " + kind() +
+                                          " was never converted");
+  return it->second;
+}
+
+void Ctx::Fail(const std::string& why) const {
+  std::string loc = node_ ? SourceLocation(*node_) : "";
+  ThrowUnsupported(file_ + ": " + (node_ ? kind() : std::string("graph")) +
+                   (loc.empty() ? "" : " at " + loc) + ": " + why);
+}
+
+int64_t Ctx::Int(size_t i) const {
+  const Slot& s = In(i);
+  if (s.is_const() && s.iv.isInt()) return s.iv.toInt();
+  if (s.is_const() && s.iv.isBool()) return s.iv.toBool();
+  Fail("argument " + std::to_string(i) + " must be a constant int (it is computed at run time)");
+}
+
+double Ctx::Double(size_t i) const {
+  const Slot& s = In(i);
+  if (s.is_const() && (s.iv.isDouble() || s.iv.isInt() || s.iv.isBool())) return s.iv.toScalar().toDouble();
+  Fail("argument " + std::to_string(i) + " must be a constant number");
+}
+
+bool Ctx::Bool(size_t i) const {
+  const Slot& s = In(i);
+  if (s.is_const() && (s.iv.isBool() || s.iv.isInt())) return s.iv.isBool() ? s.iv.toBool() : s.iv.toInt() != 0;
+  Fail("argument " + std::to_string(i) + " must be a constant bool");
+}
+
+std::string Ctx::Str(size_t i) const {
+  const Slot& s = In(i);
+  if (s.is_const() && s.iv.isString()) return s.iv.toStringRef();
+  Fail("argument " + std::to_string(i) + " must be a constant string");
+}
+
+std::vector<int64_t> Ctx::Ints(size_t i) const {
+  const Slot& s = In(i);
+  if (s.is_const() && s.iv.isInt()) return {s.iv.toInt()};
+  if (s.is_const() && s.iv.isIntList()) return s.iv.toIntVector();
+  if (s.is_const() && s.iv.isList()) {
+    std::vector<int64_t> v;
+    for (const c10::IValue& x : s.iv.toListRef()) {
+      if (!x.isInt()) Fail("argument " + std::to_string(i) + " must be a constant int list");
+      v.push_back(x.toInt());
+    }
+    return v;
+  }
+  if (s.kind == Slot::Kind::kList) {
+    std::vector<int64_t> v;
+    for (const Slot& x : s.items) {
+      if (!x.is_const() || !x.iv.isInt())
+        Fail("argument " + std::to_string(i) + " must be a constant int list (an element is computed at run time)");
+      v.push_back(x.iv.toInt());
+    }
+    return v;
+  }
+  Fail("argument " + std::to_string(i) + " must be a constant int list");
+}
+
+ir::Tensor Ctx::Int64Vec(const std::vector<int64_t>& v) {
+  return ir::Tensor::FromVector<int64_t>(ir::DType::kInt64, {static_cast<int64_t>(v.size())}, v);
+}
+
+ir::DType Ctx::FromScalarType(int64_t st) {
+  switch (static_cast<c10::ScalarType>(st)) {
+    case c10::ScalarType::Float: return ir::DType::kFloat32;
+    case c10::ScalarType::Double: return ir::DType::kFloat64;
+    case c10::ScalarType::Half: return ir::DType::kFloat16;
+    case c10::ScalarType::BFloat16: return ir::DType::kBFloat16;
+    case c10::ScalarType::Long: return ir::DType::kInt64;
+    case c10::ScalarType::Int: return ir::DType::kInt32;
+    case c10::ScalarType::Short: return ir::DType::kInt16;
+    case c10::ScalarType::Char: return ir::DType::kInt8;
+    case c10::ScalarType::Byte: return ir::DType::kUInt8;
+    case c10::ScalarType::Bool: return ir::DType::kBool;
+    default: return ir::DType::kUndefined;
+  }
+}
+
+ir::Tensor Ctx::FromTorch(const at::Tensor& src) const {
+  at::Tensor t = src.detach().to(at::kCPU).contiguous();
+  ir::DType dt = FromScalarType(static_cast<int64_t>(t.scalar_type()));
+  if (dt == ir::DType::kUndefined || t.is_quantized() || t.is_sparse())
+    Fail(std::string("a constant tensor of dtype ") + c10::toString(t.scalar_type()) + " is not supported");
+  std::vector<int64_t> shape(t.sizes().begin(), t.sizes().end());
+  ir::Tensor out(dt, shape);
+  if (out.nbytes()) std::memcpy(out.mutable_raw(), t.data_ptr(), out.nbytes());
+  return out;
+}
+
+ir::Value* Ctx::Const(ir::Tensor t, const std::string& hint) {
+  ir::Graph& root = *model_.graph;
+  return root.AddInitializer(root.UniqueName(hint), std::move(t));
+}
+
+ir::Value* Ctx::I64(int64_t v) {
+  return Const(ir::Tensor::FromVector<int64_t>(ir::DType::kInt64, {}, {v}), "int");
+}
+
+ir::Value* Ctx::F32(float v) {
+  return Const(ir::Tensor::FromVector<float>(ir::DType::kFloat32, {}, {v}), "float");
+}
+
+ir::Value* Ctx::T(size_t i, ir::DType want) {
+  const Slot& s = In(i);
+  ir::Value* v = nullptr;
+  if (s.kind == Slot::Kind::kTensor) {
+    v = s.value;
+    if (s.scalar && want != ir::DType::kUndefined && DTypeOf(v) != want) v = Cast(v, want);
+    return v;
+  }
+  if (s.kind == Slot::Kind::kList) return IntList(i);
+  if (!s.is_const() || s.is_none()) Fail("argument " + std::to_string(i) + " must be a tensor");
+  const c10::IValue& iv = s.iv;
+  if (iv.isTensor()) {
+    // One initializer per TorchScript constant, however many nodes read it.
+    ir::Value*& cached = materialized_[node_->inputs()[i]];
+    if (!cached) cached = Const(FromTorch(iv.toTensor()), node_->inputs()[i]->debugName());
+    return cached;
+  }
+  if (iv.isIntList() || iv.isList()) return I64s(Ints(i));
+  ir::DType dt = want;
+  if (dt == ir::DType::kUndefined)
+    dt = iv.isDouble() ? ir::DType::kFloat32 : iv.isBool() ? ir::DType::kBool : ir::DType::kInt64;
+  if (!iv.isDouble() && !iv.isInt() && !iv.isBool())
+    Fail("argument " + std::to_string(i) + " (" + iv.tagKind() + ") cannot become a tensor");
+  double x = iv.toScalar().toDouble();
+  ir::Tensor t(dt, {});
+  switch (dt) {
+    case ir::DType::kFloat32: *t.mutable_data<float>() = static_cast<float>(x); break;
+    case ir::DType::kFloat64: *t.mutable_data<double>() = x; break;
+    case ir::DType::kInt64: *t.mutable_data<int64_t>() = iv.isInt() ? iv.toInt() : static_cast<int64_t>(x); break;
+    case ir::DType::kInt32: *t.mutable_data<int32_t>() = static_cast<int32_t>(x); break;
+    case ir::DType::kBool: *t.mutable_data<uint8_t>() = x != 0; break;
+    default: {
+      ir::Tensor f = ir::Tensor::FromVector<float>(ir::DType::kFloat32, {}, {static_cast<float>(x)});
+      return Cast(Const(f, "scalar"), dt);
+    }
+  }
+  return Const(t, "scalar");
+}
+
+ir::Value* Ctx::IntList(size_t i) {
+  const Slot& s = In(i);
+  if (s.kind == Slot::Kind::kTensor) {
+    if (s.scalar) return Op("Unsqueeze", {Cast(s.value, ir::DType::kInt64), I64s({0})});
+    return s.value;
+  }
+  if (s.is_const()) return I64s(Ints(i));
+  if (s.kind != Slot::Kind::kList) Fail("argument " + std::to_string(i) + " must be an int list");
+  // Dynamic sizes: constant runs as one initializer, run-time ints unsqueezed, concatenated.
+  std::vector<ir::Value*> parts;
+  std::vector<int64_t> run;
+  auto flush = [&] {
+    if (!run.empty()) parts.push_back(I64s(run));
+    run.clear();
+  };
+  for (const Slot& x : s.items) {
+    if (x.is_const() && x.iv.isInt()) {
+      run.push_back(x.iv.toInt());
+    } else if (x.kind == Slot::Kind::kTensor) {
+      flush();
+      ir::Value* v = x.value;
+      if (DTypeOf(v) != ir::DType::kInt64) v = Cast(v, ir::DType::kInt64);
+      parts.push_back(x.scalar ? Op("Unsqueeze", {v, I64s({0})}) : v);
+    } else {
+      Fail("argument " + std::to_string(i) + ": a list element is neither an int nor a size");
+    }
+  }
+  flush();
+  if (parts.size() == 1) return parts[0];
+  return Op("Concat", parts, {ir::Attribute::Int("axis", 0)}, ir::DType::kInt64);
+}
+
+void Ctx::Out(size_t i, Slot s) {
+  if (i >= node_->outputs().size()) Fail("converter wrote output " + std::to_string(i));
+  slots_[node_->outputs()[i]] = std::move(s);
+}
+
+std::vector<ir::Value*> Ctx::OpN(const std::string& op, const std::vector<ir::Value*>& inputs,
+                                 int n, std::vector<ir::Attribute> attrs, ir::DType dtype) {
+  std::string base = node_ ? std::string(node_->kind().toUnqualString()) : op;
+  std::vector<std::string> names;
+  for (int k = 0; k < n; ++k) {
+    std::string hint = node_ && static_cast<size_t>(k) < node_->outputs().size() && n == static_cast<int>(node_->outputs().size())
+                           ? node_->outputs()[k]->debugName()
+                           : base + "_" + op;
+    names.push_back(g_->UniqueName(hint));
+  }
+  ir::Node* nd = g_->AddNode(op, inputs, names, g_->UniqueName(base + "_" + std::to_string(counter_++)));
+  for (ir::Attribute& a : attrs) nd->set_attr(std::move(a));
+  if (node_) nd->doc = SourceLocation(*node_);
+  ir::DType dt = dtype;
+  if (dt == ir::DType::kUndefined && !inputs.empty() && inputs[0]) dt = DTypeOf(inputs[0]);
+  std::vector<ir::Value*> outs;
+  for (int k = 0; k < n; ++k) {
+    nd->output(k)->type = ir::ValueType::Tensor(dt);
+    outs.push_back(nd->output(k));
+  }
+  return outs;
+}
+
+ir::Value* Ctx::Op(const std::string& op, const std::vector<ir::Value*>& inputs,
+                   std::vector<ir::Attribute> attrs, ir::DType dtype) {
+  return OpN(op, inputs, 1, std::move(attrs), dtype)[0];
+}
+
+ir::Value* Ctx::Cast(ir::Value* v, ir::DType to) {
+  if (DTypeOf(v) == to) return v;
+  return Op("Cast", {v}, {ir::Attribute::Int("to", ir::DTypeToOnnx(to))}, to);
+}
+
+std::optional<int> Ctx::TryRank(ir::Value* v) {
+  if (!v->type.shape && g_->num_nodes() != inferred_nodes_) {
+    // Shapes flow from the inputs the user described; inference is re-run only when
+    // the graph grew since the last run.
+    inferred_nodes_ = g_->num_nodes();
+    try {
+      ir::InferShapes(*g_, 17);
+    } catch (const Error&) {
+    }
+  }
+  if (!v->type.shape) return std::nullopt;
+  return static_cast<int>(v->type.shape->size());
+}
+
+int Ctx::Rank(ir::Value* v) {
+  std::optional<int> r = TryRank(v);
+  if (!r)
+    Fail("needs the rank of '" + v->name() +
+         "', which is unknown: give the model's input shapes (TorchScript records none)");
+  return *r;
+}
+
+std::optional<int64_t> Ctx::Dim(ir::Value* v, int axis) {
+  int r = Rank(v);
+  axis = static_cast<int>(Axis(axis, r));
+  const ir::Dim& d = (*v->type.shape)[axis];
+  if (d.known()) return d.value;
+  return std::nullopt;
+}
+
+int64_t Ctx::Axis(int64_t axis, int rank) const {
+  int64_t a = axis < 0 ? axis + rank : axis;
+  if (a < 0 || a >= rank)
+    Fail("axis " + std::to_string(axis) + " out of range for rank " + std::to_string(rank));
+  return a;
+}
+
+}  // namespace ts
+
+std::unique_ptr<ir::Model> ImportTorchScript(const std::string& path,
+                                             const TorchScriptImportOptions& options) {
+  using namespace ts;
+  CheckPtArchiveFile(path);
+  torch::jit::Module module;
+  try {
+    module = torch::jit::load(path, torch::kCPU);
+  } catch (const c10::Error& e) {
+    ThrowInvalid(path + ": LibTorch cannot load it: " + Brief(e));
+  } catch (const std::exception& e) {
+    ThrowInvalid(path + ": LibTorch cannot load it: " + std::string(e.what()));
+  }
+  std::shared_ptr<torch::jit::Graph> graph;
+  c10::FunctionSchema schema("", "", {}, {});
+  try {
+    module.eval();
+    torch::jit::Module frozen = torch::jit::freeze(module);
+    if (!frozen.find_method("forward")) ThrowUnsupported(path + ": the module has no forward()");
+    torch::jit::Method forward = frozen.get_method("forward");
+    schema = forward.function().getSchema();
+    graph = forward.graph()->copy();
+    torch::jit::Inline(*graph);
+  } catch (const c10::Error& e) {
+    ThrowUnsupported(path + ": LibTorch cannot freeze the module: " + Brief(e));
+  }
+
+  auto model = std::make_unique<ir::Model>();
+  model->producer_name = "edgepress (TorchScript import)";
+  model->SetOpsetVersion("", 17);
+  model->graph->name = "forward";
+  Ctx ctx(*model, path);
+  ctx.registry_ = &GlobalRegistry();
+
+  // Graph inputs: forward(self, ...). Tensors get the user's shape/dtype; Python scalars
+  // become rank-0 inputs; Optional arguments the user does not feed are None, which
+  // settles `if mask is not None` at import time.
+  const auto& args = schema.arguments();
+  std::set<std::string> embedding_indices;
+  for (const torch::jit::Node* n : graph->nodes())
+    if (n->kind() == c10::aten::embedding && n->inputs().size() > 1)
+      for (size_t i = 1; i < graph->inputs().size(); ++i)
+        if (n->inputs()[1] == graph->inputs()[i] && i < args.size())
+          embedding_indices.insert(args[i].name());
+  try {
+    for (size_t i = 1; i < graph->inputs().size(); ++i) {
+      torch::jit::Value* in = graph->inputs()[i];
+      const std::string name = i < args.size() ? args[i].name() : in->debugName();
+      c10::TypePtr t = in->type();
+      if (t->kind() == c10::TypeKind::OptionalType) {
+        torch::jit::WithInsertPoint guard(graph->block()->nodes().front());
+        in->replaceAllUsesWith(graph->insertConstant(c10::IValue()));
+        continue;
+      }
+      if (t->kind() == c10::TypeKind::TensorType) {
+        ir::DType dt = embedding_indices.count(name) ? ir::DType::kInt64 : ir::DType::kFloat32;
+        if (auto it = options.input_dtypes.find(name); it != options.input_dtypes.end()) dt = it->second;
+        std::optional<ir::Shape> shape;
+        if (auto it = options.input_shapes.find(name); it != options.input_shapes.end()) {
+          shape = ir::Shape{};
+          for (size_t d = 0; d < it->second.size(); ++d)
+            shape->push_back(it->second[d] >= 0 ? ir::Dim::Known(it->second[d])
+                                                : ir::Dim::Symbol(name + "_d" + std::to_string(d)));
+          // The rank lets TorchScript's own peepholes settle x.dim() checks.
+          in->setType(c10::TensorType::create(
+              c10::nullopt, c10::Device(c10::kCPU), c10::SymbolicShape(c10::optional<size_t>(it->second.size())),
+              c10::VaryingShape<c10::Stride>(it->second.size()), c10::nullopt));
+        }
+        ir::Value* v = model->graph->AddInput(name, ir::ValueType::Tensor(dt, shape));
+        ctx.slots_[in] = Slot::Tensor(v);
+        continue;
+      }
+      ir::DType dt = t->kind() == c10::TypeKind::IntType     ? ir::DType::kInt64
+                     : t->kind() == c10::TypeKind::FloatType ? ir::DType::kFloat32
+                     : t->kind() == c10::TypeKind::BoolType  ? ir::DType::kBool
+                                                             : ir::DType::kUndefined;
+      if (dt == ir::DType::kUndefined)
+        ThrowUnsupported(path + ": forward() argument '" + name + "' has type " + ArgTypeName(t) +
+                         "; inputs must be tensors, int, float or bool");
+      ctx.slots_[in] = Slot::Tensor(model->graph->AddInput(name, ir::ValueType::Tensor(dt, ir::Shape{})), true);
+    }
+    SpecialiseForImport(*graph);
+    torch::jit::RemoveListMutation(graph);
+    torch::jit::RemoveTensorMutation(graph);
+    torch::jit::PeepholeOptimize(graph);
+    torch::jit::ConstantPropagation(graph);
+    torch::jit::LowerSimpleTuples(graph);
+    torch::jit::EliminateDeadCode(graph);
+  } catch (const c10::Error& e) {
+    ThrowUnsupported(path + ": preparing the graph failed in LibTorch: " + Brief(e));
+  }
+
+  Driver driver(ctx);
+  std::set<const torch::jit::Value*> statics;
+  std::map<std::string, std::vector<std::string>> missing;
+  driver.Sweep(graph->block(), statics, missing);
+  if (!missing.empty()) {
+    std::ostringstream msg;
+    msg << path << ": " << missing.size() << " TorchScript op(s) without a converter:";
+    for (const auto& [op, locs] : missing) {
+      msg << "\n  " << op << " at ";
+      for (size_t i = 0; i < locs.size(); ++i) msg << (i ? "; " : "") << locs[i];
+    }
+    ThrowUnsupported(msg.str());
+  }
+
+  try {
+    driver.ConvertBlock(graph->block());
+    // Outputs: a tuple is flattened depth-first.
+    std::vector<Slot> flat;
+    std::function<void(const Slot&)> flatten = [&](const Slot& s) {
+      if (s.kind == Slot::Kind::kTuple || s.kind == Slot::Kind::kList) {
+        for (const Slot& item : s.items) flatten(item);
+      } else if (s.is_const() && (s.iv.isTuple() || s.iv.isList())) {
+        auto items = s.iv.isTuple() ? s.iv.toTupleRef().elements().vec() : s.iv.toListRef().vec();
+        for (const c10::IValue& item : items) flatten(Slot::Const(item));
+      } else {
+        flat.push_back(s);
+      }
+    };
+    for (const torch::jit::Value* o : graph->outputs()) flatten(ctx.slots_.at(o));
+    if (!options.output_names.empty() && options.output_names.size() != flat.size())
+      ThrowInvalid(path + ": " + std::to_string(options.output_names.size()) +
+                   " output names given for " + std::to_string(flat.size()) + " outputs");
+    for (size_t i = 0; i < flat.size(); ++i) {
+      std::string name = !options.output_names.empty() ? options.output_names[i]
+                         : flat.size() == 1             ? "output"
+                                                        : "output_" + std::to_string(i);
+      if (flat[i].is_none()) ThrowUnsupported(path + ": output " + std::to_string(i) + " is None");
+      ctx.node_ = graph->return_node();
+      ir::Value* v = Driver(ctx).TensorOfSlot(flat[i], ir::DType::kUndefined);
+      if (v->producer() == nullptr || v->is_graph_output())
+        v = ctx.Op("Identity", {v});
+      if (ir::Value* other = model->graph->FindValue(name); other && other != v)
+        model->graph->RenameValue(other, model->graph->UniqueName(name + "_inner"));
+      model->graph->RenameValue(v, name);
+      model->graph->AddOutput(v);
+    }
+  } catch (const c10::Error& e) {
+    ThrowUnsupported(path + ": LibTorch failed while converting: " + Brief(e));
+  }
+  model->graph->RemoveDeadNodes();
+  ir::InferShapes(*model);
+  return model;
+}
+
+}  // namespace edgepress::formats
