@@ -22,7 +22,8 @@
 namespace edgepress::formats::ts {
 
 struct Slot {
-  enum class Kind { kUnset, kTensor, kConst, kList, kTuple };
+  // kPoison: computed from an op without a converter (reported; nothing downstream runs).
+  enum class Kind { kUnset, kTensor, kConst, kList, kTuple, kPoison };
   Kind kind = Kind::kUnset;
   ir::Value* value = nullptr;  // kTensor
   c10::IValue iv;              // kConst
@@ -47,6 +48,11 @@ struct Slot {
     Slot s;
     s.kind = kind;
     s.items = std::move(items);
+    return s;
+  }
+  static Slot Poison() {
+    Slot s;
+    s.kind = Kind::kPoison;
     return s;
   }
   bool is_const() const { return kind == Kind::kConst; }
@@ -124,7 +130,8 @@ class Ctx {
   std::unordered_map<const torch::jit::Value*, Slot> slots_;
   const Registry* registry_ = nullptr;
   std::unordered_map<const torch::jit::Value*, ir::Value*> materialized_;
-  size_t inferred_nodes_ = SIZE_MAX;  // node count at the last shape inference
+  size_t inferred_nodes_ = SIZE_MAX;
+  std::string inference_error_;  // node count at the last shape inference
   int counter_ = 0;
 };
 

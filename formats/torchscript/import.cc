@@ -1,6 +1,12 @@
 // The TorchScript import driver: check the archive, load/freeze/inline with LibTorch,
-// specialise the graph for CPU float inference, sweep for unsupported ops, then convert
-// block by block (prim::If/prim::Loop with run-time conditions become ONNX If/Loop).
+// specialise the graph for CPU float inference, then convert block by block
+// (prim::If/prim::Loop with run-time conditions become ONNX If/Loop).
+//
+// The sweep for unsupported ops runs with the conversion: values that are fixed at
+// import (constants, x.dim() of a described input, the model's `if mask is None` checks)
+// are evaluated as it goes, so branches the model itself rules out are not reported;
+// an op without a converter is recorded and everything computed from it is swept
+// statically. The import fails with the whole list before any model is returned.
 #include <torch/csrc/jit/passes/constant_propagation.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
 #include <torch/csrc/jit/passes/inliner.h>
@@ -9,6 +15,7 @@
 #include <torch/csrc/jit/passes/remove_mutation.h>
 #include <torch/script.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <set>
@@ -79,34 +86,50 @@ class Driver {
  public:
   Driver(Ctx& ctx) : ctx_(ctx) {}
 
-  // Every op that has neither a converter nor constant inputs, with its location, in
-  // one error: the user sees the whole list at once.
-  void Sweep(const Block* b, std::set<const Value*>& statics,
-             std::map<std::string, std::vector<std::string>>& missing) {
+  // Ops without a converter, by kind, with up to three source locations each. The
+  // conversion below records instead of failing, so one error lists them all.
+  std::map<std::string, std::vector<std::string>> missing_;
+
+  void Record(const Node* n) {
+    std::string loc = SourceLocation(*n);
+    auto& locs = missing_[n->kind().toQualString()];
+    if (locs.size() < 3 && std::find(locs.begin(), locs.end(), loc) == locs.end())
+      locs.push_back(loc.empty() ? "(no debug info)" : loc);
+  }
+
+  // A region whose inputs depend on an unsupported op cannot be evaluated; it is swept
+  // statically: every op that has neither a converter nor constant inputs is recorded.
+  void Sweep(const Block* b, std::set<const Value*>& statics) {
     for (const Node* n : b->nodes()) {
       std::string k = n->kind().toQualString();
       if (k == "prim::Constant") {
         statics.insert(n->output());
         continue;
       }
-      if (k == "prim::If" && !n->blocks().empty()) {
-        // A raising branch is dropped, so its ops need no converter.
-        for (const Block* sub : n->blocks())
-          if (!Raises(sub)) Sweep(sub, statics, missing);
-        continue;
-      }
-      for (const Block* sub : n->blocks()) Sweep(sub, statics, missing);
+      for (const Block* sub : n->blocks())
+        if (!(k == "prim::If" && Raises(sub))) Sweep(sub, statics);  // a raising branch is dropped
       bool all_static = true;
       for (const Value* v : n->inputs()) all_static = all_static && statics.count(v);
       if (all_static && Foldable(n)) {
         for (const Value* v : n->outputs()) statics.insert(v);
         continue;
       }
-      if (DriverOp(k) || ctx_.registry_->count(k)) continue;
-      std::string loc = SourceLocation(*n);
-      auto& locs = missing[k];
-      if (locs.size() < 3) locs.push_back(loc.empty() ? "(no debug info)" : loc);
+      if (!DriverOp(k) && !ctx_.registry_->count(k)) Record(n);
     }
+  }
+
+  bool Poisoned(const Node* n) {
+    for (const Value* v : n->inputs()) {
+      auto it = ctx_.slots_.find(v);
+      if (it != ctx_.slots_.end() && it->second.kind == Slot::Kind::kPoison) return true;
+    }
+    return false;
+  }
+
+  void Poison(const Node* n) {
+    std::set<const Value*> statics;
+    for (const Block* sub : n->blocks()) Sweep(sub, statics);
+    for (const Value* v : n->outputs()) ctx_.slots_[v] = Slot::Poison();
   }
 
   void ConvertBlock(const Block* b) {
@@ -116,6 +139,10 @@ class Driver {
   void ConvertNode(const Node* n) {
     ctx_.node_ = n;
     std::string k = n->kind().toQualString();
+    if (Poisoned(n)) {
+      if (!DriverOp(k) && !ctx_.registry_->count(k) && !Foldable(n)) Record(n);
+      return Poison(n);
+    }
     if (k == "prim::Constant") {
       c10::optional<c10::IValue> iv = torch::jit::toIValue(n->output());
       if (!iv) ctx_.Fail("a constant LibTorch cannot read");
@@ -131,7 +158,10 @@ class Driver {
                 "could not decide at import time)");
     if (TryFold(n)) return;
     auto it = ctx_.registry_->find(k);
-    if (it == ctx_.registry_->end()) ctx_.Fail("no converter (internal: the sweep missed it)");
+    if (it == ctx_.registry_->end()) {
+      Record(n);
+      return Poison(n);
+    }
     it->second(ctx_);
     for (size_t i = 0; i < n->outputs().size(); ++i)
       if (ctx_.slots_[n->outputs()[i]].kind == Slot::Kind::kUnset)
@@ -147,10 +177,25 @@ class Driver {
       if (!s.is_const()) return false;
       stack.push_back(s.iv);
     }
+    if (n->kind() == c10::prim::ListConstruct) {
+      // Built directly: LibTorch's operator for it is chosen by the typed schema, which
+      // the peepholes' refined types do not always match.
+      c10::impl::GenericList list(n->output()->type()->expectRef<c10::ListType>().getElementType());
+      for (c10::IValue& v : stack) list.push_back(std::move(v));
+      ctx_.Out(0, Slot::Const(c10::IValue(list)));
+      return true;
+    }
+    if (n->kind() == c10::prim::TupleConstruct) {
+      ctx_.Out(0, Slot::Const(c10::IValue(c10::ivalue::Tuple::create(std::move(stack)))));
+      return true;
+    }
+    // Vararg operators (aten::format) read their input count from the stack.
+    if (n->maybeSchema() && n->maybeSchema()->is_vararg())
+      stack.push_back(static_cast<int64_t>(n->inputs().size()));
     try {
       torch::jit::Operation op = n->getOperation();
       op(stack);
-    } catch (const c10::Error&) {
+    } catch (const std::exception&) {
       return false;  // no kernel for it: the converter (if any) decides
     }
     if (stack.size() != n->outputs().size()) return false;
@@ -166,6 +211,7 @@ class Driver {
   // Block outputs must be tensors in an IR subgraph: scalars become rank-0 tensors.
   ir::Value* SubgraphOutput(const Value* v, ir::DType want) {
     Slot s = ctx_.slots_.at(v);
+    if (s.kind == Slot::Kind::kPoison) return nullptr;  // reported; the import fails
     if (s.kind == Slot::Kind::kList || s.kind == Slot::Kind::kTuple || s.is_none() ||
         (s.is_const() && !s.iv.isTensor() && !s.iv.isDouble() && !s.iv.isInt() && !s.iv.isBool()))
       ctx_.Fail("a branch or loop body yields a " + v->type()->str() +
@@ -237,6 +283,10 @@ class Driver {
       ctx_.node_ = n;
       for (size_t i = 0; i < n->outputs().size(); ++i) {
         ir::Value* v = SubgraphOutput(n->blocks()[bi]->outputs()[i], dtypes[i]);
+        if (!v) {
+          ctx_.g_ = parent;
+          return Poison(n);
+        }
         dtypes[i] = ctx_.DTypeOf(v);
         sub->AddOutput(v);
       }
@@ -258,9 +308,12 @@ class Driver {
     if (ctx_.DTypeOf(cond) != ir::DType::kBool) cond = ctx_.Cast(cond, ir::DType::kBool);
     std::vector<ir::Value*> inputs = {trip, cond};
     std::vector<ir::DType> dtypes;
+    std::vector<std::optional<ir::Shape>> shapes;  // rank only: a carried value may change size
     for (size_t i = 2; i < n->inputs().size(); ++i) {
       inputs.push_back(SubgraphInit(n->inputs()[i]));
       dtypes.push_back(ctx_.DTypeOf(inputs.back()));
+      std::optional<int> rank = ctx_.TryRank(inputs.back());
+      shapes.push_back(rank ? std::optional<ir::Shape>(ir::Shape(static_cast<size_t>(*rank))) : std::nullopt);
     }
     std::vector<std::string> names;
     for (const Value* o : n->outputs()) names.push_back(parent->UniqueName(o->debugName()));
@@ -276,14 +329,19 @@ class Driver {
     for (size_t i = 1; i < body->inputs().size(); ++i) {
       const Value* bv = body->inputs()[i];
       ir::Value* in = sub->AddInput(sub->UniqueName(bv->debugName()),
-                                    ir::ValueType::Tensor(dtypes[i - 1]));
+                                    ir::ValueType::Tensor(dtypes[i - 1], shapes[i - 1]));
       ctx_.slots_[bv] = Slot::Tensor(in, IsScalarType(bv->type()));
     }
     ConvertBlock(body);
     ctx_.node_ = n;
-    sub->AddOutput(SubgraphOutput(body->outputs()[0], ir::DType::kBool));
-    for (size_t i = 1; i < body->outputs().size(); ++i)
-      sub->AddOutput(SubgraphOutput(body->outputs()[i], dtypes[i - 1]));
+    for (size_t i = 0; i < body->outputs().size(); ++i) {
+      ir::Value* v = SubgraphOutput(body->outputs()[i], i == 0 ? ir::DType::kBool : dtypes[i - 1]);
+      if (!v) {
+        ctx_.g_ = parent;
+        return Poison(n);
+      }
+      sub->AddOutput(v);
+    }
     ctx_.g_ = parent;
     node->set_attr(ir::Attribute::GraphValue("body", sub));
     for (size_t i = 0; i < n->outputs().size(); ++i) {
@@ -340,7 +398,11 @@ namespace ts {
 std::string SourceLocation(const torch::jit::Node& n) {
   std::string loc;
   try {
-    if (auto flc = n.sourceRange().file_line_col()) {
+    // The range in the original Python source when the archive kept it (debug_pkl),
+    // else the serialized TorchScript code.
+    torch::jit::SourceRange range = n.sourceRange();
+    if (auto original = range.findSourceRangeThatGenerated()) range = *original;
+    if (auto flc = range.file_line_col()) {
       std::string file = std::get<0>(*flc);
       if (size_t slash = file.find_last_of('/'); slash != std::string::npos && file.size() > 60)
         file = file.substr(slash + 1);
@@ -545,7 +607,11 @@ std::vector<ir::Value*> Ctx::OpN(const std::string& op, const std::vector<ir::Va
     std::string hint = node_ && static_cast<size_t>(k) < node_->outputs().size() && n == static_cast<int>(node_->outputs().size())
                            ? node_->outputs()[k]->debugName()
                            : base + "_" + op;
-    names.push_back(g_->UniqueName(hint));
+    std::string name = g_->UniqueName(hint);
+    // UniqueName knows only the graph, not the names picked in this loop.
+    for (int j = 1; std::find(names.begin(), names.end(), name) != names.end(); ++j)
+      name = g_->UniqueName(hint + "_" + std::to_string(k) + "_" + std::to_string(j));
+    names.push_back(name);
   }
   ir::Node* nd = g_->AddNode(op, inputs, names, g_->UniqueName(base + "_" + std::to_string(counter_++)));
   for (ir::Attribute& a : attrs) nd->set_attr(std::move(a));
@@ -577,7 +643,9 @@ std::optional<int> Ctx::TryRank(ir::Value* v) {
     inferred_nodes_ = g_->num_nodes();
     try {
       ir::InferShapes(*g_, 17);
-    } catch (const Error&) {
+      inference_error_.clear();
+    } catch (const Error& e) {
+      inference_error_ = e.what();
     }
   }
   if (!v->type.shape) return std::nullopt;
@@ -588,7 +656,8 @@ int Ctx::Rank(ir::Value* v) {
   std::optional<int> r = TryRank(v);
   if (!r)
     Fail("needs the rank of '" + v->name() +
-         "', which is unknown: give the model's input shapes (TorchScript records none)");
+         "', which is unknown: give the model's input shapes (TorchScript records none)" +
+         (inference_error_.empty() ? "" : "; shape inference stopped at: " + inference_error_));
   return *r;
 }
 
@@ -701,21 +770,17 @@ std::unique_ptr<ir::Model> ImportTorchScript(const std::string& path,
   }
 
   Driver driver(ctx);
-  std::set<const torch::jit::Value*> statics;
-  std::map<std::string, std::vector<std::string>> missing;
-  driver.Sweep(graph->block(), statics, missing);
-  if (!missing.empty()) {
-    std::ostringstream msg;
-    msg << path << ": " << missing.size() << " TorchScript op(s) without a converter:";
-    for (const auto& [op, locs] : missing) {
-      msg << "\n  " << op << " at ";
-      for (size_t i = 0; i < locs.size(); ++i) msg << (i ? "; " : "") << locs[i];
-    }
-    ThrowUnsupported(msg.str());
-  }
-
   try {
     driver.ConvertBlock(graph->block());
+    if (!driver.missing_.empty()) {
+      std::ostringstream msg;
+      msg << path << ": " << driver.missing_.size() << " TorchScript op(s) without a converter:";
+      for (const auto& [op, locs] : driver.missing_) {
+        msg << "\n  " << op << " at ";
+        for (size_t i = 0; i < locs.size(); ++i) msg << (i ? "; " : "") << locs[i];
+      }
+      ThrowUnsupported(msg.str());
+    }
     // Outputs: a tuple is flattened depth-first.
     std::vector<Slot> flat;
     std::function<void(const Slot&)> flatten = [&](const Slot& s) {
@@ -748,6 +813,10 @@ std::unique_ptr<ir::Model> ImportTorchScript(const std::string& path,
     }
   } catch (const c10::Error& e) {
     ThrowUnsupported(path + ": LibTorch failed while converting: " + Brief(e));
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    ThrowUnsupported(path + ": LibTorch failed while converting: " + std::string(e.what()).substr(0, 600));
   }
   model->graph->RemoveDeadNodes();
   ir::InferShapes(*model);

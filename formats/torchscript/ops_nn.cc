@@ -166,14 +166,24 @@ void LayerNorm(Ctx& c) {  // (input, normalized_shape, weight, bias, eps, cudnn)
               Attribute::Float("epsilon", static_cast<float>(c.Double(4)))}));
 }
 
+// As torch.onnx writes it for opset < 18: InstanceNormalization over [N, G, -1], then the
+// per-channel affine. (GroupNormalization-18 scales per group, 21 per channel.)
 void GroupNorm(Ctx& c) {  // (input, num_groups, weight, bias, eps, cudnn)
   Value* x = c.T(0);
-  std::optional<int64_t> ch = c.Dim(x, 1);
-  if (!ch) c.Fail("needs the channel count");
-  // Scale and bias per channel (the opset-21 form the runtime accepts).
-  c.Out(c.Op("GroupNormalization", {x, OnesOrInput(c, 2, x, 1, *ch), OnesOrInput(c, 3, x, 0, *ch)},
-             {Attribute::Int("num_groups", c.Int(1)),
-              Attribute::Float("epsilon", static_cast<float>(c.Double(4)))}));
+  int rank = c.Rank(x);
+  int64_t groups = c.Int(1);
+  Value* grouped = c.Op("Reshape", {x, c.I64s({0, groups, -1})});
+  std::vector<float> ones(static_cast<size_t>(groups), 1.f), zeros(static_cast<size_t>(groups), 0.f);
+  Value* norm = c.Op("InstanceNormalization",
+                     {grouped, c.Const(ir::Tensor::FromVector<float>(DType::kFloat32, {groups}, ones), "ones"),
+                      c.Const(ir::Tensor::FromVector<float>(DType::kFloat32, {groups}, zeros), "zeros")},
+                     {Attribute::Float("epsilon", static_cast<float>(c.Double(4)))});
+  Value* y = c.Op("Reshape", {norm, c.Op("Shape", {x}, {}, DType::kInt64)});
+  std::vector<int64_t> per_channel = {-1};
+  for (int i = 2; i < rank; ++i) per_channel.push_back(1);
+  if (!c.IsNone(2)) y = c.Op("Mul", {y, c.Op("Reshape", {c.T(2), c.I64s(per_channel)})});
+  if (!c.IsNone(3)) y = c.Op("Add", {y, c.Op("Reshape", {c.T(3), c.I64s(per_channel)})});
+  c.Out(y);
 }
 
 void Linear(Ctx& c) {  // (input, weight, bias)
@@ -229,10 +239,21 @@ void Clip(Ctx& c, Value* x, std::optional<double> lo, std::optional<double> hi) 
   c.Out(c.Op("Clip", {x, bound(lo), bound(hi)}));
 }
 
+// The decomposition torch.onnx writes for opset < 20 (fuse-gelu turns the erf form back
+// into one Gelu kernel): erf: (x * (erf(x / sqrt 2) + 1)) * 0.5;
+// tanh: 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3))).
 void Gelu(Ctx& c) {
   std::string approx = c.num_inputs() > 1 ? c.Str(1) : "none";
-  // Opset-20 Gelu: the runtime has it, and it keeps tanh-approximated GELU exact.
-  c.Out(c.Op("Gelu", {c.T(0)}, {Attribute::String("approximate", approx)}));
+  Value* x = c.T(0);
+  if (approx == "tanh") {
+    Value* cube = c.Op("Mul", {c.Op("Mul", {x, x}), x});
+    Value* inner = c.Op("Add", {x, c.Op("Mul", {cube, c.F32(0.044715f)})});
+    Value* t = c.Op("Tanh", {c.Op("Mul", {inner, c.F32(0.7978845608028654f)})});
+    c.Out(c.Op("Mul", {c.Op("Mul", {x, c.F32(0.5f)}), c.Op("Add", {t, c.F32(1.f)})}));
+    return;
+  }
+  Value* e = c.Op("Erf", {c.Op("Div", {x, c.F32(1.4142135623730951f)})});
+  c.Out(c.Op("Mul", {c.Op("Mul", {x, c.Op("Add", {e, c.F32(1.f)})}), c.F32(0.5f)}));
 }
 
 void Silu(Ctx& c) {

@@ -5,7 +5,7 @@
 // The file is checked as a zip archive in plain C++ (pt_archive.h) before LibTorch sees
 // it; LibTorch then loads, freezes and inlines the module, and a registry of one small
 // converter per aten/prim op rewrites the graph. Every op without a converter is listed,
-// with its source location, in one error before anything is converted. The model is
+// with its source location, in one error (no partial model is returned). The model is
 // never executed (only ops whose inputs are all constants are folded).
 //
 // No LibTorch type appears here: callers (the CLI, tests) need not compile against it.
