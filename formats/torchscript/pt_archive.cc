@@ -157,6 +157,7 @@ PtArchive CheckPtArchiveBytes(std::string_view bytes, const std::string& name) {
              lextra = f.U(local + 28, 2, "local extra length");
     e.data_offset = local + 30 + lname + lextra;
     e.size = csize;
+    e.uncompressed_size = usize;
     uint64_t data_end;
     if (AddOverflows(e.data_offset, e.size, &data_end) || data_end > d.offset)
       f.Fail("entry '" + e.name + "': its " + std::to_string(e.size) + " bytes at offset " +

@@ -24,6 +24,7 @@ struct PtArchiveEntry {
   std::string name;          // full name, e.g. "model/data.pkl"
   uint64_t data_offset = 0;  // where the (stored) bytes begin in the file
   uint64_t size = 0;         // compressed size (= uncompressed for stored entries)
+  uint64_t uncompressed_size = 0;
   uint16_t method = 0;       // 0 stored, 8 deflate
 };
 
