@@ -58,7 +58,8 @@ const Registry& GlobalRegistry() {
 // prim ops the driver handles itself.
 bool DriverOp(const std::string& k) {
   return k == "prim::Constant" || k == "prim::If" || k == "prim::Loop" ||
-         k == "prim::RaiseException" || k == "aten::warn" || k == "prim::Uninitialized";
+         k == "prim::RaiseException" || k == "aten::warn" || k == "prim::Uninitialized" ||
+         k == "prim::GetAttr" || k == "prim::SetAttr";
 }
 
 // Ops folded when all their inputs are constants: anything deterministic without side
@@ -152,6 +153,7 @@ class Driver {
     if (k == "prim::If") return ConvertIf(n);
     if (k == "prim::Loop") return ConvertLoop(n);
     if (k == "aten::warn") return;
+    if (k == "prim::GetAttr" || k == "prim::SetAttr") return ConvertAttr(n, k == "prim::SetAttr");
     if (k == "prim::Uninitialized") return ctx_.Out(0, Slot::Const(c10::IValue()));
     if (k == "prim::RaiseException")
       ctx_.Fail("the model raises an exception on this path (a condition the importer "
@@ -167,6 +169,30 @@ class Driver {
       if (ctx_.slots_[n->outputs()[i]].kind == Slot::Kind::kUnset)
         throw Error(ErrorCode::kInternal, ctx_.file_ + ": converter for " + k + " left output " +
                                               std::to_string(i) + " unset");
+  }
+
+  // Attributes that forward() itself writes survive freezing (a stateful model such as
+  // silero-vad keeps its RNN state there). The graph computes one call: reads see the
+  // state the module was saved with, or what this call wrote before; writes are kept
+  // for later reads and otherwise dropped (the IR has no mutable state). A write under a
+  // run-time condition cannot be followed and is refused.
+  void ConvertAttr(const Node* n, bool set) {
+    const Value* obj = n->inputs()[0];
+    if (obj != self_)
+      ctx_.Fail("attribute access on a value other than the module itself");
+    const std::string name = n->s(c10::attr::name);
+    if (set) {
+      if (depth_ > 0)
+        ctx_.Fail("forward() writes module attribute '" + name +
+                  "' under a condition decided at run time; that state cannot be imported");
+      attrs_[name] = ctx_.slots_.at(n->inputs()[1]);
+      return;
+    }
+    if (auto it = attrs_.find(name); it != attrs_.end()) return ctx_.Out(0, it->second);
+    if (!module_->hasattr(name)) ctx_.Fail("the module has no attribute '" + name + "'");
+    c10::IValue v = module_->attr(name);
+    if (v.isObject() || v.isModule()) ctx_.Fail("attribute '" + name + "' is an object");
+    ctx_.Out(0, Slot::Const(v));
   }
 
   bool TryFold(const Node* n) {
@@ -279,7 +305,9 @@ class Driver {
       sub->name = node->name + "_" + attr[bi];
       sub->SetParent(parent, node);
       ctx_.g_ = sub.get();
+      ++depth_;
       ConvertBlock(n->blocks()[bi]);
+      --depth_;
       ctx_.node_ = n;
       for (size_t i = 0; i < n->outputs().size(); ++i) {
         ir::Value* v = SubgraphOutput(n->blocks()[bi]->outputs()[i], dtypes[i]);
@@ -332,7 +360,9 @@ class Driver {
                                     ir::ValueType::Tensor(dtypes[i - 1], shapes[i - 1]));
       ctx_.slots_[bv] = Slot::Tensor(in, IsScalarType(bv->type()));
     }
+    ++depth_;
     ConvertBlock(body);
+    --depth_;
     ctx_.node_ = n;
     for (size_t i = 0; i < body->outputs().size(); ++i) {
       ir::Value* v = SubgraphOutput(body->outputs()[i], i == 0 ? ir::DType::kBool : dtypes[i - 1]);
@@ -359,6 +389,12 @@ class Driver {
 
  private:
   Ctx& ctx_;
+
+ public:
+  const Value* self_ = nullptr;                // forward()'s `self`
+  const torch::jit::Module* module_ = nullptr;  // the frozen module
+  std::map<std::string, Slot> attrs_;          // attributes this call wrote
+  int depth_ = 0;                              // nesting of If/Loop subgraphs
 };
 
 // Facts TorchScript code asks about at run time that are fixed for an import to CPU
@@ -692,9 +728,10 @@ std::unique_ptr<ir::Model> ImportTorchScript(const std::string& path,
   }
   std::shared_ptr<torch::jit::Graph> graph;
   c10::FunctionSchema schema("", "", {}, {});
+  torch::jit::Module frozen;
   try {
     module.eval();
-    torch::jit::Module frozen = torch::jit::freeze(module);
+    frozen = torch::jit::freeze(module);
     if (!frozen.find_method("forward")) ThrowUnsupported(path + ": the module has no forward()");
     torch::jit::Method forward = frozen.get_method("forward");
     schema = forward.function().getSchema();
@@ -749,6 +786,13 @@ std::unique_ptr<ir::Model> ImportTorchScript(const std::string& path,
         ctx.slots_[in] = Slot::Tensor(v);
         continue;
       }
+      if (auto it = options.scalar_inputs.find(name); it != options.scalar_inputs.end()) {
+        c10::IValue v = t->kind() == c10::TypeKind::IntType    ? c10::IValue(static_cast<int64_t>(it->second))
+                        : t->kind() == c10::TypeKind::BoolType ? c10::IValue(it->second != 0)
+                                                               : c10::IValue(it->second);
+        ctx.slots_[in] = Slot::Const(v);
+        continue;
+      }
       ir::DType dt = t->kind() == c10::TypeKind::IntType     ? ir::DType::kInt64
                      : t->kind() == c10::TypeKind::FloatType ? ir::DType::kFloat32
                      : t->kind() == c10::TypeKind::BoolType  ? ir::DType::kBool
@@ -770,6 +814,8 @@ std::unique_ptr<ir::Model> ImportTorchScript(const std::string& path,
   }
 
   Driver driver(ctx);
+  driver.self_ = graph->inputs()[0];
+  driver.module_ = &frozen;
   try {
     driver.ConvertBlock(graph->block());
     if (!driver.missing_.empty()) {

@@ -383,9 +383,52 @@ void Rnn(Ctx& c, bool lstm) {
   if (lstm) c.Out(cat(cn), 2);
 }
 
+at::Tensor ConstTensorArg(Ctx& c, size_t i) {
+  const Slot& s = c.In(i);
+  if (!s.is_const() || !s.iv.isTensor()) c.Fail("argument " + std::to_string(i) + " must be a constant (frozen) weight");
+  return s.iv.toTensor();
+}
+
+// aten::lstm_cell(input, [h, c], w_ih, w_hh, b_ih, b_hh) and aten::gru_cell(input, h, ...):
+// a one-step ONNX LSTM/GRU over [1, N, in].
+void RnnCell(Ctx& c, bool lstm) {
+  const std::vector<int> order = lstm ? std::vector<int>{0, 3, 1, 2} : std::vector<int>{1, 0, 2};
+  at::Tensor w_ih = ConstTensorArg(c, 2), w_hh = ConstTensorArg(c, 3);
+  const int64_t hidden = w_hh.size(1);
+  ir::Tensor bias(DType::kFloat32, {2 * static_cast<int64_t>(order.size()) * hidden});
+  if (!c.IsNone(4) && !c.IsNone(5))
+    bias = ConcatRows(ReorderGates(c, ConstTensorArg(c, 4), order), ReorderGates(c, ConstTensorArg(c, 5), order));
+  std::vector<Value*> states;
+  const Slot& hx = c.In(1);
+  if (lstm) {
+    if (hx.kind == Slot::Kind::kList && hx.items.size() == 2) {
+      for (const Slot& s : hx.items)
+        states.push_back(s.kind == Slot::Kind::kTensor ? s.value : c.Const(c.FromTorch(s.iv.toTensor()), "state"));
+    } else if (hx.is_const() && hx.iv.isTensorList() && hx.iv.toTensorVector().size() == 2) {
+      for (const at::Tensor& t : hx.iv.toTensorVector()) states.push_back(c.Const(c.FromTorch(t), "state"));
+    } else {
+      c.Fail("expected the [h, c] state list");
+    }
+  } else {
+    states.push_back(c.T(1));
+  }
+  auto step = [&](Value* v) { return c.Op("Unsqueeze", {v, c.I64s({0})}); };
+  std::vector<Value*> in = {step(c.T(0)), c.Const(Stack({ReorderGates(c, w_ih, order)}), "W"),
+                            c.Const(Stack({ReorderGates(c, w_hh, order)}), "R"), c.Const(Stack({bias}), "B"),
+                            nullptr, step(states[0])};
+  if (lstm) in.push_back(step(states[1]));
+  std::vector<Attribute> attrs = {Attribute::Int("hidden_size", hidden)};
+  if (!lstm) attrs.push_back(Attribute::Int("linear_before_reset", 1));
+  std::vector<Value*> outs = c.OpN(lstm ? "LSTM" : "GRU", in, lstm ? 3 : 2, attrs, DType::kFloat32);
+  c.Out(c.Op("Squeeze", {outs[1], c.I64s({0})}), 0);
+  if (lstm) c.Out(c.Op("Squeeze", {outs[2], c.I64s({0})}), 1);
+}
+
 }  // namespace
 
 void RegisterNnOps(Registry& r) {
+  r["aten::lstm_cell"] = [](Ctx& c) { RnnCell(c, true); };
+  r["aten::gru_cell"] = [](Ctx& c) { RnnCell(c, false); };
   r["aten::_convolution"] = Convolution;
   for (const char* k : {"aten::conv1d", "aten::conv2d", "aten::conv3d"}) r[k] = ConvNd;
   for (const char* k : {"aten::conv_transpose1d", "aten::conv_transpose2d", "aten::conv_transpose3d"})

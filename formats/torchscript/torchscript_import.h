@@ -28,6 +28,9 @@ struct TorchScriptImportOptions {
   std::map<std::string, std::vector<int64_t>> input_shapes;
   // Element types by argument name; default float32 (int64 for embedding indices).
   std::map<std::string, ir::DType> input_dtypes;
+  // int/float/bool arguments fixed at import (by name) instead of becoming rank-0 graph
+  // inputs: branches on them (a sample rate choosing a sub-model) then settle at import.
+  std::map<std::string, double> scalar_inputs;
   // Names of the flattened outputs; default "output", or "output_<i>" for a tuple.
   std::vector<std::string> output_names;
 };
