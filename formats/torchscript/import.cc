@@ -426,6 +426,32 @@ void SpecialiseForImport(torch::jit::Graph& g) {
 
 std::string ArgTypeName(const c10::TypePtr& t) { return t->str(); }
 
+// An input given without a shape still has a rank its first consumer fixes (a Conv's
+// weight, a Transpose's perm, an LSTM's sequence): declaring it with symbolic dims lets
+// shape inference run through the model and lets ONNX export declare the input.
+void RanksFromConsumers(ir::Graph& g) {
+  for (ir::Value* in : g.inputs()) {
+    if (in->type.shape) continue;
+    std::optional<size_t> rank;
+    for (const ir::Use& u : in->uses()) {
+      const ir::Node* n = u.user;
+      const std::string& op = n->op_type();
+      if (u.index != 0 || !n->domain().empty()) continue;
+      if ((op == "Conv" || op == "ConvTranspose") && n->input(1) && n->input(1)->initializer())
+        rank = static_cast<size_t>(n->input(1)->initializer()->rank());
+      else if (op == "Transpose" && n->has_attr("perm"))
+        rank = n->attr_ints("perm").size();
+      else if (op == "LSTM" || op == "GRU" || op == "RNN")
+        rank = 3;
+      if (rank) break;
+    }
+    if (!rank) continue;
+    ir::Shape shape;
+    for (size_t d = 0; d < *rank; ++d) shape.push_back(ir::Dim::Symbol(in->name() + "_d" + std::to_string(d)));
+    in->type.shape = shape;
+  }
+}
+
 }  // namespace
 }  // namespace ts
 
@@ -865,6 +891,7 @@ std::unique_ptr<ir::Model> ImportTorchScript(const std::string& path,
     ThrowUnsupported(path + ": LibTorch failed while converting: " + std::string(e.what()).substr(0, 600));
   }
   model->graph->RemoveDeadNodes();
+  RanksFromConsumers(*model->graph);
   ir::InferShapes(*model);
   return model;
 }

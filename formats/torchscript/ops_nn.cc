@@ -124,7 +124,8 @@ void AdaptivePool(Ctx& c, bool max) {
     for (size_t i = 0; i < out.size(); ++i) {
       std::optional<int64_t> d = c.Dim(x, static_cast<int>(i) + 2);
       if (!d || *d % out[i] != 0)
-        c.Fail("adaptive pooling to " + std::to_string(out[i]) + " needs an input size that is a known multiple of it");
+        c.Fail("adaptive pooling to " + std::to_string(out[i]) +
+               " needs an input size that is a known multiple of it (give the model's input shapes)");
       kernel.push_back(*d / out[i]);
     }
     c.Out(c.Op(max ? "MaxPool" : "AveragePool", {x},

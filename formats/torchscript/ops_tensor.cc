@@ -343,7 +343,9 @@ void SplitSizes(Ctx& c, Value* x, int64_t dim, const std::vector<int64_t>& sizes
 
 int64_t KnownDim(Ctx& c, Value* x, int64_t dim) {
   std::optional<int64_t> d = c.Dim(x, static_cast<int>(dim));
-  if (!d) c.Fail("needs the size of dim " + std::to_string(dim) + ", which is not known at import");
+  if (!d)
+    c.Fail("needs the size of dim " + std::to_string(dim) +
+           ", which is not known at import (give the model's input shapes)");
   return *d;
 }
 

@@ -11,6 +11,7 @@
 #include "formats/npy/npy.h"
 #include "formats/onnx/onnx.h"
 #include "formats/torchscript/torchscript_import.h"
+#include "ir/error.h"
 #include "ir/verifier.h"
 #include "runtime/session.h"
 #include "tests/formats/torchscript/ts_fixtures.h"
@@ -90,5 +91,29 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, TorchScriptImport,
                                            "gru", "control_flow", "nontensor", "ops", "digits_cnn",
                                            "digits_transformer"),
                          [](const auto& info) { return std::string(info.param); });
+
+}  // namespace
+
+namespace {
+
+// Without any shape (how `edgepress inspect model.pt` imports): the model either imports
+// with symbolic dims and still matches, or says it needs the input shapes.
+TEST_P(TorchScriptImport, WithoutShapesMatchesOrAsksForThem) {
+  std::unique_ptr<ir::Model> m;
+  formats::TorchScriptImportOptions o;
+  for (const auto& [name, t] : inputs_) o.input_dtypes[name] = t.dtype();
+  try {
+    m = formats::ImportTorchScript(dir_ + "/model.pt", o);
+  } catch (const Error& e) {
+    std::printf("[ fixture ] %s: without shapes: %s\n", GetParam(), e.what());
+    EXPECT_NE(std::string(e.what()).find("input shapes"), std::string::npos) << e.what();
+    return;
+  }
+  ir::Verify(*m);
+  auto session = runtime::Session::Create(std::shared_ptr<const ir::Model>(std::move(m)));
+  double err = Compare(session->Run(inputs_));
+  std::printf("[ fixture ] %s: without shapes, native max relative error %.3g\n", GetParam(), err);
+  EXPECT_LE(err, 1e-4);
+}
 
 }  // namespace
