@@ -84,8 +84,8 @@ class Ctx {
   std::string Str(size_t i) const;
   std::vector<int64_t> Ints(size_t i) const;  // an int or int[] constant
   // Input i as an IR tensor (constants become initializers; scalars rank-0 tensors with
-  // `scalar_dtype` for a float constant, int64 for ints, bool for bools).
-  ir::Value* T(size_t i, ir::DType scalar_dtype = ir::DType::kFloat32);
+  // `scalar_dtype`, or by default f32 for a float constant, int64 for ints, bool for bools).
+  ir::Value* T(size_t i, ir::DType scalar_dtype = ir::DType::kUndefined);
   // An int[] input (constant or built from dynamic sizes) as a 1-D int64 tensor.
   ir::Value* IntList(size_t i);
   [[noreturn]] void Fail(const std::string& why) const;  // kUnsupported naming the node
