@@ -415,7 +415,13 @@ void Select(Ctx& c) {  // (x, dim, index)
 }
 
 void Index(Ctx& c) {  // x[idx] with one tensor index: Gather along that dim
-  const Slot& s = c.In(1);
+  Slot s = c.In(1);
+  if (s.is_const() && s.iv.isList())  // all-constant indices were folded into one list
+    s = Slot::List([&] {
+      std::vector<Slot> items;
+      for (const c10::IValue& v : s.iv.toListRef()) items.push_back(Slot::Const(v));
+      return items;
+    }());
   if (s.kind != Slot::Kind::kList) c.Fail("expected a list of indices");
   int axis = -1;
   for (size_t i = 0; i < s.items.size(); ++i) {
@@ -425,6 +431,8 @@ void Index(Ctx& c) {  // x[idx] with one tensor index: Gather along that dim
   }
   if (axis < 0) return c.Out(0, c.In(0));
   const Slot& idx = s.items[axis];
+  if (idx.kind != Slot::Kind::kTensor && !(idx.is_const() && idx.iv.isTensor()))
+    c.Fail("an index that is not a tensor");
   Value* iv = idx.kind == Slot::Kind::kTensor ? idx.value : c.Const(c.FromTorch(idx.iv.toTensor()), "index");
   if (Ctx::DTypeOf(iv) == DType::kBool) c.Fail("boolean-mask indexing (data-dependent shape) is not supported");
   c.Out(c.Op("Gather", {c.T(0), c.Cast(iv, DType::kInt64)}, {Attribute::Int("axis", axis)}));
@@ -432,7 +440,7 @@ void Index(Ctx& c) {  // x[idx] with one tensor index: Gather along that dim
 
 void MaskedFill(Ctx& c) {
   Value* x = c.T(0);
-  c.Out(c.Op("Where", {As(c, 1, DType::kBool), As(c, 2, Ctx::DTypeOf(x)), x}));
+  c.Out(c.Op("Where", {As(c, 1, DType::kBool), As(c, 2, Ctx::DTypeOf(x)), x}, {}, Ctx::DTypeOf(x)));
 }
 
 void Where(Ctx& c) {
@@ -620,7 +628,7 @@ void Sdpa(Ctx& c) {
   if (!c.IsNone(3)) {
     Value* mask = c.T(3);
     if (Ctx::DTypeOf(mask) == DType::kBool)
-      s = c.Op("Where", {mask, s, c.F32(-std::numeric_limits<float>::infinity())});
+      s = c.Op("Where", {mask, s, c.F32(-std::numeric_limits<float>::infinity())}, {}, DType::kFloat32);
     else
       s = c.Op("Add", {s, mask});
   }

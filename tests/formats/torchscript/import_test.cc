@@ -88,7 +88,7 @@ TEST_P(TorchScriptImport, OnnxExportMatchesInOnnxruntime) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, TorchScriptImport,
                          ::testing::Values("resnet18", "mobilenet_v2", "mobilenet_v3_small",
                                            "transformer_traced", "transformer_scripted", "lstm",
-                                           "gru", "control_flow", "nontensor", "ops", "digits_cnn",
+                                           "gru", "control_flow", "nontensor", "ops", "ops2", "digits_cnn",
                                            "digits_transformer"),
                          [](const auto& info) { return std::string(info.param); });
 
