@@ -23,7 +23,6 @@
 
 #include "formats/torchscript/converter.h"
 #include "formats/torchscript/pt_archive.h"
-#include "formats/torchscript/torch_compat.h"
 #include "formats/torchscript/torchscript_import.h"
 #include "ir/error.h"
 #include "ir/shape_inference.h"
