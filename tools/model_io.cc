@@ -10,6 +10,10 @@
 #include "ir/sha256.h"
 #include "passes/registry.h"
 
+#ifdef EDGEPRESS_HAVE_TORCHSCRIPT
+#include "formats/torchscript/torchscript_import.h"
+#endif
+
 namespace edgepress::tools {
 
 namespace {
@@ -70,12 +74,31 @@ std::vector<std::pair<std::string, std::string>> ProvenanceFor(const std::string
           {"source_model_sha256", Sha256File(source_path)}};
 }
 
+namespace {
+
+// TorchScript (.pt, and .jit as silero-vad names it) is read by formats/torchscript
+// when LibTorch is built in; the importer takes no shapes here (see docs/torchscript.md).
+bool IsTorchScriptPath(const std::string& path) { return EndsWith(path, ".pt") || EndsWith(path, ".jit"); }
+
+std::unique_ptr<ir::Model> LoadTorchScript(const std::string& path) {
+#ifdef EDGEPRESS_HAVE_TORCHSCRIPT
+  return formats::ImportTorchScript(path);
+#else
+  ThrowUnsupported(path + ": reading TorchScript needs LibTorch; this edgepress was built without "
+                          "it (configure with -DEDGEPRESS_WITH_TORCH=ON)");
+#endif
+}
+
+}  // namespace
+
 std::string ModelFormatName(const std::string& path) {
+  if (IsTorchScriptPath(path)) return "TorchScript";
   const Format* f = FindFormat(path);
   return f ? f->name : "";
 }
 
 std::unique_ptr<ir::Model> LoadModel(const std::string& path) {
+  if (IsTorchScriptPath(path)) return LoadTorchScript(path);
   const Format* f = FindFormat(path);
   if (!f) ThrowUnsupported(path + ": unknown model format (known: " + Known() + ")");
   return f->load(path);
