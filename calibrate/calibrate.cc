@@ -21,6 +21,8 @@ CalibrationResult Calibrate(const ir::Model& model, DataSet& data, const Calibra
                  std::to_string(o.max_samples) + ")");
   // Fail before running anything on bad options.
   MakeObserver("", o.observer);
+  ObserverOptions oo = o.observer;
+  oo.samples = total;  // histogram methods fall back to min/max on too few samples
 
   const ir::Graph& g = *model.graph;
   // Explicitly named tensors must be graph inputs or node outputs of the main graph (the
@@ -43,7 +45,7 @@ CalibrationResult Calibrate(const ir::Model& model, DataSet& data, const Calibra
   auto observe = [&](const std::string& name, const ir::Tensor& t) {
     if (!ir::IsFloat(t.dtype()) || !observed(name)) return;
     auto it = observers.find(name);
-    if (it == observers.end()) it = observers.emplace(name, MakeObserver(name, o.observer)).first;
+    if (it == observers.end()) it = observers.emplace(name, MakeObserver(name, oo)).first;
     it->second->Observe(t);
   };
 
@@ -83,7 +85,11 @@ CalibrationResult Calibrate(const ir::Model& model, DataSet& data, const Calibra
       ThrowInvalid("calibration: tensor '" + name +
                    "' was never produced as a float tensor (it is not float, or it was "
                    "folded to a constant when the session was planned)");
-  for (const auto& [name, obs] : observers) r.ranges.emplace(name, obs->Range());
+  for (const auto& [name, obs] : observers) {
+    TensorRange t = obs->Range();
+    r.fallbacks += !t.fallback.empty();
+    r.ranges.emplace(name, std::move(t));
+  }
   return r;
 }
 
@@ -103,6 +109,7 @@ std::string RangesToJson(const CalibrationResult& r) {
     }
     e["count"] = t.count;
     e["nonfinite"] = t.nonfinite;
+    if (!t.fallback.empty()) e["fallback"] = t.fallback;
     ranges[name] = std::move(e);
   }
   nlohmann::json j;
@@ -197,6 +204,10 @@ CalibrationResult RangesFromJson(const std::string& json, const std::string& nam
     }
     t.count = Count(Field(e, "count", where), where + ": 'count'");
     t.nonfinite = Count(Field(e, "nonfinite", where), where + ": 'nonfinite'");
+    if (auto f = e.find("fallback"); f != e.end()) {
+      if (!f->is_string()) ThrowInvalid(where + ": 'fallback' must be a string");
+      t.fallback = f->get<std::string>();
+    }
     r.ranges.emplace(name, std::move(t));
   }
   return r;

@@ -35,6 +35,16 @@ struct ObserverOptions {
   int bins = 2048;
   int per_channel_axis = -1;   // >= 0: one range per index along this axis
   bool symmetric = false;      // range symmetric around 0 (int8 symmetric activations)
+  // When the statistics are too thin for a histogram method to be trusted, the range
+  // falls back to the observed min/max (which never clips what calibration saw) and says
+  // why (TensorRange::fallback): fewer than `min_samples` calibration samples (Calibrate
+  // sets `samples`), fewer than `min_values` finite values in a tensor (or channel), or a
+  // chosen range that clips more than `max_clip` of the observed values. Entropy on one
+  // or two images can otherwise pick a threshold that collapses a model's output.
+  int64_t samples = -1;        // calibration samples the observer will see (-1: unknown)
+  int64_t min_samples = 8;
+  int64_t min_values = 512;
+  double max_clip = 0.05;
 };
 
 // The range chosen for one tensor, as observed (clamped to the values seen): it is not
@@ -45,6 +55,7 @@ struct TensorRange {
   std::vector<float> channel_min, channel_max;  // per-channel ranges (axis >= 0)
   uint64_t count = 0;                           // finite values observed
   uint64_t nonfinite = 0;                       // NaN/Inf values skipped
+  std::string fallback;  // why the method's range was replaced by min/max; empty if it was not
 };
 
 // One streaming observer per tensor.
@@ -80,6 +91,7 @@ struct CalibrationResult {
   int64_t samples = 0;
   std::map<std::string, TensorRange> ranges;  // by value name
   size_t peak_observer_bytes = 0;
+  int64_t fallbacks = 0;  // ranges whose TensorRange::fallback is set
 };
 
 // Runs `model` (as is: callers decide whether to optimize it first) over `data` on the

@@ -370,6 +370,12 @@ class StreamObserver final : public Observer {
                      " along axis " + std::to_string(o_.per_channel_axis) +
                      " had no finite value");
       ranges.push_back(GroupRange(c));
+      std::string why = ThinReason(c, ranges.back());
+      if (!why.empty()) {
+        ranges.back() = MinMaxRange(c);
+        if (r.fallback.empty())
+          r.fallback = (groups_.size() > 1 ? "channel " + std::to_string(c) + ": " : "") + why;
+      }
     }
     double lo = ranges[0].first, hi = ranges[0].second;
     for (const auto& [a, b] : ranges) lo = std::min(lo, a), hi = std::max(hi, b);
@@ -401,13 +407,52 @@ class StreamObserver final : public Observer {
         fn(static_cast<size_t>(c), x + (o * channels + c) * inner, inner);
   }
 
-  std::pair<double, double> GroupRange(size_t c) const {
+  std::pair<double, double> MinMaxRange(size_t c) const {
     const Group& g = groups_[c];
     double lo = g.min, hi = g.max;
     if (o_.symmetric) {
       double a = std::max(std::fabs(lo), std::fabs(hi));
       lo = -a, hi = a;
     }
+    return {lo, hi};
+  }
+
+  // Why the method's range for group `c` cannot be trusted (empty when it can): see
+  // ObserverOptions::min_samples/min_values/max_clip.
+  std::string ThinReason(size_t c, std::pair<double, double> range) const {
+    if (o_.method == Method::kMinMax) return "";
+    const Group& g = groups_[c];
+    const char* m = MethodName(o_.method);
+    if (o_.samples >= 0 && o_.samples < o_.min_samples)
+      return std::string(m) + " needs at least " + std::to_string(o_.min_samples) +
+             " calibration samples, got " + std::to_string(o_.samples);
+    if (static_cast<int64_t>(g.count) < o_.min_values)
+      return std::string(m) + " saw only " + std::to_string(g.count) + " values (fewer than " +
+             std::to_string(o_.min_values) + ")";
+    double clipped = ClippedShare(hists_[c], range.first, range.second);
+    if (clipped > o_.max_clip)
+      return std::string(m) + " range [" + std::to_string(range.first) + ", " +
+             std::to_string(range.second) + "] clips " + std::to_string(100 * clipped) +
+             "% of the observed values (more than " + std::to_string(100 * o_.max_clip) + "%)";
+    return "";
+  }
+
+  // The share of the histogram's values in bins wholly outside [lo, hi].
+  static double ClippedShare(const Histogram& h, double lo, double hi) {
+    const auto& counts = h.counts();
+    double w = h.width(), total = 0, out = 0;
+    for (size_t j = 0; j < counts.size(); ++j) {
+      if (!counts[j]) continue;
+      double left = static_cast<double>(h.base() + static_cast<int64_t>(j)) * w;
+      total += static_cast<double>(counts[j]);
+      if (left > hi || left + w <= lo) out += static_cast<double>(counts[j]);
+    }
+    return total > 0 ? out / total : 0.0;
+  }
+
+  std::pair<double, double> GroupRange(size_t c) const {
+    const Group& g = groups_[c];
+    auto [lo, hi] = MinMaxRange(c);
     if (o_.method == Method::kMinMax || g.min == g.max) return {lo, hi};
     const Histogram& h = hists_[c];
     switch (o_.method) {

@@ -578,6 +578,21 @@ class QuantizeStatic : public Pass {
                                {"samples", cal.samples},
                                {"data_sha256", cal.data_sha256}};
     Count("calib-samples", cal.samples);
+    Count("calibration-fallbacks", cal.fallbacks);
+    if (cal.fallbacks > 0) {
+      json fb = json::object();
+      std::string first;
+      for (const auto& [name, t] : cal.ranges)
+        if (!t.fallback.empty()) {
+          fb[name] = t.fallback;
+          if (first.empty()) first = "'" + name + "': " + t.fallback;
+        }
+      details_["calibration"]["fallbacks"] = std::move(fb);
+      if (ctx.log)
+        ctx.log("quantize-static: warning: " + std::to_string(cal.fallbacks) +
+                " tensor range(s) fell back to min/max because the calibration statistics "
+                "were too thin for " + cal.method + " (first: " + first + ")");
+    }
 
     std::set<std::string> keep;
     if (cfg_.keep_float > 0 || cfg_.min_cosine > 0) keep = ChooseFloatLayers(model, cal.ranges, data, samples, ctx);
@@ -762,7 +777,7 @@ const PassEntry& QuantizeStaticPass() {
        {"nodes-quantized", "conv-quantized", "matmul-quantized", "gemm-quantized",
         "add-quantized", "mul-quantized", "pool-quantized", "data-movement-quantized", "qdq-pairs", "weights-quantized", "biases-quantized",
         "relu-fused", "kept-float", "kept-float-by-sensitivity", "min-cosine-unmet",
-        "smoothed-layers", "smoothed-layernorm-folds", "smoothed-mul-inserted", "calib-samples"},
+        "smoothed-layers", "smoothed-layernorm-folds", "smoothed-mul-inserted", "calib-samples", "calibration-fallbacks"},
        /*needs_data=*/true},
       [](const PassOptions& o) -> std::unique_ptr<Pass> {
         return std::make_unique<QuantizeStatic>(o);

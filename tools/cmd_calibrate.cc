@@ -120,10 +120,25 @@ void AddCalibrateCommand(CLI::App& app, Action& action) {
         j["samples"] = r.samples;
         j["data_sha256"] = r.data_sha256;
         j["peak_observer_bytes"] = r.peak_observer_bytes;
+        j["fallbacks"] = r.fallbacks;
         fmt::print("{}\n", j.dump(2));
       } else {
         fmt::print("calibrated {} tensors on {} samples ({}), data sha256 {}, wrote {}\n",
                    r.ranges.size(), r.samples, r.method, r.data_sha256, o->output);
+      }
+      if (r.fallbacks > 0) {
+        std::string first;
+        for (const auto& [name, t] : r.ranges)
+          if (!t.fallback.empty()) {
+            first = "'" + name + "': " + t.fallback;
+            break;
+          }
+        std::fprintf(stderr,
+                     "warning: %lld of %zu ranges fell back to min/max: the calibration "
+                     "statistics were too thin for %s (first: %s); give more samples or use "
+                     "--method minmax\n",
+                     static_cast<long long>(r.fallbacks), r.ranges.size(), r.method.c_str(),
+                     first.c_str());
       }
       return 0;
     };

@@ -372,3 +372,46 @@ TEST(Methods, NamesRoundTripAndTyposSuggest) {
 
 }  // namespace
 }  // namespace edgepress::calibrate
+
+namespace edgepress::calibrate {
+namespace {
+
+// Thin statistics: each histogram method falls back to the observed min/max and says why.
+TEST(ObserverFallback, TooFewSamplesValuesOrTooMuchClipping) {
+  std::vector<float> v = GaussianWithOutliers(200000, 20, 11);
+  TensorRange mm = RangeOf(Opts(Method::kMinMax), v);
+  for (Method m : {Method::kPercentile, Method::kEntropy, Method::kMse}) {
+    SCOPED_TRACE(MethodName(m));
+    // Enough of everything: the method's own (clipped) range, no fallback.
+    ObserverOptions o = Opts(m);
+    o.samples = 200;
+    TensorRange r = RangeOf(o, v);
+    EXPECT_TRUE(r.fallback.empty()) << r.fallback;
+    EXPECT_LT(r.max, mm.max);
+    // Four calibration samples: min/max, with the reason.
+    o.samples = 4;
+    r = RangeOf(o, v);
+    EXPECT_EQ(r.min, mm.min);
+    EXPECT_EQ(r.max, mm.max);
+    EXPECT_NE(r.fallback.find("got 4"), std::string::npos) << r.fallback;
+    // A tensor with only 100 values.
+    o.samples = -1;
+    std::vector<float> few(v.begin(), v.begin() + 100);
+    r = RangeOf(o, few);
+    TensorRange few_mm = RangeOf(Opts(Method::kMinMax), few);
+    EXPECT_EQ(r.max, few_mm.max);
+    EXPECT_NE(r.fallback.find("only 100 values"), std::string::npos) << r.fallback;
+  }
+  // A range that clips half the values (a 50th percentile) is not trusted either.
+  ObserverOptions p = Opts(Method::kPercentile);
+  p.percentile = 50;
+  TensorRange r = RangeOf(p, Gaussian(100000, 3));
+  EXPECT_NE(r.fallback.find("clips"), std::string::npos) << r.fallback;
+  // minmax never falls back: it is the fallback.
+  ObserverOptions m = Opts(Method::kMinMax);
+  m.samples = 1;
+  EXPECT_TRUE(RangeOf(m, Gaussian(10, 1)).fallback.empty());
+}
+
+}  // namespace
+}  // namespace edgepress::calibrate
