@@ -21,7 +21,7 @@ namespace {
 // generated forward() is one line per node whatever is constant.
 const char* kHelpers = R"TS(
 def _ints(self, t: Tensor) -> List[int]:
-    r: List[int] = t.to(torch.long).reshape([-1]).tolist()
+    r: List[int] = t.to(4).reshape([-1]).tolist()
     return r
 
 def _reshape(self, x: Tensor, shape: Tensor, allowzero: int) -> Tensor:
@@ -46,7 +46,7 @@ def _flatten(self, x: Tensor, axis: int) -> Tensor:
 def _gather(self, x: Tensor, idx: Tensor, axis: int) -> Tensor:
     if axis < 0:
         axis += x.dim()
-    i = idx.to(torch.long)
+    i = idx.to(4)
     i = torch.where(i < 0, i + x.size(axis), i)
     xs: List[int] = x.shape
     shape: List[int] = xs[:axis] + i.shape + xs[axis + 1:]
@@ -54,7 +54,7 @@ def _gather(self, x: Tensor, idx: Tensor, axis: int) -> Tensor:
 
 def _shape(self, x: Tensor, start: int, end: int) -> Tensor:
     s: List[int] = x.shape
-    return torch.tensor(s[start:end], dtype=torch.long, device=x.device)
+    return torch.tensor(s[start:end], dtype=4, device=x.device)
 
 def _unsqueeze(self, x: Tensor, axes_t: Tensor) -> Tensor:
     axes = self._ints(axes_t)
@@ -138,10 +138,10 @@ def _expand(self, x: Tensor, shape_t: Tensor) -> Tensor:
     return x.expand(out)
 
 def _range(self, start: Tensor, limit: Tensor, delta: Tensor) -> Tensor:
-    s = start.to(torch.double).item()
-    n = torch.ceil((limit.to(torch.double) - s) / delta.to(torch.double)).clamp_min(0).to(torch.long).item()
-    i = torch.arange(0, int(n), dtype=torch.double, device=start.device)
-    return (i * delta.to(torch.double).item() + s).to(start.dtype)
+    s = start.to(7).item()
+    n = torch.ceil((limit.to(7) - s) / delta.to(7)).clamp_min(0).to(4).item()
+    i = torch.arange(0, int(n), dtype=7, device=start.device)
+    return (i * delta.to(7).item() + s).to(start.dtype)
 
 def _reduce_mean(self, x: Tensor, axes_t: Optional[Tensor], axes_attr: List[int], keep: bool) -> Tensor:
     axes = axes_attr
@@ -161,32 +161,32 @@ def _along(self, p: Tensor, x: Tensor, axis: int) -> Tensor:
     return p.reshape(s)
 
 def _dequant(self, x: Tensor, scale: Tensor, zp: Optional[Tensor], axis: int) -> Tensor:
-    v = x.to(torch.float)
+    v = x.to(6)
     if zp is not None:
-        v = v - self._along(zp, x, axis).to(torch.float)
+        v = v - self._along(zp, x, axis).to(6)
     return (v * self._along(scale, x, axis)).to(scale.dtype)
 
 def _quant(self, x: Tensor, scale: Tensor, zp: Optional[Tensor], axis: int, lo: float, hi: float, dtype: int) -> Tensor:
-    v = torch.round(x.to(torch.float) / self._along(scale, x, axis).to(torch.float))
+    v = torch.round(x.to(6) / self._along(scale, x, axis).to(6))
     if zp is not None:
-        v = v + self._along(zp, x, axis).to(torch.float)
+        v = v + self._along(zp, x, axis).to(6)
     return torch.clamp(v, lo, hi).to(dtype)
 
 def _nbits(self, a: Tensor, b: Tensor, scales: Tensor, zp: Optional[Tensor], n: int, k: int, block: int) -> Tensor:
     blocks = (k + block - 1) // block
-    bb = b.reshape([n, blocks * block // 2]).to(torch.int16)
+    bb = b.reshape([n, blocks * block // 2]).to(2)
     q = torch.stack([torch.remainder(bb, 16), torch.div(bb, 16, rounding_mode='floor')], -1)
-    q = q.reshape([n, blocks, block]).to(torch.float)
+    q = q.reshape([n, blocks, block]).to(6)
     z = torch.full([1], 8.0, device=a.device)
     if zp is not None:
-        if zp.dtype == torch.uint8:
+        if zp.dtype == 0:
             per_row = (blocks + 1) // 2
-            zb = zp.reshape([n, per_row]).to(torch.int16)
+            zb = zp.reshape([n, per_row]).to(2)
             z = torch.stack([torch.remainder(zb, 16), torch.div(zb, 16, rounding_mode='floor')], -1)
-            z = z.reshape([n, 2 * per_row]).narrow(1, 0, blocks).to(torch.float).reshape([n, blocks, 1])
+            z = z.reshape([n, 2 * per_row]).narrow(1, 0, blocks).to(6).reshape([n, blocks, 1])
         else:
-            z = zp.to(torch.float).reshape([n, blocks, 1])
-    w = (q - z) * scales.to(torch.float).reshape([n, blocks, 1])
+            z = zp.to(6).reshape([n, blocks, 1])
+    w = (q - z) * scales.to(6).reshape([n, blocks, 1])
     w = w.reshape([n, blocks * block]).narrow(1, 0, k).to(a.dtype)
     return torch.matmul(a, w.t())
 
@@ -213,18 +213,20 @@ std::string IntList(const std::vector<int64_t>& v) {
   return s + "]";
 }
 
+// The c10::ScalarType code of a dtype: `define` without Python cannot resolve torch.float32
+// and friends as values, but every TorchScript dtype argument is that int.
 const char* TorchDType(ir::DType t) {
   switch (t) {
-    case ir::DType::kFloat32: return "torch.float32";
-    case ir::DType::kFloat16: return "torch.float16";
-    case ir::DType::kBFloat16: return "torch.bfloat16";
-    case ir::DType::kFloat64: return "torch.float64";
-    case ir::DType::kInt64: return "torch.int64";
-    case ir::DType::kInt32: return "torch.int32";
-    case ir::DType::kInt16: return "torch.int16";
-    case ir::DType::kInt8: return "torch.int8";
-    case ir::DType::kUInt8: return "torch.uint8";
-    case ir::DType::kBool: return "torch.bool";
+    case ir::DType::kFloat32: return "6";
+    case ir::DType::kFloat16: return "5";
+    case ir::DType::kBFloat16: return "15";
+    case ir::DType::kFloat64: return "7";
+    case ir::DType::kInt64: return "4";
+    case ir::DType::kInt32: return "3";
+    case ir::DType::kInt16: return "2";
+    case ir::DType::kInt8: return "1";
+    case ir::DType::kUInt8: return "0";
+    case ir::DType::kBool: return "11";
     default: return nullptr;
   }
 }

@@ -64,7 +64,16 @@ Outs Gelu(OpContext& c) {
 }
 Outs PRelu(OpContext& c) {
   const at::Tensor& x = c.in(0);
-  return {at::where(x < 0, x * c.in(1), x)};
+  at::Tensor slope = c.in(1);
+  // Models exported before opset 7 carry a per-channel slope [C] for an N-D input, which
+  // numpy broadcasting would align with the last axis; it means axis 1 (as in the native
+  // kernel and onnxruntime).
+  if (slope.dim() == 1 && x.dim() > 2 && slope.size(0) == x.size(1) && slope.size(0) != x.size(-1)) {
+    std::vector<int64_t> shape(static_cast<size_t>(x.dim() - 1), 1);
+    shape[0] = slope.size(0);
+    slope = slope.reshape(shape);
+  }
+  return {at::where(x < 0, x * slope, x)};
 }
 Outs IsInf(OpContext& c) {
   const at::Tensor& x = c.in(0);

@@ -78,7 +78,10 @@ Outs ConvTranspose(OpContext& c) {
     for (size_t i = 0; i < n; ++i) {
       int64_t want = out_shape.empty() ? x.size(static_cast<int64_t>(2 + i)) * strides[i] : out_shape[i];
       int64_t total = full[i] - want;
-      if (total < 0) c.Fail("output_shape larger than the full transposed convolution");
+      if (total < 0) {  // a larger output_shape extends the end, as output_padding does
+        out_pad[i] -= total;
+        total = 0;
+      }
       bool upper = auto_pad != "SAME_LOWER";
       pads[i] = upper ? total / 2 : total - total / 2;
       pads[i + n] = total - pads[i];
