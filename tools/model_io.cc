@@ -10,6 +10,10 @@
 #include "ir/sha256.h"
 #include "passes/registry.h"
 
+#ifdef EDGEPRESS_HAVE_TORCH
+#include "formats/torchscript/torchscript_export.h"
+#endif
+
 namespace edgepress::tools {
 
 namespace {
@@ -35,6 +39,21 @@ const std::vector<Format>& Formats() {
          formats::EpkMetadata meta;
          meta.entries = o.metadata;
          formats::SaveEpk(m, p, meta);
+       }},
+      // TorchScript: written by formats/torchscript (source generated from the IR, weights
+      // as parameters/buffers, quantized weights kept packed); reading .pt is the importer's.
+      {"TorchScript", ".pt",
+       [](const std::string& p) -> std::unique_ptr<ir::Model> {
+         ThrowUnsupported(p + ": reading TorchScript needs the TorchScript importer, which this "
+                              "build does not have");
+       },
+       [](const ir::Model& m, const std::string& p, const SaveModelOptions&) {
+#ifdef EDGEPRESS_HAVE_TORCH
+         formats::SaveTorchScript(m, p);
+#else
+         ThrowUnsupported(p + ": writing TorchScript needs LibTorch; this edgepress was built "
+                              "without it (configure with -DEDGEPRESS_WITH_TORCH=ON)");
+#endif
        }},
   };
   return formats;

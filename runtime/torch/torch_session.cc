@@ -1,6 +1,7 @@
 #include "runtime/torch/torch_session.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 #include <c10/util/Exception.h>
 
@@ -461,6 +462,7 @@ std::unique_ptr<TorchSession> TorchSession::Create(std::shared_ptr<ir::Model> mo
   auto impl = std::make_unique<Impl>();
   impl->model = std::move(model);
   impl->device = ParseDevice(opts.device);
+  if (opts.threads > 0) at::set_num_threads(opts.threads);
   impl->device_name = impl->device.str();
   std::set<const ir::Value*> train;
   const ir::Graph& g = *impl->model->graph;

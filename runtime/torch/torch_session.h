@@ -51,6 +51,8 @@ struct TorchSessionOptions {
   // Train every float initializer with more than one element (weights and biases;
   // scalars such as quantization scales and epsilon constants stay fixed).
   bool train_all_float = false;
+  // Intra-op CPU threads (at::set_num_threads, process-wide); 0 keeps LibTorch's default.
+  int threads = 0;
 };
 
 class TorchSession {
