@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 #include <c10/util/Exception.h>
+#include <torch/cuda.h>
 
 #include <algorithm>
 #include <cstring>
@@ -250,12 +251,12 @@ at::Device ParseDevice(const std::string& name) {
                                        "' (expected cpu, cuda or cuda:N)");
   }
   if (dev.is_cuda()) {
-    if (!at::hasCUDA())
+    if (!torch::cuda::is_available())
       ThrowUnsupported("torch backend: device '" + name +
                        "' requested, but this LibTorch build has no CUDA or no CUDA device is "
                        "visible (Debian's libtorch-dev is CPU-only; build against a CUDA "
                        "LibTorch, see docs/torch_backend.md)");
-    int count = static_cast<int>(at::detail::getCUDAHooks().getNumGPUs());
+    int count = static_cast<int>(torch::cuda::device_count());
     if (dev.has_index() && dev.index() >= count)
       ThrowUnsupported("torch backend: device '" + name + "' requested, but only " +
                        std::to_string(count) + " CUDA device(s) are visible");
@@ -438,7 +439,7 @@ struct TorchSession::Impl {
 TorchSession::TorchSession(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 TorchSession::~TorchSession() = default;
 
-bool TorchSession::CudaAvailable() { return at::hasCUDA(); }
+bool TorchSession::CudaAvailable() { return torch::cuda::is_available(); }
 
 std::vector<std::string> TorchSession::SupportedOps() {
   std::vector<std::string> ops;

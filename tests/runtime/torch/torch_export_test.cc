@@ -104,6 +104,7 @@ TEST(ExportDigits, FloatOptimizedAndQuantized) {
   };
   for (const Case& c : {Case{"digits_cnn", ""}, Case{"digits_transformer", ""},
                         Case{"digits_cnn", passes::kDefaultOptimizePipeline},
+                        Case{"digits_transformer", passes::kDefaultOptimizePipeline},
                         Case{"digits_cnn", "quantize-weights{bits=8}"},
                         Case{"digits_transformer", "quantize-weights{bits=4,group-size=16}"},
                         Case{"digits_cnn", "quantize-static"}}) {

@@ -184,7 +184,9 @@ TEST(TorchTraining, NamedParametersAndIntermediateFetch) {
   so.trainable = {};
   for (const ir::Value* v : model->graph->initializers())
     if (!ir::IsFloat(v->initializer()->dtype())) so.trainable = {v->name()};
-  if (!so.trainable.empty()) EXPECT_THROW(TorchSession::Create(model, so), Error);
+  if (!so.trainable.empty()) {
+    EXPECT_THROW(TorchSession::Create(model, so), Error);
+  }
 }
 
 }  // namespace
