@@ -91,8 +91,9 @@ std::unique_ptr<Runner> MakeRunner(const std::string& path, bool optimize,
                                    const BackendChoice& choice, const runtime::SessionOptions& so) {
   if (choice.backend == "native") {
     if (choice.device != "cpu")
-      throw Error(ErrorCode::kUsage, "--device " + choice.device +
-                                         ": the native runtime runs on the CPU; use --backend torch");
+      throw Error(ErrorCode::kUsage,
+                  "--device " + choice.device +
+                      ": the native runtime runs on the CPU; use --backend torch");
     return std::make_unique<NativeRunner>(
         std::shared_ptr<const ir::Model>(LoadModelForRun(path, optimize)), so);
   }
@@ -110,8 +111,9 @@ std::unique_ptr<Runner> MakeRunner(const std::string& path, bool optimize,
     throw Error(e.code(), path + ": " + e.what());
   }
 #else
-  ThrowUnsupported("backend torch: this edgepress was built without LibTorch "
-                   "(configure with -DEDGEPRESS_WITH_TORCH=ON)");
+  ThrowUnsupported(
+      "backend torch: this edgepress was built without LibTorch "
+      "(configure with -DEDGEPRESS_WITH_TORCH=ON)");
 #endif
 }
 

@@ -217,32 +217,53 @@ std::string IntList(const std::vector<int64_t>& v) {
 // and friends as values, but every TorchScript dtype argument is that int.
 const char* TorchDType(ir::DType t) {
   switch (t) {
-    case ir::DType::kFloat32: return "6";
-    case ir::DType::kFloat16: return "5";
-    case ir::DType::kBFloat16: return "15";
-    case ir::DType::kFloat64: return "7";
-    case ir::DType::kInt64: return "4";
-    case ir::DType::kInt32: return "3";
-    case ir::DType::kInt16: return "2";
-    case ir::DType::kInt8: return "1";
-    case ir::DType::kUInt8: return "0";
-    case ir::DType::kBool: return "11";
-    default: return nullptr;
+    case ir::DType::kFloat32:
+      return "6";
+    case ir::DType::kFloat16:
+      return "5";
+    case ir::DType::kBFloat16:
+      return "15";
+    case ir::DType::kFloat64:
+      return "7";
+    case ir::DType::kInt64:
+      return "4";
+    case ir::DType::kInt32:
+      return "3";
+    case ir::DType::kInt16:
+      return "2";
+    case ir::DType::kInt8:
+      return "1";
+    case ir::DType::kUInt8:
+      return "0";
+    case ir::DType::kBool:
+      return "11";
+    default:
+      return nullptr;
   }
 }
 
 at::ScalarType ScalarType(ir::DType t) {
   switch (t) {
-    case ir::DType::kFloat32: return at::kFloat;
-    case ir::DType::kFloat16: return at::kHalf;
-    case ir::DType::kBFloat16: return at::kBFloat16;
-    case ir::DType::kFloat64: return at::kDouble;
-    case ir::DType::kInt64: return at::kLong;
-    case ir::DType::kInt32: return at::kInt;
-    case ir::DType::kInt16: return at::kShort;
-    case ir::DType::kInt8: return at::kChar;
-    case ir::DType::kUInt8: return at::kByte;
-    case ir::DType::kBool: return at::kBool;
+    case ir::DType::kFloat32:
+      return at::kFloat;
+    case ir::DType::kFloat16:
+      return at::kHalf;
+    case ir::DType::kBFloat16:
+      return at::kBFloat16;
+    case ir::DType::kFloat64:
+      return at::kDouble;
+    case ir::DType::kInt64:
+      return at::kLong;
+    case ir::DType::kInt32:
+      return at::kInt;
+    case ir::DType::kInt16:
+      return at::kShort;
+    case ir::DType::kInt8:
+      return at::kChar;
+    case ir::DType::kUInt8:
+      return at::kByte;
+    case ir::DType::kBool:
+      return at::kBool;
     default:
       ThrowUnsupported(std::string("TorchScript export: no torch dtype for ") + ir::DTypeName(t));
   }
@@ -278,7 +299,8 @@ struct Emitter {
       weights.emplace_back(attr, v->initializer());
       return names[v] = "self." + attr;
     }
-    ThrowInvalid("TorchScript export: " + n.describe() + ": input '" + v->name() + "' has no value");
+    ThrowInvalid("TorchScript export: " + n.describe() + ": input '" + v->name() +
+                 "' has no value");
   }
   std::string Out(const ir::Node& n, size_t i = 0) {
     return names[n.output(i)] = "v" + std::to_string(counter++);
@@ -286,7 +308,6 @@ struct Emitter {
   void Line(const std::string& s) { body << "    " << s << "\n"; }
   void Assign(const ir::Node& n, const std::string& expr) { Line(Out(n) + " = " + expr); }
 };
-
 
 void Unary(Emitter& e, const ir::Node& n, const std::string& fn) {
   e.Assign(n, fn + "(" + e.In(n, 0) + ")");
@@ -319,7 +340,8 @@ bool Symmetric(const std::vector<int64_t>& p) {
 }
 
 // The input with asymmetric pads applied (constant_pad_nd lists the last dim first).
-std::string Padded(const std::string& x, const std::vector<int64_t>& pads, const std::string& value) {
+std::string Padded(const std::string& x, const std::vector<int64_t>& pads,
+                   const std::string& value) {
   size_t n = pads.size() / 2;
   std::vector<int64_t> tp;
   for (size_t i = n; i-- > 0;) {
@@ -369,7 +391,8 @@ std::string GemmExpr(Emitter& e, const ir::Node& n) {
   double alpha = n.attr_float("alpha", 1.0f), beta = n.attr_float("beta", 1.0f);
   if (alpha != 1.0) y = "(" + y + " * " + Float(alpha) + ")";
   if (n.input(2) && beta != 0.0)
-    y = "(" + y + " + " + (beta == 1.0 ? e.In(n, 2) : "(" + e.In(n, 2) + " * " + Float(beta) + ")") + ")";
+    y = "(" + y + " + " +
+        (beta == 1.0 ? e.In(n, 2) : "(" + e.In(n, 2) + " * " + Float(beta) + ")") + ")";
   return y;
 }
 
@@ -390,8 +413,8 @@ void Pool(Emitter& e, const ir::Node& n, bool max) {
                     IntList(Ints(n, "dilations", s, 1)) + ", " + ceil + ")");
   else
     e.Assign(n, "torch.avg_pool" + SpatialPrefix(s) + "(" + x + ", " + IntList(k) + ", " +
-                    IntList(Ints(n, "strides", s, 1)) + ", " + IntList(padding) + ", " + ceil + ", " +
-                    (n.attr_int("count_include_pad", 0) ? "True" : "False") + ")");
+                    IntList(Ints(n, "strides", s, 1)) + ", " + IntList(padding) + ", " + ceil +
+                    ", " + (n.attr_int("count_include_pad", 0) ? "True" : "False") + ")");
 }
 
 std::string AxesAttr(const ir::Node& n) { return IntList(n.attr_ints("axes", {})); }
@@ -567,7 +590,8 @@ const std::map<std::string, OpWriter>& Writers() {
 }
 
 std::string Key(const ir::Node& n) {
-  return n.domain().empty() || n.domain() == "ai.onnx" ? n.op_type() : n.domain() + "::" + n.op_type();
+  return n.domain().empty() || n.domain() == "ai.onnx" ? n.op_type()
+                                                       : n.domain() + "::" + n.op_type();
 }
 
 // Why a node cannot be written, or "".
@@ -624,12 +648,13 @@ Generated Generate(const ir::Model& model) {
   int64_t opset = model.OpsetVersion("");
   if (opset > 0 && opset < 13)
     for (const ir::Node* n : g.nodes())
-      if ((n->op_type() == "Softmax" || n->op_type() == "LogSoftmax") && n->attr_int("axis", 1) != -1)
+      if ((n->op_type() == "Softmax" || n->op_type() == "LogSoftmax") &&
+          n->attr_int("axis", 1) != -1)
         problems.push_back(n->describe() + ": opset " + std::to_string(opset) +
                            " Softmax (2-D coercion) is not exported");
   if (!problems.empty()) {
-    std::string msg = "TorchScript export: " + std::to_string(problems.size()) +
-                      " node(s) cannot be written:";
+    std::string msg =
+        "TorchScript export: " + std::to_string(problems.size()) + " node(s) cannot be written:";
     for (const std::string& p : problems) msg += "\n  " + p;
     ThrowUnsupported(msg);
   }
@@ -647,7 +672,8 @@ Generated Generate(const ir::Model& model) {
   for (const ir::Value* v : g.outputs()) {
     auto it = e.names.find(v);
     if (it == e.names.end()) {
-      if (!v->initializer()) ThrowInvalid("TorchScript export: output '" + v->name() + "' has no value");
+      if (!v->initializer())
+        ThrowInvalid("TorchScript export: output '" + v->name() + "' has no value");
       std::string attr = "w" + std::to_string(e.weights.size());
       e.weights.emplace_back(attr, v->initializer());
       e.names[v] = "self." + attr;

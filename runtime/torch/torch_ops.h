@@ -22,14 +22,17 @@ class OpContext {
  public:
   using SubgraphRunner =
       std::function<std::vector<at::Tensor>(const ir::Graph&, const std::vector<at::Tensor>&)>;
-  OpContext(const ir::Node& node, std::vector<at::Tensor> inputs, int64_t opset,
-            at::Device device, SubgraphRunner run_subgraph)
-      : node(node), inputs(std::move(inputs)), opset(opset), device(device),
+  OpContext(const ir::Node& node, std::vector<at::Tensor> inputs, int64_t opset, at::Device device,
+            SubgraphRunner run_subgraph)
+      : node(node),
+        inputs(std::move(inputs)),
+        opset(opset),
+        device(device),
         run_subgraph(std::move(run_subgraph)) {}
 
   const ir::Node& node;
   std::vector<at::Tensor> inputs;
-  int64_t opset;  // the model's opset for the node's domain (0 = unknown: latest semantics)
+  int64_t opset;      // the model's opset for the node's domain (0 = unknown: latest semantics)
   at::Device device;  // the session's device, for tensors a converter creates from nothing
   SubgraphRunner run_subgraph;
 
@@ -60,6 +63,7 @@ void AddElementwiseConverters(std::vector<ConverterDef>& out);
 void AddNnConverters(std::vector<ConverterDef>& out);
 void AddTensorConverters(std::vector<ConverterDef>& out);
 void AddQuantConverters(std::vector<ConverterDef>& out);
+void AddResizeConverters(std::vector<ConverterDef>& out);
 
 const std::vector<ConverterDef>& AllConverters();
 const ConverterDef* FindConverter(const std::string& op_type, const std::string& domain);

@@ -17,7 +17,9 @@ using Outs = std::vector<at::Tensor>;
 bool IsFloating(const at::Tensor& t) { return at::isFloatingType(t.scalar_type()); }
 
 template <at::Tensor (*F)(const at::Tensor&)>
-Outs Unary(OpContext& c) { return {F(c.in(0))}; }
+Outs Unary(OpContext& c) {
+  return {F(c.in(0))};
+}
 
 at::Tensor Identity(const at::Tensor& x) { return x; }
 at::Tensor Softsign(const at::Tensor& x) { return x / (1 + at::abs(x)); }
@@ -33,7 +35,9 @@ Outs Neg(OpContext& c) { return {at::neg(c.in(0))}; }
 Outs Abs(OpContext& c) { return {at::abs(c.in(0))}; }
 Outs Sign(OpContext& c) { return {at::sign(c.in(0))}; }
 
-Outs LeakyRelu(OpContext& c) { return {at::leaky_relu(c.in(0), c.node.attr_float("alpha", 0.01f))}; }
+Outs LeakyRelu(OpContext& c) {
+  return {at::leaky_relu(c.in(0), c.node.attr_float("alpha", 0.01f))};
+}
 Outs Elu(OpContext& c) {
   const at::Tensor& x = c.in(0);
   double a = c.node.attr_float("alpha", 1.0f);
@@ -68,7 +72,8 @@ Outs PRelu(OpContext& c) {
   // Models exported before opset 7 carry a per-channel slope [C] for an N-D input, which
   // numpy broadcasting would align with the last axis; it means axis 1 (as in the native
   // kernel and onnxruntime).
-  if (slope.dim() == 1 && x.dim() > 2 && slope.size(0) == x.size(1) && slope.size(0) != x.size(-1)) {
+  if (slope.dim() == 1 && x.dim() > 2 && slope.size(0) == x.size(1) &&
+      slope.size(0) != x.size(-1)) {
     std::vector<int64_t> shape(static_cast<size_t>(x.dim() - 1), 1);
     shape[0] = slope.size(0);
     slope = slope.reshape(shape);
@@ -97,7 +102,9 @@ Outs Dropout(OpContext& c) {
 }
 
 template <at::Tensor (*F)(const at::Tensor&, const at::Tensor&)>
-Outs Binary(OpContext& c) { return {F(c.in(0), c.in(1))}; }
+Outs Binary(OpContext& c) {
+  return {F(c.in(0), c.in(1))};
+}
 
 at::Tensor Add(const at::Tensor& a, const at::Tensor& b) { return a + b; }
 at::Tensor Sub(const at::Tensor& a, const at::Tensor& b) { return a - b; }
@@ -174,9 +181,12 @@ Outs SoftmaxLike(OpContext& c) {
     a = 1;
   }
   at::Tensor y;
-  if (kMode == 0) y = at::softmax(v, a);
-  else if (kMode == 1) y = at::log_softmax(v, a);
-  else y = at::zeros_like(v).scatter_(a, at::argmax(v, a, true), 1);
+  if (kMode == 0)
+    y = at::softmax(v, a);
+  else if (kMode == 1)
+    y = at::log_softmax(v, a);
+  else
+    y = at::zeros_like(v).scatter_(a, at::argmax(v, a, true), 1);
   return {legacy ? y.reshape(x.sizes()) : y};
 }
 
@@ -200,10 +210,14 @@ Outs Reduce(OpContext& c) {
   }
   // 0 sum, 1 mean, 2 max, 3 min, 4 prod, 5 sumsquare, 6 l1, 7 l2, 8 logsum, 9 logsumexp
   switch (kOp) {
-    case 0: return {at::sum(x, axes, keep, x.scalar_type())};
-    case 1: return {at::mean(x, axes, keep)};
-    case 2: return {axes.empty() ? x : at::amax(x, axes, keep)};
-    case 3: return {axes.empty() ? x : at::amin(x, axes, keep)};
+    case 0:
+      return {at::sum(x, axes, keep, x.scalar_type())};
+    case 1:
+      return {at::mean(x, axes, keep)};
+    case 2:
+      return {axes.empty() ? x : at::amax(x, axes, keep)};
+    case 3:
+      return {axes.empty() ? x : at::amin(x, axes, keep)};
     case 4: {
       std::vector<int64_t> sorted = axes;
       std::sort(sorted.rbegin(), sorted.rend());
@@ -213,11 +227,16 @@ Outs Reduce(OpContext& c) {
         for (int64_t a : sorted) y = y.squeeze(a);
       return {y};
     }
-    case 5: return {at::sum(x * x, axes, keep, x.scalar_type())};
-    case 6: return {at::sum(at::abs(x), axes, keep, x.scalar_type())};
-    case 7: return {at::sqrt(at::sum(x * x, axes, keep))};
-    case 8: return {at::log(at::sum(x, axes, keep))};
-    default: return {at::logsumexp(x, axes, keep)};
+    case 5:
+      return {at::sum(x * x, axes, keep, x.scalar_type())};
+    case 6:
+      return {at::sum(at::abs(x), axes, keep, x.scalar_type())};
+    case 7:
+      return {at::sqrt(at::sum(x * x, axes, keep))};
+    case 8:
+      return {at::log(at::sum(x, axes, keep))};
+    default:
+      return {at::logsumexp(x, axes, keep)};
   }
 }
 

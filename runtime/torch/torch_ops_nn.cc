@@ -40,8 +40,10 @@ at::Tensor ConvCore(OpContext& c, const at::Tensor& x, const at::Tensor& w, cons
   std::vector<int64_t> pads = ConvPads(c.node, x, kernel, strides, dil);
   at::Tensor in = x;
   std::vector<int64_t> padding(n, 0);
-  if (Symmetric(pads)) padding.assign(pads.begin(), pads.begin() + n);
-  else in = PadSpatial(x, pads, 0.0);
+  if (Symmetric(pads))
+    padding.assign(pads.begin(), pads.begin() + n);
+  else
+    in = PadSpatial(x, pads, 0.0);
   int64_t group = c.node.attr_int("group", 1);
   return at::convolution(in, w, b, strides, padding, dil, false, std::vector<int64_t>(n, 0), group);
 }
@@ -71,12 +73,13 @@ Outs ConvTranspose(OpContext& c) {
   std::vector<int64_t> pads = AttrOr(c.node, "pads", 2 * n, 0);
   std::vector<int64_t> full(n);
   for (size_t i = 0; i < n; ++i)
-    full[i] = (x.size(static_cast<int64_t>(2 + i)) - 1) * strides[i] + (kernel[i] - 1) * dil[i] + 1 +
-              out_pad[i];
+    full[i] = (x.size(static_cast<int64_t>(2 + i)) - 1) * strides[i] + (kernel[i] - 1) * dil[i] +
+              1 + out_pad[i];
   if (!out_shape.empty() || auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
     if (out_shape.size() > n) out_shape.erase(out_shape.begin(), out_shape.end() - n);
     for (size_t i = 0; i < n; ++i) {
-      int64_t want = out_shape.empty() ? x.size(static_cast<int64_t>(2 + i)) * strides[i] : out_shape[i];
+      int64_t want =
+          out_shape.empty() ? x.size(static_cast<int64_t>(2 + i)) * strides[i] : out_shape[i];
       int64_t total = full[i] - want;
       if (total < 0) {  // a larger output_shape extends the end, as output_padding does
         out_pad[i] -= total;
@@ -144,10 +147,17 @@ Outs MaxPool(OpContext& c) {
   std::vector<int64_t> zero(g.kernel.size(), 0);
   at::Tensor y;
   switch (g.kernel.size()) {
-    case 1: y = at::max_pool1d(x, g.kernel, g.strides, zero, g.dil, g.ceil); break;
-    case 2: y = at::max_pool2d(x, g.kernel, g.strides, zero, g.dil, g.ceil); break;
-    case 3: y = at::max_pool3d(x, g.kernel, g.strides, zero, g.dil, g.ceil); break;
-    default: c.Fail("MaxPool over " + std::to_string(g.kernel.size()) + " spatial dims");
+    case 1:
+      y = at::max_pool1d(x, g.kernel, g.strides, zero, g.dil, g.ceil);
+      break;
+    case 2:
+      y = at::max_pool2d(x, g.kernel, g.strides, zero, g.dil, g.ceil);
+      break;
+    case 3:
+      y = at::max_pool3d(x, g.kernel, g.strides, zero, g.dil, g.ceil);
+      break;
+    default:
+      c.Fail("MaxPool over " + std::to_string(g.kernel.size()) + " spatial dims");
   }
   return {is_float ? y : y.to(st)};
 }
@@ -227,7 +237,8 @@ Outs LayerNormalization(OpContext& c) {
   double eps = c.node.attr_float("epsilon", 1e-5f);
   std::vector<int64_t> dims;
   for (int64_t d = axis; d < x.dim(); ++d) dims.push_back(d);
-  at::Tensor xf = x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble ? x : x.to(at::kFloat);
+  at::Tensor xf =
+      x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble ? x : x.to(at::kFloat);
   at::Tensor mean = at::mean(xf, dims, true);
   at::Tensor centered = xf - mean;
   at::Tensor inv_std = at::rsqrt(at::mean(centered * centered, dims, true) + eps);
@@ -325,8 +336,10 @@ Outs Recurrent(OpContext& c) {
   for (int64_t d = 0; d < io.dirs; ++d) {
     bool reverse = io.direction == "reverse" || d == 1;
     at::Tensor wd = w[d], rd = r[d];
-    at::Tensor wb = c.has(3) ? c.in(3)[d].narrow(0, 0, gates * H) : at::zeros({gates * H}, io.x.options());
-    at::Tensor rb = c.has(3) ? c.in(3)[d].narrow(0, gates * H, gates * H) : at::zeros({gates * H}, io.x.options());
+    at::Tensor wb =
+        c.has(3) ? c.in(3)[d].narrow(0, 0, gates * H) : at::zeros({gates * H}, io.x.options());
+    at::Tensor rb = c.has(3) ? c.in(3)[d].narrow(0, gates * H, gates * H)
+                             : at::zeros({gates * H}, io.x.options());
     at::Tensor p = kKind == 2 && c.has(7) ? c.in(7)[d] : at::Tensor();
     at::Tensor xw = at::matmul(io.x, wd.t()) + wb;  // [seq, batch, gates*H]
     at::Tensor h = h0[d], cell = kKind == 2 ? c0[d] : at::Tensor();
@@ -342,8 +355,9 @@ Outs Recurrent(OpContext& c) {
         at::Tensor z = at::sigmoid(xt.narrow(1, 0, H) + hr.narrow(1, 0, H) + rb.narrow(0, 0, H));
         at::Tensor rg = at::sigmoid(xt.narrow(1, H, H) + hr.narrow(1, H, H) + rb.narrow(0, H, H));
         at::Tensor rh = rd.narrow(0, 2 * H, H), rbh = rb.narrow(0, 2 * H, H);
-        at::Tensor cand = lbr ? at::tanh(xt.narrow(1, 2 * H, H) + rg * (hr.narrow(1, 2 * H, H) + rbh))
-                              : at::tanh(xt.narrow(1, 2 * H, H) + at::matmul(rg * h, rh.t()) + rbh);
+        at::Tensor cand =
+            lbr ? at::tanh(xt.narrow(1, 2 * H, H) + rg * (hr.narrow(1, 2 * H, H) + rbh))
+                : at::tanh(xt.narrow(1, 2 * H, H) + at::matmul(rg * h, rh.t()) + rbh);
         h = (1 - z) * cand + z * h;
       } else {
         at::Tensor g = xt + at::matmul(h, rd.t()) + rb;

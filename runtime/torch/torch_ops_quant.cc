@@ -30,13 +30,34 @@ ir::DType DeclaredDType(const ir::Node& n, size_t i) {
 
 void Range(ir::DType t, double* lo, double* hi) {
   switch (t) {
-    case ir::DType::kInt8: *lo = -128; *hi = 127; return;
-    case ir::DType::kInt4: *lo = -8; *hi = 7; return;
-    case ir::DType::kUInt4: *lo = 0; *hi = 15; return;
-    case ir::DType::kInt16: *lo = -32768; *hi = 32767; return;
-    case ir::DType::kUInt16: *lo = 0; *hi = 65535; return;
-    case ir::DType::kInt32: *lo = -2147483648.0; *hi = 2147483647.0; return;
-    default: *lo = 0; *hi = 255; return;
+    case ir::DType::kInt8:
+      *lo = -128;
+      *hi = 127;
+      return;
+    case ir::DType::kInt4:
+      *lo = -8;
+      *hi = 7;
+      return;
+    case ir::DType::kUInt4:
+      *lo = 0;
+      *hi = 15;
+      return;
+    case ir::DType::kInt16:
+      *lo = -32768;
+      *hi = 32767;
+      return;
+    case ir::DType::kUInt16:
+      *lo = 0;
+      *hi = 65535;
+      return;
+    case ir::DType::kInt32:
+      *lo = -2147483648.0;
+      *hi = 2147483647.0;
+      return;
+    default:
+      *lo = 0;
+      *hi = 255;
+      return;
   }
 }
 
@@ -50,8 +71,8 @@ at::Tensor AlongAxis(const OpContext& c, const at::Tensor& p, const at::Tensor& 
     return p.repeat_interleave(block, axis).narrow(axis, 0, x.size(axis));
   }
   if (p.dim() != 1 || p.size(0) != x.size(axis))
-    c.Fail("per-axis scale/zero point of " + std::to_string(p.numel()) +
-           " values for axis " + std::to_string(axis) + " of size " + std::to_string(x.size(axis)));
+    c.Fail("per-axis scale/zero point of " + std::to_string(p.numel()) + " values for axis " +
+           std::to_string(axis) + " of size " + std::to_string(x.size(axis)));
   std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
   shape[static_cast<size_t>(axis)] = p.size(0);
   return p.reshape(shape);
@@ -161,7 +182,8 @@ at::Tensor IntConv(OpContext& c, const at::Tensor& x, const at::Tensor& xzp, con
     wd = wd - z;
   }
   std::vector<int64_t> kernel(w.sizes().begin() + 2, w.sizes().end());
-  std::vector<int64_t> strides = Attr(c.node, "strides", n, 1), dil = Attr(c.node, "dilations", n, 1);
+  std::vector<int64_t> strides = Attr(c.node, "strides", n, 1),
+                       dil = Attr(c.node, "dilations", n, 1);
   // Padding adds the zero point's value (0 after the subtraction above).
   xd = PadSpatial(xd, ConvPads(c.node, x, kernel, strides, dil), 0.0);
   return at::convolution(xd, wd, {}, strides, std::vector<int64_t>(n, 0), dil, false,

@@ -55,8 +55,8 @@ Outs Squeeze(OpContext& c) {
   for (int64_t& a : axes) a = NormAxis(a, x.dim(), c.node);
   std::sort(axes.rbegin(), axes.rend());
   for (int64_t a : axes) {
-    if (x.size(a) != 1) c.Fail("cannot squeeze axis " + std::to_string(a) + " of size " +
-                               std::to_string(x.size(a)));
+    if (x.size(a) != 1)
+      c.Fail("cannot squeeze axis " + std::to_string(a) + " of size " + std::to_string(x.size(a)));
     x = x.squeeze(a);
   }
   return {x};
@@ -190,10 +190,13 @@ Outs Shape(OpContext& c) {
 }
 
 Outs Size(OpContext& c) {
-  return {at::scalar_tensor(c.in(0).numel(), at::TensorOptions().dtype(at::kLong)).to(c.in(0).device())};
+  return {at::scalar_tensor(c.in(0).numel(), at::TensorOptions().dtype(at::kLong))
+              .to(c.in(0).device())};
 }
 
-at::Tensor FromAttributeTensor(const ir::Tensor& t, const at::Device& dev) { return ToTorch(t, dev); }
+at::Tensor FromAttributeTensor(const ir::Tensor& t, const at::Device& dev) {
+  return ToTorch(t, dev);
+}
 
 Outs Cast(OpContext& c) {
   ir::DType to = ir::DTypeFromOnnx(c.node.attr_int("to", 0));
@@ -222,12 +225,18 @@ Outs ConstantOfShape(OpContext& c) {
 Outs Constant(OpContext& c) {
   const ir::Node& n = c.node;
   at::Tensor t;
-  if (const ir::Attribute* a = n.attr("value")) t = FromAttributeTensor(a->t, at::kCPU);
-  else if (const ir::Attribute* a = n.attr("value_float")) t = at::scalar_tensor(a->f, at::kFloat);
-  else if (const ir::Attribute* a = n.attr("value_int")) t = at::scalar_tensor(a->i, at::kLong);
-  else if (const ir::Attribute* a = n.attr("value_floats")) t = at::tensor(a->floats);
-  else if (const ir::Attribute* a = n.attr("value_ints")) t = at::tensor(a->ints);
-  else c.Fail("no supported value attribute");
+  if (const ir::Attribute* a = n.attr("value"))
+    t = FromAttributeTensor(a->t, at::kCPU);
+  else if (const ir::Attribute* a = n.attr("value_float"))
+    t = at::scalar_tensor(a->f, at::kFloat);
+  else if (const ir::Attribute* a = n.attr("value_int"))
+    t = at::scalar_tensor(a->i, at::kLong);
+  else if (const ir::Attribute* a = n.attr("value_floats"))
+    t = at::tensor(a->floats);
+  else if (const ir::Attribute* a = n.attr("value_ints"))
+    t = at::tensor(a->ints);
+  else
+    c.Fail("no supported value attribute");
   return {t.to(c.device)};
 }
 std::string CheckConstant(const ir::Node& n) {
@@ -322,7 +331,8 @@ Outs SpaceToDepth(OpContext& c) {
   const at::Tensor& x = c.in(0);
   int64_t b = c.node.attr_int("blocksize", 0);
   int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
-  return {x.reshape({N, C, H / b, b, W / b, b}).permute({0, 3, 5, 1, 2, 4})
+  return {x.reshape({N, C, H / b, b, W / b, b})
+              .permute({0, 3, 5, 1, 2, 4})
               .reshape({N, C * b * b, H / b, W / b})};
 }
 
@@ -343,7 +353,8 @@ Outs OneHot(OpContext& c) {
 Outs CumSum(OpContext& c) {
   at::Tensor x = c.in(0);
   int64_t axis = NormAxis(static_cast<int64_t>(c.scalar(1)), x.dim(), c.node);
-  bool reverse = c.node.attr_int("reverse", 0) != 0, exclusive = c.node.attr_int("exclusive", 0) != 0;
+  bool reverse = c.node.attr_int("reverse", 0) != 0,
+       exclusive = c.node.attr_int("exclusive", 0) != 0;
   if (reverse) x = x.flip(axis);
   at::Tensor y = at::cumsum(x, axis, x.scalar_type());
   if (exclusive) {

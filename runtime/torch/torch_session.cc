@@ -42,9 +42,7 @@ bool OpContext::wants(size_t i) const {
   return v && (!v->uses().empty() || v->is_graph_output());
 }
 
-void OpContext::Fail(const std::string& what) const {
-  ThrowInvalid(node.describe() + ": " + what);
-}
+void OpContext::Fail(const std::string& what) const { ThrowInvalid(node.describe() + ": " + what); }
 
 const std::vector<ConverterDef>& AllConverters() {
   static const std::vector<ConverterDef> all = [] {
@@ -53,6 +51,7 @@ const std::vector<ConverterDef>& AllConverters() {
     AddNnConverters(v);
     AddTensorConverters(v);
     AddQuantConverters(v);
+    AddResizeConverters(v);
     return v;
   }();
   return all;
@@ -71,16 +70,28 @@ const ConverterDef* FindConverter(const std::string& op_type, const std::string&
 
 at::ScalarType ToScalarType(ir::DType t) {
   switch (t) {
-    case ir::DType::kFloat32: return at::kFloat;
-    case ir::DType::kFloat16: return at::kHalf;
-    case ir::DType::kBFloat16: return at::kBFloat16;
-    case ir::DType::kFloat64: return at::kDouble;
-    case ir::DType::kInt64: return at::kLong;
-    case ir::DType::kInt32: return at::kInt;
-    case ir::DType::kInt16: return at::kShort;
-    case ir::DType::kInt8: case ir::DType::kInt4: return at::kChar;
-    case ir::DType::kUInt8: case ir::DType::kUInt4: return at::kByte;
-    case ir::DType::kBool: return at::kBool;
+    case ir::DType::kFloat32:
+      return at::kFloat;
+    case ir::DType::kFloat16:
+      return at::kHalf;
+    case ir::DType::kBFloat16:
+      return at::kBFloat16;
+    case ir::DType::kFloat64:
+      return at::kDouble;
+    case ir::DType::kInt64:
+      return at::kLong;
+    case ir::DType::kInt32:
+      return at::kInt;
+    case ir::DType::kInt16:
+      return at::kShort;
+    case ir::DType::kInt8:
+    case ir::DType::kInt4:
+      return at::kChar;
+    case ir::DType::kUInt8:
+    case ir::DType::kUInt4:
+      return at::kByte;
+    case ir::DType::kBool:
+      return at::kBool;
     default:
       ThrowUnsupported(std::string("torch backend: no LibTorch type for dtype ") +
                        ir::DTypeName(t));
@@ -89,16 +100,26 @@ at::ScalarType ToScalarType(ir::DType t) {
 
 ir::DType FromScalarType(at::ScalarType t) {
   switch (t) {
-    case at::kFloat: return ir::DType::kFloat32;
-    case at::kHalf: return ir::DType::kFloat16;
-    case at::kBFloat16: return ir::DType::kBFloat16;
-    case at::kDouble: return ir::DType::kFloat64;
-    case at::kLong: return ir::DType::kInt64;
-    case at::kInt: return ir::DType::kInt32;
-    case at::kShort: return ir::DType::kInt16;
-    case at::kChar: return ir::DType::kInt8;
-    case at::kByte: return ir::DType::kUInt8;
-    case at::kBool: return ir::DType::kBool;
+    case at::kFloat:
+      return ir::DType::kFloat32;
+    case at::kHalf:
+      return ir::DType::kFloat16;
+    case at::kBFloat16:
+      return ir::DType::kBFloat16;
+    case at::kDouble:
+      return ir::DType::kFloat64;
+    case at::kLong:
+      return ir::DType::kInt64;
+    case at::kInt:
+      return ir::DType::kInt32;
+    case at::kShort:
+      return ir::DType::kInt16;
+    case at::kChar:
+      return ir::DType::kInt8;
+    case at::kByte:
+      return ir::DType::kUInt8;
+    case at::kBool:
+      return ir::DType::kBool;
     default:
       ThrowUnsupported(std::string("torch backend: no IR dtype for LibTorch type ") +
                        c10::toString(t));
@@ -168,7 +189,8 @@ std::vector<int64_t> ConvPads(const ir::Node& node, const at::Tensor& x,
     for (size_t i = 0; i < n; ++i) {
       int64_t in = x.size(static_cast<int64_t>(2 + i));
       int64_t out = (in + strides[i] - 1) / strides[i];
-      int64_t total = std::max<int64_t>(0, (out - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - in);
+      int64_t total =
+          std::max<int64_t>(0, (out - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - in);
       int64_t small = total / 2, big = total - small;
       pads[i] = auto_pad == "SAME_UPPER" ? small : big;
       pads[i + n] = auto_pad == "SAME_UPPER" ? big : small;
@@ -241,14 +263,14 @@ at::Device ParseDevice(const std::string& name) {
   std::string lower = name;
   std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
   if (lower != "cpu" && lower.rfind("cuda", 0) != 0)
-    throw Error(ErrorCode::kUsage, "torch backend: unknown device '" + name +
-                                       "' (expected cpu, cuda or cuda:N)");
+    throw Error(ErrorCode::kUsage,
+                "torch backend: unknown device '" + name + "' (expected cpu, cuda or cuda:N)");
   at::Device dev(at::kCPU);
   try {
     dev = at::Device(lower);
   } catch (const c10::Error&) {
-    throw Error(ErrorCode::kUsage, "torch backend: unknown device '" + name +
-                                       "' (expected cpu, cuda or cuda:N)");
+    throw Error(ErrorCode::kUsage,
+                "torch backend: unknown device '" + name + "' (expected cpu, cuda or cuda:N)");
   }
   if (dev.is_cuda()) {
     if (!torch::cuda::is_available())
@@ -332,10 +354,11 @@ struct TorchSession::Impl {
       }
       const torch_ops::ConverterDef* def = torch_ops::FindConverter(n.op_type(), n.domain());
       if (!def) ThrowUnsupported(n.describe() + ": no converter for " + n.qualified_op());
-      torch_ops::OpContext ctx(n, std::move(ins), Opset(n), device,
-                               [this, &frame](const ir::Graph& sub, const std::vector<at::Tensor>& in) {
-                                 return RunSubgraph(sub, frame, in);
-                               });
+      torch_ops::OpContext ctx(
+          n, std::move(ins), Opset(n), device,
+          [this, &frame](const ir::Graph& sub, const std::vector<at::Tensor>& in) {
+            return RunSubgraph(sub, frame, in);
+          });
       std::vector<at::Tensor> outs;
       try {
         outs = def->fn(ctx);
@@ -346,8 +369,9 @@ struct TorchSession::Impl {
         const ir::Value* v = n.output(o);
         if (!v || v->name().empty()) continue;
         if (o >= outs.size() || !outs[o].defined()) {
-          if (ctx.wants(o)) ThrowUnsupported(n.describe() + ": output " + std::to_string(o) +
-                                             " is not produced by the torch backend");
+          if (ctx.wants(o))
+            ThrowUnsupported(n.describe() + ": output " + std::to_string(o) +
+                             " is not produced by the torch backend");
           continue;
         }
         frame.values[v] = outs[o];
@@ -414,8 +438,7 @@ struct TorchSession::Impl {
       if (f.values.count(v)) ThrowInvalid("input '" + name + "' given twice");
       if (v->type.is_tensor()) {
         ir::DType want = v->type.dtype;
-        if (want != ir::DType::kUndefined &&
-            torch_ops::ToScalarType(want) != t.scalar_type())
+        if (want != ir::DType::kUndefined && torch_ops::ToScalarType(want) != t.scalar_type())
           ThrowInvalid("input '" + name + "': dtype " + c10::toString(t.scalar_type()) +
                        " does not match the declared " + ir::DTypeName(want));
         if (v->type.shape) {
@@ -444,7 +467,8 @@ bool TorchSession::CudaAvailable() { return torch::cuda::is_available(); }
 std::vector<std::string> TorchSession::SupportedOps() {
   std::vector<std::string> ops;
   for (const auto& d : torch_ops::AllConverters())
-    ops.push_back(std::string(d.domain).empty() ? d.op_type : std::string(d.domain) + "::" + d.op_type);
+    ops.push_back(std::string(d.domain).empty() ? d.op_type
+                                                : std::string(d.domain) + "::" + d.op_type);
   std::sort(ops.begin(), ops.end());
   return ops;
 }
@@ -455,8 +479,8 @@ std::unique_ptr<TorchSession> TorchSession::Create(std::shared_ptr<ir::Model> mo
   std::vector<std::string> unsupported;
   CollectUnsupported(*model->graph, *model, unsupported);
   if (!unsupported.empty()) {
-    std::string msg = "torch backend: " + std::to_string(unsupported.size()) +
-                      " node(s) cannot run:";
+    std::string msg =
+        "torch backend: " + std::to_string(unsupported.size()) + " node(s) cannot run:";
     for (const std::string& u : unsupported) msg += "\n  " + u;
     ThrowUnsupported(msg);
   }

@@ -48,11 +48,13 @@ class TorchCli : public ::testing::Test {
     ir::Tensor part(img.dtype(), {32, 1, 8, 8});
     std::memcpy(part.mutable_raw(), img.raw(), part.nbytes());
     formats::SaveNpz({{"image", part}}, D("in.npz"));
-    RunResult r = test_util::RunCommand("/usr/bin/python3 " + ShellQuote(kRunPt) + " " + ShellQuote(pt) +
-                                        " " + ShellQuote(D("in.npz")) + " " + ShellQuote(D("out.npz")) + " image");
+    RunResult r = test_util::RunCommand("/usr/bin/python3 " + ShellQuote(kRunPt) + " " +
+                                        ShellQuote(pt) + " " + ShellQuote(D("in.npz")) + " " +
+                                        ShellQuote(D("out.npz")) + " image");
     ASSERT_EQ(r.rc, 0) << r.output;
     auto native = ref_model.size() > 5 && ref_model.substr(ref_model.size() - 5) == ".onnx"
-                      ? runtime::Session::Create(std::shared_ptr<const ir::Model>(formats::LoadOnnx(ref_model)))
+                      ? runtime::Session::Create(
+                            std::shared_ptr<const ir::Model>(formats::LoadOnnx(ref_model)))
                       : runtime::Session::Load(ref_model);
     runtime::NamedTensors want = native->Run({{"image", part}});
     runtime::NamedTensors got = formats::LoadTensorFile(D("out.npz"));
@@ -65,8 +67,9 @@ class TorchCli : public ::testing::Test {
 };
 
 TEST_F(TorchCli, RunAndBenchOnTheTorchBackend) {
-  RunResult r = Ep("run " + ShellQuote(kDigits + "digits_cnn.onnx") + " --backend torch --input " +
-                   ShellQuote(kDigits + "eval.npz") + " --compare " + ShellQuote(kDigits + "expected.npz"));
+  RunResult r =
+      Ep("run " + ShellQuote(kDigits + "digits_cnn.onnx") + " --backend torch --input " +
+         ShellQuote(kDigits + "eval.npz") + " --compare " + ShellQuote(kDigits + "expected.npz"));
   EXPECT_EQ(r.rc, 0) << r.output;
   EXPECT_NE(r.output.find("all 1 output(s) match"), std::string::npos) << r.output;
   r = Ep("bench " + ShellQuote(kDigits + "digits_transformer.onnx") +
@@ -82,8 +85,8 @@ TEST_F(TorchCli, RunAndBenchOnTheTorchBackend) {
   EXPECT_EQ(r.rc, 2) << r.output;
   EXPECT_NE(r.output.find("use --backend torch"), std::string::npos) << r.output;
   if (!runtime::TorchSession::CudaAvailable()) {
-    r = Ep("run " + ShellQuote(kDigits + "digits_cnn.onnx") + " --backend torch --device cuda --input " +
-           ShellQuote(kDigits + "eval.npz"));
+    r = Ep("run " + ShellQuote(kDigits + "digits_cnn.onnx") +
+           " --backend torch --device cuda --input " + ShellQuote(kDigits + "eval.npz"));
     EXPECT_EQ(r.rc, 1) << r.output;
     EXPECT_NE(r.output.find("device 'cuda' requested"), std::string::npos) << r.output;
   }
@@ -92,7 +95,8 @@ TEST_F(TorchCli, RunAndBenchOnTheTorchBackend) {
 }
 
 TEST_F(TorchCli, ConvertWritesTorchScript) {
-  RunResult r = Ep("convert " + ShellQuote(kDigits + "digits_transformer.onnx") + " " + ShellQuote(D("m.pt")));
+  RunResult r = Ep("convert " + ShellQuote(kDigits + "digits_transformer.onnx") + " " +
+                   ShellQuote(D("m.pt")));
   ASSERT_EQ(r.rc, 0) << r.output;
   PythonMatches(D("m.pt"), kDigits + "digits_transformer.onnx");
 }
@@ -103,9 +107,10 @@ TEST_F(TorchCli, CompressOnTheTorchBackendExportsPt) {
                   "pipeline: [fold-constants, quantize-weights]\n"
                   "evaluation: {metric: top1, latency_runs: 5}\n"
                   "export: {epk: true, pt: true}\n");
-  RunResult r = Ep("compress " + ShellQuote(kDigits + "digits_cnn.onnx") + " --recipe " + ShellQuote(D("torch.yaml")) +
-                   " --calib " + ShellQuote(kDigits + "calib.npz") + " --eval " + ShellQuote(kDigits + "eval.npz") +
-                   " -o " + ShellQuote(D("out")) + " --quiet");
+  RunResult r = Ep("compress " + ShellQuote(kDigits + "digits_cnn.onnx") + " --recipe " +
+                   ShellQuote(D("torch.yaml")) + " --calib " + ShellQuote(kDigits + "calib.npz") +
+                   " --eval " + ShellQuote(kDigits + "eval.npz") + " -o " + ShellQuote(D("out")) +
+                   " --quiet");
   ASSERT_TRUE(r.rc == 0 || r.rc == 3) << r.output;
   Json rep = Json::parse(ReadFileToString(D("out/report.json")));
   EXPECT_EQ(rep["target"]["backend"], "torch");

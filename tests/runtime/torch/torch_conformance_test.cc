@@ -8,14 +8,13 @@
 // Each model runs in a forked child with a time limit, and the parent never touches
 // LibTorch itself, so a child's OpenMP threads never meet a fork.
 // EDGEPRESS_TEST_CUDA=1 runs the torch side on device cuda (scripts/gpu_check.sh).
+#include <ATen/Parallel.h>
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -54,7 +53,9 @@ bool Exists(const std::string& p) {
   return stat(p.c_str(), &st) == 0;
 }
 
-std::string FirstLine(const std::string& s) { return s.substr(0, std::min(s.find('\n'), size_t{200})); }
+std::string FirstLine(const std::string& s) {
+  return s.substr(0, std::min(s.find('\n'), size_t{200}));
+}
 
 std::string Device() {
   const char* cuda = std::getenv("EDGEPRESS_TEST_CUDA");
@@ -83,7 +84,8 @@ std::string RunOne(const std::string& dir) {
   } catch (const Error& e) {
     std::string w = e.what();
     size_t colon = w.find(": ", w.find('\n'));
-    return "Storch backend: " + (colon == std::string::npos ? FirstLine(w) : FirstLine(w.substr(colon + 2)));
+    return "Storch backend: " +
+           (colon == std::string::npos ? FirstLine(w) : FirstLine(w.substr(colon + 2)));
   }
   double worst = 0;
   std::vector<std::string> sets = ListDir(dir, "test_data_set_");
@@ -111,14 +113,14 @@ std::string RunOne(const std::string& dir) {
     try {
       got = torch->Run(inputs);
     } catch (const Error& e) {
-      if (e.code() == ErrorCode::kUnsupported) return "Storch backend at run time: " + FirstLine(e.what());
+      if (e.code() == ErrorCode::kUnsupported)
+        return "Storch backend at run time: " + FirstLine(e.what());
       return "F" + set + ": " + FirstLine(e.what());
     } catch (const std::exception& e) {
       return "F" + set + ": " + FirstLine(e.what());
     }
     test_util::Agreement a = test_util::CompareOutputs(got, want);
-    if (a.error > kTol)
-      return "F" + set + ": " + a.detail + " error " + std::to_string(a.error);
+    if (a.error > kTol) return "F" + set + ": " + a.detail + " error " + std::to_string(a.error);
     worst = std::max(worst, a.error);
   }
   return "P" + std::to_string(worst);
@@ -182,8 +184,10 @@ TEST(TorchConformance, AgreesWithNativeRuntime) {
       }
     }
   }
-  std::printf("torch backend vs native on %s: %d agree, %d disagree, %d skipped; worst scaled error %.3g (%s)\n",
-              Device().c_str(), passed, failed, skipped, worst, worst_test.c_str());
+  std::printf(
+      "torch backend vs native on %s: %d agree, %d disagree, %d skipped; worst scaled error %.3g "
+      "(%s)\n",
+      Device().c_str(), passed, failed, skipped, worst, worst_test.c_str());
   for (const std::string& f : failures) std::printf("  FAIL %s\n", f.c_str());
   std::vector<std::pair<int, std::string>> sorted;
   for (const auto& [reason, count] : skips) sorted.emplace_back(count, reason);

@@ -55,18 +55,25 @@ ir::Tensor Positive(std::vector<int64_t> shape, std::mt19937& rng) {
 std::unique_ptr<ir::Model> Cnn(std::mt19937& rng) {
   GraphBuilder b;
   Value* x = b.Input("image", DType::kFloat32, {-1, 3, 16, 16});
-  Value* h = b.Op("Conv", {x, b.Const("c1.w", Random({16, 3, 3, 3}, rng)), b.Const("c1.b", Random({16}, rng))},
-                  {Attribute::Ints("pads", {1, 1, 1, 1})});
-  h = b.Op("BatchNormalization", {h, b.Const("bn.s", Positive({16}, rng)), b.Const("bn.b", Random({16}, rng)),
-                                  b.Const("bn.m", Random({16}, rng)), b.Const("bn.v", Positive({16}, rng))});
+  Value* h = b.Op(
+      "Conv", {x, b.Const("c1.w", Random({16, 3, 3, 3}, rng)), b.Const("c1.b", Random({16}, rng))},
+      {Attribute::Ints("pads", {1, 1, 1, 1})});
+  h = b.Op("BatchNormalization",
+           {h, b.Const("bn.s", Positive({16}, rng)), b.Const("bn.b", Random({16}, rng)),
+            b.Const("bn.m", Random({16}, rng)), b.Const("bn.v", Positive({16}, rng))});
   h = b.Op("Relu", {h});
-  h = b.Op("MaxPool", {h}, {Attribute::Ints("kernel_shape", {3, 3}), Attribute::Ints("strides", {2, 2}),
-                            Attribute::Ints("pads", {0, 0, 1, 1})});
+  h = b.Op("MaxPool", {h},
+           {Attribute::Ints("kernel_shape", {3, 3}), Attribute::Ints("strides", {2, 2}),
+            Attribute::Ints("pads", {0, 0, 1, 1})});
   h = b.Op("Conv", {h, b.Const("dw.w", Random({16, 1, 3, 3}, rng))},
-           {Attribute::Int("group", 16), Attribute::Ints("pads", {1, 1, 1, 1}), Attribute::Ints("strides", {2, 2})});
-  h = b.Op("Clip", {h, b.Const("lo", ir::FloatTensor({}, {0.f})), b.Const("hi", ir::FloatTensor({}, {6.f}))});
-  h = b.Op("Conv", {h, b.Const("pw.w", Random({32, 16, 1, 1}, rng)), b.Const("pw.b", Random({32}, rng))});
-  h = b.Op("AveragePool", {h}, {Attribute::Ints("kernel_shape", {2, 2}), Attribute::Ints("pads", {0, 0, 1, 1})});
+           {Attribute::Int("group", 16), Attribute::Ints("pads", {1, 1, 1, 1}),
+            Attribute::Ints("strides", {2, 2})});
+  h = b.Op("Clip", {h, b.Const("lo", ir::FloatTensor({}, {0.f})),
+                    b.Const("hi", ir::FloatTensor({}, {6.f}))});
+  h = b.Op("Conv",
+           {h, b.Const("pw.w", Random({32, 16, 1, 1}, rng)), b.Const("pw.b", Random({32}, rng))});
+  h = b.Op("AveragePool", {h},
+           {Attribute::Ints("kernel_shape", {2, 2}), Attribute::Ints("pads", {0, 0, 1, 1})});
   h = b.Op("GlobalAveragePool", {h});
   h = b.Op("Flatten", {h});
   h = b.Op("Gemm", {h, b.Const("fc.w", Random({10, 32}, rng)), b.Const("fc.b", Random({10}, rng))},
@@ -80,7 +87,8 @@ std::unique_ptr<ir::Model> Transformer(std::mt19937& rng) {
   GraphBuilder b;
   Value* ids = b.Input("ids", DType::kInt64, {2, 5});
   Value* x = b.Op("Gather", {b.Const("emb", Random({20, 16}, rng)), ids});
-  Value* n = b.Op("LayerNormalization", {x, b.Const("ln.s", Positive({16}, rng)), b.Const("ln.b", Random({16}, rng))},
+  Value* n = b.Op("LayerNormalization",
+                  {x, b.Const("ln.s", Positive({16}, rng)), b.Const("ln.b", Random({16}, rng))},
                   {Attribute::Int("axis", -1), Attribute::Float("epsilon", 1e-5f)});
   auto proj = [&](const std::string& name, Value* in) {
     Value* y = b.Op("MatMul", {in, b.Const(name + ".w", Random({16, 16}, rng))});
@@ -94,16 +102,20 @@ std::unique_ptr<ir::Model> Transformer(std::mt19937& rng) {
   Value* k = heads(proj("k", n));
   Value* v = heads(proj("v", n));
   Value* kt = b.Op("Transpose", {k}, {Attribute::Ints("perm", {0, 1, 3, 2})});
-  Value* s = b.Op("Div", {b.Op("MatMul", {q, kt}), b.Const("sqrt_d", ir::FloatTensor({}, {std::sqrt(8.f)}))});
+  Value* s = b.Op(
+      "Div", {b.Op("MatMul", {q, kt}), b.Const("sqrt_d", ir::FloatTensor({}, {std::sqrt(8.f)}))});
   Value* a = b.Op("MatMul", {b.Op("Softmax", {s}, {Attribute::Int("axis", -1)}), v});
   a = b.Op("Transpose", {a}, {Attribute::Ints("perm", {0, 2, 1, 3})});
   a = b.Op("Reshape", {a, b.Const("merge", ir::Int64s({2, 5, 16}))});
   Value* r = b.Op("Add", {x, proj("o", a)});
   // erf GELU: 0.5 x (1 + erf(x / sqrt 2))
   Value* f = proj("ff", r);
-  Value* g = b.Op("Mul", {b.Op("Mul", {f, b.Const("half", ir::FloatTensor({}, {0.5f}))}),
-                          b.Op("Add", {b.Op("Erf", {b.Op("Div", {f, b.Const("rt2", ir::FloatTensor({}, {std::sqrt(2.f)}))})}),
-                                       b.Const("one", ir::FloatTensor({}, {1.f}))})});
+  Value* g = b.Op(
+      "Mul",
+      {b.Op("Mul", {f, b.Const("half", ir::FloatTensor({}, {0.5f}))}),
+       b.Op("Add",
+            {b.Op("Erf", {b.Op("Div", {f, b.Const("rt2", ir::FloatTensor({}, {std::sqrt(2.f)}))})}),
+             b.Const("one", ir::FloatTensor({}, {1.f}))})});
   b.Output(b.Op("Add", {r, g}));
   return b.Build();
 }
@@ -111,14 +123,18 @@ std::unique_ptr<ir::Model> Transformer(std::mt19937& rng) {
 std::unique_ptr<ir::Model> Recurrent(std::mt19937& rng) {
   GraphBuilder b;
   Value* x = b.Input("x", DType::kFloat32, {6, 2, 4});  // [seq, batch, input]
-  std::vector<Value*> l = b.OpN("LSTM", {x, b.Const("lw", Random({2, 32, 4}, rng)), b.Const("lr", Random({2, 32, 8}, rng)),
-                                         b.Const("lb", Random({2, 64}, rng))},
-                                3, {Attribute::Int("hidden_size", 8), Attribute::String("direction", "bidirectional")});
+  std::vector<Value*> l =
+      b.OpN("LSTM",
+            {x, b.Const("lw", Random({2, 32, 4}, rng)), b.Const("lr", Random({2, 32, 8}, rng)),
+             b.Const("lb", Random({2, 64}, rng))},
+            3, {Attribute::Int("hidden_size", 8), Attribute::String("direction", "bidirectional")});
   Value* y = b.Op("Reshape", {b.Op("Transpose", {l[0]}, {Attribute::Ints("perm", {0, 2, 1, 3})}),
                               b.Const("s", ir::Int64s({6, 2, 16}))});
-  std::vector<Value*> g = b.OpN("GRU", {y, b.Const("gw", Random({1, 18, 16}, rng)), b.Const("gr", Random({1, 18, 6}, rng)),
-                                        b.Const("gb", Random({1, 36}, rng))},
-                                2, {Attribute::Int("hidden_size", 6), Attribute::Int("linear_before_reset", 1)});
+  std::vector<Value*> g =
+      b.OpN("GRU",
+            {y, b.Const("gw", Random({1, 18, 16}, rng)), b.Const("gr", Random({1, 18, 6}, rng)),
+             b.Const("gb", Random({1, 36}, rng))},
+            2, {Attribute::Int("hidden_size", 6), Attribute::Int("linear_before_reset", 1)});
   b.Output(g[0]);
   b.Output(g[1]);
   b.Output(l[2]);
@@ -132,7 +148,8 @@ NamedTensors FeedsFor(const ir::Model& m, std::mt19937& rng) {
     for (const ir::Dim& d : *v->type.shape) shape.push_back(d.known() ? d.value : 3);
     if (v->type.dtype == DType::kInt64) {
       ir::Tensor t(DType::kInt64, shape);
-      for (uint64_t i = 0; i < t.numel(); ++i) t.mutable_data<int64_t>()[i] = static_cast<int64_t>(rng() % 20);
+      for (uint64_t i = 0; i < t.numel(); ++i)
+        t.mutable_data<int64_t>()[i] = static_cast<int64_t>(rng() % 20);
       in.emplace_back(v->name(), t);
     } else {
       in.emplace_back(v->name(), Random(shape, rng, 1.f));
@@ -164,18 +181,21 @@ TEST(TorchDevices, BuiltModelsAgreeWithNative) {
 }
 
 TEST(TorchDevices, OptimizedAndQuantizedModelsAgree) {
-  for (const char* pipeline : {"fold-constants,fold-batchnorm,fuse-activation,fuse-gelu,fuse-layernorm",
-                               "quantize-weights{bits=8}", "quantize-weights{bits=4,group-size=16}"}) {
+  for (const char* pipeline :
+       {"fold-constants,fold-batchnorm,fuse-activation,fuse-gelu,fuse-layernorm",
+        "quantize-weights{bits=8}", "quantize-weights{bits=4,group-size=16}"}) {
     for (int which = 0; which < 2; ++which) {
       std::mt19937 rng(2);
       std::unique_ptr<ir::Model> m = which == 0 ? Cnn(rng) : Transformer(rng);
       passes::PassContext ctx;
-      std::vector<passes::PassRun> runs = passes::RunPipeline(*m, passes::ParsePipeline(pipeline), ctx);
+      std::vector<passes::PassRun> runs =
+          passes::RunPipeline(*m, passes::ParsePipeline(pipeline), ctx);
       bool changed = false;
       for (const auto& r : runs) changed |= r.changed;
       // int4 MatMulNBits applies to MatMul weights only: the CNN has none.
-      if (!(which == 0 && std::string(pipeline).find("bits=4") != std::string::npos))
+      if (!(which == 0 && std::string(pipeline).find("bits=4") != std::string::npos)) {
         EXPECT_TRUE(changed) << pipeline << " did not change model " << which;
+      }
       ExpectAgreement(*m, std::string(which == 0 ? "cnn " : "transformer ") + pipeline);
     }
   }
@@ -214,7 +234,8 @@ TEST(TorchDevices, TrainingStepOnEveryDevice) {
     ir::Tensor xi(DType::kFloat32, {8, 3, 16, 16});
     std::memcpy(xi.mutable_raw(), x.contiguous().data_ptr(), xi.nbytes());
     auto native = Session::Create(std::shared_ptr<const ir::Model>(m->Clone()));
-    test_util::Agreement a = test_util::CompareOutputs(s->Run({{"image", xi}}), native->Run({{"image", xi}}));
+    test_util::Agreement a =
+        test_util::CompareOutputs(s->Run({{"image", xi}}), native->Run({{"image", xi}}));
     EXPECT_LE(a.error, 1e-4) << dev << ": " << a.detail;
   }
 }
@@ -235,7 +256,9 @@ TEST(TorchDevices, MoveBetweenDevices) {
       EXPECT_EQ(p.device().is_cuda(), dev == "cuda");
     }
   }
-  if (!TorchSession::CudaAvailable()) EXPECT_THROW(s->To("cuda"), Error);
+  if (!TorchSession::CudaAvailable()) {
+    EXPECT_THROW(s->To("cuda"), Error);
+  }
 }
 
 }  // namespace

@@ -114,8 +114,8 @@ TEST(ExportDigits, FloatOptimizedAndQuantized) {
       ctx.data_files = {kDigits + "calib.npz"};
       passes::RunPipeline(*model, passes::ParsePipeline(c.pipeline), ctx);
     }
-    std::string tag = std::string(c.model) + (*c.pipeline ? "+" : "") +
-                      std::string(c.pipeline).substr(0, 24);
+    std::string tag =
+        std::string(c.model) + (*c.pipeline ? "+" : "") + std::string(c.pipeline).substr(0, 24);
     for (char& ch : tag)
       if (ch == '{' || ch == '}' || ch == ',' || ch == '=') ch = '_';
     std::string source;
@@ -132,9 +132,10 @@ TEST(ExportDigits, FloatOptimizedAndQuantized) {
       SaveTorchScript(*model, qpt);
       SaveTorchScript(*LoadOnnx(kDigits + c.model + ".onnx"), fpt);
       EXPECT_LT(FileSize(qpt) * 2, FileSize(fpt)) << tag;
-      EXPECT_NE(source.find(std::string(c.pipeline).find("bits=4") != std::string::npos ? "_nbits"
-                                                                                         : "_dequant"),
-                std::string::npos);
+      EXPECT_NE(
+          source.find(std::string(c.pipeline).find("bits=4") != std::string::npos ? "_nbits"
+                                                                                  : "_dequant"),
+          std::string::npos);
     }
   }
 }

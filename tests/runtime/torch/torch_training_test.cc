@@ -172,7 +172,8 @@ TEST(TorchTraining, NamedParametersAndIntermediateFetch) {
   auto s = TorchSession::Create(model, so);
   ASSERT_EQ(s->ParameterNames(), so.trainable);
   at::Tensor x = torch::rand({4, 1, 8, 8});
-  std::vector<at::Tensor> out = s->Forward({{"image", x}}, {first_conv->output(0)->name(), "logits"});
+  std::vector<at::Tensor> out =
+      s->Forward({{"image", x}}, {first_conv->output(0)->name(), "logits"});
   ASSERT_EQ(out.size(), 2u);
   EXPECT_EQ(out[0].size(1), 16);
   out[0].pow(2).mean().backward();
