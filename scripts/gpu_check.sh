@@ -17,7 +17,8 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-BUILD=${1:-build-gpu}
+mkdir -p "${1:-build-gpu}"
+BUILD=$(cd "${1:-build-gpu}" && pwd)
 PY=${PYTHON:-python3}
 JOBS=$(nproc 2>/dev/null || echo 4)
 START=$(date +%s)
@@ -39,6 +40,17 @@ say "cmake prefix: $PREFIX"
 [ "$CUDA_OK" = 1 ] || say "WARNING: torch sees no CUDA device; the cuda half of the checks will fail"
 
 command -v cmake >/dev/null || die "cmake is missing"
+# A CUDA torch's CMake config (Caffe2Config) needs the CUDA toolkit (nvcc, headers), which
+# the pip wheels do not carry.
+CUDA_ARGS=()
+[ -x /usr/local/cuda/bin/nvcc ] && export PATH="/usr/local/cuda/bin:$PATH"
+if command -v nvcc >/dev/null; then
+  CUDA_ROOT=$(dirname "$(dirname "$(command -v nvcc)")")
+  CUDA_ARGS=(-DCUDAToolkit_ROOT="$CUDA_ROOT")
+  say "CUDA toolkit: $CUDA_ROOT ($(nvcc --version | tail -1))"
+elif [ "$TORCH_CUDA" != none ]; then
+  say "WARNING: no nvcc on PATH or in /usr/local/cuda: configuring against a CUDA torch will fail (install the CUDA toolkit or set PATH)"
+fi
 GEN=()
 command -v ninja >/dev/null && GEN=(-G Ninja)
 [ -f /usr/include/nlohmann/json.hpp ] || [ -n "${NLOHMANN_JSON_DIR:-}" ] ||
@@ -54,18 +66,19 @@ if [ "$ABI" = 0 ]; then
     die "torch uses the old C++ ABI, so GoogleTest must be built with it: need its source in $GTEST_SRC (apt-get install googletest) or GTEST_SRC=..."
   say "building GoogleTest with $CXXFLAGS_ABI"
   cmake -S "$GTEST_SRC" -B "$BUILD/gtest" ${GEN[@]+"${GEN[@]}"} -DCMAKE_BUILD_TYPE=Release \
-    -DCMAKE_CXX_FLAGS="$CXXFLAGS_ABI" -DCMAKE_INSTALL_PREFIX="$PWD/$BUILD/gtest-install" \
+    -DCMAKE_CXX_FLAGS="$CXXFLAGS_ABI" -DCMAKE_INSTALL_PREFIX="$BUILD/gtest-install" \
     -DBUILD_GMOCK=OFF >"$BUILD.gtest.log" 2>&1 || { tail -20 "$BUILD.gtest.log"; die "GoogleTest configure"; }
   cmake --build "$BUILD/gtest" -j "$JOBS" --target install >>"$BUILD.gtest.log" 2>&1 ||
     { tail -20 "$BUILD.gtest.log"; die "GoogleTest build"; }
-  PREFIXES="$PWD/$BUILD/gtest-install;$PREFIX"
+  PREFIXES="$BUILD/gtest-install;$PREFIX"
 fi
 
 # ---- configure and build the torch-backend suite ---------------------------------------
 say "configuring $BUILD (EDGEPRESS_WITH_ONNX=OFF, EDGEPRESS_WITH_TORCH=ON)"
 cmake -S . -B "$BUILD" ${GEN[@]+"${GEN[@]}"} -DCMAKE_BUILD_TYPE=Release \
   -DEDGEPRESS_WITH_ONNX=OFF -DEDGEPRESS_WITH_TORCH=ON \
-  -DCMAKE_PREFIX_PATH="$PREFIXES" -DCMAKE_CXX_FLAGS="$CXXFLAGS_ABI" >"$BUILD.configure.log" 2>&1 ||
+  -DCMAKE_PREFIX_PATH="$PREFIXES" -DCMAKE_CXX_FLAGS="$CXXFLAGS_ABI" \
+  ${CUDA_ARGS[@]+"${CUDA_ARGS[@]}"} >"$BUILD.configure.log" 2>&1 ||
   { tail -30 "$BUILD.configure.log"; die "configure (log: $BUILD.configure.log)"; }
 grep -m1 "edgepress: LibTorch" "$BUILD.configure.log" | sed 's/^-- /    /' || true
 say "building test_runtime_torch_torch_device_test with $JOBS jobs"
