@@ -94,11 +94,19 @@ TEST_F(TorchCli, RunAndBenchOnTheTorchBackend) {
   EXPECT_EQ(r.rc, 2) << r.output;
 }
 
-TEST_F(TorchCli, ConvertWritesTorchScript) {
+TEST_F(TorchCli, ConvertAndApplyWriteTorchScript) {
   RunResult r = Ep("convert " + ShellQuote(kDigits + "digits_transformer.onnx") + " " +
                    ShellQuote(D("m.pt")));
   ASSERT_EQ(r.rc, 0) << r.output;
   PythonMatches(D("m.pt"), kDigits + "digits_transformer.onnx");
+  // apply: int4 weights written as .pt, checked against the same pipeline written as .epk.
+  for (const char* out : {"q4.pt", "q4.epk"}) {
+    r = Ep("apply " + ShellQuote(kDigits + "digits_transformer.onnx") +
+           " --passes 'quantize-weights{bits=4,group-size=16}' -o " + ShellQuote(D(out)));
+    ASSERT_EQ(r.rc, 0) << r.output;
+  }
+  PythonMatches(D("q4.pt"), D("q4.epk"));
+  EXPECT_LT(FileSize(D("q4.pt")) * 2, FileSize(D("m.pt")));
 }
 
 TEST_F(TorchCli, CompressOnTheTorchBackendExportsPt) {
