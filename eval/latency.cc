@@ -32,20 +32,25 @@ double Percentile(const std::vector<double>& sorted, double p) {
 
 LatencyStats MeasureLatency(runtime::Session& session, const runtime::NamedTensors& inputs,
                             const LatencyOptions& o) {
+  return MeasureLatencyOf([&] { session.Run(inputs); }, session.num_threads(), o);
+}
+
+LatencyStats MeasureLatencyOf(const std::function<void()>& run_once, int threads,
+                              const LatencyOptions& o) {
   LatencyStats s;
-  s.threads = session.num_threads();
+  s.threads = threads;
   s.warmup = std::max(0, o.warmup);
   auto t0 = Clock::now();
-  session.Run(inputs);
+  run_once();
   s.first_ms = Ms(Clock::now() - t0);
-  for (int i = 0; i < s.warmup; ++i) session.Run(inputs);
+  for (int i = 0; i < s.warmup; ++i) run_once();
   const int64_t want = o.seconds > 0 ? 0 : std::max<int64_t>(1, o.runs);
   std::vector<double> times;
   auto start = Clock::now();
   while (want > 0 ? static_cast<int64_t>(times.size()) < want
                   : times.empty() || Ms(Clock::now() - start) < o.seconds * 1000) {
     auto t = Clock::now();
-    session.Run(inputs);
+    run_once();
     times.push_back(Ms(Clock::now() - t));
     if (o.progress) o.progress(static_cast<int64_t>(times.size()), want);
   }

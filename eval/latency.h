@@ -37,6 +37,10 @@ struct LatencyStats {
 // Runs `session` on `inputs`; errors of Run() propagate unchanged.
 LatencyStats MeasureLatency(runtime::Session& session, const runtime::NamedTensors& inputs,
                             const LatencyOptions& options);
+// The same harness around any runner (the torch backend's Run(), which returns host
+// tensors, so a CUDA run is timed up to its outputs being back); `threads` is reported.
+LatencyStats MeasureLatencyOf(const std::function<void()>& run_once, int threads,
+                              const LatencyOptions& options);
 
 // p in [0, 100] of an ascending vector; 0 when empty.
 double Percentile(const std::vector<double>& sorted, double p);

@@ -251,7 +251,7 @@ std::string ReportToJson(const Report& r) {
                      {"evaluation", InputJson(r.evaluation)},
                      {"seed", r.seed}};
   j["target"] = {{"name", r.target.name},       {"arch", r.target.arch},
-                 {"backend", r.target.backend}, {"isa", r.target.isa},
+                 {"backend", r.target.backend}, {"device", r.target.device}, {"isa", r.target.isa},
                  {"threads", r.target.threads}, {"host_cpu", r.target.host_cpu}};
   j["evaluation"] = {{"metric", r.metric},
                      {"higher_is_better", r.metric_higher_is_better},
@@ -345,6 +345,8 @@ Report ReportFromJson(const std::string& text, const std::string& name) {
   r.target.name = rd.Str(t, "name", "target");
   r.target.arch = rd.Str(t, "arch", "target");
   r.target.backend = rd.Str(t, "backend", "target");
+  // Reports written before the torch backend have no device: they measured on the CPU.
+  if (t.contains("device")) r.target.device = rd.Str(t, "device", "target");
   r.target.isa = rd.Str(t, "isa", "target");
   r.target.threads = static_cast<int>(rd.Int(t, "threads", "target"));
   r.target.host_cpu = rd.Str(t, "host_cpu", "target");
@@ -438,7 +440,7 @@ std::string ReportToMarkdown(const Report& r) {
   s += "| model | `" + r.model.path + "` (" + HumanBytes(static_cast<double>(r.model.bytes)) +
        ", sha256 `" + r.model.sha256.substr(0, 16) + "…`) |\n";
   s += "| recipe | " + r.recipe_name + " (`" + r.recipe.path + "`) |\n";
-  s += "| target | " + r.target.name + " (" + r.target.arch + ", " + r.target.backend + ", isa " +
+  s += "| target | " + r.target.name + " (" + r.target.arch + ", " + r.target.backend + " on " + r.target.device + ", isa " +
        r.target.isa + ", " + std::to_string(r.target.threads) + " thread(s)) |\n";
   s += "| measured on | " + (r.target.host_cpu.empty() ? "unknown CPU" : r.target.host_cpu) + " |\n";
   if (!r.calibration_sha256.empty())
@@ -553,7 +555,7 @@ std::string ReportToHtml(const Report& r) {
   s += "<table>\n<tr><th>model</th><td>" + Esc(r.model.path) + " (" +
        Esc(HumanBytes(static_cast<double>(r.model.bytes))) + ", sha256 " + Esc(r.model.sha256) + ")</td></tr>\n";
   s += "<tr><th>recipe</th><td>" + Esc(r.recipe_name) + " (" + Esc(r.recipe.path) + ")</td></tr>\n";
-  s += "<tr><th>target</th><td>" + Esc(r.target.name + " (" + r.target.arch + ", " + r.target.backend +
+  s += "<tr><th>target</th><td>" + Esc(r.target.name + " (" + r.target.arch + ", " + r.target.backend + " on " + r.target.device +
                                        ", isa " + r.target.isa + ", " + std::to_string(r.target.threads) +
                                        " thread(s))") + "</td></tr>\n";
   s += "<tr><th>measured on</th><td>" + Esc(r.target.host_cpu) + "</td></tr>\n";

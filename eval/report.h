@@ -109,6 +109,7 @@ struct Report {
     std::string name, arch, backend, isa;
     int threads = 1;
     std::string host_cpu;  // where latency was measured
+    std::string device = "cpu";  // the backend's device for latency: cpu or cuda[:N]
   } target;
   std::string metric;           // empty: no evaluation data
   bool metric_higher_is_better = true;

@@ -1,4 +1,5 @@
-// `edgepress bench MODEL`: latency of the native runtime on one model. Inputs come from a
+// `edgepress bench MODEL`: latency of the native runtime (or --backend torch [--device
+// cuda]: the LibTorch backend, timed up to its outputs being back on the host) on one model. Inputs come from a
 // tensor file or are generated from the declared shapes (symbolic dims set with
 // --dim name=value; a deterministic seed, so runs are comparable). Reports the first
 // run separately (it sizes the buffer arena and warms caches), then mean, percentiles,
@@ -17,6 +18,7 @@
 #include "formats/npy/npy.h"
 #include "ir/error.h"
 #include "runtime/session.h"
+#include "tools/backend.h"
 #include "tools/cli.h"
 #include "tools/input_files.h"
 #include "tools/model_io.h"
@@ -49,10 +51,12 @@ void AddBenchCommand(CLI::App& app, Action& action) {
     bool no_optimize = false;
     double seconds = 0;
     bool json = false;
+    BackendChoice backend;
   };
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("bench", "Measure the latency of a model on the native runtime");
   cmd->add_option("MODEL", o->model, "model file (.onnx, .epk)")->required();
+  AddBackendOptions(cmd, o->backend);
   cmd->add_option("--input", o->input, "inputs by name (.npz); default: random data");
   cmd->add_option("--dim", o->dims, "size of a symbolic dimension for random inputs (name=N)");
   cmd->add_option("--threads", o->threads, "worker threads (0 = all cores)")
@@ -86,8 +90,7 @@ void AddBenchCommand(CLI::App& app, Action& action) {
       runtime::SessionOptions so;
       so.threads = o->threads;
       auto t0 = Clock::now();
-      auto session =
-          runtime::Session::Create(std::shared_ptr<const ir::Model>(LoadModelForRun(o->model, !o->no_optimize)), so);
+      auto session = MakeRunner(o->model, !o->no_optimize, o->backend, so);
       double load_ms = Ms(Clock::now() - t0);
       runtime::NamedTensors inputs;
       if (!o->input.empty()) {
@@ -105,7 +108,7 @@ void AddBenchCommand(CLI::App& app, Action& action) {
       lo.seconds = o->seconds;
       eval::LatencyStats st;
       try {
-        st = eval::MeasureLatency(*session, inputs, lo);
+        st = eval::MeasureLatencyOf([&] { session->Run(inputs); }, session->threads(), lo);
       } catch (const Error& e) {
         throw Error(e.code(), o->model + ": " + e.what());
       }
@@ -115,17 +118,19 @@ void AddBenchCommand(CLI::App& app, Action& action) {
       const std::string& cpu = runtime::GetCpuFeatures().model_name;
       if (o->json) {
         fmt::print(
-            "{{\"model\": \"{}\", \"threads\": {}, \"cpu\": \"{}\", \"load_ms\": {:.4f}, "
+            "{{\"model\": \"{}\", \"backend\": \"{}\", \"device\": \"{}\", \"threads\": {}, "
+            "\"cpu\": \"{}\", \"load_ms\": {:.4f}, "
             "\"first_run_ms\": {:.4f}, \"warmup\": {}, \"iterations\": {}, \"mean_ms\": {:.4f}, "
             "\"p50_ms\": {:.4f}, \"p90_ms\": {:.4f}, \"p99_ms\": {:.4f}, \"min_ms\": {:.4f}, "
             "\"max_ms\": {:.4f}, \"stddev_ms\": {:.4f}, \"throughput_per_s\": {:.3f}, "
             "\"peak_rss_mb\": {:.1f}}}\n",
-            JsonEscape(o->model), st.threads, JsonEscape(cpu), load_ms, st.first_ms, st.warmup,
+            JsonEscape(o->model), session->backend(), session->device(), st.threads, JsonEscape(cpu), load_ms, st.first_ms, st.warmup,
             st.runs, st.mean_ms, st.p50_ms, st.p90_ms, st.p99_ms, st.min_ms, st.max_ms,
             st.stddev_ms, st.throughput_per_s, peak_rss_mb);
         return 0;
       }
       fmt::print("model:       {}\n", o->model);
+      fmt::print("backend:     {} on {}\n", session->backend(), session->device());
       fmt::print("cpu:         {} ({} thread(s))\n", cpu.empty() ? "unknown" : cpu,
                  st.threads);
       fmt::print("load+plan:   {:.3f} ms\n", load_ms);

@@ -1,5 +1,5 @@
 // `edgepress convert IN OUT`: import a model and write it in the format OUT's extension
-// names (.onnx or .epk). The written model is normalised (see formats/onnx/onnx.h) and,
+// names (.onnx, .epk, or .pt: TorchScript, in builds with LibTorch). The written model is normalised (see formats/onnx/onnx.h) and,
 // for ONNX, checked with onnx::checker before it replaces anything.
 #include <fmt/format.h>
 
@@ -18,7 +18,7 @@ void AddConvertCommand(CLI::App& app, Action& action) {
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("convert", "Convert a model between formats (by extension)");
   cmd->add_option("IN", o->in, "input model (.onnx, .epk)")->required();
-  cmd->add_option("OUT", o->out, "output model (.onnx, .epk)")->required();
+  cmd->add_option("OUT", o->out, "output model (.onnx, .epk, .pt)")->required();
   cmd->add_flag("--external-data", o->external_data,
                 "ONNX: store large initializers in OUT.data next to OUT");
   cmd->callback([o, &action] {

@@ -82,7 +82,7 @@ void AddApplyCommand(CLI::App& app, Action& action) {
   cmd->add_option("--passes", o->pipeline,
                   "pipeline, e.g. 'fold-constants,fold-batchnorm,eliminate-dead-nodes'")
       ->required();
-  cmd->add_option("-o,--output", o->out, "output model; format by extension (.onnx, .epk)")
+  cmd->add_option("-o,--output", o->out, "output model; format by extension (.onnx, .epk, .pt)")
       ->required();
   cmd->add_option("--data", o->data, "calibration data (.npz/.npy or a folder of them), for passes that need it");
   cmd->add_option("--layout", o->layout, "how an array feeds an input: NAME=batched|stacked|constant (repeatable; default inferred from the model's input shapes)");

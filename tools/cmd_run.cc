@@ -1,4 +1,5 @@
-// `edgepress run MODEL --input in.npz`: one inference on the native runtime. Inputs are
+// `edgepress run MODEL --input in.npz`: one inference on the native runtime (or, with
+// --backend torch [--device cuda], on the LibTorch backend). Inputs are
 // matched to the model's inputs by name (a dtype or shape mismatch is exit 1 with a
 // message naming the input); outputs print as a summary, optionally save to .npz, and
 // optionally compare against reference outputs with numpy's allclose rule
@@ -13,6 +14,7 @@
 #include "formats/npy/npy.h"
 #include "ir/error.h"
 #include "runtime/session.h"
+#include "tools/backend.h"
 #include "tools/cli.h"
 #include "tools/input_files.h"
 #include "tools/model_io.h"
@@ -54,10 +56,12 @@ void AddRunCommand(CLI::App& app, Action& action) {
     double rtol = 1e-4, atol = 1e-5;
     int threads = 1;
     bool no_optimize = false;
+    BackendChoice backend;
   };
   auto o = std::make_shared<Options>();
-  CLI::App* cmd = app.add_subcommand("run", "Run a model once on the native runtime");
+  CLI::App* cmd = app.add_subcommand("run", "Run a model once (native runtime or LibTorch backend)");
   cmd->add_option("MODEL", o->model, "model file (.onnx, .epk)")->required();
+  AddBackendOptions(cmd, o->backend);
   cmd->add_option("--input", o->input, "inputs by name (.npz, or .npy for one input)");
   cmd->add_option("--output", o->output, "write the outputs to this .npz");
   cmd->add_option("--compare", o->compare, "reference outputs (.npz) to compare against");
@@ -72,7 +76,7 @@ void AddRunCommand(CLI::App& app, Action& action) {
     action = [o] {
       runtime::SessionOptions so;
       so.threads = o->threads;
-      auto session = runtime::Session::Create(std::shared_ptr<const ir::Model>(LoadModelForRun(o->model, !o->no_optimize)), so);
+      auto session = MakeRunner(o->model, !o->no_optimize, o->backend, so);
       formats::NamedTensors inputs;
       if (!o->input.empty()) inputs = formats::LoadTensorFile(o->input);
       std::vector<std::string> wanted;

@@ -32,6 +32,7 @@
 #include "passes/prune_util.h"
 #include "passes/registry.h"
 #include "runtime/session.h"
+#include "tools/backend.h"
 #include "tools/model_io.h"
 #include "tools/progress.h"
 #include "tools/recipe.h"
@@ -132,9 +133,10 @@ struct EvalSetup {
   runtime::NamedTensors latency_inputs;  // batch 1
   eval::LatencyOptions latency;
   runtime::SessionOptions session;
+  BackendChoice backend;  // where the metric and the latency are measured
 };
 
-std::string OutputName(const runtime::Session& s, const std::string& wanted) {
+std::string OutputName(const Runner& s, const std::string& wanted) {
   if (wanted.empty()) return s.outputs().at(0)->name();
   for (const ir::Value* v : s.outputs())
     if (v->name() == wanted) return wanted;
@@ -150,15 +152,14 @@ const ir::Tensor& Find(const runtime::NamedTensors& t, const std::string& name) 
   ThrowInvalid("the model produced no output '" + name + "'");
 }
 
-// Metric and latency of one model file on the native runtime, optimised as `run` and
-// `bench` execute it. With `keep_reference`, the scored outputs are kept (the original
+// Metric and latency of one model file on the recipe's backend (native, or torch on cpu or
+// cuda), optimised as `run` and `bench` execute it. With `keep_reference`, the scored outputs are kept (the original
 // model's outputs are the reference of cosine/nmse).
 eval::ModelMeasurement Measure(const std::string& path, EvalSetup& ev, Progress& progress,
                                const std::string& what, bool keep_reference) {
   eval::ModelMeasurement m;
   m.size_bytes = ModelBytes(path);
-  std::shared_ptr<const ir::Model> model(LoadModelForRun(path, /*optimize=*/true));
-  m.nodes = static_cast<int64_t>(model->graph->num_nodes());
+  m.nodes = static_cast<int64_t>(LoadModelForRun(path, /*optimize=*/true)->graph->num_nodes());
   {
     // Counted on the file as written (QDQ / MatMulNBits form, standard ops whose shapes
     // inference knows), not on the fused integer graph the session runs.
@@ -170,7 +171,7 @@ eval::ModelMeasurement Measure(const std::string& path, EvalSetup& ev, Progress&
     m.macs = fc.dense_macs;
     m.nonzero_macs = fc.sparse_macs;
   }
-  auto session = runtime::Session::Create(model, ev.session);
+  auto session = MakeRunner(path, /*optimize=*/true, ev.backend, ev.session);
   if (ev.data && ev.metric) {
     const std::string out = OutputName(*session, ev.output);
     eval::MetricAccumulator acc(*ev.metric, ev.k);
@@ -204,7 +205,7 @@ eval::ModelMeasurement Measure(const std::string& path, EvalSetup& ev, Progress&
   lo.progress = [&](int64_t done, int64_t total) { progress.Update(done, total); };
   eval::LatencyStats st;
   try {
-    st = eval::MeasureLatency(*session, ev.latency_inputs, lo);
+    st = eval::MeasureLatencyOf([&] { session->Run(ev.latency_inputs); }, session->threads(), lo);
   } catch (const Error& e) {
     throw Error(e.code(), path + ": " + e.what());
   }
@@ -311,11 +312,15 @@ eval::Report RunCompress(const CompressOptions& o, Progress& progress) {
   const auto t_start = Clock::now();
   // ---- inputs -------------------------------------------------------------------------
   Recipe recipe = LoadRecipe(o.recipe);
-  if (recipe.target.backend != "native")
-    ThrowUnsupported(recipe.path + ": target.backend '" + recipe.target.backend +
-                     "' is not built yet; this edgepress evaluates on the native runtime (backend: native)");
-  if (recipe.exports.pt)
-    ThrowUnsupported(recipe.path + ": export.pt: TorchScript export is not built yet; set pt: false");
+  if (recipe.target.backend == "torch" && !HaveTorch())
+    ThrowUnsupported(recipe.path + ": target.backend 'torch': this edgepress was built without "
+                     "LibTorch (configure with -DEDGEPRESS_WITH_TORCH=ON), or use backend: native");
+  if (recipe.target.backend == "native" && recipe.target.device != "cpu")
+    ThrowInvalid(recipe.path + ": target.device '" + recipe.target.device +
+                 "' needs target.backend: torch (the native runtime runs on the CPU)");
+  if (recipe.exports.pt && !HaveTorch())
+    ThrowUnsupported(recipe.path + ": export.pt: this edgepress was built without LibTorch "
+                     "(configure with -DEDGEPRESS_WITH_TORCH=ON), or set pt: false");
   if (!recipe.exports.epk && !recipe.exports.onnx)
     ThrowInvalid(recipe.path + ": export: nothing to write; enable epk or onnx");
   // An empty pipeline is allowed: the float model is exported and measured against itself.
@@ -369,6 +374,8 @@ eval::Report RunCompress(const CompressOptions& o, Progress& progress) {
   // ---- evaluation setup ----------------------------------------------------------------
   EvalSetup ev;
   ev.session.threads = threads;
+  ev.backend = {recipe.target.backend, recipe.target.device};
+  rep.target.device = recipe.target.device;
   ev.session.force_scalar = recipe.target.isa == "scalar";
   ev.latency.warmup = recipe.evaluation.warmup_runs;
   ev.latency.runs = std::max(1, recipe.evaluation.latency_runs);
@@ -589,6 +596,12 @@ eval::Report RunCompress(const CompressOptions& o, Progress& progress) {
     progress.Log("exporting " + onnx);
     SaveModel(*LoadModel(primary), onnx, {});
     files.push_back(onnx);
+  }
+  if (recipe.exports.pt) {
+    const std::string pt = (fs::path(outdir) / "model.pt").string();
+    progress.Log("exporting " + pt);
+    SaveModel(*LoadModel(primary), pt, {});
+    files.push_back(pt);
   }
   for (const auto& f : files) rep.artifacts.push_back({Rel(f, outdir), Sha256File(f), static_cast<int64_t>(FileSize(f))});
 

@@ -13,10 +13,15 @@
 #ifdef EDGEPRESS_HAVE_TORCHSCRIPT
 #include "formats/torchscript/torchscript_import.h"
 #endif
+#ifdef EDGEPRESS_HAVE_TORCH
+#include "formats/torchscript/torchscript_export.h"
+#endif
 
 namespace edgepress::tools {
 
 namespace {
+
+std::unique_ptr<ir::Model> LoadTorchScript(const std::string& path);  // below
 
 struct Format {
   const char* name;
@@ -39,6 +44,18 @@ const std::vector<Format>& Formats() {
          formats::EpkMetadata meta;
          meta.entries = o.metadata;
          formats::SaveEpk(m, p, meta);
+       }},
+      // TorchScript: written by formats/torchscript (source generated from the IR, weights
+      // as parameters/buffers, quantized weights kept packed); reading .pt is the importer's.
+      {"TorchScript", ".pt",
+       [](const std::string& p) { return LoadTorchScript(p); },
+       [](const ir::Model& m, const std::string& p, const SaveModelOptions&) {
+#ifdef EDGEPRESS_HAVE_TORCH
+         formats::SaveTorchScript(m, p);
+#else
+         ThrowUnsupported(p + ": writing TorchScript needs LibTorch; this edgepress was built "
+                              "without it (configure with -DEDGEPRESS_WITH_TORCH=ON)");
+#endif
        }},
   };
   return formats;

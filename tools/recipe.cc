@@ -36,7 +36,7 @@ const std::vector<std::pair<std::string, std::vector<std::string>>>& Schema() {
   static const std::vector<std::pair<std::string, std::vector<std::string>>> schema = {
       {"", {"name", "description", "extends", "seed", "target", "budgets", "pipeline",
             "calibration", "evaluation", "export", "tuning"}},
-      {"target", {"name", "arch", "backend", "isa", "threads", "memory_mb"}},
+      {"target", {"name", "arch", "backend", "device", "isa", "threads", "memory_mb"}},
       {"budgets", {"max_accuracy_drop", "max_accuracy_drop_relative", "max_latency_p50_ms",
                    "max_latency_p99_ms", "max_size_bytes", "max_size_ratio", "min_speedup"}},
       {"calibration", {"data", "method", "max_samples", "layout"}},
@@ -322,6 +322,7 @@ class FileReader {
         note("target.arch", n);
       }
       if (YAML::Node n = sec["backend"]) t.backend = Enum(n, "target.backend", kBackends);
+      if (YAML::Node n = sec["device"]) t.device = Enum(n, "target.device", {"cpu", "cuda"});
       if (YAML::Node n = sec["isa"]) {
         t.isa = Enum(n, "target.isa", kIsas);
         note("target.isa", n);
@@ -808,6 +809,7 @@ std::string RecipeToYaml(const Recipe& r) {
   out << YAML::Key << "name" << YAML::Value << r.target.name;
   out << YAML::Key << "arch" << YAML::Value << r.target.arch;
   out << YAML::Key << "backend" << YAML::Value << r.target.backend;
+  out << YAML::Key << "device" << YAML::Value << r.target.device;
   out << YAML::Key << "isa" << YAML::Value << r.target.isa;
   out << YAML::Key << "threads" << YAML::Value << r.target.threads;
   out << YAML::Key << "memory_mb" << YAML::Value << r.target.memory_mb;

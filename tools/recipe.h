@@ -43,7 +43,8 @@ struct Recipe {
   struct Target {
     std::string name;             // "raspberry-pi-5"
     std::string arch = "x86_64";  // x86_64 | arm64
-    std::string backend = "native";  // native | torch (torch: not built yet -> error at compress)
+    std::string backend = "native";  // native | torch (needs a build with LibTorch)
+    std::string device = "cpu";      // cpu | cuda (backend torch only)
     std::string isa = "auto";     // auto | scalar | avx2 | avx512 | avx512-vnni | amx | neon
     int threads = 1;
     int64_t memory_mb = 0;        // 0 = unspecified
@@ -84,7 +85,7 @@ struct Recipe {
   struct Export {
     bool epk = true;
     bool onnx = false;
-    bool pt = false;  // TorchScript: not built yet -> error at compress
+    bool pt = false;  // TorchScript (needs a build with LibTorch)
   } exports;
 
   struct Tuning {

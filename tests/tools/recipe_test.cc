@@ -100,7 +100,7 @@ TEST_F(RecipeTest, ShippedRecipesSayWhatTheTargetIs) {
   EXPECT_EQ(OptionOf(*w, "op-types"), "MatMul");
 
   Recipe jetson = LoadRecipe("jetson-orin-nano");
-  EXPECT_EQ(jetson.target.backend, "native");  // torch/GPU is not built yet
+  EXPECT_EQ(jetson.target.backend, "native");
   const RecipeStep* c = FindStep(jetson.pipeline, "cast-weights");
   ASSERT_TRUE(c);
   EXPECT_EQ(OptionOf(*c, "dtype"), "fp16");

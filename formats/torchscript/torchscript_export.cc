@@ -1,0 +1,733 @@
+#include "formats/torchscript/torchscript_export.h"
+
+#include <torch/script.h>
+
+#include <algorithm>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <sstream>
+
+#include "formats/torchscript/torch_compat.h"
+#include "ir/error.h"
+#include "ir/file_util.h"
+
+namespace edgepress::formats {
+
+namespace {
+
+// Helper methods for ONNX semantics TorchScript has no single call for. Every helper takes
+// tensors (shape-valued inputs included) and reads them back as lists itself, so the
+// generated forward() is one line per node whatever is constant.
+const char* kHelpers = R"TS(
+def _ints(self, t: Tensor) -> List[int]:
+    r: List[int] = t.to(4).reshape([-1]).tolist()
+    return r
+
+def _reshape(self, x: Tensor, shape: Tensor, allowzero: int) -> Tensor:
+    s = self._ints(shape)
+    if allowzero == 0:
+        for i in range(len(s)):
+            if s[i] == 0:
+                s[i] = x.size(i)
+    return x.reshape(s)
+
+def _flatten(self, x: Tensor, axis: int) -> Tensor:
+    if axis < 0:
+        axis += x.dim()
+    outer = 1
+    for i in range(axis):
+        outer *= x.size(i)
+    inner = 1
+    for i in range(axis, x.dim()):
+        inner *= x.size(i)
+    return x.reshape([outer, inner])
+
+def _gather(self, x: Tensor, idx: Tensor, axis: int) -> Tensor:
+    if axis < 0:
+        axis += x.dim()
+    i = idx.to(4)
+    i = torch.where(i < 0, i + x.size(axis), i)
+    xs: List[int] = x.shape
+    shape: List[int] = xs[:axis] + i.shape + xs[axis + 1:]
+    return torch.index_select(x, axis, i.reshape([-1])).reshape(shape)
+
+def _shape(self, x: Tensor, start: int, end: int) -> Tensor:
+    s: List[int] = x.shape
+    return torch.tensor(s[start:end], dtype=4, device=x.device)
+
+def _unsqueeze(self, x: Tensor, axes_t: Tensor) -> Tensor:
+    axes = self._ints(axes_t)
+    r = x.dim() + len(axes)
+    for i in range(len(axes)):
+        if axes[i] < 0:
+            axes[i] += r
+    axes.sort()
+    for a in axes:
+        x = x.unsqueeze(a)
+    return x
+
+def _squeeze(self, x: Tensor, axes_t: Optional[Tensor]) -> Tensor:
+    if axes_t is None:
+        return x.squeeze()
+    axes = self._ints(axes_t)
+    for i in range(len(axes)):
+        if axes[i] < 0:
+            axes[i] += x.dim()
+    axes.sort(reverse=True)
+    for a in axes:
+        x = x.squeeze(a)
+    return x
+
+def _slice(self, x: Tensor, starts_t: Tensor, ends_t: Tensor, axes_t: Optional[Tensor], steps_t: Optional[Tensor]) -> Tensor:
+    starts = self._ints(starts_t)
+    ends = self._ints(ends_t)
+    axes = list(range(len(starts)))
+    if axes_t is not None:
+        axes = self._ints(axes_t)
+    steps = [1 for _ in starts]
+    if steps_t is not None:
+        steps = self._ints(steps_t)
+    for i in range(len(starts)):
+        a = axes[i]
+        if a < 0:
+            a += x.dim()
+        d = x.size(a)
+        s = starts[i]
+        e = ends[i]
+        st = steps[i]
+        if s < 0:
+            s += d
+        if e < 0:
+            e += d
+        if st > 0:
+            s = min(max(s, 0), d)
+            e = min(max(e, 0), d)
+            if e < s:
+                e = s
+            x = x.narrow(a, s, e - s)
+            if st > 1:
+                x = torch.index_select(x, a, torch.arange(0, e - s, st, device=x.device))
+        else:
+            s = min(max(s, 0), d - 1)
+            e = min(max(e, -1), d - 1)
+            x = torch.index_select(x, a, torch.arange(s, e, st, device=x.device))
+    return x
+
+def _split(self, x: Tensor, axis: int, sizes_t: Optional[Tensor], parts: int) -> List[Tensor]:
+    if axis < 0:
+        axis += x.dim()
+    if sizes_t is not None:
+        return torch.split(x, self._ints(sizes_t), axis)
+    each = (x.size(axis) + parts - 1) // parts
+    return torch.split(x, each, axis)
+
+def _expand(self, x: Tensor, shape_t: Tensor) -> Tensor:
+    shape = self._ints(shape_t)
+    xs: List[int] = x.shape
+    r = max(len(xs), len(shape))
+    out: List[int] = []
+    for i in range(r):
+        a = 1
+        if i >= r - len(xs):
+            a = xs[i - (r - len(xs))]
+        b = 1
+        if i >= r - len(shape):
+            b = shape[i - (r - len(shape))]
+        out.append(b if a == 1 else a)
+    return x.expand(out)
+
+def _range(self, start: Tensor, limit: Tensor, delta: Tensor) -> Tensor:
+    s = start.to(7).item()
+    n = torch.ceil((limit.to(7) - s) / delta.to(7)).clamp_min(0).to(4).item()
+    i = torch.arange(0, int(n), dtype=7, device=start.device)
+    return (i * delta.to(7).item() + s).to(start.dtype)
+
+def _reduce_mean(self, x: Tensor, axes_t: Optional[Tensor], axes_attr: List[int], keep: bool) -> Tensor:
+    axes = axes_attr
+    if axes_t is not None:
+        axes = self._ints(axes_t)
+    if len(axes) == 0:
+        axes = list(range(x.dim()))
+    return torch.mean(x, axes, keep)
+
+def _along(self, p: Tensor, x: Tensor, axis: int) -> Tensor:
+    if p.numel() == 1:
+        return p.reshape([])
+    if axis < 0:
+        axis += x.dim()
+    s = [1 for _ in range(x.dim())]
+    s[axis] = p.numel()
+    return p.reshape(s)
+
+def _dequant(self, x: Tensor, scale: Tensor, zp: Optional[Tensor], axis: int) -> Tensor:
+    v = x.to(6)
+    if zp is not None:
+        v = v - self._along(zp, x, axis).to(6)
+    return (v * self._along(scale, x, axis)).to(scale.dtype)
+
+def _quant(self, x: Tensor, scale: Tensor, zp: Optional[Tensor], axis: int, lo: float, hi: float, dtype: int) -> Tensor:
+    v = torch.round(x.to(6) / self._along(scale, x, axis).to(6))
+    if zp is not None:
+        v = v + self._along(zp, x, axis).to(6)
+    return torch.clamp(v, lo, hi).to(dtype)
+
+def _nbits(self, a: Tensor, b: Tensor, scales: Tensor, zp: Optional[Tensor], n: int, k: int, block: int) -> Tensor:
+    blocks = (k + block - 1) // block
+    bb = b.reshape([n, blocks * block // 2]).to(2)
+    q = torch.stack([torch.remainder(bb, 16), torch.div(bb, 16, rounding_mode='floor')], -1)
+    q = q.reshape([n, blocks, block]).to(6)
+    z = torch.full([1], 8.0, device=a.device)
+    if zp is not None:
+        if zp.dtype == 0:
+            per_row = (blocks + 1) // 2
+            zb = zp.reshape([n, per_row]).to(2)
+            z = torch.stack([torch.remainder(zb, 16), torch.div(zb, 16, rounding_mode='floor')], -1)
+            z = z.reshape([n, 2 * per_row]).narrow(1, 0, blocks).to(6).reshape([n, blocks, 1])
+        else:
+            z = zp.to(6).reshape([n, blocks, 1])
+    w = (q - z) * scales.to(6).reshape([n, blocks, 1])
+    w = w.reshape([n, blocks * block]).narrow(1, 0, k).to(a.dtype)
+    return torch.matmul(a, w.t())
+
+def _layer_norm(self, x: Tensor, w: Tensor, b: Optional[Tensor], axis: int, eps: float) -> Tensor:
+    if axis < 0:
+        axis += x.dim()
+    xs: List[int] = x.shape
+    return torch.layer_norm(x, xs[axis:], w, b, eps)
+)TS";
+
+std::string Float(double v) {
+  if (std::isinf(v)) return v > 0 ? "float('inf')" : "float('-inf')";
+  std::ostringstream s;
+  s.precision(17);
+  s << v;
+  std::string r = s.str();
+  if (r.find_first_of(".en") == std::string::npos) r += ".0";
+  return r;
+}
+
+std::string IntList(const std::vector<int64_t>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s + "]";
+}
+
+// The c10::ScalarType code of a dtype: `define` without Python cannot resolve torch.float32
+// and friends as values, but every TorchScript dtype argument is that int.
+const char* TorchDType(ir::DType t) {
+  switch (t) {
+    case ir::DType::kFloat32:
+      return "6";
+    case ir::DType::kFloat16:
+      return "5";
+    case ir::DType::kBFloat16:
+      return "15";
+    case ir::DType::kFloat64:
+      return "7";
+    case ir::DType::kInt64:
+      return "4";
+    case ir::DType::kInt32:
+      return "3";
+    case ir::DType::kInt16:
+      return "2";
+    case ir::DType::kInt8:
+      return "1";
+    case ir::DType::kUInt8:
+      return "0";
+    case ir::DType::kBool:
+      return "11";
+    default:
+      return nullptr;
+  }
+}
+
+at::ScalarType ScalarType(ir::DType t) {
+  switch (t) {
+    case ir::DType::kFloat32:
+      return at::kFloat;
+    case ir::DType::kFloat16:
+      return at::kHalf;
+    case ir::DType::kBFloat16:
+      return at::kBFloat16;
+    case ir::DType::kFloat64:
+      return at::kDouble;
+    case ir::DType::kInt64:
+      return at::kLong;
+    case ir::DType::kInt32:
+      return at::kInt;
+    case ir::DType::kInt16:
+      return at::kShort;
+    case ir::DType::kInt8:
+      return at::kChar;
+    case ir::DType::kUInt8:
+      return at::kByte;
+    case ir::DType::kBool:
+      return at::kBool;
+    default:
+      ThrowUnsupported(std::string("TorchScript export: no torch dtype for ") + ir::DTypeName(t));
+  }
+}
+
+at::Tensor ToAt(const ir::Tensor& t) {
+  at::Tensor a = at::empty(t.shape(), at::TensorOptions().dtype(ScalarType(t.dtype())));
+  if (t.nbytes()) std::memcpy(a.data_ptr(), t.raw(), t.nbytes());
+  return a;
+}
+
+struct Emitter;
+using OpWriter = void (*)(Emitter&, const ir::Node&);
+
+struct Emitter {
+  const ir::Model& model;
+  std::map<const ir::Value*, std::string> names;
+  std::vector<std::pair<std::string, const ir::Tensor*>> weights;  // attribute, value
+  std::vector<std::pair<std::string, ir::Tensor>> constants;       // Constant nodes
+  std::ostringstream body;
+  int counter = 0;
+
+  explicit Emitter(const ir::Model& m) : model(m) {}
+
+  // The expression for an input; "None" for an omitted optional one.
+  std::string In(const ir::Node& n, size_t i) {
+    const ir::Value* v = n.input(i);
+    if (!v) return "None";
+    auto it = names.find(v);
+    if (it != names.end()) return it->second;
+    if (v->initializer()) {
+      std::string attr = "w" + std::to_string(weights.size());
+      weights.emplace_back(attr, v->initializer());
+      return names[v] = "self." + attr;
+    }
+    ThrowInvalid("TorchScript export: " + n.describe() + ": input '" + v->name() +
+                 "' has no value");
+  }
+  std::string Out(const ir::Node& n, size_t i = 0) {
+    return names[n.output(i)] = "v" + std::to_string(counter++);
+  }
+  void Line(const std::string& s) { body << "    " << s << "\n"; }
+  void Assign(const ir::Node& n, const std::string& expr) { Line(Out(n) + " = " + expr); }
+};
+
+void Unary(Emitter& e, const ir::Node& n, const std::string& fn) {
+  e.Assign(n, fn + "(" + e.In(n, 0) + ")");
+}
+
+void Binary(Emitter& e, const ir::Node& n, const std::string& op) {
+  e.Assign(n, "(" + e.In(n, 0) + " " + op + " " + e.In(n, 1) + ")");
+}
+
+std::string SpatialPrefix(size_t spatial) { return std::to_string(spatial) + "d"; }
+
+std::vector<int64_t> Ints(const ir::Node& n, const char* name, size_t count, int64_t def) {
+  std::vector<int64_t> v = n.attr_ints(name, {});
+  if (v.empty()) v.assign(count, def);
+  return v;
+}
+
+// Explicit pads for Conv/pools with NOTSET or VALID auto_pad; SAME needs the input size,
+// which a traced graph knows only at run time, so the checker rejects it.
+std::vector<int64_t> Pads(const ir::Node& n, size_t spatial) {
+  if (n.attr_string("auto_pad", "NOTSET") == "VALID") return std::vector<int64_t>(2 * spatial, 0);
+  return Ints(n, "pads", 2 * spatial, 0);
+}
+
+bool Symmetric(const std::vector<int64_t>& p) {
+  size_t n = p.size() / 2;
+  for (size_t i = 0; i < n; ++i)
+    if (p[i] != p[i + n]) return false;
+  return true;
+}
+
+// The input with asymmetric pads applied (constant_pad_nd lists the last dim first).
+std::string Padded(const std::string& x, const std::vector<int64_t>& pads,
+                   const std::string& value) {
+  size_t n = pads.size() / 2;
+  std::vector<int64_t> tp;
+  for (size_t i = n; i-- > 0;) {
+    tp.push_back(pads[i]);
+    tp.push_back(pads[i + n]);
+  }
+  return "torch.constant_pad_nd(" + x + ", " + IntList(tp) + ", " + value + ")";
+}
+
+size_t WeightSpatial(const ir::Node& n) {
+  const ir::Value* w = n.input(1);
+  if (w && w->type.shape) return w->type.shape->size() - 2;
+  if (w && w->initializer()) return static_cast<size_t>(w->initializer()->rank() - 2);
+  return n.attr_ints("kernel_shape", {}).size();
+}
+
+std::string ConvExpr(Emitter& e, const ir::Node& n) {
+  size_t s = WeightSpatial(n);
+  std::vector<int64_t> pads = Pads(n, s);
+  std::string x = e.In(n, 0);
+  std::vector<int64_t> padding(pads.begin(), pads.begin() + static_cast<long>(s));
+  if (!Symmetric(pads)) {
+    x = Padded(x, pads, "0.0");
+    padding.assign(s, 0);
+  }
+  return "torch.conv" + SpatialPrefix(s) + "(" + x + ", " + e.In(n, 1) + ", " + e.In(n, 2) + ", " +
+         IntList(Ints(n, "strides", s, 1)) + ", " + IntList(padding) + ", " +
+         IntList(Ints(n, "dilations", s, 1)) + ", " + std::to_string(n.attr_int("group", 1)) + ")";
+}
+
+std::string Activation(const ir::Node& n, const std::string& y) {
+  std::string act = n.attr_string("activation", "");
+  if (act == "Relu") return "torch.relu(" + y + ")";
+  if (act == "Clip") {
+    std::vector<float> p = n.attr_floats("activation_params", {});
+    if (p.size() != 2) ThrowInvalid(n.describe() + ": activation Clip needs 2 activation_params");
+    return "torch.clamp(" + y + ", " + Float(p[0]) + ", " + Float(p[1]) + ")";
+  }
+  return y;
+}
+
+std::string GemmExpr(Emitter& e, const ir::Node& n) {
+  std::string a = e.In(n, 0), b = e.In(n, 1);
+  if (n.attr_int("transA", 0)) a += ".t()";
+  if (n.attr_int("transB", 0)) b += ".t()";
+  std::string y = "torch.matmul(" + a + ", " + b + ")";
+  double alpha = n.attr_float("alpha", 1.0f), beta = n.attr_float("beta", 1.0f);
+  if (alpha != 1.0) y = "(" + y + " * " + Float(alpha) + ")";
+  if (n.input(2) && beta != 0.0)
+    y = "(" + y + " + " +
+        (beta == 1.0 ? e.In(n, 2) : "(" + e.In(n, 2) + " * " + Float(beta) + ")") + ")";
+  return y;
+}
+
+void Pool(Emitter& e, const ir::Node& n, bool max) {
+  std::vector<int64_t> k = n.attr_ints("kernel_shape", {});
+  size_t s = k.size();
+  std::vector<int64_t> pads = Pads(n, s);
+  std::string x = e.In(n, 0);
+  std::vector<int64_t> padding(pads.begin(), pads.begin() + static_cast<long>(s));
+  if (!Symmetric(pads) && max) {
+    x = Padded(x, pads, "float('-inf')");
+    padding.assign(s, 0);
+  }
+  std::string ceil = n.attr_int("ceil_mode", 0) ? "True" : "False";
+  if (max)
+    e.Assign(n, "torch.max_pool" + SpatialPrefix(s) + "(" + x + ", " + IntList(k) + ", " +
+                    IntList(Ints(n, "strides", s, 1)) + ", " + IntList(padding) + ", " +
+                    IntList(Ints(n, "dilations", s, 1)) + ", " + ceil + ")");
+  else
+    e.Assign(n, "torch.avg_pool" + SpatialPrefix(s) + "(" + x + ", " + IntList(k) + ", " +
+                    IntList(Ints(n, "strides", s, 1)) + ", " + IntList(padding) + ", " + ceil +
+                    ", " + (n.attr_int("count_include_pad", 0) ? "True" : "False") + ")");
+}
+
+std::string AxesAttr(const ir::Node& n) { return IntList(n.attr_ints("axes", {})); }
+
+// The axis-holding input (opset 13 form) or the attribute (older opsets) as a tensor.
+std::string AxesInput(Emitter& e, const ir::Node& n) {
+  if (n.input(1)) return e.In(n, 1);
+  if (n.has_attr("axes")) return "torch.tensor(" + AxesAttr(n) + ")";
+  return "None";
+}
+
+void QuantizeLinear(Emitter& e, const ir::Node& n) {
+  ir::DType out = ir::DType::kUInt8;
+  if (const ir::Value* z = n.input(2))
+    out = z->initializer() ? z->initializer()->dtype() : z->type.dtype;
+  double lo = 0, hi = 255;
+  if (out == ir::DType::kInt8) lo = -128, hi = 127;
+  e.Assign(n, "self._quant(" + e.In(n, 0) + ", " + e.In(n, 1) + ", " + e.In(n, 2) + ", " +
+                  std::to_string(n.attr_int("axis", 1)) + ", " + Float(lo) + ", " + Float(hi) +
+                  ", " + TorchDType(out) + ")");
+}
+
+const std::map<std::string, OpWriter>& Writers() {
+  static const std::map<std::string, OpWriter> w = {
+      {"Identity", [](Emitter& e, const ir::Node& n) { e.names[n.output(0)] = e.In(n, 0); }},
+      {"Dropout", [](Emitter& e, const ir::Node& n) { e.names[n.output(0)] = e.In(n, 0); }},
+      {"Relu", [](Emitter& e, const ir::Node& n) { Unary(e, n, "torch.relu"); }},
+      {"Sigmoid", [](Emitter& e, const ir::Node& n) { Unary(e, n, "torch.sigmoid"); }},
+      {"Tanh", [](Emitter& e, const ir::Node& n) { Unary(e, n, "torch.tanh"); }},
+      {"Erf", [](Emitter& e, const ir::Node& n) { Unary(e, n, "torch.erf"); }},
+      {"Sqrt", [](Emitter& e, const ir::Node& n) { Unary(e, n, "torch.sqrt"); }},
+      {"Exp", [](Emitter& e, const ir::Node& n) { Unary(e, n, "torch.exp"); }},
+      {"Log", [](Emitter& e, const ir::Node& n) { Unary(e, n, "torch.log"); }},
+      {"Neg", [](Emitter& e, const ir::Node& n) { Unary(e, n, "torch.neg"); }},
+      {"Abs", [](Emitter& e, const ir::Node& n) { Unary(e, n, "torch.abs"); }},
+      {"Not", [](Emitter& e, const ir::Node& n) { Unary(e, n, "torch.logical_not"); }},
+      {"Reciprocal", [](Emitter& e, const ir::Node& n) { Unary(e, n, "torch.reciprocal"); }},
+      {"Add", [](Emitter& e, const ir::Node& n) { Binary(e, n, "+"); }},
+      {"Sub", [](Emitter& e, const ir::Node& n) { Binary(e, n, "-"); }},
+      {"Mul", [](Emitter& e, const ir::Node& n) { Binary(e, n, "*"); }},
+      {"Div", [](Emitter& e, const ir::Node& n) { Binary(e, n, "/"); }},
+      {"Pow", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, "torch.pow(" + e.In(n, 0) + ", " + e.In(n, 1) + ")");
+       }},
+      {"Equal", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, "torch.eq(" + e.In(n, 0) + ", " + e.In(n, 1) + ")");
+       }},
+      {"Where", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, "torch.where(" + e.In(n, 0) + ", " + e.In(n, 1) + ", " + e.In(n, 2) + ")");
+       }},
+      {"Clip", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, "torch.clamp(" + e.In(n, 0) + ", " + e.In(n, 1) + ", " + e.In(n, 2) + ")");
+       }},
+      {"Gelu", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, "torch.gelu(" + e.In(n, 0) + ", approximate='" +
+                         n.attr_string("approximate", "none") + "')");
+       }},
+      {"com.microsoft::Gelu", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, "torch.gelu(" + e.In(n, 0) + ")");
+       }},
+      {"Softmax", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, "torch.softmax(" + e.In(n, 0) + ", " + std::to_string(n.attr_int("axis", -1)) + ")");
+       }},
+      {"LogSoftmax", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, "torch.log_softmax(" + e.In(n, 0) + ", " + std::to_string(n.attr_int("axis", -1)) + ")");
+       }},
+      {"Conv", [](Emitter& e, const ir::Node& n) { e.Assign(n, ConvExpr(e, n)); }},
+      {"com.microsoft::FusedConv", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, Activation(n, ConvExpr(e, n)));
+       }},
+      {"Gemm", [](Emitter& e, const ir::Node& n) { e.Assign(n, GemmExpr(e, n)); }},
+      {"com.microsoft::FusedGemm", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, Activation(n, GemmExpr(e, n)));
+       }},
+      {"MatMul", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, "torch.matmul(" + e.In(n, 0) + ", " + e.In(n, 1) + ")");
+       }},
+      {"MaxPool", [](Emitter& e, const ir::Node& n) { Pool(e, n, true); }},
+      {"AveragePool", [](Emitter& e, const ir::Node& n) { Pool(e, n, false); }},
+      {"GlobalAveragePool", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, "torch.mean(" + e.In(n, 0) + ", [i for i in range(2, " + e.In(n, 0) + ".dim())], True)");
+       }},
+      {"BatchNormalization", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, "torch.batch_norm(" + e.In(n, 0) + ", " + e.In(n, 1) + ", " + e.In(n, 2) + ", " +
+                         e.In(n, 3) + ", " + e.In(n, 4) + ", False, 0.0, " +
+                         Float(n.attr_float("epsilon", 1e-5f)) + ", False)");
+       }},
+      {"LayerNormalization", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, "self._layer_norm(" + e.In(n, 0) + ", " + e.In(n, 1) + ", " + e.In(n, 2) + ", " +
+                         std::to_string(n.attr_int("axis", -1)) + ", " +
+                         Float(n.attr_float("epsilon", 1e-5f)) + ")");
+       }},
+      {"Flatten", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, "self._flatten(" + e.In(n, 0) + ", " + std::to_string(n.attr_int("axis", 1)) + ")");
+       }},
+      {"Reshape", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, "self._reshape(" + e.In(n, 0) + ", " + e.In(n, 1) + ", " +
+                         std::to_string(n.attr_int("allowzero", 0)) + ")");
+       }},
+      {"Transpose", [](Emitter& e, const ir::Node& n) {
+         std::vector<int64_t> perm = n.attr_ints("perm", {});
+         if (perm.empty()) e.Assign(n, e.In(n, 0) + ".permute([i for i in range(" + e.In(n, 0) + ".dim() - 1, -1, -1)])");
+         else e.Assign(n, e.In(n, 0) + ".permute(" + IntList(perm) + ")");
+       }},
+      {"Concat", [](Emitter& e, const ir::Node& n) {
+         std::string parts;
+         for (size_t i = 0; i < n.num_inputs(); ++i) parts += (i ? ", " : "") + e.In(n, i);
+         e.Assign(n, "torch.cat([" + parts + "], " + std::to_string(n.attr_int("axis", 0)) + ")");
+       }},
+      {"Split", [](Emitter& e, const ir::Node& n) {
+         std::string sizes = n.input(1) ? e.In(n, 1)
+                             : n.has_attr("split") ? "torch.tensor(" + IntList(n.attr_ints("split")) + ")"
+                                                   : "None";
+         std::string parts = "p" + std::to_string(e.counter++);
+         e.Line(parts + " = self._split(" + e.In(n, 0) + ", " + std::to_string(n.attr_int("axis", 0)) +
+                ", " + sizes + ", " + std::to_string(n.attr_int("num_outputs", static_cast<int64_t>(n.num_outputs()))) + ")");
+         for (size_t i = 0; i < n.num_outputs(); ++i)
+           if (n.output(i) && !n.output(i)->name().empty())
+             e.Line(e.Out(n, i) + " = " + parts + "[" + std::to_string(i) + "]");
+       }},
+      {"Slice", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, "self._slice(" + e.In(n, 0) + ", " + e.In(n, 1) + ", " + e.In(n, 2) + ", " +
+                         e.In(n, 3) + ", " + e.In(n, 4) + ")");
+       }},
+      {"Gather", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, "self._gather(" + e.In(n, 0) + ", " + e.In(n, 1) + ", " +
+                         std::to_string(n.attr_int("axis", 0)) + ")");
+       }},
+      {"Shape", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, "self._shape(" + e.In(n, 0) + ", " + std::to_string(n.attr_int("start", 0)) + ", " +
+                         std::to_string(n.attr_int("end", INT32_MAX)) + ")");
+       }},
+      {"Unsqueeze", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, "self._unsqueeze(" + e.In(n, 0) + ", " + AxesInput(e, n) + ")");
+       }},
+      {"Squeeze", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, "self._squeeze(" + e.In(n, 0) + ", " + AxesInput(e, n) + ")");
+       }},
+      {"Expand", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, "self._expand(" + e.In(n, 0) + ", " + e.In(n, 1) + ")");
+       }},
+      {"Cast", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, e.In(n, 0) + ".to(" + TorchDType(ir::DTypeFromOnnx(n.attr_int("to", 0))) + ")");
+       }},
+      {"Range", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, "self._range(" + e.In(n, 0) + ", " + e.In(n, 1) + ", " + e.In(n, 2) + ")");
+       }},
+      {"ReduceMean", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, "self._reduce_mean(" + e.In(n, 0) + ", " + e.In(n, 1) + ", " + AxesAttr(n) + ", " +
+                         (n.attr_int("keepdims", 1) ? "True" : "False") + ")");
+       }},
+      {"Constant", [](Emitter& e, const ir::Node& n) {
+         const ir::Attribute* a = n.attr("value");
+         std::string attr = "c" + std::to_string(e.constants.size());
+         e.constants.emplace_back(attr, a->t);
+         e.names[n.output(0)] = "self." + attr;
+       }},
+      {"DequantizeLinear", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, "self._dequant(" + e.In(n, 0) + ", " + e.In(n, 1) + ", " + e.In(n, 2) + ", " +
+                         std::to_string(n.attr_int("axis", 1)) + ")");
+       }},
+      {"QuantizeLinear", QuantizeLinear},
+      {"com.microsoft::MatMulNBits", [](Emitter& e, const ir::Node& n) {
+         std::string y = "self._nbits(" + e.In(n, 0) + ", " + e.In(n, 1) + ", " + e.In(n, 2) + ", " +
+                         e.In(n, 3) + ", " + std::to_string(n.attr_int("N", 0)) + ", " +
+                         std::to_string(n.attr_int("K", 0)) + ", " +
+                         std::to_string(n.attr_int("block_size", 0)) + ")";
+         if (n.input(5)) y = "(" + y + " + " + e.In(n, 5) + ")";
+         e.Assign(n, y);
+       }},
+  };
+  return w;
+}
+
+std::string Key(const ir::Node& n) {
+  return n.domain().empty() || n.domain() == "ai.onnx" ? n.op_type()
+                                                       : n.domain() + "::" + n.op_type();
+}
+
+// Why a node cannot be written, or "".
+std::string Unsupported(const ir::Node& n) {
+  if (!Writers().count(Key(n))) return "no TorchScript form for " + n.qualified_op();
+  const std::string op = n.op_type();
+  if ((op == "Conv" || op == "FusedConv" || op == "MaxPool" || op == "AveragePool") &&
+      n.attr_string("auto_pad", "NOTSET").rfind("SAME", 0) == 0)
+    return "auto_pad SAME";
+  if (op == "AveragePool" && !Symmetric(Pads(n, n.attr_ints("kernel_shape", {}).size())))
+    return "asymmetric pads";
+  if ((op == "MaxPool" || op == "Dropout") && n.num_outputs() > 1 && n.output(1) &&
+      !n.output(1)->name().empty())
+    return "second output";
+  if (op == "Constant" && (!n.attr("value") || !TorchDType(n.attr("value")->t.dtype())))
+    return "constant without a tensor value of a torch dtype";
+  if (op == "Cast" && !TorchDType(ir::DTypeFromOnnx(n.attr_int("to", 0)))) return "cast target";
+  if ((op == "FusedConv" || op == "FusedGemm") && !n.attr_string("activation", "").empty() &&
+      n.attr_string("activation", "") != "Relu" && n.attr_string("activation", "") != "Clip")
+    return "fused activation " + n.attr_string("activation", "");
+  if (op == "FusedConv" && n.num_inputs() > 3 && n.input(3)) return "FusedConv Z input";
+  if (op == "MatMulNBits" && (n.attr_int("bits", 4) != 4 || (n.num_inputs() > 4 && n.input(4))))
+    return "bits other than 4 or g_idx";
+  if (op == "QuantizeLinear" || op == "DequantizeLinear") {
+    for (size_t i : {size_t{0}, size_t{2}}) {
+      const ir::Value* v = n.input(i);
+      if (!v) continue;
+      ir::DType t = v->initializer() ? v->initializer()->dtype() : v->type.dtype;
+      if (t != ir::DType::kInt8 && t != ir::DType::kUInt8 && t != ir::DType::kInt32 &&
+          !(op == "QuantizeLinear" && i == 0))
+        return std::string("quantized type ") + ir::DTypeName(t);
+    }
+    if (n.attr_int("block_size", 0)) return "blocked quantization";
+  }
+  for (const ir::Value* v : n.inputs())
+    if (v && v->initializer() && !TorchDType(v->initializer()->dtype()))
+      return "initializer '" + v->name() + "' of dtype " + ir::DTypeName(v->initializer()->dtype());
+  return "";
+}
+
+struct Generated {
+  std::string source;
+  std::vector<std::pair<std::string, const ir::Tensor*>> weights;
+  std::vector<std::pair<std::string, ir::Tensor>> constants;
+};
+
+Generated Generate(const ir::Model& model) {
+  const ir::Graph& g = *model.graph;
+  std::vector<std::string> problems;
+  for (const ir::Node* n : g.nodes()) {
+    std::string why = Unsupported(*n);
+    if (!why.empty()) problems.push_back(n->describe() + ": " + why);
+  }
+  int64_t opset = model.OpsetVersion("");
+  if (opset > 0 && opset < 13)
+    for (const ir::Node* n : g.nodes())
+      if ((n->op_type() == "Softmax" || n->op_type() == "LogSoftmax") &&
+          n->attr_int("axis", 1) != -1)
+        problems.push_back(n->describe() + ": opset " + std::to_string(opset) +
+                           " Softmax (2-D coercion) is not exported");
+  if (!problems.empty()) {
+    std::string msg =
+        "TorchScript export: " + std::to_string(problems.size()) + " node(s) cannot be written:";
+    for (const std::string& p : problems) msg += "\n  " + p;
+    ThrowUnsupported(msg);
+  }
+  Emitter e(model);
+  std::string args;
+  int arg = 0;
+  for (const ir::Value* v : g.inputs()) {
+    if (v->initializer()) continue;  // a default the caller cannot override in TorchScript
+    std::string name = "x" + std::to_string(arg++);
+    e.names[v] = name;
+    args += ", " + name + ": Tensor";
+  }
+  for (const ir::Node* n : g.nodes()) Writers().at(Key(*n))(e, *n);
+  std::vector<std::string> outs;
+  for (const ir::Value* v : g.outputs()) {
+    auto it = e.names.find(v);
+    if (it == e.names.end()) {
+      if (!v->initializer())
+        ThrowInvalid("TorchScript export: output '" + v->name() + "' has no value");
+      std::string attr = "w" + std::to_string(e.weights.size());
+      e.weights.emplace_back(attr, v->initializer());
+      e.names[v] = "self." + attr;
+      it = e.names.find(v);
+    }
+    outs.push_back(it->second);
+  }
+  std::string ret_type = "Tensor", ret = outs.empty() ? "" : outs[0];
+  if (outs.size() != 1) {
+    ret_type = "Tuple[";
+    ret = "(";
+    for (size_t i = 0; i < outs.size(); ++i) {
+      ret_type += std::string(i ? ", " : "") + "Tensor";
+      ret += (i ? ", " : "") + outs[i];
+    }
+    ret_type += "]";
+    ret += outs.size() == 1 ? ",)" : ")";
+  }
+  Generated gen;
+  gen.source = std::string(kHelpers) + "\ndef forward(self" + args + ") -> " + ret_type + ":\n" +
+               e.body.str() + "    return " + ret + "\n";
+  gen.weights = std::move(e.weights);
+  gen.constants = std::move(e.constants);
+  return gen;
+}
+
+}  // namespace
+
+std::string TorchScriptSource(const ir::Model& model) { return Generate(model).source; }
+
+std::vector<std::string> TorchScriptExportOps() {
+  std::vector<std::string> ops;
+  for (const auto& [k, w] : Writers()) ops.push_back(k);
+  return ops;
+}
+
+void SaveTorchScript(const ir::Model& model, const std::string& path,
+                     const TorchScriptExportOptions& opts) {
+  if (!model.graph) ThrowInvalid(path + ": no graph to export");
+  Generated gen = Generate(model);
+  try {
+    torch::jit::Module m("EdgepressModel");
+    for (const auto& [name, t] : gen.weights) {
+      at::Tensor a = ToAt(*t);
+      bool param = opts.float_weights_as_parameters && at::isFloatingType(a.scalar_type());
+      m.register_parameter(name, a, /*is_buffer=*/!param);
+    }
+    for (const auto& [name, t] : gen.constants) m.register_buffer(name, ToAt(t));
+    m.define(gen.source);
+    WriteFileAtomicWith(path, [&](const std::string& tmp) { m.save(tmp); });
+  } catch (const c10::Error& e) {
+    std::string what = e.what_without_backtrace();
+    ThrowUnsupported(path + ": TorchScript export failed: " + what.substr(0, what.find('\n', 400)));
+  }
+}
+
+}  // namespace edgepress::formats
