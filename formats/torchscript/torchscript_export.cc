@@ -452,6 +452,16 @@ const std::map<std::string, OpWriter>& Writers() {
       {"Abs", [](Emitter& e, const ir::Node& n) { Unary(e, n, "torch.abs"); }},
       {"Not", [](Emitter& e, const ir::Node& n) { Unary(e, n, "torch.logical_not"); }},
       {"Reciprocal", [](Emitter& e, const ir::Node& n) { Unary(e, n, "torch.reciprocal"); }},
+      // ONNX's forms (alpha, beta attributes) as arithmetic: torch.hardsigmoid is fixed to
+      // alpha 1/6 and is not a builtin `define` resolves in 1.13.
+      {"HardSigmoid", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, "torch.clamp(" + e.In(n, 0) + " * " + Float(n.attr_float("alpha", 0.2f)) + " + " +
+                         Float(n.attr_float("beta", 0.5f)) + ", 0.0, 1.0)");
+       }},
+      {"HardSwish", [](Emitter& e, const ir::Node& n) {
+         std::string x = e.In(n, 0);
+         e.Assign(n, "(" + x + " * torch.clamp(" + x + " / 6.0 + 0.5, 0.0, 1.0))");
+       }},
       {"Add", [](Emitter& e, const ir::Node& n) { Binary(e, n, "+"); }},
       {"Sub", [](Emitter& e, const ir::Node& n) { Binary(e, n, "-"); }},
       {"Mul", [](Emitter& e, const ir::Node& n) { Binary(e, n, "*"); }},
