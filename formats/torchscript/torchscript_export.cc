@@ -195,6 +195,129 @@ def _layer_norm(self, x: Tensor, w: Tensor, b: Optional[Tensor], axis: int, eps:
         axis += x.dim()
     xs: List[int] = x.shape
     return torch.layer_norm(x, xs[axis:], w, b, eps)
+
+def _pad(self, x: Tensor, pads_t: Tensor, value: Optional[Tensor], axes_t: Optional[Tensor], mode: int) -> Tensor:
+    pads = self._ints(pads_t)
+    rank = x.dim()
+    axes = list(range(rank))
+    if axes_t is not None:
+        axes = self._ints(axes_t)
+    n = len(axes)
+    for i in range(n):
+        if axes[i] < 0:
+            axes[i] += rank
+    if mode == 0:
+        tp = [0 for _ in range(2 * rank)]
+        for i in range(n):
+            k = rank - 1 - axes[i]
+            tp[2 * k] = pads[i]
+            tp[2 * k + 1] = pads[i + n]
+        v = 0.0
+        if value is not None:
+            if value.numel() == 1:
+                v = float(value.reshape([]).item())
+        return torch.constant_pad_nd(x, tp, v)
+    for i in range(n):
+        a = axes[i]
+        dim = x.size(a)
+        b = pads[i]
+        e = pads[i + n]
+        if b < 0:
+            x = x.narrow(a, -b, dim + b)
+            dim += b
+            b = 0
+        if e < 0:
+            x = x.narrow(a, 0, dim + e)
+            dim += e
+            e = 0
+        if b > 0 or e > 0:
+            j = torch.arange(-b, dim + e, device=x.device)
+            if mode == 1:
+                j = j.clamp(0, dim - 1)
+            elif mode == 3:
+                j = torch.remainder(j, dim)
+            else:
+                period = 2 * (dim - 1)
+                j = torch.remainder(j, period)
+                j = torch.where(j >= dim, period - j, j)
+            x = torch.index_select(x, a, j)
+    return x
+
+def _rnn(self, kind: int, x: Tensor, w: Tensor, r: Tensor, b: Optional[Tensor], h0: Optional[Tensor], c0: Optional[Tensor], p: Optional[Tensor], hidden: int, direction: int, layout: int, lbr: int) -> List[Tensor]:
+    if layout != 0:
+        x = x.transpose(0, 1)
+    H = hidden
+    gates = 1
+    if kind == 1:
+        gates = 3
+    if kind == 2:
+        gates = 4
+    dirs = 1
+    if direction == 2:
+        dirs = 2
+    seq = x.size(0)
+    h_init = torch.zeros([dirs, x.size(1), H], dtype=x.dtype, device=x.device)
+    c_init = h_init
+    if h0 is not None:
+        h_init = h0.transpose(0, 1) if layout != 0 else h0
+    if c0 is not None:
+        c_init = c0.transpose(0, 1) if layout != 0 else c0
+    ys: List[Tensor] = []
+    hs: List[Tensor] = []
+    cs: List[Tensor] = []
+    for d in range(dirs):
+        reverse = direction == 1 or d == 1
+        wd = w[d]
+        rd = r[d]
+        wb = torch.zeros([gates * H], dtype=x.dtype, device=x.device)
+        rb = wb
+        if b is not None:
+            wb = b[d].narrow(0, 0, gates * H)
+            rb = b[d].narrow(0, gates * H, gates * H)
+        xw = torch.matmul(x, wd.t()) + wb
+        h = h_init[d]
+        cell = c_init[d]
+        steps: List[Tensor] = [h for _ in range(seq)]
+        for s in range(seq):
+            t = seq - 1 - s if reverse else s
+            xt = xw[t]
+            if kind == 0:
+                h = torch.tanh(xt + torch.matmul(h, rd.t()) + rb)
+            elif kind == 1:
+                hr = torch.matmul(h, rd.t())
+                z = torch.sigmoid(xt.narrow(1, 0, H) + hr.narrow(1, 0, H) + rb.narrow(0, 0, H))
+                rg = torch.sigmoid(xt.narrow(1, H, H) + hr.narrow(1, H, H) + rb.narrow(0, H, H))
+                rbh = rb.narrow(0, 2 * H, H)
+                if lbr != 0:
+                    cand = torch.tanh(xt.narrow(1, 2 * H, H) + rg * (hr.narrow(1, 2 * H, H) + rbh))
+                else:
+                    cand = torch.tanh(xt.narrow(1, 2 * H, H) + torch.matmul(rg * h, rd.narrow(0, 2 * H, H).t()) + rbh)
+                h = (1 - z) * cand + z * h
+            else:
+                g = xt + torch.matmul(h, rd.t()) + rb
+                i = g.narrow(1, 0, H)
+                o = g.narrow(1, H, H)
+                f = g.narrow(1, 2 * H, H)
+                cc = g.narrow(1, 3 * H, H)
+                if p is not None:
+                    i = i + p[d].narrow(0, 0, H) * cell
+                    f = f + p[d].narrow(0, 2 * H, H) * cell
+                cell = torch.sigmoid(f) * cell + torch.sigmoid(i) * torch.tanh(cc)
+                if p is not None:
+                    o = o + p[d].narrow(0, H, H) * cell
+                h = torch.sigmoid(o) * torch.tanh(cell)
+            steps[t] = h
+        ys.append(torch.stack(steps, 0))
+        hs.append(h)
+        cs.append(cell)
+    y = torch.stack(ys, 1)
+    yh = torch.stack(hs, 0)
+    yc = torch.stack(cs, 0)
+    if layout != 0:
+        y = y.permute([2, 0, 1, 3])
+        yh = yh.transpose(0, 1)
+        yc = yc.transpose(0, 1)
+    return [y, yh, yc]
 )TS";
 
 std::string Float(double v) {
@@ -437,6 +560,22 @@ void QuantizeLinear(Emitter& e, const ir::Node& n) {
                   ", " + TorchDType(out) + ")");
 }
 
+// RNN/GRU/LSTM in ONNX form (gate orders, W/R/B layout) by one helper loop per
+// direction, as the torch backend runs them; outputs Y, Y_h, Y_c where named.
+void Recurrent(Emitter& e, const ir::Node& n) {
+  const std::string op = n.op_type(), dir = n.attr_string("direction", "forward");
+  std::string parts = "p" + std::to_string(e.counter++);
+  e.Line(parts + " = self._rnn(" + (op == "LSTM" ? "2" : op == "GRU" ? "1" : "0") + ", " + e.In(n, 0) + ", " +
+         e.In(n, 1) + ", " + e.In(n, 2) + ", " + e.In(n, 3) + ", " + e.In(n, 5) + ", " +
+         (op == "LSTM" ? e.In(n, 6) + ", " + e.In(n, 7) : std::string("None, None")) + ", " +
+         std::to_string(n.attr_int("hidden_size", 0)) + ", " +
+         (dir == "bidirectional" ? "2" : dir == "reverse" ? "1" : "0") + ", " +
+         std::to_string(n.attr_int("layout", 0)) + ", " + std::to_string(n.attr_int("linear_before_reset", 0)) + ")");
+  for (size_t i = 0; i < n.num_outputs(); ++i)
+    if (n.output(i) && !n.output(i)->name().empty())
+      e.Line(e.Out(n, i) + " = " + parts + "[" + std::to_string(i) + "]");
+}
+
 const std::map<std::string, OpWriter>& Writers() {
   static const std::map<std::string, OpWriter> w = {
       {"Identity", [](Emitter& e, const ir::Node& n) { e.names[n.output(0)] = e.In(n, 0); }},
@@ -587,6 +726,15 @@ const std::map<std::string, OpWriter>& Writers() {
                          std::to_string(n.attr_int("axis", 1)) + ")");
        }},
       {"QuantizeLinear", QuantizeLinear},
+      {"Pad", [](Emitter& e, const ir::Node& n) {
+         const std::string mode = n.attr_string("mode", "constant");
+         int code = mode == "edge" ? 1 : mode == "reflect" ? 2 : mode == "wrap" ? 3 : 0;
+         e.Assign(n, "self._pad(" + e.In(n, 0) + ", " + e.In(n, 1) + ", " + e.In(n, 2) + ", " + e.In(n, 3) +
+                         ", " + std::to_string(code) + ")");
+       }},
+      {"RNN", Recurrent},
+      {"GRU", Recurrent},
+      {"LSTM", Recurrent},
       {"com.microsoft::MatMulNBits", [](Emitter& e, const ir::Node& n) {
          std::string y = "self._nbits(" + e.In(n, 0) + ", " + e.In(n, 1) + ", " + e.In(n, 2) + ", " +
                          e.In(n, 3) + ", " + std::to_string(n.attr_int("N", 0)) + ", " +
@@ -619,6 +767,19 @@ std::string Unsupported(const ir::Node& n) {
   if (op == "Constant" && (!n.attr("value") || !TorchDType(n.attr("value")->t.dtype())))
     return "constant without a tensor value of a torch dtype";
   if (op == "Cast" && !TorchDType(ir::DTypeFromOnnx(n.attr_int("to", 0)))) return "cast target";
+  if (op == "RNN" || op == "GRU" || op == "LSTM") {
+    // The forms the helper writes: default activations, full-length sequences.
+    if (n.has_attr("activations")) return "activations attribute";
+    if (n.has_attr("clip")) return "clip attribute";
+    if (n.attr_int("input_forget", 0)) return "input_forget=1";
+    if (n.num_inputs() > 4 && n.input(4)) return "sequence_lens input";
+    std::string d = n.attr_string("direction", "forward");
+    if (d != "forward" && d != "reverse" && d != "bidirectional") return "direction '" + d + "'";
+  }
+  if (op == "Pad") {
+    std::string m = n.attr_string("mode", "constant");
+    if (m != "constant" && m != "edge" && m != "reflect" && m != "wrap") return "mode '" + m + "'";
+  }
   if ((op == "FusedConv" || op == "FusedGemm") && !n.attr_string("activation", "").empty() &&
       n.attr_string("activation", "") != "Relu" && n.attr_string("activation", "") != "Clip")
     return "fused activation " + n.attr_string("activation", "");

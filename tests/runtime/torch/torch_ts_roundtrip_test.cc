@@ -129,8 +129,8 @@ TEST_P(TorchScriptRoundTrip, ExportedPtMatchesInPython) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, TorchScriptRoundTrip,
                          ::testing::Values("resnet18", "mobilenet_v2", "mobilenet_v3_small",
-                                           "transformer_traced", "transformer_scripted", "digits_cnn",
-                                           "digits_transformer"),
+                                           "transformer_traced", "transformer_scripted", "lstm", "gru",
+                                           "digits_cnn", "digits_transformer", "silero_vad"),
                          [](const auto& info) { return std::string(info.param); });
 
 // Fixtures whose imported graph holds ops the exporter has no TorchScript form for: the
@@ -172,13 +172,11 @@ TEST_P(TorchScriptExportRefused, TorchBackendMatchesAndExportListsMissingOps) {
 
 INSTANTIATE_TEST_SUITE_P(
     Fixtures, TorchScriptExportRefused,
-    ::testing::Values(Refused{"lstm", {"LSTM"}}, Refused{"gru", {"GRU"}},
-                      Refused{"control_flow", {"If", "Loop", "ReduceSum", "Greater"}},
+    ::testing::Values(Refused{"control_flow", {"If", "Loop", "ReduceSum", "Greater"}},
                       Refused{"nontensor", {"If"}},
-                      Refused{"ops", {"Elu", "LeakyRelu", "ConvTranspose", "Pad", "InstanceNormalization",
+                      Refused{"ops", {"Elu", "LeakyRelu", "ConvTranspose", "InstanceNormalization",
                                       "ReduceSum", "ReduceMax", "ConstantOfShape"}},
-                      Refused{"ops2", {"Softplus", "ConvTranspose", "ArgMax", "Less", "Floor", "Tile"}},
-                      Refused{"silero_vad", {"Pad", "LSTM"}}),
+                      Refused{"ops2", {"Softplus", "ConvTranspose", "ArgMax", "Less", "Floor", "Tile"}}),
     [](const auto& info) { return std::string(info.param.fixture); });
 
 }  // namespace
