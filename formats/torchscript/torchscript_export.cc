@@ -243,7 +243,7 @@ def _pad(self, x: Tensor, pads_t: Tensor, value: Optional[Tensor], axes_t: Optio
             x = torch.index_select(x, a, j)
     return x
 
-def _rnn(self, kind: int, x: Tensor, w: Tensor, r: Tensor, b: Optional[Tensor], h0: Optional[Tensor], c0: Optional[Tensor], p: Optional[Tensor], hidden: int, direction: int, layout: int, lbr: int) -> List[Tensor]:
+def _rnn(self, kind: int, x: Tensor, w: Tensor, r: Tensor, b: Optional[Tensor], lens: Optional[Tensor], h0: Optional[Tensor], c0: Optional[Tensor], p: Optional[Tensor], hidden: int, direction: int, layout: int, lbr: int) -> List[Tensor]:
     if layout != 0:
         x = x.transpose(0, 1)
     H = hidden
@@ -256,6 +256,8 @@ def _rnn(self, kind: int, x: Tensor, w: Tensor, r: Tensor, b: Optional[Tensor], 
     if direction == 2:
         dirs = 2
     seq = x.size(0)
+    if lens is not None:
+        assert bool((lens == seq).all()), "sequence_lens shorter than the sequence"
     h_init = torch.zeros([dirs, x.size(1), H], dtype=x.dtype, device=x.device)
     c_init = h_init
     if h0 is not None:
@@ -566,7 +568,7 @@ void Recurrent(Emitter& e, const ir::Node& n) {
   const std::string op = n.op_type(), dir = n.attr_string("direction", "forward");
   std::string parts = "p" + std::to_string(e.counter++);
   e.Line(parts + " = self._rnn(" + (op == "LSTM" ? "2" : op == "GRU" ? "1" : "0") + ", " + e.In(n, 0) + ", " +
-         e.In(n, 1) + ", " + e.In(n, 2) + ", " + e.In(n, 3) + ", " + e.In(n, 5) + ", " +
+         e.In(n, 1) + ", " + e.In(n, 2) + ", " + e.In(n, 3) + ", " + e.In(n, 4) + ", " + e.In(n, 5) + ", " +
          (op == "LSTM" ? e.In(n, 6) + ", " + e.In(n, 7) : std::string("None, None")) + ", " +
          std::to_string(n.attr_int("hidden_size", 0)) + ", " +
          (dir == "bidirectional" ? "2" : dir == "reverse" ? "1" : "0") + ", " +
@@ -768,11 +770,11 @@ std::string Unsupported(const ir::Node& n) {
     return "constant without a tensor value of a torch dtype";
   if (op == "Cast" && !TorchDType(ir::DTypeFromOnnx(n.attr_int("to", 0)))) return "cast target";
   if (op == "RNN" || op == "GRU" || op == "LSTM") {
-    // The forms the helper writes: default activations, full-length sequences.
+    // The forms the helper writes: default activations; sequence_lens, when given, must
+    // be the full length (checked at run time, as the torch backend does).
     if (n.has_attr("activations")) return "activations attribute";
     if (n.has_attr("clip")) return "clip attribute";
     if (n.attr_int("input_forget", 0)) return "input_forget=1";
-    if (n.num_inputs() > 4 && n.input(4)) return "sequence_lens input";
     std::string d = n.attr_string("direction", "forward");
     if (d != "forward" && d != "reverse" && d != "bidirectional") return "direction '" + d + "'";
   }
