@@ -196,6 +196,20 @@ def _layer_norm(self, x: Tensor, w: Tensor, b: Optional[Tensor], axis: int, eps:
     xs: List[int] = x.shape
     return torch.layer_norm(x, xs[axis:], w, b, eps)
 
+def _reduce(self, kind: int, x: Tensor, axes_t: Optional[Tensor], axes_attr: List[int], keep: bool, noop: bool) -> Tensor:
+    axes = axes_attr
+    if axes_t is not None:
+        axes = self._ints(axes_t)
+    if len(axes) == 0:
+        if noop:
+            return x
+        axes = list(range(x.dim()))
+    if kind == 0:
+        return torch.sum(x, axes, keep)
+    if kind == 1:
+        return torch.amax(x, axes, keep)
+    return torch.amin(x, axes, keep)
+
 def _pad(self, x: Tensor, pads_t: Tensor, value: Optional[Tensor], axes_t: Optional[Tensor], mode: int) -> Tensor:
     pads = self._ints(pads_t)
     rank = x.dim()
@@ -414,8 +428,9 @@ struct Emitter {
   explicit Emitter(const ir::Model& m) : model(m) {}
 
   // The expression for an input; "None" for an omitted optional one.
-  std::string In(const ir::Node& n, size_t i) {
-    const ir::Value* v = n.input(i);
+  std::string In(const ir::Node& n, size_t i) { return Expr(n.input(i)); }
+  // The expression for a value (of this graph or, inside an If/Loop body, an enclosing one).
+  std::string Expr(const ir::Value* v) {
     if (!v) return "None";
     auto it = names.find(v);
     if (it != names.end()) return it->second;
@@ -424,13 +439,13 @@ struct Emitter {
       weights.emplace_back(attr, v->initializer());
       return names[v] = "self." + attr;
     }
-    ThrowInvalid("TorchScript export: " + n.describe() + ": input '" + v->name() +
-                 "' has no value");
+    ThrowInvalid("TorchScript export: value '" + v->name() + "' has no value");
   }
   std::string Out(const ir::Node& n, size_t i = 0) {
     return names[n.output(i)] = "v" + std::to_string(counter++);
   }
-  void Line(const std::string& s) { body << "    " << s << "\n"; }
+  int indent = 1;  // If/Loop bodies nest
+  void Line(const std::string& s) { body << std::string(4 * static_cast<size_t>(indent), ' ') << s << "\n"; }
   void Assign(const ir::Node& n, const std::string& expr) { Line(Out(n) + " = " + expr); }
 };
 
@@ -576,6 +591,75 @@ void Recurrent(Emitter& e, const ir::Node& n) {
   for (size_t i = 0; i < n.num_outputs(); ++i)
     if (n.output(i) && !n.output(i)->name().empty())
       e.Line(e.Out(n, i) + " = " + parts + "[" + std::to_string(i) + "]");
+}
+
+void EmitNodes(Emitter& e, const ir::Graph& g);
+
+// If: both branches assign the node's outputs; TorchScript sees one if/else.
+void If(Emitter& e, const ir::Node& n) {
+  std::vector<std::string> outs;
+  for (size_t i = 0; i < n.num_outputs(); ++i) outs.push_back(e.Out(n, i));
+  std::string cond = e.In(n, 0);
+  for (const char* branch : {"then_branch", "else_branch"}) {
+    e.Line(std::string(branch[0] == 't' ? "if bool(" + cond + "):" : "else:"));
+    ++e.indent;
+    const ir::Graph& g = *n.attr(branch)->g;
+    EmitNodes(e, g);
+    for (size_t i = 0; i < outs.size(); ++i) e.Line(outs[i] + " = " + e.Expr(g.outputs()[i]));
+    e.Line("pass");
+    --e.indent;
+  }
+}
+
+// Loop(M, cond, v...) as a while loop: the carried values are the node's first outputs,
+// scan outputs are collected per iteration and stacked on a new axis 0.
+void Loop(Emitter& e, const ir::Node& n) {
+  const ir::Graph& body = *n.attr("body")->g;
+  const std::string id = std::to_string(e.counter++);
+  const std::string trips = "n" + id, go = "c" + id, iter = "i" + id;
+  size_t carried = n.num_inputs() - 2, scans = n.num_outputs() - carried;
+  e.Line(trips + " = " + (n.input(0) ? "int(" + e.In(n, 0) + ".reshape([]).item())" : "9223372036854775807"));
+  e.Line(go + " = " + (n.input(1) ? "bool(" + e.In(n, 1) + ".reshape([]).item())" : "True"));
+  std::vector<std::string> vars, lists;
+  for (size_t j = 0; j < carried; ++j) {
+    vars.push_back(e.Out(n, j));
+    e.Line(vars[j] + " = " + e.In(n, 2 + j));
+  }
+  for (size_t k = 0; k < scans; ++k) {
+    lists.push_back("s" + id + "_" + std::to_string(k));
+    e.Line(lists[k] + ": List[Tensor] = []");
+  }
+  e.Line(iter + " = 0");
+  e.Line("while " + iter + " < " + trips + " and " + go + ":");
+  ++e.indent;
+  e.Line("t" + id + " = torch.tensor(" + iter + ", dtype=4)");
+  e.names[body.inputs()[0]] = "t" + id;
+  e.Line("b" + id + " = torch.tensor(" + go + ")");
+  e.names[body.inputs()[1]] = "b" + id;
+  for (size_t j = 0; j < carried; ++j) e.names[body.inputs()[2 + j]] = vars[j];
+  EmitNodes(e, body);
+  // New values first, then the swap, so a body output that is another carried input
+  // reads the old value.
+  std::vector<std::string> next;
+  for (size_t j = 0; j < carried; ++j) {
+    next.push_back("u" + id + "_" + std::to_string(j));
+    e.Line(next[j] + " = " + e.Expr(body.outputs()[1 + j]));
+  }
+  for (size_t k = 0; k < scans; ++k) e.Line(lists[k] + ".append(" + e.Expr(body.outputs()[1 + carried + k]) + ")");
+  e.Line(go + " = bool(" + e.Expr(body.outputs()[0]) + ".reshape([]).item())");
+  for (size_t j = 0; j < carried; ++j) e.Line(vars[j] + " = " + next[j]);
+  e.Line(iter + " += 1");
+  --e.indent;
+  for (size_t k = 0; k < scans; ++k) e.Line(e.Out(n, carried + k) + " = torch.stack(" + lists[k] + ", 0)");
+}
+
+// ReduceSum/Max/Min: axes from the input (opset 13/18 forms) or the attribute.
+void Reduce(Emitter& e, const ir::Node& n) {
+  const std::string op = n.op_type();
+  e.Assign(n, "self._reduce(" + std::string(op == "ReduceSum" ? "0" : op == "ReduceMax" ? "1" : "2") + ", " +
+                  e.In(n, 0) + ", " + e.In(n, 1) + ", " + AxesAttr(n) + ", " +
+                  (n.attr_int("keepdims", 1) ? "True" : "False") + ", " +
+                  (n.attr_int("noop_with_empty_axes", 0) ? "True" : "False") + ")");
 }
 
 const std::map<std::string, OpWriter>& Writers() {
@@ -728,6 +812,17 @@ const std::map<std::string, OpWriter>& Writers() {
                          std::to_string(n.attr_int("axis", 1)) + ")");
        }},
       {"QuantizeLinear", QuantizeLinear},
+      {"If", If},
+      {"Loop", Loop},
+      {"ReduceSum", Reduce},
+      {"ReduceMax", Reduce},
+      {"ReduceMin", Reduce},
+      {"Greater", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, "torch.gt(" + e.In(n, 0) + ", " + e.In(n, 1) + ")");
+       }},
+      {"Less", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, "torch.lt(" + e.In(n, 0) + ", " + e.In(n, 1) + ")");
+       }},
       {"Pad", [](Emitter& e, const ir::Node& n) {
          const std::string mode = n.attr_string("mode", "constant");
          int code = mode == "edge" ? 1 : mode == "reflect" ? 2 : mode == "wrap" ? 3 : 0;
@@ -778,6 +873,11 @@ std::string Unsupported(const ir::Node& n) {
     std::string d = n.attr_string("direction", "forward");
     if (d != "forward" && d != "reverse" && d != "bidirectional") return "direction '" + d + "'";
   }
+  if (op == "Loop" && n.attr("body") && n.attr("body")->g &&
+      n.attr("body")->g->inputs().size() != n.num_inputs())
+    return "body inputs do not match the loop's";
+  if (op == "If" && (!n.attr("then_branch") || !n.attr("else_branch")))
+    return "missing branch";
   if (op == "Pad") {
     std::string m = n.attr_string("mode", "constant");
     if (m != "constant" && m != "edge" && m != "reflect" && m != "wrap") return "mode '" + m + "'";
@@ -805,6 +905,20 @@ std::string Unsupported(const ir::Node& n) {
   return "";
 }
 
+// Every node that cannot be written, in subgraphs too.
+void CollectProblems(const ir::Graph& g, std::vector<std::string>& problems) {
+  for (const ir::Node* n : g.nodes()) {
+    std::string why = Unsupported(*n);
+    if (!why.empty()) problems.push_back(n->describe() + ": " + why);
+    for (const ir::Attribute& a : n->attributes())
+      if (a.g) CollectProblems(*a.g, problems);
+  }
+}
+
+void EmitNodes(Emitter& e, const ir::Graph& g) {
+  for (const ir::Node* n : g.nodes()) Writers().at(Key(*n))(e, *n);
+}
+
 struct Generated {
   std::string source;
   std::vector<std::pair<std::string, const ir::Tensor*>> weights;
@@ -814,10 +928,7 @@ struct Generated {
 Generated Generate(const ir::Model& model) {
   const ir::Graph& g = *model.graph;
   std::vector<std::string> problems;
-  for (const ir::Node* n : g.nodes()) {
-    std::string why = Unsupported(*n);
-    if (!why.empty()) problems.push_back(n->describe() + ": " + why);
-  }
+  CollectProblems(g, problems);
   int64_t opset = model.OpsetVersion("");
   if (opset > 0 && opset < 13)
     for (const ir::Node* n : g.nodes())
@@ -840,7 +951,7 @@ Generated Generate(const ir::Model& model) {
     e.names[v] = name;
     args += ", " + name + ": Tensor";
   }
-  for (const ir::Node* n : g.nodes()) Writers().at(Key(*n))(e, *n);
+  EmitNodes(e, g);
   std::vector<std::string> outs;
   for (const ir::Value* v : g.outputs()) {
     auto it = e.names.find(v);

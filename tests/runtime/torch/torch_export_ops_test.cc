@@ -1,7 +1,7 @@
-// TorchScript export of the recurrent and padding ops, on the ONNX node tests of Debian's
+// TorchScript export of the recurrent, padding, control-flow, reduction and comparison ops, on the ONNX node tests of Debian's
 // libonnx-testdata (the variants the fixture models do not reach: reverse and batchwise
 // layouts, peepholes, initial states, sequence_lens, linear_before_reset 0, plain RNN;
-// constant, edge and reflect Pad). Each model.onnx is exported as .pt, loaded with
+// constant, edge and reflect Pad; If, Loop, ReduceSum/Max/Min, Greater, Less). Each model.onnx is exported as .pt, loaded with
 // torch::jit::load, run on test_data_set_0, and must give the ONNX reference outputs
 // (scaled max error <= 1e-4, torch_test_util.h). sequence_lens shorter than the sequence
 // is refused at run time with a message, as on the torch backend.
@@ -15,6 +15,7 @@
 #include "formats/onnx/onnx.h"
 #include "formats/torchscript/torchscript_export.h"
 #include "ir/file_util.h"
+#include "runtime/session.h"
 #include "tests/runtime/torch/torch_test_util.h"
 
 namespace edgepress {
@@ -24,7 +25,8 @@ const std::string kNode = "/usr/share/libonnx-testdata/data/node/";
 
 // The dtypes these node tests use.
 const std::vector<std::pair<ir::DType, at::ScalarType>> kTypes = {
-    {ir::DType::kFloat32, at::kFloat}, {ir::DType::kInt64, at::kLong}, {ir::DType::kInt32, at::kInt}};
+    {ir::DType::kFloat32, at::kFloat}, {ir::DType::kInt64, at::kLong}, {ir::DType::kInt32, at::kInt},
+    {ir::DType::kBool, at::kBool}};
 
 at::Tensor ToAt(const ir::Tensor& t) {
   at::ScalarType st = at::kByte;
@@ -99,7 +101,10 @@ INSTANTIATE_TEST_SUITE_P(
                       "test_lstm_with_peepholes", "test_gru_defaults", "test_gru_batchwise", "test_gru_seq_length",
                       "test_gru_with_initial_bias", "test_simple_rnn_defaults", "test_simple_rnn_batchwise",
                       "test_simple_rnn_with_initial_bias", "test_rnn_seq_length", "test_constant_pad",
-                      "test_edge_pad", "test_reflect_pad"),
+                      "test_edge_pad", "test_reflect_pad", "test_if", "test_loop11", "test_greater_bcast",
+                      "test_less_bcast", "test_reduce_sum_keepdims_random", "test_reduce_sum_do_not_keepdims_random",
+                      "test_reduce_sum_default_axes_keepdims_random", "test_reduce_sum_empty_axes_input_noop_random",
+                      "test_reduce_max_negative_axes_keepdims_random", "test_reduce_min_do_not_keepdims_random"),
     [](const auto& info) { return std::string(info.param).substr(5); });
 
 // sequence_lens shorter than the sequence has no form in the helper: a run-time error
@@ -119,6 +124,27 @@ TEST(ExportRecurrent, ShortSequenceLensIsRefusedAtRunTime) {
   } catch (const std::exception& e) {
     EXPECT_NE(std::string(e.what()).find("sequence_lens shorter than the sequence"), std::string::npos) << e.what();
   }
+}
+
+// Both branches of an If survive export: the .pt follows the condition it is given, as
+// the native runtime does.
+TEST(ExportControlFlow, IfTakesTheBranchItIsGiven) {
+  const std::string dir = kNode + "test_if/";
+  if (!Exists(dir + "model.onnx")) GTEST_SKIP() << dir << " is missing (install libonnx-testdata)";
+  auto native = runtime::Session::Create(std::shared_ptr<const ir::Model>(formats::LoadOnnx(dir + "model.onnx")));
+  std::vector<std::vector<double>> seen;
+  for (bool cond : {true, false}) {
+    ir::Tensor c(ir::DType::kBool, {});
+    *static_cast<bool*>(c.mutable_raw()) = cond;
+    std::vector<std::pair<std::string, ir::Tensor>> got = RunExported("test_if", {c});
+    runtime::NamedTensors want = native->Run({{native->inputs()[0]->name(), c}});
+    ASSERT_EQ(got.size(), want.size());
+    got[0].first = want[0].first;
+    test_util::Agreement a = test_util::CompareOutputs(got, want);
+    EXPECT_EQ(a.error, 0) << "cond " << cond << ": " << a.detail;
+    seen.push_back(got[0].second.ToDouble());
+  }
+  EXPECT_NE(seen[0], seen[1]);
 }
 
 }  // namespace
