@@ -812,6 +812,54 @@ const std::map<std::string, OpWriter>& Writers() {
                          std::to_string(n.attr_int("axis", 1)) + ")");
        }},
       {"QuantizeLinear", QuantizeLinear},
+      {"Floor", [](Emitter& e, const ir::Node& n) { Unary(e, n, "torch.floor"); }},
+      {"Elu", [](Emitter& e, const ir::Node& n) {
+         std::string x = e.In(n, 0);
+         e.Assign(n, "torch.where(" + x + " > 0, " + x + ", torch.expm1(" + x + ") * " +
+                         Float(n.attr_float("alpha", 1.0f)) + ")");
+       }},
+      {"LeakyRelu", [](Emitter& e, const ir::Node& n) {
+         std::string x = e.In(n, 0);
+         e.Assign(n, "torch.where(" + x + " >= 0, " + x + ", " + x + " * " + Float(n.attr_float("alpha", 0.01f)) + ")");
+       }},
+      {"Softplus", [](Emitter& e, const ir::Node& n) {  // log(exp(x) + 1) without overflow
+         e.Assign(n, "torch.logaddexp(" + e.In(n, 0) + ", torch.zeros_like(" + e.In(n, 0) + "))");
+       }},
+      {"ArgMax", [](Emitter& e, const ir::Node& n) {
+         std::string x = e.In(n, 0), axis = std::to_string(n.attr_int("axis", 0)),
+                     keep = n.attr_int("keepdims", 1) ? "True" : "False";
+         if (n.attr_int("select_last_index", 0))
+           e.Assign(n, "((" + x + ".size(" + axis + ") - 1) - torch.argmax(torch.flip(" + x + ", [" + axis + "]), " +
+                           axis + ", " + keep + "))");
+         else
+           e.Assign(n, "torch.argmax(" + x + ", " + axis + ", " + keep + ")");
+       }},
+      {"ConstantOfShape", [](Emitter& e, const ir::Node& n) {
+         const ir::Attribute* a = n.attr("value");
+         if (!a) {
+           e.Assign(n, "torch.zeros(self._ints(" + e.In(n, 0) + "), dtype=6)");
+           return;
+         }
+         std::string attr = "c" + std::to_string(e.constants.size());
+         e.constants.emplace_back(attr, a->t);
+         e.Assign(n, "self." + attr + ".reshape([]).expand(self._ints(" + e.In(n, 0) + ")).clone()");
+       }},
+      {"Tile", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, e.In(n, 0) + ".repeat(self._ints(" + e.In(n, 1) + "))");
+       }},
+      {"InstanceNormalization", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, "torch.instance_norm(" + e.In(n, 0) + ", " + e.In(n, 1) + ", " + e.In(n, 2) +
+                         ", None, None, True, 0.0, " + Float(n.attr_float("epsilon", 1e-5f)) + ", False)");
+       }},
+      {"ConvTranspose", [](Emitter& e, const ir::Node& n) {
+         size_t sp = WeightSpatial(n);
+         std::vector<int64_t> pads = Pads(n, sp);
+         e.Assign(n, "torch.conv_transpose" + SpatialPrefix(sp) + "(" + e.In(n, 0) + ", " + e.In(n, 1) + ", " +
+                         e.In(n, 2) + ", " + IntList(Ints(n, "strides", sp, 1)) + ", " +
+                         IntList(std::vector<int64_t>(pads.begin(), pads.begin() + static_cast<long>(sp))) + ", " +
+                         IntList(Ints(n, "output_padding", sp, 0)) + ", " + std::to_string(n.attr_int("group", 1)) +
+                         ", " + IntList(Ints(n, "dilations", sp, 1)) + ")");
+       }},
       {"If", If},
       {"Loop", Loop},
       {"ReduceSum", Reduce},
@@ -878,6 +926,14 @@ std::string Unsupported(const ir::Node& n) {
     return "body inputs do not match the loop's";
   if (op == "If" && (!n.attr("then_branch") || !n.attr("else_branch")))
     return "missing branch";
+  if (op == "ConvTranspose") {
+    if (n.has_attr("output_shape")) return "output_shape attribute";
+    if (n.attr_string("auto_pad", "NOTSET") != "NOTSET" && n.attr_string("auto_pad", "NOTSET") != "VALID")
+      return "auto_pad " + n.attr_string("auto_pad", "");
+    if (!Symmetric(Pads(n, WeightSpatial(n)))) return "asymmetric pads";
+  }
+  if (op == "ConstantOfShape" && n.attr("value") && !TorchDType(n.attr("value")->t.dtype()))
+    return "value of a dtype torch has no form for";
   if (op == "Pad") {
     std::string m = n.attr_string("mode", "constant");
     if (m != "constant" && m != "edge" && m != "reflect" && m != "wrap") return "mode '" + m + "'";

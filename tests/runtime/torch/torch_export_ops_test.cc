@@ -1,7 +1,9 @@
 // TorchScript export of the recurrent, padding, control-flow, reduction and comparison ops, on the ONNX node tests of Debian's
 // libonnx-testdata (the variants the fixture models do not reach: reverse and batchwise
 // layouts, peepholes, initial states, sequence_lens, linear_before_reset 0, plain RNN;
-// constant, edge and reflect Pad; If, Loop, ReduceSum/Max/Min, Greater, Less). Each model.onnx is exported as .pt, loaded with
+// constant, edge and reflect Pad; If, Loop, ReduceSum/Max/Min, Greater, Less; Elu,
+// LeakyRelu, Softplus, Floor, ArgMax, ConstantOfShape, Tile, InstanceNormalization,
+// ConvTranspose). Each model.onnx is exported as .pt, loaded with
 // torch::jit::load, run on test_data_set_0, and must give the ONNX reference outputs
 // (scaled max error <= 1e-4, torch_test_util.h). sequence_lens shorter than the sequence
 // is refused at run time with a message, as on the torch backend.
@@ -104,7 +106,15 @@ INSTANTIATE_TEST_SUITE_P(
                       "test_edge_pad", "test_reflect_pad", "test_if", "test_loop11", "test_greater_bcast",
                       "test_less_bcast", "test_reduce_sum_keepdims_random", "test_reduce_sum_do_not_keepdims_random",
                       "test_reduce_sum_default_axes_keepdims_random", "test_reduce_sum_empty_axes_input_noop_random",
-                      "test_reduce_max_negative_axes_keepdims_random", "test_reduce_min_do_not_keepdims_random"),
+                      "test_reduce_max_negative_axes_keepdims_random", "test_reduce_min_do_not_keepdims_random",
+                      "test_elu", "test_elu_default", "test_leakyrelu", "test_leakyrelu_default", "test_softplus",
+                      "test_floor", "test_argmax_keepdims_random", "test_argmax_no_keepdims_random",
+                      "test_argmax_negative_axis_keepdims_random_select_last_index",
+                      "test_argmax_default_axis_example_select_last_index", "test_constantofshape_float_ones",
+                      "test_constantofshape_int_zeros", "test_tile", "test_instancenorm_example",
+                      "test_instancenorm_epsilon", "test_convtranspose", "test_convtranspose_1d",
+                      "test_convtranspose_3d", "test_convtranspose_dilations", "test_convtranspose_pads",
+                      "test_convtranspose_pad"),
     [](const auto& info) { return std::string(info.param).substr(5); });
 
 // sequence_lens shorter than the sequence has no form in the helper: a run-time error

@@ -16,8 +16,6 @@
 #include "formats/npy/npy.h"
 #include "formats/torchscript/torchscript_export.h"
 #include "formats/torchscript/torchscript_import.h"
-#include "ir/error.h"
-#include "ir/file_util.h"
 #include "ir/verifier.h"
 #include "runtime/torch/torch_session.h"
 #include "tests/formats/torchscript/ts_fixtures.h"
@@ -130,52 +128,8 @@ TEST_P(TorchScriptRoundTrip, ExportedPtMatchesInPython) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, TorchScriptRoundTrip,
                          ::testing::Values("resnet18", "mobilenet_v2", "mobilenet_v3_small",
                                            "transformer_traced", "transformer_scripted", "lstm", "gru",
-                                           "control_flow", "nontensor", "digits_cnn", "digits_transformer",
-                                           "silero_vad"),
+                                           "control_flow", "nontensor", "ops", "ops2", "digits_cnn",
+                                           "digits_transformer", "silero_vad"),
                          [](const auto& info) { return std::string(info.param); });
-
-// Fixtures whose imported graph holds ops the exporter has no TorchScript form for: the
-// torch backend still runs them; the export is refused with Error(kUnsupported) naming
-// every such op, and writes nothing.
-struct Refused {
-  const char* fixture;
-  std::vector<const char*> ops;  // each must be named in the error
-};
-
-class TorchScriptExportRefused : public ::testing::TestWithParam<Refused> {};
-
-TEST_P(TorchScriptExportRefused, TorchBackendMatchesAndExportListsMissingOps) {
-  std::string skip;
-  Fixture f = LoadFixture(GetParam().fixture, &skip);
-  if (!skip.empty()) GTEST_SKIP() << skip;
-  ASSERT_FALSE(f.dir.empty());
-  std::shared_ptr<ir::Model> m = formats::ImportTorchScript(f.dir + "/model.pt", f.options);
-  ir::Verify(*m);
-  runtime::TorchSessionOptions so;
-  so.threads = 1;
-  double err = Compare(GetParam().fixture, runtime::TorchSession::Create(m, so)->Run(f.inputs), f.refs);
-  std::printf("[ fixture ] %s: torch backend max relative error %.3g\n", GetParam().fixture, err);
-  EXPECT_LE(err, 1e-4);
-
-  const std::string pt = ::testing::TempDir() + "/ts_refused_" + GetParam().fixture + ".pt";
-  std::remove(pt.c_str());
-  try {
-    formats::SaveTorchScript(*m, pt);
-    ADD_FAILURE() << GetParam().fixture << ": the export was expected to be refused";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kUnsupported);
-    for (const char* op : GetParam().ops)
-      EXPECT_NE(std::string(e.what()).find(std::string("no TorchScript form for ") + op), std::string::npos)
-          << op << " not named in: " << e.what();
-  }
-  EXPECT_FALSE(FileExists(pt));
-}
-
-INSTANTIATE_TEST_SUITE_P(
-    Fixtures, TorchScriptExportRefused,
-    ::testing::Values(Refused{"ops", {"Elu", "LeakyRelu", "ConvTranspose", "InstanceNormalization",
-                                      "ConstantOfShape"}},
-                      Refused{"ops2", {"Softplus", "ConvTranspose", "ArgMax", "Floor", "Tile"}}),
-    [](const auto& info) { return std::string(info.param.fixture); });
 
 }  // namespace
