@@ -6,7 +6,8 @@
 //  - exported again with SaveTorchScript (.pt -> IR -> .pt), loaded by Python's
 //    torch.jit.load (Debian's /usr/bin/python3) and run there, gives the same outputs.
 // The error is the importer tests' measure, max |a - b| / max |ref| per output.
-// (.pt -> IR -> .onnx in onnxruntime is tests/formats/torchscript/import_test.cc.)
+// .pt -> IR -> .onnx in onnxruntime is tests/formats/torchscript/import_test.cc, and here
+// for silero-vad, which that suite does not run.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -14,6 +15,7 @@
 #include <cstdio>
 
 #include "formats/npy/npy.h"
+#include "formats/onnx/onnx.h"
 #include "formats/torchscript/torchscript_export.h"
 #include "formats/torchscript/torchscript_import.h"
 #include "ir/verifier.h"
@@ -122,6 +124,28 @@ TEST_P(TorchScriptRoundTrip, ExportedPtMatchesInPython) {
   ASSERT_EQ(r.rc, 0) << GetParam() << ": torch.jit.load/forward of the exported .pt failed:\n" << r.output;
   double err = Compare(GetParam(), formats::LoadNpz(out), f_.refs);
   std::printf("[ fixture ] %s: .pt -> IR -> .pt in python, max relative error %.3g\n", GetParam(), err);
+  EXPECT_LE(err, 1e-4);
+}
+
+// .pt -> IR -> .onnx in onnxruntime for the real pretrained model; the other fixtures
+// ONNX round trip is tests/formats/torchscript/import_test.cc.
+TEST(TorchScriptSileroOnnx, OnnxExportMatchesInOnnxruntime) {
+  std::string skip;
+  Fixture f = LoadFixture("silero_vad", &skip);
+  if (!skip.empty()) GTEST_SKIP() << skip;
+  if (!FixturePythonProblem().empty()) GTEST_SKIP() << FixturePythonProblem();
+  ASSERT_FALSE(f.dir.empty());
+  std::unique_ptr<ir::Model> m = formats::ImportTorchScript(f.dir + "/model.pt", f.options);
+  const std::string dir = ::testing::TempDir() + "/ts_roundtrip_silero_onnx";
+  mkdir(dir.c_str(), 0755);
+  formats::SaveOnnx(*m, dir + "/model.onnx");
+  formats::SaveNpz(f.inputs, dir + "/in.npz");
+  RunResult r = RunCommand(ShellQuote(kVenvPython) + " " + ShellQuote(EDGEPRESS_SOURCE_DIR "/tests/fixtures/ort_run.py") +
+                           " " + ShellQuote(dir + "/model.onnx") + " " + ShellQuote(dir + "/in.npz") + " " +
+                           ShellQuote(dir + "/out.npz"));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  double err = Compare("silero_vad", formats::LoadNpz(dir + "/out.npz"), f.refs);
+  std::printf("[ fixture ] silero_vad: .pt -> IR -> .onnx in onnxruntime, max relative error %.3g\n", err);
   EXPECT_LE(err, 1e-4);
 }
 
