@@ -195,6 +195,145 @@ def _layer_norm(self, x: Tensor, w: Tensor, b: Optional[Tensor], axis: int, eps:
         axis += x.dim()
     xs: List[int] = x.shape
     return torch.layer_norm(x, xs[axis:], w, b, eps)
+
+def _reduce(self, kind: int, x: Tensor, axes_t: Optional[Tensor], axes_attr: List[int], keep: bool, noop: bool) -> Tensor:
+    axes = axes_attr
+    if axes_t is not None:
+        axes = self._ints(axes_t)
+    if len(axes) == 0:
+        if noop:
+            return x
+        axes = list(range(x.dim()))
+    if kind == 0:
+        return torch.sum(x, axes, keep)
+    if kind == 1:
+        return torch.amax(x, axes, keep)
+    return torch.amin(x, axes, keep)
+
+def _pad(self, x: Tensor, pads_t: Tensor, value: Optional[Tensor], axes_t: Optional[Tensor], mode: int) -> Tensor:
+    pads = self._ints(pads_t)
+    rank = x.dim()
+    axes = list(range(rank))
+    if axes_t is not None:
+        axes = self._ints(axes_t)
+    n = len(axes)
+    for i in range(n):
+        if axes[i] < 0:
+            axes[i] += rank
+    if mode == 0:
+        tp = [0 for _ in range(2 * rank)]
+        for i in range(n):
+            k = rank - 1 - axes[i]
+            tp[2 * k] = pads[i]
+            tp[2 * k + 1] = pads[i + n]
+        v = 0.0
+        if value is not None:
+            if value.numel() == 1:
+                v = float(value.reshape([]).item())
+        return torch.constant_pad_nd(x, tp, v)
+    for i in range(n):
+        a = axes[i]
+        dim = x.size(a)
+        b = pads[i]
+        e = pads[i + n]
+        if b < 0:
+            x = x.narrow(a, -b, dim + b)
+            dim += b
+            b = 0
+        if e < 0:
+            x = x.narrow(a, 0, dim + e)
+            dim += e
+            e = 0
+        if b > 0 or e > 0:
+            j = torch.arange(-b, dim + e, device=x.device)
+            if mode == 1:
+                j = j.clamp(0, dim - 1)
+            elif mode == 3:
+                j = torch.remainder(j, dim)
+            else:
+                period = 2 * (dim - 1)
+                j = torch.remainder(j, period)
+                j = torch.where(j >= dim, period - j, j)
+            x = torch.index_select(x, a, j)
+    return x
+
+def _rnn(self, kind: int, x: Tensor, w: Tensor, r: Tensor, b: Optional[Tensor], lens: Optional[Tensor], h0: Optional[Tensor], c0: Optional[Tensor], p: Optional[Tensor], hidden: int, direction: int, layout: int, lbr: int) -> List[Tensor]:
+    if layout != 0:
+        x = x.transpose(0, 1)
+    H = hidden
+    gates = 1
+    if kind == 1:
+        gates = 3
+    if kind == 2:
+        gates = 4
+    dirs = 1
+    if direction == 2:
+        dirs = 2
+    seq = x.size(0)
+    if lens is not None:
+        assert bool((lens == seq).all()), "sequence_lens shorter than the sequence"
+    h_init = torch.zeros([dirs, x.size(1), H], dtype=x.dtype, device=x.device)
+    c_init = h_init
+    if h0 is not None:
+        h_init = h0.transpose(0, 1) if layout != 0 else h0
+    if c0 is not None:
+        c_init = c0.transpose(0, 1) if layout != 0 else c0
+    ys: List[Tensor] = []
+    hs: List[Tensor] = []
+    cs: List[Tensor] = []
+    for d in range(dirs):
+        reverse = direction == 1 or d == 1
+        wd = w[d]
+        rd = r[d]
+        wb = torch.zeros([gates * H], dtype=x.dtype, device=x.device)
+        rb = wb
+        if b is not None:
+            wb = b[d].narrow(0, 0, gates * H)
+            rb = b[d].narrow(0, gates * H, gates * H)
+        xw = torch.matmul(x, wd.t()) + wb
+        h = h_init[d]
+        cell = c_init[d]
+        steps: List[Tensor] = [h for _ in range(seq)]
+        for s in range(seq):
+            t = seq - 1 - s if reverse else s
+            xt = xw[t]
+            if kind == 0:
+                h = torch.tanh(xt + torch.matmul(h, rd.t()) + rb)
+            elif kind == 1:
+                hr = torch.matmul(h, rd.t())
+                z = torch.sigmoid(xt.narrow(1, 0, H) + hr.narrow(1, 0, H) + rb.narrow(0, 0, H))
+                rg = torch.sigmoid(xt.narrow(1, H, H) + hr.narrow(1, H, H) + rb.narrow(0, H, H))
+                rbh = rb.narrow(0, 2 * H, H)
+                if lbr != 0:
+                    cand = torch.tanh(xt.narrow(1, 2 * H, H) + rg * (hr.narrow(1, 2 * H, H) + rbh))
+                else:
+                    cand = torch.tanh(xt.narrow(1, 2 * H, H) + torch.matmul(rg * h, rd.narrow(0, 2 * H, H).t()) + rbh)
+                h = (1 - z) * cand + z * h
+            else:
+                g = xt + torch.matmul(h, rd.t()) + rb
+                i = g.narrow(1, 0, H)
+                o = g.narrow(1, H, H)
+                f = g.narrow(1, 2 * H, H)
+                cc = g.narrow(1, 3 * H, H)
+                if p is not None:
+                    i = i + p[d].narrow(0, 0, H) * cell
+                    f = f + p[d].narrow(0, 2 * H, H) * cell
+                cell = torch.sigmoid(f) * cell + torch.sigmoid(i) * torch.tanh(cc)
+                if p is not None:
+                    o = o + p[d].narrow(0, H, H) * cell
+                h = torch.sigmoid(o) * torch.tanh(cell)
+            steps[t] = h
+        ys.append(torch.stack(steps, 0))
+        hs.append(h)
+        cs.append(cell)
+    y = torch.stack(ys, 1)
+    yh = torch.stack(hs, 0)
+    yc = torch.stack(cs, 0)
+    if layout != 0:
+        y = y.permute([2, 0, 1, 3])
+        yh = yh.transpose(0, 1)
+        yc = yc.transpose(0, 1)
+    return [y, yh, yc]
 )TS";
 
 std::string Float(double v) {
@@ -289,8 +428,9 @@ struct Emitter {
   explicit Emitter(const ir::Model& m) : model(m) {}
 
   // The expression for an input; "None" for an omitted optional one.
-  std::string In(const ir::Node& n, size_t i) {
-    const ir::Value* v = n.input(i);
+  std::string In(const ir::Node& n, size_t i) { return Expr(n.input(i)); }
+  // The expression for a value (of this graph or, inside an If/Loop body, an enclosing one).
+  std::string Expr(const ir::Value* v) {
     if (!v) return "None";
     auto it = names.find(v);
     if (it != names.end()) return it->second;
@@ -299,13 +439,13 @@ struct Emitter {
       weights.emplace_back(attr, v->initializer());
       return names[v] = "self." + attr;
     }
-    ThrowInvalid("TorchScript export: " + n.describe() + ": input '" + v->name() +
-                 "' has no value");
+    ThrowInvalid("TorchScript export: value '" + v->name() + "' has no value");
   }
   std::string Out(const ir::Node& n, size_t i = 0) {
     return names[n.output(i)] = "v" + std::to_string(counter++);
   }
-  void Line(const std::string& s) { body << "    " << s << "\n"; }
+  int indent = 1;  // If/Loop bodies nest
+  void Line(const std::string& s) { body << std::string(4 * static_cast<size_t>(indent), ' ') << s << "\n"; }
   void Assign(const ir::Node& n, const std::string& expr) { Line(Out(n) + " = " + expr); }
 };
 
@@ -437,6 +577,91 @@ void QuantizeLinear(Emitter& e, const ir::Node& n) {
                   ", " + TorchDType(out) + ")");
 }
 
+// RNN/GRU/LSTM in ONNX form (gate orders, W/R/B layout) by one helper loop per
+// direction, as the torch backend runs them; outputs Y, Y_h, Y_c where named.
+void Recurrent(Emitter& e, const ir::Node& n) {
+  const std::string op = n.op_type(), dir = n.attr_string("direction", "forward");
+  std::string parts = "p" + std::to_string(e.counter++);
+  e.Line(parts + " = self._rnn(" + (op == "LSTM" ? "2" : op == "GRU" ? "1" : "0") + ", " + e.In(n, 0) + ", " +
+         e.In(n, 1) + ", " + e.In(n, 2) + ", " + e.In(n, 3) + ", " + e.In(n, 4) + ", " + e.In(n, 5) + ", " +
+         (op == "LSTM" ? e.In(n, 6) + ", " + e.In(n, 7) : std::string("None, None")) + ", " +
+         std::to_string(n.attr_int("hidden_size", 0)) + ", " +
+         (dir == "bidirectional" ? "2" : dir == "reverse" ? "1" : "0") + ", " +
+         std::to_string(n.attr_int("layout", 0)) + ", " + std::to_string(n.attr_int("linear_before_reset", 0)) + ")");
+  for (size_t i = 0; i < n.num_outputs(); ++i)
+    if (n.output(i) && !n.output(i)->name().empty())
+      e.Line(e.Out(n, i) + " = " + parts + "[" + std::to_string(i) + "]");
+}
+
+void EmitNodes(Emitter& e, const ir::Graph& g);
+
+// If: both branches assign the node's outputs; TorchScript sees one if/else.
+void If(Emitter& e, const ir::Node& n) {
+  std::vector<std::string> outs;
+  for (size_t i = 0; i < n.num_outputs(); ++i) outs.push_back(e.Out(n, i));
+  std::string cond = e.In(n, 0);
+  for (const char* branch : {"then_branch", "else_branch"}) {
+    e.Line(std::string(branch[0] == 't' ? "if bool(" + cond + "):" : "else:"));
+    ++e.indent;
+    const ir::Graph& g = *n.attr(branch)->g;
+    EmitNodes(e, g);
+    for (size_t i = 0; i < outs.size(); ++i) e.Line(outs[i] + " = " + e.Expr(g.outputs()[i]));
+    e.Line("pass");
+    --e.indent;
+  }
+}
+
+// Loop(M, cond, v...) as a while loop: the carried values are the node's first outputs,
+// scan outputs are collected per iteration and stacked on a new axis 0.
+void Loop(Emitter& e, const ir::Node& n) {
+  const ir::Graph& body = *n.attr("body")->g;
+  const std::string id = std::to_string(e.counter++);
+  const std::string trips = "n" + id, go = "c" + id, iter = "i" + id;
+  size_t carried = n.num_inputs() - 2, scans = n.num_outputs() - carried;
+  e.Line(trips + " = " + (n.input(0) ? "int(" + e.In(n, 0) + ".reshape([]).item())" : "9223372036854775807"));
+  e.Line(go + " = " + (n.input(1) ? "bool(" + e.In(n, 1) + ".reshape([]).item())" : "True"));
+  std::vector<std::string> vars, lists;
+  for (size_t j = 0; j < carried; ++j) {
+    vars.push_back(e.Out(n, j));
+    e.Line(vars[j] + " = " + e.In(n, 2 + j));
+  }
+  for (size_t k = 0; k < scans; ++k) {
+    lists.push_back("s" + id + "_" + std::to_string(k));
+    e.Line(lists[k] + ": List[Tensor] = []");
+  }
+  e.Line(iter + " = 0");
+  e.Line("while " + iter + " < " + trips + " and " + go + ":");
+  ++e.indent;
+  e.Line("t" + id + " = torch.tensor(" + iter + ", dtype=4)");
+  e.names[body.inputs()[0]] = "t" + id;
+  e.Line("b" + id + " = torch.tensor(" + go + ")");
+  e.names[body.inputs()[1]] = "b" + id;
+  for (size_t j = 0; j < carried; ++j) e.names[body.inputs()[2 + j]] = vars[j];
+  EmitNodes(e, body);
+  // New values first, then the swap, so a body output that is another carried input
+  // reads the old value.
+  std::vector<std::string> next;
+  for (size_t j = 0; j < carried; ++j) {
+    next.push_back("u" + id + "_" + std::to_string(j));
+    e.Line(next[j] + " = " + e.Expr(body.outputs()[1 + j]));
+  }
+  for (size_t k = 0; k < scans; ++k) e.Line(lists[k] + ".append(" + e.Expr(body.outputs()[1 + carried + k]) + ")");
+  e.Line(go + " = bool(" + e.Expr(body.outputs()[0]) + ".reshape([]).item())");
+  for (size_t j = 0; j < carried; ++j) e.Line(vars[j] + " = " + next[j]);
+  e.Line(iter + " += 1");
+  --e.indent;
+  for (size_t k = 0; k < scans; ++k) e.Line(e.Out(n, carried + k) + " = torch.stack(" + lists[k] + ", 0)");
+}
+
+// ReduceSum/Max/Min: axes from the input (opset 13/18 forms) or the attribute.
+void Reduce(Emitter& e, const ir::Node& n) {
+  const std::string op = n.op_type();
+  e.Assign(n, "self._reduce(" + std::string(op == "ReduceSum" ? "0" : op == "ReduceMax" ? "1" : "2") + ", " +
+                  e.In(n, 0) + ", " + e.In(n, 1) + ", " + AxesAttr(n) + ", " +
+                  (n.attr_int("keepdims", 1) ? "True" : "False") + ", " +
+                  (n.attr_int("noop_with_empty_axes", 0) ? "True" : "False") + ")");
+}
+
 const std::map<std::string, OpWriter>& Writers() {
   static const std::map<std::string, OpWriter> w = {
       {"Identity", [](Emitter& e, const ir::Node& n) { e.names[n.output(0)] = e.In(n, 0); }},
@@ -452,6 +677,16 @@ const std::map<std::string, OpWriter>& Writers() {
       {"Abs", [](Emitter& e, const ir::Node& n) { Unary(e, n, "torch.abs"); }},
       {"Not", [](Emitter& e, const ir::Node& n) { Unary(e, n, "torch.logical_not"); }},
       {"Reciprocal", [](Emitter& e, const ir::Node& n) { Unary(e, n, "torch.reciprocal"); }},
+      // ONNX's forms (alpha, beta attributes) as arithmetic: torch.hardsigmoid is fixed to
+      // alpha 1/6 and is not a builtin `define` resolves in 1.13.
+      {"HardSigmoid", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, "torch.clamp(" + e.In(n, 0) + " * " + Float(n.attr_float("alpha", 0.2f)) + " + " +
+                         Float(n.attr_float("beta", 0.5f)) + ", 0.0, 1.0)");
+       }},
+      {"HardSwish", [](Emitter& e, const ir::Node& n) {
+         std::string x = e.In(n, 0);
+         e.Assign(n, "(" + x + " * torch.clamp(" + x + " / 6.0 + 0.5, 0.0, 1.0))");
+       }},
       {"Add", [](Emitter& e, const ir::Node& n) { Binary(e, n, "+"); }},
       {"Sub", [](Emitter& e, const ir::Node& n) { Binary(e, n, "-"); }},
       {"Mul", [](Emitter& e, const ir::Node& n) { Binary(e, n, "*"); }},
@@ -577,6 +812,74 @@ const std::map<std::string, OpWriter>& Writers() {
                          std::to_string(n.attr_int("axis", 1)) + ")");
        }},
       {"QuantizeLinear", QuantizeLinear},
+      {"Floor", [](Emitter& e, const ir::Node& n) { Unary(e, n, "torch.floor"); }},
+      {"Elu", [](Emitter& e, const ir::Node& n) {
+         std::string x = e.In(n, 0);
+         e.Assign(n, "torch.where(" + x + " > 0, " + x + ", torch.expm1(" + x + ") * " +
+                         Float(n.attr_float("alpha", 1.0f)) + ")");
+       }},
+      {"LeakyRelu", [](Emitter& e, const ir::Node& n) {
+         std::string x = e.In(n, 0);
+         e.Assign(n, "torch.where(" + x + " >= 0, " + x + ", " + x + " * " + Float(n.attr_float("alpha", 0.01f)) + ")");
+       }},
+      {"Softplus", [](Emitter& e, const ir::Node& n) {  // log(exp(x) + 1) without overflow
+         e.Assign(n, "torch.logaddexp(" + e.In(n, 0) + ", torch.zeros_like(" + e.In(n, 0) + "))");
+       }},
+      {"ArgMax", [](Emitter& e, const ir::Node& n) {
+         std::string x = e.In(n, 0), axis = std::to_string(n.attr_int("axis", 0)),
+                     keep = n.attr_int("keepdims", 1) ? "True" : "False";
+         if (n.attr_int("select_last_index", 0))
+           e.Assign(n, "((" + x + ".size(" + axis + ") - 1) - torch.argmax(torch.flip(" + x + ", [" + axis + "]), " +
+                           axis + ", " + keep + "))");
+         else
+           e.Assign(n, "torch.argmax(" + x + ", " + axis + ", " + keep + ")");
+       }},
+      {"ConstantOfShape", [](Emitter& e, const ir::Node& n) {
+         const ir::Attribute* a = n.attr("value");
+         if (!a) {
+           e.Assign(n, "torch.zeros(self._ints(" + e.In(n, 0) + "), dtype=6)");
+           return;
+         }
+         std::string attr = "c" + std::to_string(e.constants.size());
+         e.constants.emplace_back(attr, a->t);
+         e.Assign(n, "self." + attr + ".reshape([]).expand(self._ints(" + e.In(n, 0) + ")).clone()");
+       }},
+      {"Tile", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, e.In(n, 0) + ".repeat(self._ints(" + e.In(n, 1) + "))");
+       }},
+      {"InstanceNormalization", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, "torch.instance_norm(" + e.In(n, 0) + ", " + e.In(n, 1) + ", " + e.In(n, 2) +
+                         ", None, None, True, 0.0, " + Float(n.attr_float("epsilon", 1e-5f)) + ", False)");
+       }},
+      {"ConvTranspose", [](Emitter& e, const ir::Node& n) {
+         size_t sp = WeightSpatial(n);
+         std::vector<int64_t> pads = Pads(n, sp);
+         e.Assign(n, "torch.conv_transpose" + SpatialPrefix(sp) + "(" + e.In(n, 0) + ", " + e.In(n, 1) + ", " +
+                         e.In(n, 2) + ", " + IntList(Ints(n, "strides", sp, 1)) + ", " +
+                         IntList(std::vector<int64_t>(pads.begin(), pads.begin() + static_cast<long>(sp))) + ", " +
+                         IntList(Ints(n, "output_padding", sp, 0)) + ", " + std::to_string(n.attr_int("group", 1)) +
+                         ", " + IntList(Ints(n, "dilations", sp, 1)) + ")");
+       }},
+      {"If", If},
+      {"Loop", Loop},
+      {"ReduceSum", Reduce},
+      {"ReduceMax", Reduce},
+      {"ReduceMin", Reduce},
+      {"Greater", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, "torch.gt(" + e.In(n, 0) + ", " + e.In(n, 1) + ")");
+       }},
+      {"Less", [](Emitter& e, const ir::Node& n) {
+         e.Assign(n, "torch.lt(" + e.In(n, 0) + ", " + e.In(n, 1) + ")");
+       }},
+      {"Pad", [](Emitter& e, const ir::Node& n) {
+         const std::string mode = n.attr_string("mode", "constant");
+         int code = mode == "edge" ? 1 : mode == "reflect" ? 2 : mode == "wrap" ? 3 : 0;
+         e.Assign(n, "self._pad(" + e.In(n, 0) + ", " + e.In(n, 1) + ", " + e.In(n, 2) + ", " + e.In(n, 3) +
+                         ", " + std::to_string(code) + ")");
+       }},
+      {"RNN", Recurrent},
+      {"GRU", Recurrent},
+      {"LSTM", Recurrent},
       {"com.microsoft::MatMulNBits", [](Emitter& e, const ir::Node& n) {
          std::string y = "self._nbits(" + e.In(n, 0) + ", " + e.In(n, 1) + ", " + e.In(n, 2) + ", " +
                          e.In(n, 3) + ", " + std::to_string(n.attr_int("N", 0)) + ", " +
@@ -609,6 +912,32 @@ std::string Unsupported(const ir::Node& n) {
   if (op == "Constant" && (!n.attr("value") || !TorchDType(n.attr("value")->t.dtype())))
     return "constant without a tensor value of a torch dtype";
   if (op == "Cast" && !TorchDType(ir::DTypeFromOnnx(n.attr_int("to", 0)))) return "cast target";
+  if (op == "RNN" || op == "GRU" || op == "LSTM") {
+    // The forms the helper writes: default activations; sequence_lens, when given, must
+    // be the full length (checked at run time, as the torch backend does).
+    if (n.has_attr("activations")) return "activations attribute";
+    if (n.has_attr("clip")) return "clip attribute";
+    if (n.attr_int("input_forget", 0)) return "input_forget=1";
+    std::string d = n.attr_string("direction", "forward");
+    if (d != "forward" && d != "reverse" && d != "bidirectional") return "direction '" + d + "'";
+  }
+  if (op == "Loop" && n.attr("body") && n.attr("body")->g &&
+      n.attr("body")->g->inputs().size() != n.num_inputs())
+    return "body inputs do not match the loop's";
+  if (op == "If" && (!n.attr("then_branch") || !n.attr("else_branch")))
+    return "missing branch";
+  if (op == "ConvTranspose") {
+    if (n.has_attr("output_shape")) return "output_shape attribute";
+    if (n.attr_string("auto_pad", "NOTSET") != "NOTSET" && n.attr_string("auto_pad", "NOTSET") != "VALID")
+      return "auto_pad " + n.attr_string("auto_pad", "");
+    if (!Symmetric(Pads(n, WeightSpatial(n)))) return "asymmetric pads";
+  }
+  if (op == "ConstantOfShape" && n.attr("value") && !TorchDType(n.attr("value")->t.dtype()))
+    return "value of a dtype torch has no form for";
+  if (op == "Pad") {
+    std::string m = n.attr_string("mode", "constant");
+    if (m != "constant" && m != "edge" && m != "reflect" && m != "wrap") return "mode '" + m + "'";
+  }
   if ((op == "FusedConv" || op == "FusedGemm") && !n.attr_string("activation", "").empty() &&
       n.attr_string("activation", "") != "Relu" && n.attr_string("activation", "") != "Clip")
     return "fused activation " + n.attr_string("activation", "");
@@ -632,6 +961,20 @@ std::string Unsupported(const ir::Node& n) {
   return "";
 }
 
+// Every node that cannot be written, in subgraphs too.
+void CollectProblems(const ir::Graph& g, std::vector<std::string>& problems) {
+  for (const ir::Node* n : g.nodes()) {
+    std::string why = Unsupported(*n);
+    if (!why.empty()) problems.push_back(n->describe() + ": " + why);
+    for (const ir::Attribute& a : n->attributes())
+      if (a.g) CollectProblems(*a.g, problems);
+  }
+}
+
+void EmitNodes(Emitter& e, const ir::Graph& g) {
+  for (const ir::Node* n : g.nodes()) Writers().at(Key(*n))(e, *n);
+}
+
 struct Generated {
   std::string source;
   std::vector<std::pair<std::string, const ir::Tensor*>> weights;
@@ -641,10 +984,7 @@ struct Generated {
 Generated Generate(const ir::Model& model) {
   const ir::Graph& g = *model.graph;
   std::vector<std::string> problems;
-  for (const ir::Node* n : g.nodes()) {
-    std::string why = Unsupported(*n);
-    if (!why.empty()) problems.push_back(n->describe() + ": " + why);
-  }
+  CollectProblems(g, problems);
   int64_t opset = model.OpsetVersion("");
   if (opset > 0 && opset < 13)
     for (const ir::Node* n : g.nodes())
@@ -667,7 +1007,7 @@ Generated Generate(const ir::Model& model) {
     e.names[v] = name;
     args += ", " + name + ": Tensor";
   }
-  for (const ir::Node* n : g.nodes()) Writers().at(Key(*n))(e, *n);
+  EmitNodes(e, g);
   std::vector<std::string> outs;
   for (const ir::Value* v : g.outputs()) {
     auto it = e.names.find(v);

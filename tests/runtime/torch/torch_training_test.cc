@@ -9,23 +9,22 @@
 #include <gtest/gtest.h>
 #include <torch/script.h>
 #include <torch/torch.h>
-#include <zlib.h>
 
 #include <cstdio>
 #include <cstdlib>
-#include <sstream>
 
 #include "formats/onnx/onnx.h"
 #include "formats/torchscript/torchscript_export.h"
 #include "ir/error.h"
 #include "runtime/session.h"
 #include "runtime/torch/torch_session.h"
+#include "tests/runtime/torch/sklearn_digits.h"
 #include "tests/runtime/torch/torch_test_util.h"
 
 namespace edgepress::runtime {
 namespace {
 
-const char* kDigitsCsv = "/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz";
+const char* kDigitsCsv = test_util::kSklearnDigitsCsv;
 const std::string kModel = EDGEPRESS_SOURCE_DIR "/examples/digits/digits_cnn.onnx";
 
 struct Digits {
@@ -33,30 +32,12 @@ struct Digits {
 };
 
 Digits LoadDigits() {
-  gzFile f = gzopen(kDigitsCsv, "rb");
-  if (!f) return {};
-  std::string text;
-  char buf[65536];
-  int n;
-  while ((n = gzread(f, buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
-  gzclose(f);
-  std::vector<float> px;
-  std::vector<int64_t> labels;
-  std::istringstream lines(text);
-  std::string line;
-  while (std::getline(lines, line)) {
-    std::istringstream cells(line);
-    std::string cell;
-    std::vector<float> row;
-    while (std::getline(cells, cell, ',')) row.push_back(std::stof(cell));
-    if (row.size() != 65) continue;
-    for (int i = 0; i < 64; ++i) px.push_back(row[i] / 16.0f);
-    labels.push_back(static_cast<int64_t>(row[64]));
-  }
+  test_util::SklearnDigits raw = test_util::LoadSklearnDigits();
+  if (raw.labels.empty()) return {};
   Digits d;
-  int64_t count = static_cast<int64_t>(labels.size());
-  d.x = torch::from_blob(px.data(), {count, 1, 8, 8}).clone();
-  d.y = torch::from_blob(labels.data(), {count}, torch::kLong).clone();
+  int64_t count = static_cast<int64_t>(raw.labels.size());
+  d.x = torch::from_blob(raw.pixels.data(), {count, 1, 8, 8}).clone();
+  d.y = torch::from_blob(raw.labels.data(), {count}, torch::kLong).clone();
   return d;
 }
 
