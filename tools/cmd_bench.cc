@@ -18,6 +18,7 @@
 #include "ir/error.h"
 #include "runtime/session.h"
 #include "tools/cli.h"
+#include "tools/recipe.h"
 #include "tools/model_io.h"
 
 namespace edgepress::tools {
@@ -45,6 +46,7 @@ void AddBenchCommand(CLI::App& app, Action& action) {
     std::string model, input;
     std::vector<std::string> dims;
     int threads = 1, warmup = 3, iters = 0;
+    std::string max_memory;
     bool no_optimize = false;
     double seconds = 0;
     bool json = false;
@@ -54,6 +56,9 @@ void AddBenchCommand(CLI::App& app, Action& action) {
   cmd->add_option("MODEL", o->model, "model file (.onnx, .epk)")->required();
   cmd->add_option("--input", o->input, "inputs by name (.npz); default: random data");
   cmd->add_option("--dim", o->dims, "size of a symbolic dimension for random inputs (name=N)");
+  cmd->add_option("--max-memory", o->max_memory,
+                  "largest tensor one node may allocate (\"4GiB\", \"512MB\"; default: half "
+                  "the physical memory); a model that needs more fails naming the node");
   cmd->add_option("--threads", o->threads, "worker threads (0 = all cores)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
@@ -84,6 +89,7 @@ void AddBenchCommand(CLI::App& app, Action& action) {
       }
       runtime::SessionOptions so;
       so.threads = o->threads;
+      so.max_memory_bytes = ParseMaxMemoryOption(o->max_memory);
       auto t0 = Clock::now();
       auto session =
           runtime::Session::Create(std::shared_ptr<const ir::Model>(LoadModelForRun(o->model, !o->no_optimize)), so);

@@ -864,4 +864,13 @@ std::string RecipeToYaml(const Recipe& r) {
   return std::string(out.c_str()) + "\n";
 }
 
+uint64_t ParseMaxMemoryOption(const std::string& text) {
+  if (text.empty()) return 0;
+  int64_t v = 0;
+  if (!ParseSize(text, &v) || v <= 0)
+    throw Error(ErrorCode::kUsage, "--max-memory expects a size > 0 (\"4GiB\", \"512MB\", "
+                                   "bytes), got '" + text + "'");
+  return static_cast<uint64_t>(v);
+}
+
 }  // namespace edgepress::tools
