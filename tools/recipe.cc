@@ -178,6 +178,12 @@ class FileReader {
 
   std::string Scalar(const YAML::Node& n, const std::string& path, const char* what) const {
     if (!n.IsScalar()) Fail(n, "'" + path + "' must be " + what + ", got " + Kind(n));
+    // YAML allows only printable characters (plus tab and line breaks); yaml-cpp passes
+    // others through, and a NUL would cut RecipeToYaml's output short.
+    for (unsigned char c : n.Scalar())
+      if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f)
+        Fail(n, "'" + path + "' contains the control character " + fmt::format("0x{:02x}", c) +
+                    " (not allowed in YAML)");
     return n.Scalar();
   }
   std::string String(const YAML::Node& n, const std::string& path) const {
@@ -861,6 +867,10 @@ std::string RecipeToYaml(const Recipe& r) {
   out << YAML::EndMap;
 
   out << YAML::EndMap;
+  // The emitter stops at the first value it cannot write; never hand out half a recipe.
+  if (!out.good())
+    throw Error(ErrorCode::kInternal, "recipe '" + r.name + "' cannot be written as YAML: " +
+                                          out.GetLastError());
   return std::string(out.c_str()) + "\n";
 }
 
