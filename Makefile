@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 
-.PHONY: demo test setup setup-build build build-asan test-asan clean
+.PHONY: demo test setup setup-build build build-asan test-asan fuzz clean
 
 setup:
 	scripts/setup.sh
@@ -25,12 +25,14 @@ demo: build
 	scripts/demo.sh $(BUILD)
 
 # The Release suite, then the sanitizer configuration over the targets without
-# LibTorch (readers and the runtime are where bad input could corrupt memory).
+# LibTorch (readers and the runtime are where bad input could corrupt memory), then every
+# libFuzzer target for FUZZ_SECONDS (60 s) each.
 test: setup
 	cmake -S . -B $(BUILD) -G Ninja $(CMAKE_MAIN)
 	cmake --build $(BUILD) -j $(JOBS)
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) --timeout 900
 	$(MAKE) test-asan
+	$(MAKE) fuzz
 
 build-asan: setup
 	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release \
@@ -51,5 +53,12 @@ test-asan: build-asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) --timeout 900 -E "$(ASAN_EXCLUDE)"
 
+# Every libFuzzer target of fuzz/ for FUZZ_SECONDS each, one at a time (clang, its own
+# build dir build-fuzz; see fuzz/README.md). Non-zero exit on a crash, sanitizer report,
+# leak, timeout or an exception other than edgepress::Error.
+FUZZ_SECONDS ?= 60
+fuzz: setup
+	JOBS=$(JOBS) scripts/fuzz.sh all $(FUZZ_SECONDS)
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

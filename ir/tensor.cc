@@ -51,6 +51,11 @@ uint64_t ElementCount(const std::vector<int64_t>& shape) {
 
 Tensor::Tensor(DType dtype, std::vector<int64_t> shape)
     : dtype_(dtype), shape_(std::move(shape)), numel_(ElementCount(shape_)) {
+  // DTypeBytes would wrap around for more (128 bits per element at most); a buffer sized
+  // by the wrapped count would be far smaller than what kernels then write.
+  if (numel_ > (UINT64_MAX - 7) / 128)
+    ThrowInvalid("tensor of " + std::to_string(numel_) + " elements is too large to be held "
+                 "in memory");
   if (dtype_ == DType::kString) {
     strings_.resize(numel_);
     return;

@@ -6,6 +6,8 @@
 #include <map>
 #include <set>
 #include <thread>
+
+#include <unistd.h>
 #include <unordered_map>
 
 #include "ir/error.h"
@@ -84,11 +86,22 @@ class SessionContext : public KernelContext {
   }
   ir::Tensor& AllocateOutput(size_t i, ir::DType dtype, std::vector<int64_t> shape) override {
     ir::Tensor& out = Slot(i);
+    uint64_t count = ir::ElementCount(shape);
+    // A string element counts as the 32 bytes of a std::string, so strings are bounded too.
+    uint64_t bytes = dtype != ir::DType::kString ? ir::DTypeBytes(dtype, count)
+                     : count > UINT64_MAX / 32   ? UINT64_MAX
+                                                 : count * 32;
+    if (bytes > s_.max_memory_bytes_)
+      throw Error(ErrorCode::kInvalidInput,
+                  np_.node->describe() + ": output " + std::to_string(i) + " of shape " +
+                      ir::ShapeToString(ir::MakeShape(shape)) + " would take " +
+                      std::to_string(bytes) + " bytes, over the memory limit of " +
+                      std::to_string(s_.max_memory_bytes_) +
+                      " bytes (SessionOptions::max_memory_bytes, --max-memory)");
     if (dtype == ir::DType::kString || !s_.opts_.reuse_buffers) {
       out = ir::Tensor(dtype, std::move(shape));
       return out;
     }
-    uint64_t bytes = ir::DTypeBytes(dtype, ir::ElementCount(shape));
     if (i == 0 && in_place_slot_ >= 0) {
       ir::Tensor& in = frame_.slots[in_place_slot_];
       if (in.dtype() == dtype && in.shape() == shape && in.offset() == 0 && in.buffer() &&
@@ -137,10 +150,17 @@ Session::Session(std::shared_ptr<const ir::Model> model, const SessionOptions& o
 
 Session::~Session() = default;
 
+uint64_t DefaultMaxMemoryBytes() {
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page <= 0) return uint64_t{1} << 30;
+  return static_cast<uint64_t>(pages) / 2 * static_cast<uint64_t>(page);
+}
+
 std::unique_ptr<Session> Session::Create(std::shared_ptr<const ir::Model> model,
                                          const SessionOptions& opts) {
   if (!model || !model->graph) ThrowInvalid("Session::Create: no model");
   std::unique_ptr<Session> s(new Session(std::move(model), opts));
+  s->max_memory_bytes_ = opts.max_memory_bytes ? opts.max_memory_bytes : DefaultMaxMemoryBytes();
   int threads = opts.threads;
   if (threads <= 0) threads = std::max(1u, std::thread::hardware_concurrency());
   s->pool_ = std::make_unique<ThreadPool>(threads);

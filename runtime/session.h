@@ -38,6 +38,11 @@ struct SessionOptions {
   // Run eligible elementwise ops in place on an input whose last reader they are.
   bool in_place = true;
   bool profile = false;  // time every node (Session::Profile)
+  // Largest tensor one node output may take, in bytes; 0 = DefaultMaxMemoryBytes(). A model
+  // whose shapes (a declared input, a Reshape/Expand/ConstantOfShape/Tile target) would
+  // need more fails with an Error naming the node and the size instead of the process
+  // being killed for running out of memory.
+  uint64_t max_memory_bytes = 0;
   // Kernel table to use; nullptr = GlobalKernelRegistry() (tests pass their own).
   const KernelRegistry* registry = nullptr;
   // Called after every main-graph node has run, with its outputs (nullptr for an output
@@ -46,6 +51,9 @@ struct SessionOptions {
   // Not called for nodes of If/Loop/Scan bodies or for constants folded at planning.
   std::function<void(const ir::Node&, const std::vector<const ir::Tensor*>&)> observer;
 };
+
+// Half the physical memory (1 GiB when it cannot be read).
+uint64_t DefaultMaxMemoryBytes();
 
 struct NodeKernelInfo {
   std::string node;    // node name (may be empty in the model)
@@ -118,6 +126,7 @@ class Session {
   std::unique_ptr<BufferArena> arena_;
   std::mutex run_mu_;
   uint64_t in_place_count_ = 0;
+  uint64_t max_memory_bytes_ = 0;  // resolved SessionOptions::max_memory_bytes
 };
 
 }  // namespace edgepress::runtime

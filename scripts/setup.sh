@@ -12,8 +12,9 @@ build_pkgs=(build-essential make cmake ninja-build pkg-config zlib1g-dev
   libtorch-dev)
 # Test data and fixtures: ONNX conformance data, Debian's torch/onnx/numpy/sklearn for
 # fixture scripts, python3-venv for the project venv that holds onnxruntime.
+# clang + libclang-rt-dev: libFuzzer and the sanitizers for the fuzz targets (make fuzz).
 test_pkgs=(libonnx-testdata python3 python3-venv python3-numpy python3-onnx python3-torch
-  python3-torchvision python3-sklearn chromium espeak-ng)
+  python3-torchvision python3-sklearn chromium espeak-ng clang libclang-rt-dev)
 
 want=("${build_pkgs[@]}")
 [ "${1:-}" = "--build" ] || want+=("${test_pkgs[@]}")

@@ -179,6 +179,12 @@ class FileReader {
 
   std::string Scalar(const YAML::Node& n, const std::string& path, const char* what) const {
     if (!n.IsScalar()) Fail(n, "'" + path + "' must be " + what + ", got " + Kind(n));
+    // YAML allows only printable characters (plus tab and line breaks); yaml-cpp passes
+    // others through, and a NUL would cut RecipeToYaml's output short.
+    for (unsigned char c : n.Scalar())
+      if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f)
+        Fail(n, "'" + path + "' contains the control character " + fmt::format("0x{:02x}", c) +
+                    " (not allowed in YAML)");
     return n.Scalar();
   }
   std::string String(const YAML::Node& n, const std::string& path) const {
@@ -891,7 +897,20 @@ std::string RecipeToYaml(const Recipe& r) {
   out << YAML::EndMap;
 
   out << YAML::EndMap;
+  // The emitter stops at the first value it cannot write; never hand out half a recipe.
+  if (!out.good())
+    throw Error(ErrorCode::kInternal, "recipe '" + r.name + "' cannot be written as YAML: " +
+                                          out.GetLastError());
   return std::string(out.c_str()) + "\n";
+}
+
+uint64_t ParseMaxMemoryOption(const std::string& text) {
+  if (text.empty()) return 0;
+  int64_t v = 0;
+  if (!ParseSize(text, &v) || v <= 0)
+    throw Error(ErrorCode::kUsage, "--max-memory expects a size > 0 (\"4GiB\", \"512MB\", "
+                                   "bytes), got '" + text + "'");
+  return static_cast<uint64_t>(v);
 }
 
 }  // namespace edgepress::tools

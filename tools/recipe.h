@@ -110,6 +110,11 @@ std::string RecipeToYaml(const Recipe& r);
 // pipeline as written; tuning steps accumulate). An override sets its option in every step
 // of its pass, replacing the value given there or adding it.
 std::vector<RecipeStep> PipelineAfterTuning(const Recipe& r, size_t n);
+// `--max-memory` of run/bench: a size in the recipes' syntax ("4GiB", "512MB", bytes) for
+// runtime::SessionOptions::max_memory_bytes; empty gives 0 (the default limit). Throws
+// Error(kUsage) on anything else.
+uint64_t ParseMaxMemoryOption(const std::string& text);
+
 // Where shipped recipes are looked up, in order: $EDGEPRESS_RECIPES_DIR, then the first
 // `recipes/` (holding base.yaml) or `share/edgepress/recipes/` found walking up from the
 // directory of the running executable. Existing directories only.

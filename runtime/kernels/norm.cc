@@ -189,6 +189,13 @@ class BatchNormKernel : public Kernel {
   }
   void Run(KernelContext& ctx) override {
     const ir::Node& node = ctx.node();
+    // Y, plus running_mean/running_var in training mode; nothing else is computed
+    // (opset < 14's saved_mean/saved_var, or statistics outside training mode).
+    for (size_t o = training_ ? 3 : 1; o < ctx.num_outputs(); ++o)
+      if (ctx.output_requested(o))
+        ThrowUnsupported(node.describe() + ": output " + std::to_string(o) +
+                         (training_ ? " (saved mean/variance) is not supported"
+                                    : " (running statistics) needs training_mode=1"));
     const ir::Tensor& x = F32Input(ctx, 0, "X");
     int64_t n, c, inner;
     SplitNC(node, x, 2, &n, &c, &inner);

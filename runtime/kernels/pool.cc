@@ -361,11 +361,26 @@ __attribute__((target("avx2,fma"))) void PoolRowsAvx2(const PoolGeom& g, bool is
   }
 }
 
+// Padded row width: every tap of every output must land inside the buffer.
+int64_t PaddedRowWidth(const PoolGeom& g) {
+  return std::max(g.pb[2] + g.in[2], (g.out[2] - 1) * g.s[2] + (g.k[2] - 1) * g.d[2] + 1);
+}
+
+// The AVX2 path copies each row into a scratch row as wide as the pads and the dilated
+// kernel reach. Pads or dilations far beyond the row (a hostile model: found by
+// fuzz_epk_run, a 4 GiB scratch row for a tiny output) take the reference path, which
+// reads in place.
+bool PaddedRowFits(const PoolGeom& g) {
+  constexpr double kMaxPaddedRow = 1 << 20;  // floats per thread
+  const double reach = static_cast<double>(g.out[2] - 1) * static_cast<double>(g.s[2]) +
+                       static_cast<double>(g.k[2] - 1) * static_cast<double>(g.d[2]) + 1;
+  return static_cast<double>(g.pb[2]) + static_cast<double>(g.in[2]) <= kMaxPaddedRow &&
+         reach <= kMaxPaddedRow;
+}
+
 void PoolAvx2(const PoolGeom& g, bool is_max, bool include_pad, const float* x, float* y,
               ThreadPool& pool) {
-  // Padded row width: every tap of every output must land inside the buffer.
-  const int64_t wp = std::max(g.pb[2] + g.in[2],
-                              (g.out[2] - 1) * g.s[2] + (g.k[2] - 1) * g.d[2] + 1);
+  const int64_t wp = PaddedRowWidth(g);
   std::vector<float> inv_col(g.out[2]);
   for (int64_t q = 0; q < g.out[2]; ++q) {
     int64_t lo, hi;
@@ -440,7 +455,7 @@ class MaxPoolKernel : public Kernel {
     if (y.numel() == 0) return;
 #if defined(__x86_64__)
     if constexpr (std::is_same_v<T, float>) {
-      if (simd_ && !idx) {
+      if (simd_ && !idx && (attrs_.global || PaddedRowFits(g))) {
         if (attrs_.global)
           GlobalPoolAvx2(g.n * g.c, g.in_plane(), true, x->data<float>(), y.mutable_data<float>(),
                          ctx.pool());
@@ -471,7 +486,7 @@ class AvgLpPoolKernel : public Kernel {
     ir::Tensor& y = ctx.AllocateOutput(0, x->dtype(), OutShape(g));
     if (y.numel() == 0) return;
 #if defined(__x86_64__)
-    if (simd_ && kind_ == PoolKind::kAvg) {
+    if (simd_ && kind_ == PoolKind::kAvg && (attrs_.global || PaddedRowFits(g))) {
       if (attrs_.global)
         GlobalPoolAvx2(g.n * g.c, g.in_plane(), false, x->data<float>(), y.mutable_data<float>(),
                        ctx.pool());

@@ -52,6 +52,15 @@ TEST(TensorTest, WrappedBuffersAreCopiedOnWrite) {
   EXPECT_EQ(t.data<float>()[1], 5);
 }
 
+// 2^62 floats are 2^64 bytes: the byte count would wrap to 0 and the "allocated" tensor
+// would be far smaller than its shape.
+TEST(TensorTest, ElementCountsWhoseBytesOverflowAreRejected) {
+  int64_t big = int64_t{1} << 31;
+  EXPECT_THROW(Tensor(DType::kFloat32, {big, big}), Error);
+  EXPECT_THROW(Tensor(DType::kComplex128, {big, big / 4}), Error);
+  EXPECT_EQ(Tensor(DType::kFloat32, {0, big, big}).nbytes(), 0u);  // empty: fine
+}
+
 TEST(TensorTest, ViewsPastTheBufferAreRejected) {
   auto buf = Buffer::Allocate(16);
   EXPECT_NO_THROW(Tensor(DType::kFloat32, {2}, buf, 8));

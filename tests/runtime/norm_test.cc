@@ -12,6 +12,7 @@
 #include "ir/graph.h"
 #include "runtime/eager.h"
 #include "runtime/kernel.h"
+#include "runtime/session.h"
 #include "runtime/thread_pool.h"
 #include "tests/runtime/kernel_test_util.h"
 
@@ -234,6 +235,36 @@ TEST(NormTest, MeanVarianceNormalizationMatchesNaive) {
   }
   for (const KernelDef* def : Defs("MeanVarianceNormalization", false))
     ExpectNear(RunNode(*n.node, {&x}, pool, def)[0], {2, 3, 2, 4}, want, 1e-5, def->name);
+}
+
+// Found by fuzz_epk_run: a BatchNormalization declaring a running-mean output outside
+// training mode planned, ran, and then tripped the session's internal "kernel did not
+// produce output 1" check. It is now an Unsupported error naming the output.
+TEST(NormTest, BatchNormOutputsItDoesNotComputeAreRefused) {
+  for (int training : {0, 1}) {
+    auto m = std::make_shared<ir::Model>();
+    ir::Graph& g = *m->graph;
+    std::vector<ir::Value*> in;
+    for (const char* name : {"x", "scale", "b", "mean", "var"})
+      in.push_back(g.AddInput(name, ir::ValueType::Tensor(DType::kFloat32)));
+    std::vector<std::string> outs = {"y", "running_mean", "running_var", "saved_mean"};
+    outs.resize(training ? 4 : 2);
+    ir::Node* bn = g.AddNode("BatchNormalization", in, outs, "bn");
+    bn->set_attr(Attribute::Int("training_mode", training));
+    for (size_t i = 0; i < outs.size(); ++i) g.AddOutput(bn->output(i));
+    auto s = Session::Create(m);
+    const Tensor x = Rand({1, 2, 3}, 1), c = Rand({2}, 2, 0.5f, 1.5f);
+    try {
+      s->Run({{"x", x}, {"scale", c}, {"b", c}, {"mean", c}, {"var", c}});
+      ADD_FAILURE() << "training_mode=" << training;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kUnsupported) << e.what();
+      EXPECT_NE(std::string(e.what()).find(training ? "output 3 (saved mean/variance)"
+                                                    : "output 1 (running statistics)"),
+                std::string::npos)
+          << e.what();
+    }
+  }
 }
 
 TEST(NormTest, MalformedNodesAreRejected) {

@@ -119,6 +119,32 @@ TEST(PoolTest, MaxAndAveragePoolMatchNaiveAtVectorEdges) {
         }
 }
 
+// Found by fuzz_epk_run: pads just under a huge kernel leave a small output, but the AVX2
+// path sized its padded scratch row by the pads (4 GiB here). Such rows take the reference
+// path; every kernel still gives the naive result (prefix max / prefix mean).
+TEST(PoolTest, HugePadsDoNotSizeScratchRows) {
+  ThreadPool pool(1);
+  const int64_t k = int64_t{1} << 30;
+  const Tensor x = Rand({1, 1, 4}, 7);
+  const float* v = x.data<float>();
+  std::vector<float> prefix_max, prefix_mean;
+  float m = v[0], sum = 0;
+  for (int q = 0; q < 4; ++q) {
+    m = std::max(m, v[q]);
+    sum += v[q];
+    prefix_max.push_back(m);
+    prefix_mean.push_back(sum / static_cast<float>(q + 1));
+  }
+  for (const std::string op : {"MaxPool", "AveragePool"}) {
+    OneNode n(op, 1);
+    n.Set(Attribute::Ints("kernel_shape", {k}));
+    n.Set(Attribute::Ints("pads", {k - 1, 0}));
+    for (const KernelDef* def : Defs(op))
+      ExpectNear(RunNode(*n.node, {&x}, pool, def)[0], {1, 1, 4},
+                 op == "MaxPool" ? prefix_max : prefix_mean, 1e-6f, def->name);
+  }
+}
+
 TEST(PoolTest, HandComputedValues) {
   ThreadPool pool(1);
   std::vector<float> v(16);

@@ -153,6 +153,41 @@ TEST(SessionTest, InputValidation) {
   ExpectInvalid(*s, {{"x", y}, {"x", y}, {"y", y}}, "given twice");
 }
 
+// Shapes that come from data (ConstantOfShape's and Expand's shape inputs) are checked
+// against SessionOptions::max_memory_bytes before anything is allocated.
+std::shared_ptr<ir::Model> FillModel() {
+  auto m = std::make_shared<ir::Model>();
+  ir::Graph& g = *m->graph;
+  ir::Value* shape = g.AddInput("shape", ir::ValueType::Tensor(ir::DType::kInt64, ir::MakeShape({2})));
+  ir::Value* x = g.AddInput("x", ir::ValueType::Tensor(ir::DType::kFloat32, ir::MakeShape({1, 1})));
+  g.AddOutput(g.AddNode("ConstantOfShape", {shape}, {"filled"}, "fill")->output(0));
+  g.AddOutput(g.AddNode("Expand", {x, shape}, {"grown"}, "grow")->output(0));
+  return m;
+}
+
+NamedTensors FillInputs(int64_t rows, int64_t cols) {
+  return {{"shape", ir::Tensor::FromVector<int64_t>(ir::DType::kInt64, {2}, {rows, cols})},
+          {"x", F32({1, 1}, {3})}};
+}
+
+TEST(SessionTest, MemoryLimitNamesNodeAndSize) {
+  // Default limit (half the physical memory): 2^40 floats are refused, not attempted.
+  auto s = Session::Create(FillModel());
+  ExpectInvalid(*s, FillInputs(int64_t{1} << 20, int64_t{1} << 20),
+                "'fill' (ConstantOfShape): output 0 of shape [1048576,1048576] would take "
+                "4398046511104 bytes, over the memory limit");
+  SessionOptions o;
+  o.max_memory_bytes = 4096;
+  s = Session::Create(FillModel(), o);
+  // Exactly at the limit: runs (the limit must not fire on what fits).
+  NamedTensors out = s->Run(FillInputs(32, 32));
+  EXPECT_EQ(out[0].second.shape(), (std::vector<int64_t>{32, 32}));
+  EXPECT_EQ(out[1].second.ToDouble()[1023], 3.0);
+  ExpectInvalid(*s, FillInputs(33, 32), "'fill' (ConstantOfShape): output 0 of shape [33,32] "
+                                        "would take 4224 bytes, over the memory limit of 4096");
+  EXPECT_GT(DefaultMaxMemoryBytes(), uint64_t{0});
+}
+
 TEST(SessionTest, UnsupportedOpsAreListedTogether) {
   auto m = std::make_shared<ir::Model>();
   ir::Graph& g = *m->graph;

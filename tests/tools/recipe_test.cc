@@ -170,6 +170,30 @@ TEST_F(RecipeTest, SearchDirsFindTheSourceTreeFromTheExecutable) {
   EXPECT_EQ(LoadRecipe("raspberry-pi-5").target.name, "raspberry-pi-5");
 }
 
+// Found by fuzz_recipe: a quoted scalar with NUL bytes loaded, and RecipeToYaml's emitter
+// stopped at the NUL, so the resolved recipe did not load again. Control characters are
+// refused where they are read, naming the key.
+TEST_F(RecipeTest, ControlCharactersInScalarsAreRefused) {
+  std::string nul_name = "target:\n  name: 'x86\n " + std::string(5, '\0') + " arch'\n";
+  EXPECT_NE(ErrorOf(nul_name).find("'target.name' contains the control character 0x00"),
+            std::string::npos)
+      << ErrorOf(nul_name);
+  EXPECT_NE(ErrorOf("description: \"bell \\a\"\n").find("'description' contains the control "
+                                                            "character 0x07"),
+            std::string::npos);
+  // The fuzzer's input as found (build-fuzz/artifacts/recipe/crash-15831e34...).
+  const char kFound[] =
+      "# x86-64 server or ic everywhere\n!target:\n  name: 'x86-avx512-vnni\n "
+      "\x00""\x00""\x00""\x00""\x00""\x00""\x00""\x00""\x00""\x00""\x00""\x00"
+      "\x00""\x00""\x00""\x00""\x00""\x00""\x00""\x00""\x00""\x00""\x00""\x00"
+      "\x00""\x00""\x00""\x00""\x00""\x00""\x00""\x00""\x00""\x00""\x00""\x00"
+      "\x00""\x00""\x00"" arch: ~86_64: m\x8d""nmax, atic.metctivemse}\n";
+  EXPECT_NE(ErrorOf(std::string(kFound, sizeof kFound - 1)).find("control character 0x00"),
+            std::string::npos);
+  // Tabs and line breaks are YAML's own and stay allowed.
+  EXPECT_EQ(ErrorOf("description: \"two\\tcolumns\\nand lines\"\n"), "");
+}
+
 TEST_F(RecipeTest, UnknownKeysNameLineColumnAndNearestKey) {
   EXPECT_EQ(ErrorOf("name: a\nbudgts:\n  max_size_ratio: 0.5\n"),
             At(2, 1) + "unknown key 'budgts' (did you mean 'budgets'?)");
@@ -480,6 +504,23 @@ TEST_F(RecipeTest, YamlRoundTrips) {
     for (size_t i = 0; i < r.tuning.steps.size(); ++i) {
       EXPECT_EQ(again.tuning.steps[i].name, r.tuning.steps[i].name);
       EXPECT_EQ(again.tuning.steps[i].overrides.size(), r.tuning.steps[i].overrides.size());
+    }
+  }
+}
+
+// run/bench --max-memory takes the recipes' size syntax; empty keeps the session default.
+TEST(MaxMemoryOptionTest, AcceptsRecipeSizesAndRefusesTheRest) {
+  EXPECT_EQ(ParseMaxMemoryOption(""), 0u);
+  EXPECT_EQ(ParseMaxMemoryOption("4GiB"), uint64_t{4} << 30);
+  EXPECT_EQ(ParseMaxMemoryOption("512MB"), 512000000u);
+  EXPECT_EQ(ParseMaxMemoryOption("4096"), 4096u);
+  for (const char* bad : {"0", "-1", "lots", "4 parsecs"}) {
+    try {
+      ParseMaxMemoryOption(bad);
+      ADD_FAILURE() << bad;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kUsage);
+      EXPECT_NE(std::string(e.what()).find(bad), std::string::npos) << e.what();
     }
   }
 }
