@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds (if needed) and runs the libFuzzer targets of fuzz/ (see fuzz/README.md).
 #   scripts/fuzz.sh TARGET SECONDS   one target: npy npz onnx onnx_external epk_run ranges
-#                                    pipeline recipe
+#                                    pipeline recipe pt_archive
 #   scripts/fuzz.sh all SECONDS      each target in turn, SECONDS each
 #   scripts/fuzz.sh build            configure + build only
 # One fuzzer process at a time (the machine is shared). The corpus grows in
@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${FUZZ_BUILD:-build-fuzz}
 jobs=${JOBS:-2}
-targets=(npy npz onnx onnx_external epk_run ranges pipeline recipe)
+targets=(npy npz onnx onnx_external epk_run ranges pipeline recipe pt_archive)
 
 # Builds the named ninja targets (and the seed converter when the seeds are missing).
 # FUZZ_NO_BUILD=1 skips this (a build of the same folder is already running).
@@ -38,6 +38,7 @@ dict_of() {
     ranges) echo fuzz/dict/json.dict ;;
     pipeline) echo fuzz/dict/pipeline.dict ;;
     recipe) echo fuzz/dict/recipe.dict ;;
+    pt_archive) echo fuzz/dict/pt.dict ;;
   esac
 }
 
