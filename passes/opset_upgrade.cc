@@ -72,8 +72,8 @@ void UpgradeSoftmax(ir::Graph& g, ir::Node* n, OpsetUpgrade& up) {
   if (typed) op->output(0)->type = ir::ValueType::Tensor(x->type.dtype);
   ir::Node* back = g.InsertNode(n, "Reshape", {op->output(0), shape->output(0)},
                                 {g.UniqueName(base + "_nd")}, g.UniqueName(base + "_Reshape"));
-  Supersede(g, n, back);
   ++up.rewrites[n->op_type() + ": Flatten/" + op->op_type() + "/Reshape"];
+  Supersede(g, n, back);  // deletes n
 }
 
 // --- Upsample (7, 9) and Resize-10 -> Resize-13 -----------------------------------------
