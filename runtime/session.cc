@@ -350,9 +350,17 @@ void Session::RunNode(GraphPlan& plan, size_t index, Frame& frame) {
     ++np.calls;
   }
   for (size_t i = 0; i < np.outputs.size(); ++i)
-    if (np.outputs[i] >= 0 && frame.slots[np.outputs[i]].empty())
-      throw Error(ErrorCode::kInternal,
-                  n.describe() + ": kernel did not produce output " + std::to_string(i));
+    if (np.outputs[i] >= 0 && frame.slots[np.outputs[i]].empty()) {
+      // A missing first output is a kernel bug; a later one is an output the model declares
+      // that this op does not define or its kernel does not compute (e.g. training-only
+      // statistics): the model's problem, named (found by fuzz_epk_run).
+      if (i == 0)
+        throw Error(ErrorCode::kInternal, n.describe() + ": kernel did not produce output 0");
+      throw Error(ErrorCode::kUnsupported,
+                  n.describe() + ": the model declares output " + std::to_string(i) + " ('" +
+                      (n.output(i) ? n.output(i)->name() : std::string()) +
+                      "'), which this op's kernel does not produce");
+    }
   if (opts_.observer && !frame.parent) {
     std::vector<const ir::Tensor*> outs(np.outputs.size(), nullptr);
     for (size_t i = 0; i < np.outputs.size(); ++i)

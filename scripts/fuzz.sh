@@ -57,6 +57,7 @@ run_one() {
   ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
   UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
     "$build/fuzz/fuzz_$t" -max_total_time="$secs" -timeout="$timeout" -rss_limit_mb=2560 \
+      -seed="${FUZZ_SEED:-0}" \
       -dict="$(dict_of "$t")" -artifact_prefix="$build/artifacts/$t/" -print_final_stats=1 \
       "$corpus" "$seeds"
 }

@@ -269,3 +269,29 @@ TEST(SessionTest, LoadRejectsUnknownExtension) {
 
 }  // namespace
 }  // namespace edgepress::runtime
+
+namespace edgepress::runtime {
+namespace {
+
+// fuzz_epk_run found a Celu declaring a second output: an output the op does not define is
+// the model's problem, named as such, not the session's internal error.
+TEST(SessionTest, DeclaredOutputsAnOpDoesNotProduceAreNamed) {
+  auto m = std::make_shared<ir::Model>();
+  ir::Graph& g = *m->graph;
+  ir::Value* x = g.AddInput("x", ir::ValueType::Tensor(ir::DType::kFloat32, ir::MakeShape({3})));
+  ir::Node* n = g.AddNode("Celu", {x}, {"y", "extra"}, "celu");
+  g.AddOutput(n->output(0));
+  g.AddOutput(n->output(1));
+  auto s = Session::Create(m);  // the real kernels
+  try {
+    s->Run({{"x", ir::Tensor::FromVector<float>(ir::DType::kFloat32, {3}, {-1, 0, 1})}});
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kUnsupported) << e.what();
+    EXPECT_NE(std::string(e.what()).find("declares output 1 ('extra')"), std::string::npos)
+        << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace edgepress::runtime
