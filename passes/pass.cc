@@ -9,6 +9,19 @@
 
 namespace edgepress::passes {
 
+OptionInfo Opt(std::string name, OptionInfo::Type type, std::string def, std::string help,
+               std::vector<std::string> choices, double min, double max) {
+  OptionInfo o;
+  o.name = std::move(name);
+  o.type = type;
+  o.default_value = std::move(def);
+  o.help = std::move(help);
+  o.choices = std::move(choices);
+  o.min = min;
+  o.max = max;
+  return o;
+}
+
 const char* OptionTypeName(OptionInfo::Type t) {
   switch (t) {
     case OptionInfo::Type::kBool: return "bool";

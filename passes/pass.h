@@ -27,6 +27,9 @@ struct OptionInfo {
   double min = -1e300, max = 1e300;  // kInt/kFloat bounds (inclusive)
 };
 const char* OptionTypeName(OptionInfo::Type t);
+// An OptionInfo in one expression, for the option tables of PassInfo.
+OptionInfo Opt(std::string name, OptionInfo::Type type, std::string def, std::string help,
+               std::vector<std::string> choices = {}, double min = -1e300, double max = 1e300);
 
 struct PassInfo {
   std::string name;     // kebab-case, e.g. "fold-batchnorm"

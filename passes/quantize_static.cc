@@ -733,19 +733,6 @@ class QuantizeStatic : public Pass {
   json details_;
 };
 
-OptionInfo Opt(std::string name, OptionInfo::Type type, std::string def, std::string help,
-               std::vector<std::string> choices = {}, double min = -1e300, double max = 1e300) {
-  OptionInfo o;
-  o.name = std::move(name);
-  o.type = type;
-  o.default_value = std::move(def);
-  o.help = std::move(help);
-  o.choices = std::move(choices);
-  o.min = min;
-  o.max = max;
-  return o;
-}
-
 }  // namespace
 
 const PassEntry& QuantizeStaticPass() {
