@@ -9,7 +9,7 @@
 #include <random>
 #include <vector>
 
-#include "runtime/kernels/gemm.h"
+#include "runtime/kernels/gemm/gemm.h"
 
 using edgepress::runtime::GemmOperand;
 using edgepress::runtime::PackA;

@@ -20,9 +20,9 @@
 #include <random>
 #include <vector>
 
-#include "runtime/kernels/gemm.h"
-#include "runtime/kernels/matmul_nbits.h"
-#include "runtime/kernels/qgemm.h"
+#include "runtime/kernels/gemm/gemm.h"
+#include "runtime/kernels/gemm/matmul_nbits.h"
+#include "runtime/kernels/qgemm/qgemm.h"
 
 using namespace edgepress::runtime;
 

@@ -12,8 +12,8 @@
 #include <random>
 #include <vector>
 
-#include "runtime/kernels/gemm.h"
-#include "runtime/kernels/qgemm.h"
+#include "runtime/kernels/gemm/gemm.h"
+#include "runtime/kernels/qgemm/qgemm.h"
 #include "runtime/kernels/sparse/sparse_gemm.h"
 
 using namespace edgepress::runtime;

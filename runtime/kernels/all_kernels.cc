@@ -7,7 +7,7 @@ namespace edgepress::runtime {
 const KernelRegistry& GlobalKernelRegistry() {
   static const KernelRegistry registry = [] {
     KernelRegistry r;
-    // Register<Family>Kernels(r); — one line per kernels/*.cc file.
+    // Register<Family>Kernels(r); — one line per op-family file (kernels/<family>/*.cc).
     RegisterControlFlowKernels(r);
     RegisterPoolKernels(r);
     RegisterNormKernels(r);

@@ -1,10 +1,10 @@
-// One registration function per kernel file; all_kernels.cc calls each once.
+// One registration function per op-family file (kernels/<family>/); all_kernels.cc calls each once.
 #pragma once
 
 #include "runtime/kernel.h"
 
 namespace edgepress::runtime {
-// Add a line here and in all_kernels.cc for each kernels/*.cc file.
+// Add a line here and in all_kernels.cc for each op-family file that registers kernels.
 void RegisterControlFlowKernels(KernelRegistry& r);
 void RegisterPoolKernels(KernelRegistry& r);
 void RegisterNormKernels(KernelRegistry& r);

@@ -1,5 +1,5 @@
 // Resize (opset 10, 11, 13+) and Upsample (7/9) with the native kernel's semantics
-// (runtime/kernels/resize.cc): nearest (every nearest_mode), linear and cubic with every
+// (runtime/kernels/tensor/resize.cc): nearest (every nearest_mode), linear and cubic with every
 // coordinate_transformation_mode, exclude_outside, cubic_coeff_a, tf_crop_and_resize with
 // extrapolation_value; opset-10 Resize and Upsample follow onnxruntime's legacy rules.
 //

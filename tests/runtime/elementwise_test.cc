@@ -13,7 +13,7 @@
 #include "ir/graph.h"
 #include "runtime/eager.h"
 #include "runtime/kernel.h"
-#include "runtime/kernels/elementwise_simd.h"
+#include "runtime/kernels/elementwise/elementwise_simd.h"
 #include "runtime/thread_pool.h"
 
 namespace edgepress::runtime {
@@ -204,7 +204,7 @@ TEST(ElementwiseTest, VectorMathAccuracy) {
       erf_abs = std::max(erf_abs, std::fabs(r[j] - std::erf(x)));
     }
   }
-  // The bounds documented in runtime/kernels/elementwise_simd.h.
+  // The bounds documented in runtime/kernels/elementwise/elementwise_simd.h.
   EXPECT_LE(exp_rel, 2.4e-7);
   EXPECT_LE(sig_rel, 3.6e-7);
   EXPECT_LE(tanh_abs, 4e-7);

@@ -1,7 +1,7 @@
 // The SGEMM driver and every micro-kernel the CPU has, against the naive reference, at
 // sizes around the tile edges (mr = 6, nr = 16 or 32, K block 256), with transposes,
 // alpha/beta, the fused epilogue, prepacked operands and a thread pool.
-#include "runtime/kernels/gemm.h"
+#include "runtime/kernels/gemm/gemm.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-// fp16/bf16 -> fp32 bulk conversion (runtime/kernels/half_convert.h): the AVX2/F16C path
+// fp16/bf16 -> fp32 bulk conversion (runtime/kernels/elementwise/half_convert.h): the AVX2/F16C path
 // against the scalar reference on every one of the 65536 bit patterns and at every tail
 // length below two vectors, and the Cast operator that uses it (fp16 weights stored by
 // `cast-weights` are widened by Cast(to=float)) on a tensor large enough to be split over
@@ -15,7 +15,7 @@
 #include "ir/tensor.h"
 #include "runtime/eager.h"
 #include "runtime/kernel.h"
-#include "runtime/kernels/half_convert.h"
+#include "runtime/kernels/elementwise/half_convert.h"
 
 namespace edgepress::runtime {
 namespace {

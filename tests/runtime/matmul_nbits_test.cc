@@ -28,7 +28,7 @@
 #include "ir/graph.h"
 #include "runtime/eager.h"
 #include "runtime/kernel.h"
-#include "runtime/kernels/matmul_nbits.h"
+#include "runtime/kernels/gemm/matmul_nbits.h"
 #include "runtime/session.h"
 
 namespace edgepress::runtime {

@@ -1,4 +1,4 @@
-// Normalisation kernels (runtime/kernels/norm.cc): every registered kernel (reference and
+// Normalisation kernels (runtime/kernels/norm/norm.cc): every registered kernel (reference and
 // AVX2) against naive double-precision loops written here from the ONNX spec, with row
 // lengths around the vector width (1, 7, 8, 9, 16, 17, 384); LayerNormalization's axes,
 // broadcast Scale and Mean/InvStdDev outputs; BatchNormalization in training mode;

@@ -1,4 +1,4 @@
-// Pooling kernels (runtime/kernels/pool.cc): every registered kernel (scalar reference and
+// Pooling kernels (runtime/kernels/pool/pool.cc): every registered kernel (scalar reference and
 // AVX2) against a naive loop written here from the ONNX spec, at widths around the 8-wide
 // vector (7, 8, 9, 16, 17, 33), with pads, strides, dilations, ceil_mode,
 // count_include_pad and auto_pad; hand-computed values; the Indices output in both storage

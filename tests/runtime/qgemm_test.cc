@@ -10,7 +10,7 @@
 #include <random>
 #include <vector>
 
-#include "runtime/kernels/qgemm.h"
+#include "runtime/kernels/qgemm/qgemm.h"
 #include "runtime/thread_pool.h"
 
 namespace edgepress::runtime {

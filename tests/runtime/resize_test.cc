@@ -1,4 +1,4 @@
-// Resize/Upsample kernels (runtime/kernels/resize.cc): the ONNX spec's worked examples;
+// Resize/Upsample kernels (runtime/kernels/tensor/resize.cc): the ONNX spec's worked examples;
 // every registered kernel (reference and AVX2) against a naive non-separable 2-D
 // interpolation written here from the spec (nearest with every nearest_mode, bilinear,
 // bicubic with exclude_outside, tf_crop_and_resize extrapolation) for each

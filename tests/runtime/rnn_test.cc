@@ -1,4 +1,4 @@
-// Recurrent kernels (runtime/kernels/rnn.cc): LSTM, GRU and RNN from every registered
+// Recurrent kernels (runtime/kernels/rnn/rnn.cc): LSTM, GRU and RNN from every registered
 // kernel (reference and AVX2 GEMM) against a naive double-precision step loop written here
 // from the ONNX equations: forward/reverse/bidirectional, biases, peepholes, input_forget,
 // initial states, sequence_lens shorter than the sequence, clip, linear_before_reset,

@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "runtime/kernels/gemm.h"
-#include "runtime/kernels/qgemm.h"
+#include "runtime/kernels/gemm/gemm.h"
+#include "runtime/kernels/qgemm/qgemm.h"
 #include "runtime/kernels/sparse/sparse_gemm.h"
 
 namespace edgepress::runtime::sparse {

@@ -16,9 +16,9 @@
 #include "ir/error.h"
 #include "runtime/kernel.h"
 #include "runtime/kernels/all_kernels.h"
-#include "runtime/kernels/conv_util.h"
-#include "runtime/kernels/gemm.h"
-#include "runtime/kernels/gemm_op_util.h"
+#include "runtime/kernels/conv/conv_util.h"
+#include "runtime/kernels/gemm/gemm.h"
+#include "runtime/kernels/gemm/gemm_op_util.h"
 #include "runtime/thread_pool.h"
 
 #if defined(__x86_64__)

@@ -9,9 +9,9 @@
 #include <cstring>
 #include <limits>
 
-#include "runtime/kernels/elementwise_common.h"
-#include "runtime/kernels/elementwise_impl.h"
-#include "runtime/kernels/elementwise_simd.h"
+#include "runtime/kernels/elementwise/elementwise_common.h"
+#include "runtime/kernels/elementwise/elementwise_impl.h"
+#include "runtime/kernels/elementwise/elementwise_simd.h"
 
 namespace edgepress::runtime {
 namespace kernels {

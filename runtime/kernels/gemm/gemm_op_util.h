@@ -10,7 +10,7 @@
 
 #include "ir/error.h"
 #include "runtime/kernel.h"
-#include "runtime/kernels/gemm.h"
+#include "runtime/kernels/gemm/gemm.h"
 
 namespace edgepress::runtime::gemm_util {
 

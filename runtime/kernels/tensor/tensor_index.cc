@@ -8,9 +8,9 @@
 #include <limits>
 #include <numeric>
 
-#include "runtime/kernels/elementwise_common.h"
-#include "runtime/kernels/elementwise_impl.h"
-#include "runtime/kernels/tensor_ops.h"
+#include "runtime/kernels/elementwise/elementwise_common.h"
+#include "runtime/kernels/elementwise/elementwise_impl.h"
+#include "runtime/kernels/tensor/tensor_ops.h"
 
 namespace edgepress::runtime::kernels {
 

@@ -25,7 +25,7 @@
 #include "ir/error.h"
 #include "runtime/kernel.h"
 #include "runtime/kernels/all_kernels.h"
-#include "runtime/kernels/quantize_util.h"
+#include "runtime/kernels/quant/quantize_util.h"
 #include "runtime/thread_pool.h"
 
 namespace edgepress::runtime {

@@ -1,20 +1,18 @@
-// The SGEMM driver (packing, cache blocking, threading) and its micro-kernels; see gemm.h.
+// The SGEMM driver (packing, cache blocking, threading) and the table of its micro-kernels
+// (one file per ISA: gemm_scalar.cc, gemm_avx2.cc, gemm_avx512.cc); see gemm.h.
 //
 // Each micro-kernel computes one tile of at most mr rows and exactly nr (zero-padded)
 // columns over a K block, keeping the accumulators in registers, and then applies
 // alpha/beta and, on the last K block only, the epilogue. Edge tiles with fewer columns
 // go through a small stack buffer so that no store ever writes past C.
-#include "runtime/kernels/gemm.h"
+#include "runtime/kernels/gemm/gemm.h"
+#include "runtime/kernels/gemm/gemm_ukernel.h"
 
 #include <algorithm>
 #include <cstring>
 #include <functional>
 
 #include "ir/error.h"
-
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
 
 namespace edgepress::runtime {
 
@@ -24,234 +22,7 @@ constexpr int64_t kKc = 256;      // K block: one nr-wide B panel of kc floats s
 constexpr int64_t kMcRows = 96;   // rows per tile: an A block of kMcRows x kc stays in L2
 constexpr int64_t kNcCols = 256;  // columns per tile
 
-struct StoreParams {
-  float alpha = 1;
-  float beta = 0;          // 0: C is not read
-  const float* row_bias = nullptr;  // bias of the tile's first row, or nullptr
-  const float* col_bias = nullptr;  // bias of the tile's first column, or nullptr
-  bool clamp = false;
-  float lo = 0, hi = 0;
-};
-
-// Tile of `rows` x `cols` (cols <= 16 or 32) from accumulators laid out [rows][ld_acc].
-inline void StoreTileScalar(int rows, int cols, const float* acc, int ld_acc, float* c,
-                            int64_t ldc, const StoreParams& p) {
-  for (int r = 0; r < rows; ++r) {
-    float* cr = c + r * ldc;
-    for (int j = 0; j < cols; ++j) {
-      float v = p.alpha * acc[r * ld_acc + j];
-      if (p.beta != 0) v += p.beta * cr[j];
-      if (p.row_bias) v += p.row_bias[r];
-      if (p.col_bias) v += p.col_bias[j];
-      if (p.clamp) v = std::min(std::max(v, p.lo), p.hi);
-      cr[j] = v;
-    }
-  }
-}
-
-using TileFn = void (*)(int rows, int cols, int64_t kc, const float* a, const float* b, float* c,
-                        int64_t ldc, const StoreParams& p);
-
-// ---- portable micro-kernel -------------------------------------------------------------
-
-template <int R>
-void ScalarTile(int cols, int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-                const StoreParams& p) {
-  constexpr int kMr = 6, kNr = 16;
-  float acc[R][kNr] = {};
-  for (int64_t k = 0; k < kc; ++k) {
-    for (int r = 0; r < R; ++r) {
-      const float av = a[r];
-      for (int j = 0; j < kNr; ++j) acc[r][j] += av * b[j];
-    }
-    a += kMr;
-    b += kNr;
-  }
-  StoreTileScalar(R, cols, &acc[0][0], kNr, c, ldc, p);
-}
-
-void ScalarKernel(int rows, int cols, int64_t kc, const float* a, const float* b, float* c,
-                  int64_t ldc, const StoreParams& p) {
-  switch (rows) {
-    case 1: return ScalarTile<1>(cols, kc, a, b, c, ldc, p);
-    case 2: return ScalarTile<2>(cols, kc, a, b, c, ldc, p);
-    case 3: return ScalarTile<3>(cols, kc, a, b, c, ldc, p);
-    case 4: return ScalarTile<4>(cols, kc, a, b, c, ldc, p);
-    case 5: return ScalarTile<5>(cols, kc, a, b, c, ldc, p);
-    default: return ScalarTile<6>(cols, kc, a, b, c, ldc, p);
-  }
-}
-
-#if defined(__x86_64__)
-// ---- AVX2 + FMA: 6 x 16, 12 ymm accumulators ------------------------------------------
-// The accumulators are named variables, not arrays: gcc 12 keeps arrays of vectors in
-// memory across the K loop (a store per FMA), which halves the throughput. Edge panels with
-// fewer than 6 rows run the full tile on the zero-padded A panel and store only `rows`;
-// one-row panels (batch-1 GEMV) have their own kernel.
-
-#define EP_AVX2_ROW(r)                                            \
-  {                                                               \
-    const __m256 av = _mm256_broadcast_ss(a + r);                 \
-    c##r##0 = _mm256_fmadd_ps(av, b0, c##r##0);                   \
-    c##r##1 = _mm256_fmadd_ps(av, b1, c##r##1);                   \
-  }
-
-__attribute__((target("avx2,fma"))) void Avx2Store(int rows, int cols, const __m256* acc,
-                                                   float* c, int64_t ldc,
-                                                   const StoreParams& p) {
-  constexpr int kNr = 16;
-  if (cols == kNr) {
-    const __m256 va = _mm256_set1_ps(p.alpha), vb = _mm256_set1_ps(p.beta);
-    const __m256 lo = _mm256_set1_ps(p.lo), hi = _mm256_set1_ps(p.hi);
-    for (int r = 0; r < rows; ++r) {
-      float* cr = c + r * ldc;
-      __m256 v0 = _mm256_mul_ps(acc[2 * r], va), v1 = _mm256_mul_ps(acc[2 * r + 1], va);
-      if (p.beta != 0) {
-        v0 = _mm256_fmadd_ps(_mm256_loadu_ps(cr), vb, v0);
-        v1 = _mm256_fmadd_ps(_mm256_loadu_ps(cr + 8), vb, v1);
-      }
-      if (p.row_bias) {
-        const __m256 rb = _mm256_set1_ps(p.row_bias[r]);
-        v0 = _mm256_add_ps(v0, rb);
-        v1 = _mm256_add_ps(v1, rb);
-      }
-      if (p.col_bias) {
-        v0 = _mm256_add_ps(v0, _mm256_loadu_ps(p.col_bias));
-        v1 = _mm256_add_ps(v1, _mm256_loadu_ps(p.col_bias + 8));
-      }
-      if (p.clamp) {
-        v0 = _mm256_min_ps(_mm256_max_ps(v0, lo), hi);
-        v1 = _mm256_min_ps(_mm256_max_ps(v1, lo), hi);
-      }
-      _mm256_storeu_ps(cr, v0);
-      _mm256_storeu_ps(cr + 8, v1);
-    }
-    return;
-  }
-  alignas(32) float tmp[6][kNr];
-  for (int r = 0; r < rows; ++r) {
-    _mm256_store_ps(tmp[r], acc[2 * r]);
-    _mm256_store_ps(tmp[r] + 8, acc[2 * r + 1]);
-  }
-  StoreTileScalar(rows, cols, &tmp[0][0], kNr, c, ldc, p);
-}
-
-__attribute__((target("avx2,fma"))) void Avx2Kernel(int rows, int cols, int64_t kc,
-                                                    const float* a, const float* b, float* c,
-                                                    int64_t ldc, const StoreParams& p) {
-  constexpr int kMr = 6, kNr = 16;
-  alignas(32) __m256 acc[12];
-  if (rows == 1) {
-    // Two k steps per iteration into separate accumulators hide the FMA latency.
-    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00;
-    int64_t k = 0;
-    for (; k + 2 <= kc; k += 2) {
-      const __m256 a0 = _mm256_broadcast_ss(a), a1 = _mm256_broadcast_ss(a + kMr);
-      c00 = _mm256_fmadd_ps(a0, _mm256_loadu_ps(b), c00);
-      c01 = _mm256_fmadd_ps(a0, _mm256_loadu_ps(b + 8), c01);
-      c10 = _mm256_fmadd_ps(a1, _mm256_loadu_ps(b + kNr), c10);
-      c11 = _mm256_fmadd_ps(a1, _mm256_loadu_ps(b + kNr + 8), c11);
-      a += 2 * kMr;
-      b += 2 * kNr;
-    }
-    if (k < kc) {
-      const __m256 a0 = _mm256_broadcast_ss(a);
-      c00 = _mm256_fmadd_ps(a0, _mm256_loadu_ps(b), c00);
-      c01 = _mm256_fmadd_ps(a0, _mm256_loadu_ps(b + 8), c01);
-    }
-    acc[0] = _mm256_add_ps(c00, c10);
-    acc[1] = _mm256_add_ps(c01, c11);
-    Avx2Store(1, cols, acc, c, ldc, p);
-    return;
-  }
-  // Start fetching the C tile now; it is read (beta != 0) or written after the K loop.
-  for (int r = 0; r < rows; ++r) {
-    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + 15), _MM_HINT_T0);
-  }
-  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
-         c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-  for (int64_t k = 0; k < kc; ++k) {
-    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-    EP_AVX2_ROW(0)
-    EP_AVX2_ROW(1)
-    EP_AVX2_ROW(2)
-    EP_AVX2_ROW(3)
-    EP_AVX2_ROW(4)
-    EP_AVX2_ROW(5)
-    a += kMr;
-    b += kNr;
-  }
-  acc[0] = c00, acc[1] = c01, acc[2] = c10, acc[3] = c11, acc[4] = c20, acc[5] = c21;
-  acc[6] = c30, acc[7] = c31, acc[8] = c40, acc[9] = c41, acc[10] = c50, acc[11] = c51;
-  Avx2Store(rows, cols, acc, c, ldc, p);
-}
-#undef EP_AVX2_ROW
-
-// ---- AVX-512F: 6 x 32, 12 zmm accumulators ---------------------------------------------
-
-#define EP_AVX512_ROW(r)                                          \
-  {                                                               \
-    const __m512 av = _mm512_set1_ps(a[r]);                       \
-    c##r##0 = _mm512_fmadd_ps(av, b0, c##r##0);                   \
-    c##r##1 = _mm512_fmadd_ps(av, b1, c##r##1);                   \
-  }
-
-__attribute__((target("avx512f"))) void Avx512Kernel(int rows, int cols, int64_t kc,
-                                                     const float* a, const float* b, float* c,
-                                                     int64_t ldc, const StoreParams& p) {
-  constexpr int kMr = 6, kNr = 32;
-  __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
-         c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-  for (int64_t k = 0; k < kc; ++k) {
-    const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-    EP_AVX512_ROW(0)
-    EP_AVX512_ROW(1)
-    EP_AVX512_ROW(2)
-    EP_AVX512_ROW(3)
-    EP_AVX512_ROW(4)
-    EP_AVX512_ROW(5)
-    a += kMr;
-    b += kNr;
-  }
-  alignas(64) __m512 acc[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
-  if (cols == kNr) {
-    const __m512 va = _mm512_set1_ps(p.alpha), vb = _mm512_set1_ps(p.beta);
-    const __m512 lo = _mm512_set1_ps(p.lo), hi = _mm512_set1_ps(p.hi);
-    for (int r = 0; r < rows; ++r) {
-      float* cr = c + r * ldc;
-      __m512 v0 = _mm512_mul_ps(acc[2 * r], va), v1 = _mm512_mul_ps(acc[2 * r + 1], va);
-      if (p.beta != 0) {
-        v0 = _mm512_fmadd_ps(_mm512_loadu_ps(cr), vb, v0);
-        v1 = _mm512_fmadd_ps(_mm512_loadu_ps(cr + 16), vb, v1);
-      }
-      if (p.row_bias) {
-        const __m512 rb = _mm512_set1_ps(p.row_bias[r]);
-        v0 = _mm512_add_ps(v0, rb);
-        v1 = _mm512_add_ps(v1, rb);
-      }
-      if (p.col_bias) {
-        v0 = _mm512_add_ps(v0, _mm512_loadu_ps(p.col_bias));
-        v1 = _mm512_add_ps(v1, _mm512_loadu_ps(p.col_bias + 16));
-      }
-      if (p.clamp) {
-        v0 = _mm512_min_ps(_mm512_max_ps(v0, lo), hi);
-        v1 = _mm512_min_ps(_mm512_max_ps(v1, lo), hi);
-      }
-      _mm512_storeu_ps(cr, v0);
-      _mm512_storeu_ps(cr + 16, v1);
-    }
-    return;
-  }
-  alignas(64) float tmp[6][kNr];
-  for (int r = 0; r < rows; ++r) {
-    _mm512_store_ps(tmp[r], acc[2 * r]);
-    _mm512_store_ps(tmp[r] + 16, acc[2 * r + 1]);
-  }
-  StoreTileScalar(rows, cols, &tmp[0][0], kNr, c, ldc, p);
-}
-#undef EP_AVX512_ROW
-#endif
+using namespace gemm_internal;  // StoreParams, TileFn, the micro-kernels
 
 struct MicroKernel {
   int mr, nr;
@@ -534,3 +305,4 @@ void SgemmReference(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
 }
 
 }  // namespace edgepress::runtime
+

@@ -21,8 +21,8 @@
 #include "ir/error.h"
 #include "runtime/kernel.h"
 #include "runtime/kernels/all_kernels.h"
-#include "runtime/kernels/gemm.h"
-#include "runtime/kernels/gemm_op_util.h"
+#include "runtime/kernels/gemm/gemm.h"
+#include "runtime/kernels/gemm/gemm_op_util.h"
 #include "runtime/kernels/sparse/sparse_select.h"
 #include "runtime/thread_pool.h"
 

@@ -6,10 +6,10 @@
 #include <cstring>
 #include <limits>
 
-#include "runtime/kernels/elementwise_common.h"
-#include "runtime/kernels/elementwise_impl.h"
-#include "runtime/kernels/half_convert.h"
-#include "runtime/kernels/tensor_ops.h"
+#include "runtime/kernels/elementwise/elementwise_common.h"
+#include "runtime/kernels/elementwise/elementwise_impl.h"
+#include "runtime/kernels/elementwise/half_convert.h"
+#include "runtime/kernels/tensor/tensor_ops.h"
 
 namespace edgepress::runtime {
 namespace kernels {

@@ -15,11 +15,11 @@
 #include <limits>
 #include <utility>
 
-#include "runtime/kernels/elementwise_common.h"
-#include "runtime/kernels/elementwise_impl.h"
-#include "runtime/kernels/elementwise_simd.h"
-#include "runtime/kernels/reduce.h"
-#include "runtime/kernels/tensor_ops.h"
+#include "runtime/kernels/elementwise/elementwise_common.h"
+#include "runtime/kernels/elementwise/elementwise_impl.h"
+#include "runtime/kernels/elementwise/elementwise_simd.h"
+#include "runtime/kernels/norm/reduce.h"
+#include "runtime/kernels/tensor/tensor_ops.h"
 
 namespace edgepress::runtime::kernels {
 namespace {

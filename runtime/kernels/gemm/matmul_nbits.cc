@@ -14,7 +14,7 @@
 // scales and zero points are initializers, their float form is built once in create();
 // the 4-bit weights are used in place (no unpacked copy).
 // Entries: q4_matmul_nbits__ref, q4_matmul_nbits__avx2.
-#include "runtime/kernels/matmul_nbits.h"
+#include "runtime/kernels/gemm/matmul_nbits.h"
 
 #include <algorithm>
 #include <cmath>
@@ -27,8 +27,8 @@
 #include "ir/error.h"
 #include "runtime/kernel.h"
 #include "runtime/kernels/all_kernels.h"
-#include "runtime/kernels/gemm.h"
-#include "runtime/kernels/gemm_op_util.h"
+#include "runtime/kernels/gemm/gemm.h"
+#include "runtime/kernels/gemm/gemm_op_util.h"
 #include "runtime/thread_pool.h"
 
 #if defined(__x86_64__)

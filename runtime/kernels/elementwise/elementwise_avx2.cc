@@ -9,10 +9,10 @@
 
 #include <limits>
 
-#include "runtime/kernels/elementwise.h"
-#include "runtime/kernels/elementwise_common.h"
-#include "runtime/kernels/elementwise_impl.h"
-#include "runtime/kernels/elementwise_simd.h"
+#include "runtime/kernels/elementwise/elementwise.h"
+#include "runtime/kernels/elementwise/elementwise_common.h"
+#include "runtime/kernels/elementwise/elementwise_impl.h"
+#include "runtime/kernels/elementwise/elementwise_simd.h"
 
 namespace edgepress::runtime::kernels {
 namespace {

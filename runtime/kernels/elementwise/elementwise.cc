@@ -2,7 +2,7 @@
 // semantics the SIMD kernels are tested against, so they favour clarity and exactness:
 // double-precision std:: functions for f64, float for f32, integer ops that cannot trap
 // (division by zero gives 0, INT_MIN / -1 wraps) because inputs are untrusted.
-#include "runtime/kernels/elementwise.h"
+#include "runtime/kernels/elementwise/elementwise.h"
 
 #include <cmath>
 #include <cstring>
@@ -11,8 +11,8 @@
 #include <string>
 #include <type_traits>
 
-#include "runtime/kernels/elementwise_common.h"
-#include "runtime/kernels/elementwise_impl.h"
+#include "runtime/kernels/elementwise/elementwise_common.h"
+#include "runtime/kernels/elementwise/elementwise_impl.h"
 
 namespace edgepress::runtime {
 namespace kernels {

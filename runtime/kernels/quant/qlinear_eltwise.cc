@@ -14,8 +14,8 @@
 #include "ir/error.h"
 #include "runtime/kernel.h"
 #include "runtime/kernels/all_kernels.h"
-#include "runtime/kernels/gemm_op_util.h"
-#include "runtime/kernels/quantize_util.h"
+#include "runtime/kernels/gemm/gemm_op_util.h"
+#include "runtime/kernels/quant/quantize_util.h"
 #include "runtime/thread_pool.h"
 
 namespace edgepress::runtime {

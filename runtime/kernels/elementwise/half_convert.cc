@@ -1,4 +1,4 @@
-#include "runtime/kernels/half_convert.h"
+#include "runtime/kernels/elementwise/half_convert.h"
 
 #include "ir/tensor.h"
 

@@ -13,7 +13,7 @@
 #include "ir/error.h"
 #include "ir/graph.h"
 #include "runtime/kernel.h"
-#include "runtime/kernels/gemm_op_util.h"
+#include "runtime/kernels/gemm/gemm_op_util.h"
 
 namespace edgepress::runtime::conv_util {
 

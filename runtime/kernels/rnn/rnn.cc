@@ -8,7 +8,7 @@
 // run) and applies the gate math. Batch entries with a shorter sequence_lens stop early
 // (Y is zero past their length, Y_h holds their last valid state); in the reverse
 // direction each entry starts at its own last valid step. The reference and AVX2 kernels
-// differ in the GEMM micro-kernel they use (runtime/kernels/gemm.h).
+// differ in the GEMM micro-kernel they use (runtime/kernels/gemm/gemm.h).
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -18,7 +18,7 @@
 
 #include "ir/error.h"
 #include "runtime/kernels/all_kernels.h"
-#include "runtime/kernels/gemm.h"
+#include "runtime/kernels/gemm/gemm.h"
 #include "runtime/thread_pool.h"
 
 namespace edgepress::runtime {

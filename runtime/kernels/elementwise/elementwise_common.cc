@@ -1,11 +1,11 @@
 // Implementation of the shared kernel helpers (see elementwise_common.h).
-#include "runtime/kernels/elementwise_common.h"
+#include "runtime/kernels/elementwise/elementwise_common.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
-#include "runtime/kernels/half_convert.h"
+#include "runtime/kernels/elementwise/half_convert.h"
 
 namespace edgepress::runtime::kernels {
 

@@ -10,9 +10,9 @@
 
 #include "ir/error.h"
 #include "runtime/kernel.h"
-#include "runtime/kernels/conv_util.h"
-#include "runtime/kernels/gemm.h"
-#include "runtime/kernels/gemm_op_util.h"
+#include "runtime/kernels/conv/conv_util.h"
+#include "runtime/kernels/gemm/gemm.h"
+#include "runtime/kernels/gemm/gemm_op_util.h"
 #include "runtime/thread_pool.h"
 
 namespace edgepress::runtime {

@@ -8,9 +8,9 @@
 #include <limits>
 #include <type_traits>
 
-#include "runtime/kernels/elementwise.h"
-#include "runtime/kernels/elementwise_common.h"
-#include "runtime/kernels/elementwise_impl.h"
+#include "runtime/kernels/elementwise/elementwise.h"
+#include "runtime/kernels/elementwise/elementwise_common.h"
+#include "runtime/kernels/elementwise/elementwise_impl.h"
 
 namespace edgepress::runtime::kernels {
 

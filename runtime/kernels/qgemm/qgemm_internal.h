@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "runtime/kernels/qgemm.h"
+#include "runtime/kernels/qgemm/qgemm.h"
 
 namespace edgepress::runtime::qgemm_detail {
 

@@ -5,7 +5,7 @@
 // and are written once through the epilogue. At the K of real layers (<= 4608 for
 // resnet's 3x3x512) a B panel (nr * K int16) streams from L2 at a fraction of the
 // bandwidth the multiply rate needs; the A block is sized to stay in L2.
-#include "runtime/kernels/qgemm.h"
+#include "runtime/kernels/qgemm/qgemm.h"
 
 #include <algorithm>
 #include <cmath>
@@ -13,7 +13,7 @@
 #include <limits>
 
 #include "ir/error.h"
-#include "runtime/kernels/qgemm_internal.h"
+#include "runtime/kernels/qgemm/qgemm_internal.h"
 
 namespace edgepress::runtime {
 

@@ -10,7 +10,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "runtime/kernels/qgemm_internal.h"
+#include "runtime/kernels/qgemm/qgemm_internal.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>

@@ -1,0 +1,49 @@
+// Internal to the SGEMM family: the tile interface every micro-kernel implements (one file
+// per ISA: gemm_scalar.cc, gemm_avx2.cc, gemm_avx512.cc) and the scalar store shared by
+// their edge tiles. The driver (gemm.cc) owns the table that maps an Isa to a micro-kernel.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+namespace edgepress::runtime::gemm_internal {
+
+struct StoreParams {
+  float alpha = 1;
+  float beta = 0;          // 0: C is not read
+  const float* row_bias = nullptr;  // bias of the tile's first row, or nullptr
+  const float* col_bias = nullptr;  // bias of the tile's first column, or nullptr
+  bool clamp = false;
+  float lo = 0, hi = 0;
+};
+
+// Tile of `rows` x `cols` (cols <= 16 or 32) from accumulators laid out [rows][ld_acc].
+inline void StoreTileScalar(int rows, int cols, const float* acc, int ld_acc, float* c,
+                            int64_t ldc, const StoreParams& p) {
+  for (int r = 0; r < rows; ++r) {
+    float* cr = c + r * ldc;
+    for (int j = 0; j < cols; ++j) {
+      float v = p.alpha * acc[r * ld_acc + j];
+      if (p.beta != 0) v += p.beta * cr[j];
+      if (p.row_bias) v += p.row_bias[r];
+      if (p.col_bias) v += p.col_bias[j];
+      if (p.clamp) v = std::min(std::max(v, p.lo), p.hi);
+      cr[j] = v;
+    }
+  }
+}
+
+using TileFn = void (*)(int rows, int cols, int64_t kc, const float* a, const float* b, float* c,
+                        int64_t ldc, const StoreParams& p);
+
+// Micro-kernels: a tile of `rows` (<= mr) x `cols` (<= nr) over a K block of packed panels.
+void ScalarKernel(int rows, int cols, int64_t kc, const float* a, const float* b, float* c,
+                  int64_t ldc, const StoreParams& p);  // 6 x 16
+#if defined(__x86_64__)
+void Avx2Kernel(int rows, int cols, int64_t kc, const float* a, const float* b, float* c,
+                int64_t ldc, const StoreParams& p);  // 6 x 16, AVX2 + FMA
+void Avx512Kernel(int rows, int cols, int64_t kc, const float* a, const float* b, float* c,
+                  int64_t ldc, const StoreParams& p);  // 6 x 32, AVX-512F
+#endif
+
+}  // namespace edgepress::runtime::gemm_internal
