@@ -11,6 +11,7 @@ const PassEntry& FoldConstantsPass();
 const PassEntry& FoldBatchNormPass();
 const PassEntry& FuseMatMulAddPass();
 const PassEntry& FuseGeluPass();
+const PassEntry& FuseHardSwishPass();
 const PassEntry& FuseLayerNormPass();
 const PassEntry& FuseActivationPass();
 const PassEntry& FuseQdqPass();

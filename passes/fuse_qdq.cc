@@ -13,6 +13,11 @@
 //   DQ(a), DQ(b) -> Add [-> Relu|Clip] -> Q           => com.microsoft QLinearAdd
 //       (edgepress QLinearAdd with an activation)
 //   DQ -> GlobalAveragePool -> Q                      => com.microsoft QLinearGlobalAveragePool
+//   DQ(a), DQ(b) -> Mul -> Q                          => com.microsoft QLinearMul
+//   DQ -> Sigmoid|Tanh|HardSigmoid|HardSwish|LeakyRelu|Elu|Gelu|... -> Q (per tensor)
+//       => edgepress QLinearLookup: the 256-entry table Q(f(DQ(q))) for every q, computed
+//          by running the DQ node, the float op and the Q node themselves on all 256 codes,
+//          so it is exactly the QDQ graph's value (no rounding difference at all)
 //
 // Numerics: the integer ops compute the exact integer product and requantize once with
 // round-half-to-even, so outputs equal the float QDQ graph's within 1 LSB of the output
@@ -28,11 +33,15 @@
 // readers stay. Runs on the main graph and subgraphs.
 #include <cmath>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "ir/error.h"
 #include "passes/all_passes.h"
 #include "passes/rewrite_util.h"
+#include "runtime/eager.h"
+#include "runtime/thread_pool.h"
 
 namespace edgepress::passes {
 namespace {
@@ -157,8 +166,10 @@ class FuseQdq : public Pass {
             op == "Squeeze" || op == "Unsqueeze" || op == "Concat")
           return FuseMove(g, node);
         if (op == "Add") return FuseAdd(g, node);
+        if (op == "Mul") return FuseMul(g, node);
         if (op == "GlobalAveragePool") return FuseGap(g, node);
       }
+      if (IsLookupOp(node)) return FuseLookup(g, node);
       return false;
     });
     if (used_ms_ && model.OpsetVersion("com.microsoft") == 0) model.SetOpsetVersion("com.microsoft", 1);
@@ -382,6 +393,85 @@ class FuseQdq : public Pass {
     return true;
   }
 
+  bool FuseMul(ir::Graph& g, ir::Node* n) {
+    auto a = DqOf(n->input(0));
+    auto b = DqOf(n->input(1));
+    if (!a || !b || !a->per_tensor() || !b->per_tensor() || !Is8Bit(a->qtype) ||
+        a->qtype != b->qtype || ConstantOf(a->data) || ConstantOf(b->data))
+      return false;
+    auto y = SingleQ(n->output(0));
+    if (!y || y->qtype != a->qtype) return false;
+    std::vector<ir::Value*> ins = {a->data, a->scale, ZpOrZero(g, a->zp, a->qtype, a->data->name()),
+                                   b->data, b->scale, ZpOrZero(g, b->zp, b->qtype, b->data->name()),
+                                   y->scale, ZpOrZero(g, y->zp, y->qtype, y->node->output(0)->name())};
+    ir::Node* f = g.InsertNode(y->node, "QLinearMul", ins,
+                               {g.UniqueName(y->node->output(0)->name() + "_int")}, n->name,
+                               "com.microsoft");
+    if (!Commit(g, f, y->node->output(0), {y->node, n}, {a->node, b->node})) return false;
+    used_ms_ = true;
+    Count("fused-mul");
+    return true;
+  }
+
+  // Element-wise functions of one tensor (other inputs constant) that a table can replace.
+  static bool IsLookupOp(const ir::Node* n) {
+    static const std::set<std::string> kOnnx = {
+        "Sigmoid", "Tanh",     "HardSigmoid", "HardSwish", "LeakyRelu", "Elu",  "Selu",
+        "Celu",    "Softplus", "Softsign",    "Gelu",      "Erf",       "Exp",  "Mish",
+        "Relu",    "Clip",     "Abs",         "Neg",       "ThresholdedRelu"};
+    static const std::set<std::string> kMs = {"Gelu", "FastGelu", "QuickGelu"};
+    if (n->num_outputs() != 1 || !n->output(0) || n->num_inputs() < 1) return false;
+    if (n->domain().empty()) return kOnnx.count(n->op_type()) > 0;
+    return n->domain() == "com.microsoft" && kMs.count(n->op_type()) > 0;
+  }
+
+  bool FuseLookup(ir::Graph& g, ir::Node* n) {
+    auto x = DqOf(n->input(0));
+    if (!x || !x->per_tensor() || !Is8Bit(x->qtype) || ConstantOf(x->data)) return false;
+    for (size_t i = 1; i < n->num_inputs(); ++i)
+      if (n->input(i) && !ConstantOf(n->input(i))) return false;
+    auto y = SingleQ(n->output(0));
+    if (!y) return false;
+    std::optional<ir::Tensor> table = LookupTable(*x, *n, *y);
+    if (!table) return false;
+    ir::Value* t = AddConstant(g, n->output(0)->name() + "_table", std::move(*table));
+    ir::Node* f = g.InsertNode(y->node, "QLinearLookup", {x->data, t},
+                               {g.UniqueName(y->node->output(0)->name() + "_int")},
+                               n->name.empty() ? "" : n->name + "_lookup", "edgepress");
+    f->set_attr(ir::Attribute::String("function", n->op_type()));
+    if (!Commit(g, f, y->node->output(0), {y->node, n}, {x->node})) return false;
+    used_ep_ = true;
+    Count("fused-lookup");
+    return true;
+  }
+
+  // table[k] = Q(f(DQ(code k))), where code k is the 8-bit value whose bit pattern is k,
+  // computed by the runtime's own DQ, f and Q kernels. nullopt when a kernel refuses.
+  std::optional<ir::Tensor> LookupTable(const QInfo& x, const ir::Node& f, const QInfo& y) {
+    ir::Tensor codes(x.qtype, {256});
+    auto* c = static_cast<uint8_t*>(codes.mutable_raw());
+    for (int k = 0; k < 256; ++k) c[k] = static_cast<uint8_t>(k);
+    auto inputs_of = [](const ir::Node& node, const ir::Tensor* first) {
+      std::vector<const ir::Tensor*> ins = {first};
+      for (size_t i = 1; i < node.num_inputs(); ++i)
+        ins.push_back(node.input(i) ? ConstantOf(node.input(i)) : nullptr);
+      return ins;
+    };
+    try {
+      runtime::ThreadPool pool(1);
+      std::vector<ir::Tensor> xf = runtime::RunNode(*x.node, inputs_of(*x.node, &codes), pool);
+      if (xf.empty() || xf[0].numel() != 256) return std::nullopt;
+      std::vector<ir::Tensor> yf = runtime::RunNode(f, inputs_of(f, &xf[0]), pool);
+      if (yf.empty() || yf[0].numel() != 256 || yf[0].dtype() != ir::DType::kFloat32)
+        return std::nullopt;
+      std::vector<ir::Tensor> yq = runtime::RunNode(*y.node, inputs_of(*y.node, &yf[0]), pool);
+      if (yq.empty() || yq[0].numel() != 256 || yq[0].dtype() != y.qtype) return std::nullopt;
+      return std::move(yq[0]);
+    } catch (const edgepress::Error&) {
+      return std::nullopt;
+    }
+  }
+
   bool used_ms_ = false, used_ep_ = false;
 };
 
@@ -394,7 +484,7 @@ const PassEntry& FuseQdqPass() {
        "QLinearMatMul, QGemm, QLinearAdd, ...) so QDQ models run as int8",
        {},
        {"fused-quantized", "fused-float-output", "fused-data-movement", "fused-add",
-        "fused-global-average-pool"}},
+        "fused-mul", "fused-lookup", "fused-global-average-pool"}},
       [](const PassOptions& o) -> std::unique_ptr<Pass> { return std::make_unique<FuseQdq>(o); }};
   return entry;
 }

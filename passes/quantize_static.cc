@@ -25,6 +25,10 @@
 //     DQ -> Reshape -> Q never requantizes.
 //   * AveragePool, GlobalAveragePool run integer only when their data input is a
 //     quantized output of an integer op.
+//   * Element-wise functions (Sigmoid, Tanh, HardSigmoid, HardSwish, LeakyRelu by default;
+//     Elu, Selu, Softplus, Gelu, Mish when listed in op-types) likewise, with their own
+//     output range: fuse-qdq turns DQ -> f -> Q into a 256-entry table lookup, so a
+//     MobileNetV3 block (Conv -> HardSwish -> depthwise Conv) stays integer throughout.
 //   * Everything else (Softmax, LayerNormalization, Gelu, ...) stays float.
 //   * A pass-through op (all but Conv/MatMul/Gemm, so Add/Mul too: a transformer's
 //     residual Add feeding LayerNormalization stays float) whose output no integer op
@@ -74,11 +78,20 @@ namespace {
 using json = nlohmann::json;
 using Ranges = std::map<std::string, calibrate::TensorRange>;
 
-enum class Role { kFloat, kCompute, kElementwise, kPool, kShare };
+enum class Role { kFloat, kCompute, kElementwise, kPool, kShare, kLookup };
+
+// Element-wise functions of one activation that fuse-qdq turns into a 256-entry table
+// (edgepress QLinearLookup) when they sit between a DQ and a Q.
+bool IsLookupOp(const std::string& op) {
+  return op == "Sigmoid" || op == "Tanh" || op == "HardSigmoid" || op == "HardSwish" ||
+         op == "LeakyRelu" || op == "Elu" || op == "Selu" || op == "Softplus" || op == "Gelu" ||
+         op == "Mish";
+}
 
 Role RoleOf(const ir::Node* n) {
   if (!n->domain().empty()) return Role::kFloat;
   const std::string& op = n->op_type();
+  if (IsLookupOp(op)) return Role::kLookup;
   if (op == "Conv" || op == "MatMul" || op == "Gemm") return Role::kCompute;
   if (op == "Add" || op == "Mul") return Role::kElementwise;
   if (op == "AveragePool" || op == "GlobalAveragePool") return Role::kPool;
@@ -613,6 +626,7 @@ class QuantizeStatic : public Pass {
   static std::string StatName(const std::string& op) {
     if (op == "AveragePool" || op == "GlobalAveragePool") return "pool-quantized";
     if (RoleOf_(op) == Role::kShare) return "data-movement-quantized";
+    if (IsLookupOp(op)) return "lookup-quantized";
     std::string s;
     for (char c : op) s += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return s + "-quantized";  // conv, matmul, gemm, add, mul
@@ -751,7 +765,7 @@ const PassEntry& QuantizeStaticPass() {
            Opt("exclude", T::kStringList, "", "node-name globs kept float"),
            Opt("op-types", T::kStringList,
                 "Conv,MatMul,Gemm,Add,Mul,Concat,MaxPool,AveragePool,GlobalAveragePool,Reshape,"
-                "Transpose,Flatten,Squeeze,Unsqueeze",
+                "Transpose,Flatten,Squeeze,Unsqueeze,Sigmoid,Tanh,HardSigmoid,HardSwish,LeakyRelu",
                 "op types that may run integer"),
            Opt("keep-float", T::kInt, "0", "keep the K most sensitive layers float", {}, 0, 1e9),
            Opt("min-cosine", T::kFloat, "0",
@@ -762,7 +776,7 @@ const PassEntry& QuantizeStaticPass() {
            Opt("calib-samples", T::kInt, "256", "calibration samples used at most", {}, 1, 1e9),
        },
        {"nodes-quantized", "conv-quantized", "matmul-quantized", "gemm-quantized",
-        "add-quantized", "mul-quantized", "pool-quantized", "data-movement-quantized", "qdq-pairs", "weights-quantized", "biases-quantized",
+        "add-quantized", "mul-quantized", "pool-quantized", "lookup-quantized", "data-movement-quantized", "qdq-pairs", "weights-quantized", "biases-quantized",
         "relu-fused", "kept-float", "kept-float-by-sensitivity", "min-cosine-unmet",
         "smoothed-layers", "smoothed-layernorm-folds", "smoothed-mul-inserted", "calib-samples", "calibration-fallbacks"},
        /*needs_data=*/true},

@@ -22,6 +22,7 @@ const std::vector<PassEntry>& AllPasses() {
     p.push_back(FoldBatchNormPass());
     p.push_back(FuseMatMulAddPass());
     p.push_back(FuseGeluPass());
+    p.push_back(FuseHardSwishPass());
     p.push_back(FuseLayerNormPass());
     p.push_back(FuseActivationPass());
     p.push_back(FuseQdqPass());
@@ -95,7 +96,8 @@ std::string Trim(const std::string& s) {
 }  // namespace
 
 const char* kDefaultOptimizePipeline =
-    "fold-constants,remove-identity,fold-batchnorm,fuse-matmul-add,fuse-gelu,fuse-layernorm,"
+    "fold-constants,remove-identity,fold-batchnorm,fuse-matmul-add,fuse-gelu,fuse-hardswish,"
+    "fuse-layernorm,"
     "fuse-activation,"
     // fuse-qdq after fuse-activation (it folds FusedConv/FusedGemm activations into the
     // integer op's epilogue) and before eliminate-dead-nodes (which sweeps the DQ nodes it

@@ -26,6 +26,7 @@ struct CpuFeatures {
   bool avx2 = false, fma = false, f16c = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false;
   bool avx512vnni = false, avxvnni = false;
+  bool avx512vbmi = false;  // vpermi2b: 8-bit table lookups (QLinearLookup)
   bool amx_int8 = false, amx_tile = false;
   bool neon = false, neon_dot = false;
   std::string model_name;

@@ -24,6 +24,7 @@ const KernelRegistry& GlobalKernelRegistry() {
     RegisterQLinearKernels(r);
     RegisterQConvKernels(r);
     RegisterQLinearEltwiseKernels(r);
+    RegisterQLinearLookupKernels(r);
     return r;
   }();
   return registry;

@@ -21,4 +21,5 @@ void RegisterQuantizeKernels(KernelRegistry& r);
 void RegisterQLinearKernels(KernelRegistry& r);
 void RegisterQConvKernels(KernelRegistry& r);
 void RegisterQLinearEltwiseKernels(KernelRegistry& r);
+void RegisterQLinearLookupKernels(KernelRegistry& r);
 }  // namespace edgepress::runtime

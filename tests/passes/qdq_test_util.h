@@ -106,7 +106,10 @@ inline const ir::Node* NodeNamed(const ir::Model& m, const std::string& name) {
 inline void ExpectCleanQdq(const ir::Model& m) {
   static const std::set<std::string> integer_ops = {
       "Conv", "MatMul", "Gemm", "Add", "Mul", "Concat", "MaxPool", "AveragePool",
-      "GlobalAveragePool", "Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze"};
+      "GlobalAveragePool", "Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze",
+      // element-wise functions: fuse-qdq makes them 256-entry tables (QLinearLookup)
+      "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "LeakyRelu", "Elu", "Selu", "Softplus",
+      "Gelu", "Mish"};
   for (ir::Node* n : m.graph->nodes()) {
     if (n->op_type() == "QuantizeLinear") {
       ASSERT_FALSE(n->output(0)->uses().empty()) << n->describe();

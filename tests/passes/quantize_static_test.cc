@@ -435,5 +435,75 @@ TEST(SmoothQuant, LowersInt8ErrorOnOutlierChannels) {
   EXPECT_LT(e_smooth, 0.7 * e_plain);
 }
 
+// A MobileNetV3 block as exporters write it: Conv -> decomposed HardSwish (Add/Clip/Div/Mul)
+// -> depthwise Conv -> squeeze-excite (GlobalAveragePool, Conv, Relu, Conv, decomposed
+// HardSigmoid, Mul) -> 1x1 Conv.
+std::unique_ptr<ir::Model> MobileNetV3Block() {
+  GraphBuilder b;
+  auto sc = [&](const std::string& n, float v) { return b.Const(n, ir::FloatTensor({}, {v})); };
+  auto hsig = [&](ir::Value* v, const std::string& p) {
+    auto* a = b.Op("Add", {v, sc(p + "_3", 3.f)});
+    auto* c = b.Op("Clip", {a, sc(p + "_0", 0.f), sc(p + "_6", 6.f)});
+    return b.Op("Div", {c, sc(p + "_d6", 6.f)});
+  };
+  auto* x = b.Input("x", DType::kFloat32, {1, 8, 12, 12});
+  auto* c1 = b.Op("Conv", {x, b.Const("w1", Uniform({16, 8, 3, 3}, 41, -0.3f, 0.3f)),
+                          b.Const("b1", Uniform({16}, 42, -0.2f, 0.2f))},
+                  {Attribute::Ints("pads", {1, 1, 1, 1})}, "conv1");
+  auto* h1 = b.Op("Mul", {c1, hsig(c1, "hs1")}, {}, "hswish1");
+  auto* dw = b.Op("Conv", {h1, b.Const("wd", Uniform({16, 1, 3, 3}, 43, -0.6f, 0.6f)),
+                          b.Const("bd", Uniform({16}, 44, -0.2f, 0.2f))},
+                  {Attribute::Ints("pads", {1, 1, 1, 1}), Attribute::Int("group", 16)}, "dw");
+  auto* gap = b.Op("GlobalAveragePool", {dw}, {}, "se_pool");
+  auto* s1 = b.Op("Conv", {gap, b.Const("ws1", Uniform({4, 16, 1, 1}, 45, -0.5f, 0.5f)),
+                           b.Const("bs1", Uniform({4}, 46, -0.1f, 0.1f))}, {}, "se_fc1");
+  auto* s2 = b.Op("Conv", {b.Op("Relu", {s1}), b.Const("ws2", Uniform({16, 4, 1, 1}, 47, -0.5f, 0.5f)),
+                           b.Const("bs2", Uniform({16}, 48, -0.1f, 0.1f))}, {}, "se_fc2");
+  auto* gated = b.Op("Mul", {dw, hsig(s2, "hs2")}, {}, "se_mul");
+  b.Output(b.Op("Conv", {gated, b.Const("w3", Uniform({8, 16, 1, 1}, 49, -0.4f, 0.4f)),
+                         b.Const("b3", Uniform({8}, 50, -0.1f, 0.1f))}, {}, "project"));
+  auto m = b.Build();
+  m->SetOpsetVersion("", 14);
+  ir::InferShapes(*m);
+  return m;
+}
+
+TEST(QuantizeStatic, MobileNetV3BlockRunsIntegerThroughHardSwishAndSqueezeExcite) {
+  auto m = MobileNetV3Block();
+  std::string data = qtest::SaveData(qtest::TempDir("mbv3"), "d.npz",
+                                     {{"x", Uniform({16, 8, 12, 12}, 51, -2.f, 2.f)}});
+  std::vector<PassRun> runs;
+  auto q = ApplyWithData(*m, "fuse-hardswish,quantize-static", {data}, &runs);
+  EXPECT_EQ(runs[0].stats["hardswish-fused"], 1);
+  EXPECT_EQ(runs[0].stats["hardsigmoid-fused"], 1);
+  EXPECT_EQ(runs[1].stats["conv-quantized"], 5);
+  EXPECT_EQ(runs[1].stats["lookup-quantized"], 2);  // HardSwish, HardSigmoid
+  EXPECT_EQ(runs[1].stats["mul-quantized"], 1);     // the squeeze-excite gate
+  qtest::ExpectCleanQdq(*q);
+
+  std::vector<PassRun> fruns;
+  auto f = ApplyWithData(*q, "fuse-qdq,eliminate-dead-nodes", {}, &fruns);
+  EXPECT_EQ(fruns[0].stats["fused-lookup"], 2);
+  EXPECT_EQ(fruns[0].stats["fused-mul"], 1);
+  // Nothing float is left between the input's Q and the output: every op is integer.
+  for (const char* op : {"Conv", "HardSwish", "HardSigmoid", "Mul", "GlobalAveragePool",
+                         "DequantizeLinear"})
+    EXPECT_EQ(Count(*f, op), 0) << op;
+  EXPECT_EQ(Count(*f, "QLinearLookup"), 2);
+  EXPECT_EQ(Count(*f, "QLinearMul"), 1);
+
+  double worst_qdq = 0, worst_fused = 0;
+  for (uint32_t s = 60; s < 64; ++s) {
+    runtime::NamedTensors feed = {{"x", Uniform({1, 8, 12, 12}, s, -2.f, 2.f)}};
+    ir::Tensor ref = RunModel(*m, feed)[0].second;
+    worst_qdq = std::max(worst_qdq, Nmse(RunModel(*q, feed)[0].second, ref));
+    worst_fused = std::max(worst_fused, Nmse(RunModel(*f, feed)[0].second, ref));
+  }
+  std::printf("[ info ] MobileNetV3 block NMSE vs fp32: QDQ %.3g, fused %.3g\n", worst_qdq,
+              worst_fused);
+  EXPECT_LT(worst_qdq, 2e-3);
+  EXPECT_LT(worst_fused, 2e-3);
+}
+
 }  // namespace
 }  // namespace edgepress::passes

@@ -69,7 +69,7 @@ TEST_F(RecipesCliTest, ListShowsEveryShippedRecipe) {
   }
   EXPECT_EQ(j[4]["arch"], "arm64");
   EXPECT_EQ(j[4]["target"], "raspberry-pi-5");
-  EXPECT_EQ(j[4]["passes"], 4);
+  EXPECT_EQ(j[4]["passes"], 5);
 }
 
 TEST_F(RecipesCliTest, FindsRecipesFromTheExecutableWithoutTheEnvironment) {
@@ -115,7 +115,7 @@ TEST_F(RecipesCliTest, ValidateExitCodesAndMessages) {
     args += " " + ShellQuote(std::string(EDGEPRESS_SOURCE_DIR "/recipes/") + name + ".yaml");
   RunResult r = Ep("recipes validate" + args);
   ASSERT_EQ(r.rc, 0) << r.output;
-  EXPECT_NE(r.output.find("x86-avx2-laptop.yaml: ok (3 passes, 3 tuning steps, extends base)"),
+  EXPECT_NE(r.output.find("x86-avx2-laptop.yaml: ok (4 passes, 3 tuning steps, extends base)"),
             std::string::npos)
       << r.output;
 
@@ -126,7 +126,7 @@ TEST_F(RecipesCliTest, ValidateExitCodesAndMessages) {
   std::string good = Write("good.yaml", "extends: x86-avx2-laptop\ntarget: {threads: 2}\n");
   r = Ep("recipes validate " + ShellQuote(good) + " " + ShellQuote(bad));
   EXPECT_EQ(r.rc, 1) << r.output;
-  EXPECT_NE(r.output.find(good + ": ok (3 passes, 3 tuning steps, extends x86-avx2-laptop <- base)"),
+  EXPECT_NE(r.output.find(good + ": ok (4 passes, 3 tuning steps, extends x86-avx2-laptop <- base)"),
             std::string::npos)
       << r.output;
   EXPECT_NE(r.output.find("edgepress: error: " + bad +

@@ -2,6 +2,9 @@
 //   com.microsoft QLinearAdd  A, A_scale, A_zp, B, B_scale, B_zp, C_scale, C_zp -> C
 //       c = saturate(round((a - za) * (sa / sc) + (b - zb) * (sb / sc)) + zc), numpy
 //       broadcasting; edgepress QLinearAdd adds `activation` (Relu/Clip, docs/ops.md).
+//   com.microsoft QLinearMul  (same inputs)
+//       c = saturate(round((a - za) * (b - zb) * (sa * sb / sc)) + zc); a squeeze-excite
+//       gate (one value per trailing block) has its own loop without an index array.
 //   com.microsoft QLinearGlobalAveragePool  X, x_scale, x_zp, y_scale, y_zp (NCHW,
 //       channels_last = 0): y = saturate(round(sum(x - zx) * x_scale / (y_scale * HW)) + zy)
 // Per-tensor parameters only. Scalar code; gcc vectorises the same-shape Add loop.
@@ -56,18 +59,53 @@ const ir::Tensor& Q8(KernelContext& ctx, size_t i, const char* what) {
   return t;
 }
 
-template <typename T>
-void AddLoop(const T* a, const T* b, T* c, int64_t n, const std::vector<int64_t>& ai,
-             const std::vector<int64_t>& bi, float ra, float rb, int32_t za, int32_t zb,
-             int32_t zc, int32_t lo, int32_t hi) {
+// c = saturate(round(f(a, b)) + zc) clamped to [lo, hi], where f is the real-valued Add
+// ((a - za) * ra + (b - zb) * rb, ra = sa / sc, rb = sb / sc) or Mul ((a - za) * (b - zb)
+// * ra, ra = sa * sb / sc). An operand is read through `ai`/`bi` (broadcast indices), or
+// element i directly when those are empty.
+template <bool kMul, typename T>
+void BinaryLoop(const T* a, const T* b, T* c, int64_t n, const int64_t* ai, const int64_t* bi,
+                float ra, float rb, int32_t za, int32_t zb, int32_t zc, int32_t lo, int32_t hi) {
   for (int64_t i = 0; i < n; ++i) {
-    const int64_t ia = ai.empty() ? i : ai[static_cast<size_t>(i)];
-    const int64_t ib = bi.empty() ? i : bi[static_cast<size_t>(i)];
-    const float v = static_cast<float>(static_cast<int32_t>(a[ia]) - za) * ra +
-                    static_cast<float>(static_cast<int32_t>(b[ib]) - zb) * rb;
+    const int32_t qa = static_cast<int32_t>(a[ai ? ai[i] : i]) - za;
+    const int32_t qb = static_cast<int32_t>(b[bi ? bi[i] : i]) - zb;
+    const float v = kMul ? static_cast<float>(qa * qb) * ra
+                         : static_cast<float>(qa) * ra + static_cast<float>(qb) * rb;
     int32_t q = static_cast<int32_t>(std::nearbyint(v)) + zc;
     c[i] = static_cast<T>(std::min(std::max(q, lo), hi));
   }
+}
+
+// Mul where `b` is one value per block of `inner` consecutive outputs (a squeeze-excite
+// gate [N, C, 1, 1] times [N, C, H, W]): no index array, the gate is read once per block.
+template <typename T>
+void MulBlocks(const T* a, const T* b, T* c, int64_t first_block, int64_t blocks, int64_t inner,
+               float r, int32_t za, int32_t zb, int32_t zc, int32_t lo, int32_t hi) {
+  for (int64_t blk = first_block; blk < first_block + blocks; ++blk) {
+    const float rg = static_cast<float>(static_cast<int32_t>(b[blk]) - zb) * r;
+    const T* ap = a + blk * inner;
+    T* cp = c + blk * inner;
+    for (int64_t i = 0; i < inner; ++i) {
+      const float v = static_cast<float>(static_cast<int32_t>(ap[i]) - za) * rg;
+      const int32_t q = static_cast<int32_t>(std::nearbyint(v)) + zc;
+      cp[i] = static_cast<T>(std::min(std::max(q, lo), hi));
+    }
+  }
+}
+
+// When `in` (right-aligned against `out`) equals out on its leading dims and is 1 on all
+// the others, the size of the trailing block one element of `in` covers; else 0.
+int64_t BlockBroadcast(const std::vector<int64_t>& in, const std::vector<int64_t>& out) {
+  std::vector<int64_t> p(out.size() - in.size(), 1);  // `in` padded to out's rank
+  p.insert(p.end(), in.begin(), in.end());
+  size_t k = 0;
+  while (k < out.size() && p[k] == out[k]) ++k;
+  int64_t inner = 1;
+  for (size_t i = k; i < out.size(); ++i) {
+    if (p[i] != 1) return 0;
+    inner *= out[i];
+  }
+  return inner;
 }
 
 // Flat source index of every output element under numpy broadcasting (empty: identity).
@@ -96,9 +134,11 @@ std::vector<int64_t> BroadcastIndex(const std::vector<int64_t>& in, const std::v
   return idx;
 }
 
-class QLinearAddKernel : public Kernel {
+// com.microsoft QLinearAdd / QLinearMul (and edgepress QLinearAdd with an activation).
+template <bool kMul>
+class QLinearBinaryKernel : public Kernel {
  public:
-  explicit QLinearAddKernel(const KernelInit& init) : act_(qutil::ReadActivation(init.node)) {}
+  explicit QLinearBinaryKernel(const KernelInit& init) : act_(qutil::ReadActivation(init.node)) {}
 
   void Run(KernelContext& ctx) override {
     const ir::Node& node = ctx.node();
@@ -126,31 +166,48 @@ class QLinearAddKernel : public Kernel {
     ir::Tensor& c = ctx.AllocateOutput(0, a.dtype(), out);
     const int64_t n = static_cast<int64_t>(c.numel());
     if (n == 0) return;
-    const std::vector<int64_t> ai = BroadcastIndex(as, out), bi = BroadcastIndex(bs, out);
     const bool u8 = a.dtype() == ir::DType::kUInt8;
     const int32_t qmin = u8 ? 0 : -128, qmax = u8 ? 255 : 127;
     const int32_t lo = std::max(qmin, qutil::QuantizeBound(act_.lo, sc, zc));
     const int32_t hi = std::min(qmax, qutil::QuantizeBound(act_.hi, sc, zc));
-    const float ra = sa / sc, rb = sb / sc;
-    ctx.pool().ParallelFor(n, 16384, [&](int64_t s, int64_t e) {
-      std::vector<int64_t> sai, sbi;
-      if (!ai.empty()) sai.assign(ai.begin() + s, ai.begin() + e);
-      if (!bi.empty()) sbi.assign(bi.begin() + s, bi.begin() + e);
-      if (u8) {
-        const uint8_t* ap = a.data<uint8_t>();
-        const uint8_t* bp = b.data<uint8_t>();
-        AddLoop(ai.empty() ? ap + s : ap, bi.empty() ? bp + s : bp, c.mutable_data<uint8_t>() + s,
-                e - s, sai, sbi, ra, rb, za, zb, zc, lo, hi);
-      } else {
-        const int8_t* ap = a.data<int8_t>();
-        const int8_t* bp = b.data<int8_t>();
-        AddLoop(ai.empty() ? ap + s : ap, bi.empty() ? bp + s : bp, c.mutable_data<int8_t>() + s,
-                e - s, sai, sbi, ra, rb, za, zb, zc, lo, hi);
-      }
-    });
+    const float ra = kMul ? sa * sb / sc : sa / sc, rb = sb / sc;
+    if (u8)
+      Compute(ctx, a.data<uint8_t>(), b.data<uint8_t>(), c.mutable_data<uint8_t>(), as, bs, out,
+              n, ra, rb, za, zb, zc, lo, hi);
+    else
+      Compute(ctx, a.data<int8_t>(), b.data<int8_t>(), c.mutable_data<int8_t>(), as, bs, out, n,
+              ra, rb, za, zb, zc, lo, hi);
   }
 
  private:
+  template <typename T>
+  void Compute(KernelContext& ctx, const T* ap, const T* bp, T* cp, const std::vector<int64_t>& as,
+               const std::vector<int64_t>& bs, const std::vector<int64_t>& out, int64_t n,
+               float ra, float rb, int32_t za, int32_t zb, int32_t zc, int32_t lo, int32_t hi) {
+    if (kMul) {
+      // The gate of a squeeze-excite block: one operand full, the other one value per block.
+      const bool a_full = as == out, b_full = bs == out;
+      const int64_t b_inner = a_full && !b_full ? BlockBroadcast(bs, out) : 0;
+      const int64_t a_inner = b_full && !a_full ? BlockBroadcast(as, out) : 0;
+      if (b_inner > 0 || a_inner > 0) {
+        const T* full = b_inner > 0 ? ap : bp;
+        const T* gate = b_inner > 0 ? bp : ap;
+        const int32_t zf = b_inner > 0 ? za : zb, zg = b_inner > 0 ? zb : za;
+        const int64_t inner = b_inner > 0 ? b_inner : a_inner, blocks = n / inner;
+        ctx.pool().ParallelFor(blocks, std::max<int64_t>(1, 16384 / inner), [&](int64_t s, int64_t e) {
+          MulBlocks(full, gate, cp, s, e - s, inner, ra, zf, zg, zc, lo, hi);
+        });
+        return;
+      }
+    }
+    const std::vector<int64_t> ai = BroadcastIndex(as, out), bi = BroadcastIndex(bs, out);
+    ctx.pool().ParallelFor(n, 16384, [&](int64_t s, int64_t e) {
+      BinaryLoop<kMul>(ai.empty() ? ap + s : ap, bi.empty() ? bp + s : bp, cp + s, e - s,
+                       ai.empty() ? nullptr : ai.data() + s, bi.empty() ? nullptr : bi.data() + s,
+                       ra, rb, za, zb, zc, lo, hi);
+    });
+  }
+
   qutil::Activation act_;
 };
 
@@ -209,9 +266,11 @@ std::unique_ptr<Kernel> Create(const KernelInit& init) {
 void RegisterQLinearEltwiseKernels(KernelRegistry& r) {
   using ir::DType;
   r.Add({"QLinearAdd", "com.microsoft", DType::kUndefined, Isa::kScalar, "q8_ms_qlinearadd__ref",
-         Create<QLinearAddKernel>});
+         Create<QLinearBinaryKernel<false>>});
   r.Add({"QLinearAdd", "edgepress", DType::kUndefined, Isa::kScalar, "q8_qlinearadd__ref",
-         Create<QLinearAddKernel>});
+         Create<QLinearBinaryKernel<false>>});
+  r.Add({"QLinearMul", "com.microsoft", DType::kUndefined, Isa::kScalar, "q8_ms_qlinearmul__ref",
+         Create<QLinearBinaryKernel<true>>});
   r.Add({"QLinearGlobalAveragePool", "com.microsoft", DType::kUndefined, Isa::kScalar,
          "q8_ms_qlinearglobalavgpool__ref", Create<QLinearGapKernel>});
 }
