@@ -35,10 +35,10 @@ class CompressSlowerCli : public ::testing::Test {
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
-  RunResult Digits(const std::string& recipe, const std::string& out, const std::string& extra = "") {
+  RunResult Digits(const std::string& recipe, const std::string& out, const std::string& extra = "-q") {
     return RunCommand(ShellQuote(CliPath()) + " compress " + ShellQuote(kDigits + "/digits_cnn.onnx") +
                       " --recipe " + ShellQuote(recipe) + " --calib " + ShellQuote(kDigits + "/calib.npz") +
-                      " --eval " + ShellQuote(kDigits + "/eval.npz") + " -o " + ShellQuote(out) + " -q " + extra);
+                      " --eval " + ShellQuote(kDigits + "/eval.npz") + " -o " + ShellQuote(out) + " " + extra);
   }
   // compress_slower.yaml with `from` replaced by `to`.
   std::string Variant(const std::string& name, const std::string& from, const std::string& to) {
@@ -63,7 +63,7 @@ const Json* FindBudget(const Json& budgets, const std::string& name) {
 // The weight-only int8 trial (about 4x smaller) is rejected as slower; the float trial of
 // the next tuning step is kept, and every report says which trial was rejected and why.
 TEST_F(CompressSlowerCli, SmallerButSlowerTrialIsRejectedAndReported) {
-  RunResult r = Digits(kSlower, D("out"), "--junit " + ShellQuote(D("junit.xml")));
+  RunResult r = Digits(kSlower, D("out"), "");  // not quiet: the summary names the rejection
   ASSERT_EQ(r.rc, 0) << r.output;
   Json rep = Load(D("out") + "/report.json");
   ASSERT_EQ(rep["trials"].size(), 2u) << rep["trials"].dump(1);
@@ -100,6 +100,7 @@ TEST_F(CompressSlowerCli, SmallerButSlowerTrialIsRejectedAndReported) {
   for (const char* part : {"trial 0 ('as written')", "the size and within every other budget",
                            "slower than the original", "vs the original's", "interleaved rounds", "tolerance"})
     EXPECT_NE(why.find(part), std::string::npos) << part << " in: " << why;
+  EXPECT_NE(r.output.find("rejected " + why + "\n"), std::string::npos) << r.output;
   EXPECT_NE(ReadFileToString(D("out") + "/report.md").find("## Rejected: slower than the original\n\n- " + why),
             std::string::npos);
   const std::string html = ReadFileToString(D("out") + "/report.html");
@@ -120,7 +121,7 @@ TEST_F(CompressSlowerCli, SmallerButSlowerTrialIsRejectedAndReported) {
 // budget: the closest trial is kept, exit 3, and the reasons and JUnit name the check.
 TEST_F(CompressSlowerCli, OnlySlowerTrialsExitThreeAsABudgetMiss) {
   const std::string recipe = Variant("one.yaml", "max_trials: 4", "max_trials: 1");
-  RunResult r = Digits(recipe, D("out"), "--junit " + ShellQuote(D("junit.xml")));
+  RunResult r = Digits(recipe, D("out"), "-q --junit " + ShellQuote(D("junit.xml")));
   ASSERT_EQ(r.rc, 3) << r.output;
   EXPECT_NE(r.output.find(std::string("budget ") + kNotSlower + " missed: measured"), std::string::npos) << r.output;
   Json rep = Load(D("out") + "/report.json");
