@@ -32,15 +32,15 @@ struct CompareOptions {
 struct LatencyComparison {
   LatencyStats reference, candidate;  // over all timed runs of each
   int rounds = 0, runs_per_round = 0;
-  std::vector<double> round_ratios;   // candidate / reference median block time, per round
-  double ratio = 0;                   // median round ratio: the candidate runs `ratio` x as long
+  std::vector<double> round_ratios;      // candidate / reference median block time, per round
+  double ratio = 0;                      // median round ratio: the candidate runs `ratio` x as long
   double ratio_low = 0, ratio_high = 0;  // interval of the median ratio
-  double coverage = 0;                // that interval's confidence (0.95..1 for >= 6 rounds)
+  double coverage = 0;                   // that interval's confidence (0.95..1 for >= 6 rounds)
   double tolerance = 0;
   // The largest ratio still not called slower: 1 + tolerance + (ratio - ratio_low), i.e.
   // the tolerance plus this measurement's own noise below its estimate.
   double limit = 0;
-  bool slower = false;                // ratio_low > 1 + tolerance (equivalently ratio > limit)
+  bool slower = false;  // ratio_low > 1 + tolerance (equivalently ratio > limit)
 };
 
 struct MedianInterval {

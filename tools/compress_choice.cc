@@ -23,11 +23,12 @@ std::pair<int, double> MissScore(const eval::Trial& t) {
 }
 
 std::string SlowerText(const eval::VsOriginal& v) {
-  return fmt::format("p50 {:.3f} ms vs the original's {:.3f} ms, {:.2f}x as long (interval {:.2f}-{:.2f}x, "
-                     "{:.0f}% confidence, {} interleaved rounds of {} runs; called slower above {:.2f}x = "
-                     "1 + {:.0f}% tolerance + {:.2f} noise)",
-                     v.p50_ms, v.original_p50_ms, v.ratio, v.ratio_low, v.ratio_high, 100 * v.coverage,
-                     v.rounds, v.runs_per_round, v.limit, 100 * v.tolerance, v.ratio - v.ratio_low);
+  return fmt::format(
+      "p50 {:.3f} ms vs the original's {:.3f} ms, {:.2f}x as long (interval {:.2f}-{:.2f}x, "
+      "{:.0f}% confidence, {} interleaved rounds of {} runs; called slower above {:.2f}x = "
+      "1 + {:.0f}% tolerance + {:.2f} noise)",
+      v.p50_ms, v.original_p50_ms, v.ratio, v.ratio_low, v.ratio_high, 100 * v.coverage, v.rounds,
+      v.runs_per_round, v.limit, 100 * v.tolerance, v.ratio - v.ratio_low);
 }
 
 }  // namespace
@@ -44,7 +45,8 @@ eval::BudgetResult NotSlowerBudget(const eval::VsOriginal& vs) {
 std::string TuningStop(const eval::Report& rep, const Recipe& recipe, double elapsed_s) {
   if (recipe.tuning.objective != "latency") {
     for (const auto& t : rep.trials)
-      if (t.error.empty() && t.passed) return fmt::format("tuning stopped: trial {} met every budget", t.index);
+      if (t.error.empty() && t.passed)
+        return fmt::format("tuning stopped: trial {} met every budget", t.index);
   }
   if (static_cast<int>(rep.trials.size()) >= std::max(1, recipe.tuning.max_trials))
     return fmt::format("tuning stopped at max_trials = {}", recipe.tuning.max_trials);
@@ -65,7 +67,8 @@ int ChooseTrial(const std::vector<eval::Trial>& trials, bool by_latency) {
   };
   int chosen = -1;
   for (const auto& t : trials)
-    if (t.error.empty() && t.passed && (chosen < 0 || key(t) < key(trials[chosen]))) chosen = t.index;
+    if (t.error.empty() && t.passed && (chosen < 0 || key(t) < key(trials[chosen])))
+      chosen = t.index;
   if (chosen >= 0) return chosen;
   for (const auto& t : trials) {
     if (!t.error.empty()) continue;
@@ -80,23 +83,29 @@ int ChooseTrial(const std::vector<eval::Trial>& trials, bool by_latency) {
 void ExplainSlower(const Recipe& recipe, int chosen, eval::Report* rep) {
   for (const auto& t : rep->trials) {
     if (!t.error.empty() || !t.vs_original || !t.vs_original->slower) continue;
-    const double size_ratio = rep->baseline.size_bytes
-                                  ? static_cast<double>(t.result.size_bytes) / static_cast<double>(rep->baseline.size_bytes)
-                                  : 1.0;
-    const std::string size = size_ratio < 1 ? fmt::format("{:.2f}x the size", size_ratio) : "no smaller";
     if (recipe.tuning.allow_slower) {
       if (t.index == chosen)
-        rep->notes.push_back(fmt::format("kept trial {} ('{}') although it is slower than the original "
-                                         "(tuning.allow_slower: true): {}", t.index, t.name, SlowerText(*t.vs_original)));
+        rep->notes.push_back(
+            fmt::format("kept trial {} ('{}') although it is slower than the original "
+                        "(tuning.allow_slower: true): {}",
+                        t.index, t.name, SlowerText(*t.vs_original)));
       continue;
     }
+    const double size_ratio = rep->baseline.size_bytes
+                                  ? static_cast<double>(t.result.size_bytes) /
+                                        static_cast<double>(rep->baseline.size_bytes)
+                                  : 1.0;
+    const std::string size =
+        size_ratio < 1 ? fmt::format("{:.2f}x the size", size_ratio) : "no smaller";
     bool others_met = true;
-    for (const auto& b : t.budgets) others_met = others_met && (b.passed || b.name == kNotSlowerBudget);
+    for (const auto& b : t.budgets)
+      others_met = others_met && (b.passed || b.name == kNotSlowerBudget);
     rep->rejected_slower.push_back(
         {t.index, t.name,
-         fmt::format("trial {} ('{}'): {}{} but slower than the original: {}{}", t.index, t.name, size,
-                     others_met ? " and within every other budget," : ",", SlowerText(*t.vs_original),
-                     t.index == chosen ? "; kept only as the closest trial, so compress exits 3" : "")});
+         fmt::format(
+             "trial {} ('{}'): {}{} but slower than the original: {}{}", t.index, t.name, size,
+             others_met ? " and within every other budget," : ",", SlowerText(*t.vs_original),
+             t.index == chosen ? "; kept only as the closest trial, so compress exits 3" : "")});
   }
 }
 

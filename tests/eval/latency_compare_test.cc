@@ -62,7 +62,12 @@ TEST(CompareLatency, RoundsAlternateWhichModelGoesFirst) {
   o.progress = [&](int64_t done, int64_t total) { last_done = done, last_total = total; };
   LatencyComparison c = CompareLatency([&] { order += 'A'; }, [&] { order += 'B'; }, 3, o);
   // First run + warm-up of each, then AABB BBAA AABB BBAA.
-  EXPECT_EQ(order, "AABB" "AABB" "BBAA" "AABB" "BBAA");
+  EXPECT_EQ(order,
+            "AABB"
+            "AABB"
+            "BBAA"
+            "AABB"
+            "BBAA");
   EXPECT_EQ(c.reference.runs, 8);
   EXPECT_EQ(c.candidate.runs, 8);
   EXPECT_EQ(c.reference.threads, 3);
@@ -82,7 +87,8 @@ TEST(CompareLatency, CallsAnEightTimesSlowerCandidateSlowerAndAnEqualOneNot) {
   o.rounds = 10;
   o.runs_per_round = 3;
   LatencyComparison slow = CompareLatency([] { Spin(20000); }, [] { Spin(160000); }, 1, o);
-  EXPECT_TRUE(slow.slower) << "ratio " << slow.ratio << " in [" << slow.ratio_low << ", " << slow.ratio_high << "]";
+  EXPECT_TRUE(slow.slower) << "ratio " << slow.ratio << " in [" << slow.ratio_low << ", "
+                           << slow.ratio_high << "]";
   EXPECT_GT(slow.ratio_low, 1 + o.tolerance);
   EXPECT_LE(slow.ratio_low, slow.ratio);
   EXPECT_LE(slow.ratio, slow.ratio_high);
@@ -90,7 +96,8 @@ TEST(CompareLatency, CallsAnEightTimesSlowerCandidateSlowerAndAnEqualOneNot) {
   EXPECT_GT(slow.candidate.p50_ms, slow.reference.p50_ms);
   // The same work on both sides: the median ratio's interval reaches down to 1.1 or below.
   LatencyComparison same = CompareLatency([] { Spin(20000); }, [] { Spin(20000); }, 1, o);
-  EXPECT_FALSE(same.slower) << "ratio " << same.ratio << " in [" << same.ratio_low << ", " << same.ratio_high << "]";
+  EXPECT_FALSE(same.slower) << "ratio " << same.ratio << " in [" << same.ratio_low << ", "
+                            << same.ratio_high << "]";
   // And the other way round: a faster candidate is not slower.
   LatencyComparison fast = CompareLatency([] { Spin(160000); }, [] { Spin(20000); }, 1, o);
   EXPECT_FALSE(fast.slower);

@@ -35,8 +35,8 @@ eval::Trial MakeTrial(int index, int64_t bytes, bool accuracy_ok, const eval::Vs
   t.result.size_bytes = bytes;
   t.result.latency_p50_ms = vs.p50_ms;
   t.vs_original = vs;
-  t.budgets.push_back({"max_accuracy_drop", "top1", "<=", 0.01, accuracy_ok ? 0.0 : 0.02, accuracy_ok,
-                       accuracy_ok ? 0.01 : -0.01, false});
+  t.budgets.push_back({"max_accuracy_drop", "top1", "<=", 0.01, accuracy_ok ? 0.0 : 0.02,
+                       accuracy_ok, accuracy_ok ? 0.01 : -0.01, false});
   if (!allow_slower) t.budgets.push_back(NotSlowerBudget(vs));
   t.passed = true;
   for (const auto& b : t.budgets) t.passed = t.passed && b.passed;
@@ -102,7 +102,8 @@ TEST(CompressChoice, WithNothingAcceptableTheClosestTrialIsKept) {
   ExplainSlower(recipe, 0, &rep);
   ASSERT_EQ(rep.rejected_slower.size(), 1u);
   const std::string& m = rep.rejected_slower[0].message;
-  EXPECT_NE(m.find("; kept only as the closest trial, so compress exits 3"), std::string::npos) << m;
+  EXPECT_NE(m.find("; kept only as the closest trial, so compress exits 3"), std::string::npos)
+      << m;
 }
 
 TEST(CompressChoice, TuningStopsAfterAPassingTrialOnlyForObjectiveSize) {
@@ -130,11 +131,16 @@ TEST(CompressChoice, TheReportNamesTheRejectedSmallerButSlowerTrial) {
   ASSERT_EQ(rep.rejected_slower.size(), 2u);
   EXPECT_EQ(rep.rejected_slower[0].trial, 0);
   EXPECT_EQ(rep.rejected_slower[0].message,
-            "trial 0 ('trial0'): 0.25x the size and within every other budget, but slower than the original: "
-            "p50 0.100 ms vs the original's 0.040 ms, 2.50x as long (interval 2.25-2.75x, 98% confidence, "
-            "10 interleaved rounds of 5 runs; called slower above 1.35x = 1 + 10% tolerance + 0.25 noise)");
+            "trial 0 ('trial0'): 0.25x the size and within every other budget, but slower than the "
+            "original: "
+            "p50 0.100 ms vs the original's 0.040 ms, 2.50x as long (interval 2.25-2.75x, 98% "
+            "confidence, "
+            "10 interleaved rounds of 5 runs; called slower above 1.35x = 1 + 10% tolerance + 0.25 "
+            "noise)");
   EXPECT_EQ(rep.rejected_slower[1].trial, 2);
-  EXPECT_EQ(rep.rejected_slower[1].message.rfind("trial 2 ('trial2'): no smaller, but slower than the original", 0), 0u)
+  EXPECT_EQ(rep.rejected_slower[1].message.rfind(
+                "trial 2 ('trial2'): no smaller, but slower than the original", 0),
+            0u)
       << rep.rejected_slower[1].message;
   EXPECT_TRUE(rep.notes.empty());
 
@@ -146,10 +152,11 @@ TEST(CompressChoice, TheReportNamesTheRejectedSmallerButSlowerTrial) {
   ExplainSlower(recipe, 0, &allowed);
   EXPECT_TRUE(allowed.rejected_slower.empty());
   ASSERT_EQ(allowed.notes.size(), 1u);
-  EXPECT_EQ(allowed.notes[0].rfind("kept trial 0 ('trial0') although it is slower than the original "
-                                   "(tuning.allow_slower: true): p50 0.100 ms",
-                                   0),
-            0u)
+  EXPECT_EQ(
+      allowed.notes[0].rfind("kept trial 0 ('trial0') although it is slower than the original "
+                             "(tuning.allow_slower: true): p50 0.100 ms",
+                             0),
+      0u)
       << allowed.notes[0];
 }
 

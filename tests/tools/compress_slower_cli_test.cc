@@ -29,16 +29,19 @@ constexpr const char* kNotSlower = "not_slower_than_original";
 class CompressSlowerCli : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (CliPath().empty() || !FileExists(CliPath())) GTEST_SKIP() << "the edgepress CLI was not built";
+    if (CliPath().empty() || !FileExists(CliPath()))
+      GTEST_SKIP() << "the edgepress CLI was not built";
     dir_ = fs::path(EDGEPRESS_BINARY_DIR) / "test_out" / "compress_slower" /
            ::testing::UnitTest::GetInstance()->current_test_info()->name();
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
-  RunResult Digits(const std::string& recipe, const std::string& out, const std::string& extra = "-q") {
-    return RunCommand(ShellQuote(CliPath()) + " compress " + ShellQuote(kDigits + "/digits_cnn.onnx") +
-                      " --recipe " + ShellQuote(recipe) + " --calib " + ShellQuote(kDigits + "/calib.npz") +
-                      " --eval " + ShellQuote(kDigits + "/eval.npz") + " -o " + ShellQuote(out) + " " + extra);
+  RunResult Digits(const std::string& recipe, const std::string& out,
+                   const std::string& extra = "-q") {
+    return RunCommand(ShellQuote(CliPath()) + " compress " +
+                      ShellQuote(kDigits + "/digits_cnn.onnx") + " --recipe " + ShellQuote(recipe) +
+                      " --calib " + ShellQuote(kDigits + "/calib.npz") + " --eval " +
+                      ShellQuote(kDigits + "/eval.npz") + " -o " + ShellQuote(out) + " " + extra);
   }
   // compress_slower.yaml with `from` replaced by `to`.
   std::string Variant(const std::string& name, const std::string& from, const std::string& to) {
@@ -69,7 +72,8 @@ TEST_F(CompressSlowerCli, SmallerButSlowerTrialIsRejectedAndReported) {
   ASSERT_EQ(rep["trials"].size(), 2u) << rep["trials"].dump(1);
   const Json& slow = rep["trials"][0];
   const Json& kept = rep["trials"][1];
-  EXPECT_LT(slow["result"]["size_bytes"].get<int64_t>(), rep["baseline"]["size_bytes"].get<int64_t>() / 3);
+  EXPECT_LT(slow["result"]["size_bytes"].get<int64_t>(),
+            rep["baseline"]["size_bytes"].get<int64_t>() / 3);
   ASSERT_TRUE(slow.contains("vs_original")) << slow.dump(1);
   const Json& vs = slow["vs_original"];
   EXPECT_TRUE(vs["slower"].get<bool>()) << vs.dump(1);
@@ -97,18 +101,21 @@ TEST_F(CompressSlowerCli, SmallerButSlowerTrialIsRejectedAndReported) {
   ASSERT_EQ(rep["rejected_slower"].size(), 1u) << rep.dump(1);
   EXPECT_EQ(rep["rejected_slower"][0]["trial"], 0);
   const std::string why = rep["rejected_slower"][0]["message"];
-  for (const char* part : {"trial 0 ('as written')", "the size and within every other budget",
-                           "slower than the original", "vs the original's", "interleaved rounds", "tolerance"})
+  for (const char* part :
+       {"trial 0 ('as written')", "the size and within every other budget",
+        "slower than the original", "vs the original's", "interleaved rounds", "tolerance"})
     EXPECT_NE(why.find(part), std::string::npos) << part << " in: " << why;
   EXPECT_NE(r.output.find("rejected " + why + "\n"), std::string::npos) << r.output;
-  EXPECT_NE(ReadFileToString(D("out") + "/report.md").find("## Rejected: slower than the original\n\n- " + why),
+  EXPECT_NE(ReadFileToString(D("out") + "/report.md")
+                .find("## Rejected: slower than the original\n\n- " + why),
             std::string::npos);
   const std::string html = ReadFileToString(D("out") + "/report.html");
   EXPECT_NE(html.find("data-rejected-trial=\"0\""), std::string::npos);
   EXPECT_NE(html.find("slower than the original"), std::string::npos);
 
   // The reader keeps what the writer wrote (compress --baseline reads reports).
-  eval::Report back = eval::ReportFromJson(ReadFileToString(D("out") + "/report.json"), "report.json");
+  eval::Report back =
+      eval::ReportFromJson(ReadFileToString(D("out") + "/report.json"), "report.json");
   ASSERT_EQ(back.rejected_slower.size(), 1u);
   EXPECT_EQ(back.rejected_slower[0].message, why);
   ASSERT_TRUE(back.trials.at(0).vs_original.has_value());
@@ -123,23 +130,29 @@ TEST_F(CompressSlowerCli, OnlySlowerTrialsExitThreeAsABudgetMiss) {
   const std::string recipe = Variant("one.yaml", "max_trials: 4", "max_trials: 1");
   RunResult r = Digits(recipe, D("out"), "-q --junit " + ShellQuote(D("junit.xml")));
   ASSERT_EQ(r.rc, 3) << r.output;
-  EXPECT_NE(r.output.find(std::string("budget ") + kNotSlower + " missed: measured"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(std::string("budget ") + kNotSlower + " missed: measured"),
+            std::string::npos)
+      << r.output;
   Json rep = Load(D("out") + "/report.json");
   EXPECT_EQ(rep["status"], "budget_missed");
   ASSERT_EQ(rep["trials"].size(), 1u);
   EXPECT_TRUE(rep["trials"][0]["chosen"].get<bool>());
   EXPECT_EQ(rep["rejected_slower"].size(), 1u);
   const std::string junit = ReadFileToString(D("junit.xml"));
-  EXPECT_NE(junit.find(std::string("name=\"") + kNotSlower + "\">\n      <failure type=\"budget\" message=\"" +
-                       kNotSlower + ": measured "),
-            std::string::npos) << junit;
-  EXPECT_NE(junit.find("<testsuite name=\"budgets\" tests=\"2\" failures=\"1\""), std::string::npos) << junit;
+  EXPECT_NE(
+      junit.find(std::string("name=\"") + kNotSlower +
+                 "\">\n      <failure type=\"budget\" message=\"" + kNotSlower + ": measured "),
+      std::string::npos)
+      << junit;
+  EXPECT_NE(junit.find("<testsuite name=\"budgets\" tests=\"2\" failures=\"1\""), std::string::npos)
+      << junit;
 }
 
 // allow_slower: latency does not matter, so the smallest trial that meets the budgets is
 // kept (and tuning stops there), with no speed check among its budgets.
 TEST_F(CompressSlowerCli, AllowSlowerKeepsTheSmallerTrial) {
-  const std::string recipe = Variant("allow.yaml", "objective: size", "objective: size\n  allow_slower: true");
+  const std::string recipe =
+      Variant("allow.yaml", "objective: size", "objective: size\n  allow_slower: true");
   RunResult r = Digits(recipe, D("out"));
   ASSERT_EQ(r.rc, 0) << r.output;
   Json rep = Load(D("out") + "/report.json");
@@ -147,10 +160,12 @@ TEST_F(CompressSlowerCli, AllowSlowerKeepsTheSmallerTrial) {
   const Json& t = rep["trials"][0];
   EXPECT_TRUE(t["chosen"].get<bool>());
   EXPECT_EQ(FindBudget(t["budgets"], kNotSlower), nullptr);
-  EXPECT_LT(rep["compressed"]["size_bytes"].get<int64_t>(), rep["baseline"]["size_bytes"].get<int64_t>() / 3);
+  EXPECT_LT(rep["compressed"]["size_bytes"].get<int64_t>(),
+            rep["baseline"]["size_bytes"].get<int64_t>() / 3);
   EXPECT_TRUE(rep["rejected_slower"].empty());
   bool note = false;
-  for (const Json& n : rep["notes"]) note |= n.get<std::string>().find("although it is slower") != std::string::npos;
+  for (const Json& n : rep["notes"])
+    note |= n.get<std::string>().find("although it is slower") != std::string::npos;
   EXPECT_EQ(note, t["vs_original"]["slower"].get<bool>()) << rep["notes"].dump(1);
 
   // The shipped size recipe says the same (its int4/int8 trial is kept whatever its speed).
@@ -190,7 +205,8 @@ TEST_F(CompressSlowerCli, ObjectiveLatencyKeepsTheFastest) {
   int fastest = -1;
   for (const Json& t : trials)
     if (t["passed"].get<bool>() &&
-        (fastest < 0 || t["vs_original"]["ratio"].get<double>() < trials[fastest]["vs_original"]["ratio"].get<double>()))
+        (fastest < 0 || t["vs_original"]["ratio"].get<double>() <
+                            trials[fastest]["vs_original"]["ratio"].get<double>()))
       fastest = t["index"].get<int>();
   ASSERT_GE(fastest, 0);
   EXPECT_TRUE(trials[fastest]["chosen"].get<bool>()) << trials.dump(1);
