@@ -54,6 +54,16 @@ LatencyStats MeasureLatencyOf(const std::function<void()>& run_once, int threads
     times.push_back(Ms(Clock::now() - t));
     if (o.progress) o.progress(static_cast<int64_t>(times.size()), want);
   }
+  LatencyStats out = SummarizeLatency(times);
+  out.threads = s.threads;
+  out.warmup = s.warmup;
+  out.first_ms = s.first_ms;
+  return out;
+}
+
+LatencyStats SummarizeLatency(const std::vector<double>& times) {
+  LatencyStats s;
+  if (times.empty()) return s;
   std::vector<double> sorted = times;
   std::sort(sorted.begin(), sorted.end());
   double mean = 0;

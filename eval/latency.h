@@ -42,6 +42,10 @@ LatencyStats MeasureLatency(runtime::Session& session, const runtime::NamedTenso
 LatencyStats MeasureLatencyOf(const std::function<void()>& run_once, int threads,
                               const LatencyOptions& options);
 
+// The summary of timed runs (milliseconds, in run order): runs, mean, percentiles, min/max,
+// standard deviation, throughput; first_ms, warmup and threads are left at their defaults.
+LatencyStats SummarizeLatency(const std::vector<double>& times_ms);
+
 // p in [0, 100] of an ascending vector; 0 when empty.
 double Percentile(const std::vector<double>& sorted, double p);
 

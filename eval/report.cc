@@ -59,6 +59,20 @@ Json BudgetJson(const BudgetResult& b) {
               {"passed", b.passed},     {"margin", Num(b.margin)}, {"timing", b.timing}};
 }
 
+Json VsOriginalJson(const VsOriginal& v) {
+  return Json{{"original_p50_ms", Num(v.original_p50_ms)},
+              {"p50_ms", Num(v.p50_ms)},
+              {"ratio", Num(v.ratio)},
+              {"ratio_low", Num(v.ratio_low)},
+              {"ratio_high", Num(v.ratio_high)},
+              {"coverage", Num(v.coverage)},
+              {"tolerance", Num(v.tolerance)},
+              {"limit", Num(v.limit)},
+              {"rounds", v.rounds},
+              {"runs_per_round", v.runs_per_round},
+              {"slower", v.slower}};
+}
+
 Json OptionsJson(const std::vector<std::pair<std::string, std::string>>& o) {
   Json j = Json::object();
   for (const auto& [k, v] : o) j[k] = v;
@@ -125,6 +139,21 @@ struct Reader {
     if (j.contains("macs")) m.macs = Int(j, "macs", path);
     if (j.contains("nonzero_macs")) m.nonzero_macs = Int(j, "nonzero_macs", path);
     return m;
+  }
+  VsOriginal Vs(const Json& j, const std::string& path) const {
+    VsOriginal v;
+    v.original_p50_ms = Double(j, "original_p50_ms", path);
+    v.p50_ms = Double(j, "p50_ms", path);
+    v.ratio = Double(j, "ratio", path);
+    v.ratio_low = Double(j, "ratio_low", path);
+    v.ratio_high = Double(j, "ratio_high", path);
+    v.coverage = Double(j, "coverage", path);
+    v.tolerance = Double(j, "tolerance", path);
+    v.limit = Double(j, "limit", path);
+    v.rounds = static_cast<int>(Int(j, "rounds", path));
+    v.runs_per_round = static_cast<int>(Int(j, "runs_per_round", path));
+    v.slower = Bool(j, "slower", path);
+    return v;
   }
   BudgetResult Budget(const Json& j, const std::string& path) const {
     BudgetResult b;
@@ -293,8 +322,13 @@ std::string ReportToJson(const Report& r) {
                       {"chosen", t.chosen},
                       {"error", t.error},
                       {"seconds", Num(t.seconds)}});
+    if (t.vs_original) trials.back()["vs_original"] = VsOriginalJson(*t.vs_original);
   }
   j["trials"] = trials;
+  Json rejected = Json::array();
+  for (const auto& x : r.rejected_slower)
+    rejected.push_back({{"trial", x.trial}, {"name", x.name}, {"message", x.message}});
+  j["rejected_slower"] = rejected;
   Json artifacts = Json::array();
   for (const auto& a : r.artifacts)
     artifacts.push_back({{"path", a.path}, {"sha256", a.sha256}, {"bytes", a.bytes}});
@@ -386,8 +420,15 @@ Report ReportFromJson(const std::string& text, const std::string& name) {
     tr.chosen = rd.Bool(tj, "chosen", "trials[]");
     tr.error = rd.Str(tj, "error", "trials[]");
     tr.seconds = rd.Double(tj, "seconds", "trials[]");
+    // Added within schema 1 (the "not slower than the original" check): optional.
+    if (tj.contains("vs_original")) tr.vs_original = rd.Vs(tj["vs_original"], "trials[].vs_original");
     r.trials.push_back(std::move(tr));
   }
+  if (j.contains("rejected_slower"))
+    for (const Json& x : rd.Array(j, "rejected_slower", ""))
+      r.rejected_slower.push_back({static_cast<int>(rd.Int(x, "trial", "rejected_slower[]")),
+                                   rd.Str(x, "name", "rejected_slower[]"),
+                                   rd.Str(x, "message", "rejected_slower[]")});
   for (const Json& a : rd.Array(j, "artifacts", ""))
     r.artifacts.push_back({rd.Str(a, "path", "artifacts[]"), rd.Str(a, "sha256", "artifacts[]"),
                            rd.Int(a, "bytes", "artifacts[]")});
@@ -495,7 +536,7 @@ std::string ReportToMarkdown(const Report& r) {
   s += "\n";
   if (!r.trials.empty()) {
     s += "## Tuning trials\n\n| # | trial | size | " + (r.metric.empty() ? std::string("metric") : r.metric) +
-         " | p50 | budgets | chosen |\n|---:|---|---:|---:|---:|---|---|\n";
+         " | p50 | vs original | budgets | chosen |\n|---:|---|---:|---:|---:|---:|---|---|\n";
     for (const auto& t : r.trials) {
       std::string missed;
       for (const auto& bu : t.budgets)
@@ -503,9 +544,15 @@ std::string ReportToMarkdown(const Report& r) {
       s += "| " + std::to_string(t.index) + " | " + t.name + " | " +
            (t.error.empty() ? HumanBytes(static_cast<double>(t.result.size_bytes)) : "-") + " | " +
            MetricText(t.result.metric) + " | " + Fmt("%.3f ms", t.result.latency_p50_ms) + " | " +
-           (!t.error.empty() ? "error: " + t.error : t.passed ? "all met" : "missed " + missed) +
+           (t.vs_original ? Fmt("%.2fx", t.vs_original->ratio) + (t.vs_original->slower ? " (slower)" : "") : "") +
+           " | " + (!t.error.empty() ? "error: " + t.error : t.passed ? "all met" : "missed " + missed) +
            " | " + (t.chosen ? "yes" : "") + " |\n";
     }
+    s += "\n";
+  }
+  if (!r.rejected_slower.empty()) {
+    s += "## Rejected: slower than the original\n\n";
+    for (const auto& x : r.rejected_slower) s += "- " + x.message + "\n";
     s += "\n";
   }
   if (!r.layers.empty()) {
@@ -668,10 +715,20 @@ std::string ReportToHtml(const Report& r) {
                       !t.error.empty() ? "err" : t.chosen ? "chosen" : t.passed ? "pass" : "fail",
                       (t.error.empty() ? HumanBytes(static_cast<double>(t.result.size_bytes)) +
                                              (t.result.metric ? ", " + r.metric + " " + G(*t.result.metric) : "") +
-                                             (t.passed ? ", met" : ", missed") + (t.chosen ? " (chosen)" : "")
+                                             (t.passed ? ", met" : ", missed") +
+                                             (t.vs_original && t.vs_original->slower
+                                                  ? Fmt(", %.2fx slower than the original", t.vs_original->ratio)
+                                                  : "") +
+                                             (t.chosen ? " (chosen)" : "")
                                        : "error")});
     s += BarChart("trials", "Tuning trials: artifact size (blue = chosen, green = met all budgets, red = missed)",
                   "bytes", bars);
+  }
+  if (!r.rejected_slower.empty()) {
+    s += "<h2>Rejected: slower than the original</h2>\n<ul>\n";
+    for (const auto& x : r.rejected_slower)
+      s += "<li class=\"missed\" data-rejected-trial=\"" + std::to_string(x.trial) + "\">" + Esc(x.message) + "</li>\n";
+    s += "</ul>\n";
   }
   s += "<h2>Passes</h2>\n<table>\n<tr><th>pass</th><th>changed</th><th>statistics</th></tr>\n";
   for (const auto& p : r.passes) {

@@ -66,6 +66,19 @@ struct Override {
   std::string pass, option, value;
 };
 
+// A trial's latency measured interleaved with the original model's in the same process
+// (eval/latency_compare.h): the fair comparison the "not slower" check uses.
+struct VsOriginal {
+  double original_p50_ms = 0, p50_ms = 0;  // over the interleaved runs
+  double ratio = 0;                        // median per-round ratio: x times as long as the original
+  double ratio_low = 0, ratio_high = 0;    // its distribution-free interval ...
+  double coverage = 0;                     // ... and that interval's confidence
+  double tolerance = 0;                    // slowdowns up to this are not called slower
+  double limit = 0;                        // 1 + tolerance + (ratio - ratio_low)
+  int rounds = 0, runs_per_round = 0;
+  bool slower = false;                     // ratio_low > 1 + tolerance
+};
+
 struct Trial {
   int index = 0;
   std::string name;                  // "as written" for trial 0
@@ -76,6 +89,15 @@ struct Trial {
   bool chosen = false;
   std::string error;  // a trial whose pipeline failed: why (its result is empty)
   double seconds = 0;  // timing
+  std::optional<VsOriginal> vs_original;  // timing; absent for failed trials and old reports
+};
+
+// A trial kept out because it runs slower than the original (recipe without
+// tuning.allow_slower): which one, and why in words (sizes, p50s, ratio and its noise).
+struct Rejection {
+  int trial = 0;
+  std::string name;
+  std::string message;
 };
 
 struct Artifact {
@@ -120,6 +142,7 @@ struct Report {
   std::vector<PassRecord> passes;     // of the chosen trial
   std::vector<LayerError> layers;     // largest error first
   std::vector<Trial> trials;
+  std::vector<Rejection> rejected_slower;  // timing: which trials the latency check rejected
   std::vector<Artifact> artifacts;
   std::string baseline_report;        // --baseline path, empty when none
   std::vector<Regression> regressions;

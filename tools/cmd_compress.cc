@@ -55,6 +55,7 @@ void AddCompressCommand(CLI::App& app, Action& action) {
         std::fprintf(stderr, "edgepress: regression against %s: %s\n", rep.baseline_report.c_str(),
                      g.message.c_str());
       if (!o->quiet && !o->json) {
+        for (const auto& x : rep.rejected_slower) fmt::print("rejected {}\n", x.message);
         const auto& a = rep.baseline;
         const auto& c = rep.compressed;
         std::string metric;

@@ -1,10 +1,13 @@
 // The compress engine. Trials: trial 0 runs the recipe's pipeline as written; each
 // tuning step then adds its option overrides to those of the steps before it, and a
 // trial runs only when its resolved pipeline differs from every trial run so far and no
-// trial has met every budget yet (steps are fallbacks). Every
-// trial is exported, evaluated and checked against the budgets; the smallest (objective
-// size) or fastest (objective latency) trial that meets every budget is kept, or, when
-// none does, the one with the fewest misses (then the smallest relative miss).
+// trial has met every budget yet (steps are fallbacks; with objective latency every step
+// runs). Every trial is exported, evaluated and checked against the budgets, and its
+// latency is measured interleaved with the original's: unless the recipe sets
+// tuning.allow_slower, a trial slower than the original beyond that measurement's noise
+// misses the implicit budget not_slower_than_original. The smallest (objective size) or
+// fastest (objective latency) trial that meets every budget is kept, or, when none does,
+// the one with the fewest misses (then the smallest relative miss), with exit 3.
 //
 // Determinism: passes get the seed and the thread count; the .epk metadata and
 // manifest.json hold no timings, so the same inputs give byte-identical artifacts.
@@ -23,6 +26,7 @@
 
 #include "calibrate/dataset.h"
 #include "eval/latency.h"
+#include "eval/latency_compare.h"
 #include "eval/layer_compare.h"
 #include "eval/metrics.h"
 #include "formats/npy/npy.h"
@@ -33,6 +37,7 @@
 #include "passes/registry.h"
 #include "runtime/session.h"
 #include "tools/backend.h"
+#include "tools/compress_choice.h"
 #include "tools/model_io.h"
 #include "tools/progress.h"
 #include "tools/recipe.h"
@@ -134,6 +139,9 @@ struct EvalSetup {
   eval::LatencyOptions latency;
   runtime::SessionOptions session;
   BackendChoice backend;  // where the metric and the latency are measured
+  // The original model's runner, kept after its measurement: every trial's latency is
+  // measured interleaved with it (CompareWithOriginal).
+  std::unique_ptr<Runner> original;
 };
 
 std::string OutputName(const Runner& s, const std::string& wanted) {
@@ -152,11 +160,73 @@ const ir::Tensor& Find(const runtime::NamedTensors& t, const std::string& name) 
   ThrowInvalid("the model produced no output '" + name + "'");
 }
 
-// Metric and latency of one model file on the recipe's backend (native, or torch on cpu or
-// cuda), optimised as `run` and `bench` execute it. With `keep_reference`, the scored outputs are kept (the original
-// model's outputs are the reference of cosine/nmse).
+void SetLatency(const eval::LatencyStats& st, eval::ModelMeasurement* m) {
+  m->latency_p50_ms = st.p50_ms;
+  m->latency_p90_ms = st.p90_ms;
+  m->latency_p99_ms = st.p99_ms;
+  m->latency_mean_ms = st.mean_ms;
+  m->latency_runs = st.runs;
+}
+
+// The original model's latency on its own (the report's baseline).
+void MeasureAlone(Runner& session, const std::string& path, EvalSetup& ev, Progress& progress,
+                  const std::string& what, eval::ModelMeasurement* m) {
+  progress.Start("benchmarking " + what, ev.latency.runs);
+  eval::LatencyOptions lo = ev.latency;
+  lo.progress = [&](int64_t done, int64_t total) { progress.Update(done, total); };
+  eval::LatencyStats st;
+  try {
+    st = eval::MeasureLatencyOf([&] { session.Run(ev.latency_inputs); }, session.threads(), lo);
+  } catch (const Error& e) {
+    throw Error(e.code(), path + ": " + e.what());
+  }
+  SetLatency(st, m);
+  progress.Finish(fmt::format("p50 {:.3f} ms, p99 {:.3f} ms", st.p50_ms, st.p99_ms));
+}
+
+// A trial's latency, measured interleaved with the original's on the same inputs and
+// threads (eval/latency_compare.h), so both see the same machine load: the trial's
+// latency fields come from its own runs there, and the comparison is the "not slower"
+// check's evidence.
+eval::VsOriginal CompareWithOriginal(Runner& trial, const std::string& path, EvalSetup& ev,
+                                     Progress& progress, const std::string& what,
+                                     eval::ModelMeasurement* m) {
+  eval::CompareOptions co = eval::CompareOptions::ForRuns(ev.latency.runs, ev.latency.warmup);
+  co.progress = [&](int64_t done, int64_t total) { progress.Update(done, total); };
+  progress.Start("benchmarking " + what + " against the original",
+                 2 * static_cast<int64_t>(co.rounds) * co.runs_per_round);
+  eval::LatencyComparison c;
+  try {
+    c = eval::CompareLatency([&] { ev.original->Run(ev.latency_inputs); },
+                             [&] { trial.Run(ev.latency_inputs); }, trial.threads(), co);
+  } catch (const Error& e) {
+    throw Error(e.code(), path + ": " + e.what());
+  }
+  SetLatency(c.candidate, m);
+  progress.Finish(fmt::format("p50 {:.3f} ms vs original {:.3f} ms ({:.2f}x, interval {:.2f}-{:.2f}x)",
+                              c.candidate.p50_ms, c.reference.p50_ms, c.ratio, c.ratio_low, c.ratio_high));
+  eval::VsOriginal v;
+  v.original_p50_ms = c.reference.p50_ms;
+  v.p50_ms = c.candidate.p50_ms;
+  v.ratio = c.ratio;
+  v.ratio_low = c.ratio_low;
+  v.ratio_high = c.ratio_high;
+  v.coverage = c.coverage;
+  v.tolerance = c.tolerance;
+  v.limit = c.limit;
+  v.rounds = c.rounds;
+  v.runs_per_round = c.runs_per_round;
+  v.slower = c.slower;
+  return v;
+}
+
+// Size, structure, metric and latency of one model file on the recipe's backend (native, or
+// torch on cpu or cuda), optimised as `run` and `bench` execute it. The original model
+// (`keep_reference`) keeps its scored outputs as the reference of cosine/nmse and its
+// runner in `ev.original`; a trial's latency is measured against it into `*vs`.
 eval::ModelMeasurement Measure(const std::string& path, EvalSetup& ev, Progress& progress,
-                               const std::string& what, bool keep_reference) {
+                               const std::string& what, bool keep_reference,
+                               eval::VsOriginal* vs = nullptr) {
   eval::ModelMeasurement m;
   m.size_bytes = ModelBytes(path);
   m.nodes = static_cast<int64_t>(LoadModelForRun(path, /*optimize=*/true)->graph->num_nodes());
@@ -200,28 +270,23 @@ eval::ModelMeasurement Measure(const std::string& path, EvalSetup& ev, Progress&
     m.metric = acc.Value();
     progress.Finish(fmt::format("{} {:.6g}", eval::MetricName(*ev.metric), *m.metric));
   }
-  progress.Start("benchmarking " + what, ev.latency.runs);
-  eval::LatencyOptions lo = ev.latency;
-  lo.progress = [&](int64_t done, int64_t total) { progress.Update(done, total); };
-  eval::LatencyStats st;
-  try {
-    st = eval::MeasureLatencyOf([&] { session->Run(ev.latency_inputs); }, session->threads(), lo);
-  } catch (const Error& e) {
-    throw Error(e.code(), path + ": " + e.what());
+  if (keep_reference) {
+    MeasureAlone(*session, path, ev, progress, what, &m);
+    ev.original = std::move(session);
+  } else {
+    *vs = CompareWithOriginal(*session, path, ev, progress, what, &m);
   }
-  m.latency_p50_ms = st.p50_ms;
-  m.latency_p90_ms = st.p90_ms;
-  m.latency_p99_ms = st.p99_ms;
-  m.latency_mean_ms = st.mean_ms;
-  m.latency_runs = st.runs;
-  progress.Finish(fmt::format("p50 {:.3f} ms, p99 {:.3f} ms", st.p50_ms, st.p99_ms));
   return m;
 }
 
-std::vector<eval::BudgetResult> CheckBudgets(const Recipe::Budgets& b,
-                                             const eval::ModelMeasurement& base,
+// The recipe's budgets, then (unless tuning.allow_slower) the implicit check that the trial
+// is not slower than the original beyond the measurement's noise. Timing budgets compare
+// with the original's latency from the same interleaved runs when there are some.
+std::vector<eval::BudgetResult> CheckBudgets(const Recipe& recipe, const eval::ModelMeasurement& base,
                                              const eval::ModelMeasurement& comp,
+                                             const std::optional<eval::VsOriginal>& vs,
                                              const std::optional<eval::Metric>& metric) {
+  const Recipe::Budgets& b = recipe.budgets;
   std::vector<eval::BudgetResult> out;
   auto at_most = [&](const char* name, const std::string& unit, double limit, double measured,
                      bool timing) {
@@ -246,9 +311,11 @@ std::vector<eval::BudgetResult> CheckBudgets(const Recipe::Budgets& b,
             base.size_bytes ? static_cast<double>(comp.size_bytes) / static_cast<double>(base.size_bytes) : 0.0,
             false);
   if (b.min_speedup) {
-    double s = comp.latency_p50_ms > 0 ? base.latency_p50_ms / comp.latency_p50_ms : 0.0;
+    const double base_p50 = vs ? vs->original_p50_ms : base.latency_p50_ms;
+    double s = comp.latency_p50_ms > 0 ? base_p50 / comp.latency_p50_ms : 0.0;
     out.push_back({"min_speedup", "x", ">=", *b.min_speedup, s, s >= *b.min_speedup, s - *b.min_speedup, true});
   }
+  if (vs && !recipe.tuning.allow_slower) out.push_back(NotSlowerBudget(*vs));
   return out;
 }
 
@@ -278,18 +345,6 @@ std::vector<eval::LayerError> LayerErrors(const std::string& original, const std
     return x.nmse > y.nmse || (x.nmse == y.nmse && x.name < y.name);
   });
   return out;
-}
-
-// How badly a trial missed: (misses, sum of misses relative to their limits).
-std::pair<int, double> MissScore(const eval::Trial& t) {
-  int misses = 0;
-  double rel = 0;
-  for (const auto& b : t.budgets)
-    if (!b.passed) {
-      ++misses;
-      rel += std::fabs(b.margin) / std::max(std::fabs(b.limit), 1e-12);
-    }
-  return {misses, rel};
 }
 
 std::string PassStatsJson(const std::vector<passes::PassRun>& runs) {
@@ -466,21 +521,9 @@ eval::Report RunCompress(const CompressOptions& o, Progress& progress) {
   for (size_t pi = 0; pi < plans.size(); ++pi) {
     const TrialPlan& plan = plans[pi];
     if (pi > 0) {
-      // Tuning steps are fallbacks, ordered from the most to the least compressed: once a
-      // trial meets every budget, later steps cannot give a smaller or faster model that
-      // the user asked for, so they are not run (CI time).
-      auto met = std::find_if(rep.trials.begin(), rep.trials.end(),
-                              [](const eval::Trial& t) { return t.error.empty() && t.passed; });
-      if (met != rep.trials.end()) {
-        rep.notes.push_back(fmt::format("tuning stopped: trial {} met every budget", met->index));
-        break;
-      }
-      if (static_cast<int>(rep.trials.size()) >= max_trials) {
-        rep.notes.push_back(fmt::format("tuning stopped at max_trials = {}", max_trials));
-        break;
-      }
-      if (Seconds(t_start) > recipe.tuning.max_minutes * 60) {
-        rep.notes.push_back(fmt::format("tuning stopped at max_minutes = {}", recipe.tuning.max_minutes));
+      const std::string stop = TuningStop(rep, recipe, Seconds(t_start));
+      if (!stop.empty()) {
+        rep.notes.push_back(stop);
         break;
       }
     }
@@ -554,9 +597,11 @@ eval::Report RunCompress(const CompressOptions& o, Progress& progress) {
       trial_runs.push_back({});
       continue;
     }
+    eval::VsOriginal vs;
     t.result = Measure(path, ev, progress, plans.size() > 1 ? fmt::format("trial {}", t.index) : "compressed",
-                       false);
-    t.budgets = CheckBudgets(recipe.budgets, rep.baseline, t.result, metric);
+                       false, &vs);
+    t.vs_original = vs;
+    t.budgets = CheckBudgets(recipe, rep.baseline, t.result, t.vs_original, metric);
     t.passed = std::all_of(t.budgets.begin(), t.budgets.end(), [](const auto& b) { return b.passed; });
     t.seconds = Seconds(t0);
     rep.trials.push_back(std::move(t));
@@ -565,19 +610,8 @@ eval::Report RunCompress(const CompressOptions& o, Progress& progress) {
   }
 
   // ---- choose ------------------------------------------------------------------------------
-  int chosen = -1;
-  const bool by_latency = recipe.tuning.objective == "latency";
-  auto key = [&](const eval::Trial& t) {
-    return by_latency ? t.result.latency_p50_ms : static_cast<double>(t.result.size_bytes);
-  };
-  for (const auto& t : rep.trials)
-    if (t.error.empty() && t.passed && (chosen < 0 || key(t) < key(rep.trials[chosen]))) chosen = t.index;
-  if (chosen < 0) {
-    for (const auto& t : rep.trials) {
-      if (!t.error.empty()) continue;
-      if (chosen < 0 || MissScore(t) < MissScore(rep.trials[chosen])) chosen = t.index;
-    }
-  }
+  const int chosen = ChooseTrial(rep.trials, recipe.tuning.objective == "latency");
+  ExplainSlower(recipe, chosen, &rep);
   eval::Trial& best = rep.trials[chosen];
   best.chosen = true;
   rep.compressed = best.result;

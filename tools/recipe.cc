@@ -43,7 +43,7 @@ const std::vector<std::pair<std::string, std::vector<std::string>>>& Schema() {
       {"evaluation", {"metric", "k", "data", "input", "label", "output", "max_samples",
                       "latency_runs", "warmup_runs", "layout"}},
       {"export", {"epk", "onnx", "pt"}},
-      {"tuning", {"max_trials", "max_minutes", "objective", "steps"}},
+      {"tuning", {"max_trials", "max_minutes", "objective", "allow_slower", "steps"}},
       {"tuning.steps[]", {"name", "set"}},
   };
   return schema;
@@ -400,7 +400,14 @@ class FileReader {
       if (YAML::Node n = sec["max_trials"])
         t.max_trials = static_cast<int>(Int(n, "tuning.max_trials", 1, 10000));
       if (YAML::Node n = sec["max_minutes"]) t.max_minutes = Float(n, "tuning.max_minutes", 0, true);
-      if (YAML::Node n = sec["objective"]) t.objective = Enum(n, "tuning.objective", kObjectives);
+      if (YAML::Node n = sec["objective"]) {
+        t.objective = Enum(n, "tuning.objective", kObjectives);
+        note("tuning.objective", n);
+      }
+      if (YAML::Node n = sec["allow_slower"]) {
+        t.allow_slower = Bool(n, "tuning.allow_slower");
+        note("tuning.allow_slower", n);
+      }
       if (YAML::Node n = sec["steps"]) {
         EraseUnder(loc, "tuning.steps[");
         t.steps = Steps(n, loc);
@@ -677,6 +684,11 @@ void CheckWhole(const Recipe& r, const Locations& loc) {
       r.evaluation.label.empty())
     ThrowInvalid(where("evaluation.metric") + ": metric " + r.evaluation.metric +
                  " needs 'evaluation.label' (the array of labels in the evaluation data)");
+  // Keeping the fastest trial and accepting a slower one cannot both be meant.
+  if (r.tuning.allow_slower && r.tuning.objective == "latency")
+    ThrowInvalid(where("tuning.allow_slower") + ": 'tuning.allow_slower: true' keeps trials slower "
+                 "than the original, but 'tuning.objective' is latency (set at " +
+                 where("tuning.objective") + "); remove one of them");
   std::vector<std::string> in_pipeline;
   for (const auto& s : r.pipeline)
     if (std::find(in_pipeline.begin(), in_pipeline.end(), s.pass) == in_pipeline.end())
@@ -882,6 +894,7 @@ std::string RecipeToYaml(const Recipe& r) {
   out << YAML::Key << "max_trials" << YAML::Value << t.max_trials;
   out << YAML::Key << "max_minutes" << YAML::Value << Num(t.max_minutes);
   out << YAML::Key << "objective" << YAML::Value << t.objective;
+  out << YAML::Key << "allow_slower" << YAML::Value << t.allow_slower;
   out << YAML::Key << "steps" << YAML::Value << YAML::BeginSeq;
   for (const auto& s : t.steps) {
     out << YAML::BeginMap;

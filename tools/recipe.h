@@ -93,6 +93,9 @@ struct Recipe {
     int max_trials = 8;
     double max_minutes = 10;
     std::string objective = "size";  // size | latency: which passing trial wins
+    // false: a trial slower than the original (beyond the measurement's noise) is never
+    // kept; true: latency does not matter (objective size only), the smaller trial wins.
+    bool allow_slower = false;
   } tuning;
 };
 

@@ -41,13 +41,29 @@ Report Sample() {
   t0.name = "as written";
   t0.result = r.compressed;
   t0.budgets = r.budgets;
+  VsOriginal vs;
+  vs.original_p50_ms = 0.0375;
+  vs.p50_ms = 0.09375;
+  vs.ratio = 2.5;
+  vs.ratio_low = 2.25;
+  vs.ratio_high = 2.75;
+  vs.coverage = 0.978515625;
+  vs.tolerance = 0.1;
+  vs.limit = 1.35;
+  vs.rounds = 10;
+  vs.runs_per_round = 5;
+  vs.slower = true;
+  t0.vs_original = vs;
   Trial t1 = t0;
   t1.index = 1;
   t1.name = "bits 8";
   t1.overrides = {{"quantize-weights", "bits", "8"}};
   t1.result.size_bytes = 60000;
   t1.chosen = true;
+  t1.vs_original->ratio = 0.5;
+  t1.vs_original->slower = false;
   r.trials = {t0, t1};
+  r.rejected_slower = {{0, "as written", "trial 0 ('as written'): 0.32x the size but slower <than> the original"}};
   r.artifacts = {{"model.epk", std::string(64, 'e'), 40000}};
   r.baseline_report = "old/report.json";
   r.regressions = {{"size_bytes", 30000, 40000, 0.01, "size_bytes grew"}};
@@ -67,8 +83,8 @@ TEST(Report, JsonRoundTripsWithStableKeyOrder) {
   for (auto it = j.begin(); it != j.end(); ++it) keys.push_back(it.key());
   EXPECT_EQ(keys, (std::vector<std::string>{"schema_version", "tool", "status", "exit_code", "reasons",
                                             "provenance", "target", "evaluation", "baseline", "compressed",
-                                            "budgets", "passes", "layers", "trials", "artifacts",
-                                            "comparison", "notes", "duration_s"}));
+                                            "budgets", "passes", "layers", "trials", "rejected_slower",
+                                            "artifacts", "comparison", "notes", "duration_s"}));
   EXPECT_EQ(j["schema_version"], kReportSchemaVersion);
   EXPECT_EQ(j["budgets"][1]["name"], "max_accuracy_drop");
   EXPECT_EQ(j["budgets"][1]["passed"], false);
@@ -84,6 +100,19 @@ TEST(Report, JsonRoundTripsWithStableKeyOrder) {
   EXPECT_DOUBLE_EQ(*back.baseline.metric, 0.975);
   EXPECT_EQ(back.trials[1].chosen, true);
   EXPECT_EQ(back.layers[1].name, "relu<&>");
+  ASSERT_TRUE(back.trials[0].vs_original.has_value());
+  EXPECT_EQ(back.trials[0].vs_original->rounds, 10);
+  EXPECT_TRUE(back.trials[0].vs_original->slower);
+  EXPECT_EQ(j["trials"][0]["vs_original"]["ratio_low"], 2.25);
+  ASSERT_EQ(back.rejected_slower.size(), 1u);
+  EXPECT_EQ(back.rejected_slower[0].trial, 0);
+  // Reports written before the check have neither field and still read.
+  auto old_j = nlohmann::ordered_json::parse(json);
+  old_j.erase("rejected_slower");
+  for (auto& t : old_j["trials"]) t.erase("vs_original");
+  Report old_back = ReportFromJson(old_j.dump(), "old.json");
+  EXPECT_TRUE(old_back.rejected_slower.empty());
+  EXPECT_FALSE(old_back.trials[0].vs_original.has_value());
   EXPECT_EQ(j["passes"][1]["details"]["layers"][1]["snr_db"], 31.25);
   // Writing is deterministic.
   EXPECT_EQ(ReportToJson(Sample()), json);
@@ -119,6 +148,9 @@ TEST(Report, MarkdownNamesBudgetsAndMisses) {
   EXPECT_NE(md.find("| max_size_bytes |"), std::string::npos);
   EXPECT_NE(md.find("**MISSED**: measured 0.025 > limit 0.01 (missed by 0.015)"), std::string::npos) << md;
   EXPECT_NE(md.find("| 1 | bits 8 |"), std::string::npos) << md;
+  EXPECT_NE(md.find(" | 2.50x (slower) | "), std::string::npos) << md;  // trial 0 against the original
+  EXPECT_NE(md.find("## Rejected: slower than the original\n\n- trial 0 ('as written'): 0.32x the size"),
+            std::string::npos) << md;
   EXPECT_NE(md.find("regression: size_bytes grew"), std::string::npos);
 }
 
@@ -144,6 +176,10 @@ TEST(Report, HtmlIsSelfContainedWithOneChartPerKindCarryingData) {
   EXPECT_NE(html.find("data-label=\"fc\" data-value=\"31.25\""), std::string::npos);  // pass details
   EXPECT_NE(html.find("relu&lt;&amp;&gt;"), std::string::npos);     // escaped layer name
   EXPECT_EQ(html.find("relu<&>"), std::string::npos);
+  EXPECT_NE(html.find("<li class=\"missed\" data-rejected-trial=\"0\">trial 0 (&#39;as written&#39;): 0.32x the size but "
+                      "slower &lt;than&gt; the original</li>"),
+            std::string::npos);
+  EXPECT_NE(html.find("2.50x slower than the original"), std::string::npos);  // trials chart tooltip
   // No metric, no layers, no trials: those charts are left out rather than drawn empty.
   Report bare = Sample();
   bare.metric.clear();

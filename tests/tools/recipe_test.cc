@@ -500,12 +500,38 @@ TEST_F(RecipeTest, YamlRoundTrips) {
       EXPECT_EQ(again.pipeline[i].pass, r.pipeline[i].pass);
       EXPECT_EQ(again.pipeline[i].options, r.pipeline[i].options);
     }
+    EXPECT_EQ(again.tuning.allow_slower, r.tuning.allow_slower);
     ASSERT_EQ(again.tuning.steps.size(), r.tuning.steps.size());
     for (size_t i = 0; i < r.tuning.steps.size(); ++i) {
       EXPECT_EQ(again.tuning.steps[i].name, r.tuning.steps[i].name);
       EXPECT_EQ(again.tuning.steps[i].overrides.size(), r.tuning.steps[i].overrides.size());
     }
   }
+}
+
+// tuning.allow_slower: a boolean, default false (no slower trial is kept), only with
+// objective size; the shipped size recipes set it.
+TEST_F(RecipeTest, AllowSlowerIsABooleanThatOnlyObjectiveSizeTakes) {
+  EXPECT_FALSE(LoadRecipe(Write("d.yaml", "pipeline: [fold-constants]\n")).tuning.allow_slower);
+  EXPECT_TRUE(LoadRecipe(Write("t.yaml", "tuning:\n  allow_slower: yes\n")).tuning.allow_slower);
+  EXPECT_EQ(ErrorOf("tuning:\n  allow_slower: sometimes\n"),
+            At(2, 17) + "'tuning.allow_slower' must be true or false, got 'sometimes'");
+  EXPECT_EQ(ErrorOf("tuning:\n  allow_slowr: true\n"),
+            At(2, 3) + "unknown key 'allow_slowr' in 'tuning' (did you mean 'allow_slower'?)");
+  EXPECT_EQ(ErrorOf("tuning:\n  objective: latency\n  allow_slower: true\n"),
+            At(3, 17) + "'tuning.allow_slower: true' keeps trials slower than the original, but "
+                        "'tuning.objective' is latency (set at " + dir_ + "/x.yaml:2:14); remove one of them");
+  // The contradiction is found after extends, pointing at both files.
+  Write("fast.yaml", "tuning:\n  objective: latency\n");
+  EXPECT_EQ(ErrorOf("extends: fast\ntuning:\n  allow_slower: true\n"),
+            At(3, 17) + "'tuning.allow_slower: true' keeps trials slower than the original, but "
+                        "'tuning.objective' is latency (set at " + dir_ + "/fast.yaml:2:14); remove one of them");
+  // A child may turn it off again.
+  Write("small.yaml", "tuning:\n  allow_slower: true\n");
+  EXPECT_FALSE(LoadRecipe(Write("c.yaml", "extends: small\ntuning:\n  allow_slower: false\n")).tuning.allow_slower);
+  EXPECT_TRUE(LoadRecipe("generic-min-size").tuning.allow_slower);
+  EXPECT_TRUE(LoadRecipe("generic-min-size-sparse").tuning.allow_slower);
+  EXPECT_FALSE(LoadRecipe("x86-avx512-vnni").tuning.allow_slower);
 }
 
 // run/bench --max-memory takes the recipes' size syntax; empty keeps the session default.
