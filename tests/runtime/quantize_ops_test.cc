@@ -181,6 +181,9 @@ TEST(QuantizeOpsTest, QLinearConvMatchesFloatReferenceWithin1Lsb) {
       {8, 8, 2, 3, 1, 0, 7},    // grouped
       {16, 16, 16, 3, 1, 1, 12},  // depthwise
       {16, 16, 16, 3, 2, 1, 13},  // depthwise strided
+      {16, 16, 16, 3, 2, 1, 37},  // depthwise strided, rows of 19: vector steps + both edges
+      {8, 8, 8, 5, 2, 2, 41},     // depthwise 5x5 stride 2 (MobileNetV3)
+      {8, 8, 8, 5, 1, 2, 30},     // depthwise 5x5 stride 1
       {24, 7, 1, 1, 1, 0, 6},   // pointwise
       {4, 8, 1, 3, 1, 1, 35},   // rows wider than a panel: the one-row im2col path
       {3, 8, 1, 7, 2, 3, 40},   // the same, strided with a 7x7 kernel (resnet's stem)

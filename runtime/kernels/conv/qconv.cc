@@ -25,6 +25,7 @@
 #include "runtime/kernels/conv/conv_util.h"
 #include "runtime/kernels/gemm/gemm_op_util.h"
 #include "runtime/kernels/qgemm/qgemm.h"
+#include "runtime/kernels/qgemm/qgemm_internal.h"  // QStoreRowAvx2 for depthwise rows
 #include "runtime/kernels/quant/quantize_util.h"
 #include "runtime/thread_pool.h"
 
@@ -185,13 +186,18 @@ inline int32_t DwAcc(const QDwPlane& p, const T* x, int64_t oh, int64_t ow) {
 
 // Stores one output row of accumulators through the epilogue (QStoreRow's row = channel,
 // so the output pointer is rebased on the plane).
-inline void DwStoreRow(const QDwPlane& p, const int32_t* acc, int64_t oh) {
+// `simd`: the AVX2 epilogue (same contract and results as QStoreRow, vectorised).
+inline void DwStoreRow(const QDwPlane& p, const int32_t* acc, int64_t oh, bool simd = false) {
   QOutput o = *p.out;
   const int64_t ow_n = p.g->out[2];
   const int64_t elem = o.kind == QOutput::Kind::kFloat || o.kind == QOutput::Kind::kInt32 ? 4 : 1;
   // Row `channel` of a matrix whose rows are 0 bytes apart, starting at this output row.
   o.data = static_cast<uint8_t*>(p.y) + oh * ow_n * elem;
   o.ld = 0;
+#if defined(__x86_64__)
+  if (simd) return qgemm_detail::QStoreRowAvx2(acc, static_cast<int>(ow_n), p.channel, 0, o);
+#endif
+  (void)simd;
   QStoreRow(acc, static_cast<int>(ow_n), p.channel, 0, o);
 }
 
@@ -217,38 +223,111 @@ void DwInterior(const ConvGeometry& g, int64_t* lo, int64_t* hi) {
   *lo = std::min(*lo, *hi);
 }
 
-// Eight output columns per step, int32 accumulators; stride 1 only (others use the scalar
-// loop). Inputs are widened with vpmovzxbw/vpmovsxbw-like conversions to int32.
+// Eight output columns per step, int32 accumulators; strides 1 and 2 (others use the
+// scalar loop). Stride 2 gathers the even bytes of 15 with one shuffle from two 8-byte
+// loads (bytes 0..7 and 7..14: never past the last tap, so never past the plane). Each tap
+// multiplies with vpmaddwd on (x - zp, 0) x (w, 0) int16 pairs: exact (|x - zp|, |w| <=
+// 255), and one uop where vpmulld is two.
 template <typename T>
 __attribute__((target("avx2,fma"))) void DwPlaneAvx2(const QDwPlane& p) {
   const ConvGeometry& g = *p.g;
   const T* x = static_cast<const T*>(p.x);
+  const int64_t stride = g.stride[2];
   int64_t lo, hi;
   DwInterior(g, &lo, &hi);
   std::vector<int32_t> acc(static_cast<size_t>(g.out[2]));
   const __m256i vzp = _mm256_set1_epi32(p.x_zp);
+  const __m128i even = _mm_setr_epi8(0, 2, 4, 6, 9, 11, 13, 15, -1, -1, -1, -1, -1, -1, -1, -1);
+  const int64_t taps = g.k[1] * g.k[2];
+  __m256i wv[64];  // (w, 0) pairs; kernels up to 8x8 (larger ones take the scalar loop)
+  for (int64_t t = 0; t < taps && t < 64; ++t)
+    wv[t] = _mm256_set1_epi32(static_cast<int32_t>(static_cast<uint16_t>(p.w[t])));
+  const bool vector_ok = taps <= 64 && (stride == 1 || stride == 2);
   for (int64_t oh = 0; oh < g.out[1]; ++oh) {
     int64_t ow = 0;
     for (; ow < lo; ++ow) acc[static_cast<size_t>(ow)] = DwAcc(p, x, oh, ow);
     const int64_t ih0 = oh * g.stride[1] - g.pad_b[1];
-    for (; ow + 8 <= hi; ow += 8) {
+    for (; vector_ok && ow + 8 <= hi; ow += 8) {
       __m256i s = _mm256_setzero_si256();
       for (int64_t kh = 0; kh < g.k[1]; ++kh) {
         const int64_t ih = ih0 + kh * g.dil[1];
         if (ih < 0 || ih >= g.in[1]) continue;
-        const T* xr = x + ih * g.in[2] + ow - g.pad_b[2];
+        const T* xr = x + ih * g.in[2] + ow * stride - g.pad_b[2];
         for (int64_t kw = 0; kw < g.k[2]; ++kw) {
-          const __m128i raw = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(xr + kw * g.dil[2]));
+          const T* xp = xr + kw * g.dil[2];
+          __m128i raw = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(xp));
+          if (stride == 2) {
+            const __m128i hi8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(xp + 7));
+            raw = _mm_shuffle_epi8(_mm_unpacklo_epi64(raw, hi8), even);
+          }
           const __m256i xv = std::is_same<T, uint8_t>::value ? _mm256_cvtepu8_epi32(raw)
                                                              : _mm256_cvtepi8_epi32(raw);
-          const __m256i wv = _mm256_set1_epi32(p.w[kh * g.k[2] + kw]);
-          s = _mm256_add_epi32(s, _mm256_mullo_epi32(_mm256_sub_epi32(xv, vzp), wv));
+          // x - zp in [-255, 255]: its low 16 bits are the int16 value; the weight's high
+          // half is 0, so vpmaddwd adds lo(x) * w + hi(x) * 0.
+          s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_sub_epi32(xv, vzp),
+                                                    wv[kh * g.k[2] + kw]));
         }
       }
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc.data() + ow), s);
     }
     for (; ow < g.out[2]; ++ow) acc[static_cast<size_t>(ow)] = DwAcc(p, x, oh, ow);
-    DwStoreRow(p, acc.data(), oh);
+    DwStoreRow(p, acc.data(), oh, /*simd=*/true);
+  }
+}
+
+// AVX-512: the plane is first written once as float (x - zp) into a zero-padded scratch
+// (padding is the zero point, so 0 after the subtraction) whose rows hold every column any
+// 16-wide step reads; stride 2 splits each row into its even and odd columns, so every tap
+// is one contiguous load. Each tap is then one FMA on 16 outputs, with no edge cases.
+// Exact: |x - zp|, |w| <= 255, so every product and every partial sum of up to 258 taps is
+// an integer below 2^24, which float represents exactly; the sum converts back to int32.
+template <typename T>
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma"))) void DwPlaneAvx512(
+    const QDwPlane& p) {
+  const ConvGeometry& g = *p.g;
+  const T* x = static_cast<const T*>(p.x);
+  const int64_t sw = g.stride[2], taps = g.k[1] * g.k[2];
+  const int64_t out_w16 = (g.out[2] + 15) / 16 * 16;
+  // Columns of the padded row: a 16-wide step at ow reads (ow + j) * sw + kw * dil.
+  const int64_t cols = out_w16 * sw + (g.k[2] - 1) * g.dil[2] + 1;
+  const int64_t sub = sw == 2 ? (cols + 1) / 2 : cols;  // columns per even/odd half-row
+  const int64_t rows = (g.out[1] - 1) * g.stride[1] + (g.k[1] - 1) * g.dil[1] + 1;
+  thread_local std::vector<float> scratch;
+  const size_t row_floats = static_cast<size_t>(sw == 2 ? 2 * sub : cols);
+  scratch.assign(static_cast<size_t>(rows) * row_floats, 0.f);
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t ih = r - g.pad_b[1];
+    if (ih < 0 || ih >= g.in[1]) continue;
+    float* dst = scratch.data() + static_cast<size_t>(r) * row_floats;
+    const T* src = x + ih * g.in[2];
+    for (int64_t iw = 0; iw < g.in[2]; ++iw) {
+      const int64_t c = iw + g.pad_b[2];
+      if (c < 0 || c >= cols) continue;
+      const float v = static_cast<float>(static_cast<int32_t>(src[iw]) - p.x_zp);
+      if (sw == 2)
+        dst[(c & 1) * sub + c / 2] = v;
+      else
+        dst[c] = v;
+    }
+  }
+  float wf[64];
+  for (int64_t t = 0; t < taps; ++t) wf[t] = static_cast<float>(p.w[t]);
+  std::vector<int32_t> acc(static_cast<size_t>(out_w16));
+  for (int64_t oh = 0; oh < g.out[1]; ++oh) {
+    for (int64_t ow = 0; ow < out_w16; ow += 16) {
+      __m512 s = _mm512_setzero_ps();
+      for (int64_t kh = 0; kh < g.k[1]; ++kh) {
+        const float* row =
+            scratch.data() + static_cast<size_t>(oh * g.stride[1] + kh * g.dil[1]) * row_floats;
+        for (int64_t kw = 0; kw < g.k[2]; ++kw) {
+          const int64_t off = kw * g.dil[2];
+          const float* src = sw == 2 ? row + (off & 1) * sub + ow + off / 2 : row + ow + off;
+          s = _mm512_fmadd_ps(_mm512_loadu_ps(src), _mm512_set1_ps(wf[kh * g.k[2] + kw]), s);
+        }
+      }
+      _mm512_storeu_si512(acc.data() + ow, _mm512_cvtps_epi32(s));
+    }
+    DwStoreRow(p, acc.data(), oh, /*simd=*/true);
   }
 }
 #endif
@@ -392,7 +471,12 @@ class QConvKernel : public Kernel {
                      static_cast<uint8_t*>(y.mutable_raw()) + t * out_size * elem};
           const bool s8 = x.dtype() == ir::DType::kInt8;
 #if defined(__x86_64__)
-          if (kIsa != Isa::kScalar && g.stride[2] == 1) {
+          if ((kIsa == Isa::kAvx512 || kIsa == Isa::kAvx512Vnni) &&
+              (g.stride[2] == 1 || g.stride[2] == 2) && ks <= 64) {
+            s8 ? DwPlaneAvx512<int8_t>(p) : DwPlaneAvx512<uint8_t>(p);
+            continue;
+          }
+          if (kIsa != Isa::kScalar && (g.stride[2] == 1 || g.stride[2] == 2)) {
             s8 ? DwPlaneAvx2<int8_t>(p) : DwPlaneAvx2<uint8_t>(p);
             continue;
           }

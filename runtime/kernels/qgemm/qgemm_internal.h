@@ -1,5 +1,6 @@
 // Between qgemm.cc (driver, packing, scalar kernel) and qgemm_avx2.cc (x86 micro-kernels
-// and the vectorised epilogue). Not for operator kernels: they use qgemm.h.
+// and the vectorised epilogue). Not for operator kernels: they use qgemm.h (the one
+// exception: qconv.cc's depthwise path stores its rows with QStoreRowAvx2).
 #pragma once
 
 #include <cstdint>
