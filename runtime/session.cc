@@ -426,6 +426,7 @@ std::vector<NodeKernelInfo> Session::Kernels() const {
 SessionProfile Session::Profile() const {
   SessionProfile out;
   if (!opts_.profile) return out;
+  std::lock_guard<std::mutex> lock(run_mu_);
   out.runs = profile_runs_;
   out.run_ms = static_cast<double>(profile_run_ns_) / 1e6;
   std::vector<NodeKernelInfo> planned = Kernels();

@@ -139,7 +139,7 @@ class Session {
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<Plan> plan_;
   std::unique_ptr<BufferArena> arena_;
-  std::mutex run_mu_;
+  mutable std::mutex run_mu_;  // also guards the profile counters
   uint64_t in_place_count_ = 0;
   uint64_t profile_runs_ = 0, profile_run_ns_ = 0;
   uint64_t max_memory_bytes_ = 0;  // resolved SessionOptions::max_memory_bytes
