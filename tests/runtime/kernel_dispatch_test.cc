@@ -121,7 +121,7 @@ TEST(KernelDispatch, PrintsTheChoiceForEveryOp) {
         line += std::string(line.empty() ? "" : ", ") +
                 (dt == ir::DType::kUndefined ? "any" : ir::DTypeName(dt)) + " -> " + best->name;
     }
-    std::printf("  %-28s %s\n", qualified.c_str(), line.c_str());
+    std::printf("  %-40s %s\n", qualified.c_str(), line.c_str());
   }
   // A CPU with AVX2 runs the float Conv/MatMul/Gemm on SIMD kernels, not the references.
   if (cpu.Has(Isa::kAvx2) && !ForceScalar()) {
