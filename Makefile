@@ -31,6 +31,8 @@ test: setup
 	cmake -S . -B $(BUILD) -G Ninja $(CMAKE_MAIN)
 	cmake --build $(BUILD) -j $(JOBS)
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) --timeout 900
+	@# The log names the kernel dispatch picked per op on this CPU (issue 13, item 6).
+	ctest --test-dir $(BUILD) -R '^KernelDispatch.PrintsTheChoiceForEveryOp$$' -V | grep -E '^[0-9]+: (kernel dispatch|  )'
 	$(MAKE) test-asan
 	$(MAKE) fuzz
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """fp32 latency of edgepress's native runtime next to onnxruntime, on the same models.
 
-For each model of tests/fixtures/make_models.py (mlp, resnet18, mobilenet_v2, a BERT-style
-encoder, a GPT-style decoder) at batch 1 and each thread count, the script runs
+For each model of tests/fixtures/make_models.py (mlp, resnet18, mobilenet_v2, torchvision's
+mobilenet_v3_small, a DB-style text detector, a BERT-style encoder, a GPT-style decoder) at
+batch 1 and each thread count, the script runs
 
   * `edgepress bench MODEL --input IN --threads N --warmup W --iters I --json`, and
   * onnxruntime (CPU EP, ORT_ENABLE_ALL, intra_op_num_threads=N, inter_op_num_threads=1,
@@ -10,8 +11,10 @@ encoder, a GPT-style decoder) at batch 1 and each thread count, the script runs
     and iteration count,
 
 and prints p50 latency of each and the ratio edgepress/onnxruntime (below 1: edgepress is
-faster). With --rounds R > 1 both are measured R times, alternating, and the smallest p50
-of each is kept: on a shared machine that is the measurement least disturbed by others.
+faster). Both are measured --rounds times (default 3), interleaved (edgepress, onnxruntime,
+then onnxruntime, edgepress, ...), and the smallest p50 of each is kept: on a shared machine
+that is the measurement least disturbed by others, and neither side always runs second.
+The CPU model and its ISA extensions head the output and the Markdown table.
 
 The onnxruntime timing includes Python's call overhead (a few microseconds per run),
 which only matters for the MLP. Both sides read the same batch-1 input: the first row of
@@ -20,7 +23,9 @@ the fixture's in.npz, saved as WORKDIR/inputs/NAME.npz.
 Usage:
   bench/bench_fp32.py WORKDIR [--cli build/tools/edgepress] [--models mlp,bert]
                       [--threads 1,2] [--warmup 10] [--iters 50] [--rounds 1]
-                      [--json FILE] [--markdown]
+                      [--json FILE] [--markdown [FILE]]
+--markdown prints the README table (CPU, ISA, settings, then one row per model and thread
+count); --markdown FILE writes it to FILE instead.
 Models are exported into WORKDIR/models (reused while make_models.py is unchanged).
 Run it with the project venv's Python (it needs numpy and onnxruntime).
 """
@@ -39,7 +44,8 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAKE_MODELS = os.path.join(ROOT, "tests", "fixtures", "make_models.py")
-DEFAULT_MODELS = ["mlp", "resnet18", "mobilenet_v2", "bert", "gpt"]
+DEFAULT_MODELS = ["mlp", "resnet18", "mobilenet_v2", "mobilenet_v3_small", "detector", "bert",
+                  "gpt"]
 
 
 def Fnv1a(data):
@@ -99,12 +105,40 @@ def CpuFlags():
             for line in f:
                 if line.startswith("flags"):
                     flags = set(line.split(":", 1)[1].split())
-                    return [x for x in ("avx2", "fma", "avx512f", "avx512bw", "avx512vl",
-                                        "avx512_vnni", "avx512_bf16", "amx_tile")
+                    return [x for x in ("avx2", "fma", "avx_vnni", "avx512f", "avx512bw",
+                                        "avx512vl", "avx512dq", "avx512_vnni", "avx512_bf16",
+                                        "amx_tile", "amx_int8", "amx_bf16", "asimd", "asimddp")
                             if x in flags]
     except OSError:
         pass
     return []
+
+
+def MachineLine(machine):
+    """One line naming the CPU, its ISA extensions, the load and the versions compared."""
+    return (f"cpu: {machine['cpu_model']} ({machine['logical_cpus']} logical CPUs; ISA: "
+            f"{' '.join(machine['cpu_flags']) or 'baseline'}); load average "
+            f"{machine['loadavg_at_start'][0]:.2f} at start; onnxruntime "
+            f"{machine['onnxruntime']}; {machine['edgepress']}")
+
+
+def MarkdownTable(header, rows, text_columns=1):
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join("---" if i < text_columns else "---:" for i in range(len(header)))
+             + "|"]
+    return lines + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def EmitMarkdown(target, lines):
+    """Prints the lines ("-") or writes them to a file (atomically)."""
+    text = "\n".join(lines) + "\n"
+    if target == "-":
+        print(text, end="")
+        return
+    with open(target + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(target + ".tmp", target)
+    print(f"# wrote {target}", file=sys.stderr)
 
 
 def FindP50(obj):
@@ -151,6 +185,7 @@ def BenchOrt(model, inputs, threads, warmup, iters, spin):
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.intra_op_num_threads = threads  # includes the calling thread
     so.inter_op_num_threads = 1
+    so.log_severity_level = 3  # errors only: not a warning per unused Clip bound
     if not spin:
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     t0 = time.perf_counter()
@@ -193,12 +228,13 @@ def main():
     p.add_argument("--threads", default="1,2")
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--iters", type=int, default=50)
-    p.add_argument("--rounds", type=int, default=1,
-                   help="alternate edgepress/onnxruntime this many times, keep the best p50")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="interleave edgepress/onnxruntime this many times, keep the best p50")
     p.add_argument("--ort-no-spin", action="store_true",
                    help="disable onnxruntime's spin-waiting worker threads")
     p.add_argument("--json", help="results file (default WORKDIR/bench_fp32.json)")
-    p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    p.add_argument("--markdown", nargs="?", const="-", metavar="FILE",
+                   help="print the table as Markdown, or write it to FILE")
     args = p.parse_args()
 
     names = [n for n in args.models.split(",") if n]
@@ -223,9 +259,7 @@ def main():
         "edgepress": version.stdout.strip() or version.stderr.strip(),
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    print(f"# cpu: {machine['cpu_model']} ({machine['logical_cpus']} logical CPUs, "
-          f"{' '.join(machine['cpu_flags'])}); load {machine['loadavg_at_start'][0]:.2f}; "
-          f"onnxruntime {machine['onnxruntime']}; {machine['edgepress']}", file=sys.stderr)
+    print("# " + MachineLine(machine))
 
     rows = []
     for name in names:
@@ -233,18 +267,26 @@ def main():
         input_path, inputs = BatchOneInput(models_dir, os.path.join(args.workdir, "inputs"), name)
         for n in threads:
             ep_p50s, ep_mins, ort_runs, ep_error, ep_report = [], [], [], None, None
-            for _ in range(args.rounds):
-                p50, report, err = BenchEdgepress(args.cli, model, input_path, n, args.warmup,
-                                                  args.iters)
-                if err:
-                    ep_error = err
-                else:
+            for k in range(args.rounds):
+                def ep_round():
+                    nonlocal ep_error, ep_report
+                    p50, report, err = BenchEdgepress(args.cli, model, input_path, n,
+                                                      args.warmup, args.iters)
+                    if err:
+                        ep_error = err
+                        return
                     ep_p50s.append(p50)
                     if isinstance(report.get("min_ms"), (int, float)):
                         ep_mins.append(float(report["min_ms"]))
                     ep_report = report
-                ort_runs.append(BenchOrt(model, inputs, n, args.warmup, args.iters,
-                                         not args.ort_no_spin))
+
+                def ort_round():
+                    ort_runs.append(BenchOrt(model, inputs, n, args.warmup, args.iters,
+                                             not args.ort_no_spin))
+
+                # Alternate which goes first, so neither always inherits the other's caches.
+                for run in (ep_round, ort_round) if k % 2 == 0 else (ort_round, ep_round):
+                    run()
             ep = min(ep_p50s) if ep_p50s and not ep_error else None
             ep_min = min(ep_mins) if ep_mins and not ep_error else None
             ort_best = min(ort_runs, key=lambda r: r["p50_ms"])
@@ -276,11 +318,14 @@ def main():
               Fmt(r["onnxruntime_p50_ms"]), Fmt(r["ratio"], 2), Fmt(r["ratio_min"], 2)]
              for r in rows]
     if args.markdown:
-        print("| " + " | ".join(header) + " |")
-        print("|" + "|".join("---" if i < 2 else "---:" for i in range(len(header))) + "|")
-        for t in table:
-            print("| " + " | ".join(t) + " |")
-    else:
+        machine["loadavg_at_end"] = list(os.getloadavg())
+        EmitMarkdown(args.markdown, [
+            f"fp32, batch 1, {args.rounds} interleaved round(s) of {args.warmup} warm-up + "
+            f"{args.iters} timed runs, best p50 kept; ratio = edgepress / onnxruntime "
+            "(below 1: edgepress is faster).", "",
+            MachineLine(machine) + f"; load average {machine['loadavg_at_end'][0]:.2f} at "
+            "end.", ""] + MarkdownTable(header, table, text_columns=2))
+    if args.markdown != "-":
         widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(header)]
         print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
         for t in table:

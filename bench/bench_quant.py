@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """int8/int4 quantization: edgepress next to onnxruntime, on the same float models.
 
-For a resnet18-shaped CNN and a MiniLM-shaped encoder (the `resnet18` and `bert` fixtures
-of tests/fixtures/make_models.py: torchvision resnet18 and a 6-layer, 384-wide BERT at seq
-128, random seeded weights) the script makes these variants of the one float model:
+For the CNNs (the `resnet18`, `mobilenet_v2`, `mobilenet_v3_small` and `detector` fixtures
+of tests/fixtures/make_models.py: torchvision models and a DB-style text detector) and a
+MiniLM-shaped encoder (`bert`: a 6-layer, 384-wide BERT at seq 128), all with random seeded
+weights, the script makes these variants of the one float model:
 
   ort-fp32     the float model, run by onnxruntime
   ort-int8     onnxruntime.quantization: quantize_static (QDQ, per-channel weights, uint8
@@ -19,7 +20,10 @@ batch 1 for each thread count, and the ratios issue 4 targets (edgepress int8 / 
 latency, edgepress int8 / edgepress fp32 latency, size ratios). Latency: `edgepress bench
 --json` (edgepress's default optimisation pipeline, which fuses QDQ into integer kernels)
 and onnxruntime timed around InferenceSession.run (ORT_ENABLE_ALL), both with the same
-batch-1 input, warmup and iterations; the helpers are bench_fp32.py's. edgepress's
+batch-1 input, warmup and iterations; the helpers are bench_fp32.py's. Every variant is
+timed --rounds times (default 3), the variants interleaved within each round (ORT and
+edgepress alternating, the order reversed every other round), keeping the best p50 of each:
+on a shared machine that is the measurement least disturbed by others. edgepress's
 quantized files are also run by onnxruntime (column "ort runs it": output cosine), a check
 that they are valid ONNX in the standard QDQ / com.microsoft forms.
 
@@ -32,7 +36,8 @@ quant_accuracy_test.cc checks real accuracy on real models).
 Usage:
   bench/bench_quant.py WORKDIR [--cli build/tools/edgepress] [--models resnet18,bert]
                        [--threads 1,2] [--warmup 5] [--iters 20] [--calib 16] [--eval 4]
-                       [--json FILE] [--markdown]
+                       [--rounds 3] [--json FILE] [--markdown [FILE]]
+--markdown prints the README tables (CPU and ISA first); --markdown FILE writes them to FILE.
 Run it with the project venv's Python (it needs numpy and onnxruntime). onnxruntime's
 quantizer needs a newer onnx than Debian's; the script installs the pinned onnx and
 ml_dtypes it needs into WORKDIR/ortq-deps (pip --target, --no-deps) and uses them only in
@@ -54,7 +59,7 @@ sys.path.insert(0, HERE)
 import bench_fp32 as fp32  # noqa: E402  (shared helpers: fixtures, timing, machine info)
 
 ROOT = fp32.ROOT
-DEFAULT_MODELS = ["resnet18", "bert"]
+DEFAULT_MODELS = ["resnet18", "mobilenet_v2", "mobilenet_v3_small", "detector", "bert"]
 
 
 def SaveNpz(path, arrays):
@@ -68,7 +73,9 @@ def MakeInputs(model_path, count, seed):
     """Seeded inputs of the model's declared shape with `count` samples on the batch axis."""
     import onnxruntime as ort
 
-    sess = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(model_path, so, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(seed)
     out = {}
     for inp in sess.get_inputs():
@@ -164,6 +171,7 @@ def OrtRun(model, inputs):
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
+    so.log_severity_level = 3  # errors only: not a warning per unused Clip bound
     sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
     return dict(zip(names, sess.run(names, inputs)))
@@ -193,6 +201,31 @@ def Fidelity(got, ref):
     return cos, nmse
 
 
+def TimeInterleaved(rows, args, one, bench_in, threads):
+    """Best p50/min over args.rounds rounds per variant and thread count; within a round the
+    variants run one after the other (reversed every other round), so ORT and edgepress
+    share the machine's state alike."""
+    for n in threads:
+        for k in range(args.rounds):
+            order = rows if k % 2 == 0 else rows[::-1]
+            for row in order:
+                if row["error"] or not row["file"]:
+                    continue
+                if row["engine"] == "ort":
+                    r = fp32.BenchOrt(row["file"], one, n, args.warmup, args.iters, True)
+                    p50, low = r["p50_ms"], r["min_ms"]
+                else:
+                    p50, report, e = fp32.BenchEdgepress(args.cli, row["file"], bench_in, n,
+                                                         args.warmup, args.iters)
+                    if e:
+                        row["error"] = f"bench: {e}"
+                        continue
+                    low = report.get("min_ms")
+                row["p50_ms"][n] = min(p50, row["p50_ms"].get(n, p50))
+                if low is not None:
+                    row["min_ms"][n] = min(low, row["min_ms"].get(n, low))
+
+
 def Fmt(x, spec):
     return "-" if x is None else format(x, spec)
 
@@ -209,7 +242,10 @@ def main():
     p.add_argument("--calib", type=int, default=16, help="calibration samples")
     p.add_argument("--eval", type=int, default=4, help="samples for the accuracy proxy")
     p.add_argument("--json", help="results file (default WORKDIR/bench_quant.json)")
-    p.add_argument("--markdown", action="store_true")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="interleaved timing rounds over the variants; the best p50 is kept")
+    p.add_argument("--markdown", nargs="?", const="-", metavar="FILE",
+                   help="print the tables as Markdown, or write them to FILE")
     args = p.parse_args()
 
     names = [n for n in args.models.split(",") if n]
@@ -229,9 +265,7 @@ def main():
         "onnxruntime": ort.__version__, "edgepress": version.stdout.strip(),
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    print(f"# cpu: {machine['cpu_model']} ({machine['logical_cpus']} logical CPUs, "
-          f"{' '.join(machine['cpu_flags'])}); load {machine['loadavg_at_start'][0]:.2f}; "
-          f"onnxruntime {machine['onnxruntime']}; {machine['edgepress']}", file=sys.stderr)
+    print("# " + fp32.MachineLine(machine))
 
     ort_deps = OrtQuantDeps(args.workdir)
     results, log = [], []
@@ -287,23 +321,12 @@ def main():
                         row["ort_runs_it"] = Fidelity(OrtRun(path, evals), ref)[0]
                     except Exception as e:  # not every edgepress form is an ORT form
                         row["ort_runs_it_error"] = str(e).splitlines()[0][:200]
-                for n in threads:
-                    if row["error"]:
-                        break
-                    if engine == "ort":
-                        r = fp32.BenchOrt(path, one, n, args.warmup, args.iters, True)
-                        row["p50_ms"][n], row["min_ms"][n] = r["p50_ms"], r["min_ms"]
-                    else:
-                        p50, report, e = fp32.BenchEdgepress(args.cli, path, bench_in, n,
-                                                             args.warmup, args.iters)
-                        if e:
-                            row["error"] = f"bench: {e}"
-                            break
-                        row["p50_ms"][n] = p50
-                        row["min_ms"][n] = report.get("min_ms")
+            row["engine"] = engine
             rows.append(row)
+        TimeInterleaved(rows, args, one, bench_in, threads)
+        for row in rows:
             lat = ", ".join(f"{n}t {Fmt(row['p50_ms'].get(n), '.2f')} ms" for n in threads)
-            print(f"{name} {label}: cos {Fmt(row['cosine'], '.6f')}, {lat}"
+            print(f"{name} {row['variant']}: cos {Fmt(row['cosine'], '.6f')}, {lat}"
                   + (f" ({row['error']})" if row["error"] else ""), file=sys.stderr)
         for row in rows:
             row["size_ratio"] = row["size_bytes"] / fp32_size if row["size_bytes"] else None
@@ -325,29 +348,34 @@ def main():
         for n in threads:
             def lat(v):
                 return by.get(v, {}).get("p50_ms", {}).get(n)
-            a, b, c = lat("ep-int8"), lat("ort-int8"), lat("ep-fp32")
+            a, b, c, d = lat("ep-int8"), lat("ort-int8"), lat("ep-fp32"), lat("ort-fp32")
             ratios.append((name, n, a / b if a and b else None, a / c if a and c else None,
-                           lat("ep-int4") / c if lat("ep-int4") and c else None))
+                           lat("ep-int4") / c if lat("ep-int4") and c else None,
+                           b / d if b and d else None))
     if args.markdown:
-        print("| " + " | ".join(header) + " |")
-        print("|" + "|".join("---" if i < 2 else "---:" for i in range(len(header))) + "|")
-        for t in table:
-            print("| " + " | ".join(t) + " |")
-        print()
-        print("| model | threads | ep int8 / ORT int8 | ep int8 / ep fp32 | ep int4 / ep fp32 |")
-        print("|---|---:|---:|---:|---:|")
-        for name, n, x, y, z in ratios:
-            print(f"| {name} | {n} | {Fmt(x, '.2f')} | {Fmt(y, '.2f')} | {Fmt(z, '.2f')} |")
-    else:
+        machine["loadavg_at_end"] = list(os.getloadavg())
+        fp32.EmitMarkdown(args.markdown, [
+            f"Quantization, batch 1, {args.rounds} interleaved round(s) of {args.warmup} "
+            f"warm-up + {args.iters} timed runs, best p50 kept; onnxruntime int8 is its "
+            "quantize_static QDQ model (quantize_dynamic for bert), same calibration data.", "",
+            fp32.MachineLine(machine) + f"; load average {machine['loadavg_at_end'][0]:.2f} "
+            "at end.", ""] + fp32.MarkdownTable(header, table, text_columns=2) + [""] +
+            fp32.MarkdownTable(
+                ["model", "threads", "ep int8 / ORT int8", "ep int8 / ep fp32",
+                 "ep int4 / ep fp32", "ORT int8 / ORT fp32"],
+                [[name, str(n), Fmt(x, ".2f"), Fmt(y, ".2f"), Fmt(z, ".2f"), Fmt(w, ".2f")]
+                 for name, n, x, y, z, w in ratios], text_columns=1))
+    if args.markdown != "-":
         widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(header)]
         print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
         for t in table:
             print("  ".join(c.ljust(w) if i < 2 else c.rjust(w)
                             for i, (c, w) in enumerate(zip(t, widths))))
         print()
-        for name, n, x, y, z in ratios:
+        for name, n, x, y, z, w in ratios:
             print(f"{name} {n}t latency: ep int8 / ORT int8 {Fmt(x, '.2f')}, "
-                  f"ep int8 / ep fp32 {Fmt(y, '.2f')}, ep int4 / ep fp32 {Fmt(z, '.2f')}")
+                  f"ep int8 / ep fp32 {Fmt(y, '.2f')}, ep int4 / ep fp32 {Fmt(z, '.2f')}, "
+                  f"ORT int8 / ORT fp32 {Fmt(w, '.2f')}")
     for r in results:
         if r["error"]:
             print(f"{r['model']} {r['variant']}: {r['error']}")
@@ -364,7 +392,8 @@ def main():
                                         sys.argv[1:]),
                    "machine": machine,
                    "settings": {"batch": 1, "warmup": args.warmup, "iters": args.iters,
-                                "calib": args.calib, "eval": args.eval},
+                                "rounds": args.rounds, "calib": args.calib,
+                                "eval": args.eval},
                    "results": results, "apply_log": log}, f, indent=1, default=str)
     os.replace(out + ".tmp", out)
     print(f"# wrote {out}", file=sys.stderr)

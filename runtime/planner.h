@@ -68,9 +68,12 @@ struct NodePlan {
   std::unique_ptr<Kernel> kernel;
   ir::DType kernel_dtype = ir::DType::kUndefined;
   std::map<ir::DType, std::pair<const KernelDef*, std::unique_ptr<Kernel>>> by_dtype;
-  // Profiling (Session::Profile).
+  // Profiling (Session::Profile): the kernel that ran last and the first call's types.
   uint64_t total_ns = 0;
   uint64_t calls = 0;
+  const KernelDef* ran_def = nullptr;
+  const Kernel* ran_kernel = nullptr;
+  std::string shapes;
 };
 
 struct GraphPlan {
@@ -106,6 +109,8 @@ class Plan {
     return it == plans_.end() ? nullptr : it->second.get();
   }
   const PlanOptions& options() const { return opts_; }
+  // Every graph's plan, the main graph's included.
+  const std::unordered_map<const ir::Graph*, std::unique_ptr<GraphPlan>>& all() { return plans_; }
 
  private:
   void PlanGraph(const ir::Graph& g, std::vector<std::string>* unsupported);

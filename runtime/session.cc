@@ -56,6 +56,15 @@ std::string TensorTypeString(const ir::Tensor& t) {
   return s;
 }
 
+std::string TypesOf(const std::vector<const ir::Tensor*>& tensors) {
+  std::string s;
+  for (const ir::Tensor* t : tensors) {
+    if (!s.empty()) s += ", ";
+    s += t && !t->empty() ? TensorTypeString(*t) : std::string("-");
+  }
+  return s;
+}
+
 std::mutex& LoaderMutex() {
   static std::mutex mu;
   return mu;
@@ -262,7 +271,15 @@ NamedTensors Session::Run(const NamedTensors& inputs) {
     }
     feed.push_back(t);
   }
+  const auto start = opts_.profile ? std::chrono::steady_clock::now()
+                                    : std::chrono::steady_clock::time_point();
   std::vector<ir::Tensor> outs = RunGraph(plan_->main(), std::move(feed), nullptr);
+  if (opts_.profile) {
+    profile_run_ns_ += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                 std::chrono::steady_clock::now() - start)
+                                                 .count());
+    ++profile_runs_;
+  }
   NamedTensors result;
   for (size_t i = 0; i < outs.size(); ++i)
     result.emplace_back(g.outputs()[i]->name(), std::move(outs[i]));
@@ -295,6 +312,14 @@ std::vector<ir::Tensor> Session::RunGraph(GraphPlan& plan, std::vector<ir::Tenso
   return outs;
 }
 
+// "input types -> output types" of a node that has just run.
+static std::string ShapesOf(const std::vector<const ir::Tensor*>& ins, const NodePlan& np,
+                            const std::vector<ir::Tensor>& slots) {
+  std::vector<const ir::Tensor*> outs;
+  for (int slot : np.outputs) outs.push_back(slot >= 0 ? &slots[slot] : nullptr);
+  return TypesOf(ins) + " -> " + TypesOf(outs);
+}
+
 void Session::RunNode(GraphPlan& plan, size_t index, Frame& frame) {
   NodePlan& np = plan.nodes[index];
   const ir::Node& n = *np.node;
@@ -310,8 +335,10 @@ void Session::RunNode(GraphPlan& plan, size_t index, Frame& frame) {
   }
 
   Kernel* kernel = nullptr;
+  const KernelDef* def = nullptr;
   if (np.kernel && (np.kernel_dtype == first || np.def->dtype == ir::DType::kUndefined)) {
     kernel = np.kernel.get();
+    def = np.def;
   } else {
     auto it = np.by_dtype.find(first);
     if (it == np.by_dtype.end()) {
@@ -323,6 +350,7 @@ void Session::RunNode(GraphPlan& plan, size_t index, Frame& frame) {
       it = np.by_dtype.emplace(first, std::make_pair(def, def->create(init))).first;
     }
     kernel = it->second.second.get();
+    def = it->second.first;
   }
 
   int in_place = -1;
@@ -333,7 +361,9 @@ void Session::RunNode(GraphPlan& plan, size_t index, Frame& frame) {
     in_place = np.inputs[0].slot;
 
   SessionContext ctx(*this, np, frame, ins, in_place);
-  auto start = std::chrono::steady_clock::now();
+  // No clock call per node unless profiling.
+  const auto start = opts_.profile ? std::chrono::steady_clock::now()
+                                   : std::chrono::steady_clock::time_point();
   try {
     kernel->Run(ctx);
   } catch (const Error& e) {
@@ -347,7 +377,10 @@ void Session::RunNode(GraphPlan& plan, size_t index, Frame& frame) {
     np.total_ns += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                              std::chrono::steady_clock::now() - start)
                                              .count());
-    ++np.calls;
+    np.ran_def = def;
+    np.ran_kernel = kernel;
+    // Formatted outside the timed region, once, so it does not distort the node's time.
+    if (np.calls++ == 0) np.shapes = ShapesOf(ins, np, frame.slots);
   }
   for (size_t i = 0; i < np.outputs.size(); ++i)
     if (np.outputs[i] >= 0 && frame.slots[np.outputs[i]].empty()) {
@@ -390,16 +423,48 @@ std::vector<NodeKernelInfo> Session::Kernels() const {
   return out;
 }
 
-std::vector<NodeProfile> Session::Profile() const {
-  std::vector<NodeProfile> out;
+SessionProfile Session::Profile() const {
+  SessionProfile out;
   if (!opts_.profile) return out;
-  for (const NodeKernelInfo& k : Kernels()) out.push_back({k.node, k.op, k.kernel, 0, 0});
+  std::lock_guard<std::mutex> lock(run_mu_);
+  out.runs = profile_runs_;
+  out.run_ms = static_cast<double>(profile_run_ns_) / 1e6;
+  std::vector<NodeKernelInfo> planned = Kernels();
   const auto& nodes = plan_->main().nodes;
   for (size_t i = 0; i < nodes.size(); ++i) {
-    out[i].calls = nodes[i].calls;
-    out[i].total_ms = static_cast<double>(nodes[i].total_ns) / 1e6;
+    const NodePlan& np = nodes[i];
+    NodeProfile p;
+    p.node = np.node->name;
+    p.op = np.node->qualified_op();
+    // The kernel that actually ran (a node re-dispatched at run time for its input dtype
+    // may differ from the planned one); the plan's choice when the node never ran.
+    if (np.ran_def) {
+      p.kernel = np.ran_def->name;
+      p.isa = np.ran_def->isa;
+      const std::string variant = np.ran_kernel ? np.ran_kernel->Variant() : std::string();
+      if (!variant.empty()) p.kernel += " [" + variant + "]";
+    } else {
+      p.kernel = planned[i].kernel;
+      p.isa = planned[i].isa;
+    }
+    p.calls = np.calls;
+    p.total_ms = static_cast<double>(np.total_ns) / 1e6;
+    p.shapes = np.shapes;
+    out.nodes.push_back(std::move(p));
   }
   return out;
+}
+
+void Session::ResetProfile() {
+  std::lock_guard<std::mutex> lock(run_mu_);
+  profile_runs_ = profile_run_ns_ = 0;
+  for (auto& [graph, plan] : plan_->all())
+    for (NodePlan& np : plan->nodes) {
+      np.total_ns = np.calls = 0;
+      np.ran_def = nullptr;
+      np.ran_kernel = nullptr;
+      np.shapes.clear();
+    }
 }
 
 ArenaStats Session::arena_stats() const {

@@ -37,7 +37,9 @@ struct SessionOptions {
   bool reuse_buffers = true;
   // Run eligible elementwise ops in place on an input whose last reader they are.
   bool in_place = true;
-  bool profile = false;  // time every node (Session::Profile)
+  // Time every main-graph node and every Run (Session::Profile). Off, the run loop makes
+  // no clock call per node.
+  bool profile = false;
   // Largest tensor one node output may take, in bytes; 0 = DefaultMaxMemoryBytes(). A model
   // whose shapes (a declared input, a Reshape/Expand/ConstantOfShape/Tile target) would
   // need more fails with an Error naming the node and the size instead of the process
@@ -64,10 +66,20 @@ struct NodeKernelInfo {
 
 struct NodeProfile {
   std::string node;
-  std::string op;
-  std::string kernel;
+  std::string op;      // qualified op type
+  std::string kernel;  // the KernelDef that ran last (with its Variant in brackets)
+  Isa isa = Isa::kScalar;
   uint64_t calls = 0;
-  double total_ms = 0;
+  double total_ms = 0;  // over all calls; includes the time of If/Loop/Scan bodies
+  // Input and output types of the first profiled call: "f32[1,16,56,56] -> f32[1,16,56,56]".
+  std::string shapes;
+};
+
+// What Session::Profile() accumulated since creation or the last ResetProfile().
+struct SessionProfile {
+  uint64_t runs = 0;
+  double run_ms = 0;  // wall time of those Run() calls, input checks included
+  std::vector<NodeProfile> nodes;  // main graph, execution order
 };
 
 struct ArenaStats {
@@ -106,8 +118,11 @@ class Session {
   std::vector<const ir::Value*> outputs() const;
   // Kernel per node of the main graph, in execution order.
   std::vector<NodeKernelInfo> Kernels() const;
-  // Per-node timings accumulated over all runs (empty unless options.profile).
-  std::vector<NodeProfile> Profile() const;
+  // Per-node timings accumulated over all runs since creation or ResetProfile() (no runs
+  // and no nodes unless options.profile).
+  SessionProfile Profile() const;
+  // Forgets the timings so far (e.g. of warm-up runs).
+  void ResetProfile();
   ArenaStats arena_stats() const;
   int num_threads() const { return pool_->num_threads(); }
 
@@ -124,8 +139,9 @@ class Session {
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<Plan> plan_;
   std::unique_ptr<BufferArena> arena_;
-  std::mutex run_mu_;
+  mutable std::mutex run_mu_;  // also guards the profile counters
   uint64_t in_place_count_ = 0;
+  uint64_t profile_runs_ = 0, profile_run_ns_ = 0;
   uint64_t max_memory_bytes_ = 0;  // resolved SessionOptions::max_memory_bytes
 };
 

@@ -24,6 +24,7 @@ class NativeRunner : public Runner {
   int threads() const override { return session_->num_threads(); }
   std::string backend() const override { return "native"; }
   std::string device() const override { return "cpu"; }
+  runtime::Session* native_session() override { return session_.get(); }
 
  private:
   std::unique_ptr<runtime::Session> session_;

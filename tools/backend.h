@@ -36,6 +36,8 @@ class Runner {
   // "native (cpu)", "torch (cuda:0)": what a report names as the source of its latency.
   virtual std::string backend() const = 0;
   virtual std::string device() const = 0;
+  // The native runtime's session (for its kernel list and profile); nullptr for torch.
+  virtual runtime::Session* native_session() { return nullptr; }
 };
 
 // The model at `path`, optimised for the backend (the default pipeline; without fuse-qdq

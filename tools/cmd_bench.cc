@@ -5,7 +5,9 @@
 // run separately (it sizes the buffer arena and warms caches), then mean, percentiles,
 // standard deviation and throughput over the timed runs, with peak RSS, the thread count
 // and the CPU model so that a number always travels with its machine. The timing loop is
-// eval/latency (shared with `compress`).
+// eval/latency (shared with `compress`). --profile (native runtime) also times every node
+// over the timed runs and prints time per op type and the slowest nodes with the kernel
+// each ran (tools/profile_report.h); warm-up runs are left out of the profile.
 #include <fmt/format.h>
 #include <sys/resource.h>
 
@@ -23,6 +25,7 @@
 #include "tools/input_files.h"
 #include "tools/recipe.h"
 #include "tools/model_io.h"
+#include "tools/profile_report.h"
 
 namespace edgepress::tools {
 
@@ -53,6 +56,8 @@ void AddBenchCommand(CLI::App& app, Action& action) {
     bool no_optimize = false;
     double seconds = 0;
     bool json = false;
+    bool profile = false;
+    int profile_top = 10;
     BackendChoice backend;
   };
   auto o = std::make_shared<Options>();
@@ -78,6 +83,12 @@ void AddBenchCommand(CLI::App& app, Action& action) {
       ->check(CLI::Range(0.001, 86400.0))
       ->excludes(iters);
   cmd->add_flag("--json", o->json, "print the result as JSON");
+  cmd->add_flag("--profile", o->profile,
+                "time every node over the timed runs: time per op type and the slowest "
+                "nodes, with the kernel each ran (native backend)");
+  cmd->add_option("--profile-top", o->profile_top, "nodes listed in the --profile table")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000000));
   cmd->callback([o, &action] {
     action = [o] {
       std::map<std::string, int64_t> dims;
@@ -92,8 +103,12 @@ void AddBenchCommand(CLI::App& app, Action& action) {
           throw Error(ErrorCode::kUsage, "--dim expects name=N with N >= 0, got '" + d + "'");
         dims[d.substr(0, eq)] = v;
       }
+      if (o->profile && o->backend.backend != "native")
+        throw Error(ErrorCode::kUsage, "--profile times the native runtime's kernels; it "
+                                       "cannot be used with --backend " + o->backend.backend);
       runtime::SessionOptions so;
       so.threads = o->threads;
+      so.profile = o->profile;
       so.max_memory_bytes = ParseMaxMemoryOption(o->max_memory);
       auto t0 = Clock::now();
       auto session = MakeRunner(o->model, !o->no_optimize, o->backend, so);
@@ -113,8 +128,16 @@ void AddBenchCommand(CLI::App& app, Action& action) {
       lo.runs = o->iters > 0 ? o->iters : 20;
       lo.seconds = o->seconds;
       eval::LatencyStats st;
+      runtime::Session* native = session->native_session();
+      // The harness runs once, then `warmup` times, then the timed runs: the profile
+      // starts at the first timed run.
+      int64_t started = 0;
+      auto run_once = [&] {
+        if (o->profile && native && started++ == 1 + lo.warmup) native->ResetProfile();
+        session->Run(inputs);
+      };
       try {
-        st = eval::MeasureLatencyOf([&] { session->Run(inputs); }, session->threads(), lo);
+        st = eval::MeasureLatencyOf(run_once, session->threads(), lo);
       } catch (const Error& e) {
         throw Error(e.code(), o->model + ": " + e.what());
       }
@@ -129,10 +152,12 @@ void AddBenchCommand(CLI::App& app, Action& action) {
             "\"first_run_ms\": {:.4f}, \"warmup\": {}, \"iterations\": {}, \"mean_ms\": {:.4f}, "
             "\"p50_ms\": {:.4f}, \"p90_ms\": {:.4f}, \"p99_ms\": {:.4f}, \"min_ms\": {:.4f}, "
             "\"max_ms\": {:.4f}, \"stddev_ms\": {:.4f}, \"throughput_per_s\": {:.3f}, "
-            "\"peak_rss_mb\": {:.1f}}}\n",
+            "\"peak_rss_mb\": {:.1f}{}}}\n",
             JsonEscape(o->model), session->backend(), session->device(), st.threads, JsonEscape(cpu), load_ms, st.first_ms, st.warmup,
             st.runs, st.mean_ms, st.p50_ms, st.p90_ms, st.p99_ms, st.min_ms, st.max_ms,
-            st.stddev_ms, st.throughput_per_s, peak_rss_mb);
+            st.stddev_ms, st.throughput_per_s, peak_rss_mb,
+            o->profile && native ? ", \"profile\": " + ProfileJson(native->Profile())
+                                 : std::string());
         return 0;
       }
       fmt::print("model:       {}\n", o->model);
@@ -147,6 +172,8 @@ void AddBenchCommand(CLI::App& app, Action& action) {
       fmt::print("min/max:     {:.3f} / {:.3f} ms\n", st.min_ms, st.max_ms);
       fmt::print("throughput:  {:.2f} inferences/s\n", st.throughput_per_s);
       fmt::print("peak RSS:    {:.1f} MiB\n", peak_rss_mb);
+      if (o->profile && native)
+        fmt::print("\n{}", ProfileTable(native->Profile(), static_cast<size_t>(o->profile_top)));
       return 0;
     };
   });

@@ -5,7 +5,11 @@
 // must match a session forced to the scalar kernels.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <map>
 #include <random>
+#include <set>
+#include <tuple>
 
 #include "runtime/kernel.h"
 #include "runtime/session.h"
@@ -74,6 +78,60 @@ TEST(KernelDispatch, UntypedIntermediatesUseTheBestIsaAtRunTime) {
   ASSERT_EQ(a.numel(), static_cast<uint64_t>(rows * cols));
   for (size_t i = 0; i < a.numel(); ++i)
     EXPECT_NEAR(a.data<float>()[i], r.data<float>()[i], 1e-5f) << "element " << i;
+}
+
+// Prints the kernel dispatch picks on this CPU for every op and dtype of the registry (the
+// Makefile's `test` target shows this test's output, so CI logs name the kernels that ran),
+// and checks the choice: an ISA the CPU has, none more capable left unused, and a scalar
+// reference behind every choice (what EDGEPRESS_FORCE_SCALAR=1 runs).
+TEST(KernelDispatch, PrintsTheChoiceForEveryOp) {
+  const CpuFeatures& cpu = GetCpuFeatures();
+  const KernelRegistry& reg = GlobalKernelRegistry();
+  std::string isas;
+  for (Isa isa : {Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Vnni, Isa::kAmx, Isa::kNeon})
+    if (cpu.Has(isa)) isas += std::string(" ") + IsaName(isa);
+  std::printf("kernel dispatch on %s (ISAs:%s)%s\n",
+              cpu.model_name.empty() ? "an unknown CPU" : cpu.model_name.c_str(),
+              isas.empty() ? " none" : isas.c_str(),
+              ForceScalar() ? ", EDGEPRESS_FORCE_SCALAR=1" : "");
+  // (domain, op) -> dtypes with an entry of their own; kUndefined = an "any" entry.
+  std::map<std::pair<std::string, std::string>, std::set<ir::DType>> ops;
+  for (const KernelDef& d : reg.defs()) ops[{d.domain, d.op_type}].insert(d.dtype);
+  int above_scalar = 0;
+  for (const auto& [key, dtypes] : ops) {
+    const auto& [domain, op] = key;
+    const std::string qualified = domain.empty() ? op : domain + "::" + op;
+    std::string line;
+    for (ir::DType dt : dtypes) {
+      // An "any" entry is asked for with f32, the dtype most models feed it.
+      const ir::DType ask = dt == ir::DType::kUndefined ? ir::DType::kFloat32 : dt;
+      SCOPED_TRACE(qualified + " " + ir::DTypeName(ask));
+      const KernelDef* best = reg.Find(op, domain, ask, cpu, ForceScalar());
+      ASSERT_NE(best, nullptr);
+      EXPECT_TRUE(best->isa == Isa::kScalar || cpu.Has(best->isa)) << best->name;
+      for (const KernelDef& d : reg.defs())
+        if (op == d.op_type && domain == d.domain && cpu.Has(d.isa) && !ForceScalar() &&
+            (d.dtype == ask || d.dtype == ir::DType::kUndefined))
+          EXPECT_LE(d.isa, best->isa) << d.name << " is more capable than " << best->name;
+      const KernelDef* ref = reg.Find(op, domain, ask, cpu, /*force_scalar=*/true);
+      ASSERT_NE(ref, nullptr) << "no scalar reference";
+      EXPECT_EQ(ref->isa, Isa::kScalar);
+      if (best->isa != Isa::kScalar) ++above_scalar;
+      if (dt != ir::DType::kUndefined || dtypes.size() == 1)
+        line += std::string(line.empty() ? "" : ", ") +
+                (dt == ir::DType::kUndefined ? "any" : ir::DTypeName(dt)) + " -> " + best->name;
+    }
+    std::printf("  %-40s %s\n", qualified.c_str(), line.c_str());
+  }
+  // A CPU with AVX2 runs the float Conv/MatMul/Gemm on SIMD kernels, not the references.
+  if (cpu.Has(Isa::kAvx2) && !ForceScalar()) {
+    EXPECT_GT(above_scalar, 0);
+    for (const char* op : {"Conv", "MatMul", "Gemm"}) {
+      const KernelDef* d = reg.Find(op, "", ir::DType::kFloat32, cpu, false);
+      ASSERT_NE(d, nullptr) << op;
+      EXPECT_NE(d->isa, Isa::kScalar) << op << " -> " << d->name;
+    }
+  }
 }
 
 }  // namespace

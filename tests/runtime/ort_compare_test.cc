@@ -1,7 +1,8 @@
 // edgepress's runtime against onnxruntime on real exported models (issue 3, item 5).
 //
-// tests/fixtures/make_models.py exports seeded fp32 models (mlp, resnet18, mobilenet_v2, a
-// BERT-style encoder, a GPT-style decoder) with torch.onnx.export and records onnxruntime's
+// tests/fixtures/make_models.py exports seeded fp32 models (mlp, resnet18, mobilenet_v2,
+// mobilenet_v3_small, a DB-style text detector, a BERT-style encoder, a GPT-style decoder)
+// with torch.onnx.export and records onnxruntime's
 // outputs for one input. This test runs each model through the `edgepress run` CLI and
 // compares its outputs with onnxruntime's.
 //
@@ -139,7 +140,8 @@ TEST_P(OrtCompare, MatchesOnnxruntime) {
 std::vector<Case> AllCases() {
   std::vector<Case> cases;
   for (bool scalar : {false, true})
-    for (const char* m : {"mlp", "resnet18", "mobilenet_v2", "bert", "gpt"})
+    for (const char* m :
+         {"mlp", "resnet18", "mobilenet_v2", "mobilenet_v3_small", "detector", "bert", "gpt"})
       cases.push_back({m, scalar});
   return cases;
 }
