@@ -365,7 +365,9 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
     train_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
     double total = loss.item<double>();
     acc.loss += total, acc.kd += kd, acc.ce += ce, acc.hidden += hidden, acc.lr += lr;
-    if (++acc_n == o_.log_every || st.step == sched.total) {
+    // Points at multiples of log_every, so a resumed run's curve lines up with an
+    // uninterrupted one (the interval a resume splits averages the steps this run saw).
+    if (++acc_n, st.step % o_.log_every == 0 || st.step == sched.total) {
       double n = static_cast<double>(acc_n);
       st.curve.push_back({st.step, acc.loss / n, acc.kd / n, acc.ce / n, acc.hidden / n, acc.lr / n});
       acc = StepLog();

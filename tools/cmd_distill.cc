@@ -97,7 +97,7 @@ void AddDistillCommand(CLI::App& app, Action& action) {
   cmd->add_option("--device", d.device, "cpu, cuda or cuda:N")->capture_default_str();
 #endif
   cmd->callback([o, &action] {
-    action = [o] {
+    action = [o]() -> int {
 #ifndef EDGEPRESS_HAVE_DISTILL
       ThrowUnsupported("distill: this edgepress was built without LibTorch "
                        "(configure with -DEDGEPRESS_WITH_TORCH=ON)");

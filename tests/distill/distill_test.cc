@@ -111,7 +111,47 @@ TEST(Distill, PrunedDigitsCnnRecoversTowardTheTeacher) {
 }
 
 // A run killed after 17 steps (checkpoint at 10, and at the stop) and resumed ends with
-// bit-identical weights to an uninterrupted run with the same seed.
+// bit-identical weights to an uninterrupted run with the same seed. Without --eval the
+// written weights are the last ones; with it, the best (step 10 may win, so the
+// evaluations after the resume are compared exactly too: they follow the trajectory).
+struct Runs {
+  std::shared_ptr<ir::Model> whole, resumed;
+  DistillResult full, second;
+};
+Runs WholeAndResumed(const std::vector<std::string>& train, const std::vector<std::string>& eval,
+                     DistillOptions o, const std::string& ckpt) {
+  Runs r;
+  std::shared_ptr<ir::Model> teacher = Prepared();
+  r.whole = Prepared("prune-magnitude{sparsity=0.5}");
+  r.full = Distill(teacher, r.whole, train, eval, o);
+  std::remove(ckpt.c_str());
+  o.checkpoint = ckpt;
+  o.stop_after = 17;
+  DistillResult first = Distill(teacher, Prepared("prune-magnitude{sparsity=0.5}"), train, eval, o);
+  EXPECT_FALSE(first.finished);
+  EXPECT_EQ(first.steps, 17);
+  EXPECT_TRUE(FileExists(ckpt));
+  r.resumed = Prepared("prune-magnitude{sparsity=0.5}");
+  o.stop_after = 0;
+  o.resume = ckpt;
+  r.second = Distill(teacher, r.resumed, train, eval, o);
+  EXPECT_TRUE(r.second.finished);
+  EXPECT_EQ(r.second.resumed_from, 17);
+  return r;
+}
+
+void ExpectSameWeights(const ir::Model& want, const ir::Model& got) {
+  int compared = 0;
+  for (const ir::Value* v : want.graph->initializers()) {
+    const ir::Tensor* a = v->initializer();
+    const ir::Tensor* b = got.graph->FindValue(v->name())->initializer();
+    ASSERT_EQ(a->nbytes(), b->nbytes()) << v->name();
+    EXPECT_EQ(std::memcmp(a->raw(), b->raw(), a->nbytes()), 0) << v->name();
+    ++compared;
+  }
+  EXPECT_GT(compared, 8);
+}
+
 TEST(Distill, ResumeEqualsUninterrupted) {
   std::vector<std::string> train = TrainFiles(2);
   if (train.empty()) GTEST_SKIP() << test_util::kSklearnDigitsCsv << " is missing (python3-sklearn)";
@@ -120,47 +160,33 @@ TEST(Distill, ResumeEqualsUninterrupted) {
   o.batch_size = 16;
   o.shuffle_buffer = 64;
   o.warmup_steps = 5;
-  o.eval_every = 10;
   o.save_every = 10;
   o.seed = 5;
-  std::shared_ptr<ir::Model> teacher = Prepared();
-  std::shared_ptr<ir::Model> whole = Prepared("prune-magnitude{sparsity=0.5}");
-  DistillResult full = Distill(teacher, whole, train, {kDigitsEval}, o);
-
   std::string ckpt = ::testing::TempDir() + "/distill_resume.ckpt";
-  std::remove(ckpt.c_str());
-  std::shared_ptr<ir::Model> part = Prepared("prune-magnitude{sparsity=0.5}");
-  o.checkpoint = ckpt;
-  o.stop_after = 17;
-  DistillResult first = Distill(teacher, part, train, {kDigitsEval}, o);
-  EXPECT_FALSE(first.finished);
-  EXPECT_EQ(first.steps, 17);
-  ASSERT_TRUE(FileExists(ckpt));
-
-  std::shared_ptr<ir::Model> resumed = Prepared("prune-magnitude{sparsity=0.5}");
-  o.stop_after = 0;
-  o.resume = ckpt;
-  DistillResult second = Distill(teacher, resumed, train, {kDigitsEval}, o);
-  EXPECT_TRUE(second.finished);
-  EXPECT_EQ(second.resumed_from, 17);
-  EXPECT_EQ(second.evals.size(), full.evals.size());
-  EXPECT_EQ(second.best.step, full.best.step);
-
-  int compared = 0;
-  for (const ir::Value* v : whole->graph->initializers()) {
-    const ir::Tensor* want = v->initializer();
-    const ir::Tensor* got = resumed->graph->FindValue(v->name())->initializer();
-    ASSERT_EQ(want->nbytes(), got->nbytes()) << v->name();
-    EXPECT_EQ(std::memcmp(want->raw(), got->raw(), want->nbytes()), 0) << v->name();
-    ++compared;
-  }
-  EXPECT_GT(compared, 8);
-  // And the run did train: the weights differ from the untrained student.
+  Runs plain = WholeAndResumed(train, {}, o, ckpt);
+  ExpectSameWeights(*plain.whole, *plain.resumed);
+  ASSERT_EQ(plain.second.curve.size(), plain.full.curve.size());
+  EXPECT_EQ(plain.second.curve.back().loss, plain.full.curve.back().loss);
+  // And the run did train: the last weights differ from the untrained student's.
   std::shared_ptr<ir::Model> untrained = Prepared("prune-magnitude{sparsity=0.5}");
-  EXPECT_FALSE(*untrained->graph->initializers()[0]->initializer() ==
-               *whole->graph->FindValue(untrained->graph->initializers()[0]->name())->initializer());
+  bool differs = false;
+  for (const ir::Value* v : untrained->graph->initializers())
+    differs = differs || !(*v->initializer() == *plain.whole->graph->FindValue(v->name())->initializer());
+  EXPECT_TRUE(differs);
+
+  o.eval_every = 10;
+  Runs evaluated = WholeAndResumed(train, {kDigitsEval}, o, ckpt);
+  ExpectSameWeights(*evaluated.whole, *evaluated.resumed);
+  ASSERT_EQ(evaluated.second.evals.size(), evaluated.full.evals.size());
+  for (size_t i = 0; i < evaluated.full.evals.size(); ++i) {
+    EXPECT_EQ(evaluated.second.evals[i].step, evaluated.full.evals[i].step);
+    EXPECT_EQ(evaluated.second.evals[i].kd_loss, evaluated.full.evals[i].kd_loss) << "eval " << i;
+  }
+  EXPECT_EQ(evaluated.second.best.step, evaluated.full.best.step);
 
   // A checkpoint of other options is refused, by name.
+  std::shared_ptr<ir::Model> teacher = Prepared();
+  o.resume = ckpt;
   o.lr = 5e-3;
   try {
     Distill(teacher, Prepared("prune-magnitude{sparsity=0.5}"), train, {kDigitsEval}, o);
@@ -170,7 +196,35 @@ TEST(Distill, ResumeEqualsUninterrupted) {
   }
   // A corrupt one too.
   WriteFileAtomic(ckpt, "not a checkpoint");
-  EXPECT_THROW(Distill(teacher, Prepared(), train, {}, o), Error);
+  std::string what;
+  try {
+    Distill(teacher, Prepared(), train, {}, o);
+  } catch (const Error& e) {
+    what = e.what();
+  }
+  EXPECT_NE(what.find("not a readable distill checkpoint"), std::string::npos) << what;
+}
+
+// An N:M student (prune-nm 2:4, the other pass --student-from-teacher names) trains with
+// its zeros held, so the 2:4 pattern and its annotation survive WriteBack.
+TEST(Distill, NmStudentKeepsItsPattern) {
+  std::vector<std::string> train = TrainFiles(1);
+  if (train.empty()) GTEST_SKIP() << test_util::kSklearnDigitsCsv << " is missing (python3-sklearn)";
+  std::shared_ptr<ir::Model> student = Prepared("prune-nm{n=2,m=4}");
+  const int64_t zeros = Zeros(*student);
+  int annotated = 0;
+  for (const ir::Value* v : student->graph->initializers()) annotated += v->initializer()->sparse.has_value();
+  ASSERT_GT(zeros, 20000);
+  ASSERT_GT(annotated, 2);
+  DistillOptions o;
+  o.steps = 20;
+  DistillResult r = Distill(Prepared(), student, train, {}, o);
+  EXPECT_EQ(r.masked_weights, zeros);
+  EXPECT_EQ(Zeros(*student), zeros);
+  int still = 0;
+  for (const ir::Value* v : student->graph->initializers()) still += v->initializer()->sparse.has_value();
+  EXPECT_EQ(still, annotated);
+  EXPECT_LT(r.curve.back().loss, r.curve.front().loss);
 }
 
 // Intermediate matching through the layer map: an equal-width pair needs no projection,
