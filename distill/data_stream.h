@@ -59,6 +59,7 @@ class DataStream {
   const std::vector<std::string>& names() const { return names_; }
   // The row shape of array i (without the sample dim).
   const std::vector<int64_t>& row_shape(size_t i) const { return row_shapes_[i]; }
+  ir::DType dtype(size_t i) const { return dtypes_[i]; }
 
   int64_t epoch() const { return epoch_; }
   int64_t position() const { return position_; }  // samples emitted in this epoch

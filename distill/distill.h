@@ -9,7 +9,8 @@
 // with the same weights, bit for bit on the CPU, as an uninterrupted one (docs/distill.md).
 //
 // Zeros in the student's weights stay zero (fixed masks): a student made by pruning keeps
-// its sparsity through training.
+// its sparsity through training. A weight that is zero throughout (a zero-initialised
+// layer) is not a pruned one and trains freely; `fixed_masks = false` frees every zero.
 //
 // This header has no LibTorch include, so the CLI can call Distill() without compiling
 // against LibTorch; only the .cc files of distill/ do.
@@ -61,6 +62,8 @@ struct DistillOptions {
   std::string resume;      // a checkpoint to continue from
   int64_t stop_after = 0;  // end this run after that many steps in total (0: run to `steps`)
   int64_t log_every = 10;  // steps per point of the loss curve
+
+  bool fixed_masks = true;
 
   std::string device = "cpu";
   // How errors name the two models (their files).

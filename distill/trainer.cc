@@ -132,6 +132,7 @@ class Trainer {
     }
   }
   void Probe(DataStream& first);
+  void CheckDtypes(const DataStream& ds, const std::string& file) const;
   EvalLog Evaluate(int64_t step, bool teacher_only = false);
   void LossTerms(const Batch& b, at::Tensor* total, double* kd, double* ce, double* hidden);
   std::string Fingerprint(int64_t samples) const;
@@ -147,6 +148,18 @@ class Trainer {
   bool has_labels_ = false;
   int64_t masked_ = 0;
 };
+
+// The arrays feeding inputs must have the inputs' element types (the backend does not
+// convert): a float64 image for a float32 model is named here, not deep in a kernel.
+void Trainer::CheckDtypes(const DataStream& ds, const std::string& file) const {
+  for (size_t i = 0; i < ds.names().size(); ++i) {
+    const ir::Value* in = student_->model().graph->FindValue(ds.names()[i]);
+    if (!in || !in->is_graph_input() || in->type.dtype == ir::DType::kUndefined) continue;
+    if (in->type.dtype != ds.dtype(i))
+      ThrowInvalid(file + ": array '" + ds.names()[i] + "' is " + ir::DTypeName(ds.dtype(i)) +
+                   ", the model input is " + ir::DTypeName(in->type.dtype));
+  }
+}
 
 // Runs one batch through both models to check that they fit together and to size the
 // layer-map projections.
@@ -253,6 +266,7 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
   std::vector<std::string> eval_files;
   if (!eval_paths.empty()) eval_files = ExpandDataFiles(eval_paths, "--eval");
   DataStream train(train_files, inputs_, {o_.label}, o_.shuffle_buffer, o_.seed, true);
+  CheckDtypes(train, train_files[0]);
   has_labels_ = train.has(o_.label);
   r.has_labels = has_labels_;
   r.train_samples = train.size();
@@ -263,18 +277,19 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
   if (!eval_files.empty()) {
     eval_ = std::make_unique<DataStream>(eval_files, inputs_, std::vector<std::string>{o_.label},
                                          1, 0, false);
+    CheckDtypes(*eval_, eval_files[0]);
     r.has_eval = true;
   }
 
   // Zeros in a weight (rank >= 2) stay zero: a pruned student keeps its masks. Biases and
-  // norms train freely.
+  // norms train freely, and so does an all-zero weight (zero-initialised, not pruned).
   std::vector<at::Tensor> params = student_->Parameters();
   for (const at::Tensor& p : params) {
     at::Tensor mask;
-    if (p.dim() >= 2) {
+    if (o_.fixed_masks && p.dim() >= 2) {
       at::Tensor zeros = p.detach().eq(0);
       int64_t z = zeros.sum().item<int64_t>();
-      if (z > 0) {
+      if (z > 0 && z < p.numel()) {
         mask = zeros.logical_not().to(p.scalar_type());
         masked_ += z;
       }

@@ -93,6 +93,7 @@ void AddDistillCommand(CLI::App& app, Action& action) {
   cmd->add_option("--resume", d.resume, "continue from this checkpoint (same options and models)");
   cmd->add_option("--stop-after", d.stop_after, "end this run after N steps in total, checkpointed");
   cmd->add_option("--log-every", d.log_every, "steps per point of the loss curve")->capture_default_str();
+  cmd->add_flag("!--no-masks", d.fixed_masks, "let zeros of the student's weights train (default: a pruned student keeps its zeros)");
   cmd->add_option("--threads", d.threads, "LibTorch intra-op threads (bitwise resume needs the same count)")->capture_default_str();
   cmd->add_option("--device", d.device, "cpu, cuda or cuda:N")->capture_default_str();
 #endif

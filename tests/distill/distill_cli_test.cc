@@ -91,6 +91,12 @@ TEST(DistillCli, OnnxTeacherPrunedStudentToOnnxAndEpk) {
     // The written student is the trained one: the native runtime measures the same top-1.
     EXPECT_NEAR(NativeTop1(out), after, 1e-9) << ext;
   }
+  // An .epk student (the one just written) trains further from where it is.
+  test_util::RunResult r = RunCommand(
+      Distill(kDigitsCnn, "--student " + ShellQuote(f.dir + "/student.epk") + " --data " +
+                              ShellQuote(f.train) + " --steps 5 --json -o " + ShellQuote(f.dir + "/again.epk")));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  EXPECT_GT(nlohmann::json::parse(r.output)["masked_weights"].get<int64_t>(), 20000);
 }
 
 TEST(DistillCli, TorchScriptTeacherWritesATrainedPt) {
@@ -136,6 +142,8 @@ TEST(DistillCli, ErrorsNameTheFileOrOption) {
   Fixture f = Data();
   if (f.train.empty()) GTEST_SKIP() << test_util::kSklearnDigitsCsv << " is missing";
   std::string out = " -o " + ShellQuote(f.dir + "/x.onnx");
+  std::string f64 = f.dir + "/float64.npz";
+  formats::SaveNpz({{"image", ir::Tensor(ir::DType::kFloat64, {4, 1, 8, 8})}}, f64);
   struct Case {
     std::string args;
     int rc;
@@ -151,6 +159,7 @@ TEST(DistillCli, ErrorsNameTheFileOrOption) {
       {"--student " + kDigitsCnn + " --data " + f.train + " --temperature 0", 2, "--temperature"},
       {"--student " + kDigitsCnn + " --data " + EDGEPRESS_SOURCE_DIR "/examples/digits/expected.npz",
        1, "no array 'image'"},
+      {"--student " + kDigitsCnn + " --data " + f64, 1, "float64.npz: array 'image' is f64, the model input is f32"},
   };
   for (const Case& c : cases) {
     test_util::RunResult r = RunCommand(Distill(kDigitsCnn, c.args + " --steps 2" + out));

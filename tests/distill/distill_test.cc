@@ -225,6 +225,11 @@ TEST(Distill, NmStudentKeepsItsPattern) {
   for (const ir::Value* v : student->graph->initializers()) still += v->initializer()->sparse.has_value();
   EXPECT_EQ(still, annotated);
   EXPECT_LT(r.curve.back().loss, r.curve.front().loss);
+  // Without fixed masks the zeros train (the option a dense student with chosen zeros needs).
+  std::shared_ptr<ir::Model> free = Prepared("prune-nm{n=2,m=4}");
+  o.fixed_masks = false;
+  EXPECT_EQ(Distill(Prepared(), free, train, {}, o).masked_weights, 0);
+  EXPECT_LT(Zeros(*free), zeros / 10);
 }
 
 // Intermediate matching through the layer map: an equal-width pair needs no projection,
