@@ -232,6 +232,33 @@ TEST(Distill, NmStudentKeepsItsPattern) {
   EXPECT_LT(Zeros(*free), zeros / 10);
 }
 
+// A half-depth student (drop-blocks: the digits transformer's encoder layer 0 alone, as
+// DistilBERT initialises from every other layer) starts far below the teacher and
+// distillation brings it most of the way back.
+TEST(Distill, HalfDepthTransformerStudentRecovers) {
+  std::vector<std::string> train = TrainFiles(1);
+  if (train.empty()) GTEST_SKIP() << test_util::kSklearnDigitsCsv << " is missing (python3-sklearn)";
+  auto load = [](const std::string& pipeline) {
+    std::shared_ptr<ir::Model> m =
+        formats::LoadOnnx(EDGEPRESS_SOURCE_DIR "/examples/digits/digits_transformer.onnx");
+    passes::PassContext ctx;
+    passes::RunPipeline(*m, passes::ParsePipeline(pipeline), ctx, /*verify=*/true);
+    return m;
+  };
+  std::shared_ptr<ir::Model> teacher = load("fold-constants,eliminate-dead-nodes");
+  std::shared_ptr<ir::Model> student = load("fold-constants,eliminate-dead-nodes,drop-blocks");
+  ASSERT_LT(student->graph->num_nodes(), teacher->graph->num_nodes());
+  DistillOptions o;
+  o.steps = 60;
+  o.warmup_steps = 5;
+  o.seed = 2;
+  DistillResult r = Distill(teacher, student, train, {kDigitsEval}, o);
+  std::printf("digits transformer: teacher %.4f, half depth %.4f -> %.4f after 60 steps\n",
+              r.teacher.top1, r.evals.front().top1, r.best.top1);
+  EXPECT_LT(r.evals.front().top1, r.teacher.top1 - 0.1);
+  EXPECT_GT(r.best.top1, r.evals.front().top1 + 0.15);
+}
+
 // Intermediate matching through the layer map: an equal-width pair needs no projection,
 // a narrower student value (the 10 logits against the teacher's 64 hidden units) is
 // matched through a learned projection, and its loss falls.
