@@ -158,6 +158,19 @@ void Trainer::CheckDtypes(const DataStream& ds, const std::string& file) const {
     if (in->type.dtype != ds.dtype(i))
       ThrowInvalid(file + ": array '" + ds.names()[i] + "' is " + ir::DTypeName(ds.dtype(i)) +
                    ", the model input is " + ir::DTypeName(in->type.dtype));
+    if (!in->type.shape) continue;
+    // Dim 0 is the batch; the others must be the input's where it declares them.
+    const ir::Shape& want = *in->type.shape;
+    const std::vector<int64_t>& row = ds.row_shape(i);
+    bool fits = want.size() == row.size() + 1;
+    for (size_t d = 1; fits && d < want.size(); ++d)
+      fits = !want[d].known() || want[d].value == row[d - 1];
+    if (!fits) {
+      std::string got = "[N";
+      for (int64_t v : row) got += "," + std::to_string(v);
+      ThrowInvalid(file + ": array '" + ds.names()[i] + "' has samples of shape " + got +
+                   "], the model input is " + ir::ShapeToString(want));
+    }
   }
 }
 

@@ -144,6 +144,8 @@ TEST(DistillCli, ErrorsNameTheFileOrOption) {
   std::string out = " -o " + ShellQuote(f.dir + "/x.onnx");
   std::string f64 = f.dir + "/float64.npz";
   formats::SaveNpz({{"image", ir::Tensor(ir::DType::kFloat64, {4, 1, 8, 8})}}, f64);
+  std::string flat = f.dir + "/flat.npz";
+  formats::SaveNpz({{"image", ir::Tensor(ir::DType::kFloat32, {4, 64})}}, flat);
   struct Case {
     std::string args;
     int rc;
@@ -160,6 +162,8 @@ TEST(DistillCli, ErrorsNameTheFileOrOption) {
       {"--student " + kDigitsCnn + " --data " + EDGEPRESS_SOURCE_DIR "/examples/digits/expected.npz",
        1, "no array 'image'"},
       {"--student " + kDigitsCnn + " --data " + f64, 1, "float64.npz: array 'image' is f64, the model input is f32"},
+      {"--student " + kDigitsCnn + " --data " + f.train + " --eval " + flat, 1,
+       "flat.npz: array 'image' has samples of shape [N,64]"},
   };
   for (const Case& c : cases) {
     test_util::RunResult r = RunCommand(Distill(kDigitsCnn, c.args + " --steps 2" + out));
