@@ -13,9 +13,7 @@ namespace {
 
 constexpr int64_t kFormatVersion = 1;
 
-at::Tensor Ints(std::vector<int64_t> v) {
-  return torch::tensor(v, torch::kLong);
-}
+at::Tensor Ints(std::vector<int64_t> v) { return torch::tensor(v, torch::kLong); }
 
 at::Tensor CurveTensor(const std::vector<StepLog>& curve) {
   std::vector<double> v;
@@ -26,7 +24,8 @@ at::Tensor CurveTensor(const std::vector<StepLog>& curve) {
 
 at::Tensor EvalTensor(const std::vector<EvalLog>& evals) {
   std::vector<double> v;
-  for (const EvalLog& e : evals) v.insert(v.end(), {static_cast<double>(e.step), e.top1, e.kd_loss});
+  for (const EvalLog& e : evals)
+    v.insert(v.end(), {static_cast<double>(e.step), e.top1, e.kd_loss});
   return torch::tensor(v, torch::kDouble).reshape({static_cast<int64_t>(evals.size()), 3});
 }
 
@@ -67,14 +66,16 @@ CheckpointState LoadCheckpoint(const std::string& path, const std::string& finge
     ar.read("format", format);
     if (format.numel() != 1 || format.item<int64_t>() != kFormatVersion)
       ThrowInvalid(path + ": checkpoint format " + std::to_string(format.item<int64_t>()) +
-                   " is not the one this edgepress writes (" + std::to_string(kFormatVersion) + ")");
+                   " is not the one this edgepress writes (" + std::to_string(kFormatVersion) +
+                   ")");
     c10::IValue fp;
     ar.read("fingerprint", fp);
     st.fingerprint = fp.toStringRef();
     if (st.fingerprint != fingerprint)
-      ThrowInvalid(path + ": this checkpoint belongs to another run; resume with the options "
-                   "and models it was written with (it has: " + st.fingerprint + "; this run: " +
-                   fingerprint + ")");
+      ThrowInvalid(path +
+                   ": this checkpoint belongs to another run; resume with the options "
+                   "and models it was written with (it has: " +
+                   st.fingerprint + "; this run: " + fingerprint + ")");
     at::Tensor pos, best_eval, curve, evals;
     ar.read("position", pos);
     ar.read("best_eval", best_eval);

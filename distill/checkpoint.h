@@ -23,7 +23,7 @@ namespace edgepress::distill {
 
 struct CheckpointState {
   std::string fingerprint;
-  int64_t step = 0;            // steps done
+  int64_t step = 0;                 // steps done
   int64_t epoch = 0, position = 0;  // the data stream's state after those steps
   bool has_best = false;
   EvalLog best;

@@ -72,7 +72,8 @@ std::vector<ir::Tensor> ReadArrays(const std::string& file, const std::vector<st
       ThrowInvalid(file + ": no array '" + n + "' (the file has: " + have + ")");
     }
     const ir::Tensor& t = it->second;
-    if (t.rank() == 0) ThrowInvalid(file + ": array '" + n + "' is a scalar; dim 0 must index the samples");
+    if (t.rank() == 0)
+      ThrowInvalid(file + ": array '" + n + "' is a scalar; dim 0 must index the samples");
     if (*samples >= 0 && t.shape()[0] != *samples)
       ThrowInvalid(file + ": array '" + n + "' has " + std::to_string(t.shape()[0]) +
                    " samples, the file's other arrays " + std::to_string(*samples));
@@ -93,7 +94,9 @@ std::vector<std::string> ArrayNames(const std::string& file) {
 DataStream::DataStream(std::vector<std::string> files, std::vector<std::string> arrays,
                        std::vector<std::string> optional, int64_t buffer, uint64_t seed,
                        bool shuffle)
-    : files_(std::move(files)), buffer_size_(std::max<int64_t>(1, buffer)), seed_(seed),
+    : files_(std::move(files)),
+      buffer_size_(std::max<int64_t>(1, buffer)),
+      seed_(seed),
       shuffle_(shuffle) {
   names_ = arrays;
   for (const std::string& o : optional) {
@@ -133,7 +136,8 @@ void DataStream::StartEpoch(int64_t epoch) {
   position_ = 0;
   // Mix the epoch into the seed through one SplitMix step so neighbouring seeds and
   // epochs give unrelated streams.
-  rng_ = SplitMix64(SplitMix64(seed_ ^ (0x5851f42d4c957f2dull * (static_cast<uint64_t>(epoch) + 1))).Next());
+  rng_ = SplitMix64(
+      SplitMix64(seed_ ^ (0x5851f42d4c957f2dull * (static_cast<uint64_t>(epoch) + 1))).Next());
   order_.resize(files_.size());
   for (size_t i = 0; i < order_.size(); ++i) order_[i] = i;
   if (shuffle_)

@@ -77,8 +77,8 @@ struct StepLog {
 };
 struct EvalLog {
   int64_t step = 0;
-  double top1 = -1;     // -1: the eval data has no labels
-  double kd_loss = 0;   // KL(T) * T^2 to the teacher, mean over the eval samples
+  double top1 = -1;    // -1: the eval data has no labels
+  double kd_loss = 0;  // KL(T) * T^2 to the teacher, mean over the eval samples
 };
 
 struct DistillResult {
@@ -89,10 +89,10 @@ struct DistillResult {
   bool has_eval = false;
   bool has_labels = false;  // training data had `label`
   int64_t steps = 0, total_steps = 0, resumed_from = 0;
-  int64_t train_samples = 0;  // in the training data (one epoch)
-  int64_t masked_weights = 0;  // weights held at zero
+  int64_t train_samples = 0;                   // in the training data (one epoch)
+  int64_t masked_weights = 0;                  // weights held at zero
   double seconds = 0, samples_per_second = 0;  // this run's training loop
-  bool finished = false;  // false when stop_after ended the run early
+  bool finished = false;                       // false when stop_after ended the run early
 };
 
 struct Callbacks {

@@ -30,9 +30,10 @@ int64_t WidthAxis(const at::Tensor& student, const at::Tensor& teacher, const st
   for (int64_t d = 0; d < student.dim(); ++d) {
     if (student.size(d) == teacher.size(d)) continue;
     if (axis >= 0 || d == 0)
-      ThrowInvalid(what + ": shapes " + c10::str(student.sizes()) + " (student) and " +
-                   c10::str(teacher.sizes()) +
-                   " (teacher) differ in more than one non-batch axis; a projection maps one width");
+      ThrowInvalid(
+          what + ": shapes " + c10::str(student.sizes()) + " (student) and " +
+          c10::str(teacher.sizes()) +
+          " (teacher) differ in more than one non-batch axis; a projection maps one width");
     axis = d;
   }
   return axis;

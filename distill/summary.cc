@@ -46,8 +46,12 @@ std::string ResultJson(const DistillResult& r) {
   j["samples_per_second"] = r.samples_per_second;
   nlohmann::json curve = nlohmann::json::array();
   for (const StepLog& s : r.curve)
-    curve.push_back({{"step", s.step}, {"loss", s.loss}, {"kd", s.kd}, {"ce", s.ce},
-                     {"hidden", s.hidden}, {"lr", s.lr}});
+    curve.push_back({{"step", s.step},
+                     {"loss", s.loss},
+                     {"kd", s.kd},
+                     {"ce", s.ce},
+                     {"hidden", s.hidden},
+                     {"lr", s.lr}});
   j["loss_curve"] = curve;
   if (r.has_eval) {
     nlohmann::json evals = nlohmann::json::array();

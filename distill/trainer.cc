@@ -207,8 +207,7 @@ void Trainer::Probe(DataStream& first) {
   }
 }
 
-void Trainer::LossTerms(const Batch& b, at::Tensor* total, double* kd, double* ce,
-                        double* hidden) {
+void Trainer::LossTerms(const Batch& b, at::Tensor* total, double* kd, double* ce, double* hidden) {
   std::vector<at::Tensor> t;
   {
     torch::NoGradGuard ng;
@@ -245,7 +244,8 @@ EvalLog Trainer::Evaluate(int64_t step, bool teacher_only) {
     int64_t n = std::min(o_.eval_batch, eval_->size() - done);
     Batch b = ToBatch(eval_->Next(n), *eval_, inputs_, o_.label);
     at::Tensor t = Forward(*teacher_, b.feeds, {t_fetch_[0]}, o_.teacher_name)[0];
-    at::Tensor s = teacher_only ? t : Forward(*student_, b.feeds, {s_fetch_[0]}, o_.student_name)[0];
+    at::Tensor s =
+        teacher_only ? t : Forward(*student_, b.feeds, {s_fetch_[0]}, o_.student_name)[0];
     kd += KdLoss(s, t, o_.temperature).item<double>() * static_cast<double>(n);
     if (labels) correct += CountCorrect(s, b.labels);
     seen += n;
@@ -288,8 +288,8 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
     Probe(first);
   }
   if (!eval_files.empty()) {
-    eval_ = std::make_unique<DataStream>(eval_files, inputs_, std::vector<std::string>{o_.label},
-                                         1, 0, false);
+    eval_ = std::make_unique<DataStream>(eval_files, inputs_, std::vector<std::string>{o_.label}, 1,
+                                         0, false);
     CheckDtypes(*eval_, eval_files[0]);
     r.has_eval = true;
   }
@@ -321,8 +321,8 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
   sched.min_lr = o_.min_lr;
   sched.warmup = o_.warmup_steps;
   sched.decay = o_.decay;
-  sched.total = o_.steps > 0 ? o_.steps
-                             : (o_.epochs * train.size() + o_.batch_size - 1) / o_.batch_size;
+  sched.total =
+      o_.steps > 0 ? o_.steps : (o_.epochs * train.size() + o_.batch_size - 1) / o_.batch_size;
   sched.Validate();
   r.total_steps = sched.total;
 
@@ -369,8 +369,7 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
   while (st.step < sched.total && !(o_.stop_after > 0 && st.step >= o_.stop_after)) {
     Clock::time_point t0 = Clock::now();
     double lr = sched.At(st.step);
-    for (auto& g : opt.param_groups())
-      static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+    for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
     Batch b = ToBatch(train.Next(o_.batch_size), train, inputs_, o_.label);
     at::Tensor loss;
     double kd, ce, hidden;
@@ -397,7 +396,8 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
     // uninterrupted one (the interval a resume splits averages the steps this run saw).
     if (++acc_n, st.step % o_.log_every == 0 || st.step == sched.total) {
       double n = static_cast<double>(acc_n);
-      st.curve.push_back({st.step, acc.loss / n, acc.kd / n, acc.ce / n, acc.hidden / n, acc.lr / n});
+      st.curve.push_back(
+          {st.step, acc.loss / n, acc.kd / n, acc.ce / n, acc.hidden / n, acc.lr / n});
       acc = StepLog();
       acc_n = 0;
     }

@@ -93,8 +93,10 @@ class DropBlocks : public Pass {
         if (!in) continue;
         if (!IsConstant(in, constant)) {
           all_const = false;
-          if (def.count(in)) last[in] = k;
-          else return {};  // an outer-scope or unordered value: not a plain DAG in order
+          if (def.count(in))
+            last[in] = k;
+          else
+            return {};  // an outer-scope or unordered value: not a plain DAG in order
         }
       }
       for (size_t o = 0; o < nodes[k]->num_outputs(); ++o)
@@ -109,10 +111,12 @@ class DropBlocks : public Pass {
     std::vector<std::vector<ir::Value*>> crossing(static_cast<size_t>(n));
     for (auto& [v, d] : def)
       for (int k = d; k < last[v] && k < n - 1; ++k)
-        if (crossing[static_cast<size_t>(k + 1)].size() < 2) crossing[static_cast<size_t>(k + 1)].push_back(v);
+        if (crossing[static_cast<size_t>(k + 1)].size() < 2)
+          crossing[static_cast<size_t>(k + 1)].push_back(v);
     std::vector<Cut> cuts;
     for (int k = -1; k < n - 1; ++k)
-      if (crossing[static_cast<size_t>(k + 1)].size() == 1) cuts.push_back({k, crossing[static_cast<size_t>(k + 1)][0]});
+      if (crossing[static_cast<size_t>(k + 1)].size() == 1)
+        cuts.push_back({k, crossing[static_cast<size_t>(k + 1)][0]});
     return cuts;
   }
 
@@ -146,7 +150,8 @@ class DropBlocks : public Pass {
 
   static int64_t Params(const ir::Graph& g) {
     int64_t p = 0;
-    for (const ir::Value* v : g.initializers()) p += static_cast<int64_t>(v->initializer()->numel());
+    for (const ir::Value* v : g.initializers())
+      p += static_cast<int64_t>(v->initializer()->numel());
     return p;
   }
 
@@ -162,7 +167,9 @@ const PassEntry& DropBlocksPass() {
        {Opt("stride", OptionInfo::Type::kInt, "2",
             "keep block i of the repeated run when i % stride == 0", {}, 2, 1000)},
        {"blocks-found", "blocks-dropped", "params-removed"}},
-      [](const PassOptions& o) -> std::unique_ptr<Pass> { return std::make_unique<DropBlocks>(o); }};
+      [](const PassOptions& o) -> std::unique_ptr<Pass> {
+        return std::make_unique<DropBlocks>(o);
+      }};
   return entry;
 }
 

@@ -62,8 +62,10 @@ void AddDistillCommand(CLI::App& app, Action& action) {
                              "'prune-magnitude{sparsity=0.5}' or 'prune-nm{n=2,m=4}'");
   st->excludes(ft);
   cmd->add_option("--data", o->data, "training data: .npz files or folders of them")->required();
-  cmd->add_option("--eval", o->eval, "evaluation data (.npz files or folders); keeps the best weights");
-  cmd->add_option("-o,--output", o->out, "the trained student; format by extension (.onnx, .pt, .epk)")
+  cmd->add_option("--eval", o->eval,
+                  "evaluation data (.npz files or folders); keeps the best weights");
+  cmd->add_option("-o,--output", o->out,
+                  "the trained student; format by extension (.onnx, .pt, .epk)")
       ->required();
   cmd->add_option("--layer-map", o->layer_map,
                   "intermediate values to match: teacher_value:student_value,...");
@@ -71,37 +73,58 @@ void AddDistillCommand(CLI::App& app, Action& action) {
   cmd->add_flag("--json", o->json, "print the summary (loss curve, evaluations) as JSON on stdout");
 #ifdef EDGEPRESS_HAVE_DISTILL
   distill::DistillOptions& d = o->d;
-  cmd->add_option("--label", d.label, "array with class labels (hard-label loss, top-1)")->capture_default_str();
-  cmd->add_option("--alpha-kd", d.alpha_kd, "weight of the KL loss on softened logits")->capture_default_str();
-  cmd->add_option("--alpha-ce", d.alpha_ce, "weight of the hard-label cross-entropy")->capture_default_str();
-  cmd->add_option("--alpha-hidden", d.alpha_hidden, "weight of the layer-map MSE")->capture_default_str();
-  cmd->add_option("--temperature", d.temperature, "softmax temperature of the KL loss")->capture_default_str();
+  cmd->add_option("--label", d.label, "array with class labels (hard-label loss, top-1)")
+      ->capture_default_str();
+  cmd->add_option("--alpha-kd", d.alpha_kd, "weight of the KL loss on softened logits")
+      ->capture_default_str();
+  cmd->add_option("--alpha-ce", d.alpha_ce, "weight of the hard-label cross-entropy")
+      ->capture_default_str();
+  cmd->add_option("--alpha-hidden", d.alpha_hidden, "weight of the layer-map MSE")
+      ->capture_default_str();
+  cmd->add_option("--temperature", d.temperature, "softmax temperature of the KL loss")
+      ->capture_default_str();
   cmd->add_option("--lr", d.lr, "peak learning rate (AdamW)")->capture_default_str();
-  cmd->add_option("--weight-decay", d.weight_decay, "AdamW decoupled weight decay")->capture_default_str();
+  cmd->add_option("--weight-decay", d.weight_decay, "AdamW decoupled weight decay")
+      ->capture_default_str();
   cmd->add_option("--warmup", d.warmup_steps, "linear warm-up steps")->capture_default_str();
-  cmd->add_option("--decay", d.decay, "after warm-up: cosine, linear or constant")->capture_default_str();
+  cmd->add_option("--decay", d.decay, "after warm-up: cosine, linear or constant")
+      ->capture_default_str();
   cmd->add_option("--min-lr", d.min_lr, "learning rate at the last step")->capture_default_str();
-  cmd->add_option("--clip-norm", d.clip_norm, "gradient-norm clipping (0: off)")->capture_default_str();
+  cmd->add_option("--clip-norm", d.clip_norm, "gradient-norm clipping (0: off)")
+      ->capture_default_str();
   cmd->add_option("--batch-size", d.batch_size, "samples per step")->capture_default_str();
-  cmd->add_option("--epochs", d.epochs, "passes over the data (when --steps is not given)")->capture_default_str();
+  cmd->add_option("--epochs", d.epochs, "passes over the data (when --steps is not given)")
+      ->capture_default_str();
   cmd->add_option("--steps", d.steps, "optimizer steps (overrides --epochs)");
-  cmd->add_option("--seed", d.seed, "seed of the data order and projections")->capture_default_str();
-  cmd->add_option("--shuffle-buffer", d.shuffle_buffer, "samples in the shuffle buffer (1: file order)")->capture_default_str();
-  cmd->add_option("--eval-every", d.eval_every, "evaluate every N steps (0: before and after only)");
+  cmd->add_option("--seed", d.seed, "seed of the data order and projections")
+      ->capture_default_str();
+  cmd->add_option("--shuffle-buffer", d.shuffle_buffer,
+                  "samples in the shuffle buffer (1: file order)")
+      ->capture_default_str();
+  cmd->add_option("--eval-every", d.eval_every,
+                  "evaluate every N steps (0: before and after only)");
   cmd->add_option("--checkpoint", d.checkpoint, "checkpoint file, written atomically");
-  cmd->add_option("--save-every", d.save_every, "write the checkpoint every N steps (and at the end)");
+  cmd->add_option("--save-every", d.save_every,
+                  "write the checkpoint every N steps (and at the end)");
   cmd->add_option("--resume", d.resume, "continue from this checkpoint (same options and models)");
-  cmd->add_option("--stop-after", d.stop_after, "end this run after N steps in total, checkpointed");
-  cmd->add_option("--log-every", d.log_every, "steps per point of the loss curve")->capture_default_str();
-  cmd->add_flag("!--no-masks", d.fixed_masks, "let zeros of the student's weights train (default: a pruned student keeps its zeros)");
-  cmd->add_option("--threads", d.threads, "LibTorch intra-op threads (bitwise resume needs the same count)")->capture_default_str();
+  cmd->add_option("--stop-after", d.stop_after,
+                  "end this run after N steps in total, checkpointed");
+  cmd->add_option("--log-every", d.log_every, "steps per point of the loss curve")
+      ->capture_default_str();
+  cmd->add_flag(
+      "!--no-masks", d.fixed_masks,
+      "let zeros of the student's weights train (default: a pruned student keeps its zeros)");
+  cmd->add_option("--threads", d.threads,
+                  "LibTorch intra-op threads (bitwise resume needs the same count)")
+      ->capture_default_str();
   cmd->add_option("--device", d.device, "cpu, cuda or cuda:N")->capture_default_str();
 #endif
   cmd->callback([o, &action] {
     action = [o]() -> int {
 #ifndef EDGEPRESS_HAVE_DISTILL
-      ThrowUnsupported("distill: this edgepress was built without LibTorch "
-                       "(configure with -DEDGEPRESS_WITH_TORCH=ON)");
+      ThrowUnsupported(
+          "distill: this edgepress was built without LibTorch "
+          "(configure with -DEDGEPRESS_WITH_TORCH=ON)");
 #else
       if (o->student.empty() == o->from_teacher.empty())
         throw Error(ErrorCode::kUsage, "distill: give --student or --student-from-teacher");
@@ -109,7 +132,8 @@ void AddDistillCommand(CLI::App& app, Action& action) {
       if (!o->layer_map.empty()) d.layer_map = distill::ParseLayerMap(o->layer_map, "--layer-map");
       if (!d.resume.empty() && d.checkpoint.empty()) d.checkpoint = d.resume;
       if (ModelFormatName(o->out).empty())
-        throw Error(ErrorCode::kUsage, o->out + ": cannot tell the output format from the extension");
+        throw Error(ErrorCode::kUsage,
+                    o->out + ": cannot tell the output format from the extension");
       // Parse the spec before anything is loaded: a typo fails at once.
       std::vector<passes::PipelineStep> spec;
       if (!o->from_teacher.empty()) spec = passes::ParsePipeline(o->from_teacher);
@@ -138,7 +162,8 @@ void AddDistillCommand(CLI::App& app, Action& action) {
       distill::Callbacks cb;
       cb.log = [&](const std::string& s) { progress.Log(s); };
       cb.on_eval = [&](const distill::EvalLog& e) {
-        progress.Log(fmt::format("eval at step {}: {}, KD loss {:.4f}", e.step, Top1(e), e.kd_loss));
+        progress.Log(
+            fmt::format("eval at step {}: {}, KD loss {:.4f}", e.step, Top1(e), e.kd_loss));
       };
       int64_t every = 0;
       cb.on_step = [&](int64_t step, int64_t total, double loss, double lr, double sps) {
@@ -147,15 +172,13 @@ void AddDistillCommand(CLI::App& app, Action& action) {
           every = std::max<int64_t>(1, total / 20);
         }
         double eta = sps > 0 ? static_cast<double>((total - step) * d.batch_size) / sps : 0;
-        std::string status =
-            fmt::format("loss {:.4f} lr {:.2e} {:.0f} samples/s", loss, lr, sps);
+        std::string status = fmt::format("loss {:.4f} lr {:.2e} {:.0f} samples/s", loss, lr, sps);
         progress.Status(status);
         progress.Update(step, total);
         if (progress.mode() == Progress::Mode::kLines && (step % every == 0 || step == total))
           progress.Log(fmt::format("step {}/{} {} ETA {:.0f}s", step, total, status, eta));
       };
-      distill::DistillResult r =
-          distill::Distill(teacher, student, o->data, o->eval, d, cb);
+      distill::DistillResult r = distill::Distill(teacher, student, o->data, o->eval, d, cb);
       progress.Finish(fmt::format("{} steps, {:.0f} samples/s", r.steps, r.samples_per_second));
 
       SaveModelOptions so;
@@ -167,10 +190,10 @@ void AddDistillCommand(CLI::App& app, Action& action) {
       } else if (!o->quiet) {
         if (r.has_eval && !r.evals.empty())
           std::fprintf(stderr, "teacher %s; student %s before, %s after (step %lld)\n",
-                       Top1(r.teacher).c_str(), Top1(r.evals.front()).c_str(),
-                       Top1(r.best).c_str(), static_cast<long long>(r.best.step));
-        std::fprintf(stderr, "%s %s\n", r.finished ? "wrote" : "stopped early (checkpointed); wrote",
-                     o->out.c_str());
+                       Top1(r.teacher).c_str(), Top1(r.evals.front()).c_str(), Top1(r.best).c_str(),
+                       static_cast<long long>(r.best.step));
+        std::fprintf(stderr, "%s %s\n",
+                     r.finished ? "wrote" : "stopped early (checkpointed); wrote", o->out.c_str());
       }
       return 0;
 #endif

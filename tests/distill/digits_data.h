@@ -46,9 +46,10 @@ inline std::vector<std::string> WriteDigitsTrain(const std::string& dir, int sha
     std::vector<float> p(pixels.begin() + begin * 64, pixels.begin() + end * 64);
     std::vector<int64_t> l(labels.begin() + begin, labels.begin() + end);
     std::string f = dir + "/train_" + std::to_string(s) + ".npz";
-    formats::SaveNpz({{"image", ir::Tensor::FromVector(ir::DType::kFloat32, {end - begin, 1, 8, 8}, p)},
-                      {"label", ir::Tensor::FromVector(ir::DType::kInt64, {end - begin}, l)}},
-                     f);
+    formats::SaveNpz(
+        {{"image", ir::Tensor::FromVector(ir::DType::kFloat32, {end - begin, 1, 8, 8}, p)},
+         {"label", ir::Tensor::FromVector(ir::DType::kInt64, {end - begin}, l)}},
+        f);
     files.push_back(f);
   }
   return files;

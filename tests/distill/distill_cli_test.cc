@@ -5,9 +5,9 @@
 // JSON summary; --stop-after/--resume through the CLI; and errors that name the file or
 // option with the CLI's exit codes (1 input, 2 usage).
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "formats/npy/npy.h"
 #include "ir/file_util.h"
@@ -87,14 +87,16 @@ TEST(DistillCli, OnnxTeacherPrunedStudentToOnnxAndEpk) {
     ASSERT_EQ(j["evals"].size(), 3u);  // before, step 30, after
     double before = j["before"]["top1"], after = j["after"]["top1"];
     EXPECT_GT(after, before) << r.output;
-    EXPECT_LT(j["loss_curve"].back()["loss"].get<double>(), j["loss_curve"][0]["loss"].get<double>());
+    EXPECT_LT(j["loss_curve"].back()["loss"].get<double>(),
+              j["loss_curve"][0]["loss"].get<double>());
     // The written student is the trained one: the native runtime measures the same top-1.
     EXPECT_NEAR(NativeTop1(out), after, 1e-9) << ext;
   }
   // An .epk student (the one just written) trains further from where it is.
   test_util::RunResult r = RunCommand(
       Distill(kDigitsCnn, "--student " + ShellQuote(f.dir + "/student.epk") + " --data " +
-                              ShellQuote(f.train) + " --steps 5 --json -o " + ShellQuote(f.dir + "/again.epk")));
+                              ShellQuote(f.train) + " --steps 5 --json -o " +
+                              ShellQuote(f.dir + "/again.epk")));
   ASSERT_EQ(r.rc, 0) << r.output;
   EXPECT_GT(nlohmann::json::parse(r.output)["masked_weights"].get<int64_t>(), 20000);
 }
@@ -107,10 +109,10 @@ TEST(DistillCli, TorchScriptTeacherWritesATrainedPt) {
   if (!skip.empty()) GTEST_SKIP() << skip;
   std::string pt = test_util::kTsFixtureDir + "/digits_cnn/model.pt";
   std::string out = f.dir + "/student.pt";
-  test_util::RunResult r = RunCommand(Distill(
-      pt, "--student-from-teacher 'prune-magnitude{sparsity=0.5}' --data " + ShellQuote(f.train) +
-              " --eval " + ShellQuote(kDigitsEval) + " --steps 60 --lr 2e-3 --json -o " +
-              ShellQuote(out)));
+  test_util::RunResult r =
+      RunCommand(Distill(pt, "--student-from-teacher 'prune-magnitude{sparsity=0.5}' --data " +
+                                 ShellQuote(f.train) + " --eval " + ShellQuote(kDigitsEval) +
+                                 " --steps 60 --lr 2e-3 --json -o " + ShellQuote(out)));
   ASSERT_EQ(r.rc, 0) << r.output;
   nlohmann::json j = nlohmann::json::parse(r.output);
   double teacher = j["teacher"]["top1"], before = j["before"]["top1"], after = j["after"]["top1"];
@@ -128,12 +130,15 @@ TEST(DistillCli, StopAndResumeThroughTheCli) {
   if (f.train.empty()) GTEST_SKIP() << test_util::kSklearnDigitsCsv << " is missing";
   std::string common = "--student-from-teacher 'prune-magnitude{sparsity=0.5}' --data " +
                        ShellQuote(f.train) + " --steps 20 --batch-size 16 --seed 3 -q ";
-  std::string ckpt = f.dir + "/run.ckpt", whole = f.dir + "/whole.onnx", part = f.dir + "/part.onnx";
+  std::string ckpt = f.dir + "/run.ckpt", whole = f.dir + "/whole.onnx",
+              part = f.dir + "/part.onnx";
   ASSERT_EQ(RunCommand(Distill(kDigitsCnn, common + "-o " + ShellQuote(whole))).rc, 0);
-  test_util::RunResult r = RunCommand(Distill(
-      kDigitsCnn, common + "--checkpoint " + ShellQuote(ckpt) + " --stop-after 9 -o " + ShellQuote(part)));
+  test_util::RunResult r =
+      RunCommand(Distill(kDigitsCnn, common + "--checkpoint " + ShellQuote(ckpt) +
+                                         " --stop-after 9 -o " + ShellQuote(part)));
   ASSERT_EQ(r.rc, 0) << r.output;
-  r = RunCommand(Distill(kDigitsCnn, common + "--resume " + ShellQuote(ckpt) + " -o " + ShellQuote(part)));
+  r = RunCommand(
+      Distill(kDigitsCnn, common + "--resume " + ShellQuote(ckpt) + " -o " + ShellQuote(part)));
   ASSERT_EQ(r.rc, 0) << r.output;
   EXPECT_EQ(ReadFileToString(whole), ReadFileToString(part));  // same bytes, same weights
 }
@@ -151,17 +156,21 @@ TEST(DistillCli, ErrorsNameTheFileOrOption) {
     int rc;
     std::string says;
   } cases[] = {
-      {"--student-from-teacher 'prune-magnitude{sparsity=0.5}' --data " + f.dir + "/missing.npz",
-       1, "missing.npz"},
-      {"--student-from-teacher 'prune-magnitud{sparsity=0.5}' --data " + f.train, 1, "prune-magnitude"},
+      {"--student-from-teacher 'prune-magnitude{sparsity=0.5}' --data " + f.dir + "/missing.npz", 1,
+       "missing.npz"},
+      {"--student-from-teacher 'prune-magnitud{sparsity=0.5}' --data " + f.train, 1,
+       "prune-magnitude"},
       {"--student " + kDigitsCnn + " --student-from-teacher prune-magnitude --data " + f.train, 2,
        "excludes"},
       {"--data " + f.train, 2, "--student"},
-      {"--student " + kDigitsCnn + " --data " + kDigitsEval + " --layer-map a:b:c", 2, "--layer-map"},
+      {"--student " + kDigitsCnn + " --data " + kDigitsEval + " --layer-map a:b:c", 2,
+       "--layer-map"},
       {"--student " + kDigitsCnn + " --data " + f.train + " --temperature 0", 2, "--temperature"},
-      {"--student " + kDigitsCnn + " --data " + EDGEPRESS_SOURCE_DIR "/examples/digits/expected.npz",
+      {"--student " + kDigitsCnn + " --data " +
+           EDGEPRESS_SOURCE_DIR "/examples/digits/expected.npz",
        1, "no array 'image'"},
-      {"--student " + kDigitsCnn + " --data " + f64, 1, "float64.npz: array 'image' is f64, the model input is f32"},
+      {"--student " + kDigitsCnn + " --data " + f64, 1,
+       "float64.npz: array 'image' is f64, the model input is f32"},
       {"--student " + kDigitsCnn + " --data " + f.train + " --eval " + flat, 1,
        "flat.npz: array 'image' has samples of shape [N,64]"},
   };

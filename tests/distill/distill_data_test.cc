@@ -57,12 +57,14 @@ TEST(DistillDataStream, EveryEpochIsAPermutationForAnyBufferAndSharding) {
       std::vector<int64_t> ids = Take(ds, 3 * n, 12);
       for (int e = 0; e < 3; ++e) {
         std::set<int64_t> epoch(ids.begin() + e * n, ids.begin() + (e + 1) * n);
-        EXPECT_EQ(epoch.size(), static_cast<size_t>(n)) << "shards " << shards << " buffer " << buffer;
+        EXPECT_EQ(epoch.size(), static_cast<size_t>(n))
+            << "shards " << shards << " buffer " << buffer;
       }
       // Shuffled unless one file and a buffer of one (the file order).
       std::vector<int64_t> first(ids.begin(), ids.begin() + n), sorted = first;
       std::sort(sorted.begin(), sorted.end());
-      EXPECT_EQ(first == sorted, shards == 1 && buffer == 1) << "shards " << shards << " buffer " << buffer;
+      EXPECT_EQ(first == sorted, shards == 1 && buffer == 1)
+          << "shards " << shards << " buffer " << buffer;
       // Epochs differ from each other.
       if (buffer > 1) EXPECT_NE(first, std::vector<int64_t>(ids.begin() + n, ids.begin() + 2 * n));
     }
@@ -98,21 +100,24 @@ TEST(DistillDataStream, MissingAndInconsistentArraysAreNamed) {
   }
   // An optional array is kept only when every file has it.
   std::string other = ::testing::TempDir() + "/ids_bad_label.npz";
-  formats::SaveNpz({{"id", ir::Tensor::FromVector(ir::DType::kInt64, {2}, std::vector<int64_t>{0, 1})},
-                    {"label", ir::Tensor::FromVector(ir::DType::kInt64, {2}, std::vector<int64_t>{0, 1})}},
-                   other);
+  formats::SaveNpz(
+      {{"id", ir::Tensor::FromVector(ir::DType::kInt64, {2}, std::vector<int64_t>{0, 1})},
+       {"label", ir::Tensor::FromVector(ir::DType::kInt64, {2}, std::vector<int64_t>{0, 1})}},
+      other);
   DataStream mixed({files[0], other}, {"id"}, {"label"}, 4, 0, true);
   EXPECT_FALSE(mixed.has("label"));
   DataStream all({other}, {"id"}, {"label"}, 4, 0, true);
   EXPECT_TRUE(all.has("label"));
   // Sample counts of a file's arrays must agree; dtypes across files too.
   std::string ragged = ::testing::TempDir() + "/ids_ragged.npz";
-  formats::SaveNpz({{"id", ir::Tensor::FromVector(ir::DType::kInt64, {2}, std::vector<int64_t>{0, 1})},
-                    {"label", ir::Tensor::FromVector(ir::DType::kInt64, {3}, std::vector<int64_t>{0, 1, 2})}},
-                   ragged);
+  formats::SaveNpz(
+      {{"id", ir::Tensor::FromVector(ir::DType::kInt64, {2}, std::vector<int64_t>{0, 1})},
+       {"label", ir::Tensor::FromVector(ir::DType::kInt64, {3}, std::vector<int64_t>{0, 1, 2})}},
+      ragged);
   EXPECT_THROW(DataStream({ragged}, {"id", "label"}, {}, 4, 0, true), Error);
   std::string floats = ::testing::TempDir() + "/ids_float.npz";
-  formats::SaveNpz({{"id", ir::Tensor::FromVector(ir::DType::kFloat32, {1}, std::vector<float>{0})}}, floats);
+  formats::SaveNpz(
+      {{"id", ir::Tensor::FromVector(ir::DType::kFloat32, {1}, std::vector<float>{0})}}, floats);
   EXPECT_THROW(DataStream({files[0], floats}, {"id"}, {}, 4, 0, true), Error);
   EXPECT_THROW(ExpandDataFiles({::testing::TempDir() + "/no_such.npz"}, "--data"), Error);
 }
@@ -126,8 +131,8 @@ TEST(DistillSchedule, WarmupThenCosineOrLinearDecay) {
   s.Validate();
   EXPECT_DOUBLE_EQ(s.At(0), 0.25);
   EXPECT_DOUBLE_EQ(s.At(3), 1.0);
-  EXPECT_DOUBLE_EQ(s.At(4), 1.0);                       // decay starts at the peak
-  EXPECT_NEAR(s.At(9), 0.1 + 0.9 * 0.5, 1e-12);         // half way: cosine at 1/2
+  EXPECT_DOUBLE_EQ(s.At(4), 1.0);                // decay starts at the peak
+  EXPECT_NEAR(s.At(9), 0.1 + 0.9 * 0.5, 1e-12);  // half way: cosine at 1/2
   EXPECT_NEAR(s.At(14), 0.1, 1e-12);
   for (int64_t i = 5; i < 14; ++i) EXPECT_LT(s.At(i), s.At(i - 1));
   s.decay = "linear";

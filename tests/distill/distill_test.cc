@@ -5,14 +5,15 @@
 // runs on the other sklearn digits (digits_data.h). Accuracy is re-measured with the
 // native runtime on the written-back IR, so the test checks the weights that leave
 // Distill(), not the trainer's own bookkeeping.
+#include "distill/distill.h"
+
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <functional>
-#include <cstring>
 
-#include "distill/distill.h"
 #include "formats/npy/npy.h"
 #include "formats/onnx/onnx.h"
 #include "ir/error.h"
@@ -69,7 +70,8 @@ std::vector<std::string> TrainFiles(int shards = 1) {
 
 TEST(Distill, PrunedDigitsCnnRecoversTowardTheTeacher) {
   std::vector<std::string> train = TrainFiles(3);
-  if (train.empty()) GTEST_SKIP() << test_util::kSklearnDigitsCsv << " is missing (python3-sklearn)";
+  if (train.empty())
+    GTEST_SKIP() << test_util::kSklearnDigitsCsv << " is missing (python3-sklearn)";
   std::shared_ptr<ir::Model> teacher = Prepared();
   std::shared_ptr<ir::Model> student = Prepared("prune-magnitude{sparsity=0.5}");
   const double teacher_top1 = NativeTop1(*teacher), pruned_top1 = NativeTop1(*student);
@@ -87,10 +89,11 @@ TEST(Distill, PrunedDigitsCnnRecoversTowardTheTeacher) {
   o.shuffle_buffer = 256;
   DistillResult r = Distill(teacher, student, train, {kDigitsEval}, o);
   const double after = NativeTop1(*student);
-  std::printf("digits CNN: teacher %.4f, 50%%-pruned %.4f, distilled %.4f (best at step %lld); "
-              "loss %.4f -> %.4f; %.0f samples/s\n",
-              teacher_top1, pruned_top1, after, static_cast<long long>(r.best.step),
-              r.curve.front().loss, r.curve.back().loss, r.samples_per_second);
+  std::printf(
+      "digits CNN: teacher %.4f, 50%%-pruned %.4f, distilled %.4f (best at step %lld); "
+      "loss %.4f -> %.4f; %.0f samples/s\n",
+      teacher_top1, pruned_top1, after, static_cast<long long>(r.best.step), r.curve.front().loss,
+      r.curve.back().loss, r.samples_per_second);
 
   EXPECT_TRUE(r.finished);
   EXPECT_EQ(r.steps, 180);
@@ -154,7 +157,8 @@ void ExpectSameWeights(const ir::Model& want, const ir::Model& got) {
 
 TEST(Distill, ResumeEqualsUninterrupted) {
   std::vector<std::string> train = TrainFiles(2);
-  if (train.empty()) GTEST_SKIP() << test_util::kSklearnDigitsCsv << " is missing (python3-sklearn)";
+  if (train.empty())
+    GTEST_SKIP() << test_util::kSklearnDigitsCsv << " is missing (python3-sklearn)";
   DistillOptions o;
   o.steps = 30;
   o.batch_size = 16;
@@ -171,7 +175,8 @@ TEST(Distill, ResumeEqualsUninterrupted) {
   std::shared_ptr<ir::Model> untrained = Prepared("prune-magnitude{sparsity=0.5}");
   bool differs = false;
   for (const ir::Value* v : untrained->graph->initializers())
-    differs = differs || !(*v->initializer() == *plain.whole->graph->FindValue(v->name())->initializer());
+    differs =
+        differs || !(*v->initializer() == *plain.whole->graph->FindValue(v->name())->initializer());
   EXPECT_TRUE(differs);
 
   o.eval_every = 10;
@@ -209,11 +214,13 @@ TEST(Distill, ResumeEqualsUninterrupted) {
 // its zeros held, so the 2:4 pattern and its annotation survive WriteBack.
 TEST(Distill, NmStudentKeepsItsPattern) {
   std::vector<std::string> train = TrainFiles(1);
-  if (train.empty()) GTEST_SKIP() << test_util::kSklearnDigitsCsv << " is missing (python3-sklearn)";
+  if (train.empty())
+    GTEST_SKIP() << test_util::kSklearnDigitsCsv << " is missing (python3-sklearn)";
   std::shared_ptr<ir::Model> student = Prepared("prune-nm{n=2,m=4}");
   const int64_t zeros = Zeros(*student);
   int annotated = 0;
-  for (const ir::Value* v : student->graph->initializers()) annotated += v->initializer()->sparse.has_value();
+  for (const ir::Value* v : student->graph->initializers())
+    annotated += v->initializer()->sparse.has_value();
   ASSERT_GT(zeros, 20000);
   ASSERT_GT(annotated, 2);
   DistillOptions o;
@@ -222,7 +229,8 @@ TEST(Distill, NmStudentKeepsItsPattern) {
   EXPECT_EQ(r.masked_weights, zeros);
   EXPECT_EQ(Zeros(*student), zeros);
   int still = 0;
-  for (const ir::Value* v : student->graph->initializers()) still += v->initializer()->sparse.has_value();
+  for (const ir::Value* v : student->graph->initializers())
+    still += v->initializer()->sparse.has_value();
   EXPECT_EQ(still, annotated);
   EXPECT_LT(r.curve.back().loss, r.curve.front().loss);
   // Without fixed masks the zeros train (the option a dense student with chosen zeros needs).
@@ -237,7 +245,8 @@ TEST(Distill, NmStudentKeepsItsPattern) {
 // distillation brings it most of the way back.
 TEST(Distill, HalfDepthTransformerStudentRecovers) {
   std::vector<std::string> train = TrainFiles(1);
-  if (train.empty()) GTEST_SKIP() << test_util::kSklearnDigitsCsv << " is missing (python3-sklearn)";
+  if (train.empty())
+    GTEST_SKIP() << test_util::kSklearnDigitsCsv << " is missing (python3-sklearn)";
   auto load = [](const std::string& pipeline) {
     std::shared_ptr<ir::Model> m =
         formats::LoadOnnx(EDGEPRESS_SOURCE_DIR "/examples/digits/digits_transformer.onnx");
@@ -264,7 +273,8 @@ TEST(Distill, HalfDepthTransformerStudentRecovers) {
 // matched through a learned projection, and its loss falls.
 TEST(Distill, LayerMapWithLearnedProjection) {
   std::vector<std::string> train = TrainFiles(1);
-  if (train.empty()) GTEST_SKIP() << test_util::kSklearnDigitsCsv << " is missing (python3-sklearn)";
+  if (train.empty())
+    GTEST_SKIP() << test_util::kSklearnDigitsCsv << " is missing (python3-sklearn)";
   std::shared_ptr<ir::Model> teacher = Prepared();
   std::string hidden;
   for (const ir::Node* n : teacher->graph->nodes())
@@ -298,7 +308,8 @@ std::string ErrorOf(const std::function<void()>& f) {
 
 TEST(Distill, BadInputGivesErrorsThatNameIt) {
   std::vector<std::string> train = TrainFiles(1);
-  if (train.empty()) GTEST_SKIP() << test_util::kSklearnDigitsCsv << " is missing (python3-sklearn)";
+  if (train.empty())
+    GTEST_SKIP() << test_util::kSklearnDigitsCsv << " is missing (python3-sklearn)";
   std::shared_ptr<ir::Model> teacher = Prepared();
   DistillOptions o;
   o.steps = 2;
@@ -319,17 +330,21 @@ TEST(Distill, BadInputGivesErrorsThatNameIt) {
       wrong->graph->SetOutput(0, n->output(0));
       break;
     }
-  EXPECT_NE(msg(wrong, train, o).find("the logits must match"), std::string::npos) << msg(wrong, train, o);
+  EXPECT_NE(msg(wrong, train, o).find("the logits must match"), std::string::npos)
+      << msg(wrong, train, o);
   // Data without the model's input.
   std::string no_image = ::testing::TempDir() + "/distill_no_image.npz";
-  formats::SaveNpz({{"pixels", ir::Tensor::FromVector(ir::DType::kFloat32, {1, 64}, std::vector<float>(64))}}, no_image);
+  formats::SaveNpz(
+      {{"pixels", ir::Tensor::FromVector(ir::DType::kFloat32, {1, 64}, std::vector<float>(64))}},
+      no_image);
   std::string m = msg(Prepared(), {no_image}, o);
   EXPECT_NE(m.find(no_image), std::string::npos) << m;
   EXPECT_NE(m.find("no array 'image'"), std::string::npos) << m;
   // A layer map naming a value the student lacks.
   DistillOptions lm = o;
   lm.layer_map = {{"logits", "no_such_value"}};
-  EXPECT_NE(msg(Prepared(), train, lm).find("'no_such_value' is not a value of s.onnx"), std::string::npos);
+  EXPECT_NE(msg(Prepared(), train, lm).find("'no_such_value' is not a value of s.onnx"),
+            std::string::npos);
   // Bad options are usage errors.
   DistillOptions bad = o;
   bad.temperature = 0;
