@@ -17,6 +17,7 @@ const PassEntry& FuseActivationPass();
 const PassEntry& FuseQdqPass();
 const PassEntry& PruneMagnitudePass();
 const PassEntry& PruneNMPass();
+const PassEntry& DropBlocksPass();
 const PassEntry& QuantizeWeightsPass();
 const PassEntry& CastWeightsPass();
 const PassEntry& QuantizeStaticPass();

@@ -33,6 +33,9 @@ const std::vector<PassEntry>& AllPasses() {
     p.push_back(PruneStructuredPass());
     p.push_back(PruneMagnitudePass());
     p.push_back(PruneNMPass());
+    // Depth reduction (a half-depth distillation student) sits with the other
+    // compressions that change weights before quantization.
+    p.push_back(DropBlocksPass());
     p.push_back(QuantizeWeightsPass());
     p.push_back(CastWeightsPass());
     p.push_back(QuantizeStaticPass());

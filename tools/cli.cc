@@ -41,6 +41,7 @@ int Main(int argc, char** argv) {
   AddSensitivityCommand(app, action);
   AddCompressCommand(app, action);
   AddRecipesCommand(app, action);
+  AddDistillCommand(app, action);
   // CLI11 says only "A subcommand is required" for a mistyped command: name the word and
   // the nearest command instead.
   if (argc > 1 && argv[1][0] != '-') {

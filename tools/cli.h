@@ -23,6 +23,7 @@ void AddCompareCommand(CLI::App& app, Action& action);
 void AddSensitivityCommand(CLI::App& app, Action& action);
 void AddCompressCommand(CLI::App& app, Action& action);
 void AddRecipesCommand(CLI::App& app, Action& action);
+void AddDistillCommand(CLI::App& app, Action& action);
 
 // Runs the CLI; never throws.
 int Main(int argc, char** argv);

@@ -30,6 +30,7 @@ void Progress::Log(const std::string& line) {
 void Progress::Start(const std::string& task, int64_t total) {
   if (active_) Finish();
   task_ = task;
+  status_.clear();
   total_ = total;
   done_ = 0;
   active_ = true;
@@ -72,6 +73,7 @@ void Progress::Draw(bool) {
   } else {
     line += fmt::format(" {} ({})", done_, Duration(s));
   }
+  if (!status_.empty()) line += "  " + status_;
   std::fprintf(stderr, "\r\033[K%s", line.c_str());
   std::fflush(stderr);
 }

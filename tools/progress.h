@@ -20,13 +20,15 @@ class Progress {
   void Start(const std::string& task, int64_t total);
   void Update(int64_t done, int64_t total = -1);  // total < 0: keep Start's
   void Finish(const std::string& summary = "");
+  // Text shown after the bar (distill: loss, learning rate, samples/s); kept until Start.
+  void Status(const std::string& status) { status_ = status; }
   Mode mode() const { return mode_; }
 
  private:
   using Clock = std::chrono::steady_clock;
   void Draw(bool final);
   Mode mode_;
-  std::string task_;
+  std::string task_, status_;
   int64_t done_ = 0, total_ = 0;
   bool active_ = false;
   Clock::time_point start_, last_draw_;

@@ -1,0 +1,446 @@
+// Distill(): the training loop (see distill.h and docs/distill.md).
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <sstream>
+
+#include "distill/checkpoint.h"
+#include "distill/data_stream.h"
+#include "distill/distill.h"
+#include "distill/losses.h"
+#include "distill/schedule.h"
+#include "ir/error.h"
+#include "runtime/torch/torch_ops.h"
+#include "runtime/torch/torch_session.h"
+
+namespace edgepress::distill {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Feeds = std::vector<std::pair<std::string, at::Tensor>>;
+
+std::vector<std::string> InputNames(const ir::Graph& g) {
+  std::vector<std::string> names;
+  for (const ir::Value* v : g.inputs())
+    if (!v->is_initializer()) names.push_back(v->name());
+  return names;
+}
+
+void CheckOptions(const DistillOptions& o) {
+  auto usage = [](const std::string& m) { throw Error(ErrorCode::kUsage, m); };
+  if (!(o.temperature > 0)) usage("--temperature must be > 0");
+  if (o.alpha_kd < 0 || o.alpha_ce < 0 || o.alpha_hidden < 0)
+    usage("--alpha-kd, --alpha-ce and --alpha-hidden must be >= 0");
+  if (o.batch_size < 1 || o.eval_batch < 1) usage("--batch-size must be >= 1");
+  if (o.steps < 0 || o.epochs < 0 || (o.steps == 0 && o.epochs == 0))
+    usage("give --steps or --epochs (> 0)");
+  if (o.eval_every < 0 || o.save_every < 0 || o.stop_after < 0 || o.log_every < 1)
+    usage("--eval-every, --save-every and --stop-after must be >= 0, --log-every >= 1");
+  if (o.threads < 1) usage("--threads must be >= 1");
+  if (o.stop_after > 0 && o.checkpoint.empty())
+    usage("--stop-after without --checkpoint would throw the run away");
+}
+
+// One batch of the stream as torch feeds (inputs by name) and labels (undefined if none).
+struct Batch {
+  Feeds feeds;
+  at::Tensor labels;
+};
+Batch ToBatch(const std::vector<ir::Tensor>& arrays, const DataStream& ds,
+              const std::vector<std::string>& inputs, const std::string& label) {
+  Batch b;
+  for (size_t i = 0; i < arrays.size(); ++i) {
+    at::Tensor t = runtime::torch_ops::ToTorch(arrays[i], at::kCPU);
+    if (ds.names()[i] == label && std::find(inputs.begin(), inputs.end(), label) == inputs.end())
+      b.labels = t;
+    else
+      b.feeds.emplace_back(ds.names()[i], t);
+  }
+  return b;
+}
+
+std::string Shape(const at::Tensor& t) { return c10::str(t.sizes()); }
+
+bool Better(const EvalLog& a, const EvalLog& b) {
+  if (a.top1 >= 0 && b.top1 >= 0) return a.top1 > b.top1;
+  return a.kd_loss < b.kd_loss;
+}
+
+class Trainer {
+ public:
+  Trainer(std::shared_ptr<ir::Model> teacher, std::shared_ptr<ir::Model> student,
+          const DistillOptions& o, const Callbacks& cb)
+      : o_(o), cb_(cb) {
+    CheckOptions(o);
+    torch::set_num_threads(o.threads);
+    inputs_ = InputNames(*student->graph);
+    std::vector<std::string> t_inputs = InputNames(*teacher->graph);
+    for (const std::string& n : t_inputs)
+      if (std::find(inputs_.begin(), inputs_.end(), n) == inputs_.end())
+        ThrowInvalid(o.teacher_name + " has input '" + n + "' that " + o.student_name +
+                     " does not have; teacher and student must take the same inputs");
+    if (t_inputs.size() != inputs_.size())
+      ThrowInvalid(o.student_name + " has " + std::to_string(inputs_.size()) + " inputs, " +
+                   o.teacher_name + " " + std::to_string(t_inputs.size()) +
+                   "; teacher and student must take the same inputs");
+    size_t t_out = teacher->graph->outputs().size(), s_out = student->graph->outputs().size();
+    if (t_out != s_out)
+      ThrowInvalid(o.teacher_name + " has " + std::to_string(t_out) + " outputs, " +
+                   o.student_name + " " + std::to_string(s_out) +
+                   "; the student must produce what the teacher does");
+    t_fetch_ = {teacher->graph->outputs()[0]->name()};
+    s_fetch_ = {student->graph->outputs()[0]->name()};
+    for (const LayerPair& p : o.layer_map) {
+      if (!teacher->graph->FindValue(p.teacher))
+        ThrowInvalid("--layer-map: '" + p.teacher + "' is not a value of " + o.teacher_name);
+      if (!student->graph->FindValue(p.student))
+        ThrowInvalid("--layer-map: '" + p.student + "' is not a value of " + o.student_name);
+      t_fetch_.push_back(p.teacher);
+      s_fetch_.push_back(p.student);
+    }
+    runtime::TorchSessionOptions so;
+    so.device = o.device;
+    so.threads = o.threads;
+    teacher_ = Create(teacher, so, o.teacher_name);
+    so.train_all_float = true;
+    student_ = Create(student, so, o.student_name);
+    if (student_->Parameters().empty())
+      ThrowInvalid(o.student_name + " has no float weights to train");
+  }
+
+  DistillResult Run(const std::vector<std::string>& train_files,
+                    const std::vector<std::string>& eval_files);
+
+ private:
+  static std::unique_ptr<runtime::TorchSession> Create(std::shared_ptr<ir::Model> m,
+                                                       const runtime::TorchSessionOptions& so,
+                                                       const std::string& name) {
+    try {
+      return runtime::TorchSession::Create(std::move(m), so);
+    } catch (const Error& e) {
+      throw Error(e.code(), name + ": " + e.what());
+    }
+  }
+  std::vector<at::Tensor> Forward(runtime::TorchSession& s, const Feeds& feeds,
+                                  const std::vector<std::string>& fetch, const std::string& name) {
+    try {
+      return s.Forward(feeds, fetch);
+    } catch (const Error& e) {
+      throw Error(e.code(), name + ": " + e.what());
+    }
+  }
+  void Probe(DataStream& first);
+  void CheckDtypes(const DataStream& ds, const std::string& file) const;
+  EvalLog Evaluate(int64_t step, bool teacher_only = false);
+  void LossTerms(const Batch& b, at::Tensor* total, double* kd, double* ce, double* hidden);
+  std::string Fingerprint(int64_t samples) const;
+
+  DistillOptions o_;
+  Callbacks cb_;
+  std::vector<std::string> inputs_, t_fetch_, s_fetch_;
+  std::unique_ptr<runtime::TorchSession> teacher_, student_;
+  std::vector<at::Tensor> masks_;  // per student parameter; undefined: free
+  std::vector<int64_t> axes_;      // per layer pair: the projected axis, -1 none
+  std::vector<at::Tensor> projections_;
+  std::unique_ptr<DataStream> eval_;
+  bool has_labels_ = false;
+  int64_t masked_ = 0;
+};
+
+// The arrays feeding inputs must have the inputs' element types (the backend does not
+// convert): a float64 image for a float32 model is named here, not deep in a kernel.
+void Trainer::CheckDtypes(const DataStream& ds, const std::string& file) const {
+  for (size_t i = 0; i < ds.names().size(); ++i) {
+    const ir::Value* in = student_->model().graph->FindValue(ds.names()[i]);
+    if (!in || !in->is_graph_input() || in->type.dtype == ir::DType::kUndefined) continue;
+    if (in->type.dtype != ds.dtype(i))
+      ThrowInvalid(file + ": array '" + ds.names()[i] + "' is " + ir::DTypeName(ds.dtype(i)) +
+                   ", the model input is " + ir::DTypeName(in->type.dtype));
+    if (!in->type.shape) continue;
+    // Dim 0 is the batch; the others must be the input's where it declares them.
+    const ir::Shape& want = *in->type.shape;
+    const std::vector<int64_t>& row = ds.row_shape(i);
+    bool fits = want.size() == row.size() + 1;
+    for (size_t d = 1; fits && d < want.size(); ++d)
+      fits = !want[d].known() || want[d].value == row[d - 1];
+    if (!fits) {
+      std::string got = "[N";
+      for (int64_t v : row) got += "," + std::to_string(v);
+      ThrowInvalid(file + ": array '" + ds.names()[i] + "' has samples of shape " + got +
+                   "], the model input is " + ir::ShapeToString(want));
+    }
+  }
+}
+
+// Runs one batch through both models to check that they fit together and to size the
+// layer-map projections.
+void Trainer::Probe(DataStream& first) {
+  torch::NoGradGuard ng;
+  Batch b = ToBatch(first.Next(std::min(first.size(), o_.batch_size)), first, inputs_, o_.label);
+  std::vector<at::Tensor> t = Forward(*teacher_, b.feeds, t_fetch_, o_.teacher_name);
+  std::vector<at::Tensor> s = Forward(*student_, b.feeds, s_fetch_, o_.student_name);
+  if (!t[0].sizes().equals(s[0].sizes()))
+    ThrowInvalid(o_.teacher_name + " output '" + t_fetch_[0] + "' has shape " + Shape(t[0]) + ", " +
+                 o_.student_name + " output '" + s_fetch_[0] + "' " + Shape(s[0]) +
+                 "; the logits must match");
+  if (b.labels.defined() && b.labels.numel() * t[0].size(-1) != t[0].numel())
+    ThrowInvalid("array '" + o_.label + "' has shape " + Shape(b.labels) + " for logits " +
+                 Shape(t[0]) + ": expected one class index per row of the logits");
+  SplitMix64 rng(o_.seed ^ 0x70726f6aull);
+  for (size_t i = 0; i < o_.layer_map.size(); ++i) {
+    const LayerPair& p = o_.layer_map[i];
+    int64_t axis = WidthAxis(s[i + 1], t[i + 1], "--layer-map " + p.teacher + ":" + p.student);
+    axes_.push_back(axis);
+    if (axis < 0) {
+      projections_.emplace_back();
+      continue;
+    }
+    // nn.Linear's default initialisation, U(-1/sqrt(in), 1/sqrt(in)), from the run's seed.
+    int64_t out = t[i + 1].size(axis), in = s[i + 1].size(axis);
+    std::vector<float> w(static_cast<size_t>(out * in));
+    double bound = 1.0 / std::sqrt(static_cast<double>(in));
+    for (float& x : w) x = static_cast<float>((2 * rng.Uniform() - 1) * bound);
+    at::Tensor proj = torch::tensor(w).reshape({out, in}).to(s[0].device());
+    projections_.push_back(proj.set_requires_grad(true));
+  }
+}
+
+void Trainer::LossTerms(const Batch& b, at::Tensor* total, double* kd, double* ce, double* hidden) {
+  std::vector<at::Tensor> t;
+  {
+    torch::NoGradGuard ng;
+    t = Forward(*teacher_, b.feeds, t_fetch_, o_.teacher_name);
+  }
+  std::vector<at::Tensor> s = Forward(*student_, b.feeds, s_fetch_, o_.student_name);
+  at::Tensor loss = KdLoss(s[0], t[0], o_.temperature);
+  *kd = loss.item<double>();
+  loss = loss * o_.alpha_kd;
+  *ce = 0;
+  if (has_labels_ && o_.alpha_ce > 0) {
+    at::Tensor c = HardLoss(s[0], b.labels.to(s[0].device()));
+    *ce = c.item<double>();
+    loss = loss + c * o_.alpha_ce;
+  }
+  *hidden = 0;
+  for (size_t i = 0; i < o_.layer_map.size() && o_.alpha_hidden > 0; ++i) {
+    at::Tensor h = HiddenLoss(s[i + 1], t[i + 1], axes_[i], projections_[i]);
+    *hidden += h.item<double>();
+    loss = loss + h * o_.alpha_hidden;
+  }
+  *total = loss;
+}
+
+EvalLog Trainer::Evaluate(int64_t step, bool teacher_only) {
+  torch::NoGradGuard ng;
+  EvalLog e;
+  e.step = step;
+  eval_->Seek(0, 0);
+  int64_t correct = 0, seen = 0;
+  double kd = 0;
+  bool labels = eval_->has(o_.label);
+  for (int64_t done = 0; done < eval_->size();) {
+    int64_t n = std::min(o_.eval_batch, eval_->size() - done);
+    Batch b = ToBatch(eval_->Next(n), *eval_, inputs_, o_.label);
+    at::Tensor t = Forward(*teacher_, b.feeds, {t_fetch_[0]}, o_.teacher_name)[0];
+    at::Tensor s =
+        teacher_only ? t : Forward(*student_, b.feeds, {s_fetch_[0]}, o_.student_name)[0];
+    kd += KdLoss(s, t, o_.temperature).item<double>() * static_cast<double>(n);
+    if (labels) correct += CountCorrect(s, b.labels);
+    seen += n;
+    done += n;
+  }
+  e.kd_loss = kd / static_cast<double>(seen);
+  if (labels) e.top1 = static_cast<double>(correct) / static_cast<double>(seen);
+  return e;
+}
+
+std::string Trainer::Fingerprint(int64_t samples) const {
+  std::ostringstream f;
+  f.precision(17);
+  f << "seed=" << o_.seed << " batch=" << o_.batch_size << " buffer=" << o_.shuffle_buffer
+    << " samples=" << samples << " lr=" << o_.lr << " min_lr=" << o_.min_lr
+    << " wd=" << o_.weight_decay << " warmup=" << o_.warmup_steps << " decay=" << o_.decay
+    << " clip=" << o_.clip_norm << " T=" << o_.temperature << " alpha=" << o_.alpha_kd << ","
+    << o_.alpha_ce << "," << o_.alpha_hidden << " eval_every=" << o_.eval_every
+    << " threads=" << o_.threads << " params=";
+  std::vector<std::string> names = student_->ParameterNames();
+  std::vector<at::Tensor> params = student_->Parameters();
+  for (size_t i = 0; i < names.size(); ++i) f << names[i] << Shape(params[i]) << ";";
+  for (const LayerPair& p : o_.layer_map) f << " map=" << p.teacher << ":" << p.student;
+  return f.str();
+}
+
+DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
+                           const std::vector<std::string>& eval_paths) {
+  DistillResult r;
+  std::vector<std::string> train_files = ExpandDataFiles(train_paths, "--data");
+  std::vector<std::string> eval_files;
+  if (!eval_paths.empty()) eval_files = ExpandDataFiles(eval_paths, "--eval");
+  DataStream train(train_files, inputs_, {o_.label}, o_.shuffle_buffer, o_.seed, true);
+  CheckDtypes(train, train_files[0]);
+  has_labels_ = train.has(o_.label);
+  r.has_labels = has_labels_;
+  r.train_samples = train.size();
+  {
+    DataStream first(train_files, inputs_, {o_.label}, 1, 0, false);
+    Probe(first);
+  }
+  if (!eval_files.empty()) {
+    eval_ = std::make_unique<DataStream>(eval_files, inputs_, std::vector<std::string>{o_.label}, 1,
+                                         0, false);
+    CheckDtypes(*eval_, eval_files[0]);
+    r.has_eval = true;
+  }
+
+  // Zeros in a weight (rank >= 2) stay zero: a pruned student keeps its masks. Biases and
+  // norms train freely, and so does an all-zero weight (zero-initialised, not pruned).
+  std::vector<at::Tensor> params = student_->Parameters();
+  for (const at::Tensor& p : params) {
+    at::Tensor mask;
+    if (o_.fixed_masks && p.dim() >= 2) {
+      at::Tensor zeros = p.detach().eq(0);
+      int64_t z = zeros.sum().item<int64_t>();
+      if (z > 0 && z < p.numel()) {
+        mask = zeros.logical_not().to(p.scalar_type());
+        masked_ += z;
+      }
+    }
+    masks_.push_back(mask);
+  }
+  r.masked_weights = masked_;
+  std::vector<at::Tensor> trainables = params;
+  for (const at::Tensor& p : projections_)
+    if (p.defined()) trainables.push_back(p);
+  torch::optim::AdamW opt(trainables,
+                          torch::optim::AdamWOptions(o_.lr).weight_decay(o_.weight_decay));
+
+  LrSchedule sched;
+  sched.peak = o_.lr;
+  sched.min_lr = o_.min_lr;
+  sched.warmup = o_.warmup_steps;
+  sched.decay = o_.decay;
+  sched.total =
+      o_.steps > 0 ? o_.steps : (o_.epochs * train.size() + o_.batch_size - 1) / o_.batch_size;
+  sched.Validate();
+  r.total_steps = sched.total;
+
+  CheckpointState st;
+  st.fingerprint = Fingerprint(train.size());
+  std::vector<at::Tensor> best;
+  if (eval_) r.teacher = Evaluate(0, /*teacher_only=*/true);
+  if (!o_.resume.empty()) {
+    st = LoadCheckpoint(o_.resume, st.fingerprint, trainables, best, opt);
+    train.Seek(st.epoch, st.position);
+    r.resumed_from = st.step;
+    if (cb_.log) cb_.log("resumed " + o_.resume + " at step " + std::to_string(st.step));
+  } else if (eval_) {
+    EvalLog e = Evaluate(0);
+    st.evals.push_back(e);
+    if (cb_.on_eval) cb_.on_eval(e);
+    st.best = e;
+    st.has_best = true;
+    for (const at::Tensor& p : params) best.push_back(p.detach().clone());
+  }
+
+  auto save = [&] {
+    if (o_.checkpoint.empty()) return;
+    st.epoch = train.epoch();
+    st.position = train.position();
+    SaveCheckpoint(o_.checkpoint, st, trainables, best, opt);
+  };
+  auto evaluate = [&] {
+    EvalLog e = Evaluate(st.step);
+    st.evals.push_back(e);
+    if (cb_.on_eval) cb_.on_eval(e);
+    if (!st.has_best || Better(e, st.best)) {
+      st.best = e;
+      st.has_best = true;
+      best.clear();
+      for (const at::Tensor& p : params) best.push_back(p.detach().clone());
+    }
+  };
+
+  double train_seconds = 0;
+  int64_t run_steps = 0;
+  StepLog acc;
+  int64_t acc_n = 0;
+  while (st.step < sched.total && !(o_.stop_after > 0 && st.step >= o_.stop_after)) {
+    Clock::time_point t0 = Clock::now();
+    double lr = sched.At(st.step);
+    for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+    Batch b = ToBatch(train.Next(o_.batch_size), train, inputs_, o_.label);
+    at::Tensor loss;
+    double kd, ce, hidden;
+    LossTerms(b, &loss, &kd, &ce, &hidden);
+    opt.zero_grad();
+    loss.backward();
+    {
+      torch::NoGradGuard ng;
+      for (size_t i = 0; i < params.size(); ++i)
+        if (masks_[i].defined() && params[i].grad().defined()) params[i].grad().mul_(masks_[i]);
+      if (o_.clip_norm > 0) torch::nn::utils::clip_grad_norm_(trainables, o_.clip_norm);
+      opt.step();
+      // AdamW's decoupled decay and the moments cannot revive a masked weight through a
+      // zero gradient alone (epsilon), but re-applying the mask makes the zero exact.
+      for (size_t i = 0; i < params.size(); ++i)
+        if (masks_[i].defined()) params[i].mul_(masks_[i]);
+    }
+    ++st.step;
+    ++run_steps;
+    train_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+    double total = loss.item<double>();
+    acc.loss += total, acc.kd += kd, acc.ce += ce, acc.hidden += hidden, acc.lr += lr;
+    // Points at multiples of log_every, so a resumed run's curve lines up with an
+    // uninterrupted one (the interval a resume splits averages the steps this run saw).
+    if (++acc_n, st.step % o_.log_every == 0 || st.step == sched.total) {
+      double n = static_cast<double>(acc_n);
+      st.curve.push_back(
+          {st.step, acc.loss / n, acc.kd / n, acc.ce / n, acc.hidden / n, acc.lr / n});
+      acc = StepLog();
+      acc_n = 0;
+    }
+    if (cb_.on_step)
+      cb_.on_step(st.step, sched.total, total, lr,
+                  static_cast<double>(run_steps * o_.batch_size) / std::max(train_seconds, 1e-9));
+    if (eval_ && o_.eval_every > 0 && st.step % o_.eval_every == 0 && st.step < sched.total)
+      evaluate();
+    if (o_.save_every > 0 && st.step % o_.save_every == 0 && st.step < sched.total) save();
+  }
+  r.finished = st.step >= sched.total;
+  if (r.finished && eval_ && (st.evals.empty() || st.evals.back().step != st.step)) evaluate();
+  save();
+
+  r.steps = st.step;
+  r.seconds = train_seconds;
+  r.samples_per_second =
+      train_seconds > 0 ? static_cast<double>(run_steps * o_.batch_size) / train_seconds : 0;
+  r.curve = st.curve;
+  r.evals = st.evals;
+  r.best = st.has_best ? st.best : EvalLog{st.step, -1, 0};
+  if (eval_ && st.has_best) {
+    torch::NoGradGuard ng;
+    for (size_t i = 0; i < best.size(); ++i) params[i].copy_(best[i]);
+  }
+  student_->WriteBack();
+  return r;
+}
+
+}  // namespace
+
+DistillResult Distill(std::shared_ptr<ir::Model> teacher, std::shared_ptr<ir::Model> student,
+                      const std::vector<std::string>& train_files,
+                      const std::vector<std::string>& eval_files, const DistillOptions& options,
+                      const Callbacks& callbacks) {
+  try {
+    Trainer t(std::move(teacher), std::move(student), options, callbacks);
+    return t.Run(train_files, eval_files);
+  } catch (const c10::Error& e) {
+    // A LibTorch check the converters' own validation did not anticipate (e.g. a shape
+    // that only fails in an op): an error with LibTorch's message, never a crash.
+    throw Error(ErrorCode::kInvalidInput, "distill: " + std::string(e.what_without_backtrace()));
+  }
+}
+
+}  // namespace edgepress::distill

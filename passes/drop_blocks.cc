@@ -1,0 +1,176 @@
+// drop-blocks: depth reduction for a distillation student (DistilBERT's initialisation:
+// the student keeps one layer out of two of the teacher). It finds the longest run of
+// structurally identical blocks in the main graph and keeps block i only when
+// i % stride == 0, wiring each dropped block's input to its output's readers.
+//
+// A block boundary is a "cut": a point in node order that exactly one non-constant value
+// crosses (the residual stream between transformer layers, or the activation between
+// sequential stages). Segments between cuts get a signature (op types and initializer
+// shapes); a block is a sequence of segments that repeats back to back, and its input and
+// output must have the same declared shape, so skipping it leaves a valid graph. Does not
+// apply when no block repeats (e.g. a CNN whose stages change width), when the repeats
+// do not keep the shape, or to subgraphs. The kept blocks keep their weights.
+#include <map>
+
+#include "ir/shape_inference.h"
+#include "passes/all_passes.h"
+#include "passes/rewrite_util.h"
+
+namespace edgepress::passes {
+namespace {
+
+struct Cut {
+  int position;      // after node `position` (-1: before the first node)
+  ir::Value* value;  // the one value crossing it
+};
+
+class DropBlocks : public Pass {
+ public:
+  explicit DropBlocks(const PassOptions& o) : stride_(o.GetInt("stride")) {}
+  const PassInfo& info() const override { return DropBlocksPass().info; }
+
+  bool Run(ir::Model& model, PassContext&) override {
+    ir::Graph& g = *model.graph;
+    ir::InferShapes(model);  // block boundaries must keep their shape
+    std::vector<ir::Node*> nodes = g.nodes();
+    std::vector<Cut> cuts = Cuts(g, nodes);
+    if (cuts.size() < 3) return false;
+    std::vector<std::string> sig;  // per segment between cuts[i] and cuts[i + 1]
+    for (size_t i = 0; i + 1 < cuts.size(); ++i)
+      sig.push_back(Signature(nodes, cuts[i].position + 1, cuts[i + 1].position));
+    // The longest back-to-back repetition: blocks of `len` segments, `count` times.
+    size_t best_start = 0, best_len = 0, best_count = 0;
+    for (size_t len = 1; len <= sig.size() / 2; ++len)
+      for (size_t start = 0; start + 2 * len <= sig.size(); ++start) {
+        size_t count = 1;
+        while (start + (count + 1) * len <= sig.size() &&
+               std::equal(sig.begin() + start, sig.begin() + start + len,
+                          sig.begin() + start + count * len))
+          ++count;
+        if (count < 2 || count * len <= best_count * best_len) continue;
+        if (!KeepsShape(cuts[start].value, cuts[start + len].value)) continue;
+        if (!HasWeights(nodes, cuts[start].position + 1, cuts[start + len].position)) continue;
+        best_start = start, best_len = len, best_count = count;
+      }
+    Count("blocks-found", static_cast<int64_t>(best_count));
+    if (best_count < 2) return false;
+    int64_t dropped = 0;
+    // Last block first: a later block's input is an earlier block's output, which a
+    // rewire of the earlier block would rename.
+    for (size_t b = best_count; b-- > 0;) {
+      if (b % static_cast<size_t>(stride_) == 0) continue;
+      ir::Value* in = cuts[best_start + b * best_len].value;
+      ir::Value* out = cuts[best_start + (b + 1) * best_len].value;
+      if (!ReplaceValue(out, in)) continue;
+      ++dropped;
+    }
+    if (dropped == 0) return false;
+    int64_t params_before = Params(g);
+    g.RemoveDeadNodes();
+    Count("blocks-dropped", dropped);
+    Count("params-removed", params_before - Params(g));
+    return true;
+  }
+
+ private:
+  // Values computed from constants only (initializers, Constant nodes, and ops on them).
+  static bool IsConstant(const ir::Value* v, const std::map<const ir::Value*, bool>& known) {
+    if (v->is_initializer()) return true;
+    auto it = known.find(v);
+    return it != known.end() && it->second;
+  }
+
+  static std::vector<Cut> Cuts(ir::Graph& g, const std::vector<ir::Node*>& nodes) {
+    std::map<const ir::Value*, bool> constant;
+    std::map<ir::Value*, int> def, last;  // non-constant values: defining and last use position
+    for (ir::Value* v : g.inputs())
+      if (!v->is_initializer()) def[v] = -1, last[v] = -1;
+    const int n = static_cast<int>(nodes.size());
+    for (int k = 0; k < n; ++k) {
+      bool all_const = true;
+      for (size_t i = 0; i < nodes[k]->num_inputs(); ++i) {
+        ir::Value* in = nodes[k]->input(i);
+        if (!in) continue;
+        if (!IsConstant(in, constant)) {
+          all_const = false;
+          if (def.count(in))
+            last[in] = k;
+          else
+            return {};  // an outer-scope or unordered value: not a plain DAG in order
+        }
+      }
+      for (size_t o = 0; o < nodes[k]->num_outputs(); ++o)
+        if (ir::Value* out = nodes[k]->output(o)) {
+          constant[out] = all_const;
+          if (!all_const) def[out] = k, last[out] = k;
+        }
+    }
+    for (ir::Value* v : g.outputs())
+      if (def.count(v)) last[v] = n;
+    // crossing[k + 1]: values with def <= k < last (k = -1 .. n - 2).
+    std::vector<std::vector<ir::Value*>> crossing(static_cast<size_t>(n));
+    for (auto& [v, d] : def)
+      for (int k = d; k < last[v] && k < n - 1; ++k)
+        if (crossing[static_cast<size_t>(k + 1)].size() < 2)
+          crossing[static_cast<size_t>(k + 1)].push_back(v);
+    std::vector<Cut> cuts;
+    for (int k = -1; k < n - 1; ++k)
+      if (crossing[static_cast<size_t>(k + 1)].size() == 1)
+        cuts.push_back({k, crossing[static_cast<size_t>(k + 1)][0]});
+    return cuts;
+  }
+
+  // Nodes (first..last], as op types and initializer shapes.
+  static std::string Signature(const std::vector<ir::Node*>& nodes, int first, int last) {
+    std::string s;
+    for (int k = first; k <= last; ++k) {
+      const ir::Node* n = nodes[static_cast<size_t>(k)];
+      s += n->domain() + "::" + n->op_type() + "(";
+      for (size_t i = 0; i < n->num_inputs(); ++i)
+        if (const ir::Value* in = n->input(i); in && in->is_initializer())
+          s += ir::ShapeToString(ir::MakeShape(in->initializer()->shape()));
+      s += ")";
+    }
+    return s;
+  }
+
+  static bool HasWeights(const std::vector<ir::Node*>& nodes, int first, int last) {
+    for (int k = first; k <= last; ++k)
+      for (size_t i = 0; i < nodes[static_cast<size_t>(k)]->num_inputs(); ++i)
+        if (const ir::Value* in = nodes[static_cast<size_t>(k)]->input(i);
+            in && in->is_initializer() && in->initializer()->numel() > 1)
+          return true;
+    return false;
+  }
+
+  static bool KeepsShape(const ir::Value* in, const ir::Value* out) {
+    return in->type.is_tensor() && out->type.is_tensor() && in->type.shape && out->type.shape &&
+           in->type.dtype == out->type.dtype && *in->type.shape == *out->type.shape;
+  }
+
+  static int64_t Params(const ir::Graph& g) {
+    int64_t p = 0;
+    for (const ir::Value* v : g.initializers())
+      p += static_cast<int64_t>(v->initializer()->numel());
+    return p;
+  }
+
+  int64_t stride_;
+};
+
+}  // namespace
+
+const PassEntry& DropBlocksPass() {
+  static const PassEntry entry = {
+      {"drop-blocks",
+       "Depth reduction: keep one of every `stride` repeated blocks (a half-depth student)",
+       {Opt("stride", OptionInfo::Type::kInt, "2",
+            "keep block i of the repeated run when i % stride == 0", {}, 2, 1000)},
+       {"blocks-found", "blocks-dropped", "params-removed"}},
+      [](const PassOptions& o) -> std::unique_ptr<Pass> {
+        return std::make_unique<DropBlocks>(o);
+      }};
+  return entry;
+}
+
+}  // namespace edgepress::passes
