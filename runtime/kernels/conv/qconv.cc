@@ -7,13 +7,15 @@
 // Per image and group, Y_g[Mg, pixels] = W_g[Mg, Cg*kprod] x col[Cg*kprod, pixels]: the
 // weights (constant in real models) are packed once as the GEMM's A operand with their
 // zero points subtracted; im2col writes (x - x_zp) as int16 pairs straight into B panels,
-// with 0 for padding (the padded value *is* the zero point). A 1x1 stride-1 unpadded conv
+// with 0 for padding (the padded value *is* the zero point). On VNNI/AMX CPUs (QGemmBytes)
+// the panels hold bytes instead (x as int8, padding = x_zp) with per-pixel column sums. A 1x1 stride-1 unpadded conv
 // packs X directly. Depthwise convs (one input and one output channel per group) take a
 // direct loop instead, which the AVX2 entry vectorises over 8 output columns.
 // Requantization: y = saturate(round(acc * (x_scale * w_scale[m] / y_scale)) + y_zp), the
 // multiplier computed in float32 as onnxruntime does.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -150,6 +152,69 @@ void QIm2ColPanels(const ConvGeometry& g, const Im2ColRows& rows, const T* x, in
     if (kdim & 1) {
       int16_t* d = panel + (kdim >> 1) * 2 * nr + 1;
       for (int t = 0; t < nr; ++t) d[2 * t] = 0;
+    }
+  }
+}
+
+// im2col for the byte layouts (QGemmBytes, qgemm.h): B is int8, so uint8 x is stored as
+// x ^ 0x80 (x - 128) and the zero point moves with it; padding stores that zero point
+// (its (x - zp) is 0), k past K stores 0. Panel q holds pixels [q*nr, q*nr+nr) as
+// groups of 4 k with nr x 4 bytes each. QFinishBPanels adds the column sums afterwards.
+template <typename T>
+void QIm2ColBytes(const ConvGeometry& g, const Im2ColRows& rows, const T* x, int8_t pad,
+                  int64_t q0, int64_t q1, int nr, int64_t panel_bytes, int8_t* dst) {
+  constexpr int kMaxNr = 64;
+  constexpr uint8_t kFlip = std::is_same<T, uint8_t>::value ? 0x80 : 0;
+  const int64_t kdim = static_cast<int64_t>(rows.c_off.size());
+  const int64_t out_size = g.out_size();
+  const uint64_t in_d = g.in[0], in_h = g.in[1], in_w = g.in[2];
+  int64_t bd[kMaxNr], bh[kMaxNr], bw[kMaxNr];
+  for (int64_t q = q0; q < q1; ++q) {
+    const int64_t p0 = q * nr;
+    const int cnt = static_cast<int>(std::min<int64_t>(nr, out_size - p0));
+    int64_t ow = p0 % g.out[2], oh = (p0 / g.out[2]) % g.out[1], od = p0 / (g.out[2] * g.out[1]);
+    for (int t = 0; t < cnt; ++t) {
+      bd[t] = od * g.stride[0] - g.pad_b[0];
+      bh[t] = oh * g.stride[1] - g.pad_b[1];
+      bw[t] = ow * g.stride[2] - g.pad_b[2];
+      if (++ow == g.out[2]) {
+        ow = 0;
+        if (++oh == g.out[1]) {
+          oh = 0;
+          ++od;
+        }
+      }
+    }
+    const int64_t sw = g.stride[2];
+    const bool one_row = cnt > 0 && bh[cnt - 1] == bh[0] && bd[cnt - 1] == bd[0] &&
+                         bw[cnt - 1] - bw[0] == (cnt - 1) * sw;
+    int8_t* panel = dst + q * panel_bytes;
+    std::memset(panel, 0, static_cast<size_t>(panel_bytes));
+    for (int64_t kk = 0; kk < kdim; ++kk) {
+      int8_t* d = panel + QGemmBOffset(nr, kk, 0);
+      for (int t = 0; t < cnt; ++t) d[4 * t] = pad;
+      if (one_row) {
+        // Each tap reads a strided run of one input row: only its ends need checks.
+        const int64_t id = bd[0] + rows.d_off[kk], ih = bh[0] + rows.h_off[kk];
+        if (static_cast<uint64_t>(id) >= in_d || static_cast<uint64_t>(ih) >= in_h) continue;
+        const T* xr = x + rows.c_off[kk] + (id * g.in[1] + ih) * g.in[2];
+        const int64_t w0 = bw[0] + rows.w_off[kk];
+        const int64_t t_lo = w0 >= 0 ? 0 : (-w0 + sw - 1) / sw;
+        const int64_t lim = static_cast<int64_t>(in_w) - 1 - w0;
+        const int64_t t_hi = lim < 0 ? 0 : std::min<int64_t>(cnt, lim / sw + 1);
+        for (int64_t t = t_lo; t < t_hi; ++t)
+          d[4 * t] = static_cast<int8_t>(static_cast<uint8_t>(xr[w0 + t * sw]) ^ kFlip);
+        continue;
+      }
+      const T* xc = x + rows.c_off[kk];
+      const int64_t dk = rows.d_off[kk], hk = rows.h_off[kk], wk = rows.w_off[kk];
+      for (int t = 0; t < cnt; ++t) {
+        const int64_t id = bd[t] + dk, ih = bh[t] + hk, iw = bw[t] + wk;
+        if (static_cast<uint64_t>(id) < in_d && static_cast<uint64_t>(ih) < in_h &&
+            static_cast<uint64_t>(iw) < in_w)
+          d[4 * t] = static_cast<int8_t>(
+              static_cast<uint8_t>(xc[(id * g.in[1] + ih) * g.in[2] + iw]) ^ kFlip);
+      }
     }
   }
 }
@@ -408,6 +473,7 @@ class QConvKernel : public Kernel {
                            g.stride[2] == 1 && g.pad_b[0] == 0 && g.pad_b[1] == 0 &&
                            g.pad_b[2] == 0 && out_size == in_size;
     const int nr = QGemmNr(kIsa);
+    const bool bytes = QGemmBytes(kIsa);
     const Im2ColRows rows(pointwise ? ConvGeometry{} : g);
     thread_local std::vector<int16_t> col;
     const int64_t need = QPackedBSize(kIsa, kdim, out_size);
@@ -432,6 +498,19 @@ class QConvKernel : public Kernel {
           // op(B)[k][j] = X[c=k][pixel j]: B is X itself, row-major [C, pixels].
           pool.ParallelFor(panels, grain, [&](int64_t lo, int64_t hi) {
             QPackBPanels(kIsa, kdim, out_size, src, lo, hi, dst);
+          });
+        } else if (bytes) {
+          const bool s8 = x.dtype() == ir::DType::kInt8;
+          const int32_t zp8 = s8 ? x_zp : x_zp - 128;  // B is int8: uint8 x is stored x - 128
+          const int64_t pb = QGemmBPanelBytes(kIsa, kdim);
+          int8_t* bdst = reinterpret_cast<int8_t*>(dst);
+          pool.ParallelFor(panels, grain, [&](int64_t lo, int64_t hi) {
+            if (s8)
+              QIm2ColBytes(g, rows, reinterpret_cast<const int8_t*>(xg), static_cast<int8_t>(zp8),
+                           lo, hi, nr, pb, bdst);
+            else
+              QIm2ColBytes(g, rows, xg, static_cast<int8_t>(zp8), lo, hi, nr, pb, bdst);
+            QFinishBPanels(kIsa, kdim, out_size, zp8, lo, hi, dst);
           });
         } else {
           pool.ParallelFor(panels, grain, [&](int64_t lo, int64_t hi) {
@@ -511,11 +590,17 @@ void RegisterQConvKernels(KernelRegistry& r) {
   r.Add({"QLinearConv", "edgepress", DType::kUndefined, Isa::kAvx512,
          "q8_ep_qlinearconv__avx512_6x32", Create<Isa::kAvx512, Mode::kQLinearConv>});
   r.Add({"ConvInteger", "", DType::kUndefined, Isa::kAvx512Vnni,
-         "q8_convinteger__avx512vnni_6x32", Create<Isa::kAvx512Vnni, Mode::kConvInteger>});
+         "q8_convinteger__avx512vnni_8x32", Create<Isa::kAvx512Vnni, Mode::kConvInteger>});
   r.Add({"QLinearConv", "", DType::kUndefined, Isa::kAvx512Vnni,
-         "q8_qlinearconv__avx512vnni_6x32", Create<Isa::kAvx512Vnni, Mode::kQLinearConv>});
+         "q8_qlinearconv__avx512vnni_8x32", Create<Isa::kAvx512Vnni, Mode::kQLinearConv>});
   r.Add({"QLinearConv", "edgepress", DType::kUndefined, Isa::kAvx512Vnni,
-         "q8_ep_qlinearconv__avx512vnni_6x32", Create<Isa::kAvx512Vnni, Mode::kQLinearConv>});
+         "q8_ep_qlinearconv__avx512vnni_8x32", Create<Isa::kAvx512Vnni, Mode::kQLinearConv>});
+  r.Add({"ConvInteger", "", DType::kUndefined, Isa::kAmx, "q8_convinteger__amx_32x32",
+         Create<Isa::kAmx, Mode::kConvInteger>});
+  r.Add({"QLinearConv", "", DType::kUndefined, Isa::kAmx, "q8_qlinearconv__amx_32x32",
+         Create<Isa::kAmx, Mode::kQLinearConv>});
+  r.Add({"QLinearConv", "edgepress", DType::kUndefined, Isa::kAmx,
+         "q8_ep_qlinearconv__amx_32x32", Create<Isa::kAmx, Mode::kQLinearConv>});
 #endif
 }
 

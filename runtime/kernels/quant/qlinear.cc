@@ -425,7 +425,8 @@ void RegisterQLinearKernels(KernelRegistry& r) {
 #if defined(__x86_64__)
   AddAll<Isa::kAvx2>(r, "avx2_6x16");
   AddAll<Isa::kAvx512>(r, "avx512_6x32");
-  AddAll<Isa::kAvx512Vnni>(r, "avx512vnni_6x32");
+  AddAll<Isa::kAvx512Vnni>(r, "avx512vnni_8x32");
+  AddAll<Isa::kAmx>(r, "amx_32x32");
 #endif
 }
 
