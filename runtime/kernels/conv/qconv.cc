@@ -158,64 +158,91 @@ void QIm2ColPanels(const ConvGeometry& g, const Im2ColRows& rows, const T* x, in
 
 // im2col for the byte layouts (QGemmBytes, qgemm.h): B is int8, so uint8 x is stored as
 // x ^ 0x80 (x - 128) and the zero point moves with it; padding stores that zero point
-// (its (x - zp) is 0), k past K stores 0. Panel q holds pixels [q*nr, q*nr+nr) as
-// groups of 4 k with nr x 4 bytes each. QFinishBPanels adds the column sums afterwards.
+// (its (x - zp) is 0). Each panel of nr pixels is first written row-major ([kk][nr]
+// bytes: contiguous runs, copied) and then interleaved into groups of 4 k with the
+// column sums by QPackBPanelFromRows. A pointwise conv (rows = nullptr) copies X's rows.
 template <typename T>
-void QIm2ColBytes(const ConvGeometry& g, const Im2ColRows& rows, const T* x, int8_t pad,
-                  int64_t q0, int64_t q1, int nr, int64_t panel_bytes, int8_t* dst) {
+void QIm2ColBytes(Isa isa, const ConvGeometry& g, const Im2ColRows* rows, const T* x,
+                  int8_t pad, int64_t kdim, int64_t q0, int64_t q1, int nr, int16_t* dst) {
   constexpr int kMaxNr = 64;
   constexpr uint8_t kFlip = std::is_same<T, uint8_t>::value ? 0x80 : 0;
-  const int64_t kdim = static_cast<int64_t>(rows.c_off.size());
   const int64_t out_size = g.out_size();
   const uint64_t in_d = g.in[0], in_h = g.in[1], in_w = g.in[2];
+  thread_local std::vector<int8_t> tmp;
+  if (tmp.size() < static_cast<size_t>(kdim * nr)) tmp.resize(static_cast<size_t>(kdim * nr));
   int64_t bd[kMaxNr], bh[kMaxNr], bw[kMaxNr];
+  int seg_t[kMaxNr], seg_n[kMaxNr];
   for (int64_t q = q0; q < q1; ++q) {
     const int64_t p0 = q * nr;
     const int cnt = static_cast<int>(std::min<int64_t>(nr, out_size - p0));
-    int64_t ow = p0 % g.out[2], oh = (p0 / g.out[2]) % g.out[1], od = p0 / (g.out[2] * g.out[1]);
-    for (int t = 0; t < cnt; ++t) {
-      bd[t] = od * g.stride[0] - g.pad_b[0];
-      bh[t] = oh * g.stride[1] - g.pad_b[1];
-      bw[t] = ow * g.stride[2] - g.pad_b[2];
-      if (++ow == g.out[2]) {
-        ow = 0;
-        if (++oh == g.out[1]) {
-          oh = 0;
-          ++od;
+    if (!rows) {  // pointwise: op(B)[c][pixel] = X[c][pixel]
+      for (int64_t kk = 0; kk < kdim; ++kk) {
+        int8_t* d = tmp.data() + kk * nr;
+        const T* xr = x + kk * out_size + p0;
+        for (int t = 0; t < cnt; ++t) d[t] = static_cast<int8_t>(static_cast<uint8_t>(xr[t]) ^ kFlip);
+        for (int t = cnt; t < nr; ++t) d[t] = 0;
+      }
+      QPackBPanelFromRows(isa, kdim, out_size, pad, q, tmp.data(), dst);
+      continue;
+    }
+    // Split the panel's pixels into runs on one output row: within a run each tap reads a
+    // strided run of one input row, so only the run's ends need bounds checks.
+    int nseg = 0;
+    {
+      int64_t ow = p0 % g.out[2], oh = (p0 / g.out[2]) % g.out[1], od = p0 / (g.out[2] * g.out[1]);
+      for (int t = 0; t < cnt; ++nseg) {
+        const int len = static_cast<int>(std::min<int64_t>(cnt - t, g.out[2] - ow));
+        seg_t[nseg] = t;
+        seg_n[nseg] = len;
+        bd[nseg] = od * g.stride[0] - g.pad_b[0];
+        bh[nseg] = oh * g.stride[1] - g.pad_b[1];
+        bw[nseg] = ow * g.stride[2] - g.pad_b[2];
+        t += len;
+        ow += len;
+        if (ow == g.out[2]) {
+          ow = 0;
+          if (++oh == g.out[1]) {
+            oh = 0;
+            ++od;
+          }
         }
       }
     }
     const int64_t sw = g.stride[2];
-    const bool one_row = cnt > 0 && bh[cnt - 1] == bh[0] && bd[cnt - 1] == bd[0] &&
-                         bw[cnt - 1] - bw[0] == (cnt - 1) * sw;
-    int8_t* panel = dst + q * panel_bytes;
-    std::memset(panel, 0, static_cast<size_t>(panel_bytes));
     for (int64_t kk = 0; kk < kdim; ++kk) {
-      int8_t* d = panel + QGemmBOffset(nr, kk, 0);
-      for (int t = 0; t < cnt; ++t) d[4 * t] = pad;
-      if (one_row) {
-        // Each tap reads a strided run of one input row: only its ends need checks.
-        const int64_t id = bd[0] + rows.d_off[kk], ih = bh[0] + rows.h_off[kk];
-        if (static_cast<uint64_t>(id) >= in_d || static_cast<uint64_t>(ih) >= in_h) continue;
-        const T* xr = x + rows.c_off[kk] + (id * g.in[1] + ih) * g.in[2];
-        const int64_t w0 = bw[0] + rows.w_off[kk];
-        const int64_t t_lo = w0 >= 0 ? 0 : (-w0 + sw - 1) / sw;
-        const int64_t lim = static_cast<int64_t>(in_w) - 1 - w0;
-        const int64_t t_hi = lim < 0 ? 0 : std::min<int64_t>(cnt, lim / sw + 1);
-        for (int64_t t = t_lo; t < t_hi; ++t)
-          d[4 * t] = static_cast<int8_t>(static_cast<uint8_t>(xr[w0 + t * sw]) ^ kFlip);
-        continue;
+      int8_t* row = tmp.data() + kk * nr;
+      for (int sgi = 0; sgi < nseg; ++sgi) {
+        int8_t* d = row + seg_t[sgi];
+        const int64_t n_t = seg_n[sgi];
+        int64_t t_lo = n_t, t_hi = n_t;
+        const int64_t id = bd[sgi] + rows->d_off[kk], ih = bh[sgi] + rows->h_off[kk];
+        const int64_t w0 = bw[sgi] + rows->w_off[kk];
+        if (static_cast<uint64_t>(id) < in_d && static_cast<uint64_t>(ih) < in_h) {
+          // Taps t with 0 <= w0 + t * sw < in_w (no division in the common stride 1).
+          const int64_t lim = static_cast<int64_t>(in_w) - 1 - w0;
+          if (sw == 1) {
+            t_lo = std::min<int64_t>(n_t, std::max<int64_t>(0, -w0));
+            t_hi = std::max(t_lo, std::min<int64_t>(n_t, lim + 1));
+          } else {
+            t_lo = std::min<int64_t>(n_t, w0 >= 0 ? 0 : (-w0 + sw - 1) / sw);
+            t_hi = std::max(t_lo, lim < 0 ? 0 : std::min<int64_t>(n_t, lim / sw + 1));
+          }
+        }
+        for (int64_t t = 0; t < t_lo; ++t) d[t] = pad;
+        if (t_hi > t_lo) {
+          const T* xr = x + rows->c_off[kk] + (id * g.in[1] + ih) * g.in[2] + w0;
+          if (sw == 1)
+            for (int64_t t = t_lo; t < t_hi; ++t)
+              d[t] = static_cast<int8_t>(static_cast<uint8_t>(xr[t]) ^ kFlip);
+          else
+            for (int64_t t = t_lo; t < t_hi; ++t)
+              d[t] = static_cast<int8_t>(static_cast<uint8_t>(xr[t * sw]) ^ kFlip);
+        }
+        for (int64_t t = t_hi; t < n_t; ++t) d[t] = pad;
       }
-      const T* xc = x + rows.c_off[kk];
-      const int64_t dk = rows.d_off[kk], hk = rows.h_off[kk], wk = rows.w_off[kk];
-      for (int t = 0; t < cnt; ++t) {
-        const int64_t id = bd[t] + dk, ih = bh[t] + hk, iw = bw[t] + wk;
-        if (static_cast<uint64_t>(id) < in_d && static_cast<uint64_t>(ih) < in_h &&
-            static_cast<uint64_t>(iw) < in_w)
-          d[4 * t] = static_cast<int8_t>(
-              static_cast<uint8_t>(xc[(id * g.in[1] + ih) * g.in[2] + iw]) ^ kFlip);
-      }
+      for (int t = cnt; t < nr; ++t) row[t] = 0;
     }
+    QPackBPanelFromRows(isa, kdim, out_size, pad, q, tmp.data(), dst);
   }
 }
 
@@ -493,24 +520,22 @@ class QConvKernel : public Kernel {
         const uint8_t* xg = static_cast<const uint8_t*>(x.raw()) + (n * g.c + gi * g.cg) * in_size;
         int16_t* dst = col.data();
         const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, kdim * nr));
-        if (pointwise) {
+        if (bytes) {
+          const bool s8 = x.dtype() == ir::DType::kInt8;
+          const int32_t zp8 = s8 ? x_zp : x_zp - 128;  // B is int8: uint8 x is stored x - 128
+          const Im2ColRows* r = pointwise ? nullptr : &rows;
+          pool.ParallelFor(panels, grain, [&](int64_t lo, int64_t hi) {
+            if (s8)
+              QIm2ColBytes(kIsa, g, r, reinterpret_cast<const int8_t*>(xg),
+                           static_cast<int8_t>(zp8), kdim, lo, hi, nr, dst);
+            else
+              QIm2ColBytes(kIsa, g, r, xg, static_cast<int8_t>(zp8), kdim, lo, hi, nr, dst);
+          });
+        } else if (pointwise) {
           QSource src{xg, x.dtype(), in_size, false, &x_zp, false};
           // op(B)[k][j] = X[c=k][pixel j]: B is X itself, row-major [C, pixels].
           pool.ParallelFor(panels, grain, [&](int64_t lo, int64_t hi) {
             QPackBPanels(kIsa, kdim, out_size, src, lo, hi, dst);
-          });
-        } else if (bytes) {
-          const bool s8 = x.dtype() == ir::DType::kInt8;
-          const int32_t zp8 = s8 ? x_zp : x_zp - 128;  // B is int8: uint8 x is stored x - 128
-          const int64_t pb = QGemmBPanelBytes(kIsa, kdim);
-          int8_t* bdst = reinterpret_cast<int8_t*>(dst);
-          pool.ParallelFor(panels, grain, [&](int64_t lo, int64_t hi) {
-            if (s8)
-              QIm2ColBytes(g, rows, reinterpret_cast<const int8_t*>(xg), static_cast<int8_t>(zp8),
-                           lo, hi, nr, pb, bdst);
-            else
-              QIm2ColBytes(g, rows, xg, static_cast<int8_t>(zp8), lo, hi, nr, pb, bdst);
-            QFinishBPanels(kIsa, kdim, out_size, zp8, lo, hi, dst);
           });
         } else {
           pool.ParallelFor(panels, grain, [&](int64_t lo, int64_t hi) {

@@ -37,8 +37,7 @@
 //              16 (one 64-byte tile row) for both operands.
 //   After the panels: int32 zero point (shifted) per row/column, then int32 sum per
 //   row/column; k past K is 0 in both operands and excluded from the sums.
-// Conv's im2col writes B panels directly (QGemmBPanelOffset) and QFinishBPanels adds
-// their zero points and sums.
+// Conv's im2col fills a row-major panel of bytes and QPackBPanelFromRows interleaves it.
 // Micro-kernels: "qs16_gemm__scalar_6x16", "qs16_gemm__avx2_6x16", "qs16_gemm__avx512_6x32",
 // "qu8s8_gemm__avxvnni_6x16", "qu8s8_gemm__avx512vnni_8x32", "qu8s8_gemm__amx_32x32".
 #pragma once
@@ -97,14 +96,12 @@ void QPackAPanels(Isa isa, int64_t m, int64_t k, const QSource& a, int64_t p0, i
 void QPackBPanels(Isa isa, int64_t k, int64_t n, const QSource& b, int64_t q0, int64_t q1,
                   int16_t* dst);
 
-// Byte layouts only, for writers of B panels (conv im2col): the byte offset of (k, column
-// j) inside its panel, and the panel size in bytes. Values are int8 (B's signedness); k
-// past K must be 0. QFinishBPanels then stores the zero point `zp` (already shifted to
-// int8, i.e. uint8 zp - 128) for every column of panels [q0, q1) and their column sums.
-int64_t QGemmBPanelBytes(Isa isa, int64_t k);
-inline int64_t QGemmBOffset(int nr, int64_t kk, int j) { return ((kk >> 2) * nr + j) * 4 + (kk & 3); }
-void QFinishBPanels(Isa isa, int64_t k, int64_t n, int32_t zp, int64_t q0, int64_t q1,
-                    int16_t* dst);
+// Byte layouts only, for writers of B panels (conv im2col): packs B panel q from `rows`,
+// this panel's nr columns of op(B) row-major (rows[kk * nr + j], kk < k, as int8: a uint8
+// source already shifted by -128, its zero point `zp` too), adding the column sums and
+// zero points. Columns past n must hold 0 in `rows`.
+void QPackBPanelFromRows(Isa isa, int64_t k, int64_t n, int32_t zp, int64_t q,
+                         const int8_t* rows, int16_t* dst);
 
 struct QOutput {
   enum class Kind : uint8_t { kInt32, kFloat, kUInt8, kInt8 };

@@ -172,6 +172,11 @@ void QGemmBytesRun(Isa isa, int64_t m, int64_t n, int64_t k, const int16_t* a_da
   }
   const int64_t tiles_m = CeilDiv(mp, mcp), tiles_n = CeilDiv(np, ncp);
   const int32_t k32 = static_cast<int32_t>(k);
+#if defined(__x86_64__)
+  const QStoreFn store = isa == Isa::kAvx2 ? QStoreRowAvx2 : QStoreRowAvx512;
+#else
+  const QStoreFn store = QStoreRow;
+#endif
   auto run_tiles = [&](int64_t t0, int64_t t1) {
     alignas(64) int32_t acc[32 * 32];
     for (int64_t t = t0; t < t1; ++t) {
@@ -186,13 +191,7 @@ void QGemmBytesRun(Isa isa, int64_t m, int64_t n, int64_t k, const int16_t* a_da
           const int rows = static_cast<int>(std::min<int64_t>(mr, m - row0));
           const QCorr corr{za + row0, sa + row0, zb + col0, sb + col0, k32};
           mk.tile(rows, k4, a + pi * tile_a_bytes, b + q * b_pb, corr, acc);
-          for (int r = 0; r < rows; ++r) {
-#if defined(__x86_64__)
-            QStoreRowAvx2(acc + r * nr, cols, row0 + r, col0, out);
-#else
-            QStoreRow(acc + r * nr, cols, row0 + r, col0, out);
-#endif
-          }
+          for (int r = 0; r < rows; ++r) store(acc + r * nr, cols, row0 + r, col0, out);
         }
       }
     }
@@ -206,31 +205,32 @@ namespace edgepress::runtime {
 
 using qgemm_detail::ByteK4;
 using qgemm_detail::ByteNr;
+#if defined(__x86_64__)
+using qgemm_detail::InterleaveRows32;
+#endif
 
-int64_t QGemmBPanelBytes(Isa isa, int64_t k) { return ByteK4(isa, k) * 4 * ByteNr(isa); }
-
-void QFinishBPanels(Isa isa, int64_t k, int64_t n, int32_t zp, int64_t q0, int64_t q1,
-                    int16_t* dst) {
+void QPackBPanelFromRows(Isa isa, int64_t k, int64_t n, int32_t zp, int64_t q,
+                         const int8_t* rows, int16_t* dst) {
   const int nr = ByteNr(isa);
-  const int64_t panels = (n + nr - 1) / nr, pb = QGemmBPanelBytes(isa, k);
-  const int64_t k4 = ByteK4(isa, k);
-  const int8_t* base = reinterpret_cast<const int8_t*>(dst);
-  int32_t* zps = reinterpret_cast<int32_t*>(reinterpret_cast<uint8_t*>(dst) + panels * pb);
-  int32_t* sums = zps + panels * nr;
-  for (int64_t q = q0; q < std::min(q1, panels); ++q) {
-    const int8_t* panel = base + q * pb;
-    int32_t* s = sums + q * nr;
-    for (int j = 0; j < nr; ++j) {
-      s[j] = 0;
-      zps[q * nr + j] = q * nr + j < n ? zp : 0;
-    }
-    // Sum the 4 bytes of each lane over the groups (k past K is 0 by contract).
-    for (int64_t g = 0; g < k4; ++g)
-      for (int j = 0; j < nr; ++j) {
-        const int8_t* v = panel + (g * nr + j) * 4;
-        s[j] += v[0] + v[1] + v[2] + v[3];
+  const int64_t panels = (n + nr - 1) / nr, k4 = ByteK4(isa, k);
+  const int64_t pb = k4 * 4 * nr;
+  int8_t* panel = reinterpret_cast<int8_t*>(dst) + q * pb;
+  int32_t* tail = reinterpret_cast<int32_t*>(reinterpret_cast<uint8_t*>(dst) + panels * pb);
+  int32_t* zps = tail + q * nr;                 // zero points of all panels, then sums
+  int32_t* sums = tail + panels * nr + q * nr;
+  for (int j = 0; j < nr; ++j) zps[j] = q * nr + j < n ? zp : 0;
+#if defined(__x86_64__)
+  if (nr == 32) return InterleaveRows32(k, k4, rows, panel, sums);
+#endif
+  for (int j = 0; j < nr; ++j) sums[j] = 0;
+  for (int64_t g = 0; g < k4; ++g)
+    for (int j = 0; j < nr; ++j)
+      for (int b = 0; b < 4; ++b) {
+        const int64_t kk = 4 * g + b;
+        const int8_t v = kk < k ? rows[kk * nr + j] : int8_t{0};
+        panel[(g * nr + j) * 4 + b] = v;
+        sums[j] += v;
       }
-  }
 }
 
 }  // namespace edgepress::runtime
