@@ -10,7 +10,8 @@
 // with 0 for padding (the padded value *is* the zero point). On VNNI/AMX CPUs (QGemmBytes)
 // the panels hold bytes instead (x as int8, padding = x_zp) with per-pixel column sums. A 1x1 stride-1 unpadded conv
 // packs X directly. Depthwise convs (one input and one output channel per group) take a
-// direct loop instead, which the AVX2 entry vectorises over 8 output columns.
+// direct loop instead: AVX-512 entries take 16 output columns of any stride in exact float
+// FMA over a zero-padded (x - zp) plane, AVX2 entries 8 int32 columns at stride 1.
 // Requantization: y = saturate(round(acc * (x_scale * w_scale[m] / y_scale)) + y_zp), the
 // multiplier computed in float32 as onnxruntime does.
 #include <algorithm>
@@ -277,14 +278,14 @@ inline int32_t DwAcc(const QDwPlane& p, const T* x, int64_t oh, int64_t ow) {
 
 // Stores one output row of accumulators through the epilogue (QStoreRow's row = channel,
 // so the output pointer is rebased on the plane).
-inline void DwStoreRow(const QDwPlane& p, const int32_t* acc, int64_t oh) {
+inline void DwStoreRow(Isa isa, const QDwPlane& p, const int32_t* acc, int64_t oh) {
   QOutput o = *p.out;
   const int64_t ow_n = p.g->out[2];
   const int64_t elem = o.kind == QOutput::Kind::kFloat || o.kind == QOutput::Kind::kInt32 ? 4 : 1;
   // Row `channel` of a matrix whose rows are 0 bytes apart, starting at this output row.
   o.data = static_cast<uint8_t*>(p.y) + oh * ow_n * elem;
   o.ld = 0;
-  QStoreRow(acc, static_cast<int>(ow_n), p.channel, 0, o);
+  QStoreRowIsa(isa, acc, static_cast<int>(ow_n), p.channel, 0, o);
 }
 
 template <typename T>
@@ -294,7 +295,7 @@ void DwPlaneScalar(const QDwPlane& p) {
   std::vector<int32_t> acc(static_cast<size_t>(g.out[2]));
   for (int64_t oh = 0; oh < g.out[1]; ++oh) {
     for (int64_t ow = 0; ow < g.out[2]; ++ow) acc[static_cast<size_t>(ow)] = DwAcc(p, x, oh, ow);
-    DwStoreRow(p, acc.data(), oh);
+    DwStoreRow(Isa::kScalar, p, acc.data(), oh);
   }
 }
 
@@ -340,7 +341,69 @@ __attribute__((target("avx2,fma"))) void DwPlaneAvx2(const QDwPlane& p) {
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc.data() + ow), s);
     }
     for (; ow < g.out[2]; ++ow) acc[static_cast<size_t>(ow)] = DwAcc(p, x, oh, ow);
-    DwStoreRow(p, acc.data(), oh);
+    DwStoreRow(Isa::kAvx2, p, acc.data(), oh);
+  }
+}
+
+// Largest tap count for DwPlaneAvx512: the float sums stay exact integers while
+// taps * 255 * 255 < 2^24.
+constexpr int64_t kDwMaxFloatTaps = 256;
+
+// Sixteen output columns per step, any stride and dilation: the plane is copied once as
+// (x - zp) in float into a zero-padded buffer (padding *is* the zero point), so the tap
+// loop has no bounds checks, and the products (|x - zp|, |w| <= 255) are summed with FMA.
+// Every partial sum is an integer below 2^24, so float is exact and the int32 result
+// equals DwAcc's. Stride 2 reads 32 floats and keeps the even ones.
+template <typename T>
+__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void DwPlaneAvx512(const QDwPlane& p) {
+  const ConvGeometry& g = *p.g;
+  const T* x = static_cast<const T*>(p.x);
+  const int64_t oh_n = g.out[1], ow_n = g.out[2], kh_n = g.k[1], kw_n = g.k[2];
+  const int64_t sh = g.stride[1], sw = g.stride[2], dh = g.dil[1], dw = g.dil[2];
+  const int64_t ow_v = (ow_n + 15) / 16 * 16;
+  // Padded plane: rows cover every ih the taps read, columns every iw plus a vector of slack.
+  const int64_t hp = (oh_n - 1) * sh + (kh_n - 1) * dh + 1;
+  const int64_t wp = (ow_v - 1) * sw + (kw_n - 1) * dw + 1 + 32;
+  thread_local std::vector<float> xp, wf;
+  thread_local std::vector<int32_t> acc;
+  xp.assign(static_cast<size_t>(hp * wp), 0.f);
+  wf.resize(static_cast<size_t>(kh_n * kw_n));
+  acc.resize(static_cast<size_t>(ow_v));
+  for (int64_t i = 0; i < kh_n * kw_n; ++i) wf[static_cast<size_t>(i)] = static_cast<float>(p.w[i]);
+  const int64_t pt = g.pad_b[1], pl = g.pad_b[2];
+  for (int64_t r = 0; r < hp; ++r) {
+    const int64_t ih = r - pt;
+    if (ih < 0 || ih >= g.in[1]) continue;
+    float* d = xp.data() + r * wp;
+    const T* s = x + ih * g.in[2];
+    for (int64_t c = std::max<int64_t>(0, pl); c < std::min<int64_t>(wp, g.in[2] + pl); ++c)
+      d[c] = static_cast<float>(static_cast<int32_t>(s[c - pl]) - p.x_zp);
+  }
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i strided = _mm512_mullo_epi32(
+      _mm512_set1_epi32(static_cast<int32_t>(sw)),
+      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+  for (int64_t oh = 0; oh < oh_n; ++oh) {
+    for (int64_t ow = 0; ow < ow_n; ow += 16) {
+      __m512 s = _mm512_setzero_ps();
+      for (int64_t kh = 0; kh < kh_n; ++kh) {
+        const float* row = xp.data() + (oh * sh + kh * dh) * wp + ow * sw;
+        for (int64_t kw = 0; kw < kw_n; ++kw) {
+          const float* src = row + kw * dw;
+          __m512 v;
+          if (sw == 1)
+            v = _mm512_loadu_ps(src);
+          else if (sw == 2)
+            v = _mm512_permutex2var_ps(_mm512_loadu_ps(src), even, _mm512_loadu_ps(src + 16));
+          else
+            v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), 0xFFFF, strided, src, 4);
+          s = _mm512_fmadd_ps(v, _mm512_set1_ps(wf[static_cast<size_t>(kh * kw_n + kw)]), s);
+        }
+      }
+      // (maskz: gcc 12 warns about the unmasked form's undefined source)
+      _mm512_storeu_si512(acc.data() + ow, _mm512_maskz_cvtps_epi32(0xFFFF, s));
+    }
+    DwStoreRow(Isa::kAvx512, p, acc.data(), oh);
   }
 }
 #endif
@@ -484,6 +547,11 @@ class QConvKernel : public Kernel {
                      static_cast<uint8_t*>(y.mutable_raw()) + t * out_size * elem};
           const bool s8 = x.dtype() == ir::DType::kInt8;
 #if defined(__x86_64__)
+          if ((kIsa == Isa::kAvx512 || kIsa == Isa::kAvx512Vnni || kIsa == Isa::kAmx) &&
+              ks <= kDwMaxFloatTaps) {
+            s8 ? DwPlaneAvx512<int8_t>(p) : DwPlaneAvx512<uint8_t>(p);
+            continue;
+          }
           if (kIsa != Isa::kScalar && g.stride[2] == 1) {
             s8 ? DwPlaneAvx2<int8_t>(p) : DwPlaneAvx2<uint8_t>(p);
             continue;

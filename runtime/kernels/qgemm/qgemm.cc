@@ -166,6 +166,18 @@ void QStoreRow(const int32_t* acc, int cols, int64_t row, int64_t col0, const QO
   }
 }
 
+void QStoreRowIsa(Isa isa, const int32_t* acc, int cols, int64_t row, int64_t col0,
+                  const QOutput& out) {
+#if defined(__x86_64__)
+  if (!ForceScalar()) {
+    if (isa == Isa::kAvx512 || isa == Isa::kAvx512Vnni || isa == Isa::kAmx)
+      return qgemm_detail::QStoreRowAvx512(acc, cols, row, col0, out);
+    if (isa == Isa::kAvx2) return qgemm_detail::QStoreRowAvx2(acc, cols, row, col0, out);
+  }
+#endif
+  QStoreRow(acc, cols, row, col0, out);
+}
+
 Isa BestQGemmIsa() {
   static const Isa best = [] {
     if (ForceScalar()) return Isa::kScalar;

@@ -143,5 +143,9 @@ void QGemmReference(int64_t m, int64_t n, int64_t k, const QSource& a, const QSo
 
 // The epilogue for one row segment: acc[0..cols) belongs to row `row`, columns from `col0`.
 void QStoreRow(const int32_t* acc, int cols, int64_t row, int64_t col0, const QOutput& out);
+// The same, vectorised as the GEMM of `isa` runs it (identical results; for other integer
+// kernels such as depthwise conv).
+void QStoreRowIsa(Isa isa, const int32_t* acc, int cols, int64_t row, int64_t col0,
+                  const QOutput& out);
 
 }  // namespace edgepress::runtime

@@ -216,6 +216,10 @@ __attribute__((target("avx2"))) void InterleaveRows32(int64_t k, int64_t k4, con
 // K = 16..32) the epilogue costs more than the dot products, and the AVX2 one handles 8
 // columns per step and the tail in scalar code. Same operations in the same order as
 // QStoreRow (round half to even under the default MXCSR, like nearbyint).
+// gcc 12 reports -Wmaybe-uninitialized inside the unmasked AVX-512 intrinsics here (they
+// pass _mm512_undefined_*() as the merge source): a false positive, silenced locally.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 __attribute__((target("avx512f,avx512bw,avx512vl"))) void QStoreRowAvx512(const int32_t* acc, int cols,
                                                                 int64_t row, int64_t col0,
                                                                 const QOutput& o) {
@@ -247,6 +251,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void QStoreRowAvx512(const 
     _mm_mask_storeu_epi8(y + j, m, _mm512_cvtepi32_epi8(q));
   }
 }
+#pragma GCC diagnostic pop
 
 }  // namespace edgepress::runtime::qgemm_detail
 
