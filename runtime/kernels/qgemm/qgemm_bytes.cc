@@ -8,6 +8,7 @@
 #include <cstring>
 #include <functional>
 #include <type_traits>
+#include <vector>
 
 #include "ir/error.h"
 #include "runtime/kernels/qgemm/qgemm_internal.h"
@@ -47,16 +48,25 @@ void PackPanel(const QSource& s, int64_t count, int64_t k, int64_t k4, int64_t i
   }
   const T* p = static_cast<const T*>(s.data);
   if (!s.trans) {
-    // Contiguous source rows (activations as A, conv weights).
+    // Contiguous source rows (activations as A, conv weights, per call for A): flip into
+    // a row buffer, sum it, then copy whole 4-byte groups (VNNI) or 64-byte runs (AMX).
+    thread_local std::vector<uint8_t> row;
+    if (row.size() < static_cast<size_t>(k)) row.resize(static_cast<size_t>(k));
     for (int wi = 0; wi < valid; ++wi) {
-      const T* src = p + (i0 + wi) * s.ld;
-      int32_t sum = 0;
-      for (int64_t kk = 0; kk < k; ++kk) {
-        const uint8_t v = static_cast<uint8_t>(src[kk]) ^ x;
-        panel[off(kk, wi)] = v;
-        sum += val(v);
+      const uint8_t* src = reinterpret_cast<const uint8_t*>(p + (i0 + wi) * s.ld);
+      if (x) {
+        for (int64_t kk = 0; kk < k; ++kk) row[static_cast<size_t>(kk)] = src[kk] ^ x;
+        src = row.data();
       }
+      int32_t sum = 0;
+      if (to_u8)
+        for (int64_t kk = 0; kk < k; ++kk) sum += src[kk];
+      else
+        for (int64_t kk = 0; kk < k; ++kk) sum += static_cast<int8_t>(src[kk]);
       sum_out[wi] = sum;
+      const int64_t run = amx ? 64 : 4;
+      for (int64_t kk = 0; kk < k; kk += run)
+        std::memcpy(panel + off(kk, wi), src + kk, static_cast<size_t>(std::min(run, k - kk)));
     }
   } else {
     // op(s)[i][kk] = s[kk * ld + i]: read each source row once, contiguously.

@@ -73,7 +73,7 @@ void QByteTileAvxVnni(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
 // QPackBPanelFromRows for nr = 32 (AVX2): 4 rows of 32 bytes -> 32 lanes of 4 bytes, with
 // the column sums.
 void InterleaveRows32(int64_t k, int64_t k4, const int8_t* rows, int8_t* panel, int32_t* sums);
-// QStoreRow for AVX-512 (quantized outputs; others go to QStoreRowAvx2).
+// QStoreRow for AVX-512 (quantized and float outputs; int32 goes to QStoreRowAvx2).
 void QStoreRowAvx512(const int32_t* acc, int cols, int64_t row, int64_t col0, const QOutput& out);
 // Applies QCorr to rows x nr (nr a multiple of 16) accumulators in place.
 void QByteCorrectAvx512(int rows, int nr, const QCorr& corr, int32_t* acc);

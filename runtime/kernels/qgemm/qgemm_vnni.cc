@@ -223,7 +223,7 @@ __attribute__((target("avx2"))) void InterleaveRows32(int64_t k, int64_t k4, con
 __attribute__((target("avx512f,avx512bw,avx512vl"))) void QStoreRowAvx512(const int32_t* acc, int cols,
                                                                 int64_t row, int64_t col0,
                                                                 const QOutput& o) {
-  if (o.kind == QOutput::Kind::kInt32 || o.kind == QOutput::Kind::kFloat) {
+  if (o.kind == QOutput::Kind::kInt32) {
     QStoreRowAvx2(acc, cols, row, col0, o);
     return;
   }
@@ -231,6 +231,22 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void QStoreRowAvx512(const 
   const __m512i rbias = _mm512_set1_epi32(o.bias && pr ? o.bias[row] : 0);
   const __m512 rscale = _mm512_set1_ps(o.scale[o.per_channel_scale && pr ? row : 0]);
   const bool col_scale = o.per_channel_scale && !pr, col_bias = o.bias && !pr;
+  if (o.kind == QOutput::Kind::kFloat) {  // DynamicQuantizeMatMul, float-output QLinearConv
+    float* y = static_cast<float*>(o.data) + row * o.ld + col0;
+    const __m512 rfb = _mm512_set1_ps(o.float_bias && pr ? o.float_bias[row] : 0.f);
+    const bool col_fb = o.float_bias && !pr;
+    const __m512 lo = _mm512_set1_ps(o.lo), hi = _mm512_set1_ps(o.hi);
+    for (int j = 0; j < cols; j += 16) {
+      const __mmask16 m = cols - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (cols - j)) - 1);
+      __m512i a = _mm512_add_epi32(_mm512_maskz_loadu_epi32(m, acc + j), rbias);
+      if (col_bias) a = _mm512_add_epi32(a, _mm512_maskz_loadu_epi32(m, o.bias + col0 + j));
+      const __m512 s = col_scale ? _mm512_maskz_loadu_ps(m, o.scale + col0 + j) : rscale;
+      __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(a), s);
+      v = _mm512_add_ps(v, col_fb ? _mm512_maskz_loadu_ps(m, o.float_bias + col0 + j) : rfb);
+      _mm512_mask_storeu_ps(y + j, m, _mm512_min_ps(_mm512_max_ps(v, lo), hi));
+    }
+    return;
+  }
   const bool u8 = o.kind == QOutput::Kind::kUInt8;
   const int32_t qmin = u8 ? 0 : -128, qmax = u8 ? 255 : 127;
   const __m512 lo = _mm512_set1_ps(static_cast<float>(std::max(qmin, o.q_lo)) -
