@@ -236,8 +236,9 @@ TEST(QGemmTest, DispatchChoiceIsPrinted) {
     EXPECT_TRUE(QGemmBytes(best)) << IsaName(best);
     EXPECT_NE(std::string(QGemmKernelName(best, 1)).find("vnni"), std::string::npos);
   }
-  if (best == Isa::kAmx)
+  if (best == Isa::kAmx) {
     EXPECT_NE(std::string(QGemmKernelName(best, 256)).find("amx"), std::string::npos);
+  }
 }
 
 TEST(QGemmTest, MismatchedPackedOperandIsAnInternalError) {

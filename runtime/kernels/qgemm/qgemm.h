@@ -39,7 +39,8 @@
 //   row/column; k past K is 0 in both operands and excluded from the sums.
 // Conv's im2col fills a row-major panel of bytes and QPackBPanelFromRows interleaves it.
 // Micro-kernels: "qs16_gemm__scalar_6x16", "qs16_gemm__avx2_6x16", "qs16_gemm__avx512_6x32",
-// "qu8s8_gemm__avxvnni_6x16", "qu8s8_gemm__avx512vnni_8x32", "qu8s8_gemm__amx_32x32".
+// "qu8s8_gemm__avxvnni_6x16", "qu8s8_gemm__avx512vnni_8x32", "qu8s8_gemm__avx512vnni_16x32"
+// (kAmx below QGemmAmxMinM), "qu8s8_gemm__amx_32x32".
 #pragma once
 
 #include <cstdint>

@@ -11,7 +11,9 @@
 // ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA); without it the first tile instruction raises
 // SIGILL. It is asked once; if refused, a one-line note goes to stderr and kAmx runs the
 // AVX-512 VNNI kernel on the same layout. Compiled with __attribute__((target)) so that
-// one binary runs anywhere; tile configuration is per thread and loaded on first use.
+// one binary runs anywhere. The tile configuration is per thread and other code in the
+// process (LibTorch's oneDNN) may change or release it, so each thread loads it before
+// its share of a product and releases the tiles afterwards (AmxBegin/AmxEnd).
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -61,19 +63,11 @@ TileConfig MakeConfig() {
   return c;
 }
 
-thread_local bool tl_configured = false;
-
-__attribute__((target("amx-tile,amx-int8"))) void Configure() {
-  static const TileConfig cfg = MakeConfig();
-  _tile_loadconfig(&cfg);
-  tl_configured = true;
-}
 
 // rows <= 16 uses one A panel (tiles 0, 1 only).
 template <bool kTwo>
 __attribute__((target("amx-tile,amx-int8"))) void Tile(int64_t k4, const uint8_t* a,
                                                       const int8_t* b, int32_t* acc) {
-  if (!tl_configured) Configure();
   const int64_t a_panel = k4 * 64;  // one 16-row panel
   _tile_zero(0);
   _tile_zero(1);
@@ -104,6 +98,13 @@ __attribute__((target("amx-tile,amx-int8"))) void Tile(int64_t k4, const uint8_t
 }
 
 }  // namespace
+
+__attribute__((target("amx-tile,amx-int8"))) void AmxBegin() {
+  static const TileConfig cfg = MakeConfig();
+  _tile_loadconfig(&cfg);
+}
+
+__attribute__((target("amx-tile,amx-int8"))) void AmxEnd() { _tile_release(); }
 
 bool AmxUsable() {
   static const bool ok = RequestAmx();

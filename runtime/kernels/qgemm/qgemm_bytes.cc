@@ -111,7 +111,8 @@ const QByteKernel& ByteKernelFor(Isa isa, int64_t m) {
   static const QByteKernel kVnni{8, 32, QByteTileAvx512Vnni, "qu8s8_gemm__avx512vnni_8x32", 8 * 4};
   static const QByteKernel kVnniAmxA{16, 32, QByteTileAvx512VnniAmxA,
                                      "qu8s8_gemm__avx512vnni_16x32", 16 * 4};
-  static const QByteKernel kAmx{32, 32, QByteTileAmx, "qu8s8_gemm__amx_32x32", 32 * 4};
+  static const QByteKernel kAmx{32, 32, QByteTileAmx, "qu8s8_gemm__amx_32x32", 32 * 4,
+                                AmxBegin, AmxEnd};
   if (isa == Isa::kAvx2) return kAvxVnni;
   if (isa == Isa::kAmx) return m >= QGemmAmxMinM() && AmxUsable() ? kAmx : kVnniAmxA;
   return kVnni;
@@ -189,6 +190,7 @@ void QGemmBytesRun(Isa isa, int64_t m, int64_t n, int64_t k, const int16_t* a_da
 #endif
   auto run_tiles = [&](int64_t t0, int64_t t1) {
     alignas(64) int32_t acc[32 * 32];
+    if (mk.begin) mk.begin();
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t ti = t / tiles_n, tj = t % tiles_n;
       const int64_t p0 = ti * mcp, p1 = std::min(mp, p0 + mcp);
@@ -205,6 +207,7 @@ void QGemmBytesRun(Isa isa, int64_t m, int64_t n, int64_t k, const int16_t* a_da
         }
       }
     }
+    if (mk.end) mk.end();
   };
   ParallelOrInline(pool, tiles_m * tiles_n, 1, run_tiles);
 }

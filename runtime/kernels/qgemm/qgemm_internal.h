@@ -46,6 +46,10 @@ struct QByteKernel {
   QByteTileFn tile;
   const char* name;
   int64_t a_panel_bytes_per_group;  // A panel bytes = this * k4
+  // Called by each thread around its share of one product (AMX: load the tile
+  // configuration, release the tiles); nullptr when not needed.
+  void (*begin)() = nullptr;
+  void (*end)() = nullptr;
 };
 
 // Groups of 4 k per panel (K4, rounded up to 16 under kAmx).
@@ -79,6 +83,8 @@ void QStoreRowAvx512(const int32_t* acc, int cols, int64_t row, int64_t col0, co
 void QByteCorrectAvx512(int rows, int nr, const QCorr& corr, int32_t* acc);
 // qgemm_amx.cc: true once the OS granted the tile data state (asked once per process).
 bool AmxUsable();
+void AmxBegin();
+void AmxEnd();
 void QByteTileAmx(int rows, int64_t k4, const uint8_t* a, const int8_t* b, const QCorr& corr,
                   int32_t* acc);  // 32x32 from two 16-row AMX A panels
 #endif
