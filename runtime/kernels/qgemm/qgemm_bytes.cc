@@ -184,7 +184,7 @@ void QGemmBytesRun(Isa isa, int64_t m, int64_t n, int64_t k, const int16_t* a_da
   const int64_t tiles_m = CeilDiv(mp, mcp), tiles_n = CeilDiv(np, ncp);
   const int32_t k32 = static_cast<int32_t>(k);
 #if defined(__x86_64__)
-  const QStoreFn store = isa == Isa::kAvx2 ? QStoreRowAvx2 : QStoreRowAvx512;
+  const QStoreFn store = QStoreRowAvx2;  // AVX-VNNI; AVX-512 CPUs store whole tiles
 #else
   const QStoreFn store = QStoreRow;
 #endif
@@ -203,6 +203,12 @@ void QGemmBytesRun(Isa isa, int64_t m, int64_t n, int64_t k, const int16_t* a_da
           const int rows = static_cast<int>(std::min<int64_t>(mr, m - row0));
           const QCorr corr{za + row0, sa + row0, zb + col0, sb + col0, k32};
           mk.tile(rows, k4, a + pi * tile_a_bytes, b + q * b_pb, corr, acc);
+#if defined(__x86_64__)
+          if (isa != Isa::kAvx2) {
+            QStoreRowsAvx512(acc, nr, rows, cols, row0, col0, out);
+            continue;
+          }
+#endif
           for (int r = 0; r < rows; ++r) store(acc + r * nr, cols, row0 + r, col0, out);
         }
       }

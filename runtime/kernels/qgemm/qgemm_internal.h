@@ -79,6 +79,9 @@ void QByteTileAvxVnni(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
 void InterleaveRows32(int64_t k, int64_t k4, const int8_t* rows, int8_t* panel, int32_t* sums);
 // QStoreRow for AVX-512 (quantized and float outputs; int32 goes to QStoreRowAvx2).
 void QStoreRowAvx512(const int32_t* acc, int cols, int64_t row, int64_t col0, const QOutput& out);
+// The same for `rows` rows of a tile (row r's values at acc + r * acc_stride).
+void QStoreRowsAvx512(const int32_t* acc, int acc_stride, int rows, int cols, int64_t row0,
+                      int64_t col0, const QOutput& out);
 // Applies QCorr to rows x nr (nr a multiple of 16) accumulators in place.
 void QByteCorrectAvx512(int rows, int nr, const QCorr& corr, int32_t* acc);
 // qgemm_amx.cc: true once the OS granted the tile data state (asked once per process).

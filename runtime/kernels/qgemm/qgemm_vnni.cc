@@ -212,7 +212,7 @@ __attribute__((target("avx2"))) void InterleaveRows32(int64_t k, int64_t k4, con
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(sums + 24), s3);
 }
 
-// QStoreRow on 16 columns at a time with masked tails: at small K (mobilenet's 1x1 convs,
+// QStoreRow on 16 columns at a time with masked tails, for a whole tile of rows: at small K (mobilenet's 1x1 convs,
 // K = 16..32) the epilogue costs more than the dot products, and the AVX2 one handles 8
 // columns per step and the tail in scalar code. Same operations in the same order as
 // QStoreRow (round half to even under the default MXCSR, like nearbyint).
@@ -220,30 +220,38 @@ __attribute__((target("avx2"))) void InterleaveRows32(int64_t k, int64_t k4, con
 // pass _mm512_undefined_*() as the merge source): a false positive, silenced locally.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-__attribute__((target("avx512f,avx512bw,avx512vl"))) void QStoreRowAvx512(const int32_t* acc, int cols,
-                                                                int64_t row, int64_t col0,
-                                                                const QOutput& o) {
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void QStoreRowsAvx512(
+    const int32_t* acc, int acc_stride, int rows, int cols, int64_t row0, int64_t col0,
+    const QOutput& o) {
   if (o.kind == QOutput::Kind::kInt32) {
-    QStoreRowAvx2(acc, cols, row, col0, o);
+    for (int r = 0; r < rows; ++r) QStoreRowAvx2(acc + r * acc_stride, cols, row0 + r, col0, o);
     return;
   }
+  // Everything that does not depend on the row is set up once per tile.
   const bool pr = o.per_row;
-  const __m512i rbias = _mm512_set1_epi32(o.bias && pr ? o.bias[row] : 0);
-  const __m512 rscale = _mm512_set1_ps(o.scale[o.per_channel_scale && pr ? row : 0]);
   const bool col_scale = o.per_channel_scale && !pr, col_bias = o.bias && !pr;
+  const bool row_scale = o.per_channel_scale && pr;
+  const __mmask16 tail = static_cast<__mmask16>((1u << (cols & 15)) - 1);
+  const int full = cols & ~15;
   if (o.kind == QOutput::Kind::kFloat) {  // DynamicQuantizeMatMul, float-output QLinearConv
-    float* y = static_cast<float*>(o.data) + row * o.ld + col0;
-    const __m512 rfb = _mm512_set1_ps(o.float_bias && pr ? o.float_bias[row] : 0.f);
     const bool col_fb = o.float_bias && !pr;
     const __m512 lo = _mm512_set1_ps(o.lo), hi = _mm512_set1_ps(o.hi);
-    for (int j = 0; j < cols; j += 16) {
-      const __mmask16 m = cols - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (cols - j)) - 1);
-      __m512i a = _mm512_add_epi32(_mm512_maskz_loadu_epi32(m, acc + j), rbias);
-      if (col_bias) a = _mm512_add_epi32(a, _mm512_maskz_loadu_epi32(m, o.bias + col0 + j));
-      const __m512 s = col_scale ? _mm512_maskz_loadu_ps(m, o.scale + col0 + j) : rscale;
-      __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(a), s);
-      v = _mm512_add_ps(v, col_fb ? _mm512_maskz_loadu_ps(m, o.float_bias + col0 + j) : rfb);
-      _mm512_mask_storeu_ps(y + j, m, _mm512_min_ps(_mm512_max_ps(v, lo), hi));
+    for (int r = 0; r < rows; ++r) {
+      const int64_t row = row0 + r;
+      const int32_t* a_row = acc + r * acc_stride;
+      const __m512i rbias = _mm512_set1_epi32(o.bias && pr ? o.bias[row] : 0);
+      const __m512 rscale = _mm512_set1_ps(o.scale[row_scale ? row : 0]);
+      const __m512 rfb = _mm512_set1_ps(o.float_bias && pr ? o.float_bias[row] : 0.f);
+      float* y = static_cast<float*>(o.data) + row * o.ld + col0;
+      for (int j = 0; j < cols; j += 16) {
+        const __mmask16 m = j < full ? __mmask16(0xFFFF) : tail;
+        __m512i a = _mm512_add_epi32(_mm512_maskz_loadu_epi32(m, a_row + j), rbias);
+        if (col_bias) a = _mm512_add_epi32(a, _mm512_maskz_loadu_epi32(m, o.bias + col0 + j));
+        const __m512 sc = col_scale ? _mm512_maskz_loadu_ps(m, o.scale + col0 + j) : rscale;
+        __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(a), sc);
+        v = _mm512_add_ps(v, col_fb ? _mm512_maskz_loadu_ps(m, o.float_bias + col0 + j) : rfb);
+        _mm512_mask_storeu_ps(y + j, m, _mm512_min_ps(_mm512_max_ps(v, lo), hi));
+      }
     }
     return;
   }
@@ -254,18 +262,28 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void QStoreRowAvx512(const 
   const __m512 hi = _mm512_set1_ps(static_cast<float>(std::min(qmax, o.q_hi)) -
                                    static_cast<float>(o.zero_point));
   const __m512i zp = _mm512_set1_epi32(o.zero_point);
-  uint8_t* y = static_cast<uint8_t*>(o.data) + row * o.ld + col0;
-  for (int j = 0; j < cols; j += 16) {
-    const __mmask16 m = cols - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (cols - j)) - 1);
-    __m512i a = _mm512_add_epi32(_mm512_maskz_loadu_epi32(m, acc + j), rbias);
-    if (col_bias) a = _mm512_add_epi32(a, _mm512_maskz_loadu_epi32(m, o.bias + col0 + j));
-    const __m512 s = col_scale ? _mm512_maskz_loadu_ps(m, o.scale + col0 + j) : rscale;
-    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(a), s);
-    v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
-    const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(v), zp);
-    // In range already: plain narrowing.
-    _mm_mask_storeu_epi8(y + j, m, _mm512_cvtepi32_epi8(q));
+  for (int r = 0; r < rows; ++r) {
+    const int64_t row = row0 + r;
+    const int32_t* a_row = acc + r * acc_stride;
+    const __m512i rbias = _mm512_set1_epi32(o.bias && pr ? o.bias[row] : 0);
+    const __m512 rscale = _mm512_set1_ps(o.scale[row_scale ? row : 0]);
+    uint8_t* y = static_cast<uint8_t*>(o.data) + row * o.ld + col0;
+    for (int j = 0; j < cols; j += 16) {
+      const __mmask16 m = j < full ? __mmask16(0xFFFF) : tail;
+      __m512i a = _mm512_add_epi32(_mm512_maskz_loadu_epi32(m, a_row + j), rbias);
+      if (col_bias) a = _mm512_add_epi32(a, _mm512_maskz_loadu_epi32(m, o.bias + col0 + j));
+      const __m512 sc = col_scale ? _mm512_maskz_loadu_ps(m, o.scale + col0 + j) : rscale;
+      __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(a), sc);
+      v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+      const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(v), zp);
+      // In range already: plain narrowing.
+      _mm_mask_storeu_epi8(y + j, m, _mm512_cvtepi32_epi8(q));
+    }
   }
+}
+
+void QStoreRowAvx512(const int32_t* acc, int cols, int64_t row, int64_t col0, const QOutput& o) {
+  QStoreRowsAvx512(acc, 0, 1, cols, row, col0, o);
 }
 #pragma GCC diagnostic pop
 
