@@ -354,6 +354,10 @@ constexpr int64_t kDwMaxFloatTaps = 256;
 // loop has no bounds checks, and the products (|x - zp|, |w| <= 255) are summed with FMA.
 // Every partial sum is an integer below 2^24, so float is exact and the int32 result
 // equals DwAcc's. Stride 2 reads 32 floats and keeps the even ones.
+// (gcc 12 reports -Wmaybe-uninitialized inside unmasked AVX-512 intrinsics, which pass
+// _mm512_undefined_*() as the merge source: a false positive, silenced locally.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 template <typename T>
 __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void DwPlaneAvx512(const QDwPlane& p) {
   const ConvGeometry& g = *p.g;
@@ -366,18 +370,32 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void DwPlaneAvx512(cons
   const int64_t wp = (ow_v - 1) * sw + (kw_n - 1) * dw + 1 + 32;
   thread_local std::vector<float> xp, wf;
   thread_local std::vector<int32_t> acc;
-  xp.assign(static_cast<size_t>(hp * wp), 0.f);
+  if (xp.size() < static_cast<size_t>(hp * wp)) xp.resize(static_cast<size_t>(hp * wp));
   wf.resize(static_cast<size_t>(kh_n * kw_n));
   acc.resize(static_cast<size_t>(ow_v));
   for (int64_t i = 0; i < kh_n * kw_n; ++i) wf[static_cast<size_t>(i)] = static_cast<float>(p.w[i]);
   const int64_t pt = g.pad_b[1], pl = g.pad_b[2];
+  const __m512i vzp = _mm512_set1_epi32(p.x_zp);
   for (int64_t r = 0; r < hp; ++r) {
     const int64_t ih = r - pt;
-    if (ih < 0 || ih >= g.in[1]) continue;
     float* d = xp.data() + r * wp;
-    const T* s = x + ih * g.in[2];
-    for (int64_t c = std::max<int64_t>(0, pl); c < std::min<int64_t>(wp, g.in[2] + pl); ++c)
-      d[c] = static_cast<float>(static_cast<int32_t>(s[c - pl]) - p.x_zp);
+    if (ih < 0 || ih >= g.in[1]) {
+      std::fill(d, d + wp, 0.f);
+      continue;
+    }
+    // Row: zeros (left padding), x - zp (16 at a time), zeros to the end.
+    const int64_t c0 = std::min<int64_t>(wp, pl), c1 = std::min<int64_t>(wp, g.in[2] + pl);
+    std::fill(d, d + c0, 0.f);
+    const T* s = x + ih * g.in[2] - pl;
+    int64_t c = c0;
+    for (; c + 16 <= c1; c += 16) {
+      const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + c));
+      const __m512i v = std::is_same<T, uint8_t>::value ? _mm512_cvtepu8_epi32(raw)
+                                                        : _mm512_cvtepi8_epi32(raw);
+      _mm512_storeu_ps(d + c, _mm512_cvtepi32_ps(_mm512_sub_epi32(v, vzp)));
+    }
+    for (; c < c1; ++c) d[c] = static_cast<float>(static_cast<int32_t>(s[c]) - p.x_zp);
+    std::fill(d + c1, d + wp, 0.f);
   }
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i strided = _mm512_mullo_epi32(
@@ -396,16 +414,16 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void DwPlaneAvx512(cons
           else if (sw == 2)
             v = _mm512_permutex2var_ps(_mm512_loadu_ps(src), even, _mm512_loadu_ps(src + 16));
           else
-            v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), 0xFFFF, strided, src, 4);
+            v = _mm512_i32gather_ps(strided, src, 4);
           s = _mm512_fmadd_ps(v, _mm512_set1_ps(wf[static_cast<size_t>(kh * kw_n + kw)]), s);
         }
       }
-      // (maskz: gcc 12 warns about the unmasked form's undefined source)
-      _mm512_storeu_si512(acc.data() + ow, _mm512_maskz_cvtps_epi32(0xFFFF, s));
+      _mm512_storeu_si512(acc.data() + ow, _mm512_cvtps_epi32(s));
     }
     DwStoreRow(Isa::kAvx512, p, acc.data(), oh);
   }
 }
+#pragma GCC diagnostic pop
 #endif
 
 enum class Mode { kConvInteger, kQLinearConv };
