@@ -159,26 +159,39 @@ void QIm2ColPanels(const ConvGeometry& g, const Im2ColRows& rows, const T* x, in
 }
 
 #if defined(__x86_64__)
-// One 32-pixel im2col row of stride-1 taps: pad for pixels < cnt (0 after), then each
-// segment's in-range run [seg_t + lo, seg_t + hi) masked-loaded from src (pixel p's byte
-// at src + p), flipped by `flip`. Masked-out bytes are neither read nor faulted on, so the
-// run ends need no scalar code.
+// One 32-pixel im2col row of stride-1 or stride-2 taps: pad for pixels < cnt (0 after),
+// then each segment's in-range run [seg_t + lo, seg_t + hi) masked-loaded from src (pixel
+// p's byte at src + p * stride; stride 2 loads the even bytes of 64 and narrows the 16-bit
+// words to their low bytes), flipped by `flip`. Masked-out bytes are neither read nor
+// faulted on, so the run ends need no scalar code.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // gcc 12, unmasked AVX-512 intrinsics
 __attribute__((target("avx512f,avx512bw,avx512vl"))) void Im2ColRow32Avx512(
     int8_t* row, int nseg, const int* seg_t, const int64_t* lo, const int64_t* hi,
-    const uint8_t* const* src, int8_t pad, uint8_t flip, int cnt) {
+    const uint8_t* const* src, int64_t stride, int8_t pad, uint8_t flip, int cnt) {
   const __mmask32 valid = cnt >= 32 ? ~__mmask32(0) : (__mmask32(1) << cnt) - 1;
   __m256i r = _mm256_maskz_set1_epi8(valid, static_cast<char>(pad));
   const __m256i vflip = _mm256_set1_epi8(static_cast<char>(flip));
   for (int s = 0; s < nseg; ++s) {
     const int64_t n = hi[s] - lo[s];
     if (n <= 0) continue;
+    const int64_t first = seg_t[s] + lo[s];
     const __mmask32 run = static_cast<__mmask32>(
-        (n >= 32 ? ~uint64_t{0} : (uint64_t{1} << n) - 1) << (seg_t[s] + lo[s]));
-    const __m256i v = _mm256_maskz_loadu_epi8(run, src[s]);
+        (n >= 32 ? ~uint64_t{0} : (uint64_t{1} << n) - 1) << first);
+    __m256i v;
+    if (stride == 1) {
+      v = _mm256_maskz_loadu_epi8(run, src[s]);
+    } else {
+      // Byte 2p for each pixel p of the run.
+      const uint64_t span = n >= 32 ? ~uint64_t{0} : (uint64_t{1} << (2 * n)) - 1;
+      const __mmask64 even = 0x5555555555555555ull & (span << (2 * first));
+      v = _mm512_cvtepi16_epi8(_mm512_maskz_loadu_epi8(even, src[s]));
+    }
     r = _mm256_mask_blend_epi8(run, r, _mm256_xor_si256(v, vflip));
   }
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(row), r);
 }
+#pragma GCC diagnostic pop
 #endif
 
 // im2col for the byte layouts (QGemmBytes, qgemm.h): B is int8, so uint8 x is stored as
@@ -235,7 +248,7 @@ void QIm2ColBytes(Isa isa, const ConvGeometry& g, const Im2ColRows* rows, const 
     }
     const int64_t sw = g.stride[2];
 #if defined(__x86_64__)
-    if (sw == 1 && nr == 32 && isa != Isa::kAvx2) {  // byte ISAs other than kAvx2 have AVX-512BW
+    if ((sw == 1 || sw == 2) && nr == 32 && isa != Isa::kAvx2) {  // the others have AVX-512BW
       int64_t lo[kMaxNr], hi[kMaxNr];
       const uint8_t* src[kMaxNr];
       for (int64_t kk = 0; kk < kdim; ++kk) {
@@ -244,15 +257,18 @@ void QIm2ColBytes(Isa isa, const ConvGeometry& g, const Im2ColRows* rows, const 
           const int64_t id = bd[sgi] + rows->d_off[kk], ih = bh[sgi] + rows->h_off[kk];
           if (static_cast<uint64_t>(id) >= in_d || static_cast<uint64_t>(ih) >= in_h) continue;
           const int64_t w0 = bw[sgi] + rows->w_off[kk];
-          lo[sgi] = std::min<int64_t>(seg_n[sgi], std::max<int64_t>(0, -w0));
-          hi[sgi] = std::max(lo[sgi], std::min<int64_t>(seg_n[sgi], static_cast<int64_t>(in_w) - w0));
+          // Taps t with 0 <= w0 + t * sw < in_w.
+          lo[sgi] = std::min<int64_t>(seg_n[sgi], w0 >= 0 ? 0 : (-w0 + sw - 1) / sw);
+          const int64_t lim = static_cast<int64_t>(in_w) - 1 - w0;
+          hi[sgi] = std::max(lo[sgi], lim < 0 ? 0 : std::min<int64_t>(seg_n[sgi], lim / sw + 1));
           // Byte of pixel position p (in the panel) at src + p; computed as an integer
           // because it may point before the plane (only in-range bytes are loaded).
           const uintptr_t xr = reinterpret_cast<uintptr_t>(
               x + rows->c_off[kk] + (id * g.in[1] + ih) * g.in[2] + w0);
-          src[sgi] = reinterpret_cast<const uint8_t*>(xr - static_cast<uintptr_t>(seg_t[sgi]) * sizeof(T));
+          src[sgi] = reinterpret_cast<const uint8_t*>(
+              xr - static_cast<uintptr_t>(seg_t[sgi] * sw) * sizeof(T));
         }
-        Im2ColRow32Avx512(tmp.data() + kk * nr, nseg, seg_t, lo, hi, src, pad, kFlip, cnt);
+        Im2ColRow32Avx512(tmp.data() + kk * nr, nseg, seg_t, lo, hi, src, sw, pad, kFlip, cnt);
       }
       QPackBPanelFromRows(isa, kdim, out_size, pad, q, tmp.data(), dst);
       continue;
