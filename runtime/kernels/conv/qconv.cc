@@ -436,7 +436,9 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void DwPlaneAvx512(cons
   thread_local std::vector<int32_t> acc;
   if (xp.size() < static_cast<size_t>(hp * wp)) xp.resize(static_cast<size_t>(hp * wp));
   wf.resize(static_cast<size_t>(kh_n * kw_n));
-  acc.resize(static_cast<size_t>(ow_v));
+  // The whole plane's accumulators (rows ow_n apart; a row's last vector may spill into
+  // the next row, which is written after it, or into the 16 spare values).
+  acc.resize(static_cast<size_t>(oh_n * ow_n + 16));
   for (int64_t i = 0; i < kh_n * kw_n; ++i) wf[static_cast<size_t>(i)] = static_cast<float>(p.w[i]);
   const int64_t pt = g.pad_b[1], pl = g.pad_b[2];
   const __m512i vzp = _mm512_set1_epi32(p.x_zp);
@@ -482,10 +484,15 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void DwPlaneAvx512(cons
           s = _mm512_fmadd_ps(v, _mm512_set1_ps(wf[static_cast<size_t>(kh * kw_n + kw)]), s);
         }
       }
-      _mm512_storeu_si512(acc.data() + ow, _mm512_cvtps_epi32(s));
+      _mm512_storeu_si512(acc.data() + oh * ow_n + ow, _mm512_cvtps_epi32(s));
     }
-    DwStoreRow(Isa::kAvx512, p, acc.data(), oh);
   }
+  // One epilogue call for the plane: its output rows are contiguous, and the channel
+  // (scale, bias) is the same for all of them.
+  QOutput o = *p.out;
+  o.data = p.y;
+  o.ld = 0;
+  QStoreRowIsa(Isa::kAvx512, acc.data(), static_cast<int>(oh_n * ow_n), p.channel, 0, o);
 }
 #pragma GCC diagnostic pop
 #endif
