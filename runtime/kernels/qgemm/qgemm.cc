@@ -214,8 +214,9 @@ bool QGemmBytes(Isa isa) {
   return false;
 }
 
-// Measured with bench/qgemm_bench.cc at 768x768, 1 thread (Xeon with AMX): m = 8: VNNI 520
-// GOP/s, AMX tiles half padding; m = 16: AMX 950 vs VNNI 500; m >= 32: AMX ~1040.
+// Measured with bench/qgemm_bench.cc at 768x768, 1 thread (Xeon with AMX, shared and
+// noisy): m = 8: VNNI 530 GOP/s (AMX tiles half padding: 505); m = 16: AMX 1940 vs VNNI
+// 595; m >= 32: AMX ~2100.
 int64_t QGemmAmxMinM() { return 16; }
 
 int QGemmMr(Isa isa) { return QGemmBytes(isa) ? qgemm_detail::ByteMr(isa) : KernelFor(isa).mr; }
