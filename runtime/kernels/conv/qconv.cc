@@ -257,10 +257,11 @@ void QIm2ColBytes(Isa isa, const ConvGeometry& g, const Im2ColRows* rows, const 
           const int64_t id = bd[sgi] + rows->d_off[kk], ih = bh[sgi] + rows->h_off[kk];
           if (static_cast<uint64_t>(id) >= in_d || static_cast<uint64_t>(ih) >= in_h) continue;
           const int64_t w0 = bw[sgi] + rows->w_off[kk];
-          // Taps t with 0 <= w0 + t * sw < in_w.
-          lo[sgi] = std::min<int64_t>(seg_n[sgi], w0 >= 0 ? 0 : (-w0 + sw - 1) / sw);
+          // Taps t with 0 <= w0 + t * sw < in_w (sw is 1 or 2 here: shifts, no division).
+          const int sh = sw == 2 ? 1 : 0;
+          lo[sgi] = std::min<int64_t>(seg_n[sgi], w0 >= 0 ? 0 : (-w0 + sw - 1) >> sh);
           const int64_t lim = static_cast<int64_t>(in_w) - 1 - w0;
-          hi[sgi] = std::max(lo[sgi], lim < 0 ? 0 : std::min<int64_t>(seg_n[sgi], lim / sw + 1));
+          hi[sgi] = std::max(lo[sgi], lim < 0 ? 0 : std::min<int64_t>(seg_n[sgi], (lim >> sh) + 1));
           // Byte of pixel position p (in the panel) at src + p; computed as an integer
           // because it may point before the plane (only in-range bytes are loaded).
           const uintptr_t xr = reinterpret_cast<uintptr_t>(
