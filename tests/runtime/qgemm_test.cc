@@ -1,13 +1,17 @@
 // The int8 GEMM (qgemm.h): every micro-kernel the CPU has against the naive reference, at
-// sizes around the tiles (M around mr = 6, N around nr = 16/32, K odd and even, including
-// K = 1), uint8 x int8 and the other sign combinations, per-row/per-column zero points,
-// and every epilogue (int32, float with bias and clamp, requantized uint8/int8 with a
-// Relu clamp). Integer results must agree exactly; so must requantized ones (same float
-// operations, round half to even both ways). ISAs the CPU lacks are skipped.
+// sizes around the tiles (M around mr = 6/8/16/32, N around nr = 16/32, K odd, even and
+// not a multiple of 4 or of AMX's 64, including K = 1), uint8 x int8 and the other sign
+// combinations (the byte kernels shift them by 128), per-row/per-column zero points
+// including extreme ones, saturating values, and every epilogue (int32, float with bias
+// and clamp, requantized uint8/int8 with a Relu clamp). Integer results must agree
+// exactly; so must requantized ones (same float operations, round half to even both
+// ways). Each ISA is its own test case; ISAs the CPU lacks skip with the reason.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "runtime/kernels/qgemm/qgemm.h"
@@ -22,9 +26,13 @@ struct Case {
 
 std::vector<Case> EdgeCases() {
   std::vector<Case> c;
-  for (int64_t m : {1, 5, 6, 7, 13})
+  for (int64_t m : {1, 5, 6, 7, 8, 9, 13})
     for (int64_t n : {1, 15, 16, 17, 33})
-      for (int64_t k : {1, 2, 7, 64, 301}) c.push_back({m, n, k});
+      for (int64_t k : {1, 2, 3, 7, 64, 301}) c.push_back({m, n, k});
+  // Around AMX's 16-row panels and 32-row tiles, K around its 64-byte tile rows.
+  for (int64_t m : {16, 17, 31, 32, 33, 48, 70})
+    for (int64_t n : {1, 31, 33})
+      for (int64_t k : {5, 63, 64, 65, 130}) c.push_back({m, n, k});
   c.push_back({64, 200, 576});  // conv-like, threaded
   return c;
 }
@@ -37,12 +45,19 @@ std::vector<uint8_t> RandomBytes(size_t n, uint32_t seed) {
   return v;
 }
 
-std::vector<Isa> Isas() {
-  std::vector<Isa> v;
-  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Vnni})
-    if (QGemmIsaSupported(isa)) v.push_back(isa);
-  return v;
-}
+// Each test runs on one ISA (the parameter) and skips, saying why, where the CPU lacks it.
+class QGemmIsaTest : public ::testing::TestWithParam<Isa> {
+ protected:
+  void SetUp() override {
+    if (!QGemmIsaSupported(GetParam()))
+      GTEST_SKIP() << "this CPU lacks " << IsaName(GetParam()) << " (model: "
+                   << GetCpuFeatures().model_name << ")";
+    const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    if (test.rfind("MatchesReference", 0) == 0)  // once per ISA
+      std::printf("[ %s ] kernels: m=1 %s, m=64 %s\n", IsaName(GetParam()),
+                  QGemmKernelName(GetParam(), 1), QGemmKernelName(GetParam(), 64));
+  }
+};
 
 // Runs one product on `isa` and on the reference with the given output kind; compares
 // the outputs byte for byte.
@@ -50,7 +65,9 @@ void Check(Isa isa, const Case& c, ir::DType at, ir::DType bt, QOutput::Kind kin
            bool per_col_zp, ThreadPool* pool) {
   const std::vector<uint8_t> a = RandomBytes(static_cast<size_t>(c.m * c.k), 11);
   const std::vector<uint8_t> b = RandomBytes(static_cast<size_t>(c.k * c.n), 12);
-  std::vector<int32_t> za = {at == ir::DType::kUInt8 ? 131 : -3};
+  std::vector<int32_t> za(static_cast<size_t>(c.m));
+  for (int64_t i = 0; i < c.m; ++i)
+    za[static_cast<size_t>(i)] = (at == ir::DType::kUInt8 ? 131 : -3) + (per_col_zp ? static_cast<int32_t>(i % 3) : 0);
   std::vector<int32_t> zb(static_cast<size_t>(c.n));
   for (int64_t j = 0; j < c.n; ++j) zb[static_cast<size_t>(j)] = per_col_zp ? static_cast<int32_t>(j % 5) - 2 : 0;
   std::vector<float> scale(static_cast<size_t>(c.n));
@@ -61,7 +78,7 @@ void Check(Isa isa, const Case& c, ir::DType at, ir::DType bt, QOutput::Kind kin
     bias[static_cast<size_t>(j)] = static_cast<int32_t>(j * 37) - 500;
     fbias[static_cast<size_t>(j)] = 0.25f * static_cast<float>(j % 3);
   }
-  QSource sa{a.data(), at, c.k, false, za.data(), false};
+  QSource sa{a.data(), at, c.k, false, za.data(), per_col_zp};  // per row of A
   QSource sb{b.data(), bt, trans_b ? c.k : c.n, trans_b, zb.data(), per_col_zp};
   QOutput o;
   o.kind = kind;
@@ -97,18 +114,18 @@ void Check(Isa isa, const Case& c, ir::DType at, ir::DType bt, QOutput::Kind kin
   }
 }
 
-TEST(QGemmTest, EveryIsaMatchesReferenceAtTileEdges) {
+TEST_P(QGemmIsaTest, MatchesReferenceAtTileEdges) {
   ThreadPool pool(2);
-  for (Isa isa : Isas())
-    for (const Case& c : EdgeCases())
+  const Isa isa = GetParam();
+  for (const Case& c : EdgeCases())
       for (QOutput::Kind kind : {QOutput::Kind::kInt32, QOutput::Kind::kUInt8, QOutput::Kind::kInt8,
                                  QOutput::Kind::kFloat})
         Check(isa, c, ir::DType::kUInt8, ir::DType::kInt8, kind, false, false, &pool);
 }
 
-TEST(QGemmTest, SignCombinationsTransposedBAndPerColumnZeroPoints) {
-  for (Isa isa : Isas())
-    for (const Case& c : {Case{7, 17, 9}, Case{6, 32, 128}, Case{1, 40, 33}})
+TEST_P(QGemmIsaTest, SignCombinationsTransposedBAndPerChannelZeroPoints) {
+  const Isa isa = GetParam();
+  for (const Case& c : {Case{7, 17, 9}, Case{6, 32, 128}, Case{1, 40, 33}, Case{40, 33, 70}})
       for (ir::DType at : {ir::DType::kUInt8, ir::DType::kInt8})
         for (ir::DType bt : {ir::DType::kUInt8, ir::DType::kInt8}) {
           Check(isa, c, at, bt, QOutput::Kind::kInt32, true, true, nullptr);
@@ -116,23 +133,111 @@ TEST(QGemmTest, SignCombinationsTransposedBAndPerColumnZeroPoints) {
         }
 }
 
-// Extreme values: |a - za| = 255 and |b| = 128 everywhere, the case where vpmaddubsw
-// would saturate (2 * 255 * 128 > 32767); the int16-pair kernels must stay exact.
-TEST(QGemmTest, NoSaturationAtExtremes) {
-  const int64_t m = 6, n = 16, k = 64;
-  std::vector<uint8_t> a(static_cast<size_t>(m * k), 255);
-  std::vector<int8_t> b(static_cast<size_t>(k * n), -128);
-  int32_t za = 0;
+// Extreme values, where vpmaddubsw would saturate (2 * 255 * 128 > 32767) and the
+// zero-point correction terms are largest: every (a - za) and (b - zb) at its extreme,
+// reached through raw values, through zero points, and through both signednesses.
+struct Extreme {
+  ir::DType at;
+  int av, za;
+  ir::DType bt;
+  int bv, zb;
+};
+
+int32_t RunConstant(Isa isa, const Extreme& e, int64_t m, int64_t n, int64_t k) {
+  std::vector<uint8_t> a(static_cast<size_t>(m * k), static_cast<uint8_t>(e.av));
+  std::vector<uint8_t> b(static_cast<size_t>(k * n), static_cast<uint8_t>(e.bv));
+  const int32_t za = e.za, zb = e.zb;
+  QSource sa{a.data(), e.at, k, false, &za, false};
+  QSource sb{b.data(), e.bt, n, false, &zb, false};
+  std::vector<int32_t> y(static_cast<size_t>(m * n));
+  QOutput o;
+  o.data = y.data();
+  o.ld = n;
+  const QPacked pa = QPackA(isa, m, k, sa), pb = QPackB(isa, k, n, sb);
+  QGemm(isa, m, n, k, QOperand::Of(pa), QOperand::Of(pb), o, nullptr);
+  for (int32_t v : y)
+    if (v != y[0]) ADD_FAILURE() << QGemmKernelName(isa, m) << ": entries differ";
+  return y[0];
+}
+
+TEST_P(QGemmIsaTest, NoSaturationAtExtremes) {
+  using ir::DType;
+  const Extreme cases[] = {
+      {DType::kUInt8, 255, 0, DType::kInt8, -128, 0},    // 255 x -128
+      {DType::kUInt8, 255, 0, DType::kInt8, 127, 0},     // 255 x 127
+      {DType::kUInt8, 0, 255, DType::kInt8, 127, -128},  // zero points: -255 x 255
+      {DType::kInt8, -128, 127, DType::kUInt8, 255, 0},  // int8 A, uint8 B: -255 x 255
+      {DType::kInt8, 127, -128, DType::kInt8, -128, 127},  // both int8: 255 x -255
+      {DType::kUInt8, 255, 0, DType::kUInt8, 0, 255},    // both uint8: 255 x -255
+  };
+  for (const Extreme& e : cases)
+    for (const Case& c : {Case{6, 16, 64}, Case{33, 40, 1000}, Case{1, 32, 4097}}) {
+      const int64_t want = static_cast<int64_t>(e.av - e.za) * (e.bv - e.zb) * c.k;
+      EXPECT_EQ(RunConstant(GetParam(), e, c.m, c.n, c.k), want)
+          << QGemmKernelName(GetParam(), c.m) << " a=" << e.av << "-" << e.za << " b=" << e.bv
+          << "-" << e.zb << " k=" << c.k;
+    }
+}
+
+// Requantization saturates to the output type's range (and the fused clamp) exactly as
+// the reference does, with per-row scales large enough to overflow both ways.
+TEST_P(QGemmIsaTest, RequantizeSaturatesPerRow) {
+  const Isa isa = GetParam();
+  const int64_t m = 9, n = 35, k = 37;
+  const std::vector<uint8_t> a = RandomBytes(static_cast<size_t>(m * k), 5);
+  const std::vector<uint8_t> b = RandomBytes(static_cast<size_t>(k * n), 6);
+  const int32_t za = 3, zb = -7;
   QSource sa{a.data(), ir::DType::kUInt8, k, false, &za, false};
-  QSource sb{b.data(), ir::DType::kInt8, n, false, nullptr, false};
-  for (Isa isa : Isas()) {
-    std::vector<int32_t> y(static_cast<size_t>(m * n));
+  QSource sb{b.data(), ir::DType::kInt8, n, false, &zb, false};
+  std::vector<float> scale(static_cast<size_t>(m));
+  for (int64_t i = 0; i < m; ++i) scale[static_cast<size_t>(i)] = (i % 2 ? 1.f : 1e-5f) * static_cast<float>(1 + i);
+  for (QOutput::Kind kind : {QOutput::Kind::kUInt8, QOutput::Kind::kInt8}) {
     QOutput o;
-    o.data = y.data();
+    o.kind = kind;
+    o.per_row = true;
+    o.scale = scale.data();
+    o.per_channel_scale = true;
+    o.zero_point = kind == QOutput::Kind::kUInt8 ? 250 : -120;
+    o.q_hi = kind == QOutput::Kind::kUInt8 ? 252 : 100;  // a Clip bound inside the range
     o.ld = n;
+    std::vector<uint8_t> want(static_cast<size_t>(m * n)), got(want.size());
+    o.data = want.data();
+    QGemmReference(m, n, k, sa, sb, o);
     const QPacked pa = QPackA(isa, m, k, sa), pb = QPackB(isa, k, n, sb);
+    o.data = got.data();
     QGemm(isa, m, n, k, QOperand::Of(pa), QOperand::Of(pb), o, nullptr);
-    for (int32_t v : y) ASSERT_EQ(v, -255 * 128 * k) << QGemmKernelName(isa);
+    EXPECT_EQ(got, want) << QGemmKernelName(isa, m);
+    int at_bound = 0;
+    for (uint8_t v : got) at_bound += v == (kind == QOutput::Kind::kUInt8 ? 252 : 0u) ||
+                                      v == (kind == QOutput::Kind::kUInt8 ? 0 : 0x80u);
+    EXPECT_GT(at_bound, 0) << "the case must reach a saturation bound";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Isas, QGemmIsaTest,
+                         ::testing::Values(Isa::kScalar, Isa::kAvx2, Isa::kAvx512,
+                                           Isa::kAvx512Vnni, Isa::kAmx),
+                         [](const ::testing::TestParamInfo<Isa>& info) {
+                           return std::string(IsaName(info.param));
+                         });
+
+// Which kernel dispatch chose on this CPU (printed, so CI logs show it), and that a CPU
+// with VNNI gets the byte kernels and one with usable AMX the tile kernel for large m.
+TEST(QGemmTest, DispatchChoiceIsPrinted) {
+  const Isa best = BestQGemmIsa();
+  std::printf("qgemm dispatch: isa %s; m=1: %s; m=256: %s (cpu: %s)\n", IsaName(best),
+              QGemmKernelName(best, 1), QGemmKernelName(best, 256),
+              GetCpuFeatures().model_name.c_str());
+  if (ForceScalar()) {
+    EXPECT_EQ(best, Isa::kScalar);
+    return;
+  }
+  if (GetCpuFeatures().Has(Isa::kAvx512Vnni)) {
+    EXPECT_TRUE(QGemmBytes(best)) << IsaName(best);
+    EXPECT_NE(std::string(QGemmKernelName(best, 1)).find("vnni"), std::string::npos);
+  }
+  if (best == Isa::kAmx) {
+    EXPECT_NE(std::string(QGemmKernelName(best, 256)).find("amx"), std::string::npos);
   }
 }
 

@@ -7,13 +7,17 @@
 // Per image and group, Y_g[Mg, pixels] = W_g[Mg, Cg*kprod] x col[Cg*kprod, pixels]: the
 // weights (constant in real models) are packed once as the GEMM's A operand with their
 // zero points subtracted; im2col writes (x - x_zp) as int16 pairs straight into B panels,
-// with 0 for padding (the padded value *is* the zero point). A 1x1 stride-1 unpadded conv
+// with 0 for padding (the padded value *is* the zero point). On VNNI/AMX CPUs (QGemmBytes)
+// the panels hold bytes instead (x as int8, padding = x_zp) with per-pixel column sums. A 1x1 stride-1 unpadded conv
 // packs X directly. Depthwise convs (one input and one output channel per group) take a
-// direct loop instead, which the AVX2 entry vectorises over 8 output columns.
+// direct loop instead: AVX-512 entries take 16 output columns of any stride in exact float
+// FMA over a zero-padded (x - zp) plane, AVX2 entries 8 int32 columns at stride 1.
 // Requantization: y = saturate(round(acc * (x_scale * w_scale[m] / y_scale)) + y_zp), the
 // multiplier computed in float32 as onnxruntime does.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -25,7 +29,6 @@
 #include "runtime/kernels/conv/conv_util.h"
 #include "runtime/kernels/gemm/gemm_op_util.h"
 #include "runtime/kernels/qgemm/qgemm.h"
-#include "runtime/kernels/qgemm/qgemm_internal.h"  // QStoreRowAvx2 for depthwise rows
 #include "runtime/kernels/quant/quantize_util.h"
 #include "runtime/thread_pool.h"
 
@@ -155,6 +158,160 @@ void QIm2ColPanels(const ConvGeometry& g, const Im2ColRows& rows, const T* x, in
   }
 }
 
+#if defined(__x86_64__)
+// One 32-pixel im2col row of stride-1 or stride-2 taps: pad for pixels < cnt (0 after),
+// then each segment's in-range run [seg_t + lo, seg_t + hi) masked-loaded from src (pixel
+// p's byte at src + p * stride; stride 2 loads the even bytes of 64 and narrows the 16-bit
+// words to their low bytes), flipped by `flip`. Masked-out bytes are neither read nor
+// faulted on, so the run ends need no scalar code.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // gcc 12, unmasked AVX-512 intrinsics
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void Im2ColRow32Avx512(
+    int8_t* row, int nseg, const int* seg_t, const int64_t* lo, const int64_t* hi,
+    const uint8_t* const* src, int64_t stride, int8_t pad, uint8_t flip, int cnt) {
+  const __mmask32 valid = cnt >= 32 ? ~__mmask32(0) : (__mmask32(1) << cnt) - 1;
+  __m256i r = _mm256_maskz_set1_epi8(valid, static_cast<char>(pad));
+  const __m256i vflip = _mm256_set1_epi8(static_cast<char>(flip));
+  for (int s = 0; s < nseg; ++s) {
+    const int64_t n = hi[s] - lo[s];
+    if (n <= 0) continue;
+    const int64_t first = seg_t[s] + lo[s];
+    const __mmask32 run = static_cast<__mmask32>(
+        (n >= 32 ? ~uint64_t{0} : (uint64_t{1} << n) - 1) << first);
+    __m256i v;
+    if (stride == 1) {
+      v = _mm256_maskz_loadu_epi8(run, src[s]);
+    } else {
+      // Byte 2p for each pixel p of the run.
+      const uint64_t span = n >= 32 ? ~uint64_t{0} : (uint64_t{1} << (2 * n)) - 1;
+      const __mmask64 even = 0x5555555555555555ull & (span << (2 * first));
+      v = _mm512_cvtepi16_epi8(_mm512_maskz_loadu_epi8(even, src[s]));
+    }
+    r = _mm256_mask_blend_epi8(run, r, _mm256_xor_si256(v, vflip));
+  }
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(row), r);
+}
+#pragma GCC diagnostic pop
+#endif
+
+// im2col for the byte layouts (QGemmBytes, qgemm.h): B is int8, so uint8 x is stored as
+// x ^ 0x80 (x - 128) and the zero point moves with it; padding stores that zero point
+// (its (x - zp) is 0). Each panel of nr pixels is first written row-major ([kk][nr]
+// bytes: contiguous runs, copied) and then interleaved into groups of 4 k with the
+// column sums by QPackBPanelFromRows. A pointwise conv (rows = nullptr) copies X's rows.
+template <typename T>
+void QIm2ColBytes(Isa isa, const ConvGeometry& g, const Im2ColRows* rows, const T* x,
+                  int8_t pad, int64_t kdim, int64_t q0, int64_t q1, int nr, int16_t* dst) {
+  constexpr int kMaxNr = 64;
+  constexpr uint8_t kFlip = std::is_same<T, uint8_t>::value ? 0x80 : 0;
+  const int64_t out_size = g.out_size();
+  const uint64_t in_d = g.in[0], in_h = g.in[1], in_w = g.in[2];
+  thread_local std::vector<int8_t> tmp;
+  if (tmp.size() < static_cast<size_t>(kdim * nr)) tmp.resize(static_cast<size_t>(kdim * nr));
+  int64_t bd[kMaxNr], bh[kMaxNr], bw[kMaxNr];
+  int seg_t[kMaxNr], seg_n[kMaxNr];
+  for (int64_t q = q0; q < q1; ++q) {
+    const int64_t p0 = q * nr;
+    const int cnt = static_cast<int>(std::min<int64_t>(nr, out_size - p0));
+    if (!rows) {  // pointwise: op(B)[c][pixel] = X[c][pixel]
+      for (int64_t kk = 0; kk < kdim; ++kk) {
+        int8_t* d = tmp.data() + kk * nr;
+        const T* xr = x + kk * out_size + p0;
+        for (int t = 0; t < cnt; ++t) d[t] = static_cast<int8_t>(static_cast<uint8_t>(xr[t]) ^ kFlip);
+        for (int t = cnt; t < nr; ++t) d[t] = 0;
+      }
+      QPackBPanelFromRows(isa, kdim, out_size, pad, q, tmp.data(), dst);
+      continue;
+    }
+    // Split the panel's pixels into runs on one output row: within a run each tap reads a
+    // strided run of one input row, so only the run's ends need bounds checks.
+    int nseg = 0;
+    {
+      int64_t ow = p0 % g.out[2], oh = (p0 / g.out[2]) % g.out[1], od = p0 / (g.out[2] * g.out[1]);
+      for (int t = 0; t < cnt; ++nseg) {
+        const int len = static_cast<int>(std::min<int64_t>(cnt - t, g.out[2] - ow));
+        seg_t[nseg] = t;
+        seg_n[nseg] = len;
+        bd[nseg] = od * g.stride[0] - g.pad_b[0];
+        bh[nseg] = oh * g.stride[1] - g.pad_b[1];
+        bw[nseg] = ow * g.stride[2] - g.pad_b[2];
+        t += len;
+        ow += len;
+        if (ow == g.out[2]) {
+          ow = 0;
+          if (++oh == g.out[1]) {
+            oh = 0;
+            ++od;
+          }
+        }
+      }
+    }
+    const int64_t sw = g.stride[2];
+#if defined(__x86_64__)
+    if ((sw == 1 || sw == 2) && nr == 32 && isa != Isa::kAvx2) {  // the others have AVX-512BW
+      int64_t lo[kMaxNr], hi[kMaxNr];
+      const uint8_t* src[kMaxNr];
+      for (int64_t kk = 0; kk < kdim; ++kk) {
+        for (int sgi = 0; sgi < nseg; ++sgi) {
+          lo[sgi] = hi[sgi] = 0;
+          const int64_t id = bd[sgi] + rows->d_off[kk], ih = bh[sgi] + rows->h_off[kk];
+          if (static_cast<uint64_t>(id) >= in_d || static_cast<uint64_t>(ih) >= in_h) continue;
+          const int64_t w0 = bw[sgi] + rows->w_off[kk];
+          // Taps t with 0 <= w0 + t * sw < in_w (sw is 1 or 2 here: shifts, no division).
+          const int sh = sw == 2 ? 1 : 0;
+          lo[sgi] = std::min<int64_t>(seg_n[sgi], w0 >= 0 ? 0 : (-w0 + sw - 1) >> sh);
+          const int64_t lim = static_cast<int64_t>(in_w) - 1 - w0;
+          hi[sgi] = std::max(lo[sgi], lim < 0 ? 0 : std::min<int64_t>(seg_n[sgi], (lim >> sh) + 1));
+          // Byte of pixel position p (in the panel) at src + p; computed as an integer
+          // because it may point before the plane (only in-range bytes are loaded).
+          const uintptr_t xr = reinterpret_cast<uintptr_t>(
+              x + rows->c_off[kk] + (id * g.in[1] + ih) * g.in[2] + w0);
+          src[sgi] = reinterpret_cast<const uint8_t*>(
+              xr - static_cast<uintptr_t>(seg_t[sgi] * sw) * sizeof(T));
+        }
+        Im2ColRow32Avx512(tmp.data() + kk * nr, nseg, seg_t, lo, hi, src, sw, pad, kFlip, cnt);
+      }
+      QPackBPanelFromRows(isa, kdim, out_size, pad, q, tmp.data(), dst);
+      continue;
+    }
+#endif
+    for (int64_t kk = 0; kk < kdim; ++kk) {
+      int8_t* row = tmp.data() + kk * nr;
+      for (int sgi = 0; sgi < nseg; ++sgi) {
+        int8_t* d = row + seg_t[sgi];
+        const int64_t n_t = seg_n[sgi];
+        int64_t t_lo = n_t, t_hi = n_t;
+        const int64_t id = bd[sgi] + rows->d_off[kk], ih = bh[sgi] + rows->h_off[kk];
+        const int64_t w0 = bw[sgi] + rows->w_off[kk];
+        if (static_cast<uint64_t>(id) < in_d && static_cast<uint64_t>(ih) < in_h) {
+          // Taps t with 0 <= w0 + t * sw < in_w (no division in the common stride 1).
+          const int64_t lim = static_cast<int64_t>(in_w) - 1 - w0;
+          if (sw == 1) {
+            t_lo = std::min<int64_t>(n_t, std::max<int64_t>(0, -w0));
+            t_hi = std::max(t_lo, std::min<int64_t>(n_t, lim + 1));
+          } else {
+            t_lo = std::min<int64_t>(n_t, w0 >= 0 ? 0 : (-w0 + sw - 1) / sw);
+            t_hi = std::max(t_lo, lim < 0 ? 0 : std::min<int64_t>(n_t, lim / sw + 1));
+          }
+        }
+        for (int64_t t = 0; t < t_lo; ++t) d[t] = pad;
+        if (t_hi > t_lo) {
+          const T* xr = x + rows->c_off[kk] + (id * g.in[1] + ih) * g.in[2] + w0;
+          if (sw == 1)
+            for (int64_t t = t_lo; t < t_hi; ++t)
+              d[t] = static_cast<int8_t>(static_cast<uint8_t>(xr[t]) ^ kFlip);
+          else
+            for (int64_t t = t_lo; t < t_hi; ++t)
+              d[t] = static_cast<int8_t>(static_cast<uint8_t>(xr[t * sw]) ^ kFlip);
+        }
+        for (int64_t t = t_hi; t < n_t; ++t) d[t] = pad;
+      }
+      for (int t = cnt; t < nr; ++t) row[t] = 0;
+    }
+    QPackBPanelFromRows(isa, kdim, out_size, pad, q, tmp.data(), dst);
+  }
+}
+
 // ---- depthwise: one input and one output channel per group, rank <= 2 ---------------------
 
 struct QDwPlane {
@@ -186,19 +343,14 @@ inline int32_t DwAcc(const QDwPlane& p, const T* x, int64_t oh, int64_t ow) {
 
 // Stores one output row of accumulators through the epilogue (QStoreRow's row = channel,
 // so the output pointer is rebased on the plane).
-// `simd`: the AVX2 epilogue (same contract and results as QStoreRow, vectorised).
-inline void DwStoreRow(const QDwPlane& p, const int32_t* acc, int64_t oh, bool simd = false) {
+inline void DwStoreRow(Isa isa, const QDwPlane& p, const int32_t* acc, int64_t oh) {
   QOutput o = *p.out;
   const int64_t ow_n = p.g->out[2];
   const int64_t elem = o.kind == QOutput::Kind::kFloat || o.kind == QOutput::Kind::kInt32 ? 4 : 1;
   // Row `channel` of a matrix whose rows are 0 bytes apart, starting at this output row.
   o.data = static_cast<uint8_t*>(p.y) + oh * ow_n * elem;
   o.ld = 0;
-#if defined(__x86_64__)
-  if (simd) return qgemm_detail::QStoreRowAvx2(acc, static_cast<int>(ow_n), p.channel, 0, o);
-#endif
-  (void)simd;
-  QStoreRow(acc, static_cast<int>(ow_n), p.channel, 0, o);
+  QStoreRowIsa(isa, acc, static_cast<int>(ow_n), p.channel, 0, o);
 }
 
 template <typename T>
@@ -208,7 +360,7 @@ void DwPlaneScalar(const QDwPlane& p) {
   std::vector<int32_t> acc(static_cast<size_t>(g.out[2]));
   for (int64_t oh = 0; oh < g.out[1]; ++oh) {
     for (int64_t ow = 0; ow < g.out[2]; ++ow) acc[static_cast<size_t>(ow)] = DwAcc(p, x, oh, ow);
-    DwStoreRow(p, acc.data(), oh);
+    DwStoreRow(Isa::kScalar, p, acc.data(), oh);
   }
 }
 
@@ -223,113 +375,127 @@ void DwInterior(const ConvGeometry& g, int64_t* lo, int64_t* hi) {
   *lo = std::min(*lo, *hi);
 }
 
-// Eight output columns per step, int32 accumulators; strides 1 and 2 (others use the
-// scalar loop). Stride 2 gathers the even bytes of 15 with one shuffle from two 8-byte
-// loads (bytes 0..7 and 7..14: never past the last tap, so never past the plane). Each tap
-// multiplies with vpmaddwd on (x - zp, 0) x (w, 0) int16 pairs: exact (|x - zp|, |w| <=
-// 255), and one uop where vpmulld is two.
+// Eight output columns per step, int32 accumulators; stride 1 only (others use the scalar
+// loop). Inputs are widened with vpmovzxbw/vpmovsxbw-like conversions to int32.
 template <typename T>
 __attribute__((target("avx2,fma"))) void DwPlaneAvx2(const QDwPlane& p) {
   const ConvGeometry& g = *p.g;
   const T* x = static_cast<const T*>(p.x);
-  const int64_t stride = g.stride[2];
   int64_t lo, hi;
   DwInterior(g, &lo, &hi);
   std::vector<int32_t> acc(static_cast<size_t>(g.out[2]));
   const __m256i vzp = _mm256_set1_epi32(p.x_zp);
-  const __m128i even = _mm_setr_epi8(0, 2, 4, 6, 9, 11, 13, 15, -1, -1, -1, -1, -1, -1, -1, -1);
-  const int64_t taps = g.k[1] * g.k[2];
-  __m256i wv[64];  // (w, 0) pairs; kernels up to 8x8 (larger ones take the scalar loop)
-  for (int64_t t = 0; t < taps && t < 64; ++t)
-    wv[t] = _mm256_set1_epi32(static_cast<int32_t>(static_cast<uint16_t>(p.w[t])));
-  const bool vector_ok = taps <= 64 && (stride == 1 || stride == 2);
   for (int64_t oh = 0; oh < g.out[1]; ++oh) {
     int64_t ow = 0;
     for (; ow < lo; ++ow) acc[static_cast<size_t>(ow)] = DwAcc(p, x, oh, ow);
     const int64_t ih0 = oh * g.stride[1] - g.pad_b[1];
-    for (; vector_ok && ow + 8 <= hi; ow += 8) {
+    for (; ow + 8 <= hi; ow += 8) {
       __m256i s = _mm256_setzero_si256();
       for (int64_t kh = 0; kh < g.k[1]; ++kh) {
         const int64_t ih = ih0 + kh * g.dil[1];
         if (ih < 0 || ih >= g.in[1]) continue;
-        const T* xr = x + ih * g.in[2] + ow * stride - g.pad_b[2];
+        const T* xr = x + ih * g.in[2] + ow - g.pad_b[2];
         for (int64_t kw = 0; kw < g.k[2]; ++kw) {
-          const T* xp = xr + kw * g.dil[2];
-          __m128i raw = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(xp));
-          if (stride == 2) {
-            const __m128i hi8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(xp + 7));
-            raw = _mm_shuffle_epi8(_mm_unpacklo_epi64(raw, hi8), even);
-          }
+          const __m128i raw = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(xr + kw * g.dil[2]));
           const __m256i xv = std::is_same<T, uint8_t>::value ? _mm256_cvtepu8_epi32(raw)
                                                              : _mm256_cvtepi8_epi32(raw);
-          // x - zp in [-255, 255]: its low 16 bits are the int16 value; the weight's high
-          // half is 0, so vpmaddwd adds lo(x) * w + hi(x) * 0.
-          s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_sub_epi32(xv, vzp),
-                                                    wv[kh * g.k[2] + kw]));
+          const __m256i wv = _mm256_set1_epi32(p.w[kh * g.k[2] + kw]);
+          s = _mm256_add_epi32(s, _mm256_mullo_epi32(_mm256_sub_epi32(xv, vzp), wv));
         }
       }
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc.data() + ow), s);
     }
     for (; ow < g.out[2]; ++ow) acc[static_cast<size_t>(ow)] = DwAcc(p, x, oh, ow);
-    DwStoreRow(p, acc.data(), oh, /*simd=*/true);
+    DwStoreRow(Isa::kAvx2, p, acc.data(), oh);
   }
 }
 
-// AVX-512: the plane is first written once as float (x - zp) into a zero-padded scratch
-// (padding is the zero point, so 0 after the subtraction) whose rows hold every column any
-// 16-wide step reads; stride 2 splits each row into its even and odd columns, so every tap
-// is one contiguous load. Each tap is then one FMA on 16 outputs, with no edge cases.
-// Exact: |x - zp|, |w| <= 255, so every product and every partial sum of up to 258 taps is
-// an integer below 2^24, which float represents exactly; the sum converts back to int32.
+// Largest tap count for DwPlaneAvx512: the float sums stay exact integers while
+// taps * 255 * 255 < 2^24.
+constexpr int64_t kDwMaxFloatTaps = 256;
+
+// Sixteen output columns per step, any stride and dilation: the plane is copied once as
+// (x - zp) in float into a zero-padded buffer (padding *is* the zero point), so the tap
+// loop has no bounds checks, and the products (|x - zp|, |w| <= 255) are summed with FMA.
+// Every partial sum is an integer below 2^24, so float is exact and the int32 result
+// equals DwAcc's. Stride 2 reads 32 floats and keeps the even ones.
+// (gcc 12 reports -Wmaybe-uninitialized inside unmasked AVX-512 intrinsics, which pass
+// _mm512_undefined_*() as the merge source: a false positive, silenced locally.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 template <typename T>
-__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma"))) void DwPlaneAvx512(
-    const QDwPlane& p) {
+__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void DwPlaneAvx512(const QDwPlane& p) {
   const ConvGeometry& g = *p.g;
   const T* x = static_cast<const T*>(p.x);
-  const int64_t sw = g.stride[2], taps = g.k[1] * g.k[2];
-  const int64_t out_w16 = (g.out[2] + 15) / 16 * 16;
-  // Columns of the padded row: a 16-wide step at ow reads (ow + j) * sw + kw * dil.
-  const int64_t cols = out_w16 * sw + (g.k[2] - 1) * g.dil[2] + 1;
-  const int64_t sub = sw == 2 ? (cols + 1) / 2 : cols;  // columns per even/odd half-row
-  const int64_t rows = (g.out[1] - 1) * g.stride[1] + (g.k[1] - 1) * g.dil[1] + 1;
-  thread_local std::vector<float> scratch;
-  const size_t row_floats = static_cast<size_t>(sw == 2 ? 2 * sub : cols);
-  scratch.assign(static_cast<size_t>(rows) * row_floats, 0.f);
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t ih = r - g.pad_b[1];
-    if (ih < 0 || ih >= g.in[1]) continue;
-    float* dst = scratch.data() + static_cast<size_t>(r) * row_floats;
-    const T* src = x + ih * g.in[2];
-    for (int64_t iw = 0; iw < g.in[2]; ++iw) {
-      const int64_t c = iw + g.pad_b[2];
-      if (c < 0 || c >= cols) continue;
-      const float v = static_cast<float>(static_cast<int32_t>(src[iw]) - p.x_zp);
-      if (sw == 2)
-        dst[(c & 1) * sub + c / 2] = v;
-      else
-        dst[c] = v;
+  const int64_t oh_n = g.out[1], ow_n = g.out[2], kh_n = g.k[1], kw_n = g.k[2];
+  const int64_t sh = g.stride[1], sw = g.stride[2], dh = g.dil[1], dw = g.dil[2];
+  const int64_t ow_v = (ow_n + 15) / 16 * 16;
+  // Padded plane: rows cover every ih the taps read, columns every iw plus a vector of slack.
+  const int64_t hp = (oh_n - 1) * sh + (kh_n - 1) * dh + 1;
+  const int64_t wp = (ow_v - 1) * sw + (kw_n - 1) * dw + 1 + 32;
+  thread_local std::vector<float> xp, wf;
+  thread_local std::vector<int32_t> acc;
+  if (xp.size() < static_cast<size_t>(hp * wp)) xp.resize(static_cast<size_t>(hp * wp));
+  wf.resize(static_cast<size_t>(kh_n * kw_n));
+  // The whole plane's accumulators (rows ow_n apart; a row's last vector may spill into
+  // the next row, which is written after it, or into the 16 spare values).
+  acc.resize(static_cast<size_t>(oh_n * ow_n + 16));
+  for (int64_t i = 0; i < kh_n * kw_n; ++i) wf[static_cast<size_t>(i)] = static_cast<float>(p.w[i]);
+  const int64_t pt = g.pad_b[1], pl = g.pad_b[2];
+  const __m512i vzp = _mm512_set1_epi32(p.x_zp);
+  for (int64_t r = 0; r < hp; ++r) {
+    const int64_t ih = r - pt;
+    float* d = xp.data() + r * wp;
+    if (ih < 0 || ih >= g.in[1]) {
+      std::fill(d, d + wp, 0.f);
+      continue;
     }
+    // Row: zeros (left padding), x - zp (16 at a time), zeros to the end.
+    const int64_t c0 = std::min<int64_t>(wp, pl), c1 = std::min<int64_t>(wp, g.in[2] + pl);
+    std::fill(d, d + c0, 0.f);
+    const T* s = x + ih * g.in[2] - pl;
+    int64_t c = c0;
+    for (; c + 16 <= c1; c += 16) {
+      const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + c));
+      const __m512i v = std::is_same<T, uint8_t>::value ? _mm512_cvtepu8_epi32(raw)
+                                                        : _mm512_cvtepi8_epi32(raw);
+      _mm512_storeu_ps(d + c, _mm512_cvtepi32_ps(_mm512_sub_epi32(v, vzp)));
+    }
+    for (; c < c1; ++c) d[c] = static_cast<float>(static_cast<int32_t>(s[c]) - p.x_zp);
+    std::fill(d + c1, d + wp, 0.f);
   }
-  float wf[64];
-  for (int64_t t = 0; t < taps; ++t) wf[t] = static_cast<float>(p.w[t]);
-  std::vector<int32_t> acc(static_cast<size_t>(out_w16));
-  for (int64_t oh = 0; oh < g.out[1]; ++oh) {
-    for (int64_t ow = 0; ow < out_w16; ow += 16) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i strided = _mm512_mullo_epi32(
+      _mm512_set1_epi32(static_cast<int32_t>(sw)),
+      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+  for (int64_t oh = 0; oh < oh_n; ++oh) {
+    for (int64_t ow = 0; ow < ow_n; ow += 16) {
       __m512 s = _mm512_setzero_ps();
-      for (int64_t kh = 0; kh < g.k[1]; ++kh) {
-        const float* row =
-            scratch.data() + static_cast<size_t>(oh * g.stride[1] + kh * g.dil[1]) * row_floats;
-        for (int64_t kw = 0; kw < g.k[2]; ++kw) {
-          const int64_t off = kw * g.dil[2];
-          const float* src = sw == 2 ? row + (off & 1) * sub + ow + off / 2 : row + ow + off;
-          s = _mm512_fmadd_ps(_mm512_loadu_ps(src), _mm512_set1_ps(wf[kh * g.k[2] + kw]), s);
+      for (int64_t kh = 0; kh < kh_n; ++kh) {
+        const float* row = xp.data() + (oh * sh + kh * dh) * wp + ow * sw;
+        for (int64_t kw = 0; kw < kw_n; ++kw) {
+          const float* src = row + kw * dw;
+          __m512 v;
+          if (sw == 1)
+            v = _mm512_loadu_ps(src);
+          else if (sw == 2)
+            v = _mm512_permutex2var_ps(_mm512_loadu_ps(src), even, _mm512_loadu_ps(src + 16));
+          else
+            v = _mm512_i32gather_ps(strided, src, 4);
+          s = _mm512_fmadd_ps(v, _mm512_set1_ps(wf[static_cast<size_t>(kh * kw_n + kw)]), s);
         }
       }
-      _mm512_storeu_si512(acc.data() + ow, _mm512_cvtps_epi32(s));
+      _mm512_storeu_si512(acc.data() + oh * ow_n + ow, _mm512_cvtps_epi32(s));
     }
-    DwStoreRow(p, acc.data(), oh, /*simd=*/true);
   }
+  // One epilogue call for the plane: its output rows are contiguous, and the channel
+  // (scale, bias) is the same for all of them.
+  QOutput o = *p.out;
+  o.data = p.y;
+  o.ld = 0;
+  QStoreRowIsa(Isa::kAvx512, acc.data(), static_cast<int>(oh_n * ow_n), p.channel, 0, o);
 }
+#pragma GCC diagnostic pop
 #endif
 
 enum class Mode { kConvInteger, kQLinearConv };
@@ -471,12 +637,12 @@ class QConvKernel : public Kernel {
                      static_cast<uint8_t*>(y.mutable_raw()) + t * out_size * elem};
           const bool s8 = x.dtype() == ir::DType::kInt8;
 #if defined(__x86_64__)
-          if ((kIsa == Isa::kAvx512 || kIsa == Isa::kAvx512Vnni) &&
-              (g.stride[2] == 1 || g.stride[2] == 2) && ks <= 64) {
+          if ((kIsa == Isa::kAvx512 || kIsa == Isa::kAvx512Vnni || kIsa == Isa::kAmx) &&
+              ks <= kDwMaxFloatTaps) {
             s8 ? DwPlaneAvx512<int8_t>(p) : DwPlaneAvx512<uint8_t>(p);
             continue;
           }
-          if (kIsa != Isa::kScalar && (g.stride[2] == 1 || g.stride[2] == 2)) {
+          if (kIsa != Isa::kScalar && g.stride[2] == 1) {
             s8 ? DwPlaneAvx2<int8_t>(p) : DwPlaneAvx2<uint8_t>(p);
             continue;
           }
@@ -492,6 +658,7 @@ class QConvKernel : public Kernel {
                            g.stride[2] == 1 && g.pad_b[0] == 0 && g.pad_b[1] == 0 &&
                            g.pad_b[2] == 0 && out_size == in_size;
     const int nr = QGemmNr(kIsa);
+    const bool bytes = QGemmBytes(kIsa);
     const Im2ColRows rows(pointwise ? ConvGeometry{} : g);
     thread_local std::vector<int16_t> col;
     const int64_t need = QPackedBSize(kIsa, kdim, out_size);
@@ -511,7 +678,18 @@ class QConvKernel : public Kernel {
         const uint8_t* xg = static_cast<const uint8_t*>(x.raw()) + (n * g.c + gi * g.cg) * in_size;
         int16_t* dst = col.data();
         const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, kdim * nr));
-        if (pointwise) {
+        if (bytes) {
+          const bool s8 = x.dtype() == ir::DType::kInt8;
+          const int32_t zp8 = s8 ? x_zp : x_zp - 128;  // B is int8: uint8 x is stored x - 128
+          const Im2ColRows* r = pointwise ? nullptr : &rows;
+          pool.ParallelFor(panels, grain, [&](int64_t lo, int64_t hi) {
+            if (s8)
+              QIm2ColBytes(kIsa, g, r, reinterpret_cast<const int8_t*>(xg),
+                           static_cast<int8_t>(zp8), kdim, lo, hi, nr, dst);
+            else
+              QIm2ColBytes(kIsa, g, r, xg, static_cast<int8_t>(zp8), kdim, lo, hi, nr, dst);
+          });
+        } else if (pointwise) {
           QSource src{xg, x.dtype(), in_size, false, &x_zp, false};
           // op(B)[k][j] = X[c=k][pixel j]: B is X itself, row-major [C, pixels].
           pool.ParallelFor(panels, grain, [&](int64_t lo, int64_t hi) {
@@ -595,11 +773,17 @@ void RegisterQConvKernels(KernelRegistry& r) {
   r.Add({"QLinearConv", "edgepress", DType::kUndefined, Isa::kAvx512,
          "q8_ep_qlinearconv__avx512_6x32", Create<Isa::kAvx512, Mode::kQLinearConv>});
   r.Add({"ConvInteger", "", DType::kUndefined, Isa::kAvx512Vnni,
-         "q8_convinteger__avx512vnni_6x32", Create<Isa::kAvx512Vnni, Mode::kConvInteger>});
+         "q8_convinteger__avx512vnni_8x32", Create<Isa::kAvx512Vnni, Mode::kConvInteger>});
   r.Add({"QLinearConv", "", DType::kUndefined, Isa::kAvx512Vnni,
-         "q8_qlinearconv__avx512vnni_6x32", Create<Isa::kAvx512Vnni, Mode::kQLinearConv>});
+         "q8_qlinearconv__avx512vnni_8x32", Create<Isa::kAvx512Vnni, Mode::kQLinearConv>});
   r.Add({"QLinearConv", "edgepress", DType::kUndefined, Isa::kAvx512Vnni,
-         "q8_ep_qlinearconv__avx512vnni_6x32", Create<Isa::kAvx512Vnni, Mode::kQLinearConv>});
+         "q8_ep_qlinearconv__avx512vnni_8x32", Create<Isa::kAvx512Vnni, Mode::kQLinearConv>});
+  r.Add({"ConvInteger", "", DType::kUndefined, Isa::kAmx, "q8_convinteger__amx_32x32",
+         Create<Isa::kAmx, Mode::kConvInteger>});
+  r.Add({"QLinearConv", "", DType::kUndefined, Isa::kAmx, "q8_qlinearconv__amx_32x32",
+         Create<Isa::kAmx, Mode::kQLinearConv>});
+  r.Add({"QLinearConv", "edgepress", DType::kUndefined, Isa::kAmx,
+         "q8_ep_qlinearconv__amx_32x32", Create<Isa::kAmx, Mode::kQLinearConv>});
 #endif
 }
 

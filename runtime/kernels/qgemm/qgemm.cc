@@ -1,5 +1,6 @@
-// The integer GEMM driver (packing, blocking, threading), the portable micro-kernel and
-// the scalar epilogue; see qgemm.h. The x86 micro-kernels live in qgemm_avx2.cc.
+// The integer GEMM entry points, the int16-pair driver (packing, blocking, threading), the
+// portable micro-kernel and the scalar epilogue; see qgemm.h. The int16 x86 micro-kernels
+// live in qgemm_avx2.cc; the uint8 x int8 byte layouts (VNNI, AMX) in qgemm_bytes.cc.
 //
 // There is no K blocking: a tile's int32 accumulators stay in registers for the whole K
 // and are written once through the epilogue. At the K of real layers (<= 4608 for
@@ -44,15 +45,11 @@ const QMicroKernel& KernelFor(Isa isa) {
 #if defined(__x86_64__)
   using namespace qgemm_detail;
   static const QMicroKernel kAvx2K{6, 16, QTileAvx2, QStoreRowAvx2, "qs16_gemm__avx2_6x16"};
-  static const QMicroKernel kAvxVnniK{6, 16, QTileAvxVnni, QStoreRowAvx2,
-                                      "qs16_gemm__avxvnni_6x16"};
   static const QMicroKernel kAvx512K{6, 32, QTileAvx512, QStoreRowAvx2,
                                      "qs16_gemm__avx512_6x32"};
-  static const QMicroKernel kAvx512VnniK{6, 32, QTileAvx512Vnni, QStoreRowAvx2,
-                                         "qs16_gemm__avx512vnni_6x32"};
-  if (isa == Isa::kAvx2) return GetCpuFeatures().avxvnni && !ForceScalar() ? kAvxVnniK : kAvx2K;
+  // CPUs with VNNI take the byte layouts (QGemmBytes) and never reach here.
+  if (isa == Isa::kAvx2) return kAvx2K;
   if (isa == Isa::kAvx512) return kAvx512K;
-  if (isa == Isa::kAvx512Vnni || isa == Isa::kAmx) return kAvx512VnniK;
 #endif
   return kScalarK;
 }
@@ -62,7 +59,8 @@ const QMicroKernel& KernelFor(Isa isa) {
 Isa CanonicalIsa(Isa isa) {
 #if defined(__x86_64__)
   if (isa == Isa::kAvx2) return Isa::kAvx2;
-  if (isa == Isa::kAvx512 || isa == Isa::kAvx512Vnni || isa == Isa::kAmx) return Isa::kAvx512;
+  if (isa == Isa::kAvx512) return Isa::kAvx512;
+  if (isa == Isa::kAvx512Vnni || isa == Isa::kAmx) return isa;
 #endif
   return Isa::kScalar;
 }
@@ -168,10 +166,26 @@ void QStoreRow(const int32_t* acc, int cols, int64_t row, int64_t col0, const QO
   }
 }
 
+void QStoreRowIsa(Isa isa, const int32_t* acc, int cols, int64_t row, int64_t col0,
+                  const QOutput& out) {
+#if defined(__x86_64__)
+  if (!ForceScalar()) {
+    if (isa == Isa::kAvx512 || isa == Isa::kAvx512Vnni || isa == Isa::kAmx)
+      return qgemm_detail::QStoreRowAvx512(acc, cols, row, col0, out);
+    if (isa == Isa::kAvx2) return qgemm_detail::QStoreRowAvx2(acc, cols, row, col0, out);
+  }
+#endif
+  QStoreRow(acc, cols, row, col0, out);
+}
+
 Isa BestQGemmIsa() {
   static const Isa best = [] {
     if (ForceScalar()) return Isa::kScalar;
     const CpuFeatures& cpu = GetCpuFeatures();
+#if defined(__x86_64__)
+    if (cpu.Has(Isa::kAmx) && cpu.Has(Isa::kAvx512Vnni) && qgemm_detail::AmxUsable())
+      return Isa::kAmx;
+#endif
     if (cpu.Has(Isa::kAvx512Vnni)) return Isa::kAvx512Vnni;
     if (cpu.Has(Isa::kAvx512)) return Isa::kAvx512;
     if (cpu.Has(Isa::kAvx2)) return Isa::kAvx2;
@@ -185,26 +199,46 @@ bool QGemmIsaSupported(Isa isa) {
 #if defined(__x86_64__)
   if (isa == Isa::kAvx2 || isa == Isa::kAvx512 || isa == Isa::kAvx512Vnni)
     return GetCpuFeatures().Has(isa);
+  // kAmx needs the VNNI kernel for small m (and as the fallback when the OS refuses AMX).
+  if (isa == Isa::kAmx) return GetCpuFeatures().Has(isa) && GetCpuFeatures().Has(Isa::kAvx512Vnni);
 #endif
   return false;
 }
 
-int QGemmMr(Isa isa) { return KernelFor(isa).mr; }
-int QGemmNr(Isa isa) { return KernelFor(isa).nr; }
-const char* QGemmKernelName(Isa isa) { return KernelFor(isa).name; }
+bool QGemmBytes(Isa isa) {
+#if defined(__x86_64__)
+  if (isa == Isa::kAvx512Vnni || isa == Isa::kAmx) return true;
+  if (isa == Isa::kAvx2) return GetCpuFeatures().avxvnni && !ForceScalar();
+#endif
+  (void)isa;
+  return false;
+}
+
+// Measured with bench/qgemm_bench.cc at 768x768, 1 thread (Xeon with AMX, shared and
+// noisy): m = 8: VNNI 530 GOP/s (AMX tiles half padding: 505); m = 16: AMX 1940 vs VNNI
+// 595; m >= 32: AMX ~2100.
+int64_t QGemmAmxMinM() { return 16; }
+
+int QGemmMr(Isa isa) { return QGemmBytes(isa) ? qgemm_detail::ByteMr(isa) : KernelFor(isa).mr; }
+int QGemmNr(Isa isa) { return QGemmBytes(isa) ? qgemm_detail::ByteNr(isa) : KernelFor(isa).nr; }
+const char* QGemmKernelName(Isa isa, int64_t m) {
+  return QGemmBytes(isa) ? qgemm_detail::ByteKernelFor(isa, m).name : KernelFor(isa).name;
+}
 
 int64_t QPackedASize(Isa isa, int64_t m, int64_t k) {
+  if (QGemmBytes(isa)) return qgemm_detail::BytePackedSize(isa, true, m, k);
   const int mr = KernelFor(isa).mr;
   return CeilDiv(m, mr) * mr * CeilDiv(k, 2) * 2;
 }
 
 int64_t QPackedBSize(Isa isa, int64_t k, int64_t n) {
+  if (QGemmBytes(isa)) return qgemm_detail::BytePackedSize(isa, false, n, k);
   const int nr = KernelFor(isa).nr;
   return CeilDiv(n, nr) * nr * CeilDiv(k, 2) * 2;
 }
 
 QPacked QPackA(Isa isa, int64_t m, int64_t k, const QSource& a) {
-  const int mr = KernelFor(isa).mr;
+  const int mr = QGemmMr(isa);
   QPacked p;
   p.isa = CanonicalIsa(isa);
   p.is_a = true;
@@ -217,6 +251,7 @@ QPacked QPackA(Isa isa, int64_t m, int64_t k, const QSource& a) {
 
 void QPackAPanels(Isa isa, int64_t m, int64_t k, const QSource& a, int64_t p0, int64_t p1,
                   int16_t* dst) {
+  if (QGemmBytes(isa)) return qgemm_detail::BytePackPanels(isa, true, m, k, a, p0, p1, dst);
   const int mr = KernelFor(isa).mr;
   const int64_t panel = CeilDiv(k, 2) * 2 * mr;
   for (int64_t p = p0; p < p1; ++p) PackPanelAny(a, m, k, p * mr, mr, dst + p * panel);
@@ -224,6 +259,7 @@ void QPackAPanels(Isa isa, int64_t m, int64_t k, const QSource& a, int64_t p0, i
 
 void QPackBPanels(Isa isa, int64_t k, int64_t n, const QSource& b, int64_t q0, int64_t q1,
                   int16_t* dst) {
+  if (QGemmBytes(isa)) return qgemm_detail::BytePackPanels(isa, false, n, k, b, q0, q1, dst);
   const int nr = KernelFor(isa).nr;
   const int64_t panel = CeilDiv(k, 2) * 2 * nr;
   // B's columns are op(B)'s "rows" for PackPanel: op(B)[k][j] read as row j of B^T.
@@ -239,18 +275,19 @@ QPacked QPackB(Isa isa, int64_t k, int64_t n, const QSource& b) {
   p.rows_or_cols = n;
   p.k = k;
   p.data.resize(static_cast<size_t>(QPackedBSize(isa, k, n)));
-  QPackBPanels(isa, k, n, b, 0, CeilDiv(n, KernelFor(isa).nr), p.data.data());
+  QPackBPanels(isa, k, n, b, 0, CeilDiv(n, QGemmNr(isa)), p.data.data());
   return p;
 }
 
 void QGemm(Isa isa, int64_t m, int64_t n, int64_t k, const QOperand& a, const QOperand& b,
            const QOutput& out, ThreadPool* pool) {
   if (m <= 0 || n <= 0) return;
-  const QMicroKernel& mk = KernelFor(isa);
   const Isa canon = CanonicalIsa(isa);
   if (CanonicalIsa(a.isa) != canon || a.dim != m || a.k != k || CanonicalIsa(b.isa) != canon ||
       b.dim != n || b.k != k)
     throw Error(ErrorCode::kInternal, "QGemm: packed operands do not match the call");
+  if (QGemmBytes(isa)) return qgemm_detail::QGemmBytesRun(isa, m, n, k, a.data, b.data, out, pool);
+  const QMicroKernel& mk = KernelFor(isa);
   const int mr = mk.mr, nr = mk.nr;
   const int64_t k2 = CeilDiv(k, 2);
   const int64_t mp = CeilDiv(m, mr), np = CeilDiv(n, nr);

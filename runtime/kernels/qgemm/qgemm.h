@@ -10,21 +10,37 @@
 // Relu/Clip. The channel is the row (conv: output channels are rows) or the column
 // (matmul: output features are columns).
 //
-// Why int16 pairs: both operands are packed with their zero points already subtracted
-// and widened to int16 (|value| <= 255), two consecutive k values per 32-bit lane. The
-// AVX2 micro-kernel then multiplies with vpmaddwd (int16 x int16 -> int32, pairs summed),
-// which is exact. The faster-looking vpmaddubsw (uint8 x int8) adds its two products into
-// a *saturating* int16: 255*127 + 255*127 = 64770 overflows, so results would silently
-// clip (onnxruntime's quantizer restricts weights to 7 bits, "reduce_range", for this
-// reason). Subtracting the zero points at packing time also means that no correction
-// terms (row/column sums) are needed and that conv padding is simply 0. AVX-512 VNNI and
-// AVX-VNNI fuse vpmaddwd + vpaddd into one vpdpwssd on the same layout.
+// Two packed layouts, chosen by ISA (QGemmBytes):
 //
-// Packed layouts (K2 = ceil(K / 2), pairs past K are zero):
-//   A panel p: rows [p*mr, p*mr+mr) as K2 groups of mr int32 pairs (rows past M zero).
+// int16 pairs (kScalar, kAvx2 without AVX-VNNI, kAvx512): both operands are packed with
+// their zero points already subtracted and widened to int16 (|value| <= 255), two
+// consecutive k values per 32-bit lane; vpmaddwd (int16 x int16 -> int32, pairs summed)
+// is exact. The faster-looking vpmaddubsw (uint8 x int8) adds its two products into a
+// *saturating* int16: 255*127 + 255*127 = 64770 overflows, so results would silently clip
+// (onnxruntime's quantizer restricts weights to 7 bits, "reduce_range", for this reason).
+// No correction terms are needed and conv padding is simply 0.
+//   A panel p: rows [p*mr, p*mr+mr) as K2 = ceil(K/2) groups of mr int32 pairs.
 //   B panel q: columns [q*nr, q*nr+nr) as K2 groups of nr int16 pairs.
-// Micro-kernels: "qs16_gemm__scalar_6x16", "qs16_gemm__avx2_6x16",
-// "qs16_gemm__avx512_6x32", "qs16_gemm__avxvnni_6x16", "qs16_gemm__avx512vnni_6x32".
+//
+// uint8 x int8 bytes (kAvx512Vnni, kAmx, and kAvx2 on a CPU with AVX-VNNI): vpdpbusd /
+// tdpbusd multiply 4 consecutive k of uint8 A by int8 B and add the four products into
+// an int32 lane without any intermediate saturation, so they are exact too, at twice
+// the multiplies per instruction of vpdpwssd. A is always stored as uint8 and B as int8:
+// a source of the other signedness is flipped by 128 (x ^ 0x80) and its zero point moved
+// by the same 128, which leaves every (x - zp) unchanged. Zero points are then applied as
+//   acc = sum(a*b) - za*colsum(b) - zb*rowsum(a) + K*za*zb
+// with the sums taken at packing time (weights: once at load; activations: per call).
+// All int32 arithmetic wraps, so the result is exact whenever the true result fits.
+//   A panel p: K4 = ceil(K/4) groups of mr x 4 bytes (row r, k = 4g..4g+3 at (g*mr+r)*4);
+//              under kAmx (mr = 16, one tile) row-major per 64 k: 16 rows x 64 bytes.
+//   B panel q: K4 groups of nr x 4 bytes. Under kAmx, K4 is rounded up to a multiple of
+//              16 (one 64-byte tile row) for both operands.
+//   After the panels: int32 zero point (shifted) per row/column, then int32 sum per
+//   row/column; k past K is 0 in both operands and excluded from the sums.
+// Conv's im2col fills a row-major panel of bytes and QPackBPanelFromRows interleaves it.
+// Micro-kernels: "qs16_gemm__scalar_6x16", "qs16_gemm__avx2_6x16", "qs16_gemm__avx512_6x32",
+// "qu8s8_gemm__avxvnni_6x16", "qu8s8_gemm__avx512vnni_8x32", "qu8s8_gemm__avx512vnni_16x32"
+// (kAmx below QGemmAmxMinM), "qu8s8_gemm__amx_32x32".
 #pragma once
 
 #include <cstdint>
@@ -37,13 +53,19 @@
 
 namespace edgepress::runtime {
 
-// The integer GEMM ISAs: kScalar, kAvx2, kAvx512 (AVX-512BW) and kAvx512Vnni; kAvx2 also
-// selects the AVX-VNNI kernel where the CPU has it.
+// The integer GEMM ISAs: kScalar, kAvx2, kAvx512 (AVX-512BW), kAvx512Vnni and kAmx; kAvx2
+// selects the AVX-VNNI byte kernel where the CPU has it. kAmx runs the tile kernel for
+// m >= QGemmAmxMinM() and the AVX-512 VNNI kernel below (same B layout), and is only
+// "supported" once the OS granted the tile state (see qgemm_amx.cc).
 Isa BestQGemmIsa();
 bool QGemmIsaSupported(Isa isa);
 int QGemmMr(Isa isa);
 int QGemmNr(Isa isa);
-const char* QGemmKernelName(Isa isa);
+// The micro-kernel a product of m rows runs (kAmx: the VNNI one below QGemmAmxMinM()).
+const char* QGemmKernelName(Isa isa, int64_t m = 1 << 30);
+// True for the uint8 x int8 byte layouts.
+bool QGemmBytes(Isa isa);
+int64_t QGemmAmxMinM();
 
 // A uint8 or int8 source matrix with its zero points (one, or one per row of A / column
 // of B; nullptr means 0).
@@ -74,6 +96,13 @@ void QPackAPanels(Isa isa, int64_t m, int64_t k, const QSource& a, int64_t p0, i
 // per call and want to split the work).
 void QPackBPanels(Isa isa, int64_t k, int64_t n, const QSource& b, int64_t q0, int64_t q1,
                   int16_t* dst);
+
+// Byte layouts only, for writers of B panels (conv im2col): packs B panel q from `rows`,
+// this panel's nr columns of op(B) row-major (rows[kk * nr + j], kk < k, as int8: a uint8
+// source already shifted by -128, its zero point `zp` too), adding the column sums and
+// zero points. Columns past n must hold 0 in `rows`.
+void QPackBPanelFromRows(Isa isa, int64_t k, int64_t n, int32_t zp, int64_t q,
+                         const int8_t* rows, int16_t* dst);
 
 struct QOutput {
   enum class Kind : uint8_t { kInt32, kFloat, kUInt8, kInt8 };
@@ -115,5 +144,9 @@ void QGemmReference(int64_t m, int64_t n, int64_t k, const QSource& a, const QSo
 
 // The epilogue for one row segment: acc[0..cols) belongs to row `row`, columns from `col0`.
 void QStoreRow(const int32_t* acc, int cols, int64_t row, int64_t col0, const QOutput& out);
+// The same, vectorised as the GEMM of `isa` runs it (identical results; for other integer
+// kernels such as depthwise conv).
+void QStoreRowIsa(Isa isa, const int32_t* acc, int cols, int64_t row, int64_t col0,
+                  const QOutput& out);
 
 }  // namespace edgepress::runtime

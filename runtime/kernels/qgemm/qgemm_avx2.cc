@@ -1,9 +1,8 @@
-// x86 micro-kernels of the integer GEMM (layout and exactness argument in qgemm.h), each
+// int16-pair x86 micro-kernels of the integer GEMM for CPUs without VNNI (layout and
+// exactness argument in qgemm.h; VNNI CPUs take the byte kernels of qgemm_vnni.cc), each
 // compiled for its ISA with __attribute__((target)) and chosen at run time:
 //   qs16_gemm__avx2_6x16        vpmaddwd + vpaddd, 12 ymm accumulators
-//   qs16_gemm__avxvnni_6x16     vpdpwssd (AVX-VNNI) on the same layout
 //   qs16_gemm__avx512_6x32      vpmaddwd + vpaddd on zmm (AVX-512BW)
-//   qs16_gemm__avx512vnni_6x32  vpdpwssd on zmm (AVX-512 VNNI)
 // and the AVX2 epilogue (int32 -> float -> requantized uint8/int8, 8 columns at a time;
 // _mm256_cvtps_epi32 rounds half to even under the default MXCSR, like nearbyint).
 // Accumulators are named variables, not arrays, so that gcc keeps them in registers.
@@ -27,7 +26,6 @@ inline int32_t Pair(const int16_t* p) {
 
 }  // namespace
 
-// kVnni selects vpdpwssd (one instruction for multiply-add-accumulate).
 #define EP_Q_AVX2_BODY(MADD)                                                              \
   constexpr int kMr = 6, kNr = 16;                                                        \
   if (rows == 1) {                                                                        \
@@ -84,18 +82,12 @@ inline int32_t Pair(const int16_t* p) {
   }
 
 #define EP_MADD_AVX2(c, a, b) _mm256_add_epi32(c, _mm256_madd_epi16(a, b))
-#define EP_MADD_AVXVNNI(c, a, b) _mm256_dpwssd_avx_epi32(c, a, b)
 
 __attribute__((target("avx2,fma"))) void QTileAvx2(int rows, int64_t k2, const int16_t* a,
                                                    const int16_t* b, int32_t* acc) {
   EP_Q_AVX2_BODY(EP_MADD_AVX2)
 }
 
-__attribute__((target("avx2,fma,avxvnni"))) void QTileAvxVnni(int rows, int64_t k2,
-                                                              const int16_t* a,
-                                                              const int16_t* b, int32_t* acc) {
-  EP_Q_AVX2_BODY(EP_MADD_AVXVNNI)
-}
 
 #define EP_Q_AVX512_BODY(MADD)                                                            \
   constexpr int kMr = 6, kNr = 32;                                                        \
@@ -131,7 +123,6 @@ __attribute__((target("avx2,fma,avxvnni"))) void QTileAvxVnni(int rows, int64_t 
   }
 
 #define EP_MADD_AVX512(c, a, b) _mm512_add_epi32(c, _mm512_madd_epi16(a, b))
-#define EP_MADD_AVX512VNNI(c, a, b) _mm512_dpwssd_epi32(c, a, b)
 
 __attribute__((target("avx512f,avx512bw"))) void QTileAvx512(int rows, int64_t k2,
                                                              const int16_t* a,
@@ -139,17 +130,11 @@ __attribute__((target("avx512f,avx512bw"))) void QTileAvx512(int rows, int64_t k
   EP_Q_AVX512_BODY(EP_MADD_AVX512)
 }
 
-__attribute__((target("avx512f,avx512bw,avx512vnni"))) void QTileAvx512Vnni(
-    int rows, int64_t k2, const int16_t* a, const int16_t* b, int32_t* acc) {
-  EP_Q_AVX512_BODY(EP_MADD_AVX512VNNI)
-}
 
 #undef EP_Q_AVX2_BODY
 #undef EP_Q_AVX512_BODY
 #undef EP_MADD_AVX2
-#undef EP_MADD_AVXVNNI
 #undef EP_MADD_AVX512
-#undef EP_MADD_AVX512VNNI
 
 __attribute__((target("avx2,fma"))) void QStoreRowAvx2(const int32_t* acc, int cols,
                                                        int64_t row, int64_t col0,

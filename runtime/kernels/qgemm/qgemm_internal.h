@@ -1,6 +1,7 @@
-// Between qgemm.cc (driver, packing, scalar kernel) and qgemm_avx2.cc (x86 micro-kernels
-// and the vectorised epilogue). Not for operator kernels: they use qgemm.h (the one
-// exception: qconv.cc's depthwise path stores its rows with QStoreRowAvx2).
+// Between the files of the integer GEMM: qgemm.cc (int16 driver, packing, scalar kernel),
+// qgemm_avx2.cc (int16 x86 micro-kernels, vectorised epilogue), qgemm_bytes.cc (uint8 x
+// int8 packing and driver), qgemm_vnni.cc (vpdpbusd micro-kernels), qgemm_amx.cc (tdpbusd).
+// Not for operator kernels: they use qgemm.h.
 #pragma once
 
 #include <cstdint>
@@ -23,11 +24,77 @@ struct QMicroKernel {
   const char* name;
 };
 
+// ---- uint8 x int8 byte layouts ----------------------------------------------------------
+
+// Zero-point correction of one tile: za/sa per row of A (from the tile's first row),
+// zb/sb per column of B (nr values); acc = dot - za*sb - zb*(sa - k*za), wrapping.
+struct QCorr {
+  const int32_t* za;
+  const int32_t* sa;
+  const int32_t* zb;
+  const int32_t* sb;
+  int32_t k;
+};
+
+// One mr x nr tile over k4 groups of 4 k: writes rows x nr corrected int32 values to acc
+// (row stride nr). `a` is the tile's A panel, `b` its B panel.
+using QByteTileFn = void (*)(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
+                             const QCorr& corr, int32_t* acc);
+
+struct QByteKernel {
+  int mr, nr;
+  QByteTileFn tile;
+  const char* name;
+  int64_t a_panel_bytes_per_group;  // A panel bytes = this * k4
+  // Called by each thread around its share of one product (AMX: load the tile
+  // configuration, release the tiles); nullptr when not needed.
+  void (*begin)() = nullptr;
+  void (*end)() = nullptr;
+};
+
+// Groups of 4 k per panel (K4, rounded up to 16 under kAmx).
+int64_t ByteK4(Isa isa, int64_t k);
+// The packing geometry of `isa` (mr, nr; A rows of 16 and row-major 64-k blocks under kAmx).
+int ByteMr(Isa isa);
+int ByteNr(Isa isa);
+bool ByteAmxLayout(Isa isa);
+// The kernel a product of m rows runs.
+const QByteKernel& ByteKernelFor(Isa isa, int64_t m);
+int64_t BytePackedSize(Isa isa, bool is_a, int64_t dim, int64_t k);  // in int16 units
+void BytePackPanels(Isa isa, bool is_a, int64_t dim, int64_t k, const QSource& s, int64_t p0,
+                    int64_t p1, int16_t* dst);
+void QGemmBytesRun(Isa isa, int64_t m, int64_t n, int64_t k, const int16_t* a,
+                   const int16_t* b, const QOutput& out, ThreadPool* pool);
+
+#if defined(__x86_64__)
+// qgemm_vnni.cc
+void QByteTileAvx512Vnni(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
+                         const QCorr& corr, int32_t* acc);  // 8x32, VNNI A layout
+void QByteTileAvx512VnniAmxA(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
+                             const QCorr& corr, int32_t* acc);  // 16x32, AMX A layout
+void QByteTileAvxVnni(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
+                      const QCorr& corr, int32_t* acc);  // 6x16
+// QPackBPanelFromRows for nr = 32 (AVX2): 4 rows of 32 bytes -> 32 lanes of 4 bytes, with
+// the column sums.
+void InterleaveRows32(int64_t k, int64_t k4, const int8_t* rows, int8_t* panel, int32_t* sums);
+// QStoreRow for AVX-512 (quantized and float outputs; int32 goes to QStoreRowAvx2).
+void QStoreRowAvx512(const int32_t* acc, int cols, int64_t row, int64_t col0, const QOutput& out);
+// The same for `rows` rows of a tile (row r's values at acc + r * acc_stride).
+void QStoreRowsAvx512(const int32_t* acc, int acc_stride, int rows, int cols, int64_t row0,
+                      int64_t col0, const QOutput& out);
+// Applies QCorr to rows x nr (nr a multiple of 16) accumulators in place.
+void QByteCorrectAvx512(int rows, int nr, const QCorr& corr, int32_t* acc);
+// qgemm_amx.cc: true once the OS granted the tile data state (asked once per process).
+bool AmxUsable();
+void AmxBegin();
+void AmxEnd();
+void QByteTileAmx(int rows, int64_t k4, const uint8_t* a, const int8_t* b, const QCorr& corr,
+                  int32_t* acc);  // 32x32 from two 16-row AMX A panels
+#endif
+
 #if defined(__x86_64__)
 void QTileAvx2(int rows, int64_t k2, const int16_t* a, const int16_t* b, int32_t* acc);
-void QTileAvxVnni(int rows, int64_t k2, const int16_t* a, const int16_t* b, int32_t* acc);
 void QTileAvx512(int rows, int64_t k2, const int16_t* a, const int16_t* b, int32_t* acc);
-void QTileAvx512Vnni(int rows, int64_t k2, const int16_t* a, const int16_t* b, int32_t* acc);
 void QStoreRowAvx2(const int32_t* acc, int cols, int64_t row, int64_t col0, const QOutput& out);
 #endif
 

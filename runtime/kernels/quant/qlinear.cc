@@ -265,9 +265,8 @@ class QMatMulKernel : public Kernel {
       a_scale = p.scale;
       a_zp = {p.zero_point};
       a_q_buf.resize(af->numel());
-      const float* x = af->data<float>();
-      for (size_t i = 0; i < af->numel(); ++i)
-        a_q_buf[i] = qutil::Saturate<uint8_t>(x[i] / p.scale, p.zero_point);
+      qutil::QuantizeU8(af->data<float>(), static_cast<int64_t>(af->numel()), p.scale,
+                        p.zero_point, a_q_buf.data());
       a_q = &a_q_buf;
     } else if (kMode != Mode::kMatMulInteger) {
       a_scale = ReadScale(node, Opt(ctx, 1), 1, "a_scale")[0];
@@ -425,7 +424,8 @@ void RegisterQLinearKernels(KernelRegistry& r) {
 #if defined(__x86_64__)
   AddAll<Isa::kAvx2>(r, "avx2_6x16");
   AddAll<Isa::kAvx512>(r, "avx512_6x32");
-  AddAll<Isa::kAvx512Vnni>(r, "avx512vnni_6x32");
+  AddAll<Isa::kAvx512Vnni>(r, "avx512vnni_8x32");
+  AddAll<Isa::kAmx>(r, "amx_32x32");
 #endif
 }
 

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "ir/error.h"
@@ -20,6 +21,10 @@
 #include "runtime/kernels/gemm/gemm_op_util.h"
 #include "runtime/kernels/quant/quantize_util.h"
 #include "runtime/thread_pool.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 namespace edgepress::runtime {
 
@@ -116,6 +121,41 @@ int64_t BlockBroadcast(const std::vector<int64_t>& in, const std::vector<int64_t
   return inner;
 }
 
+#if defined(__x86_64__)
+// BinaryLoop<false> (Add) for same-shape inputs, 16 at a time with the same float operations in the same
+// order (the _round forms are builtins gcc never contracts into an FMA, which would change
+// the rounding), round half to even (cvtps under the default MXCSR, as nearbyint), then
+// the integer clamp. |v| is clamped to 2^30 first so that the conversion stays in range
+// (beyond it the scalar cast has no defined value either).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // gcc 12, unmasked AVX-512 intrinsics
+template <typename T>
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void AddLoopAvx512(
+    const T* a, const T* b, T* c, int64_t n, float ra, float rb, int32_t za, int32_t zb,
+    int32_t zc, int32_t lo, int32_t hi) {
+  constexpr int kR = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  const __m512i vza = _mm512_set1_epi32(za), vzb = _mm512_set1_epi32(zb), vzc = _mm512_set1_epi32(zc);
+  const __m512i vlo = _mm512_set1_epi32(lo), vhi = _mm512_set1_epi32(hi);
+  const __m512 vra = _mm512_set1_ps(ra), vrb = _mm512_set1_ps(rb);
+  const __m512 big = _mm512_set1_ps(1073741824.f), nbig = _mm512_set1_ps(-1073741824.f);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - i)) - 1);
+    const __m128i ra8 = _mm_maskz_loadu_epi8(m, a + i), rb8 = _mm_maskz_loadu_epi8(m, b + i);
+    const bool u8 = std::is_same<T, uint8_t>::value;
+    const __m512i ai = u8 ? _mm512_cvtepu8_epi32(ra8) : _mm512_cvtepi8_epi32(ra8);
+    const __m512i bi = u8 ? _mm512_cvtepu8_epi32(rb8) : _mm512_cvtepi8_epi32(rb8);
+    const __m512 x = _mm512_mul_round_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(ai, vza)), vra, kR);
+    const __m512 y = _mm512_mul_round_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(bi, vzb)), vrb, kR);
+    __m512 v = _mm512_add_round_ps(x, y, kR);
+    v = _mm512_min_ps(_mm512_max_ps(v, nbig), big);
+    __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(v), vzc);
+    q = _mm512_min_epi32(_mm512_max_epi32(q, vlo), vhi);
+    _mm_mask_storeu_epi8(c + i, m, _mm512_cvtepi32_epi8(q));
+  }
+}
+#pragma GCC diagnostic pop
+#endif
+
 // Flat source index of every output element under numpy broadcasting (empty: identity).
 std::vector<int64_t> BroadcastIndex(const std::vector<int64_t>& in, const std::vector<int64_t>& out) {
   if (in == out) return {};
@@ -146,7 +186,8 @@ std::vector<int64_t> BroadcastIndex(const std::vector<int64_t>& in, const std::v
 template <bool kMul>
 class QLinearBinaryKernel : public Kernel {
  public:
-  explicit QLinearBinaryKernel(const KernelInit& init) : act_(qutil::ReadActivation(init.node)) {}
+  explicit QLinearBinaryKernel(const KernelInit& init, bool simd = false)
+      : act_(qutil::ReadActivation(init.node)), simd_(simd) {}
 
   void Run(KernelContext& ctx) override {
     const ir::Node& node = ctx.node();
@@ -208,6 +249,14 @@ class QLinearBinaryKernel : public Kernel {
         return;
       }
     }
+#if defined(__x86_64__)
+    if (!kMul && simd_ && as == out && bs == out) {  // same shapes: residual Adds
+      ctx.pool().ParallelFor(n, 16384, [&](int64_t s, int64_t e) {
+        AddLoopAvx512(ap + s, bp + s, cp + s, e - s, ra, rb, za, zb, zc, lo, hi);
+      });
+      return;
+    }
+#endif
     const std::vector<int64_t> ai = BroadcastIndex(as, out), bi = BroadcastIndex(bs, out);
     ctx.pool().ParallelFor(n, 16384, [&](int64_t s, int64_t e) {
       BinaryLoop<kMul>(ai.empty() ? ap + s : ap, bi.empty() ? bp + s : bp, cp + s, e - s,
@@ -217,6 +266,7 @@ class QLinearBinaryKernel : public Kernel {
   }
 
   qutil::Activation act_;
+  bool simd_;
 };
 
 class QLinearGapKernel : public Kernel {
@@ -279,6 +329,15 @@ void RegisterQLinearEltwiseKernels(KernelRegistry& r) {
          Create<QLinearBinaryKernel<false>>});
   r.Add({"QLinearMul", "com.microsoft", DType::kUndefined, Isa::kScalar, "q8_ms_qlinearmul__ref",
          Create<QLinearBinaryKernel<true>>});
+#if defined(__x86_64__)
+  auto simd_add = [](const KernelInit& init) -> std::unique_ptr<Kernel> {
+    return std::make_unique<QLinearBinaryKernel<false>>(init, true);
+  };
+  r.Add({"QLinearAdd", "com.microsoft", DType::kUndefined, Isa::kAvx512,
+         "q8_ms_qlinearadd__avx512", simd_add});
+  r.Add({"QLinearAdd", "edgepress", DType::kUndefined, Isa::kAvx512, "q8_qlinearadd__avx512",
+         simd_add});
+#endif
   r.Add({"QLinearGlobalAveragePool", "com.microsoft", DType::kUndefined, Isa::kScalar,
          "q8_ms_qlinearglobalavgpool__ref", Create<QLinearGapKernel>});
 }

@@ -328,11 +328,47 @@ Activation ReadActivation(const ir::Node& node) {
   return a;
 }
 
+namespace {
+#if defined(__x86_64__)
+// min/max over 8 lanes; _mm256_min_ps(x, m) returns m for a NaN x, as std::min(m, x) does,
+// and min/max are exact, so the order of the reduction does not matter.
+__attribute__((target("avx2"))) void MinMaxAvx2(const float* x, int64_t n, float* mn, float* mx) {
+  __m256 vmn = _mm256_set1_ps(*mn), vmx = _mm256_set1_ps(*mx);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    vmn = _mm256_min_ps(v, vmn);
+    vmx = _mm256_max_ps(v, vmx);
+  }
+  alignas(32) float a[8], b[8];
+  _mm256_store_ps(a, vmn);
+  _mm256_store_ps(b, vmx);
+  for (int j = 0; j < 8; ++j) {
+    *mn = std::min(*mn, a[j]);
+    *mx = std::max(*mx, b[j]);
+  }
+  for (; i < n; ++i) {
+    *mn = std::min(*mn, x[i]);
+    *mx = std::max(*mx, x[i]);
+  }
+}
+#endif
+
+bool UseAvx2() { return GetCpuFeatures().Has(Isa::kAvx2) && !ForceScalar(); }
+}  // namespace
+
 U8Params DynamicU8Params(const float* x, int64_t n) {
   float mn = 0.f, mx = 0.f;
-  for (int64_t i = 0; i < n; ++i) {
-    mn = std::min(mn, x[i]);
-    mx = std::max(mx, x[i]);
+#if defined(__x86_64__)
+  if (UseAvx2()) {
+    MinMaxAvx2(x, n, &mn, &mx);
+  } else
+#endif
+  {
+    for (int64_t i = 0; i < n; ++i) {
+      mn = std::min(mn, x[i]);
+      mx = std::max(mx, x[i]);
+    }
   }
   U8Params p;
   // As onnxruntime's GetQuantizationParameter: an all-zero input gets scale 1.
@@ -340,6 +376,13 @@ U8Params DynamicU8Params(const float* x, int64_t n) {
   const float zp = std::min(255.f, std::max(0.f, 0.f - mn / p.scale));
   p.zero_point = static_cast<int32_t>(std::nearbyint(zp));
   return p;
+}
+
+void QuantizeU8(const float* x, int64_t n, float scale, int32_t zp, uint8_t* y) {
+#if defined(__x86_64__)
+  if (UseAvx2()) return QuantizeSpanAvx2<uint8_t>(x, n, scale, zp, y);
+#endif
+  QuantizeSpan<uint8_t>(x, n, scale, zp, y);
 }
 
 }  // namespace qutil

@@ -35,6 +35,8 @@ struct U8Params {
 // The range [min(0, min x), max(0, max x)] mapped onto [0, 255], as ONNX
 // DynamicQuantizeLinear and onnxruntime's DynamicQuantizeMatMul define it.
 U8Params DynamicU8Params(const float* x, int64_t n);
+// y[i] = Saturate<uint8_t>(x[i] / scale, zp), vectorised where the CPU allows (same bits).
+void QuantizeU8(const float* x, int64_t n, float scale, int32_t zp, uint8_t* y);
 
 // saturate(round_half_even(v) + zp) into T's range; v is already divided by the scale.
 template <typename T>

@@ -1,0 +1,292 @@
+// vpdpbusd micro-kernels of the integer GEMM on the uint8 x int8 byte layout (qgemm.h):
+//   qu8s8_gemm__avx512vnni_8x32   AVX-512 VNNI, 8 rows x 2 zmm (16 accumulators)
+//   qu8s8_gemm__avx512vnni_16x32  the same on AMX's row-major A panels (kAmx, small m)
+//   qu8s8_gemm__avxvnni_6x16      AVX-VNNI (VEX, 256-bit), 6 rows x 2 ymm
+// Each step broadcasts 4 bytes (4 consecutive k) of one A row and multiplies them with
+// 4 bytes per B column: vpdpbusd adds the four uint8 x int8 products to the int32 lane
+// with no intermediate saturation (unlike vpmaddubsw), so the dot is exact. The
+// zero-point correction (QCorr) is applied to the accumulators before they are stored.
+// The row count is a template parameter so that a tile with few valid rows (M = 1..7,
+// transformer decode, the last panel) does only its rows' work; accumulator arrays are
+// indexed with constants after unrolling, so gcc keeps them in registers.
+#include <algorithm>
+#include <cstring>
+
+#include "runtime/kernels/qgemm/qgemm_internal.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+namespace edgepress::runtime::qgemm_detail {
+
+namespace {
+
+inline int32_t Load32(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// sa - k * za with wrapping int32 arithmetic.
+inline int32_t AdjustedRowSum(const QCorr& c, int r) {
+  return static_cast<int32_t>(static_cast<uint32_t>(c.sa[r]) -
+                              static_cast<uint32_t>(c.k) * static_cast<uint32_t>(c.za[r]));
+}
+
+// R rows of A starting at `a`; row r's group g is at a + g * group_stride + r * row_stride
+// inside a block of 16 groups, blocks `block_stride` apart (VNNI layout: one block).
+template <int R, bool kAmxA>
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void Rows512(int64_t k4, const uint8_t* a,
+                                                                   const int8_t* b,
+                                                                   const QCorr& q,
+                                                                   int32_t* acc) {
+  __m512i c0[R], c1[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) c0[r] = c1[r] = _mm512_setzero_si512();
+  if (!kAmxA) {
+    for (int64_t g = 0; g < k4; ++g) {
+      const __m512i b0 = _mm512_loadu_si512(b), b1 = _mm512_loadu_si512(b + 64);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        const __m512i av = _mm512_set1_epi32(Load32(a + 4 * r));
+        c0[r] = _mm512_dpbusd_epi32(c0[r], av, b0);
+        c1[r] = _mm512_dpbusd_epi32(c1[r], av, b1);
+      }
+      a += 4 * 8;
+      b += 4 * 32;
+    }
+  } else {
+    // AMX A panel: per block of 16 groups, 16 rows x 64 bytes.
+    for (int64_t g = 0; g < k4; ++g) {
+      const uint8_t* ag = a + (g >> 4) * 1024 + (g & 15) * 4;
+      const __m512i b0 = _mm512_loadu_si512(b), b1 = _mm512_loadu_si512(b + 64);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        const __m512i av = _mm512_set1_epi32(Load32(ag + 64 * r));
+        c0[r] = _mm512_dpbusd_epi32(c0[r], av, b0);
+        c1[r] = _mm512_dpbusd_epi32(c1[r], av, b1);
+      }
+      b += 4 * 32;
+    }
+  }
+  const __m512i zb0 = _mm512_loadu_si512(q.zb), zb1 = _mm512_loadu_si512(q.zb + 16);
+  const __m512i sb0 = _mm512_loadu_si512(q.sb), sb1 = _mm512_loadu_si512(q.sb + 16);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    const __m512i za = _mm512_set1_epi32(q.za[r]), ta = _mm512_set1_epi32(AdjustedRowSum(q, r));
+    __m512i v0 = _mm512_sub_epi32(c0[r], _mm512_mullo_epi32(za, sb0));
+    __m512i v1 = _mm512_sub_epi32(c1[r], _mm512_mullo_epi32(za, sb1));
+    v0 = _mm512_sub_epi32(v0, _mm512_mullo_epi32(ta, zb0));
+    v1 = _mm512_sub_epi32(v1, _mm512_mullo_epi32(ta, zb1));
+    _mm512_storeu_si512(acc + r * 32, v0);
+    _mm512_storeu_si512(acc + r * 32 + 16, v1);
+  }
+}
+
+template <bool kAmxA>
+void Dispatch512(int rows, int64_t k4, const uint8_t* a, const int8_t* b, const QCorr& q,
+                 int32_t* acc) {
+  switch (rows) {
+    case 1: return Rows512<1, kAmxA>(k4, a, b, q, acc);
+    case 2: return Rows512<2, kAmxA>(k4, a, b, q, acc);
+    case 3: return Rows512<3, kAmxA>(k4, a, b, q, acc);
+    case 4: return Rows512<4, kAmxA>(k4, a, b, q, acc);
+    case 5: return Rows512<5, kAmxA>(k4, a, b, q, acc);
+    case 6: return Rows512<6, kAmxA>(k4, a, b, q, acc);
+    case 7: return Rows512<7, kAmxA>(k4, a, b, q, acc);
+    default: return Rows512<8, kAmxA>(k4, a, b, q, acc);
+  }
+}
+
+template <int R>
+__attribute__((target("avx2,avxvnni"))) void Rows256(int64_t k4, const uint8_t* a,
+                                                     const int8_t* b, const QCorr& q,
+                                                     int32_t* acc) {
+  __m256i c0[R], c1[R];
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) c0[r] = c1[r] = _mm256_setzero_si256();
+  for (int64_t g = 0; g < k4; ++g) {
+    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
+    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 32));
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) {
+      const __m256i av = _mm256_set1_epi32(Load32(a + 4 * r));
+      c0[r] = _mm256_dpbusd_avx_epi32(c0[r], av, b0);
+      c1[r] = _mm256_dpbusd_avx_epi32(c1[r], av, b1);
+    }
+    a += 4 * 6;
+    b += 4 * 16;
+  }
+  const __m256i zb0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q.zb));
+  const __m256i zb1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q.zb + 8));
+  const __m256i sb0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q.sb));
+  const __m256i sb1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q.sb + 8));
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) {
+    const __m256i za = _mm256_set1_epi32(q.za[r]), ta = _mm256_set1_epi32(AdjustedRowSum(q, r));
+    __m256i v0 = _mm256_sub_epi32(c0[r], _mm256_mullo_epi32(za, sb0));
+    __m256i v1 = _mm256_sub_epi32(c1[r], _mm256_mullo_epi32(za, sb1));
+    v0 = _mm256_sub_epi32(v0, _mm256_mullo_epi32(ta, zb0));
+    v1 = _mm256_sub_epi32(v1, _mm256_mullo_epi32(ta, zb1));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + r * 16), v0);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + r * 16 + 8), v1);
+  }
+}
+
+}  // namespace
+
+void QByteTileAvx512Vnni(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
+                         const QCorr& corr, int32_t* acc) {
+  Dispatch512<false>(rows, k4, a, b, corr, acc);
+}
+
+void QByteTileAvx512VnniAmxA(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
+                             const QCorr& corr, int32_t* acc) {
+  Dispatch512<true>(rows < 8 ? rows : 8, k4, a, b, corr, acc);
+  if (rows > 8) {
+    const QCorr lower{corr.za + 8, corr.sa + 8, corr.zb, corr.sb, corr.k};
+    Dispatch512<true>(rows - 8, k4, a + 8 * 64, b, lower, acc + 8 * 32);
+  }
+}
+
+void QByteTileAvxVnni(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
+                      const QCorr& corr, int32_t* acc) {
+  switch (rows) {
+    case 1: return Rows256<1>(k4, a, b, corr, acc);
+    case 2: return Rows256<2>(k4, a, b, corr, acc);
+    case 3: return Rows256<3>(k4, a, b, corr, acc);
+    case 4: return Rows256<4>(k4, a, b, corr, acc);
+    case 5: return Rows256<5>(k4, a, b, corr, acc);
+    default: return Rows256<6>(k4, a, b, corr, acc);
+  }
+}
+
+__attribute__((target("avx512f"))) void QByteCorrectAvx512(int rows, int nr, const QCorr& q,
+                                                            int32_t* acc) {
+  for (int r = 0; r < rows; ++r) {
+    const __m512i za = _mm512_set1_epi32(q.za[r]), ta = _mm512_set1_epi32(AdjustedRowSum(q, r));
+    for (int j = 0; j < nr; j += 16) {
+      __m512i v = _mm512_loadu_si512(acc + r * nr + j);
+      v = _mm512_sub_epi32(v, _mm512_mullo_epi32(za, _mm512_loadu_si512(q.sb + j)));
+      v = _mm512_sub_epi32(v, _mm512_mullo_epi32(ta, _mm512_loadu_si512(q.zb + j)));
+      _mm512_storeu_si512(acc + r * nr + j, v);
+    }
+  }
+}
+
+// rows 4g..4g+3 (32 bytes each) -> 128 bytes of 32 lanes x 4 k; 256-bit unpacks work per
+// 128-bit lane, so the last step swaps lane halves back into pixel order. Column sums of
+// int8 values via maddubs (1 x s8, no saturation at 2 x 128) and madd with 1s.
+__attribute__((target("avx2"))) void InterleaveRows32(int64_t k, int64_t k4, const int8_t* rows,
+                                                      int8_t* panel, int32_t* sums) {
+  const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+  __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+  const __m256i zero = _mm256_setzero_si256();
+  for (int64_t g = 0; g < k4; ++g) {
+    __m256i r[4];
+    for (int b = 0; b < 4; ++b) {
+      const int64_t kk = 4 * g + b;
+      r[b] = kk < k ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows + kk * 32)) : zero;
+    }
+    const __m256i t0 = _mm256_unpacklo_epi8(r[0], r[1]), t1 = _mm256_unpackhi_epi8(r[0], r[1]);
+    const __m256i t2 = _mm256_unpacklo_epi8(r[2], r[3]), t3 = _mm256_unpackhi_epi8(r[2], r[3]);
+    const __m256i u0 = _mm256_unpacklo_epi16(t0, t2), u1 = _mm256_unpackhi_epi16(t0, t2);
+    const __m256i u2 = _mm256_unpacklo_epi16(t1, t3), u3 = _mm256_unpackhi_epi16(t1, t3);
+    const __m256i o0 = _mm256_permute2x128_si256(u0, u1, 0x20);  // pixels 0-7
+    const __m256i o1 = _mm256_permute2x128_si256(u2, u3, 0x20);  // 8-15
+    const __m256i o2 = _mm256_permute2x128_si256(u0, u1, 0x31);  // 16-23
+    const __m256i o3 = _mm256_permute2x128_si256(u2, u3, 0x31);  // 24-31
+    __m256i* d = reinterpret_cast<__m256i*>(panel + g * 128);
+    _mm256_storeu_si256(d, o0);
+    _mm256_storeu_si256(d + 1, o1);
+    _mm256_storeu_si256(d + 2, o2);
+    _mm256_storeu_si256(d + 3, o3);
+    s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, o0), ones16));
+    s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, o1), ones16));
+    s2 = _mm256_add_epi32(s2, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, o2), ones16));
+    s3 = _mm256_add_epi32(s3, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, o3), ones16));
+  }
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(sums), s0);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(sums + 8), s1);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(sums + 16), s2);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(sums + 24), s3);
+}
+
+// QStoreRow on 16 columns at a time with masked tails, for a whole tile of rows: at small K (mobilenet's 1x1 convs,
+// K = 16..32) the epilogue costs more than the dot products, and the AVX2 one handles 8
+// columns per step and the tail in scalar code. Same operations in the same order as
+// QStoreRow (round half to even under the default MXCSR, like nearbyint).
+// gcc 12 reports -Wmaybe-uninitialized inside the unmasked AVX-512 intrinsics here (they
+// pass _mm512_undefined_*() as the merge source): a false positive, silenced locally.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void QStoreRowsAvx512(
+    const int32_t* acc, int acc_stride, int rows, int cols, int64_t row0, int64_t col0,
+    const QOutput& o) {
+  if (o.kind == QOutput::Kind::kInt32) {
+    for (int r = 0; r < rows; ++r) QStoreRowAvx2(acc + r * acc_stride, cols, row0 + r, col0, o);
+    return;
+  }
+  // Everything that does not depend on the row is set up once per tile.
+  const bool pr = o.per_row;
+  const bool col_scale = o.per_channel_scale && !pr, col_bias = o.bias && !pr;
+  const bool row_scale = o.per_channel_scale && pr;
+  const __mmask16 tail = static_cast<__mmask16>((1u << (cols & 15)) - 1);
+  const int full = cols & ~15;
+  if (o.kind == QOutput::Kind::kFloat) {  // DynamicQuantizeMatMul, float-output QLinearConv
+    const bool col_fb = o.float_bias && !pr;
+    const __m512 lo = _mm512_set1_ps(o.lo), hi = _mm512_set1_ps(o.hi);
+    for (int r = 0; r < rows; ++r) {
+      const int64_t row = row0 + r;
+      const int32_t* a_row = acc + r * acc_stride;
+      const __m512i rbias = _mm512_set1_epi32(o.bias && pr ? o.bias[row] : 0);
+      const __m512 rscale = _mm512_set1_ps(o.scale[row_scale ? row : 0]);
+      const __m512 rfb = _mm512_set1_ps(o.float_bias && pr ? o.float_bias[row] : 0.f);
+      float* y = static_cast<float*>(o.data) + row * o.ld + col0;
+      for (int j = 0; j < cols; j += 16) {
+        const __mmask16 m = j < full ? __mmask16(0xFFFF) : tail;
+        __m512i a = _mm512_add_epi32(_mm512_maskz_loadu_epi32(m, a_row + j), rbias);
+        if (col_bias) a = _mm512_add_epi32(a, _mm512_maskz_loadu_epi32(m, o.bias + col0 + j));
+        const __m512 sc = col_scale ? _mm512_maskz_loadu_ps(m, o.scale + col0 + j) : rscale;
+        __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(a), sc);
+        v = _mm512_add_ps(v, col_fb ? _mm512_maskz_loadu_ps(m, o.float_bias + col0 + j) : rfb);
+        _mm512_mask_storeu_ps(y + j, m, _mm512_min_ps(_mm512_max_ps(v, lo), hi));
+      }
+    }
+    return;
+  }
+  const bool u8 = o.kind == QOutput::Kind::kUInt8;
+  const int32_t qmin = u8 ? 0 : -128, qmax = u8 ? 255 : 127;
+  const __m512 lo = _mm512_set1_ps(static_cast<float>(std::max(qmin, o.q_lo)) -
+                                   static_cast<float>(o.zero_point));
+  const __m512 hi = _mm512_set1_ps(static_cast<float>(std::min(qmax, o.q_hi)) -
+                                   static_cast<float>(o.zero_point));
+  const __m512i zp = _mm512_set1_epi32(o.zero_point);
+  for (int r = 0; r < rows; ++r) {
+    const int64_t row = row0 + r;
+    const int32_t* a_row = acc + r * acc_stride;
+    const __m512i rbias = _mm512_set1_epi32(o.bias && pr ? o.bias[row] : 0);
+    const __m512 rscale = _mm512_set1_ps(o.scale[row_scale ? row : 0]);
+    uint8_t* y = static_cast<uint8_t*>(o.data) + row * o.ld + col0;
+    for (int j = 0; j < cols; j += 16) {
+      const __mmask16 m = j < full ? __mmask16(0xFFFF) : tail;
+      __m512i a = _mm512_add_epi32(_mm512_maskz_loadu_epi32(m, a_row + j), rbias);
+      if (col_bias) a = _mm512_add_epi32(a, _mm512_maskz_loadu_epi32(m, o.bias + col0 + j));
+      const __m512 sc = col_scale ? _mm512_maskz_loadu_ps(m, o.scale + col0 + j) : rscale;
+      __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(a), sc);
+      v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+      const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(v), zp);
+      // In range already: plain narrowing.
+      _mm_mask_storeu_epi8(y + j, m, _mm512_cvtepi32_epi8(q));
+    }
+  }
+}
+
+void QStoreRowAvx512(const int32_t* acc, int cols, int64_t row, int64_t col0, const QOutput& o) {
+  QStoreRowsAvx512(acc, 0, 1, cols, row, col0, o);
+}
+#pragma GCC diagnostic pop
+
+}  // namespace edgepress::runtime::qgemm_detail
+
+#endif  // __x86_64__

@@ -1,0 +1,154 @@
+// Integer convolutions on every registered kernel (scalar, AVX2/AVX-VNNI, AVX-512, AVX-512
+// VNNI bytes, AMX) against the scalar kernel, exactly: the shapes the byte im2col and the
+// AVX-512 depthwise path branch on (rows wider than a 32-pixel panel and narrower ones,
+// strides 1/2/3, dilation, asymmetric pads, 5x5), int8 and uint8 activations, int8 weights
+// with per-channel zero points and uint8 weights (ConvInteger, int32 output). The scalar
+// kernel itself is checked against a float reference in quantize_ops_test.cc.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+#include "runtime/eager.h"
+#include "runtime/kernel.h"
+#include "runtime/thread_pool.h"
+
+namespace edgepress::runtime {
+namespace {
+
+using ir::DType;
+using ir::Tensor;
+
+template <typename T>
+Tensor RandomQ(DType dt, std::vector<int64_t> shape, uint32_t seed) {
+  Tensor t(dt, std::move(shape));
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> d(std::numeric_limits<T>::min(), std::numeric_limits<T>::max());
+  for (uint64_t i = 0; i < t.numel(); ++i) t.mutable_data<T>()[i] = static_cast<T>(d(rng));
+  return t;
+}
+
+template <typename T>
+Tensor Scalar(DType dt, T v) {
+  return Tensor::FromVector(dt, {}, std::vector<T>{v});
+}
+
+// Runs `op` with `inputs` (weights and quantization parameters as initializers, x as a
+// graph input) on every registered kernel; all must equal the first (scalar) one.
+void ExpectAllKernelsAgree(const std::string& op, const std::vector<Tensor>& inputs,
+                           const std::vector<ir::Attribute>& attrs, const std::string& what) {
+  ir::Graph g;
+  std::vector<ir::Value*> vals;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const std::string name = "in" + std::to_string(i);
+    if (inputs[i].empty())
+      vals.push_back(nullptr);
+    else if (i == 0)
+      vals.push_back(g.AddInput(name, ir::ValueType::Tensor(inputs[i].dtype())));
+    else
+      vals.push_back(g.AddInitializer(name, inputs[i]));
+  }
+  ir::Node* node = g.AddNode(op, vals, {"out"}, "n0", "");
+  for (const auto& a : attrs) node->set_attr(a);
+  std::vector<const Tensor*> ptrs;
+  for (const auto& t : inputs) ptrs.push_back(t.empty() ? nullptr : &t);
+  const auto defs = KernelsFor(op, "", inputs[0].dtype());
+  ASSERT_GE(defs.size(), 1u);
+  ASSERT_EQ(defs[0]->isa, Isa::kScalar);
+  ThreadPool pool(2);
+  const Tensor ref = RunNode(*node, ptrs, pool, defs[0])[0];
+  for (const KernelDef* def : defs) {
+    const Tensor y = RunNode(*node, ptrs, pool, def)[0];
+    ASSERT_EQ(y.shape(), ref.shape()) << def->name << " " << what;
+    EXPECT_TRUE(y == ref) << def->name << " differs from " << defs[0]->name << ": " << what;
+  }
+}
+
+struct Shape {
+  int64_t c, m, group, k, stride, dil, h, w;
+  std::vector<int64_t> pads;
+  const char* what;
+};
+
+std::vector<Shape> Shapes() {
+  return {
+      {16, 16, 16, 3, 1, 1, 33, 35, {1, 1, 1, 1}, "depthwise 3x3 s1, rows of 3 vectors"},
+      {8, 8, 8, 3, 2, 1, 57, 57, {1, 1, 1, 1}, "depthwise 3x3 s2"},
+      {8, 8, 8, 5, 2, 1, 20, 21, {2, 2, 2, 2}, "depthwise 5x5 s2"},
+      {8, 8, 8, 3, 1, 2, 18, 18, {2, 2, 2, 2}, "depthwise 3x3 dilation 2"},
+      {8, 8, 8, 3, 3, 1, 23, 40, {1, 0, 0, 1}, "depthwise 3x3 s3, asymmetric pads"},
+      {16, 40, 1, 3, 1, 1, 15, 15, {1, 1, 1, 1}, "3x3 s1, panels across output rows"},
+      {8, 16, 1, 3, 2, 1, 14, 70, {0, 1, 1, 0}, "3x3 s2 wide, asymmetric pads"},
+      {12, 20, 2, 3, 1, 1, 9, 9, {1, 1, 1, 1}, "grouped 3x3"},
+      {24, 36, 1, 1, 1, 1, 9, 9, {0, 0, 0, 0}, "pointwise"},
+      {24, 36, 1, 1, 2, 1, 9, 9, {0, 0, 0, 0}, "1x1 stride 2"},
+  };
+}
+
+template <typename X>
+void QLinearConvCase(DType xt, const Shape& s, uint32_t seed) {
+  const Tensor x = RandomQ<X>(xt, {1, s.c, s.h, s.w}, seed);
+  const Tensor w = RandomQ<int8_t>(DType::kInt8, {s.m, s.c / s.group, s.k, s.k}, seed + 1);
+  std::vector<float> ws(static_cast<size_t>(s.m));
+  std::vector<int8_t> wz(static_cast<size_t>(s.m));
+  std::vector<int32_t> bias(static_cast<size_t>(s.m));
+  for (int64_t i = 0; i < s.m; ++i) {
+    ws[static_cast<size_t>(i)] = 0.0005f * static_cast<float>(1 + i % 5);
+    wz[static_cast<size_t>(i)] = static_cast<int8_t>(i % 3 == 0 ? 0 : (i % 7) - 3);
+    bias[static_cast<size_t>(i)] = static_cast<int32_t>(i * 97 % 3000) - 1500;
+  }
+  const bool s8 = xt == DType::kInt8;
+  const std::vector<Tensor> in = {
+      x,
+      Scalar<float>(DType::kFloat32, 0.02f),
+      s8 ? Scalar<int8_t>(DType::kInt8, -7) : Scalar<uint8_t>(DType::kUInt8, 131),
+      w,
+      Tensor::FromVector(DType::kFloat32, {s.m}, ws),
+      Tensor::FromVector(DType::kInt8, {s.m}, wz),
+      Scalar<float>(DType::kFloat32, 0.04f),
+      s8 ? Scalar<int8_t>(DType::kInt8, 5) : Scalar<uint8_t>(DType::kUInt8, 120),
+      Tensor::FromVector(DType::kInt32, {s.m}, bias)};
+  const std::vector<ir::Attribute> attrs = {
+      ir::Attribute::Int("group", s.group), ir::Attribute::Ints("strides", {s.stride, s.stride}),
+      ir::Attribute::Ints("dilations", {s.dil, s.dil}), ir::Attribute::Ints("pads", s.pads)};
+  ExpectAllKernelsAgree("QLinearConv", in, attrs,
+                        std::string(s.what) + (s8 ? " (int8 x)" : " (uint8 x)"));
+}
+
+TEST(QConvIsaTest, QLinearConvEveryKernelMatchesScalar) {
+  std::printf("QLinearConv kernels:");
+  for (const KernelDef* d : KernelsFor("QLinearConv", "", DType::kUInt8)) std::printf(" %s", d->name);
+  std::printf("\n");
+  uint32_t seed = 1;
+  for (const Shape& s : Shapes()) {
+    QLinearConvCase<uint8_t>(DType::kUInt8, s, seed += 2);
+    QLinearConvCase<int8_t>(DType::kInt8, s, seed += 2);
+  }
+}
+
+// uint8 weights with a zero point (flipped to int8 by the byte kernels' packing) and int32
+// outputs, where no requantization could hide an off-by-one.
+TEST(QConvIsaTest, ConvIntegerUint8WeightsEveryKernelMatchesScalar) {
+  uint32_t seed = 100;
+  for (const Shape& s : Shapes()) {
+    for (DType xt : {DType::kUInt8, DType::kInt8}) {
+      const Tensor x = xt == DType::kUInt8 ? RandomQ<uint8_t>(xt, {1, s.c, s.h, s.w}, ++seed)
+                                            : RandomQ<int8_t>(xt, {1, s.c, s.h, s.w}, ++seed);
+      const Tensor w = RandomQ<uint8_t>(DType::kUInt8, {s.m, s.c / s.group, s.k, s.k}, ++seed);
+      const Tensor xz = xt == DType::kUInt8 ? Scalar<uint8_t>(xt, 255) : Scalar<int8_t>(xt, -128);
+      const std::vector<Tensor> in = {x, w, xz, Scalar<uint8_t>(DType::kUInt8, 200)};
+      const std::vector<ir::Attribute> attrs = {
+          ir::Attribute::Int("group", s.group),
+          ir::Attribute::Ints("strides", {s.stride, s.stride}),
+          ir::Attribute::Ints("dilations", {s.dil, s.dil}), ir::Attribute::Ints("pads", s.pads)};
+      ExpectAllKernelsAgree("ConvInteger", in, attrs, std::string(s.what) + " ConvInteger");
+    }
+  }
+}
+
+}  // namespace
+}  // namespace edgepress::runtime
