@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
     const char* name;
     int64_t m, n, k;
     bool prepack_a;
+    bool prepack_b = false;  // constant weights, packed at session creation (MatMul/Gemm)
   };
   const Shape shapes[] = {
       {"square 256", 256, 256, 256, false},
@@ -43,6 +44,12 @@ int main(int argc, char** argv) {
       {"resnet layer4 3x3 (512x49x4608)", 512, 49, 4608, true},
       {"bert ffn (128x1536x384)", 128, 1536, 384, false},
       {"mlp gemv (1x1024x1024)", 1, 1024, 1024, false},
+      {"mlp gemv packed B (1x1024x1024)", 1, 1024, 1024, false, true},
+      {"gemv M=4 packed B (4x1024x1024)", 4, 1024, 1024, false, true},
+      {"gpt qkv packed B (64x768x256)", 64, 768, 256, false, true},
+      {"gpt fc packed B (64x1024x256)", 64, 1024, 256, false, true},
+      {"gpt out packed B (64x256x1024)", 64, 256, 1024, false, true},
+      {"gpt attn QK^T (64x64x64)", 64, 64, 64, false},
   };
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> d(-1, 1);
@@ -58,9 +65,14 @@ int main(int argc, char** argv) {
       pa = PackA(isa, false, s.m, s.k, a.data(), s.k);
       oa = GemmOperand::Packed(pa);
     }
+    PackedMatrix pb;
+    GemmOperand ob = GemmOperand::Raw(b.data(), s.n);
+    if (s.prepack_b) {
+      pb = edgepress::runtime::PackB(isa, false, s.k, s.n, b.data(), s.n);
+      ob = GemmOperand::Packed(pb);
+    }
     auto run = [&] {
-      SgemmEx(isa, s.m, s.n, s.k, 1.f, oa, GemmOperand::Raw(b.data(), s.n), 0.f, c.data(), s.n,
-              &pool);
+      SgemmEx(isa, s.m, s.n, s.k, 1.f, oa, ob, 0.f, c.data(), s.n, &pool);
     };
     run();
     double best = 1e9, best_cpu = 1e9;
