@@ -97,6 +97,67 @@ void Im2ColPanels(const ConvGeometry& g, const Im2ColRows& rows, const float* x,
   }
 }
 
+// Im2ColPanels for rank <= 2 (the depth dim is trivial), same output. A panel's pixels
+// split into runs that share an output row; for each im2col row and run, the taps that land
+// inside the input row are one strided (stride 1: contiguous) read, the rest zero. No
+// per-element bounds check or index division: ResNet-18 spent 25% of its time in the
+// generic loop above.
+void Im2ColPanels2D(const ConvGeometry& g, const float* x, int64_t q0, int64_t q1, int nr,
+                    float* dst) {
+  constexpr int kMaxNr = 64;
+  struct Run {
+    int t0, t1;
+    int64_t oh, ow0;
+  };
+  Run runs[kMaxNr];
+  const int64_t kdim = g.cg * g.k_size();
+  const int64_t out_size = g.out_size(), H = g.in[1], W = g.in[2], OW = g.out[2];
+  const int64_t sh = g.stride[1], sw = g.stride[2], dh = g.dil[1], dwl = g.dil[2];
+  for (int64_t q = q0; q < q1; ++q) {
+    const int64_t p0 = q * nr;
+    const int cnt = static_cast<int>(std::min<int64_t>(nr, out_size - p0));
+    int nruns = 0;
+    for (int t = 0; t < cnt;) {
+      const int64_t oh = (p0 + t) / OW, ow0 = (p0 + t) % OW;
+      const int len = static_cast<int>(std::min<int64_t>(cnt - t, OW - ow0));
+      runs[nruns++] = Run{t, t + len, oh, ow0};
+      t += len;
+    }
+    float* d = dst + q * kdim * nr;
+    for (int64_t c = 0; c < g.cg; ++c) {
+      const float* xc = x + c * H * W;
+      for (int64_t kh = 0; kh < g.k[1]; ++kh) {
+        for (int64_t kw = 0; kw < g.k[2]; ++kw, d += nr) {
+          for (int r = 0; r < nruns; ++r) {
+            const Run& run = runs[r];
+            const int len = run.t1 - run.t0;
+            float* dr = d + run.t0;
+            const int64_t ih = run.oh * sh - g.pad_b[1] + kh * dh;
+            if (ih < 0 || ih >= H) {
+              std::fill(dr, dr + len, 0.f);
+              continue;
+            }
+            // iw(j) = iw0 + j * sw is inside [0, W) for j in [j0, j1).
+            const int64_t iw0 = run.ow0 * sw - g.pad_b[2] + kw * dwl;
+            const int64_t j0 = std::min<int64_t>(len, iw0 >= 0 ? 0 : (-iw0 + sw - 1) / sw);
+            const int64_t j1 =
+                std::max<int64_t>(j0, std::min<int64_t>(len, iw0 >= W ? 0 : (W - 1 - iw0) / sw + 1));
+            std::fill(dr, dr + j0, 0.f);
+            const float* xr = xc + ih * W + iw0;
+            if (sw == 1) {
+              std::copy(xr + j0, xr + j1, dr + j0);
+            } else {
+              for (int64_t j = j0; j < j1; ++j) dr[j] = xr[j * sw];
+            }
+            std::fill(dr + j1, dr + len, 0.f);
+          }
+          std::fill(d + cnt, d + nr, 0.f);
+        }
+      }
+    }
+  }
+}
+
 // ---- depthwise (one input channel per group), rank <= 2 --------------------------------
 
 struct DwPlane {
@@ -366,7 +427,10 @@ class ConvKernel : public Kernel {
           const int64_t panels = (out_size + nr - 1) / nr;
           pool.ParallelFor(panels, std::max<int64_t>(1, 8192 / std::max<int64_t>(1, kdim * nr)),
                            [&](int64_t lo, int64_t hi) {
-                             Im2ColPanels(g, rows, xg, lo, hi, nr, dst);
+                             if (g.rank <= 2)
+                               Im2ColPanels2D(g, xg, lo, hi, nr, dst);
+                             else
+                               Im2ColPanels(g, rows, xg, lo, hi, nr, dst);
                            });
           ob = GemmOperand::PackedView(dst, kIsa, out_size, kdim);
         }
