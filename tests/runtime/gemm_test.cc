@@ -89,6 +89,37 @@ TEST(GemmTest, TileEdgesAllIsas) {
   }
 }
 
+// M <= 4 takes the GEMV kernels: every row count, column counts around the ISA's block
+// width (16 or 32) incl. a ragged last block of raw B, K around the 4x unroll, packed and
+// raw B, alpha/beta, each epilogue, and the pool splitting the column blocks.
+TEST(GemmTest, GemvRowsBlocksAndEpilogues) {
+  ThreadPool pool(2);
+  std::vector<float> col_bias = Random(300, 7), row_bias = Random(4, 8);
+  GemmEpilogue per_col, per_row, relu;
+  per_col.bias_kind = GemmEpilogue::Bias::kPerCol;
+  per_col.bias = col_bias.data();
+  per_row.bias_kind = GemmEpilogue::Bias::kPerRow;
+  per_row.bias = row_bias.data();
+  per_row.clamp = true;
+  per_row.lo = -0.25f;
+  per_row.hi = 0.5f;
+  relu.clamp = true;
+  relu.lo = 0.f;
+  for (Isa isa : IsasToTest()) {
+    for (int64_t m : {1, 2, 3, 4}) {
+      for (int64_t n : {1, 7, 15, 16, 17, 31, 32, 33, 65, 300}) {
+        for (int64_t k : {1, 3, 4, 5, 9, 258}) {
+          const Case cs{false, false, m, n, k, m == 2 ? 0.5f : 1.f, m == 3 ? 0.75f : 0.f};
+          const GemmEpilogue* ep = n % 2 ? &per_col : m == 4 ? &per_row : &relu;
+          for (bool packed : {false, true})
+            for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool})
+              RunCase(isa, cs, p, ep, false, packed);
+        }
+      }
+    }
+  }
+}
+
 TEST(GemmTest, LargeKCrossesKBlocks) {
   for (Isa isa : IsasToTest())
     for (int64_t k : {255, 256, 257, 600})

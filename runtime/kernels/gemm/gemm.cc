@@ -32,13 +32,14 @@ struct MicroKernel {
   int mr, nr;
   TileFn fn;
   const char* name;
+  GemvFn gemv;  // M <= kGemvMaxRows, nr columns per call
 };
 
 const MicroKernel& KernelFor(Isa isa) {
-  static const MicroKernel kScalarK{6, 16, ScalarKernel, "f32_gemm__scalar_6x16"};
+  static const MicroKernel kScalarK{6, 16, ScalarKernel, "f32_gemm__scalar_6x16", GemvScalar};
 #if defined(__x86_64__)
-  static const MicroKernel kAvx2K{6, 16, Avx2Kernel, "f32_gemm__avx2_6x16"};
-  static const MicroKernel kAvx512K{6, 32, Avx512Kernel, "f32_gemm__avx512_6x32"};
+  static const MicroKernel kAvx2K{6, 16, Avx2Kernel, "f32_gemm__avx2_6x16", GemvAvx2};
+  static const MicroKernel kAvx512K{6, 32, Avx512Kernel, "f32_gemm__avx512_6x32", GemvAvx512};
   if (isa == Isa::kAvx2) return kAvx2K;
   if (isa == Isa::kAvx512 || isa == Isa::kAvx512Vnni || isa == Isa::kAmx) return kAvx512K;
 #endif
@@ -127,6 +128,54 @@ void ParallelOrInline(ThreadPool* pool, int64_t n, int64_t grain,
     fn(0, n);
 }
 
+constexpr int64_t kGemvMaxRows = 4;
+
+// M <= 4 with a non-transposed raw A and B either packed (constant weights) or raw
+// non-transposed: one pass over B in column blocks of nr, no packing, threads splitting the
+// blocks in one dispatch. Returns false for the operand forms it does not take.
+bool TryGemv(const MicroKernel& mk, Isa canon, int64_t m, int64_t n, int64_t k, float alpha,
+             const GemmOperand& a, const GemmOperand& b, float beta, float* c, int64_t ldc,
+             ThreadPool* pool, const GemmEpilogue* ep) {
+  if (m > kGemvMaxRows || a.packed || a.view || a.trans || b.view || (!b.packed && b.trans))
+    return false;
+  const int nr = mk.nr;
+  const float* bd = b.data;
+  int64_t ldb = b.ld, block_stride = nr;  // raw: block q starts at column q * nr
+  if (b.packed) {
+    if (b.packed->is_a || b.packed->isa != canon || b.packed->rows_or_cols != n ||
+        b.packed->k != k)
+      throw Error(ErrorCode::kInternal, "SgemmEx: packed B does not match the call");
+    bd = b.packed->data.data();
+    ldb = nr;
+    block_stride = k * nr;  // panel q holds K groups of nr floats
+  }
+  const int64_t blocks = CeilDiv(n, nr);
+  // Each chunk of blocks should stream at least ~64 KiB of B so that waking a thread pays.
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, k * nr));
+  auto run = [&](int64_t q0, int64_t q1) {
+    const ScopedFlushDenormals flush;
+    alignas(64) float acc[kGemvMaxRows * 32];
+    for (int64_t q = q0; q < q1; ++q) {
+      const int64_t col0 = q * nr;
+      const int cols = static_cast<int>(std::min<int64_t>(nr, n - col0));
+      mk.gemv(static_cast<int>(m), cols, k, a.data, a.ld, bd + q * block_stride, ldb, acc);
+      StoreParams sp;
+      sp.alpha = alpha;
+      sp.beta = beta;
+      if (ep) {
+        if (ep->bias_kind == GemmEpilogue::Bias::kPerRow) sp.row_bias = ep->bias;
+        if (ep->bias_kind == GemmEpilogue::Bias::kPerCol) sp.col_bias = ep->bias + col0;
+        sp.clamp = ep->clamp;
+        sp.lo = ep->lo;
+        sp.hi = ep->hi;
+      }
+      StoreTileScalar(static_cast<int>(m), cols, acc, nr, c + col0, ldc, sp);
+    }
+  };
+  ParallelOrInline(pool, blocks, grain, run);
+  return true;
+}
+
 // C = beta * C + epilogue, for K == 0.
 void ScaleOnly(int64_t m, int64_t n, float beta, float* c, int64_t ldc,
                const GemmEpilogue* ep) {
@@ -203,6 +252,7 @@ void SgemmEx(Isa isa, int64_t m, int64_t n, int64_t k, float alpha, const GemmOp
   if (static_cast<double>(m) * n * k < 32768) pool = nullptr;
   const MicroKernel& mk = KernelFor(isa);
   const Isa canon = CanonicalIsa(isa);
+  if (TryGemv(mk, canon, m, n, k, alpha, a, b, beta, c, ldc, pool, ep)) return;
   const int mr = mk.mr, nr = mk.nr;
   const int64_t mp = CeilDiv(m, mr), np = CeilDiv(n, nr);
 
