@@ -43,6 +43,10 @@ int main(int argc, char** argv) {
       {"resnet layer3 3x3 (256x196x2304)", 256, 196, 2304, true},
       {"resnet layer4 3x3 (512x49x4608)", 512, 49, 4608, true},
       {"bert ffn (128x1536x384)", 128, 1536, 384, false},
+      // MobileNetV2 1x1 convolutions: X is a raw B (K = input channels, N = pixels).
+      {"mbv2 1x1 expand (96x12544x16)", 96, 12544, 16, true},
+      {"mbv2 1x1 project (24x3136x144)", 24, 3136, 144, true},
+      {"mbv2 1x1 late (960x49x160)", 960, 49, 160, true},
       {"mlp gemv (1x1024x1024)", 1, 1024, 1024, false},
       {"mlp gemv packed B (1x1024x1024)", 1, 1024, 1024, false, true},
       {"gemv M=4 packed B (4x1024x1024)", 4, 1024, 1024, false, true},

@@ -128,6 +128,15 @@ void ParallelOrInline(ThreadPool* pool, int64_t n, int64_t grain,
     fn(0, n);
 }
 
+// Whether 64 consecutive rows `ld` floats apart start in at least 16 of the 64 sets of a
+// 48 KiB / 12-way L1 (64-byte lines): then a K block of a B panel read in place stays
+// cached across the A panels of a tile.
+bool RowsSpreadOverL1(int64_t ld) {
+  uint64_t seen = 0;
+  for (int64_t r = 0; r < 64; ++r) seen |= uint64_t{1} << (((r * ld * 4) >> 6) & 63);
+  return __builtin_popcountll(seen) >= 16;
+}
+
 constexpr int64_t kGemvMaxRows = 4;
 
 // M <= 4 with a non-transposed raw A and B either packed (constant weights) or raw
@@ -279,6 +288,15 @@ void SgemmEx(Isa isa, int64_t m, int64_t n, int64_t k, float alpha, const GemmOp
     });
     pa = dst;
   }
+  // Raw non-transposed B is read in place, K rows b.ld apart, when its rows spread over
+  // the L1 sets (RowsSpreadOverL1): its full nr-column panels are already what the
+  // micro-kernel reads, so only a ragged last panel is packed. This spares 1x1
+  // convolutions (X is B) a copy of X: gemm_bench's MobileNetV2 1x1 shapes 24x3136x144
+  // 69 -> 120 GFLOP/s and 960x49x160 110 -> 150. With a power-of-two-ish leading dimension
+  // (square 512, BERT's 1536) the rows of a K block collide in 2 sets and packing is
+  // faster (166 vs 127 GFLOP/s), so those still pack.
+  const bool b_direct = !b.packed && !b.view && !b.trans && RowsSpreadOverL1(b.ld);
+  int64_t ldb_full = nr;  // row stride of B panels before the last
   if (b.packed) {
     if (b.packed->is_a || b.packed->isa != canon || b.packed->rows_or_cols != n ||
         b.packed->k != k)
@@ -288,6 +306,13 @@ void SgemmEx(Isa isa, int64_t m, int64_t n, int64_t k, float alpha, const GemmOp
     if (CanonicalIsa(b.view_isa) != canon || b.view_dim != n || b.view_k != k)
       throw Error(ErrorCode::kInternal, "SgemmEx: packed B view does not match the call");
     pb = b.view;
+  } else if (b_direct) {
+    pb = b.data;
+    ldb_full = b.ld;
+    if (n % nr != 0) {
+      if (b_buf.size() < static_cast<size_t>(nr * k)) b_buf.resize(nr * k);
+      PackBPanel(false, b.data, b.ld, k, n, nr, np - 1, b_buf.data());
+    }
   } else {
     if (b_buf.size() < static_cast<size_t>(np * nr * k)) b_buf.resize(np * nr * k);
     float* dst = b_buf.data();
@@ -297,6 +322,20 @@ void SgemmEx(Isa isa, int64_t m, int64_t n, int64_t k, float alpha, const GemmOp
     });
     pb = dst;
   }
+  // Panel q from K row pc on, and the distance between its K rows.
+  const float* b_last = b_buf.data();
+  auto b_panel = [&](int64_t q, int64_t pc, int64_t* ldb) -> const float* {
+    if (!b_direct) {
+      *ldb = nr;
+      return pb + q * k * nr + pc * nr;
+    }
+    if ((q + 1) * nr > n) {
+      *ldb = nr;
+      return b_last + pc * nr;
+    }
+    *ldb = ldb_full;
+    return pb + pc * ldb_full + q * nr;
+  };
 
   // Tiles of mcp x ncp panels; with several threads, shrink them until there are a few
   // tiles per thread so that small GEMMs still spread out.
@@ -324,7 +363,8 @@ void SgemmEx(Isa isa, int64_t m, int64_t n, int64_t k, float alpha, const GemmOp
         const int64_t kc = std::min(kc_step, k - pc);
         const bool first = pc == 0, last = pc + kc >= k;
         for (int64_t q = q0; q < q1; ++q) {
-          const float* bpanel = pb + q * k * nr + pc * nr;
+          int64_t ldb;
+          const float* bpanel = b_panel(q, pc, &ldb);
           const int64_t col0 = q * nr;
           const int cols = static_cast<int>(std::min<int64_t>(nr, n - col0));
           for (int64_t pi = p0; pi < p1; ++pi) {
@@ -340,8 +380,8 @@ void SgemmEx(Isa isa, int64_t m, int64_t n, int64_t k, float alpha, const GemmOp
               sp.lo = ep->lo;
               sp.hi = ep->hi;
             }
-            mk.fn(rows, cols, kc, pa + pi * k * mr + pc * mr, bpanel, c + row0 * ldc + col0,
-                  ldc, sp);
+            mk.fn(rows, cols, kc, pa + pi * k * mr + pc * mr, bpanel, ldb,
+                  c + row0 * ldc + col0, ldc, sp);
           }
         }
       }

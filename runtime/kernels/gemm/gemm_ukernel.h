@@ -33,17 +33,19 @@ inline void StoreTileScalar(int rows, int cols, const float* acc, int ld_acc, fl
   }
 }
 
-using TileFn = void (*)(int rows, int cols, int64_t kc, const float* a, const float* b, float* c,
-                        int64_t ldc, const StoreParams& p);
+using TileFn = void (*)(int rows, int cols, int64_t kc, const float* a, const float* b,
+                        int64_t ldb, float* c, int64_t ldc, const StoreParams& p);
 
-// Micro-kernels: a tile of `rows` (<= mr) x `cols` (<= nr) over a K block of packed panels.
-void ScalarKernel(int rows, int cols, int64_t kc, const float* a, const float* b, float* c,
-                  int64_t ldc, const StoreParams& p);  // 6 x 16
+// Micro-kernels: a tile of `rows` (<= mr) x `cols` (<= nr) over a K block of a packed A
+// panel and a B panel whose K rows of nr floats are `ldb` floats apart: nr for a packed
+// panel, the leading dimension for raw row-major B read in place (all nr columns valid).
+void ScalarKernel(int rows, int cols, int64_t kc, const float* a, const float* b,
+                  int64_t ldb, float* c, int64_t ldc, const StoreParams& p);  // 6 x 16
 #if defined(__x86_64__)
-void Avx2Kernel(int rows, int cols, int64_t kc, const float* a, const float* b, float* c,
-                int64_t ldc, const StoreParams& p);  // 6 x 16, AVX2 + FMA
-void Avx512Kernel(int rows, int cols, int64_t kc, const float* a, const float* b, float* c,
-                  int64_t ldc, const StoreParams& p);  // 6 x 32, AVX-512F
+void Avx2Kernel(int rows, int cols, int64_t kc, const float* a, const float* b,
+                int64_t ldb, float* c, int64_t ldc, const StoreParams& p);  // 6 x 16, AVX2 + FMA
+void Avx512Kernel(int rows, int cols, int64_t kc, const float* a, const float* b,
+                  int64_t ldb, float* c, int64_t ldc, const StoreParams& p);  // 6 x 32, AVX-512F
 #endif
 
 // GEMV micro-kernels for M <= 4 (one file per ISA: gemv_scalar.cc, gemv_avx2.cc,
