@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
     const char* name;
     int64_t m, n, k;
     bool prepack_a;
+    bool prepack_b = false;  // constant weights, packed at session creation (MatMul/Gemm)
   };
   const Shape shapes[] = {
       {"square 256", 256, 256, 256, false},
@@ -42,7 +43,19 @@ int main(int argc, char** argv) {
       {"resnet layer3 3x3 (256x196x2304)", 256, 196, 2304, true},
       {"resnet layer4 3x3 (512x49x4608)", 512, 49, 4608, true},
       {"bert ffn (128x1536x384)", 128, 1536, 384, false},
+      // MobileNetV2 1x1 convolutions: X is a raw B (K = input channels, N = pixels).
+      {"mbv2 1x1 expand (96x12544x16)", 96, 12544, 16, true},
+      {"mbv2 1x1 project (24x3136x144)", 24, 3136, 144, true},
+      {"mbv2 1x1 late (960x49x160)", 960, 49, 160, true},
       {"mlp gemv (1x1024x1024)", 1, 1024, 1024, false},
+      {"mlp gemv packed B (1x1024x1024)", 1, 1024, 1024, false, true},
+      {"gemv M=4 packed B (4x1024x1024)", 4, 1024, 1024, false, true},
+      {"gemv large packed B (1x4096x4096)", 1, 4096, 4096, false, true},
+      {"gemv large raw B (1x4096x4096)", 1, 4096, 4096, false},
+      {"gpt qkv packed B (64x768x256)", 64, 768, 256, false, true},
+      {"gpt fc packed B (64x1024x256)", 64, 1024, 256, false, true},
+      {"gpt out packed B (64x256x1024)", 64, 256, 1024, false, true},
+      {"gpt attn QK^T (64x64x64)", 64, 64, 64, false},
   };
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> d(-1, 1);
@@ -58,9 +71,14 @@ int main(int argc, char** argv) {
       pa = PackA(isa, false, s.m, s.k, a.data(), s.k);
       oa = GemmOperand::Packed(pa);
     }
+    PackedMatrix pb;
+    GemmOperand ob = GemmOperand::Raw(b.data(), s.n);
+    if (s.prepack_b) {
+      pb = edgepress::runtime::PackB(isa, false, s.k, s.n, b.data(), s.n);
+      ob = GemmOperand::Packed(pb);
+    }
     auto run = [&] {
-      SgemmEx(isa, s.m, s.n, s.k, 1.f, oa, GemmOperand::Raw(b.data(), s.n), 0.f, c.data(), s.n,
-              &pool);
+      SgemmEx(isa, s.m, s.n, s.k, 1.f, oa, ob, 0.f, c.data(), s.n, &pool);
     };
     run();
     double best = 1e9, best_cpu = 1e9;
@@ -78,8 +96,11 @@ int main(int argc, char** argv) {
       best_cpu = std::min(best_cpu, (ThreadCpuSeconds() - c0) / iters);
     }
     const double flops = 2.0 * s.m * s.n * s.k;
-    std::printf("%-40s wall %9.3f ms %6.1f GFLOP/s   cpu %9.3f ms %6.1f GFLOP/s\n", s.name,
+    std::printf("%-40s wall %9.3f ms %6.1f GFLOP/s   cpu %9.3f ms %6.1f GFLOP/s", s.name,
                 best * 1e3, flops / best / 1e9, best_cpu * 1e3, flops / best_cpu / 1e9);
+    // GEMV (M <= 4) is bound by streaming B: report its bandwidth (wall time).
+    if (s.m <= 4) std::printf("   B %5.1f GB/s", 4.0 * s.k * s.n / best / 1e9);
+    std::printf("\n");
   }
   return 0;
 }

@@ -1,8 +1,8 @@
-// The direct AVX2 depthwise Conv paths (3x3 two-rows-per-pass kernel for stride 1 and 2,
-// the general row kernel otherwise) against the scalar reference kernel f32_conv__ref at
-// plane edges: heights odd and even (a last unpaired row), widths below, at and above one
-// and two 8-wide vectors, symmetric and asymmetric pads (rows that must fall back to the
-// clipped-row path), bias, Relu/Clip activations through FusedConv, batch > 1 and a
+// The depthwise Conv paths of each registered Conv kernel (AVX2 and AVX-512 plane kernels
+// of runtime/kernels/conv/depthwise_*.cc) against the scalar reference kernel f32_conv__ref at
+// plane edges: heights odd and even, widths below, at and above one and two 8- and 16-wide
+// vectors, symmetric and asymmetric pads (taps reading the zero border),
+// bias, Relu/Clip activations through FusedConv, batch > 1 and a
 // channel multiplier. Tolerance 1e-5 relative to the sum of |w * x| over the taps.
 #include <gtest/gtest.h>
 
@@ -71,8 +71,7 @@ const KernelDef* Find(const std::string& op, const std::string& domain, Isa isa)
   return nullptr;
 }
 
-TEST(DepthwiseConv, Avx2MatchesReferenceAtEdges) {
-  if (!GetCpuFeatures().Has(Isa::kAvx2)) GTEST_SKIP() << "CPU lacks AVX2+FMA";
+void CheckConvIsaAtEdges(Isa isa) {
   std::vector<DwCase> cases;
   for (int64_t stride : {1, 2})
     for (int64_t h : {1, 2, 3, 4, 7, 12})
@@ -90,19 +89,30 @@ TEST(DepthwiseConv, Avx2MatchesReferenceAtEdges) {
     const bool fused = std::string(cs.act) != "";
     const std::string op = fused ? "FusedConv" : "Conv", dom = fused ? "com.microsoft" : "";
     const KernelDef* ref = Find(op, dom, Isa::kScalar);
-    const KernelDef* avx2 = Find(op, dom, Isa::kAvx2);
-    ASSERT_TRUE(ref && avx2);
+    const KernelDef* simd = Find(op, dom, isa);
+    ASSERT_TRUE(ref && simd);
     if (cs.h + cs.pads[0] + cs.pads[2] < (cs.k - 1) * cs.dil + 1 ||
         cs.w + cs.pads[1] + cs.pads[3] < (cs.k - 1) * cs.dil + 1)
       continue;  // no output
     const ir::Tensor want = RunConv(cs, ref, pool)[0];
-    const ir::Tensor got = RunConv(cs, avx2, pool)[0];
+    const ir::Tensor got = RunConv(cs, simd, pool)[0];
     ASSERT_EQ(got.shape(), want.shape()) << Name(cs);
     // Inputs and weights are in [-1, 1]: |sum| <= k*k + 1 (bias).
     const double tol = 1e-5 * (cs.k * cs.k + 1);
     for (uint64_t i = 0; i < want.numel(); ++i)
-      ASSERT_NEAR(got.data<float>()[i], want.data<float>()[i], tol) << Name(cs) << " @" << i;
+      ASSERT_NEAR(got.data<float>()[i], want.data<float>()[i], tol)
+          << simd->name << " " << Name(cs) << " @" << i;
   }
+}
+
+TEST(DepthwiseConv, Avx2MatchesReferenceAtEdges) {
+  if (!GetCpuFeatures().Has(Isa::kAvx2)) GTEST_SKIP() << "CPU lacks AVX2+FMA";
+  CheckConvIsaAtEdges(Isa::kAvx2);
+}
+
+TEST(DepthwiseConv, Avx512MatchesReferenceAtEdges) {
+  if (!GetCpuFeatures().Has(Isa::kAvx512)) GTEST_SKIP() << "CPU lacks AVX-512F";
+  CheckConvIsaAtEdges(Isa::kAvx512);
 }
 
 }  // namespace

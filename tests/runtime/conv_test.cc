@@ -156,6 +156,11 @@ std::vector<ConvCase> ConvCases() {
       {"dilation2", {1, 3, 12, 12}, {4, 3, 3, 3}, 1, {}, {2, 2}, {2, 2, 2, 2}},
       {"groups2", {1, 4, 8, 8}, {6, 2, 3, 3}, 2, {}, {}, {1, 1, 1, 1}},
       {"groups3 stride2", {1, 6, 9, 7}, {9, 2, 2, 3}, 3, {2, 2}, {}, {1, 0, 0, 1}},
+      // Runs of output rows inside one GEMM panel (OW not a multiple of nr), taps left of,
+      // right of and wholly outside the input row (pads larger than the kernel reach).
+      {"7x7 stride2 pad3", {1, 3, 37, 41}, {6, 3, 7, 7}, 1, {2, 2}, {}, {3, 3, 3, 3}},
+      {"pads past the taps", {1, 2, 5, 6}, {3, 2, 3, 3}, 1, {}, {}, {4, 3, 2, 5}},
+      {"stride 2x3 dilation 3x2", {1, 2, 19, 23}, {4, 2, 3, 3}, 1, {2, 3}, {3, 2}, {2, 1, 3, 4}},
       {"tile edges K>256", {1, 32, 15, 17}, {33, 32, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
       {"depthwise s1", {1, 8, 20, 37}, {8, 1, 3, 3}, 8, {}, {}, {1, 1, 1, 1}},
       {"depthwise s2", {2, 8, 21, 40}, {8, 1, 3, 3}, 8, {2, 2}, {}, {1, 1, 1, 1}},

@@ -12,6 +12,10 @@
 
 #include "ir/error.h"
 
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
+
 namespace edgepress::runtime {
 namespace {
 
@@ -82,6 +86,37 @@ TEST(GemmTest, TileEdgesAllIsas) {
       for (int64_t n : sizes)
         for (int64_t k : {1, 7, 17, 64})
           RunCase(isa, {false, false, m, n, k, 1.f, 0.f}, nullptr, nullptr, false, false);
+  }
+}
+
+// M <= 4 takes the GEMV kernels: every row count, column counts around the ISA's block
+// width (16 or 32) incl. a ragged last block of raw B, K around the 4x unroll, packed and
+// raw B, alpha/beta, each epilogue, and the pool splitting the column blocks.
+TEST(GemmTest, GemvRowsBlocksAndEpilogues) {
+  ThreadPool pool(2);
+  std::vector<float> col_bias = Random(300, 7), row_bias = Random(4, 8);
+  GemmEpilogue per_col, per_row, relu;
+  per_col.bias_kind = GemmEpilogue::Bias::kPerCol;
+  per_col.bias = col_bias.data();
+  per_row.bias_kind = GemmEpilogue::Bias::kPerRow;
+  per_row.bias = row_bias.data();
+  per_row.clamp = true;
+  per_row.lo = -0.25f;
+  per_row.hi = 0.5f;
+  relu.clamp = true;
+  relu.lo = 0.f;
+  for (Isa isa : IsasToTest()) {
+    for (int64_t m : {1, 2, 3, 4}) {
+      for (int64_t n : {1, 7, 15, 16, 17, 31, 32, 33, 65, 300}) {
+        for (int64_t k : {1, 3, 4, 5, 9, 258}) {
+          const Case cs{false, false, m, n, k, m == 2 ? 0.5f : 1.f, m == 3 ? 0.75f : 0.f};
+          const GemmEpilogue* ep = n % 2 ? &per_col : m == 4 ? &per_row : &relu;
+          for (bool packed : {false, true})
+            for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool})
+              RunCase(isa, cs, p, ep, false, packed);
+        }
+      }
+    }
   }
 }
 
@@ -177,6 +212,48 @@ TEST(GemmTest, ThreadPoolMatchesReference) {
     RunCase(isa, {true, false, 257, 31, 300, 1.f, 1.f}, &pool, nullptr, true, false);
   }
 }
+
+#if defined(__x86_64__)
+// Denormal operands are flushed inside the GEMM (their FMA assists made the causal-masked
+// attention of a decoder 2.4x slower), and the caller's MXCSR is restored afterwards, on the
+// calling thread and the pool's.
+TEST(GemmTest, DenormalOperandsFlushAndMxcsrIsRestored) {
+  ThreadPool pool(2);
+  // Control bits only: bits 0-5 are sticky exception flags the arithmetic itself sets.
+  constexpr unsigned kControl = ~0x3Fu;
+  const unsigned before = _mm_getcsr() & kControl;
+  ASSERT_EQ(before & 0x8040u, 0u) << "test expects the default MXCSR (no FTZ/DAZ)";
+  for (Isa isa : IsasToTest()) {
+    for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool}) {
+      const int64_t m = 64, n = 64, k = 64;
+      std::vector<float> a = Random(m * k, 5), b = Random(k * n, 6), c(m * n, -1.f);
+      const float denorm = 1e-39f;  // below FLT_MIN (1.18e-38)
+      ASSERT_TRUE(std::fpclassify(denorm) == FP_SUBNORMAL);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t kk = i % 2; kk < k; kk += 2) a[i * k + kk] = denorm;
+      std::vector<float> flushed = a;
+      for (float& x : flushed)
+        if (x == denorm) x = 0.f;
+      std::vector<float> want(m * n);
+      SgemmReference(false, false, m, n, k, 1.f, flushed.data(), k, b.data(), n, 0.f,
+                     want.data(), n);
+      SgemmEx(isa, m, n, k, 1.f, GemmOperand::Raw(a.data(), k), GemmOperand::Raw(b.data(), n),
+              0.f, c.data(), n, p);
+      ExpectNear(want, c, k, GemmKernelName(isa));
+      // A row of only denormals times B is exactly zero (it would be ~1e-38 unflushed).
+      std::vector<float> a1(k, denorm), c1(n, -1.f);
+      SgemmEx(isa, 1, n, k, 1.f, GemmOperand::Raw(a1.data(), k), GemmOperand::Raw(b.data(), n),
+              0.f, c1.data(), n, p);
+      for (int64_t j = 0; j < n; ++j) ASSERT_EQ(c1[j], 0.f) << GemmKernelName(isa) << " " << j;
+      ASSERT_EQ(_mm_getcsr() & kControl, before) << GemmKernelName(isa);
+      // A denormal computed after the call is still a denormal (FTZ/DAZ were not left on).
+      volatile float tiny = 1e-30f;
+      const float prod = tiny * 1e-9f;
+      ASSERT_TRUE(std::fpclassify(prod) == FP_SUBNORMAL);
+    }
+  }
+}
+#endif
 
 TEST(GemmTest, PublicSgemmUsesBestIsa) {
   std::vector<float> a = Random(20 * 30, 11), b = Random(30 * 40, 12);

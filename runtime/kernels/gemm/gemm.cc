@@ -14,6 +14,10 @@
 
 #include "ir/error.h"
 
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
+
 namespace edgepress::runtime {
 
 namespace {
@@ -28,13 +32,14 @@ struct MicroKernel {
   int mr, nr;
   TileFn fn;
   const char* name;
+  GemvFn gemv;  // M <= kGemvMaxRows, nr columns per call
 };
 
 const MicroKernel& KernelFor(Isa isa) {
-  static const MicroKernel kScalarK{6, 16, ScalarKernel, "f32_gemm__scalar_6x16"};
+  static const MicroKernel kScalarK{6, 16, ScalarKernel, "f32_gemm__scalar_6x16", GemvScalar};
 #if defined(__x86_64__)
-  static const MicroKernel kAvx2K{6, 16, Avx2Kernel, "f32_gemm__avx2_6x16"};
-  static const MicroKernel kAvx512K{6, 32, Avx512Kernel, "f32_gemm__avx512_6x32"};
+  static const MicroKernel kAvx2K{6, 16, Avx2Kernel, "f32_gemm__avx2_6x16", GemvAvx2};
+  static const MicroKernel kAvx512K{6, 32, Avx512Kernel, "f32_gemm__avx512_6x32", GemvAvx512};
   if (isa == Isa::kAvx2) return kAvx2K;
   if (isa == Isa::kAvx512 || isa == Isa::kAvx512Vnni || isa == Isa::kAmx) return kAvx512K;
 #endif
@@ -96,12 +101,88 @@ void PackBPanel(bool trans, const float* b, int64_t ldb, int64_t k, int64_t n, i
 
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// Sets flush-to-zero and denormals-are-zero for the micro-kernels' duration on the calling
+// thread and restores the caller's MXCSR afterwards. A denormal operand costs an FMA a
+// microcode assist of ~100 cycles: the masked Softmax of a causal decoder emits ~1e-39 for
+// its -inf entries (its exp clamps instead of returning 0), and the following
+// MatMul(Softmax, V) ran 2.4x slower end to end on the GPT fixture (profile: 71% in the
+// AVX-512 micro-kernel). Values below 1.2e-38 change the result by less than that per
+// product, far inside float rounding of any non-denormal sum.
+class ScopedFlushDenormals {
+ public:
+#if defined(__x86_64__)
+  ScopedFlushDenormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | kFtzDaz); }
+  ~ScopedFlushDenormals() { _mm_setcsr(saved_); }
+
+ private:
+  static constexpr unsigned kFtzDaz = 0x8040;  // FTZ (bit 15) | DAZ (bit 6)
+  unsigned saved_;
+#endif
+};
+
 void ParallelOrInline(ThreadPool* pool, int64_t n, int64_t grain,
                       const std::function<void(int64_t, int64_t)>& fn) {
   if (pool && pool->num_threads() > 1)
     pool->ParallelFor(n, grain, fn);
   else if (n > 0)
     fn(0, n);
+}
+
+// Whether 64 consecutive rows `ld` floats apart start in at least 16 of the 64 sets of a
+// 48 KiB / 12-way L1 (64-byte lines): then a K block of a B panel read in place stays
+// cached across the A panels of a tile.
+bool RowsSpreadOverL1(int64_t ld) {
+  uint64_t seen = 0;
+  for (int64_t r = 0; r < 64; ++r) seen |= uint64_t{1} << (((r * ld * 4) >> 6) & 63);
+  return __builtin_popcountll(seen) >= 16;
+}
+
+constexpr int64_t kGemvMaxRows = 4;
+
+// M <= 4 with a non-transposed raw A and B either packed (constant weights) or raw
+// non-transposed: one pass over B in column blocks of nr, no packing, threads splitting the
+// blocks in one dispatch. Returns false for the operand forms it does not take.
+bool TryGemv(const MicroKernel& mk, Isa canon, int64_t m, int64_t n, int64_t k, float alpha,
+             const GemmOperand& a, const GemmOperand& b, float beta, float* c, int64_t ldc,
+             ThreadPool* pool, const GemmEpilogue* ep) {
+  if (m > kGemvMaxRows || a.packed || a.view || a.trans || b.view || (!b.packed && b.trans))
+    return false;
+  const int nr = mk.nr;
+  const float* bd = b.data;
+  int64_t ldb = b.ld, block_stride = nr;  // raw: block q starts at column q * nr
+  if (b.packed) {
+    if (b.packed->is_a || b.packed->isa != canon || b.packed->rows_or_cols != n ||
+        b.packed->k != k)
+      throw Error(ErrorCode::kInternal, "SgemmEx: packed B does not match the call");
+    bd = b.packed->data.data();
+    ldb = nr;
+    block_stride = k * nr;  // panel q holds K groups of nr floats
+  }
+  const int64_t blocks = CeilDiv(n, nr);
+  // Each chunk of blocks should stream at least ~64 KiB of B so that waking a thread pays.
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, k * nr));
+  auto run = [&](int64_t q0, int64_t q1) {
+    const ScopedFlushDenormals flush;
+    alignas(64) float acc[kGemvMaxRows * 32];
+    for (int64_t q = q0; q < q1; ++q) {
+      const int64_t col0 = q * nr;
+      const int cols = static_cast<int>(std::min<int64_t>(nr, n - col0));
+      mk.gemv(static_cast<int>(m), cols, k, a.data, a.ld, bd + q * block_stride, ldb, acc);
+      StoreParams sp;
+      sp.alpha = alpha;
+      sp.beta = beta;
+      if (ep) {
+        if (ep->bias_kind == GemmEpilogue::Bias::kPerRow) sp.row_bias = ep->bias;
+        if (ep->bias_kind == GemmEpilogue::Bias::kPerCol) sp.col_bias = ep->bias + col0;
+        sp.clamp = ep->clamp;
+        sp.lo = ep->lo;
+        sp.hi = ep->hi;
+      }
+      StoreTileScalar(static_cast<int>(m), cols, acc, nr, c + col0, ldc, sp);
+    }
+  };
+  ParallelOrInline(pool, blocks, grain, run);
+  return true;
 }
 
 // C = beta * C + epilogue, for K == 0.
@@ -180,6 +261,7 @@ void SgemmEx(Isa isa, int64_t m, int64_t n, int64_t k, float alpha, const GemmOp
   if (static_cast<double>(m) * n * k < 32768) pool = nullptr;
   const MicroKernel& mk = KernelFor(isa);
   const Isa canon = CanonicalIsa(isa);
+  if (TryGemv(mk, canon, m, n, k, alpha, a, b, beta, c, ldc, pool, ep)) return;
   const int mr = mk.mr, nr = mk.nr;
   const int64_t mp = CeilDiv(m, mr), np = CeilDiv(n, nr);
 
@@ -206,6 +288,15 @@ void SgemmEx(Isa isa, int64_t m, int64_t n, int64_t k, float alpha, const GemmOp
     });
     pa = dst;
   }
+  // Raw non-transposed B is read in place, K rows b.ld apart, when its rows spread over
+  // the L1 sets (RowsSpreadOverL1): its full nr-column panels are already what the
+  // micro-kernel reads, so only a ragged last panel is packed. This spares 1x1
+  // convolutions (X is B) a copy of X: gemm_bench's MobileNetV2 1x1 shapes 24x3136x144
+  // 69 -> 120 GFLOP/s and 960x49x160 110 -> 150. With a power-of-two-ish leading dimension
+  // (square 512, BERT's 1536) the rows of a K block collide in 2 sets and packing is
+  // faster (166 vs 127 GFLOP/s), so those still pack.
+  const bool b_direct = !b.packed && !b.view && !b.trans && RowsSpreadOverL1(b.ld);
+  int64_t ldb_full = nr;  // row stride of B panels before the last
   if (b.packed) {
     if (b.packed->is_a || b.packed->isa != canon || b.packed->rows_or_cols != n ||
         b.packed->k != k)
@@ -215,6 +306,13 @@ void SgemmEx(Isa isa, int64_t m, int64_t n, int64_t k, float alpha, const GemmOp
     if (CanonicalIsa(b.view_isa) != canon || b.view_dim != n || b.view_k != k)
       throw Error(ErrorCode::kInternal, "SgemmEx: packed B view does not match the call");
     pb = b.view;
+  } else if (b_direct) {
+    pb = b.data;
+    ldb_full = b.ld;
+    if (n % nr != 0) {
+      if (b_buf.size() < static_cast<size_t>(nr * k)) b_buf.resize(nr * k);
+      PackBPanel(false, b.data, b.ld, k, n, nr, np - 1, b_buf.data());
+    }
   } else {
     if (b_buf.size() < static_cast<size_t>(np * nr * k)) b_buf.resize(np * nr * k);
     float* dst = b_buf.data();
@@ -224,6 +322,20 @@ void SgemmEx(Isa isa, int64_t m, int64_t n, int64_t k, float alpha, const GemmOp
     });
     pb = dst;
   }
+  // Panel q from K row pc on, and the distance between its K rows.
+  const float* b_last = b_buf.data();
+  auto b_panel = [&](int64_t q, int64_t pc, int64_t* ldb) -> const float* {
+    if (!b_direct) {
+      *ldb = nr;
+      return pb + q * k * nr + pc * nr;
+    }
+    if ((q + 1) * nr > n) {
+      *ldb = nr;
+      return b_last + pc * nr;
+    }
+    *ldb = ldb_full;
+    return pb + pc * ldb_full + q * nr;
+  };
 
   // Tiles of mcp x ncp panels; with several threads, shrink them until there are a few
   // tiles per thread so that small GEMMs still spread out.
@@ -242,6 +354,7 @@ void SgemmEx(Isa isa, int64_t m, int64_t n, int64_t k, float alpha, const GemmOp
   const int64_t kc_step = CeilDiv(k, kblocks);
 
   auto run_tiles = [&](int64_t t0, int64_t t1) {
+    const ScopedFlushDenormals flush;  // per thread: MXCSR is thread state
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t ti = t / tiles_n, tj = t % tiles_n;
       const int64_t p0 = ti * mcp, p1 = std::min(mp, p0 + mcp);
@@ -250,7 +363,8 @@ void SgemmEx(Isa isa, int64_t m, int64_t n, int64_t k, float alpha, const GemmOp
         const int64_t kc = std::min(kc_step, k - pc);
         const bool first = pc == 0, last = pc + kc >= k;
         for (int64_t q = q0; q < q1; ++q) {
-          const float* bpanel = pb + q * k * nr + pc * nr;
+          int64_t ldb;
+          const float* bpanel = b_panel(q, pc, &ldb);
           const int64_t col0 = q * nr;
           const int cols = static_cast<int>(std::min<int64_t>(nr, n - col0));
           for (int64_t pi = p0; pi < p1; ++pi) {
@@ -266,8 +380,8 @@ void SgemmEx(Isa isa, int64_t m, int64_t n, int64_t k, float alpha, const GemmOp
               sp.lo = ep->lo;
               sp.hi = ep->hi;
             }
-            mk.fn(rows, cols, kc, pa + pi * k * mr + pc * mr, bpanel, c + row0 * ldc + col0,
-                  ldc, sp);
+            mk.fn(rows, cols, kc, pa + pi * k * mr + pc * mr, bpanel, ldb,
+                  c + row0 * ldc + col0, ldc, sp);
           }
         }
       }

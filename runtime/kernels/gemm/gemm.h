@@ -9,6 +9,10 @@
 // MLAS and XNNPACK). Micro-kernels: "f32_gemm__avx2_6x16" (AVX2+FMA), "f32_gemm__avx512_6x32"
 // (AVX-512F, used only where the CPU has it) and "f32_gemm__scalar_6x16" (portable C++).
 // Constant operands (weights) can be packed once with PackA/PackB and reused.
+// M <= 4 (decoder steps, batch-1 Linear layers) takes a GEMV path instead: no packing, one
+// pass over B (packed panels or raw row-major) in column blocks split across the pool, with
+// M rows x nr columns accumulated per block (gemv_*.cc).
+// Denormal operands are flushed to zero while the kernels run (MXCSR restored after).
 // SgemmReference is the naive triple loop the tests compare against.
 #pragma once
 

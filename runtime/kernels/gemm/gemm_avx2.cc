@@ -60,9 +60,9 @@ __attribute__((target("avx2,fma"))) void Avx2Store(int rows, int cols, const __m
 }
 
 __attribute__((target("avx2,fma"))) void Avx2Kernel(int rows, int cols, int64_t kc,
-                                                    const float* a, const float* b, float* c,
+                                                    const float* a, const float* b, int64_t ldb, float* c,
                                                     int64_t ldc, const StoreParams& p) {
-  constexpr int kMr = 6, kNr = 16;
+  constexpr int kMr = 6;
   alignas(32) __m256 acc[12];
   if (rows == 1) {
     // Two k steps per iteration into separate accumulators hide the FMA latency.
@@ -72,10 +72,10 @@ __attribute__((target("avx2,fma"))) void Avx2Kernel(int rows, int cols, int64_t 
       const __m256 a0 = _mm256_broadcast_ss(a), a1 = _mm256_broadcast_ss(a + kMr);
       c00 = _mm256_fmadd_ps(a0, _mm256_loadu_ps(b), c00);
       c01 = _mm256_fmadd_ps(a0, _mm256_loadu_ps(b + 8), c01);
-      c10 = _mm256_fmadd_ps(a1, _mm256_loadu_ps(b + kNr), c10);
-      c11 = _mm256_fmadd_ps(a1, _mm256_loadu_ps(b + kNr + 8), c11);
+      c10 = _mm256_fmadd_ps(a1, _mm256_loadu_ps(b + ldb), c10);
+      c11 = _mm256_fmadd_ps(a1, _mm256_loadu_ps(b + ldb + 8), c11);
       a += 2 * kMr;
-      b += 2 * kNr;
+      b += 2 * ldb;
     }
     if (k < kc) {
       const __m256 a0 = _mm256_broadcast_ss(a);
@@ -103,7 +103,7 @@ __attribute__((target("avx2,fma"))) void Avx2Kernel(int rows, int cols, int64_t 
     EP_AVX2_ROW(4)
     EP_AVX2_ROW(5)
     a += kMr;
-    b += kNr;
+    b += ldb;
   }
   acc[0] = c00, acc[1] = c01, acc[2] = c10, acc[3] = c11, acc[4] = c20, acc[5] = c21;
   acc[6] = c30, acc[7] = c31, acc[8] = c40, acc[9] = c41, acc[10] = c50, acc[11] = c51;

@@ -16,7 +16,7 @@ namespace edgepress::runtime::gemm_internal {
   }
 
 __attribute__((target("avx512f"))) void Avx512Kernel(int rows, int cols, int64_t kc,
-                                                     const float* a, const float* b, float* c,
+                                                     const float* a, const float* b, int64_t ldb, float* c,
                                                      int64_t ldc, const StoreParams& p) {
   constexpr int kMr = 6, kNr = 32;
   __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
@@ -30,7 +30,7 @@ __attribute__((target("avx512f"))) void Avx512Kernel(int rows, int cols, int64_t
     EP_AVX512_ROW(4)
     EP_AVX512_ROW(5)
     a += kMr;
-    b += kNr;
+    b += ldb;
   }
   alignas(64) __m512 acc[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
   if (cols == kNr) {

@@ -33,17 +33,37 @@ inline void StoreTileScalar(int rows, int cols, const float* acc, int ld_acc, fl
   }
 }
 
-using TileFn = void (*)(int rows, int cols, int64_t kc, const float* a, const float* b, float* c,
-                        int64_t ldc, const StoreParams& p);
+using TileFn = void (*)(int rows, int cols, int64_t kc, const float* a, const float* b,
+                        int64_t ldb, float* c, int64_t ldc, const StoreParams& p);
 
-// Micro-kernels: a tile of `rows` (<= mr) x `cols` (<= nr) over a K block of packed panels.
-void ScalarKernel(int rows, int cols, int64_t kc, const float* a, const float* b, float* c,
-                  int64_t ldc, const StoreParams& p);  // 6 x 16
+// Micro-kernels: a tile of `rows` (<= mr) x `cols` (<= nr) over a K block of a packed A
+// panel and a B panel whose K rows of nr floats are `ldb` floats apart: nr for a packed
+// panel, the leading dimension for raw row-major B read in place (all nr columns valid).
+void ScalarKernel(int rows, int cols, int64_t kc, const float* a, const float* b,
+                  int64_t ldb, float* c, int64_t ldc, const StoreParams& p);  // 6 x 16
 #if defined(__x86_64__)
-void Avx2Kernel(int rows, int cols, int64_t kc, const float* a, const float* b, float* c,
-                int64_t ldc, const StoreParams& p);  // 6 x 16, AVX2 + FMA
-void Avx512Kernel(int rows, int cols, int64_t kc, const float* a, const float* b, float* c,
-                  int64_t ldc, const StoreParams& p);  // 6 x 32, AVX-512F
+void Avx2Kernel(int rows, int cols, int64_t kc, const float* a, const float* b,
+                int64_t ldb, float* c, int64_t ldc, const StoreParams& p);  // 6 x 16, AVX2 + FMA
+void Avx512Kernel(int rows, int cols, int64_t kc, const float* a, const float* b,
+                  int64_t ldb, float* c, int64_t ldc, const StoreParams& p);  // 6 x 32, AVX-512F
+#endif
+
+// GEMV micro-kernels for M <= 4 (one file per ISA: gemv_scalar.cc, gemv_avx2.cc,
+// gemv_avx512.cc). acc[r][j] = sum_k a[r * lda + k] * b[k * ldb + j] for r < rows (1..4),
+// j < cols (<= nr of the ISA's GEMM: 16 or 32); acc has room for 4 x nr floats, entries past
+// `cols` are unspecified. b is either one packed B panel (ldb = nr, read once front to back)
+// or raw row-major B (ldb = its leading dimension; no float past `cols` of a row is read).
+// No packing of A or B: at M <= 4 a GEMM is bound by streaming B once from memory, and the
+// 6-row micro-kernel wasted 2/3 to 5/6 of its FMAs on padding rows.
+using GemvFn = void (*)(int rows, int cols, int64_t k, const float* a, int64_t lda,
+                        const float* b, int64_t ldb, float* acc);
+void GemvScalar(int rows, int cols, int64_t k, const float* a, int64_t lda, const float* b,
+                int64_t ldb, float* acc);  // nr 16
+#if defined(__x86_64__)
+void GemvAvx2(int rows, int cols, int64_t k, const float* a, int64_t lda, const float* b,
+              int64_t ldb, float* acc);  // nr 16, AVX2 + FMA
+void GemvAvx512(int rows, int cols, int64_t k, const float* a, int64_t lda, const float* b,
+                int64_t ldb, float* acc);  // nr 32, AVX-512F
 #endif
 
 }  // namespace edgepress::runtime::gemm_internal

@@ -1,0 +1,53 @@
+// Depthwise 2-D convolution of one channel plane (one input channel per group; Conv with
+// group == C, and its channel multiplier), with the bias and the Relu/Clip clamp fused.
+// One file per ISA: depthwise_scalar.cc (the reference, any geometry), depthwise_avx2.cc
+// and depthwise_avx512.cc. The SIMD kernels copy the plane into a zero-bordered buffer so
+// that every output row is whole vectors (masked at its end) with no edge cases: MobileNet's
+// planes are 7x7 to 112x112, and at 7 or 14 columns an edge-clipped vector path left most
+// pixels to scalar code. Kernel sizes 3x3 and 5x5 are unrolled; any other size, dilation
+// and strides 1 and 2 take the same vector loop with run-time taps; other strides go to
+// the reference.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace edgepress::runtime::depthwise {
+
+struct DwGeometry {
+  int64_t h = 0, w = 0;    // input plane
+  int64_t oh = 0, ow = 0;  // output plane
+  int64_t kh = 1, kw = 1, stride_h = 1, stride_w = 1, dil_h = 1, dil_w = 1;
+  int64_t pad_t = 0, pad_l = 0;  // leading pads (>= 0); trailing pads follow from oh/ow
+};
+
+struct DwEpilogue {
+  float bias = 0.f;
+  bool clamp = false;
+  float lo = 0.f, hi = 0.f;
+};
+
+// y[oh][ow] = clamp(bias + sum_{i,j} w[i][j] * x[oh*sh + i*dh - pt][ow*sw + j*dw - pl]),
+// taps outside the plane reading zero. `w` is kh x kw row-major.
+void PlaneRef(const DwGeometry& g, const float* x, const float* w, const DwEpilogue& ep,
+              float* y);
+#if defined(__x86_64__)
+void PlaneAvx2(const DwGeometry& g, const float* x, const float* w, const DwEpilogue& ep,
+               float* y);  // AVX2 + FMA, 8 columns per vector
+void PlaneAvx512(const DwGeometry& g, const float* x, const float* w, const DwEpilogue& ep,
+                 float* y);  // AVX-512F, 16 columns per vector
+#endif
+
+// Whether the SIMD kernels vectorise this geometry (else they call PlaneRef).
+inline bool SimdHandles(const DwGeometry& g) {
+  return (g.stride_w == 1 || g.stride_w == 2) && g.pad_t >= 0 && g.pad_l >= 0 && g.kh >= 1 &&
+         g.kw >= 1 && g.oh > 0 && g.ow > 0;
+}
+
+// The zero-bordered copy of a plane the SIMD kernels read: rows [0, rows) x cols
+// [0, cols) where padded (r, c) = x[r - pad_t][c - pad_l] inside the plane and 0 outside;
+// `cols` covers every vector load of a row of `vec` columns (stride 2 reads 2 vectors).
+// Returns the row pitch. The buffer is per thread and grows only.
+int64_t PadPlane(const DwGeometry& g, const float* x, int vec, std::vector<float>* buf);
+
+}  // namespace edgepress::runtime::depthwise
