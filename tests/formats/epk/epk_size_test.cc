@@ -7,6 +7,8 @@
 // and EpkSizeOf's breakdown must add up to the real file size.
 #include <gtest/gtest.h>
 
+#include <regex>
+
 #include "formats/epk/epk.h"
 #include "formats/onnx/onnx.h"
 #include "ir/dump.h"
@@ -80,6 +82,15 @@ TEST(EpkSizeTest, DigitsCnnInt8IsAtMost027OfFp32) {
   EXPECT_GT(static_cast<double>(old.total) / EpkSizeOf(*LoadEpk(dir / "fp32.epk"), {}, v2).total, 0.3);
   EXPECT_EQ(old.blob_bytes, now.blob_bytes) << "the weights themselves are stored the same way";
   EXPECT_LT(now.metadata_stored, now.metadata_raw) << "provenance is compressed";
+
+  // inspect --epk-size prints the same breakdown: its total row is the file's size, then
+  // the 2.0 layout's.
+  r = RunCommand(ep + " inspect --epk-size " + ShellQuote(int8));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  std::smatch total;
+  ASSERT_TRUE(std::regex_search(r.output, total, std::regex(R"(total \(file size\) +(\d+) +(\d+))"))) << r.output;
+  EXPECT_EQ(std::stoull(total[1]), FileSize(int8));
+  EXPECT_EQ(std::stoull(total[2]), old.total);
 
   ExpectBitExactRoundTrip(dir / "fp32.epk", dir);
   ExpectBitExactRoundTrip(int8, dir);
