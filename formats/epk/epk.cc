@@ -1,9 +1,10 @@
 // .epk reader and writer (docs/epk.md). The writer encodes the model into an in-memory
-// graph section whose tensor records point at blobs in the data section, then streams
-// header, sections and blobs to a temp file. The reader maps the file, checks header,
-// section table and every checksum, decodes the graph section into plain records
-// (validating as it goes), and only then builds the ir::Model: nodes are created before
-// their inputs are resolved, so node order in the file never matters for resolution.
+// graph section whose tensor records point at blobs in the data section (Plan: 3.0
+// compact records, string table, deflate), then streams header, sections and blobs to a
+// temp file. The reader maps the file, checks header, section table and every checksum,
+// inflates compressed sections, decodes the graph section into plain records (validating
+// as it goes), and only then builds the ir::Model: nodes are created before their inputs
+// are resolved, so node order in the file never matters for resolution.
 #include "formats/epk/epk.h"
 
 #include <fcntl.h>
@@ -996,7 +997,7 @@ std::string Inflate(const uint8_t* p, uint64_t n, const std::string& where) {
 
 // Everything SaveEpk writes, laid out; EpkSizeOf reads the breakdown from it.
 struct Layout {
-  Layout(uint16_t major) : md(major, false), gr(major, major >= 3) {}
+  explicit Layout(uint16_t major) : md(major, false), gr(major, major >= 3) {}
   Encoder md, gr;
   std::string payload[2];  // metadata and graph section bytes as stored
   Section secs[3];         // metadata, graph, tensor data

@@ -1,7 +1,8 @@
 // The .epk edge artifact (spec: docs/epk.md): one file with the whole ir::Model, its
-// weights 64-byte aligned for zero-copy mmap, and producer metadata, each section guarded
-// by a CRC-32. It is the format the edge runtime loads, so it depends on nothing but ir/
-// and zlib (for CRC-32).
+// weights mapped zero-copy (64-byte aligned from 1 KiB up), and producer metadata, each
+// section guarded by a CRC-32; 3.0 keeps graph and metadata compact (string table,
+// varints, deflate) so small models are mostly weights. It is the format the edge runtime
+// loads, so it depends on nothing but ir/ and zlib (CRC-32, deflate).
 //
 // The reader assumes the file is hostile: every count, size, offset, enum, string length,
 // name and nesting depth is validated with overflow-safe arithmetic before use, and any
@@ -38,7 +39,7 @@ constexpr uint16_t kEpkVersionMinor = 0;
 constexpr uint16_t kEpkMinVersionMajor = 1;
 
 // How SaveEpk would store a tensor's data: layout "dense", "bitmask", "csr" or "nm", and
-// the bytes it takes in the tensor data section (before 64-byte alignment padding).
+// the bytes it takes in the tensor data section (before alignment padding).
 struct EpkTensorStorage {
   const char* layout = "dense";
   uint64_t dense_bytes = 0;

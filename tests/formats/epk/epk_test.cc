@@ -926,7 +926,20 @@ const std::string kD("\x01\x01\x04", 3);             // f32, rank 1, dim 2
 const std::string kBig("\x01\x02\x20\x40", 4);       // f32, rank 2, dims 16 x 32
 
 TEST_F(EpkCompactTest, UncompressedAndCompressedFilesLoadTheSameModel) {
-  EXPECT_EQ(EpkGraphBytes(*LoadEpk(dir_ / "c.epk")), EpkGraphBytes(*CompactModel()));
+  auto c = LoadEpk(dir_ / "c.epk");
+  EXPECT_EQ(EpkGraphBytes(*c), EpkGraphBytes(*CompactModel()));
+  // Every blob is a zero-copy view of the mapping: the 2 KiB weight 64-byte aligned (for
+  // SIMD kernels), the small ones at their element size.
+  for (const auto& [name, align] : std::vector<std::pair<std::string, uintptr_t>>{{"big", 64}, {"a", 4}, {"c", 1}, {"d", 4}}) {
+    const Tensor* t = c->graph->FindValue(name)->initializer();
+    EXPECT_FALSE(t->buffer()->owned()) << name;
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(t->raw()) % align, 0u) << name;
+    EXPECT_EQ(*t, *CompactModel()->graph->FindValue(name)->initializer()) << name;
+  }
+  // "d" follows "c" (3 bytes) after one byte of padding, in the small group after "big".
+  EXPECT_EQ(static_cast<const uint8_t*>(c->graph->FindValue("d")->initializer()->raw()) -
+                static_cast<const uint8_t*>(c->graph->FindValue("big")->initializer()->raw()),
+            2048 + 60 + 3 + 1);
   EpkMetadata md;
   EXPECT_EQ(EpkGraphBytes(*LoadEpk(dir_ / "z.epk", &md)), EpkGraphBytes(*RichModel()));
   EXPECT_EQ(md, Meta());
