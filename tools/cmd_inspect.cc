@@ -9,6 +9,10 @@
 // listed with its N:M annotation and the layout and bytes the .epk writer would use for it
 // (formats/epk's EpkStorageFor, so the numbers are what `convert` to .epk produces), and
 // the total bytes sparse storage saves over dense.
+//
+// --epk-size: where the bytes of the model's .epk go (header, provenance, string table,
+// node/value/tensor records, padding, weights), as the current writer lays it out and as
+// the 2.0 writer did; for an .epk input its provenance metadata is included.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -287,6 +291,34 @@ void PrintText(const std::string& path, const ir::Model& m, const Summary& s) {
   std::fputs(out.c_str(), stdout);
 }
 
+void PrintEpkSize(const std::string& path, const ir::Model& m) {
+  formats::EpkMetadata meta;
+  if (ModelFormatName(path) == std::string("EPK")) formats::LoadEpk(path, &meta);
+  formats::EpkWriteOptions v2;
+  v2.version_major = 2;
+  const formats::EpkSizeBreakdown now = formats::EpkSizeOf(m, meta), old = formats::EpkSizeOf(m, meta, v2);
+  std::string out = fmt::format(".epk size breakdown (bytes)      {:>9} {:>9}\n",
+                                fmt::format("v{}.0", now.version_major), "v2.0");
+  auto row = [&](const char* what, uint64_t a, uint64_t b) {
+    out += fmt::format("  {:<31} {:>9} {:>9}\n", what, a, b);
+  };
+  row("header + section table", now.header, old.header);
+  row("metadata (provenance), raw", now.metadata_raw, old.metadata_raw);
+  row("metadata, stored", now.metadata_stored, old.metadata_stored);
+  row("graph section, raw", now.graph_raw, old.graph_raw);
+  row("  string table", now.strings_raw, old.strings_raw);
+  row("  model/graph fields", now.model_raw, old.model_raw);
+  row("  value records", now.values_raw, old.values_raw);
+  row("  node records", now.nodes_raw, old.nodes_raw);
+  row("  tensor records", now.tensors_raw, old.tensors_raw);
+  row("graph section, stored", now.graph_stored, old.graph_stored);
+  row("section padding", now.section_padding, old.section_padding);
+  row("tensor data (weights)", now.blob_bytes, old.blob_bytes);
+  row("tensor data padding", now.blob_padding, old.blob_padding);
+  row("total (file size)", now.total, old.total);
+  std::fputs(out.c_str(), stdout);
+}
+
 }  // namespace
 
 void AddInspectCommand(CLI::App& app, Action& action) {
@@ -294,6 +326,7 @@ void AddInspectCommand(CLI::App& app, Action& action) {
     std::string model;
     bool graph = false;
     bool json = false;
+    bool epk_size = false;
   };
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand(
@@ -301,6 +334,8 @@ void AddInspectCommand(CLI::App& app, Action& action) {
   cmd->add_option("MODEL", o->model, "model file (.onnx)")->required();
   cmd->add_flag("--graph", o->graph, "also print the graph as text");
   cmd->add_flag("--json", o->json, "print the summary as JSON");
+  cmd->add_flag("--epk-size", o->epk_size,
+                "also print where the bytes of the model's .epk go (current writer and 2.0)");
   cmd->callback([o, &action] {
     action = [o] {
       std::unique_ptr<ir::Model> m = LoadModel(o->model);
@@ -309,6 +344,7 @@ void AddInspectCommand(CLI::App& app, Action& action) {
       if (o->json) PrintJson(o->model, *m, s);
       else PrintText(o->model, *m, s);
       if (o->graph) std::fputs(ir::DumpText(*m).c_str(), stdout);
+      if (o->epk_size) PrintEpkSize(o->model, *m);
       return 0;
     };
   });

@@ -1,9 +1,10 @@
 // .epk reader and writer (docs/epk.md). The writer encodes the model into an in-memory
-// graph section whose tensor records point at blobs in the data section, then streams
-// header, sections and blobs to a temp file. The reader maps the file, checks header,
-// section table and every checksum, decodes the graph section into plain records
-// (validating as it goes), and only then builds the ir::Model: nodes are created before
-// their inputs are resolved, so node order in the file never matters for resolution.
+// graph section whose tensor records point at blobs in the data section (Plan: 3.0
+// compact records, string table, deflate), then streams header, sections and blobs to a
+// temp file. The reader maps the file, checks header, section table and every checksum,
+// inflates compressed sections, decodes the graph section into plain records (validating
+// as it goes), and only then builds the ir::Model: nodes are created before their inputs
+// are resolved, so node order in the file never matters for resolution.
 #include "formats/epk/epk.h"
 
 #include <fcntl.h>
@@ -17,8 +18,10 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <map>
 #include <set>
 
+#include "formats/epk/epk_dict.h"
 #include "formats/epk/epk_sparse.h"
 #include "ir/error.h"
 #include "ir/file_util.h"
@@ -37,6 +40,19 @@ constexpr uint64_t kHeaderSize = 32;
 constexpr uint64_t kEntrySize = 32;
 constexpr uint32_t kMaxSections = 64;
 constexpr uint64_t kAlign = 64;
+// 3.0: blobs smaller than this are packed at their element size (natural alignment, so
+// typed reads stay aligned); larger ones keep 64 for SIMD kernels reading weights in the
+// mapping.
+constexpr uint64_t kPackedBlobMax = 1024;
+// 3.0 section flag: the payload is varint(uncompressed size) + a zlib stream.
+constexpr uint32_t kFlagZlib = 1;
+// Deflate cannot expand by more than 1032:1; a larger claimed size is corrupt.
+constexpr uint64_t kMaxInflateRatio = 1032;
+// 3.0: the strings a graph section's indices refer to may add up to at most this many
+// times the section's (uncompressed) size plus 1 MiB, so one-byte references to a long
+// string cannot force a huge allocation. The writer refuses models beyond it.
+constexpr uint64_t kStringExpansion = 64;
+constexpr uint64_t kStringSlack = uint64_t{1} << 20;
 constexpr int kMaxGraphDepth = 64;
 constexpr int kMaxTypeDepth = 32;
 enum SectionKind : uint32_t { kMetadata = 1, kGraphSection = 2, kTensorData = 3 };
@@ -48,7 +64,25 @@ constexpr uint8_t kMaxTypeKind = static_cast<uint8_t>(ValueType::Kind::kMap);
 uint32_t Crc32(const void* p, uint64_t n, uint32_t crc = 0) {
   return static_cast<uint32_t>(crc32_z(crc, static_cast<const Bytef*>(p), n));
 }
-uint64_t AlignUp(uint64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
+uint64_t AlignUp(uint64_t v, uint64_t a = kAlign) { return (v + a - 1) / a * a; }
+// Data offset alignment a reader requires of a `dt` blob of `size` bytes in a file of
+// `major`: 64, or in 3.0 the element size for a small blob (1 for packed 4/2-bit types).
+uint64_t BlobAlign(uint16_t major, uint64_t size, DType dt) {
+  if (major < 3 || size >= kPackedBlobMax) return kAlign;
+  return std::max<uint64_t>(1, static_cast<uint64_t>(ir::DTypeBits(dt)) / 8);
+}
+
+void PutVarint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>((v & 0x7F) | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+uint64_t ZigZag(int64_t v) {
+  return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
+}
+int64_t UnZigZag(uint64_t u) { return static_cast<int64_t>(u >> 1) ^ -static_cast<int64_t>(u & 1); }
 
 // ------------------------------------------------------------------------- writing
 
@@ -58,17 +92,26 @@ class Encoder {
     const void* data;
     uint64_t size;
     uint64_t offset;
+    bool small;  // 3.0: offset relative to small_base() until Finish()
   };
+  // `major` 3: integers are varints and, with `interned`, strings are indices into a
+  // table that Section() puts first; 2: the 2.0 fixed-width records.
+  Encoder(uint16_t major, bool interned) : major_(major), interned_(interned) {}
+
   std::string out;
   std::vector<Blob> blobs;
   std::deque<std::string> encoded;  // sparse blobs (stable addresses)
-  uint64_t data_size = 0;
+  uint64_t data_size = 0, blob_bytes = 0;
+  // Bytes of `out` by record kind, for EpkSizeBreakdown.
+  uint64_t values_bytes = 0, nodes_bytes = 0, tensors_bytes = 0;
+  uint64_t referenced = 0;  // bytes of the strings the records refer to
 
+  bool compact() const { return major_ >= 3; }
   void U8(uint8_t v) { out.push_back(static_cast<char>(v)); }
-  void U32(uint32_t v) { Fixed(v, 4); }
-  void I32(int32_t v) { Fixed(static_cast<uint32_t>(v), 4); }
-  void U64(uint64_t v) { Fixed(v, 8); }
-  void I64(int64_t v) { Fixed(static_cast<uint64_t>(v), 8); }
+  void U32(uint32_t v) { compact() ? PutVarint(out, v) : Fixed(v, 4); }
+  void I32(int32_t v) { compact() ? PutVarint(out, ZigZag(v)) : Fixed(static_cast<uint32_t>(v), 4); }
+  void U64(uint64_t v) { compact() ? PutVarint(out, v) : Fixed(v, 8); }
+  void I64(int64_t v) { compact() ? PutVarint(out, ZigZag(v)) : Fixed(static_cast<uint64_t>(v), 8); }
   void F32(float v) {
     uint32_t u;
     std::memcpy(&u, &v, 4);
@@ -80,8 +123,46 @@ class Encoder {
     U32(static_cast<uint32_t>(n));
   }
   void Str(const std::string& s) {
-    Count(s.size(), "bytes in a string");
-    out += s;
+    if (!interned_) {
+      Count(s.size(), "bytes in a string");
+      out += s;
+      return;
+    }
+    auto [it, added] = index_.emplace(s, static_cast<uint32_t>(table_.size()));
+    if (added) {
+      if (table_.size() >= UINT32_MAX) ThrowUnsupported(".epk: too many distinct strings");
+      table_.push_back(&it->first);
+    }
+    U32(it->second);
+    referenced += s.size();
+  }
+  // 3.0: where the small blobs start in the tensor data section.
+  uint64_t small_base() const { return AlignUp(large_end_, 16); }
+  // Makes blob offsets absolute and sets data_size (3.0; 2.0 offsets already are).
+  void Finish() {
+    if (!compact()) return;
+    for (Blob& b : blobs)
+      if (b.small) b.offset += small_base(), b.small = false;
+    std::stable_sort(blobs.begin(), blobs.end(), [](const Blob& a, const Blob& b) { return a.offset < b.offset; });
+    data_size = small_end_ ? small_base() + small_end_ : large_end_;
+  }
+  // The section's bytes: the string table and the small-blob base (3.0 graph section),
+  // then the records.
+  std::string Section() const {
+    if (!interned_) return out;
+    std::string s = StringTable();
+    PutVarint(s, small_base());
+    return s + out;
+  }
+  std::string StringTable() const {
+    std::string s;
+    if (!interned_) return s;
+    PutVarint(s, table_.size());
+    for (const std::string* t : table_) {
+      PutVarint(s, t->size());
+      s += *t;
+    }
+    return s;
   }
 
   void TensorRec(const Tensor& t) {
@@ -99,15 +180,34 @@ class Encoder {
         encoded.push_back(epk_sparse::Encode(t, l));
         bytes = encoded.back().data();
       }
-      uint64_t n = l.bytes;
-      uint64_t off = n ? AlignUp(data_size) : 0;
-      if (n) {
-        blobs.push_back({bytes, n, off});
-        data_size = off + n;
-      }
+      const uint64_t n = l.bytes;
       U8(static_cast<uint8_t>(l.storage));
-      U64(off);
-      U64(n);
+      if (compact()) {
+        // 3.0: large blobs fill the section from 0 at 64-byte steps, small ones follow
+        // from small_base() packed at their element size. A record holds the offset as a
+        // step from the end of the previous blob of its class (usually 0), and no size
+        // for dense data (dtype and dims give it). Small offsets are relative until
+        // Finish() knows where the small region starts.
+        const bool large = n >= kPackedBlobMax;
+        uint64_t& end = large ? large_end_ : small_end_;
+        const uint64_t off = n ? AlignUp(end, BlobAlign(major_, n, t.dtype())) : end;
+        if (l.storage != epk_sparse::Storage::kDense) U64(n);
+        U64(off - end);
+        if (n) {
+          blobs.push_back({bytes, n, off, !large});
+          end = off + n;
+          blob_bytes += n;
+        }
+      } else {
+        const uint64_t off = n ? AlignUp(data_size) : 0;
+        if (n) {
+          blobs.push_back({bytes, n, off, false});
+          data_size = off + n;
+          blob_bytes += n;
+        }
+        U64(off);
+        U64(n);
+      }
       switch (l.storage) {
         case epk_sparse::Storage::kDense: break;
         case epk_sparse::Storage::kBitmask: U64(l.nnz); break;
@@ -212,25 +312,48 @@ class Encoder {
   }
 
   void GraphRec(const Graph& g) {
+    // Only the main graph's records are sorted into the breakdown's kinds; subgraphs count
+    // as part of the node (If, Loop, Scan) that holds them.
+    const bool top = depth_++ == 0;
+    auto count = [&](uint64_t* kind, size_t start) {
+      if (top) *kind += out.size() - start;
+    };
     Str(g.name);
     Str(g.doc);
     Count(g.inputs().size(), "inputs");
+    size_t at = out.size();
     for (const ir::Value* v : g.inputs()) {
       Str(v->name());
       Type(v->type);
       Str(v->doc);
       Bool(v->synthesized);
     }
+    count(&values_bytes, at);
     Count(g.initializers().size(), "initializers");
     for (const ir::Value* v : g.initializers()) {
+      at = out.size();
       Str(v->name());
+      count(&values_bytes, at);
+      at = out.size();
       TensorRec(*v->initializer());
-      Type(v->type);
+      count(&tensors_bytes, at);
+      at = out.size();
+      const Tensor& t = *v->initializer();
+      if (compact()) {
+        // 3.0: a type that is just the tensor's dtype and dims is a single byte.
+        const bool own = v->type == ValueType::Tensor(t.dtype(), ir::MakeShape(t.shape()));
+        U8(own ? 1 : 0);
+        if (!own) Type(v->type);
+      } else {
+        Type(v->type);
+      }
       Str(v->doc);
       Bool(v->synthesized);
+      count(&values_bytes, at);
     }
     std::vector<ir::Node*> nodes = g.nodes();
     Count(nodes.size(), "nodes");
+    at = out.size();
     for (const ir::Node* n : nodes) {
       Str(n->op_type());
       Str(n->domain());
@@ -242,18 +365,26 @@ class Encoder {
       for (const ir::Value* v : n->outputs()) {
         Str(v ? v->name() : std::string());
         if (!v) continue;
+        // Output value records count as values, not node bytes.
+        const size_t vt = out.size();
         Type(v->type);
         Str(v->doc);
         Bool(v->synthesized);
+        if (top) {
+          values_bytes += out.size() - vt;
+          nodes_bytes -= out.size() - vt;
+        }
       }
       Count(n->attributes().size(), "attributes");
       for (const Attribute& a : n->attributes()) Attr(a, *n);
     }
+    count(&nodes_bytes, at);
     Count(g.outputs().size(), "outputs");
     for (const ir::Value* v : g.outputs()) {
       if (!v) ThrowInvalid(".epk: graph '" + g.name + "' has a null output");
       Str(v->name());
     }
+    --depth_;
   }
 
   void ModelRec(const ir::Model& m) {
@@ -285,6 +416,13 @@ class Encoder {
   void Fixed(uint64_t v, int n) {
     for (int i = 0; i < n; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
   }
+
+  uint16_t major_;
+  bool interned_;
+  int depth_ = 0;
+  uint64_t large_end_ = 0, small_end_ = 0;  // 3.0: end of each blob region so far
+  std::map<std::string, uint32_t> index_;
+  std::vector<const std::string*> table_;  // keys of index_ in first-use order
 };
 
 void PutFixed(std::string& s, uint64_t at, uint64_t v, int n) {
@@ -293,10 +431,13 @@ void PutFixed(std::string& s, uint64_t at, uint64_t v, int n) {
 
 // ------------------------------------------------------------------------- reading
 
-// Bounded little-endian reads over one section; every read checks the bytes left.
+// Bounded little-endian reads over one section; every read checks the bytes left. In a
+// compact (3.0) section integers are varints and, once SetStrings() is called, strings are
+// indices into the section's string table.
 class Cursor {
  public:
-  Cursor(const uint8_t* p, uint64_t n, std::string where) : p_(p), n_(n), where_(std::move(where)) {}
+  Cursor(const uint8_t* p, uint64_t n, std::string where, bool compact = false)
+      : p_(p), n_(n), where_(std::move(where)), compact_(compact) {}
   [[noreturn]] void Fail(const std::string& what) const {
     ThrowInvalid(where_ + ": " + what + " (at byte " + std::to_string(pos_) + ")");
   }
@@ -313,11 +454,35 @@ class Cursor {
     pos_ += static_cast<uint64_t>(k);
     return v;
   }
+  // LEB128: 7 bits a byte, low first; at most 10 bytes, minimally encoded.
+  uint64_t Varint(const char* what) {
+    uint64_t v = 0;
+    for (int shift = 0;; shift += 7) {
+      uint8_t b = static_cast<uint8_t>(Fixed(1, what));
+      if (shift == 63 && b > 1) Fail(std::string(what) + " varint overflows 64 bits");
+      if (shift > 0 && b == 0) Fail(std::string(what) + " varint is not minimally encoded");
+      v |= static_cast<uint64_t>(b & 0x7F) << shift;
+      if (!(b & 0x80)) return v;
+    }
+  }
   uint8_t U8(const char* what) { return static_cast<uint8_t>(Fixed(1, what)); }
-  uint32_t U32(const char* what) { return static_cast<uint32_t>(Fixed(4, what)); }
-  int32_t I32(const char* what) { return static_cast<int32_t>(U32(what)); }
-  uint64_t U64(const char* what) { return Fixed(8, what); }
-  int64_t I64(const char* what) { return static_cast<int64_t>(U64(what)); }
+  uint32_t U32(const char* what) {
+    if (!compact_) return static_cast<uint32_t>(Fixed(4, what));
+    uint64_t v = Varint(what);
+    if (v > UINT32_MAX) Fail(std::string(what) + " " + std::to_string(v) + " does not fit 32 bits");
+    return static_cast<uint32_t>(v);
+  }
+  int32_t I32(const char* what) {
+    if (!compact_) return static_cast<int32_t>(Fixed(4, what));
+    int64_t v = UnZigZag(Varint(what));
+    if (v < INT32_MIN || v > INT32_MAX)
+      Fail(std::string(what) + " " + std::to_string(v) + " does not fit 32 bits");
+    return static_cast<int32_t>(v);
+  }
+  uint64_t U64(const char* what) { return compact_ ? Varint(what) : Fixed(8, what); }
+  int64_t I64(const char* what) {
+    return compact_ ? UnZigZag(Varint(what)) : static_cast<int64_t>(Fixed(8, what));
+  }
   float F32(const char* what) {
     uint32_t u = U32(what);
     float f;
@@ -332,6 +497,7 @@ class Cursor {
   // A list count, checked against the bytes left: each element needs at least
   // `min_bytes`, so a count of 0xFFFFFFFF in a small file fails here.
   uint32_t Count(uint64_t min_bytes, const char* what) {
+    if (compact_) min_bytes = 1;  // every compact record takes at least a byte
     uint32_t c = U32(what);
     uint64_t need;
     if (MulOverflows(c, min_bytes, &need) || need > left())
@@ -340,6 +506,19 @@ class Cursor {
     return c;
   }
   std::string Str(const char* what) {
+    if (strings_) {
+      uint32_t i = U32(what);
+      if (i >= strings_->size())
+        Fail(std::string(what) + " string index " + std::to_string(i) + " is out of range (the table holds " +
+             std::to_string(strings_->size()) + " strings)");
+      const std::string& s = (*strings_)[i];
+      // A long string referenced from many one-byte indices must not blow up memory.
+      if (s.size() > string_budget_)
+        Fail(std::string(what) + ": string references expand past " + std::to_string(kStringExpansion) +
+             " x the section size + 1 MiB");
+      string_budget_ -= s.size();
+      return s;
+    }
     uint32_t len = U32(what);
     if (len > left())
       Fail(std::string(what) + " length " + std::to_string(len) + " exceeds the " +
@@ -351,12 +530,22 @@ class Cursor {
   void ExpectEnd() const {
     if (pos_ != n_) Fail(std::to_string(n_ - pos_) + " unexpected trailing bytes");
   }
+  // Reads the 3.0 string table at the cursor; later Str() reads are indices into it.
+  void ReadStrings(std::vector<std::string>* table) {
+    table->resize(Count(1, "string table"));
+    for (auto& s : *table) s = Str("string table entry");
+    strings_ = table;
+    string_budget_ = kStringExpansion * n_ + kStringSlack;
+  }
 
  private:
   const uint8_t* p_;
   uint64_t n_;
   uint64_t pos_ = 0;
   std::string where_;
+  bool compact_;
+  const std::vector<std::string>* strings_ = nullptr;
+  uint64_t string_budget_ = 0;
 };
 
 struct AttrRec;
@@ -430,8 +619,22 @@ class Decoder {
                   "2 (csr) or 3 (nm)" + Named());
         layout.storage = static_cast<epk_sparse::Storage>(st);
       }
-      uint64_t offset = c_.U64("tensor data offset");
-      uint64_t size = c_.U64("tensor data size");
+      const bool dense = layout.storage == epk_sparse::Storage::kDense;
+      uint64_t bits = static_cast<uint64_t>(ir::DTypeBits(dt)), want_bits;
+      if (MulOverflows(numel, bits, &want_bits)) c_.Fail("tensor byte size overflows 64 bits");
+      uint64_t want = want_bits / 8 + (want_bits % 8 ? 1 : 0);
+      uint64_t offset, size;
+      uint64_t* region_end = nullptr;  // 3.0: the end of the previous blob of this class
+      if (major_ >= 3) {
+        size = dense ? want : c_.U64("tensor data size");
+        region_end = size >= kPackedBlobMax ? &large_end_ : &small_end_;
+        const uint64_t step = c_.U64("tensor data offset step");
+        if (AddOverflows(*region_end, step, &offset))
+          c_.Fail("tensor data offset step " + std::to_string(step) + " overflows" + Named());
+      } else {
+        offset = c_.U64("tensor data offset");
+        size = c_.U64("tensor data size");
+      }
       switch (layout.storage) {
         case epk_sparse::Storage::kDense: break;
         case epk_sparse::Storage::kBitmask: layout.nnz = c_.U64("bitmask value count"); break;
@@ -445,21 +648,20 @@ class Decoder {
           layout.axis = c_.I32("nm axis");
           break;
       }
-      uint64_t bits = static_cast<uint64_t>(ir::DTypeBits(dt)), want_bits;
-      if (MulOverflows(numel, bits, &want_bits)) c_.Fail("tensor byte size overflows 64 bits");
-      uint64_t want = want_bits / 8 + (want_bits % 8 ? 1 : 0);
-      const bool dense = layout.storage == epk_sparse::Storage::kDense;
       auto fail = [&](const std::string& what) { c_.Fail(what + Named()); };
       if (dense && size != want)
         c_.Fail("tensor data size " + std::to_string(size) + " != " + std::to_string(want) +
                 " bytes for " + std::to_string(numel) + " " + ir::DTypeName(dt) + " elements");
       if (!dense) epk_sparse::CheckLayout(layout, dt, dims, size, fail);
-      if (offset % kAlign != 0)
-        c_.Fail("tensor data offset " + std::to_string(offset) + " is not 64-byte aligned");
+      if (const uint64_t align = BlobAlign(major_, size, dt);
+          (size > 0 || major_ < 3) && offset % align != 0)
+        c_.Fail("tensor data offset " + std::to_string(offset) + " is not " + std::to_string(align) +
+                "-byte aligned");
       uint64_t end;
       if (AddOverflows(offset, size, &end) || end > data_size_)
         c_.Fail("tensor data (" + std::to_string(size) + " bytes at offset " + std::to_string(offset) +
                 ") runs past the tensor data section (" + std::to_string(data_size_) + " bytes)");
+      if (region_end && size > 0) *region_end = end;
       if (!dense) {
         // Sparse blobs expand into owned memory: the in-memory tensor is always dense.
         t = Tensor(dt, dims);
@@ -536,7 +738,13 @@ class Decoder {
       *tensor = TensorRec();
       tensor_name_.clear();
     }
-    v.type = Type(0);
+    if (with_tensor && major_ >= 3) {
+      const uint8_t form = c_.U8("initializer type form");
+      if (form > 1) c_.Fail("initializer type form " + std::to_string(form) + " is not 0 or 1");
+      v.type = form == 1 ? ValueType::Tensor(tensor->dtype(), ir::MakeShape(tensor->shape())) : Type(0);
+    } else {
+      v.type = Type(0);
+    }
     v.doc = c_.Str("value doc");
     v.synthesized = c_.Bool("synthesized flag");
     return v;
@@ -646,6 +854,9 @@ class Decoder {
   std::shared_ptr<const void> owner_;
   uint16_t major_;
   std::string tensor_name_;
+  uint64_t large_end_ = 0, small_end_ = 0;  // 3.0: end of the last blob of each class
+ public:
+  void SetSmallBase(uint64_t b) { small_end_ = b; }
 };
 
 // Builds `g` from `r`; `g`'s parent is already set so outer names resolve.
@@ -723,9 +934,144 @@ struct Mapping {
 
 struct Section {
   uint32_t kind;
+  uint32_t flags;
   uint64_t offset, size;
   uint32_t crc;
 };
+
+// varint(raw size) + raw deflate stream (RFC 1951, no zlib wrapper: the section CRC
+// already guards it) with the 3.0 preset dictionary, at the best level: deterministic for
+// a given zlib version. Empty when deflate cannot take the section (over 4 GiB).
+std::string Deflate(const std::string& raw) {
+  if (raw.size() > UINT32_MAX / 2) return std::string();
+  z_stream z{};
+  if (deflateInit2(&z, 9, Z_DEFLATED, -15, 9, Z_DEFAULT_STRATEGY) != Z_OK)
+    throw Error(ErrorCode::kInternal, ".epk: zlib failed to start compressing a section");
+  std::string out;
+  PutVarint(out, raw.size());
+  const size_t head = out.size();
+  out.resize(head + deflateBound(&z, raw.size()));
+  deflateSetDictionary(&z, reinterpret_cast<const Bytef*>(epk_dict::kDictionary), epk_dict::kDictionarySize);
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(raw.data()));
+  z.avail_in = static_cast<uInt>(raw.size());
+  z.next_out = reinterpret_cast<Bytef*>(&out[head]);
+  z.avail_out = static_cast<uInt>(out.size() - head);
+  const int rc = deflate(&z, Z_FINISH);
+  out.resize(head + z.total_out);
+  deflateEnd(&z);
+  if (rc != Z_STREAM_END) throw Error(ErrorCode::kInternal, ".epk: zlib failed to compress a section");
+  return out;
+}
+
+// A section payload, inflated when the zlib flag says so: the claimed size is checked
+// against what deflate can produce before anything is allocated.
+std::string Inflate(const uint8_t* p, uint64_t n, const std::string& where) {
+  Cursor c(p, n, where, /*compact=*/true);
+  const uint64_t raw = c.U64("uncompressed size");
+  const uint64_t left = c.left();
+  if (raw / kMaxInflateRatio > left || raw > UINT32_MAX / 2)
+    c.Fail("uncompressed size " + std::to_string(raw) + " is more than deflate can expand " +
+           std::to_string(left) + " bytes to");
+  std::string out(raw, '\0');
+  z_stream z{};
+  if (inflateInit2(&z, -15) != Z_OK) c.Fail("zlib failed to start inflating");
+  inflateSetDictionary(&z, reinterpret_cast<const Bytef*>(epk_dict::kDictionary), epk_dict::kDictionarySize);
+  z.next_in = const_cast<Bytef*>(p + (n - left));
+  z.avail_in = static_cast<uInt>(std::min<uint64_t>(left, UINT32_MAX));
+  z.next_out = reinterpret_cast<Bytef*>(&out[0]);
+  z.avail_out = static_cast<uInt>(raw);
+  const int rc = inflate(&z, Z_FINISH);
+  const uint64_t got = z.total_out, used = z.total_in;
+  const char* msg = z.msg;
+  inflateEnd(&z);
+  if (rc == Z_BUF_ERROR && got == raw)
+    c.Fail("deflate stream holds more than the " + std::to_string(raw) + " bytes the section says");
+  if (rc != Z_STREAM_END)
+    c.Fail(std::string("deflate stream is corrupt (") + (msg ? msg : zError(rc)) + ") after " +
+           std::to_string(got) + " of " + std::to_string(raw) + " bytes");
+  if (got != raw)
+    c.Fail("deflate stream holds " + std::to_string(got) + " bytes, the section says " + std::to_string(raw));
+  if (used != left) c.Fail(std::to_string(left - used) + " unexpected bytes after the deflate stream");
+  return out;
+}
+
+// Everything SaveEpk writes, laid out; EpkSizeOf reads the breakdown from it.
+struct Layout {
+  explicit Layout(uint16_t major) : md(major, false), gr(major, major >= 3) {}
+  Encoder md, gr;
+  std::string payload[2];  // metadata and graph section bytes as stored
+  Section secs[3];         // metadata, graph, tensor data
+  int order[3] = {0, 1, 2};  // their order in the file and the section table
+  uint64_t file_size = 0;
+  EpkSizeBreakdown sizes;
+};
+
+std::unique_ptr<Layout> Plan(const ir::Model& m, const EpkMetadata& meta, const EpkWriteOptions& o,
+                             const std::string& where) {
+  if (o.version_major != 2 && o.version_major != kEpkVersionMajor)
+    ThrowUnsupported(where + ": .epk writer writes version 2 or " + std::to_string(kEpkVersionMajor) +
+                     ", not " + std::to_string(o.version_major));
+  std::set<std::string> keys;
+  for (const auto& [k, v] : meta.entries) {
+    if (k.empty()) ThrowInvalid(where + ": .epk metadata key is empty");
+    if (!keys.insert(k).second) ThrowInvalid(where + ": .epk metadata key '" + k + "' appears twice");
+  }
+  const bool v3 = o.version_major >= 3;
+  auto l = std::make_unique<Layout>(o.version_major);
+  l->md.Pairs(meta.entries);
+  l->gr.ModelRec(m);
+  l->gr.Finish();
+  const std::string raw[2] = {l->md.Section(), l->gr.Section()};
+  if (v3 && l->gr.referenced > kStringExpansion * raw[1].size() + kStringSlack)
+    ThrowUnsupported(where + ": the model repeats long strings (names, docs) more often than .epk 3.0 "
+                     "allows a reader to expand; write it as version 2");
+  uint32_t flags[2] = {0, 0};
+  for (int i = 0; i < 2; ++i) {
+    l->payload[i] = raw[i];
+    if (!v3 || !o.compress) continue;
+    std::string z = Deflate(raw[i]);
+    if (!z.empty() && z.size() < raw[i].size()) {
+      l->payload[i] = std::move(z);
+      flags[i] = kFlagZlib;
+    }
+  }
+  // 3.0 puts the tensor data section, the only one that must be 64-byte aligned (it is
+  // mapped and used in place), first, at offset 128 right after the table; metadata and
+  // graph follow unpadded. 2.0 aligns all three.
+  l->secs[0] = {kMetadata, flags[0], 0, l->payload[0].size(), 0};
+  l->secs[1] = {kGraphSection, flags[1], 0, l->payload[1].size(), 0};
+  l->secs[2] = {kTensorData, 0, 0, l->gr.data_size, 0};
+  if (v3) {
+    l->order[0] = 2;
+    l->order[1] = 0;
+    l->order[2] = 1;
+  }
+  const uint64_t table_end = kHeaderSize + kEntrySize * 3;
+  uint64_t end = table_end;
+  for (int i : l->order) {
+    l->secs[i].offset = v3 && i != 2 ? end : AlignUp(end);
+    end = l->secs[i].offset + l->secs[i].size;
+  }
+  l->file_size = end;
+
+  EpkSizeBreakdown& b = l->sizes;
+  b.version_major = o.version_major;
+  b.header = table_end;
+  b.metadata_raw = raw[0].size();
+  b.metadata_stored = l->payload[0].size();
+  b.graph_raw = raw[1].size();
+  b.graph_stored = l->payload[1].size();
+  b.strings_raw = l->gr.StringTable().size();
+  b.values_raw = l->gr.values_bytes;
+  b.nodes_raw = l->gr.nodes_bytes;
+  b.tensors_raw = l->gr.tensors_bytes;
+  b.model_raw = b.graph_raw - b.strings_raw - b.values_raw - b.nodes_raw - b.tensors_raw;
+  b.section_padding = end - table_end - b.metadata_stored - b.graph_stored - l->gr.data_size;
+  b.blob_bytes = l->gr.blob_bytes;
+  b.blob_padding = l->gr.data_size - l->gr.blob_bytes;
+  b.total = l->file_size;
+  return l;
+}
 
 }  // namespace
 
@@ -755,34 +1101,26 @@ EpkTensorStorage EpkStorageFor(const ir::Tensor& t) {
 }
 
 std::string EpkGraphBytes(const ir::Model& m) {
-  Encoder e;
+  Encoder e(kEpkVersionMajor, true);
   e.ModelRec(m);
-  return e.out;
+  return e.Section();
 }
 
-void SaveEpk(const ir::Model& m, const std::string& path, const EpkMetadata& meta) {
-  std::set<std::string> keys;
-  for (const auto& [k, v] : meta.entries) {
-    if (k.empty()) ThrowInvalid(path + ": .epk metadata key is empty");
-    if (!keys.insert(k).second) ThrowInvalid(path + ": .epk metadata key '" + k + "' appears twice");
-  }
-  Encoder md;
-  md.Pairs(meta.entries);
-  Encoder gr;
-  gr.ModelRec(m);
+EpkSizeBreakdown EpkSizeOf(const ir::Model& m, const EpkMetadata& meta, const EpkWriteOptions& opts) {
+  return Plan(m, meta, opts, "(size estimate)")->sizes;
+}
 
+void SaveEpk(const ir::Model& m, const std::string& path, const EpkMetadata& meta,
+             const EpkWriteOptions& opts) {
+  std::unique_ptr<Layout> l = Plan(m, meta, opts, path);
   const uint32_t n = 3;
-  uint64_t table_end = kHeaderSize + kEntrySize * n;
-  Section secs[3] = {{kMetadata, AlignUp(table_end), md.out.size(), 0}, {}, {}};
-  secs[1] = {kGraphSection, AlignUp(secs[0].offset + secs[0].size), gr.out.size(), 0};
-  secs[2] = {kTensorData, AlignUp(secs[1].offset + secs[1].size), gr.data_size, 0};
-  secs[0].crc = Crc32(md.out.data(), md.out.size());
-  secs[1].crc = Crc32(gr.out.data(), gr.out.size());
+  Section* secs = l->secs;
+  for (int i = 0; i < 2; ++i) secs[i].crc = Crc32(l->payload[i].data(), l->payload[i].size());
   static const char kZeros[kAlign] = {};
   {
     uint32_t crc = 0;
     uint64_t at = 0;
-    for (const auto& b : gr.blobs) {
+    for (const auto& b : l->gr.blobs) {
       for (; at < b.offset; at += std::min<uint64_t>(kAlign, b.offset - at))
         crc = Crc32(kZeros, std::min<uint64_t>(kAlign, b.offset - at), crc);
       crc = Crc32(b.data, b.size, crc);
@@ -790,20 +1128,22 @@ void SaveEpk(const ir::Model& m, const std::string& path, const EpkMetadata& met
     }
     secs[2].crc = crc;
   }
-  uint64_t file_size = secs[2].offset + secs[2].size;
+  const uint64_t file_size = l->file_size;
 
   std::string head(kHeaderSize + kEntrySize * n, '\0');
   std::memcpy(&head[0], kMagic, 8);
-  PutFixed(head, 8, kEpkVersionMajor, 2);
-  PutFixed(head, 10, kEpkVersionMinor, 2);
+  PutFixed(head, 8, opts.version_major, 2);
+  PutFixed(head, 10, 0, 2);
   PutFixed(head, 12, n, 4);
   PutFixed(head, 16, file_size, 8);
-  for (uint32_t i = 0; i < n; ++i) {
-    uint64_t at = kHeaderSize + kEntrySize * i;
-    PutFixed(head, at, secs[i].kind, 4);
-    PutFixed(head, at + 8, secs[i].offset, 8);
-    PutFixed(head, at + 16, secs[i].size, 8);
-    PutFixed(head, at + 24, secs[i].crc, 4);
+  for (uint32_t k = 0; k < n; ++k) {
+    const Section& s = secs[l->order[k]];
+    uint64_t at = kHeaderSize + kEntrySize * k;
+    PutFixed(head, at, s.kind, 4);
+    PutFixed(head, at + 4, s.flags, 4);
+    PutFixed(head, at + 8, s.offset, 8);
+    PutFixed(head, at + 16, s.size, 8);
+    PutFixed(head, at + 24, s.crc, 4);
   }
   PutFixed(head, 24, Crc32(head.data(), head.size()), 4);
 
@@ -820,14 +1160,17 @@ void SaveEpk(const ir::Model& m, const std::string& path, const EpkMetadata& met
       while (pos < target) write(kZeros, std::min<uint64_t>(kAlign, target - pos));
     };
     write(head.data(), head.size());
-    pad_to(secs[0].offset);
-    write(md.out.data(), md.out.size());
-    pad_to(secs[1].offset);
-    write(gr.out.data(), gr.out.size());
-    pad_to(secs[2].offset);
-    for (const auto& b : gr.blobs) {
-      pad_to(secs[2].offset + b.offset);
-      write(b.data, b.size);
+    for (int i : l->order) {
+      pad_to(secs[i].offset);
+      if (i < 2) {
+        write(l->payload[i].data(), l->payload[i].size());
+        continue;
+      }
+      for (const auto& b : l->gr.blobs) {
+        pad_to(secs[2].offset + b.offset);
+        write(b.data, b.size);
+      }
+      pad_to(secs[2].offset + secs[2].size);
     }
     if (std::fclose(f) != 0) ok = false;
     if (!ok || pos != file_size)
@@ -894,15 +1237,20 @@ std::unique_ptr<ir::Model> LoadEpk(const std::string& path, EpkMetadata* meta) {
     Section& s = secs[i];
     std::string which = "section " + std::to_string(i);
     s.kind = h.U32("section kind");
-    uint32_t flags = h.U32("section flags");
+    s.flags = h.U32("section flags");
     s.offset = h.U64("section offset");
     s.size = h.U64("section size");
     s.crc = h.U32("section checksum");
     uint32_t res = h.U32("section reserved");
     which += " (kind " + std::to_string(s.kind) + ")";
-    if (flags != 0 || res != 0) fail(which + ": flags and reserved fields must be zero");
+    // 3.0: metadata and graph may be zlib-compressed; the mapped tensor data may not.
+    const uint32_t allowed = major >= 3 && (s.kind == kMetadata || s.kind == kGraphSection) ? kFlagZlib : 0;
+    if ((s.flags & ~allowed) != 0 || res != 0)
+      fail(which + ": flags " + std::to_string(s.flags) + " and reserved fields must be zero" +
+           (allowed ? " but for bit 0 (zlib)" : ""));
     if (!kinds.insert(s.kind).second) fail(which + ": kind appears twice in the section table");
-    if (s.offset % kAlign != 0)
+    // 3.0 aligns only the tensor data section (the part that is mapped and used in place).
+    if ((major < 3 || s.kind == kTensorData) && s.offset % kAlign != 0)
       fail(which + ": offset " + std::to_string(s.offset) + " is not a multiple of 64");
     uint64_t end;
     if (AddOverflows(s.offset, s.size, &end) || end > size)
@@ -922,7 +1270,16 @@ std::unique_ptr<ir::Model> LoadEpk(const std::string& path, EpkMetadata* meta) {
     if (!by_kind[k]) fail("required section of kind " + std::to_string(k) + " is missing");
 
   try {
-    Cursor mc(base + by_kind[kMetadata]->offset, by_kind[kMetadata]->size, path + ": metadata");
+    // Compressed sections inflate into owned bytes; tensor data stays in the mapping.
+    std::string inflated[3];
+    auto payload = [&](uint32_t kind, const char* name) {
+      const Section& s = *by_kind[kind];
+      if (!(s.flags & kFlagZlib)) return Cursor(base + s.offset, s.size, path + ": " + name, major >= 3);
+      inflated[kind - 1] = Inflate(base + s.offset, s.size, path + ": " + name + " section");
+      const std::string& raw = inflated[kind - 1];
+      return Cursor(reinterpret_cast<const uint8_t*>(raw.data()), raw.size(), path + ": " + name, true);
+    };
+    Cursor mc = payload(kMetadata, "metadata");
     EpkMetadata md;
     uint32_t nmd = mc.Count(8, "metadata entries");
     std::set<std::string> keys;
@@ -934,9 +1291,18 @@ std::unique_ptr<ir::Model> LoadEpk(const std::string& path, EpkMetadata* meta) {
     }
     mc.ExpectEnd();
 
-    Cursor gc(base + by_kind[kGraphSection]->offset, by_kind[kGraphSection]->size, path + ": graph");
+    Cursor gc = payload(kGraphSection, "graph");
     auto owner = std::static_pointer_cast<const void>(map);
     Decoder dec(gc, base + by_kind[kTensorData]->offset, by_kind[kTensorData]->size, owner, major);
+    std::vector<std::string> strings;
+    if (major >= 3) {
+      gc.ReadStrings(&strings);
+      const uint64_t small_base = gc.U64("small blob base");
+      if (small_base > by_kind[kTensorData]->size)
+        gc.Fail("small blob base " + std::to_string(small_base) + " is past the tensor data section (" +
+                std::to_string(by_kind[kTensorData]->size) + " bytes)");
+      dec.SetSmallBase(small_base);
+    }
     auto m = std::make_unique<ir::Model>();
     m->ir_version = gc.I64("ir version");
     m->producer_name = gc.Str("producer name");
