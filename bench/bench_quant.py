@@ -10,7 +10,7 @@ weights, the script makes these variants of the one float model:
   ort-int8     onnxruntime.quantization: quantize_static (QDQ, per-channel weights, uint8
                activations, MinMax) for the CNN, quantize_dynamic (int8 weights) for BERT
   ep-fp32      the float model, run by edgepress
-  ep-int8      `edgepress apply --passes quantize-static` for the CNN,
+  ep-int8      `edgepress apply --passes fuse-hardswish,quantize-static` for the CNN,
                `--passes quantize-dynamic` for BERT (and quantize-static as ep-int8-static)
   ep-int4      `edgepress apply --passes 'quantize-weights{bits=4}'` (weight-only)
 
@@ -293,7 +293,9 @@ def main():
             variants.insert(1, ("ort-int8", "ort", ort_int8, None))
         except Exception as e:  # onnxruntime's quantizer failing is a result too
             variants.insert(1, ("ort-int8", "ort", None, f"quantize failed: {e}"))
-        pipelines = [("ep-int8", "quantize-static" if cnn else "quantize-dynamic")]
+        # fuse-hardswish first, as the shipped recipes do: a decomposed HardSwish then runs
+        # as one integer table instead of four float ops between Q/DQ pairs.
+        pipelines = [("ep-int8", "fuse-hardswish,quantize-static" if cnn else "quantize-dynamic")]
         if not cnn:
             pipelines.append(("ep-int8-static", "quantize-static"))
         pipelines.append(("ep-int4", "quantize-weights{bits=4}"))
