@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -217,6 +218,23 @@ TEST(SoftmaxTest, SimdMatchesReference) {
                         std::string(d->name) + " n=" + std::to_string(n));
       }
     }
+  }
+}
+
+TEST(SoftmaxTest, MaskedEntriesAreExactZerosNotDenormals) {
+  // An attention mask adds -1e4, -1e9 or -inf; those probabilities must be 0, not the
+  // 4e-39 denormal a clamped exp gives (denormals slow the next MatMul down by 2x and more).
+  std::vector<float> row(21, 0.f);
+  for (int i = 0; i < 21; ++i) row[i] = 0.1f * static_cast<float>(i);
+  row[2] = -1e4f, row[9] = -1e9f, row[17] = -std::numeric_limits<float>::infinity();
+  row[20] = -95.f;  // exp(-95 - max) underflows too
+  Tensor x = Tensor::FromVector<float>(DType::kFloat32, {1, 21}, row);
+  OneNode sm("Softmax", 1);
+  for (const KernelDef* d : KernelsFor("Softmax", "", DType::kFloat32)) {
+    std::vector<float> y = Values(sm.Run({&x}, d));
+    for (int i : {2, 9, 17}) EXPECT_EQ(y[i], 0.f) << d->name << " entry " << i;
+    if (d->isa == Isa::kScalar) continue;  // the reference rounds exp(-97) to a denormal, as IEEE does
+    for (float v : y) EXPECT_TRUE(v == 0.f || std::fpclassify(v) == FP_NORMAL) << d->name;
   }
 }
 

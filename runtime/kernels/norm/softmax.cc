@@ -50,6 +50,16 @@ void LineRef(SOp op, const T* x, T* y, int64_t n, int64_t inner) {
 using FastRow = void (*)(SOp op, const float* x, float* y, int64_t n);
 
 #if defined(__x86_64__)
+// exp(v) for v = x - max <= 0, and exactly 0 where the result would be below FLT_MIN (a
+// masked attention score, -1e4 or -inf): Exp256 clamps there to a 4e-39 denormal, and a
+// denormal probability made the next MatMul take the CPU's slow microcode path (the GPT
+// fixture ran 2.4x slower). The reference's double exp rounds those entries to 0 or a
+// denormal below 1.2e-38, so outputs still agree within that.
+__attribute__((target("avx2,fma"))) inline __m256 SoftmaxExp(__m256 v) {
+  const __m256 e = avx2::Exp256(v);
+  return _mm256_andnot_ps(_mm256_cmp_ps(v, _mm256_set1_ps(-87.33654475f), _CMP_LT_OQ), e);
+}
+
 __attribute__((target("avx2,fma"))) void RowAvx2(SOp op, const float* x, float* y, int64_t n) {
   if (n == 0) return;
   __m256 vm = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
@@ -62,13 +72,13 @@ __attribute__((target("avx2,fma"))) void RowAvx2(SOp op, const float* x, float* 
   k = 0;
   if (op == SOp::kSoftmax) {
     for (; k + 8 <= n; k += 8) {
-      __m256 e = avx2::Exp256(_mm256_sub_ps(_mm256_loadu_ps(x + k), vmax));
+      __m256 e = SoftmaxExp(_mm256_sub_ps(_mm256_loadu_ps(x + k), vmax));
       _mm256_storeu_ps(y + k, e);
       vs = _mm256_add_ps(vs, e);
     }
     if (k < n) {
       __m256i mask = avx2::TailMask(n - k);
-      __m256 e = avx2::Exp256(_mm256_sub_ps(_mm256_maskload_ps(x + k, mask), vmax));
+      __m256 e = SoftmaxExp(_mm256_sub_ps(_mm256_maskload_ps(x + k, mask), vmax));
       e = _mm256_and_ps(e, _mm256_castsi256_ps(mask));
       _mm256_maskstore_ps(y + k, mask, e);
       vs = _mm256_add_ps(vs, e);
@@ -82,10 +92,10 @@ __attribute__((target("avx2,fma"))) void RowAvx2(SOp op, const float* x, float* 
     return;
   }
   for (; k + 8 <= n; k += 8)
-    vs = _mm256_add_ps(vs, avx2::Exp256(_mm256_sub_ps(_mm256_loadu_ps(x + k), vmax)));
+    vs = _mm256_add_ps(vs, SoftmaxExp(_mm256_sub_ps(_mm256_loadu_ps(x + k), vmax)));
   if (k < n) {
     __m256i mask = avx2::TailMask(n - k);
-    __m256 e = avx2::Exp256(_mm256_sub_ps(_mm256_maskload_ps(x + k, mask), vmax));
+    __m256 e = SoftmaxExp(_mm256_sub_ps(_mm256_maskload_ps(x + k, mask), vmax));
     vs = _mm256_add_ps(vs, _mm256_and_ps(e, _mm256_castsi256_ps(mask)));
   }
   __m256 shift = _mm256_set1_ps(m + std::log(avx2::HSum256(vs)));
