@@ -12,6 +12,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <random>
 
 #include "pass_test_util.h"
@@ -165,6 +166,47 @@ TEST(FuseQdqLookup, KernelsEqualScalarReference) {
   }
 #endif
   if (!ran) GTEST_SKIP() << "this CPU lacks AVX-512 VBMI: only the scalar lookup exists here";
+}
+
+// Every registered QLinearMul kernel equals the scalar one exactly: squeeze-excite blocks
+// (the gate on either side, blocks of 49 = 3 vector steps + a tail), equal shapes with a
+// tail, and a general broadcast; uint8 and int8 with extreme zero points.
+TEST(FuseQdqLookup, QLinearMulKernelsEqualScalar) {
+  const std::vector<std::pair<std::vector<int64_t>, std::vector<int64_t>>> shapes = {
+      {{1, 24, 7, 7}, {1, 24, 1, 1}}, {{1, 24, 1, 1}, {1, 24, 7, 7}},
+      {{1, 5, 37}, {1, 5, 37}}, {{2, 3, 5}, {3, 1}}};
+  std::mt19937 rng(11);
+  const auto defs = runtime::KernelsFor("QLinearMul", "com.microsoft", DType::kUndefined);
+  ASSERT_GE(defs.size(), 1u);
+  for (const runtime::KernelDef* d : defs) std::printf("[dispatch] QLinearMul kernel: %s\n", d->name);
+  for (DType t : {DType::kUInt8, DType::kInt8}) {
+    for (const auto& [as, bs] : shapes) {
+      auto rand8 = [&](const std::vector<int64_t>& shape) {
+        Tensor x(t, shape);
+        for (uint64_t i = 0; i < x.numel(); ++i)
+          static_cast<uint8_t*>(x.mutable_raw())[i] = static_cast<uint8_t>(rng());
+        return x;
+      };
+      Tensor a = rand8(as), b = rand8(bs);
+      const bool u8 = t == DType::kUInt8;
+      Tensor sa = Scalar(0.031f), sb = Scalar(0.0047f), sc = Scalar(0.0093f);
+      Tensor za = Zp(t, u8 ? 255 : -128), zb = Zp(t, u8 ? 3 : 127), zc = Zp(t, u8 ? 128 : 0);
+      ir::Graph g;
+      std::vector<ir::Value*> ins;
+      for (int i = 0; i < 8; ++i)
+        ins.push_back(g.AddInput("i" + std::to_string(i), ir::ValueType::Tensor(DType::kFloat32)));
+      ir::Node* node = g.AddNode("QLinearMul", ins, {"c"}, "mul", "com.microsoft");
+      std::vector<const Tensor*> feeds = {&a, &sa, &za, &b, &sb, &zb, &sc, &zc};
+      runtime::ThreadPool pool(1);
+      const Tensor want = runtime::RunNode(*node, feeds, pool, defs[0])[0];
+      for (const runtime::KernelDef* d : defs) {
+        const Tensor got = runtime::RunNode(*node, feeds, pool, d)[0];
+        ASSERT_EQ(got.shape(), want.shape());
+        EXPECT_EQ(std::memcmp(got.raw(), want.raw(), got.nbytes()), 0)
+            << d->name << " differs from " << defs[0]->name;
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -153,6 +153,38 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void AddLoopAvx512(
     _mm_mask_storeu_epi8(c + i, m, _mm512_cvtepi32_epi8(q));
   }
 }
+
+// MulBlocks and the same-shape Mul, 16 at a time with the scalar loops' exact operations:
+// the gate term rg = (g - zg) * r once per block (or the integer product a * b for equal
+// shapes), one non-contracted multiply, the same clamp to +-2^22 and round half to even
+// (cvtps under the default MXCSR, as RoundEven), the integer clamp.
+template <typename T>
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void MulRowAvx512(
+    const T* a, const T* b, float rg, float r, T* c, int64_t n, int32_t za, int32_t zb,
+    int32_t zc, int32_t lo, int32_t hi) {
+  constexpr int kR = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  const bool u8 = std::is_same<T, uint8_t>::value;
+  const __m512i vza = _mm512_set1_epi32(za), vzb = _mm512_set1_epi32(zb), vzc = _mm512_set1_epi32(zc);
+  const __m512i vlo = _mm512_set1_epi32(lo), vhi = _mm512_set1_epi32(hi);
+  const __m512 big = _mm512_set1_ps(4194304.f), nbig = _mm512_set1_ps(-4194304.f);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - i)) - 1);
+    const __m128i ra8 = _mm_maskz_loadu_epi8(m, a + i);
+    const __m512i ai = _mm512_sub_epi32(u8 ? _mm512_cvtepu8_epi32(ra8) : _mm512_cvtepi8_epi32(ra8), vza);
+    __m512 v;
+    if (b) {  // same shapes: float(qa * qb) * r
+      const __m128i rb8 = _mm_maskz_loadu_epi8(m, b + i);
+      const __m512i bi = _mm512_sub_epi32(u8 ? _mm512_cvtepu8_epi32(rb8) : _mm512_cvtepi8_epi32(rb8), vzb);
+      v = _mm512_mul_round_ps(_mm512_cvtepi32_ps(_mm512_mullo_epi32(ai, bi)), _mm512_set1_ps(r), kR);
+    } else {  // a block of one gate: float(qa) * rg
+      v = _mm512_mul_round_ps(_mm512_cvtepi32_ps(ai), _mm512_set1_ps(rg), kR);
+    }
+    v = _mm512_min_ps(_mm512_max_ps(v, nbig), big);
+    __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(v), vzc);
+    q = _mm512_min_epi32(_mm512_max_epi32(q, vlo), vhi);
+    _mm_mask_storeu_epi8(c + i, m, _mm512_cvtepi32_epi8(q));
+  }
+}
 #pragma GCC diagnostic pop
 #endif
 
@@ -244,10 +276,27 @@ class QLinearBinaryKernel : public Kernel {
         const int32_t zf = b_inner > 0 ? za : zb, zg = b_inner > 0 ? zb : za;
         const int64_t inner = b_inner > 0 ? b_inner : a_inner, blocks = n / inner;
         ctx.pool().ParallelFor(blocks, std::max<int64_t>(1, 16384 / inner), [&](int64_t s, int64_t e) {
+#if defined(__x86_64__)
+          if (simd_) {
+            for (int64_t blk = s; blk < e; ++blk)
+              MulRowAvx512(full + blk * inner, static_cast<const T*>(nullptr),
+                           static_cast<float>(static_cast<int32_t>(gate[blk]) - zg) * ra, ra,
+                           cp + blk * inner, inner, zf, 0, zc, lo, hi);
+            return;
+          }
+#endif
           MulBlocks(full, gate, cp, s, e - s, inner, ra, zf, zg, zc, lo, hi);
         });
         return;
       }
+#if defined(__x86_64__)
+      if (simd_ && as == out && bs == out) {
+        ctx.pool().ParallelFor(n, 16384, [&](int64_t s, int64_t e) {
+          MulRowAvx512(ap + s, bp + s, 0.f, ra, cp + s, e - s, za, zb, zc, lo, hi);
+        });
+        return;
+      }
+#endif
     }
 #if defined(__x86_64__)
     if (!kMul && simd_ && as == out && bs == out) {  // same shapes: residual Adds
@@ -337,6 +386,10 @@ void RegisterQLinearEltwiseKernels(KernelRegistry& r) {
          "q8_ms_qlinearadd__avx512", simd_add});
   r.Add({"QLinearAdd", "edgepress", DType::kUndefined, Isa::kAvx512, "q8_qlinearadd__avx512",
          simd_add});
+  r.Add({"QLinearMul", "com.microsoft", DType::kUndefined, Isa::kAvx512,
+         "q8_ms_qlinearmul__avx512", [](const KernelInit& init) -> std::unique_ptr<Kernel> {
+           return std::make_unique<QLinearBinaryKernel<true>>(init, true);
+         }});
 #endif
   r.Add({"QLinearGlobalAveragePool", "com.microsoft", DType::kUndefined, Isa::kScalar,
          "q8_ms_qlinearglobalavgpool__ref", Create<QLinearGapKernel>});
