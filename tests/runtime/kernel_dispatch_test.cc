@@ -109,10 +109,12 @@ TEST(KernelDispatch, PrintsTheChoiceForEveryOp) {
       const KernelDef* best = reg.Find(op, domain, ask, cpu, ForceScalar());
       ASSERT_NE(best, nullptr);
       EXPECT_TRUE(best->isa == Isa::kScalar || cpu.Has(best->isa)) << best->name;
-      for (const KernelDef& d : reg.defs())
+      for (const KernelDef& d : reg.defs()) {
         if (op == d.op_type && domain == d.domain && cpu.Has(d.isa) && !ForceScalar() &&
-            (d.dtype == ask || d.dtype == ir::DType::kUndefined))
+            (d.dtype == ask || d.dtype == ir::DType::kUndefined)) {
           EXPECT_LE(d.isa, best->isa) << d.name << " is more capable than " << best->name;
+        }
+      }
       const KernelDef* ref = reg.Find(op, domain, ask, cpu, /*force_scalar=*/true);
       ASSERT_NE(ref, nullptr) << "no scalar reference";
       EXPECT_EQ(ref->isa, Isa::kScalar);
