@@ -12,17 +12,10 @@
 namespace edgepress::passes {
 namespace {
 
-bool Near(std::optional<float> v, double want) {
-  return v && std::fabs(*v - want) <= 1e-3 * std::fabs(want);
-}
-bool IsOp(const ir::Node* n, const char* op) {
-  return n && n->op_type() == op && n->domain().empty();
-}
-// For a binary node with a scalar-constant operand, the other operand (else nullptr).
+constexpr double kRtol = 1e-3;  // constants must match to 1e-3 relative
+bool IsOp(const ir::Node* n, const char* op) { return IsOnnxOp(n, op); }
 ir::Value* OtherThanScalar(ir::Node* n, double want) {
-  if (Near(ScalarConstant(n->input(1)), want)) return n->input(0);
-  if (Near(ScalarConstant(n->input(0)), want)) return n->input(1);
-  return nullptr;
+  return passes::OtherThanScalar(n, want, kRtol);
 }
 
 class FuseGelu : public Pass {
@@ -45,7 +38,7 @@ class FuseGelu : public Pass {
     ir::Node* scale = erf->input(0) ? erf->input(0)->producer() : nullptr;
     if (!scale || !HasSingleUse(scale->output(0))) return false;
     ir::Value* x = nullptr;
-    if (IsOp(scale, "Div") && Near(ScalarConstant(scale->input(1)), std::sqrt(2.0)))
+    if (IsOp(scale, "Div") && ScalarNear(scale->input(1), std::sqrt(2.0), kRtol))
       x = scale->input(0);
     else if (IsOp(scale, "Mul"))
       x = OtherThanScalar(scale, 1.0 / std::sqrt(2.0));

@@ -21,18 +21,11 @@
 namespace edgepress::passes {
 namespace {
 
-bool Near(std::optional<float> v, double want) {
-  return v && std::fabs(*v - want) <= 1e-5 * std::fabs(want) + 1e-7;
-}
-bool IsOp(const ir::Node* n, const char* op) {
-  return n && n->op_type() == op && n->domain().empty();
-}
-// For a binary node with a scalar-constant operand equal to `want`, the other operand.
+// Constants must match to 1e-5 relative (plus 1e-7 so that 0 matches 0).
+bool Near(const ir::Value* v, double want) { return ScalarNear(v, want, 1e-5, 1e-7); }
+bool IsOp(const ir::Node* n, const char* op) { return IsOnnxOp(n, op); }
 ir::Value* OtherThanScalar(ir::Node* n, double want) {
-  if (n->num_inputs() != 2) return nullptr;
-  if (Near(ScalarConstant(n->input(1)), want)) return n->input(0);
-  if (Near(ScalarConstant(n->input(0)), want)) return n->input(1);
-  return nullptr;
+  return passes::OtherThanScalar(n, want, 1e-5, 1e-7);
 }
 // The operand of binary `n` other than `v` (nullptr when `v` is not an operand).
 ir::Value* OtherOperand(ir::Node* n, const ir::Value* v) {
@@ -44,7 +37,7 @@ ir::Value* OtherOperand(ir::Node* n, const ir::Value* v) {
 // `v` divided by 6 (Div v, 6 or Mul v, 1/6) by its only reader: that reader, else nullptr.
 ir::Node* DivBySix(const ir::Value* v) {
   ir::Node* u = SingleUser(v);
-  if (IsOp(u, "Div") && u->input(0) == v && Near(ScalarConstant(u->input(1)), 6.0)) return u;
+  if (IsOp(u, "Div") && u->input(0) == v && Near(u->input(1), 6.0)) return u;
   if (IsOp(u, "Mul") && OtherThanScalar(u, 1.0 / 6.0) == v) return u;
   return nullptr;
 }
@@ -67,8 +60,8 @@ class FuseHardSwish : public Pass {
  private:
   // Clip(x + 3, 0, 6) and what reads it.
   bool FromClip(ir::Graph& g, ir::Node* clip) {
-    if (clip->num_inputs() != 3 || !Near(ScalarConstant(clip->input(1)), 0.0) ||
-        !Near(ScalarConstant(clip->input(2)), 6.0) || !HasSingleUse(clip->output(0)))
+    if (clip->num_inputs() != 3 || !Near(clip->input(1), 0.0) ||
+        !Near(clip->input(2), 6.0) || !HasSingleUse(clip->output(0)))
       return false;
     ir::Node* add = clip->input(0) ? clip->input(0)->producer() : nullptr;
     if (!IsOp(add, "Add") || !HasSingleUse(add->output(0))) return false;

@@ -1,5 +1,7 @@
 #include "passes/rewrite_util.h"
 
+#include <cmath>
+
 namespace edgepress::passes {
 
 const ir::Tensor* ConstantOf(const ir::Value* v) {
@@ -89,6 +91,22 @@ std::vector<ir::Node*> AllNodes(ir::Graph& g) {
     for (ir::Node* n : sg.nodes()) out.push_back(n);
   });
   return out;
+}
+
+bool IsOnnxOp(const ir::Node* n, const char* op) {
+  return n && n->op_type() == op && n->domain().empty();
+}
+
+bool ScalarNear(const ir::Value* v, double want, double rtol, double atol) {
+  std::optional<float> c = ScalarConstant(v);
+  return c && std::fabs(*c - want) <= rtol * std::fabs(want) + atol;
+}
+
+ir::Value* OtherThanScalar(ir::Node* n, double want, double rtol, double atol) {
+  if (n->num_inputs() != 2) return nullptr;
+  if (ScalarNear(n->input(1), want, rtol, atol)) return n->input(0);
+  if (ScalarNear(n->input(0), want, rtol, atol)) return n->input(1);
+  return nullptr;
 }
 
 }  // namespace edgepress::passes

@@ -22,6 +22,13 @@ std::optional<float> ScalarConstant(const ir::Value* v);
 bool HasSingleUse(const ir::Value* v);
 // The only node using `v` (nullptr unless HasSingleUse).
 ir::Node* SingleUser(const ir::Value* v);
+// True when `n` is an ai.onnx (default domain) node of type `op`.
+bool IsOnnxOp(const ir::Node* n, const char* op);
+// True when `v` is a scalar constant within |v - want| <= rtol * |want| + atol.
+bool ScalarNear(const ir::Value* v, double want, double rtol, double atol = 0);
+// For a binary node with a scalar-constant operand near `want` (ScalarNear), the other
+// operand; nullptr otherwise.
+ir::Value* OtherThanScalar(ir::Node* n, double want, double rtol, double atol = 0);
 // The producer of `v` when it is a node with `op_type` in the default domain.
 ir::Node* ProducerOf(const ir::Value* v, const std::string& op_type);
 
