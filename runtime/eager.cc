@@ -1,6 +1,7 @@
 #include "runtime/eager.h"
 
 #include "ir/error.h"
+#include "runtime/session.h"
 
 namespace edgepress::runtime {
 
@@ -21,6 +22,9 @@ class EagerContext : public KernelContext {
   }
   ir::Tensor& AllocateOutput(size_t i, ir::DType dtype, std::vector<int64_t> shape) override {
     Check(i);
+    // Constant folding runs nodes here: a ConstantOfShape/Expand/Tile to a huge constant
+    // shape must fail naming the node, not exhaust memory.
+    CheckOutputSize(node_, i, dtype, shape, DefaultMaxMemoryBytes());
     outputs_[i] = ir::Tensor(dtype, std::move(shape));
     return outputs_[i];
   }

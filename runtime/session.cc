@@ -1,6 +1,7 @@
 #include "runtime/session.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <chrono>
 #include <map>
@@ -95,18 +96,7 @@ class SessionContext : public KernelContext {
   }
   ir::Tensor& AllocateOutput(size_t i, ir::DType dtype, std::vector<int64_t> shape) override {
     ir::Tensor& out = Slot(i);
-    uint64_t count = ir::ElementCount(shape);
-    // A string element counts as the 32 bytes of a std::string, so strings are bounded too.
-    uint64_t bytes = dtype != ir::DType::kString ? ir::DTypeBytes(dtype, count)
-                     : count > UINT64_MAX / 32   ? UINT64_MAX
-                                                 : count * 32;
-    if (bytes > s_.max_memory_bytes_)
-      throw Error(ErrorCode::kInvalidInput,
-                  np_.node->describe() + ": output " + std::to_string(i) + " of shape " +
-                      ir::ShapeToString(ir::MakeShape(shape)) + " would take " +
-                      std::to_string(bytes) + " bytes, over the memory limit of " +
-                      std::to_string(s_.max_memory_bytes_) +
-                      " bytes (SessionOptions::max_memory_bytes, --max-memory)");
+    CheckOutputSize(*np_.node, i, dtype, shape, s_.max_memory_bytes_);
     if (dtype == ir::DType::kString || !s_.opts_.reuse_buffers) {
       out = ir::Tensor(dtype, std::move(shape));
       return out;
@@ -125,6 +115,7 @@ class SessionContext : public KernelContext {
         return out;
       }
     }
+    const uint64_t bytes = ir::DTypeBytes(dtype, ir::ElementCount(shape));
     out = ir::Tensor(dtype, std::move(shape), s_.arena_->Acquire(bytes));
     return out;
   }
@@ -159,7 +150,28 @@ Session::Session(std::shared_ptr<const ir::Model> model, const SessionOptions& o
 
 Session::~Session() = default;
 
+namespace {
+std::atomic<uint64_t> g_default_max_memory{0};
+}  // namespace
+
+void SetDefaultMaxMemoryBytes(uint64_t bytes) { g_default_max_memory.store(bytes); }
+
+void CheckOutputSize(const ir::Node& node, size_t output, ir::DType dtype,
+                     const std::vector<int64_t>& shape, uint64_t limit) {
+  uint64_t count = ir::ElementCount(shape);
+  uint64_t bytes = dtype != ir::DType::kString ? ir::DTypeBytes(dtype, count)
+                   : count > UINT64_MAX / 32   ? UINT64_MAX
+                                               : count * 32;
+  if (bytes > limit)
+    throw Error(ErrorCode::kInvalidInput,
+                node.describe() + ": output " + std::to_string(output) + " of shape " +
+                    ir::ShapeToString(ir::MakeShape(shape)) + " would take " +
+                    std::to_string(bytes) + " bytes, over the memory limit of " +
+                    std::to_string(limit) + " bytes (--max-memory)");
+}
+
 uint64_t DefaultMaxMemoryBytes() {
+  if (uint64_t set = g_default_max_memory.load()) return set;
   long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
   if (pages <= 0 || page <= 0) return uint64_t{1} << 30;
   return static_cast<uint64_t>(pages) / 2 * static_cast<uint64_t>(page);

@@ -54,8 +54,19 @@ struct SessionOptions {
   std::function<void(const ir::Node&, const std::vector<const ir::Tensor*>&)> observer;
 };
 
-// Half the physical memory (1 GiB when it cannot be read).
+// The limit SessionOptions::max_memory_bytes = 0 stands for, and the one nodes run outside
+// a Session (constant folding, runtime/eager.h) are held to: half the physical memory (1 GiB
+// when it cannot be read), unless SetDefaultMaxMemoryBytes chose another.
 uint64_t DefaultMaxMemoryBytes();
+// Process-wide: commands that create many sessions (compress, apply, calibrate, sensitivity)
+// set it from --max-memory so calibration, constant folding and evaluation all obey it;
+// 0 restores half the physical memory. Thread-safe.
+void SetDefaultMaxMemoryBytes(uint64_t bytes);
+// Throws Error(kInvalidInput) naming the node, the output, its shape and the size when an
+// output of `dtype` and `shape` would take more than `limit` bytes (a string element counts
+// as the 32 bytes of a std::string).
+void CheckOutputSize(const ir::Node& node, size_t output, ir::DType dtype,
+                     const std::vector<int64_t>& shape, uint64_t limit);
 
 struct NodeKernelInfo {
   std::string node;    // node name (may be empty in the model)

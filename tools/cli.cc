@@ -9,6 +9,8 @@
 
 #include "ir/error.h"
 #include "passes/registry.h"
+#include "runtime/session.h"
+#include "tools/recipe.h"
 
 namespace edgepress::tools {
 
@@ -20,7 +22,18 @@ int ExitCodeFor(ErrorCode code) {
     default: return 1;
   }
 }
+// The text of --max-memory of the command being run (one command per process).
+std::string& MaxMemoryText() {
+  static std::string text;
+  return text;
+}
 }  // namespace
+
+void AddMaxMemoryOption(CLI::App* cmd) {
+  cmd->add_option("--max-memory", MaxMemoryText(),
+                  "largest tensor one node may allocate (\"4GiB\", \"512MB\"; default: half "
+                  "the physical memory); a model that needs more fails naming the node");
+}
 
 int Main(int argc, char** argv) {
   CLI::App app{"edgepress: compress ONNX/TorchScript models for edge devices and prove "
@@ -64,6 +77,8 @@ int Main(int argc, char** argv) {
     return rc == 0 ? 0 : 2;
   }
   try {
+    if (!MaxMemoryText().empty())
+      runtime::SetDefaultMaxMemoryBytes(ParseMaxMemoryOption(MaxMemoryText()));
     return action ? action() : 2;
   } catch (const Error& e) {
     std::fprintf(stderr, "edgepress: error: %s\n", e.what());

@@ -25,6 +25,13 @@ void AddCompressCommand(CLI::App& app, Action& action);
 void AddRecipesCommand(CLI::App& app, Action& action);
 void AddDistillCommand(CLI::App& app, Action& action);
 
+// `--max-memory SIZE` on a command that runs models: the largest tensor one node may
+// allocate ("4GiB", "512MB", bytes; default half the physical memory). Main applies it
+// process-wide (runtime::SetDefaultMaxMemoryBytes) before the command's action, so every
+// session the command creates (calibration, sensitivity, evaluation, trials) and constant
+// folding obey it; a model that needs more fails naming the node and the size.
+void AddMaxMemoryOption(CLI::App* cmd);
+
 // Runs the CLI; never throws.
 int Main(int argc, char** argv);
 

@@ -52,7 +52,6 @@ void AddBenchCommand(CLI::App& app, Action& action) {
     std::string model, input;
     std::vector<std::string> dims;
     int threads = 1, warmup = 3, iters = 0;
-    std::string max_memory;
     bool no_optimize = false;
     double seconds = 0;
     bool json = false;
@@ -66,9 +65,7 @@ void AddBenchCommand(CLI::App& app, Action& action) {
   AddBackendOptions(cmd, o->backend);
   cmd->add_option("--input", o->input, "inputs by name (.npz); default: random data");
   cmd->add_option("--dim", o->dims, "size of a symbolic dimension for random inputs (name=N)");
-  cmd->add_option("--max-memory", o->max_memory,
-                  "largest tensor one node may allocate (\"4GiB\", \"512MB\"; default: half "
-                  "the physical memory); a model that needs more fails naming the node");
+  AddMaxMemoryOption(cmd);
   cmd->add_option("--threads", o->threads, "worker threads (0 = all cores)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
@@ -109,7 +106,6 @@ void AddBenchCommand(CLI::App& app, Action& action) {
       runtime::SessionOptions so;
       so.threads = o->threads;
       so.profile = o->profile;
-      so.max_memory_bytes = ParseMaxMemoryOption(o->max_memory);
       auto t0 = Clock::now();
       auto session = MakeRunner(o->model, !o->no_optimize, o->backend, so);
       double load_ms = Ms(Clock::now() - t0);

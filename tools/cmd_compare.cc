@@ -67,6 +67,7 @@ void AddCompareCommand(CLI::App& app, Action& action) {
   cmd->add_option("--threads", o->threads, "worker threads per model (0 = all cores)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
+  AddMaxMemoryOption(cmd);
   cmd->add_option("--top", o->top, "list this many worst layers")
       ->capture_default_str()
       ->check(CLI::Range(0, 100000));

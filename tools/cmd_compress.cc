@@ -40,6 +40,7 @@ void AddCompressCommand(CLI::App& app, Action& action) {
   auto* threads = cmd->add_option("--threads", o->threads, "threads (default: the recipe's target.threads)")
                       ->check(CLI::Range(1, 1024));
   auto* seed = cmd->add_option("--seed", o->seed, "seed for passes that sample (default: the recipe's)");
+  AddMaxMemoryOption(cmd);
   cmd->add_flag("-q,--quiet", o->quiet, "no progress output");
   cmd->add_flag("--json", o->json, "print report.json on stdout");
   cmd->callback([o, threads, seed, &action] {

@@ -89,6 +89,7 @@ void AddApplyCommand(CLI::App& app, Action& action) {
   cmd->add_option("--threads", o->threads, "threads for passes that run the model")
       ->check(CLI::Range(1, 1024));
   cmd->add_option("--seed", o->seed, "seed for passes that sample");
+  AddMaxMemoryOption(cmd);
   cmd->add_flag("--json", o->json, "print the pass log as JSON on stdout");
   cmd->callback([o, &action] {
     action = [o] {

@@ -56,7 +56,6 @@ void AddRunCommand(CLI::App& app, Action& action) {
     std::string model, input, output, compare;
     double rtol = 1e-4, atol = 1e-5;
     int threads = 1;
-    std::string max_memory;
     bool no_optimize = false;
     BackendChoice backend;
   };
@@ -69,9 +68,7 @@ void AddRunCommand(CLI::App& app, Action& action) {
   cmd->add_option("--compare", o->compare, "reference outputs (.npz) to compare against");
   cmd->add_option("--rtol", o->rtol, "relative tolerance for --compare")->capture_default_str();
   cmd->add_option("--atol", o->atol, "absolute tolerance for --compare")->capture_default_str();
-  cmd->add_option("--max-memory", o->max_memory,
-                  "largest tensor one node may allocate (\"4GiB\", \"512MB\"; default: half "
-                  "the physical memory); a model that needs more fails naming the node");
+  AddMaxMemoryOption(cmd);
   cmd->add_option("--threads", o->threads, "worker threads (0 = all cores)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
@@ -81,7 +78,6 @@ void AddRunCommand(CLI::App& app, Action& action) {
     action = [o] {
       runtime::SessionOptions so;
       so.threads = o->threads;
-      so.max_memory_bytes = ParseMaxMemoryOption(o->max_memory);
       auto session = MakeRunner(o->model, !o->no_optimize, o->backend, so);
       formats::NamedTensors inputs;
       if (!o->input.empty()) inputs = formats::LoadTensorFile(o->input);

@@ -114,6 +114,7 @@ void AddSensitivityCommand(CLI::App& app, Action& action) {
   cmd->add_option("--threads", o->threads, "worker threads (0 = all cores)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
+  AddMaxMemoryOption(cmd);
   cmd->add_option("-o,--output", o->out, "write the JSON to this file");
   cmd->add_flag("--json", o->json, "print JSON instead of the table");
   cmd->callback([o, &action] {

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "ir/error.h"
+#include "runtime/eager.h"
 #include "tests/runtime/session_test_kernels.h"
 
 #if __has_include("formats/epk/epk.h")
@@ -186,6 +187,40 @@ TEST(SessionTest, MemoryLimitNamesNodeAndSize) {
   ExpectInvalid(*s, FillInputs(33, 32), "'fill' (ConstantOfShape): output 0 of shape [33,32] "
                                         "would take 4224 bytes, over the memory limit of 4096");
   EXPECT_GT(DefaultMaxMemoryBytes(), uint64_t{0});
+}
+
+// --max-memory of compress/apply sets the process default: sessions created without a limit
+// of their own and nodes run outside a session (constant folding) obey it; 0 restores it.
+TEST(SessionTest, ProcessDefaultMemoryLimitCoversSessionsAndEagerNodes) {
+  const uint64_t physical_half = DefaultMaxMemoryBytes();
+  SetDefaultMaxMemoryBytes(4096);
+  EXPECT_EQ(DefaultMaxMemoryBytes(), uint64_t{4096});
+  auto s = Session::Create(FillModel());
+  EXPECT_EQ(s->Run(FillInputs(32, 32))[0].second.shape(), (std::vector<int64_t>{32, 32}));
+  ExpectInvalid(*s, FillInputs(33, 32), "over the memory limit of 4096");
+
+  // The same ConstantOfShape run by itself, as fold-constants runs it.
+  ir::Graph g;
+  ir::Value* shape = g.AddInitializer(
+      "shape", ir::Tensor::FromVector<int64_t>(ir::DType::kInt64, {2}, {33, 32}));
+  ir::Node* fill = g.AddNode("ConstantOfShape", {shape}, {"filled"}, "fill");
+  ThreadPool pool(1);
+  ir::Tensor big = ir::Tensor::FromVector<int64_t>(ir::DType::kInt64, {2}, {33, 32});
+  try {
+    RunNode(*fill, {&big}, pool);
+    ADD_FAILURE() << "a 4224-byte output passed a 4096-byte limit";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidInput);
+    EXPECT_NE(std::string(e.what()).find("'fill' (ConstantOfShape): output 0 of shape [33,32] "
+                                         "would take 4224 bytes"),
+              std::string::npos)
+        << e.what();
+  }
+  ir::Tensor fits = ir::Tensor::FromVector<int64_t>(ir::DType::kInt64, {2}, {32, 32});
+  EXPECT_EQ(RunNode(*fill, {&fits}, pool)[0].shape(), (std::vector<int64_t>{32, 32}));
+
+  SetDefaultMaxMemoryBytes(0);
+  EXPECT_EQ(DefaultMaxMemoryBytes(), physical_half);
 }
 
 TEST(SessionTest, UnsupportedOpsAreListedTogether) {

@@ -277,6 +277,15 @@ TEST_F(CompressCli, InvalidInputsExitOneAndUsageTwo) {
   EXPECT_EQ(Ep("compress " + ShellQuote(kDigits + "/digits_cnn.onnx") + " -o " + ShellQuote(D("out"))).rc, 2);
   EXPECT_EQ(Ep("compress " + ShellQuote(kDigits + "/digits_cnn.onnx") + " --recipe x").rc, 2);
   EXPECT_EQ(Digits(kData + "/compress_cleanup.yaml", D("out"), "--threads 0").rc, 2);
+  EXPECT_EQ(Digits(kData + "/compress_cleanup.yaml", D("out"), "--max-memory 1XB").rc, 2);
+  // --max-memory below what one activation takes: a clear error naming the node and the
+  // size (exit 1, no report), not an allocation attempt.
+  r = Digits(kData + "/compress_cleanup.yaml", D("out_mem"), "--max-memory 512");
+  EXPECT_EQ(r.rc, 1) << r.output;
+  EXPECT_NE(r.output.find("over the memory limit of 512 bytes (--max-memory)"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("node '/features/features.0/Conv'"), std::string::npos) << r.output;
+  EXPECT_FALSE(FileExists(D("out_mem") + "/report.json"));
 }
 
 TEST_F(CompressCli, SameInputsGiveByteIdenticalArtifacts) {
