@@ -47,11 +47,9 @@ run_one() {
   local corpus=$build/corpus/$t seeds=$build/seeds/$t
   mkdir -p "$corpus" "$seeds" "$build/artifacts/$t"
   # -rss_limit_mb / -malloc_limit_mb: a reader that asks for gigabytes because of a few
-  # bytes is a finding. -timeout: a single input taking 10 s is one too, except for
-  # epk_run, which runs graphs: a legitimately big pooling over 64K elements takes ~20 s
-  # under ASan at -O1 (fuzz/README.md, open findings).
+  # bytes is a finding. -timeout: a single input taking 10 s is one too (epk_run does not
+  # run graphs with huge pooling windows: fuzz/README.md).
   local timeout=10
-  [ "$t" = epk_run ] && timeout=30
   echo "== fuzz $t for ${secs}s"
   EDGEPRESS_RECIPES_DIR="$PWD/recipes" \
   ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
