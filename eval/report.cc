@@ -73,6 +73,14 @@ Json VsOriginalJson(const VsOriginal& v) {
               {"slower", v.slower}};
 }
 
+Json ProfileJson(const ModelProfile& p) {
+  Json ops = Json::array();
+  for (const OpTime& o : p.op_types)
+    ops.push_back({{"op", o.op}, {"nodes", o.nodes}, {"ms", Num(o.ms)}, {"share", Num(o.share)},
+                   {"kernels", o.kernels}});
+  return Json{{"runs", p.runs}, {"run_ms", Num(p.run_ms)}, {"op_types", ops}};
+}
+
 Json OptionsJson(const std::vector<std::pair<std::string, std::string>>& o) {
   Json j = Json::object();
   for (const auto& [k, v] : o) j[k] = v;
@@ -154,6 +162,25 @@ struct Reader {
     v.runs_per_round = static_cast<int>(Int(j, "runs_per_round", path));
     v.slower = Bool(j, "slower", path);
     return v;
+  }
+  ModelProfile Profile(const Json& j, const std::string& path) const {
+    ModelProfile p;
+    p.runs = Int(j, "runs", path);
+    p.run_ms = Double(j, "run_ms", path);
+    for (const Json& o : Array(j, "op_types", path)) {
+      OpTime t;
+      const std::string at = path + ".op_types[]";
+      t.op = Str(o, "op", at);
+      t.nodes = Int(o, "nodes", at);
+      t.ms = Double(o, "ms", at);
+      t.share = Double(o, "share", at);
+      for (const Json& k : Array(o, "kernels", at)) {
+        if (!k.is_string()) Fail(at + ".kernels[]", "expected a string");
+        t.kernels.push_back(k.get<std::string>());
+      }
+      p.op_types.push_back(std::move(t));
+    }
+    return p;
   }
   BudgetResult Budget(const Json& j, const std::string& path) const {
     BudgetResult b;
@@ -255,6 +282,47 @@ std::string NonZeroText(int64_t nonzero, int64_t total) {
   return Count(nonzero) + " (" + (total > 0 ? Fmt("%.1f%%", 100.0 * (1.0 - double(nonzero) / double(total))) : "n/a") + ")";
 }
 
+// The per-op-type profiles of the original and the compressed model side by side: every op
+// type of either, the slowest (in either model) first; ms < 0 where a model has no such op.
+struct ProfileRow {
+  std::string op;
+  double original_ms = -1, original_share = 0, compressed_ms = -1, compressed_share = 0;
+  std::vector<std::string> kernels;  // of the compressed model
+};
+std::vector<ProfileRow> ProfileRows(const Report& r) {
+  std::vector<ProfileRow> rows;
+  auto row = [&](const std::string& op) -> ProfileRow& {
+    for (auto& x : rows)
+      if (x.op == op) return x;
+    rows.push_back({op});
+    return rows.back();
+  };
+  for (const OpTime& o : r.original_profile.op_types) {
+    ProfileRow& x = row(o.op);
+    x.original_ms = o.ms;
+    x.original_share = o.share;
+  }
+  for (const OpTime& o : r.compressed_profile.op_types) {
+    ProfileRow& x = row(o.op);
+    x.compressed_ms = o.ms;
+    x.compressed_share = o.share;
+    x.kernels = o.kernels;
+  }
+  std::stable_sort(rows.begin(), rows.end(), [](const ProfileRow& a, const ProfileRow& b) {
+    return std::max(a.original_ms, a.compressed_ms) > std::max(b.original_ms, b.compressed_ms);
+  });
+  return rows;
+}
+std::string MsShare(double ms, double share) {
+  return ms < 0 ? "-" : Fmt("%.3f ms", ms) + Fmt(" (%.0f%%)", share);
+}
+std::string JoinKernels(const std::vector<std::string>& k) {
+  std::string s;
+  for (const auto& x : k) s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+constexpr size_t kProfileRows = 15;
+
 }  // namespace
 
 std::string BudgetResult::Message() const {
@@ -329,6 +397,9 @@ std::string ReportToJson(const Report& r) {
   for (const auto& x : r.rejected_slower)
     rejected.push_back({{"trial", x.trial}, {"name", x.name}, {"message", x.message}});
   j["rejected_slower"] = rejected;
+  if (r.original_profile.runs || r.compressed_profile.runs)
+    j["profile"] = {{"original", ProfileJson(r.original_profile)},
+                    {"compressed", ProfileJson(r.compressed_profile)}};
   Json artifacts = Json::array();
   for (const auto& a : r.artifacts)
     artifacts.push_back({{"path", a.path}, {"sha256", a.sha256}, {"bytes", a.bytes}});
@@ -429,6 +500,12 @@ Report ReportFromJson(const std::string& text, const std::string& name) {
       r.rejected_slower.push_back({static_cast<int>(rd.Int(x, "trial", "rejected_slower[]")),
                                    rd.Str(x, "name", "rejected_slower[]"),
                                    rd.Str(x, "message", "rejected_slower[]")});
+  // Added within schema 1 (per-op-type profile): optional.
+  if (j.contains("profile")) {
+    const Json& pj = rd.Get(j, "profile", "");
+    r.original_profile = rd.Profile(rd.Get(pj, "original", "profile"), "profile.original");
+    r.compressed_profile = rd.Profile(rd.Get(pj, "compressed", "profile"), "profile.compressed");
+  }
   for (const Json& a : rd.Array(j, "artifacts", ""))
     r.artifacts.push_back({rd.Str(a, "path", "artifacts[]"), rd.Str(a, "sha256", "artifacts[]"),
                            rd.Int(a, "bytes", "artifacts[]")});
@@ -560,6 +637,16 @@ std::string ReportToMarkdown(const Report& r) {
     for (size_t i = 0; i < r.layers.size() && i < 20; ++i)
       s += "| " + r.layers[i].name + " | " + r.layers[i].op + " | " + G(r.layers[i].nmse) + " | " +
            G(r.layers[i].cosine) + " |\n";
+    s += "\n";
+  }
+  if (r.original_profile.runs && r.compressed_profile.runs) {
+    s += "## Where the time goes (per op type, " + std::to_string(r.compressed_profile.runs) +
+         " profiled runs each)\n\n";
+    s += "| op type | original | compressed | kernels (compressed) |\n|---|---:|---:|---|\n";
+    std::vector<ProfileRow> rows = ProfileRows(r);
+    for (size_t i = 0; i < rows.size() && i < kProfileRows; ++i)
+      s += "| " + rows[i].op + " | " + MsShare(rows[i].original_ms, rows[i].original_share) + " | " +
+           MsShare(rows[i].compressed_ms, rows[i].compressed_share) + " | " + JoinKernels(rows[i].kernels) + " |\n";
     s += "\n";
   }
   if (!r.baseline_report.empty()) {
@@ -729,6 +816,18 @@ std::string ReportToHtml(const Report& r) {
     for (const auto& x : r.rejected_slower)
       s += "<li class=\"missed\" data-rejected-trial=\"" + std::to_string(x.trial) + "\">" + Esc(x.message) + "</li>\n";
     s += "</ul>\n";
+  }
+  if (r.original_profile.runs && r.compressed_profile.runs) {
+    s += "<h2>Where the time goes</h2>\n<p>ms per run by op type (share of the time inside nodes), " +
+         std::to_string(r.compressed_profile.runs) + " profiled runs of each model.</p>\n";
+    s += "<table id=\"profile\">\n<tr><th>op type</th><th>original</th><th>compressed</th>"
+         "<th>kernels (compressed)</th></tr>\n";
+    std::vector<ProfileRow> rows = ProfileRows(r);
+    for (size_t i = 0; i < rows.size() && i < kProfileRows; ++i)
+      s += "<tr><td>" + Esc(rows[i].op) + "</td><td>" + MsShare(rows[i].original_ms, rows[i].original_share) +
+           "</td><td>" + MsShare(rows[i].compressed_ms, rows[i].compressed_share) + "</td><td>" +
+           Esc(JoinKernels(rows[i].kernels)) + "</td></tr>\n";
+    s += "</table>\n";
   }
   s += "<h2>Passes</h2>\n<table>\n<tr><th>pass</th><th>changed</th><th>statistics</th></tr>\n";
   for (const auto& p : r.passes) {

@@ -113,6 +113,21 @@ struct Regression {
   std::string message;
 };
 
+// Where one model's time goes per op type (runtime::SummarizeProfile of a few profiled runs
+// after the latency measurement, native backend only): timing.
+struct OpTime {
+  std::string op;  // qualified op type
+  int64_t nodes = 0;
+  double ms = 0;     // per run
+  double share = 0;  // percent of the time inside nodes
+  std::vector<std::string> kernels;
+};
+struct ModelProfile {
+  int64_t runs = 0;  // 0: not profiled
+  double run_ms = 0;
+  std::vector<OpTime> op_types;  // largest first
+};
+
 struct Report {
   int schema_version = kReportSchemaVersion;
   std::string tool_version;
@@ -143,6 +158,7 @@ struct Report {
   std::vector<LayerError> layers;     // largest error first
   std::vector<Trial> trials;
   std::vector<Rejection> rejected_slower;  // timing: which trials the latency check rejected
+  ModelProfile original_profile, compressed_profile;  // timing
   std::vector<Artifact> artifacts;
   std::string baseline_report;        // --baseline path, empty when none
   std::vector<Regression> regressions;

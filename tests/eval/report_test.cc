@@ -64,6 +64,10 @@ Report Sample() {
   t1.vs_original->slower = false;
   r.trials = {t0, t1};
   r.rejected_slower = {{0, "as written", "trial 0 ('as written'): 0.32x the size but slower <than> the original"}};
+  r.original_profile = {12, 1.5, {{"com.microsoft::FusedConv", 2, 1.25, 90.0, {"f32_fused_conv__avx512_6x32"}},
+                                  {"Gemm", 1, 0.125, 9.0, {"f32_gemm_op__avx512_6x32"}}}};
+  r.compressed_profile = {12, 0.75, {{"edgepress::QLinearConv", 2, 0.5, 80.0, {"q8_ep_qlinearconv__amx_32x32"}},
+                                     {"Gemm", 1, 0.0625, 10.0, {"f32_gemm_op__avx512_6x32"}}}};
   r.artifacts = {{"model.epk", std::string(64, 'e'), 40000}};
   r.baseline_report = "old/report.json";
   r.regressions = {{"size_bytes", 30000, 40000, 0.01, "size_bytes grew"}};
@@ -84,7 +88,7 @@ TEST(Report, JsonRoundTripsWithStableKeyOrder) {
   EXPECT_EQ(keys, (std::vector<std::string>{"schema_version", "tool", "status", "exit_code", "reasons",
                                             "provenance", "target", "evaluation", "baseline", "compressed",
                                             "budgets", "passes", "layers", "trials", "rejected_slower",
-                                            "artifacts", "comparison", "notes", "duration_s"}));
+                                            "profile", "artifacts", "comparison", "notes", "duration_s"}));
   EXPECT_EQ(j["schema_version"], kReportSchemaVersion);
   EXPECT_EQ(j["budgets"][1]["name"], "max_accuracy_drop");
   EXPECT_EQ(j["budgets"][1]["passed"], false);
@@ -106,12 +110,17 @@ TEST(Report, JsonRoundTripsWithStableKeyOrder) {
   EXPECT_EQ(j["trials"][0]["vs_original"]["ratio_low"], 2.25);
   ASSERT_EQ(back.rejected_slower.size(), 1u);
   EXPECT_EQ(back.rejected_slower[0].trial, 0);
-  // Reports written before the check have neither field and still read.
+  ASSERT_EQ(back.compressed_profile.op_types.size(), 2u);
+  EXPECT_EQ(back.compressed_profile.op_types[0].kernels[0], "q8_ep_qlinearconv__amx_32x32");
+  EXPECT_EQ(j["profile"]["original"]["op_types"][0]["ms"], 1.25);
+  // Reports written before these checks have none of the fields and still read.
   auto old_j = nlohmann::ordered_json::parse(json);
   old_j.erase("rejected_slower");
+  old_j.erase("profile");
   for (auto& t : old_j["trials"]) t.erase("vs_original");
   Report old_back = ReportFromJson(old_j.dump(), "old.json");
   EXPECT_TRUE(old_back.rejected_slower.empty());
+  EXPECT_EQ(old_back.compressed_profile.runs, 0);
   EXPECT_FALSE(old_back.trials[0].vs_original.has_value());
   EXPECT_EQ(j["passes"][1]["details"]["layers"][1]["snr_db"], 31.25);
   // Writing is deterministic.
@@ -140,6 +149,15 @@ TEST(Report, ReaderRejectsMalformedReports) {
   j = nlohmann::ordered_json::parse(json);
   j["budgets"][0]["limit"] = "big";
   EXPECT_THROW(ReportFromJson(j.dump(), "r.json"), Error);
+  j = nlohmann::ordered_json::parse(json);
+  j["profile"]["compressed"]["op_types"][0]["kernels"][0] = 3;
+  try {
+    ReportFromJson(j.dump(), "r.json");
+    FAIL() << "a numeric kernel name accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("profile.compressed.op_types[].kernels[]"), std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(Report, MarkdownNamesBudgetsAndMisses) {
@@ -152,6 +170,15 @@ TEST(Report, MarkdownNamesBudgetsAndMisses) {
   EXPECT_NE(md.find("## Rejected: slower than the original\n\n- trial 0 ('as written'): 0.32x the size"),
             std::string::npos) << md;
   EXPECT_NE(md.find("regression: size_bytes grew"), std::string::npos);
+  // Both profiles side by side, the slowest op type (in either model) first; "-" where a
+  // model has no such op.
+  EXPECT_NE(md.find("| com.microsoft::FusedConv | 1.250 ms (90%) | - |  |\n"
+                    "| edgepress::QLinearConv | - | 0.500 ms (80%) | q8_ep_qlinearconv__amx_32x32 |\n"
+                    "| Gemm | 0.125 ms (9%) | 0.062 ms (10%) | f32_gemm_op__avx512_6x32 |\n"),
+            std::string::npos) << md;
+  Report unprofiled = Sample();
+  unprofiled.compressed_profile = {};
+  EXPECT_EQ(ReportToMarkdown(unprofiled).find("Where the time goes"), std::string::npos);
 }
 
 TEST(Report, HtmlIsSelfContainedWithOneChartPerKindCarryingData) {
@@ -191,6 +218,9 @@ TEST(Report, HtmlIsSelfContainedWithOneChartPerKindCarryingData) {
   EXPECT_NE(h2.find("data-chart=\"size\""), std::string::npos);
   EXPECT_EQ(h2.find("data-chart=\"accuracy\""), std::string::npos);
   EXPECT_EQ(h2.find("data-chart=\"layers\""), std::string::npos);
+  EXPECT_NE(html.find("<table id=\"profile\">"), std::string::npos);
+  EXPECT_NE(html.find("<td>edgepress::QLinearConv</td><td>-</td><td>0.500 ms (80%)</td>"),
+            std::string::npos);
 }
 
 TEST(Report, JunitHasOneCasePerBudgetAndFailsTheMissedOne) {

@@ -67,6 +67,7 @@ Json WithoutTimings(Json j) {
   };
   strip_budgets(j["budgets"]);
   j.erase("rejected_slower");
+  j.erase("profile");
   Json notes = Json::array();
   for (const auto& n : j["notes"])
     if (n.get<std::string>().find("although it is slower than the original") == std::string::npos) notes.push_back(n);
@@ -461,6 +462,25 @@ TEST_F(CompressCli, EveryShippedRecipeRunsOnDigits) {
       EXPECT_GE(rep["trials"].size(), 1u);
       // Whatever the budgets say, the kept model still classifies digits.
       EXPECT_GT(rep["compressed"]["metric"].get<double>(), 0.95);
+      // Where the time goes, per op type, for both models (native backend): shares of the
+      // time inside nodes add up to 100%, and every op type names the kernel that ran it.
+      if (rep["target"]["backend"] == "native") {
+        for (const char* which : {"original", "compressed"}) {
+          const Json& p = rep["profile"][which];
+          EXPECT_GE(p["runs"].get<int>(), 3) << which;
+          double share = 0;
+          for (const Json& op : p["op_types"]) {
+            share += op["share"].get<double>();
+            EXPECT_FALSE(op["kernels"].empty()) << op.dump();
+          }
+          EXPECT_NEAR(share, 100.0, 0.5) << p.dump();
+        }
+        const std::string ops = rep["profile"]["compressed"]["op_types"].dump();
+        const bool int8 = rep["compressed"]["size_bytes"].get<double>() <
+                          0.5 * rep["baseline"]["size_bytes"].get<double>();
+        if (int8 && std::string(model) == "digits_cnn")
+          EXPECT_NE(ops.find("QLinearConv"), std::string::npos) << ops;
+      }
       if (r.rc == 3) {
         EXPECT_FALSE(rep["reasons"].empty());
         EXPECT_NE(r.output.find("missed"), std::string::npos) << r.output;
