@@ -605,8 +605,12 @@ class MatMulNBitsKernel : public Kernel {
     // The fp32 kernels are AVX2 code on every x86 entry.
     const Isa fp_isa = kIsa == Isa::kScalar ? Isa::kScalar : Isa::kAvx2;
     if (UsesInt8()) {
-      // M = 1 (decode): the GEMV on B's own layout streams the weights at memory bandwidth.
-      if (m == 1 && Q4MatMulInt8(fp_isa, a.data<float>(), m, w, bd, yd, &ctx.pool())) return;
+      // M = 1 without VNNI: the vpmaddubsw GEMV on B's own layout is as fast as the packed
+      // AVX2 kernel and needs no packed copy; with VNNI the packed kernel is 1.6-3x faster
+      // (bench/int4_gemv_bench.cc).
+      if (m == 1 && Q4Int8KernelIsa(kIsa) == Isa::kAvx2 &&
+          Q4MatMulInt8(fp_isa, a.data<float>(), m, w, bd, yd, &ctx.pool()))
+        return;
       const Q4Int8Packed* pk = nullptr;
       Q4Int8Packed local_pk;
       if (packed_ && b->raw() == b_raw_ && params == params_.get()) {
