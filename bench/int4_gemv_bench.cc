@@ -5,7 +5,8 @@
 // dequantize + Sgemm above); "a4" is accuracy_level 4 as the operator runs it (A quantized
 // to int8 per block: the packed q4s8 GEMM of nbits_int8.h with the CPU's best kernel, or
 // without VNNI at M = 1 the int8 GEMV on B's layout), "a4avx2" the same with the AVX2 kernel (what
-// a CPU without VNNI runs). GF/s counts 2 M K N; GB/s is the int4 weight bytes (4.5 bits
+// a CPU without VNNI runs), next to "f32avx2", the fp32 GEMM's AVX2 kernel (what such a
+// CPU runs for fp32; "a4/f avx2" is the ratio there). GF/s counts 2 M K N; GB/s is the int4 weight bytes (4.5 bits
 // per weight with scales and packed zero points) per second, and %copy that over a
 // measured memcpy read bandwidth (meaningful at small M, where the product is
 // bandwidth-bound). Single thread by default. Not part of ctest.
@@ -89,9 +90,9 @@ int main(int argc, char** argv) {
   std::printf("fp32 %s, int4 %s, a4 %s, %d thread(s), block_size 32 with zero points\n",
               GemmKernelName(isa), avx2 ? "q4_matmul_nbits__avx2" : "q4_matmul_nbits__ref",
               Q4Int8KernelName(a4_isa), threads);
-  std::printf("%-12s %3s %8s %8s %8s %8s %7s %7s %7s %7s %7s %6s %6s\n", "K x N", "M", "fp32 ms",
-              "int4 ms", "a4 ms", "a4avx2ms", "fp32GF", "int4GF", "a4 GF", "int4/f", "a4/f",
-              "i4%cp", "a4%cp");
+  std::printf("%-12s %3s %8s %8s %8s %7s %7s %7s %7s %7s %6s %6s | %8s %8s %10s\n", "K x N",
+              "M", "fp32 ms", "int4 ms", "a4 ms", "fp32GF", "int4GF", "a4 GF", "int4/f", "a4/f",
+              "i4%cp", "a4%cp", "f32avx2", "a4avx2", "a4/f avx2");
   struct Shape {
     int64_t k, n;
   };
@@ -105,6 +106,7 @@ int main(int argc, char** argv) {
     std::vector<float> wf(k * n);
     for (float& x : wf) x = u(rng);
     const PackedMatrix pb = PackB(isa, false, k, n, wf.data(), n);
+    const PackedMatrix pb2 = PackB(Isa::kAvx2, false, k, n, wf.data(), n);
     std::vector<float>().swap(wf);
     std::vector<uint8_t> packed(n * kb * bs / 2), zp(n * ((kb + 1) / 2));
     for (uint8_t& x : packed) x = static_cast<uint8_t>(byte(rng));
@@ -143,15 +145,27 @@ int main(int argc, char** argv) {
       };
       const double t_a4 = a4(a4_isa);
       const double t_a4_avx2 = a4_isa == Isa::kAvx512Vnni ? a4(Isa::kAvx2) : t_a4;
+      const double t_f32_avx2 =
+          !avx2 ? t_f32
+          : isa == Isa::kAvx2
+              ? t_f32
+              : TimeIt(
+                    [&] {
+                      SgemmEx(Isa::kAvx2, m, n, k, 1.f, GemmOperand::Raw(a.data(), k),
+                              GemmOperand::Packed(pb2), 0.f, y.data(), n, &pool);
+                    },
+                    threads);
       const double flop = 2.0 * m * k * n * 1e-9;
       char name[64];
       std::snprintf(name, sizeof(name), "%lld x %lld", static_cast<long long>(k),
                     static_cast<long long>(n));
-      std::printf("%-12s %3lld %8.3f %8.3f %8.3f %8.3f %7.1f %7.1f %7.1f %7.2f %7.2f %5.0f%% %5.0f%%\n",
-                  name, static_cast<long long>(m), t_f32 * 1e3, t_q4 * 1e3, t_a4 * 1e3,
-                  t_a4_avx2 * 1e3, flop / t_f32, flop / t_q4, flop / t_a4, t_q4 / t_f32,
-                  t_a4 / t_f32, 100.0 * q4_bytes / t_q4 * 1e-9 / copy_gbps,
-                  100.0 * q4_bytes / t_a4 * 1e-9 / copy_gbps);
+      std::printf(
+          "%-12s %3lld %8.3f %8.3f %8.3f %7.1f %7.1f %7.1f %7.2f %7.2f %5.0f%% %5.0f%% | %8.3f "
+          "%8.3f %10.2f\n",
+          name, static_cast<long long>(m), t_f32 * 1e3, t_q4 * 1e3, t_a4 * 1e3, flop / t_f32,
+          flop / t_q4, flop / t_a4, t_q4 / t_f32, t_a4 / t_f32,
+          100.0 * q4_bytes / t_q4 * 1e-9 / copy_gbps, 100.0 * q4_bytes / t_a4 * 1e-9 / copy_gbps,
+          t_f32_avx2 * 1e3, t_a4_avx2 * 1e3, t_a4_avx2 / t_f32_avx2);
       std::fflush(stdout);
     }
   }

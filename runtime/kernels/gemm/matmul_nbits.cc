@@ -5,15 +5,19 @@
 // older flat [N * k_blocks]); zero_points optional: uint8 packed like B, each row of W
 // padded to whole bytes ([N, ceil(k_blocks / 2)]), or float [N, k_blocks], default 8;
 // g_idx (deprecated) only as the trivial k / block_size map; bias optional float [N].
-// Attributes K, N, block_size (power of two >= 16), bits (only 4), accuracy_level (4:
-// the AVX2 kernel quantizes A to int8 per block for M = 1, as onnxruntime's CompInt8 does;
-// otherwise fp32), weight_prepacked (must be 0). A B with a zero dimension
+// Attributes K, N, block_size (power of two >= 16), bits (only 4), accuracy_level (4, as
+// onnxruntime defines it, lets A be quantized to int8: the SIMD entries then quantize A per
+// block and multiply on integers, nbits_int8.h, with B repacked once at load; M = 1 without
+// VNNI takes the vpmaddubsw GEMV below on B's own layout. Any other level, and the scalar
+// reference always, compute in fp32), weight_prepacked (must be 0). A B with a zero dimension
 // (an omitted projection, per the spec) yields zeros plus bias.
 //
 // Every input is validated before use, with messages naming the node and input. When
 // scales and zero points are initializers, their float form is built once in create();
 // the 4-bit weights are used in place (no unpacked copy).
-// Entries: q4_matmul_nbits__ref, q4_matmul_nbits__avx2.
+// Entries: q4_matmul_nbits__ref, q4_matmul_nbits__avx2 (fp32 paths below; int8 path
+// q4s8_gemm__avx2), q4_matmul_nbits__avx512vnni (same fp32 paths; int8 path
+// q4s8_gemm__avx512vnni).
 #include "runtime/kernels/gemm/matmul_nbits.h"
 
 #include <algorithm>
