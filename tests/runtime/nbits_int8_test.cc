@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <random>
 #include <string>
 #include <vector>
@@ -206,6 +207,22 @@ TEST(Q4Int8, ExtremeCodesAndActivationsDoNotSaturate) {
       EXPECT_EQ(RunInt8(isa, c, pk, nullptr), want) << Q4Int8KernelName(isa) << " bs=" << bs;
     }
   }
+}
+
+// Names the int8-activation kernel the operator's dispatch reaches on this CPU (CI logs show
+// it next to kernel_dispatch_test's table): VNNI where present, AVX2 otherwise.
+TEST(Q4Int8, PrintsTheKernelThisCpuRuns) {
+  const CpuFeatures& cpu = GetCpuFeatures();
+  const KernelDef* def = GlobalKernelRegistry().Find("MatMulNBits", "com.microsoft",
+                                                     ir::DType::kFloat32, cpu, ForceScalar());
+  ASSERT_NE(def, nullptr);
+  const Isa want = ForceScalar() || !cpu.Has(Isa::kAvx2) ? Isa::kScalar
+                   : cpu.Has(Isa::kAvx512Vnni)          ? Isa::kAvx512Vnni
+                                                        : Isa::kAvx2;
+  EXPECT_EQ(def->isa, want) << def->name;
+  EXPECT_EQ(Q4Int8KernelIsa(def->isa), want);
+  std::printf("[ info ] MatMulNBits -> %s; accuracy_level 4 -> %s\n", def->name,
+              want == Isa::kScalar ? "fp32 (the reference ignores it)" : Q4Int8KernelName(want));
 }
 
 }  // namespace
