@@ -91,6 +91,14 @@ std::vector<Case> EdgeCases() {
                            300 + idx));
         ++idx;
       }
+  // Many row tiles (6 and 4 rows) with a ragged last one, around the 48-row task.
+  for (int64_t m : {32, 47, 64})
+    for (int64_t k : {40, 256, 517})
+      for (int64_t n : {17, 67}) {
+        out.push_back(Make(m, k, n, block_sizes[idx % 5], static_cast<Zp>(idx % 3), idx % 2,
+                           300 + idx));
+        ++idx;
+      }
   // More than one 48-row task, several 2-panel tasks with a ragged end.
   out.push_back(Make(49, 96, 16 * 5 + 3, 32, Zp::kNone, true, 1));
   out.push_back(Make(100, 130, 40, 64, Zp::kPacked, false, 2));
