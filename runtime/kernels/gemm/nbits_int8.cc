@@ -158,8 +158,9 @@ void Q4Int8MatMul(Isa isa, const float* a, int64_t m, const Q4Int8Packed& b, con
   q.scale.resize(static_cast<size_t>(m * q.k_blocks));
   q.sum.resize(q.scale.size());
   const bool threaded = pool && pool->num_threads() > 1;
-  // Quantizing is O(M K) against the product's O(M K N): threaded only when rows are many.
-  if (threaded && m >= 16)
+  // Quantizing is O(M K) against the product's O(M K N): threaded only when it is large
+  // enough to pay for a second wake-up of the pool (256 K floats: ~0.1 ms on one core).
+  if (threaded && m >= 16 && m * b.k >= (int64_t{1} << 18))
     pool->ParallelFor(m, 8, [&](int64_t lo, int64_t hi) { quantize(a, b.k, lo, hi, &q); });
   else
     quantize(a, b.k, 0, m, &q);
