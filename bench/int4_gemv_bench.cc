@@ -4,8 +4,8 @@
 // Columns: "int4" is accuracy_level 0 (fp32 arithmetic: the multi-row GEMV below 8 rows,
 // dequantize + Sgemm above); "a4" is accuracy_level 4 as the operator runs it (A quantized
 // to int8 per block: the packed q4s8 GEMM of nbits_int8.h with the CPU's best kernel, or
-// without VNNI at M = 1 the int8 GEMV on B's layout), "a4avx2" the same with the AVX2 kernel (what
-// a CPU without VNNI runs), next to "f32avx2", the fp32 GEMM's AVX2 kernel (what such a
+// without VNNI at M = 1 the int8 GEMV on B's layout), "a4avx2" the same with the plain AVX2
+// kernel (what a CPU without any VNNI runs), next to "f32avx2", the fp32 GEMM's AVX2 kernel (what such a
 // CPU runs for fp32; "a4/f avx2" is the ratio there). GF/s counts 2 M K N; GB/s is the int4 weight bytes (4.5 bits
 // per weight with scales and packed zero points) per second, and %copy that over a
 // measured memcpy read bandwidth (meaningful at small M, where the product is
@@ -134,17 +134,21 @@ int main(int argc, char** argv) {
           threads);
       const double t_q4 =
           TimeIt([&] { Q4MatMul(q4_isa, a.data(), m, w, nullptr, y.data(), &pool); }, threads);
-      auto a4 = [&](Isa kernel_isa) {
+      auto a4 = [&](const Q4Int8Impl& impl) {
         return TimeIt(
             [&] {
-              if (m == 1 && kernel_isa == Isa::kAvx2 && Q4MatMulInt8(q4_isa, a.data(), m, w, nullptr, y.data(), &pool))
+              if (m == 1 && impl.kernel == nbits_detail::Q4Int8GemmAvx2 &&
+                  Q4MatMulInt8(q4_isa, a.data(), m, w, nullptr, y.data(), &pool))
                 return;
-              Q4Int8MatMul(kernel_isa, a.data(), m, pk, nullptr, y.data(), &pool);
+              Q4Int8MatMul(impl, a.data(), m, pk, nullptr, y.data(), &pool);
             },
             threads);
       };
-      const double t_a4 = a4(a4_isa);
-      const double t_a4_avx2 = a4_isa == Isa::kAvx512Vnni ? a4(Isa::kAvx2) : t_a4;
+      const Q4Int8Impl best = Q4Int8ImplFor(a4_isa);
+      const Q4Int8Impl plain_avx2 = {nbits_detail::Q4Int8GemmAvx2,
+                                     nbits_detail::QuantizeQ8RowsAvx2, "q4s8_gemm__avx2"};
+      const double t_a4 = a4(best);
+      const double t_a4_avx2 = avx2 && best.kernel != plain_avx2.kernel ? a4(plain_avx2) : t_a4;
       const double t_f32_avx2 =
           !avx2 ? t_f32
           : isa == Isa::kAvx2

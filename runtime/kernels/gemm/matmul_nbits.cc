@@ -16,7 +16,7 @@
 // scales and zero points are initializers, their float form is built once in create();
 // the 4-bit weights are used in place (no unpacked copy).
 // Entries: q4_matmul_nbits__ref, q4_matmul_nbits__avx2 (fp32 paths below; int8 path
-// q4s8_gemm__avx2), q4_matmul_nbits__avx512vnni (same fp32 paths; int8 path
+// q4s8_gemm__avxvnni where the CPU has AVX-VNNI, else q4s8_gemm__avx2), q4_matmul_nbits__avx512vnni (same fp32 paths; int8 path
 // q4s8_gemm__avx512vnni).
 #include "runtime/kernels/gemm/matmul_nbits.h"
 
@@ -609,10 +609,11 @@ class MatMulNBitsKernel : public Kernel {
     // The fp32 kernels are AVX2 code on every x86 entry.
     const Isa fp_isa = kIsa == Isa::kScalar ? Isa::kScalar : Isa::kAvx2;
     if (UsesInt8()) {
-      // M = 1 without VNNI: the vpmaddubsw GEMV on B's own layout is as fast as the packed
-      // AVX2 kernel and needs no packed copy; with VNNI the packed kernel is 1.6-3x faster
+      // M = 1 without any VNNI: the vpmaddubsw GEMV on B's own layout is as fast as the
+      // packed AVX2 kernel; with VNNI the packed kernel is 1.6-3x faster
       // (bench/int4_gemv_bench.cc).
-      if (m == 1 && Q4Int8KernelIsa(kIsa) == Isa::kAvx2 &&
+      const Q4Int8Impl impl = Q4Int8ImplFor(kIsa);
+      if (m == 1 && impl.kernel == nbits_detail::Q4Int8GemmAvx2 &&
           Q4MatMulInt8(fp_isa, a.data<float>(), m, w, bd, yd, &ctx.pool()))
         return;
       const Q4Int8Packed* pk = nullptr;
@@ -623,7 +624,7 @@ class MatMulNBitsKernel : public Kernel {
         local_pk = PackQ4Int8(w);
         pk = &local_pk;
       }
-      Q4Int8MatMul(kIsa, a.data<float>(), m, *pk, bd, yd, &ctx.pool());
+      Q4Int8MatMul(impl, a.data<float>(), m, *pk, bd, yd, &ctx.pool());
       return;
     }
     Q4MatMul(fp_isa, a.data<float>(), m, w, bd, yd, &ctx.pool());

@@ -1,6 +1,6 @@
 // Packing, the scalar reference and the threaded driver of the int8-activation MatMulNBits
 // path (nbits_int8.h). Entries: q4s8_gemm__ref, q4s8_gemm__avx2 (nbits_int8_avx2.cc),
-// q4s8_gemm__avx512vnni (nbits_int8_avx512vnni.cc).
+// q4s8_gemm__avxvnni (nbits_int8_avxvnni.cc), q4s8_gemm__avx512vnni (nbits_int8_avx512vnni.cc).
 #include "runtime/kernels/gemm/nbits_int8.h"
 
 #include <algorithm>
@@ -123,32 +123,26 @@ Isa Q4Int8KernelIsa(Isa isa) {
   return Isa::kScalar;
 }
 
-const char* Q4Int8KernelName(Isa isa) {
+Q4Int8Impl Q4Int8ImplFor(Isa isa) {
+  using namespace nbits_detail;
   switch (Q4Int8KernelIsa(isa)) {
-    case Isa::kAvx512Vnni: return "q4s8_gemm__avx512vnni";
-    case Isa::kAvx2: return "q4s8_gemm__avx2";
-    default: return "q4s8_gemm__ref";
+#if defined(__x86_64__)
+    case Isa::kAvx512Vnni:
+      return {Q4Int8GemmAvx512Vnni, QuantizeQ8RowsAvx2, "q4s8_gemm__avx512vnni"};
+    case Isa::kAvx2:
+      if (GetCpuFeatures().avxvnni)
+        return {Q4Int8GemmAvxVnni, QuantizeQ8RowsAvx2, "q4s8_gemm__avxvnni"};
+      return {Q4Int8GemmAvx2, QuantizeQ8RowsAvx2, "q4s8_gemm__avx2"};
+#endif
+    default: return {Q4Int8GemmRef, QuantizeQ8RowsRef, "q4s8_gemm__ref"};
   }
 }
 
-void Q4Int8MatMul(Isa isa, const float* a, int64_t m, const Q4Int8Packed& b, const float* bias,
-                  float* y, ThreadPool* pool) {
+void Q4Int8MatMul(const Q4Int8Impl& impl, const float* a, int64_t m, const Q4Int8Packed& b,
+                  const float* bias, float* y, ThreadPool* pool) {
   if (m <= 0 || b.n <= 0) return;
-  Q4Int8Kernel kernel = nbits_detail::Q4Int8GemmRef;
-  Q8QuantizeFn quantize = nbits_detail::QuantizeQ8RowsRef;
-#if defined(__x86_64__)
-  switch (Q4Int8KernelIsa(isa)) {
-    case Isa::kAvx512Vnni:
-      kernel = nbits_detail::Q4Int8GemmAvx512Vnni;
-      quantize = nbits_detail::QuantizeQ8RowsAvx2;
-      break;
-    case Isa::kAvx2:
-      kernel = nbits_detail::Q4Int8GemmAvx2;
-      quantize = nbits_detail::QuantizeQ8RowsAvx2;
-      break;
-    default: break;
-  }
-#endif
+  const Q4Int8Kernel kernel = impl.kernel;
+  const Q8QuantizeFn quantize = impl.quantize;
   Q8Rows q;
   q.m = m;
   q.block_size = b.block_size;

@@ -75,18 +75,34 @@ void QuantizeQ8RowsRef(const float* a, int64_t k, int64_t r0, int64_t r1, Q8Rows
 void Q4Int8GemmAvx2(const Q8Rows& a, int64_t r0, int64_t r1, const Q4Int8Packed& b, int64_t p0,
                     int64_t p1, const float* bias, float* y);
 void QuantizeQ8RowsAvx2(const float* a, int64_t k, int64_t r0, int64_t r1, Q8Rows* out);
+void Q4Int8GemmAvxVnni(const Q8Rows& a, int64_t r0, int64_t r1, const Q4Int8Packed& b,
+                       int64_t p0, int64_t p1, const float* bias, float* y);
 void Q4Int8GemmAvx512Vnni(const Q8Rows& a, int64_t r0, int64_t r1, const Q4Int8Packed& b,
                           int64_t p0, int64_t p1, const float* bias, float* y);
 #endif
 }  // namespace nbits_detail
 
-// The kernel for `isa`: kAvx512Vnni (and kAmx) -> AVX-512 VNNI, kAvx2/kAvx512 -> AVX2
-// (vpmaddubsw), anything else -> the scalar reference. The caller checks the CPU.
-Isa Q4Int8KernelIsa(Isa isa);
-const char* Q4Int8KernelName(Isa isa);
+// A kernel with the row quantizer it runs with.
+struct Q4Int8Impl {
+  Q4Int8Kernel kernel;
+  Q8QuantizeFn quantize;
+  const char* name;
+};
 
-// Y[m, N] = A[m, K] x W^T (+ bias) with A quantized to int8 per block (see above).
-void Q4Int8MatMul(Isa isa, const float* a, int64_t m, const Q4Int8Packed& b, const float* bias,
-                  float* y, ThreadPool* pool);
+// The kernel for `isa`: kAvx512Vnni (and kAmx) -> AVX-512 VNNI; kAvx2/kAvx512 -> AVX-VNNI
+// where the CPU has it, else AVX2 (vpmaddubsw); anything else -> the scalar reference. The
+// caller checks the CPU has `isa`.
+Isa Q4Int8KernelIsa(Isa isa);
+Q4Int8Impl Q4Int8ImplFor(Isa isa);
+inline const char* Q4Int8KernelName(Isa isa) { return Q4Int8ImplFor(isa).name; }
+
+// Y[m, N] = A[m, K] x W^T (+ bias) with A quantized to int8 per block (see above), threaded
+// over 48-row x 32-column tasks.
+void Q4Int8MatMul(const Q4Int8Impl& impl, const float* a, int64_t m, const Q4Int8Packed& b,
+                  const float* bias, float* y, ThreadPool* pool);
+inline void Q4Int8MatMul(Isa isa, const float* a, int64_t m, const Q4Int8Packed& b,
+                         const float* bias, float* y, ThreadPool* pool) {
+  Q4Int8MatMul(Q4Int8ImplFor(isa), a, m, b, bias, y, pool);
+}
 
 }  // namespace edgepress::runtime
