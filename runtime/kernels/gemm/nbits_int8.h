@@ -9,8 +9,9 @@
 // Math, per output (row i, column n) and block b of K:
 //   dot_b  = sum_k q[n][k] * aq[i][k]           (int32, exact: q in [0,15], aq in [-127,127])
 //   y     += (sw[n][b] * sa[i][b]) * dot_b - (sw[n][b] * z[n][b]) * (sa[i][b] * sum_k aq[i][k])
-// with both float updates fused multiply-adds. Every kernel (scalar reference, AVX2, AVX-512
-// VNNI) computes exactly these operations in this order, so their outputs are bit-identical;
+// with both float updates fused multiply-adds. Every kernel (scalar reference, AVX2,
+// AVX-VNNI, AVX-512 VNNI) computes exactly these operations in this order, so their outputs
+// are bit-identical;
 // the tests assert that. Against the fp32 path the error is bounded by
 // sum_b max|a over b| / 254 * sum_k |w[n][k]| over b (rounding A to 127 steps).
 //
