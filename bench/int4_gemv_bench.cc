@@ -1,12 +1,15 @@
-// Decoder-shaped GEMV (M = 1) with 4-bit weights (MatMulNBits' Q4MatMul) against the fp32
-// GEMV (SgemmEx with M = 1 on B packed once, as the MatMul kernel runs a constant weight)
-// and the int8 GEMM of the quantized operators (QGemm on an int8 B packed once, A uint8
-// packed per call, int32 out: the core of DynamicQuantizeMatMul / QLinearMatMul),
-// single thread. Reports time per call, weight bytes streamed per second (4.5 bits per
-// weight with scales and packed zero points for int4; 32 bits for fp32) and the speedup
-// of int4 over fp32 and over int8. "int4a4" is MatMulNBits with accuracy_level 4 (A
-// quantized to int8 per block, integer dot products; M = 1 only, else the fp32 path).
-// Also M = 4 and M = 16 rows (multi-row GEMV / dequantize + GEMM paths). Not part of ctest.
+// MatMulNBits (4-bit weights, block 32 with zero points) against the fp32 GEMM on the same
+// shape (SgemmEx on B packed once, as the MatMul kernel runs a constant weight), at
+// M = 1, 4, 16, 64 and 256 rows: the LLM-sized shapes and the GPT/BERT fixtures' shapes.
+// Columns: "int4" is accuracy_level 0 (fp32 arithmetic: the multi-row GEMV below 8 rows,
+// dequantize + Sgemm above); "a4" is accuracy_level 4 as the operator runs it (A quantized
+// to int8 per block: the packed q4s8 GEMM of nbits_int8.h with the CPU's best kernel, or
+// without VNNI at M = 1 the int8 GEMV on B's layout), "a4avx2" the same with the plain AVX2
+// kernel (what a CPU without any VNNI runs), next to "f32avx2", the fp32 GEMM's AVX2 kernel (what such a
+// CPU runs for fp32; "a4/f avx2" is the ratio there). GF/s counts 2 M K N; GB/s is the int4 weight bytes (4.5 bits
+// per weight with scales and packed zero points) per second, and %copy that over a
+// measured memcpy read bandwidth (meaningful at small M, where the product is
+// bandwidth-bound). Single thread by default. Not part of ctest.
 //
 // Build (after building the edgepress_runtime target in a build dir B, e.g. build):
 //   g++ -O2 -std=c++17 -I. bench/int4_gemv_bench.cc B/runtime/libedgepress_runtime.a
@@ -23,7 +26,7 @@
 
 #include "runtime/kernels/gemm/gemm.h"
 #include "runtime/kernels/gemm/matmul_nbits.h"
-#include "runtime/kernels/qgemm/qgemm.h"
+#include "runtime/kernels/gemm/nbits_int8.h"
 
 using namespace edgepress::runtime;
 
@@ -77,25 +80,24 @@ int main(int argc, char** argv) {
   const int threads = argc > 1 ? std::atoi(argv[1]) : 1;
   ThreadPool pool(threads);
   const double copy_gbps = CopyReadGBps();
-  std::printf("memcpy 256 MiB: %.2f GB/s read (+ as much written); int4/copy below is the "
-              "int4 GEMV's weight bytes per second over this\n",
-              copy_gbps);
+  std::printf("memcpy 256 MiB: %.2f GB/s read (+ as much written)\n", copy_gbps);
   const Isa isa = BestGemmIsa();
-  const Isa q4_isa = GetCpuFeatures().Has(Isa::kAvx2) && !ForceScalar() ? Isa::kAvx2
-                                                                         : Isa::kScalar;
-  std::printf("fp32 %s, int4 %s, %d thread(s), block_size 32 with zero points\n",
-              GemmKernelName(isa), q4_isa == Isa::kAvx2 ? "q4_matmul_nbits__avx2"
-                                                        : "q4_matmul_nbits__ref",
-              threads);
-  const Isa qisa = BestQGemmIsa();
-  std::printf("int8 %s\n", QGemmKernelName(qisa));
-  std::printf("%-14s %3s %8s %8s %8s %8s %9s %9s %9s %9s %10s %9s\n", "shape (K x N)", "M",
-              "fp32 ms", "int8 ms", "int4 ms", "int4a4ms", "fp32 GB/s", "int4 GB/s",
-              "int4/fp32", "int4/int8", "int4a4/int8", "int4/copy");
+  const bool avx2 = GetCpuFeatures().Has(Isa::kAvx2) && !ForceScalar();
+  const Isa q4_isa = avx2 ? Isa::kAvx2 : Isa::kScalar;
+  const Isa a4_isa = !avx2 ? Isa::kScalar
+                     : GetCpuFeatures().Has(Isa::kAvx512Vnni) ? Isa::kAvx512Vnni
+                                                              : Isa::kAvx2;
+  std::printf("fp32 %s, int4 %s, a4 %s, %d thread(s), block_size 32 with zero points\n",
+              GemmKernelName(isa), avx2 ? "q4_matmul_nbits__avx2" : "q4_matmul_nbits__ref",
+              Q4Int8KernelName(a4_isa), threads);
+  std::printf("%-12s %3s %8s %8s %8s %7s %7s %7s %7s %7s %6s %6s | %8s %8s %10s\n", "K x N",
+              "M", "fp32 ms", "int4 ms", "a4 ms", "fp32GF", "int4GF", "a4 GF", "int4/f", "a4/f",
+              "i4%cp", "a4%cp", "f32avx2", "a4avx2", "a4/f avx2");
   struct Shape {
     int64_t k, n;
   };
-  const Shape shapes[] = {{2048, 2048}, {4096, 4096}, {4096, 11008}, {11008, 4096}};
+  const Shape shapes[] = {{4096, 4096}, {4096, 11008}, {256, 768},
+                          {1024, 256},  {384, 1536},   {1536, 384}};
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> u(-1, 1), s(0.01f, 0.1f);
   std::uniform_int_distribution<int> byte(0, 255);
@@ -104,6 +106,7 @@ int main(int argc, char** argv) {
     std::vector<float> wf(k * n);
     for (float& x : wf) x = u(rng);
     const PackedMatrix pb = PackB(isa, false, k, n, wf.data(), n);
+    const PackedMatrix pb2 = PackB(Isa::kAvx2, false, k, n, wf.data(), n);
     std::vector<float>().swap(wf);
     std::vector<uint8_t> packed(n * kb * bs / 2), zp(n * ((kb + 1) / 2));
     for (uint8_t& x : packed) x = static_cast<uint8_t>(byte(rng));
@@ -111,14 +114,6 @@ int main(int argc, char** argv) {
     std::vector<float> scales(n * kb);
     for (float& x : scales) x = s(rng);
     const Q4Params params = MakeQ4Params(n, kb, scales.data(), zp.data(), nullptr);
-    std::vector<int8_t> b8(k * n);
-    for (int8_t& x : b8) x = static_cast<int8_t>(byte(rng) - 128);
-    QSource qb;
-    qb.data = b8.data();
-    qb.dtype = edgepress::ir::DType::kInt8;
-    qb.ld = n;
-    const QPacked qpb = QPackB(qisa, k, n, qb);
-    std::vector<int8_t>().swap(b8);
     Q4Weights w;
     w.n = n;
     w.k = k;
@@ -126,9 +121,9 @@ int main(int argc, char** argv) {
     w.k_blocks = kb;
     w.packed = packed.data();
     w.params = &params;
+    const Q4Int8Packed pk = PackQ4Int8(w);  // once, as the operator does at load
     const double q4_bytes = packed.size() + scales.size() * 4.0 + zp.size();
-    const double f32_bytes = 4.0 * k * n;
-    for (int64_t m : {1, 4, 16}) {
+    for (int64_t m : {1, 4, 16, 64, 256}) {
       std::vector<float> a(m * k), y(m * n);
       for (float& x : a) x = u(rng);
       const double t_f32 = TimeIt(
@@ -139,35 +134,43 @@ int main(int argc, char** argv) {
           threads);
       const double t_q4 =
           TimeIt([&] { Q4MatMul(q4_isa, a.data(), m, w, nullptr, y.data(), &pool); }, threads);
-      std::vector<uint8_t> a8(m * k);
-      for (uint8_t& x : a8) x = static_cast<uint8_t>(byte(rng));
-      std::vector<int32_t> acc(m * n);
-      QSource qa;
-      qa.data = a8.data();
-      qa.ld = k;
-      QOutput out;
-      out.data = acc.data();
-      out.ld = n;
-      const double t_i8 = TimeIt(
-          [&] {
-            const QPacked qpa = QPackA(qisa, m, k, qa);
-            QGemm(qisa, m, n, k, QOperand::Of(qpa), QOperand::Of(qpb), out, &pool);
-          },
-          threads);
-      const double t_q4a4 = TimeIt(
-          [&] {
-            if (!Q4MatMulInt8(q4_isa, a.data(), m, w, nullptr, y.data(), &pool))
-              Q4MatMul(q4_isa, a.data(), m, w, nullptr, y.data(), &pool);
-          },
-          threads);
+      auto a4 = [&](const Q4Int8Impl& impl) {
+        return TimeIt(
+            [&] {
+              if (m == 1 && impl.kernel == nbits_detail::Q4Int8GemmAvx2 &&
+                  Q4MatMulInt8(q4_isa, a.data(), m, w, nullptr, y.data(), &pool))
+                return;
+              Q4Int8MatMul(impl, a.data(), m, pk, nullptr, y.data(), &pool);
+            },
+            threads);
+      };
+      const Q4Int8Impl best = Q4Int8ImplFor(a4_isa);
+      const Q4Int8Impl plain_avx2 = {nbits_detail::Q4Int8GemmAvx2,
+                                     nbits_detail::QuantizeQ8RowsAvx2, "q4s8_gemm__avx2"};
+      const double t_a4 = a4(best);
+      const double t_a4_avx2 = avx2 && best.kernel != plain_avx2.kernel ? a4(plain_avx2) : t_a4;
+      const double t_f32_avx2 =
+          !avx2 ? t_f32
+          : isa == Isa::kAvx2
+              ? t_f32
+              : TimeIt(
+                    [&] {
+                      SgemmEx(Isa::kAvx2, m, n, k, 1.f, GemmOperand::Raw(a.data(), k),
+                              GemmOperand::Packed(pb2), 0.f, y.data(), n, &pool);
+                    },
+                    threads);
+      const double flop = 2.0 * m * k * n * 1e-9;
       char name[64];
       std::snprintf(name, sizeof(name), "%lld x %lld", static_cast<long long>(k),
                     static_cast<long long>(n));
       std::printf(
-          "%-14s %3lld %8.3f %8.3f %8.3f %8.3f %9.2f %9.2f %8.2fx %8.2fx %9.2fx %8.0f%%\n", name,
-          static_cast<long long>(m), t_f32 * 1e3, t_i8 * 1e3, t_q4 * 1e3, t_q4a4 * 1e3,
-          f32_bytes / t_f32 * 1e-9, q4_bytes / t_q4 * 1e-9, t_f32 / t_q4, t_i8 / t_q4,
-          t_i8 / t_q4a4, 100.0 * q4_bytes / t_q4 * 1e-9 / copy_gbps);
+          "%-12s %3lld %8.3f %8.3f %8.3f %7.1f %7.1f %7.1f %7.2f %7.2f %5.0f%% %5.0f%% | %8.3f "
+          "%8.3f %10.2f\n",
+          name, static_cast<long long>(m), t_f32 * 1e3, t_q4 * 1e3, t_a4 * 1e3, flop / t_f32,
+          flop / t_q4, flop / t_a4, t_q4 / t_f32, t_a4 / t_f32,
+          100.0 * q4_bytes / t_q4 * 1e-9 / copy_gbps, 100.0 * q4_bytes / t_a4 * 1e-9 / copy_gbps,
+          t_f32_avx2 * 1e3, t_a4_avx2 * 1e3, t_a4_avx2 / t_f32_avx2);
+      std::fflush(stdout);
     }
   }
   return 0;

@@ -76,25 +76,37 @@ TEST(QuantizeWeightsOnnx, OnnxruntimeAgreesWithTheQuantizedWeights) {
   ir::InferShapes(*m);
   std::map<std::string, ir::Tensor> feeds{{"x", RandomTensor({2, 5, 200}, 1)},
                                           {"g", RandomTensor({3, 64}, 2)}};
+  // accuracy-level=0: float activations, both runtimes reproduce the codes; the default
+  // accuracy-level=4: both quantize A to int8 per block (onnxruntime's CompInt8), so they
+  // agree with each other but only within that rounding with the float reference.
   for (std::string p : {"quantize-weights", "quantize-weights{symmetric=false}",
-                        "quantize-weights{bits=4}", "quantize-weights{bits=4,symmetric=false,group-size=64}",
-                        "quantize-weights{bits=4,group-size=16}"}) {
+                        "quantize-weights{bits=4,accuracy-level=0}",
+                        "quantize-weights{bits=4,symmetric=false,group-size=64,accuracy-level=0}",
+                        "quantize-weights{bits=4,group-size=16,accuracy-level=0}",
+                        "quantize-weights{bits=4}",
+                        "quantize-weights{bits=4,symmetric=false,group-size=64}"}) {
     PassContext ctx;
     auto q = Quantize(*m, p, ctx);
     auto ort = RunOrt(*q, feeds, dir.path());
     ASSERT_EQ(ort.size(), 2u) << p;
     auto ref = testing::Evaluate(*testing::Materialize(*q), feeds);
+    const bool int8_a = p.find("bits=4") != std::string::npos &&
+                        p.find("accuracy-level=0") == std::string::npos;
     double err = testing::MaxRelError(ort, ref);
-    EXPECT_LT(err, 1e-4) << p;
+    EXPECT_LT(err, int8_a ? 2e-2 : 1e-4) << p;
     double native = testing::MaxRelError(testing::Evaluate(*q, feeds), ort);
-    EXPECT_LT(native, 1e-4) << p << ": native runtime vs onnxruntime";
+    EXPECT_LT(native, int8_a ? 1e-3 : 1e-4) << p << ": native runtime vs onnxruntime";
     std::printf("[ info ] %s: max rel. error onnxruntime vs float reference %.2e, native vs onnxruntime %.2e\n",
                 p.c_str(), err, native);
   }
 }
 
 // The fixture's quantized model in onnxruntime against its fp32 outputs.
-void CheckFixture(const std::string& name, const std::string& pipeline, double max_nmse) {
+// `int8_a`: the pipeline writes MatMulNBits with accuracy_level 4, which both runtimes run
+// with int8 activations; they round A's codes at a few different points, which a deep model
+// amplifies, so they are compared by NMSE rather than element by element.
+void CheckFixture(const std::string& name, const std::string& pipeline, double max_nmse,
+                  bool int8_a = false) {
   std::string skip;
   ASSERT_EQ(test_util::EnsureModelFixture(name, &skip), "");
   if (!skip.empty()) GTEST_SKIP() << skip;
@@ -116,8 +128,9 @@ void CheckFixture(const std::string& name, const std::string& pipeline, double m
   auto session = runtime::Session::Create(shared);
   std::map<std::string, ir::Tensor> native;
   for (auto& [k, t] : session->Run(runtime::NamedTensors(feeds.begin(), feeds.end()))) native[k] = t;
-  double agree = testing::MaxRelError(native, got);
-  EXPECT_LT(agree, 1e-4) << name << " " << pipeline << ": native runtime vs onnxruntime";
+  double agree = int8_a ? testing::Nmse(native, got) : testing::MaxRelError(native, got);
+  EXPECT_LT(agree, 1e-4) << name << " " << pipeline
+                                         << ": native runtime vs onnxruntime";
   double nmse = testing::Nmse(got, want);
   std::string stats;
   for (auto& [k, v] : run.stats) stats += " " + k + "=" + std::to_string(v);
@@ -130,16 +143,22 @@ void CheckFixture(const std::string& name, const std::string& pipeline, double m
 }
 
 TEST(QuantizeWeightsOnnx, BertInt8) { CheckFixture("bert", "quantize-weights", 1e-3); }
-TEST(QuantizeWeightsOnnx, BertInt4) { CheckFixture("bert", "quantize-weights{bits=4}", 2e-2); }
+TEST(QuantizeWeightsOnnx, BertInt4) {
+  CheckFixture("bert", "quantize-weights{bits=4,accuracy-level=0}", 2e-2);
+  CheckFixture("bert", "quantize-weights{bits=4}", 2e-2, /*int8_a=*/true);
+}
 TEST(QuantizeWeightsOnnx, GptInt8) { CheckFixture("gpt", "quantize-weights", 1e-3); }
-TEST(QuantizeWeightsOnnx, GptInt4) { CheckFixture("gpt", "quantize-weights{bits=4}", 2e-2); }
+TEST(QuantizeWeightsOnnx, GptInt4) {
+  CheckFixture("gpt", "quantize-weights{bits=4,accuracy-level=0}", 2e-2);
+  CheckFixture("gpt", "quantize-weights{bits=4}", 2e-2, /*int8_a=*/true);
+}
 // The calibration data is the fixture's own input (gpt: one sample of 64 tokens), so the
 // GPTQ/AWQ errors are in-sample.
 TEST(QuantizeWeightsOnnx, GptInt4Gptq) {
-  CheckFixture("gpt", "quantize-weights{bits=4,method=gptq}", 2e-2);
+  CheckFixture("gpt", "quantize-weights{bits=4,method=gptq}", 2e-2, /*int8_a=*/true);
 }
 TEST(QuantizeWeightsOnnx, GptInt4Awq) {
-  CheckFixture("gpt", "quantize-weights{bits=4,awq=true}", 2e-2);
+  CheckFixture("gpt", "quantize-weights{bits=4,awq=true}", 2e-2, /*int8_a=*/true);
 }
 TEST(QuantizeWeightsOnnx, BertCastFp16) { CheckFixture("bert", "cast-weights", 1e-5); }
 TEST(QuantizeWeightsOnnx, BertCastBf16) { CheckFixture("bert", "cast-weights{dtype=bf16}", 1e-3); }

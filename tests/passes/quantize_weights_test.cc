@@ -331,16 +331,28 @@ std::unique_ptr<ir::Model> ApplyWith(const ir::Model& m, const std::string& pipe
   return copy;
 }
 
+// A copy of `q` whose MatMulNBits nodes (main graph) carry `level` as accuracy_level.
+std::unique_ptr<ir::Model> WithAccuracyLevel(const ir::Model& q, int64_t level) {
+  auto copy = q.Clone();
+  for (ir::Node* n : copy->graph->nodes())
+    if (n->op_type() == "MatMulNBits") n->set_attr(ir::Attribute::Int("accuracy_level", level));
+  return copy;
+}
+
 // Runs a quantized model natively (DequantizeLinear and MatMulNBits kernels) and checks it
 // against the float reference of its codes (Materialize); returns the native outputs.
+// The check runs with float activations (accuracy_level 0), where the kernels reproduce
+// the codes up to float rounding; the outputs returned are those of `q` as written (the
+// pass's default accuracy_level 4 quantizes activations to int8, whose small extra error
+// the callers' NMSE bounds include).
 std::map<std::string, ir::Tensor> EvaluateQuantized(const ir::Model& q,
                                                     const std::map<std::string, ir::Tensor>& feeds) {
   auto ref = Evaluate(*Materialize(q), feeds);
   EXPECT_TRUE(testing::HasKernel("DequantizeLinear"));
   EXPECT_TRUE(testing::HasKernel("com.microsoft::MatMulNBits"));
-  auto native = Evaluate(q, feeds);
-  EXPECT_LT(testing::MaxRelError(native, ref), 1e-4) << "native kernels vs float reference";
-  return native;
+  auto exact = Evaluate(*WithAccuracyLevel(q, 0), feeds);
+  EXPECT_LT(testing::MaxRelError(exact, ref), 1e-4) << "native kernels vs float reference";
+  return Evaluate(q, feeds);
 }
 
 TEST(QuantizeWeights, Int8PerChannelKeepsOutputsClose) {
@@ -650,6 +662,30 @@ TEST(QuantizeWeights, AwqPassIsNotWorseThanRtn) {
   auto both = ApplyWith(*c.model, "quantize-weights{bits=4,awq=true,method=gptq}", ctx, &run);
   EXPECT_EQ(run.stats["gptq-layers"], 1);
   EXPECT_LT(Nmse(EvaluateQuantized(*both, c.calib_feeds), want), e_rtn);
+}
+
+// accuracy-level is written as given (default 4) and 4 only adds the small error of int8
+// activations; values onnxruntime defines but this runtime does not run are refused.
+TEST(QuantizeWeights, AccuracyLevelOption) {
+  auto m = TwoLayerMlp(16, 256, 96, 32);
+  std::map<std::string, ir::Tensor> feeds{{"x", RandomTensor({16, 256}, 3)}};
+  auto want = Evaluate(*m, feeds);
+  PassContext ctx;
+  auto q4 = ApplyWith(*m, "quantize-weights{bits=4}", ctx);
+  auto q0 = ApplyWith(*m, "quantize-weights{bits=4,accuracy-level=0}", ctx);
+  int checked = 0;
+  for (auto* q : {q4.get(), q0.get()})
+    for (ir::Node* n : q->graph->nodes())
+      if (n->op_type() == "MatMulNBits") {
+        EXPECT_EQ(n->attr_int("accuracy_level", -1), q == q4.get() ? 4 : 0);
+        ++checked;
+      }
+  EXPECT_EQ(checked, 4);
+  const double e4 = Nmse(EvaluateQuantized(*q4, feeds), want);
+  const double e0 = Nmse(EvaluateQuantized(*q0, feeds), want);
+  std::printf("[ info ] NMSE vs fp32: accuracy_level 0 %.3g, 4 %.3g\n", e0, e4);
+  EXPECT_LT(e4, e0 * 1.1 + 1e-6);
+  EXPECT_THROW(ApplyWith(*m, "quantize-weights{bits=4,accuracy-level=2}", ctx), Error);
 }
 
 }  // namespace

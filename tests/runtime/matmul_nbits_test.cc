@@ -29,6 +29,7 @@
 #include "runtime/eager.h"
 #include "runtime/kernel.h"
 #include "runtime/kernels/gemm/matmul_nbits.h"
+#include "runtime/kernels/gemm/nbits_int8.h"
 #include "runtime/session.h"
 
 namespace edgepress::runtime {
@@ -315,24 +316,39 @@ TEST(MatMulNBitsOp, EveryKernelMatchesReference) {
       }
 }
 
-TEST(MatMulNBitsOp, AccuracyLevel4QuantizesAOnlyInTheAvx2Gemv) {
-  const Q4Data d = MakeData(1, 100, 37, 32, Zp::kPacked, true, 6);
-  std::vector<double> tol;
-  const std::vector<double> want = Reference(d, &tol);
-  const std::vector<double> bound = Int8Bound(d, tol);
+// M = 1 takes the int8 GEMV on B's layout, M = 12 the packed int8 GEMM (nbits_int8.h),
+// with B constant (packed at load) and a graph input (packed per call).
+TEST(MatMulNBitsOp, AccuracyLevel4QuantizesAOnSimdKernels) {
   ThreadPool pool(2);
-  for (const KernelDef* def : KernelsFor("MatMulNBits", "com.microsoft", ir::DType::kFloat32)) {
-    NBitsNode level0(d, {1, 100}, true), level4(d, {1, 100}, true);
-    level4.node->set_attr(ir::Attribute::Int("accuracy_level", 4));
-    const std::vector<float> y0 = ToVector(level0.Run(def, pool)[0]);
-    const std::vector<float> y4 = ToVector(level4.Run(def, pool)[0]);
-    ExpectNear(y4, want, bound, std::string(def->name) + " accuracy_level 4");
-    size_t differ = 0;
-    for (size_t i = 0; i < y0.size(); ++i) differ += y0[i] != y4[i];
-    if (def->isa == Isa::kAvx2)
-      EXPECT_GT(differ, 0u) << "accuracy_level 4 did not take the int8 path";
-    else
-      EXPECT_EQ(differ, 0u) << "the reference must ignore accuracy_level";  // must not fire
+  for (const Q4Data& d : {MakeData(1, 100, 37, 32, Zp::kPacked, true, 6),
+                          MakeData(12, 100, 37, 32, Zp::kFloat, true, 6),
+                          MakeData(12, 80, 20, 16, Zp::kNone, false, 7)}) {
+    std::vector<double> tol;
+    const std::vector<double> want = Reference(d, &tol);
+    const std::vector<double> bound = Int8Bound(d, tol);
+    for (const KernelDef* def : KernelsFor("MatMulNBits", "com.microsoft", ir::DType::kFloat32))
+      for (bool constant : {true, false}) {
+        NBitsNode level0(d, {d.m, d.k}, constant), level4(d, {d.m, d.k}, constant);
+        level4.node->set_attr(ir::Attribute::Int("accuracy_level", 4));
+        const std::vector<float> y0 = ToVector(level0.Run(def, pool)[0]);
+        const std::vector<float> y4 = ToVector(level4.Run(def, pool)[0]);
+        const std::string what = std::string(def->name) + (constant ? " constant " : " runtime ") +
+                                 Describe(d);
+        ExpectNear(y4, want, bound, what + " accuracy_level 4");
+        size_t differ = 0;
+        for (size_t i = 0; i < y0.size(); ++i) differ += y0[i] != y4[i];
+        if (def->isa == Isa::kScalar) {
+          EXPECT_EQ(differ, 0u) << "the reference must ignore accuracy_level " << what;
+          continue;
+        }
+        EXPECT_GT(differ, 0u) << "accuracy_level 4 did not take the int8 path " << what;
+        if (d.m > 1) {  // the operator runs exactly the packed kernel of its ISA
+          std::vector<float> direct(d.m * d.n);
+          Q4Int8MatMul(def->isa, d.a.data(), d.m, PackQ4Int8(d.Weights()),
+                       d.bias.empty() ? nullptr : d.bias.data(), direct.data(), &pool);
+          EXPECT_EQ(y4, direct) << what;
+        }
+      }
   }
 }
 
@@ -476,7 +492,8 @@ TEST(MatMulNBitsOp, AgreesWithOnnxruntime) {
       EXPECT_EQ(kernels[0].kernel,
                 scalar || ForceScalar() || !GetCpuFeatures().Has(Isa::kAvx2)
                     ? "q4_matmul_nbits__ref"
-                    : "q4_matmul_nbits__avx2");
+                    : GetCpuFeatures().Has(Isa::kAvx512Vnni) ? "q4_matmul_nbits__avx512vnni"
+                                                             : "q4_matmul_nbits__avx2");
       formats::NamedTensors in = formats::LoadNpz(folder + "/in.npz");
       formats::NamedTensors want = formats::LoadNpz(folder + "/ort.npz");
       NamedTensors got = session->Run(NamedTensors(in.begin(), in.end()));

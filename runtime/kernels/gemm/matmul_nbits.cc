@@ -5,15 +5,19 @@
 // older flat [N * k_blocks]); zero_points optional: uint8 packed like B, each row of W
 // padded to whole bytes ([N, ceil(k_blocks / 2)]), or float [N, k_blocks], default 8;
 // g_idx (deprecated) only as the trivial k / block_size map; bias optional float [N].
-// Attributes K, N, block_size (power of two >= 16), bits (only 4), accuracy_level (4:
-// the AVX2 kernel quantizes A to int8 per block for M = 1, as onnxruntime's CompInt8 does;
-// otherwise fp32), weight_prepacked (must be 0). A B with a zero dimension
+// Attributes K, N, block_size (power of two >= 16), bits (only 4), accuracy_level (4, as
+// onnxruntime defines it, lets A be quantized to int8: the SIMD entries then quantize A per
+// block and multiply on integers, nbits_int8.h, with B repacked once at load; M = 1 without
+// VNNI takes the vpmaddubsw GEMV below on B's own layout. Any other level, and the scalar
+// reference always, compute in fp32), weight_prepacked (must be 0). A B with a zero dimension
 // (an omitted projection, per the spec) yields zeros plus bias.
 //
 // Every input is validated before use, with messages naming the node and input. When
 // scales and zero points are initializers, their float form is built once in create();
 // the 4-bit weights are used in place (no unpacked copy).
-// Entries: q4_matmul_nbits__ref, q4_matmul_nbits__avx2.
+// Entries: q4_matmul_nbits__ref, q4_matmul_nbits__avx2 (fp32 paths below; int8 path
+// q4s8_gemm__avxvnni where the CPU has AVX-VNNI, else q4s8_gemm__avx2), q4_matmul_nbits__avx512vnni (same fp32 paths; int8 path
+// q4s8_gemm__avx512vnni).
 #include "runtime/kernels/gemm/matmul_nbits.h"
 
 #include <algorithm>
@@ -29,6 +33,7 @@
 #include "runtime/kernels/all_kernels.h"
 #include "runtime/kernels/gemm/gemm.h"
 #include "runtime/kernels/gemm/gemm_op_util.h"
+#include "runtime/kernels/gemm/nbits_int8.h"
 #include "runtime/thread_pool.h"
 
 #if defined(__x86_64__)
@@ -539,6 +544,14 @@ class MatMulNBitsKernel : public Kernel {
       params_ = std::make_unique<Q4Params>(ParamsFrom(at_, *scales, zp));
       scales_raw_ = scales->raw();
       zp_raw_ = zp ? zp->raw() : nullptr;
+      // The int8-activation path's weight layout, built once (as large as B itself).
+      const ir::Tensor* b = constant(1);
+      if (UsesInt8() && b && b->dtype() == ir::DType::kUInt8 &&
+          b->numel() == static_cast<uint64_t>(at_.n * at_.k_blocks * (at_.block_size / 2))) {
+        packed_ = std::make_unique<Q4Int8Packed>(PackQ4Int8(WeightsOf(b->data<uint8_t>(),
+                                                                      params_.get())));
+        b_raw_ = b->raw();
+      }
     }
   }
 
@@ -592,24 +605,53 @@ class MatMulNBitsKernel : public Kernel {
       local = ParamsFrom(at_, *scales, zp);
       params = &local;
     }
+    const Q4Weights w = WeightsOf(b->data<uint8_t>(), params);
+    // The fp32 kernels are AVX2 code on every x86 entry.
+    const Isa fp_isa = kIsa == Isa::kScalar ? Isa::kScalar : Isa::kAvx2;
+    if (UsesInt8()) {
+      // M = 1 without any VNNI: the vpmaddubsw GEMV on B's own layout is as fast as the
+      // packed AVX2 kernel; with VNNI the packed kernel is 1.6-3x faster
+      // (bench/int4_gemv_bench.cc).
+      const Q4Int8Impl impl = Q4Int8ImplFor(kIsa);
+      if (m == 1 && impl.kernel == nbits_detail::Q4Int8GemmAvx2 &&
+          Q4MatMulInt8(fp_isa, a.data<float>(), m, w, bd, yd, &ctx.pool()))
+        return;
+      const Q4Int8Packed* pk = nullptr;
+      Q4Int8Packed local_pk;
+      if (packed_ && b->raw() == b_raw_ && params == params_.get()) {
+        pk = packed_.get();
+      } else {
+        local_pk = PackQ4Int8(w);
+        pk = &local_pk;
+      }
+      Q4Int8MatMul(impl, a.data<float>(), m, *pk, bd, yd, &ctx.pool());
+      return;
+    }
+    Q4MatMul(fp_isa, a.data<float>(), m, w, bd, yd, &ctx.pool());
+  }
+
+ private:
+  // accuracy_level 4 lets A be quantized to int8, as onnxruntime defines it; the reference
+  // entry always computes in fp32.
+  bool UsesInt8() const { return at_.accuracy_level == 4 && kIsa != Isa::kScalar; }
+
+  Q4Weights WeightsOf(const uint8_t* packed, const Q4Params* params) const {
     Q4Weights w;
     w.n = at_.n;
     w.k = at_.k;
     w.block_size = at_.block_size;
     w.k_blocks = at_.k_blocks;
-    w.packed = b->data<uint8_t>();
+    w.packed = packed;
     w.params = params;
-    // accuracy_level 4 lets A be quantized to int8 (as onnxruntime does); otherwise fp32.
-    if (at_.accuracy_level == 4 && Q4MatMulInt8(kIsa, a.data<float>(), m, w, bd, yd, &ctx.pool()))
-      return;
-    Q4MatMul(kIsa, a.data<float>(), m, w, bd, yd, &ctx.pool());
+    return w;
   }
 
- private:
   Attrs at_;
   std::unique_ptr<Q4Params> params_;
+  std::unique_ptr<Q4Int8Packed> packed_;
   const void* scales_raw_ = nullptr;
   const void* zp_raw_ = nullptr;
+  const void* b_raw_ = nullptr;
 };
 
 template <Isa kIsa>
@@ -673,6 +715,8 @@ void RegisterMatMulNBitsKernels(KernelRegistry& r) {
 #if defined(__x86_64__)
   r.Add({"MatMulNBits", "com.microsoft", ir::DType::kFloat32, Isa::kAvx2,
          "q4_matmul_nbits__avx2", Create<Isa::kAvx2>});
+  r.Add({"MatMulNBits", "com.microsoft", ir::DType::kFloat32, Isa::kAvx512Vnni,
+         "q4_matmul_nbits__avx512vnni", Create<Isa::kAvx512Vnni>});
 #endif
 }
 

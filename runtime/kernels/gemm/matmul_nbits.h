@@ -52,10 +52,11 @@ Q4Params MakeQ4Params(int64_t n, int64_t k_blocks, const float* scales,
 void Q4MatMul(Isa isa, const float* a, int64_t m, const Q4Weights& w, const float* bias,
               float* y, ThreadPool* pool);
 
-// MatMulNBits accuracy_level 4 ("A may be quantized to int8"): rows of A quantized per
-// block to int8, integer dot products with vpmaddubsw (exact for 4-bit codes), fp32 per
-// block. Runs (and returns true) for kAvx2, M = 1 (the decoder GEMV) and block_size a
-// multiple of 32 up to 256; otherwise returns false and the caller uses Q4MatMul. The error against
+// MatMulNBits accuracy_level 4 ("A may be quantized to int8") as a GEMV on B's own layout:
+// rows of A quantized per block to int8, integer dot products with vpmaddubsw (exact for
+// 4-bit codes), fp32 per block. Runs (and returns true) for kAvx2, M = 1 and block_size a
+// multiple of 32 up to 256; otherwise returns false. The operator uses it at M = 1 on CPUs
+// without VNNI and the packed int8 GEMM of nbits_int8.h everywhere else. The error against
 // Q4MatMul is bounded by sum over blocks of (max|a| / 254) * sum |w| over the block.
 bool Q4MatMulInt8(Isa isa, const float* a, int64_t m, const Q4Weights& w, const float* bias,
                   float* y, ThreadPool* pool);
