@@ -56,6 +56,9 @@ struct DistillOptions {
 
   // Evaluation and checkpoints.
   int64_t eval_every = 0;  // steps; 0: only before and after training
+  // Leave with the best evaluated weights (true) or the last ones (false). Selecting on the
+  // evaluation data makes its accuracy optimistic; compress's step keeps the last.
+  bool keep_best = true;
   int64_t eval_batch = 256;
   std::string checkpoint;  // path; empty: no checkpoints
   int64_t save_every = 0;  // steps; 0: only at the end (and at stop_after)
@@ -64,6 +67,12 @@ struct DistillOptions {
   int64_t log_every = 10;  // steps per point of the loss curve
 
   bool fixed_masks = true;
+
+  // Distillation-aware quantization (distill/fake_quant.h): the Conv/Gemm/MatMul weights
+  // train through fake quantization with a straight-through estimator and leave on the
+  // export pass's grid. "none", "int8", "int4" or "ternary".
+  std::string fake_quant = "none";
+  int64_t fake_quant_group = 32;  // int4: weights per block along K (quantize-weights group-size)
 
   std::string device = "cpu";
   // How errors name the two models (their files).
@@ -91,6 +100,7 @@ struct DistillResult {
   int64_t steps = 0, total_steps = 0, resumed_from = 0;
   int64_t train_samples = 0;                   // in the training data (one epoch)
   int64_t masked_weights = 0;                  // weights held at zero
+  int64_t fake_quantized = 0;                  // weights trained through fake quantization
   double seconds = 0, samples_per_second = 0;  // this run's training loop
   bool finished = false;                       // false when stop_after ended the run early
 };
@@ -105,7 +115,8 @@ struct Callbacks {
 
 // Trains `student` against `teacher` on `train_files` (.npz files or folders of them),
 // evaluating on `eval_files` (may be empty). On return the student's initializers hold the
-// trained weights: the best evaluated ones when there is eval data, else the last.
+// trained weights: the best evaluated ones when there is eval data and keep_best, else the
+// last (and DistillResult::best is then the last evaluation).
 // The two models must have the same inputs; their first outputs are the logits.
 // Throws edgepress::Error naming the file or option for bad input (mismatched models,
 // missing arrays, a checkpoint of another run).

@@ -7,6 +7,7 @@
 
 #include "distill/checkpoint.h"
 #include "distill/data_stream.h"
+#include "distill/fake_quant.h"
 #include "distill/distill.h"
 #include "distill/losses.h"
 #include "distill/schedule.h"
@@ -108,6 +109,20 @@ class Trainer {
     student_ = Create(student, so, o.student_name);
     if (student_->Parameters().empty())
       ThrowInvalid(o.student_name + " has no float weights to train");
+    fq_mode_ = ParseFakeQuantMode(o.fake_quant);
+    if (fq_mode_ != FakeQuantMode::kNone) {
+      if (o.fake_quant_group < 16 || (o.fake_quant_group & (o.fake_quant_group - 1)) != 0)
+        throw Error(ErrorCode::kUsage, "fake quantization group " +
+                                           std::to_string(o.fake_quant_group) +
+                                           ": expected a power of 2, at least 16");
+      std::vector<std::string> names = student_->ParameterNames();
+      for (const FakeQuantTarget& t : FindFakeQuantTargets(*student->graph)) {
+        auto it = std::find(names.begin(), names.end(), t.weight);
+        if (it != names.end()) fq_.emplace_back(static_cast<size_t>(it - names.begin()), t);
+      }
+      if (fq_.empty())
+        ThrowInvalid(o.student_name + " has no Conv, Gemm or MatMul float weights to fake-quantize");
+    }
   }
 
   DistillResult Run(const std::vector<std::string>& train_files,
@@ -136,6 +151,11 @@ class Trainer {
   EvalLog Evaluate(int64_t step, bool teacher_only = false);
   void LossTerms(const Batch& b, at::Tensor* total, double* kd, double* ce, double* hidden);
   std::string Fingerprint(int64_t samples) const;
+  // Fake quantization (straight-through): the quantized values replace the targets'
+  // weights for a forward/backward pass, and Restore() puts the float latents back before
+  // the optimizer steps them. Snap() leaves the weights quantized (the written model).
+  void Quantize(const std::vector<at::Tensor>& params);
+  void Restore(const std::vector<at::Tensor>& params);
 
   DistillOptions o_;
   Callbacks cb_;
@@ -147,7 +167,28 @@ class Trainer {
   std::unique_ptr<DataStream> eval_;
   bool has_labels_ = false;
   int64_t masked_ = 0;
+  FakeQuantMode fq_mode_ = FakeQuantMode::kNone;
+  std::vector<std::pair<size_t, FakeQuantTarget>> fq_;  // parameter index, target
+  std::vector<at::Tensor> latent_;                      // float weights while quantized
 };
+
+void Trainer::Quantize(const std::vector<at::Tensor>& params) {
+  torch::NoGradGuard ng;
+  latent_.clear();
+  for (const auto& [i, t] : fq_) {
+    const at::Tensor& p = params[i];
+    latent_.push_back(p.detach().clone());
+    ir::Tensor q = FakeQuantize(runtime::torch_ops::FromTorch(p, ir::DType::kFloat32), t,
+                                fq_mode_, o_.fake_quant_group);
+    p.copy_(runtime::torch_ops::ToTorch(q, p.device()));
+  }
+}
+
+void Trainer::Restore(const std::vector<at::Tensor>& params) {
+  torch::NoGradGuard ng;
+  for (size_t k = 0; k < fq_.size() && k < latent_.size(); ++k) params[fq_[k].first].copy_(latent_[k]);
+  latent_.clear();
+}
 
 // The arrays feeding inputs must have the inputs' element types (the backend does not
 // convert): a float64 image for a float32 model is named here, not deep in a kernel.
@@ -233,6 +274,16 @@ void Trainer::LossTerms(const Batch& b, at::Tensor* total, double* kd, double* c
 }
 
 EvalLog Trainer::Evaluate(int64_t step, bool teacher_only) {
+  std::vector<at::Tensor> params = student_->Parameters();
+  if (!teacher_only) Quantize(params);  // the student is evaluated as it will be exported
+  struct Back {
+    Trainer* t;
+    std::vector<at::Tensor>* p;
+    bool on;
+    ~Back() {
+      if (on) t->Restore(*p);
+    }
+  } back{this, &params, !teacher_only};
   torch::NoGradGuard ng;
   EvalLog e;
   e.step = step;
@@ -265,10 +316,13 @@ std::string Trainer::Fingerprint(int64_t samples) const {
     << " clip=" << o_.clip_norm << " T=" << o_.temperature << " alpha=" << o_.alpha_kd << ","
     << o_.alpha_ce << "," << o_.alpha_hidden << " eval_every=" << o_.eval_every
     << " threads=" << o_.threads << " params=";
+  if (fq_mode_ != FakeQuantMode::kNone)
+    f << "fake_quant=" << FakeQuantModeName(fq_mode_) << "/" << o_.fake_quant_group << " ";
   std::vector<std::string> names = student_->ParameterNames();
   std::vector<at::Tensor> params = student_->Parameters();
   for (size_t i = 0; i < names.size(); ++i) f << names[i] << Shape(params[i]) << ";";
   for (const LayerPair& p : o_.layer_map) f << " map=" << p.teacher << ":" << p.student;
+  if (!o_.keep_best) f << " keep_best=0";  // absent when true: older checkpoints still match
   return f.str();
 }
 
@@ -310,6 +364,7 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
     masks_.push_back(mask);
   }
   r.masked_weights = masked_;
+  for (const auto& [i, t] : fq_) r.fake_quantized += params[i].numel();
   std::vector<at::Tensor> trainables = params;
   for (const at::Tensor& p : projections_)
     if (p.defined()) trainables.push_back(p);
@@ -354,7 +409,10 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
     EvalLog e = Evaluate(st.step);
     st.evals.push_back(e);
     if (cb_.on_eval) cb_.on_eval(e);
-    if (!st.has_best || Better(e, st.best)) {
+    if (!o_.keep_best) {
+      st.best = e;  // the last evaluation describes the weights written
+      st.has_best = true;
+    } else if (!st.has_best || Better(e, st.best)) {
       st.best = e;
       st.has_best = true;
       best.clear();
@@ -373,9 +431,11 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
     Batch b = ToBatch(train.Next(o_.batch_size), train, inputs_, o_.label);
     at::Tensor loss;
     double kd, ce, hidden;
+    Quantize(params);
     LossTerms(b, &loss, &kd, &ce, &hidden);
     opt.zero_grad();
     loss.backward();
+    Restore(params);  // the gradient at the quantized weights steps the latent ones (STE)
     {
       torch::NoGradGuard ng;
       for (size_t i = 0; i < params.size(); ++i)
@@ -419,10 +479,12 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
   r.curve = st.curve;
   r.evals = st.evals;
   r.best = st.has_best ? st.best : EvalLog{st.step, -1, 0};
-  if (eval_ && st.has_best) {
+  if (eval_ && st.has_best && o_.keep_best) {
     torch::NoGradGuard ng;
     for (size_t i = 0; i < best.size(); ++i) params[i].copy_(best[i]);
   }
+  Quantize(params);  // the written weights are on the export pass's grid
+  latent_.clear();
   student_->WriteBack();
   return r;
 }

@@ -114,6 +114,13 @@ void AddDistillCommand(CLI::App& app, Action& action) {
   cmd->add_flag(
       "!--no-masks", d.fixed_masks,
       "let zeros of the student's weights train (default: a pruned student keeps its zeros)");
+  cmd->add_option("--fake-quant", d.fake_quant,
+                  "distillation-aware quantization of Conv/Gemm/MatMul weights: none, int8, "
+                  "int4 or ternary (docs/distill.md)")
+      ->capture_default_str();
+  cmd->add_option("--fake-quant-group", d.fake_quant_group,
+                  "int4: weights per block along K (quantize-weights group-size)")
+      ->capture_default_str();
   cmd->add_option("--threads", d.threads,
                   "LibTorch intra-op threads (bitwise resume needs the same count)")
       ->capture_default_str();

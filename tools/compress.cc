@@ -38,6 +38,7 @@
 #include "runtime/session.h"
 #include "tools/backend.h"
 #include "tools/compress_choice.h"
+#include "tools/compress_distill.h"
 #include "tools/model_io.h"
 #include "tools/progress.h"
 #include "tools/recipe.h"
@@ -102,7 +103,7 @@ std::string StepsText(const Steps& steps) {
 std::vector<std::vector<std::pair<std::string, std::string>>> Resolved(const Steps& steps) {
   std::vector<std::vector<std::pair<std::string, std::string>>> out;
   for (const auto& st : steps) {
-    const passes::PassEntry* e = passes::FindPass(st.pass);
+    const passes::PassEntry* e = FindCompressStep(st.pass);
     if (!e) passes::CreatePass(st.pass, {});  // throws "unknown pass ... did you mean"
     out.push_back(passes::ParseOptions(e->info, st.options).values());
   }
@@ -397,7 +398,8 @@ eval::Report RunCompress(const CompressOptions& o, Progress& progress) {
   for (const auto& st : recipe.pipeline) pipeline.push_back({st.pass, st.options});
   Resolved(pipeline);  // unknown passes and bad options fail before any work
   bool needs_data = false;
-  for (const auto& st : pipeline) needs_data |= passes::FindPass(st.pass)->info.needs_data;
+  for (const auto& st : pipeline) needs_data |= FindCompressStep(st.pass)->info.needs_data;
+  CheckDistillSteps(pipeline, calib, recipe.path);
   if (needs_data && calib.empty())
     ThrowInvalid(recipe.path + ": the pipeline has a pass that needs calibration data; pass --calib or set calibration.data");
   const bool accuracy_budget = recipe.budgets.max_accuracy_drop || recipe.budgets.max_accuracy_drop_relative;
@@ -518,6 +520,11 @@ eval::Report RunCompress(const CompressOptions& o, Progress& progress) {
   std::vector<std::string> trial_paths;
   std::vector<std::vector<passes::PassRun>> trial_runs;
   const int max_trials = std::max(1, recipe.tuning.max_trials);
+  // The distill step's teacher is the model as given; it evaluates on the recipe's data
+  // when that feeds the inputs by name.
+  const DistillStepContext distill_ctx{original.get(), o.model, calib,
+                                       recipe.evaluation.input.empty() ? eval_file : "",
+                                       recipe.evaluation.label, seed, &progress};
   for (size_t pi = 0; pi < plans.size(); ++pi) {
     const TrialPlan& plan = plans[pi];
     if (pi > 0) {
@@ -568,7 +575,8 @@ eval::Report RunCompress(const CompressOptions& o, Progress& progress) {
         progress.Log("  " + line);
       };
       for (const auto& st : steps) {
-        auto r = passes::RunPipeline(*m, {st}, ctx, /*verify=*/true);
+        auto r = IsDistillStep(st.pass) ? std::vector{RunDistillStep(*m, st, distill_ctx)}
+                                        : passes::RunPipeline(*m, {st}, ctx, /*verify=*/true);
         runs.insert(runs.end(), r.begin(), r.end());
         const auto& last = runs.back();
         std::string stats;

@@ -1,0 +1,184 @@
+// The `distill` step of compress recipes, end to end through the CLI on the real digits
+// data: the shipped examples/digits/prune_distill_int8.yaml (prune 50% -> distill ->
+// int8) recovers what pruning cost, measured against the same recipe without the step;
+// the report shows the step (JSON details, Markdown section, HTML table and loss chart);
+// tuning steps override its options; a TorchScript model is its own teacher; and bad
+// step options fail with the recipe's file and line before any work.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "eval/report.h"
+#include "ir/file_util.h"
+#include "tests/formats/torchscript/ts_fixtures.h"
+#include "tests/tools/cli_run.h"
+
+namespace edgepress {
+namespace {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+using test_util::CliPath;
+using test_util::RunCommand;
+using test_util::RunResult;
+using test_util::ShellQuote;
+
+const std::string kSource = EDGEPRESS_SOURCE_DIR;
+const std::string kRecipe = "examples/digits/prune_distill_int8.yaml";
+
+class CompressDistill : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (CliPath().empty() || !fs::exists(CliPath())) GTEST_SKIP() << "the edgepress CLI was not built";
+    dir_ = fs::path(::testing::TempDir()) / "compress_distill" /
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  // Runs from the source root: the example recipe's data paths are relative to it.
+  RunResult Compress(const std::string& model, const std::string& recipe, const std::string& out) {
+    return RunCommand("cd " + ShellQuote(kSource) + " && " + ShellQuote(CliPath()) + " compress " +
+                      ShellQuote(model) + " --recipe " + ShellQuote(recipe) + " -o " + ShellQuote(out) +
+                      " -q");
+  }
+  std::string D(const std::string& name) const { return (dir_ / name).string(); }
+  std::string Write(const std::string& name, const std::string& text) const {
+    std::ofstream(D(name)) << text;
+    return D(name);
+  }
+  static const Json* Step(const Json& report, const std::string& pass) {
+    for (const Json& p : report["passes"])
+      if (p["pass"] == pass) return &p;
+    return nullptr;
+  }
+  fs::path dir_;
+};
+
+TEST_F(CompressDistill, ShippedDigitsRecipeRecoversWhatPruningCost) {
+  RunResult r = Compress("examples/digits/digits_cnn.onnx", kRecipe, D("with"));
+  ASSERT_EQ(r.rc, 0) << r.output;  // the recipe's 1-point budget holds
+  const std::string text = ReadFileToString(D("with/report.json"));
+  Json j = Json::parse(text);
+  const Json* step = Step(j, "distill");
+  ASSERT_NE(step, nullptr) << text;
+  EXPECT_TRUE((*step)["changed"].get<bool>());
+  EXPECT_EQ((*step)["stats"]["steps"], 180);
+  EXPECT_EQ((*step)["stats"]["train-samples"], 1437);
+  // The pruned half of the weights stayed zero through training.
+  EXPECT_GT((*step)["stats"]["masked-weights"].get<int64_t>(), 23000);
+  const Json& d = (*step)["details"]["distill"];
+  const double teacher = d["teacher"]["top1"], before = d["before"]["top1"], after = d["after"]["top1"];
+  EXPECT_NEAR(teacher, j["baseline"]["metric"].get<double>(), 1e-9);  // same model, same data
+  EXPECT_LT(before, teacher - 0.02);  // pruning 50% cost this CNN points
+  EXPECT_GT(after, before + 0.02);
+  EXPECT_GT(d["seconds"].get<double>(), 0);
+  ASSERT_GE(d["loss_curve"].size(), 10u);
+  EXPECT_LT(d["loss_curve"].back()["loss"].get<double>(), d["loss_curve"][0]["loss"].get<double>() / 4);
+  const double with = j["compressed"]["metric"];
+
+  // The same recipe without the distill step: the pruned, quantized candidate.
+  std::string yaml = ReadFileToString(kSource + "/" + kRecipe);
+  std::string without = std::regex_replace(yaml, std::regex("\n  - distill:[^\n]*"), "");
+  ASSERT_NE(without, yaml);
+  r = Compress("examples/digits/digits_cnn.onnx", Write("without.yaml", without), D("without"));
+  ASSERT_EQ(r.rc, 3) << r.output;  // misses the accuracy budget
+  Json k = Json::parse(ReadFileToString(D("without/report.json")));
+  EXPECT_EQ(Step(k, "distill"), nullptr);
+  const double undistilled = k["compressed"]["metric"];
+  EXPECT_GT(with, undistilled + 0.02) << "with distill " << with << ", without " << undistilled;
+  EXPECT_GE(with, teacher - 0.01);
+
+  // The report's other forms show the step.
+  std::string md = ReadFileToString(D("with/report.md"));
+  EXPECT_NE(md.find("## Distillation"), std::string::npos) << md;
+  EXPECT_NE(md.find("| distill | `examples/digits/train.npz` | 180 |"), std::string::npos) << md;
+  EXPECT_EQ(ReadFileToString(D("without/report.md")).find("## Distillation"), std::string::npos);
+  std::string html = ReadFileToString(D("with/report.html"));
+  EXPECT_NE(html.find("data-chart=\"distill-loss\""), std::string::npos);
+  char row[128];
+  std::snprintf(row, sizeof row, "data-before=\"%.6g\" data-after=\"%.6g\"", before, after);
+  EXPECT_NE(html.find(row), std::string::npos) << row;
+  // compress --baseline reads the details back.
+  eval::Report back = eval::ReportFromJson(text, "report.json");
+  bool found = false;
+  for (const auto& p : back.passes) found |= p.pass == "distill" && p.details.find("loss_curve") != std::string::npos;
+  EXPECT_TRUE(found);
+}
+
+TEST_F(CompressDistill, TuningStepsOverrideTheStepsOptions) {
+  // Two steps cannot recover the pruned model; the tuning step trains for 180.
+  std::string recipe = Write("tune.yaml",
+                             "extends: base\n"
+                             "budgets: {max_accuracy_drop: 0.01}\n"
+                             "pipeline:\n"
+                             "  - fold-batchnorm\n"
+                             "  - prune-magnitude: {sparsity: 0.5}\n"
+                             "  - distill: {data: examples/digits/train.npz, steps: 2, lr: 0.002}\n"
+                             "evaluation: {data: examples/digits/eval.npz}\n"
+                             "tuning:\n"
+                             "  allow_slower: true\n"
+                             "  steps:\n"
+                             "    - name: distill longer\n"
+                             "      set: {distill.steps: 180, distill.warmup: 10}\n");
+  RunResult r = Compress("examples/digits/digits_cnn.onnx", recipe, D("out"));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  Json j = Json::parse(ReadFileToString(D("out/report.json")));
+  ASSERT_EQ(j["trials"].size(), 2u);
+  EXPECT_FALSE(j["trials"][0]["passed"].get<bool>());
+  EXPECT_TRUE(j["trials"][1]["chosen"].get<bool>());
+  const Json* step = Step(j, "distill");  // the chosen trial's passes
+  ASSERT_NE(step, nullptr);
+  EXPECT_EQ((*step)["stats"]["steps"], 180);
+}
+
+TEST_F(CompressDistill, TorchScriptModelIsItsOwnTeacher) {
+  std::string skip;
+  ASSERT_EQ(test_util::EnsureTorchScriptFixture("digits_cnn", &skip), "");
+  if (!skip.empty()) GTEST_SKIP() << skip;
+  std::string pt = test_util::kTsFixtureDir + "/digits_cnn/model.pt";
+  RunResult r = Compress(pt, kRecipe, D("out"));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  Json j = Json::parse(ReadFileToString(D("out/report.json")));
+  const Json* step = Step(j, "distill");
+  ASSERT_NE(step, nullptr);
+  const Json& d = (*step)["details"]["distill"];
+  EXPECT_GT(d["after"]["top1"].get<double>(), d["before"]["top1"].get<double>() + 0.02);
+  EXPECT_GE(j["compressed"]["metric"].get<double>(), j["baseline"]["metric"].get<double>() - 0.01);
+}
+
+TEST_F(CompressDistill, BadStepOptionsFailBeforeAnyWork) {
+  auto recipe = [&](const std::string& step) {
+    return Write("bad.yaml", "extends: base\npipeline:\n  - prune-magnitude: {sparsity: 0.5}\n  - " + step +
+                                 "\nevaluation: {data: examples/digits/eval.npz}\n");
+  };
+  RunResult r = Compress("examples/digits/digits_cnn.onnx", recipe("distill: {stepz: 3}"), D("out"));
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.output.find("bad.yaml:4:15: pass 'distill' has no option 'stepz' (did you mean 'steps'?)"),
+            std::string::npos)
+      << r.output;
+  r = Compress("examples/digits/digits_cnn.onnx", recipe("distill: {decay: cosin}"), D("out"));
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.output.find("option 'decay' = 'cosin': expected one of cosine, linear, constant"), std::string::npos)
+      << r.output;
+  // No data option and no calibration data: nothing to train on.
+  r = Compress("examples/digits/digits_cnn.onnx", recipe("distill: {steps: 3}"), D("out"));
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.output.find("the distill step needs training data"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(D("out/report.json")));
+  // A training file that does not feed the model.
+  r = Compress("examples/digits/digits_cnn.onnx",
+               recipe("distill: {steps: 3, data: examples/digits/expected.npz}"), D("out"));
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.output.find("expected.npz"), std::string::npos) << r.output;
+  // Outside compress it is not a pass.
+  r = RunCommand(ShellQuote(CliPath()) + " apply " + ShellQuote(kSource + "/examples/digits/digits_cnn.onnx") +
+                 " --passes distill -o " + ShellQuote(D("x.onnx")));
+  EXPECT_NE(r.rc, 0);
+  EXPECT_EQ(r.output.find("Segmentation"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace edgepress
