@@ -2,7 +2,8 @@
 // data: the shipped examples/digits/prune_distill_int8.yaml (prune 50% -> distill ->
 // int8) recovers what pruning cost, measured against the same recipe without the step;
 // the report shows the step (JSON details, Markdown section, HTML table and loss chart);
-// tuning steps override its options; a TorchScript model is its own teacher; and bad
+// tuning steps override its options; a fake-quant step exports what it trained; a
+// TorchScript model is its own teacher; and bad
 // step options fail with the recipe's file and line before any work.
 #include <gtest/gtest.h>
 
@@ -132,6 +133,34 @@ TEST_F(CompressDistill, TuningStepsOverrideTheStepsOptions) {
   const Json* step = Step(j, "distill");  // the chosen trial's passes
   ASSERT_NE(step, nullptr);
   EXPECT_EQ((*step)["stats"]["steps"], 180);
+}
+
+// Distillation-aware quantization inside compress: the step trains through the ternary
+// grid, quantize-weights {bits: 8} stores the three values per channel exactly, and the
+// artifact's native top-1 is what the step measured on its fake-quantized student.
+TEST_F(CompressDistill, TernaryFakeQuantStepExportsWhatItTrained) {
+  std::string recipe = Write("ternary.yaml",
+                             "extends: base\n"
+                             "budgets: {max_accuracy_drop: 0.02}\n"
+                             "pipeline:\n"
+                             "  - fold-batchnorm\n"
+                             "  - distill: {data: examples/digits/train.npz, steps: 300, warmup: 10,"
+                             " fake-quant: ternary}\n"
+                             "  - quantize-weights: {bits: 8}\n"
+                             "evaluation: {data: examples/digits/eval.npz}\n"
+                             "tuning: {allow_slower: true}\n");
+  RunResult r = Compress("examples/digits/digits_cnn.onnx", recipe, D("out"));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  Json j = Json::parse(ReadFileToString(D("out/report.json")));
+  const Json* step = Step(j, "distill");
+  ASSERT_NE(step, nullptr);
+  EXPECT_EQ((*step)["stats"]["fake-quantized-weights"], 47376);  // 3 Conv + 2 Gemm weights
+  const Json& d = (*step)["details"]["distill"];
+  // "before" is the post-training ternary model (evaluation runs fake-quantized).
+  const double ptq = d["before"]["top1"], qat = d["after"]["top1"];
+  EXPECT_LT(ptq, j["baseline"]["metric"].get<double>() - 0.02);
+  EXPECT_GT(qat, ptq + 0.02);
+  EXPECT_NEAR(j["compressed"]["metric"].get<double>(), qat, 1.5 / 360);
 }
 
 TEST_F(CompressDistill, TorchScriptModelIsItsOwnTeacher) {
