@@ -1,5 +1,6 @@
 #include "distill/fake_quant.h"
 
+#include <cfloat>
 #include <cmath>
 #include <set>
 
@@ -25,8 +26,8 @@ std::vector<float> Logical(const ir::Tensor& w, const FakeQuantTarget& t, int64_
     for (int64_t n = 0; n < N; ++n) out[k * N + n] = t.transposed ? src[n * K + k] : src[k * N + n];
   return out;
 }
-ir::Tensor FromLogical(const std::vector<float>& m, const ir::Tensor& like, const FakeQuantTarget& t,
-                       int64_t K, int64_t N) {
+ir::Tensor FromLogical(const std::vector<float>& m, const ir::Tensor& like,
+                       const FakeQuantTarget& t, int64_t K, int64_t N) {
   ir::Tensor out(ir::DType::kFloat32, like.shape());
   float* dst = out.mutable_data<float>();
   for (int64_t k = 0; k < K; ++k)
@@ -67,10 +68,14 @@ FakeQuantMode ParseFakeQuantMode(const std::string& text) {
 
 const char* FakeQuantModeName(FakeQuantMode mode) {
   switch (mode) {
-    case FakeQuantMode::kNone: return "none";
-    case FakeQuantMode::kInt8: return "int8";
-    case FakeQuantMode::kInt4: return "int4";
-    case FakeQuantMode::kTernary: return "ternary";
+    case FakeQuantMode::kNone:
+      return "none";
+    case FakeQuantMode::kInt8:
+      return "int8";
+    case FakeQuantMode::kInt4:
+      return "int4";
+    case FakeQuantMode::kTernary:
+      return "ternary";
   }
   return "?";
 }
@@ -88,6 +93,13 @@ std::vector<FakeQuantTarget> FindFakeQuantTargets(const ir::Graph& g) {
     if (t->dtype() != ir::DType::kFloat32 || t->numel() == 0) continue;
     FakeQuantTarget ft;
     ft.weight = w->name();
+    if (n->input(0)) ft.input = n->input(0)->name();
+    const ir::Value* b = n->num_inputs() > 2 ? n->input(2) : nullptr;
+    if (b && b->is_initializer() && b->initializer()->dtype() == ir::DType::kFloat32 &&
+        b->initializer()->rank() == 1 &&
+        (op == "Conv" ||
+         (op == "Gemm" && n->attr_float("alpha", 1.f) == 1.f && n->attr_float("beta", 1.f) == 1.f)))
+      ft.bias = b->name();
     if (op == "Conv") {
       if (t->rank() < 3) continue;
       ft.kind = Kind::kConv;
@@ -107,6 +119,50 @@ std::vector<FakeQuantTarget> FindFakeQuantTargets(const ir::Graph& g) {
       ft.int4 = ok;
     }
     out.push_back(ft);
+  }
+  return out;
+}
+
+std::vector<ActivationQuant> ActivationQuantsOf(const ir::Model& qdq) {
+  std::vector<ActivationQuant> out;
+  for (const ir::Node* n : qdq.graph->nodes()) {
+    if (n->op_type() != "QuantizeLinear" || !n->domain().empty() || n->num_inputs() < 3) continue;
+    const ir::Value *x = n->input(0), *scale = n->input(1), *zp = n->input(2);
+    if (!x || x->is_initializer() || !scale || !scale->is_initializer() || !zp ||
+        !zp->is_initializer())
+      continue;
+    const ir::Tensor &s = *scale->initializer(), &z = *zp->initializer();
+    if (s.numel() != 1 || z.numel() != 1 || s.dtype() != ir::DType::kFloat32) continue;
+    ActivationQuant a;
+    a.value = x->name();
+    a.scale = s.data<float>()[0];
+    if (z.dtype() == ir::DType::kUInt8) {
+      a.zero_point = z.data<uint8_t>()[0];
+    } else if (z.dtype() == ir::DType::kInt8) {
+      a.zero_point = z.data<int8_t>()[0];
+      a.qmin = -128;
+      a.qmax = 127;
+    } else {
+      continue;
+    }
+    out.push_back(a);
+  }
+  return out;
+}
+
+ir::Tensor FakeQuantizeBias(const ir::Tensor& b, const ir::Tensor& w, const FakeQuantTarget& t,
+                            float sx) {
+  const int axis = t.kind == Kind::kGemm && !t.transposed ? 1 : t.kind == Kind::kMatMul ? 1 : 0;
+  const ir::Tensor sw =
+      passes::quant::QuantizeWeightPerChannel(w, axis, /*symmetric=*/true, t.weight).scale;
+  if (static_cast<int64_t>(sw.numel()) != b.shape()[0]) return b;
+  ir::Tensor out = b;  // copy on write
+  float* v = out.mutable_data<float>();
+  for (int64_t c = 0; c < b.shape()[0]; ++c) {
+    // The float product and the double division of quantize-static's QuantizeBias.
+    const float s = sx * sw.data<float>()[c];
+    if (!(s >= FLT_MIN) || !std::isfinite(s)) return b;  // the pass keeps that bias float
+    v[c] = static_cast<float>(std::nearbyint(static_cast<double>(v[c]) / s)) * s;
   }
   return out;
 }

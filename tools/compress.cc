@@ -575,7 +575,7 @@ eval::Report RunCompress(const CompressOptions& o, Progress& progress) {
         progress.Log("  " + line);
       };
       for (const auto& st : steps) {
-        auto r = IsDistillStep(st.pass) ? std::vector{RunDistillStep(*m, st, distill_ctx)}
+        auto r = IsDistillStep(st.pass) ? std::vector{RunDistillStep(*m, st, steps, distill_ctx)}
                                         : passes::RunPipeline(*m, {st}, ctx, /*verify=*/true);
         runs.insert(runs.end(), r.begin(), r.end());
         const auto& last = runs.back();

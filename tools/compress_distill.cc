@@ -40,8 +40,8 @@ const passes::PassInfo& DistillStepInfo() {
           Opt("clip-norm", T::kFloat, "1", "gradient-norm clipping (0: off)", {}, 0, 1e9),
           Opt("temperature", T::kFloat, "2", "softmax temperature of the KL loss", {}, 1e-6, 1e6),
           Opt("alpha-kd", T::kFloat, "1", "weight of the KL loss on softened logits", {}, 0, 1e6),
-          Opt("alpha-ce", T::kFloat, "1", "weight of the hard-label loss (data with labels)", {},
-              0, 1e6),
+          Opt("alpha-ce", T::kFloat, "1", "weight of the hard-label loss (data with labels)", {}, 0,
+              1e6),
           Opt("alpha-hidden", T::kFloat, "1", "weight of the layer-map MSE", {}, 0, 1e6),
           Opt("layer-map", T::kStringList, "",
               "intermediate values to match, teacher_value:student_value"),
@@ -59,10 +59,23 @@ const passes::PassInfo& DistillStepInfo() {
               {"none", "int8", "int4", "ternary"}),
           Opt("group-size", T::kInt, "32", "fake-quant int4: weights per block along K", {}, 16,
               256),
+          Opt("prune-to", T::kFloat, "0",
+              "gradual magnitude pruning to this sparsity per layer on a cubic schedule (0: off)",
+              {}, 0, 0.99),
+          Opt("prune-start", T::kInt, "0", "gradual pruning: first pruning step", {}, 0, 1e9),
+          Opt("prune-end", T::kInt, "0",
+              "gradual pruning: step the final sparsity is reached (0: 3/4 of the steps)", {}, 0,
+              1e9),
+          Opt("prune-every", T::kInt, "10", "gradual pruning: steps between pruning steps", {}, 1,
+              1e9),
+          Opt("fake-quant-activations", T::kBool, "false",
+              "also fake-quantize activations with the ranges of the quantize-static step "
+              "that follows (calibrated on the student before training)"),
           Opt("threads", T::kInt, "1", "LibTorch intra-op threads", {}, 1, 1024),
           Opt("device", T::kString, "cpu", "cpu, cuda or cuda:N"),
       },
-      {"steps", "train-samples", "masked-weights", "fake-quantized-weights"},
+      {"steps", "train-samples", "masked-weights", "fake-quantized-weights",
+       "fake-quantized-activations", "pruned-weights"},
       /*needs_data=*/false};
   return info;
 }
@@ -106,6 +119,7 @@ void CheckDistillSteps(const std::vector<passes::PipelineStep>& steps, const std
 }
 
 passes::PassRun RunDistillStep(ir::Model& student, const passes::PipelineStep& step,
+                               const std::vector<passes::PipelineStep>& pipeline,
                                const DistillStepContext& c) {
   const passes::PassOptions o = passes::ParseOptions(DistillStepInfo(), step.options);
   passes::PassRun run;
@@ -113,6 +127,7 @@ passes::PassRun RunDistillStep(ir::Model& student, const passes::PipelineStep& s
   run.options = o.values();
 #ifndef EDGEPRESS_HAVE_DISTILL
   (void)student;
+  (void)pipeline;
   (void)c;
   ThrowUnsupported("distill step: this edgepress was built without LibTorch");
 #else
@@ -132,12 +147,17 @@ passes::PassRun RunDistillStep(ir::Model& student, const passes::PipelineStep& s
   d.alpha_ce = o.GetFloat("alpha-ce");
   d.alpha_hidden = o.GetFloat("alpha-hidden");
   std::string map;
-  for (const std::string& pair : o.GetStringList("layer-map")) map += (map.empty() ? "" : ",") + pair;
+  for (const std::string& pair : o.GetStringList("layer-map"))
+    map += (map.empty() ? "" : ",") + pair;
   if (!map.empty()) d.layer_map = distill::ParseLayerMap(map, "distill step: layer-map");
   d.shuffle_buffer = o.GetInt("shuffle-buffer");
   d.eval_every = o.GetInt("eval-every");
   d.keep_best = o.GetBool("keep-best");
   d.fixed_masks = o.GetBool("fixed-masks");
+  d.prune_to = o.GetFloat("prune-to");
+  d.prune_start = o.GetInt("prune-start");
+  d.prune_end = o.GetInt("prune-end");
+  d.prune_every = o.GetInt("prune-every");
   d.fake_quant = o.GetString("fake-quant");
   d.fake_quant_group = o.GetInt("group-size");
   d.threads = static_cast<int>(o.GetInt("threads"));
@@ -152,11 +172,31 @@ passes::PassRun RunDistillStep(ir::Model& student, const passes::PipelineStep& s
   // function-preserving cleanup).
   passes::PassContext pctx;
   pctx.seed = c.seed;
-  const auto cleanup = passes::ParsePipeline(
-      "fold-constants,remove-identity,fold-batchnorm,eliminate-dead-nodes");
+  const auto cleanup =
+      passes::ParsePipeline("fold-constants,remove-identity,fold-batchnorm,eliminate-dead-nodes");
   std::shared_ptr<ir::Model> teacher = c.teacher->Clone();
   passes::RunPipeline(*teacher, cleanup, pctx, /*verify=*/false);
   passes::RunPipeline(student, cleanup, pctx, /*verify=*/true);
+  if (o.GetBool("fake-quant-activations")) {
+    // The activation ranges the export will use: the quantize-static step after this one,
+    // run on a copy of the student as it is now.
+    const passes::PipelineStep* qs = nullptr;
+    bool after = false;
+    for (const auto& st : pipeline) {
+      if (&st == &step)
+        after = true;
+      else if (after && !qs && st.pass == "quantize-static")
+        qs = &st;
+    }
+    if (!qs)
+      ThrowInvalid("distill step: fake-quant-activations needs a quantize-static step after it");
+    std::unique_ptr<ir::Model> qdq = student.Clone();
+    passes::PassContext qctx;
+    qctx.seed = c.seed;
+    if (!c.calib.empty()) qctx.data_files = {c.calib};
+    passes::RunPipeline(*qdq, {*qs}, qctx, /*verify=*/false);
+    d.activation_quant = distill::ActivationQuantsOf(*qdq);
+  }
   // Distill() trains the student in place; the pipeline keeps owning it.
   std::shared_ptr<ir::Model> shared(&student, [](ir::Model*) {});
 
@@ -182,6 +222,8 @@ passes::PassRun RunDistillStep(ir::Model& student, const passes::PipelineStep& s
   run.stats["train-samples"] = r.train_samples;
   run.stats["masked-weights"] = r.masked_weights;
   run.stats["fake-quantized-weights"] = r.fake_quantized;
+  run.stats["fake-quantized-activations"] = r.fake_quantized_activations;
+  run.stats["pruned-weights"] = r.pruned_weights;
   nlohmann::ordered_json details;
   nlohmann::json summary = nlohmann::json::parse(distill::ResultJson(r));
   summary["data"] = data;

@@ -45,9 +45,12 @@ struct DistillStepContext {
 void CheckDistillSteps(const std::vector<passes::PipelineStep>& steps, const std::string& calib,
                        const std::string& where);
 
-// Trains `student` in place. The record's details hold the teacher's and the student's
-// accuracy before and after, the training time and the loss curve (JSON object "distill").
+// Trains `student` in place. `step` is an element of `pipeline`, the trial's steps (where
+// fake-quant-activations finds the quantize-static step after it). The record's details
+// hold the teacher's and the student's accuracy before and after, the training time and
+// the loss curve (JSON object "distill").
 passes::PassRun RunDistillStep(ir::Model& student, const passes::PipelineStep& step,
+                               const std::vector<passes::PipelineStep>& pipeline,
                                const DistillStepContext& ctx);
 
 }  // namespace edgepress::tools

@@ -33,7 +33,8 @@ const std::string kRecipe = "examples/digits/prune_distill_int8.yaml";
 class CompressDistill : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (CliPath().empty() || !fs::exists(CliPath())) GTEST_SKIP() << "the edgepress CLI was not built";
+    if (CliPath().empty() || !fs::exists(CliPath()))
+      GTEST_SKIP() << "the edgepress CLI was not built";
     dir_ = fs::path(::testing::TempDir()) / "compress_distill" /
            ::testing::UnitTest::GetInstance()->current_test_info()->name();
     fs::remove_all(dir_);
@@ -42,8 +43,8 @@ class CompressDistill : public ::testing::Test {
   // Runs from the source root: the example recipe's data paths are relative to it.
   RunResult Compress(const std::string& model, const std::string& recipe, const std::string& out) {
     return RunCommand("cd " + ShellQuote(kSource) + " && " + ShellQuote(CliPath()) + " compress " +
-                      ShellQuote(model) + " --recipe " + ShellQuote(recipe) + " -o " + ShellQuote(out) +
-                      " -q");
+                      ShellQuote(model) + " --recipe " + ShellQuote(recipe) + " -o " +
+                      ShellQuote(out) + " -q");
   }
   std::string D(const std::string& name) const { return (dir_ / name).string(); }
   std::string Write(const std::string& name, const std::string& text) const {
@@ -71,13 +72,15 @@ TEST_F(CompressDistill, ShippedDigitsRecipeRecoversWhatPruningCost) {
   // The pruned half of the weights stayed zero through training.
   EXPECT_GT((*step)["stats"]["masked-weights"].get<int64_t>(), 23000);
   const Json& d = (*step)["details"]["distill"];
-  const double teacher = d["teacher"]["top1"], before = d["before"]["top1"], after = d["after"]["top1"];
+  const double teacher = d["teacher"]["top1"], before = d["before"]["top1"],
+               after = d["after"]["top1"];
   EXPECT_NEAR(teacher, j["baseline"]["metric"].get<double>(), 1e-9);  // same model, same data
   EXPECT_LT(before, teacher - 0.02);  // pruning 50% cost this CNN points
   EXPECT_GT(after, before + 0.02);
   EXPECT_GT(d["seconds"].get<double>(), 0);
   ASSERT_GE(d["loss_curve"].size(), 10u);
-  EXPECT_LT(d["loss_curve"].back()["loss"].get<double>(), d["loss_curve"][0]["loss"].get<double>() / 4);
+  EXPECT_LT(d["loss_curve"].back()["loss"].get<double>(),
+            d["loss_curve"][0]["loss"].get<double>() / 4);
   const double with = j["compressed"]["metric"];
 
   // The same recipe without the distill step: the pruned, quantized candidate.
@@ -105,7 +108,8 @@ TEST_F(CompressDistill, ShippedDigitsRecipeRecoversWhatPruningCost) {
   // compress --baseline reads the details back.
   eval::Report back = eval::ReportFromJson(text, "report.json");
   bool found = false;
-  for (const auto& p : back.passes) found |= p.pass == "distill" && p.details.find("loss_curve") != std::string::npos;
+  for (const auto& p : back.passes)
+    found |= p.pass == "distill" && p.details.find("loss_curve") != std::string::npos;
   EXPECT_TRUE(found);
 }
 
@@ -139,16 +143,17 @@ TEST_F(CompressDistill, TuningStepsOverrideTheStepsOptions) {
 // grid, quantize-weights {bits: 8} stores the three values per channel exactly, and the
 // artifact's native top-1 is what the step measured on its fake-quantized student.
 TEST_F(CompressDistill, TernaryFakeQuantStepExportsWhatItTrained) {
-  std::string recipe = Write("ternary.yaml",
-                             "extends: base\n"
-                             "budgets: {max_accuracy_drop: 0.02}\n"
-                             "pipeline:\n"
-                             "  - fold-batchnorm\n"
-                             "  - distill: {data: examples/digits/train.npz, steps: 300, warmup: 10,"
-                             " fake-quant: ternary}\n"
-                             "  - quantize-weights: {bits: 8}\n"
-                             "evaluation: {data: examples/digits/eval.npz}\n"
-                             "tuning: {allow_slower: true}\n");
+  std::string recipe =
+      Write("ternary.yaml",
+            "extends: base\n"
+            "budgets: {max_accuracy_drop: 0.02}\n"
+            "pipeline:\n"
+            "  - fold-batchnorm\n"
+            "  - distill: {data: examples/digits/train.npz, steps: 300, warmup: 10,"
+            " fake-quant: ternary}\n"
+            "  - quantize-weights: {bits: 8}\n"
+            "evaluation: {data: examples/digits/eval.npz}\n"
+            "tuning: {allow_slower: true}\n");
   RunResult r = Compress("examples/digits/digits_cnn.onnx", recipe, D("out"));
   ASSERT_EQ(r.rc, 0) << r.output;
   Json j = Json::parse(ReadFileToString(D("out/report.json")));
@@ -161,6 +166,43 @@ TEST_F(CompressDistill, TernaryFakeQuantStepExportsWhatItTrained) {
   EXPECT_LT(ptq, j["baseline"]["metric"].get<double>() - 0.02);
   EXPECT_GT(qat, ptq + 0.02);
   EXPECT_NEAR(j["compressed"]["metric"].get<double>(), qat, 1.5 / 360);
+}
+
+// int8 weights and activations: the step calibrates with the quantize-static step that
+// follows it, trains through both grids, and the artifact measures what the step measured.
+TEST_F(CompressDistill, Int8FakeQuantWithActivationsMatchesQuantizeStatic) {
+  std::string recipe = Write("int8.yaml",
+                             "extends: base\n"
+                             "pipeline:\n"
+                             "  - fold-batchnorm\n"
+                             "  - prune-magnitude: {sparsity: 0.5}\n"
+                             "  - distill: {data: examples/digits/train.npz, steps: 120, lr: 0.002,"
+                             " fake-quant: int8, fake-quant-activations: true}\n"
+                             "  - quantize-static: {method: minmax}\n"
+                             "calibration: {data: examples/digits/calib.npz}\n"
+                             "evaluation: {data: examples/digits/eval.npz}\n"
+                             "tuning: {allow_slower: true}\n");
+  RunResult r = Compress("examples/digits/digits_cnn.onnx", recipe, D("out"));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  Json j = Json::parse(ReadFileToString(D("out/report.json")));
+  const Json* step = Step(j, "distill");
+  ASSERT_NE(step, nullptr);
+  EXPECT_EQ((*step)["stats"]["fake-quantized-activations"], 6);
+  const Json& d = (*step)["details"]["distill"];
+  EXPECT_GT(d["after"]["top1"].get<double>(), d["before"]["top1"].get<double>() + 0.02);
+  EXPECT_NEAR(j["compressed"]["metric"].get<double>(), d["after"]["top1"].get<double>(), 1.5 / 360);
+  // Without a quantize-static after it there are no ranges to train with.
+  std::string bad = Write(
+      "bad.yaml",
+      "extends: base\n"
+      "pipeline:\n"
+      "  - distill: {data: examples/digits/train.npz, steps: 2, fake-quant-activations: true}\n"
+      "evaluation: {data: examples/digits/eval.npz}\n");
+  r = Compress("examples/digits/digits_cnn.onnx", bad, D("bad"));
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.output.find("fake-quant-activations needs a quantize-static step after it"),
+            std::string::npos)
+      << r.output;
 }
 
 TEST_F(CompressDistill, TorchScriptModelIsItsOwnTeacher) {
@@ -180,17 +222,21 @@ TEST_F(CompressDistill, TorchScriptModelIsItsOwnTeacher) {
 
 TEST_F(CompressDistill, BadStepOptionsFailBeforeAnyWork) {
   auto recipe = [&](const std::string& step) {
-    return Write("bad.yaml", "extends: base\npipeline:\n  - prune-magnitude: {sparsity: 0.5}\n  - " + step +
-                                 "\nevaluation: {data: examples/digits/eval.npz}\n");
+    return Write("bad.yaml",
+                 "extends: base\npipeline:\n  - prune-magnitude: {sparsity: 0.5}\n  - " + step +
+                     "\nevaluation: {data: examples/digits/eval.npz}\n");
   };
-  RunResult r = Compress("examples/digits/digits_cnn.onnx", recipe("distill: {stepz: 3}"), D("out"));
+  RunResult r =
+      Compress("examples/digits/digits_cnn.onnx", recipe("distill: {stepz: 3}"), D("out"));
   EXPECT_EQ(r.rc, 1);
-  EXPECT_NE(r.output.find("bad.yaml:4:15: pass 'distill' has no option 'stepz' (did you mean 'steps'?)"),
-            std::string::npos)
+  EXPECT_NE(
+      r.output.find("bad.yaml:4:15: pass 'distill' has no option 'stepz' (did you mean 'steps'?)"),
+      std::string::npos)
       << r.output;
   r = Compress("examples/digits/digits_cnn.onnx", recipe("distill: {decay: cosin}"), D("out"));
   EXPECT_EQ(r.rc, 1);
-  EXPECT_NE(r.output.find("option 'decay' = 'cosin': expected one of cosine, linear, constant"), std::string::npos)
+  EXPECT_NE(r.output.find("option 'decay' = 'cosin': expected one of cosine, linear, constant"),
+            std::string::npos)
       << r.output;
   // No data option and no calibration data: nothing to train on.
   r = Compress("examples/digits/digits_cnn.onnx", recipe("distill: {steps: 3}"), D("out"));
@@ -203,7 +249,8 @@ TEST_F(CompressDistill, BadStepOptionsFailBeforeAnyWork) {
   EXPECT_EQ(r.rc, 1);
   EXPECT_NE(r.output.find("expected.npz"), std::string::npos) << r.output;
   // Outside compress it is not a pass.
-  r = RunCommand(ShellQuote(CliPath()) + " apply " + ShellQuote(kSource + "/examples/digits/digits_cnn.onnx") +
+  r = RunCommand(ShellQuote(CliPath()) + " apply " +
+                 ShellQuote(kSource + "/examples/digits/digits_cnn.onnx") +
                  " --passes distill -o " + ShellQuote(D("x.onnx")));
   EXPECT_NE(r.rc, 0);
   EXPECT_EQ(r.output.find("Segmentation"), std::string::npos) << r.output;
