@@ -205,6 +205,22 @@ TEST_F(CompressDistill, Int8FakeQuantWithActivationsMatchesQuantizeStatic) {
       << r.output;
 }
 
+// The shipped gradual-pruning recipe: the dense model is pruned to 50% per layer while it
+// distills, then quantized to int8, within half a point of the original.
+TEST_F(CompressDistill, ShippedGradualPruningRecipeKeepsTheTeachersAccuracy) {
+  RunResult r = Compress("examples/digits/digits_cnn.onnx",
+                         "examples/digits/gradual_prune_int8.yaml", D("out"));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  Json j = Json::parse(ReadFileToString(D("out/report.json")));
+  const Json* step = Step(j, "distill");
+  ASSERT_NE(step, nullptr);
+  const int64_t weights = 16 * 9 + 32 * 16 * 9 + 32 * 32 * 9 + 64 * 512 + 10 * 64;
+  EXPECT_EQ((*step)["stats"]["pruned-weights"], weights / 2);  // every layer has an even count
+  EXPECT_LE(j["compressed"]["nonzero_params"].get<int64_t>(),
+            j["baseline"]["params"].get<int64_t>() - weights / 2);
+  EXPECT_GE(j["compressed"]["metric"].get<double>(), j["baseline"]["metric"].get<double>() - 0.005);
+}
+
 TEST_F(CompressDistill, TorchScriptModelIsItsOwnTeacher) {
   std::string skip;
   ASSERT_EQ(test_util::EnsureTorchScriptFixture("digits_cnn", &skip), "");
