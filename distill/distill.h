@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "distill/fake_quant.h"
 #include "ir/graph.h"
 
 namespace edgepress::distill {
@@ -56,6 +57,9 @@ struct DistillOptions {
 
   // Evaluation and checkpoints.
   int64_t eval_every = 0;  // steps; 0: only before and after training
+  // Leave with the best evaluated weights (true) or the last ones (false). Selecting on the
+  // evaluation data makes its accuracy optimistic; compress's step keeps the last.
+  bool keep_best = true;
   int64_t eval_batch = 256;
   std::string checkpoint;  // path; empty: no checkpoints
   int64_t save_every = 0;  // steps; 0: only at the end (and at stop_after)
@@ -64,6 +68,22 @@ struct DistillOptions {
   int64_t log_every = 10;  // steps per point of the loss curve
 
   bool fixed_masks = true;
+
+  // Gradual magnitude pruning (Zhu & Gupta 2017): before step t in [prune_start, prune_end],
+  // every prune_every steps and at prune_end, each Conv/Gemm/MatMul weight is pruned to
+  // CubicSparsity(prune_to, prune_start, prune_end, t) by |w| within its layer; a pruned
+  // weight stays zero (its mask is fixed). prune_to 0: off. prune_end 0: 3/4 of the steps.
+  double prune_to = 0;
+  int64_t prune_start = 0, prune_end = 0, prune_every = 10;
+
+  // Distillation-aware quantization (distill/fake_quant.h): the Conv/Gemm/MatMul weights
+  // train through fake quantization with a straight-through estimator and leave on the
+  // export pass's grid. "none", "int8", "int4" or "ternary".
+  std::string fake_quant = "none";
+  int64_t fake_quant_group = 32;  // int4: weights per block along K (quantize-weights group-size)
+  // Activations fake-quantized with these fixed ranges (ActivationQuantsOf the student after
+  // quantize-static); values the student does not have are ignored.
+  std::vector<ActivationQuant> activation_quant;
 
   std::string device = "cpu";
   // How errors name the two models (their files).
@@ -91,6 +111,9 @@ struct DistillResult {
   int64_t steps = 0, total_steps = 0, resumed_from = 0;
   int64_t train_samples = 0;                   // in the training data (one epoch)
   int64_t masked_weights = 0;                  // weights held at zero
+  int64_t fake_quantized = 0;                  // weights trained through fake quantization
+  int64_t fake_quantized_activations = 0;      // values of the student fake-quantized
+  int64_t pruned_weights = 0;                  // zeros gradual pruning added
   double seconds = 0, samples_per_second = 0;  // this run's training loop
   bool finished = false;                       // false when stop_after ended the run early
 };
@@ -105,7 +128,8 @@ struct Callbacks {
 
 // Trains `student` against `teacher` on `train_files` (.npz files or folders of them),
 // evaluating on `eval_files` (may be empty). On return the student's initializers hold the
-// trained weights: the best evaluated ones when there is eval data, else the last.
+// trained weights: the best evaluated ones when there is eval data and keep_best, else the
+// last (and DistillResult::best is then the last evaluation).
 // The two models must have the same inputs; their first outputs are the logits.
 // Throws edgepress::Error naming the file or option for bad input (mismatched models,
 // missing arrays, a checkpoint of another run).

@@ -29,4 +29,11 @@ double LrSchedule::At(int64_t step) const {
   return min_lr + (peak - min_lr) * f;
 }
 
+double CubicSparsity(double final_sparsity, int64_t start, int64_t end, int64_t step) {
+  if (step <= start) return 0;
+  if (step >= end) return final_sparsity;
+  double p = static_cast<double>(step - start) / static_cast<double>(end - start);
+  return final_sparsity * (1.0 - (1.0 - p) * (1.0 - p) * (1.0 - p));
+}
+
 }  // namespace edgepress::distill

@@ -21,4 +21,9 @@ struct LrSchedule {
   double At(int64_t step) const;
 };
 
+// Gradual pruning's target sparsity before step `step` (Zhu & Gupta 2017): 0 up to `start`,
+// final * (1 - (1 - p)^3) with p = (step - start) / (end - start), `final` from `end` on.
+// Pruning early, while the weights can still adapt, and slowly near the end.
+double CubicSparsity(double final_sparsity, int64_t start, int64_t end, int64_t step);
+
 }  // namespace edgepress::distill

@@ -42,6 +42,9 @@ std::string ResultJson(const DistillResult& r) {
   j["train_samples"] = r.train_samples;
   j["labels"] = r.has_labels;
   j["masked_weights"] = r.masked_weights;
+  j["fake_quantized_weights"] = r.fake_quantized;
+  j["fake_quantized_activations"] = r.fake_quantized_activations;
+  j["pruned_weights"] = r.pruned_weights;
   j["seconds"] = r.seconds;
   j["samples_per_second"] = r.samples_per_second;
   nlohmann::json curve = nlohmann::json::array();

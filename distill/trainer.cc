@@ -8,6 +8,7 @@
 #include "distill/checkpoint.h"
 #include "distill/data_stream.h"
 #include "distill/distill.h"
+#include "distill/fake_quant.h"
 #include "distill/losses.h"
 #include "distill/schedule.h"
 #include "ir/error.h"
@@ -105,9 +106,32 @@ class Trainer {
     so.threads = o.threads;
     teacher_ = Create(teacher, so, o.teacher_name);
     so.train_all_float = true;
+    if (!o.activation_quant.empty()) {
+      for (const ActivationQuant& a : o.activation_quant)
+        if (student->graph->FindValue(a.value)) ++activations_;
+      if (activations_ == 0)
+        ThrowInvalid(o.student_name + ": none of the " + std::to_string(o.activation_quant.size()) +
+                     " quantized activations names a value of the student");
+      so.value_hook = ActivationFakeQuantHook(o.activation_quant);
+    }
     student_ = Create(student, so, o.student_name);
     if (student_->Parameters().empty())
       ThrowInvalid(o.student_name + " has no float weights to train");
+    fq_mode_ = ParseFakeQuantMode(o.fake_quant);
+    if (fq_mode_ != FakeQuantMode::kNone) {
+      if (o.fake_quant_group < 16 || (o.fake_quant_group & (o.fake_quant_group - 1)) != 0)
+        throw Error(ErrorCode::kUsage, "fake quantization group " +
+                                           std::to_string(o.fake_quant_group) +
+                                           ": expected a power of 2, at least 16");
+      std::vector<std::string> names = student_->ParameterNames();
+      for (const FakeQuantTarget& t : FindFakeQuantTargets(*student->graph)) {
+        auto it = std::find(names.begin(), names.end(), t.weight);
+        if (it != names.end()) fq_.emplace_back(static_cast<size_t>(it - names.begin()), t);
+      }
+      if (fq_.empty())
+        ThrowInvalid(o.student_name +
+                     " has no Conv, Gemm or MatMul float weights to fake-quantize");
+    }
   }
 
   DistillResult Run(const std::vector<std::string>& train_files,
@@ -136,6 +160,14 @@ class Trainer {
   EvalLog Evaluate(int64_t step, bool teacher_only = false);
   void LossTerms(const Batch& b, at::Tensor* total, double* kd, double* ce, double* hidden);
   std::string Fingerprint(int64_t samples) const;
+  // Fake quantization (straight-through): the quantized values replace the targets'
+  // weights for a forward/backward pass, and Restore() puts the float latents back before
+  // the optimizer steps them. Snap() leaves the weights quantized (the written model).
+  void Quantize(const std::vector<at::Tensor>& params);
+  void Restore(const std::vector<at::Tensor>& params);
+  // Gradual pruning: the prunable weights (parameter indices) and one pruning step.
+  std::vector<size_t> PrunableParams() const;
+  int64_t PruneTo(const std::vector<at::Tensor>& params, double sparsity);
 
   DistillOptions o_;
   Callbacks cb_;
@@ -147,7 +179,74 @@ class Trainer {
   std::unique_ptr<DataStream> eval_;
   bool has_labels_ = false;
   int64_t masked_ = 0;
+  int64_t activations_ = 0;  // student values fake-quantized
+  FakeQuantMode fq_mode_ = FakeQuantMode::kNone;
+  std::vector<std::pair<size_t, FakeQuantTarget>> fq_;  // parameter index, target
+  std::vector<std::pair<size_t, at::Tensor>> latent_;   // float values while quantized
 };
+
+void Trainer::Quantize(const std::vector<at::Tensor>& params) {
+  torch::NoGradGuard ng;
+  latent_.clear();
+  std::vector<std::string> names =
+      fq_.empty() ? std::vector<std::string>{} : student_->ParameterNames();
+  for (const auto& [i, t] : fq_) {
+    const at::Tensor& p = params[i];
+    latent_.emplace_back(i, p.detach().clone());
+    ir::Tensor q = FakeQuantize(runtime::torch_ops::FromTorch(p, ir::DType::kFloat32), t, fq_mode_,
+                                o_.fake_quant_group);
+    p.copy_(runtime::torch_ops::ToTorch(q, p.device()));
+    // With activation ranges, the bias takes quantize-static's int32 grid too.
+    auto sx = std::find_if(o_.activation_quant.begin(), o_.activation_quant.end(),
+                           [&](const ActivationQuant& a) { return a.value == t.input; });
+    auto b = std::find(names.begin(), names.end(), t.bias);
+    if (t.bias.empty() || sx == o_.activation_quant.end() || b == names.end()) continue;
+    const at::Tensor& bp = params[static_cast<size_t>(b - names.begin())];
+    latent_.emplace_back(static_cast<size_t>(b - names.begin()), bp.detach().clone());
+    ir::Tensor bq =
+        FakeQuantizeBias(runtime::torch_ops::FromTorch(bp, ir::DType::kFloat32), q, t, sx->scale);
+    bp.copy_(runtime::torch_ops::ToTorch(bq, bp.device()));
+  }
+}
+
+std::vector<size_t> Trainer::PrunableParams() const {
+  std::vector<size_t> out;
+  std::vector<std::string> names = student_->ParameterNames();
+  for (const FakeQuantTarget& t : FindFakeQuantTargets(*student_->model().graph)) {
+    auto it = std::find(names.begin(), names.end(), t.weight);
+    if (it != names.end()) out.push_back(static_cast<size_t>(it - names.begin()));
+  }
+  return out;
+}
+
+// Zeroes the smallest |w| of each prunable weight until floor(sparsity * n) are zero; the
+// already pruned (exact zeros, masked) sort first, so masks only grow. Returns the zeros
+// added. A stable sort makes ties (and so a resumed run) deterministic.
+int64_t Trainer::PruneTo(const std::vector<at::Tensor>& params, double sparsity) {
+  torch::NoGradGuard ng;
+  int64_t added = 0;
+  for (size_t i : PrunableParams()) {
+    const at::Tensor& p = params[i];
+    const int64_t k = static_cast<int64_t>(std::floor(sparsity * static_cast<double>(p.numel())));
+    at::Tensor mask = masks_[i].defined() ? masks_[i] : at::ones_like(p);
+    const int64_t zeros = p.numel() - mask.sum().item<int64_t>();
+    if (k <= zeros) continue;
+    at::Tensor order = std::get<1>(
+        at::sort(p.detach().abs().flatten().cpu(), c10::optional<bool>(true), 0, false));
+    at::Tensor flat = mask.flatten().cpu().clone();
+    flat.index_fill_(0, order.slice(0, 0, k), 0);
+    masks_[i] = flat.reshape(p.sizes()).to(p.device());
+    p.mul_(masks_[i]);
+    added += k - zeros;
+  }
+  return added;
+}
+
+void Trainer::Restore(const std::vector<at::Tensor>& params) {
+  torch::NoGradGuard ng;
+  for (const auto& [i, latent] : latent_) params[i].copy_(latent);
+  latent_.clear();
+}
 
 // The arrays feeding inputs must have the inputs' element types (the backend does not
 // convert): a float64 image for a float32 model is named here, not deep in a kernel.
@@ -233,6 +332,16 @@ void Trainer::LossTerms(const Batch& b, at::Tensor* total, double* kd, double* c
 }
 
 EvalLog Trainer::Evaluate(int64_t step, bool teacher_only) {
+  std::vector<at::Tensor> params = student_->Parameters();
+  if (!teacher_only) Quantize(params);  // the student is evaluated as it will be exported
+  struct Back {
+    Trainer* t;
+    std::vector<at::Tensor>* p;
+    bool on;
+    ~Back() {
+      if (on) t->Restore(*p);
+    }
+  } back{this, &params, !teacher_only};
   torch::NoGradGuard ng;
   EvalLog e;
   e.step = step;
@@ -265,10 +374,18 @@ std::string Trainer::Fingerprint(int64_t samples) const {
     << " clip=" << o_.clip_norm << " T=" << o_.temperature << " alpha=" << o_.alpha_kd << ","
     << o_.alpha_ce << "," << o_.alpha_hidden << " eval_every=" << o_.eval_every
     << " threads=" << o_.threads << " params=";
+  if (fq_mode_ != FakeQuantMode::kNone)
+    f << "fake_quant=" << FakeQuantModeName(fq_mode_) << "/" << o_.fake_quant_group << " ";
+  for (const ActivationQuant& a : o_.activation_quant)
+    f << "act=" << a.value << "/" << a.scale << "/" << a.zero_point << " ";
   std::vector<std::string> names = student_->ParameterNames();
   std::vector<at::Tensor> params = student_->Parameters();
   for (size_t i = 0; i < names.size(); ++i) f << names[i] << Shape(params[i]) << ";";
   for (const LayerPair& p : o_.layer_map) f << " map=" << p.teacher << ":" << p.student;
+  if (!o_.keep_best) f << " keep_best=0";
+  if (o_.prune_to > 0)
+    f << " prune=" << o_.prune_to << "/" << o_.prune_start << "/" << o_.prune_end << "/"
+      << o_.prune_every;  // absent when true: older checkpoints still match
   return f.str();
 }
 
@@ -310,6 +427,8 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
     masks_.push_back(mask);
   }
   r.masked_weights = masked_;
+  for (const auto& [i, t] : fq_) r.fake_quantized += params[i].numel();
+  r.fake_quantized_activations = activations_;
   std::vector<at::Tensor> trainables = params;
   for (const at::Tensor& p : projections_)
     if (p.defined()) trainables.push_back(p);
@@ -326,12 +445,33 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
   sched.Validate();
   r.total_steps = sched.total;
 
+  int64_t prune_end = o_.prune_end > 0 ? o_.prune_end : sched.total * 3 / 4;
+  if (o_.prune_to > 0) {
+    if (!(o_.prune_to < 1) || o_.prune_every < 1 || o_.prune_start < 0 ||
+        prune_end <= o_.prune_start || prune_end >= sched.total)
+      throw Error(ErrorCode::kUsage,
+                  "gradual pruning: need 0 < prune-to < 1, prune-every >= 1 and prune-start < "
+                  "prune-end < steps (" +
+                      std::to_string(o_.prune_start) + ", " + std::to_string(prune_end) + ", " +
+                      std::to_string(sched.total) + ")");
+    if (!o_.fixed_masks)
+      throw Error(ErrorCode::kUsage, "gradual pruning needs fixed masks (not --no-masks)");
+  }
   CheckpointState st;
   st.fingerprint = Fingerprint(train.size());
   std::vector<at::Tensor> best;
   if (eval_) r.teacher = Evaluate(0, /*teacher_only=*/true);
   if (!o_.resume.empty()) {
     st = LoadCheckpoint(o_.resume, st.fingerprint, trainables, best, opt);
+    if (o_.prune_to > 0) {
+      // Gradual pruning's masks are the exact zeros of the restored weights (a masked
+      // weight is exactly 0; an unmasked one reaching 0.0 exactly is not a practical case).
+      torch::NoGradGuard ng;
+      for (size_t i : PrunableParams()) {
+        at::Tensor keep = params[i].detach().ne(0).to(params[i].scalar_type());
+        if (keep.sum().item<int64_t>() < params[i].numel()) masks_[i] = keep;
+      }
+    }
     train.Seek(st.epoch, st.position);
     r.resumed_from = st.step;
     if (cb_.log) cb_.log("resumed " + o_.resume + " at step " + std::to_string(st.step));
@@ -354,7 +494,10 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
     EvalLog e = Evaluate(st.step);
     st.evals.push_back(e);
     if (cb_.on_eval) cb_.on_eval(e);
-    if (!st.has_best || Better(e, st.best)) {
+    if (!o_.keep_best) {
+      st.best = e;  // the last evaluation describes the weights written
+      st.has_best = true;
+    } else if (!st.has_best || Better(e, st.best)) {
       st.best = e;
       st.has_best = true;
       best.clear();
@@ -370,12 +513,18 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
     Clock::time_point t0 = Clock::now();
     double lr = sched.At(st.step);
     for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+    if (o_.prune_to > 0 && st.step >= o_.prune_start && st.step <= prune_end &&
+        ((st.step - o_.prune_start) % o_.prune_every == 0 || st.step == prune_end))
+      r.pruned_weights +=
+          PruneTo(params, CubicSparsity(o_.prune_to, o_.prune_start, prune_end, st.step));
     Batch b = ToBatch(train.Next(o_.batch_size), train, inputs_, o_.label);
     at::Tensor loss;
     double kd, ce, hidden;
+    Quantize(params);
     LossTerms(b, &loss, &kd, &ce, &hidden);
     opt.zero_grad();
     loss.backward();
+    Restore(params);  // the gradient at the quantized weights steps the latent ones (STE)
     {
       torch::NoGradGuard ng;
       for (size_t i = 0; i < params.size(); ++i)
@@ -419,10 +568,12 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
   r.curve = st.curve;
   r.evals = st.evals;
   r.best = st.has_best ? st.best : EvalLog{st.step, -1, 0};
-  if (eval_ && st.has_best) {
+  if (eval_ && st.has_best && o_.keep_best) {
     torch::NoGradGuard ng;
     for (size_t i = 0; i < best.size(); ++i) params[i].copy_(best[i]);
   }
+  Quantize(params);  // the written weights are on the export pass's grid
+  latent_.clear();
   student_->WriteBack();
   return r;
 }

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "eval/report_distill.h"
 #include "ir/error.h"
 
 namespace edgepress::eval {
@@ -604,6 +605,7 @@ std::string ReportToMarkdown(const Report& r) {
            (bu.passed ? "pass" : "**MISSED**: " + bu.Message()) + " |\n";
     s += "\n";
   }
+  s += DistillMarkdown(r);
   s += "## Passes\n\n| pass | changed | statistics |\n|---|---|---|\n";
   for (const auto& p : r.passes) {
     std::string st;
@@ -829,6 +831,7 @@ std::string ReportToHtml(const Report& r) {
            Esc(JoinKernels(rows[i].kernels)) + "</td></tr>\n";
     s += "</table>\n";
   }
+  s += DistillHtml(r);
   s += "<h2>Passes</h2>\n<table>\n<tr><th>pass</th><th>changed</th><th>statistics</th></tr>\n";
   for (const auto& p : r.passes) {
     std::string st;

@@ -47,7 +47,7 @@ void AddDistillCommand(CLI::App& app, Action& action) {
   struct Options {
     std::string teacher, student, from_teacher, out, layer_map;
     std::vector<std::string> data, eval;
-    bool quiet = false, json = false;
+    bool quiet = false, json = false, fq_activations = false;
 #ifdef EDGEPRESS_HAVE_DISTILL
     distill::DistillOptions d;
 #endif
@@ -114,6 +114,26 @@ void AddDistillCommand(CLI::App& app, Action& action) {
   cmd->add_flag(
       "!--no-masks", d.fixed_masks,
       "let zeros of the student's weights train (default: a pruned student keeps its zeros)");
+  cmd->add_option("--fake-quant", d.fake_quant,
+                  "distillation-aware quantization of Conv/Gemm/MatMul weights: none, int8, "
+                  "int4 or ternary (docs/distill.md)")
+      ->capture_default_str();
+  cmd->add_option("--prune-to", d.prune_to,
+                  "gradual magnitude pruning to this sparsity per layer (cubic schedule; 0: off)")
+      ->capture_default_str();
+  cmd->add_option("--prune-start", d.prune_start, "gradual pruning: first pruning step")
+      ->capture_default_str();
+  cmd->add_option("--prune-end", d.prune_end,
+                  "gradual pruning: step the final sparsity is reached (0: 3/4 of the steps)")
+      ->capture_default_str();
+  cmd->add_option("--prune-every", d.prune_every, "gradual pruning: steps between prunings")
+      ->capture_default_str();
+  cmd->add_flag("--fake-quant-activations", o->fq_activations,
+                "also fake-quantize activations with the ranges quantize-static (default "
+                "options) calibrates on --data for the student before training");
+  cmd->add_option("--fake-quant-group", d.fake_quant_group,
+                  "int4: weights per block along K (quantize-weights group-size)")
+      ->capture_default_str();
   cmd->add_option("--threads", d.threads,
                   "LibTorch intra-op threads (bitwise resume needs the same count)")
       ->capture_default_str();
@@ -155,6 +175,11 @@ void AddDistillCommand(CLI::App& app, Action& action) {
         }
       } else {
         student = Prepare(o->student, ctx);
+      }
+      if (o->fq_activations) {
+        std::unique_ptr<ir::Model> qdq = student->Clone();
+        passes::RunPipeline(*qdq, passes::ParsePipeline("quantize-static"), ctx, /*verify=*/false);
+        d.activation_quant = distill::ActivationQuantsOf(*qdq);
       }
       d.teacher_name = o->teacher;
       d.student_name = o->student.empty() ? o->teacher + " (" + o->from_teacher + ")" : o->student;

@@ -27,6 +27,7 @@
 #include "passes/registry.h"
 #include "tools/backend.h"
 #include "tools/compress_choice.h"
+#include "tools/compress_distill.h"
 #include "tools/compress_eval.h"
 #include "tools/model_io.h"
 #include "tools/progress.h"
@@ -63,7 +64,7 @@ std::string StepsText(const Steps& steps) {
 std::vector<std::vector<std::pair<std::string, std::string>>> Resolved(const Steps& steps) {
   std::vector<std::vector<std::pair<std::string, std::string>>> out;
   for (const auto& st : steps) {
-    const passes::PassEntry* e = passes::FindPass(st.pass);
+    const passes::PassEntry* e = FindCompressStep(st.pass);
     if (!e) passes::CreatePass(st.pass, {});  // throws "unknown pass ... did you mean"
     out.push_back(passes::ParseOptions(e->info, st.options).values());
   }
@@ -147,7 +148,8 @@ Plan ResolvePlan(const CompressOptions& o) {
   for (const auto& st : recipe.pipeline) p.pipeline.push_back({st.pass, st.options});
   Resolved(p.pipeline);  // unknown passes and bad options fail before any work
   bool needs_data = false;
-  for (const auto& st : p.pipeline) needs_data |= passes::FindPass(st.pass)->info.needs_data;
+  for (const auto& st : p.pipeline) needs_data |= FindCompressStep(st.pass)->info.needs_data;
+  CheckDistillSteps(p.pipeline, p.calib, recipe.path);
   if (needs_data && p.calib.empty())
     ThrowInvalid(recipe.path + ": the pipeline has a pass that needs calibration data; pass --calib or set calibration.data");
   const bool accuracy_budget = recipe.budgets.max_accuracy_drop || recipe.budgets.max_accuracy_drop_relative;
@@ -195,6 +197,7 @@ std::vector<TrialPlan> TrialPlans(const Recipe& recipe) {
 // writes the result with its provenance to `path`. Returns the pass runs.
 std::vector<passes::PassRun> RunTrialPipeline(const CompressOptions& o, const Plan& p,
                                               const ir::Model& original, const Steps& steps,
+                                              const DistillStepContext& distill_ctx,
                                               const eval::Report& rep, const std::string& path,
                                               Progress& progress) {
   std::vector<passes::PassRun> runs;
@@ -212,7 +215,8 @@ std::vector<passes::PassRun> RunTrialPipeline(const CompressOptions& o, const Pl
     progress.Log("  " + line);
   };
   for (const auto& st : steps) {
-    auto r = passes::RunPipeline(*m, {st}, ctx, /*verify=*/true);
+    auto r = IsDistillStep(st.pass) ? std::vector{RunDistillStep(*m, st, steps, distill_ctx)}
+                                    : passes::RunPipeline(*m, {st}, ctx, /*verify=*/true);
     runs.insert(runs.end(), r.begin(), r.end());
     const auto& last = runs.back();
     std::string stats;
@@ -250,6 +254,11 @@ TrialFiles RunTrials(const CompressOptions& o, const Plan& p, const ir::Model& o
   std::vector<std::vector<std::vector<std::pair<std::string, std::string>>>> run_pipelines;
   TrialFiles files;
   const int max_trials = std::max(1, p.recipe.tuning.max_trials);
+  // The distill step's teacher is the model as given; it evaluates on the recipe's data
+  // when that feeds the inputs by name.
+  const DistillStepContext distill_ctx{&original, o.model, p.calib,
+                                       p.recipe.evaluation.input.empty() ? p.eval_file : "",
+                                       p.recipe.evaluation.label, p.seed, &progress};
   for (size_t pi = 0; pi < plans.size(); ++pi) {
     const TrialPlan& plan = plans[pi];
     if (pi > 0) {
@@ -286,7 +295,7 @@ TrialFiles RunTrials(const CompressOptions& o, const Plan& p, const ir::Model& o
     const std::string path = (fs::path(outdir) / fmt::format(".trial-{}{}", t.index, ext)).string();
     std::vector<passes::PassRun> runs;
     try {
-      runs = RunTrialPipeline(o, p, original, steps, *rep, path, progress);
+      runs = RunTrialPipeline(o, p, original, steps, distill_ctx, *rep, path, progress);
     } catch (const Error& e) {
       if (t.index == 0) throw;  // the recipe as written must work
       t.error = e.what();

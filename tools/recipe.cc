@@ -24,6 +24,7 @@
 #include "ir/error.h"
 #include "ir/file_util.h"
 #include "passes/registry.h"
+#include "tools/compress_distill.h"
 
 namespace edgepress::tools {
 
@@ -276,12 +277,13 @@ class FileReader {
 
   // The pass named by `n`, or an error that says why there is none.
   const passes::PassEntry& Pass(const YAML::Node& n, const std::string& name) const {
-    if (const passes::PassEntry* e = passes::FindPass(name)) return *e;
+    if (const passes::PassEntry* e = FindCompressStep(name)) return *e;
     if (IsPlannedPass(name))
       Fail(n, "pass '" + name + "' does not exist yet (planned); `edgepress passes` lists the "
               "passes this version has");
     std::vector<std::string> names;
     for (const auto& e : passes::AllPasses()) names.push_back(e.info.name);
+    names.push_back("distill");  // the compress step (tools/compress_distill.h)
     std::string near = passes::Nearest(name, names);
     Fail(n, "unknown pass '" + name + "'" + (near.empty() ? "" : " (did you mean '" + near + "'?)") +
                 "; `edgepress passes` lists the passes this version has");
@@ -709,7 +711,7 @@ void CheckWhole(const Recipe& r, const Locations& loc) {
   for (size_t n = 1; n <= r.tuning.steps.size(); ++n) {
     for (const auto& s : PipelineAfterTuning(r, n)) {
       try {
-        passes::ParseOptions(passes::FindPass(s.pass)->info, s.options);
+        passes::ParseOptions(FindCompressStep(s.pass)->info, s.options);
       } catch (const Error& err) {
         ThrowInvalid(where(fmt::format("tuning.steps[{}]", n - 1)) + ": after tuning step " +
                      std::to_string(n) + ": " + err.what());
@@ -794,7 +796,7 @@ std::string RecipeToYaml(const Recipe& r) {
   // Lists of a pass's list-typed options are written as YAML lists again.
   auto option_value = [&](const std::string& pass, const std::string& option,
                           const std::string& value) {
-    const passes::PassEntry* e = passes::FindPass(pass);
+    const passes::PassEntry* e = FindCompressStep(pass);
     bool is_list = false;
     if (e)
       for (const auto& o : e->info.options)

@@ -7,6 +7,8 @@ with fixed seeds, so rerunning this script reproduces the committed files:
 
   digits_cnn.onnx   the float model (opset 13), input "image" [N,1,8,8], output "logits"
   calib.npz         200 training images for calibration     {"image"}
+  train.npz         the 1437 training images and labels      {"image", "label"}
+                    (training data of the distill recipe step, prune_distill_int8.yaml)
   eval.npz          360 held-out images and their labels     {"image", "label"}
   expected.npz      the model's logits on eval.npz (from torch) {"logits"}
 
@@ -72,6 +74,7 @@ def main():
                       dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
                       do_constant_folding=False)
     np.savez(os.path.join(out, "calib.npz"), image=x_train[:200])
+    np.savez(os.path.join(out, "train.npz"), image=x_train, label=y_train)
     np.savez(os.path.join(out, "eval.npz"), image=x_eval, label=y_eval)
     np.savez(os.path.join(out, "expected.npz"), logits=logits)
 

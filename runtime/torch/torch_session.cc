@@ -315,6 +315,7 @@ struct TorchSession::Impl {
   // Initializers of every graph (subgraphs included) as tensors on `device`.
   std::unordered_map<const ir::Value*, at::Tensor> weights;
   std::vector<const ir::Value*> trainable;  // in ParameterNames() order
+  std::shared_ptr<TorchValueHook> hook;
   // Main-graph node index after which a value is no longer read (for freeing early).
   std::unordered_map<const ir::Value*, size_t> last_use;
 
@@ -374,7 +375,7 @@ struct TorchSession::Impl {
                              " is not produced by the torch backend");
           continue;
         }
-        frame.values[v] = outs[o];
+        frame.values[v] = hook ? hook->Apply(*v, outs[o]) : outs[o];
       }
       // Free values of the main graph after their last reader (inference memory).
       if (keep) {
@@ -452,6 +453,7 @@ struct TorchSession::Impl {
         }
       }
       f.values[v] = t.device() == device ? t : t.to(device);
+      if (hook) f.values[v] = hook->Apply(*v, f.values[v]);
     }
     for (const ir::Value* v : g.inputs())
       if (!f.values.count(v) && !v->is_initializer())
@@ -487,6 +489,7 @@ std::unique_ptr<TorchSession> TorchSession::Create(std::shared_ptr<ir::Model> mo
   auto impl = std::make_unique<Impl>();
   impl->model = std::move(model);
   impl->device = ParseDevice(opts.device);
+  impl->hook = opts.value_hook;
   if (opts.threads > 0) at::set_num_threads(opts.threads);
   impl->device_name = impl->device.str();
   std::set<const ir::Value*> train;

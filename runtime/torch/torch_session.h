@@ -42,6 +42,15 @@ namespace edgepress::runtime {
 
 using TorchNamedTensors = std::vector<std::pair<std::string, ir::Tensor>>;
 
+// Sees every value as a node produces it (and each graph input as it is bound) and returns
+// the tensor later nodes read instead: distillation's fake quantization of activations
+// (distill/). Return `t` to leave a value as it is.
+class TorchValueHook {
+ public:
+  virtual ~TorchValueHook() = default;
+  virtual at::Tensor Apply(const ir::Value& value, const at::Tensor& t) = 0;
+};
+
 struct TorchSessionOptions {
   // "cpu", "cuda" or "cuda:N". CUDA without a usable GPU (or a CPU-only LibTorch) is an
   // Error(kUnsupported) from Create().
@@ -53,6 +62,7 @@ struct TorchSessionOptions {
   bool train_all_float = false;
   // Intra-op CPU threads (at::set_num_threads, process-wide); 0 keeps LibTorch's default.
   int threads = 0;
+  std::shared_ptr<TorchValueHook> value_hook;  // optional
 };
 
 class TorchSession {

@@ -143,6 +143,36 @@ TEST(DistillCli, StopAndResumeThroughTheCli) {
   EXPECT_EQ(ReadFileToString(whole), ReadFileToString(part));  // same bytes, same weights
 }
 
+// Distillation-aware quantization and gradual pruning through the CLI: int8 weights and
+// activations (ranges from quantize-static calibrated on --data) while the dense student is
+// pruned to 50%; the summary counts what was quantized and pruned, and the written model
+// has the zeros and weights on the int8 grid (quantize-weights leaves them unchanged).
+TEST(DistillCli, FakeQuantAndGradualPruningFlags) {
+  Fixture f = Data();
+  if (f.train.empty()) GTEST_SKIP() << test_util::kSklearnDigitsCsv << " is missing";
+  std::string out = f.dir + "/qat.onnx";
+  test_util::RunResult r = RunCommand(Distill(
+      kDigitsCnn, "--student " + ShellQuote(kDigitsCnn) + " --data " + ShellQuote(f.train) +
+                      " --eval " + ShellQuote(kDigitsEval) +
+                      " --steps 40 --fake-quant int8 --fake-quant-activations --prune-to 0.5 "
+                      "--prune-end 30 --json -o " +
+                      ShellQuote(out)));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  nlohmann::json j = nlohmann::json::parse(r.output);
+  const int64_t weights = 16 * 9 + 32 * 16 * 9 + 32 * 32 * 9 + 64 * 512 + 10 * 64;
+  EXPECT_EQ(j["fake_quantized_weights"], weights);
+  EXPECT_EQ(j["fake_quantized_activations"], 6);
+  EXPECT_EQ(j["pruned_weights"], weights / 2);
+  // The written student measures natively what the trainer measured fake-quantized (its
+  // int8 weights are the model's float weights; only activations are simulated there).
+  EXPECT_NEAR(NativeTop1(out), j["after"]["top1"].get<double>(), 3.5 / 360);
+  r = RunCommand(Distill(kDigitsCnn, "--student " + ShellQuote(kDigitsCnn) + " --data " +
+                                         ShellQuote(f.train) +
+                                         " --steps 4 --fake-quant int3 -q -o " + ShellQuote(out)));
+  EXPECT_EQ(r.rc, 2) << r.output;
+  EXPECT_NE(r.output.find("'int3'"), std::string::npos) << r.output;
+}
+
 TEST(DistillCli, ErrorsNameTheFileOrOption) {
   Fixture f = Data();
   if (f.train.empty()) GTEST_SKIP() << test_util::kSklearnDigitsCsv << " is missing";

@@ -285,8 +285,10 @@ TEST_F(RecipeTest, PipelinePassesAndOptionsAreChecked) {
   EXPECT_EQ(ErrorOf("pipeline:\n  - prune-magnitud\n"),
             At(2, 5) + "unknown pass 'prune-magnitud' (did you mean 'prune-magnitude'?); "
                        "`edgepress passes` lists the passes this version has");
-  EXPECT_EQ(ErrorOf("pipeline:\n  - distill\n"),
-            At(2, 5) + "pass 'distill' does not exist yet (planned); `edgepress passes` lists "
+  // The compress step `distill` (tools/compress_distill.h) validates like a pass.
+  EXPECT_EQ(ErrorOf("pipeline:\n  - distill: {data: t.npz, steps: 10, layer-map: [a:b]}\n"), "");
+  EXPECT_EQ(ErrorOf("pipeline:\n  - distil\n"),
+            At(2, 5) + "unknown pass 'distil' (did you mean 'distill'?); `edgepress passes` lists "
                        "the passes this version has");
   EXPECT_EQ(ErrorOf("pipeline:\n  - quantize-static: {methd: entropy}\n"),
             At(2, 23) + "pass 'quantize-static' has no option 'methd' (did you mean 'method'?)");

@@ -135,10 +135,11 @@ TEST_F(RecipesCliTest, ValidateExitCodesAndMessages) {
             std::string::npos)
       << r.output;
 
-  std::string planned = Write("planned.yaml", "pipeline:\n  - distill\n");
+  // (distill is a compress step now: tests/distill/compress_distill_test.cc)
+  std::string planned = Write("planned.yaml", "pipeline:\n  - qat\n");
   r = Ep("recipes validate " + ShellQuote(planned));
   EXPECT_EQ(r.rc, 1) << r.output;
-  EXPECT_NE(r.output.find(planned + ":2:5: pass 'distill' does not exist yet (planned)"),
+  EXPECT_NE(r.output.find(planned + ":2:5: pass 'qat' does not exist yet (planned)"),
             std::string::npos)
       << r.output;
 
