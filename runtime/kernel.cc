@@ -1,5 +1,6 @@
 #include "runtime/kernel.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -71,8 +72,28 @@ CpuFeatures Detect() {
 }
 }  // namespace
 
+bool LimitCpuFeatures(CpuFeatures* f, const std::string& level) {
+  static const char* const kLevels[] = {"scalar", "avx2", "avxvnni", "avx512", "avx512vnni", "amx"};
+  int rank = -1;
+  for (int i = 0; i < 6; ++i)
+    if (level == kLevels[i]) rank = i;
+  if (rank < 0) return false;
+  if (rank < 1) f->avx2 = f->fma = f->f16c = false;
+  if (rank != 2 && rank < 5) f->avxvnni = false;  // Intel client cores and Sapphire Rapids
+  if (rank < 3) f->avx512f = f->avx512bw = f->avx512vl = f->avx512dq = false;
+  if (rank < 4) f->avx512vnni = false;
+  if (rank < 5) f->avx512vbmi = f->amx_int8 = f->amx_tile = false;
+  return true;
+}
+
 const CpuFeatures& GetCpuFeatures() {
-  static const CpuFeatures features = Detect();
+  static const CpuFeatures features = [] {
+    CpuFeatures f = Detect();
+    if (const char* v = std::getenv("EDGEPRESS_MAX_ISA"); v && *v && !LimitCpuFeatures(&f, v))
+      std::fprintf(stderr, "edgepress: warning: EDGEPRESS_MAX_ISA='%s' is not one of scalar, avx2, "
+                           "avxvnni, avx512, avx512vnni, amx; ignored\n", v);
+    return f;
+  }();
   return features;
 }
 

@@ -32,8 +32,14 @@ struct CpuFeatures {
   std::string model_name;
   bool Has(Isa isa) const;
 };
-// Detected once per process.
+// Detected once per process. EDGEPRESS_MAX_ISA limits what is reported, to run this
+// machine as an older CPU would (kernel selection and every kernel's inner dispatch read
+// these flags): scalar | avx2 (AMD EPYC Zen 2/3: AVX2+FMA+F16C) | avxvnni (+AVX-VNNI, Intel
+// client) | avx512 (Skylake-X: F/BW/VL/DQ) | avx512vnni (Cascade Lake) | amx (everything).
+// Features are only removed, never added; an unknown value is ignored with a warning.
 const CpuFeatures& GetCpuFeatures();
+// Clears the features above `level` (the names above); false for an unknown level.
+bool LimitCpuFeatures(CpuFeatures* f, const std::string& level);
 // True when EDGEPRESS_FORCE_SCALAR=1 is set in the environment (read once).
 bool ForceScalar();
 

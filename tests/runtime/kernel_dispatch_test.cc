@@ -5,6 +5,8 @@
 // must match a session forced to the scalar kernels.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include <cstdio>
 #include <map>
 #include <random>
@@ -80,6 +82,40 @@ TEST(KernelDispatch, UntypedIntermediatesUseTheBestIsaAtRunTime) {
     EXPECT_NEAR(a.data<float>()[i], r.data<float>()[i], 1e-5f) << "element " << i;
 }
 
+// EDGEPRESS_MAX_ISA runs a newer CPU as an older one would: each level keeps exactly the
+// features such a CPU has, and never adds one.
+TEST(KernelDispatch, MaxIsaLevelsKeepWhatThatCpuHas) {
+  CpuFeatures all;
+  all.avx2 = all.fma = all.f16c = true;
+  all.avx512f = all.avx512bw = all.avx512vl = all.avx512dq = true;
+  all.avx512vnni = all.avxvnni = all.avx512vbmi = all.amx_int8 = all.amx_tile = true;
+  auto at = [&](const char* level) {
+    CpuFeatures f = all;
+    EXPECT_TRUE(LimitCpuFeatures(&f, level)) << level;
+    return f;
+  };
+  CpuFeatures f = at("avx2");  // AMD EPYC Zen 2/3
+  EXPECT_TRUE(f.Has(Isa::kAvx2) && f.f16c);
+  EXPECT_FALSE(f.Has(Isa::kAvx512) || f.avxvnni || f.Has(Isa::kAvx512Vnni) || f.Has(Isa::kAmx) || f.avx512vbmi);
+  f = at("avxvnni");
+  EXPECT_TRUE(f.Has(Isa::kAvx2) && f.avxvnni);
+  EXPECT_FALSE(f.Has(Isa::kAvx512));
+  f = at("avx512");  // Skylake-X
+  EXPECT_TRUE(f.Has(Isa::kAvx512));
+  EXPECT_FALSE(f.avxvnni || f.Has(Isa::kAvx512Vnni) || f.avx512vbmi || f.Has(Isa::kAmx));
+  f = at("avx512vnni");  // Cascade Lake
+  EXPECT_TRUE(f.Has(Isa::kAvx512Vnni));
+  EXPECT_FALSE(f.avxvnni || f.Has(Isa::kAmx));
+  f = at("amx");
+  EXPECT_TRUE(f.Has(Isa::kAmx) && f.avxvnni && f.avx512vbmi);
+  f = at("scalar");
+  EXPECT_FALSE(f.Has(Isa::kAvx2) || f.f16c);
+  CpuFeatures none;  // a level never adds what the CPU lacks
+  EXPECT_TRUE(LimitCpuFeatures(&none, "amx"));
+  EXPECT_FALSE(none.Has(Isa::kAvx2));
+  EXPECT_FALSE(LimitCpuFeatures(&f, "avx1024"));
+}
+
 // Prints the kernel dispatch picks on this CPU for every op and dtype of the registry (the
 // Makefile's `test` target shows this test's output, so CI logs name the kernels that ran),
 // and checks the choice: an ISA the CPU has, none more capable left unused, and a scalar
@@ -90,10 +126,13 @@ TEST(KernelDispatch, PrintsTheChoiceForEveryOp) {
   std::string isas;
   for (Isa isa : {Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Vnni, Isa::kAmx, Isa::kNeon})
     if (cpu.Has(isa)) isas += std::string(" ") + IsaName(isa);
-  std::printf("kernel dispatch on %s (ISAs:%s)%s\n",
+  const char* limit = std::getenv("EDGEPRESS_MAX_ISA");
+  if (cpu.avxvnni) isas += " avxvnni";
+  std::printf("kernel dispatch on %s (ISAs:%s)%s%s%s\n",
               cpu.model_name.empty() ? "an unknown CPU" : cpu.model_name.c_str(),
               isas.empty() ? " none" : isas.c_str(),
-              ForceScalar() ? ", EDGEPRESS_FORCE_SCALAR=1" : "");
+              ForceScalar() ? ", EDGEPRESS_FORCE_SCALAR=1" : "",
+              limit && *limit ? ", limited by EDGEPRESS_MAX_ISA=" : "", limit && *limit ? limit : "");
   // (domain, op) -> dtypes with an entry of their own; kUndefined = an "any" entry.
   std::map<std::pair<std::string, std::string>, std::set<ir::DType>> ops;
   for (const KernelDef& d : reg.defs()) ops[{d.domain, d.op_type}].insert(d.dtype);
