@@ -43,6 +43,11 @@ int main(int argc, char** argv) {
       {"resnet layer3 3x3 (256x196x2304)", 256, 196, 2304, true},
       {"resnet layer4 3x3 (512x49x4608)", 512, 49, 4608, true},
       {"bert ffn (128x1536x384)", 128, 1536, 384, false},
+      // The BERT fixture's (batch 2, seq 128, hidden 384) Linear layers with packed weights.
+      {"bert ff1 packed B (256x1536x384)", 256, 1536, 384, false, true},
+      {"bert ff2 packed B (256x384x1536)", 256, 384, 1536, false, true},
+      {"bert qkv/o packed B (256x384x384)", 256, 384, 384, false, true},
+      {"bert attn P.V one head (128x32x128)", 128, 32, 128, false},
       // MobileNetV2 1x1 convolutions: X is a raw B (K = input channels, N = pixels).
       {"mbv2 1x1 expand (96x12544x16)", 96, 12544, 16, true},
       {"mbv2 1x1 project (24x3136x144)", 24, 3136, 144, true},

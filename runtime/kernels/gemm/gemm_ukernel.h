@@ -45,7 +45,7 @@ void ScalarKernel(int rows, int cols, int64_t kc, const float* a, const float* b
 void Avx2Kernel(int rows, int cols, int64_t kc, const float* a, const float* b,
                 int64_t ldb, float* c, int64_t ldc, const StoreParams& p);  // 6 x 16, AVX2 + FMA
 void Avx512Kernel(int rows, int cols, int64_t kc, const float* a, const float* b,
-                  int64_t ldb, float* c, int64_t ldc, const StoreParams& p);  // 6 x 32, AVX-512F
+                  int64_t ldb, float* c, int64_t ldc, const StoreParams& p);  // 12 x 32, AVX-512F
 #endif
 
 // GEMV micro-kernels for M <= 4 (one file per ISA: gemv_scalar.cc, gemv_avx2.cc,
