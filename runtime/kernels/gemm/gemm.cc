@@ -37,6 +37,7 @@ struct MicroKernel {
   TileFn fn;
   const char* name;
   GemvFn gemv;  // M <= kGemvMaxRows, nr columns per call
+  TileRawAFn raw_a = nullptr;  // the tile reading a raw non-transposed A in place, if any
 };
 
 const MicroKernel& KernelFor(Isa isa) {
@@ -44,7 +45,7 @@ const MicroKernel& KernelFor(Isa isa) {
 #if defined(__x86_64__)
   static const MicroKernel kAvx2K{6, 16, Avx2Kernel, "f32_gemm__avx2_6x16", GemvAvx2};
   static const MicroKernel kAvx512K{12, 32, Avx512Kernel, "f32_gemm__avx512_12x32",
-                                     GemvAvx512};
+                                     GemvAvx512, Avx512KernelRawA};
   if (isa == Isa::kAvx2) return kAvx2K;
   if (isa == Isa::kAvx512 || isa == Isa::kAvx512Vnni || isa == Isa::kAmx) return kAvx512K;
 #endif
@@ -277,6 +278,8 @@ void SgemmEx(Isa isa, int64_t m, int64_t n, int64_t k, float alpha, const GemmOp
   // Packing buffers are per calling thread and grow only, so steady-state inference does
   // no allocation and touches no fresh pages.
   thread_local std::vector<float> a_buf, b_buf;
+  // A raw non-transposed A is read in place where the micro-kernel can (no packing).
+  const bool raw_a = mk.raw_a && !a.packed && !a.view && !a.trans;
   const float* pa;
   const float* pb;
   if (a.packed) {
@@ -288,6 +291,8 @@ void SgemmEx(Isa isa, int64_t m, int64_t n, int64_t k, float alpha, const GemmOp
     if (CanonicalIsa(a.view_isa) != canon || a.view_dim != m || a.view_k != k)
       throw Error(ErrorCode::kInternal, "SgemmEx: packed A view does not match the call");
     pa = a.view;
+  } else if (raw_a) {
+    pa = a.data;
   } else {
     if (a_buf.size() < static_cast<size_t>(mp * mr * k)) a_buf.resize(mp * mr * k);
     float* dst = a_buf.data();
@@ -389,8 +394,12 @@ void SgemmEx(Isa isa, int64_t m, int64_t n, int64_t k, float alpha, const GemmOp
               sp.lo = ep->lo;
               sp.hi = ep->hi;
             }
-            mk.fn(rows, cols, kc, pa + pi * k * mr + pc * mr, bpanel, ldb,
-                  c + row0 * ldc + col0, ldc, sp);
+            if (raw_a)
+              mk.raw_a(rows, cols, kc, pa + row0 * a.ld + pc, a.ld, bpanel, ldb,
+                       c + row0 * ldc + col0, ldc, sp);
+            else
+              mk.fn(rows, cols, kc, pa + pi * k * mr + pc * mr, bpanel, ldb,
+                    c + row0 * ldc + col0, ldc, sp);
           }
         }
       }

@@ -52,19 +52,28 @@ __attribute__((target("avx512f"), always_inline)) inline void StoreRow(
   _mm512_mask_storeu_ps(cr + 16, m1, v1);
 }
 
+// Row r's A value at the current K step: packed, a[r]; raw, row r of four row groups whose
+// base pointers advance together (base + 0/1/2 x lda keeps the addressing in one
+// instruction each and the pointers in 5 registers).
+#define EP_AVX512_A(r)                                                                   \
+  (kRawA ? ((r) / 3 == 0 ? g0 : (r) / 3 == 1 ? g1 : (r) / 3 == 2 ? g2 : g3)[((r) % 3) * lda] \
+         : a[r])
 #define EP_AVX512_ROW(r)                                    \
   if constexpr (R > r) {                                    \
-    const __m512 av = _mm512_set1_ps(a[r]);                 \
+    const __m512 av = _mm512_set1_ps(EP_AVX512_A(r));       \
     c##r##0 = _mm512_fmadd_ps(av, b0, c##r##0);             \
     c##r##1 = _mm512_fmadd_ps(av, b1, c##r##1);             \
   }
 #define EP_AVX512_STORE(r) \
   if constexpr (R > r) StoreRow(c##r##0, c##r##1, c + r * ldc, r, m0, m1, p);
 
-template <int R>
+// kRawA: A is row-major memory (rows lda floats apart) read in place instead of a packed
+// panel (rows kMr floats apart per K step).
+template <int R, bool kRawA>
 __attribute__((target("avx512f"))) void Tile(int cols, int64_t kc, const float* a,
-                                             const float* b, int64_t ldb, float* c,
-                                             int64_t ldc, const StoreParams& p) {
+                                             int64_t lda, const float* b, int64_t ldb,
+                                             float* c, int64_t ldc, const StoreParams& p) {
+  const float *g0 = a, *g1 = a + 3 * lda, *g2 = a + 6 * lda, *g3 = a + 9 * lda;
   __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
          c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00,
          c61 = c00, c70 = c00, c71 = c00, c80 = c00, c81 = c00, c90 = c00, c91 = c00;
@@ -89,7 +98,11 @@ __attribute__((target("avx512f"))) void Tile(int cols, int64_t kc, const float* 
     EP_AVX512_ROW(9)
     EP_AVX512_ROW(10)
     EP_AVX512_ROW(11)
-    a += kMr;
+    if constexpr (kRawA) {
+      ++g0, ++g1, ++g2, ++g3;
+    } else {
+      a += kMr;
+    }
     b += ldb;
   }
   const __mmask16 m0 = cols >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << cols) - 1);
@@ -108,18 +121,29 @@ __attribute__((target("avx512f"))) void Tile(int cols, int64_t kc, const float* 
   EP_AVX512_STORE(10)
   EP_AVX512_STORE(11)
 }
+#undef EP_AVX512_A
 #undef EP_AVX512_ROW
 #undef EP_AVX512_STORE
+
+using TileImpl = void (*)(int, int64_t, const float*, int64_t, const float*, int64_t, float*,
+                          int64_t, const StoreParams&);
+
+template <bool kRawA>
+constexpr TileImpl kTiles[kMr] = {
+    Tile<1, kRawA>, Tile<2, kRawA>, Tile<3, kRawA>, Tile<4, kRawA>,   Tile<5, kRawA>,
+    Tile<6, kRawA>, Tile<7, kRawA>, Tile<8, kRawA>, Tile<9, kRawA>, Tile<10, kRawA>,
+    Tile<11, kRawA>, Tile<12, kRawA>};
 
 }  // namespace
 
 void Avx512Kernel(int rows, int cols, int64_t kc, const float* a, const float* b, int64_t ldb,
                   float* c, int64_t ldc, const StoreParams& p) {
-  using Fn = void (*)(int, int64_t, const float*, const float*, int64_t, float*, int64_t,
-                      const StoreParams&);
-  static constexpr Fn kTiles[kMr] = {Tile<1>, Tile<2>, Tile<3>, Tile<4>,  Tile<5>,  Tile<6>,
-                                     Tile<7>, Tile<8>, Tile<9>, Tile<10>, Tile<11>, Tile<12>};
-  kTiles[rows - 1](cols, kc, a, b, ldb, c, ldc, p);
+  kTiles<false>[rows - 1](cols, kc, a, 0, b, ldb, c, ldc, p);
+}
+
+void Avx512KernelRawA(int rows, int cols, int64_t kc, const float* a, int64_t lda,
+                      const float* b, int64_t ldb, float* c, int64_t ldc, const StoreParams& p) {
+  kTiles<true>[rows - 1](cols, kc, a, lda, b, ldb, c, ldc, p);
 }
 
 }  // namespace edgepress::runtime::gemm_internal

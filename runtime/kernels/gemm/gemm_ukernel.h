@@ -48,6 +48,19 @@ void Avx512Kernel(int rows, int cols, int64_t kc, const float* a, const float* b
                   int64_t ldb, float* c, int64_t ldc, const StoreParams& p);  // 12 x 32, AVX-512F
 #endif
 
+// The same tile with A read in place from row-major memory: row r of the tile at
+// a + r * lda, K contiguous. Packing A cost as much as the GEMM itself where K is short or
+// N narrow (attention's Q.K^T with K = 32 and P.V with N = 32), as MLAS's unpacked-A SGEMM
+// shows. Null where an ISA has none.
+using TileRawAFn = void (*)(int rows, int cols, int64_t kc, const float* a, int64_t lda,
+                            const float* b, int64_t ldb, float* c, int64_t ldc,
+                            const StoreParams& p);
+#if defined(__x86_64__)
+void Avx512KernelRawA(int rows, int cols, int64_t kc, const float* a, int64_t lda,
+                      const float* b, int64_t ldb, float* c, int64_t ldc,
+                      const StoreParams& p);  // 12 x 32, AVX-512F
+#endif
+
 // GEMV micro-kernels for M <= 4 (one file per ISA: gemv_scalar.cc, gemv_avx2.cc,
 // gemv_avx512.cc). acc[r][j] = sum_k a[r * lda + k] * b[k * ldb + j] for r < rows (1..4),
 // j < cols (<= nr of the ISA's GEMM: 16 or 32); acc has room for 4 x nr floats, entries past
