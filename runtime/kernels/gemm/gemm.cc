@@ -353,11 +353,15 @@ void SgemmEx(Isa isa, int64_t m, int64_t n, int64_t k, float alpha, const GemmOp
 
   // Tiles of mcp x ncp panels; with several threads, shrink them until there are a few
   // tiles per thread so that small GEMMs still spread out.
-  int64_t mcp = std::max<int64_t>(1, kMcRows / mr), ncp = std::max<int64_t>(1, kNcCols / nr);
+  // Halve the longer side (in rows vs columns, after clamping to the matrix): at M = 64
+  // (gpt) the columns split into equal tiles and each thread streams half of B, where a
+  // row split gave one thread 36 rows and the other 28 and both all of B.
+  int64_t mcp = std::min(mp, std::max<int64_t>(1, kMcRows / mr));
+  int64_t ncp = std::min(np, std::max<int64_t>(1, kNcCols / nr));
   const int threads = pool ? pool->num_threads() : 1;
   if (threads > 1) {
     while (CeilDiv(mp, mcp) * CeilDiv(np, ncp) < 2 * threads && (mcp > 1 || ncp > 1)) {
-      if (ncp >= mcp && ncp > 1)
+      if (ncp > 1 && (ncp * nr >= mcp * mr || mcp == 1))
         ncp = (ncp + 1) / 2;
       else
         mcp = (mcp + 1) / 2;
