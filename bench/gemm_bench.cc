@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
       {"bert ff2 packed B (256x384x1536)", 256, 384, 1536, false, true},
       {"bert qkv/o packed B (256x384x384)", 256, 384, 384, false, true},
       {"bert attn P.V one head (128x32x128)", 128, 32, 128, false},
+      {"bert attn Q.K^T one head (128x128x32)", 128, 128, 32, false},
       // MobileNetV2 1x1 convolutions: X is a raw B (K = input channels, N = pixels).
       {"mbv2 1x1 expand (96x12544x16)", 96, 12544, 16, true},
       {"mbv2 1x1 project (24x3136x144)", 24, 3136, 144, true},

@@ -147,6 +147,19 @@ bool RowsSpreadOverL1(int64_t ld) {
   return __builtin_popcountll(seen) >= 16;
 }
 
+// Whether all k rows of an nr-column panel read in place fit in half of the L1 sets they
+// map to (12 ways each): then a short K (attention's Q.K^T with K = 32 or 64, B = K^T
+// with rows of 128 or 64 floats) needs no packing even where RowsSpreadOverL1 says no.
+bool ShortKFitsL1(int64_t ld, int64_t k, int nr) {
+  if (k > 64) return false;
+  const int64_t lines_per_row = (nr * 4 + 63) / 64;
+  uint64_t seen = 0;
+  for (int64_t r = 0; r < k; ++r)
+    for (int64_t l = 0; l < lines_per_row; ++l)
+      seen |= uint64_t{1} << ((((r * ld * 4) >> 6) + l) & 63);
+  return k * lines_per_row <= __builtin_popcountll(seen) * 12 / 2;
+}
+
 constexpr int64_t kGemvMaxRows = 4;
 
 // M <= 4 with a non-transposed raw A and B either packed (constant weights) or raw
@@ -309,7 +322,8 @@ void SgemmEx(Isa isa, int64_t m, int64_t n, int64_t k, float alpha, const GemmOp
   // 69 -> 120 GFLOP/s and 960x49x160 110 -> 150. With a power-of-two-ish leading dimension
   // (square 512, BERT's 1536) the rows of a K block collide in 2 sets and packing is
   // faster (166 vs 127 GFLOP/s), so those still pack.
-  const bool b_direct = !b.packed && !b.view && !b.trans && RowsSpreadOverL1(b.ld);
+  const bool b_direct = !b.packed && !b.view && !b.trans &&
+                        (RowsSpreadOverL1(b.ld) || ShortKFitsL1(b.ld, k, nr));
   int64_t ldb_full = nr;  // row stride of B panels before the last
   if (b.packed) {
     if (b.packed->is_a || b.packed->isa != canon || b.packed->rows_or_cols != n ||
