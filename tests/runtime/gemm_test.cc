@@ -111,6 +111,30 @@ TEST(GemmTest, EveryEdgePanelHeightWithEpilogue) {
                   nullptr, k == 5 ? &per_row : &per_col, false, m % 3 == 0);
 }
 
+// A raw B whose leading dimension is a power of two (attention's K^T: rows of 128 or 64
+// floats) is read in place when K is short and packed when it is long; both with a ragged
+// last column panel, against the reference.
+TEST(GemmTest, RawBPowerOfTwoLeadingDimensionShortAndLongK) {
+  for (Isa isa : IsasToTest()) {
+    for (int64_t ldb : {64, 128}) {
+      for (int64_t n : {ldb, ldb - 28}) {
+        for (int64_t k : {7, 32, 64, 65, 300}) {
+          const int64_t m = 37;
+          std::vector<float> a = Random(m * k, 11), b = Random(k * ldb, 12), c(m * n, 0.f);
+          std::vector<float> want(m * n, 0.f);
+          SgemmReference(false, false, m, n, k, 1.f, a.data(), k, b.data(), ldb, 0.f,
+                         want.data(), n);
+          SgemmEx(isa, m, n, k, 1.f, GemmOperand::Raw(a.data(), k),
+                  GemmOperand::Raw(b.data(), ldb), 0.f, c.data(), n, nullptr);
+          ExpectNear(want, c, k,
+                     std::string(GemmKernelName(isa)) + " ldb=" + std::to_string(ldb) +
+                         " n=" + std::to_string(n) + " k=" + std::to_string(k));
+        }
+      }
+    }
+  }
+}
+
 // M <= 4 takes the GEMV kernels: every row count, column counts around the ISA's block
 // width (16 or 32) incl. a ragged last block of raw B, K around the 4x unroll, packed and
 // raw B, alpha/beta, each epilogue, and the pool splitting the column blocks.
