@@ -38,6 +38,7 @@ struct MicroKernel {
   const char* name;
   GemvFn gemv;  // M <= kGemvMaxRows, nr columns per call
   TileRawAFn raw_a = nullptr;  // the tile reading a raw non-transposed A in place, if any
+  bool prefetches = false;     // the tiles issue StoreParams::prefetch themselves
 };
 
 const MicroKernel& KernelFor(Isa isa) {
@@ -45,7 +46,7 @@ const MicroKernel& KernelFor(Isa isa) {
 #if defined(__x86_64__)
   static const MicroKernel kAvx2K{6, 16, Avx2Kernel, "f32_gemm__avx2_6x16", GemvAvx2};
   static const MicroKernel kAvx512K{12, 32, Avx512Kernel, "f32_gemm__avx512_12x32",
-                                     GemvAvx512, Avx512KernelRawA};
+                                     GemvAvx512, Avx512KernelRawA, true};
   if (isa == Isa::kAvx2) return kAvx2K;
   if (isa == Isa::kAvx512 || isa == Isa::kAvx512Vnni || isa == Isa::kAmx) return kAvx512K;
 #endif
@@ -413,14 +414,19 @@ void SgemmEx(Isa isa, int64_t m, int64_t n, int64_t k, float alpha, const GemmOp
             slice = CeilDiv(next_lines, p1 - p0);
           }
           for (int64_t pi = p0; pi < p1; ++pi) {
+            StoreParams sp;
             if (next) {
               const int64_t l0 = (pi - p0) * slice, l1 = std::min(next_lines, l0 + slice);
-              for (int64_t l = l0; l < l1; ++l)
-                __builtin_prefetch(reinterpret_cast<const char*>(next) + l * 64, 0, 2);
+              if (mk.prefetches && l1 - l0 <= kc) {  // one line per K step
+                sp.prefetch = reinterpret_cast<const char*>(next) + l0 * 64;
+                sp.prefetch_lines = l1 - l0;
+              } else {
+                for (int64_t l = l0; l < l1; ++l)
+                  __builtin_prefetch(reinterpret_cast<const char*>(next) + l * 64, 0, 2);
+              }
             }
             const int64_t row0 = pi * mr;
             const int rows = static_cast<int>(std::min<int64_t>(mr, m - row0));
-            StoreParams sp;
             sp.alpha = alpha;
             sp.beta = first ? beta : 1.f;
             if (last && ep) {

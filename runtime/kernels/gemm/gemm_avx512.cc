@@ -83,8 +83,11 @@ __attribute__((target("avx512f"))) void Tile(int cols, int64_t kc, const float* 
     _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + 16), _MM_HINT_T0);
   }
+  const char* pf = p.prefetch;
+  const int64_t pf_lines = pf ? p.prefetch_lines : 0;
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
+    if (k < pf_lines) _mm_prefetch(pf + k * 64, _MM_HINT_T1);
     const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
     EP_AVX512_ROW(0)
     EP_AVX512_ROW(1)

@@ -15,6 +15,11 @@ struct StoreParams {
   const float* col_bias = nullptr;  // bias of the tile's first column, or nullptr
   bool clamp = false;
   float lo = 0, hi = 0;
+  // Lines (64 bytes each, from `prefetch` on) a kernel that supports it fetches into L2
+  // one per K step while it computes: the next B panel, spread so that the misses never
+  // pile up in the fill buffers (AVX-512 tile; the driver prefetches for the others).
+  const char* prefetch = nullptr;
+  int64_t prefetch_lines = 0;
 };
 
 // Tile of `rows` x `cols` (cols <= 16 or 32) from accumulators laid out [rows][ld_acc].
