@@ -1,7 +1,10 @@
 // GFLOP/s of edgepress's Sgemm at square and ResNet-like conv (im2col) shapes, 1 and 2
 // threads. Not part of ctest. Build: see bench/README or
 //   g++ -O2 -std=c++17 -I. bench/gemm_bench.cc <runtime objects> -lpthread
-// Usage: gemm_bench [threads]
+// Usage: gemm_bench [threads] [copies]
+//   copies > 1: the packed-B shapes cycle through that many copies of the weights (16 is
+//   16 MB for the gpt shapes), so B streams from L3 or memory as in a whole model.
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <cstdio>
@@ -27,6 +30,7 @@ static double ThreadCpuSeconds() {
 
 int main(int argc, char** argv) {
   const int threads = argc > 1 ? std::atoi(argv[1]) : 1;
+  const int copies = argc > 2 ? std::max(1, std::atoi(argv[2])) : 1;
   ThreadPool pool(threads);
   struct Shape {
     const char* name;
@@ -43,6 +47,12 @@ int main(int argc, char** argv) {
       {"resnet layer3 3x3 (256x196x2304)", 256, 196, 2304, true},
       {"resnet layer4 3x3 (512x49x4608)", 512, 49, 4608, true},
       {"bert ffn (128x1536x384)", 128, 1536, 384, false},
+      // The BERT fixture's (batch 2, seq 128, hidden 384) Linear layers with packed weights.
+      {"bert ff1 packed B (256x1536x384)", 256, 1536, 384, false, true},
+      {"bert ff2 packed B (256x384x1536)", 256, 384, 1536, false, true},
+      {"bert qkv/o packed B (256x384x384)", 256, 384, 384, false, true},
+      {"bert attn P.V one head (128x32x128)", 128, 32, 128, false},
+      {"bert attn Q.K^T one head (128x128x32)", 128, 128, 32, false},
       // MobileNetV2 1x1 convolutions: X is a raw B (K = input channels, N = pixels).
       {"mbv2 1x1 expand (96x12544x16)", 96, 12544, 16, true},
       {"mbv2 1x1 project (24x3136x144)", 24, 3136, 144, true},
@@ -60,7 +70,8 @@ int main(int argc, char** argv) {
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> d(-1, 1);
   const auto isa = edgepress::runtime::BestGemmIsa();
-  std::printf("kernel %s, %d thread(s)\n", edgepress::runtime::GemmKernelName(isa), threads);
+  std::printf("kernel %s, %d thread(s), %d copies of packed B\n",
+              edgepress::runtime::GemmKernelName(isa), threads, copies);
   for (const Shape& s : shapes) {
     std::vector<float> a(s.m * s.k), b(s.k * s.n), c(s.m * s.n);
     for (float& x : a) x = d(rng);
@@ -71,13 +82,16 @@ int main(int argc, char** argv) {
       pa = PackA(isa, false, s.m, s.k, a.data(), s.k);
       oa = GemmOperand::Packed(pa);
     }
-    PackedMatrix pb;
-    GemmOperand ob = GemmOperand::Raw(b.data(), s.n);
-    if (s.prepack_b) {
-      pb = edgepress::runtime::PackB(isa, false, s.k, s.n, b.data(), s.n);
-      ob = GemmOperand::Packed(pb);
-    }
+    std::vector<PackedMatrix> pb;
+    // Only weights up to 4 MB get copies (the 64 MB GEMV weights are out of cache anyway).
+    const int n_copies = s.k * s.n <= (int64_t{1} << 20) ? copies : 1;
+    if (s.prepack_b)
+      for (int i = 0; i < n_copies; ++i)
+        pb.push_back(edgepress::runtime::PackB(isa, false, s.k, s.n, b.data(), s.n));
+    size_t call = 0;
     auto run = [&] {
+      const GemmOperand ob = pb.empty() ? GemmOperand::Raw(b.data(), s.n)
+                                        : GemmOperand::Packed(pb[call++ % pb.size()]);
       SgemmEx(isa, s.m, s.n, s.k, 1.f, oa, ob, 0.f, c.data(), s.n, &pool);
     };
     run();

@@ -1,5 +1,5 @@
 // The SGEMM driver and every micro-kernel the CPU has, against the naive reference, at
-// sizes around the tile edges (mr = 6, nr = 16 or 32, K block 256), with transposes,
+// sizes around the tile edges (mr = 6 or 12, nr = 16 or 32, K block 256), with transposes,
 // alpha/beta, the fused epilogue, prepacked operands and a thread pool.
 #include "runtime/kernels/gemm/gemm.h"
 
@@ -86,6 +86,52 @@ TEST(GemmTest, TileEdgesAllIsas) {
       for (int64_t n : sizes)
         for (int64_t k : {1, 7, 17, 64})
           RunCase(isa, {false, false, m, n, k, 1.f, 0.f}, nullptr, nullptr, false, false);
+  }
+}
+
+// The AVX-512 tile (12 x 32) is a template on its row count and stores ragged columns
+// with masks: every M from 5 to 25 leaves each edge-panel height 1..12 (and 1..6 for the
+// 6-row tiles), N around 16 and 32 splits the column masks, K odd and past the 4x unroll,
+// with alpha, beta and both bias kinds plus a clamp applied through the masked stores.
+TEST(GemmTest, EveryEdgePanelHeightWithEpilogue) {
+  std::vector<float> col_bias = Random(80, 9), row_bias = Random(32, 10);
+  GemmEpilogue per_col, per_row;
+  per_col.bias_kind = GemmEpilogue::Bias::kPerCol;
+  per_col.bias = col_bias.data();
+  per_col.clamp = true;
+  per_col.lo = -0.5f;
+  per_col.hi = 0.75f;
+  per_row.bias_kind = GemmEpilogue::Bias::kPerRow;
+  per_row.bias = row_bias.data();
+  for (Isa isa : IsasToTest())
+    for (int64_t m = 5; m <= 25; ++m)
+      for (int64_t n : {3, 16, 17, 31, 32, 47, 65})
+        for (int64_t k : {1, 5, 13})
+          RunCase(isa, {false, false, m, n, k, m % 2 ? 1.f : 0.5f, n % 2 ? 0.f : 0.25f},
+                  nullptr, k == 5 ? &per_row : &per_col, false, m % 3 == 0);
+}
+
+// A raw B whose leading dimension is a power of two (attention's K^T: rows of 128 or 64
+// floats) is read in place when K is short and packed when it is long; both with a ragged
+// last column panel, against the reference.
+TEST(GemmTest, RawBPowerOfTwoLeadingDimensionShortAndLongK) {
+  for (Isa isa : IsasToTest()) {
+    for (int64_t ldb : {64, 128}) {
+      for (int64_t n : {ldb, ldb - 28}) {
+        for (int64_t k : {7, 32, 64, 65, 300}) {
+          const int64_t m = 37;
+          std::vector<float> a = Random(m * k, 11), b = Random(k * ldb, 12), c(m * n, 0.f);
+          std::vector<float> want(m * n, 0.f);
+          SgemmReference(false, false, m, n, k, 1.f, a.data(), k, b.data(), ldb, 0.f,
+                         want.data(), n);
+          SgemmEx(isa, m, n, k, 1.f, GemmOperand::Raw(a.data(), k),
+                  GemmOperand::Raw(b.data(), ldb), 0.f, c.data(), n, nullptr);
+          ExpectNear(want, c, k,
+                     std::string(GemmKernelName(isa)) + " ldb=" + std::to_string(ldb) +
+                         " n=" + std::to_string(n) + " k=" + std::to_string(k));
+        }
+      }
+    }
   }
 }
 

@@ -129,17 +129,24 @@ TEST(TensorOpsTest, TransposeAllPathsMatchNaive) {
       {{2, 3, 4, 5}, {0, 2, 3, 1}}, {{2, 3, 4, 5}, {0, 3, 1, 2}}, {{2, 3, 4, 5}, {3, 2, 1, 0}},
       {{4, 64, 8, 32}, {0, 2, 1, 3}}, {{2, 0, 3}, {2, 1, 0}},  {{6}, {0}},
       {{1, 128, 12, 32}, {0, 2, 3, 1}},
+      // The AVX2 8 x 8 blocks: sides below, at and around multiples of 8, and both edges.
+      {{2, 7, 3, 9}, {0, 2, 3, 1}},  {{8, 8}, {1, 0}},           {{16, 24}, {1, 0}},
+      {{3, 17, 23}, {0, 2, 1}},      {{2, 64, 3, 40}, {0, 2, 3, 1}},
   };
   for (const auto& [shape, perm] : cases) {
     Tensor x = Iota(shape);
     OneNode nd("Transpose", 1);
     nd.Attr(ir::Attribute::Ints("perm", perm));
-    for (int threads : {1, 2}) {
-      Tensor y = nd.Run({&x}, threads)[0];
-      Shape want(shape.size());
-      for (size_t i = 0; i < perm.size(); ++i) want[i] = shape[perm[i]];
-      EXPECT_EQ(y.shape(), want);
-      EXPECT_EQ(Values<float>(y), NaiveTranspose(x, perm));
+    // Every Transpose entry the CPU can run (the reference and the AVX2 blocks).
+    for (const KernelDef* d : KernelsFor("Transpose", "", DType::kFloat32)) {
+      for (int threads : {1, 2}) {
+        ThreadPool pool(threads);
+        Tensor y = RunNode(*nd.node, {&x}, pool, d)[0];
+        Shape want(shape.size());
+        for (size_t i = 0; i < perm.size(); ++i) want[i] = shape[perm[i]];
+        EXPECT_EQ(y.shape(), want) << d->name;
+        EXPECT_EQ(Values<float>(y), NaiveTranspose(x, perm)) << d->name;
+      }
     }
   }
   // Default perm reverses; int64 and f16 move by size.

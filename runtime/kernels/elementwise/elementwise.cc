@@ -386,6 +386,7 @@ void RegisterElementwiseKernels(KernelRegistry& r) {
   kernels::RegisterBinaryRef(r);
 #if defined(__x86_64__)
   kernels::RegisterElementwiseAvx2Kernels(r);
+  kernels::RegisterElementwiseAvx512Kernels(r);
 #endif
 }
 

@@ -23,7 +23,11 @@ namespace edgepress::runtime {
 namespace {
 
 constexpr int64_t kKc = 256;      // K block: one nr-wide B panel of kc floats stays in L1
-constexpr int64_t kMcRows = 96;   // rows per tile: an A block of kMcRows x kc stays in L2
+// Rows per tile: an A block of kMcRows x kc (264 KiB) stays in L2. One tile spans all rows
+// of a transformer's [batch * seq, hidden] activations, so each panel of a constant B
+// streams from L3 once per GEMM instead of once per 96 rows (bert fixture's MatMuls 50 ->
+// 45.5 ms/run thread-CPU at 1 thread; the row split for threads happens below).
+constexpr int64_t kMcRows = 264;
 constexpr int64_t kNcCols = 256;  // columns per tile
 
 using namespace gemm_internal;  // StoreParams, TileFn, the micro-kernels
@@ -33,13 +37,16 @@ struct MicroKernel {
   TileFn fn;
   const char* name;
   GemvFn gemv;  // M <= kGemvMaxRows, nr columns per call
+  TileRawAFn raw_a = nullptr;  // the tile reading a raw non-transposed A in place, if any
+  bool prefetches = false;     // the tiles issue StoreParams::prefetch themselves
 };
 
 const MicroKernel& KernelFor(Isa isa) {
   static const MicroKernel kScalarK{6, 16, ScalarKernel, "f32_gemm__scalar_6x16", GemvScalar};
 #if defined(__x86_64__)
   static const MicroKernel kAvx2K{6, 16, Avx2Kernel, "f32_gemm__avx2_6x16", GemvAvx2};
-  static const MicroKernel kAvx512K{6, 32, Avx512Kernel, "f32_gemm__avx512_6x32", GemvAvx512};
+  static const MicroKernel kAvx512K{12, 32, Avx512Kernel, "f32_gemm__avx512_12x32",
+                                     GemvAvx512, Avx512KernelRawA, true};
   if (isa == Isa::kAvx2) return kAvx2K;
   if (isa == Isa::kAvx512 || isa == Isa::kAvx512Vnni || isa == Isa::kAmx) return kAvx512K;
 #endif
@@ -69,12 +76,16 @@ void PackAPanel(bool trans, const float* a, int64_t lda, int64_t m, int64_t k, i
     }
     return;
   }
-  for (int r = 0; r < rows; ++r) {
-    const float* src = a + (row0 + r) * lda;
-    for (int64_t kk = 0; kk < k; ++kk) dst[kk * mr + r] = src[kk];
+  // K outer, rows inner: the panel is written front to back (mr read streams, one write
+  // stream). Rows outer wrote every 48th byte of the whole panel mr times over, which cost
+  // bert's ff2 (A 256 x 1536) a fifth of its GEMM time.
+  const float* src[16];  // mr <= 16 for every micro-kernel
+  for (int r = 0; r < rows; ++r) src[r] = a + (row0 + r) * lda;
+  for (int64_t kk = 0; kk < k; ++kk) {
+    float* d = dst + kk * mr;
+    for (int r = 0; r < rows; ++r) d[r] = src[r][kk];
+    for (int r = rows; r < mr; ++r) d[r] = 0;
   }
-  for (int r = rows; r < mr; ++r)
-    for (int64_t kk = 0; kk < k; ++kk) dst[kk * mr + r] = 0;
 }
 
 void PackBPanel(bool trans, const float* b, int64_t ldb, int64_t k, int64_t n, int nr,
@@ -135,6 +146,19 @@ bool RowsSpreadOverL1(int64_t ld) {
   uint64_t seen = 0;
   for (int64_t r = 0; r < 64; ++r) seen |= uint64_t{1} << (((r * ld * 4) >> 6) & 63);
   return __builtin_popcountll(seen) >= 16;
+}
+
+// Whether all k rows of an nr-column panel read in place fit in half of the L1 sets they
+// map to (12 ways each): then a short K (attention's Q.K^T with K = 32 or 64, B = K^T
+// with rows of 128 or 64 floats) needs no packing even where RowsSpreadOverL1 says no.
+bool ShortKFitsL1(int64_t ld, int64_t k, int nr) {
+  if (k > 64) return false;
+  const int64_t lines_per_row = (nr * 4 + 63) / 64;
+  uint64_t seen = 0;
+  for (int64_t r = 0; r < k; ++r)
+    for (int64_t l = 0; l < lines_per_row; ++l)
+      seen |= uint64_t{1} << ((((r * ld * 4) >> 6) + l) & 63);
+  return k * lines_per_row <= __builtin_popcountll(seen) * 12 / 2;
 }
 
 constexpr int64_t kGemvMaxRows = 4;
@@ -268,6 +292,8 @@ void SgemmEx(Isa isa, int64_t m, int64_t n, int64_t k, float alpha, const GemmOp
   // Packing buffers are per calling thread and grow only, so steady-state inference does
   // no allocation and touches no fresh pages.
   thread_local std::vector<float> a_buf, b_buf;
+  // A raw non-transposed A is read in place where the micro-kernel can (no packing).
+  const bool raw_a = mk.raw_a && !a.packed && !a.view && !a.trans;
   const float* pa;
   const float* pb;
   if (a.packed) {
@@ -279,6 +305,8 @@ void SgemmEx(Isa isa, int64_t m, int64_t n, int64_t k, float alpha, const GemmOp
     if (CanonicalIsa(a.view_isa) != canon || a.view_dim != m || a.view_k != k)
       throw Error(ErrorCode::kInternal, "SgemmEx: packed A view does not match the call");
     pa = a.view;
+  } else if (raw_a) {
+    pa = a.data;
   } else {
     if (a_buf.size() < static_cast<size_t>(mp * mr * k)) a_buf.resize(mp * mr * k);
     float* dst = a_buf.data();
@@ -295,7 +323,8 @@ void SgemmEx(Isa isa, int64_t m, int64_t n, int64_t k, float alpha, const GemmOp
   // 69 -> 120 GFLOP/s and 960x49x160 110 -> 150. With a power-of-two-ish leading dimension
   // (square 512, BERT's 1536) the rows of a K block collide in 2 sets and packing is
   // faster (166 vs 127 GFLOP/s), so those still pack.
-  const bool b_direct = !b.packed && !b.view && !b.trans && RowsSpreadOverL1(b.ld);
+  const bool b_direct = !b.packed && !b.view && !b.trans &&
+                        (RowsSpreadOverL1(b.ld) || ShortKFitsL1(b.ld, k, nr));
   int64_t ldb_full = nr;  // row stride of B panels before the last
   if (b.packed) {
     if (b.packed->is_a || b.packed->isa != canon || b.packed->rows_or_cols != n ||
@@ -339,11 +368,15 @@ void SgemmEx(Isa isa, int64_t m, int64_t n, int64_t k, float alpha, const GemmOp
 
   // Tiles of mcp x ncp panels; with several threads, shrink them until there are a few
   // tiles per thread so that small GEMMs still spread out.
-  int64_t mcp = std::max<int64_t>(1, kMcRows / mr), ncp = std::max<int64_t>(1, kNcCols / nr);
+  // Halve the longer side (in rows vs columns, after clamping to the matrix): at M = 64
+  // (gpt) the columns split into equal tiles and each thread streams half of B, where a
+  // row split gave one thread 36 rows and the other 28 and both all of B.
+  int64_t mcp = std::min(mp, std::max<int64_t>(1, kMcRows / mr));
+  int64_t ncp = std::min(np, std::max<int64_t>(1, kNcCols / nr));
   const int threads = pool ? pool->num_threads() : 1;
   if (threads > 1) {
     while (CeilDiv(mp, mcp) * CeilDiv(np, ncp) < 2 * threads && (mcp > 1 || ncp > 1)) {
-      if (ncp >= mcp && ncp > 1)
+      if (ncp > 1 && (ncp * nr >= mcp * mr || mcp == 1))
         ncp = (ncp + 1) / 2;
       else
         mcp = (mcp + 1) / 2;
@@ -367,10 +400,33 @@ void SgemmEx(Isa isa, int64_t m, int64_t n, int64_t k, float alpha, const GemmOp
           const float* bpanel = b_panel(q, pc, &ldb);
           const int64_t col0 = q * nr;
           const int cols = static_cast<int>(std::min<int64_t>(nr, n - col0));
+          // The next packed B panel's K block, fetched into L2 in slices while this one
+          // runs: a transformer's weights come from L3 once per GEMM, and the first A
+          // panel otherwise waits on each of their lines (bert MatMuls 40.0 -> 36.7
+          // ms/run). GEMMs at M = 64 with weights out of cache still run at ~0.7 of
+          // their in-cache rate (fetching the whole panel at once measured the same).
+          const float* next = nullptr;
+          int64_t next_lines = 0, slice = 0;
+          if (q + 1 < q1 && !b_direct) {
+            int64_t ldn;
+            next = b_panel(q + 1, pc, &ldn);
+            next_lines = kc * nr * static_cast<int64_t>(sizeof(float)) / 64;
+            slice = CeilDiv(next_lines, p1 - p0);
+          }
           for (int64_t pi = p0; pi < p1; ++pi) {
+            StoreParams sp;
+            if (next) {
+              const int64_t l0 = (pi - p0) * slice, l1 = std::min(next_lines, l0 + slice);
+              if (mk.prefetches && l1 - l0 <= kc) {  // one line per K step
+                sp.prefetch = reinterpret_cast<const char*>(next) + l0 * 64;
+                sp.prefetch_lines = l1 - l0;
+              } else {
+                for (int64_t l = l0; l < l1; ++l)
+                  __builtin_prefetch(reinterpret_cast<const char*>(next) + l * 64, 0, 2);
+              }
+            }
             const int64_t row0 = pi * mr;
             const int rows = static_cast<int>(std::min<int64_t>(mr, m - row0));
-            StoreParams sp;
             sp.alpha = alpha;
             sp.beta = first ? beta : 1.f;
             if (last && ep) {
@@ -380,8 +436,12 @@ void SgemmEx(Isa isa, int64_t m, int64_t n, int64_t k, float alpha, const GemmOp
               sp.lo = ep->lo;
               sp.hi = ep->hi;
             }
-            mk.fn(rows, cols, kc, pa + pi * k * mr + pc * mr, bpanel, ldb,
-                  c + row0 * ldc + col0, ldc, sp);
+            if (raw_a)
+              mk.raw_a(rows, cols, kc, pa + row0 * a.ld + pc, a.ld, bpanel, ldb,
+                       c + row0 * ldc + col0, ldc, sp);
+            else
+              mk.fn(rows, cols, kc, pa + pi * k * mr + pc * mr, bpanel, ldb,
+                    c + row0 * ldc + col0, ldc, sp);
           }
         }
       }

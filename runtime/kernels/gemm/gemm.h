@@ -6,8 +6,9 @@
 // The driver packs op(A) into panels of `mr` rows and op(B) into panels of `nr` columns
 // (zero-padded at the edges), blocks K so that one B panel stays in L1 and one A block in
 // L2, and runs a register-tiled micro-kernel per mr x nr tile (Goto/BLIS structure, as in
-// MLAS and XNNPACK). Micro-kernels: "f32_gemm__avx2_6x16" (AVX2+FMA), "f32_gemm__avx512_6x32"
+// MLAS and XNNPACK). Micro-kernels: "f32_gemm__avx2_6x16" (AVX2+FMA), "f32_gemm__avx512_12x32"
 // (AVX-512F, used only where the CPU has it) and "f32_gemm__scalar_6x16" (portable C++).
+// The AVX-512 tile also reads a raw non-transposed A in place, unpacked (as MLAS does).
 // Constant operands (weights) can be packed once with PackA/PackB and reused.
 // M <= 4 (decoder steps, batch-1 Linear layers) takes a GEMV path instead: no packing, one
 // pass over B (packed panels or raw row-major) in column blocks split across the pool, with

@@ -15,6 +15,11 @@ struct StoreParams {
   const float* col_bias = nullptr;  // bias of the tile's first column, or nullptr
   bool clamp = false;
   float lo = 0, hi = 0;
+  // Lines (64 bytes each, from `prefetch` on) a kernel that supports it fetches into L2
+  // one per K step while it computes: the next B panel, spread so that the misses never
+  // pile up in the fill buffers (AVX-512 tile; the driver prefetches for the others).
+  const char* prefetch = nullptr;
+  int64_t prefetch_lines = 0;
 };
 
 // Tile of `rows` x `cols` (cols <= 16 or 32) from accumulators laid out [rows][ld_acc].
@@ -45,7 +50,20 @@ void ScalarKernel(int rows, int cols, int64_t kc, const float* a, const float* b
 void Avx2Kernel(int rows, int cols, int64_t kc, const float* a, const float* b,
                 int64_t ldb, float* c, int64_t ldc, const StoreParams& p);  // 6 x 16, AVX2 + FMA
 void Avx512Kernel(int rows, int cols, int64_t kc, const float* a, const float* b,
-                  int64_t ldb, float* c, int64_t ldc, const StoreParams& p);  // 6 x 32, AVX-512F
+                  int64_t ldb, float* c, int64_t ldc, const StoreParams& p);  // 12 x 32, AVX-512F
+#endif
+
+// The same tile with A read in place from row-major memory: row r of the tile at
+// a + r * lda, K contiguous. Packing A cost as much as the GEMM itself where K is short or
+// N narrow (attention's Q.K^T with K = 32 and P.V with N = 32), as MLAS's unpacked-A SGEMM
+// shows. Null where an ISA has none.
+using TileRawAFn = void (*)(int rows, int cols, int64_t kc, const float* a, int64_t lda,
+                            const float* b, int64_t ldb, float* c, int64_t ldc,
+                            const StoreParams& p);
+#if defined(__x86_64__)
+void Avx512KernelRawA(int rows, int cols, int64_t kc, const float* a, int64_t lda,
+                      const float* b, int64_t ldb, float* c, int64_t ldc,
+                      const StoreParams& p);  // 12 x 32, AVX-512F
 #endif
 
 // GEMV micro-kernels for M <= 4 (one file per ISA: gemv_scalar.cc, gemv_avx2.cc,

@@ -6,7 +6,7 @@
 // kernel checks that the B it receives still has the packed shape and otherwise packs on
 // the fly. When every A batch uses the same B (the common [batch, seq, hidden] x
 // [hidden, out] case), the batches are folded into M so one large GEMM runs instead of
-// many small ones. Entries: f32_matmul__ref / __avx2_6x16 / __avx512_6x32 and likewise
+// many small ones. Entries: f32_matmul__ref / __avx2_6x16 / __avx512_12x32 and likewise
 // f32_gemm_op__*, one per GEMM micro-kernel.
 //
 // A constant 2-D weight with at least half its entries zero also gets a sparse form
@@ -295,12 +295,12 @@ void RegisterMatMulKernels(KernelRegistry& r) {
          Create<GemmKernel, Isa::kAvx2>});
   r.Add({"FusedGemm", "com.microsoft", DType::kFloat32, Isa::kAvx2,
          "f32_fused_gemm__avx2_6x16", Create<GemmKernel, Isa::kAvx2>});
-  r.Add({"MatMul", "", DType::kFloat32, Isa::kAvx512, "f32_matmul__avx512_6x32",
+  r.Add({"MatMul", "", DType::kFloat32, Isa::kAvx512, "f32_matmul__avx512_12x32",
          Create<MatMulKernel, Isa::kAvx512>});
-  r.Add({"Gemm", "", DType::kFloat32, Isa::kAvx512, "f32_gemm_op__avx512_6x32",
+  r.Add({"Gemm", "", DType::kFloat32, Isa::kAvx512, "f32_gemm_op__avx512_12x32",
          Create<GemmKernel, Isa::kAvx512>});
   r.Add({"FusedGemm", "com.microsoft", DType::kFloat32, Isa::kAvx512,
-         "f32_fused_gemm__avx512_6x32", Create<GemmKernel, Isa::kAvx512>});
+         "f32_fused_gemm__avx512_12x32", Create<GemmKernel, Isa::kAvx512>});
 #endif
 }
 

@@ -2,9 +2,9 @@
 // opsets 1-12 coerce the input to 2-D [prod(dims[:axis]), prod(dims[axis:])] (default
 // axis 1) and normalise each row. KernelInit::opset selects the rule (0 = unknown: 13).
 //
-// The reference subtracts the row max and accumulates in double. The AVX2 entries handle
-// rows that are contiguous (the last axis, or any 2-D-coerced row) with Exp256 (<= 2 ulp)
-// and f32 sums; strided lines fall back to the reference loop.
+// The reference subtracts the row max and accumulates in double. The AVX2 and AVX-512
+// entries handle rows that are contiguous (the last axis, or any 2-D-coerced row) with
+// Exp256 / Exp512 (<= 2 ulp) and f32 sums; strided lines fall back to the reference loop.
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -12,6 +12,7 @@
 #include "runtime/kernels/elementwise/elementwise_common.h"
 #include "runtime/kernels/elementwise/elementwise_impl.h"
 #include "runtime/kernels/elementwise/elementwise_simd.h"
+#include "runtime/kernels/elementwise/elementwise_simd512.h"
 
 namespace edgepress::runtime {
 namespace kernels {
@@ -55,9 +56,16 @@ using FastRow = void (*)(SOp op, const float* x, float* y, int64_t n);
 // denormal probability made the next MatMul take the CPU's slow microcode path (the GPT
 // fixture ran 2.4x slower). The reference's double exp rounds those entries to 0 or a
 // denormal below 1.2e-38, so outputs still agree within that.
+//
+// The argument is clamped to -87.34 first: Exp256 alone clamps at -88.38 and computes a
+// denormal there, and every masked score then cost a microcode assist inside the exp (the
+// BERT fixture's padding mask made its Softmax 3x slower than its unmasked rows).
+constexpr float kExpFloor = -87.33654475f;  // log(FLT_MIN)
+
 __attribute__((target("avx2,fma"))) inline __m256 SoftmaxExp(__m256 v) {
-  const __m256 e = avx2::Exp256(v);
-  return _mm256_andnot_ps(_mm256_cmp_ps(v, _mm256_set1_ps(-87.33654475f), _CMP_LT_OQ), e);
+  const __m256 floor = _mm256_set1_ps(kExpFloor);
+  const __m256 e = avx2::Exp256(_mm256_max_ps(v, floor));
+  return _mm256_andnot_ps(_mm256_cmp_ps(v, floor, _CMP_LT_OQ), e);
 }
 
 __attribute__((target("avx2,fma"))) void RowAvx2(SOp op, const float* x, float* y, int64_t n) {
@@ -105,6 +113,50 @@ __attribute__((target("avx2,fma"))) void RowAvx2(SOp op, const float* x, float* 
     _mm256_maskstore_ps(y + k, mask, _mm256_sub_ps(_mm256_maskload_ps(x + k, mask), shift));
   }
 }
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // gcc 12, unmasked AVX-512 intrinsics
+// The AVX2 row on 16 lanes with masked tails; exp(v) is 0 below kExpFloor as above, and a
+// NaN score stays NaN (max(floor, NaN) returns the NaN).
+__attribute__((target("avx512f"))) inline __m512 SoftmaxExp512(__m512 v) {
+  const __m512 floor = _mm512_set1_ps(kExpFloor);
+  const __mmask16 keep = _mm512_cmp_ps_mask(v, floor, _CMP_NLT_UQ);
+  return _mm512_maskz_mov_ps(keep, avx512::Exp512(_mm512_max_ps(floor, v)));
+}
+
+__attribute__((target("avx512f"))) void RowAvx512(SOp op, const float* x, float* y, int64_t n) {
+  if (n == 0) return;
+  __m512 vm = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  int64_t k = 0;
+  for (; k + 16 <= n; k += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(x + k));
+  if (k < n) vm = _mm512_mask_max_ps(vm, avx512::TailMask16(n - k), vm, _mm512_maskz_loadu_ps(avx512::TailMask16(n - k), x + k));
+  const float m = avx512::HMax512(vm);
+  const __m512 vmax = _mm512_set1_ps(m);
+  __m512 vs = _mm512_setzero_ps();
+  const __mmask16 tail = avx512::TailMask16(n % 16);
+  const int64_t full = n - n % 16;
+  for (k = 0; k < full; k += 16) {
+    const __m512 e = SoftmaxExp512(_mm512_sub_ps(_mm512_loadu_ps(x + k), vmax));
+    if (op == SOp::kSoftmax) _mm512_storeu_ps(y + k, e);
+    vs = _mm512_add_ps(vs, e);
+  }
+  if (tail) {
+    __m512 e = SoftmaxExp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, x + k), vmax));
+    e = _mm512_maskz_mov_ps(tail, e);
+    if (op == SOp::kSoftmax) _mm512_mask_storeu_ps(y + k, tail, e);
+    vs = _mm512_add_ps(vs, e);
+  }
+  if (op == SOp::kSoftmax) {
+    const __m512 inv = _mm512_set1_ps(1.0f / avx512::HSum512(vs));
+    for (k = 0; k < full; k += 16) _mm512_storeu_ps(y + k, _mm512_mul_ps(_mm512_loadu_ps(y + k), inv));
+    if (tail) _mm512_mask_storeu_ps(y + k, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, y + k), inv));
+    return;
+  }
+  const __m512 shift = _mm512_set1_ps(m + std::log(avx512::HSum512(vs)));
+  for (k = 0; k < full; k += 16) _mm512_storeu_ps(y + k, _mm512_sub_ps(_mm512_loadu_ps(x + k), shift));
+  if (tail) _mm512_mask_storeu_ps(y + k, tail, _mm512_sub_ps(_mm512_maskz_loadu_ps(tail, x + k), shift));
+}
+#pragma GCC diagnostic pop
 #endif
 
 void RunSoftmax(KernelContext& ctx, SOp op, int64_t axis, bool coerce_2d, FastRow fast) {
@@ -162,13 +214,14 @@ void RunSoftmax(KernelContext& ctx, SOp op, int64_t axis, bool coerce_2d, FastRo
   }
 }
 
-template <SOp kOp, bool kFast>
+template <SOp kOp, Isa kIsa>
 std::unique_ptr<Kernel> Create(const KernelInit& init) {
   bool coerce = init.opset > 0 && init.opset < 13;
   int64_t axis = init.node.attr_int("axis", coerce ? 1 : -1);
   FastRow fast = nullptr;
 #if defined(__x86_64__)
-  if (kFast) fast = RowAvx2;
+  if (kIsa == Isa::kAvx2) fast = RowAvx2;
+  if (kIsa == Isa::kAvx512) fast = RowAvx512;
 #endif
   return MakeKernel([axis, coerce, fast](KernelContext& ctx) { RunSoftmax(ctx, kOp, axis, coerce, fast); });
 }
@@ -178,14 +231,18 @@ std::unique_ptr<Kernel> Create(const KernelInit& init) {
 
 void RegisterSoftmaxKernels(KernelRegistry& r) {
   using kernels::SOp;
-  kernels::AddRef(r, "Softmax", kernels::Create<SOp::kSoftmax, false>);
-  kernels::AddRef(r, "LogSoftmax", kernels::Create<SOp::kLogSoftmax, false>);
-  kernels::AddRef(r, "Hardmax", kernels::Create<SOp::kHardmax, false>);
+  kernels::AddRef(r, "Softmax", kernels::Create<SOp::kSoftmax, Isa::kScalar>);
+  kernels::AddRef(r, "LogSoftmax", kernels::Create<SOp::kLogSoftmax, Isa::kScalar>);
+  kernels::AddRef(r, "Hardmax", kernels::Create<SOp::kHardmax, Isa::kScalar>);
 #if defined(__x86_64__)
   r.Add({"Softmax", "", ir::DType::kFloat32, Isa::kAvx2, "f32_softmax__avx2",
-         kernels::Create<SOp::kSoftmax, true>});
+         kernels::Create<SOp::kSoftmax, Isa::kAvx2>});
   r.Add({"LogSoftmax", "", ir::DType::kFloat32, Isa::kAvx2, "f32_log_softmax__avx2",
-         kernels::Create<SOp::kLogSoftmax, true>});
+         kernels::Create<SOp::kLogSoftmax, Isa::kAvx2>});
+  r.Add({"Softmax", "", ir::DType::kFloat32, Isa::kAvx512, "f32_softmax__avx512",
+         kernels::Create<SOp::kSoftmax, Isa::kAvx512>});
+  r.Add({"LogSoftmax", "", ir::DType::kFloat32, Isa::kAvx512, "f32_log_softmax__avx512",
+         kernels::Create<SOp::kLogSoftmax, Isa::kAvx512>});
 #endif
 }
 

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 #include <numeric>
+#include <type_traits>
 
 #include "runtime/kernels/elementwise/elementwise_common.h"
 #include "runtime/kernels/elementwise/elementwise_impl.h"
@@ -45,12 +46,16 @@ void StridedGather(ThreadPool& pool, const T* in, int64_t base, const std::vecto
   if (inner == 0 || rows == 0) return;
   ParallelRange(pool, rows, std::max<int64_t>(1, kParallelThreshold / std::max<int64_t>(1, inner)),
                 [&](int64_t rb, int64_t re) {
+                  // Row index as an odometer: one div/mod walk per chunk, then carries.
+                  // (A walk per row cost more than copying attention's 32-float rows.)
+                  std::vector<int64_t> pos(r - 1);
+                  int64_t off = base, rem = rb;
+                  for (size_t d = r - 1; d-- > 0;) {
+                    pos[d] = rem % dims[d];
+                    off += pos[d] * strides[d];
+                    rem /= dims[d];
+                  }
                   for (int64_t row = rb; row < re; ++row) {
-                    int64_t off = base, rem = row;
-                    for (size_t d = r - 1; d-- > 0;) {
-                      off += (rem % dims[d]) * strides[d];
-                      rem /= dims[d];
-                    }
                     T* o = out + row * inner;
                     const T* p = in + off;
                     if (s_in == 1) {
@@ -58,13 +63,19 @@ void StridedGather(ThreadPool& pool, const T* in, int64_t base, const std::vecto
                     } else {
                       for (int64_t j = 0; j < inner; ++j) o[j] = p[j * s_in];
                     }
+                    for (size_t d = r - 1; d-- > 0;) {
+                      off += strides[d];
+                      if (++pos[d] < dims[d]) break;
+                      off -= dims[d] * strides[d];
+                      pos[d] = 0;
+                    }
                   }
                 });
 }
 
 template <class T>
 void TransposeTyped(ThreadPool& pool, const T* in, const std::vector<int64_t>& shape,
-                    const std::vector<int64_t>& perm, T* out) {
+                    const std::vector<int64_t>& perm, T* out, bool simd) {
   std::vector<int64_t> st = Strides(shape);
   // Output-order dims with their input strides; size-1 dims dropped, chains merged.
   std::vector<int64_t> dims, strides;
@@ -100,6 +111,15 @@ void TransposeTyped(ThreadPool& pool, const T* in, const std::vector<int64_t>& s
                       }
                       const T* src = in + off;
                       T* dst = out + batch * a_n * b_n;
+#if defined(__x86_64__)
+                      if constexpr (sizeof(T) == 4 && std::is_trivially_copyable_v<T>) {
+                        if (simd) {
+                          Transpose2DAvx2(reinterpret_cast<const uint32_t*>(src), sb,
+                                          reinterpret_cast<uint32_t*>(dst), a_n, b_n);
+                          continue;
+                        }
+                      }
+#endif
                       for (int64_t a0 = 0; a0 < a_n; a0 += kTile)
                         for (int64_t b0 = 0; b0 < b_n; b0 += kTile) {
                           int64_t a1 = std::min(a_n, a0 + kTile), b1 = std::min(b_n, b0 + kTile);
@@ -116,16 +136,17 @@ void TransposeTyped(ThreadPool& pool, const T* in, const std::vector<int64_t>& s
 }  // namespace
 
 void TransposeInto(const ir::Node& node, ThreadPool& pool, const ir::Tensor& x,
-                   const std::vector<int64_t>& perm, ir::Tensor& out) {
+                   const std::vector<int64_t>& perm, ir::Tensor& out, bool simd) {
   if (x.numel() == 0) return;
   DispatchBySize(node, x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    TransposeTyped(pool, x.data<T>(), x.shape(), perm, out.mutable_data<T>());
+    TransposeTyped(pool, x.data<T>(), x.shape(), perm, out.mutable_data<T>(), simd);
   });
 }
 
 namespace {
 
+template <bool kSimd>
 std::unique_ptr<Kernel> CreateTranspose(const KernelInit& init) {
   bool has = init.node.has_attr("perm");
   std::vector<int64_t> attr_perm = init.node.attr_ints("perm");
@@ -144,7 +165,7 @@ std::unique_ptr<Kernel> CreateTranspose(const KernelInit& init) {
     std::vector<int64_t> shape(r);
     for (int64_t i = 0; i < r; ++i) shape[i] = x.shape()[perm[i]];
     ir::Tensor& out = ctx.AllocateOutput(0, x.dtype(), shape);
-    TransposeInto(ctx.node(), ctx.pool(), x, perm, out);
+    TransposeInto(ctx.node(), ctx.pool(), x, perm, out, kSimd);
   });
 }
 
@@ -891,7 +912,11 @@ std::unique_ptr<Kernel> CreateDepthSpace(const KernelInit& init, bool to_space) 
 }  // namespace
 
 void RegisterTensorIndexKernels(KernelRegistry& r) {
-  AddRef(r, "Transpose", CreateTranspose);
+  AddRef(r, "Transpose", CreateTranspose<false>);
+#if defined(__x86_64__)
+  r.Add({"Transpose", "", ir::DType::kUndefined, Isa::kAvx2, "any_transpose__avx2",
+         CreateTranspose<true>});
+#endif
   AddRef(r, "Concat", CreateConcat);
   AddRef(r, "Split", CreateSplit);
   AddRef(r, "Slice", CreateSlice);

@@ -4,7 +4,7 @@
 // GatherElements, ScatterElements, Expand, Tile, Pad, OneHot, Trilu, TopK, ArgMax,
 // ArgMin, CumSum, NonZero, DepthToSpace, SpaceToDepth). All are scalar reference entries
 // that accept every fixed-size dtype (they move elements by size); Transpose has blocked
-// fast paths.
+// fast paths and an AVX2 entry (8 x 8 register blocks for 4-byte elements).
 #pragma once
 
 #include <vector>
@@ -21,8 +21,13 @@ void RegisterTensorIndexKernels(KernelRegistry& r);
 // Maps an ONNX TensorProto data type code to a DType; throws naming the node otherwise.
 ir::DType DTypeFromOnnxCode(const ir::Node& node, int64_t code);
 // Permutes `x` into `out` (already allocated with the permuted shape).
+// `simd`: use the AVX2 block transpose for 4-byte elements (the caller checked the CPU).
 void TransposeInto(const ir::Node& node, ThreadPool& pool, const ir::Tensor& x,
-                   const std::vector<int64_t>& perm, ir::Tensor& out);
+                   const std::vector<int64_t>& perm, ir::Tensor& out, bool simd = false);
+#if defined(__x86_64__)
+// dst[a * b_n + b] = src[a + b * sb] for a < a_n, b < b_n (transpose_avx2.cc; AVX2).
+void Transpose2DAvx2(const uint32_t* src, int64_t sb, uint32_t* dst, int64_t a_n, int64_t b_n);
+#endif
 }  // namespace kernels
 
 }  // namespace edgepress::runtime
