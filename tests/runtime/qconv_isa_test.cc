@@ -86,6 +86,10 @@ std::vector<Shape> Shapes() {
       {12, 20, 2, 3, 1, 1, 9, 9, {1, 1, 1, 1}, "grouped 3x3"},
       {24, 36, 1, 1, 1, 1, 9, 9, {0, 0, 0, 0}, "pointwise"},
       {24, 36, 1, 1, 2, 1, 9, 9, {0, 0, 0, 0}, "1x1 stride 2"},
+      {5, 24, 1, 3, 1, 2, 7, 7, {2, 2, 2, 2}, "3x3 dilation 2 on 7x7, 5 row segments a panel"},
+      {3, 8, 1, 5, 2, 1, 4, 3, {3, 3, 3, 3}, "5x5 s2 larger than the input, taps off the plane"},
+      {7, 9, 1, 3, 1, 1, 2, 37, {1, 1, 1, 1}, "3x3 s1 two rows of 37: panels straddle rows"},
+      {6, 10, 1, 3, 2, 1, 5, 2, {1, 1, 1, 1}, "3x3 s2 on width 2: one pixel a segment"},
   };
 }
 

@@ -159,37 +159,52 @@ void QIm2ColPanels(const ConvGeometry& g, const Im2ColRows& rows, const T* x, in
 }
 
 #if defined(__x86_64__)
-// One 32-pixel im2col row of stride-1 or stride-2 taps: pad for pixels < cnt (0 after),
-// then each segment's in-range run [seg_t + lo, seg_t + hi) masked-loaded from src (pixel
-// p's byte at src + p * stride; stride 2 loads the even bytes of 64 and narrows the 16-bit
-// words to their low bytes), flipped by `flip`. Masked-out bytes are neither read nor
-// faulted on, so the run ends need no scalar code.
+// The in-range runs of one kernel tap in a 32-pixel panel, the same for every input
+// channel: per segment of the panel (pixels on one output row), the lanes whose input
+// pixel is inside the plane (`lanes`, in pixel positions; stride 2 as the even bytes of
+// 64, `bytes`) and the offset of lane 0's byte from the channel plane's start (may point
+// before the plane: only in-range bytes are loaded).
+struct TapRuns {
+  static constexpr int kMaxSeg = 12;
+  int nseg = 0;
+  uint32_t any = 0;  // union of the segments' lanes
+  uint32_t lanes[kMaxSeg];
+  uint64_t bytes[kMaxSeg];
+  int64_t off[kMaxSeg];
+};
+
+// Writes im2col rows kk = c * taps + t of one 32-pixel panel (row-major, 32 bytes a row)
+// for every channel c < cg: each row is 1-2 masked loads from the channel plane, flipped,
+// blended over the padding value (0 for pixels >= cnt). Masked-out bytes are neither read
+// nor faulted on. All bounds arithmetic was done once per tap (TapRuns), not per row.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // gcc 12, unmasked AVX-512 intrinsics
-__attribute__((target("avx512f,avx512bw,avx512vl"))) void Im2ColRow32Avx512(
-    int8_t* row, int nseg, const int* seg_t, const int64_t* lo, const int64_t* hi,
-    const uint8_t* const* src, int64_t stride, int8_t pad, uint8_t flip, int cnt) {
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void Im2ColPanel32Avx512(
+    const uint8_t* x, int64_t in_size, int64_t cg, const TapRuns* runs, int64_t taps,
+    int64_t stride, int8_t pad, uint8_t flip, int cnt, int8_t* rows) {
   const __mmask32 valid = cnt >= 32 ? ~__mmask32(0) : (__mmask32(1) << cnt) - 1;
-  __m256i r = _mm256_maskz_set1_epi8(valid, static_cast<char>(pad));
+  const __m256i vpad = _mm256_maskz_set1_epi8(valid, static_cast<char>(pad));
   const __m256i vflip = _mm256_set1_epi8(static_cast<char>(flip));
-  for (int s = 0; s < nseg; ++s) {
-    const int64_t n = hi[s] - lo[s];
-    if (n <= 0) continue;
-    const int64_t first = seg_t[s] + lo[s];
-    const __mmask32 run = static_cast<__mmask32>(
-        (n >= 32 ? ~uint64_t{0} : (uint64_t{1} << n) - 1) << first);
-    __m256i v;
-    if (stride == 1) {
-      v = _mm256_maskz_loadu_epi8(run, src[s]);
-    } else {
-      // Byte 2p for each pixel p of the run.
-      const uint64_t span = n >= 32 ? ~uint64_t{0} : (uint64_t{1} << (2 * n)) - 1;
-      const __mmask64 even = 0x5555555555555555ull & (span << (2 * first));
-      v = _mm512_cvtepi16_epi8(_mm512_maskz_loadu_epi8(even, src[s]));
+  for (int64_t c = 0; c < cg; ++c) {
+    const uintptr_t plane = reinterpret_cast<uintptr_t>(x + c * in_size);
+    for (int64_t t = 0; t < taps; ++t) {
+      const TapRuns& r = runs[t];
+      __m256i v = _mm256_setzero_si256();
+      if (stride == 1) {
+        for (int s = 0; s < r.nseg; ++s)
+          v = _mm256_or_si256(v, _mm256_maskz_loadu_epi8(
+                                     r.lanes[s], reinterpret_cast<const void*>(plane + r.off[s])));
+      } else {
+        __m512i w = _mm512_setzero_si512();
+        for (int s = 0; s < r.nseg; ++s)
+          w = _mm512_or_si512(w, _mm512_maskz_loadu_epi8(
+                                     r.bytes[s], reinterpret_cast<const void*>(plane + r.off[s])));
+        v = _mm512_cvtepi16_epi8(w);
+      }
+      const __m256i out = _mm256_mask_blend_epi8(r.any, vpad, _mm256_xor_si256(v, vflip));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(rows + (c * taps + t) * 32), out);
     }
-    r = _mm256_mask_blend_epi8(run, r, _mm256_xor_si256(v, vflip));
   }
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(row), r);
 }
 #pragma GCC diagnostic pop
 #endif
@@ -248,29 +263,40 @@ void QIm2ColBytes(Isa isa, const ConvGeometry& g, const Im2ColRows* rows, const 
     }
     const int64_t sw = g.stride[2];
 #if defined(__x86_64__)
-    if ((sw == 1 || sw == 2) && nr == 32 && isa != Isa::kAvx2) {  // the others have AVX-512BW
-      int64_t lo[kMaxNr], hi[kMaxNr];
-      const uint8_t* src[kMaxNr];
-      for (int64_t kk = 0; kk < kdim; ++kk) {
+    if ((sw == 1 || sw == 2) && nr == 32 && isa != Isa::kAvx2 && nseg <= TapRuns::kMaxSeg) {
+      // (the others have AVX-512BW) Rows kk < taps are channel 0's taps; channel c's rows
+      // read the same offsets in plane c.
+      const int64_t taps = g.k_size();
+      thread_local std::vector<TapRuns> runs;
+      if (runs.size() < static_cast<size_t>(taps)) runs.resize(static_cast<size_t>(taps));
+      const int sh = sw == 2 ? 1 : 0;
+      for (int64_t t = 0; t < taps; ++t) {
+        TapRuns& r = runs[static_cast<size_t>(t)];
+        r.nseg = 0;
+        r.any = 0;
         for (int sgi = 0; sgi < nseg; ++sgi) {
-          lo[sgi] = hi[sgi] = 0;
-          const int64_t id = bd[sgi] + rows->d_off[kk], ih = bh[sgi] + rows->h_off[kk];
+          const int64_t id = bd[sgi] + rows->d_off[t], ih = bh[sgi] + rows->h_off[t];
           if (static_cast<uint64_t>(id) >= in_d || static_cast<uint64_t>(ih) >= in_h) continue;
-          const int64_t w0 = bw[sgi] + rows->w_off[kk];
-          // Taps t with 0 <= w0 + t * sw < in_w (sw is 1 or 2 here: shifts, no division).
-          const int sh = sw == 2 ? 1 : 0;
-          lo[sgi] = std::min<int64_t>(seg_n[sgi], w0 >= 0 ? 0 : (-w0 + sw - 1) >> sh);
+          const int64_t w0 = bw[sgi] + rows->w_off[t];
+          // Taps i with 0 <= w0 + i * sw < in_w (sw is 1 or 2: shifts, no division).
+          const int64_t lo = std::min<int64_t>(seg_n[sgi], w0 >= 0 ? 0 : (-w0 + sw - 1) >> sh);
           const int64_t lim = static_cast<int64_t>(in_w) - 1 - w0;
-          hi[sgi] = std::max(lo[sgi], lim < 0 ? 0 : std::min<int64_t>(seg_n[sgi], (lim >> sh) + 1));
-          // Byte of pixel position p (in the panel) at src + p; computed as an integer
-          // because it may point before the plane (only in-range bytes are loaded).
-          const uintptr_t xr = reinterpret_cast<uintptr_t>(
-              x + rows->c_off[kk] + (id * g.in[1] + ih) * g.in[2] + w0);
-          src[sgi] = reinterpret_cast<const uint8_t*>(
-              xr - static_cast<uintptr_t>(seg_t[sgi] * sw) * sizeof(T));
+          const int64_t hi = std::max(lo, lim < 0 ? 0 : std::min<int64_t>(seg_n[sgi], (lim >> sh) + 1));
+          const int64_t n = hi - lo;
+          if (n <= 0) continue;
+          const int64_t first = seg_t[sgi] + lo;
+          const uint32_t lanes = static_cast<uint32_t>(((n >= 32 ? ~uint64_t{0} : (uint64_t{1} << n) - 1)) << first);
+          const uint64_t span = n >= 32 ? ~uint64_t{0} : (uint64_t{1} << (2 * n)) - 1;
+          const int k = r.nseg++;
+          r.lanes[k] = lanes;
+          r.bytes[k] = 0x5555555555555555ull & (span << (2 * first));
+          r.off[k] = ((id * g.in[1] + ih) * g.in[2] + w0 - seg_t[sgi] * sw) *
+                     static_cast<int64_t>(sizeof(T));
+          r.any |= lanes;
         }
-        Im2ColRow32Avx512(tmp.data() + kk * nr, nseg, seg_t, lo, hi, src, sw, pad, kFlip, cnt);
       }
+      Im2ColPanel32Avx512(reinterpret_cast<const uint8_t*>(x), g.in_size() * static_cast<int64_t>(sizeof(T)),
+                          g.cg, runs.data(), taps, sw, pad, kFlip, cnt, tmp.data());
       QPackBPanelFromRows(isa, kdim, out_size, pad, q, tmp.data(), dst);
       continue;
     }
