@@ -8,8 +8,9 @@
 //       => com.microsoft QGemm (edgepress QGemm with an activation)
 //   the same without a trailing Q (float output)     => edgepress QLinearConv / QGemm with
 //       float output: the product still runs integer, only the epilogue writes float
-//   DQ -> MaxPool|Reshape|Flatten|Transpose|Squeeze|Unsqueeze|Concat -> Q, equal qparams
-//       => the op on the uint8/int8 tensor itself (these commute with DQ exactly)
+//   DQ -> MaxPool|Reshape|Flatten|Transpose|Squeeze|Unsqueeze|Concat|Resize(nearest) -> Q,
+//       equal qparams => the op on the uint8/int8 tensor itself (these commute with DQ
+//       exactly)
 //   DQ(a), DQ(b) -> Add [-> Relu|Clip] -> Q           => com.microsoft QLinearAdd
 //       (edgepress QLinearAdd with an activation)
 //   DQ -> GlobalAveragePool -> Q                      => com.microsoft QLinearGlobalAveragePool
@@ -65,6 +66,14 @@ struct QInfo {
 
 bool IsOp(const ir::Node* n, const char* op) {
   return n && n->domain().empty() && n->op_type() == op;
+}
+
+// Nearest Resize gathers elements, so it commutes exactly with DQ (the 8-bit Resize
+// kernel, runtime/kernels/quant/qresize.cc); tf_crop_and_resize may write a value that
+// is no input element, and linear/cubic would need requantization.
+bool IsNearestResize(const ir::Node* n) {
+  return IsOp(n, "Resize") && n->attr_string("mode", "nearest") == "nearest" &&
+         n->attr_string("coordinate_transformation_mode", "half_pixel") != "tf_crop_and_resize";
 }
 
 std::optional<QInfo> ReadQdq(ir::Node* n, bool is_q) {
@@ -163,7 +172,7 @@ class FuseQdq : public Pass {
           return FuseLinear(g, node);
         if (!node->domain().empty()) return false;
         if (op == "MaxPool" || op == "Reshape" || op == "Flatten" || op == "Transpose" ||
-            op == "Squeeze" || op == "Unsqueeze" || op == "Concat")
+            op == "Squeeze" || op == "Unsqueeze" || op == "Concat" || IsNearestResize(node))
           return FuseMove(g, node);
         if (op == "Add") return FuseAdd(g, node);
         if (op == "Mul") return FuseMul(g, node);

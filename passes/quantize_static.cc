@@ -19,8 +19,8 @@
 //     into the producer's output range: it stays in place and its output carries the
 //     Q/DQ, so DQ -> Conv -> Relu -> Q is one integer pattern (no Q/DQ between Conv and
 //     Relu), and so is DQ, DQ -> Add -> Relu -> Q.
-//   * Data-movement ops (Reshape, Transpose, Flatten, Squeeze, Unsqueeze, MaxPool, Concat)
-//     run integer when their inputs are quantized, and share their inputs' scale and zero
+//   * Data-movement ops (Reshape, Transpose, Flatten, Squeeze, Unsqueeze, MaxPool, Concat,
+//     and Resize in nearest mode, a gather) run integer when their inputs are quantized, and share their inputs' scale and zero
 //     point (one set per connected group, from the union of the group's ranges), so
 //     DQ -> Reshape -> Q never requantizes.
 //   * AveragePool, GlobalAveragePool run integer only when their data input is a
@@ -88,6 +88,14 @@ bool IsLookupOp(const std::string& op) {
          op == "Mish";
 }
 
+// A nearest Resize is a gather: it commutes exactly with per-tensor (de)quantization, so
+// it shares its input's parameters like the data-movement ops. Linear/cubic modes would
+// requantize; tf_crop_and_resize writes an extrapolation value that is no input element.
+bool IsNearestResize(const ir::Node* n) {
+  return n->op_type() == "Resize" && n->attr_string("mode", "nearest") == "nearest" &&
+         n->attr_string("coordinate_transformation_mode", "half_pixel") != "tf_crop_and_resize";
+}
+
 Role RoleOf(const ir::Node* n) {
   if (!n->domain().empty()) return Role::kFloat;
   const std::string& op = n->op_type();
@@ -98,6 +106,7 @@ Role RoleOf(const ir::Node* n) {
   if (op == "Reshape" || op == "Transpose" || op == "Flatten" || op == "Squeeze" ||
       op == "Unsqueeze" || op == "MaxPool" || op == "Concat")
     return Role::kShare;
+  if (op == "Resize" && IsNearestResize(n)) return Role::kShare;
   return Role::kFloat;
 }
 
@@ -633,7 +642,7 @@ class QuantizeStatic : public Pass {
   }
   static Role RoleOf_(const std::string& op) {
     return op == "Reshape" || op == "Transpose" || op == "Flatten" || op == "Squeeze" ||
-                   op == "Unsqueeze" || op == "MaxPool" || op == "Concat"
+                   op == "Unsqueeze" || op == "MaxPool" || op == "Concat" || op == "Resize"
                ? Role::kShare
                : Role::kFloat;
   }
@@ -765,7 +774,8 @@ const PassEntry& QuantizeStaticPass() {
            Opt("exclude", T::kStringList, "", "node-name globs kept float"),
            Opt("op-types", T::kStringList,
                 "Conv,MatMul,Gemm,Add,Mul,Concat,MaxPool,AveragePool,GlobalAveragePool,Reshape,"
-                "Transpose,Flatten,Squeeze,Unsqueeze,Sigmoid,Tanh,HardSigmoid,HardSwish,LeakyRelu",
+                "Transpose,Flatten,Squeeze,Unsqueeze,Resize,Sigmoid,Tanh,HardSigmoid,HardSwish,"
+                "LeakyRelu",
                 "op types that may run integer"),
            Opt("keep-float", T::kInt, "0", "keep the K most sensitive layers float", {}, 0, 1e9),
            Opt("min-cosine", T::kFloat, "0",

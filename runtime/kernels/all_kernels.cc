@@ -25,6 +25,7 @@ const KernelRegistry& GlobalKernelRegistry() {
     RegisterQConvKernels(r);
     RegisterQLinearEltwiseKernels(r);
     RegisterQLinearLookupKernels(r);
+    RegisterQResizeKernels(r);
     return r;
   }();
   return registry;

@@ -22,4 +22,5 @@ void RegisterQLinearKernels(KernelRegistry& r);
 void RegisterQConvKernels(KernelRegistry& r);
 void RegisterQLinearEltwiseKernels(KernelRegistry& r);
 void RegisterQLinearLookupKernels(KernelRegistry& r);
+void RegisterQResizeKernels(KernelRegistry& r);
 }  // namespace edgepress::runtime
