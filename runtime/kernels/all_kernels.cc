@@ -26,6 +26,7 @@ const KernelRegistry& GlobalKernelRegistry() {
     RegisterQLinearEltwiseKernels(r);
     RegisterQLinearLookupKernels(r);
     RegisterQResizeKernels(r);
+    RegisterQConvTransposeKernels(r);
     return r;
   }();
   return registry;

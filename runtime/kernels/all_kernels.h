@@ -23,4 +23,5 @@ void RegisterQConvKernels(KernelRegistry& r);
 void RegisterQLinearEltwiseKernels(KernelRegistry& r);
 void RegisterQLinearLookupKernels(KernelRegistry& r);
 void RegisterQResizeKernels(KernelRegistry& r);
+void RegisterQConvTransposeKernels(KernelRegistry& r);
 }  // namespace edgepress::runtime
