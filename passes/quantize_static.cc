@@ -7,7 +7,8 @@
 //   weights: int8 symmetric, per output channel (per-channel=false: per tensor); the bias
 //   of Conv/Gemm: int32 through DequantizeLinear with scale s_x * s_w and zero point 0.
 // - Which ops run integer (the rest stays float):
-//   * Conv, MatMul, Gemm (constant float weights, or MatMul/Gemm of two activations) get
+//   * Conv, ConvTranspose (group 1; weights per channel on axis 1), MatMul, Gemm
+//     (constant float weights, or MatMul/Gemm of two activations) get
 //     Q/DQ on their activation inputs and quantized weights; their output is quantized
 //     where an integer op reads it.
 //   * Add and Mul with two activation inputs (no constant operand) get Q/DQ on both
@@ -100,7 +101,8 @@ Role RoleOf(const ir::Node* n) {
   if (!n->domain().empty()) return Role::kFloat;
   const std::string& op = n->op_type();
   if (IsLookupOp(op)) return Role::kLookup;
-  if (op == "Conv" || op == "MatMul" || op == "Gemm") return Role::kCompute;
+  if (op == "Conv" || op == "MatMul" || op == "Gemm" || op == "ConvTranspose")
+    return Role::kCompute;
   if (op == "Add" || op == "Mul") return Role::kElementwise;
   if (op == "AveragePool" || op == "GlobalAveragePool") return Role::kPool;
   if (op == "Reshape" || op == "Transpose" || op == "Flatten" || op == "Squeeze" ||
@@ -153,6 +155,10 @@ bool ComputeEligible(const ir::Node* n) {
   const ir::Tensor* w = ConstantOf(n->input(1));
   const std::string& op = n->op_type();
   if (op == "Conv") return w && w->dtype() == ir::DType::kFloat32 && w->rank() >= 3;
+  // ConvTranspose: per-channel scales on weight axis 1 are the output channels only
+  // for group 1 (fuse-qdq's QLinearConvTranspose has the same condition).
+  if (op == "ConvTranspose")
+    return w && w->dtype() == ir::DType::kFloat32 && w->rank() >= 3 && n->attr_int("group", 1) == 1;
   if (w) {
     if (w->dtype() != ir::DType::kFloat32) return false;
     if (op == "Gemm") return w->rank() == 2;
@@ -425,6 +431,9 @@ class Quantizer {
     if (op == "Conv") {
       axis = 0;
       channels = wt.shape()[0];
+    } else if (op == "ConvTranspose") {
+      axis = 1;
+      channels = wt.shape()[1];
     } else if (op == "Gemm") {
       axis = n->attr_int("transB", 0) ? 0 : 1;
       channels = wt.shape()[axis];
@@ -434,7 +443,7 @@ class Quantizer {
     }
     std::vector<float> sw;
     n->set_input(1, WeightDq(g, w, axis, n, &sw, out));
-    bool bias_ok = op == "Conv" || (op == "Gemm" && n->attr_float("alpha", 1.f) == 1.f &&
+    bool bias_ok = op == "Conv" || op == "ConvTranspose" || (op == "Gemm" && n->attr_float("alpha", 1.f) == 1.f &&
                                     n->attr_float("beta", 1.f) == 1.f);
     if (bias_ok && n->num_inputs() > 2 && n->input(2)) {
       auto p = act_params_.find(n->input(0) ? dq_source_.at(n->input(0)) : nullptr);
@@ -773,7 +782,8 @@ const PassEntry& QuantizeStaticPass() {
                 "uint8 asymmetric or int8 symmetric activations", {"uint8", "int8"}),
            Opt("exclude", T::kStringList, "", "node-name globs kept float"),
            Opt("op-types", T::kStringList,
-                "Conv,MatMul,Gemm,Add,Mul,Concat,MaxPool,AveragePool,GlobalAveragePool,Reshape,"
+                "Conv,ConvTranspose,MatMul,Gemm,Add,Mul,Concat,MaxPool,AveragePool,GlobalAveragePool,"
+                "Reshape,"
                 "Transpose,Flatten,Squeeze,Unsqueeze,Resize,Sigmoid,Tanh,HardSigmoid,HardSwish,"
                 "LeakyRelu",
                 "op types that may run integer"),

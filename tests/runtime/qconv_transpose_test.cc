@@ -2,7 +2,8 @@
 // equals the scalar reference exactly, and the reference agrees within 1 LSB with the QDQ
 // definition (dequantize x and w, float ConvTranspose with the float bias, quantize y) at
 // the detector's 2x2 stride-2 upsampling, 3x3 stride 2 with pads and output_padding,
-// groups, dilation, 1-D, per-channel weight zero points, uint8/int8 x, values at both
+// groups, dilation, 1-D, disjoint windows (kernel = stride: epilogue before the scatter)
+// and overlapping ones (int32 col2im), inputs of several L2 chunks, per-channel weight zero points, uint8/int8 x, values at both
 // ends of the range (saturation), a fused Relu, and the edgepress float-output form.
 #include <gtest/gtest.h>
 
@@ -145,6 +146,9 @@ TEST(QConvTransposeTest, EveryKernelMatchesScalarAndTheQdqDefinition) {
       {5, 7, 1, {4, 4}, {3, 3}, {1, 1}, {0, 1, 2, 0}, {}, {2, 2}, "dilation 2, asymmetric pads"},
       {37, 33, 1, {3, 40}, {2, 2}, {2, 2}, {0, 0, 0, 0}, {}, {1, 1}, "odd channels past the tiles"},
       {4, 6, 1, {17}, {4}, {3}, {1, 1}, {}, {1}, "1-D"},
+      {4, 6, 1, {9}, {3}, {3}, {0, 0}, {}, {1}, "1-D, disjoint windows of 3"},
+      {64, 8, 1, {50, 50}, {2, 2}, {2, 2}, {0, 0, 0, 0}, {}, {1, 1}, "2x2 s2, several L2 chunks"},
+      {64, 6, 1, {45, 47}, {3, 3}, {2, 2}, {1, 1, 1, 1}, {}, {1, 1}, "3x3 s2 overlapping, several chunks"},
   };
   uint32_t seed = 10;
   for (const Case& c : cases)

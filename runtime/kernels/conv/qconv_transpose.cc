@@ -157,30 +157,63 @@ class QConvTransposeKernel : public Kernel {
     const std::vector<QPacked> local = use_packed ? std::vector<QPacked>{} : Pack(*w, w_zp);
     const std::vector<QPacked>& pw = use_packed ? packed_w_ : local;
     ThreadPool& pool = ctx.pool();
-    std::vector<int32_t> col(static_cast<size_t>(rows * in_size));
-    std::vector<int32_t> acc(static_cast<size_t>(g.mg * out_size));
+    const bool disjoint = Disjoint(g);
+    // Disjoint windows: the epilogue runs on the GEMM rows directly (row r = channel
+    // r / kprod: per-row copies of the channel's multiplier and bias), then the final
+    // values are scattered. Otherwise int32 col, col2im sums, then the epilogue.
+    std::vector<float> rmult;
+    std::vector<int32_t> rbias;
+    thread_local std::vector<int32_t> col, acc;
+    thread_local std::vector<uint8_t> fin;
+    if (disjoint) {
+      rmult.resize(static_cast<size_t>(rows));
+      rbias.resize(static_cast<size_t>(rows));
+      fin.resize(static_cast<size_t>(rows * in_size * elem));
+    } else {
+      col.resize(static_cast<size_t>(rows * in_size));
+      acc.resize(static_cast<size_t>(g.mg * out_size));
+    }
     for (int64_t n = 0; n < g.n; ++n) {
       for (int64_t gi = 0; gi < g.group; ++gi) {
         const uint8_t* xg = static_cast<const uint8_t*>(x->raw()) + (n * g.c + gi * g.cg) * in_size;
-        std::fill(acc.begin(), acc.end(), 0);
-        if (in_size > 0 && g.cg > 0) {
-          const QSource xsrc{xg, x->dtype(), in_size, false, &x_zp, false};
-          const QPacked pb = QPackB(kIsa, g.cg, in_size, xsrc);
-          QOutput co;
-          co.kind = QOutput::Kind::kInt32;
-          co.data = col.data();
-          co.ld = in_size;
-          QGemm(kIsa, rows, in_size, g.cg, QOperand::Of(pw[static_cast<size_t>(gi)]),
-                QOperand::Of(pb), co, &pool);
-          pool.ParallelFor(g.mg, 1, [&](int64_t lo, int64_t hi) {
-            Col2ImInt32(g, col.data(), lo, hi, acc.data());
-          });
-        }
+        const QPacked& wg = pw[static_cast<size_t>(gi)];
         QOutput o = out;
         o.data = static_cast<uint8_t*>(y.mutable_raw()) + (n * g.m + gi * g.mg) * out_size * elem;
         o.ld = out_size;
         o.scale += gi * g.mg;  // channel lookups are by absolute output channel
         if (o.bias) o.bias += gi * g.mg;
+        if (disjoint) {
+          const int64_t ks = g.k_size();
+          for (int64_t r = 0; r < rows; ++r) {
+            rmult[static_cast<size_t>(r)] = o.scale[r / ks];
+            rbias[static_cast<size_t>(r)] = o.bias ? o.bias[r / ks] : 0;
+          }
+          QOutput ro = o;
+          ro.scale = rmult.data();
+          ro.bias = rbias.data();
+          ro.data = fin.data();
+          ro.ld = in_size;
+          GemmChunks(pool, x->dtype(), xg, in_size, g.cg, rows, wg, x_zp, ro, elem);
+          uint8_t* yg = static_cast<uint8_t*>(o.data);
+          pool.ParallelFor(g.mg, 1, [&](int64_t lo, int64_t hi) {
+            if (elem == 4)
+              Scatter<float>(g, reinterpret_cast<const float*>(fin.data()), lo, hi, reinterpret_cast<float*>(yg));
+            else
+              Scatter<uint8_t>(g, fin.data(), lo, hi, yg);
+          });
+          continue;
+        }
+        std::fill(acc.begin(), acc.end(), 0);
+        if (in_size > 0 && g.cg > 0) {
+          QOutput co;
+          co.kind = QOutput::Kind::kInt32;
+          co.data = col.data();
+          co.ld = in_size;
+          GemmChunks(pool, x->dtype(), xg, in_size, g.cg, rows, wg, x_zp, co, 4);
+          pool.ParallelFor(g.mg, 1, [&](int64_t lo, int64_t hi) {
+            Col2ImInt32(g, col.data(), lo, hi, acc.data());
+          });
+        }
         pool.ParallelFor(g.mg, 1, [&](int64_t lo, int64_t hi) {
           for (int64_t m = lo; m < hi; ++m)
             for (int64_t c0 = 0; c0 < out_size; c0 += kStoreChunk) {
@@ -194,6 +227,57 @@ class QConvTransposeKernel : public Kernel {
 
  private:
   static constexpr int64_t kStoreChunk = int64_t{1} << 20;
+
+  // Every output element comes from exactly one (input pixel, kernel tap): windows tile
+  // the output (kernel = stride, no dilation, no pads or output_padding).
+  static bool Disjoint(const ConvGeometry& g) {
+    for (int d = 0; d < 3; ++d)
+      if (g.k[d] != g.stride[d] || (g.k[d] > 1 && g.dil[d] != 1) || g.pad_b[d] != 0 ||
+          g.out[d] != g.in[d] * g.stride[d])
+        return false;
+    return true;
+  }
+
+  // y[m][id*k0+kd][ih*k1+kh][iw*k2+kw] = fin[(m*kprod + tap)][pixel] for channels [m0, m1).
+  template <typename T>
+  static void Scatter(const ConvGeometry& g, const T* fin, int64_t m0, int64_t m1, T* y) {
+    const int64_t ks = g.k_size(), in_size = g.in_size(), out_size = g.out_size();
+    for (int64_t m = m0; m < m1; ++m)
+      for (int64_t t = 0; t < ks; ++t) {
+        const int64_t kw = t % g.k[2], kh = (t / g.k[2]) % g.k[1], kd = t / (g.k[2] * g.k[1]);
+        const T* src = fin + (m * ks + t) * in_size;
+        T* ym = y + m * out_size;
+        for (int64_t id = 0; id < g.in[0]; ++id)
+          for (int64_t ih = 0; ih < g.in[1]; ++ih) {
+            const T* s = src + (id * g.in[1] + ih) * g.in[2];
+            T* d = ym + ((id * g.k[0] + kd) * g.out[1] + ih * g.k[1] + kh) * g.out[2] + kw;
+            for (int64_t iw = 0; iw < g.in[2]; ++iw) d[iw * g.k[2]] = s[iw];
+          }
+      }
+  }
+
+  // out(op(A) x X) over X's pixels in chunks of B panels that stay in L2, each packed and
+  // multiplied by one thread (no whole-matrix pack, one dispatch). `o` addresses column 0
+  // of the result (row stride in_size, `elem` bytes an element).
+  static void GemmChunks(ThreadPool& pool, ir::DType xt, const uint8_t* xg, int64_t in_size,
+                         int64_t cg, int64_t rows, const QPacked& wg, int32_t x_zp, const QOutput& o,
+                         int64_t elem) {
+    const int nr = QGemmNr(kIsa);
+    const int64_t panels = (in_size + nr - 1) / nr;
+    const int64_t chunk = std::max<int64_t>(1, (128 << 10) / std::max<int64_t>(1, cg * nr));
+    pool.ParallelFor((panels + chunk - 1) / chunk, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        const int64_t n0 = c * chunk * nr, nc = std::min(in_size, (c + 1) * chunk * nr) - n0;
+        thread_local std::vector<int16_t> bbuf;
+        const int64_t need = QPackedBSize(kIsa, cg, nc);
+        if (bbuf.size() < static_cast<size_t>(need)) bbuf.resize(static_cast<size_t>(need));
+        PackX(xt, xg + n0, in_size, cg, nc, x_zp, bbuf.data());
+        QOutput oc = o;
+        oc.data = static_cast<uint8_t*>(o.data) + n0 * elem;
+        QGemm(kIsa, rows, nc, cg, QOperand::Of(wg), QOperand{bbuf.data(), kIsa, nc, cg}, oc, nullptr);
+      }
+    });
+  }
 
   // A panel set per group: op(A)[r][ci] = W[gi*cg + ci][r] (r = local output channel x
   // kernel position), the zero point of r's output channel subtracted.
@@ -210,6 +294,36 @@ class QConvTransposeKernel : public Kernel {
     }
     return p;
   }
+
+  // B = X[k rows, n columns] (row stride ld) packed for kIsa. The byte layouts copy each
+  // panel's rows (uint8 flipped to int8 by ^0x80, zero point moved with it) and let
+  // QPackBPanelFromRows interleave them; the int16-pair layouts use QPackBPanels.
+  static void PackX(ir::DType dt, const uint8_t* x, int64_t ld, int64_t k, int64_t n, int32_t zp,
+                    int16_t* dst) {
+    const int nr = QGemmNr(kIsa);
+    const int64_t panels = (n + nr - 1) / nr;
+    if (!QGemmBytes(kIsa)) {
+      const QSource src{x, dt, ld, false, &zp, false};
+      QPackBPanels(kIsa, k, n, src, 0, panels, dst);
+      return;
+    }
+    const bool u8 = dt == ir::DType::kUInt8;
+    const uint8_t flip = u8 ? 0x80 : 0;
+    thread_local std::vector<int8_t> tmp;
+    if (tmp.size() < static_cast<size_t>(k * nr)) tmp.resize(static_cast<size_t>(k * nr));
+    for (int64_t q = 0; q < panels; ++q) {
+      const int64_t j0 = q * nr;
+      const int cnt = static_cast<int>(std::min<int64_t>(nr, n - j0));
+      for (int64_t kk = 0; kk < k; ++kk) {
+        const uint8_t* src = x + kk * ld + j0;
+        int8_t* d = tmp.data() + kk * nr;
+        for (int t = 0; t < cnt; ++t) d[t] = static_cast<int8_t>(src[t] ^ flip);
+        for (int t = cnt; t < nr; ++t) d[t] = 0;
+      }
+      QPackBPanelFromRows(kIsa, k, n, u8 ? zp - 128 : zp, q, tmp.data(), dst);
+    }
+  }
+
   static int32_t OneZp(const ir::Node& node, const ir::Tensor* zp, ir::DType want, const char* what) {
     if (!zp) return 0;
     if (zp->dtype() != want)
