@@ -163,16 +163,21 @@ class QConvTransposeKernel : public Kernel {
     // values are scattered. Otherwise int32 col, col2im sums, then the epilogue.
     std::vector<float> rmult;
     std::vector<int32_t> rbias;
-    thread_local std::vector<int32_t> col, acc;
-    thread_local std::vector<uint8_t> fin;
+    // Scratch of the calling thread; the pool's tasks use it through these pointers (a
+    // thread_local named inside a task would be the worker's own).
+    thread_local std::vector<int32_t> col_buf, acc_buf;
+    thread_local std::vector<uint8_t> fin_buf;
     if (disjoint) {
       rmult.resize(static_cast<size_t>(rows));
       rbias.resize(static_cast<size_t>(rows));
-      fin.resize(static_cast<size_t>(rows * in_size * elem));
+      fin_buf.resize(static_cast<size_t>(rows * in_size * elem));
     } else {
-      col.resize(static_cast<size_t>(rows * in_size));
-      acc.resize(static_cast<size_t>(g.mg * out_size));
+      col_buf.resize(static_cast<size_t>(rows * in_size));
+      acc_buf.resize(static_cast<size_t>(g.mg * out_size));
     }
+    int32_t* const col = col_buf.data();
+    int32_t* const acc = acc_buf.data();
+    uint8_t* const fin = fin_buf.data();
     for (int64_t n = 0; n < g.n; ++n) {
       for (int64_t gi = 0; gi < g.group; ++gi) {
         const uint8_t* xg = static_cast<const uint8_t*>(x->raw()) + (n * g.c + gi * g.cg) * in_size;
@@ -191,34 +196,34 @@ class QConvTransposeKernel : public Kernel {
           QOutput ro = o;
           ro.scale = rmult.data();
           ro.bias = rbias.data();
-          ro.data = fin.data();
+          ro.data = fin;
           ro.ld = in_size;
           GemmChunks(pool, x->dtype(), xg, in_size, g.cg, rows, wg, x_zp, ro, elem);
           uint8_t* yg = static_cast<uint8_t*>(o.data);
           pool.ParallelFor(g.mg, 1, [&](int64_t lo, int64_t hi) {
             if (elem == 4)
-              Scatter<float>(g, reinterpret_cast<const float*>(fin.data()), lo, hi, reinterpret_cast<float*>(yg));
+              Scatter<float>(g, reinterpret_cast<const float*>(fin), lo, hi, reinterpret_cast<float*>(yg));
             else
-              Scatter<uint8_t>(g, fin.data(), lo, hi, yg);
+              Scatter<uint8_t>(g, fin, lo, hi, yg);
           });
           continue;
         }
-        std::fill(acc.begin(), acc.end(), 0);
+        std::fill(acc, acc + g.mg * out_size, 0);
         if (in_size > 0 && g.cg > 0) {
           QOutput co;
           co.kind = QOutput::Kind::kInt32;
-          co.data = col.data();
+          co.data = col;
           co.ld = in_size;
           GemmChunks(pool, x->dtype(), xg, in_size, g.cg, rows, wg, x_zp, co, 4);
           pool.ParallelFor(g.mg, 1, [&](int64_t lo, int64_t hi) {
-            Col2ImInt32(g, col.data(), lo, hi, acc.data());
+            Col2ImInt32(g, col, lo, hi, acc);
           });
         }
         pool.ParallelFor(g.mg, 1, [&](int64_t lo, int64_t hi) {
           for (int64_t m = lo; m < hi; ++m)
             for (int64_t c0 = 0; c0 < out_size; c0 += kStoreChunk) {
               const int cols = static_cast<int>(std::min<int64_t>(kStoreChunk, out_size - c0));
-              QStoreRowIsa(kIsa, acc.data() + m * out_size + c0, cols, m, c0, o);
+              QStoreRowIsa(kIsa, acc + m * out_size + c0, cols, m, c0, o);
             }
         });
       }
