@@ -459,7 +459,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void DwPlaneAvx512(cons
   const int64_t ow_v = (ow_n + 15) / 16 * 16;
   // Padded plane: rows cover every ih the taps read, columns every iw plus a vector of slack.
   const int64_t hp = (oh_n - 1) * sh + (kh_n - 1) * dh + 1;
-  const int64_t wp = (ow_v - 1) * sw + (kw_n - 1) * dw + 1 + 32;
+  // (16 floats of slack: stride 2 reads one float past the last tap, other strides none.)
+  const int64_t wp = (ow_v - 1) * sw + (kw_n - 1) * dw + 1 + 16;
   thread_local std::vector<float> xp, wf;
   thread_local std::vector<int32_t> acc;
   if (xp.size() < static_cast<size_t>(hp * wp)) xp.resize(static_cast<size_t>(hp * wp));
@@ -488,7 +489,13 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void DwPlaneAvx512(cons
                                                         : _mm512_cvtepi8_epi32(raw);
       _mm512_storeu_ps(d + c, _mm512_cvtepi32_ps(_mm512_sub_epi32(v, vzp)));
     }
-    for (; c < c1; ++c) d[c] = static_cast<float>(static_cast<int32_t>(s[c]) - p.x_zp);
+    if (c < c1) {  // the row's tail (the whole row of a 7x7 or 14x14 plane): masked
+      const __mmask16 m = static_cast<__mmask16>((1u << (c1 - c)) - 1);
+      const __m128i raw = _mm_maskz_loadu_epi8(m, s + c);
+      const __m512i v = std::is_same<T, uint8_t>::value ? _mm512_cvtepu8_epi32(raw)
+                                                        : _mm512_cvtepi8_epi32(raw);
+      _mm512_mask_storeu_ps(d + c, m, _mm512_cvtepi32_ps(_mm512_sub_epi32(v, vzp)));
+    }
     std::fill(d + c1, d + wp, 0.f);
   }
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
