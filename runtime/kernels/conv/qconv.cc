@@ -437,6 +437,75 @@ __attribute__((target("avx2,fma"))) void DwPlaneAvx2(const QDwPlane& p) {
   }
 }
 
+// The tap loop of DwPlaneAvx512 over the padded float plane, storing int32 accumulators
+// (rows ow_n apart).
+struct DwTaps {
+  const float* xp;
+  int64_t wp;
+  const float* wf;  // [KH][KW]
+  int64_t sh, sw, dh, dw, oh_n, ow_n;
+  int32_t* acc;
+};
+
+// 3x3 and 5x5 at stride 1 or 2 (mobile networks' depthwise convs): the taps unrolled and
+// the weights held in registers, so each output vector costs KH*KW loads and FMAs only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+template <int KH, int KW, int SW>
+__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void DwTapsAvx512(const DwTaps& t) {
+  __m512 w[KH * KW];
+  for (int i = 0; i < KH * KW; ++i) w[i] = _mm512_set1_ps(t.wf[i]);
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  for (int64_t oh = 0; oh < t.oh_n; ++oh) {
+    for (int64_t ow = 0; ow < t.ow_n; ow += 16) {
+      __m512 s = _mm512_setzero_ps();
+      for (int kh = 0; kh < KH; ++kh) {
+        const float* row = t.xp + (oh * t.sh + kh * t.dh) * t.wp + ow * SW;
+        for (int kw = 0; kw < KW; ++kw) {
+          const float* src = row + kw * t.dw;
+          const __m512 v = SW == 1 ? _mm512_loadu_ps(src)
+                                   : _mm512_permutex2var_ps(_mm512_loadu_ps(src), even,
+                                                            _mm512_loadu_ps(src + 16));
+          s = _mm512_fmadd_ps(v, w[kh * KW + kw], s);
+        }
+      }
+      _mm512_storeu_si512(t.acc + oh * t.ow_n + ow, _mm512_cvtps_epi32(s));
+    }
+  }
+}
+
+// Any kernel size and stride (other strides gather).
+__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void DwTapsAvx512Any(const DwTaps& t,
+                                                                           int64_t kh_n,
+                                                                           int64_t kw_n) {
+  const int64_t sw = t.sw;
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i strided = _mm512_mullo_epi32(
+      _mm512_set1_epi32(static_cast<int32_t>(sw)),
+      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+  for (int64_t oh = 0; oh < t.oh_n; ++oh) {
+    for (int64_t ow = 0; ow < t.ow_n; ow += 16) {
+      __m512 s = _mm512_setzero_ps();
+      for (int64_t kh = 0; kh < kh_n; ++kh) {
+        const float* row = t.xp + (oh * t.sh + kh * t.dh) * t.wp + ow * sw;
+        for (int64_t kw = 0; kw < kw_n; ++kw) {
+          const float* src = row + kw * t.dw;
+          __m512 v;
+          if (sw == 1)
+            v = _mm512_loadu_ps(src);
+          else if (sw == 2)
+            v = _mm512_permutex2var_ps(_mm512_loadu_ps(src), even, _mm512_loadu_ps(src + 16));
+          else
+            v = _mm512_i32gather_ps(strided, src, 4);
+          s = _mm512_fmadd_ps(v, _mm512_set1_ps(t.wf[kh * kw_n + kw]), s);
+        }
+      }
+      _mm512_storeu_si512(t.acc + oh * t.ow_n + ow, _mm512_cvtps_epi32(s));
+    }
+  }
+}
+#pragma GCC diagnostic pop
+
 // Largest tap count for DwPlaneAvx512: the float sums stay exact integers while
 // taps * 255 * 255 < 2^24.
 constexpr int64_t kDwMaxFloatTaps = 256;
@@ -498,30 +567,13 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void DwPlaneAvx512(cons
     }
     std::fill(d + c1, d + wp, 0.f);
   }
-  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i strided = _mm512_mullo_epi32(
-      _mm512_set1_epi32(static_cast<int32_t>(sw)),
-      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
-  for (int64_t oh = 0; oh < oh_n; ++oh) {
-    for (int64_t ow = 0; ow < ow_n; ow += 16) {
-      __m512 s = _mm512_setzero_ps();
-      for (int64_t kh = 0; kh < kh_n; ++kh) {
-        const float* row = xp.data() + (oh * sh + kh * dh) * wp + ow * sw;
-        for (int64_t kw = 0; kw < kw_n; ++kw) {
-          const float* src = row + kw * dw;
-          __m512 v;
-          if (sw == 1)
-            v = _mm512_loadu_ps(src);
-          else if (sw == 2)
-            v = _mm512_permutex2var_ps(_mm512_loadu_ps(src), even, _mm512_loadu_ps(src + 16));
-          else
-            v = _mm512_i32gather_ps(strided, src, 4);
-          s = _mm512_fmadd_ps(v, _mm512_set1_ps(wf[static_cast<size_t>(kh * kw_n + kw)]), s);
-        }
-      }
-      _mm512_storeu_si512(acc.data() + oh * ow_n + ow, _mm512_cvtps_epi32(s));
-    }
-  }
+  const DwTaps taps{xp.data(), wp, wf.data(), sh, sw, dh, dw, oh_n, ow_n, acc.data()};
+  if (kh_n == 3 && kw_n == 3 && sw <= 2)
+    sw == 1 ? DwTapsAvx512<3, 3, 1>(taps) : DwTapsAvx512<3, 3, 2>(taps);
+  else if (kh_n == 5 && kw_n == 5 && sw <= 2)
+    sw == 1 ? DwTapsAvx512<5, 5, 1>(taps) : DwTapsAvx512<5, 5, 2>(taps);
+  else
+    DwTapsAvx512Any(taps, kh_n, kw_n);
   // One epilogue call for the plane: its output rows are contiguous, and the channel
   // (scale, bias) is the same for all of them.
   QOutput o = *p.out;
