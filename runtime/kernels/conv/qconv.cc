@@ -746,8 +746,16 @@ class QConvKernel : public Kernel {
     const int nr = QGemmNr(kIsa);
     const bool bytes = QGemmBytes(kIsa);
     const Im2ColRows rows(pointwise ? ConvGeometry{} : g);
+    const int64_t panels = (out_size + nr - 1) / nr;
+    // Byte layouts: chunks of panels whose packed columns stay in L2 (~256 KiB), each
+    // written and multiplied by the same thread right away, instead of the whole column
+    // matrix (5.5 MB for a 96-channel 3x3 conv on 80x80) going through memory between the
+    // two. Used when the chunks alone keep every thread busy.
+    const int64_t chunk = std::max<int64_t>(1, (256 << 10) / std::max<int64_t>(1, kdim * nr));
+    const int64_t nchunks = (panels + chunk - 1) / chunk;
+    const bool fused = bytes && (pool.num_threads() == 1 || nchunks >= 2 * pool.num_threads());
     thread_local std::vector<int16_t> col;
-    const int64_t need = QPackedBSize(kIsa, kdim, out_size);
+    const int64_t need = fused ? 0 : QPackedBSize(kIsa, kdim, out_size);
     if (col.size() < static_cast<size_t>(need)) col.resize(static_cast<size_t>(need));
     std::vector<QPacked> local_w;
     if (!use_packed) {
@@ -758,7 +766,6 @@ class QConvKernel : public Kernel {
       }
     }
     const std::vector<QPacked>& pw = use_packed ? packed_w_ : local_w;
-    const int64_t panels = (out_size + nr - 1) / nr;
     for (int64_t n = 0; n < g.n; ++n) {
       for (int64_t gi = 0; gi < g.group; ++gi) {
         const uint8_t* xg = static_cast<const uint8_t*>(x.raw()) + (n * g.c + gi * g.cg) * in_size;
@@ -783,13 +790,7 @@ class QConvKernel : public Kernel {
               QIm2ColBytes(kIsa, g, r, xg, static_cast<int8_t>(zp8), kdim, lo, hi, nr, d, q_base,
                            n_pack);
           };
-          // Chunks of panels whose packed columns stay in L2 (~256 KiB): each chunk is
-          // written and multiplied by the same thread right away, instead of the whole
-          // column matrix (5.5 MB for a 96-channel 3x3 conv on 80x80) going through memory
-          // between the two. Used when the chunks alone keep every thread busy.
-          const int64_t chunk = std::max<int64_t>(1, (256 << 10) / std::max<int64_t>(1, kdim * nr));
-          const int64_t nchunks = (panels + chunk - 1) / chunk;
-          if (pool.num_threads() == 1 || nchunks >= 2 * pool.num_threads()) {
+          if (fused) {
             pool.ParallelFor(nchunks, 1, [&](int64_t c0, int64_t c1) {
               thread_local std::vector<int16_t> buf;
               const int64_t bneed = QPackedBSize(kIsa, kdim, chunk * nr);
