@@ -3,13 +3,16 @@
 //
 //   DQ(x) + DQ(w, per-axis) [+ DQ(bias int32)] -> Conv/FusedConv [-> Relu|Clip] -> Q(y)
 //       => QLinearConv (edgepress QLinearConv when an activation is fused)
+//   the same with ConvTranspose (group 1, weight axis 1) => com.microsoft
+//       QLinearConvTranspose (edgepress QLinearConvTranspose with an activation)
 //   DQ(a) + DQ(w) -> MatMul [-> Relu|Clip] -> Q(y)      => QLinearMatMul (edgepress QGemm)
 //   DQ(a) + DQ(w) [+ DQ(bias)] -> Gemm/FusedGemm [-> act] -> Q(y)
 //       => com.microsoft QGemm (edgepress QGemm with an activation)
 //   the same without a trailing Q (float output)     => edgepress QLinearConv / QGemm with
 //       float output: the product still runs integer, only the epilogue writes float
-//   DQ -> MaxPool|Reshape|Flatten|Transpose|Squeeze|Unsqueeze|Concat -> Q, equal qparams
-//       => the op on the uint8/int8 tensor itself (these commute with DQ exactly)
+//   DQ -> MaxPool|Reshape|Flatten|Transpose|Squeeze|Unsqueeze|Concat|Resize(nearest) -> Q,
+//       equal qparams => the op on the uint8/int8 tensor itself (these commute with DQ
+//       exactly)
 //   DQ(a), DQ(b) -> Add [-> Relu|Clip] -> Q           => com.microsoft QLinearAdd
 //       (edgepress QLinearAdd with an activation)
 //   DQ -> GlobalAveragePool -> Q                      => com.microsoft QLinearGlobalAveragePool
@@ -65,6 +68,14 @@ struct QInfo {
 
 bool IsOp(const ir::Node* n, const char* op) {
   return n && n->domain().empty() && n->op_type() == op;
+}
+
+// Nearest Resize gathers elements, so it commutes exactly with DQ (the 8-bit Resize
+// kernel, runtime/kernels/quant/qresize.cc); tf_crop_and_resize may write a value that
+// is no input element, and linear/cubic would need requantization.
+bool IsNearestResize(const ir::Node* n) {
+  return IsOp(n, "Resize") && n->attr_string("mode", "nearest") == "nearest" &&
+         n->attr_string("coordinate_transformation_mode", "half_pixel") != "tf_crop_and_resize";
 }
 
 std::optional<QInfo> ReadQdq(ir::Node* n, bool is_q) {
@@ -159,11 +170,11 @@ class FuseQdq : public Pass {
       if (node->domain().empty() || node->domain() == "com.microsoft") {
         const std::string& op = node->op_type();
         if (op == "Conv" || op == "MatMul" || op == "Gemm" || op == "FusedConv" ||
-            op == "FusedGemm")
+            op == "FusedGemm" || op == "ConvTranspose")
           return FuseLinear(g, node);
         if (!node->domain().empty()) return false;
         if (op == "MaxPool" || op == "Reshape" || op == "Flatten" || op == "Transpose" ||
-            op == "Squeeze" || op == "Unsqueeze" || op == "Concat")
+            op == "Squeeze" || op == "Unsqueeze" || op == "Concat" || IsNearestResize(node))
           return FuseMove(g, node);
         if (op == "Add") return FuseAdd(g, node);
         if (op == "Mul") return FuseMul(g, node);
@@ -212,9 +223,14 @@ class FuseQdq : public Pass {
 
   bool FuseLinear(ir::Graph& g, ir::Node* n) {
     const std::string& op = n->op_type();
-    const bool conv = op == "Conv" || op == "FusedConv";
+    const bool convt = op == "ConvTranspose";
+    const bool conv = op == "Conv" || op == "FusedConv" || convt;
     const bool gemm = op == "Gemm" || op == "FusedGemm";
-    if ((op == "Conv" || op == "MatMul" || op == "Gemm") && !n->domain().empty()) return false;
+    if ((op == "Conv" || op == "MatMul" || op == "Gemm" || convt) && !n->domain().empty())
+      return false;
+    // ConvTranspose weights [C, M/group, k...] are quantized on axis 1, whose channels are
+    // those of one group: only group 1 maps them onto the M output channels one to one.
+    if (convt && n->attr_int("group", 1) != 1) return false;
     if ((op == "FusedConv" || op == "FusedGemm") && n->domain() != "com.microsoft") return false;
     auto x = DqOf(n->input(0));
     auto w = DqOf(n->input(1));
@@ -226,7 +242,7 @@ class FuseQdq : public Pass {
     bool trans_b = false;
     if (conv) {
       if (wt->rank() < 3) return false;
-      out_axis = 0;
+      out_axis = convt ? 1 : 0;
     } else {
       if (wt->rank() != 2) return false;
       trans_b = gemm && n->attr_int("transB", 0) != 0;
@@ -282,7 +298,11 @@ class FuseQdq : public Pass {
     ir::Value* bq = b ? b->data : nullptr;
     std::string new_op, domain;
     std::vector<ir::Value*> ins;
-    if (conv) {
+    if (convt) {
+      new_op = "QLinearConvTranspose";
+      domain = ep ? "edgepress" : "com.microsoft";
+      ins = {x->data, x->scale, zx, w->data, w->scale, zw, y ? y->scale : nullptr, zy, bq};
+    } else if (conv) {
       new_op = "QLinearConv";
       domain = ep ? "edgepress" : "";
       ins = {x->data, x->scale, zx, w->data, w->scale, zw, y ? y->scale : nullptr, zy, bq};

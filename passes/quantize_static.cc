@@ -7,7 +7,8 @@
 //   weights: int8 symmetric, per output channel (per-channel=false: per tensor); the bias
 //   of Conv/Gemm: int32 through DequantizeLinear with scale s_x * s_w and zero point 0.
 // - Which ops run integer (the rest stays float):
-//   * Conv, MatMul, Gemm (constant float weights, or MatMul/Gemm of two activations) get
+//   * Conv, ConvTranspose (group 1; weights per channel on axis 1), MatMul, Gemm
+//     (constant float weights, or MatMul/Gemm of two activations) get
 //     Q/DQ on their activation inputs and quantized weights; their output is quantized
 //     where an integer op reads it.
 //   * Add and Mul with two activation inputs (no constant operand) get Q/DQ on both
@@ -19,8 +20,8 @@
 //     into the producer's output range: it stays in place and its output carries the
 //     Q/DQ, so DQ -> Conv -> Relu -> Q is one integer pattern (no Q/DQ between Conv and
 //     Relu), and so is DQ, DQ -> Add -> Relu -> Q.
-//   * Data-movement ops (Reshape, Transpose, Flatten, Squeeze, Unsqueeze, MaxPool, Concat)
-//     run integer when their inputs are quantized, and share their inputs' scale and zero
+//   * Data-movement ops (Reshape, Transpose, Flatten, Squeeze, Unsqueeze, MaxPool, Concat,
+//     and Resize in nearest mode, a gather) run integer when their inputs are quantized, and share their inputs' scale and zero
 //     point (one set per connected group, from the union of the group's ranges), so
 //     DQ -> Reshape -> Q never requantizes.
 //   * AveragePool, GlobalAveragePool run integer only when their data input is a
@@ -88,16 +89,26 @@ bool IsLookupOp(const std::string& op) {
          op == "Mish";
 }
 
+// A nearest Resize is a gather: it commutes exactly with per-tensor (de)quantization, so
+// it shares its input's parameters like the data-movement ops. Linear/cubic modes would
+// requantize; tf_crop_and_resize writes an extrapolation value that is no input element.
+bool IsNearestResize(const ir::Node* n) {
+  return n->op_type() == "Resize" && n->attr_string("mode", "nearest") == "nearest" &&
+         n->attr_string("coordinate_transformation_mode", "half_pixel") != "tf_crop_and_resize";
+}
+
 Role RoleOf(const ir::Node* n) {
   if (!n->domain().empty()) return Role::kFloat;
   const std::string& op = n->op_type();
   if (IsLookupOp(op)) return Role::kLookup;
-  if (op == "Conv" || op == "MatMul" || op == "Gemm") return Role::kCompute;
+  if (op == "Conv" || op == "MatMul" || op == "Gemm" || op == "ConvTranspose")
+    return Role::kCompute;
   if (op == "Add" || op == "Mul") return Role::kElementwise;
   if (op == "AveragePool" || op == "GlobalAveragePool") return Role::kPool;
   if (op == "Reshape" || op == "Transpose" || op == "Flatten" || op == "Squeeze" ||
       op == "Unsqueeze" || op == "MaxPool" || op == "Concat")
     return Role::kShare;
+  if (op == "Resize" && IsNearestResize(n)) return Role::kShare;
   return Role::kFloat;
 }
 
@@ -144,6 +155,10 @@ bool ComputeEligible(const ir::Node* n) {
   const ir::Tensor* w = ConstantOf(n->input(1));
   const std::string& op = n->op_type();
   if (op == "Conv") return w && w->dtype() == ir::DType::kFloat32 && w->rank() >= 3;
+  // ConvTranspose: per-channel scales on weight axis 1 are the output channels only
+  // for group 1 (fuse-qdq's QLinearConvTranspose has the same condition).
+  if (op == "ConvTranspose")
+    return w && w->dtype() == ir::DType::kFloat32 && w->rank() >= 3 && n->attr_int("group", 1) == 1;
   if (w) {
     if (w->dtype() != ir::DType::kFloat32) return false;
     if (op == "Gemm") return w->rank() == 2;
@@ -416,6 +431,9 @@ class Quantizer {
     if (op == "Conv") {
       axis = 0;
       channels = wt.shape()[0];
+    } else if (op == "ConvTranspose") {
+      axis = 1;
+      channels = wt.shape()[1];
     } else if (op == "Gemm") {
       axis = n->attr_int("transB", 0) ? 0 : 1;
       channels = wt.shape()[axis];
@@ -425,7 +443,7 @@ class Quantizer {
     }
     std::vector<float> sw;
     n->set_input(1, WeightDq(g, w, axis, n, &sw, out));
-    bool bias_ok = op == "Conv" || (op == "Gemm" && n->attr_float("alpha", 1.f) == 1.f &&
+    bool bias_ok = op == "Conv" || op == "ConvTranspose" || (op == "Gemm" && n->attr_float("alpha", 1.f) == 1.f &&
                                     n->attr_float("beta", 1.f) == 1.f);
     if (bias_ok && n->num_inputs() > 2 && n->input(2)) {
       auto p = act_params_.find(n->input(0) ? dq_source_.at(n->input(0)) : nullptr);
@@ -633,7 +651,7 @@ class QuantizeStatic : public Pass {
   }
   static Role RoleOf_(const std::string& op) {
     return op == "Reshape" || op == "Transpose" || op == "Flatten" || op == "Squeeze" ||
-                   op == "Unsqueeze" || op == "MaxPool" || op == "Concat"
+                   op == "Unsqueeze" || op == "MaxPool" || op == "Concat" || op == "Resize"
                ? Role::kShare
                : Role::kFloat;
   }
@@ -764,8 +782,10 @@ const PassEntry& QuantizeStaticPass() {
                 "uint8 asymmetric or int8 symmetric activations", {"uint8", "int8"}),
            Opt("exclude", T::kStringList, "", "node-name globs kept float"),
            Opt("op-types", T::kStringList,
-                "Conv,MatMul,Gemm,Add,Mul,Concat,MaxPool,AveragePool,GlobalAveragePool,Reshape,"
-                "Transpose,Flatten,Squeeze,Unsqueeze,Sigmoid,Tanh,HardSigmoid,HardSwish,LeakyRelu",
+                "Conv,ConvTranspose,MatMul,Gemm,Add,Mul,Concat,MaxPool,AveragePool,GlobalAveragePool,"
+                "Reshape,"
+                "Transpose,Flatten,Squeeze,Unsqueeze,Resize,Sigmoid,Tanh,HardSigmoid,HardSwish,"
+                "LeakyRelu",
                 "op types that may run integer"),
            Opt("keep-float", T::kInt, "0", "keep the K most sensitive layers float", {}, 0, 1e9),
            Opt("min-cosine", T::kFloat, "0",

@@ -25,6 +25,8 @@ const KernelRegistry& GlobalKernelRegistry() {
     RegisterQConvKernels(r);
     RegisterQLinearEltwiseKernels(r);
     RegisterQLinearLookupKernels(r);
+    RegisterQResizeKernels(r);
+    RegisterQConvTransposeKernels(r);
     return r;
   }();
   return registry;

@@ -22,4 +22,6 @@ void RegisterQLinearKernels(KernelRegistry& r);
 void RegisterQConvKernels(KernelRegistry& r);
 void RegisterQLinearEltwiseKernels(KernelRegistry& r);
 void RegisterQLinearLookupKernels(KernelRegistry& r);
+void RegisterQResizeKernels(KernelRegistry& r);
+void RegisterQConvTransposeKernels(KernelRegistry& r);
 }  // namespace edgepress::runtime

@@ -1,5 +1,5 @@
 // fuse-qdq against onnxruntime: tests/fixtures/qdq_models.py writes a QDQ model (conv+relu,
-// maxpool, 1x1 conv, residual add+relu, global average pool, flatten, matmul) with
+// maxpool, nearest resize, 1x1 conv, residual add+relu, global average pool, flatten, matmul) with
 // onnx.helper and records onnxruntime's output (which runs it through its own QDQ fusions,
 // i.e. integer kernels). edgepress loads it, runs the default optimize pipeline (which
 // ends with fuse-qdq), checks that the model became integer, and must agree with
@@ -64,6 +64,13 @@ TEST(FuseQdqOrtTest, AgreesWithOnnxruntimeWithin1Lsb) {
   EXPECT_EQ(Count(*fused, "QLinearConv"), 2);
   EXPECT_EQ(Count(*fused, "QLinearMatMul"), 1);
   EXPECT_EQ(Count(*fused, "QuantizeLinear"), 1);  // the model input
+  for (ir::Node* n : fused->graph->nodes()) {  // the nearest Resize reads the uint8 MaxPool
+    if (n->op_type() == "Resize") {
+      ASSERT_NE(n->input(0)->producer(), nullptr);
+      EXPECT_EQ(n->input(0)->producer()->op_type(), "MaxPool");
+    }
+  }
+  EXPECT_EQ(Count(*fused, "Resize"), 1);
 
   const double lsb = 0.06;
   for (auto* m : {&raw, static_cast<std::shared_ptr<ir::Model>*>(nullptr)}) {

@@ -107,6 +107,7 @@ inline void ExpectCleanQdq(const ir::Model& m) {
   static const std::set<std::string> integer_ops = {
       "Conv", "MatMul", "Gemm", "Add", "Mul", "Concat", "MaxPool", "AveragePool",
       "GlobalAveragePool", "Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze",
+      "Resize",  // nearest only (a linear Resize must not get Q/DQ; tested by its reader)
       // element-wise functions: fuse-qdq makes them 256-entry tables (QLinearLookup)
       "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "LeakyRelu", "Elu", "Selu", "Softplus",
       "Gelu", "Mish"};

@@ -505,5 +505,97 @@ TEST(QuantizeStatic, MobileNetV3BlockRunsIntegerThroughHardSwishAndSqueezeExcite
   EXPECT_LT(worst_fused, 2e-3);
 }
 
+// An FPN merge: x -> Conv -> Relu -> Resize(x2) -> Concat(with a 1x1 Conv of x2) -> Conv.
+std::unique_ptr<ir::Model> FpnMerge(const std::string& resize_mode) {
+  GraphBuilder b;
+  auto* x = b.Input("x", DType::kFloat32, {1, 4, 6, 6});
+  auto* x2 = b.Input("x2", DType::kFloat32, {1, 4, 12, 12});
+  auto* c1 = b.Op("Conv", {x, b.Const("w1", Uniform({8, 4, 3, 3}, 71, -0.5f, 0.5f))},
+                  {Attribute::Ints("pads", {1, 1, 1, 1})}, "conv1");
+  auto* r1 = b.Op("Relu", {c1}, {}, "relu1");
+  auto* up = b.Op("Resize", {r1, nullptr, b.Const("scales", ir::Tensor::FromVector(
+                                                                DType::kFloat32, {4}, std::vector<float>{1, 1, 2, 2}))},
+                  {Attribute::String("mode", resize_mode),
+                   Attribute::String("coordinate_transformation_mode", "asymmetric"),
+                   Attribute::String("nearest_mode", "floor")},
+                  "up");
+  auto* c2 = b.Op("Conv", {x2, b.Const("w2", Uniform({8, 4, 1, 1}, 72, -0.5f, 0.5f))}, {}, "conv2");
+  auto* cat = b.Op("Concat", {up, c2}, {Attribute::Int("axis", 1)}, "cat");
+  b.Output(b.Op("Conv", {cat, b.Const("w3", Uniform({4, 16, 3, 3}, 73, -0.3f, 0.3f))},
+                {Attribute::Ints("pads", {1, 1, 1, 1})}, "conv3"));
+  auto m = b.Build();
+  ir::InferShapes(*m);
+  return m;
+}
+
+TEST(QuantizeStatic, NearestResizeSharesParamsAndRunsOnUint8AfterFuseQdq) {
+  auto m = FpnMerge("nearest");
+  std::string data = qtest::SaveData(qtest::TempDir("fpn"), "d.npz",
+                                     {{"x", Uniform({16, 4, 6, 6}, 74)}, {"x2", Uniform({16, 4, 12, 12}, 75)}});
+  std::vector<PassRun> runs;
+  auto q = ApplyWithData(*m, "quantize-static", {data}, &runs);
+  EXPECT_TRUE(runs[0].changed);
+  EXPECT_EQ(runs[0].stats["conv-quantized"], 3);
+  EXPECT_EQ(runs[0].stats["data-movement-quantized"], 2);  // Resize, Concat
+  qtest::ExpectCleanQdq(*q);
+  // One shared parameter set: the Resize's input and output Q nodes use the same scale.
+  const ir::Node* rs = nullptr;
+  for (ir::Node* n : q->graph->nodes())
+    if (n->op_type() == "Resize") rs = n;
+  ASSERT_NE(rs, nullptr);
+  ASSERT_EQ(rs->input(0)->producer()->op_type(), "DequantizeLinear");
+  const ir::Value* s_in = rs->input(0)->producer()->input(1);
+  const ir::Value* s_out = rs->output(0)->uses()[0].user->input(1);
+  ASSERT_TRUE(s_in->initializer() && s_out->initializer());
+  EXPECT_EQ(s_in->initializer()->data<float>()[0], s_out->initializer()->data<float>()[0]);
+
+  std::vector<PassRun> fruns;
+  auto f = ApplyWithData(*q, "fuse-qdq,eliminate-dead-nodes", {}, &fruns);
+  EXPECT_TRUE(fruns[0].changed);
+  EXPECT_EQ(fruns[0].stats["fused-data-movement"], 2);
+  EXPECT_EQ(fruns[0].stats["fused-float-output"], 1);  // conv3 writes the float output
+  EXPECT_EQ(Count(*f, "DequantizeLinear"), 0);
+  for (ir::Node* n : f->graph->nodes()) {
+    if (n->op_type() == "Resize") {
+      EXPECT_EQ(n->input(0)->producer()->op_type(), "QLinearConv");
+    }
+  }
+  double worst_qdq = 0, worst_fused = 0, qdq_vs_fused = 0;
+  for (uint32_t s = 80; s < 84; ++s) {
+    runtime::NamedTensors feed = {{"x", Uniform({1, 4, 6, 6}, s)}, {"x2", Uniform({1, 4, 12, 12}, s + 50)}};
+    ir::Tensor ref = RunModel(*m, feed)[0].second;
+    ir::Tensor qy = RunModel(*q, feed)[0].second, fy = RunModel(*f, feed)[0].second;
+    worst_qdq = std::max(worst_qdq, Nmse(qy, ref));
+    worst_fused = std::max(worst_fused, Nmse(fy, ref));
+    qdq_vs_fused = std::max(qdq_vs_fused, Nmse(fy, qy));
+  }
+  std::printf("[ info ] FPN merge NMSE vs fp32: QDQ %.3g, fused %.3g (fused vs QDQ %.3g)\n",
+              worst_qdq, worst_fused, qdq_vs_fused);
+  EXPECT_LT(worst_qdq, 2e-3);
+  EXPECT_LT(worst_fused, 2e-3);
+  EXPECT_LT(qdq_vs_fused, 1e-4);
+}
+
+TEST(QuantizeStatic, LinearResizeStaysFloat) {
+  // Must not fire on Resize: linear interpolation would requantize, so it reads float
+  // and the Concat after it (one float input) stays float too.
+  auto m = FpnMerge("linear");
+  std::string data = qtest::SaveData(qtest::TempDir("fpnlin"), "d.npz",
+                                     {{"x", Uniform({16, 4, 6, 6}, 74)}, {"x2", Uniform({16, 4, 12, 12}, 75)}});
+  std::vector<PassRun> runs;
+  auto q = ApplyWithData(*m, "quantize-static", {data}, &runs);
+  EXPECT_EQ(runs[0].stats["data-movement-quantized"], 0);
+  qtest::ExpectCleanQdq(*q);
+  for (ir::Node* n : q->graph->nodes()) {
+    if (n->op_type() == "Resize") {
+      EXPECT_NE(n->input(0)->producer()->op_type(), "DequantizeLinear");
+    }
+  }
+  auto f = ApplyWithData(*q, "fuse-qdq,eliminate-dead-nodes", {});
+  EXPECT_EQ(Count(*f, "Resize"), 1);
+  runtime::NamedTensors feed = {{"x", Uniform({1, 4, 6, 6}, 90)}, {"x2", Uniform({1, 4, 12, 12}, 91)}};
+  EXPECT_LT(Nmse(RunModel(*f, feed)[0].second, RunModel(*m, feed)[0].second), 2e-3);
+}
+
 }  // namespace
 }  // namespace edgepress::passes

@@ -59,12 +59,17 @@ void ExpectAllKernelsAgree(const std::string& op, const std::vector<Tensor>& inp
   const auto defs = KernelsFor(op, "", inputs[0].dtype());
   ASSERT_GE(defs.size(), 1u);
   ASSERT_EQ(defs[0]->isa, Isa::kScalar);
-  ThreadPool pool(2);
-  const Tensor ref = RunNode(*node, ptrs, pool, defs[0])[0];
-  for (const KernelDef* def : defs) {
-    const Tensor y = RunNode(*node, ptrs, pool, def)[0];
-    ASSERT_EQ(y.shape(), ref.shape()) << def->name << " " << what;
-    EXPECT_TRUE(y == ref) << def->name << " differs from " << defs[0]->name << ": " << what;
+  // One thread takes the conv's fused im2col+GEMM chunks, two threads split them or (few
+  // chunks) fall back to the whole-matrix path.
+  for (int threads : {1, 2}) {
+    ThreadPool pool(threads);
+    const Tensor ref = RunNode(*node, ptrs, pool, defs[0])[0];
+    for (const KernelDef* def : defs) {
+      const Tensor y = RunNode(*node, ptrs, pool, def)[0];
+      ASSERT_EQ(y.shape(), ref.shape()) << def->name << " " << what;
+      EXPECT_TRUE(y == ref) << def->name << " differs from " << defs[0]->name << ": " << what
+                            << " (" << threads << " threads)";
+    }
   }
 }
 
@@ -81,11 +86,19 @@ std::vector<Shape> Shapes() {
       {8, 8, 8, 5, 2, 1, 20, 21, {2, 2, 2, 2}, "depthwise 5x5 s2"},
       {8, 8, 8, 3, 1, 2, 18, 18, {2, 2, 2, 2}, "depthwise 3x3 dilation 2"},
       {8, 8, 8, 3, 3, 1, 23, 40, {1, 0, 0, 1}, "depthwise 3x3 s3, asymmetric pads"},
+      {16, 16, 16, 3, 1, 1, 7, 7, {1, 1, 1, 1}, "depthwise 3x3 on 7x7: rows are masked tails"},
+      {8, 8, 8, 3, 2, 1, 14, 14, {1, 1, 1, 1}, "depthwise 3x3 s2 on 14x14"},
+      {8, 8, 8, 5, 1, 1, 10, 31, {2, 2, 2, 2}, "depthwise 5x5, a vector and a tail a row"},
       {16, 40, 1, 3, 1, 1, 15, 15, {1, 1, 1, 1}, "3x3 s1, panels across output rows"},
       {8, 16, 1, 3, 2, 1, 14, 70, {0, 1, 1, 0}, "3x3 s2 wide, asymmetric pads"},
       {12, 20, 2, 3, 1, 1, 9, 9, {1, 1, 1, 1}, "grouped 3x3"},
       {24, 36, 1, 1, 1, 1, 9, 9, {0, 0, 0, 0}, "pointwise"},
       {24, 36, 1, 1, 2, 1, 9, 9, {0, 0, 0, 0}, "1x1 stride 2"},
+      {5, 24, 1, 3, 1, 2, 7, 7, {2, 2, 2, 2}, "3x3 dilation 2 on 7x7, 5 row segments a panel"},
+      {3, 8, 1, 5, 2, 1, 4, 3, {3, 3, 3, 3}, "5x5 s2 larger than the input, taps off the plane"},
+      {7, 9, 1, 3, 1, 1, 2, 37, {1, 1, 1, 1}, "3x3 s1 two rows of 37: panels straddle rows"},
+      {6, 10, 1, 3, 2, 1, 5, 2, {1, 1, 1, 1}, "3x3 s2 on width 2: one pixel a segment"},
+      {96, 24, 1, 3, 1, 1, 50, 61, {1, 1, 1, 1}, "96->24 3x3: many L2 chunks, ragged last"},
   };
 }
 

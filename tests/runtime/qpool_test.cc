@@ -46,6 +46,10 @@ TEST(QPoolTest, MaxPool8BitEveryKernelMatchesReference) {
       {{1, 4, 15, 15}, {3, 3}, {2, 2}, {0, 1, 2, 0}, {2, 2}, 1, "dilation 2, ceil_mode, asymmetric"},
       {{1, 3, 11, 11}, {3, 2}, {3, 3}, {1, 0, 1, 1}, {1, 1}, 1, "stride 3, ceil_mode"},
       {{1, 5, 40}, {3}, {2}, {1, 1}, {1}, 0, "1-D"},
+      {{1, 3, 5, 97}, {2, 3}, {1, 1}, {0, 1, 1, 1}, {1, 1}, 0, "s1, 3 vectors and a tail"},
+      {{1, 3, 6, 67}, {3, 3}, {2, 2}, {1, 1, 1, 1}, {1, 3}, 0, "s2, odd tap offsets"},
+      {{1, 2, 4, 64}, {1, 2}, {1, 2}, {0, 0, 0, 0}, {1, 1}, 0, "s2, exactly two vectors"},
+      {{1, 2, 3, 2}, {3, 5}, {2, 2}, {2, 2, 2, 2}, {1, 1}, 1, "window wider than the plane"},
   };
   uint32_t seed = 1;
   for (const Case& c : cases)

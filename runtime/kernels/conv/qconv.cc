@@ -159,37 +159,52 @@ void QIm2ColPanels(const ConvGeometry& g, const Im2ColRows& rows, const T* x, in
 }
 
 #if defined(__x86_64__)
-// One 32-pixel im2col row of stride-1 or stride-2 taps: pad for pixels < cnt (0 after),
-// then each segment's in-range run [seg_t + lo, seg_t + hi) masked-loaded from src (pixel
-// p's byte at src + p * stride; stride 2 loads the even bytes of 64 and narrows the 16-bit
-// words to their low bytes), flipped by `flip`. Masked-out bytes are neither read nor
-// faulted on, so the run ends need no scalar code.
+// The in-range runs of one kernel tap in a 32-pixel panel, the same for every input
+// channel: per segment of the panel (pixels on one output row), the lanes whose input
+// pixel is inside the plane (`lanes`, in pixel positions; stride 2 as the even bytes of
+// 64, `bytes`) and the offset of lane 0's byte from the channel plane's start (may point
+// before the plane: only in-range bytes are loaded).
+struct TapRuns {
+  static constexpr int kMaxSeg = 12;
+  int nseg = 0;
+  uint32_t any = 0;  // union of the segments' lanes
+  uint32_t lanes[kMaxSeg];
+  uint64_t bytes[kMaxSeg];
+  int64_t off[kMaxSeg];
+};
+
+// Writes im2col rows kk = c * taps + t of one 32-pixel panel (row-major, 32 bytes a row)
+// for every channel c < cg: each row is 1-2 masked loads from the channel plane, flipped,
+// blended over the padding value (0 for pixels >= cnt). Masked-out bytes are neither read
+// nor faulted on. All bounds arithmetic was done once per tap (TapRuns), not per row.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // gcc 12, unmasked AVX-512 intrinsics
-__attribute__((target("avx512f,avx512bw,avx512vl"))) void Im2ColRow32Avx512(
-    int8_t* row, int nseg, const int* seg_t, const int64_t* lo, const int64_t* hi,
-    const uint8_t* const* src, int64_t stride, int8_t pad, uint8_t flip, int cnt) {
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void Im2ColPanel32Avx512(
+    const uint8_t* x, int64_t in_size, int64_t cg, const TapRuns* runs, int64_t taps,
+    int64_t stride, int8_t pad, uint8_t flip, int cnt, int8_t* rows) {
   const __mmask32 valid = cnt >= 32 ? ~__mmask32(0) : (__mmask32(1) << cnt) - 1;
-  __m256i r = _mm256_maskz_set1_epi8(valid, static_cast<char>(pad));
+  const __m256i vpad = _mm256_maskz_set1_epi8(valid, static_cast<char>(pad));
   const __m256i vflip = _mm256_set1_epi8(static_cast<char>(flip));
-  for (int s = 0; s < nseg; ++s) {
-    const int64_t n = hi[s] - lo[s];
-    if (n <= 0) continue;
-    const int64_t first = seg_t[s] + lo[s];
-    const __mmask32 run = static_cast<__mmask32>(
-        (n >= 32 ? ~uint64_t{0} : (uint64_t{1} << n) - 1) << first);
-    __m256i v;
-    if (stride == 1) {
-      v = _mm256_maskz_loadu_epi8(run, src[s]);
-    } else {
-      // Byte 2p for each pixel p of the run.
-      const uint64_t span = n >= 32 ? ~uint64_t{0} : (uint64_t{1} << (2 * n)) - 1;
-      const __mmask64 even = 0x5555555555555555ull & (span << (2 * first));
-      v = _mm512_cvtepi16_epi8(_mm512_maskz_loadu_epi8(even, src[s]));
+  for (int64_t c = 0; c < cg; ++c) {
+    const uintptr_t plane = reinterpret_cast<uintptr_t>(x + c * in_size);
+    for (int64_t t = 0; t < taps; ++t) {
+      const TapRuns& r = runs[t];
+      __m256i v = _mm256_setzero_si256();
+      if (stride == 1) {
+        for (int s = 0; s < r.nseg; ++s)
+          v = _mm256_or_si256(v, _mm256_maskz_loadu_epi8(
+                                     r.lanes[s], reinterpret_cast<const void*>(plane + r.off[s])));
+      } else {
+        __m512i w = _mm512_setzero_si512();
+        for (int s = 0; s < r.nseg; ++s)
+          w = _mm512_or_si512(w, _mm512_maskz_loadu_epi8(
+                                     r.bytes[s], reinterpret_cast<const void*>(plane + r.off[s])));
+        v = _mm512_cvtepi16_epi8(w);
+      }
+      const __m256i out = _mm256_mask_blend_epi8(r.any, vpad, _mm256_xor_si256(v, vflip));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(rows + (c * taps + t) * 32), out);
     }
-    r = _mm256_mask_blend_epi8(run, r, _mm256_xor_si256(v, vflip));
   }
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(row), r);
 }
 #pragma GCC diagnostic pop
 #endif
@@ -201,7 +216,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void Im2ColRow32Avx512(
 // column sums by QPackBPanelFromRows. A pointwise conv (rows = nullptr) copies X's rows.
 template <typename T>
 void QIm2ColBytes(Isa isa, const ConvGeometry& g, const Im2ColRows* rows, const T* x,
-                  int8_t pad, int64_t kdim, int64_t q0, int64_t q1, int nr, int16_t* dst) {
+                  int8_t pad, int64_t kdim, int64_t q0, int64_t q1, int nr, int16_t* dst,
+                  int64_t q_base, int64_t n_pack) {
   constexpr int kMaxNr = 64;
   constexpr uint8_t kFlip = std::is_same<T, uint8_t>::value ? 0x80 : 0;
   const int64_t out_size = g.out_size();
@@ -220,7 +236,7 @@ void QIm2ColBytes(Isa isa, const ConvGeometry& g, const Im2ColRows* rows, const 
         for (int t = 0; t < cnt; ++t) d[t] = static_cast<int8_t>(static_cast<uint8_t>(xr[t]) ^ kFlip);
         for (int t = cnt; t < nr; ++t) d[t] = 0;
       }
-      QPackBPanelFromRows(isa, kdim, out_size, pad, q, tmp.data(), dst);
+      QPackBPanelFromRows(isa, kdim, n_pack, pad, q - q_base, tmp.data(), dst);
       continue;
     }
     // Split the panel's pixels into runs on one output row: within a run each tap reads a
@@ -248,30 +264,41 @@ void QIm2ColBytes(Isa isa, const ConvGeometry& g, const Im2ColRows* rows, const 
     }
     const int64_t sw = g.stride[2];
 #if defined(__x86_64__)
-    if ((sw == 1 || sw == 2) && nr == 32 && isa != Isa::kAvx2) {  // the others have AVX-512BW
-      int64_t lo[kMaxNr], hi[kMaxNr];
-      const uint8_t* src[kMaxNr];
-      for (int64_t kk = 0; kk < kdim; ++kk) {
+    if ((sw == 1 || sw == 2) && nr == 32 && isa != Isa::kAvx2 && nseg <= TapRuns::kMaxSeg) {
+      // (the others have AVX-512BW) Rows kk < taps are channel 0's taps; channel c's rows
+      // read the same offsets in plane c.
+      const int64_t taps = g.k_size();
+      thread_local std::vector<TapRuns> runs;
+      if (runs.size() < static_cast<size_t>(taps)) runs.resize(static_cast<size_t>(taps));
+      const int sh = sw == 2 ? 1 : 0;
+      for (int64_t t = 0; t < taps; ++t) {
+        TapRuns& r = runs[static_cast<size_t>(t)];
+        r.nseg = 0;
+        r.any = 0;
         for (int sgi = 0; sgi < nseg; ++sgi) {
-          lo[sgi] = hi[sgi] = 0;
-          const int64_t id = bd[sgi] + rows->d_off[kk], ih = bh[sgi] + rows->h_off[kk];
+          const int64_t id = bd[sgi] + rows->d_off[t], ih = bh[sgi] + rows->h_off[t];
           if (static_cast<uint64_t>(id) >= in_d || static_cast<uint64_t>(ih) >= in_h) continue;
-          const int64_t w0 = bw[sgi] + rows->w_off[kk];
-          // Taps t with 0 <= w0 + t * sw < in_w (sw is 1 or 2 here: shifts, no division).
-          const int sh = sw == 2 ? 1 : 0;
-          lo[sgi] = std::min<int64_t>(seg_n[sgi], w0 >= 0 ? 0 : (-w0 + sw - 1) >> sh);
+          const int64_t w0 = bw[sgi] + rows->w_off[t];
+          // Taps i with 0 <= w0 + i * sw < in_w (sw is 1 or 2: shifts, no division).
+          const int64_t lo = std::min<int64_t>(seg_n[sgi], w0 >= 0 ? 0 : (-w0 + sw - 1) >> sh);
           const int64_t lim = static_cast<int64_t>(in_w) - 1 - w0;
-          hi[sgi] = std::max(lo[sgi], lim < 0 ? 0 : std::min<int64_t>(seg_n[sgi], (lim >> sh) + 1));
-          // Byte of pixel position p (in the panel) at src + p; computed as an integer
-          // because it may point before the plane (only in-range bytes are loaded).
-          const uintptr_t xr = reinterpret_cast<uintptr_t>(
-              x + rows->c_off[kk] + (id * g.in[1] + ih) * g.in[2] + w0);
-          src[sgi] = reinterpret_cast<const uint8_t*>(
-              xr - static_cast<uintptr_t>(seg_t[sgi] * sw) * sizeof(T));
+          const int64_t hi = std::max(lo, lim < 0 ? 0 : std::min<int64_t>(seg_n[sgi], (lim >> sh) + 1));
+          const int64_t n = hi - lo;
+          if (n <= 0) continue;
+          const int64_t first = seg_t[sgi] + lo;
+          const uint32_t lanes = static_cast<uint32_t>(((n >= 32 ? ~uint64_t{0} : (uint64_t{1} << n) - 1)) << first);
+          const uint64_t span = n >= 32 ? ~uint64_t{0} : (uint64_t{1} << (2 * n)) - 1;
+          const int k = r.nseg++;
+          r.lanes[k] = lanes;
+          r.bytes[k] = 0x5555555555555555ull & (span << (2 * first));
+          r.off[k] = ((id * g.in[1] + ih) * g.in[2] + w0 - seg_t[sgi] * sw) *
+                     static_cast<int64_t>(sizeof(T));
+          r.any |= lanes;
         }
-        Im2ColRow32Avx512(tmp.data() + kk * nr, nseg, seg_t, lo, hi, src, sw, pad, kFlip, cnt);
       }
-      QPackBPanelFromRows(isa, kdim, out_size, pad, q, tmp.data(), dst);
+      Im2ColPanel32Avx512(reinterpret_cast<const uint8_t*>(x), g.in_size() * static_cast<int64_t>(sizeof(T)),
+                          g.cg, runs.data(), taps, sw, pad, kFlip, cnt, tmp.data());
+      QPackBPanelFromRows(isa, kdim, n_pack, pad, q - q_base, tmp.data(), dst);
       continue;
     }
 #endif
@@ -308,7 +335,7 @@ void QIm2ColBytes(Isa isa, const ConvGeometry& g, const Im2ColRows* rows, const 
       }
       for (int t = cnt; t < nr; ++t) row[t] = 0;
     }
-    QPackBPanelFromRows(isa, kdim, out_size, pad, q, tmp.data(), dst);
+    QPackBPanelFromRows(isa, kdim, n_pack, pad, q - q_base, tmp.data(), dst);
   }
 }
 
@@ -410,6 +437,75 @@ __attribute__((target("avx2,fma"))) void DwPlaneAvx2(const QDwPlane& p) {
   }
 }
 
+// The tap loop of DwPlaneAvx512 over the padded float plane, storing int32 accumulators
+// (rows ow_n apart).
+struct DwTaps {
+  const float* xp;
+  int64_t wp;
+  const float* wf;  // [KH][KW]
+  int64_t sh, sw, dh, dw, oh_n, ow_n;
+  int32_t* acc;
+};
+
+// 3x3 and 5x5 at stride 1 or 2 (mobile networks' depthwise convs): the taps unrolled and
+// the weights held in registers, so each output vector costs KH*KW loads and FMAs only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+template <int KH, int KW, int SW>
+__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void DwTapsAvx512(const DwTaps& t) {
+  __m512 w[KH * KW];
+  for (int i = 0; i < KH * KW; ++i) w[i] = _mm512_set1_ps(t.wf[i]);
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  for (int64_t oh = 0; oh < t.oh_n; ++oh) {
+    for (int64_t ow = 0; ow < t.ow_n; ow += 16) {
+      __m512 s = _mm512_setzero_ps();
+      for (int kh = 0; kh < KH; ++kh) {
+        const float* row = t.xp + (oh * t.sh + kh * t.dh) * t.wp + ow * SW;
+        for (int kw = 0; kw < KW; ++kw) {
+          const float* src = row + kw * t.dw;
+          const __m512 v = SW == 1 ? _mm512_loadu_ps(src)
+                                   : _mm512_permutex2var_ps(_mm512_loadu_ps(src), even,
+                                                            _mm512_loadu_ps(src + 16));
+          s = _mm512_fmadd_ps(v, w[kh * KW + kw], s);
+        }
+      }
+      _mm512_storeu_si512(t.acc + oh * t.ow_n + ow, _mm512_cvtps_epi32(s));
+    }
+  }
+}
+
+// Any kernel size and stride (other strides gather).
+__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void DwTapsAvx512Any(const DwTaps& t,
+                                                                           int64_t kh_n,
+                                                                           int64_t kw_n) {
+  const int64_t sw = t.sw;
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i strided = _mm512_mullo_epi32(
+      _mm512_set1_epi32(static_cast<int32_t>(sw)),
+      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+  for (int64_t oh = 0; oh < t.oh_n; ++oh) {
+    for (int64_t ow = 0; ow < t.ow_n; ow += 16) {
+      __m512 s = _mm512_setzero_ps();
+      for (int64_t kh = 0; kh < kh_n; ++kh) {
+        const float* row = t.xp + (oh * t.sh + kh * t.dh) * t.wp + ow * sw;
+        for (int64_t kw = 0; kw < kw_n; ++kw) {
+          const float* src = row + kw * t.dw;
+          __m512 v;
+          if (sw == 1)
+            v = _mm512_loadu_ps(src);
+          else if (sw == 2)
+            v = _mm512_permutex2var_ps(_mm512_loadu_ps(src), even, _mm512_loadu_ps(src + 16));
+          else
+            v = _mm512_i32gather_ps(strided, src, 4);
+          s = _mm512_fmadd_ps(v, _mm512_set1_ps(t.wf[kh * kw_n + kw]), s);
+        }
+      }
+      _mm512_storeu_si512(t.acc + oh * t.ow_n + ow, _mm512_cvtps_epi32(s));
+    }
+  }
+}
+#pragma GCC diagnostic pop
+
 // Largest tap count for DwPlaneAvx512: the float sums stay exact integers while
 // taps * 255 * 255 < 2^24.
 constexpr int64_t kDwMaxFloatTaps = 256;
@@ -432,7 +528,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void DwPlaneAvx512(cons
   const int64_t ow_v = (ow_n + 15) / 16 * 16;
   // Padded plane: rows cover every ih the taps read, columns every iw plus a vector of slack.
   const int64_t hp = (oh_n - 1) * sh + (kh_n - 1) * dh + 1;
-  const int64_t wp = (ow_v - 1) * sw + (kw_n - 1) * dw + 1 + 32;
+  // (16 floats of slack: stride 2 reads one float past the last tap, other strides none.)
+  const int64_t wp = (ow_v - 1) * sw + (kw_n - 1) * dw + 1 + 16;
   thread_local std::vector<float> xp, wf;
   thread_local std::vector<int32_t> acc;
   if (xp.size() < static_cast<size_t>(hp * wp)) xp.resize(static_cast<size_t>(hp * wp));
@@ -461,33 +558,22 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void DwPlaneAvx512(cons
                                                         : _mm512_cvtepi8_epi32(raw);
       _mm512_storeu_ps(d + c, _mm512_cvtepi32_ps(_mm512_sub_epi32(v, vzp)));
     }
-    for (; c < c1; ++c) d[c] = static_cast<float>(static_cast<int32_t>(s[c]) - p.x_zp);
+    if (c < c1) {  // the row's tail (the whole row of a 7x7 or 14x14 plane): masked
+      const __mmask16 m = static_cast<__mmask16>((1u << (c1 - c)) - 1);
+      const __m128i raw = _mm_maskz_loadu_epi8(m, s + c);
+      const __m512i v = std::is_same<T, uint8_t>::value ? _mm512_cvtepu8_epi32(raw)
+                                                        : _mm512_cvtepi8_epi32(raw);
+      _mm512_mask_storeu_ps(d + c, m, _mm512_cvtepi32_ps(_mm512_sub_epi32(v, vzp)));
+    }
     std::fill(d + c1, d + wp, 0.f);
   }
-  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i strided = _mm512_mullo_epi32(
-      _mm512_set1_epi32(static_cast<int32_t>(sw)),
-      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
-  for (int64_t oh = 0; oh < oh_n; ++oh) {
-    for (int64_t ow = 0; ow < ow_n; ow += 16) {
-      __m512 s = _mm512_setzero_ps();
-      for (int64_t kh = 0; kh < kh_n; ++kh) {
-        const float* row = xp.data() + (oh * sh + kh * dh) * wp + ow * sw;
-        for (int64_t kw = 0; kw < kw_n; ++kw) {
-          const float* src = row + kw * dw;
-          __m512 v;
-          if (sw == 1)
-            v = _mm512_loadu_ps(src);
-          else if (sw == 2)
-            v = _mm512_permutex2var_ps(_mm512_loadu_ps(src), even, _mm512_loadu_ps(src + 16));
-          else
-            v = _mm512_i32gather_ps(strided, src, 4);
-          s = _mm512_fmadd_ps(v, _mm512_set1_ps(wf[static_cast<size_t>(kh * kw_n + kw)]), s);
-        }
-      }
-      _mm512_storeu_si512(acc.data() + oh * ow_n + ow, _mm512_cvtps_epi32(s));
-    }
-  }
+  const DwTaps taps{xp.data(), wp, wf.data(), sh, sw, dh, dw, oh_n, ow_n, acc.data()};
+  if (kh_n == 3 && kw_n == 3 && sw <= 2)
+    sw == 1 ? DwTapsAvx512<3, 3, 1>(taps) : DwTapsAvx512<3, 3, 2>(taps);
+  else if (kh_n == 5 && kw_n == 5 && sw <= 2)
+    sw == 1 ? DwTapsAvx512<5, 5, 1>(taps) : DwTapsAvx512<5, 5, 2>(taps);
+  else
+    DwTapsAvx512Any(taps, kh_n, kw_n);
   // One epilogue call for the plane: its output rows are contiguous, and the channel
   // (scale, bias) is the same for all of them.
   QOutput o = *p.out;
@@ -660,8 +746,16 @@ class QConvKernel : public Kernel {
     const int nr = QGemmNr(kIsa);
     const bool bytes = QGemmBytes(kIsa);
     const Im2ColRows rows(pointwise ? ConvGeometry{} : g);
+    const int64_t panels = (out_size + nr - 1) / nr;
+    // Byte layouts: chunks of panels whose packed columns stay in L2 (~256 KiB), each
+    // written and multiplied by the same thread right away, instead of the whole column
+    // matrix (5.5 MB for a 96-channel 3x3 conv on 80x80) going through memory between the
+    // two. Used when the chunks alone keep every thread busy.
+    const int64_t chunk = std::max<int64_t>(1, (256 << 10) / std::max<int64_t>(1, kdim * nr));
+    const int64_t nchunks = (panels + chunk - 1) / chunk;
+    const bool fused = bytes && (pool.num_threads() == 1 || nchunks >= 2 * pool.num_threads());
     thread_local std::vector<int16_t> col;
-    const int64_t need = QPackedBSize(kIsa, kdim, out_size);
+    const int64_t need = fused ? 0 : QPackedBSize(kIsa, kdim, out_size);
     if (col.size() < static_cast<size_t>(need)) col.resize(static_cast<size_t>(need));
     std::vector<QPacked> local_w;
     if (!use_packed) {
@@ -672,22 +766,49 @@ class QConvKernel : public Kernel {
       }
     }
     const std::vector<QPacked>& pw = use_packed ? packed_w_ : local_w;
-    const int64_t panels = (out_size + nr - 1) / nr;
     for (int64_t n = 0; n < g.n; ++n) {
       for (int64_t gi = 0; gi < g.group; ++gi) {
         const uint8_t* xg = static_cast<const uint8_t*>(x.raw()) + (n * g.c + gi * g.cg) * in_size;
         int16_t* dst = col.data();
         const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, kdim * nr));
+        QOutput o = out;
+        o.data = static_cast<uint8_t*>(y.mutable_raw()) + (n * g.m + gi * g.mg) * out_size * elem;
+        o.ld = out_size;
+        // Channel lookups (scale, bias) are by absolute output channel: shift them.
+        if (o.per_channel_scale) o.scale += gi * g.mg;
+        if (o.bias) o.bias += gi * g.mg;
+        const QPacked& wg = pw[static_cast<size_t>(gi)];
         if (bytes) {
           const bool s8 = x.dtype() == ir::DType::kInt8;
           const int32_t zp8 = s8 ? x_zp : x_zp - 128;  // B is int8: uint8 x is stored x - 128
           const Im2ColRows* r = pointwise ? nullptr : &rows;
-          pool.ParallelFor(panels, grain, [&](int64_t lo, int64_t hi) {
+          auto im2col = [&](int64_t lo, int64_t hi, int16_t* d, int64_t q_base, int64_t n_pack) {
             if (s8)
               QIm2ColBytes(kIsa, g, r, reinterpret_cast<const int8_t*>(xg),
-                           static_cast<int8_t>(zp8), kdim, lo, hi, nr, dst);
+                           static_cast<int8_t>(zp8), kdim, lo, hi, nr, d, q_base, n_pack);
             else
-              QIm2ColBytes(kIsa, g, r, xg, static_cast<int8_t>(zp8), kdim, lo, hi, nr, dst);
+              QIm2ColBytes(kIsa, g, r, xg, static_cast<int8_t>(zp8), kdim, lo, hi, nr, d, q_base,
+                           n_pack);
+          };
+          if (fused) {
+            pool.ParallelFor(nchunks, 1, [&](int64_t c0, int64_t c1) {
+              thread_local std::vector<int16_t> buf;
+              const int64_t bneed = QPackedBSize(kIsa, kdim, chunk * nr);
+              if (buf.size() < static_cast<size_t>(bneed)) buf.resize(static_cast<size_t>(bneed));
+              for (int64_t c = c0; c < c1; ++c) {
+                const int64_t q0 = c * chunk, q1 = std::min(panels, q0 + chunk);
+                const int64_t n0 = q0 * nr, nc = std::min(out_size, q1 * nr) - n0;
+                im2col(q0, q1, buf.data(), q0, nc);
+                QOutput oc = o;
+                oc.data = static_cast<uint8_t*>(o.data) + n0 * elem;
+                QGemm(kIsa, g.mg, nc, kdim, QOperand::Of(wg), QOperand{buf.data(), kIsa, nc, kdim},
+                      oc, nullptr);
+              }
+            });
+            continue;
+          }
+          pool.ParallelFor(panels, grain, [&](int64_t lo, int64_t hi) {
+            im2col(lo, hi, dst, 0, out_size);
           });
         } else if (pointwise) {
           QSource src{xg, x.dtype(), in_size, false, &x_zp, false};
@@ -703,14 +824,8 @@ class QConvKernel : public Kernel {
               QIm2ColPanels(g, rows, xg, x_zp, lo, hi, nr, dst);
           });
         }
-        QOutput o = out;
-        o.data = static_cast<uint8_t*>(y.mutable_raw()) + (n * g.m + gi * g.mg) * out_size * elem;
-        o.ld = out_size;
-        // Channel lookups (scale, bias) are by absolute output channel: shift them.
-        if (o.per_channel_scale) o.scale += gi * g.mg;
-        if (o.bias) o.bias += gi * g.mg;
-        QGemm(kIsa, g.mg, out_size, kdim, QOperand::Of(pw[static_cast<size_t>(gi)]),
-              QOperand{dst, kIsa, out_size, kdim}, o, &pool);
+        QGemm(kIsa, g.mg, out_size, kdim, QOperand::Of(wg), QOperand{dst, kIsa, out_size, kdim}, o,
+              &pool);
       }
     }
   }

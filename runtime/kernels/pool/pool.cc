@@ -249,47 +249,94 @@ void MaxPoolRef(const PoolGeom& g, const T* x, T* y, int64_t* idx, bool col_majo
 
 #if defined(__x86_64__)
 // 8-bit MaxPool of 1-D/2-D planes without the index output (the integer pipeline's
-// MaxPool after fuse-qdq; the reference loop was 22% of resnet18 int8 in perf): each
-// plane is copied once into a buffer whose borders hold lowest() (a padded tap never
-// wins, exactly as skipping it), so the tap loops have no bounds checks and the
-// compiler vectorises the max over output columns.
+// MaxPool after fuse-qdq). Values are handled as uint8: int8 values are flipped by 0x80,
+// which keeps their order, and padding is 0, the lowest (a padded tap never wins, exactly
+// as skipping it). The max is separable and exact in any order: per output row, first the
+// max of its in-range input rows (contiguous, 32 bytes a step) into a padded row, then
+// the max of the kw taps along that row: stride 1 as 32 shifted loads, stride 2 as
+// 16 outputs from the even or odd bytes of 32 (16-bit words masked or shifted). Other
+// strides take the scalar loop over the row.
+// Planes [b, e) (the lambda of a ParallelFor does not inherit a target attribute).
 template <typename T>
-__attribute__((target("avx2"))) void MaxPool8BitPadded(const PoolGeom& g, const T* x, T* y,
-                                                      ThreadPool& pool) {
+__attribute__((target("avx2"))) void MaxPool8BitPlanes(const PoolGeom& g, const T* x, T* y,
+                                                      int64_t b, int64_t e) {
   const int64_t ip = g.in_plane(), op = g.out_plane();
-  const int64_t hp = (g.out[1] - 1) * g.s[1] + (g.k[1] - 1) * g.d[1] + 1;
   const int64_t wp = (g.out[2] - 1) * g.s[2] + (g.k[2] - 1) * g.d[2] + 1;
-  const T lowest = std::numeric_limits<T>::lowest();
-  pool.ParallelFor(g.n * g.c, 1, [&](int64_t b, int64_t e) {
-    std::vector<T> buf(static_cast<size_t>(hp * wp));
+  const uint8_t flip = std::is_same<T, int8_t>::value ? 0x80 : 0;
+  const int64_t ow_n = g.out[2], sw = g.s[2], dw = g.d[2];
+  {
+    // vrow holds one output row's max over its kh input rows, at padded columns (the
+    // padding columns hold 0, the flipped lowest); 64 bytes of slack after it keep vector
+    // loads past the last tap inside.
+    std::vector<uint8_t> vrow(static_cast<size_t>(wp + 64), 0);
+    std::vector<uint8_t> orow(static_cast<size_t>(ow_n + 32), 0);
+    const __m256i vflip = _mm256_set1_epi8(static_cast<char>(flip));
+    const __m256i low_bytes = _mm256_set1_epi16(0x00ff);
+    const int64_t c0 = std::min<int64_t>(wp, g.pb[2]);
+    const int64_t c1 = std::max(c0, std::min<int64_t>(wp, g.in[2] + g.pb[2]));
+    const int64_t run = c1 - c0;
     for (int64_t nc = b; nc < e; ++nc) {
-      const T* xp = x + nc * ip;
-      std::fill(buf.begin(), buf.end(), lowest);
-      const int64_t c0 = std::min<int64_t>(wp, g.pb[2]);
-      const int64_t c1 = std::min<int64_t>(wp, g.in[2] + g.pb[2]);
-      for (int64_t r = 0; r < hp; ++r) {
-        const int64_t ih = r - g.pb[1];
-        if (ih < 0 || ih >= g.in[1] || c1 <= c0) continue;
-        std::memcpy(buf.data() + r * wp + c0, xp + ih * g.in[2] + (c0 - g.pb[2]),
-                    static_cast<size_t>(c1 - c0) * sizeof(T));
-      }
+      const uint8_t* xp = reinterpret_cast<const uint8_t*>(x + nc * ip);
       for (int64_t oh = 0; oh < g.out[1]; ++oh) {
-        T* yr = y + nc * op + oh * g.out[2];
-        std::fill(yr, yr + g.out[2], lowest);
+        uint8_t* v = vrow.data() + c0;
+        bool first = true;
         for (int64_t kh = 0; kh < g.k[1]; ++kh) {
-          const T* row = buf.data() + (oh * g.s[1] + kh * g.d[1]) * wp;
-          for (int64_t kw = 0; kw < g.k[2]; ++kw) {
-            const T* src = row + kw * g.d[2];
-            const int64_t sw = g.s[2];
-            if (sw == 1)
-              for (int64_t ow = 0; ow < g.out[2]; ++ow) yr[ow] = std::max(yr[ow], src[ow]);
-            else
-              for (int64_t ow = 0; ow < g.out[2]; ++ow) yr[ow] = std::max(yr[ow], src[ow * sw]);
+          const int64_t ih = oh * g.s[1] + kh * g.d[1] - g.pb[1];
+          if (ih < 0 || ih >= g.in[1]) continue;
+          const uint8_t* src = xp + ih * g.in[2] + (c0 - g.pb[2]);
+          int64_t i = 0;
+          for (; i + 32 <= run; i += 32) {
+            __m256i m = _mm256_xor_si256(
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i)), vflip);
+            if (!first)
+              m = _mm256_max_epu8(m, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + i)));
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(v + i), m);
+          }
+          for (; i < run; ++i) {
+            const uint8_t u = src[i] ^ flip;
+            v[i] = first ? u : std::max(v[i], u);
+          }
+          first = false;
+        }
+        if (first) std::fill(v, v + run, uint8_t{0});  // every row is padding
+        uint8_t* o = orow.data();
+        if (sw == 1) {
+          for (int64_t ow = 0; ow < ow_n; ow += 32) {
+            __m256i m = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(vrow.data() + ow));
+            for (int64_t kw = 1; kw < g.k[2]; ++kw)
+              m = _mm256_max_epu8(m, _mm256_loadu_si256(
+                                         reinterpret_cast<const __m256i*>(vrow.data() + ow + kw * dw)));
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + ow), _mm256_xor_si256(m, vflip));
+          }
+        } else if (sw == 2) {
+          for (int64_t ow = 0; ow < ow_n; ow += 16) {
+            __m256i m = _mm256_setzero_si256();
+            for (int64_t kw = 0; kw < g.k[2]; ++kw) {
+              const int64_t off = kw * dw;  // output ow reads byte 2*ow + off
+              const __m256i v = _mm256_loadu_si256(
+                  reinterpret_cast<const __m256i*>(vrow.data() + 2 * ow + (off & ~int64_t{1})));
+              m = _mm256_max_epu16(m, (off & 1) ? _mm256_srli_epi16(v, 8) : _mm256_and_si256(v, low_bytes));
+            }
+            const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi16(m, m), 0x08);
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(o + ow),
+                             _mm_xor_si128(_mm256_castsi256_si128(packed), _mm256_castsi256_si128(vflip)));
+          }
+        } else {
+          for (int64_t ow = 0; ow < ow_n; ++ow) {
+            uint8_t m = 0;
+            for (int64_t kw = 0; kw < g.k[2]; ++kw) m = std::max(m, vrow[static_cast<size_t>(ow * sw + kw * dw)]);
+            o[ow] = m ^ flip;
           }
         }
+        std::memcpy(y + nc * op + oh * ow_n, o, static_cast<size_t>(ow_n));
       }
     }
-  });
+  }
+}
+
+template <typename T>
+void MaxPool8BitPadded(const PoolGeom& g, const T* x, T* y, ThreadPool& pool) {
+  pool.ParallelFor(g.n * g.c, 1, [&](int64_t b, int64_t e) { MaxPool8BitPlanes(g, x, y, b, e); });
 }
 #endif
 

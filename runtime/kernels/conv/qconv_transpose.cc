@@ -1,0 +1,390 @@
+// QLinearConvTranspose (com.microsoft, as onnxruntime's contrib op defines it; and the
+// edgepress form with `activation` and float output when y_scale/y_zp are omitted, as
+// for QLinearConv, docs/ops.md): fuse-qdq's target for DQ -> ConvTranspose -> Q.
+//   x, x_scale, x_zp, w, w_scale, w_zp, y_scale?, y_zp?, B? -> y
+// w is ConvTranspose's [C, M/group, k...] int8/uint8 weight, per tensor or per output
+// channel (w_scale/w_zp of size 1 or M/group: quantization axis 1, the channels of one
+// group). Same structure as the float ConvTranspose (conv_transpose.cc), in exact integer
+// arithmetic, per image and group:
+//   col[Mg*kprod, in] = (W_g - w_zp)^T [Mg*kprod, Cg] x (X_g - x_zp)[Cg, in]   (int32, QGemm)
+// then each col entry is added into its output position (col2im, int32 sums, exact), and
+// every output channel row is requantized once by the QGemm epilogue:
+//   y = saturate(round((acc + B[m]) * x_scale * w_scale[m] / y_scale) + y_zp)
+// (multiplier in float32 as onnxruntime computes it). Constant weights are packed once.
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ir/error.h"
+#include "runtime/kernel.h"
+#include "runtime/kernels/all_kernels.h"
+#include "runtime/kernels/conv/conv_util.h"
+#include "runtime/kernels/gemm/gemm_op_util.h"
+#include "runtime/kernels/qgemm/qgemm.h"
+#include "runtime/kernels/quant/quantize_util.h"
+#include "runtime/thread_pool.h"
+
+namespace edgepress::runtime {
+namespace {
+
+using conv_util::ConvAttrs;
+using conv_util::ConvGeometry;
+
+const ir::Tensor* Opt(KernelContext& ctx, size_t i) {
+  const ir::Tensor* t = ctx.input(i);
+  return t && !t->empty() ? t : nullptr;
+}
+
+bool Is8Bit(ir::DType t) { return t == ir::DType::kUInt8 || t == ir::DType::kInt8; }
+
+// Adds rows of `col` (int32, [Mg*kprod][in]) for output channels [m0, m1) of one group
+// into acc ([Mg][out]).
+void Col2ImInt32(const ConvGeometry& g, const int32_t* col, int64_t m0, int64_t m1, int32_t* acc) {
+  const int64_t ks = g.k_size(), in_size = g.in_size(), out_size = g.out_size();
+  for (int64_t m = m0; m < m1; ++m) {
+    int32_t* am = acc + m * out_size;
+    for (int64_t kidx = 0; kidx < ks; ++kidx) {
+      const int64_t kw = kidx % g.k[2], kh = (kidx / g.k[2]) % g.k[1],
+                    kd = kidx / (g.k[2] * g.k[1]);
+      const int32_t* row = col + (m * ks + kidx) * in_size;
+      // Input columns whose output column is inside Y: iw in [lo, hi).
+      const int64_t off_w = kw * g.dil[2] - g.pad_b[2];
+      int64_t lo = off_w >= 0 ? 0 : (-off_w + g.stride[2] - 1) / g.stride[2];
+      int64_t hi = g.out[2] - 1 - off_w < 0 ? 0 : (g.out[2] - 1 - off_w) / g.stride[2] + 1;
+      hi = std::min(hi, g.in[2]);
+      lo = std::min(lo, hi);
+      for (int64_t id = 0; id < g.in[0]; ++id) {
+        const int64_t od = id * g.stride[0] + kd * g.dil[0] - g.pad_b[0];
+        if (od < 0 || od >= g.out[0]) continue;
+        for (int64_t ih = 0; ih < g.in[1]; ++ih) {
+          const int64_t oh = ih * g.stride[1] + kh * g.dil[1] - g.pad_b[1];
+          if (oh < 0 || oh >= g.out[1]) continue;
+          const int32_t* src = row + (id * g.in[1] + ih) * g.in[2];
+          int32_t* dst = am + (od * g.out[1] + oh) * g.out[2];
+          const int64_t s = g.stride[2];
+          for (int64_t iw = lo; iw < hi; ++iw) dst[iw * s + off_w] += src[iw];
+        }
+      }
+    }
+  }
+}
+
+template <Isa kIsa>
+class QConvTransposeKernel : public Kernel {
+ public:
+  explicit QConvTransposeKernel(const KernelInit& init) : attrs_(ConvAttrs::Read(init.node)) {
+    act_ = qutil::ReadActivation(init.node);
+    auto cst = [&](size_t i) -> const ir::Tensor* {
+      return i < init.constant_inputs.size() ? init.constant_inputs[i] : nullptr;
+    };
+    const ir::Tensor* w = cst(3);
+    const bool has_zp = init.node.num_inputs() > 5 && init.node.input(5) != nullptr;
+    const ir::Tensor* wz = cst(5);
+    if (!w || (has_zp && !wz) || w->rank() < 3 || w->numel() == 0 || !Is8Bit(w->dtype())) return;
+    if (attrs_.group < 1 || w->shape()[0] % attrs_.group != 0) return;  // Run() reports it
+    if (wz && (wz->dtype() != w->dtype() || (wz->numel() != 1 && static_cast<int64_t>(wz->numel()) != w->shape()[1])))
+      return;
+    w_zp_ = wz ? qutil::ZeroPoints(init.node, wz, wz->numel()) : std::vector<int32_t>{0};
+    packed_w_ = Pack(*w, w_zp_);
+    packed_shape_ = w->shape();
+    packed_dtype_ = w->dtype();
+  }
+
+  void Run(KernelContext& ctx) override {
+    const ir::Node& node = ctx.node();
+    const ir::Tensor* x = Opt(ctx, 0);
+    const ir::Tensor* w = Opt(ctx, 3);
+    if (!x || !w || !Is8Bit(x->dtype()) || !Is8Bit(w->dtype()))
+      ThrowInvalid(node.describe() + ": x and w must be uint8 or int8 tensors");
+    const ConvGeometry g = conv_util::ConvTransposeForward(node, attrs_, x->shape(), w->shape());
+    const int32_t x_zp = OneZp(node, Opt(ctx, 2), x->dtype(), "x_zero_point");
+    const ir::Tensor* wz = Opt(ctx, 5);
+    if (wz && wz->dtype() != w->dtype())
+      ThrowInvalid(node.describe() + ": w_zero_point dtype differs from w");
+    if (wz && wz->numel() != 1 && static_cast<int64_t>(wz->numel()) != g.mg)
+      ThrowInvalid(node.describe() + ": w_zero_point has " + std::to_string(wz->numel()) +
+                   " values, expected 1 or " + std::to_string(g.mg) + " (axis 1)");
+    const std::vector<int32_t> w_zp =
+        wz ? qutil::ZeroPoints(node, wz, wz->numel()) : std::vector<int32_t>{0};
+    const std::vector<float> xs = Scales(node, Opt(ctx, 1), 1, "x_scale");
+    const std::vector<float> ws = Scales(node, Opt(ctx, 4), g.mg, "w_scale");
+    const ir::Tensor* ys_t = Opt(ctx, 6);
+    const ir::Tensor* yz = Opt(ctx, 7);
+    const ir::Tensor* b = Opt(ctx, 8);
+    const float ys = ys_t ? Scales(node, ys_t, 1, "y_scale")[0] : 1.f;
+    // Per absolute output channel m: group gi's channel m - gi * mg uses ws[m % mg].
+    std::vector<float> mult(static_cast<size_t>(g.m));
+    for (int64_t m = 0; m < g.m; ++m) {
+      const float s = ws[ws.size() > 1 ? static_cast<size_t>(m % g.mg) : 0];
+      mult[static_cast<size_t>(m)] = ys_t ? xs[0] * s / ys : xs[0] * s;
+    }
+    QOutput out;
+    out.per_row = true;
+    out.scale = mult.data();
+    out.per_channel_scale = true;
+    out.lo = act_.lo;
+    out.hi = act_.hi;
+    ir::DType out_dtype;
+    if (ys_t) {
+      out_dtype = yz ? yz->dtype() : ir::DType::kUInt8;
+      if (!Is8Bit(out_dtype))
+        ThrowUnsupported(node.describe() + ": y_zero_point dtype " + ir::DTypeName(out_dtype) +
+                         " is not supported");
+      if (yz && yz->numel() != 1) ThrowUnsupported(node.describe() + ": y_zero_point must be per-tensor");
+      out.kind = out_dtype == ir::DType::kInt8 ? QOutput::Kind::kInt8 : QOutput::Kind::kUInt8;
+      out.zero_point = qutil::ZeroPoints(node, yz, 1)[0];
+      out.q_lo = qutil::QuantizeBound(act_.lo, ys, out.zero_point);
+      out.q_hi = qutil::QuantizeBound(act_.hi, ys, out.zero_point);
+    } else {
+      if (node.domain() != "edgepress") ThrowInvalid(node.describe() + ": missing y_scale");
+      out_dtype = ir::DType::kFloat32;
+      out.kind = QOutput::Kind::kFloat;
+    }
+    if (b) {
+      if (b->dtype() != ir::DType::kInt32 || b->rank() != 1 || b->shape()[0] != g.m)
+        ThrowInvalid(node.describe() + ": bias B must be int32 of shape [" + std::to_string(g.m) +
+                     "], got " + ir::DTypeName(b->dtype()) + gemm_util::DimsToString(b->shape()));
+      out.bias = b->data<int32_t>();
+    }
+    ir::Tensor& y = ctx.AllocateOutput(0, out_dtype, g.OutputShape());
+    if (y.numel() == 0) return;
+    const int64_t elem = out_dtype == ir::DType::kFloat32 ? 4 : 1;
+    const int64_t in_size = g.in_size(), out_size = g.out_size(), rows = g.mg * g.k_size();
+    const bool use_packed = !packed_w_.empty() && w->shape() == packed_shape_ &&
+                            w->dtype() == packed_dtype_ && w_zp == w_zp_;
+    const std::vector<QPacked> local = use_packed ? std::vector<QPacked>{} : Pack(*w, w_zp);
+    const std::vector<QPacked>& pw = use_packed ? packed_w_ : local;
+    ThreadPool& pool = ctx.pool();
+    const bool disjoint = Disjoint(g);
+    // Disjoint windows: the epilogue runs on the GEMM rows directly (row r = channel
+    // r / kprod: per-row copies of the channel's multiplier and bias), then the final
+    // values are scattered. Otherwise int32 col, col2im sums, then the epilogue.
+    std::vector<float> rmult;
+    std::vector<int32_t> rbias;
+    // Scratch of the calling thread; the pool's tasks use it through these pointers (a
+    // thread_local named inside a task would be the worker's own).
+    thread_local std::vector<int32_t> col_buf, acc_buf;
+    thread_local std::vector<uint8_t> fin_buf;
+    if (disjoint) {
+      rmult.resize(static_cast<size_t>(rows));
+      rbias.resize(static_cast<size_t>(rows));
+      fin_buf.resize(static_cast<size_t>(rows * in_size * elem));
+    } else {
+      col_buf.resize(static_cast<size_t>(rows * in_size));
+      acc_buf.resize(static_cast<size_t>(g.mg * out_size));
+    }
+    int32_t* const col = col_buf.data();
+    int32_t* const acc = acc_buf.data();
+    uint8_t* const fin = fin_buf.data();
+    for (int64_t n = 0; n < g.n; ++n) {
+      for (int64_t gi = 0; gi < g.group; ++gi) {
+        const uint8_t* xg = static_cast<const uint8_t*>(x->raw()) + (n * g.c + gi * g.cg) * in_size;
+        const QPacked& wg = pw[static_cast<size_t>(gi)];
+        QOutput o = out;
+        o.data = static_cast<uint8_t*>(y.mutable_raw()) + (n * g.m + gi * g.mg) * out_size * elem;
+        o.ld = out_size;
+        o.scale += gi * g.mg;  // channel lookups are by absolute output channel
+        if (o.bias) o.bias += gi * g.mg;
+        if (disjoint) {
+          const int64_t ks = g.k_size();
+          for (int64_t r = 0; r < rows; ++r) {
+            rmult[static_cast<size_t>(r)] = o.scale[r / ks];
+            rbias[static_cast<size_t>(r)] = o.bias ? o.bias[r / ks] : 0;
+          }
+          QOutput ro = o;
+          ro.scale = rmult.data();
+          ro.bias = rbias.data();
+          ro.data = fin;
+          ro.ld = in_size;
+          GemmChunks(pool, x->dtype(), xg, in_size, g.cg, rows, wg, x_zp, ro, elem);
+          uint8_t* yg = static_cast<uint8_t*>(o.data);
+          pool.ParallelFor(g.mg, 1, [&](int64_t lo, int64_t hi) {
+            if (elem == 4)
+              Scatter<float>(g, reinterpret_cast<const float*>(fin), lo, hi, reinterpret_cast<float*>(yg));
+            else
+              Scatter<uint8_t>(g, fin, lo, hi, yg);
+          });
+          continue;
+        }
+        std::fill(acc, acc + g.mg * out_size, 0);
+        if (in_size > 0 && g.cg > 0) {
+          QOutput co;
+          co.kind = QOutput::Kind::kInt32;
+          co.data = col;
+          co.ld = in_size;
+          GemmChunks(pool, x->dtype(), xg, in_size, g.cg, rows, wg, x_zp, co, 4);
+          pool.ParallelFor(g.mg, 1, [&](int64_t lo, int64_t hi) {
+            Col2ImInt32(g, col, lo, hi, acc);
+          });
+        }
+        pool.ParallelFor(g.mg, 1, [&](int64_t lo, int64_t hi) {
+          for (int64_t m = lo; m < hi; ++m)
+            for (int64_t c0 = 0; c0 < out_size; c0 += kStoreChunk) {
+              const int cols = static_cast<int>(std::min<int64_t>(kStoreChunk, out_size - c0));
+              QStoreRowIsa(kIsa, acc + m * out_size + c0, cols, m, c0, o);
+            }
+        });
+      }
+    }
+  }
+
+ private:
+  static constexpr int64_t kStoreChunk = int64_t{1} << 20;
+
+  // Every output element comes from exactly one (input pixel, kernel tap): windows tile
+  // the output (kernel = stride, no dilation, no pads or output_padding).
+  static bool Disjoint(const ConvGeometry& g) {
+    for (int d = 0; d < 3; ++d)
+      if (g.k[d] != g.stride[d] || (g.k[d] > 1 && g.dil[d] != 1) || g.pad_b[d] != 0 ||
+          g.out[d] != g.in[d] * g.stride[d])
+        return false;
+    return true;
+  }
+
+  // y[m][id*k0+kd][ih*k1+kh][iw*k2+kw] = fin[(m*kprod + tap)][pixel] for channels [m0, m1).
+  template <typename T>
+  static void Scatter(const ConvGeometry& g, const T* fin, int64_t m0, int64_t m1, T* y) {
+    const int64_t ks = g.k_size(), in_size = g.in_size(), out_size = g.out_size();
+    for (int64_t m = m0; m < m1; ++m)
+      for (int64_t t = 0; t < ks; ++t) {
+        const int64_t kw = t % g.k[2], kh = (t / g.k[2]) % g.k[1], kd = t / (g.k[2] * g.k[1]);
+        const T* src = fin + (m * ks + t) * in_size;
+        T* ym = y + m * out_size;
+        for (int64_t id = 0; id < g.in[0]; ++id)
+          for (int64_t ih = 0; ih < g.in[1]; ++ih) {
+            const T* s = src + (id * g.in[1] + ih) * g.in[2];
+            T* d = ym + ((id * g.k[0] + kd) * g.out[1] + ih * g.k[1] + kh) * g.out[2] + kw;
+            for (int64_t iw = 0; iw < g.in[2]; ++iw) d[iw * g.k[2]] = s[iw];
+          }
+      }
+  }
+
+  // out(op(A) x X) over X's pixels in chunks of B panels that stay in L2, each packed and
+  // multiplied by one thread (no whole-matrix pack, one dispatch). `o` addresses column 0
+  // of the result (row stride in_size, `elem` bytes an element).
+  static void GemmChunks(ThreadPool& pool, ir::DType xt, const uint8_t* xg, int64_t in_size,
+                         int64_t cg, int64_t rows, const QPacked& wg, int32_t x_zp, const QOutput& o,
+                         int64_t elem) {
+    const int nr = QGemmNr(kIsa);
+    const int64_t panels = (in_size + nr - 1) / nr;
+    const int64_t chunk = std::max<int64_t>(1, (128 << 10) / std::max<int64_t>(1, cg * nr));
+    pool.ParallelFor((panels + chunk - 1) / chunk, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        const int64_t n0 = c * chunk * nr, nc = std::min(in_size, (c + 1) * chunk * nr) - n0;
+        thread_local std::vector<int16_t> bbuf;
+        const int64_t need = QPackedBSize(kIsa, cg, nc);
+        if (bbuf.size() < static_cast<size_t>(need)) bbuf.resize(static_cast<size_t>(need));
+        PackX(xt, xg + n0, in_size, cg, nc, x_zp, bbuf.data());
+        QOutput oc = o;
+        oc.data = static_cast<uint8_t*>(o.data) + n0 * elem;
+        QGemm(kIsa, rows, nc, cg, QOperand::Of(wg), QOperand{bbuf.data(), kIsa, nc, cg}, oc, nullptr);
+      }
+    });
+  }
+
+  // A panel set per group: op(A)[r][ci] = W[gi*cg + ci][r] (r = local output channel x
+  // kernel position), the zero point of r's output channel subtracted.
+  std::vector<QPacked> Pack(const ir::Tensor& w, const std::vector<int32_t>& zp) const {
+    const int64_t c = w.shape()[0], cg = c / attrs_.group, rows = static_cast<int64_t>(w.numel()) / c;
+    const int64_t mg = w.shape()[1], ks = rows / mg;
+    std::vector<int32_t> row_zp(static_cast<size_t>(rows));
+    for (int64_t r = 0; r < rows; ++r) row_zp[static_cast<size_t>(r)] = zp[zp.size() > 1 ? static_cast<size_t>(r / ks) : 0];
+    std::vector<QPacked> p;
+    for (int64_t gi = 0; gi < attrs_.group; ++gi) {
+      const QSource a{static_cast<const uint8_t*>(w.raw()) + gi * cg * rows, w.dtype(), rows, true,
+                      row_zp.data(), true};
+      p.push_back(QPackA(kIsa, rows, cg, a));
+    }
+    return p;
+  }
+
+  // B = X[k rows, n columns] (row stride ld) packed for kIsa. The byte layouts copy each
+  // panel's rows (uint8 flipped to int8 by ^0x80, zero point moved with it) and let
+  // QPackBPanelFromRows interleave them; the int16-pair layouts use QPackBPanels.
+  static void PackX(ir::DType dt, const uint8_t* x, int64_t ld, int64_t k, int64_t n, int32_t zp,
+                    int16_t* dst) {
+    const int nr = QGemmNr(kIsa);
+    const int64_t panels = (n + nr - 1) / nr;
+    if (!QGemmBytes(kIsa)) {
+      const QSource src{x, dt, ld, false, &zp, false};
+      QPackBPanels(kIsa, k, n, src, 0, panels, dst);
+      return;
+    }
+    const bool u8 = dt == ir::DType::kUInt8;
+    const uint8_t flip = u8 ? 0x80 : 0;
+    thread_local std::vector<int8_t> tmp;
+    if (tmp.size() < static_cast<size_t>(k * nr)) tmp.resize(static_cast<size_t>(k * nr));
+    for (int64_t q = 0; q < panels; ++q) {
+      const int64_t j0 = q * nr;
+      const int cnt = static_cast<int>(std::min<int64_t>(nr, n - j0));
+      for (int64_t kk = 0; kk < k; ++kk) {
+        const uint8_t* src = x + kk * ld + j0;
+        int8_t* d = tmp.data() + kk * nr;
+        for (int t = 0; t < cnt; ++t) d[t] = static_cast<int8_t>(src[t] ^ flip);
+        for (int t = cnt; t < nr; ++t) d[t] = 0;
+      }
+      QPackBPanelFromRows(kIsa, k, n, u8 ? zp - 128 : zp, q, tmp.data(), dst);
+    }
+  }
+
+  static int32_t OneZp(const ir::Node& node, const ir::Tensor* zp, ir::DType want, const char* what) {
+    if (!zp) return 0;
+    if (zp->dtype() != want)
+      ThrowInvalid(node.describe() + ": " + what + " has dtype " + ir::DTypeName(zp->dtype()) +
+                   ", expected " + ir::DTypeName(want));
+    if (zp->numel() != 1) ThrowUnsupported(node.describe() + ": " + what + " must be per-tensor");
+    return qutil::ZeroPoints(node, zp, 1)[0];
+  }
+  static std::vector<float> Scales(const ir::Node& node, const ir::Tensor* s, int64_t per,
+                                   const char* what) {
+    if (!s) ThrowInvalid(node.describe() + ": missing " + std::string(what));
+    if (s->numel() != 1 && static_cast<int64_t>(s->numel()) != per)
+      ThrowInvalid(node.describe() + ": " + what + " has " + std::to_string(s->numel()) +
+                   " values, expected 1 or " + std::to_string(per));
+    return qutil::Scales(node, *s);
+  }
+
+  ConvAttrs attrs_;
+  qutil::Activation act_;
+  std::vector<QPacked> packed_w_;
+  std::vector<int64_t> packed_shape_;
+  ir::DType packed_dtype_ = ir::DType::kUndefined;
+  std::vector<int32_t> w_zp_;
+};
+
+template <Isa kIsa>
+std::unique_ptr<Kernel> Create(const KernelInit& init) {
+  return std::make_unique<QConvTransposeKernel<kIsa>>(init);
+}
+
+}  // namespace
+
+void RegisterQConvTransposeKernels(KernelRegistry& r) {
+  using ir::DType;
+  r.Add({"QLinearConvTranspose", "com.microsoft", DType::kUndefined, Isa::kScalar,
+         "q8_ms_qlinearconvtranspose__ref", Create<Isa::kScalar>});
+  r.Add({"QLinearConvTranspose", "edgepress", DType::kUndefined, Isa::kScalar,
+         "q8_ep_qlinearconvtranspose__ref", Create<Isa::kScalar>});
+#if defined(__x86_64__)
+  r.Add({"QLinearConvTranspose", "com.microsoft", DType::kUndefined, Isa::kAvx2,
+         "q8_ms_qlinearconvtranspose__avx2", Create<Isa::kAvx2>});
+  r.Add({"QLinearConvTranspose", "edgepress", DType::kUndefined, Isa::kAvx2,
+         "q8_ep_qlinearconvtranspose__avx2", Create<Isa::kAvx2>});
+  r.Add({"QLinearConvTranspose", "com.microsoft", DType::kUndefined, Isa::kAvx512,
+         "q8_ms_qlinearconvtranspose__avx512", Create<Isa::kAvx512>});
+  r.Add({"QLinearConvTranspose", "edgepress", DType::kUndefined, Isa::kAvx512,
+         "q8_ep_qlinearconvtranspose__avx512", Create<Isa::kAvx512>});
+  r.Add({"QLinearConvTranspose", "com.microsoft", DType::kUndefined, Isa::kAvx512Vnni,
+         "q8_ms_qlinearconvtranspose__avx512vnni", Create<Isa::kAvx512Vnni>});
+  r.Add({"QLinearConvTranspose", "edgepress", DType::kUndefined, Isa::kAvx512Vnni,
+         "q8_ep_qlinearconvtranspose__avx512vnni", Create<Isa::kAvx512Vnni>});
+  r.Add({"QLinearConvTranspose", "com.microsoft", DType::kUndefined, Isa::kAmx,
+         "q8_ms_qlinearconvtranspose__amx", Create<Isa::kAmx>});
+  r.Add({"QLinearConvTranspose", "edgepress", DType::kUndefined, Isa::kAmx,
+         "q8_ep_qlinearconvtranspose__amx", Create<Isa::kAmx>});
+#endif
+}
+
+}  // namespace edgepress::runtime
