@@ -69,8 +69,22 @@ def SaveNpz(path, arrays):
     os.replace(tmp, path)
 
 
+def TokenLimit(model_path, input_name):
+    """Rows of the embedding table an int64 input indexes (a Gather whose data is an
+    initializer), so generated token ids are valid for that model; 1000 when none is found."""
+    import onnx
+
+    m = onnx.load(model_path, load_external_data=False)
+    rows = {t.name: t.dims[0] for t in m.graph.initializer if len(t.dims) >= 1}
+    for n in m.graph.node:
+        if n.op_type == "Gather" and len(n.input) > 1 and n.input[1] == input_name and n.input[0] in rows:
+            return int(rows[n.input[0]])
+    return 1000
+
+
 def MakeInputs(model_path, count, seed):
-    """Seeded inputs of the model's declared shape with `count` samples on the batch axis."""
+    """Seeded inputs of the model's declared shape with `count` samples on the batch axis;
+    token ids stay below the model's vocabulary."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -85,7 +99,7 @@ def MakeInputs(model_path, count, seed):
         elif inp.name == "attention_mask":
             out[inp.name] = np.ones(shape, dtype=np.int64)
         elif inp.type == "tensor(int64)":
-            out[inp.name] = rng.integers(0, 8000, size=shape, dtype=np.int64)
+            out[inp.name] = rng.integers(0, TokenLimit(model_path, inp.name), size=shape, dtype=np.int64)
         else:
             raise SystemExit(f"bench_quant.py: no generator for input {inp.name} ({inp.type})")
     return out
