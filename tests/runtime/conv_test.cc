@@ -203,6 +203,39 @@ TEST(ConvTest, MatchesNaiveConvolution) {
   }
 }
 
+// The AVX2/AVX-512 entries run 2-D convs as an implicit GEMM over a phase-split source
+// (conv_implicit.h): these shapes cross its tile edges at 1 and 2 threads: Cout past one
+// 96-row block and not a multiple of 6, more virtual pixels than one 256-column block and
+// a ragged last panel, K over several K blocks (128 rows for nr 32, 256 for nr 16), stride
+// 2 onto a 7x7 plane (the phase width 8 > OW 7 drops a column per row), a 1x1 stride-2
+// projection that reads one phase of four, and asymmetric pads with dilation.
+TEST(ConvTest, ImplicitGemmTileEdges) {
+  const std::vector<ConvCase> cases = {
+      {"M 100 K 360 21x19", {1, 40, 21, 19}, {100, 40, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
+      {"stride2 onto 7x7", {1, 24, 14, 14}, {70, 24, 3, 3}, 1, {2, 2}, {}, {1, 1, 1, 1}},
+      {"1x1 stride2", {1, 20, 15, 13}, {50, 20, 1, 1}, 1, {2, 2}},
+      {"5x5 s2 dil2 asym", {1, 7, 30, 33}, {13, 7, 5, 5}, 1, {2, 2}, {2, 1}, {3, 0, 1, 4}},
+      {"1-D wide", {1, 16, 301}, {9, 16, 5}, 1, {}, {}, {2, 2}},
+      {"groups2 K blocks", {2, 64, 9, 10}, {14, 32, 3, 3}, 2, {}, {}, {1, 1, 1, 1}},
+  };
+  for (const ConvCase& cs : cases) {
+    std::vector<ir::Tensor> in = {RandomTensor(cs.x, 4), RandomTensor(cs.w, 5),
+                                  RandomTensor({cs.w[0]}, 6)};
+    std::vector<int64_t> want_shape;
+    const std::vector<float> want = NaiveConv(cs, in[0], in[1], &in[2], &want_shape);
+    int64_t kdim = 1;
+    for (size_t i = 1; i < cs.w.size(); ++i) kdim *= cs.w[i];
+    for (const KernelDef* def : KernelsFor("Conv", "", ir::DType::kFloat32)) {
+      for (int threads : {1, 2}) {
+        const std::string what = cs.label + " " + def->name + " t" + std::to_string(threads);
+        auto out = RunOne("Conv", "", in, true, ConvAttrList(cs), def, threads);
+        ASSERT_EQ(out[0].shape(), want_shape) << what;
+        ExpectClose(want, out[0], static_cast<double>(kdim), what);
+      }
+    }
+  }
+}
+
 TEST(ConvTest, EveryIsaIsRegistered) {
   auto defs = KernelsFor("Conv", "", ir::DType::kFloat32);
   ASSERT_FALSE(defs.empty());

@@ -17,6 +17,7 @@
 #include "ir/error.h"
 #include "runtime/kernel.h"
 #include "runtime/kernels/all_kernels.h"
+#include "runtime/kernels/conv/conv_implicit.h"
 #include "runtime/kernels/conv/conv_util.h"
 #include "runtime/kernels/conv/depthwise.h"
 #include "runtime/kernels/gemm/gemm.h"
@@ -195,6 +196,10 @@ class ConvKernel : public Kernel {
                            g.stride[2] == 1 && g.pad_b[0] == 0 && g.pad_b[1] == 0 &&
                            g.pad_b[2] == 0 && out_size == in_size;
     const bool use_packed = !packed_w_.empty() && w.shape() == packed_shape_;
+    if (kIsa != Isa::kScalar && !pointwise && conv_implicit::Handles(g)) {
+      RunImplicit(g, xd, wd, bd, use_packed, yd, pool);
+      return;
+    }
     const int nr = GemmNr(kIsa);
     thread_local std::vector<float> col;
     const Im2ColRows rows(pointwise ? ConvGeometry{} : g);
@@ -234,6 +239,25 @@ class ConvKernel : public Kernel {
   }
 
  private:
+  // The AVX2/AVX-512 path for 1-D and 2-D convs (conv_implicit.h); the reference entry
+  // keeps the im2col path above, so the tests compare two independent lowerings.
+  void RunImplicit(const ConvGeometry& g, const float* xd, const float* wd, const float* bd,
+                   bool use_packed, float* yd, ThreadPool& pool) const {
+    const int64_t kdim = g.cg * g.k_size(), in_size = g.in_size(), out_size = g.out_size();
+    const conv_implicit::Plan plan = conv_implicit::MakePlan(g, GemmNr(kIsa));
+    thread_local std::vector<float> source;
+    std::vector<PackedMatrix> local_w;
+    if (!use_packed)  // weights computed at run time: packed per call
+      for (int64_t gi = 0; gi < g.group; ++gi)
+        local_w.push_back(PackA(kIsa, false, g.mg, kdim, wd + gi * g.mg * kdim, kdim));
+    const std::vector<PackedMatrix>& pw = use_packed ? packed_w_ : local_w;
+    for (int64_t n = 0; n < g.n; ++n)
+      for (int64_t gi = 0; gi < g.group; ++gi)
+        conv_implicit::Run(kIsa, g, plan, xd + (n * g.c + gi * g.cg) * in_size, pw[gi], act_,
+                           bd ? bd + gi * g.mg : nullptr, yd + (n * g.m + gi * g.mg) * out_size,
+                           &source, pool);
+  }
+
   void RunDepthwise(const ConvGeometry& g, const float* xd, const float* wd, const float* bd,
                     float* yd, ThreadPool& pool) const {
     const int64_t planes = g.n * g.m;

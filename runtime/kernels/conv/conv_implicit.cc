@@ -1,0 +1,237 @@
+// Implicit-GEMM convolution driver; see conv_implicit.h. The micro-kernels are the SGEMM's
+// (gemm_ukernel.h), so the tile arithmetic is the one gemm_test already checks; what is
+// new here is where B comes from (the phase-split source) and where C goes (a tile buffer
+// scattered into Y).
+#include "runtime/kernels/conv/conv_implicit.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "runtime/kernels/gemm/gemm_ukernel.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace edgepress::runtime::conv_implicit {
+
+namespace {
+
+using conv_util::ConvGeometry;
+using gemm_internal::StoreParams;
+using gemm_internal::TileFn;
+
+int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// One B panel row per GEMM row k of the K block: nr floats from src + off[k].
+using PackFn = void (*)(const float* src, const int64_t* off, int64_t kc, float* dst);
+
+template <int kNr>
+void PackPanelPortable(const float* src, const int64_t* off, int64_t kc, float* dst) {
+  for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * kNr, src + off[k], sizeof(float) * kNr);
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) void PackPanelAvx2(const float* src, const int64_t* off,
+                                                   int64_t kc, float* dst) {
+  for (int64_t k = 0; k < kc; ++k, dst += 16) {
+    const float* s = src + off[k];
+    _mm256_storeu_ps(dst, _mm256_loadu_ps(s));
+    _mm256_storeu_ps(dst + 8, _mm256_loadu_ps(s + 8));
+  }
+}
+
+__attribute__((target("avx512f"))) void PackPanelAvx512(const float* src, const int64_t* off,
+                                                       int64_t kc, float* dst) {
+  for (int64_t k = 0; k < kc; ++k, dst += 32) {
+    const float* s = src + off[k];
+    _mm512_storeu_ps(dst, _mm512_loadu_ps(s));
+    _mm512_storeu_ps(dst + 16, _mm512_loadu_ps(s + 16));
+  }
+}
+#endif
+
+struct Ukernel {
+  TileFn tile;
+  PackFn pack;
+};
+
+Ukernel UkernelFor(Isa isa) {
+#if defined(__x86_64__)
+  if (GemmNr(isa) == 32) return {gemm_internal::Avx512Kernel, PackPanelAvx512};
+  if (isa == Isa::kAvx2) return {gemm_internal::Avx2Kernel, PackPanelAvx2};
+#endif
+  return {gemm_internal::ScalarKernel, PackPanelPortable<16>};
+}
+
+// Flush-to-zero and denormals-are-zero while the micro-kernels run, as SgemmEx does (a
+// denormal operand costs an FMA a ~100-cycle assist); the caller's MXCSR is restored.
+class ScopedFlushDenormals {
+ public:
+#if defined(__x86_64__)
+  ScopedFlushDenormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | 0x8040u); }
+  ~ScopedFlushDenormals() { _mm_setcsr(saved_); }
+
+ private:
+  unsigned saved_;
+#endif
+};
+
+// Copies tile rows (virtual pixels [v0, v1), row stride ldt) into Y rows (stride
+// out_size), dropping the virtual columns ow >= OW.
+void ScatterTile(const float* t, int64_t ldt, int rows, int64_t v0, int64_t v1, int64_t wq,
+                 int64_t ow_n, int64_t out_size, float* y) {
+  for (int r = 0; r < rows; ++r) {
+    const float* tr = t + r * ldt;
+    float* yr = y + r * out_size;
+    for (int64_t oh = v0 / wq; oh * wq < v1; ++oh) {
+      const int64_t a = std::max(v0, oh * wq), b = std::min(v1, oh * wq + ow_n);
+      if (a < b) std::memcpy(yr + oh * ow_n + (a - oh * wq), tr + (a - v0), sizeof(float) * (b - a));
+    }
+  }
+}
+
+}  // namespace
+
+Plan MakePlan(const ConvGeometry& g, int nr) {
+  Plan p;
+  p.sh = g.stride[1];
+  p.sw = g.stride[2];
+  // Padded extent the outputs read; taps past the input (trailing pads) read zero.
+  const int64_t hp = (g.out[1] - 1) * p.sh + (g.k[1] - 1) * g.dil[1] + 1;
+  const int64_t wp = (g.out[2] - 1) * p.sw + (g.k[2] - 1) * g.dil[2] + 1;
+  p.hq = CeilDiv(hp, p.sh);
+  p.wq = CeilDiv(wp, p.sw);
+  p.chan = p.sh * p.sw * p.hq * p.wq;
+  p.nv = (g.out[1] - 1) * p.wq + g.out[2];
+  // The last panel reads up to nr - 1 virtual pixels past the last valid one (see .h).
+  p.source_size = g.cg * p.chan + nr + 16;
+  p.off.resize(static_cast<size_t>(g.cg * g.k[1] * g.k[2]));
+  p.phase_used.assign(static_cast<size_t>(p.sh * p.sw), false);
+  size_t i = 0;
+  for (int64_t c = 0; c < g.cg; ++c)
+    for (int64_t kh = 0; kh < g.k[1]; ++kh)
+      for (int64_t kw = 0; kw < g.k[2]; ++kw) {
+        const int64_t th = kh * g.dil[1], tw = kw * g.dil[2];
+        const int64_t phase = (th % p.sh) * p.sw + tw % p.sw;
+        p.phase_used[static_cast<size_t>(phase)] = true;
+        p.off[i++] = c * p.chan + phase * p.hq * p.wq + (th / p.sh) * p.wq + tw / p.sw;
+      }
+  return p;
+}
+
+void BuildSource(const ConvGeometry& g, const Plan& plan, const float* x, int64_t c0,
+                 int64_t c1, float* source) {
+  const int64_t H = g.in[1], W = g.in[2], pt = g.pad_b[1], pl = g.pad_b[2];
+  const int64_t sh = plan.sh, sw = plan.sw, hq = plan.hq, wq = plan.wq;
+  for (int64_t c = c0; c < c1; ++c) {
+    const float* xc = x + c * H * W;
+    for (int64_t p = 0; p < sh; ++p) {
+      for (int64_t q = 0; q < sw; ++q) {
+        if (!plan.phase_used[static_cast<size_t>(p * sw + q)]) continue;
+        float* ph = source + c * plan.chan + (p * sw + q) * hq * wq;
+        // Input column of phase column j is j * sw + q - pl, inside [0, W) for j in [j0, j1).
+        const int64_t j0 = std::min(wq, pl - q <= 0 ? 0 : CeilDiv(pl - q, sw));
+        const int64_t last = W - 1 + pl - q;  // j * sw <= last
+        const int64_t j1 = std::max(j0, std::min(wq, last < 0 ? 0 : last / sw + 1));
+        for (int64_t i = 0; i < hq; ++i) {
+          float* row = ph + i * wq;
+          const int64_t ih = i * sh + p - pt;
+          if (ih < 0 || ih >= H) {
+            std::fill(row, row + wq, 0.f);
+            continue;
+          }
+          const float* xr = xc + ih * W + q - pl;
+          std::fill(row, row + j0, 0.f);
+          if (sw == 1) {
+            std::memcpy(row + j0, xr + j0, sizeof(float) * (j1 - j0));
+          } else {
+            for (int64_t j = j0; j < j1; ++j) row[j] = xr[j * sw];
+          }
+          std::fill(row + j1, row + wq, 0.f);
+        }
+      }
+    }
+  }
+}
+
+void Run(Isa isa, const ConvGeometry& g, const Plan& plan, const float* x,
+         const PackedMatrix& w, const GemmEpilogue& ep, const float* bias, float* y,
+         std::vector<float>* source, ThreadPool& pool) {
+  const int mr = GemmMr(isa), nr = GemmNr(isa);
+  const Ukernel uk = UkernelFor(isa);
+  const int64_t m = g.mg, k = g.cg * g.k[1] * g.k[2];
+  const int64_t ow_n = g.out[2], out_size = g.out_size(), wq = plan.wq, nv = plan.nv;
+
+  if (source->size() < static_cast<size_t>(plan.source_size))
+    source->resize(static_cast<size_t>(plan.source_size));
+  float* src = source->data();
+  std::fill(src + g.cg * plan.chan, src + plan.source_size, 0.f);
+  const int threads = pool.num_threads();
+  auto build = [&](int64_t lo, int64_t hi) { BuildSource(g, plan, x, lo, hi, src); };
+  if (threads > 1 && g.cg * plan.chan >= 16384)
+    pool.ParallelFor(g.cg, std::max<int64_t>(1, 4096 / plan.chan), build);
+  else
+    build(0, g.cg);
+
+  // Tiles of mcp A panels x ncp B panels; shrunk until each thread has a couple.
+  const int64_t mp = CeilDiv(m, mr), np = CeilDiv(nv, nr);
+  int64_t mcp = std::max<int64_t>(1, 96 / mr), ncp = std::max<int64_t>(1, 256 / nr);
+  if (threads > 1) {
+    while (CeilDiv(mp, mcp) * CeilDiv(np, ncp) < 2 * threads && (mcp > 1 || ncp > 1)) {
+      if (ncp >= mcp && ncp > 1)
+        ncp = (ncp + 1) / 2;
+      else
+        mcp = (mcp + 1) / 2;
+    }
+  }
+  const int64_t tiles_m = CeilDiv(mp, mcp), tiles_n = CeilDiv(np, ncp);
+  // K block: one packed B panel of 16 KiB stays in L1 next to the A panel streaming in.
+  const int64_t kc_max = 4096 / nr;
+  const int64_t kblocks = CeilDiv(k, kc_max), kc_step = CeilDiv(k, kblocks);
+  const float* pa = w.data.data();
+  const int64_t* off = plan.off.data();
+
+  auto run_tiles = [&](int64_t t0, int64_t t1) {
+    const ScopedFlushDenormals flush;
+    thread_local std::vector<float> bbuf, ctile;
+    if (bbuf.size() < static_cast<size_t>(kc_step * nr)) bbuf.resize(kc_step * nr);
+    const int64_t ldt = ncp * nr;
+    if (ctile.size() < static_cast<size_t>(mcp * mr * ldt)) ctile.resize(mcp * mr * ldt);
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t ti = t / tiles_n, tj = t % tiles_n;
+      const int64_t p0 = ti * mcp, p1 = std::min(mp, p0 + mcp);
+      const int64_t q0 = tj * ncp, q1 = std::min(np, q0 + ncp);
+      for (int64_t pc = 0; pc < k; pc += kc_step) {
+        const int64_t kc = std::min(kc_step, k - pc);
+        const bool first = pc == 0, last = pc + kc >= k;
+        for (int64_t q = q0; q < q1; ++q) {
+          uk.pack(src + q * nr, off + pc, kc, bbuf.data());
+          for (int64_t pi = p0; pi < p1; ++pi) {
+            const int64_t row0 = pi * mr;
+            StoreParams sp;
+            sp.beta = first ? 0.f : 1.f;
+            if (last) {
+              sp.row_bias = bias ? bias + row0 : nullptr;
+              sp.clamp = ep.clamp;
+              sp.lo = ep.lo;
+              sp.hi = ep.hi;
+            }
+            uk.tile(static_cast<int>(std::min<int64_t>(mr, m - row0)), nr, kc,
+                    pa + pi * k * mr + pc * mr, bbuf.data(), nr,
+                    ctile.data() + (pi - p0) * mr * ldt + (q - q0) * nr, ldt, sp);
+          }
+        }
+      }
+      const int64_t row0 = p0 * mr;
+      ScatterTile(ctile.data(), ldt, static_cast<int>(std::min(m, p1 * mr) - row0), q0 * nr,
+                  std::min(nv, q1 * nr), wq, ow_n, out_size, y + row0 * out_size);
+    }
+  };
+  if (threads > 1 && tiles_m * tiles_n > 1 && static_cast<double>(m) * nv * k >= 65536)
+    pool.ParallelFor(tiles_m * tiles_n, 1, run_tiles);
+  else
+    run_tiles(0, tiles_m * tiles_n);
+}
+
+}  // namespace edgepress::runtime::conv_implicit
