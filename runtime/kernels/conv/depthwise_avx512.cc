@@ -54,6 +54,71 @@ __attribute__((target("avx512f"))) void PlaneT(const DwGeometry& g, const float*
   }
 }
 
+// Fast path (FastPathHandles): kR output rows per pass. Their taps read kR * kS + kK - kS
+// distinct input rows, so the fully unrolled loops let the compiler load each input vector
+// once for all rows that use it (5x5 stride 1, 4 rows: 40 loads for 100 FMAs), and the kR
+// accumulators are independent chains: a 7x7 plane's rows were one vector each with a
+// single 25-FMA dependency chain. Stride 2 reads the even/odd split rows (PadPlaneSplit).
+template <int kS, int kK, int kR>
+__attribute__((target("avx512f"), always_inline)) inline void RowsFast(
+    const float* x0, int64_t pitch, int64_t half, const __m512* wv, __m512 vbias, bool clamp,
+    __m512 lo, __m512 hi, int64_t ow_n, float* y) {
+  for (int64_t ow = 0; ow < ow_n; ow += kVec) {
+    const int64_t left = ow_n - ow;
+    const __mmask16 mask =
+        left >= kVec ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
+    __m512 acc[kR];
+    for (int r = 0; r < kR; ++r) acc[r] = vbias;
+    for (int r = 0; r < kR; ++r) {
+      for (int i = 0; i < kK; ++i) {
+        const float* xr = x0 + (r * kS + i) * pitch + ow;
+        for (int j = 0; j < kK; ++j) {
+          const int64_t col = kS == 1 ? j : (j & 1) * half + (j >> 1);
+          acc[r] = _mm512_fmadd_ps(wv[i * kK + j], _mm512_loadu_ps(xr + col), acc[r]);
+        }
+      }
+    }
+    for (int r = 0; r < kR; ++r) {
+      if (clamp) acc[r] = _mm512_min_ps(_mm512_max_ps(acc[r], lo), hi);
+      _mm512_mask_storeu_ps(y + r * ow_n + ow, mask, acc[r]);
+    }
+  }
+}
+
+__attribute__((target("avx512f"))) void SplitAvx512(const float* src, int64_t n, float* even,
+                                                   float* odd) {
+  const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  int64_t c = 0;
+  for (; c + kVec <= n; c += kVec) {
+    const __m512 a = _mm512_loadu_ps(src + 2 * c), b = _mm512_loadu_ps(src + 2 * c + kVec);
+    _mm512_storeu_ps(even + c, _mm512_permutex2var_ps(a, ev, b));
+    _mm512_storeu_ps(odd + c, _mm512_permutex2var_ps(a, od, b));
+  }
+  for (; c < n; ++c) {
+    even[c] = src[2 * c];
+    odd[c] = src[2 * c + 1];
+  }
+}
+
+template <int kS, int kK>
+__attribute__((target("avx512f"))) void PlaneFast(const DwGeometry& g, const float* xp,
+                                                  int64_t pitch, int64_t half, const float* w,
+                                                  const DwEpilogue& ep, float* y) {
+  constexpr int kR = 4;
+  __m512 wv[kK * kK];
+  for (int t = 0; t < kK * kK; ++t) wv[t] = _mm512_set1_ps(w[t]);
+  const __m512 vbias = _mm512_set1_ps(ep.bias), lo = _mm512_set1_ps(ep.lo),
+               hi = _mm512_set1_ps(ep.hi);
+  int64_t oh = 0;
+  for (; oh + kR <= g.oh; oh += kR)
+    RowsFast<kS, kK, kR>(xp + oh * kS * pitch, pitch, half, wv, vbias, ep.clamp, lo, hi, g.ow,
+                         y + oh * g.ow);
+  for (; oh < g.oh; ++oh)
+    RowsFast<kS, kK, 1>(xp + oh * kS * pitch, pitch, half, wv, vbias, ep.clamp, lo, hi, g.ow,
+                        y + oh * g.ow);
+}
+
 template <int kS>
 void Dispatch(const DwGeometry& g, const float* xp, int64_t pitch, const float* w,
               const DwEpilogue& ep, float* y) {
@@ -68,6 +133,17 @@ void PlaneAvx512(const DwGeometry& g, const float* x, const float* w, const DwEp
                  float* y) {
   if (!SimdHandles(g)) return PlaneRef(g, x, w, ep, y);
   thread_local std::vector<float> buf;
+  if (FastPathHandles(g)) {
+    int64_t half = 0;
+    if (g.stride_w == 1) {
+      const int64_t pitch = PadPlane(g, x, kVec, &buf);
+      return g.kh == 3 ? PlaneFast<1, 3>(g, buf.data(), pitch, 0, w, ep, y)
+                       : PlaneFast<1, 5>(g, buf.data(), pitch, 0, w, ep, y);
+    }
+    const int64_t pitch = PadPlaneSplit(g, x, kVec, &buf, &half, SplitAvx512);
+    return g.kh == 3 ? PlaneFast<2, 3>(g, buf.data(), pitch, half, w, ep, y)
+                     : PlaneFast<2, 5>(g, buf.data(), pitch, half, w, ep, y);
+  }
   const int64_t pitch = PadPlane(g, x, kVec, &buf);
   if (g.stride_w == 1)
     Dispatch<1>(g, buf.data(), pitch, w, ep, y);
