@@ -172,6 +172,8 @@ std::vector<ConvCase> ConvCases() {
       {"pointwise", {1, 16, 7, 9}, {20, 16, 1, 1}, 1},
       {"pointwise stride2", {1, 16, 8, 9}, {20, 16, 1, 1}, 1, {2, 2}},
       {"pointwise groups", {2, 8, 5, 5}, {12, 4, 1, 1}, 2},
+      // 1x1 plane (squeeze-excite): the GEMV path with W^T packed on first use.
+      {"pointwise 1x1 plane", {2, 40, 1, 1}, {70, 40, 1, 1}, 1},
       {"same upper", {1, 3, 10, 9}, {4, 3, 4, 3}, 1, {2, 2}, {}, {}, "SAME_UPPER"},
       {"same lower", {1, 3, 10, 9}, {4, 3, 4, 3}, 1, {2, 2}, {}, {}, "SAME_LOWER"},
       {"valid", {1, 3, 10, 9}, {4, 3, 3, 3}, 1, {2, 2}, {}, {}, "VALID", false},
@@ -249,7 +251,8 @@ TEST(ConvTest, EveryIsaIsRegistered) {
 TEST(ConvTest, FusedConvAppliesReluAndClip) {
   const ConvCase plain{"fused", {1, 4, 9, 9}, {6, 4, 3, 3}, 1, {}, {}, {1, 1, 1, 1}};
   const ConvCase dw{"fused dw", {1, 6, 9, 20}, {6, 1, 3, 3}, 6, {}, {}, {1, 1, 1, 1}};
-  for (const ConvCase& cs : {plain, dw}) {
+  const ConvCase se{"fused 1x1 plane", {1, 36, 1, 1}, {40, 36, 1, 1}, 1};
+  for (const ConvCase& cs : {plain, dw, se}) {
     std::vector<ir::Tensor> in = {RandomTensor(cs.x, 4), RandomTensor(cs.w, 5),
                                   RandomTensor({cs.w[0]}, 6)};
     std::vector<int64_t> shape;
@@ -407,6 +410,10 @@ TEST(ConvTransposeTest, MatchesNaive) {
       {"3-D", {1, 2, 3, 4, 3}, {2, 2, 2, 3, 2}, 1, {2, 1, 2}},
       {"large", {1, 20, 9, 9}, {20, 17, 4, 4}, 1, {2, 2}, {}, {1, 1, 1, 1}},
       {"no bias", {1, 3, 4, 4}, {3, 2, 2, 2}, 1, {2, 2}, {}, {}, {}, {}, "NOTSET", false},
+      // stride == kernel: each output pixel gets one tap (the disjoint col2im).
+      {"disjoint 2x2 s2 groups", {2, 4, 5, 7}, {4, 3, 2, 2}, 2, {2, 2}},
+      {"disjoint 3x2 s3x2", {1, 3, 4, 5}, {3, 2, 3, 2}, 1, {3, 2}},
+      {"disjoint 3-D", {1, 2, 2, 3, 2}, {2, 3, 2, 2, 2}, 1, {2, 2, 2}},
   };
   for (const ConvTCase& cs : cases) {
     std::vector<ir::Tensor> in = {RandomTensor(cs.x, 7), RandomTensor(cs.w, 8)};

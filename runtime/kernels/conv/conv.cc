@@ -12,6 +12,7 @@
 // f32_conv__avx512_6x32.
 #include <algorithm>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "ir/error.h"
@@ -196,6 +197,10 @@ class ConvKernel : public Kernel {
                            g.stride[2] == 1 && g.pad_b[0] == 0 && g.pad_b[1] == 0 &&
                            g.pad_b[2] == 0 && out_size == in_size;
     const bool use_packed = !packed_w_.empty() && w.shape() == packed_shape_;
+    if (pointwise && out_size == 1 && g.group == 1 && use_packed) {
+      RunOnePixel(g, xd, wd, bd, yd, pool);
+      return;
+    }
     if (kIsa != Isa::kScalar && !pointwise && conv_implicit::Handles(g)) {
       RunImplicit(g, xd, wd, bd, use_packed, yd, pool);
       return;
@@ -239,6 +244,25 @@ class ConvKernel : public Kernel {
   }
 
  private:
+  // A 1x1 conv on a 1x1 plane (squeeze-excite blocks after GlobalAveragePool) is a GEMV,
+  // y = W x. As Y = W X it had N = 1 and the GEMM padded that to a full 16/32-column
+  // panel; as y^T = x^T W^T it takes the GEMM's M = 1 path, streaming W^T once. W^T is
+  // packed on the first such call (the plane size is not known at creation), and only
+  // for these convs.
+  void RunOnePixel(const ConvGeometry& g, const float* xd, const float* wd, const float* bd,
+                   float* yd, ThreadPool& pool) {
+    const int64_t kdim = g.cg;
+    std::call_once(wt_once_, [&] { packed_wt_ = PackB(kIsa, true, kdim, g.m, wd, kdim); });
+    GemmEpilogue ep = act_;
+    if (bd) {
+      ep.bias_kind = GemmEpilogue::Bias::kPerCol;
+      ep.bias = bd;
+    }
+    for (int64_t n = 0; n < g.n; ++n)
+      SgemmEx(kIsa, 1, g.m, kdim, 1.f, GemmOperand::Raw(xd + n * g.c, kdim),
+              GemmOperand::Packed(packed_wt_), 0.f, yd + n * g.m, g.m, &pool, &ep);
+  }
+
   // The AVX2/AVX-512 path for 1-D and 2-D convs (conv_implicit.h); the reference entry
   // keeps the im2col path above, so the tests compare two independent lowerings.
   void RunImplicit(const ConvGeometry& g, const float* xd, const float* wd, const float* bd,
@@ -299,6 +323,8 @@ class ConvKernel : public Kernel {
   GemmEpilogue act_;
   std::vector<PackedMatrix> packed_w_;
   std::vector<int64_t> packed_shape_;
+  std::once_flag wt_once_;
+  PackedMatrix packed_wt_;  // W^T as a packed B, for RunOnePixel
 };
 
 template <Isa kIsa>
