@@ -171,8 +171,18 @@ class ConvKernel : public Kernel {
     const int64_t mg = m / group;
     const int64_t kdim = static_cast<int64_t>(w->numel()) / m;
     if (w->shape()[1] == 1 && w->rank() <= 4) return;  // depthwise-capable: read W directly
-    for (int64_t gi = 0; gi < group; ++gi)
-      packed_w_.push_back(PackA(kIsa, false, mg, kdim, w->data<float>() + gi * mg * kdim, kdim));
+    // 1-D/2-D convs other than the stride-1 unpadded 1x1 (which reads X in place as the
+    // GEMM's B) take the implicit GEMM, whose A panels have their own row count on AVX-512.
+    bool one_by_one = true;
+    for (size_t d = 2; d < w->shape().size(); ++d) one_by_one = one_by_one && w->shape()[d] == 1;
+    for (int64_t s : attrs_.strides) one_by_one = one_by_one && s == 1;
+    for (int64_t p : attrs_.pads) one_by_one = one_by_one && p == 0;
+    implicit_layout_ = kIsa != Isa::kScalar && w->rank() <= 4 && !one_by_one;
+    for (int64_t gi = 0; gi < group; ++gi) {
+      const float* wg = w->data<float>() + gi * mg * kdim;
+      packed_w_.push_back(implicit_layout_ ? conv_implicit::PackWeights(kIsa, mg, kdim, wg)
+                                           : PackA(kIsa, false, mg, kdim, wg, kdim));
+    }
     packed_shape_ = w->shape();
   }
 
@@ -196,15 +206,16 @@ class ConvKernel : public Kernel {
     const bool pointwise = g.k_size() == 1 && g.stride[0] == 1 && g.stride[1] == 1 &&
                            g.stride[2] == 1 && g.pad_b[0] == 0 && g.pad_b[1] == 0 &&
                            g.pad_b[2] == 0 && out_size == in_size;
-    const bool use_packed = !packed_w_.empty() && w.shape() == packed_shape_;
-    if (pointwise && out_size == 1 && g.group == 1 && use_packed) {
+    const bool packed_for_shape = !packed_w_.empty() && w.shape() == packed_shape_;
+    if (pointwise && out_size == 1 && g.group == 1 && packed_for_shape) {
       RunOnePixel(g, xd, wd, bd, yd, pool);
       return;
     }
     if (kIsa != Isa::kScalar && !pointwise && conv_implicit::Handles(g)) {
-      RunImplicit(g, xd, wd, bd, use_packed, yd, pool);
+      RunImplicit(g, xd, wd, bd, packed_for_shape && implicit_layout_, yd, pool);
       return;
     }
+    const bool use_packed = packed_for_shape && !implicit_layout_;
     const int nr = GemmNr(kIsa);
     thread_local std::vector<float> col;
     const Im2ColRows rows(pointwise ? ConvGeometry{} : g);
@@ -268,12 +279,12 @@ class ConvKernel : public Kernel {
   void RunImplicit(const ConvGeometry& g, const float* xd, const float* wd, const float* bd,
                    bool use_packed, float* yd, ThreadPool& pool) const {
     const int64_t kdim = g.cg * g.k_size(), in_size = g.in_size(), out_size = g.out_size();
-    const conv_implicit::Plan plan = conv_implicit::MakePlan(g, GemmNr(kIsa));
+    const conv_implicit::Plan plan = conv_implicit::MakePlan(g, conv_implicit::ConvNr(kIsa));
     thread_local std::vector<float> source;
     std::vector<PackedMatrix> local_w;
     if (!use_packed)  // weights computed at run time: packed per call
       for (int64_t gi = 0; gi < g.group; ++gi)
-        local_w.push_back(PackA(kIsa, false, g.mg, kdim, wd + gi * g.mg * kdim, kdim));
+        local_w.push_back(conv_implicit::PackWeights(kIsa, g.mg, kdim, wd + gi * g.mg * kdim));
     const std::vector<PackedMatrix>& pw = use_packed ? packed_w_ : local_w;
     for (int64_t n = 0; n < g.n; ++n)
       for (int64_t gi = 0; gi < g.group; ++gi)
@@ -321,8 +332,9 @@ class ConvKernel : public Kernel {
 
   ConvAttrs attrs_;
   GemmEpilogue act_;
-  std::vector<PackedMatrix> packed_w_;
+  std::vector<PackedMatrix> packed_w_;  // per group; for conv_implicit if implicit_layout_
   std::vector<int64_t> packed_shape_;
+  bool implicit_layout_ = false;
   std::once_flag wt_once_;
   PackedMatrix packed_wt_;  // W^T as a packed B, for RunOnePixel
 };

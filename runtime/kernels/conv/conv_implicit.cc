@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "ir/error.h"
 #include "runtime/kernels/gemm/gemm_ukernel.h"
 
 #if defined(__x86_64__)
@@ -51,17 +52,34 @@ __attribute__((target("avx512f"))) void PackPanelAvx512(const float* src, const 
 }
 #endif
 
-struct Ukernel {
-  TileFn tile;
-  PackFn pack;
-};
+// The SGEMM's 6 x 16 tiles behind the ConvTileFn interface.
+template <TileFn kFn>
+void GemmTile(int rows, int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+              const TileStore& p) {
+  StoreParams sp;
+  sp.beta = p.accumulate ? 1.f : 0.f;
+  sp.row_bias = p.row_bias;
+  sp.clamp = p.clamp;
+  sp.lo = p.lo;
+  sp.hi = p.hi;
+  kFn(rows, 16, kc, a, b, 16, c, ldc, sp);
+}
 
-Ukernel UkernelFor(Isa isa) {
+bool UsesAvx512Tile(Isa isa) {
 #if defined(__x86_64__)
-  if (GemmNr(isa) == 32) return {gemm_internal::Avx512Kernel, PackPanelAvx512};
-  if (isa == Isa::kAvx2) return {gemm_internal::Avx2Kernel, PackPanelAvx2};
+  return isa == Isa::kAvx512 || isa == Isa::kAvx512Vnni || isa == Isa::kAmx;
+#else
+  (void)isa;
+  return false;
 #endif
-  return {gemm_internal::ScalarKernel, PackPanelPortable<16>};
+}
+
+PackFn PackFor(Isa isa) {
+#if defined(__x86_64__)
+  if (UsesAvx512Tile(isa)) return PackPanelAvx512;
+  if (isa == Isa::kAvx2) return PackPanelAvx2;
+#endif
+  return PackPanelPortable<16>;
 }
 
 // Flush-to-zero and denormals-are-zero while the micro-kernels run, as SgemmEx does (a
@@ -92,6 +110,51 @@ void ScatterTile(const float* t, int64_t ldt, int rows, int64_t v0, int64_t v1, 
 }
 
 }  // namespace
+
+int ConvMr(Isa isa) { return UsesAvx512Tile(isa) ? 12 : 6; }
+int ConvNr(Isa isa) { return UsesAvx512Tile(isa) ? 32 : 16; }
+
+ConvTileFn ConvTileFor(Isa isa) {
+#if defined(__x86_64__)
+  if (UsesAvx512Tile(isa)) return Ukernel12x32Avx512;
+  if (isa == Isa::kAvx2) return GemmTile<gemm_internal::Avx2Kernel>;
+#endif
+  return GemmTile<gemm_internal::ScalarKernel>;
+}
+
+void UkernelRef(int mr, int nr, int rows, int64_t kc, const float* a, const float* b, float* c,
+                int64_t ldc, const TileStore& p) {
+  for (int r = 0; r < rows; ++r) {
+    for (int j = 0; j < nr; ++j) {
+      float s = 0.f;
+      for (int64_t k = 0; k < kc; ++k) s += a[k * mr + r] * b[k * nr + j];
+      float v = p.accumulate ? c[r * ldc + j] + s : s;
+      if (p.row_bias) v += p.row_bias[r];
+      if (p.clamp) v = std::min(std::max(v, p.lo), p.hi);
+      c[r * ldc + j] = v;
+    }
+  }
+}
+
+PackedMatrix PackWeights(Isa isa, int64_t m, int64_t k, const float* w) {
+  const int mr = ConvMr(isa);
+  if (mr == GemmMr(isa)) return PackA(isa, false, m, k, w, k);
+  PackedMatrix p;
+  p.isa = isa;
+  p.is_a = true;
+  p.rows_or_cols = m;
+  p.k = k;
+  const int64_t panels = CeilDiv(m, mr);
+  p.data.assign(static_cast<size_t>(panels * mr * k), 0.f);
+  for (int64_t pi = 0; pi < panels; ++pi) {
+    float* d = p.data.data() + pi * mr * k;
+    for (int r = 0; r < mr && pi * mr + r < m; ++r) {
+      const float* src = w + (pi * mr + r) * k;
+      for (int64_t kk = 0; kk < k; ++kk) d[kk * mr + r] = src[kk];
+    }
+  }
+  return p;
+}
 
 Plan MakePlan(const ConvGeometry& g, int nr) {
   Plan p;
@@ -158,8 +221,12 @@ void BuildSource(const ConvGeometry& g, const Plan& plan, const float* x, int64_
 void Run(Isa isa, const ConvGeometry& g, const Plan& plan, const float* x,
          const PackedMatrix& w, const GemmEpilogue& ep, const float* bias, float* y,
          std::vector<float>* source, ThreadPool& pool) {
-  const int mr = GemmMr(isa), nr = GemmNr(isa);
-  const Ukernel uk = UkernelFor(isa);
+  const int mr = ConvMr(isa), nr = ConvNr(isa);
+  const ConvTileFn tile = ConvTileFor(isa);
+  const PackFn pack = PackFor(isa);
+  if (w.rows_or_cols != g.mg || w.k != g.cg * g.k[1] * g.k[2] ||
+      w.data.size() != static_cast<size_t>(CeilDiv(g.mg, mr) * mr * w.k))
+    throw Error(ErrorCode::kInternal, "conv_implicit::Run: packed weights do not match");
   const int64_t m = g.mg, k = g.cg * g.k[1] * g.k[2];
   const int64_t ow_n = g.out[2], out_size = g.out_size(), wq = plan.wq, nv = plan.nv;
 
@@ -186,7 +253,8 @@ void Run(Isa isa, const ConvGeometry& g, const Plan& plan, const float* x,
     }
   }
   const int64_t tiles_m = CeilDiv(mp, mcp), tiles_n = CeilDiv(np, ncp);
-  // K block: one packed B panel of 16 KiB stays in L1 next to the A panel streaming in.
+  // K block: one packed B panel (kc x nr, 16 KiB) stays in L1 next to the A panel
+  // streaming in.
   const int64_t kc_max = 4096 / nr;
   const int64_t kblocks = CeilDiv(k, kc_max), kc_step = CeilDiv(k, kblocks);
   const float* pa = w.data.data();
@@ -206,20 +274,20 @@ void Run(Isa isa, const ConvGeometry& g, const Plan& plan, const float* x,
         const int64_t kc = std::min(kc_step, k - pc);
         const bool first = pc == 0, last = pc + kc >= k;
         for (int64_t q = q0; q < q1; ++q) {
-          uk.pack(src + q * nr, off + pc, kc, bbuf.data());
+          pack(src + q * nr, off + pc, kc, bbuf.data());
           for (int64_t pi = p0; pi < p1; ++pi) {
             const int64_t row0 = pi * mr;
-            StoreParams sp;
-            sp.beta = first ? 0.f : 1.f;
+            TileStore sp;
+            sp.accumulate = !first;
             if (last) {
               sp.row_bias = bias ? bias + row0 : nullptr;
               sp.clamp = ep.clamp;
               sp.lo = ep.lo;
               sp.hi = ep.hi;
             }
-            uk.tile(static_cast<int>(std::min<int64_t>(mr, m - row0)), nr, kc,
-                    pa + pi * k * mr + pc * mr, bbuf.data(), nr,
-                    ctile.data() + (pi - p0) * mr * ldt + (q - q0) * nr, ldt, sp);
+            tile(static_cast<int>(std::min<int64_t>(mr, m - row0)), kc,
+                 pa + pi * k * mr + pc * mr, bbuf.data(),
+                 ctile.data() + (pi - p0) * mr * ldt + (q - q0) * nr, ldt, sp);
           }
         }
       }

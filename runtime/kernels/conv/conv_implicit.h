@@ -27,6 +27,32 @@
 
 namespace edgepress::runtime::conv_implicit {
 
+// The micro-kernel tile: rows (<= ConvMr) x ConvNr columns (always whole: the driver's
+// tile buffer is padded) over a K block of a packed A panel (ConvMr floats per k) and a
+// packed B panel (ConvNr floats per k). AVX-512 has its own 12 x 32 kernel
+// (conv_ukernel_avx512.cc); AVX2 and the portable path use the SGEMM's 6 x 16 kernels.
+struct TileStore {
+  bool accumulate = false;          // add to C (later K blocks) instead of overwriting it
+  const float* row_bias = nullptr;  // bias of the tile's first row (last K block only)
+  bool clamp = false;
+  float lo = 0, hi = 0;
+};
+using ConvTileFn = void (*)(int rows, int64_t kc, const float* a, const float* b, float* c,
+                            int64_t ldc, const TileStore& p);
+int ConvMr(Isa isa);
+int ConvNr(Isa isa);
+ConvTileFn ConvTileFor(Isa isa);
+// The portable reference of any mr x nr tile (for the tests).
+void UkernelRef(int mr, int nr, int rows, int64_t kc, const float* a, const float* b, float* c,
+                int64_t ldc, const TileStore& p);
+#if defined(__x86_64__)
+void Ukernel12x32Avx512(int rows, int64_t kc, const float* a, const float* b, float* c,
+                        int64_t ldc, const TileStore& p);
+#endif
+
+// W (m x k, row-major) packed as the A panels of ConvMr(isa) rows.
+PackedMatrix PackWeights(Isa isa, int64_t m, int64_t k, const float* w);
+
 // Whether the implicit path handles this geometry: rank <= 2 (trivial depth).
 inline bool Handles(const conv_util::ConvGeometry& g) {
   return g.rank <= 2 && g.k[0] == 1 && g.in[0] == 1 && g.out[0] == 1 && g.pad_b[0] == 0;
@@ -48,7 +74,7 @@ struct Plan {
 Plan MakePlan(const conv_util::ConvGeometry& g, int nr);
 
 // Y (Mg x OH*OW for one image and group, row stride out_size) from X (Cg channels of one
-// image and group) and the weights packed by PackA for `isa`. `source` is caller scratch.
+// image and group) and the weights packed by PackWeights for `isa`. `source` is caller scratch.
 void Run(Isa isa, const conv_util::ConvGeometry& g, const Plan& plan, const float* x,
          const PackedMatrix& w, const GemmEpilogue& ep, const float* bias, float* y,
          std::vector<float>* source, ThreadPool& pool);
