@@ -1,15 +1,18 @@
 // Conv (1-D/2-D/3-D, NCHW, groups, dilations, strides, pads, auto_pad, bias) and
 // com.microsoft FusedConv (Conv + Relu/Clip), as GEMMs per image and group:
-//   Y_g[Mg, out] = W_g[Mg, Cg*kprod] x col[Cg*kprod, out]  (+ bias, activation)
+//   Y_g[Mg, out] = W_g[Mg, Cg*kprod] x patches[Cg*kprod, out]  (+ bias, activation)
 // The weights are constant in real models, so create() packs each W_g once as the GEMM's
-// A operand. `col` is written by im2col straight into the GEMM's packed-B panels (no
-// separate im2col matrix and packing pass); a 1x1 stride-1 unpadded conv skips im2col
-// and hands X to the GEMM as B. Depthwise convs (one input channel per group, rank <= 2)
-// take a direct path instead (depthwise.h, one file per ISA): a GEMM with one row per
-// group would waste the tiles.
+// A operand. Lowerings:
+//  * AVX2/AVX-512, 1-D and 2-D: implicit GEMM (conv_implicit.h) over a zero-padded,
+//    stride-phase-split copy of X; no im2col matrix. AVX-512 uses its own 12x32 tile.
+//  * a 1x1 stride-1 unpadded conv hands X to the SGEMM as B in place; on a 1x1 plane
+//    (squeeze-excite) it is a GEMV with W^T (RunOnePixel).
+//  * depthwise (one input channel per group, rank <= 2): direct planes (depthwise.h).
+//  * otherwise (the reference entry, 3-D): im2col written straight into the GEMM's packed-B
+//    panels, so the tests compare the implicit path with an independent lowering.
 // Bias and activation are the GEMM epilogue, so Y is written once.
 // Entries: f32_conv__ref (portable micro-kernel and direct loops), f32_conv__avx2_6x16,
-// f32_conv__avx512_6x32.
+// f32_conv__avx512_12x32 (the SGEMM's 6x32 for the in-place 1x1 case).
 #include <algorithm>
 #include <memory>
 #include <mutex>
@@ -358,10 +361,10 @@ void RegisterConvKernels(KernelRegistry& r) {
          CreateConv<Isa::kAvx2>});
   r.Add({"FusedConv", "com.microsoft", DType::kFloat32, Isa::kAvx2,
          "f32_fused_conv__avx2_6x16", CreateConv<Isa::kAvx2>});
-  r.Add({"Conv", "", DType::kFloat32, Isa::kAvx512, "f32_conv__avx512_6x32",
+  r.Add({"Conv", "", DType::kFloat32, Isa::kAvx512, "f32_conv__avx512_12x32",
          CreateConv<Isa::kAvx512>});
   r.Add({"FusedConv", "com.microsoft", DType::kFloat32, Isa::kAvx512,
-         "f32_fused_conv__avx512_6x32", CreateConv<Isa::kAvx512>});
+         "f32_fused_conv__avx512_12x32", CreateConv<Isa::kAvx512>});
 #endif
   RegisterConvTransposeKernels(r);
 }
