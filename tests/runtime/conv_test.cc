@@ -210,7 +210,8 @@ TEST(ConvTest, MatchesNaiveConvolution) {
 // 96-row block and not a multiple of 6, more virtual pixels than one 256-column block and
 // a ragged last panel, K over several K blocks (128 rows for nr 32, 256 for nr 16), stride
 // 2 onto a 7x7 plane (the phase width 8 > OW 7 drops a column per row), a 1x1 stride-2
-// projection that reads one phase of four, and asymmetric pads with dilation.
+// projection that reads one phase of four, asymmetric pads with dilation, and the cases
+// that store whole panels straight into Y.
 TEST(ConvTest, ImplicitGemmTileEdges) {
   const std::vector<ConvCase> cases = {
       {"M 100 K 360 21x19", {1, 40, 21, 19}, {100, 40, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
@@ -219,6 +220,12 @@ TEST(ConvTest, ImplicitGemmTileEdges) {
       {"5x5 s2 dil2 asym", {1, 7, 30, 33}, {13, 7, 5, 5}, 1, {2, 2}, {2, 1}, {3, 0, 1, 4}},
       {"1-D wide", {1, 16, 301}, {9, 16, 5}, 1, {}, {}, {2, 2}},
       {"groups2 K blocks", {2, 64, 9, 10}, {14, 32, 3, 3}, 2, {}, {}, {1, 1, 1, 1}},
+      // 1x1 read in place from X, whole panels stored straight into Y across K blocks...
+      {"pointwise in place", {1, 300, 8, 8}, {100, 300, 1, 1}, 1},
+      // ...and a ragged last panel packed without reading past X.
+      {"pointwise ragged", {2, 200, 5, 7}, {13, 200, 1, 1}, 1},
+      // kw = 1 without column pads: virtual pixels are Y's, stored directly from a source.
+      {"3x1 direct", {1, 10, 9, 32}, {20, 10, 3, 1}, 1, {}, {}, {1, 0, 1, 0}},
   };
   for (const ConvCase& cs : cases) {
     std::vector<ir::Tensor> in = {RandomTensor(cs.x, 4), RandomTensor(cs.w, 5),

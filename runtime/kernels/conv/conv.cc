@@ -5,14 +5,14 @@
 // A operand. Lowerings:
 //  * AVX2/AVX-512, 1-D and 2-D: implicit GEMM (conv_implicit.h) over a zero-padded,
 //    stride-phase-split copy of X; no im2col matrix. AVX-512 uses its own 12x32 tile.
-//  * a 1x1 stride-1 unpadded conv hands X to the SGEMM as B in place; on a 1x1 plane
-//    (squeeze-excite) it is a GEMV with W^T (RunOnePixel).
+//    A 1x1 stride-1 unpadded conv reads X in place (no copy); on a 1x1 plane
+//    (squeeze-excite) it is a GEMV with W^T instead (RunOnePixel).
 //  * depthwise (one input channel per group, rank <= 2): direct planes (depthwise.h).
 //  * otherwise (the reference entry, 3-D): im2col written straight into the GEMM's packed-B
 //    panels, so the tests compare the implicit path with an independent lowering.
 // Bias and activation are the GEMM epilogue, so Y is written once.
 // Entries: f32_conv__ref (portable micro-kernel and direct loops), f32_conv__avx2_6x16,
-// f32_conv__avx512_12x32 (the SGEMM's 6x32 for the in-place 1x1 case).
+// f32_conv__avx512_12x32.
 #include <algorithm>
 #include <memory>
 #include <mutex>
@@ -174,13 +174,9 @@ class ConvKernel : public Kernel {
     const int64_t mg = m / group;
     const int64_t kdim = static_cast<int64_t>(w->numel()) / m;
     if (w->shape()[1] == 1 && w->rank() <= 4) return;  // depthwise-capable: read W directly
-    // 1-D/2-D convs other than the stride-1 unpadded 1x1 (which reads X in place as the
-    // GEMM's B) take the implicit GEMM, whose A panels have their own row count on AVX-512.
-    bool one_by_one = true;
-    for (size_t d = 2; d < w->shape().size(); ++d) one_by_one = one_by_one && w->shape()[d] == 1;
-    for (int64_t s : attrs_.strides) one_by_one = one_by_one && s == 1;
-    for (int64_t p : attrs_.pads) one_by_one = one_by_one && p == 0;
-    implicit_layout_ = kIsa != Isa::kScalar && w->rank() <= 4 && !one_by_one;
+    // 1-D/2-D convs take the implicit GEMM, whose A panels have their own row count on
+    // AVX-512.
+    implicit_layout_ = kIsa != Isa::kScalar && w->rank() <= 4;
     for (int64_t gi = 0; gi < group; ++gi) {
       const float* wg = w->data<float>() + gi * mg * kdim;
       packed_w_.push_back(implicit_layout_ ? conv_implicit::PackWeights(kIsa, mg, kdim, wg)
@@ -214,8 +210,8 @@ class ConvKernel : public Kernel {
       RunOnePixel(g, xd, wd, bd, yd, pool);
       return;
     }
-    if (kIsa != Isa::kScalar && !pointwise && conv_implicit::Handles(g)) {
-      RunImplicit(g, xd, wd, bd, packed_for_shape && implicit_layout_, yd, pool);
+    if (kIsa != Isa::kScalar && conv_implicit::Handles(g)) {
+      RunImplicit(g, xd, wd, bd, packed_for_shape && implicit_layout_, pointwise, yd, pool);
       return;
     }
     const bool use_packed = packed_for_shape && !implicit_layout_;
@@ -280,9 +276,11 @@ class ConvKernel : public Kernel {
   // The AVX2/AVX-512 path for 1-D and 2-D convs (conv_implicit.h); the reference entry
   // keeps the im2col path above, so the tests compare two independent lowerings.
   void RunImplicit(const ConvGeometry& g, const float* xd, const float* wd, const float* bd,
-                   bool use_packed, float* yd, ThreadPool& pool) const {
+                   bool use_packed, bool pointwise, float* yd, ThreadPool& pool) const {
     const int64_t kdim = g.cg * g.k_size(), in_size = g.in_size(), out_size = g.out_size();
-    const conv_implicit::Plan plan = conv_implicit::MakePlan(g, conv_implicit::ConvNr(kIsa));
+    const conv_implicit::Plan plan = pointwise
+                                         ? conv_implicit::MakePointwisePlan(g)
+                                         : conv_implicit::MakePlan(g, conv_implicit::ConvNr(kIsa));
     thread_local std::vector<float> source;
     std::vector<PackedMatrix> local_w;
     if (!use_packed)  // weights computed at run time: packed per call

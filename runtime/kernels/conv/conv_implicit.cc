@@ -32,6 +32,15 @@ void PackPanelPortable(const float* src, const int64_t* off, int64_t kc, float* 
   for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * kNr, src + off[k], sizeof(float) * kNr);
 }
 
+// The last panel read in place from X: `cols` real columns, zeros after.
+void PackPanelPartial(const float* src, const int64_t* off, int64_t kc, int cols, int nr,
+                      float* dst) {
+  for (int64_t k = 0; k < kc; ++k, dst += nr) {
+    std::memcpy(dst, src + off[k], sizeof(float) * cols);
+    std::fill(dst + cols, dst + nr, 0.f);
+  }
+}
+
 #if defined(__x86_64__)
 __attribute__((target("avx2"))) void PackPanelAvx2(const float* src, const int64_t* off,
                                                    int64_t kc, float* dst) {
@@ -156,6 +165,19 @@ PackedMatrix PackWeights(Isa isa, int64_t m, int64_t k, const float* w) {
   return p;
 }
 
+Plan MakePointwisePlan(const ConvGeometry& g) {
+  Plan p;
+  p.in_place = true;
+  p.hq = g.out[1];
+  p.wq = g.out[2];
+  p.chan = g.in_size();
+  p.nv = g.out_size();
+  p.phase_used.assign(1, true);
+  p.off.resize(static_cast<size_t>(g.cg));
+  for (int64_t c = 0; c < g.cg; ++c) p.off[static_cast<size_t>(c)] = c * p.chan;
+  return p;
+}
+
 Plan MakePlan(const ConvGeometry& g, int nr) {
   Plan p;
   p.sh = g.stride[1];
@@ -230,16 +252,23 @@ void Run(Isa isa, const ConvGeometry& g, const Plan& plan, const float* x,
   const int64_t m = g.mg, k = g.cg * g.k[1] * g.k[2];
   const int64_t ow_n = g.out[2], out_size = g.out_size(), wq = plan.wq, nv = plan.nv;
 
-  if (source->size() < static_cast<size_t>(plan.source_size))
-    source->resize(static_cast<size_t>(plan.source_size));
-  float* src = source->data();
-  std::fill(src + g.cg * plan.chan, src + plan.source_size, 0.f);
   const int threads = pool.num_threads();
-  auto build = [&](int64_t lo, int64_t hi) { BuildSource(g, plan, x, lo, hi, src); };
-  if (threads > 1 && g.cg * plan.chan >= 16384)
-    pool.ParallelFor(g.cg, std::max<int64_t>(1, 4096 / plan.chan), build);
-  else
-    build(0, g.cg);
+  const float* src = x;
+  if (!plan.in_place) {
+    if (source->size() < static_cast<size_t>(plan.source_size))
+      source->resize(static_cast<size_t>(plan.source_size));
+    float* s = source->data();
+    std::fill(s + g.cg * plan.chan, s + plan.source_size, 0.f);
+    auto build = [&](int64_t lo, int64_t hi) { BuildSource(g, plan, x, lo, hi, s); };
+    if (threads > 1 && g.cg * plan.chan >= 16384)
+      pool.ParallelFor(g.cg, std::max<int64_t>(1, 4096 / plan.chan), build);
+    else
+      build(0, g.cg);
+    src = s;
+  }
+  // Virtual pixels are Y's pixels (no dropped columns): whole panels go straight to Y
+  // and only a ragged last panel through the tile buffer.
+  const bool direct = wq == ow_n;
 
   // Tiles of mcp A panels x ncp B panels; shrunk until each thread has a couple.
   const int64_t mp = CeilDiv(m, mr), np = CeilDiv(nv, nr);
@@ -274,7 +303,12 @@ void Run(Isa isa, const ConvGeometry& g, const Plan& plan, const float* x,
         const int64_t kc = std::min(kc_step, k - pc);
         const bool first = pc == 0, last = pc + kc >= k;
         for (int64_t q = q0; q < q1; ++q) {
-          pack(src + q * nr, off + pc, kc, bbuf.data());
+          const int64_t cols = std::min<int64_t>(nr, nv - q * nr);
+          if (plan.in_place && cols < nr)  // X has no slack past its last pixel
+            PackPanelPartial(src + q * nr, off + pc, kc, static_cast<int>(cols), nr, bbuf.data());
+          else
+            pack(src + q * nr, off + pc, kc, bbuf.data());
+          const bool to_y = direct && cols == nr;
           for (int64_t pi = p0; pi < p1; ++pi) {
             const int64_t row0 = pi * mr;
             TileStore sp;
@@ -285,15 +319,21 @@ void Run(Isa isa, const ConvGeometry& g, const Plan& plan, const float* x,
               sp.lo = ep.lo;
               sp.hi = ep.hi;
             }
+            float* c = to_y ? y + row0 * out_size + q * nr
+                            : ctile.data() + (pi - p0) * mr * ldt + (q - q0) * nr;
             tile(static_cast<int>(std::min<int64_t>(mr, m - row0)), kc,
-                 pa + pi * k * mr + pc * mr, bbuf.data(),
-                 ctile.data() + (pi - p0) * mr * ldt + (q - q0) * nr, ldt, sp);
+                 pa + pi * k * mr + pc * mr, bbuf.data(), c, to_y ? out_size : ldt, sp);
           }
         }
       }
       const int64_t row0 = p0 * mr;
-      ScatterTile(ctile.data(), ldt, static_cast<int>(std::min(m, p1 * mr) - row0), q0 * nr,
-                  std::min(nv, q1 * nr), wq, ow_n, out_size, y + row0 * out_size);
+      // Direct: only a ragged last panel (if this tile has it) is in the tile buffer.
+      const int64_t s0 = direct ? std::max(q0 * nr, (np - 1) * nr) : q0 * nr;
+      const int64_t s1 = std::min(nv, q1 * nr);
+      if (s0 < s1 && (!direct || nv % nr != 0))
+        ScatterTile(ctile.data() + (s0 - q0 * nr), ldt,
+                    static_cast<int>(std::min(m, p1 * mr) - row0), s0, s1, wq, ow_n, out_size,
+                    y + row0 * out_size);
     }
   };
   if (threads > 1 && tiles_m * tiles_n > 1 && static_cast<double>(m) * nv * k >= 65536)

@@ -70,8 +70,12 @@ struct Plan {
   // Phases some tap reads (p * sw + q); the others are left unwritten, e.g. 3 of the 4 of
   // a 1x1 stride-2 projection.
   std::vector<bool> phase_used;
+  // A 1x1 stride-1 unpadded conv reads X itself as the source (no copy): the channel
+  // planes are the GEMM's B rows and virtual pixels are Y's pixels.
+  bool in_place = false;
 };
 Plan MakePlan(const conv_util::ConvGeometry& g, int nr);
+Plan MakePointwisePlan(const conv_util::ConvGeometry& g);
 
 // Y (Mg x OH*OW for one image and group, row stride out_size) from X (Cg channels of one
 // image and group) and the weights packed by PackWeights for `isa`. `source` is caller scratch.
