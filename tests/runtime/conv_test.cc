@@ -208,7 +208,7 @@ TEST(ConvTest, MatchesNaiveConvolution) {
 // The AVX2/AVX-512 entries run 2-D convs as an implicit GEMM over a phase-split source
 // (conv_implicit.h): these shapes cross its tile edges at 1 and 2 threads: Cout past one
 // 96-row block and not a multiple of 6, more virtual pixels than one 256-column block and
-// a ragged last panel, K over several K blocks (128 rows for nr 32, 256 for nr 16), stride
+// a ragged last panel, K over several K blocks (256 rows for nr 32, 512 for nr 16), stride
 // 2 onto a 7x7 plane (the phase width 8 > OW 7 drops a column per row), a 1x1 stride-2
 // projection that reads one phase of four, asymmetric pads with dilation, and the cases
 // that store whole panels straight into Y.
@@ -220,6 +220,7 @@ TEST(ConvTest, ImplicitGemmTileEdges) {
       {"5x5 s2 dil2 asym", {1, 7, 30, 33}, {13, 7, 5, 5}, 1, {2, 2}, {2, 1}, {3, 0, 1, 4}},
       {"1-D wide", {1, 16, 301}, {9, 16, 5}, 1, {}, {}, {2, 2}},
       {"groups2 K blocks", {2, 64, 9, 10}, {14, 32, 3, 3}, 2, {}, {}, {1, 1, 1, 1}},
+      {"K 576: blocks of 256 and 512", {1, 64, 6, 7}, {15, 64, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
       // 1x1 read in place from X, whole panels stored straight into Y across K blocks...
       {"pointwise in place", {1, 300, 8, 8}, {100, 300, 1, 1}, 1},
       // ...and a ragged last panel packed without reading past X.
