@@ -25,9 +25,7 @@ std::vector<float> Random(size_t n, uint32_t seed) {
   return v;
 }
 
-void CheckTile(Isa isa, const char* name) {
-  const int mr = ConvMr(isa), nr = ConvNr(isa);
-  const ConvTileFn fn = ConvTileFor(isa);
+void CheckTile(ConvTileFn fn, int mr, int nr, const char* name) {
   const int64_t ldc = nr + 7;
   for (int64_t kc : {1, 2, 5, 128, 301}) {
     const std::vector<float> a = Random(kc * mr, 1 + kc), b = Random(kc * nr, 2 + kc);
@@ -59,6 +57,10 @@ void CheckTile(Isa isa, const char* name) {
   }
 }
 
+void CheckTile(Isa isa, const char* name) {
+  CheckTile(ConvTileFor(isa), ConvMr(isa), ConvNr(isa), name);
+}
+
 TEST(ConvImplicitTest, PortableTileMatchesReference) { CheckTile(Isa::kScalar, "scalar"); }
 
 TEST(ConvImplicitTest, Avx2TileMatchesReference) {
@@ -71,19 +73,31 @@ TEST(ConvImplicitTest, Avx512TileMatchesReference) {
   if (!GetCpuFeatures().Has(Isa::kAvx512)) GTEST_SKIP() << "CPU lacks AVX-512F";
   EXPECT_EQ(ConvMr(Isa::kAvx512), 12);
   CheckTile(Isa::kAvx512, "avx512");
+  ASSERT_EQ(ConvTailMr(Isa::kAvx512, 16), 6);
+  ASSERT_EQ(ConvTailMr(Isa::kAvx512, 19), 12);
+  CheckTile(ConvTailTileFor(Isa::kAvx512), 6, 32, "avx512 tail");
 }
 
+// Panels of mr rows, the last one tail rows wide (6 for a remainder of 1..6 on AVX-512),
+// zero past M.
 TEST(ConvImplicitTest, PackWeightsPanelsRowsAndZeroPadsTheLast) {
   for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
     const int mr = ConvMr(isa);
-    const int64_t m = 2 * mr + 3, k = 7;
-    const std::vector<float> w = Random(m * k, 9);
-    const PackedMatrix p = PackWeights(isa, m, k, w.data());
-    ASSERT_EQ(p.data.size(), static_cast<size_t>(3 * mr * k));
-    for (int64_t i = 0; i < 3 * mr; ++i)
-      for (int64_t kk = 0; kk < k; ++kk)
-        ASSERT_EQ(p.data[(i / mr) * mr * k + kk * mr + i % mr], i < m ? w[i * k + kk] : 0.f)
-            << "row " << i << " k " << kk;
+    for (int extra : {3, mr - 1}) {
+      const int64_t m = 2 * mr + extra, k = 7;
+      const int tail = ConvTailMr(isa, m);
+      EXPECT_EQ(tail, isa == Isa::kAvx512 && extra <= 6 ? 6 : mr);
+      const std::vector<float> w = Random(m * k, 9);
+      const PackedMatrix p = PackWeights(isa, m, k, w.data());
+      ASSERT_EQ(p.data.size(), static_cast<size_t>((2 * mr + tail) * k));
+      ASSERT_EQ(PackedWeightsSize(isa, m, k), static_cast<int64_t>(p.data.size()));
+      for (int64_t i = 0; i < 2 * mr + tail; ++i) {
+        const int64_t width = i < 2 * mr ? mr : tail;
+        for (int64_t kk = 0; kk < k; ++kk)
+          ASSERT_EQ(p.data[(i / mr) * mr * k + kk * width + i % mr], i < m ? w[i * k + kk] : 0.f)
+              << "row " << i << " k " << kk;
+      }
+    }
   }
 }
 

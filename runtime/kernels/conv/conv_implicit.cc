@@ -62,7 +62,7 @@ __attribute__((target("avx512f"))) void PackPanelAvx512(const float* src, const 
 #endif
 
 // The SGEMM's 6 x 16 tiles behind the ConvTileFn interface.
-template <TileFn kFn>
+template <TileFn kFn, int kNr>
 void GemmTile(int rows, int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
               const TileStore& p) {
   StoreParams sp;
@@ -71,7 +71,7 @@ void GemmTile(int rows, int64_t kc, const float* a, const float* b, float* c, in
   sp.clamp = p.clamp;
   sp.lo = p.lo;
   sp.hi = p.hi;
-  kFn(rows, 16, kc, a, b, 16, c, ldc, sp);
+  kFn(rows, kNr, kc, a, b, kNr, c, ldc, sp);
 }
 
 bool UsesAvx512Tile(Isa isa) {
@@ -126,9 +126,21 @@ int ConvNr(Isa isa) { return UsesAvx512Tile(isa) ? 32 : 16; }
 ConvTileFn ConvTileFor(Isa isa) {
 #if defined(__x86_64__)
   if (UsesAvx512Tile(isa)) return Ukernel12x32Avx512;
-  if (isa == Isa::kAvx2) return GemmTile<gemm_internal::Avx2Kernel>;
+  if (isa == Isa::kAvx2) return GemmTile<gemm_internal::Avx2Kernel, 16>;
 #endif
-  return GemmTile<gemm_internal::ScalarKernel>;
+  return GemmTile<gemm_internal::ScalarKernel, 16>;
+}
+
+ConvTileFn ConvTailTileFor(Isa isa) {
+#if defined(__x86_64__)
+  if (UsesAvx512Tile(isa)) return GemmTile<gemm_internal::Avx512Kernel, 32>;
+#endif
+  return ConvTileFor(isa);
+}
+
+int ConvTailMr(Isa isa, int64_t m) {
+  const int mr = ConvMr(isa);
+  return mr == 12 && m % 12 != 0 && m % 12 <= 6 ? 6 : mr;
 }
 
 void UkernelRef(int mr, int nr, int rows, int64_t kc, const float* a, const float* b, float* c,
@@ -145,6 +157,11 @@ void UkernelRef(int mr, int nr, int rows, int64_t kc, const float* a, const floa
   }
 }
 
+int64_t PackedWeightsSize(Isa isa, int64_t m, int64_t k) {
+  const int mr = ConvMr(isa), tail = ConvTailMr(isa, m);
+  return (m / mr) * mr * k + (m % mr != 0 ? tail * k : 0);
+}
+
 PackedMatrix PackWeights(Isa isa, int64_t m, int64_t k, const float* w) {
   const int mr = ConvMr(isa);
   if (mr == GemmMr(isa)) return PackA(isa, false, m, k, w, k);
@@ -153,13 +170,14 @@ PackedMatrix PackWeights(Isa isa, int64_t m, int64_t k, const float* w) {
   p.is_a = true;
   p.rows_or_cols = m;
   p.k = k;
-  const int64_t panels = CeilDiv(m, mr);
-  p.data.assign(static_cast<size_t>(panels * mr * k), 0.f);
-  for (int64_t pi = 0; pi < panels; ++pi) {
+  p.data.assign(static_cast<size_t>(PackedWeightsSize(isa, m, k)), 0.f);
+  const int tail = ConvTailMr(isa, m);
+  for (int64_t pi = 0; pi < CeilDiv(m, mr); ++pi) {
+    const int rows = (pi + 1) * mr <= m ? mr : tail;  // panel width: mr, or the tail's
     float* d = p.data.data() + pi * mr * k;
-    for (int r = 0; r < mr && pi * mr + r < m; ++r) {
+    for (int r = 0; r < rows && pi * mr + r < m; ++r) {
       const float* src = w + (pi * mr + r) * k;
-      for (int64_t kk = 0; kk < k; ++kk) d[kk * mr + r] = src[kk];
+      for (int64_t kk = 0; kk < k; ++kk) d[kk * rows + r] = src[kk];
     }
   }
   return p;
@@ -245,9 +263,12 @@ void Run(Isa isa, const ConvGeometry& g, const Plan& plan, const float* x,
          std::vector<float>* source, ThreadPool& pool) {
   const int mr = ConvMr(isa), nr = ConvNr(isa);
   const ConvTileFn tile = ConvTileFor(isa);
+  // A last panel of <= 6 rows (M = 16, 40, 88... on AVX-512) runs a 6-row tile.
+  const int tail_mr = ConvTailMr(isa, g.mg);
+  const ConvTileFn tail_tile = tail_mr == mr ? tile : ConvTailTileFor(isa);
   const PackFn pack = PackFor(isa);
   if (w.rows_or_cols != g.mg || w.k != g.cg * g.k[1] * g.k[2] ||
-      w.data.size() != static_cast<size_t>(CeilDiv(g.mg, mr) * mr * w.k))
+      w.data.size() != static_cast<size_t>(PackedWeightsSize(isa, g.mg, w.k)))
     throw Error(ErrorCode::kInternal, "conv_implicit::Run: packed weights do not match");
   const int64_t m = g.mg, k = g.cg * g.k[1] * g.k[2];
   const int64_t ow_n = g.out[2], out_size = g.out_size(), wq = plan.wq, nv = plan.nv;
@@ -321,8 +342,11 @@ void Run(Isa isa, const ConvGeometry& g, const Plan& plan, const float* x,
             }
             float* c = to_y ? y + row0 * out_size + q * nr
                             : ctile.data() + (pi - p0) * mr * ldt + (q - q0) * nr;
-            tile(static_cast<int>(std::min<int64_t>(mr, m - row0)), kc,
-                 pa + pi * k * mr + pc * mr, bbuf.data(), c, to_y ? out_size : ldt, sp);
+            const bool is_tail = (pi + 1) * mr > m;
+            const int pmr = is_tail ? tail_mr : mr;
+            (is_tail ? tail_tile : tile)(static_cast<int>(std::min<int64_t>(mr, m - row0)), kc,
+                                         pa + pi * k * mr + pc * pmr, bbuf.data(), c,
+                                         to_y ? out_size : ldt, sp);
           }
         }
       }

@@ -42,6 +42,11 @@ using ConvTileFn = void (*)(int rows, int64_t kc, const float* a, const float* b
 int ConvMr(Isa isa);
 int ConvNr(Isa isa);
 ConvTileFn ConvTileFor(Isa isa);
+// Rows of the last A panel for M rows: on AVX-512 a remainder of 1..6 rows gets a 6-row
+// panel run by the SGEMM's 6x32 tile (ConvTailTileFor) instead of a 12-row one that is
+// half padding (M = 16 used 24 rows). Otherwise ConvMr.
+int ConvTailMr(Isa isa, int64_t m);
+ConvTileFn ConvTailTileFor(Isa isa);
 // The portable reference of any mr x nr tile (for the tests).
 void UkernelRef(int mr, int nr, int rows, int64_t kc, const float* a, const float* b, float* c,
                 int64_t ldc, const TileStore& p);
@@ -50,8 +55,10 @@ void Ukernel12x32Avx512(int rows, int64_t kc, const float* a, const float* b, fl
                         int64_t ldc, const TileStore& p);
 #endif
 
-// W (m x k, row-major) packed as the A panels of ConvMr(isa) rows.
+// W (m x k, row-major) packed as A panels of ConvMr(isa) rows (panel p at p * ConvMr * k),
+// the last one ConvTailMr(isa, m) rows wide.
 PackedMatrix PackWeights(Isa isa, int64_t m, int64_t k, const float* w);
+int64_t PackedWeightsSize(Isa isa, int64_t m, int64_t k);
 
 // Whether the implicit path handles this geometry: rank <= 2 (trivial depth).
 inline bool Handles(const conv_util::ConvGeometry& g) {
