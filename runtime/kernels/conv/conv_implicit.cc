@@ -118,6 +118,19 @@ void ScatterTile(const float* t, int64_t ldt, int rows, int64_t v0, int64_t v1, 
   }
 }
 
+// dst[j] = src[2j] for j < n, reading nothing past src[2n - 2]. Stride-2 stems (3 input
+// channels, 224x224) spent 40% of their time in the scalar copy into the phase planes.
+void EvenColumns(const float* src, int64_t n, float* dst) {
+  int64_t j = 0;
+#if defined(__x86_64__)
+  for (; 2 * j + 8 <= 2 * n - 1; j += 4) {  // SSE (x86-64 baseline): 4 per 2 loads
+    const __m128 a = _mm_loadu_ps(src + 2 * j), b = _mm_loadu_ps(src + 2 * j + 4);
+    _mm_storeu_ps(dst + j, _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+  }
+#endif
+  for (; j < n; ++j) dst[j] = src[2 * j];
+}
+
 }  // namespace
 
 int ConvMr(Isa isa) { return UsesAvx512Tile(isa) ? 12 : 6; }
@@ -248,6 +261,8 @@ void BuildSource(const ConvGeometry& g, const Plan& plan, const float* x, int64_
           std::fill(row, row + j0, 0.f);
           if (sw == 1) {
             std::memcpy(row + j0, xr + j0, sizeof(float) * (j1 - j0));
+          } else if (sw == 2) {
+            EvenColumns(xr + 2 * j0, j1 - j0, row + j0);
           } else {
             for (int64_t j = j0; j < j1; ++j) row[j] = xr[j * sw];
           }
