@@ -70,13 +70,13 @@ __attribute__((target("avx2,fma"), always_inline)) inline void RowsFast(
     const int64_t left = ow_n - ow;
     __m256 acc[kR];
     for (int r = 0; r < kR; ++r) acc[r] = vbias;
-    for (int r = 0; r < kR; ++r) {
-      for (int i = 0; i < kK; ++i) {
-        const float* xr = x0 + (r * kS + i) * pitch + ow;
-        for (int j = 0; j < kK; ++j) {
-          const int64_t col = kS == 1 ? j : (j & 1) * half + (j >> 1);
-          acc[r] = _mm256_fmadd_ps(wv[i * kK + j], _mm256_loadu_ps(xr + col), acc[r]);
-        }
+    // Taps outer, rows inner: consecutive FMAs go to different accumulators.
+    for (int i = 0; i < kK; ++i) {
+      for (int j = 0; j < kK; ++j) {
+        const int64_t col = kS == 1 ? j : (j & 1) * half + (j >> 1);
+        for (int r = 0; r < kR; ++r)
+          acc[r] = _mm256_fmadd_ps(wv[i * kK + j],
+                                _mm256_loadu_ps(x0 + (r * kS + i) * pitch + ow + col), acc[r]);
       }
     }
     for (int r = 0; r < kR; ++r) {
@@ -107,9 +107,22 @@ __attribute__((target("avx2,fma"))) void PlaneFast(const DwGeometry& g, const fl
   for (; oh + kR <= g.oh; oh += kR)
     RowsFast<kS, kK, kR>(xp + oh * kS * pitch, pitch, half, wv, vbias, ep.clamp, lo, hi, g.ow,
                          y + oh * g.ow);
-  for (; oh < g.oh; ++oh)
-    RowsFast<kS, kK, 1>(xp + oh * kS * pitch, pitch, half, wv, vbias, ep.clamp, lo, hi, g.ow,
-                        y + oh * g.ow);
+  // The last 1..kR-1 rows in one pass too (a 7-row plane is 4 + 3, not 4 + 1 + 1 + 1).
+  const float* xl = xp + oh * kS * pitch;
+  float* yl = y + oh * g.ow;
+  switch (g.oh - oh) {
+    case 3:
+      if (kR > 3) RowsFast<kS, kK, 3>(xl, pitch, half, wv, vbias, ep.clamp, lo, hi, g.ow, yl);
+      break;
+    case 2:
+      if (kR > 2) RowsFast<kS, kK, 2>(xl, pitch, half, wv, vbias, ep.clamp, lo, hi, g.ow, yl);
+      break;
+    case 1:
+      RowsFast<kS, kK, 1>(xl, pitch, half, wv, vbias, ep.clamp, lo, hi, g.ow, yl);
+      break;
+    default:
+      break;
+  }
 }
 
 __attribute__((target("avx2"))) void SplitAvx2(const float* src, int64_t n, float* even,
