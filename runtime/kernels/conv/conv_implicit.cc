@@ -306,11 +306,17 @@ void Run(Isa isa, const ConvGeometry& g, const Plan& plan, const float* x,
   // and only a ragged last panel through the tile buffer.
   const bool direct = wq == ow_n;
 
-  // Tiles of mcp A panels x ncp B panels; shrunk until each thread has a couple.
+  // Tiles of mcp A panels x ncp B panels; shrunk until each thread has a couple and, up
+  // to 8 per thread, until they split evenly (ResNet-18's 56x56 layer made 13 tiles: one
+  // thread ran 7 while the other waited after 6).
   const int64_t mp = CeilDiv(m, mr), np = CeilDiv(nv, nr);
   int64_t mcp = std::max<int64_t>(1, 96 / mr), ncp = std::max<int64_t>(1, 256 / nr);
   if (threads > 1) {
-    while (CeilDiv(mp, mcp) * CeilDiv(np, ncp) < 2 * threads && (mcp > 1 || ncp > 1)) {
+    auto uneven = [&] {
+      const int64_t tiles = CeilDiv(mp, mcp) * CeilDiv(np, ncp);
+      return tiles < 2 * threads || (tiles % threads != 0 && tiles < 8 * threads);
+    };
+    while (uneven() && (mcp > 1 || ncp > 1)) {
       if (ncp >= mcp && ncp > 1)
         ncp = (ncp + 1) / 2;
       else
