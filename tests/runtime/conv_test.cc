@@ -13,6 +13,7 @@
 #include "ir/graph.h"
 #include "runtime/eager.h"
 #include "runtime/kernel.h"
+#include "runtime/session.h"
 
 namespace edgepress::runtime {
 namespace {
@@ -243,6 +244,34 @@ TEST(ConvTest, ImplicitGemmTileEdges) {
         ExpectClose(want, out[0], static_cast<double>(kdim), what);
       }
     }
+  }
+}
+
+// One kernel instance keeps its implicit-GEMM plan between runs: a new plane size (and a
+// return to the first) must rebuild it, not reuse offsets of another geometry.
+TEST(ConvTest, SessionRerunsWithNewPlaneSizes) {
+  auto model = std::make_shared<ir::Model>();
+  model->SetOpsetVersion("", 17);
+  ir::Graph& g = *model->graph;
+  const ConvCase base{"rerun", {1, 4, 9, 9}, {6, 4, 3, 3}, 1, {}, {}, {1, 1, 1, 1}};
+  const ir::Tensor w = RandomTensor(base.w, 2), b = RandomTensor({6}, 3);
+  ir::Value* x = g.AddInput("x", ir::ValueType::Tensor(ir::DType::kFloat32));
+  ir::Node* node = g.AddNode("Conv", {x, g.AddInitializer("w", w), g.AddInitializer("b", b)},
+                             {"y"}, "conv_under_test");
+  for (const auto& a : ConvAttrList(base)) node->set_attr(a);
+  g.AddOutput(node->output(0));
+  auto session = Session::Create(model, SessionOptions{});
+  for (std::vector<int64_t> shape :
+       {std::vector<int64_t>{1, 4, 9, 9}, {1, 4, 5, 12}, {2, 4, 20, 3}, {1, 4, 9, 9}}) {
+    ConvCase cs = base;
+    cs.x = shape;
+    const ir::Tensor xt = RandomTensor(shape, 7);
+    std::vector<int64_t> want_shape;
+    const std::vector<float> want = NaiveConv(cs, xt, w, &b, &want_shape);
+    NamedTensors out = session->Run({{"x", xt}});
+    ASSERT_EQ(out[0].second.shape(), want_shape);
+    ExpectClose(want, out[0].second, 36,
+                "rerun " + std::to_string(shape[2]) + "x" + std::to_string(shape[3]));
   }
 }
 

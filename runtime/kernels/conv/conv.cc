@@ -278,9 +278,8 @@ class ConvKernel : public Kernel {
   void RunImplicit(const ConvGeometry& g, const float* xd, const float* wd, const float* bd,
                    bool use_packed, bool pointwise, float* yd, ThreadPool& pool) const {
     const int64_t kdim = g.cg * g.k_size(), in_size = g.in_size(), out_size = g.out_size();
-    const conv_implicit::Plan plan = pointwise
-                                         ? conv_implicit::MakePointwisePlan(g)
-                                         : conv_implicit::MakePlan(g, conv_implicit::ConvNr(kIsa));
+    const std::shared_ptr<const conv_implicit::Plan> plan_ptr = PlanFor(g, pointwise);
+    const conv_implicit::Plan& plan = *plan_ptr;
     thread_local std::vector<float> source;
     std::vector<PackedMatrix> local_w;
     if (!use_packed)  // weights computed at run time: packed per call
@@ -292,6 +291,27 @@ class ConvKernel : public Kernel {
         conv_implicit::Run(kIsa, g, plan, xd + (n * g.c + gi * g.cg) * in_size, pw[gi], act_,
                            bd ? bd + gi * g.mg : nullptr, yd + (n * g.m + gi * g.mg) * out_size,
                            &source, pool);
+  }
+
+  // The plan depends only on the shapes, which rarely change between runs: kept, and
+  // rebuilt when they do (ResNet-18's layer4 rebuilt a 4608-entry offset table per call).
+  std::shared_ptr<const conv_implicit::Plan> PlanFor(const ConvGeometry& g, bool pointwise) const {
+    auto same = [](const ConvGeometry& a, const ConvGeometry& b) {
+      for (int d = 0; d < 3; ++d)
+        if (a.in[d] != b.in[d] || a.out[d] != b.out[d] || a.k[d] != b.k[d] ||
+            a.stride[d] != b.stride[d] || a.dil[d] != b.dil[d] || a.pad_b[d] != b.pad_b[d])
+          return false;
+      return a.cg == b.cg;
+    };
+    std::lock_guard<std::mutex> lock(plan_mu_);
+    if (!plan_ || !same(plan_geometry_, g) || plan_pointwise_ != pointwise) {
+      plan_ = std::make_shared<const conv_implicit::Plan>(
+          pointwise ? conv_implicit::MakePointwisePlan(g)
+                    : conv_implicit::MakePlan(g, conv_implicit::ConvNr(kIsa)));
+      plan_geometry_ = g;
+      plan_pointwise_ = pointwise;
+    }
+    return plan_;
   }
 
   void RunDepthwise(const ConvGeometry& g, const float* xd, const float* wd, const float* bd,
@@ -337,6 +357,10 @@ class ConvKernel : public Kernel {
   std::vector<int64_t> packed_shape_;
   bool implicit_layout_ = false;
   std::once_flag wt_once_;
+  mutable std::mutex plan_mu_;
+  mutable std::shared_ptr<const conv_implicit::Plan> plan_;
+  mutable ConvGeometry plan_geometry_;
+  mutable bool plan_pointwise_ = false;
   PackedMatrix packed_wt_;  // W^T as a packed B, for RunOnePixel
 };
 
