@@ -84,9 +84,19 @@ int main(int argc, char** argv) {
       {"mbv2 dw 3x3 144 56", 144, 56, 56, 144, 3, 1, 144},
       {"mbv2 pw 144->24 56", 144, 56, 56, 24, 1, 1, 1},
       {"mbv2 pw 960->160 7", 960, 7, 7, 160, 1, 1, 1},
+      {"mbv3 stem 3x3/2 3->16 224", 3, 224, 224, 16, 3, 2, 1},
+      {"mbv3 pw 576->96 7", 576, 7, 7, 96, 1, 1, 1},
+      {"mbv3 pw 96->576 7", 96, 7, 7, 576, 1, 1, 1},
+      {"mbv3 dw 5x5 576 7", 576, 7, 7, 576, 5, 1, 576},
+      {"mbv3 dw 3x3/2 16 112", 16, 112, 112, 16, 3, 2, 16},
+      {"detector 3x3 96->24 80", 96, 80, 80, 24, 3, 1, 1},
+      {"detector pw 16->72 80", 16, 80, 80, 72, 1, 1, 1},
+      {"detector dw 3x3/2 72 80", 72, 80, 80, 72, 3, 2, 72},
   };
   std::printf("%d thread(s)\n", threads);
+  const char* only = std::getenv("ONLY");
   for (const Shape& s : shapes) {
+    if (only && std::string(s.name).find(only) == std::string::npos) continue;
     ir::Graph g;
     ir::Value* x = g.AddInput("x", ir::ValueType::Tensor(ir::DType::kFloat32));
     ir::Value* w = g.AddInitializer("w", Random({s.m, s.c / s.group, s.k, s.k}, 2));

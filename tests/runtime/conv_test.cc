@@ -13,6 +13,7 @@
 #include "ir/graph.h"
 #include "runtime/eager.h"
 #include "runtime/kernel.h"
+#include "runtime/session.h"
 
 namespace edgepress::runtime {
 namespace {
@@ -172,6 +173,8 @@ std::vector<ConvCase> ConvCases() {
       {"pointwise", {1, 16, 7, 9}, {20, 16, 1, 1}, 1},
       {"pointwise stride2", {1, 16, 8, 9}, {20, 16, 1, 1}, 1, {2, 2}},
       {"pointwise groups", {2, 8, 5, 5}, {12, 4, 1, 1}, 2},
+      // 1x1 plane (squeeze-excite): the GEMV path with W^T packed on first use.
+      {"pointwise 1x1 plane", {2, 40, 1, 1}, {70, 40, 1, 1}, 1},
       {"same upper", {1, 3, 10, 9}, {4, 3, 4, 3}, 1, {2, 2}, {}, {}, "SAME_UPPER"},
       {"same lower", {1, 3, 10, 9}, {4, 3, 4, 3}, 1, {2, 2}, {}, {}, "SAME_LOWER"},
       {"valid", {1, 3, 10, 9}, {4, 3, 3, 3}, 1, {2, 2}, {}, {}, "VALID", false},
@@ -203,6 +206,75 @@ TEST(ConvTest, MatchesNaiveConvolution) {
   }
 }
 
+// The AVX2/AVX-512 entries run 2-D convs as an implicit GEMM over a phase-split source
+// (conv_implicit.h): these shapes cross its tile edges at 1 and 2 threads: Cout past one
+// 96-row block and not a multiple of 6, more virtual pixels than one 256-column block and
+// a ragged last panel, K over several K blocks (256 rows for nr 32, 512 for nr 16), stride
+// 2 onto a 7x7 plane (the phase width 8 > OW 7 drops a column per row), a 1x1 stride-2
+// projection that reads one phase of four, asymmetric pads with dilation, and the cases
+// that store whole panels straight into Y.
+TEST(ConvTest, ImplicitGemmTileEdges) {
+  const std::vector<ConvCase> cases = {
+      {"M 100 K 360 21x19", {1, 40, 21, 19}, {100, 40, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
+      {"stride2 onto 7x7", {1, 24, 14, 14}, {70, 24, 3, 3}, 1, {2, 2}, {}, {1, 1, 1, 1}},
+      {"1x1 stride2", {1, 20, 15, 13}, {50, 20, 1, 1}, 1, {2, 2}},
+      {"5x5 s2 dil2 asym", {1, 7, 30, 33}, {13, 7, 5, 5}, 1, {2, 2}, {2, 1}, {3, 0, 1, 4}},
+      {"1-D wide", {1, 16, 301}, {9, 16, 5}, 1, {}, {}, {2, 2}},
+      {"groups2 K blocks", {2, 64, 9, 10}, {14, 32, 3, 3}, 2, {}, {}, {1, 1, 1, 1}},
+      {"K 576: blocks of 256 and 512", {1, 64, 6, 7}, {15, 64, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
+      // 1x1 read in place from X, whole panels stored straight into Y across K blocks...
+      {"pointwise in place", {1, 300, 8, 8}, {100, 300, 1, 1}, 1},
+      // ...and a ragged last panel packed without reading past X.
+      {"pointwise ragged", {2, 200, 5, 7}, {13, 200, 1, 1}, 1},
+      // kw = 1 without column pads: virtual pixels are Y's, stored directly from a source.
+      {"3x1 direct", {1, 10, 9, 32}, {20, 10, 3, 1}, 1, {}, {}, {1, 0, 1, 0}},
+  };
+  for (const ConvCase& cs : cases) {
+    std::vector<ir::Tensor> in = {RandomTensor(cs.x, 4), RandomTensor(cs.w, 5),
+                                  RandomTensor({cs.w[0]}, 6)};
+    std::vector<int64_t> want_shape;
+    const std::vector<float> want = NaiveConv(cs, in[0], in[1], &in[2], &want_shape);
+    int64_t kdim = 1;
+    for (size_t i = 1; i < cs.w.size(); ++i) kdim *= cs.w[i];
+    for (const KernelDef* def : KernelsFor("Conv", "", ir::DType::kFloat32)) {
+      for (int threads : {1, 2}) {
+        const std::string what = cs.label + " " + def->name + " t" + std::to_string(threads);
+        auto out = RunOne("Conv", "", in, true, ConvAttrList(cs), def, threads);
+        ASSERT_EQ(out[0].shape(), want_shape) << what;
+        ExpectClose(want, out[0], static_cast<double>(kdim), what);
+      }
+    }
+  }
+}
+
+// One kernel instance keeps its implicit-GEMM plan between runs: a new plane size (and a
+// return to the first) must rebuild it, not reuse offsets of another geometry.
+TEST(ConvTest, SessionRerunsWithNewPlaneSizes) {
+  auto model = std::make_shared<ir::Model>();
+  model->SetOpsetVersion("", 17);
+  ir::Graph& g = *model->graph;
+  const ConvCase base{"rerun", {1, 4, 9, 9}, {6, 4, 3, 3}, 1, {}, {}, {1, 1, 1, 1}};
+  const ir::Tensor w = RandomTensor(base.w, 2), b = RandomTensor({6}, 3);
+  ir::Value* x = g.AddInput("x", ir::ValueType::Tensor(ir::DType::kFloat32));
+  ir::Node* node = g.AddNode("Conv", {x, g.AddInitializer("w", w), g.AddInitializer("b", b)},
+                             {"y"}, "conv_under_test");
+  for (const auto& a : ConvAttrList(base)) node->set_attr(a);
+  g.AddOutput(node->output(0));
+  auto session = Session::Create(model, SessionOptions{});
+  for (std::vector<int64_t> shape :
+       {std::vector<int64_t>{1, 4, 9, 9}, {1, 4, 5, 12}, {2, 4, 20, 3}, {1, 4, 9, 9}}) {
+    ConvCase cs = base;
+    cs.x = shape;
+    const ir::Tensor xt = RandomTensor(shape, 7);
+    std::vector<int64_t> want_shape;
+    const std::vector<float> want = NaiveConv(cs, xt, w, &b, &want_shape);
+    NamedTensors out = session->Run({{"x", xt}});
+    ASSERT_EQ(out[0].second.shape(), want_shape);
+    ExpectClose(want, out[0].second, 36,
+                "rerun " + std::to_string(shape[2]) + "x" + std::to_string(shape[3]));
+  }
+}
+
 TEST(ConvTest, EveryIsaIsRegistered) {
   auto defs = KernelsFor("Conv", "", ir::DType::kFloat32);
   ASSERT_FALSE(defs.empty());
@@ -216,7 +288,8 @@ TEST(ConvTest, EveryIsaIsRegistered) {
 TEST(ConvTest, FusedConvAppliesReluAndClip) {
   const ConvCase plain{"fused", {1, 4, 9, 9}, {6, 4, 3, 3}, 1, {}, {}, {1, 1, 1, 1}};
   const ConvCase dw{"fused dw", {1, 6, 9, 20}, {6, 1, 3, 3}, 6, {}, {}, {1, 1, 1, 1}};
-  for (const ConvCase& cs : {plain, dw}) {
+  const ConvCase se{"fused 1x1 plane", {1, 36, 1, 1}, {40, 36, 1, 1}, 1};
+  for (const ConvCase& cs : {plain, dw, se}) {
     std::vector<ir::Tensor> in = {RandomTensor(cs.x, 4), RandomTensor(cs.w, 5),
                                   RandomTensor({cs.w[0]}, 6)};
     std::vector<int64_t> shape;
@@ -374,6 +447,10 @@ TEST(ConvTransposeTest, MatchesNaive) {
       {"3-D", {1, 2, 3, 4, 3}, {2, 2, 2, 3, 2}, 1, {2, 1, 2}},
       {"large", {1, 20, 9, 9}, {20, 17, 4, 4}, 1, {2, 2}, {}, {1, 1, 1, 1}},
       {"no bias", {1, 3, 4, 4}, {3, 2, 2, 2}, 1, {2, 2}, {}, {}, {}, {}, "NOTSET", false},
+      // stride == kernel: each output pixel gets one tap (the disjoint col2im).
+      {"disjoint 2x2 s2 groups", {2, 4, 5, 7}, {4, 3, 2, 2}, 2, {2, 2}},
+      {"disjoint 3x2 s3x2", {1, 3, 4, 5}, {3, 2, 3, 2}, 1, {3, 2}},
+      {"disjoint 3-D", {1, 2, 2, 3, 2}, {2, 3, 2, 2, 2}, 1, {2, 2, 2}},
   };
   for (const ConvTCase& cs : cases) {
     std::vector<ir::Tensor> in = {RandomTensor(cs.x, 7), RandomTensor(cs.w, 8)};

@@ -1,22 +1,27 @@
 // Conv (1-D/2-D/3-D, NCHW, groups, dilations, strides, pads, auto_pad, bias) and
 // com.microsoft FusedConv (Conv + Relu/Clip), as GEMMs per image and group:
-//   Y_g[Mg, out] = W_g[Mg, Cg*kprod] x col[Cg*kprod, out]  (+ bias, activation)
+//   Y_g[Mg, out] = W_g[Mg, Cg*kprod] x patches[Cg*kprod, out]  (+ bias, activation)
 // The weights are constant in real models, so create() packs each W_g once as the GEMM's
-// A operand. `col` is written by im2col straight into the GEMM's packed-B panels (no
-// separate im2col matrix and packing pass); a 1x1 stride-1 unpadded conv skips im2col
-// and hands X to the GEMM as B. Depthwise convs (one input channel per group, rank <= 2)
-// take a direct path instead (depthwise.h, one file per ISA): a GEMM with one row per
-// group would waste the tiles.
+// A operand. Lowerings:
+//  * AVX2/AVX-512, 1-D and 2-D: implicit GEMM (conv_implicit.h) over a zero-padded,
+//    stride-phase-split copy of X; no im2col matrix. AVX-512 uses its own 12x32 tile.
+//    A 1x1 stride-1 unpadded conv reads X in place (no copy); on a 1x1 plane
+//    (squeeze-excite) it is a GEMV with W^T instead (RunOnePixel).
+//  * depthwise (one input channel per group, rank <= 2): direct planes (depthwise.h).
+//  * otherwise (the reference entry, 3-D): im2col written straight into the GEMM's packed-B
+//    panels, so the tests compare the implicit path with an independent lowering.
 // Bias and activation are the GEMM epilogue, so Y is written once.
 // Entries: f32_conv__ref (portable micro-kernel and direct loops), f32_conv__avx2_6x16,
-// f32_conv__avx512_6x32.
+// f32_conv__avx512_12x32.
 #include <algorithm>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "ir/error.h"
 #include "runtime/kernel.h"
 #include "runtime/kernels/all_kernels.h"
+#include "runtime/kernels/conv/conv_implicit.h"
 #include "runtime/kernels/conv/conv_util.h"
 #include "runtime/kernels/conv/depthwise.h"
 #include "runtime/kernels/gemm/gemm.h"
@@ -169,8 +174,14 @@ class ConvKernel : public Kernel {
     const int64_t mg = m / group;
     const int64_t kdim = static_cast<int64_t>(w->numel()) / m;
     if (w->shape()[1] == 1 && w->rank() <= 4) return;  // depthwise-capable: read W directly
-    for (int64_t gi = 0; gi < group; ++gi)
-      packed_w_.push_back(PackA(kIsa, false, mg, kdim, w->data<float>() + gi * mg * kdim, kdim));
+    // 1-D/2-D convs take the implicit GEMM, whose A panels have their own row count on
+    // AVX-512.
+    implicit_layout_ = kIsa != Isa::kScalar && w->rank() <= 4;
+    for (int64_t gi = 0; gi < group; ++gi) {
+      const float* wg = w->data<float>() + gi * mg * kdim;
+      packed_w_.push_back(implicit_layout_ ? conv_implicit::PackWeights(kIsa, mg, kdim, wg)
+                                           : PackA(kIsa, false, mg, kdim, wg, kdim));
+    }
     packed_shape_ = w->shape();
   }
 
@@ -194,7 +205,16 @@ class ConvKernel : public Kernel {
     const bool pointwise = g.k_size() == 1 && g.stride[0] == 1 && g.stride[1] == 1 &&
                            g.stride[2] == 1 && g.pad_b[0] == 0 && g.pad_b[1] == 0 &&
                            g.pad_b[2] == 0 && out_size == in_size;
-    const bool use_packed = !packed_w_.empty() && w.shape() == packed_shape_;
+    const bool packed_for_shape = !packed_w_.empty() && w.shape() == packed_shape_;
+    if (pointwise && out_size == 1 && g.group == 1 && packed_for_shape) {
+      RunOnePixel(g, xd, wd, bd, yd, pool);
+      return;
+    }
+    if (kIsa != Isa::kScalar && conv_implicit::Handles(g)) {
+      RunImplicit(g, xd, wd, bd, packed_for_shape && implicit_layout_, pointwise, yd, pool);
+      return;
+    }
+    const bool use_packed = packed_for_shape && !implicit_layout_;
     const int nr = GemmNr(kIsa);
     thread_local std::vector<float> col;
     const Im2ColRows rows(pointwise ? ConvGeometry{} : g);
@@ -234,6 +254,66 @@ class ConvKernel : public Kernel {
   }
 
  private:
+  // A 1x1 conv on a 1x1 plane (squeeze-excite blocks after GlobalAveragePool) is a GEMV,
+  // y = W x. As Y = W X it had N = 1 and the GEMM padded that to a full 16/32-column
+  // panel; as y^T = x^T W^T it takes the GEMM's M = 1 path, streaming W^T once. W^T is
+  // packed on the first such call (the plane size is not known at creation), and only
+  // for these convs.
+  void RunOnePixel(const ConvGeometry& g, const float* xd, const float* wd, const float* bd,
+                   float* yd, ThreadPool& pool) {
+    const int64_t kdim = g.cg;
+    std::call_once(wt_once_, [&] { packed_wt_ = PackB(kIsa, true, kdim, g.m, wd, kdim); });
+    GemmEpilogue ep = act_;
+    if (bd) {
+      ep.bias_kind = GemmEpilogue::Bias::kPerCol;
+      ep.bias = bd;
+    }
+    for (int64_t n = 0; n < g.n; ++n)
+      SgemmEx(kIsa, 1, g.m, kdim, 1.f, GemmOperand::Raw(xd + n * g.c, kdim),
+              GemmOperand::Packed(packed_wt_), 0.f, yd + n * g.m, g.m, &pool, &ep);
+  }
+
+  // The AVX2/AVX-512 path for 1-D and 2-D convs (conv_implicit.h); the reference entry
+  // keeps the im2col path above, so the tests compare two independent lowerings.
+  void RunImplicit(const ConvGeometry& g, const float* xd, const float* wd, const float* bd,
+                   bool use_packed, bool pointwise, float* yd, ThreadPool& pool) const {
+    const int64_t kdim = g.cg * g.k_size(), in_size = g.in_size(), out_size = g.out_size();
+    const std::shared_ptr<const conv_implicit::Plan> plan_ptr = PlanFor(g, pointwise);
+    const conv_implicit::Plan& plan = *plan_ptr;
+    thread_local std::vector<float> source;
+    std::vector<PackedMatrix> local_w;
+    if (!use_packed)  // weights computed at run time: packed per call
+      for (int64_t gi = 0; gi < g.group; ++gi)
+        local_w.push_back(conv_implicit::PackWeights(kIsa, g.mg, kdim, wd + gi * g.mg * kdim));
+    const std::vector<PackedMatrix>& pw = use_packed ? packed_w_ : local_w;
+    for (int64_t n = 0; n < g.n; ++n)
+      for (int64_t gi = 0; gi < g.group; ++gi)
+        conv_implicit::Run(kIsa, g, plan, xd + (n * g.c + gi * g.cg) * in_size, pw[gi], act_,
+                           bd ? bd + gi * g.mg : nullptr, yd + (n * g.m + gi * g.mg) * out_size,
+                           &source, pool);
+  }
+
+  // The plan depends only on the shapes, which rarely change between runs: kept, and
+  // rebuilt when they do (ResNet-18's layer4 rebuilt a 4608-entry offset table per call).
+  std::shared_ptr<const conv_implicit::Plan> PlanFor(const ConvGeometry& g, bool pointwise) const {
+    auto same = [](const ConvGeometry& a, const ConvGeometry& b) {
+      for (int d = 0; d < 3; ++d)
+        if (a.in[d] != b.in[d] || a.out[d] != b.out[d] || a.k[d] != b.k[d] ||
+            a.stride[d] != b.stride[d] || a.dil[d] != b.dil[d] || a.pad_b[d] != b.pad_b[d])
+          return false;
+      return a.cg == b.cg;
+    };
+    std::lock_guard<std::mutex> lock(plan_mu_);
+    if (!plan_ || !same(plan_geometry_, g) || plan_pointwise_ != pointwise) {
+      plan_ = std::make_shared<const conv_implicit::Plan>(
+          pointwise ? conv_implicit::MakePointwisePlan(g)
+                    : conv_implicit::MakePlan(g, conv_implicit::ConvNr(kIsa)));
+      plan_geometry_ = g;
+      plan_pointwise_ = pointwise;
+    }
+    return plan_;
+  }
+
   void RunDepthwise(const ConvGeometry& g, const float* xd, const float* wd, const float* bd,
                     float* yd, ThreadPool& pool) const {
     const int64_t planes = g.n * g.m;
@@ -273,8 +353,15 @@ class ConvKernel : public Kernel {
 
   ConvAttrs attrs_;
   GemmEpilogue act_;
-  std::vector<PackedMatrix> packed_w_;
+  std::vector<PackedMatrix> packed_w_;  // per group; for conv_implicit if implicit_layout_
   std::vector<int64_t> packed_shape_;
+  bool implicit_layout_ = false;
+  std::once_flag wt_once_;
+  mutable std::mutex plan_mu_;
+  mutable std::shared_ptr<const conv_implicit::Plan> plan_;
+  mutable ConvGeometry plan_geometry_;
+  mutable bool plan_pointwise_ = false;
+  PackedMatrix packed_wt_;  // W^T as a packed B, for RunOnePixel
 };
 
 template <Isa kIsa>
@@ -296,10 +383,10 @@ void RegisterConvKernels(KernelRegistry& r) {
          CreateConv<Isa::kAvx2>});
   r.Add({"FusedConv", "com.microsoft", DType::kFloat32, Isa::kAvx2,
          "f32_fused_conv__avx2_6x16", CreateConv<Isa::kAvx2>});
-  r.Add({"Conv", "", DType::kFloat32, Isa::kAvx512, "f32_conv__avx512_6x32",
+  r.Add({"Conv", "", DType::kFloat32, Isa::kAvx512, "f32_conv__avx512_12x32",
          CreateConv<Isa::kAvx512>});
   r.Add({"FusedConv", "com.microsoft", DType::kFloat32, Isa::kAvx512,
-         "f32_fused_conv__avx512_6x32", CreateConv<Isa::kAvx512>});
+         "f32_fused_conv__avx512_12x32", CreateConv<Isa::kAvx512>});
 #endif
   RegisterConvTransposeKernels(r);
 }

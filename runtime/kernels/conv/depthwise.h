@@ -50,4 +50,22 @@ inline bool SimdHandles(const DwGeometry& g) {
 // Returns the row pitch. The buffer is per thread and grows only.
 int64_t PadPlane(const DwGeometry& g, const float* x, int vec, std::vector<float>* buf);
 
+// The same zero-bordered copy for stride_w == 2 with each row split into its even padded
+// columns followed by its odd ones (`*half` floats each; returns the row pitch, 2 * half),
+// so that every tap of a stride-2 vector is one contiguous load instead of two loads and
+// a permute.
+// `split` de-interleaves n column pairs: even[c] = src[2c], odd[c] = src[2c + 1] (the
+// SIMD files pass a vector version; nullptr is the scalar loop).
+using SplitFn = void (*)(const float* src, int64_t n, float* even, float* odd);
+int64_t PadPlaneSplit(const DwGeometry& g, const float* x, int vec, std::vector<float>* buf,
+                      int64_t* half, SplitFn split = nullptr);
+
+// The fast SIMD path: 3x3 or 5x5, strides 1 or 2 (the same both ways), no dilation:
+// several output rows per pass share their input row loads (depthwise_avx*.cc).
+inline bool FastPathHandles(const DwGeometry& g) {
+  return SimdHandles(g) && g.kh == g.kw && (g.kh == 3 || g.kh == 5) &&
+         g.stride_h == g.stride_w && (g.stride_h == 1 || g.stride_h == 2) && g.dil_h == 1 &&
+         g.dil_w == 1;
+}
+
 }  // namespace edgepress::runtime::depthwise

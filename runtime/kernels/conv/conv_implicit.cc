@@ -1,0 +1,390 @@
+// Implicit-GEMM convolution driver; see conv_implicit.h. The micro-kernels are the SGEMM's
+// (gemm_ukernel.h), so the tile arithmetic is the one gemm_test already checks; what is
+// new here is where B comes from (the phase-split source) and where C goes (a tile buffer
+// scattered into Y).
+#include "runtime/kernels/conv/conv_implicit.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "ir/error.h"
+#include "runtime/kernels/gemm/gemm_ukernel.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace edgepress::runtime::conv_implicit {
+
+namespace {
+
+using conv_util::ConvGeometry;
+using gemm_internal::StoreParams;
+using gemm_internal::TileFn;
+
+int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// One B panel row per GEMM row k of the K block: nr floats from src + off[k].
+using PackFn = void (*)(const float* src, const int64_t* off, int64_t kc, float* dst);
+
+template <int kNr>
+void PackPanelPortable(const float* src, const int64_t* off, int64_t kc, float* dst) {
+  for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * kNr, src + off[k], sizeof(float) * kNr);
+}
+
+// The last panel read in place from X: `cols` real columns, zeros after.
+void PackPanelPartial(const float* src, const int64_t* off, int64_t kc, int cols, int nr,
+                      float* dst) {
+  for (int64_t k = 0; k < kc; ++k, dst += nr) {
+    std::memcpy(dst, src + off[k], sizeof(float) * cols);
+    std::fill(dst + cols, dst + nr, 0.f);
+  }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) void PackPanelAvx2(const float* src, const int64_t* off,
+                                                   int64_t kc, float* dst) {
+  for (int64_t k = 0; k < kc; ++k, dst += 16) {
+    const float* s = src + off[k];
+    _mm256_storeu_ps(dst, _mm256_loadu_ps(s));
+    _mm256_storeu_ps(dst + 8, _mm256_loadu_ps(s + 8));
+  }
+}
+
+__attribute__((target("avx512f"))) void PackPanelAvx512(const float* src, const int64_t* off,
+                                                       int64_t kc, float* dst) {
+  for (int64_t k = 0; k < kc; ++k, dst += 32) {
+    const float* s = src + off[k];
+    _mm512_storeu_ps(dst, _mm512_loadu_ps(s));
+    _mm512_storeu_ps(dst + 16, _mm512_loadu_ps(s + 16));
+  }
+}
+#endif
+
+// The SGEMM's 6 x 16 tiles behind the ConvTileFn interface.
+template <TileFn kFn, int kNr>
+void GemmTile(int rows, int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+              const TileStore& p) {
+  StoreParams sp;
+  sp.beta = p.accumulate ? 1.f : 0.f;
+  sp.row_bias = p.row_bias;
+  sp.clamp = p.clamp;
+  sp.lo = p.lo;
+  sp.hi = p.hi;
+  kFn(rows, kNr, kc, a, b, kNr, c, ldc, sp);
+}
+
+bool UsesAvx512Tile(Isa isa) {
+#if defined(__x86_64__)
+  return isa == Isa::kAvx512 || isa == Isa::kAvx512Vnni || isa == Isa::kAmx;
+#else
+  (void)isa;
+  return false;
+#endif
+}
+
+PackFn PackFor(Isa isa) {
+#if defined(__x86_64__)
+  if (UsesAvx512Tile(isa)) return PackPanelAvx512;
+  if (isa == Isa::kAvx2) return PackPanelAvx2;
+#endif
+  return PackPanelPortable<16>;
+}
+
+// Flush-to-zero and denormals-are-zero while the micro-kernels run, as SgemmEx does (a
+// denormal operand costs an FMA a ~100-cycle assist); the caller's MXCSR is restored.
+class ScopedFlushDenormals {
+ public:
+#if defined(__x86_64__)
+  ScopedFlushDenormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | 0x8040u); }
+  ~ScopedFlushDenormals() { _mm_setcsr(saved_); }
+
+ private:
+  unsigned saved_;
+#endif
+};
+
+// Copies tile rows (virtual pixels [v0, v1), row stride ldt) into Y rows (stride
+// out_size), dropping the virtual columns ow >= OW.
+void ScatterTile(const float* t, int64_t ldt, int rows, int64_t v0, int64_t v1, int64_t wq,
+                 int64_t ow_n, int64_t out_size, float* y) {
+  for (int r = 0; r < rows; ++r) {
+    const float* tr = t + r * ldt;
+    float* yr = y + r * out_size;
+    for (int64_t oh = v0 / wq; oh * wq < v1; ++oh) {
+      const int64_t a = std::max(v0, oh * wq), b = std::min(v1, oh * wq + ow_n);
+      if (a < b) std::memcpy(yr + oh * ow_n + (a - oh * wq), tr + (a - v0), sizeof(float) * (b - a));
+    }
+  }
+}
+
+// dst[j] = src[2j] for j < n, reading nothing past src[2n - 2]. Stride-2 stems (3 input
+// channels, 224x224) spent 40% of their time in the scalar copy into the phase planes.
+void EvenColumns(const float* src, int64_t n, float* dst) {
+  int64_t j = 0;
+#if defined(__x86_64__)
+  for (; 2 * j + 8 <= 2 * n - 1; j += 4) {  // SSE (x86-64 baseline): 4 per 2 loads
+    const __m128 a = _mm_loadu_ps(src + 2 * j), b = _mm_loadu_ps(src + 2 * j + 4);
+    _mm_storeu_ps(dst + j, _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+  }
+#endif
+  for (; j < n; ++j) dst[j] = src[2 * j];
+}
+
+}  // namespace
+
+int ConvMr(Isa isa) { return UsesAvx512Tile(isa) ? 12 : 6; }
+int ConvNr(Isa isa) { return UsesAvx512Tile(isa) ? 32 : 16; }
+
+ConvTileFn ConvTileFor(Isa isa) {
+#if defined(__x86_64__)
+  if (UsesAvx512Tile(isa)) return Ukernel12x32Avx512;
+  if (isa == Isa::kAvx2) return GemmTile<gemm_internal::Avx2Kernel, 16>;
+#endif
+  return GemmTile<gemm_internal::ScalarKernel, 16>;
+}
+
+ConvTileFn ConvTailTileFor(Isa isa) {
+#if defined(__x86_64__)
+  if (UsesAvx512Tile(isa)) return GemmTile<gemm_internal::Avx512Kernel, 32>;
+#endif
+  return ConvTileFor(isa);
+}
+
+int ConvTailMr(Isa isa, int64_t m) {
+  const int mr = ConvMr(isa);
+  return mr == 12 && m % 12 != 0 && m % 12 <= 6 ? 6 : mr;
+}
+
+void UkernelRef(int mr, int nr, int rows, int64_t kc, const float* a, const float* b, float* c,
+                int64_t ldc, const TileStore& p) {
+  for (int r = 0; r < rows; ++r) {
+    for (int j = 0; j < nr; ++j) {
+      float s = 0.f;
+      for (int64_t k = 0; k < kc; ++k) s += a[k * mr + r] * b[k * nr + j];
+      float v = p.accumulate ? c[r * ldc + j] + s : s;
+      if (p.row_bias) v += p.row_bias[r];
+      if (p.clamp) v = std::min(std::max(v, p.lo), p.hi);
+      c[r * ldc + j] = v;
+    }
+  }
+}
+
+int64_t PackedWeightsSize(Isa isa, int64_t m, int64_t k) {
+  const int mr = ConvMr(isa), tail = ConvTailMr(isa, m);
+  return (m / mr) * mr * k + (m % mr != 0 ? tail * k : 0);
+}
+
+PackedMatrix PackWeights(Isa isa, int64_t m, int64_t k, const float* w) {
+  const int mr = ConvMr(isa);
+  if (mr == GemmMr(isa)) return PackA(isa, false, m, k, w, k);
+  PackedMatrix p;
+  p.isa = isa;
+  p.is_a = true;
+  p.rows_or_cols = m;
+  p.k = k;
+  p.data.assign(static_cast<size_t>(PackedWeightsSize(isa, m, k)), 0.f);
+  const int tail = ConvTailMr(isa, m);
+  for (int64_t pi = 0; pi < CeilDiv(m, mr); ++pi) {
+    const int rows = (pi + 1) * mr <= m ? mr : tail;  // panel width: mr, or the tail's
+    float* d = p.data.data() + pi * mr * k;
+    for (int r = 0; r < rows && pi * mr + r < m; ++r) {
+      const float* src = w + (pi * mr + r) * k;
+      for (int64_t kk = 0; kk < k; ++kk) d[kk * rows + r] = src[kk];
+    }
+  }
+  return p;
+}
+
+Plan MakePointwisePlan(const ConvGeometry& g) {
+  Plan p;
+  p.in_place = true;
+  p.hq = g.out[1];
+  p.wq = g.out[2];
+  p.chan = g.in_size();
+  p.nv = g.out_size();
+  p.phase_used.assign(1, true);
+  p.off.resize(static_cast<size_t>(g.cg));
+  for (int64_t c = 0; c < g.cg; ++c) p.off[static_cast<size_t>(c)] = c * p.chan;
+  return p;
+}
+
+Plan MakePlan(const ConvGeometry& g, int nr) {
+  Plan p;
+  p.sh = g.stride[1];
+  p.sw = g.stride[2];
+  // Padded extent the outputs read; taps past the input (trailing pads) read zero.
+  const int64_t hp = (g.out[1] - 1) * p.sh + (g.k[1] - 1) * g.dil[1] + 1;
+  const int64_t wp = (g.out[2] - 1) * p.sw + (g.k[2] - 1) * g.dil[2] + 1;
+  p.hq = CeilDiv(hp, p.sh);
+  p.wq = CeilDiv(wp, p.sw);
+  p.chan = p.sh * p.sw * p.hq * p.wq;
+  p.nv = (g.out[1] - 1) * p.wq + g.out[2];
+  // The last panel reads up to nr - 1 virtual pixels past the last valid one (see .h).
+  p.source_size = g.cg * p.chan + nr + 16;
+  p.off.resize(static_cast<size_t>(g.cg * g.k[1] * g.k[2]));
+  p.phase_used.assign(static_cast<size_t>(p.sh * p.sw), false);
+  size_t i = 0;
+  for (int64_t c = 0; c < g.cg; ++c)
+    for (int64_t kh = 0; kh < g.k[1]; ++kh)
+      for (int64_t kw = 0; kw < g.k[2]; ++kw) {
+        const int64_t th = kh * g.dil[1], tw = kw * g.dil[2];
+        const int64_t phase = (th % p.sh) * p.sw + tw % p.sw;
+        p.phase_used[static_cast<size_t>(phase)] = true;
+        p.off[i++] = c * p.chan + phase * p.hq * p.wq + (th / p.sh) * p.wq + tw / p.sw;
+      }
+  return p;
+}
+
+void BuildSource(const ConvGeometry& g, const Plan& plan, const float* x, int64_t c0,
+                 int64_t c1, float* source) {
+  const int64_t H = g.in[1], W = g.in[2], pt = g.pad_b[1], pl = g.pad_b[2];
+  const int64_t sh = plan.sh, sw = plan.sw, hq = plan.hq, wq = plan.wq;
+  for (int64_t c = c0; c < c1; ++c) {
+    const float* xc = x + c * H * W;
+    for (int64_t p = 0; p < sh; ++p) {
+      for (int64_t q = 0; q < sw; ++q) {
+        if (!plan.phase_used[static_cast<size_t>(p * sw + q)]) continue;
+        float* ph = source + c * plan.chan + (p * sw + q) * hq * wq;
+        // Input column of phase column j is j * sw + q - pl, inside [0, W) for j in [j0, j1).
+        const int64_t j0 = std::min(wq, pl - q <= 0 ? 0 : CeilDiv(pl - q, sw));
+        const int64_t last = W - 1 + pl - q;  // j * sw <= last
+        const int64_t j1 = std::max(j0, std::min(wq, last < 0 ? 0 : last / sw + 1));
+        for (int64_t i = 0; i < hq; ++i) {
+          float* row = ph + i * wq;
+          const int64_t ih = i * sh + p - pt;
+          if (ih < 0 || ih >= H) {
+            std::fill(row, row + wq, 0.f);
+            continue;
+          }
+          const float* xr = xc + ih * W + q - pl;
+          std::fill(row, row + j0, 0.f);
+          if (sw == 1) {
+            std::memcpy(row + j0, xr + j0, sizeof(float) * (j1 - j0));
+          } else if (sw == 2) {
+            EvenColumns(xr + 2 * j0, j1 - j0, row + j0);
+          } else {
+            for (int64_t j = j0; j < j1; ++j) row[j] = xr[j * sw];
+          }
+          std::fill(row + j1, row + wq, 0.f);
+        }
+      }
+    }
+  }
+}
+
+void Run(Isa isa, const ConvGeometry& g, const Plan& plan, const float* x,
+         const PackedMatrix& w, const GemmEpilogue& ep, const float* bias, float* y,
+         std::vector<float>* source, ThreadPool& pool) {
+  const int mr = ConvMr(isa), nr = ConvNr(isa);
+  const ConvTileFn tile = ConvTileFor(isa);
+  // A last panel of <= 6 rows (M = 16, 40, 88... on AVX-512) runs a 6-row tile.
+  const int tail_mr = ConvTailMr(isa, g.mg);
+  const ConvTileFn tail_tile = tail_mr == mr ? tile : ConvTailTileFor(isa);
+  const PackFn pack = PackFor(isa);
+  if (w.rows_or_cols != g.mg || w.k != g.cg * g.k[1] * g.k[2] ||
+      w.data.size() != static_cast<size_t>(PackedWeightsSize(isa, g.mg, w.k)))
+    throw Error(ErrorCode::kInternal, "conv_implicit::Run: packed weights do not match");
+  const int64_t m = g.mg, k = g.cg * g.k[1] * g.k[2];
+  const int64_t ow_n = g.out[2], out_size = g.out_size(), wq = plan.wq, nv = plan.nv;
+
+  const int threads = pool.num_threads();
+  const float* src = x;
+  if (!plan.in_place) {
+    if (source->size() < static_cast<size_t>(plan.source_size))
+      source->resize(static_cast<size_t>(plan.source_size));
+    float* s = source->data();
+    std::fill(s + g.cg * plan.chan, s + plan.source_size, 0.f);
+    auto build = [&](int64_t lo, int64_t hi) { BuildSource(g, plan, x, lo, hi, s); };
+    if (threads > 1 && g.cg * plan.chan >= 16384)
+      pool.ParallelFor(g.cg, std::max<int64_t>(1, 4096 / plan.chan), build);
+    else
+      build(0, g.cg);
+    src = s;
+  }
+  // Virtual pixels are Y's pixels (no dropped columns): whole panels go straight to Y
+  // and only a ragged last panel through the tile buffer.
+  const bool direct = wq == ow_n;
+
+  // Tiles of mcp A panels x ncp B panels; shrunk until each thread has a couple and, up
+  // to 8 per thread, until they split evenly (ResNet-18's 56x56 layer made 13 tiles: one
+  // thread ran 7 while the other waited after 6).
+  const int64_t mp = CeilDiv(m, mr), np = CeilDiv(nv, nr);
+  int64_t mcp = std::max<int64_t>(1, 96 / mr), ncp = std::max<int64_t>(1, 256 / nr);
+  if (threads > 1) {
+    auto uneven = [&] {
+      const int64_t tiles = CeilDiv(mp, mcp) * CeilDiv(np, ncp);
+      return tiles < 2 * threads || (tiles % threads != 0 && tiles < 8 * threads);
+    };
+    while (uneven() && (mcp > 1 || ncp > 1)) {
+      if (ncp >= mcp && ncp > 1)
+        ncp = (ncp + 1) / 2;
+      else
+        mcp = (mcp + 1) / 2;
+    }
+  }
+  const int64_t tiles_m = CeilDiv(mp, mcp), tiles_n = CeilDiv(np, ncp);
+  // K block: one packed B panel (kc x nr, 32 KiB) stays in L1 while the A panels stream
+  // through (conv_bench, ResNet-18 3x3 layers: 16 KiB blocks were 1-7% slower).
+  const int64_t kc_max = 8192 / nr;
+  const int64_t kblocks = CeilDiv(k, kc_max), kc_step = CeilDiv(k, kblocks);
+  const float* pa = w.data.data();
+  const int64_t* off = plan.off.data();
+
+  auto run_tiles = [&](int64_t t0, int64_t t1) {
+    const ScopedFlushDenormals flush;
+    thread_local std::vector<float> bbuf, ctile;
+    if (bbuf.size() < static_cast<size_t>(kc_step * nr)) bbuf.resize(kc_step * nr);
+    const int64_t ldt = ncp * nr;
+    if (ctile.size() < static_cast<size_t>(mcp * mr * ldt)) ctile.resize(mcp * mr * ldt);
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t ti = t / tiles_n, tj = t % tiles_n;
+      const int64_t p0 = ti * mcp, p1 = std::min(mp, p0 + mcp);
+      const int64_t q0 = tj * ncp, q1 = std::min(np, q0 + ncp);
+      for (int64_t pc = 0; pc < k; pc += kc_step) {
+        const int64_t kc = std::min(kc_step, k - pc);
+        const bool first = pc == 0, last = pc + kc >= k;
+        for (int64_t q = q0; q < q1; ++q) {
+          const int64_t cols = std::min<int64_t>(nr, nv - q * nr);
+          if (plan.in_place && cols < nr)  // X has no slack past its last pixel
+            PackPanelPartial(src + q * nr, off + pc, kc, static_cast<int>(cols), nr, bbuf.data());
+          else
+            pack(src + q * nr, off + pc, kc, bbuf.data());
+          const bool to_y = direct && cols == nr;
+          for (int64_t pi = p0; pi < p1; ++pi) {
+            const int64_t row0 = pi * mr;
+            TileStore sp;
+            sp.accumulate = !first;
+            if (last) {
+              sp.row_bias = bias ? bias + row0 : nullptr;
+              sp.clamp = ep.clamp;
+              sp.lo = ep.lo;
+              sp.hi = ep.hi;
+            }
+            float* c = to_y ? y + row0 * out_size + q * nr
+                            : ctile.data() + (pi - p0) * mr * ldt + (q - q0) * nr;
+            const bool is_tail = (pi + 1) * mr > m;
+            const int pmr = is_tail ? tail_mr : mr;
+            (is_tail ? tail_tile : tile)(static_cast<int>(std::min<int64_t>(mr, m - row0)), kc,
+                                         pa + pi * k * mr + pc * pmr, bbuf.data(), c,
+                                         to_y ? out_size : ldt, sp);
+          }
+        }
+      }
+      const int64_t row0 = p0 * mr;
+      // Direct: only a ragged last panel (if this tile has it) is in the tile buffer.
+      const int64_t s0 = direct ? std::max(q0 * nr, (np - 1) * nr) : q0 * nr;
+      const int64_t s1 = std::min(nv, q1 * nr);
+      if (s0 < s1 && (!direct || nv % nr != 0))
+        ScatterTile(ctile.data() + (s0 - q0 * nr), ldt,
+                    static_cast<int>(std::min(m, p1 * mr) - row0), s0, s1, wq, ow_n, out_size,
+                    y + row0 * out_size);
+    }
+  };
+  if (threads > 1 && tiles_m * tiles_n > 1 && static_cast<double>(m) * nv * k >= 65536)
+    pool.ParallelFor(tiles_m * tiles_n, 1, run_tiles);
+  else
+    run_tiles(0, tiles_m * tiles_n);
+}
+
+}  // namespace edgepress::runtime::conv_implicit

@@ -1,0 +1,58 @@
+// The implicit-GEMM convolution's AVX-512 micro-kernel: 12 x 32, 24 zmm accumulators
+// (conv_implicit.h). Twice the rows of the SGEMM's 6 x 32 tile, so each B vector loaded
+// from the L1 panel feeds 12 FMAs instead of 6 and the A block makes half as many passes
+// over each B panel; measured on this project's Xeon with a 16-panel A block and a 128-
+// to 256-deep B panel in L1: 168 -> 187 GFLOP/s (peak about 195). The conv driver always
+// hands it whole 32-column panels (its tile buffer is padded), so only rows are partial.
+#include "runtime/kernels/conv/conv_implicit.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+namespace edgepress::runtime::conv_implicit {
+
+__attribute__((target("avx512f"))) void Ukernel12x32Avx512(int rows, int64_t kc,
+                                                          const float* a, const float* b,
+                                                          float* c, int64_t ldc,
+                                                          const TileStore& p) {
+  constexpr int kMr = 12;
+  __m512 acc[kMr][2];
+#pragma GCC unroll 12
+  for (int r = 0; r < kMr; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+#pragma GCC unroll 12
+    for (int r = 0; r < kMr; ++r) {
+      const __m512 av = _mm512_set1_ps(a[r]);
+      acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+    }
+    a += kMr;
+    b += 32;
+  }
+  const __m512 lo = _mm512_set1_ps(p.lo), hi = _mm512_set1_ps(p.hi);
+#pragma GCC unroll 12
+  for (int r = 0; r < kMr; ++r) {
+    if (r >= rows) break;
+    float* cr = c + r * ldc;
+    __m512 v0 = acc[r][0], v1 = acc[r][1];
+    if (p.accumulate) {
+      v0 = _mm512_add_ps(v0, _mm512_loadu_ps(cr));
+      v1 = _mm512_add_ps(v1, _mm512_loadu_ps(cr + 16));
+    }
+    if (p.row_bias) {
+      const __m512 rb = _mm512_set1_ps(p.row_bias[r]);
+      v0 = _mm512_add_ps(v0, rb);
+      v1 = _mm512_add_ps(v1, rb);
+    }
+    if (p.clamp) {
+      v0 = _mm512_min_ps(_mm512_max_ps(v0, lo), hi);
+      v1 = _mm512_min_ps(_mm512_max_ps(v1, lo), hi);
+    }
+    _mm512_storeu_ps(cr, v0);
+    _mm512_storeu_ps(cr + 16, v1);
+  }
+}
+
+}  // namespace edgepress::runtime::conv_implicit
+#endif  // __x86_64__

@@ -1,0 +1,160 @@
+// The pieces of the implicit-GEMM convolution (runtime/kernels/conv/conv_implicit.h) on
+// their own: the micro-kernel tile of every ISA this CPU has against the portable
+// reference at every row count of a tile, K depths 1..301, accumulate/bias/clamp and a
+// row stride wider than the tile (nothing written outside the tile's rows); and the
+// phase-split source, whose offset table must address, for every tap and output pixel,
+// exactly the input value (or the zero of a pad) that the convolution formula names.
+// End-to-end convolutions are in conv_test.cc.
+#include "runtime/kernels/conv/conv_implicit.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace edgepress::runtime::conv_implicit {
+namespace {
+
+std::vector<float> Random(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(-1.f, 1.f);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+void CheckTile(ConvTileFn fn, int mr, int nr, const char* name) {
+  const int64_t ldc = nr + 7;
+  for (int64_t kc : {1, 2, 5, 128, 301}) {
+    const std::vector<float> a = Random(kc * mr, 1 + kc), b = Random(kc * nr, 2 + kc);
+    const std::vector<float> bias = Random(mr, 3), c0 = Random(mr * ldc, 4);
+    for (int rows = 1; rows <= mr; ++rows) {
+      for (int variant = 0; variant < 4; ++variant) {
+        TileStore p;
+        p.accumulate = variant & 1;
+        if (variant & 2) {
+          p.row_bias = bias.data();
+          p.clamp = true;
+          p.lo = -0.5f;
+          p.hi = 0.7f;
+        }
+        std::vector<float> want = c0, got = c0;
+        UkernelRef(mr, nr, rows, kc, a.data(), b.data(), want.data(), ldc, p);
+        fn(rows, kc, a.data(), b.data(), got.data(), ldc, p);
+        const std::string what = std::string(name) + " rows " + std::to_string(rows) + " kc " +
+                                 std::to_string(kc) + " variant " + std::to_string(variant);
+        for (int64_t i = 0; i < mr * ldc; ++i) {
+          const int64_t r = i / ldc, j = i % ldc;
+          if (r < rows && j < nr)
+            ASSERT_NEAR(want[i], got[i], 1e-5 * (kc + 2)) << what << " @" << r << "," << j;
+          else
+            ASSERT_EQ(got[i], c0[i]) << what << ": wrote outside the tile at " << r << "," << j;
+        }
+      }
+    }
+  }
+}
+
+void CheckTile(Isa isa, const char* name) {
+  CheckTile(ConvTileFor(isa), ConvMr(isa), ConvNr(isa), name);
+}
+
+TEST(ConvImplicitTest, PortableTileMatchesReference) { CheckTile(Isa::kScalar, "scalar"); }
+
+TEST(ConvImplicitTest, Avx2TileMatchesReference) {
+  if (!GetCpuFeatures().Has(Isa::kAvx2)) GTEST_SKIP() << "CPU lacks AVX2+FMA";
+  EXPECT_EQ(ConvMr(Isa::kAvx2), 6);
+  CheckTile(Isa::kAvx2, "avx2");
+}
+
+TEST(ConvImplicitTest, Avx512TileMatchesReference) {
+  if (!GetCpuFeatures().Has(Isa::kAvx512)) GTEST_SKIP() << "CPU lacks AVX-512F";
+  EXPECT_EQ(ConvMr(Isa::kAvx512), 12);
+  CheckTile(Isa::kAvx512, "avx512");
+  ASSERT_EQ(ConvTailMr(Isa::kAvx512, 16), 6);
+  ASSERT_EQ(ConvTailMr(Isa::kAvx512, 19), 12);
+  CheckTile(ConvTailTileFor(Isa::kAvx512), 6, 32, "avx512 tail");
+}
+
+// Panels of mr rows, the last one tail rows wide (6 for a remainder of 1..6 on AVX-512),
+// zero past M.
+TEST(ConvImplicitTest, PackWeightsPanelsRowsAndZeroPadsTheLast) {
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+    const int mr = ConvMr(isa);
+    for (int extra : {3, mr - 1}) {
+      const int64_t m = 2 * mr + extra, k = 7;
+      const int tail = ConvTailMr(isa, m);
+      EXPECT_EQ(tail, isa == Isa::kAvx512 && extra <= 6 ? 6 : mr);
+      const std::vector<float> w = Random(m * k, 9);
+      const PackedMatrix p = PackWeights(isa, m, k, w.data());
+      ASSERT_EQ(p.data.size(), static_cast<size_t>((2 * mr + tail) * k));
+      ASSERT_EQ(PackedWeightsSize(isa, m, k), static_cast<int64_t>(p.data.size()));
+      for (int64_t i = 0; i < 2 * mr + tail; ++i) {
+        const int64_t width = i < 2 * mr ? mr : tail;
+        for (int64_t kk = 0; kk < k; ++kk)
+          ASSERT_EQ(p.data[(i / mr) * mr * k + kk * width + i % mr], i < m ? w[i * k + kk] : 0.f)
+              << "row " << i << " k " << kk;
+      }
+    }
+  }
+}
+
+// Every tap of every valid output pixel: source[off[k] + oh * wq + ow] is
+// x[c][oh*sh + kh*dh - pt][ow*sw + kw*dw - pl], or 0 outside the input.
+TEST(ConvImplicitTest, SourceOffsetsAddressEveryTap) {
+  struct Case {
+    int64_t c, h, w, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr;
+  };
+  const Case cases[] = {
+      {2, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},   {3, 9, 11, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
+      {1, 8, 8, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0},   {2, 13, 10, 5, 3, 3, 2, 2, 1, 2, 0, 3, 1},
+      {2, 12, 9, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3},  {1, 5, 6, 3, 3, 1, 1, 1, 1, 4, 3, 2, 5},
+      {2, 1, 30, 1, 5, 1, 2, 1, 2, 0, 2, 0, 2},
+  };
+  for (const Case& cs : cases) {
+    conv_util::ConvGeometry g;
+    g.rank = 2;
+    g.n = 1;
+    g.c = g.cg = cs.c;
+    g.m = g.mg = 1;
+    g.in[1] = cs.h;
+    g.in[2] = cs.w;
+    g.k[1] = cs.kh;
+    g.k[2] = cs.kw;
+    g.stride[1] = cs.sh;
+    g.stride[2] = cs.sw;
+    g.dil[1] = cs.dh;
+    g.dil[2] = cs.dw;
+    g.pad_b[1] = cs.pt;
+    g.pad_b[2] = cs.pl;
+    g.out[1] = (cs.h + cs.pt + cs.pb - (cs.kh - 1) * cs.dh - 1) / cs.sh + 1;
+    g.out[2] = (cs.w + cs.pl + cs.pr - (cs.kw - 1) * cs.dw - 1) / cs.sw + 1;
+    ASSERT_TRUE(Handles(g));
+    const Plan plan = MakePlan(g, 32);
+    const std::vector<float> x = Random(cs.c * cs.h * cs.w, 11);
+    std::vector<float> source(plan.source_size, NAN);
+    BuildSource(g, plan, x.data(), 0, cs.c, source.data());
+    ASSERT_EQ(plan.nv, (g.out[1] - 1) * plan.wq + g.out[2]);
+    size_t k = 0;
+    for (int64_t c = 0; c < cs.c; ++c)
+      for (int64_t kh = 0; kh < cs.kh; ++kh)
+        for (int64_t kw = 0; kw < cs.kw; ++kw, ++k)
+          for (int64_t oh = 0; oh < g.out[1]; ++oh)
+            for (int64_t ow = 0; ow < g.out[2]; ++ow) {
+              const int64_t ih = oh * cs.sh + kh * cs.dh - cs.pt;
+              const int64_t iw = ow * cs.sw + kw * cs.dw - cs.pl;
+              const bool inside = ih >= 0 && ih < cs.h && iw >= 0 && iw < cs.w;
+              const float want = inside ? x[(c * cs.h + ih) * cs.w + iw] : 0.f;
+              const int64_t at = plan.off[k] + oh * plan.wq + ow;
+              ASSERT_LT(at, plan.source_size);
+              ASSERT_EQ(source[at], want) << "case c" << cs.c << " " << cs.h << "x" << cs.w
+                                          << " tap " << c << "," << kh << "," << kw << " out "
+                                          << oh << "," << ow;
+            }
+  }
+}
+
+}  // namespace
+}  // namespace edgepress::runtime::conv_implicit
