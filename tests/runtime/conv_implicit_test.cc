@@ -73,20 +73,19 @@ TEST(ConvImplicitTest, Avx512TileMatchesReference) {
   if (!GetCpuFeatures().Has(Isa::kAvx512)) GTEST_SKIP() << "CPU lacks AVX-512F";
   EXPECT_EQ(ConvMr(Isa::kAvx512), 12);
   CheckTile(Isa::kAvx512, "avx512");
-  ASSERT_EQ(ConvTailMr(Isa::kAvx512, 16), 6);
+  ASSERT_EQ(ConvTailMr(Isa::kAvx512, 16), 12);
   ASSERT_EQ(ConvTailMr(Isa::kAvx512, 19), 12);
-  CheckTile(ConvTailTileFor(Isa::kAvx512), 6, 32, "avx512 tail");
+  CheckTile(ConvTailTileFor(Isa::kAvx512), 12, 32, "avx512 tail");
 }
 
-// Panels of mr rows, the last one tail rows wide (6 for a remainder of 1..6 on AVX-512),
-// zero past M.
+// Panels of mr rows (the SGEMM's A layout), zero past M.
 TEST(ConvImplicitTest, PackWeightsPanelsRowsAndZeroPadsTheLast) {
   for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
     const int mr = ConvMr(isa);
     for (int extra : {3, mr - 1}) {
       const int64_t m = 2 * mr + extra, k = 7;
       const int tail = ConvTailMr(isa, m);
-      EXPECT_EQ(tail, isa == Isa::kAvx512 && extra <= 6 ? 6 : mr);
+      EXPECT_EQ(tail, mr);
       const std::vector<float> w = Random(m * k, 9);
       const PackedMatrix p = PackWeights(isa, m, k, w.data());
       ASSERT_EQ(p.data.size(), static_cast<size_t>((2 * mr + tail) * k));

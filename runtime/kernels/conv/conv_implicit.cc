@@ -152,8 +152,8 @@ ConvTileFn ConvTailTileFor(Isa isa) {
 }
 
 int ConvTailMr(Isa isa, int64_t m) {
-  const int mr = ConvMr(isa);
-  return mr == 12 && m % 12 != 0 && m % 12 <= 6 ? 6 : mr;
+  (void)m;
+  return ConvMr(isa);
 }
 
 void UkernelRef(int mr, int nr, int rows, int64_t kc, const float* a, const float* b, float* c,
@@ -278,9 +278,10 @@ void Run(Isa isa, const ConvGeometry& g, const Plan& plan, const float* x,
          std::vector<float>* source, ThreadPool& pool) {
   const int mr = ConvMr(isa), nr = ConvNr(isa);
   const ConvTileFn tile = ConvTileFor(isa);
-  // A last panel of <= 6 rows (M = 16, 40, 88... on AVX-512) runs a 6-row tile.
+  // A partial last panel (M = 16, 40, 88... on AVX-512) runs the SGEMM's 12x32 tile, which
+  // computes only the rows it is given; the conv's own tile always computes all 12.
   const int tail_mr = ConvTailMr(isa, g.mg);
-  const ConvTileFn tail_tile = tail_mr == mr ? tile : ConvTailTileFor(isa);
+  const ConvTileFn tail_tile = g.mg % mr != 0 ? ConvTailTileFor(isa) : tile;
   const PackFn pack = PackFor(isa);
   if (w.rows_or_cols != g.mg || w.k != g.cg * g.k[1] * g.k[2] ||
       w.data.size() != static_cast<size_t>(PackedWeightsSize(isa, g.mg, w.k)))

@@ -42,9 +42,9 @@ using ConvTileFn = void (*)(int rows, int64_t kc, const float* a, const float* b
 int ConvMr(Isa isa);
 int ConvNr(Isa isa);
 ConvTileFn ConvTileFor(Isa isa);
-// Rows of the last A panel for M rows: on AVX-512 a remainder of 1..6 rows gets a 6-row
-// panel run by the SGEMM's 6x32 tile (ConvTailTileFor) instead of a 12-row one that is
-// half padding (M = 16 used 24 rows). Otherwise ConvMr.
+// Rows of the last A panel for M rows: ConvMr (zero-padded). On AVX-512 a partial last
+// panel runs the SGEMM's 12x32 tile (ConvTailTileFor), which is templated on the rows it
+// is given, so M = 16 does not compute 24 rows.
 int ConvTailMr(Isa isa, int64_t m);
 ConvTileFn ConvTailTileFor(Isa isa);
 // The portable reference of any mr x nr tile (for the tests).
