@@ -391,6 +391,11 @@ const std::map<std::string, OpWriter>& Writers() {
       {"com.microsoft::Gelu", [](Emitter& e, const ir::Node& n) {
          e.Assign(n, "torch.gelu(" + e.In(n, 0) + ")");
        }},
+      {"com.microsoft::FastGelu", [](Emitter& e, const ir::Node& n) {  // tanh form, bias first
+         const bool bias = n.num_inputs() > 1 && n.input(1);
+         e.Assign(n, "torch.gelu(" + e.In(n, 0) + (bias ? " + " + e.In(n, 1) : std::string()) +
+                         ", approximate='tanh')");
+       }},
       {"Softmax", [](Emitter& e, const ir::Node& n) {
          e.Assign(n, "torch.softmax(" + e.In(n, 0) + ", " + std::to_string(n.attr_int("axis", -1)) + ")");
        }},

@@ -66,6 +66,14 @@ Outs Gelu(OpContext& c) {
   std::string approx = c.node.attr_string("approximate", "none");
   return {at::gelu(c.in(0), approx)};
 }
+// com.microsoft FastGelu: the tanh form (fuse-gelu writes it); its optional bias is refused
+// as by the native kernel.
+Outs FastGelu(OpContext& c) {
+  if (c.node.num_inputs() > 1 && c.node.input(1))
+    throw Error(ErrorCode::kUnsupported, c.node.describe() + ": FastGelu with a bias input is not "
+                                                             "supported; add the bias with an Add before it");
+  return {at::gelu(c.in(0), "tanh")};
+}
 Outs PRelu(OpContext& c) {
   const at::Tensor& x = c.in(0);
   at::Tensor slope = c.in(1);
@@ -297,6 +305,7 @@ void AddElementwiseConverters(std::vector<ConverterDef>& out) {
       {"HardSigmoid", "", HardSigmoid},
       {"Gelu", "", Gelu},
       {"Gelu", "com.microsoft", Gelu},
+      {"FastGelu", "com.microsoft", FastGelu},
       {"PRelu", "", PRelu},
       {"Clip", "", Clip},
       {"Dropout", "", Dropout},

@@ -233,6 +233,55 @@ TEST(FuseGelu, IgnoresOtherConstants) {
   EXPECT_FALSE(runs[0].changed);
 }
 
+// The tanh GELU GPT-2 and nn.GELU(approximate='tanh') export:
+//   (x * (tanh(sqrt(2/pi) * (x + 0.044715 * x^3)) + 1)) * 0.5
+// with x^3 as x * (x * x) (torch.onnx) or Pow(x, 3), and the 0.5 first or last.
+std::unique_ptr<ir::Model> TanhGeluGraph(bool pow, bool half_first, float k = 0.044715f) {
+  GraphBuilder b;
+  auto* in = b.Input("x", DType::kFloat32, {2, 8});
+  auto* x = b.Op("Relu", {in});  // x feeds five nodes, as in the exported graph
+  auto c = [&](const char* name, float v) { return b.ConstNode(name, ir::FloatTensor({}, {v})); };
+  auto* cube = pow ? b.Op("Pow", {x, c("three", 3.f)}) : b.Op("Mul", {x, b.Op("Mul", {x, x})});
+  auto* inner = b.Op("Add", {x, b.Op("Mul", {c("k", k), cube})});
+  auto* t = b.Op("Tanh", {b.Op("Mul", {c("s", 0.7978845608f), inner})});
+  auto* a = b.Op("Add", {c("one", 1.f), t});
+  if (half_first) {
+    b.Output(b.Op("Mul", {b.Op("Mul", {x, c("half", 0.5f)}), a}));
+  } else {
+    b.Output(b.Op("Mul", {c("half", 0.5f), b.Op("Mul", {x, a})}));
+  }
+  return b.Build();
+}
+
+TEST(FuseGelu, FusesTanhFormIntoFastGelu) {
+  for (bool pow : {false, true}) {
+    for (bool half_first : {false, true}) {
+      SCOPED_TRACE(std::string(pow ? "Pow" : "Mul") + (half_first ? ", 0.5 first" : ", 0.5 last"));
+      auto m = TanhGeluGraph(pow, half_first);
+      std::vector<PassRun> runs;
+      auto out = Apply(*m, "fuse-gelu,eliminate-dead-nodes", &runs);
+      EXPECT_TRUE(runs[0].changed);
+      EXPECT_EQ(runs[0].stats["fused"], 1);
+      EXPECT_EQ(runs[0].stats["fused-tanh"], 1);
+      EXPECT_EQ(CountOps(*out, "FastGelu"), 1);
+      EXPECT_EQ(CountOps(*out, "Gelu"), 0);  // the erf form is a different function
+      EXPECT_EQ(CountOps(*out, "Tanh") + CountOps(*out, "Mul") + CountOps(*out, "Add") +
+                    CountOps(*out, "Pow"),
+                0);
+      EXPECT_EQ(out->OpsetVersion("com.microsoft"), 1);
+      std::map<std::string, ir::Tensor> feeds{{"x", RandomTensor({2, 8}, 31, -4, 4)}};
+      EXPECT_LT(MaxRelError(Evaluate(*out, feeds), Evaluate(*m, feeds)), 1e-5);
+    }
+  }
+}
+
+TEST(FuseGelu, TanhFormWithOtherConstantsIsLeftAlone) {
+  // Must not fire: 0.05 x^3 is not GELU's cubic term.
+  std::vector<PassRun> runs;
+  Apply(*TanhGeluGraph(false, false, 0.05f), "fuse-gelu", &runs);
+  EXPECT_FALSE(runs[0].changed);
+}
+
 std::unique_ptr<ir::Model> LayerNormGraph(std::vector<int64_t> axes) {
   GraphBuilder b;
   auto* x = b.Input("x", DType::kFloat32, {2, 3, 8});

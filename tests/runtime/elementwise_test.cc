@@ -154,6 +154,25 @@ TEST(ElementwiseTest, UnarySimdMatchesReference) {
   for (const KernelDef* d : SimdOf("Gelu", "com.microsoft"))
     ExpectClose(ms.Run({&x}, d)[0], ms.Run({&x}, RefOf("Gelu", "com.microsoft"))[0], 2e-6, 1e-6,
                 d->name);
+  // com.microsoft FastGelu is the tanh form (what fuse-gelu writes for it): every entry
+  // equals ONNX Gelu(approximate=tanh)'s reference, and a bias input is refused by name.
+  OneNode fast("FastGelu", 1, 1, "com.microsoft");
+  OneNode tanh_gelu("Gelu", 1);
+  tanh_gelu.Attr(ir::Attribute::String("approximate", "tanh"));
+  const Tensor want = tanh_gelu.Run({&x}, RefOf("Gelu"))[0];
+  ASSERT_NE(RefOf("FastGelu", "com.microsoft"), nullptr);
+  ExpectClose(fast.Run({&x}, RefOf("FastGelu", "com.microsoft"))[0], want, 0, 0, "reference");
+  for (const KernelDef* d : SimdOf("FastGelu", "com.microsoft"))
+    ExpectClose(fast.Run({&x}, d)[0], want, 2e-6, 1e-6, d->name);
+  OneNode biased("FastGelu", 2, 1, "com.microsoft");
+  Tensor bias = Random({1000}, -1, 1);
+  try {
+    biased.Run({&x, &bias}, RefOf("FastGelu", "com.microsoft"));
+    ADD_FAILURE() << "a FastGelu bias was ignored";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("FastGelu with a bias input is not supported"),
+              std::string::npos) << e.what();
+  }
 }
 
 TEST(ElementwiseTest, ClipBoundsFromInputsAndNanPassThrough) {

@@ -359,6 +359,11 @@ void RegisterUnaryRef(KernelRegistry& r) {
   // optional bias added first.
   r.Add({"Gelu", "com.microsoft", ir::DType::kUndefined, Isa::kScalar, "any_ms_gelu__ref",
          [](const KernelInit&) { return UnaryKernel(UnaryKind::kFloat, GeluOp{false}); }});
+  r.Add({"FastGelu", "com.microsoft", ir::DType::kUndefined, Isa::kScalar, "any_ms_fast_gelu__ref",
+         [](const KernelInit& init) {
+           RefuseFastGeluBias(init);
+           return UnaryKernel(UnaryKind::kFloat, GeluOp{true});
+         }});
   AddRef(r, "Clip", CreateClip);
   AddRef(r, "Identity", CreateIdentity);
   AddRef(r, "Dropout", CreateDropout);

@@ -218,6 +218,10 @@ void RegisterElementwiseAvx2Kernels(KernelRegistry& r) {
     return Avx2Unary(GeluV{i.node.attr_string("approximate", "none") == "tanh"});
   });
   Add(r, "Gelu", [](const KernelInit&) { return Avx2Unary(GeluV{false}); }, "com.microsoft");
+  Add(r, "FastGelu", [](const KernelInit& i) {
+    RefuseFastGeluBias(i);
+    return Avx2Unary(GeluV{true});
+  }, "com.microsoft");
   Add(r, "Exp", [](const KernelInit&) { return Avx2Unary(ExpV{}); });
   Add(r, "Sqrt", [](const KernelInit&) { return Avx2Unary(SqrtV{}); });
   Add(r, "Neg", [](const KernelInit&) { return Avx2Unary(NegV{}); });

@@ -122,6 +122,10 @@ void RegisterElementwiseAvx512Kernels(KernelRegistry& r) {
     return Unary(GeluV{i.node.attr_string("approximate", "none") == "tanh"});
   });
   Add(r, "Gelu", [](const KernelInit&) { return Unary(GeluV{false}); }, "com.microsoft");
+  Add(r, "FastGelu", [](const KernelInit& i) {
+    RefuseFastGeluBias(i);
+    return Unary(GeluV{true});
+  }, "com.microsoft");
   Add(r, "Add", [](const KernelInit&) { return Binary(AddV{}); });
   Add(r, "Sub", [](const KernelInit&) { return Binary(SubV{}); });
   Add(r, "Mul", [](const KernelInit&) { return Binary(MulV{}); });

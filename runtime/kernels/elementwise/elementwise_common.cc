@@ -5,9 +5,17 @@
 #include <cmath>
 #include <limits>
 
+#include "ir/error.h"
 #include "runtime/kernels/elementwise/half_convert.h"
 
 namespace edgepress::runtime::kernels {
+
+void RefuseFastGeluBias(const KernelInit& init) {
+  if (init.node.num_inputs() > 1 && init.node.input(1))
+    throw Error(ErrorCode::kUnsupported,
+                init.node.describe() + ": FastGelu with a bias input is not supported; add the "
+                                       "bias with an Add before it");
+}
 
 void Fail(const ir::Node& node, const std::string& what) {
   ThrowInvalid(node.describe() + ": " + what);

@@ -42,6 +42,10 @@ inline std::unique_ptr<Kernel> MakeKernel(std::function<void(KernelContext&)> fn
 
 // Input i; throws when it is absent.
 const ir::Tensor& In(KernelContext& ctx, size_t i);
+// com.microsoft FastGelu (the tanh form of GELU, what fuse-gelu writes) with its optional
+// bias input: that bias is not implemented, so such a node is refused by name rather than
+// run without it.
+void RefuseFastGeluBias(const KernelInit& init);
 // Input i or nullptr when absent or empty (an omitted optional input).
 const ir::Tensor* OptIn(KernelContext& ctx, size_t i);
 // Values of an integer tensor input (axes, shapes, pads...); throws unless int32/int64.
