@@ -201,6 +201,33 @@ TEST(FuseMatMulAdd, LeavesRank3Alone) {
   EXPECT_FALSE(runs[0].changed);
 }
 
+// Dynamic int8 transformers: DynamicQuantizeMatMul then Add(bias) at rank 3 → the bias
+// becomes the op's input 4; a residual Add (not a constant) and an op that already has a
+// bias are left alone.
+TEST(FuseMatMulAdd, FoldsTheBiasAddIntoDynamicQuantizeMatMul) {
+  GraphBuilder b;
+  auto* x = b.Input("x", DType::kFloat32, {2, 3, 8});
+  auto* mm = b.Op("MatMul", {x, b.Const("w", RandomTensor({8, 8}, 40))});
+  auto* biased = b.Op("Add", {b.Const("bias", RandomTensor({8}, 41)), mm});
+  auto* mm2 = b.Op("MatMul", {biased, b.Const("w2", RandomTensor({8, 8}, 42))});
+  b.Output(b.Op("Add", {mm2, x}));  // residual: must not become a bias
+  auto m = b.Build();
+  auto quantized = Apply(*m, "quantize-dynamic");
+  ASSERT_EQ(CountOps(*quantized, "DynamicQuantizeMatMul"), 2);
+  std::vector<PassRun> runs;
+  auto out = Apply(*quantized, "fuse-matmul-add", &runs);
+  EXPECT_TRUE(runs[0].changed);
+  EXPECT_EQ(runs[0].stats["fused-dynamic-quantize"], 1);
+  EXPECT_EQ(runs[0].stats["fused"], 1);
+  EXPECT_EQ(CountOps(*out, "DynamicQuantizeMatMul"), 2);
+  EXPECT_EQ(CountOps(*out, "Add"), 1);  // the residual
+  std::map<std::string, ir::Tensor> feeds{{"x", RandomTensor({2, 3, 8}, 43, -2, 2)}};
+  EXPECT_LT(MaxRelError(Evaluate(*out, feeds), Evaluate(*quantized, feeds)), 1e-5);
+  // Applied again: the fused op has its bias, the residual Add is not a bias.
+  Apply(*out, "fuse-matmul-add", &runs);
+  EXPECT_FALSE(runs[0].changed);
+}
+
 // The GELU exporters write: (x * (erf(x / sqrt 2) + 1)) * 0.5
 std::unique_ptr<ir::Model> GeluGraph(float sqrt2) {
   GraphBuilder b;
