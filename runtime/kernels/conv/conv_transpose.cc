@@ -23,47 +23,7 @@ using conv_util::ConvAttrs;
 using conv_util::ConvGeometry;
 using gemm_util::DimsToString;
 
-// Adds rows of `col` for output channels [m0, m1) of one group into y (that group's
-// output channels, [Mg][out]).
-void Col2Im(const ConvGeometry& g, const float* col, int64_t m0, int64_t m1, float* y) {
-  const int64_t ks = g.k_size(), in_size = g.in_size(), out_size = g.out_size();
-  for (int64_t m = m0; m < m1; ++m) {
-    float* ym = y + m * out_size;
-    for (int64_t kidx = 0; kidx < ks; ++kidx) {
-      const int64_t kw = kidx % g.k[2], kh = (kidx / g.k[2]) % g.k[1],
-                    kd = kidx / (g.k[2] * g.k[1]);
-      const float* row = col + (m * ks + kidx) * in_size;
-      // Input columns whose output column is inside Y: iw in [lo, hi).
-      const int64_t off_w = kw * g.dil[2] - g.pad_b[2];
-      int64_t lo = off_w >= 0 ? 0 : (-off_w + g.stride[2] - 1) / g.stride[2];
-      int64_t hi = g.out[2] - 1 - off_w < 0 ? 0 : (g.out[2] - 1 - off_w) / g.stride[2] + 1;
-      hi = std::min(hi, g.in[2]);
-      lo = std::min(lo, hi);
-      for (int64_t id = 0; id < g.in[0]; ++id) {
-        const int64_t od = id * g.stride[0] + kd * g.dil[0] - g.pad_b[0];
-        if (od < 0 || od >= g.out[0]) continue;
-        for (int64_t ih = 0; ih < g.in[1]; ++ih) {
-          const int64_t oh = ih * g.stride[1] + kh * g.dil[1] - g.pad_b[1];
-          if (oh < 0 || oh >= g.out[1]) continue;
-          const float* src = row + (id * g.in[1] + ih) * g.in[2];
-          float* dst = ym + (od * g.out[1] + oh) * g.out[2];
-          for (int64_t iw = lo; iw < hi; ++iw) dst[iw * g.stride[2] + off_w] += src[iw];
-        }
-      }
-    }
-  }
-}
-
-// Whether every output pixel receives exactly one tap (stride == kernel, no dilation, no
-// crop, output = input * stride): the upsampling heads of detectors and U-Nets.
-bool NonOverlapping(const ConvGeometry& g) {
-  for (int d = 0; d < 3; ++d)
-    if (g.stride[d] != g.k[d] || g.dil[d] != 1 || g.pad_b[d] != 0 || g.out[d] != g.in[d] * g.k[d])
-      return false;
-  return true;
-}
-
-// Col2Im for NonOverlapping geometries with the bias folded in: each output row is
+// Col2Im for conv_util::TapsTileOutput geometries with the bias folded in: each output row is
 // written once from KW col rows interleaved (no zero fill, no read-modify-write; the
 // scattered += loop was most of a 2x2 stride-2 ConvTranspose's time).
 void Col2ImDisjoint(const ConvGeometry& g, const float* col, const float* bias, int64_t m0,
@@ -121,7 +81,7 @@ class ConvTransposeKernel : public Kernel {
     const float* wd = io.wd;
     const float* bd = io.b;
     const int64_t out_size = g.out_size(), in_size = g.in_size();
-    const bool disjoint = NonOverlapping(g) && in_size > 0 && g.cg > 0;
+    const bool disjoint = conv_util::TapsTileOutput(g) && in_size > 0 && g.cg > 0;
     for (int64_t nm = 0; nm < g.n * g.m && !disjoint; ++nm)
       std::fill(yd + nm * out_size, yd + (nm + 1) * out_size, bd ? bd[nm % g.m] : 0.f);
     if (in_size == 0 || g.cg == 0) return;
@@ -145,7 +105,7 @@ class ConvTransposeKernel : public Kernel {
           if (disjoint)
             Col2ImDisjoint(g, cd, bg, lo, hi, yg);
           else
-            Col2Im(g, cd, lo, hi, yg);
+            conv_util::Col2ImAdd(g, cd, lo, hi, yg);
         });
       }
     }

@@ -254,4 +254,47 @@ FloatConvIo BindFloatConv(KernelContext& ctx, const ConvAttrs& attrs, Forward fo
   return io;
 }
 
+// ConvTranspose's col2im: adds rows of `col` ([Mg * kprod][in], float or int32) for output
+// channels [m0, m1) of one group into y ([Mg][out]); taps falling outside Y are dropped.
+template <typename T>
+void Col2ImAdd(const ConvGeometry& g, const T* col, int64_t m0, int64_t m1, T* y) {
+  const int64_t ks = g.k_size(), in_size = g.in_size(), out_size = g.out_size();
+  for (int64_t m = m0; m < m1; ++m) {
+    T* ym = y + m * out_size;
+    for (int64_t kidx = 0; kidx < ks; ++kidx) {
+      const int64_t kw = kidx % g.k[2], kh = (kidx / g.k[2]) % g.k[1],
+                    kd = kidx / (g.k[2] * g.k[1]);
+      const T* row = col + (m * ks + kidx) * in_size;
+      // Input columns whose output column is inside Y: iw in [lo, hi).
+      const int64_t off_w = kw * g.dil[2] - g.pad_b[2];
+      int64_t lo = off_w >= 0 ? 0 : (-off_w + g.stride[2] - 1) / g.stride[2];
+      int64_t hi = g.out[2] - 1 - off_w < 0 ? 0 : (g.out[2] - 1 - off_w) / g.stride[2] + 1;
+      hi = std::min(hi, g.in[2]);
+      lo = std::min(lo, hi);
+      for (int64_t id = 0; id < g.in[0]; ++id) {
+        const int64_t od = id * g.stride[0] + kd * g.dil[0] - g.pad_b[0];
+        if (od < 0 || od >= g.out[0]) continue;
+        for (int64_t ih = 0; ih < g.in[1]; ++ih) {
+          const int64_t oh = ih * g.stride[1] + kh * g.dil[1] - g.pad_b[1];
+          if (oh < 0 || oh >= g.out[1]) continue;
+          const T* src = row + (id * g.in[1] + ih) * g.in[2];
+          T* dst = ym + (od * g.out[1] + oh) * g.out[2];
+          for (int64_t iw = lo; iw < hi; ++iw) dst[iw * g.stride[2] + off_w] += src[iw];
+        }
+      }
+    }
+  }
+}
+
+// Whether every output element of a ConvTranspose receives exactly one tap: kernel =
+// stride, no dilation where the kernel is wider than 1, no pads or output_padding (the
+// upsampling heads of detectors and U-Nets).
+inline bool TapsTileOutput(const ConvGeometry& g) {
+  for (int d = 0; d < 3; ++d)
+    if (g.k[d] != g.stride[d] || (g.k[d] > 1 && g.dil[d] != 1) || g.pad_b[d] != 0 ||
+        g.out[d] != g.in[d] * g.stride[d])
+      return false;
+  return true;
+}
+
 }  // namespace edgepress::runtime::conv_util

@@ -39,37 +39,6 @@ const ir::Tensor* Opt(KernelContext& ctx, size_t i) {
 
 bool Is8Bit(ir::DType t) { return t == ir::DType::kUInt8 || t == ir::DType::kInt8; }
 
-// Adds rows of `col` (int32, [Mg*kprod][in]) for output channels [m0, m1) of one group
-// into acc ([Mg][out]).
-void Col2ImInt32(const ConvGeometry& g, const int32_t* col, int64_t m0, int64_t m1, int32_t* acc) {
-  const int64_t ks = g.k_size(), in_size = g.in_size(), out_size = g.out_size();
-  for (int64_t m = m0; m < m1; ++m) {
-    int32_t* am = acc + m * out_size;
-    for (int64_t kidx = 0; kidx < ks; ++kidx) {
-      const int64_t kw = kidx % g.k[2], kh = (kidx / g.k[2]) % g.k[1],
-                    kd = kidx / (g.k[2] * g.k[1]);
-      const int32_t* row = col + (m * ks + kidx) * in_size;
-      // Input columns whose output column is inside Y: iw in [lo, hi).
-      const int64_t off_w = kw * g.dil[2] - g.pad_b[2];
-      int64_t lo = off_w >= 0 ? 0 : (-off_w + g.stride[2] - 1) / g.stride[2];
-      int64_t hi = g.out[2] - 1 - off_w < 0 ? 0 : (g.out[2] - 1 - off_w) / g.stride[2] + 1;
-      hi = std::min(hi, g.in[2]);
-      lo = std::min(lo, hi);
-      for (int64_t id = 0; id < g.in[0]; ++id) {
-        const int64_t od = id * g.stride[0] + kd * g.dil[0] - g.pad_b[0];
-        if (od < 0 || od >= g.out[0]) continue;
-        for (int64_t ih = 0; ih < g.in[1]; ++ih) {
-          const int64_t oh = ih * g.stride[1] + kh * g.dil[1] - g.pad_b[1];
-          if (oh < 0 || oh >= g.out[1]) continue;
-          const int32_t* src = row + (id * g.in[1] + ih) * g.in[2];
-          int32_t* dst = am + (od * g.out[1] + oh) * g.out[2];
-          const int64_t s = g.stride[2];
-          for (int64_t iw = lo; iw < hi; ++iw) dst[iw * s + off_w] += src[iw];
-        }
-      }
-    }
-  }
-}
 
 template <Isa kIsa>
 class QConvTransposeKernel : public Kernel {
@@ -157,7 +126,7 @@ class QConvTransposeKernel : public Kernel {
     const std::vector<QPacked> local = use_packed ? std::vector<QPacked>{} : Pack(*w, w_zp);
     const std::vector<QPacked>& pw = use_packed ? packed_w_ : local;
     ThreadPool& pool = ctx.pool();
-    const bool disjoint = Disjoint(g);
+    const bool disjoint = conv_util::TapsTileOutput(g);
     // Disjoint windows: the epilogue runs on the GEMM rows directly (row r = channel
     // r / kprod: per-row copies of the channel's multiplier and bias), then the final
     // values are scattered. Otherwise int32 col, col2im sums, then the epilogue.
@@ -216,7 +185,7 @@ class QConvTransposeKernel : public Kernel {
           co.ld = in_size;
           GemmChunks(pool, x->dtype(), xg, in_size, g.cg, rows, wg, x_zp, co, 4);
           pool.ParallelFor(g.mg, 1, [&](int64_t lo, int64_t hi) {
-            Col2ImInt32(g, col, lo, hi, acc);
+            conv_util::Col2ImAdd(g, col, lo, hi, acc);
           });
         }
         pool.ParallelFor(g.mg, 1, [&](int64_t lo, int64_t hi) {
@@ -232,16 +201,6 @@ class QConvTransposeKernel : public Kernel {
 
  private:
   static constexpr int64_t kStoreChunk = int64_t{1} << 20;
-
-  // Every output element comes from exactly one (input pixel, kernel tap): windows tile
-  // the output (kernel = stride, no dilation, no pads or output_padding).
-  static bool Disjoint(const ConvGeometry& g) {
-    for (int d = 0; d < 3; ++d)
-      if (g.k[d] != g.stride[d] || (g.k[d] > 1 && g.dil[d] != 1) || g.pad_b[d] != 0 ||
-          g.out[d] != g.in[d] * g.stride[d])
-        return false;
-    return true;
-  }
 
   // y[m][id*k0+kd][ih*k1+kh][iw*k2+kw] = fin[(m*kprod + tap)][pixel] for channels [m0, m1).
   template <typename T>
