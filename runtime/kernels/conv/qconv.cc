@@ -637,7 +637,7 @@ class QConvKernel : public Kernel {
     const ir::Tensor& x = QInput(ctx, 0, "x");
     const ir::Tensor& w = QInput(ctx, WIndex(), "w");
     const ConvGeometry g = conv_util::ConvForward(node, attrs_, x.shape(), w.shape());
-    const int32_t x_zp = ReadOneZp(node, Opt(ctx, 2), x.dtype(), "x_zero_point");
+    const int32_t x_zp = qutil::OneZeroPoint(node, Opt(ctx, 2), x.dtype(), "x_zero_point");
     const ir::Tensor* wz = Opt(ctx, WZpIndex());
     if (wz && wz->dtype() != w.dtype())
       ThrowInvalid(node.describe() + ": w_zero_point dtype differs from w");
@@ -652,12 +652,12 @@ class QConvKernel : public Kernel {
     ir::DType out_dtype = ir::DType::kInt32;
     std::vector<float> multiplier;
     if (kMode == Mode::kQLinearConv) {
-      const std::vector<float> xs = Scales(node, Opt(ctx, 1), 1, "x_scale");
-      const std::vector<float> ws = Scales(node, Opt(ctx, 4), g.m, "w_scale");
+      const std::vector<float> xs = qutil::ScalesOf(node, Opt(ctx, 1), 1, "x_scale");
+      const std::vector<float> ws = qutil::ScalesOf(node, Opt(ctx, 4), g.m, "w_scale");
       const ir::Tensor* ys_t = Opt(ctx, 6);
       const ir::Tensor* yz = Opt(ctx, 7);
       const ir::Tensor* b = Opt(ctx, 8);
-      const float ys = ys_t ? Scales(node, ys_t, 1, "y_scale")[0] : 1.f;
+      const float ys = ys_t ? qutil::ScalesOf(node, ys_t, 1, "y_scale")[0] : 1.f;
       multiplier.resize(ws.size());
       for (size_t i = 0; i < ws.size(); ++i)
         multiplier[i] = ys_t ? xs[0] * ws[i] / ys : xs[0] * ws[i];
@@ -831,25 +831,6 @@ class QConvKernel : public Kernel {
   }
 
  private:
-  static int32_t ReadOneZp(const ir::Node& node, const ir::Tensor* zp, ir::DType want,
-                           const char* what) {
-    if (!zp) return 0;
-    if (zp->dtype() != want)
-      ThrowInvalid(node.describe() + ": " + what + " has dtype " + ir::DTypeName(zp->dtype()) +
-                   ", expected " + ir::DTypeName(want));
-    if (zp->numel() != 1)
-      ThrowUnsupported(node.describe() + ": " + what + " must be per-tensor");
-    return qutil::ZeroPoints(node, zp, 1)[0];
-  }
-  static std::vector<float> Scales(const ir::Node& node, const ir::Tensor* s, int64_t per,
-                                   const char* what) {
-    if (!s) ThrowInvalid(node.describe() + ": missing " + std::string(what));
-    if (s->numel() != 1 && static_cast<int64_t>(s->numel()) != per)
-      ThrowInvalid(node.describe() + ": " + what + " has " + std::to_string(s->numel()) +
-                   " values, expected 1 or " + std::to_string(per));
-    return qutil::Scales(node, *s);
-  }
-
   ConvAttrs attrs_;
   qutil::Activation act_;
   std::vector<QPacked> packed_w_;

@@ -68,7 +68,7 @@ class QConvTransposeKernel : public Kernel {
     if (!x || !w || !Is8Bit(x->dtype()) || !Is8Bit(w->dtype()))
       ThrowInvalid(node.describe() + ": x and w must be uint8 or int8 tensors");
     const ConvGeometry g = conv_util::ConvTransposeForward(node, attrs_, x->shape(), w->shape());
-    const int32_t x_zp = OneZp(node, Opt(ctx, 2), x->dtype(), "x_zero_point");
+    const int32_t x_zp = qutil::OneZeroPoint(node, Opt(ctx, 2), x->dtype(), "x_zero_point");
     const ir::Tensor* wz = Opt(ctx, 5);
     if (wz && wz->dtype() != w->dtype())
       ThrowInvalid(node.describe() + ": w_zero_point dtype differs from w");
@@ -77,12 +77,12 @@ class QConvTransposeKernel : public Kernel {
                    " values, expected 1 or " + std::to_string(g.mg) + " (axis 1)");
     const std::vector<int32_t> w_zp =
         wz ? qutil::ZeroPoints(node, wz, wz->numel()) : std::vector<int32_t>{0};
-    const std::vector<float> xs = Scales(node, Opt(ctx, 1), 1, "x_scale");
-    const std::vector<float> ws = Scales(node, Opt(ctx, 4), g.mg, "w_scale");
+    const std::vector<float> xs = qutil::ScalesOf(node, Opt(ctx, 1), 1, "x_scale");
+    const std::vector<float> ws = qutil::ScalesOf(node, Opt(ctx, 4), g.mg, "w_scale");
     const ir::Tensor* ys_t = Opt(ctx, 6);
     const ir::Tensor* yz = Opt(ctx, 7);
     const ir::Tensor* b = Opt(ctx, 8);
-    const float ys = ys_t ? Scales(node, ys_t, 1, "y_scale")[0] : 1.f;
+    const float ys = ys_t ? qutil::ScalesOf(node, ys_t, 1, "y_scale")[0] : 1.f;
     // Per absolute output channel m: group gi's channel m - gi * mg uses ws[m % mg].
     std::vector<float> mult(static_cast<size_t>(g.m));
     for (int64_t m = 0; m < g.m; ++m) {
@@ -286,23 +286,6 @@ class QConvTransposeKernel : public Kernel {
       }
       QPackBPanelFromRows(kIsa, k, n, u8 ? zp - 128 : zp, q, tmp.data(), dst);
     }
-  }
-
-  static int32_t OneZp(const ir::Node& node, const ir::Tensor* zp, ir::DType want, const char* what) {
-    if (!zp) return 0;
-    if (zp->dtype() != want)
-      ThrowInvalid(node.describe() + ": " + what + " has dtype " + ir::DTypeName(zp->dtype()) +
-                   ", expected " + ir::DTypeName(want));
-    if (zp->numel() != 1) ThrowUnsupported(node.describe() + ": " + what + " must be per-tensor");
-    return qutil::ZeroPoints(node, zp, 1)[0];
-  }
-  static std::vector<float> Scales(const ir::Node& node, const ir::Tensor* s, int64_t per,
-                                   const char* what) {
-    if (!s) ThrowInvalid(node.describe() + ": missing " + std::string(what));
-    if (s->numel() != 1 && static_cast<int64_t>(s->numel()) != per)
-      ThrowInvalid(node.describe() + ": " + what + " has " + std::to_string(s->numel()) +
-                   " values, expected 1 or " + std::to_string(per));
-    return qutil::Scales(node, *s);
   }
 
   ConvAttrs attrs_;

@@ -273,6 +273,24 @@ QuantAxis QuantAxis::Make(const ir::Node& node, const ir::Tensor& x, const ir::T
   return q;
 }
 
+int32_t OneZeroPoint(const ir::Node& node, const ir::Tensor* zp, ir::DType want, const char* what) {
+  if (!zp) return 0;
+  if (zp->dtype() != want)
+    ThrowInvalid(node.describe() + ": " + what + " has dtype " + ir::DTypeName(zp->dtype()) +
+                 ", expected " + ir::DTypeName(want));
+  if (zp->numel() != 1) ThrowUnsupported(node.describe() + ": " + what + " must be per-tensor");
+  return ZeroPoints(node, zp, 1)[0];
+}
+
+std::vector<float> ScalesOf(const ir::Node& node, const ir::Tensor* s, int64_t per,
+                            const char* what) {
+  if (!s) ThrowInvalid(node.describe() + ": missing " + std::string(what));
+  if (s->numel() != 1 && static_cast<int64_t>(s->numel()) != per)
+    ThrowInvalid(node.describe() + ": " + what + " has " + std::to_string(s->numel()) +
+                 " values, expected 1 or " + std::to_string(per));
+  return Scales(node, *s);
+}
+
 std::vector<float> Scales(const ir::Node& node, const ir::Tensor& scale) {
   std::vector<float> s(scale.numel());
   if (scale.dtype() == ir::DType::kFloat32) {

@@ -27,6 +27,11 @@ struct QuantAxis {
 std::vector<float> Scales(const ir::Node& node, const ir::Tensor& scale);
 // Zero points widened to int32; all zero when `zp` is nullptr. Checks the count.
 std::vector<int32_t> ZeroPoints(const ir::Node& node, const ir::Tensor* zp, size_t count);
+// A per-tensor zero point `what` of dtype `want` (0 when absent); throws naming the node.
+int32_t OneZeroPoint(const ir::Node& node, const ir::Tensor* zp, ir::DType want, const char* what);
+// The scales `what`, required, with 1 or `per` values; throws naming the node.
+std::vector<float> ScalesOf(const ir::Node& node, const ir::Tensor* s, int64_t per,
+                            const char* what);
 
 struct U8Params {
   float scale = 1.f;
