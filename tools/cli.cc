@@ -10,6 +10,7 @@
 #include "ir/error.h"
 #include "passes/registry.h"
 #include "runtime/session.h"
+#include "tools/model_io.h"
 #include "tools/recipe.h"
 
 namespace edgepress::tools {
@@ -27,7 +28,17 @@ std::string& MaxMemoryText() {
   static std::string text;
   return text;
 }
+std::vector<std::string>& InputShapeTexts() {
+  static std::vector<std::string> texts;
+  return texts;
+}
 }  // namespace
+
+void AddInputShapeOption(CLI::App* cmd) {
+  cmd->add_option("--input-shape", InputShapeTexts(),
+                  "shape of a TorchScript input, which .pt files do not record: NAME=D0,D1,... "
+                  "(-1 keeps a dim symbolic; repeatable)");
+}
 
 void AddMaxMemoryOption(CLI::App* cmd) {
   cmd->add_option("--max-memory", MaxMemoryText(),
@@ -77,6 +88,7 @@ int Main(int argc, char** argv) {
     return rc == 0 ? 0 : 2;
   }
   try {
+    if (!InputShapeTexts().empty()) SetTorchScriptInputShapes(ParseInputShapes(InputShapeTexts()));
     if (!MaxMemoryText().empty())
       runtime::SetDefaultMaxMemoryBytes(ParseMaxMemoryOption(MaxMemoryText()));
     return action ? action() : 2;

@@ -32,6 +32,10 @@ void AddDistillCommand(CLI::App& app, Action& action);
 // folding obey it; a model that needs more fails naming the node and the size.
 void AddMaxMemoryOption(CLI::App* cmd);
 
+// --input-shape NAME=D0,D1,... (repeatable): shapes of a TorchScript model's inputs, which
+// .pt files do not record; applied process-wide before the action (model_io.h).
+void AddInputShapeOption(CLI::App* cmd);
+
 // Runs the CLI; never throws.
 int Main(int argc, char** argv);
 

@@ -66,6 +66,7 @@ void AddBenchCommand(CLI::App& app, Action& action) {
   cmd->add_option("--input", o->input, "inputs by name (.npz); default: random data");
   cmd->add_option("--dim", o->dims, "size of a symbolic dimension for random inputs (name=N)");
   AddMaxMemoryOption(cmd);
+  AddInputShapeOption(cmd);
   cmd->add_option("--threads", o->threads, "worker threads (0 = all cores)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));

@@ -72,6 +72,7 @@ void AddCalibrateCommand(CLI::App& app, Action& action) {
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
   AddMaxMemoryOption(cmd);
+  AddInputShapeOption(cmd);
   cmd->add_flag("--no-optimize", o->no_optimize,
                 "calibrate the model as given, without the default cleanup/fusion passes");
   cmd->add_option("-o,--output", o->output, "ranges file to write (.json)")->required();

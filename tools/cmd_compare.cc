@@ -68,6 +68,7 @@ void AddCompareCommand(CLI::App& app, Action& action) {
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
   AddMaxMemoryOption(cmd);
+  AddInputShapeOption(cmd);
   cmd->add_option("--top", o->top, "list this many worst layers")
       ->capture_default_str()
       ->check(CLI::Range(0, 100000));

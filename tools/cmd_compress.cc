@@ -41,6 +41,7 @@ void AddCompressCommand(CLI::App& app, Action& action) {
                       ->check(CLI::Range(1, 1024));
   auto* seed = cmd->add_option("--seed", o->seed, "seed for passes that sample (default: the recipe's)");
   AddMaxMemoryOption(cmd);
+  AddInputShapeOption(cmd);
   cmd->add_flag("-q,--quiet", o->quiet, "no progress output");
   cmd->add_flag("--json", o->json, "print report.json on stdout");
   cmd->callback([o, threads, seed, &action] {

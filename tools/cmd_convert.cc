@@ -17,8 +17,9 @@ void AddConvertCommand(CLI::App& app, Action& action) {
   };
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("convert", "Convert a model between formats (by extension)");
-  cmd->add_option("IN", o->in, "input model (.onnx, .epk)")->required();
+  cmd->add_option("IN", o->in, "input model (.onnx, .epk, .pt)")->required();
   cmd->add_option("OUT", o->out, "output model (.onnx, .epk, .pt)")->required();
+  AddInputShapeOption(cmd);
   cmd->add_flag("--external-data", o->external_data,
                 "ONNX: store large initializers in OUT.data next to OUT");
   cmd->callback([o, &action] {

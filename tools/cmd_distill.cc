@@ -56,6 +56,7 @@ void AddDistillCommand(CLI::App& app, Action& action) {
   CLI::App* cmd = app.add_subcommand(
       "distill", "Train a student model against a teacher (knowledge distillation)");
   cmd->add_option("--teacher", o->teacher, "teacher model (.onnx, .pt, .epk)")->required();
+  AddInputShapeOption(cmd);
   auto* st = cmd->add_option("--student", o->student, "student model (.onnx, .pt, .epk)");
   auto* ft = cmd->add_option("--student-from-teacher", o->from_teacher,
                              "make the student from the teacher with a pass pipeline, e.g. "

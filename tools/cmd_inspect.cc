@@ -331,7 +331,8 @@ void AddInspectCommand(CLI::App& app, Action& action) {
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand(
       "inspect", "Summarise a model: producer, opsets, inputs/outputs, ops, parameters");
-  cmd->add_option("MODEL", o->model, "model file (.onnx)")->required();
+  cmd->add_option("MODEL", o->model, "model file (.onnx, .epk, .pt)")->required();
+  AddInputShapeOption(cmd);
   cmd->add_flag("--graph", o->graph, "also print the graph as text");
   cmd->add_flag("--json", o->json, "print the summary as JSON");
   cmd->add_flag("--epk-size", o->epk_size,

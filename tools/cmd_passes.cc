@@ -90,6 +90,7 @@ void AddApplyCommand(CLI::App& app, Action& action) {
       ->check(CLI::Range(1, 1024));
   cmd->add_option("--seed", o->seed, "seed for passes that sample");
   AddMaxMemoryOption(cmd);
+  AddInputShapeOption(cmd);
   cmd->add_flag("--json", o->json, "print the pass log as JSON on stdout");
   cmd->callback([o, &action] {
     action = [o] {

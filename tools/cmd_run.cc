@@ -69,6 +69,7 @@ void AddRunCommand(CLI::App& app, Action& action) {
   cmd->add_option("--rtol", o->rtol, "relative tolerance for --compare")->capture_default_str();
   cmd->add_option("--atol", o->atol, "absolute tolerance for --compare")->capture_default_str();
   AddMaxMemoryOption(cmd);
+  AddInputShapeOption(cmd);
   cmd->add_option("--threads", o->threads, "worker threads (0 = all cores)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));

@@ -115,6 +115,7 @@ void AddSensitivityCommand(CLI::App& app, Action& action) {
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
   AddMaxMemoryOption(cmd);
+  AddInputShapeOption(cmd);
   cmd->add_option("-o,--output", o->out, "write the JSON to this file");
   cmd->add_flag("--json", o->json, "print JSON instead of the table");
   cmd->callback([o, &action] {

@@ -1,6 +1,8 @@
 #include "tools/model_io.h"
 
 #include <cctype>
+#include <cerrno>
+#include <cstdlib>
 #include <functional>
 #include <vector>
 
@@ -94,12 +96,19 @@ std::vector<std::pair<std::string, std::string>> ProvenanceFor(const std::string
 namespace {
 
 // TorchScript (.pt, and .jit as silero-vad names it) is read by formats/torchscript
-// when LibTorch is built in; the importer takes no shapes here (see docs/torchscript.md).
+// when LibTorch is built in, with the shapes of --input-shape (docs/torchscript.md).
 bool IsTorchScriptPath(const std::string& path) { return EndsWith(path, ".pt") || EndsWith(path, ".jit"); }
+
+std::map<std::string, std::vector<int64_t>>& TorchScriptInputShapes() {
+  static std::map<std::string, std::vector<int64_t>> shapes;
+  return shapes;
+}
 
 std::unique_ptr<ir::Model> LoadTorchScript(const std::string& path) {
 #ifdef EDGEPRESS_HAVE_TORCHSCRIPT
-  return formats::ImportTorchScript(path);
+  formats::TorchScriptImportOptions options;
+  options.input_shapes = TorchScriptInputShapes();
+  return formats::ImportTorchScript(path, options);
 #else
   ThrowUnsupported(path + ": reading TorchScript needs LibTorch; this edgepress was built without "
                           "it (configure with -DEDGEPRESS_WITH_TORCH=ON)");
@@ -107,6 +116,41 @@ std::unique_ptr<ir::Model> LoadTorchScript(const std::string& path) {
 }
 
 }  // namespace
+
+std::map<std::string, std::vector<int64_t>> ParseInputShapes(const std::vector<std::string>& texts) {
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const std::string& text : texts) {
+    auto bad = [&](const std::string& why) {
+      throw Error(ErrorCode::kUsage, "--input-shape '" + text + "': " + why +
+                                         " (expected NAME=D0,D1,... with -1 for a symbolic dim)");
+    };
+    const size_t eq = text.rfind('=');
+    if (eq == std::string::npos || eq == 0) bad("no NAME=");
+    const std::string name = text.substr(0, eq), dims = text.substr(eq + 1);
+    std::vector<int64_t> shape;
+    size_t pos = 0;
+    while (pos < dims.size()) {
+      size_t end = dims.find(',', pos);
+      if (end == std::string::npos) end = dims.size();
+      const std::string d = dims.substr(pos, end - pos);
+      char* stop = nullptr;
+      errno = 0;
+      const long long v = std::strtoll(d.c_str(), &stop, 10);
+      if (d.empty() || *stop != '\0' || errno == ERANGE || v < -1 || v > (int64_t{1} << 40))
+        bad("dim '" + d + "' is not a size");
+      shape.push_back(v);
+      pos = end + 1;
+      if (end + 1 == dims.size()) bad("trailing ','");
+    }
+    if (shape.size() > 64) bad("more than 64 dims");
+    if (!shapes.emplace(name, shape).second) bad("'" + name + "' is given twice");
+  }
+  return shapes;
+}
+
+void SetTorchScriptInputShapes(std::map<std::string, std::vector<int64_t>> shapes) {
+  TorchScriptInputShapes() = std::move(shapes);
+}
 
 std::string ModelFormatName(const std::string& path) {
   if (IsTorchScriptPath(path)) return "TorchScript";

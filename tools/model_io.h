@@ -2,6 +2,8 @@
 // Today: .onnx and .epk. A new format (.pt) adds one entry to Formats() in model_io.cc.
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -20,6 +22,13 @@ struct SaveModelOptions {
 // Provenance every written .epk carries: producer, tool version, the source file's name
 // and SHA-256.
 std::vector<std::pair<std::string, std::string>> ProvenanceFor(const std::string& source_path);
+
+// Input shapes for TorchScript files, which record none (an archive edgepress exported
+// records its own; these override it): "NAME=D0,D1,..." with -1 for a dim that stays
+// symbolic. Process-wide, set once from the command's --input-shape options.
+// Throws Error (kUsage) naming a malformed text.
+std::map<std::string, std::vector<int64_t>> ParseInputShapes(const std::vector<std::string>& texts);
+void SetTorchScriptInputShapes(std::map<std::string, std::vector<int64_t>> shapes);
 
 // Throws Error (kUnsupported) for an extension no format handles.
 std::unique_ptr<ir::Model> LoadModel(const std::string& path);

@@ -15,6 +15,8 @@
 #include <torch/csrc/jit/passes/remove_mutation.h>
 #include <torch/script.h>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -23,6 +25,7 @@
 
 #include "formats/torchscript/converter.h"
 #include "formats/torchscript/pt_archive.h"
+#include "formats/torchscript/torchscript_export.h"
 #include "formats/torchscript/torchscript_import.h"
 #include "ir/error.h"
 #include "ir/shape_inference.h"
@@ -58,7 +61,19 @@ const Registry& GlobalRegistry() {
 bool DriverOp(const std::string& k) {
   return k == "prim::Constant" || k == "prim::If" || k == "prim::Loop" ||
          k == "prim::RaiseException" || k == "aten::warn" || k == "prim::Uninitialized" ||
-         k == "prim::GetAttr" || k == "prim::SetAttr";
+         k == "prim::GetAttr" || k == "prim::SetAttr" || k == "aten::_set_item" || k == "aten::append";
+}
+
+// A block (nested blocks included) that reads or changes a Python list: such a loop cannot
+// become an ONNX Loop, which carries and indexes tensors only.
+bool UsesLists(const torch::jit::Block* b) {
+  for (const torch::jit::Node* n : b->nodes()) {
+    for (const torch::jit::Value* v : n->inputs())
+      if (v->type()->kind() == c10::TypeKind::ListType) return true;
+    for (const torch::jit::Block* sub : n->blocks())
+      if (UsesLists(sub)) return true;
+  }
+  return false;
 }
 
 // Ops folded when all their inputs are constants: anything deterministic without side
@@ -71,7 +86,7 @@ bool Foldable(const Node* n) {
          : k == "prim::ListConstruct" || k == "prim::ListUnpack" || k == "prim::TupleConstruct" ||
                k == "prim::TupleUnpack" || k == "prim::TupleIndex" || k == "prim::unchecked_cast" ||
                k == "prim::NumToTensor" || k == "prim::min" || k == "prim::max" ||
-               k == "prim::dtype" || k == "prim::device";
+               k == "prim::dtype" || k == "prim::device" || k == "prim::tolist";
 }
 
 // A block that ends by raising is an assertion of the model's own (shape checks, "input
@@ -150,7 +165,8 @@ class Driver {
       return;
     }
     if (k == "prim::If") return ConvertIf(n);
-    if (k == "prim::Loop") return ConvertLoop(n);
+    if (k == "prim::Loop") return UnrollLoop(n) ? void() : ConvertLoop(n);
+    if (k == "aten::_set_item" || k == "aten::append") return MutateList(n, k == "aten::append");
     if (k == "aten::warn") return;
     if (k == "prim::GetAttr" || k == "prim::SetAttr") return ConvertAttr(n, k == "prim::SetAttr");
     if (k == "prim::Uninitialized") return ctx_.Out(0, Slot::Const(c10::IValue()));
@@ -305,7 +321,9 @@ class Driver {
       sub->SetParent(parent, node);
       ctx_.g_ = sub.get();
       ++depth_;
+      runtime_blocks_.push_back(n->blocks()[bi]);
       ConvertBlock(n->blocks()[bi]);
+      runtime_blocks_.pop_back();
       --depth_;
       ctx_.node_ = n;
       for (size_t i = 0; i < n->outputs().size(); ++i) {
@@ -324,6 +342,95 @@ class Driver {
       node->output(i)->type = ir::ValueType::Tensor(dtypes[i]);
       ctx_.slots_[n->outputs()[i]] = Slot::Tensor(node->output(i), IsScalarType(n->outputs()[i]->type()));
     }
+  }
+
+  // A `for` over a trip count known at import whose body uses a Python list or carries one
+  // (the exporter's shape helpers: `for i in range(len(s)): s[i] = ...`) is evaluated at
+  // import, one copy of the body per iteration: an ONNX Loop cannot carry or index lists.
+  // Other loops stay loops.
+  bool UnrollLoop(const Node* n) {
+    constexpr int64_t kMaxUnroll = 256;
+    const Block* body = n->blocks()[0];
+    const Slot &trip = ctx_.In(0), &cond = ctx_.In(1);
+    if (!trip.is_const() || !trip.iv.isInt() || !cond.is_const() || !cond.iv.isBool()) return false;
+    if (trip.iv.toInt() > kMaxUnroll) return false;
+    if (body->outputs()[0]->node()->kind() != c10::prim::Constant) return false;  // a while loop
+    std::vector<Slot> carried;
+    bool lists = UsesLists(body);
+    for (size_t i = 2; i < n->inputs().size(); ++i) {
+      carried.push_back(ctx_.In(i));
+      const Slot& c = carried.back();
+      lists = lists || c.kind == Slot::Kind::kList || c.kind == Slot::Kind::kTuple ||
+              (c.is_const() && (c.iv.isList() || c.iv.isTuple()));
+    }
+    if (!lists) return false;
+    const bool go = torch::jit::toIValue(body->outputs()[0])->toBool();
+    const int64_t trips = cond.iv.toBool() ? trip.iv.toInt() : 0;
+    for (int64_t it = 0; it < trips; ++it) {
+      ctx_.slots_[body->inputs()[0]] = Slot::Const(c10::IValue(it));
+      for (size_t j = 0; j < carried.size(); ++j) ctx_.slots_[body->inputs()[j + 1]] = carried[j];
+      ConvertBlock(body);
+      ctx_.node_ = n;
+      for (size_t j = 0; j < carried.size(); ++j) carried[j] = ctx_.slots_.at(body->outputs()[j + 1]);
+      if (!go) break;
+    }
+    for (size_t j = 0; j < carried.size(); ++j) ctx_.slots_[n->outputs()[j]] = carried[j];
+    return true;
+  }
+
+  // list[i] = v and list.append(v) on a list known at import (constant, or a list of
+  // slots): the list value's slot is replaced by the new list, which every later use of
+  // that value reads (TorchScript's RemoveListMutation leaves these only inside loops).
+  void MutateList(const Node* n, bool append) {
+    const Value* lv = n->inputs()[0];
+    if (!runtime_blocks_.empty()) {
+      // Under a run-time If/Loop only a list made inside it may change: the slot update
+      // would otherwise apply whichever way run time goes.
+      bool inside = false;
+      for (const Block* b = lv->node()->owningBlock(); b && !inside;
+           b = b->owningNode() ? b->owningNode()->owningBlock() : nullptr)
+        inside = b == runtime_blocks_.back();
+      if (!inside) ctx_.Fail("changes a list under a condition decided at run time");
+    }
+    Slot list = ctx_.slots_.at(lv);
+    if (list.is_const() && list.iv.isList()) {
+      std::vector<Slot> items;
+      for (const c10::IValue& v : list.iv.toListRef()) items.push_back(Slot::Const(v));
+      list = Slot::List(std::move(items));
+    }
+    if (list.kind == Slot::Kind::kTensor && list.int_list && ctx_.TryRank(list.value) == 1) {
+      // Sizes computed at run time but of a known count: one scalar slot per element.
+      if (std::optional<int64_t> count = ctx_.Dim(list.value, 0); count && *count <= 64) {
+        std::vector<Slot> items;
+        for (int64_t i = 0; i < *count; ++i)
+          items.push_back(Slot::Tensor(ctx_.Op("Gather", {list.value, ctx_.I64(i)}, {ir::Attribute::Int("axis", 0)},
+                                               ir::DType::kInt64),
+                                       true));
+        list = Slot::List(std::move(items));
+      }
+    }
+    if (list.kind != Slot::Kind::kList)
+      ctx_.Fail("changes a list computed at run time (give the model's input shapes)");
+    const Slot& item = ctx_.In(append ? 1 : 2);
+    if (append) {
+      list.items.push_back(item);
+    } else {
+      if (!ctx_.IsConst(1)) ctx_.Fail("list index computed at run time");
+      int64_t i = ctx_.Int(1), size = static_cast<int64_t>(list.items.size());
+      if (i < 0) i += size;
+      if (i < 0 || i >= size) ctx_.Fail("list index out of range");
+      list.items[static_cast<size_t>(i)] = item;
+    }
+    // All-constant items fold back to one constant list, as ListConstruct makes them.
+    bool all_const = true;
+    for (const Slot& it : list.items) all_const = all_const && it.is_const();
+    if (all_const && n->output()->type()->kind() == c10::TypeKind::ListType) {
+      c10::impl::GenericList folded(n->output()->type()->expectRef<c10::ListType>().getElementType());
+      for (const Slot& it : list.items) folded.push_back(it.iv);
+      list = Slot::Const(c10::IValue(folded));
+    }
+    ctx_.slots_[lv] = list;
+    ctx_.Out(0, list);
   }
 
   void ConvertLoop(const Node* n) {
@@ -360,7 +467,9 @@ class Driver {
       ctx_.slots_[bv] = Slot::Tensor(in, IsScalarType(bv->type()));
     }
     ++depth_;
+    runtime_blocks_.push_back(body);
     ConvertBlock(body);
+    runtime_blocks_.pop_back();
     --depth_;
     ctx_.node_ = n;
     for (size_t i = 0; i < body->outputs().size(); ++i) {
@@ -394,6 +503,7 @@ class Driver {
   const torch::jit::Module* module_ = nullptr;  // the frozen module
   std::map<std::string, Slot> attrs_;          // attributes this call wrote
   int depth_ = 0;                              // nesting of If/Loop subgraphs
+  std::vector<const Block*> runtime_blocks_;   // the blocks those subgraphs convert
 };
 
 // Facts TorchScript code asks about at run time that are fixed for an import to CPU
@@ -451,6 +561,75 @@ void RanksFromConsumers(ir::Graph& g) {
   }
 }
 
+// The signature file an edgepress export writes (torchscript_export.h). Checked field by
+// field: a malformed one is refused naming the file and the field, never half-used.
+struct RecordedInput {
+  std::string arg, name;
+  ir::DType dtype = ir::DType::kUndefined;
+  std::optional<ir::Shape> shape;
+};
+struct RecordedSignature {
+  std::vector<RecordedInput> inputs;
+  std::vector<std::string> outputs;
+  const RecordedInput* Find(const std::string& arg) const {
+    for (const RecordedInput& r : inputs)
+      if (r.arg == arg) return &r;
+    return nullptr;
+  }
+};
+
+RecordedSignature ReadSignature(const std::string& path, const std::string& text) {
+  RecordedSignature sig;
+  if (text.empty()) return sig;
+  const std::string where = path + ": extra/" + kTorchScriptSignatureFile;
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  auto bad = [&](const std::string& what) { ThrowInvalid(where + ": " + what); };
+  if (!j.is_object()) bad("not a JSON object");
+  if (!j.contains("format") || !j["format"].is_number_integer() || j["format"].get<int64_t>() != 1)
+    bad("'format' must be 1");
+  if (j.contains("inputs")) {
+    if (!j["inputs"].is_array()) bad("'inputs' must be an array");
+    for (const nlohmann::json& in : j["inputs"]) {
+      if (!in.is_object() || !in.contains("arg") || !in["arg"].is_string() || !in.contains("name") ||
+          !in["name"].is_string() || in["name"].get<std::string>().empty())
+        bad("each input needs string 'arg' and 'name'");
+      RecordedInput r;
+      r.arg = in["arg"].get<std::string>();
+      r.name = in["name"].get<std::string>();
+      if (in.contains("dtype")) {
+        if (!in["dtype"].is_string()) bad("input '" + r.name + "': 'dtype' must be a string");
+        r.dtype = ir::DTypeFromName(in["dtype"].get<std::string>());
+      }
+      if (in.contains("shape")) {
+        if (!in["shape"].is_array() || in["shape"].size() > 64) bad("input '" + r.name + "': 'shape' must be an array of at most 64 dims");
+        r.shape = ir::Shape{};
+        for (size_t d = 0; d < in["shape"].size(); ++d) {
+          const nlohmann::json& dim = in["shape"][d];
+          if (dim.is_number_integer() && dim.get<int64_t>() >= 0)
+            r.shape->push_back(ir::Dim::Known(dim.get<int64_t>()));
+          else if (dim.is_string() && dim.get<std::string>() != "?")
+            r.shape->push_back(ir::Dim::Symbol(dim.get<std::string>()));
+          else if (dim.is_string())
+            r.shape->push_back(ir::Dim::Symbol(r.name + "_d" + std::to_string(d)));
+          else
+            bad("input '" + r.name + "': dim " + std::to_string(d) + " must be a size >= 0 or a name");
+        }
+      }
+      for (const RecordedInput& o : sig.inputs)
+        if (o.arg == r.arg || o.name == r.name) bad("input '" + r.name + "' is listed twice");
+      sig.inputs.push_back(std::move(r));
+    }
+  }
+  if (j.contains("outputs")) {
+    if (!j["outputs"].is_array()) bad("'outputs' must be an array");
+    for (const nlohmann::json& o : j["outputs"]) {
+      if (!o.is_string() || o.get<std::string>().empty()) bad("each output must be a non-empty name");
+      sig.outputs.push_back(o.get<std::string>());
+    }
+  }
+  return sig;
+}
+
 }  // namespace
 }  // namespace ts
 
@@ -459,13 +638,15 @@ std::unique_ptr<ir::Model> ImportTorchScript(const std::string& path,
   using namespace ts;
   CheckPtArchiveFile(path);
   torch::jit::Module module;
+  torch::jit::ExtraFilesMap extra{{kTorchScriptSignatureFile, ""}};
   try {
-    module = torch::jit::load(path, torch::kCPU);
+    module = torch::jit::load(path, torch::kCPU, extra);
   } catch (const c10::Error& e) {
     ThrowInvalid(path + ": LibTorch cannot load it: " + Brief(e));
   } catch (const std::exception& e) {
     ThrowInvalid(path + ": LibTorch cannot load it: " + std::string(e.what()));
   }
+  const RecordedSignature recorded = ReadSignature(path, extra[kTorchScriptSignatureFile]);
   std::shared_ptr<torch::jit::Graph> graph;
   c10::FunctionSchema schema("", "", {}, {});
   torch::jit::Module frozen;
@@ -509,20 +690,30 @@ std::unique_ptr<ir::Model> ImportTorchScript(const std::string& path,
         continue;
       }
       if (t->kind() == c10::TypeKind::TensorType) {
+        // An archive edgepress wrote names its arguments x0, x1, ... and records the IR
+        // name, dtype and shape of each; the caller's options win over the record.
+        const RecordedInput* rec = recorded.Find(name);
+        const std::string ir_name = rec ? rec->name : name;
         ir::DType dt = embedding_indices.count(name) ? ir::DType::kInt64 : ir::DType::kFloat32;
+        if (rec && rec->dtype != ir::DType::kUndefined) dt = rec->dtype;
         if (auto it = options.input_dtypes.find(name); it != options.input_dtypes.end()) dt = it->second;
-        std::optional<ir::Shape> shape;
-        if (auto it = options.input_shapes.find(name); it != options.input_shapes.end()) {
+        else if (auto jt = options.input_dtypes.find(ir_name); jt != options.input_dtypes.end()) dt = jt->second;
+        std::optional<ir::Shape> shape = rec ? rec->shape : std::nullopt;
+        auto given = options.input_shapes.find(name);
+        if (given == options.input_shapes.end()) given = options.input_shapes.find(ir_name);
+        if (given != options.input_shapes.end()) {
           shape = ir::Shape{};
-          for (size_t d = 0; d < it->second.size(); ++d)
-            shape->push_back(it->second[d] >= 0 ? ir::Dim::Known(it->second[d])
-                                                : ir::Dim::Symbol(name + "_d" + std::to_string(d)));
+          for (size_t d = 0; d < given->second.size(); ++d)
+            shape->push_back(given->second[d] >= 0 ? ir::Dim::Known(given->second[d])
+                                                   : ir::Dim::Symbol(ir_name + "_d" + std::to_string(d)));
+        }
+        if (shape) {
           // The rank lets TorchScript's own peepholes settle x.dim() checks.
           in->setType(c10::TensorType::create(
-              c10::nullopt, c10::Device(c10::kCPU), c10::SymbolicShape(c10::optional<size_t>(it->second.size())),
-              c10::VaryingShape<c10::Stride>(it->second.size()), c10::nullopt));
+              c10::nullopt, c10::Device(c10::kCPU), c10::SymbolicShape(c10::optional<size_t>(shape->size())),
+              c10::VaryingShape<c10::Stride>(shape->size()), c10::nullopt));
         }
-        ir::Value* v = model->graph->AddInput(name, ir::ValueType::Tensor(dt, shape));
+        ir::Value* v = model->graph->AddInput(ir_name, ir::ValueType::Tensor(dt, shape));
         ctx.slots_[in] = Slot::Tensor(v);
         continue;
       }
@@ -583,8 +774,12 @@ std::unique_ptr<ir::Model> ImportTorchScript(const std::string& path,
     if (!options.output_names.empty() && options.output_names.size() != flat.size())
       ThrowInvalid(path + ": " + std::to_string(options.output_names.size()) +
                    " output names given for " + std::to_string(flat.size()) + " outputs");
+    const std::vector<std::string>& out_names =
+        !options.output_names.empty() ? options.output_names
+        : recorded.outputs.size() == flat.size() ? recorded.outputs
+                                                 : options.output_names;
     for (size_t i = 0; i < flat.size(); ++i) {
-      std::string name = !options.output_names.empty() ? options.output_names[i]
+      std::string name = !out_names.empty() ? out_names[i]
                          : flat.size() == 1             ? "output"
                                                         : "output_" + std::to_string(i);
       if (flat[i].is_none()) ThrowUnsupported(path + ": output " + std::to_string(i) + " is None");

@@ -187,6 +187,15 @@ void GroupNorm(Ctx& c) {  // (input, num_groups, weight, bias, eps, cudnn)
   c.Out(y);
 }
 
+// (input, weight, bias, running_mean, running_var, use_input_stats, momentum, eps, cudnn):
+// with the input's own statistics and both affine tensors, ONNX InstanceNormalization.
+void InstanceNorm(Ctx& c) {
+  if (!c.Bool(5)) c.Fail("instance_norm with running statistics (use_input_stats=False)");
+  if (c.IsNone(1) || c.IsNone(2)) c.Fail("instance_norm without weight and bias");
+  c.Out(c.Op("InstanceNormalization", {c.T(0), c.T(1), c.T(2)},
+             {Attribute::Float("epsilon", static_cast<float>(c.Double(7)))}));
+}
+
 void Linear(Ctx& c) {  // (input, weight, bias)
   Value* x = c.T(0);
   const Slot& w = c.In(1);
@@ -443,6 +452,7 @@ void RegisterNnOps(Registry& r) {
   r["aten::batch_norm"] = BatchNorm;
   r["aten::layer_norm"] = LayerNorm;
   r["aten::group_norm"] = GroupNorm;
+  r["aten::instance_norm"] = InstanceNorm;
   r["aten::linear"] = Linear;
   for (const char* k : {"aten::matmul", "aten::bmm", "aten::mm"}) r[k] = MatMul;
   r["aten::addmm"] = Addmm;
@@ -458,6 +468,10 @@ void RegisterNnOps(Registry& r) {
                    : k == "reciprocal" ? "Reciprocal" : k == "floor" ? "Floor" : k == "ceil" ? "Ceil" : "Sign";
     r["aten::" + k] = r["aten::" + k + "_"] = [op](Ctx& c) { Unary(c, op.c_str()); };
   }
+  r["aten::expm1"] = [](Ctx& c) {  // exp(x) - 1 (the exporter's Elu); absolute error ~1 ulp of 1
+    Value* e = c.Op("Exp", {c.T(0)});
+    c.Out(c.Op("Sub", {e, c.Cast(c.I64(1), Ctx::DTypeOf(e))}));
+  };
   r["aten::rsqrt"] = [](Ctx& c) { c.Out(c.Op("Reciprocal", {c.Op("Sqrt", {c.T(0)})})); };
   r["aten::gelu"] = Gelu;
   r["aten::silu"] = r["aten::silu_"] = Silu;

@@ -161,6 +161,9 @@ void Len(Ctx& c) {
   const Slot& s = c.In(0);
   if (s.kind == Slot::Kind::kList) return c.Out(0, Slot::Const(c10::IValue(static_cast<int64_t>(s.items.size()))));
   Value* v = c.T(0);
+  // A size list whose length is known (sizes of a tensor of known rank).
+  if (c.TryRank(v) == 1)
+    if (std::optional<int64_t> n = c.Dim(v, 0)) return c.Out(0, Slot::Const(c10::IValue(*n)));
   if (s.int_list) return c.OutScalar(c.Op("Size", {v}, {}, DType::kInt64));
   c.OutScalar(c.Op("Gather", {ShapeOf(c, v), c.I64(0)}, {Attribute::Int("axis", 0)}, DType::kInt64));
 }
@@ -673,6 +676,54 @@ void RegisterTensorOps(Registry& r) {
   r["aten::numel"] = Numel;
   r["aten::dim"] = [](Ctx& c) { c.Out(0, Slot::Const(c10::IValue(static_cast<int64_t>(c.Rank(c.T(0)))))); };
   r["aten::len"] = Len;
+  // t.tolist() of a 1-D integer tensor computed at run time (the exporter's _ints helper
+  // on a shape tensor): the int[] stays a tensor. Constant tensors fold before this.
+  r["prim::tolist"] = [](Ctx& c) {
+    Value* v = c.T(0);
+    // A 1-D view of a constant integer tensor (`t.to(4).reshape([-1])` on a weight-sized
+    // constant the importer keeps as an initializer): the values are known here.
+    const Value* src = v;
+    while (src->producer() && src->producer()->num_inputs() >= 1 &&
+           (src->producer()->op_type() == "Reshape" || src->producer()->op_type() == "Flatten" ||
+            src->producer()->op_type() == "Identity" ||
+            (src->producer()->op_type() == "Cast" && ir::IsInteger(Ctx::DTypeOf(src->producer()->input(0))))))
+      src = src->producer()->input(0);
+    if (const ir::Tensor* t = src->initializer(); t && c.TryRank(v) == 1 &&
+        (t->dtype() == DType::kInt64 || t->dtype() == DType::kInt32) && t->numel() <= 4096) {
+      std::vector<int64_t> ints(static_cast<size_t>(t->numel()));
+      for (size_t i = 0; i < ints.size(); ++i)
+        ints[i] = t->dtype() == DType::kInt64 ? t->data<int64_t>()[i] : t->data<int32_t>()[i];
+      return c.Out(0, Slot::Const(c10::IValue(ints)));
+    }
+    if (!ir::IsInteger(Ctx::DTypeOf(v)) || c.TryRank(v) != 1)
+      c.Fail("tolist() of a tensor computed at run time that is not a 1-D integer tensor");
+    Slot s = Slot::Tensor(c.Cast(v, DType::kInt64));
+    s.int_list = true;
+    c.Out(0, s);
+  };
+  // torch.tensor(int list) of sizes computed at run time.
+  r["aten::tensor"] = [](Ctx& c) {
+    const Slot& s = c.In(0);
+    // An int[] held as a tensor (sizes, a slice of them) or a list of int slots.
+    const bool ints = (s.kind == Slot::Kind::kTensor && !s.scalar && ir::IsInteger(Ctx::DTypeOf(s.value)) &&
+                       c.TryRank(s.value) == 1) ||
+                      s.kind == Slot::Kind::kList;
+    if (!ints) c.Fail("torch.tensor() of a value computed at run time other than an int list");
+    Value* v = c.IntList(0);
+    if (!c.IsNone(1)) {
+      DType dt = Ctx::FromScalarType(c.Int(1));
+      if (dt == DType::kUndefined) c.Fail("torch.tensor() dtype without an IR counterpart");
+      v = c.Cast(v, dt);
+    }
+    c.Out(v);
+  };
+  // `for i in range(a, b, s)`: TorchScript counts 0..n-1 and derives i = a + k * s.
+  r["aten::__derive_index"] = [](Ctx& c) {
+    if (c.IsConst(0) && c.IsConst(1) && c.IsConst(2))
+      return c.Out(0, Slot::Const(c10::IValue(c.Int(1) + c.Int(0) * c.Int(2))));
+    Value* step = c.Op("Mul", {As(c, 0, DType::kInt64), As(c, 2, DType::kInt64)}, {}, DType::kInt64);
+    c.OutScalar(c.Op("Add", {As(c, 1, DType::kInt64), step}, {}, DType::kInt64));
+  };
   r["aten::__getitem__"] = GetItem;
   r["prim::ListUnpack"] = r["prim::TupleUnpack"] = ListUnpack;
   r["prim::ListConstruct"] = [](Ctx& c) { ListConstruct(c, Slot::Kind::kList); };
@@ -699,6 +750,17 @@ void RegisterTensorOps(Registry& r) {
   r["aten::slice"] = Slice;
   r["aten::narrow"] = Narrow;
   r["aten::select"] = Select;
+  r["aten::index_select"] = [](Ctx& c) {  // (x, dim, 1-D index)
+    c.Out(c.Op("Gather", {c.T(0), As(c, 2, DType::kInt64)}, {Attribute::Int("axis", c.Int(1))}));
+  };
+  // log(exp(a) + exp(b)) = max(a, b) + log(1 + exp(-|a - b|)), without overflow.
+  r["aten::logaddexp"] = [](Ctx& c) {
+    Value *a = c.T(0), *b = c.T(1);
+    Value* m = c.Op("Max", {a, b});
+    Value* e = c.Op("Exp", {c.Op("Neg", {c.Op("Abs", {c.Op("Sub", {a, b})})})});
+    Value* one = c.Cast(c.I64(1), Ctx::DTypeOf(e));
+    c.Out(c.Op("Add", {m, c.Op("Log", {c.Op("Add", {e, one})})}));
+  };
   r["aten::index"] = Index;
   r["aten::masked_fill"] = r["aten::masked_fill_"] = MaskedFill;
   r["aten::where"] = Where;

@@ -2,16 +2,20 @@
 
 #include <torch/script.h>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <cstring>
 #include <functional>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "formats/torchscript/torch_compat.h"
 #include "formats/torchscript/torchscript_export_helpers.h"
 #include "ir/error.h"
 #include "ir/file_util.h"
+#include "ir/shape_inference.h"
 
 namespace edgepress::formats {
 
@@ -247,6 +251,184 @@ std::string AxesInput(Emitter& e, const ir::Node& n) {
   return "None";
 }
 
+// Constant integer contents of a value (an initializer or a Constant node's output), for
+// the specialised forms below: a Reshape to a constant shape is written as
+// torch.reshape(x, [..]) instead of the generic helper, which TorchScript runs faster
+// (no tensor -> list per call) and edgepress's own importer reads back.
+std::optional<std::vector<int64_t>> ConstInts(const ir::Value* v) {
+  if (!v) return std::nullopt;
+  const ir::Tensor* t = v->initializer();
+  if (!t && v->producer() && v->producer()->op_type() == "Constant" && v->producer()->domain().empty())
+    if (const ir::Attribute* a = v->producer()->attr("value"); a && a->kind == ir::Attribute::Kind::kTensor) t = &a->t;
+  if (!t || (t->dtype() != ir::DType::kInt64 && t->dtype() != ir::DType::kInt32) || t->rank() > 1)
+    return std::nullopt;
+  std::vector<int64_t> r(static_cast<size_t>(t->numel()));
+  for (size_t i = 0; i < r.size(); ++i)
+    r[i] = t->dtype() == ir::DType::kInt64 ? t->data<int64_t>()[i] : t->data<int32_t>()[i];
+  return r;
+}
+
+// A constant scalar (rank 0 or one element) of any numeric dtype.
+std::optional<double> ConstScalar(const ir::Value* v) {
+  if (!v) return std::nullopt;
+  const ir::Tensor* t = v->initializer();
+  if (!t && v->producer() && v->producer()->op_type() == "Constant" && v->producer()->domain().empty())
+    if (const ir::Attribute* a = v->producer()->attr("value"); a && a->kind == ir::Attribute::Kind::kTensor) t = &a->t;
+  if (!t || t->numel() != 1) return std::nullopt;
+  switch (t->dtype()) {
+    case ir::DType::kFloat32: return t->data<float>()[0];
+    case ir::DType::kFloat64: return t->data<double>()[0];
+    case ir::DType::kInt64: return static_cast<double>(t->data<int64_t>()[0]);
+    case ir::DType::kInt32: return t->data<int32_t>()[0];
+    default: return std::nullopt;
+  }
+}
+
+std::optional<size_t> RankOf(const ir::Value* v) {
+  if (!v) return std::nullopt;
+  if (v->initializer()) return static_cast<size_t>(v->initializer()->rank());
+  if (v->type.shape) return v->type.shape->size();
+  return std::nullopt;
+}
+
+// Reshape to a constant shape: ONNX's 0 ("copy the input's dim") becomes x.size(i).
+bool ReshapeConst(Emitter& e, const ir::Node& n) {
+  std::optional<std::vector<int64_t>> s = ConstInts(n.input(1));
+  if (!s) return false;
+  const bool allowzero = n.attr_int("allowzero", 0) != 0;
+  const std::string x = e.In(n, 0);
+  std::string list = "[";
+  for (size_t i = 0; i < s->size(); ++i) {
+    list += i ? ", " : "";
+    list += (*s)[i] == 0 && !allowzero ? x + ".size(" + std::to_string(i) + ")" : std::to_string((*s)[i]);
+  }
+  e.Assign(n, "torch.reshape(" + x + ", " + list + "])");
+  return true;
+}
+
+// Flatten to 2-D at a known rank: torch.flatten keeps the leading dims, so axis > 1
+// flattens them in a second call.
+bool FlattenKnownRank(Emitter& e, const ir::Node& n) {
+  std::optional<size_t> r = RankOf(n.input(0));
+  if (!r || *r == 0) return false;
+  int64_t a = n.attr_int("axis", 1);
+  if (a < 0) a += static_cast<int64_t>(*r);
+  if (a < 0 || a > static_cast<int64_t>(*r)) return false;
+  const std::string x = e.In(n, 0);
+  if (a == 0) e.Assign(n, "torch.reshape(" + x + ", [1, -1])");
+  else if (a == static_cast<int64_t>(*r)) e.Assign(n, "torch.unsqueeze(torch.flatten(" + x + "), 1)");
+  else if (a == 1) e.Assign(n, "torch.flatten(" + x + ", 1)");
+  else e.Assign(n, "torch.flatten(torch.flatten(" + x + ", " + std::to_string(a) + "), 0, " + std::to_string(a - 1) + ")");
+  return true;
+}
+
+// Constant axes of Squeeze/Unsqueeze (input or attribute), if any.
+std::optional<std::vector<int64_t>> ConstAxes(const ir::Node& n) {
+  if (n.num_inputs() > 1 && n.input(1)) return ConstInts(n.input(1));
+  if (n.has_attr("axes")) return n.attr_ints("axes");
+  return std::nullopt;
+}
+
+// Unsqueeze/Squeeze with constant axes at a known rank: one torch call per axis, in the
+// order that keeps the later axes' positions (ascending for unsqueeze, descending for
+// squeeze).
+bool SqueezeConst(Emitter& e, const ir::Node& n, bool unsqueeze) {
+  std::optional<std::vector<int64_t>> axes = ConstAxes(n);
+  std::optional<size_t> r = RankOf(n.input(0));
+  if (!unsqueeze && !axes && n.num_inputs() < 2) {
+    e.Assign(n, "torch.squeeze(" + e.In(n, 0) + ")");
+    return true;
+  }
+  if (!axes || !r) return false;
+  const int64_t rank = static_cast<int64_t>(*r) + (unsqueeze ? static_cast<int64_t>(axes->size()) : 0);
+  for (int64_t& a : *axes) {
+    if (a < 0) a += rank;
+    if (a < 0 || a >= rank) return false;
+  }
+  std::sort(axes->begin(), axes->end());
+  if (!unsqueeze) std::reverse(axes->begin(), axes->end());
+  std::string y = e.In(n, 0);
+  for (int64_t a : *axes) y = std::string(unsqueeze ? "torch.unsqueeze(" : "torch.squeeze(") + y + ", " + std::to_string(a) + ")";
+  e.Assign(n, y);
+  return true;
+}
+
+// Gather of one constant index (rank 0) is a select, negative indices included.
+bool GatherScalar(Emitter& e, const ir::Node& n) {
+  const ir::Value* idx = n.input(1);
+  std::optional<std::vector<int64_t>> v = ConstInts(idx);
+  std::optional<size_t> r = RankOf(idx);
+  if (!v || v->size() != 1 || !r || *r != 0) return false;
+  e.Assign(n, "torch.select(" + e.In(n, 0) + ", " + std::to_string(n.attr_int("axis", 0)) + ", " + std::to_string((*v)[0]) + ")");
+  return true;
+}
+
+// Clip with constant (or omitted) bounds takes numbers, as torch.clamp's scalar form.
+bool ClipConst(Emitter& e, const ir::Node& n) {
+  std::string b[2];
+  for (size_t i = 1; i <= 2; ++i) {
+    const ir::Value* v = i < n.num_inputs() ? n.input(i) : nullptr;
+    if (!v) { b[i - 1] = "None"; continue; }
+    std::optional<double> c = ConstScalar(v);
+    if (!c) return false;
+    b[i - 1] = Float(*c);
+  }
+  e.Assign(n, "torch.clamp(" + e.In(n, 0) + ", " + b[0] + ", " + b[1] + ")");
+  return true;
+}
+
+// Slice with constant starts/ends/axes and positive steps: ONNX clamps like Python
+// slicing, so each axis is one torch.slice.
+bool SliceConst(Emitter& e, const ir::Node& n) {
+  auto in = [&](size_t i) { return i < n.num_inputs() ? n.input(i) : nullptr; };
+  std::optional<std::vector<int64_t>> starts = ConstInts(in(1)), ends = ConstInts(in(2));
+  if (!starts || !ends || starts->size() != ends->size()) return false;
+  std::vector<int64_t> axes(starts->size()), steps(starts->size(), 1);
+  for (size_t i = 0; i < axes.size(); ++i) axes[i] = static_cast<int64_t>(i);
+  if (in(3)) {
+    std::optional<std::vector<int64_t>> a = ConstInts(in(3));
+    if (!a || a->size() != axes.size()) return false;
+    axes = *a;
+  }
+  if (in(4)) {
+    std::optional<std::vector<int64_t>> st = ConstInts(in(4));
+    if (!st || st->size() != steps.size()) return false;
+    steps = *st;
+  }
+  std::string y = e.In(n, 0);
+  for (size_t i = 0; i < axes.size(); ++i) {
+    if (steps[i] < 1) return false;
+    y = "torch.slice(" + y + ", " + std::to_string(axes[i]) + ", " + std::to_string((*starts)[i]) + ", " +
+        std::to_string((*ends)[i]) + ", " + std::to_string(steps[i]) + ")";
+  }
+  e.Assign(n, y);
+  return true;
+}
+
+// LayerNormalization whose scale is a constant of the normalized shape (what exporters
+// write): torch.layer_norm with that shape as a literal list.
+bool LayerNormConst(Emitter& e, const ir::Node& n) {
+  const ir::Tensor* w = n.input(1) ? n.input(1)->initializer() : nullptr;
+  if (!w) return false;
+  const int64_t axis = n.attr_int("axis", -1), k = w->rank();
+  std::optional<size_t> r = RankOf(n.input(0));
+  const bool fits = axis < 0 ? -axis == k : (r && static_cast<int64_t>(*r) - axis == k);
+  if (!fits) return false;
+  e.Assign(n, "torch.layer_norm(" + e.In(n, 0) + ", " + IntList(w->shape()) + ", " + e.In(n, 1) + ", " +
+                  e.In(n, 2) + ", " + Float(n.attr_float("epsilon", 1e-5f)) + ")");
+  return true;
+}
+
+// Reduce* over constant, non-empty axes (input or attribute).
+bool ReduceConst(Emitter& e, const ir::Node& n, const std::string& fn) {
+  std::optional<std::vector<int64_t>> axes;
+  if (n.num_inputs() > 1 && n.input(1)) axes = ConstInts(n.input(1));
+  else if (n.has_attr("axes")) axes = n.attr_ints("axes");
+  if (!axes || axes->empty()) return false;
+  e.Assign(n, fn + "(" + e.In(n, 0) + ", " + IntList(*axes) + ", " + (n.attr_int("keepdims", 1) ? "True" : "False") + ")");
+  return true;
+}
+
 void QuantizeLinear(Emitter& e, const ir::Node& n) {
   ir::DType out = ir::DType::kUInt8;
   if (const ir::Value* z = n.input(2))
@@ -337,6 +519,7 @@ void Loop(Emitter& e, const ir::Node& n) {
 // ReduceSum/Max/Min: axes from the input (opset 13/18 forms) or the attribute.
 void Reduce(Emitter& e, const ir::Node& n) {
   const std::string op = n.op_type();
+  if (ReduceConst(e, n, op == "ReduceSum" ? "torch.sum" : op == "ReduceMax" ? "torch.amax" : "torch.amin")) return;
   e.Assign(n, "self._reduce(" + std::string(op == "ReduceSum" ? "0" : op == "ReduceMax" ? "1" : "2") + ", " +
                   e.In(n, 0) + ", " + e.In(n, 1) + ", " + AxesAttr(n) + ", " +
                   (n.attr_int("keepdims", 1) ? "True" : "False") + ", " +
@@ -382,6 +565,7 @@ const std::map<std::string, OpWriter>& Writers() {
          e.Assign(n, "torch.where(" + e.In(n, 0) + ", " + e.In(n, 1) + ", " + e.In(n, 2) + ")");
        }},
       {"Clip", [](Emitter& e, const ir::Node& n) {
+         if (ClipConst(e, n)) return;
          e.Assign(n, "torch.clamp(" + e.In(n, 0) + ", " + e.In(n, 1) + ", " + e.In(n, 2) + ")");
        }},
       {"Gelu", [](Emitter& e, const ir::Node& n) {
@@ -416,6 +600,11 @@ const std::map<std::string, OpWriter>& Writers() {
       {"MaxPool", [](Emitter& e, const ir::Node& n) { Pool(e, n, true); }},
       {"AveragePool", [](Emitter& e, const ir::Node& n) { Pool(e, n, false); }},
       {"GlobalAveragePool", [](Emitter& e, const ir::Node& n) {
+         if (std::optional<size_t> r = RankOf(n.input(0)); r && *r > 2) {
+           std::vector<int64_t> axes;
+           for (size_t a = 2; a < *r; ++a) axes.push_back(static_cast<int64_t>(a));
+           return e.Assign(n, "torch.mean(" + e.In(n, 0) + ", " + IntList(axes) + ", True)");
+         }
          e.Assign(n, "torch.mean(" + e.In(n, 0) + ", [i for i in range(2, " + e.In(n, 0) + ".dim())], True)");
        }},
       {"BatchNormalization", [](Emitter& e, const ir::Node& n) {
@@ -424,14 +613,17 @@ const std::map<std::string, OpWriter>& Writers() {
                          Float(n.attr_float("epsilon", 1e-5f)) + ", False)");
        }},
       {"LayerNormalization", [](Emitter& e, const ir::Node& n) {
+         if (LayerNormConst(e, n)) return;
          e.Assign(n, "self._layer_norm(" + e.In(n, 0) + ", " + e.In(n, 1) + ", " + e.In(n, 2) + ", " +
                          std::to_string(n.attr_int("axis", -1)) + ", " +
                          Float(n.attr_float("epsilon", 1e-5f)) + ")");
        }},
       {"Flatten", [](Emitter& e, const ir::Node& n) {
+         if (FlattenKnownRank(e, n)) return;
          e.Assign(n, "self._flatten(" + e.In(n, 0) + ", " + std::to_string(n.attr_int("axis", 1)) + ")");
        }},
       {"Reshape", [](Emitter& e, const ir::Node& n) {
+         if (ReshapeConst(e, n)) return;
          e.Assign(n, "self._reshape(" + e.In(n, 0) + ", " + e.In(n, 1) + ", " +
                          std::to_string(n.attr_int("allowzero", 0)) + ")");
        }},
@@ -446,6 +638,19 @@ const std::map<std::string, OpWriter>& Writers() {
          e.Assign(n, "torch.cat([" + parts + "], " + std::to_string(n.attr_int("axis", 0)) + ")");
        }},
       {"Split", [](Emitter& e, const ir::Node& n) {
+         std::optional<std::vector<int64_t>> known =
+             n.num_inputs() > 1 && n.input(1) ? ConstInts(n.input(1))
+             : n.has_attr("split")            ? std::optional<std::vector<int64_t>>(n.attr_ints("split"))
+                                              : std::nullopt;
+         if (known) {  // constant sizes: torch.split's own list form
+           std::string parts = "p" + std::to_string(e.counter++);
+           e.Line(parts + " = torch.split(" + e.In(n, 0) + ", " + IntList(*known) + ", " +
+                  std::to_string(n.attr_int("axis", 0)) + ")");
+           for (size_t i = 0; i < n.num_outputs(); ++i)
+             if (n.output(i) && !n.output(i)->name().empty())
+               e.Line(e.Out(n, i) + " = " + parts + "[" + std::to_string(i) + "]");
+           return;
+         }
          std::string sizes = n.input(1) ? e.In(n, 1)
                              : n.has_attr("split") ? "torch.tensor(" + IntList(n.attr_ints("split")) + ")"
                                                    : "None";
@@ -457,10 +662,12 @@ const std::map<std::string, OpWriter>& Writers() {
              e.Line(e.Out(n, i) + " = " + parts + "[" + std::to_string(i) + "]");
        }},
       {"Slice", [](Emitter& e, const ir::Node& n) {
+         if (SliceConst(e, n)) return;
          e.Assign(n, "self._slice(" + e.In(n, 0) + ", " + e.In(n, 1) + ", " + e.In(n, 2) + ", " +
                          e.In(n, 3) + ", " + e.In(n, 4) + ")");
        }},
       {"Gather", [](Emitter& e, const ir::Node& n) {
+         if (GatherScalar(e, n)) return;
          e.Assign(n, "self._gather(" + e.In(n, 0) + ", " + e.In(n, 1) + ", " +
                          std::to_string(n.attr_int("axis", 0)) + ")");
        }},
@@ -469,9 +676,11 @@ const std::map<std::string, OpWriter>& Writers() {
                          std::to_string(n.attr_int("end", INT32_MAX)) + ")");
        }},
       {"Unsqueeze", [](Emitter& e, const ir::Node& n) {
+         if (SqueezeConst(e, n, true)) return;
          e.Assign(n, "self._unsqueeze(" + e.In(n, 0) + ", " + AxesInput(e, n) + ")");
        }},
       {"Squeeze", [](Emitter& e, const ir::Node& n) {
+         if (SqueezeConst(e, n, false)) return;
          e.Assign(n, "self._squeeze(" + e.In(n, 0) + ", " + AxesInput(e, n) + ")");
        }},
       {"Expand", [](Emitter& e, const ir::Node& n) {
@@ -484,6 +693,7 @@ const std::map<std::string, OpWriter>& Writers() {
          e.Assign(n, "self._range(" + e.In(n, 0) + ", " + e.In(n, 1) + ", " + e.In(n, 2) + ")");
        }},
       {"ReduceMean", [](Emitter& e, const ir::Node& n) {
+         if (ReduceConst(e, n, "torch.mean")) return;
          e.Assign(n, "self._reduce_mean(" + e.In(n, 0) + ", " + e.In(n, 1) + ", " + AxesAttr(n) + ", " +
                          (n.attr_int("keepdims", 1) ? "True" : "False") + ")");
        }},
@@ -657,12 +867,28 @@ void CollectProblems(const ir::Graph& g, std::vector<std::string>& problems) {
   }
 }
 
+// One forward() argument of the signature file: the IR name, dtype and shape (known dims
+// as numbers, symbolic ones by name, no "shape" when the rank is unknown), so a re-import
+// gets the names and ranks TorchScript itself does not record.
+nlohmann::json SignatureOf(const ir::Value& v, const std::string& arg) {
+  nlohmann::json j{{"arg", arg}, {"name", v.name()}, {"dtype", ir::DTypeName(v.type.dtype)}};
+  if (v.type.shape) {
+    nlohmann::json dims = nlohmann::json::array();
+    for (const ir::Dim& d : *v.type.shape)
+      if (d.value >= 0) dims.push_back(d.value);
+      else dims.push_back(d.symbol.empty() ? std::string("?") : d.symbol);
+    j["shape"] = dims;
+  }
+  return j;
+}
+
 void EmitNodes(Emitter& e, const ir::Graph& g) {
   for (const ir::Node* n : g.nodes()) Writers().at(Key(*n))(e, *n);
 }
 
 struct Generated {
   std::string source;
+  std::string signature;  // kTorchScriptSignatureFile's JSON
   std::vector<std::pair<std::string, const ir::Tensor*>> weights;
   std::vector<std::pair<std::string, ir::Tensor>> constants;
 };
@@ -687,12 +913,15 @@ Generated Generate(const ir::Model& model) {
   Emitter e(model);
   std::string args;
   int arg = 0;
+  nlohmann::json sig_inputs = nlohmann::json::array(), sig_outputs = nlohmann::json::array();
   for (const ir::Value* v : g.inputs()) {
     if (v->initializer()) continue;  // a default the caller cannot override in TorchScript
     std::string name = "x" + std::to_string(arg++);
     e.names[v] = name;
     args += ", " + name + ": Tensor";
+    sig_inputs.push_back(SignatureOf(*v, name));
   }
+  for (const ir::Value* v : g.outputs()) sig_outputs.push_back(v->name());
   EmitNodes(e, g);
   std::vector<std::string> outs;
   for (const ir::Value* v : g.outputs()) {
@@ -721,14 +950,28 @@ Generated Generate(const ir::Model& model) {
   Generated gen;
   gen.source = std::string(kTorchScriptExportHelpers) + "\ndef forward(self" + args + ") -> " + ret_type + ":\n" +
                e.body.str() + "    return " + ret + "\n";
+  gen.signature = nlohmann::json{{"format", 1}, {"inputs", sig_inputs}, {"outputs", sig_outputs}}.dump();
   gen.weights = std::move(e.weights);
   gen.constants = std::move(e.constants);
   return gen;
 }
 
+// A copy with every value's shape inferred where inference can: the specialised forms
+// (Flatten, Squeeze, GlobalAveragePool at a known rank) and the signature file need
+// ranks that a pass may have left unset on the values it created.
+std::unique_ptr<ir::Model> Typed(const ir::Model& model) {
+  std::unique_ptr<ir::Model> copy = model.Clone();
+  try {
+    ir::InferShapes(*copy);
+  } catch (const Error&) {
+    // Shapes stay as they were; the generic helpers need none.
+  }
+  return copy;
+}
+
 }  // namespace
 
-std::string TorchScriptSource(const ir::Model& model) { return Generate(model).source; }
+std::string TorchScriptSource(const ir::Model& model) { return Generate(*Typed(model)).source; }
 
 std::vector<std::string> TorchScriptExportOps() {
   std::vector<std::string> ops;
@@ -739,7 +982,8 @@ std::vector<std::string> TorchScriptExportOps() {
 void SaveTorchScript(const ir::Model& model, const std::string& path,
                      const TorchScriptExportOptions& opts) {
   if (!model.graph) ThrowInvalid(path + ": no graph to export");
-  Generated gen = Generate(model);
+  std::unique_ptr<ir::Model> typed = Typed(model);  // outlives gen, which points at its weights
+  Generated gen = Generate(*typed);
   try {
     torch::jit::Module m("EdgepressModel");
     for (const auto& [name, t] : gen.weights) {
@@ -749,7 +993,8 @@ void SaveTorchScript(const ir::Model& model, const std::string& path,
     }
     for (const auto& [name, t] : gen.constants) m.register_buffer(name, ToAt(t));
     m.define(gen.source);
-    WriteFileAtomicWith(path, [&](const std::string& tmp) { m.save(tmp); });
+    torch::jit::ExtraFilesMap extra{{kTorchScriptSignatureFile, gen.signature}};
+    WriteFileAtomicWith(path, [&](const std::string& tmp) { m.save(tmp, extra); });
   } catch (const c10::Error& e) {
     std::string what = e.what_without_backtrace();
     ThrowUnsupported(path + ": TorchScript export failed: " + what.substr(0, what.find('\n', 400)));

@@ -21,6 +21,12 @@
 
 namespace edgepress::formats {
 
+// The archive's extra file (extra/<name>) that records forward()'s arguments: the IR
+// input names, dtypes and shapes, and the output names. TorchScript keeps no shapes and
+// the exporter names arguments x0, x1, ...; ImportTorchScript reads this file so an
+// exported .pt imports with the names and shapes it was written with.
+inline constexpr const char* kTorchScriptSignatureFile = "edgepress_signature.json";
+
 struct TorchScriptExportOptions {
   // Float initializers as parameters (trainable after torch.jit.load) or as buffers.
   bool float_weights_as_parameters = true;

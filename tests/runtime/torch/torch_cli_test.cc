@@ -110,6 +110,43 @@ TEST_F(TorchCli, ConvertAndApplyWriteTorchScript) {
   EXPECT_LT(FileSize(D("q4.pt")) * 2, FileSize(D("m.pt")));
 }
 
+// A .pt edgepress wrote is read back by every command: its signature file gives the input
+// names and shapes, so `compare` takes it against the ONNX it came from. A symbolic batch
+// dim leaves shape arithmetic for run time, which --input-shape settles.
+TEST_F(TorchCli, CompareReadsAnExportedPtBack) {
+  RunResult r = Ep("apply " + ShellQuote(kDigits + "digits_cnn.onnx") + " --passes quantize-weights -o " +
+                   ShellQuote(D("cnn_int8.pt")));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  r = Ep("compare " + ShellQuote(kDigits + "digits_cnn.onnx") + " " + ShellQuote(D("cnn_int8.pt")) +
+         " --data " + ShellQuote(kDigits + "eval.npz") + " --max-samples 40");
+  ASSERT_EQ(r.rc, 0) << r.output;
+  EXPECT_NE(r.output.find("argmax agreement"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("argmax agreement 0"), std::string::npos) << r.output;
+
+  r = Ep("convert " + ShellQuote(kDigits + "digits_transformer.onnx") + " " + ShellQuote(D("t.pt")));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  r = Ep("compare " + ShellQuote(kDigits + "digits_transformer.onnx") + " " + ShellQuote(D("t.pt")) +
+         " --data " + ShellQuote(kDigits + "eval.npz") + " --max-samples 40 --input-shape image=1,1,8,8");
+  ASSERT_EQ(r.rc, 0) << r.output;
+  // Same float graph on both sides: every output identical.
+  EXPECT_NE(r.output.find("every compared value is identical"), std::string::npos) << r.output;
+  // The file records the ONNX input name, and `inspect` shows it without any option.
+  r = Ep("inspect " + ShellQuote(D("cnn_int8.pt")));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  EXPECT_NE(r.output.find("image"), std::string::npos) << r.output;
+}
+
+TEST_F(TorchCli, MalformedInputShapeIsAUsageError) {
+  for (const char* bad : {"image", "image=1,x,8", "image=1,,8", "=1,2", "image=1,2,"}) {
+    RunResult r = Ep("inspect " + ShellQuote(kDigits + "digits_cnn.onnx") + " --input-shape '" + bad + "'");
+    EXPECT_EQ(r.rc, 2) << bad << ": " << r.output;
+    EXPECT_NE(r.output.find(std::string("--input-shape '") + bad + "'"), std::string::npos) << r.output;
+  }
+  RunResult r = Ep("inspect " + ShellQuote(kDigits + "digits_cnn.onnx") + " --input-shape a=1 --input-shape a=2");
+  EXPECT_EQ(r.rc, 2) << r.output;
+  EXPECT_NE(r.output.find("given twice"), std::string::npos) << r.output;
+}
+
 TEST_F(TorchCli, CompressOnTheTorchBackendExportsPt) {
   WriteFileAtomic(D("torch.yaml"),
                   "target: {name: torch-cpu, backend: torch, device: cpu}\n"
