@@ -46,7 +46,8 @@ std::string ResultJson(const DistillResult& r) {
   j["fake_quantized_activations"] = r.fake_quantized_activations;
   j["pruned_weights"] = r.pruned_weights;
   j["seconds"] = r.seconds;
-  j["samples_per_second"] = r.samples_per_second;
+  j["samples_per_second"] = r.samples_per_second;  // all ranks together
+  j["world_size"] = r.world_size;
   nlohmann::json curve = nlohmann::json::array();
   for (const StepLog& s : r.curve)
     curve.push_back({{"step", s.step},

@@ -10,6 +10,7 @@
 #include "distill/distill.h"
 #include "distill/fake_quant.h"
 #include "distill/losses.h"
+#include "distill/process_group.h"
 #include "distill/schedule.h"
 #include "ir/error.h"
 #include "runtime/torch/torch_ops.h"
@@ -42,6 +43,16 @@ void CheckOptions(const DistillOptions& o) {
   if (o.threads < 1) usage("--threads must be >= 1");
   if (o.stop_after > 0 && o.checkpoint.empty())
     usage("--stop-after without --checkpoint would throw the run away");
+  if (o.dist.world_size > 1 && o.batch_size % o.dist.world_size != 0)
+    usage("--batch-size " + std::to_string(o.batch_size) + " is the global batch and must split " +
+          "evenly over WORLD_SIZE=" + std::to_string(o.dist.world_size) + " ranks");
+}
+
+// FNV-1a: the same on every rank (std::hash need not be), for comparing run fingerprints.
+int64_t Fnv1a(const std::string& s) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
+  return static_cast<int64_t>(h >> 2);  // >= 0, so its negation fits too
 }
 
 // One batch of the stream as torch feeds (inputs by name) and labels (undefined if none).
@@ -132,6 +143,8 @@ class Trainer {
         ThrowInvalid(o.student_name +
                      " has no Conv, Gemm or MatMul float weights to fake-quantize");
     }
+    // After the models are checked: a bad model fails every rank at once, not by timeout.
+    if (o.dist.world_size > 1) pg_ = std::make_unique<ProcessGroup>(o.dist, o.device);
   }
 
   DistillResult Run(const std::vector<std::string>& train_files,
@@ -160,6 +173,15 @@ class Trainer {
   EvalLog Evaluate(int64_t step, bool teacher_only = false);
   void LossTerms(const Batch& b, at::Tensor* total, double* kd, double* ce, double* hidden);
   std::string Fingerprint(int64_t samples) const;
+  // Data parallel: every rank's share of a global batch of `count` samples.
+  int64_t Rank() const { return pg_ ? pg_->rank() : 0; }
+  int64_t World() const { return pg_ ? pg_->world() : 1; }
+  // Rank 0's trainables on every rank, after checking that all ranks run the same options
+  // and data and stand at the same step.
+  void Agree(const std::string& fingerprint, int64_t step, const std::vector<at::Tensor>& trainables);
+  // Averages the gradients of `trainables` and the step's loss terms over the ranks.
+  void AverageGradients(const std::vector<at::Tensor>& trainables, int64_t step, double* loss,
+                        double* kd, double* ce, double* hidden);
   // Fake quantization (straight-through): the quantized values replace the targets'
   // weights for a forward/backward pass, and Restore() puts the float latents back before
   // the optimizer steps them. Snap() leaves the weights quantized (the written model).
@@ -183,7 +205,54 @@ class Trainer {
   FakeQuantMode fq_mode_ = FakeQuantMode::kNone;
   std::vector<std::pair<size_t, FakeQuantTarget>> fq_;  // parameter index, target
   std::vector<std::pair<size_t, at::Tensor>> latent_;   // float values while quantized
+  std::unique_ptr<ProcessGroup> pg_;                    // data parallel; null: one process
 };
+
+void Trainer::Agree(const std::string& fingerprint, int64_t step,
+                    const std::vector<at::Tensor>& trainables) {
+  if (!pg_) return;
+  const int64_t h = Fnv1a(fingerprint);
+  at::Tensor t = torch::tensor({h, -h, step, -step}, torch::kInt64);
+  pg_->Max(t, "the run's options");
+  if (t[0].item<int64_t>() != h || -t[1].item<int64_t>() != h)
+    ThrowInvalid("distributed: rank " + std::to_string(Rank()) +
+                 ": the ranks run with different options, models or data; every rank must be "
+                 "given the same command line");
+  if (t[2].item<int64_t>() != step || -t[3].item<int64_t>() != step)
+    ThrowInvalid("distributed: rank " + std::to_string(Rank()) + " is at step " +
+                 std::to_string(step) + ", another rank at step " +
+                 std::to_string(t[2].item<int64_t>() != step ? t[2].item<int64_t>()
+                                                             : -t[3].item<int64_t>()) +
+                 "; every rank must --resume from the same checkpoint");
+  torch::NoGradGuard ng;
+  at::Tensor flat = Flatten(trainables);
+  pg_->BroadcastFromRank0(flat, "the initial weights");
+  Unflatten(flat, trainables);
+}
+
+// Each rank's loss is the mean over its equal share of the global batch, so the mean of
+// the ranks' gradients is the gradient of the global batch's mean loss: clipping and AdamW
+// then see what one process would. The loss terms ride along in the same exchange.
+void Trainer::AverageGradients(const std::vector<at::Tensor>& trainables, int64_t step,
+                               double* loss, double* kd, double* ce, double* hidden) {
+  if (!pg_) return;
+  torch::NoGradGuard ng;
+  std::vector<at::Tensor> grads;
+  for (const at::Tensor& p : trainables)
+    if (p.grad().defined()) grads.push_back(p.grad());
+  std::vector<at::Tensor> parts = grads;
+  const at::Tensor& like = grads.empty() ? trainables[0] : grads[0];
+  parts.push_back(torch::tensor({*loss, *kd, *ce, *hidden}, like.options()));
+  at::Tensor flat = Flatten(parts);
+  pg_->Sum(flat, "the gradients of step " + std::to_string(step + 1));
+  flat.div_(static_cast<double>(World()));
+  Unflatten(flat, grads);
+  at::Tensor terms = flat.slice(0, flat.numel() - 4).to(torch::kCPU, torch::kDouble);
+  *loss = terms[0].item<double>();
+  *kd = terms[1].item<double>();
+  *ce = terms[2].item<double>();
+  *hidden = terms[3].item<double>();
+}
 
 void Trainer::Quantize(const std::vector<at::Tensor>& params) {
   torch::NoGradGuard ng;
@@ -349,8 +418,14 @@ EvalLog Trainer::Evaluate(int64_t step, bool teacher_only) {
   int64_t correct = 0, seen = 0;
   double kd = 0;
   bool labels = eval_->has(o_.label);
-  for (int64_t done = 0; done < eval_->size();) {
+  // Data parallel: rank r evaluates batches r, r + world, ...; the sums are exchanged.
+  for (int64_t done = 0, index = 0; done < eval_->size(); ++index) {
     int64_t n = std::min(o_.eval_batch, eval_->size() - done);
+    if (index % World() != Rank()) {
+      eval_->Next(n, 0, 0);
+      done += n;
+      continue;
+    }
     Batch b = ToBatch(eval_->Next(n), *eval_, inputs_, o_.label);
     at::Tensor t = Forward(*teacher_, b.feeds, {t_fetch_[0]}, o_.teacher_name)[0];
     at::Tensor s =
@@ -359,6 +434,14 @@ EvalLog Trainer::Evaluate(int64_t step, bool teacher_only) {
     if (labels) correct += CountCorrect(s, b.labels);
     seen += n;
     done += n;
+  }
+  if (pg_) {
+    at::Tensor sums = torch::tensor({static_cast<double>(correct), kd, static_cast<double>(seen)},
+                                    torch::kDouble);
+    pg_->Sum(sums, "the evaluation at step " + std::to_string(step));
+    correct = static_cast<int64_t>(std::llround(sums[0].item<double>()));
+    kd = sums[1].item<double>();
+    seen = static_cast<int64_t>(std::llround(sums[2].item<double>()));
   }
   e.kd_loss = kd / static_cast<double>(seen);
   if (labels) e.top1 = static_cast<double>(correct) / static_cast<double>(seen);
@@ -460,7 +543,6 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
   CheckpointState st;
   st.fingerprint = Fingerprint(train.size());
   std::vector<at::Tensor> best;
-  if (eval_) r.teacher = Evaluate(0, /*teacher_only=*/true);
   if (!o_.resume.empty()) {
     st = LoadCheckpoint(o_.resume, st.fingerprint, trainables, best, opt);
     if (o_.prune_to > 0) {
@@ -475,7 +557,13 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
     train.Seek(st.epoch, st.position);
     r.resumed_from = st.step;
     if (cb_.log) cb_.log("resumed " + o_.resume + " at step " + std::to_string(st.step));
-  } else if (eval_) {
+  }
+  // What decides the ranks' exchanges must agree too, or they would wait on each other.
+  Agree(st.fingerprint + " eval=" + std::to_string(eval_ ? eval_->size() : -1) + "/" +
+            std::to_string(o_.eval_batch) + " stop_after=" + std::to_string(o_.stop_after),
+        st.step, trainables);
+  if (eval_) r.teacher = Evaluate(0, /*teacher_only=*/true);
+  if (o_.resume.empty() && eval_) {
     EvalLog e = Evaluate(0);
     st.evals.push_back(e);
     if (cb_.on_eval) cb_.on_eval(e);
@@ -485,7 +573,7 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
   }
 
   auto save = [&] {
-    if (o_.checkpoint.empty()) return;
+    if (o_.checkpoint.empty() || Rank() != 0) return;  // the ranks hold the same state
     st.epoch = train.epoch();
     st.position = train.position();
     SaveCheckpoint(o_.checkpoint, st, trainables, best, opt);
@@ -517,7 +605,8 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
         ((st.step - o_.prune_start) % o_.prune_every == 0 || st.step == prune_end))
       r.pruned_weights +=
           PruneTo(params, CubicSparsity(o_.prune_to, o_.prune_start, prune_end, st.step));
-    Batch b = ToBatch(train.Next(o_.batch_size), train, inputs_, o_.label);
+    const int64_t share = o_.batch_size / World();
+    Batch b = ToBatch(train.Next(o_.batch_size, Rank() * share, share), train, inputs_, o_.label);
     at::Tensor loss;
     double kd, ce, hidden;
     Quantize(params);
@@ -525,6 +614,8 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
     opt.zero_grad();
     loss.backward();
     Restore(params);  // the gradient at the quantized weights steps the latent ones (STE)
+    double total = loss.item<double>();
+    AverageGradients(trainables, st.step, &total, &kd, &ce, &hidden);
     {
       torch::NoGradGuard ng;
       for (size_t i = 0; i < params.size(); ++i)
@@ -539,7 +630,6 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
     ++st.step;
     ++run_steps;
     train_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
-    double total = loss.item<double>();
     acc.loss += total, acc.kd += kd, acc.ce += ce, acc.hidden += hidden, acc.lr += lr;
     // Points at multiples of log_every, so a resumed run's curve lines up with an
     // uninterrupted one (the interval a resume splits averages the steps this run saw).
@@ -562,6 +652,8 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
   save();
 
   r.steps = st.step;
+  r.world_size = static_cast<int>(World());
+  r.rank = static_cast<int>(Rank());
   r.seconds = train_seconds;
   r.samples_per_second =
       train_seconds > 0 ? static_cast<double>(run_steps * o_.batch_size) / train_seconds : 0;
@@ -585,7 +677,11 @@ DistillResult Distill(std::shared_ptr<ir::Model> teacher, std::shared_ptr<ir::Mo
                       const std::vector<std::string>& eval_files, const DistillOptions& options,
                       const Callbacks& callbacks) {
   try {
-    Trainer t(std::move(teacher), std::move(student), options, callbacks);
+    DistillOptions o = options;
+    // torchrun's convention: one GPU per rank on a machine, chosen by LOCAL_RANK.
+    if (o.dist.world_size > 1 && o.device == "cuda")
+      o.device = "cuda:" + std::to_string(o.dist.local_rank);
+    Trainer t(std::move(teacher), std::move(student), o, callbacks);
     return t.Run(train_files, eval_files);
   } catch (const c10::Error& e) {
     // A LibTorch check the converters' own validation did not anticipate (e.g. a shape

@@ -4,6 +4,8 @@
 // --student-from-teacher makes the student from the teacher with a pass pipeline in the
 // text form `apply --passes` takes (e.g. prune-magnitude{sparsity=0.5}); pruned weights
 // stay zero while training.
+// Data parallel: with torchrun's WORLD_SIZE/RANK/MASTER_ADDR/MASTER_PORT set, each process
+// is one rank (distill.h's DistributedOptions); only rank 0 reports and writes files.
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -138,6 +140,10 @@ void AddDistillCommand(CLI::App& app, Action& action) {
                   "LibTorch intra-op threads (bitwise resume needs the same count)")
       ->capture_default_str();
   cmd->add_option("--device", d.device, "cpu, cuda or cuda:N")->capture_default_str();
+  cmd->add_option("--dist-timeout", d.dist.timeout_s,
+                  "data parallel (WORLD_SIZE > 1): seconds a rank waits for the others before "
+                  "it fails")
+      ->capture_default_str();
 #endif
   cmd->callback([o, &action] {
     action = [o]() -> int {
@@ -149,6 +155,11 @@ void AddDistillCommand(CLI::App& app, Action& action) {
       if (o->student.empty() == o->from_teacher.empty())
         throw Error(ErrorCode::kUsage, "distill: give --student or --student-from-teacher");
       distill::DistillOptions d = o->d;
+      const double timeout = d.dist.timeout_s;
+      d.dist = distill::DistributedFromEnv();
+      d.dist.timeout_s = timeout;
+      // The other ranks train silently and write nothing: rank 0 holds the same weights.
+      const bool rank0 = d.dist.rank == 0;
       if (!o->layer_map.empty()) d.layer_map = distill::ParseLayerMap(o->layer_map, "--layer-map");
       if (!d.resume.empty() && d.checkpoint.empty()) d.checkpoint = d.resume;
       if (ModelFormatName(o->out).empty())
@@ -158,7 +169,7 @@ void AddDistillCommand(CLI::App& app, Action& action) {
       std::vector<passes::PipelineStep> spec;
       if (!o->from_teacher.empty()) spec = passes::ParsePipeline(o->from_teacher);
 
-      Progress progress(Progress::Detect(o->quiet || o->json));
+      Progress progress(Progress::Detect(o->quiet || o->json || !rank0));
       passes::PassContext ctx;
       ctx.seed = d.seed;
       ctx.data_files = o->data;
@@ -203,8 +214,14 @@ void AddDistillCommand(CLI::App& app, Action& action) {
         if (progress.mode() == Progress::Mode::kLines && (step % every == 0 || step == total))
           progress.Log(fmt::format("step {}/{} {} ETA {:.0f}s", step, total, status, eta));
       };
+      if (d.dist.world_size > 1)
+        progress.Log(fmt::format("data parallel: {} ranks through {}:{}, {} samples per rank "
+                                 "per step",
+                                 d.dist.world_size, d.dist.master_addr, d.dist.master_port,
+                                 d.batch_size / d.dist.world_size));
       distill::DistillResult r = distill::Distill(teacher, student, o->data, o->eval, d, cb);
       progress.Finish(fmt::format("{} steps, {:.0f} samples/s", r.steps, r.samples_per_second));
+      if (!rank0) return 0;
 
       SaveModelOptions so;
       so.metadata = ProvenanceFor(o->teacher);
