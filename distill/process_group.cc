@@ -162,7 +162,8 @@ ProcessGroup::ProcessGroup(const DistributedOptions& o, const std::string& devic
   } catch (const std::exception& e) {
     throw Error(ErrorCode::kIo, impl_->where + "could not connect to the other ranks through " +
                                     master + " within " + Seconds(o.timeout_s) +
-                                    " (--dist-timeout): " + Message(e));
+                                    " (--dist-timeout; did a rank fail before joining?): " +
+                                    Message(e));
   }
 }
 
