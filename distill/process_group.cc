@@ -59,8 +59,8 @@ DistributedOptions DistributedFromEnv() {
   o.master_port = EnvInt("MASTER_PORT", o.master_port, 1);
   if (const char* a = std::getenv("MASTER_ADDR"); a && *a) o.master_addr = a;
   if (o.rank >= o.world_size)
-    throw Error(ErrorCode::kUsage, "RANK=" + std::to_string(o.rank) + " is not below WORLD_SIZE=" +
-                                       std::to_string(o.world_size));
+    throw Error(ErrorCode::kUsage, "RANK=" + std::to_string(o.rank) +
+                                       " is not below WORLD_SIZE=" + std::to_string(o.world_size));
   return o;
 }
 
@@ -118,8 +118,8 @@ ProcessGroup::ProcessGroup(const DistributedOptions& o, const std::string& devic
     : impl_(std::make_unique<Impl>()), rank_(o.rank), world_(o.world_size) {
   if (!(o.timeout_s > 0)) throw Error(ErrorCode::kUsage, "--dist-timeout must be > 0 seconds");
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(o.timeout_s * 1000));
-  impl_->where = "distributed: rank " + std::to_string(rank_) + " of " + std::to_string(world_) +
-                 ": ";
+  impl_->where =
+      "distributed: rank " + std::to_string(rank_) + " of " + std::to_string(world_) + ": ";
   impl_->timeout_s = o.timeout_s;
   const std::string master = o.master_addr + ":" + std::to_string(o.master_port);
   try {
@@ -160,10 +160,10 @@ ProcessGroup::ProcessGroup(const DistributedOptions& o, const std::string& devic
       opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
     impl_->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, rank_, world_, opts);
   } catch (const std::exception& e) {
-    throw Error(ErrorCode::kIo, impl_->where + "could not connect to the other ranks through " +
-                                    master + " within " + Seconds(o.timeout_s) +
-                                    " (--dist-timeout; did a rank fail before joining?): " +
-                                    Message(e));
+    throw Error(ErrorCode::kIo,
+                impl_->where + "could not connect to the other ranks through " + master +
+                    " within " + Seconds(o.timeout_s) +
+                    " (--dist-timeout; did a rank fail before joining?): " + Message(e));
   }
 }
 

@@ -173,12 +173,13 @@ class Trainer {
   EvalLog Evaluate(int64_t step, bool teacher_only = false);
   void LossTerms(const Batch& b, at::Tensor* total, double* kd, double* ce, double* hidden);
   std::string Fingerprint(int64_t samples) const;
-  // Data parallel: every rank's share of a global batch of `count` samples.
+  // This process's place among the data-parallel ranks (rank 0 of 1 without them).
   int64_t Rank() const { return pg_ ? pg_->rank() : 0; }
   int64_t World() const { return pg_ ? pg_->world() : 1; }
   // Rank 0's trainables on every rank, after checking that all ranks run the same options
   // and data and stand at the same step.
-  void Agree(const std::string& fingerprint, int64_t step, const std::vector<at::Tensor>& trainables);
+  void Agree(const std::string& fingerprint, int64_t step,
+             const std::vector<at::Tensor>& trainables);
   // Averages the gradients of `trainables` and the step's loss terms over the ranks.
   void AverageGradients(const std::vector<at::Tensor>& trainables, int64_t step, double* loss,
                         double* kd, double* ce, double* hidden);

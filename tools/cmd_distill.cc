@@ -215,10 +215,11 @@ void AddDistillCommand(CLI::App& app, Action& action) {
           progress.Log(fmt::format("step {}/{} {} ETA {:.0f}s", step, total, status, eta));
       };
       if (d.dist.world_size > 1)
-        progress.Log(fmt::format("data parallel: {} ranks through {}:{}, {} samples per rank "
-                                 "per step",
-                                 d.dist.world_size, d.dist.master_addr, d.dist.master_port,
-                                 d.batch_size / d.dist.world_size));
+        progress.Log(
+            fmt::format("data parallel: {} ranks through {}:{}, {} samples per rank "
+                        "per step",
+                        d.dist.world_size, d.dist.master_addr, d.dist.master_port,
+                        d.batch_size / d.dist.world_size));
       distill::DistillResult r = distill::Distill(teacher, student, o->data, o->eval, d, cb);
       progress.Finish(fmt::format("{} steps, {:.0f} samples/s", r.steps, r.samples_per_second));
       if (!rank0) return 0;

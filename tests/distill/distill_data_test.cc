@@ -97,8 +97,9 @@ TEST(DistillDataStream, RankSlicesOfAGlobalBatchMakeTheWholeBatch) {
   const int64_t batch = 12, world = 3, share = batch / world;
   DataStream whole(files, {"id", "x"}, {}, 16, 5, true);
   std::vector<DataStream> ranks;
-  for (int r = 0; r < world; ++r) ranks.emplace_back(files, std::vector<std::string>{"id", "x"},
-                                                    std::vector<std::string>{}, 16, 5, true);
+  for (int r = 0; r < world; ++r)
+    ranks.emplace_back(files, std::vector<std::string>{"id", "x"}, std::vector<std::string>{}, 16,
+                       5, true);
   for (int step = 0; step < 6; ++step) {  // 72 samples: into the second epoch
     std::vector<ir::Tensor> all = whole.Next(batch);
     for (int64_t r = 0; r < world; ++r) {

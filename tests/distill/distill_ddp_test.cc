@@ -71,8 +71,8 @@ struct Ranks {
 // background ($p0, $p1), then `watcher` (a shell snippet, may be empty) in the background,
 // and waits for both ranks.
 Ranks Launch(const Fixture& f, const std::string args[2], const std::string& watcher = "") {
-  std::string cmd = "export WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
-                    std::to_string(FreePort()) + "; ";
+  std::string cmd =
+      "export WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(FreePort()) + "; ";
   for (int r = 0; r < 2; ++r) {
     std::string log = f.dir + "/rank" + std::to_string(r);
     cmd += "RANK=" + std::to_string(r) + " " + f.common + args[r] + " > " +
@@ -164,16 +164,15 @@ TEST(DistillDataParallel, TwoRanksMatchOneProcessAndResumeOnEitherCount) {
                                    " -o " + ShellQuote(f.dir + "/part.onnx")};
   r = Launch(f, stop);
   ASSERT_EQ(r.rc[0] + r.rc[1], 0) << r.err[0] << r.err[1];
-  const std::string resume[2] = {run + batch + "-q --resume " + ShellQuote(ckpt) + " -o " +
-                                     ShellQuote(resumed),
-                                 run + batch + "-q --resume " + ShellQuote(ckpt) + " -o " +
-                                     ShellQuote(f.dir + "/rank1.onnx")};
+  const std::string resume[2] = {
+      run + batch + "-q --resume " + ShellQuote(ckpt) + " -o " + ShellQuote(resumed),
+      run + batch + "-q --resume " + ShellQuote(ckpt) + " -o " + ShellQuote(f.dir + "/rank1.onnx")};
   r = Launch(f, resume);
   ASSERT_EQ(r.rc[0] + r.rc[1], 0) << r.err[0] << r.err[1];
   EXPECT_EQ(MaxWeightDiff(two, resumed), 0);
-  test_util::RunResult alone = RunCommand(f.common + run + batch + "-q --resume " + ShellQuote(ckpt) +
-                                          " --checkpoint " + ShellQuote(f.dir + "/alone.ckpt") +
-                                          " -o " + ShellQuote(f.dir + "/alone.onnx"));
+  test_util::RunResult alone =
+      RunCommand(f.common + run + batch + "-q --resume " + ShellQuote(ckpt) + " --checkpoint " +
+                 ShellQuote(f.dir + "/alone.ckpt") + " -o " + ShellQuote(f.dir + "/alone.onnx"));
   ASSERT_EQ(alone.rc, 0) << alone.output;
   EXPECT_LT(MaxWeightDiff(two, f.dir + "/alone.onnx"), 1e-5);
 }
@@ -238,8 +237,8 @@ TEST(DistillDataParallel, MismatchedLaunchesAreRefusedByName) {
       {"WORLD_SIZE=2 RANK=2", "", 2, "RANK=2 is not below WORLD_SIZE=2"},
       {"WORLD_SIZE=two", "", 2, "WORLD_SIZE='two'"},
       // Rank 1 alone: rank 0 never hosts the store.
-      {"WORLD_SIZE=2 RANK=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(FreePort()), "",
-       1, "rank 1 of 2: the 2 ranks did not all meet at the store 127.0.0.1:"},
+      {"WORLD_SIZE=2 RANK=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(FreePort()), "", 1,
+       "rank 1 of 2: the 2 ranks did not all meet at the store 127.0.0.1:"},
   };
   for (const Case& c : cases) {
     test_util::RunResult r = RunCommand("env " + c.env + " " + f.common + c.args + out);
