@@ -9,9 +9,10 @@
 
 #include "ir/error.h"
 
-// c10d's headers compile their Gloo and NCCL classes only under these macros (PyTorch's own
-// build defines them); the Gloo headers come from libgloo-dev, the library Debian's
-// libtorch_cpu links. CMake defines EDGEPRESS_HAVE_GLOO when the headers are there.
+// c10d's headers compile their Gloo and NCCL classes only under these macros (Torch's CMake
+// config passes USE_C10D_GLOO for a LibTorch built with Gloo); Gloo's own headers come from
+// libgloo-dev, the library Debian's libtorch_cpu links. CMake defines EDGEPRESS_HAVE_GLOO
+// when they are there.
 #ifdef EDGEPRESS_HAVE_GLOO
 #ifndef USE_C10D_GLOO
 #define USE_C10D_GLOO
