@@ -16,12 +16,14 @@ struct LearnedRanges::Impl {
     at::Tensor lo, hi;  // [1] float32; lo has no gradient when the range is one-sided
     std::vector<std::string> values;
   };
+  int32_t qmax = 255;                          // 255 (uint8) or 15 (uint4, experiments)
+  ir::DType dtype = ir::DType::kUInt8;
   std::vector<Range> ranges;
   std::map<std::string, size_t> of;  // value -> index into ranges
 
   passes::quant::QParams Exact(const Range& r) const {
-    return passes::quant::ChooseQParams(r.lo.item<float>(), r.hi.item<float>(),
-                                        ir::DType::kUInt8, /*symmetric=*/false);
+    return passes::quant::ChooseQParams(r.lo.item<float>(), r.hi.item<float>(), dtype,
+                                        /*symmetric=*/false);
   }
 };
 
@@ -37,14 +39,16 @@ class LearnedHook : public runtime::TorchValueHook {
     const passes::quant::QParams q = impl_->Exact(r);
     // The values are quantize-static's exactly (exact + (x - x) is exact); the gradient
     // flows through the surrogate s = (hi - lo) / 255, zp = -lo / s.
-    at::Tensor s = (r.hi - r.lo) / 255.0;
+    const double levels = impl_->qmax;
+    at::Tensor s = (r.hi - r.lo) / levels;
     at::Tensor zp = -r.lo / s;
     at::Tensor scale = at::full({1}, q.scale, s.options()) + (s - s.detach());
     at::Tensor zero = at::full({1}, static_cast<float>(q.zero_point), s.options()) +
                       (zp - zp.detach());
     const double features = static_cast<double>(t.numel() / std::max<int64_t>(t.size(0), 1));
-    const double grad_factor = 1.0 / std::sqrt(features * 255.0);  // LSQ's g
-    return at::_fake_quantize_learnable_per_tensor_affine(t, scale, zero, 0, 255, grad_factor);
+    const double grad_factor = 1.0 / std::sqrt(features * levels);  // LSQ's g
+    return at::_fake_quantize_learnable_per_tensor_affine(t, scale, zero, 0, impl_->qmax,
+                                                          grad_factor);
   }
 
  private:
@@ -56,20 +60,25 @@ class LearnedHook : public runtime::TorchValueHook {
 LearnedRanges::LearnedRanges(const std::vector<ActivationQuant>& quants, const std::string& device)
     : impl_(std::make_shared<Impl>()) {
   std::map<std::pair<float, int32_t>, size_t> by_params;
+  if (!quants.empty() && quants[0].qmax == 15) {
+    impl_->qmax = 15;
+    impl_->dtype = ir::DType::kUInt4;
+  }
   for (const ActivationQuant& a : quants) {
-    if (a.qmin != 0 || a.qmax != 255)
+    if (a.qmin != 0 || a.qmax != impl_->qmax)
       throw Error(ErrorCode::kUsage,
                   "learned activation ranges: value '" + a.value +
                       "' is quantized to [" + std::to_string(a.qmin) + ", " +
                       std::to_string(a.qmax) +
-                      "]; only quantize-static's default uint8 activations are supported");
+                      "]; only quantize-static's default uint8 activations (and uint4 "
+                      "[0, 15], for experiments: no export) are supported");
     auto key = std::make_pair(a.scale, a.zero_point);
     auto it = by_params.find(key);
     if (it == by_params.end()) {
       Impl::Range r;
       auto opts = at::TensorOptions().dtype(at::kFloat).device(at::Device(device));
       r.lo = at::full({1}, -static_cast<float>(a.zero_point) * a.scale, opts);
-      r.hi = at::full({1}, static_cast<float>(255 - a.zero_point) * a.scale, opts);
+      r.hi = at::full({1}, static_cast<float>(impl_->qmax - a.zero_point) * a.scale, opts);
       if (a.zero_point != 0) r.lo.set_requires_grad(true);
       r.hi.set_requires_grad(true);
       it = by_params.emplace(key, impl_->ranges.size()).first;

@@ -17,7 +17,8 @@
 // Values that quantize-static quantizes with one shared scale (a data-movement group such
 // as Relu -> Flatten) start with identical (scale, zero point): they are tied to one
 // learned range, and the export's group union of them is that range. Only quantize-
-// static's default uint8 asymmetric activations are supported.
+// static's default uint8 asymmetric activations are supported, and uint4 [0, 15] for
+// experiments (quantize-static has no 4-bit activations to export them with).
 #pragma once
 
 #include <map>

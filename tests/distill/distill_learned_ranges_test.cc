@@ -65,14 +65,26 @@ struct Outcome {
   int64_t given = 0;
 };
 
-// int8 weights and activations, trained from the teacher's copy (`student_passes` applied
+// The calibrated uint8 quantizations moved to uint4 [0, 15] (same range).
+std::vector<ActivationQuant> FourBit(std::vector<ActivationQuant> q) {
+  for (ActivationQuant& a : q) {
+    a.scale = a.scale * 255.f / 15.f;
+    a.zero_point = static_cast<int32_t>(std::nearbyint(a.zero_point * 15.0 / 255.0));
+    a.qmax = 15;
+  }
+  return q;
+}
+
+// int8 weights and activations (uint4 activations with `four_bit`: fake quantization
+// only, nothing exports them), trained from the teacher's copy (`student_passes` applied
 // first), exported by quantize-static (with the learned ranges when `learned`).
 Outcome Train(const std::string& model, const std::string& student_passes, bool learned,
-              int64_t steps, double lr, double range_lr_scale = 1.0) {
+              int64_t steps, double lr, double range_lr_scale = 1.0, bool four_bit = false) {
   std::shared_ptr<ir::Model> teacher = Prepared(model);
   std::shared_ptr<ir::Model> student = Prepared(model, student_passes);
   Outcome out;
   out.initial = ActivationQuantsOf(*Apply(*student, "quantize-static"));
+  if (four_bit) out.initial = FourBit(out.initial);
   DistillOptions o;
   o.steps = steps;
   o.lr = lr;
@@ -88,6 +100,7 @@ Outcome Train(const std::string& model, const std::string& student_passes, bool 
   out.ptq = r.evals.front().top1;
   out.qat = r.best.top1;
   out.ranges = r.learned_ranges;
+  if (four_bit) return out;
   std::string pass = "quantize-static";
   if (learned) {
     const std::string file = ::testing::TempDir() + "/learned_ranges.json";
@@ -127,6 +140,24 @@ TEST(LearnedRanges, ExportEqualsTheFakeQuantizedStudentAndRangesMove) {
   EXPECT_NEAR(learned.exported, learned.qat, 1.5 / 360);
   EXPECT_NEAR(fixed.exported, fixed.qat, 1.5 / 360);
   EXPECT_GE(learned.qat, learned.ptq);
+}
+
+// Where ranges matter more: the digits transformer at int8, and the CNN with 4-bit
+// activations (fake-quantized only: quantize-static exports 8-bit activations).
+TEST(LearnedRanges, FixedAgainstLearnedInHarderSettings) {
+  const std::string tr = EDGEPRESS_SOURCE_DIR "/examples/digits/digits_transformer.onnx";
+  Outcome tf = Train(tr, "", false, 150, 5e-4), tl = Train(tr, "", true, 150, 5e-4, 10.0);
+  std::printf("digits transformer int8 W+A: teacher %.4f, post-training %.4f; fixed %.4f "
+              "(exported %.4f), learned %.4f (exported %.4f)\n",
+              tf.teacher, tf.ptq, tf.qat, tf.exported, tl.qat, tl.exported);
+  EXPECT_NEAR(tl.exported, tl.qat, 1.5 / 360);
+  const std::string cnn = test_util::kDigitsCnn;
+  Outcome f4 = Train(cnn, "", false, 150, 1e-3, 1.0, true),
+          l4 = Train(cnn, "", true, 150, 1e-3, 10.0, true);
+  std::printf("digits CNN int8 W + uint4 A (fake-quant only): teacher %.4f, post-training "
+              "%.4f; fixed ranges %.4f, learned ranges %.4f\n",
+              f4.teacher, f4.ptq, f4.qat, l4.qat);
+  EXPECT_GE(l4.qat, f4.ptq);
 }
 
 TEST(LearnedRanges, NeedFakeQuantizedActivations) {
