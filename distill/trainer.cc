@@ -527,9 +527,11 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
     EvalLog e = Evaluate(0);
     st.evals.push_back(e);
     if (cb_.on_eval) cb_.on_eval(e);
-    st.best = e;
-    st.has_best = true;
-    for (const at::Tensor& p : params) best.push_back(p.detach().clone());
+    if (o_.prune_to <= 0) {  // with gradual pruning, the dense start is no candidate
+      st.best = e;
+      st.has_best = true;
+      for (const at::Tensor& p : params) best.push_back(p.detach().clone());
+    }
   }
 
   auto save = [&] {
@@ -545,6 +547,9 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
     if (!o_.keep_best) {
       st.best = e;  // the last evaluation describes the weights written
       st.has_best = true;
+    } else if (o_.prune_to > 0 && st.step <= prune_end) {
+      // Gradual pruning: only weights at the final sparsity (pruned at step prune_end,
+      // i.e. evaluated after it) may be kept, else "best" would undo the pruning.
     } else if (!st.has_best || Better(e, st.best)) {
       st.best = e;
       st.has_best = true;
