@@ -124,6 +124,17 @@ void CheckDistillSteps(const std::vector<passes::PipelineStep>& steps, const std
       ThrowInvalid(where +
                    ": the distill step needs training data: set its `data` option, or "
                    "calibration.data / --calib");
+#ifdef EDGEPRESS_HAVE_DISTILL
+    try {
+      distill::ParsePrunePattern(o.GetString("prune-pattern"));
+    } catch (const Error& e) {
+      throw Error(e.code(), where + ": distill step: " + e.what());
+    }
+    if (o.GetBool("learn-activation-ranges") && o.GetString("ranges-out").empty())
+      throw Error(ErrorCode::kUsage, where +
+                                         ": distill step: learn-activation-ranges needs "
+                                         "ranges-out (the file quantize-static reads as `ranges`)");
+#endif
   }
 }
 

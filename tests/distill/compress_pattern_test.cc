@@ -111,6 +111,16 @@ TEST_F(CompressPattern, ChannelsPatternShrinksTheModelForTheNextPasses) {
   ASSERT_NE(step, nullptr);
   EXPECT_GT(j["compressed"]["metric"].get<double>(), 0.96);
   EXPECT_GT((*step)["stats"]["removed-params"].get<int64_t>(), 30000);  // of 47,530
+
+  std::string bad = Write("bad.yaml",
+                          "extends: base\n"
+                          "pipeline:\n"
+                          "  - distill: {data: examples/digits/train.npz, steps: 2, prune-to: 0.5,"
+                          " prune-pattern: '3:1'}\n"
+                          "evaluation: {data: examples/digits/eval.npz}\n");
+  r = Compress(bad, D("bad"));
+  EXPECT_EQ(r.rc, 2) << r.output;
+  EXPECT_NE(r.output.find("prune pattern '3:1'"), std::string::npos) << r.output;
 }
 
 }  // namespace
