@@ -86,6 +86,9 @@ class Trainer {
                                            std::to_string(pattern.implied_sparsity()) +
                                            ", not prune-to " + std::to_string(o.prune_to));
     }
+    if (pattern.kind == PrunePattern::Kind::kChannels && !(o.prune_to > 0))
+      throw Error(ErrorCode::kUsage,
+                  "prune pattern channels needs --prune-to (the share of each group's channels)");
     torch::set_num_threads(o.threads);
     inputs_ = InputNames(*student->graph);
     std::vector<std::string> t_inputs = InputNames(*teacher->graph);

@@ -197,6 +197,8 @@ TEST(GradualPattern, BadPatternsAreUsageErrors) {
     EXPECT_EQ(e.code(), ErrorCode::kUsage);
     EXPECT_NE(std::string(e.what()).find("2:4"), std::string::npos) << e.what();
   }
+  o = Schedule("channels", 0);  // how many channels is not implied
+  EXPECT_THROW(Distill(Prepared(), Prepared(), {kDigitsTrain}, {}, o), Error);
 }
 
 }  // namespace
