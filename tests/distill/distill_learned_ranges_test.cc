@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 
 #include "distill/distill.h"
 #include "distill/fake_quant.h"
@@ -158,6 +159,42 @@ TEST(LearnedRanges, FixedAgainstLearnedInHarderSettings) {
               "%.4f; fixed ranges %.4f, learned ranges %.4f\n",
               f4.teacher, f4.ptq, f4.qat, l4.qat);
   EXPECT_GE(l4.qat, f4.ptq);
+}
+
+// The ranges are trainables like the weights: checkpointed with their AdamW state, so a
+// stopped and resumed run ends with the same weights and ranges, bit for bit.
+TEST(LearnedRanges, ResumeEqualsUninterrupted) {
+  std::shared_ptr<ir::Model> teacher = Prepared(test_util::kDigitsCnn);
+  DistillOptions o;
+  o.steps = 30;
+  o.lr = 1e-3;
+  o.seed = 2;
+  o.batch_size = 16;
+  o.fake_quant = "int8";
+  o.activation_quant = ActivationQuantsOf(*Apply(*teacher, "quantize-static"));
+  o.learn_activation_ranges = true;
+  o.range_lr_scale = 10;
+  std::shared_ptr<ir::Model> whole = teacher->Clone();
+  DistillResult a = Distill(teacher, whole, {kDigitsTrain}, {}, o);
+  const std::string ckpt = ::testing::TempDir() + "/learned_ranges.ckpt";
+  std::filesystem::remove(ckpt);
+  DistillOptions first = o;
+  first.checkpoint = ckpt;
+  first.stop_after = 13;
+  EXPECT_FALSE(Distill(teacher, teacher->Clone(), {kDigitsTrain}, {}, first).finished);
+  DistillOptions second = o;
+  second.resume = ckpt;
+  std::shared_ptr<ir::Model> resumed = teacher->Clone();
+  DistillResult b = Distill(teacher, resumed, {kDigitsTrain}, {}, second);
+  EXPECT_EQ(b.resumed_from, 13);
+  ASSERT_EQ(a.learned_ranges.size(), b.learned_ranges.size());
+  for (size_t i = 0; i < a.learned_ranges.size(); ++i) {
+    EXPECT_EQ(a.learned_ranges[i].min, b.learned_ranges[i].min) << a.learned_ranges[i].value;
+    EXPECT_EQ(a.learned_ranges[i].max, b.learned_ranges[i].max) << a.learned_ranges[i].value;
+  }
+  for (const ir::Value* v : whole->graph->initializers())
+    EXPECT_EQ(*v->initializer(), *resumed->graph->FindValue(v->name())->initializer())
+        << v->name();
 }
 
 TEST(LearnedRanges, NeedFakeQuantizedActivations) {
