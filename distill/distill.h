@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "distill/fake_quant.h"
+#include "distill/learned_ranges.h"
 #include "ir/graph.h"
 
 namespace edgepress::distill {
@@ -93,6 +94,10 @@ struct DistillOptions {
   // weight stays zero (its mask is fixed). prune_to 0: off. prune_end 0: 3/4 of the steps.
   double prune_to = 0;
   int64_t prune_start = 0, prune_end = 0, prune_every = 10;
+  // Which weights a pruning step zeroes (distill/gradual_pattern.h): "unstructured",
+  // "N:M" (2:4, 4:8; prune_to may stay 0: it is (M-N)/M) or "channels" (whole channels
+  // with their dependencies, removed from the written student at the end).
+  std::string prune_pattern = "unstructured";
 
   // Distillation-aware quantization (distill/fake_quant.h): the Conv/Gemm/MatMul weights
   // train through fake quantization with a straight-through estimator and leave on the
@@ -102,6 +107,10 @@ struct DistillOptions {
   // Activations fake-quantized with these fixed ranges (ActivationQuantsOf the student after
   // quantize-static); values the student does not have are ignored.
   std::vector<ActivationQuant> activation_quant;
+  // Learn those ranges (distill/learned_ranges.h, LSQ/PACT) instead of holding them fixed;
+  // their learning rate is lr * range_lr_scale (no weight decay).
+  bool learn_activation_ranges = false;
+  double range_lr_scale = 1.0;
 
   std::string device = "cpu";
   // How errors name the two models (their files).
@@ -133,6 +142,10 @@ struct DistillResult {
   int64_t fake_quantized = 0;                  // weights trained through fake quantization
   int64_t fake_quantized_activations = 0;      // values of the student fake-quantized
   int64_t pruned_weights = 0;                  // zeros gradual pruning added
+  int64_t removed_params = 0;                  // channels pattern: parameters removed
+  // With learn_activation_ranges: the trained clip range of every quantized value, for
+  // quantize-static{ranges=FILE} (SaveLearnedRanges).
+  std::vector<LearnedRange> learned_ranges;
   double seconds = 0, samples_per_second = 0;  // this run's training loop
   bool finished = false;                       // false when stop_after ended the run early
   int world_size = 1, rank = 0;                // data parallel: this process's place

@@ -9,6 +9,8 @@
 #include "distill/data_stream.h"
 #include "distill/distill.h"
 #include "distill/fake_quant.h"
+#include "distill/gradual_pattern.h"
+#include "distill/learned_ranges.h"
 #include "distill/losses.h"
 #include "distill/process_group.h"
 #include "distill/schedule.h"
@@ -84,8 +86,20 @@ class Trainer {
  public:
   Trainer(std::shared_ptr<ir::Model> teacher, std::shared_ptr<ir::Model> student,
           const DistillOptions& o, const Callbacks& cb)
-      : o_(o), cb_(cb) {
+      : o_(o), cb_(cb), student_model_(student) {
     CheckOptions(o);
+    // N:M fixes the final sparsity: prune-to may be left 0 or must agree.
+    const PrunePattern pattern = ParsePrunePattern(o.prune_pattern);
+    if (pattern.kind == PrunePattern::Kind::kNM) {
+      if (o_.prune_to == 0) o_.prune_to = pattern.implied_sparsity();
+      if (std::fabs(o_.prune_to - pattern.implied_sparsity()) > 1e-12)
+        throw Error(ErrorCode::kUsage, "prune pattern " + o.prune_pattern + " means sparsity " +
+                                           std::to_string(pattern.implied_sparsity()) +
+                                           ", not prune-to " + std::to_string(o.prune_to));
+    }
+    if (pattern.kind == PrunePattern::Kind::kChannels && !(o.prune_to > 0))
+      throw Error(ErrorCode::kUsage,
+                  "prune pattern channels needs --prune-to (the share of each group's channels)");
     torch::set_num_threads(o.threads);
     inputs_ = InputNames(*student->graph);
     std::vector<std::string> t_inputs = InputNames(*teacher->graph);
@@ -123,7 +137,16 @@ class Trainer {
       if (activations_ == 0)
         ThrowInvalid(o.student_name + ": none of the " + std::to_string(o.activation_quant.size()) +
                      " quantized activations names a value of the student");
-      so.value_hook = ActivationFakeQuantHook(o.activation_quant);
+      if (o.learn_activation_ranges) {
+        learned_ = std::make_unique<LearnedRanges>(o.activation_quant, o.device);
+        so.value_hook = learned_->Hook();
+      } else {
+        so.value_hook = ActivationFakeQuantHook(o.activation_quant);
+      }
+    } else if (o.learn_activation_ranges) {
+      throw Error(ErrorCode::kUsage,
+                  "learned activation ranges need the fake-quantized activations "
+                  "(--fake-quant-activations)");
     }
     student_ = Create(student, so, o.student_name);
     if (student_->Parameters().empty())
@@ -194,6 +217,7 @@ class Trainer {
 
   DistillOptions o_;
   Callbacks cb_;
+  std::shared_ptr<ir::Model> student_model_;
   std::vector<std::string> inputs_, t_fetch_, s_fetch_;
   std::unique_ptr<runtime::TorchSession> teacher_, student_;
   std::vector<at::Tensor> masks_;  // per student parameter; undefined: free
@@ -204,6 +228,8 @@ class Trainer {
   int64_t masked_ = 0;
   int64_t activations_ = 0;  // student values fake-quantized
   FakeQuantMode fq_mode_ = FakeQuantMode::kNone;
+  std::unique_ptr<LearnedRanges> learned_;   // learn_activation_ranges
+  std::unique_ptr<GradualPattern> pattern_;  // prune_pattern other than unstructured
   std::vector<std::pair<size_t, FakeQuantTarget>> fq_;  // parameter index, target
   std::vector<std::pair<size_t, at::Tensor>> latent_;   // float values while quantized
   std::unique_ptr<ProcessGroup> pg_;                    // data parallel; null: one process
@@ -273,8 +299,9 @@ void Trainer::Quantize(const std::vector<at::Tensor>& params) {
     if (t.bias.empty() || sx == o_.activation_quant.end() || b == names.end()) continue;
     const at::Tensor& bp = params[static_cast<size_t>(b - names.begin())];
     latent_.emplace_back(static_cast<size_t>(b - names.begin()), bp.detach().clone());
+    const float scale = learned_ ? learned_->Scale(t.input) : sx->scale;
     ir::Tensor bq =
-        FakeQuantizeBias(runtime::torch_ops::FromTorch(bp, ir::DType::kFloat32), q, t, sx->scale);
+        FakeQuantizeBias(runtime::torch_ops::FromTorch(bp, ir::DType::kFloat32), q, t, scale);
     bp.copy_(runtime::torch_ops::ToTorch(bq, bp.device()));
   }
 }
@@ -293,6 +320,7 @@ std::vector<size_t> Trainer::PrunableParams() const {
 // already pruned (exact zeros, masked) sort first, so masks only grow. Returns the zeros
 // added. A stable sort makes ties (and so a resumed run) deterministic.
 int64_t Trainer::PruneTo(const std::vector<at::Tensor>& params, double sparsity) {
+  if (pattern_) return pattern_->Prune(params, masks_, sparsity);
   torch::NoGradGuard ng;
   int64_t added = 0;
   for (size_t i : PrunableParams()) {
@@ -467,6 +495,8 @@ std::string Trainer::Fingerprint(int64_t samples) const {
   for (size_t i = 0; i < names.size(); ++i) f << names[i] << Shape(params[i]) << ";";
   for (const LayerPair& p : o_.layer_map) f << " map=" << p.teacher << ":" << p.student;
   if (!o_.keep_best) f << " keep_best=0";
+  if (learned_) f << " learned_ranges=" << o_.range_lr_scale;
+  if (pattern_) f << " prune_pattern=" << o_.prune_pattern;
   if (o_.prune_to > 0)
     f << " prune=" << o_.prune_to << "/" << o_.prune_start << "/" << o_.prune_end << "/"
       << o_.prune_every;  // absent when true: older checkpoints still match
@@ -498,6 +528,11 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
   // Zeros in a weight (rank >= 2) stay zero: a pruned student keeps its masks. Biases and
   // norms train freely, and so does an all-zero weight (zero-initialised, not pruned).
   std::vector<at::Tensor> params = student_->Parameters();
+  const size_t n_student = params.size();
+  if (o_.prune_to > 0 && ParsePrunePattern(o_.prune_pattern).kind !=
+                             PrunePattern::Kind::kUnstructured)
+    pattern_ = std::make_unique<GradualPattern>(student_->model(), student_->ParameterNames(),
+                                                ParsePrunePattern(o_.prune_pattern));
   for (const at::Tensor& p : params) {
     at::Tensor mask;
     if (o_.fixed_masks && p.dim() >= 2) {
@@ -513,11 +548,26 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
   r.masked_weights = masked_;
   for (const auto& [i, t] : fq_) r.fake_quantized += params[i].numel();
   r.fake_quantized_activations = activations_;
+  // Learned ranges ride with the student's parameters (best weights, checkpoints) after
+  // them, so the parameter indices above stay the student's; no mask, no decay.
+  if (learned_)
+    for (const at::Tensor& p : learned_->Parameters()) {
+      params.push_back(p);
+      masks_.emplace_back();
+    }
   std::vector<at::Tensor> trainables = params;
   for (const at::Tensor& p : projections_)
     if (p.defined()) trainables.push_back(p);
-  torch::optim::AdamW opt(trainables,
-                          torch::optim::AdamWOptions(o_.lr).weight_decay(o_.weight_decay));
+  std::vector<at::Tensor> main_group(params.begin(), params.begin() + n_student);
+  for (const at::Tensor& p : projections_)
+    if (p.defined()) main_group.push_back(p);
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(main_group);
+  if (learned_)
+    groups.emplace_back(std::vector<at::Tensor>(params.begin() + n_student, params.end()),
+                        std::make_unique<torch::optim::AdamWOptions>(
+                            torch::optim::AdamWOptions(o_.lr).weight_decay(0)));
+  torch::optim::AdamW opt(groups, torch::optim::AdamWOptions(o_.lr).weight_decay(o_.weight_decay));
 
   LrSchedule sched;
   sched.peak = o_.lr;
@@ -550,7 +600,8 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
       // Gradual pruning's masks are the exact zeros of the restored weights (a masked
       // weight is exactly 0; an unmasked one reaching 0.0 exactly is not a practical case).
       torch::NoGradGuard ng;
-      for (size_t i : PrunableParams()) {
+      if (pattern_) pattern_->RestoreMasks(params, masks_);
+      for (size_t i : pattern_ ? std::vector<size_t>{} : PrunableParams()) {
         at::Tensor keep = params[i].detach().ne(0).to(params[i].scalar_type());
         if (keep.sum().item<int64_t>() < params[i].numel()) masks_[i] = keep;
       }
@@ -568,9 +619,11 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
     EvalLog e = Evaluate(0);
     st.evals.push_back(e);
     if (cb_.on_eval) cb_.on_eval(e);
-    st.best = e;
-    st.has_best = true;
-    for (const at::Tensor& p : params) best.push_back(p.detach().clone());
+    if (o_.prune_to <= 0) {  // with gradual pruning, the dense start is no candidate
+      st.best = e;
+      st.has_best = true;
+      for (const at::Tensor& p : params) best.push_back(p.detach().clone());
+    }
   }
 
   auto save = [&] {
@@ -586,6 +639,9 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
     if (!o_.keep_best) {
       st.best = e;  // the last evaluation describes the weights written
       st.has_best = true;
+    } else if (o_.prune_to > 0 && st.step <= prune_end) {
+      // Gradual pruning: only weights at the final sparsity (pruned at step prune_end,
+      // i.e. evaluated after it) may be kept, else "best" would undo the pruning.
     } else if (!st.has_best || Better(e, st.best)) {
       st.best = e;
       st.has_best = true;
@@ -601,7 +657,9 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
   while (st.step < sched.total && !(o_.stop_after > 0 && st.step >= o_.stop_after)) {
     Clock::time_point t0 = Clock::now();
     double lr = sched.At(st.step);
-    for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+    for (size_t gi = 0; gi < opt.param_groups().size(); ++gi)
+      static_cast<torch::optim::AdamWOptions&>(opt.param_groups()[gi].options())
+          .lr(gi == 0 ? lr : lr * o_.range_lr_scale);
     if (o_.prune_to > 0 && st.step >= o_.prune_start && st.step <= prune_end &&
         ((st.step - o_.prune_start) % o_.prune_every == 0 || st.step == prune_end))
       r.pruned_weights +=
@@ -627,6 +685,7 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
       // zero gradient alone (epsilon), but re-applying the mask makes the zero exact.
       for (size_t i = 0; i < params.size(); ++i)
         if (masks_[i].defined()) params[i].mul_(masks_[i]);
+      if (learned_) learned_->Clamp();
     }
     ++st.step;
     ++run_steps;
@@ -668,6 +727,11 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
   Quantize(params);  // the written weights are on the export pass's grid
   latent_.clear();
   student_->WriteBack();
+  if (learned_) r.learned_ranges = learned_->Ranges();
+  if (pattern_ && r.finished) {
+    std::shared_ptr<ir::Model> m = student_model_;
+    r.removed_params = pattern_->Finish(*m, o_.prune_to);
+  }
   return r;
 }
 

@@ -47,7 +47,7 @@ std::string Top1(const distill::EvalLog& e) {
 
 void AddDistillCommand(CLI::App& app, Action& action) {
   struct Options {
-    std::string teacher, student, from_teacher, out, layer_map;
+    std::string teacher, student, from_teacher, out, layer_map, ranges_out;
     std::vector<std::string> data, eval;
     bool quiet = false, json = false, fq_activations = false;
 #ifdef EDGEPRESS_HAVE_DISTILL
@@ -123,6 +123,10 @@ void AddDistillCommand(CLI::App& app, Action& action) {
   cmd->add_option("--prune-to", d.prune_to,
                   "gradual magnitude pruning to this sparsity per layer (cubic schedule; 0: off)")
       ->capture_default_str();
+  cmd->add_option("--prune-pattern", d.prune_pattern,
+                  "gradual pruning pattern: unstructured, N:M (2:4, 4:8; sparsity (M-N)/M) or "
+                  "channels (whole channels, removed from the written student)")
+      ->capture_default_str();
   cmd->add_option("--prune-start", d.prune_start, "gradual pruning: first pruning step")
       ->capture_default_str();
   cmd->add_option("--prune-end", d.prune_end,
@@ -133,6 +137,14 @@ void AddDistillCommand(CLI::App& app, Action& action) {
   cmd->add_flag("--fake-quant-activations", o->fq_activations,
                 "also fake-quantize activations with the ranges quantize-static (default "
                 "options) calibrates on --data for the student before training");
+  cmd->add_flag("--learn-activation-ranges", d.learn_activation_ranges,
+                "with --fake-quant-activations: train the activations' clip ranges (LSQ/PACT) "
+                "and write them for quantize-static{ranges=FILE} (--ranges-out)");
+  cmd->add_option("--range-lr-scale", d.range_lr_scale,
+                  "learned ranges: their learning rate is --lr times this")
+      ->capture_default_str();
+  cmd->add_option("--ranges-out", o->ranges_out,
+                  "learned ranges: the ranges.json to write (default: OUTPUT.ranges.json)");
   cmd->add_option("--fake-quant-group", d.fake_quant_group,
                   "int4: weights per block along K (quantize-weights group-size)")
       ->capture_default_str();
@@ -228,6 +240,12 @@ void AddDistillCommand(CLI::App& app, Action& action) {
       so.metadata = ProvenanceFor(o->teacher);
       so.metadata.emplace_back("distilled_from", o->teacher);
       SaveModel(*student, o->out, so);
+      if (d.learn_activation_ranges) {
+        const std::string ranges = o->ranges_out.empty() ? o->out + ".ranges.json" : o->ranges_out;
+        distill::SaveLearnedRanges(r.learned_ranges, ranges);
+        progress.Log("learned activation ranges: " + ranges +
+                     " (export: quantize-static{ranges=" + ranges + "})");
+      }
       if (o->json) {
         std::fputs(distill::ResultJson(r).c_str(), stdout);
       } else if (!o->quiet) {
