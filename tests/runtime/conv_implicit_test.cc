@@ -1,7 +1,8 @@
 // The pieces of the implicit-GEMM convolution (runtime/kernels/conv/conv_implicit.h) on
 // their own: the micro-kernel tile of every ISA this CPU has against the portable
-// reference at every row count of a tile, K depths 1..301, accumulate/bias/clamp and a
-// row stride wider than the tile (nothing written outside the tile's rows); and the
+// reference at every row count of a tile, K depths 1..301, accumulate/bias/clamp, the
+// FusedConv sum Z (its own row stride) and a row stride wider than the tile (nothing
+// written outside the tile's rows); and the
 // phase-split source, whose offset table must address, for every tap and output pixel,
 // exactly the input value (or the zero of a pad) that the convolution formula names.
 // End-to-end convolutions are in conv_test.cc.
@@ -30,8 +31,10 @@ void CheckTile(ConvTileFn fn, int mr, int nr, const char* name) {
   for (int64_t kc : {1, 2, 5, 128, 301}) {
     const std::vector<float> a = Random(kc * mr, 1 + kc), b = Random(kc * nr, 2 + kc);
     const std::vector<float> bias = Random(mr, 3), c0 = Random(mr * ldc, 4);
+    const int64_t ldz = nr + 3;
+    const std::vector<float> z = Random(mr * ldz, 5);
     for (int rows = 1; rows <= mr; ++rows) {
-      for (int variant = 0; variant < 4; ++variant) {
+      for (int variant = 0; variant < 8; ++variant) {
         TileStore p;
         p.accumulate = variant & 1;
         if (variant & 2) {
@@ -39,6 +42,10 @@ void CheckTile(ConvTileFn fn, int mr, int nr, const char* name) {
           p.clamp = true;
           p.lo = -0.5f;
           p.hi = 0.7f;
+        }
+        if (variant & 4) {
+          p.z = z.data();
+          p.ldz = ldz;
         }
         std::vector<float> want = c0, got = c0;
         UkernelRef(mr, nr, rows, kc, a.data(), b.data(), want.data(), ldc, p);

@@ -34,6 +34,10 @@ namespace edgepress::runtime::conv_implicit {
 struct TileStore {
   bool accumulate = false;          // add to C (later K blocks) instead of overwriting it
   const float* row_bias = nullptr;  // bias of the tile's first row (last K block only)
+  // FusedConv's sum input Z at the tile's first element, row stride ldz (last K block
+  // only): added after the bias, before the clamp.
+  const float* z = nullptr;
+  int64_t ldz = 0;
   bool clamp = false;
   float lo = 0, hi = 0;
 };
@@ -86,9 +90,10 @@ Plan MakePointwisePlan(const conv_util::ConvGeometry& g);
 
 // Y (Mg x OH*OW for one image and group, row stride out_size) from X (Cg channels of one
 // image and group) and the weights packed by PackWeights for `isa`. `source` is caller scratch.
+// z (optional, Y's layout; must not alias y): FusedConv's sum, added before the clamp.
 void Run(Isa isa, const conv_util::ConvGeometry& g, const Plan& plan, const float* x,
-         const PackedMatrix& w, const GemmEpilogue& ep, const float* bias, float* y,
-         std::vector<float>* source, ThreadPool& pool);
+         const PackedMatrix& w, const GemmEpilogue& ep, const float* bias, const float* z,
+         float* y, std::vector<float>* source, ThreadPool& pool);
 
 // The source copy alone (exposed for the tests): Cg channels of sh*sw phase planes.
 void BuildSource(const conv_util::ConvGeometry& g, const Plan& plan, const float* x,

@@ -45,6 +45,11 @@ __attribute__((target("avx512f"))) void Ukernel12x32Avx512(int rows, int64_t kc,
       v0 = _mm512_add_ps(v0, rb);
       v1 = _mm512_add_ps(v1, rb);
     }
+    if (p.z) {
+      const float* zr = p.z + r * p.ldz;
+      v0 = _mm512_add_ps(v0, _mm512_loadu_ps(zr));
+      v1 = _mm512_add_ps(v1, _mm512_loadu_ps(zr + 16));
+    }
     if (p.clamp) {
       v0 = _mm512_min_ps(_mm512_max_ps(v0, lo), hi);
       v1 = _mm512_min_ps(_mm512_max_ps(v1, lo), hi);
