@@ -26,7 +26,9 @@ std::vector<float> Random(size_t n, uint32_t seed) {
   return v;
 }
 
-void CheckTile(ConvTileFn fn, int mr, int nr, const char* name) {
+// with_epilogue = false: the tile only stores or accumulates (the pixel-major tile, whose
+// caller applies bias, Z and the clamp while transposing).
+void CheckTile(ConvTileFn fn, int mr, int nr, const char* name, bool with_epilogue = true) {
   const int64_t ldc = nr + 7;
   for (int64_t kc : {1, 2, 5, 128, 301}) {
     const std::vector<float> a = Random(kc * mr, 1 + kc), b = Random(kc * nr, 2 + kc);
@@ -34,7 +36,7 @@ void CheckTile(ConvTileFn fn, int mr, int nr, const char* name) {
     const int64_t ldz = nr + 3;
     const std::vector<float> z = Random(mr * ldz, 5);
     for (int rows = 1; rows <= mr; ++rows) {
-      for (int variant = 0; variant < 8; ++variant) {
+      for (int variant = 0; variant < (with_epilogue ? 8 : 2); ++variant) {
         TileStore p;
         p.accumulate = variant & 1;
         if (variant & 2) {
@@ -83,6 +85,25 @@ TEST(ConvImplicitTest, Avx512TileMatchesReference) {
   ASSERT_EQ(ConvTailMr(Isa::kAvx512, 16), 12);
   ASSERT_EQ(ConvTailMr(Isa::kAvx512, 19), 12);
   CheckTile(ConvTailTileFor(Isa::kAvx512), 12, 32, "avx512 tail");
+}
+
+TEST(ConvImplicitTest, PixelMajorTileMatchesReference) {
+  CheckTile(PixelMajorTileFor(Isa::kScalar), kPmRows, kPmCols, "pixel-major portable", false);
+  if (!GetCpuFeatures().Has(Isa::kAvx512)) GTEST_SKIP() << "CPU lacks AVX-512F";
+  CheckTile(PixelMajorTileFor(Isa::kAvx512), kPmRows, kPmCols, "pixel-major avx512", false);
+}
+
+// W^T in panels of kPmCols channels, [k][kPmCols] each, zero past M.
+TEST(ConvImplicitTest, PackWeightsPixelMajorTransposesIntoChannelPanels) {
+  const int64_t m = kPmCols + 5, k = 9;
+  const std::vector<float> w = Random(m * k, 12);
+  const PackedMatrix p = PackWeightsPixelMajor(m, k, w.data());
+  ASSERT_EQ(p.data.size(), static_cast<size_t>(2 * kPmCols * k));
+  for (int64_t co = 0; co < 2 * kPmCols; ++co)
+    for (int64_t kk = 0; kk < k; ++kk)
+      ASSERT_EQ(p.data[(co / kPmCols) * kPmCols * k + kk * kPmCols + co % kPmCols],
+                co < m ? w[co * k + kk] : 0.f)
+          << "channel " << co << " k " << kk;
 }
 
 // Panels of mr rows (the SGEMM's A layout), zero past M.

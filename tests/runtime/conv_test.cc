@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
@@ -359,6 +360,66 @@ TEST(ConvTest, FusedConvAddsSumBeforeTheActivation) {
         }
     }
   }
+}
+
+// The AVX-512 entry's pixel-major tiles (conv_pixel_major.cc), forced on every 2-D shape
+// here with EDGEPRESS_CONV_PIXEL_MAJOR=1 (read when a kernel is created): output widths
+// below, at and above the 7-pixel panel, channels below, at and past 64 and past 8 panels
+// (a tile's channel block), K over several 128-row blocks, stride 2 with a dropped phase
+// column, groups, X read in place with a ragged last panel, bias, Z and both activations;
+// 1 and 2 threads. Last, a shape the automatic choice takes (256 channels, 7x7, K 1152).
+TEST(ConvTest, PixelMajorTilesMatchNaive) {
+  if (!GetCpuFeatures().Has(Isa::kAvx512)) GTEST_SKIP() << "CPU lacks AVX-512F";
+  const std::vector<ConvCase> cases = {
+      {"7x7 M 70 K 450", {1, 50, 7, 7}, {70, 50, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
+      {"9x10 M 64", {1, 16, 9, 10}, {64, 16, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
+      {"3x5 M 20", {2, 6, 3, 5}, {20, 6, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
+      {"stride2 onto 7x7 M 520", {1, 24, 14, 14}, {520, 24, 3, 3}, 1, {2, 2}, {}, {1, 1, 1, 1}},
+      {"groups2", {1, 16, 8, 8}, {130, 8, 3, 3}, 2, {}, {}, {1, 1, 1, 1}},
+      {"pointwise ragged in place", {1, 200, 5, 9}, {66, 200, 1, 1}, 1},
+      {"1-D", {1, 16, 30}, {40, 16, 5}, 1, {}, {}, {2, 2}},
+  };
+  const ConvCase automatic{"auto 7x7", {1, 128, 7, 7}, {256, 128, 3, 3}, 1, {}, {}, {1, 1, 1, 1}};
+  const KernelDef* def = nullptr;
+  for (const KernelDef* d : KernelsFor("FusedConv", "com.microsoft", ir::DType::kFloat32))
+    if (d->isa == Isa::kAvx512) def = d;
+  ASSERT_NE(def, nullptr);
+  auto run = [&](const ConvCase& cs) {
+    std::vector<ir::Tensor> in = {RandomTensor(cs.x, 4), RandomTensor(cs.w, 5),
+                                  RandomTensor({cs.w[0]}, 6)};
+    std::vector<int64_t> shape;
+    const std::vector<float> conv = NaiveConv(cs, in[0], in[1], &in[2], &shape);
+    in.push_back(RandomTensor(shape, 7));
+    int64_t kdim = 1;
+    for (size_t i = 1; i < cs.w.size(); ++i) kdim *= cs.w[i];
+    for (const char* act : {"Relu", "Clip"}) {
+      std::vector<float> want = conv;
+      for (size_t i = 0; i < want.size(); ++i) {
+        const float v = want[i] + in[3].data<float>()[i];
+        want[i] = act[0] == 'R' ? std::max(v, 0.f) : std::min(std::max(v, -0.3f), 0.6f);
+      }
+      auto attrs = ConvAttrList(cs);
+      attrs.push_back(ir::Attribute::String("activation", act));
+      if (act[0] == 'C') attrs.push_back(ir::Attribute::Floats("activation_params", {-0.3f, 0.6f}));
+      for (int threads : {1, 2}) {
+        const std::string what = cs.label + " " + act + " t" + std::to_string(threads);
+        auto out = RunOne("FusedConv", "com.microsoft", in, true, attrs, def, threads);
+        ASSERT_EQ(out[0].shape(), shape) << what;
+        ExpectClose(want, out[0], static_cast<double>(kdim), what);
+      }
+    }
+    // Without Z and activation, through the plain Conv entry.
+    in.pop_back();
+    for (const KernelDef* d : KernelsFor("Conv", "", ir::DType::kFloat32)) {
+      if (d->isa != Isa::kAvx512) continue;
+      auto out = RunOne("Conv", "", in, true, ConvAttrList(cs), d, 2);
+      ExpectClose(conv, out[0], static_cast<double>(kdim), cs.label + " plain");
+    }
+  };
+  ::setenv("EDGEPRESS_CONV_PIXEL_MAJOR", "1", 1);
+  for (const ConvCase& cs : cases) run(cs);
+  ::unsetenv("EDGEPRESS_CONV_PIXEL_MAJOR");
+  run(automatic);
 }
 
 TEST(ConvTest, FusedConvRejectsASumOfAnotherShape) {

@@ -6,7 +6,10 @@
 //  * AVX2/AVX-512, 1-D and 2-D: implicit GEMM (conv_implicit.h) over a zero-padded,
 //    stride-phase-split copy of X; no im2col matrix. AVX-512 uses its own 12x32 tile.
 //    A 1x1 stride-1 unpadded conv reads X in place (no copy); on a 1x1 plane
-//    (squeeze-excite) it is a GEMV with W^T instead (RunOnePixel).
+//    (squeeze-excite) it is a GEMV with W^T instead (RunOnePixel). On AVX-512 a geometry
+//    with >= 256 output channels whose 12x32 tiles would compute 25% more padding than 7x64
+//    pixel-major tiles (7x7 planes) runs those (conv_pixel_major.cc), W^T packed on first
+//    use. EDGEPRESS_CONV_PIXEL_MAJOR=0 / =1 forces the choice (tests, benchmarks).
 //  * depthwise (one input channel per group, rank <= 2): direct planes (depthwise.h).
 //  * otherwise (the reference entry, 3-D): im2col written straight into the GEMM's packed-B
 //    panels, so the tests compare the implicit path with an independent lowering.
@@ -17,6 +20,7 @@
 // Entries: f32_conv__ref (portable micro-kernel and direct loops), f32_conv__avx2_6x16,
 // f32_conv__avx512_12x32.
 #include <algorithm>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -186,6 +190,8 @@ class ConvKernel : public Kernel {
                                            : PackA(kIsa, false, mg, kdim, wg, kdim));
     }
     packed_shape_ = w->shape();
+    if (const char* pm = std::getenv("EDGEPRESS_CONV_PIXEL_MAJOR"); pm && (*pm == '0' || *pm == '1'))
+      pixel_major_env_ = *pm == '1' ? 1 : 0;
   }
 
   void Run(KernelContext& ctx) override {
@@ -308,12 +314,22 @@ class ConvKernel : public Kernel {
       for (int64_t gi = 0; gi < g.group; ++gi)
         local_w.push_back(conv_implicit::PackWeights(kIsa, g.mg, kdim, wd + gi * g.mg * kdim));
     const std::vector<PackedMatrix>& pw = use_packed ? packed_w_ : local_w;
+    const bool pixel_major = use_packed && conv_implicit::ConvNr(kIsa) == 32 &&
+                             (pixel_major_env_ >= 0 ? pixel_major_env_ == 1
+                                                    : conv_implicit::PreferPixelMajor(kIsa, g, plan));
+    if (pixel_major)
+      std::call_once(pm_once_, [&] {
+        for (int64_t gi = 0; gi < g.group; ++gi)
+          packed_pm_.push_back(
+              conv_implicit::PackWeightsPixelMajor(g.mg, kdim, wd + gi * g.mg * kdim));
+      });
     for (int64_t n = 0; n < g.n; ++n)
       for (int64_t gi = 0; gi < g.group; ++gi)
         conv_implicit::Run(kIsa, g, plan, xd + (n * g.c + gi * g.cg) * in_size, pw[gi], act_,
                            bd ? bd + gi * g.mg : nullptr,
                            zd ? zd + (n * g.m + gi * g.mg) * out_size : nullptr,
-                           yd + (n * g.m + gi * g.mg) * out_size, &source, pool);
+                           yd + (n * g.m + gi * g.mg) * out_size, &source, pool,
+                           pixel_major ? &packed_pm_[gi] : nullptr);
   }
 
   // The plan depends only on the shapes, which rarely change between runs: kept, and
@@ -393,6 +409,9 @@ class ConvKernel : public Kernel {
   mutable ConvGeometry plan_geometry_;
   mutable bool plan_pointwise_ = false;
   PackedMatrix packed_wt_;  // W^T as a packed B, for RunOnePixel
+  int pixel_major_env_ = -1;  // EDGEPRESS_CONV_PIXEL_MAJOR: -1 automatic, 0 off, 1 forced
+  mutable std::once_flag pm_once_;
+  mutable std::vector<PackedMatrix> packed_pm_;  // per group, conv_pixel_major.cc's W^T
 };
 
 template <Isa kIsa>

@@ -171,6 +171,15 @@ ConvTileFn ConvTileFor(Isa isa) {
   return GemmTile<gemm_internal::ScalarKernel, 16>;
 }
 
+ConvTileFn PixelMajorTileFor(Isa isa) {
+#if defined(__x86_64__)
+  if (UsesAvx512Tile(isa)) return Ukernel7x64Avx512;
+#endif
+  (void)isa;
+  return [](int rows, int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+            const TileStore& p) { UkernelRef(kPmRows, kPmCols, rows, kc, a, b, c, ldc, p); };
+}
+
 ConvTileFn ConvTailTileFor(Isa isa) {
 #if defined(__x86_64__)
   if (UsesAvx512Tile(isa)) return GemmTile<gemm_internal::Avx512Kernel, 32>;
@@ -303,7 +312,7 @@ void BuildSource(const ConvGeometry& g, const Plan& plan, const float* x, int64_
 
 void Run(Isa isa, const ConvGeometry& g, const Plan& plan, const float* x,
          const PackedMatrix& w, const GemmEpilogue& ep, const float* bias, const float* z,
-         float* y, std::vector<float>* source, ThreadPool& pool) {
+         float* y, std::vector<float>* source, ThreadPool& pool, const PackedMatrix* pixel_major_w) {
   const int mr = ConvMr(isa), nr = ConvNr(isa);
   const ConvTileFn tile = ConvTileFor(isa);
   // A partial last panel (M = 16, 40, 88... on AVX-512) runs the SGEMM's 12x32 tile, which
@@ -330,6 +339,10 @@ void Run(Isa isa, const ConvGeometry& g, const Plan& plan, const float* x,
     else
       build(0, g.cg);
     src = s;
+  }
+  if (pixel_major_w) {
+    RunPixelMajor(isa, g, plan, src, *pixel_major_w, ep, bias, z, y, pool);
+    return;
   }
   // Virtual pixels are Y's pixels (no dropped columns): whole panels go straight to Y
   // and only a ragged last panel through the tile buffer.
