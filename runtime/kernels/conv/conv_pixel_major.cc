@@ -128,13 +128,17 @@ void RunPixelMajor(Isa isa, const ConvGeometry& g, const Plan& plan, const float
   const std::vector<PixelPanel> panels = PixelPanels(g, plan);
   const int64_t np = static_cast<int64_t>(panels.size()), nq = CeilDiv(m, kPmCols);
   // Tiles of up to 8 pixel panels x 8 channel panels (each packed A panel feeds up to 8
-  // B panels: with 4, 7x7 layers ran 100 instead of 136 GFLOP/s), halved until both
-  // threads have work.
+  // B panels: with 4, 7x7 layers ran 100 instead of 136 GFLOP/s), split until every
+  // thread has work and, up to 4 tiles per thread, the split is even: channel blocks
+  // first down to 4 panels (equal halves of a 7x7 plane's 7 pixel panels would not be).
   int64_t pcp = std::min<int64_t>(np, 8), qcp = std::min<int64_t>(nq, 8);
   const int threads = pool.num_threads();
   auto tiles = [&] { return CeilDiv(np, pcp) * CeilDiv(nq, qcp); };
-  while (threads > 1 && tiles() < 2 * threads && (pcp > 1 || qcp > 1)) {
-    if (qcp >= pcp / 2 && qcp > 1)
+  auto uneven = [&] {
+    return tiles() < threads || (tiles() % threads != 0 && tiles() < 4 * threads);
+  };
+  while (threads > 1 && uneven() && (pcp > 1 || qcp > 1)) {
+    if (qcp > 4 || (pcp == 1 && qcp > 1))
       qcp = (qcp + 1) / 2;
     else
       pcp = (pcp + 1) / 2;
