@@ -1,7 +1,12 @@
 // Latency and GFLOP/s of edgepress's Conv kernels (every ISA the CPU has) on ResNet-18 and
 // MobileNetV2 layer shapes, batch 1, through runtime::RunNode with constant weights (so
 // weights are prepacked as in a Session; the timing includes kernel creation once only).
-// Not part of ctest. Usage: conv_bench [threads]
+// Not part of ctest. Usage: conv_bench [threads]; ONLY=substring picks shapes, SKIP_REF=1
+// skips the reference entry, EDGEPRESS_CONV_PIXEL_MAJOR=0/1 forces the AVX-512 tile layout
+// (12x32 channel-major / 7x64 pixel-major; unset: the kernel's choice). Build (no CMake
+// target): g++ -O2 -std=c++17 -I. bench/conv_bench.cc build/runtime/libedgepress_runtime.a
+//   build/formats/libedgepress_epk.a build/formats/libedgepress_npy.a build/ir/libedgepress_ir.a
+//   build/runtime/libedgepress_runtime.a build/ir/libedgepress_ir.a -lpthread -lz
 #include <algorithm>
 #include <chrono>
 #include <ctime>
@@ -75,6 +80,7 @@ int main(int argc, char** argv) {
       {"resnet 3x3 128->128 28", 128, 28, 28, 128, 3, 1, 1},
       {"resnet 3x3 256->256 14", 256, 14, 14, 256, 3, 1, 1},
       {"resnet 3x3 512->512 7", 512, 7, 7, 512, 3, 1, 1},
+      {"resnet 3x3/2 256->512 14", 256, 14, 14, 512, 3, 2, 1},
       {"resnet 1x1/2 64->128 56", 64, 56, 56, 128, 1, 2, 1},
       {"mbv2 3x3/2 3->32 224", 3, 224, 224, 32, 3, 2, 1},
       {"mbv2 dw 3x3 32 112", 32, 112, 112, 32, 3, 1, 32},

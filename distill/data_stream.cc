@@ -189,19 +189,20 @@ DataStream::Sample DataStream::Emit() {
   return out;
 }
 
-std::vector<ir::Tensor> DataStream::Next(int64_t count) {
+std::vector<ir::Tensor> DataStream::Next(int64_t count, int64_t first, int64_t keep) {
   std::vector<ir::Tensor> batch;
   for (size_t i = 0; i < names_.size(); ++i) {
     std::vector<int64_t> shape = row_shapes_[i];
-    shape.insert(shape.begin(), count);
+    shape.insert(shape.begin(), keep);
     batch.emplace_back(dtypes_[i], shape);
   }
   for (int64_t k = 0; k < count; ++k) {
     if (position_ == size_) StartEpoch(epoch_ + 1);
     Sample s = Emit();
+    if (k < first || k >= first + keep) continue;
     for (size_t i = 0; i < s.size(); ++i)
-      std::memcpy(static_cast<uint8_t*>(batch[i].mutable_raw()) + k * s[i].nbytes(), s[i].raw(),
-                  s[i].nbytes());
+      std::memcpy(static_cast<uint8_t*>(batch[i].mutable_raw()) + (k - first) * s[i].nbytes(),
+                  s[i].raw(), s[i].nbytes());
   }
   return batch;
 }

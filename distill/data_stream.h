@@ -55,7 +55,11 @@ class DataStream {
   bool has(const std::string& array) const;
   // The next `count` samples, one batch tensor per kept array ([count, row...]), in the
   // order of names().
-  std::vector<ir::Tensor> Next(int64_t count);
+  std::vector<ir::Tensor> Next(int64_t count) { return Next(count, 0, count); }
+  // The same `count` samples drawn, but only rows [first, first + keep) of them returned:
+  // a data-parallel rank's share of a global batch. Every rank draws the whole batch, so
+  // the stream's state (and a checkpoint's position) is the same on all of them.
+  std::vector<ir::Tensor> Next(int64_t count, int64_t first, int64_t keep);
   const std::vector<std::string>& names() const { return names_; }
   // The row shape of array i (without the sample dim).
   const std::vector<int64_t>& row_shape(size_t i) const { return row_shapes_[i]; }

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "distill/fake_quant.h"
+#include "distill/learned_ranges.h"
 #include "ir/graph.h"
 
 namespace edgepress::distill {
@@ -32,6 +33,24 @@ struct LayerPair {
 };
 // "t1:s1,t2:s2" (the CLI's --layer-map); throws Error(kUsage) naming `where`.
 std::vector<LayerPair> ParseLayerMap(const std::string& text, const std::string& where);
+
+// Data parallel (docs/distill.md), configured as torchrun configures PyTorch: each of
+// world_size processes trains on its 1/world_size of every global batch; gradients are
+// averaged over a c10d process group (Gloo on the CPU) before clipping and the AdamW step,
+// so all ranks hold the same weights. world_size 1 is the single-process run.
+struct DistributedOptions {
+  int world_size = 1;
+  int rank = 0;
+  int local_rank = 0;  // the CUDA device of this rank on its machine (cuda:local_rank)
+  std::string master_addr = "127.0.0.1";
+  int master_port = 29500;
+  // Connecting to rank 0's store, and every exchange: a rank that exits or hangs makes the
+  // others fail with an Error after this long instead of waiting for ever.
+  double timeout_s = 60;
+};
+// WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR and MASTER_PORT from the environment (unset
+// WORLD_SIZE: one process). Throws Error(kUsage) naming a malformed variable.
+DistributedOptions DistributedFromEnv();
 
 struct DistillOptions {
   // Losses: alpha_kd * KL(T) * T^2 + alpha_ce * CE(labels) + alpha_hidden * sum(MSE).
@@ -75,6 +94,10 @@ struct DistillOptions {
   // weight stays zero (its mask is fixed). prune_to 0: off. prune_end 0: 3/4 of the steps.
   double prune_to = 0;
   int64_t prune_start = 0, prune_end = 0, prune_every = 10;
+  // Which weights a pruning step zeroes (distill/gradual_pattern.h): "unstructured",
+  // "N:M" (2:4, 4:8; prune_to may stay 0: it is (M-N)/M) or "channels" (whole channels
+  // with their dependencies, removed from the written student at the end).
+  std::string prune_pattern = "unstructured";
 
   // Distillation-aware quantization (distill/fake_quant.h): the Conv/Gemm/MatMul weights
   // train through fake quantization with a straight-through estimator and leave on the
@@ -84,11 +107,16 @@ struct DistillOptions {
   // Activations fake-quantized with these fixed ranges (ActivationQuantsOf the student after
   // quantize-static); values the student does not have are ignored.
   std::vector<ActivationQuant> activation_quant;
+  // Learn those ranges (distill/learned_ranges.h, LSQ/PACT) instead of holding them fixed;
+  // their learning rate is lr * range_lr_scale (no weight decay).
+  bool learn_activation_ranges = false;
+  double range_lr_scale = 1.0;
 
   std::string device = "cpu";
   // How errors name the two models (their files).
   std::string teacher_name = "teacher", student_name = "student";
   int threads = 1;  // intra-op threads; bitwise resume holds for the same count
+  DistributedOptions dist;
 };
 
 struct StepLog {
@@ -114,8 +142,13 @@ struct DistillResult {
   int64_t fake_quantized = 0;                  // weights trained through fake quantization
   int64_t fake_quantized_activations = 0;      // values of the student fake-quantized
   int64_t pruned_weights = 0;                  // zeros gradual pruning added
+  int64_t removed_params = 0;                  // channels pattern: parameters removed
+  // With learn_activation_ranges: the trained clip range of every quantized value, for
+  // quantize-static{ranges=FILE} (SaveLearnedRanges).
+  std::vector<LearnedRange> learned_ranges;
   double seconds = 0, samples_per_second = 0;  // this run's training loop
   bool finished = false;                       // false when stop_after ended the run early
+  int world_size = 1, rank = 0;                // data parallel: this process's place
 };
 
 struct Callbacks {
@@ -133,6 +166,10 @@ struct Callbacks {
 // The two models must have the same inputs; their first outputs are the logits.
 // Throws edgepress::Error naming the file or option for bad input (mismatched models,
 // missing arrays, a checkpoint of another run).
+// With options.dist.world_size > 1 every rank calls Distill() with the same models and
+// options; all leave with the same weights and summary. Only rank 0 writes the checkpoint
+// (every rank reads it on resume). A rank that exits or stops answering makes the others
+// throw Error(kIo) naming their rank and the timeout.
 DistillResult Distill(std::shared_ptr<ir::Model> teacher, std::shared_ptr<ir::Model> student,
                       const std::vector<std::string>& train_files,
                       const std::vector<std::string>& eval_files, const DistillOptions& options,

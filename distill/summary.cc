@@ -45,8 +45,15 @@ std::string ResultJson(const DistillResult& r) {
   j["fake_quantized_weights"] = r.fake_quantized;
   j["fake_quantized_activations"] = r.fake_quantized_activations;
   j["pruned_weights"] = r.pruned_weights;
+  if (r.removed_params > 0) j["removed_params"] = r.removed_params;
+  if (!r.learned_ranges.empty()) {
+    nlohmann::json ranges = nlohmann::json::object();
+    for (const LearnedRange& l : r.learned_ranges) ranges[l.value] = {l.min, l.max};
+    j["learned_ranges"] = ranges;
+  }
   j["seconds"] = r.seconds;
-  j["samples_per_second"] = r.samples_per_second;
+  j["samples_per_second"] = r.samples_per_second;  // all ranks together
+  j["world_size"] = r.world_size;
   nlohmann::json curve = nlohmann::json::array();
   for (const StepLog& s : r.curve)
     curve.push_back({{"step", s.step},

@@ -9,7 +9,10 @@
 #include "distill/data_stream.h"
 #include "distill/distill.h"
 #include "distill/fake_quant.h"
+#include "distill/gradual_pattern.h"
+#include "distill/learned_ranges.h"
 #include "distill/losses.h"
+#include "distill/process_group.h"
 #include "distill/schedule.h"
 #include "ir/error.h"
 #include "runtime/torch/torch_ops.h"
@@ -42,6 +45,16 @@ void CheckOptions(const DistillOptions& o) {
   if (o.threads < 1) usage("--threads must be >= 1");
   if (o.stop_after > 0 && o.checkpoint.empty())
     usage("--stop-after without --checkpoint would throw the run away");
+  if (o.dist.world_size > 1 && o.batch_size % o.dist.world_size != 0)
+    usage("--batch-size " + std::to_string(o.batch_size) + " is the global batch and must split " +
+          "evenly over WORLD_SIZE=" + std::to_string(o.dist.world_size) + " ranks");
+}
+
+// FNV-1a: the same on every rank (std::hash need not be), for comparing run fingerprints.
+int64_t Fnv1a(const std::string& s) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
+  return static_cast<int64_t>(h >> 2);  // >= 0, so its negation fits too
 }
 
 // One batch of the stream as torch feeds (inputs by name) and labels (undefined if none).
@@ -73,8 +86,20 @@ class Trainer {
  public:
   Trainer(std::shared_ptr<ir::Model> teacher, std::shared_ptr<ir::Model> student,
           const DistillOptions& o, const Callbacks& cb)
-      : o_(o), cb_(cb) {
+      : o_(o), cb_(cb), student_model_(student) {
     CheckOptions(o);
+    // N:M fixes the final sparsity: prune-to may be left 0 or must agree.
+    const PrunePattern pattern = ParsePrunePattern(o.prune_pattern);
+    if (pattern.kind == PrunePattern::Kind::kNM) {
+      if (o_.prune_to == 0) o_.prune_to = pattern.implied_sparsity();
+      if (std::fabs(o_.prune_to - pattern.implied_sparsity()) > 1e-12)
+        throw Error(ErrorCode::kUsage, "prune pattern " + o.prune_pattern + " means sparsity " +
+                                           std::to_string(pattern.implied_sparsity()) +
+                                           ", not prune-to " + std::to_string(o.prune_to));
+    }
+    if (pattern.kind == PrunePattern::Kind::kChannels && !(o.prune_to > 0))
+      throw Error(ErrorCode::kUsage,
+                  "prune pattern channels needs --prune-to (the share of each group's channels)");
     torch::set_num_threads(o.threads);
     inputs_ = InputNames(*student->graph);
     std::vector<std::string> t_inputs = InputNames(*teacher->graph);
@@ -112,7 +137,16 @@ class Trainer {
       if (activations_ == 0)
         ThrowInvalid(o.student_name + ": none of the " + std::to_string(o.activation_quant.size()) +
                      " quantized activations names a value of the student");
-      so.value_hook = ActivationFakeQuantHook(o.activation_quant);
+      if (o.learn_activation_ranges) {
+        learned_ = std::make_unique<LearnedRanges>(o.activation_quant, o.device);
+        so.value_hook = learned_->Hook();
+      } else {
+        so.value_hook = ActivationFakeQuantHook(o.activation_quant);
+      }
+    } else if (o.learn_activation_ranges) {
+      throw Error(ErrorCode::kUsage,
+                  "learned activation ranges need the fake-quantized activations "
+                  "(--fake-quant-activations)");
     }
     student_ = Create(student, so, o.student_name);
     if (student_->Parameters().empty())
@@ -132,6 +166,8 @@ class Trainer {
         ThrowInvalid(o.student_name +
                      " has no Conv, Gemm or MatMul float weights to fake-quantize");
     }
+    // After the models are checked: a bad model fails every rank at once, not by timeout.
+    if (o.dist.world_size > 1) pg_ = std::make_unique<ProcessGroup>(o.dist, o.device);
   }
 
   DistillResult Run(const std::vector<std::string>& train_files,
@@ -160,6 +196,16 @@ class Trainer {
   EvalLog Evaluate(int64_t step, bool teacher_only = false);
   void LossTerms(const Batch& b, at::Tensor* total, double* kd, double* ce, double* hidden);
   std::string Fingerprint(int64_t samples) const;
+  // This process's place among the data-parallel ranks (rank 0 of 1 without them).
+  int64_t Rank() const { return pg_ ? pg_->rank() : 0; }
+  int64_t World() const { return pg_ ? pg_->world() : 1; }
+  // Rank 0's trainables on every rank, after checking that all ranks run the same options
+  // and data and stand at the same step.
+  void Agree(const std::string& fingerprint, int64_t step,
+             const std::vector<at::Tensor>& trainables);
+  // Averages the gradients of `trainables` and the step's loss terms over the ranks.
+  void AverageGradients(const std::vector<at::Tensor>& trainables, int64_t step, double* loss,
+                        double* kd, double* ce, double* hidden);
   // Fake quantization (straight-through): the quantized values replace the targets'
   // weights for a forward/backward pass, and Restore() puts the float latents back before
   // the optimizer steps them. Snap() leaves the weights quantized (the written model).
@@ -171,6 +217,7 @@ class Trainer {
 
   DistillOptions o_;
   Callbacks cb_;
+  std::shared_ptr<ir::Model> student_model_;
   std::vector<std::string> inputs_, t_fetch_, s_fetch_;
   std::unique_ptr<runtime::TorchSession> teacher_, student_;
   std::vector<at::Tensor> masks_;  // per student parameter; undefined: free
@@ -181,9 +228,58 @@ class Trainer {
   int64_t masked_ = 0;
   int64_t activations_ = 0;  // student values fake-quantized
   FakeQuantMode fq_mode_ = FakeQuantMode::kNone;
+  std::unique_ptr<LearnedRanges> learned_;   // learn_activation_ranges
+  std::unique_ptr<GradualPattern> pattern_;  // prune_pattern other than unstructured
   std::vector<std::pair<size_t, FakeQuantTarget>> fq_;  // parameter index, target
   std::vector<std::pair<size_t, at::Tensor>> latent_;   // float values while quantized
+  std::unique_ptr<ProcessGroup> pg_;                    // data parallel; null: one process
 };
+
+void Trainer::Agree(const std::string& fingerprint, int64_t step,
+                    const std::vector<at::Tensor>& trainables) {
+  if (!pg_) return;
+  const int64_t h = Fnv1a(fingerprint);
+  at::Tensor t = torch::tensor({h, -h, step, -step}, torch::kInt64);
+  pg_->Max(t, "the run's options");
+  if (t[0].item<int64_t>() != h || -t[1].item<int64_t>() != h)
+    ThrowInvalid("distributed: rank " + std::to_string(Rank()) +
+                 ": the ranks run with different options, models or data; every rank must be "
+                 "given the same command line");
+  if (t[2].item<int64_t>() != step || -t[3].item<int64_t>() != step)
+    ThrowInvalid("distributed: rank " + std::to_string(Rank()) + " is at step " +
+                 std::to_string(step) + ", another rank at step " +
+                 std::to_string(t[2].item<int64_t>() != step ? t[2].item<int64_t>()
+                                                             : -t[3].item<int64_t>()) +
+                 "; every rank must --resume from the same checkpoint");
+  torch::NoGradGuard ng;
+  at::Tensor flat = Flatten(trainables);
+  pg_->BroadcastFromRank0(flat, "the initial weights");
+  Unflatten(flat, trainables);
+}
+
+// Each rank's loss is the mean over its equal share of the global batch, so the mean of
+// the ranks' gradients is the gradient of the global batch's mean loss: clipping and AdamW
+// then see what one process would. The loss terms ride along in the same exchange.
+void Trainer::AverageGradients(const std::vector<at::Tensor>& trainables, int64_t step,
+                               double* loss, double* kd, double* ce, double* hidden) {
+  if (!pg_) return;
+  torch::NoGradGuard ng;
+  std::vector<at::Tensor> grads;
+  for (const at::Tensor& p : trainables)
+    if (p.grad().defined()) grads.push_back(p.grad());
+  std::vector<at::Tensor> parts = grads;
+  const at::Tensor& like = grads.empty() ? trainables[0] : grads[0];
+  parts.push_back(torch::tensor({*loss, *kd, *ce, *hidden}, like.options()));
+  at::Tensor flat = Flatten(parts);
+  pg_->Sum(flat, "the gradients of step " + std::to_string(step + 1));
+  flat.div_(static_cast<double>(World()));
+  Unflatten(flat, grads);
+  at::Tensor terms = flat.slice(0, flat.numel() - 4).to(torch::kCPU, torch::kDouble);
+  *loss = terms[0].item<double>();
+  *kd = terms[1].item<double>();
+  *ce = terms[2].item<double>();
+  *hidden = terms[3].item<double>();
+}
 
 void Trainer::Quantize(const std::vector<at::Tensor>& params) {
   torch::NoGradGuard ng;
@@ -203,8 +299,9 @@ void Trainer::Quantize(const std::vector<at::Tensor>& params) {
     if (t.bias.empty() || sx == o_.activation_quant.end() || b == names.end()) continue;
     const at::Tensor& bp = params[static_cast<size_t>(b - names.begin())];
     latent_.emplace_back(static_cast<size_t>(b - names.begin()), bp.detach().clone());
+    const float scale = learned_ ? learned_->Scale(t.input) : sx->scale;
     ir::Tensor bq =
-        FakeQuantizeBias(runtime::torch_ops::FromTorch(bp, ir::DType::kFloat32), q, t, sx->scale);
+        FakeQuantizeBias(runtime::torch_ops::FromTorch(bp, ir::DType::kFloat32), q, t, scale);
     bp.copy_(runtime::torch_ops::ToTorch(bq, bp.device()));
   }
 }
@@ -223,6 +320,7 @@ std::vector<size_t> Trainer::PrunableParams() const {
 // already pruned (exact zeros, masked) sort first, so masks only grow. Returns the zeros
 // added. A stable sort makes ties (and so a resumed run) deterministic.
 int64_t Trainer::PruneTo(const std::vector<at::Tensor>& params, double sparsity) {
+  if (pattern_) return pattern_->Prune(params, masks_, sparsity);
   torch::NoGradGuard ng;
   int64_t added = 0;
   for (size_t i : PrunableParams()) {
@@ -349,8 +447,14 @@ EvalLog Trainer::Evaluate(int64_t step, bool teacher_only) {
   int64_t correct = 0, seen = 0;
   double kd = 0;
   bool labels = eval_->has(o_.label);
-  for (int64_t done = 0; done < eval_->size();) {
+  // Data parallel: rank r evaluates batches r, r + world, ...; the sums are exchanged.
+  for (int64_t done = 0, index = 0; done < eval_->size(); ++index) {
     int64_t n = std::min(o_.eval_batch, eval_->size() - done);
+    if (index % World() != Rank()) {
+      eval_->Next(n, 0, 0);
+      done += n;
+      continue;
+    }
     Batch b = ToBatch(eval_->Next(n), *eval_, inputs_, o_.label);
     at::Tensor t = Forward(*teacher_, b.feeds, {t_fetch_[0]}, o_.teacher_name)[0];
     at::Tensor s =
@@ -359,6 +463,14 @@ EvalLog Trainer::Evaluate(int64_t step, bool teacher_only) {
     if (labels) correct += CountCorrect(s, b.labels);
     seen += n;
     done += n;
+  }
+  if (pg_) {
+    at::Tensor sums = torch::tensor({static_cast<double>(correct), kd, static_cast<double>(seen)},
+                                    torch::kDouble);
+    pg_->Sum(sums, "the evaluation at step " + std::to_string(step));
+    correct = static_cast<int64_t>(std::llround(sums[0].item<double>()));
+    kd = sums[1].item<double>();
+    seen = static_cast<int64_t>(std::llround(sums[2].item<double>()));
   }
   e.kd_loss = kd / static_cast<double>(seen);
   if (labels) e.top1 = static_cast<double>(correct) / static_cast<double>(seen);
@@ -383,6 +495,8 @@ std::string Trainer::Fingerprint(int64_t samples) const {
   for (size_t i = 0; i < names.size(); ++i) f << names[i] << Shape(params[i]) << ";";
   for (const LayerPair& p : o_.layer_map) f << " map=" << p.teacher << ":" << p.student;
   if (!o_.keep_best) f << " keep_best=0";
+  if (learned_) f << " learned_ranges=" << o_.range_lr_scale;
+  if (pattern_) f << " prune_pattern=" << o_.prune_pattern;
   if (o_.prune_to > 0)
     f << " prune=" << o_.prune_to << "/" << o_.prune_start << "/" << o_.prune_end << "/"
       << o_.prune_every;  // absent when true: older checkpoints still match
@@ -414,6 +528,11 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
   // Zeros in a weight (rank >= 2) stay zero: a pruned student keeps its masks. Biases and
   // norms train freely, and so does an all-zero weight (zero-initialised, not pruned).
   std::vector<at::Tensor> params = student_->Parameters();
+  const size_t n_student = params.size();
+  if (o_.prune_to > 0 && ParsePrunePattern(o_.prune_pattern).kind !=
+                             PrunePattern::Kind::kUnstructured)
+    pattern_ = std::make_unique<GradualPattern>(student_->model(), student_->ParameterNames(),
+                                                ParsePrunePattern(o_.prune_pattern));
   for (const at::Tensor& p : params) {
     at::Tensor mask;
     if (o_.fixed_masks && p.dim() >= 2) {
@@ -429,11 +548,26 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
   r.masked_weights = masked_;
   for (const auto& [i, t] : fq_) r.fake_quantized += params[i].numel();
   r.fake_quantized_activations = activations_;
+  // Learned ranges ride with the student's parameters (best weights, checkpoints) after
+  // them, so the parameter indices above stay the student's; no mask, no decay.
+  if (learned_)
+    for (const at::Tensor& p : learned_->Parameters()) {
+      params.push_back(p);
+      masks_.emplace_back();
+    }
   std::vector<at::Tensor> trainables = params;
   for (const at::Tensor& p : projections_)
     if (p.defined()) trainables.push_back(p);
-  torch::optim::AdamW opt(trainables,
-                          torch::optim::AdamWOptions(o_.lr).weight_decay(o_.weight_decay));
+  std::vector<at::Tensor> main_group(params.begin(), params.begin() + n_student);
+  for (const at::Tensor& p : projections_)
+    if (p.defined()) main_group.push_back(p);
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(main_group);
+  if (learned_)
+    groups.emplace_back(std::vector<at::Tensor>(params.begin() + n_student, params.end()),
+                        std::make_unique<torch::optim::AdamWOptions>(
+                            torch::optim::AdamWOptions(o_.lr).weight_decay(0)));
+  torch::optim::AdamW opt(groups, torch::optim::AdamWOptions(o_.lr).weight_decay(o_.weight_decay));
 
   LrSchedule sched;
   sched.peak = o_.lr;
@@ -460,14 +594,14 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
   CheckpointState st;
   st.fingerprint = Fingerprint(train.size());
   std::vector<at::Tensor> best;
-  if (eval_) r.teacher = Evaluate(0, /*teacher_only=*/true);
   if (!o_.resume.empty()) {
     st = LoadCheckpoint(o_.resume, st.fingerprint, trainables, best, opt);
     if (o_.prune_to > 0) {
       // Gradual pruning's masks are the exact zeros of the restored weights (a masked
       // weight is exactly 0; an unmasked one reaching 0.0 exactly is not a practical case).
       torch::NoGradGuard ng;
-      for (size_t i : PrunableParams()) {
+      if (pattern_) pattern_->RestoreMasks(params, masks_);
+      for (size_t i : pattern_ ? std::vector<size_t>{} : PrunableParams()) {
         at::Tensor keep = params[i].detach().ne(0).to(params[i].scalar_type());
         if (keep.sum().item<int64_t>() < params[i].numel()) masks_[i] = keep;
       }
@@ -475,17 +609,25 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
     train.Seek(st.epoch, st.position);
     r.resumed_from = st.step;
     if (cb_.log) cb_.log("resumed " + o_.resume + " at step " + std::to_string(st.step));
-  } else if (eval_) {
+  }
+  // What decides the ranks' exchanges must agree too, or they would wait on each other.
+  Agree(st.fingerprint + " eval=" + std::to_string(eval_ ? eval_->size() : -1) + "/" +
+            std::to_string(o_.eval_batch) + " stop_after=" + std::to_string(o_.stop_after),
+        st.step, trainables);
+  if (eval_) r.teacher = Evaluate(0, /*teacher_only=*/true);
+  if (o_.resume.empty() && eval_) {
     EvalLog e = Evaluate(0);
     st.evals.push_back(e);
     if (cb_.on_eval) cb_.on_eval(e);
-    st.best = e;
-    st.has_best = true;
-    for (const at::Tensor& p : params) best.push_back(p.detach().clone());
+    if (o_.prune_to <= 0) {  // with gradual pruning, the dense start is no candidate
+      st.best = e;
+      st.has_best = true;
+      for (const at::Tensor& p : params) best.push_back(p.detach().clone());
+    }
   }
 
   auto save = [&] {
-    if (o_.checkpoint.empty()) return;
+    if (o_.checkpoint.empty() || Rank() != 0) return;  // the ranks hold the same state
     st.epoch = train.epoch();
     st.position = train.position();
     SaveCheckpoint(o_.checkpoint, st, trainables, best, opt);
@@ -497,6 +639,9 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
     if (!o_.keep_best) {
       st.best = e;  // the last evaluation describes the weights written
       st.has_best = true;
+    } else if (o_.prune_to > 0 && st.step <= prune_end) {
+      // Gradual pruning: only weights at the final sparsity (pruned at step prune_end,
+      // i.e. evaluated after it) may be kept, else "best" would undo the pruning.
     } else if (!st.has_best || Better(e, st.best)) {
       st.best = e;
       st.has_best = true;
@@ -512,12 +657,15 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
   while (st.step < sched.total && !(o_.stop_after > 0 && st.step >= o_.stop_after)) {
     Clock::time_point t0 = Clock::now();
     double lr = sched.At(st.step);
-    for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+    for (size_t gi = 0; gi < opt.param_groups().size(); ++gi)
+      static_cast<torch::optim::AdamWOptions&>(opt.param_groups()[gi].options())
+          .lr(gi == 0 ? lr : lr * o_.range_lr_scale);
     if (o_.prune_to > 0 && st.step >= o_.prune_start && st.step <= prune_end &&
         ((st.step - o_.prune_start) % o_.prune_every == 0 || st.step == prune_end))
       r.pruned_weights +=
           PruneTo(params, CubicSparsity(o_.prune_to, o_.prune_start, prune_end, st.step));
-    Batch b = ToBatch(train.Next(o_.batch_size), train, inputs_, o_.label);
+    const int64_t share = o_.batch_size / World();
+    Batch b = ToBatch(train.Next(o_.batch_size, Rank() * share, share), train, inputs_, o_.label);
     at::Tensor loss;
     double kd, ce, hidden;
     Quantize(params);
@@ -525,6 +673,8 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
     opt.zero_grad();
     loss.backward();
     Restore(params);  // the gradient at the quantized weights steps the latent ones (STE)
+    double total = loss.item<double>();
+    AverageGradients(trainables, st.step, &total, &kd, &ce, &hidden);
     {
       torch::NoGradGuard ng;
       for (size_t i = 0; i < params.size(); ++i)
@@ -535,11 +685,11 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
       // zero gradient alone (epsilon), but re-applying the mask makes the zero exact.
       for (size_t i = 0; i < params.size(); ++i)
         if (masks_[i].defined()) params[i].mul_(masks_[i]);
+      if (learned_) learned_->Clamp();
     }
     ++st.step;
     ++run_steps;
     train_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
-    double total = loss.item<double>();
     acc.loss += total, acc.kd += kd, acc.ce += ce, acc.hidden += hidden, acc.lr += lr;
     // Points at multiples of log_every, so a resumed run's curve lines up with an
     // uninterrupted one (the interval a resume splits averages the steps this run saw).
@@ -562,6 +712,8 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
   save();
 
   r.steps = st.step;
+  r.world_size = static_cast<int>(World());
+  r.rank = static_cast<int>(Rank());
   r.seconds = train_seconds;
   r.samples_per_second =
       train_seconds > 0 ? static_cast<double>(run_steps * o_.batch_size) / train_seconds : 0;
@@ -575,6 +727,11 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
   Quantize(params);  // the written weights are on the export pass's grid
   latent_.clear();
   student_->WriteBack();
+  if (learned_) r.learned_ranges = learned_->Ranges();
+  if (pattern_ && r.finished) {
+    std::shared_ptr<ir::Model> m = student_model_;
+    r.removed_params = pattern_->Finish(*m, o_.prune_to);
+  }
   return r;
 }
 
@@ -585,7 +742,11 @@ DistillResult Distill(std::shared_ptr<ir::Model> teacher, std::shared_ptr<ir::Mo
                       const std::vector<std::string>& eval_files, const DistillOptions& options,
                       const Callbacks& callbacks) {
   try {
-    Trainer t(std::move(teacher), std::move(student), options, callbacks);
+    DistillOptions o = options;
+    // torchrun's convention: one GPU per rank on a machine, chosen by LOCAL_RANK.
+    if (o.dist.world_size > 1 && o.device == "cuda")
+      o.device = "cuda:" + std::to_string(o.dist.local_rank);
+    Trainer t(std::move(teacher), std::move(student), o, callbacks);
     return t.Run(train_files, eval_files);
   } catch (const c10::Error& e) {
     // A LibTorch check the converters' own validation did not anticipate (e.g. a shape

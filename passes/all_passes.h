@@ -13,6 +13,7 @@ const PassEntry& FuseMatMulAddPass();
 const PassEntry& FuseGeluPass();
 const PassEntry& FuseHardSwishPass();
 const PassEntry& FuseLayerNormPass();
+const PassEntry& FuseConvAddPass();
 const PassEntry& FuseActivationPass();
 const PassEntry& FuseQdqPass();
 const PassEntry& PruneMagnitudePass();

@@ -4,7 +4,9 @@
 // output tile is still in registers, saving a full pass over the activation tensor.
 // Applies when the Conv/Gemm output feeds only the activation and is not a graph output;
 // for Clip, min and max must be absent or scalar constants. Other activations
-// (LeakyRelu, Sigmoid, ...) are not fused: the native epilogue only clamps.
+// (LeakyRelu, Sigmoid, ...) are not fused: the native epilogue only clamps. A FusedConv
+// without an activation (fuse-conv-add's Conv + residual Add, Z input kept) takes the
+// Relu/Clip after the Add too: FusedConv applies it after adding Z, as the graph did.
 #include <limits>
 
 #include "passes/all_passes.h"
@@ -20,8 +22,10 @@ class FuseActivation : public Pass {
 
   bool Run(ir::Model& model, PassContext&) override {
     int64_t fused = RewriteAll(*model.graph, [&](ir::Graph& g, ir::Node* n) {
-      if (!n->domain().empty() || (n->op_type() != "Conv" && n->op_type() != "Gemm"))
-        return false;
+      const bool plain = n->domain().empty() && (n->op_type() == "Conv" || n->op_type() == "Gemm");
+      const bool sum_conv = n->domain() == "com.microsoft" && n->op_type() == "FusedConv" &&
+                            n->attr_string("activation", "").empty();
+      if (!plain && !sum_conv) return false;
       ir::Node* act = SingleUser(n->output(0));
       if (!act || !act->domain().empty()) return false;
       return TryFuse(g, n, act);
@@ -53,7 +57,9 @@ class FuseActivation : public Pass {
       return false;
     }
     ir::Value* out = act->output(0);
-    ir::Node* fused = g.InsertNode(op, "Fused" + op->op_type(), op->inputs(),
+    const std::string fused_op =
+        op->domain() == "com.microsoft" ? op->op_type() : "Fused" + op->op_type();
+    ir::Node* fused = g.InsertNode(op, fused_op, op->inputs(),
                                    {g.UniqueName(out->name() + "_fused")}, op->name,
                                    "com.microsoft");
     for (const ir::Attribute& a : op->attributes()) fused->set_attr(a);
@@ -76,7 +82,8 @@ class FuseActivation : public Pass {
 const PassEntry& FuseActivationPass() {
   static const PassEntry entry = {
       {"fuse-activation",
-       "Fuse Relu/Clip after Conv or Gemm into com.microsoft FusedConv/FusedGemm",
+       "Fuse Relu/Clip after Conv, Gemm or a FusedConv without activation into com.microsoft "
+       "FusedConv/FusedGemm",
        {},
        {"fused"}},
       [](const PassOptions& o) -> std::unique_ptr<Pass> {

@@ -232,6 +232,7 @@ class FuseQdq : public Pass {
     // those of one group: only group 1 maps them onto the M output channels one to one.
     if (convt && n->attr_int("group", 1) != 1) return false;
     if ((op == "FusedConv" || op == "FusedGemm") && n->domain() != "com.microsoft") return false;
+    if (op == "FusedConv" && n->num_inputs() > 3 && n->input(3)) return false;  // Z: no int8 form
     auto x = DqOf(n->input(0));
     auto w = DqOf(n->input(1));
     if (!x || !w || !x->per_tensor() || !Is8Bit(x->qtype) || !Is8Bit(w->qtype)) return false;

@@ -342,9 +342,14 @@ class Builder {
     const ValueLayout* x = Get(n->input(0));
     const ir::Tensor* w = ConstantOf(n->input(1));
     Consume(0);
+    // FusedConv's sum input Z (fuse-conv-add's residual) couples like the Add it replaced.
+    ir::Value* z = n->num_inputs() > 3 ? n->input(3) : nullptr;
+    const ValueLayout* zl = z ? Get(z) : nullptr;
+    if (z) Consume(3);
     if (!w || w->rank() < 3 || n->num_outputs() != 1 || (n->input(2) && !ConstantOf(n->input(2))) ||
-        (n->num_inputs() > 3 && n->input(3))) {
+        (z && (n->attr_int("group", 1) != 1 || !zl || zl->axis != 1))) {
       if (x) dg_.Freeze(x->layout, Name(n) + " has a non-constant weight or bias, or a sum input");
+      if (zl) dg_.Freeze(zl->layout, Name(n) + " reads it as a sum input no rule follows");
       return;
     }
     int64_t g = n->attr_int("group", 1);
@@ -359,6 +364,7 @@ class Builder {
       Layout out{{grp, cout, 1}};
       AddParam(n, 1, 0, out, "output channels of " + Name(n), Member::Role::kWeight);
       if (n->input(2)) AddParam(n, 2, 0, out, "bias of " + Name(n));
+      if (zl && !dg_.Unite(out, zl->layout, "residual sum of " + Name(n))) return;
       Set(n->output(0), 1, out);
       return;
     }

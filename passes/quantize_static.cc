@@ -179,6 +179,8 @@ struct Config {
   bool smoothquant = false;
   double alpha = 0.5;
   int64_t samples = 256;
+  std::string ranges_file;      // `ranges`: given activation ranges (ranges.json)
+  std::set<std::string> given;  // the values whose range the file gave
   bool symmetric() const { return act_type == ir::DType::kInt8; }
 };
 
@@ -318,10 +320,16 @@ class Quantizer {
     const calibrate::TensorRange* own = HasRange(v) ? &ranges_.at(v->name()) : nullptr;
     if (parent_.count(v)) {
       const ir::Value* root = Find(v);
+      // A group with a given range takes the union of the given ones only: a learned
+      // range (distill) is exported as trained, not widened by a calibrated neighbour.
+      bool given = false;
+      for (const auto& [member, p] : parent_)
+        given = given || (Find(member) == root && cfg_.given.count(member->name()));
       bool any = false;
       lo = hi = 0;
       for (const auto& [member, p] : parent_) {
         if (Find(member) != root || !HasRange(member)) continue;
+        if (given && !cfg_.given.count(member->name())) continue;
         const auto& r = ranges_.at(member->name());
         lo = any ? std::min(lo, r.min) : r.min;
         hi = any ? std::max(hi, r.max) : r.max;
@@ -564,6 +572,7 @@ class QuantizeStatic : public Pass {
     cfg_.smoothquant = o.GetBool("smoothquant");
     cfg_.alpha = o.GetFloat("smoothquant-alpha");
     cfg_.samples = o.GetInt("calib-samples");
+    cfg_.ranges_file = o.GetString("ranges");
   }
   const PassInfo& info() const override { return QuantizeStaticPass().info; }
   std::string Details() const override { return details_.empty() ? "" : details_.dump(); }
@@ -623,6 +632,18 @@ class QuantizeStatic : public Pass {
         ctx.log("quantize-static: warning: " + std::to_string(cal.fallbacks) +
                 " tensor range(s) fell back to min/max because the calibration statistics "
                 "were too thin for " + cal.method + " (first: " + first + ")");
+    }
+
+    if (!cfg_.ranges_file.empty()) {
+      // Given ranges replace the calibrated ones of the values they name (per tensor).
+      cfg_.given.clear();
+      for (const auto& [name, t] : calibrate::LoadRanges(cfg_.ranges_file).ranges) {
+        calibrate::TensorRange& r = cal.ranges[name];
+        r.min = t.min;
+        r.max = t.max;
+        cfg_.given.insert(name);
+      }
+      Count("given-ranges", static_cast<int64_t>(cfg_.given.size()));
     }
 
     std::set<std::string> keep;
@@ -794,10 +815,13 @@ const PassEntry& QuantizeStaticPass() {
            Opt("smoothquant", T::kBool, "false", "apply SmoothQuant to MatMul/Gemm first"),
            Opt("smoothquant-alpha", T::kFloat, "0.5", "SmoothQuant migration strength", {}, 0, 1),
            Opt("calib-samples", T::kInt, "256", "calibration samples used at most", {}, 1, 1e9),
+           Opt("ranges", T::kString, "",
+                "ranges.json whose per-tensor ranges replace the calibrated ones (e.g. "
+                "learned by distill --learn-activation-ranges)"),
        },
        {"nodes-quantized", "conv-quantized", "matmul-quantized", "gemm-quantized",
         "add-quantized", "mul-quantized", "pool-quantized", "lookup-quantized", "data-movement-quantized", "qdq-pairs", "weights-quantized", "biases-quantized",
-        "relu-fused", "kept-float", "kept-float-by-sensitivity", "min-cosine-unmet",
+        "relu-fused", "kept-float", "kept-float-by-sensitivity", "min-cosine-unmet", "given-ranges",
         "smoothed-layers", "smoothed-layernorm-folds", "smoothed-mul-inserted", "calib-samples", "calibration-fallbacks"},
        /*needs_data=*/true},
       [](const PassOptions& o) -> std::unique_ptr<Pass> {

@@ -24,6 +24,8 @@ const std::vector<PassEntry>& AllPasses() {
     p.push_back(FuseGeluPass());
     p.push_back(FuseHardSwishPass());
     p.push_back(FuseLayerNormPass());
+    // Conv + residual Add before activations, so the Relu after the Add joins them.
+    p.push_back(FuseConvAddPass());
     p.push_back(FuseActivationPass());
     p.push_back(FuseQdqPass());
     p.push_back(EliminateDeadNodesPass());
@@ -101,7 +103,9 @@ std::string Trim(const std::string& s) {
 const char* kDefaultOptimizePipeline =
     "fold-constants,remove-identity,fold-batchnorm,fuse-matmul-add,fuse-gelu,fuse-hardswish,"
     "fuse-layernorm,"
-    "fuse-activation,"
+    // fuse-conv-add before fuse-activation: a ResNet block's conv2 + Add + Relu becomes one
+    // FusedConv (Z, then the Relu); the other order would leave the Add between them.
+    "fuse-conv-add,fuse-activation,"
     // fuse-qdq after fuse-activation (it folds FusedConv/FusedGemm activations into the
     // integer op's epilogue) and before eliminate-dead-nodes (which sweeps the DQ nodes it
     // leaves without readers): QDQ models then run as integer in run/bench/compress.

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 build_pkgs=(build-essential make cmake ninja-build pkg-config zlib1g-dev
   libonnx-dev libprotobuf-dev protobuf-compiler libcli11-dev libfmt-dev libeigen3-dev
   libgtest-dev libgmock-dev libyaml-cpp-dev nlohmann-json3-dev
-  libtorch-dev)
+  libtorch-dev libgloo-dev)
 # Test data and fixtures: ONNX conformance data, Debian's torch/onnx/numpy/sklearn for
 # fixture scripts, python3-venv for the project venv that holds onnxruntime.
 # clang + libclang-rt-dev: libFuzzer and the sanitizers for the fuzz targets (make fuzz).

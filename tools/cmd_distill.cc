@@ -4,6 +4,8 @@
 // --student-from-teacher makes the student from the teacher with a pass pipeline in the
 // text form `apply --passes` takes (e.g. prune-magnitude{sparsity=0.5}); pruned weights
 // stay zero while training.
+// Data parallel: with torchrun's WORLD_SIZE/RANK/MASTER_ADDR/MASTER_PORT set, each process
+// is one rank (distill.h's DistributedOptions); only rank 0 reports and writes files.
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -45,7 +47,7 @@ std::string Top1(const distill::EvalLog& e) {
 
 void AddDistillCommand(CLI::App& app, Action& action) {
   struct Options {
-    std::string teacher, student, from_teacher, out, layer_map;
+    std::string teacher, student, from_teacher, out, layer_map, ranges_out;
     std::vector<std::string> data, eval;
     bool quiet = false, json = false, fq_activations = false;
 #ifdef EDGEPRESS_HAVE_DISTILL
@@ -122,6 +124,10 @@ void AddDistillCommand(CLI::App& app, Action& action) {
   cmd->add_option("--prune-to", d.prune_to,
                   "gradual magnitude pruning to this sparsity per layer (cubic schedule; 0: off)")
       ->capture_default_str();
+  cmd->add_option("--prune-pattern", d.prune_pattern,
+                  "gradual pruning pattern: unstructured, N:M (2:4, 4:8; sparsity (M-N)/M) or "
+                  "channels (whole channels, removed from the written student)")
+      ->capture_default_str();
   cmd->add_option("--prune-start", d.prune_start, "gradual pruning: first pruning step")
       ->capture_default_str();
   cmd->add_option("--prune-end", d.prune_end,
@@ -132,6 +138,14 @@ void AddDistillCommand(CLI::App& app, Action& action) {
   cmd->add_flag("--fake-quant-activations", o->fq_activations,
                 "also fake-quantize activations with the ranges quantize-static (default "
                 "options) calibrates on --data for the student before training");
+  cmd->add_flag("--learn-activation-ranges", d.learn_activation_ranges,
+                "with --fake-quant-activations: train the activations' clip ranges (LSQ/PACT) "
+                "and write them for quantize-static{ranges=FILE} (--ranges-out)");
+  cmd->add_option("--range-lr-scale", d.range_lr_scale,
+                  "learned ranges: their learning rate is --lr times this")
+      ->capture_default_str();
+  cmd->add_option("--ranges-out", o->ranges_out,
+                  "learned ranges: the ranges.json to write (default: OUTPUT.ranges.json)");
   cmd->add_option("--fake-quant-group", d.fake_quant_group,
                   "int4: weights per block along K (quantize-weights group-size)")
       ->capture_default_str();
@@ -139,6 +153,10 @@ void AddDistillCommand(CLI::App& app, Action& action) {
                   "LibTorch intra-op threads (bitwise resume needs the same count)")
       ->capture_default_str();
   cmd->add_option("--device", d.device, "cpu, cuda or cuda:N")->capture_default_str();
+  cmd->add_option("--dist-timeout", d.dist.timeout_s,
+                  "data parallel (WORLD_SIZE > 1): seconds a rank waits for the others before "
+                  "it fails")
+      ->capture_default_str();
 #endif
   cmd->callback([o, &action] {
     action = [o]() -> int {
@@ -150,6 +168,11 @@ void AddDistillCommand(CLI::App& app, Action& action) {
       if (o->student.empty() == o->from_teacher.empty())
         throw Error(ErrorCode::kUsage, "distill: give --student or --student-from-teacher");
       distill::DistillOptions d = o->d;
+      const double timeout = d.dist.timeout_s;
+      d.dist = distill::DistributedFromEnv();
+      d.dist.timeout_s = timeout;
+      // The other ranks train silently and write nothing: rank 0 holds the same weights.
+      const bool rank0 = d.dist.rank == 0;
       if (!o->layer_map.empty()) d.layer_map = distill::ParseLayerMap(o->layer_map, "--layer-map");
       if (!d.resume.empty() && d.checkpoint.empty()) d.checkpoint = d.resume;
       if (ModelFormatName(o->out).empty())
@@ -159,7 +182,7 @@ void AddDistillCommand(CLI::App& app, Action& action) {
       std::vector<passes::PipelineStep> spec;
       if (!o->from_teacher.empty()) spec = passes::ParsePipeline(o->from_teacher);
 
-      Progress progress(Progress::Detect(o->quiet || o->json));
+      Progress progress(Progress::Detect(o->quiet || o->json || !rank0));
       passes::PassContext ctx;
       ctx.seed = d.seed;
       ctx.data_files = o->data;
@@ -204,13 +227,26 @@ void AddDistillCommand(CLI::App& app, Action& action) {
         if (progress.mode() == Progress::Mode::kLines && (step % every == 0 || step == total))
           progress.Log(fmt::format("step {}/{} {} ETA {:.0f}s", step, total, status, eta));
       };
+      if (d.dist.world_size > 1)
+        progress.Log(
+            fmt::format("data parallel: {} ranks through {}:{}, {} samples per rank "
+                        "per step",
+                        d.dist.world_size, d.dist.master_addr, d.dist.master_port,
+                        d.batch_size / d.dist.world_size));
       distill::DistillResult r = distill::Distill(teacher, student, o->data, o->eval, d, cb);
       progress.Finish(fmt::format("{} steps, {:.0f} samples/s", r.steps, r.samples_per_second));
+      if (!rank0) return 0;
 
       SaveModelOptions so;
       so.metadata = ProvenanceFor(o->teacher);
       so.metadata.emplace_back("distilled_from", o->teacher);
       SaveModel(*student, o->out, so);
+      if (d.learn_activation_ranges) {
+        const std::string ranges = o->ranges_out.empty() ? o->out + ".ranges.json" : o->ranges_out;
+        distill::SaveLearnedRanges(r.learned_ranges, ranges);
+        progress.Log("learned activation ranges: " + ranges +
+                     " (export: quantize-static{ranges=" + ranges + "})");
+      }
       if (o->json) {
         std::fputs(distill::ResultJson(r).c_str(), stdout);
       } else if (!o->quiet) {

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -12,6 +13,7 @@
 
 #ifdef EDGEPRESS_HAVE_DISTILL
 #include "distill/distill.h"
+#include "distill/gradual_pattern.h"
 #endif
 
 namespace edgepress::tools {
@@ -71,11 +73,18 @@ const passes::PassInfo& DistillStepInfo() {
           Opt("fake-quant-activations", T::kBool, "false",
               "also fake-quantize activations with the ranges of the quantize-static step "
               "that follows (calibrated on the student before training)"),
+          Opt("learn-activation-ranges", T::kBool, "false",
+              "train those ranges (LSQ/PACT) and write them to ranges-out, for the "
+              "quantize-static step's `ranges` option"),
+          Opt("range-lr-scale", T::kFloat, "1", "learned ranges: lr multiplier", {}, 0, 1e6),
+          Opt("ranges-out", T::kString, "", "learned ranges: the ranges.json to write"),
+          Opt("prune-pattern", T::kString, "unstructured",
+              "gradual pruning pattern: unstructured, N:M (2:4, 4:8) or channels"),
           Opt("threads", T::kInt, "1", "LibTorch intra-op threads", {}, 1, 1024),
           Opt("device", T::kString, "cpu", "cpu, cuda or cuda:N"),
       },
       {"steps", "train-samples", "masked-weights", "fake-quantized-weights",
-       "fake-quantized-activations", "pruned-weights"},
+       "fake-quantized-activations", "pruned-weights", "removed-params"},
       /*needs_data=*/false};
   return info;
 }
@@ -115,6 +124,17 @@ void CheckDistillSteps(const std::vector<passes::PipelineStep>& steps, const std
       ThrowInvalid(where +
                    ": the distill step needs training data: set its `data` option, or "
                    "calibration.data / --calib");
+#ifdef EDGEPRESS_HAVE_DISTILL
+    try {
+      distill::ParsePrunePattern(o.GetString("prune-pattern"));
+    } catch (const Error& e) {
+      throw Error(e.code(), where + ": distill step: " + e.what());
+    }
+    if (o.GetBool("learn-activation-ranges") && o.GetString("ranges-out").empty())
+      throw Error(ErrorCode::kUsage, where +
+                                         ": distill step: learn-activation-ranges needs "
+                                         "ranges-out (the file quantize-static reads as `ranges`)");
+#endif
   }
 }
 
@@ -158,6 +178,15 @@ passes::PassRun RunDistillStep(ir::Model& student, const passes::PipelineStep& s
   d.prune_start = o.GetInt("prune-start");
   d.prune_end = o.GetInt("prune-end");
   d.prune_every = o.GetInt("prune-every");
+  d.prune_pattern = o.GetString("prune-pattern");
+  distill::ParsePrunePattern(d.prune_pattern);  // a typo fails before any work
+  d.learn_activation_ranges = o.GetBool("learn-activation-ranges");
+  d.range_lr_scale = o.GetFloat("range-lr-scale");
+  const std::string ranges_out = o.GetString("ranges-out");
+  if (d.learn_activation_ranges && ranges_out.empty())
+    throw Error(ErrorCode::kUsage,
+                "distill step: learn-activation-ranges needs ranges-out (the file the "
+                "quantize-static step reads as `ranges`)");
   d.fake_quant = o.GetString("fake-quant");
   d.fake_quant_group = o.GetInt("group-size");
   d.threads = static_cast<int>(o.GetInt("threads"));
@@ -194,7 +223,13 @@ passes::PassRun RunDistillStep(ir::Model& student, const passes::PipelineStep& s
     passes::PassContext qctx;
     qctx.seed = c.seed;
     if (!c.calib.empty()) qctx.data_files = {c.calib};
-    passes::RunPipeline(*qdq, {*qs}, qctx, /*verify=*/false);
+    // Calibrated ranges only: the `ranges` file may be what this step is about to write.
+    passes::PipelineStep calib_step = *qs;
+    calib_step.options.erase(
+        std::remove_if(calib_step.options.begin(), calib_step.options.end(),
+                       [](const auto& kv) { return kv.first == "ranges"; }),
+        calib_step.options.end());
+    passes::RunPipeline(*qdq, {calib_step}, qctx, /*verify=*/false);
     d.activation_quant = distill::ActivationQuantsOf(*qdq);
   }
   // Distill() trains the student in place; the pipeline keeps owning it.
@@ -216,6 +251,7 @@ passes::PassRun RunDistillStep(ir::Model& student, const passes::PipelineStep& s
   const std::string data = TrainingData(o, c.calib);
   distill::DistillResult r = distill::Distill(teacher, shared, {data}, eval, d, cb);
   if (p) p->Finish(fmt::format("{} steps, {:.0f} samples/s", r.steps, r.samples_per_second));
+  if (d.learn_activation_ranges) distill::SaveLearnedRanges(r.learned_ranges, ranges_out);
 
   run.changed = r.steps > 0;
   run.stats["steps"] = r.steps;
@@ -224,6 +260,7 @@ passes::PassRun RunDistillStep(ir::Model& student, const passes::PipelineStep& s
   run.stats["fake-quantized-weights"] = r.fake_quantized;
   run.stats["fake-quantized-activations"] = r.fake_quantized_activations;
   run.stats["pruned-weights"] = r.pruned_weights;
+  run.stats["removed-params"] = r.removed_params;
   nlohmann::ordered_json details;
   nlohmann::json summary = nlohmann::json::parse(distill::ResultJson(r));
   summary["data"] = data;

@@ -588,7 +588,9 @@ const std::map<std::string, OpWriter>& Writers() {
        }},
       {"Conv", [](Emitter& e, const ir::Node& n) { e.Assign(n, ConvExpr(e, n)); }},
       {"com.microsoft::FusedConv", [](Emitter& e, const ir::Node& n) {
-         e.Assign(n, Activation(n, ConvExpr(e, n)));
+         std::string y = ConvExpr(e, n);
+         if (n.num_inputs() > 3 && n.input(3)) y = "(" + y + " + " + e.In(n, 3) + ")";  // Z
+         e.Assign(n, Activation(n, y));
        }},
       {"Gemm", [](Emitter& e, const ir::Node& n) { e.Assign(n, GemmExpr(e, n)); }},
       {"com.microsoft::FusedGemm", [](Emitter& e, const ir::Node& n) {
@@ -837,7 +839,6 @@ std::string Unsupported(const ir::Node& n) {
   if ((op == "FusedConv" || op == "FusedGemm") && !n.attr_string("activation", "").empty() &&
       n.attr_string("activation", "") != "Relu" && n.attr_string("activation", "") != "Clip")
     return "fused activation " + n.attr_string("activation", "");
-  if (op == "FusedConv" && n.num_inputs() > 3 && n.input(3)) return "FusedConv Z input";
   if (op == "MatMulNBits" && (n.attr_int("bits", 4) != 4 || (n.num_inputs() > 4 && n.input(4))))
     return "bits other than 4 or g_idx";
   if (op == "QuantizeLinear" || op == "DequantizeLinear") {

@@ -89,6 +89,33 @@ TEST(DistillDataStream, OrderDependsOnTheSeedAndSeekReplaysIt) {
   EXPECT_THROW(e.Seek(0, 51), Error);
 }
 
+// Data parallel: rank r of w keeps rows [r*b/w, (r+1)*b/w) of each global batch of b. The
+// ranks' slices put together are the one-process batch, and every rank's stream ends at the
+// same position (what its checkpoint stores), across an epoch end.
+TEST(DistillDataStream, RankSlicesOfAGlobalBatchMakeTheWholeBatch) {
+  std::vector<std::string> files = WriteIds("ranks", 50, 2);
+  const int64_t batch = 12, world = 3, share = batch / world;
+  DataStream whole(files, {"id", "x"}, {}, 16, 5, true);
+  std::vector<DataStream> ranks;
+  for (int r = 0; r < world; ++r)
+    ranks.emplace_back(files, std::vector<std::string>{"id", "x"}, std::vector<std::string>{}, 16,
+                       5, true);
+  for (int step = 0; step < 6; ++step) {  // 72 samples: into the second epoch
+    std::vector<ir::Tensor> all = whole.Next(batch);
+    for (int64_t r = 0; r < world; ++r) {
+      std::vector<ir::Tensor> part = ranks[r].Next(batch, r * share, share);
+      ASSERT_EQ(part[1].shape(), (std::vector<int64_t>{share, 2}));
+      for (int64_t i = 0; i < share; ++i) {
+        EXPECT_EQ(part[0].data<int64_t>()[i], all[0].data<int64_t>()[r * share + i]);
+        EXPECT_EQ(part[1].data<float>()[2 * i], all[1].data<float>()[2 * (r * share + i)]);
+      }
+      EXPECT_EQ(ranks[r].epoch(), whole.epoch());
+      EXPECT_EQ(ranks[r].position(), whole.position());
+    }
+  }
+  EXPECT_EQ(whole.epoch(), 1);
+}
+
 TEST(DistillDataStream, MissingAndInconsistentArraysAreNamed) {
   std::vector<std::string> files = WriteIds("bad", 10, 2);
   try {

@@ -1,7 +1,8 @@
 // The pieces of the implicit-GEMM convolution (runtime/kernels/conv/conv_implicit.h) on
 // their own: the micro-kernel tile of every ISA this CPU has against the portable
-// reference at every row count of a tile, K depths 1..301, accumulate/bias/clamp and a
-// row stride wider than the tile (nothing written outside the tile's rows); and the
+// reference at every row count of a tile, K depths 1..301, accumulate/bias/clamp, the
+// FusedConv sum Z (its own row stride) and a row stride wider than the tile (nothing
+// written outside the tile's rows); and the
 // phase-split source, whose offset table must address, for every tap and output pixel,
 // exactly the input value (or the zero of a pad) that the convolution formula names.
 // End-to-end convolutions are in conv_test.cc.
@@ -25,13 +26,17 @@ std::vector<float> Random(size_t n, uint32_t seed) {
   return v;
 }
 
-void CheckTile(ConvTileFn fn, int mr, int nr, const char* name) {
+// with_epilogue = false: the tile only stores or accumulates (the pixel-major tile, whose
+// caller applies bias, Z and the clamp while transposing).
+void CheckTile(ConvTileFn fn, int mr, int nr, const char* name, bool with_epilogue = true) {
   const int64_t ldc = nr + 7;
   for (int64_t kc : {1, 2, 5, 128, 301}) {
     const std::vector<float> a = Random(kc * mr, 1 + kc), b = Random(kc * nr, 2 + kc);
     const std::vector<float> bias = Random(mr, 3), c0 = Random(mr * ldc, 4);
+    const int64_t ldz = nr + 3;
+    const std::vector<float> z = Random(mr * ldz, 5);
     for (int rows = 1; rows <= mr; ++rows) {
-      for (int variant = 0; variant < 4; ++variant) {
+      for (int variant = 0; variant < (with_epilogue ? 8 : 2); ++variant) {
         TileStore p;
         p.accumulate = variant & 1;
         if (variant & 2) {
@@ -39,6 +44,10 @@ void CheckTile(ConvTileFn fn, int mr, int nr, const char* name) {
           p.clamp = true;
           p.lo = -0.5f;
           p.hi = 0.7f;
+        }
+        if (variant & 4) {
+          p.z = z.data();
+          p.ldz = ldz;
         }
         std::vector<float> want = c0, got = c0;
         UkernelRef(mr, nr, rows, kc, a.data(), b.data(), want.data(), ldc, p);
@@ -76,6 +85,25 @@ TEST(ConvImplicitTest, Avx512TileMatchesReference) {
   ASSERT_EQ(ConvTailMr(Isa::kAvx512, 16), 12);
   ASSERT_EQ(ConvTailMr(Isa::kAvx512, 19), 12);
   CheckTile(ConvTailTileFor(Isa::kAvx512), 12, 32, "avx512 tail");
+}
+
+TEST(ConvImplicitTest, PixelMajorTileMatchesReference) {
+  CheckTile(PixelMajorTileFor(Isa::kScalar), kPmRows, kPmCols, "pixel-major portable", false);
+  if (!GetCpuFeatures().Has(Isa::kAvx512)) GTEST_SKIP() << "CPU lacks AVX-512F";
+  CheckTile(PixelMajorTileFor(Isa::kAvx512), kPmRows, kPmCols, "pixel-major avx512", false);
+}
+
+// W^T in panels of kPmCols channels, [k][kPmCols] each, zero past M.
+TEST(ConvImplicitTest, PackWeightsPixelMajorTransposesIntoChannelPanels) {
+  const int64_t m = kPmCols + 5, k = 9;
+  const std::vector<float> w = Random(m * k, 12);
+  const PackedMatrix p = PackWeightsPixelMajor(m, k, w.data());
+  ASSERT_EQ(p.data.size(), static_cast<size_t>(2 * kPmCols * k));
+  for (int64_t co = 0; co < 2 * kPmCols; ++co)
+    for (int64_t kk = 0; kk < k; ++kk)
+      ASSERT_EQ(p.data[(co / kPmCols) * kPmCols * k + kk * kPmCols + co % kPmCols],
+                co < m ? w[co * k + kk] : 0.f)
+          << "channel " << co << " k " << kk;
 }
 
 // Panels of mr rows (the SGEMM's A layout), zero past M.

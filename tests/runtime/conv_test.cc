@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
@@ -307,6 +308,132 @@ TEST(ConvTest, FusedConvAppliesReluAndClip) {
       want = raw;
       for (float& v : want) v = std::min(std::max(v, -0.3f), 0.6f);
       ExpectClose(want, clip[0], 36, cs.label + " clip " + def->name);
+    }
+  }
+}
+
+// FusedConv's sum input Z: Y = activation(conv + B + Z), Z added before the clamp, on every
+// path that can see it: whole panels stored into Y (the tile adds Z), ragged and dropped-
+// column panels (the scatter adds it), the AVX-512 tail tile (M = 16), K blocks, groups,
+// depthwise planes, the 1x1-plane GEMV and the 3-D reference GEMM; 1 and 2 threads.
+TEST(ConvTest, FusedConvAddsSumBeforeTheActivation) {
+  const std::vector<ConvCase> cases = {
+      {"3x3 7x7 plane", {1, 24, 7, 7}, {30, 24, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
+      {"M 16 tail K blocks", {1, 64, 9, 10}, {16, 64, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
+      {"pointwise whole panels", {1, 40, 8, 8}, {26, 40, 1, 1}, 1},
+      {"pointwise ragged", {2, 20, 5, 7}, {13, 20, 1, 1}, 1},
+      {"1x1 stride2", {1, 20, 15, 13}, {50, 20, 1, 1}, 1, {2, 2}},
+      {"3x1 direct", {1, 10, 9, 32}, {20, 10, 3, 1}, 1, {}, {}, {1, 0, 1, 0}},
+      {"groups2", {2, 8, 9, 10}, {14, 4, 3, 3}, 2, {}, {}, {1, 1, 1, 1}},
+      {"depthwise", {1, 6, 9, 20}, {6, 1, 3, 3}, 6, {}, {}, {1, 1, 1, 1}},
+      {"1x1 plane", {2, 36, 1, 1}, {40, 36, 1, 1}, 1},
+      {"3-D", {1, 2, 5, 6, 7}, {4, 2, 2, 3, 3}, 1, {1, 2, 1}, {}, {0, 1, 1, 1, 0, 1}},
+      {"no bias", {1, 5, 6, 6}, {7, 5, 3, 3}, 1, {}, {}, {1, 1, 1, 1}, "NOTSET", false},
+  };
+  for (const ConvCase& cs : cases) {
+    std::vector<ir::Tensor> in = {RandomTensor(cs.x, 4), RandomTensor(cs.w, 5)};
+    in.push_back(cs.bias ? RandomTensor({cs.w[0]}, 6) : ir::Tensor());
+    std::vector<int64_t> shape;
+    const std::vector<float> conv =
+        NaiveConv(cs, in[0], in[1], cs.bias ? &in[2] : nullptr, &shape);
+    in.push_back(RandomTensor(shape, 7));
+    int64_t kdim = 1;
+    for (size_t i = 1; i < cs.w.size(); ++i) kdim *= cs.w[i];
+    for (const char* act : {"", "Relu", "Clip"}) {
+      std::vector<float> want = conv;
+      for (size_t i = 0; i < want.size(); ++i) {
+        const float v = want[i] + in[3].data<float>()[i];
+        want[i] = act[0] == 'R' ? std::max(v, 0.f)
+                  : act[0] == 'C' ? std::min(std::max(v, -0.3f), 0.6f)
+                                  : v;
+      }
+      auto attrs = ConvAttrList(cs);
+      if (act[0]) attrs.push_back(ir::Attribute::String("activation", act));
+      if (act[0] == 'C') attrs.push_back(ir::Attribute::Floats("activation_params", {-0.3f, 0.6f}));
+      for (const KernelDef* def : KernelsFor("FusedConv", "com.microsoft", ir::DType::kFloat32))
+        for (int threads : {1, 2}) {
+          const std::string what = cs.label + " " + act + " " + def->name + " t" +
+                                   std::to_string(threads);
+          auto out = RunOne("FusedConv", "com.microsoft", in, threads == 1, attrs, def, threads);
+          ASSERT_EQ(out[0].shape(), shape) << what;
+          ExpectClose(want, out[0], static_cast<double>(kdim), what);
+        }
+    }
+  }
+}
+
+// The AVX-512 entry's pixel-major tiles (conv_pixel_major.cc), forced on every 2-D shape
+// here with EDGEPRESS_CONV_PIXEL_MAJOR=1 (read when a kernel is created): output widths
+// below, at and above the 7-pixel panel, channels below, at and past 64 and past 8 panels
+// (a tile's channel block), K over several 128-row blocks, stride 2 with a dropped phase
+// column, groups, X read in place with a ragged last panel, bias, Z and both activations;
+// 1 and 2 threads. Last, a shape the automatic choice takes (256 channels, 7x7, K 1152).
+TEST(ConvTest, PixelMajorTilesMatchNaive) {
+  if (!GetCpuFeatures().Has(Isa::kAvx512)) GTEST_SKIP() << "CPU lacks AVX-512F";
+  const std::vector<ConvCase> cases = {
+      {"7x7 M 70 K 450", {1, 50, 7, 7}, {70, 50, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
+      {"9x10 M 64", {1, 16, 9, 10}, {64, 16, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
+      {"3x5 M 20", {2, 6, 3, 5}, {20, 6, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
+      {"stride2 onto 7x7 M 520", {1, 24, 14, 14}, {520, 24, 3, 3}, 1, {2, 2}, {}, {1, 1, 1, 1}},
+      {"groups2", {1, 16, 8, 8}, {130, 8, 3, 3}, 2, {}, {}, {1, 1, 1, 1}},
+      {"pointwise ragged in place", {1, 200, 5, 9}, {66, 200, 1, 1}, 1},
+      {"1-D", {1, 16, 30}, {40, 16, 5}, 1, {}, {}, {2, 2}},
+  };
+  const ConvCase automatic{"auto 7x7", {1, 128, 7, 7}, {256, 128, 3, 3}, 1, {}, {}, {1, 1, 1, 1}};
+  const KernelDef* def = nullptr;
+  for (const KernelDef* d : KernelsFor("FusedConv", "com.microsoft", ir::DType::kFloat32))
+    if (d->isa == Isa::kAvx512) def = d;
+  ASSERT_NE(def, nullptr);
+  auto run = [&](const ConvCase& cs) {
+    std::vector<ir::Tensor> in = {RandomTensor(cs.x, 4), RandomTensor(cs.w, 5),
+                                  RandomTensor({cs.w[0]}, 6)};
+    std::vector<int64_t> shape;
+    const std::vector<float> conv = NaiveConv(cs, in[0], in[1], &in[2], &shape);
+    in.push_back(RandomTensor(shape, 7));
+    int64_t kdim = 1;
+    for (size_t i = 1; i < cs.w.size(); ++i) kdim *= cs.w[i];
+    for (const char* act : {"Relu", "Clip"}) {
+      std::vector<float> want = conv;
+      for (size_t i = 0; i < want.size(); ++i) {
+        const float v = want[i] + in[3].data<float>()[i];
+        want[i] = act[0] == 'R' ? std::max(v, 0.f) : std::min(std::max(v, -0.3f), 0.6f);
+      }
+      auto attrs = ConvAttrList(cs);
+      attrs.push_back(ir::Attribute::String("activation", act));
+      if (act[0] == 'C') attrs.push_back(ir::Attribute::Floats("activation_params", {-0.3f, 0.6f}));
+      for (int threads : {1, 2}) {
+        const std::string what = cs.label + " " + act + " t" + std::to_string(threads);
+        auto out = RunOne("FusedConv", "com.microsoft", in, true, attrs, def, threads);
+        ASSERT_EQ(out[0].shape(), shape) << what;
+        ExpectClose(want, out[0], static_cast<double>(kdim), what);
+      }
+    }
+    // Without Z and activation, through the plain Conv entry.
+    in.pop_back();
+    for (const KernelDef* d : KernelsFor("Conv", "", ir::DType::kFloat32)) {
+      if (d->isa != Isa::kAvx512) continue;
+      auto out = RunOne("Conv", "", in, true, ConvAttrList(cs), d, 2);
+      ExpectClose(conv, out[0], static_cast<double>(kdim), cs.label + " plain");
+    }
+  };
+  ::setenv("EDGEPRESS_CONV_PIXEL_MAJOR", "1", 1);
+  for (const ConvCase& cs : cases) run(cs);
+  ::unsetenv("EDGEPRESS_CONV_PIXEL_MAJOR");
+  run(automatic);
+}
+
+TEST(ConvTest, FusedConvRejectsASumOfAnotherShape) {
+  // Must fail: Z is not broadcast (onnxruntime's FusedConv requires Y's shape).
+  std::vector<ir::Tensor> in = {RandomTensor({1, 3, 6, 6}, 1), RandomTensor({4, 3, 3, 3}, 2),
+                                RandomTensor({4}, 3), RandomTensor({1, 4, 4, 1}, 4)};
+  for (const KernelDef* def : KernelsFor("FusedConv", "com.microsoft", ir::DType::kFloat32)) {
+    try {
+      RunOne("FusedConv", "com.microsoft", in, true, {}, def);
+      ADD_FAILURE() << def->name << " accepted Z of shape [1,4,4,1] for Y [1,4,4,4]";
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("conv_under_test"), std::string::npos) << msg;
+      EXPECT_NE(msg.find("sum input Z"), std::string::npos) << msg;
     }
   }
 }

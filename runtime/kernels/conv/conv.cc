@@ -6,14 +6,21 @@
 //  * AVX2/AVX-512, 1-D and 2-D: implicit GEMM (conv_implicit.h) over a zero-padded,
 //    stride-phase-split copy of X; no im2col matrix. AVX-512 uses its own 12x32 tile.
 //    A 1x1 stride-1 unpadded conv reads X in place (no copy); on a 1x1 plane
-//    (squeeze-excite) it is a GEMV with W^T instead (RunOnePixel).
+//    (squeeze-excite) it is a GEMV with W^T instead (RunOnePixel). On AVX-512 a geometry
+//    with >= 256 output channels whose 12x32 tiles would compute 25% more padding than 7x64
+//    pixel-major tiles (7x7 planes) runs those (conv_pixel_major.cc), W^T packed on first
+//    use. EDGEPRESS_CONV_PIXEL_MAJOR=0 / =1 forces the choice (tests, benchmarks).
 //  * depthwise (one input channel per group, rank <= 2): direct planes (depthwise.h).
 //  * otherwise (the reference entry, 3-D): im2col written straight into the GEMM's packed-B
 //    panels, so the tests compare the implicit path with an independent lowering.
-// Bias and activation are the GEMM epilogue, so Y is written once.
+// Bias and activation are the GEMM epilogue, so Y is written once. FusedConv's optional
+// sum input Z (Y's shape; Y = activation(conv + B + Z), as onnxruntime defines it) is added
+// in the implicit path's tile store; the reference GEMM starts from a copy of Z (beta = 1),
+// depthwise planes add it after the plane.
 // Entries: f32_conv__ref (portable micro-kernel and direct loops), f32_conv__avx2_6x16,
 // f32_conv__avx512_12x32.
 #include <algorithm>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -183,6 +190,8 @@ class ConvKernel : public Kernel {
                                            : PackA(kIsa, false, mg, kdim, wg, kdim));
     }
     packed_shape_ = w->shape();
+    if (const char* pm = std::getenv("EDGEPRESS_CONV_PIXEL_MAJOR"); pm && (*pm == '0' || *pm == '1'))
+      pixel_major_env_ = *pm == '1' ? 1 : 0;
   }
 
   void Run(KernelContext& ctx) override {
@@ -194,10 +203,11 @@ class ConvKernel : public Kernel {
     const float* xd = io.x;
     const float* wd = io.wd;
     const float* bd = io.b;
+    const float* zd = SumInput(ctx, g);
     ThreadPool& pool = ctx.pool();
 
     if (g.cg == 1 && g.rank <= 2) {
-      RunDepthwise(g, xd, wd, bd, yd, pool);
+      RunDepthwise(g, xd, wd, bd, zd, yd, pool);
       return;
     }
     const int64_t kdim = g.cg * g.k_size();
@@ -207,11 +217,11 @@ class ConvKernel : public Kernel {
                            g.pad_b[2] == 0 && out_size == in_size;
     const bool packed_for_shape = !packed_w_.empty() && w.shape() == packed_shape_;
     if (pointwise && out_size == 1 && g.group == 1 && packed_for_shape) {
-      RunOnePixel(g, xd, wd, bd, yd, pool);
+      RunOnePixel(g, xd, wd, bd, zd, yd, pool);
       return;
     }
     if (kIsa != Isa::kScalar && conv_implicit::Handles(g)) {
-      RunImplicit(g, xd, wd, bd, packed_for_shape && implicit_layout_, pointwise, yd, pool);
+      RunImplicit(g, xd, wd, bd, zd, packed_for_shape && implicit_layout_, pointwise, yd, pool);
       return;
     }
     const bool use_packed = packed_for_shape && !implicit_layout_;
@@ -248,19 +258,35 @@ class ConvKernel : public Kernel {
                            });
           ob = GemmOperand::PackedView(dst, kIsa, out_size, kdim);
         }
-        SgemmEx(kIsa, g.mg, out_size, kdim, 1.f, oa, ob, 0.f, yg, out_size, &pool, &ep);
+        float beta = 0.f;
+        if (zd) {
+          const float* zg = zd + (n * g.m + gi * g.mg) * out_size;
+          std::copy(zg, zg + g.mg * out_size, yg);
+          beta = 1.f;
+        }
+        SgemmEx(kIsa, g.mg, out_size, kdim, 1.f, oa, ob, beta, yg, out_size, &pool, &ep);
       }
     }
   }
 
  private:
+  // FusedConv's optional fourth input Z, checked against Y's shape (no broadcasting).
+  const float* SumInput(KernelContext& ctx, const ConvGeometry& g) const {
+    const ir::Tensor* z = gemm_util::OptionalFloatInput(ctx, 3, "Z");
+    if (!z) return nullptr;
+    if (z->shape() != g.OutputShape())
+      ThrowInvalid(ctx.node().describe() + ": sum input Z of shape " + DimsToString(z->shape()) +
+                   " does not match the output shape " + DimsToString(g.OutputShape()));
+    return z->data<float>();
+  }
+
   // A 1x1 conv on a 1x1 plane (squeeze-excite blocks after GlobalAveragePool) is a GEMV,
   // y = W x. As Y = W X it had N = 1 and the GEMM padded that to a full 16/32-column
   // panel; as y^T = x^T W^T it takes the GEMM's M = 1 path, streaming W^T once. W^T is
   // packed on the first such call (the plane size is not known at creation), and only
   // for these convs.
   void RunOnePixel(const ConvGeometry& g, const float* xd, const float* wd, const float* bd,
-                   float* yd, ThreadPool& pool) {
+                   const float* zd, float* yd, ThreadPool& pool) {
     const int64_t kdim = g.cg;
     std::call_once(wt_once_, [&] { packed_wt_ = PackB(kIsa, true, kdim, g.m, wd, kdim); });
     GemmEpilogue ep = act_;
@@ -268,15 +294,17 @@ class ConvKernel : public Kernel {
       ep.bias_kind = GemmEpilogue::Bias::kPerCol;
       ep.bias = bd;
     }
+    if (zd) std::copy(zd, zd + g.n * g.m, yd);
     for (int64_t n = 0; n < g.n; ++n)
       SgemmEx(kIsa, 1, g.m, kdim, 1.f, GemmOperand::Raw(xd + n * g.c, kdim),
-              GemmOperand::Packed(packed_wt_), 0.f, yd + n * g.m, g.m, &pool, &ep);
+              GemmOperand::Packed(packed_wt_), zd ? 1.f : 0.f, yd + n * g.m, g.m, &pool, &ep);
   }
 
   // The AVX2/AVX-512 path for 1-D and 2-D convs (conv_implicit.h); the reference entry
   // keeps the im2col path above, so the tests compare two independent lowerings.
   void RunImplicit(const ConvGeometry& g, const float* xd, const float* wd, const float* bd,
-                   bool use_packed, bool pointwise, float* yd, ThreadPool& pool) const {
+                   const float* zd, bool use_packed, bool pointwise, float* yd,
+                   ThreadPool& pool) const {
     const int64_t kdim = g.cg * g.k_size(), in_size = g.in_size(), out_size = g.out_size();
     const std::shared_ptr<const conv_implicit::Plan> plan_ptr = PlanFor(g, pointwise);
     const conv_implicit::Plan& plan = *plan_ptr;
@@ -286,11 +314,22 @@ class ConvKernel : public Kernel {
       for (int64_t gi = 0; gi < g.group; ++gi)
         local_w.push_back(conv_implicit::PackWeights(kIsa, g.mg, kdim, wd + gi * g.mg * kdim));
     const std::vector<PackedMatrix>& pw = use_packed ? packed_w_ : local_w;
+    const bool pixel_major = use_packed && conv_implicit::ConvNr(kIsa) == 32 &&
+                             (pixel_major_env_ >= 0 ? pixel_major_env_ == 1
+                                                    : conv_implicit::PreferPixelMajor(kIsa, g, plan));
+    if (pixel_major)
+      std::call_once(pm_once_, [&] {
+        for (int64_t gi = 0; gi < g.group; ++gi)
+          packed_pm_.push_back(
+              conv_implicit::PackWeightsPixelMajor(g.mg, kdim, wd + gi * g.mg * kdim));
+      });
     for (int64_t n = 0; n < g.n; ++n)
       for (int64_t gi = 0; gi < g.group; ++gi)
         conv_implicit::Run(kIsa, g, plan, xd + (n * g.c + gi * g.cg) * in_size, pw[gi], act_,
-                           bd ? bd + gi * g.mg : nullptr, yd + (n * g.m + gi * g.mg) * out_size,
-                           &source, pool);
+                           bd ? bd + gi * g.mg : nullptr,
+                           zd ? zd + (n * g.m + gi * g.mg) * out_size : nullptr,
+                           yd + (n * g.m + gi * g.mg) * out_size, &source, pool,
+                           pixel_major ? &packed_pm_[gi] : nullptr);
   }
 
   // The plan depends only on the shapes, which rarely change between runs: kept, and
@@ -315,7 +354,7 @@ class ConvKernel : public Kernel {
   }
 
   void RunDepthwise(const ConvGeometry& g, const float* xd, const float* wd, const float* bd,
-                    float* yd, ThreadPool& pool) const {
+                    const float* zd, float* yd, ThreadPool& pool) const {
     const int64_t planes = g.n * g.m;
     const int64_t in_size = g.in_size(), out_size = g.out_size(), ks = g.k_size();
     depthwise::DwGeometry dg;
@@ -343,10 +382,18 @@ class ConvKernel : public Kernel {
         const int64_t n = t / g.m, m = t % g.m, gi = m / g.mg;
         depthwise::DwEpilogue ep;
         ep.bias = bd ? bd[m] : 0.f;
-        ep.clamp = act_.clamp;
+        ep.clamp = act_.clamp && !zd;  // with Z: clamped after the sum, below
         ep.lo = act_.lo;
         ep.hi = act_.hi;
-        plane(dg, xd + (n * g.c + gi) * in_size, wd + m * ks, ep, yd + t * out_size);
+        float* yp = yd + t * out_size;
+        plane(dg, xd + (n * g.c + gi) * in_size, wd + m * ks, ep, yp);
+        if (zd) {  // the plane is still in L1/L2
+          const float* zp = zd + t * out_size;
+          for (int64_t i = 0; i < out_size; ++i) {
+            const float v = yp[i] + zp[i];
+            yp[i] = act_.clamp ? std::min(std::max(v, act_.lo), act_.hi) : v;
+          }
+        }
       }
     });
   }
@@ -362,6 +409,9 @@ class ConvKernel : public Kernel {
   mutable ConvGeometry plan_geometry_;
   mutable bool plan_pointwise_ = false;
   PackedMatrix packed_wt_;  // W^T as a packed B, for RunOnePixel
+  int pixel_major_env_ = -1;  // EDGEPRESS_CONV_PIXEL_MAJOR: -1 automatic, 0 off, 1 forced
+  mutable std::once_flag pm_once_;
+  mutable std::vector<PackedMatrix> packed_pm_;  // per group, conv_pixel_major.cc's W^T
 };
 
 template <Isa kIsa>

@@ -61,17 +61,31 @@ __attribute__((target("avx512f"))) void PackPanelAvx512(const float* src, const 
 }
 #endif
 
-// The SGEMM's 6 x 16 tiles behind the ConvTileFn interface.
+// Adds Z to a stored rows x nr tile, then clamps (FusedConv: the activation follows the sum).
+void AddZClamp(int rows, int nr, const TileStore& p, float* c, int64_t ldc) {
+  for (int r = 0; r < rows; ++r) {
+    float* cr = c + r * ldc;
+    const float* zr = p.z + r * p.ldz;
+    for (int j = 0; j < nr; ++j) {
+      const float v = cr[j] + zr[j];
+      cr[j] = p.clamp ? std::min(std::max(v, p.lo), p.hi) : v;
+    }
+  }
+}
+
+// The SGEMM's 6 x 16 tiles behind the ConvTileFn interface. Their store has no sum input:
+// with Z, the tile is stored unclamped and Z added while it is still in L1.
 template <TileFn kFn, int kNr>
 void GemmTile(int rows, int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
               const TileStore& p) {
   StoreParams sp;
   sp.beta = p.accumulate ? 1.f : 0.f;
   sp.row_bias = p.row_bias;
-  sp.clamp = p.clamp;
+  sp.clamp = p.clamp && !p.z;
   sp.lo = p.lo;
   sp.hi = p.hi;
   kFn(rows, kNr, kc, a, b, kNr, c, ldc, sp);
+  if (p.z) AddZClamp(rows, kNr, p, c, ldc);
 }
 
 bool UsesAvx512Tile(Isa isa) {
@@ -105,15 +119,28 @@ class ScopedFlushDenormals {
 };
 
 // Copies tile rows (virtual pixels [v0, v1), row stride ldt) into Y rows (stride
-// out_size), dropping the virtual columns ow >= OW.
+// out_size), dropping the virtual columns ow >= OW. With FusedConv's Z (z: Y's layout, at
+// the same first row) the tile holds the unclamped sum without Z: Z is added and the
+// clamp applied here, in the one pass that writes Y.
 void ScatterTile(const float* t, int64_t ldt, int rows, int64_t v0, int64_t v1, int64_t wq,
-                 int64_t ow_n, int64_t out_size, float* y) {
+                 int64_t ow_n, int64_t out_size, const float* z, const GemmEpilogue& ep,
+                 float* y) {
   for (int r = 0; r < rows; ++r) {
     const float* tr = t + r * ldt;
     float* yr = y + r * out_size;
+    const float* zr = z ? z + r * out_size : nullptr;
     for (int64_t oh = v0 / wq; oh * wq < v1; ++oh) {
       const int64_t a = std::max(v0, oh * wq), b = std::min(v1, oh * wq + ow_n);
-      if (a < b) std::memcpy(yr + oh * ow_n + (a - oh * wq), tr + (a - v0), sizeof(float) * (b - a));
+      if (a >= b) continue;
+      const int64_t yo = oh * ow_n + (a - oh * wq);
+      if (!zr) {
+        std::memcpy(yr + yo, tr + (a - v0), sizeof(float) * (b - a));
+        continue;
+      }
+      for (int64_t i = 0; i < b - a; ++i) {
+        const float v = tr[a - v0 + i] + zr[yo + i];
+        yr[yo + i] = ep.clamp ? std::min(std::max(v, ep.lo), ep.hi) : v;
+      }
     }
   }
 }
@@ -144,6 +171,15 @@ ConvTileFn ConvTileFor(Isa isa) {
   return GemmTile<gemm_internal::ScalarKernel, 16>;
 }
 
+ConvTileFn PixelMajorTileFor(Isa isa) {
+#if defined(__x86_64__)
+  if (UsesAvx512Tile(isa)) return Ukernel7x64Avx512;
+#endif
+  (void)isa;
+  return [](int rows, int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+            const TileStore& p) { UkernelRef(kPmRows, kPmCols, rows, kc, a, b, c, ldc, p); };
+}
+
 ConvTileFn ConvTailTileFor(Isa isa) {
 #if defined(__x86_64__)
   if (UsesAvx512Tile(isa)) return GemmTile<gemm_internal::Avx512Kernel, 32>;
@@ -164,6 +200,7 @@ void UkernelRef(int mr, int nr, int rows, int64_t kc, const float* a, const floa
       for (int64_t k = 0; k < kc; ++k) s += a[k * mr + r] * b[k * nr + j];
       float v = p.accumulate ? c[r * ldc + j] + s : s;
       if (p.row_bias) v += p.row_bias[r];
+      if (p.z) v += p.z[r * p.ldz + j];
       if (p.clamp) v = std::min(std::max(v, p.lo), p.hi);
       c[r * ldc + j] = v;
     }
@@ -274,8 +311,8 @@ void BuildSource(const ConvGeometry& g, const Plan& plan, const float* x, int64_
 }
 
 void Run(Isa isa, const ConvGeometry& g, const Plan& plan, const float* x,
-         const PackedMatrix& w, const GemmEpilogue& ep, const float* bias, float* y,
-         std::vector<float>* source, ThreadPool& pool) {
+         const PackedMatrix& w, const GemmEpilogue& ep, const float* bias, const float* z,
+         float* y, std::vector<float>* source, ThreadPool& pool, const PackedMatrix* pixel_major_w) {
   const int mr = ConvMr(isa), nr = ConvNr(isa);
   const ConvTileFn tile = ConvTileFor(isa);
   // A partial last panel (M = 16, 40, 88... on AVX-512) runs the SGEMM's 12x32 tile, which
@@ -302,6 +339,10 @@ void Run(Isa isa, const ConvGeometry& g, const Plan& plan, const float* x,
     else
       build(0, g.cg);
     src = s;
+  }
+  if (pixel_major_w) {
+    RunPixelMajor(isa, g, plan, src, *pixel_major_w, ep, bias, z, y, pool);
+    return;
   }
   // Virtual pixels are Y's pixels (no dropped columns): whole panels go straight to Y
   // and only a ragged last panel through the tile buffer.
@@ -358,9 +399,14 @@ void Run(Isa isa, const ConvGeometry& g, const Plan& plan, const float* x,
             sp.accumulate = !first;
             if (last) {
               sp.row_bias = bias ? bias + row0 : nullptr;
-              sp.clamp = ep.clamp;
+              // A tile bound for the tile buffer gets Z and the clamp in ScatterTile.
+              sp.clamp = ep.clamp && (to_y || !z);
               sp.lo = ep.lo;
               sp.hi = ep.hi;
+              if (z && to_y) {
+                sp.z = z + row0 * out_size + q * nr;
+                sp.ldz = out_size;
+              }
             }
             float* c = to_y ? y + row0 * out_size + q * nr
                             : ctile.data() + (pi - p0) * mr * ldt + (q - q0) * nr;
@@ -379,7 +425,7 @@ void Run(Isa isa, const ConvGeometry& g, const Plan& plan, const float* x,
       if (s0 < s1 && (!direct || nv % nr != 0))
         ScatterTile(ctile.data() + (s0 - q0 * nr), ldt,
                     static_cast<int>(std::min(m, p1 * mr) - row0), s0, s1, wq, ow_n, out_size,
-                    y + row0 * out_size);
+                    z ? z + row0 * out_size : nullptr, ep, y + row0 * out_size);
     }
   };
   if (threads > 1 && tiles_m * tiles_n > 1 && static_cast<double>(m) * nv * k >= 65536)

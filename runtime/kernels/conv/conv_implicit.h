@@ -34,6 +34,10 @@ namespace edgepress::runtime::conv_implicit {
 struct TileStore {
   bool accumulate = false;          // add to C (later K blocks) instead of overwriting it
   const float* row_bias = nullptr;  // bias of the tile's first row (last K block only)
+  // FusedConv's sum input Z at the tile's first element, row stride ldz (last K block
+  // only): added after the bias, before the clamp.
+  const float* z = nullptr;
+  int64_t ldz = 0;
   bool clamp = false;
   float lo = 0, hi = 0;
 };
@@ -84,11 +88,30 @@ struct Plan {
 Plan MakePlan(const conv_util::ConvGeometry& g, int nr);
 Plan MakePointwisePlan(const conv_util::ConvGeometry& g);
 
+// The pixel-major layout (conv_pixel_major.cc): tiles of kPmRows pixels of one output row
+// x kPmCols output channels, W^T packed as panels of kPmCols channels ([k][kPmCols] each).
+// AVX-512 only; chosen per geometry by PreferPixelMajor (fewer padded multiply-adds).
+constexpr int kPmRows = 7, kPmCols = 64;
+#if defined(__x86_64__)
+void Ukernel7x64Avx512(int rows, int64_t kc, const float* a, const float* b, float* c,
+                       int64_t ldc, const TileStore& p);
+#endif
+ConvTileFn PixelMajorTileFor(Isa isa);  // the 7 x 64 tile (portable reference off AVX-512)
+PackedMatrix PackWeightsPixelMajor(int64_t m, int64_t k, const float* w);
+
 // Y (Mg x OH*OW for one image and group, row stride out_size) from X (Cg channels of one
 // image and group) and the weights packed by PackWeights for `isa`. `source` is caller scratch.
+// z (optional, Y's layout; must not alias y): FusedConv's sum, added before the clamp.
+// pixel_major_w (optional, PackWeightsPixelMajor): run the pixel-major tiles instead.
 void Run(Isa isa, const conv_util::ConvGeometry& g, const Plan& plan, const float* x,
-         const PackedMatrix& w, const GemmEpilogue& ep, const float* bias, float* y,
-         std::vector<float>* source, ThreadPool& pool);
+         const PackedMatrix& w, const GemmEpilogue& ep, const float* bias, const float* z,
+         float* y, std::vector<float>* source, ThreadPool& pool,
+         const PackedMatrix* pixel_major_w = nullptr);
+bool PreferPixelMajor(Isa isa, const conv_util::ConvGeometry& g, const Plan& plan);
+// The pixel-major tile loop over a built source (or X for an in-place plan).
+void RunPixelMajor(Isa isa, const conv_util::ConvGeometry& g, const Plan& plan, const float* src,
+                   const PackedMatrix& wt, const GemmEpilogue& ep, const float* bias,
+                   const float* z, float* y, ThreadPool& pool);
 
 // The source copy alone (exposed for the tests): Cg channels of sh*sw phase planes.
 void BuildSource(const conv_util::ConvGeometry& g, const Plan& plan, const float* x,

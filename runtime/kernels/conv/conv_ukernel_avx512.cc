@@ -45,12 +45,55 @@ __attribute__((target("avx512f"))) void Ukernel12x32Avx512(int rows, int64_t kc,
       v0 = _mm512_add_ps(v0, rb);
       v1 = _mm512_add_ps(v1, rb);
     }
+    if (p.z) {
+      const float* zr = p.z + r * p.ldz;
+      v0 = _mm512_add_ps(v0, _mm512_loadu_ps(zr));
+      v1 = _mm512_add_ps(v1, _mm512_loadu_ps(zr + 16));
+    }
     if (p.clamp) {
       v0 = _mm512_min_ps(_mm512_max_ps(v0, lo), hi);
       v1 = _mm512_min_ps(_mm512_max_ps(v1, lo), hi);
     }
     _mm512_storeu_ps(cr, v0);
     _mm512_storeu_ps(cr + 16, v1);
+  }
+}
+
+// The pixel-major tile (conv_pixel_major.cc): 7 pixels x 64 channels, 28 zmm
+// accumulators. Per GEMM row: 4 B loads and 7 broadcasts feed 28 FMAs (the 12 x 32 tile:
+// 2 + 12 for 24). Bias, Z and the clamp are applied by the caller's transposed store; this
+// tile only stores or accumulates.
+__attribute__((target("avx512f"))) void Ukernel7x64Avx512(int rows, int64_t kc, const float* a,
+                                                         const float* b, float* c, int64_t ldc,
+                                                         const TileStore& p) {
+  constexpr int kMr = 7;
+  __m512 acc[kMr][4];
+#pragma GCC unroll 7
+  for (int r = 0; r < kMr; ++r) acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+    const __m512 b2 = _mm512_loadu_ps(b + 32), b3 = _mm512_loadu_ps(b + 48);
+#pragma GCC unroll 7
+    for (int r = 0; r < kMr; ++r) {
+      const __m512 av = _mm512_set1_ps(a[r]);
+      acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+      acc[r][2] = _mm512_fmadd_ps(av, b2, acc[r][2]);
+      acc[r][3] = _mm512_fmadd_ps(av, b3, acc[r][3]);
+    }
+    a += kMr;
+    b += 64;
+  }
+#pragma GCC unroll 7
+  for (int r = 0; r < kMr; ++r) {
+    if (r >= rows) break;
+    float* cr = c + r * ldc;
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      __m512 v = acc[r][j];
+      if (p.accumulate) v = _mm512_add_ps(v, _mm512_loadu_ps(cr + 16 * j));
+      _mm512_storeu_ps(cr + 16 * j, v);
+    }
   }
 }
 

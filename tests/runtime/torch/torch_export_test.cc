@@ -96,6 +96,24 @@ TEST_P(ExportFixtures, PythonLoadsAndMatches) {
 INSTANTIATE_TEST_SUITE_P(Real, ExportFixtures,
                          ::testing::Values("mlp", "resnet18", "mobilenet_v2", "bert", "gpt"));
 
+// After the optimize pipeline resnet18's blocks are FusedConv nodes with the residual as
+// the sum input Z (fuse-conv-add): the export adds it before the activation.
+TEST(ExportFixturesOptimized, Resnet18WithResidualSums) {
+  if (!PythonProblem().empty()) GTEST_SKIP() << PythonProblem();
+  std::string skip;
+  ASSERT_EQ(test_util::EnsureModelFixture("resnet18", &skip), "");
+  if (!skip.empty()) GTEST_SKIP() << skip;
+  std::string dir = test_util::kModelFixtureDir + "/resnet18";
+  auto model = LoadOnnx(dir + "/model.onnx");
+  passes::PassContext ctx;
+  passes::RunPipeline(*model, passes::ParsePipeline(passes::kDefaultOptimizePipeline), ctx);
+  int sums = 0;
+  for (const ir::Node* n : model->graph->nodes())
+    sums += n->op_type() == "FusedConv" && n->num_inputs() > 3 && n->input(3);
+  ASSERT_EQ(sums, 8);
+  ExportAndCompare(*model, FeedsFor(*model, dir + "/in.npz"), "resnet18_optimized");
+}
+
 TEST(ExportDigits, FloatOptimizedAndQuantized) {
   if (!PythonProblem().empty()) GTEST_SKIP() << PythonProblem();
   struct Case {

@@ -1,0 +1,202 @@
+// The implicit-GEMM convolution with pixels on the tile's rows (conv_implicit.h,
+// RunPixelMajor): Y^T[pixels, Mg] = patches^T[pixels, K] x W^T[K, Mg].
+// Why: the channel-major 12 x 32 tile wastes rows when Mg is not a multiple of 12 (64
+// channels: 72 computed) and columns when a plane is small (7x7 with a 9-wide padded phase:
+// 61 virtual pixels in two 32-wide panels, 49 of them real). Here a row panel is up to 7
+// pixels of one output row (ResNet/MobileNet widths 56, 28, 14, 7 are multiples of 7, and
+// no virtual column is computed) and a column panel 64 output channels (every multiple of
+// 64 is whole). The A panel of a K block is packed from the phase-split source (7 floats
+// per GEMM row) and reused by every channel panel; W^T is packed once per kernel. Results
+// gather in a per-thread [pixels][channels] buffer and go to Y transposed, with bias, Z
+// and the clamp, in one pass.
+#include <algorithm>
+#include <cstring>
+
+#include "ir/error.h"
+#include "runtime/kernels/conv/conv_implicit.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace edgepress::runtime::conv_implicit {
+
+namespace {
+
+using conv_util::ConvGeometry;
+
+int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Flush-to-zero and denormals-are-zero while the micro-kernels run (see conv_implicit.cc).
+class ScopedFlushDenormals {
+ public:
+#if defined(__x86_64__)
+  ScopedFlushDenormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | 0x8040u); }
+  ~ScopedFlushDenormals() { _mm_setcsr(saved_); }
+
+ private:
+  unsigned saved_;
+#endif
+};
+
+// Pixel panels: up to kPmRows pixels of one output row, never across rows, so each panel
+// is contiguous in the source (virtual pixel v0 = oh * wq + ow0) and in Y.
+struct PixelPanel {
+  int64_t v0, y0;  // first virtual pixel, first pixel of Y
+  int rows;
+};
+
+std::vector<PixelPanel> PixelPanels(const ConvGeometry& g, const Plan& plan) {
+  std::vector<PixelPanel> p;
+  const int64_t oh_n = g.out[1], ow_n = g.out[2];
+  for (int64_t oh = 0; oh < oh_n; ++oh)
+    for (int64_t ow = 0; ow < ow_n; ow += kPmRows)
+      p.push_back({oh * plan.wq + ow, oh * ow_n + ow,
+                   static_cast<int>(std::min<int64_t>(kPmRows, ow_n - ow))});
+  return p;
+}
+
+// One A panel of a K block: kPmRows floats per GEMM row k from src + off[k] (`rows` real,
+// zeros after; nothing read past them, so X itself can be the source).
+void PackPixelPanelPortable(const float* src, const int64_t* off, int64_t kc, int rows,
+                            float* dst) {
+  for (int64_t k = 0; k < kc; ++k, dst += kPmRows) {
+    const float* s = src + off[k];
+    int r = 0;
+    for (; r < rows; ++r) dst[r] = s[r];
+    for (; r < kPmRows; ++r) dst[r] = 0.f;
+  }
+}
+
+#if defined(__x86_64__)
+// The same with one masked load and store per row: the scalar copy cost ~10% of the tile
+// time when a K block's A panels feed only a few channel panels.
+__attribute__((target("avx512f"))) void PackPixelPanelAvx512(const float* src,
+                                                            const int64_t* off, int64_t kc,
+                                                            int rows, float* dst) {
+  const __mmask16 load = static_cast<__mmask16>((1u << rows) - 1);
+  const __mmask16 store = static_cast<__mmask16>((1u << kPmRows) - 1);
+  for (int64_t k = 0; k < kc; ++k, dst += kPmRows)
+    _mm512_mask_storeu_ps(dst, store, _mm512_maskz_loadu_ps(load, src + off[k]));
+}
+#endif
+
+}  // namespace
+
+PackedMatrix PackWeightsPixelMajor(int64_t m, int64_t k, const float* w) {
+  PackedMatrix p;
+  p.isa = Isa::kAvx512;
+  p.is_a = false;
+  p.rows_or_cols = m;
+  p.k = k;
+  const int64_t panels = CeilDiv(m, kPmCols);
+  p.data.assign(static_cast<size_t>(panels * kPmCols * k), 0.f);
+  for (int64_t co = 0; co < m; ++co) {
+    float* d = p.data.data() + (co / kPmCols) * kPmCols * k + co % kPmCols;
+    for (int64_t kk = 0; kk < k; ++kk) d[kk * kPmCols] = w[co * k + kk];
+  }
+  return p;
+}
+
+bool PreferPixelMajor(Isa isa, const ConvGeometry& g, const Plan& plan) {
+  if (ConvNr(isa) != 32) return false;  // the 7 x 64 tile is AVX-512 only
+  const int64_t m = g.mg, mr = ConvMr(isa), nr = ConvNr(isa);
+  // Multiply-adds each layout computes per GEMM row k, padding included.
+  const double channel_major = static_cast<double>(CeilDiv(m, mr) * mr) * CeilDiv(plan.nv, nr) * nr;
+  const double pixel_major =
+      static_cast<double>(g.out[1] * CeilDiv(g.out[2], kPmRows) * kPmRows) * CeilDiv(m, kPmCols) * kPmCols;
+  // conv_bench (thread CPU time, loaded machine): 512 channels on 7x7, ratio 0.76: 108 ->
+  // 136 GFLOP/s; 256 on 14x14 (0.85) even; with one or two channel panels (64-channel
+  // layers) the A packing is spread over too few B panels: 144 -> 120; with a short K
+  // (pointwise 96 -> 576 on 7x7) the transposed store is too large a share: 104 -> 81.
+  const int64_t k = g.cg * g.k[1] * g.k[2];
+  return k >= 1024 && CeilDiv(m, kPmCols) >= 4 && pixel_major < 0.8 * channel_major;
+}
+
+void RunPixelMajor(Isa isa, const ConvGeometry& g, const Plan& plan, const float* src,
+                   const PackedMatrix& wt, const GemmEpilogue& ep, const float* bias,
+                   const float* z, float* y, ThreadPool& pool) {
+  const ConvTileFn tile = PixelMajorTileFor(isa);
+  auto pack = PackPixelPanelPortable;
+#if defined(__x86_64__)
+  if (ConvNr(isa) == 32) pack = PackPixelPanelAvx512;
+#endif
+  const int64_t m = g.mg, k = g.cg * g.k[1] * g.k[2], out_size = g.out_size();
+  if (wt.rows_or_cols != m || wt.k != k ||
+      wt.data.size() != static_cast<size_t>(CeilDiv(m, kPmCols) * kPmCols * k))
+    throw Error(ErrorCode::kInternal, "conv_implicit::RunPixelMajor: packed weights do not match");
+  const std::vector<PixelPanel> panels = PixelPanels(g, plan);
+  const int64_t np = static_cast<int64_t>(panels.size()), nq = CeilDiv(m, kPmCols);
+  // Tiles of up to 8 pixel panels x 8 channel panels (each packed A panel feeds up to 8
+  // B panels: with 4, 7x7 layers ran 100 instead of 136 GFLOP/s), split until every
+  // thread has work and, up to 4 tiles per thread, the split is even: channel blocks
+  // first down to 4 panels (equal halves of a 7x7 plane's 7 pixel panels would not be).
+  int64_t pcp = std::min<int64_t>(np, 8), qcp = std::min<int64_t>(nq, 8);
+  const int threads = pool.num_threads();
+  auto tiles = [&] { return CeilDiv(np, pcp) * CeilDiv(nq, qcp); };
+  auto uneven = [&] {
+    return tiles() < threads || (tiles() % threads != 0 && tiles() < 4 * threads);
+  };
+  while (threads > 1 && uneven() && (pcp > 1 || qcp > 1)) {
+    if (qcp > 4 || (pcp == 1 && qcp > 1))
+      qcp = (qcp + 1) / 2;
+    else
+      pcp = (pcp + 1) / 2;
+  }
+  const int64_t tiles_q = CeilDiv(nq, qcp), ntiles = tiles();
+  // K block: a 64-wide B slice of kc rows is 32 KiB at kc = 128 (L1), the block's A panels
+  // 8 x 3.5 KiB.
+  const int64_t kblocks = CeilDiv(k, 128), kc_step = CeilDiv(k, kblocks);
+  const int64_t* off = plan.off.data();
+
+  auto run_tiles = [&](int64_t t0, int64_t t1) {
+    const ScopedFlushDenormals flush;
+    thread_local std::vector<float> abuf, ctile;
+    if (abuf.size() < static_cast<size_t>(pcp * kc_step * kPmRows))
+      abuf.resize(pcp * kc_step * kPmRows);
+    const int64_t ldc = qcp * kPmCols;
+    if (ctile.size() < static_cast<size_t>(pcp * kPmRows * ldc)) ctile.resize(pcp * kPmRows * ldc);
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t p0 = (t / tiles_q) * pcp, p1 = std::min(np, p0 + pcp);
+      const int64_t q0 = (t % tiles_q) * qcp, q1 = std::min(nq, q0 + qcp);
+      for (int64_t pc = 0; pc < k; pc += kc_step) {
+        const int64_t kc = std::min(kc_step, k - pc);
+        for (int64_t pi = p0; pi < p1; ++pi) {
+          const PixelPanel& pp = panels[static_cast<size_t>(pi)];
+          pack(src + pp.v0, off + pc, kc, pp.rows, abuf.data() + (pi - p0) * kc_step * kPmRows);
+        }
+        TileStore sp;
+        sp.accumulate = pc > 0;
+        for (int64_t q = q0; q < q1; ++q) {
+          const float* b = wt.data.data() + q * kPmCols * k + pc * kPmCols;
+          for (int64_t pi = p0; pi < p1; ++pi)
+            tile(kPmRows, kc, abuf.data() + (pi - p0) * kc_step * kPmRows, b,
+                 ctile.data() + (pi - p0) * kPmRows * ldc + (q - q0) * kPmCols, ldc, sp);
+        }
+      }
+      // Transposed into Y: channel co's row gets each panel's pixels, contiguous.
+      const int64_t c0 = q0 * kPmCols, c1 = std::min(m, q1 * kPmCols);
+      for (int64_t co = c0; co < c1; ++co) {
+        const float bv = bias ? bias[co] : 0.f;
+        float* yr = y + co * out_size;
+        const float* zr = z ? z + co * out_size : nullptr;
+        for (int64_t pi = p0; pi < p1; ++pi) {
+          const PixelPanel& pp = panels[static_cast<size_t>(pi)];
+          const float* c = ctile.data() + (pi - p0) * kPmRows * ldc + (co - c0);
+          for (int r = 0; r < pp.rows; ++r) {
+            float v = c[r * ldc] + bv;
+            if (zr) v += zr[pp.y0 + r];
+            if (ep.clamp) v = std::min(std::max(v, ep.lo), ep.hi);
+            yr[pp.y0 + r] = v;
+          }
+        }
+      }
+    }
+  };
+  if (threads > 1 && ntiles > 1)
+    pool.ParallelFor(ntiles, 1, run_tiles);
+  else
+    run_tiles(0, ntiles);
+}
+
+}  // namespace edgepress::runtime::conv_implicit
