@@ -15,6 +15,7 @@ const KernelRegistry& GlobalKernelRegistry() {
     RegisterRnnKernels(r);
     RegisterMatMulKernels(r);
     RegisterMatMulNBitsKernels(r);
+    RegisterTernaryMatMulKernels(r);
     RegisterElementwiseKernels(r);
     RegisterTensorKernels(r);
     RegisterReduceKernels(r);
