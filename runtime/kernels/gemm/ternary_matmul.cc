@@ -7,8 +7,7 @@
 // Every input is validated before use, with messages naming the node and input. The
 // packed codes are used in place (no unpacked copy of the weights is kept).
 // Entries: ternary_matmul__ref (the scalar reference), ternary_matmul__avx2,
-// ternary_matmul__avx512 (GEMV tiles of their ISA below kTernaryGemmMinRows rows, the
-// fp32 GEMM of their ISA on dequantized panels from there on).
+// ternary_matmul__avx512 (the tiles of their ISA at every M).
 #include "runtime/kernels/gemm/ternary_matmul.h"
 
 #include <algorithm>
@@ -29,10 +28,9 @@ namespace {
 using gemm_util::DimsToString;
 
 constexpr int64_t kMaxDim = int64_t{1} << 40;
-// GEMV: columns per task (their codes, K/4 bytes each, stay in L1/L2 while up to 4 rows
-// of A pass over them). GEMM: columns dequantized at a time into packed-B panels.
+// Columns per task: their codes (K/4 bytes each) stay in L1/L2 while every tile of rows of
+// A passes over them.
 constexpr int64_t kGemvChunkCols = 64;
-constexpr int64_t kGemmChunkCols = 64;
 
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -67,49 +65,13 @@ void TernaryRef(const float* a, int64_t m, const TernaryWeights& w, const float*
 void TernaryGemv(Isa isa, const float* a, int64_t m, const TernaryWeights& w, const float* bias,
                  float* y, ThreadPool* pool) {
   const auto tile = isa == Isa::kAvx512 ? ternary_detail::GemvAvx512 : ternary_detail::GemvAvx2;
+  const int64_t rows = isa == Isa::kAvx512 ? ternary_detail::kAvx512Rows : ternary_detail::kAvx2Rows;
   const int64_t chunks = CeilDiv(w.n, kGemvChunkCols);
   ParallelOrInline(pool, chunks, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t ch = lo; ch < hi; ++ch) {
       const int64_t c0 = ch * kGemvChunkCols, c1 = std::min(w.n, c0 + kGemvChunkCols);
-      for (int64_t i = 0; i < m; i += 4)
-        tile(a + i * w.k, std::min<int64_t>(4, m - i), w, c0, c1, bias, y + i * w.n, w.n);
-    }
-  });
-}
-
-// Columns [c0, c0 + cols) as scales[c] * t, in the packed-B layout of `isa`'s GEMM: panel q
-// holds K groups of nr floats (columns past `cols` are 0).
-void DequantPanels(Isa isa, const TernaryWeights& w, int64_t c0, int64_t cols, float* buf) {
-  const int64_t nr = GemmNr(isa), k = w.k, row_bytes = w.kp / 4;
-  const int64_t panels = CeilDiv(cols, nr);
-  std::fill(buf, buf + panels * nr * k, 0.f);
-  for (int64_t j = 0; j < cols; ++j) {
-    const float s = w.scales[c0 + j];
-    const float lut[4] = {0.f, s, 0.f, -s};  // 0b10 reads as 0, as TernaryAt does
-    const uint8_t* row = w.codes + (c0 + j) * row_bytes;
-    float* dst = buf + (j / nr) * nr * k + (j % nr);
-    for (int64_t kk = 0; kk < k; ++kk) dst[kk * nr] = lut[(row[kk >> 2] >> (2 * (kk & 3))) & 3];
-  }
-}
-
-void TernaryGemm(Isa isa, const float* a, int64_t m, const TernaryWeights& w, const float* bias,
-                 float* y, ThreadPool* pool) {
-  const int64_t k = w.k, n = w.n;
-  const PackedMatrix pa = PackA(isa, false, m, k, a, k);
-  const int64_t chunks = CeilDiv(n, kGemmChunkCols);
-  ParallelOrInline(pool, chunks, 1, [&](int64_t lo, int64_t hi) {
-    std::vector<float> buf(static_cast<size_t>(PackedBSize(isa, k, kGemmChunkCols)));
-    for (int64_t ch = lo; ch < hi; ++ch) {
-      const int64_t c0 = ch * kGemmChunkCols, cols = std::min(n - c0, kGemmChunkCols);
-      DequantPanels(isa, w, c0, cols, buf.data());
-      GemmEpilogue ep;
-      if (bias) {
-        ep.bias_kind = GemmEpilogue::Bias::kPerCol;
-        ep.bias = bias + c0;
-      }
-      SgemmEx(isa, m, cols, k, 1.f, GemmOperand::Packed(pa),
-              GemmOperand::PackedView(buf.data(), isa, cols, k), 0.f, y + c0, n, nullptr,
-              bias ? &ep : nullptr);
+      for (int64_t i = 0; i < m; i += rows)
+        tile(a + i * w.k, std::min<int64_t>(rows, m - i), w, c0, c1, bias, y + i * w.n, w.n);
     }
   });
 }
@@ -213,10 +175,7 @@ void TernaryMatMul(Isa isa, const float* a, int64_t m, const TernaryWeights& w,
   if (m <= 0 || w.n <= 0) return;
 #if defined(__x86_64__)
   if (isa == Isa::kAvx2 || isa == Isa::kAvx512) {
-    if (m >= kTernaryGemmMinRows)
-      TernaryGemm(isa, a, m, w, bias, y, pool);
-    else
-      TernaryGemv(isa, a, m, w, bias, y, pool);
+    TernaryGemv(isa, a, m, w, bias, y, pool);
     return;
   }
 #endif

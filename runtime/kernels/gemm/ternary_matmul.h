@@ -8,17 +8,19 @@
 // 32-bit load yields 16 codes. Each row has one float scale: w[n][k] = scales[n] * t[n][k].
 //
 // TernaryMatMul computes Y[M, N] = A[M, K] x W^T (+ bias) as
-//   y[m][n] = scales[n] * sum_k a[m][k] * t[n][k] + bias[n]
-// without multiplying by weights:
+//   y[m][n] = scales[n] * sum_k a[m][k] * t[n][k] + bias[n]:
 //   kScalar  the reference: decodes each code and adds or subtracts a[k] in order.
-//   kAvx2    8 codes per step: a broadcast 16-bit word shifted per lane gives each lane's
-//            code; a[k] is masked by bit 0 and its sign flipped by bit 1 (and, xor, add).
-//   kAvx512  16 codes per step: pext of the 32-bit word splits it into a "non-zero" and a
-//            "negative" 16-bit mask, and masked adds/subtracts accumulate a[k].
-// Below kTernaryGemmMinRows rows of A, a tile of columns x up to 4 rows shares each decoded
-// word (the GEMV: weights are read once, from memory 16x smaller than fp32). From that many
-// rows on, the kernel is compute bound: chunks of columns are dequantized (scale folded in)
-// straight into the fp32 GEMM's packed-B panels and multiplied by SgemmEx.
+//   kAvx2    8 codes (2 bytes) per step, each byte looked up in a table of +1/0/-1 floats.
+//   kAvx512  16 codes per step: pext splits the 32-bit word into "non-zero" and "negative"
+//            16-bit masks; masked moves make the +1/0/-1 vector (one row: a masked xor
+//            and a masked add of a[k] instead).
+// A tile of columns x rows shares each decoded step; every row does one FMA with it
+// (multiplying by +1/0/-1 is exact, so this is the float arithmetic of adding and
+// subtracting). Weights are read from memory 16x smaller than fp32, which wins where the
+// fp32 product is bandwidth bound (M up to ~8); from M ~16 on the fp32 GEMM's register
+// tiling is faster (bench/ternary_gemv_bench.cc, docs/weight_quantization.md). A path that
+// dequantized panels of columns into the fp32 GEMM was 3-9x slower at M 16-64 and was
+// removed.
 #pragma once
 
 #include <cstdint>
@@ -28,9 +30,6 @@
 #include "runtime/thread_pool.h"
 
 namespace edgepress::runtime {
-
-// From this many rows of A on, the SIMD entries dequantize panels and call the fp32 GEMM.
-constexpr int64_t kTernaryGemmMinRows = 16;
 
 // Codes per row rounded up to this many (one 32-bit word).
 constexpr int64_t kTernaryRowAlign = 16;
@@ -61,8 +60,12 @@ inline int TernaryAt(const TernaryWeights& w, int64_t n, int64_t k) {
 }
 
 namespace ternary_detail {
-// The GEMV tiles per ISA (ternary_gemv_avx2.cc, ternary_gemv_avx512.cc): y[r][c] for rows
-// [0, m) of `a` (m <= 4, rows k floats apart) and columns [c0, c1), y rows `ldy` apart.
+// Rows of A per tile (8 rows x 2 columns on AVX-512 measured 1.3-2x slower on 768-wide
+// shapes than 4 x 4).
+constexpr int64_t kAvx2Rows = 4, kAvx512Rows = 4;
+// The tiles per ISA (ternary_gemv_avx2.cc, ternary_gemv_avx512.cc): y[r][c] for rows
+// [0, m) of `a` (m <= the ISA's rows, rows k floats apart) and columns [c0, c1), y rows
+// `ldy` apart.
 void GemvAvx2(const float* a, int64_t m, const TernaryWeights& w, int64_t c0, int64_t c1,
               const float* bias, float* y, int64_t ldy);
 void GemvAvx512(const float* a, int64_t m, const TernaryWeights& w, int64_t c0, int64_t c1,
