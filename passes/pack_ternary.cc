@@ -1,7 +1,7 @@
 // pack-ternary: MatMul and Gemm whose constant weight is ternary per output channel (every
 // non-zero value of channel n is +a_n or -a_n, bit-exact, as `distill --fake-quant ternary`
-// writes them) become edgepress::TernaryMatMul (docs/ops.md): the weight stored as 2-bit
-// codes (ir::DType::kTernary, 4 per byte, rows padded to 16 codes) plus one float scale
+// writes them) become edgepress::TernaryMatMul, and such Conv edgepress::TernaryConv
+// (docs/ops.md): the weight stored as 2-bit codes (ir::DType::kTernary, 4 per byte, rows padded to 16 codes) plus one float scale
 // per output channel, 16x smaller than fp32 and 4x smaller than the int8 codes that
 // quantize-weights {bits: 8} stores for the same values. The runtime's kernel adds and
 // subtracts activations instead of multiplying (runtime/kernels/gemm/ternary_matmul.h).
@@ -12,10 +12,9 @@
 //
 // MatMul: a constant float32 2-D B [K, N] (A of any rank). Gemm: transA = 0, B 2-D
 // (transB either way), alpha folded into the scales, C absent or a constant of N elements
-// ([N] or [1, N]; beta folded in) that becomes the op's bias. Conv stays float: follow with
-// quantize-weights {bits: 8}, which stores ternary conv weights exactly as int8 codes
-// (-127/0/127), or run Conv as im2col + TernaryMatMul when that is built (docs/
-// weight_quantization.md, "Ternary").
+// ([N] or [1, N]; beta folded in) that becomes the op's bias. Conv: a constant float32
+// weight [M, C/group, k...] (1-3 spatial dims), ternary per output channel m; its
+// attributes carry over, plus w_shape; its bias input carries over as is.
 //
 // Does not fire on: weights that are not ternary per channel (unless ternarize=true),
 // non-constant or non-float32 weights, batched (N-D) MatMul weights, Gemm with transA = 1
@@ -53,7 +52,7 @@ struct Target {
   ir::Graph* g = nullptr;
   ir::Node* node = nullptr;
   ir::Value* weight = nullptr;
-  bool gemm = false, transposed = false;
+  bool gemm = false, conv = false, transposed = false;
   int64_t K = 0, N = 0;
   float alpha = 1.f;
   const ir::Tensor* bias = nullptr;  // Gemm's constant C
@@ -70,9 +69,9 @@ class PackTernary : public Pass {
   explicit PackTernary(const PassOptions& o)
       : ternarize_(o.GetBool("ternarize")), exclude_(o.GetStringList("exclude")) {
     for (const std::string& op : o.GetStringList("op-types")) {
-      if (op != "MatMul" && op != "Gemm")
+      if (op != "MatMul" && op != "Gemm" && op != "Conv")
         ThrowInvalid("pass 'pack-ternary': option 'op-types' names '" + op +
-                     "'; ternary packing handles MatMul and Gemm (Conv: quantize-weights)");
+                     "'; ternary packing handles MatMul, Gemm and Conv");
       op_types_.insert(op);
     }
   }
@@ -122,6 +121,18 @@ class PackTernary : public Pass {
     t->node = n;
     t->weight = n->input(1);
     t->gemm = n->op_type() == "Gemm";
+    t->conv = n->op_type() == "Conv";
+    if (t->conv) {
+      if (w->rank() < 3 || w->rank() > 5 || w->numel() == 0) {
+        Count("skipped-unsupported");
+        return false;
+      }
+      // Channel m is row m of [M, K]: the layout Pack reads as "transposed".
+      t->transposed = true;
+      t->N = w->shape()[0];
+      t->K = static_cast<int64_t>(w->numel()) / t->N;
+      return true;
+    }
     if (w->rank() != 2 || w->numel() == 0) {
       Count("skipped-unsupported");
       return false;
@@ -183,6 +194,7 @@ class PackTernary : public Pass {
     ir::Graph& g = *t.g;
     ir::Node* n = t.node;
     std::vector<ir::Value*> ins = {n->input(0), p.codes, p.scales};
+    if (t.conv && n->num_inputs() > 2 && n->input(2)) ins.push_back(n->input(2));
     if (t.bias) {
       ir::Tensor b(ir::DType::kFloat32, {t.N});
       for (int64_t c = 0; c < t.N; ++c) b.mutable_data<float>()[c] = t.bias->data<float>()[c] * t.beta;
@@ -194,17 +206,22 @@ class PackTernary : public Pass {
     const std::string out_name = out->name(), node_name = n->name;
     const ir::ValueType type = out->type;
     g.RenameValue(out, g.UniqueName(out_name + "_float"));
-    ir::Node* tm = g.InsertNode(n, "TernaryMatMul", ins, {out_name},
-                                g.UniqueName(node_name.empty() ? out_name + "_TernaryMatMul"
-                                                               : node_name + "_TernaryMatMul"),
+    const std::string op = t.conv ? "TernaryConv" : "TernaryMatMul";
+    ir::Node* tm = g.InsertNode(n, op, ins, {out_name},
+                                g.UniqueName((node_name.empty() ? out_name : node_name) + "_" + op),
                                 "edgepress");
-    tm->set_attr(ir::Attribute::Int("K", t.K));
-    tm->set_attr(ir::Attribute::Int("N", t.N));
+    if (t.conv) {
+      for (const ir::Attribute& a : n->attributes()) tm->set_attr(a);
+      tm->set_attr(ir::Attribute::Ints("w_shape", ConstantOf(t.weight)->shape()));
+    } else {
+      tm->set_attr(ir::Attribute::Int("K", t.K));
+      tm->set_attr(ir::Attribute::Int("N", t.N));
+    }
     tm->output(0)->type = type;
     g.ReplaceAllUsesWith(out, tm->output(0));
     g.RemoveNode(n);
     if (!node_name.empty() && !g.FindNode(node_name)) tm->name = node_name;
-    Count(t.gemm ? "gemm-ternary" : "matmul-ternary");
+    Count(t.conv ? "conv-ternary" : t.gemm ? "gemm-ternary" : "matmul-ternary");
     if (ternarize_) Count("ternarized");
     return true;
   }
@@ -221,15 +238,15 @@ const PassEntry& PackTernaryPass() {
   using T = OptionInfo::Type;
   static const PassEntry entry = {
       {"pack-ternary",
-       "Stores MatMul/Gemm weights that are {-a, 0, +a} per output channel (distill "
-       "--fake-quant ternary) as 2-bit codes in edgepress TernaryMatMul; .epk only",
+       "Stores MatMul/Gemm/Conv weights that are {-a, 0, +a} per output channel (distill "
+       "--fake-quant ternary) as 2-bit codes in edgepress TernaryMatMul/TernaryConv; .epk only",
        {
            {"ternarize", T::kBool, "false",
             "first ternarize every matched weight by TWN's rule (post-training ternary)", {}},
            {"exclude", T::kStringList, "", "node-name globs to leave in float (* and ?)", {}},
-           {"op-types", T::kStringList, "MatMul,Gemm", "op types whose weights to pack", {}},
+           {"op-types", T::kStringList, "MatMul,Gemm,Conv", "op types whose weights to pack", {}},
        },
-       {"matmul-ternary", "gemm-ternary", "ternarized", "skipped-not-ternary",
+       {"matmul-ternary", "gemm-ternary", "conv-ternary", "ternarized", "skipped-not-ternary",
         "skipped-not-constant", "skipped-unsupported", "skipped-excluded", "bytes-before",
         "bytes-after"}},
       [](const PassOptions& o) -> std::unique_ptr<Pass> {

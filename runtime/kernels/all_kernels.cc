@@ -21,6 +21,7 @@ const KernelRegistry& GlobalKernelRegistry() {
     RegisterReduceKernels(r);
     RegisterSoftmaxKernels(r);
     RegisterConvKernels(r);
+    RegisterTernaryConvKernels(r);
     RegisterQuantizeKernels(r);
     RegisterQLinearKernels(r);
     RegisterQConvKernels(r);

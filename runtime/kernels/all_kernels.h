@@ -13,6 +13,7 @@ void RegisterRnnKernels(KernelRegistry& r);
 void RegisterMatMulKernels(KernelRegistry& r);
 void RegisterMatMulNBitsKernels(KernelRegistry& r);
 void RegisterTernaryMatMulKernels(KernelRegistry& r);
+void RegisterTernaryConvKernels(KernelRegistry& r);
 void RegisterElementwiseKernels(KernelRegistry& r);
 void RegisterTensorKernels(KernelRegistry& r);
 void RegisterReduceKernels(KernelRegistry& r);

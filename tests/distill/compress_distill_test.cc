@@ -140,9 +140,9 @@ TEST_F(CompressDistill, TuningStepsOverrideTheStepsOptions) {
 }
 
 // Distillation-aware quantization inside compress: the step trains through the ternary
-// grid, pack-ternary stores the Gemms as 2-bit TernaryMatMul and quantize-weights {bits: 8}
-// the convolutions' three values per channel exactly, and the artifact's native top-1 is
-// what the step measured on its fake-quantized student.
+// grid, pack-ternary stores every trained weight as 2-bit codes (Gemm: TernaryMatMul, Conv:
+// TernaryConv), and the artifact's native top-1 is what the step measured on its
+// fake-quantized student.
 TEST_F(CompressDistill, TernaryFakeQuantStepExportsWhatItTrained) {
   std::string recipe =
       Write("ternary.yaml",
@@ -153,7 +153,6 @@ TEST_F(CompressDistill, TernaryFakeQuantStepExportsWhatItTrained) {
             "  - distill: {data: examples/digits/train.npz, steps: 300, warmup: 10,"
             " fake-quant: ternary}\n"
             "  - pack-ternary\n"
-            "  - quantize-weights: {bits: 8}\n"
             "evaluation: {data: examples/digits/eval.npz}\n"
             "tuning: {allow_slower: true}\n");
   RunResult r = Compress("examples/digits/digits_cnn.onnx", recipe, D("out"));
@@ -170,7 +169,8 @@ TEST_F(CompressDistill, TernaryFakeQuantStepExportsWhatItTrained) {
   EXPECT_NEAR(j["compressed"]["metric"].get<double>(), qat, 1.5 / 360);
   const Json* packed = Step(j, "pack-ternary");
   ASSERT_NE(packed, nullptr);
-  EXPECT_EQ((*packed)["stats"]["gemm-ternary"], 2);  // every trained Gemm weight is ternary
+  EXPECT_EQ((*packed)["stats"]["gemm-ternary"], 2);  // every trained weight is ternary
+  EXPECT_EQ((*packed)["stats"]["conv-ternary"], 3);
 }
 
 // int8 weights and activations: the step calibrates with the quantize-static step that

@@ -222,25 +222,28 @@ Qat TrainAndExport(FakeQuantMode mode, const std::string& pass, int64_t steps) {
   return q;
 }
 
-// The ternary export is pack-ternary (the Gemms as 2-bit TernaryMatMul) followed by
-// quantize-weights bits 8 for what it leaves (the convolutions, whose ternary values int8
-// codes -127/0/127 store exactly).
+// The ternary export is pack-ternary: the Gemms as 2-bit TernaryMatMul, the convolutions
+// as 2-bit TernaryConv.
 TEST(DistillQat, TernaryTrainingBeatsPostTrainingTernary) {
-  const std::string pass = "pack-ternary,quantize-weights{bits=8}";
+  const std::string pass = "pack-ternary";
   Qat q = TrainAndExport(FakeQuantMode::kTernary, pass, 300);
   EXPECT_LT(q.ptq, q.teacher - 0.02);  // the premise: ternary costs points without training
   EXPECT_GT(q.qat, q.ptq + 0.02);      // measured: 95.83% -> 99.17%
   EXPECT_GE(q.qat, q.teacher - 0.02);  // issue 11's ternary target: within 2 points
   // The quantized export is the trained fake-quant model (one image of slack for ties).
   EXPECT_NEAR(q.exported, q.qat, 1.5 / 360);
-  // Every trained Gemm weight is ternary per channel, so all of them were packed, and the
+  // Every trained weight is ternary per channel, so all of them were packed, and the
   // packed model computes what the int8-code export of the same weights computes.
   std::shared_ptr<ir::Model> packed = Apply(*q.student, pass);
-  int ternary = 0, gemm = 0;
-  for (const ir::Node* n : packed->graph->nodes())
-    ternary += n->op_type() == "TernaryMatMul", gemm += n->op_type() == "Gemm";
-  EXPECT_EQ(ternary, 2);
-  EXPECT_EQ(gemm, 0);
+  int matmul = 0, conv = 0, float_ops = 0;
+  for (const ir::Node* n : packed->graph->nodes()) {
+    matmul += n->op_type() == "TernaryMatMul";
+    conv += n->op_type() == "TernaryConv";
+    float_ops += n->op_type() == "Gemm" || n->op_type() == "Conv";
+  }
+  EXPECT_EQ(matmul, 2);
+  EXPECT_EQ(conv, 3);
+  EXPECT_EQ(float_ops, 0);
   EXPECT_LT(MaxAbsDiff(Logits(*packed), Logits(*Apply(*q.student, "quantize-weights{bits=8}"))),
             1e-3);
 }

@@ -45,17 +45,18 @@ double Top1(const ir::Model& m) {
   return double(correct) / double(n);
 }
 
-// The float model with every MatMul/Gemm weight snapped by TWN per output channel: what
-// distillation-aware ternary training leaves behind.
+// The float model with every MatMul/Gemm/Conv weight snapped by TWN per output channel:
+// what distillation-aware ternary training leaves behind.
 std::shared_ptr<ir::Model> Snapped(const ir::Model& m) {
   std::shared_ptr<ir::Model> out = m.Clone();
   for (ir::Node* n : out->graph->nodes()) {
-    if (n->op_type() != "MatMul" && n->op_type() != "Gemm") continue;
+    const bool conv = n->op_type() == "Conv";
+    if (n->op_type() != "MatMul" && n->op_type() != "Gemm" && !conv) continue;
     ir::Value* w = n->input(1);
-    if (!w->is_initializer() || w->initializer()->rank() != 2) continue;
+    if (!w->is_initializer() || (!conv && w->initializer()->rank() != 2)) continue;
     ir::Tensor t = *w->initializer();
-    const int64_t rows = t.shape()[0], cols = t.shape()[1];
-    const bool trans = n->op_type() == "Gemm" && n->attr_int("transB", 0) != 0;
+    const int64_t rows = t.shape()[0], cols = static_cast<int64_t>(t.numel()) / rows;
+    const bool trans = conv || (n->op_type() == "Gemm" && n->attr_int("transB", 0) != 0);
     if (trans)
       ternary::TernarizeTwn(t.mutable_data<float>(), rows, cols, cols, 1);
     else
@@ -147,11 +148,10 @@ TEST(PackTernary, FloatWeightsAreLeftAlone) {
   std::vector<PassRun> runs;
   std::unique_ptr<ir::Model> out = Apply(*m, "pack-ternary", &runs);
   EXPECT_FALSE(runs.back().changed);
-  EXPECT_EQ(Stat(runs, "skipped-not-ternary"), 2);  // the two Gemms; Conv is not a target
-  EXPECT_EQ(CountOps(*out, "TernaryMatMul"), 0);
+  EXPECT_EQ(Stat(runs, "skipped-not-ternary"), 5);  // 3 Conv + 2 Gemm
+  EXPECT_EQ(CountOps(*out, "TernaryMatMul") + CountOps(*out, "TernaryConv"), 0);
   EXPECT_EQ(formats::EpkGraphBytes(*out), formats::EpkGraphBytes(*m));
-  // Conv is not a ternary op type (it stays for quantize-weights).
-  EXPECT_THROW(Apply(*m, "pack-ternary{op-types=Conv}"), Error);
+  EXPECT_THROW(Apply(*m, "pack-ternary{op-types=Gather}"), Error);
 }
 
 // Gemm's alpha folds into the scales and beta * C ([1, N]) becomes the bias; a Gemm whose
@@ -182,16 +182,28 @@ TEST(PackTernary, GemmFoldsAlphaAndBetaAndSkipsRuntimeC) {
   }
 }
 
-// Post-training ternary of the CNN's Gemms (ternarize=true) through the native kernels:
-// the packed model equals the TWN-snapped float model.
+// Post-training ternary of the whole CNN (ternarize=true): convolutions become TernaryConv,
+// the Gemms TernaryMatMul, and the packed model equals the TWN-snapped float model through
+// the native kernels; the 2-bit .epk is far smaller than the int8 codes of the same values.
 TEST(PackTernary, TernarizeOptionIsTwnOnTheCnn) {
   std::shared_ptr<ir::Model> m = Prepared("digits_cnn.onnx");
   std::vector<PassRun> runs;
   std::unique_ptr<ir::Model> out = Apply(*m, "pack-ternary{ternarize=true}", &runs);
-  EXPECT_EQ(Stat(runs, "ternarized"), 2);
-  EXPECT_LT(MaxRelError(Evaluate(*out, Feeds(*out)), Evaluate(*Snapped(*m), Feeds(*m))), 1e-5);
-  std::printf("digits CNN top-1: float %.4f, Gemms ternarized post-training %.4f\n", Top1(*m),
-              Top1(*out));
+  EXPECT_EQ(Stat(runs, "ternarized"), 5);
+  EXPECT_EQ(Stat(runs, "conv-ternary"), 3);
+  EXPECT_EQ(CountOps(*out, "TernaryConv"), 3);
+  EXPECT_EQ(CountOps(*out, "Conv"), 0);
+  EXPECT_TRUE(ir::VerifyAll(*out).empty());
+  std::shared_ptr<ir::Model> snapped = Snapped(*m);
+  EXPECT_LT(MaxRelError(Evaluate(*out, Feeds(*out)), Evaluate(*snapped, Feeds(*m))), 1e-5);
+  const double top1 = Top1(*out);
+  EXPECT_EQ(top1, Top1(*snapped));
+  const uint64_t int8 = formats::EpkSizeOf(*Apply(*snapped, "quantize-weights{bits=8}")).total,
+                 tern = formats::EpkSizeOf(*out).total;
+  std::printf("digits CNN: top-1 float %.4f, ternary post-training %.4f; .epk int8 %llu B, "
+              "ternary %llu B\n",
+              Top1(*m), top1, (unsigned long long)int8, (unsigned long long)tern);
+  EXPECT_LT(tern * 2, int8);
 }
 
 }  // namespace
