@@ -1,11 +1,11 @@
 // edgepress::TernaryMatMul's kernel (2-bit ternary weights, one scale per column; tiles of
-// columns x rows sharing each decoded +1/0/-1 vector, ternary_matmul.h) against the fp32 GEMM/GEMV on the same shape (SgemmEx with B packed once, as the MatMul
-// kernel runs a constant weight), at M = 1..64 for transformer-sized K x N (BERT-base
-// attention/FFN projections, an LLM-sized 4096 x 4096). Rounds are interleaved (every
-// shape and M once per round, fp32 and ternary back to back) and the table reports the
-// median over rounds of each time and of the per-round ratio tern/fp32 (< 1: ternary is
-// faster), for the CPU's best ISA and for AVX2 (what AMD Zen 2/3 runs). Times are thread
-// CPU time at 1 thread (less disturbed by a loaded machine), wall time otherwise. Not part
+// columns x rows sharing each decoded +1/0/-1 vector, ternary_matmul.h) against the fp32 GEMM/GEMV
+// on the same shape (SgemmEx with B packed once, as the MatMul kernel runs a constant weight), at M
+// = 1..64 for transformer-sized K x N (BERT-base attention/FFN projections, an LLM-sized 4096 x
+// 4096). Rounds are interleaved (every shape and M once per round, fp32 and ternary back to back)
+// and the table reports the median over rounds of each time and of the per-round ratio tern/fp32 (<
+// 1: ternary is faster), for the CPU's best ISA and for AVX2 (what AMD Zen 2/3 runs). Times are
+// thread CPU time at 1 thread (less disturbed by a loaded machine), wall time otherwise. Not part
 // of ctest.
 //
 // Build (after building the edgepress_runtime target in a build dir B, e.g. build):
@@ -79,8 +79,7 @@ int main(int argc, char** argv) {
   if (cpu.Has(Isa::kAvx512)) isas.push_back(Isa::kAvx512);
   if (cpu.Has(Isa::kAvx2)) isas.push_back(Isa::kAvx2);
   if (isas.empty()) isas.push_back(Isa::kScalar);
-  std::printf("%s; %d thread(s), %d interleaved rounds\n", cpu.model_name.c_str(), threads,
-              rounds);
+  std::printf("%s; %d thread(s), %d interleaved rounds\n", cpu.model_name.c_str(), threads, rounds);
 
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> u(-1, 1);
@@ -118,9 +117,8 @@ int main(int argc, char** argv) {
                         GemmOperand::Packed(pb), 0.f, y.data(), s.n, &pool);
               },
               threads);
-          const double t =
-              TimeIt([&] { TernaryMatMul(isa, a.data(), m, w, nullptr, y.data(), &pool); },
-                     threads);
+          const double t = TimeIt(
+              [&] { TernaryMatMul(isa, a.data(), m, w, nullptr, y.data(), &pool); }, threads);
           const auto key = std::make_tuple(isa, si, m);
           t_f32[key].push_back(f);
           t_tern[key].push_back(t);

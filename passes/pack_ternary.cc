@@ -1,10 +1,10 @@
 // pack-ternary: MatMul and Gemm whose constant weight is ternary per output channel (every
 // non-zero value of channel n is +a_n or -a_n, bit-exact, as `distill --fake-quant ternary`
 // writes them) become edgepress::TernaryMatMul, and such Conv edgepress::TernaryConv
-// (docs/ops.md): the weight stored as 2-bit codes (ir::DType::kTernary, 4 per byte, rows padded to 16 codes) plus one float scale
-// per output channel, 16x smaller than fp32 and 4x smaller than the int8 codes that
-// quantize-weights {bits: 8} stores for the same values. The runtime's kernel adds and
-// subtracts activations instead of multiplying (runtime/kernels/gemm/ternary_matmul.h).
+// (docs/ops.md): the weight stored as 2-bit codes (ir::DType::kTernary, 4 per byte, rows padded to
+// 16 codes) plus one float scale per output channel, 16x smaller than fp32 and 4x smaller than the
+// int8 codes that quantize-weights {bits: 8} stores for the same values. The runtime's kernel adds
+// and subtracts activations instead of multiplying (runtime/kernels/gemm/ternary_matmul.h).
 //
 // ternarize=true first applies TWN's rule per output channel (passes/ternary.h: threshold
 // 0.7 * mean|w|, a = mean |w| above it) to every matched weight: post-training ternary,
@@ -197,7 +197,8 @@ class PackTernary : public Pass {
     if (t.conv && n->num_inputs() > 2 && n->input(2)) ins.push_back(n->input(2));
     if (t.bias) {
       ir::Tensor b(ir::DType::kFloat32, {t.N});
-      for (int64_t c = 0; c < t.N; ++c) b.mutable_data<float>()[c] = t.bias->data<float>()[c] * t.beta;
+      for (int64_t c = 0; c < t.N; ++c)
+        b.mutable_data<float>()[c] = t.bias->data<float>()[c] * t.beta;
       ins.push_back(t.beta == 1.f && t.bias->rank() == 1
                         ? n->input(2)
                         : AddConstant(g, n->input(2)->name() + "_bias", std::move(b)));
@@ -241,8 +242,11 @@ const PassEntry& PackTernaryPass() {
        "Stores MatMul/Gemm/Conv weights that are {-a, 0, +a} per output channel (distill "
        "--fake-quant ternary) as 2-bit codes in edgepress TernaryMatMul/TernaryConv; .epk only",
        {
-           {"ternarize", T::kBool, "false",
-            "first ternarize every matched weight by TWN's rule (post-training ternary)", {}},
+           {"ternarize",
+            T::kBool,
+            "false",
+            "first ternarize every matched weight by TWN's rule (post-training ternary)",
+            {}},
            {"exclude", T::kStringList, "", "node-name globs to leave in float (* and ?)", {}},
            {"op-types", T::kStringList, "MatMul,Gemm,Conv", "op types whose weights to pack", {}},
        },

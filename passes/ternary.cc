@@ -23,8 +23,8 @@ void TernarizeTwn(float* v, int64_t channels, int64_t len, int64_t stride_c, int
   }
 }
 
-bool SplitTernary(const float* v, int64_t channels, int64_t len, int64_t stride_c,
-                  int64_t stride_i, std::vector<int8_t>* codes, std::vector<float>* scales) {
+bool SplitTernary(const float* v, int64_t channels, int64_t len, int64_t stride_c, int64_t stride_i,
+                  std::vector<int8_t>* codes, std::vector<float>* scales) {
   codes->assign(static_cast<size_t>(channels * len), 0);
   scales->assign(static_cast<size_t>(channels), 0.f);
   for (int64_t c = 0; c < channels; ++c) {

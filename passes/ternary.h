@@ -16,7 +16,7 @@ void TernarizeTwn(float* v, int64_t channels, int64_t len, int64_t stride_c, int
 // channel (bit-exact magnitudes), fills `codes` ([channels][len], -1/0/+1) and `scales`
 // ([channels], a; 0 for an all-zero channel) and returns true; false otherwise (also for
 // non-finite values).
-bool SplitTernary(const float* v, int64_t channels, int64_t len, int64_t stride_c,
-                  int64_t stride_i, std::vector<int8_t>* codes, std::vector<float>* scales);
+bool SplitTernary(const float* v, int64_t channels, int64_t len, int64_t stride_c, int64_t stride_i,
+                  std::vector<int8_t>* codes, std::vector<float>* scales);
 
 }  // namespace edgepress::passes::ternary

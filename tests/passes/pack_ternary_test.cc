@@ -91,11 +91,11 @@ TEST(PackTernary, TransformerComputesTheSnappedModelAndShrinksFourfoldVsInt8) {
   std::unique_ptr<ir::Model> int8 = Apply(*snapped, "quantize-weights{bits=8}");
   const formats::EpkSizeBreakdown s8 = formats::EpkSizeOf(*int8), s2 = formats::EpkSizeOf(*packed);
   const formats::EpkSizeBreakdown sf = formats::EpkSizeOf(*snapped);
-  std::printf("digits transformer .epk: float %llu B, int8 QDQ %llu B (weights %llu), ternary %llu B "
-              "(weights %llu)\n",
-              (unsigned long long)sf.total, (unsigned long long)s8.total,
-              (unsigned long long)s8.blob_bytes, (unsigned long long)s2.total,
-              (unsigned long long)s2.blob_bytes);
+  std::printf(
+      "digits transformer .epk: float %llu B, int8 QDQ %llu B (weights %llu), ternary %llu B "
+      "(weights %llu)\n",
+      (unsigned long long)sf.total, (unsigned long long)s8.total, (unsigned long long)s8.blob_bytes,
+      (unsigned long long)s2.total, (unsigned long long)s2.blob_bytes);
   EXPECT_LT(s2.total, s8.total);
   // The packed weights are 1/4 of the int8 codes; what stays is the float embeddings,
   // LayerNorms and biases both models share.
@@ -115,10 +115,10 @@ TEST(PackTernary, TransformerComputesTheSnappedModelAndShrinksFourfoldVsInt8) {
 }
 
 TEST(PackTernary, EpkStoresThePackedTensorsAndOnnxRefusesThem) {
-  std::unique_ptr<ir::Model> packed = Apply(*Prepared("digits_transformer.onnx"),
-                                            "pack-ternary{ternarize=true}");
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("ep_pack_ternary_" + std::to_string(::getpid()));
+  std::unique_ptr<ir::Model> packed =
+      Apply(*Prepared("digits_transformer.onnx"), "pack-ternary{ternarize=true}");
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("ep_pack_ternary_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   const std::string epk = (dir / "t.epk").string();
   formats::SaveEpk(*packed, epk);
@@ -165,8 +165,8 @@ TEST(PackTernary, GemmFoldsAlphaAndBetaAndSkipsRuntimeC) {
   for (bool const_c : {true, false}) {
     ir::GraphBuilder b;
     ir::Value* a = b.Input("a", ir::DType::kFloat32, {M, K});
-    ir::Value* c = const_c ? b.Const("c", RandomTensor({1, N}, 3))
-                           : b.Input("c", ir::DType::kFloat32, {1, N});
+    ir::Value* c =
+        const_c ? b.Const("c", RandomTensor({1, N}, 3)) : b.Input("c", ir::DType::kFloat32, {1, N});
     ir::Value* y = b.Op("Gemm", {a, b.Const("w", w), c},
                         {ir::Attribute::Int("transB", 1), ir::Attribute::Float("alpha", 0.5f),
                          ir::Attribute::Float("beta", 2.f)});
@@ -200,9 +200,10 @@ TEST(PackTernary, TernarizeOptionIsTwnOnTheCnn) {
   EXPECT_EQ(top1, Top1(*snapped));
   const uint64_t int8 = formats::EpkSizeOf(*Apply(*snapped, "quantize-weights{bits=8}")).total,
                  tern = formats::EpkSizeOf(*out).total;
-  std::printf("digits CNN: top-1 float %.4f, ternary post-training %.4f; .epk int8 %llu B, "
-              "ternary %llu B\n",
-              Top1(*m), top1, (unsigned long long)int8, (unsigned long long)tern);
+  std::printf(
+      "digits CNN: top-1 float %.4f, ternary post-training %.4f; .epk int8 %llu B, "
+      "ternary %llu B\n",
+      Top1(*m), top1, (unsigned long long)int8, (unsigned long long)tern);
   EXPECT_LT(tern * 2, int8);
 }
 

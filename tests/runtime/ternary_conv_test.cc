@@ -68,13 +68,17 @@ std::vector<ir::Tensor> RunOne(const std::string& op, const std::string& domain,
 std::vector<Case> Cases() {
   using A = ir::Attribute;
   return {
-      {{1, 3, 7, 9}, {5, 3, 3, 3}, {A::Ints("pads", {1, 1, 1, 1})}},                 // K = 27
+      {{1, 3, 7, 9}, {5, 3, 3, 3}, {A::Ints("pads", {1, 1, 1, 1})}},                   // K = 27
       {{2, 4, 8, 8}, {6, 2, 3, 3}, {A::Int("group", 2), A::Ints("strides", {2, 2})}},  // K = 18
-      {{1, 16, 5, 6}, {9, 16, 1, 1}, {}, false},                                     // K = 16 exactly
-      {{1, 2, 9, 9}, {3, 2, 3, 3}, {A::Ints("dilations", {2, 2}), A::String("auto_pad", "SAME_UPPER")}},
+      {{1, 16, 5, 6}, {9, 16, 1, 1}, {}, false},  // K = 16 exactly
+      {{1, 2, 9, 9},
+       {3, 2, 3, 3},
+       {A::Ints("dilations", {2, 2}), A::String("auto_pad", "SAME_UPPER")}},
       {{1, 5, 11}, {4, 5, 3}, {A::Ints("pads", {2, 0}), A::Ints("strides", {2})}},  // 1-D, K = 15
-      {{1, 2, 3, 4, 5}, {3, 2, 2, 2, 3}, {A::Ints("pads", {0, 1, 1, 0, 1, 1})}},       // 3-D
-      {{1, 8, 6, 6}, {8, 1, 3, 3}, {A::Int("group", 8), A::Ints("pads", {1, 1, 1, 1})}},  // depthwise
+      {{1, 2, 3, 4, 5}, {3, 2, 2, 2, 3}, {A::Ints("pads", {0, 1, 1, 0, 1, 1})}},    // 3-D
+      {{1, 8, 6, 6},
+       {8, 1, 3, 3},
+       {A::Int("group", 8), A::Ints("pads", {1, 1, 1, 1})}},  // depthwise
   };
 }
 
@@ -84,14 +88,14 @@ TEST(TernaryConv, EveryKernelMatchesFloatConvOnTheDequantizedWeights) {
   uint32_t seed = 1;
   for (const Case& c : Cases()) {
     const Built b = Make(c, ++seed);
-    const ir::Tensor want = RunOne("Conv", "", c.attrs,
-                                   {&b.x, &b.w_float, c.bias ? &b.bias : nullptr}, nullptr)[0];
+    const ir::Tensor want =
+        RunOne("Conv", "", c.attrs, {&b.x, &b.w_float, c.bias ? &b.bias : nullptr}, nullptr)[0];
     std::vector<ir::Attribute> attrs = c.attrs;
     attrs.push_back(ir::Attribute::Ints("w_shape", c.w_shape));
     for (const KernelDef* def : defs) {
-      const ir::Tensor got = RunOne("TernaryConv", "edgepress", attrs,
-                                    {&b.x, &b.codes, &b.scales, c.bias ? &b.bias : nullptr},
-                                    def)[0];
+      const ir::Tensor got =
+          RunOne("TernaryConv", "edgepress", attrs,
+                 {&b.x, &b.codes, &b.scales, c.bias ? &b.bias : nullptr}, def)[0];
       ASSERT_EQ(got.shape(), want.shape()) << def->name;
       const int64_t k = static_cast<int64_t>(b.w_float.numel()) / c.w_shape[0];
       for (uint64_t i = 0; i < got.numel(); ++i)

@@ -1,8 +1,8 @@
 // edgepress::TernaryMatMul and its kernels (runtime/kernels/gemm/ternary_matmul.h): the
 // scalar reference against the dequantized float product (double accumulation), every SIMD
 // path against the reference at tile edges (odd K around the 8/16-code steps, N around the
-// 1/2/4/8-column tiles and the 64-column chunks, M around the 4-row tiles), the operator's validation, and EDGEPRESS_MAX_ISA-style
-// selection of its entries.
+// 1/2/4/8-column tiles and the 64-column chunks, M around the 4-row tiles), the operator's
+// validation, and EDGEPRESS_MAX_ISA-style selection of its entries.
 #include "runtime/kernels/gemm/ternary_matmul.h"
 
 #include <gtest/gtest.h>
@@ -162,9 +162,9 @@ struct OpNode {
     node->set_attr(ir::Attribute::Int("N", d.n));
     ir::Tensor a(ir::DType::kFloat32, std::move(a_shape));
     std::copy(d.a.begin(), d.a.end(), a.mutable_data<float>());
-    tensors = {a, d.packed, ir::Tensor::FromVector(ir::DType::kFloat32, {d.n}, d.scales),
-               d.bias.empty() ? ir::Tensor()
-                              : ir::Tensor::FromVector(ir::DType::kFloat32, {d.n}, d.bias)};
+    tensors = {
+        a, d.packed, ir::Tensor::FromVector(ir::DType::kFloat32, {d.n}, d.scales),
+        d.bias.empty() ? ir::Tensor() : ir::Tensor::FromVector(ir::DType::kFloat32, {d.n}, d.bias)};
   }
   std::vector<ir::Tensor> Run(const KernelDef* def, ThreadPool& pool) {
     std::vector<const ir::Tensor*> ptrs;

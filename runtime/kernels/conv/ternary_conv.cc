@@ -46,8 +46,8 @@ void GatherPatches(const ConvGeometry& g, const float* x, float* rows) {
               const int64_t i1 = o1 * g.stride[1] - g.pad_b[1] + k1 * g.dil[1];
               for (int64_t k2 = 0; k2 < g.k[2]; ++k2, ++t) {
                 const int64_t i2 = o2 * g.stride[2] - g.pad_b[2] + k2 * g.dil[2];
-                const bool in = i0 >= 0 && i0 < g.in[0] && i1 >= 0 && i1 < g.in[1] &&
-                                i2 >= 0 && i2 < g.in[2];
+                const bool in =
+                    i0 >= 0 && i0 < g.in[0] && i1 >= 0 && i1 < g.in[1] && i2 >= 0 && i2 < g.in[2];
                 row[t] = in ? xc[(i0 * g.in[1] + i1) * g.in[2] + i2] : 0.f;
               }
             }
@@ -59,7 +59,8 @@ void GatherPatches(const ConvGeometry& g, const float* x, float* rows) {
 template <Isa kIsa>
 class TernaryConvKernel : public Kernel {
  public:
-  explicit TernaryConvKernel(const KernelInit& init) : attrs_(conv_util::ConvAttrs::Read(init.node)) {
+  explicit TernaryConvKernel(const KernelInit& init)
+      : attrs_(conv_util::ConvAttrs::Read(init.node)) {
     if (!init.node.has_attr("w_shape"))
       ThrowInvalid(init.node.describe() + ": TernaryConv needs the attribute w_shape");
     w_shape_ = init.node.attr_ints("w_shape");
@@ -85,8 +86,7 @@ class TernaryConvKernel : public Kernel {
     const std::vector<int64_t> want_b = {g.m, TernaryPaddedK(K)};
     if (b->shape() != want_b)
       ThrowInvalid(node.describe() + ": input 1 (B) has shape " + DimsToString(b->shape()) +
-                   ", expected " + DimsToString(want_b) + " for w_shape " +
-                   DimsToString(w_shape_));
+                   ", expected " + DimsToString(want_b) + " for w_shape " + DimsToString(w_shape_));
     const ir::Tensor& scales = gemm_util::FloatInput(ctx, 2, "scales");
     if (scales.numel() != static_cast<uint64_t>(g.m))
       ThrowInvalid(node.describe() + ": input 2 (scales) has shape " +

@@ -37,8 +37,8 @@ EP_AVX2 inline float HSum(__m256 v) {
 }
 
 template <int C, int R>
-EP_AVX2 void Tile(const float* a, const TernaryWeights& w, int64_t n0, const float* bias,
-                  float* y, int64_t ldy) {
+EP_AVX2 void Tile(const float* a, const TernaryWeights& w, int64_t n0, const float* bias, float* y,
+                  int64_t ldy) {
   const int64_t k = w.k, row_bytes = w.kp / 4, full = k / 8, rem = k % 8;
   const uint8_t* wp[C];
   __m256 acc[C][R];
@@ -89,16 +89,24 @@ EP_AVX2 void Rows(const float* a, const TernaryWeights& w, int64_t c0, int64_t c
 void GemvAvx2(const float* a, int64_t m, const TernaryWeights& w, int64_t c0, int64_t c1,
               const float* bias, float* y, int64_t ldy) {
   switch (m) {
-    case 1: Rows<1>(a, w, c0, c1, bias, y, ldy); break;
-    case 2: Rows<2>(a, w, c0, c1, bias, y, ldy); break;
-    case 3: Rows<3>(a, w, c0, c1, bias, y, ldy); break;
-    default: Rows<4>(a, w, c0, c1, bias, y, ldy); break;
+    case 1:
+      Rows<1>(a, w, c0, c1, bias, y, ldy);
+      break;
+    case 2:
+      Rows<2>(a, w, c0, c1, bias, y, ldy);
+      break;
+    case 3:
+      Rows<3>(a, w, c0, c1, bias, y, ldy);
+      break;
+    default:
+      Rows<4>(a, w, c0, c1, bias, y, ldy);
+      break;
   }
 }
 #undef EP_AVX2
 #else
-void GemvAvx2(const float*, int64_t, const TernaryWeights&, int64_t, int64_t, const float*,
-              float*, int64_t) {}
+void GemvAvx2(const float*, int64_t, const TernaryWeights&, int64_t, int64_t, const float*, float*,
+              int64_t) {}
 #endif
 
 }  // namespace edgepress::runtime::ternary_detail

@@ -81,10 +81,18 @@ EP_AVX512 void Rows(const float* a, const TernaryWeights& w, int64_t c0, int64_t
 void GemvAvx512(const float* a, int64_t m, const TernaryWeights& w, int64_t c0, int64_t c1,
                 const float* bias, float* y, int64_t ldy) {
   switch (m) {
-    case 1: Rows<1>(a, w, c0, c1, bias, y, ldy); break;
-    case 2: Rows<2>(a, w, c0, c1, bias, y, ldy); break;
-    case 3: Rows<3>(a, w, c0, c1, bias, y, ldy); break;
-    default: Rows<4>(a, w, c0, c1, bias, y, ldy); break;
+    case 1:
+      Rows<1>(a, w, c0, c1, bias, y, ldy);
+      break;
+    case 2:
+      Rows<2>(a, w, c0, c1, bias, y, ldy);
+      break;
+    case 3:
+      Rows<3>(a, w, c0, c1, bias, y, ldy);
+      break;
+    default:
+      Rows<4>(a, w, c0, c1, bias, y, ldy);
+      break;
   }
 }
 #undef EP_AVX512

@@ -65,7 +65,8 @@ void TernaryRef(const float* a, int64_t m, const TernaryWeights& w, const float*
 void TernaryGemv(Isa isa, const float* a, int64_t m, const TernaryWeights& w, const float* bias,
                  float* y, ThreadPool* pool) {
   const auto tile = isa == Isa::kAvx512 ? ternary_detail::GemvAvx512 : ternary_detail::GemvAvx2;
-  const int64_t rows = isa == Isa::kAvx512 ? ternary_detail::kAvx512Rows : ternary_detail::kAvx2Rows;
+  const int64_t rows =
+      isa == Isa::kAvx512 ? ternary_detail::kAvx512Rows : ternary_detail::kAvx2Rows;
   const int64_t chunks = CeilDiv(w.n, kGemvChunkCols);
   ParallelOrInline(pool, chunks, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t ch = lo; ch < hi; ++ch) {
@@ -121,8 +122,8 @@ class TernaryMatMulKernel : public Kernel {
                    DimsToString(bias->shape()) + ", expected [" + std::to_string(n_) + "]");
     if (a.rank() < 1 || a.shape().back() != k_)
       ThrowInvalid(node.describe() + ": input " + InputName(0) + " has shape " +
-                   DimsToString(a.shape()) + ", its last dimension must be K=" +
-                   std::to_string(k_));
+                   DimsToString(a.shape()) +
+                   ", its last dimension must be K=" + std::to_string(k_));
     std::vector<int64_t> out_shape = a.shape();
     out_shape.back() = n_;
     const int64_t m = static_cast<int64_t>(a.numel()) / k_;
@@ -170,8 +171,8 @@ ir::Tensor PackTernary(const int8_t* t, int64_t n, int64_t k) {
   return out;
 }
 
-void TernaryMatMul(Isa isa, const float* a, int64_t m, const TernaryWeights& w,
-                   const float* bias, float* y, ThreadPool* pool) {
+void TernaryMatMul(Isa isa, const float* a, int64_t m, const TernaryWeights& w, const float* bias,
+                   float* y, ThreadPool* pool) {
   if (m <= 0 || w.n <= 0) return;
 #if defined(__x86_64__)
   if (isa == Isa::kAvx2 || isa == Isa::kAvx512) {
@@ -188,8 +189,8 @@ void RegisterTernaryMatMulKernels(KernelRegistry& r) {
 #if defined(__x86_64__)
   r.Add({"TernaryMatMul", "edgepress", ir::DType::kFloat32, Isa::kAvx2, "ternary_matmul__avx2",
          Create<Isa::kAvx2>});
-  r.Add({"TernaryMatMul", "edgepress", ir::DType::kFloat32, Isa::kAvx512,
-         "ternary_matmul__avx512", Create<Isa::kAvx512>});
+  r.Add({"TernaryMatMul", "edgepress", ir::DType::kFloat32, Isa::kAvx512, "ternary_matmul__avx512",
+         Create<Isa::kAvx512>});
 #endif
 }
 

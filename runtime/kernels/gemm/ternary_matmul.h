@@ -38,9 +38,9 @@ inline int64_t TernaryPaddedK(int64_t k) {
 }
 
 struct TernaryWeights {
-  int64_t n = 0, k = 0, kp = 0;     // kp = TernaryPaddedK(k)
-  const uint8_t* codes = nullptr;   // [n][kp / 4] bytes
-  const float* scales = nullptr;    // [n]
+  int64_t n = 0, k = 0, kp = 0;    // kp = TernaryPaddedK(k)
+  const uint8_t* codes = nullptr;  // [n][kp / 4] bytes
+  const float* scales = nullptr;   // [n]
 };
 
 // The packed [n, TernaryPaddedK(k)] kTernary tensor of `t` (row-major [n][k], each value
@@ -49,8 +49,8 @@ ir::Tensor PackTernary(const int8_t* t, int64_t n, int64_t k);
 
 // Y[m][n] as above; `isa` is kScalar, kAvx2 or kAvx512 (the caller checks the CPU).
 // `pool` may be null. y rows are n floats apart.
-void TernaryMatMul(Isa isa, const float* a, int64_t m, const TernaryWeights& w,
-                   const float* bias, float* y, ThreadPool* pool);
+void TernaryMatMul(Isa isa, const float* a, int64_t m, const TernaryWeights& w, const float* bias,
+                   float* y, ThreadPool* pool);
 
 // The code of element k of row n (0, +1 or -1).
 inline int TernaryAt(const TernaryWeights& w, int64_t n, int64_t k) {
