@@ -6,6 +6,7 @@
 
 #include "ir/error.h"
 #include "passes/quant_util.h"
+#include "passes/ternary.h"
 #include "passes/weight_quant.h"
 
 namespace edgepress::distill {
@@ -35,24 +36,10 @@ ir::Tensor FromLogical(const std::vector<float>& m, const ir::Tensor& like,
   return out;
 }
 
-// TWN per channel: channel c holds the values v[c*stride_c + i*stride_i], i < len.
+// TWN per channel: channel c holds the values v[c*stride_c + i*stride_i], i < len. The
+// pack-ternary pass's own rule, so the export finds exactly these values.
 void Ternarize(float* v, int64_t channels, int64_t len, int64_t stride_c, int64_t stride_i) {
-  for (int64_t c = 0; c < channels; ++c) {
-    double mean = 0;
-    for (int64_t i = 0; i < len; ++i) mean += std::fabs(v[c * stride_c + i * stride_i]);
-    const double delta = 0.7 * mean / static_cast<double>(len);
-    double sum = 0;
-    int64_t kept = 0;
-    for (int64_t i = 0; i < len; ++i) {
-      double a = std::fabs(v[c * stride_c + i * stride_i]);
-      if (a > delta) sum += a, ++kept;
-    }
-    const float alpha = kept ? static_cast<float>(sum / static_cast<double>(kept)) : 0.f;
-    for (int64_t i = 0; i < len; ++i) {
-      float& x = v[c * stride_c + i * stride_i];
-      x = std::fabs(x) > delta ? std::copysign(alpha, x) : 0.f;
-    }
-  }
+  passes::ternary::TernarizeTwn(v, channels, len, stride_c, stride_i);
 }
 
 }  // namespace

@@ -20,6 +20,7 @@ const PassEntry& PruneMagnitudePass();
 const PassEntry& PruneNMPass();
 const PassEntry& DropBlocksPass();
 const PassEntry& QuantizeWeightsPass();
+const PassEntry& PackTernaryPass();
 const PassEntry& CastWeightsPass();
 const PassEntry& QuantizeStaticPass();
 const PassEntry& QuantizeDynamicPass();

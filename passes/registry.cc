@@ -39,6 +39,9 @@ const std::vector<PassEntry>& AllPasses() {
     // compressions that change weights before quantization.
     p.push_back(DropBlocksPass());
     p.push_back(QuantizeWeightsPass());
+    // After quantize-weights in listings: an alternative export of the same weights (its
+    // own ternary grid, .epk only).
+    p.push_back(PackTernaryPass());
     p.push_back(CastWeightsPass());
     p.push_back(QuantizeStaticPass());
     p.push_back(QuantizeDynamicPass());

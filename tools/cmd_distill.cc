@@ -119,7 +119,7 @@ void AddDistillCommand(CLI::App& app, Action& action) {
       "let zeros of the student's weights train (default: a pruned student keeps its zeros)");
   cmd->add_option("--fake-quant", d.fake_quant,
                   "distillation-aware quantization of Conv/Gemm/MatMul weights: none, int8, "
-                  "int4 or ternary (docs/distill.md)")
+                  "int4 or ternary (docs/distill.md; export ternary with pack-ternary)")
       ->capture_default_str();
   cmd->add_option("--prune-to", d.prune_to,
                   "gradual magnitude pruning to this sparsity per layer (cubic schedule; 0: off)")

@@ -57,7 +57,7 @@ const passes::PassInfo& DistillStepInfo() {
           Opt("fake-quant", T::kEnum, "none",
               "train through the export's weight grid (straight-through): int8 for "
               "quantize-weights/quantize-static, int4 for quantize-weights bits 4, ternary "
-              "for quantize-weights bits 8",
+              "for pack-ternary (2-bit, .epk) or quantize-weights bits 8",
               {"none", "int8", "int4", "ternary"}),
           Opt("group-size", T::kInt, "32", "fake-quant int4: weights per block along K", {}, 16,
               256),

@@ -319,7 +319,11 @@ ir::Tensor TensorFromProto(const TensorProto& tp, ExternalData* ext, const std::
 void TensorToProto(const ir::Tensor& t, TensorProto* tp, const std::string& what) {
   int32_t code = DTypeToProto(t.dtype());
   if (code == 0)
-    ThrowUnsupported(what + ": dtype " + ir::DTypeName(t.dtype()) + " has no ONNX equivalent");
+    ThrowUnsupported(what + ": dtype " + ir::DTypeName(t.dtype()) + " has no ONNX equivalent" +
+                     (t.dtype() == DType::kTernary
+                          ? " (packed 2-bit weights of pack-ternary are stored in .epk only; "
+                            "for ONNX, export the int8 QDQ form with quantize-weights {bits: 8})"
+                          : ""));
   tp->clear_dims();
   for (int64_t d : t.shape()) tp->add_dims(d);
   tp->set_data_type(code);

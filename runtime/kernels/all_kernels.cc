@@ -15,11 +15,13 @@ const KernelRegistry& GlobalKernelRegistry() {
     RegisterRnnKernels(r);
     RegisterMatMulKernels(r);
     RegisterMatMulNBitsKernels(r);
+    RegisterTernaryMatMulKernels(r);
     RegisterElementwiseKernels(r);
     RegisterTensorKernels(r);
     RegisterReduceKernels(r);
     RegisterSoftmaxKernels(r);
     RegisterConvKernels(r);
+    RegisterTernaryConvKernels(r);
     RegisterQuantizeKernels(r);
     RegisterQLinearKernels(r);
     RegisterQConvKernels(r);

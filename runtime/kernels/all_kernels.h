@@ -12,6 +12,8 @@ void RegisterResizeKernels(KernelRegistry& r);
 void RegisterRnnKernels(KernelRegistry& r);
 void RegisterMatMulKernels(KernelRegistry& r);
 void RegisterMatMulNBitsKernels(KernelRegistry& r);
+void RegisterTernaryMatMulKernels(KernelRegistry& r);
+void RegisterTernaryConvKernels(KernelRegistry& r);
 void RegisterElementwiseKernels(KernelRegistry& r);
 void RegisterTensorKernels(KernelRegistry& r);
 void RegisterReduceKernels(KernelRegistry& r);

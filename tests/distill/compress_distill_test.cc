@@ -140,8 +140,9 @@ TEST_F(CompressDistill, TuningStepsOverrideTheStepsOptions) {
 }
 
 // Distillation-aware quantization inside compress: the step trains through the ternary
-// grid, quantize-weights {bits: 8} stores the three values per channel exactly, and the
-// artifact's native top-1 is what the step measured on its fake-quantized student.
+// grid, pack-ternary stores every trained weight as 2-bit codes (Gemm: TernaryMatMul, Conv:
+// TernaryConv), and the artifact's native top-1 is what the step measured on its
+// fake-quantized student.
 TEST_F(CompressDistill, TernaryFakeQuantStepExportsWhatItTrained) {
   std::string recipe =
       Write("ternary.yaml",
@@ -151,7 +152,7 @@ TEST_F(CompressDistill, TernaryFakeQuantStepExportsWhatItTrained) {
             "  - fold-batchnorm\n"
             "  - distill: {data: examples/digits/train.npz, steps: 300, warmup: 10,"
             " fake-quant: ternary}\n"
-            "  - quantize-weights: {bits: 8}\n"
+            "  - pack-ternary\n"
             "evaluation: {data: examples/digits/eval.npz}\n"
             "tuning: {allow_slower: true}\n");
   RunResult r = Compress("examples/digits/digits_cnn.onnx", recipe, D("out"));
@@ -166,6 +167,10 @@ TEST_F(CompressDistill, TernaryFakeQuantStepExportsWhatItTrained) {
   EXPECT_LT(ptq, j["baseline"]["metric"].get<double>() - 0.02);
   EXPECT_GT(qat, ptq + 0.02);
   EXPECT_NEAR(j["compressed"]["metric"].get<double>(), qat, 1.5 / 360);
+  const Json* packed = Step(j, "pack-ternary");
+  ASSERT_NE(packed, nullptr);
+  EXPECT_EQ((*packed)["stats"]["gemm-ternary"], 2);  // every trained weight is ternary
+  EXPECT_EQ((*packed)["stats"]["conv-ternary"], 3);
 }
 
 // int8 weights and activations: the step calibrates with the quantize-static step that
