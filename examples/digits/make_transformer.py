@@ -14,7 +14,11 @@ Training runs on the CPU with fixed seeds (one thread), so rerunning it reproduc
 
   digits_transformer.onnx   input "image" [N,1,8,8], output "logits" [N,10]
 
-Run: /usr/bin/python3 examples/digits/make_transformer.py [OUTDIR]
+With --layers N (N != 2) it writes digits_transformer_<N>l.onnx instead: the same model
+with N encoder layers, the deeper teacher of the half-depth distillation comparison
+(docs/distill.md; examples/digits/half_depth_kd.py).
+
+Run: /usr/bin/python3 examples/digits/make_transformer.py [OUTDIR] [--layers N]
 """
 import math
 import os
@@ -54,11 +58,11 @@ class Block(nn.Module):
 
 
 class DigitsTransformer(nn.Module):
-    def __init__(self):
+    def __init__(self, layers=LAYERS):
         super().__init__()
         self.embed = nn.Linear(8, D_MODEL)
         self.pos = nn.Parameter(torch.randn(1, 8, D_MODEL) * 0.02)
-        self.blocks = nn.ModuleList([Block() for _ in range(LAYERS)])
+        self.blocks = nn.ModuleList([Block() for _ in range(layers)])
         self.ln_f = nn.LayerNorm(D_MODEL)
         self.head = nn.Linear(D_MODEL, 10)
 
@@ -70,7 +74,13 @@ class DigitsTransformer(nn.Module):
 
 
 def main():
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
+    args = sys.argv[1:]
+    layers = LAYERS
+    if "--layers" in args:
+        i = args.index("--layers")
+        layers = int(args[i + 1])
+        del args[i:i + 2]
+    out = args[0] if args else os.path.dirname(os.path.abspath(__file__))
     here = os.path.dirname(os.path.abspath(__file__))
     torch.manual_seed(0)
     np.random.seed(0)
@@ -88,7 +98,7 @@ def main():
             raise SystemExit("make_transformer.py: the split does not reproduce eval.npz; "
                              "keep it in step with make_example.py")
 
-    model = DigitsTransformer()
+    model = DigitsTransformer(layers)
     epochs = 60
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-2)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=epochs * 23)
@@ -111,7 +121,8 @@ def main():
     if acc < MIN_TOP1:
         raise SystemExit(f"make_transformer.py: top-1 {acc:.4f} below {MIN_TOP1}; not written")
 
-    path = os.path.join(out, "digits_transformer.onnx")
+    name = "digits_transformer.onnx" if layers == LAYERS else f"digits_transformer_{layers}l.onnx"
+    path = os.path.join(out, name)
     tmp = path + ".tmp%d" % os.getpid()
     torch.onnx.export(model, torch.from_numpy(x_eval[:1]), tmp,
                       input_names=["image"], output_names=["logits"], opset_version=17,
