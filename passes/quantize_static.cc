@@ -636,14 +636,28 @@ class QuantizeStatic : public Pass {
 
     if (!cfg_.ranges_file.empty()) {
       // Given ranges replace the calibrated ones of the values they name (per tensor).
+      // Names the model does not have (a file for another model, or values a later pass
+      // renamed) are reported: none matching is an error, some a warning.
       cfg_.given.clear();
+      std::vector<std::string> unknown;
       for (const auto& [name, t] : calibrate::LoadRanges(cfg_.ranges_file).ranges) {
+        if (!model.graph->FindValue(name)) {
+          unknown.push_back(name);
+          continue;
+        }
         calibrate::TensorRange& r = cal.ranges[name];
         r.min = t.min;
         r.max = t.max;
         cfg_.given.insert(name);
       }
+      if (cfg_.given.empty() && !unknown.empty())
+        ThrowInvalid("quantize-static: ranges file '" + cfg_.ranges_file +
+                                                  "' names no value of this model (first: '" + unknown[0] + "')");
+      if (!unknown.empty() && ctx.log)
+        ctx.log("quantize-static: warning: " + std::to_string(unknown.size()) + " range(s) in '" +
+                cfg_.ranges_file + "' name no value of this model (first: '" + unknown[0] + "'); ignored");
       Count("given-ranges", static_cast<int64_t>(cfg_.given.size()));
+      Count("given-ranges-unused", static_cast<int64_t>(unknown.size()));
     }
 
     std::set<std::string> keep;
@@ -821,7 +835,7 @@ const PassEntry& QuantizeStaticPass() {
        },
        {"nodes-quantized", "conv-quantized", "matmul-quantized", "gemm-quantized",
         "add-quantized", "mul-quantized", "pool-quantized", "lookup-quantized", "data-movement-quantized", "qdq-pairs", "weights-quantized", "biases-quantized",
-        "relu-fused", "kept-float", "kept-float-by-sensitivity", "min-cosine-unmet", "given-ranges",
+        "relu-fused", "kept-float", "kept-float-by-sensitivity", "min-cosine-unmet", "given-ranges", "given-ranges-unused",
         "smoothed-layers", "smoothed-layernorm-folds", "smoothed-mul-inserted", "calib-samples", "calibration-fallbacks"},
        /*needs_data=*/true},
       [](const PassOptions& o) -> std::unique_ptr<Pass> {

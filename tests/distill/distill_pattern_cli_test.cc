@@ -5,6 +5,8 @@
 // pattern is a usage error (exit 2).
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -65,6 +67,23 @@ TEST(DistillPatternCli, LearnedRangesExportThroughQuantizeStatic) {
   EXPECT_NE(r.output.find("given-ranges=6"), std::string::npos) << r.output;
   // The command keeps the best evaluated weights and ranges; the export is that student.
   EXPECT_NEAR(NativeTop1(q), j["after"]["top1"].get<double>(), 1.5 / 360);
+  // The same ranges on another model: only the shared input name matches, the rest are
+  // counted as unused; a file that names nothing of the model is refused.
+  const std::string transformer = EDGEPRESS_SOURCE_DIR "/examples/digits/digits_transformer.onnx";
+  r = RunCommand(CliPath() + " apply " + ShellQuote(transformer) + " --passes 'quantize-static{ranges=" + ranges +
+                 "}' --data " + ShellQuote(kTrain) + " -o " + ShellQuote(dir + "/other.onnx"));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  EXPECT_NE(r.output.find("given-ranges=1 "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("given-ranges-unused=5"), std::string::npos) << r.output;
+  {
+    std::ofstream f(dir + "/bogus.json");
+    f << R"({"version": 1, "method": "minmax", "samples": 0, "data_sha256": "", "ranges": )"
+      << R"({"no_such_value": {"axis": -1, "count": 0, "min": -1.0, "max": 1.0, "nonfinite": 0}}})";
+  }
+  r = RunCommand(CliPath() + " apply " + ShellQuote(transformer) + " --passes 'quantize-static{ranges=" + dir +
+                 "/bogus.json}' --data " + ShellQuote(kTrain) + " -o " + ShellQuote(dir + "/other.onnx"));
+  EXPECT_EQ(r.rc, 1) << r.output;
+  EXPECT_NE(r.output.find("names no value of this model (first: 'no_such_value')"), std::string::npos) << r.output;
 }
 
 TEST(DistillPatternCli, ChannelsPatternWritesASmallerModel) {
