@@ -201,6 +201,25 @@ TEST(ReduceTest, AxesKeepdimsNoopAndErrors) {
     EXPECT_TRUE(std::isinf(Values(em.Run({&e}, d))[0])) << d->name;
 }
 
+// Found by the epk_run fuzzer: ReduceLogSum of int64 zeros is log(0) = -inf, which was
+// converted to int64 (undefined behaviour, UBSan's report). Integer results saturate; an
+// empty LogSumExp (-inf) too.
+TEST(ReduceTest, IntegerResultsOutsideTheTypeSaturate) {
+  Tensor zeros = I64({2, 3}, {0, 0, 0, 1, 1, 1});
+  OneNode ls("ReduceLogSum", 1);
+  ls.Attr(ir::Attribute::Ints("axes", {1}));
+  Tensor y = ls.Run({&zeros});
+  ASSERT_EQ(y.dtype(), DType::kInt64);
+  EXPECT_EQ(y.data<int64_t>()[0], std::numeric_limits<int64_t>::lowest());
+  EXPECT_EQ(y.data<int64_t>()[1], 1);  // log(3) = 1.0986 truncates to 1
+  Tensor empty(DType::kInt32, {2, 0});
+  OneNode lse("ReduceLogSumExp", 1);
+  lse.Attr(ir::Attribute::Ints("axes", {1}));
+  Tensor e = lse.Run({&empty});
+  ASSERT_EQ(e.dtype(), DType::kInt32);
+  EXPECT_EQ(e.data<int32_t>()[0], std::numeric_limits<int32_t>::lowest());
+}
+
 TEST(SoftmaxTest, SimdMatchesReference) {
   if (!GetCpuFeatures().Has(Isa::kAvx2)) GTEST_SKIP() << "CPU lacks AVX2+FMA";
   for (const char* op : {"Softmax", "LogSoftmax"}) {

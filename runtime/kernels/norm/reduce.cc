@@ -91,6 +91,22 @@ template <class T>
 using Acc = std::conditional_t<std::is_floating_point_v<T>, double,
                                std::conditional_t<std::is_signed_v<T>, int64_t, uint64_t>>;
 
+// A double result stored in T: integer outputs saturate (log(0) = -inf, an empty
+// LogSumExp) instead of the undefined float-to-int conversion; NaN becomes 0.
+template <typename T>
+T FromDouble(double d) {
+  if constexpr (std::is_floating_point_v<T>) {
+    return static_cast<T>(d);
+  } else {
+    constexpr double lo = static_cast<double>(std::numeric_limits<T>::lowest());
+    constexpr double hi = static_cast<double>(std::numeric_limits<T>::max());  // may round up
+    if (std::isnan(d)) return T(0);
+    if (d <= lo) return std::numeric_limits<T>::lowest();
+    if (d >= hi) return std::numeric_limits<T>::max();
+    return static_cast<T>(d);
+  }
+}
+
 template <class T>
 void ReduceRef(ROp op, const T* x, T* y, int64_t outer, int64_t r, int64_t inner) {
   using A = Acc<T>;
@@ -121,7 +137,7 @@ void ReduceRef(ROp op, const T* x, T* y, int64_t outer, int64_t r, int64_t inner
         double s = 0;
         if (std::isfinite(m))
           for (int64_t k = 0; k < r; ++k) s += std::exp(static_cast<double>(base[k * inner + i]) - m);
-        out[i] = static_cast<T>(std::isfinite(m) ? m + std::log(s) : m);
+        out[i] = FromDouble<T>(std::isfinite(m) ? m + std::log(s) : m);
       }
       continue;
     }
@@ -146,8 +162,8 @@ void ReduceRef(ROp op, const T* x, T* y, int64_t outer, int64_t r, int64_t inner
           if constexpr (std::is_floating_point_v<T>) out[i] = static_cast<T>(d / static_cast<double>(r));
           else out[i] = r ? static_cast<T>(a / static_cast<A>(r)) : T(0);
           break;
-        case ROp::kL2: out[i] = static_cast<T>(std::sqrt(d)); break;
-        case ROp::kLogSum: out[i] = static_cast<T>(std::log(d)); break;
+        case ROp::kL2: out[i] = FromDouble<T>(std::sqrt(d)); break;
+        case ROp::kLogSum: out[i] = FromDouble<T>(std::log(d)); break;
         default: out[i] = static_cast<T>(a); break;
       }
     }
