@@ -12,6 +12,7 @@
 #include <random>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "runtime/kernels/gemm/gemm.h"
 
 using edgepress::runtime::GemmOperand;
@@ -20,13 +21,7 @@ using edgepress::runtime::PackedMatrix;
 using edgepress::runtime::SgemmEx;
 using edgepress::runtime::ThreadPool;
 
-// CPU time of the calling thread: on a shared machine it is far less disturbed by other
-// processes than wall time (meaningful for 1 thread only).
-static double ThreadCpuSeconds() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+using edgepress::bench::ThreadCpuSeconds;
 
 int main(int argc, char** argv) {
   const int threads = argc > 1 ? std::atoi(argv[1]) : 1;

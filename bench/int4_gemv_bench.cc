@@ -24,39 +24,17 @@
 #include <random>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "runtime/kernels/gemm/gemm.h"
 #include "runtime/kernels/gemm/matmul_nbits.h"
 #include "runtime/kernels/gemm/nbits_int8.h"
 
 using namespace edgepress::runtime;
 
-// CPU time of the calling thread: less disturbed by other processes on a shared machine
-// than wall time (meaningful for 1 thread only).
-static double ThreadCpuSeconds() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 // Best-of-5 seconds per call, each repetition running for at least 0.2 s.
 template <class F>
 static double TimeIt(F&& f, int threads) {
-  f();
-  double best = 1e9;
-  for (int rep = 0; rep < 5; ++rep) {
-    int iters = 0;
-    const auto t0 = std::chrono::steady_clock::now();
-    const double c0 = ThreadCpuSeconds();
-    double el = 0;
-    do {
-      f();
-      ++iters;
-      el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    } while (el < 0.2);
-    const double t = threads == 1 ? (ThreadCpuSeconds() - c0) : el;
-    best = std::min(best, t / iters);
-  }
-  return best;
+  return edgepress::bench::BestSecondsPerCall(f, threads, 5, 0.2);
 }
 
 // Memory bandwidth the GEMVs are measured against: memcpy of a 256 MiB buffer (far past
@@ -68,9 +46,9 @@ static double CopyReadGBps() {
   std::vector<char> src(bytes, 1), dst(bytes, 0);
   double best = 1e9;
   for (int rep = 0; rep < 5; ++rep) {
-    const double t0 = ThreadCpuSeconds();
+    const double t0 = edgepress::bench::ThreadCpuSeconds();
     std::memcpy(dst.data(), src.data(), bytes);
-    best = std::min(best, ThreadCpuSeconds() - t0);
+    best = std::min(best, edgepress::bench::ThreadCpuSeconds() - t0);
     src[rep] = dst[bytes - 1 - rep];  // keep the copies observable
   }
   return bytes / best * 1e-9;

@@ -15,18 +15,13 @@
 #include <random>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "runtime/kernels/gemm/gemm.h"
 #include "runtime/kernels/qgemm/qgemm.h"
 
 using namespace edgepress::runtime;
 
-// CPU time of the calling thread: far less disturbed by other processes on a shared
-// machine than wall time (meaningful for 1 thread only).
-static double ThreadCpuSeconds() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+using edgepress::bench::ThreadCpuSeconds;
 
 template <typename F>
 static double Time(int threads, F&& fn) {

@@ -12,6 +12,7 @@
 #include <random>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "runtime/kernels/gemm/gemm.h"
 #include "runtime/kernels/qgemm/qgemm.h"
 #include "runtime/kernels/sparse/sparse_gemm.h"
@@ -20,11 +21,7 @@ using namespace edgepress::runtime;
 
 namespace {
 
-double ThreadCpuSeconds() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+using edgepress::bench::ThreadCpuSeconds;
 
 // Best per-call time over 5 batches of calls lasting >= 20 ms each.
 template <typename F>

@@ -23,41 +23,19 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "runtime/kernels/gemm/gemm.h"
 #include "runtime/kernels/gemm/ternary_matmul.h"
 
 using namespace edgepress::runtime;
 
-static double ThreadCpuSeconds() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 // Best of 3 repetitions of >= 50 ms each, seconds per call.
 template <class F>
 static double TimeIt(F&& f, int threads) {
-  f();
-  double best = 1e9;
-  for (int rep = 0; rep < 3; ++rep) {
-    int iters = 0;
-    const auto t0 = std::chrono::steady_clock::now();
-    const double c0 = ThreadCpuSeconds();
-    double el = 0;
-    do {
-      f();
-      ++iters;
-      el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    } while (el < 0.05);
-    best = std::min(best, (threads == 1 ? ThreadCpuSeconds() - c0 : el) / iters);
-  }
-  return best;
+  return edgepress::bench::BestSecondsPerCall(f, threads, 3, 0.05);
 }
 
-static double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
-}
+using edgepress::bench::Median;
 
 struct Shape {
   int64_t k, n;

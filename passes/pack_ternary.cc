@@ -37,17 +37,6 @@
 namespace edgepress::passes {
 namespace {
 
-uint64_t ConstantBytes(ir::Model& model) {
-  uint64_t total = 0;
-  model.graph->Walk([&](ir::Graph& g) {
-    for (ir::Value* v : g.initializers()) total += v->initializer()->nbytes();
-    for (ir::Node* n : g.nodes())
-      if (n->op_type() == "Constant" && n->domain().empty())
-        if (const ir::Tensor* t = ConstantOf(n->output(0))) total += t->nbytes();
-  });
-  return total;
-}
-
 struct Target {
   ir::Graph* g = nullptr;
   ir::Node* node = nullptr;

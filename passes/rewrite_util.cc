@@ -93,6 +93,17 @@ std::vector<ir::Node*> AllNodes(ir::Graph& g) {
   return out;
 }
 
+uint64_t ConstantBytes(ir::Model& model) {
+  uint64_t total = 0;
+  model.graph->Walk([&](ir::Graph& g) {
+    for (ir::Value* v : g.initializers()) total += v->initializer()->nbytes();
+    for (ir::Node* n : g.nodes())
+      if (IsOnnxOp(n, "Constant"))
+        if (const ir::Tensor* t = ConstantOf(n->output(0))) total += t->nbytes();
+  });
+  return total;
+}
+
 bool IsOnnxOp(const ir::Node* n, const char* op) {
   return n && n->op_type() == op && n->domain().empty();
 }

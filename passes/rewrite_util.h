@@ -49,4 +49,8 @@ int64_t RewriteAll(ir::Graph& g, const std::function<bool(ir::Graph&, ir::Node*)
 // Nodes of every graph in the model (subgraphs included), each graph in node order.
 std::vector<ir::Node*> AllNodes(ir::Graph& g);
 
+// Bytes of every constant in the model (initializers and Constant nodes' values, subgraphs
+// included): the size the weight passes report as bytes-before / bytes-after.
+uint64_t ConstantBytes(ir::Model& model);
+
 }  // namespace edgepress::passes

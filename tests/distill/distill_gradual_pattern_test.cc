@@ -25,29 +25,13 @@ namespace {
 
 using test_util::kDigitsCnn;
 using test_util::kDigitsEval;
-const std::string kDigitsTrain = EDGEPRESS_SOURCE_DIR "/examples/digits/train.npz";
+using test_util::kDigitsTrain;
 
 std::shared_ptr<ir::Model> Prepared(const std::string& more = "") {
-  std::shared_ptr<ir::Model> m = formats::LoadOnnx(kDigitsCnn);
-  passes::PassContext ctx;
-  std::string p = "fold-constants,remove-identity,fold-batchnorm,eliminate-dead-nodes";
-  if (!more.empty()) p += "," + more;
-  passes::RunPipeline(*m, passes::ParsePipeline(p), ctx, /*verify=*/true);
-  return m;
+  return test_util::PrepareDigitsModel(kDigitsCnn, more);
 }
 
-double NativeTop1(const ir::Model& m) {
-  formats::NamedTensors eval = formats::LoadNpz(kDigitsEval);
-  auto s = runtime::Session::Create(std::shared_ptr<const ir::Model>(m.Clone()));
-  const ir::Tensor logits = s->Run({{"image", eval[0].second}})[0].second;
-  const int64_t* label = eval[1].second.data<int64_t>();
-  int64_t n = logits.shape()[0], correct = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const float* row = logits.data<float>() + i * 10;
-    correct += std::max_element(row, row + 10) - row == label[i];
-  }
-  return static_cast<double>(correct) / static_cast<double>(n);
-}
+double NativeTop1(const ir::Model& m) { return test_util::DigitsTop1(m); }
 
 int64_t Params(const ir::Model& m) { return passes::prune::CountParams(m).params; }
 
@@ -75,7 +59,9 @@ int CheckNM(const ir::Model& m, int n, int mm) {
     if (v.reduction % mm != 0) continue;  // left dense, as prune-nm leaves it
     ++checked;
     EXPECT_TRUE(t.sparse.has_value()) << w.weight->name() << " has no N:M annotation";
-    if (t.sparse) EXPECT_EQ(t.sparse->n * 100 + t.sparse->m, n * 100 + mm);
+    if (t.sparse) {
+      EXPECT_EQ(t.sparse->n * 100 + t.sparse->m, n * 100 + mm);
+    }
     int64_t bad = 0;
     for (int64_t o = 0; o < v.outer; ++o)
       for (int64_t i = 0; i < v.inner; ++i)

@@ -23,17 +23,11 @@ namespace edgepress::distill {
 namespace {
 
 using test_util::kDigitsEval;
-const std::string kDigitsTrain = EDGEPRESS_SOURCE_DIR "/examples/digits/train.npz";
-const std::string kCalib = EDGEPRESS_SOURCE_DIR "/examples/digits/calib.npz";
+using test_util::kDigitsTrain;
+const std::string& kCalib = test_util::kDigitsCalib;
 
 std::shared_ptr<ir::Model> Prepared(const std::string& file, const std::string& more = "") {
-  std::shared_ptr<ir::Model> m = formats::LoadOnnx(file);
-  passes::PassContext ctx;
-  ctx.data_files = {kCalib};
-  std::string p = "fold-constants,remove-identity,fold-batchnorm,eliminate-dead-nodes";
-  if (!more.empty()) p += "," + more;
-  passes::RunPipeline(*m, passes::ParsePipeline(p), ctx, /*verify=*/true);
-  return m;
+  return test_util::PrepareDigitsModel(file, more, {kCalib});
 }
 
 std::shared_ptr<ir::Model> Apply(const ir::Model& m, const std::string& pipeline,
@@ -46,18 +40,7 @@ std::shared_ptr<ir::Model> Apply(const ir::Model& m, const std::string& pipeline
   return out;
 }
 
-double Top1(const ir::Model& m) {
-  formats::NamedTensors eval = formats::LoadNpz(kDigitsEval);
-  auto s = runtime::Session::Create(std::shared_ptr<const ir::Model>(m.Clone()));
-  const ir::Tensor logits = s->Run({{"image", eval[0].second}})[0].second;
-  const int64_t* label = eval[1].second.data<int64_t>();
-  int64_t n = logits.shape()[0], correct = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const float* row = logits.data<float>() + i * 10;
-    correct += std::max_element(row, row + 10) - row == label[i];
-  }
-  return static_cast<double>(correct) / static_cast<double>(n);
-}
+double Top1(const ir::Model& m) { return test_util::DigitsTop1(m); }
 
 struct Outcome {
   double teacher = 0, ptq = 0, qat = 0, exported = 0;
@@ -132,7 +115,9 @@ TEST(LearnedRanges, ExportEqualsTheFakeQuantizedStudentAndRangesMove) {
     ASSERT_EQ(a.value, l.value);
     EXPECT_LE(l.min, 0.f);
     EXPECT_GT(l.max, 0.f);
-    if (a.zero_point == 0) EXPECT_EQ(l.min, 0.f) << a.value << ": a ReLU range stays one-sided";
+    if (a.zero_point == 0) {
+      EXPECT_EQ(l.min, 0.f) << a.value << ": a ReLU range stays one-sided";
+    }
     moved += std::fabs(l.max - (255 - a.zero_point) * a.scale) > 1e-3f * l.max;
   }
   EXPECT_GT(moved, 0) << "no range trained";

@@ -27,15 +27,10 @@ namespace {
 
 using test_util::kDigitsCnn;
 using test_util::kDigitsEval;
-const std::string kDigitsTrain = EDGEPRESS_SOURCE_DIR "/examples/digits/train.npz";
+using test_util::kDigitsTrain;
 
 std::shared_ptr<ir::Model> Prepared(const std::string& more = "") {
-  std::shared_ptr<ir::Model> m = formats::LoadOnnx(kDigitsCnn);
-  passes::PassContext ctx;
-  std::string p = "fold-constants,remove-identity,fold-batchnorm,eliminate-dead-nodes";
-  if (!more.empty()) p += "," + more;
-  passes::RunPipeline(*m, passes::ParsePipeline(p), ctx, /*verify=*/true);
-  return m;
+  return test_util::PrepareDigitsModel(kDigitsCnn, more);
 }
 
 std::shared_ptr<ir::Model> Apply(const ir::Model& m, const std::string& pipeline) {
@@ -50,16 +45,7 @@ ir::Tensor Logits(const ir::Model& m) {
   return s->Run({{"image", formats::LoadNpz(kDigitsEval)[0].second}})[0].second;
 }
 
-double Top1(const ir::Tensor& logits) {
-  formats::NamedTensors eval = formats::LoadNpz(kDigitsEval);
-  const int64_t* label = eval[1].second.data<int64_t>();
-  int64_t n = logits.shape()[0], correct = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const float* row = logits.data<float>() + i * 10;
-    correct += std::max_element(row, row + 10) - row == label[i];
-  }
-  return static_cast<double>(correct) / static_cast<double>(n);
-}
+double Top1(const ir::Tensor& logits) { return test_util::DigitsTop1(logits); }
 
 double MaxAbsDiff(const ir::Tensor& a, const ir::Tensor& b) {
   double d = 0;

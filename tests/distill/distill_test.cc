@@ -28,29 +28,11 @@ namespace {
 using test_util::kDigitsCnn;
 using test_util::kDigitsEval;
 
-std::shared_ptr<ir::Model> Prepared(const std::string& pipeline = "") {
-  std::shared_ptr<ir::Model> m = formats::LoadOnnx(kDigitsCnn);
-  passes::PassContext ctx;
-  std::string p = "fold-constants,remove-identity,fold-batchnorm,eliminate-dead-nodes";
-  if (!pipeline.empty()) p += "," + pipeline;
-  passes::RunPipeline(*m, passes::ParsePipeline(p), ctx, /*verify=*/true);
-  return m;
+std::shared_ptr<ir::Model> Prepared(const std::string& more = "") {
+  return test_util::PrepareDigitsModel(kDigitsCnn, more);
 }
 
-// Top-1 of the model on eval.npz through the native runtime.
-double NativeTop1(const ir::Model& m) {
-  formats::NamedTensors eval = formats::LoadNpz(kDigitsEval);
-  auto s = runtime::Session::Create(std::shared_ptr<const ir::Model>(m.Clone()));
-  runtime::NamedTensors out = s->Run({{"image", eval[0].second}});
-  const ir::Tensor& logits = out[0].second;
-  const int64_t* label = eval[1].second.data<int64_t>();
-  int64_t n = logits.shape()[0], correct = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const float* row = logits.data<float>() + i * 10;
-    correct += std::max_element(row, row + 10) - row == label[i];
-  }
-  return static_cast<double>(correct) / static_cast<double>(n);
-}
+double NativeTop1(const ir::Model& m) { return test_util::DigitsTop1(m); }
 
 int64_t Zeros(const ir::Model& m) {
   int64_t z = 0;
