@@ -5,9 +5,9 @@
 #include <set>
 
 #include "ir/error.h"
-#include "passes/quant_util.h"
-#include "passes/ternary.h"
-#include "passes/weight_quant.h"
+#include "passes/quant/quant_util.h"
+#include "passes/quant/ternary.h"
+#include "passes/quant/weight_quant.h"
 
 namespace edgepress::distill {
 

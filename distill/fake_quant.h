@@ -14,11 +14,11 @@
 //            Conv: int8 per channel, as quantize-weights falls back for convolutions;
 //   ternary  per output channel {-a, 0, +a}: TWN's threshold d = 0.7 * mean|w| and
 //            a = mean of |w| over |w| > d (Li & Liu 2016, as TernaryBERT uses; the rule
-//            is passes/ternary.h's). Exported by pack-ternary (2-bit codes in edgepress
+//            is passes/quant/ternary.h's). Exported by pack-ternary (2-bit codes in edgepress
 //            TernaryMatMul/TernaryConv, .epk), or for ONNX by quantize-weights {bits: 8},
 //            which stores these three values exactly (codes -127, 0, 127).
 // The int8 and int4 grids are computed by the passes' own quantizers
-// (passes/quant_util.h, passes/weight_quant.h), so "matches the pass" holds by
+// (passes/quant/quant_util.h, passes/quant/weight_quant.h), so "matches the pass" holds by
 // construction, not by a second implementation of the same formulas.
 // Exact zeros stay zero in every mode (symmetric grids, |0| below the ternary threshold),
 // so a pruned student keeps its sparsity.

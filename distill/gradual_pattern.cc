@@ -10,8 +10,8 @@
 #include <sstream>
 
 #include "ir/error.h"
-#include "passes/prune_deps.h"
-#include "passes/prune_util.h"
+#include "passes/prune/prune_deps.h"
+#include "passes/prune/prune_util.h"
 #include "passes/registry.h"
 
 namespace edgepress::distill {

@@ -6,13 +6,13 @@
 //   unstructured  per layer, the smallest |w| (the trainer's own PruneTo).
 //   N:M (2:4, 4:8, any n < m)
 //                 in every group of m consecutive weights along the reduction dimension
-//                 (prune-nm's layout, passes/prune_util.h ReductionView), the
+//                 (prune-nm's layout, passes/prune/prune_util.h ReductionView), the
 //                 floor(m * s(t)) smallest |w| are zero, so the zeros per group ramp on the
 //                 schedule from 0 to m - n (the final sparsity is (m - n) / m). Weights
 //                 whose reduction is not a multiple of m are left dense, as prune-nm does.
 //                 The written weights carry prune-nm's SparseEncoding{kNM, n, m, axis}.
 //   channels      whole output channels / neurons (and attention heads) with their
-//                 dependencies (passes/prune_deps.h, the groups prune-structured prunes):
+//                 dependencies (passes/prune/prune_deps.h, the groups prune-structured prunes):
 //                 per prunable group, the floor(s(t) * units) units of lowest L2 norm over
 //                 the group's weights are zeroed in *every* member (producer rows, biases,
 //                 consumer columns), so the masked model computes what the model without

@@ -7,7 +7,7 @@
 
 #include "calibrate/calibrate.h"
 #include "ir/error.h"
-#include "passes/quant_util.h"
+#include "passes/quant/quant_util.h"
 
 namespace edgepress::distill {
 

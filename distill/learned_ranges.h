@@ -6,7 +6,7 @@
 // [lo, hi] of each quantizer is a trainable parameter, initialised from the calibrated
 // quantization (lo = -zp * s, hi = (255 - zp) * s), and stepped by the optimizer with the
 // weights. The forward pass quantizes with exactly the scale and zero point that
-// quantize-static derives from [lo, hi] (passes/quant_util.h ChooseQParams, so the export
+// quantize-static derives from [lo, hi] (passes/quant/quant_util.h ChooseQParams, so the export
 // with `quantize-static{ranges=FILE}` computes what training computed), and the gradient
 // reaches lo and hi through LibTorch's learnable fake quantization
 // (_fake_quantize_learnable_per_tensor_affine: LSQ+'s gradients for scale and zero point,

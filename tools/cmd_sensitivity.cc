@@ -23,7 +23,7 @@
 #include "eval/metrics.h"
 #include "ir/error.h"
 #include "ir/file_util.h"
-#include "passes/prune_util.h"
+#include "passes/prune/prune_util.h"
 #include "passes/registry.h"
 #include "runtime/session.h"
 #include "tools/cli.h"

@@ -15,7 +15,7 @@
 #include "ir/error.h"
 #include "ir/file_util.h"
 #include "ir/sha256.h"
-#include "passes/prune_util.h"
+#include "passes/prune/prune_util.h"
 #include "runtime/profile.h"
 #include "tools/compress_choice.h"
 #include "tools/model_io.h"

@@ -15,7 +15,7 @@
 #include "formats/npy/npy.h"
 #include "formats/onnx/onnx.h"
 #include "ir/error.h"
-#include "passes/prune_util.h"
+#include "passes/prune/prune_util.h"
 #include "passes/registry.h"
 #include "runtime/session.h"
 #include "tests/distill/digits_data.h"

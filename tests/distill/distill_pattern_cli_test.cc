@@ -12,7 +12,7 @@
 
 #include "calibrate/calibrate.h"
 #include "formats/npy/npy.h"
-#include "passes/prune_util.h"
+#include "passes/prune/prune_util.h"
 #include "runtime/session.h"
 #include "tests/distill/digits_data.h"
 #include "tests/tools/cli_run.h"

@@ -1,4 +1,4 @@
-// Opset upgrade (passes/opset_upgrade.h): hand-built old-opset graphs keep their outputs
+// Opset upgrade (passes/graph/opset_upgrade.h): hand-built old-opset graphs keep their outputs
 // after the rewrite, models with the old Softmax quantize end to end, and every
 // libonnx-testdata model of opset 7..12 keeps its outputs after the upgrade to 13 — on the
 // native runtime against the suite's expected outputs, and in onnxruntime against
@@ -14,7 +14,7 @@
 #include "ir/builder.h"
 #include "ir/shape_inference.h"
 #include "ir/verifier.h"
-#include "passes/opset_upgrade.h"
+#include "passes/graph/opset_upgrade.h"
 #include "passes/registry.h"
 #include "tests/passes/pass_test_util.h"
 #include "tests/passes/qdq_ort_util.h"

@@ -1,4 +1,4 @@
-// pack-ternary (passes/pack_ternary.cc) on the real digits transformer and CNN: weights that
+// pack-ternary (passes/quant/pack_ternary.cc) on the real digits transformer and CNN: weights that
 // are ternary per channel (TWN-snapped, as distill --fake-quant ternary writes them) become
 // edgepress TernaryMatMul with 2-bit codes, the model computes what the snapped float model
 // computes (float tolerance), .epk stores the packed tensors (~4x smaller than the int8
@@ -16,7 +16,7 @@
 #include "ir/verifier.h"
 #include "pass_test_util.h"
 #include "passes/rewrite_util.h"
-#include "passes/ternary.h"
+#include "passes/quant/ternary.h"
 
 namespace edgepress::passes::testing {
 namespace {

@@ -12,9 +12,9 @@
 #include "ir/shape_inference.h"
 #include "ir/verifier.h"
 #include "pass_test_util.h"
-#include "passes/prune_util.h"
-#include "passes/sparsegpt.h"
-#include "passes/weight_quant.h"
+#include "passes/prune/prune_util.h"
+#include "passes/prune/sparsegpt.h"
+#include "passes/quant/weight_quant.h"
 #include "prune_test_util.h"
 
 namespace edgepress::passes {

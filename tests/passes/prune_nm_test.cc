@@ -10,7 +10,7 @@
 #include "ir/error.h"
 #include "ir/verifier.h"
 #include "pass_test_util.h"
-#include "passes/prune_util.h"
+#include "passes/prune/prune_util.h"
 #include "prune_test_util.h"
 
 namespace edgepress::passes {

@@ -17,9 +17,9 @@
 
 #include "ir/shape_inference.h"
 #include "pass_test_util.h"
-#include "passes/quant_util.h"
+#include "passes/quant/quant_util.h"
 #include "passes/rewrite_util.h"
-#include "passes/weight_quant.h"
+#include "passes/quant/weight_quant.h"
 #include "runtime/kernel.h"
 
 namespace edgepress::passes::testing {

@@ -12,7 +12,7 @@
 #include "formats/onnx/onnx.h"
 #include "calibrate/dataset.h"
 #include "ir/error.h"
-#include "passes/smooth_quant.h"
+#include "passes/quant/smooth_quant.h"
 #include "qdq_ort_util.h"
 #include "qdq_test_util.h"
 

@@ -10,7 +10,7 @@
 #include "calibrate/dataset.h"
 #include "ir/error.h"
 #include "ir/shape_inference.h"
-#include "passes/smooth_quant.h"
+#include "passes/quant/smooth_quant.h"
 #include "qdq_test_util.h"
 
 namespace edgepress::passes {

@@ -560,7 +560,7 @@ TEST(QuantizeWeights, RaisesOpsetAndKeepsSoftmaxMeaning) {
   EXPECT_EQ(q->OpsetVersion(""), 13);
   EXPECT_EQ(q->graph->FindNode("sm")->attr_int("axis", 0), -1);
   // A Softmax that coerces to 2-D at a middle axis becomes Flatten/Softmax/Reshape
-  // (passes/opset_upgrade.h) and quantizes too.
+  // (passes/graph/opset_upgrade.h) and quantizes too.
   GraphBuilder b2;
   auto* x2 = b2.Input("x", DType::kFloat32, {2, 3, 16});
   auto* y2 = b2.Op("MatMul", {x2, b2.Const("w", RandomTensor({16, 16}, 2))}, {}, "fc");

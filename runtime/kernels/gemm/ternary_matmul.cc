@@ -2,7 +2,7 @@
 // W[n][k] = scales[n] * t[n][k], t in {-1, 0, +1} stored as packed 2-bit codes
 // (ir::DType::kTernary, [N, TernaryPaddedK(K)], layout in ternary_matmul.h).
 // Inputs: A float [..., K]; B ternary [N, Kp]; scales float [N]; bias optional float [N].
-// Attributes K, N. Written by the pack-ternary pass (passes/pack_ternary.cc).
+// Attributes K, N. Written by the pack-ternary pass (passes/quant/pack_ternary.cc).
 //
 // Every input is validated before use, with messages naming the node and input. The
 // packed codes are used in place (no unpacked copy of the weights is kept).

@@ -6,7 +6,7 @@
 // int8 codes that quantize-weights {bits: 8} stores for the same values. The runtime's kernel adds
 // and subtracts activations instead of multiplying (runtime/kernels/gemm/ternary_matmul.h).
 //
-// ternarize=true first applies TWN's rule per output channel (passes/ternary.h: threshold
+// ternarize=true first applies TWN's rule per output channel (passes/quant/ternary.h: threshold
 // 0.7 * mean|w|, a = mean |w| above it) to every matched weight: post-training ternary,
 // which costs accuracy that distillation-aware training (docs/distill.md) wins back.
 //
@@ -29,9 +29,9 @@
 
 #include "ir/error.h"
 #include "passes/all_passes.h"
-#include "passes/quant_util.h"
+#include "passes/quant/quant_util.h"
 #include "passes/rewrite_util.h"
-#include "passes/ternary.h"
+#include "passes/quant/ternary.h"
 #include "runtime/kernels/gemm/ternary_matmul.h"
 
 namespace edgepress::passes {

@@ -1,4 +1,4 @@
-#include "passes/weight_quant.h"
+#include "passes/quant/weight_quant.h"
 
 #include <algorithm>
 #include <cfloat>

@@ -1,4 +1,4 @@
-#include "passes/opset_upgrade.h"
+#include "passes/graph/opset_upgrade.h"
 
 #include <functional>
 #include <memory>

@@ -81,7 +81,7 @@ ir::Value* AddWeightDequantize(ir::Graph& g, ir::Node* pos, const std::string& b
                                QuantizedTensor q);
 
 // Raises the model's ai.onnx opset to `version` when it is lower, rewriting the nodes whose
-// meaning changed (passes/opset_upgrade.h). Returns true when it raised it.
+// meaning changed (passes/graph/opset_upgrade.h). Returns true when it raised it.
 bool EnsureOpset(ir::Model& model, int64_t version);
 
 }  // namespace edgepress::passes::quant

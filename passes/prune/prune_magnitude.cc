@@ -1,5 +1,5 @@
 // prune-magnitude: unstructured pruning of the weights of Conv, ConvTranspose, Gemm, MatMul,
-// FusedConv and FusedGemm (passes/prune_util.h says which weights; embedding tables only
+// FusedConv and FusedGemm (passes/prune/prune_util.h says which weights; embedding tables only
 // when op-types names Gather). Zeros are written into the dense weight, which stays the
 // authoritative form; the graph's ops, names and shapes do not change.
 //
@@ -9,7 +9,7 @@
 // or, with sensitivity-file, each listed layer's largest measured sparsity whose error is
 // within max-error (layers missing from the file use `sparsity`).
 // Which: criterion=magnitude zeros the smallest |w| (ties broken by position, so the result
-// is deterministic); criterion=hessian runs SparseGPT (passes/sparsegpt.h) on 2-D
+// is deterministic); criterion=hessian runs SparseGPT (passes/prune/sparsegpt.h) on 2-D
 // MatMul/Gemm weights with calibration data, at the same per-layer sparsity, and falls back
 // to magnitude for the rest (counted).
 // schedule/initial-sparsity/begin-step/end-step/frequency describe a gradual schedule
@@ -30,8 +30,8 @@
 #include "ir/error.h"
 #include "ir/file_util.h"
 #include "passes/all_passes.h"
-#include "passes/prune_util.h"
-#include "passes/sparsegpt.h"
+#include "passes/prune/prune_util.h"
+#include "passes/prune/sparsegpt.h"
 
 namespace edgepress::passes {
 namespace {

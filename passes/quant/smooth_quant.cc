@@ -1,4 +1,4 @@
-#include "passes/smooth_quant.h"
+#include "passes/quant/smooth_quant.h"
 
 #include <algorithm>
 #include <cmath>
@@ -10,7 +10,7 @@
 #include "calibrate/calibrate.h"
 #include "ir/error.h"
 #include "ir/shape_inference.h"
-#include "passes/quant_util.h"
+#include "passes/quant/quant_util.h"
 #include "passes/rewrite_util.h"
 
 namespace edgepress::passes {

@@ -2,7 +2,7 @@
 // layers) and attention heads, so the model becomes a smaller *dense* model that every
 // runtime (the native one, onnxruntime) runs faster without sparse kernels.
 //
-// The coupling is found once by the dependency analysis (passes/prune_deps.h): a group is
+// The coupling is found once by the dependency analysis (passes/prune/prune_deps.h): a group is
 // every (tensor, axis) tied to one channel choice. Each prunable group is scored over all
 // its members (L1 or L2 norm of the weights, |BatchNorm gamma|, or the mean |activation|
 // on calibration data), the lowest-scoring units are removed from every member at once,
@@ -27,8 +27,8 @@
 #include "ir/error.h"
 #include "ir/shape_inference.h"
 #include "passes/all_passes.h"
-#include "passes/prune_deps.h"
-#include "passes/quant_util.h"
+#include "passes/prune/prune_deps.h"
+#include "passes/quant/quant_util.h"
 #include "passes/rewrite_util.h"
 #include "runtime/session.h"
 

@@ -1,6 +1,6 @@
-#include "passes/quant_util.h"
+#include "passes/quant/quant_util.h"
 
-#include "passes/opset_upgrade.h"
+#include "passes/graph/opset_upgrade.h"
 
 #include <algorithm>
 #include <cfloat>

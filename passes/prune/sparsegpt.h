@@ -3,7 +3,7 @@
 //
 // A layer y = x·W (W[K][N], K = the reduced input channels) is pruned to minimise
 // ||X·W - X·Ŵ||² over the calibration inputs X, with the Hessian H = XᵀX (+ damping) that
-// GPTQ uses (passes/input_stats.h collects it, weight_quant.h factors it on Eigen). Rows of
+// GPTQ uses (passes/quant/input_stats.h collects it, weight_quant.h factors it on Eigen). Rows of
 // W (input channels) are visited in order; each row's pruned weights are zeroed and the
 // error they leave is spread over the rows not yet visited, weighted by the inverse Hessian
 // (the OBS update restricted to the remaining rows), exactly as GPTQ spreads rounding error.
@@ -26,8 +26,8 @@
 #include <string>
 #include <vector>
 
-#include "passes/input_stats.h"
-#include "passes/prune_util.h"
+#include "passes/quant/input_stats.h"
+#include "passes/prune/prune_util.h"
 
 namespace edgepress::passes::sgpt {
 

@@ -1,11 +1,11 @@
-#include "passes/sparsegpt.h"
+#include "passes/prune/sparsegpt.h"
 
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 
 #include "ir/error.h"
-#include "passes/weight_quant.h"
+#include "passes/quant/weight_quant.h"
 
 namespace edgepress::passes::sgpt {
 

@@ -1,4 +1,4 @@
-#include "passes/prune_deps.h"
+#include "passes/prune/prune_deps.h"
 
 #include <algorithm>
 #include <numeric>

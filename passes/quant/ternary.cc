@@ -1,4 +1,4 @@
-#include "passes/ternary.h"
+#include "passes/quant/ternary.h"
 
 #include <cmath>
 

@@ -1,10 +1,10 @@
 // upgrade-opset: raises the model's ai.onnx opset (default 13), rewriting every node whose
-// meaning changed on the way (passes/opset_upgrade.h lists them). Quantization passes do
+// meaning changed on the way (passes/graph/opset_upgrade.h lists them). Quantization passes do
 // the same on their own when they need opset 13; as a pass it lets a user upgrade an old
 // model explicitly (`edgepress apply old.onnx --passes upgrade-opset -o new.onnx`). Does not
 // apply when the opset is already at or above the target.
 #include "passes/all_passes.h"
-#include "passes/opset_upgrade.h"
+#include "passes/graph/opset_upgrade.h"
 
 namespace edgepress::passes {
 namespace {

@@ -49,7 +49,7 @@
 //   sensitive layer until the mean cosine of the model outputs to the float model is at
 //   least the target (if it is never reached, statistic min-cosine-unmet is 1; not an
 //   error). Details() returns the per-layer sensitivities as JSON for reports.
-// - smoothquant=true first applies SmoothQuant (passes/smooth_quant.h) to MatMul/Gemm.
+// - smoothquant=true first applies SmoothQuant (passes/quant/smooth_quant.h) to MatMul/Gemm.
 //
 // Only the main graph is quantized (the observer does not see If/Loop/Scan bodies). A
 // model with no eligible Conv/MatMul/Gemm is left unchanged (no data is read then).
@@ -68,9 +68,9 @@
 #include "calibrate/calibrate.h"
 #include "ir/error.h"
 #include "passes/all_passes.h"
-#include "passes/quant_util.h"
+#include "passes/quant/quant_util.h"
 #include "passes/rewrite_util.h"
-#include "passes/smooth_quant.h"
+#include "passes/quant/smooth_quant.h"
 #include "runtime/session.h"
 
 namespace edgepress::passes {

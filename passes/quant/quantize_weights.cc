@@ -45,10 +45,10 @@
 
 #include "ir/error.h"
 #include "passes/all_passes.h"
-#include "passes/input_stats.h"
-#include "passes/quant_util.h"
+#include "passes/quant/input_stats.h"
+#include "passes/quant/quant_util.h"
 #include "passes/rewrite_util.h"
-#include "passes/weight_quant.h"
+#include "passes/quant/weight_quant.h"
 
 namespace edgepress::passes {
 namespace {

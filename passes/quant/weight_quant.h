@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "ir/tensor.h"
-#include "passes/quant_util.h"
+#include "passes/quant/quant_util.h"
 
 namespace edgepress::passes::wq {
 

@@ -8,7 +8,7 @@
 // `sparse = SparseEncoding{kNM, n, m, axis}` for sparse storage and kernels to use.
 //
 // criterion=magnitude keeps the n largest |w| of each group (ties: the lower index);
-// criterion=hessian runs SparseGPT's N:M variant (passes/sparsegpt.h) on 2-D MatMul/Gemm
+// criterion=hessian runs SparseGPT's N:M variant (passes/prune/sparsegpt.h) on 2-D MatMul/Gemm
 // weights with calibration data and falls back to magnitude for the rest (counted).
 //
 // Does not fire on: weights whose reduction length is not a multiple of m (e.g. a first
@@ -24,8 +24,8 @@
 
 #include "ir/error.h"
 #include "passes/all_passes.h"
-#include "passes/prune_util.h"
-#include "passes/sparsegpt.h"
+#include "passes/prune/prune_util.h"
+#include "passes/prune/sparsegpt.h"
 
 namespace edgepress::passes {
 namespace {

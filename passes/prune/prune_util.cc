@@ -1,4 +1,4 @@
-#include "passes/prune_util.h"
+#include "passes/prune/prune_util.h"
 
 #include <algorithm>
 #include <set>
@@ -8,9 +8,9 @@
 #include "ir/error.h"
 #include "ir/file_util.h"
 #include "ir/shape_inference.h"
-#include "passes/quant_util.h"
+#include "passes/quant/quant_util.h"
 #include "passes/rewrite_util.h"
-#include "passes/weight_quant.h"
+#include "passes/quant/weight_quant.h"
 
 namespace edgepress::passes::prune {
 namespace {

@@ -1,4 +1,4 @@
-#include "passes/input_stats.h"
+#include "passes/quant/input_stats.h"
 
 #include <algorithm>
 #include <cmath>

@@ -16,7 +16,7 @@
 
 #include "ir/error.h"
 #include "passes/all_passes.h"
-#include "passes/quant_util.h"
+#include "passes/quant/quant_util.h"
 #include "passes/rewrite_util.h"
 
 namespace edgepress::passes {
