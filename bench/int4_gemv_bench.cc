@@ -26,8 +26,8 @@
 
 #include "bench/bench_util.h"
 #include "runtime/kernels/gemm/gemm.h"
-#include "runtime/kernels/gemm/matmul_nbits.h"
-#include "runtime/kernels/gemm/nbits_int8.h"
+#include "runtime/kernels/lowbit/matmul_nbits.h"
+#include "runtime/kernels/lowbit/nbits_int8.h"
 
 using namespace edgepress::runtime;
 

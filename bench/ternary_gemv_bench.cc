@@ -25,7 +25,7 @@
 
 #include "bench/bench_util.h"
 #include "runtime/kernels/gemm/gemm.h"
-#include "runtime/kernels/gemm/ternary_matmul.h"
+#include "runtime/kernels/lowbit/ternary_matmul.h"
 
 using namespace edgepress::runtime;
 

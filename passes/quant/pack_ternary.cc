@@ -4,7 +4,7 @@
 // (docs/ops.md): the weight stored as 2-bit codes (ir::DType::kTernary, 4 per byte, rows padded to
 // 16 codes) plus one float scale per output channel, 16x smaller than fp32 and 4x smaller than the
 // int8 codes that quantize-weights {bits: 8} stores for the same values. The runtime's kernel adds
-// and subtracts activations instead of multiplying (runtime/kernels/gemm/ternary_matmul.h).
+// and subtracts activations instead of multiplying (runtime/kernels/lowbit/ternary_matmul.h).
 //
 // ternarize=true first applies TWN's rule per output channel (passes/quant/ternary.h: threshold
 // 0.7 * mean|w|, a = mean |w| above it) to every matched weight: post-training ternary,
@@ -32,7 +32,7 @@
 #include "passes/quant/quant_util.h"
 #include "passes/rewrite_util.h"
 #include "passes/quant/ternary.h"
-#include "runtime/kernels/gemm/ternary_matmul.h"
+#include "runtime/kernels/lowbit/ternary_matmul.h"
 
 namespace edgepress::passes {
 namespace {

@@ -28,8 +28,8 @@
 #include "ir/graph.h"
 #include "runtime/eager.h"
 #include "runtime/kernel.h"
-#include "runtime/kernels/gemm/matmul_nbits.h"
-#include "runtime/kernels/gemm/nbits_int8.h"
+#include "runtime/kernels/lowbit/matmul_nbits.h"
+#include "runtime/kernels/lowbit/nbits_int8.h"
 #include "runtime/session.h"
 
 namespace edgepress::runtime {

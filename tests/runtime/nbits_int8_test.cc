@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "runtime/kernel.h"
-#include "runtime/kernels/gemm/matmul_nbits.h"
-#include "runtime/kernels/gemm/nbits_int8.h"
+#include "runtime/kernels/lowbit/matmul_nbits.h"
+#include "runtime/kernels/lowbit/nbits_int8.h"
 #include "runtime/thread_pool.h"
 
 namespace edgepress::runtime {

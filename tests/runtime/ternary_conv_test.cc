@@ -12,7 +12,7 @@
 #include "ir/error.h"
 #include "runtime/eager.h"
 #include "runtime/kernel.h"
-#include "runtime/kernels/gemm/ternary_matmul.h"
+#include "runtime/kernels/lowbit/ternary_matmul.h"
 #include "runtime/thread_pool.h"
 
 namespace edgepress::runtime {

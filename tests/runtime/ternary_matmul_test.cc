@@ -1,9 +1,9 @@
-// edgepress::TernaryMatMul and its kernels (runtime/kernels/gemm/ternary_matmul.h): the
+// edgepress::TernaryMatMul and its kernels (runtime/kernels/lowbit/ternary_matmul.h): the
 // scalar reference against the dequantized float product (double accumulation), every SIMD
 // path against the reference at tile edges (odd K around the 8/16-code steps, N around the
 // 1/2/4/8-column tiles and the 64-column chunks, M around the 4-row tiles), the operator's
 // validation, and EDGEPRESS_MAX_ISA-style selection of its entries.
-#include "runtime/kernels/gemm/ternary_matmul.h"
+#include "runtime/kernels/lowbit/ternary_matmul.h"
 
 #include <gtest/gtest.h>
 

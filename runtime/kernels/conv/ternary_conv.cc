@@ -19,7 +19,7 @@
 #include "ir/error.h"
 #include "runtime/kernels/all_kernels.h"
 #include "runtime/kernels/conv/conv_util.h"
-#include "runtime/kernels/gemm/ternary_matmul.h"
+#include "runtime/kernels/lowbit/ternary_matmul.h"
 
 namespace edgepress::runtime {
 

@@ -10,7 +10,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "runtime/kernels/gemm/nbits_int8.h"
+#include "runtime/kernels/lowbit/nbits_int8.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>

@@ -18,7 +18,7 @@
 // Entries: q4_matmul_nbits__ref, q4_matmul_nbits__avx2 (fp32 paths below; int8 path
 // q4s8_gemm__avxvnni where the CPU has AVX-VNNI, else q4s8_gemm__avx2), q4_matmul_nbits__avx512vnni (same fp32 paths; int8 path
 // q4s8_gemm__avx512vnni).
-#include "runtime/kernels/gemm/matmul_nbits.h"
+#include "runtime/kernels/lowbit/matmul_nbits.h"
 
 #include <algorithm>
 #include <cmath>
@@ -33,7 +33,7 @@
 #include "runtime/kernels/all_kernels.h"
 #include "runtime/kernels/gemm/gemm.h"
 #include "runtime/kernels/gemm/gemm_op_util.h"
-#include "runtime/kernels/gemm/nbits_int8.h"
+#include "runtime/kernels/lowbit/nbits_int8.h"
 #include "runtime/thread_pool.h"
 
 #if defined(__x86_64__)

@@ -9,7 +9,7 @@
 // it where non-zero (measured 20-25% faster than decode + FMA at M = 1).
 #include <cstring>
 
-#include "runtime/kernels/gemm/ternary_matmul.h"
+#include "runtime/kernels/lowbit/ternary_matmul.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>

@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "runtime/kernel.h"
-#include "runtime/kernels/gemm/matmul_nbits.h"
+#include "runtime/kernels/lowbit/matmul_nbits.h"
 #include "runtime/thread_pool.h"
 
 namespace edgepress::runtime {

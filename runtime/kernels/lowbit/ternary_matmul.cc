@@ -8,7 +8,7 @@
 // packed codes are used in place (no unpacked copy of the weights is kept).
 // Entries: ternary_matmul__ref (the scalar reference), ternary_matmul__avx2,
 // ternary_matmul__avx512 (the tiles of their ISA at every M).
-#include "runtime/kernels/gemm/ternary_matmul.h"
+#include "runtime/kernels/lowbit/ternary_matmul.h"
 
 #include <algorithm>
 #include <functional>

@@ -1,7 +1,7 @@
 // Packing, the scalar reference and the threaded driver of the int8-activation MatMulNBits
 // path (nbits_int8.h). Entries: q4s8_gemm__ref, q4s8_gemm__avx2 (nbits_int8_avx2.cc),
 // q4s8_gemm__avxvnni (nbits_int8_avxvnni.cc), q4s8_gemm__avx512vnni (nbits_int8_avx512vnni.cc).
-#include "runtime/kernels/gemm/nbits_int8.h"
+#include "runtime/kernels/lowbit/nbits_int8.h"
 
 #include <algorithm>
 #include <cmath>

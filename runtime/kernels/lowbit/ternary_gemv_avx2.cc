@@ -6,7 +6,7 @@
 // slower than the fp32 GEMV. The decoding is shared by the up to 4 rows of the tile.
 #include <cstring>
 
-#include "runtime/kernels/gemm/ternary_matmul.h"
+#include "runtime/kernels/lowbit/ternary_matmul.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
