@@ -5,7 +5,7 @@
 // panels (row-major, 64 bytes a row), tmm6/7 the two 16-column halves of the B panel
 // (its 128-byte group rows read with stride 128). tdpbusd sums 4 uint8 x int8 products
 // per lane without saturation, so the dot is exact; the zero-point correction and the
-// epilogue run on the stored accumulators.
+// epilogue run on the stored accumulators, in one pass (QStoreTileAvx512).
 //
 // Linux gives a process the AMX tile data state only on request (arch_prctl
 // ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA); without it the first tile instruction raises
@@ -117,7 +117,7 @@ void QByteTileAmx(int rows, int64_t k4, const uint8_t* a, const int8_t* b, const
     Tile<true>(k4, a, b, acc);
   else
     Tile<false>(k4, a, b, acc);
-  QByteCorrectAvx512(rows, 32, corr, acc);
+  (void)corr;  // applied by QStoreTileAvx512
 }
 
 }  // namespace edgepress::runtime::qgemm_detail

@@ -108,11 +108,13 @@ int ByteNr(Isa isa) { return isa == Isa::kAvx2 ? 16 : 32; }
 const QByteKernel& ByteKernelFor(Isa isa, int64_t m) {
 #if defined(__x86_64__)
   static const QByteKernel kAvxVnni{6, 16, QByteTileAvxVnni, "qu8s8_gemm__avxvnni_6x16", 6 * 4};
-  static const QByteKernel kVnni{8, 32, QByteTileAvx512Vnni, "qu8s8_gemm__avx512vnni_8x32", 8 * 4};
+  static const QByteKernel kVnni{8, 32, QByteTileAvx512Vnni, "qu8s8_gemm__avx512vnni_8x32", 8 * 4,
+                                 nullptr, nullptr, false};
   static const QByteKernel kVnniAmxA{16, 32, QByteTileAvx512VnniAmxA,
-                                     "qu8s8_gemm__avx512vnni_16x32", 16 * 4};
+                                     "qu8s8_gemm__avx512vnni_16x32", 16 * 4, nullptr, nullptr,
+                                     false};
   static const QByteKernel kAmx{32, 32, QByteTileAmx, "qu8s8_gemm__amx_32x32", 32 * 4,
-                                AmxBegin, AmxEnd};
+                                AmxBegin, AmxEnd, false};
   if (isa == Isa::kAvx2) return kAvxVnni;
   if (isa == Isa::kAmx) return m >= QGemmAmxMinM() && AmxUsable() ? kAmx : kVnniAmxA;
   return kVnni;
@@ -204,8 +206,8 @@ void QGemmBytesRun(Isa isa, int64_t m, int64_t n, int64_t k, const int16_t* a_da
           const QCorr corr{za + row0, sa + row0, zb + col0, sb + col0, k32};
           mk.tile(rows, k4, a + pi * tile_a_bytes, b + q * b_pb, corr, acc);
 #if defined(__x86_64__)
-          if (isa != Isa::kAvx2) {
-            QStoreRowsAvx512(acc, nr, rows, cols, row0, col0, out);
+          if (!mk.corrects) {
+            QStoreTileAvx512(acc, rows, cols, row0, col0, out, corr);
             continue;
           }
 #endif
@@ -229,8 +231,9 @@ using qgemm_detail::InterleaveRows32;
 #endif
 
 void QPackBPanelFromRows(Isa isa, int64_t k, int64_t n, int32_t zp, int64_t q,
-                         const int8_t* rows, int16_t* dst) {
+                         const int8_t* rows, int16_t* dst, int64_t stride, uint8_t flip) {
   const int nr = ByteNr(isa);
+  if (stride == 0) stride = nr;
   const int64_t panels = (n + nr - 1) / nr, k4 = ByteK4(isa, k);
   const int64_t pb = k4 * 4 * nr;
   int8_t* panel = reinterpret_cast<int8_t*>(dst) + q * pb;
@@ -238,15 +241,19 @@ void QPackBPanelFromRows(Isa isa, int64_t k, int64_t n, int32_t zp, int64_t q,
   int32_t* zps = tail + q * nr;                 // zero points of all panels, then sums
   int32_t* sums = tail + panels * nr + q * nr;
   for (int j = 0; j < nr; ++j) zps[j] = q * nr + j < n ? zp : 0;
+  // Only the groups holding k < K are written: AMX's padding groups (up to 64 k) meet
+  // zero A bytes, so their content does not matter, and at mobilenet's K = 16..32 they
+  // would be most of the work.
+  const int64_t groups = (k + 3) / 4;
 #if defined(__x86_64__)
-  if (nr == 32) return InterleaveRows32(k, k4, rows, panel, sums);
+  if (nr == 32) return InterleaveRows32(k, groups, rows, stride, flip, panel, sums);
 #endif
   for (int j = 0; j < nr; ++j) sums[j] = 0;
-  for (int64_t g = 0; g < k4; ++g)
+  for (int64_t g = 0; g < groups; ++g)
     for (int j = 0; j < nr; ++j)
       for (int b = 0; b < 4; ++b) {
         const int64_t kk = 4 * g + b;
-        const int8_t v = kk < k ? rows[kk * nr + j] : int8_t{0};
+        const int8_t v = kk < k ? static_cast<int8_t>(rows[kk * stride + j] ^ flip) : int8_t{0};
         panel[(g * nr + j) * 4 + b] = v;
         sums[j] += v;
       }

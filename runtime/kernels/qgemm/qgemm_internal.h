@@ -36,8 +36,8 @@ struct QCorr {
   int32_t k;
 };
 
-// One mr x nr tile over k4 groups of 4 k: writes rows x nr corrected int32 values to acc
-// (row stride nr). `a` is the tile's A panel, `b` its B panel.
+// One mr x nr tile over k4 groups of 4 k: writes rows x nr int32 values to acc (row
+// stride nr), corrected unless the kernel's `corrects` is false. `a` is the tile's A panel, `b` its B panel.
 using QByteTileFn = void (*)(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
                              const QCorr& corr, int32_t* acc);
 
@@ -50,6 +50,8 @@ struct QByteKernel {
   // configuration, release the tiles); nullptr when not needed.
   void (*begin)() = nullptr;
   void (*end)() = nullptr;
+  // False for the AVX-512 tiles: they store raw dots and QStoreTileAvx512 corrects them.
+  bool corrects = true;
 };
 
 // Groups of 4 k per panel (K4, rounded up to 16 under kAmx).
@@ -74,14 +76,19 @@ void QByteTileAvx512VnniAmxA(int rows, int64_t k4, const uint8_t* a, const int8_
                              const QCorr& corr, int32_t* acc);  // 16x32, AMX A layout
 void QByteTileAvxVnni(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
                       const QCorr& corr, int32_t* acc);  // 6x16
-// QPackBPanelFromRows for nr = 32 (AVX2): 4 rows of 32 bytes -> 32 lanes of 4 bytes, with
-// the column sums.
-void InterleaveRows32(int64_t k, int64_t k4, const int8_t* rows, int8_t* panel, int32_t* sums);
+// QPackBPanelFromRows for nr = 32 (AVX2): 4 rows of 32 bytes (`stride` apart, xor `flip`)
+// -> 32 lanes of 4 bytes, for k4 groups, with the column sums.
+void InterleaveRows32(int64_t k, int64_t k4, const int8_t* rows, int64_t stride, uint8_t flip,
+                      int8_t* panel, int32_t* sums);
 // QStoreRow for AVX-512 (quantized and float outputs; int32 goes to QStoreRowAvx2).
 void QStoreRowAvx512(const int32_t* acc, int cols, int64_t row, int64_t col0, const QOutput& out);
 // The same for `rows` rows of a tile (row r's values at acc + r * acc_stride).
 void QStoreRowsAvx512(const int32_t* acc, int acc_stride, int rows, int cols, int64_t row0,
                       int64_t col0, const QOutput& out);
+// The epilogue of one AVX-512 byte tile whose kernel left the correction to the store:
+// acc holds rows x 32 raw dots (modified in place for int32/float outputs), cols <= 32.
+void QStoreTileAvx512(int32_t* acc, int rows, int cols, int64_t row0, int64_t col0,
+                      const QOutput& out, const QCorr& corr);
 // Applies QCorr to rows x nr (nr a multiple of 16) accumulators in place.
 void QByteCorrectAvx512(int rows, int nr, const QCorr& corr, int32_t* acc);
 // qgemm_amx.cc: true once the OS granted the tile data state (asked once per process).
