@@ -192,7 +192,7 @@ void QGemmBytesRun(Isa isa, int64_t m, int64_t n, int64_t k, const int16_t* a_da
 #endif
   auto run_tiles = [&](int64_t t0, int64_t t1) {
     alignas(64) int32_t acc[32 * 32];
-    if (mk.begin) mk.begin();
+    if (mk.begin) mk.begin(k);
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t ti = t / tiles_n, tj = t % tiles_n;
       const int64_t p0 = ti * mcp, p1 = std::min(mp, p0 + mcp);

@@ -46,9 +46,9 @@ struct QByteKernel {
   QByteTileFn tile;
   const char* name;
   int64_t a_panel_bytes_per_group;  // A panel bytes = this * k4
-  // Called by each thread around its share of one product (AMX: load the tile
-  // configuration, release the tiles); nullptr when not needed.
-  void (*begin)() = nullptr;
+  // Called by each thread around its share of one product of depth k (AMX: load the tile
+  // configuration for k, release the tiles); nullptr when not needed.
+  void (*begin)(int64_t k) = nullptr;
   void (*end)() = nullptr;
   // False for the AVX-512 tiles: they store raw dots and QStoreTileAvx512 corrects them.
   bool corrects = true;
@@ -93,7 +93,7 @@ void QStoreTileAvx512(int32_t* acc, int rows, int cols, int64_t row0, int64_t co
 void QByteCorrectAvx512(int rows, int nr, const QCorr& corr, int32_t* acc);
 // qgemm_amx.cc: true once the OS granted the tile data state (asked once per process).
 bool AmxUsable();
-void AmxBegin();
+void AmxBegin(int64_t k);
 void AmxEnd();
 void QByteTileAmx(int rows, int64_t k4, const uint8_t* a, const int8_t* b, const QCorr& corr,
                   int32_t* acc);  // 32x32 from two 16-row AMX A panels

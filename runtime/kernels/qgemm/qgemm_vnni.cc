@@ -138,6 +138,9 @@ void QByteTileAvx512Vnni(int rows, int64_t k4, const uint8_t* a, const int8_t* b
 
 void QByteTileAvx512VnniAmxA(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
                              const QCorr& corr, int32_t* acc) {
+  // Only the groups holding k < K: AMX's padding groups add 0 (and conv's B panels leave
+  // them unwritten).
+  k4 = std::min<int64_t>(k4, (corr.k + 3) / 4);
   Dispatch512<true>(rows < 8 ? rows : 8, k4, a, b, corr, acc);
   if (rows > 8) {
     const QCorr lower{corr.za + 8, corr.sa + 8, corr.zb, corr.sb, corr.k};
