@@ -185,6 +185,23 @@ void QGemmBytesRun(Isa isa, int64_t m, int64_t n, int64_t k, const int16_t* a_da
   }
   const int64_t tiles_m = CeilDiv(mp, mcp), tiles_n = CeilDiv(np, ncp);
   const int32_t k32 = static_cast<int32_t>(k);
+  // The fused store's per-product constants (QCorr): at mobilenet's K = 16..32 its
+  // per-tile and per-row set-up would otherwise cost as much as its vectors.
+  const bool quant_out = out.kind == QOutput::Kind::kUInt8 || out.kind == QOutput::Kind::kInt8;
+  bool za_one = true, zb_one = true;
+  std::vector<int32_t> row_const;
+  if (!mk.corrects && quant_out) {
+    for (int64_t i = 1; i < m; ++i) za_one &= za[i] == za[0];
+    for (int64_t j = 1; j < n; ++j) zb_one &= zb[j] == zb[0];
+    row_const.resize(static_cast<size_t>(m));
+    for (int64_t i = 0; i < m; ++i) {
+      const uint32_t ta = static_cast<uint32_t>(sa[i]) -
+                          static_cast<uint32_t>(k32) * static_cast<uint32_t>(za[i]);
+      uint32_t rc = out.bias && out.per_row ? static_cast<uint32_t>(out.bias[i]) : 0u;
+      if (zb_one) rc -= ta * static_cast<uint32_t>(zb[0]);
+      row_const[static_cast<size_t>(i)] = static_cast<int32_t>(rc);
+    }
+  }
 #if defined(__x86_64__)
   const QStoreFn store = QStoreRowAvx2;  // AVX-VNNI; AVX-512 CPUs store whole tiles
 #else
@@ -203,7 +220,10 @@ void QGemmBytesRun(Isa isa, int64_t m, int64_t n, int64_t k, const int16_t* a_da
         for (int64_t pi = p0; pi < p1; ++pi) {
           const int64_t row0 = pi * mr;
           const int rows = static_cast<int>(std::min<int64_t>(mr, m - row0));
-          const QCorr corr{za + row0, sa + row0, zb + col0, sb + col0, k32};
+          QCorr corr{za + row0, sa + row0, zb + col0, sb + col0, k32};
+          corr.za_one = za_one;
+          corr.zb_one = zb_one;
+          if (!row_const.empty()) corr.row_const = row_const.data() + row0;
           mk.tile(rows, k4, a + pi * tile_a_bytes, b + q * b_pb, corr, acc);
 #if defined(__x86_64__)
           if (!mk.corrects) {

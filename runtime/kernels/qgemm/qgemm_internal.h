@@ -34,6 +34,11 @@ struct QCorr {
   const int32_t* zb;
   const int32_t* sb;
   int32_t k;
+  // For QStoreTileAvx512's requantization, set up once per product by the driver: za is
+  // one value for all rows / zb for all columns, and per row the int32 constant
+  // (bias when per row) - (zb_one ? zb * (sa - k*za) : 0).
+  bool za_one = false, zb_one = false;
+  const int32_t* row_const = nullptr;
 };
 
 // One mr x nr tile over k4 groups of 4 k: writes rows x nr int32 values to acc (row

@@ -225,13 +225,16 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) inline void QuantStore16(
   _mm_mask_storeu_epi8(y, m, _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(v), zp)));
 }
 
-// The requantizing half of QStoreTileAvx512 (uint8/int8 outputs).
+// gcc 12 reports -Wmaybe-uninitialized inside the unmasked AVX-512 intrinsics here (they
+// pass _mm512_undefined_*() as the merge source): a false positive, silenced locally.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+// The requantizing half of QStoreTileAvx512 (uint8/int8 outputs; q.row_const set).
 __attribute__((target("avx512f,avx512bw,avx512vl"))) void QStoreQuantTileAvx512(
     const int32_t* acc, int rows, int cols, int64_t row0, int64_t col0, const QOutput& o,
     const QCorr& q) {
-  bool za_one = true, zb_one = true;
-  for (int r = 1; r < rows; ++r) za_one &= q.za[r] == q.za[0];
-  for (int j = 1; j < cols; ++j) zb_one &= q.zb[j] == q.zb[0];
+  const bool za_one = q.za_one, zb_one = q.zb_one;
   const __m512i sb0 = _mm512_loadu_si512(q.sb), sb1 = _mm512_loadu_si512(q.sb + 16);
   const __m512i zb0 = _mm512_loadu_si512(q.zb), zb1 = _mm512_loadu_si512(q.zb + 16);
   const __m512i za_all = _mm512_set1_epi32(q.za[0]);
@@ -262,11 +265,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void QStoreQuantTileAvx512(
   }
   for (int r = 0; r < rows; ++r) {
     const int64_t row = row0 + r;
-    const uint32_t ta = static_cast<uint32_t>(q.sa[r]) -
-                        static_cast<uint32_t>(q.k) * static_cast<uint32_t>(q.za[r]);
-    uint32_t rc = o.bias && pr ? static_cast<uint32_t>(o.bias[row]) : 0u;
-    if (zb_one) rc -= ta * static_cast<uint32_t>(q.zb[0]);
-    const __m512i rcv = _mm512_set1_epi32(static_cast<int32_t>(rc));
+    const __m512i rcv = _mm512_set1_epi32(q.row_const[r]);
     __m512i v0 = _mm512_add_epi32(_mm512_loadu_si512(acc + r * 32), rcv);
     __m512i v1 = _mm512_add_epi32(_mm512_loadu_si512(acc + r * 32 + 16), rcv);
     if (za_one) {
@@ -278,6 +277,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void QStoreQuantTileAvx512(
       v1 = _mm512_sub_epi32(v1, _mm512_mullo_epi32(za, sb1));
     }
     if (!zb_one) {
+      const uint32_t ta = static_cast<uint32_t>(q.sa[r]) -
+                          static_cast<uint32_t>(q.k) * static_cast<uint32_t>(q.za[r]);
       const __m512i tav = _mm512_set1_epi32(static_cast<int32_t>(ta));
       v0 = _mm512_sub_epi32(v0, _mm512_mullo_epi32(tav, zb0));
       v1 = _mm512_sub_epi32(v1, _mm512_mullo_epi32(tav, zb1));
@@ -297,10 +298,6 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void QStoreQuantTileAvx512(
 // K = 16..32) the epilogue costs more than the dot products, and the AVX2 one handles 8
 // columns per step and the tail in scalar code. Same operations in the same order as
 // QStoreRow (round half to even under the default MXCSR, like nearbyint).
-// gcc 12 reports -Wmaybe-uninitialized inside the unmasked AVX-512 intrinsics here (they
-// pass _mm512_undefined_*() as the merge source): a false positive, silenced locally.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 __attribute__((target("avx512f,avx512bw,avx512vl"))) void QStoreRowsAvx512(
     const int32_t* acc, int acc_stride, int rows, int cols, int64_t row0, int64_t col0,
     const QOutput& o) {
