@@ -30,6 +30,10 @@
 // by the same 128, which leaves every (x - zp) unchanged. Zero points are then applied as
 //   acc = sum(a*b) - za*colsum(b) - zb*rowsum(a) + K*za*zb
 // with the sums taken at packing time (weights: once at load; activations: per call).
+// The AVX-512 VNNI and AMX tiles store raw dots and the requantizing store applies the
+// correction (qgemm_internal.h, QStoreTileAvx512): with one zero point for all rows and
+// one for all columns, as in a conv, that is one subtraction per vector. AMX tiles are
+// configured for ceil(K/4) groups below K = 64, so small K costs no padded multiplies.
 // All int32 arithmetic wraps, so the result is exact whenever the true result fits.
 //   A panel p: K4 = ceil(K/4) groups of mr x 4 bytes (row r, k = 4g..4g+3 at (g*mr+r)*4);
 //              under kAmx (mr = 16, one tile) row-major per 64 k: 16 rows x 64 bytes.
