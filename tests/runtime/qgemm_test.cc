@@ -226,7 +226,7 @@ TEST_P(QGemmIsaTest, PointwiseConvShapesFromRows) {
   const Isa isa = GetParam();
   int checked = 0;
   for (int64_t m : {5, 16, 33, 96})
-    for (int64_t n : {31, 64, 97})
+    for (int64_t n : {16, 31, 33, 64, 97})
       for (int64_t k : {1, 3, 16, 24, 32, 63, 64, 65})
         for (int32_t xz : {0, 128, 255})
           for (bool wz_per_row : {false, true}) {
@@ -309,7 +309,7 @@ TEST_P(QGemmIsaTest, PointwiseConvShapesFromRows) {
               ++checked;
             }
           }
-  EXPECT_EQ(checked, 4 * 3 * 8 * 3 * 2 * 3);
+  EXPECT_EQ(checked, 4 * 5 * 8 * 3 * 2 * 3);
 }
 
 INSTANTIATE_TEST_SUITE_P(Isas, QGemmIsaTest,
