@@ -8,6 +8,7 @@
 // ways). Each ISA is its own test case; ISAs the CPU lacks skip with the reason.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -212,6 +213,103 @@ TEST_P(QGemmIsaTest, RequantizeSaturatesPerRow) {
                                       v == (kind == QOutput::Kind::kUInt8 ? 0 : 0x80u);
     EXPECT_GT(at_bound, 0) << "the case must reach a saturation bound";
   }
+}
+
+// A pointwise conv's product (per-row channels, K = input channels 1..65, pixels around
+// the 16/32-column panels), with B packed as the conv packs it: QPackBPanelFromRows
+// straight from X's uint8 rows (stride n, flipped) for whole panels, a zero-filled copy
+// for the last one, into a buffer full of garbage (AMX's padding groups are left
+// unwritten and must not matter). x zero points 0/128/255, weight zero points one for all
+// rows (the AVX-512 store's fast path) and varying per row, outputs saturating both ways
+// under a Relu, int8 outputs and float outputs.
+TEST_P(QGemmIsaTest, PointwiseConvShapesFromRows) {
+  const Isa isa = GetParam();
+  int checked = 0;
+  for (int64_t m : {5, 16, 33, 96})
+    for (int64_t n : {16, 31, 33, 64, 97})
+      for (int64_t k : {1, 3, 16, 24, 32, 63, 64, 65})
+        for (int32_t xz : {0, 128, 255})
+          for (bool wz_per_row : {false, true}) {
+            const std::vector<uint8_t> w = RandomBytes(static_cast<size_t>(m * k), 21);
+            const std::vector<uint8_t> x = RandomBytes(static_cast<size_t>(k * n), 22);
+            std::vector<int32_t> wz(static_cast<size_t>(m), 0), bias(static_cast<size_t>(m));
+            std::vector<float> scale(static_cast<size_t>(m));
+            for (int64_t i = 0; i < m; ++i) {
+              if (wz_per_row) wz[static_cast<size_t>(i)] = static_cast<int32_t>(i % 5) - 2;
+              bias[static_cast<size_t>(i)] = static_cast<int32_t>(i * 211 % 4000) - 2000;
+              scale[static_cast<size_t>(i)] = 0.002f * static_cast<float>(1 + i % 5);
+            }
+            QSource sa{w.data(), ir::DType::kInt8, k, false, wz.data(), true};
+            QSource sb{x.data(), ir::DType::kUInt8, n, false, &xz, false};
+            std::vector<int16_t> pb(static_cast<size_t>(QPackedBSize(isa, k, n)));
+            if (QGemmBytes(isa)) {
+              std::fill(pb.begin(), pb.end(), int16_t{0x5A5A});
+              const int nr = QGemmNr(isa);
+              std::vector<int8_t> rows(static_cast<size_t>(k * nr));
+              for (int64_t q = 0; q * nr < n; ++q) {
+                if ((q + 1) * nr <= n) {
+                  QPackBPanelFromRows(isa, k, n, xz - 128, q,
+                                      reinterpret_cast<const int8_t*>(x.data() + q * nr), pb.data(),
+                                      n, 0x80);
+                  continue;
+                }
+                std::fill(rows.begin(), rows.end(), int8_t{0});
+                for (int64_t kk = 0; kk < k; ++kk)
+                  for (int64_t j = q * nr; j < n; ++j)
+                    rows[static_cast<size_t>(kk * nr + j - q * nr)] =
+                        static_cast<int8_t>(x[static_cast<size_t>(kk * n + j)] ^ 0x80);
+                QPackBPanelFromRows(isa, k, n, xz - 128, q, rows.data(), pb.data());
+              }
+            } else {
+              const QPacked p = QPackB(isa, k, n, sb);
+              pb = p.data;
+            }
+            const QPacked pa = QPackA(isa, m, k, sa);
+            for (QOutput::Kind kind : {QOutput::Kind::kUInt8, QOutput::Kind::kInt8,
+                                       QOutput::Kind::kFloat}) {
+              QOutput o;
+              o.kind = kind;
+              o.per_row = true;
+              o.bias = bias.data();
+              o.scale = scale.data();
+              o.per_channel_scale = true;
+              o.ld = n;
+              if (kind == QOutput::Kind::kFloat) {
+                o.lo = 0.f;
+              } else {
+                o.zero_point = kind == QOutput::Kind::kUInt8 ? 120 : -9;
+                o.q_lo = o.zero_point;  // a fused Relu
+              }
+              std::vector<uint8_t> want(static_cast<size_t>(m * n) * 4, 0xAB), got(want);
+              o.data = want.data();
+              QGemmReference(m, n, k, sa, sb, o);
+              o.data = got.data();
+              QGemm(isa, m, n, k, QOperand::Of(pa), QOperand{pb.data(), isa, n, k}, o, nullptr);
+              const std::string what = std::string(QGemmKernelName(isa, m)) + " m=" +
+                                       std::to_string(m) + " n=" + std::to_string(n) + " k=" +
+                                       std::to_string(k) + " xz=" + std::to_string(xz) +
+                                       (wz_per_row ? " per-row wz" : " one wz");
+              if (kind == QOutput::Kind::kFloat) {
+                const float* wf = reinterpret_cast<const float*>(want.data());
+                const float* gf = reinterpret_cast<const float*>(got.data());
+                for (int64_t i = 0; i < m * n; ++i)
+                  ASSERT_NEAR(gf[i], wf[i], 1e-6 * (1 + std::fabs(wf[i]))) << what << " at " << i;
+              } else {
+                ASSERT_EQ(got, want) << what;
+                if (kind == QOutput::Kind::kUInt8 && k >= 16) {  // both bounds are reached
+                  int lo = 0, hi = 0;
+                  for (int64_t i = 0; i < m * n; ++i) {
+                    lo += got[static_cast<size_t>(i)] == 120;
+                    hi += got[static_cast<size_t>(i)] == 255;
+                  }
+                  ASSERT_GT(lo, 0) << what;
+                  ASSERT_GT(hi, 0) << what;
+                }
+              }
+              ++checked;
+            }
+          }
+  EXPECT_EQ(checked, 4 * 5 * 8 * 3 * 2 * 3);
 }
 
 INSTANTIATE_TEST_SUITE_P(Isas, QGemmIsaTest,

@@ -230,6 +230,11 @@ void QIm2ColBytes(Isa isa, const ConvGeometry& g, const Im2ColRows* rows, const 
     const int64_t p0 = q * nr;
     const int cnt = static_cast<int>(std::min<int64_t>(nr, out_size - p0));
     if (!rows) {  // pointwise: op(B)[c][pixel] = X[c][pixel]
+      if (cnt == nr) {  // whole panel: interleaved straight from X's rows, flipped on the way
+        QPackBPanelFromRows(isa, kdim, n_pack, pad, q - q_base,
+                            reinterpret_cast<const int8_t*>(x + p0), dst, out_size, kFlip);
+        continue;
+      }
       for (int64_t kk = 0; kk < kdim; ++kk) {
         int8_t* d = tmp.data() + kk * nr;
         const T* xr = x + kk * out_size + p0;

@@ -30,13 +30,17 @@
 // by the same 128, which leaves every (x - zp) unchanged. Zero points are then applied as
 //   acc = sum(a*b) - za*colsum(b) - zb*rowsum(a) + K*za*zb
 // with the sums taken at packing time (weights: once at load; activations: per call).
+// The AVX-512 VNNI and AMX tiles store raw dots and the requantizing store applies the
+// correction (qgemm_internal.h, QStoreTileAvx512): with one zero point for all rows and
+// one for all columns, as in a conv, that is one subtraction per vector. AMX tiles are
+// configured for ceil(K/4) groups below K = 64, so small K costs no padded multiplies.
 // All int32 arithmetic wraps, so the result is exact whenever the true result fits.
 //   A panel p: K4 = ceil(K/4) groups of mr x 4 bytes (row r, k = 4g..4g+3 at (g*mr+r)*4);
 //              under kAmx (mr = 16, one tile) row-major per 64 k: 16 rows x 64 bytes.
 //   B panel q: K4 groups of nr x 4 bytes. Under kAmx, K4 is rounded up to a multiple of
 //              16 (one 64-byte tile row) for both operands.
 //   After the panels: int32 zero point (shifted) per row/column, then int32 sum per
-//   row/column; k past K is 0 in both operands and excluded from the sums.
+//   row/column; k past K is 0 in A (and in B packed by QPackB) and excluded from the sums.
 // Conv's im2col fills a row-major panel of bytes and QPackBPanelFromRows interleaves it.
 // Micro-kernels: "qs16_gemm__scalar_6x16", "qs16_gemm__avx2_6x16", "qs16_gemm__avx512_6x32",
 // "qu8s8_gemm__avxvnni_6x16", "qu8s8_gemm__avx512vnni_8x32", "qu8s8_gemm__avx512vnni_16x32"
@@ -100,9 +104,13 @@ void QPackBPanels(Isa isa, int64_t k, int64_t n, const QSource& b, int64_t q0, i
 // Byte layouts only, for writers of B panels (conv im2col): packs B panel q from `rows`,
 // this panel's nr columns of op(B) row-major (rows[kk * nr + j], kk < k, as int8: a uint8
 // source already shifted by -128, its zero point `zp` too), adding the column sums and
-// zero points. Columns past n must hold 0 in `rows`.
+// zero points. Columns past n must hold 0 in `rows`. `stride` (0: nr) is the distance of
+// the rows and `flip` is xored into every byte, so that a pointwise conv packs X's uint8
+// rows directly. Under kAmx only the K4 = ceil(k/4) groups holding data are written; the
+// padding groups up to AMX's 64 k are left as they are (A's are zero).
 void QPackBPanelFromRows(Isa isa, int64_t k, int64_t n, int32_t zp, int64_t q,
-                         const int8_t* rows, int16_t* dst);
+                         const int8_t* rows, int16_t* dst, int64_t stride = 0,
+                         uint8_t flip = 0);
 
 struct QOutput {
   enum class Kind : uint8_t { kInt32, kFloat, kUInt8, kInt8 };

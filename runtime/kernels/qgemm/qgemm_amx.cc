@@ -5,7 +5,7 @@
 // panels (row-major, 64 bytes a row), tmm6/7 the two 16-column halves of the B panel
 // (its 128-byte group rows read with stride 128). tdpbusd sums 4 uint8 x int8 products
 // per lane without saturation, so the dot is exact; the zero-point correction and the
-// epilogue run on the stored accumulators.
+// epilogue run on the stored accumulators, in one pass (QStoreTileAvx512).
 //
 // Linux gives a process the AMX tile data state only on request (arch_prctl
 // ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA); without it the first tile instruction raises
@@ -14,6 +14,7 @@
 // one binary runs anywhere. The tile configuration is per thread and other code in the
 // process (LibTorch's oneDNN) may change or release it, so each thread loads it before
 // its share of a product and releases the tiles afterwards (AmxBegin/AmxEnd).
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -54,12 +55,18 @@ struct alignas(64) TileConfig {
   uint8_t rows[16] = {};
 };
 
-TileConfig MakeConfig() {
+// `groups` (1..16) groups of 4 k per tdpbusd: 16 for K >= 64. Below, the A tiles read
+// only the first 4 * groups bytes of their 64-byte rows and the B tiles only the first
+// `groups` rows, so a K = 16 product does a quarter of the loads and multiplies of the
+// padded 64 (the layouts stay the same).
+TileConfig MakeConfig(int groups) {
   TileConfig c;
   for (int t = 0; t < 8; ++t) {
     c.rows[t] = 16;
     c.colsb[t] = 64;  // 16 int32 accumulators, 64 A bytes, 16 B columns x 4 bytes
   }
+  for (int t : {4, 5}) c.colsb[t] = static_cast<uint16_t>(4 * groups);
+  for (int t : {6, 7}) c.rows[t] = static_cast<uint8_t>(groups);
   return c;
 }
 
@@ -99,9 +106,15 @@ __attribute__((target("amx-tile,amx-int8"))) void Tile(int64_t k4, const uint8_t
 
 }  // namespace
 
-__attribute__((target("amx-tile,amx-int8"))) void AmxBegin() {
-  static const TileConfig cfg = MakeConfig();
-  _tile_loadconfig(&cfg);
+__attribute__((target("amx-tile,amx-int8"))) void AmxBegin(int64_t k) {
+  static const struct Configs {
+    TileConfig c[17];
+    Configs() {
+      for (int g = 1; g <= 16; ++g) c[g] = MakeConfig(g);
+    }
+  } cfgs;
+  const int64_t groups = k >= 64 ? 16 : std::max<int64_t>(1, (k + 3) / 4);
+  _tile_loadconfig(&cfgs.c[groups]);
 }
 
 __attribute__((target("amx-tile,amx-int8"))) void AmxEnd() { _tile_release(); }
@@ -117,7 +130,7 @@ void QByteTileAmx(int rows, int64_t k4, const uint8_t* a, const int8_t* b, const
     Tile<true>(k4, a, b, acc);
   else
     Tile<false>(k4, a, b, acc);
-  QByteCorrectAvx512(rows, 32, corr, acc);
+  (void)corr;  // applied by QStoreTileAvx512
 }
 
 }  // namespace edgepress::runtime::qgemm_detail

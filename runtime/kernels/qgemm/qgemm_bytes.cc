@@ -108,11 +108,13 @@ int ByteNr(Isa isa) { return isa == Isa::kAvx2 ? 16 : 32; }
 const QByteKernel& ByteKernelFor(Isa isa, int64_t m) {
 #if defined(__x86_64__)
   static const QByteKernel kAvxVnni{6, 16, QByteTileAvxVnni, "qu8s8_gemm__avxvnni_6x16", 6 * 4};
-  static const QByteKernel kVnni{8, 32, QByteTileAvx512Vnni, "qu8s8_gemm__avx512vnni_8x32", 8 * 4};
+  static const QByteKernel kVnni{8, 32, QByteTileAvx512Vnni, "qu8s8_gemm__avx512vnni_8x32", 8 * 4,
+                                 nullptr, nullptr, false};
   static const QByteKernel kVnniAmxA{16, 32, QByteTileAvx512VnniAmxA,
-                                     "qu8s8_gemm__avx512vnni_16x32", 16 * 4};
+                                     "qu8s8_gemm__avx512vnni_16x32", 16 * 4, nullptr, nullptr,
+                                     false};
   static const QByteKernel kAmx{32, 32, QByteTileAmx, "qu8s8_gemm__amx_32x32", 32 * 4,
-                                AmxBegin, AmxEnd};
+                                AmxBegin, AmxEnd, false};
   if (isa == Isa::kAvx2) return kAvxVnni;
   if (isa == Isa::kAmx) return m >= QGemmAmxMinM() && AmxUsable() ? kAmx : kVnniAmxA;
   return kVnni;
@@ -183,6 +185,23 @@ void QGemmBytesRun(Isa isa, int64_t m, int64_t n, int64_t k, const int16_t* a_da
   }
   const int64_t tiles_m = CeilDiv(mp, mcp), tiles_n = CeilDiv(np, ncp);
   const int32_t k32 = static_cast<int32_t>(k);
+  // The fused store's per-product constants (QCorr): at mobilenet's K = 16..32 its
+  // per-tile and per-row set-up would otherwise cost as much as its vectors.
+  const bool quant_out = out.kind == QOutput::Kind::kUInt8 || out.kind == QOutput::Kind::kInt8;
+  bool za_one = true, zb_one = true;
+  std::vector<int32_t> row_const;
+  if (!mk.corrects && quant_out) {
+    for (int64_t i = 1; i < m; ++i) za_one &= za[i] == za[0];
+    for (int64_t j = 1; j < n; ++j) zb_one &= zb[j] == zb[0];
+    row_const.resize(static_cast<size_t>(m));
+    for (int64_t i = 0; i < m; ++i) {
+      const uint32_t ta = static_cast<uint32_t>(sa[i]) -
+                          static_cast<uint32_t>(k32) * static_cast<uint32_t>(za[i]);
+      uint32_t rc = out.bias && out.per_row ? static_cast<uint32_t>(out.bias[i]) : 0u;
+      if (zb_one) rc -= ta * static_cast<uint32_t>(zb[0]);
+      row_const[static_cast<size_t>(i)] = static_cast<int32_t>(rc);
+    }
+  }
 #if defined(__x86_64__)
   const QStoreFn store = QStoreRowAvx2;  // AVX-VNNI; AVX-512 CPUs store whole tiles
 #else
@@ -190,7 +209,7 @@ void QGemmBytesRun(Isa isa, int64_t m, int64_t n, int64_t k, const int16_t* a_da
 #endif
   auto run_tiles = [&](int64_t t0, int64_t t1) {
     alignas(64) int32_t acc[32 * 32];
-    if (mk.begin) mk.begin();
+    if (mk.begin) mk.begin(k);
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t ti = t / tiles_n, tj = t % tiles_n;
       const int64_t p0 = ti * mcp, p1 = std::min(mp, p0 + mcp);
@@ -201,11 +220,14 @@ void QGemmBytesRun(Isa isa, int64_t m, int64_t n, int64_t k, const int16_t* a_da
         for (int64_t pi = p0; pi < p1; ++pi) {
           const int64_t row0 = pi * mr;
           const int rows = static_cast<int>(std::min<int64_t>(mr, m - row0));
-          const QCorr corr{za + row0, sa + row0, zb + col0, sb + col0, k32};
+          QCorr corr{za + row0, sa + row0, zb + col0, sb + col0, k32};
+          corr.za_one = za_one;
+          corr.zb_one = zb_one;
+          if (!row_const.empty()) corr.row_const = row_const.data() + row0;
           mk.tile(rows, k4, a + pi * tile_a_bytes, b + q * b_pb, corr, acc);
 #if defined(__x86_64__)
-          if (isa != Isa::kAvx2) {
-            QStoreRowsAvx512(acc, nr, rows, cols, row0, col0, out);
+          if (!mk.corrects) {
+            QStoreTileAvx512(acc, rows, cols, row0, col0, out, corr);
             continue;
           }
 #endif
@@ -229,8 +251,9 @@ using qgemm_detail::InterleaveRows32;
 #endif
 
 void QPackBPanelFromRows(Isa isa, int64_t k, int64_t n, int32_t zp, int64_t q,
-                         const int8_t* rows, int16_t* dst) {
+                         const int8_t* rows, int16_t* dst, int64_t stride, uint8_t flip) {
   const int nr = ByteNr(isa);
+  if (stride == 0) stride = nr;
   const int64_t panels = (n + nr - 1) / nr, k4 = ByteK4(isa, k);
   const int64_t pb = k4 * 4 * nr;
   int8_t* panel = reinterpret_cast<int8_t*>(dst) + q * pb;
@@ -238,15 +261,19 @@ void QPackBPanelFromRows(Isa isa, int64_t k, int64_t n, int32_t zp, int64_t q,
   int32_t* zps = tail + q * nr;                 // zero points of all panels, then sums
   int32_t* sums = tail + panels * nr + q * nr;
   for (int j = 0; j < nr; ++j) zps[j] = q * nr + j < n ? zp : 0;
+  // Only the groups holding k < K are written: AMX's padding groups (up to 64 k) meet
+  // zero A bytes, so their content does not matter, and at mobilenet's K = 16..32 they
+  // would be most of the work.
+  const int64_t groups = (k + 3) / 4;
 #if defined(__x86_64__)
-  if (nr == 32) return InterleaveRows32(k, k4, rows, panel, sums);
+  if (nr == 32) return InterleaveRows32(k, groups, rows, stride, flip, panel, sums);
 #endif
   for (int j = 0; j < nr; ++j) sums[j] = 0;
-  for (int64_t g = 0; g < k4; ++g)
+  for (int64_t g = 0; g < groups; ++g)
     for (int j = 0; j < nr; ++j)
       for (int b = 0; b < 4; ++b) {
         const int64_t kk = 4 * g + b;
-        const int8_t v = kk < k ? rows[kk * nr + j] : int8_t{0};
+        const int8_t v = kk < k ? static_cast<int8_t>(rows[kk * stride + j] ^ flip) : int8_t{0};
         panel[(g * nr + j) * 4 + b] = v;
         sums[j] += v;
       }

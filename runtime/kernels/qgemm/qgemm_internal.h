@@ -34,10 +34,15 @@ struct QCorr {
   const int32_t* zb;
   const int32_t* sb;
   int32_t k;
+  // For QStoreTileAvx512's requantization, set up once per product by the driver: za is
+  // one value for all rows / zb for all columns, and per row the int32 constant
+  // (bias when per row) - (zb_one ? zb * (sa - k*za) : 0).
+  bool za_one = false, zb_one = false;
+  const int32_t* row_const = nullptr;
 };
 
-// One mr x nr tile over k4 groups of 4 k: writes rows x nr corrected int32 values to acc
-// (row stride nr). `a` is the tile's A panel, `b` its B panel.
+// One mr x nr tile over k4 groups of 4 k: writes rows x nr int32 values to acc (row
+// stride nr), corrected unless the kernel's `corrects` is false. `a` is the tile's A panel, `b` its B panel.
 using QByteTileFn = void (*)(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
                              const QCorr& corr, int32_t* acc);
 
@@ -46,10 +51,12 @@ struct QByteKernel {
   QByteTileFn tile;
   const char* name;
   int64_t a_panel_bytes_per_group;  // A panel bytes = this * k4
-  // Called by each thread around its share of one product (AMX: load the tile
-  // configuration, release the tiles); nullptr when not needed.
-  void (*begin)() = nullptr;
+  // Called by each thread around its share of one product of depth k (AMX: load the tile
+  // configuration for k, release the tiles); nullptr when not needed.
+  void (*begin)(int64_t k) = nullptr;
   void (*end)() = nullptr;
+  // False for the AVX-512 tiles: they store raw dots and QStoreTileAvx512 corrects them.
+  bool corrects = true;
 };
 
 // Groups of 4 k per panel (K4, rounded up to 16 under kAmx).
@@ -74,19 +81,24 @@ void QByteTileAvx512VnniAmxA(int rows, int64_t k4, const uint8_t* a, const int8_
                              const QCorr& corr, int32_t* acc);  // 16x32, AMX A layout
 void QByteTileAvxVnni(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
                       const QCorr& corr, int32_t* acc);  // 6x16
-// QPackBPanelFromRows for nr = 32 (AVX2): 4 rows of 32 bytes -> 32 lanes of 4 bytes, with
-// the column sums.
-void InterleaveRows32(int64_t k, int64_t k4, const int8_t* rows, int8_t* panel, int32_t* sums);
+// QPackBPanelFromRows for nr = 32 (AVX2): 4 rows of 32 bytes (`stride` apart, xor `flip`)
+// -> 32 lanes of 4 bytes, for k4 groups, with the column sums.
+void InterleaveRows32(int64_t k, int64_t k4, const int8_t* rows, int64_t stride, uint8_t flip,
+                      int8_t* panel, int32_t* sums);
 // QStoreRow for AVX-512 (quantized and float outputs; int32 goes to QStoreRowAvx2).
 void QStoreRowAvx512(const int32_t* acc, int cols, int64_t row, int64_t col0, const QOutput& out);
 // The same for `rows` rows of a tile (row r's values at acc + r * acc_stride).
 void QStoreRowsAvx512(const int32_t* acc, int acc_stride, int rows, int cols, int64_t row0,
                       int64_t col0, const QOutput& out);
+// The epilogue of one AVX-512 byte tile whose kernel left the correction to the store:
+// acc holds rows x 32 raw dots (modified in place for int32/float outputs), cols <= 32.
+void QStoreTileAvx512(int32_t* acc, int rows, int cols, int64_t row0, int64_t col0,
+                      const QOutput& out, const QCorr& corr);
 // Applies QCorr to rows x nr (nr a multiple of 16) accumulators in place.
 void QByteCorrectAvx512(int rows, int nr, const QCorr& corr, int32_t* acc);
 // qgemm_amx.cc: true once the OS granted the tile data state (asked once per process).
 bool AmxUsable();
-void AmxBegin();
+void AmxBegin(int64_t k);
 void AmxEnd();
 void QByteTileAmx(int rows, int64_t k4, const uint8_t* a, const int8_t* b, const QCorr& corr,
                   int32_t* acc);  // 32x32 from two 16-row AMX A panels

@@ -35,6 +35,8 @@ inline int32_t AdjustedRowSum(const QCorr& c, int r) {
 
 // R rows of A starting at `a`; row r's group g is at a + g * group_stride + r * row_stride
 // inside a block of 16 groups, blocks `block_stride` apart (VNNI layout: one block).
+// The AVX-512 tiles store raw dots: the store (QStoreTileAvx512) applies the correction
+// in the same pass as the requantization, once per tile instead of per row and register.
 template <int R, bool kAmxA>
 __attribute__((target("avx512f,avx512bw,avx512vnni"))) void Rows512(int64_t k4, const uint8_t* a,
                                                                    const int8_t* b,
@@ -69,17 +71,11 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void Rows512(int64_t k4, 
       b += 4 * 32;
     }
   }
-  const __m512i zb0 = _mm512_loadu_si512(q.zb), zb1 = _mm512_loadu_si512(q.zb + 16);
-  const __m512i sb0 = _mm512_loadu_si512(q.sb), sb1 = _mm512_loadu_si512(q.sb + 16);
+  (void)q;
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
-    const __m512i za = _mm512_set1_epi32(q.za[r]), ta = _mm512_set1_epi32(AdjustedRowSum(q, r));
-    __m512i v0 = _mm512_sub_epi32(c0[r], _mm512_mullo_epi32(za, sb0));
-    __m512i v1 = _mm512_sub_epi32(c1[r], _mm512_mullo_epi32(za, sb1));
-    v0 = _mm512_sub_epi32(v0, _mm512_mullo_epi32(ta, zb0));
-    v1 = _mm512_sub_epi32(v1, _mm512_mullo_epi32(ta, zb1));
-    _mm512_storeu_si512(acc + r * 32, v0);
-    _mm512_storeu_si512(acc + r * 32 + 16, v1);
+    _mm512_storeu_si512(acc + r * 32, c0[r]);
+    _mm512_storeu_si512(acc + r * 32 + 16, c1[r]);
   }
 }
 
@@ -142,6 +138,9 @@ void QByteTileAvx512Vnni(int rows, int64_t k4, const uint8_t* a, const int8_t* b
 
 void QByteTileAvx512VnniAmxA(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
                              const QCorr& corr, int32_t* acc) {
+  // Only the groups holding k < K: AMX's padding groups add 0 (and conv's B panels leave
+  // them unwritten).
+  k4 = std::min<int64_t>(k4, (corr.k + 3) / 4);
   Dispatch512<true>(rows < 8 ? rows : 8, k4, a, b, corr, acc);
   if (rows > 8) {
     const QCorr lower{corr.za + 8, corr.sa + 8, corr.zb, corr.sb, corr.k};
@@ -174,19 +173,25 @@ __attribute__((target("avx512f"))) void QByteCorrectAvx512(int rows, int nr, con
   }
 }
 
-// rows 4g..4g+3 (32 bytes each) -> 128 bytes of 32 lanes x 4 k; 256-bit unpacks work per
-// 128-bit lane, so the last step swaps lane halves back into pixel order. Column sums of
-// int8 values via maddubs (1 x s8, no saturation at 2 x 128) and madd with 1s.
+// rows 4g..4g+3 (32 bytes each, `stride` apart, xor `flip`) -> 128 bytes of 32 lanes x
+// 4 k; 256-bit unpacks work per 128-bit lane, so the last step swaps lane halves back into
+// pixel order. Column sums of int8 values via maddubs (1 x s8, no saturation at 2 x 128)
+// and madd with 1s.
 __attribute__((target("avx2"))) void InterleaveRows32(int64_t k, int64_t k4, const int8_t* rows,
+                                                      int64_t stride, uint8_t flip,
                                                       int8_t* panel, int32_t* sums) {
   const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+  const __m256i vflip = _mm256_set1_epi8(static_cast<char>(flip));
   __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
   const __m256i zero = _mm256_setzero_si256();
   for (int64_t g = 0; g < k4; ++g) {
     __m256i r[4];
     for (int b = 0; b < 4; ++b) {
       const int64_t kk = 4 * g + b;
-      r[b] = kk < k ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows + kk * 32)) : zero;
+      r[b] = kk < k ? _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(
+                                           rows + kk * stride)),
+                                       vflip)
+                    : zero;
     }
     const __m256i t0 = _mm256_unpacklo_epi8(r[0], r[1]), t1 = _mm256_unpackhi_epi8(r[0], r[1]);
     const __m256i t2 = _mm256_unpacklo_epi8(r[2], r[3]), t3 = _mm256_unpackhi_epi8(r[2], r[3]);
@@ -212,14 +217,87 @@ __attribute__((target("avx2"))) void InterleaveRows32(int64_t k, int64_t k4, con
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(sums + 24), s3);
 }
 
-// QStoreRow on 16 columns at a time with masked tails, for a whole tile of rows: at small K (mobilenet's 1x1 convs,
-// K = 16..32) the epilogue costs more than the dot products, and the AVX2 one handles 8
-// columns per step and the tail in scalar code. Same operations in the same order as
-// QStoreRow (round half to even under the default MXCSR, like nearbyint).
+// y[0..16) under mask m = saturate(round(a * sc) + zp), the bounds lo/hi relative to zp.
+__attribute__((target("avx512f,avx512bw,avx512vl"))) inline void QuantStore16(
+    __m512i a, __m512 sc, __m512 lo, __m512 hi, __m512i zp, __mmask16 m, uint8_t* y) {
+  __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(a), sc);
+  v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+  _mm_mask_storeu_epi8(y, m, _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(v), zp)));
+}
+
 // gcc 12 reports -Wmaybe-uninitialized inside the unmasked AVX-512 intrinsics here (they
 // pass _mm512_undefined_*() as the merge source): a false positive, silenced locally.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+// The requantizing half of QStoreTileAvx512 (uint8/int8 outputs; q.row_const set).
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void QStoreQuantTileAvx512(
+    const int32_t* acc, int rows, int cols, int64_t row0, int64_t col0, const QOutput& o,
+    const QCorr& q) {
+  const bool za_one = q.za_one, zb_one = q.zb_one;
+  const __m512i sb0 = _mm512_loadu_si512(q.sb), sb1 = _mm512_loadu_si512(q.sb + 16);
+  const __m512i zb0 = _mm512_loadu_si512(q.zb), zb1 = _mm512_loadu_si512(q.zb + 16);
+  const __m512i za_all = _mm512_set1_epi32(q.za[0]);
+  const __m512i ct0 = _mm512_mullo_epi32(za_all, sb0), ct1 = _mm512_mullo_epi32(za_all, sb1);
+  const bool pr = o.per_row;
+  const bool col_scale = o.per_channel_scale && !pr, col_bias = o.bias && !pr;
+  const bool row_scale = o.per_channel_scale && pr;
+  const __mmask16 m0 = cols >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << cols) - 1);
+  const __mmask16 m1 = cols >= 32   ? __mmask16(0xFFFF)
+                       : cols > 16 ? static_cast<__mmask16>((1u << (cols - 16)) - 1)
+                                   : __mmask16(0);
+  const bool u8 = o.kind == QOutput::Kind::kUInt8;
+  const int32_t qmin = u8 ? 0 : -128, qmax = u8 ? 255 : 127;
+  const __m512 lo = _mm512_set1_ps(static_cast<float>(std::max(qmin, o.q_lo)) -
+                                   static_cast<float>(o.zero_point));
+  const __m512 hi = _mm512_set1_ps(static_cast<float>(std::min(qmax, o.q_hi)) -
+                                   static_cast<float>(o.zero_point));
+  const __m512i zp = _mm512_set1_epi32(o.zero_point);
+  __m512i cb0 = _mm512_setzero_si512(), cb1 = cb0;
+  if (col_bias) {
+    cb0 = _mm512_maskz_loadu_epi32(m0, o.bias + col0);
+    cb1 = _mm512_maskz_loadu_epi32(m1, o.bias + col0 + 16);
+  }
+  __m512 cs0 = _mm512_setzero_ps(), cs1 = cs0;
+  if (col_scale) {
+    cs0 = _mm512_maskz_loadu_ps(m0, o.scale + col0);
+    cs1 = _mm512_maskz_loadu_ps(m1, o.scale + col0 + 16);
+  }
+  for (int r = 0; r < rows; ++r) {
+    const int64_t row = row0 + r;
+    const __m512i rcv = _mm512_set1_epi32(q.row_const[r]);
+    __m512i v0 = _mm512_add_epi32(_mm512_loadu_si512(acc + r * 32), rcv);
+    __m512i v1 = _mm512_add_epi32(_mm512_loadu_si512(acc + r * 32 + 16), rcv);
+    if (za_one) {
+      v0 = _mm512_sub_epi32(v0, ct0);
+      v1 = _mm512_sub_epi32(v1, ct1);
+    } else {
+      const __m512i za = _mm512_set1_epi32(q.za[r]);
+      v0 = _mm512_sub_epi32(v0, _mm512_mullo_epi32(za, sb0));
+      v1 = _mm512_sub_epi32(v1, _mm512_mullo_epi32(za, sb1));
+    }
+    if (!zb_one) {
+      const uint32_t ta = static_cast<uint32_t>(q.sa[r]) -
+                          static_cast<uint32_t>(q.k) * static_cast<uint32_t>(q.za[r]);
+      const __m512i tav = _mm512_set1_epi32(static_cast<int32_t>(ta));
+      v0 = _mm512_sub_epi32(v0, _mm512_mullo_epi32(tav, zb0));
+      v1 = _mm512_sub_epi32(v1, _mm512_mullo_epi32(tav, zb1));
+    }
+    if (col_bias) {
+      v0 = _mm512_add_epi32(v0, cb0);
+      v1 = _mm512_add_epi32(v1, cb1);
+    }
+    const __m512 rscale = _mm512_set1_ps(o.scale[row_scale ? row : 0]);
+    uint8_t* y = static_cast<uint8_t*>(o.data) + row * o.ld + col0;
+    QuantStore16(v0, col_scale ? cs0 : rscale, lo, hi, zp, m0, y);
+    if (m1) QuantStore16(v1, col_scale ? cs1 : rscale, lo, hi, zp, m1, y + 16);
+  }
+}
+
+// QStoreRow on 16 columns at a time with masked tails, for a whole tile of rows: at small K (mobilenet's 1x1 convs,
+// K = 16..32) the epilogue costs more than the dot products, and the AVX2 one handles 8
+// columns per step and the tail in scalar code. Same operations in the same order as
+// QStoreRow (round half to even under the default MXCSR, like nearbyint).
 __attribute__((target("avx512f,avx512bw,avx512vl"))) void QStoreRowsAvx512(
     const int32_t* acc, int acc_stride, int rows, int cols, int64_t row0, int64_t col0,
     const QOutput& o) {
@@ -284,6 +362,23 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void QStoreRowsAvx512(
 
 void QStoreRowAvx512(const int32_t* acc, int cols, int64_t row, int64_t col0, const QOutput& o) {
   QStoreRowsAvx512(acc, 0, 1, cols, row, col0, o);
+}
+
+// The epilogue of one AVX-512 byte tile (rows of 32 accumulators, cols <= 32) with the
+// zero-point correction folded in: acc = dot - za[r]*sb[j] - zb[j]*(sa[r] - k*za[r]).
+// A conv has one zero point for all its pixels (x's) and usually one for all its output
+// channels (symmetric weights: 0, stored +128): then za*sb[j] is one vector pair per tile
+// and zb*(sa - k*za) one scalar per row, added with the bias, so the correction costs one
+// subtraction per vector instead of two multiplies and a pass over the accumulators.
+// Wrapping int32 arithmetic, so the sum is the same in any order (exact).
+void QStoreTileAvx512(int32_t* acc, int rows, int cols, int64_t row0, int64_t col0,
+                      const QOutput& o, const QCorr& q) {
+  if (o.kind == QOutput::Kind::kInt32 || o.kind == QOutput::Kind::kFloat) {
+    QByteCorrectAvx512(rows, 32, q, acc);
+    QStoreRowsAvx512(acc, 32, rows, cols, row0, col0, o);
+    return;
+  }
+  QStoreQuantTileAvx512(acc, rows, cols, row0, col0, o, q);
 }
 #pragma GCC diagnostic pop
 
