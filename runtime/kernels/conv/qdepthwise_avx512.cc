@@ -1,0 +1,146 @@
+// Integer depthwise kernels for AVX-512: 16 output columns per vector over the quad rows
+// (qdepthwise.h), built with vpermb where the CPU has VBMI (else vpshufb). VNNI: one vpdpbusd per kernel row and group of 4 taps. AVX-512BW: the
+// same dwords split into two int16 pairs (bytes 0,2 and 1,3) for two vpmaddwd: exact,
+// unlike vpmaddubsw, whose int16 pair sums saturate (255 * 127 * 2 > 32767).
+// 3x3 (one group a row) and 5x5 (two) are unrolled with the weights in registers; other
+// sizes and dilations loop over the groups.
+#include "runtime/kernels/conv/qdepthwise.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#include <cstring>
+#include <vector>
+
+namespace edgepress::runtime::qdw {
+
+namespace {
+
+constexpr int kVec = 16;
+
+// (gcc 12 reports -Wmaybe-uninitialized inside unmasked AVX-512 intrinsics, which pass
+// _mm512_undefined_*() as the merge source: a false positive, silenced for the file.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+// 16 quads a block from the padded byte row: 128-bit lane k holds quads j0+4k..j0+4k+3,
+// whose bytes all lie in the 16 bytes from s * (j0 + 4k); one vpshufb picks them.
+__attribute__((target("avx512f,avx512bw"))) void BuildQuads(const uint8_t* src, int64_t n,
+                                                            int64_t s, uint32_t* dst) {
+  const __m512i pick =
+      s == 1 ? _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 3, 1, 2, 3, 4, 2, 3, 4, 5, 3, 4, 5, 6))
+             : _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7, 8, 9));
+  for (int64_t j0 = 0; j0 < n; j0 += kVec) {
+    const uint8_t* b = src + s * j0;
+    __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b)));
+    v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 4 * s)), 1);
+    v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 8 * s)), 2);
+    v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 12 * s)), 3);
+    _mm512_storeu_si512(dst + j0, _mm512_shuffle_epi8(v, pick));
+  }
+}
+
+// With VBMI one vpermb per block instead of 4 loads, 3 inserts and a shuffle (the block's
+// bytes all lie in 64 from s * j0: at most s * 15 + 3 < 64).
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) void BuildQuadsVbmi(const uint8_t* src,
+                                                                           int64_t n, int64_t s,
+                                                                           uint32_t* dst) {
+  alignas(64) uint8_t idx[64];
+  for (int m = 0; m < 16; ++m)
+    for (int b = 0; b < 4; ++b) idx[4 * m + b] = static_cast<uint8_t>(s * m + b);
+  const __m512i pick = _mm512_load_si512(idx);
+  for (int64_t j0 = 0; j0 < n; j0 += kVec)
+    _mm512_storeu_si512(dst + j0, _mm512_permutexvar_epi8(pick, _mm512_loadu_si512(src + s * j0)));
+}
+
+// The tap loop, once per dot product (the two need different target attributes: with
+// VNNI enabled, gcc may fuse vpmaddwd + vpaddd into vpdpwssd). kKh/kG > 0 fix the kernel
+// rows and groups at compile time; 0 reads them. Accumulator rows are ow apart, a row's
+// last vector spilling into the next row (written after it) or the buffer's spare vector.
+#define QDW_DEFINE_TAPS(Name, Target, Weights, Dot)                                           \
+  template <int kKh, int kG>                                                                \
+  __attribute__((target(Target))) void Name(const Geometry& g, QuadRows& q, int32_t* acc) { \
+    const int64_t kh = kKh > 0 ? kKh : g.kh, groups = kG > 0 ? kG : q.groups();             \
+    constexpr int kN = kKh * kG > 0 ? kKh * kG : QuadRows::kMaxQuads;                       \
+    __m512i wa[kN], wb[kN];                                                                 \
+    for (int64_t t = 0; t < kh * groups; ++t) Weights(q.w8() + 4 * t, &wa[t], &wb[t]);      \
+    const __m512i corr = _mm512_set1_epi32(q.corr());                                       \
+    const int64_t step = q.group_step();                                                    \
+    const uint32_t* rows[kKh > 0 ? kKh : QuadRows::kMaxQuads];                              \
+    for (int64_t oh = 0; oh < g.oh; ++oh) {                                                 \
+      for (int64_t i = 0; i < kh; ++i) rows[i] = q.Row(oh * g.stride_h + i * g.dil_h);      \
+      int32_t* ar = acc + oh * g.ow;                                                        \
+      for (int64_t ow = 0; ow < g.ow; ow += kVec) {                                         \
+        __m512i a = corr;                                                                   \
+        for (int64_t i = 0; i < kh; ++i)                                                    \
+          for (int64_t k = 0; k < groups; ++k)                                              \
+            a = Dot(a, _mm512_loadu_si512(rows[i] + k * step + ow), wa[i * groups + k],     \
+                    wb[i * groups + k]);                                                    \
+        _mm512_storeu_si512(ar + ow, a);                                                    \
+      }                                                                                     \
+    }                                                                                       \
+  }
+
+// VNNI: the 4 weight bytes broadcast as one dword.
+__attribute__((target("avx512f"), always_inline)) inline void WeightsVnni(const int8_t* w,
+                                                                          __m512i* a, __m512i* b) {
+  int32_t v;
+  std::memcpy(&v, w, 4);
+  *a = _mm512_set1_epi32(v);
+  *b = *a;
+}
+__attribute__((target("avx512f,avx512vnni"), always_inline)) inline __m512i DotVnni(
+    __m512i acc, __m512i quads, __m512i w, __m512i) {
+  return _mm512_dpbusd_epi32(acc, quads, w);
+}
+
+// AVX-512BW: int16 pairs (w0, w2) and (w1, w3) against bytes (0, 2) and (1, 3).
+__attribute__((target("avx512f"), always_inline)) inline void WeightsBw(const int8_t* w,
+                                                                        __m512i* a, __m512i* b) {
+  auto pair = [](int8_t lo, int8_t hi) {
+    return static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint16_t>(lo)) |
+                                static_cast<uint32_t>(static_cast<uint16_t>(hi)) << 16);
+  };
+  *a = _mm512_set1_epi32(pair(w[0], w[2]));
+  *b = _mm512_set1_epi32(pair(w[1], w[3]));
+}
+__attribute__((target("avx512f,avx512bw"), always_inline)) inline __m512i DotBw(
+    __m512i acc, __m512i quads, __m512i w02, __m512i w13) {
+  const __m512i even = _mm512_and_si512(quads, _mm512_set1_epi32(0x00FF00FF));
+  const __m512i odd = _mm512_srli_epi16(quads, 8);
+  return _mm512_add_epi32(acc, _mm512_add_epi32(_mm512_madd_epi16(even, w02),
+                                                _mm512_madd_epi16(odd, w13)));
+}
+
+QDW_DEFINE_TAPS(TapsVnni, "avx512f,avx512bw,avx512vl,avx512vnni", WeightsVnni, DotVnni)
+QDW_DEFINE_TAPS(TapsBw, "avx512f,avx512bw,avx512vl", WeightsBw, DotBw)
+#undef QDW_DEFINE_TAPS
+
+template <bool kVnni>
+void Plane512(const Plane& p) {
+  QuadRows q;
+  if (!q.Init(p, kVec, GetCpuFeatures().avx512vbmi ? BuildQuadsVbmi : BuildQuads))
+    return PlaneRef(p);
+  const Geometry& g = *p.g;
+  thread_local std::vector<int32_t> acc;
+  acc.resize(static_cast<size_t>(g.oh * g.ow + kVec));
+  int32_t* a = acc.data();
+  if (g.kh == 3 && q.groups() == 1)
+    kVnni ? TapsVnni<3, 1>(g, q, a) : TapsBw<3, 1>(g, q, a);
+  else if (g.kh == 5 && q.groups() == 2)
+    kVnni ? TapsVnni<5, 2>(g, q, a) : TapsBw<5, 2>(g, q, a);
+  else
+    kVnni ? TapsVnni<0, 0>(g, q, a) : TapsBw<0, 0>(g, q, a);
+  StorePlane(Isa::kAvx512, p, a);
+}
+
+#pragma GCC diagnostic pop
+
+}  // namespace
+
+void PlaneAvx512(const Plane& p) { Plane512<false>(p); }
+void PlaneAvx512Vnni(const Plane& p) { Plane512<true>(p); }
+
+}  // namespace edgepress::runtime::qdw
+
+#endif  // __x86_64__
