@@ -1,12 +1,15 @@
 // Thread CPU time of the integer depthwise plane kernels (runtime/kernels/conv/qdepthwise.h)
 // at mobilenet_v2's depthwise shapes, uint8 in and out, per ISA this CPU has, with the
-// parts: quad rows (QuadRows, scalar builder) and epilogue (StorePlane) alone. Best of 7, 1 thread.
+// parts: quad rows (QuadRows, scalar builder) and epilogue (StorePlane) alone. Best of 7,
+// 1 thread. `qdepthwise_bench ISA [CHANNELS]`: whole planes of one ISA (and one shape,
+// best of 200) only, for perf.
 // Not part of ctest. Build against a configured build dir (one command line):
 //   g++ -O2 -std=c++17 -I. bench/qdepthwise_bench.cc build/runtime/libedgepress_runtime.a
 //       build/formats/libedgepress_epk.a build/ir/libedgepress_ir.a -lpthread -lz
 //       -o /tmp/qdepthwise_bench
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <string>
 #include <vector>
@@ -28,8 +31,10 @@ int main(int argc, char** argv) {  // argv[1]: only this ISA (IsaName), whole pl
                                                {576, 14, 3, 2}, {960, 7, 3, 1},  {72, 28, 5, 1},
                                                {240, 14, 5, 2}};
   const Isa isas[] = {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Vnni};
-  std::printf("%-18s %-12s %10s %10s %10s\n", "shape", "isa", "plane_us", "quads_us", "store_us");
+  std::printf("%-18s %-12s %10s %10s %10s\n", "shape", "isa", "plane_us", argc > 1 ? "" : "quads_us",
+              argc > 1 ? "" : "store_us");
   for (const S& sh : shapes) {
+    if (argc > 2 && sh.c != std::atoll(argv[2])) continue;  // argv[2]: only this channel count
     qdw::Geometry g;
     g.h = g.w = sh.h;
     g.kh = g.kw = sh.k;
@@ -52,7 +57,7 @@ int main(int argc, char** argv) {  // argv[1]: only this ISA (IsaName), whole pl
     for (Isa isa : isas) {
       if (!GetCpuFeatures().Has(isa) || (argc > 1 && std::string(argv[1]) != IsaName(isa))) continue;
       double best[3] = {1e9, 1e9, 1e9};
-      for (int r = 0; r < 7; ++r) {
+      for (int r = 0; r < (argc > 2 ? 200 : 7); ++r) {
         for (int part = 0; part < (argc > 1 ? 1 : 3); ++part) {
           const double t0 = Cpu();
           for (int64_t c = 0; c < sh.c; ++c) {
@@ -69,8 +74,11 @@ int main(int argc, char** argv) {  // argv[1]: only this ISA (IsaName), whole pl
       char name[40];
       std::snprintf(name, sizeof name, "%lldc %lld k%lld s%lld", static_cast<long long>(sh.c),
                     static_cast<long long>(sh.h), static_cast<long long>(sh.k), static_cast<long long>(sh.s));
-      std::printf("%-18s %-12s %10.1f %10.1f %10.1f\n", name, IsaName(isa), best[0] * 1e6,
-                  best[1] * 1e6, best[2] * 1e6);
+      if (argc > 1)
+        std::printf("%-18s %-12s %10.1f\n", name, IsaName(isa), best[0] * 1e6);
+      else
+        std::printf("%-18s %-12s %10.1f %10.1f %10.1f\n", name, IsaName(isa), best[0] * 1e6,
+                    best[1] * 1e6, best[2] * 1e6);
     }
   }
 }

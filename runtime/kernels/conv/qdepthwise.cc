@@ -61,18 +61,20 @@ bool SimdHandles(const Plane& p) {
   return true;
 }
 
-bool QuadRows::Init(const Plane& p, int vec, BuildQuadsFn build) {
+bool QuadRows::Init(const Plane& p, int vec, BuildQuadsFn build, BuildQuadsDirectFn direct) {
   if (!SimdHandles(p)) return false;
   const Geometry& g = *p.g;
   p_ = &p;
   const int64_t s = g.stride_w, d = g.dil_w;
   build_ = d == 1 ? build : nullptr;
+  direct_ = d == 1 ? direct : nullptr;
   groups_ = (g.kw + 3) / 4;
   group_step_ = 4 * d / s;  // s is 1 or 2: exact
   const int64_t ow_v = (g.ow + vec - 1) / vec * vec;
   cols_ = ow_v + (groups_ - 1) * group_step_;
   pitch_ = (cols_ + 15) / 16 * 16;  // the SIMD builders write whole blocks of 16
-  ring_ = (g.kh - 1) * g.dil_h + 1;
+  ring_ = 1;
+  while (ring_ < (g.kh - 1) * g.dil_h + 1) ring_ *= 2;
   next_ = 0;
   // int8 x is read as x ^ 0x80 = x + 128 (uint8 for vpdpbusd), its zero point with it.
   flip_ = p.x_s8 ? 0x80 : 0;
@@ -102,14 +104,15 @@ bool QuadRows::Init(const Plane& p, int vec, BuildQuadsFn build) {
 
 void QuadRows::BuildRow(int64_t r) {
   const Geometry& g = *p_->g;
-  uint32_t* dst = data_ + (r % ring_) * pitch_;
+  uint32_t* dst = data_ + (r & (ring_ - 1)) * pitch_;
   const int64_t ih = r - g.pad_t;
   if (ih < 0 || ih >= g.h) {
     std::fill(dst, dst + pitch_, 0x01010101u * pad_);
     return;
   }
-  const int64_t c0 = std::min(xlen_, g.pad_l), c1 = std::min(xlen_, g.pad_l + g.w);
   const uint8_t* src = static_cast<const uint8_t*>(p_->x) + ih * g.w;
+  if (direct_) return direct_(DirectRow{src, g.w, g.pad_l, pad_, flip_}, cols_, g.stride_w, dst);
+  const int64_t c0 = std::min(xlen_, g.pad_l), c1 = std::min(xlen_, g.pad_l + g.w);
   if (flip_)
     for (int64_t c = c0; c < c1; ++c) xrow_[c] = src[c - g.pad_l] ^ flip_;
   else

@@ -64,23 +64,33 @@ const char* PlaneKernelName(Isa isa, const Plane& p);
 
 // ---- shared by the SIMD files (qdepthwise.cc) ----------------------------------------------
 
-// The quad rows of p, built on demand in a ring of (kh - 1) * dil_h + 1 rows that stays
-// in L1 (a whole 112-column plane of quads would not), with the per-channel constant
+// The quad rows of p, built on demand in a ring of at least (kh - 1) * dil_h + 1 rows (a
+// power of 2: a division per row showed in profiles) that stays in L1 (a whole
+// 112-column plane of quads would not), with the per-channel constant
 // -zxu * sum(w) and the weights as int8, 4 per (kernel row, group), zero padded.
 // `build(src, n, stride, dst)` writes n quads of dilation 1 from the padded byte row src
 // (rounded up to whole blocks of 16); dilated planes use the scalar loop.
 using BuildQuadsFn = void (*)(const uint8_t* src, int64_t n, int64_t stride, uint32_t* dst);
+// The same straight from input row `x` (w bytes, flipped by `flip`), padding included:
+// padded byte c is x[c - pad_l] where inside, else `pad` (AVX-512BW masked loads).
+struct DirectRow {
+  const uint8_t* x;
+  int64_t w, pad_l;
+  uint8_t pad, flip;
+};
+using BuildQuadsDirectFn = void (*)(const DirectRow& row, int64_t n, int64_t stride, uint32_t* dst);
 class QuadRows {
  public:
   static constexpr int kMaxQuads = 64;
   // False (nothing built) when !SimdHandles(p). `vec`: output columns per vector (each
-  // row holds quads for ow rounded up to it, plus the later groups' offsets).
-  bool Init(const Plane& p, int vec, BuildQuadsFn build);
+  // row holds quads for ow rounded up to it, plus the later groups' offsets). `direct`
+  // (optional) replaces the padded byte row copy plus `build` at dilation 1.
+  bool Init(const Plane& p, int vec, BuildQuadsFn build, BuildQuadsDirectFn direct = nullptr);
   // Padded row r; rows must be asked for in non-decreasing order within a pass over the
   // plane, and a returned row stays valid while later rows stay within the ring.
   const uint32_t* Row(int64_t r) {
     while (next_ <= r) BuildRow(next_++);
-    return data_ + (r % ring_) * pitch_;
+    return data_ + (r & (ring_ - 1)) * pitch_;
   }
   int32_t corr() const { return corr_; }
   int64_t groups() const { return groups_; }
@@ -91,6 +101,7 @@ class QuadRows {
   void BuildRow(int64_t r);
   const Plane* p_ = nullptr;
   BuildQuadsFn build_ = nullptr;
+  BuildQuadsDirectFn direct_ = nullptr;
   int32_t corr_ = 0;
   int64_t groups_ = 0, group_step_ = 0, cols_ = 0, pitch_ = 0, ring_ = 1, next_ = 0, xlen_ = 0;
   uint8_t pad_ = 0, flip_ = 0;

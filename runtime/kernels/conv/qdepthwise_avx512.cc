@@ -9,6 +9,8 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -40,17 +42,52 @@ __attribute__((target("avx512f,avx512bw"))) void BuildQuads(const uint8_t* src, 
   }
 }
 
+// vpermb indices of quads j = 0..15 at stride s (1 or 2): byte 4j + b = s * j + b. A
+// constant table: an index built on the stack per call cost a store-forwarding stall
+// (16-byte stores read by a 64-byte load) larger than a row's vpermbs.
+const uint8_t* VbmiIndex(int64_t s) {
+  struct Tables {
+    alignas(64) uint8_t idx[2][64];
+    Tables() {
+      for (int st = 1; st <= 2; ++st)
+        for (int m = 0; m < 16; ++m)
+          for (int b = 0; b < 4; ++b) idx[st - 1][4 * m + b] = static_cast<uint8_t>(st * m + b);
+    }
+  };
+  static const Tables tables;
+  return tables.idx[s - 1];
+}
+
 // With VBMI one vpermb per block instead of 4 loads, 3 inserts and a shuffle (the block's
 // bytes all lie in 64 from s * j0: at most s * 15 + 3 < 64).
 __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void BuildQuadsVbmi(const uint8_t* src,
                                                                            int64_t n, int64_t s,
                                                                            uint32_t* dst) {
-  alignas(64) uint8_t idx[64];
-  for (int m = 0; m < 16; ++m)
-    for (int b = 0; b < 4; ++b) idx[4 * m + b] = static_cast<uint8_t>(s * m + b);
-  const __m512i pick = _mm512_load_si512(idx);
+  const __m512i pick = _mm512_load_si512(VbmiIndex(s));
   for (int64_t j0 = 0; j0 < n; j0 += kVec)
     _mm512_storeu_si512(dst + j0, _mm512_permutexvar_epi8(pick, _mm512_loadu_si512(src + s * j0)));
+}
+
+// The VBMI builder straight from the input row: each block's 64 window bytes are one
+// masked load over the padding value (bytes outside the row are neither read nor faulted
+// on), so rows need no padded copy. (Stride 2 builds every input row for half as many
+// output columns: the copy was most of its time.)
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) void BuildQuadsVbmiDirect(
+    const DirectRow& row, int64_t n, int64_t s, uint32_t* dst) {
+  const __m512i pick = _mm512_load_si512(VbmiIndex(s));
+  const __m512i padv = _mm512_set1_epi8(static_cast<char>(row.pad ^ row.flip));
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(row.flip));
+  const uintptr_t x = reinterpret_cast<uintptr_t>(row.x);
+  for (int64_t j0 = 0; j0 < n; j0 += kVec) {
+    // Window bytes [lo, hi) are the row's pixels.
+    const int64_t start = s * j0 - row.pad_l;
+    const int64_t lo = std::max<int64_t>(0, -start), hi = std::min<int64_t>(64, row.w - start);
+    __mmask64 m = 0;
+    if (hi > lo)
+      m = (hi >= 64 ? ~__mmask64(0) : (__mmask64(1) << hi) - 1) & (~__mmask64(0) << lo);
+    const __m512i v = _mm512_mask_loadu_epi8(padv, m, reinterpret_cast<const void*>(x + start));
+    _mm512_storeu_si512(dst + j0, _mm512_permutexvar_epi8(pick, _mm512_xor_si512(v, flip)));
+  }
 }
 
 // The tap loop, once per dot product (the two need different target attributes: with
@@ -119,7 +156,8 @@ QDW_DEFINE_TAPS(TapsBw, "avx512f,avx512bw,avx512vl", WeightsBw, DotBw)
 template <bool kVnni>
 void Plane512(const Plane& p) {
   QuadRows q;
-  if (!q.Init(p, kVec, GetCpuFeatures().avx512vbmi ? BuildQuadsVbmi : BuildQuads))
+  const bool vbmi = GetCpuFeatures().avx512vbmi;
+  if (!q.Init(p, kVec, vbmi ? BuildQuadsVbmi : BuildQuads, vbmi ? BuildQuadsVbmiDirect : nullptr))
     return PlaneRef(p);
   const Geometry& g = *p.g;
   thread_local std::vector<int32_t> acc;
