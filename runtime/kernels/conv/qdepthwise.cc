@@ -61,7 +61,8 @@ bool SimdHandles(const Plane& p) {
   return true;
 }
 
-bool QuadRows::Init(const Plane& p, int vec, BuildQuadsFn build, BuildQuadsDirectFn direct) {
+bool QuadRows::Init(const Plane& p, int vec, BuildQuadsFn build, BuildQuadsDirectFn direct,
+                    int64_t whole_max_bytes) {
   if (!SimdHandles(p)) return false;
   const Geometry& g = *p.g;
   p_ = &p;
@@ -73,8 +74,13 @@ bool QuadRows::Init(const Plane& p, int vec, BuildQuadsFn build, BuildQuadsDirec
   const int64_t ow_v = (g.ow + vec - 1) / vec * vec;
   cols_ = ow_v + (groups_ - 1) * group_step_;
   pitch_ = (cols_ + 15) / 16 * 16;  // the SIMD builders write whole blocks of 16
+  rows_ = (g.oh - 1) * g.stride_h + (g.kh - 1) * g.dil_h + 1;
+  whole_ = direct_ && rows_ * pitch_ * 4 <= whole_max_bytes;
+  // Two output rows at a time read rows up to stride_h below the highest one built. A
+  // whole plane's ring holds every row (Row never wraps).
+  const int64_t need = whole_ ? rows_ : (g.kh - 1) * g.dil_h + 1 + g.stride_h;
   ring_ = 1;
-  while (ring_ < (g.kh - 1) * g.dil_h + 1) ring_ *= 2;
+  while (ring_ < need) ring_ *= 2;
   next_ = 0;
   // int8 x is read as x ^ 0x80 = x + 128 (uint8 for vpdpbusd), its zero point with it.
   flip_ = p.x_s8 ? 0x80 : 0;
@@ -98,7 +104,7 @@ bool QuadRows::Init(const Plane& p, int vec, BuildQuadsFn build, BuildQuadsDirec
   if (ring.size() < static_cast<size_t>(ring_ * pitch_)) ring.resize(static_cast<size_t>(ring_ * pitch_));
   xrow_ = xrow.data();
   data_ = ring.data();
-  std::memset(xrow_, pad_, static_cast<size_t>(xlen_));
+  if (!direct_) std::memset(xrow_, pad_, static_cast<size_t>(xlen_));
   return true;
 }
 

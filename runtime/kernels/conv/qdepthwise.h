@@ -64,10 +64,11 @@ const char* PlaneKernelName(Isa isa, const Plane& p);
 
 // ---- shared by the SIMD files (qdepthwise.cc) ----------------------------------------------
 
-// The quad rows of p, built on demand in a ring of at least (kh - 1) * dil_h + 1 rows (a
-// power of 2: a division per row showed in profiles) that stays in L1 (a whole
-// 112-column plane of quads would not), with the per-channel constant
-// -zxu * sum(w) and the weights as int8, 4 per (kernel row, group), zero padded.
+// The quad rows of p, built on demand in a ring of at least (kh - 1) * dil_h + 1 +
+// stride_h rows (two output rows' taps; a power of 2: a division per row showed in
+// profiles) that stays in L1 (a whole 112-column plane of quads would not), with the
+// per-channel constant -zxu * sum(w) and the weights as int8, 4 per (kernel row, group),
+// zero padded.
 // `build(src, n, stride, dst)` writes n quads of dilation 1 from the padded byte row src
 // (rounded up to whole blocks of 16); dilated planes use the scalar loop.
 using BuildQuadsFn = void (*)(const uint8_t* src, int64_t n, int64_t stride, uint32_t* dst);
@@ -85,13 +86,25 @@ class QuadRows {
   // False (nothing built) when !SimdHandles(p). `vec`: output columns per vector (each
   // row holds quads for ow rounded up to it, plus the later groups' offsets). `direct`
   // (optional) replaces the padded byte row copy plus `build` at dilation 1.
-  bool Init(const Plane& p, int vec, BuildQuadsFn build, BuildQuadsDirectFn direct = nullptr);
-  // Padded row r; rows must be asked for in non-decreasing order within a pass over the
-  // plane, and a returned row stays valid while later rows stay within the ring.
+  // With `whole_max_bytes` > 0 and `direct`, a plane whose rows all fit in that many bytes
+  // is held whole instead (whole()): the caller fills every row (mutable_row) and calls
+  // MarkBuilt() before Row(), so small planes (7x7 to 56x56) pay no call per row.
+  bool Init(const Plane& p, int vec, BuildQuadsFn build, BuildQuadsDirectFn direct = nullptr,
+            int64_t whole_max_bytes = 0);
+  // Padded row r, built on first use; r may be up to (kh - 1) * dil_h + stride_h below
+  // the highest row built so far (two output rows' taps), and a returned row stays valid
+  // until a row that many above it is built.
   const uint32_t* Row(int64_t r) {
     while (next_ <= r) BuildRow(next_++);
     return data_ + (r & (ring_ - 1)) * pitch_;
   }
+  bool whole() const { return whole_; }
+  int64_t rows() const { return rows_; }
+  int64_t cols() const { return cols_; }
+  uint32_t* mutable_row(int64_t r) { return data_ + r * pitch_; }
+  uint8_t pad() const { return pad_; }
+  uint8_t flip() const { return flip_; }
+  void MarkBuilt() { next_ = rows_; }
   int32_t corr() const { return corr_; }
   int64_t groups() const { return groups_; }
   int64_t group_step() const { return group_step_; }  // dwords between groups: 4 * dil_w / stride_w
@@ -104,6 +117,8 @@ class QuadRows {
   BuildQuadsDirectFn direct_ = nullptr;
   int32_t corr_ = 0;
   int64_t groups_ = 0, group_step_ = 0, cols_ = 0, pitch_ = 0, ring_ = 1, next_ = 0, xlen_ = 0;
+  int64_t rows_ = 0;
+  bool whole_ = false;
   uint8_t pad_ = 0, flip_ = 0;
   uint32_t* data_ = nullptr;
   uint8_t* xrow_ = nullptr;

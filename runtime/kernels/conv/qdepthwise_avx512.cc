@@ -72,9 +72,8 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void BuildQuadsVbmi(const
 // masked load over the padding value (bytes outside the row are neither read nor faulted
 // on), so rows need no padded copy. (Stride 2 builds every input row for half as many
 // output columns: the copy was most of its time.)
-__attribute__((target("avx512f,avx512bw,avx512vbmi"))) void BuildQuadsVbmiDirect(
-    const DirectRow& row, int64_t n, int64_t s, uint32_t* dst) {
-  const __m512i pick = _mm512_load_si512(VbmiIndex(s));
+__attribute__((target("avx512f,avx512bw,avx512vbmi"), always_inline)) inline void
+QuadsVbmiDirect(const DirectRow& row, int64_t n, int64_t s, __m512i pick, uint32_t* dst) {
   const __m512i padv = _mm512_set1_epi8(static_cast<char>(row.pad ^ row.flip));
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(row.flip));
   const uintptr_t x = reinterpret_cast<uintptr_t>(row.x);
@@ -90,10 +89,39 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void BuildQuadsVbmiDirect
   }
 }
 
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) void BuildQuadsVbmiDirect(
+    const DirectRow& row, int64_t n, int64_t s, uint32_t* dst) {
+  QuadsVbmiDirect(row, n, s, _mm512_load_si512(VbmiIndex(s)), dst);
+}
+
+// Every row of a whole plane (QuadRows::whole) in one loop, no call per row.
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) void FillWholeVbmi(const Plane& p,
+                                                                          QuadRows& q) {
+  const Geometry& g = *p.g;
+  const __m512i pick = _mm512_load_si512(VbmiIndex(g.stride_w));
+  const __m512i pad4 = _mm512_set1_epi8(static_cast<char>(q.pad()));
+  const uint8_t* x = static_cast<const uint8_t*>(p.x);
+  for (int64_t r = 0; r < q.rows(); ++r) {
+    uint32_t* dst = q.mutable_row(r);
+    const int64_t ih = r - g.pad_t;
+    if (ih < 0 || ih >= g.h) {
+      for (int64_t j0 = 0; j0 < q.cols(); j0 += kVec) _mm512_storeu_si512(dst + j0, pad4);
+      continue;
+    }
+    QuadsVbmiDirect(DirectRow{x + ih * g.w, g.w, g.pad_l, q.pad(), q.flip()}, q.cols(),
+                    g.stride_w, pick, dst);
+  }
+  q.MarkBuilt();
+}
+
 // The tap loop, once per dot product (the two need different target attributes: with
 // VNNI enabled, gcc may fuse vpmaddwd + vpaddd into vpdpwssd). kKh/kG > 0 fix the kernel
-// rows and groups at compile time; 0 reads them. Accumulator rows are ow apart, a row's
-// last vector spilling into the next row (written after it) or the buffer's spare vector.
+// rows and groups at compile time; 0 reads them. Two output rows per pass: two
+// independent accumulator chains (a 7- or 14-column row is one vector, and its taps were
+// one serial chain of vpdpbusd latencies) and half the row lookups. Accumulator rows are
+// ow apart; the first row of a pass stores its last vector masked (it would spill into
+// the second row, stored before it), the second row's spills into the next pass's first
+// row (written after it) or the buffer's spare vector.
 #define QDW_DEFINE_TAPS(Name, Target, Weights, Dot)                                           \
   template <int kKh, int kG>                                                                \
   __attribute__((target(Target))) void Name(const Geometry& g, QuadRows& q, int32_t* acc) { \
@@ -103,17 +131,35 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void BuildQuadsVbmiDirect
     for (int64_t t = 0; t < kh * groups; ++t) Weights(q.w8() + 4 * t, &wa[t], &wb[t]);      \
     const __m512i corr = _mm512_set1_epi32(q.corr());                                       \
     const int64_t step = q.group_step();                                                    \
-    const uint32_t* rows[kKh > 0 ? kKh : QuadRows::kMaxQuads];                              \
-    for (int64_t oh = 0; oh < g.oh; ++oh) {                                                 \
-      for (int64_t i = 0; i < kh; ++i) rows[i] = q.Row(oh * g.stride_h + i * g.dil_h);      \
-      int32_t* ar = acc + oh * g.ow;                                                        \
+    const __mmask16 tail = static_cast<__mmask16>((1u << (g.ow % kVec)) - 1);              \
+    const uint32_t* r0[kKh > 0 ? kKh : QuadRows::kMaxQuads];                                \
+    const uint32_t* r1[kKh > 0 ? kKh : QuadRows::kMaxQuads];                                \
+    for (int64_t oh = 0; oh < g.oh; oh += 2) {                                              \
+      for (int64_t i = 0; i < kh; ++i) r0[i] = q.Row(oh * g.stride_h + i * g.dil_h);        \
+      int32_t* a0 = acc + oh * g.ow;                                                        \
+      if (oh + 1 == g.oh) {                                                                 \
+        for (int64_t ow = 0; ow < g.ow; ow += kVec) {                                       \
+          __m512i a = corr;                                                                 \
+          for (int64_t i = 0; i < kh; ++i)                                                  \
+            for (int64_t k = 0; k < groups; ++k)                                            \
+              a = Dot(a, _mm512_loadu_si512(r0[i] + k * step + ow), wa[i * groups + k],    \
+                      wb[i * groups + k]);                                                  \
+          _mm512_storeu_si512(a0 + ow, a);                                                  \
+        }                                                                                   \
+        break;                                                                              \
+      }                                                                                     \
+      for (int64_t i = 0; i < kh; ++i) r1[i] = q.Row((oh + 1) * g.stride_h + i * g.dil_h);  \
+      int32_t* a1 = a0 + g.ow;                                                              \
       for (int64_t ow = 0; ow < g.ow; ow += kVec) {                                         \
-        __m512i a = corr;                                                                   \
+        __m512i x0 = corr, x1 = corr;                                                       \
         for (int64_t i = 0; i < kh; ++i)                                                    \
-          for (int64_t k = 0; k < groups; ++k)                                              \
-            a = Dot(a, _mm512_loadu_si512(rows[i] + k * step + ow), wa[i * groups + k],     \
-                    wb[i * groups + k]);                                                    \
-        _mm512_storeu_si512(ar + ow, a);                                                    \
+          for (int64_t k = 0; k < groups; ++k) {                                            \
+            const int64_t t = i * groups + k;                                               \
+            x0 = Dot(x0, _mm512_loadu_si512(r0[i] + k * step + ow), wa[t], wb[t]);          \
+            x1 = Dot(x1, _mm512_loadu_si512(r1[i] + k * step + ow), wa[t], wb[t]);          \
+          }                                                                                 \
+        _mm512_mask_storeu_epi32(a0 + ow, ow + kVec <= g.ow ? 0xFFFF : tail, x0);           \
+        _mm512_storeu_si512(a1 + ow, x1);                                                   \
       }                                                                                     \
     }                                                                                       \
   }
@@ -157,8 +203,11 @@ template <bool kVnni>
 void Plane512(const Plane& p) {
   QuadRows q;
   const bool vbmi = GetCpuFeatures().avx512vbmi;
-  if (!q.Init(p, kVec, vbmi ? BuildQuadsVbmi : BuildQuads, vbmi ? BuildQuadsVbmiDirect : nullptr))
+  // Planes up to 16 KiB of quads (56x56 at stride 1) are built whole, in one loop.
+  if (!q.Init(p, kVec, vbmi ? BuildQuadsVbmi : BuildQuads, vbmi ? BuildQuadsVbmiDirect : nullptr,
+              16 << 10))
     return PlaneRef(p);
+  if (q.whole()) FillWholeVbmi(p, q);
   const Geometry& g = *p.g;
   thread_local std::vector<int32_t> acc;
   acc.resize(static_cast<size_t>(g.oh * g.ow + kVec));
