@@ -70,12 +70,16 @@ bool QuadRows::Init(const Plane& p, int vec, BuildQuadsFn build, BuildQuadsDirec
   build_ = d == 1 ? build : nullptr;
   direct_ = d == 1 ? direct : nullptr;
   groups_ = (g.kw + 3) / 4;
-  group_step_ = 4 * d / s;  // s is 1 or 2: exact
-  const int64_t ow_v = (g.ow + vec - 1) / vec * vec;
+  group_step_ = s == 1 ? 4 * d : 2 * d;  // 4 * d / s (no division: small planes feel it)
+  const int64_t ow_v = (g.ow + vec - 1) & -static_cast<int64_t>(vec);  // vec: a power of 2
   cols_ = ow_v + (groups_ - 1) * group_step_;
   pitch_ = (cols_ + 15) / 16 * 16;  // the SIMD builders write whole blocks of 16
   rows_ = (g.oh - 1) * g.stride_h + (g.kh - 1) * g.dil_h + 1;
   whole_ = direct_ && rows_ * pitch_ * 4 <= whole_max_bytes;
+  // A whole plane at stride 1 whose rows are one group: rows ow apart, so output pixel
+  // p = oh * ow + c reads quad p + i * ow for kernel row i (narrow planes fill vectors).
+  linear_ = whole_ && groups_ == 1 && g.stride_h == 1 && s == 1 && g.dil_h == 1;
+  if (linear_) pitch_ = cols_ = g.ow;
   // Two output rows at a time read rows up to stride_h below the highest one built. A
   // whole plane's ring holds every row (Row never wraps).
   const int64_t need = whole_ ? rows_ : (g.kh - 1) * g.dil_h + 1 + g.stride_h;
@@ -88,12 +92,14 @@ bool QuadRows::Init(const Plane& p, int vec, BuildQuadsFn build, BuildQuadsDirec
   pad_ = static_cast<uint8_t>(zxu);
   int32_t wsum = 0;
   std::memset(w8_, 0, static_cast<size_t>(g.kh * groups_ * 4));
-  for (int64_t i = 0; i < g.kh; ++i)
+  for (int64_t i = 0; i < g.kh; ++i) {
+    int8_t* row = w8_ + i * groups_ * 4;  // taps j at byte j of the row's groups
     for (int64_t j = 0; j < g.kw; ++j) {
       const int16_t w = p.w[i * g.kw + j];
       wsum += w;
-      w8_[(i * groups_ + j / 4) * 4 + j % 4] = static_cast<int8_t>(w);
+      row[j] = static_cast<int8_t>(w);
     }
+  }
   corr_ = -zxu * wsum;
   // The padded byte row covers every byte a quad or a SIMD builder's block reads; its
   // padding is written once per plane, rows then copy only their pixels.
@@ -101,7 +107,9 @@ bool QuadRows::Init(const Plane& p, int vec, BuildQuadsFn build, BuildQuadsDirec
   thread_local std::vector<uint8_t> xrow;
   thread_local std::vector<uint32_t> ring;
   if (xrow.size() < static_cast<size_t>(xlen_)) xrow.resize(static_cast<size_t>(xlen_));
-  if (ring.size() < static_cast<size_t>(ring_ * pitch_)) ring.resize(static_cast<size_t>(ring_ * pitch_));
+  // (+16: a linear plane's builders and loads run up to 15 dwords past its last row)
+  const size_t ring_size = static_cast<size_t>(ring_ * pitch_ + 16);
+  if (ring.size() < ring_size) ring.resize(ring_size);
   xrow_ = xrow.data();
   data_ = ring.data();
   if (!direct_) std::memset(xrow_, pad_, static_cast<size_t>(xlen_));

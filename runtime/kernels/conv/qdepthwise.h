@@ -83,9 +83,9 @@ using BuildQuadsDirectFn = void (*)(const DirectRow& row, int64_t n, int64_t str
 class QuadRows {
  public:
   static constexpr int kMaxQuads = 64;
-  // False (nothing built) when !SimdHandles(p). `vec`: output columns per vector (each
-  // row holds quads for ow rounded up to it, plus the later groups' offsets). `direct`
-  // (optional) replaces the padded byte row copy plus `build` at dilation 1.
+  // False (nothing built) when !SimdHandles(p). `vec`: output columns per vector, a power
+  // of 2 (each row holds quads for ow rounded up to it, plus the later groups' offsets).
+  // `direct` (optional) replaces the padded byte row copy plus `build` at dilation 1.
   // With `whole_max_bytes` > 0 and `direct`, a plane whose rows all fit in that many bytes
   // is held whole instead (whole()): the caller fills every row (mutable_row) and calls
   // MarkBuilt() before Row(), so small planes (7x7 to 56x56) pay no call per row.
@@ -99,6 +99,9 @@ class QuadRows {
     return data_ + (r & (ring_ - 1)) * pitch_;
   }
   bool whole() const { return whole_; }
+  // A whole plane at stride 1 with one group a row (3x3): rows are ow quads apart, so
+  // the plane's output pixels p = oh * ow + c are one run, reading quads p + i * ow.
+  bool linear() const { return linear_; }
   int64_t rows() const { return rows_; }
   int64_t cols() const { return cols_; }
   uint32_t* mutable_row(int64_t r) { return data_ + r * pitch_; }
@@ -118,7 +121,7 @@ class QuadRows {
   int32_t corr_ = 0;
   int64_t groups_ = 0, group_step_ = 0, cols_ = 0, pitch_ = 0, ring_ = 1, next_ = 0, xlen_ = 0;
   int64_t rows_ = 0;
-  bool whole_ = false;
+  bool whole_ = false, linear_ = false;
   uint8_t pad_ = 0, flip_ = 0;
   uint32_t* data_ = nullptr;
   uint8_t* xrow_ = nullptr;

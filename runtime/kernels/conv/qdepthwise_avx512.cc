@@ -164,6 +164,23 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void FillWholeVbmi(const 
     }                                                                                       \
   }
 
+// A linear plane (QuadRows::linear, 3x3 stride 1): its oh * ow outputs as one run of
+// vectors, three rows of taps each; the last vector spills into the buffer's spare one.
+#define QDW_DEFINE_LINEAR(Name, Target, Weights, Dot)                                         \
+  __attribute__((target(Target))) void Name(const Geometry& g, QuadRows& q, int32_t* acc) { \
+    __m512i wa[3], wb[3];                                                                   \
+    for (int t = 0; t < 3; ++t) Weights(q.w8() + 4 * t, &wa[t], &wb[t]);                    \
+    const __m512i corr = _mm512_set1_epi32(q.corr());                                       \
+    const uint32_t* r = q.Row(0);                                                           \
+    const int64_t n = g.oh * g.ow, ow = g.ow;                                               \
+    for (int64_t p = 0; p < n; p += kVec) {                                                 \
+      __m512i a = Dot(corr, _mm512_loadu_si512(r + p), wa[0], wb[0]);                       \
+      a = Dot(a, _mm512_loadu_si512(r + p + ow), wa[1], wb[1]);                             \
+      a = Dot(a, _mm512_loadu_si512(r + p + 2 * ow), wa[2], wb[2]);                         \
+      _mm512_storeu_si512(acc + p, a);                                                      \
+    }                                                                                       \
+  }
+
 // VNNI: the 4 weight bytes broadcast as one dword.
 __attribute__((target("avx512f"), always_inline)) inline void WeightsVnni(const int8_t* w,
                                                                           __m512i* a, __m512i* b) {
@@ -197,7 +214,10 @@ __attribute__((target("avx512f,avx512bw"), always_inline)) inline __m512i DotBw(
 
 QDW_DEFINE_TAPS(TapsVnni, "avx512f,avx512bw,avx512vl,avx512vnni", WeightsVnni, DotVnni)
 QDW_DEFINE_TAPS(TapsBw, "avx512f,avx512bw,avx512vl", WeightsBw, DotBw)
+QDW_DEFINE_LINEAR(LinearVnni, "avx512f,avx512bw,avx512vl,avx512vnni", WeightsVnni, DotVnni)
+QDW_DEFINE_LINEAR(LinearBw, "avx512f,avx512bw,avx512vl", WeightsBw, DotBw)
 #undef QDW_DEFINE_TAPS
+#undef QDW_DEFINE_LINEAR
 
 template <bool kVnni>
 void Plane512(const Plane& p) {
@@ -212,7 +232,9 @@ void Plane512(const Plane& p) {
   thread_local std::vector<int32_t> acc;
   acc.resize(static_cast<size_t>(g.oh * g.ow + kVec));
   int32_t* a = acc.data();
-  if (g.kh == 3 && q.groups() == 1)
+  if (q.linear() && g.kh == 3)
+    kVnni ? LinearVnni(g, q, a) : LinearBw(g, q, a);
+  else if (g.kh == 3 && q.groups() == 1)
     kVnni ? TapsVnni<3, 1>(g, q, a) : TapsBw<3, 1>(g, q, a);
   else if (g.kh == 5 && q.groups() == 2)
     kVnni ? TapsVnni<5, 2>(g, q, a) : TapsBw<5, 2>(g, q, a);
