@@ -1,9 +1,12 @@
 // Integer depthwise kernels for AVX-512: 16 output columns per vector over the quad rows
-// (qdepthwise.h), built with vpermb where the CPU has VBMI (else vpshufb). VNNI: one vpdpbusd per kernel row and group of 4 taps. AVX-512BW: the
-// same dwords split into two int16 pairs (bytes 0,2 and 1,3) for two vpmaddwd: exact,
-// unlike vpmaddubsw, whose int16 pair sums saturate (255 * 127 * 2 > 32767).
-// 3x3 (one group a row) and 5x5 (two) are unrolled with the weights in registers; other
-// sizes and dilations loop over the groups.
+// (qdepthwise.h), built with vpermb straight from the input rows where the CPU has VBMI
+// (else vpshufb over a padded row copy). VNNI: one vpdpbusd per kernel row and group of
+// 4 taps. AVX-512BW: the same dwords split into two int16 pairs (bytes 0,2 and 1,3) for
+// two vpmaddwd: exact, unlike vpmaddubsw, whose int16 pair sums saturate (255*127*2 >
+// 32767). Planes up to 16 KiB of quads are built whole (3x3 stride 1 then runs as one
+// linear run of vectors), larger ones a few rows at a time in a ring. 3x3 and 5x5 are
+// unrolled with the weights in registers, two output rows per pass; other sizes and
+// dilations loop over the groups.
 #include "runtime/kernels/conv/qdepthwise.h"
 
 #if defined(__x86_64__)
