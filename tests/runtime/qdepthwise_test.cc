@@ -137,14 +137,15 @@ TEST_P(QDepthwiseIsaTest, HotShapesAtTileEdgesMatchReference) {
         }
 }
 
-// Planes over 16 KiB of quads are built a few rows at a time in a ring (smaller ones
-// whole, and 3x3 stride-1 ones as one linear run): both layouts at every hot shape.
+// Planes over 32 KiB of quads (AVX-512 with VBMI) are built a few rows at a time in a
+// ring, smaller ones whole (3x3 stride 1 as one linear run); without VBMI always the
+// ring. 80 output rows: 112 and 130 columns take the ring, 17 and 64 (stride 1) not.
 TEST_P(QDepthwiseIsaTest, LargePlanesInTheRingMatchReference) {
   int n = 50;
   for (int64_t k : {3, 5})
     for (int64_t stride : {1, 2})
-      for (int64_t ow : {17, 64, 112}) {
-        Case c{k, stride, 1, k / 2, ow, 50, ow % 2 == 0, ow % 2 == 0 ? -7 : 200,
+      for (int64_t ow : {17, 64, 112, 130}) {
+        Case c{k, stride, 1, k / 2, ow, 80, ow % 2 == 0, ow % 2 == 0 ? -7 : 200,
                QOutput::Kind::kUInt8};
         ExpectMatchesRef(GetParam().run, c, static_cast<uint32_t>(++n));
       }
