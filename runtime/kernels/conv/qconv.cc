@@ -9,9 +9,8 @@
 // zero points subtracted; im2col writes (x - x_zp) as int16 pairs straight into B panels,
 // with 0 for padding (the padded value *is* the zero point). On VNNI/AMX CPUs (QGemmBytes)
 // the panels hold bytes instead (x as int8, padding = x_zp) with per-pixel column sums. A 1x1 stride-1 unpadded conv
-// packs X directly. Depthwise convs (one input and one output channel per group) take a
-// direct loop instead: AVX-512 entries take 16 output columns of any stride in exact float
-// FMA over a zero-padded (x - zp) plane, AVX2 entries 8 int32 columns at stride 1.
+// packs X directly. Depthwise convs (one input and one output channel per group) take the
+// integer plane kernels of qdepthwise.h instead.
 // Requantization: y = saturate(round(acc * (x_scale * w_scale[m] / y_scale)) + y_zp), the
 // multiplier computed in float32 as onnxruntime does.
 #include <algorithm>
@@ -27,6 +26,7 @@
 #include "runtime/kernel.h"
 #include "runtime/kernels/all_kernels.h"
 #include "runtime/kernels/conv/conv_util.h"
+#include "runtime/kernels/conv/qdepthwise.h"
 #include "runtime/kernels/gemm/gemm_op_util.h"
 #include "runtime/kernels/qgemm/qgemm.h"
 #include "runtime/kernels/quant/quantize_util.h"
@@ -344,250 +344,24 @@ void QIm2ColBytes(Isa isa, const ConvGeometry& g, const Im2ColRows* rows, const 
   }
 }
 
-// ---- depthwise: one input and one output channel per group, rank <= 2 ---------------------
+// ---- depthwise: one input and one output channel per group, rank <= 2 (qdepthwise.h) ----
 
-struct QDwPlane {
-  const ConvGeometry* g;
-  const void* x;      // input plane
-  ir::DType x_dtype;
-  int32_t x_zp;
-  const int16_t* w;   // (w - w_zp) as int16 [KH][KW]
-  const QOutput* out;  // per_row; row = the plane's channel index for scale/bias lookups
-  int64_t channel;
-  void* y;             // output plane
-};
-
-template <typename T>
-inline int32_t DwAcc(const QDwPlane& p, const T* x, int64_t oh, int64_t ow) {
-  const ConvGeometry& g = *p.g;
-  int32_t s = 0;
-  for (int64_t kh = 0; kh < g.k[1]; ++kh) {
-    const int64_t ih = oh * g.stride[1] + kh * g.dil[1] - g.pad_b[1];
-    if (ih < 0 || ih >= g.in[1]) continue;
-    for (int64_t kw = 0; kw < g.k[2]; ++kw) {
-      const int64_t iw = ow * g.stride[2] + kw * g.dil[2] - g.pad_b[2];
-      if (iw < 0 || iw >= g.in[2]) continue;
-      s += (static_cast<int32_t>(x[ih * g.in[2] + iw]) - p.x_zp) * p.w[kh * g.k[2] + kw];
-    }
-  }
-  return s;
+qdw::Geometry DwGeometry(const ConvGeometry& g) {
+  qdw::Geometry d;
+  d.h = g.in[1];
+  d.w = g.in[2];
+  d.oh = g.out[1];
+  d.ow = g.out[2];
+  d.kh = g.k[1];
+  d.kw = g.k[2];
+  d.stride_h = g.stride[1];
+  d.stride_w = g.stride[2];
+  d.dil_h = g.dil[1];
+  d.dil_w = g.dil[2];
+  d.pad_t = g.pad_b[1];
+  d.pad_l = g.pad_b[2];
+  return d;
 }
-
-// Stores one output row of accumulators through the epilogue (QStoreRow's row = channel,
-// so the output pointer is rebased on the plane).
-inline void DwStoreRow(Isa isa, const QDwPlane& p, const int32_t* acc, int64_t oh) {
-  QOutput o = *p.out;
-  const int64_t ow_n = p.g->out[2];
-  const int64_t elem = o.kind == QOutput::Kind::kFloat || o.kind == QOutput::Kind::kInt32 ? 4 : 1;
-  // Row `channel` of a matrix whose rows are 0 bytes apart, starting at this output row.
-  o.data = static_cast<uint8_t*>(p.y) + oh * ow_n * elem;
-  o.ld = 0;
-  QStoreRowIsa(isa, acc, static_cast<int>(ow_n), p.channel, 0, o);
-}
-
-template <typename T>
-void DwPlaneScalar(const QDwPlane& p) {
-  const ConvGeometry& g = *p.g;
-  const T* x = static_cast<const T*>(p.x);
-  std::vector<int32_t> acc(static_cast<size_t>(g.out[2]));
-  for (int64_t oh = 0; oh < g.out[1]; ++oh) {
-    for (int64_t ow = 0; ow < g.out[2]; ++ow) acc[static_cast<size_t>(ow)] = DwAcc(p, x, oh, ow);
-    DwStoreRow(Isa::kScalar, p, acc.data(), oh);
-  }
-}
-
-#if defined(__x86_64__)
-// Output columns [lo, hi) whose taps all lie inside the row.
-void DwInterior(const ConvGeometry& g, int64_t* lo, int64_t* hi) {
-  const int64_t last = (g.k[2] - 1) * g.dil[2];
-  *lo = g.pad_b[2] <= 0 ? 0 : (g.pad_b[2] + g.stride[2] - 1) / g.stride[2];
-  const int64_t lim = g.in[2] - 1 - last + g.pad_b[2];
-  *hi = lim < 0 ? 0 : lim / g.stride[2] + 1;
-  *hi = std::min(*hi, g.out[2]);
-  *lo = std::min(*lo, *hi);
-}
-
-// Eight output columns per step, int32 accumulators; stride 1 only (others use the scalar
-// loop). Inputs are widened with vpmovzxbw/vpmovsxbw-like conversions to int32.
-template <typename T>
-__attribute__((target("avx2,fma"))) void DwPlaneAvx2(const QDwPlane& p) {
-  const ConvGeometry& g = *p.g;
-  const T* x = static_cast<const T*>(p.x);
-  int64_t lo, hi;
-  DwInterior(g, &lo, &hi);
-  std::vector<int32_t> acc(static_cast<size_t>(g.out[2]));
-  const __m256i vzp = _mm256_set1_epi32(p.x_zp);
-  for (int64_t oh = 0; oh < g.out[1]; ++oh) {
-    int64_t ow = 0;
-    for (; ow < lo; ++ow) acc[static_cast<size_t>(ow)] = DwAcc(p, x, oh, ow);
-    const int64_t ih0 = oh * g.stride[1] - g.pad_b[1];
-    for (; ow + 8 <= hi; ow += 8) {
-      __m256i s = _mm256_setzero_si256();
-      for (int64_t kh = 0; kh < g.k[1]; ++kh) {
-        const int64_t ih = ih0 + kh * g.dil[1];
-        if (ih < 0 || ih >= g.in[1]) continue;
-        const T* xr = x + ih * g.in[2] + ow - g.pad_b[2];
-        for (int64_t kw = 0; kw < g.k[2]; ++kw) {
-          const __m128i raw = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(xr + kw * g.dil[2]));
-          const __m256i xv = std::is_same<T, uint8_t>::value ? _mm256_cvtepu8_epi32(raw)
-                                                             : _mm256_cvtepi8_epi32(raw);
-          const __m256i wv = _mm256_set1_epi32(p.w[kh * g.k[2] + kw]);
-          s = _mm256_add_epi32(s, _mm256_mullo_epi32(_mm256_sub_epi32(xv, vzp), wv));
-        }
-      }
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc.data() + ow), s);
-    }
-    for (; ow < g.out[2]; ++ow) acc[static_cast<size_t>(ow)] = DwAcc(p, x, oh, ow);
-    DwStoreRow(Isa::kAvx2, p, acc.data(), oh);
-  }
-}
-
-// The tap loop of DwPlaneAvx512 over the padded float plane, storing int32 accumulators
-// (rows ow_n apart).
-struct DwTaps {
-  const float* xp;
-  int64_t wp;
-  const float* wf;  // [KH][KW]
-  int64_t sh, sw, dh, dw, oh_n, ow_n;
-  int32_t* acc;
-};
-
-// 3x3 and 5x5 at stride 1 or 2 (mobile networks' depthwise convs): the taps unrolled and
-// the weights held in registers, so each output vector costs KH*KW loads and FMAs only.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-template <int KH, int KW, int SW>
-__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void DwTapsAvx512(const DwTaps& t) {
-  __m512 w[KH * KW];
-  for (int i = 0; i < KH * KW; ++i) w[i] = _mm512_set1_ps(t.wf[i]);
-  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  for (int64_t oh = 0; oh < t.oh_n; ++oh) {
-    for (int64_t ow = 0; ow < t.ow_n; ow += 16) {
-      __m512 s = _mm512_setzero_ps();
-      for (int kh = 0; kh < KH; ++kh) {
-        const float* row = t.xp + (oh * t.sh + kh * t.dh) * t.wp + ow * SW;
-        for (int kw = 0; kw < KW; ++kw) {
-          const float* src = row + kw * t.dw;
-          const __m512 v = SW == 1 ? _mm512_loadu_ps(src)
-                                   : _mm512_permutex2var_ps(_mm512_loadu_ps(src), even,
-                                                            _mm512_loadu_ps(src + 16));
-          s = _mm512_fmadd_ps(v, w[kh * KW + kw], s);
-        }
-      }
-      _mm512_storeu_si512(t.acc + oh * t.ow_n + ow, _mm512_cvtps_epi32(s));
-    }
-  }
-}
-
-// Any kernel size and stride (other strides gather).
-__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void DwTapsAvx512Any(const DwTaps& t,
-                                                                           int64_t kh_n,
-                                                                           int64_t kw_n) {
-  const int64_t sw = t.sw;
-  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i strided = _mm512_mullo_epi32(
-      _mm512_set1_epi32(static_cast<int32_t>(sw)),
-      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
-  for (int64_t oh = 0; oh < t.oh_n; ++oh) {
-    for (int64_t ow = 0; ow < t.ow_n; ow += 16) {
-      __m512 s = _mm512_setzero_ps();
-      for (int64_t kh = 0; kh < kh_n; ++kh) {
-        const float* row = t.xp + (oh * t.sh + kh * t.dh) * t.wp + ow * sw;
-        for (int64_t kw = 0; kw < kw_n; ++kw) {
-          const float* src = row + kw * t.dw;
-          __m512 v;
-          if (sw == 1)
-            v = _mm512_loadu_ps(src);
-          else if (sw == 2)
-            v = _mm512_permutex2var_ps(_mm512_loadu_ps(src), even, _mm512_loadu_ps(src + 16));
-          else
-            v = _mm512_i32gather_ps(strided, src, 4);
-          s = _mm512_fmadd_ps(v, _mm512_set1_ps(t.wf[kh * kw_n + kw]), s);
-        }
-      }
-      _mm512_storeu_si512(t.acc + oh * t.ow_n + ow, _mm512_cvtps_epi32(s));
-    }
-  }
-}
-#pragma GCC diagnostic pop
-
-// Largest tap count for DwPlaneAvx512: the float sums stay exact integers while
-// taps * 255 * 255 < 2^24.
-constexpr int64_t kDwMaxFloatTaps = 256;
-
-// Sixteen output columns per step, any stride and dilation: the plane is copied once as
-// (x - zp) in float into a zero-padded buffer (padding *is* the zero point), so the tap
-// loop has no bounds checks, and the products (|x - zp|, |w| <= 255) are summed with FMA.
-// Every partial sum is an integer below 2^24, so float is exact and the int32 result
-// equals DwAcc's. Stride 2 reads 32 floats and keeps the even ones.
-// (gcc 12 reports -Wmaybe-uninitialized inside unmasked AVX-512 intrinsics, which pass
-// _mm512_undefined_*() as the merge source: a false positive, silenced locally.)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-template <typename T>
-__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void DwPlaneAvx512(const QDwPlane& p) {
-  const ConvGeometry& g = *p.g;
-  const T* x = static_cast<const T*>(p.x);
-  const int64_t oh_n = g.out[1], ow_n = g.out[2], kh_n = g.k[1], kw_n = g.k[2];
-  const int64_t sh = g.stride[1], sw = g.stride[2], dh = g.dil[1], dw = g.dil[2];
-  const int64_t ow_v = (ow_n + 15) / 16 * 16;
-  // Padded plane: rows cover every ih the taps read, columns every iw plus a vector of slack.
-  const int64_t hp = (oh_n - 1) * sh + (kh_n - 1) * dh + 1;
-  // (16 floats of slack: stride 2 reads one float past the last tap, other strides none.)
-  const int64_t wp = (ow_v - 1) * sw + (kw_n - 1) * dw + 1 + 16;
-  thread_local std::vector<float> xp, wf;
-  thread_local std::vector<int32_t> acc;
-  if (xp.size() < static_cast<size_t>(hp * wp)) xp.resize(static_cast<size_t>(hp * wp));
-  wf.resize(static_cast<size_t>(kh_n * kw_n));
-  // The whole plane's accumulators (rows ow_n apart; a row's last vector may spill into
-  // the next row, which is written after it, or into the 16 spare values).
-  acc.resize(static_cast<size_t>(oh_n * ow_n + 16));
-  for (int64_t i = 0; i < kh_n * kw_n; ++i) wf[static_cast<size_t>(i)] = static_cast<float>(p.w[i]);
-  const int64_t pt = g.pad_b[1], pl = g.pad_b[2];
-  const __m512i vzp = _mm512_set1_epi32(p.x_zp);
-  for (int64_t r = 0; r < hp; ++r) {
-    const int64_t ih = r - pt;
-    float* d = xp.data() + r * wp;
-    if (ih < 0 || ih >= g.in[1]) {
-      std::fill(d, d + wp, 0.f);
-      continue;
-    }
-    // Row: zeros (left padding), x - zp (16 at a time), zeros to the end.
-    const int64_t c0 = std::min<int64_t>(wp, pl), c1 = std::min<int64_t>(wp, g.in[2] + pl);
-    std::fill(d, d + c0, 0.f);
-    const T* s = x + ih * g.in[2] - pl;
-    int64_t c = c0;
-    for (; c + 16 <= c1; c += 16) {
-      const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + c));
-      const __m512i v = std::is_same<T, uint8_t>::value ? _mm512_cvtepu8_epi32(raw)
-                                                        : _mm512_cvtepi8_epi32(raw);
-      _mm512_storeu_ps(d + c, _mm512_cvtepi32_ps(_mm512_sub_epi32(v, vzp)));
-    }
-    if (c < c1) {  // the row's tail (the whole row of a 7x7 or 14x14 plane): masked
-      const __mmask16 m = static_cast<__mmask16>((1u << (c1 - c)) - 1);
-      const __m128i raw = _mm_maskz_loadu_epi8(m, s + c);
-      const __m512i v = std::is_same<T, uint8_t>::value ? _mm512_cvtepu8_epi32(raw)
-                                                        : _mm512_cvtepi8_epi32(raw);
-      _mm512_mask_storeu_ps(d + c, m, _mm512_cvtepi32_ps(_mm512_sub_epi32(v, vzp)));
-    }
-    std::fill(d + c1, d + wp, 0.f);
-  }
-  const DwTaps taps{xp.data(), wp, wf.data(), sh, sw, dh, dw, oh_n, ow_n, acc.data()};
-  if (kh_n == 3 && kw_n == 3 && sw <= 2)
-    sw == 1 ? DwTapsAvx512<3, 3, 1>(taps) : DwTapsAvx512<3, 3, 2>(taps);
-  else if (kh_n == 5 && kw_n == 5 && sw <= 2)
-    sw == 1 ? DwTapsAvx512<5, 5, 1>(taps) : DwTapsAvx512<5, 5, 2>(taps);
-  else
-    DwTapsAvx512Any(taps, kh_n, kw_n);
-  // One epilogue call for the plane: its output rows are contiguous, and the channel
-  // (scale, bias) is the same for all of them.
-  QOutput o = *p.out;
-  o.data = p.y;
-  o.ld = 0;
-  QStoreRowIsa(Isa::kAvx512, acc.data(), static_cast<int>(oh_n * ow_n), p.channel, 0, o);
-}
-#pragma GCC diagnostic pop
-#endif
 
 enum class Mode { kConvInteger, kQLinearConv };
 
@@ -623,6 +397,21 @@ class QConvKernel : public Kernel {
                                                           : w->data<uint8_t>()[o * kdim + i];
           dw_w_[static_cast<size_t>(o * kdim + i)] = static_cast<int16_t>(v - z);
         }
+      // The depthwise plane kernel for profiles (pads taken as non-negative, as in every
+      // model seen; a plane with negative pads runs the reference).
+      qdw::Geometry dg;
+      dg.kh = w->rank() == 4 ? w->shape()[2] : 1;
+      dg.kw = w->shape()[w->rank() - 1];
+      dg.stride_w = attrs_.strides.empty() ? 1 : attrs_.strides.back();
+      dg.oh = dg.ow = 1;
+      std::string name;
+      for (int64_t o = 0; o < m && name != "ref"; ++o) {
+        qdw::Plane pl;
+        pl.g = &dg;
+        pl.w = dw_w_.data() + o * kdim;
+        name = qdw::PlaneKernelName(kIsa, pl);
+      }
+      variant_ = "depthwise " + name;
     } else {
       for (int64_t gi = 0; gi < attrs_.group; ++gi) {
         QSource src{static_cast<const uint8_t*>(w->raw()) + gi * mg * kdim, w->dtype(), kdim, false,
@@ -633,6 +422,8 @@ class QConvKernel : public Kernel {
     packed_shape_ = w->shape();
     packed_dtype_ = w->dtype();
   }
+
+  std::string Variant() const override { return variant_; }
 
   static size_t WIndex() { return kMode == Mode::kConvInteger ? 1 : 3; }
   static size_t WZpIndex() { return kMode == Mode::kConvInteger ? 3 : 5; }
@@ -701,7 +492,6 @@ class QConvKernel : public Kernel {
     const bool use_packed =
         !packed_shape_.empty() && w.shape() == packed_shape_ && w.dtype() == packed_dtype_ && w_zp == w_zp_;
     const int64_t in_size = g.in_size(), out_size = g.out_size();
-    const size_t xe = 1;  // uint8/int8
     ThreadPool& pool = ctx.pool();
 
     if (g.cg == 1 && g.mg == 1 && g.rank <= 2) {
@@ -719,26 +509,15 @@ class QConvKernel : public Kernel {
           }
         wd = local_w.data();
       }
-      const int64_t planes = g.n * g.m;
-      pool.ParallelFor(planes, 1, [&](int64_t lo, int64_t hi) {
+      const qdw::Geometry dg = DwGeometry(g);
+      const bool s8 = x.dtype() == ir::DType::kInt8;
+      pool.ParallelFor(g.n * g.m, 1, [&](int64_t lo, int64_t hi) {
         for (int64_t t = lo; t < hi; ++t) {
-          const int64_t n = t / g.m, m = t % g.m;
-          QDwPlane p{&g, static_cast<const uint8_t*>(x.raw()) + (n * g.c + m) * in_size * xe,
-                     x.dtype(), x_zp, wd + m * ks, &out, m,
-                     static_cast<uint8_t*>(y.mutable_raw()) + t * out_size * elem};
-          const bool s8 = x.dtype() == ir::DType::kInt8;
-#if defined(__x86_64__)
-          if ((kIsa == Isa::kAvx512 || kIsa == Isa::kAvx512Vnni || kIsa == Isa::kAmx) &&
-              ks <= kDwMaxFloatTaps) {
-            s8 ? DwPlaneAvx512<int8_t>(p) : DwPlaneAvx512<uint8_t>(p);
-            continue;
-          }
-          if (kIsa != Isa::kScalar && g.stride[2] == 1) {
-            s8 ? DwPlaneAvx2<int8_t>(p) : DwPlaneAvx2<uint8_t>(p);
-            continue;
-          }
-#endif
-          s8 ? DwPlaneScalar<int8_t>(p) : DwPlaneScalar<uint8_t>(p);
+          const int64_t m = t % g.m;
+          qdw::Plane p{&dg, static_cast<const uint8_t*>(x.raw()) + (t / g.m * g.c + m) * in_size,
+                       s8, x_zp, wd + m * ks, &out, m,
+                       static_cast<uint8_t*>(y.mutable_raw()) + t * out_size * elem};
+          qdw::RunPlane(kIsa, p);
         }
       });
       return;
@@ -840,6 +619,7 @@ class QConvKernel : public Kernel {
   qutil::Activation act_;
   std::vector<QPacked> packed_w_;
   std::vector<int16_t> dw_w_;
+  std::string variant_;
   std::vector<int64_t> packed_shape_;
   ir::DType packed_dtype_ = ir::DType::kUndefined;
   std::vector<int32_t> w_zp_;
