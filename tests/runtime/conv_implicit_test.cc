@@ -1,8 +1,9 @@
 // The pieces of the implicit-GEMM convolution (runtime/kernels/conv/conv_implicit.h) on
 // their own: the micro-kernel tile of every ISA this CPU has against the portable
 // reference at every row count of a tile, K depths 1..301, accumulate/bias/clamp, the
-// FusedConv sum Z (its own row stride) and a row stride wider than the tile (nothing
-// written outside the tile's rows); and the
+// FusedConv sum Z (its own row stride), kept-column masks (AVX-512: dropped columns
+// squeezed out of C and Z) and a row stride wider than the tile (nothing written outside
+// the tile's rows); and the
 // phase-split source, whose offset table must address, for every tap and output pixel,
 // exactly the input value (or the zero of a pad) that the convolution formula names.
 // End-to-end convolutions are in conv_test.cc.
@@ -35,9 +36,18 @@ void CheckTile(ConvTileFn fn, int mr, int nr, const char* name, bool with_epilog
     const std::vector<float> bias = Random(mr, 3), c0 = Random(mr * ldc, 4);
     const int64_t ldz = nr + 3;
     const std::vector<float> z = Random(mr * ldz, 5);
+    // Kept-column masks (TileStore::keep, the 32-wide AVX-512 tile only): all, a row end
+    // dropped, gaps in either half and across the halves, one half, single columns.
+    std::vector<uint32_t> keeps = {0xffffffffu};
+    if (nr == 32 && with_epilogue)
+      keeps.insert(keeps.end(), {0x3fffffffu, 0xfffffff3u, 0xfffe3fffu, 0x0000ffffu,
+                                 0xffff0000u, 0x00000001u, 0x80000000u, 0x7ffffffeu});
     for (int rows = 1; rows <= mr; ++rows) {
-      for (int variant = 0; variant < (with_epilogue ? 8 : 2); ++variant) {
+      for (size_t v = 0; v < (with_epilogue ? 8 : 2) * keeps.size(); ++v) {
+        const int variant = static_cast<int>(v % 8);
         TileStore p;
+        p.keep = keeps[v / 8];
+        const int written = p.keep == 0xffffffffu ? nr : __builtin_popcount(p.keep);
         p.accumulate = variant & 1;
         if (variant & 2) {
           p.row_bias = bias.data();
@@ -53,10 +63,11 @@ void CheckTile(ConvTileFn fn, int mr, int nr, const char* name, bool with_epilog
         UkernelRef(mr, nr, rows, kc, a.data(), b.data(), want.data(), ldc, p);
         fn(rows, kc, a.data(), b.data(), got.data(), ldc, p);
         const std::string what = std::string(name) + " rows " + std::to_string(rows) + " kc " +
-                                 std::to_string(kc) + " variant " + std::to_string(variant);
+                                 std::to_string(kc) + " variant " + std::to_string(variant) +
+                                 " keep " + std::to_string(p.keep);
         for (int64_t i = 0; i < mr * ldc; ++i) {
           const int64_t r = i / ldc, j = i % ldc;
-          if (r < rows && j < nr)
+          if (r < rows && j < written)
             ASSERT_NEAR(want[i], got[i], 1e-5 * (kc + 2)) << what << " @" << r << "," << j;
           else
             ASSERT_EQ(got[i], c0[i]) << what << ": wrote outside the tile at " << r << "," << j;
