@@ -158,6 +158,24 @@ void EvenColumns(const float* src, int64_t n, float* dst) {
   for (; j < n; ++j) dst[j] = src[2 * j];
 }
 
+#if defined(__x86_64__)
+// EvenColumns with 16 outputs per two loads and one vpermt2ps, the last 1..16 masked (so
+// still nothing read past src[2n - 2]). A 1x1 stride-2 projection spent 16% of its time
+// in the SSE loop (28 outputs per row, 7 iterations and a scalar-free tail).
+__attribute__((target("avx512f"))) void EvenColumnsAvx512(const float* src, int64_t n,
+                                                         float* dst) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  for (int64_t j = 0; j < n; j += 16) {
+    const int64_t r = std::min<int64_t>(16, n - j), in = 2 * r - 1;  // floats needed
+    const __mmask16 lo = in >= 16 ? __mmask16(0xffff) : __mmask16((1u << in) - 1);
+    const __mmask16 hi = in > 16 ? __mmask16((1u << (in - 16)) - 1) : __mmask16(0);
+    const __m512 a = _mm512_maskz_loadu_ps(lo, src + 2 * j);
+    const __m512 b = _mm512_maskz_loadu_ps(hi, src + 2 * j + 16);
+    _mm512_mask_storeu_ps(dst + j, __mmask16((1u << r) - 1), _mm512_permutex2var_ps(a, even, b));
+  }
+}
+#endif
+
 }  // namespace
 
 int ConvMr(Isa isa) { return UsesAvx512Tile(isa) ? 12 : 6; }
@@ -274,7 +292,13 @@ Plan MakePlan(const ConvGeometry& g, int nr) {
 }
 
 void BuildSource(const ConvGeometry& g, const Plan& plan, const float* x, int64_t c0,
-                 int64_t c1, float* source) {
+                 int64_t c1, float* source, Isa isa) {
+  auto even_columns = EvenColumns;
+#if defined(__x86_64__)
+  if (UsesAvx512Tile(isa)) even_columns = EvenColumnsAvx512;
+#else
+  (void)isa;
+#endif
   const int64_t H = g.in[1], W = g.in[2], pt = g.pad_b[1], pl = g.pad_b[2];
   const int64_t sh = plan.sh, sw = plan.sw, hq = plan.hq, wq = plan.wq;
   for (int64_t c = c0; c < c1; ++c) {
@@ -299,7 +323,7 @@ void BuildSource(const ConvGeometry& g, const Plan& plan, const float* x, int64_
           if (sw == 1) {
             std::memcpy(row + j0, xr + j0, sizeof(float) * (j1 - j0));
           } else if (sw == 2) {
-            EvenColumns(xr + 2 * j0, j1 - j0, row + j0);
+            even_columns(xr + 2 * j0, j1 - j0, row + j0);
           } else {
             for (int64_t j = j0; j < j1; ++j) row[j] = xr[j * sw];
           }
@@ -333,7 +357,7 @@ void Run(Isa isa, const ConvGeometry& g, const Plan& plan, const float* x,
       source->resize(static_cast<size_t>(plan.source_size));
     float* s = source->data();
     std::fill(s + g.cg * plan.chan, s + plan.source_size, 0.f);
-    auto build = [&](int64_t lo, int64_t hi) { BuildSource(g, plan, x, lo, hi, s); };
+    auto build = [&](int64_t lo, int64_t hi) { BuildSource(g, plan, x, lo, hi, s, isa); };
     if (threads > 1 && g.cg * plan.chan >= 16384)
       pool.ParallelFor(g.cg, std::max<int64_t>(1, 4096 / plan.chan), build);
     else

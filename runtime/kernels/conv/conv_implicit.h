@@ -119,7 +119,8 @@ void RunPixelMajor(Isa isa, const conv_util::ConvGeometry& g, const Plan& plan, 
                    const float* z, float* y, ThreadPool& pool);
 
 // The source copy alone (exposed for the tests): Cg channels of sh*sw phase planes.
+// `isa`: AVX-512 de-interleaves stride-2 columns 16 at a time (SSE otherwise).
 void BuildSource(const conv_util::ConvGeometry& g, const Plan& plan, const float* x,
-                 int64_t c0, int64_t c1, float* source);
+                 int64_t c0, int64_t c1, float* source, Isa isa = Isa::kScalar);
 
 }  // namespace edgepress::runtime::conv_implicit

@@ -26,8 +26,8 @@ __attribute__((target("avx512f"), always_inline)) inline __m512 LoadKept(const f
                                                                          __mmask16 keep,
                                                                          bool full) {
   if (full) return _mm512_loadu_ps(at);
-  return _mm512_maskz_expand_ps(
-      keep, _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << __builtin_popcount(keep)) - 1), at));
+  const __mmask16 packed = static_cast<__mmask16>((1u << __builtin_popcount(keep)) - 1);
+  return _mm512_maskz_expand_ps(keep, _mm512_maskz_loadu_ps(packed, at));
 }
 __attribute__((target("avx512f"), always_inline)) inline void StoreKept(float* at, __mmask16 keep,
                                                                        bool full, __m512 v) {

@@ -608,7 +608,8 @@ __attribute__((target("avx512f"))) void VMaxAvx512(const float* const* rows, int
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 mask = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
     __m512 m = _mm512_maskz_loadu_ps(mask, rows[0] + i);
-    for (int64_t r = 1; r < nrows; ++r) m = _mm512_max_ps(m, _mm512_maskz_loadu_ps(mask, rows[r] + i));
+    for (int64_t r = 1; r < nrows; ++r)
+      m = _mm512_max_ps(m, _mm512_maskz_loadu_ps(mask, rows[r] + i));
     _mm512_mask_storeu_ps(dst + i, mask, m);
   }
 }
