@@ -1,5 +1,5 @@
 // Latency and GFLOP/s of edgepress's Conv kernels (every ISA the CPU has) on ResNet-18 and
-// MobileNetV2 layer shapes, batch 1, through runtime::RunNode with constant weights (so
+// MobileNetV2 layer shapes, then MaxPool's (GB/s), batch 1, through runtime::RunNode with constant weights (so
 // weights are prepacked as in a Session; the timing includes kernel creation once only).
 // Not part of ctest. Usage: conv_bench [threads]; ONLY=substring picks shapes, SKIP_REF=1
 // skips the reference entry, EDGEPRESS_CONV_PIXEL_MAJOR=0/1 forces the AVX-512 tile layout
@@ -68,6 +68,59 @@ double ThreadCpuSeconds() {
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
+// Best wall and thread-CPU seconds per run over 7 repetitions of >= 50 ms each.
+void TimeRuns(runtime::Kernel& kernel, runtime::KernelContext& ctx, double* best,
+              double* best_cpu) {
+  *best = *best_cpu = 1e9;
+  for (int rep = 0; rep < 7; ++rep) {
+    auto t0 = std::chrono::steady_clock::now();
+    const double c0 = ThreadCpuSeconds();
+    int iters = 0;
+    double el;
+    do {
+      kernel.Run(ctx);
+      ++iters;
+      el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    } while (el < 0.05);
+    *best = std::min(*best, el / iters);
+    *best_cpu = std::min(*best_cpu, (ThreadCpuSeconds() - c0) / iters);
+  }
+}
+
+// MaxPool shapes (c, h, w, k, stride, pad): every MaxPool kernel, GB/s of input + output.
+void BenchMaxPool(runtime::ThreadPool& pool, const char* only) {
+  struct PoolShape {
+    const char* name;
+    int64_t c, h, w, k, stride, pad;
+  };
+  const PoolShape shapes[] = {{"resnet maxpool 3x3/2 64 112", 64, 112, 112, 3, 2, 1},
+                              {"maxpool 2x2/2 64 112", 64, 112, 112, 2, 2, 0},
+                              {"maxpool 3x3/1 64 56", 64, 56, 56, 3, 1, 1}};
+  for (const PoolShape& s : shapes) {
+    if (only && std::string(s.name).find(only) == std::string::npos) continue;
+    ir::Graph g;
+    ir::Value* x = g.AddInput("x", ir::ValueType::Tensor(ir::DType::kFloat32));
+    ir::Node* node = g.AddNode("MaxPool", {x}, {"y"}, "pool");
+    node->set_attr(ir::Attribute::Ints("kernel_shape", {s.k, s.k}));
+    node->set_attr(ir::Attribute::Ints("pads", {s.pad, s.pad, s.pad, s.pad}));
+    node->set_attr(ir::Attribute::Ints("strides", {s.stride, s.stride}));
+    ir::Tensor xt = Random({1, s.c, s.h, s.w}, 1);
+    const int64_t oh = (s.h + 2 * s.pad - s.k) / s.stride + 1;
+    const int64_t ow = (s.w + 2 * s.pad - s.k) / s.stride + 1;
+    const double bytes = 4.0 * s.c * (s.h * s.w + oh * ow);
+    for (const runtime::KernelDef* def : runtime::KernelsFor("MaxPool", "", ir::DType::kFloat32)) {
+      if (def->isa == runtime::Isa::kScalar && std::getenv("SKIP_REF")) continue;
+      runtime::KernelInit init{*node, {nullptr}};
+      auto kernel = def->create(init);
+      TimingContext ctx(*node, {&xt}, pool);
+      kernel->Run(ctx);
+      double best, best_cpu;
+      TimeRuns(*kernel, ctx, &best, &best_cpu);
+      std::printf("%-30s %-24s wall %8.3f ms  cpu %8.3f ms %7.1f GB/s(cpu)\n", s.name, def->name,
+                  best * 1e3, best_cpu * 1e3, bytes / best_cpu / 1e9);
+    }
+  }
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -82,6 +135,8 @@ int main(int argc, char** argv) {
       {"resnet 3x3 512->512 7", 512, 7, 7, 512, 3, 1, 1},
       {"resnet 3x3/2 256->512 14", 256, 14, 14, 512, 3, 2, 1},
       {"resnet 1x1/2 64->128 56", 64, 56, 56, 128, 1, 2, 1},
+      {"resnet 1x1/2 128->256 28", 128, 28, 28, 256, 1, 2, 1},
+      {"resnet 1x1/2 256->512 14", 256, 14, 14, 512, 1, 2, 1},
       {"mbv2 3x3/2 3->32 224", 3, 224, 224, 32, 3, 2, 1},
       {"mbv2 dw 3x3 32 112", 32, 112, 112, 32, 3, 1, 32},
       {"mbv2 pw 32->16 112", 32, 112, 112, 16, 1, 1, 1},
@@ -121,22 +176,11 @@ int main(int argc, char** argv) {
       auto kernel = def->create(init);
       TimingContext ctx(*node, {&xt, w->initializer(), b->initializer()}, pool);
       kernel->Run(ctx);
-      double best = 1e9, best_cpu = 1e9;
-      for (int rep = 0; rep < 7; ++rep) {
-        auto t0 = std::chrono::steady_clock::now();
-        const double c0 = ThreadCpuSeconds();
-        int iters = 0;
-        double el;
-        do {
-          kernel->Run(ctx);
-          ++iters;
-          el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        } while (el < 0.05);
-        best = std::min(best, el / iters);
-        best_cpu = std::min(best_cpu, (ThreadCpuSeconds() - c0) / iters);
-      }
+      double best, best_cpu;
+      TimeRuns(*kernel, ctx, &best, &best_cpu);
       std::printf("%-30s %-24s wall %8.3f ms  cpu %8.3f ms %7.1f GFLOP/s(cpu)\n", s.name,
                   def->name, best * 1e3, best_cpu * 1e3, flops / best_cpu / 1e9);
     }
   }
+  BenchMaxPool(pool, only);
 }

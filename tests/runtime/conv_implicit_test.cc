@@ -1,10 +1,11 @@
 // The pieces of the implicit-GEMM convolution (runtime/kernels/conv/conv_implicit.h) on
 // their own: the micro-kernel tile of every ISA this CPU has against the portable
 // reference at every row count of a tile, K depths 1..301, accumulate/bias/clamp, the
-// FusedConv sum Z (its own row stride) and a row stride wider than the tile (nothing
-// written outside the tile's rows); and the
-// phase-split source, whose offset table must address, for every tap and output pixel,
-// exactly the input value (or the zero of a pad) that the convolution formula names.
+// FusedConv sum Z (its own row stride), kept-column masks (AVX-512: dropped columns
+// squeezed out of C and Z) and a row stride wider than the tile (nothing written outside
+// the tile's rows); and the phase-split source (scalar and AVX-512 copies), whose offset
+// table must address, for every tap and output pixel, exactly the input value (or the
+// zero of a pad) that the convolution formula names.
 // End-to-end convolutions are in conv_test.cc.
 #include "runtime/kernels/conv/conv_implicit.h"
 
@@ -35,9 +36,18 @@ void CheckTile(ConvTileFn fn, int mr, int nr, const char* name, bool with_epilog
     const std::vector<float> bias = Random(mr, 3), c0 = Random(mr * ldc, 4);
     const int64_t ldz = nr + 3;
     const std::vector<float> z = Random(mr * ldz, 5);
+    // Kept-column masks (TileStore::keep, the 32-wide AVX-512 tile only): all, a row end
+    // dropped, gaps in either half and across the halves, one half, single columns.
+    std::vector<uint32_t> keeps = {0xffffffffu};
+    if (nr == 32 && with_epilogue)
+      keeps.insert(keeps.end(), {0x3fffffffu, 0xfffffff3u, 0xfffe3fffu, 0x0000ffffu,
+                                 0xffff0000u, 0x00000001u, 0x80000000u, 0x7ffffffeu});
     for (int rows = 1; rows <= mr; ++rows) {
-      for (int variant = 0; variant < (with_epilogue ? 8 : 2); ++variant) {
+      for (size_t v = 0; v < (with_epilogue ? 8 : 2) * keeps.size(); ++v) {
+        const int variant = static_cast<int>(v % 8);
         TileStore p;
+        p.keep = keeps[v / 8];
+        const int written = p.keep == 0xffffffffu ? nr : __builtin_popcount(p.keep);
         p.accumulate = variant & 1;
         if (variant & 2) {
           p.row_bias = bias.data();
@@ -53,10 +63,11 @@ void CheckTile(ConvTileFn fn, int mr, int nr, const char* name, bool with_epilog
         UkernelRef(mr, nr, rows, kc, a.data(), b.data(), want.data(), ldc, p);
         fn(rows, kc, a.data(), b.data(), got.data(), ldc, p);
         const std::string what = std::string(name) + " rows " + std::to_string(rows) + " kc " +
-                                 std::to_string(kc) + " variant " + std::to_string(variant);
+                                 std::to_string(kc) + " variant " + std::to_string(variant) +
+                                 " keep " + std::to_string(p.keep);
         for (int64_t i = 0; i < mr * ldc; ++i) {
           const int64_t r = i / ldc, j = i % ldc;
-          if (r < rows && j < nr)
+          if (r < rows && j < written)
             ASSERT_NEAR(want[i], got[i], 1e-5 * (kc + 2)) << what << " @" << r << "," << j;
           else
             ASSERT_EQ(got[i], c0[i]) << what << ": wrote outside the tile at " << r << "," << j;
@@ -139,47 +150,56 @@ TEST(ConvImplicitTest, SourceOffsetsAddressEveryTap) {
       {1, 8, 8, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0},   {2, 13, 10, 5, 3, 3, 2, 2, 1, 2, 0, 3, 1},
       {2, 12, 9, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3},  {1, 5, 6, 3, 3, 1, 1, 1, 1, 4, 3, 2, 5},
       {2, 1, 30, 1, 5, 1, 2, 1, 2, 0, 2, 0, 2},
+      // Stride-2 rows around the AVX-512 de-interleave's 16 outputs (31-34 input columns
+      // hold 15-17 even ones), 1x1 projections and a padded 3x3 at 56 columns.
+      {1, 3, 31, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0},  {1, 3, 32, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0},
+      {2, 3, 33, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0},  {1, 4, 34, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
+      {2, 5, 56, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},  {1, 2, 65, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0},
   };
-  for (const Case& cs : cases) {
-    conv_util::ConvGeometry g;
-    g.rank = 2;
-    g.n = 1;
-    g.c = g.cg = cs.c;
-    g.m = g.mg = 1;
-    g.in[1] = cs.h;
-    g.in[2] = cs.w;
-    g.k[1] = cs.kh;
-    g.k[2] = cs.kw;
-    g.stride[1] = cs.sh;
-    g.stride[2] = cs.sw;
-    g.dil[1] = cs.dh;
-    g.dil[2] = cs.dw;
-    g.pad_b[1] = cs.pt;
-    g.pad_b[2] = cs.pl;
-    g.out[1] = (cs.h + cs.pt + cs.pb - (cs.kh - 1) * cs.dh - 1) / cs.sh + 1;
-    g.out[2] = (cs.w + cs.pl + cs.pr - (cs.kw - 1) * cs.dw - 1) / cs.sw + 1;
-    ASSERT_TRUE(Handles(g));
-    const Plan plan = MakePlan(g, 32);
-    const std::vector<float> x = Random(cs.c * cs.h * cs.w, 11);
-    std::vector<float> source(plan.source_size, NAN);
-    BuildSource(g, plan, x.data(), 0, cs.c, source.data());
-    ASSERT_EQ(plan.nv, (g.out[1] - 1) * plan.wq + g.out[2]);
-    size_t k = 0;
-    for (int64_t c = 0; c < cs.c; ++c)
-      for (int64_t kh = 0; kh < cs.kh; ++kh)
-        for (int64_t kw = 0; kw < cs.kw; ++kw, ++k)
-          for (int64_t oh = 0; oh < g.out[1]; ++oh)
-            for (int64_t ow = 0; ow < g.out[2]; ++ow) {
-              const int64_t ih = oh * cs.sh + kh * cs.dh - cs.pt;
-              const int64_t iw = ow * cs.sw + kw * cs.dw - cs.pl;
-              const bool inside = ih >= 0 && ih < cs.h && iw >= 0 && iw < cs.w;
-              const float want = inside ? x[(c * cs.h + ih) * cs.w + iw] : 0.f;
-              const int64_t at = plan.off[k] + oh * plan.wq + ow;
-              ASSERT_LT(at, plan.source_size);
-              ASSERT_EQ(source[at], want) << "case c" << cs.c << " " << cs.h << "x" << cs.w
-                                          << " tap " << c << "," << kh << "," << kw << " out "
-                                          << oh << "," << ow;
-            }
+  std::vector<Isa> isas = {Isa::kScalar};
+  if (GetCpuFeatures().Has(Isa::kAvx512)) isas.push_back(Isa::kAvx512);
+  for (Isa isa : isas) {
+    for (const Case& cs : cases) {
+      conv_util::ConvGeometry g;
+      g.rank = 2;
+      g.n = 1;
+      g.c = g.cg = cs.c;
+      g.m = g.mg = 1;
+      g.in[1] = cs.h;
+      g.in[2] = cs.w;
+      g.k[1] = cs.kh;
+      g.k[2] = cs.kw;
+      g.stride[1] = cs.sh;
+      g.stride[2] = cs.sw;
+      g.dil[1] = cs.dh;
+      g.dil[2] = cs.dw;
+      g.pad_b[1] = cs.pt;
+      g.pad_b[2] = cs.pl;
+      g.out[1] = (cs.h + cs.pt + cs.pb - (cs.kh - 1) * cs.dh - 1) / cs.sh + 1;
+      g.out[2] = (cs.w + cs.pl + cs.pr - (cs.kw - 1) * cs.dw - 1) / cs.sw + 1;
+      ASSERT_TRUE(Handles(g));
+      const Plan plan = MakePlan(g, 32);
+      const std::vector<float> x = Random(cs.c * cs.h * cs.w, 11);
+      std::vector<float> source(plan.source_size, NAN);
+      BuildSource(g, plan, x.data(), 0, cs.c, source.data(), isa);
+      ASSERT_EQ(plan.nv, (g.out[1] - 1) * plan.wq + g.out[2]);
+      size_t k = 0;
+      for (int64_t c = 0; c < cs.c; ++c)
+        for (int64_t kh = 0; kh < cs.kh; ++kh)
+          for (int64_t kw = 0; kw < cs.kw; ++kw, ++k)
+            for (int64_t oh = 0; oh < g.out[1]; ++oh)
+              for (int64_t ow = 0; ow < g.out[2]; ++ow) {
+                const int64_t ih = oh * cs.sh + kh * cs.dh - cs.pt;
+                const int64_t iw = ow * cs.sw + kw * cs.dw - cs.pl;
+                const bool inside = ih >= 0 && ih < cs.h && iw >= 0 && iw < cs.w;
+                const float want = inside ? x[(c * cs.h + ih) * cs.w + iw] : 0.f;
+                const int64_t at = plan.off[k] + oh * plan.wq + ow;
+                ASSERT_LT(at, plan.source_size);
+                ASSERT_EQ(source[at], want)
+                    << IsaName(isa) << " case c" << cs.c << " " << cs.h << "x" << cs.w << " tap "
+                    << c << "," << kh << "," << kw << " out " << oh << "," << ow;
+              }
+    }
   }
 }
 

@@ -213,7 +213,8 @@ TEST(ConvTest, MatchesNaiveConvolution) {
 // a ragged last panel, K over several K blocks (256 rows for nr 32, 512 for nr 16), stride
 // 2 onto a 7x7 plane (the phase width 8 > OW 7 drops a column per row), a 1x1 stride-2
 // projection that reads one phase of four, asymmetric pads with dilation, and the cases
-// that store whole panels straight into Y.
+// that store whole panels straight into Y (on AVX-512 every panel goes straight into Y,
+// its dropped columns squeezed out).
 TEST(ConvTest, ImplicitGemmTileEdges) {
   const std::vector<ConvCase> cases = {
       {"M 100 K 360 21x19", {1, 40, 21, 19}, {100, 40, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
@@ -229,6 +230,9 @@ TEST(ConvTest, ImplicitGemmTileEdges) {
       {"pointwise ragged", {2, 200, 5, 7}, {13, 200, 1, 1}, 1},
       // kw = 1 without column pads: virtual pixels are Y's, stored directly from a source.
       {"3x1 direct", {1, 10, 9, 32}, {20, 10, 3, 1}, 1, {}, {}, {1, 0, 1, 0}},
+      // 65 dropped columns per 70-wide row: the AVX-512 tile squeezes them out of Y, and
+      // panel 1 (virtual pixels 32-63) has none to keep.
+      {"wide kernel, panels of dropped columns", {1, 2, 3, 70}, {5, 2, 1, 65}, 1},
   };
   for (const ConvCase& cs : cases) {
     std::vector<ir::Tensor> in = {RandomTensor(cs.x, 4), RandomTensor(cs.w, 5),

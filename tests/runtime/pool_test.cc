@@ -119,6 +119,48 @@ TEST(PoolTest, MaxAndAveragePoolMatchNaiveAtVectorEdges) {
         }
 }
 
+// The 1-D/2-D MaxPool path (f32_maxpool__avx2, f32_maxpool__avx512) reduces rows first,
+// then taps along a padded row with stride-2 deinterleaves: output widths below, at and
+// above the 8- and 16-lane vectors and their multiples (input widths up to 113), 3x3/2x2
+// at strides 1 and 2, pads, ceil_mode, dilation and stride 3 (its scalar row loop).
+TEST(PoolTest, MaxPool2DAtSixteenLaneEdges) {
+  ThreadPool pool(2);
+  std::vector<Pool2D> cfgs = {{3, 3, 2, 2, 1, 1, 1, 1, 1, 1},        // resnet stem
+                              {3, 3, 2, 2, 1, 1, 0, 0, 0, 0, true},  // ceil_mode
+                              {2, 2, 2, 2},
+                              {3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+                              {2, 2, 1, 1},
+                              {3, 3, 2, 2, 1, 2, 1, 2, 0, 1},        // dilated along W
+                              {3, 2, 3, 3, 1, 1, 1, 1, 1, 0}};       // stride 3
+  const auto names = [&] {
+    std::string s;
+    for (const KernelDef* d : Defs("MaxPool")) s += std::string(d->name) + " ";
+    return s;
+  }();
+  if (GetCpuFeatures().Has(Isa::kAvx512)) {
+    EXPECT_NE(names.find("f32_maxpool__avx512"), std::string::npos) << names;
+  }
+  int seed = 100;
+  for (const Pool2D& p : cfgs)
+    for (int64_t w : {1, 2, 15, 16, 17, 31, 32, 33, 34, 35, 63, 65, 112, 113})
+      for (int64_t h : {1, 4, 7}) {
+        if (w + p.pl + p.pr < (p.kw - 1) * p.dw + 1 || h + p.pt + p.pb < (p.kh - 1) * p.dh + 1)
+          continue;  // kernel larger than the padded input
+        OneNode n("MaxPool", 1);
+        SetPool(n, p, false);
+        const Tensor x = Rand({1, 3, h, w}, ++seed);
+        std::vector<int64_t> shape;
+        const std::vector<float> want = NaivePool(x, true, p, &shape);
+        for (const KernelDef* def : Defs("MaxPool")) {
+          auto out = RunNode(*n.node, {&x}, pool, def);
+          ExpectNear(out[0], shape, want, 0.f,
+                     std::string(def->name) + " k=" + std::to_string(p.kh) + "x" +
+                         std::to_string(p.kw) + " s=" + std::to_string(p.sw) +
+                         " h=" + std::to_string(h) + " w=" + std::to_string(w));
+        }
+      }
+}
+
 // Found by fuzz_epk_run: pads just under a huge kernel leave a small output, but the AVX2
 // path sized its padded scratch row by the pads (4 GiB here). Such rows take the reference
 // path; every kernel still gives the naive result (prefix max / prefix mean).

@@ -40,6 +40,11 @@ struct TileStore {
   int64_t ldz = 0;
   bool clamp = false;
   float lo = 0, hi = 0;
+  // Columns j < 32 of the tile that exist in C (bit j), the AVX-512 12 x 32 tile only:
+  // kept columns are stored (and Z / an accumulated C read) at consecutive addresses from
+  // the tile's start, so a panel of virtual pixels goes straight into Y, its dropped
+  // columns (ow >= OW, past the last pixel) squeezed out.
+  uint32_t keep = 0xffffffffu;
 };
 using ConvTileFn = void (*)(int rows, int64_t kc, const float* a, const float* b, float* c,
                             int64_t ldc, const TileStore& p);
@@ -114,7 +119,8 @@ void RunPixelMajor(Isa isa, const conv_util::ConvGeometry& g, const Plan& plan, 
                    const float* z, float* y, ThreadPool& pool);
 
 // The source copy alone (exposed for the tests): Cg channels of sh*sw phase planes.
+// `isa`: AVX-512 de-interleaves stride-2 columns 16 at a time (SSE otherwise).
 void BuildSource(const conv_util::ConvGeometry& g, const Plan& plan, const float* x,
-                 int64_t c0, int64_t c1, float* source);
+                 int64_t c0, int64_t c1, float* source, Isa isa = Isa::kScalar);
 
 }  // namespace edgepress::runtime::conv_implicit

@@ -3,7 +3,9 @@
 // from the L1 panel feeds 12 FMAs instead of 6 and the A block makes half as many passes
 // over each B panel; measured on this project's Xeon with a 16-panel A block and a 128-
 // to 256-deep B panel in L1: 168 -> 187 GFLOP/s (peak about 195). The conv driver always
-// hands it whole 32-column panels (its tile buffer is padded), so only rows are partial.
+// hands it whole 32-column panels; rows may be partial (the tile is instantiated per row
+// count, reading the 12-wide A panel), and with TileStore::keep it stores only the kept
+// columns, packed (vcompressps), straight into Y.
 #include "runtime/kernels/conv/conv_implicit.h"
 
 #if defined(__x86_64__)
@@ -11,18 +13,42 @@
 
 namespace edgepress::runtime::conv_implicit {
 
-__attribute__((target("avx512f"))) void Ukernel12x32Avx512(int rows, int64_t kc,
-                                                          const float* a, const float* b,
-                                                          float* c, int64_t ldc,
-                                                          const TileStore& p) {
+namespace {
+
+// gcc 12 reports -Wmaybe-uninitialized inside unmasked AVX-512 intrinsics (their merge
+// source is _mm512_undefined_ps()): a false positive, silenced for these tiles.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+// One 16-lane column half of a tile row: load (expand), store (compress). With a partial
+// `keep` the kept lanes sit at consecutive addresses from `at` (see TileStore::keep).
+__attribute__((target("avx512f"), always_inline)) inline __m512 LoadKept(const float* at,
+                                                                         __mmask16 keep,
+                                                                         bool full) {
+  if (full) return _mm512_loadu_ps(at);
+  const __mmask16 packed = static_cast<__mmask16>((1u << __builtin_popcount(keep)) - 1);
+  return _mm512_maskz_expand_ps(keep, _mm512_maskz_loadu_ps(packed, at));
+}
+__attribute__((target("avx512f"), always_inline)) inline void StoreKept(float* at, __mmask16 keep,
+                                                                       bool full, __m512 v) {
+  if (full) return _mm512_storeu_ps(at, v);
+  _mm512_mask_storeu_ps(at, static_cast<__mmask16>((1u << __builtin_popcount(keep)) - 1),
+                        _mm512_maskz_compress_ps(keep, v));
+}
+
+// kRows rows of the 12-row A panel (stride 12 per k): a partial last panel (M = 64 leaves
+// 4 rows) computes only its rows instead of 12.
+template <int kRows>
+__attribute__((target("avx512f"))) void Tile12x32(int64_t kc, const float* a, const float* b,
+                                                  float* c, int64_t ldc, const TileStore& p) {
   constexpr int kMr = 12;
-  __m512 acc[kMr][2];
+  __m512 acc[kRows][2];
 #pragma GCC unroll 12
-  for (int r = 0; r < kMr; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (int r = 0; r < kRows; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
   for (int64_t k = 0; k < kc; ++k) {
     const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
 #pragma GCC unroll 12
-    for (int r = 0; r < kMr; ++r) {
+    for (int r = 0; r < kRows; ++r) {
       const __m512 av = _mm512_set1_ps(a[r]);
       acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
       acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
@@ -31,14 +57,16 @@ __attribute__((target("avx512f"))) void Ukernel12x32Avx512(int rows, int64_t kc,
     b += 32;
   }
   const __m512 lo = _mm512_set1_ps(p.lo), hi = _mm512_set1_ps(p.hi);
+  const bool full = p.keep == 0xffffffffu;
+  const __mmask16 k0 = static_cast<__mmask16>(p.keep), k1 = static_cast<__mmask16>(p.keep >> 16);
+  const int64_t h1 = full ? 16 : __builtin_popcount(k0);  // where the second half starts
 #pragma GCC unroll 12
-  for (int r = 0; r < kMr; ++r) {
-    if (r >= rows) break;
+  for (int r = 0; r < kRows; ++r) {
     float* cr = c + r * ldc;
     __m512 v0 = acc[r][0], v1 = acc[r][1];
     if (p.accumulate) {
-      v0 = _mm512_add_ps(v0, _mm512_loadu_ps(cr));
-      v1 = _mm512_add_ps(v1, _mm512_loadu_ps(cr + 16));
+      v0 = _mm512_add_ps(v0, LoadKept(cr, k0, full));
+      v1 = _mm512_add_ps(v1, LoadKept(cr + h1, k1, full));
     }
     if (p.row_bias) {
       const __m512 rb = _mm512_set1_ps(p.row_bias[r]);
@@ -47,15 +75,37 @@ __attribute__((target("avx512f"))) void Ukernel12x32Avx512(int rows, int64_t kc,
     }
     if (p.z) {
       const float* zr = p.z + r * p.ldz;
-      v0 = _mm512_add_ps(v0, _mm512_loadu_ps(zr));
-      v1 = _mm512_add_ps(v1, _mm512_loadu_ps(zr + 16));
+      v0 = _mm512_add_ps(v0, LoadKept(zr, k0, full));
+      v1 = _mm512_add_ps(v1, LoadKept(zr + h1, k1, full));
     }
     if (p.clamp) {
       v0 = _mm512_min_ps(_mm512_max_ps(v0, lo), hi);
       v1 = _mm512_min_ps(_mm512_max_ps(v1, lo), hi);
     }
-    _mm512_storeu_ps(cr, v0);
-    _mm512_storeu_ps(cr + 16, v1);
+    StoreKept(cr, k0, full, v0);
+    StoreKept(cr + h1, k1, full, v1);
+  }
+}
+
+#pragma GCC diagnostic pop
+
+}  // namespace
+
+void Ukernel12x32Avx512(int rows, int64_t kc, const float* a, const float* b, float* c,
+                        int64_t ldc, const TileStore& p) {
+  switch (rows) {
+    case 1: return Tile12x32<1>(kc, a, b, c, ldc, p);
+    case 2: return Tile12x32<2>(kc, a, b, c, ldc, p);
+    case 3: return Tile12x32<3>(kc, a, b, c, ldc, p);
+    case 4: return Tile12x32<4>(kc, a, b, c, ldc, p);
+    case 5: return Tile12x32<5>(kc, a, b, c, ldc, p);
+    case 6: return Tile12x32<6>(kc, a, b, c, ldc, p);
+    case 7: return Tile12x32<7>(kc, a, b, c, ldc, p);
+    case 8: return Tile12x32<8>(kc, a, b, c, ldc, p);
+    case 9: return Tile12x32<9>(kc, a, b, c, ldc, p);
+    case 10: return Tile12x32<10>(kc, a, b, c, ldc, p);
+    case 11: return Tile12x32<11>(kc, a, b, c, ldc, p);
+    default: return Tile12x32<12>(kc, a, b, c, ldc, p);
   }
 }
 

@@ -6,7 +6,9 @@
 // and one loop nest serve all ranks. The reference kernels walk each window with bounds
 // checks. The AVX2 kernels first reduce the window's rows into a padded row buffer with
 // full-width vector max/add (contiguous, so it vectorises whatever the stride), then reduce
-// horizontally (vectorised when the stride is 1). Work is split over N*C planes.
+// horizontally (vectorised when the stride is 1). 1-D/2-D MaxPool has its own AVX2 and
+// AVX-512 path (MaxPool2D), vectorised horizontally at strides 1 and 2 as well. Work is
+// split over N*C planes.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -525,6 +527,156 @@ void GlobalPoolAvx2(int64_t planes, int64_t len, bool is_max, const float* x, fl
                        y[nc] = GlobalPlaneAvx2(x + nc * len, len, is_max);
                    });
 }
+
+// ---------------------------------------------------------------------------------------
+// f32 MaxPool of 1-D/2-D planes (no Indices output): the max is separable and exact in
+// any order, so per output row the kh window rows are reduced first into a padded row
+// (full-width vector max, contiguous whatever the strides), then the kw taps along it:
+// stride 1 as shifted loads, stride 2 from two vectors of 2*L padded columns deinterleaved
+// into even or odd lanes (AVX-512 vpermt2ps; AVX2 shufps, whose lane order the final
+// vpermpd puts right once per output vector). Other strides reduce the row in scalar.
+// Padding columns of the row hold the lowest float, so a padded tap never wins, exactly
+// as skipping it; they are written once per thread, since only [c0, c1) changes per row.
+// Dilations work unchanged (tap offsets along the row, row offsets across rows).
+
+// One ISA's row functions: VMax writes dst[i] = max over rows r[i] for i < n (nrows >= 1);
+// HMax writes out[ow] = max over taps kw of row[ow*s + kw*d] for ow < n.
+struct MaxRowFns {
+  void (*vmax)(const float* const* rows, int64_t nrows, int64_t n, float* dst);
+  void (*hmax)(const float* row, int64_t n, int64_t k, int64_t s, int64_t d, float* out);
+  int64_t lanes;
+};
+
+void HMaxScalarFrom(const float* row, int64_t ow, int64_t n, int64_t k, int64_t s, int64_t d,
+                    float* out) {
+  for (; ow < n; ++ow) {
+    const float* t = row + ow * s;
+    float m = t[0];
+    for (int64_t j = 1; j < k; ++j) m = std::max(m, t[j * d]);
+    out[ow] = m;
+  }
+}
+
+__attribute__((target("avx2"))) void VMaxAvx2(const float* const* rows, int64_t nrows, int64_t n,
+                                              float* dst) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 m = _mm256_loadu_ps(rows[0] + i);
+    for (int64_t r = 1; r < nrows; ++r) m = _mm256_max_ps(m, _mm256_loadu_ps(rows[r] + i));
+    _mm256_storeu_ps(dst + i, m);
+  }
+  for (; i < n; ++i) {
+    float m = rows[0][i];
+    for (int64_t r = 1; r < nrows; ++r) m = std::max(m, rows[r][i]);
+    dst[i] = m;
+  }
+}
+
+__attribute__((target("avx2"))) void HMaxAvx2(const float* row, int64_t n, int64_t k, int64_t s,
+                                              int64_t d, float* out) {
+  int64_t ow = 0;
+  if (s == 1) {
+    for (; ow + 8 <= n; ow += 8) {
+      __m256 m = _mm256_loadu_ps(row + ow);
+      for (int64_t j = 1; j < k; ++j) m = _mm256_max_ps(m, _mm256_loadu_ps(row + ow + j * d));
+      _mm256_storeu_ps(out + ow, m);
+    }
+  } else if (s == 2) {
+    for (; ow + 8 <= n; ow += 8) {
+      __m256 m = _mm256_set1_ps(std::numeric_limits<float>::lowest());
+      for (int64_t j = 0; j < k; ++j) {
+        const int64_t t = j * d;  // output ow + l reads column 2*(ow + l) + t
+        const float* p = row + 2 * ow + (t & ~int64_t{1});
+        const __m256 lo = _mm256_loadu_ps(p), hi = _mm256_loadu_ps(p + 8);
+        // Lanes [lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6] (even) or the odd ones.
+        m = _mm256_max_ps(m, (t & 1) ? _mm256_shuffle_ps(lo, hi, 0xdd)
+                                     : _mm256_shuffle_ps(lo, hi, 0x88));
+      }
+      _mm256_storeu_ps(out + ow,
+                       _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(m), 0xd8)));
+    }
+  }
+  HMaxScalarFrom(row, ow, n, k, s, d, out);
+}
+
+// gcc 12 reports -Wmaybe-uninitialized inside unmasked AVX-512 intrinsics (their merge
+// source is _mm512_undefined_ps()): a false positive, silenced for these two functions.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+__attribute__((target("avx512f"))) void VMaxAvx512(const float* const* rows, int64_t nrows,
+                                                   int64_t n, float* dst) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 mask = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
+    __m512 m = _mm512_maskz_loadu_ps(mask, rows[0] + i);
+    for (int64_t r = 1; r < nrows; ++r)
+      m = _mm512_max_ps(m, _mm512_maskz_loadu_ps(mask, rows[r] + i));
+    _mm512_mask_storeu_ps(dst + i, mask, m);
+  }
+}
+
+// Reads up to 2*(n rounded up to 16) + (k-1)*d + 32 columns of `row` (the caller's slack);
+// the lanes past n are never stored.
+__attribute__((target("avx512f"))) void HMaxAvx512(const float* row, int64_t n, int64_t k,
+                                                   int64_t s, int64_t d, float* out) {
+  if (s != 1 && s != 2) return HMaxScalarFrom(row, 0, n, k, s, d, out);
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  for (int64_t ow = 0; ow < n; ow += 16) {
+    const __mmask16 mask = n - ow >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - ow)) - 1);
+    __m512 m;
+    if (s == 1) {
+      m = _mm512_loadu_ps(row + ow);
+      for (int64_t j = 1; j < k; ++j) m = _mm512_max_ps(m, _mm512_loadu_ps(row + ow + j * d));
+    } else {
+      m = _mm512_set1_ps(std::numeric_limits<float>::lowest());
+      for (int64_t j = 0; j < k; ++j) {
+        const int64_t t = j * d;
+        const float* p = row + 2 * ow + (t & ~int64_t{1});
+        m = _mm512_max_ps(m, _mm512_permutex2var_ps(_mm512_loadu_ps(p), (t & 1) ? odd : even,
+                                                     _mm512_loadu_ps(p + 16)));
+      }
+    }
+    _mm512_mask_storeu_ps(out + ow, mask, m);
+  }
+}
+
+#pragma GCC diagnostic pop
+
+// Planes [b, e) of a pooling with g.k[0] == g.in[0] == 1.
+void MaxPool2DPlanes(const PoolGeom& g, const MaxRowFns& fns, const float* x, float* y, int64_t b,
+                     int64_t e) {
+  const int64_t ip = g.in_plane(), op = g.out_plane();
+  const int64_t W = g.in[2], OW = g.out[2], KH = g.k[1];
+  const int64_t wp = PaddedRowWidth(g);
+  // Slack for the vector loads of the last (partial) output vector: 2 vectors of 2*lanes.
+  const int64_t slack = 4 * fns.lanes + 2 * ((OW + fns.lanes - 1) / fns.lanes * fns.lanes - OW);
+  std::vector<float> vrow(static_cast<size_t>(wp + slack), std::numeric_limits<float>::lowest());
+  float* row = vrow.data() + g.pb[2];  // input column 0
+  std::vector<const float*> rows(static_cast<size_t>(KH));
+  for (int64_t nc = b; nc < e; ++nc) {
+    const float* xp = x + nc * ip;
+    float* yp = y + nc * op;
+    for (int64_t oh = 0; oh < g.out[1]; ++oh) {
+      int64_t n = 0;
+      for (int64_t kh = 0; kh < KH; ++kh) {
+        const int64_t ih = oh * g.s[1] + kh * g.d[1] - g.pb[1];
+        if (ih >= 0 && ih < g.in[1]) rows[n++] = xp + ih * W;
+      }
+      if (n > 0) fns.vmax(rows.data(), n, W, row);
+      else std::fill(row, row + W, std::numeric_limits<float>::lowest());  // all padding
+      fns.hmax(vrow.data(), OW, g.k[2], g.s[2], g.d[2], yp + oh * OW);
+    }
+  }
+}
+
+void MaxPool2D(const PoolGeom& g, const MaxRowFns& fns, const float* x, float* y,
+               ThreadPool& pool) {
+  pool.ParallelFor(g.n * g.c, 1,
+                   [&](int64_t b, int64_t e) { MaxPool2DPlanes(g, fns, x, y, b, e); });
+}
+
+constexpr MaxRowFns kMaxRowsAvx2 = {VMaxAvx2, HMaxAvx2, 8};
+constexpr MaxRowFns kMaxRowsAvx512 = {VMaxAvx512, HMaxAvx512, 16};
 #endif
 
 // ---------------------------------------------------------------------------------------
@@ -533,8 +685,8 @@ void GlobalPoolAvx2(int64_t planes, int64_t len, bool is_max, const float* x, fl
 template <typename T>
 class MaxPoolKernel : public Kernel {
  public:
-  MaxPoolKernel(const ir::Node& node, bool global, bool simd)
-      : attrs_(ReadPoolAttrs(node, PoolKind::kMax, global)), simd_(simd) {}
+  MaxPoolKernel(const ir::Node& node, bool global, bool simd, bool avx512)
+      : attrs_(ReadPoolAttrs(node, PoolKind::kMax, global)), simd_(simd), avx512_(avx512) {}
   void Run(KernelContext& ctx) override {
     const ir::Node& node = ctx.node();
     const ir::Tensor* x = ctx.input(0);
@@ -553,6 +705,9 @@ class MaxPoolKernel : public Kernel {
         if (attrs_.global)
           GlobalPoolAvx2(g.n * g.c, g.in_plane(), true, x->data<float>(), y.mutable_data<float>(),
                          ctx.pool());
+        else if (g.in[0] == 1 && g.k[0] == 1)
+          MaxPool2D(g, avx512_ ? kMaxRowsAvx512 : kMaxRowsAvx2, x->data<float>(),
+                    y.mutable_data<float>(), ctx.pool());
         else
           PoolAvx2(g, true, false, x->data<float>(), y.mutable_data<float>(), ctx.pool());
         return;
@@ -574,6 +729,7 @@ class MaxPoolKernel : public Kernel {
  private:
   PoolAttrs attrs_;
   bool simd_;
+  bool avx512_;
 };
 
 class AvgLpPoolKernel : public Kernel {
@@ -608,9 +764,9 @@ class AvgLpPoolKernel : public Kernel {
   bool simd_;
 };
 
-template <typename T, bool kGlobal, bool kSimd>
+template <typename T, bool kGlobal, bool kSimd, bool kAvx512 = false>
 std::unique_ptr<Kernel> CreateMax(const KernelInit& init) {
-  return std::make_unique<MaxPoolKernel<T>>(init.node, kGlobal, kSimd);
+  return std::make_unique<MaxPoolKernel<T>>(init.node, kGlobal, kSimd, kAvx512);
 }
 template <PoolKind kKind, bool kGlobal, bool kSimd>
 std::unique_ptr<Kernel> CreateAvgLp(const KernelInit& init) {
@@ -640,6 +796,8 @@ void RegisterPoolKernels(KernelRegistry& r) {
 #if defined(__x86_64__)
   r.Add({"MaxPool", "", DType::kFloat32, Isa::kAvx2, "f32_maxpool__avx2",
          CreateMax<float, false, true>});
+  r.Add({"MaxPool", "", DType::kFloat32, Isa::kAvx512, "f32_maxpool__avx512",
+         CreateMax<float, false, true, true>});
   r.Add({"GlobalMaxPool", "", DType::kFloat32, Isa::kAvx2, "f32_globalmaxpool__avx2",
          CreateMax<float, true, true>});
   r.Add({"MaxPool", "", DType::kUInt8, Isa::kAvx2, "u8_maxpool__avx2",
