@@ -127,7 +127,8 @@ void RunCase(DType xt, const Case& s, bool relu, bool float_out, uint32_t seed) 
     if (relu) v = std::max(0.0, v);
     if (float_out) {
       // In units of the smallest accumulator step x_scale * w_scale: the integer sum is
-      // exact, so only float rounding (far below one step) may remain.
+      // exact, so only the float reference's own rounding (below half a step; its scalar
+      // and SIMD kernels sum in different orders) may remain.
       worst = std::max(worst, std::fabs(ref.data<float>()[i] - v) / (xs * 0.002));
       continue;
     }
@@ -135,7 +136,7 @@ void RunCase(DType xt, const Case& s, bool relu, bool float_out, uint32_t seed) 
     const double got = s8 ? ref.data<int8_t>()[i] : ref.data<uint8_t>()[i];
     worst = std::max(worst, std::fabs(got - q));
   }
-  EXPECT_LE(worst, float_out ? 0.25 : 1.0) << what;
+  EXPECT_LE(worst, float_out ? 0.5 : 1.0) << what;
 }
 
 TEST(QConvTransposeTest, EveryKernelMatchesScalarAndTheQdqDefinition) {
