@@ -215,7 +215,8 @@ INSTANTIATE_TEST_SUITE_P(
 #endif
 
 // Channel blocks (RunBlock, 16 channels a vector) against PlaneRef per channel: channel
-// counts around the block of 16 (1, 15, 17, 63, 65) and 960, output planes 1x1 to 14x14,
+// counts around the block of 16 (1, 15, 17, 63, 65) and 960, output planes 1x1 to 28x28 and
+// 56x56 (over 64 pixels: several chunks of the transposes),
 // strides 1/2, 3x3/5x5 and a 1x7 (the general tap loop), extreme zero points, uint8/int8
 // in and out, Relu, per-tensor and per-channel multipliers, a channel0 offset into the
 // per-channel tables.
@@ -285,7 +286,7 @@ TEST_F(QDepthwiseBlockTest, PlanesAndChannelCountsMatchReference) {
   uint32_t n = 0;
   for (int64_t k : {3, 5})
     for (int64_t stride : {1, 2})
-      for (int64_t o : {1, 3, 7, 14})
+      for (int64_t o : {1, 3, 7, 14, 28})
         for (int64_t channels : {1, 15, 17, 63, 65}) {
           const bool s8 = (o + channels) % 2 == 1;
           const int32_t zps[3] = {0, 128, 255};
@@ -303,6 +304,10 @@ TEST_F(QDepthwiseBlockTest, MobilenetShapesAndGeneralKernelsMatchReference) {
                         true, 1);
   ExpectBlockMatchesRef(Case{3, 2, 1, 1, 7, 7, true, 0, QOutput::Kind::kInt8, false}, 960,
                         true, 2);
+  ExpectBlockMatchesRef(Case{3, 1, 1, 1, 56, 56, false, 3, QOutput::Kind::kUInt8, true}, 18,
+                        true, 6);
+  ExpectBlockMatchesRef(Case{3, 2, 1, 1, 28, 28, true, -128, QOutput::Kind::kUInt8, false}, 3,
+                        true, 7);
   // 1x7 and 7x7 kernels (two groups of taps, the tap loop not unrolled), 2x3 (kh 2).
   ExpectBlockMatchesRef(Case{7, 1, 1, 3, 7, 5, false, 255, QOutput::Kind::kUInt8, true}, 17,
                         true, 3, 1);
@@ -334,8 +339,9 @@ TEST_F(QDepthwiseBlockTest, DeclinesWhatItDoesNotHandle) {
   g.dil_w = 2;
   EXPECT_FALSE(qdw::BlockHandles(Isa::kAvx512Vnni, b)) << "dilation across";
   g.dil_w = 1;
-  g.oh = g.ow = 15;
-  EXPECT_FALSE(qdw::BlockHandles(Isa::kAvx512Vnni, b)) << "15x15 output";
+  g.oh = g.ow = 57;
+  g.h = g.w = 57;
+  EXPECT_FALSE(qdw::BlockHandles(Isa::kAvx512Vnni, b)) << "57x57 output";
 }
 
 // The reference against a direct sum of (x - zx) * w with padding skipped (int32 output,

@@ -130,7 +130,9 @@ class QuadRows {
 
 // ---- channel blocks: small planes, 16 channels a vector (qdepthwise_block_avx512.cc) ----
 // A 7x7 plane is four vectors of work, so one plane per call is mostly call, quad-build and
-// epilogue overhead. A block instead holds 16 channels as the vector lanes: their planes
+// epilogue overhead; up to 56x56 blocks are still faster (bench/qdepthwise_block_bench.cc:
+// 0.2x of the plane kernels' time at 7x7, 0.45x at 14x14 and 28x28 s2, 0.86x at 56x56 s1;
+// 1.0x at 112x112 s2, whose 16-channel padded plane of 200 KiB is declined). A block instead holds 16 channels as the vector lanes: their planes
 // are transposed once into a channel-interleaved padded byte plane (16 bytes a pixel), a
 // quad (4 adjacent taps of 16 channels) is then one 64-byte load and one vpermb, a kernel
 // row of 4 taps one vpdpbusd with per-channel weight dwords, and the accumulators are
@@ -148,9 +150,10 @@ struct Block {
   void* y = nullptr;
 };
 // Whether RunBlock(isa, b) takes these planes: AVX-512 VNNI with VBMI, output planes of at
-// most kBlockMaxPixels, dilation 1 across, horizontal stride 1 or 2, non-negative pads,
+// most kBlockMaxPixels and padded input planes of at most 4096 pixels (64 KiB a block),
+// dilation 1 across, horizontal stride 1 or 2, non-negative pads,
 // uint8/int8 output, weights in int8 range. Otherwise the caller runs planes (RunPlane).
-constexpr int64_t kBlockMaxPixels = 196;
+constexpr int64_t kBlockMaxPixels = 56 * 56;
 bool BlockHandles(Isa isa, const Block& b);
 void RunBlock(Isa isa, const Block& b);
 
