@@ -27,10 +27,11 @@ int main() {
     std::printf("this CPU lacks AVX-512 VNNI or VBMI\n");
     return 0;
   }
-  struct S { int64_t c, h, k, s; } shapes[] = {{96, 112, 3, 2}, {144, 56, 3, 1}, {144, 56, 3, 2},
-                                               {192, 28, 3, 1}, {192, 28, 3, 2}, {384, 14, 3, 1},
-                                               {576, 14, 3, 1}, {576, 14, 3, 2}, {960, 7, 3, 1},
-                                               {72, 28, 5, 1},  {240, 14, 5, 2}};
+  struct S {
+    int64_t c, h, k, s;
+  } shapes[] = {{96, 112, 3, 2}, {144, 56, 3, 1}, {144, 56, 3, 2}, {192, 28, 3, 1},
+                {192, 28, 3, 2}, {384, 14, 3, 1}, {576, 14, 3, 1}, {576, 14, 3, 2},
+                {960, 7, 3, 1},  {72, 28, 5, 1},  {240, 14, 5, 2}};
   std::printf("%-18s %10s %10s %7s\n", "shape", "plane_us", "block_us", "ratio");
   for (const S& sh : shapes) {
     qdw::Geometry g;
@@ -43,7 +44,8 @@ int main() {
     std::vector<uint8_t> x(static_cast<size_t>(sh.c * hw)), y(static_cast<size_t>(sh.c * ohw));
     for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<uint8_t>(i * 7 % 251);
     std::vector<int16_t> w(static_cast<size_t>(sh.c * ks));
-    for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<int16_t>(static_cast<int>(i * 13 % 255) - 127);
+    for (size_t i = 0; i < w.size(); ++i)
+      w[i] = static_cast<int16_t>(static_cast<int>(i * 13 % 255) - 127);
     std::vector<float> scale(static_cast<size_t>(sh.c), 0.003f);
     std::vector<int32_t> bias(static_cast<size_t>(sh.c), 100);
     QOutput out;
@@ -58,7 +60,8 @@ int main() {
     for (int r = 0; r < 30; ++r) {
       double t0 = Cpu();
       for (int64_t c = 0; c < sh.c; ++c) {
-        qdw::Plane p{&g, x.data() + c * hw, false, 3, w.data() + c * ks, &out, c, y.data() + c * ohw};
+        qdw::Plane p{&g, x.data() + c * hw, false, 3, w.data() + c * ks, &out,
+                     c,  y.data() + c * ohw};
         qdw::RunPlane(Isa::kAvx512Vnni, p);
       }
       best[0] = std::min(best[0], Cpu() - t0);
@@ -68,8 +71,9 @@ int main() {
     }
     char name[40];
     std::snprintf(name, sizeof name, "%lldc %lld k%lld s%lld%s", static_cast<long long>(sh.c),
-                  static_cast<long long>(sh.h), static_cast<long long>(sh.k), static_cast<long long>(sh.s),
-                  qdw::BlockHandles(Isa::kAvx512Vnni, b) ? " *" : "");
-    std::printf("%-18s %10.1f %10.1f %7.2f\n", name, best[0] * 1e6, best[1] * 1e6, best[1] / best[0]);
+                  static_cast<long long>(sh.h), static_cast<long long>(sh.k),
+                  static_cast<long long>(sh.s), qdw::BlockHandles(Isa::kAvx512Vnni, b) ? " *" : "");
+    std::printf("%-18s %10.1f %10.1f %7.2f\n", name, best[0] * 1e6, best[1] * 1e6,
+                best[1] / best[0]);
   }
 }

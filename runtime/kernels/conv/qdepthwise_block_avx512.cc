@@ -1,12 +1,12 @@
 // Integer depthwise conv over blocks of 16 channels (qdepthwise.h, "channel blocks"), for
 // planes of up to 14x14 outputs, where the per-plane kernels spend most of their time on
 // per-plane work (quad rows, epilogue call) rather than on the four vectors of taps.
-#include "runtime/kernels/conv/qdepthwise.h"
-
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <vector>
+
+#include "runtime/kernels/conv/qdepthwise.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -125,8 +125,10 @@ __attribute__((target(QDWB_TARGET))) void RunBlocks(const Block& b) {
   const size_t xt_size = static_cast<size_t>(s.rows * s.cols * 16 + 64);
   if (xt_buf.size() < xt_size) xt_buf.resize(xt_size);
   const int64_t chunks = (hw + 63) / 64, ochunks = (ohw + 63) / 64;
-  if (off_buf.size() < static_cast<size_t>(chunks * 64)) off_buf.resize(static_cast<size_t>(chunks * 64));
-  if (ot_buf.size() < static_cast<size_t>(ochunks * 1024)) ot_buf.resize(static_cast<size_t>(ochunks * 1024));
+  if (off_buf.size() < static_cast<size_t>(chunks * 64))
+    off_buf.resize(static_cast<size_t>(chunks * 64));
+  if (ot_buf.size() < static_cast<size_t>(ochunks * 1024))
+    ot_buf.resize(static_cast<size_t>(ochunks * 1024));
   uint8_t* xt = xt_buf.data();
   int32_t* off = off_buf.data();
   uint8_t* ot = ot_buf.data();
@@ -142,10 +144,10 @@ __attribute__((target(QDWB_TARGET))) void RunBlocks(const Block& b) {
   const int32_t qmin = u8 ? 0 : -128, qmax = u8 ? 255 : 127;
   // The epilogue of QStoreRowsAvx512 (qgemm_vnni.cc) with per-channel lanes: same
   // operations in the same order, so the bytes match.
-  const __m512 lo = _mm512_set1_ps(static_cast<float>(std::max(qmin, o.q_lo)) -
-                                   static_cast<float>(o.zero_point));
-  const __m512 hi = _mm512_set1_ps(static_cast<float>(std::min(qmax, o.q_hi)) -
-                                   static_cast<float>(o.zero_point));
+  const __m512 lo =
+      _mm512_set1_ps(static_cast<float>(std::max(qmin, o.q_lo)) - static_cast<float>(o.zero_point));
+  const __m512 hi =
+      _mm512_set1_ps(static_cast<float>(std::min(qmax, o.q_hi)) - static_cast<float>(o.zero_point));
   const __m512i zp = _mm512_set1_epi32(o.zero_point);
   const int64_t row_step = s.cols * 16;
   const int64_t taps = kh * groups;
@@ -199,8 +201,9 @@ __attribute__((target(QDWB_TARGET))) void RunBlocks(const Block& b) {
       alignas(64) uint8_t tmp[16][64];
       for (int j = 0; j < 16; ++j) _mm512_store_si512(tmp[j], v[j]);
       for (int64_t q = 0; q < n; ++q)
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(xt + off[p0 + q]),
-                         _mm_load_si128(reinterpret_cast<const __m128i*>(tmp[q & 15] + (q >> 4) * 16)));
+        _mm_storeu_si128(
+            reinterpret_cast<__m128i*>(xt + off[p0 + q]),
+            _mm_load_si128(reinterpret_cast<const __m128i*>(tmp[q & 15] + (q >> 4) * 16)));
     }
 
     // Taps and requantization per output pixel, into ot in the transposed order (pixel
@@ -221,7 +224,7 @@ __attribute__((target(QDWB_TARGET))) void RunBlocks(const Block& b) {
         const __m512i qv = _mm512_add_epi32(_mm512_cvtps_epi32(f), zp);
         const int64_t u = p >> 6, r = p & 63;
         _mm_storeu_si128(reinterpret_cast<__m128i*>(ot + u * 1024 + (r & 15) * 64 + (r >> 4) * 16),
-                        _mm512_cvtepi32_epi8(qv));
+                         _mm512_cvtepi32_epi8(qv));
       }
     }
     uint8_t* y = static_cast<uint8_t*>(b.y) + c0 * ohw;
