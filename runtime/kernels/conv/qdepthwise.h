@@ -133,7 +133,8 @@ class QuadRows {
 // epilogue overhead; up to 56x56 blocks are still faster (bench/qdepthwise_block_bench.cc:
 // 0.2x of the plane kernels' time at 7x7, 0.45x at 14x14 and 28x28 s2, 0.86x at 56x56 s1;
 // 1.0x at 112x112 s2, whose 16-channel padded plane of 200 KiB is declined). A block
-// instead holds 16 channels as the vector lanes: their planes are transposed once into a channel-interleaved padded byte plane (16 bytes a pixel), a
+// instead holds 16 channels as the vector lanes: their planes are transposed once into a
+// channel-interleaved padded byte plane (16 bytes a pixel), a
 // quad (4 adjacent taps of 16 channels) is then one 64-byte load and one vpermb, a kernel
 // row of 4 taps one vpdpbusd with per-channel weight dwords, and the accumulators are
 // requantized with per-channel vectors and transposed back to the NCHW output bytes.
