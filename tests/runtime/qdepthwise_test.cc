@@ -294,7 +294,8 @@ TEST_F(QDepthwiseBlockTest, PlanesAndChannelCountsMatchReference) {
           Case c{k, stride, 1, k / 2, o, o, s8, zp,
                  n % 4 == 3 ? QOutput::Kind::kInt8 : QOutput::Kind::kUInt8};
           c.relu = n % 2 == 1;
-          ExpectBlockMatchesRef(c, channels, n % 3 != 2, ++n);
+          const bool per_channel = n % 3 != 2;
+          ExpectBlockMatchesRef(c, channels, per_channel, ++n);
         }
 }
 
@@ -306,7 +307,7 @@ TEST_F(QDepthwiseBlockTest, MobilenetShapesAndGeneralKernelsMatchReference) {
                         true, 2);
   ExpectBlockMatchesRef(Case{3, 1, 1, 1, 56, 56, false, 3, QOutput::Kind::kUInt8, true}, 18,
                         true, 6);
-  ExpectBlockMatchesRef(Case{3, 2, 1, 1, 28, 28, true, -128, QOutput::Kind::kUInt8, false}, 3,
+  ExpectBlockMatchesRef(Case{3, 2, 1, 1, 56, 56, true, -128, QOutput::Kind::kUInt8, false}, 3,
                         true, 7);
   // 1x7 and 7x7 kernels (two groups of taps, the tap loop not unrolled), 2x3 (kh 2).
   ExpectBlockMatchesRef(Case{7, 1, 1, 3, 7, 5, false, 255, QOutput::Kind::kUInt8, true}, 17,

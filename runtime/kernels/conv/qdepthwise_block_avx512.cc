@@ -42,9 +42,9 @@ bool BlockHandles(Isa isa, const Block& b) {
       g.pad_t < 0 || g.pad_l < 0 || g.kh < 1 || g.kw < 1)
     return false;
   if (g.kh * ((g.kw + 3) / 4) > QuadRows::kMaxQuads) return false;
-  // The padded plane of 16 channels stays within L1/L2 (16 bytes a pixel).
+  // The padded plane of 16 channels stays in L2 (16 bytes a pixel).
   const BlockShape s = ShapeOf(g);
-  if (s.rows * s.cols > 4096) return false;
+  if (s.rows * s.cols > kBlockMaxPadded) return false;
   if (b.out->kind != QOutput::Kind::kUInt8 && b.out->kind != QOutput::Kind::kInt8) return false;
   const int64_t ks = g.kh * g.kw;
   for (int64_t t = 0; t < b.channels * ks; ++t)
@@ -107,6 +107,22 @@ const uint8_t* QuadIndex() {
   return table.idx;
 }
 
+// vpermb indices turning packed bytes (lane c / 4 holds channels 4 (c / 4).. of pixels
+// 0..3, 4 bytes a pixel) into 4 pixels of 16 channel bytes: byte 16 L + c = pixel L,
+// channel c.
+const uint8_t* UnpackIndex() {
+  struct Table {
+    alignas(64) uint8_t idx[64];
+    Table() {
+      for (int L = 0; L < 4; ++L)
+        for (int c = 0; c < 16; ++c)
+          idx[16 * L + c] = static_cast<uint8_t>(c / 4 * 16 + 4 * L + c % 4);
+    }
+  };
+  static const Table table;
+  return table.idx;
+}
+
 // kKh/kG > 0 fix the kernel rows and groups (3x3: 3, 1; 5x5: 5, 2); 0 reads them.
 template <int kKh, int kG>
 __attribute__((target(QDWB_TARGET))) void RunBlocks(const Block& b) {
@@ -121,22 +137,27 @@ __attribute__((target(QDWB_TARGET))) void RunBlocks(const Block& b) {
   // block then overwrites only the pixels. The byte offset of every input pixel in it.
   thread_local std::vector<uint8_t> xt_buf;
   thread_local std::vector<int32_t> off_buf;
-  thread_local std::vector<uint8_t> ot_buf;
+  thread_local std::vector<int32_t> oof_buf;
   const size_t xt_size = static_cast<size_t>(s.rows * s.cols * 16 + 64);
   if (xt_buf.size() < xt_size) xt_buf.resize(xt_size);
   const int64_t chunks = (hw + 63) / 64, ochunks = (ohw + 63) / 64;
   if (off_buf.size() < static_cast<size_t>(chunks * 64))
     off_buf.resize(static_cast<size_t>(chunks * 64));
-  if (ot_buf.size() < static_cast<size_t>(ochunks * 1024))
-    ot_buf.resize(static_cast<size_t>(ochunks * 1024));
+  if (oof_buf.size() < static_cast<size_t>(ochunks * 64))
+    oof_buf.resize(static_cast<size_t>(ochunks * 64));
   uint8_t* xt = xt_buf.data();
   int32_t* off = off_buf.data();
-  uint8_t* ot = ot_buf.data();
+  int32_t* oof = oof_buf.data();
   std::memset(xt, zxu, xt_size);
   for (int64_t ih = 0, p = 0; ih < g.h; ++ih)
     for (int64_t iw = 0; iw < g.w; ++iw, ++p)
       off[p] = static_cast<int32_t>(((ih + g.pad_t) * s.cols + iw + g.pad_l) * 16);
-  std::memset(ot, 0, static_cast<size_t>(ochunks * 1024));
+  // The padded-plane offset of every output pixel's taps (0 past the last: computed, not
+  // stored).
+  for (int64_t oh = 0, p = 0; oh < g.oh; ++oh)
+    for (int64_t ow = 0; ow < g.ow; ++ow, ++p)
+      oof[p] = static_cast<int32_t>((oh * g.stride_h * s.cols + ow * g.stride_w) * 16);
+  for (int64_t p = ohw; p < ochunks * 64; ++p) oof[p] = 0;
 
   const __m512i pick = _mm512_load_si512(QuadIndex());
   const __m512i flipv = _mm512_set1_epi8(static_cast<char>(flip));
@@ -148,7 +169,8 @@ __attribute__((target(QDWB_TARGET))) void RunBlocks(const Block& b) {
       _mm512_set1_ps(static_cast<float>(std::max(qmin, o.q_lo)) - static_cast<float>(o.zero_point));
   const __m512 hi =
       _mm512_set1_ps(static_cast<float>(std::min(qmax, o.q_hi)) - static_cast<float>(o.zero_point));
-  const __m512i zp = _mm512_set1_epi32(o.zero_point);
+  const __m512i zp16 = _mm512_set1_epi16(static_cast<int16_t>(o.zero_point));
+  const __m512i unpack = _mm512_load_si512(UnpackIndex());
   const int64_t row_step = s.cols * 16;
   const int64_t taps = kh * groups;
   __m512i wv[kKh * kG > 0 ? kKh * kG : QuadRows::kMaxQuads];
@@ -206,33 +228,38 @@ __attribute__((target(QDWB_TARGET))) void RunBlocks(const Block& b) {
             _mm_load_si128(reinterpret_cast<const __m128i*>(tmp[q & 15] + (q >> 4) * 16)));
     }
 
-    // Taps and requantization per output pixel, into ot in the transposed order (pixel
-    // 64 u + 16 L + j at chunk u, row j, lane L) that Transpose16 turns back to planes.
-    for (int64_t oh = 0, p = 0; oh < g.oh; ++oh) {
-      const uint8_t* r0 = xt + oh * g.stride_h * row_step;
-      for (int64_t ow = 0; ow < g.ow; ++ow, ++p) {
-        const uint8_t* src = r0 + ow * g.stride_w * 16;
-        __m512i a = corrv;
-        for (int64_t i = 0; i < kh; ++i)
-          for (int64_t k = 0; k < groups; ++k) {
-            const __m512i q = _mm512_permutexvar_epi8(
-                pick, _mm512_loadu_si512(src + i * g.dil_h * row_step + k * 64));
-            a = _mm512_dpbusd_epi32(a, q, wv[i * groups + k]);
-          }
-        __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(a), scv);
-        f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
-        const __m512i qv = _mm512_add_epi32(_mm512_cvtps_epi32(f), zp);
-        const int64_t u = p >> 6, r = p & 63;
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(ot + u * 1024 + (r & 15) * 64 + (r >> 4) * 16),
-                         _mm512_cvtepi32_epi8(qv));
-      }
-    }
+    // Taps and requantization, 4 pixels at a time: pixels 64 u + 16 L + j (L = 0..3) of
+    // chunk u, whose int32 results pack (saturating packs, exact: the float clamp put them
+    // in range) into one vector that a vpermb orders as row j of the back transpose
+    // (lane L: pixel 16 L + j, its 16 channel bytes).
     uint8_t* y = static_cast<uint8_t*>(b.y) + c0 * ohw;
     for (int64_t u = 0; u < ochunks; ++u) {
+      __m512i v[16];
+      for (int j = 0; j < 16; ++j) {
+        const uint8_t* src[4];
+        for (int L = 0; L < 4; ++L) src[L] = xt + oof[u * 64 + 16 * L + j];
+        __m512i a[4] = {corrv, corrv, corrv, corrv};
+        for (int64_t i = 0; i < kh; ++i)
+          for (int64_t k = 0; k < groups; ++k) {
+            const int64_t o = i * g.dil_h * row_step + k * 64;
+            for (int L = 0; L < 4; ++L)
+              a[L] = _mm512_dpbusd_epi32(
+                  a[L], _mm512_permutexvar_epi8(pick, _mm512_loadu_si512(src[L] + o)),
+                  wv[i * groups + k]);
+          }
+        __m512i q[4];
+        for (int L = 0; L < 4; ++L) {
+          __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(a[L]), scv);
+          f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
+          q[L] = _mm512_cvtps_epi32(f);
+        }
+        const __m512i p01 = _mm512_adds_epi16(_mm512_packs_epi32(q[0], q[1]), zp16);
+        const __m512i p23 = _mm512_adds_epi16(_mm512_packs_epi32(q[2], q[3]), zp16);
+        v[j] = _mm512_permutexvar_epi8(
+            unpack, u8 ? _mm512_packus_epi16(p01, p23) : _mm512_packs_epi16(p01, p23));
+      }
       const int64_t p0 = u * 64, n = std::min<int64_t>(64, ohw - p0);
       const __mmask64 m = n >= 64 ? ~__mmask64(0) : (__mmask64(1) << n) - 1;
-      __m512i v[16];
-      for (int j = 0; j < 16; ++j) v[j] = _mm512_loadu_si512(ot + u * 1024 + j * 64);
       Transpose16(v);
       for (int c = 0; c < nc; ++c) _mm512_mask_storeu_epi8(y + c * ohw + p0, m, v[c]);
     }
