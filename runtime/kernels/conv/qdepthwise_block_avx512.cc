@@ -134,24 +134,21 @@ __attribute__((target(QDWB_TARGET))) void RunBlocks(const Block& b) {
   const uint8_t flip = b.x_s8 ? 0x80 : 0;
   const int32_t zxu = b.x_zp + (b.x_s8 ? 128 : 0);
   // The padded plane: its padding (the input zero point) is written once per call, each
-  // block then overwrites only the pixels. The byte offset of every input pixel in it.
+  // block then overwrites only the pixels, from xl (the block's channels-last pixels).
   thread_local std::vector<uint8_t> xt_buf;
-  thread_local std::vector<int32_t> off_buf;
+  thread_local std::vector<uint8_t> xl_buf;
   thread_local std::vector<int32_t> oof_buf;
   const size_t xt_size = static_cast<size_t>(s.rows * s.cols * 16 + 64);
   if (xt_buf.size() < xt_size) xt_buf.resize(xt_size);
   const int64_t chunks = (hw + 63) / 64, ochunks = (ohw + 63) / 64;
-  if (off_buf.size() < static_cast<size_t>(chunks * 64))
-    off_buf.resize(static_cast<size_t>(chunks * 64));
+  if (xl_buf.size() < static_cast<size_t>(chunks * 1024))
+    xl_buf.resize(static_cast<size_t>(chunks * 1024));
   if (oof_buf.size() < static_cast<size_t>(ochunks * 64))
     oof_buf.resize(static_cast<size_t>(ochunks * 64));
   uint8_t* xt = xt_buf.data();
-  int32_t* off = off_buf.data();
+  uint8_t* xl = xl_buf.data();
   int32_t* oof = oof_buf.data();
   std::memset(xt, zxu, xt_size);
-  for (int64_t ih = 0, p = 0; ih < g.h; ++ih)
-    for (int64_t iw = 0; iw < g.w; ++iw, ++p)
-      off[p] = static_cast<int32_t>(((ih + g.pad_t) * s.cols + iw + g.pad_l) * 16);
   // The padded-plane offset of every output pixel's taps (0 past the last: computed, not
   // stored).
   for (int64_t oh = 0, p = 0; oh < g.oh; ++oh)
@@ -219,14 +216,24 @@ __attribute__((target(QDWB_TARGET))) void RunBlocks(const Block& b) {
         v[c] = c < nc ? _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, x + c * hw + p0), flipv)
                       : _mm512_setzero_si512();
       Transpose16(v);
-      // v[j] lane L: pixel p0 + 16 L + j, its 16 channels.
-      alignas(64) uint8_t tmp[16][64];
-      for (int j = 0; j < 16; ++j) _mm512_store_si512(tmp[j], v[j]);
-      for (int64_t q = 0; q < n; ++q)
-        _mm_storeu_si128(
-            reinterpret_cast<__m128i*>(xt + off[p0 + q]),
-            _mm_load_si128(reinterpret_cast<const __m128i*>(tmp[q & 15] + (q >> 4) * 16)));
+      // v[j] lane L: pixel p0 + 16 L + j, its 16 channels. A 4x4 transpose of the lanes of
+      // v[4m..4m+3] gives pixels 16 L + 4m .. +3 as 64 contiguous bytes: xl is then the
+      // channels-last plane, pixel-major, copied row by row into the padded plane.
+      for (int m4 = 0; m4 < 16; m4 += 4) {
+        const __m512i t0 = _mm512_shuffle_i64x2(v[m4], v[m4 + 1], 0x44);
+        const __m512i t1 = _mm512_shuffle_i64x2(v[m4], v[m4 + 1], 0xEE);
+        const __m512i t2 = _mm512_shuffle_i64x2(v[m4 + 2], v[m4 + 3], 0x44);
+        const __m512i t3 = _mm512_shuffle_i64x2(v[m4 + 2], v[m4 + 3], 0xEE);
+        uint8_t* d = xl + (p0 + m4) * 16;
+        _mm512_storeu_si512(d, _mm512_shuffle_i64x2(t0, t2, 0x88));
+        _mm512_storeu_si512(d + 256, _mm512_shuffle_i64x2(t0, t2, 0xDD));
+        _mm512_storeu_si512(d + 512, _mm512_shuffle_i64x2(t1, t3, 0x88));
+        _mm512_storeu_si512(d + 768, _mm512_shuffle_i64x2(t1, t3, 0xDD));
+      }
     }
+    for (int64_t ih = 0; ih < g.h; ++ih)
+      std::memcpy(xt + ((ih + g.pad_t) * s.cols + g.pad_l) * 16, xl + ih * g.w * 16,
+                  static_cast<size_t>(g.w * 16));
 
     // Taps and requantization, 4 pixels at a time: pixels 64 u + 16 L + j (L = 0..3) of
     // chunk u, whose int32 results pack (saturating packs, exact: the float clamp put them
