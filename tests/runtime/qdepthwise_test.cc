@@ -216,7 +216,7 @@ INSTANTIATE_TEST_SUITE_P(
 
 // Channel blocks (RunBlock, 16 channels a vector) against PlaneRef per channel: channel
 // counts around the block of 16 (1, 15, 17, 63, 65) and 960, output planes 1x1 to 28x28 and
-// 56x56 (over 64 pixels: several chunks of the transposes),
+// 56x56 and 112x112 (over 64 pixels: several chunks of the transposes),
 // strides 1/2, 3x3/5x5 and a 1x7 (the general tap loop), extreme zero points, uint8/int8
 // in and out, Relu, per-tensor and per-channel multipliers, a channel0 offset into the
 // per-channel tables.
@@ -309,6 +309,8 @@ TEST_F(QDepthwiseBlockTest, MobilenetShapesAndGeneralKernelsMatchReference) {
                         true, 6);
   ExpectBlockMatchesRef(Case{3, 2, 1, 1, 56, 56, true, -128, QOutput::Kind::kUInt8, false}, 3,
                         true, 7);
+  ExpectBlockMatchesRef(Case{3, 1, 1, 1, 112, 112, true, 0, QOutput::Kind::kUInt8, true}, 17,
+                        true, 8);
   // 1x7 and 7x7 kernels (two groups of taps, the tap loop not unrolled), 2x3 (kh 2).
   ExpectBlockMatchesRef(Case{7, 1, 1, 3, 7, 5, false, 255, QOutput::Kind::kUInt8, true}, 17,
                         true, 3, 1);
@@ -340,9 +342,13 @@ TEST_F(QDepthwiseBlockTest, DeclinesWhatItDoesNotHandle) {
   g.dil_w = 2;
   EXPECT_FALSE(qdw::BlockHandles(Isa::kAvx512Vnni, b)) << "dilation across";
   g.dil_w = 1;
-  g.oh = g.ow = 57;
-  g.h = g.w = 57;
-  EXPECT_FALSE(qdw::BlockHandles(Isa::kAvx512Vnni, b)) << "57x57 output";
+  g.oh = g.ow = 113;
+  g.h = g.w = 113;
+  EXPECT_FALSE(qdw::BlockHandles(Isa::kAvx512Vnni, b)) << "113x113 output";
+  g.oh = g.ow = 64;
+  g.h = g.w = 127;
+  g.stride_h = g.stride_w = 2;
+  EXPECT_FALSE(qdw::BlockHandles(Isa::kAvx512Vnni, b)) << "padded plane of 129x129";
 }
 
 // The reference against a direct sum of (x - zx) * w with padding skipped (int32 output,

@@ -411,7 +411,11 @@ class QConvKernel : public Kernel {
         pl.w = dw_w_.data() + o * kdim;
         name = qdw::PlaneKernelName(kIsa, pl);
       }
-      variant_ = "depthwise " + name;
+      // Planes up to 112x112 run as 16-channel blocks where the CPU has them.
+      const bool blocks = (kIsa == Isa::kAvx512Vnni || kIsa == Isa::kAmx) &&
+                          GetCpuFeatures().avx512vbmi && name != "ref";
+      variant_ = blocks ? "depthwise avx512vnni_block16 (padded plane <= 128x128, else " + name + ")"
+                        : "depthwise " + name;
     } else {
       for (int64_t gi = 0; gi < attrs_.group; ++gi) {
         QSource src{static_cast<const uint8_t*>(w->raw()) + gi * mg * kdim, w->dtype(), kdim, false,
