@@ -77,6 +77,7 @@ struct Shape {
   int64_t c, m, group, k, stride, dil, h, w;
   std::vector<int64_t> pads;
   const char* what;
+  int64_t n = 1;  // batch
 };
 
 std::vector<Shape> Shapes() {
@@ -87,6 +88,8 @@ std::vector<Shape> Shapes() {
       {8, 8, 8, 3, 1, 2, 18, 18, {2, 2, 2, 2}, "depthwise 3x3 dilation 2"},
       {8, 8, 8, 3, 3, 1, 23, 40, {1, 0, 0, 1}, "depthwise 3x3 s3, asymmetric pads"},
       {16, 16, 16, 3, 1, 1, 7, 7, {1, 1, 1, 1}, "depthwise 3x3 on 7x7: rows are masked tails"},
+      {33, 33, 33, 3, 1, 1, 7, 7, {1, 1, 1, 1}, "dw 33ch batch 3: blocks of 16 + tail", 3},
+      {40, 40, 40, 3, 2, 1, 28, 28, {0, 0, 1, 1}, "dw s2 28x28, end pads, batch 2", 2},
       {8, 8, 8, 3, 2, 1, 14, 14, {1, 1, 1, 1}, "depthwise 3x3 s2 on 14x14"},
       {8, 8, 8, 5, 1, 1, 10, 31, {2, 2, 2, 2}, "depthwise 5x5, a vector and a tail a row"},
       {16, 40, 1, 3, 1, 1, 15, 15, {1, 1, 1, 1}, "3x3 s1, panels across output rows"},
@@ -104,7 +107,7 @@ std::vector<Shape> Shapes() {
 
 template <typename X>
 void QLinearConvCase(DType xt, const Shape& s, uint32_t seed) {
-  const Tensor x = RandomQ<X>(xt, {1, s.c, s.h, s.w}, seed);
+  const Tensor x = RandomQ<X>(xt, {s.n, s.c, s.h, s.w}, seed);
   const Tensor w = RandomQ<int8_t>(DType::kInt8, {s.m, s.c / s.group, s.k, s.k}, seed + 1);
   std::vector<float> ws(static_cast<size_t>(s.m));
   std::vector<int8_t> wz(static_cast<size_t>(s.m));
@@ -149,8 +152,8 @@ TEST(QConvIsaTest, ConvIntegerUint8WeightsEveryKernelMatchesScalar) {
   uint32_t seed = 100;
   for (const Shape& s : Shapes()) {
     for (DType xt : {DType::kUInt8, DType::kInt8}) {
-      const Tensor x = xt == DType::kUInt8 ? RandomQ<uint8_t>(xt, {1, s.c, s.h, s.w}, ++seed)
-                                            : RandomQ<int8_t>(xt, {1, s.c, s.h, s.w}, ++seed);
+      const Tensor x = xt == DType::kUInt8 ? RandomQ<uint8_t>(xt, {s.n, s.c, s.h, s.w}, ++seed)
+                                            : RandomQ<int8_t>(xt, {s.n, s.c, s.h, s.w}, ++seed);
       const Tensor w = RandomQ<uint8_t>(DType::kUInt8, {s.m, s.c / s.group, s.k, s.k}, ++seed);
       const Tensor xz = xt == DType::kUInt8 ? Scalar<uint8_t>(xt, 255) : Scalar<int8_t>(xt, -128);
       const std::vector<Tensor> in = {x, w, xz, Scalar<uint8_t>(DType::kUInt8, 200)};

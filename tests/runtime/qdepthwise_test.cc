@@ -214,6 +214,143 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<IsaCase>& i) { return std::string(i.param.name); });
 #endif
 
+// Channel blocks (RunBlock, 16 channels a vector) against PlaneRef per channel: channel
+// counts around the block of 16 (1, 15, 17, 63, 65) and 960, output planes 1x1 to 28x28 and
+// 56x56 and 112x112 (over 64 pixels: several chunks of the transposes),
+// strides 1/2, 3x3/5x5 and a 1x7 (the general tap loop), extreme zero points, uint8/int8
+// in and out, Relu, per-tensor and per-channel multipliers, a channel0 offset into the
+// per-channel tables.
+void ExpectBlockMatchesRef(const Case& c, int64_t channels, bool per_channel, uint32_t seed,
+                           int64_t kh = 0) {
+  qdw::Geometry g = GeometryOf(c);
+  if (kh > 0) {  // a kh x c.k kernel, vertical pads kh / 2
+    g.kh = kh;
+    g.pad_t = kh / 2;
+    g.h = (c.oh - 1) * c.stride + kh - 2 * g.pad_t;
+  }
+  const int64_t ks = g.kh * g.kw, c0 = 5, hw = g.h * g.w, ohw = g.oh * g.ow;
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> byte(0, 255), wd(-128, 127), bias(-5000, 5000);
+  std::uniform_real_distribution<float> sc(0.2f, 3.f);
+  std::vector<uint8_t> x(static_cast<size_t>(channels * hw));
+  for (auto& v : x) v = static_cast<uint8_t>(byte(rng));
+  x[0] = 0;
+  x[x.size() - 1] = 255;
+  std::vector<int16_t> w(static_cast<size_t>(channels * ks));
+  for (auto& v : w) v = static_cast<int16_t>(wd(rng));
+  w[0] = -128;
+  w[w.size() - 1] = 127;
+  std::vector<float> scales(static_cast<size_t>(c0 + channels));
+  for (auto& v : scales) v = c.scale * sc(rng);
+  std::vector<int32_t> biases(static_cast<size_t>(c0 + channels));
+  for (auto& v : biases) v = bias(rng);
+  QOutput out;
+  out.kind = c.kind;
+  out.per_row = true;
+  out.scale = per_channel ? scales.data() : scales.data() + 1;
+  out.per_channel_scale = per_channel;
+  out.bias = biases.data();
+  out.zero_point = c.kind == QOutput::Kind::kInt8 ? -3 : 131;
+  if (c.relu) {
+    out.q_lo = out.zero_point;
+    out.lo = 0.f;
+  }
+  std::vector<uint8_t> want(static_cast<size_t>(channels * ohw), 0xAB);
+  std::vector<uint8_t> got(want.size() + 64, 0xCD);
+  for (int64_t ch = 0; ch < channels; ++ch) {
+    qdw::Plane p{&g, x.data() + ch * hw, c.s8, c.x_zp, w.data() + ch * ks, &out, c0 + ch,
+                 want.data() + ch * ohw};
+    qdw::PlaneRef(p);
+  }
+  qdw::Block b{&g, x.data(), c.s8, c.x_zp, w.data(), &out, c0, channels, got.data()};
+  ASSERT_TRUE(qdw::BlockHandles(Isa::kAvx512Vnni, b)) << Describe(c);
+  qdw::RunBlock(Isa::kAvx512Vnni, b);
+  for (int64_t i = 0; i < channels * ohw; ++i)
+    ASSERT_EQ(want[static_cast<size_t>(i)], got[static_cast<size_t>(i)])
+        << Describe(c) << " channels " << channels << " kh " << g.kh << " at channel "
+        << i / ohw << " pixel " << i % ohw;
+  for (size_t i = want.size(); i < got.size(); ++i)
+    ASSERT_EQ(got[i], 0xCD) << "wrote past the last plane, " << Describe(c);
+}
+
+class QDepthwiseBlockTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const CpuFeatures& f = GetCpuFeatures();
+    if (!f.avx512vnni || !f.avx512vbmi)
+      GTEST_SKIP() << "this CPU lacks AVX-512 VNNI or VBMI (" << f.model_name << ")";
+  }
+};
+
+TEST_F(QDepthwiseBlockTest, PlanesAndChannelCountsMatchReference) {
+  uint32_t n = 0;
+  for (int64_t k : {3, 5})
+    for (int64_t stride : {1, 2})
+      for (int64_t o : {1, 3, 7, 14, 28})
+        for (int64_t channels : {1, 15, 17, 63, 65}) {
+          const bool s8 = (o + channels) % 2 == 1;
+          const int32_t zps[3] = {0, 128, 255};
+          const int32_t zp = zps[n % 3] - (s8 ? 128 : 0);
+          Case c{k, stride, 1, k / 2, o, o, s8, zp,
+                 n % 4 == 3 ? QOutput::Kind::kInt8 : QOutput::Kind::kUInt8};
+          c.relu = n % 2 == 1;
+          const bool per_channel = n % 3 != 2;
+          ExpectBlockMatchesRef(c, channels, per_channel, ++n);
+        }
+}
+
+TEST_F(QDepthwiseBlockTest, MobilenetShapesAndGeneralKernelsMatchReference) {
+  // mobilenet_v2's 7x7 x 960 (stride 1) and 14x14 -> 7x7 (stride 2) planes.
+  ExpectBlockMatchesRef(Case{3, 1, 1, 1, 7, 7, false, 128, QOutput::Kind::kUInt8, true}, 960,
+                        true, 1);
+  ExpectBlockMatchesRef(Case{3, 2, 1, 1, 7, 7, true, 0, QOutput::Kind::kInt8, false}, 960,
+                        true, 2);
+  ExpectBlockMatchesRef(Case{3, 1, 1, 1, 56, 56, false, 3, QOutput::Kind::kUInt8, true}, 18,
+                        true, 6);
+  ExpectBlockMatchesRef(Case{3, 2, 1, 1, 56, 56, true, -128, QOutput::Kind::kUInt8, false}, 3,
+                        true, 7);
+  ExpectBlockMatchesRef(Case{3, 1, 1, 1, 112, 112, true, 0, QOutput::Kind::kUInt8, true}, 17,
+                        true, 8);
+  // 1x7 and 7x7 kernels (two groups of taps, the tap loop not unrolled), 2x3 (kh 2).
+  ExpectBlockMatchesRef(Case{7, 1, 1, 3, 7, 5, false, 255, QOutput::Kind::kUInt8, true}, 17,
+                        true, 3, 1);
+  ExpectBlockMatchesRef(Case{7, 2, 1, 3, 5, 6, true, 127, QOutput::Kind::kUInt8, false}, 33,
+                        false, 4);
+  ExpectBlockMatchesRef(Case{3, 1, 1, 1, 9, 4, false, 7, QOutput::Kind::kInt8, true}, 20,
+                        true, 5, 2);
+}
+
+TEST_F(QDepthwiseBlockTest, DeclinesWhatItDoesNotHandle) {
+  Case c{3, 1, 1, 1, 7, 7, false, 128, QOutput::Kind::kUInt8};
+  qdw::Geometry g = GeometryOf(c);
+  std::vector<int16_t> w(9 * 2, 1);
+  std::vector<float> scale = {0.1f};
+  QOutput out;
+  out.kind = QOutput::Kind::kUInt8;
+  out.per_row = true;
+  out.scale = scale.data();
+  qdw::Block b{&g, nullptr, false, 128, w.data(), &out, 0, 2, nullptr};
+  EXPECT_TRUE(qdw::BlockHandles(Isa::kAvx512Vnni, b));
+  EXPECT_FALSE(qdw::BlockHandles(Isa::kAvx2, b));
+  EXPECT_FALSE(qdw::BlockHandles(Isa::kAvx512, b));
+  out.kind = QOutput::Kind::kFloat;
+  EXPECT_FALSE(qdw::BlockHandles(Isa::kAvx512Vnni, b)) << "float output";
+  out.kind = QOutput::Kind::kUInt8;
+  w[12] = 128;
+  EXPECT_FALSE(qdw::BlockHandles(Isa::kAvx512Vnni, b)) << "weight beyond int8";
+  w[12] = 1;
+  g.dil_w = 2;
+  EXPECT_FALSE(qdw::BlockHandles(Isa::kAvx512Vnni, b)) << "dilation across";
+  g.dil_w = 1;
+  g.oh = g.ow = 113;
+  g.h = g.w = 113;
+  EXPECT_FALSE(qdw::BlockHandles(Isa::kAvx512Vnni, b)) << "113x113 output";
+  g.oh = g.ow = 64;
+  g.h = g.w = 127;
+  g.stride_h = g.stride_w = 2;
+  EXPECT_FALSE(qdw::BlockHandles(Isa::kAvx512Vnni, b)) << "padded plane of 129x129";
+}
+
 // The reference against a direct sum of (x - zx) * w with padding skipped (int32 output,
 // no bias: the accumulators themselves).
 TEST(QDepthwiseRefTest, MatchesDirectSum) {

@@ -411,7 +411,11 @@ class QConvKernel : public Kernel {
         pl.w = dw_w_.data() + o * kdim;
         name = qdw::PlaneKernelName(kIsa, pl);
       }
-      variant_ = "depthwise " + name;
+      // Planes up to 112x112 run as 16-channel blocks where the CPU has them.
+      const bool blocks = (kIsa == Isa::kAvx512Vnni || kIsa == Isa::kAmx) &&
+                          GetCpuFeatures().avx512vbmi && name != "ref";
+      variant_ = blocks ? "depthwise avx512vnni_block16 (padded plane <= 128x128, else " + name + ")"
+                        : "depthwise " + name;
     } else {
       for (int64_t gi = 0; gi < attrs_.group; ++gi) {
         QSource src{static_cast<const uint8_t*>(w->raw()) + gi * mg * kdim, w->dtype(), kdim, false,
@@ -511,6 +515,26 @@ class QConvKernel : public Kernel {
       }
       const qdw::Geometry dg = DwGeometry(g);
       const bool s8 = x.dtype() == ir::DType::kInt8;
+      // Small planes: blocks of 16 channels a call (qdepthwise.h, channel blocks), each
+      // thread's run of blocks within one image as one call (its padded plane set up once).
+      qdw::Block blk{&dg, x.raw(), s8, x_zp, wd, &out, 0, g.m, y.mutable_raw()};
+      if (qdw::BlockHandles(kIsa, blk)) {
+        const int64_t nb = (g.m + 15) / 16;
+        pool.ParallelFor(g.n * nb, 1, [&](int64_t lo, int64_t hi) {
+          for (int64_t t = lo; t < hi;) {
+            const int64_t n = t / nb, b0 = t % nb, b1 = std::min(nb, b0 + (hi - t));
+            qdw::Block b = blk;
+            b.x = static_cast<const uint8_t*>(x.raw()) + (n * g.c + b0 * 16) * in_size;
+            b.w = wd + b0 * 16 * ks;
+            b.channel0 = b0 * 16;
+            b.channels = std::min(g.m, b1 * 16) - b0 * 16;
+            b.y = static_cast<uint8_t*>(y.mutable_raw()) + (n * g.m + b0 * 16) * out_size * elem;
+            qdw::RunBlock(kIsa, b);
+            t += b1 - b0;
+          }
+        });
+        return;
+      }
       pool.ParallelFor(g.n * g.m, 1, [&](int64_t lo, int64_t hi) {
         for (int64_t t = lo; t < hi; ++t) {
           const int64_t m = t % g.m;

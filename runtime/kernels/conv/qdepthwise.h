@@ -128,6 +128,38 @@ class QuadRows {
   int8_t w8_[kMaxQuads * 4] = {};
 };
 
+// ---- channel blocks: small planes, 16 channels a vector (qdepthwise_block_avx512.cc) ----
+// A 7x7 plane is four vectors of work, so one plane per call is mostly call, quad-build and
+// epilogue overhead; up to 112x112 blocks are still faster (bench/
+// qdepthwise_block_bench.cc: 0.25x of the plane kernels' time at 7x7, 0.5x at 14x14 and
+// 28x28 s2, 0.7x at 56x56 and 112x112 s1, 0.83x at 112x112 s2, whose padded plane is
+// 208 KiB). A block
+// instead holds 16 channels as the vector lanes: their planes are transposed once into a
+// channel-interleaved padded byte plane (16 bytes a pixel), a
+// quad (4 adjacent taps of 16 channels) is then one 64-byte load and one vpermb, a kernel
+// row of 4 taps one vpdpbusd with per-channel weight dwords, and the accumulators are
+// requantized with per-channel vectors and transposed back to the NCHW output bytes.
+// Channels [0, channels) of contiguous planes: x + c * h * w in, y + c * oh * ow out; the
+// output channel (scale, bias) of plane c is channel0 + c.
+struct Block {
+  const Geometry* g = nullptr;
+  const void* x = nullptr;
+  bool x_s8 = false;
+  int32_t x_zp = 0;
+  const int16_t* w = nullptr;  // (w - w_zp) as int16, kh * kw a channel
+  const QOutput* out = nullptr;
+  int64_t channel0 = 0, channels = 0;
+  void* y = nullptr;
+};
+// Whether RunBlock(isa, b) takes these planes: AVX-512 VNNI with VBMI, output planes of at
+// most kBlockMaxPixels and padded input planes of at most kBlockMaxPadded pixels (16 bytes
+// each: 256 KiB, in L2), dilation 1 across, horizontal stride 1 or 2, non-negative pads,
+// uint8/int8 output, weights in int8 range. Otherwise the caller runs planes (RunPlane).
+constexpr int64_t kBlockMaxPixels = 112 * 112;
+constexpr int64_t kBlockMaxPadded = 128 * 128;
+bool BlockHandles(Isa isa, const Block& b);
+void RunBlock(Isa isa, const Block& b);
+
 // The epilogue for the whole plane: `acc` holds oh * ow accumulators, rows ow apart.
 void StorePlane(Isa isa, const Plane& p, const int32_t* acc);
 
