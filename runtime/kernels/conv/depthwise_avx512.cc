@@ -85,14 +85,18 @@ __attribute__((target("avx512f"), always_inline)) inline void RowsDirect(
         left >= kVec ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
     const int64_t b = ow * kS - g.pad_l;  // column of tap 0 of the strip's first output
     __mmask16 m[kK][kS];
+    #pragma GCC unroll 16
     for (int j = 0; j < kK; ++j)
       for (int h = 0; h < kS; ++h) m[j][h] = RowMask(b + j + h * kVec, g.w);
     __m512 acc[kR];
+    #pragma GCC unroll 16
     for (int q = 0; q < kR; ++q) acc[q] = vbias;
+    #pragma GCC unroll 16
     for (int r = 0; r < kIn; ++r) {
       const int64_t ih = ih0 + r;
       if (ih < 0 || ih >= g.h) continue;  // zero padding rows
       const float* xr = x + ih * g.w;
+      #pragma GCC unroll 16
       for (int j = 0; j < kK; ++j) {
         const int64_t c = b + j;
         __m512 v;
@@ -101,12 +105,14 @@ __attribute__((target("avx512f"), always_inline)) inline void RowsDirect(
         else
           v = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(m[j][0], xr + c), even,
                                      _mm512_maskz_loadu_ps(m[j][kS - 1], xr + c + kVec));
+        #pragma GCC unroll 16
         for (int q = 0; q < kR; ++q) {
           const int i = r - q * kS;
           if (i >= 0 && i < kK) acc[q] = _mm512_fmadd_ps(wv[i * kK + j], v, acc[q]);
         }
       }
     }
+    #pragma GCC unroll 16
     for (int q = 0; q < kR; ++q) {
       if (clamp) acc[q] = _mm512_min_ps(_mm512_max_ps(acc[q], lo), hi);
       _mm512_mask_storeu_ps(y + q * g.ow + ow, out_mask, acc[q]);
