@@ -1,6 +1,7 @@
-// Depthwise plane kernel for AVX2+FMA: 8 output columns per vector over the zero-bordered
-// plane copy (depthwise.h), all taps accumulated in one register, the last vector of a row
-// masked. Stride 2 de-interleaves two loads (shuffle + cross-lane permute).
+// Depthwise plane kernel for AVX2+FMA, 8 output columns per vector, the last vector of a
+// row masked. 3x3/5x5 (FastPathHandles) read the plane directly (PlaneDirect); the other
+// geometries read the zero-bordered plane copy (depthwise.h) with all taps accumulated in
+// one register. Stride 2 de-interleaves two loads (shuffle + cross-lane permute).
 #include "runtime/kernels/conv/depthwise.h"
 
 #if defined(__x86_64__)

@@ -1,6 +1,7 @@
-// Depthwise plane kernel for AVX-512F: 16 output columns per vector over the zero-bordered
-// plane copy (depthwise.h), all taps accumulated in one register, the last vector of a row
-// masked. Stride 2 gathers the even columns of two loads with one vpermt2ps.
+// Depthwise plane kernel for AVX-512F, 16 output columns per vector, the last vector of a
+// row masked. 3x3/5x5 (FastPathHandles) read the plane directly (PlaneDirect); the other
+// geometries read the zero-bordered plane copy (depthwise.h) with all taps accumulated in
+// one register. Stride 2 gathers the even columns of two loads with one vpermt2ps.
 #include "runtime/kernels/conv/depthwise.h"
 
 #if defined(__x86_64__)
