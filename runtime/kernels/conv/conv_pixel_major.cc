@@ -109,8 +109,11 @@ bool PreferPixelMajor(Isa isa, const ConvGeometry& g, const Plan& plan) {
   // 136 GFLOP/s; 256 on 14x14 (0.85) even; with one or two channel panels (64-channel
   // layers) the A packing is spread over too few B panels: 144 -> 120; with a short K
   // (pointwise 96 -> 576 on 7x7) the transposed store is too large a share: 104 -> 81.
+  // MobileNetV2's 7x7 pointwise convs (interleaved runs, min thread CPU time, load ~7):
+  // 960 -> 320 0.249 -> 0.195 ms, 320 -> 1280 0.334 -> 0.315; at K <= 576 it lost
+  // (576 -> 96 0.044 -> 0.050, 160 -> 960 0.118 -> 0.134).
   const int64_t k = g.cg * g.k[1] * g.k[2];
-  return k >= 1024 && CeilDiv(m, kPmCols) >= 4 && pixel_major < 0.8 * channel_major;
+  return k >= 256 && CeilDiv(m, kPmCols) >= 4 && pixel_major < 0.8 * channel_major;
 }
 
 void RunPixelMajor(Isa isa, const ConvGeometry& g, const Plan& plan, const float* src,

@@ -1,12 +1,12 @@
 // Depthwise 2-D convolution of one channel plane (one input channel per group; Conv with
 // group == C, and its channel multiplier), with the bias and the Relu/Clip clamp fused.
 // One file per ISA: depthwise_scalar.cc (the reference, any geometry), depthwise_avx2.cc
-// and depthwise_avx512.cc. The SIMD kernels copy the plane into a zero-bordered buffer so
-// that every output row is whole vectors (masked at its end) with no edge cases: MobileNet's
-// planes are 7x7 to 112x112, and at 7 or 14 columns an edge-clipped vector path left most
-// pixels to scalar code. Kernel sizes 3x3 and 5x5 are unrolled; any other size, dilation
-// and strides 1 and 2 take the same vector loop with run-time taps; other strides go to
-// the reference.
+// and depthwise_avx512.cc. 3x3 and 5x5 at strides 1 and 2 without dilation (MobileNet's)
+// read the plane directly: the padding is the masked-off lanes of each tap's load, so
+// there is no copy (the padded and even/odd split copies cost more than the FMAs of a
+// stride-2 or 7x7 plane). Any other size, dilation and strides 1 and 2 copy the plane
+// into a zero-bordered buffer (PadPlane) and take a vector loop with run-time taps; other
+// strides go to the reference.
 #pragma once
 
 #include <cstdint>
@@ -50,18 +50,9 @@ inline bool SimdHandles(const DwGeometry& g) {
 // Returns the row pitch. The buffer is per thread and grows only.
 int64_t PadPlane(const DwGeometry& g, const float* x, int vec, std::vector<float>* buf);
 
-// The same zero-bordered copy for stride_w == 2 with each row split into its even padded
-// columns followed by its odd ones (`*half` floats each; returns the row pitch, 2 * half),
-// so that every tap of a stride-2 vector is one contiguous load instead of two loads and
-// a permute.
-// `split` de-interleaves n column pairs: even[c] = src[2c], odd[c] = src[2c + 1] (the
-// SIMD files pass a vector version; nullptr is the scalar loop).
-using SplitFn = void (*)(const float* src, int64_t n, float* even, float* odd);
-int64_t PadPlaneSplit(const DwGeometry& g, const float* x, int vec, std::vector<float>* buf,
-                      int64_t* half, SplitFn split = nullptr);
-
 // The fast SIMD path: 3x3 or 5x5, strides 1 or 2 (the same both ways), no dilation:
-// several output rows per pass share their input row loads (depthwise_avx*.cc).
+// direct reads (no copy), several output rows per pass share their input row loads
+// (depthwise_avx*.cc).
 inline bool FastPathHandles(const DwGeometry& g) {
   return SimdHandles(g) && g.kh == g.kw && (g.kh == 3 || g.kh == 5) &&
          g.stride_h == g.stride_w && (g.stride_h == 1 || g.stride_h == 2) && g.dil_h == 1 &&

@@ -1,10 +1,13 @@
-// Depthwise plane kernel for AVX2+FMA: 8 output columns per vector over the zero-bordered
-// plane copy (depthwise.h), all taps accumulated in one register, the last vector of a row
-// masked. Stride 2 de-interleaves two loads (shuffle + cross-lane permute).
+// Depthwise plane kernel for AVX2+FMA, 8 output columns per vector, the last vector of a
+// row masked. 3x3/5x5 (FastPathHandles) read the plane directly (PlaneDirect); the other
+// geometries read the zero-bordered plane copy (depthwise.h) with all taps accumulated in
+// one register. Stride 2 de-interleaves two loads (shuffle + cross-lane permute).
 #include "runtime/kernels/conv/depthwise.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+
+#include <algorithm>
 
 namespace edgepress::runtime::depthwise {
 
@@ -58,46 +61,96 @@ __attribute__((target("avx2,fma"))) void PlaneT(const DwGeometry& g, const float
   }
 }
 
-// Fast path (FastPathHandles), as in depthwise_avx512.cc: kR output rows per pass share
-// their input row loads and keep kR independent accumulator chains; stride 2 reads the
-// even/odd split rows of PadPlaneSplit.
-template <int kS, int kK, int kR>
-__attribute__((target("avx2,fma"), always_inline)) inline void RowsFast(
-    const float* x0, int64_t pitch, int64_t half, const __m256* wv, __m256 vbias, bool clamp,
-    __m256 lo, __m256 hi, int64_t ow_n, float* y) {
+// Fast path (FastPathHandles), as in depthwise_avx512.cc: reads the plane directly (no
+// padded copy), kR output rows per pass read their input rows once and keep kR
+// independent accumulator chains. The strips whose taps all lie inside the row
+// (kEdge false) use plain loads; the edge strips vmaskmovps (lanes outside the row read
+// the zero padding, without faulting). Stride 2 takes the even lanes of two loads.
+template <int kS, int kK, int kR, bool kEdge>
+__attribute__((target("avx2,fma"), always_inline)) inline void StripDirect(
+    const DwGeometry& g, const float* x, int64_t ih0, int64_t ow, const __m256* wv,
+    __m256 vbias, bool clamp, __m256 lo, __m256 hi, float* y) {
+  constexpr int kIn = (kR - 1) * kS + kK;
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  for (int64_t ow = 0; ow < ow_n; ow += kVec) {
-    const int64_t left = ow_n - ow;
-    __m256 acc[kR];
-    for (int r = 0; r < kR; ++r) acc[r] = vbias;
-    // Taps outer, rows inner: consecutive FMAs go to different accumulators.
-    for (int i = 0; i < kK; ++i) {
-      for (int j = 0; j < kK; ++j) {
-        const int64_t col = kS == 1 ? j : (j & 1) * half + (j >> 1);
-        for (int r = 0; r < kR; ++r)
-          acc[r] = _mm256_fmadd_ps(wv[i * kK + j],
-                                _mm256_loadu_ps(x0 + (r * kS + i) * pitch + ow + col), acc[r]);
+  const int64_t b = ow * kS - g.pad_l;  // column of tap 0 of the strip's first output
+  __m256i m[kK][kS];
+  if (kEdge) {
+#pragma GCC unroll 16
+    for (int j = 0; j < kK; ++j)
+#pragma GCC unroll 2
+      for (int h = 0; h < kS; ++h) {
+        // Lane l valid when 0 <= col + l < w.
+        const int64_t col = b + j + h * kVec;
+        const int lo_l = static_cast<int>(std::max<int64_t>(-1, std::min<int64_t>(kVec, -col - 1)));
+        const int hi_l = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(kVec, g.w - col)));
+        m[j][h] = _mm256_and_si256(_mm256_cmpgt_epi32(lane, _mm256_set1_epi32(lo_l)),
+                                   _mm256_cmpgt_epi32(_mm256_set1_epi32(hi_l), lane));
       }
-    }
-    for (int r = 0; r < kR; ++r) {
-      if (clamp) acc[r] = _mm256_min_ps(_mm256_max_ps(acc[r], lo), hi);
-      if (left >= kVec) {
-        _mm256_storeu_ps(y + r * ow_n + ow, acc[r]);
+  }
+  __m256 acc[kR];
+#pragma GCC unroll 16
+  for (int q = 0; q < kR; ++q) acc[q] = vbias;
+#pragma GCC unroll 16
+  for (int r = 0; r < kIn; ++r) {
+    const int64_t ih = ih0 + r;
+    if (ih < 0 || ih >= g.h) continue;  // zero padding rows
+    const float* xr = x + ih * g.w + b;
+#pragma GCC unroll 16
+    for (int j = 0; j < kK; ++j) {
+      __m256 v0, v1;
+      if (kEdge) {
+        v0 = _mm256_maskload_ps(xr + j, m[j][0]);
+        if (kS == 2) v1 = _mm256_maskload_ps(xr + j + kVec, m[j][kS - 1]);
       } else {
-        const __m256i mask =
-            _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(left)), lane);
-        _mm256_maskstore_ps(y + r * ow_n + ow, mask, acc[r]);
+        v0 = _mm256_loadu_ps(xr + j);
+        if (kS == 2) v1 = _mm256_loadu_ps(xr + j + kVec);
+      }
+      __m256 v = v0;
+      if (kS == 2) {
+        // Within each 128-bit lane the evens of v0 then of v1; the 64-bit permute orders them.
+        const __m256 e = _mm256_shuffle_ps(v0, v1, _MM_SHUFFLE(2, 0, 2, 0));
+        v = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8));
+      }
+#pragma GCC unroll 16
+      for (int q = 0; q < kR; ++q) {
+        const int i = r - q * kS;
+        if (i >= 0 && i < kK) acc[q] = _mm256_fmadd_ps(wv[i * kK + j], v, acc[q]);
       }
     }
+  }
+  const int64_t left = g.ow - ow;
+#pragma GCC unroll 16
+  for (int q = 0; q < kR; ++q) {
+    if (clamp) acc[q] = _mm256_min_ps(_mm256_max_ps(acc[q], lo), hi);
+    if (left >= kVec) {
+      _mm256_storeu_ps(y + q * g.ow + ow, acc[q]);
+    } else {
+      const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(left)), lane);
+      _mm256_maskstore_ps(y + q * g.ow + ow, mask, acc[q]);
+    }
+  }
+}
+
+template <int kS, int kK, int kR>
+__attribute__((target("avx2,fma"), always_inline)) inline void RowsDirect(
+    const DwGeometry& g, const float* x, int64_t oh0, const __m256* wv, __m256 vbias,
+    bool clamp, __m256 lo, __m256 hi, float* y) {
+  const int64_t ih0 = oh0 * kS - g.pad_t;
+  for (int64_t ow = 0; ow < g.ow; ow += kVec) {
+    const int64_t b = ow * kS - g.pad_l;
+    if (b >= 0 && b + kK - 1 + kS * kVec <= g.w)
+      StripDirect<kS, kK, kR, false>(g, x, ih0, ow, wv, vbias, clamp, lo, hi, y);
+    else
+      StripDirect<kS, kK, kR, true>(g, x, ih0, ow, wv, vbias, clamp, lo, hi, y);
   }
 }
 
 // 16 registers: 3x3 keeps its 9 weights and 4 row accumulators in registers; 5x5 takes 2
 // rows (25 weights spill to the stack either way and are read as memory operands).
 template <int kS, int kK>
-__attribute__((target("avx2,fma"))) void PlaneFast(const DwGeometry& g, const float* xp,
-                                                   int64_t pitch, int64_t half, const float* w,
-                                                   const DwEpilogue& ep, float* y) {
+__attribute__((target("avx2,fma"))) void PlaneDirect(const DwGeometry& g, const float* x,
+                                                     const float* w, const DwEpilogue& ep,
+                                                     float* y) {
   constexpr int kR = kK == 3 ? 4 : 2;
   __m256 wv[kK * kK];
   for (int t = 0; t < kK * kK; ++t) wv[t] = _mm256_set1_ps(w[t]);
@@ -105,40 +158,21 @@ __attribute__((target("avx2,fma"))) void PlaneFast(const DwGeometry& g, const fl
                hi = _mm256_set1_ps(ep.hi);
   int64_t oh = 0;
   for (; oh + kR <= g.oh; oh += kR)
-    RowsFast<kS, kK, kR>(xp + oh * kS * pitch, pitch, half, wv, vbias, ep.clamp, lo, hi, g.ow,
-                         y + oh * g.ow);
+    RowsDirect<kS, kK, kR>(g, x, oh, wv, vbias, ep.clamp, lo, hi, y + oh * g.ow);
   // The last 1..kR-1 rows in one pass too (a 7-row plane is 4 + 3, not 4 + 1 + 1 + 1).
-  const float* xl = xp + oh * kS * pitch;
   float* yl = y + oh * g.ow;
   switch (g.oh - oh) {
     case 3:
-      if (kR > 3) RowsFast<kS, kK, 3>(xl, pitch, half, wv, vbias, ep.clamp, lo, hi, g.ow, yl);
+      if (kR > 3) RowsDirect<kS, kK, 3>(g, x, oh, wv, vbias, ep.clamp, lo, hi, yl);
       break;
     case 2:
-      if (kR > 2) RowsFast<kS, kK, 2>(xl, pitch, half, wv, vbias, ep.clamp, lo, hi, g.ow, yl);
+      if (kR > 2) RowsDirect<kS, kK, 2>(g, x, oh, wv, vbias, ep.clamp, lo, hi, yl);
       break;
     case 1:
-      RowsFast<kS, kK, 1>(xl, pitch, half, wv, vbias, ep.clamp, lo, hi, g.ow, yl);
+      RowsDirect<kS, kK, 1>(g, x, oh, wv, vbias, ep.clamp, lo, hi, yl);
       break;
     default:
       break;
-  }
-}
-
-__attribute__((target("avx2"))) void SplitAvx2(const float* src, int64_t n, float* even,
-                                               float* odd) {
-  int64_t c = 0;
-  for (; c + kVec <= n; c += kVec) {
-    const __m256 a = _mm256_loadu_ps(src + 2 * c), b = _mm256_loadu_ps(src + 2 * c + kVec);
-    // Within each 128-bit lane: evens then odds; the 64-bit permute puts lanes in order.
-    const __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
-    const __m256 o = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
-    _mm256_storeu_ps(even + c, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8)));
-    _mm256_storeu_ps(odd + c, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xD8)));
-  }
-  for (; c < n; ++c) {
-    even[c] = src[2 * c];
-    odd[c] = src[2 * c + 1];
   }
 }
 
@@ -155,18 +189,12 @@ void Dispatch(const DwGeometry& g, const float* xp, int64_t pitch, const float* 
 void PlaneAvx2(const DwGeometry& g, const float* x, const float* w, const DwEpilogue& ep,
                float* y) {
   if (!SimdHandles(g)) return PlaneRef(g, x, w, ep, y);
-  thread_local std::vector<float> buf;
   if (FastPathHandles(g)) {
-    int64_t half = 0;
-    if (g.stride_w == 1) {
-      const int64_t pitch = PadPlane(g, x, kVec, &buf);
-      return g.kh == 3 ? PlaneFast<1, 3>(g, buf.data(), pitch, 0, w, ep, y)
-                       : PlaneFast<1, 5>(g, buf.data(), pitch, 0, w, ep, y);
-    }
-    const int64_t pitch = PadPlaneSplit(g, x, kVec, &buf, &half, SplitAvx2);
-    return g.kh == 3 ? PlaneFast<2, 3>(g, buf.data(), pitch, half, w, ep, y)
-                     : PlaneFast<2, 5>(g, buf.data(), pitch, half, w, ep, y);
+    if (g.stride_w == 1)
+      return g.kh == 3 ? PlaneDirect<1, 3>(g, x, w, ep, y) : PlaneDirect<1, 5>(g, x, w, ep, y);
+    return g.kh == 3 ? PlaneDirect<2, 3>(g, x, w, ep, y) : PlaneDirect<2, 5>(g, x, w, ep, y);
   }
+  thread_local std::vector<float> buf;
   const int64_t pitch = PadPlane(g, x, kVec, &buf);
   if (g.stride_w == 1)
     Dispatch<1>(g, buf.data(), pitch, w, ep, y);

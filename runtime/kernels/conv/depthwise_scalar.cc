@@ -52,48 +52,4 @@ int64_t PadPlane(const DwGeometry& g, const float* x, int vec, std::vector<float
   return cols;
 }
 
-int64_t PadPlaneSplit(const DwGeometry& g, const float* x, int vec, std::vector<float>* buf,
-                      int64_t* half, SplitFn split) {
-  const int64_t ow_vec = (g.ow + vec - 1) / vec * vec;
-  const int64_t rows = (g.oh - 1) * g.stride_h + (g.kh - 1) * g.dil_h + 1;
-  // Tap j of the vector at ow reads half-columns ow + (j * dw) / 2 .. + vec - 1.
-  const int64_t hw = ow_vec + (g.kw - 1) * g.dil_w / 2;
-  const int64_t pitch = 2 * hw;
-  const size_t need = static_cast<size_t>(rows * pitch);
-  if (buf->size() < need) buf->resize(need);
-  float* d = buf->data();
-  for (int64_t r = 0; r < rows; ++r) {
-    float* even = d + r * pitch;
-    float* odd = even + hw;
-    const int64_t ih = r - g.pad_t;
-    if (ih < 0 || ih >= g.h) {
-      std::fill(even, even + pitch, 0.f);
-      continue;
-    }
-    const float* xr = x + ih * g.w;
-    // Half-columns [c0, c1) have both input columns 2c - pad_l and 2c + 1 - pad_l inside;
-    // the few at the borders take the checked loop.
-    const int64_t c0 = std::min(hw, (g.pad_l + 1) / 2);
-    const int64_t c1 = std::max(c0, std::min(hw, (g.w - 1 + g.pad_l) / 2));
-    auto edge = [&](int64_t c) {
-      const int64_t i0 = 2 * c - g.pad_l, i1 = i0 + 1;
-      even[c] = i0 >= 0 && i0 < g.w ? xr[i0] : 0.f;
-      odd[c] = i1 >= 0 && i1 < g.w ? xr[i1] : 0.f;
-    };
-    for (int64_t c = 0; c < c0; ++c) edge(c);
-    const float* xi = xr - g.pad_l;
-    if (split) {
-      split(xi + 2 * c0, c1 - c0, even + c0, odd + c0);
-    } else {
-      for (int64_t c = c0; c < c1; ++c) {
-        even[c] = xi[2 * c];
-        odd[c] = xi[2 * c + 1];
-      }
-    }
-    for (int64_t c = c1; c < hw; ++c) edge(c);
-  }
-  *half = hw;
-  return pitch;
-}
-
 }  // namespace edgepress::runtime::depthwise
