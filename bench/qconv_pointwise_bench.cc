@@ -16,17 +16,13 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_util.h"
+#include "bench/qconv_node.h"
 #include "ir/graph.h"
 #include "runtime/eager.h"
 #include "runtime/kernel.h"
 
 using namespace edgepress;
-
-static double Cpu() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 int main(int argc, char** argv) {
   struct S {
@@ -40,40 +36,16 @@ int main(int argc, char** argv) {
   int idx = -1;
   for (const S& sh : shapes) {
     if (only >= 0 && ++idx != only) continue;
-    ir::Tensor x(ir::DType::kUInt8, {1, sh.c, sh.h, sh.h}), w(ir::DType::kInt8, {sh.m, sh.c, sh.k, sh.k});
-    for (uint64_t i = 0; i < x.numel(); ++i) x.mutable_data<uint8_t>()[i] = (i * 7919) % 251;
-    for (uint64_t i = 0; i < w.numel(); ++i) w.mutable_data<int8_t>()[i] = static_cast<int8_t>((i * 31) % 201 - 100);
-    std::vector<float> wsv(static_cast<size_t>(sh.m));
-    std::vector<int8_t> wzv(static_cast<size_t>(sh.m), 0);
-    std::vector<int32_t> bv(static_cast<size_t>(sh.m));
-    for (int64_t i = 0; i < sh.m; ++i) {
-      wsv[static_cast<size_t>(i)] = 0.001f * static_cast<float>(1 + i % 5);
-      bv[static_cast<size_t>(i)] = static_cast<int32_t>(i * 37 - 700);
-    }
-    const auto f32 = [](float v) { return ir::Tensor::FromVector(ir::DType::kFloat32, {}, std::vector<float>{v}); };
-    const auto zp = ir::Tensor::FromVector(ir::DType::kUInt8, {}, std::vector<uint8_t>{3});
-    const std::vector<ir::Tensor> ts{x, f32(0.02f), zp, w,
-                                     ir::Tensor::FromVector(ir::DType::kFloat32, {sh.m}, wsv),
-                                     ir::Tensor::FromVector(ir::DType::kInt8, {sh.m}, wzv),
-                                     f32(0.5f), zp,
-                                     ir::Tensor::FromVector(ir::DType::kInt32, {sh.m}, bv)};
-    ir::Graph g;
-    std::vector<ir::Value*> in;
-    for (size_t i = 0; i < ts.size(); ++i)
-      in.push_back(i == 0 ? g.AddInput("x", ir::ValueType::Tensor(ts[0].dtype()))
-                          : g.AddInitializer("c" + std::to_string(i), ts[i]));
-    ir::Node* n = g.AddNode("QLinearConv", in, {"y"}, "n");
-    const int64_t p = sh.k / 2;
-    n->set_attr(ir::Attribute::Ints("pads", {p, p, p, p}));
-    n->set_attr(ir::Attribute::Ints("strides", {sh.s, sh.s}));
-    std::vector<const ir::Tensor*> ptr;
-    for (const auto& t : ts) ptr.push_back(&t);
+    bench::QConvNode q;
+    bench::MakeQConvNode(q, sh.c, sh.h, sh.m, sh.k, sh.s, 1, 3, 0.5f, 3);
+    ir::Node* n = q.node;
+    const std::vector<const ir::Tensor*> ptr = q.Inputs();
     runtime::RunNode(*n, ptr, pool);
     double best = 1e9;
     for (int r = 0; r < reps; ++r) {
-      const double t0 = Cpu();
+      const double t0 = bench::ThreadCpuSeconds();
       runtime::RunNode(*n, ptr, pool);
-      best = std::min(best, Cpu() - t0);
+      best = std::min(best, bench::ThreadCpuSeconds() - t0);
     }
     std::printf("%4ld->%-4ld %ldx%ld s%ld on %3ldx%-3ld %.3f ms\n", static_cast<long>(sh.c),
                 static_cast<long>(sh.m), static_cast<long>(sh.k), static_cast<long>(sh.k),

@@ -14,16 +14,11 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "runtime/kernel.h"
 #include "runtime/kernels/conv/qdepthwise.h"
 
 using namespace edgepress::runtime;
-
-static double Cpu() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 int main(int argc, char** argv) {  // argv[1]: only this ISA (IsaName), whole planes only
   struct S { int64_t c, h, k, s; } shapes[] = {{32, 112, 3, 1}, {96, 112, 3, 2}, {144, 56, 3, 1},
@@ -59,7 +54,7 @@ int main(int argc, char** argv) {  // argv[1]: only this ISA (IsaName), whole pl
       double best[3] = {1e9, 1e9, 1e9};
       for (int r = 0; r < (argc > 2 ? 200 : 7); ++r) {
         for (int part = 0; part < (argc > 1 ? 1 : 3); ++part) {
-          const double t0 = Cpu();
+          const double t0 = edgepress::bench::ThreadCpuSeconds();
           for (int64_t c = 0; c < sh.c; ++c) {
             qdw::Plane p{&g, x.data() + c * sh.h * sh.h, false, 3, w.data() + c * sh.k * sh.k,
                          &out, c, y.data() + c * g.oh * g.ow};
@@ -68,7 +63,7 @@ int main(int argc, char** argv) {  // argv[1]: only this ISA (IsaName), whole pl
             if (part == 1 && q.Init(p, 16, nullptr)) q.Row((g.oh - 1) * g.stride_h + g.kh - 1);
             if (part == 2) qdw::StorePlane(isa == Isa::kAvx512Vnni ? Isa::kAvx512 : isa, p, acc.data());
           }
-          best[part] = std::min(best[part], Cpu() - t0);
+          best[part] = std::min(best[part], edgepress::bench::ThreadCpuSeconds() - t0);
         }
       }
       char name[40];

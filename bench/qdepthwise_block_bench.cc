@@ -11,16 +11,11 @@
 #include <ctime>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "runtime/kernel.h"
 #include "runtime/kernels/conv/qdepthwise.h"
 
 using namespace edgepress::runtime;
-
-static double Cpu() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 int main() {
   if (!GetCpuFeatures().avx512vnni || !GetCpuFeatures().avx512vbmi) {
@@ -58,16 +53,16 @@ int main() {
     const qdw::Block b{&g, x.data(), false, 3, w.data(), &out, 0, sh.c, y.data()};
     double best[2] = {1e9, 1e9};
     for (int r = 0; r < 30; ++r) {
-      double t0 = Cpu();
+      double t0 = edgepress::bench::ThreadCpuSeconds();
       for (int64_t c = 0; c < sh.c; ++c) {
         qdw::Plane p{&g, x.data() + c * hw, false, 3, w.data() + c * ks, &out,
                      c,  y.data() + c * ohw};
         qdw::RunPlane(Isa::kAvx512Vnni, p);
       }
-      best[0] = std::min(best[0], Cpu() - t0);
-      t0 = Cpu();
+      best[0] = std::min(best[0], edgepress::bench::ThreadCpuSeconds() - t0);
+      t0 = edgepress::bench::ThreadCpuSeconds();
       qdw::RunBlock(Isa::kAvx512Vnni, b);
-      best[1] = std::min(best[1], Cpu() - t0);
+      best[1] = std::min(best[1], edgepress::bench::ThreadCpuSeconds() - t0);
     }
     char name[40];
     std::snprintf(name, sizeof name, "%lldc %lld k%lld s%lld%s", static_cast<long long>(sh.c),
