@@ -159,13 +159,9 @@ __attribute__((target(QDWB_TARGET))) void RunBlocks(const Block& b) {
   const __m512i pick = _mm512_load_si512(QuadIndex());
   const __m512i flipv = _mm512_set1_epi8(static_cast<char>(flip));
   const bool u8 = o.kind == QOutput::Kind::kUInt8;
-  const int32_t qmin = u8 ? 0 : -128, qmax = u8 ? 255 : 127;
   // The epilogue of QStoreRowsAvx512 (qgemm_vnni.cc) with per-channel lanes: same
   // operations in the same order, so the bytes match.
-  const __m512 lo =
-      _mm512_set1_ps(static_cast<float>(std::max(qmin, o.q_lo)) - static_cast<float>(o.zero_point));
-  const __m512 hi =
-      _mm512_set1_ps(static_cast<float>(std::min(qmax, o.q_hi)) - static_cast<float>(o.zero_point));
+  const __m512 lo = _mm512_set1_ps(o.ClampLo()), hi = _mm512_set1_ps(o.ClampHi());
   const __m512i zp16 = _mm512_set1_epi16(static_cast<int16_t>(o.zero_point));
   const __m512i unpack = _mm512_load_si512(UnpackIndex());
   const int64_t row_step = s.cols * 16;

@@ -47,6 +47,7 @@
 // (kAmx below QGemmAmxMinM), "qu8s8_gemm__amx_32x32".
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <vector>
@@ -130,6 +131,18 @@ struct QOutput {
   float hi = std::numeric_limits<float>::infinity();
   int32_t q_lo = std::numeric_limits<int32_t>::min();
   int32_t q_hi = std::numeric_limits<int32_t>::max();
+
+  // kUInt8 / kInt8: the bounds of round(acc * scale) before the zero point is added, i.e.
+  // the output type's range intersected with [q_lo, q_hi], minus zero_point (the SIMD
+  // epilogues clamp in float there, then add the zero point).
+  float ClampLo() const {
+    const int32_t qmin = kind == Kind::kUInt8 ? 0 : -128;
+    return static_cast<float>(std::max(qmin, q_lo)) - static_cast<float>(zero_point);
+  }
+  float ClampHi() const {
+    const int32_t qmax = kind == Kind::kUInt8 ? 255 : 127;
+    return static_cast<float>(std::min(qmax, q_hi)) - static_cast<float>(zero_point);
+  }
 };
 
 // One operand: packed beforehand (for the same ISA) or a raw view already in the packed

@@ -167,11 +167,7 @@ __attribute__((target("avx2,fma"))) void QStoreRowAvx2(const int32_t* acc, int c
     }
   } else {
     const bool u8 = o.kind == QOutput::Kind::kUInt8;
-    const int32_t qmin = u8 ? 0 : -128, qmax = u8 ? 255 : 127;
-    const __m256 lo = _mm256_set1_ps(static_cast<float>(std::max(qmin, o.q_lo)) -
-                                     static_cast<float>(o.zero_point));
-    const __m256 hi = _mm256_set1_ps(static_cast<float>(std::min(qmax, o.q_hi)) -
-                                     static_cast<float>(o.zero_point));
+    const __m256 lo = _mm256_set1_ps(o.ClampLo()), hi = _mm256_set1_ps(o.ClampHi());
     const __m256i zp = _mm256_set1_epi32(o.zero_point);
     const __m256i gather = _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0);
     uint8_t* y = static_cast<uint8_t*>(o.data) + row * o.ld + col0;

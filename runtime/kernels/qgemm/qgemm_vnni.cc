@@ -246,12 +246,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void QStoreQuantTileAvx512(
   const __mmask16 m1 = cols >= 32   ? __mmask16(0xFFFF)
                        : cols > 16 ? static_cast<__mmask16>((1u << (cols - 16)) - 1)
                                    : __mmask16(0);
-  const bool u8 = o.kind == QOutput::Kind::kUInt8;
-  const int32_t qmin = u8 ? 0 : -128, qmax = u8 ? 255 : 127;
-  const __m512 lo = _mm512_set1_ps(static_cast<float>(std::max(qmin, o.q_lo)) -
-                                   static_cast<float>(o.zero_point));
-  const __m512 hi = _mm512_set1_ps(static_cast<float>(std::min(qmax, o.q_hi)) -
-                                   static_cast<float>(o.zero_point));
+  const __m512 lo = _mm512_set1_ps(o.ClampLo()), hi = _mm512_set1_ps(o.ClampHi());
   const __m512i zp = _mm512_set1_epi32(o.zero_point);
   __m512i cb0 = _mm512_setzero_si512(), cb1 = cb0;
   if (col_bias) {
@@ -333,12 +328,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void QStoreRowsAvx512(
     }
     return;
   }
-  const bool u8 = o.kind == QOutput::Kind::kUInt8;
-  const int32_t qmin = u8 ? 0 : -128, qmax = u8 ? 255 : 127;
-  const __m512 lo = _mm512_set1_ps(static_cast<float>(std::max(qmin, o.q_lo)) -
-                                   static_cast<float>(o.zero_point));
-  const __m512 hi = _mm512_set1_ps(static_cast<float>(std::min(qmax, o.q_hi)) -
-                                   static_cast<float>(o.zero_point));
+  const __m512 lo = _mm512_set1_ps(o.ClampLo()), hi = _mm512_set1_ps(o.ClampHi());
   const __m512i zp = _mm512_set1_epi32(o.zero_point);
   for (int r = 0; r < rows; ++r) {
     const int64_t row = row0 + r;
