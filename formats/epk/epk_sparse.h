@@ -1,8 +1,8 @@
 // Sparse storage of .epk tensor data (docs/epk.md, "Sparse storage"), between the writer
-// and the reader of epk.cc. The in-memory ir::Tensor stays dense: the writer picks the
-// smallest of dense, bitmask, CSR and (for tensors annotated N:M) N:M storage, and the
-// reader validates every count, index and size of a sparse blob before it expands it into
-// an owned dense buffer.
+// (epk_write.cc) and the reader (epk_read.cc). The in-memory ir::Tensor stays dense: the
+// writer picks the smallest of dense, bitmask, CSR and (for tensors annotated N:M) N:M
+// storage, and the reader validates every count, index and size of a sparse blob before
+// it expands it into an owned dense buffer.
 //
 // An element is "zero" when all its bytes are zero, so a round trip is bit exact (-0.0f
 // is stored as a non-zero value).
