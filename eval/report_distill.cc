@@ -6,34 +6,16 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "eval/report_text.h"
+
 namespace edgepress::eval {
 
 namespace {
 
+using report_text::Esc;
+using report_text::Fmt;
+
 using Json = nlohmann::json;
-
-std::string Fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
-std::string Esc(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '&')
-      o += "&amp;";
-    else if (c == '<')
-      o += "&lt;";
-    else if (c == '>')
-      o += "&gt;";
-    else if (c == '"')
-      o += "&quot;";
-    else
-      o += c;
-  }
-  return o;
-}
 
 double Number(const Json& j, const char* key, double fallback = 0) {
   return j.is_object() && j.contains(key) && j[key].is_number() ? j[key].get<double>() : fallback;
