@@ -1,4 +1,4 @@
-// Recipe YAML (tools/recipe.cc): YAML syntax, sections, keys, budgets' units, the pipeline
+// Recipe YAML (tools/compress/recipe.cc): YAML syntax, sections, keys, budgets' units, the pipeline
 // and its pass options, tuning overrides, `extends`. The input is written as
 // <scratch>/fuzz.yaml; `extends: <shipped name>` resolves through EDGEPRESS_RECIPES_DIR
 // (scripts/fuzz.sh points it at recipes/), a path resolves relative to the scratch folder.
@@ -6,7 +6,7 @@
 #include <string>
 
 #include "fuzz/fuzz_util.h"
-#include "tools/recipe.h"
+#include "tools/compress/recipe.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace edgepress;

@@ -11,7 +11,7 @@
 #include "passes/registry.h"
 #include "runtime/session.h"
 #include "tools/model_io.h"
-#include "tools/recipe.h"
+#include "tools/compress/recipe.h"
 
 namespace edgepress::tools {
 

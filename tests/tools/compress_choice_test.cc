@@ -1,8 +1,8 @@
-// The trial choice of `compress` (tools/compress_choice.h) on trials with known results, so
+// The trial choice of `compress` (tools/compress/compress_choice.h) on trials with known results, so
 // every rule is checked exactly, without timing: the not-slower budget, objective size and
 // latency, the fallback when nothing meets every budget, when tuning stops, and what the
 // report says about a rejected smaller-but-slower trial.
-#include "tools/compress_choice.h"
+#include "tools/compress/compress_choice.h"
 
 #include <gtest/gtest.h>
 

@@ -19,7 +19,7 @@
 #include "ir/file_util.h"
 #include "ir/sha256.h"
 #include "tests/tools/cli_run.h"
-#include "tools/recipe.h"
+#include "tools/compress/recipe.h"
 
 namespace fs = std::filesystem;
 using Json = nlohmann::json;

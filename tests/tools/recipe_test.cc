@@ -1,7 +1,7 @@
-// Recipe loading (tools/recipe.h): every shipped recipe loads; each class of mistake gives
+// Recipe loading (tools/compress/recipe.h): every shipped recipe loads; each class of mistake gives
 // "file:line:col: message" with the nearest valid name; extends merges maps and replaces
 // lists, and detects cycles; sizes parse; RecipeToYaml round-trips.
-#include "tools/recipe.h"
+#include "tools/compress/recipe.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -285,7 +285,7 @@ TEST_F(RecipeTest, PipelinePassesAndOptionsAreChecked) {
   EXPECT_EQ(ErrorOf("pipeline:\n  - prune-magnitud\n"),
             At(2, 5) + "unknown pass 'prune-magnitud' (did you mean 'prune-magnitude'?); "
                        "`edgepress passes` lists the passes this version has");
-  // The compress step `distill` (tools/compress_distill.h) validates like a pass.
+  // The compress step `distill` (tools/compress/compress_distill.h) validates like a pass.
   EXPECT_EQ(ErrorOf("pipeline:\n  - distill: {data: t.npz, steps: 10, layer-map: [a:b]}\n"), "");
   EXPECT_EQ(ErrorOf("pipeline:\n  - distil\n"),
             At(2, 5) + "unknown pass 'distil' (did you mean 'distill'?); `edgepress passes` lists "

@@ -11,7 +11,7 @@
 //
 // Determinism: passes get the seed and the thread count; the .epk metadata and
 // manifest.json hold no timings, so the same inputs give byte-identical artifacts.
-#include "tools/compress.h"
+#include "tools/compress/compress.h"
 
 #include <fmt/format.h>
 
@@ -26,12 +26,12 @@
 #include "ir/sha256.h"
 #include "passes/registry.h"
 #include "tools/backend.h"
-#include "tools/compress_choice.h"
-#include "tools/compress_distill.h"
-#include "tools/compress_eval.h"
+#include "tools/compress/compress_choice.h"
+#include "tools/compress/compress_distill.h"
+#include "tools/compress/compress_eval.h"
 #include "tools/model_io.h"
 #include "tools/progress.h"
-#include "tools/recipe.h"
+#include "tools/compress/recipe.h"
 
 namespace edgepress::tools {
 

@@ -1,4 +1,4 @@
-#include "tools/compress_eval.h"
+#include "tools/compress/compress_eval.h"
 
 #include <fmt/format.h>
 
@@ -17,7 +17,7 @@
 #include "ir/sha256.h"
 #include "passes/prune/prune_util.h"
 #include "runtime/profile.h"
-#include "tools/compress_choice.h"
+#include "tools/compress/compress_choice.h"
 #include "tools/model_io.h"
 #include "tools/progress.h"
 

@@ -6,7 +6,7 @@
 // Checks that need the whole recipe (a tuning override must name a pass of the pipeline,
 // the ISA must fit the architecture) run once at the end, and point at the line of the
 // value that was applied last.
-#include "tools/recipe.h"
+#include "tools/compress/recipe.h"
 
 #include <fmt/format.h>
 #include <unistd.h>
@@ -24,7 +24,7 @@
 #include "ir/error.h"
 #include "ir/file_util.h"
 #include "passes/registry.h"
-#include "tools/compress_distill.h"
+#include "tools/compress/compress_distill.h"
 
 namespace edgepress::tools {
 
@@ -283,7 +283,7 @@ class FileReader {
               "passes this version has");
     std::vector<std::string> names;
     for (const auto& e : passes::AllPasses()) names.push_back(e.info.name);
-    names.push_back("distill");  // the compress step (tools/compress_distill.h)
+    names.push_back("distill");  // the compress step (tools/compress/compress_distill.h)
     std::string near = passes::Nearest(name, names);
     Fail(n, "unknown pass '" + name + "'" + (near.empty() ? "" : " (did you mean '" + near + "'?)") +
                 "; `edgepress passes` lists the passes this version has");

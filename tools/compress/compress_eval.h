@@ -1,4 +1,4 @@
-// How `compress` measures a model (tools/compress.cc runs the phases): the evaluation set-up
+// How `compress` measures a model (tools/compress/compress.cc runs the phases): the evaluation set-up
 // shared by the original and every trial, the measurement of one model file (size,
 // structure, metric, latency — a trial's interleaved with the original's), the budgets
 // checked on it, and the per-layer error table of the kept model.
@@ -17,7 +17,7 @@
 #include "ir/graph.h"
 #include "runtime/session.h"
 #include "tools/backend.h"
-#include "tools/recipe.h"
+#include "tools/compress/recipe.h"
 
 namespace edgepress::tools {
 

@@ -1,5 +1,5 @@
 // The `distill` step of compress recipes (see compress_distill.h and docs/distill.md).
-#include "tools/compress_distill.h"
+#include "tools/compress/compress_distill.h"
 
 #include <fmt/format.h>
 

@@ -1,4 +1,4 @@
-#include "tools/profile_report.h"
+#include "tools/compress/profile_report.h"
 
 #include <fmt/format.h>
 

@@ -1,4 +1,4 @@
-#include "tools/compress_choice.h"
+#include "tools/compress/compress_choice.h"
 
 #include <fmt/format.h>
 

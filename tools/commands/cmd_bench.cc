@@ -7,7 +7,7 @@
 // and the CPU model so that a number always travels with its machine. The timing loop is
 // eval/latency (shared with `compress`). --profile (native runtime) also times every node
 // over the timed runs and prints time per op type and the slowest nodes with the kernel
-// each ran (tools/profile_report.h); warm-up runs are left out of the profile.
+// each ran (tools/compress/profile_report.h); warm-up runs are left out of the profile.
 #include <fmt/format.h>
 #include <sys/resource.h>
 
@@ -23,9 +23,9 @@
 #include "tools/backend.h"
 #include "tools/cli.h"
 #include "tools/input_files.h"
-#include "tools/recipe.h"
+#include "tools/compress/recipe.h"
 #include "tools/model_io.h"
-#include "tools/profile_report.h"
+#include "tools/compress/profile_report.h"
 
 namespace edgepress::tools {
 

@@ -1,7 +1,7 @@
 // `edgepress compress MODEL --recipe R -o OUTDIR`: the command CI runs. It writes the
 // artifact and the reports, and its exit code is the gate: 0 every budget held, 3 a
 // budget was missed (the reports say which and by how much), 1 invalid input or an
-// unsupported model, 2 usage. See tools/compress.h for the flow, docs/ci.md for CI use.
+// unsupported model, 2 usage. See tools/compress/compress.h for the flow, docs/ci.md for CI use.
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -10,7 +10,7 @@
 #include "eval/report.h"
 #include "ir/error.h"
 #include "tools/cli.h"
-#include "tools/compress.h"
+#include "tools/compress/compress.h"
 #include "tools/progress.h"
 
 namespace edgepress::tools {

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "eval/report.h"
-#include "tools/recipe.h"
+#include "tools/compress/recipe.h"
 
 namespace edgepress::tools {
 

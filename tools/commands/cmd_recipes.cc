@@ -1,6 +1,6 @@
 // `edgepress recipes list|show|validate`: the shipped recipes, one recipe fully resolved
 // (after extends) as YAML, and a schema check of recipe files for editors and CI.
-// The recipe format is docs/recipes.md; loading and checking is tools/recipe.cc.
+// The recipe format is docs/recipes.md; loading and checking is tools/compress/recipe.cc.
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -8,7 +8,7 @@
 
 #include "ir/error.h"
 #include "tools/cli.h"
-#include "tools/recipe.h"
+#include "tools/compress/recipe.h"
 
 namespace edgepress::tools {
 

@@ -17,7 +17,7 @@
 #include "tools/backend.h"
 #include "tools/cli.h"
 #include "tools/input_files.h"
-#include "tools/recipe.h"
+#include "tools/compress/recipe.h"
 #include "tools/model_io.h"
 
 namespace edgepress::tools {
