@@ -1,0 +1,288 @@
+// The direct AVX-512 convolution (conv_direct.h).
+// Why: the implicit GEMM (conv_implicit.cc) packs a B panel of 32 pixels per K block and
+// keeps 12 output channels per tile, so each loaded B vector feeds 12 FMAs and every
+// input value is copied into a panel once per tap; ResNet-18's 3x3 convs ran at ~128
+// GFLOP/s in the model against onnxruntime's ~180 (peak ~195). Here nothing is packed per
+// call: the 6 x 64 tile loads 4 weight vectors and 6 broadcasts per tap (10 loads for 24
+// FMAs, weights from L1), the accumulators of a few output rows stay in an L1 scratch
+// across input-channel blocks, and Y is written once, transposed.
+#include "runtime/kernels/conv/conv_direct.h"
+
+#include <algorithm>
+#include <cstdint>
+
+#include "ir/error.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace edgepress::runtime::conv_direct {
+
+PackedWeights PackWeights(int64_t mg, int64_t cg, int64_t taps, const float* w) {
+  const int64_t blocks = (mg + kOcBlock - 1) / kOcBlock;
+  PackedWeights pw;
+  pw.buf.assign(static_cast<size_t>(blocks * cg * taps * kOcBlock + 16), 0.f);
+  pw.offset = (64 - reinterpret_cast<uintptr_t>(pw.buf.data()) % 64) % 64 / sizeof(float);
+  float* p = pw.buf.data() + pw.offset;
+  for (int64_t o = 0; o < mg; ++o)
+    for (int64_t c = 0; c < cg; ++c)
+      for (int64_t t = 0; t < taps; ++t)
+        p[static_cast<size_t>((((o / kOcBlock) * cg + c) * taps + t) * kOcBlock + o % kOcBlock)] =
+            w[(o * cg + c) * taps + t];
+  return pw;
+}
+
+#if defined(__x86_64__)
+
+namespace {
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+// Flush-to-zero and denormals-are-zero while the tiles run (as conv_implicit.cc: denormal
+// products cost ~100x in the FMA units, and weights pruned toward zero make them).
+class ScopedFlushDenormals {
+ public:
+  ScopedFlushDenormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | 0x8040u); }
+  ~ScopedFlushDenormals() { _mm_setcsr(saved_); }
+
+ private:
+  unsigned saved_;
+};
+
+constexpr int kTilePixels = 6;  // 6 x 4 zmm accumulators + 4 weights + 1 broadcast
+
+// N output pixels x 64 output channels over `cb` input channels: px[i] is pixel i's
+// source at the first channel and its top-left tap (pixels may lie on different output
+// rows: a 7x7 plane is 9 tiles of 5-6 pixels, not 7 rows of 4 + 3); toff[t] the offset of
+// tap t inside a channel; w the packed weights at the first channel ([cb][taps][64]); acc
+// the scratch [N][64], overwritten when `first`. pf (optional): the next weight block,
+// prefetched into L1 line by line beside the taps (ResNet-18's 512-channel layers stream
+// 9.4 MiB of weights per conv, each 64-byte line used by one 7x7 plane only).
+template <int N>
+__attribute__((target("avx512f"))) void Tile(const float* const* px, int64_t cb, int64_t chan,
+                                             const int64_t* toff, int taps, const float* w,
+                                             float* acc, bool first, const float* pf) {
+  __m512 a[N][4];
+  const float* p[N];
+#pragma GCC unroll 8
+  for (int i = 0; i < N; ++i) {
+    p[i] = px[i];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j)
+      a[i][j] = first ? _mm512_setzero_ps() : _mm512_load_ps(acc + i * kOcBlock + j * 16);
+  }
+  for (int64_t c = 0; c < cb; ++c) {
+    for (int t = 0; t < taps; ++t, w += kOcBlock) {
+      const int64_t o = toff[t];
+      if (pf) {
+        _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(pf + 16), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(pf + 32), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(pf + 48), _MM_HINT_T0);
+        pf += kOcBlock;
+      }
+      const __m512 w0 = _mm512_load_ps(w), w1 = _mm512_load_ps(w + 16);
+      const __m512 w2 = _mm512_load_ps(w + 32), w3 = _mm512_load_ps(w + 48);
+#pragma GCC unroll 8
+      for (int i = 0; i < N; ++i) {
+        const __m512 b = _mm512_set1_ps(p[i][o]);
+        a[i][0] = _mm512_fmadd_ps(b, w0, a[i][0]);
+        a[i][1] = _mm512_fmadd_ps(b, w1, a[i][1]);
+        a[i][2] = _mm512_fmadd_ps(b, w2, a[i][2]);
+        a[i][3] = _mm512_fmadd_ps(b, w3, a[i][3]);
+      }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < N; ++i) p[i] += chan;
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < N; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) _mm512_store_ps(acc + i * kOcBlock + j * 16, a[i][j]);
+}
+
+using TileFn = void (*)(const float* const*, int64_t, int64_t, const int64_t*, int, const float*,
+                        float*, bool, const float*);
+constexpr TileFn kTiles[kTilePixels] = {Tile<1>, Tile<2>, Tile<3>, Tile<4>, Tile<5>, Tile<6>};
+
+// r[i] (row i of a 16 x 16 block) -> r[j] = column j, in registers.
+__attribute__((target("avx512f"), always_inline)) inline void Transpose16(__m512 r[16]) {
+  __m512 t[16], u[16];
+#pragma GCC unroll 8
+  for (int k = 0; k < 8; ++k) {
+    t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+    t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+  }
+  // u[4g + j], 128-bit lane L: rows 4g..4g+3 of column 4L + j.
+#pragma GCC unroll 4
+  for (int g = 0; g < 4; ++g) {
+    u[4 * g] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+    u[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+    u[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+    u[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+  }
+#pragma GCC unroll 4
+  for (int j = 0; j < 4; ++j) {
+    const __m512 v0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88);
+    const __m512 w0 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
+    const __m512 v1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
+    const __m512 w1 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
+    r[j] = _mm512_shuffle_f32x4(v0, w0, 0x88);
+    r[8 + j] = _mm512_shuffle_f32x4(v0, w0, 0xDD);
+    r[4 + j] = _mm512_shuffle_f32x4(v1, w1, 0x88);
+    r[12 + j] = _mm512_shuffle_f32x4(v1, w1, 0xDD);
+  }
+}
+
+// Consecutive pixels of a 64-channel block from the scratch [pixels][64] (allocated to a
+// multiple of 16 pixels) into Y: channel co's pixels at y + co * ld. nch (<= 64) channels
+// exist; bias and z are at the block's first channel (z at the row's first pixel).
+__attribute__((target("avx512f"))) void StoreRows(const float* scratch, int64_t npix,
+                                                 int64_t nch, const float* bias,
+                                                 const float* z, int64_t ld,
+                                                 const GemmEpilogue& ep, float* y) {
+  const __m512 lo = _mm512_set1_ps(ep.lo), hi = _mm512_set1_ps(ep.hi);
+  for (int64_t p0 = 0; p0 < npix; p0 += 16) {
+    const __mmask16 m = static_cast<__mmask16>((1u << std::min<int64_t>(16, npix - p0)) - 1);
+    for (int64_t c0 = 0; c0 < nch; c0 += 16) {
+      __m512 r[16];
+#pragma GCC unroll 16
+      for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(scratch + (p0 + i) * kOcBlock + c0);
+      Transpose16(r);
+      const int64_t cn = std::min<int64_t>(16, nch - c0);
+      for (int64_t j = 0; j < cn; ++j) {
+        const int64_t co = c0 + j;
+        __m512 v = r[j];
+        if (bias) v = _mm512_add_ps(v, _mm512_set1_ps(bias[co]));
+        if (z) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, z + co * ld + p0));
+        if (ep.clamp) v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+        _mm512_mask_storeu_ps(y + co * ld + p0, m, v);
+      }
+    }
+  }
+}
+
+#pragma GCC diagnostic pop
+
+int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+}  // namespace
+
+void Run(const conv_util::ConvGeometry& g, const float* x, const float* packed_w,
+         const GemmEpilogue& ep, const float* bias, const float* z, float* y, ThreadPool& pool) {
+  const int64_t H = g.in[1], W = g.in[2], OH = g.out[1], OW = g.out[2];
+  const int64_t sh = g.stride[1], sw = g.stride[2], dh = g.dil[1], dw = g.dil[2];
+  const int64_t KH = g.k[1], KW = g.k[2], pt = g.pad_b[1], pl = g.pad_b[2];
+  const int64_t cg = g.cg, mg = g.mg, out_size = OH * OW;
+  const int taps = static_cast<int>(KH * KW);
+
+  // The source: X itself when no tap reads padding, else a zero-padded copy holding just
+  // the rows and columns some tap reads.
+  const int64_t hn = (OH - 1) * sh + (KH - 1) * dh + 1, wn = (OW - 1) * sw + (KW - 1) * dw + 1;
+  const float* src = x;
+  int64_t ld = W, chan = H * W;
+  thread_local std::vector<float> padded;
+  if (pt != 0 || pl != 0 || hn > H || wn > W) {
+    ld = wn;
+    chan = hn * wn;
+    if (padded.size() < static_cast<size_t>(cg * chan)) padded.resize(static_cast<size_t>(cg * chan));
+    float* pd = padded.data();
+    pool.ParallelFor(cg, std::max<int64_t>(1, 16384 / chan), [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        const float* xc = x + c * H * W;
+        float* dc = pd + c * chan;
+        // Columns [j0, j1) of a padded row come from X's columns [j0 - pl, j1 - pl).
+        const int64_t j0 = std::min(wn, pl), j1 = std::max(j0, std::min(wn, W + pl));
+        for (int64_t r = 0; r < hn; ++r) {
+          float* d = dc + r * wn;
+          const int64_t ih = r - pt;
+          if (ih < 0 || ih >= H) {
+            std::fill(d, d + wn, 0.f);
+            continue;
+          }
+          std::fill(d, d + j0, 0.f);
+          std::copy(xc + ih * W + (j0 - pl), xc + ih * W + (j1 - pl), d + j0);
+          std::fill(d + j1, d + wn, 0.f);
+        }
+      }
+    });
+    src = pd;
+  }
+  std::vector<int64_t> toff(static_cast<size_t>(taps));
+  for (int64_t kh = 0; kh < KH; ++kh)
+    for (int64_t kw = 0; kw < KW; ++kw) toff[static_cast<size_t>(kh * KW + kw)] = kh * dh * ld + kw * dw;
+
+  // A task: one 64-channel block x a group of whole output rows, ~64 pixels (a 7x7 plane:
+  // all its rows), so the weight block read from L2 feeds ~10 tiles; its scratch is
+  // [pixels padded to 16][64] <= ~16 KiB. The group's pixels are split into
+  // ceil(pixels / 6) tiles of near-equal width (56 = 6 x 6 + 4 x 5), so no tile is narrow
+  // enough to leave the FMA units waiting on a short dependency chain.
+  const int64_t rows = std::max<int64_t>(1, std::min<int64_t>(OH, 64 / OW));
+  const int64_t row_groups = CeilDiv(OH, rows), oc_blocks = CeilDiv(mg, kOcBlock);
+  // Input channels per block: their weights ([cb][taps][64]) ~16 KiB, in L1 beside the
+  // scratch and the source rows.
+  const int64_t cb_step = std::max<int64_t>(1, std::min<int64_t>(cg, 4096 / (taps * kOcBlock)));
+  const int64_t* to = toff.data();
+
+  auto run = [&](int64_t t0, int64_t t1) {
+    const ScopedFlushDenormals flush;
+    thread_local std::vector<float> scratch_buf;
+    thread_local std::vector<const float*> pix;
+    const int64_t max_pix = rows * OW;
+    const size_t need = static_cast<size_t>(CeilDiv(max_pix, 16) * 16 * kOcBlock + 16);
+    if (scratch_buf.size() < need) scratch_buf.resize(need);
+    if (pix.size() < static_cast<size_t>(max_pix)) pix.resize(static_cast<size_t>(max_pix));
+    float* scratch = reinterpret_cast<float*>(
+        (reinterpret_cast<uintptr_t>(scratch_buf.data()) + 63) & ~uintptr_t{63});
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t ob = t / row_groups, oh0 = (t % row_groups) * rows;
+      const int64_t oh1 = std::min(OH, oh0 + rows), npix = (oh1 - oh0) * OW;
+      for (int64_t q = 0; q < npix; ++q) {
+        const int64_t oh = oh0 + q / OW, ow = q % OW;
+        pix[static_cast<size_t>(q)] = src + oh * sh * ld + ow * sw;
+      }
+      const int64_t ntiles = CeilDiv(npix, kTilePixels);
+      const float* wb = packed_w + ob * cg * taps * kOcBlock;
+      for (int64_t c0 = 0; c0 < cg; c0 += cb_step) {
+        const int64_t cb = std::min(cb_step, cg - c0);
+        const float* wc = wb + c0 * taps * kOcBlock;
+        if (c0 > 0)
+          for (int64_t q = 0; q < npix; ++q) pix[static_cast<size_t>(q)] += cb_step * chan;
+        // The first tile prefetches the next block (of this task, or of the next task's
+        // channel block once this one ends: the 512-channel 7x7 tasks are one block each).
+        const int64_t next_c = c0 + cb_step < cg ? c0 + cb_step : 0;
+        const float* pf = next_c > 0 ? wb + next_c * taps * kOcBlock : nullptr;
+        const int64_t pf_cb = next_c > 0 ? std::min(cb_step, cg - next_c) : 0;
+        for (int64_t i = 0; i < ntiles; ++i) {
+          const int64_t q0 = i * npix / ntiles, n = (i + 1) * npix / ntiles - q0;
+          // A tile prefetches as many taps as it runs: the next block may be shorter.
+          kTiles[n - 1](pix.data() + q0, cb, chan, to, taps, wc, scratch + q0 * kOcBlock, c0 == 0,
+                        i == 0 && pf_cb == cb ? pf : nullptr);
+        }
+      }
+      // The group's rows are contiguous in Y (row stride OW).
+      const int64_t co0 = ob * kOcBlock, nch = std::min<int64_t>(kOcBlock, mg - co0);
+      StoreRows(scratch, npix, nch, bias ? bias + co0 : nullptr,
+                z ? z + co0 * out_size + oh0 * OW : nullptr, out_size, ep,
+                y + co0 * out_size + oh0 * OW);
+    }
+  };
+  const int64_t tasks = oc_blocks * row_groups;
+  if (pool.num_threads() > 1 && tasks > 1)
+    pool.ParallelFor(tasks, 1, run);
+  else
+    run(0, tasks);
+}
+
+#else  // !__x86_64__
+
+void Run(const conv_util::ConvGeometry&, const float*, const float*, const GemmEpilogue&,
+         const float*, const float*, float*, ThreadPool&) {
+  throw Error(ErrorCode::kInternal, "conv_direct::Run: AVX-512 only");
+}
+
+#endif
+
+}  // namespace edgepress::runtime::conv_direct
