@@ -14,6 +14,7 @@
 #include "ir/graph.h"
 #include "runtime/eager.h"
 #include "runtime/kernel.h"
+#include "runtime/kernels/conv/conv_direct.h"
 #include "runtime/session.h"
 
 namespace edgepress::runtime {
@@ -511,6 +512,18 @@ TEST(ConvTest, DirectConvMatchesNaive) {
       }
     }
   }
+}
+
+// The automatic choice: ResNet's 3x3 layers take the direct kernel; mostly-padding channel
+// blocks, a short K (ResNet's 7x7 conv1 on 3 channels) and 1x1 convs do not.
+TEST(ConvTest, DirectConvPreferredForWideKxKOnly) {
+  EXPECT_TRUE(conv_direct::Prefer(64, 64, 9));
+  EXPECT_TRUE(conv_direct::Prefer(512, 256, 9));
+  EXPECT_TRUE(conv_direct::Prefer(120, 32, 9));   // 120 of 128 computed channels real
+  EXPECT_FALSE(conv_direct::Prefer(24, 96, 9));   // 24 of 64
+  EXPECT_FALSE(conv_direct::Prefer(130, 64, 9));  // 130 of 192
+  EXPECT_FALSE(conv_direct::Prefer(64, 3, 49));   // K 147
+  EXPECT_FALSE(conv_direct::Prefer(64, 256, 1));  // pointwise
 }
 
 TEST(ConvTest, FusedConvRejectsASumOfAnotherShape) {

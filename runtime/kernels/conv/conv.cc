@@ -10,6 +10,10 @@
 //    with >= 256 output channels whose 12x32 tiles would compute 25% more padding than 7x64
 //    pixel-major tiles (7x7 planes) runs those (conv_pixel_major.cc), W^T packed on first
 //    use. EDGEPRESS_CONV_PIXEL_MAJOR=0 / =1 forces the choice (tests, benchmarks).
+//    KxK convs with >= 64-ish output channels and K >= 256 (conv_direct::Prefer: ResNet's
+//    3x3 layers) run the direct kernel instead (conv_direct.h: NCHW in and out, weights
+//    packed at creation, no per-call packing). EDGEPRESS_CONV_DIRECT=0 / =1 forces it off
+//    / on wherever its geometry allows.
 //  * depthwise (one input channel per group, rank <= 2): direct planes (depthwise.h).
 //  * otherwise (the reference entry, 3-D): im2col written straight into the GEMM's packed-B
 //    panels, so the tests compare the implicit path with an independent lowering.
@@ -189,11 +193,15 @@ class ConvKernel : public Kernel {
       pixel_major_env_ = *pm == '1' ? 1 : 0;
     if (const char* d = std::getenv("EDGEPRESS_CONV_DIRECT"); d && (*d == '0' || *d == '1'))
       direct_env_ = *d == '1' ? 1 : 0;
-    // A KxK conv on AVX-512 runs the direct kernel (conv_direct.h) wherever its geometry
-    // allows: only its weight layout is packed (Run falls back to the implicit GEMM with
-    // per-call packing for a geometry it does not handle).
+    // A 2-D KxK conv on AVX-512 that conv_direct::Prefer picks (or any, under
+    // EDGEPRESS_CONV_DIRECT=1) runs the direct kernel: only its weight layout is packed
+    // (Run falls back to the implicit GEMM with per-call packing for a geometry the direct
+    // kernel does not handle, e.g. a column stride of 3).
     const int64_t taps = w->rank() == 4 ? w->shape()[2] * w->shape()[3] : 1;
-    if (kIsa == Isa::kAvx512 && w->rank() == 4 && taps > 1 && direct_env_ != 0) {
+    const bool direct = direct_env_ == 1 ? taps > 1
+                                         : direct_env_ == -1 &&
+                                               conv_direct::Prefer(mg, w->shape()[1], taps);
+    if (kIsa == Isa::kAvx512 && w->rank() == 4 && direct) {
       for (int64_t gi = 0; gi < group; ++gi)
         packed_direct_.push_back(conv_direct::PackWeights(mg, w->shape()[1], taps,
                                                           w->data<float>() + gi * mg * kdim));
