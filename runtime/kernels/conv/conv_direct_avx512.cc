@@ -57,13 +57,18 @@ constexpr int kTilePixels = 6;  // 6 x 4 zmm accumulators + 4 weights + 1 broadc
 // source at the first channel and its top-left tap (pixels may lie on different output
 // rows: a 7x7 plane is 9 tiles of 5-6 pixels, not 7 rows of 4 + 3); toff[t] the offset of
 // tap t inside a channel; w the packed weights at the first channel ([cb][taps][64]); acc
-// the scratch [N][64], overwritten when `first`. pf (optional): the next weight block,
-// prefetched into L1 line by line beside the taps (ResNet-18's 512-channel layers stream
-// 9.4 MiB of weights per conv, each 64-byte line used by one 7x7 plane only).
+// the scratch [N][64]. init: for the first channel block, the 64 floats every pixel
+// starts from (the block's bias, or zeros), else nullptr to accumulate onto acc.
+// pf, pf_lines: 64-byte lines of the next weight block to prefetch, one per tap.
+// ResNet-18's 512-channel layers stream 9.4 MiB of weights per conv from memory, each
+// line used by one 7x7 plane only; with the whole next block prefetched by the first tile
+// (4 lines a tap) that tile still ran ~35% slower per pixel than the others, so the
+// block's tiles share the prefetching.
 template <int N>
 __attribute__((target("avx512f"))) void Tile(const float* const* px, int64_t cb, int64_t chan,
                                              const int64_t* toff, int taps, const float* w,
-                                             float* acc, bool first, const float* pf) {
+                                             float* acc, const float* init, const float* pf,
+                                             int64_t pf_lines) {
   __m512 a[N][4];
   const float* p[N];
 #pragma GCC unroll 8
@@ -71,17 +76,15 @@ __attribute__((target("avx512f"))) void Tile(const float* const* px, int64_t cb,
     p[i] = px[i];
 #pragma GCC unroll 4
     for (int j = 0; j < 4; ++j)
-      a[i][j] = first ? _mm512_setzero_ps() : _mm512_load_ps(acc + i * kOcBlock + j * 16);
+      a[i][j] = _mm512_load_ps(init ? init + j * 16 : acc + i * kOcBlock + j * 16);
   }
   for (int64_t c = 0; c < cb; ++c) {
     for (int t = 0; t < taps; ++t, w += kOcBlock) {
       const int64_t o = toff[t];
-      if (pf) {
+      if (pf_lines > 0) {
         _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(pf + 16), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(pf + 32), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(pf + 48), _MM_HINT_T0);
-        pf += kOcBlock;
+        pf += 16;
+        --pf_lines;
       }
       const __m512 w0 = _mm512_load_ps(w), w1 = _mm512_load_ps(w + 16);
       const __m512 w2 = _mm512_load_ps(w + 32), w3 = _mm512_load_ps(w + 48);
@@ -104,7 +107,7 @@ __attribute__((target("avx512f"))) void Tile(const float* const* px, int64_t cb,
 }
 
 using TileFn = void (*)(const float* const*, int64_t, int64_t, const int64_t*, int, const float*,
-                        float*, bool, const float*);
+                        float*, const float*, const float*, int64_t);
 constexpr TileFn kTiles[kTilePixels] = {Tile<1>, Tile<2>, Tile<3>, Tile<4>, Tile<5>, Tile<6>};
 
 // r[i] (row i of a 16 x 16 block) -> r[j] = column j, in registers.
@@ -137,11 +140,20 @@ __attribute__((target("avx512f"), always_inline)) inline void Transpose16(__m512
 }
 
 // Consecutive pixels of a 64-channel block from the scratch [pixels][64] (allocated to a
-// multiple of 16 pixels) into Y: channel co's pixels at y + co * ld. nch (<= 64) channels
-// exist; bias and z are at the block's first channel (z at the row's first pixel).
+// multiple of 16 pixels; the bias is already in it) into Y: channel co's pixels at
+// y + co * ld. nch (<= 64) channels exist; z is at the block's first channel and the first
+// pixel. Templated on Z and the clamp, with a straight-line path for whole 16-channel
+// groups: with runtime flags and bounds gcc spilled the transposed block.
+template <bool kZ, bool kClamp>
+__attribute__((target("avx512f"), always_inline)) inline void StoreChannel(
+    __m512 v, __mmask16 m, const float* z, float* y, int64_t off, __m512 lo, __m512 hi) {
+  if (kZ) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, z + off));
+  if (kClamp) v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+  _mm512_mask_storeu_ps(y + off, m, v);
+}
+template <bool kZ, bool kClamp>
 __attribute__((target("avx512f"))) void StoreRows(const float* scratch, int64_t npix,
-                                                 int64_t nch, const float* bias,
-                                                 const float* z, int64_t ld,
+                                                 int64_t nch, const float* z, int64_t ld,
                                                  const GemmEpilogue& ep, float* y) {
   const __m512 lo = _mm512_set1_ps(ep.lo), hi = _mm512_set1_ps(ep.hi);
   for (int64_t p0 = 0; p0 < npix; p0 += 16) {
@@ -149,20 +161,20 @@ __attribute__((target("avx512f"))) void StoreRows(const float* scratch, int64_t 
     for (int64_t c0 = 0; c0 < nch; c0 += 16) {
       __m512 r[16];
 #pragma GCC unroll 16
-      for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(scratch + (p0 + i) * kOcBlock + c0);
+      for (int i = 0; i < 16; ++i) r[i] = _mm512_load_ps(scratch + (p0 + i) * kOcBlock + c0);
       Transpose16(r);
-      const int64_t cn = std::min<int64_t>(16, nch - c0);
-      for (int64_t j = 0; j < cn; ++j) {
-        const int64_t co = c0 + j;
-        __m512 v = r[j];
-        if (bias) v = _mm512_add_ps(v, _mm512_set1_ps(bias[co]));
-        if (z) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, z + co * ld + p0));
-        if (ep.clamp) v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
-        _mm512_mask_storeu_ps(y + co * ld + p0, m, v);
+      if (nch - c0 >= 16) {
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; ++j) StoreChannel<kZ, kClamp>(r[j], m, z, y, (c0 + j) * ld + p0, lo, hi);
+      } else {
+        for (int j = 0; j < nch - c0; ++j)
+          StoreChannel<kZ, kClamp>(r[j], m, z, y, (c0 + j) * ld + p0, lo, hi);
       }
     }
   }
 }
+using StoreFn = void (*)(const float*, int64_t, int64_t, const float*, int64_t,
+                         const GemmEpilogue&, float*);
 
 #pragma GCC diagnostic pop
 
@@ -225,6 +237,13 @@ void Run(const conv_util::ConvGeometry& g, const float* x, const float* packed_w
   // scratch and the source rows.
   const int64_t cb_step = std::max<int64_t>(1, std::min<int64_t>(cg, 4096 / (taps * kOcBlock)));
   const int64_t* to = toff.data();
+  // Each block's starting values: its bias (zero past mg), or zeros.
+  std::vector<float> init(static_cast<size_t>(oc_blocks * kOcBlock + 16), 0.f);
+  float* init_al = reinterpret_cast<float*>(
+      (reinterpret_cast<uintptr_t>(init.data()) + 63) & ~uintptr_t{63});
+  if (bias) std::copy(bias, bias + mg, init_al);
+  const StoreFn store = z ? (ep.clamp ? StoreRows<true, true> : StoreRows<true, false>)
+                          : (ep.clamp ? StoreRows<false, true> : StoreRows<false, false>);
 
   auto run = [&](int64_t t0, int64_t t1) {
     const ScopedFlushDenormals flush;
@@ -250,23 +269,32 @@ void Run(const conv_util::ConvGeometry& g, const float* x, const float* packed_w
         const float* wc = wb + c0 * taps * kOcBlock;
         if (c0 > 0)
           for (int64_t q = 0; q < npix; ++q) pix[static_cast<size_t>(q)] += cb_step * chan;
-        // The first tile prefetches the next block (of this task, or of the next task's
-        // channel block once this one ends: the 512-channel 7x7 tasks are one block each).
-        const int64_t next_c = c0 + cb_step < cg ? c0 + cb_step : 0;
-        const float* pf = next_c > 0 ? wb + next_c * taps * kOcBlock : nullptr;
-        const int64_t pf_cb = next_c > 0 ? std::min(cb_step, cg - next_c) : 0;
+        // The tiles prefetch the next block: this task's next channels, or after its last
+        // the next output-channel block's first (the 512-channel 7x7 tasks follow each
+        // other through the blocks), split evenly over the tiles (at most one line per tap).
+        const float* pf = nullptr;
+        int64_t pf_total = 0;
+        if (c0 + cb_step < cg) {
+          pf = wc + cb * taps * kOcBlock;
+          pf_total = std::min(cb_step, cg - c0 - cb_step) * taps * 4;
+        } else if (ob + 1 < oc_blocks) {
+          pf = wb + cg * taps * kOcBlock;
+          pf_total = std::min(cb_step, cg) * taps * 4;
+        }
+        const int64_t pf_per_tile = std::min<int64_t>(cb * taps, CeilDiv(pf_total, ntiles));
         for (int64_t i = 0; i < ntiles; ++i) {
           const int64_t q0 = i * npix / ntiles, n = (i + 1) * npix / ntiles - q0;
-          // A tile prefetches as many taps as it runs: the next block may be shorter.
-          kTiles[n - 1](pix.data() + q0, cb, chan, to, taps, wc, scratch + q0 * kOcBlock, c0 == 0,
-                        i == 0 && pf_cb == cb ? pf : nullptr);
+          const int64_t l0 = std::min(pf_total, i * pf_per_tile);
+          const int64_t nl = std::min(pf_total - l0, pf_per_tile);
+          kTiles[n - 1](pix.data() + q0, cb, chan, to, taps, wc, scratch + q0 * kOcBlock,
+                        c0 == 0 ? init_al + ob * kOcBlock : nullptr, pf ? pf + l0 * 16 : nullptr,
+                        nl);
         }
       }
       // The group's rows are contiguous in Y (row stride OW).
       const int64_t co0 = ob * kOcBlock, nch = std::min<int64_t>(kOcBlock, mg - co0);
-      StoreRows(scratch, npix, nch, bias ? bias + co0 : nullptr,
-                z ? z + co0 * out_size + oh0 * OW : nullptr, out_size, ep,
-                y + co0 * out_size + oh0 * OW);
+      store(scratch, npix, nch, z ? z + co0 * out_size + oh0 * OW : nullptr, out_size, ep,
+            y + co0 * out_size + oh0 * OW);
     }
   };
   const int64_t tasks = oc_blocks * row_groups;
