@@ -226,16 +226,18 @@ void Run(const conv_util::ConvGeometry& g, const float* x, const float* packed_w
   for (int64_t kh = 0; kh < KH; ++kh)
     for (int64_t kw = 0; kw < KW; ++kw) toff[static_cast<size_t>(kh * KW + kw)] = kh * dh * ld + kw * dw;
 
-  // A task: one 64-channel block x a group of whole output rows, ~64 pixels (a 7x7 plane:
-  // all its rows), so the weight block read from L2 feeds ~10 tiles; its scratch is
-  // [pixels padded to 16][64] <= ~16 KiB. The group's pixels are split into
-  // ceil(pixels / 6) tiles of near-equal width (56 = 6 x 6 + 4 x 5), so no tile is narrow
-  // enough to leave the FMA units waiting on a short dependency chain.
-  const int64_t rows = std::max<int64_t>(1, std::min<int64_t>(OH, 64 / OW));
+  // A task: one 64-channel block x a group of whole output rows, ~112 pixels (two 56-wide
+  // rows, a whole 7x7 plane), so the weight block read from L2 feeds ~20 tiles and the
+  // transposed store runs on whole 16-pixel groups; its scratch is [pixels padded to
+  // 16][64] <= 28 KiB. The group's pixels are split into ceil(pixels / 6) tiles of
+  // near-equal width (56 = 6 x 6 + 4 x 5), so no tile is narrow enough to leave the FMA
+  // units waiting on a short dependency chain. (conv_bench, loaded machine: 1 -> 2 rows of
+  // 56 and 16 -> 12 KiB weight blocks were 1-3% faster, within the noise.)
+  const int64_t rows = std::max<int64_t>(1, std::min<int64_t>(OH, 112 / OW));
   const int64_t row_groups = CeilDiv(OH, rows), oc_blocks = CeilDiv(mg, kOcBlock);
-  // Input channels per block: their weights ([cb][taps][64]) ~16 KiB, in L1 beside the
-  // scratch and the source rows.
-  const int64_t cb_step = std::max<int64_t>(1, std::min<int64_t>(cg, 4096 / (taps * kOcBlock)));
+  // Input channels per block: their weights ([cb][taps][64]) ~12 KiB, in L1 (48 KiB)
+  // beside the scratch and the source rows.
+  const int64_t cb_step = std::max<int64_t>(1, std::min<int64_t>(cg, 3072 / (taps * kOcBlock)));
   const int64_t* to = toff.data();
   // Each block's starting values: its bias (zero past mg), or zeros.
   std::vector<float> init(static_cast<size_t>(oc_blocks * kOcBlock + 16), 0.f);
