@@ -53,8 +53,8 @@ class ScopedFlushDenormals {
 
 constexpr int kTilePixels = 6;  // 6 x 4 zmm accumulators + 4 weights + 1 broadcast
 
-// N output pixels x 64 output channels over `cb` input channels: px[i] is pixel i's
-// source at the first channel and its top-left tap (pixels may lie on different output
+// N output pixels x 64 output channels over `cb` input channels: px[i] + x_off is pixel
+// i's source at the first channel and its top-left tap (pixels may lie on different output
 // rows: a 7x7 plane is 9 tiles of 5-6 pixels, not 7 rows of 4 + 3); toff[t] the offset of
 // tap t inside a channel; w the packed weights at the first channel ([cb][taps][64]); acc
 // the scratch [N][64]. init: for the first channel block, the 64 floats every pixel
@@ -65,7 +65,8 @@ constexpr int kTilePixels = 6;  // 6 x 4 zmm accumulators + 4 weights + 1 broadc
 // (4 lines a tap) that tile still ran ~35% slower per pixel than the others, so the
 // block's tiles share the prefetching.
 template <int N>
-__attribute__((target("avx512f"))) void Tile(const float* const* px, int64_t cb, int64_t chan,
+__attribute__((target("avx512f"))) void Tile(const float* const* px, int64_t x_off, int64_t cb,
+                                             int64_t chan,
                                              const int64_t* toff, int taps, const float* w,
                                              float* acc, const float* init, const float* pf,
                                              int64_t pf_lines) {
@@ -73,7 +74,7 @@ __attribute__((target("avx512f"))) void Tile(const float* const* px, int64_t cb,
   const float* p[N];
 #pragma GCC unroll 8
   for (int i = 0; i < N; ++i) {
-    p[i] = px[i];
+    p[i] = px[i] + x_off;
 #pragma GCC unroll 4
     for (int j = 0; j < 4; ++j)
       a[i][j] = _mm512_load_ps(init ? init + j * 16 : acc + i * kOcBlock + j * 16);
@@ -106,7 +107,7 @@ __attribute__((target("avx512f"))) void Tile(const float* const* px, int64_t cb,
     for (int j = 0; j < 4; ++j) _mm512_store_ps(acc + i * kOcBlock + j * 16, a[i][j]);
 }
 
-using TileFn = void (*)(const float* const*, int64_t, int64_t, const int64_t*, int, const float*,
+using TileFn = void (*)(const float* const*, int64_t, int64_t, int64_t, const int64_t*, int, const float*,
                         float*, const float*, const float*, int64_t);
 constexpr TileFn kTiles[kTilePixels] = {Tile<1>, Tile<2>, Tile<3>, Tile<4>, Tile<5>, Tile<6>};
 
@@ -176,6 +177,35 @@ __attribute__((target("avx512f"))) void StoreRows(const float* scratch, int64_t 
 using StoreFn = void (*)(const float*, int64_t, int64_t, const float*, int64_t,
                          const GemmEpilogue&, float*);
 
+// Rows [ih0, ih0 + rn) of channels [0, cb) of X (channel stride H * W) into buf, channel
+// c's row r at buf + c * chan + r * ldb (ldb a multiple of 16, buf 64-byte aligned);
+// column j < wn holds X's column j - pl, zero outside X (the padding). Masked loads, so no
+// lane outside X's row is read; a row is a few vector moves, not a memmove call per row
+// and a memset per pad (~5% of a 56x56 layer's time with std::copy / std::fill).
+__attribute__((target("avx512f"))) void FillBlock(const float* x, int64_t cb, int64_t H,
+                                                 int64_t W, int64_t ih0, int64_t rn,
+                                                 int64_t pl, int64_t wn, int64_t ldb,
+                                                 int64_t chan, float* buf) {
+  for (int64_t c = 0; c < cb; ++c) {
+    for (int64_t r = 0; r < rn; ++r) {
+      float* d = buf + c * chan + r * ldb;
+      const int64_t ih = ih0 + r;
+      if (ih < 0 || ih >= H) {
+        for (int64_t k = 0; k < wn; k += 16) _mm512_store_ps(d + k, _mm512_setzero_ps());
+        continue;
+      }
+      const float* s = x + c * H * W + ih * W;
+      for (int64_t k = 0; k < wn; k += 16) {
+        // Lanes [lo, hi) of this 16-column group lie inside X's row.
+        const int64_t lo = std::max<int64_t>(0, pl - k), hi = std::min<int64_t>(16, W + pl - k);
+        const __mmask16 m = hi <= lo ? 0
+                                     : static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
+        _mm512_store_ps(d + k, _mm512_maskz_loadu_ps(m, s + (k - pl)));
+      }
+    }
+  }
+}
+
 #pragma GCC diagnostic pop
 
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -191,34 +221,20 @@ void Run(const conv_util::ConvGeometry& g, const float* x, const float* packed_w
   const int taps = static_cast<int>(KH * KW);
 
   // The source: X itself when no tap reads padding, else a zero-padded copy holding just
-  // the rows and columns some tap reads.
+  // the rows and columns some tap reads (rows 16-float aligned).
   const int64_t hn = (OH - 1) * sh + (KH - 1) * dh + 1, wn = (OW - 1) * sw + (KW - 1) * dw + 1;
   const float* src = x;
   int64_t ld = W, chan = H * W;
   thread_local std::vector<float> padded;
   if (pt != 0 || pl != 0 || hn > H || wn > W) {
-    ld = wn;
-    chan = hn * wn;
-    if (padded.size() < static_cast<size_t>(cg * chan)) padded.resize(static_cast<size_t>(cg * chan));
-    float* pd = padded.data();
+    ld = CeilDiv(wn, 16) * 16;
+    chan = hn * ld;
+    if (padded.size() < static_cast<size_t>(cg * chan + 16))
+      padded.resize(static_cast<size_t>(cg * chan + 16));
+    float* pd = reinterpret_cast<float*>(
+        (reinterpret_cast<uintptr_t>(padded.data()) + 63) & ~uintptr_t{63});
     pool.ParallelFor(cg, std::max<int64_t>(1, 16384 / chan), [&](int64_t c0, int64_t c1) {
-      for (int64_t c = c0; c < c1; ++c) {
-        const float* xc = x + c * H * W;
-        float* dc = pd + c * chan;
-        // Columns [j0, j1) of a padded row come from X's columns [j0 - pl, j1 - pl).
-        const int64_t j0 = std::min(wn, pl), j1 = std::max(j0, std::min(wn, W + pl));
-        for (int64_t r = 0; r < hn; ++r) {
-          float* d = dc + r * wn;
-          const int64_t ih = r - pt;
-          if (ih < 0 || ih >= H) {
-            std::fill(d, d + wn, 0.f);
-            continue;
-          }
-          std::fill(d, d + j0, 0.f);
-          std::copy(xc + ih * W + (j0 - pl), xc + ih * W + (j1 - pl), d + j0);
-          std::fill(d + j1, d + wn, 0.f);
-        }
-      }
+      FillBlock(x + c0 * H * W, c1 - c0, H, W, -pt, hn, pl, wn, ld, chan, pd + c0 * chan);
     });
     src = pd;
   }
@@ -260,17 +276,14 @@ void Run(const conv_util::ConvGeometry& g, const float* x, const float* packed_w
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t ob = t / row_groups, oh0 = (t % row_groups) * rows;
       const int64_t oh1 = std::min(OH, oh0 + rows), npix = (oh1 - oh0) * OW;
-      for (int64_t q = 0; q < npix; ++q) {
-        const int64_t oh = oh0 + q / OW, ow = q % OW;
-        pix[static_cast<size_t>(q)] = src + oh * sh * ld + ow * sw;
-      }
+      for (int64_t oh = oh0, q = 0; oh < oh1; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow, ++q)
+          pix[static_cast<size_t>(q)] = src + oh * sh * ld + ow * sw;
       const int64_t ntiles = CeilDiv(npix, kTilePixels);
       const float* wb = packed_w + ob * cg * taps * kOcBlock;
       for (int64_t c0 = 0; c0 < cg; c0 += cb_step) {
         const int64_t cb = std::min(cb_step, cg - c0);
         const float* wc = wb + c0 * taps * kOcBlock;
-        if (c0 > 0)
-          for (int64_t q = 0; q < npix; ++q) pix[static_cast<size_t>(q)] += cb_step * chan;
         // The tiles prefetch the next block: this task's next channels, or after its last
         // the next output-channel block's first (the 512-channel 7x7 tasks follow each
         // other through the blocks), split evenly over the tiles (at most one line per tap).
@@ -288,7 +301,7 @@ void Run(const conv_util::ConvGeometry& g, const float* x, const float* packed_w
           const int64_t q0 = i * npix / ntiles, n = (i + 1) * npix / ntiles - q0;
           const int64_t l0 = std::min(pf_total, i * pf_per_tile);
           const int64_t nl = std::min(pf_total - l0, pf_per_tile);
-          kTiles[n - 1](pix.data() + q0, cb, chan, to, taps, wc, scratch + q0 * kOcBlock,
+          kTiles[n - 1](pix.data() + q0, c0 * chan, cb, chan, to, taps, wc, scratch + q0 * kOcBlock,
                         c0 == 0 ? init_al + ob * kOcBlock : nullptr, pf ? pf + l0 * 16 : nullptr,
                         nl);
         }
