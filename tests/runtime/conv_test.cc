@@ -524,6 +524,19 @@ TEST(ConvTest, DirectConvPreferredForWideKxKOnly) {
   EXPECT_FALSE(conv_direct::Prefer(130, 64, 9));  // 130 of 192
   EXPECT_FALSE(conv_direct::Prefer(64, 3, 49));   // K 147
   EXPECT_FALSE(conv_direct::Prefer(64, 256, 1));  // pointwise
+  // The kernel names its choice (the profile's kernel column).
+  if (!GetCpuFeatures().Has(Isa::kAvx512)) return;
+  for (const KernelDef* d : KernelsFor("Conv", "", ir::DType::kFloat32)) {
+    if (d->isa != Isa::kAvx512) continue;
+    for (int64_t m : {64, 24}) {
+      ir::Graph g;
+      ir::Value* x = g.AddInput("x", ir::ValueType::Tensor(ir::DType::kFloat32));
+      ir::Value* w = g.AddInitializer("w", RandomTensor({m, 96, 3, 3}, 2));
+      ir::Node* node = g.AddNode("Conv", {x, w}, {"y"}, "conv");
+      const KernelInit init{*node, {nullptr, w->initializer()}};
+      EXPECT_EQ(d->create(init)->Variant(), m == 64 ? "direct 6x64" : "") << m;
+    }
+  }
 }
 
 TEST(ConvTest, FusedConvRejectsASumOfAnotherShape) {

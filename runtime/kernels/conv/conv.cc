@@ -27,6 +27,7 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "ir/error.h"
@@ -214,6 +215,11 @@ class ConvKernel : public Kernel {
                                            : PackA(kIsa, false, mg, kdim, wg, kdim));
     }
     packed_shape_ = w->shape();
+  }
+
+  // The profile and Session::Kernels() name the direct kernel where creation chose it.
+  std::string Variant() const override {
+    return packed_direct_.empty() ? std::string() : std::string("direct 6x64");
   }
 
   void Run(KernelContext& ctx) override {
