@@ -448,8 +448,8 @@ TEST(ConvTest, PixelMajorTilesMatchNaive) {
 // planes), output channels below, at and past a 64-channel block (1, 64, 65, 130), input
 // channels past one channel block (7 for 3x3 weights: 15), 5x5 (2-channel blocks) and 7x7
 // stride 2 (1-channel blocks), stride 2 and a row stride of 3, asymmetric pads, dilation,
-// no padding (X read in place), groups, a wide row (rows > 64 pixels: one row per task) and
-// batch 2. A column stride of 3 is not handled: it must fall back to the implicit GEMM
+// no padding (X read in place), groups, pixel runs that start and end inside rows (a
+// 71-wide plane) and batch 2. A column stride of 3 is not handled: it must fall back to the implicit GEMM
 // (weights packed per call) and still be right.
 TEST(ConvTest, DirectConvMatchesNaive) {
   if (!GetCpuFeatures().Has(Isa::kAvx512)) GTEST_SKIP() << "CPU lacks AVX-512F";

@@ -1,7 +1,7 @@
 // Direct 2-D convolution for AVX-512 with NCHW input and output (conv_direct_avx512.cc):
 // no im2col, no packed B panels. For one image and group:
 //  * X is copied once into a zero-padded plane per channel (only when there is padding);
-//  * per block of 64 output channels and a few output rows, an L1-resident pixel-major
+//  * per block of 64 output channels and run of ~112 output pixels, an L1-resident pixel-major
 //    scratch [pixels][64] accumulates over blocks of input channels: the micro-kernel
 //    broadcasts input values straight from the padded rows (stride 2 steps by 2) and FMAs
 //    them with 64-channel weight vectors (4 zmm), 6 pixels x 4 zmm accumulators;

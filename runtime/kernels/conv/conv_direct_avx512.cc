@@ -4,7 +4,7 @@
 // input value is copied into a panel once per tap; ResNet-18's 3x3 convs ran at ~128
 // GFLOP/s in the model against onnxruntime's ~180 (peak ~195). Here nothing is packed per
 // call: the 6 x 64 tile loads 4 weight vectors and 6 broadcasts per tap (10 loads for 24
-// FMAs, weights from L1), the accumulators of a few output rows stay in an L1 scratch
+// FMAs, weights from L1), the accumulators of ~112 output pixels stay in an L1 scratch
 // across input-channel blocks, and Y is written once, transposed.
 #include "runtime/kernels/conv/conv_direct.h"
 
@@ -242,15 +242,15 @@ void Run(const conv_util::ConvGeometry& g, const float* x, const float* packed_w
   for (int64_t kh = 0; kh < KH; ++kh)
     for (int64_t kw = 0; kw < KW; ++kw) toff[static_cast<size_t>(kh * KW + kw)] = kh * dh * ld + kw * dw;
 
-  // A task: one 64-channel block x a group of whole output rows, ~112 pixels (two 56-wide
-  // rows, a whole 7x7 plane), so the weight block read from L2 feeds ~20 tiles and the
-  // transposed store runs on whole 16-pixel groups; its scratch is [pixels padded to
-  // 16][64] <= 28 KiB. The group's pixels are split into ceil(pixels / 6) tiles of
-  // near-equal width (56 = 6 x 6 + 4 x 5), so no tile is narrow enough to leave the FMA
-  // units waiting on a short dependency chain. (conv_bench, loaded machine: 1 -> 2 rows of
-  // 56 and 16 -> 12 KiB weight blocks were 1-3% faster, within the noise.)
-  const int64_t rows = std::max<int64_t>(1, std::min<int64_t>(OH, 112 / OW));
-  const int64_t row_groups = CeilDiv(OH, rows), oc_blocks = CeilDiv(mg, kOcBlock);
+  // A task: one 64-channel block x a run of ~112 consecutive output pixels (two 56-wide
+  // rows, a whole 7x7 plane, part of a wide row; contiguous in Y), so the weight block read
+  // from L2 feeds ~20 tiles and the transposed store runs on whole 16-pixel groups; its
+  // scratch is [pixels padded to 16][64] <= 28 KiB. The run is split into ceil(pixels / 6)
+  // tiles of near-equal width (56 = 6 x 6 + 4 x 5), so no tile is narrow enough to leave
+  // the FMA units waiting on a short dependency chain. (conv_bench, loaded machine: 1 -> 2
+  // rows of 56 and 16 -> 12 KiB weight blocks were 1-3% faster, within the noise.)
+  const int64_t runs = CeilDiv(out_size, 112), run_pix = CeilDiv(out_size, runs);
+  const int64_t oc_blocks = CeilDiv(mg, kOcBlock);
   // Input channels per block: their weights ([cb][taps][64]) ~12 KiB, in L1 (48 KiB)
   // beside the scratch and the source rows.
   const int64_t cb_step = std::max<int64_t>(1, std::min<int64_t>(cg, 3072 / (taps * kOcBlock)));
@@ -267,18 +267,22 @@ void Run(const conv_util::ConvGeometry& g, const float* x, const float* packed_w
     const ScopedFlushDenormals flush;
     thread_local std::vector<float> scratch_buf;
     thread_local std::vector<const float*> pix;
-    const int64_t max_pix = rows * OW;
+    const int64_t max_pix = run_pix;
     const size_t need = static_cast<size_t>(CeilDiv(max_pix, 16) * 16 * kOcBlock + 16);
     if (scratch_buf.size() < need) scratch_buf.resize(need);
     if (pix.size() < static_cast<size_t>(max_pix)) pix.resize(static_cast<size_t>(max_pix));
     float* scratch = reinterpret_cast<float*>(
         (reinterpret_cast<uintptr_t>(scratch_buf.data()) + 63) & ~uintptr_t{63});
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t ob = t / row_groups, oh0 = (t % row_groups) * rows;
-      const int64_t oh1 = std::min(OH, oh0 + rows), npix = (oh1 - oh0) * OW;
-      for (int64_t oh = oh0, q = 0; oh < oh1; ++oh)
-        for (int64_t ow = 0; ow < OW; ++ow, ++q)
-          pix[static_cast<size_t>(q)] = src + oh * sh * ld + ow * sw;
+      const int64_t ob = t / runs, p0 = (t % runs) * run_pix;
+      const int64_t npix = std::min(out_size - p0, run_pix);
+      for (int64_t q = 0, oh = p0 / OW, ow = p0 % OW; q < npix; ++q) {
+        pix[static_cast<size_t>(q)] = src + oh * sh * ld + ow * sw;
+        if (++ow == OW) {
+          ow = 0;
+          ++oh;
+        }
+      }
       const int64_t ntiles = CeilDiv(npix, kTilePixels);
       const float* wb = packed_w + ob * cg * taps * kOcBlock;
       for (int64_t c0 = 0; c0 < cg; c0 += cb_step) {
@@ -306,13 +310,13 @@ void Run(const conv_util::ConvGeometry& g, const float* x, const float* packed_w
                         nl);
         }
       }
-      // The group's rows are contiguous in Y (row stride OW).
+      // The run is contiguous in Y.
       const int64_t co0 = ob * kOcBlock, nch = std::min<int64_t>(kOcBlock, mg - co0);
-      store(scratch, npix, nch, z ? z + co0 * out_size + oh0 * OW : nullptr, out_size, ep,
-            y + co0 * out_size + oh0 * OW);
+      store(scratch, npix, nch, z ? z + co0 * out_size + p0 : nullptr, out_size, ep,
+            y + co0 * out_size + p0);
     }
   };
-  const int64_t tasks = oc_blocks * row_groups;
+  const int64_t tasks = oc_blocks * runs;
   if (pool.num_threads() > 1 && tasks > 1)
     pool.ParallelFor(tasks, 1, run);
   else
