@@ -260,6 +260,7 @@ void Run(const conv_util::ConvGeometry& g, const float* x, const float* packed_w
   float* init_al = reinterpret_cast<float*>(
       (reinterpret_cast<uintptr_t>(init.data()) + 63) & ~uintptr_t{63});
   if (bias) std::copy(bias, bias + mg, init_al);
+  const int64_t tasks = oc_blocks * runs;
   const StoreFn store = z ? (ep.clamp ? StoreRows<true, true> : StoreRows<true, false>)
                           : (ep.clamp ? StoreRows<false, true> : StoreRows<false, false>);
 
@@ -289,15 +290,15 @@ void Run(const conv_util::ConvGeometry& g, const float* x, const float* packed_w
         const int64_t cb = std::min(cb_step, cg - c0);
         const float* wc = wb + c0 * taps * kOcBlock;
         // The tiles prefetch the next block: this task's next channels, or after its last
-        // the next output-channel block's first (the 512-channel 7x7 tasks follow each
-        // other through the blocks), split evenly over the tiles (at most one line per tap).
+        // the next task's first (the 512-channel 7x7 tasks follow each other through the
+        // output-channel blocks), split evenly over the tiles (at most one line per tap).
         const float* pf = nullptr;
         int64_t pf_total = 0;
         if (c0 + cb_step < cg) {
           pf = wc + cb * taps * kOcBlock;
           pf_total = std::min(cb_step, cg - c0 - cb_step) * taps * 4;
-        } else if (ob + 1 < oc_blocks) {
-          pf = wb + cg * taps * kOcBlock;
+        } else if (t + 1 < tasks) {
+          pf = packed_w + (t + 1) / runs * cg * taps * kOcBlock;
           pf_total = std::min(cb_step, cg) * taps * 4;
         }
         const int64_t pf_per_tile = std::min<int64_t>(cb * taps, CeilDiv(pf_total, ntiles));
@@ -316,7 +317,6 @@ void Run(const conv_util::ConvGeometry& g, const float* x, const float* packed_w
             y + co0 * out_size + p0);
     }
   };
-  const int64_t tasks = oc_blocks * runs;
   if (pool.num_threads() > 1 && tasks > 1)
     pool.ParallelFor(tasks, 1, run);
   else
