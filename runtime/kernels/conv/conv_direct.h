@@ -30,9 +30,9 @@ inline bool Handles(const conv_util::ConvGeometry& g) {
 
 // Whether the automatic dispatch (conv.cc) takes this kernel for a group of mg output
 // channels, cg input channels and `taps` = KH*KW. Measured with bench/conv_bench.cc (thread
-// CPU time, 1 thread, Xeon AVX-512, machine loaded to 4-6, two interleaved runs each):
-// ResNet-18's 3x3 layers went from 131-147 to 155-173 GFLOP/s (64->64 on 56x56 1.57 ->
-// 1.45 ms, 512->512 on 7x7 1.67 -> 1.52 ms, stride 2 256->512 0.83 -> 0.80 ms), but it
+// CPU time, 1 thread, Xeon AVX-512, machine loaded to 4-7, interleaved runs, best of 2-3):
+// ResNet-18's 3x3 layers went from 124-149 to 165-192 GFLOP/s (64->64 on 56x56 1.55 ->
+// 1.38 ms, 512->512 on 7x7 1.73 -> 1.20 ms, stride 2 256->512 0.91 -> 0.64 ms), but it
 // lost where a 64-channel block is mostly padding (detector 96->24: 2.19 -> 4.30 ms, the
 // 16/32-channel stems) and where a short K leaves the transposed store too large a share
 // (ResNet's 7x7 conv1, 3 channels x 49 taps: 1.62-1.73 -> 1.72-1.85 ms). So: at least 7/8
