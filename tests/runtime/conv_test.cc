@@ -14,6 +14,7 @@
 #include "ir/graph.h"
 #include "runtime/eager.h"
 #include "runtime/kernel.h"
+#include "runtime/kernels/conv/conv_direct.h"
 #include "runtime/session.h"
 
 namespace edgepress::runtime {
@@ -150,6 +151,17 @@ void ExpectClose(const std::vector<float>& want, const ir::Tensor& got, double k
         << what << " @" << i;
 }
 
+// Sets an environment variable read at kernel creation (EDGEPRESS_CONV_DIRECT,
+// EDGEPRESS_CONV_PIXEL_MAJOR) for one scope, so a test pins the path it covers.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) { ::setenv(name, value, 1); }
+  ~ScopedEnv() { ::unsetenv(name_); }
+
+ private:
+  const char* name_;
+};
+
 std::vector<ConvCase> ConvCases() {
   return {
       {"3x3 pad1", {1, 3, 9, 9}, {8, 3, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
@@ -214,8 +226,10 @@ TEST(ConvTest, MatchesNaiveConvolution) {
 // 2 onto a 7x7 plane (the phase width 8 > OW 7 drops a column per row), a 1x1 stride-2
 // projection that reads one phase of four, asymmetric pads with dilation, and the cases
 // that store whole panels straight into Y (on AVX-512 every panel goes straight into Y,
-// its dropped columns squeezed out).
+// its dropped columns squeezed out). The direct AVX-512 kernel is switched off here (it
+// has its own test below).
 TEST(ConvTest, ImplicitGemmTileEdges) {
+  const ScopedEnv implicit("EDGEPRESS_CONV_DIRECT", "0");
   const std::vector<ConvCase> cases = {
       {"M 100 K 360 21x19", {1, 40, 21, 19}, {100, 40, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
       {"stride2 onto 7x7", {1, 24, 14, 14}, {70, 24, 3, 3}, 1, {2, 2}, {}, {1, 1, 1, 1}},
@@ -374,6 +388,7 @@ TEST(ConvTest, FusedConvAddsSumBeforeTheActivation) {
 // 1 and 2 threads. Last, a shape the automatic choice takes (256 channels, 7x7, K 1152).
 TEST(ConvTest, PixelMajorTilesMatchNaive) {
   if (!GetCpuFeatures().Has(Isa::kAvx512)) GTEST_SKIP() << "CPU lacks AVX-512F";
+  const ScopedEnv implicit("EDGEPRESS_CONV_DIRECT", "0");
   const std::vector<ConvCase> cases = {
       {"7x7 M 70 K 450", {1, 50, 7, 7}, {70, 50, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
       {"9x10 M 64", {1, 16, 9, 10}, {64, 16, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
@@ -424,6 +439,104 @@ TEST(ConvTest, PixelMajorTilesMatchNaive) {
   for (const ConvCase& cs : cases) run(cs);
   ::unsetenv("EDGEPRESS_CONV_PIXEL_MAJOR");
   run(automatic);
+}
+
+// The direct AVX-512 convolution (conv_direct.h), forced on with EDGEPRESS_CONV_DIRECT=1,
+// against the naive convolution through FusedConv (bias + Z + Relu / Clip) and plain Conv
+// (with and without bias), at 1 and 2 threads. Shapes cross its edges: tiles of 1..6
+// pixels (a task's pixel count not a multiple of 6, tiles across output rows of small
+// planes), output channels below, at and past a 64-channel block (1, 64, 65, 130), input
+// channels past one channel block (7 for 3x3 weights: 15), 5x5 (2-channel blocks) and 7x7
+// stride 2 (1-channel blocks), stride 2 and a row stride of 3, asymmetric pads, dilation,
+// no padding (X read in place), groups, pixel runs that start and end inside rows (a
+// 71-wide plane) and batch 2. A column stride of 3 is not handled: it must fall back to the implicit GEMM
+// (weights packed per call) and still be right.
+TEST(ConvTest, DirectConvMatchesNaive) {
+  if (!GetCpuFeatures().Has(Isa::kAvx512)) GTEST_SKIP() << "CPU lacks AVX-512F";
+  const std::vector<ConvCase> cases = {
+      {"56-like 13x11 M 64", {1, 15, 13, 11}, {64, 15, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
+      {"7x7 M 65", {1, 16, 7, 7}, {65, 16, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
+      {"1x1 plane M 1", {2, 3, 1, 1}, {1, 3, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
+      // Planes of 2, 3 and 4 pixels: one tile of that width.
+      {"1x2 plane", {1, 4, 1, 2}, {9, 4, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
+      {"3x1 plane", {1, 4, 3, 1}, {9, 4, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
+      {"2x2 plane", {1, 4, 2, 2}, {9, 4, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
+      {"stride2 onto 7x7 M 130", {1, 9, 14, 14}, {130, 9, 3, 3}, 1, {2, 2}, {}, {1, 1, 1, 1}},
+      {"stride2 asym pads", {2, 4, 10, 11}, {5, 4, 3, 3}, 1, {2, 2}, {}, {0, 1, 2, 1}},
+      {"row stride 3", {1, 5, 13, 8}, {7, 5, 3, 2}, 1, {3, 1}, {}, {1, 0, 1, 1}},
+      {"5x5 dilation2", {1, 6, 12, 17}, {11, 6, 5, 5}, 1, {}, {2, 2}, {4, 4, 4, 4}},
+      {"7x7 stride2 pad3 wide", {1, 3, 21, 141}, {64, 3, 7, 7}, 1, {2, 2}, {}, {3, 3, 3, 3}},
+      {"no padding", {1, 8, 9, 10}, {20, 8, 3, 3}, 1},
+      {"groups2", {1, 16, 8, 8}, {130, 8, 3, 3}, 2, {}, {}, {1, 1, 1, 1}},
+      {"column stride 3 falls back", {1, 2, 19, 23}, {4, 2, 3, 3}, 1, {2, 3}, {3, 2}, {2, 1, 3, 4}},
+  };
+  const KernelDef* fused = nullptr;
+  for (const KernelDef* d : KernelsFor("FusedConv", "com.microsoft", ir::DType::kFloat32))
+    if (d->isa == Isa::kAvx512) fused = d;
+  ASSERT_NE(fused, nullptr);
+  const ScopedEnv direct("EDGEPRESS_CONV_DIRECT", "1");
+  for (const ConvCase& cs : cases) {
+    std::vector<ir::Tensor> in = {RandomTensor(cs.x, 4), RandomTensor(cs.w, 5),
+                                  RandomTensor({cs.w[0]}, 6)};
+    std::vector<int64_t> shape;
+    const std::vector<float> conv = NaiveConv(cs, in[0], in[1], &in[2], &shape);
+    const std::vector<float> conv_nb = NaiveConv(cs, in[0], in[1], nullptr, &shape);
+    in.push_back(RandomTensor(shape, 7));
+    int64_t kdim = 1;
+    for (size_t i = 1; i < cs.w.size(); ++i) kdim *= cs.w[i];
+    for (const char* act : {"Relu", "Clip"}) {
+      std::vector<float> want = conv;
+      for (size_t i = 0; i < want.size(); ++i) {
+        const float v = want[i] + in[3].data<float>()[i];
+        want[i] = act[0] == 'R' ? std::max(v, 0.f) : std::min(std::max(v, -0.3f), 0.6f);
+      }
+      auto attrs = ConvAttrList(cs);
+      attrs.push_back(ir::Attribute::String("activation", act));
+      if (act[0] == 'C') attrs.push_back(ir::Attribute::Floats("activation_params", {-0.3f, 0.6f}));
+      for (int threads : {1, 2}) {
+        const std::string what = cs.label + " " + act + " t" + std::to_string(threads);
+        auto out = RunOne("FusedConv", "com.microsoft", in, true, attrs, fused, threads);
+        ASSERT_EQ(out[0].shape(), shape) << what;
+        ExpectClose(want, out[0], static_cast<double>(kdim), what);
+      }
+    }
+    in.pop_back();
+    for (const KernelDef* d : KernelsFor("Conv", "", ir::DType::kFloat32)) {
+      if (d->isa != Isa::kAvx512) continue;
+      for (int threads : {1, 2}) {
+        const std::string t = " t" + std::to_string(threads);
+        auto out = RunOne("Conv", "", in, true, ConvAttrList(cs), d, threads);
+        ExpectClose(conv, out[0], static_cast<double>(kdim), cs.label + " plain" + t);
+        auto out_nb = RunOne("Conv", "", {in[0], in[1]}, true, ConvAttrList(cs), d, threads);
+        ExpectClose(conv_nb, out_nb[0], static_cast<double>(kdim), cs.label + " no bias" + t);
+      }
+    }
+  }
+}
+
+// The automatic choice: ResNet's 3x3 layers take the direct kernel; mostly-padding channel
+// blocks, a short K (ResNet's 7x7 conv1 on 3 channels) and 1x1 convs do not.
+TEST(ConvTest, DirectConvPreferredForWideKxKOnly) {
+  EXPECT_TRUE(conv_direct::Prefer(64, 64, 9));
+  EXPECT_TRUE(conv_direct::Prefer(512, 256, 9));
+  EXPECT_TRUE(conv_direct::Prefer(120, 32, 9));   // 120 of 128 computed channels real
+  EXPECT_FALSE(conv_direct::Prefer(24, 96, 9));   // 24 of 64
+  EXPECT_FALSE(conv_direct::Prefer(130, 64, 9));  // 130 of 192
+  EXPECT_FALSE(conv_direct::Prefer(64, 3, 49));   // K 147
+  EXPECT_FALSE(conv_direct::Prefer(64, 256, 1));  // pointwise
+  // The kernel names its choice (the profile's kernel column).
+  if (!GetCpuFeatures().Has(Isa::kAvx512)) return;
+  for (const KernelDef* d : KernelsFor("Conv", "", ir::DType::kFloat32)) {
+    if (d->isa != Isa::kAvx512) continue;
+    for (int64_t m : {64, 24}) {
+      ir::Graph g;
+      ir::Value* x = g.AddInput("x", ir::ValueType::Tensor(ir::DType::kFloat32));
+      ir::Value* w = g.AddInitializer("w", RandomTensor({m, 96, 3, 3}, 2));
+      ir::Node* node = g.AddNode("Conv", {x, w}, {"y"}, "conv");
+      const KernelInit init{*node, {nullptr, w->initializer()}};
+      EXPECT_EQ(d->create(init)->Variant(), m == 64 ? "direct 6x64" : "") << m;
+    }
+  }
 }
 
 TEST(ConvTest, FusedConvRejectsASumOfAnotherShape) {

@@ -10,6 +10,10 @@
 //    with >= 256 output channels whose 12x32 tiles would compute 25% more padding than 7x64
 //    pixel-major tiles (7x7 planes) runs those (conv_pixel_major.cc), W^T packed on first
 //    use. EDGEPRESS_CONV_PIXEL_MAJOR=0 / =1 forces the choice (tests, benchmarks).
+//    KxK convs with >= 64-ish output channels and K >= 256 (conv_direct::Prefer: ResNet's
+//    3x3 layers) run the direct kernel instead (conv_direct.h: NCHW in and out, weights
+//    packed at creation, no per-call packing). EDGEPRESS_CONV_DIRECT=0 / =1 forces it off
+//    / on wherever its geometry allows.
 //  * depthwise (one input channel per group, rank <= 2): direct planes (depthwise.h).
 //  * otherwise (the reference entry, 3-D): im2col written straight into the GEMM's packed-B
 //    panels, so the tests compare the implicit path with an independent lowering.
@@ -23,11 +27,13 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "ir/error.h"
 #include "runtime/kernel.h"
 #include "runtime/kernels/all_kernels.h"
+#include "runtime/kernels/conv/conv_direct.h"
 #include "runtime/kernels/conv/conv_implicit.h"
 #include "runtime/kernels/conv/conv_util.h"
 #include "runtime/kernels/conv/depthwise.h"
@@ -184,14 +190,36 @@ class ConvKernel : public Kernel {
     // 1-D/2-D convs take the implicit GEMM, whose A panels have their own row count on
     // AVX-512.
     implicit_layout_ = kIsa != Isa::kScalar && w->rank() <= 4;
+    if (const char* pm = std::getenv("EDGEPRESS_CONV_PIXEL_MAJOR"); pm && (*pm == '0' || *pm == '1'))
+      pixel_major_env_ = *pm == '1' ? 1 : 0;
+    if (const char* d = std::getenv("EDGEPRESS_CONV_DIRECT"); d && (*d == '0' || *d == '1'))
+      direct_env_ = *d == '1' ? 1 : 0;
+    // A 2-D KxK conv on AVX-512 that conv_direct::Prefer picks (or any, under
+    // EDGEPRESS_CONV_DIRECT=1) runs the direct kernel: only its weight layout is packed
+    // (Run falls back to the implicit GEMM with per-call packing for a geometry the direct
+    // kernel does not handle, e.g. a column stride of 3).
+    const int64_t taps = w->rank() == 4 ? w->shape()[2] * w->shape()[3] : 1;
+    const bool direct = direct_env_ == 1 ? taps > 1
+                                         : direct_env_ == -1 &&
+                                               conv_direct::Prefer(mg, w->shape()[1], taps);
+    if (kIsa == Isa::kAvx512 && w->rank() == 4 && direct) {
+      for (int64_t gi = 0; gi < group; ++gi)
+        packed_direct_.push_back(conv_direct::PackWeights(mg, w->shape()[1], taps,
+                                                          w->data<float>() + gi * mg * kdim));
+      packed_shape_ = w->shape();
+      return;
+    }
     for (int64_t gi = 0; gi < group; ++gi) {
       const float* wg = w->data<float>() + gi * mg * kdim;
       packed_w_.push_back(implicit_layout_ ? conv_implicit::PackWeights(kIsa, mg, kdim, wg)
                                            : PackA(kIsa, false, mg, kdim, wg, kdim));
     }
     packed_shape_ = w->shape();
-    if (const char* pm = std::getenv("EDGEPRESS_CONV_PIXEL_MAJOR"); pm && (*pm == '0' || *pm == '1'))
-      pixel_major_env_ = *pm == '1' ? 1 : 0;
+  }
+
+  // The profile and Session::Kernels() name the direct kernel where creation chose it.
+  std::string Variant() const override {
+    return packed_direct_.empty() ? std::string() : std::string("direct 6x64");
   }
 
   void Run(KernelContext& ctx) override {
@@ -218,6 +246,15 @@ class ConvKernel : public Kernel {
     const bool packed_for_shape = !packed_w_.empty() && w.shape() == packed_shape_;
     if (pointwise && out_size == 1 && g.group == 1 && packed_for_shape) {
       RunOnePixel(g, xd, wd, bd, zd, yd, pool);
+      return;
+    }
+    if (!packed_direct_.empty() && w.shape() == packed_shape_ && conv_direct::Handles(g)) {
+      for (int64_t n = 0; n < g.n; ++n)
+        for (int64_t gi = 0; gi < g.group; ++gi)
+          conv_direct::Run(g, xd + (n * g.c + gi * g.cg) * in_size, packed_direct_[gi].data(),
+                           act_, bd ? bd + gi * g.mg : nullptr,
+                           zd ? zd + (n * g.m + gi * g.mg) * out_size : nullptr,
+                           yd + (n * g.m + gi * g.mg) * out_size, pool);
       return;
     }
     if (kIsa != Isa::kScalar && conv_implicit::Handles(g)) {
@@ -409,6 +446,8 @@ class ConvKernel : public Kernel {
   mutable ConvGeometry plan_geometry_;
   mutable bool plan_pointwise_ = false;
   PackedMatrix packed_wt_;  // W^T as a packed B, for RunOnePixel
+  std::vector<conv_direct::PackedWeights> packed_direct_;  // per group, conv_direct::PackWeights
+  int direct_env_ = -1;       // EDGEPRESS_CONV_DIRECT: -1 automatic, 0 off, 1 forced
   int pixel_major_env_ = -1;  // EDGEPRESS_CONV_PIXEL_MAJOR: -1 automatic, 0 off, 1 forced
   mutable std::once_flag pm_once_;
   mutable std::vector<PackedMatrix> packed_pm_;  // per group, conv_pixel_major.cc's W^T
