@@ -70,8 +70,7 @@ bool IsWithin(const ir::Graph* g, const ir::Graph* anc) {
   return false;
 }
 
-void CollectCaptures(const ir::Graph& root, const ir::Graph& g,
-                     std::vector<const ir::Value*>* out,
+void CollectCaptures(const ir::Graph& root, const ir::Graph& g, std::vector<const ir::Value*>* out,
                      std::unordered_set<const ir::Value*>* seen) {
   auto note = [&](const ir::Value* v) {
     if (v && !IsWithin(v->graph(), &root) && seen->insert(v).second) out->push_back(v);
@@ -89,6 +88,53 @@ std::vector<const ir::Value*> CapturedValues(const ir::Graph& sub) {
   std::unordered_set<const ir::Value*> seen;
   CollectCaptures(sub, sub, &out, &seen);
   return out;
+}
+
+// Topological order over this graph's nodes (lowest index first among the ready ones, so
+// the file's order is kept where it is valid). A node that owns subgraphs also depends on
+// the producers of every outer value its subgraphs read.
+static std::vector<const ir::Node*> TopologicalOrder(const ir::Graph& g) {
+  std::vector<const ir::Node*> nodes;
+  for (const ir::Node* n : g.nodes()) nodes.push_back(n);
+  std::unordered_map<const ir::Node*, size_t> index;
+  for (size_t i = 0; i < nodes.size(); ++i) index[nodes[i]] = i;
+  std::vector<std::vector<const ir::Value*>> reads(nodes.size());
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    for (const ir::Value* v : nodes[i]->inputs())
+      if (v) reads[i].push_back(v);
+    for (const ir::Graph* sg : nodes[i]->subgraphs())
+      for (const ir::Value* v : CapturedValues(*sg)) reads[i].push_back(v);
+  }
+  std::vector<std::vector<size_t>> users(nodes.size());
+  std::vector<int> pending(nodes.size(), 0);
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    std::unordered_set<size_t> deps;
+    for (const ir::Value* v : reads[i]) {
+      if (v->graph() != &g || !v->producer()) continue;
+      auto it = index.find(v->producer());
+      if (it != index.end() && deps.insert(it->second).second) {
+        users[it->second].push_back(i);
+        ++pending[i];
+      }
+    }
+  }
+  std::priority_queue<size_t, std::vector<size_t>, std::greater<size_t>> ready;
+  for (size_t i = 0; i < nodes.size(); ++i)
+    if (pending[i] == 0) ready.push(i);
+  std::vector<size_t> order;
+  while (!ready.empty()) {
+    size_t i = ready.top();
+    ready.pop();
+    order.push_back(i);
+    for (size_t u : users[i])
+      if (--pending[u] == 0) ready.push(u);
+  }
+  if (order.size() != nodes.size())
+    ThrowInvalid("graph '" + g.name + "' has a cycle among its nodes");
+
+  std::vector<const ir::Node*> sorted;
+  for (size_t i : order) sorted.push_back(nodes[i]);
+  return sorted;
 }
 
 ir::DType DeclaredFirstInputDType(const ir::Node& node) {
@@ -128,6 +174,22 @@ Plan::Plan(const ir::Graph& main, const PlanOptions& opts) : opts_(opts), main_(
   }
 }
 
+ValueRef Plan::Resolve(const ir::Graph& g, const ir::Value* v, const ir::Node* user) const {
+  if (!v) return {};
+  int depth = 0;
+  for (const ir::Graph* cur = &g; cur; cur = cur->parent(), ++depth) {
+    if (v->graph() != cur) continue;
+    auto pit = plans_.find(cur);
+    if (pit != plans_.end()) {
+      auto sit = pit->second->slot.find(v);
+      if (sit != pit->second->slot.end()) return {depth, sit->second};
+    }
+    break;
+  }
+  ThrowInvalid((user ? user->describe() : "graph '" + g.name + "' output") + ": value '" +
+               v->name() + "' is not defined in scope");
+}
+
 void Plan::PlanGraph(const ir::Graph& g, std::vector<std::string>* unsupported) {
   auto owned = std::make_unique<GraphPlan>();
   GraphPlan& p = *owned;
@@ -146,49 +208,9 @@ void Plan::PlanGraph(const ir::Graph& g, std::vector<std::string>* unsupported) 
     p.constants.emplace(s, *v->initializer());
   }
 
-  // Topological order over this graph's nodes. A node that owns subgraphs also depends
-  // on the producers of every outer value its subgraphs read.
-  std::vector<const ir::Node*> nodes;
-  for (const ir::Node* n : g.nodes()) nodes.push_back(n);
-  std::unordered_map<const ir::Node*, size_t> index;
-  for (size_t i = 0; i < nodes.size(); ++i) index[nodes[i]] = i;
-  std::vector<std::vector<const ir::Value*>> reads(nodes.size());
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    for (const ir::Value* v : nodes[i]->inputs())
-      if (v) reads[i].push_back(v);
-    for (const ir::Graph* sg : nodes[i]->subgraphs())
-      for (const ir::Value* v : CapturedValues(*sg)) reads[i].push_back(v);
-  }
-  std::vector<std::vector<size_t>> users(nodes.size());
-  std::vector<int> pending(nodes.size(), 0);
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    std::unordered_set<size_t> deps;
-    for (const ir::Value* v : reads[i]) {
-      if (v->graph() != &g || !v->producer()) continue;
-      auto it = index.find(v->producer());
-      if (it != index.end() && deps.insert(it->second).second) {
-        users[it->second].push_back(i);
-        ++pending[i];
-      }
-    }
-  }
-  std::priority_queue<size_t, std::vector<size_t>, std::greater<size_t>> ready;
-  for (size_t i = 0; i < nodes.size(); ++i)
-    if (pending[i] == 0) ready.push(i);
-  std::vector<size_t> order;
-  while (!ready.empty()) {
-    size_t i = ready.top();
-    ready.pop();
-    order.push_back(i);
-    for (size_t u : users[i])
-      if (--pending[u] == 0) ready.push(u);
-  }
-  if (order.size() != nodes.size())
-    ThrowInvalid("graph '" + g.name + "' has a cycle among its nodes");
-
   // Slots for node outputs; Constant nodes become constants.
-  for (size_t i : order) {
-    const ir::Node& n = *nodes[i];
+  for (const ir::Node* node : TopologicalOrder(g)) {
+    const ir::Node& n = *node;
     bool is_constant = n.op_type() == "Constant" && (n.domain().empty() || n.domain() == "ai.onnx");
     for (const ir::Value* o : n.outputs())
       if (o) new_slot(o);
@@ -203,24 +225,15 @@ void Plan::PlanGraph(const ir::Graph& g, std::vector<std::string>* unsupported) 
     for (const ir::Value* o : n.outputs()) np.outputs.push_back(o ? p.slot.at(o) : -1);
     p.nodes.push_back(std::move(np));
   }
+  PlanLiveness(g, p);
+  ChooseKernels(g, p, unsupported);
+}
 
-  auto resolve = [&](const ir::Value* v, const ir::Node* user) -> ValueRef {
-    if (!v) return {};
-    int depth = 0;
-    for (const ir::Graph* cur = &g; cur; cur = cur->parent(), ++depth) {
-      if (v->graph() != cur) continue;
-      auto pit = plans_.find(cur);
-      if (pit != plans_.end()) {
-        auto sit = pit->second->slot.find(v);
-        if (sit != pit->second->slot.end()) return {depth, sit->second};
-      }
-      break;
-    }
-    ThrowInvalid((user ? user->describe() : "graph '" + g.name + "' output") + ": value '" +
-                 v->name() + "' is not defined in scope");
-  };
-
-  // Liveness: the last position (in execution order) that reads each local slot.
+// Liveness: the last position (in execution order) that reads each local slot; a slot is
+// released after that node, or at the start when nothing reads it. Constants and graph
+// outputs are pinned.
+void Plan::PlanLiveness(const ir::Graph& g, GraphPlan& p) {
+  auto resolve = [&](const ir::Value* v, const ir::Node* user) { return Resolve(g, v, user); };
   std::vector<int> last_use(p.num_slots, -1);
   std::vector<bool> pinned(p.num_slots, false);
   for (const auto& [s, t] : p.constants) pinned[s] = true;
@@ -247,11 +260,16 @@ void Plan::PlanGraph(const ir::Graph& g, std::vector<std::string>* unsupported) 
   }
   for (int s = 0; s < p.num_slots; ++s) {
     if (pinned[s]) continue;
-    if (last_use[s] < 0) p.release_at_start.push_back(s);
-    else p.nodes[last_use[s]].release_after.push_back(s);
+    if (last_use[s] < 0)
+      p.release_at_start.push_back(s);
+    else
+      p.nodes[last_use[s]].release_after.push_back(s);
   }
+}
 
-  // Kernels. Constant inputs (initializers, Constant nodes, here or outer) go to create().
+// Kernels. Constant inputs (initializers, Constant nodes, here or outer) go to create();
+// subgraphs are planned first. Nodes without a kernel are collected in `unsupported`.
+void Plan::ChooseKernels(const ir::Graph& g, GraphPlan& p, std::vector<std::string>* unsupported) {
   auto constant_of = [&](ValueRef r, const ir::Value* v) -> const ir::Tensor* {
     if (r.slot < 0 || v->is_graph_input()) return nullptr;
     const ir::Graph* cur = &g;
@@ -299,9 +317,8 @@ void Plan::PlanGraph(const ir::Graph& g, std::vector<std::string>* unsupported) 
       } catch (const Error& e) {
         if (e.code() != ErrorCode::kUnsupported) throw;
         std::string what = e.what();
-        unsupported->push_back(what.find(n.describe()) == std::string::npos
-                                   ? n.describe() + ": " + what
-                                   : what);
+        unsupported->push_back(
+            what.find(n.describe()) == std::string::npos ? n.describe() + ": " + what : what);
         continue;
       }
       np.def = def;

@@ -59,7 +59,7 @@ struct NodePlan {
   const ir::Node* node = nullptr;
   std::vector<ValueRef> inputs;
   std::vector<const ir::Tensor*> constant_inputs;  // per input; for Kernel creation
-  std::vector<int> outputs;  // slot per output; -1 when the output is omitted
+  std::vector<int> outputs;                        // slot per output; -1 when the output is omitted
   // Slots of this graph whose last reader is this node (released after it runs).
   std::vector<int> release_after;
   // Kernel chosen at plan time for the declared input dtype; re-chosen at run time
@@ -82,10 +82,10 @@ struct GraphPlan {
   std::unordered_map<const ir::Value*, int> slot;
   // Constant slots and their values, copied into every fresh frame (cheap: shared bytes).
   std::map<int, ir::Tensor> constants;
-  std::vector<int> input_slots;          // graph inputs, in order
-  std::vector<ValueRef> output_refs;     // graph outputs, in order (may be outer values)
-  std::vector<NodePlan> nodes;           // execution order; Constant nodes are folded out
-  std::vector<int> release_at_start;     // slots no node reads (e.g. unused inputs)
+  std::vector<int> input_slots;       // graph inputs, in order
+  std::vector<ValueRef> output_refs;  // graph outputs, in order (may be outer values)
+  std::vector<NodePlan> nodes;        // execution order; Constant nodes are folded out
+  std::vector<int> release_at_start;  // slots no node reads (e.g. unused inputs)
 };
 
 struct PlanOptions {
@@ -114,6 +114,10 @@ class Plan {
 
  private:
   void PlanGraph(const ir::Graph& g, std::vector<std::string>* unsupported);
+  void PlanLiveness(const ir::Graph& g, GraphPlan& p);
+  void ChooseKernels(const ir::Graph& g, GraphPlan& p, std::vector<std::string>* unsupported);
+  // Where value v lives as seen from graph g: its slot and how many graphs up.
+  ValueRef Resolve(const ir::Graph& g, const ir::Value* v, const ir::Node* user) const;
 
   PlanOptions opts_;
   const ir::Graph* main_;
