@@ -558,10 +558,16 @@ class QConvKernel : public Kernel {
     // Byte layouts: chunks of panels whose packed columns stay in L2 (~256 KiB), each
     // written and multiplied by the same thread right away, instead of the whole column
     // matrix (5.5 MB for a 96-channel 3x3 conv on 80x80) going through memory between the
-    // two. Used when the chunks alone keep every thread busy.
-    const int64_t chunk = std::max<int64_t>(1, (256 << 10) / std::max<int64_t>(1, kdim * nr));
+    // two. Used when the chunks alone keep every thread busy. With several threads the
+    // chunks are also capped at about a quarter of a thread's share: mobilenet's 112x112
+    // and 56x56 convs fit one or two L2 chunks, and unfused they wrote and re-read the
+    // whole column matrix and paid a second pool dispatch.
+    const int threads = pool.num_threads();
+    int64_t chunk = std::max<int64_t>(1, (256 << 10) / std::max<int64_t>(1, kdim * nr));
+    if (threads > 1)
+      chunk = std::min(chunk, std::max<int64_t>(1, (panels + 4 * threads - 1) / (4 * threads)));
     const int64_t nchunks = (panels + chunk - 1) / chunk;
-    const bool fused = bytes && (pool.num_threads() == 1 || nchunks >= 2 * pool.num_threads());
+    const bool fused = bytes && (threads == 1 || nchunks >= 2 * threads);
     thread_local std::vector<int16_t> col;
     const int64_t need = fused ? 0 : QPackedBSize(kIsa, kdim, out_size);
     if (col.size() < static_cast<size_t>(need)) col.resize(static_cast<size_t>(need));
