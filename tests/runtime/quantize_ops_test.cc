@@ -112,6 +112,49 @@ TEST(QuantizeOpsTest, QuantizeLinearIsasAgreeExactly) {
   }
 }
 
+// Values at, one ulp and a few ulps either side of (k + 0.5) * scale, for scales that are
+// not powers of 2 (whose reciprocals are inexact: a multiply by 1 / scale would round some
+// of these the other way) and some that are extreme: every entry quantizes exactly as the
+// scalar division.
+TEST(QuantizeOpsTest, QuantizeLinearIsasAgreeNearTiesForManyScales) {
+  const auto defs = KernelsFor("QuantizeLinear", "", DType::kFloat32);
+  if (defs.size() < 2) GTEST_SKIP() << "only the scalar QuantizeLinear on this CPU";
+  std::mt19937 rng(31);
+  std::uniform_real_distribution<float> e(-14.f, 4.f), off(-300.f, 300.f);
+  std::vector<float> scales = {0.1f, 1.f / 255, 0.3f, 7.f, 1e-30f, 3e38f, 1e-39f /* subnormal */};
+  for (int i = 0; i < 150; ++i) scales.push_back(std::exp2(e(rng)));
+  int64_t checked = 0;
+  for (float sc : scales) {
+    std::vector<float> x;
+    for (int k = -140; k < 140; k += 3) {
+      float t = (static_cast<float>(k) + 0.5f) * sc;
+      x.push_back(t);
+      float up = t, down = t;
+      for (int u = 0; u < 3; ++u) {
+        up = std::nextafter(up, INFINITY);
+        down = std::nextafter(down, -INFINITY);
+        x.push_back(up);
+        x.push_back(down);
+      }
+      x.push_back(off(rng) * sc);
+    }
+    while (x.size() % 8 != 3) x.push_back(off(rng) * sc);  // and a scalar tail
+    const int64_t n = static_cast<int64_t>(x.size());
+    for (DType dt : {DType::kUInt8, DType::kInt8}) {
+      Tensor zp = dt == DType::kUInt8 ? ScalarU8(static_cast<uint8_t>(rng() % 256))
+                                      : Tensor::FromVector(DType::kInt8, {},
+                                                           std::vector<int8_t>{int8_t(rng() % 50)});
+      OneNode q("QuantizeLinear", "", {F({n}, x), ScalarF(sc), zp}, {}, {});
+      const Tensor ref = q.Run(defs[0], 1);
+      for (size_t d = 1; d < defs.size(); ++d) {
+        EXPECT_TRUE(q.Run(defs[d], 1) == ref) << defs[d]->name << " scale " << sc;
+        ++checked;
+      }
+    }
+  }
+  EXPECT_GT(checked, 300);
+}
+
 TEST(QuantizeOpsTest, PerAxisQuantizeAndInt32Dequantize) {
   OneNode q("QuantizeLinear", "",
             {F({2, 2}, {1.f, 2.f, 1.f, 2.f}), F({2}, {0.5f, 1.f}),
