@@ -51,9 +51,9 @@ ThreadPool::~ThreadPool() {
 
 void ThreadPool::RunChunks() {
   for (;;) {
-    const int64_t begin = next_.fetch_add(chunk_, std::memory_order_relaxed);
-    if (begin >= n_) return;
-    const int64_t end = std::min(n_, begin + chunk_);
+    const int64_t i = next_.fetch_add(1, std::memory_order_relaxed);
+    if (i >= chunks_) return;
+    const int64_t begin = ChunkBegin(i), end = ChunkBegin(i + 1);
     (*fn_)(begin, end);
     done_.fetch_add(end - begin, std::memory_order_acq_rel);
   }
@@ -99,15 +99,16 @@ void ThreadPool::ParallelFor(int64_t n, int64_t grain,
     return;
   }
   // About 4 chunks per thread balances uneven chunks; the atomic claim makes them cheap.
-  const int64_t chunk = std::max(grain, (n + threads * 4 - 1) / (threads * 4));
+  // Their sizes differ by at most one index: ceil(n / 4t)-sized chunks left a short last
+  // one, so 36 depthwise channel blocks ran as 7 x 5 + 1 and two threads got 20 and 16.
   fn_ = &fn;
   n_ = n;
-  chunk_ = chunk;
+  chunks_ = std::min<int64_t>(threads * 4, n / grain);
   next_.store(0, std::memory_order_relaxed);
   done_.store(0, std::memory_order_relaxed);
   {
     // Under the mutex so that a worker between its predicate check and its sleep cannot
-    // miss the wake-up; the release publishes fn_/n_/chunk_ to spinning workers.
+    // miss the wake-up; the release publishes fn_/n_/chunks_ to spinning workers.
     std::lock_guard<std::mutex> lock(mu_);
     generation_.fetch_add(1, std::memory_order_seq_cst);  // open (odd)
   }

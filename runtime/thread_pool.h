@@ -32,7 +32,8 @@ class ThreadPool {
 
   int num_threads() const { return static_cast<int>(workers_.size()) + 1; }
   // Calls fn(begin, end) over disjoint chunks covering [0, n), each at least `grain`
-  // long (except the last), and returns when all are done.
+  // long, and returns when all are done. Chunk i is [i * n / c, (i + 1) * n / c) for
+  // c = min(4 * threads, n / grain) chunks: sizes differ by at most one.
   void ParallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
   // How long an idle worker (or the caller waiting for workers) spins before sleeping.
@@ -41,15 +42,16 @@ class ThreadPool {
  private:
   void WorkerLoop();
   void RunChunks();
+  int64_t ChunkBegin(int64_t i) const { return i * n_ / chunks_; }  // n < 2^63 / (4 * threads)
 
   std::vector<std::thread> workers_;
   std::mutex mu_;  // guards the sleeps; the loop state below is published via generation_
   std::condition_variable cv_work_, cv_done_;
   const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
-  int64_t n_ = 0, chunk_ = 0;
-  std::atomic<int64_t> next_{0};   // next index to claim
+  int64_t n_ = 0, chunks_ = 0;
+  std::atomic<int64_t> next_{0};   // next chunk to claim
   std::atomic<int64_t> done_{0};   // indices finished
-  std::atomic<int> in_loop_{0};    // workers that may still read fn_/n_/chunk_
+  std::atomic<int> in_loop_{0};    // workers that may still read fn_/n_/chunks_
   // Odd while a loop is open for workers to join, even when closed.
   std::atomic<uint64_t> generation_{0};
   std::atomic<bool> stop_{false};

@@ -118,6 +118,10 @@ TEST(QConvPointwiseTest, EveryKernelMatchesScalar) {
     for (auto hw : {std::pair<int64_t, int64_t>{1, 31}, {4, 8}, {5, 13}, {9, 11}})
       for (uint8_t xz : {0, 128, 255})
         ExpectAllKernelsAgree({c, 40, hw.first, hw.second, xz, false, false, false}, seed += 2);
+  // 3192 pixels: one L2 chunk at 1 thread; 2 threads cut it into 8 chunks of 12-13
+  // panels, the last panel ragged (mobilenet's 112x112 expand conv, smaller).
+  ExpectAllKernelsAgree({16, 40, 56, 57, 131, true, false, false}, seed += 2);
+  ExpectAllKernelsAgree({24, 33, 56, 57, 3, false, true, false}, seed += 2);
   // Per-channel weight zero points, Relu and float output, at mobilenet's K.
   for (int64_t c : {16, 24, 65}) {
     ExpectAllKernelsAgree({c, 96, 7, 9, 131, true, false, false}, seed += 2);

@@ -7,9 +7,13 @@
 // - edgepress QLinearConv with Relu and float output; QLinearMatMul / DynamicQuantizeMatMul
 //   against float references.
 // - Errors: bad zero-point dtype, bias of the wrong shape name the node.
+// - Tensors large enough for threads to split them (chunks cut across per-axis channels):
+//   1, 2 and 3 threads give the same bytes, equal to an element-wise reference.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -45,8 +49,8 @@ struct OneNode {
     node = g.AddNode(op, vals, {"out"}, "n0", domain);
     for (auto& a : attrs) node->set_attr(a);
   }
-  Tensor Run(const KernelDef* def = nullptr) {
-    ThreadPool pool(2);
+  Tensor Run(const KernelDef* def = nullptr, int threads = 2) {
+    ThreadPool pool(threads);
     std::vector<const Tensor*> ptrs;
     for (auto& t : inputs) ptrs.push_back(t.empty() ? nullptr : &t);
     return RunNode(*node, ptrs, pool, def)[0];
@@ -108,6 +112,49 @@ TEST(QuantizeOpsTest, QuantizeLinearIsasAgreeExactly) {
   }
 }
 
+// Values at, one ulp and a few ulps either side of (k + 0.5) * scale, for scales that are
+// not powers of 2 (whose reciprocals are inexact: a multiply by 1 / scale would round some
+// of these the other way) and some that are extreme: every entry quantizes exactly as the
+// scalar division.
+TEST(QuantizeOpsTest, QuantizeLinearIsasAgreeNearTiesForManyScales) {
+  const auto defs = KernelsFor("QuantizeLinear", "", DType::kFloat32);
+  if (defs.size() < 2) GTEST_SKIP() << "only the scalar QuantizeLinear on this CPU";
+  std::mt19937 rng(31);
+  std::uniform_real_distribution<float> e(-14.f, 4.f), off(-300.f, 300.f);
+  std::vector<float> scales = {0.1f, 1.f / 255, 0.3f, 7.f, 1e-30f, 3e38f, 1e-39f /* subnormal */};
+  for (int i = 0; i < 150; ++i) scales.push_back(std::exp2(e(rng)));
+  int64_t checked = 0;
+  for (float sc : scales) {
+    std::vector<float> x;
+    for (int k = -140; k < 140; k += 3) {
+      float t = (static_cast<float>(k) + 0.5f) * sc;
+      x.push_back(t);
+      float up = t, down = t;
+      for (int u = 0; u < 3; ++u) {
+        up = std::nextafter(up, INFINITY);
+        down = std::nextafter(down, -INFINITY);
+        x.push_back(up);
+        x.push_back(down);
+      }
+      x.push_back(off(rng) * sc);
+    }
+    while (x.size() % 8 != 3) x.push_back(off(rng) * sc);  // and a scalar tail
+    const int64_t n = static_cast<int64_t>(x.size());
+    for (DType dt : {DType::kUInt8, DType::kInt8}) {
+      Tensor zp = dt == DType::kUInt8 ? ScalarU8(static_cast<uint8_t>(rng() % 256))
+                                      : Tensor::FromVector(DType::kInt8, {},
+                                                           std::vector<int8_t>{int8_t(rng() % 50)});
+      OneNode q("QuantizeLinear", "", {F({n}, x), ScalarF(sc), zp}, {}, {});
+      const Tensor ref = q.Run(defs[0], 1);
+      for (size_t d = 1; d < defs.size(); ++d) {
+        EXPECT_TRUE(q.Run(defs[d], 1) == ref) << defs[d]->name << " scale " << sc;
+        ++checked;
+      }
+    }
+  }
+  EXPECT_GT(checked, 300);
+}
+
 TEST(QuantizeOpsTest, PerAxisQuantizeAndInt32Dequantize) {
   OneNode q("QuantizeLinear", "",
             {F({2, 2}, {1.f, 2.f, 1.f, 2.f}), F({2}, {0.5f, 1.f}),
@@ -122,6 +169,80 @@ TEST(QuantizeOpsTest, PerAxisQuantizeAndInt32Dequantize) {
   Tensor f = dq.Run();
   EXPECT_EQ(f.data<float>()[0], -150.f);
   EXPECT_EQ(f.data<float>()[1], 14.f);
+}
+
+// 2 x 3 x 11001 elements, axis 1: with 2 or 3 threads the chunks (>= 16384 elements)
+// start and end inside channels. Every entry, every thread count: the reference bytes.
+TEST(QuantizeOpsTest, ThreadsSplittingPerAxisQuantDequantGiveTheSameBytes) {
+  const std::vector<int64_t> shape = {2, 3, 11001};
+  const int64_t inner = 11001, total = 2 * 3 * inner;
+  std::vector<float> x(static_cast<size_t>(total));
+  std::mt19937 rng(21);
+  std::uniform_real_distribution<float> d(-30.f, 30.f);
+  for (auto& v : x) v = d(rng);
+  x[40000] = NAN;
+  x[50001] = 1e30f;
+  const std::vector<float> sc = {0.25f, 0.125f, 0.5f};
+  const std::vector<uint8_t> zp = {100, 3, 250};
+  std::vector<uint8_t> want_q(static_cast<size_t>(total));
+  std::vector<float> want_dq(static_cast<size_t>(total));
+  for (int64_t i = 0; i < total; ++i) {
+    const size_t c = static_cast<size_t>(i / inner % 3);
+    const float v = x[static_cast<size_t>(i)] / sc[c];
+    float r = v == v ? std::nearbyint(v) + zp[c] : static_cast<float>(zp[c]);
+    want_q[static_cast<size_t>(i)] = static_cast<uint8_t>(std::min(255.f, std::max(0.f, r)));
+    want_dq[static_cast<size_t>(i)] =
+        static_cast<float>(static_cast<int32_t>(want_q[static_cast<size_t>(i)]) - zp[c]) * sc[c];
+  }
+  const Tensor zpt = Tensor::FromVector(DType::kUInt8, {3}, zp);
+  OneNode q("QuantizeLinear", "", {F(shape, x), F({3}, sc), zpt}, {},
+            {ir::Attribute::Int("axis", 1)});
+  OneNode dq("DequantizeLinear", "",
+             {Tensor::FromVector(DType::kUInt8, shape, want_q), F({3}, sc), zpt}, {},
+             {ir::Attribute::Int("axis", 1)});
+  for (int threads : {1, 2, 3}) {
+    for (const KernelDef* def : KernelsFor("QuantizeLinear", "", DType::kFloat32)) {
+      const Tensor y = q.Run(def, threads);
+      EXPECT_TRUE(std::equal(want_q.begin(), want_q.end(), y.data<uint8_t>()))
+          << def->name << ", " << threads << " threads";
+    }
+    const Tensor f = dq.Run(nullptr, threads);
+    EXPECT_EQ(std::memcmp(f.data<float>(), want_dq.data(), want_dq.size() * 4), 0)
+        << threads << " threads";
+  }
+}
+
+// DynamicQuantizeLinear and DynamicQuantizeMatMul (128 x 400 A: the min/max scan and the
+// quantization are split) give the same bytes at 1, 2 and 3 threads; the extremes sit
+// in the last part of the scan.
+TEST(QuantizeOpsTest, ThreadsSplittingDynamicQuantizationGiveTheSameBytes) {
+  const int64_t m = 128, k = 400, n = 40;
+  std::vector<float> a(static_cast<size_t>(m * k));
+  std::mt19937 rng(23);
+  std::uniform_real_distribution<float> d(-2.f, 3.f);
+  for (auto& v : a) v = d(rng);
+  a[m * k - 3] = 9.f;
+  a[m * k - 2] = NAN;
+  a[m * k - 1] = -7.f;
+  OneNode dql("DynamicQuantizeLinear", "", {F({m, k}, a)}, {}, {});
+  Tensor b = RandomQ<int8_t>(DType::kInt8, {k, n}, 7);
+  std::vector<float> bs(static_cast<size_t>(n), 0.01f);
+  const Tensor ref_q = dql.Run(nullptr, 1);
+  // scale (9 - -7) / 255, zero point round(7 / scale) = 112
+  EXPECT_EQ(ref_q.data<uint8_t>()[m * k - 1], 0);
+  EXPECT_EQ(ref_q.data<uint8_t>()[m * k - 2], 112);
+  EXPECT_EQ(ref_q.data<uint8_t>()[m * k - 3], 255);
+  for (const KernelDef* def :
+       KernelsFor("DynamicQuantizeMatMul", "com.microsoft", DType::kFloat32)) {
+    OneNode mm("DynamicQuantizeMatMul", "com.microsoft",
+               {F({m, k}, a), b, F({n}, bs), Tensor(DType::kInt8, {n})}, {false, true, true, true},
+               {});
+    const Tensor ref = mm.Run(def, 1);
+    for (int threads : {2, 3}) {
+      EXPECT_TRUE(dql.Run(nullptr, threads) == ref_q) << threads << " threads";
+      EXPECT_TRUE(mm.Run(def, threads) == ref) << def->name << ", " << threads << " threads";
+    }
+  }
 }
 
 TEST(QuantizeOpsTest, ZeroPointDtypeMismatchNamesTheNode) {

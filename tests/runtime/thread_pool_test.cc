@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <string>
@@ -16,24 +17,36 @@ namespace edgepress::runtime {
 namespace {
 
 // Runs one loop and checks that each index was visited exactly once, in chunks of at
-// least `grain` (but the last).
+// least `grain` (unless the whole loop is shorter) whose sizes differ by at most one:
+// min(4 * threads, n / grain) of them when the loop is split at all.
 void ExpectEachIndexOnce(ThreadPool& pool, int64_t n, int64_t grain, const std::string& what) {
   std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
   for (auto& h : hits) h.store(0);
   std::atomic<bool> short_chunk{false};
+  std::atomic<int64_t> chunks{0}, smallest{n}, largest{0};
   pool.ParallelFor(n, grain, [&](int64_t lo, int64_t hi) {
-    if (hi - lo < grain && hi != n) short_chunk = true;
+    if (hi - lo < grain && !(lo == 0 && hi == n)) short_chunk = true;
+    chunks.fetch_add(1);
+    for (int64_t v = smallest.load(); hi - lo < v && !smallest.compare_exchange_weak(v, hi - lo);) {
+    }
+    for (int64_t v = largest.load(); hi - lo > v && !largest.compare_exchange_weak(v, hi - lo);) {
+    }
     for (int64_t i = lo; i < hi; ++i) hits[i].fetch_add(1);
   });
   for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << what << " index " << i;
   EXPECT_FALSE(short_chunk.load()) << what;
+  EXPECT_LE(largest.load() - smallest.load(), 1) << what;
+  const int64_t want = pool.num_threads() == 1 || n <= grain
+                           ? 1
+                           : std::min<int64_t>(4 * pool.num_threads(), n / grain);
+  EXPECT_EQ(chunks.load(), want) << what;
 }
 
 TEST(ThreadPoolTest, EveryIndexOnceAcrossSizesAndGrains) {
   for (int threads : {1, 2, 3, 5}) {
     ThreadPool pool(threads);
     EXPECT_EQ(pool.num_threads(), threads);
-    for (int64_t n : {1, 2, 7, 8, 9, 63, 64, 65, 1000})
+    for (int64_t n : {1, 2, 7, 8, 9, 36, 63, 64, 65, 1000, 4001})
       for (int64_t grain : {1, 3, 16, 2000})
         ExpectEachIndexOnce(pool, n, grain,
                             "threads " + std::to_string(threads) + " n " + std::to_string(n) +

@@ -558,10 +558,21 @@ class QConvKernel : public Kernel {
     // Byte layouts: chunks of panels whose packed columns stay in L2 (~256 KiB), each
     // written and multiplied by the same thread right away, instead of the whole column
     // matrix (5.5 MB for a 96-channel 3x3 conv on 80x80) going through memory between the
-    // two. Used when the chunks alone keep every thread busy.
-    const int64_t chunk = std::max<int64_t>(1, (256 << 10) / std::max<int64_t>(1, kdim * nr));
-    const int64_t nchunks = (panels + chunk - 1) / chunk;
-    const bool fused = bytes && (pool.num_threads() == 1 || nchunks >= 2 * pool.num_threads());
+    // two. Used when the chunks alone keep every thread busy. With several threads there
+    // are also at least 4 chunks a thread (as panels allow): mobilenet's 112x112 and 56x56
+    // convs fit one or two L2 chunks, and unfused they wrote and re-read the whole column
+    // matrix and paid a second pool dispatch. Chunk c is then panels [c P / C,
+    // (c + 1) P / C): sizes differ by at most one panel, so two threads get equal shares
+    // (one thread keeps whole L2 chunks and a short last one).
+    const int threads = pool.num_threads();
+    const int64_t l2_chunk = std::max<int64_t>(1, (256 << 10) / std::max<int64_t>(1, kdim * nr));
+    int64_t nchunks = (panels + l2_chunk - 1) / l2_chunk;
+    if (threads > 1) nchunks = std::max(nchunks, std::min<int64_t>(4 * threads, panels));
+    const int64_t chunk = threads > 1 ? (panels + nchunks - 1) / nchunks : l2_chunk;  // largest
+    auto chunk_begin = [&](int64_t c) {
+      return threads > 1 ? c * panels / nchunks : std::min(panels, c * l2_chunk);
+    };
+    const bool fused = bytes && (threads == 1 || nchunks >= 2 * threads);
     thread_local std::vector<int16_t> col;
     const int64_t need = fused ? 0 : QPackedBSize(kIsa, kdim, out_size);
     if (col.size() < static_cast<size_t>(need)) col.resize(static_cast<size_t>(need));
@@ -604,7 +615,7 @@ class QConvKernel : public Kernel {
               const int64_t bneed = QPackedBSize(kIsa, kdim, chunk * nr);
               if (buf.size() < static_cast<size_t>(bneed)) buf.resize(static_cast<size_t>(bneed));
               for (int64_t c = c0; c < c1; ++c) {
-                const int64_t q0 = c * chunk, q1 = std::min(panels, q0 + chunk);
+                const int64_t q0 = chunk_begin(c), q1 = chunk_begin(c + 1);
                 const int64_t n0 = q0 * nr, nc = std::min(out_size, q1 * nr) - n0;
                 im2col(q0, q1, buf.data(), q0, nc);
                 QOutput oc = o;

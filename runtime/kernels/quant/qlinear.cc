@@ -17,6 +17,7 @@
 // accumulators are exact either way, so outputs are identical.
 #include <algorithm>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -120,20 +121,27 @@ std::vector<int64_t> BatchIndices(const std::vector<int64_t>& in, const std::vec
   return idx;
 }
 
-// One product C[m, n] = A[m, k] B[k, n] with A packed here (threads split the panels).
+// Writes rows [r0, r1) of A before they are packed (DynamicQuantizeMatMul quantizes
+// them there, in the packing task, while they are in cache).
+using PrepareRows = std::function<void(int64_t r0, int64_t r1)>;
+
+// One product C[m, n] = A[m, k] B[k, n] with A packed here (threads split the panels:
+// BERT's 128-row A is 4 panels of 32, which a grain of 8 had left to one thread).
 void RunProduct(Isa isa, int64_t m, int64_t n, int64_t k, const QSource& a, const QOperand& b,
-                const QOutput& out, ThreadPool& pool) {
+                const QOutput& out, ThreadPool& pool, const PrepareRows* prepare = nullptr) {
   thread_local std::vector<int16_t> a_buf;
   const int64_t need = QPackedASize(isa, m, k);
   if (a_buf.size() < static_cast<size_t>(need)) a_buf.resize(static_cast<size_t>(need));
   int16_t* dst = a_buf.data();
-  const int64_t panels = (m + QGemmMr(isa) - 1) / QGemmMr(isa);
+  const int64_t mr = QGemmMr(isa), panels = (m + mr - 1) / mr;
+  auto pack = [&](int64_t lo, int64_t hi) {
+    if (prepare) (*prepare)(lo * mr, std::min(m, hi * mr));
+    QPackAPanels(isa, m, k, a, lo, hi, dst);
+  };
   if (pool.num_threads() > 1 && m * k > 16384)
-    pool.ParallelFor(panels, 8, [&](int64_t lo, int64_t hi) {
-      QPackAPanels(isa, m, k, a, lo, hi, dst);
-    });
+    pool.ParallelFor(panels, std::max<int64_t>(1, 8192 / (mr * k)), pack);
   else
-    QPackAPanels(isa, m, k, a, 0, panels, dst);
+    pack(0, panels);
   QOperand oa{dst, isa, m, k};
   QGemm(isa, m, n, k, oa, b, out, &pool);
 }
@@ -258,15 +266,17 @@ class QMatMulKernel : public Kernel {
     }
     float a_scale = 1.f;
     std::vector<uint8_t>* a_q = nullptr;
+    qutil::U8Params a_params;  // kDynamic: A's quantization, applied below
     thread_local std::vector<uint8_t> a_q_buf;
     if (kMode == Mode::kDynamic) {
-      const qutil::U8Params p = qutil::DynamicU8Params(af->data<float>(),
-                                                       static_cast<int64_t>(af->numel()));
+      // Threads split the min/max scan and the quantization (same bytes as 1 thread):
+      // serial, they were a fifth of BERT's DynamicQuantizeMatMul time at 2 threads.
+      const qutil::U8Params p = qutil::DynamicU8Params(
+          af->data<float>(), static_cast<int64_t>(af->numel()), &ctx.pool());
       a_scale = p.scale;
       a_zp = {p.zero_point};
       a_q_buf.resize(af->numel());
-      qutil::QuantizeU8(af->data<float>(), static_cast<int64_t>(af->numel()), p.scale,
-                        p.zero_point, a_q_buf.data());
+      a_params = p;
       a_q = &a_q_buf;
     } else if (kMode != Mode::kMatMulInteger) {
       a_scale = ReadScale(node, Opt(ctx, 1), 1, "a_scale")[0];
@@ -363,6 +373,23 @@ class QMatMulKernel : public Kernel {
       o.data = static_cast<uint8_t*>(y.mutable_raw()) + y_index * m * n * out_elem;
       RunProduct(kIsa, rows, n, k, a_src, b_operand(b_index), o, ctx.pool());
     };
+    // kDynamic: A quantized in the product's packing tasks (one 2-D product), else
+    // here, whole.
+    const bool quantize_in_pack = a_q && b_shared && a_identity && !(sparse_ && use_packed);
+    if (a_q && !quantize_in_pack)
+      qutil::QuantizeU8(af->data<float>(), static_cast<int64_t>(af->numel()), a_params.scale,
+                        a_params.zero_point, a_q->data(), &ctx.pool());
+    if (quantize_in_pack) {
+      const PrepareRows quantize = [&](int64_t r0, int64_t r1) {
+        qutil::QuantizeU8(af->data<float>() + r0 * k, (r1 - r0) * k, a_params.scale,
+                          a_params.zero_point, a_q->data() + r0 * k);
+      };
+      QSource a_src{a_data, a_dtype, k, false, a_zp.data(), a_zp_rows};
+      QOutput o = out;
+      o.data = y.mutable_raw();
+      RunProduct(kIsa, nb * m, n, k, a_src, b_operand(bi[0]), o, ctx.pool(), &quantize);
+      return;
+    }
     if (b_shared && a_identity) {
       if (sparse_ && use_packed) {
         const int64_t rows = nb * m;

@@ -12,6 +12,10 @@
 #include "ir/graph.h"
 #include "ir/tensor.h"
 
+namespace edgepress::runtime {
+class ThreadPool;
+}  // namespace edgepress::runtime
+
 namespace edgepress::runtime::qutil {
 
 // x viewed as [outer, channels, inner] around the quantization axis (channels = 1 for
@@ -39,9 +43,12 @@ struct U8Params {
 };
 // The range [min(0, min x), max(0, max x)] mapped onto [0, 255], as ONNX
 // DynamicQuantizeLinear and onnxruntime's DynamicQuantizeMatMul define it.
-U8Params DynamicU8Params(const float* x, int64_t n);
-// y[i] = Saturate<uint8_t>(x[i] / scale, zp), vectorised where the CPU allows (same bits).
-void QuantizeU8(const float* x, int64_t n, float scale, int32_t zp, uint8_t* y);
+// With a pool, threads split the min/max scan (exact: the same result for any split).
+U8Params DynamicU8Params(const float* x, int64_t n, ThreadPool* pool = nullptr);
+// y[i] = Saturate<uint8_t>(x[i] / scale, zp), vectorised where the CPU allows (same bits);
+// with a pool, threads split x.
+void QuantizeU8(const float* x, int64_t n, float scale, int32_t zp, uint8_t* y,
+                ThreadPool* pool = nullptr);
 
 // saturate(round_half_even(v) + zp) into T's range; v is already divided by the scale.
 template <typename T>
