@@ -4,7 +4,8 @@
 // Not part of ctest. Usage: conv_bench [threads]; ONLY=substring picks shapes, SKIP_REF=1
 // skips the reference entry, EDGEPRESS_CONV_PIXEL_MAJOR=0/1 forces the AVX-512 tile layout
 // (12x32 channel-major / 7x64 pixel-major; unset: the kernel's choice),
-// EDGEPRESS_CONV_DIRECT=0/1 the direct AVX-512 KxK kernel (conv_direct.h). Build (no CMake
+// EDGEPRESS_CONV_DIRECT=0/1 the direct KxK kernel (conv_direct.h; EDGEPRESS_MAX_ISA=avx2 for
+// its AVX2 tile). Build (no CMake
 // target): g++ -O2 -std=c++17 -I. bench/conv_bench.cc build/runtime/libedgepress_runtime.a
 //   build/formats/libedgepress_epk.a build/formats/libedgepress_npy.a build/ir/libedgepress_ir.a
 //   build/runtime/libedgepress_runtime.a build/ir/libedgepress_ir.a -lpthread -lz

@@ -395,6 +395,7 @@ TEST(ConvTest, PixelMajorTilesMatchNaive) {
       {"3x5 M 20", {2, 6, 3, 5}, {20, 6, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
       {"stride2 onto 7x7 M 520", {1, 24, 14, 14}, {520, 24, 3, 3}, 1, {2, 2}, {}, {1, 1, 1, 1}},
       {"groups2", {1, 16, 8, 8}, {130, 8, 3, 3}, 2, {}, {}, {1, 1, 1, 1}},
+      {"M 17 9x9 (one channel past a 16-block)", {1, 7, 9, 9}, {17, 7, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
       {"pointwise ragged in place", {1, 200, 5, 9}, {66, 200, 1, 1}, 1},
       {"1-D", {1, 16, 30}, {40, 16, 5}, 1, {}, {}, {2, 2}},
   };
@@ -451,8 +452,10 @@ TEST(ConvTest, PixelMajorTilesMatchNaive) {
 // no padding (X read in place), groups, pixel runs that start and end inside rows (a
 // 71-wide plane) and batch 2. A column stride of 3 is not handled: it must fall back to the implicit GEMM
 // (weights packed per call) and still be right.
-TEST(ConvTest, DirectConvMatchesNaive) {
-  if (!GetCpuFeatures().Has(Isa::kAvx512)) GTEST_SKIP() << "CPU lacks AVX-512F";
+// The direct kernel of `isa` (forced on with EDGEPRESS_CONV_DIRECT=1) against the naive
+// conv: tile widths 1-6, partial channel blocks, partial 8/16-pixel store groups, padding
+// copies, strides, dilation, groups, FusedConv's Z with Relu/Clip, 1 and 2 threads.
+void CheckDirectConv(Isa isa) {
   const std::vector<ConvCase> cases = {
       {"56-like 13x11 M 64", {1, 15, 13, 11}, {64, 15, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
       {"7x7 M 65", {1, 16, 7, 7}, {65, 16, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
@@ -468,11 +471,12 @@ TEST(ConvTest, DirectConvMatchesNaive) {
       {"7x7 stride2 pad3 wide", {1, 3, 21, 141}, {64, 3, 7, 7}, 1, {2, 2}, {}, {3, 3, 3, 3}},
       {"no padding", {1, 8, 9, 10}, {20, 8, 3, 3}, 1},
       {"groups2", {1, 16, 8, 8}, {130, 8, 3, 3}, 2, {}, {}, {1, 1, 1, 1}},
+      {"M 17 9x9 (one channel past a 16-block)", {1, 7, 9, 9}, {17, 7, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
       {"column stride 3 falls back", {1, 2, 19, 23}, {4, 2, 3, 3}, 1, {2, 3}, {3, 2}, {2, 1, 3, 4}},
   };
   const KernelDef* fused = nullptr;
   for (const KernelDef* d : KernelsFor("FusedConv", "com.microsoft", ir::DType::kFloat32))
-    if (d->isa == Isa::kAvx512) fused = d;
+    if (d->isa == isa) fused = d;
   ASSERT_NE(fused, nullptr);
   const ScopedEnv direct("EDGEPRESS_CONV_DIRECT", "1");
   for (const ConvCase& cs : cases) {
@@ -502,7 +506,7 @@ TEST(ConvTest, DirectConvMatchesNaive) {
     }
     in.pop_back();
     for (const KernelDef* d : KernelsFor("Conv", "", ir::DType::kFloat32)) {
-      if (d->isa != Isa::kAvx512) continue;
+      if (d->isa != isa) continue;
       for (int threads : {1, 2}) {
         const std::string t = " t" + std::to_string(threads);
         auto out = RunOne("Conv", "", in, true, ConvAttrList(cs), d, threads);
@@ -514,27 +518,46 @@ TEST(ConvTest, DirectConvMatchesNaive) {
   }
 }
 
+TEST(ConvTest, DirectConvMatchesNaive) {
+  if (!GetCpuFeatures().Has(Isa::kAvx512)) GTEST_SKIP() << "CPU lacks AVX-512F";
+  CheckDirectConv(Isa::kAvx512);
+}
+
+// The AVX2 tile (6 pixels x 16 channels) and 8 x 8 store: what an AVX2-only CPU (AMD EPYC)
+// runs; on an AVX-512 CPU the AVX2 entry is tested here too.
+TEST(ConvTest, DirectConvAvx2MatchesNaive) {
+  if (!GetCpuFeatures().Has(Isa::kAvx2)) GTEST_SKIP() << "CPU lacks AVX2/FMA";
+  CheckDirectConv(Isa::kAvx2);
+}
+
 // The automatic choice: ResNet's 3x3 layers take the direct kernel; mostly-padding channel
 // blocks, a short K (ResNet's 7x7 conv1 on 3 channels) and 1x1 convs do not.
 TEST(ConvTest, DirectConvPreferredForWideKxKOnly) {
-  EXPECT_TRUE(conv_direct::Prefer(64, 64, 9));
-  EXPECT_TRUE(conv_direct::Prefer(512, 256, 9));
-  EXPECT_TRUE(conv_direct::Prefer(120, 32, 9));   // 120 of 128 computed channels real
-  EXPECT_FALSE(conv_direct::Prefer(24, 96, 9));   // 24 of 64
-  EXPECT_FALSE(conv_direct::Prefer(130, 64, 9));  // 130 of 192
-  EXPECT_FALSE(conv_direct::Prefer(64, 3, 49));   // K 147
-  EXPECT_FALSE(conv_direct::Prefer(64, 256, 1));  // pointwise
+  EXPECT_TRUE(conv_direct::Prefer(Isa::kAvx512, 64, 64, 9));
+  EXPECT_TRUE(conv_direct::Prefer(Isa::kAvx512, 512, 256, 9));
+  EXPECT_TRUE(conv_direct::Prefer(Isa::kAvx512, 120, 32, 9));   // 120 of 128 computed channels real
+  EXPECT_FALSE(conv_direct::Prefer(Isa::kAvx512, 24, 96, 9));   // 24 of 64
+  EXPECT_FALSE(conv_direct::Prefer(Isa::kAvx512, 130, 64, 9));  // 130 of 192
+  EXPECT_FALSE(conv_direct::Prefer(Isa::kAvx512, 64, 3, 49));   // K 147
+  EXPECT_FALSE(conv_direct::Prefer(Isa::kAvx512, 64, 256, 1));  // pointwise
+  // AVX2's 16-channel blocks: 24 of 32 computed is out, 120 of 128 in, and a short K in.
+  EXPECT_TRUE(conv_direct::Prefer(Isa::kAvx2, 64, 3, 49));
+  EXPECT_TRUE(conv_direct::Prefer(Isa::kAvx2, 120, 32, 9));
+  EXPECT_FALSE(conv_direct::Prefer(Isa::kAvx2, 24, 96, 9));
+  EXPECT_FALSE(conv_direct::Prefer(Isa::kAvx2, 64, 256, 1));
+  EXPECT_FALSE(conv_direct::Prefer(Isa::kScalar, 64, 64, 9));
   // The kernel names its choice (the profile's kernel column).
-  if (!GetCpuFeatures().Has(Isa::kAvx512)) return;
   for (const KernelDef* d : KernelsFor("Conv", "", ir::DType::kFloat32)) {
-    if (d->isa != Isa::kAvx512) continue;
+    if ((d->isa != Isa::kAvx512 && d->isa != Isa::kAvx2) || !GetCpuFeatures().Has(d->isa))
+      continue;
+    const std::string direct = d->isa == Isa::kAvx512 ? "direct 6x64" : "direct 6x16";
     for (int64_t m : {64, 24}) {
       ir::Graph g;
       ir::Value* x = g.AddInput("x", ir::ValueType::Tensor(ir::DType::kFloat32));
       ir::Value* w = g.AddInitializer("w", RandomTensor({m, 96, 3, 3}, 2));
       ir::Node* node = g.AddNode("Conv", {x, w}, {"y"}, "conv");
       const KernelInit init{*node, {nullptr, w->initializer()}};
-      EXPECT_EQ(d->create(init)->Variant(), m == 64 ? "direct 6x64" : "") << m;
+      EXPECT_EQ(d->create(init)->Variant(), m == 64 ? direct : "") << d->name << " " << m;
     }
   }
 }

@@ -10,8 +10,8 @@
 //    with >= 256 output channels whose 12x32 tiles would compute 25% more padding than 7x64
 //    pixel-major tiles (7x7 planes) runs those (conv_pixel_major.cc), W^T packed on first
 //    use. EDGEPRESS_CONV_PIXEL_MAJOR=0 / =1 forces the choice (tests, benchmarks).
-//    KxK convs with >= 64-ish output channels and K >= 256 (conv_direct::Prefer: ResNet's
-//    3x3 layers) run the direct kernel instead (conv_direct.h: NCHW in and out, weights
+//    KxK convs with >= 64-ish output channels and K >= 256 on AVX-512, any K on AVX2
+//    (conv_direct::Prefer: ResNet's 3x3 layers) run the direct kernel instead (conv_direct.h: NCHW in and out, weights
 //    packed at creation, no per-call packing). EDGEPRESS_CONV_DIRECT=0 / =1 forces it off
 //    / on wherever its geometry allows.
 //  * depthwise (one input channel per group, rank <= 2): direct planes (depthwise.h).
@@ -194,17 +194,17 @@ class ConvKernel : public Kernel {
       pixel_major_env_ = *pm == '1' ? 1 : 0;
     if (const char* d = std::getenv("EDGEPRESS_CONV_DIRECT"); d && (*d == '0' || *d == '1'))
       direct_env_ = *d == '1' ? 1 : 0;
-    // A 2-D KxK conv on AVX-512 that conv_direct::Prefer picks (or any, under
+    // A 2-D KxK conv on AVX-512 or AVX2 that conv_direct::Prefer picks (or any, under
     // EDGEPRESS_CONV_DIRECT=1) runs the direct kernel: only its weight layout is packed
     // (Run falls back to the implicit GEMM with per-call packing for a geometry the direct
     // kernel does not handle, e.g. a column stride of 3).
     const int64_t taps = w->rank() == 4 ? w->shape()[2] * w->shape()[3] : 1;
     const bool direct = direct_env_ == 1 ? taps > 1
                                          : direct_env_ == -1 &&
-                                               conv_direct::Prefer(mg, w->shape()[1], taps);
-    if (kIsa == Isa::kAvx512 && w->rank() == 4 && direct) {
+                                               conv_direct::Prefer(kIsa, mg, w->shape()[1], taps);
+    if (conv_direct::OcBlock(kIsa) > 0 && w->rank() == 4 && direct) {
       for (int64_t gi = 0; gi < group; ++gi)
-        packed_direct_.push_back(conv_direct::PackWeights(mg, w->shape()[1], taps,
+        packed_direct_.push_back(conv_direct::PackWeights(kIsa, mg, w->shape()[1], taps,
                                                           w->data<float>() + gi * mg * kdim));
       packed_shape_ = w->shape();
       return;
@@ -219,7 +219,8 @@ class ConvKernel : public Kernel {
 
   // The profile and Session::Kernels() name the direct kernel where creation chose it.
   std::string Variant() const override {
-    return packed_direct_.empty() ? std::string() : std::string("direct 6x64");
+    if (packed_direct_.empty()) return std::string();
+    return "direct 6x" + std::to_string(conv_direct::OcBlock(kIsa));
   }
 
   void Run(KernelContext& ctx) override {
@@ -251,7 +252,7 @@ class ConvKernel : public Kernel {
     if (!packed_direct_.empty() && w.shape() == packed_shape_ && conv_direct::Handles(g)) {
       for (int64_t n = 0; n < g.n; ++n)
         for (int64_t gi = 0; gi < g.group; ++gi)
-          conv_direct::Run(g, xd + (n * g.c + gi * g.cg) * in_size, packed_direct_[gi].data(),
+          conv_direct::Run(kIsa, g, xd + (n * g.c + gi * g.cg) * in_size, packed_direct_[gi].data(),
                            act_, bd ? bd + gi * g.mg : nullptr,
                            zd ? zd + (n * g.m + gi * g.mg) * out_size : nullptr,
                            yd + (n * g.m + gi * g.mg) * out_size, pool);

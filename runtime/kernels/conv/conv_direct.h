@@ -1,14 +1,17 @@
-// Direct 2-D convolution for AVX-512 with NCHW input and output (conv_direct_avx512.cc):
-// no im2col, no packed B panels. For one image and group:
+// Direct 2-D convolution with NCHW input and output: no im2col, no packed B panels. The
+// driver (conv_direct.cc) is shared; each ISA supplies a tile, a transposed store and a
+// padded-row copy (IsaOps: conv_direct_avx512.cc, conv_direct_avx2.cc). For one image and
+// group:
 //  * X is copied once into a zero-padded plane per channel (only when there is padding);
-//  * per block of 64 output channels and run of ~112 output pixels, an L1-resident pixel-major
-//    scratch [pixels][64] accumulates over blocks of input channels: the micro-kernel
-//    broadcasts input values straight from the padded rows (stride 2 steps by 2) and FMAs
-//    them with 64-channel weight vectors (4 zmm), 6 pixels x 4 zmm accumulators;
-//  * the scratch goes to Y's NCHW rows once, 16 x 16 transposed in registers, with bias,
-//    FusedConv's sum Z and the clamp applied there.
+//  * per block of B output channels (64 on AVX-512, 16 on AVX2) and run of ~112 output
+//    pixels, an L1-resident pixel-major scratch [pixels][B] accumulates over blocks of input
+//    channels: the micro-kernel broadcasts input values straight from the padded rows
+//    (stride 2 steps by 2) and FMAs them with B-channel weight vectors, 6 pixels x B/16 zmm
+//    (AVX-512) or 6 pixels x 2 ymm (AVX2) accumulators;
+//  * the scratch goes to Y's NCHW rows once, transposed in registers (16 x 16 / 8 x 8),
+//    with bias, FusedConv's sum Z and the clamp applied there.
 // This is the shape of onnxruntime's MLAS NCHWc kernel without a graph layout change.
-// Weights are packed at kernel creation as [oc_block][ic][kh][kw][64] (zero past Mg).
+// Weights are packed at kernel creation as [oc_block][ic][kh][kw][B] (zero past Mg).
 #pragma once
 
 #include <cstdint>
@@ -20,7 +23,9 @@
 
 namespace edgepress::runtime::conv_direct {
 
-constexpr int kOcBlock = 64;
+// Output channels per block (the tile's width and the packed weights' row): 64 on AVX-512,
+// 16 on AVX2; 0 where there is no direct kernel.
+inline int OcBlock(Isa isa) { return isa == Isa::kAvx512 ? 64 : isa == Isa::kAvx2 ? 16 : 0; }
 
 // 2-D (trivial depth), a kernel of more than one tap, column stride 1 or 2.
 inline bool Handles(const conv_util::ConvGeometry& g) {
@@ -28,8 +33,8 @@ inline bool Handles(const conv_util::ConvGeometry& g) {
          g.k_size() > 1 && (g.stride[2] == 1 || g.stride[2] == 2);
 }
 
-// Whether the automatic dispatch (conv.cc) takes this kernel for a group of mg output
-// channels, cg input channels and `taps` = KH*KW. Measured with bench/conv_bench.cc (thread
+// Whether the automatic dispatch (conv.cc) takes this kernel on `isa` for a group of mg
+// output channels, cg input channels and `taps` = KH*KW. Measured with bench/conv_bench.cc (thread
 // CPU time, 1 thread, Xeon AVX-512, machine loaded to 4-7, interleaved runs, best of 2-3):
 // ResNet-18's 3x3 layers went from 124-149 to 165-192 GFLOP/s (64->64 on 56x56 1.55 ->
 // 1.38 ms, 512->512 on 7x7 1.73 -> 1.20 ms, stride 2 256->512 0.91 -> 0.64 ms), but it
@@ -37,13 +42,12 @@ inline bool Handles(const conv_util::ConvGeometry& g) {
 // 16/32-channel stems) and where a short K leaves the transposed store too large a share
 // (ResNet's 7x7 conv1, 3 channels x 49 taps: 1.62-1.73 -> 1.72-1.85 ms). So: at least 7/8
 // of the computed channels real, and K = cg * taps >= 256.
-inline bool Prefer(int64_t mg, int64_t cg, int64_t taps) {
-  const int64_t computed = (mg + kOcBlock - 1) / kOcBlock * kOcBlock;
-  return taps > 1 && 8 * mg >= 7 * computed && cg * taps >= 256;
-}
+// On AVX2 (16-channel blocks) any K wins; only the 7/8 rule holds (numbers at PreferAvx2
+// in conv_direct.cc).
+bool Prefer(Isa isa, int64_t mg, int64_t cg, int64_t taps);
 
-// W of one group (mg x cg x kh x kw, ONNX order) as [ceil(mg/64)][cg][kh*kw][64], at a
-// 64-byte boundary: each 64-channel row is four whole cache lines (a vector's malloc
+// W of one group (mg x cg x kh x kw, ONNX order) as [ceil(mg/B)][cg][kh*kw][B] for
+// B = OcBlock(isa), at a 64-byte boundary: each row is whole cache lines (a vector's malloc
 // alignment of 16 made every weight load a split load).
 struct PackedWeights {
   std::vector<float> buf;
@@ -56,12 +60,47 @@ struct PackedWeights {
   PackedWeights(const PackedWeights&) = delete;
   PackedWeights& operator=(const PackedWeights&) = delete;
 };
-PackedWeights PackWeights(int64_t mg, int64_t cg, int64_t taps, const float* w);
+PackedWeights PackWeights(Isa isa, int64_t mg, int64_t cg, int64_t taps, const float* w);
 
 // Y (mg channels of one image and group, NCHW) from X (cg channels, NCHW) and the weights
-// packed by PackWeights. z (optional, Y's layout): FusedConv's sum, added before the clamp.
-// AVX-512 only (the caller checks the CPU).
-void Run(const conv_util::ConvGeometry& g, const float* x, const float* packed_w,
+// packed by PackWeights for the same isa. z (optional, Y's layout): FusedConv's sum, added
+// before the clamp. isa is kAvx512 or kAvx2 (the caller checks the CPU).
+void Run(Isa isa, const conv_util::ConvGeometry& g, const float* x, const float* packed_w,
          const GemmEpilogue& ep, const float* bias, const float* z, float* y, ThreadPool& pool);
+
+// One ISA's pieces of the driver.
+// Tile: N output pixels x oc_block output channels over `cb` input channels: px[i] + x_off
+// is pixel i's source at the first channel and its top-left tap (pixels may lie on
+// different output rows: a 7x7 plane is 9 tiles of 5-6 pixels, not 7 rows of 4 + 3);
+// chan the channel stride of the source; toff[t] the offset of tap t inside a channel; w
+// the packed weights at the first channel ([cb][taps][oc_block]); acc the scratch
+// [N][oc_block]. init: for the first channel block, the oc_block floats every pixel starts
+// from (the block's bias, or zeros), else nullptr to accumulate onto acc. pf, pf_lines:
+// 64-byte lines of the next weight block to prefetch (at most one per tap).
+using TileFn = void (*)(const float* const* px, int64_t x_off, int64_t cb, int64_t chan,
+                        const int64_t* toff, int taps, const float* w, float* acc,
+                        const float* init, const float* pf, int64_t pf_lines);
+// Store: npix consecutive pixels of one block from the scratch [pixels][oc_block]
+// (allocated to a multiple of 16 pixels; the bias is already in it) into Y: channel co's
+// pixels at y + co * ld; nch (<= oc_block) channels exist; z (optional) is at the block's
+// first channel and first pixel; ep's clamp applied when set.
+using StoreFn = void (*)(const float* scratch, int64_t npix, int64_t nch, const float* z,
+                         int64_t ld, const GemmEpilogue& ep, float* y);
+// Fill: rows [ih0, ih0 + rn) of channels [0, cb) of X (channel stride H * W) into buf,
+// channel c's row r at buf + c * chan + r * ldb (ldb a multiple of 16, buf 64-byte
+// aligned); column j < wn holds X's column j - pl, zero outside X (the padding).
+using FillFn = void (*)(const float* x, int64_t cb, int64_t H, int64_t W, int64_t ih0,
+                        int64_t rn, int64_t pl, int64_t wn, int64_t ldb, int64_t chan,
+                        float* buf);
+struct IsaOps {
+  int oc_block;            // OcBlock(isa)
+  int tile_pixels;         // tiles[n - 1] computes n pixels, n <= tile_pixels
+  int64_t weight_floats;   // a channel block's weights kept in L1 ([cb][taps][oc_block])
+  TileFn tiles[8];
+  StoreFn store[2][2];     // [z given][clamp]
+  FillFn fill;
+};
+const IsaOps& Avx512Ops();  // conv_direct_avx512.cc
+const IsaOps& Avx2Ops();    // conv_direct_avx2.cc
 
 }  // namespace edgepress::runtime::conv_direct

@@ -1,0 +1,173 @@
+// The direct convolution's AVX2 + FMA pieces (conv_direct.h), for CPUs without AVX-512
+// (AMD Zen 2/3): 16 ymm registers hold a 6-pixel x 16-channel tile (12 accumulators, 2
+// weight vectors, 1 broadcast), so each tap loads 2 weight vectors and 6 broadcasts for 12
+// FMAs; 16-channel blocks also waste at most 15 computed channels. The store transposes
+// 8 x 8 blocks of the scratch into Y's rows.
+#include "runtime/kernels/conv/conv_direct.h"
+
+#include <algorithm>
+#include <cstdint>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace edgepress::runtime::conv_direct {
+
+#if defined(__x86_64__)
+
+namespace {
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+constexpr int kOcBlock = 16;
+constexpr int kTilePixels = 6;  // 6 x 2 ymm accumulators + 2 weights + 1 broadcast
+
+// TileFn (conv_direct.h) for 16 output channels, 2 ymm per pixel.
+template <int N>
+__attribute__((target("avx2,fma"))) void Tile(const float* const* px, int64_t x_off, int64_t cb,
+                                              int64_t chan, const int64_t* toff, int taps,
+                                              const float* w, float* acc, const float* init,
+                                              const float* pf, int64_t pf_lines) {
+  __m256 a[N][2];
+  const float* p[N];
+#pragma GCC unroll 8
+  for (int i = 0; i < N; ++i) {
+    p[i] = px[i] + x_off;
+    a[i][0] = _mm256_load_ps(init ? init : acc + i * kOcBlock);
+    a[i][1] = _mm256_load_ps(init ? init + 8 : acc + i * kOcBlock + 8);
+  }
+  for (int64_t c = 0; c < cb; ++c) {
+    for (int t = 0; t < taps; ++t, w += kOcBlock) {
+      const int64_t o = toff[t];
+      if (pf_lines > 0) {
+        _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T0);
+        pf += 16;
+        --pf_lines;
+      }
+      const __m256 w0 = _mm256_load_ps(w), w1 = _mm256_load_ps(w + 8);
+#pragma GCC unroll 8
+      for (int i = 0; i < N; ++i) {
+        const __m256 b = _mm256_broadcast_ss(p[i] + o);
+        a[i][0] = _mm256_fmadd_ps(b, w0, a[i][0]);
+        a[i][1] = _mm256_fmadd_ps(b, w1, a[i][1]);
+      }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < N; ++i) p[i] += chan;
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < N; ++i) {
+    _mm256_store_ps(acc + i * kOcBlock, a[i][0]);
+    _mm256_store_ps(acc + i * kOcBlock + 8, a[i][1]);
+  }
+}
+
+// r[i] (row i of an 8 x 8 block) -> r[j] = column j, in registers.
+__attribute__((target("avx2"), always_inline)) inline void Transpose8(__m256 r[8]) {
+  __m256 t[8], s[8];
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; ++k) {
+    t[2 * k] = _mm256_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+    t[2 * k + 1] = _mm256_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+  }
+  // s[4g + j], 128-bit lane L: rows 4g..4g+3 of column 4L + j.
+#pragma GCC unroll 2
+  for (int g = 0; g < 2; ++g) {
+    s[4 * g] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+    s[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+    s[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+    s[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+  }
+#pragma GCC unroll 4
+  for (int j = 0; j < 4; ++j) {
+    r[j] = _mm256_permute2f128_ps(s[j], s[4 + j], 0x20);
+    r[4 + j] = _mm256_permute2f128_ps(s[j], s[4 + j], 0x31);
+  }
+}
+
+// StoreFn (conv_direct.h) for 16-channel blocks, 8 x 8 transposed; a partial 8-pixel group
+// uses masked loads and stores, so nothing outside Y's (and Z's) run is touched.
+template <bool kZ, bool kClamp>
+__attribute__((target("avx2"))) void StoreRows(const float* scratch, int64_t npix, int64_t nch,
+                                               const float* z, int64_t ld,
+                                               const GemmEpilogue& ep, float* y) {
+  const __m256 lo = _mm256_set1_ps(ep.lo), hi = _mm256_set1_ps(ep.hi);
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int64_t p0 = 0; p0 < npix; p0 += 8) {
+    const int64_t n = std::min<int64_t>(8, npix - p0);
+    const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), lane);
+    for (int64_t c0 = 0; c0 < nch; c0 += 8) {
+      __m256 r[8];
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; ++i) r[i] = _mm256_load_ps(scratch + (p0 + i) * kOcBlock + c0);
+      Transpose8(r);
+      const int64_t cn = std::min<int64_t>(8, nch - c0);
+      for (int64_t j = 0; j < cn; ++j) {
+        __m256 v = r[j];
+        const int64_t off = (c0 + j) * ld + p0;
+        if (n == 8) {
+          if (kZ) v = _mm256_add_ps(v, _mm256_loadu_ps(z + off));
+          if (kClamp) v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+          _mm256_storeu_ps(y + off, v);
+        } else {
+          if (kZ) v = _mm256_add_ps(v, _mm256_maskload_ps(z + off, m));
+          if (kClamp) v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+          _mm256_maskstore_ps(y + off, m, v);
+        }
+      }
+    }
+  }
+}
+
+// FillFn (conv_direct.h). Masked loads (which do not fault on masked-off lanes), so no
+// lane outside X's row is read.
+__attribute__((target("avx2"))) void FillBlock(const float* x, int64_t cb, int64_t H, int64_t W,
+                                               int64_t ih0, int64_t rn, int64_t pl, int64_t wn,
+                                               int64_t ldb, int64_t chan, float* buf) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int64_t c = 0; c < cb; ++c) {
+    for (int64_t r = 0; r < rn; ++r) {
+      float* d = buf + c * chan + r * ldb;
+      const int64_t ih = ih0 + r;
+      if (ih < 0 || ih >= H) {
+        for (int64_t k = 0; k < wn; k += 8) _mm256_store_ps(d + k, _mm256_setzero_ps());
+        continue;
+      }
+      const float* s = x + c * H * W + ih * W;
+      for (int64_t k = 0; k < wn; k += 8) {
+        // Lanes [lo, hi) of this 8-column group lie inside X's row.
+        const int64_t lo = std::max<int64_t>(0, pl - k), hi = std::min<int64_t>(8, W + pl - k);
+        if (lo == 0 && hi == 8) {
+          _mm256_store_ps(d + k, _mm256_loadu_ps(s + (k - pl)));
+          continue;
+        }
+        const __m256i m = _mm256_and_si256(
+            _mm256_cmpgt_epi32(lane, _mm256_set1_epi32(static_cast<int>(lo) - 1)),
+            _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(hi)), lane));
+        _mm256_store_ps(d + k, hi <= lo ? _mm256_setzero_ps() : _mm256_maskload_ps(s + (k - pl), m));
+      }
+    }
+  }
+}
+
+#pragma GCC diagnostic pop
+
+}  // namespace
+
+const IsaOps& Avx2Ops() {
+  static const IsaOps ops = {kOcBlock,
+                             kTilePixels,
+                             // ~12 KiB of weights ([cb][taps][16]): Zen's L1 is 32 KiB
+                             3072,
+                             {Tile<1>, Tile<2>, Tile<3>, Tile<4>, Tile<5>, Tile<6>},
+                             {{StoreRows<false, false>, StoreRows<false, true>},
+                              {StoreRows<true, false>, StoreRows<true, true>}},
+                             FillBlock};
+  return ops;
+}
+
+#endif  // __x86_64__
+
+}  // namespace edgepress::runtime::conv_direct
