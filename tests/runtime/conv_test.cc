@@ -59,7 +59,7 @@ struct ConvCase {
   std::string label;
   std::vector<int64_t> x, w;  // X [N, C, ...], W [M, C/group, ...]
   int64_t group = 1;
-  std::vector<int64_t> strides, dilations, pads;
+  std::vector<int64_t> strides = {}, dilations = {}, pads = {};
   std::string auto_pad = "NOTSET";
   bool bias = true;
 };
@@ -634,7 +634,7 @@ struct ConvTCase {
   std::string label;
   std::vector<int64_t> x, w;  // X [N, C, ...], W [C, M/group, ...]
   int64_t group = 1;
-  std::vector<int64_t> strides, dilations, pads, output_padding, output_shape;
+  std::vector<int64_t> strides = {}, dilations = {}, pads = {}, output_padding = {}, output_shape = {};
   std::string auto_pad = "NOTSET";
   bool bias = true;
 };
