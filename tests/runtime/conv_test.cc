@@ -124,8 +124,7 @@ std::vector<float> NaiveConv(const ConvCase& cs, const ir::Tensor& x, const ir::
               ioff = ioff * sp.in[i] + pos;
             }
             if (!inside) continue;
-            s += static_cast<double>(
-                     x.data<float>()[(ni * c + gi * cg + ci) * in_size + ioff]) *
+            s += static_cast<double>(x.data<float>()[(ni * c + gi * cg + ci) * in_size + ioff]) *
                  w.data<float>()[(mi * cg + ci) * ks + kp];
           }
         y[(ni * m + mi) * out_size + op] = static_cast<float>(s);
@@ -275,8 +274,8 @@ TEST(ConvTest, SessionRerunsWithNewPlaneSizes) {
   const ConvCase base{"rerun", {1, 4, 9, 9}, {6, 4, 3, 3}, 1, {}, {}, {1, 1, 1, 1}};
   const ir::Tensor w = RandomTensor(base.w, 2), b = RandomTensor({6}, 3);
   ir::Value* x = g.AddInput("x", ir::ValueType::Tensor(ir::DType::kFloat32));
-  ir::Node* node = g.AddNode("Conv", {x, g.AddInitializer("w", w), g.AddInitializer("b", b)},
-                             {"y"}, "conv_under_test");
+  ir::Node* node = g.AddNode("Conv", {x, g.AddInitializer("w", w), g.AddInitializer("b", b)}, {"y"},
+                             "conv_under_test");
   for (const auto& a : ConvAttrList(base)) node->set_attr(a);
   g.AddOutput(node->output(0));
   auto session = Session::Create(model, SessionOptions{});
@@ -352,8 +351,7 @@ TEST(ConvTest, FusedConvAddsSumBeforeTheActivation) {
     std::vector<ir::Tensor> in = {RandomTensor(cs.x, 4), RandomTensor(cs.w, 5)};
     in.push_back(cs.bias ? RandomTensor({cs.w[0]}, 6) : ir::Tensor());
     std::vector<int64_t> shape;
-    const std::vector<float> conv =
-        NaiveConv(cs, in[0], in[1], cs.bias ? &in[2] : nullptr, &shape);
+    const std::vector<float> conv = NaiveConv(cs, in[0], in[1], cs.bias ? &in[2] : nullptr, &shape);
     in.push_back(RandomTensor(shape, 7));
     int64_t kdim = 1;
     for (size_t i = 1; i < cs.w.size(); ++i) kdim *= cs.w[i];
@@ -361,7 +359,7 @@ TEST(ConvTest, FusedConvAddsSumBeforeTheActivation) {
       std::vector<float> want = conv;
       for (size_t i = 0; i < want.size(); ++i) {
         const float v = want[i] + in[3].data<float>()[i];
-        want[i] = act[0] == 'R' ? std::max(v, 0.f)
+        want[i] = act[0] == 'R'   ? std::max(v, 0.f)
                   : act[0] == 'C' ? std::min(std::max(v, -0.3f), 0.6f)
                                   : v;
       }
@@ -370,12 +368,57 @@ TEST(ConvTest, FusedConvAddsSumBeforeTheActivation) {
       if (act[0] == 'C') attrs.push_back(ir::Attribute::Floats("activation_params", {-0.3f, 0.6f}));
       for (const KernelDef* def : KernelsFor("FusedConv", "com.microsoft", ir::DType::kFloat32))
         for (int threads : {1, 2}) {
-          const std::string what = cs.label + " " + act + " " + def->name + " t" +
-                                   std::to_string(threads);
+          const std::string what =
+              cs.label + " " + act + " " + def->name + " t" + std::to_string(threads);
           auto out = RunOne("FusedConv", "com.microsoft", in, threads == 1, attrs, def, threads);
           ASSERT_EQ(out[0].shape(), shape) << what;
           ExpectClose(want, out[0], static_cast<double>(kdim), what);
         }
+    }
+  }
+}
+
+// One conv case through the `isa` entries: FusedConv (bias + Z, then Relu or Clip) at 1
+// and 2 threads, and plain Conv with and without bias at 1 and 2 threads, each against the
+// naive convolution.
+void ExpectFusedAndPlainMatchNaive(const ConvCase& cs, Isa isa) {
+  const KernelDef* fused = nullptr;
+  for (const KernelDef* d : KernelsFor("FusedConv", "com.microsoft", ir::DType::kFloat32))
+    if (d->isa == isa) fused = d;
+  ASSERT_NE(fused, nullptr);
+  std::vector<ir::Tensor> in = {RandomTensor(cs.x, 4), RandomTensor(cs.w, 5),
+                                RandomTensor({cs.w[0]}, 6)};
+  std::vector<int64_t> shape;
+  const std::vector<float> conv = NaiveConv(cs, in[0], in[1], &in[2], &shape);
+  const std::vector<float> conv_nb = NaiveConv(cs, in[0], in[1], nullptr, &shape);
+  in.push_back(RandomTensor(shape, 7));
+  int64_t kdim = 1;
+  for (size_t i = 1; i < cs.w.size(); ++i) kdim *= cs.w[i];
+  for (const char* act : {"Relu", "Clip"}) {
+    std::vector<float> want = conv;
+    for (size_t i = 0; i < want.size(); ++i) {
+      const float v = want[i] + in[3].data<float>()[i];
+      want[i] = act[0] == 'R' ? std::max(v, 0.f) : std::min(std::max(v, -0.3f), 0.6f);
+    }
+    auto attrs = ConvAttrList(cs);
+    attrs.push_back(ir::Attribute::String("activation", act));
+    if (act[0] == 'C') attrs.push_back(ir::Attribute::Floats("activation_params", {-0.3f, 0.6f}));
+    for (int threads : {1, 2}) {
+      const std::string what = cs.label + " " + act + " t" + std::to_string(threads);
+      auto out = RunOne("FusedConv", "com.microsoft", in, true, attrs, fused, threads);
+      ASSERT_EQ(out[0].shape(), shape) << what;
+      ExpectClose(want, out[0], static_cast<double>(kdim), what);
+    }
+  }
+  in.pop_back();
+  for (const KernelDef* d : KernelsFor("Conv", "", ir::DType::kFloat32)) {
+    if (d->isa != isa) continue;
+    for (int threads : {1, 2}) {
+      const std::string t = " t" + std::to_string(threads);
+      auto out = RunOne("Conv", "", in, true, ConvAttrList(cs), d, threads);
+      ExpectClose(conv, out[0], static_cast<double>(kdim), cs.label + " plain" + t);
+      auto out_nb = RunOne("Conv", "", {in[0], in[1]}, true, ConvAttrList(cs), d, threads);
+      ExpectClose(conv_nb, out_nb[0], static_cast<double>(kdim), cs.label + " no bias" + t);
     }
   }
 }
@@ -395,66 +438,32 @@ TEST(ConvTest, PixelMajorTilesMatchNaive) {
       {"3x5 M 20", {2, 6, 3, 5}, {20, 6, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
       {"stride2 onto 7x7 M 520", {1, 24, 14, 14}, {520, 24, 3, 3}, 1, {2, 2}, {}, {1, 1, 1, 1}},
       {"groups2", {1, 16, 8, 8}, {130, 8, 3, 3}, 2, {}, {}, {1, 1, 1, 1}},
-      {"M 17 9x9 (one channel past a 16-block)", {1, 7, 9, 9}, {17, 7, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
+      {"M 17 9x9 (one channel past a 16-block)",
+       {1, 7, 9, 9},
+       {17, 7, 3, 3},
+       1,
+       {},
+       {},
+       {1, 1, 1, 1}},
       {"pointwise ragged in place", {1, 200, 5, 9}, {66, 200, 1, 1}, 1},
       {"1-D", {1, 16, 30}, {40, 16, 5}, 1, {}, {}, {2, 2}},
   };
   const ConvCase automatic{"auto 7x7", {1, 128, 7, 7}, {256, 128, 3, 3}, 1, {}, {}, {1, 1, 1, 1}};
-  const KernelDef* def = nullptr;
-  for (const KernelDef* d : KernelsFor("FusedConv", "com.microsoft", ir::DType::kFloat32))
-    if (d->isa == Isa::kAvx512) def = d;
-  ASSERT_NE(def, nullptr);
-  auto run = [&](const ConvCase& cs) {
-    std::vector<ir::Tensor> in = {RandomTensor(cs.x, 4), RandomTensor(cs.w, 5),
-                                  RandomTensor({cs.w[0]}, 6)};
-    std::vector<int64_t> shape;
-    const std::vector<float> conv = NaiveConv(cs, in[0], in[1], &in[2], &shape);
-    in.push_back(RandomTensor(shape, 7));
-    int64_t kdim = 1;
-    for (size_t i = 1; i < cs.w.size(); ++i) kdim *= cs.w[i];
-    for (const char* act : {"Relu", "Clip"}) {
-      std::vector<float> want = conv;
-      for (size_t i = 0; i < want.size(); ++i) {
-        const float v = want[i] + in[3].data<float>()[i];
-        want[i] = act[0] == 'R' ? std::max(v, 0.f) : std::min(std::max(v, -0.3f), 0.6f);
-      }
-      auto attrs = ConvAttrList(cs);
-      attrs.push_back(ir::Attribute::String("activation", act));
-      if (act[0] == 'C') attrs.push_back(ir::Attribute::Floats("activation_params", {-0.3f, 0.6f}));
-      for (int threads : {1, 2}) {
-        const std::string what = cs.label + " " + act + " t" + std::to_string(threads);
-        auto out = RunOne("FusedConv", "com.microsoft", in, true, attrs, def, threads);
-        ASSERT_EQ(out[0].shape(), shape) << what;
-        ExpectClose(want, out[0], static_cast<double>(kdim), what);
-      }
-    }
-    // Without Z and activation, through the plain Conv entry.
-    in.pop_back();
-    for (const KernelDef* d : KernelsFor("Conv", "", ir::DType::kFloat32)) {
-      if (d->isa != Isa::kAvx512) continue;
-      auto out = RunOne("Conv", "", in, true, ConvAttrList(cs), d, 2);
-      ExpectClose(conv, out[0], static_cast<double>(kdim), cs.label + " plain");
-    }
-  };
   ::setenv("EDGEPRESS_CONV_PIXEL_MAJOR", "1", 1);
-  for (const ConvCase& cs : cases) run(cs);
+  for (const ConvCase& cs : cases) ExpectFusedAndPlainMatchNaive(cs, Isa::kAvx512);
   ::unsetenv("EDGEPRESS_CONV_PIXEL_MAJOR");
-  run(automatic);
+  ExpectFusedAndPlainMatchNaive(automatic, Isa::kAvx512);
 }
 
-// The direct AVX-512 convolution (conv_direct.h), forced on with EDGEPRESS_CONV_DIRECT=1,
-// against the naive convolution through FusedConv (bias + Z + Relu / Clip) and plain Conv
-// (with and without bias), at 1 and 2 threads. Shapes cross its edges: tiles of 1..6
-// pixels (a task's pixel count not a multiple of 6, tiles across output rows of small
-// planes), output channels below, at and past a 64-channel block (1, 64, 65, 130), input
-// channels past one channel block (7 for 3x3 weights: 15), 5x5 (2-channel blocks) and 7x7
-// stride 2 (1-channel blocks), stride 2 and a row stride of 3, asymmetric pads, dilation,
-// no padding (X read in place), groups, pixel runs that start and end inside rows (a
-// 71-wide plane) and batch 2. A column stride of 3 is not handled: it must fall back to the implicit GEMM
-// (weights packed per call) and still be right.
-// The direct kernel of `isa` (forced on with EDGEPRESS_CONV_DIRECT=1) against the naive
-// conv: tile widths 1-6, partial channel blocks, partial 8/16-pixel store groups, padding
-// copies, strides, dilation, groups, FusedConv's Z with Relu/Clip, 1 and 2 threads.
+// The direct convolution of `isa` (conv_direct.h), forced on with EDGEPRESS_CONV_DIRECT=1,
+// against the naive convolution (ExpectFusedAndPlainMatchNaive). Shapes cross its edges:
+// tiles of 1..6 pixels (a task's pixel count not a multiple of 6, tiles across output rows
+// of small planes), output channels below, at and past a channel block (1, 17, 64, 65,
+// 130), input channels past one channel block (7 for 3x3 weights: 15), 5x5 and 7x7 stride
+// 2, stride 2 and a row stride of 3, asymmetric pads, dilation, no padding (X read in
+// place), groups, pixel runs that start and end inside rows (a 71-wide plane), partial
+// 8/16-pixel store groups and batch 2. A column stride of 3 is not handled: it must fall
+// back to the implicit GEMM (weights packed per call) and still be right.
 void CheckDirectConv(Isa isa) {
   const std::vector<ConvCase> cases = {
       {"56-like 13x11 M 64", {1, 15, 13, 11}, {64, 15, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
@@ -471,51 +480,17 @@ void CheckDirectConv(Isa isa) {
       {"7x7 stride2 pad3 wide", {1, 3, 21, 141}, {64, 3, 7, 7}, 1, {2, 2}, {}, {3, 3, 3, 3}},
       {"no padding", {1, 8, 9, 10}, {20, 8, 3, 3}, 1},
       {"groups2", {1, 16, 8, 8}, {130, 8, 3, 3}, 2, {}, {}, {1, 1, 1, 1}},
-      {"M 17 9x9 (one channel past a 16-block)", {1, 7, 9, 9}, {17, 7, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
+      {"M 17 9x9 (one channel past a 16-block)",
+       {1, 7, 9, 9},
+       {17, 7, 3, 3},
+       1,
+       {},
+       {},
+       {1, 1, 1, 1}},
       {"column stride 3 falls back", {1, 2, 19, 23}, {4, 2, 3, 3}, 1, {2, 3}, {3, 2}, {2, 1, 3, 4}},
   };
-  const KernelDef* fused = nullptr;
-  for (const KernelDef* d : KernelsFor("FusedConv", "com.microsoft", ir::DType::kFloat32))
-    if (d->isa == isa) fused = d;
-  ASSERT_NE(fused, nullptr);
   const ScopedEnv direct("EDGEPRESS_CONV_DIRECT", "1");
-  for (const ConvCase& cs : cases) {
-    std::vector<ir::Tensor> in = {RandomTensor(cs.x, 4), RandomTensor(cs.w, 5),
-                                  RandomTensor({cs.w[0]}, 6)};
-    std::vector<int64_t> shape;
-    const std::vector<float> conv = NaiveConv(cs, in[0], in[1], &in[2], &shape);
-    const std::vector<float> conv_nb = NaiveConv(cs, in[0], in[1], nullptr, &shape);
-    in.push_back(RandomTensor(shape, 7));
-    int64_t kdim = 1;
-    for (size_t i = 1; i < cs.w.size(); ++i) kdim *= cs.w[i];
-    for (const char* act : {"Relu", "Clip"}) {
-      std::vector<float> want = conv;
-      for (size_t i = 0; i < want.size(); ++i) {
-        const float v = want[i] + in[3].data<float>()[i];
-        want[i] = act[0] == 'R' ? std::max(v, 0.f) : std::min(std::max(v, -0.3f), 0.6f);
-      }
-      auto attrs = ConvAttrList(cs);
-      attrs.push_back(ir::Attribute::String("activation", act));
-      if (act[0] == 'C') attrs.push_back(ir::Attribute::Floats("activation_params", {-0.3f, 0.6f}));
-      for (int threads : {1, 2}) {
-        const std::string what = cs.label + " " + act + " t" + std::to_string(threads);
-        auto out = RunOne("FusedConv", "com.microsoft", in, true, attrs, fused, threads);
-        ASSERT_EQ(out[0].shape(), shape) << what;
-        ExpectClose(want, out[0], static_cast<double>(kdim), what);
-      }
-    }
-    in.pop_back();
-    for (const KernelDef* d : KernelsFor("Conv", "", ir::DType::kFloat32)) {
-      if (d->isa != isa) continue;
-      for (int threads : {1, 2}) {
-        const std::string t = " t" + std::to_string(threads);
-        auto out = RunOne("Conv", "", in, true, ConvAttrList(cs), d, threads);
-        ExpectClose(conv, out[0], static_cast<double>(kdim), cs.label + " plain" + t);
-        auto out_nb = RunOne("Conv", "", {in[0], in[1]}, true, ConvAttrList(cs), d, threads);
-        ExpectClose(conv_nb, out_nb[0], static_cast<double>(kdim), cs.label + " no bias" + t);
-      }
-    }
-  }
+  for (const ConvCase& cs : cases) ExpectFusedAndPlainMatchNaive(cs, isa);
 }
 
 TEST(ConvTest, DirectConvMatchesNaive) {
@@ -548,8 +523,7 @@ TEST(ConvTest, DirectConvPreferredForWideKxKOnly) {
   EXPECT_FALSE(conv_direct::Prefer(Isa::kScalar, 64, 64, 9));
   // The kernel names its choice (the profile's kernel column).
   for (const KernelDef* d : KernelsFor("Conv", "", ir::DType::kFloat32)) {
-    if ((d->isa != Isa::kAvx512 && d->isa != Isa::kAvx2) || !GetCpuFeatures().Has(d->isa))
-      continue;
+    if ((d->isa != Isa::kAvx512 && d->isa != Isa::kAvx2) || !GetCpuFeatures().Has(d->isa)) continue;
     const std::string direct = d->isa == Isa::kAvx512 ? "direct 6x64" : "direct 6x16";
     for (int64_t m : {64, 24}) {
       ir::Graph g;
@@ -597,12 +571,10 @@ TEST(ConvTest, RejectsBadShapesNamingTheNode) {
                   "channel mismatch");
   ExpectConvError("Conv", {RandomTensor({1, 3, 2, 2}, 1), RandomTensor({4, 3, 3, 3}, 2)}, {},
                   "larger than the padded input");
-  ExpectConvError("Conv",
-                  {RandomTensor({1, 3, 5, 5}, 1), RandomTensor({4, 3, 3, 3}, 2),
-                   RandomTensor({5}, 3)},
-                  {}, "bias");
-  ExpectConvError("Conv", {RandomTensor({1, 3, 5, 5}, 1), RandomTensor({4, 3, 3}, 2)}, {},
-                  "rank");
+  ExpectConvError(
+      "Conv", {RandomTensor({1, 3, 5, 5}, 1), RandomTensor({4, 3, 3, 3}, 2), RandomTensor({5}, 3)},
+      {}, "bias");
+  ExpectConvError("Conv", {RandomTensor({1, 3, 5, 5}, 1), RandomTensor({4, 3, 3}, 2)}, {}, "rank");
   ExpectConvError("Conv", {RandomTensor({1, 4, 5, 5}, 1), RandomTensor({6, 2, 3, 3}, 2)},
                   {ir::Attribute::Int("group", 3)}, "divisible");
   ExpectConvError("Conv", {RandomTensor({1, 3, 5, 5}, 1), RandomTensor({4, 3, 3, 3}, 2)},
@@ -634,14 +606,14 @@ struct ConvTCase {
   std::string label;
   std::vector<int64_t> x, w;  // X [N, C, ...], W [C, M/group, ...]
   int64_t group = 1;
-  std::vector<int64_t> strides = {}, dilations = {}, pads = {}, output_padding = {}, output_shape = {};
+  std::vector<int64_t> strides = {}, dilations = {}, pads = {}, output_padding = {},
+                       output_shape = {};
   std::string auto_pad = "NOTSET";
   bool bias = true;
 };
 
-std::vector<float> NaiveConvTranspose(const ConvTCase& cs, const ir::Tensor& x,
-                                      const ir::Tensor& w, const ir::Tensor* b,
-                                      std::vector<int64_t>* out_shape) {
+std::vector<float> NaiveConvTranspose(const ConvTCase& cs, const ir::Tensor& x, const ir::Tensor& w,
+                                      const ir::Tensor* b, std::vector<int64_t>* out_shape) {
   const size_t r = cs.x.size() - 2;
   const int64_t n = cs.x[0], c = cs.x[1], cg = c / cs.group, mg = cs.w[1], m = mg * cs.group;
   std::vector<int64_t> k(r), s(r), d(r), pb(r), out(r), in(r);
@@ -672,7 +644,8 @@ std::vector<float> NaiveConvTranspose(const ConvTCase& cs, const ir::Tensor& x,
   std::vector<double> y(n * m * out_size, 0.0);
   for (int64_t ni = 0; ni < n; ++ni)
     for (int64_t mi = 0; mi < m; ++mi)
-      for (int64_t p = 0; p < out_size; ++p) y[(ni * m + mi) * out_size + p] = b ? b->data<float>()[mi] : 0.0;
+      for (int64_t p = 0; p < out_size; ++p)
+        y[(ni * m + mi) * out_size + p] = b ? b->data<float>()[mi] : 0.0;
   std::vector<int64_t> ii(r), kk(r);
   for (int64_t ni = 0; ni < n; ++ni)
     for (int64_t ci = 0; ci < c; ++ci) {
@@ -750,17 +723,17 @@ TEST(ConvTransposeTest, MatchesNaive) {
 
 // The example of the ONNX spec (test_convtranspose_autopad_same): exact values.
 TEST(ConvTransposeTest, OnnxAutopadSameExample) {
-  ir::Tensor x = ir::Tensor::FromVector<float>(ir::DType::kFloat32, {1, 1, 3, 3},
-                                               {0, 1, 2, 3, 4, 5, 6, 7, 8});
-  ir::Tensor w = ir::Tensor::FromVector<float>(ir::DType::kFloat32, {1, 2, 3, 3},
-                                               std::vector<float>(18, 1.f));
+  ir::Tensor x =
+      ir::Tensor::FromVector<float>(ir::DType::kFloat32, {1, 1, 3, 3}, {0, 1, 2, 3, 4, 5, 6, 7, 8});
+  ir::Tensor w =
+      ir::Tensor::FromVector<float>(ir::DType::kFloat32, {1, 2, 3, 3}, std::vector<float>(18, 1.f));
   const std::vector<float> row0 = {0, 0, 1, 1, 3, 2}, row2 = {3, 3, 8, 5, 12, 7},
                            row5 = {6, 6, 13, 7, 15, 8};
   for (const KernelDef* def : KernelsFor("ConvTranspose", "", ir::DType::kFloat32)) {
-    auto out = RunOne("ConvTranspose", "", {x, w}, true,
-                      {ir::Attribute::String("auto_pad", "SAME_UPPER"),
-                       ir::Attribute::Ints("strides", {2, 2})},
-                      def);
+    auto out = RunOne(
+        "ConvTranspose", "", {x, w}, true,
+        {ir::Attribute::String("auto_pad", "SAME_UPPER"), ir::Attribute::Ints("strides", {2, 2})},
+        def);
     ASSERT_EQ(out[0].shape(), (std::vector<int64_t>{1, 2, 6, 6}));
     const float* y = out[0].data<float>();
     for (int j = 0; j < 6; ++j) {
