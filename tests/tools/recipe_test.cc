@@ -190,8 +190,21 @@ TEST_F(RecipeTest, ControlCharactersInScalarsAreRefused) {
       "\x00""\x00""\x00"" arch: ~86_64: m\x8d""nmax, atic.metctivemse}\n";
   EXPECT_NE(ErrorOf(std::string(kFound, sizeof kFound - 1)).find("control character 0x00"),
             std::string::npos);
-  // Tabs and line breaks are YAML's own and stay allowed.
+  // Tabs and line breaks are YAML's own and stay allowed, CR LF line ends included (also
+  // inside a block scalar).
   EXPECT_EQ(ErrorOf("description: \"two\\tcolumns\\nand lines\"\n"), "");
+  EXPECT_EQ(ErrorOf("name: crlf\r\ndescription: |\r\n  line1\r\n  line2\r\n"), "");
+  // A lone carriage return stays in the scalar, and RecipeToYaml wrote it raw, where it
+  // reads back as the end of the line: the fuzzer's input as found
+  // (artifacts/recipe/crash-887a1fa2...) loaded with name "\r" and its resolved YAML
+  // did not load again ("'name' must not be empty").
+  const char kLoneCr[] = "# \xff\xff\xff\xff\xff\xff\xff\xff\xff\n  name: \r";
+  EXPECT_NE(ErrorOf(kLoneCr).find("'name' contains a carriage return (0x0d)"),
+            std::string::npos)
+      << ErrorOf(kLoneCr);
+  EXPECT_NE(ErrorOf("description: \"a\\rb\"\n").find("'description' contains a carriage "
+                                                         "return"),
+            std::string::npos);
 }
 
 TEST_F(RecipeTest, UnknownKeysNameLineColumnAndNearestKey) {

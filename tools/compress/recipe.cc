@@ -181,11 +181,17 @@ class FileReader {
   std::string Scalar(const YAML::Node& n, const std::string& path, const char* what) const {
     if (!n.IsScalar()) Fail(n, "'" + path + "' must be " + what + ", got " + Kind(n));
     // YAML allows only printable characters (plus tab and line breaks); yaml-cpp passes
-    // others through, and a NUL would cut RecipeToYaml's output short.
-    for (unsigned char c : n.Scalar())
-      if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f)
+    // others through, and a NUL would cut RecipeToYaml's output short. A carriage return
+    // only reaches a scalar alone (CR LF is a line break, also inside block scalars) or
+    // escaped, and yaml-cpp's emitter writes it raw, where it reads back as a line end.
+    for (unsigned char c : n.Scalar()) {
+      if (c == '\r')
+        Fail(n, "'" + path + "' contains a carriage return (0x0d) that is not part of a "
+                    "CR LF line break");
+      if ((c < 0x20 && c != '\t' && c != '\n') || c == 0x7f)
         Fail(n, "'" + path + "' contains the control character " + fmt::format("0x{:02x}", c) +
                     " (not allowed in YAML)");
+    }
     return n.Scalar();
   }
   std::string String(const YAML::Node& n, const std::string& path) const {
