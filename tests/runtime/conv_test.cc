@@ -371,7 +371,8 @@ TEST(ConvTest, FusedConvAddsSumBeforeTheActivation) {
 // below, at and above the 7-pixel panel, channels below, at and past 64 and past 8 panels
 // (a tile's channel block), K over several 128-row blocks, stride 2 with a dropped phase
 // column, groups, X read in place with a ragged last panel, bias, Z and both activations;
-// 1 and 2 threads. Last, a shape the automatic choice takes (256 channels, 7x7, K 1152).
+// 1 and 2 threads. Last, shapes the automatic choice takes (256 channels, 7x7, K 1152;
+// a pointwise 320 -> 300 on 7x7).
 TEST(ConvTest, PixelMajorTilesMatchNaive) {
   if (!GetCpuFeatures().Has(Isa::kAvx512)) GTEST_SKIP() << "CPU lacks AVX-512F";
   const std::vector<ConvCase> cases = {
@@ -384,6 +385,9 @@ TEST(ConvTest, PixelMajorTilesMatchNaive) {
       {"1-D", {1, 16, 30}, {40, 16, 5}, 1, {}, {}, {2, 2}},
   };
   const ConvCase automatic{"auto 7x7", {1, 128, 7, 7}, {256, 128, 3, 3}, 1, {}, {}, {1, 1, 1, 1}};
+  // Pointwise on 7x7 with K >= 256 (MobileNetV2's tail): 300 channels end in a partial
+  // 8-channel group of the vectorised transposed store and a partial 64-channel panel.
+  const ConvCase automatic_pw{"auto pointwise 7x7", {1, 320, 7, 7}, {300, 320, 1, 1}, 1};
   const KernelDef* def = nullptr;
   for (const KernelDef* d : KernelsFor("FusedConv", "com.microsoft", ir::DType::kFloat32))
     if (d->isa == Isa::kAvx512) def = d;
@@ -424,6 +428,7 @@ TEST(ConvTest, PixelMajorTilesMatchNaive) {
   for (const ConvCase& cs : cases) run(cs);
   ::unsetenv("EDGEPRESS_CONV_PIXEL_MAJOR");
   run(automatic);
+  run(automatic_pw);
 }
 
 TEST(ConvTest, FusedConvRejectsASumOfAnotherShape) {
