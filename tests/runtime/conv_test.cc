@@ -431,6 +431,60 @@ TEST(ConvTest, PixelMajorTilesMatchNaive) {
   run(automatic_pw);
 }
 
+// The AVX-512 entry's direct stem kernel (conv_stem.h: 3x3 over 1-4 input channels,
+// stride 1 or 2): output widths below and past its 16-pixel vector, channels below, at and
+// past its 16-channel block, leading pads 0-2 (SAME_UPPER at stride 2 pads only the end),
+// two images; FusedConv with bias, Z and each activation at 1 and 2 threads, and the plain
+// Conv entry with EDGEPRESS_CONV_STEM=0 (the implicit GEMM) on the same cases.
+TEST(ConvTest, StemDirectMatchesNaive) {
+  if (!GetCpuFeatures().Has(Isa::kAvx512)) GTEST_SKIP() << "CPU lacks AVX-512F";
+  const std::vector<ConvCase> cases = {
+      {"3->32 s2 pad 1", {1, 3, 37, 45}, {32, 3, 3, 3}, 1, {2, 2}, {}, {1, 1, 1, 1}},
+      {"1->5 s1 two images", {2, 1, 9, 17}, {5, 1, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
+      {"4->20 s2 same upper", {1, 4, 16, 33}, {20, 4, 3, 3}, 1, {2, 2}, {}, {}, "SAME_UPPER"},
+      {"3->16 s2 unpadded", {1, 3, 15, 15}, {16, 3, 3, 3}, 1, {2, 2}},
+      {"2->17 s1 pad 2", {1, 2, 6, 12}, {17, 2, 3, 3}, 1, {}, {}, {2, 2, 0, 0}},
+  };
+  const KernelDef* fused = nullptr;
+  for (const KernelDef* d : KernelsFor("FusedConv", "com.microsoft", ir::DType::kFloat32))
+    if (d->isa == Isa::kAvx512) fused = d;
+  ASSERT_NE(fused, nullptr);
+  for (const ConvCase& cs : cases) {
+    std::vector<ir::Tensor> in = {RandomTensor(cs.x, 14), RandomTensor(cs.w, 15),
+                                  RandomTensor({cs.w[0]}, 16)};
+    std::vector<int64_t> shape;
+    const std::vector<float> conv = NaiveConv(cs, in[0], in[1], &in[2], &shape);
+    const double kdim = static_cast<double>(cs.w[1] * 9);
+    in.push_back(RandomTensor(shape, 17));
+    for (const char* act : {"Relu", "Clip"}) {
+      std::vector<float> want = conv;
+      for (size_t i = 0; i < want.size(); ++i) {
+        const float v = want[i] + in[3].data<float>()[i];
+        want[i] = act[0] == 'R' ? std::max(v, 0.f) : std::min(std::max(v, -0.3f), 0.6f);
+      }
+      auto attrs = ConvAttrList(cs);
+      attrs.push_back(ir::Attribute::String("activation", act));
+      if (act[0] == 'C') attrs.push_back(ir::Attribute::Floats("activation_params", {-0.3f, 0.6f}));
+      for (int threads : {1, 2}) {
+        const std::string what = cs.label + " " + act + " t" + std::to_string(threads);
+        auto out = RunOne("FusedConv", "com.microsoft", in, true, attrs, fused, threads);
+        ASSERT_EQ(out[0].shape(), shape) << what;
+        ExpectClose(want, out[0], kdim, what);
+      }
+    }
+    in.pop_back();
+    for (const KernelDef* d : KernelsFor("Conv", "", ir::DType::kFloat32)) {
+      if (d->isa != Isa::kAvx512) continue;
+      for (const char* stem : {"1", "0"}) {
+        ::setenv("EDGEPRESS_CONV_STEM", stem, 1);
+        auto out = RunOne("Conv", "", in, true, ConvAttrList(cs), d, 2);
+        ::unsetenv("EDGEPRESS_CONV_STEM");
+        ExpectClose(conv, out[0], kdim, cs.label + " plain, EDGEPRESS_CONV_STEM=" + stem);
+      }
+    }
+  }
+}
+
 TEST(ConvTest, FusedConvRejectsASumOfAnotherShape) {
   // Must fail: Z is not broadcast (onnxruntime's FusedConv requires Y's shape).
   std::vector<ir::Tensor> in = {RandomTensor({1, 3, 6, 6}, 1), RandomTensor({4, 3, 3, 3}, 2),
