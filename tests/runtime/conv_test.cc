@@ -642,10 +642,12 @@ TEST(ConvTransposeTest, MatchesNaive) {
       {"disjoint 3x2 s3x2", {1, 3, 4, 5}, {3, 2, 3, 2}, 1, {3, 2}},
       {"disjoint 3-D", {1, 2, 2, 3, 2}, {2, 3, 2, 2, 2}, 1, {2, 2, 2}},
       // 2x2 stride 2, the AVX-512 direct kernel (constant weights): widths below, at and
-      // past its 16-pixel block, output channels below, at and past its 4-channel tile.
+      // past its 16-pixel block, output channels below, at and past its 4-channel tile
+      // (last blocks of 1, 2 and 3 channels).
       {"2x2 s2 one channel", {1, 5, 3, 16}, {5, 1, 2, 2}, 1, {2, 2}},
       {"2x2 s2 ragged", {2, 6, 4, 33}, {6, 9, 2, 2}, 1, {2, 2}},
-      {"2x2 s2 groups no bias", {1, 6, 2, 7}, {6, 4, 2, 2}, 3, {2, 2}, {}, {}, {}, {}, "NOTSET",
+      {"2x2 s2 two channels", {1, 3, 5, 18}, {3, 2, 2, 2}, 1, {2, 2}},
+      {"2x2 s2 groups no bias", {1, 6, 2, 7}, {6, 3, 2, 2}, 3, {2, 2}, {}, {}, {}, {}, "NOTSET",
        false},
   };
   for (const ConvTCase& cs : cases) {

@@ -34,9 +34,12 @@ std::vector<float> PackWeights(int64_t c, int64_t group, int64_t mg, const float
 #if defined(__x86_64__)
 namespace {
 
-// `ch` (<= 4) output channels of one input row, all of its columns.
+// kC (<= 4) output channels of one input row, all of its columns: the tile's first kC
+// of its 4 packed channels (a last block of 1 or 2 channels, e.g. a 1-channel
+// probability head, computes only those).
+template <int kC>
 __attribute__((target("avx512f"))) void RowTile(int64_t cg, int64_t w, int64_t in_size,
-                                                int64_t ow, int64_t out_size, int ch,
+                                                int64_t ow, int64_t out_size,
                                                 const float* x, const float* wp,
                                                 const float* bias, float* y) {
   const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
@@ -50,10 +53,10 @@ __attribute__((target("avx512f"))) void RowTile(int64_t cg, int64_t w, int64_t i
     const __mmask16 st0 = static_cast<__mmask16>(out_left >= 16 ? 0xFFFF : (1u << out_left) - 1);
     const __mmask16 st1 =
         static_cast<__mmask16>(out_left > 16 ? (1u << (out_left - 16)) - 1 : 0);
-    __m512 acc[kCo][4];
+    __m512 acc[kC][4];
 #pragma GCC unroll 4
-    for (int c = 0; c < kCo; ++c) {
-      const __m512 b = _mm512_set1_ps(bias && c < ch ? bias[c] : 0.f);
+    for (int c = 0; c < kC; ++c) {
+      const __m512 b = _mm512_set1_ps(bias ? bias[c] : 0.f);
       acc[c][0] = acc[c][1] = acc[c][2] = acc[c][3] = b;
     }
     const float* xc = x + j;
@@ -61,14 +64,13 @@ __attribute__((target("avx512f"))) void RowTile(int64_t cg, int64_t w, int64_t i
     for (int64_t ci = 0; ci < cg; ++ci, xc += in_size, wc += kCo * 4) {
       const __m512 v = _mm512_maskz_loadu_ps(in_mask, xc);
 #pragma GCC unroll 4
-      for (int c = 0; c < kCo; ++c)
+      for (int c = 0; c < kC; ++c)
 #pragma GCC unroll 4
         for (int t = 0; t < 4; ++t)
           acc[c][t] = _mm512_fmadd_ps(_mm512_set1_ps(wc[c * 4 + t]), v, acc[c][t]);
     }
 #pragma GCC unroll 4
-    for (int c = 0; c < kCo; ++c) {
-      if (c >= ch) break;
+    for (int c = 0; c < kC; ++c) {
 #pragma GCC unroll 2
       for (int a = 0; a < 2; ++a) {
         float* yr = y + c * out_size + a * ow + 2 * j;
@@ -97,7 +99,8 @@ void RunAvx512(const conv_util::ConvGeometry& g, const float* x, const float* pa
       const int64_t gi = ng % g.group, n = ng / g.group;
       const int64_t m0 = blk * kCo;
       const int ch = static_cast<int>(std::min<int64_t>(kCo, g.mg - m0));
-      RowTile(g.cg, w, in_size, ow, out_size, ch, x + (n * g.c + gi * g.cg) * in_size + ih * w,
+      auto tile = ch == 1 ? RowTile<1> : ch == 2 ? RowTile<2> : ch == 3 ? RowTile<3> : RowTile<4>;
+      tile(g.cg, w, in_size, ow, out_size, x + (n * g.c + gi * g.cg) * in_size + ih * w,
               packed + (gi * blocks + blk) * g.cg * kCo * 4,
               bias ? bias + gi * g.mg + m0 : nullptr,
               y + (n * g.m + gi * g.mg + m0) * out_size + 2 * ih * ow);
