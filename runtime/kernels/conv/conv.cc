@@ -9,7 +9,8 @@
 //    (squeeze-excite) it is a GEMV with W^T instead (RunOnePixel). On AVX-512 a geometry
 //    with >= 256 output channels whose 12x32 tiles would compute 25% more padding than 7x64
 //    pixel-major tiles (7x7 planes) runs those (conv_pixel_major.cc), W^T packed on first
-//    use. EDGEPRESS_CONV_PIXEL_MAJOR=0 / =1 forces the choice (tests, benchmarks).
+//    use; pointwise convs by their own rule there (PreferPixelMajor).
+//    EDGEPRESS_CONV_PIXEL_MAJOR=0 / =1 forces the choice (tests, benchmarks).
 //  * AVX-512, a 3x3 stem over 1-4 input channels (conv_stem.h): direct, no GEMM
 //    (EDGEPRESS_CONV_STEM=0 sends it to the implicit GEMM).
 //  * depthwise (one input channel per group, rank <= 2): direct planes (depthwise.h).
