@@ -57,6 +57,7 @@ int main(int argc, char** argv) {
       {"gemv M=4 packed B (4x1024x1024)", 4, 1024, 1024, false, true},
       {"gemv large packed B (1x4096x4096)", 1, 4096, 4096, false, true},
       {"gemv large raw B (1x4096x4096)", 1, 4096, 4096, false},
+      {"mbv2 classifier packed B (1x1000x1280)", 1, 1000, 1280, false, true},
       {"gpt qkv packed B (64x768x256)", 64, 768, 256, false, true},
       {"gpt fc packed B (64x1024x256)", 64, 1024, 256, false, true},
       {"gpt out packed B (64x256x1024)", 64, 256, 1024, false, true},

@@ -1,6 +1,7 @@
-// fold-batchnorm: folds an inference BatchNormalization into the Conv or Gemm that feeds
-// it: W'[c] = W[c] * s[c], b'[c] = (b[c] - mean[c]) * s[c] + beta[c], with
-// s = gamma / sqrt(var + epsilon), computed in double.
+// fold-batchnorm: folds an inference BatchNormalization into the Conv, ConvTranspose or
+// Gemm that feeds it: W'[c] = W[c] * s[c], b'[c] = (b[c] - mean[c]) * s[c] + beta[c], with
+// s = gamma / sqrt(var + epsilon), computed in double. (ConvTranspose's weight is
+// [Cin, M/group, k...]: output channel c = (ci / (Cin/group)) * M/group + axis-1 index.)
 // Applies when the producer's output feeds only the BatchNormalization, its weights (and
 // bias) and all four BN parameters are float32 initializers, and the BN is in inference
 // form (one output, training_mode absent or 0). For Gemm, the BN channel axis must be the
@@ -26,9 +27,10 @@ class FoldBatchNorm : public Pass {
         if (bn->op_type() != "BatchNormalization" || !bn->domain().empty()) continue;
         ir::Node* producer = bn->input(0) ? bn->input(0)->producer() : nullptr;
         if (!producer || !producer->domain().empty()) continue;
-        if (producer->op_type() != "Conv" && producer->op_type() != "Gemm") continue;
+        const std::string& op = producer->op_type();
+        if (op != "Conv" && op != "ConvTranspose" && op != "Gemm") continue;
         if (TryFold(g, producer, bn)) {
-          Count(producer->op_type() == "Conv" ? "conv-folded" : "gemm-folded");
+          Count(op == "Conv" ? "conv-folded" : op == "Gemm" ? "gemm-folded" : "conv-transpose-folded");
           changed = true;
         }
       }
@@ -56,11 +58,16 @@ class FoldBatchNorm : public Pass {
     const ir::Tensor* b = p->input(2) ? F32(p->input(2)) : nullptr;
     if (p->input(2) && !b) return false;
 
-    bool is_conv = p->op_type() == "Conv";
+    const bool is_conv = p->op_type() == "Conv";
+    const bool is_conv_t = p->op_type() == "ConvTranspose";
+    const int64_t group = is_conv_t ? p->attr_int("group", 1) : 1;
     int64_t channels;
     if (is_conv) {
       if (w->rank() < 3) return false;
       channels = w->shape()[0];
+    } else if (is_conv_t) {
+      if (w->rank() < 3 || group < 1 || w->shape()[0] % group != 0) return false;
+      channels = w->shape()[1] * group;
     } else {
       if (w->rank() != 2 || p->attr_int("transA", 0) != 0) return false;
       if (p->attr_float("alpha", 1.f) != 1.f || p->attr_float("beta", 1.f) != 1.f) return false;
@@ -81,7 +88,14 @@ class FoldBatchNorm : public Pass {
     const float* src = w->data<float>();
     float* dst = nw.mutable_data<float>();
     int64_t total = static_cast<int64_t>(w->numel());
-    if (is_conv || p->attr_int("transB", 0)) {
+    if (is_conv_t) {
+      const int64_t mg = w->shape()[1], cg = w->shape()[0] / group;
+      const int64_t per = total / (w->shape()[0] * mg);  // kernel taps
+      for (int64_t i = 0; i < total; ++i) {
+        const int64_t ci = i / (mg * per), j = (i / per) % mg;
+        dst[i] = static_cast<float>(src[i] * s[(ci / cg) * mg + j]);
+      }
+    } else if (is_conv || p->attr_int("transB", 0)) {
       int64_t per = total / channels;  // output channel is the leading axis
       for (int64_t i = 0; i < total; ++i) dst[i] = static_cast<float>(src[i] * s[i / per]);
     } else {
@@ -111,8 +125,8 @@ class FoldBatchNorm : public Pass {
 }  // namespace
 
 const PassEntry& FoldBatchNormPass() {
-  static const PassEntry entry = {{"fold-batchnorm", "Fold inference BatchNormalization into the preceding Conv or Gemm",
-           {}, {"conv-folded", "gemm-folded"}},
+  static const PassEntry entry = {{"fold-batchnorm", "Fold inference BatchNormalization into the preceding Conv, ConvTranspose or Gemm",
+           {}, {"conv-folded", "conv-transpose-folded", "gemm-folded"}},
           [](const PassOptions& o) -> std::unique_ptr<Pass> {
             return std::make_unique<FoldBatchNorm>(o);
           }};

@@ -175,6 +175,32 @@ TEST(FoldBatchNorm, FoldsIntoGemm) {
   }
 }
 
+// ConvTranspose's weight is [Cin, M/group, kh, kw]: the BN channel of element (ci, j) is
+// (ci / (Cin/group)) * M/group + j. Two groups and a 2x2/2 kernel (the detector's head).
+TEST(FoldBatchNorm, FoldsIntoGroupedConvTranspose) {
+  for (bool bias : {false, true}) {
+    GraphBuilder b;
+    auto* x = b.Input("x", DType::kFloat32, {1, 4, 3, 5});
+    std::vector<ir::Value*> ins = {x, b.Const("w", RandomTensor({4, 3, 2, 2}, 20))};
+    if (bias) ins.push_back(b.Const("b", RandomTensor({6}, 21)));
+    auto* ct = b.Op("ConvTranspose", ins,
+                    {Attribute::Ints("strides", {2, 2}), Attribute::Int("group", 2)});
+    b.Output(b.Op("BatchNormalization",
+                  {ct, b.Const("gamma", RandomTensor({6}, 22, 0.5f, 1.5f)),
+                   b.Const("beta", RandomTensor({6}, 23)), b.Const("mean", RandomTensor({6}, 24)),
+                   b.Const("var", RandomTensor({6}, 25, 0.1f, 2.f))}));
+    auto m = b.Build();
+    std::vector<PassRun> runs;
+    auto out = Apply(*m, "fold-batchnorm,eliminate-dead-nodes", &runs);
+    EXPECT_TRUE(runs[0].changed);
+    EXPECT_EQ(runs[0].stats["conv-transpose-folded"], 1);
+    EXPECT_EQ(CountOps(*out, "BatchNormalization"), 0);
+    EXPECT_EQ(CountOps(*out, "ConvTranspose"), 1);
+    std::map<std::string, ir::Tensor> feeds{{"x", RandomTensor({1, 4, 3, 5}, 26)}};
+    EXPECT_LT(MaxRelError(Evaluate(*out, feeds), Evaluate(*m, feeds)), 1e-5) << bias;
+  }
+}
+
 TEST(FuseMatMulAdd, FusesRank2WithRowBias) {
   GraphBuilder b;
   auto* x = b.Input("x", DType::kFloat32, {3, 4});

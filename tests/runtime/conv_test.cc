@@ -428,7 +428,8 @@ void ExpectFusedAndPlainMatchNaive(const ConvCase& cs, Isa isa) {
 // below, at and above the 7-pixel panel, channels below, at and past 64 and past 8 panels
 // (a tile's channel block), K over several 128-row blocks, stride 2 with a dropped phase
 // column, groups, X read in place with a ragged last panel, bias, Z and both activations;
-// 1 and 2 threads. Last, a shape the automatic choice takes (256 channels, 7x7, K 1152).
+// 1 and 2 threads. Last, shapes the automatic choice takes (256 channels, 7x7, K 1152;
+// a pointwise 320 -> 300 on 7x7).
 TEST(ConvTest, PixelMajorTilesMatchNaive) {
   if (!GetCpuFeatures().Has(Isa::kAvx512)) GTEST_SKIP() << "CPU lacks AVX-512F";
   const ScopedEnv implicit("EDGEPRESS_CONV_DIRECT", "0");
@@ -449,10 +450,14 @@ TEST(ConvTest, PixelMajorTilesMatchNaive) {
       {"1-D", {1, 16, 30}, {40, 16, 5}, 1, {}, {}, {2, 2}},
   };
   const ConvCase automatic{"auto 7x7", {1, 128, 7, 7}, {256, 128, 3, 3}, 1, {}, {}, {1, 1, 1, 1}};
+  // Pointwise on 7x7 with K >= 256 (MobileNetV2's tail): 300 channels end in a partial
+  // 8-channel group of the vectorised transposed store and a partial 64-channel panel.
+  const ConvCase automatic_pw{"auto pointwise 7x7", {1, 320, 7, 7}, {300, 320, 1, 1}, 1};
   ::setenv("EDGEPRESS_CONV_PIXEL_MAJOR", "1", 1);
   for (const ConvCase& cs : cases) ExpectFusedAndPlainMatchNaive(cs, Isa::kAvx512);
   ::unsetenv("EDGEPRESS_CONV_PIXEL_MAJOR");
   ExpectFusedAndPlainMatchNaive(automatic, Isa::kAvx512);
+  ExpectFusedAndPlainMatchNaive(automatic_pw, Isa::kAvx512);
 }
 
 // The direct convolution of `isa` (conv_direct.h), forced on with EDGEPRESS_CONV_DIRECT=1,
@@ -533,6 +538,27 @@ TEST(ConvTest, DirectConvPreferredForWideKxKOnly) {
       const KernelInit init{*node, {nullptr, w->initializer()}};
       EXPECT_EQ(d->create(init)->Variant(), m == 64 ? direct : "") << d->name << " " << m;
     }
+  }
+}
+
+// The AVX-512 entry's direct stem kernel (conv_stem.h: 3x3 over 1-4 input channels,
+// stride 1 or 2): output widths below and past its 16-pixel vector, channels below, at and
+// past its 16-channel block, leading pads 0-2 (SAME_UPPER at stride 2 pads only the end),
+// two images; FusedConv with bias, Z and each activation and plain Conv with and without
+// bias at 1 and 2 threads (ExpectFusedAndPlainMatchNaive), and the same cases with
+// EDGEPRESS_CONV_STEM=0 (the implicit GEMM).
+TEST(ConvTest, StemDirectMatchesNaive) {
+  if (!GetCpuFeatures().Has(Isa::kAvx512)) GTEST_SKIP() << "CPU lacks AVX-512F";
+  const std::vector<ConvCase> cases = {
+      {"3->32 s2 pad 1", {1, 3, 37, 45}, {32, 3, 3, 3}, 1, {2, 2}, {}, {1, 1, 1, 1}},
+      {"1->5 s1 two images", {2, 1, 9, 17}, {5, 1, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
+      {"4->20 s2 same upper", {1, 4, 16, 33}, {20, 4, 3, 3}, 1, {2, 2}, {}, {}, "SAME_UPPER"},
+      {"3->16 s2 unpadded", {1, 3, 15, 15}, {16, 3, 3, 3}, 1, {2, 2}},
+      {"2->17 s1 pad 2", {1, 2, 6, 12}, {17, 2, 3, 3}, 1, {}, {}, {2, 2, 0, 0}},
+  };
+  for (const char* stem : {"1", "0"}) {
+    const ScopedEnv env("EDGEPRESS_CONV_STEM", stem);
+    for (const ConvCase& cs : cases) ExpectFusedAndPlainMatchNaive(cs, Isa::kAvx512);
   }
 }
 
@@ -691,6 +717,14 @@ TEST(ConvTransposeTest, MatchesNaive) {
       {"disjoint 2x2 s2 groups", {2, 4, 5, 7}, {4, 3, 2, 2}, 2, {2, 2}},
       {"disjoint 3x2 s3x2", {1, 3, 4, 5}, {3, 2, 3, 2}, 1, {3, 2}},
       {"disjoint 3-D", {1, 2, 2, 3, 2}, {2, 3, 2, 2, 2}, 1, {2, 2, 2}},
+      // 2x2 stride 2, the AVX-512 direct kernel (constant weights): widths below, at and
+      // past its 16-pixel block, output channels below, at and past its 4-channel tile
+      // (last blocks of 1, 2 and 3 channels).
+      {"2x2 s2 one channel", {1, 5, 3, 16}, {5, 1, 2, 2}, 1, {2, 2}},
+      {"2x2 s2 ragged", {2, 6, 4, 33}, {6, 9, 2, 2}, 1, {2, 2}},
+      {"2x2 s2 two channels", {1, 3, 5, 18}, {3, 2, 2, 2}, 1, {2, 2}},
+      {"2x2 s2 groups no bias", {1, 6, 2, 7}, {6, 3, 2, 2}, 3, {2, 2}, {}, {}, {}, {}, "NOTSET",
+       false},
   };
   for (const ConvTCase& cs : cases) {
     std::vector<ir::Tensor> in = {RandomTensor(cs.x, 7), RandomTensor(cs.w, 8)};

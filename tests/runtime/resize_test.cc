@@ -181,7 +181,11 @@ TEST(ResizeTest, EveryModeMatchesNaiveAtVectorEdges) {
   int seed = 0;
   for (const Spec& s : specs)
     for (auto [h, w, oh, ow] : std::vector<std::array<int64_t, 4>>{
-             {3, 7, 5, 14}, {4, 8, 8, 16}, {5, 9, 3, 5}, {2, 17, 7, 9}, {6, 16, 1, 33}}) {
+             {3, 7, 5, 14}, {4, 8, 8, 16}, {5, 9, 3, 5}, {2, 17, 7, 9}, {6, 16, 1, 33},
+             // The AVX2 entry's fused nearest pass: 8x and 2x FPN upsampling, a
+             // non-integer factor, a row with a ragged last block and a downsampled width
+             // (blocks spanning 8 or more inputs take the scalar gather).
+             {3, 5, 24, 40}, {4, 20, 8, 40}, {5, 13, 9, 37}, {7, 40, 6, 17}}) {
       // tf_half_pixel_for_nn moves even unscaled axes ((o + 0.5) / 1 rounds up to o + 1),
       // which the 2-D naive loop does not model: give it single-entry N and C axes.
       const int64_t nn = s.coord == "tf_half_pixel_for_nn" ? 1 : 2, cc = nn == 1 ? 1 : 3;

@@ -9,11 +9,14 @@
 //    (squeeze-excite) it is a GEMV with W^T instead (RunOnePixel). On AVX-512 a geometry
 //    with >= 256 output channels whose 12x32 tiles would compute 25% more padding than 7x64
 //    pixel-major tiles (7x7 planes) runs those (conv_pixel_major.cc), W^T packed on first
-//    use. EDGEPRESS_CONV_PIXEL_MAJOR=0 / =1 forces the choice (tests, benchmarks).
+//    use; pointwise convs by their own rule there (PreferPixelMajor).
+//    EDGEPRESS_CONV_PIXEL_MAJOR=0 / =1 forces the choice (tests, benchmarks).
 //    KxK convs with >= 64-ish output channels and K >= 256 on AVX-512, any K on AVX2
-//    (conv_direct::Prefer: ResNet's 3x3 layers) run the direct kernel instead (conv_direct.h: NCHW in and out, weights
-//    packed at creation, no per-call packing). EDGEPRESS_CONV_DIRECT=0 / =1 forces it off
-//    / on wherever its geometry allows.
+//    (conv_direct::Prefer: ResNet's 3x3 layers) run the direct kernel instead
+//    (conv_direct.h: NCHW in and out, weights packed at creation, no per-call packing).
+//    EDGEPRESS_CONV_DIRECT=0 / =1 forces it off / on wherever its geometry allows.
+//  * AVX-512, a 3x3 stem over 1-4 input channels (conv_stem.h) that the direct kernel does
+//    not take: direct, no GEMM (EDGEPRESS_CONV_STEM=0 sends it to the implicit GEMM).
 //  * depthwise (one input channel per group, rank <= 2): direct planes (depthwise.h).
 //  * otherwise (the reference entry, 3-D): im2col written straight into the GEMM's packed-B
 //    panels, so the tests compare the implicit path with an independent lowering.
@@ -35,6 +38,7 @@
 #include "runtime/kernels/all_kernels.h"
 #include "runtime/kernels/conv/conv_direct.h"
 #include "runtime/kernels/conv/conv_implicit.h"
+#include "runtime/kernels/conv/conv_stem.h"
 #include "runtime/kernels/conv/conv_util.h"
 #include "runtime/kernels/conv/depthwise.h"
 #include "runtime/kernels/gemm/gemm.h"
@@ -179,6 +183,7 @@ class ConvKernel : public Kernel {
  public:
   explicit ConvKernel(const KernelInit& init)
       : attrs_(ConvAttrs::Read(init.node)), act_(gemm_util::ParseActivation(init.node)) {
+    if (const char* st = std::getenv("EDGEPRESS_CONV_STEM"); st && *st == '0') stem_direct_ = false;
     const ir::Tensor* w = init.constant_inputs.size() > 1 ? init.constant_inputs[1] : nullptr;
     if (!w || w->dtype() != ir::DType::kFloat32 || w->rank() < 3 || w->numel() == 0) return;
     const int64_t group = attrs_.group;
@@ -258,6 +263,12 @@ class ConvKernel : public Kernel {
                            yd + (n * g.m + gi * g.mg) * out_size, pool);
       return;
     }
+#if defined(__x86_64__)
+    if (kIsa == Isa::kAvx512 && stem_direct_ && conv_stem::Handles(g)) {
+      conv_stem::RunAvx512(g, xd, wd, bd, zd, act_, yd, pool);
+      return;
+    }
+#endif
     if (kIsa != Isa::kScalar && conv_implicit::Handles(g)) {
       RunImplicit(g, xd, wd, bd, zd, packed_for_shape && implicit_layout_, pointwise, yd, pool);
       return;
@@ -450,6 +461,7 @@ class ConvKernel : public Kernel {
   std::vector<conv_direct::PackedWeights> packed_direct_;  // per group, conv_direct::PackWeights
   int direct_env_ = -1;       // EDGEPRESS_CONV_DIRECT: -1 automatic, 0 off, 1 forced
   int pixel_major_env_ = -1;  // EDGEPRESS_CONV_PIXEL_MAJOR: -1 automatic, 0 off, 1 forced
+  bool stem_direct_ = true;   // EDGEPRESS_CONV_STEM=0: stems take the implicit GEMM
   mutable std::once_flag pm_once_;
   mutable std::vector<PackedMatrix> packed_pm_;  // per group, conv_pixel_major.cc's W^T
 };

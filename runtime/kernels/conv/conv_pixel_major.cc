@@ -81,6 +81,76 @@ __attribute__((target("avx512f"))) void PackPixelPanelAvx512(const float* src,
 }
 #endif
 
+// One pixel panel of the [pixels][channels] tile (row stride ldc, channel c0 at column 0)
+// into Y's channel rows c0..c1 at pixel y0: bias, Z and the clamp applied on the way.
+void StorePanelPortable(const float* c, int64_t ldc, int rows, int64_t c0, int64_t c1,
+                        const float* bias, const float* z, const GemmEpilogue& ep,
+                        int64_t out_size, int64_t y0, float* y) {
+  for (int64_t co = c0; co < c1; ++co) {
+    const float bv = bias ? bias[co] : 0.f;
+    float* yr = y + co * out_size + y0;
+    const float* zr = z ? z + co * out_size + y0 : nullptr;
+    const float* cc = c + (co - c0);
+    for (int r = 0; r < rows; ++r) {
+      float v = cc[r * ldc] + bv;
+      if (zr) v += zr[r];
+      if (ep.clamp) v = std::min(std::max(v, ep.lo), ep.hi);
+      yr[r] = v;
+    }
+  }
+}
+
+#if defined(__x86_64__)
+// The same, 8 channels at a time: the panel's (up to 8) pixel rows of 8 channels are one
+// 8x8 transpose in registers, then each channel's pixels are one masked store. The scalar
+// loop above cost as much as the multiply-adds when K is short (a 16 -> 96 conv on 112x112
+// ran at 24 GFLOP/s, 4x slower than the channel-major tiles).
+__attribute__((target("avx2,fma"))) void StorePanelAvx2(const float* c, int64_t ldc, int rows,
+                                                       int64_t c0, int64_t c1,
+                                                       const float* bias, const float* z,
+                                                       const GemmEpilogue& ep,
+                                                       int64_t out_size, int64_t y0, float* y) {
+  static_assert(kPmRows <= 8, "one 8x8 transpose per panel");
+  alignas(32) static const int32_t kLanes[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+  const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(rows),
+                                          _mm256_load_si256(reinterpret_cast<const __m256i*>(kLanes)));
+  const __m256 lo = _mm256_set1_ps(ep.lo), hi = _mm256_set1_ps(ep.hi);
+  int64_t co = c0;
+  for (; co + 8 <= c1; co += 8) {
+    const float* cc = c + (co - c0);
+    __m256 r[8];
+    for (int i = 0; i < 8; ++i)
+      r[i] = i < rows ? _mm256_loadu_ps(cc + i * ldc) : _mm256_setzero_ps();
+    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    __m256 col[8];  // col[j]: the panel's pixels of channel co + j
+    col[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    col[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    col[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    col[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    col[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    col[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    col[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    col[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+    for (int j = 0; j < 8; ++j) {
+      __m256 v = col[j];
+      if (bias) v = _mm256_add_ps(v, _mm256_set1_ps(bias[co + j]));
+      float* yr = y + (co + j) * out_size + y0;
+      if (z) v = _mm256_add_ps(v, _mm256_maskload_ps(z + (co + j) * out_size + y0, mask));
+      if (ep.clamp) v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+      _mm256_maskstore_ps(yr, mask, v);
+    }
+  }
+  if (co < c1) StorePanelPortable(c + (co - c0), ldc, rows, co, c1, bias, z, ep, out_size, y0, y);
+}
+#endif
+
 }  // namespace
 
 PackedMatrix PackWeightsPixelMajor(int64_t m, int64_t k, const float* w) {
@@ -113,6 +183,15 @@ bool PreferPixelMajor(Isa isa, const ConvGeometry& g, const Plan& plan) {
   // 960 -> 320 0.249 -> 0.195 ms, 320 -> 1280 0.334 -> 0.315; at K <= 576 it lost
   // (576 -> 96 0.044 -> 0.050, 160 -> 960 0.118 -> 0.134).
   const int64_t k = g.cg * g.k[1] * g.k[2];
+  if (g.k[1] * g.k[2] == 1 && CeilDiv(m, kPmCols) >= 2) {
+    // Pointwise, since the transposed store is vectorised (StorePanelAvx2). conv_bench,
+    // 1 thread, min thread CPU time, load ~3, GFLOP/s channel-major -> pixel-major:
+    // 7x7 960 -> 160 (MAC ratio 0.875) 107 -> 126, 960 -> 320 107 -> 151, 320 -> 1280
+    // 119 -> 130, 160 -> 960 (0.77) 127 -> 134, 96 -> 576 (0.77) 116 -> 128; kept
+    // channel-major: 7x7 576 -> 96 (1.02) 111 vs 104, 14x14 96 -> 576 (0.875, short K)
+    // 136 vs 121, 576 -> 96 (0.98) 139 vs 108, and every plane of 28x28 and more.
+    return pixel_major < (k >= 256 ? 0.9 : 0.8) * channel_major;
+  }
   return k >= 256 && CeilDiv(m, kPmCols) >= 4 && pixel_major < 0.8 * channel_major;
 }
 
@@ -121,8 +200,12 @@ void RunPixelMajor(Isa isa, const ConvGeometry& g, const Plan& plan, const float
                    const float* z, float* y, ThreadPool& pool) {
   const ConvTileFn tile = PixelMajorTileFor(isa);
   auto pack = PackPixelPanelPortable;
+  auto store = StorePanelPortable;
 #if defined(__x86_64__)
-  if (ConvNr(isa) == 32) pack = PackPixelPanelAvx512;
+  if (ConvNr(isa) == 32) {
+    pack = PackPixelPanelAvx512;
+    store = StorePanelAvx2;
+  }
 #endif
   const int64_t m = g.mg, k = g.cg * g.k[1] * g.k[2], out_size = g.out_size();
   if (wt.rows_or_cols != m || wt.k != k ||
@@ -179,20 +262,10 @@ void RunPixelMajor(Isa isa, const ConvGeometry& g, const Plan& plan, const float
       }
       // Transposed into Y: channel co's row gets each panel's pixels, contiguous.
       const int64_t c0 = q0 * kPmCols, c1 = std::min(m, q1 * kPmCols);
-      for (int64_t co = c0; co < c1; ++co) {
-        const float bv = bias ? bias[co] : 0.f;
-        float* yr = y + co * out_size;
-        const float* zr = z ? z + co * out_size : nullptr;
-        for (int64_t pi = p0; pi < p1; ++pi) {
-          const PixelPanel& pp = panels[static_cast<size_t>(pi)];
-          const float* c = ctile.data() + (pi - p0) * kPmRows * ldc + (co - c0);
-          for (int r = 0; r < pp.rows; ++r) {
-            float v = c[r * ldc] + bv;
-            if (zr) v += zr[pp.y0 + r];
-            if (ep.clamp) v = std::min(std::max(v, ep.lo), ep.hi);
-            yr[pp.y0 + r] = v;
-          }
-        }
+      for (int64_t pi = p0; pi < p1; ++pi) {
+        const PixelPanel& pp = panels[static_cast<size_t>(pi)];
+        const float* c = ctile.data() + (pi - p0) * kPmRows * ldc;
+        store(c, ldc, pp.rows, c0, c1, bias, z, ep, out_size, pp.y0, y);
       }
     }
   };

@@ -2,7 +2,11 @@
 // output_shape, auto_pad, bias) as a GEMM followed by col2im, per image and group:
 //   col[Mg*kprod, in] = W_g^T[Mg*kprod, Cg] x X_g[Cg, in]
 // then every col entry is added to the output position it maps to (the transpose of
-// Conv's im2col gather). Constant weights are packed once, already transposed.
+// Conv's im2col gather). Constant weights are packed once, already transposed. A 2-D
+// ConvTranspose whose taps tile the output (kernel == stride, no pads) runs GEMM and store
+// per chunk of input rows instead (RunDisjointChunks), the store vectorised for 2x2; on
+// AVX-512 a 2x2 stride-2 one with constant weights is computed directly
+// (conv_transpose_2x2.h), no GEMM.
 // Entries: f32_conv_transpose__ref, __avx2_6x16, __avx512_6x32.
 #include <algorithm>
 #include <memory>
@@ -10,10 +14,15 @@
 
 #include "ir/error.h"
 #include "runtime/kernel.h"
+#include "runtime/kernels/conv/conv_transpose_2x2.h"
 #include "runtime/kernels/conv/conv_util.h"
 #include "runtime/kernels/gemm/gemm.h"
 #include "runtime/kernels/gemm/gemm_op_util.h"
 #include "runtime/thread_pool.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 namespace edgepress::runtime {
 
@@ -57,6 +66,55 @@ void Col2ImDisjoint(const ConvGeometry& g, const float* col, const float* bias, 
   }
 }
 
+// Output rows of input rows [ih0, ih1) of a 2-D TapsTileOutput geometry from a col block
+// holding only those input rows' pixels (row stride ld), bias folded in: the row-chunked
+// path below. KW == 2 (the FPN/segmentation-head upsampler) interleaves with AVX2 shuffles.
+void Col2ImRows2D(const ConvGeometry& g, const float* col, int64_t ld, const float* bias,
+                  int64_t ih0, int64_t ih1, bool simd, float* y);
+
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) void InterleavePairsAvx2(const float* s0, const float* s1,
+                                                        int64_t w, float b, float* dst) {
+  const __m256 vb = _mm256_set1_ps(b);
+  int64_t iw = 0;
+  for (; iw + 8 <= w; iw += 8) {
+    const __m256 a = _mm256_add_ps(_mm256_loadu_ps(s0 + iw), vb);
+    const __m256 c = _mm256_add_ps(_mm256_loadu_ps(s1 + iw), vb);
+    const __m256 lo = _mm256_unpacklo_ps(a, c), hi = _mm256_unpackhi_ps(a, c);
+    _mm256_storeu_ps(dst + 2 * iw, _mm256_permute2f128_ps(lo, hi, 0x20));
+    _mm256_storeu_ps(dst + 2 * iw + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+  }
+  for (; iw < w; ++iw) {
+    dst[2 * iw] = s0[iw] + b;
+    dst[2 * iw + 1] = s1[iw] + b;
+  }
+}
+#endif
+
+void Col2ImRows2D(const ConvGeometry& g, const float* col, int64_t ld, const float* bias,
+                  int64_t ih0, int64_t ih1, bool simd, float* y) {
+  const int64_t ks = g.k_size(), out_size = g.out_size();
+  const int64_t KH = g.k[1], KW = g.k[2], W = g.in[2], OW = g.out[2];
+  for (int64_t m = 0; m < g.mg; ++m) {
+    const float b = bias ? bias[m] : 0.f;
+    for (int64_t ih = ih0; ih < ih1; ++ih) {
+      for (int64_t kh = 0; kh < KH; ++kh) {
+        float* dst = y + m * out_size + (ih * KH + kh) * OW;
+        const float* src = col + (m * ks + kh * KW) * ld + (ih - ih0) * W;
+#if defined(__x86_64__)
+        if (simd && KW == 2) {
+          InterleavePairsAvx2(src, src + ld, W, b, dst);
+          continue;
+        }
+#endif
+        (void)simd;
+        for (int64_t kw = 0; kw < KW; ++kw)
+          for (int64_t iw = 0; iw < W; ++iw) dst[iw * KW + kw] = src[kw * ld + iw] + b;
+      }
+    }
+  }
+}
+
 template <Isa kIsa>
 class ConvTransposeKernel : public Kernel {
  public:
@@ -69,6 +127,42 @@ class ConvTransposeKernel : public Kernel {
     for (int64_t gi = 0; gi < group; ++gi)
       packed_w_.push_back(PackA(kIsa, true, rows, cg, w->data<float>() + gi * cg * rows, rows));
     packed_shape_ = w->shape();
+    if (kIsa == Isa::kAvx512 && w->rank() == 4 && w->shape()[2] == 2 && w->shape()[3] == 2)
+      packed_2x2_ = conv_transpose_2x2::PackWeights(c, group, w->shape()[1], w->data<float>());
+  }
+
+  // 2-D kernel == stride, unpadded: the GEMM and the interleaving store run per chunk of
+  // input rows, so each chunk's col block (<= 256 KiB) is still in L2 when it is stored,
+  // and threads split the chunks. The whole-plane col of the detector's 2x2/2 head
+  // (24 -> 24 channels on 80x80) was 2.4 MiB written and read back.
+  void RunDisjointChunks(const ConvGeometry& g, const float* xd, const float* wd,
+                         const float* bd, bool use_packed, float* yd, ThreadPool& pool) const {
+    const int64_t rows = g.mg * g.k_size(), in_size = g.in_size(), out_size = g.out_size();
+    const int64_t H = g.in[1], W = g.in[2];
+    const int64_t rows_per_chunk =
+        std::max<int64_t>(1, std::min<int64_t>(H, 65536 / std::max<int64_t>(1, rows * W)));
+    const int64_t chunks = (H + rows_per_chunk - 1) / rows_per_chunk;
+    for (int64_t n = 0; n < g.n; ++n) {
+      for (int64_t gi = 0; gi < g.group; ++gi) {
+        const float* xg = xd + (n * g.c + gi * g.cg) * in_size;
+        float* yg = yd + (n * g.m + gi * g.mg) * out_size;
+        const float* bg = bd ? bd + gi * g.mg : nullptr;
+        const GemmOperand oa = use_packed ? GemmOperand::Packed(packed_w_[gi])
+                                          : GemmOperand::Raw(wd + gi * g.cg * rows, rows, true);
+        pool.ParallelFor(chunks, 1, [&](int64_t lo, int64_t hi) {
+          thread_local std::vector<float> col;
+          if (col.size() < static_cast<size_t>(rows * rows_per_chunk * W))
+            col.resize(static_cast<size_t>(rows * rows_per_chunk * W));
+          for (int64_t c = lo; c < hi; ++c) {
+            const int64_t ih0 = c * rows_per_chunk, ih1 = std::min(H, ih0 + rows_per_chunk);
+            const int64_t pix = (ih1 - ih0) * W;
+            SgemmEx(kIsa, rows, pix, g.cg, 1.f, oa, GemmOperand::Raw(xg + ih0 * W, in_size), 0.f,
+                    col.data(), pix, nullptr);
+            Col2ImRows2D(g, col.data(), pix, bg, ih0, ih1, kIsa != Isa::kScalar, yg);
+          }
+        });
+      }
+    }
   }
 
   void Run(KernelContext& ctx) override {
@@ -91,6 +185,16 @@ class ConvTransposeKernel : public Kernel {
     if (col.size() < static_cast<size_t>(rows * in_size))
       col.resize(static_cast<size_t>(rows * in_size));
     ThreadPool& pool = ctx.pool();
+#if defined(__x86_64__)
+    if (use_packed && !packed_2x2_.empty() && conv_transpose_2x2::Handles(g)) {
+      conv_transpose_2x2::RunAvx512(g, xd, packed_2x2_.data(), bd, yd, pool);
+      return;
+    }
+#endif
+    if (disjoint && g.rank == 2 && g.in[0] == 1) {
+      RunDisjointChunks(g, xd, wd, bd, use_packed, yd, pool);
+      return;
+    }
     for (int64_t n = 0; n < g.n; ++n) {
       for (int64_t gi = 0; gi < g.group; ++gi) {
         const float* xg = xd + (n * g.c + gi * g.cg) * in_size;
@@ -115,6 +219,7 @@ class ConvTransposeKernel : public Kernel {
   ConvAttrs attrs_;
   std::vector<PackedMatrix> packed_w_;
   std::vector<int64_t> packed_shape_;
+  std::vector<float> packed_2x2_;  // conv_transpose_2x2's layout (AVX-512, 2x2 weights)
 };
 
 template <Isa kIsa>

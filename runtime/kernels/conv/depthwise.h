@@ -36,6 +36,10 @@ void PlaneAvx2(const DwGeometry& g, const float* x, const float* w, const DwEpil
                float* y);  // AVX2 + FMA, 8 columns per vector
 void PlaneAvx512(const DwGeometry& g, const float* x, const float* w, const DwEpilogue& ep,
                  float* y);  // AVX-512F, 16 columns per vector
+// FastPathHandles geometries with ow <= 8, AVX-512F+VL at 8 lanes (depthwise_small_avx512.cc);
+// PlaneAvx512 calls it.
+void PlaneSmallAvx512(const DwGeometry& g, const float* x, const float* w, const DwEpilogue& ep,
+                      float* y);
 #endif
 
 // Whether the SIMD kernels vectorise this geometry (else they call PlaneRef).

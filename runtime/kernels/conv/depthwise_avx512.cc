@@ -164,11 +164,13 @@ void PlaneAvx512(const DwGeometry& g, const float* x, const float* w, const DwEp
                  float* y) {
   if (!SimdHandles(g)) return PlaneRef(g, x, w, ep, y);
   if (FastPathHandles(g)) {
-    // 3x3 rows of at most 8 outputs (MobileNet's 7x7 planes) fill half a 16-lane vector:
-    // the 8-lane kernel does the same FMAs on half the width (conv_bench, 1 thread,
-    // interleaved, min thread CPU time, load ~8: dw 3x3 960x7 0.032 -> 0.029 ms, 3x3/2
-    // 576x14 0.038 -> 0.033). Not 5x5: the AVX2 kernel's 16 registers allow 2 rows a pass.
-    if (g.ow <= 8 && g.kh == 3) return PlaneAvx2(g, x, w, ep, y);
+    // Rows of at most 8 outputs (MobileNet's 7x7 planes) fill half a 16-lane vector: the
+    // 8-lane EVEX kernel does the same FMAs on half the width with 32 registers
+    // (depthwise_small_avx512.cc; conv_bench, 1 thread, min thread CPU time, load ~6,
+    // against the former AVX2 8-lane kernel for 3x3 and this file's for 5x5: dw 3x3 960x7
+    // 0.033 -> 0.021 ms, 3x3/2 576x14 0.036 -> 0.023, 5x5 576x7 0.047 -> 0.030, 5x5/2
+    // 288x14 0.040 -> 0.027).
+    if (g.ow <= 8) return PlaneSmallAvx512(g, x, w, ep, y);
     if (g.stride_w == 1)
       return g.kh == 3 ? PlaneDirect<1, 3>(g, x, w, ep, y) : PlaneDirect<1, 5>(g, x, w, ep, y);
     return g.kh == 3 ? PlaneDirect<2, 3>(g, x, w, ep, y) : PlaneDirect<2, 5>(g, x, w, ep, y);

@@ -9,7 +9,9 @@
 // linear, 4 for cubic). Axes whose table is the identity are skipped, so an NCHW image
 // resize is two passes; axes are processed shrinking ones first to keep intermediates
 // small. A pass over an inner (non-last) axis blends whole contiguous rows, which the AVX2
-// variant vectorises; work is split over (outer x output position) rows.
+// variant vectorises; work is split over (outer x output position) rows. The AVX2 entry
+// resizes nearest over the last two axes only (FPN upsampling) in one fused pass instead
+// (NearestPlaneAvx2); the reference entry keeps the separable passes the tests compare with.
 //
 // Opset 10 Resize (two inputs: X, scales) and Upsample have no coordinate attributes;
 // they follow onnxruntime's legacy rules: asymmetric coordinates, and nearest rounding that
@@ -349,6 +351,75 @@ void PassAvx2(const AxisPlan& p, int64_t outer, int64_t inner, float extrap, con
 }
 #endif
 
+#if defined(__x86_64__)
+// Nearest resize of the last two axes (FPN upsampling, the detector's 2x/4x/8x): one pass
+// instead of two, no intermediate tensor. Output row (plane, oh) is input row h_idx[oh]
+// gathered by w_idx; when h_idx repeats, the previous output row (still in L1) is copied.
+// The gather: 8 outputs whose source columns span fewer than 8 inputs (any upsampling) are
+// one masked load from the block's first source column and one vpermps. The separable
+// passes it replaces cost 5x onnxruntime's Upsample (96x40x40 -> 80x80: 0.72 vs 0.12 ms):
+// a 1.2 MiB intermediate freshly allocated per call and a scalar gather per element.
+struct NearestPlane {
+  int64_t planes = 0, h = 0, w = 0, oh = 0, ow = 0;
+  const int64_t* h_idx = nullptr;  // oh entries
+  const int64_t* w_idx = nullptr;  // ow entries
+  // Per full block of 8 outputs: vectorised (first source column; lane offsets) or not.
+  std::vector<int32_t> block_base, block_perm;
+  std::vector<uint8_t> block_vec;
+};
+
+void PlanNearestBlocks(NearestPlane* np) {
+  const int64_t blocks = np->ow / 8;
+  np->block_base.assign(blocks, 0);
+  np->block_perm.assign(blocks * 8, 0);
+  np->block_vec.assign(blocks, 0);
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t* idx = np->w_idx + b * 8;
+    const int64_t base = *std::min_element(idx, idx + 8), top = *std::max_element(idx, idx + 8);
+    if (top - base >= 8) continue;  // downsampling: the scalar gather
+    np->block_vec[b] = 1;
+    np->block_base[b] = static_cast<int32_t>(base);
+    for (int l = 0; l < 8; ++l) np->block_perm[b * 8 + l] = static_cast<int32_t>(idx[l] - base);
+  }
+}
+
+__attribute__((target("avx2,fma"))) void NearestRowAvx2(const NearestPlane& np, const float* s,
+                                                        float* d) {
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const int64_t blocks = np.ow / 8;
+  for (int64_t b = 0; b < blocks; ++b) {
+    float* db = d + b * 8;
+    if (!np.block_vec[b]) {
+      for (int l = 0; l < 8; ++l) db[l] = s[np.w_idx[b * 8 + l]];
+      continue;
+    }
+    const int32_t base = np.block_base[b];
+    // Lanes past the row's end are not read (they are never selected).
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int32_t>(np.w - base)), lanes);
+    const __m256 v = _mm256_maskload_ps(s + base, mask);
+    const __m256i perm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&np.block_perm[b * 8]));
+    _mm256_storeu_ps(db, _mm256_permutevar8x32_ps(v, perm));
+  }
+  for (int64_t o = blocks * 8; o < np.ow; ++o) d[o] = s[np.w_idx[o]];
+}
+
+void NearestPlaneAvx2(const NearestPlane& np, const float* src, float* dst, ThreadPool& pool) {
+  const int64_t rows = np.planes * np.oh;
+  pool.ParallelFor(rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(np.ow, 1)),
+                   [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const int64_t plane = r / np.oh, o = r % np.oh;
+      float* d = dst + r * np.ow;
+      if (r > b && o > 0 && np.h_idx[o] == np.h_idx[o - 1]) {
+        std::memcpy(d, d - np.ow, sizeof(float) * np.ow);
+        continue;
+      }
+      NearestRowAvx2(np, src + (plane * np.h + np.h_idx[o]) * np.w, d);
+    }
+  });
+}
+#endif
+
 class ResizeKernel : public Kernel {
  public:
   ResizeKernel(const ir::Node& node, bool simd) : attrs_(ReadAttrs(node)), simd_(simd) {}
@@ -432,10 +503,32 @@ class ResizeKernel : public Kernel {
       if (in[i] == 0) Fail(node, "cannot resize an empty dim to a non-empty one: " + Join(in));
 
     std::vector<AxisPlan> plans;
+    std::vector<AxisPlan> last_two;  // planned H and W (identity or not), for the nearest path
+    bool only_last_two = rank >= 2 && attrs_.mode == Mode::kNearest;
     for (int i = 0; i < rank; ++i) {
       AxisPlan p = PlanAxis(attrs_, i, in[i], out[i], scales[i], roi[i], roi[rank + i]);
-      if (!p.Identity()) plans.push_back(std::move(p));
+      if (p.any_outside) only_last_two = false;
+      if (i >= rank - 2) last_two.push_back(p);
+      if (!p.Identity()) {
+        if (i < rank - 2) only_last_two = false;
+        plans.push_back(std::move(p));
+      }
     }
+#if defined(__x86_64__)
+    if (simd_ && only_last_two && !plans.empty()) {
+      NearestPlane np;
+      np.planes = static_cast<int64_t>(ir::ElementCount(std::vector<int64_t>(in.begin(), in.end() - 2)));
+      np.h = in[rank - 2];
+      np.w = in[rank - 1];
+      np.oh = out[rank - 2];
+      np.ow = out[rank - 1];
+      np.h_idx = last_two[0].idx.data();
+      np.w_idx = last_two[1].idx.data();
+      PlanNearestBlocks(&np);
+      NearestPlaneAvx2(np, x->data<float>(), y.mutable_data<float>(), ctx.pool());
+      return;
+    }
+#endif
     std::stable_sort(plans.begin(), plans.end(), [](const AxisPlan& a, const AxisPlan& b) {
       return static_cast<double>(a.out) / a.in < static_cast<double>(b.out) / b.in;
     });
