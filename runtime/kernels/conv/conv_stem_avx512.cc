@@ -20,6 +20,12 @@ bool Handles(const conv_util::ConvGeometry& g) {
 #if defined(__x86_64__)
 namespace {
 
+// gcc 12 reports -Wmaybe-uninitialized inside unmasked AVX-512 intrinsics (their merge
+// source is _mm512_undefined_ps()): a false positive, silenced for these loops.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
 constexpr int kCh = 16, kVec = 16;
 
 // Lanes l of a 16-float load at column `col` of a row of `w` floats with 0 <= col + l < w.
@@ -89,6 +95,8 @@ __attribute__((target("avx512f"))) void StemRow(const conv_util::ConvGeometry& g
     }
   }
 }
+
+#pragma GCC diagnostic pop
 
 }  // namespace
 
