@@ -43,7 +43,7 @@ struct Case {
   bool wz_per_channel, relu, float_out;
 };
 
-// Runs the conv on every kernel with 1 and 2 threads; all must equal the scalar kernel.
+// Runs the conv on every kernel with 1, 2 and 3 threads; all must equal the scalar kernel.
 void ExpectAllKernelsAgree(const Case& s, uint32_t seed) {
   const Tensor x = Random<uint8_t>(DType::kUInt8, {1, s.c, s.h, s.w}, seed, 0, 255);
   const Tensor w = Random<int8_t>(DType::kInt8, {s.m, s.c, 1, 1}, seed + 1, -127, 127);
@@ -86,7 +86,7 @@ void ExpectAllKernelsAgree(const Case& s, uint32_t seed) {
                            std::to_string(s.h) + "x" + std::to_string(s.w) + " xz " +
                            std::to_string(s.xz) + (s.wz_per_channel ? ", per-channel wz" : "") +
                            (s.relu ? ", Relu" : "") + (s.float_out ? ", float out" : "");
-  for (int threads : {1, 2}) {
+  for (int threads : {1, 2, 3}) {
     ThreadPool pool(threads);
     const Tensor ref = RunNode(*node, ptrs, pool, defs[0])[0];
     if (!s.float_out && !s.relu) {  // the case must saturate both ways
@@ -122,6 +122,14 @@ TEST(QConvPointwiseTest, EveryKernelMatchesScalar) {
   // panels, the last panel ragged (mobilenet's 112x112 expand conv, smaller).
   ExpectAllKernelsAgree({16, 40, 56, 57, 131, true, false, false}, seed += 2);
   ExpectAllKernelsAgree({24, 33, 56, 57, 3, false, true, false}, seed += 2);
+  // 14x14 (mobilenet's 96->576 stage, smaller): 7 panels of 32 pixels do not divide
+  // among 2 or 3 threads, so the rows are split instead where there are 4 32-row tiles a
+  // thread: 270 rows (9 tiles, the last ragged) at 2 threads only, 400 (13) at 2 and 3;
+  // 64 and 96 rows are not split.
+  ExpectAllKernelsAgree({24, 270, 14, 14, 131, true, false, false}, seed += 2);
+  ExpectAllKernelsAgree({96, 64, 14, 14, 3, false, true, false}, seed += 2);
+  ExpectAllKernelsAgree({40, 400, 14, 14, 131, true, false, true}, seed += 2);
+  ExpectAllKernelsAgree({33, 96, 14, 14, 131, false, false, false}, seed += 2);
   // Per-channel weight zero points, Relu and float output, at mobilenet's K.
   for (int64_t c : {16, 24, 65}) {
     ExpectAllKernelsAgree({c, 96, 7, 9, 131, true, false, false}, seed += 2);

@@ -568,11 +568,23 @@ class QConvKernel : public Kernel {
     const int64_t l2_chunk = std::max<int64_t>(1, (256 << 10) / std::max<int64_t>(1, kdim * nr));
     int64_t nchunks = (panels + l2_chunk - 1) / l2_chunk;
     if (threads > 1) nchunks = std::max(nchunks, std::min<int64_t>(4 * threads, panels));
+    const bool fused = bytes && (threads == 1 || nchunks >= 2 * threads);
+    // Few panels (14x14: 7 of 32 pixels) do not divide among the threads (4 + 3 at two),
+    // and at 20-40 us a conv each chunk claimed costs: then the rows are split instead,
+    // one part a thread, each packing all the columns itself. Only with at least 4
+    // 32-row tiles (AMX's) a thread: the expand convs (64->384, 96->576) gained 12-16%
+    // at 2 threads, the projections (384->64) lost 25%, their repacked K = 384 columns
+    // costing as much as the 2 row tiles' GEMM, and 96 rows would split 1 + 2 tiles.
+    const int64_t row_tiles = (g.mg + 31) / 32;
+    const int64_t mparts = fused && threads > 1 && nchunks < 4 * threads &&
+                                   nchunks % threads != 0 && row_tiles >= 4 * threads
+                               ? threads
+                               : 1;
+    if (mparts > 1) nchunks = 1;
     const int64_t chunk = threads > 1 ? (panels + nchunks - 1) / nchunks : l2_chunk;  // largest
     auto chunk_begin = [&](int64_t c) {
       return threads > 1 ? c * panels / nchunks : std::min(panels, c * l2_chunk);
     };
-    const bool fused = bytes && (threads == 1 || nchunks >= 2 * threads);
     thread_local std::vector<int16_t> col;
     const int64_t need = fused ? 0 : QPackedBSize(kIsa, kdim, out_size);
     if (col.size() < static_cast<size_t>(need)) col.resize(static_cast<size_t>(need));
@@ -610,18 +622,19 @@ class QConvKernel : public Kernel {
                            n_pack);
           };
           if (fused) {
-            pool.ParallelFor(nchunks, 1, [&](int64_t c0, int64_t c1) {
+            pool.ParallelFor(nchunks * mparts, 1, [&](int64_t t0, int64_t t1) {
               thread_local std::vector<int16_t> buf;
               const int64_t bneed = QPackedBSize(kIsa, kdim, chunk * nr);
               if (buf.size() < static_cast<size_t>(bneed)) buf.resize(static_cast<size_t>(bneed));
-              for (int64_t c = c0; c < c1; ++c) {
+              for (int64_t t = t0; t < t1; ++t) {
+                const int64_t c = t / mparts;
                 const int64_t q0 = chunk_begin(c), q1 = chunk_begin(c + 1);
                 const int64_t n0 = q0 * nr, nc = std::min(out_size, q1 * nr) - n0;
                 im2col(q0, q1, buf.data(), q0, nc);
                 QOutput oc = o;
                 oc.data = static_cast<uint8_t*>(o.data) + n0 * elem;
                 QGemm(kIsa, g.mg, nc, kdim, QOperand::Of(wg), QOperand{buf.data(), kIsa, nc, kdim},
-                      oc, nullptr);
+                      oc, nullptr, static_cast<int>(t % mparts), static_cast<int>(mparts));
               }
             });
             continue;

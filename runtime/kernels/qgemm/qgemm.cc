@@ -280,17 +280,21 @@ QPacked QPackB(Isa isa, int64_t k, int64_t n, const QSource& b) {
 }
 
 void QGemm(Isa isa, int64_t m, int64_t n, int64_t k, const QOperand& a, const QOperand& b,
-           const QOutput& out, ThreadPool* pool) {
+           const QOutput& out, ThreadPool* pool, int part, int parts) {
   if (m <= 0 || n <= 0) return;
+  if (parts < 1 || part < 0 || part >= parts)
+    throw Error(ErrorCode::kInternal, "QGemm: row part out of range");
   const Isa canon = CanonicalIsa(isa);
   if (CanonicalIsa(a.isa) != canon || a.dim != m || a.k != k || CanonicalIsa(b.isa) != canon ||
       b.dim != n || b.k != k)
     throw Error(ErrorCode::kInternal, "QGemm: packed operands do not match the call");
-  if (QGemmBytes(isa)) return qgemm_detail::QGemmBytesRun(isa, m, n, k, a.data, b.data, out, pool);
+  if (QGemmBytes(isa))
+    return qgemm_detail::QGemmBytesRun(isa, m, n, k, a.data, b.data, out, pool, part, parts);
   const QMicroKernel& mk = KernelFor(isa);
   const int mr = mk.mr, nr = mk.nr;
   const int64_t k2 = CeilDiv(k, 2);
-  const int64_t mp = CeilDiv(m, mr), np = CeilDiv(n, nr);
+  const int64_t mp_all = CeilDiv(m, mr), np = CeilDiv(n, nr);
+  const int64_t mp0 = part * mp_all / parts, mp = (part + 1) * mp_all / parts - mp0;
   if (static_cast<double>(m) * n * k < 65536) pool = nullptr;
   // An A block of mcp panels (mcp * mr * K int16) stays in L2 while B panels stream.
   int64_t mcp = std::max<int64_t>(1, std::min<int64_t>(16, (192 << 10) / (mr * k2 * 4)));
@@ -310,7 +314,7 @@ void QGemm(Isa isa, int64_t m, int64_t n, int64_t k, const QOperand& a, const QO
     alignas(64) int32_t acc[8 * 64];
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t ti = t / tiles_n, tj = t % tiles_n;
-      const int64_t p0 = ti * mcp, p1 = std::min(mp, p0 + mcp);
+      const int64_t p0 = mp0 + ti * mcp, p1 = std::min(mp0 + mp, p0 + mcp);
       const int64_t q0 = tj * ncp, q1 = std::min(np, q0 + ncp);
       for (int64_t q = q0; q < q1; ++q) {
         const int64_t col0 = q * nr;

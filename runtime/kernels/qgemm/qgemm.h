@@ -156,8 +156,12 @@ struct QOperand {
 
 // C = epilogue(op(A) op(B)); pool may be nullptr. Throws Error(kInternal) when a packed
 // operand does not match (m, n, k, isa); callers validate user input first.
+// With parts > 1 only the rows of part `part` are computed: the kernel's row tiles
+// [part * T / parts, (part + 1) * T / parts) of its T, so that callers with few column
+// panels (conv on 14x14 and 7x7) can split the rows across threads too. Every output
+// element comes from the same tile code whatever the split, so the bytes are identical.
 void QGemm(Isa isa, int64_t m, int64_t n, int64_t k, const QOperand& a, const QOperand& b,
-           const QOutput& out, ThreadPool* pool);
+           const QOutput& out, ThreadPool* pool, int part = 0, int parts = 1);
 
 // Naive triple loop over the raw sources with the same epilogue: the test oracle.
 void QGemmReference(int64_t m, int64_t n, int64_t k, const QSource& a, const QSource& b,

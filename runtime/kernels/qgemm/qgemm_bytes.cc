@@ -153,7 +153,8 @@ void BytePackPanels(Isa isa, bool is_a, int64_t dim, int64_t k, const QSource& s
 }
 
 void QGemmBytesRun(Isa isa, int64_t m, int64_t n, int64_t k, const int16_t* a_data,
-                   const int16_t* b_data, const QOutput& out, ThreadPool* pool) {
+                   const int16_t* b_data, const QOutput& out, ThreadPool* pool, int part,
+                   int parts) {
   const QByteKernel& mk = ByteKernelFor(isa, m);
   const int amr = ByteMr(isa), nr = ByteNr(isa);
   const int64_t k4 = ByteK4(isa, k);
@@ -169,7 +170,8 @@ void QGemmBytesRun(Isa isa, int64_t m, int64_t n, int64_t k, const int16_t* a_da
   // are contiguous); its A "panel" stride is then mr rows.
   const int mr = mk.mr;
   const int64_t tile_a_bytes = mk.a_panel_bytes_per_group * k4;
-  const int64_t mp = CeilDiv(m, mr), np = b_panels;
+  const int64_t mp_all = CeilDiv(m, mr), np = b_panels;
+  const int64_t mp0 = part * mp_all / parts, mp = (part + 1) * mp_all / parts - mp0;
   if (static_cast<double>(m) * n * k < 65536) pool = nullptr;
   // An A block of mcp tiles stays in L2 while B panels stream.
   int64_t mcp = std::max<int64_t>(1, std::min<int64_t>(16, (192 << 10) / std::max<int64_t>(1, tile_a_bytes)));
@@ -212,7 +214,7 @@ void QGemmBytesRun(Isa isa, int64_t m, int64_t n, int64_t k, const int16_t* a_da
     if (mk.begin) mk.begin(k);
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t ti = t / tiles_n, tj = t % tiles_n;
-      const int64_t p0 = ti * mcp, p1 = std::min(mp, p0 + mcp);
+      const int64_t p0 = mp0 + ti * mcp, p1 = std::min(mp0 + mp, p0 + mcp);
       const int64_t q0 = tj * ncp, q1 = std::min(np, q0 + ncp);
       for (int64_t q = q0; q < q1; ++q) {
         const int64_t col0 = q * nr;

@@ -71,7 +71,8 @@ int64_t BytePackedSize(Isa isa, bool is_a, int64_t dim, int64_t k);  // in int16
 void BytePackPanels(Isa isa, bool is_a, int64_t dim, int64_t k, const QSource& s, int64_t p0,
                     int64_t p1, int16_t* dst);
 void QGemmBytesRun(Isa isa, int64_t m, int64_t n, int64_t k, const int16_t* a,
-                   const int16_t* b, const QOutput& out, ThreadPool* pool);
+                   const int16_t* b, const QOutput& out, ThreadPool* pool, int part = 0,
+                   int parts = 1);
 
 #if defined(__x86_64__)
 // qgemm_vnni.cc
