@@ -10,7 +10,8 @@ weights, the script makes these variants of the one float model:
   ort-int8     onnxruntime.quantization: quantize_static (QDQ, per-channel weights, uint8
                activations, MinMax) for the CNN, quantize_dynamic (int8 weights) for BERT
   ep-fp32      the float model, run by edgepress
-  ep-int8      `edgepress apply --passes fuse-hardswish,quantize-static` for the CNN,
+  ep-int8      `edgepress apply --passes fold-constants,fold-batchnorm,fuse-hardswish,
+               quantize-static` (the shipped recipes' pipeline) for the CNN,
                `--passes quantize-dynamic` for BERT (and quantize-static as ep-int8-static)
   ep-int4      `edgepress apply --passes 'quantize-weights{bits=4}'` (weight-only)
 
@@ -307,9 +308,12 @@ def main():
             variants.insert(1, ("ort-int8", "ort", ort_int8, None))
         except Exception as e:  # onnxruntime's quantizer failing is a result too
             variants.insert(1, ("ort-int8", "ort", None, f"quantize failed: {e}"))
-        # fuse-hardswish first, as the shipped recipes do: a decomposed HardSwish then runs
-        # as one integer table instead of four float ops between Q/DQ pairs.
-        pipelines = [("ep-int8", "fuse-hardswish,quantize-static" if cnn else "quantize-dynamic")]
+        # The shipped recipes' pipeline (recipes/x86-avx512-vnni.yaml): BatchNormalization
+        # folded first (an exporter leaves it after ConvTranspose, where it would stay a
+        # float op after the integer one), and fuse-hardswish, so a decomposed HardSwish
+        # runs as one integer table instead of four float ops between Q/DQ pairs.
+        cnn_pipeline = "fold-constants,fold-batchnorm,fuse-hardswish,quantize-static"
+        pipelines = [("ep-int8", cnn_pipeline if cnn else "quantize-dynamic")]
         if not cnn:
             pipelines.append(("ep-int8-static", "quantize-static"))
         pipelines.append(("ep-int4", "quantize-weights{bits=4}"))
