@@ -1,5 +1,5 @@
-// Thread CPU time of the integer depthwise plane kernels (runtime/kernels/conv/qdepthwise.h)
-// at mobilenet_v2's depthwise shapes, uint8 in and out, per ISA this CPU has, with the
+// Thread CPU time of the integer depthwise plane kernels
+// (runtime/kernels/conv/depthwise/qdepthwise.h) at mobilenet_v2's depthwise shapes, uint8 in and out, per ISA this CPU has, with the
 // parts: quad rows (QuadRows, scalar builder) and epilogue (StorePlane) alone. Best of 7,
 // 1 thread. `qdepthwise_bench ISA [CHANNELS]`: whole planes of one ISA (and one shape,
 // best of 200) only, for perf.
@@ -16,7 +16,7 @@
 
 #include "bench/bench_util.h"
 #include "runtime/kernel.h"
-#include "runtime/kernels/conv/qdepthwise.h"
+#include "runtime/kernels/conv/depthwise/qdepthwise.h"
 
 using namespace edgepress::runtime;
 

@@ -13,7 +13,7 @@
 
 #include "bench/bench_util.h"
 #include "runtime/kernel.h"
-#include "runtime/kernels/conv/qdepthwise.h"
+#include "runtime/kernels/conv/depthwise/qdepthwise.h"
 
 using namespace edgepress::runtime;
 

@@ -1,6 +1,6 @@
 // The depthwise Conv paths of each registered Conv kernel (AVX2 and AVX-512 plane kernels
-// of runtime/kernels/conv/depthwise_*.cc) against the scalar reference kernel f32_conv__ref at
-// plane edges: heights odd and even, widths below, at and above one and two 8- and 16-wide
+// of runtime/kernels/conv/depthwise/depthwise_*.cc) against the scalar reference kernel
+// f32_conv__ref at plane edges: heights odd and even, widths below, at and above one and two 8- and 16-wide
 // vectors, symmetric and asymmetric pads (taps reading the zero border),
 // bias, Relu/Clip activations through FusedConv, batch > 1 and a
 // channel multiplier. Tolerance 1e-5 relative to the sum of |w * x| over the taps.

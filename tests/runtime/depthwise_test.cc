@@ -1,10 +1,10 @@
-// The depthwise plane kernels (runtime/kernels/conv/depthwise_*.cc) of every ISA this CPU
-// has against the scalar reference: planes narrower than, equal to and wider than one
+// The depthwise plane kernels (runtime/kernels/conv/depthwise/depthwise_*.cc) of every ISA
+// this CPU has against the scalar reference: planes narrower than, equal to and wider than one
 // vector (8 or 16 columns), 3x3/5x5 (unrolled) and other sizes (run-time taps), strides 1
 // and 2 in each direction (3 falls back to the reference), dilations, symmetric and
 // asymmetric pads incl. pads wider than the kernel reach, bias and Relu/Clip clamps. The
 // kernels must not write past the plane. Tolerance 1e-5 of the sum of |w * x| over taps.
-#include "runtime/kernels/conv/depthwise.h"
+#include "runtime/kernels/conv/depthwise/depthwise.h"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
-// QLinearConvTranspose (runtime/kernels/conv/qconv_transpose.cc): every registered kernel
-// equals the scalar reference exactly, and the reference agrees within 1 LSB with the QDQ
+// QLinearConvTranspose (runtime/kernels/conv/transpose/qconv_transpose.cc): every
+// registered kernel equals the scalar reference exactly, and the reference agrees within 1 LSB with the QDQ
 // definition (dequantize x and w, float ConvTranspose with the float bias, quantize y) at
 // the detector's 2x2 stride-2 upsampling, 3x3 stride 2 with pads and output_padding,
 // groups, dilation, 1-D, disjoint windows (kernel = stride: epilogue before the scatter)

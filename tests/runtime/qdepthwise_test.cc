@@ -1,5 +1,5 @@
-// The integer depthwise plane kernels (runtime/kernels/conv/qdepthwise.h), each ISA against
-// the scalar reference, exactly: output widths around the vector tiles (8 and 16 columns),
+// The integer depthwise plane kernels (runtime/kernels/conv/depthwise/qdepthwise.h), each
+// ISA against the scalar reference, exactly: output widths around the vector tiles (8 and 16 columns),
 // strides 1/2, 3x3/5x5 (unrolled) and other sizes/dilations (the general loop), pads,
 // uint8 and int8 input with extreme zero points, weights at the int8 limits and beyond
 // (the reference fallback), saturating multipliers, per-channel scales, bias, the fused
@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "runtime/kernel.h"
-#include "runtime/kernels/conv/qdepthwise.h"
+#include "runtime/kernels/conv/depthwise/qdepthwise.h"
 #include "runtime/kernels/qgemm/qgemm.h"
 
 namespace edgepress::runtime {

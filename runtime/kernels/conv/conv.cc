@@ -40,7 +40,7 @@
 #include "runtime/kernels/conv/conv_implicit.h"
 #include "runtime/kernels/conv/conv_stem.h"
 #include "runtime/kernels/conv/conv_util.h"
-#include "runtime/kernels/conv/depthwise.h"
+#include "runtime/kernels/conv/depthwise/depthwise.h"
 #include "runtime/kernels/gemm/gemm.h"
 #include "runtime/kernels/gemm/gemm_op_util.h"
 #include "runtime/thread_pool.h"

@@ -26,7 +26,7 @@
 #include "runtime/kernel.h"
 #include "runtime/kernels/all_kernels.h"
 #include "runtime/kernels/conv/conv_util.h"
-#include "runtime/kernels/conv/qdepthwise.h"
+#include "runtime/kernels/conv/depthwise/qdepthwise.h"
 #include "runtime/kernels/gemm/gemm_op_util.h"
 #include "runtime/kernels/qgemm/qgemm.h"
 #include "runtime/kernels/quant/quantize_util.h"

@@ -1,6 +1,6 @@
 // Integer depthwise conv: the scalar reference, the quad plane the SIMD kernels read, and
 // the ISA dispatch (qdepthwise.h).
-#include "runtime/kernels/conv/qdepthwise.h"
+#include "runtime/kernels/conv/depthwise/qdepthwise.h"
 
 #include <algorithm>
 #include <cstring>

@@ -6,7 +6,7 @@
 #include <cstring>
 #include <vector>
 
-#include "runtime/kernels/conv/qdepthwise.h"
+#include "runtime/kernels/conv/depthwise/qdepthwise.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>

@@ -2,7 +2,7 @@
 // (qdepthwise.h), each dword of 4 tap bytes split into int16 pairs (bytes 0,2 and 1,3)
 // for two vpmaddwd (exact; vpmaddubsw's int16 pair sums would saturate). The structure
 // is qdepthwise_avx512.cc's at half the width.
-#include "runtime/kernels/conv/qdepthwise.h"
+#include "runtime/kernels/conv/depthwise/qdepthwise.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>

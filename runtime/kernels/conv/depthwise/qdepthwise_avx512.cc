@@ -7,7 +7,7 @@
 // linear run of vectors), larger ones a few rows at a time in a ring. 3x3 and 5x5 are
 // unrolled with the weights in registers, two output rows per pass; other sizes and
 // dilations loop over the groups.
-#include "runtime/kernels/conv/qdepthwise.h"
+#include "runtime/kernels/conv/depthwise/qdepthwise.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>

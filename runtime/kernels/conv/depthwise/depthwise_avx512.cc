@@ -2,7 +2,7 @@
 // row masked. 3x3/5x5 (FastPathHandles) read the plane directly (PlaneDirect); the other
 // geometries read the zero-bordered plane copy (depthwise.h) with all taps accumulated in
 // one register. Stride 2 gathers the even columns of two loads with one vpermt2ps.
-#include "runtime/kernels/conv/depthwise.h"
+#include "runtime/kernels/conv/depthwise/depthwise.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -10,6 +10,11 @@
 #include <algorithm>
 
 namespace edgepress::runtime::depthwise {
+
+// gcc 12 reports -Wmaybe-uninitialized inside unmasked AVX-512 intrinsics (their merge
+// source is _mm512_undefined_ps()): a false positive, silenced for this file's kernels.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 namespace {
 
@@ -182,6 +187,8 @@ void PlaneAvx512(const DwGeometry& g, const float* x, const float* w, const DwEp
   else
     Dispatch<2>(g, buf.data(), pitch, w, ep, y);
 }
+
+#pragma GCC diagnostic pop
 
 }  // namespace edgepress::runtime::depthwise
 #endif  // __x86_64__

@@ -2,7 +2,7 @@
 // row masked. 3x3/5x5 (FastPathHandles) read the plane directly (PlaneDirect); the other
 // geometries read the zero-bordered plane copy (depthwise.h) with all taps accumulated in
 // one register. Stride 2 de-interleaves two loads (shuffle + cross-lane permute).
-#include "runtime/kernels/conv/depthwise.h"
+#include "runtime/kernels/conv/depthwise/depthwise.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>

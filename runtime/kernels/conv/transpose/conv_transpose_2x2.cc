@@ -2,7 +2,7 @@
 // and the AVX-512F tile.
 #include <algorithm>
 
-#include "runtime/kernels/conv/conv_transpose_2x2.h"
+#include "runtime/kernels/conv/transpose/conv_transpose_2x2.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>

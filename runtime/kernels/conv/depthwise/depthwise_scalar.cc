@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "runtime/kernels/conv/depthwise.h"
+#include "runtime/kernels/conv/depthwise/depthwise.h"
 
 namespace edgepress::runtime::depthwise {
 

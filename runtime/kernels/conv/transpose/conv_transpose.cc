@@ -14,7 +14,7 @@
 
 #include "ir/error.h"
 #include "runtime/kernel.h"
-#include "runtime/kernels/conv/conv_transpose_2x2.h"
+#include "runtime/kernels/conv/transpose/conv_transpose_2x2.h"
 #include "runtime/kernels/conv/conv_util.h"
 #include "runtime/kernels/gemm/gemm.h"
 #include "runtime/kernels/gemm/gemm_op_util.h"

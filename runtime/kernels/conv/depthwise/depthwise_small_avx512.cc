@@ -6,7 +6,7 @@
 // in registers (the AVX2 kernel, 16 registers, read them from memory 2 rows at a time).
 // Stride 2 takes the even lanes of two masked loads with one vpermt2ps. The padding is the
 // masked-off lanes (no copy), as in depthwise_avx512.cc.
-#include "runtime/kernels/conv/depthwise.h"
+#include "runtime/kernels/conv/depthwise/depthwise.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
