@@ -181,16 +181,17 @@ class ConvTransposeKernel : public Kernel {
     if (in_size == 0 || g.cg == 0) return;
     const int64_t rows = g.mg * g.k_size();
     const bool use_packed = !packed_w_.empty() && w.shape() == packed_shape_;
-    thread_local std::vector<float> col;
-    if (col.size() < static_cast<size_t>(rows * in_size))
-      col.resize(static_cast<size_t>(rows * in_size));
     ThreadPool& pool = ctx.pool();
+    // The direct 2x2 kernel needs no column buffer: taken before it is sized.
 #if defined(__x86_64__)
     if (use_packed && !packed_2x2_.empty() && conv_transpose_2x2::Handles(g)) {
       conv_transpose_2x2::RunAvx512(g, xd, packed_2x2_.data(), bd, yd, pool);
       return;
     }
 #endif
+    thread_local std::vector<float> col;
+    if (col.size() < static_cast<size_t>(rows * in_size))
+      col.resize(static_cast<size_t>(rows * in_size));
     if (disjoint && g.rank == 2 && g.in[0] == 1) {
       RunDisjointChunks(g, xd, wd, bd, use_packed, yd, pool);
       return;
