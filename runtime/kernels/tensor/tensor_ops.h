@@ -1,8 +1,9 @@
 // Tensor-manipulation kernels: shape ops (tensor_shape.cc: Reshape, Flatten, Squeeze,
-// Unsqueeze, Shape, Size, Cast, CastLike, ConstantOfShape, Range, Constant, EyeLike) and
-// data-movement/indexing ops (tensor_index.cc: Transpose, Concat, Split, Slice, Gather,
-// GatherElements, ScatterElements, Expand, Tile, Pad, OneHot, Trilu, TopK, ArgMax,
-// ArgMin, CumSum, NonZero, DepthToSpace, SpaceToDepth). All are scalar reference entries
+// Unsqueeze, Shape, Size, Cast, CastLike, ConstantOfShape, Range, Constant, EyeLike),
+// data movement (tensor_move.cc: Transpose, Concat, Split, Slice, DepthToSpace,
+// SpaceToDepth), broadcasting (tensor_expand.cc: Expand, Tile, Pad), indexing
+// (tensor_index.cc: Gather, GatherElements, ScatterElements, OneHot, Trilu) and search
+// (tensor_search.cc: TopK, ArgMax, ArgMin, CumSum, NonZero). All are scalar reference entries
 // that accept every fixed-size dtype (they move elements by size); Transpose has blocked
 // fast paths and an AVX2 entry (8 x 8 register blocks for 4-byte elements).
 #pragma once
@@ -17,7 +18,10 @@ void RegisterTensorKernels(KernelRegistry& r);
 
 namespace kernels {
 void RegisterTensorShapeKernels(KernelRegistry& r);
+void RegisterTensorMoveKernels(KernelRegistry& r);
+void RegisterTensorExpandKernels(KernelRegistry& r);
 void RegisterTensorIndexKernels(KernelRegistry& r);
+void RegisterTensorSearchKernels(KernelRegistry& r);
 // Maps an ONNX TensorProto data type code to a DType; throws naming the node otherwise.
 ir::DType DTypeFromOnnxCode(const ir::Node& node, int64_t code);
 // Permutes `x` into `out` (already allocated with the permuted shape).

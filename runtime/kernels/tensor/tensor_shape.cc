@@ -333,7 +333,10 @@ void RegisterTensorShapeKernels(KernelRegistry& r) {
 
 void RegisterTensorKernels(KernelRegistry& r) {
   kernels::RegisterTensorShapeKernels(r);
+  kernels::RegisterTensorMoveKernels(r);
+  kernels::RegisterTensorExpandKernels(r);
   kernels::RegisterTensorIndexKernels(r);
+  kernels::RegisterTensorSearchKernels(r);
 }
 
 }  // namespace edgepress::runtime
