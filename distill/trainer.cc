@@ -174,6 +174,27 @@ class Trainer {
                     const std::vector<std::string>& eval_files);
 
  private:
+  // The tensors training touches: the student's parameters, then the learned ranges' (so
+  // a parameter's index is its index in the student), and everything the optimizer steps
+  // (those and the feature projections).
+  struct Tensors {
+    std::vector<at::Tensor> params;
+    std::vector<at::Tensor> trainables;
+    size_t n_student = 0;
+  };
+  // Run's phases, in order.
+  void OpenData(DataStream& train, const std::vector<std::string>& train_files,
+                const std::vector<std::string>& eval_paths, DistillResult* r);
+  Tensors CollectTensors(DistillResult* r);  // and the fixed masks
+  std::unique_ptr<torch::optim::AdamW> MakeOptimizer(const Tensors& t) const;
+  LrSchedule MakeSchedule(int64_t train_samples) const;
+  int64_t PruneEnd(const LrSchedule& sched) const;  // checks the gradual pruning options
+  void Resume(Tensors& t, torch::optim::AdamW& opt, DataStream& train, CheckpointState* st,
+              std::vector<at::Tensor>* best, DistillResult* r);
+  StepLog TrainStep(const Tensors& t, torch::optim::AdamW& opt, DataStream& train, int64_t step);
+  void Finish(const Tensors& t, const CheckpointState& st, const std::vector<at::Tensor>& best,
+              DistillResult* r);
+
   static std::unique_ptr<runtime::TorchSession> Create(std::shared_ptr<ir::Model> m,
                                                        const runtime::TorchSessionOptions& so,
                                                        const std::string& name) {
@@ -228,8 +249,8 @@ class Trainer {
   int64_t masked_ = 0;
   int64_t activations_ = 0;  // student values fake-quantized
   FakeQuantMode fq_mode_ = FakeQuantMode::kNone;
-  std::unique_ptr<LearnedRanges> learned_;   // learn_activation_ranges
-  std::unique_ptr<GradualPattern> pattern_;  // prune_pattern other than unstructured
+  std::unique_ptr<LearnedRanges> learned_;              // learn_activation_ranges
+  std::unique_ptr<GradualPattern> pattern_;             // prune_pattern other than unstructured
   std::vector<std::pair<size_t, FakeQuantTarget>> fq_;  // parameter index, target
   std::vector<std::pair<size_t, at::Tensor>> latent_;   // float values while quantized
   std::unique_ptr<ProcessGroup> pg_;                    // data parallel; null: one process
@@ -503,37 +524,35 @@ std::string Trainer::Fingerprint(int64_t samples) const {
   return f.str();
 }
 
-DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
-                           const std::vector<std::string>& eval_paths) {
-  DistillResult r;
-  std::vector<std::string> train_files = ExpandDataFiles(train_paths, "--data");
-  std::vector<std::string> eval_files;
-  if (!eval_paths.empty()) eval_files = ExpandDataFiles(eval_paths, "--eval");
-  DataStream train(train_files, inputs_, {o_.label}, o_.shuffle_buffer, o_.seed, true);
+void Trainer::OpenData(DataStream& train, const std::vector<std::string>& train_files,
+                       const std::vector<std::string>& eval_paths, DistillResult* r) {
   CheckDtypes(train, train_files[0]);
   has_labels_ = train.has(o_.label);
-  r.has_labels = has_labels_;
-  r.train_samples = train.size();
+  r->has_labels = has_labels_;
+  r->train_samples = train.size();
   {
     DataStream first(train_files, inputs_, {o_.label}, 1, 0, false);
     Probe(first);
   }
-  if (!eval_files.empty()) {
-    eval_ = std::make_unique<DataStream>(eval_files, inputs_, std::vector<std::string>{o_.label}, 1,
-                                         0, false);
-    CheckDtypes(*eval_, eval_files[0]);
-    r.has_eval = true;
-  }
+  if (eval_paths.empty()) return;
+  std::vector<std::string> eval_files = ExpandDataFiles(eval_paths, "--eval");
+  eval_ = std::make_unique<DataStream>(eval_files, inputs_, std::vector<std::string>{o_.label}, 1,
+                                       0, false);
+  CheckDtypes(*eval_, eval_files[0]);
+  r->has_eval = true;
+}
 
+Trainer::Tensors Trainer::CollectTensors(DistillResult* r) {
+  Tensors t;
   // Zeros in a weight (rank >= 2) stay zero: a pruned student keeps its masks. Biases and
   // norms train freely, and so does an all-zero weight (zero-initialised, not pruned).
-  std::vector<at::Tensor> params = student_->Parameters();
-  const size_t n_student = params.size();
-  if (o_.prune_to > 0 && ParsePrunePattern(o_.prune_pattern).kind !=
-                             PrunePattern::Kind::kUnstructured)
+  t.params = student_->Parameters();
+  t.n_student = t.params.size();
+  if (o_.prune_to > 0 &&
+      ParsePrunePattern(o_.prune_pattern).kind != PrunePattern::Kind::kUnstructured)
     pattern_ = std::make_unique<GradualPattern>(student_->model(), student_->ParameterNames(),
                                                 ParsePrunePattern(o_.prune_pattern));
-  for (const at::Tensor& p : params) {
+  for (const at::Tensor& p : t.params) {
     at::Tensor mask;
     if (o_.fixed_masks && p.dim() >= 2) {
       at::Tensor zeros = p.detach().eq(0);
@@ -545,40 +564,51 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
     }
     masks_.push_back(mask);
   }
-  r.masked_weights = masked_;
-  for (const auto& [i, t] : fq_) r.fake_quantized += params[i].numel();
-  r.fake_quantized_activations = activations_;
+  r->masked_weights = masked_;
+  for (const auto& [i, target] : fq_) r->fake_quantized += t.params[i].numel();
+  r->fake_quantized_activations = activations_;
   // Learned ranges ride with the student's parameters (best weights, checkpoints) after
   // them, so the parameter indices above stay the student's; no mask, no decay.
   if (learned_)
     for (const at::Tensor& p : learned_->Parameters()) {
-      params.push_back(p);
+      t.params.push_back(p);
       masks_.emplace_back();
     }
-  std::vector<at::Tensor> trainables = params;
+  t.trainables = t.params;
   for (const at::Tensor& p : projections_)
-    if (p.defined()) trainables.push_back(p);
-  std::vector<at::Tensor> main_group(params.begin(), params.begin() + n_student);
+    if (p.defined()) t.trainables.push_back(p);
+  return t;
+}
+
+// AdamW over the student's weights and the projections (group 0) and, with their own
+// learning rate and no decay, the learned ranges (group 1).
+std::unique_ptr<torch::optim::AdamW> Trainer::MakeOptimizer(const Tensors& t) const {
+  std::vector<at::Tensor> main_group(t.params.begin(), t.params.begin() + t.n_student);
   for (const at::Tensor& p : projections_)
     if (p.defined()) main_group.push_back(p);
   std::vector<torch::optim::OptimizerParamGroup> groups;
   groups.emplace_back(main_group);
   if (learned_)
-    groups.emplace_back(std::vector<at::Tensor>(params.begin() + n_student, params.end()),
+    groups.emplace_back(std::vector<at::Tensor>(t.params.begin() + t.n_student, t.params.end()),
                         std::make_unique<torch::optim::AdamWOptions>(
                             torch::optim::AdamWOptions(o_.lr).weight_decay(0)));
-  torch::optim::AdamW opt(groups, torch::optim::AdamWOptions(o_.lr).weight_decay(o_.weight_decay));
+  return std::make_unique<torch::optim::AdamW>(
+      groups, torch::optim::AdamWOptions(o_.lr).weight_decay(o_.weight_decay));
+}
 
+LrSchedule Trainer::MakeSchedule(int64_t train_samples) const {
   LrSchedule sched;
   sched.peak = o_.lr;
   sched.min_lr = o_.min_lr;
   sched.warmup = o_.warmup_steps;
   sched.decay = o_.decay;
   sched.total =
-      o_.steps > 0 ? o_.steps : (o_.epochs * train.size() + o_.batch_size - 1) / o_.batch_size;
+      o_.steps > 0 ? o_.steps : (o_.epochs * train_samples + o_.batch_size - 1) / o_.batch_size;
   sched.Validate();
-  r.total_steps = sched.total;
+  return sched;
+}
 
+int64_t Trainer::PruneEnd(const LrSchedule& sched) const {
   int64_t prune_end = o_.prune_end > 0 ? o_.prune_end : sched.total * 3 / 4;
   if (o_.prune_to > 0) {
     if (!(o_.prune_to < 1) || o_.prune_every < 1 || o_.prune_start < 0 ||
@@ -591,29 +621,96 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
     if (!o_.fixed_masks)
       throw Error(ErrorCode::kUsage, "gradual pruning needs fixed masks (not --no-masks)");
   }
+  return prune_end;
+}
+
+void Trainer::Resume(Tensors& t, torch::optim::AdamW& opt, DataStream& train, CheckpointState* st,
+                     std::vector<at::Tensor>* best, DistillResult* r) {
+  *st = LoadCheckpoint(o_.resume, st->fingerprint, t.trainables, *best, opt);
+  if (o_.prune_to > 0) {
+    // Gradual pruning's masks are the exact zeros of the restored weights (a masked
+    // weight is exactly 0; an unmasked one reaching 0.0 exactly is not a practical case).
+    torch::NoGradGuard ng;
+    if (pattern_) pattern_->RestoreMasks(t.params, masks_);
+    for (size_t i : pattern_ ? std::vector<size_t>{} : PrunableParams()) {
+      at::Tensor keep = t.params[i].detach().ne(0).to(t.params[i].scalar_type());
+      if (keep.sum().item<int64_t>() < t.params[i].numel()) masks_[i] = keep;
+    }
+  }
+  train.Seek(st->epoch, st->position);
+  r->resumed_from = st->step;
+  if (cb_.log) cb_.log("resumed " + o_.resume + " at step " + std::to_string(st->step));
+}
+
+// One optimizer step on the next batch: forward at the fake-quantized weights, backward,
+// gradients averaged over the ranks and masked, clipped, AdamW, masks re-applied.
+StepLog Trainer::TrainStep(const Tensors& t, torch::optim::AdamW& opt, DataStream& train,
+                           int64_t step) {
+  const int64_t share = o_.batch_size / World();
+  Batch b = ToBatch(train.Next(o_.batch_size, Rank() * share, share), train, inputs_, o_.label);
+  const std::vector<at::Tensor>& params = t.params;
+  at::Tensor loss;
+  StepLog terms;
+  Quantize(params);
+  LossTerms(b, &loss, &terms.kd, &terms.ce, &terms.hidden);
+  opt.zero_grad();
+  loss.backward();
+  Restore(params);  // the gradient at the quantized weights steps the latent ones (STE)
+  terms.loss = loss.item<double>();
+  AverageGradients(t.trainables, step, &terms.loss, &terms.kd, &terms.ce, &terms.hidden);
+  torch::NoGradGuard ng;
+  for (size_t i = 0; i < params.size(); ++i)
+    if (masks_[i].defined() && params[i].grad().defined()) params[i].grad().mul_(masks_[i]);
+  if (o_.clip_norm > 0) torch::nn::utils::clip_grad_norm_(t.trainables, o_.clip_norm);
+  opt.step();
+  // AdamW's decoupled decay and the moments cannot revive a masked weight through a
+  // zero gradient alone (epsilon), but re-applying the mask makes the zero exact.
+  for (size_t i = 0; i < params.size(); ++i)
+    if (masks_[i].defined()) params[i].mul_(masks_[i]);
+  if (learned_) learned_->Clamp();
+  return terms;
+}
+
+// The weights written: the best evaluated ones (keep_best) on the export pass's grid.
+void Trainer::Finish(const Tensors& t, const CheckpointState& st,
+                     const std::vector<at::Tensor>& best, DistillResult* r) {
+  r->curve = st.curve;
+  r->evals = st.evals;
+  r->best = st.has_best ? st.best : EvalLog{st.step, -1, 0};
+  if (eval_ && st.has_best && o_.keep_best) {
+    torch::NoGradGuard ng;
+    for (size_t i = 0; i < best.size(); ++i) t.params[i].copy_(best[i]);
+  }
+  Quantize(t.params);
+  latent_.clear();
+  student_->WriteBack();
+  if (learned_) r->learned_ranges = learned_->Ranges();
+  if (pattern_ && r->finished) {
+    std::shared_ptr<ir::Model> m = student_model_;
+    r->removed_params = pattern_->Finish(*m, o_.prune_to);
+  }
+}
+
+DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
+                           const std::vector<std::string>& eval_paths) {
+  DistillResult r;
+  std::vector<std::string> train_files = ExpandDataFiles(train_paths, "--data");
+  DataStream train(train_files, inputs_, {o_.label}, o_.shuffle_buffer, o_.seed, true);
+  OpenData(train, train_files, eval_paths, &r);
+  Tensors t = CollectTensors(&r);
+  std::unique_ptr<torch::optim::AdamW> opt = MakeOptimizer(t);
+  const LrSchedule sched = MakeSchedule(train.size());
+  r.total_steps = sched.total;
+  const int64_t prune_end = PruneEnd(sched);
+
   CheckpointState st;
   st.fingerprint = Fingerprint(train.size());
   std::vector<at::Tensor> best;
-  if (!o_.resume.empty()) {
-    st = LoadCheckpoint(o_.resume, st.fingerprint, trainables, best, opt);
-    if (o_.prune_to > 0) {
-      // Gradual pruning's masks are the exact zeros of the restored weights (a masked
-      // weight is exactly 0; an unmasked one reaching 0.0 exactly is not a practical case).
-      torch::NoGradGuard ng;
-      if (pattern_) pattern_->RestoreMasks(params, masks_);
-      for (size_t i : pattern_ ? std::vector<size_t>{} : PrunableParams()) {
-        at::Tensor keep = params[i].detach().ne(0).to(params[i].scalar_type());
-        if (keep.sum().item<int64_t>() < params[i].numel()) masks_[i] = keep;
-      }
-    }
-    train.Seek(st.epoch, st.position);
-    r.resumed_from = st.step;
-    if (cb_.log) cb_.log("resumed " + o_.resume + " at step " + std::to_string(st.step));
-  }
+  if (!o_.resume.empty()) Resume(t, *opt, train, &st, &best, &r);
   // What decides the ranks' exchanges must agree too, or they would wait on each other.
   Agree(st.fingerprint + " eval=" + std::to_string(eval_ ? eval_->size() : -1) + "/" +
             std::to_string(o_.eval_batch) + " stop_after=" + std::to_string(o_.stop_after),
-        st.step, trainables);
+        st.step, t.trainables);
   if (eval_) r.teacher = Evaluate(0, /*teacher_only=*/true);
   if (o_.resume.empty() && eval_) {
     EvalLog e = Evaluate(0);
@@ -622,7 +719,7 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
     if (o_.prune_to <= 0) {  // with gradual pruning, the dense start is no candidate
       st.best = e;
       st.has_best = true;
-      for (const at::Tensor& p : params) best.push_back(p.detach().clone());
+      for (const at::Tensor& p : t.params) best.push_back(p.detach().clone());
     }
   }
 
@@ -630,7 +727,7 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
     if (o_.checkpoint.empty() || Rank() != 0) return;  // the ranks hold the same state
     st.epoch = train.epoch();
     st.position = train.position();
-    SaveCheckpoint(o_.checkpoint, st, trainables, best, opt);
+    SaveCheckpoint(o_.checkpoint, st, t.trainables, best, *opt);
   };
   auto evaluate = [&] {
     EvalLog e = Evaluate(st.step);
@@ -646,7 +743,7 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
       st.best = e;
       st.has_best = true;
       best.clear();
-      for (const at::Tensor& p : params) best.push_back(p.detach().clone());
+      for (const at::Tensor& p : t.params) best.push_back(p.detach().clone());
     }
   };
 
@@ -656,41 +753,20 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
   int64_t acc_n = 0;
   while (st.step < sched.total && !(o_.stop_after > 0 && st.step >= o_.stop_after)) {
     Clock::time_point t0 = Clock::now();
-    double lr = sched.At(st.step);
-    for (size_t gi = 0; gi < opt.param_groups().size(); ++gi)
-      static_cast<torch::optim::AdamWOptions&>(opt.param_groups()[gi].options())
+    const double lr = sched.At(st.step);
+    for (size_t gi = 0; gi < opt->param_groups().size(); ++gi)
+      static_cast<torch::optim::AdamWOptions&>(opt->param_groups()[gi].options())
           .lr(gi == 0 ? lr : lr * o_.range_lr_scale);
     if (o_.prune_to > 0 && st.step >= o_.prune_start && st.step <= prune_end &&
         ((st.step - o_.prune_start) % o_.prune_every == 0 || st.step == prune_end))
       r.pruned_weights +=
-          PruneTo(params, CubicSparsity(o_.prune_to, o_.prune_start, prune_end, st.step));
-    const int64_t share = o_.batch_size / World();
-    Batch b = ToBatch(train.Next(o_.batch_size, Rank() * share, share), train, inputs_, o_.label);
-    at::Tensor loss;
-    double kd, ce, hidden;
-    Quantize(params);
-    LossTerms(b, &loss, &kd, &ce, &hidden);
-    opt.zero_grad();
-    loss.backward();
-    Restore(params);  // the gradient at the quantized weights steps the latent ones (STE)
-    double total = loss.item<double>();
-    AverageGradients(trainables, st.step, &total, &kd, &ce, &hidden);
-    {
-      torch::NoGradGuard ng;
-      for (size_t i = 0; i < params.size(); ++i)
-        if (masks_[i].defined() && params[i].grad().defined()) params[i].grad().mul_(masks_[i]);
-      if (o_.clip_norm > 0) torch::nn::utils::clip_grad_norm_(trainables, o_.clip_norm);
-      opt.step();
-      // AdamW's decoupled decay and the moments cannot revive a masked weight through a
-      // zero gradient alone (epsilon), but re-applying the mask makes the zero exact.
-      for (size_t i = 0; i < params.size(); ++i)
-        if (masks_[i].defined()) params[i].mul_(masks_[i]);
-      if (learned_) learned_->Clamp();
-    }
+          PruneTo(t.params, CubicSparsity(o_.prune_to, o_.prune_start, prune_end, st.step));
+    const StepLog terms = TrainStep(t, *opt, train, st.step);
     ++st.step;
     ++run_steps;
     train_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
-    acc.loss += total, acc.kd += kd, acc.ce += ce, acc.hidden += hidden, acc.lr += lr;
+    acc.loss += terms.loss, acc.kd += terms.kd, acc.ce += terms.ce, acc.hidden += terms.hidden;
+    acc.lr += lr;
     // Points at multiples of log_every, so a resumed run's curve lines up with an
     // uninterrupted one (the interval a resume splits averages the steps this run saw).
     if (++acc_n, st.step % o_.log_every == 0 || st.step == sched.total) {
@@ -701,7 +777,7 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
       acc_n = 0;
     }
     if (cb_.on_step)
-      cb_.on_step(st.step, sched.total, total, lr,
+      cb_.on_step(st.step, sched.total, terms.loss, lr,
                   static_cast<double>(run_steps * o_.batch_size) / std::max(train_seconds, 1e-9));
     if (eval_ && o_.eval_every > 0 && st.step % o_.eval_every == 0 && st.step < sched.total)
       evaluate();
@@ -717,21 +793,7 @@ DistillResult Trainer::Run(const std::vector<std::string>& train_paths,
   r.seconds = train_seconds;
   r.samples_per_second =
       train_seconds > 0 ? static_cast<double>(run_steps * o_.batch_size) / train_seconds : 0;
-  r.curve = st.curve;
-  r.evals = st.evals;
-  r.best = st.has_best ? st.best : EvalLog{st.step, -1, 0};
-  if (eval_ && st.has_best && o_.keep_best) {
-    torch::NoGradGuard ng;
-    for (size_t i = 0; i < best.size(); ++i) params[i].copy_(best[i]);
-  }
-  Quantize(params);  // the written weights are on the export pass's grid
-  latent_.clear();
-  student_->WriteBack();
-  if (learned_) r.learned_ranges = learned_->Ranges();
-  if (pattern_ && r.finished) {
-    std::shared_ptr<ir::Model> m = student_model_;
-    r.removed_params = pattern_->Finish(*m, o_.prune_to);
-  }
+  Finish(t, st, best, &r);
   return r;
 }
 
