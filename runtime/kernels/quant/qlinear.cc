@@ -55,8 +55,8 @@ const ir::Tensor& QInput(KernelContext& ctx, size_t i, const char* what) {
 }
 
 // Zero points of an operand: one value, or `per` values (per row of A / column of B).
-std::vector<int32_t> ReadZp(const ir::Node& node, const ir::Tensor* zp, int64_t per,
-                            ir::DType want, const char* what) {
+std::vector<int32_t> ReadZp(const ir::Node& node, const ir::Tensor* zp, int64_t per, ir::DType want,
+                            const char* what) {
   if (!zp) return {0};
   if (zp->dtype() != want)
     ThrowInvalid(node.describe() + ": " + what + " has dtype " + ir::DTypeName(zp->dtype()) +
@@ -176,12 +176,12 @@ class QMatMulKernel : public Kernel {
     if (has_zp && !bz) return;
     const int64_t k = trans_b_ ? b->shape()[1] : b->shape()[0];
     const int64_t n = trans_b_ ? b->shape()[0] : b->shape()[1];
-    if (bz && (bz->dtype() != b->dtype() ||
-               (bz->numel() != 1 && static_cast<int64_t>(bz->numel()) != n)))
+    if (bz &&
+        (bz->dtype() != b->dtype() || (bz->numel() != 1 && static_cast<int64_t>(bz->numel()) != n)))
       return;  // Run() reports it
     b_zp_ = bz ? qutil::ZeroPoints(node, bz, bz->numel()) : std::vector<int32_t>{0};
-    QSource src{b->data<void>(), b->dtype(), b->shape()[1], trans_b_, b_zp_.data(),
-                b_zp_.size() > 1};
+    QSource src{b->data<void>(), b->dtype(),   b->shape()[1],
+                trans_b_,        b_zp_.data(), b_zp_.size() > 1};
     packed_ = std::make_unique<QPacked>(QPackB(kIsa, k, n, src));
     packed_shape_ = b->shape();
     packed_dtype_ = b->dtype();
@@ -203,20 +203,138 @@ class QMatMulKernel : public Kernel {
 
   std::string Variant() const override { return sparse_ ? sparse_->Describe() : std::string(); }
 
-  static size_t BIndex() { return kMode == Mode::kMatMulInteger || kMode == Mode::kDynamic ? 1 : 3; }
+  static size_t BIndex() {
+    return kMode == Mode::kMatMulInteger || kMode == Mode::kDynamic ? 1 : 3;
+  }
   static size_t BZpIndex() {
     switch (kMode) {
-      case Mode::kMatMulInteger: return 3;
-      case Mode::kDynamic: return 3;
-      default: return 5;
+      case Mode::kMatMulInteger:
+        return 3;
+      case Mode::kDynamic:
+        return 3;
+      default:
+        return 5;
     }
+  }
+
+  // The product's shapes after numpy broadcasting (a 1-D operand is promoted to a matrix
+  // and its dimension dropped from the output again).
+  struct Shapes {
+    std::vector<int64_t> as, bs;  // A and B as matrices (B transposed for QGemm)
+    std::vector<int64_t> a_batch, b_batch, batch, out_shape;
+    int64_t m = 0, k = 0, n = 0;
+  };
+
+  Shapes ReadShapes(const ir::Node& node, const ir::Tensor& a, const ir::Tensor& b) const {
+    if (a.rank() == 0 || b.rank() == 0)
+      ThrowInvalid(node.describe() + ": operands must have rank >= 1, got " +
+                   DimsToString(a.shape()) + " and " + DimsToString(b.shape()));
+    Shapes s;
+    s.as = a.shape();
+    s.bs = b.shape();
+    if (kMode == Mode::kQGemm || kMode == Mode::kDynamic) {
+      if (b.rank() != 2)
+        ThrowUnsupported(node.describe() + ": B must be 2-D, got " + DimsToString(s.bs));
+      if (trans_b_) std::swap(s.bs[0], s.bs[1]);
+    }
+    const bool a1 = s.as.size() == 1, b1 = s.bs.size() == 1;
+    if (a1) s.as.insert(s.as.begin(), 1);
+    if (b1) s.bs.push_back(1);
+    s.m = s.as[s.as.size() - 2];
+    s.k = s.as.back();
+    s.n = s.bs.back();
+    if (s.k != s.bs[s.bs.size() - 2])
+      ThrowInvalid(node.describe() + ": inner dimensions differ: A is " + DimsToString(a.shape()) +
+                   ", B is " + DimsToString(b.shape()));
+    s.a_batch.assign(s.as.begin(), s.as.end() - 2);
+    s.b_batch.assign(s.bs.begin(), s.bs.end() - 2);
+    s.batch = BroadcastBatch(node, s.a_batch, s.b_batch);
+    s.out_shape = s.batch;
+    if (!a1) s.out_shape.push_back(s.m);
+    if (!b1) s.out_shape.push_back(s.n);
+    return s;
+  }
+
+  // The output side of one call: how accumulators become y. `out.scale` points into
+  // `multiplier`, so a Requant stays where it was filled.
+  struct Requant {
+    QOutput out;
+    std::vector<float> multiplier;
+    ir::DType dtype = ir::DType::kInt32;
+    Requant() = default;
+    Requant(const Requant&) = delete;
+    Requant& operator=(const Requant&) = delete;
+  };
+
+  // MatMulInteger: int32 accumulators. The others: the multiplier a_scale * b_scale[n] /
+  // y_scale, the output zero point and the fused activation's bounds, and the bias (int32
+  // for QGemm, float for DynamicQuantizeMatMul); without y_scale the output is float.
+  void ReadRequant(KernelContext& ctx, int64_t n, float a_scale, Requant* rq) const {
+    const ir::Node& node = ctx.node();
+    QOutput& out = rq->out;
+    out.per_row = false;
+    if (kMode == Mode::kMatMulInteger) {
+      out.kind = QOutput::Kind::kInt32;
+      return;
+    }
+    const size_t bsi = kMode == Mode::kDynamic ? 2 : 4;
+    const std::vector<float> b_scale = ReadScale(node, Opt(ctx, bsi), n, "b_scale");
+    const ir::Tensor* y_scale = nullptr;
+    const ir::Tensor* y_zp = nullptr;
+    const ir::Tensor* bias = nullptr;
+    if (kMode == Mode::kQLinearMatMul) {
+      y_scale = Opt(ctx, 6);
+      y_zp = Opt(ctx, 7);
+      if (!y_scale) ThrowInvalid(node.describe() + ": missing y_scale");
+    } else if (kMode == Mode::kQGemm) {
+      y_scale = Opt(ctx, 7);
+      y_zp = Opt(ctx, 8);
+      bias = Opt(ctx, 6);
+    } else {
+      bias = Opt(ctx, 4);
+    }
+    const float ys = y_scale ? ReadScale(node, y_scale, 1, "y_scale")[0] : 1.f;
+    rq->multiplier.resize(b_scale.size());
+    for (size_t i = 0; i < b_scale.size(); ++i)
+      rq->multiplier[i] = y_scale ? a_scale * b_scale[i] / ys : a_scale * b_scale[i];
+    out.scale = rq->multiplier.data();
+    out.per_channel_scale = rq->multiplier.size() > 1;
+    out.lo = act_.lo;
+    out.hi = act_.hi;
+    if (y_scale) {
+      rq->dtype = y_zp ? y_zp->dtype() : ir::DType::kUInt8;
+      if (rq->dtype != ir::DType::kUInt8 && rq->dtype != ir::DType::kInt8)
+        ThrowUnsupported(node.describe() + ": y_zero_point dtype " + ir::DTypeName(rq->dtype) +
+                         " is not supported");
+      if (y_zp && y_zp->numel() != 1)
+        ThrowUnsupported(node.describe() + ": y_zero_point must be per-tensor");
+      out.kind = KindOf(rq->dtype);
+      out.zero_point = qutil::ZeroPoints(node, y_zp, 1)[0];
+      out.q_lo = qutil::QuantizeBound(act_.lo, ys, out.zero_point);
+      out.q_hi = qutil::QuantizeBound(act_.hi, ys, out.zero_point);
+    } else {
+      rq->dtype = ir::DType::kFloat32;
+      out.kind = QOutput::Kind::kFloat;
+    }
+    if (!bias) return;
+    const bool want_int = kMode == Mode::kQGemm;
+    if (bias->dtype() != (want_int ? ir::DType::kInt32 : ir::DType::kFloat32))
+      ThrowInvalid(node.describe() + ": bias has dtype " + ir::DTypeName(bias->dtype()) +
+                   ", expected " + (want_int ? "int32" : "float32"));
+    if (static_cast<int64_t>(bias->numel()) != n || (bias->rank() == 2 && bias->shape()[0] != 1))
+      ThrowUnsupported(node.describe() + ": bias of shape " + DimsToString(bias->shape()) +
+                       " is not a per-column vector of " + std::to_string(n));
+    if (want_int)
+      out.bias = bias->data<int32_t>();
+    else
+      out.float_bias = bias->data<float>();
   }
 
   void Run(KernelContext& ctx) override {
     const ir::Node& node = ctx.node();
-    // ---- read the operands --------------------------------------------------------------
-    const ir::Tensor* af = nullptr;
-    const ir::Tensor* aq = nullptr;
+    // ---- operands and shapes ------------------------------------------------------------
+    const ir::Tensor* af = nullptr;  // kDynamic: float A
+    const ir::Tensor* aq = nullptr;  // the others: quantized A
     if (kMode == Mode::kDynamic) {
       af = Opt(ctx, 0);
       if (!af || af->dtype() != ir::DType::kFloat32)
@@ -224,44 +342,17 @@ class QMatMulKernel : public Kernel {
     } else {
       aq = &QInput(ctx, 0, "A");
     }
-    const ir::Tensor& a_shape_src = af ? *af : *aq;
     const ir::Tensor& b = QInput(ctx, BIndex(), "B");
-    if (a_shape_src.rank() == 0 || b.rank() == 0)
-      ThrowInvalid(node.describe() + ": operands must have rank >= 1, got " +
-                   DimsToString(a_shape_src.shape()) + " and " + DimsToString(b.shape()));
-    std::vector<int64_t> as = a_shape_src.shape(), bs = b.shape();
-    if (kMode == Mode::kQGemm || kMode == Mode::kDynamic) {
-      if (b.rank() != 2)
-        ThrowUnsupported(node.describe() + ": B must be 2-D, got " + DimsToString(bs));
-      if (trans_b_) std::swap(bs[0], bs[1]);
-    }
-    const bool a1 = as.size() == 1, b1 = bs.size() == 1;
-    if (a1) as.insert(as.begin(), 1);
-    if (b1) bs.push_back(1);
-    const int64_t m = as[as.size() - 2], k = as.back(), kb = bs[bs.size() - 2], n = bs.back();
-    if (k != kb)
-      ThrowInvalid(node.describe() + ": inner dimensions differ: A is " +
-                   DimsToString(a_shape_src.shape()) + ", B is " + DimsToString(b.shape()));
-    const std::vector<int64_t> a_batch(as.begin(), as.end() - 2), b_batch(bs.begin(), bs.end() - 2);
-    const std::vector<int64_t> batch = BroadcastBatch(node, a_batch, b_batch);
-    std::vector<int64_t> out_shape = batch;
-    if (!a1) out_shape.push_back(m);
-    if (!b1) out_shape.push_back(n);
+    const Shapes s = ReadShapes(node, af ? *af : *aq, b);
+    const int64_t m = s.m, k = s.k, n = s.n;
 
-    // ---- zero points, scales, epilogue ----------------------------------------------------
-    const size_t azi = kMode == Mode::kMatMulInteger ? 2 : 2;
-    std::vector<int32_t> a_zp = {0};
-    std::vector<float> multiplier;
-    std::vector<float> dyn_storage;
-    QOutput out;
-    out.per_row = false;
-    ir::DType out_dtype = ir::DType::kInt32;
-    const ir::Tensor* bias = nullptr;
+    // ---- zero points and A's scale --------------------------------------------------------
     const std::vector<int32_t> b_zp =
         ReadZp(node, Opt(ctx, BZpIndex()), n, b.dtype(), "b_zero_point");
+    std::vector<int32_t> a_zp = {0};
     if (kMode != Mode::kDynamic) {
       // MatMulInteger's a_zero_point may be per row of a 2-D A.
-      a_zp = ReadZp(node, Opt(ctx, azi), kMode == Mode::kMatMulInteger && as.size() == 2 ? m : 1,
+      a_zp = ReadZp(node, Opt(ctx, 2), kMode == Mode::kMatMulInteger && s.as.size() == 2 ? m : 1,
                     aq->dtype(), "a_zero_point");
     }
     float a_scale = 1.f;
@@ -271,8 +362,8 @@ class QMatMulKernel : public Kernel {
     if (kMode == Mode::kDynamic) {
       // Threads split the min/max scan and the quantization (same bytes as 1 thread):
       // serial, they were a fifth of BERT's DynamicQuantizeMatMul time at 2 threads.
-      const qutil::U8Params p = qutil::DynamicU8Params(
-          af->data<float>(), static_cast<int64_t>(af->numel()), &ctx.pool());
+      const qutil::U8Params p =
+          qutil::DynamicU8Params(af->data<float>(), static_cast<int64_t>(af->numel()), &ctx.pool());
       a_scale = p.scale;
       a_zp = {p.zero_point};
       a_q_buf.resize(af->numel());
@@ -281,71 +372,23 @@ class QMatMulKernel : public Kernel {
     } else if (kMode != Mode::kMatMulInteger) {
       a_scale = ReadScale(node, Opt(ctx, 1), 1, "a_scale")[0];
     }
-    if (kMode == Mode::kMatMulInteger) {
-      out.kind = QOutput::Kind::kInt32;
-    } else {
-      const size_t bsi = kMode == Mode::kDynamic ? 2 : 4;
-      const std::vector<float> b_scale = ReadScale(node, Opt(ctx, bsi), n, "b_scale");
-      const ir::Tensor* y_scale = nullptr;
-      const ir::Tensor* y_zp = nullptr;
-      if (kMode == Mode::kQLinearMatMul) {
-        y_scale = Opt(ctx, 6);
-        y_zp = Opt(ctx, 7);
-        if (!y_scale) ThrowInvalid(node.describe() + ": missing y_scale");
-      } else if (kMode == Mode::kQGemm) {
-        y_scale = Opt(ctx, 7);
-        y_zp = Opt(ctx, 8);
-        bias = Opt(ctx, 6);
-      } else {
-        bias = Opt(ctx, 4);
-      }
-      const float ys = y_scale ? ReadScale(node, y_scale, 1, "y_scale")[0] : 1.f;
-      multiplier.resize(b_scale.size());
-      for (size_t i = 0; i < b_scale.size(); ++i)
-        multiplier[i] = y_scale ? a_scale * b_scale[i] / ys : a_scale * b_scale[i];
-      out.scale = multiplier.data();
-      out.per_channel_scale = multiplier.size() > 1;
-      out.lo = act_.lo;
-      out.hi = act_.hi;
-      if (y_scale) {
-        out_dtype = y_zp ? y_zp->dtype() : ir::DType::kUInt8;
-        if (out_dtype != ir::DType::kUInt8 && out_dtype != ir::DType::kInt8)
-          ThrowUnsupported(node.describe() + ": y_zero_point dtype " + ir::DTypeName(out_dtype) +
-                           " is not supported");
-        if (y_zp && y_zp->numel() != 1)
-          ThrowUnsupported(node.describe() + ": y_zero_point must be per-tensor");
-        out.kind = KindOf(out_dtype);
-        out.zero_point = qutil::ZeroPoints(node, y_zp, 1)[0];
-        out.q_lo = qutil::QuantizeBound(act_.lo, ys, out.zero_point);
-        out.q_hi = qutil::QuantizeBound(act_.hi, ys, out.zero_point);
-      } else {
-        out_dtype = ir::DType::kFloat32;
-        out.kind = QOutput::Kind::kFloat;
-      }
-      if (bias) {
-        const bool want_int = kMode == Mode::kQGemm;
-        if (bias->dtype() != (want_int ? ir::DType::kInt32 : ir::DType::kFloat32))
-          ThrowInvalid(node.describe() + ": bias has dtype " + ir::DTypeName(bias->dtype()) +
-                       ", expected " + (want_int ? "int32" : "float32"));
-        if (static_cast<int64_t>(bias->numel()) != n || (bias->rank() == 2 && bias->shape()[0] != 1))
-          ThrowUnsupported(node.describe() + ": bias of shape " + DimsToString(bias->shape()) +
-                           " is not a per-column vector of " + std::to_string(n));
-        if (want_int)
-          out.bias = bias->data<int32_t>();
-        else
-          out.float_bias = bias->data<float>();
-      }
-    }
-    ir::Tensor& y = ctx.AllocateOutput(0, out_dtype, out_shape);
+    Requant rq;
+    ReadRequant(ctx, n, a_scale, &rq);
+    const QOutput& out = rq.out;
+
+    // ---- the product ----------------------------------------------------------------------
+    ir::Tensor& y = ctx.AllocateOutput(0, rq.dtype, s.out_shape);
     if (y.numel() == 0) return;
-    const int64_t out_elem = out_dtype == ir::DType::kFloat32 || out_dtype == ir::DType::kInt32 ? 4 : 1;
-    out.ld = n;
+    const int64_t out_elem =
+        rq.dtype == ir::DType::kFloat32 || rq.dtype == ir::DType::kInt32 ? 4 : 1;
+    rq.out.ld = n;
 
     const void* a_data = a_q ? static_cast<const void*>(a_q->data()) : aq->raw();
     const ir::DType a_dtype = a_q ? ir::DType::kUInt8 : aq->dtype();
     const bool use_packed = packed_ && b.shape() == packed_shape_ && b.dtype() == packed_dtype_ &&
-                            b_zp == b_zp_ && bs.size() == 2;
-    const std::vector<int64_t> ai = BatchIndices(a_batch, batch), bi = BatchIndices(b_batch, batch);
+                            b_zp == b_zp_ && s.bs.size() == 2;
+    const std::vector<int64_t> ai = BatchIndices(s.a_batch, s.batch),
+                               bi = BatchIndices(s.b_batch, s.batch);
     const int64_t nb = static_cast<int64_t>(ai.size());
     bool b_shared = true, a_identity = true;
     for (int64_t t = 0; t < nb; ++t) {
@@ -360,15 +403,23 @@ class QMatMulKernel : public Kernel {
     auto b_operand = [&](int64_t b_index) -> QOperand {
       if (use_packed) return QOperand::Of(*packed_);
       const int64_t ldb = trans_b_ ? k : n;
-      QSource src{static_cast<const uint8_t*>(b.raw()) + b_index * k * n, b.dtype(), ldb, trans_b_,
-                  b_zp.data(), b_zp.size() > 1};
+      QSource src{static_cast<const uint8_t*>(b.raw()) + b_index * k * n,
+                  b.dtype(),
+                  ldb,
+                  trans_b_,
+                  b_zp.data(),
+                  b_zp.size() > 1};
       local_b = QPackB(kIsa, k, n, src);
       return QOperand::Of(local_b);
     };
     const int64_t a_elem_stride = m * k;
     auto run = [&](int64_t rows, int64_t a_index, int64_t b_index, int64_t y_index) {
-      QSource a_src{static_cast<const uint8_t*>(a_data) + a_index * a_elem_stride, a_dtype, k,
-                    false, a_zp.data(), a_zp_rows};
+      QSource a_src{static_cast<const uint8_t*>(a_data) + a_index * a_elem_stride,
+                    a_dtype,
+                    k,
+                    false,
+                    a_zp.data(),
+                    a_zp_rows};
       QOutput o = out;
       o.data = static_cast<uint8_t*>(y.mutable_raw()) + y_index * m * n * out_elem;
       RunProduct(kIsa, rows, n, k, a_src, b_operand(b_index), o, ctx.pool());
@@ -399,14 +450,16 @@ class QMatMulKernel : public Kernel {
         if (sparse_->Accumulate(rows, a_src, acc.data(), &ctx.pool())) {
           QOutput o = out;
           o.data = y.mutable_raw();
-          for (int64_t r = 0; r < rows; ++r) QStoreRow(acc.data() + r * n, static_cast<int>(n), r, 0, o);
+          for (int64_t r = 0; r < rows; ++r)
+            QStoreRow(acc.data() + r * n, static_cast<int>(n), r, 0, o);
           return;
         }
       }
       run(nb * m, 0, bi[0], 0);
       return;
     }
-    for (int64_t t = 0; t < nb; ++t) run(m, ai[static_cast<size_t>(t)], bi[static_cast<size_t>(t)], t);
+    for (int64_t t = 0; t < nb; ++t)
+      run(m, ai[static_cast<size_t>(t)], bi[static_cast<size_t>(t)], t);
   }
 
  private:
