@@ -199,13 +199,22 @@ TEST(QuantizeDynamic, DigitsKeepAccuracyAndOnnxruntimeAgrees) {
   ir::Tensor ort7 = qtest::RunOrt(*q7, dir, eval, "image", "all");
   ASSERT_FALSE(ort7.empty());
   double diff = qtest::MaxAbsDiff(got7, ort7);
-  std::printf("[ info ] dynamic, 7-bit weights: native vs onnxruntime max |diff| %.4g\n", diff);
-  // Same integer products; the run-time quantization of A is not bit-specified (scale and
-  // zero point are float expressions whose order differs between implementations). The
-  // Release build matches onnxruntime to ~2e-6 here; the -O1 sanitizer build flips one
-  // activation rounding step (0.0077 on logits of range 18), so the bound is that step's
-  // size class: 1e-3 of the logit range.
-  EXPECT_LE(diff, 1e-3 * range);
+  double mean = 0;
+  for (uint64_t i = 0; i < got7.numel(); ++i)
+    mean += std::fabs(double(got7.data<float>()[i]) - ort7.data<float>()[i]);
+  mean /= static_cast<double>(got7.numel());
+  std::printf("[ info ] dynamic, 7-bit weights: native vs onnxruntime max |diff| %.4g, mean %.3g\n",
+              diff, mean);
+  // Same integer products; the run-time quantization of A is not bit-specified: its input
+  // comes from float convolutions whose summation order differs between implementations
+  // and ISAs (1e-6 relative), which flips the rounding of a few activations to the
+  // neighbouring uint8 step: on logits of range 18 the largest difference was 0.0077
+  // (scalar kernels), 0.009 (AVX-512) and 0.029 (AVX2's direct convolutions), the mean
+  // 1.0e-5 to 4.5e-5. A real disagreement of the integer products (saturated pair sums,
+  // a wrong zero point) moves every logit: the mean stays below 2e-5 of the range only
+  // when nearly all outputs agree.
+  EXPECT_LE(diff, 4e-3 * range);
+  EXPECT_LE(mean, 2e-5 * range);
 }
 
 }  // namespace
