@@ -447,17 +447,23 @@ TEST(ConvTest, PixelMajorTilesMatchNaive) {
        {},
        {1, 1, 1, 1}},
       {"pointwise ragged in place", {1, 200, 5, 9}, {66, 200, 1, 1}, 1},
+      // Last channel panels of 32 and 48 channels (the 7 x 32 / 7 x 48 tiles).
+      {"pointwise 7x7 M 96", {1, 40, 7, 7}, {96, 40, 1, 1}, 1},
+      {"pointwise 14x14 M 176", {1, 33, 14, 14}, {176, 33, 1, 1}, 1},
       {"1-D", {1, 16, 30}, {40, 16, 5}, 1, {}, {}, {2, 2}},
   };
   const ConvCase automatic{"auto 7x7", {1, 128, 7, 7}, {256, 128, 3, 3}, 1, {}, {}, {1, 1, 1, 1}};
   // Pointwise on 7x7 with K >= 256 (MobileNetV2's tail): 300 channels end in a partial
-  // 8-channel group of the vectorised transposed store and a partial 64-channel panel.
+  // 8-channel group of the vectorised transposed store and a partial 64-channel panel (44
+  // channels: the 7 x 48 tile). MobileNetV2's 960 -> 160 ends in a 32-channel panel.
   const ConvCase automatic_pw{"auto pointwise 7x7", {1, 320, 7, 7}, {300, 320, 1, 1}, 1};
   ::setenv("EDGEPRESS_CONV_PIXEL_MAJOR", "1", 1);
   for (const ConvCase& cs : cases) ExpectFusedAndPlainMatchNaive(cs, Isa::kAvx512);
   ::unsetenv("EDGEPRESS_CONV_PIXEL_MAJOR");
   ExpectFusedAndPlainMatchNaive(automatic, Isa::kAvx512);
   ExpectFusedAndPlainMatchNaive(automatic_pw, Isa::kAvx512);
+  ExpectFusedAndPlainMatchNaive({"auto pointwise 960 -> 160", {1, 960, 7, 7}, {160, 960, 1, 1}, 1},
+                                Isa::kAvx512);
 }
 
 // The direct convolution of `isa` (conv_direct.h), forced on with EDGEPRESS_CONV_DIRECT=1,

@@ -189,9 +189,11 @@ ConvTileFn ConvTileFor(Isa isa) {
   return GemmTile<gemm_internal::ScalarKernel, 16>;
 }
 
-ConvTileFn PixelMajorTileFor(Isa isa) {
+ConvTileFn PixelMajorTileFor(Isa isa, int cols) {
 #if defined(__x86_64__)
-  if (UsesAvx512Tile(isa)) return Ukernel7x64Avx512;
+  if (UsesAvx512Tile(isa)) return Ukernel7xNAvx512(cols);
+#else
+  (void)cols;
 #endif
   (void)isa;
   return [](int rows, int64_t kc, const float* a, const float* b, float* c, int64_t ldc,

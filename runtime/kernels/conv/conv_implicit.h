@@ -100,8 +100,12 @@ constexpr int kPmRows = 7, kPmCols = 64;
 #if defined(__x86_64__)
 void Ukernel7x64Avx512(int rows, int64_t kc, const float* a, const float* b, float* c,
                        int64_t ldc, const TileStore& p);
+// The tile for the first `cols` (1..64) channels of a weight panel: AVX-512 computes
+// ceil(cols / 16) * 16 of them (only those columns of C are written); the portable
+// reference computes all 64 (the panel is zero past M).
+ConvTileFn Ukernel7xNAvx512(int cols);
 #endif
-ConvTileFn PixelMajorTileFor(Isa isa);  // the 7 x 64 tile (portable reference off AVX-512)
+ConvTileFn PixelMajorTileFor(Isa isa, int cols = kPmCols);
 PackedMatrix PackWeightsPixelMajor(int64_t m, int64_t k, const float* w);
 
 // Y (Mg x OH*OW for one image and group, row stride out_size) from X (Cg channels of one

@@ -39,6 +39,16 @@ class ScopedFlushDenormals {
 #endif
 };
 
+// Requests floats [p, p + n) into L2, one prefetch per 64-byte line.
+void PrefetchL2(const float* p, int64_t n) {
+#if defined(__x86_64__)
+  for (int64_t i = 0; i < n; i += 16) _mm_prefetch(reinterpret_cast<const char*>(p + i), _MM_HINT_T1);
+#else
+  (void)p;
+  (void)n;
+#endif
+}
+
 // Pixel panels: up to kPmRows pixels of one output row, never across rows, so each panel
 // is contiguous in the source (virtual pixel v0 = oh * wq + ow0) and in Y.
 struct PixelPanel {
@@ -173,6 +183,10 @@ bool PreferPixelMajor(Isa isa, const ConvGeometry& g, const Plan& plan) {
   const int64_t m = g.mg, mr = ConvMr(isa), nr = ConvNr(isa);
   // Multiply-adds each layout computes per GEMM row k, padding included.
   const double channel_major = static_cast<double>(CeilDiv(m, mr) * mr) * CeilDiv(plan.nv, nr) * nr;
+  // Counted with whole 64-channel panels, although a last panel of 16/32/48 channels now
+  // computes only those (Ukernel7xNAvx512): with the exact count 14x14 576 -> 96 and
+  // 384 -> 96 would switch to pixel-major and ran 8-13% slower inside MobileNetV2
+  // (interleaved per-node profile, 10 rounds, load ~4).
   const double pixel_major =
       static_cast<double>(g.out[1] * CeilDiv(g.out[2], kPmRows) * kPmRows) * CeilDiv(m, kPmCols) * kPmCols;
   // conv_bench (thread CPU time, loaded machine): 512 channels on 7x7, ratio 0.76: 108 ->
@@ -213,6 +227,8 @@ void RunPixelMajor(Isa isa, const ConvGeometry& g, const Plan& plan, const float
     throw Error(ErrorCode::kInternal, "conv_implicit::RunPixelMajor: packed weights do not match");
   const std::vector<PixelPanel> panels = PixelPanels(g, plan);
   const int64_t np = static_cast<int64_t>(panels.size()), nq = CeilDiv(m, kPmCols);
+  // A last channel panel of fewer than 64 channels runs the narrower tile.
+  const ConvTileFn last_tile = PixelMajorTileFor(isa, static_cast<int>(m - (nq - 1) * kPmCols));
   // Tiles of up to 8 pixel panels x 8 channel panels (each packed A panel feeds up to 8
   // B panels: with 4, 7x7 layers ran 100 instead of 136 GFLOP/s), split until every
   // thread has work and, up to 4 tiles per thread, the split is even: channel blocks
@@ -255,9 +271,27 @@ void RunPixelMajor(Isa isa, const ConvGeometry& g, const Plan& plan, const float
         sp.accumulate = pc > 0;
         for (int64_t q = q0; q < q1; ++q) {
           const float* b = wt.data.data() + q * kPmCols * k + pc * kPmCols;
-          for (int64_t pi = p0; pi < p1; ++pi)
-            tile(kPmRows, kc, abuf.data() + (pi - p0) * kc_step * kPmRows, b,
+          // The slice the next (q, K block) step reads, requested into L2 a share per
+          // pixel panel while this slice's tiles run.
+          const float* next = nullptr;
+          int64_t next_floats = 0;
+          if (q + 1 < q1) {
+            next = b + kPmCols * k;
+            next_floats = kc * kPmCols;
+          } else if (pc + kc < k) {
+            next = wt.data.data() + q0 * kPmCols * k + (pc + kc) * kPmCols;
+            next_floats = std::min(kc_step, k - pc - kc) * kPmCols;
+          }
+          const int64_t share = CeilDiv(next_floats, 16 * (p1 - p0)) * 16;
+          const ConvTileFn fn = q + 1 == nq ? last_tile : tile;
+          for (int64_t pi = p0; pi < p1; ++pi) {
+            if (next) {
+              const int64_t lo = (pi - p0) * share, hi = std::min(next_floats, lo + share);
+              PrefetchL2(next + lo, hi - lo);
+            }
+            fn(kPmRows, kc, abuf.data() + (pi - p0) * kc_step * kPmRows, b,
                  ctile.data() + (pi - p0) * kPmRows * ldc + (q - q0) * kPmCols, ldc, sp);
+          }
         }
       }
       // Transposed into Y: channel co's row gets each panel's pixels, contiguous.

@@ -109,42 +109,62 @@ void Ukernel12x32Avx512(int rows, int64_t kc, const float* a, const float* b, fl
   }
 }
 
-// The pixel-major tile (conv_pixel_major.cc): 7 pixels x 64 channels, 28 zmm
-// accumulators. Per GEMM row: 4 B loads and 7 broadcasts feed 28 FMAs (the 12 x 32 tile:
-// 2 + 12 for 24). Bias, Z and the clamp are applied by the caller's transposed store; this
-// tile only stores or accumulates.
-__attribute__((target("avx512f"))) void Ukernel7x64Avx512(int rows, int64_t kc, const float* a,
-                                                         const float* b, float* c, int64_t ldc,
-                                                         const TileStore& p) {
+namespace {
+
+// The pixel-major tile (conv_pixel_major.cc): 7 pixels x 16*kJ channels of a 64-wide
+// weight panel (B stride 64 per k). kJ = 4: 28 zmm accumulators; per GEMM row 4 B loads
+// and 7 broadcasts feed 28 FMAs (the 12 x 32 tile: 2 + 12 for 24). kJ < 4 serves a last
+// channel panel of 16, 32 or 48 channels (MobileNetV2's 160 and 96), which the full tile
+// computed as 64. Bias, Z and the clamp are applied by the caller's transposed store;
+// this tile only stores or accumulates its 16*kJ columns.
+template <int kJ>
+__attribute__((target("avx512f"))) void Tile7xJ(int rows, int64_t kc, const float* a,
+                                                const float* b, float* c, int64_t ldc,
+                                                const TileStore& p) {
   constexpr int kMr = 7;
-  __m512 acc[kMr][4];
+  __m512 acc[kMr][kJ];
 #pragma GCC unroll 7
-  for (int r = 0; r < kMr; ++r) acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = _mm512_setzero_ps();
+  for (int r = 0; r < kMr; ++r)
+#pragma GCC unroll 4
+    for (int j = 0; j < kJ; ++j) acc[r][j] = _mm512_setzero_ps();
   for (int64_t k = 0; k < kc; ++k) {
-    const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-    const __m512 b2 = _mm512_loadu_ps(b + 32), b3 = _mm512_loadu_ps(b + 48);
+    __m512 bv[kJ];
+#pragma GCC unroll 4
+    for (int j = 0; j < kJ; ++j) bv[j] = _mm512_loadu_ps(b + 16 * j);
 #pragma GCC unroll 7
     for (int r = 0; r < kMr; ++r) {
       const __m512 av = _mm512_set1_ps(a[r]);
-      acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
-      acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
-      acc[r][2] = _mm512_fmadd_ps(av, b2, acc[r][2]);
-      acc[r][3] = _mm512_fmadd_ps(av, b3, acc[r][3]);
+#pragma GCC unroll 4
+      for (int j = 0; j < kJ; ++j) acc[r][j] = _mm512_fmadd_ps(av, bv[j], acc[r][j]);
     }
     a += kMr;
-    b += 64;
+    b += kPmCols;
   }
 #pragma GCC unroll 7
   for (int r = 0; r < kMr; ++r) {
     if (r >= rows) break;
     float* cr = c + r * ldc;
 #pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) {
+    for (int j = 0; j < kJ; ++j) {
       __m512 v = acc[r][j];
       if (p.accumulate) v = _mm512_add_ps(v, _mm512_loadu_ps(cr + 16 * j));
       _mm512_storeu_ps(cr + 16 * j, v);
     }
   }
+}
+
+}  // namespace
+
+void Ukernel7x64Avx512(int rows, int64_t kc, const float* a, const float* b, float* c,
+                       int64_t ldc, const TileStore& p) {
+  Tile7xJ<4>(rows, kc, a, b, c, ldc, p);
+}
+
+ConvTileFn Ukernel7xNAvx512(int cols) {
+  if (cols <= 16) return Tile7xJ<1>;
+  if (cols <= 32) return Tile7xJ<2>;
+  if (cols <= 48) return Tile7xJ<3>;
+  return Tile7xJ<4>;
 }
 
 }  // namespace edgepress::runtime::conv_implicit
