@@ -54,6 +54,8 @@ void CheckTile(ConvTileFn fn, int mr, int nr, const char* name, bool with_epilog
                             : tile_cols > 0       ? tile_cols
                                                   : nr;
         p.accumulate = variant & 1;
+        // A prefetch of the A panel (TileStore::prefetch) must not change the result.
+        p.prefetch = (variant & 1) ? a.data() : nullptr;
         if (variant & 2) {
           p.row_bias = bias.data();
           p.clamp = true;

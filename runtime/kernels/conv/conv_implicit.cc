@@ -5,6 +5,7 @@
 #include "runtime/kernels/conv/conv_implicit.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "ir/error.h"
@@ -177,6 +178,14 @@ __attribute__((target("avx512f"))) void EvenColumnsAvx512(const float* src, int6
 #endif
 
 }  // namespace
+
+bool PrefetchWeights() {
+  static const bool on = [] {
+    const char* e = std::getenv("EDGEPRESS_CONV_PREFETCH");
+    return !(e && *e == '0');
+  }();
+  return on;
+}
 
 int ConvMr(Isa isa) { return UsesAvx512Tile(isa) ? 12 : 6; }
 int ConvNr(Isa isa) { return UsesAvx512Tile(isa) ? 32 : 16; }
@@ -401,6 +410,7 @@ void Run(Isa isa, const ConvGeometry& g, const Plan& plan, const float* x,
   const int64_t kc_max = 8192 / nr;
   const int64_t kblocks = CeilDiv(k, kc_max), kc_step = CeilDiv(k, kblocks);
   const float* pa = w.data.data();
+  const bool prefetch = PrefetchWeights();
   const int64_t* off = plan.off.data();
 
   auto run_tiles = [&](int64_t t0, int64_t t1) {
@@ -459,6 +469,14 @@ void Run(Isa isa, const ConvGeometry& g, const Plan& plan, const float* x,
               }
             }
             sp.keep = keep;
+            // First pass over this K block's A panels (they come from L3 inside a model):
+            // the tile requests the next panel's rows, or the next K block's first panel.
+            if (q == q0 && prefetch) {
+              if (pi + 1 < p1)
+                sp.prefetch = pa + (pi + 1) * k * mr + pc * mr;
+              else if (pc + kc < k)
+                sp.prefetch = pa + p0 * k * mr + (pc + kc) * mr;
+            }
             float* c = to_y ? y + row0 * out_size + y_at
                             : ctile.data() + (pi - p0) * mr * ldt + (q - q0) * nr;
             const bool is_tail = (pi + 1) * mr > m;

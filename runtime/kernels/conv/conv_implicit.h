@@ -45,9 +45,17 @@ struct TileStore {
   // the tile's start, so a panel of virtual pixels goes straight into Y, its dropped
   // columns (ow >= OW, past the last pixel) squeezed out.
   uint32_t keep = 0xffffffffu;
+  // The AVX-512 12 x 32 tile only: the next A panel at this K block (same layout, 12
+  // floats per k), requested into L1 one line per k step while this tile runs. Inside a
+  // model the weights come from L3; the driver sets it on a tile's first pass over its
+  // A panels. Does not change the result.
+  const float* prefetch = nullptr;
 };
 using ConvTileFn = void (*)(int rows, int64_t kc, const float* a, const float* b, float* c,
                             int64_t ldc, const TileStore& p);
+// Whether the drivers prefetch the next weights while a tile runs (default on;
+// EDGEPRESS_CONV_PREFETCH=0 turns it off, for A/B measurements).
+bool PrefetchWeights();
 int ConvMr(Isa isa);
 int ConvNr(Isa isa);
 ConvTileFn ConvTileFor(Isa isa);

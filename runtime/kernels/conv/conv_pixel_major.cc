@@ -250,6 +250,7 @@ void RunPixelMajor(Isa isa, const ConvGeometry& g, const Plan& plan, const float
   // 8 x 3.5 KiB.
   const int64_t kblocks = CeilDiv(k, 128), kc_step = CeilDiv(k, kblocks);
   const int64_t* off = plan.off.data();
+  const bool prefetch = PrefetchWeights();
 
   auto run_tiles = [&](int64_t t0, int64_t t1) {
     const ScopedFlushDenormals flush;
@@ -275,10 +276,10 @@ void RunPixelMajor(Isa isa, const ConvGeometry& g, const Plan& plan, const float
           // pixel panel while this slice's tiles run.
           const float* next = nullptr;
           int64_t next_floats = 0;
-          if (q + 1 < q1) {
+          if (prefetch && q + 1 < q1) {
             next = b + kPmCols * k;
             next_floats = kc * kPmCols;
-          } else if (pc + kc < k) {
+          } else if (prefetch && pc + kc < k) {
             next = wt.data.data() + q0 * kPmCols * k + (pc + kc) * kPmCols;
             next_floats = std::min(kc_step, k - pc - kc) * kPmCols;
           }
@@ -290,7 +291,7 @@ void RunPixelMajor(Isa isa, const ConvGeometry& g, const Plan& plan, const float
               PrefetchL2(next + lo, hi - lo);
             }
             fn(kPmRows, kc, abuf.data() + (pi - p0) * kc_step * kPmRows, b,
-                 ctile.data() + (pi - p0) * kPmRows * ldc + (q - q0) * kPmCols, ldc, sp);
+               ctile.data() + (pi - p0) * kPmRows * ldc + (q - q0) * kPmCols, ldc, sp);
           }
         }
       }

@@ -38,14 +38,20 @@ __attribute__((target("avx512f"), always_inline)) inline void StoreKept(float* a
 
 // kRows rows of the 12-row A panel (stride 12 per k): a partial last panel (M = 64 leaves
 // 4 rows) computes only its rows instead of 12.
-template <int kRows>
+// kPrefetch: one prefetch of p.prefetch per k step (TileStore::prefetch).
+template <int kRows, bool kPrefetch>
 __attribute__((target("avx512f"))) void Tile12x32(int64_t kc, const float* a, const float* b,
                                                   float* c, int64_t ldc, const TileStore& p) {
   constexpr int kMr = 12;
   __m512 acc[kRows][2];
 #pragma GCC unroll 12
   for (int r = 0; r < kRows; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  const float* pf = p.prefetch;
   for (int64_t k = 0; k < kc; ++k) {
+    if (kPrefetch) {
+      _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T0);
+      pf += kMr;
+    }
     const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
 #pragma GCC unroll 12
     for (int r = 0; r < kRows; ++r) {
@@ -89,23 +95,31 @@ __attribute__((target("avx512f"))) void Tile12x32(int64_t kc, const float* a, co
 
 #pragma GCC diagnostic pop
 
+template <int kRows>
+__attribute__((target("avx512f"))) void Tile12x32Rows(int64_t kc, const float* a,
+                                                      const float* b, float* c, int64_t ldc,
+                                                      const TileStore& p) {
+  if (p.prefetch) return Tile12x32<kRows, true>(kc, a, b, c, ldc, p);
+  Tile12x32<kRows, false>(kc, a, b, c, ldc, p);
+}
+
 }  // namespace
 
 void Ukernel12x32Avx512(int rows, int64_t kc, const float* a, const float* b, float* c,
                         int64_t ldc, const TileStore& p) {
   switch (rows) {
-    case 1: return Tile12x32<1>(kc, a, b, c, ldc, p);
-    case 2: return Tile12x32<2>(kc, a, b, c, ldc, p);
-    case 3: return Tile12x32<3>(kc, a, b, c, ldc, p);
-    case 4: return Tile12x32<4>(kc, a, b, c, ldc, p);
-    case 5: return Tile12x32<5>(kc, a, b, c, ldc, p);
-    case 6: return Tile12x32<6>(kc, a, b, c, ldc, p);
-    case 7: return Tile12x32<7>(kc, a, b, c, ldc, p);
-    case 8: return Tile12x32<8>(kc, a, b, c, ldc, p);
-    case 9: return Tile12x32<9>(kc, a, b, c, ldc, p);
-    case 10: return Tile12x32<10>(kc, a, b, c, ldc, p);
-    case 11: return Tile12x32<11>(kc, a, b, c, ldc, p);
-    default: return Tile12x32<12>(kc, a, b, c, ldc, p);
+    case 1: return Tile12x32Rows<1>(kc, a, b, c, ldc, p);
+    case 2: return Tile12x32Rows<2>(kc, a, b, c, ldc, p);
+    case 3: return Tile12x32Rows<3>(kc, a, b, c, ldc, p);
+    case 4: return Tile12x32Rows<4>(kc, a, b, c, ldc, p);
+    case 5: return Tile12x32Rows<5>(kc, a, b, c, ldc, p);
+    case 6: return Tile12x32Rows<6>(kc, a, b, c, ldc, p);
+    case 7: return Tile12x32Rows<7>(kc, a, b, c, ldc, p);
+    case 8: return Tile12x32Rows<8>(kc, a, b, c, ldc, p);
+    case 9: return Tile12x32Rows<9>(kc, a, b, c, ldc, p);
+    case 10: return Tile12x32Rows<10>(kc, a, b, c, ldc, p);
+    case 11: return Tile12x32Rows<11>(kc, a, b, c, ldc, p);
+    default: return Tile12x32Rows<12>(kc, a, b, c, ldc, p);
   }
 }
 
