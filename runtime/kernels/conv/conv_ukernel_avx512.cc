@@ -38,26 +38,29 @@ __attribute__((target("avx512f"), always_inline)) inline void StoreKept(float* a
 
 // kRows rows of the 12-row A panel (stride 12 per k): a partial last panel (M = 64 leaves
 // 4 rows) computes only its rows instead of 12.
-// kPrefetch: one prefetch of p.prefetch per k step (TileStore::prefetch).
-template <int kRows, bool kPrefetch>
+// kPrefetch: one prefetch of p.prefetch per k step (TileStore::prefetch). kHalves = 1:
+// every kept column is in the first 16 (the last panel of a 14x14 plane keeps 4, of a
+// 28x28 plane 16), so the second half is neither computed nor stored.
+template <int kRows, bool kPrefetch, int kHalves>
 __attribute__((target("avx512f"))) void Tile12x32(int64_t kc, const float* a, const float* b,
                                                   float* c, int64_t ldc, const TileStore& p) {
   constexpr int kMr = 12;
-  __m512 acc[kRows][2];
+  __m512 acc[kRows][kHalves];
 #pragma GCC unroll 12
-  for (int r = 0; r < kRows; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (int r = 0; r < kRows; ++r)
+    for (int h = 0; h < kHalves; ++h) acc[r][h] = _mm512_setzero_ps();
   const float* pf = p.prefetch;
   for (int64_t k = 0; k < kc; ++k) {
     if (kPrefetch) {
       _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T0);
       pf += kMr;
     }
-    const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+    __m512 bv[kHalves];
+    for (int h = 0; h < kHalves; ++h) bv[h] = _mm512_loadu_ps(b + 16 * h);
 #pragma GCC unroll 12
     for (int r = 0; r < kRows; ++r) {
       const __m512 av = _mm512_set1_ps(a[r]);
-      acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
-      acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+      for (int h = 0; h < kHalves; ++h) acc[r][h] = _mm512_fmadd_ps(av, bv[h], acc[r][h]);
     }
     a += kMr;
     b += 32;
@@ -69,27 +72,18 @@ __attribute__((target("avx512f"))) void Tile12x32(int64_t kc, const float* a, co
 #pragma GCC unroll 12
   for (int r = 0; r < kRows; ++r) {
     float* cr = c + r * ldc;
-    __m512 v0 = acc[r][0], v1 = acc[r][1];
-    if (p.accumulate) {
-      v0 = _mm512_add_ps(v0, LoadKept(cr, k0, full));
-      v1 = _mm512_add_ps(v1, LoadKept(cr + h1, k1, full));
+    const float* zr = p.z ? p.z + r * p.ldz : nullptr;
+    const float rb = p.row_bias ? p.row_bias[r] : 0.f;
+    for (int h = 0; h < kHalves; ++h) {
+      const __mmask16 kh = h == 0 ? k0 : k1;
+      const int64_t at = h == 0 ? 0 : h1;
+      __m512 v = acc[r][h];
+      if (p.accumulate) v = _mm512_add_ps(v, LoadKept(cr + at, kh, full));
+      if (p.row_bias) v = _mm512_add_ps(v, _mm512_set1_ps(rb));
+      if (zr) v = _mm512_add_ps(v, LoadKept(zr + at, kh, full));
+      if (p.clamp) v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+      StoreKept(cr + at, kh, full, v);
     }
-    if (p.row_bias) {
-      const __m512 rb = _mm512_set1_ps(p.row_bias[r]);
-      v0 = _mm512_add_ps(v0, rb);
-      v1 = _mm512_add_ps(v1, rb);
-    }
-    if (p.z) {
-      const float* zr = p.z + r * p.ldz;
-      v0 = _mm512_add_ps(v0, LoadKept(zr, k0, full));
-      v1 = _mm512_add_ps(v1, LoadKept(zr + h1, k1, full));
-    }
-    if (p.clamp) {
-      v0 = _mm512_min_ps(_mm512_max_ps(v0, lo), hi);
-      v1 = _mm512_min_ps(_mm512_max_ps(v1, lo), hi);
-    }
-    StoreKept(cr, k0, full, v0);
-    StoreKept(cr + h1, k1, full, v1);
   }
 }
 
@@ -99,8 +93,11 @@ template <int kRows>
 __attribute__((target("avx512f"))) void Tile12x32Rows(int64_t kc, const float* a,
                                                       const float* b, float* c, int64_t ldc,
                                                       const TileStore& p) {
-  if (p.prefetch) return Tile12x32<kRows, true>(kc, a, b, c, ldc, p);
-  Tile12x32<kRows, false>(kc, a, b, c, ldc, p);
+  if ((p.keep >> 16) == 0)  // only the first 16 columns are kept
+    return p.prefetch ? Tile12x32<kRows, true, 1>(kc, a, b, c, ldc, p)
+                      : Tile12x32<kRows, false, 1>(kc, a, b, c, ldc, p);
+  if (p.prefetch) return Tile12x32<kRows, true, 2>(kc, a, b, c, ldc, p);
+  Tile12x32<kRows, false, 2>(kc, a, b, c, ldc, p);
 }
 
 }  // namespace
