@@ -183,12 +183,8 @@ bool PreferPixelMajor(Isa isa, const ConvGeometry& g, const Plan& plan) {
   const int64_t m = g.mg, mr = ConvMr(isa), nr = ConvNr(isa);
   // Multiply-adds each layout computes per GEMM row k, padding included.
   const double channel_major = static_cast<double>(CeilDiv(m, mr) * mr) * CeilDiv(plan.nv, nr) * nr;
-  // Counted with whole 64-channel panels, although a last panel of 16/32/48 channels now
-  // computes only those (Ukernel7xNAvx512): with the exact count 14x14 576 -> 96 and
-  // 384 -> 96 would switch to pixel-major and ran 8-13% slower inside MobileNetV2
-  // (interleaved per-node profile, 10 rounds, load ~4).
-  const double pixel_major =
-      static_cast<double>(g.out[1] * CeilDiv(g.out[2], kPmRows) * kPmRows) * CeilDiv(m, kPmCols) * kPmCols;
+  const int64_t pixel_rows = g.out[1] * CeilDiv(g.out[2], kPmRows) * kPmRows;
+  const double pixel_major = static_cast<double>(pixel_rows) * CeilDiv(m, kPmCols) * kPmCols;
   // conv_bench (thread CPU time, loaded machine): 512 channels on 7x7, ratio 0.76: 108 ->
   // 136 GFLOP/s; 256 on 14x14 (0.85) even; with one or two channel panels (64-channel
   // layers) the A packing is spread over too few B panels: 144 -> 120; with a short K
@@ -204,7 +200,17 @@ bool PreferPixelMajor(Isa isa, const ConvGeometry& g, const Plan& plan) {
     // 119 -> 130, 160 -> 960 (0.77) 127 -> 134, 96 -> 576 (0.77) 116 -> 128; kept
     // channel-major: 7x7 576 -> 96 (1.02) 111 vs 104, 14x14 96 -> 576 (0.875, short K)
     // 136 vs 121, 576 -> 96 (0.98) 139 vs 108, and every plane of 28x28 and more.
-    return pixel_major < (k >= 256 ? 0.9 : 0.8) * channel_major;
+    // Counted exactly since both tiles skip whole 16-column vectors they do not need: a
+    // last channel panel of 16/32/48 channels (Ukernel7xNAvx512) and a last pixel panel
+    // keeping at most 16 columns (Tile12x32's half). MobileNetV3's 7x7 576 -> 96 switches
+    // to pixel-major (43-45 vs 48-50 us in the model); 14x14 576 -> 96 (0.94) stays
+    // channel-major, where pixel-major ran 8-13% slower in MobileNetV2 (interleaved
+    // per-node profiles, 8-10 rounds, load ~4).
+    const int64_t last = plan.nv % nr;
+    const double cm_exact = static_cast<double>(CeilDiv(m, mr) * mr) *
+                            ((plan.nv / nr) * nr + (last == 0 ? 0 : last <= 16 ? 16 : nr));
+    const double pm_exact = static_cast<double>(pixel_rows) * CeilDiv(m, 16) * 16;
+    return pm_exact < (k >= 256 ? 0.9 : 0.8) * cm_exact;
   }
   return k >= 256 && CeilDiv(m, kPmCols) >= 4 && pixel_major < 0.8 * channel_major;
 }
