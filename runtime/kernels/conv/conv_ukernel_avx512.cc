@@ -72,18 +72,28 @@ __attribute__((target("avx512f"))) void Tile12x32(int64_t kc, const float* a, co
 #pragma GCC unroll 12
   for (int r = 0; r < kRows; ++r) {
     float* cr = c + r * ldc;
-    const float* zr = p.z ? p.z + r * p.ldz : nullptr;
-    const float rb = p.row_bias ? p.row_bias[r] : 0.f;
-    for (int h = 0; h < kHalves; ++h) {
-      const __mmask16 kh = h == 0 ? k0 : k1;
-      const int64_t at = h == 0 ? 0 : h1;
-      __m512 v = acc[r][h];
-      if (p.accumulate) v = _mm512_add_ps(v, LoadKept(cr + at, kh, full));
-      if (p.row_bias) v = _mm512_add_ps(v, _mm512_set1_ps(rb));
-      if (zr) v = _mm512_add_ps(v, LoadKept(zr + at, kh, full));
-      if (p.clamp) v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
-      StoreKept(cr + at, kh, full, v);
+    __m512 v0 = acc[r][0], v1 = acc[r][kHalves - 1];  // v1 unused when kHalves = 1
+    constexpr bool two = kHalves == 2;
+    if (p.accumulate) {
+      v0 = _mm512_add_ps(v0, LoadKept(cr, k0, full));
+      if (two) v1 = _mm512_add_ps(v1, LoadKept(cr + h1, k1, full));
     }
+    if (p.row_bias) {
+      const __m512 rb = _mm512_set1_ps(p.row_bias[r]);
+      v0 = _mm512_add_ps(v0, rb);
+      if (two) v1 = _mm512_add_ps(v1, rb);
+    }
+    if (p.z) {
+      const float* zr = p.z + r * p.ldz;
+      v0 = _mm512_add_ps(v0, LoadKept(zr, k0, full));
+      if (two) v1 = _mm512_add_ps(v1, LoadKept(zr + h1, k1, full));
+    }
+    if (p.clamp) {
+      v0 = _mm512_min_ps(_mm512_max_ps(v0, lo), hi);
+      if (two) v1 = _mm512_min_ps(_mm512_max_ps(v1, lo), hi);
+    }
+    StoreKept(cr, k0, full, v0);
+    if (two) StoreKept(cr + h1, k1, full, v1);
   }
 }
 
