@@ -423,6 +423,28 @@ void ExpectFusedAndPlainMatchNaive(const ConvCase& cs, Isa isa) {
   }
 }
 
+// Short K blocks (K <= 32) with >= 4 A panels pack all B panels of a tile first and run
+// the A panels outer (conv_implicit.cc, `group`): a ragged last pixel panel of 1..16
+// kept columns (the one-half 12x32 tile) and of 17..31, a panel group cut by the tile's
+// end, an M tail panel, dropped columns of a padded 3x3 (keep masks across a group), Z,
+// both activations, 1 and 2 threads, on the AVX-512 and AVX2 entries; and M = 16 (two
+// panels, one per group).
+TEST(ConvTest, ShortKPanelGroupsMatchNaive) {
+  const ScopedEnv implicit("EDGEPRESS_CONV_DIRECT", "0");
+  const ScopedEnv channel_major("EDGEPRESS_CONV_PIXEL_MAJOR", "0");
+  const std::vector<ConvCase> cases = {
+      {"pointwise 16 -> 96, 23x21", {1, 16, 23, 21}, {96, 16, 1, 1}, 1},
+      {"pointwise 24 -> 100, 14x14 (4 kept)", {1, 24, 14, 14}, {100, 24, 1, 1}, 1},
+      {"pointwise 32 -> 50, 25x11 (19 kept)", {1, 32, 25, 11}, {50, 32, 1, 1}, 1},
+      {"3x3 K 27 M 61 padded", {1, 3, 17, 19}, {61, 3, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
+      {"pointwise 16 -> 16, 30x30", {1, 16, 30, 30}, {16, 16, 1, 1}, 1},
+  };
+  for (Isa isa : {Isa::kAvx512, Isa::kAvx2}) {
+    if (!GetCpuFeatures().Has(isa)) continue;  // the other ISA still runs
+    for (const ConvCase& cs : cases) ExpectFusedAndPlainMatchNaive(cs, isa);
+  }
+}
+
 // The AVX-512 entry's pixel-major tiles (conv_pixel_major.cc), forced on every 2-D shape
 // here with EDGEPRESS_CONV_PIXEL_MAJOR=1 (read when a kernel is created): output widths
 // below, at and above the 7-pixel panel, channels below, at and past 64 and past 8 panels
