@@ -448,7 +448,7 @@ TEST(ConvTest, ShortKPanelGroupsMatchNaive) {
 // The AVX-512 entry's pixel-major tiles (conv_pixel_major.cc), forced on every 2-D shape
 // here with EDGEPRESS_CONV_PIXEL_MAJOR=1 (read when a kernel is created): output widths
 // below, at and above the 7-pixel panel, channels below, at and past 64 and past 8 panels
-// (a tile's channel block), K over several 128-row blocks, stride 2 with a dropped phase
+// (a tile's channel block), K over several 64-row blocks, stride 2 with a dropped phase
 // column, groups, X read in place with a ragged last panel, bias, Z and both activations;
 // 1 and 2 threads. Last, shapes the automatic choice takes (256 channels, 7x7, K 1152;
 // a pointwise 320 -> 300 on 7x7).
