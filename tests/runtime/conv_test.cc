@@ -450,8 +450,10 @@ TEST(ConvTest, ShortKPanelGroupsMatchNaive) {
 // below, at and above the 7-pixel panel, channels below, at and past 64 and past 8 panels
 // (a tile's channel block), K over several 64-row blocks, stride 2 with a dropped phase
 // column, groups, X read in place with a ragged last panel, bias, Z and both activations;
-// 1 and 2 threads. Last, shapes the automatic choice takes (256 channels, 7x7, K 1152;
-// a pointwise 320 -> 300 on 7x7).
+// 1 and 2 threads; K <= 384 runs channel panels outer (M 64, M 520 over two tiles of
+// channel panels, the pointwise cases), K 450 and up K blocks outer. Last, shapes the
+// automatic choice takes (256 channels, 7x7, K 1152; a pointwise 320 -> 300 and
+// MobileNetV2's 960 -> 160 on 7x7).
 TEST(ConvTest, PixelMajorTilesMatchNaive) {
   if (!GetCpuFeatures().Has(Isa::kAvx512)) GTEST_SKIP() << "CPU lacks AVX-512F";
   const ScopedEnv implicit("EDGEPRESS_CONV_DIRECT", "0");
