@@ -28,8 +28,11 @@ std::vector<float> Random(size_t n, uint32_t seed) {
 }
 
 // with_epilogue = false: the tile only stores or accumulates (the pixel-major tile, whose
-// caller applies bias, Z and the clamp while transposing).
-void CheckTile(ConvTileFn fn, int mr, int nr, const char* name, bool with_epilogue = true) {
+// caller applies bias, Z and the clamp while transposing). tile_cols > 0: the tile
+// computes only the first tile_cols of the nr-wide B panel (the narrower pixel-major
+// tiles) and must write nothing past them.
+void CheckTile(ConvTileFn fn, int mr, int nr, const char* name, bool with_epilogue = true,
+               int tile_cols = 0) {
   const int64_t ldc = nr + 7;
   for (int64_t kc : {1, 2, 5, 128, 301}) {
     const std::vector<float> a = Random(kc * mr, 1 + kc), b = Random(kc * nr, 2 + kc);
@@ -47,8 +50,12 @@ void CheckTile(ConvTileFn fn, int mr, int nr, const char* name, bool with_epilog
         const int variant = static_cast<int>(v % 8);
         TileStore p;
         p.keep = keeps[v / 8];
-        const int written = p.keep == 0xffffffffu ? nr : __builtin_popcount(p.keep);
+        const int written = p.keep != 0xffffffffu ? __builtin_popcount(p.keep)
+                            : tile_cols > 0       ? tile_cols
+                                                  : nr;
         p.accumulate = variant & 1;
+        // A prefetch of the A panel (TileStore::prefetch) must not change the result.
+        p.prefetch = (variant & 1) ? a.data() : nullptr;
         if (variant & 2) {
           p.row_bias = bias.data();
           p.clamp = true;
@@ -102,6 +109,12 @@ TEST(ConvImplicitTest, PixelMajorTileMatchesReference) {
   CheckTile(PixelMajorTileFor(Isa::kScalar), kPmRows, kPmCols, "pixel-major portable", false);
   if (!GetCpuFeatures().Has(Isa::kAvx512)) GTEST_SKIP() << "CPU lacks AVX-512F";
   CheckTile(PixelMajorTileFor(Isa::kAvx512), kPmRows, kPmCols, "pixel-major avx512", false);
+  // A last channel panel of 1..64 channels: ceil(cols / 16) * 16 columns computed.
+  for (int cols : {1, 15, 16, 17, 32, 33, 48, 49, 63, 64}) {
+    const std::string name = "pixel-major avx512 cols " + std::to_string(cols);
+    CheckTile(PixelMajorTileFor(Isa::kAvx512, cols), kPmRows, kPmCols, name.c_str(), false,
+              (cols + 15) / 16 * 16);
+  }
 }
 
 // W^T in panels of kPmCols channels, [k][kPmCols] each, zero past M.

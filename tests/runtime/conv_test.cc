@@ -423,13 +423,37 @@ void ExpectFusedAndPlainMatchNaive(const ConvCase& cs, Isa isa) {
   }
 }
 
+// Short K blocks (K <= 32) with >= 4 A panels pack all B panels of a tile first and run
+// the A panels outer (conv_implicit.cc, `group`): a ragged last pixel panel of 1..16
+// kept columns (the one-half 12x32 tile) and of 17..31, a panel group cut by the tile's
+// end, an M tail panel, dropped columns of a padded 3x3 (keep masks across a group), Z,
+// both activations, 1 and 2 threads, on the AVX-512 and AVX2 entries; and M = 16 (two
+// panels, one per group).
+TEST(ConvTest, ShortKPanelGroupsMatchNaive) {
+  const ScopedEnv implicit("EDGEPRESS_CONV_DIRECT", "0");
+  const ScopedEnv channel_major("EDGEPRESS_CONV_PIXEL_MAJOR", "0");
+  const std::vector<ConvCase> cases = {
+      {"pointwise 16 -> 96, 23x21", {1, 16, 23, 21}, {96, 16, 1, 1}, 1},
+      {"pointwise 24 -> 100, 14x14 (4 kept)", {1, 24, 14, 14}, {100, 24, 1, 1}, 1},
+      {"pointwise 32 -> 50, 25x11 (19 kept)", {1, 32, 25, 11}, {50, 32, 1, 1}, 1},
+      {"3x3 K 27 M 61 padded", {1, 3, 17, 19}, {61, 3, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
+      {"pointwise 16 -> 16, 30x30", {1, 16, 30, 30}, {16, 16, 1, 1}, 1},
+  };
+  for (Isa isa : {Isa::kAvx512, Isa::kAvx2}) {
+    if (!GetCpuFeatures().Has(isa)) continue;  // the other ISA still runs
+    for (const ConvCase& cs : cases) ExpectFusedAndPlainMatchNaive(cs, isa);
+  }
+}
+
 // The AVX-512 entry's pixel-major tiles (conv_pixel_major.cc), forced on every 2-D shape
 // here with EDGEPRESS_CONV_PIXEL_MAJOR=1 (read when a kernel is created): output widths
 // below, at and above the 7-pixel panel, channels below, at and past 64 and past 8 panels
-// (a tile's channel block), K over several 128-row blocks, stride 2 with a dropped phase
+// (a tile's channel block), K over several 64-row blocks, stride 2 with a dropped phase
 // column, groups, X read in place with a ragged last panel, bias, Z and both activations;
-// 1 and 2 threads. Last, shapes the automatic choice takes (256 channels, 7x7, K 1152;
-// a pointwise 320 -> 300 on 7x7).
+// 1 and 2 threads; K <= 384 runs channel panels outer (M 64, M 520 over two tiles of
+// channel panels, the pointwise cases), K 450 and up K blocks outer. Last, shapes the
+// automatic choice takes (256 channels, 7x7, K 1152; a pointwise 320 -> 300 and
+// MobileNetV2's 960 -> 160 on 7x7).
 TEST(ConvTest, PixelMajorTilesMatchNaive) {
   if (!GetCpuFeatures().Has(Isa::kAvx512)) GTEST_SKIP() << "CPU lacks AVX-512F";
   const ScopedEnv implicit("EDGEPRESS_CONV_DIRECT", "0");
@@ -447,17 +471,23 @@ TEST(ConvTest, PixelMajorTilesMatchNaive) {
        {},
        {1, 1, 1, 1}},
       {"pointwise ragged in place", {1, 200, 5, 9}, {66, 200, 1, 1}, 1},
+      // Last channel panels of 32 and 48 channels (the 7 x 32 / 7 x 48 tiles).
+      {"pointwise 7x7 M 96", {1, 40, 7, 7}, {96, 40, 1, 1}, 1},
+      {"pointwise 14x14 M 176", {1, 33, 14, 14}, {176, 33, 1, 1}, 1},
       {"1-D", {1, 16, 30}, {40, 16, 5}, 1, {}, {}, {2, 2}},
   };
   const ConvCase automatic{"auto 7x7", {1, 128, 7, 7}, {256, 128, 3, 3}, 1, {}, {}, {1, 1, 1, 1}};
   // Pointwise on 7x7 with K >= 256 (MobileNetV2's tail): 300 channels end in a partial
-  // 8-channel group of the vectorised transposed store and a partial 64-channel panel.
+  // 8-channel group of the vectorised transposed store and a partial 64-channel panel (44
+  // channels: the 7 x 48 tile). MobileNetV2's 960 -> 160 ends in a 32-channel panel.
   const ConvCase automatic_pw{"auto pointwise 7x7", {1, 320, 7, 7}, {300, 320, 1, 1}, 1};
   ::setenv("EDGEPRESS_CONV_PIXEL_MAJOR", "1", 1);
   for (const ConvCase& cs : cases) ExpectFusedAndPlainMatchNaive(cs, Isa::kAvx512);
   ::unsetenv("EDGEPRESS_CONV_PIXEL_MAJOR");
   ExpectFusedAndPlainMatchNaive(automatic, Isa::kAvx512);
   ExpectFusedAndPlainMatchNaive(automatic_pw, Isa::kAvx512);
+  ExpectFusedAndPlainMatchNaive({"auto pointwise 960 -> 160", {1, 960, 7, 7}, {160, 960, 1, 1}, 1},
+                                Isa::kAvx512);
 }
 
 // The direct convolution of `isa` (conv_direct.h), forced on with EDGEPRESS_CONV_DIRECT=1,

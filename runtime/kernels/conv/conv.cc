@@ -11,6 +11,8 @@
 //    pixel-major tiles (7x7 planes) runs those (conv_pixel_major.cc), W^T packed on first
 //    use; pointwise convs by their own rule there (PreferPixelMajor).
 //    EDGEPRESS_CONV_PIXEL_MAJOR=0 / =1 forces the choice (tests, benchmarks).
+//    Both layouts prefetch the next weights while a tile runs (inside a model they come
+//    from L3); EDGEPRESS_CONV_PREFETCH=0 turns that off (A/B runs).
 //    KxK convs with >= 64-ish output channels and K >= 256 on AVX-512, any K on AVX2
 //    (conv_direct::Prefer: ResNet's 3x3 layers) run the direct kernel instead
 //    (conv_direct.h: NCHW in and out, weights packed at creation, no per-call packing).

@@ -5,6 +5,7 @@
 #include "runtime/kernels/conv/conv_implicit.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "ir/error.h"
@@ -178,6 +179,14 @@ __attribute__((target("avx512f"))) void EvenColumnsAvx512(const float* src, int6
 
 }  // namespace
 
+bool PrefetchWeights() {
+  static const bool on = [] {
+    const char* e = std::getenv("EDGEPRESS_CONV_PREFETCH");
+    return !(e && *e == '0');
+  }();
+  return on;
+}
+
 int ConvMr(Isa isa) { return UsesAvx512Tile(isa) ? 12 : 6; }
 int ConvNr(Isa isa) { return UsesAvx512Tile(isa) ? 32 : 16; }
 
@@ -189,9 +198,11 @@ ConvTileFn ConvTileFor(Isa isa) {
   return GemmTile<gemm_internal::ScalarKernel, 16>;
 }
 
-ConvTileFn PixelMajorTileFor(Isa isa) {
+ConvTileFn PixelMajorTileFor(Isa isa, int cols) {
 #if defined(__x86_64__)
-  if (UsesAvx512Tile(isa)) return Ukernel7x64Avx512;
+  if (UsesAvx512Tile(isa)) return Ukernel7xNAvx512(cols);
+#else
+  (void)cols;
 #endif
   (void)isa;
   return [](int rows, int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
@@ -399,12 +410,34 @@ void Run(Isa isa, const ConvGeometry& g, const Plan& plan, const float* x,
   const int64_t kc_max = 8192 / nr;
   const int64_t kblocks = CeilDiv(k, kc_max), kc_step = CeilDiv(k, kblocks);
   const float* pa = w.data.data();
+  const bool prefetch = PrefetchWeights();
   const int64_t* off = plan.off.data();
+
+  // B panels packed per group: one (its kc x nr floats stay in L1 while the tile's A
+  // panels stream through), or, when the K block is short and the tile's panels fit in
+  // 32 KiB together, all of them, the A panels then outer: each A panel's rows of Y are
+  // written as long runs. With K = 16-32 (MobileNet's first expand convs, 56x56 and
+  // 112x112, 1-5 MiB of output) the 96 rows of a tile each advancing 128 bytes per
+  // panel left the stores, not the FMAs, the limit (MobileNetV2 in-model, 1 thread:
+  // 16 -> 96 on 112x112 0.85 -> 0.68 ms, 24 -> 144 on 56x56 0.29 -> 0.20). With one or
+  // two A panels (16 channels) there are few rows to gain and 16 -> 16 / 32 -> 16 ran
+  // 13-15% slower: those keep one panel per group.
+  constexpr int64_t kMaxGroup = 16;
+  const int64_t group = kblocks == 1 && ncp * kc_step * nr <= 8192 && std::min(mcp, mp) >= 4
+                            ? std::min<int64_t>(ncp, kMaxGroup)
+                            : 1;
+  struct PanelMeta {
+    int64_t y_at = 0;
+    uint32_t keep = 0xffffffffu;
+    bool skip = false, to_y = false;
+  };
 
   auto run_tiles = [&](int64_t t0, int64_t t1) {
     const ScopedFlushDenormals flush;
     thread_local std::vector<float> bbuf, ctile;
-    if (bbuf.size() < static_cast<size_t>(kc_step * nr)) bbuf.resize(kc_step * nr);
+    PanelMeta meta[kMaxGroup];
+    if (bbuf.size() < static_cast<size_t>(group * kc_step * nr))
+      bbuf.resize(group * kc_step * nr);
     const int64_t ldt = ncp * nr;
     if (ctile.size() < static_cast<size_t>(mcp * mr * ldt)) ctile.resize(mcp * mr * ldt);
     for (int64_t t = t0; t < t1; ++t) {
@@ -414,56 +447,78 @@ void Run(Isa isa, const ConvGeometry& g, const Plan& plan, const float* x,
       for (int64_t pc = 0; pc < k; pc += kc_step) {
         const int64_t kc = std::min(kc_step, k - pc);
         const bool first = pc == 0, last = pc + kc >= k;
-        for (int64_t q = q0; q < q1; ++q) {
-          const int64_t cols = std::min<int64_t>(nr, nv - q * nr);
-          // Y offset of the panel's first column; with `compact`, of its first kept one.
-          int64_t y_at = q * nr;
-          uint32_t keep = 0xffffffffu;
-          if (compact && !(direct && cols == nr)) {
-            keep = 0;
-            y_at = -1;
-            // Two divisions per panel, not per column: 64 of them cost 5-10% of a stem conv.
-            int64_t oh = q * nr / wq, ow = q * nr % wq;
-            for (int64_t j = 0; j < cols; ++j) {
-              if (ow < ow_n) {
-                keep |= 1u << j;
-                if (y_at < 0) y_at = oh * ow_n + ow;
+        for (int64_t g0 = q0; g0 < q1; g0 += group) {
+          const int64_t g1 = std::min(q1, g0 + group);
+          // Pack the group's B panels; a panel of only dropped columns is skipped.
+          for (int64_t q = g0; q < g1; ++q) {
+            PanelMeta& pm = meta[q - g0];
+            const int64_t cols = std::min<int64_t>(nr, nv - q * nr);
+            // Y offset of the panel's first column; with `compact`, of its first kept one.
+            pm.y_at = q * nr;
+            pm.keep = 0xffffffffu;
+            pm.skip = false;
+            if (compact && !(direct && cols == nr)) {
+              pm.keep = 0;
+              pm.y_at = -1;
+              // Two divisions per panel, not per column: 64 of them cost 5-10% of a stem conv.
+              int64_t oh = q * nr / wq, ow = q * nr % wq;
+              for (int64_t j = 0; j < cols; ++j) {
+                if (ow < ow_n) {
+                  pm.keep |= 1u << j;
+                  if (pm.y_at < 0) pm.y_at = oh * ow_n + ow;
+                }
+                if (++ow == wq) {
+                  ow = 0;
+                  ++oh;
+                }
               }
-              if (++ow == wq) {
-                ow = 0;
-                ++oh;
-              }
+              pm.skip = pm.keep == 0;
+              if (pm.skip) continue;
             }
-            if (keep == 0) continue;  // only dropped columns
+            float* bq = bbuf.data() + (q - g0) * kc_step * nr;
+            if (plan.in_place && cols < nr)  // X has no slack past its last pixel
+              PackPanelPartial(src + q * nr, off + pc, kc, static_cast<int>(cols), nr, bq);
+            else
+              pack(src + q * nr, off + pc, kc, bq);
+            pm.to_y = compact || (direct && cols == nr);
           }
-          if (plan.in_place && cols < nr)  // X has no slack past its last pixel
-            PackPanelPartial(src + q * nr, off + pc, kc, static_cast<int>(cols), nr, bbuf.data());
-          else
-            pack(src + q * nr, off + pc, kc, bbuf.data());
-          const bool to_y = compact || (direct && cols == nr);
           for (int64_t pi = p0; pi < p1; ++pi) {
             const int64_t row0 = pi * mr;
-            TileStore sp;
-            sp.accumulate = !first;
-            if (last) {
-              sp.row_bias = bias ? bias + row0 : nullptr;
-              // A tile bound for the tile buffer gets Z and the clamp in ScatterTile.
-              sp.clamp = ep.clamp && (to_y || !z);
-              sp.lo = ep.lo;
-              sp.hi = ep.hi;
-              if (z && to_y) {
-                sp.z = z + row0 * out_size + y_at;
-                sp.ldz = out_size;
+            for (int64_t q = g0; q < g1; ++q) {
+              const PanelMeta& pm = meta[q - g0];
+              if (pm.skip) continue;
+              TileStore sp;
+              sp.accumulate = !first;
+              if (last) {
+                sp.row_bias = bias ? bias + row0 : nullptr;
+                // A tile bound for the tile buffer gets Z and the clamp in ScatterTile.
+                sp.clamp = ep.clamp && (pm.to_y || !z);
+                sp.lo = ep.lo;
+                sp.hi = ep.hi;
+                if (z && pm.to_y) {
+                  sp.z = z + row0 * out_size + pm.y_at;
+                  sp.ldz = out_size;
+                }
               }
+              sp.keep = pm.keep;
+              // First pass over this K block's A panels (they come from L3 inside a
+              // model): the tile requests the next panel's rows, or the next K block's
+              // first panel.
+              if (q == q0 && prefetch) {
+                if (pi + 1 < p1)
+                  sp.prefetch = pa + (pi + 1) * k * mr + pc * mr;
+                else if (pc + kc < k)
+                  sp.prefetch = pa + p0 * k * mr + (pc + kc) * mr;
+              }
+              float* c = pm.to_y ? y + row0 * out_size + pm.y_at
+                                 : ctile.data() + (pi - p0) * mr * ldt + (q - q0) * nr;
+              const bool is_tail = (pi + 1) * mr > m;
+              const int pmr = is_tail ? tail_mr : mr;
+              (is_tail ? tail_tile : tile)(static_cast<int>(std::min<int64_t>(mr, m - row0)),
+                                           kc, pa + pi * k * mr + pc * pmr,
+                                           bbuf.data() + (q - g0) * kc_step * nr, c,
+                                           pm.to_y ? out_size : ldt, sp);
             }
-            sp.keep = keep;
-            float* c = to_y ? y + row0 * out_size + y_at
-                            : ctile.data() + (pi - p0) * mr * ldt + (q - q0) * nr;
-            const bool is_tail = (pi + 1) * mr > m;
-            const int pmr = is_tail ? tail_mr : mr;
-            (is_tail ? tail_tile : tile)(static_cast<int>(std::min<int64_t>(mr, m - row0)), kc,
-                                         pa + pi * k * mr + pc * pmr, bbuf.data(), c,
-                                         to_y ? out_size : ldt, sp);
           }
         }
       }

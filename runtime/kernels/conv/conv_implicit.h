@@ -45,9 +45,17 @@ struct TileStore {
   // the tile's start, so a panel of virtual pixels goes straight into Y, its dropped
   // columns (ow >= OW, past the last pixel) squeezed out.
   uint32_t keep = 0xffffffffu;
+  // The AVX-512 12 x 32 tile only: the next A panel at this K block (same layout, 12
+  // floats per k), requested into L1 one line per k step while this tile runs. Inside a
+  // model the weights come from L3; the driver sets it on a tile's first pass over its
+  // A panels. Does not change the result.
+  const float* prefetch = nullptr;
 };
 using ConvTileFn = void (*)(int rows, int64_t kc, const float* a, const float* b, float* c,
                             int64_t ldc, const TileStore& p);
+// Whether the drivers prefetch the next weights while a tile runs (default on;
+// EDGEPRESS_CONV_PREFETCH=0 turns it off, for A/B measurements).
+bool PrefetchWeights();
 int ConvMr(Isa isa);
 int ConvNr(Isa isa);
 ConvTileFn ConvTileFor(Isa isa);
@@ -100,8 +108,12 @@ constexpr int kPmRows = 7, kPmCols = 64;
 #if defined(__x86_64__)
 void Ukernel7x64Avx512(int rows, int64_t kc, const float* a, const float* b, float* c,
                        int64_t ldc, const TileStore& p);
+// The tile for the first `cols` (1..64) channels of a weight panel: AVX-512 computes
+// ceil(cols / 16) * 16 of them (only those columns of C are written); the portable
+// reference computes all 64 (the panel is zero past M).
+ConvTileFn Ukernel7xNAvx512(int cols);
 #endif
-ConvTileFn PixelMajorTileFor(Isa isa);  // the 7 x 64 tile (portable reference off AVX-512)
+ConvTileFn PixelMajorTileFor(Isa isa, int cols = kPmCols);
 PackedMatrix PackWeightsPixelMajor(int64_t m, int64_t k, const float* w);
 
 // Y (Mg x OH*OW for one image and group, row stride out_size) from X (Cg channels of one

@@ -39,6 +39,16 @@ class ScopedFlushDenormals {
 #endif
 };
 
+// Requests floats [p, p + n) into L2, one prefetch per 64-byte line.
+void PrefetchL2(const float* p, int64_t n) {
+#if defined(__x86_64__)
+  for (int64_t i = 0; i < n; i += 16) _mm_prefetch(reinterpret_cast<const char*>(p + i), _MM_HINT_T1);
+#else
+  (void)p;
+  (void)n;
+#endif
+}
+
 // Pixel panels: up to kPmRows pixels of one output row, never across rows, so each panel
 // is contiguous in the source (virtual pixel v0 = oh * wq + ow0) and in Y.
 struct PixelPanel {
@@ -173,8 +183,8 @@ bool PreferPixelMajor(Isa isa, const ConvGeometry& g, const Plan& plan) {
   const int64_t m = g.mg, mr = ConvMr(isa), nr = ConvNr(isa);
   // Multiply-adds each layout computes per GEMM row k, padding included.
   const double channel_major = static_cast<double>(CeilDiv(m, mr) * mr) * CeilDiv(plan.nv, nr) * nr;
-  const double pixel_major =
-      static_cast<double>(g.out[1] * CeilDiv(g.out[2], kPmRows) * kPmRows) * CeilDiv(m, kPmCols) * kPmCols;
+  const int64_t pixel_rows = g.out[1] * CeilDiv(g.out[2], kPmRows) * kPmRows;
+  const double pixel_major = static_cast<double>(pixel_rows) * CeilDiv(m, kPmCols) * kPmCols;
   // conv_bench (thread CPU time, loaded machine): 512 channels on 7x7, ratio 0.76: 108 ->
   // 136 GFLOP/s; 256 on 14x14 (0.85) even; with one or two channel panels (64-channel
   // layers) the A packing is spread over too few B panels: 144 -> 120; with a short K
@@ -190,7 +200,17 @@ bool PreferPixelMajor(Isa isa, const ConvGeometry& g, const Plan& plan) {
     // 119 -> 130, 160 -> 960 (0.77) 127 -> 134, 96 -> 576 (0.77) 116 -> 128; kept
     // channel-major: 7x7 576 -> 96 (1.02) 111 vs 104, 14x14 96 -> 576 (0.875, short K)
     // 136 vs 121, 576 -> 96 (0.98) 139 vs 108, and every plane of 28x28 and more.
-    return pixel_major < (k >= 256 ? 0.9 : 0.8) * channel_major;
+    // Counted exactly since both tiles skip whole 16-column vectors they do not need: a
+    // last channel panel of 16/32/48 channels (Ukernel7xNAvx512) and a last pixel panel
+    // keeping at most 16 columns (Tile12x32's half). MobileNetV3's 7x7 576 -> 96 switches
+    // to pixel-major (43-45 vs 48-50 us in the model); 14x14 576 -> 96 (0.94) stays
+    // channel-major, where pixel-major ran 8-13% slower in MobileNetV2 (interleaved
+    // per-node profiles, 8-10 rounds, load ~4).
+    const int64_t last = plan.nv % nr;
+    const double cm_exact = static_cast<double>(CeilDiv(m, mr) * mr) *
+                            ((plan.nv / nr) * nr + (last == 0 ? 0 : last <= 16 ? 16 : nr));
+    const double pm_exact = static_cast<double>(pixel_rows) * CeilDiv(m, 16) * 16;
+    return pm_exact < (k >= 256 ? 0.9 : 0.8) * cm_exact;
   }
   return k >= 256 && CeilDiv(m, kPmCols) >= 4 && pixel_major < 0.8 * channel_major;
 }
@@ -213,6 +233,8 @@ void RunPixelMajor(Isa isa, const ConvGeometry& g, const Plan& plan, const float
     throw Error(ErrorCode::kInternal, "conv_implicit::RunPixelMajor: packed weights do not match");
   const std::vector<PixelPanel> panels = PixelPanels(g, plan);
   const int64_t np = static_cast<int64_t>(panels.size()), nq = CeilDiv(m, kPmCols);
+  // A last channel panel of fewer than 64 channels runs the narrower tile.
+  const ConvTileFn last_tile = PixelMajorTileFor(isa, static_cast<int>(m - (nq - 1) * kPmCols));
   // Tiles of up to 8 pixel panels x 8 channel panels (each packed A panel feeds up to 8
   // B panels: with 4, 7x7 layers ran 100 instead of 136 GFLOP/s), split until every
   // thread has work and, up to 4 tiles per thread, the split is even: channel blocks
@@ -230,21 +252,77 @@ void RunPixelMajor(Isa isa, const ConvGeometry& g, const Plan& plan, const float
       pcp = (pcp + 1) / 2;
   }
   const int64_t tiles_q = CeilDiv(nq, qcp), ntiles = tiles();
-  // K block: a 64-wide B slice of kc rows is 32 KiB at kc = 128 (L1), the block's A panels
-  // 8 x 3.5 KiB.
-  const int64_t kblocks = CeilDiv(k, 128), kc_step = CeilDiv(k, kblocks);
+  // K block: a 64-wide B slice of kc rows is 16 KiB at kc = 64, the block's A panels up
+  // to 8 x 1.75 KiB, together well inside L1 (48 KiB) with the tile's C rows. At kc = 128
+  // (32 + 28 KiB) they were not: MobileNetV2's 7x7 pointwise nodes ran 5-10% slower
+  // (in-model per-node profiles, interleaved, 8 rounds each: 128 vs 64 vs 48 vs 32; 48 and
+  // 64 even, 32 slower again).
+  const int64_t kblocks = CeilDiv(k, 64), kc_step = CeilDiv(k, kblocks);
   const int64_t* off = plan.off.data();
+  const bool prefetch = PrefetchWeights();
+  // Loop order. K <= 384 (expand convs: many channel panels, short K): the tile's pixel
+  // panels are packed over the whole K once (<= 75 KiB, L2), then each channel panel runs
+  // all its K blocks with its C block (7 x 7 x 64 floats per pixel panel) kept in L1, its
+  // weights streamed in order, and is stored transposed right after. Longer K
+  // (projections): K blocks outer, each block's A panels packed once and reused by every
+  // channel panel. In-model per-node profiles (interleaved, 8 rounds x 2 orders): 160 ->
+  // 960 and 320 -> 1280 on 7x7 6-15% faster channel-panel-outer; 960 -> 160, 576 -> 160
+  // 4-10% slower, so they keep the K-outer order.
+  const bool q_outer = k <= 384;
 
   auto run_tiles = [&](int64_t t0, int64_t t1) {
     const ScopedFlushDenormals flush;
     thread_local std::vector<float> abuf, ctile;
     if (abuf.size() < static_cast<size_t>(pcp * kc_step * kPmRows))
       abuf.resize(pcp * kc_step * kPmRows);
-    const int64_t ldc = qcp * kPmCols;
+    thread_local std::vector<float> afull;
+    if (q_outer && afull.size() < static_cast<size_t>(pcp * k * kPmRows))
+      afull.resize(pcp * k * kPmRows);
+    const int64_t ldc = q_outer ? kPmCols : qcp * kPmCols;
     if (ctile.size() < static_cast<size_t>(pcp * kPmRows * ldc)) ctile.resize(pcp * kPmRows * ldc);
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t p0 = (t / tiles_q) * pcp, p1 = std::min(np, p0 + pcp);
       const int64_t q0 = (t % tiles_q) * qcp, q1 = std::min(nq, q0 + qcp);
+      if (q_outer) {
+        for (int64_t pi = p0; pi < p1; ++pi) {
+          const PixelPanel& pp = panels[static_cast<size_t>(pi)];
+          pack(src + pp.v0, off, k, pp.rows, afull.data() + (pi - p0) * k * kPmRows);
+        }
+        for (int64_t q = q0; q < q1; ++q) {
+          const ConvTileFn fn = q + 1 == nq ? last_tile : tile;
+          for (int64_t pc = 0; pc < k; pc += kc_step) {
+            const int64_t kc = std::min(kc_step, k - pc);
+            const float* b = wt.data.data() + q * kPmCols * k + pc * kPmCols;
+            const float* next = nullptr;
+            int64_t next_floats = 0;
+            if (prefetch && pc + kc < k) {
+              next = b + kc * kPmCols;
+              next_floats = std::min(kc_step, k - pc - kc) * kPmCols;
+            } else if (prefetch && q + 1 < q1) {
+              next = wt.data.data() + (q + 1) * kPmCols * k;
+              next_floats = kc_step * kPmCols;
+            }
+            const int64_t share = CeilDiv(next_floats, 16 * (p1 - p0)) * 16;
+            TileStore sp;
+            sp.accumulate = pc > 0;
+            for (int64_t pi = p0; pi < p1; ++pi) {
+              if (next) {
+                const int64_t lo = (pi - p0) * share, hi = std::min(next_floats, lo + share);
+                PrefetchL2(next + lo, hi - lo);
+              }
+              fn(kPmRows, kc, afull.data() + (pi - p0) * k * kPmRows + pc * kPmRows, b,
+                 ctile.data() + (pi - p0) * kPmRows * ldc, ldc, sp);
+            }
+          }
+          const int64_t c0 = q * kPmCols, c1 = std::min(m, c0 + kPmCols);
+          for (int64_t pi = p0; pi < p1; ++pi) {
+            const PixelPanel& pp = panels[static_cast<size_t>(pi)];
+            store(ctile.data() + (pi - p0) * kPmRows * ldc, ldc, pp.rows, c0, c1, bias, z, ep,
+                  out_size, pp.y0, y);
+          }
+        }
+        continue;
+      }
       for (int64_t pc = 0; pc < k; pc += kc_step) {
         const int64_t kc = std::min(kc_step, k - pc);
         for (int64_t pi = p0; pi < p1; ++pi) {
@@ -255,9 +333,27 @@ void RunPixelMajor(Isa isa, const ConvGeometry& g, const Plan& plan, const float
         sp.accumulate = pc > 0;
         for (int64_t q = q0; q < q1; ++q) {
           const float* b = wt.data.data() + q * kPmCols * k + pc * kPmCols;
-          for (int64_t pi = p0; pi < p1; ++pi)
-            tile(kPmRows, kc, abuf.data() + (pi - p0) * kc_step * kPmRows, b,
-                 ctile.data() + (pi - p0) * kPmRows * ldc + (q - q0) * kPmCols, ldc, sp);
+          // The slice the next (q, K block) step reads, requested into L2 a share per
+          // pixel panel while this slice's tiles run.
+          const float* next = nullptr;
+          int64_t next_floats = 0;
+          if (prefetch && q + 1 < q1) {
+            next = b + kPmCols * k;
+            next_floats = kc * kPmCols;
+          } else if (prefetch && pc + kc < k) {
+            next = wt.data.data() + q0 * kPmCols * k + (pc + kc) * kPmCols;
+            next_floats = std::min(kc_step, k - pc - kc) * kPmCols;
+          }
+          const int64_t share = CeilDiv(next_floats, 16 * (p1 - p0)) * 16;
+          const ConvTileFn fn = q + 1 == nq ? last_tile : tile;
+          for (int64_t pi = p0; pi < p1; ++pi) {
+            if (next) {
+              const int64_t lo = (pi - p0) * share, hi = std::min(next_floats, lo + share);
+              PrefetchL2(next + lo, hi - lo);
+            }
+            fn(kPmRows, kc, abuf.data() + (pi - p0) * kc_step * kPmRows, b,
+               ctile.data() + (pi - p0) * kPmRows * ldc + (q - q0) * kPmCols, ldc, sp);
+          }
         }
       }
       // Transposed into Y: channel co's row gets each panel's pixels, contiguous.

@@ -38,20 +38,29 @@ __attribute__((target("avx512f"), always_inline)) inline void StoreKept(float* a
 
 // kRows rows of the 12-row A panel (stride 12 per k): a partial last panel (M = 64 leaves
 // 4 rows) computes only its rows instead of 12.
-template <int kRows>
+// kPrefetch: one prefetch of p.prefetch per k step (TileStore::prefetch). kHalves = 1:
+// every kept column is in the first 16 (the last panel of a 14x14 plane keeps 4, of a
+// 28x28 plane 16), so the second half is neither computed nor stored.
+template <int kRows, bool kPrefetch, int kHalves>
 __attribute__((target("avx512f"))) void Tile12x32(int64_t kc, const float* a, const float* b,
                                                   float* c, int64_t ldc, const TileStore& p) {
   constexpr int kMr = 12;
-  __m512 acc[kRows][2];
+  __m512 acc[kRows][kHalves];
 #pragma GCC unroll 12
-  for (int r = 0; r < kRows; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (int r = 0; r < kRows; ++r)
+    for (int h = 0; h < kHalves; ++h) acc[r][h] = _mm512_setzero_ps();
+  const float* pf = p.prefetch;
   for (int64_t k = 0; k < kc; ++k) {
-    const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+    if (kPrefetch) {
+      _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T0);
+      pf += kMr;
+    }
+    __m512 bv[kHalves];
+    for (int h = 0; h < kHalves; ++h) bv[h] = _mm512_loadu_ps(b + 16 * h);
 #pragma GCC unroll 12
     for (int r = 0; r < kRows; ++r) {
       const __m512 av = _mm512_set1_ps(a[r]);
-      acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
-      acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+      for (int h = 0; h < kHalves; ++h) acc[r][h] = _mm512_fmadd_ps(av, bv[h], acc[r][h]);
     }
     a += kMr;
     b += 32;
@@ -63,88 +72,120 @@ __attribute__((target("avx512f"))) void Tile12x32(int64_t kc, const float* a, co
 #pragma GCC unroll 12
   for (int r = 0; r < kRows; ++r) {
     float* cr = c + r * ldc;
-    __m512 v0 = acc[r][0], v1 = acc[r][1];
+    __m512 v0 = acc[r][0], v1 = acc[r][kHalves - 1];  // v1 unused when kHalves = 1
+    constexpr bool two = kHalves == 2;
     if (p.accumulate) {
       v0 = _mm512_add_ps(v0, LoadKept(cr, k0, full));
-      v1 = _mm512_add_ps(v1, LoadKept(cr + h1, k1, full));
+      if (two) v1 = _mm512_add_ps(v1, LoadKept(cr + h1, k1, full));
     }
     if (p.row_bias) {
       const __m512 rb = _mm512_set1_ps(p.row_bias[r]);
       v0 = _mm512_add_ps(v0, rb);
-      v1 = _mm512_add_ps(v1, rb);
+      if (two) v1 = _mm512_add_ps(v1, rb);
     }
     if (p.z) {
       const float* zr = p.z + r * p.ldz;
       v0 = _mm512_add_ps(v0, LoadKept(zr, k0, full));
-      v1 = _mm512_add_ps(v1, LoadKept(zr + h1, k1, full));
+      if (two) v1 = _mm512_add_ps(v1, LoadKept(zr + h1, k1, full));
     }
     if (p.clamp) {
       v0 = _mm512_min_ps(_mm512_max_ps(v0, lo), hi);
-      v1 = _mm512_min_ps(_mm512_max_ps(v1, lo), hi);
+      if (two) v1 = _mm512_min_ps(_mm512_max_ps(v1, lo), hi);
     }
     StoreKept(cr, k0, full, v0);
-    StoreKept(cr + h1, k1, full, v1);
+    if (two) StoreKept(cr + h1, k1, full, v1);
   }
 }
 
 #pragma GCC diagnostic pop
+
+template <int kRows>
+__attribute__((target("avx512f"))) void Tile12x32Rows(int64_t kc, const float* a,
+                                                      const float* b, float* c, int64_t ldc,
+                                                      const TileStore& p) {
+  if ((p.keep >> 16) == 0)  // only the first 16 columns are kept
+    return p.prefetch ? Tile12x32<kRows, true, 1>(kc, a, b, c, ldc, p)
+                      : Tile12x32<kRows, false, 1>(kc, a, b, c, ldc, p);
+  if (p.prefetch) return Tile12x32<kRows, true, 2>(kc, a, b, c, ldc, p);
+  Tile12x32<kRows, false, 2>(kc, a, b, c, ldc, p);
+}
 
 }  // namespace
 
 void Ukernel12x32Avx512(int rows, int64_t kc, const float* a, const float* b, float* c,
                         int64_t ldc, const TileStore& p) {
   switch (rows) {
-    case 1: return Tile12x32<1>(kc, a, b, c, ldc, p);
-    case 2: return Tile12x32<2>(kc, a, b, c, ldc, p);
-    case 3: return Tile12x32<3>(kc, a, b, c, ldc, p);
-    case 4: return Tile12x32<4>(kc, a, b, c, ldc, p);
-    case 5: return Tile12x32<5>(kc, a, b, c, ldc, p);
-    case 6: return Tile12x32<6>(kc, a, b, c, ldc, p);
-    case 7: return Tile12x32<7>(kc, a, b, c, ldc, p);
-    case 8: return Tile12x32<8>(kc, a, b, c, ldc, p);
-    case 9: return Tile12x32<9>(kc, a, b, c, ldc, p);
-    case 10: return Tile12x32<10>(kc, a, b, c, ldc, p);
-    case 11: return Tile12x32<11>(kc, a, b, c, ldc, p);
-    default: return Tile12x32<12>(kc, a, b, c, ldc, p);
+    case 1: return Tile12x32Rows<1>(kc, a, b, c, ldc, p);
+    case 2: return Tile12x32Rows<2>(kc, a, b, c, ldc, p);
+    case 3: return Tile12x32Rows<3>(kc, a, b, c, ldc, p);
+    case 4: return Tile12x32Rows<4>(kc, a, b, c, ldc, p);
+    case 5: return Tile12x32Rows<5>(kc, a, b, c, ldc, p);
+    case 6: return Tile12x32Rows<6>(kc, a, b, c, ldc, p);
+    case 7: return Tile12x32Rows<7>(kc, a, b, c, ldc, p);
+    case 8: return Tile12x32Rows<8>(kc, a, b, c, ldc, p);
+    case 9: return Tile12x32Rows<9>(kc, a, b, c, ldc, p);
+    case 10: return Tile12x32Rows<10>(kc, a, b, c, ldc, p);
+    case 11: return Tile12x32Rows<11>(kc, a, b, c, ldc, p);
+    default: return Tile12x32Rows<12>(kc, a, b, c, ldc, p);
   }
 }
 
-// The pixel-major tile (conv_pixel_major.cc): 7 pixels x 64 channels, 28 zmm
-// accumulators. Per GEMM row: 4 B loads and 7 broadcasts feed 28 FMAs (the 12 x 32 tile:
-// 2 + 12 for 24). Bias, Z and the clamp are applied by the caller's transposed store; this
-// tile only stores or accumulates.
-__attribute__((target("avx512f"))) void Ukernel7x64Avx512(int rows, int64_t kc, const float* a,
-                                                         const float* b, float* c, int64_t ldc,
-                                                         const TileStore& p) {
+namespace {
+
+// The pixel-major tile (conv_pixel_major.cc): 7 pixels x 16*kJ channels of a 64-wide
+// weight panel (B stride 64 per k). kJ = 4: 28 zmm accumulators; per GEMM row 4 B loads
+// and 7 broadcasts feed 28 FMAs (the 12 x 32 tile: 2 + 12 for 24). kJ < 4 serves a last
+// channel panel of 16, 32 or 48 channels (MobileNetV2's 160 and 96), which the full tile
+// computed as 64. Bias, Z and the clamp are applied by the caller's transposed store;
+// this tile only stores or accumulates its 16*kJ columns.
+template <int kJ>
+__attribute__((target("avx512f"))) void Tile7xJ(int rows, int64_t kc, const float* a,
+                                                const float* b, float* c, int64_t ldc,
+                                                const TileStore& p) {
   constexpr int kMr = 7;
-  __m512 acc[kMr][4];
+  __m512 acc[kMr][kJ];
 #pragma GCC unroll 7
-  for (int r = 0; r < kMr; ++r) acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = _mm512_setzero_ps();
+  for (int r = 0; r < kMr; ++r)
+#pragma GCC unroll 4
+    for (int j = 0; j < kJ; ++j) acc[r][j] = _mm512_setzero_ps();
   for (int64_t k = 0; k < kc; ++k) {
-    const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-    const __m512 b2 = _mm512_loadu_ps(b + 32), b3 = _mm512_loadu_ps(b + 48);
+    __m512 bv[kJ];
+#pragma GCC unroll 4
+    for (int j = 0; j < kJ; ++j) bv[j] = _mm512_loadu_ps(b + 16 * j);
 #pragma GCC unroll 7
     for (int r = 0; r < kMr; ++r) {
       const __m512 av = _mm512_set1_ps(a[r]);
-      acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
-      acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
-      acc[r][2] = _mm512_fmadd_ps(av, b2, acc[r][2]);
-      acc[r][3] = _mm512_fmadd_ps(av, b3, acc[r][3]);
+#pragma GCC unroll 4
+      for (int j = 0; j < kJ; ++j) acc[r][j] = _mm512_fmadd_ps(av, bv[j], acc[r][j]);
     }
     a += kMr;
-    b += 64;
+    b += kPmCols;
   }
 #pragma GCC unroll 7
   for (int r = 0; r < kMr; ++r) {
     if (r >= rows) break;
     float* cr = c + r * ldc;
 #pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) {
+    for (int j = 0; j < kJ; ++j) {
       __m512 v = acc[r][j];
       if (p.accumulate) v = _mm512_add_ps(v, _mm512_loadu_ps(cr + 16 * j));
       _mm512_storeu_ps(cr + 16 * j, v);
     }
   }
+}
+
+}  // namespace
+
+void Ukernel7x64Avx512(int rows, int64_t kc, const float* a, const float* b, float* c,
+                       int64_t ldc, const TileStore& p) {
+  Tile7xJ<4>(rows, kc, a, b, c, ldc, p);
+}
+
+ConvTileFn Ukernel7xNAvx512(int cols) {
+  if (cols <= 16) return Tile7xJ<1>;
+  if (cols <= 32) return Tile7xJ<2>;
+  if (cols <= 48) return Tile7xJ<3>;
+  return Tile7xJ<4>;
 }
 
 }  // namespace edgepress::runtime::conv_implicit
