@@ -31,11 +31,10 @@ constexpr int kTilePixels = 6;  // 6 x 4 zmm accumulators + 4 weights + 1 broadc
 
 // TileFn (conv_direct.h) for 64 output channels, 4 zmm per pixel.
 template <int N>
-__attribute__((target("avx512f"))) void Tile(const float* const* px, int64_t x_off, int64_t cb,
-                                             int64_t chan,
-                                             const int64_t* toff, int taps, const float* w,
-                                             float* acc, const float* init, const float* pf,
-                                             int64_t pf_lines) {
+__attribute__((target("avx512f"))) void Tile(const float* const* px, int64_t x_off,
+                                             const int64_t* tab, int64_t k, const float* w,
+                                             float* const* acc, const float* init,
+                                             const float* pf, int64_t pf_lines) {
   __m512 a[N][4];
   const float* p[N];
 #pragma GCC unroll 8
@@ -43,34 +42,31 @@ __attribute__((target("avx512f"))) void Tile(const float* const* px, int64_t x_o
     p[i] = px[i] + x_off;
 #pragma GCC unroll 4
     for (int j = 0; j < 4; ++j)
-      a[i][j] = _mm512_load_ps(init ? init + j * 16 : acc + i * kOcBlock + j * 16);
+      a[i][j] = _mm512_load_ps(init ? init + j * 16 : acc[i] + j * 16);
   }
-  for (int64_t c = 0; c < cb; ++c) {
-    for (int t = 0; t < taps; ++t, w += kOcBlock) {
-      const int64_t o = toff[t];
-      if (pf_lines > 0) {
-        _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T0);
-        pf += 16;
-        --pf_lines;
-      }
-      const __m512 w0 = _mm512_load_ps(w), w1 = _mm512_load_ps(w + 16);
-      const __m512 w2 = _mm512_load_ps(w + 32), w3 = _mm512_load_ps(w + 48);
-#pragma GCC unroll 8
-      for (int i = 0; i < N; ++i) {
-        const __m512 b = _mm512_set1_ps(p[i][o]);
-        a[i][0] = _mm512_fmadd_ps(b, w0, a[i][0]);
-        a[i][1] = _mm512_fmadd_ps(b, w1, a[i][1]);
-        a[i][2] = _mm512_fmadd_ps(b, w2, a[i][2]);
-        a[i][3] = _mm512_fmadd_ps(b, w3, a[i][3]);
-      }
+  for (const int64_t* e = tab; e < tab + 2 * k; e += 2) {
+    const int64_t o = e[0];
+    const float* wt = w + e[1];
+    if (pf_lines > 0) {
+      _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T0);
+      pf += 16;
+      --pf_lines;
     }
+    const __m512 w0 = _mm512_load_ps(wt), w1 = _mm512_load_ps(wt + 16);
+    const __m512 w2 = _mm512_load_ps(wt + 32), w3 = _mm512_load_ps(wt + 48);
 #pragma GCC unroll 8
-    for (int i = 0; i < N; ++i) p[i] += chan;
+    for (int i = 0; i < N; ++i) {
+      const __m512 b = _mm512_set1_ps(p[i][o]);
+      a[i][0] = _mm512_fmadd_ps(b, w0, a[i][0]);
+      a[i][1] = _mm512_fmadd_ps(b, w1, a[i][1]);
+      a[i][2] = _mm512_fmadd_ps(b, w2, a[i][2]);
+      a[i][3] = _mm512_fmadd_ps(b, w3, a[i][3]);
+    }
   }
 #pragma GCC unroll 8
   for (int i = 0; i < N; ++i)
 #pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) _mm512_store_ps(acc + i * kOcBlock + j * 16, a[i][j]);
+    for (int j = 0; j < 4; ++j) _mm512_store_ps(acc[i] + j * 16, a[i][j]);
 }
 
 // r[i] (row i of a 16 x 16 block) -> r[j] = column j, in registers.
@@ -134,32 +130,6 @@ __attribute__((target("avx512f"))) void StoreRows(const float* scratch, int64_t 
   }
 }
 
-// FillFn (conv_direct.h). Masked loads, so no lane outside X's row is read; a row is a few
-// vector moves, not a memmove call per row and a memset per pad (~5% of a 56x56 layer's time with std::copy / std::fill).
-__attribute__((target("avx512f"))) void FillBlock(const float* x, int64_t cb, int64_t H,
-                                                 int64_t W, int64_t ih0, int64_t rn,
-                                                 int64_t pl, int64_t wn, int64_t ldb,
-                                                 int64_t chan, float* buf) {
-  for (int64_t c = 0; c < cb; ++c) {
-    for (int64_t r = 0; r < rn; ++r) {
-      float* d = buf + c * chan + r * ldb;
-      const int64_t ih = ih0 + r;
-      if (ih < 0 || ih >= H) {
-        for (int64_t k = 0; k < wn; k += 16) _mm512_store_ps(d + k, _mm512_setzero_ps());
-        continue;
-      }
-      const float* s = x + c * H * W + ih * W;
-      for (int64_t k = 0; k < wn; k += 16) {
-        // Lanes [lo, hi) of this 16-column group lie inside X's row.
-        const int64_t lo = std::max<int64_t>(0, pl - k), hi = std::min<int64_t>(16, W + pl - k);
-        const __mmask16 m = hi <= lo ? 0
-                                     : static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
-        _mm512_store_ps(d + k, _mm512_maskz_loadu_ps(m, s + (k - pl)));
-      }
-    }
-  }
-}
-
 #pragma GCC diagnostic pop
 
 }  // namespace
@@ -171,8 +141,7 @@ const IsaOps& Avx512Ops() {
                              3072,
                              {Tile<1>, Tile<2>, Tile<3>, Tile<4>, Tile<5>, Tile<6>},
                              {{StoreRows<false, false>, StoreRows<false, true>},
-                              {StoreRows<true, false>, StoreRows<true, true>}},
-                             FillBlock};
+                              {StoreRows<true, false>, StoreRows<true, true>}}};
   return ops;
 }
 
