@@ -77,64 +77,92 @@ std::pair<int64_t, int64_t> TapRange(int64_t s, int64_t n, int64_t K, int64_t d)
 // channels (TileFn's tab), channel-major, start at tab[2 * tab0], `taps` per channel.
 struct RunPlan {
   struct Group {
+    int64_t r0, r1, c0, c1;  // its taps: kh in [r0, r1), kw in [c0, c1)
     int64_t begin, end, tab0, taps;
   };
-  std::vector<std::pair<int64_t, int64_t>> keyed;  // (tap-range key, pixel in the run)
+  std::vector<int32_t> gid;  // group of the run's pixel q
   std::vector<const float*> pix;
   std::vector<float*> acc;
   std::vector<int64_t> tab;
   std::vector<Group> groups;
+  struct TileSpan {
+    int64_t q0, n, group;  // pixels [q0, q0 + n) of pix / acc, of groups[group]
+  };
+  std::vector<TileSpan> tiles;
 };
 
-// Fills `plan` for the npix pixels from p0 (row-major over OW columns); returns the number
-// of tiles (each group split into near-equal tiles of <= tile_pixels: 56 = 6 x 6 + 4 x 5,
+// Fills `plan` for the npix pixels from p0 (row-major over OW columns), each group split
+// into near-equal tiles of <= tile_pixels (56 = 6 x 6 + 4 x 5,
 // so no tile is narrow enough to leave the FMA units waiting on a short dependency chain).
-int64_t Plan(const std::vector<std::pair<int64_t, int64_t>>& rows,
+// Runs once per task, so it stays cheap next to the tiles: no division per pixel and a
+// counting sort (a per-pixel int64 division and std::sort took ~20% of conv1 7x7/2 in perf).
+void Plan(const std::vector<std::pair<int64_t, int64_t>>& rows,
              const std::vector<std::pair<int64_t, int64_t>>& cols, int64_t p0, int64_t npix,
              int64_t OW, int64_t KW, int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t dh,
              int64_t dw, int64_t W, int64_t B, int64_t chan, int64_t cb_step, int64_t taps,
              int tile_pixels, const float* x, float* scratch, RunPlan& plan) {
-  const int64_t span = KW + 1;  // the key packs (kh lo, kh hi, kw lo, kw hi), each <= KH/KW
-  plan.keyed.clear();
-  for (int64_t q = 0; q < npix; ++q) {
-    const auto& r = rows[static_cast<size_t>((p0 + q) / OW)];
-    const auto& c = cols[static_cast<size_t>((p0 + q) % OW)];
-    plan.keyed.emplace_back(((r.first * span + r.second) * span + c.first) * span + c.second, q);
+  plan.groups.clear();
+  plan.gid.resize(static_cast<size_t>(npix));
+  // Pass 1: each pixel's group (consecutive pixels mostly share one: a cache of the last).
+  int64_t last = -1;
+  for (int64_t q = 0, oh = p0 / OW, ow = p0 % OW; q < npix; ++q) {
+    const auto& r = rows[static_cast<size_t>(oh)];
+    const auto& c = cols[static_cast<size_t>(ow)];
+    auto same = [&](const RunPlan::Group& g) {
+      return g.r0 == r.first && g.r1 == r.second && g.c0 == c.first && g.c1 == c.second;
+    };
+    if (last < 0 || !same(plan.groups[static_cast<size_t>(last)])) {
+      last = 0;
+      while (last < static_cast<int64_t>(plan.groups.size()) && !same(plan.groups[static_cast<size_t>(last)])) ++last;
+      if (last == static_cast<int64_t>(plan.groups.size()))
+        plan.groups.push_back({r.first, r.second, c.first, c.second, 0, 0, 0, 0});
+    }
+    plan.gid[static_cast<size_t>(q)] = static_cast<int32_t>(last);
+    ++plan.groups[static_cast<size_t>(last)].end;  // the count, for now
+    if (++ow == OW) {
+      ow = 0;
+      ++oh;
+    }
   }
-  // Stable by pixel within a group: consecutive pixels share rows of X.
-  std::sort(plan.keyed.begin(), plan.keyed.end());
+  // Each group's slots, tiles and tap pairs for cb_step channels.
+  int64_t pairs = 0, begin = 0;
+  plan.tiles.clear();
+  for (size_t gi = 0; gi < plan.groups.size(); ++gi) {
+    RunPlan::Group& g = plan.groups[gi];
+    const int64_t n = g.end, nt = CeilDiv(n, tile_pixels);
+    for (int64_t i = 0; i < nt; ++i)
+      plan.tiles.push_back({begin + i * n / nt, (i + 1) * n / nt - i * n / nt, static_cast<int64_t>(gi)});
+    g.begin = begin;
+    g.end = begin;  // advanced as pixels land
+    begin += n;
+    g.tab0 = pairs;
+    g.taps = (g.r1 - g.r0) * (g.c1 - g.c0);
+    pairs += cb_step * g.taps;
+  }
+  plan.tab.resize(static_cast<size_t>(2 * pairs));
+  int64_t* e = plan.tab.data();
+  for (const RunPlan::Group& g : plan.groups)
+    for (int64_t ci = 0; ci < cb_step; ++ci)
+      for (int64_t kh = g.r0; kh < g.r1; ++kh)
+        for (int64_t kw = g.c0; kw < g.c1; ++kw) {
+          *e++ = ci * chan + (kh - g.r0) * dh * W + (kw - g.c0) * dw;
+          *e++ = (ci * taps + kh * KW + kw) * B;
+        }
+  // Pass 2: pixels into their group's slots, in run order within a group (consecutive
+  // pixels share rows of X).
   plan.pix.resize(static_cast<size_t>(npix));
   plan.acc.resize(static_cast<size_t>(npix));
-  plan.tab.clear();
-  plan.groups.clear();
-  int64_t tiles = 0;
-  for (int64_t g0 = 0; g0 < npix;) {
-    int64_t g1 = g0 + 1;
-    while (g1 < npix && plan.keyed[static_cast<size_t>(g1)].first == plan.keyed[static_cast<size_t>(g0)].first) ++g1;
-    const int64_t q_first = plan.keyed[static_cast<size_t>(g0)].second;
-    const auto r = rows[static_cast<size_t>((p0 + q_first) / OW)];
-    const auto c = cols[static_cast<size_t>((p0 + q_first) % OW)];
-    const int64_t tab0 = static_cast<int64_t>(plan.tab.size()) / 2;
-    for (int64_t ci = 0; ci < cb_step; ++ci)
-      for (int64_t kh = r.first; kh < r.second; ++kh)
-        for (int64_t kw = c.first; kw < c.second; ++kw) {
-          plan.tab.push_back(ci * chan + (kh - r.first) * dh * W + (kw - c.first) * dw);
-          plan.tab.push_back((ci * taps + kh * KW + kw) * B);
-        }
-    const int64_t ntaps = (r.second - r.first) * (c.second - c.first);
-    for (int64_t k = g0; k < g1; ++k) {
-      const int64_t q = plan.keyed[static_cast<size_t>(k)].second;
-      const int64_t oh = (p0 + q) / OW, ow = (p0 + q) % OW;
-      // A pixel with no tap inside X reads nothing: any valid pointer does.
-      plan.pix[static_cast<size_t>(k)] =
-          ntaps == 0 ? x : x + (oh * sh - pt + r.first * dh) * W + (ow * sw - pl + c.first * dw);
-      plan.acc[static_cast<size_t>(k)] = scratch + q * B;
+  for (int64_t q = 0, oh = p0 / OW, ow = p0 % OW; q < npix; ++q) {
+    RunPlan::Group& g = plan.groups[static_cast<size_t>(plan.gid[static_cast<size_t>(q)])];
+    const size_t k = static_cast<size_t>(g.end++);
+    // A pixel with no tap inside X reads nothing: any valid pointer does.
+    plan.pix[k] = g.taps == 0 ? x : x + (oh * sh - pt + g.r0 * dh) * W + (ow * sw - pl + g.c0 * dw);
+    plan.acc[k] = scratch + q * B;
+    if (++ow == OW) {
+      ow = 0;
+      ++oh;
     }
-    plan.groups.push_back({g0, g1, tab0, ntaps});
-    tiles += CeilDiv(g1 - g0, tile_pixels);
-    g0 = g1;
   }
-  return tiles;
 }
 
 // Flush-to-zero and denormals-are-zero while the tiles run (as conv_implicit.cc: denormal
@@ -199,8 +227,9 @@ void Run(Isa isa, const conv_util::ConvGeometry& g, const float* x, const float*
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t ob = t / runs, p0 = (t % runs) * run_pix;
       const int64_t npix = std::min(out_size - p0, run_pix);
-      const int64_t ntiles = Plan(rows, cols, p0, npix, OW, KW, sh, sw, pt, pl, dh, dw, W, B,
-                                  chan, cb_step, taps, ops.tile_pixels, x, scratch, plan);
+      Plan(rows, cols, p0, npix, OW, KW, sh, sw, pt, pl, dh, dw, W, B, chan, cb_step, taps,
+           ops.tile_pixels, x, scratch, plan);
+      const int64_t ntiles = static_cast<int64_t>(plan.tiles.size());
       const float* wb = packed_w + ob * cg * taps * B;
       for (int64_t c0 = 0; c0 < cg; c0 += cb_step) {
         const int64_t cb = std::min(cb_step, cg - c0);
@@ -220,19 +249,17 @@ void Run(Isa isa, const conv_util::ConvGeometry& g, const float* x, const float*
           pf = packed_w + (t + 1) / runs * cg * taps * B;
           pf_total = std::min(cb_step, cg) * taps * lines_per_tap;
         }
-        // Spread the lines over the tiles left (a tile of few taps takes fewer).
-        int64_t l_done = 0, tiles_left = ntiles;
-        for (const RunPlan::Group& gr : plan.groups) {
-          const int64_t n_g = gr.end - gr.begin, nt = CeilDiv(n_g, ops.tile_pixels);
-          for (int64_t i = 0; i < nt; ++i, --tiles_left) {
-            const int64_t q0 = gr.begin + i * n_g / nt, n = gr.begin + (i + 1) * n_g / nt - q0;
-            const int64_t nl = std::min(CeilDiv(pf_total - l_done, tiles_left), cb * gr.taps);
-            ops.tiles[n - 1](plan.pix.data() + q0, c0 * chan, plan.tab.data() + 2 * gr.tab0,
-                             cb * gr.taps, wc, plan.acc.data() + q0,
-                             c0 == 0 ? init_al + ob * B : nullptr, pf ? pf + l_done * 16 : nullptr,
-                             nl);
-            l_done += nl;
-          }
+        // At most one line per (channel, tap) pair of a tile.
+        const int64_t pf_per_tile = CeilDiv(pf_total, ntiles);
+        int64_t l_done = 0;
+        for (const RunPlan::TileSpan& ts : plan.tiles) {
+          const RunPlan::Group& gr = plan.groups[static_cast<size_t>(ts.group)];
+          const int64_t nl = std::min({pf_per_tile, cb * gr.taps, pf_total - l_done});
+          ops.tiles[ts.n - 1](plan.pix.data() + ts.q0, c0 * chan, plan.tab.data() + 2 * gr.tab0,
+                              cb * gr.taps, wc, plan.acc.data() + ts.q0,
+                              c0 == 0 ? init_al + ob * B : nullptr,
+                              pf ? pf + l_done * 16 : nullptr, nl);
+          l_done += nl;
         }
       }
       // The run is contiguous in Y.

@@ -69,36 +69,37 @@ __attribute__((target("avx512f"))) void Tile(const float* const* px, int64_t x_o
     for (int j = 0; j < 4; ++j) _mm512_store_ps(acc[i] + j * 16, a[i][j]);
 }
 
-// r[i] (row i of a 16 x 16 block) -> r[j] = column j, in registers.
-__attribute__((target("avx512f"), always_inline)) inline void Transpose16(__m512 r[16]) {
-  __m512 t[16], u[16];
-#pragma GCC unroll 8
-  for (int k = 0; k < 8; ++k) {
-    t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
-    t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
-  }
-  // u[4g + j], 128-bit lane L: rows 4g..4g+3 of column 4L + j.
+// r[j] = channel j of 16 pixels from the scratch s ([pixel][kOcBlock], 16 pixels from the
+// block's channel 0 of this group). The 128-bit lane exchange of a 16 x 16 register
+// transpose happens in the loads instead: register (C, p) gathers channels 4C..4C+3 of
+// pixels p, 4 + p, 8 + p, 12 + p (one load and three vinsertf32x4 from memory, which run on
+// the load ports and port 0 or 5), so only the 4 x 4 transposes inside the lanes are
+// shuffles (32, port 5 only, against 64 for the full register transpose: the store was ~7%
+// of a 56x56 layer).
+__attribute__((target("avx512f"), always_inline)) inline void LoadTransposed(const float* s,
+                                                                              __m512 r[16]) {
 #pragma GCC unroll 4
-  for (int g = 0; g < 4; ++g) {
-    u[4 * g] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
-    u[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
-    u[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
-    u[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
-  }
+  for (int C = 0; C < 4; ++C) {
+    __m512 v[4];
 #pragma GCC unroll 4
-  for (int j = 0; j < 4; ++j) {
-    const __m512 v0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88);
-    const __m512 w0 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
-    const __m512 v1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
-    const __m512 w1 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
-    r[j] = _mm512_shuffle_f32x4(v0, w0, 0x88);
-    r[8 + j] = _mm512_shuffle_f32x4(v0, w0, 0xDD);
-    r[4 + j] = _mm512_shuffle_f32x4(v1, w1, 0x88);
-    r[12 + j] = _mm512_shuffle_f32x4(v1, w1, 0xDD);
+    for (int p = 0; p < 4; ++p) {
+      const float* q = s + p * kOcBlock + 4 * C;
+      __m512 t = _mm512_castps128_ps512(_mm_load_ps(q));
+      t = _mm512_insertf32x4(t, _mm_load_ps(q + 4 * kOcBlock), 1);
+      t = _mm512_insertf32x4(t, _mm_load_ps(q + 8 * kOcBlock), 2);
+      v[p] = _mm512_insertf32x4(t, _mm_load_ps(q + 12 * kOcBlock), 3);
+    }
+    // Lane L of v[p]: pixel 4L + p, channels 4C..4C+3; transpose each lane's 4 x 4.
+    const __m512 t0 = _mm512_unpacklo_ps(v[0], v[1]), t1 = _mm512_unpackhi_ps(v[0], v[1]);
+    const __m512 t2 = _mm512_unpacklo_ps(v[2], v[3]), t3 = _mm512_unpackhi_ps(v[2], v[3]);
+    r[4 * C] = _mm512_shuffle_ps(t0, t2, 0x44);
+    r[4 * C + 1] = _mm512_shuffle_ps(t0, t2, 0xEE);
+    r[4 * C + 2] = _mm512_shuffle_ps(t1, t3, 0x44);
+    r[4 * C + 3] = _mm512_shuffle_ps(t1, t3, 0xEE);
   }
 }
 
-// StoreFn (conv_direct.h) for 64-channel blocks, 16 x 16 transposed. Templated on Z and the clamp, with a straight-line path for whole 16-channel
+// StoreFn (conv_direct.h) for 64-channel blocks, 16 x 16 transposed (LoadTransposed). Templated on Z and the clamp, with a straight-line path for whole 16-channel
 // groups: with runtime flags and bounds gcc spilled the transposed block.
 template <bool kZ, bool kClamp>
 __attribute__((target("avx512f"), always_inline)) inline void StoreChannel(
@@ -116,9 +117,7 @@ __attribute__((target("avx512f"))) void StoreRows(const float* scratch, int64_t 
     const __mmask16 m = static_cast<__mmask16>((1u << std::min<int64_t>(16, npix - p0)) - 1);
     for (int64_t c0 = 0; c0 < nch; c0 += 16) {
       __m512 r[16];
-#pragma GCC unroll 16
-      for (int i = 0; i < 16; ++i) r[i] = _mm512_load_ps(scratch + (p0 + i) * kOcBlock + c0);
-      Transpose16(r);
+      LoadTransposed(scratch + p0 * kOcBlock + c0, r);
       if (nch - c0 >= 16) {
 #pragma GCC unroll 16
         for (int j = 0; j < 16; ++j) StoreChannel<kZ, kClamp>(r[j], m, z, y, (c0 + j) * ld + p0, lo, hi);
