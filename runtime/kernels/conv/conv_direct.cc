@@ -71,8 +71,14 @@ std::pair<int64_t, int64_t> TapRange(int64_t s, int64_t n, int64_t K, int64_t d)
   return {lo, std::max(lo, hi)};
 }
 
-// One task's run of output pixels, grouped by the taps that read inside X: pix[q] is the
-// q-th pixel's source at its group's first tap, acc[q] its scratch row; a group's pixels
+// Output columns [ow0, ow1) whose taps kw inside X are [lo, hi): the interior is one such
+// interval, each column near an edge usually its own.
+struct ColSpan {
+  int64_t ow0, ow1, lo, hi;
+};
+
+// One task's run of output pixels, grouped by the taps that read inside X: pix[k] is the
+// k-th pixel's source at its group's first tap, acc[k] its scratch row; a group's pixels
 // are [begin, end) of these; its (source, weight) offset pairs for up to cb_step input
 // channels (TileFn's tab), channel-major, start at tab[2 * tab0], `taps` per channel.
 struct RunPlan {
@@ -80,58 +86,61 @@ struct RunPlan {
     int64_t r0, r1, c0, c1;  // its taps: kh in [r0, r1), kw in [c0, c1)
     int64_t begin, end, tab0, taps;
   };
-  std::vector<int32_t> gid;  // group of the run's pixel q
+  struct Segment {  // pixels [q, q + n) of the run: output row oh, columns from ow
+    int64_t group, q, n, oh, ow;
+  };
+  struct TileSpan {
+    int64_t q0, n, group;  // pixels [q0, q0 + n) of pix / acc, of groups[group]
+  };
+  std::vector<Segment> segs;
   std::vector<const float*> pix;
   std::vector<float*> acc;
   std::vector<int64_t> tab;
   std::vector<Group> groups;
-  struct TileSpan {
-    int64_t q0, n, group;  // pixels [q0, q0 + n) of pix / acc, of groups[group]
-  };
   std::vector<TileSpan> tiles;
 };
 
 // Fills `plan` for the npix pixels from p0 (row-major over OW columns), each group split
-// into near-equal tiles of <= tile_pixels (56 = 6 x 6 + 4 x 5,
-// so no tile is narrow enough to leave the FMA units waiting on a short dependency chain).
-// Runs once per task, so it stays cheap next to the tiles: no division per pixel and a
-// counting sort (a per-pixel int64 division and std::sort took ~20% of conv1 7x7/2 in perf).
-void Plan(const std::vector<std::pair<int64_t, int64_t>>& rows,
-             const std::vector<std::pair<int64_t, int64_t>>& cols, int64_t p0, int64_t npix,
-             int64_t OW, int64_t KW, int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t dh,
-             int64_t dw, int64_t W, int64_t B, int64_t chan, int64_t cb_step, int64_t taps,
-             int tile_pixels, const float* x, float* scratch, RunPlan& plan) {
+// into near-equal tiles of <= tile_pixels (56 = 6 x 6 + 4 x 5, so no tile is narrow enough
+// to leave the FMA units waiting on a short dependency chain). Runs once per task, so it
+// works per (row, column span) segment, not per pixel: a stem's task (3 channels, 16 on
+// AVX2) does ~3k cycles of FMAs, and a per-pixel plan with a division and a sort made
+// MobileNet's 3->32 stem 30% slower there.
+void Plan(const std::vector<std::pair<int64_t, int64_t>>& rows, const std::vector<ColSpan>& cols,
+          int64_t p0, int64_t npix, int64_t OW, int64_t KW, int64_t sh, int64_t sw, int64_t pt,
+          int64_t pl, int64_t dh, int64_t dw, int64_t W, int64_t B, int64_t chan,
+          int64_t cb_step, int64_t taps, int tile_pixels, const float* x, float* scratch,
+          RunPlan& plan) {
   plan.groups.clear();
-  plan.gid.resize(static_cast<size_t>(npix));
-  // Pass 1: each pixel's group (consecutive pixels mostly share one: a cache of the last).
-  int64_t last = -1;
-  for (int64_t q = 0, oh = p0 / OW, ow = p0 % OW; q < npix; ++q) {
+  plan.segs.clear();
+  for (int64_t q = 0, oh = p0 / OW, ow = p0 % OW; q < npix; ++oh, ow = 0) {
+    const int64_t row_end = std::min(OW, ow + npix - q);
     const auto& r = rows[static_cast<size_t>(oh)];
-    const auto& c = cols[static_cast<size_t>(ow)];
-    auto same = [&](const RunPlan::Group& g) {
-      return g.r0 == r.first && g.r1 == r.second && g.c0 == c.first && g.c1 == c.second;
-    };
-    if (last < 0 || !same(plan.groups[static_cast<size_t>(last)])) {
-      last = 0;
-      while (last < static_cast<int64_t>(plan.groups.size()) && !same(plan.groups[static_cast<size_t>(last)])) ++last;
-      if (last == static_cast<int64_t>(plan.groups.size()))
-        plan.groups.push_back({r.first, r.second, c.first, c.second, 0, 0, 0, 0});
+    for (const ColSpan& cs : cols) {
+      const int64_t a = std::max(ow, cs.ow0), b = std::min(row_end, cs.ow1);
+      if (a >= b) continue;
+      size_t gi = 0;
+      while (gi < plan.groups.size() &&
+             !(plan.groups[gi].r0 == r.first && plan.groups[gi].r1 == r.second &&
+               plan.groups[gi].c0 == cs.lo && plan.groups[gi].c1 == cs.hi))
+        ++gi;
+      if (gi == plan.groups.size()) plan.groups.push_back({r.first, r.second, cs.lo, cs.hi, 0, 0, 0, 0});
+      plan.groups[gi].end += b - a;  // the count, for now
+      plan.segs.push_back({static_cast<int64_t>(gi), q + a - ow, b - a, oh, a});
     }
-    plan.gid[static_cast<size_t>(q)] = static_cast<int32_t>(last);
-    ++plan.groups[static_cast<size_t>(last)].end;  // the count, for now
-    if (++ow == OW) {
-      ow = 0;
-      ++oh;
-    }
+    q += row_end - ow;
   }
   // Each group's slots, tiles and tap pairs for cb_step channels.
   int64_t pairs = 0, begin = 0;
   plan.tiles.clear();
   for (size_t gi = 0; gi < plan.groups.size(); ++gi) {
     RunPlan::Group& g = plan.groups[gi];
-    const int64_t n = g.end, nt = CeilDiv(n, tile_pixels);
-    for (int64_t i = 0; i < nt; ++i)
-      plan.tiles.push_back({begin + i * n / nt, (i + 1) * n / nt - i * n / nt, static_cast<int64_t>(gi)});
+    const int64_t n = g.end, nt = CeilDiv(n, tile_pixels), base = n / nt, extra = n % nt;
+    for (int64_t i = 0, q0 = begin; i < nt; ++i) {
+      const int64_t w = base + (i < extra ? 1 : 0);
+      plan.tiles.push_back({q0, w, static_cast<int64_t>(gi)});
+      q0 += w;
+    }
     g.begin = begin;
     g.end = begin;  // advanced as pixels land
     begin += n;
@@ -148,20 +157,23 @@ void Plan(const std::vector<std::pair<int64_t, int64_t>>& rows,
           *e++ = ci * chan + (kh - g.r0) * dh * W + (kw - g.c0) * dw;
           *e++ = (ci * taps + kh * KW + kw) * B;
         }
-  // Pass 2: pixels into their group's slots, in run order within a group (consecutive
-  // pixels share rows of X).
+  // Pixels into their group's slots, in run order within a group (consecutive pixels
+  // share rows of X).
   plan.pix.resize(static_cast<size_t>(npix));
   plan.acc.resize(static_cast<size_t>(npix));
-  for (int64_t q = 0, oh = p0 / OW, ow = p0 % OW; q < npix; ++q) {
-    RunPlan::Group& g = plan.groups[static_cast<size_t>(plan.gid[static_cast<size_t>(q)])];
-    const size_t k = static_cast<size_t>(g.end++);
+  const float** pix = plan.pix.data();
+  float** acc = plan.acc.data();
+  for (const RunPlan::Segment& sg : plan.segs) {
+    RunPlan::Group& g = plan.groups[static_cast<size_t>(sg.group)];
     // A pixel with no tap inside X reads nothing: any valid pointer does.
-    plan.pix[k] = g.taps == 0 ? x : x + (oh * sh - pt + g.r0 * dh) * W + (ow * sw - pl + g.c0 * dw);
-    plan.acc[k] = scratch + q * B;
-    if (++ow == OW) {
-      ow = 0;
-      ++oh;
+    const float* src =
+        g.taps == 0 ? x : x + (sg.oh * sh - pt + g.r0 * dh) * W + (sg.ow * sw - pl + g.c0 * dw);
+    const int64_t step = g.taps == 0 ? 0 : sw;
+    for (int64_t j = 0; j < sg.n; ++j) {
+      pix[g.end + j] = src + j * step;
+      acc[g.end + j] = scratch + (sg.q + j) * B;
     }
+    g.end += sg.n;
   }
 }
 
@@ -194,6 +206,14 @@ void Run(Isa isa, const conv_util::ConvGeometry& g, const float* x, const float*
   std::vector<std::pair<int64_t, int64_t>> rows(static_cast<size_t>(OH)), cols(static_cast<size_t>(OW));
   for (int64_t oh = 0; oh < OH; ++oh) rows[static_cast<size_t>(oh)] = TapRange(oh * sh - pt, H, KH, dh);
   for (int64_t ow = 0; ow < OW; ++ow) cols[static_cast<size_t>(ow)] = TapRange(ow * sw - pl, W, KW, dw);
+  std::vector<ColSpan> col_spans;
+  for (int64_t ow = 0; ow < OW; ++ow) {
+    const auto& c = cols[static_cast<size_t>(ow)];
+    if (!col_spans.empty() && col_spans.back().lo == c.first && col_spans.back().hi == c.second)
+      col_spans.back().ow1 = ow + 1;
+    else
+      col_spans.push_back({ow, ow + 1, c.first, c.second});
+  }
   const int64_t chan = H * W;
 
   // A task: one channel block x a run of ~112 consecutive output pixels (two 56-wide
@@ -227,7 +247,7 @@ void Run(Isa isa, const conv_util::ConvGeometry& g, const float* x, const float*
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t ob = t / runs, p0 = (t % runs) * run_pix;
       const int64_t npix = std::min(out_size - p0, run_pix);
-      Plan(rows, cols, p0, npix, OW, KW, sh, sw, pt, pl, dh, dw, W, B, chan, cb_step, taps,
+      Plan(rows, col_spans, p0, npix, OW, KW, sh, sw, pt, pl, dh, dw, W, B, chan, cb_step, taps,
            ops.tile_pixels, x, scratch, plan);
       const int64_t ntiles = static_cast<int64_t>(plan.tiles.size());
       const float* wb = packed_w + ob * cg * taps * B;
