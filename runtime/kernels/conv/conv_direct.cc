@@ -124,7 +124,8 @@ void Plan(const std::vector<std::pair<int64_t, int64_t>>& rows, const std::vecto
              !(plan.groups[gi].r0 == r.first && plan.groups[gi].r1 == r.second &&
                plan.groups[gi].c0 == cs.lo && plan.groups[gi].c1 == cs.hi))
         ++gi;
-      if (gi == plan.groups.size()) plan.groups.push_back({r.first, r.second, cs.lo, cs.hi, 0, 0, 0, 0});
+      if (gi == plan.groups.size())
+        plan.groups.push_back({r.first, r.second, cs.lo, cs.hi, 0, 0, 0, 0});
       plan.groups[gi].end += b - a;  // the count, for now
       plan.segs.push_back({static_cast<int64_t>(gi), q + a - ow, b - a, oh, a});
     }
@@ -202,13 +203,14 @@ void Run(Isa isa, const conv_util::ConvGeometry& g, const float* x, const float*
   const int64_t cg = g.cg, mg = g.mg, out_size = OH * OW;
   const int taps = static_cast<int>(KH * KW);
 
-  // Per output row (column): the taps kh (kw) in [first, second) that read inside X.
-  std::vector<std::pair<int64_t, int64_t>> rows(static_cast<size_t>(OH)), cols(static_cast<size_t>(OW));
-  for (int64_t oh = 0; oh < OH; ++oh) rows[static_cast<size_t>(oh)] = TapRange(oh * sh - pt, H, KH, dh);
-  for (int64_t ow = 0; ow < OW; ++ow) cols[static_cast<size_t>(ow)] = TapRange(ow * sw - pl, W, KW, dw);
+  // Per output row: the taps kh in [first, second) that read inside X; the same per span of
+  // output columns for kw.
+  std::vector<std::pair<int64_t, int64_t>> rows(static_cast<size_t>(OH));
+  for (int64_t oh = 0; oh < OH; ++oh)
+    rows[static_cast<size_t>(oh)] = TapRange(oh * sh - pt, H, KH, dh);
   std::vector<ColSpan> col_spans;
   for (int64_t ow = 0; ow < OW; ++ow) {
-    const auto& c = cols[static_cast<size_t>(ow)];
+    const std::pair<int64_t, int64_t> c = TapRange(ow * sw - pl, W, KW, dw);
     if (!col_spans.empty() && col_spans.back().lo == c.first && col_spans.back().hi == c.second)
       col_spans.back().ow1 = ow + 1;
     else
