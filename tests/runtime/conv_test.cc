@@ -495,9 +495,9 @@ TEST(ConvTest, PixelMajorTilesMatchNaive) {
 // tiles of 1..6 pixels (a task's pixel count not a multiple of 6, tiles across output rows
 // of small planes), output channels below, at and past a channel block (1, 17, 64, 65,
 // 130), input channels past one channel block (7 for 3x3 weights: 15), 5x5 and 7x7 stride
-// 2, stride 2 and a row stride of 3, asymmetric pads, dilation, no padding (X read in
-// place), groups, pixel runs that start and end inside rows (a 71-wide plane), partial
-// 8/16-pixel store groups and batch 2. A column stride of 3 is not handled: it must fall
+// 2, stride 2 and a row stride of 3, asymmetric pads, pads wider than the kernel reaches,
+// dilation, no padding, groups, pixel runs that start and end inside rows (a 71-wide
+// plane), partial 8/16-pixel store groups and batch 2. A column stride of 3 is not handled: it must fall
 // back to the implicit GEMM (weights packed per call) and still be right.
 void CheckDirectConv(Isa isa) {
   const std::vector<ConvCase> cases = {
@@ -523,6 +523,18 @@ void CheckDirectConv(Isa isa) {
        {},
        {1, 1, 1, 1}},
       {"column stride 3 falls back", {1, 2, 19, 23}, {4, 2, 3, 3}, 1, {2, 3}, {3, 2}, {2, 1, 3, 4}},
+      // Pads past the kernel's reach: the outer rows and columns read no tap of X (their
+      // group has no taps: bias only), the others one to three rows of taps.
+      {"pads past the kernel", {1, 5, 3, 4}, {9, 5, 3, 3}, 1, {}, {}, {3, 2, 2, 3}},
+      // A last input-channel block shorter than the others (AVX-512 blocks 5 channels of
+      // 3x3, AVX2 21) under edge groups on every side.
+      {"partial channel block, uneven pads",
+       {1, 23, 6, 5},
+       {64, 23, 3, 3},
+       1,
+       {},
+       {},
+       {2, 0, 1, 2}},
   };
   const ScopedEnv direct("EDGEPRESS_CONV_DIRECT", "1");
   for (const ConvCase& cs : cases) ExpectFusedAndPlainMatchNaive(cs, isa);

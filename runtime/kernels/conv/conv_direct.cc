@@ -1,10 +1,12 @@
-// The direct convolution's driver (conv_direct.h), shared by the ISAs: padded copy, task
-// split, channel blocking, prefetch plan and the calls into one ISA's tile and store.
+// The direct convolution's driver (conv_direct.h), shared by the ISAs: tap groups at the
+// padding, task split, channel blocking, prefetch plan and the calls into one ISA's tile and store.
 #include "runtime/kernels/conv/conv_direct.h"
 
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 #include "ir/error.h"
 
@@ -61,6 +63,121 @@ PackedWeights PackWeights(Isa isa, int64_t mg, int64_t cg, int64_t taps, const f
 
 namespace {
 
+// Taps k in [first, second) of a kernel of K taps with dilation d, the first reading
+// position s, read inside [0, n).
+std::pair<int64_t, int64_t> TapRange(int64_t s, int64_t n, int64_t K, int64_t d) {
+  const int64_t lo = std::min(K, s >= 0 ? 0 : CeilDiv(-s, d));
+  const int64_t hi = n - s > 0 ? std::min(K, CeilDiv(n - s, d)) : 0;
+  return {lo, std::max(lo, hi)};
+}
+
+// Output columns [ow0, ow1) whose taps kw inside X are [lo, hi): the interior is one such
+// interval, each column near an edge usually its own.
+struct ColSpan {
+  int64_t ow0, ow1, lo, hi;
+};
+
+// One task's run of output pixels, grouped by the taps that read inside X: pix[k] is the
+// k-th pixel's source at its group's first tap, acc[k] its scratch row; a group's pixels
+// are [begin, end) of these; its (source, weight) offset pairs for up to cb_step input
+// channels (TileFn's tab), channel-major, start at tab[2 * tab0], `taps` per channel.
+struct RunPlan {
+  struct Group {
+    int64_t r0, r1, c0, c1;  // its taps: kh in [r0, r1), kw in [c0, c1)
+    int64_t begin, end, tab0, taps;
+  };
+  struct Segment {  // pixels [q, q + n) of the run: output row oh, columns from ow
+    int64_t group, q, n, oh, ow;
+  };
+  struct TileSpan {
+    int64_t q0, n, group;  // pixels [q0, q0 + n) of pix / acc, of groups[group]
+  };
+  std::vector<Segment> segs;
+  std::vector<const float*> pix;
+  std::vector<float*> acc;
+  std::vector<int64_t> tab;
+  std::vector<Group> groups;
+  std::vector<TileSpan> tiles;
+};
+
+// Fills `plan` for the npix pixels from p0 (row-major over OW columns), each group split
+// into near-equal tiles of <= tile_pixels (56 = 6 x 6 + 4 x 5, so no tile is narrow enough
+// to leave the FMA units waiting on a short dependency chain). Runs once per task, so it
+// works per (row, column span) segment, not per pixel: a stem's task (3 channels, 16 on
+// AVX2) does ~3k cycles of FMAs, and a per-pixel plan with a division and a sort made
+// MobileNet's 3->32 stem 30% slower there.
+void Plan(const std::vector<std::pair<int64_t, int64_t>>& rows, const std::vector<ColSpan>& cols,
+          int64_t p0, int64_t npix, int64_t OW, int64_t KW, int64_t sh, int64_t sw, int64_t pt,
+          int64_t pl, int64_t dh, int64_t dw, int64_t W, int64_t B, int64_t chan,
+          int64_t cb_step, int64_t taps, int tile_pixels, const float* x, float* scratch,
+          RunPlan& plan) {
+  plan.groups.clear();
+  plan.segs.clear();
+  for (int64_t q = 0, oh = p0 / OW, ow = p0 % OW; q < npix; ++oh, ow = 0) {
+    const int64_t row_end = std::min(OW, ow + npix - q);
+    const auto& r = rows[static_cast<size_t>(oh)];
+    for (const ColSpan& cs : cols) {
+      const int64_t a = std::max(ow, cs.ow0), b = std::min(row_end, cs.ow1);
+      if (a >= b) continue;
+      size_t gi = 0;
+      while (gi < plan.groups.size() &&
+             !(plan.groups[gi].r0 == r.first && plan.groups[gi].r1 == r.second &&
+               plan.groups[gi].c0 == cs.lo && plan.groups[gi].c1 == cs.hi))
+        ++gi;
+      if (gi == plan.groups.size())
+        plan.groups.push_back({r.first, r.second, cs.lo, cs.hi, 0, 0, 0, 0});
+      plan.groups[gi].end += b - a;  // the count, for now
+      plan.segs.push_back({static_cast<int64_t>(gi), q + a - ow, b - a, oh, a});
+    }
+    q += row_end - ow;
+  }
+  // Each group's slots, tiles and tap pairs for cb_step channels.
+  int64_t pairs = 0, begin = 0;
+  plan.tiles.clear();
+  for (size_t gi = 0; gi < plan.groups.size(); ++gi) {
+    RunPlan::Group& g = plan.groups[gi];
+    const int64_t n = g.end, nt = CeilDiv(n, tile_pixels), base = n / nt, extra = n % nt;
+    for (int64_t i = 0, q0 = begin; i < nt; ++i) {
+      const int64_t w = base + (i < extra ? 1 : 0);
+      plan.tiles.push_back({q0, w, static_cast<int64_t>(gi)});
+      q0 += w;
+    }
+    g.begin = begin;
+    g.end = begin;  // advanced as pixels land
+    begin += n;
+    g.tab0 = pairs;
+    g.taps = (g.r1 - g.r0) * (g.c1 - g.c0);
+    pairs += cb_step * g.taps;
+  }
+  plan.tab.resize(static_cast<size_t>(2 * pairs));
+  int64_t* e = plan.tab.data();
+  for (const RunPlan::Group& g : plan.groups)
+    for (int64_t ci = 0; ci < cb_step; ++ci)
+      for (int64_t kh = g.r0; kh < g.r1; ++kh)
+        for (int64_t kw = g.c0; kw < g.c1; ++kw) {
+          *e++ = ci * chan + (kh - g.r0) * dh * W + (kw - g.c0) * dw;
+          *e++ = (ci * taps + kh * KW + kw) * B;
+        }
+  // Pixels into their group's slots, in run order within a group (consecutive pixels
+  // share rows of X).
+  plan.pix.resize(static_cast<size_t>(npix));
+  plan.acc.resize(static_cast<size_t>(npix));
+  const float** pix = plan.pix.data();
+  float** acc = plan.acc.data();
+  for (const RunPlan::Segment& sg : plan.segs) {
+    RunPlan::Group& g = plan.groups[static_cast<size_t>(sg.group)];
+    // A pixel with no tap inside X reads nothing: any valid pointer does.
+    const float* src =
+        g.taps == 0 ? x : x + (sg.oh * sh - pt + g.r0 * dh) * W + (sg.ow * sw - pl + g.c0 * dw);
+    const int64_t step = g.taps == 0 ? 0 : sw;
+    for (int64_t j = 0; j < sg.n; ++j) {
+      pix[g.end + j] = src + j * step;
+      acc[g.end + j] = scratch + (sg.q + j) * B;
+    }
+    g.end += sg.n;
+  }
+}
+
 // Flush-to-zero and denormals-are-zero while the tiles run (as conv_implicit.cc: denormal
 // products cost ~100x in the FMA units, and weights pruned toward zero make them).
 class ScopedFlushDenormals {
@@ -86,41 +203,32 @@ void Run(Isa isa, const conv_util::ConvGeometry& g, const float* x, const float*
   const int64_t cg = g.cg, mg = g.mg, out_size = OH * OW;
   const int taps = static_cast<int>(KH * KW);
 
-  // The source: X itself when no tap reads padding, else a zero-padded copy holding just
-  // the rows and columns some tap reads (rows 16-float aligned), filled by all threads.
-  const int64_t hn = (OH - 1) * sh + (KH - 1) * dh + 1, wn = (OW - 1) * sw + (KW - 1) * dw + 1;
-  const float* src = x;
-  int64_t ld = W, chan = H * W;
-  thread_local std::vector<float> padded;
-  if (pt != 0 || pl != 0 || hn > H || wn > W) {
-    ld = CeilDiv(wn, 16) * 16;
-    chan = hn * ld;
-    if (padded.size() < static_cast<size_t>(cg * chan + 16))
-      padded.resize(static_cast<size_t>(cg * chan + 16));
-    float* pd = reinterpret_cast<float*>(
-        (reinterpret_cast<uintptr_t>(padded.data()) + 63) & ~uintptr_t{63});
-    pool.ParallelFor(cg, std::max<int64_t>(1, 16384 / chan), [&](int64_t c0, int64_t c1) {
-      ops.fill(x + c0 * H * W, c1 - c0, H, W, -pt, hn, pl, wn, ld, chan, pd + c0 * chan);
-    });
-    src = pd;
+  // Per output row: the taps kh in [first, second) that read inside X; the same per span of
+  // output columns for kw.
+  std::vector<std::pair<int64_t, int64_t>> rows(static_cast<size_t>(OH));
+  for (int64_t oh = 0; oh < OH; ++oh)
+    rows[static_cast<size_t>(oh)] = TapRange(oh * sh - pt, H, KH, dh);
+  std::vector<ColSpan> col_spans;
+  for (int64_t ow = 0; ow < OW; ++ow) {
+    const std::pair<int64_t, int64_t> c = TapRange(ow * sw - pl, W, KW, dw);
+    if (!col_spans.empty() && col_spans.back().lo == c.first && col_spans.back().hi == c.second)
+      col_spans.back().ow1 = ow + 1;
+    else
+      col_spans.push_back({ow, ow + 1, c.first, c.second});
   }
-  std::vector<int64_t> toff(static_cast<size_t>(taps));
-  for (int64_t kh = 0; kh < KH; ++kh)
-    for (int64_t kw = 0; kw < KW; ++kw) toff[static_cast<size_t>(kh * KW + kw)] = kh * dh * ld + kw * dw;
+  const int64_t chan = H * W;
 
   // A task: one channel block x a run of ~112 consecutive output pixels (two 56-wide
   // rows, a whole 7x7 plane, part of a wide row; contiguous in Y), so the weight block read
   // from L2 feeds ~20 tiles and the transposed store runs on whole 16-pixel groups; its
-  // scratch is [pixels padded to 16][B] <= 28 KiB. The run is split into ceil(pixels / 6)
-  // tiles of near-equal width (56 = 6 x 6 + 4 x 5), so no tile is narrow enough to leave
-  // the FMA units waiting on a short dependency chain. (conv_bench, loaded machine: 1 -> 2
+  // scratch is [pixels padded to 16][B] <= 28 KiB. Its pixels are grouped by the taps
+  // inside X and each group cut into tiles (Plan). (conv_bench, loaded machine: 1 -> 2
   // rows of 56 and 16 -> 12 KiB weight blocks were 1-3% faster, within the noise.)
   const int64_t runs = CeilDiv(out_size, 112), run_pix = CeilDiv(out_size, runs);
   const int64_t oc_blocks = CeilDiv(mg, B);
   // Input channels per block: their weights ([cb][taps][B]) in L1 beside the scratch and
   // the source rows.
   const int64_t cb_step = std::max<int64_t>(1, std::min<int64_t>(cg, ops.weight_floats / (taps * B)));
-  const int64_t* to = toff.data();
   // Each block's starting values: its bias (zero past mg), or zeros.
   std::vector<float> init(static_cast<size_t>(oc_blocks * B + 16), 0.f);
   float* init_al = reinterpret_cast<float*>(
@@ -133,24 +241,17 @@ void Run(Isa isa, const conv_util::ConvGeometry& g, const float* x, const float*
   auto run = [&](int64_t t0, int64_t t1) {
     const ScopedFlushDenormals flush;
     thread_local std::vector<float> scratch_buf;
-    thread_local std::vector<const float*> pix;
-    const int64_t max_pix = run_pix;
-    const size_t need = static_cast<size_t>(CeilDiv(max_pix, 16) * 16 * B + 16);
+    thread_local RunPlan plan;
+    const size_t need = static_cast<size_t>(CeilDiv(run_pix, 16) * 16 * B + 16);
     if (scratch_buf.size() < need) scratch_buf.resize(need);
-    if (pix.size() < static_cast<size_t>(max_pix)) pix.resize(static_cast<size_t>(max_pix));
     float* scratch = reinterpret_cast<float*>(
         (reinterpret_cast<uintptr_t>(scratch_buf.data()) + 63) & ~uintptr_t{63});
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t ob = t / runs, p0 = (t % runs) * run_pix;
       const int64_t npix = std::min(out_size - p0, run_pix);
-      for (int64_t q = 0, oh = p0 / OW, ow = p0 % OW; q < npix; ++q) {
-        pix[static_cast<size_t>(q)] = src + oh * sh * ld + ow * sw;
-        if (++ow == OW) {
-          ow = 0;
-          ++oh;
-        }
-      }
-      const int64_t ntiles = CeilDiv(npix, ops.tile_pixels);
+      Plan(rows, col_spans, p0, npix, OW, KW, sh, sw, pt, pl, dh, dw, W, B, chan, cb_step, taps,
+           ops.tile_pixels, x, scratch, plan);
+      const int64_t ntiles = static_cast<int64_t>(plan.tiles.size());
       const float* wb = packed_w + ob * cg * taps * B;
       for (int64_t c0 = 0; c0 < cg; c0 += cb_step) {
         const int64_t cb = std::min(cb_step, cg - c0);
@@ -170,13 +271,17 @@ void Run(Isa isa, const conv_util::ConvGeometry& g, const float* x, const float*
           pf = packed_w + (t + 1) / runs * cg * taps * B;
           pf_total = std::min(cb_step, cg) * taps * lines_per_tap;
         }
-        const int64_t pf_per_tile = std::min<int64_t>(cb * taps, CeilDiv(pf_total, ntiles));
-        for (int64_t i = 0; i < ntiles; ++i) {
-          const int64_t q0 = i * npix / ntiles, n = (i + 1) * npix / ntiles - q0;
-          const int64_t l0 = std::min(pf_total, i * pf_per_tile);
-          const int64_t nl = std::min(pf_total - l0, pf_per_tile);
-          ops.tiles[n - 1](pix.data() + q0, c0 * chan, cb, chan, to, taps, wc, scratch + q0 * B,
-                           c0 == 0 ? init_al + ob * B : nullptr, pf ? pf + l0 * 16 : nullptr, nl);
+        // At most one line per (channel, tap) pair of a tile.
+        const int64_t pf_per_tile = CeilDiv(pf_total, ntiles);
+        int64_t l_done = 0;
+        for (const RunPlan::TileSpan& ts : plan.tiles) {
+          const RunPlan::Group& gr = plan.groups[static_cast<size_t>(ts.group)];
+          const int64_t nl = std::min({pf_per_tile, cb * gr.taps, pf_total - l_done});
+          ops.tiles[ts.n - 1](plan.pix.data() + ts.q0, c0 * chan, plan.tab.data() + 2 * gr.tab0,
+                              cb * gr.taps, wc, plan.acc.data() + ts.q0,
+                              c0 == 0 ? init_al + ob * B : nullptr,
+                              pf ? pf + l_done * 16 : nullptr, nl);
+          l_done += nl;
         }
       }
       // The run is contiguous in Y.

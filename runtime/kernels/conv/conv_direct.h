@@ -1,13 +1,15 @@
 // Direct 2-D convolution with NCHW input and output: no im2col, no packed B panels. The
-// driver (conv_direct.cc) is shared; each ISA supplies a tile, a transposed store and a
-// padded-row copy (IsaOps: conv_direct_avx512.cc, conv_direct_avx2.cc). For one image and
-// group:
-//  * X is copied once into a zero-padded plane per channel (only when there is padding);
+// driver (conv_direct.cc) is shared; each ISA supplies a tile and a transposed store
+// (IsaOps: conv_direct_avx512.cc, conv_direct_avx2.cc). For one image and group:
 //  * per block of B output channels (64 on AVX-512, 16 on AVX2) and run of ~112 output
 //    pixels, an L1-resident pixel-major scratch [pixels][B] accumulates over blocks of input
-//    channels: the micro-kernel broadcasts input values straight from the padded rows
-//    (stride 2 steps by 2) and FMAs them with B-channel weight vectors, 6 pixels x B/16 zmm
+//    channels: the micro-kernel broadcasts input values straight from X's rows (stride 2
+//    steps by 2) and FMAs them with B-channel weight vectors, 6 pixels x B/16 zmm
 //    (AVX-512) or 6 pixels x 2 ymm (AVX2) accumulators;
+//  * padding is never read: the run's pixels are grouped by the taps that fall inside X
+//    (interior, each edge, each corner: a contiguous range of kh and of kw), and a group's
+//    tiles run over its taps only, so no padded copy of X is made and no FMA multiplies a
+//    padding zero (18% of the taps of a 3x3 pad-1 conv on 7x7, 2% on 56x56);
 //  * the scratch goes to Y's NCHW rows once, transposed in registers (16 x 16 / 8 x 8),
 //    with bias, FusedConv's sum Z and the clamp applied there.
 // This is the shape of onnxruntime's MLAS NCHWc kernel without a graph layout change.
@@ -69,36 +71,30 @@ void Run(Isa isa, const conv_util::ConvGeometry& g, const float* x, const float*
          const GemmEpilogue& ep, const float* bias, const float* z, float* y, ThreadPool& pool);
 
 // One ISA's pieces of the driver.
-// Tile: N output pixels x oc_block output channels over `cb` input channels: px[i] + x_off
-// is pixel i's source at the first channel and its top-left tap (pixels may lie on
-// different output rows: a 7x7 plane is 9 tiles of 5-6 pixels, not 7 rows of 4 + 3);
-// chan the channel stride of the source; toff[t] the offset of tap t inside a channel; w
-// the packed weights at the first channel ([cb][taps][oc_block]); acc the scratch
-// [N][oc_block]. init: for the first channel block, the oc_block floats every pixel starts
-// from (the block's bias, or zeros), else nullptr to accumulate onto acc. pf, pf_lines:
-// 64-byte lines of the next weight block to prefetch (at most one per tap).
-using TileFn = void (*)(const float* const* px, int64_t x_off, int64_t cb, int64_t chan,
-                        const int64_t* toff, int taps, const float* w, float* acc,
-                        const float* init, const float* pf, int64_t pf_lines);
+// Tile: N output pixels x oc_block output channels: px[i] + x_off is pixel i's source at
+// the first channel and its first tap (pixels may lie on different output rows: a 7x7
+// plane's interior is 5 tiles of 5 pixels, not 5 rows of 5). tab holds k (source offset,
+// weight offset) pairs, one per (input channel, tap) the tile runs over: each multiplies
+// the value at p + tab[2e] by the oc_block weights at w + tab[2e + 1] (one flat list, so a
+// tile may skip taps and the loop keeps few pointers live). acc[i]: pixel i's oc_block
+// floats of the scratch. init: for the first channel block, the oc_block floats every
+// pixel starts from (the block's bias, or zeros), else nullptr to accumulate onto acc.
+// pf, pf_lines: 64-byte lines of the next weight block to prefetch (at most one per pair).
+using TileFn = void (*)(const float* const* px, int64_t x_off, const int64_t* tab, int64_t k,
+                        const float* w, float* const* acc, const float* init, const float* pf,
+                        int64_t pf_lines);
 // Store: npix consecutive pixels of one block from the scratch [pixels][oc_block]
 // (allocated to a multiple of 16 pixels; the bias is already in it) into Y: channel co's
 // pixels at y + co * ld; nch (<= oc_block) channels exist; z (optional) is at the block's
 // first channel and first pixel; ep's clamp applied when set.
 using StoreFn = void (*)(const float* scratch, int64_t npix, int64_t nch, const float* z,
                          int64_t ld, const GemmEpilogue& ep, float* y);
-// Fill: rows [ih0, ih0 + rn) of channels [0, cb) of X (channel stride H * W) into buf,
-// channel c's row r at buf + c * chan + r * ldb (ldb a multiple of 16, buf 64-byte
-// aligned); column j < wn holds X's column j - pl, zero outside X (the padding).
-using FillFn = void (*)(const float* x, int64_t cb, int64_t H, int64_t W, int64_t ih0,
-                        int64_t rn, int64_t pl, int64_t wn, int64_t ldb, int64_t chan,
-                        float* buf);
 struct IsaOps {
   int oc_block;            // OcBlock(isa)
   int tile_pixels;         // tiles[n - 1] computes n pixels, n <= tile_pixels
   int64_t weight_floats;   // a channel block's weights kept in L1 ([cb][taps][oc_block])
   TileFn tiles[8];
   StoreFn store[2][2];     // [z given][clamp]
-  FillFn fill;
 };
 const IsaOps& Avx512Ops();  // conv_direct_avx512.cc
 const IsaOps& Avx2Ops();    // conv_direct_avx2.cc

@@ -26,41 +26,38 @@ constexpr int kTilePixels = 6;  // 6 x 2 ymm accumulators + 2 weights + 1 broadc
 
 // TileFn (conv_direct.h) for 16 output channels, 2 ymm per pixel.
 template <int N>
-__attribute__((target("avx2,fma"))) void Tile(const float* const* px, int64_t x_off, int64_t cb,
-                                              int64_t chan, const int64_t* toff, int taps,
-                                              const float* w, float* acc, const float* init,
+__attribute__((target("avx2,fma"))) void Tile(const float* const* px, int64_t x_off,
+                                              const int64_t* tab, int64_t k, const float* w,
+                                              float* const* acc, const float* init,
                                               const float* pf, int64_t pf_lines) {
   __m256 a[N][2];
   const float* p[N];
 #pragma GCC unroll 8
   for (int i = 0; i < N; ++i) {
     p[i] = px[i] + x_off;
-    a[i][0] = _mm256_load_ps(init ? init : acc + i * kOcBlock);
-    a[i][1] = _mm256_load_ps(init ? init + 8 : acc + i * kOcBlock + 8);
+    a[i][0] = _mm256_load_ps(init ? init : acc[i]);
+    a[i][1] = _mm256_load_ps(init ? init + 8 : acc[i] + 8);
   }
-  for (int64_t c = 0; c < cb; ++c) {
-    for (int t = 0; t < taps; ++t, w += kOcBlock) {
-      const int64_t o = toff[t];
-      if (pf_lines > 0) {
-        _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T0);
-        pf += 16;
-        --pf_lines;
-      }
-      const __m256 w0 = _mm256_load_ps(w), w1 = _mm256_load_ps(w + 8);
-#pragma GCC unroll 8
-      for (int i = 0; i < N; ++i) {
-        const __m256 b = _mm256_broadcast_ss(p[i] + o);
-        a[i][0] = _mm256_fmadd_ps(b, w0, a[i][0]);
-        a[i][1] = _mm256_fmadd_ps(b, w1, a[i][1]);
-      }
+  for (const int64_t* e = tab; e < tab + 2 * k; e += 2) {
+    const int64_t o = e[0];
+    const float* wt = w + e[1];
+    if (pf_lines > 0) {
+      _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T0);
+      pf += 16;
+      --pf_lines;
     }
+    const __m256 w0 = _mm256_load_ps(wt), w1 = _mm256_load_ps(wt + 8);
 #pragma GCC unroll 8
-    for (int i = 0; i < N; ++i) p[i] += chan;
+    for (int i = 0; i < N; ++i) {
+      const __m256 b = _mm256_broadcast_ss(p[i] + o);
+      a[i][0] = _mm256_fmadd_ps(b, w0, a[i][0]);
+      a[i][1] = _mm256_fmadd_ps(b, w1, a[i][1]);
+    }
   }
 #pragma GCC unroll 8
   for (int i = 0; i < N; ++i) {
-    _mm256_store_ps(acc + i * kOcBlock, a[i][0]);
-    _mm256_store_ps(acc + i * kOcBlock + 8, a[i][1]);
+    _mm256_store_ps(acc[i], a[i][0]);
+    _mm256_store_ps(acc[i] + 8, a[i][1]);
   }
 }
 
@@ -121,37 +118,6 @@ __attribute__((target("avx2"))) void StoreRows(const float* scratch, int64_t npi
   }
 }
 
-// FillFn (conv_direct.h). Masked loads (which do not fault on masked-off lanes), so no
-// lane outside X's row is read.
-__attribute__((target("avx2"))) void FillBlock(const float* x, int64_t cb, int64_t H, int64_t W,
-                                               int64_t ih0, int64_t rn, int64_t pl, int64_t wn,
-                                               int64_t ldb, int64_t chan, float* buf) {
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  for (int64_t c = 0; c < cb; ++c) {
-    for (int64_t r = 0; r < rn; ++r) {
-      float* d = buf + c * chan + r * ldb;
-      const int64_t ih = ih0 + r;
-      if (ih < 0 || ih >= H) {
-        for (int64_t k = 0; k < wn; k += 8) _mm256_store_ps(d + k, _mm256_setzero_ps());
-        continue;
-      }
-      const float* s = x + c * H * W + ih * W;
-      for (int64_t k = 0; k < wn; k += 8) {
-        // Lanes [lo, hi) of this 8-column group lie inside X's row.
-        const int64_t lo = std::max<int64_t>(0, pl - k), hi = std::min<int64_t>(8, W + pl - k);
-        if (lo == 0 && hi == 8) {
-          _mm256_store_ps(d + k, _mm256_loadu_ps(s + (k - pl)));
-          continue;
-        }
-        const __m256i m = _mm256_and_si256(
-            _mm256_cmpgt_epi32(lane, _mm256_set1_epi32(static_cast<int>(lo) - 1)),
-            _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(hi)), lane));
-        _mm256_store_ps(d + k, hi <= lo ? _mm256_setzero_ps() : _mm256_maskload_ps(s + (k - pl), m));
-      }
-    }
-  }
-}
-
 #pragma GCC diagnostic pop
 
 }  // namespace
@@ -163,8 +129,7 @@ const IsaOps& Avx2Ops() {
                              3072,
                              {Tile<1>, Tile<2>, Tile<3>, Tile<4>, Tile<5>, Tile<6>},
                              {{StoreRows<false, false>, StoreRows<false, true>},
-                              {StoreRows<true, false>, StoreRows<true, true>}},
-                             FillBlock};
+                              {StoreRows<true, false>, StoreRows<true, true>}}};
   return ops;
 }
 

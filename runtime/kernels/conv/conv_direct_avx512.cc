@@ -31,11 +31,10 @@ constexpr int kTilePixels = 6;  // 6 x 4 zmm accumulators + 4 weights + 1 broadc
 
 // TileFn (conv_direct.h) for 64 output channels, 4 zmm per pixel.
 template <int N>
-__attribute__((target("avx512f"))) void Tile(const float* const* px, int64_t x_off, int64_t cb,
-                                             int64_t chan,
-                                             const int64_t* toff, int taps, const float* w,
-                                             float* acc, const float* init, const float* pf,
-                                             int64_t pf_lines) {
+__attribute__((target("avx512f"))) void Tile(const float* const* px, int64_t x_off,
+                                             const int64_t* tab, int64_t k, const float* w,
+                                             float* const* acc, const float* init,
+                                             const float* pf, int64_t pf_lines) {
   __m512 a[N][4];
   const float* p[N];
 #pragma GCC unroll 8
@@ -43,66 +42,64 @@ __attribute__((target("avx512f"))) void Tile(const float* const* px, int64_t x_o
     p[i] = px[i] + x_off;
 #pragma GCC unroll 4
     for (int j = 0; j < 4; ++j)
-      a[i][j] = _mm512_load_ps(init ? init + j * 16 : acc + i * kOcBlock + j * 16);
+      a[i][j] = _mm512_load_ps(init ? init + j * 16 : acc[i] + j * 16);
   }
-  for (int64_t c = 0; c < cb; ++c) {
-    for (int t = 0; t < taps; ++t, w += kOcBlock) {
-      const int64_t o = toff[t];
-      if (pf_lines > 0) {
-        _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T0);
-        pf += 16;
-        --pf_lines;
-      }
-      const __m512 w0 = _mm512_load_ps(w), w1 = _mm512_load_ps(w + 16);
-      const __m512 w2 = _mm512_load_ps(w + 32), w3 = _mm512_load_ps(w + 48);
-#pragma GCC unroll 8
-      for (int i = 0; i < N; ++i) {
-        const __m512 b = _mm512_set1_ps(p[i][o]);
-        a[i][0] = _mm512_fmadd_ps(b, w0, a[i][0]);
-        a[i][1] = _mm512_fmadd_ps(b, w1, a[i][1]);
-        a[i][2] = _mm512_fmadd_ps(b, w2, a[i][2]);
-        a[i][3] = _mm512_fmadd_ps(b, w3, a[i][3]);
-      }
+  for (const int64_t* e = tab; e < tab + 2 * k; e += 2) {
+    const int64_t o = e[0];
+    const float* wt = w + e[1];
+    if (pf_lines > 0) {
+      _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T0);
+      pf += 16;
+      --pf_lines;
     }
+    const __m512 w0 = _mm512_load_ps(wt), w1 = _mm512_load_ps(wt + 16);
+    const __m512 w2 = _mm512_load_ps(wt + 32), w3 = _mm512_load_ps(wt + 48);
 #pragma GCC unroll 8
-    for (int i = 0; i < N; ++i) p[i] += chan;
+    for (int i = 0; i < N; ++i) {
+      const __m512 b = _mm512_set1_ps(p[i][o]);
+      a[i][0] = _mm512_fmadd_ps(b, w0, a[i][0]);
+      a[i][1] = _mm512_fmadd_ps(b, w1, a[i][1]);
+      a[i][2] = _mm512_fmadd_ps(b, w2, a[i][2]);
+      a[i][3] = _mm512_fmadd_ps(b, w3, a[i][3]);
+    }
   }
 #pragma GCC unroll 8
   for (int i = 0; i < N; ++i)
 #pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) _mm512_store_ps(acc + i * kOcBlock + j * 16, a[i][j]);
+    for (int j = 0; j < 4; ++j) _mm512_store_ps(acc[i] + j * 16, a[i][j]);
 }
 
-// r[i] (row i of a 16 x 16 block) -> r[j] = column j, in registers.
-__attribute__((target("avx512f"), always_inline)) inline void Transpose16(__m512 r[16]) {
-  __m512 t[16], u[16];
-#pragma GCC unroll 8
-  for (int k = 0; k < 8; ++k) {
-    t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
-    t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
-  }
-  // u[4g + j], 128-bit lane L: rows 4g..4g+3 of column 4L + j.
+// r[j] = channel j of 16 pixels from the scratch s ([pixel][kOcBlock], 16 pixels from the
+// block's channel 0 of this group). The 128-bit lane exchange of a 16 x 16 register
+// transpose happens in the loads instead: register (C, p) gathers channels 4C..4C+3 of
+// pixels p, 4 + p, 8 + p, 12 + p (one load and three vinsertf32x4 from memory, which run on
+// the load ports and port 0 or 5), so only the 4 x 4 transposes inside the lanes are
+// shuffles (32, port 5 only, against 64 for the full register transpose: the store was ~7%
+// of a 56x56 layer).
+__attribute__((target("avx512f"), always_inline)) inline void LoadTransposed(const float* s,
+                                                                              __m512 r[16]) {
 #pragma GCC unroll 4
-  for (int g = 0; g < 4; ++g) {
-    u[4 * g] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
-    u[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
-    u[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
-    u[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
-  }
+  for (int C = 0; C < 4; ++C) {
+    __m512 v[4];
 #pragma GCC unroll 4
-  for (int j = 0; j < 4; ++j) {
-    const __m512 v0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88);
-    const __m512 w0 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
-    const __m512 v1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
-    const __m512 w1 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
-    r[j] = _mm512_shuffle_f32x4(v0, w0, 0x88);
-    r[8 + j] = _mm512_shuffle_f32x4(v0, w0, 0xDD);
-    r[4 + j] = _mm512_shuffle_f32x4(v1, w1, 0x88);
-    r[12 + j] = _mm512_shuffle_f32x4(v1, w1, 0xDD);
+    for (int p = 0; p < 4; ++p) {
+      const float* q = s + p * kOcBlock + 4 * C;
+      __m512 t = _mm512_castps128_ps512(_mm_load_ps(q));
+      t = _mm512_insertf32x4(t, _mm_load_ps(q + 4 * kOcBlock), 1);
+      t = _mm512_insertf32x4(t, _mm_load_ps(q + 8 * kOcBlock), 2);
+      v[p] = _mm512_insertf32x4(t, _mm_load_ps(q + 12 * kOcBlock), 3);
+    }
+    // Lane L of v[p]: pixel 4L + p, channels 4C..4C+3; transpose each lane's 4 x 4.
+    const __m512 t0 = _mm512_unpacklo_ps(v[0], v[1]), t1 = _mm512_unpackhi_ps(v[0], v[1]);
+    const __m512 t2 = _mm512_unpacklo_ps(v[2], v[3]), t3 = _mm512_unpackhi_ps(v[2], v[3]);
+    r[4 * C] = _mm512_shuffle_ps(t0, t2, 0x44);
+    r[4 * C + 1] = _mm512_shuffle_ps(t0, t2, 0xEE);
+    r[4 * C + 2] = _mm512_shuffle_ps(t1, t3, 0x44);
+    r[4 * C + 3] = _mm512_shuffle_ps(t1, t3, 0xEE);
   }
 }
 
-// StoreFn (conv_direct.h) for 64-channel blocks, 16 x 16 transposed. Templated on Z and the clamp, with a straight-line path for whole 16-channel
+// StoreFn (conv_direct.h) for 64-channel blocks, 16 x 16 transposed (LoadTransposed). Templated on Z and the clamp, with a straight-line path for whole 16-channel
 // groups: with runtime flags and bounds gcc spilled the transposed block.
 template <bool kZ, bool kClamp>
 __attribute__((target("avx512f"), always_inline)) inline void StoreChannel(
@@ -120,41 +117,13 @@ __attribute__((target("avx512f"))) void StoreRows(const float* scratch, int64_t 
     const __mmask16 m = static_cast<__mmask16>((1u << std::min<int64_t>(16, npix - p0)) - 1);
     for (int64_t c0 = 0; c0 < nch; c0 += 16) {
       __m512 r[16];
-#pragma GCC unroll 16
-      for (int i = 0; i < 16; ++i) r[i] = _mm512_load_ps(scratch + (p0 + i) * kOcBlock + c0);
-      Transpose16(r);
+      LoadTransposed(scratch + p0 * kOcBlock + c0, r);
       if (nch - c0 >= 16) {
 #pragma GCC unroll 16
         for (int j = 0; j < 16; ++j) StoreChannel<kZ, kClamp>(r[j], m, z, y, (c0 + j) * ld + p0, lo, hi);
       } else {
         for (int j = 0; j < nch - c0; ++j)
           StoreChannel<kZ, kClamp>(r[j], m, z, y, (c0 + j) * ld + p0, lo, hi);
-      }
-    }
-  }
-}
-
-// FillFn (conv_direct.h). Masked loads, so no lane outside X's row is read; a row is a few
-// vector moves, not a memmove call per row and a memset per pad (~5% of a 56x56 layer's time with std::copy / std::fill).
-__attribute__((target("avx512f"))) void FillBlock(const float* x, int64_t cb, int64_t H,
-                                                 int64_t W, int64_t ih0, int64_t rn,
-                                                 int64_t pl, int64_t wn, int64_t ldb,
-                                                 int64_t chan, float* buf) {
-  for (int64_t c = 0; c < cb; ++c) {
-    for (int64_t r = 0; r < rn; ++r) {
-      float* d = buf + c * chan + r * ldb;
-      const int64_t ih = ih0 + r;
-      if (ih < 0 || ih >= H) {
-        for (int64_t k = 0; k < wn; k += 16) _mm512_store_ps(d + k, _mm512_setzero_ps());
-        continue;
-      }
-      const float* s = x + c * H * W + ih * W;
-      for (int64_t k = 0; k < wn; k += 16) {
-        // Lanes [lo, hi) of this 16-column group lie inside X's row.
-        const int64_t lo = std::max<int64_t>(0, pl - k), hi = std::min<int64_t>(16, W + pl - k);
-        const __mmask16 m = hi <= lo ? 0
-                                     : static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
-        _mm512_store_ps(d + k, _mm512_maskz_loadu_ps(m, s + (k - pl)));
       }
     }
   }
@@ -171,8 +140,7 @@ const IsaOps& Avx512Ops() {
                              3072,
                              {Tile<1>, Tile<2>, Tile<3>, Tile<4>, Tile<5>, Tile<6>},
                              {{StoreRows<false, false>, StoreRows<false, true>},
-                              {StoreRows<true, false>, StoreRows<true, true>}},
-                             FillBlock};
+                              {StoreRows<true, false>, StoreRows<true, true>}}};
   return ops;
 }
 
