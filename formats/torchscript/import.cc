@@ -15,11 +15,10 @@
 #include <torch/csrc/jit/passes/remove_mutation.h>
 #include <torch/script.h>
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
@@ -61,7 +60,8 @@ const Registry& GlobalRegistry() {
 bool DriverOp(const std::string& k) {
   return k == "prim::Constant" || k == "prim::If" || k == "prim::Loop" ||
          k == "prim::RaiseException" || k == "aten::warn" || k == "prim::Uninitialized" ||
-         k == "prim::GetAttr" || k == "prim::SetAttr" || k == "aten::_set_item" || k == "aten::append";
+         k == "prim::GetAttr" || k == "prim::SetAttr" || k == "aten::_set_item" ||
+         k == "aten::append";
 }
 
 // A block (nested blocks included) that reads or changes a Python list: such a loop cannot
@@ -82,11 +82,13 @@ bool UsesLists(const torch::jit::Block* b) {
 bool Foldable(const Node* n) {
   if (!n->blocks().empty() || n->isNondeterministic() || n->hasSideEffects()) return false;
   std::string k = n->kind().toQualString();
-  return !DriverOp(k) && k.rfind("prim::", 0) != 0 ? true
-         : k == "prim::ListConstruct" || k == "prim::ListUnpack" || k == "prim::TupleConstruct" ||
-               k == "prim::TupleUnpack" || k == "prim::TupleIndex" || k == "prim::unchecked_cast" ||
-               k == "prim::NumToTensor" || k == "prim::min" || k == "prim::max" ||
-               k == "prim::dtype" || k == "prim::device" || k == "prim::tolist";
+  return !DriverOp(k) && k.rfind("prim::", 0) != 0
+             ? true
+             : k == "prim::ListConstruct" || k == "prim::ListUnpack" ||
+                   k == "prim::TupleConstruct" || k == "prim::TupleUnpack" ||
+                   k == "prim::TupleIndex" || k == "prim::unchecked_cast" ||
+                   k == "prim::NumToTensor" || k == "prim::min" || k == "prim::max" ||
+                   k == "prim::dtype" || k == "prim::device" || k == "prim::tolist";
 }
 
 // A block that ends by raising is an assertion of the model's own (shape checks, "input
@@ -171,8 +173,9 @@ class Driver {
     if (k == "prim::GetAttr" || k == "prim::SetAttr") return ConvertAttr(n, k == "prim::SetAttr");
     if (k == "prim::Uninitialized") return ctx_.Out(0, Slot::Const(c10::IValue()));
     if (k == "prim::RaiseException")
-      ctx_.Fail("the model raises an exception on this path (a condition the importer "
-                "could not decide at import time)");
+      ctx_.Fail(
+          "the model raises an exception on this path (a condition the importer "
+          "could not decide at import time)");
     if (TryFold(n)) return;
     auto it = ctx_.registry_->find(k);
     if (it == ctx_.registry_->end()) {
@@ -193,8 +196,7 @@ class Driver {
   // run-time condition cannot be followed and is refused.
   void ConvertAttr(const Node* n, bool set) {
     const Value* obj = n->inputs()[0];
-    if (obj != self_)
-      ctx_.Fail("attribute access on a value other than the module itself");
+    if (obj != self_) ctx_.Fail("attribute access on a value other than the module itself");
     const std::string name = n->s(c10::attr::name);
     if (set) {
       if (depth_ > 0)
@@ -296,8 +298,10 @@ class Driver {
     const Block* else_b = n->blocks()[1];
     if (cond.is_const() || Raises(then_b) || Raises(else_b)) {
       const Block* taken;
-      if (cond.is_const()) taken = cond.iv.toBool() ? then_b : else_b;
-      else taken = Raises(then_b) ? else_b : then_b;
+      if (cond.is_const())
+        taken = cond.iv.toBool() ? then_b : else_b;
+      else
+        taken = Raises(then_b) ? else_b : then_b;
       if (Raises(taken)) {
         ctx_.node_ = n;
         ctx_.Fail("the model always raises here for the given inputs");
@@ -340,7 +344,8 @@ class Driver {
     }
     for (size_t i = 0; i < n->outputs().size(); ++i) {
       node->output(i)->type = ir::ValueType::Tensor(dtypes[i]);
-      ctx_.slots_[n->outputs()[i]] = Slot::Tensor(node->output(i), IsScalarType(n->outputs()[i]->type()));
+      ctx_.slots_[n->outputs()[i]] =
+          Slot::Tensor(node->output(i), IsScalarType(n->outputs()[i]->type()));
     }
   }
 
@@ -371,7 +376,8 @@ class Driver {
       for (size_t j = 0; j < carried.size(); ++j) ctx_.slots_[body->inputs()[j + 1]] = carried[j];
       ConvertBlock(body);
       ctx_.node_ = n;
-      for (size_t j = 0; j < carried.size(); ++j) carried[j] = ctx_.slots_.at(body->outputs()[j + 1]);
+      for (size_t j = 0; j < carried.size(); ++j)
+        carried[j] = ctx_.slots_.at(body->outputs()[j + 1]);
       if (!go) break;
     }
     for (size_t j = 0; j < carried.size(); ++j) ctx_.slots_[n->outputs()[j]] = carried[j];
@@ -403,8 +409,8 @@ class Driver {
       if (std::optional<int64_t> count = ctx_.Dim(list.value, 0); count && *count <= 64) {
         std::vector<Slot> items;
         for (int64_t i = 0; i < *count; ++i)
-          items.push_back(Slot::Tensor(ctx_.Op("Gather", {list.value, ctx_.I64(i)}, {ir::Attribute::Int("axis", 0)},
-                                               ir::DType::kInt64),
+          items.push_back(Slot::Tensor(ctx_.Op("Gather", {list.value, ctx_.I64(i)},
+                                               {ir::Attribute::Int("axis", 0)}, ir::DType::kInt64),
                                        true));
         list = Slot::List(std::move(items));
       }
@@ -425,7 +431,8 @@ class Driver {
     bool all_const = true;
     for (const Slot& it : list.items) all_const = all_const && it.is_const();
     if (all_const && n->output()->type()->kind() == c10::TypeKind::ListType) {
-      c10::impl::GenericList folded(n->output()->type()->expectRef<c10::ListType>().getElementType());
+      c10::impl::GenericList folded(
+          n->output()->type()->expectRef<c10::ListType>().getElementType());
       for (const Slot& it : list.items) folded.push_back(it.iv);
       list = Slot::Const(c10::IValue(folded));
     }
@@ -447,7 +454,8 @@ class Driver {
       inputs.push_back(SubgraphInit(n->inputs()[i]));
       dtypes.push_back(ctx_.DTypeOf(inputs.back()));
       std::optional<int> rank = ctx_.TryRank(inputs.back());
-      shapes.push_back(rank ? std::optional<ir::Shape>(ir::Shape(static_cast<size_t>(*rank))) : std::nullopt);
+      shapes.push_back(rank ? std::optional<ir::Shape>(ir::Shape(static_cast<size_t>(*rank)))
+                            : std::nullopt);
     }
     std::vector<std::string> names;
     for (const Value* o : n->outputs()) names.push_back(parent->UniqueName(o->debugName()));
@@ -457,7 +465,8 @@ class Driver {
     sub->name = node->name + "_body";
     sub->SetParent(parent, node);
     ctx_.g_ = sub.get();
-    ir::Value* iter = sub->AddInput(sub->UniqueName("iter"), ir::ValueType::Tensor(ir::DType::kInt64, ir::Shape{}));
+    ir::Value* iter = sub->AddInput(sub->UniqueName("iter"),
+                                    ir::ValueType::Tensor(ir::DType::kInt64, ir::Shape{}));
     sub->AddInput(sub->UniqueName("cond_in"), ir::ValueType::Tensor(ir::DType::kBool, ir::Shape{}));
     ctx_.slots_[body->inputs()[0]] = Slot::Tensor(iter, true);
     for (size_t i = 1; i < body->inputs().size(); ++i) {
@@ -484,7 +493,8 @@ class Driver {
     node->set_attr(ir::Attribute::GraphValue("body", sub));
     for (size_t i = 0; i < n->outputs().size(); ++i) {
       node->output(i)->type = ir::ValueType::Tensor(dtypes[i]);
-      ctx_.slots_[n->outputs()[i]] = Slot::Tensor(node->output(i), IsScalarType(n->outputs()[i]->type()));
+      ctx_.slots_[n->outputs()[i]] =
+          Slot::Tensor(node->output(i), IsScalarType(n->outputs()[i]->type()));
     }
   }
 
@@ -499,11 +509,11 @@ class Driver {
   Ctx& ctx_;
 
  public:
-  const Value* self_ = nullptr;                // forward()'s `self`
+  const Value* self_ = nullptr;                 // forward()'s `self`
   const torch::jit::Module* module_ = nullptr;  // the frozen module
-  std::map<std::string, Slot> attrs_;          // attributes this call wrote
-  int depth_ = 0;                              // nesting of If/Loop subgraphs
-  std::vector<const Block*> runtime_blocks_;   // the blocks those subgraphs convert
+  std::map<std::string, Slot> attrs_;           // attributes this call wrote
+  int depth_ = 0;                               // nesting of If/Loop subgraphs
+  std::vector<const Block*> runtime_blocks_;    // the blocks those subgraphs convert
 };
 
 // Facts TorchScript code asks about at run time that are fixed for an import to CPU
@@ -556,7 +566,8 @@ void RanksFromConsumers(ir::Graph& g) {
     }
     if (!rank) continue;
     ir::Shape shape;
-    for (size_t d = 0; d < *rank; ++d) shape.push_back(ir::Dim::Symbol(in->name() + "_d" + std::to_string(d)));
+    for (size_t d = 0; d < *rank; ++d)
+      shape.push_back(ir::Dim::Symbol(in->name() + "_d" + std::to_string(d)));
     in->type.shape = shape;
   }
 }
@@ -590,8 +601,8 @@ RecordedSignature ReadSignature(const std::string& path, const std::string& text
   if (j.contains("inputs")) {
     if (!j["inputs"].is_array()) bad("'inputs' must be an array");
     for (const nlohmann::json& in : j["inputs"]) {
-      if (!in.is_object() || !in.contains("arg") || !in["arg"].is_string() || !in.contains("name") ||
-          !in["name"].is_string() || in["name"].get<std::string>().empty())
+      if (!in.is_object() || !in.contains("arg") || !in["arg"].is_string() ||
+          !in.contains("name") || !in["name"].is_string() || in["name"].get<std::string>().empty())
         bad("each input needs string 'arg' and 'name'");
       RecordedInput r;
       r.arg = in["arg"].get<std::string>();
@@ -601,7 +612,8 @@ RecordedSignature ReadSignature(const std::string& path, const std::string& text
         r.dtype = ir::DTypeFromName(in["dtype"].get<std::string>());
       }
       if (in.contains("shape")) {
-        if (!in["shape"].is_array() || in["shape"].size() > 64) bad("input '" + r.name + "': 'shape' must be an array of at most 64 dims");
+        if (!in["shape"].is_array() || in["shape"].size() > 64)
+          bad("input '" + r.name + "': 'shape' must be an array of at most 64 dims");
         r.shape = ir::Shape{};
         for (size_t d = 0; d < in["shape"].size(); ++d) {
           const nlohmann::json& dim = in["shape"][d];
@@ -612,7 +624,8 @@ RecordedSignature ReadSignature(const std::string& path, const std::string& text
           else if (dim.is_string())
             r.shape->push_back(ir::Dim::Symbol(r.name + "_d" + std::to_string(d)));
           else
-            bad("input '" + r.name + "': dim " + std::to_string(d) + " must be a size >= 0 or a name");
+            bad("input '" + r.name + "': dim " + std::to_string(d) +
+                " must be a size >= 0 or a name");
         }
       }
       for (const RecordedInput& o : sig.inputs)
@@ -623,19 +636,24 @@ RecordedSignature ReadSignature(const std::string& path, const std::string& text
   if (j.contains("outputs")) {
     if (!j["outputs"].is_array()) bad("'outputs' must be an array");
     for (const nlohmann::json& o : j["outputs"]) {
-      if (!o.is_string() || o.get<std::string>().empty()) bad("each output must be a non-empty name");
+      if (!o.is_string() || o.get<std::string>().empty())
+        bad("each output must be a non-empty name");
       sig.outputs.push_back(o.get<std::string>());
     }
   }
   return sig;
 }
 
-}  // namespace
-}  // namespace ts
+// The module loaded, frozen (parameters become constants) and forward() inlined, with the
+// signature an edgepress-written archive records.
+struct Loaded {
+  torch::jit::Module frozen;
+  std::shared_ptr<torch::jit::Graph> graph;
+  c10::FunctionSchema schema{"", "", {}, {}};
+  RecordedSignature recorded;
+};
 
-std::unique_ptr<ir::Model> ImportTorchScript(const std::string& path,
-                                             const TorchScriptImportOptions& options) {
-  using namespace ts;
+Loaded LoadAndFreeze(const std::string& path) {
   CheckPtArchiveFile(path);
   torch::jit::Module module;
   torch::jit::ExtraFilesMap extra{{kTorchScriptSignatureFile, ""}};
@@ -646,79 +664,87 @@ std::unique_ptr<ir::Model> ImportTorchScript(const std::string& path,
   } catch (const std::exception& e) {
     ThrowInvalid(path + ": LibTorch cannot load it: " + std::string(e.what()));
   }
-  const RecordedSignature recorded = ReadSignature(path, extra[kTorchScriptSignatureFile]);
-  std::shared_ptr<torch::jit::Graph> graph;
-  c10::FunctionSchema schema("", "", {}, {});
-  torch::jit::Module frozen;
+  Loaded l;
+  l.recorded = ReadSignature(path, extra[kTorchScriptSignatureFile]);
   try {
     module.eval();
-    frozen = torch::jit::freeze(module);
-    if (!frozen.find_method("forward")) ThrowUnsupported(path + ": the module has no forward()");
-    torch::jit::Method forward = frozen.get_method("forward");
-    schema = forward.function().getSchema();
-    graph = forward.graph()->copy();
-    torch::jit::Inline(*graph);
+    l.frozen = torch::jit::freeze(module);
+    if (!l.frozen.find_method("forward")) ThrowUnsupported(path + ": the module has no forward()");
+    torch::jit::Method forward = l.frozen.get_method("forward");
+    l.schema = forward.function().getSchema();
+    l.graph = forward.graph()->copy();
+    torch::jit::Inline(*l.graph);
   } catch (const c10::Error& e) {
     ThrowUnsupported(path + ": LibTorch cannot freeze the module: " + Brief(e));
   }
+  return l;
+}
 
-  auto model = std::make_unique<ir::Model>();
-  model->producer_name = "edgepress (TorchScript import)";
-  model->SetOpsetVersion("", 17);
-  model->graph->name = "forward";
-  Ctx ctx(*model, path);
-  ctx.registry_ = &GlobalRegistry();
+// A tensor argument of forward(): the user's dtype and shape win over the recorded ones;
+// index arguments of an embedding default to int64.
+void AddTensorInput(Ctx& ctx, torch::jit::Value* in, const std::string& name, bool index,
+                    const RecordedSignature& recorded, const TorchScriptImportOptions& options) {
+  // An archive edgepress wrote names its arguments x0, x1, ... and records the IR
+  // name, dtype and shape of each; the caller's options win over the record.
+  const RecordedInput* rec = recorded.Find(name);
+  const std::string ir_name = rec ? rec->name : name;
+  ir::DType dt = index ? ir::DType::kInt64 : ir::DType::kFloat32;
+  if (rec && rec->dtype != ir::DType::kUndefined) dt = rec->dtype;
+  if (auto it = options.input_dtypes.find(name); it != options.input_dtypes.end())
+    dt = it->second;
+  else if (auto jt = options.input_dtypes.find(ir_name); jt != options.input_dtypes.end())
+    dt = jt->second;
+  std::optional<ir::Shape> shape = rec ? rec->shape : std::nullopt;
+  auto given = options.input_shapes.find(name);
+  if (given == options.input_shapes.end()) given = options.input_shapes.find(ir_name);
+  if (given != options.input_shapes.end()) {
+    shape = ir::Shape{};
+    for (size_t d = 0; d < given->second.size(); ++d)
+      shape->push_back(given->second[d] >= 0 ? ir::Dim::Known(given->second[d])
+                                             : ir::Dim::Symbol(ir_name + "_d" + std::to_string(d)));
+  }
+  if (shape) {
+    // The rank lets TorchScript's own peepholes settle x.dim() checks.
+    in->setType(c10::TensorType::create(c10::nullopt, c10::Device(c10::kCPU),
+                                        c10::SymbolicShape(c10::optional<size_t>(shape->size())),
+                                        c10::VaryingShape<c10::Stride>(shape->size()),
+                                        c10::nullopt));
+  }
+  ir::Value* v = ctx.model_.graph->AddInput(ir_name, ir::ValueType::Tensor(dt, shape));
+  ctx.slots_[in] = Slot::Tensor(v);
+}
 
-  // Graph inputs: forward(self, ...). Tensors get the user's shape/dtype; Python scalars
-  // become rank-0 inputs; Optional arguments the user does not feed are None, which
-  // settles `if mask is not None` at import time.
-  const auto& args = schema.arguments();
+// Graph inputs: forward(self, ...). Tensors get the user's shape/dtype; Python scalars
+// become rank-0 inputs (or constants the user gives); Optional arguments the user does not
+// feed are None, which settles `if mask is not None` at import time. Then TorchScript's own
+// passes simplify the graph for those inputs.
+void AddInputsAndSimplify(Ctx& ctx, Loaded& l, const std::string& path,
+                          const TorchScriptImportOptions& options) {
+  torch::jit::Graph& graph = *l.graph;
+  const auto& args = l.schema.arguments();
   std::set<std::string> embedding_indices;
-  for (const torch::jit::Node* n : graph->nodes())
+  for (const torch::jit::Node* n : graph.nodes())
     if (n->kind() == c10::aten::embedding && n->inputs().size() > 1)
-      for (size_t i = 1; i < graph->inputs().size(); ++i)
-        if (n->inputs()[1] == graph->inputs()[i] && i < args.size())
+      for (size_t i = 1; i < graph.inputs().size(); ++i)
+        if (n->inputs()[1] == graph.inputs()[i] && i < args.size())
           embedding_indices.insert(args[i].name());
   try {
-    for (size_t i = 1; i < graph->inputs().size(); ++i) {
-      torch::jit::Value* in = graph->inputs()[i];
+    for (size_t i = 1; i < graph.inputs().size(); ++i) {
+      torch::jit::Value* in = graph.inputs()[i];
       const std::string name = i < args.size() ? args[i].name() : in->debugName();
       c10::TypePtr t = in->type();
       if (t->kind() == c10::TypeKind::OptionalType) {
-        torch::jit::WithInsertPoint guard(graph->block()->nodes().front());
-        in->replaceAllUsesWith(graph->insertConstant(c10::IValue()));
+        torch::jit::WithInsertPoint guard(graph.block()->nodes().front());
+        in->replaceAllUsesWith(graph.insertConstant(c10::IValue()));
         continue;
       }
       if (t->kind() == c10::TypeKind::TensorType) {
-        // An archive edgepress wrote names its arguments x0, x1, ... and records the IR
-        // name, dtype and shape of each; the caller's options win over the record.
-        const RecordedInput* rec = recorded.Find(name);
-        const std::string ir_name = rec ? rec->name : name;
-        ir::DType dt = embedding_indices.count(name) ? ir::DType::kInt64 : ir::DType::kFloat32;
-        if (rec && rec->dtype != ir::DType::kUndefined) dt = rec->dtype;
-        if (auto it = options.input_dtypes.find(name); it != options.input_dtypes.end()) dt = it->second;
-        else if (auto jt = options.input_dtypes.find(ir_name); jt != options.input_dtypes.end()) dt = jt->second;
-        std::optional<ir::Shape> shape = rec ? rec->shape : std::nullopt;
-        auto given = options.input_shapes.find(name);
-        if (given == options.input_shapes.end()) given = options.input_shapes.find(ir_name);
-        if (given != options.input_shapes.end()) {
-          shape = ir::Shape{};
-          for (size_t d = 0; d < given->second.size(); ++d)
-            shape->push_back(given->second[d] >= 0 ? ir::Dim::Known(given->second[d])
-                                                   : ir::Dim::Symbol(ir_name + "_d" + std::to_string(d)));
-        }
-        if (shape) {
-          // The rank lets TorchScript's own peepholes settle x.dim() checks.
-          in->setType(c10::TensorType::create(
-              c10::nullopt, c10::Device(c10::kCPU), c10::SymbolicShape(c10::optional<size_t>(shape->size())),
-              c10::VaryingShape<c10::Stride>(shape->size()), c10::nullopt));
-        }
-        ir::Value* v = model->graph->AddInput(ir_name, ir::ValueType::Tensor(dt, shape));
-        ctx.slots_[in] = Slot::Tensor(v);
+        AddTensorInput(ctx, in, name, embedding_indices.count(name) > 0, l.recorded, options);
         continue;
       }
       if (auto it = options.scalar_inputs.find(name); it != options.scalar_inputs.end()) {
-        c10::IValue v = t->kind() == c10::TypeKind::IntType    ? c10::IValue(static_cast<int64_t>(it->second))
+        c10::IValue v = t->kind() == c10::TypeKind::IntType
+                            ? c10::IValue(static_cast<int64_t>(it->second))
                         : t->kind() == c10::TypeKind::BoolType ? c10::IValue(it->second != 0)
                                                                : c10::IValue(it->second);
         ctx.slots_[in] = Slot::Const(v);
@@ -731,24 +757,80 @@ std::unique_ptr<ir::Model> ImportTorchScript(const std::string& path,
       if (dt == ir::DType::kUndefined)
         ThrowUnsupported(path + ": forward() argument '" + name + "' has type " + ArgTypeName(t) +
                          "; inputs must be tensors, int, float or bool");
-      ctx.slots_[in] = Slot::Tensor(model->graph->AddInput(name, ir::ValueType::Tensor(dt, ir::Shape{})), true);
+      ctx.slots_[in] = Slot::Tensor(
+          ctx.model_.graph->AddInput(name, ir::ValueType::Tensor(dt, ir::Shape{})), true);
     }
-    SpecialiseForImport(*graph);
-    torch::jit::RemoveListMutation(graph);
-    torch::jit::RemoveTensorMutation(graph);
-    torch::jit::PeepholeOptimize(graph);
-    torch::jit::ConstantPropagation(graph);
-    torch::jit::LowerSimpleTuples(graph);
-    torch::jit::EliminateDeadCode(graph);
+    SpecialiseForImport(*l.graph);
+    torch::jit::RemoveListMutation(l.graph);
+    torch::jit::RemoveTensorMutation(l.graph);
+    torch::jit::PeepholeOptimize(l.graph);
+    torch::jit::ConstantPropagation(l.graph);
+    torch::jit::LowerSimpleTuples(l.graph);
+    torch::jit::EliminateDeadCode(l.graph);
   } catch (const c10::Error& e) {
     ThrowUnsupported(path + ": preparing the graph failed in LibTorch: " + Brief(e));
   }
+}
+
+// Graph outputs: a tuple or list is flattened depth-first; names from the options, the
+// recorded signature, or output / output_N.
+void AddOutputs(Ctx& ctx, const Loaded& l, const std::string& path,
+                const TorchScriptImportOptions& options) {
+  ir::Model& model = ctx.model_;
+  std::vector<Slot> flat;
+  std::function<void(const Slot&)> flatten = [&](const Slot& s) {
+    if (s.kind == Slot::Kind::kTuple || s.kind == Slot::Kind::kList) {
+      for (const Slot& item : s.items) flatten(item);
+    } else if (s.is_const() && (s.iv.isTuple() || s.iv.isList())) {
+      auto items = s.iv.isTuple() ? s.iv.toTupleRef().elements().vec() : s.iv.toListRef().vec();
+      for (const c10::IValue& item : items) flatten(Slot::Const(item));
+    } else {
+      flat.push_back(s);
+    }
+  };
+  for (const torch::jit::Value* o : l.graph->outputs()) flatten(ctx.slots_.at(o));
+  if (!options.output_names.empty() && options.output_names.size() != flat.size())
+    ThrowInvalid(path + ": " + std::to_string(options.output_names.size()) +
+                 " output names given for " + std::to_string(flat.size()) + " outputs");
+  const std::vector<std::string>& out_names = !options.output_names.empty() ? options.output_names
+                                              : l.recorded.outputs.size() == flat.size()
+                                                  ? l.recorded.outputs
+                                                  : options.output_names;
+  for (size_t i = 0; i < flat.size(); ++i) {
+    std::string name = !out_names.empty() ? out_names[i]
+                       : flat.size() == 1 ? "output"
+                                          : "output_" + std::to_string(i);
+    if (flat[i].is_none()) ThrowUnsupported(path + ": output " + std::to_string(i) + " is None");
+    ctx.node_ = l.graph->return_node();
+    ir::Value* v = Driver(ctx).TensorOfSlot(flat[i], ir::DType::kUndefined);
+    if (v->producer() == nullptr || v->is_graph_output()) v = ctx.Op("Identity", {v});
+    if (ir::Value* other = model.graph->FindValue(name); other && other != v)
+      model.graph->RenameValue(other, model.graph->UniqueName(name + "_inner"));
+    model.graph->RenameValue(v, name);
+    model.graph->AddOutput(v);
+  }
+}
+
+}  // namespace
+}  // namespace ts
+
+std::unique_ptr<ir::Model> ImportTorchScript(const std::string& path,
+                                             const TorchScriptImportOptions& options) {
+  using namespace ts;
+  Loaded l = LoadAndFreeze(path);
+  auto model = std::make_unique<ir::Model>();
+  model->producer_name = "edgepress (TorchScript import)";
+  model->SetOpsetVersion("", 17);
+  model->graph->name = "forward";
+  Ctx ctx(*model, path);
+  ctx.registry_ = &GlobalRegistry();
+  AddInputsAndSimplify(ctx, l, path, options);
 
   Driver driver(ctx);
-  driver.self_ = graph->inputs()[0];
-  driver.module_ = &frozen;
+  driver.self_ = l.graph->inputs()[0];
+  driver.module_ = &l.frozen;
   try {
-    driver.ConvertBlock(graph->block());
+    driver.ConvertBlock(l.graph->block());
     if (!driver.missing_.empty()) {
       std::ostringstream msg;
       msg << path << ": " << driver.missing_.size() << " TorchScript op(s) without a converter:";
@@ -758,46 +840,14 @@ std::unique_ptr<ir::Model> ImportTorchScript(const std::string& path,
       }
       ThrowUnsupported(msg.str());
     }
-    // Outputs: a tuple is flattened depth-first.
-    std::vector<Slot> flat;
-    std::function<void(const Slot&)> flatten = [&](const Slot& s) {
-      if (s.kind == Slot::Kind::kTuple || s.kind == Slot::Kind::kList) {
-        for (const Slot& item : s.items) flatten(item);
-      } else if (s.is_const() && (s.iv.isTuple() || s.iv.isList())) {
-        auto items = s.iv.isTuple() ? s.iv.toTupleRef().elements().vec() : s.iv.toListRef().vec();
-        for (const c10::IValue& item : items) flatten(Slot::Const(item));
-      } else {
-        flat.push_back(s);
-      }
-    };
-    for (const torch::jit::Value* o : graph->outputs()) flatten(ctx.slots_.at(o));
-    if (!options.output_names.empty() && options.output_names.size() != flat.size())
-      ThrowInvalid(path + ": " + std::to_string(options.output_names.size()) +
-                   " output names given for " + std::to_string(flat.size()) + " outputs");
-    const std::vector<std::string>& out_names =
-        !options.output_names.empty() ? options.output_names
-        : recorded.outputs.size() == flat.size() ? recorded.outputs
-                                                 : options.output_names;
-    for (size_t i = 0; i < flat.size(); ++i) {
-      std::string name = !out_names.empty() ? out_names[i]
-                         : flat.size() == 1             ? "output"
-                                                        : "output_" + std::to_string(i);
-      if (flat[i].is_none()) ThrowUnsupported(path + ": output " + std::to_string(i) + " is None");
-      ctx.node_ = graph->return_node();
-      ir::Value* v = Driver(ctx).TensorOfSlot(flat[i], ir::DType::kUndefined);
-      if (v->producer() == nullptr || v->is_graph_output())
-        v = ctx.Op("Identity", {v});
-      if (ir::Value* other = model->graph->FindValue(name); other && other != v)
-        model->graph->RenameValue(other, model->graph->UniqueName(name + "_inner"));
-      model->graph->RenameValue(v, name);
-      model->graph->AddOutput(v);
-    }
+    AddOutputs(ctx, l, path, options);
   } catch (const c10::Error& e) {
     ThrowUnsupported(path + ": LibTorch failed while converting: " + Brief(e));
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
-    ThrowUnsupported(path + ": LibTorch failed while converting: " + std::string(e.what()).substr(0, 600));
+    ThrowUnsupported(path +
+                     ": LibTorch failed while converting: " + std::string(e.what()).substr(0, 600));
   }
   model->graph->RemoveDeadNodes();
   RanksFromConsumers(*model->graph);
