@@ -32,19 +32,161 @@ nlohmann::json DbJson(double db) {
   return db;
 }
 
+// The compared values, the worst by SNR and those with the largest SNR drop (where the
+// error enters), each list cut to `top` and to layers that lose accuracy at all.
+struct Ranked {
+  std::vector<const eval::LayerStats*> compared, worst, origin;
+  size_t top = 0;
+};
+
+Ranked RankLayers(const std::vector<eval::LayerStats>& stats, int top) {
+  Ranked r;
+  for (const eval::LayerStats& s : stats)
+    if (s.compared()) r.compared.push_back(&s);
+  r.worst = r.compared;
+  std::stable_sort(
+      r.worst.begin(), r.worst.end(),
+      [](const eval::LayerStats* a, const eval::LayerStats* b) { return a->Snr() < b->Snr(); });
+  r.origin = r.compared;
+  std::stable_sort(
+      r.origin.begin(), r.origin.end(),
+      [](const eval::LayerStats* a, const eval::LayerStats* b) { return a->drop_db > b->drop_db; });
+  r.top = std::min<size_t>(static_cast<size_t>(top), r.compared.size());
+  // Only layers that lose accuracy belong in the lists.
+  r.worst.erase(std::remove_if(r.worst.begin(), r.worst.end(),
+                               [](const eval::LayerStats* s) { return std::isinf(s->Snr()); }),
+                r.worst.end());
+  r.origin.erase(std::remove_if(r.origin.begin(), r.origin.end(),
+                                [](const eval::LayerStats* s) { return s->drop_db <= 0; }),
+                 r.origin.end());
+  if (r.worst.size() > r.top) r.worst.resize(r.top);
+  if (r.origin.size() > r.top) r.origin.resize(r.top);
+  return r;
+}
+
+// The command line of `compare`.
+struct CompareCli {
+  std::string ref, model;
+  std::vector<std::string> data;
+  std::vector<std::string> layout;
+  int64_t max_samples = -1;
+  int threads = 1;
+  int top = 5;
+  bool json = false;
+};
+
+std::string CompareJson(const CompareCli& o, int64_t samples, const std::string& data_sha256,
+                        const std::vector<eval::LayerStats>& stats, const Ranked& r) {
+  auto entry = [&](const eval::LayerStats& s) {
+    nlohmann::json j = {{"value", s.name},
+                        {"node", s.node},
+                        {"op", s.op},
+                        {"snr_db", DbJson(s.Snr())},
+                        {"snr_drop_db", DbJson(s.drop_db)},
+                        {"cosine", s.Cosine()},
+                        {"max_abs_error", s.max_abs},
+                        {"nmse", s.Nmse()},
+                        {"elements", s.elements},
+                        {"nonfinite", s.nonfinite},
+                        {"is_output", s.is_output}};
+    if (s.rows) j["argmax_agreement"] = double(s.argmax_agree) / double(s.rows);
+    return j;
+  };
+  nlohmann::json j;
+  j["reference"] = o.ref;
+  j["model"] = o.model;
+  j["samples"] = samples;
+  j["data_sha256"] = data_sha256;
+  j["values"] = nlohmann::json::array();
+  j["not_compared"] = nlohmann::json::array();
+  for (const eval::LayerStats& s : stats) {
+    if (s.compared())
+      j["values"].push_back(entry(s));
+    else if (!s.mismatch.empty())
+      j["not_compared"].push_back({{"value", s.name}, {"reason", s.mismatch}});
+  }
+  j["worst_by_snr"] = nlohmann::json::array();
+  for (const eval::LayerStats* s : r.worst) j["worst_by_snr"].push_back(s->name);
+  j["largest_snr_drop"] = nlohmann::json::array();
+  for (const eval::LayerStats* s : r.origin) j["largest_snr_drop"].push_back(s->name);
+  j["outputs"] = nlohmann::json::array();
+  for (const eval::LayerStats* s : r.compared)
+    if (s->is_output) j["outputs"].push_back(entry(*s));
+  return j.dump(1) + "\n";
+}
+
+std::string CompareText(const CompareCli& o, int64_t samples,
+                        const std::vector<eval::LayerStats>& stats, const Ranked& r) {
+  size_t wv = 5, wn = 4, wo = 2;
+  for (const eval::LayerStats* s : r.compared) {
+    wv = std::max(wv, s->name.size());
+    wn = std::max(wn, s->node.size());
+    wo = std::max(wo, s->op.size());
+  }
+  wv = std::min<size_t>(wv, 48);
+  wn = std::min<size_t>(wn, 40);
+  std::string out = fmt::format("{} vs {}: {} value(s) compared over {} sample(s)\n\n", o.ref,
+                                o.model, r.compared.size(), samples);
+  auto row = [&](const eval::LayerStats& s) {
+    return fmt::format("{:<{}}  {:<{}}  {:<{}}  {:>8}  {:>8}  {:>10.6f}  {:>10.4g}\n", s.name, wv,
+                       s.node, wn, s.op, wo, FormatDb(s.Snr()), FormatDb(s.drop_db), s.Cosine(),
+                       s.max_abs);
+  };
+  std::string header =
+      fmt::format("{:<{}}  {:<{}}  {:<{}}  {:>8}  {:>8}  {:>10}  {:>10}\n", "value", wv, "node", wn,
+                  "op", wo, "SNR dB", "drop dB", "cosine", "max abs");
+  out += header;
+  for (const eval::LayerStats* s : r.compared) out += row(*s);
+  for (const eval::LayerStats& s : stats)
+    if (!s.compared() && !s.mismatch.empty())
+      out += fmt::format("{}: not compared: {}\n", s.name, s.mismatch);
+  out += fmt::format("\nworst {} by SNR:\n", r.top);
+  if (r.worst.empty()) out += "  (none: every compared value is identical)\n";
+  for (size_t k = 0; k < r.worst.size(); ++k)
+    out += fmt::format("  {}. {} ({} {}): SNR {} dB, cosine {:.6f}\n", k + 1, r.worst[k]->name,
+                       r.worst[k]->node, r.worst[k]->op, FormatDb(r.worst[k]->Snr()),
+                       r.worst[k]->Cosine());
+  out += fmt::format("\nlargest SNR drop (where the error enters):\n");
+  if (r.origin.empty()) out += "  (none)\n";
+  for (size_t k = 0; k < r.origin.size(); ++k)
+    out += fmt::format("  {}. {} ({} {}): drop {} dB, SNR {} dB\n", k + 1, r.origin[k]->name,
+                       r.origin[k]->node, r.origin[k]->op, FormatDb(r.origin[k]->drop_db),
+                       FormatDb(r.origin[k]->Snr()));
+  out += "\nmodel outputs:\n";
+  for (const eval::LayerStats* s : r.compared) {
+    if (!s->is_output) continue;
+    out += fmt::format("  {}: SNR {} dB, cosine {:.6f}, max abs {:.4g}", s->name,
+                       FormatDb(s->Snr()), s->Cosine(), s->max_abs);
+    if (s->rows)
+      out +=
+          fmt::format(", argmax agreement {:.2f}% ({}/{})",
+                      100.0 * double(s->argmax_agree) / double(s->rows), s->argmax_agree, s->rows);
+    out += "\n";
+  }
+  return out;
+}
+
+int RunCompare(const CompareCli& o) {
+  std::shared_ptr<const ir::Model> ref(LoadModel(o.ref));
+  std::shared_ptr<const ir::Model> model(LoadModel(o.model));
+  calibrate::DataSet data = calibrate::DataSet::Open(
+      o.data, *ref->graph, calibrate::ParseDataLayout(o.layout, "--layout"));
+  int64_t samples = data.size();
+  if (o.max_samples > 0) samples = std::min(samples, o.max_samples);
+  if (samples <= 0) ThrowInvalid("the data set has no samples");
+  std::vector<eval::LayerStats> stats = eval::CompareLayers(
+      ref, model, samples, [&](int64_t i) { return data.Batch(i, 1); }, o.threads, o.ref, o.model);
+  const Ranked r = RankLayers(stats, o.top);
+  const std::string out =
+      o.json ? CompareJson(o, samples, data.Sha256(), stats, r) : CompareText(o, samples, stats, r);
+  std::fputs(out.c_str(), stdout);
+  return 0;
+}
+
 }  // namespace
 
 void AddCompareCommand(CLI::App& app, Action& action) {
-  struct Options {
-    std::string ref, model;
-    std::vector<std::string> data;
-    std::vector<std::string> layout;
-    int64_t max_samples = -1;
-    int threads = 1;
-    int top = 5;
-    bool json = false;
-  };
-  auto o = std::make_shared<Options>();
+  auto o = std::make_shared<CompareCli>();
   CLI::App* cmd = app.add_subcommand(
       "compare",
       "Compare a model with its reference layer by layer (SNR, cosine, max error) to find "
@@ -61,7 +203,9 @@ void AddCompareCommand(CLI::App& app, Action& action) {
   cmd->add_option("MODEL", o->model, "model to check against it (.onnx, .epk)")->required();
   cmd->add_option("--data", o->data, "input samples (.npz/.npy or a folder; first axis = sample)")
       ->required();
-  cmd->add_option("--layout", o->layout, "how an array feeds an input: NAME=batched|stacked|constant (repeatable; default inferred from the model's input shapes)");
+  cmd->add_option("--layout", o->layout,
+                  "how an array feeds an input: NAME=batched|stacked|constant (repeatable; default "
+                  "inferred from the model's input shapes)");
   cmd->add_option("--max-samples", o->max_samples, "compare at most this many samples")
       ->check(CLI::Range(int64_t{1}, int64_t{1000000000}));
   cmd->add_option("--threads", o->threads, "worker threads per model (0 = all cores)")
@@ -73,132 +217,7 @@ void AddCompareCommand(CLI::App& app, Action& action) {
       ->capture_default_str()
       ->check(CLI::Range(0, 100000));
   cmd->add_flag("--json", o->json, "print the comparison as JSON");
-  cmd->callback([o, &action] {
-    action = [o] {
-      std::shared_ptr<const ir::Model> ref(LoadModel(o->ref));
-      std::shared_ptr<const ir::Model> model(LoadModel(o->model));
-
-      calibrate::DataSet data = calibrate::DataSet::Open(
-          o->data, *ref->graph, calibrate::ParseDataLayout(o->layout, "--layout"));
-      int64_t samples = data.size();
-      if (o->max_samples > 0) samples = std::min(samples, o->max_samples);
-      if (samples <= 0) ThrowInvalid("the data set has no samples");
-      std::vector<eval::LayerStats> stats = eval::CompareLayers(
-          ref, model, samples, [&](int64_t i) { return data.Batch(i, 1); }, o->threads, o->ref,
-          o->model);
-      std::vector<const eval::LayerStats*> compared;
-      for (const eval::LayerStats& s : stats)
-        if (s.compared()) compared.push_back(&s);
-      auto drop_of = [](const eval::LayerStats* s) { return s->drop_db; };
-      std::vector<const eval::LayerStats*> worst = compared;
-      std::stable_sort(worst.begin(), worst.end(), [](const eval::LayerStats* a, const eval::LayerStats* b) {
-        return a->Snr() < b->Snr();
-      });
-      std::vector<const eval::LayerStats*> origin = compared;
-      std::stable_sort(origin.begin(), origin.end(), [&](const eval::LayerStats* a, const eval::LayerStats* b) {
-        return drop_of(a) > drop_of(b);
-      });
-      size_t top = std::min<size_t>(static_cast<size_t>(o->top), compared.size());
-      // Only layers that lose accuracy belong in the lists.
-      auto degraded = [](const eval::LayerStats* s) { return !std::isinf(s->Snr()); };
-      worst.erase(std::remove_if(worst.begin(), worst.end(),
-                                 [&](const eval::LayerStats* s) { return !degraded(s); }),
-                  worst.end());
-      origin.erase(std::remove_if(origin.begin(), origin.end(),
-                                  [&](const eval::LayerStats* s) { return drop_of(s) <= 0; }),
-                   origin.end());
-      if (worst.size() > top) worst.resize(top);
-      if (origin.size() > top) origin.resize(top);
-
-      if (o->json) {
-        auto entry = [&](const eval::LayerStats& s) {
-          nlohmann::json j = {{"value", s.name},
-                              {"node", s.node},
-                              {"op", s.op},
-                              {"snr_db", DbJson(s.Snr())},
-                              {"snr_drop_db", DbJson(s.drop_db)},
-                              {"cosine", s.Cosine()},
-                              {"max_abs_error", s.max_abs},
-                              {"nmse", s.Nmse()},
-                              {"elements", s.elements},
-                              {"nonfinite", s.nonfinite},
-                              {"is_output", s.is_output}};
-          if (s.rows) j["argmax_agreement"] = double(s.argmax_agree) / double(s.rows);
-          return j;
-        };
-        nlohmann::json j;
-        j["reference"] = o->ref;
-        j["model"] = o->model;
-        j["samples"] = samples;
-        j["data_sha256"] = data.Sha256();
-        j["values"] = nlohmann::json::array();
-        j["not_compared"] = nlohmann::json::array();
-        for (const eval::LayerStats& s : stats) {
-          if (s.compared()) j["values"].push_back(entry(s));
-          else if (!s.mismatch.empty())
-            j["not_compared"].push_back({{"value", s.name}, {"reason", s.mismatch}});
-        }
-        j["worst_by_snr"] = nlohmann::json::array();
-        for (const eval::LayerStats* s : worst) j["worst_by_snr"].push_back(s->name);
-        j["largest_snr_drop"] = nlohmann::json::array();
-        for (const eval::LayerStats* s : origin) j["largest_snr_drop"].push_back(s->name);
-        j["outputs"] = nlohmann::json::array();
-        for (const eval::LayerStats* s : compared)
-          if (s->is_output) j["outputs"].push_back(entry(*s));
-        std::fputs((j.dump(1) + "\n").c_str(), stdout);
-        return 0;
-      }
-
-      size_t wv = 5, wn = 4, wo = 2;
-      for (const eval::LayerStats* s : compared) {
-        wv = std::max(wv, s->name.size());
-        wn = std::max(wn, s->node.size());
-        wo = std::max(wo, s->op.size());
-      }
-      wv = std::min<size_t>(wv, 48);
-      wn = std::min<size_t>(wn, 40);
-      std::string out = fmt::format("{} vs {}: {} value(s) compared over {} sample(s)\n\n",
-                                    o->ref, o->model, compared.size(), samples);
-      auto row = [&](const eval::LayerStats& s) {
-        return fmt::format("{:<{}}  {:<{}}  {:<{}}  {:>8}  {:>8}  {:>10.6f}  {:>10.4g}\n", s.name,
-                           wv, s.node, wn, s.op, wo, FormatDb(s.Snr()),
-                           FormatDb(s.drop_db), s.Cosine(), s.max_abs);
-      };
-      std::string header = fmt::format("{:<{}}  {:<{}}  {:<{}}  {:>8}  {:>8}  {:>10}  {:>10}\n",
-                                       "value", wv, "node", wn, "op", wo, "SNR dB", "drop dB",
-                                       "cosine", "max abs");
-      out += header;
-      for (const eval::LayerStats* s : compared) out += row(*s);
-      for (const eval::LayerStats& s : stats)
-        if (!s.compared() && !s.mismatch.empty())
-          out += fmt::format("{}: not compared: {}\n", s.name, s.mismatch);
-      out += fmt::format("\nworst {} by SNR:\n", top);
-      if (worst.empty()) out += "  (none: every compared value is identical)\n";
-      for (size_t k = 0; k < worst.size(); ++k)
-        out += fmt::format("  {}. {} ({} {}): SNR {} dB, cosine {:.6f}\n", k + 1, worst[k]->name,
-                           worst[k]->node, worst[k]->op, FormatDb(worst[k]->Snr()),
-                           worst[k]->Cosine());
-      out += fmt::format("\nlargest SNR drop (where the error enters):\n");
-      if (origin.empty()) out += "  (none)\n";
-      for (size_t k = 0; k < origin.size(); ++k)
-        out += fmt::format("  {}. {} ({} {}): drop {} dB, SNR {} dB\n", k + 1, origin[k]->name,
-                           origin[k]->node, origin[k]->op, FormatDb(drop_of(origin[k])),
-                           FormatDb(origin[k]->Snr()));
-      out += "\nmodel outputs:\n";
-      for (const eval::LayerStats* s : compared) {
-        if (!s->is_output) continue;
-        out += fmt::format("  {}: SNR {} dB, cosine {:.6f}, max abs {:.4g}", s->name,
-                           FormatDb(s->Snr()), s->Cosine(), s->max_abs);
-        if (s->rows)
-          out += fmt::format(", argmax agreement {:.2f}% ({}/{})",
-                             100.0 * double(s->argmax_agree) / double(s->rows), s->argmax_agree,
-                             s->rows);
-        out += "\n";
-      }
-      std::fputs(out.c_str(), stdout);
-      return 0;
-    };
-  });
+  cmd->callback([o, &action] { action = [o] { return RunCompare(*o); }; });
 }
 
 }  // namespace edgepress::tools
