@@ -124,7 +124,8 @@ TEST(TernaryMatMul, SimdMatchesScalarAtTileEdges) {
     for (int64_t m : {1, 2, 3, 4, 5, 7, 8, 9, 12, 17, 33})
       for (int64_t k : {1, 7, 8, 9, 15, 16, 17, 31, 33, 130})
         for (int64_t n : {1, 3, 4, 5, 9, 65, 130}) {
-          const Data d = Make(m, k, n, ++seed, seed % 3 != 0);
+          ++seed;  // one statement: the argument order of seed and seed % 3 is unspecified
+          const Data d = Make(m, k, n, seed, seed % 3 != 0);
           const std::vector<float> ref = RunIsa(Isa::kScalar, d, nullptr);
           ExpectClose(RunIsa(isa, d, nullptr), ref, d, IsaName(isa));
           if (n == 130) ExpectClose(RunIsa(isa, d, &pool), Dequantized(d), d, "2 threads");
@@ -243,13 +244,19 @@ TEST(TernaryMatMulOp, MaxIsaSelectsTheEntry) {
   const KernelRegistry& reg = GlobalKernelRegistry();
   auto pick = [&](const char* level) -> std::string {
     CpuFeatures f = GetCpuFeatures();
-    if (level) EXPECT_TRUE(LimitCpuFeatures(&f, level));
+    if (level) {
+      EXPECT_TRUE(LimitCpuFeatures(&f, level));
+    }
     const KernelDef* def = reg.Find("TernaryMatMul", "edgepress", ir::DType::kFloat32, f, false);
     return def ? def->name : "none";
   };
   EXPECT_EQ(pick("scalar"), "ternary_matmul__ref");
-  if (GetCpuFeatures().Has(Isa::kAvx2)) EXPECT_EQ(pick("avx2"), "ternary_matmul__avx2");
-  if (GetCpuFeatures().Has(Isa::kAvx512)) EXPECT_EQ(pick(nullptr), "ternary_matmul__avx512");
+  if (GetCpuFeatures().Has(Isa::kAvx2)) {
+    EXPECT_EQ(pick("avx2"), "ternary_matmul__avx2");
+  }
+  if (GetCpuFeatures().Has(Isa::kAvx512)) {
+    EXPECT_EQ(pick(nullptr), "ternary_matmul__avx512");
+  }
 }
 
 }  // namespace

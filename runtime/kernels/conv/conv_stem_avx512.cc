@@ -23,7 +23,9 @@ namespace {
 // gcc 12 reports -Wmaybe-uninitialized inside unmasked AVX-512 intrinsics (their merge
 // source is _mm512_undefined_ps()): a false positive, silenced for these loops.
 #pragma GCC diagnostic push
+#if !defined(__clang__)  // clang has no -Wmaybe-uninitialized
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
 constexpr int kCh = 16, kVec = 16;

@@ -18,7 +18,9 @@ namespace {
 // gcc 12 reports -Wmaybe-uninitialized inside unmasked AVX-512 intrinsics (their merge
 // source is _mm512_undefined_ps()): a false positive, silenced for these tiles.
 #pragma GCC diagnostic push
+#if !defined(__clang__)  // clang has no -Wmaybe-uninitialized
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 // One 16-lane column half of a tile row: load (expand), store (compress). With a partial
 // `keep` the kept lanes sit at consecutive addresses from `at` (see TileStore::keep).

@@ -163,7 +163,9 @@ struct TapRuns {
 // blended over the padding value (0 for pixels >= cnt). Masked-out bytes are neither read
 // nor faulted on. All bounds arithmetic was done once per tap (TapRuns), not per row.
 #pragma GCC diagnostic push
+#if !defined(__clang__)  // clang has no -Wmaybe-uninitialized
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // gcc 12, unmasked AVX-512 intrinsics
+#endif
 __attribute__((target("avx512f,avx512bw,avx512vl"))) inline void Im2ColPanel32Avx512(
     const uint8_t* x, int64_t in_size, int64_t cg, const TapRuns* runs, int64_t taps,
     int64_t stride, int8_t pad, uint8_t flip, int cnt, int8_t* rows) {

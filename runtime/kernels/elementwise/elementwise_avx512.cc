@@ -19,7 +19,9 @@ namespace {
 // gcc 12 reports -Wmaybe-uninitialized inside the unmasked AVX-512 intrinsics once they
 // are inlined into these loops (their _mm512_undefined_ps pass-through operand).
 #pragma GCC diagnostic push
+#if !defined(__clang__)  // clang has no -Wmaybe-uninitialized
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 template <class V>
 EP_AVX512 void UnaryLoop(const float* x, float* y, int64_t n, const V& v) {

@@ -23,7 +23,9 @@ namespace {
 // gcc 12 reports -Wmaybe-uninitialized inside unmasked AVX-512 intrinsics (their merge
 // source is _mm512_undefined_*()): a false positive, silenced for this file's kernels.
 #pragma GCC diagnostic push
+#if !defined(__clang__)  // clang has no -Wmaybe-uninitialized
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 #define EP_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma")))
 

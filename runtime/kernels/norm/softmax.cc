@@ -115,7 +115,9 @@ __attribute__((target("avx2,fma"))) void RowAvx2(SOp op, const float* x, float* 
 }
 
 #pragma GCC diagnostic push
+#if !defined(__clang__)  // clang has no -Wmaybe-uninitialized
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // gcc 12, unmasked AVX-512 intrinsics
+#endif
 // The AVX2 row on 16 lanes with masked tails; exp(v) is 0 below kExpFloor as above, and a
 // NaN score stays NaN (max(floor, NaN) returns the NaN).
 __attribute__((target("avx512f"))) inline __m512 SoftmaxExp512(__m512 v) {

@@ -602,7 +602,9 @@ __attribute__((target("avx2"))) void HMaxAvx2(const float* row, int64_t n, int64
 // gcc 12 reports -Wmaybe-uninitialized inside unmasked AVX-512 intrinsics (their merge
 // source is _mm512_undefined_ps()): a false positive, silenced for these two functions.
 #pragma GCC diagnostic push
+#if !defined(__clang__)  // clang has no -Wmaybe-uninitialized
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 __attribute__((target("avx512f"))) void VMaxAvx512(const float* const* rows, int64_t nrows,
                                                    int64_t n, float* dst) {
   for (int64_t i = 0; i < n; i += 16) {

@@ -228,7 +228,9 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) inline void QuantStore16(
 // gcc 12 reports -Wmaybe-uninitialized inside the unmasked AVX-512 intrinsics here (they
 // pass _mm512_undefined_*() as the merge source): a false positive, silenced locally.
 #pragma GCC diagnostic push
+#if !defined(__clang__)  // clang has no -Wmaybe-uninitialized
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 // The requantizing half of QStoreTileAvx512 (uint8/int8 outputs; q.row_const set).
 __attribute__((target("avx512f,avx512bw,avx512vl"))) void QStoreQuantTileAvx512(

@@ -128,7 +128,9 @@ int64_t BlockBroadcast(const std::vector<int64_t>& in, const std::vector<int64_t
 // the integer clamp. |v| is clamped to 2^30 first so that the conversion stays in range
 // (beyond it the scalar cast has no defined value either).
 #pragma GCC diagnostic push
+#if !defined(__clang__)  // clang has no -Wmaybe-uninitialized
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // gcc 12, unmasked AVX-512 intrinsics
+#endif
 template <typename T>
 __attribute__((target("avx512f,avx512bw,avx512vl"))) void AddLoopAvx512(
     const T* a, const T* b, T* c, int64_t n, float ra, float rb, int32_t za, int32_t zb,

@@ -14,7 +14,9 @@ namespace edgepress::runtime::depthwise {
 // gcc 12 reports -Wmaybe-uninitialized inside unmasked AVX-512 intrinsics (their merge
 // source is _mm512_undefined_ps()): a false positive, silenced for this file's kernels.
 #pragma GCC diagnostic push
+#if !defined(__clang__)  // clang has no -Wmaybe-uninitialized
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 namespace {
 
