@@ -95,7 +95,9 @@ std::unique_ptr<ir::Model> CheckFixture(const std::string& name, const std::stri
   for (auto& [k, t] : want_out) {
     auto it = got.find(k);
     EXPECT_TRUE(it != got.end()) << k;
-    if (it != got.end()) EXPECT_EQ(it->second.shape(), t.shape()) << name << " output " << k;
+    if (it != got.end()) {
+      EXPECT_EQ(it->second.shape(), t.shape()) << name << " output " << k;
+    }
   }
   double agree = testing::MaxRelError(RunNative(*p, feeds), got);
   EXPECT_LT(agree, 1e-3) << name << ": native runtime vs onnxruntime on the pruned model";
@@ -267,7 +269,9 @@ TEST(PruneStructuredOnnx, DigitsCnnTop1) {
                   static_cast<long long>(runs[0].stats["params-after"]));
       // Without fine-tuning a 16/32-channel CNN loses much; the floor says "still a
       // classifier", far above chance (10%) at 25%.
-      if (s == 0.25) EXPECT_GT(acc, 0.6) << crit;
+      if (s == 0.25) {
+        EXPECT_GT(acc, 0.6) << crit;
+      }
       EXPECT_LT(runs[0].stats["params-after"], runs[0].stats["params-before"]);
     }
 }

@@ -478,8 +478,9 @@ TEST_F(CompressCli, EveryShippedRecipeRunsOnDigits) {
         const std::string ops = rep["profile"]["compressed"]["op_types"].dump();
         const bool int8 = rep["compressed"]["size_bytes"].get<double>() <
                           0.5 * rep["baseline"]["size_bytes"].get<double>();
-        if (int8 && std::string(model) == "digits_cnn")
+        if (int8 && std::string(model) == "digits_cnn") {
           EXPECT_NE(ops.find("QLinearConv"), std::string::npos) << ops;
+        }
       }
       if (r.rc == 3) {
         EXPECT_FALSE(rep["reasons"].empty());

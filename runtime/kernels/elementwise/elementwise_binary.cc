@@ -81,7 +81,7 @@ enum class BinKind { kFloat, kNumeric, kBool, kUnsigned, kAll };
 // Dispatches a typed binary functor. `cmp` makes the output bool.
 template <class Op>
 BinaryInner MakeInner(const ir::Node* node, BinKind kind, bool cmp, Op op) {
-  return [node, kind, cmp, op](ir::DType dt, void* out, const void* a, int64_t sa, const void* b,
+  return [node, cmp, op](ir::DType dt, void* out, const void* a, int64_t sa, const void* b,
                                int64_t sb, int64_t n) {
     DispatchNumeric(*node, dt, [&](auto tag) {
       using T = decltype(tag);

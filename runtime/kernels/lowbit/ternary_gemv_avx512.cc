@@ -15,6 +15,14 @@
 #include <immintrin.h>
 #endif
 
+// gcc 12 reports -W(maybe-)uninitialized inside _mm512_reduce_add_ps and other unmasked
+// AVX-512 intrinsics (their merge source is an undefined vector): a false positive.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#if !defined(__clang__)  // clang has no -Wmaybe-uninitialized
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 namespace edgepress::runtime::ternary_detail {
 
 #if defined(__x86_64__)
@@ -102,3 +110,5 @@ void GemvAvx512(const float*, int64_t, const TernaryWeights&, int64_t, int64_t, 
 #endif
 
 }  // namespace edgepress::runtime::ternary_detail
+
+#pragma GCC diagnostic pop
