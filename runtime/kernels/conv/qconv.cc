@@ -101,6 +101,18 @@ int64_t OutputElementSize(const ir::Tensor& y) {
   return y.dtype() == ir::DType::kUInt8 || y.dtype() == ir::DType::kInt8 ? 1 : 4;
 }
 
+// fn(lo, hi) over [0, n) as one contiguous share a thread, [t n / T, (t + 1) n / T): the
+// same thread writes the same output lines from run to run, so they stay in its core's L2
+// (work claimed in 4T chunks landed on either core; see ChunkPlan).
+template <class Fn>
+void ParallelShares(ThreadPool& pool, int64_t n, const Fn& fn) {
+  const int64_t threads = std::min<int64_t>(pool.num_threads(), n);
+  pool.ParallelFor(threads, 1, [&](int64_t t0, int64_t t1) {
+    const int64_t lo = t0 * n / threads, hi = t1 * n / threads;
+    if (lo < hi) fn(lo, hi);
+  });
+}
+
 // Depthwise convs (one input and one output channel per group, rank <= 2) on the integer
 // plane kernels of qdepthwise.h; `wd` from DepthwiseWeights.
 void RunDepthwise(Isa isa, ThreadPool& pool, const ConvGeometry& g, const ir::Tensor& x,
@@ -114,7 +126,7 @@ void RunDepthwise(Isa isa, ThreadPool& pool, const ConvGeometry& g, const ir::Te
   qdw::Block blk{&dg, x.raw(), s8, x_zp, wd, &out, 0, g.m, y.mutable_raw()};
   if (qdw::BlockHandles(isa, blk)) {
     const int64_t nb = (g.m + 15) / 16;
-    pool.ParallelFor(g.n * nb, 1, [&](int64_t lo, int64_t hi) {
+    ParallelShares(pool, g.n * nb, [&](int64_t lo, int64_t hi) {
       for (int64_t t = lo; t < hi;) {
         const int64_t n = t / nb, b0 = t % nb, b1 = std::min(nb, b0 + (hi - t));
         qdw::Block b = blk;
@@ -129,7 +141,7 @@ void RunDepthwise(Isa isa, ThreadPool& pool, const ConvGeometry& g, const ir::Te
     });
     return;
   }
-  pool.ParallelFor(g.n * g.m, 1, [&](int64_t lo, int64_t hi) {
+  ParallelShares(pool, g.n * g.m, [&](int64_t lo, int64_t hi) {
     for (int64_t t = lo; t < hi; ++t) {
       const int64_t m = t % g.m;
       qdw::Plane p{
