@@ -102,7 +102,7 @@ std::vector<Shape> Shapes() {
       {7, 9, 1, 3, 1, 1, 2, 37, {1, 1, 1, 1}, "3x3 s1 two rows of 37: panels straddle rows"},
       {6, 10, 1, 3, 2, 1, 5, 2, {1, 1, 1, 1}, "3x3 s2 on width 2: one pixel a segment"},
       {96, 24, 1, 3, 1, 1, 50, 61, {1, 1, 1, 1}, "96->24 3x3: many L2 chunks, ragged last"},
-      {3, 32, 1, 3, 2, 1, 75, 77, {1, 1, 1, 1}, "3->32 3x3 s2 stem: one L2 chunk, 2 threads cut 8"},
+      {3, 32, 1, 3, 2, 1, 75, 77, {1, 1, 1, 1}, "3->32 3x3 s2 stem: one L2 chunk, 2 threads a share each"},
   };
 }
 

@@ -118,10 +118,13 @@ TEST(QConvPointwiseTest, EveryKernelMatchesScalar) {
     for (auto hw : {std::pair<int64_t, int64_t>{1, 31}, {4, 8}, {5, 13}, {9, 11}})
       for (uint8_t xz : {0, 128, 255})
         ExpectAllKernelsAgree({c, 40, hw.first, hw.second, xz, false, false, false}, seed += 2);
-  // 3192 pixels: one L2 chunk at 1 thread; 2 threads cut it into 8 chunks of 12-13
-  // panels, the last panel ragged (mobilenet's 112x112 expand conv, smaller).
+  // 3192 pixels: one L2 chunk at 1 thread; 2 threads cut it into 2 shares of 50 panels,
+  // the last panel ragged (mobilenet's 112x112 expand conv, smaller).
   ExpectAllKernelsAgree({16, 40, 56, 57, 131, true, false, false}, seed += 2);
   ExpectAllKernelsAgree({24, 33, 56, 57, 3, false, true, false}, seed += 2);
+  // K = 300: 27-panel L2 chunks, so each thread's share of 97 panels (48 + 49 at 2 threads,
+  // 32 + 32 + 33 at 3) runs as two chunks of its own: 4 and 6 chunks of 24-25 and 16-17.
+  ExpectAllKernelsAgree({300, 40, 56, 55, 131, false, false, false}, seed += 2);
   // 14x14 (mobilenet's 96->576 stage, smaller): 7 panels of 32 pixels do not divide
   // among 2 or 3 threads, so the rows are split instead where there are 4 32-row tiles a
   // thread: 270 rows (9 tiles, the last ragged) at 2 threads only, 400 (13) at 2 and 3;

@@ -4,6 +4,8 @@
 // scales that put many sums on .5 (round half to even) and saturate both ways.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <limits>
 #include <random>
@@ -87,6 +89,61 @@ TEST(QLinearAddTest, EveryKernelMatchesReference) {
                                   << sc[0] << "/" << sc[1] << "/" << sc[2] << ")";
           }
         }
+}
+
+// QLinearGlobalAveragePool (com.microsoft, same file): each plane's mean requantized,
+// against a direct computation, on 1, 2 and 3 threads (planes split in contiguous shares
+// once there are 16 KiB of input): mobilenet_v2's head (1280 planes of 7x7), an uneven
+// split (1001 planes of 5x7 over 3 threads), and a small input that stays on one thread.
+TEST(QLinearGlobalAveragePoolTest, ThreadSplitsMatchDirectMean) {
+  struct Case {
+    std::vector<int64_t> shape;
+    const char* what;
+  } cases[] = {{{1, 1280, 7, 7}, "mobilenet_v2 head"},
+               {{2, 1001, 5, 7}, "batch 2, uneven shares"},
+               {{1, 24, 3, 3}, "small: one thread"}};
+  uint32_t seed = 40;
+  for (const Case& c : cases)
+    for (DType dt : {DType::kUInt8, DType::kInt8}) {
+      const bool u8 = dt == DType::kUInt8;
+      const Tensor x =
+          u8 ? RandomQ<uint8_t>(dt, c.shape, ++seed) : RandomQ<int8_t>(dt, c.shape, ++seed);
+      const float xs = 0.05f, ys = 0.011f;
+      const int32_t zx = u8 ? 131 : -9, zy = u8 ? 120 : 4;
+      const std::vector<Tensor> in = {
+          x, Scalar<float>(DType::kFloat32, xs),
+          u8 ? Scalar<uint8_t>(dt, static_cast<uint8_t>(zx)) : Scalar<int8_t>(dt, static_cast<int8_t>(zx)),
+          Scalar<float>(DType::kFloat32, ys),
+          u8 ? Scalar<uint8_t>(dt, static_cast<uint8_t>(zy)) : Scalar<int8_t>(dt, static_cast<int8_t>(zy))};
+      ir::Graph g;
+      std::vector<ir::Value*> vals = {g.AddInput("x", ir::ValueType::Tensor(dt))};
+      for (size_t i = 1; i < in.size(); ++i)
+        vals.push_back(g.AddInitializer("c" + std::to_string(i), in[i]));
+      ir::Node* node = g.AddNode("QLinearGlobalAveragePool", vals, {"y"}, "gap0", "com.microsoft");
+      std::vector<const Tensor*> ptrs;
+      for (const Tensor& t : in) ptrs.push_back(&t);
+      const int64_t hw = c.shape[2] * c.shape[3], planes = c.shape[0] * c.shape[1];
+      const float mult = xs / (ys * static_cast<float>(hw));
+      int saturated = 0;
+      for (int threads : {1, 2, 3}) {
+        ThreadPool pool(threads);
+        const Tensor y = RunNode(*node, ptrs, pool)[0];
+        ASSERT_EQ(y.shape(), (std::vector<int64_t>{c.shape[0], c.shape[1], 1, 1})) << c.what;
+        for (int64_t p = 0; p < planes; ++p) {
+          int64_t s = 0;
+          for (int64_t i = 0; i < hw; ++i)
+            s += u8 ? x.data<uint8_t>()[p * hw + i] : x.data<int8_t>()[p * hw + i];
+          const float v = static_cast<float>(s - static_cast<int64_t>(zx) * hw) * mult;
+          const int32_t lo = u8 ? 0 : -128, hi = u8 ? 255 : 127;
+          const int32_t q = std::min(hi, std::max(lo, static_cast<int32_t>(std::nearbyint(v)) + zy));
+          const int32_t got = u8 ? y.data<uint8_t>()[p] : y.data<int8_t>()[p];
+          ASSERT_EQ(got, q) << c.what << " plane " << p << " (" << threads << " threads)";
+          saturated += q == lo || q == hi;
+        }
+      }
+      // The random planes' means sit near the zero point: the values are not all clipped.
+      EXPECT_LT(saturated, planes * 3) << c.what;
+    }
 }
 
 }  // namespace

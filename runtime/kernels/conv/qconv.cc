@@ -101,6 +101,18 @@ int64_t OutputElementSize(const ir::Tensor& y) {
   return y.dtype() == ir::DType::kUInt8 || y.dtype() == ir::DType::kInt8 ? 1 : 4;
 }
 
+// fn(lo, hi) over [0, n) as one contiguous share a thread, [t n / T, (t + 1) n / T): the
+// same thread writes the same output lines from run to run, so they stay in its core's L2
+// (work claimed in 4T chunks landed on either core; see ChunkPlan).
+template <class Fn>
+void ParallelShares(ThreadPool& pool, int64_t n, const Fn& fn) {
+  const int64_t threads = std::min<int64_t>(pool.num_threads(), n);
+  pool.ParallelFor(threads, 1, [&](int64_t t0, int64_t t1) {
+    const int64_t lo = t0 * n / threads, hi = t1 * n / threads;
+    if (lo < hi) fn(lo, hi);
+  });
+}
+
 // Depthwise convs (one input and one output channel per group, rank <= 2) on the integer
 // plane kernels of qdepthwise.h; `wd` from DepthwiseWeights.
 void RunDepthwise(Isa isa, ThreadPool& pool, const ConvGeometry& g, const ir::Tensor& x,
@@ -114,7 +126,7 @@ void RunDepthwise(Isa isa, ThreadPool& pool, const ConvGeometry& g, const ir::Te
   qdw::Block blk{&dg, x.raw(), s8, x_zp, wd, &out, 0, g.m, y.mutable_raw()};
   if (qdw::BlockHandles(isa, blk)) {
     const int64_t nb = (g.m + 15) / 16;
-    pool.ParallelFor(g.n * nb, 1, [&](int64_t lo, int64_t hi) {
+    ParallelShares(pool, g.n * nb, [&](int64_t lo, int64_t hi) {
       for (int64_t t = lo; t < hi;) {
         const int64_t n = t / nb, b0 = t % nb, b1 = std::min(nb, b0 + (hi - t));
         qdw::Block b = blk;
@@ -129,7 +141,7 @@ void RunDepthwise(Isa isa, ThreadPool& pool, const ConvGeometry& g, const ir::Te
     });
     return;
   }
-  pool.ParallelFor(g.n * g.m, 1, [&](int64_t lo, int64_t hi) {
+  ParallelShares(pool, g.n * g.m, [&](int64_t lo, int64_t hi) {
     for (int64_t t = lo; t < hi; ++t) {
       const int64_t m = t % g.m;
       qdw::Plane p{
@@ -145,14 +157,18 @@ void RunDepthwise(Isa isa, ThreadPool& pool, const ConvGeometry& g, const ir::Te
 // How the byte layouts' fused im2col + GEMM is cut into tasks. Chunks of panels whose
 // packed columns stay in L2 (~256 KiB), each written and multiplied by the same thread
 // right away, instead of the whole column matrix (5.5 MB for a 96-channel 3x3 conv on
-// 80x80) going through memory between the two. Used when the chunks alone keep every
-// thread busy. With several threads there are also at least 4 chunks a thread (as panels
-// allow): mobilenet's 112x112 and 56x56 convs fit one or two L2 chunks, and unfused they
-// wrote and re-read the whole column matrix and paid a second pool dispatch. Chunk c is
-// then panels [c P / C, (c + 1) P / C): sizes differ by at most one panel, so two threads
-// get equal shares (one thread keeps whole L2 chunks and a short last one).
+// 80x80) going through memory between the two. Fused whenever the panels give every thread
+// two: mobilenet's 112x112 and 56x56 convs fit one or two L2 chunks, and unfused they wrote
+// and re-read the whole column matrix and paid a second pool dispatch.
+// With several threads there is one task a thread: thread share t is the contiguous panels
+// [t P / T, (t + 1) P / T) (sizes differ by at most one), run as its own L2 chunks. Chunks
+// claimed one by one landed on either thread from run to run, so the output lines a thread
+// wrote sat in the other core's L2 the next time and a pointwise conv on 56x56 or 28x28
+// (K = 24..192: few multiplies per output byte) ran no faster on 2 threads than on 1 (bench/
+// qconv_threads_bench.cc). A fixed share also keeps a pixel range on one core from one
+// pointwise conv to the next.
 struct ChunkPlan {
-  int64_t panels = 0, nchunks = 1, mparts = 1, chunk = 0, l2_chunk = 1;
+  int64_t panels = 0, nchunks = 1, mparts = 1, chunk = 0, l2_chunk = 1, tasks = 1;
   int threads = 1;
   bool fused = false;
 
@@ -160,9 +176,16 @@ struct ChunkPlan {
       : threads(num_threads) {
     panels = (g.out_size() + nr - 1) / nr;
     l2_chunk = std::max<int64_t>(1, (256 << 10) / std::max<int64_t>(1, kdim * nr));
-    nchunks = (panels + l2_chunk - 1) / l2_chunk;
-    if (threads > 1) nchunks = std::max(nchunks, std::min<int64_t>(4 * threads, panels));
-    fused = bytes && (threads == 1 || nchunks >= 2 * threads);
+    fused = bytes && (threads == 1 || panels >= 2 * threads);
+    if (threads == 1) {
+      nchunks = (panels + l2_chunk - 1) / l2_chunk;
+      chunk = l2_chunk;
+      return;
+    }
+    tasks = threads;
+    // Each share in L2-sized chunks of about equal size.
+    const int64_t share = (panels + threads - 1) / threads;
+    nchunks = threads * ((share + l2_chunk - 1) / l2_chunk);
     // Few panels (14x14: 7 of 32 pixels) do not divide among the threads (4 + 3 at two),
     // and at 20-40 us a conv each chunk claimed costs: then the rows are split instead,
     // one part a thread, each packing all the columns itself. Only with at least 4
@@ -170,16 +193,19 @@ struct ChunkPlan {
     // at 2 threads, the projections (384->64) lost 25%, their repacked K = 384 columns
     // costing as much as the 2 row tiles' GEMM, and 96 rows would split 1 + 2 tiles.
     const int64_t row_tiles = (g.mg + 31) / 32;
-    if (fused && threads > 1 && nchunks < 4 * threads && nchunks % threads != 0 &&
-        row_tiles >= 4 * threads) {
+    if (fused && panels < 4 * threads && panels % threads != 0 && row_tiles >= 4 * threads) {
       mparts = threads;
       nchunks = 1;
     }
-    chunk = threads > 1 ? (panels + nchunks - 1) / nchunks : l2_chunk;  // the largest
+    chunk = (panels + nchunks - 1) / nchunks;  // the largest
   }
+  // Panel where chunk c begins (c = nchunks: the end).
   int64_t Begin(int64_t c) const {
     return threads > 1 ? c * panels / nchunks : std::min(panels, c * l2_chunk);
   }
+  // Task t (of `tasks`, one a thread) runs chunks [FirstChunk(t), FirstChunk(t + 1)); when
+  // the rows are split (mparts > 1) it runs every chunk for row part t instead.
+  int64_t FirstChunk(int64_t t) const { return t * nchunks / tasks; }
 };
 
 // Every other conv: per image and group, im2col into B panels and the int8 GEMM with the
@@ -226,19 +252,23 @@ void RunGemm(Isa isa, ThreadPool& pool, const ConvGeometry& g, const ir::Tensor&
         };
         if (plan.fused) {
           const int64_t mparts = plan.mparts;
-          pool.ParallelFor(plan.nchunks * mparts, 1, [&](int64_t t0, int64_t t1) {
+          pool.ParallelFor(plan.tasks, 1, [&](int64_t t0, int64_t t1) {
             thread_local std::vector<int16_t> buf;
             const int64_t bneed = QPackedBSize(isa, kdim, plan.chunk * nr);
             if (buf.size() < static_cast<size_t>(bneed)) buf.resize(static_cast<size_t>(bneed));
             for (int64_t t = t0; t < t1; ++t) {
-              const int64_t c = t / mparts;
-              const int64_t q0 = plan.Begin(c), q1 = plan.Begin(c + 1);
-              const int64_t n0 = q0 * nr, nc = std::min(out_size, q1 * nr) - n0;
-              im2col(q0, q1, buf.data(), q0, nc);
-              QOutput oc = o;
-              oc.data = static_cast<uint8_t*>(o.data) + n0 * elem;
-              QGemm(isa, g.mg, nc, kdim, QOperand::Of(wg), QOperand{buf.data(), isa, nc, kdim}, oc,
-                    nullptr, static_cast<int>(t % mparts), static_cast<int>(mparts));
+              const int64_t c0 = mparts > 1 ? 0 : plan.FirstChunk(t);
+              const int64_t c1 = mparts > 1 ? plan.nchunks : plan.FirstChunk(t + 1);
+              for (int64_t c = c0; c < c1; ++c) {
+                const int64_t q0 = plan.Begin(c), q1 = plan.Begin(c + 1);
+                if (q0 == q1) continue;
+                const int64_t n0 = q0 * nr, nc = std::min(out_size, q1 * nr) - n0;
+                im2col(q0, q1, buf.data(), q0, nc);
+                QOutput oc = o;
+                oc.data = static_cast<uint8_t*>(o.data) + n0 * elem;
+                QGemm(isa, g.mg, nc, kdim, QOperand::Of(wg), QOperand{buf.data(), isa, nc, kdim},
+                      oc, nullptr, mparts > 1 ? static_cast<int>(t) : 0, static_cast<int>(mparts));
+              }
             }
           });
           continue;

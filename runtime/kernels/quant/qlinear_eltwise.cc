@@ -347,21 +347,31 @@ class QLinearGapKernel : public Kernel {
     if (planes == 0 || hw == 0) return;
     const float mult = xs / (ys * static_cast<float>(hw));
     const bool u8 = x.dtype() == ir::DType::kUInt8;
-    for (int64_t p = 0; p < planes; ++p) {
-      int64_t s = 0;
-      if (u8) {
-        const uint8_t* xp = x.data<uint8_t>() + p * hw;
-        for (int64_t i = 0; i < hw; ++i) s += xp[i];
-      } else {
-        const int8_t* xp = x.data<int8_t>() + p * hw;
-        for (int64_t i = 0; i < hw; ++i) s += xp[i];
+    auto planes_range = [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) {
+        int64_t s = 0;
+        if (u8) {
+          const uint8_t* xp = x.data<uint8_t>() + p * hw;
+          for (int64_t i = 0; i < hw; ++i) s += xp[i];
+        } else {
+          const int8_t* xp = x.data<int8_t>() + p * hw;
+          for (int64_t i = 0; i < hw; ++i) s += xp[i];
+        }
+        const float v = static_cast<float>(s - static_cast<int64_t>(zx) * hw) * mult;
+        if (u8)
+          y.mutable_data<uint8_t>()[p] = qutil::Saturate<uint8_t>(v, zy);
+        else
+          y.mutable_data<int8_t>()[p] = qutil::Saturate<int8_t>(v, zy);
       }
-      const float v = static_cast<float>(s - static_cast<int64_t>(zx) * hw) * mult;
-      if (u8)
-        y.mutable_data<uint8_t>()[p] = qutil::Saturate<uint8_t>(v, zy);
-      else
-        y.mutable_data<int8_t>()[p] = qutil::Saturate<int8_t>(v, zy);
-    }
+    };
+    // One contiguous share of planes a thread once there are 16 KiB of input: mobilenet_v2's
+    // 1280 planes of 7x7 took 14 us on one thread while the other waited.
+    const int64_t threads =
+        std::min<int64_t>(ctx.pool().num_threads(), std::max<int64_t>(1, planes * hw / 16384));
+    if (threads <= 1 || planes < threads) return planes_range(0, planes);
+    ctx.pool().ParallelFor(threads, 1, [&](int64_t t0, int64_t t1) {
+      planes_range(t0 * planes / threads, t1 * planes / threads);
+    });
   }
 };
 
