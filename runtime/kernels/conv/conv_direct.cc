@@ -291,34 +291,16 @@ void Run(Isa isa, const conv_util::ConvGeometry& g, const float* x, const float*
     }
   };
   if (pool.num_threads() > 1 && tasks > 1) {
-    // Each thread owns a contiguous range of tasks (its "home": whole output-channel blocks
-    // where there are several) and claims them one at a time through the range's counter;
-    // when its home is done it takes the rest of the others' ranges the same way. Tasks
-    // handed out round-robin from one counter made both threads read every weight block:
-    // ResNet-18's 14x14 layers (4 blocks x 2 runs) read each 590 KiB block once per thread
-    // instead of once and then from L2, and at 7x7 (one task per block) each task
-    // prefetched task t + 1's weights, which the other thread was running, instead of its
-    // own next block. One claim at a time still leaves at most one task's imbalance, and a
-    // thread the OS descheduled leaves its range to the others (a ParallelFor chunk that
-    // starts late finds its home taken).
-    const int64_t homes = std::min<int64_t>(pool.num_threads(), tasks);
-    struct alignas(64) Home {
-      std::atomic<int64_t> next;
-      int64_t end;
-    };
-    std::vector<Home> home(static_cast<size_t>(homes));
-    for (int64_t h = 0; h < homes; ++h) {
-      home[static_cast<size_t>(h)].next.store(h * tasks / homes, std::memory_order_relaxed);
-      home[static_cast<size_t>(h)].end = (h + 1) * tasks / homes;
-    }
-    pool.ParallelFor(homes, 1, [&](int64_t h0, int64_t h1) {
-      for (int64_t h = h0; h < h1; ++h)
-        for (int64_t i = 0; i < homes; ++i) {
-          Home& r = home[static_cast<size_t>((h + i) % homes)];
-          for (int64_t t = r.next.fetch_add(1, std::memory_order_relaxed); t < r.end;
-               t = r.next.fetch_add(1, std::memory_order_relaxed))
-            run(t, t + 1);
-        }
+    // Each thread claims one task at a time. ParallelFor(tasks) would cut ~4 chunks per
+    // thread: ResNet-18's 56x56 layers (28 tasks) and 28x28 ones (14) made 7 chunks, 4 for
+    // one thread and 3 for the other at 2 threads, so 1/8 of the wall time one thread sat
+    // idle; a claim per task leaves at most one task's difference (and a thread the OS
+    // descheduled leaves its share to the other).
+    std::atomic<int64_t> next{0};
+    pool.ParallelFor(std::min<int64_t>(pool.num_threads(), tasks), 1, [&](int64_t, int64_t) {
+      for (int64_t t = next.fetch_add(1, std::memory_order_relaxed); t < tasks;
+           t = next.fetch_add(1, std::memory_order_relaxed))
+        run(t, t + 1);
     });
   } else {
     run(0, tasks);
