@@ -515,6 +515,9 @@ void CheckDirectConv(Isa isa) {
       {"7x7 stride2 pad3 wide", {1, 3, 21, 141}, {64, 3, 7, 7}, 1, {2, 2}, {}, {3, 3, 3, 3}},
       {"no padding", {1, 8, 9, 10}, {20, 8, 3, 3}, 1},
       {"groups2", {1, 16, 8, 8}, {130, 8, 3, 3}, 2, {}, {}, {1, 1, 1, 1}},
+      // 3 channel blocks x 3 pixel runs: at 2 threads homes of 4 and 5 tasks, the second
+      // starting inside a block's runs (AVX2: 9 blocks x 3 runs).
+      {"9 tasks over 2 homes", {1, 6, 17, 19}, {130, 6, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
       {"M 17 9x9 (one channel past a 16-block)",
        {1, 7, 9, 9},
        {17, 7, 3, 3},
