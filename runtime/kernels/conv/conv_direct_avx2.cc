@@ -19,7 +19,9 @@ namespace edgepress::runtime::conv_direct {
 namespace {
 
 #pragma GCC diagnostic push
+#if !defined(__clang__)  // clang has no -Wmaybe-uninitialized
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 constexpr int kOcBlock = 16;
 constexpr int kTilePixels = 6;  // 6 x 2 ymm accumulators + 2 weights + 1 broadcast

@@ -24,7 +24,9 @@ namespace edgepress::runtime::conv_direct {
 namespace {
 
 #pragma GCC diagnostic push
+#if !defined(__clang__)  // clang has no -Wmaybe-uninitialized
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 constexpr int kOcBlock = 64;
 constexpr int kTilePixels = 6;  // 6 x 4 zmm accumulators + 4 weights + 1 broadcast

@@ -26,7 +26,9 @@ constexpr int kVec = 16;
 // (gcc 12 reports -Wmaybe-uninitialized inside unmasked AVX-512 intrinsics, which pass
 // _mm512_undefined_*() as the merge source: a false positive, silenced for the file.)
 #pragma GCC diagnostic push
+#if !defined(__clang__)  // clang has no -Wmaybe-uninitialized
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 // 16 quads a block from the padded byte row: 128-bit lane k holds quads j0+4k..j0+4k+3,
 // whose bytes all lie in the 16 bytes from s * (j0 + 4k); one vpshufb picks them.

@@ -64,7 +64,9 @@ namespace {
 // (gcc 12 reports -Wmaybe-uninitialized inside unmasked AVX-512 intrinsics: see
 // qdepthwise_avx512.cc.)
 #pragma GCC diagnostic push
+#if !defined(__clang__)  // clang has no -Wmaybe-uninitialized
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 #define QDWB_TARGET "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi"
 
