@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <numeric>
+#include <utility>
 
 namespace edgepress::runtime {
 
@@ -23,7 +24,11 @@ ProfileSummary SummarizeProfile(const SessionProfile& profile) {
     s.nodes.push_back(
         {i, n.calls ? n.total_ms / static_cast<double>(n.calls) : 0.0, share(n.total_ms)});
     auto [it, fresh] = by_op.emplace(n.op, s.op_types.size());
-    if (fresh) s.op_types.push_back({n.op});
+    if (fresh) {
+      OpTypeProfile t;
+      t.op = n.op;
+      s.op_types.push_back(std::move(t));
+    }
     OpTypeProfile& op = s.op_types[it->second];
     ++op.nodes;
     op.calls += n.calls;

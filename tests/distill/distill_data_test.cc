@@ -66,7 +66,9 @@ TEST(DistillDataStream, EveryEpochIsAPermutationForAnyBufferAndSharding) {
       EXPECT_EQ(first == sorted, shards == 1 && buffer == 1)
           << "shards " << shards << " buffer " << buffer;
       // Epochs differ from each other.
-      if (buffer > 1) EXPECT_NE(first, std::vector<int64_t>(ids.begin() + n, ids.begin() + 2 * n));
+      if (buffer > 1) {
+        EXPECT_NE(first, std::vector<int64_t>(ids.begin() + n, ids.begin() + 2 * n));
+      }
     }
   }
 }

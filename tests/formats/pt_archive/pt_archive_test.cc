@@ -83,7 +83,8 @@ TEST(PtArchive, EachCorruptFieldHasItsOwnMessage) {
 }
 
 TEST(PtArchive, MissingEntriesAreNamed) {
-  for (const std::string& drop : {"m/data.pkl", "m/constants.pkl", "m/version", "m/code/__torch__.py"}) {
+  for (const char* entry : {"m/data.pkl", "m/constants.pkl", "m/version", "m/code/__torch__.py"}) {
+    const std::string drop = entry;
     auto entries = Entries();
     entries.erase(std::remove_if(entries.begin(), entries.end(),
                                  [&](const Entry& e) { return e.name == drop; }),
