@@ -63,7 +63,7 @@ class TorchRunner : public Runner {
 
 // The default pipeline minus fuse-qdq: the torch backend dequantizes QDQ pairs itself and
 // has no converters for the edgepress-domain integer ops fuse-qdq creates.
-std::string TorchPipeline() {
+[[maybe_unused]] std::string TorchPipeline() {
   std::string p = passes::kDefaultOptimizePipeline;
   size_t at = p.find("fuse-qdq,");
   if (at != std::string::npos) p.erase(at, 9);

@@ -61,9 +61,12 @@ void ExpectEveryMethodHolds(const ir::Model& model, const std::string& input,
                   static_cast<long long>(runs[0].stats["calibration-fallbacks"]));
       EXPECT_GE(cos, 0.95);
       // Too few samples for a histogram: every range is min/max, and counted.
-      if (n < 8 && std::string(method) != "minmax")
+      if (n < 8 && std::string(method) != "minmax") {
         EXPECT_GT(runs[0].stats["calibration-fallbacks"], 0);
-      if (std::string(method) == "minmax") EXPECT_EQ(runs[0].stats["calibration-fallbacks"], 0);
+      }
+      if (std::string(method) == "minmax") {
+        EXPECT_EQ(runs[0].stats["calibration-fallbacks"], 0);
+      }
     }
   }
 }
