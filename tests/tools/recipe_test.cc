@@ -173,6 +173,16 @@ TEST_F(RecipeTest, SearchDirsFindTheSourceTreeFromTheExecutable) {
 // Found by fuzz_recipe: a quoted scalar with NUL bytes loaded, and RecipeToYaml's emitter
 // stopped at the NUL, so the resolved recipe did not load again. Control characters are
 // refused where they are read, naming the key.
+TEST_F(RecipeTest, InvalidUtf8InScalarsIsRefused) {
+  // Fuzz finding 6 as found: an overlong C0 92 (U+0012) that RecipeToYaml wrote as a
+  // control character the reader refused.
+  const std::string found = "name:\txlatencyning.step\t\xc0\x92";
+  EXPECT_NE(ErrorOf(found).find("'name' is not valid UTF-8"), std::string::npos) << ErrorOf(found);
+  EXPECT_NE(ErrorOf("description: \"a \xff b\"\n").find("is not valid UTF-8"), std::string::npos);
+  EXPECT_NE(ErrorOf("description: \"cut \xc3\"\n").find("is not valid UTF-8"), std::string::npos);
+  EXPECT_EQ(ErrorOf("name: \"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"\n"), "");  // valid
+}
+
 TEST_F(RecipeTest, ControlCharactersInScalarsAreRefused) {
   std::string nul_name = "target:\n  name: 'x86\n " + std::string(5, '\0') + " arch'\n";
   EXPECT_NE(ErrorOf(nul_name).find("'target.name' contains the control character 0x00"),

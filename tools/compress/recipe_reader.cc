@@ -162,6 +162,32 @@ std::string FileReader::Scalar(const YAML::Node& n, const std::string& path,
       Fail(n, "'" + path + "' contains the control character " + fmt::format("0x{:02x}", c) +
                   " (not allowed in YAML)");
   }
+  // YAML text is UTF-8: yaml-cpp's emitter decodes an invalid or overlong sequence (C0 92
+  // is an overlong U+0012) into a character the reader then refuses (fuzz finding 6).
+  const std::string& t = n.Scalar();
+  for (size_t i = 0; i < t.size();) {
+    const unsigned char c = static_cast<unsigned char>(t[i]);
+    const size_t len = c < 0x80         ? 1
+                       : (c >> 5) == 6  ? 2
+                       : (c >> 4) == 14 ? 3
+                       : (c >> 3) == 30 ? 4
+                                        : 0;
+    bool ok = len > 0 && i + len <= t.size() && !(len == 2 && c < 0xc2) && !(c > 0xf4);
+    for (size_t k = 1; ok && k < len; ++k)
+      ok = (static_cast<unsigned char>(t[i + k]) & 0xc0) == 0x80;
+    if (ok && len == 3) {
+      const unsigned char c1 = static_cast<unsigned char>(t[i + 1]);
+      ok = !(c == 0xe0 && c1 < 0xa0) && !(c == 0xed && c1 >= 0xa0);  // overlong, surrogates
+    }
+    if (ok && len == 4) {
+      const unsigned char c1 = static_cast<unsigned char>(t[i + 1]);
+      ok = !(c == 0xf0 && c1 < 0x90) && !(c == 0xf4 && c1 >= 0x90);  // overlong, > U+10FFFF
+    }
+    if (!ok)
+      Fail(n, "'" + path + "' is not valid UTF-8 (byte " + std::to_string(i) + ": " +
+                  fmt::format("0x{:02x}", c) + ")");
+    i += len;
+  }
   return n.Scalar();
 }
 
