@@ -31,6 +31,7 @@
 #include "runtime/kernels/gemm/gemm_op_util.h"
 #include "runtime/kernels/qgemm/qgemm.h"
 #include "runtime/kernels/quant/quantize_util.h"
+#include "runtime/kernels/quant/requant.h"
 #include "runtime/thread_pool.h"
 
 #if defined(__x86_64__)
@@ -381,16 +382,7 @@ class QConvKernel : public Kernel {
   }
 
  private:
-  // The output side of one call: how accumulators become y. `out.scale` points into
-  // `multiplier`, so a Requant stays where it was filled.
-  struct Requant {
-    QOutput out;
-    std::vector<float> multiplier;
-    ir::DType dtype = ir::DType::kInt32;
-    Requant() = default;
-    Requant(const Requant&) = delete;
-    Requant& operator=(const Requant&) = delete;
-  };
+  using Requant = qutil::Requant;
 
   static std::vector<int32_t> WeightZeroPoints(KernelContext& ctx, const ir::Tensor& w, int64_t m) {
     const ir::Node& node = ctx.node();
@@ -414,32 +406,9 @@ class QConvKernel : public Kernel {
     const std::vector<float> xs = qutil::ScalesOf(node, Opt(ctx, 1), 1, "x_scale");
     const std::vector<float> ws = qutil::ScalesOf(node, Opt(ctx, 4), g.m, "w_scale");
     const ir::Tensor* ys_t = Opt(ctx, 6);
-    const ir::Tensor* yz = Opt(ctx, 7);
     const ir::Tensor* b = Opt(ctx, 8);
-    const float ys = ys_t ? qutil::ScalesOf(node, ys_t, 1, "y_scale")[0] : 1.f;
-    rq->multiplier.resize(ws.size());
-    for (size_t i = 0; i < ws.size(); ++i)
-      rq->multiplier[i] = ys_t ? xs[0] * ws[i] / ys : xs[0] * ws[i];
-    out.scale = rq->multiplier.data();
-    out.per_channel_scale = rq->multiplier.size() > 1;
-    out.lo = act_.lo;
-    out.hi = act_.hi;
-    if (ys_t) {
-      rq->dtype = yz ? yz->dtype() : ir::DType::kUInt8;
-      if (rq->dtype != ir::DType::kUInt8 && rq->dtype != ir::DType::kInt8)
-        ThrowUnsupported(node.describe() + ": y_zero_point dtype " + ir::DTypeName(rq->dtype) +
-                         " is not supported");
-      if (yz && yz->numel() != 1)
-        ThrowUnsupported(node.describe() + ": y_zero_point must be per-tensor");
-      out.kind = rq->dtype == ir::DType::kInt8 ? QOutput::Kind::kInt8 : QOutput::Kind::kUInt8;
-      out.zero_point = qutil::ZeroPoints(node, yz, 1)[0];
-      out.q_lo = qutil::QuantizeBound(act_.lo, ys, out.zero_point);
-      out.q_hi = qutil::QuantizeBound(act_.hi, ys, out.zero_point);
-    } else {
-      if (node.domain() != "edgepress") ThrowInvalid(node.describe() + ": missing y_scale");
-      rq->dtype = ir::DType::kFloat32;
-      out.kind = QOutput::Kind::kFloat;
-    }
+    if (!ys_t && node.domain() != "edgepress") ThrowInvalid(node.describe() + ": missing y_scale");
+    qutil::FillRequant(node, xs[0], ws, ys_t, Opt(ctx, 7), act_, rq);
     if (b) {
       if (b->dtype() != ir::DType::kInt32 || b->rank() != 1 || b->shape()[0] != g.m)
         ThrowInvalid(node.describe() + ": bias B must be int32 of shape [" + std::to_string(g.m) +

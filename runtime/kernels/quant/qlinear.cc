@@ -29,6 +29,7 @@
 #include "runtime/kernels/gemm/gemm_op_util.h"
 #include "runtime/kernels/qgemm/qgemm.h"
 #include "runtime/kernels/quant/quantize_util.h"
+#include "runtime/kernels/quant/requant.h"
 #include "runtime/kernels/sparse/sparse_select.h"
 #include "runtime/thread_pool.h"
 
@@ -74,10 +75,6 @@ std::vector<float> ReadScale(const ir::Node& node, const ir::Tensor* s, int64_t 
     ThrowInvalid(node.describe() + ": " + what + " has " + std::to_string(s->numel()) +
                  " values, expected 1 or " + std::to_string(per));
   return qutil::Scales(node, *s);
-}
-
-QOutput::Kind KindOf(ir::DType t) {
-  return t == ir::DType::kInt8 ? QOutput::Kind::kInt8 : QOutput::Kind::kUInt8;
 }
 
 // Numpy broadcasting of two batch shapes.
@@ -255,16 +252,7 @@ class QMatMulKernel : public Kernel {
     return s;
   }
 
-  // The output side of one call: how accumulators become y. `out.scale` points into
-  // `multiplier`, so a Requant stays where it was filled.
-  struct Requant {
-    QOutput out;
-    std::vector<float> multiplier;
-    ir::DType dtype = ir::DType::kInt32;
-    Requant() = default;
-    Requant(const Requant&) = delete;
-    Requant& operator=(const Requant&) = delete;
-  };
+  using Requant = qutil::Requant;
 
   // MatMulInteger: int32 accumulators. The others: the multiplier a_scale * b_scale[n] /
   // y_scale, the output zero point and the fused activation's bounds, and the bias (int32
@@ -293,29 +281,7 @@ class QMatMulKernel : public Kernel {
     } else {
       bias = Opt(ctx, 4);
     }
-    const float ys = y_scale ? ReadScale(node, y_scale, 1, "y_scale")[0] : 1.f;
-    rq->multiplier.resize(b_scale.size());
-    for (size_t i = 0; i < b_scale.size(); ++i)
-      rq->multiplier[i] = y_scale ? a_scale * b_scale[i] / ys : a_scale * b_scale[i];
-    out.scale = rq->multiplier.data();
-    out.per_channel_scale = rq->multiplier.size() > 1;
-    out.lo = act_.lo;
-    out.hi = act_.hi;
-    if (y_scale) {
-      rq->dtype = y_zp ? y_zp->dtype() : ir::DType::kUInt8;
-      if (rq->dtype != ir::DType::kUInt8 && rq->dtype != ir::DType::kInt8)
-        ThrowUnsupported(node.describe() + ": y_zero_point dtype " + ir::DTypeName(rq->dtype) +
-                         " is not supported");
-      if (y_zp && y_zp->numel() != 1)
-        ThrowUnsupported(node.describe() + ": y_zero_point must be per-tensor");
-      out.kind = KindOf(rq->dtype);
-      out.zero_point = qutil::ZeroPoints(node, y_zp, 1)[0];
-      out.q_lo = qutil::QuantizeBound(act_.lo, ys, out.zero_point);
-      out.q_hi = qutil::QuantizeBound(act_.hi, ys, out.zero_point);
-    } else {
-      rq->dtype = ir::DType::kFloat32;
-      out.kind = QOutput::Kind::kFloat;
-    }
+    qutil::FillRequant(node, a_scale, b_scale, y_scale, y_zp, act_, rq);
     if (!bias) return;
     const bool want_int = kMode == Mode::kQGemm;
     if (bias->dtype() != (want_int ? ir::DType::kInt32 : ir::DType::kFloat32))
