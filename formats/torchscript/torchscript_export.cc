@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "formats/torchscript/torch_compat.h"
+#include "formats/torchscript/torch_dtype.h"
 #include "formats/torchscript/torchscript_emitter.h"
 #include "formats/torchscript/torchscript_export_helpers.h"
 #include "ir/error.h"
@@ -53,31 +54,14 @@ const char* TorchDType(ir::DType t) {
   }
 }
 
+// Packed 4-bit tensors have no TorchScript form (the importer would read their bytes as
+// 8-bit values): refused here rather than written wrong.
 at::ScalarType ScalarType(ir::DType t) {
-  switch (t) {
-    case ir::DType::kFloat32:
-      return at::kFloat;
-    case ir::DType::kFloat16:
-      return at::kHalf;
-    case ir::DType::kBFloat16:
-      return at::kBFloat16;
-    case ir::DType::kFloat64:
-      return at::kDouble;
-    case ir::DType::kInt64:
-      return at::kLong;
-    case ir::DType::kInt32:
-      return at::kInt;
-    case ir::DType::kInt16:
-      return at::kShort;
-    case ir::DType::kInt8:
-      return at::kChar;
-    case ir::DType::kUInt8:
-      return at::kByte;
-    case ir::DType::kBool:
-      return at::kBool;
-    default:
-      ThrowUnsupported(std::string("TorchScript export: no torch dtype for ") + ir::DTypeName(t));
-  }
+  const std::optional<at::ScalarType> st =
+      t == ir::DType::kInt4 || t == ir::DType::kUInt4 ? std::nullopt : torch_dtype::ToScalarType(t);
+  if (!st)
+    ThrowUnsupported(std::string("TorchScript export: no torch dtype for ") + ir::DTypeName(t));
+  return *st;
 }
 
 at::Tensor ToAt(const ir::Tensor& t) {

@@ -9,10 +9,12 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <set>
 #include <unordered_map>
 
 #include "formats/torchscript/torch_compat.h"
+#include "formats/torchscript/torch_dtype.h"
 #include "ir/error.h"
 #include "runtime/torch/torch_ops.h"
 
@@ -69,33 +71,8 @@ const ConverterDef* FindConverter(const std::string& op_type, const std::string&
 }
 
 at::ScalarType ToScalarType(ir::DType t) {
-  switch (t) {
-    case ir::DType::kFloat32:
-      return at::kFloat;
-    case ir::DType::kFloat16:
-      return at::kHalf;
-    case ir::DType::kBFloat16:
-      return at::kBFloat16;
-    case ir::DType::kFloat64:
-      return at::kDouble;
-    case ir::DType::kInt64:
-      return at::kLong;
-    case ir::DType::kInt32:
-      return at::kInt;
-    case ir::DType::kInt16:
-      return at::kShort;
-    case ir::DType::kInt8:
-    case ir::DType::kInt4:
-      return at::kChar;
-    case ir::DType::kUInt8:
-    case ir::DType::kUInt4:
-      return at::kByte;
-    case ir::DType::kBool:
-      return at::kBool;
-    default:
-      ThrowUnsupported(std::string("torch backend: no LibTorch type for dtype ") +
-                       ir::DTypeName(t));
-  }
+  if (const std::optional<at::ScalarType> st = torch_dtype::ToScalarType(t)) return *st;
+  ThrowUnsupported(std::string("torch backend: no LibTorch type for dtype ") + ir::DTypeName(t));
 }
 
 ir::DType FromScalarType(at::ScalarType t) {
