@@ -298,168 +298,181 @@ const std::unordered_set<std::string>& UnaryOps() {
 }
 
 void Inferencer::InferNode(Node& n) {
-  if (!n.domain().empty() && n.domain() != "ai.onnx") {
-    for (Graph* sg : n.subgraphs()) InferGraph(*sg);
-    return;
+  if (n.domain().empty() || n.domain() == "ai.onnx") {
+    const auto& rules = Rules();
+    auto it = rules.find(n.op_type());
+    if (it != rules.end()) return it->second(*this, n);
   }
-  const std::string& op = n.op_type();
-  const Value* x = n.input(0);
-  if (UnaryOps().count(op)) {
-    if (const ValueType* t = TensorType(x)) SetOutputType(n, 0, *t);
-    if (op == "Identity" || op == "Neg" || op == "Abs") {
-      if (auto p = PartialOf(x)) {
-        for (Elem& e : p->elems) {
-          if (op == "Identity" || !e.v || *e.v == std::numeric_limits<int64_t>::min()) {
-            if (op != "Identity") e = Elem{};
-            continue;
-          }
-          e.v = op == "Neg" ? -*e.v : std::abs(*e.v);
-        }
-        SetPartial(n, 0, *p);
-      }
-    }
-    return;
-  }
-  // PRelu's slope broadcasts to X one way (per channel in opsets before 7).
-  if (op == "PRelu") {
-    if (const ValueType* t = TensorType(x)) SetOutputType(n, 0, *t);
-    return;
-  }
-  if (op == "IsNaN" || op == "IsInf") {
-    if (TensorType(x)) SetOutput(n, 0, DType::kBool, x->type.shape);
-    return;
-  }
-  if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div" || op == "Pow" || op == "Mod" ||
-      op == "Min" || op == "Max" || op == "Sum" || op == "Mean" || op == "BitShift" ||
-      op == "BitwiseAnd" || op == "BitwiseOr" || op == "BitwiseXor") {
-    Elementwise(n, DTypeOf(x));
-    PartialArith(n);
-    return;
-  }
-  if (op == "Equal" || op == "Less" || op == "Greater" || op == "LessOrEqual" ||
-      op == "GreaterOrEqual" || op == "And" || op == "Or" || op == "Xor") {
-    Elementwise(n, DType::kBool);
-    PartialArith(n);
-    return;
-  }
-  if (op == "Where") {
-    DType dt = DTypeOf(n.input(1));
-    if (dt == DType::kUndefined) dt = DTypeOf(n.input(2));
-    Elementwise(n, dt);
-    PartialArith(n);
-    return;
-  }
-  if (op == "Dropout") {
-    if (const ValueType* t = TensorType(x)) {
-      SetOutputType(n, 0, *t);
-      SetOutput(n, 1, DType::kBool, t->shape);
-    }
-    return;
-  }
-  if (op == "BatchNormalization") {
-    if (const ValueType* t = TensorType(x)) SetOutputType(n, 0, *t);
-    const Shape* s = ShapeOf(x);
-    Dim c = s && s->size() >= 2 ? (*s)[1] : Dim{};
-    const Shape* scale = ShapeOf(n.input(1));
-    if (scale && scale->size() == 1) c = MergeDim(n, c, (*scale)[0], "channels vs scale size");
-    for (size_t i = 1; i < n.num_outputs(); ++i) {
-      DType dt = DTypeOf(n.input(std::min<size_t>(i + 2, 4)));
-      if (dt == DType::kUndefined) dt = DTypeOf(x);
-      SetOutput(n, i, dt, Shape{c});
-    }
-    return;
-  }
-  if (op == "LayerNormalization") {
-    const ValueType* t = TensorType(x);
-    if (!t) return;
-    SetOutputType(n, 0, *t);
-    DType stash = DTypeFromOnnx(n.attr_int("stash_type", 1));
-    if (!t->shape) {
-      SetOutput(n, 1, stash, std::nullopt);
-      SetOutput(n, 2, stash, std::nullopt);
-      return;
-    }
-    int64_t r = static_cast<int64_t>(t->shape->size());
-    int64_t axis = NormAxis(n, n.attr_int("axis", -1), r, "axis");
-    Shape s = *t->shape;
-    for (int64_t k = axis; k < r; ++k) s[static_cast<size_t>(k)] = Dim::Known(1);
-    SetOutput(n, 1, stash, s);
-    SetOutput(n, 2, stash, s);
-    return;
-  }
-  if (op == "Conv") return ConvLike(n, 0, 1, DTypeOf(x));
-  if (op == "ConvInteger") return ConvLike(n, 0, 1, DType::kInt32);
-  if (op == "QLinearConv") {
-    DType dt = DTypeOf(n.input(7));
-    return ConvLike(n, 0, 3, dt != DType::kUndefined ? dt : DTypeOf(x));
-  }
-  if (op == "ConvTranspose") return ConvTranspose(n);
-  if (op == "MaxPool" || op == "AveragePool" || op == "LpPool") return Pool(n);
-  if (op == "GlobalAveragePool" || op == "GlobalMaxPool" || op == "GlobalLpPool")
-    return GlobalPool(n);
-  if (op == "MatMul") return MatMulLike(n, 0, 1, DTypeOf(x));
-  if (op == "MatMulInteger") return MatMulLike(n, 0, 1, DType::kInt32);
-  if (op == "QLinearMatMul") {
-    DType dt = DTypeOf(n.input(7));
-    return MatMulLike(n, 0, 3, dt != DType::kUndefined ? dt : DTypeOf(x));
-  }
-  if (op == "Gemm") return Gemm(n);
-  if (op == "Reshape") return Reshape(n);
-  if (op == "Transpose") return Transpose(n);
-  if (op == "Flatten") return Flatten(n);
-  if (op == "Squeeze") return Squeeze(n);
-  if (op == "Unsqueeze") return Unsqueeze(n);
-  if (op == "Concat") return Concat(n);
-  if (op == "Split") return Split(n);
-  if (op == "Slice") return Slice(n);
-  if (op == "Gather") return Gather(n);
-  if (op == "GatherElements") {
-    if (TensorType(x))
-      SetOutput(n, 0, DTypeOf(x), TensorType(n.input(1)) ? n.input(1)->type.shape : std::nullopt);
-    return;
-  }
-  if (op == "Expand") return Expand(n);
-  if (op == "Tile") return Tile(n);
-  if (op == "Pad") return Pad(n);
-  if (op == "Shape") return ShapeOp(n);
-  if (op == "Size") return Size(n);
-  if (op == "Cast") return Cast(n);
-  if (op == "CastLike") {
-    if (TensorType(x)) SetOutput(n, 0, DTypeOf(n.input(1)), x->type.shape);
-    return;
-  }
-  if (op == "ConstantOfShape") return ConstantOfShape(n);
-  if (op == "Range") return Range(n);
-  if (op == "ReduceMean" || op == "ReduceSum" || op == "ReduceMax" || op == "ReduceMin" ||
-      op == "ReduceProd" || op == "ReduceL1" || op == "ReduceL2" || op == "ReduceSumSquare" ||
-      op == "ReduceLogSum" || op == "ReduceLogSumExp")
-    return Reduce(n);
-  if (op == "ArgMax" || op == "ArgMin") return ArgReduce(n);
-  if (op == "Resize" || op == "Upsample") return Resize(n);
-  if (op == "Constant") return Constant(n);
-  if (op == "If") return If(n);
-  if (op == "Loop") return Loop(n);
-  if (op == "LSTM" || op == "GRU" || op == "RNN") return Recurrent(n);
-  if (op == "TopK") return TopK(n);
-  if (op == "NonZero") {
-    if (RankOf(x) >= 0) SetOutput(n, 0, DType::kInt64, Shape{Dim::Known(RankOf(x)), Dim{}});
-    return;
-  }
-  if (op == "QuantizeLinear") {
-    DType dt = HasInput(n, 2) ? DTypeOf(n.input(2)) : DType::kUInt8;
-    if (TensorType(x)) SetOutput(n, 0, dt, x->type.shape);
-    return;
-  }
-  if (op == "DequantizeLinear") {
-    DType dt = DTypeOf(n.input(1));
-    if (TensorType(x))
-      SetOutput(n, 0, dt == DType::kUndefined ? DType::kFloat32 : dt, x->type.shape);
-    return;
-  }
-  // Unknown op: its outputs stay unknown, but subgraph bodies may still be inferred.
+  // Unknown op or domain: its outputs stay unknown, but subgraph bodies may still be inferred.
   for (Graph* sg : n.subgraphs()) InferGraph(*sg);
 }
 
+// ----------------------------------------------------------------------------- rules
+
+// The rule of each ONNX op type (ops of one family share one). Lambdas here, inside a member,
+// may call the private helpers.
+const std::unordered_map<std::string, Inferencer::Rule>& Inferencer::Rules() {
+  static const std::unordered_map<std::string, Rule> rules = [] {
+    std::unordered_map<std::string, Rule> m;
+    auto add = [&m](std::initializer_list<const char*> ops, Rule r) {
+      for (const char* op : ops) m.emplace(op, r);
+    };
+    for (const std::string& op : UnaryOps())
+      m.emplace(op, [](Inferencer& s, Node& n) { s.Unary(n); });
+    // PRelu's slope broadcasts to X one way (per channel in opsets before 7).
+    add({"PRelu"}, [](Inferencer& s, Node& n) {
+      if (const ValueType* t = TensorType(n.input(0))) s.SetOutputType(n, 0, *t);
+    });
+    add({"IsNaN", "IsInf"}, [](Inferencer& s, Node& n) {
+      if (TensorType(n.input(0))) s.SetOutput(n, 0, DType::kBool, n.input(0)->type.shape);
+    });
+    add({"Add", "Sub", "Mul", "Div", "Pow", "Mod", "Min", "Max", "Sum", "Mean", "BitShift",
+         "BitwiseAnd", "BitwiseOr", "BitwiseXor"},
+        [](Inferencer& s, Node& n) {
+          s.Elementwise(n, DTypeOf(n.input(0)));
+          s.PartialArith(n);
+        });
+    add({"Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor"},
+        [](Inferencer& s, Node& n) {
+          s.Elementwise(n, DType::kBool);
+          s.PartialArith(n);
+        });
+    add({"Where"}, [](Inferencer& s, Node& n) {
+      DType dt = DTypeOf(n.input(1));
+      s.Elementwise(n, dt != DType::kUndefined ? dt : DTypeOf(n.input(2)));
+      s.PartialArith(n);
+    });
+    add({"Dropout"}, [](Inferencer& s, Node& n) { s.Dropout(n); });
+    add({"BatchNormalization"}, [](Inferencer& s, Node& n) { s.BatchNorm(n); });
+    add({"LayerNormalization"}, [](Inferencer& s, Node& n) { s.LayerNorm(n); });
+    add({"Conv"}, [](Inferencer& s, Node& n) { s.ConvLike(n, 0, 1, DTypeOf(n.input(0))); });
+    add({"ConvInteger"}, [](Inferencer& s, Node& n) { s.ConvLike(n, 0, 1, DType::kInt32); });
+    add({"QLinearConv"}, [](Inferencer& s, Node& n) { s.ConvLike(n, 0, 3, QLinearOutType(n)); });
+    add({"ConvTranspose"}, [](Inferencer& s, Node& n) { s.ConvTranspose(n); });
+    add({"MaxPool", "AveragePool", "LpPool"}, [](Inferencer& s, Node& n) { s.Pool(n); });
+    add({"GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool"},
+        [](Inferencer& s, Node& n) { s.GlobalPool(n); });
+    add({"MatMul"}, [](Inferencer& s, Node& n) { s.MatMulLike(n, 0, 1, DTypeOf(n.input(0))); });
+    add({"MatMulInteger"}, [](Inferencer& s, Node& n) { s.MatMulLike(n, 0, 1, DType::kInt32); });
+    add({"QLinearMatMul"},
+        [](Inferencer& s, Node& n) { s.MatMulLike(n, 0, 3, QLinearOutType(n)); });
+    add({"Gemm"}, [](Inferencer& s, Node& n) { s.Gemm(n); });
+    add({"Reshape"}, [](Inferencer& s, Node& n) { s.Reshape(n); });
+    add({"Transpose"}, [](Inferencer& s, Node& n) { s.Transpose(n); });
+    add({"Flatten"}, [](Inferencer& s, Node& n) { s.Flatten(n); });
+    add({"Squeeze"}, [](Inferencer& s, Node& n) { s.Squeeze(n); });
+    add({"Unsqueeze"}, [](Inferencer& s, Node& n) { s.Unsqueeze(n); });
+    add({"Concat"}, [](Inferencer& s, Node& n) { s.Concat(n); });
+    add({"Split"}, [](Inferencer& s, Node& n) { s.Split(n); });
+    add({"Slice"}, [](Inferencer& s, Node& n) { s.Slice(n); });
+    add({"Gather"}, [](Inferencer& s, Node& n) { s.Gather(n); });
+    add({"GatherElements"}, [](Inferencer& s, Node& n) {
+      if (TensorType(n.input(0)))
+        s.SetOutput(n, 0, DTypeOf(n.input(0)),
+                    TensorType(n.input(1)) ? n.input(1)->type.shape : std::nullopt);
+    });
+    add({"Expand"}, [](Inferencer& s, Node& n) { s.Expand(n); });
+    add({"Tile"}, [](Inferencer& s, Node& n) { s.Tile(n); });
+    add({"Pad"}, [](Inferencer& s, Node& n) { s.Pad(n); });
+    add({"Shape"}, [](Inferencer& s, Node& n) { s.ShapeOp(n); });
+    add({"Size"}, [](Inferencer& s, Node& n) { s.Size(n); });
+    add({"Cast"}, [](Inferencer& s, Node& n) { s.Cast(n); });
+    add({"CastLike"}, [](Inferencer& s, Node& n) {
+      if (TensorType(n.input(0))) s.SetOutput(n, 0, DTypeOf(n.input(1)), n.input(0)->type.shape);
+    });
+    add({"ConstantOfShape"}, [](Inferencer& s, Node& n) { s.ConstantOfShape(n); });
+    add({"Range"}, [](Inferencer& s, Node& n) { s.Range(n); });
+    add({"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+         "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp"},
+        [](Inferencer& s, Node& n) { s.Reduce(n); });
+    add({"ArgMax", "ArgMin"}, [](Inferencer& s, Node& n) { s.ArgReduce(n); });
+    add({"Resize", "Upsample"}, [](Inferencer& s, Node& n) { s.Resize(n); });
+    add({"Constant"}, [](Inferencer& s, Node& n) { s.Constant(n); });
+    add({"If"}, [](Inferencer& s, Node& n) { s.If(n); });
+    add({"Loop"}, [](Inferencer& s, Node& n) { s.Loop(n); });
+    add({"LSTM", "GRU", "RNN"}, [](Inferencer& s, Node& n) { s.Recurrent(n); });
+    add({"TopK"}, [](Inferencer& s, Node& n) { s.TopK(n); });
+    add({"NonZero"}, [](Inferencer& s, Node& n) {
+      const int r = RankOf(n.input(0));
+      if (r >= 0) s.SetOutput(n, 0, DType::kInt64, Shape{Dim::Known(r), Dim{}});
+    });
+    add({"QuantizeLinear"}, [](Inferencer& s, Node& n) {
+      const DType dt = s.HasInput(n, 2) ? DTypeOf(n.input(2)) : DType::kUInt8;
+      if (TensorType(n.input(0))) s.SetOutput(n, 0, dt, n.input(0)->type.shape);
+    });
+    add({"DequantizeLinear"}, [](Inferencer& s, Node& n) {
+      const DType dt = DTypeOf(n.input(1));
+      if (TensorType(n.input(0)))
+        s.SetOutput(n, 0, dt == DType::kUndefined ? DType::kFloat32 : dt, n.input(0)->type.shape);
+    });
+    return m;
+  }();
+  return rules;
+}
+
+// QLinearConv / QLinearMatMul: the type of y_zero_point (input 7), else that of x.
+DType Inferencer::QLinearOutType(const Node& n) {
+  const DType dt = DTypeOf(n.input(7));
+  return dt != DType::kUndefined ? dt : DTypeOf(n.input(0));
+}
+
+// ----------------------------------------------------------------------------- small families
+
+void Inferencer::Unary(const Node& n) {
+  const std::string& op = n.op_type();
+  const Value* x = n.input(0);
+  if (const ValueType* t = TensorType(x)) SetOutputType(n, 0, *t);
+  if (op != "Identity" && op != "Neg" && op != "Abs") return;
+  std::optional<Partial> p = PartialOf(x);
+  if (!p) return;
+  for (Elem& e : p->elems) {
+    if (op == "Identity" || !e.v || *e.v == std::numeric_limits<int64_t>::min()) {
+      if (op != "Identity") e = Elem{};
+      continue;
+    }
+    e.v = op == "Neg" ? -*e.v : std::abs(*e.v);
+  }
+  SetPartial(n, 0, *p);
+}
+
+void Inferencer::Dropout(const Node& n) {
+  if (const ValueType* t = TensorType(n.input(0))) {
+    SetOutputType(n, 0, *t);
+    SetOutput(n, 1, DType::kBool, t->shape);
+  }
+}
+
+void Inferencer::BatchNorm(const Node& n) {
+  const Value* x = n.input(0);
+  if (const ValueType* t = TensorType(x)) SetOutputType(n, 0, *t);
+  const Shape* s = ShapeOf(x);
+  Dim c = s && s->size() >= 2 ? (*s)[1] : Dim{};
+  const Shape* scale = ShapeOf(n.input(1));
+  if (scale && scale->size() == 1) c = MergeDim(n, c, (*scale)[0], "channels vs scale size");
+  for (size_t i = 1; i < n.num_outputs(); ++i) {
+    DType dt = DTypeOf(n.input(std::min<size_t>(i + 2, 4)));
+    if (dt == DType::kUndefined) dt = DTypeOf(x);
+    SetOutput(n, i, dt, Shape{c});
+  }
+}
+
+void Inferencer::LayerNorm(const Node& n) {
+  const ValueType* t = TensorType(n.input(0));
+  if (!t) return;
+  SetOutputType(n, 0, *t);
+  DType stash = DTypeFromOnnx(n.attr_int("stash_type", 1));
+  if (!t->shape) {
+    SetOutput(n, 1, stash, std::nullopt);
+    SetOutput(n, 2, stash, std::nullopt);
+    return;
+  }
+  int64_t r = static_cast<int64_t>(t->shape->size());
+  int64_t axis = NormAxis(n, n.attr_int("axis", -1), r, "axis");
+  Shape s = *t->shape;
+  for (int64_t k = axis; k < r; ++k) s[static_cast<size_t>(k)] = Dim::Known(1);
+  SetOutput(n, 1, stash, s);
+  SetOutput(n, 2, stash, s);
+}
 
 }  // namespace edgepress::ir::shape_detail
 

@@ -127,7 +127,14 @@ class Inferencer {
                 int64_t pe, const std::string& auto_pad, bool ceil_mode) const;
 
   // --- op families -----------------------------------------------------------
+  using Rule = void (*)(Inferencer&, Node&);
+  static const std::unordered_map<std::string, Rule>& Rules();
   void InferNode(Node& n);
+  static DType QLinearOutType(const Node& n);
+  void Unary(const Node& n);
+  void Dropout(const Node& n);
+  void BatchNorm(const Node& n);
+  void LayerNorm(const Node& n);
   void Elementwise(const Node& n, DType out_dtype);
   void ConvLike(const Node& n, size_t x_in, size_t w_in, DType out_dtype);
   void ConvTranspose(const Node& n);
