@@ -345,133 +345,166 @@ class Verifier {
     return nullptr;
   }
 
+  // What one graph's check knows while it walks: the values visible so far (the enclosing
+  // graphs' and this one's), this graph's names, the values it defines, and the nodes that
+  // use a value before its producer (reported as a cycle or an ordering problem at the end).
+  struct Scope {
+    std::unordered_set<const Value*> defined;
+    std::unordered_set<std::string> outer_names;
+    std::unordered_map<std::string, const Value*> local;
+    std::vector<const Value*> own;  // values defined by the graph, for the use-list check
+    std::unordered_map<const Value*, const Node*> producers;      // by the nodes seen so far
+    std::unordered_map<const Value*, const Node*> produced_later;  // by any node of the graph
+    std::vector<std::string> order_messages;
+  };
+
   void CheckGraph(const Graph& g, const std::unordered_set<const Value*>& outer,
                   const std::unordered_set<std::string>& outer_names) {
-    std::unordered_set<const Value*> defined = outer;
-    std::unordered_map<std::string, const Value*> local;
-    std::vector<const Value*> own;  // values defined by g, for the use-list check
+    Scope sc{outer, outer_names, {}, {}, {}, {}, {}};
+    CheckGraphInputs(g, sc);
+    CheckInitializers(g, sc);
+    for (Node* n : g.nodes())
+      for (Value* o : n->outputs())
+        if (o) sc.produced_later.emplace(o, n);
+    for (Node* n : g.nodes()) {
+      if (n->graph() != &g) Problem(g, n->describe() + " belongs to another graph");
+      CheckArity(g, n);
+      CheckNodeInputs(g, n, sc);
+      CheckSubgraphs(g, n, sc);
+      CheckNodeOutputs(g, n, sc);
+      CheckTypes(g, n);
+    }
+    if (!sc.order_messages.empty()) {
+      if (const Node* c = FindCycle(g))
+        Problem(g, "has a cycle through " + c->describe());
+      else
+        for (const auto& m : sc.order_messages) Problem(g, m);
+    }
+    CheckGraphOutputs(g, sc);
+    CheckUseLists(g, sc.own);
+  }
 
+  std::string ProducerName(const Value* v) const {
+    return nodes_.count(v->producer()) ? v->producer()->describe() : "a removed node";
+  }
+
+  void CheckGraphInputs(const Graph& g, Scope& sc) {
     for (Value* v : g.inputs()) {
       if (!v) {
         Problem(g, "a graph input is null");
         continue;
       }
-      CheckName(g, v, local, outer_names);
+      CheckName(g, v, sc.local, sc.outer_names);
       if (v->graph() != &g) Problem(g, "input " + Quote(v->name()) + " belongs to another graph");
       if (v->producer())
-        Problem(g,
-                "value " + Quote(v->name()) + " has two producers: graph input and " +
-                    (nodes_.count(v->producer()) ? v->producer()->describe() : "a removed node"));
-      defined.insert(v);
-      own.push_back(v);
+        Problem(g, "value " + Quote(v->name()) + " has two producers: graph input and " +
+                       ProducerName(v));
+      sc.defined.insert(v);
+      sc.own.push_back(v);
     }
+  }
+
+  void CheckInitializers(const Graph& g, Scope& sc) {
     for (Value* v : g.initializers()) {
       if (!v) {
         Problem(g, "an initializer is null");
         continue;
       }
-      if (!v->is_graph_input()) CheckName(g, v, local, outer_names);
+      if (!v->is_graph_input()) CheckName(g, v, sc.local, sc.outer_names);
       if (v->graph() != &g)
         Problem(g, "initializer " + Quote(v->name()) + " belongs to another graph");
       if (v->producer())
-        Problem(g,
-                "value " + Quote(v->name()) + " has two producers: initializer and " +
-                    (nodes_.count(v->producer()) ? v->producer()->describe() : "a removed node"));
+        Problem(g, "value " + Quote(v->name()) + " has two producers: initializer and " +
+                       ProducerName(v));
       CheckInitializer(g, v);
-      if (defined.insert(v).second) own.push_back(v);
+      if (sc.defined.insert(v).second) sc.own.push_back(v);
     }
+  }
 
-    std::unordered_map<const Value*, const Node*> produced_later;
-    for (Node* n : g.nodes())
-      for (Value* o : n->outputs())
-        if (o) produced_later.emplace(o, n);
-
-    bool order_problem = false;
-    std::vector<std::string> order_messages;
-    std::unordered_map<const Value*, const Node*> producers;
-    for (Node* n : g.nodes()) {
-      if (n->graph() != &g) Problem(g, n->describe() + " belongs to another graph");
-      CheckArity(g, n);
-      for (size_t i = 0; i < n->num_inputs(); ++i) {
-        Value* v = n->input(i);
-        if (!v) continue;
-        if (!values_.count(v)) {
-          Problem(g, n->describe() + " input " + std::to_string(i) +
-                         " refers to a value that is not part of this model");
-          continue;
-        }
-        if (!defined.count(v)) {
-          auto it = produced_later.find(v);
-          if (it != produced_later.end() && !producers.count(v)) {
-            order_problem = true;
-            order_messages.push_back(n->describe() + " uses " + Quote(v->name()) + " before " +
-                                     it->second->describe() +
-                                     " defines it (nodes are not in topological order)");
-          } else {
-            Problem(g, n->describe() + " input " + std::to_string(i) + " " + Quote(v->name()) +
-                           " is dangling: not defined in this graph or an enclosing one");
-          }
-        }
-        int count = 0;
-        for (const Use& u : v->uses())
-          if (u.user == n && u.index == static_cast<int>(i)) ++count;
-        if (count != 1)
-          Problem(g, "use list of " + Quote(v->name()) + " has " + std::to_string(count) +
-                         " entries for input " + std::to_string(i) + " of " + n->describe() +
-                         ", expected 1");
+  // Each input is a value of the model, defined before `n` (or later: an ordering problem),
+  // and listed exactly once in its use list for this input slot.
+  void CheckNodeInputs(const Graph& g, const Node* n, Scope& sc) {
+    for (size_t i = 0; i < n->num_inputs(); ++i) {
+      Value* v = n->input(i);
+      if (!v) continue;
+      if (!values_.count(v)) {
+        Problem(g, n->describe() + " input " + std::to_string(i) +
+                       " refers to a value that is not part of this model");
+        continue;
       }
-      for (Graph* sg : n->subgraphs()) {
-        if (!sg) {
-          Problem(g, n->describe() + " has a null subgraph attribute");
-          continue;
+      if (!sc.defined.count(v)) {
+        auto it = sc.produced_later.find(v);
+        if (it != sc.produced_later.end() && !sc.producers.count(v)) {
+          sc.order_messages.push_back(n->describe() + " uses " + Quote(v->name()) + " before " +
+                                      it->second->describe() +
+                                      " defines it (nodes are not in topological order)");
+        } else {
+          Problem(g, n->describe() + " input " + std::to_string(i) + " " + Quote(v->name()) +
+                         " is dangling: not defined in this graph or an enclosing one");
         }
-        if (sg->parent() != &g || sg->owner() != n)
-          Problem(g, "subgraph " + Quote(sg->name) + " of " + n->describe() +
-                         " does not name that node and graph as its parent");
-        std::unordered_set<std::string> names = outer_names;
-        for (const auto& kv : local) names.insert(kv.first);
-        CheckGraph(*sg, defined, names);
       }
-      for (size_t k = 0; k < n->num_outputs(); ++k) {
-        Value* o = n->output(k);
-        if (!o) continue;
-        CheckName(g, o, local, outer_names);
-        if (o->graph() != &g)
-          Problem(g, "output " + Quote(o->name()) + " of " + n->describe() +
-                         " belongs to another graph");
-        auto [pit, first] = producers.emplace(o, n);
-        if (!first || defined.count(o)) {
-          Problem(
-              g,
-              "value " + Quote(o->name()) + " has two producers: " + n->describe() + " and " +
-                  (first ? std::string("a graph input or initializer") : pit->second->describe()));
-        } else if (o->producer() != n || o->producer_index() != static_cast<int>(k)) {
-          Problem(g, "value " + Quote(o->name()) + " is output " + std::to_string(k) + " of " +
-                         n->describe() + " but records a different producer");
-        }
-        if (defined.insert(o).second) own.push_back(o);
-      }
-      CheckTypes(g, n);
+      int count = 0;
+      for (const Use& u : v->uses())
+        if (u.user == n && u.index == static_cast<int>(i)) ++count;
+      if (count != 1)
+        Problem(g, "use list of " + Quote(v->name()) + " has " + std::to_string(count) +
+                       " entries for input " + std::to_string(i) + " of " + n->describe() +
+                       ", expected 1");
     }
+  }
 
-    if (order_problem) {
-      if (const Node* c = FindCycle(g))
-        Problem(g, "has a cycle through " + c->describe());
-      else
-        for (const auto& m : order_messages) Problem(g, m);
+  // A subgraph sees every value defined so far and every name of the enclosing graphs.
+  void CheckSubgraphs(const Graph& g, const Node* n, const Scope& sc) {
+    for (Graph* sg : n->subgraphs()) {
+      if (!sg) {
+        Problem(g, n->describe() + " has a null subgraph attribute");
+        continue;
+      }
+      if (sg->parent() != &g || sg->owner() != n)
+        Problem(g, "subgraph " + Quote(sg->name) + " of " + n->describe() +
+                       " does not name that node and graph as its parent");
+      std::unordered_set<std::string> names = sc.outer_names;
+      for (const auto& kv : sc.local) names.insert(kv.first);
+      CheckGraph(*sg, sc.defined, names);
     }
+  }
 
+  void CheckNodeOutputs(const Graph& g, Node* n, Scope& sc) {
+    for (size_t k = 0; k < n->num_outputs(); ++k) {
+      Value* o = n->output(k);
+      if (!o) continue;
+      CheckName(g, o, sc.local, sc.outer_names);
+      if (o->graph() != &g)
+        Problem(g, "output " + Quote(o->name()) + " of " + n->describe() +
+                       " belongs to another graph");
+      auto [pit, first] = sc.producers.emplace(o, n);
+      if (!first || sc.defined.count(o)) {
+        Problem(g, "value " + Quote(o->name()) + " has two producers: " + n->describe() + " and " +
+                       (first ? std::string("a graph input or initializer")
+                              : pit->second->describe()));
+      } else if (o->producer() != n || o->producer_index() != static_cast<int>(k)) {
+        Problem(g, "value " + Quote(o->name()) + " is output " + std::to_string(k) + " of " +
+                       n->describe() + " but records a different producer");
+      }
+      if (sc.defined.insert(o).second) sc.own.push_back(o);
+    }
+  }
+
+  void CheckGraphOutputs(const Graph& g, const Scope& sc) {
     for (size_t i = 0; i < g.outputs().size(); ++i) {
       Value* o = g.outputs()[i];
       if (!o) {
         Problem(g, "graph output " + std::to_string(i) + " is null");
-      } else if (!values_.count(o) || !defined.count(o)) {
+      } else if (!values_.count(o) || !sc.defined.count(o)) {
         Problem(g, "graph output " + std::to_string(i) + " " +
                        (values_.count(o) ? Quote(o->name()) + " " : std::string()) +
                        "is not defined in this graph or an enclosing one");
       }
     }
+  }
 
+  // Every use recorded on a value the graph defines points back at a live node's input.
+  void CheckUseLists(const Graph& g, const std::vector<const Value*>& own) {
     for (const Value* v : own) {
       for (const Use& u : v->uses()) {
         if (!nodes_.count(u.user)) {
