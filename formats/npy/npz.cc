@@ -101,8 +101,13 @@ std::string Inflate(const std::string& bytes, const Entry& e, const std::string&
   return out;
 }
 
-std::vector<Entry> ReadCentralDirectory(const std::string& b, const std::string& name) {
-  Reader r(b, name);
+// Where the central directory lies, from the end record (zip64's where the 32-bit fields
+// saturate).
+struct Directory {
+  uint64_t count = 0, offset = 0, size = 0, end = 0;
+};
+
+Directory FindDirectory(const Reader& r, const std::string& b, const std::string& name) {
   if (b.size() < 22) ThrowInvalid(name + ": not a zip/.npz file (" + std::to_string(b.size()) + " bytes)");
   // The end record sits at the end, after an optional comment of up to 65535 bytes.
   uint64_t eocd = UINT64_MAX;
@@ -116,12 +121,13 @@ std::vector<Entry> ReadCentralDirectory(const std::string& b, const std::string&
   if (eocd == UINT64_MAX) ThrowInvalid(name + ": corrupt zip: end of central directory not found");
   if (r.U16(eocd + 4) != 0 || r.U16(eocd + 6) != 0)
     ThrowUnsupported(name + ": multi-disk zip archives are not supported");
-  uint64_t count = r.U16(eocd + 10);
+  Directory d;
+  d.count = r.U16(eocd + 10);
   uint64_t count_disk = r.U16(eocd + 8);
-  uint64_t cd_size = r.U32(eocd + 12);
-  uint64_t cd_offset = r.U32(eocd + 16);
-  uint64_t cd_limit = eocd;  // the directory must end before this
-  if (count == 0xFFFF || cd_size == kMax32 || cd_offset == kMax32) {
+  d.size = r.U32(eocd + 12);
+  d.offset = r.U32(eocd + 16);
+  uint64_t limit = eocd;  // the directory must end before this
+  if (d.count == 0xFFFF || d.size == kMax32 || d.offset == kMax32) {
     if (eocd < 20 || r.U32(eocd - 20) != kEnd64LocatorSig)
       ThrowInvalid(name + ": corrupt zip: zip64 end record locator missing");
     uint64_t z64 = r.U64(eocd - 20 + 8);
@@ -133,107 +139,123 @@ std::vector<Entry> ReadCentralDirectory(const std::string& b, const std::string&
     if (r.U32(z64 + 16) != 0 || r.U32(z64 + 20) != 0)
       ThrowUnsupported(name + ": multi-disk zip archives are not supported");
     count_disk = r.U64(z64 + 24);
-    count = r.U64(z64 + 32);
-    cd_size = r.U64(z64 + 40);
-    cd_offset = r.U64(z64 + 48);
-    cd_limit = z64;
+    d.count = r.U64(z64 + 32);
+    d.size = r.U64(z64 + 40);
+    d.offset = r.U64(z64 + 48);
+    limit = z64;
   }
-  if (count != count_disk)
-    ThrowInvalid(name + ": corrupt zip: entry counts disagree (" + std::to_string(count) + " vs " +
-                 std::to_string(count_disk) + ")");
-  uint64_t cd_end;
-  if (AddOverflows(cd_offset, cd_size, &cd_end) || cd_end > cd_limit)
-    ThrowInvalid(name + ": corrupt zip: central directory (offset " + std::to_string(cd_offset) +
-                 ", size " + std::to_string(cd_size) + ") runs past its end record");
-  if (count > cd_size / 46)
-    ThrowInvalid(name + ": corrupt zip: " + std::to_string(count) +
-                 " entries cannot fit in a central directory of " + std::to_string(cd_size) +
+  if (d.count != count_disk)
+    ThrowInvalid(name + ": corrupt zip: entry counts disagree (" + std::to_string(d.count) +
+                 " vs " + std::to_string(count_disk) + ")");
+  if (AddOverflows(d.offset, d.size, &d.end) || d.end > limit)
+    ThrowInvalid(name + ": corrupt zip: central directory (offset " + std::to_string(d.offset) +
+                 ", size " + std::to_string(d.size) + ") runs past its end record");
+  if (d.count > d.size / 46)
+    ThrowInvalid(name + ": corrupt zip: " + std::to_string(d.count) +
+                 " entries cannot fit in a central directory of " + std::to_string(d.size) +
                  " bytes");
+  return d;
+}
 
-  std::vector<Entry> entries;
-  entries.reserve(count);
-  uint64_t p = cd_offset;
-  for (uint64_t i = 0; i < count; ++i) {
-    if (p + 46 > cd_end) ThrowInvalid(name + ": corrupt zip: central directory entry " + std::to_string(i) + " truncated");
-    if (r.U32(p) != kCentralSig)
-      ThrowInvalid(name + ": corrupt zip: bad central directory signature at offset " + std::to_string(p));
-    Entry e;
-    e.flags = r.U16(p + 8);
-    e.method = r.U16(p + 10);
-    e.crc = r.U32(p + 16);
-    e.csize = r.U32(p + 20);
-    e.usize = r.U32(p + 24);
-    uint64_t name_len = r.U16(p + 28), extra_len = r.U16(p + 30), comment_len = r.U16(p + 32);
-    uint64_t disk = r.U16(p + 34);
-    e.local_offset = r.U32(p + 42);
-    uint64_t var_end = p + 46 + name_len + extra_len + comment_len;
-    if (var_end > cd_end)
-      ThrowInvalid(name + ": corrupt zip: central directory entry " + std::to_string(i) +
-                   " runs past the directory");
-    e.name = b.substr(p + 46, name_len);
-    std::string where = name + ": member '" + e.name + "'";
-    if (disk != 0 && disk != 0xFFFF) ThrowUnsupported(where + ": multi-disk zip archives are not supported");
-    // zip64 extra field: the saturated 32-bit fields follow in a fixed order.
-    uint64_t x = p + 46 + name_len, x_end = x + extra_len;
-    bool need64 = e.usize == kMax32 || e.csize == kMax32 || e.local_offset == kMax32;
-    bool found64 = false;
-    while (x + 4 <= x_end) {
-      uint16_t id = r.U16(x), sz = r.U16(x + 2);
-      if (x + 4 + sz > x_end) ThrowInvalid(where + ": corrupt zip: extra field runs past its entry");
-      if (id == 0x0001 && need64) {
-        uint64_t q = x + 4, q_end = x + 4 + sz;
-        auto take = [&](uint64_t* field) {
-          if (*field != kMax32) return;
-          if (q + 8 > q_end) ThrowInvalid(where + ": corrupt zip: zip64 extra field too short");
-          *field = r.U64(q);
-          q += 8;
-        };
-        take(&e.usize);
-        take(&e.csize);
-        take(&e.local_offset);
-        found64 = true;
-      }
-      x += 4 + sz;
+// zip64 extra field of the entry whose extra fields span [x, x_end): the saturated 32-bit
+// fields follow in a fixed order.
+void ReadZip64Extra(const Reader& r, uint64_t x, uint64_t x_end, Entry& e,
+                    const std::string& where) {
+  bool need64 = e.usize == kMax32 || e.csize == kMax32 || e.local_offset == kMax32;
+  bool found64 = false;
+  while (x + 4 <= x_end) {
+    uint16_t id = r.U16(x), sz = r.U16(x + 2);
+    if (x + 4 + sz > x_end) ThrowInvalid(where + ": corrupt zip: extra field runs past its entry");
+    if (id == 0x0001 && need64) {
+      uint64_t q = x + 4, q_end = x + 4 + sz;
+      auto take = [&](uint64_t* field) {
+        if (*field != kMax32) return;
+        if (q + 8 > q_end) ThrowInvalid(where + ": corrupt zip: zip64 extra field too short");
+        *field = r.U64(q);
+        q += 8;
+      };
+      take(&e.usize);
+      take(&e.csize);
+      take(&e.local_offset);
+      found64 = true;
     }
-    if (need64 && !found64) ThrowInvalid(where + ": corrupt zip: zip64 sizes missing");
-    p = var_end;
-
-    if (e.flags & 0x1) ThrowUnsupported(where + ": encrypted zip members are not supported");
-    if (e.method != 0 && e.method != 8)
-      ThrowUnsupported(where + ": zip compression method " + std::to_string(e.method) +
-                       " is not supported (stored or deflated only)");
-    if (e.method == 0 && e.csize != e.usize)
-      ThrowInvalid(where + ": corrupt zip: stored member has compressed size " +
-                   std::to_string(e.csize) + " != size " + std::to_string(e.usize));
-    uint64_t max_usize;
-    if (e.method == 8 &&
-        (MulOverflows(e.csize, kMaxDeflateRatio, &max_usize) || e.usize > max_usize + 64))
-      ThrowInvalid(where + ": declares " + std::to_string(e.usize) + " bytes from " +
-                   std::to_string(e.csize) + " compressed, more than deflate can produce");
-
-    // Local header: must agree with the central entry.
-    uint64_t l = e.local_offset;
-    r.Need(l, 30, "local header");
-    if (l + 30 > cd_offset) ThrowInvalid(where + ": corrupt zip: local header overlaps the central directory");
-    if (r.U32(l) != kLocalSig) ThrowInvalid(where + ": corrupt zip: bad local header signature at offset " + std::to_string(l));
-    if (r.U16(l + 8) != e.method) ThrowInvalid(where + ": corrupt zip: local and central compression methods differ");
-    uint64_t lname = r.U16(l + 26), lextra = r.U16(l + 28);
-    r.Need(l + 30, lname + lextra, "local header name");
-    if (b.compare(l + 30, lname, e.name) != 0)
-      ThrowInvalid(where + ": corrupt zip: local header names '" + b.substr(l + 30, lname) + "'");
-    if (!(e.flags & 0x8)) {
-      uint64_t lcrc = r.U32(l + 14), lcs = r.U32(l + 18), lus = r.U32(l + 22);
-      if (lcrc != e.crc || (lcs != kMax32 && lcs != e.csize) || (lus != kMax32 && lus != e.usize))
-        ThrowInvalid(where + ": corrupt zip: local header sizes or CRC differ from the central directory");
-    }
-    e.data_offset = l + 30 + lname + lextra;
-    uint64_t data_end;
-    if (AddOverflows(e.data_offset, e.csize, &data_end) || data_end > cd_offset)
-      ThrowInvalid(where + ": corrupt zip: " + std::to_string(e.csize) + " bytes of data at offset " +
-                   std::to_string(e.data_offset) + " run past the member area");
-    entries.push_back(std::move(e));
+    x += 4 + sz;
   }
-  // Members may not share bytes: overlapping entries multiply a zip bomb's output.
+  if (need64 && !found64) ThrowInvalid(where + ": corrupt zip: zip64 sizes missing");
+}
+
+// Encryption, method and the sizes a member declares.
+void CheckMethodAndSizes(const Entry& e, const std::string& where) {
+  if (e.flags & 0x1) ThrowUnsupported(where + ": encrypted zip members are not supported");
+  if (e.method != 0 && e.method != 8)
+    ThrowUnsupported(where + ": zip compression method " + std::to_string(e.method) +
+                     " is not supported (stored or deflated only)");
+  if (e.method == 0 && e.csize != e.usize)
+    ThrowInvalid(where + ": corrupt zip: stored member has compressed size " +
+                 std::to_string(e.csize) + " != size " + std::to_string(e.usize));
+  uint64_t max_usize;
+  if (e.method == 8 &&
+      (MulOverflows(e.csize, kMaxDeflateRatio, &max_usize) || e.usize > max_usize + 64))
+    ThrowInvalid(where + ": declares " + std::to_string(e.usize) + " bytes from " +
+                 std::to_string(e.csize) + " compressed, more than deflate can produce");
+}
+
+// The local header must agree with the central entry; sets where the data starts.
+void ReadLocalHeader(const Reader& r, const std::string& b, uint64_t cd_offset, Entry& e,
+                     const std::string& where) {
+  uint64_t l = e.local_offset;
+  r.Need(l, 30, "local header");
+  if (l + 30 > cd_offset) ThrowInvalid(where + ": corrupt zip: local header overlaps the central directory");
+  if (r.U32(l) != kLocalSig) ThrowInvalid(where + ": corrupt zip: bad local header signature at offset " + std::to_string(l));
+  if (r.U16(l + 8) != e.method) ThrowInvalid(where + ": corrupt zip: local and central compression methods differ");
+  uint64_t lname = r.U16(l + 26), lextra = r.U16(l + 28);
+  r.Need(l + 30, lname + lextra, "local header name");
+  if (b.compare(l + 30, lname, e.name) != 0)
+    ThrowInvalid(where + ": corrupt zip: local header names '" + b.substr(l + 30, lname) + "'");
+  if (!(e.flags & 0x8)) {
+    uint64_t lcrc = r.U32(l + 14), lcs = r.U32(l + 18), lus = r.U32(l + 22);
+    if (lcrc != e.crc || (lcs != kMax32 && lcs != e.csize) || (lus != kMax32 && lus != e.usize))
+      ThrowInvalid(where + ": corrupt zip: local header sizes or CRC differ from the central directory");
+  }
+  e.data_offset = l + 30 + lname + lextra;
+  uint64_t data_end;
+  if (AddOverflows(e.data_offset, e.csize, &data_end) || data_end > cd_offset)
+    ThrowInvalid(where + ": corrupt zip: " + std::to_string(e.csize) + " bytes of data at offset " +
+                 std::to_string(e.data_offset) + " run past the member area");
+}
+
+// Entry `i` of the directory at `*p`; moves `*p` past it.
+Entry ReadCentralEntry(const Reader& r, const std::string& b, const Directory& d, uint64_t i,
+                       uint64_t* p, const std::string& name) {
+  const uint64_t at = *p;
+  if (at + 46 > d.end) ThrowInvalid(name + ": corrupt zip: central directory entry " + std::to_string(i) + " truncated");
+  if (r.U32(at) != kCentralSig)
+    ThrowInvalid(name + ": corrupt zip: bad central directory signature at offset " + std::to_string(at));
+  Entry e;
+  e.flags = r.U16(at + 8);
+  e.method = r.U16(at + 10);
+  e.crc = r.U32(at + 16);
+  e.csize = r.U32(at + 20);
+  e.usize = r.U32(at + 24);
+  uint64_t name_len = r.U16(at + 28), extra_len = r.U16(at + 30), comment_len = r.U16(at + 32);
+  uint64_t disk = r.U16(at + 34);
+  e.local_offset = r.U32(at + 42);
+  uint64_t var_end = at + 46 + name_len + extra_len + comment_len;
+  if (var_end > d.end)
+    ThrowInvalid(name + ": corrupt zip: central directory entry " + std::to_string(i) +
+                 " runs past the directory");
+  e.name = b.substr(at + 46, name_len);
+  std::string where = name + ": member '" + e.name + "'";
+  if (disk != 0 && disk != 0xFFFF) ThrowUnsupported(where + ": multi-disk zip archives are not supported");
+  ReadZip64Extra(r, at + 46 + name_len, at + 46 + name_len + extra_len, e, where);
+  *p = var_end;
+  CheckMethodAndSizes(e, where);
+  ReadLocalHeader(r, b, d.offset, e, where);
+  return e;
+}
+
+// Members may not share bytes: overlapping entries multiply a zip bomb's output.
+void CheckNoOverlap(const std::vector<Entry>& entries, const std::string& name) {
   std::vector<const Entry*> by_offset;
   for (const Entry& e : entries) by_offset.push_back(&e);
   std::sort(by_offset.begin(), by_offset.end(),
@@ -243,6 +265,16 @@ std::vector<Entry> ReadCentralDirectory(const std::string& b, const std::string&
       ThrowInvalid(name + ": corrupt zip: members '" + by_offset[i - 1]->name + "' and '" +
                    by_offset[i]->name + "' overlap");
   }
+}
+
+std::vector<Entry> ReadCentralDirectory(const std::string& b, const std::string& name) {
+  Reader r(b, name);
+  const Directory d = FindDirectory(r, b, name);
+  std::vector<Entry> entries;
+  entries.reserve(d.count);
+  uint64_t p = d.offset;
+  for (uint64_t i = 0; i < d.count; ++i) entries.push_back(ReadCentralEntry(r, b, d, i, &p, name));
+  CheckNoOverlap(entries, name);
   return entries;
 }
 
