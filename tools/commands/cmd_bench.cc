@@ -45,20 +45,135 @@ std::string JsonEscape(const std::string& s) {
   return out;
 }
 
+struct Options {
+  std::string model, input;
+  std::vector<std::string> dims;
+  int threads = 1, warmup = 3, iters = 0;
+  bool no_optimize = false;
+  double seconds = 0;
+  bool json = false;
+  bool profile = false;
+  int profile_top = 10;
+  BackendChoice backend;
+};
+
+// --dim name=N, each N >= 0.
+std::map<std::string, int64_t> ParseDims(const std::vector<std::string>& args) {
+  std::map<std::string, int64_t> dims;
+  for (const std::string& d : args) {
+    auto eq = d.find('=');
+    int64_t v = -1;
+    try {
+      if (eq != std::string::npos) v = std::stoll(d.substr(eq + 1));
+    } catch (const std::exception&) {
+    }
+    if (eq == std::string::npos || eq == 0 || v < 0)
+      throw Error(ErrorCode::kUsage, "--dim expects name=N with N >= 0, got '" + d + "'");
+    dims[d.substr(0, eq)] = v;
+  }
+  return dims;
+}
+
+// The --input file's arrays the model takes (labels beside them are ignored, as in `run`),
+// or seeded random inputs from the declared shapes.
+runtime::NamedTensors BenchInputs(const Options& o, Runner& session) {
+  runtime::NamedTensors inputs;
+  if (!o.input.empty()) {
+    std::vector<std::string> wanted;
+    for (const ir::Value* v : session.inputs()) wanted.push_back(v->name());
+    return KeepModelInputs(formats::LoadTensorFile(o.input), wanted, o.input);
+  }
+  const std::map<std::string, int64_t> dims = ParseDims(o.dims);
+  std::mt19937 rng(12345);
+  for (const ir::Value* v : session.inputs())
+    inputs.emplace_back(v->name(), eval::RandomInput(*v, dims, rng));
+  return inputs;
+}
+
+struct BenchResult {
+  eval::LatencyStats st;
+  double load_ms = 0, peak_rss_mb = 0;
+};
+
+void PrintJson(const Options& o, Runner& session, const BenchResult& r) {
+  const eval::LatencyStats& st = r.st;
+  runtime::Session* native = session.native_session();
+  fmt::print(
+      "{{\"model\": \"{}\", \"backend\": \"{}\", \"device\": \"{}\", \"threads\": {}, "
+      "\"cpu\": \"{}\", \"load_ms\": {:.4f}, "
+      "\"first_run_ms\": {:.4f}, \"warmup\": {}, \"iterations\": {}, \"mean_ms\": {:.4f}, "
+      "\"p50_ms\": {:.4f}, \"p90_ms\": {:.4f}, \"p99_ms\": {:.4f}, \"min_ms\": {:.4f}, "
+      "\"max_ms\": {:.4f}, \"stddev_ms\": {:.4f}, \"throughput_per_s\": {:.3f}, "
+      "\"peak_rss_mb\": {:.1f}{}}}\n",
+      JsonEscape(o.model), session.backend(), session.device(), st.threads,
+      JsonEscape(runtime::GetCpuFeatures().model_name), r.load_ms, st.first_ms, st.warmup, st.runs,
+      st.mean_ms, st.p50_ms, st.p90_ms, st.p99_ms, st.min_ms, st.max_ms, st.stddev_ms,
+      st.throughput_per_s, r.peak_rss_mb,
+      o.profile && native ? ", \"profile\": " + ProfileJson(native->Profile()) : std::string());
+}
+
+void PrintText(const Options& o, Runner& session, const BenchResult& r) {
+  const eval::LatencyStats& st = r.st;
+  const std::string& cpu = runtime::GetCpuFeatures().model_name;
+  fmt::print("model:       {}\n", o.model);
+  fmt::print("backend:     {} on {}\n", session.backend(), session.device());
+  fmt::print("cpu:         {} ({} thread(s))\n", cpu.empty() ? "unknown" : cpu, st.threads);
+  fmt::print("load+plan:   {:.3f} ms\n", r.load_ms);
+  fmt::print("first run:   {:.3f} ms\n", st.first_ms);
+  fmt::print("runs:        {} timed after {} warmup\n", st.runs, st.warmup);
+  fmt::print("mean:        {:.3f} ms (stddev {:.3f})\n", st.mean_ms, st.stddev_ms);
+  fmt::print("p50/p90/p99: {:.3f} / {:.3f} / {:.3f} ms\n", st.p50_ms, st.p90_ms, st.p99_ms);
+  fmt::print("min/max:     {:.3f} / {:.3f} ms\n", st.min_ms, st.max_ms);
+  fmt::print("throughput:  {:.2f} inferences/s\n", st.throughput_per_s);
+  fmt::print("peak RSS:    {:.1f} MiB\n", r.peak_rss_mb);
+  runtime::Session* native = session.native_session();
+  if (o.profile && native)
+    fmt::print("\n{}", ProfileTable(native->Profile(), static_cast<size_t>(o.profile_top)));
+}
+
+int RunBench(const Options& o) {
+  if (o.profile && o.backend.backend != "native")
+    throw Error(ErrorCode::kUsage, "--profile times the native runtime's kernels; it "
+                                   "cannot be used with --backend " + o.backend.backend);
+  ParseDims(o.dims);  // usage errors before the model loads
+  runtime::SessionOptions so;
+  so.threads = o.threads;
+  so.profile = o.profile;
+  BenchResult r;
+  auto t0 = Clock::now();
+  auto session = MakeRunner(o.model, !o.no_optimize, o.backend, so);
+  r.load_ms = Ms(Clock::now() - t0);
+  const runtime::NamedTensors inputs = BenchInputs(o, *session);
+  eval::LatencyOptions lo;
+  lo.warmup = o.warmup;
+  lo.runs = o.iters > 0 ? o.iters : 20;
+  lo.seconds = o.seconds;
+  runtime::Session* native = session->native_session();
+  // The harness runs once, then `warmup` times, then the timed runs: the profile
+  // starts at the first timed run.
+  int64_t started = 0;
+  auto run_once = [&] {
+    if (o.profile && native && started++ == 1 + lo.warmup) native->ResetProfile();
+    session->Run(inputs);
+  };
+  try {
+    r.st = eval::MeasureLatencyOf(run_once, session->threads(), lo);
+  } catch (const Error& e) {
+    throw Error(e.code(), o.model + ": " + e.what());
+  }
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  r.peak_rss_mb = static_cast<double>(ru.ru_maxrss) / 1024.0;  // Linux: KiB
+  if (o.json)
+    PrintJson(o, *session, r);
+  else
+    PrintText(o, *session, r);
+  return 0;
+}
+
 }  // namespace
 
 void AddBenchCommand(CLI::App& app, Action& action) {
-  struct Options {
-    std::string model, input;
-    std::vector<std::string> dims;
-    int threads = 1, warmup = 3, iters = 0;
-    bool no_optimize = false;
-    double seconds = 0;
-    bool json = false;
-    bool profile = false;
-    int profile_top = 10;
-    BackendChoice backend;
-  };
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("bench", "Measure the latency of a model on the native runtime");
   cmd->add_option("MODEL", o->model, "model file (.onnx, .epk)")->required();
@@ -88,91 +203,7 @@ void AddBenchCommand(CLI::App& app, Action& action) {
       ->capture_default_str()
       ->check(CLI::Range(0, 1000000));
   cmd->callback([o, &action] {
-    action = [o] {
-      std::map<std::string, int64_t> dims;
-      for (const std::string& d : o->dims) {
-        auto eq = d.find('=');
-        int64_t v = -1;
-        try {
-          if (eq != std::string::npos) v = std::stoll(d.substr(eq + 1));
-        } catch (const std::exception&) {
-        }
-        if (eq == std::string::npos || eq == 0 || v < 0)
-          throw Error(ErrorCode::kUsage, "--dim expects name=N with N >= 0, got '" + d + "'");
-        dims[d.substr(0, eq)] = v;
-      }
-      if (o->profile && o->backend.backend != "native")
-        throw Error(ErrorCode::kUsage, "--profile times the native runtime's kernels; it "
-                                       "cannot be used with --backend " + o->backend.backend);
-      runtime::SessionOptions so;
-      so.threads = o->threads;
-      so.profile = o->profile;
-      auto t0 = Clock::now();
-      auto session = MakeRunner(o->model, !o->no_optimize, o->backend, so);
-      double load_ms = Ms(Clock::now() - t0);
-      runtime::NamedTensors inputs;
-      if (!o->input.empty()) {
-        inputs = formats::LoadTensorFile(o->input);
-        std::vector<std::string> wanted;  // labels next to the inputs are ignored, as in `run`
-        for (const ir::Value* v : session->inputs()) wanted.push_back(v->name());
-        inputs = KeepModelInputs(std::move(inputs), wanted, o->input);
-      } else {
-        std::mt19937 rng(12345);
-        for (const ir::Value* v : session->inputs()) inputs.emplace_back(v->name(), eval::RandomInput(*v, dims, rng));
-      }
-      eval::LatencyOptions lo;
-      lo.warmup = o->warmup;
-      lo.runs = o->iters > 0 ? o->iters : 20;
-      lo.seconds = o->seconds;
-      eval::LatencyStats st;
-      runtime::Session* native = session->native_session();
-      // The harness runs once, then `warmup` times, then the timed runs: the profile
-      // starts at the first timed run.
-      int64_t started = 0;
-      auto run_once = [&] {
-        if (o->profile && native && started++ == 1 + lo.warmup) native->ResetProfile();
-        session->Run(inputs);
-      };
-      try {
-        st = eval::MeasureLatencyOf(run_once, session->threads(), lo);
-      } catch (const Error& e) {
-        throw Error(e.code(), o->model + ": " + e.what());
-      }
-      struct rusage ru {};
-      getrusage(RUSAGE_SELF, &ru);
-      double peak_rss_mb = static_cast<double>(ru.ru_maxrss) / 1024.0;  // Linux: KiB
-      const std::string& cpu = runtime::GetCpuFeatures().model_name;
-      if (o->json) {
-        fmt::print(
-            "{{\"model\": \"{}\", \"backend\": \"{}\", \"device\": \"{}\", \"threads\": {}, "
-            "\"cpu\": \"{}\", \"load_ms\": {:.4f}, "
-            "\"first_run_ms\": {:.4f}, \"warmup\": {}, \"iterations\": {}, \"mean_ms\": {:.4f}, "
-            "\"p50_ms\": {:.4f}, \"p90_ms\": {:.4f}, \"p99_ms\": {:.4f}, \"min_ms\": {:.4f}, "
-            "\"max_ms\": {:.4f}, \"stddev_ms\": {:.4f}, \"throughput_per_s\": {:.3f}, "
-            "\"peak_rss_mb\": {:.1f}{}}}\n",
-            JsonEscape(o->model), session->backend(), session->device(), st.threads, JsonEscape(cpu), load_ms, st.first_ms, st.warmup,
-            st.runs, st.mean_ms, st.p50_ms, st.p90_ms, st.p99_ms, st.min_ms, st.max_ms,
-            st.stddev_ms, st.throughput_per_s, peak_rss_mb,
-            o->profile && native ? ", \"profile\": " + ProfileJson(native->Profile())
-                                 : std::string());
-        return 0;
-      }
-      fmt::print("model:       {}\n", o->model);
-      fmt::print("backend:     {} on {}\n", session->backend(), session->device());
-      fmt::print("cpu:         {} ({} thread(s))\n", cpu.empty() ? "unknown" : cpu,
-                 st.threads);
-      fmt::print("load+plan:   {:.3f} ms\n", load_ms);
-      fmt::print("first run:   {:.3f} ms\n", st.first_ms);
-      fmt::print("runs:        {} timed after {} warmup\n", st.runs, st.warmup);
-      fmt::print("mean:        {:.3f} ms (stddev {:.3f})\n", st.mean_ms, st.stddev_ms);
-      fmt::print("p50/p90/p99: {:.3f} / {:.3f} / {:.3f} ms\n", st.p50_ms, st.p90_ms, st.p99_ms);
-      fmt::print("min/max:     {:.3f} / {:.3f} ms\n", st.min_ms, st.max_ms);
-      fmt::print("throughput:  {:.2f} inferences/s\n", st.throughput_per_s);
-      fmt::print("peak RSS:    {:.1f} MiB\n", peak_rss_mb);
-      if (o->profile && native)
-        fmt::print("\n{}", ProfileTable(native->Profile(), static_cast<size_t>(o->profile_top)));
-      return 0;
-    };
+    action = [o] { return RunBench(*o); };
   });
 }
 

@@ -18,17 +18,96 @@
 
 namespace edgepress::tools {
 
+namespace {
+
+struct Options {
+  std::string model, method = "minmax", output;
+  std::vector<std::string> data, tensors, layout;
+  double percentile = 99.99;
+  int per_channel_axis = -1;
+  int bins = 2048;
+  int64_t batch_size = 1, max_samples = -1;
+  int threads = 1;
+  bool symmetric = false, no_optimize = false, json = false;
+};
+
+calibrate::CalibrationOptions ToCalibrationOptions(const Options& o) {
+  calibrate::CalibrationOptions co;
+  try {
+    co.observer.method = calibrate::ParseMethod(o.method);
+  } catch (const Error& e) {
+    throw Error(ErrorCode::kUsage, std::string("--method: ") + e.what());
+  }
+  if (!(o.percentile > 0 && o.percentile <= 100))
+    throw Error(ErrorCode::kUsage,
+                fmt::format("--percentile must be in (0, 100], got {}", o.percentile));
+  co.observer.percentile = o.percentile;
+  co.observer.per_channel_axis = o.per_channel_axis;
+  co.observer.bins = o.bins;
+  co.observer.symmetric = o.symmetric;
+  co.tensors = o.tensors;
+  co.threads = o.threads;
+  co.batch_size = o.batch_size;
+  co.max_samples = o.max_samples;
+  if (!o.json && isatty(fileno(stderr)))
+    co.progress = [](int64_t done, int64_t total) {
+      std::fprintf(stderr, "\rcalibrating: %lld/%lld samples", static_cast<long long>(done),
+                   static_cast<long long>(total));
+      if (done == total) std::fprintf(stderr, "\n");
+    };
+  return co;
+}
+
+void PrintSummary(const Options& o, const calibrate::CalibrationResult& r) {
+  if (o.json) {
+    nlohmann::json j;
+    j["model"] = o.model;
+    j["output"] = o.output;
+    j["method"] = r.method;
+    j["tensors"] = r.ranges.size();
+    j["samples"] = r.samples;
+    j["data_sha256"] = r.data_sha256;
+    j["peak_observer_bytes"] = r.peak_observer_bytes;
+    j["fallbacks"] = r.fallbacks;
+    fmt::print("{}\n", j.dump(2));
+  } else {
+    fmt::print("calibrated {} tensors on {} samples ({}), data sha256 {}, wrote {}\n",
+               r.ranges.size(), r.samples, r.method, r.data_sha256, o.output);
+  }
+  if (r.fallbacks <= 0) return;
+  std::string first;
+  for (const auto& [name, t] : r.ranges)
+    if (!t.fallback.empty()) {
+      first = "'" + name + "': " + t.fallback;
+      break;
+    }
+  std::fprintf(stderr,
+               "warning: %lld of %zu ranges fell back to min/max: the calibration "
+               "statistics were too thin for %s (first: %s); give more samples or use "
+               "--method minmax\n",
+               static_cast<long long>(r.fallbacks), r.ranges.size(), r.method.c_str(),
+               first.c_str());
+}
+
+int RunCalibrate(const Options& o) {
+  const calibrate::CalibrationOptions co = ToCalibrationOptions(o);
+  std::unique_ptr<ir::Model> model = LoadModelForRun(o.model, !o.no_optimize);
+  calibrate::CalibrationResult r;
+  try {
+    calibrate::DataSet data = calibrate::DataSet::Open(
+        o.data, *model->graph, calibrate::ParseDataLayout(o.layout, "--layout"));
+    r = calibrate::Calibrate(*model, data, co);
+  } catch (const Error& e) {
+    throw Error(e.code(), o.model + ": " + e.what());
+  }
+  calibrate::SaveRanges(r, o.output);
+  PrintSummary(o, r);
+  return 0;
+}
+
+}  // namespace
+
 void AddCalibrateCommand(CLI::App& app, Action& action) {
-  struct Options {
-    std::string model, method = "minmax", output;
-    std::vector<std::string> data, tensors, layout;
-    double percentile = 99.99;
-    int per_channel_axis = -1;
-    int bins = 2048;
-    int64_t batch_size = 1, max_samples = -1;
-    int threads = 1;
-    bool symmetric = false, no_optimize = false, json = false;
-  };
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand(
       "calibrate",
@@ -78,72 +157,7 @@ void AddCalibrateCommand(CLI::App& app, Action& action) {
   cmd->add_option("-o,--output", o->output, "ranges file to write (.json)")->required();
   cmd->add_flag("--json", o->json, "print the summary as JSON");
   cmd->callback([o, &action] {
-    action = [o] {
-      calibrate::CalibrationOptions co;
-      try {
-        co.observer.method = calibrate::ParseMethod(o->method);
-      } catch (const Error& e) {
-        throw Error(ErrorCode::kUsage, std::string("--method: ") + e.what());
-      }
-      if (!(o->percentile > 0 && o->percentile <= 100))
-        throw Error(ErrorCode::kUsage,
-                    fmt::format("--percentile must be in (0, 100], got {}", o->percentile));
-      co.observer.percentile = o->percentile;
-      co.observer.per_channel_axis = o->per_channel_axis;
-      co.observer.bins = o->bins;
-      co.observer.symmetric = o->symmetric;
-      co.tensors = o->tensors;
-      co.threads = o->threads;
-      co.batch_size = o->batch_size;
-      co.max_samples = o->max_samples;
-      bool tty = !o->json && isatty(fileno(stderr));
-      if (tty)
-        co.progress = [](int64_t done, int64_t total) {
-          std::fprintf(stderr, "\rcalibrating: %lld/%lld samples", static_cast<long long>(done),
-                       static_cast<long long>(total));
-          if (done == total) std::fprintf(stderr, "\n");
-        };
-      std::unique_ptr<ir::Model> model = LoadModelForRun(o->model, !o->no_optimize);
-      calibrate::CalibrationResult r;
-      try {
-        calibrate::DataSet data = calibrate::DataSet::Open(
-            o->data, *model->graph, calibrate::ParseDataLayout(o->layout, "--layout"));
-        r = calibrate::Calibrate(*model, data, co);
-      } catch (const Error& e) {
-        throw Error(e.code(), o->model + ": " + e.what());
-      }
-      calibrate::SaveRanges(r, o->output);
-      if (o->json) {
-        nlohmann::json j;
-        j["model"] = o->model;
-        j["output"] = o->output;
-        j["method"] = r.method;
-        j["tensors"] = r.ranges.size();
-        j["samples"] = r.samples;
-        j["data_sha256"] = r.data_sha256;
-        j["peak_observer_bytes"] = r.peak_observer_bytes;
-        j["fallbacks"] = r.fallbacks;
-        fmt::print("{}\n", j.dump(2));
-      } else {
-        fmt::print("calibrated {} tensors on {} samples ({}), data sha256 {}, wrote {}\n",
-                   r.ranges.size(), r.samples, r.method, r.data_sha256, o->output);
-      }
-      if (r.fallbacks > 0) {
-        std::string first;
-        for (const auto& [name, t] : r.ranges)
-          if (!t.fallback.empty()) {
-            first = "'" + name + "': " + t.fallback;
-            break;
-          }
-        std::fprintf(stderr,
-                     "warning: %lld of %zu ranges fell back to min/max: the calibration "
-                     "statistics were too thin for %s (first: %s); give more samples or use "
-                     "--method minmax\n",
-                     static_cast<long long>(r.fallbacks), r.ranges.size(), r.method.c_str(),
-                     first.c_str());
-      }
-      return 0;
-    };
+    action = [o] { return RunCalibrate(*o); };
   });
 }
 

@@ -75,16 +75,145 @@ double Top1(std::shared_ptr<const ir::Model> model, const calibrate::DataSet& da
   return acc.Value();
 }
 
+struct Options {
+  std::string model, metric = "nmse", sparsities = "0.3,0.5,0.7,0.9", label = "label", out;
+  std::vector<std::string> data;
+  int64_t max_samples = 64, min_params = 0;
+  int threads = 1;
+  bool json = false;
+};
+
+// What every layer's measurement shares: the model, its data, the ladder, the baseline.
+struct Study {
+  const Options& o;
+  std::shared_ptr<const ir::Model> model;
+  calibrate::DataSet data;
+  std::vector<double> ladder;
+  int64_t samples = 0;
+  bool labels = false;
+  std::optional<double> base_top1;
+};
+
+// `layer` pruned alone at each sparsity of the ladder, compared with the original.
+std::vector<Result> MeasureLayer(const Study& st, const passes::prune::PrunableWeight& layer) {
+  const Options& o = st.o;
+  std::vector<Result> row;
+  const std::string value = layer.users[0]->num_outputs() ? layer.users[0]->output(0)->name() : "";
+  for (double s : st.ladder) {
+    std::shared_ptr<ir::Model> pruned(st.model->Clone());
+    passes::PassContext ctx;
+    const std::vector<passes::PipelineStep> spec = {
+        {"prune-magnitude", {{"sparsity", fmt::format("{}", s)}, {"include", layer.layer}}}};
+    passes::RunPipeline(*pruned, spec, ctx);
+    std::vector<eval::LayerStats> stats = eval::CompareLayers(
+        st.model, pruned, st.samples, [&](int64_t i) { return st.data.Batch(i, 1); }, o.threads,
+        o.model, o.model + " (" + layer.layer + " pruned)");
+    Result r;
+    r.sparsity = s;
+    bool any_output = false;
+    for (const eval::LayerStats& ls : stats) {
+      if (!ls.compared()) continue;
+      if (ls.is_output) {
+        r.nmse = any_output ? std::max(r.nmse, ls.Nmse()) : ls.Nmse();
+        r.cosine = any_output ? std::min(r.cosine, ls.Cosine()) : ls.Cosine();
+        any_output = true;
+      }
+      if (ls.name == value) r.layer_nmse = ls.Nmse();
+    }
+    if (st.labels) r.top1 = Top1(pruned, st.data, o.label, st.samples, o.threads);
+    r.error = o.metric == "nmse"     ? r.nmse
+              : o.metric == "cosine" ? 1.0 - r.cosine
+                                     : *st.base_top1 - *r.top1;
+    row.push_back(r);
+  }
+  return row;
+}
+
+nlohmann::json LayerJson(const passes::prune::PrunableWeight& layer,
+                         const std::vector<Result>& row) {
+  nlohmann::json lj = {{"layer", layer.layer},
+                       {"op", layer.op},
+                       {"weight", layer.weight->name()},
+                       {"params", static_cast<int64_t>(layer.weight->initializer()->numel())},
+                       {"results", nlohmann::json::array()}};
+  for (const Result& r : row) {
+    nlohmann::json rj = {{"sparsity", r.sparsity}, {"error", r.error},
+                         {"output_nmse", r.nmse},  {"output_cosine", r.cosine},
+                         {"layer_nmse", r.layer_nmse}};
+    if (r.top1) rj["top1"] = *r.top1;
+    lj["results"].push_back(rj);
+  }
+  return lj;
+}
+
+void PrintTable(const Study& st, const std::vector<passes::prune::PrunableWeight>& layers,
+                const std::vector<std::vector<Result>>& table) {
+  const std::string& metric = st.o.metric;
+  size_t w = 5;
+  for (const auto& l : layers) w = std::max(w, l.layer.size());
+  std::string head = fmt::format("{:<{}}  {:<9} {:>9}", "layer", w, "op", "params");
+  for (double s : st.ladder) head += fmt::format("  {:>10}", fmt::format("@{:.2f}", s));
+  std::printf("%s error per sparsity (%s), %lld samples%s\n%s\n", metric.c_str(),
+              metric == "top1"     ? "top-1 drop, 0.01 = 1 point"
+              : metric == "cosine" ? "1 - cosine of the outputs"
+                                   : "NMSE of the outputs",
+              static_cast<long long>(st.samples),
+              st.base_top1 ? fmt::format(", baseline top-1 {:.4f}", *st.base_top1).c_str() : "",
+              head.c_str());
+  for (size_t i = 0; i < layers.size(); ++i) {
+    std::string line = fmt::format("{:<{}}  {:<9} {:>9}", layers[i].layer, w, layers[i].op,
+                                   layers[i].weight->initializer()->numel());
+    for (const Result& r : table[i]) line += fmt::format("  {:>10.4g}", r.error);
+    std::printf("%s\n", line.c_str());
+  }
+}
+
+int RunSensitivity(const Options& o) {
+  std::vector<double> ladder = ParseLadder(o.sparsities);  // usage errors before any I/O
+  std::shared_ptr<const ir::Model> model(LoadModel(o.model));
+  Study st{o,     model, calibrate::DataSet::Open(o.data, *model->graph), std::move(ladder), 0,
+           false, std::nullopt};
+  st.samples = std::min<int64_t>(st.data.size(), o.max_samples);
+  if (st.samples <= 0) ThrowInvalid("the data set has no samples");
+  st.labels = st.data.HasArray(o.label);
+  if (o.metric == "top1" && !st.labels)
+    throw Error(ErrorCode::kUsage, "--metric top1 needs the label array '" + o.label +
+                                       "' in the data (--label NAME)");
+  std::unique_ptr<ir::Model> probe = model->Clone();
+  passes::prune::FindOptions fo;
+  fo.min_params = o.min_params;
+  std::vector<passes::prune::PrunableWeight> layers = passes::prune::FindPrunable(*probe, fo);
+  if (layers.empty())
+    ThrowInvalid(o.model + ": no prunable weights (constant float weights of Conv, "
+                           "ConvTranspose, Gemm, MatMul, FusedConv, FusedGemm)");
+  if (st.labels) st.base_top1 = Top1(model, st.data, o.label, st.samples, o.threads);
+
+  nlohmann::json j;
+  j["model"] = o.model;
+  j["metric"] = o.metric;
+  j["samples"] = st.samples;
+  j["data_sha256"] = st.data.Sha256();
+  j["sparsities"] = st.ladder;
+  if (st.base_top1) j["baseline_top1"] = *st.base_top1;
+  j["layers"] = nlohmann::json::array();
+  std::vector<std::vector<Result>> table;
+  for (const auto& layer : layers) {
+    table.push_back(MeasureLayer(st, layer));
+    j["layers"].push_back(LayerJson(layer, table.back()));
+  }
+  if (!o.out.empty()) WriteFileAtomic(o.out, j.dump(1) + "\n");
+  if (o.json) {
+    std::fputs((j.dump(1) + "\n").c_str(), stdout);
+    return 0;
+  }
+  PrintTable(st, layers, table);
+  if (!o.out.empty()) std::printf("wrote %s\n", o.out.c_str());
+  return 0;
+}
+
 }  // namespace
 
 void AddSensitivityCommand(CLI::App& app, Action& action) {
-  struct Options {
-    std::string model, metric = "nmse", sparsities = "0.3,0.5,0.7,0.9", label = "label", out;
-    std::vector<std::string> data;
-    int64_t max_samples = 64, min_params = 0;
-    int threads = 1;
-    bool json = false;
-  };
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand(
       "sensitivity",
@@ -119,106 +248,7 @@ void AddSensitivityCommand(CLI::App& app, Action& action) {
   cmd->add_option("-o,--output", o->out, "write the JSON to this file");
   cmd->add_flag("--json", o->json, "print JSON instead of the table");
   cmd->callback([o, &action] {
-    action = [o] {
-      std::vector<double> ladder = ParseLadder(o->sparsities);
-      std::shared_ptr<const ir::Model> model(LoadModel(o->model));
-      calibrate::DataSet data = calibrate::DataSet::Open(o->data, *model->graph);
-      int64_t samples = std::min<int64_t>(data.size(), o->max_samples);
-      if (samples <= 0) ThrowInvalid("the data set has no samples");
-      bool labels = data.HasArray(o->label);
-      if (o->metric == "top1" && !labels)
-        throw Error(ErrorCode::kUsage, "--metric top1 needs the label array '" + o->label +
-                                           "' in the data (--label NAME)");
-      std::unique_ptr<ir::Model> probe = model->Clone();
-      passes::prune::FindOptions fo;
-      fo.min_params = o->min_params;
-      std::vector<passes::prune::PrunableWeight> layers = passes::prune::FindPrunable(*probe, fo);
-      if (layers.empty())
-        ThrowInvalid(o->model + ": no prunable weights (constant float weights of Conv, "
-                                "ConvTranspose, Gemm, MatMul, FusedConv, FusedGemm)");
-      std::optional<double> base_top1;
-      if (labels) base_top1 = Top1(model, data, o->label, samples, o->threads);
-
-      nlohmann::json j;
-      j["model"] = o->model;
-      j["metric"] = o->metric;
-      j["samples"] = samples;
-      j["data_sha256"] = data.Sha256();
-      j["sparsities"] = ladder;
-      if (base_top1) j["baseline_top1"] = *base_top1;
-      j["layers"] = nlohmann::json::array();
-      std::vector<std::vector<Result>> table;
-      for (const auto& layer : layers) {
-        std::vector<Result> row;
-        std::string value = layer.users[0]->num_outputs() ? layer.users[0]->output(0)->name() : "";
-        for (double s : ladder) {
-          std::shared_ptr<ir::Model> pruned(model->Clone());
-          passes::PassContext ctx;
-          passes::RunPipeline(*pruned,
-                              {{"prune-magnitude",
-                                {{"sparsity", fmt::format("{}", s)}, {"include", layer.layer}}}},
-                              ctx);
-          std::vector<eval::LayerStats> st = eval::CompareLayers(
-              model, pruned, samples, [&](int64_t i) { return data.Batch(i, 1); }, o->threads,
-              o->model, o->model + " (" + layer.layer + " pruned)");
-          Result r;
-          r.sparsity = s;
-          bool any_output = false;
-          for (const eval::LayerStats& ls : st) {
-            if (!ls.compared()) continue;
-            if (ls.is_output) {
-              r.nmse = any_output ? std::max(r.nmse, ls.Nmse()) : ls.Nmse();
-              r.cosine = any_output ? std::min(r.cosine, ls.Cosine()) : ls.Cosine();
-              any_output = true;
-            }
-            if (ls.name == value) r.layer_nmse = ls.Nmse();
-          }
-          if (labels) r.top1 = Top1(pruned, data, o->label, samples, o->threads);
-          r.error = o->metric == "nmse"     ? r.nmse
-                    : o->metric == "cosine" ? 1.0 - r.cosine
-                                            : *base_top1 - *r.top1;
-          row.push_back(r);
-        }
-        nlohmann::json lj = {{"layer", layer.layer},
-                             {"op", layer.op},
-                             {"weight", layer.weight->name()},
-                             {"params", static_cast<int64_t>(layer.weight->initializer()->numel())},
-                             {"results", nlohmann::json::array()}};
-        for (const Result& r : row) {
-          nlohmann::json rj = {{"sparsity", r.sparsity}, {"error", r.error},
-                               {"output_nmse", r.nmse},  {"output_cosine", r.cosine},
-                               {"layer_nmse", r.layer_nmse}};
-          if (r.top1) rj["top1"] = *r.top1;
-          lj["results"].push_back(rj);
-        }
-        j["layers"].push_back(lj);
-        table.push_back(std::move(row));
-      }
-      if (!o->out.empty()) WriteFileAtomic(o->out, j.dump(1) + "\n");
-      if (o->json) {
-        std::fputs((j.dump(1) + "\n").c_str(), stdout);
-        return 0;
-      }
-      size_t w = 5;
-      for (const auto& l : layers) w = std::max(w, l.layer.size());
-      std::string head = fmt::format("{:<{}}  {:<9} {:>9}", "layer", w, "op", "params");
-      for (double s : ladder) head += fmt::format("  {:>10}", fmt::format("@{:.2f}", s));
-      std::printf("%s error per sparsity (%s), %lld samples%s\n%s\n", o->metric.c_str(),
-                  o->metric == "top1" ? "top-1 drop, 0.01 = 1 point"
-                  : o->metric == "cosine" ? "1 - cosine of the outputs"
-                                          : "NMSE of the outputs",
-                  static_cast<long long>(samples),
-                  base_top1 ? fmt::format(", baseline top-1 {:.4f}", *base_top1).c_str() : "",
-                  head.c_str());
-      for (size_t i = 0; i < layers.size(); ++i) {
-        std::string line = fmt::format("{:<{}}  {:<9} {:>9}", layers[i].layer, w, layers[i].op,
-                                       layers[i].weight->initializer()->numel());
-        for (const Result& r : table[i]) line += fmt::format("  {:>10.4g}", r.error);
-        std::printf("%s\n", line.c_str());
-      }
-      if (!o->out.empty()) std::printf("wrote %s\n", o->out.c_str());
-      return 0;
-    };
+    action = [o] { return RunSensitivity(*o); };
   });
 }
 
