@@ -10,8 +10,12 @@ namespace edgepress::eval {
 
 using namespace report_text;  // NOLINT: the report writers' shared formatting
 
-std::string ReportToMarkdown(const Report& r) {
-  std::string s = "# edgepress compress report\n\n";
+namespace {
+
+// Title, status and reasons, and what was compressed with what, on which machine.
+std::string Header(const Report& r) {
+  std::string s;
+  s += "# edgepress compress report\n\n";
   s += std::string("**Status: ") + (r.status == "passed" ? "passed" : r.status) + "** (exit code " +
        std::to_string(r.exit_code) + ")\n\n";
   for (const auto& why : r.reasons) s += "- " + why + "\n";
@@ -32,6 +36,12 @@ std::string ReportToMarkdown(const Report& r) {
          " samples) |\n";
   s += "| tool | edgepress " + r.tool_version + ", seed " + std::to_string(r.seed) + " |\n\n";
 
+  return s;
+}
+
+// Original against compressed: size, latency, metric, nodes, parameters, MACs.
+std::string Comparison(const Report& r) {
+  std::string s;
   s += "## Original vs compressed\n\n| | original | compressed | change |\n|---|---:|---:|---:|\n";
   const auto& a = r.baseline;
   const auto& b = r.compressed;
@@ -67,6 +77,12 @@ std::string ReportToMarkdown(const Report& r) {
          " |\n";
   s += "\n";
 
+  return s;
+}
+
+// The recipe's budgets, each with its margin.
+std::string Budgets(const Report& r) {
+  std::string s;
   s += "## Budgets\n\n";
   if (r.budgets.empty())
     s += "The recipe sets no budgets.\n\n";
@@ -78,7 +94,12 @@ std::string ReportToMarkdown(const Report& r) {
            (bu.passed ? "pass" : "**MISSED**: " + bu.Message()) + " |\n";
     s += "\n";
   }
-  s += DistillMarkdown(r);
+  return s;
+}
+
+// The pipeline, one row a pass with its statistics.
+std::string Passes(const Report& r) {
+  std::string s;
   s += "## Passes\n\n| pass | changed | statistics |\n|---|---|---|\n";
   for (const auto& p : r.passes) {
     std::string st;
@@ -86,6 +107,12 @@ std::string ReportToMarkdown(const Report& r) {
     s += "| " + p.pass + " | " + (p.changed ? "yes" : "no") + " | " + st + " |\n";
   }
   s += "\n";
+  return s;
+}
+
+// Every tuning trial, and the smaller trials rejected as slower than the original.
+std::string Trials(const Report& r) {
+  std::string s;
   if (!r.trials.empty()) {
     s += "## Tuning trials\n\n| # | trial | size | " +
          (r.metric.empty() ? std::string("metric") : r.metric) +
@@ -113,6 +140,12 @@ std::string ReportToMarkdown(const Report& r) {
     for (const auto& x : r.rejected_slower) s += "- " + x.message + "\n";
     s += "\n";
   }
+  return s;
+}
+
+// The layers that lost most, and where the time goes per op type.
+std::string LayersAndProfile(const Report& r) {
+  std::string s;
   if (!r.layers.empty()) {
     s += "## Per-layer error (largest first)\n\n| value | op | NMSE | cosine "
          "|\n|---|---|---:|---:|\n";
@@ -132,6 +165,12 @@ std::string ReportToMarkdown(const Report& r) {
            JoinKernels(rows[i].kernels) + " |\n";
     s += "\n";
   }
+  return s;
+}
+
+// Regressions against a baseline report, notes, and the artifacts written.
+std::string Closing(const Report& r) {
+  std::string s;
   if (!r.baseline_report.empty()) {
     s += "## Against `" + r.baseline_report + "`\n\n";
     if (r.regressions.empty()) s += "No regressions.\n";
@@ -147,6 +186,13 @@ std::string ReportToMarkdown(const Report& r) {
   for (const auto& ar : r.artifacts)
     s += "| `" + ar.path + "` | " + std::to_string(ar.bytes) + " | `" + ar.sha256 + "` |\n";
   return s;
+}
+
+}  // namespace
+
+std::string ReportToMarkdown(const Report& r) {
+  return Header(r) + Comparison(r) + Budgets(r) + DistillMarkdown(r) + Passes(r) + Trials(r) +
+         LayersAndProfile(r) + Closing(r);
 }
 
 }  // namespace edgepress::eval

@@ -138,20 +138,13 @@ void CheckDistillSteps(const std::vector<passes::PipelineStep>& steps, const std
   }
 }
 
-passes::PassRun RunDistillStep(ir::Model& student, const passes::PipelineStep& step,
-                               const std::vector<passes::PipelineStep>& pipeline,
-                               const DistillStepContext& c) {
-  const passes::PassOptions o = passes::ParseOptions(DistillStepInfo(), step.options);
-  passes::PassRun run;
-  run.pass = step.pass;
-  run.options = o.values();
-#ifndef EDGEPRESS_HAVE_DISTILL
-  (void)student;
-  (void)pipeline;
-  (void)c;
-  ThrowUnsupported("distill step: this edgepress was built without LibTorch");
-#else
-  const auto t0 = std::chrono::steady_clock::now();
+#ifdef EDGEPRESS_HAVE_DISTILL
+namespace {
+
+// The step's options as the trainer's; a bad prune pattern or a missing ranges-out fails
+// before any work.
+distill::DistillOptions ToDistillOptions(const passes::PassOptions& o,
+                                         const DistillStepContext& c) {
   distill::DistillOptions d;
   d.steps = o.GetInt("steps");
   d.epochs = o.GetInt("epochs");
@@ -179,11 +172,10 @@ passes::PassRun RunDistillStep(ir::Model& student, const passes::PipelineStep& s
   d.prune_end = o.GetInt("prune-end");
   d.prune_every = o.GetInt("prune-every");
   d.prune_pattern = o.GetString("prune-pattern");
-  distill::ParsePrunePattern(d.prune_pattern);  // a typo fails before any work
+  distill::ParsePrunePattern(d.prune_pattern);
   d.learn_activation_ranges = o.GetBool("learn-activation-ranges");
   d.range_lr_scale = o.GetFloat("range-lr-scale");
-  const std::string ranges_out = o.GetString("ranges-out");
-  if (d.learn_activation_ranges && ranges_out.empty())
+  if (d.learn_activation_ranges && o.GetString("ranges-out").empty())
     throw Error(ErrorCode::kUsage,
                 "distill step: learn-activation-ranges needs ranges-out (the file the "
                 "quantize-static step reads as `ranges`)");
@@ -195,64 +187,53 @@ passes::PassRun RunDistillStep(ir::Model& student, const passes::PipelineStep& s
   d.label = c.label;
   d.teacher_name = c.teacher_name;
   d.student_name = c.teacher_name + " (the pipeline before distill)";
-  // The teacher is the model as given, with the cleanup `edgepress distill` runs: BatchNorm
-  // folded into its convolution (the student has it folded when the recipe folds it; its
-  // running statistics must not train as weights either way, so the student gets the same
-  // function-preserving cleanup).
-  passes::PassContext pctx;
-  pctx.seed = c.seed;
-  const auto cleanup =
-      passes::ParsePipeline("fold-constants,remove-identity,fold-batchnorm,eliminate-dead-nodes");
-  std::shared_ptr<ir::Model> teacher = c.teacher->Clone();
-  passes::RunPipeline(*teacher, cleanup, pctx, /*verify=*/false);
-  passes::RunPipeline(student, cleanup, pctx, /*verify=*/true);
-  if (o.GetBool("fake-quant-activations")) {
-    // The activation ranges the export will use: the quantize-static step after this one,
-    // run on a copy of the student as it is now.
-    const passes::PipelineStep* qs = nullptr;
-    bool after = false;
-    for (const auto& st : pipeline) {
-      if (&st == &step)
-        after = true;
-      else if (after && !qs && st.pass == "quantize-static")
-        qs = &st;
-    }
-    if (!qs)
-      ThrowInvalid("distill step: fake-quant-activations needs a quantize-static step after it");
-    std::unique_ptr<ir::Model> qdq = student.Clone();
-    passes::PassContext qctx;
-    qctx.seed = c.seed;
-    if (!c.calib.empty()) qctx.data_files = {c.calib};
-    // Calibrated ranges only: the `ranges` file may be what this step is about to write.
-    passes::PipelineStep calib_step = *qs;
-    calib_step.options.erase(
-        std::remove_if(calib_step.options.begin(), calib_step.options.end(),
-                       [](const auto& kv) { return kv.first == "ranges"; }),
-        calib_step.options.end());
-    passes::RunPipeline(*qdq, {calib_step}, qctx, /*verify=*/false);
-    d.activation_quant = distill::ActivationQuantsOf(*qdq);
-  }
-  // Distill() trains the student in place; the pipeline keeps owning it.
-  std::shared_ptr<ir::Model> shared(&student, [](ir::Model*) {});
+  return d;
+}
 
+// fake-quant-activations: the activation ranges the export will use, from the
+// quantize-static step after this one run on a copy of the student as it is now.
+std::vector<distill::ActivationQuant> ExportActivationRanges(
+    const ir::Model& student, const passes::PipelineStep& step,
+    const std::vector<passes::PipelineStep>& pipeline, const DistillStepContext& c) {
+  const passes::PipelineStep* qs = nullptr;
+  bool after = false;
+  for (const auto& st : pipeline) {
+    if (&st == &step)
+      after = true;
+    else if (after && !qs && st.pass == "quantize-static")
+      qs = &st;
+  }
+  if (!qs)
+    ThrowInvalid("distill step: fake-quant-activations needs a quantize-static step after it");
+  std::unique_ptr<ir::Model> qdq = student.Clone();
+  passes::PassContext qctx;
+  qctx.seed = c.seed;
+  if (!c.calib.empty()) qctx.data_files = {c.calib};
+  // Calibrated ranges only: the `ranges` file may be what this step is about to write.
+  passes::PipelineStep calib_step = *qs;
+  calib_step.options.erase(
+      std::remove_if(calib_step.options.begin(), calib_step.options.end(),
+                     [](const auto& kv) { return kv.first == "ranges"; }),
+      calib_step.options.end());
+  passes::RunPipeline(*qdq, {calib_step}, qctx, /*verify=*/false);
+  return distill::ActivationQuantsOf(*qdq);
+}
+
+distill::Callbacks ProgressCallbacks(Progress* p) {
   distill::Callbacks cb;
-  Progress* p = c.progress;
-  if (p) {
-    cb.log = [p](const std::string& s) { p->Log("  distill: " + s); };
-    cb.on_step = [p, started = false](int64_t s, int64_t total, double loss, double lr,
-                                      double sps) mutable {
-      if (!started) p->Start("distill", total), started = true;
-      p->Status(fmt::format("loss {:.4f} lr {:.2e} {:.0f} samples/s", loss, lr, sps));
-      p->Update(s, total);
-    };
-  }
-  std::vector<std::string> eval;
-  if (!c.eval.empty()) eval.push_back(c.eval);
-  const std::string data = TrainingData(o, c.calib);
-  distill::DistillResult r = distill::Distill(teacher, shared, {data}, eval, d, cb);
-  if (p) p->Finish(fmt::format("{} steps, {:.0f} samples/s", r.steps, r.samples_per_second));
-  if (d.learn_activation_ranges) distill::SaveLearnedRanges(r.learned_ranges, ranges_out);
+  if (!p) return cb;
+  cb.log = [p](const std::string& s) { p->Log("  distill: " + s); };
+  cb.on_step = [p, started = false](int64_t s, int64_t total, double loss, double lr,
+                                    double sps) mutable {
+    if (!started) p->Start("distill", total), started = true;
+    p->Status(fmt::format("loss {:.4f} lr {:.2e} {:.0f} samples/s", loss, lr, sps));
+    p->Update(s, total);
+  };
+  return cb;
+}
 
+void RecordResult(passes::PassRun& run, const distill::DistillResult& r, const std::string& data,
+                  const std::string& eval) {
   run.changed = r.steps > 0;
   run.stats["steps"] = r.steps;
   run.stats["train-samples"] = r.train_samples;
@@ -264,9 +245,55 @@ passes::PassRun RunDistillStep(ir::Model& student, const passes::PipelineStep& s
   nlohmann::ordered_json details;
   nlohmann::json summary = nlohmann::json::parse(distill::ResultJson(r));
   summary["data"] = data;
-  summary["evaluation"] = c.eval;
+  summary["evaluation"] = eval;
   details["distill"] = summary;
   run.details = details.dump();
+}
+
+}  // namespace
+#endif
+
+passes::PassRun RunDistillStep(ir::Model& student, const passes::PipelineStep& step,
+                               const std::vector<passes::PipelineStep>& pipeline,
+                               const DistillStepContext& c) {
+  const passes::PassOptions o = passes::ParseOptions(DistillStepInfo(), step.options);
+  passes::PassRun run;
+  run.pass = step.pass;
+  run.options = o.values();
+#ifndef EDGEPRESS_HAVE_DISTILL
+  (void)student;
+  (void)pipeline;
+  (void)c;
+  ThrowUnsupported("distill step: this edgepress was built without LibTorch");
+#else
+  const auto t0 = std::chrono::steady_clock::now();
+  distill::DistillOptions d = ToDistillOptions(o, c);
+  // The teacher is the model as given, with the cleanup `edgepress distill` runs: BatchNorm
+  // folded into its convolution (the student has it folded when the recipe folds it; its
+  // running statistics must not train as weights either way, so the student gets the same
+  // function-preserving cleanup).
+  passes::PassContext pctx;
+  pctx.seed = c.seed;
+  const auto cleanup =
+      passes::ParsePipeline("fold-constants,remove-identity,fold-batchnorm,eliminate-dead-nodes");
+  std::shared_ptr<ir::Model> teacher = c.teacher->Clone();
+  passes::RunPipeline(*teacher, cleanup, pctx, /*verify=*/false);
+  passes::RunPipeline(student, cleanup, pctx, /*verify=*/true);
+  if (o.GetBool("fake-quant-activations"))
+    d.activation_quant = ExportActivationRanges(student, step, pipeline, c);
+  // Distill() trains the student in place; the pipeline keeps owning it.
+  std::shared_ptr<ir::Model> shared(&student, [](ir::Model*) {});
+
+  Progress* p = c.progress;
+  std::vector<std::string> eval;
+  if (!c.eval.empty()) eval.push_back(c.eval);
+  const std::string data = TrainingData(o, c.calib);
+  distill::DistillResult r =
+      distill::Distill(teacher, shared, {data}, eval, d, ProgressCallbacks(p));
+  if (p) p->Finish(fmt::format("{} steps, {:.0f} samples/s", r.steps, r.samples_per_second));
+  if (d.learn_activation_ranges)
+    distill::SaveLearnedRanges(r.learned_ranges, o.GetString("ranges-out"));
+  RecordResult(run, r, data, c.eval);
   run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (p && r.has_eval && !r.evals.empty() && r.evals.front().top1 >= 0)
     p->Log(fmt::format("  distill: teacher top-1 {:.2f}%, student {:.2f}% before, {:.2f}% after",
