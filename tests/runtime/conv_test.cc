@@ -529,6 +529,9 @@ void CheckDirectConv(Isa isa) {
       // Pads past the kernel's reach: the outer rows and columns read no tap of X (their
       // group has no taps: bias only), the others one to three rows of taps.
       {"pads past the kernel", {1, 5, 3, 4}, {9, 5, 3, 3}, 1, {}, {}, {3, 2, 2, 3}},
+      // 45 channels on a 132-pixel plane: blocks of 5 3x3 channels, or of 21 and a last of
+      // 3 where the AVX-512 blocks are long (LongWeightBlocks).
+      {"long channel blocks", {1, 45, 12, 11}, {64, 45, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
       // A last input-channel block shorter than the others (AVX-512 blocks 5 channels of
       // 3x3, AVX2 21) under edge groups on every side.
       {"partial channel block, uneven pads",
@@ -556,14 +559,19 @@ TEST(ConvTest, DirectConvAvx2MatchesNaive) {
 }
 
 // The automatic choice: ResNet's 3x3 layers take the direct kernel; mostly-padding channel
-// blocks, a short K (ResNet's 7x7 conv1 on 3 channels) and 1x1 convs do not.
+// blocks, a short K (ResNet's 7x7 conv1 on 3 channels, unless the blocks are long) and 1x1
+// convs do not.
 TEST(ConvTest, DirectConvPreferredForWideKxKOnly) {
   EXPECT_TRUE(conv_direct::Prefer(Isa::kAvx512, 64, 64, 9));
   EXPECT_TRUE(conv_direct::Prefer(Isa::kAvx512, 512, 256, 9));
   EXPECT_TRUE(conv_direct::Prefer(Isa::kAvx512, 120, 32, 9));   // 120 of 128 computed channels real
   EXPECT_FALSE(conv_direct::Prefer(Isa::kAvx512, 24, 96, 9));   // 24 of 64
   EXPECT_FALSE(conv_direct::Prefer(Isa::kAvx512, 130, 64, 9));  // 130 of 192
-  EXPECT_FALSE(conv_direct::Prefer(Isa::kAvx512, 64, 3, 49));   // K 147
+  // K 147: only where the blocks are long (Zen 4's 32 KiB L1).
+  EXPECT_EQ(conv_direct::Prefer(Isa::kAvx512, 64, 3, 49),
+            conv_direct::LongWeightBlocks(Isa::kAvx512));
+  EXPECT_FALSE(conv_direct::Prefer(Isa::kAvx512, 24, 3, 49));  // short K and mostly padding
+  EXPECT_FALSE(conv_direct::LongWeightBlocks(Isa::kAvx2));     // 7 KiB scratch: always fits
   EXPECT_FALSE(conv_direct::Prefer(Isa::kAvx512, 64, 256, 1));  // pointwise
   // AVX2's 16-channel blocks: 24 of 32 computed is out, 120 of 128 in, and a short K in.
   EXPECT_TRUE(conv_direct::Prefer(Isa::kAvx2, 64, 3, 49));

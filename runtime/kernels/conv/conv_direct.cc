@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include <unistd.h>
+
 #include "ir/error.h"
 
 #if defined(__x86_64__)
@@ -19,6 +21,29 @@ namespace edgepress::runtime::conv_direct {
 namespace {
 
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// The L1 data cache in bytes (glibc reads CPUID; 48 KiB, the size the blocks were first
+// tuned for, where it does not say).
+int64_t L1DataBytes() {
+  static const int64_t bytes = [] {
+#if defined(_SC_LEVEL1_DCACHE_SIZE)
+    const long b = sysconf(_SC_LEVEL1_DCACHE_SIZE);
+    if (b > 0) return static_cast<int64_t>(b);
+#endif
+    return int64_t{48} << 10;
+  }();
+  return bytes;
+}
+
+// Whether a weight block of weight_floats fits in L1 beside a scratch of scratch_floats
+// and the tile's source rows.
+bool BlockFitsL1(int64_t weight_floats, int64_t scratch_floats) {
+  constexpr int64_t kRowsBytes = 4 << 10;  // the source rows, roughly
+  return (scratch_floats + weight_floats) * int64_t{sizeof(float)} + kRowsBytes <= L1DataBytes();
+}
+
+// Output pixels of a task's run (Run): two 56-wide rows, a 7x7 plane, part of a wide row.
+constexpr int64_t kRunPixels = 112;
 
 // AVX2: measured with bench/conv_bench.cc under EDGEPRESS_MAX_ISA=avx2 on the Xeon (thread
 // CPU time, 1 thread, load ~5, two interleaved rounds), direct vs the implicit GEMM's 6x16
@@ -40,7 +65,21 @@ bool Prefer(Isa isa, int64_t mg, int64_t cg, int64_t taps) {
   if (isa == Isa::kAvx2) return PreferAvx2(mg, taps);
   if (isa != Isa::kAvx512) return false;
   const int64_t computed = CeilDiv(mg, 64) * 64;
-  return taps > 1 && 8 * mg >= 7 * computed && cg * taps >= 256;
+  // With long weight blocks (Zen 4) the short K wins as well: ResNet's conv1 (7x7/2, 3 ->
+  // 64 on 224x224, one block of all 3 channels) 2.71-2.74 -> 2.43-2.46 ms against the
+  // implicit GEMM's 12x32 tile (conv_bench, thread CPU time, 1 thread, load 7.5).
+  return taps > 1 && 8 * mg >= 7 * computed && (cg * taps >= 256 || LongWeightBlocks(isa));
+}
+
+bool LongWeightBlocks(Isa isa) {
+#if defined(__x86_64__)
+  if (isa != Isa::kAvx512 && isa != Isa::kAvx2) return false;
+  const IsaOps& ops = isa == Isa::kAvx512 ? Avx512Ops() : Avx2Ops();
+  return !BlockFitsL1(ops.weight_floats, kRunPixels * ops.oc_block);
+#else
+  (void)isa;
+  return false;
+#endif
 }
 
 PackedWeights PackWeights(Isa isa, int64_t mg, int64_t cg, int64_t taps, const float* w) {
@@ -96,6 +135,7 @@ struct RunPlan {
   std::vector<const float*> pix;
   std::vector<float*> acc;
   std::vector<int64_t> tab;
+  std::vector<int64_t> tab_key, next_key;  // what tab was built for, this task's (Plan)
   std::vector<Group> groups;
   std::vector<TileSpan> tiles;
 };
@@ -149,15 +189,25 @@ void Plan(const std::vector<std::pair<int64_t, int64_t>>& rows, const std::vecto
     g.taps = (g.r1 - g.r0) * (g.c1 - g.c0);
     pairs += cb_step * g.taps;
   }
-  plan.tab.resize(static_cast<size_t>(2 * pairs));
-  int64_t* e = plan.tab.data();
-  for (const RunPlan::Group& g : plan.groups)
-    for (int64_t ci = 0; ci < cb_step; ++ci)
-      for (int64_t kh = g.r0; kh < g.r1; ++kh)
-        for (int64_t kw = g.c0; kw < g.c1; ++kw) {
-          *e++ = ci * chan + (kh - g.r0) * dh * W + (kw - g.c0) * dw;
-          *e++ = (ci * taps + kh * KW + kw) * B;
-        }
+  // The pairs depend on the groups' taps and the geometry only, so consecutive tasks (the
+  // rows of a plane, the channel blocks of a run) mostly share them: rebuilt when the key
+  // changes. Filling them per task was ~7% of ResNet's conv1 (3 channels x 49 taps of
+  // pairs for ~112 pixels of FMAs).
+  std::vector<int64_t>& key = plan.next_key;
+  key.assign({chan, W, dh, dw, KW, B, cb_step, taps});
+  for (const RunPlan::Group& g : plan.groups) key.insert(key.end(), {g.r0, g.r1, g.c0, g.c1});
+  if (key != plan.tab_key) {
+    plan.tab_key.swap(key);
+    plan.tab.resize(static_cast<size_t>(2 * pairs));
+    int64_t* e = plan.tab.data();
+    for (const RunPlan::Group& g : plan.groups)
+      for (int64_t ci = 0; ci < cb_step; ++ci)
+        for (int64_t kh = g.r0; kh < g.r1; ++kh)
+          for (int64_t kw = g.c0; kw < g.c1; ++kw) {
+            *e++ = ci * chan + (kh - g.r0) * dh * W + (kw - g.c0) * dw;
+            *e++ = (ci * taps + kh * KW + kw) * B;
+          }
+  }
   // Pixels into their group's slots, in run order within a group (consecutive pixels
   // share rows of X).
   plan.pix.resize(static_cast<size_t>(npix));
@@ -176,6 +226,22 @@ void Plan(const std::vector<std::pair<int64_t, int64_t>>& rows, const std::vecto
     }
     g.end += sg.n;
   }
+}
+
+// Input channels per weight block. The block of ops.weight_floats (~12 KiB) stays in L1
+// beside the scratch and the source rows where the L1 holds them (48 KiB on the Xeon it
+// was tuned on, any AVX2 scratch). Where it cannot (AVX-512's 28 KiB scratch of 112 pixels
+// beside Zen 4's 32 KiB L1) the weights come from L2 whatever the block, and a block 4x as
+// long saves 3 of 4 round trips of the 24 accumulators through the scratch. conv_bench on
+// Zen 4 (EPYC, thread CPU time, 1 thread, load 6-7, two rounds): 64->64 on 56x56
+// 2.21-2.24 -> 2.14-2.18 ms, 128->128 on 28x28 2.12-2.13 -> 2.02-2.05, 256->256 on 14x14
+// 2.05-2.06 -> 1.97, stride 2 64->128 1.11-1.12 -> 1.07; 512->512 on 7x7 (16 KiB scratch:
+// fits) lost with long blocks (1.87 -> 1.91-1.95) and keeps the short ones, as does AVX2
+// (3072 -> 12288 floats: 2.31-2.34 -> 2.52 ms on 56x56).
+int64_t ChannelsPerBlock(const IsaOps& ops, int64_t scratch_floats, int64_t cg, int64_t taps) {
+  const int64_t floats =
+      BlockFitsL1(ops.weight_floats, scratch_floats) ? ops.weight_floats : 4 * ops.weight_floats;
+  return std::max<int64_t>(1, std::min<int64_t>(cg, floats / (taps * ops.oc_block)));
 }
 
 // Flush-to-zero and denormals-are-zero while the tiles run (as conv_implicit.cc: denormal
@@ -224,11 +290,11 @@ void Run(Isa isa, const conv_util::ConvGeometry& g, const float* x, const float*
   // scratch is [pixels padded to 16][B] <= 28 KiB. Its pixels are grouped by the taps
   // inside X and each group cut into tiles (Plan). (conv_bench, loaded machine: 1 -> 2
   // rows of 56 and 16 -> 12 KiB weight blocks were 1-3% faster, within the noise.)
-  const int64_t runs = CeilDiv(out_size, 112), run_pix = CeilDiv(out_size, runs);
+  const int64_t runs = CeilDiv(out_size, kRunPixels), run_pix = CeilDiv(out_size, runs);
   const int64_t oc_blocks = CeilDiv(mg, B);
-  // Input channels per block: their weights ([cb][taps][B]) in L1 beside the scratch and
-  // the source rows.
-  const int64_t cb_step = std::max<int64_t>(1, std::min<int64_t>(cg, ops.weight_floats / (taps * B)));
+  // Input channels per block ([cb][taps][B] weights): ChannelsPerBlock.
+  const int64_t scratch_floats = CeilDiv(run_pix, 16) * 16 * B;
+  const int64_t cb_step = ChannelsPerBlock(ops, scratch_floats, cg, taps);
   // Each block's starting values: its bias (zero past mg), or zeros.
   std::vector<float> init(static_cast<size_t>(oc_blocks * B + 16), 0.f);
   float* init_al = reinterpret_cast<float*>(
@@ -242,7 +308,7 @@ void Run(Isa isa, const conv_util::ConvGeometry& g, const float* x, const float*
     const ScopedFlushDenormals flush;
     thread_local std::vector<float> scratch_buf;
     thread_local RunPlan plan;
-    const size_t need = static_cast<size_t>(CeilDiv(run_pix, 16) * 16 * B + 16);
+    const size_t need = static_cast<size_t>(scratch_floats + 16);
     if (scratch_buf.size() < need) scratch_buf.resize(need);
     float* scratch = reinterpret_cast<float*>(
         (reinterpret_cast<uintptr_t>(scratch_buf.data()) + 63) & ~uintptr_t{63});

@@ -43,10 +43,17 @@ inline bool Handles(const conv_util::ConvGeometry& g) {
 // lost where a 64-channel block is mostly padding (detector 96->24: 2.19 -> 4.30 ms, the
 // 16/32-channel stems) and where a short K leaves the transposed store too large a share
 // (ResNet's 7x7 conv1, 3 channels x 49 taps: 1.62-1.73 -> 1.72-1.85 ms). So: at least 7/8
-// of the computed channels real, and K = cg * taps >= 256.
+// of the computed channels real, and K = cg * taps >= 256 unless the CPU takes long weight
+// blocks (LongWeightBlocks: then conv1 wins too, numbers in conv_direct.cc).
 // On AVX2 (16-channel blocks) any K wins; only the 7/8 rule holds (numbers at PreferAvx2
 // in conv_direct.cc).
 bool Prefer(Isa isa, int64_t mg, int64_t cg, int64_t taps);
+
+// Whether `isa`'s input-channel blocks are long on this CPU: a task's scratch (112 pixels x
+// OcBlock) and a block of IsaOps::weight_floats do not fit its L1 data cache together
+// (AVX-512 on Zen 4's 32 KiB; not on the Xeon's 48 KiB, nor AVX2), so the weights come from
+// L2 anyway and blocks 4x as long save accumulator round trips through the scratch.
+bool LongWeightBlocks(Isa isa);
 
 // W of one group (mg x cg x kh x kw, ONNX order) as [ceil(mg/B)][cg][kh*kw][B] for
 // B = OcBlock(isa), at a 64-byte boundary: each row is whole cache lines (a vector's malloc
@@ -92,7 +99,7 @@ using StoreFn = void (*)(const float* scratch, int64_t npix, int64_t nch, const 
 struct IsaOps {
   int oc_block;            // OcBlock(isa)
   int tile_pixels;         // tiles[n - 1] computes n pixels, n <= tile_pixels
-  int64_t weight_floats;   // a channel block's weights kept in L1 ([cb][taps][oc_block])
+  int64_t weight_floats;   // a channel block's weights where L1 holds them (ChannelsPerBlock)
   TileFn tiles[8];
   StoreFn store[2][2];     // [z given][clamp]
 };
