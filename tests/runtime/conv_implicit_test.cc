@@ -34,50 +34,59 @@ std::vector<float> Random(size_t n, uint32_t seed) {
 void CheckTile(ConvTileFn fn, int mr, int nr, const char* name, bool with_epilogue = true,
                int tile_cols = 0) {
   const int64_t ldc = nr + 7;
-  for (int64_t kc : {1, 2, 5, 128, 301}) {
-    const std::vector<float> a = Random(kc * mr, 1 + kc), b = Random(kc * nr, 2 + kc);
-    const std::vector<float> bias = Random(mr, 3), c0 = Random(mr * ldc, 4);
-    const int64_t ldz = nr + 3;
-    const std::vector<float> z = Random(mr * ldz, 5);
-    // Kept-column masks (TileStore::keep, the 32-wide AVX-512 tile only): all, a row end
-    // dropped, gaps in either half and across the halves, one half, single columns.
-    std::vector<uint32_t> keeps = {0xffffffffu};
-    if (nr == 32 && with_epilogue)
-      keeps.insert(keeps.end(), {0x3fffffffu, 0xfffffff3u, 0xfffe3fffu, 0x0000ffffu,
-                                 0xffff0000u, 0x00000001u, 0x80000000u, 0x7ffffffeu});
-    for (int rows = 1; rows <= mr; ++rows) {
-      for (size_t v = 0; v < (with_epilogue ? 8 : 2) * keeps.size(); ++v) {
-        const int variant = static_cast<int>(v % 8);
-        TileStore p;
-        p.keep = keeps[v / 8];
-        const int written = p.keep != 0xffffffffu ? __builtin_popcount(p.keep)
-                            : tile_cols > 0       ? tile_cols
-                                                  : nr;
-        p.accumulate = variant & 1;
-        // A prefetch of the A panel (TileStore::prefetch) must not change the result.
-        p.prefetch = (variant & 1) ? a.data() : nullptr;
-        if (variant & 2) {
-          p.row_bias = bias.data();
-          p.clamp = true;
-          p.lo = -0.5f;
-          p.hi = 0.7f;
-        }
-        if (variant & 4) {
-          p.z = z.data();
-          p.ldz = ldz;
-        }
-        std::vector<float> want = c0, got = c0;
-        UkernelRef(mr, nr, rows, kc, a.data(), b.data(), want.data(), ldc, p);
-        fn(rows, kc, a.data(), b.data(), got.data(), ldc, p);
-        const std::string what = std::string(name) + " rows " + std::to_string(rows) + " kc " +
-                                 std::to_string(kc) + " variant " + std::to_string(variant) +
-                                 " keep " + std::to_string(p.keep);
-        for (int64_t i = 0; i < mr * ldc; ++i) {
-          const int64_t r = i / ldc, j = i % ldc;
-          if (r < rows && j < written)
-            ASSERT_NEAR(want[i], got[i], 1e-5 * (kc + 2)) << what << " @" << r << "," << j;
-          else
-            ASSERT_EQ(got[i], c0[i]) << what << ": wrote outside the tile at " << r << "," << j;
+  // B row strides: a packed panel (0: nr floats per k) and, for the channel-major tiles,
+  // X's channel planes read in place (TileStore::ldb; the floats between rows unused).
+  std::vector<int64_t> ldbs = {0};
+  if (with_epilogue) ldbs.push_back(nr + 5);
+  for (int64_t ldb : ldbs) {
+    for (int64_t kc : {1, 2, 5, 128, 301}) {
+      const std::vector<float> a = Random(kc * mr, 1 + kc),
+                               b = Random(kc * (ldb > 0 ? ldb : nr), 2 + kc);
+      const std::vector<float> bias = Random(mr, 3), c0 = Random(mr * ldc, 4);
+      const int64_t ldz = nr + 3;
+      const std::vector<float> z = Random(mr * ldz, 5);
+      // Kept-column masks (TileStore::keep, the 32-wide AVX-512 tile only): all, a row end
+      // dropped, gaps in either half and across the halves, one half, single columns.
+      std::vector<uint32_t> keeps = {0xffffffffu};
+      if (nr == 32 && with_epilogue)
+        keeps.insert(keeps.end(), {0x3fffffffu, 0xfffffff3u, 0xfffe3fffu, 0x0000ffffu, 0xffff0000u,
+                                   0x00000001u, 0x80000000u, 0x7ffffffeu});
+      for (int rows = 1; rows <= mr; ++rows) {
+        for (size_t v = 0; v < (with_epilogue ? 8 : 2) * keeps.size(); ++v) {
+          const int variant = static_cast<int>(v % 8);
+          TileStore p;
+          p.ldb = ldb;
+          p.keep = keeps[v / 8];
+          const int written = p.keep != 0xffffffffu ? __builtin_popcount(p.keep)
+                              : tile_cols > 0       ? tile_cols
+                                                    : nr;
+          p.accumulate = variant & 1;
+          // A prefetch of the A panel (TileStore::prefetch) must not change the result.
+          p.prefetch = (variant & 1) ? a.data() : nullptr;
+          if (variant & 2) {
+            p.row_bias = bias.data();
+            p.clamp = true;
+            p.lo = -0.5f;
+            p.hi = 0.7f;
+          }
+          if (variant & 4) {
+            p.z = z.data();
+            p.ldz = ldz;
+          }
+          std::vector<float> want = c0, got = c0;
+          UkernelRef(mr, nr, rows, kc, a.data(), b.data(), want.data(), ldc, p);
+          fn(rows, kc, a.data(), b.data(), got.data(), ldc, p);
+          const std::string what = std::string(name) + " rows " + std::to_string(rows) + " kc " +
+                                   std::to_string(kc) + " variant " + std::to_string(variant) +
+                                   " keep " + std::to_string(p.keep) + " ldb " +
+                                   std::to_string(ldb);
+          for (int64_t i = 0; i < mr * ldc; ++i) {
+            const int64_t r = i / ldc, j = i % ldc;
+            if (r < rows && j < written)
+              ASSERT_NEAR(want[i], got[i], 1e-5 * (kc + 2)) << what << " @" << r << "," << j;
+            else
+              ASSERT_EQ(got[i], c0[i]) << what << ": wrote outside the tile at " << r << "," << j;
+          }
         }
       }
     }

@@ -50,12 +50,19 @@ struct TileStore {
   // model the weights come from L3; the driver sets it on a tile's first pass over its
   // A panels. Does not change the result.
   const float* prefetch = nullptr;
+  // Floats between B's K rows: 0 for a packed panel (ConvNr floats per k); the channel-
+  // major tiles also read X itself, whose channel planes are a 1x1 in-place conv's K rows
+  // (all nr columns must exist there). The pixel-major tile takes packed panels only.
+  int64_t ldb = 0;
 };
 using ConvTileFn = void (*)(int rows, int64_t kc, const float* a, const float* b, float* c,
                             int64_t ldc, const TileStore& p);
 // Whether the drivers prefetch the next weights while a tile runs (default on;
 // EDGEPRESS_CONV_PREFETCH=0 turns it off, for A/B measurements).
 bool PrefetchWeights();
+// Whether a 1x1 in-place conv copies its whole B panels out of X anyway
+// (EDGEPRESS_CONV_PACK_B=1, for A/B measurements; default: the tiles read X directly).
+bool PackInPlaceB();
 int ConvMr(Isa isa);
 int ConvNr(Isa isa);
 ConvTileFn ConvTileFor(Isa isa);

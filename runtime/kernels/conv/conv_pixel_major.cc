@@ -114,16 +114,15 @@ void StorePanelPortable(const float* c, int64_t ldc, int rows, int64_t c0, int64
 // The same, 8 channels at a time: the panel's (up to 8) pixel rows of 8 channels are one
 // 8x8 transpose in registers, then each channel's pixels are one masked store. The scalar
 // loop above cost as much as the multiply-adds when K is short (a 16 -> 96 conv on 112x112
-// ran at 24 GFLOP/s, 4x slower than the channel-major tiles).
-__attribute__((target("avx2,fma"))) void StorePanelAvx2(const float* c, int64_t ldc, int rows,
-                                                       int64_t c0, int64_t c1,
-                                                       const float* bias, const float* z,
-                                                       const GemmEpilogue& ep,
-                                                       int64_t out_size, int64_t y0, float* y) {
+// ran at 24 GFLOP/s, 4x slower than the channel-major tiles). The masked loads and stores
+// are AVX-512VL's (k-mask): AVX's vmaskmovps store is microcoded on AMD Zen, where it made
+// this store 17% of a 7x7 pixel-major conv's time (160 -> 960, perf on the Zen 4 dev
+// machine); the pixel-major path only runs on the AVX-512 entries, which require VL.
+__attribute__((target("avx2,fma,avx512f,avx512vl"))) void StorePanelAvx512(
+    const float* c, int64_t ldc, int rows, int64_t c0, int64_t c1, const float* bias,
+    const float* z, const GemmEpilogue& ep, int64_t out_size, int64_t y0, float* y) {
   static_assert(kPmRows <= 8, "one 8x8 transpose per panel");
-  alignas(32) static const int32_t kLanes[8] = {0, 1, 2, 3, 4, 5, 6, 7};
-  const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(rows),
-                                          _mm256_load_si256(reinterpret_cast<const __m256i*>(kLanes)));
+  const __mmask8 mask = static_cast<__mmask8>((1u << rows) - 1);
   const __m256 lo = _mm256_set1_ps(ep.lo), hi = _mm256_set1_ps(ep.hi);
   int64_t co = c0;
   for (; co + 8 <= c1; co += 8) {
@@ -152,9 +151,9 @@ __attribute__((target("avx2,fma"))) void StorePanelAvx2(const float* c, int64_t 
       __m256 v = col[j];
       if (bias) v = _mm256_add_ps(v, _mm256_set1_ps(bias[co + j]));
       float* yr = y + (co + j) * out_size + y0;
-      if (z) v = _mm256_add_ps(v, _mm256_maskload_ps(z + (co + j) * out_size + y0, mask));
+      if (z) v = _mm256_add_ps(v, _mm256_maskz_loadu_ps(mask, z + (co + j) * out_size + y0));
       if (ep.clamp) v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
-      _mm256_maskstore_ps(yr, mask, v);
+      _mm256_mask_storeu_ps(yr, mask, v);
     }
   }
   if (co < c1) StorePanelPortable(c + (co - c0), ldc, rows, co, c1, bias, z, ep, out_size, y0, y);
@@ -194,7 +193,7 @@ bool PreferPixelMajor(Isa isa, const ConvGeometry& g, const Plan& plan) {
   // (576 -> 96 0.044 -> 0.050, 160 -> 960 0.118 -> 0.134).
   const int64_t k = g.cg * g.k[1] * g.k[2];
   if (g.k[1] * g.k[2] == 1 && CeilDiv(m, kPmCols) >= 2) {
-    // Pointwise, since the transposed store is vectorised (StorePanelAvx2). conv_bench,
+    // Pointwise, since the transposed store is vectorised (StorePanelAvx512). conv_bench,
     // 1 thread, min thread CPU time, load ~3, GFLOP/s channel-major -> pixel-major:
     // 7x7 960 -> 160 (MAC ratio 0.875) 107 -> 126, 960 -> 320 107 -> 151, 320 -> 1280
     // 119 -> 130, 160 -> 960 (0.77) 127 -> 134, 96 -> 576 (0.77) 116 -> 128; kept
@@ -224,7 +223,7 @@ void RunPixelMajor(Isa isa, const ConvGeometry& g, const Plan& plan, const float
 #if defined(__x86_64__)
   if (ConvNr(isa) == 32) {
     pack = PackPixelPanelAvx512;
-    store = StorePanelAvx2;
+    store = StorePanelAvx512;
   }
 #endif
   const int64_t m = g.mg, k = g.cg * g.k[1] * g.k[2], out_size = g.out_size();

@@ -49,6 +49,8 @@ __attribute__((target("avx512f"))) void StemRow(const conv_util::ConvGeometry& g
   const int64_t out_size = g.out[1] * ow_n;
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
                                          28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29,
+                                        31);
   const __m512 lo = _mm512_set1_ps(ep.lo), hi = _mm512_set1_ps(ep.hi);
   for (int64_t ow = 0; ow < ow_n; ow += kVec) {
     const int64_t left = ow_n - ow;
@@ -69,15 +71,19 @@ __attribute__((target("avx512f"))) void StemRow(const conv_util::ConvGeometry& g
         const int64_t ih = oh * kS - g.pad_b[1] + kh;
         if (ih < 0 || ih >= h) continue;
         const float* xr = x + c * plane + ih * w;
+        __m512 lo_half = _mm512_setzero_ps(), hi_half = _mm512_setzero_ps();
 #pragma GCC unroll 3
         for (int kw = 0; kw < 3; ++kw) {
           const int64_t col = b + kw;
           __m512 v;
           if (kS == 1) {
             v = _mm512_maskz_loadu_ps(m0[kw], xr + col);
+          } else if (kw == 1) {  // tap 0's two loads, odd lanes: the same in-row columns
+            v = _mm512_permutex2var_ps(lo_half, odd, hi_half);
           } else {
-            v = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(m0[kw], xr + col), even,
-                                       _mm512_maskz_loadu_ps(m1[kw], xr + col + kVec));
+            lo_half = _mm512_maskz_loadu_ps(m0[kw], xr + col);
+            hi_half = _mm512_maskz_loadu_ps(m1[kw], xr + col + kVec);
+            v = _mm512_permutex2var_ps(lo_half, even, hi_half);
           }
           const float* wt = wp + ((c * 3 + kh) * 3 + kw) * kCh;
 #pragma GCC unroll 16

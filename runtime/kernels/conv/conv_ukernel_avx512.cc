@@ -52,6 +52,7 @@ __attribute__((target("avx512f"))) void Tile12x32(int64_t kc, const float* a, co
   for (int r = 0; r < kRows; ++r)
     for (int h = 0; h < kHalves; ++h) acc[r][h] = _mm512_setzero_ps();
   const float* pf = p.prefetch;
+  const int64_t ldb = p.ldb > 0 ? p.ldb : 32;
   for (int64_t k = 0; k < kc; ++k) {
     if (kPrefetch) {
       _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T0);
@@ -65,7 +66,7 @@ __attribute__((target("avx512f"))) void Tile12x32(int64_t kc, const float* a, co
       for (int h = 0; h < kHalves; ++h) acc[r][h] = _mm512_fmadd_ps(av, bv[h], acc[r][h]);
     }
     a += kMr;
-    b += 32;
+    b += ldb;
   }
   const __m512 lo = _mm512_set1_ps(p.lo), hi = _mm512_set1_ps(p.hi);
   const bool full = p.keep == 0xffffffffu;

@@ -95,20 +95,25 @@ __attribute__((target("avx2,fma"), always_inline)) inline void StripDirect(
     const int64_t ih = ih0 + r;
     if (ih < 0 || ih >= g.h) continue;  // zero padding rows
     const float* xr = x + ih * g.w + b;
+    __m256 v0 = _mm256_setzero_ps(), v1 = _mm256_setzero_ps();
 #pragma GCC unroll 16
     for (int j = 0; j < kK; ++j) {
-      __m256 v0, v1;
-      if (kEdge) {
+      // Stride 2: an odd tap j takes the odd lanes of tap j - 1's two loads (its columns,
+      // the same in-row lanes), no loads of its own.
+      const bool reuse = kS == 2 && j % 2 == 1;
+      if (!reuse && kEdge) {
         v0 = _mm256_maskload_ps(xr + j, m[j][0]);
         if (kS == 2) v1 = _mm256_maskload_ps(xr + j + kVec, m[j][kS - 1]);
-      } else {
+      } else if (!reuse) {
         v0 = _mm256_loadu_ps(xr + j);
         if (kS == 2) v1 = _mm256_loadu_ps(xr + j + kVec);
       }
       __m256 v = v0;
       if (kS == 2) {
-        // Within each 128-bit lane the evens of v0 then of v1; the 64-bit permute orders them.
-        const __m256 e = _mm256_shuffle_ps(v0, v1, _MM_SHUFFLE(2, 0, 2, 0));
+        // Within each 128-bit lane the evens (odds) of v0 then of v1; the 64-bit permute
+        // orders them.
+        const __m256 e = reuse ? _mm256_shuffle_ps(v0, v1, _MM_SHUFFLE(3, 1, 3, 1))
+                               : _mm256_shuffle_ps(v0, v1, _MM_SHUFFLE(2, 0, 2, 0));
         v = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8));
       }
 #pragma GCC unroll 16

@@ -86,6 +86,8 @@ __attribute__((target("avx512f"), always_inline)) inline void RowsDirect(
   constexpr int kIn = (kR - 1) * kS + kK;
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
                                          28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29,
+                                        31);
   const int64_t ih0 = oh0 * kS - g.pad_t;
   for (int64_t ow = 0; ow < g.ow; ow += kVec) {
     const int64_t left = g.ow - ow;
@@ -104,15 +106,22 @@ __attribute__((target("avx512f"), always_inline)) inline void RowsDirect(
       const int64_t ih = ih0 + r;
       if (ih < 0 || ih >= g.h) continue;  // zero padding rows
       const float* xr = x + ih * g.w;
+      __m512 lo_half = _mm512_setzero_ps(), hi_half = _mm512_setzero_ps();
       #pragma GCC unroll 16
       for (int j = 0; j < kK; ++j) {
         const int64_t c = b + j;
         __m512 v;
-        if (kS == 1)
+        if (kS == 1) {
           v = _mm512_maskz_loadu_ps(m[j][0], xr + c);
-        else
-          v = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(m[j][0], xr + c), even,
-                                     _mm512_maskz_loadu_ps(m[j][kS - 1], xr + c + kVec));
+        } else if (j % 2 == 1) {
+          // The odd lanes of tap j - 1's two loads are tap j's columns (the same in-row
+          // lanes): one vpermt2ps, no loads.
+          v = _mm512_permutex2var_ps(lo_half, odd, hi_half);
+        } else {
+          lo_half = _mm512_maskz_loadu_ps(m[j][0], xr + c);
+          hi_half = _mm512_maskz_loadu_ps(m[j][kS - 1], xr + c + kVec);
+          v = _mm512_permutex2var_ps(lo_half, even, hi_half);
+        }
         #pragma GCC unroll 16
         for (int q = 0; q < kR; ++q) {
           const int i = r - q * kS;

@@ -33,6 +33,7 @@ __attribute__((target("avx512f,avx512vl,fma"), always_inline)) inline void RowsS
     __m256 vbias, bool clamp, __m256 lo, __m256 hi, __mmask8 out_mask, float* y) {
   constexpr int kIn = (kR - 1) * kS + kK;
   const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+  const __m256i odd = _mm256_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15);
   const int64_t ih0 = oh0 * kS - g.pad_t, b = -g.pad_l;
   __m256 acc[kR];
 #pragma GCC unroll 8
@@ -42,14 +43,19 @@ __attribute__((target("avx512f,avx512vl,fma"), always_inline)) inline void RowsS
     const int64_t ih = ih0 + r;
     if (ih < 0 || ih >= g.h) continue;  // zero padding rows
     const float* xr = x + ih * g.w + b;
+    __m256 lo_half = _mm256_setzero_ps(), hi_half = _mm256_setzero_ps();
 #pragma GCC unroll 5
     for (int j = 0; j < kK; ++j) {
       __m256 v;
-      if (kS == 1)
+      if (kS == 1) {
         v = _mm256_maskz_loadu_ps(m[j][0], xr + j);
-      else
-        v = _mm256_permutex2var_ps(_mm256_maskz_loadu_ps(m[j][0], xr + j), even,
-                                   _mm256_maskz_loadu_ps(m[j][1], xr + j + kVec));
+      } else if (j % 2 == 1) {  // tap j - 1's loads, odd lanes (depthwise_avx512.cc)
+        v = _mm256_permutex2var_ps(lo_half, odd, hi_half);
+      } else {
+        lo_half = _mm256_maskz_loadu_ps(m[j][0], xr + j);
+        hi_half = _mm256_maskz_loadu_ps(m[j][1], xr + j + kVec);
+        v = _mm256_permutex2var_ps(lo_half, even, hi_half);
+      }
 #pragma GCC unroll 8
       for (int q = 0; q < kR; ++q) {
         const int i = r - q * kS;
