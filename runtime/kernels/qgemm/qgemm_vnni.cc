@@ -346,8 +346,10 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void QStoreQuantTilePacked(
 // The 8x32 VNNI tile and QStoreQuantTilePacked in one, for products with one za and one zb
 // (convs): the accumulators start from the correction (row_const[r] - za * sb[j]) instead
 // of 0 and are requantized straight from the registers, without the round trip through
-// `acc` or the per-row correction vectors of the separate store.
-template <int R>
+// `acc` or the per-row correction vectors of the separate store. kHalf: at most 16 columns
+// (the last panel of a 14x14 or 28x28 conv, 4 or 16 of 32 pixels), only their half of the
+// dot products; the other half's registers repeat it and are masked off at the store.
+template <int R, bool kHalf>
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void RowsQuant512(
     int64_t k4, const uint8_t* a, const int8_t* b, const QCorr& q, const float* scale,
     int scale_step, const PackedStore& ps, uint8_t* y, int64_t ld) {
@@ -362,16 +364,20 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void RowsQuant51
     c1[r] = _mm512_sub_epi32(rcv, ct1);
   }
   for (int64_t g = 0; g < k4; ++g) {
-    const __m512i b0 = _mm512_loadu_si512(b), b1 = _mm512_loadu_si512(b + 64);
+    const __m512i b0 = _mm512_loadu_si512(b);
+    const __m512i b1 = kHalf ? b0 : _mm512_loadu_si512(b + 64);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m512i av = _mm512_set1_epi32(Load32(a + 4 * r));
       c0[r] = _mm512_dpbusd_epi32(c0[r], av, b0);
-      c1[r] = _mm512_dpbusd_epi32(c1[r], av, b1);
+      if (!kHalf) c1[r] = _mm512_dpbusd_epi32(c1[r], av, b1);
     }
     a += 4 * 8;
     b += 4 * 32;
   }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+    if (kHalf) c1[r] = c0[r];
 #pragma GCC unroll 4
   for (int r = 0; r < R; r += 2) {
     const int r1 = r + 1 < R ? r + 1 : r;
@@ -383,6 +389,22 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void RowsQuant51
   }
 }
 
+template <bool kHalf>
+void RowsQuantDispatch(int rows, int64_t k4, const uint8_t* a, const int8_t* b, const QCorr& q,
+                       const float* scale, int step, const PackedStore& ps, uint8_t* y,
+                       int64_t ld) {
+  switch (rows) {
+    case 1: return RowsQuant512<1, kHalf>(k4, a, b, q, scale, step, ps, y, ld);
+    case 2: return RowsQuant512<2, kHalf>(k4, a, b, q, scale, step, ps, y, ld);
+    case 3: return RowsQuant512<3, kHalf>(k4, a, b, q, scale, step, ps, y, ld);
+    case 4: return RowsQuant512<4, kHalf>(k4, a, b, q, scale, step, ps, y, ld);
+    case 5: return RowsQuant512<5, kHalf>(k4, a, b, q, scale, step, ps, y, ld);
+    case 6: return RowsQuant512<6, kHalf>(k4, a, b, q, scale, step, ps, y, ld);
+    case 7: return RowsQuant512<7, kHalf>(k4, a, b, q, scale, step, ps, y, ld);
+    default: return RowsQuant512<8, kHalf>(k4, a, b, q, scale, step, ps, y, ld);
+  }
+}
+
 void QByteTileQuantAvx512Vnni(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
                               const QCorr& corr, int64_t row0, int64_t col0, int cols,
                               const QOutput& out) {
@@ -391,16 +413,8 @@ void QByteTileQuantAvx512Vnni(int rows, int64_t k4, const uint8_t* a, const int8
   const float* scale = out.scale + row0 * step;
   uint8_t* y = static_cast<uint8_t*>(out.data) + row0 * out.ld + col0;
   const int64_t ld = out.ld;
-  switch (rows) {
-    case 1: return RowsQuant512<1>(k4, a, b, corr, scale, step, ps, y, ld);
-    case 2: return RowsQuant512<2>(k4, a, b, corr, scale, step, ps, y, ld);
-    case 3: return RowsQuant512<3>(k4, a, b, corr, scale, step, ps, y, ld);
-    case 4: return RowsQuant512<4>(k4, a, b, corr, scale, step, ps, y, ld);
-    case 5: return RowsQuant512<5>(k4, a, b, corr, scale, step, ps, y, ld);
-    case 6: return RowsQuant512<6>(k4, a, b, corr, scale, step, ps, y, ld);
-    case 7: return RowsQuant512<7>(k4, a, b, corr, scale, step, ps, y, ld);
-    default: return RowsQuant512<8>(k4, a, b, corr, scale, step, ps, y, ld);
-  }
+  if (cols <= 16) return RowsQuantDispatch<true>(rows, k4, a, b, corr, scale, step, ps, y, ld);
+  RowsQuantDispatch<false>(rows, k4, a, b, corr, scale, step, ps, y, ld);
 }
 
 // The requantizing half of QStoreTileAvx512 (uint8/int8 outputs; q.row_const set).
