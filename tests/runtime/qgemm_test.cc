@@ -181,7 +181,9 @@ TEST_P(QGemmIsaTest, NoSaturationAtExtremes) {
 }
 
 // Requantization saturates to the output type's range (and the fused clamp) exactly as
-// the reference does, with per-row scales large enough to overflow both ways.
+// the reference does, with per-row scales large enough to overflow both ways: int16 (the
+// packed stores saturate int32 -> int16 before the zero point is added) and, at `mult`
+// 1e4, int32 itself (|acc * scale| beyond 2^30: the AVX-512 stores take the float clamp).
 TEST_P(QGemmIsaTest, RequantizeSaturatesPerRow) {
   const Isa isa = GetParam();
   const int64_t m = 9, n = 35, k = 37;
@@ -191,27 +193,30 @@ TEST_P(QGemmIsaTest, RequantizeSaturatesPerRow) {
   QSource sa{a.data(), ir::DType::kUInt8, k, false, &za, false};
   QSource sb{b.data(), ir::DType::kInt8, n, false, &zb, false};
   std::vector<float> scale(static_cast<size_t>(m));
-  for (int64_t i = 0; i < m; ++i) scale[static_cast<size_t>(i)] = (i % 2 ? 1.f : 1e-5f) * static_cast<float>(1 + i);
-  for (QOutput::Kind kind : {QOutput::Kind::kUInt8, QOutput::Kind::kInt8}) {
-    QOutput o;
-    o.kind = kind;
-    o.per_row = true;
-    o.scale = scale.data();
-    o.per_channel_scale = true;
-    o.zero_point = kind == QOutput::Kind::kUInt8 ? 250 : -120;
-    o.q_hi = kind == QOutput::Kind::kUInt8 ? 252 : 100;  // a Clip bound inside the range
-    o.ld = n;
-    std::vector<uint8_t> want(static_cast<size_t>(m * n)), got(want.size());
-    o.data = want.data();
-    QGemmReference(m, n, k, sa, sb, o);
-    const QPacked pa = QPackA(isa, m, k, sa), pb = QPackB(isa, k, n, sb);
-    o.data = got.data();
-    QGemm(isa, m, n, k, QOperand::Of(pa), QOperand::Of(pb), o, nullptr);
-    EXPECT_EQ(got, want) << QGemmKernelName(isa, m);
-    int at_bound = 0;
-    for (uint8_t v : got) at_bound += v == (kind == QOutput::Kind::kUInt8 ? 252 : 0u) ||
-                                      v == (kind == QOutput::Kind::kUInt8 ? 0 : 0x80u);
-    EXPECT_GT(at_bound, 0) << "the case must reach a saturation bound";
+  for (float mult : {1.f, 1e4f}) {
+    for (QOutput::Kind kind : {QOutput::Kind::kUInt8, QOutput::Kind::kInt8}) {
+      for (int64_t i = 0; i < m; ++i)
+        scale[static_cast<size_t>(i)] = (i % 2 ? mult : 1e-5f) * static_cast<float>(1 + i);
+      QOutput o;
+      o.kind = kind;
+      o.per_row = true;
+      o.scale = scale.data();
+      o.per_channel_scale = true;
+      o.zero_point = kind == QOutput::Kind::kUInt8 ? 250 : -120;
+      o.q_hi = kind == QOutput::Kind::kUInt8 ? 252 : 100;  // a Clip bound inside the range
+      o.ld = n;
+      std::vector<uint8_t> want(static_cast<size_t>(m * n)), got(want.size());
+      o.data = want.data();
+      QGemmReference(m, n, k, sa, sb, o);
+      const QPacked pa = QPackA(isa, m, k, sa), pb = QPackB(isa, k, n, sb);
+      o.data = got.data();
+      QGemm(isa, m, n, k, QOperand::Of(pa), QOperand::Of(pb), o, nullptr);
+      EXPECT_EQ(got, want) << QGemmKernelName(isa, m) << " scale x" << mult;
+      int at_bound = 0;
+      for (uint8_t v : got) at_bound += v == (kind == QOutput::Kind::kUInt8 ? 252 : 0u) ||
+                                        v == (kind == QOutput::Kind::kUInt8 ? 0 : 0x80u);
+      EXPECT_GT(at_bound, 0) << "the case must reach a saturation bound";
+    }
   }
 }
 

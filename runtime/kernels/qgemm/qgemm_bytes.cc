@@ -5,6 +5,7 @@
 // Like the int16 driver there is no K blocking: a tile's accumulators stay in registers
 // (or AMX tiles) for the whole K, then the zero-point correction and the epilogue run once.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <type_traits>
@@ -79,6 +80,27 @@ void PackPanel(const QSource& s, int64_t count, int64_t k, int64_t k4, int64_t i
       }
     }
   }
+}
+
+// Whether every requantized value round(acc * scale) of a per-row product lies within
+// +-2^30, so that an epilogue may convert without clamping first (no float -> int32
+// overflow) and saturate afterwards. The bytes give |a - za| <= max(|za|, |255 - za|) for
+// uint8 A and |b - zb| <= max(zb + 128, 127 - zb) for int8 B (zb in [zb_lo, zb_hi]), so
+// |acc| <= K * both + |bias|, and a wrapped int32 is below 2^31 anyway. Per-column scales
+// or biases (matmul outputs) take the general store.
+bool PackedStoreSafe(int64_t m, int64_t k, const int32_t* za, int32_t zb_lo, int32_t zb_hi,
+                     const QOutput& out) {
+  if (!out.per_row && (out.per_channel_scale || out.bias)) return false;
+  const double b_max = std::max(static_cast<double>(zb_hi) + 128, 127.0 - zb_lo);
+  for (int64_t i = 0; i < m; ++i) {
+    const double a_max = std::max(std::abs(static_cast<double>(za[i])), std::abs(255.0 - za[i]));
+    double acc = static_cast<double>(k) * a_max * b_max;
+    if (out.bias) acc += std::abs(static_cast<double>(out.bias[i]));
+    const double scale = out.scale[out.per_channel_scale ? i : 0];
+    // Written so that a NaN scale fails the test.
+    if (!(std::min(acc, 2147483648.0) * std::abs(scale) < 1073741824.0)) return false;
+  }
+  return true;
 }
 
 void ParallelOrInline(ThreadPool* pool, int64_t n, int64_t grain,
@@ -190,11 +212,17 @@ void QGemmBytesRun(Isa isa, int64_t m, int64_t n, int64_t k, const int16_t* a_da
   // The fused store's per-product constants (QCorr): at mobilenet's K = 16..32 its
   // per-tile and per-row set-up would otherwise cost as much as its vectors.
   const bool quant_out = out.kind == QOutput::Kind::kUInt8 || out.kind == QOutput::Kind::kInt8;
-  bool za_one = true, zb_one = true;
+  bool za_one = true, zb_one = true, pack_store = false;
   std::vector<int32_t> row_const;
   if (!mk.corrects && quant_out) {
     for (int64_t i = 1; i < m; ++i) za_one &= za[i] == za[0];
-    for (int64_t j = 1; j < n; ++j) zb_one &= zb[j] == zb[0];
+    int32_t zb_lo = zb[0], zb_hi = zb[0];
+    for (int64_t j = 1; j < n; ++j) {
+      zb_lo = std::min(zb_lo, zb[j]);
+      zb_hi = std::max(zb_hi, zb[j]);
+    }
+    zb_one = zb_lo == zb_hi;
+    pack_store = PackedStoreSafe(m, k, za, zb_lo, zb_hi, out);
     row_const.resize(static_cast<size_t>(m));
     for (int64_t i = 0; i < m; ++i) {
       const uint32_t ta = static_cast<uint32_t>(sa[i]) -
@@ -205,6 +233,8 @@ void QGemmBytesRun(Isa isa, int64_t m, int64_t n, int64_t k, const int16_t* a_da
     }
   }
 #if defined(__x86_64__)
+  // The VNNI 8x32 tile requantizes in registers where the packed store applies (convs).
+  const bool fused_quant = pack_store && za_one && zb_one && mk.tile == QByteTileAvx512Vnni;
   const QStoreFn store = QStoreRowAvx2;  // AVX-VNNI; AVX-512 CPUs store whole tiles
 #else
   const QStoreFn store = QStoreRow;
@@ -225,7 +255,15 @@ void QGemmBytesRun(Isa isa, int64_t m, int64_t n, int64_t k, const int16_t* a_da
           QCorr corr{za + row0, sa + row0, zb + col0, sb + col0, k32};
           corr.za_one = za_one;
           corr.zb_one = zb_one;
+          corr.pack_store = pack_store;
           if (!row_const.empty()) corr.row_const = row_const.data() + row0;
+#if defined(__x86_64__)
+          if (fused_quant) {
+            QByteTileQuantAvx512Vnni(rows, k4, a + pi * tile_a_bytes, b + q * b_pb, corr, row0,
+                                     col0, cols, out);
+            continue;
+          }
+#endif
           mk.tile(rows, k4, a + pi * tile_a_bytes, b + q * b_pb, corr, acc);
 #if defined(__x86_64__)
           if (!mk.corrects) {

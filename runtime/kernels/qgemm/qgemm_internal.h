@@ -39,6 +39,10 @@ struct QCorr {
   // (bias when per row) - (zb_one ? zb * (sa - k*za) : 0).
   bool za_one = false, zb_one = false;
   const int32_t* row_const = nullptr;
+  // Set by the driver when every row's requantized value round(acc * scale) provably stays
+  // within +-2^30 (PackedStoreSafe): the store may then skip the float clamp and narrow
+  // with saturating packs, which give the same bytes (QStoreQuantTileAvx512).
+  bool pack_store = false;
 };
 
 // One mr x nr tile over k4 groups of 4 k: writes rows x nr int32 values to acc (row
@@ -78,6 +82,11 @@ void QGemmBytesRun(Isa isa, int64_t m, int64_t n, int64_t k, const int16_t* a,
 // qgemm_vnni.cc
 void QByteTileAvx512Vnni(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
                          const QCorr& corr, int32_t* acc);  // 8x32, VNNI A layout
+// QByteTileAvx512Vnni with the requantizing store fused (uint8/int8 output, corr.pack_store,
+// za_one and zb_one): writes rows x cols bytes of `out` at (row0, col0).
+void QByteTileQuantAvx512Vnni(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
+                              const QCorr& corr, int64_t row0, int64_t col0, int cols,
+                              const QOutput& out);
 void QByteTileAvx512VnniAmxA(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
                              const QCorr& corr, int32_t* acc);  // 16x32, AMX A layout
 void QByteTileAvxVnni(int rows, int64_t k4, const uint8_t* a, const int8_t* b,

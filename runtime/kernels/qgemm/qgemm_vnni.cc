@@ -226,16 +226,202 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) inline void QuantStore16(
 }
 
 // gcc 12 reports -Wmaybe-uninitialized inside the unmasked AVX-512 intrinsics here (they
-// pass _mm512_undefined_*() as the merge source): a false positive, silenced locally.
+// pass _mm512_undefined_*() as the merge source), and -Wuninitialized where the fused 1-row
+// tile inlines them: false positives, silenced locally.
 #pragma GCC diagnostic push
 #if !defined(__clang__)  // clang has no -Wmaybe-uninitialized
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
+
+// Per row r of a tile, the int32 vectors (for columns 0-15 and 16-31) the raw dots need
+// added: bias - za[r] * sb[j] - zb[j] * (sa[r] - k * za[r]) with row_const's share.
+struct RowCorrection {
+  __m512i sb0, sb1, zb0, zb1, ct0, ct1;
+  __attribute__((target("avx512f"))) explicit RowCorrection(const QCorr& q)
+      : sb0(_mm512_loadu_si512(q.sb)),
+        sb1(_mm512_loadu_si512(q.sb + 16)),
+        zb0(_mm512_loadu_si512(q.zb)),
+        zb1(_mm512_loadu_si512(q.zb + 16)),
+        ct0(_mm512_mullo_epi32(_mm512_set1_epi32(q.za[0]), sb0)),
+        ct1(_mm512_mullo_epi32(_mm512_set1_epi32(q.za[0]), sb1)) {}
+  __attribute__((target("avx512f"))) void Of(const QCorr& q, int r, __m512i* k0,
+                                             __m512i* k1) const {
+    const __m512i rcv = _mm512_set1_epi32(q.row_const[r]);
+    if (q.za_one) {
+      *k0 = _mm512_sub_epi32(rcv, ct0);
+      *k1 = _mm512_sub_epi32(rcv, ct1);
+    } else {
+      const __m512i za = _mm512_set1_epi32(q.za[r]);
+      *k0 = _mm512_sub_epi32(rcv, _mm512_mullo_epi32(za, sb0));
+      *k1 = _mm512_sub_epi32(rcv, _mm512_mullo_epi32(za, sb1));
+    }
+    if (!q.zb_one) {
+      const __m512i ta = _mm512_set1_epi32(AdjustedRowSum(q, r));
+      *k0 = _mm512_sub_epi32(*k0, _mm512_mullo_epi32(ta, zb0));
+      *k1 = _mm512_sub_epi32(*k1, _mm512_mullo_epi32(ta, zb1));
+    }
+  }
+};
+
+// QStoreQuantTileAvx512 where q.pack_store holds (|round(acc * scale)| < 2^30, per-row
+// channels): no float clamp, since the conversion cannot overflow; the int32 results of
+// two rows are narrowed by saturating packs (int32 -> int16 -> uint8/int8), the zero
+// point added and the fused clamp applied on int16 in between, then put back in column
+// order with one dword permute: row r's 32 bytes in the low half, row r + 1's in the high.
+// Saturating before the zero point is added gives the same bytes: a value beyond int16
+// ends beyond the output range either way. Half the vector operations of the general
+// store, which dominated mobilenet's K = 16..32 pointwise convs.
+// The settings of the packed stores that do not change within a tile.
+struct PackedStore {
+  __m512i lo16, hi16, zp16;
+  bool clamp, u8;
+  __mmask32 mask;  // the tile's columns
+  __attribute__((target("avx512f,avx512bw"))) PackedStore(const QOutput& o, int cols) {
+    u8 = o.kind == QOutput::Kind::kUInt8;
+    const int32_t qmin = u8 ? 0 : -128, qmax = u8 ? 255 : 127;
+    const int32_t lo = std::max(qmin, o.q_lo), hi = std::min(qmax, o.q_hi);
+    lo16 = _mm512_set1_epi16(static_cast<int16_t>(lo));
+    hi16 = _mm512_set1_epi16(static_cast<int16_t>(hi));
+    zp16 = _mm512_set1_epi16(static_cast<int16_t>(o.zero_point));
+    clamp = lo != qmin || hi != qmax;
+    mask = cols >= 32 ? ~__mmask32(0) : (__mmask32(1) << cols) - 1;
+  }
+};
+
+// One row's 32 corrected accumulators (v0: columns 0-15, v1: 16-31) requantized as int16,
+// saturated, with the zero point and clamp (lanes interleaved as packs leaves them).
+__attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512i PackedRow16(
+    __m512i v0, __m512i v1, __m512 sc, const PackedStore& ps) {
+  const __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(v0), sc));
+  const __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(v1), sc));
+  __m512i p = _mm512_adds_epi16(_mm512_packs_epi32(i0, i1), ps.zp16);
+  if (ps.clamp) p = _mm512_min_epi16(_mm512_max_epi16(p, ps.lo16), ps.hi16);
+  return p;
+}
+
+// Narrows rows r (p0) and r + 1 (p1, stored when `second`) to bytes at y and y + ld. Dword
+// d of the packed pair holds 4 columns of one row (packs work per 128-bit lane), so one
+// permute puts row r's 32 bytes in the low half and row r + 1's in the high one.
+__attribute__((target("avx512f,avx512bw,avx512vl"))) inline void StorePackedPair(
+    __m512i p0, __m512i p1, bool second, const PackedStore& ps, uint8_t* y, int64_t ld) {
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  const __m512i b = _mm512_permutexvar_epi32(
+      order, ps.u8 ? _mm512_packus_epi16(p0, p1) : _mm512_packs_epi16(p0, p1));
+  const __m256i b0 = _mm512_castsi512_si256(b), b1 = _mm512_extracti64x4_epi64(b, 1);
+  if (ps.mask == ~__mmask32(0)) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y), b0);
+    if (second) _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + ld), b1);
+  } else {
+    _mm256_mask_storeu_epi8(y, ps.mask, b0);
+    if (second) _mm256_mask_storeu_epi8(y + ld, ps.mask, b1);
+  }
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void QStoreQuantTilePacked(
+    const int32_t* acc, int rows, int cols, int64_t row0, int64_t col0, const QOutput& o,
+    const QCorr& q) {
+  const PackedStore ps(o, cols);
+  const RowCorrection rc(q);
+  const int step = o.per_channel_scale ? 1 : 0;
+  const float* scale = o.scale + row0 * step;
+  // Locals: the byte stores below may alias `o` as far as the compiler knows.
+  const int64_t ld = o.ld;
+  uint8_t* y = static_cast<uint8_t*>(o.data) + row0 * ld + col0;
+  for (int r = 0; r < rows; r += 2, y += 2 * ld) {
+    const int r1 = r + 1 < rows ? r + 1 : r;
+    __m512i k[4];
+    rc.Of(q, r, &k[0], &k[1]);
+    rc.Of(q, r1, &k[2], &k[3]);
+    const __m512i p0 = PackedRow16(_mm512_add_epi32(_mm512_loadu_si512(acc + r * 32), k[0]),
+                                   _mm512_add_epi32(_mm512_loadu_si512(acc + r * 32 + 16), k[1]),
+                                   _mm512_set1_ps(scale[r * step]), ps);
+    const __m512i p1 = PackedRow16(_mm512_add_epi32(_mm512_loadu_si512(acc + r1 * 32), k[2]),
+                                   _mm512_add_epi32(_mm512_loadu_si512(acc + r1 * 32 + 16), k[3]),
+                                   _mm512_set1_ps(scale[r1 * step]), ps);
+    StorePackedPair(p0, p1, r1 != r, ps, y, ld);
+  }
+}
+
+// The 8x32 VNNI tile and QStoreQuantTilePacked in one, for products with one za and one zb
+// (convs): the accumulators start from the correction (row_const[r] - za * sb[j]) instead
+// of 0 and are requantized straight from the registers, without the round trip through
+// `acc` or the per-row correction vectors of the separate store. kHalf: at most 16 columns
+// (the last panel of a 14x14 or 28x28 conv, 4 or 16 of 32 pixels), only their half of the
+// dot products; the other half's registers repeat it and are masked off at the store.
+template <int R, bool kHalf>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void RowsQuant512(
+    int64_t k4, const uint8_t* a, const int8_t* b, const QCorr& q, const float* scale,
+    int scale_step, const PackedStore& ps, uint8_t* y, int64_t ld) {
+  const __m512i za = _mm512_set1_epi32(q.za[0]);
+  const __m512i ct0 = _mm512_mullo_epi32(za, _mm512_loadu_si512(q.sb));
+  const __m512i ct1 = _mm512_mullo_epi32(za, _mm512_loadu_si512(q.sb + 16));
+  __m512i c0[R], c1[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    const __m512i rcv = _mm512_set1_epi32(q.row_const[r]);
+    c0[r] = _mm512_sub_epi32(rcv, ct0);
+    c1[r] = _mm512_sub_epi32(rcv, ct1);
+  }
+  for (int64_t g = 0; g < k4; ++g) {
+    const __m512i b0 = _mm512_loadu_si512(b);
+    const __m512i b1 = kHalf ? b0 : _mm512_loadu_si512(b + 64);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m512i av = _mm512_set1_epi32(Load32(a + 4 * r));
+      c0[r] = _mm512_dpbusd_epi32(c0[r], av, b0);
+      if (!kHalf) c1[r] = _mm512_dpbusd_epi32(c1[r], av, b1);
+    }
+    a += 4 * 8;
+    b += 4 * 32;
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+    if (kHalf) c1[r] = c0[r];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; r += 2) {
+    const int r1 = r + 1 < R ? r + 1 : r;
+    const __m512i p0 = PackedRow16(c0[r], c1[r], _mm512_set1_ps(scale[r * scale_step]), ps);
+    const __m512i p1 = r1 != r ? PackedRow16(c0[r1], c1[r1],
+                                             _mm512_set1_ps(scale[r1 * scale_step]), ps)
+                               : p0;
+    StorePackedPair(p0, p1, r1 != r, ps, y + r * ld, ld);
+  }
+}
+
+template <bool kHalf>
+void RowsQuantDispatch(int rows, int64_t k4, const uint8_t* a, const int8_t* b, const QCorr& q,
+                       const float* scale, int step, const PackedStore& ps, uint8_t* y,
+                       int64_t ld) {
+  switch (rows) {
+    case 1: return RowsQuant512<1, kHalf>(k4, a, b, q, scale, step, ps, y, ld);
+    case 2: return RowsQuant512<2, kHalf>(k4, a, b, q, scale, step, ps, y, ld);
+    case 3: return RowsQuant512<3, kHalf>(k4, a, b, q, scale, step, ps, y, ld);
+    case 4: return RowsQuant512<4, kHalf>(k4, a, b, q, scale, step, ps, y, ld);
+    case 5: return RowsQuant512<5, kHalf>(k4, a, b, q, scale, step, ps, y, ld);
+    case 6: return RowsQuant512<6, kHalf>(k4, a, b, q, scale, step, ps, y, ld);
+    case 7: return RowsQuant512<7, kHalf>(k4, a, b, q, scale, step, ps, y, ld);
+    default: return RowsQuant512<8, kHalf>(k4, a, b, q, scale, step, ps, y, ld);
+  }
+}
+
+void QByteTileQuantAvx512Vnni(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
+                              const QCorr& corr, int64_t row0, int64_t col0, int cols,
+                              const QOutput& out) {
+  const PackedStore ps(out, cols);
+  const int step = out.per_channel_scale ? 1 : 0;
+  const float* scale = out.scale + row0 * step;
+  uint8_t* y = static_cast<uint8_t*>(out.data) + row0 * out.ld + col0;
+  const int64_t ld = out.ld;
+  if (cols <= 16) return RowsQuantDispatch<true>(rows, k4, a, b, corr, scale, step, ps, y, ld);
+  RowsQuantDispatch<false>(rows, k4, a, b, corr, scale, step, ps, y, ld);
+}
 
 // The requantizing half of QStoreTileAvx512 (uint8/int8 outputs; q.row_const set).
 __attribute__((target("avx512f,avx512bw,avx512vl"))) void QStoreQuantTileAvx512(
     const int32_t* acc, int rows, int cols, int64_t row0, int64_t col0, const QOutput& o,
     const QCorr& q) {
+  if (q.pack_store) return QStoreQuantTilePacked(acc, rows, cols, row0, col0, o, q);
   const bool za_one = q.za_one, zb_one = q.zb_one;
   const __m512i sb0 = _mm512_loadu_si512(q.sb), sb1 = _mm512_loadu_si512(q.sb + 16);
   const __m512i zb0 = _mm512_loadu_si512(q.zb), zb1 = _mm512_loadu_si512(q.zb + 16);
