@@ -88,6 +88,13 @@ void ThreadPool::WorkerLoop() {
   }
 }
 
+int64_t ThreadPool::ChunkCount(int threads, int64_t n, int64_t grain) {
+  grain = std::max<int64_t>(1, grain);
+  if (threads <= 1 || n <= grain) return n > 0 ? 1 : 0;
+  // About 4 chunks per thread balances uneven chunks; the atomic claim makes them cheap.
+  return std::min<int64_t>(threads * 4, n / grain);
+}
+
 void ThreadPool::ParallelFor(int64_t n, int64_t grain,
                              const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
@@ -98,12 +105,11 @@ void ThreadPool::ParallelFor(int64_t n, int64_t grain,
     fn(0, n);
     return;
   }
-  // About 4 chunks per thread balances uneven chunks; the atomic claim makes them cheap.
-  // Their sizes differ by at most one index: ceil(n / 4t)-sized chunks left a short last
+  // Chunk sizes differ by at most one index: ceil(n / 4t)-sized chunks left a short last
   // one, so 36 depthwise channel blocks ran as 7 x 5 + 1 and two threads got 20 and 16.
   fn_ = &fn;
   n_ = n;
-  chunks_ = std::min<int64_t>(threads * 4, n / grain);
+  chunks_ = ChunkCount(threads, n, grain);
   next_.store(0, std::memory_order_relaxed);
   done_.store(0, std::memory_order_relaxed);
   {

@@ -35,6 +35,9 @@ class ThreadPool {
   // long, and returns when all are done. Chunk i is [i * n / c, (i + 1) * n / c) for
   // c = min(4 * threads, n / grain) chunks: sizes differ by at most one.
   void ParallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+  // The number of chunks ParallelFor cuts [0, n) into at `grain` on `threads` threads (1
+  // when it runs the loop inline), for callers that plan their work around the chunks.
+  static int64_t ChunkCount(int threads, int64_t n, int64_t grain);
 
   // How long an idle worker (or the caller waiting for workers) spins before sleeping.
   static constexpr int kSpinMicros = 100;

@@ -219,7 +219,7 @@ TEST(ConvTest, MatchesNaiveConvolution) {
 }
 
 // The AVX2/AVX-512 entries run 2-D convs as an implicit GEMM over a phase-split source
-// (conv_implicit.h): these shapes cross its tile edges at 1 and 2 threads: Cout past one
+// (conv_implicit.h): these shapes cross its tile edges at 1, 2 and 3 threads: Cout past one
 // 96-row block and not a multiple of 6, more virtual pixels than one 256-column block and
 // a ragged last panel, K over several K blocks (256 rows for nr 32, 512 for nr 16), stride
 // 2 onto a 7x7 plane (the phase width 8 > OW 7 drops a column per row), a 1x1 stride-2
@@ -255,7 +255,7 @@ TEST(ConvTest, ImplicitGemmTileEdges) {
     int64_t kdim = 1;
     for (size_t i = 1; i < cs.w.size(); ++i) kdim *= cs.w[i];
     for (const KernelDef* def : KernelsFor("Conv", "", ir::DType::kFloat32)) {
-      for (int threads : {1, 2}) {
+      for (int threads : {1, 2, 3}) {
         const std::string what = cs.label + " " + def->name + " t" + std::to_string(threads);
         auto out = RunOne("Conv", "", in, true, ConvAttrList(cs), def, threads);
         ASSERT_EQ(out[0].shape(), want_shape) << what;
@@ -378,9 +378,9 @@ TEST(ConvTest, FusedConvAddsSumBeforeTheActivation) {
   }
 }
 
-// One conv case through the `isa` entries: FusedConv (bias + Z, then Relu or Clip) at 1
-// and 2 threads, and plain Conv with and without bias at 1 and 2 threads, each against the
-// naive convolution.
+// One conv case through the `isa` entries: FusedConv (bias + Z, then Relu or Clip) at 1,
+// 2 and 3 threads (each count cuts the tiles differently, runtime/tile_split.h), and plain
+// Conv with and without bias at 1, 2 and 3 threads, each against the naive convolution.
 void ExpectFusedAndPlainMatchNaive(const ConvCase& cs, Isa isa) {
   const KernelDef* fused = nullptr;
   for (const KernelDef* d : KernelsFor("FusedConv", "com.microsoft", ir::DType::kFloat32))
@@ -403,7 +403,7 @@ void ExpectFusedAndPlainMatchNaive(const ConvCase& cs, Isa isa) {
     auto attrs = ConvAttrList(cs);
     attrs.push_back(ir::Attribute::String("activation", act));
     if (act[0] == 'C') attrs.push_back(ir::Attribute::Floats("activation_params", {-0.3f, 0.6f}));
-    for (int threads : {1, 2}) {
+    for (int threads : {1, 2, 3}) {
       const std::string what = cs.label + " " + act + " t" + std::to_string(threads);
       auto out = RunOne("FusedConv", "com.microsoft", in, true, attrs, fused, threads);
       ASSERT_EQ(out[0].shape(), shape) << what;
@@ -413,7 +413,7 @@ void ExpectFusedAndPlainMatchNaive(const ConvCase& cs, Isa isa) {
   in.pop_back();
   for (const KernelDef* d : KernelsFor("Conv", "", ir::DType::kFloat32)) {
     if (d->isa != isa) continue;
-    for (int threads : {1, 2}) {
+    for (int threads : {1, 2, 3}) {
       const std::string t = " t" + std::to_string(threads);
       auto out = RunOne("Conv", "", in, true, ConvAttrList(cs), d, threads);
       ExpectClose(conv, out[0], static_cast<double>(kdim), cs.label + " plain" + t);
@@ -487,6 +487,9 @@ TEST(ConvTest, PixelMajorTilesMatchNaive) {
   ExpectFusedAndPlainMatchNaive(automatic, Isa::kAvx512);
   ExpectFusedAndPlainMatchNaive(automatic_pw, Isa::kAvx512);
   ExpectFusedAndPlainMatchNaive({"auto pointwise 960 -> 160", {1, 960, 7, 7}, {160, 960, 1, 1}, 1},
+                                Isa::kAvx512);
+  // 9 channel panels: cut into channel blocks of 5 + 4 at 2 threads (runtime/tile_split.h).
+  ExpectFusedAndPlainMatchNaive({"auto pointwise 96 -> 576", {1, 96, 7, 7}, {576, 96, 1, 1}, 1},
                                 Isa::kAvx512);
 }
 

@@ -40,6 +40,8 @@ void ExpectEachIndexOnce(ThreadPool& pool, int64_t n, int64_t grain, const std::
                            ? 1
                            : std::min<int64_t>(4 * pool.num_threads(), n / grain);
   EXPECT_EQ(chunks.load(), want) << what;
+  // What callers that plan around the chunks (runtime/tile_split.h) are told.
+  EXPECT_EQ(ThreadPool::ChunkCount(pool.num_threads(), n, grain), want) << what;
 }
 
 TEST(ThreadPoolTest, EveryIndexOnceAcrossSizesAndGrains) {

@@ -10,6 +10,7 @@
 
 #include "ir/error.h"
 #include "runtime/kernels/gemm/gemm_ukernel.h"
+#include "runtime/tile_split.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -396,22 +397,17 @@ void Run(Isa isa, const ConvGeometry& g, const Plan& plan, const float* x,
   // (3-6% of ResNet-18, whose padded 3x3 planes all have wq = OW + 2).
   const bool compact = UsesAvx512Tile(isa);
 
-  // Tiles of mcp A panels x ncp B panels; shrunk until each thread has a couple and, up
-  // to 8 per thread, until they split evenly (ResNet-18's 56x56 layer made 13 tiles: one
-  // thread ran 7 while the other waited after 6).
+  // Tiles of mcp A panels x ncp B panels (96 x 256 on one thread), cut for several
+  // threads by their estimated finishing times (runtime/tile_split.h): a tile packs its
+  // own B panels, about 2 weight rows' worth of work per column, and streams its weight
+  // rows, about 4 columns' worth per row. Counting tiles left ResNet-18's 56x56 layer at
+  // 13 (7 + 6) and cut 72 -> 24 on 28x28 into 8 + 8 + 8 + 1 pixel panels.
   const int64_t mp = CeilDiv(m, mr), np = CeilDiv(nv, nr);
   int64_t mcp = std::max<int64_t>(1, 96 / mr), ncp = std::max<int64_t>(1, 256 / nr);
   if (threads > 1) {
-    auto uneven = [&] {
-      const int64_t tiles = CeilDiv(mp, mcp) * CeilDiv(np, ncp);
-      return tiles < 2 * threads || (tiles % threads != 0 && tiles < 8 * threads);
-    };
-    while (uneven() && (mcp > 1 || ncp > 1)) {
-      if (ncp >= mcp && ncp > 1)
-        ncp = (ncp + 1) / 2;
-      else
-        mcp = (mcp + 1) / 2;
-    }
+    const TileBlocks blocks = SplitTiles({m, mr, mcp, 2}, {nv, nr, ncp, 4}, threads);
+    mcp = blocks.rows;
+    ncp = blocks.cols;
   }
   const int64_t tiles_m = CeilDiv(mp, mcp), tiles_n = CeilDiv(np, ncp);
   // K block: one packed B panel (kc x nr, 32 KiB) stays in L1 while the A panels stream

@@ -14,6 +14,7 @@
 
 #include "ir/error.h"
 #include "runtime/kernels/conv/conv_implicit.h"
+#include "runtime/tile_split.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -235,22 +236,21 @@ void RunPixelMajor(Isa isa, const ConvGeometry& g, const Plan& plan, const float
   // A last channel panel of fewer than 64 channels runs the narrower tile.
   const ConvTileFn last_tile = PixelMajorTileFor(isa, static_cast<int>(m - (nq - 1) * kPmCols));
   // Tiles of up to 8 pixel panels x 8 channel panels (each packed A panel feeds up to 8
-  // B panels: with 4, 7x7 layers ran 100 instead of 136 GFLOP/s), split until every
-  // thread has work and, up to 4 tiles per thread, the split is even: channel blocks
-  // first down to 4 panels (equal halves of a 7x7 plane's 7 pixel panels would not be).
+  // B panels: with 4, 7x7 layers ran 100 instead of 136 GFLOP/s), cut for several threads
+  // by their estimated finishing times (runtime/tile_split.h): a tile packs its own pixel
+  // panels, about 16 channels' worth of work each, and streams its channels' weights,
+  // about one pixel panel's worth (so 160 -> 960 on 7x7 keeps whole-plane tiles: cut
+  // into 4 + 3 pixel panels as well, each thread read all 614 KB of weights, 0.096 ->
+  // 0.110 ms in conv_bench at 2 threads). Counting tiles cut 96 -> 576 on 7x7 into 8 + 1
+  // channel panels: 68 -> 63 us from a second thread (now 41 us).
   int64_t pcp = std::min<int64_t>(np, 8), qcp = std::min<int64_t>(nq, 8);
   const int threads = pool.num_threads();
-  auto tiles = [&] { return CeilDiv(np, pcp) * CeilDiv(nq, qcp); };
-  auto uneven = [&] {
-    return tiles() < threads || (tiles() % threads != 0 && tiles() < 4 * threads);
-  };
-  while (threads > 1 && uneven() && (pcp > 1 || qcp > 1)) {
-    if (qcp > 4 || (pcp == 1 && qcp > 1))
-      qcp = (qcp + 1) / 2;
-    else
-      pcp = (pcp + 1) / 2;
+  if (threads > 1) {
+    const TileBlocks blocks = SplitTiles({np, 1, pcp, 1}, {m, kPmCols, qcp, 16}, threads);
+    pcp = blocks.rows;
+    qcp = blocks.cols;
   }
-  const int64_t tiles_q = CeilDiv(nq, qcp), ntiles = tiles();
+  const int64_t tiles_q = CeilDiv(nq, qcp), ntiles = CeilDiv(np, pcp) * tiles_q;
   // K block: a 64-wide B slice of kc rows is 16 KiB at kc = 64, the block's A panels up
   // to 8 x 1.75 KiB, together well inside L1 (48 KiB) with the tile's C rows. At kc = 128
   // (32 + 28 KiB) they were not: MobileNetV2's 7x7 pointwise nodes ran 5-10% slower
