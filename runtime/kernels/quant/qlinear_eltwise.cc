@@ -193,27 +193,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void MulRowAvx512(
 // Flat source index of every output element under numpy broadcasting (empty: identity).
 std::vector<int64_t> BroadcastIndex(const std::vector<int64_t>& in, const std::vector<int64_t>& out) {
   if (in == out) return {};
-  const size_t r = out.size(), off = r - in.size();
-  std::vector<int64_t> stride(r, 0);
-  int64_t s = 1;
-  for (size_t i = r; i-- > off;) {
-    stride[i] = in[i - off] == 1 ? 0 : s;
-    s *= in[i - off];
-  }
-  int64_t total = 1;
-  for (int64_t d : out) total *= d;
-  std::vector<int64_t> idx(static_cast<size_t>(total));
-  std::vector<int64_t> pos(r, 0);
-  for (int64_t t = 0; t < total; ++t) {
-    int64_t flat = 0;
-    for (size_t i = 0; i < r; ++i) flat += pos[i] * stride[i];
-    idx[static_cast<size_t>(t)] = flat;
-    for (size_t i = r; i-- > 0;) {
-      if (++pos[i] < out[i]) break;
-      pos[i] = 0;
-    }
-  }
-  return idx;
+  return gemm_util::BatchIndices(in, out);
 }
 
 // com.microsoft QLinearAdd / QLinearMul (and edgepress QLinearAdd with an activation).
