@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "ir/constant_value.h"
 #include "ir/error.h"
 #include "ir/shape_inference_internal.h"
 
@@ -26,30 +27,9 @@ const Tensor* Inferencer::ConstTensor(const Value* v) {
     return nullptr;
   auto it = constant_cache_.find(v);
   if (it != constant_cache_.end()) return &it->second;
-  const Attribute* a = nullptr;
-  for (const auto& x : p->attributes())
-    if (x.name.rfind("value", 0) == 0) a = &x;
-  if (!a) return nullptr;
-  Tensor t;
-  if (a->kind == Attribute::Kind::kTensor && a->name == "value") {
-    t = a->t;
-  } else if (a->name == "value_float" && a->kind == Attribute::Kind::kFloat) {
-    t = Tensor::FromVector<float>(DType::kFloat32, {}, {a->f});
-  } else if (a->name == "value_floats" && a->kind == Attribute::Kind::kFloats) {
-    t = Tensor::FromVector<float>(DType::kFloat32, {static_cast<int64_t>(a->floats.size())},
-                                  a->floats);
-  } else if (a->name == "value_int" && a->kind == Attribute::Kind::kInt) {
-    t = Tensor::FromVector<int64_t>(DType::kInt64, {}, {a->i});
-  } else if (a->name == "value_ints" && a->kind == Attribute::Kind::kInts) {
-    t = Tensor::FromVector<int64_t>(DType::kInt64, {static_cast<int64_t>(a->ints.size())}, a->ints);
-  } else if (a->name == "value_string" && a->kind == Attribute::Kind::kString) {
-    t = Tensor::Strings({}, {a->s});
-  } else if (a->name == "value_strings" && a->kind == Attribute::Kind::kStrings) {
-    t = Tensor::Strings({static_cast<int64_t>(a->strings.size())}, a->strings);
-  } else {
-    return nullptr;
-  }
-  return &constant_cache_.emplace(v, std::move(t)).first->second;
+  std::optional<Tensor> t = ConstantAttributeValue(*p);
+  if (!t) return nullptr;
+  return &constant_cache_.emplace(v, *std::move(t)).first->second;
 }
 
 std::optional<Partial> Inferencer::PartialOf(const Value* v) {

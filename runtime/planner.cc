@@ -4,6 +4,7 @@
 #include <functional>
 #include <queue>
 
+#include "ir/constant_value.h"
 #include "ir/error.h"
 
 namespace edgepress::runtime {
@@ -40,25 +41,9 @@ void BufferArena::Release(ir::Tensor& t) {
 }
 
 ir::Tensor ConstantNodeValue(const ir::Node& node) {
-  for (const ir::Attribute& a : node.attributes()) {
-    using K = ir::Attribute::Kind;
-    if (a.name == "value" && a.kind == K::kTensor) return a.t;
-    if (a.name == "value_float" && a.kind == K::kFloat)
-      return ir::Tensor::FromVector<float>(ir::DType::kFloat32, {}, {a.f});
-    if (a.name == "value_floats" && a.kind == K::kFloats)
-      return ir::Tensor::FromVector<float>(ir::DType::kFloat32,
-                                           {static_cast<int64_t>(a.floats.size())}, a.floats);
-    if (a.name == "value_int" && a.kind == K::kInt)
-      return ir::Tensor::FromVector<int64_t>(ir::DType::kInt64, {}, {a.i});
-    if (a.name == "value_ints" && a.kind == K::kInts)
-      return ir::Tensor::FromVector<int64_t>(ir::DType::kInt64,
-                                             {static_cast<int64_t>(a.ints.size())}, a.ints);
-    if (a.name == "value_string" && a.kind == K::kString) return ir::Tensor::Strings({}, {a.s});
-    if (a.name == "value_strings" && a.kind == K::kStrings)
-      return ir::Tensor::Strings({static_cast<int64_t>(a.strings.size())}, a.strings);
-    if (a.name == "sparse_value")
-      ThrowUnsupported(node.describe() + ": sparse_value constants are not supported");
-  }
+  if (std::optional<ir::Tensor> v = ir::ConstantAttributeValue(node)) return *std::move(v);
+  if (node.has_attr("sparse_value"))
+    ThrowUnsupported(node.describe() + ": sparse_value constants are not supported");
   ThrowInvalid(node.describe() + ": Constant node has no value attribute");
 }
 

@@ -7,6 +7,7 @@
 
 #include "formats/onnx/onnx.h"
 #include "formats/onnx/onnx_internal.h"
+#include "ir/constant_value.h"
 #include "ir/error.h"
 #include "ir/file_util.h"
 
@@ -318,25 +319,7 @@ std::unique_ptr<ir::Model> LoadOnnx(const std::string& path) {
 
 std::optional<ir::Tensor> OnnxConstantValue(const ir::Node& n) {
   if (n.op_type() != "Constant" || !n.domain().empty()) return std::nullopt;
-  for (const auto& a : n.attributes()) {
-    using K = ir::Attribute::Kind;
-    if (a.name == "value" && a.kind == K::kTensor) return a.t;
-    if (a.name == "value_float" && a.kind == K::kFloat)
-      return ir::Tensor::FromVector<float>(ir::DType::kFloat32, {}, {a.f});
-    if (a.name == "value_floats" && a.kind == K::kFloats)
-      return ir::Tensor::FromVector<float>(ir::DType::kFloat32,
-                                           {static_cast<int64_t>(a.floats.size())}, a.floats);
-    if (a.name == "value_int" && a.kind == K::kInt)
-      return ir::Tensor::FromVector<int64_t>(ir::DType::kInt64, {}, {a.i});
-    if (a.name == "value_ints" && a.kind == K::kInts)
-      return ir::Tensor::FromVector<int64_t>(ir::DType::kInt64,
-                                             {static_cast<int64_t>(a.ints.size())}, a.ints);
-    if (a.name == "value_string" && a.kind == K::kString)
-      return ir::Tensor::Strings({}, {a.s});
-    if (a.name == "value_strings" && a.kind == K::kStrings)
-      return ir::Tensor::Strings({static_cast<int64_t>(a.strings.size())}, a.strings);
-  }
-  return std::nullopt;
+  return ir::ConstantAttributeValue(n);
 }
 
 }  // namespace edgepress::formats

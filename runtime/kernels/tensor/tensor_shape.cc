@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 
+#include "ir/constant_value.h"
 #include "runtime/kernels/elementwise/elementwise_common.h"
 #include "runtime/kernels/elementwise/elementwise_impl.h"
 #include "runtime/kernels/elementwise/half_convert.h"
@@ -270,25 +271,15 @@ std::unique_ptr<Kernel> CreateRange(const KernelInit&) {
 
 std::unique_ptr<Kernel> CreateConstant(const KernelInit& init) {
   const ir::Node& n = init.node;
-  ir::Tensor value;
-  if (const ir::Attribute* a = n.attr("value")) {
-    if (a->kind != ir::Attribute::Kind::kTensor) Fail(n, "attribute 'value' is not a tensor");
-    value = a->t;
-  } else if (n.has_attr("value_float")) {
-    value = ir::Tensor::FromVector<float>(ir::DType::kFloat32, {}, {n.attr_float("value_float", 0)});
-  } else if (n.has_attr("value_floats")) {
-    std::vector<float> v = n.attr_floats("value_floats");
-    value = ir::Tensor::FromVector<float>(ir::DType::kFloat32, {static_cast<int64_t>(v.size())}, v);
-  } else if (n.has_attr("value_int")) {
-    value = ir::Tensor::FromVector<int64_t>(ir::DType::kInt64, {}, {n.attr_int("value_int", 0)});
-  } else if (n.has_attr("value_ints")) {
-    std::vector<int64_t> v = n.attr_ints("value_ints");
-    value = ir::Tensor::FromVector<int64_t>(ir::DType::kInt64, {static_cast<int64_t>(v.size())}, v);
-  } else if (n.has_attr("value_string") || n.has_attr("value_strings")) {
+  const ir::Attribute* tensor_attr = n.attr("value");
+  if (tensor_attr && tensor_attr->kind != ir::Attribute::Kind::kTensor)
+    Fail(n, "attribute 'value' is not a tensor");
+  std::optional<ir::Tensor> v = ir::ConstantAttributeValue(n);
+  if (!v) Fail(n, "has no value attribute (sparse_value is not supported)");
+  // A string tensor in 'value' passes (string-typed ops may use it); value_string(s) never did.
+  if (!tensor_attr && v->dtype() == ir::DType::kString)
     FailUnsupported(n, "string constants are not supported by the runtime");
-  } else {
-    Fail(n, "has no value attribute (sparse_value is not supported)");
-  }
+  ir::Tensor value = *std::move(v);
   return MakeKernel([value](KernelContext& ctx) { ctx.SetOutput(0, value); });
 }
 
