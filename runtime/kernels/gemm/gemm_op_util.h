@@ -22,17 +22,18 @@ inline std::string DimsToString(const std::vector<int64_t>& d) {
   return s + "]";
 }
 
-// Numpy broadcasting of two batch shapes (MatMul, QLinearMatMul, MatMulInteger); throws
-// naming the node when incompatible.
+// Numpy broadcasting of two batch shapes (MatMul, QLinearMatMul, MatMulInteger; whole shapes
+// for QLinearAdd/QLinearMul, `what` names them in the error); throws naming the node.
 inline std::vector<int64_t> BroadcastBatch(const ir::Node& node, const std::vector<int64_t>& a,
-                                    const std::vector<int64_t>& b) {
+                                    const std::vector<int64_t>& b,
+                                    const char* what = "batch dimensions") {
   const size_t r = std::max(a.size(), b.size());
   std::vector<int64_t> out(r);
   for (size_t i = 0; i < r; ++i) {
     const int64_t da = i < r - a.size() ? 1 : a[i - (r - a.size())];
     const int64_t db = i < r - b.size() ? 1 : b[i - (r - b.size())];
     if (da != db && da != 1 && db != 1)
-      ThrowInvalid(node.describe() + ": batch dimensions " + DimsToString(a) + " and " +
+      ThrowInvalid(node.describe() + ": " + what + " " + DimsToString(a) + " and " +
                    DimsToString(b) + " do not broadcast");
     out[i] = da == 1 ? db : da;
   }

@@ -216,16 +216,7 @@ class QLinearBinaryKernel : public Kernel {
     const int32_t zc = OneZp(ctx, 7, a.dtype(), "C_zero_point");
     const std::vector<int64_t>& as = a.shape();
     const std::vector<int64_t>& bs = b.shape();
-    const size_t r = std::max(as.size(), bs.size());
-    std::vector<int64_t> out(r);
-    for (size_t i = 0; i < r; ++i) {
-      const int64_t da = i < r - as.size() ? 1 : as[i - (r - as.size())];
-      const int64_t db = i < r - bs.size() ? 1 : bs[i - (r - bs.size())];
-      if (da != db && da != 1 && db != 1)
-        ThrowInvalid(node.describe() + ": shapes " + DimsToString(as) + " and " +
-                     DimsToString(bs) + " do not broadcast");
-      out[i] = da == 1 ? db : da;
-    }
+    const std::vector<int64_t> out = gemm_util::BroadcastBatch(node, as, bs, "shapes");
     ir::Tensor& c = ctx.AllocateOutput(0, a.dtype(), out);
     const int64_t n = static_cast<int64_t>(c.numel());
     if (n == 0) return;
