@@ -30,43 +30,32 @@ void EmitLayout(YAML::Emitter& out, const std::vector<std::string>& specs) {
   out << YAML::EndMap;
 }
 
-}  // namespace
-
-std::string RecipeToYaml(const Recipe& r) {
-  YAML::Emitter out;
-  out.SetIndent(2);
-  // Lists of a pass's list-typed options are written as YAML lists again.
-  auto option_value = [&](const std::string& pass, const std::string& option,
-                          const std::string& value) {
-    const passes::PassEntry* e = FindCompressStep(pass);
-    bool is_list = false;
-    if (e)
-      for (const auto& o : e->info.options)
-        is_list |= o.name == option && o.type == passes::OptionInfo::Type::kStringList;
-    if (!is_list) {
-      out << value;
-      return;
+// A pass option's value; list-typed options (comma- or |-separated) as YAML lists again.
+void EmitOptionValue(YAML::Emitter& out, const std::string& pass, const std::string& option,
+                     const std::string& value) {
+  const passes::PassEntry* e = FindCompressStep(pass);
+  bool is_list = false;
+  if (e)
+    for (const auto& o : e->info.options)
+      is_list |= o.name == option && o.type == passes::OptionInfo::Type::kStringList;
+  if (!is_list) {
+    out << value;
+    return;
+  }
+  out << YAML::Flow << YAML::BeginSeq;
+  std::string cur;
+  for (char c : value + ",") {
+    if (c == ',' || c == '|') {
+      if (!cur.empty()) out << cur;
+      cur.clear();
+    } else {
+      cur += c;
     }
-    out << YAML::Flow << YAML::BeginSeq;
-    std::string cur;
-    for (char c : value + ",") {
-      if (c == ',' || c == '|') {
-        if (!cur.empty()) out << cur;
-        cur.clear();
-      } else {
-        cur += c;
-      }
-    }
-    out << YAML::EndSeq;
-  };
-  std::string header = "edgepress recipe '" + r.name + "', resolved";
-  if (!r.extends_chain.empty()) header += " (extends " + Join(r.extends_chain, " <- ") + ")";
-  out << YAML::Comment(header);
-  out << YAML::BeginMap;
-  out << YAML::Key << "name" << YAML::Value << r.name;
-  out << YAML::Key << "description" << YAML::Value << r.description;
-  out << YAML::Key << "seed" << YAML::Value << r.seed;
+  }
+  out << YAML::EndSeq;
+}
 
+void EmitTarget(YAML::Emitter& out, const Recipe& r) {
   out << YAML::Key << "target" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "name" << YAML::Value << r.target.name;
   out << YAML::Key << "arch" << YAML::Value << r.target.arch;
@@ -76,7 +65,10 @@ std::string RecipeToYaml(const Recipe& r) {
   out << YAML::Key << "threads" << YAML::Value << r.target.threads;
   out << YAML::Key << "memory_mb" << YAML::Value << r.target.memory_mb;
   out << YAML::EndMap;
+}
 
+// Only the budgets the recipe sets.
+void EmitBudgets(YAML::Emitter& out, const Recipe& r) {
   out << YAML::Key << "budgets" << YAML::Value << YAML::BeginMap;
   const auto& b = r.budgets;
   auto budget = [&](const char* key, const std::optional<double>& v) {
@@ -90,7 +82,10 @@ std::string RecipeToYaml(const Recipe& r) {
   budget("max_size_ratio", b.max_size_ratio);
   budget("min_speedup", b.min_speedup);
   out << YAML::EndMap;
+}
 
+// A step without options as its bare pass name, else `pass: {option: value, ...}`.
+void EmitPipeline(YAML::Emitter& out, const Recipe& r) {
   out << YAML::Key << "pipeline" << YAML::Value << YAML::BeginSeq;
   for (const auto& s : r.pipeline) {
     if (s.options.empty()) {
@@ -100,12 +95,14 @@ std::string RecipeToYaml(const Recipe& r) {
     out << YAML::BeginMap << YAML::Key << s.pass << YAML::Value << YAML::Flow << YAML::BeginMap;
     for (const auto& [k, v] : s.options) {
       out << YAML::Key << k << YAML::Value;
-      option_value(s.pass, k, v);
+      EmitOptionValue(out, s.pass, k, v);
     }
     out << YAML::EndMap << YAML::EndMap;
   }
   out << YAML::EndSeq;
+}
 
+void EmitData(YAML::Emitter& out, const Recipe& r) {
   out << YAML::Key << "calibration" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "data" << YAML::Value << r.calibration.data;
   out << YAML::Key << "method" << YAML::Value << r.calibration.method;
@@ -126,13 +123,18 @@ std::string RecipeToYaml(const Recipe& r) {
   out << YAML::Key << "warmup_runs" << YAML::Value << e.warmup_runs;
   EmitLayout(out, e.layout);
   out << YAML::EndMap;
+}
 
+void EmitExport(YAML::Emitter& out, const Recipe& r) {
   out << YAML::Key << "export" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "epk" << YAML::Value << r.exports.epk;
   out << YAML::Key << "onnx" << YAML::Value << r.exports.onnx;
   out << YAML::Key << "pt" << YAML::Value << r.exports.pt;
   out << YAML::EndMap;
+}
 
+// The tuning limits and each step's overrides as `pass.option: value`.
+void EmitTuning(YAML::Emitter& out, const Recipe& r) {
   const auto& t = r.tuning;
   out << YAML::Key << "tuning" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "max_trials" << YAML::Value << t.max_trials;
@@ -146,13 +148,32 @@ std::string RecipeToYaml(const Recipe& r) {
     out << YAML::Key << "set" << YAML::Value << YAML::Flow << YAML::BeginMap;
     for (const auto& o : s.overrides) {
       out << YAML::Key << o.pass + "." + o.option << YAML::Value;
-      option_value(o.pass, o.option, o.value);
+      EmitOptionValue(out, o.pass, o.option, o.value);
     }
     out << YAML::EndMap << YAML::EndMap;
   }
   out << YAML::EndSeq;
   out << YAML::EndMap;
+}
 
+}  // namespace
+
+std::string RecipeToYaml(const Recipe& r) {
+  YAML::Emitter out;
+  out.SetIndent(2);
+  std::string header = "edgepress recipe '" + r.name + "', resolved";
+  if (!r.extends_chain.empty()) header += " (extends " + Join(r.extends_chain, " <- ") + ")";
+  out << YAML::Comment(header);
+  out << YAML::BeginMap;
+  out << YAML::Key << "name" << YAML::Value << r.name;
+  out << YAML::Key << "description" << YAML::Value << r.description;
+  out << YAML::Key << "seed" << YAML::Value << r.seed;
+  EmitTarget(out, r);
+  EmitBudgets(out, r);
+  EmitPipeline(out, r);
+  EmitData(out, r);
+  EmitExport(out, r);
+  EmitTuning(out, r);
   out << YAML::EndMap;
   // The emitter stops at the first value it cannot write; never hand out half a recipe.
   if (!out.good())

@@ -434,70 +434,9 @@ class ResizeKernel : public Kernel {
     if (rank < 1) Fail(node, "input X must have rank >= 1");
     const std::vector<int64_t>& in = x->shape();
 
-    std::vector<double> scales;
-    std::vector<int64_t> out(rank);
-    const ir::Tensor* scales_t = nullptr;
-    const ir::Tensor* sizes_t = nullptr;
-    const ir::Tensor* roi_t = nullptr;
-    if (attrs_.legacy) {
-      scales_t = ctx.input(1);
-    } else {
-      roi_t = ctx.input(1);
-      scales_t = ctx.input(2);
-      sizes_t = ctx.input(3);
-      if (scales_t && scales_t->numel() == 0) scales_t = nullptr;
-      if (sizes_t && sizes_t->numel() == 0) sizes_t = nullptr;
-    }
-    if (scales_t) {
-      if (scales_t->dtype() != ir::DType::kFloat32)
-        Fail(node, std::string("scales must be f32, got ") + ir::DTypeName(scales_t->dtype()));
-      scales = scales_t->ToDouble();
-    } else if (!attrs_.attr_scales.empty()) {
-      scales.assign(attrs_.attr_scales.begin(), attrs_.attr_scales.end());
-    }
-    if (sizes_t && scales_t) Fail(node, "only one of 'scales' and 'sizes' may be given");
-    if (!scales.empty()) {
-      if (static_cast<int>(scales.size()) != rank)
-        Fail(node, "scales has " + std::to_string(scales.size()) + " values for rank-" +
-                       std::to_string(rank) + " input " + Join(in));
-      for (int i = 0; i < rank; ++i) {
-        if (!(scales[i] > 0) || !std::isfinite(scales[i]))
-          Fail(node, "scales must be positive and finite, got " + std::to_string(scales[i]));
-        const double o = std::floor(static_cast<double>(in[i]) * scales[i]);
-        if (o > static_cast<double>(int64_t{1} << 40))
-          Fail(node, "output dim too large for scale " + std::to_string(scales[i]));
-        out[i] = static_cast<int64_t>(o);
-      }
-    } else if (sizes_t) {
-      if (sizes_t->dtype() != ir::DType::kInt64)
-        Fail(node, std::string("sizes must be i64, got ") + ir::DTypeName(sizes_t->dtype()));
-      out = sizes_t->ToInt64();
-      if (static_cast<int>(out.size()) != rank)
-        Fail(node, "sizes " + Join(out) + " does not match the rank of input " + Join(in));
-      scales.resize(rank);
-      for (int i = 0; i < rank; ++i) {
-        if (out[i] < 0 || out[i] > (int64_t{1} << 40)) Fail(node, "bad sizes " + Join(out));
-        scales[i] = in[i] > 0 ? static_cast<double>(out[i]) / static_cast<double>(in[i]) : 1.0;
-      }
-    } else {
-      Fail(node, "needs 'scales' or 'sizes'");
-    }
-    ir::ElementCount(out);  // throws on overflow
-
-    std::vector<double> roi(2 * rank, 0.0);
-    for (int i = 0; i < rank; ++i) roi[rank + i] = 1.0;
-    if (attrs_.coord == Coord::kTfCropAndResize) {
-      if (!roi_t || roi_t->numel() == 0) Fail(node, "tf_crop_and_resize needs the 'roi' input");
-      if (roi_t->dtype() != ir::DType::kFloat32 && roi_t->dtype() != ir::DType::kFloat64 &&
-          roi_t->dtype() != ir::DType::kFloat16)
-        Fail(node, "roi must be a float tensor");
-      roi = roi_t->ToDouble();
-      if (static_cast<int>(roi.size()) != 2 * rank)
-        Fail(node, "roi has " + std::to_string(roi.size()) + " values, expected " +
-                       std::to_string(2 * rank));
-    }
-
-    ir::Tensor& y = ctx.AllocateOutput(0, ir::DType::kFloat32, out);
+    const Target t = ResolveTarget(ctx, in);
+    const std::vector<double> roi = ReadRoi(ctx, rank);
+    ir::Tensor& y = ctx.AllocateOutput(0, ir::DType::kFloat32, t.out);
     if (y.numel() == 0) return;
     for (int i = 0; i < rank; ++i)
       if (in[i] == 0) Fail(node, "cannot resize an empty dim to a non-empty one: " + Join(in));
@@ -506,7 +445,7 @@ class ResizeKernel : public Kernel {
     std::vector<AxisPlan> last_two;  // planned H and W (identity or not), for the nearest path
     bool only_last_two = rank >= 2 && attrs_.mode == Mode::kNearest;
     for (int i = 0; i < rank; ++i) {
-      AxisPlan p = PlanAxis(attrs_, i, in[i], out[i], scales[i], roi[i], roi[rank + i]);
+      AxisPlan p = PlanAxis(attrs_, i, in[i], t.out[i], t.scales[i], roi[i], roi[rank + i]);
       if (p.any_outside) only_last_two = false;
       if (i >= rank - 2) last_two.push_back(p);
       if (!p.Identity()) {
@@ -516,30 +455,124 @@ class ResizeKernel : public Kernel {
     }
 #if defined(__x86_64__)
     if (simd_ && only_last_two && !plans.empty()) {
-      NearestPlane np;
-      np.planes = static_cast<int64_t>(ir::ElementCount(std::vector<int64_t>(in.begin(), in.end() - 2)));
-      np.h = in[rank - 2];
-      np.w = in[rank - 1];
-      np.oh = out[rank - 2];
-      np.ow = out[rank - 1];
-      np.h_idx = last_two[0].idx.data();
-      np.w_idx = last_two[1].idx.data();
-      PlanNearestBlocks(&np);
-      NearestPlaneAvx2(np, x->data<float>(), y.mutable_data<float>(), ctx.pool());
+      RunNearestPlanes(ctx, last_two, *x, y);
       return;
     }
 #endif
+    RunAxisPasses(ctx, std::move(plans), *x, y);
+  }
+
+ private:
+  struct Target {
+    std::vector<int64_t> out;
+    std::vector<double> scales;  // out / in per axis
+  };
+
+  // The output shape and the per-axis scales, from 'scales' (an input, or the attribute of the
+  // legacy Upsample/Resize-10) or from 'sizes'; exactly one of them must be given.
+  Target ResolveTarget(KernelContext& ctx, const std::vector<int64_t>& in) const {
+    const ir::Node& node = ctx.node();
+    const int rank = static_cast<int>(in.size());
+    const ir::Tensor* scales_t = ctx.input(attrs_.legacy ? 1 : 2);
+    const ir::Tensor* sizes_t = attrs_.legacy ? nullptr : ctx.input(3);
+    if (!attrs_.legacy && scales_t && scales_t->numel() == 0) scales_t = nullptr;
+    if (sizes_t && sizes_t->numel() == 0) sizes_t = nullptr;
+    Target t;
+    t.out.resize(rank);
+    if (scales_t) {
+      if (scales_t->dtype() != ir::DType::kFloat32)
+        Fail(node, std::string("scales must be f32, got ") + ir::DTypeName(scales_t->dtype()));
+      t.scales = scales_t->ToDouble();
+    } else if (!attrs_.attr_scales.empty()) {
+      t.scales.assign(attrs_.attr_scales.begin(), attrs_.attr_scales.end());
+    }
+    if (sizes_t && scales_t) Fail(node, "only one of 'scales' and 'sizes' may be given");
+    if (!t.scales.empty()) {
+      if (static_cast<int>(t.scales.size()) != rank)
+        Fail(node, "scales has " + std::to_string(t.scales.size()) + " values for rank-" +
+                       std::to_string(rank) + " input " + Join(in));
+      for (int i = 0; i < rank; ++i) {
+        if (!(t.scales[i] > 0) || !std::isfinite(t.scales[i]))
+          Fail(node, "scales must be positive and finite, got " + std::to_string(t.scales[i]));
+        const double o = std::floor(static_cast<double>(in[i]) * t.scales[i]);
+        if (o > static_cast<double>(int64_t{1} << 40))
+          Fail(node, "output dim too large for scale " + std::to_string(t.scales[i]));
+        t.out[i] = static_cast<int64_t>(o);
+      }
+    } else if (sizes_t) {
+      if (sizes_t->dtype() != ir::DType::kInt64)
+        Fail(node, std::string("sizes must be i64, got ") + ir::DTypeName(sizes_t->dtype()));
+      t.out = sizes_t->ToInt64();
+      if (static_cast<int>(t.out.size()) != rank)
+        Fail(node, "sizes " + Join(t.out) + " does not match the rank of input " + Join(in));
+      t.scales.resize(rank);
+      for (int i = 0; i < rank; ++i) {
+        if (t.out[i] < 0 || t.out[i] > (int64_t{1} << 40)) Fail(node, "bad sizes " + Join(t.out));
+        t.scales[i] =
+            in[i] > 0 ? static_cast<double>(t.out[i]) / static_cast<double>(in[i]) : 1.0;
+      }
+    } else {
+      Fail(node, "needs 'scales' or 'sizes'");
+    }
+    ir::ElementCount(t.out);  // throws on overflow
+    return t;
+  }
+
+  // Region of interest as [starts..., ends...]; the whole input unless tf_crop_and_resize.
+  std::vector<double> ReadRoi(KernelContext& ctx, int rank) const {
+    std::vector<double> roi(2 * rank, 0.0);
+    for (int i = 0; i < rank; ++i) roi[rank + i] = 1.0;
+    if (attrs_.coord != Coord::kTfCropAndResize) return roi;
+    const ir::Node& node = ctx.node();
+    const ir::Tensor* roi_t = attrs_.legacy ? nullptr : ctx.input(1);
+    if (!roi_t || roi_t->numel() == 0) Fail(node, "tf_crop_and_resize needs the 'roi' input");
+    if (roi_t->dtype() != ir::DType::kFloat32 && roi_t->dtype() != ir::DType::kFloat64 &&
+        roi_t->dtype() != ir::DType::kFloat16)
+      Fail(node, "roi must be a float tensor");
+    roi = roi_t->ToDouble();
+    if (static_cast<int>(roi.size()) != 2 * rank)
+      Fail(node, "roi has " + std::to_string(roi.size()) + " values, expected " +
+                     std::to_string(2 * rank));
+    return roi;
+  }
+
+#if defined(__x86_64__)
+  // Nearest resize of the last two axes only: one gather per output row of every plane.
+  void RunNearestPlanes(KernelContext& ctx, const std::vector<AxisPlan>& last_two,
+                        const ir::Tensor& x, ir::Tensor& y) const {
+    const std::vector<int64_t>& in = x.shape();
+    const std::vector<int64_t>& out = y.shape();
+    const size_t rank = in.size();
+    NearestPlane np;
+    np.planes =
+        static_cast<int64_t>(ir::ElementCount(std::vector<int64_t>(in.begin(), in.end() - 2)));
+    np.h = in[rank - 2];
+    np.w = in[rank - 1];
+    np.oh = out[rank - 2];
+    np.ow = out[rank - 1];
+    np.h_idx = last_two[0].idx.data();
+    np.w_idx = last_two[1].idx.data();
+    PlanNearestBlocks(&np);
+    NearestPlaneAvx2(np, x.data<float>(), y.mutable_data<float>(), ctx.pool());
+  }
+#endif
+
+  // One pass per resized axis, shrinking axes first (smallest out/in ratio) so that the
+  // intermediate buffers stay small; the last pass writes y.
+  void RunAxisPasses(KernelContext& ctx, std::vector<AxisPlan> plans, const ir::Tensor& x,
+                     ir::Tensor& y) const {
     std::stable_sort(plans.begin(), plans.end(), [](const AxisPlan& a, const AxisPlan& b) {
       return static_cast<double>(a.out) / a.in < static_cast<double>(b.out) / b.in;
     });
     float* dst_final = y.mutable_data<float>();
     if (plans.empty()) {
-      std::memcpy(dst_final, x->data<float>(), y.nbytes());
+      std::memcpy(dst_final, x.data<float>(), y.nbytes());
       return;
     }
-    std::vector<int64_t> cur = in;
+    const int rank = x.rank();
+    std::vector<int64_t> cur = x.shape();
     std::vector<float> bufs[2];
-    const float* src = x->data<float>();
+    const float* src = x.data<float>();
     for (size_t k = 0; k < plans.size(); ++k) {
       const AxisPlan& p = plans[k];
       int64_t outer = 1, inner = 1;
@@ -562,7 +595,6 @@ class ResizeKernel : public Kernel {
     }
   }
 
- private:
   ResizeAttrs attrs_;
   bool simd_;
 };

@@ -77,14 +77,59 @@ class QConvTransposeKernel : public Kernel {
                    " values, expected 1 or " + std::to_string(g.mg) + " (axis 1)");
     const std::vector<int32_t> w_zp =
         wz ? qutil::ZeroPoints(node, wz, wz->numel()) : std::vector<int32_t>{0};
+    std::vector<float> mult;
+    ir::DType out_dtype;
+    const QOutput out = ReadEpilogue(ctx, g, mult, out_dtype);
+    ir::Tensor& y = ctx.AllocateOutput(0, out_dtype, g.OutputShape());
+    if (y.numel() == 0) return;
+    const int64_t elem = out_dtype == ir::DType::kFloat32 ? 4 : 1;
+    const bool use_packed = !packed_w_.empty() && w->shape() == packed_shape_ &&
+                            w->dtype() == packed_dtype_ && w_zp == w_zp_;
+    const std::vector<QPacked> local = use_packed ? std::vector<QPacked>{} : Pack(*w, w_zp);
+    const std::vector<QPacked>& pw = use_packed ? packed_w_ : local;
+    const bool disjoint = conv_util::TapsTileOutput(g);
+    for (int64_t n = 0; n < g.n; ++n) {
+      for (int64_t gi = 0; gi < g.group; ++gi) {
+        GroupJob job{g, x->dtype(), x_zp, elem, nullptr, &pw[static_cast<size_t>(gi)], out};
+        job.xg = static_cast<const uint8_t*>(x->raw()) + (n * g.c + gi * g.cg) * g.in_size();
+        job.o.data = static_cast<uint8_t*>(y.mutable_raw()) +
+                     (n * g.m + gi * g.mg) * g.out_size() * elem;
+        job.o.ld = g.out_size();
+        job.o.scale += gi * g.mg;  // channel lookups are by absolute output channel
+        if (job.o.bias) job.o.bias += gi * g.mg;
+        if (disjoint)
+          RunDisjointGroup(ctx.pool(), job);
+        else
+          RunOverlappingGroup(ctx.pool(), job);
+      }
+    }
+  }
+
+ private:
+  // One (image, group) of the op: its input planes, packed weights and output epilogue.
+  struct GroupJob {
+    const ConvGeometry& g;
+    ir::DType xt;
+    int32_t x_zp;
+    int64_t elem;  // output bytes per element (4: float, 1: int8/uint8)
+    const uint8_t* xg;
+    const QPacked* wg;
+    QOutput o;  // addresses the group's first output channel
+  };
+
+  // The requantization of every output channel m: multiplier x_scale * w_scale[m % mg] /
+  // y_scale (into `mult`, which the result points at), y_zp, activation bounds, int32 bias;
+  // without y_scale (edgepress form only) a float output.
+  QOutput ReadEpilogue(KernelContext& ctx, const ConvGeometry& g, std::vector<float>& mult,
+                       ir::DType& out_dtype) const {
+    const ir::Node& node = ctx.node();
     const std::vector<float> xs = qutil::ScalesOf(node, Opt(ctx, 1), 1, "x_scale");
     const std::vector<float> ws = qutil::ScalesOf(node, Opt(ctx, 4), g.mg, "w_scale");
     const ir::Tensor* ys_t = Opt(ctx, 6);
     const ir::Tensor* yz = Opt(ctx, 7);
     const ir::Tensor* b = Opt(ctx, 8);
     const float ys = ys_t ? qutil::ScalesOf(node, ys_t, 1, "y_scale")[0] : 1.f;
-    // Per absolute output channel m: group gi's channel m - gi * mg uses ws[m % mg].
-    std::vector<float> mult(static_cast<size_t>(g.m));
+    mult.resize(static_cast<size_t>(g.m));
     for (int64_t m = 0; m < g.m; ++m) {
       const float s = ws[ws.size() > 1 ? static_cast<size_t>(m % g.mg) : 0];
       mult[static_cast<size_t>(m)] = ys_t ? xs[0] * s / ys : xs[0] * s;
@@ -95,13 +140,13 @@ class QConvTransposeKernel : public Kernel {
     out.per_channel_scale = true;
     out.lo = act_.lo;
     out.hi = act_.hi;
-    ir::DType out_dtype;
     if (ys_t) {
       out_dtype = yz ? yz->dtype() : ir::DType::kUInt8;
       if (!Is8Bit(out_dtype))
         ThrowUnsupported(node.describe() + ": y_zero_point dtype " + ir::DTypeName(out_dtype) +
                          " is not supported");
-      if (yz && yz->numel() != 1) ThrowUnsupported(node.describe() + ": y_zero_point must be per-tensor");
+      if (yz && yz->numel() != 1)
+        ThrowUnsupported(node.describe() + ": y_zero_point must be per-tensor");
       out.kind = out_dtype == ir::DType::kInt8 ? QOutput::Kind::kInt8 : QOutput::Kind::kUInt8;
       out.zero_point = qutil::ZeroPoints(node, yz, 1)[0];
       out.q_lo = qutil::QuantizeBound(act_.lo, ys, out.zero_point);
@@ -117,89 +162,72 @@ class QConvTransposeKernel : public Kernel {
                      "], got " + ir::DTypeName(b->dtype()) + gemm_util::DimsToString(b->shape()));
       out.bias = b->data<int32_t>();
     }
-    ir::Tensor& y = ctx.AllocateOutput(0, out_dtype, g.OutputShape());
-    if (y.numel() == 0) return;
-    const int64_t elem = out_dtype == ir::DType::kFloat32 ? 4 : 1;
-    const int64_t in_size = g.in_size(), out_size = g.out_size(), rows = g.mg * g.k_size();
-    const bool use_packed = !packed_w_.empty() && w->shape() == packed_shape_ &&
-                            w->dtype() == packed_dtype_ && w_zp == w_zp_;
-    const std::vector<QPacked> local = use_packed ? std::vector<QPacked>{} : Pack(*w, w_zp);
-    const std::vector<QPacked>& pw = use_packed ? packed_w_ : local;
-    ThreadPool& pool = ctx.pool();
-    const bool disjoint = conv_util::TapsTileOutput(g);
-    // Disjoint windows: the epilogue runs on the GEMM rows directly (row r = channel
-    // r / kprod: per-row copies of the channel's multiplier and bias), then the final
-    // values are scattered. Otherwise int32 col, col2im sums, then the epilogue.
-    std::vector<float> rmult;
-    std::vector<int32_t> rbias;
-    // Scratch of the calling thread; the pool's tasks use it through these pointers (a
-    // thread_local named inside a task would be the worker's own).
-    thread_local std::vector<int32_t> col_buf, acc_buf;
-    thread_local std::vector<uint8_t> fin_buf;
-    if (disjoint) {
-      rmult.resize(static_cast<size_t>(rows));
-      rbias.resize(static_cast<size_t>(rows));
-      fin_buf.resize(static_cast<size_t>(rows * in_size * elem));
-    } else {
-      col_buf.resize(static_cast<size_t>(rows * in_size));
-      acc_buf.resize(static_cast<size_t>(g.mg * out_size));
-    }
-    int32_t* const col = col_buf.data();
-    int32_t* const acc = acc_buf.data();
-    uint8_t* const fin = fin_buf.data();
-    for (int64_t n = 0; n < g.n; ++n) {
-      for (int64_t gi = 0; gi < g.group; ++gi) {
-        const uint8_t* xg = static_cast<const uint8_t*>(x->raw()) + (n * g.c + gi * g.cg) * in_size;
-        const QPacked& wg = pw[static_cast<size_t>(gi)];
-        QOutput o = out;
-        o.data = static_cast<uint8_t*>(y.mutable_raw()) + (n * g.m + gi * g.mg) * out_size * elem;
-        o.ld = out_size;
-        o.scale += gi * g.mg;  // channel lookups are by absolute output channel
-        if (o.bias) o.bias += gi * g.mg;
-        if (disjoint) {
-          const int64_t ks = g.k_size();
-          for (int64_t r = 0; r < rows; ++r) {
-            rmult[static_cast<size_t>(r)] = o.scale[r / ks];
-            rbias[static_cast<size_t>(r)] = o.bias ? o.bias[r / ks] : 0;
-          }
-          QOutput ro = o;
-          ro.scale = rmult.data();
-          ro.bias = rbias.data();
-          ro.data = fin;
-          ro.ld = in_size;
-          GemmChunks(pool, x->dtype(), xg, in_size, g.cg, rows, wg, x_zp, ro, elem);
-          uint8_t* yg = static_cast<uint8_t*>(o.data);
-          pool.ParallelFor(g.mg, 1, [&](int64_t lo, int64_t hi) {
-            if (elem == 4)
-              Scatter<float>(g, reinterpret_cast<const float*>(fin), lo, hi, reinterpret_cast<float*>(yg));
-            else
-              Scatter<uint8_t>(g, fin, lo, hi, yg);
-          });
-          continue;
-        }
-        std::fill(acc, acc + g.mg * out_size, 0);
-        if (in_size > 0 && g.cg > 0) {
-          QOutput co;
-          co.kind = QOutput::Kind::kInt32;
-          co.data = col;
-          co.ld = in_size;
-          GemmChunks(pool, x->dtype(), xg, in_size, g.cg, rows, wg, x_zp, co, 4);
-          pool.ParallelFor(g.mg, 1, [&](int64_t lo, int64_t hi) {
-            conv_util::Col2ImAdd(g, col, lo, hi, acc);
-          });
-        }
-        pool.ParallelFor(g.mg, 1, [&](int64_t lo, int64_t hi) {
-          for (int64_t m = lo; m < hi; ++m)
-            for (int64_t c0 = 0; c0 < out_size; c0 += kStoreChunk) {
-              const int cols = static_cast<int>(std::min<int64_t>(kStoreChunk, out_size - c0));
-              QStoreRowIsa(kIsa, acc + m * out_size + c0, cols, m, c0, o);
-            }
-        });
-      }
-    }
+    return out;
   }
 
- private:
+  // Disjoint windows (stride = kernel): the epilogue runs on the GEMM rows directly (row r =
+  // channel r / kprod: per-row copies of the channel's multiplier and bias), then the final
+  // values are scattered to their output positions.
+  static void RunDisjointGroup(ThreadPool& pool, const GroupJob& j) {
+    const ConvGeometry& g = j.g;
+    const int64_t ks = g.k_size(), rows = g.mg * ks, in_size = g.in_size();
+    // Scratch of the calling thread; the pool's tasks use it through pointers (a thread_local
+    // named inside a task would be the worker's own).
+    thread_local std::vector<uint8_t> fin_buf;
+    fin_buf.resize(static_cast<size_t>(rows * in_size * j.elem));
+    std::vector<float> rmult(static_cast<size_t>(rows));
+    std::vector<int32_t> rbias(static_cast<size_t>(rows));
+    for (int64_t r = 0; r < rows; ++r) {
+      rmult[static_cast<size_t>(r)] = j.o.scale[r / ks];
+      rbias[static_cast<size_t>(r)] = j.o.bias ? j.o.bias[r / ks] : 0;
+    }
+    uint8_t* const fin = fin_buf.data();
+    QOutput ro = j.o;
+    ro.scale = rmult.data();
+    ro.bias = rbias.data();
+    ro.data = fin;
+    ro.ld = in_size;
+    GemmChunks(pool, j.xt, j.xg, in_size, g.cg, rows, *j.wg, j.x_zp, ro, j.elem);
+    uint8_t* yg = static_cast<uint8_t*>(j.o.data);
+    pool.ParallelFor(g.mg, 1, [&](int64_t lo, int64_t hi) {
+      if (j.elem == 4)
+        Scatter<float>(g, reinterpret_cast<const float*>(fin), lo, hi,
+                       reinterpret_cast<float*>(yg));
+      else
+        Scatter<uint8_t>(g, fin, lo, hi, yg);
+    });
+  }
+
+  // Overlapping windows: int32 col = W^T X, col2im sums per output channel (exact), then the
+  // epilogue once per output row.
+  static void RunOverlappingGroup(ThreadPool& pool, const GroupJob& j) {
+    const ConvGeometry& g = j.g;
+    const int64_t in_size = g.in_size(), out_size = g.out_size(), rows = g.mg * g.k_size();
+    thread_local std::vector<int32_t> col_buf, acc_buf;
+    col_buf.resize(static_cast<size_t>(rows * in_size));
+    acc_buf.resize(static_cast<size_t>(g.mg * out_size));
+    int32_t* const col = col_buf.data();
+    int32_t* const acc = acc_buf.data();
+    std::fill(acc, acc + g.mg * out_size, 0);
+    if (in_size > 0 && g.cg > 0) {
+      QOutput co;
+      co.kind = QOutput::Kind::kInt32;
+      co.data = col;
+      co.ld = in_size;
+      GemmChunks(pool, j.xt, j.xg, in_size, g.cg, rows, *j.wg, j.x_zp, co, 4);
+      pool.ParallelFor(g.mg, 1, [&](int64_t lo, int64_t hi) {
+        conv_util::Col2ImAdd(g, col, lo, hi, acc);
+      });
+    }
+    pool.ParallelFor(g.mg, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t m = lo; m < hi; ++m)
+        for (int64_t c0 = 0; c0 < out_size; c0 += kStoreChunk) {
+          const int cols = static_cast<int>(std::min<int64_t>(kStoreChunk, out_size - c0));
+          QStoreRowIsa(kIsa, acc + m * out_size + c0, cols, m, c0, j.o);
+        }
+    });
+  }
+
   static constexpr int64_t kStoreChunk = int64_t{1} << 20;
 
   // y[m][id*k0+kd][ih*k1+kh][iw*k2+kw] = fin[(m*kprod + tap)][pixel] for channels [m0, m1).
