@@ -273,6 +273,205 @@ int64_t PackedBSize(Isa isa, int64_t k, int64_t n) {
   return CeilDiv(n, nr) * nr * k;
 }
 
+namespace {
+
+// Where the tiles read A: packed panels (constant weights, a view, or the calling thread's
+// buffer) or, when the micro-kernel can, the raw rows in place.
+struct APanels {
+  const float* data;
+  bool raw;  // raw rows, a.ld apart
+};
+
+APanels PrepareA(const MicroKernel& mk, Isa canon, int64_t m, int64_t k, const GemmOperand& a,
+                 ThreadPool* pool) {
+  if (a.packed) {
+    if (!a.packed->is_a || a.packed->isa != canon || a.packed->rows_or_cols != m ||
+        a.packed->k != k)
+      throw Error(ErrorCode::kInternal, "SgemmEx: packed A does not match the call");
+    return {a.packed->data.data(), false};
+  }
+  if (a.view) {
+    if (CanonicalIsa(a.view_isa) != canon || a.view_dim != m || a.view_k != k)
+      throw Error(ErrorCode::kInternal, "SgemmEx: packed A view does not match the call");
+    return {a.view, false};
+  }
+  if (mk.raw_a && !a.trans) return {a.data, true};
+  // Packing buffers are per calling thread and grow only, so steady-state inference does
+  // no allocation and touches no fresh pages.
+  thread_local std::vector<float> a_buf;
+  const int mr = mk.mr;
+  const int64_t mp = CeilDiv(m, mr);
+  if (a_buf.size() < static_cast<size_t>(mp * mr * k)) a_buf.resize(mp * mr * k);
+  float* dst = a_buf.data();
+  ParallelOrInline(pool, mp, 4, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i)
+      PackAPanel(a.trans, a.data, a.ld, m, k, mr, i, dst + i * k * mr);
+  });
+  return {dst, false};
+}
+
+// Where the tiles read B: packed panels of K groups of nr floats, or (direct) the raw rows
+// in place with only a ragged last panel packed.
+struct BPanels {
+  const float* data;
+  const float* last;  // the packed ragged last panel of a direct B
+  bool direct;
+  int64_t ld_full;  // row stride of direct B's full panels
+  int64_t n, k;
+  int nr;
+
+  // Panel q from K row pc on, and the distance between its K rows.
+  const float* Panel(int64_t q, int64_t pc, int64_t* ldb) const {
+    if (!direct) {
+      *ldb = nr;
+      return data + q * k * nr + pc * nr;
+    }
+    if ((q + 1) * nr > n) {
+      *ldb = nr;
+      return last + pc * nr;
+    }
+    *ldb = ld_full;
+    return data + pc * ld_full + q * nr;
+  }
+};
+
+BPanels PrepareB(const MicroKernel& mk, Isa canon, int64_t n, int64_t k, const GemmOperand& b,
+                 ThreadPool* pool) {
+  const int nr = mk.nr;
+  const int64_t np = CeilDiv(n, nr);
+  thread_local std::vector<float> b_buf;
+  BPanels p{nullptr, nullptr, false, nr, n, k, nr};
+  // Raw non-transposed B is read in place, K rows b.ld apart, when its rows spread over
+  // the L1 sets (RowsSpreadOverL1): its full nr-column panels are already what the
+  // micro-kernel reads, so only a ragged last panel is packed. This spares 1x1
+  // convolutions (X is B) a copy of X: gemm_bench's MobileNetV2 1x1 shapes 24x3136x144
+  // 69 -> 120 GFLOP/s and 960x49x160 110 -> 150. With a power-of-two-ish leading dimension
+  // (square 512, BERT's 1536) the rows of a K block collide in 2 sets and packing is
+  // faster (166 vs 127 GFLOP/s), so those still pack.
+  p.direct = !b.packed && !b.view && !b.trans &&
+             (RowsSpreadOverL1(b.ld) || ShortKFitsL1(b.ld, k, nr));
+  if (b.packed) {
+    if (b.packed->is_a || b.packed->isa != canon || b.packed->rows_or_cols != n ||
+        b.packed->k != k)
+      throw Error(ErrorCode::kInternal, "SgemmEx: packed B does not match the call");
+    p.data = b.packed->data.data();
+  } else if (b.view) {
+    if (CanonicalIsa(b.view_isa) != canon || b.view_dim != n || b.view_k != k)
+      throw Error(ErrorCode::kInternal, "SgemmEx: packed B view does not match the call");
+    p.data = b.view;
+  } else if (p.direct) {
+    p.data = b.data;
+    p.ld_full = b.ld;
+    if (n % nr != 0) {
+      if (b_buf.size() < static_cast<size_t>(nr * k)) b_buf.resize(nr * k);
+      PackBPanel(false, b.data, b.ld, k, n, nr, np - 1, b_buf.data());
+      p.last = b_buf.data();
+    }
+  } else {
+    if (b_buf.size() < static_cast<size_t>(np * nr * k)) b_buf.resize(np * nr * k);
+    float* dst = b_buf.data();
+    ParallelOrInline(pool, np, 4, [&](int64_t lo, int64_t hi) {
+      for (int64_t j = lo; j < hi; ++j)
+        PackBPanel(b.trans, b.data, b.ld, k, n, nr, j, dst + j * k * nr);
+    });
+    p.data = dst;
+  }
+  return p;
+}
+
+// Tiles of mcp x ncp panels, K in blocks of kc_step.
+struct TileGrid {
+  int64_t mcp, ncp, tiles_m, tiles_n, kc_step;
+};
+
+// With several threads, shrink the tiles until there are a few per thread so that small
+// GEMMs still spread out. Halve the longer side (in rows vs columns, after clamping to the
+// matrix): at M = 64 (gpt) the columns split into equal tiles and each thread streams half
+// of B, where a row split gave one thread 36 rows and the other 28 and both all of B.
+TileGrid PlanTiles(int64_t mp, int64_t np, int mr, int nr, int64_t k, int threads) {
+  int64_t mcp = std::min(mp, std::max<int64_t>(1, kMcRows / mr));
+  int64_t ncp = std::min(np, std::max<int64_t>(1, kNcCols / nr));
+  if (threads > 1) {
+    while (CeilDiv(mp, mcp) * CeilDiv(np, ncp) < 2 * threads && (mcp > 1 || ncp > 1)) {
+      if (ncp > 1 && (ncp * nr >= mcp * mr || mcp == 1))
+        ncp = (ncp + 1) / 2;
+      else
+        mcp = (mcp + 1) / 2;
+    }
+  }
+  const int64_t kblocks = CeilDiv(k, kKc);
+  return {mcp, ncp, CeilDiv(mp, mcp), CeilDiv(np, ncp), CeilDiv(k, kblocks)};
+}
+
+// One GEMM call's operands as the tiles see them.
+struct GemmCall {
+  const MicroKernel& mk;
+  int64_t m, n, k;
+  float alpha, beta;
+  APanels a;
+  int64_t lda;  // raw A's row stride
+  BPanels b;
+  float* c;
+  int64_t ldc;
+  const GemmEpilogue* ep;
+};
+
+// The micro-kernel over rows p0..p1 (in mr-row panels) of B panel q, K rows [pc, pc + kc).
+// The next packed B panel's K block is fetched into L2 in slices while this one runs: a
+// transformer's weights come from L3 once per GEMM, and the first A panel otherwise waits on
+// each of their lines (bert MatMuls 40.0 -> 36.7 ms/run). GEMMs at M = 64 with weights out
+// of cache still run at ~0.7 of their in-cache rate (fetching the whole panel at once
+// measured the same).
+void RunPanelColumn(const GemmCall& g, int64_t p0, int64_t p1, int64_t q, int64_t q1,
+                    int64_t pc, int64_t kc) {
+  const MicroKernel& mk = g.mk;
+  const int mr = mk.mr, nr = mk.nr;
+  const bool first = pc == 0, last = pc + kc >= g.k;
+  int64_t ldb;
+  const float* bpanel = g.b.Panel(q, pc, &ldb);
+  const int64_t col0 = q * nr;
+  const int cols = static_cast<int>(std::min<int64_t>(nr, g.n - col0));
+  const float* next = nullptr;
+  int64_t next_lines = 0, slice = 0;
+  if (q + 1 < q1 && !g.b.direct) {
+    int64_t ldn;
+    next = g.b.Panel(q + 1, pc, &ldn);
+    next_lines = kc * nr * static_cast<int64_t>(sizeof(float)) / 64;
+    slice = CeilDiv(next_lines, p1 - p0);
+  }
+  for (int64_t pi = p0; pi < p1; ++pi) {
+    StoreParams sp;
+    if (next) {
+      const int64_t l0 = (pi - p0) * slice, l1 = std::min(next_lines, l0 + slice);
+      if (mk.prefetches && l1 - l0 <= kc) {  // one line per K step
+        sp.prefetch = reinterpret_cast<const char*>(next) + l0 * 64;
+        sp.prefetch_lines = l1 - l0;
+      } else {
+        for (int64_t l = l0; l < l1; ++l)
+          __builtin_prefetch(reinterpret_cast<const char*>(next) + l * 64, 0, 2);
+      }
+    }
+    const int64_t row0 = pi * mr;
+    const int rows = static_cast<int>(std::min<int64_t>(mr, g.m - row0));
+    sp.alpha = g.alpha;
+    sp.beta = first ? g.beta : 1.f;
+    if (last && g.ep) {
+      if (g.ep->bias_kind == GemmEpilogue::Bias::kPerRow) sp.row_bias = g.ep->bias + row0;
+      if (g.ep->bias_kind == GemmEpilogue::Bias::kPerCol) sp.col_bias = g.ep->bias + col0;
+      sp.clamp = g.ep->clamp;
+      sp.lo = g.ep->lo;
+      sp.hi = g.ep->hi;
+    }
+    float* ct = g.c + row0 * g.ldc + col0;
+    if (g.a.raw)
+      mk.raw_a(rows, cols, kc, g.a.data + row0 * g.lda + pc, g.lda, bpanel, ldb, ct, g.ldc, sp);
+    else
+      mk.fn(rows, cols, kc, g.a.data + pi * g.k * mr + pc * mr, bpanel, ldb, ct, g.ldc, sp);
+  }
+}
+
+}  // namespace
+
 void SgemmEx(Isa isa, int64_t m, int64_t n, int64_t k, float alpha, const GemmOperand& a,
              const GemmOperand& b, float beta, float* c, int64_t ldc, ThreadPool* pool,
              const GemmEpilogue* ep) {
@@ -286,168 +485,22 @@ void SgemmEx(Isa isa, int64_t m, int64_t n, int64_t k, float alpha, const GemmOp
   const MicroKernel& mk = KernelFor(isa);
   const Isa canon = CanonicalIsa(isa);
   if (TryGemv(mk, canon, m, n, k, alpha, a, b, beta, c, ldc, pool, ep)) return;
-  const int mr = mk.mr, nr = mk.nr;
-  const int64_t mp = CeilDiv(m, mr), np = CeilDiv(n, nr);
-
-  // Packing buffers are per calling thread and grow only, so steady-state inference does
-  // no allocation and touches no fresh pages.
-  thread_local std::vector<float> a_buf, b_buf;
-  // A raw non-transposed A is read in place where the micro-kernel can (no packing).
-  const bool raw_a = mk.raw_a && !a.packed && !a.view && !a.trans;
-  const float* pa;
-  const float* pb;
-  if (a.packed) {
-    if (!a.packed->is_a || a.packed->isa != canon || a.packed->rows_or_cols != m ||
-        a.packed->k != k)
-      throw Error(ErrorCode::kInternal, "SgemmEx: packed A does not match the call");
-    pa = a.packed->data.data();
-  } else if (a.view) {
-    if (CanonicalIsa(a.view_isa) != canon || a.view_dim != m || a.view_k != k)
-      throw Error(ErrorCode::kInternal, "SgemmEx: packed A view does not match the call");
-    pa = a.view;
-  } else if (raw_a) {
-    pa = a.data;
-  } else {
-    if (a_buf.size() < static_cast<size_t>(mp * mr * k)) a_buf.resize(mp * mr * k);
-    float* dst = a_buf.data();
-    ParallelOrInline(pool, mp, 4, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i)
-        PackAPanel(a.trans, a.data, a.ld, m, k, mr, i, dst + i * k * mr);
-    });
-    pa = dst;
-  }
-  // Raw non-transposed B is read in place, K rows b.ld apart, when its rows spread over
-  // the L1 sets (RowsSpreadOverL1): its full nr-column panels are already what the
-  // micro-kernel reads, so only a ragged last panel is packed. This spares 1x1
-  // convolutions (X is B) a copy of X: gemm_bench's MobileNetV2 1x1 shapes 24x3136x144
-  // 69 -> 120 GFLOP/s and 960x49x160 110 -> 150. With a power-of-two-ish leading dimension
-  // (square 512, BERT's 1536) the rows of a K block collide in 2 sets and packing is
-  // faster (166 vs 127 GFLOP/s), so those still pack.
-  const bool b_direct = !b.packed && !b.view && !b.trans &&
-                        (RowsSpreadOverL1(b.ld) || ShortKFitsL1(b.ld, k, nr));
-  int64_t ldb_full = nr;  // row stride of B panels before the last
-  if (b.packed) {
-    if (b.packed->is_a || b.packed->isa != canon || b.packed->rows_or_cols != n ||
-        b.packed->k != k)
-      throw Error(ErrorCode::kInternal, "SgemmEx: packed B does not match the call");
-    pb = b.packed->data.data();
-  } else if (b.view) {
-    if (CanonicalIsa(b.view_isa) != canon || b.view_dim != n || b.view_k != k)
-      throw Error(ErrorCode::kInternal, "SgemmEx: packed B view does not match the call");
-    pb = b.view;
-  } else if (b_direct) {
-    pb = b.data;
-    ldb_full = b.ld;
-    if (n % nr != 0) {
-      if (b_buf.size() < static_cast<size_t>(nr * k)) b_buf.resize(nr * k);
-      PackBPanel(false, b.data, b.ld, k, n, nr, np - 1, b_buf.data());
-    }
-  } else {
-    if (b_buf.size() < static_cast<size_t>(np * nr * k)) b_buf.resize(np * nr * k);
-    float* dst = b_buf.data();
-    ParallelOrInline(pool, np, 4, [&](int64_t lo, int64_t hi) {
-      for (int64_t j = lo; j < hi; ++j)
-        PackBPanel(b.trans, b.data, b.ld, k, n, nr, j, dst + j * k * nr);
-    });
-    pb = dst;
-  }
-  // Panel q from K row pc on, and the distance between its K rows.
-  const float* b_last = b_buf.data();
-  auto b_panel = [&](int64_t q, int64_t pc, int64_t* ldb) -> const float* {
-    if (!b_direct) {
-      *ldb = nr;
-      return pb + q * k * nr + pc * nr;
-    }
-    if ((q + 1) * nr > n) {
-      *ldb = nr;
-      return b_last + pc * nr;
-    }
-    *ldb = ldb_full;
-    return pb + pc * ldb_full + q * nr;
-  };
-
-  // Tiles of mcp x ncp panels; with several threads, shrink them until there are a few
-  // tiles per thread so that small GEMMs still spread out.
-  // Halve the longer side (in rows vs columns, after clamping to the matrix): at M = 64
-  // (gpt) the columns split into equal tiles and each thread streams half of B, where a
-  // row split gave one thread 36 rows and the other 28 and both all of B.
-  int64_t mcp = std::min(mp, std::max<int64_t>(1, kMcRows / mr));
-  int64_t ncp = std::min(np, std::max<int64_t>(1, kNcCols / nr));
-  const int threads = pool ? pool->num_threads() : 1;
-  if (threads > 1) {
-    while (CeilDiv(mp, mcp) * CeilDiv(np, ncp) < 2 * threads && (mcp > 1 || ncp > 1)) {
-      if (ncp > 1 && (ncp * nr >= mcp * mr || mcp == 1))
-        ncp = (ncp + 1) / 2;
-      else
-        mcp = (mcp + 1) / 2;
-    }
-  }
-  const int64_t tiles_m = CeilDiv(mp, mcp), tiles_n = CeilDiv(np, ncp);
-  const int64_t kblocks = CeilDiv(k, kKc);
-  const int64_t kc_step = CeilDiv(k, kblocks);
-
+  const GemmCall call{mk, m, n, k, alpha, beta, PrepareA(mk, canon, m, k, a, pool), a.ld,
+                      PrepareB(mk, canon, n, k, b, pool), c, ldc, ep};
+  const int64_t mp = CeilDiv(m, mk.mr), np = CeilDiv(n, mk.nr);
+  const TileGrid grid = PlanTiles(mp, np, mk.mr, mk.nr, k, pool ? pool->num_threads() : 1);
   auto run_tiles = [&](int64_t t0, int64_t t1) {
     const ScopedFlushDenormals flush;  // per thread: MXCSR is thread state
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t ti = t / tiles_n, tj = t % tiles_n;
-      const int64_t p0 = ti * mcp, p1 = std::min(mp, p0 + mcp);
-      const int64_t q0 = tj * ncp, q1 = std::min(np, q0 + ncp);
-      for (int64_t pc = 0; pc < k; pc += kc_step) {
-        const int64_t kc = std::min(kc_step, k - pc);
-        const bool first = pc == 0, last = pc + kc >= k;
-        for (int64_t q = q0; q < q1; ++q) {
-          int64_t ldb;
-          const float* bpanel = b_panel(q, pc, &ldb);
-          const int64_t col0 = q * nr;
-          const int cols = static_cast<int>(std::min<int64_t>(nr, n - col0));
-          // The next packed B panel's K block, fetched into L2 in slices while this one
-          // runs: a transformer's weights come from L3 once per GEMM, and the first A
-          // panel otherwise waits on each of their lines (bert MatMuls 40.0 -> 36.7
-          // ms/run). GEMMs at M = 64 with weights out of cache still run at ~0.7 of
-          // their in-cache rate (fetching the whole panel at once measured the same).
-          const float* next = nullptr;
-          int64_t next_lines = 0, slice = 0;
-          if (q + 1 < q1 && !b_direct) {
-            int64_t ldn;
-            next = b_panel(q + 1, pc, &ldn);
-            next_lines = kc * nr * static_cast<int64_t>(sizeof(float)) / 64;
-            slice = CeilDiv(next_lines, p1 - p0);
-          }
-          for (int64_t pi = p0; pi < p1; ++pi) {
-            StoreParams sp;
-            if (next) {
-              const int64_t l0 = (pi - p0) * slice, l1 = std::min(next_lines, l0 + slice);
-              if (mk.prefetches && l1 - l0 <= kc) {  // one line per K step
-                sp.prefetch = reinterpret_cast<const char*>(next) + l0 * 64;
-                sp.prefetch_lines = l1 - l0;
-              } else {
-                for (int64_t l = l0; l < l1; ++l)
-                  __builtin_prefetch(reinterpret_cast<const char*>(next) + l * 64, 0, 2);
-              }
-            }
-            const int64_t row0 = pi * mr;
-            const int rows = static_cast<int>(std::min<int64_t>(mr, m - row0));
-            sp.alpha = alpha;
-            sp.beta = first ? beta : 1.f;
-            if (last && ep) {
-              if (ep->bias_kind == GemmEpilogue::Bias::kPerRow) sp.row_bias = ep->bias + row0;
-              if (ep->bias_kind == GemmEpilogue::Bias::kPerCol) sp.col_bias = ep->bias + col0;
-              sp.clamp = ep->clamp;
-              sp.lo = ep->lo;
-              sp.hi = ep->hi;
-            }
-            if (raw_a)
-              mk.raw_a(rows, cols, kc, pa + row0 * a.ld + pc, a.ld, bpanel, ldb,
-                       c + row0 * ldc + col0, ldc, sp);
-            else
-              mk.fn(rows, cols, kc, pa + pi * k * mr + pc * mr, bpanel, ldb,
-                    c + row0 * ldc + col0, ldc, sp);
-          }
-        }
-      }
+      const int64_t ti = t / grid.tiles_n, tj = t % grid.tiles_n;
+      const int64_t p0 = ti * grid.mcp, p1 = std::min(mp, p0 + grid.mcp);
+      const int64_t q0 = tj * grid.ncp, q1 = std::min(np, q0 + grid.ncp);
+      for (int64_t pc = 0; pc < k; pc += grid.kc_step)
+        for (int64_t q = q0; q < q1; ++q)
+          RunPanelColumn(call, p0, p1, q, q1, pc, std::min(grid.kc_step, k - pc));
     }
   };
-  ParallelOrInline(pool, tiles_m * tiles_n, 1, run_tiles);
+  ParallelOrInline(pool, grid.tiles_m * grid.tiles_n, 1, run_tiles);
 }
 
 void Sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
