@@ -221,120 +221,155 @@ class FuseQdq : public Pass {
     return true;
   }
 
-  bool FuseLinear(ir::Graph& g, ir::Node* n) {
+  // A Conv/ConvTranspose/MatMul/Gemm (or com.microsoft FusedConv/FusedGemm) whose data
+  // and weight come from per-tensor / per-output-channel DQs.
+  struct LinearMatch {
+    bool conv = false, convt = false, gemm = false, trans_b = false;
+    QInfo x, w;
+    int64_t channels = 0;  // output channels (the weight's quantization axis)
+    std::optional<QInfo> b;
+    Act act;
+  };
+
+  static std::optional<LinearMatch> MatchLinearInputs(ir::Node* n) {
     const std::string& op = n->op_type();
-    const bool convt = op == "ConvTranspose";
-    const bool conv = op == "Conv" || op == "FusedConv" || convt;
-    const bool gemm = op == "Gemm" || op == "FusedGemm";
-    if ((op == "Conv" || op == "MatMul" || op == "Gemm" || convt) && !n->domain().empty())
-      return false;
+    LinearMatch m;
+    m.convt = op == "ConvTranspose";
+    m.conv = op == "Conv" || op == "FusedConv" || m.convt;
+    m.gemm = op == "Gemm" || op == "FusedGemm";
+    if ((op == "Conv" || op == "MatMul" || op == "Gemm" || m.convt) && !n->domain().empty())
+      return std::nullopt;
     // ConvTranspose weights [C, M/group, k...] are quantized on axis 1, whose channels are
     // those of one group: only group 1 maps them onto the M output channels one to one.
-    if (convt && n->attr_int("group", 1) != 1) return false;
-    if ((op == "FusedConv" || op == "FusedGemm") && n->domain() != "com.microsoft") return false;
-    if (op == "FusedConv" && n->num_inputs() > 3 && n->input(3)) return false;  // Z: no int8 form
+    if (m.convt && n->attr_int("group", 1) != 1) return std::nullopt;
+    if ((op == "FusedConv" || op == "FusedGemm") && n->domain() != "com.microsoft")
+      return std::nullopt;
+    if (op == "FusedConv" && n->num_inputs() > 3 && n->input(3))
+      return std::nullopt;  // Z: no int8 form
     auto x = DqOf(n->input(0));
     auto w = DqOf(n->input(1));
-    if (!x || !w || !x->per_tensor() || !Is8Bit(x->qtype) || !Is8Bit(w->qtype)) return false;
+    if (!x || !w || !x->per_tensor() || !Is8Bit(x->qtype) || !Is8Bit(w->qtype))
+      return std::nullopt;
     const ir::Tensor* wt = ConstantOf(w->data);
-    if (!wt || wt->dtype() != w->qtype) return false;
+    if (!wt || wt->dtype() != w->qtype) return std::nullopt;
     // The weight's quantization axis must be the output channel.
     int64_t out_axis;
-    bool trans_b = false;
-    if (conv) {
-      if (wt->rank() < 3) return false;
-      out_axis = convt ? 1 : 0;
+    if (m.conv) {
+      if (wt->rank() < 3) return std::nullopt;
+      out_axis = m.convt ? 1 : 0;
     } else {
-      if (wt->rank() != 2) return false;
-      trans_b = gemm && n->attr_int("transB", 0) != 0;
-      out_axis = trans_b ? 0 : 1;
-      if (gemm && (n->attr_int("transA", 0) != 0 || n->attr_float("alpha", 1.f) != 1.f))
-        return false;
+      if (wt->rank() != 2) return std::nullopt;
+      m.trans_b = m.gemm && n->attr_int("transB", 0) != 0;
+      out_axis = m.trans_b ? 0 : 1;
+      if (m.gemm && (n->attr_int("transA", 0) != 0 || n->attr_float("alpha", 1.f) != 1.f))
+        return std::nullopt;
     }
     if (!w->per_tensor()) {
       const int64_t ax = w->axis < 0 ? w->axis + wt->rank() : w->axis;
       if (ax != out_axis ||
           static_cast<int64_t>(w->scales.size()) != wt->shape()[static_cast<size_t>(out_axis)])
-        return false;
+        return std::nullopt;
     }
-    const int64_t channels = wt->shape()[static_cast<size_t>(out_axis)];
-    // Bias: DQ(int32, zero point 0) with scale s_x * s_w (per channel).
-    std::optional<QInfo> b;
-    ir::Value* bias_in = (conv || gemm) ? n->input(2) : nullptr;
-    if (bias_in) {
-      b = DqOf(bias_in);
-      if (!b) return false;
-      const ir::Tensor* bt = ConstantOf(b->data);
-      if (!bt || bt->dtype() != ir::DType::kInt32 || bt->numel() != static_cast<uint64_t>(channels) ||
-          (bt->rank() == 2 && bt->shape()[0] != 1) || bt->rank() > 2)
-        return false;
-      if (gemm && n->attr_float("beta", 1.f) != 1.f) return false;
-      for (int64_t z : b->zps)
-        if (z != 0) return false;
-      for (int64_t c = 0; c < channels; ++c) {
-        const double want = x->scales[0] * w->scales[w->per_tensor() ? 0 : c];
-        const double got = b->scales[b->per_tensor() ? 0 : c];
-        if (std::fabs(got - want) > 1e-5 * want) return false;
-      }
-    }
-    if (!conv && n->input(0)->type.shape && n->input(0)->type.shape->size() < 2) return false;
-    // Activation: fused into the node already, or a trailing Relu/Clip.
-    Act act;
-    if (op == "FusedConv" || op == "FusedGemm") {
-      act.kind = n->attr_string("activation", "");
-      act.params = n->attr_floats("activation_params", {});
-      if (act.kind != "Relu" && act.kind != "Clip") return false;
-    } else if (auto a = TrailingAct(n->output(0))) {
-      act = *a;
-    }
-    ir::Value* fout = act.node ? act.node->output(0) : n->output(0);
-    std::optional<QInfo> y = SingleQ(fout);
-    if (y && y->qtype != x->qtype && !act.kind.empty()) y.reset();
+    if (!m.conv && n->input(0)->type.shape && n->input(0)->type.shape->size() < 2)
+      return std::nullopt;
+    m.channels = wt->shape()[static_cast<size_t>(out_axis)];
+    m.x = *std::move(x);
+    m.w = *std::move(w);
+    return m;
+  }
 
-    const bool ep = !act.kind.empty() || !y;
-    ir::Value* zx = ZpOrZero(g, x->zp, x->qtype, x->data->name());
-    ir::Value* zw = ZpOrZero(g, w->zp, w->qtype, w->data->name());
+  // Bias: DQ(int32, zero point 0) with scale s_x * s_w (per channel). False when a bias is
+  // present but not of that form.
+  static bool MatchLinearBias(ir::Node* n, LinearMatch& m) {
+    ir::Value* bias_in = (m.conv || m.gemm) ? n->input(2) : nullptr;
+    if (!bias_in) return true;
+    m.b = DqOf(bias_in);
+    if (!m.b) return false;
+    const ir::Tensor* bt = ConstantOf(m.b->data);
+    if (!bt || bt->dtype() != ir::DType::kInt32 ||
+        bt->numel() != static_cast<uint64_t>(m.channels) ||
+        (bt->rank() == 2 && bt->shape()[0] != 1) || bt->rank() > 2)
+      return false;
+    if (m.gemm && n->attr_float("beta", 1.f) != 1.f) return false;
+    for (int64_t z : m.b->zps)
+      if (z != 0) return false;
+    for (int64_t c = 0; c < m.channels; ++c) {
+      const double want = m.x.scales[0] * m.w.scales[m.w.per_tensor() ? 0 : c];
+      const double got = m.b->scales[m.b->per_tensor() ? 0 : c];
+      if (std::fabs(got - want) > 1e-5 * want) return false;
+    }
+    return true;
+  }
+
+  // Activation: fused into the node already (FusedConv/FusedGemm), or a trailing Relu/Clip.
+  static bool MatchLinearAct(ir::Node* n, LinearMatch& m) {
+    const std::string& op = n->op_type();
+    if (op == "FusedConv" || op == "FusedGemm") {
+      m.act.kind = n->attr_string("activation", "");
+      m.act.params = n->attr_floats("activation_params", {});
+      return m.act.kind == "Relu" || m.act.kind == "Clip";
+    }
+    if (auto a = TrailingAct(n->output(0))) m.act = *a;
+    return true;
+  }
+
+  bool FuseLinear(ir::Graph& g, ir::Node* n) {
+    std::optional<LinearMatch> found = MatchLinearInputs(n);
+    if (!found || !MatchLinearBias(n, *found) || !MatchLinearAct(n, *found)) return false;
+    const LinearMatch& m = *found;
+    ir::Value* fout = m.act.node ? m.act.node->output(0) : n->output(0);
+    std::optional<QInfo> y = SingleQ(fout);
+    if (y && y->qtype != m.x.qtype && !m.act.kind.empty()) y.reset();
+
+    // The integer op; the edgepress forms where an activation or a float output is needed.
+    const bool ep = !m.act.kind.empty() || !y;
+    ir::Value* zx = ZpOrZero(g, m.x.zp, m.x.qtype, m.x.data->name());
+    ir::Value* zw = ZpOrZero(g, m.w.zp, m.w.qtype, m.w.data->name());
     ir::Value* zy = y ? ZpOrZero(g, y->zp, y->qtype, y->node->output(0)->name()) : nullptr;
-    ir::Node* last = y ? y->node : (act.node ? act.node : n);
-    ir::Value* bq = b ? b->data : nullptr;
+    ir::Value* bq = m.b ? m.b->data : nullptr;
+    ir::Value* ys = y ? y->scale : nullptr;
     std::string new_op, domain;
     std::vector<ir::Value*> ins;
-    if (convt) {
+    if (m.convt) {
       new_op = "QLinearConvTranspose";
       domain = ep ? "edgepress" : "com.microsoft";
-      ins = {x->data, x->scale, zx, w->data, w->scale, zw, y ? y->scale : nullptr, zy, bq};
-    } else if (conv) {
+      ins = {m.x.data, m.x.scale, zx, m.w.data, m.w.scale, zw, ys, zy, bq};
+    } else if (m.conv) {
       new_op = "QLinearConv";
       domain = ep ? "edgepress" : "";
-      ins = {x->data, x->scale, zx, w->data, w->scale, zw, y ? y->scale : nullptr, zy, bq};
-    } else if (op == "MatMul" && !ep) {
+      ins = {m.x.data, m.x.scale, zx, m.w.data, m.w.scale, zw, ys, zy, bq};
+    } else if (n->op_type() == "MatMul" && !ep) {
       new_op = "QLinearMatMul";
-      ins = {x->data, x->scale, zx, w->data, w->scale, zw, y->scale, zy};
+      ins = {m.x.data, m.x.scale, zx, m.w.data, m.w.scale, zw, ys, zy};
     } else {
       new_op = "QGemm";
       const bool two_d = n->input(0)->type.shape && n->input(0)->type.shape->size() == 2;
-      domain = (!ep && gemm && two_d) ? "com.microsoft" : "edgepress";
-      ins = {x->data, x->scale, zx, w->data, w->scale, zw, bq, y ? y->scale : nullptr, zy};
+      domain = (!ep && m.gemm && two_d) ? "com.microsoft" : "edgepress";
+      ins = {m.x.data, m.x.scale, zx, m.w.data, m.w.scale, zw, bq, ys, zy};
     }
     while (!ins.empty() && !ins.back()) ins.pop_back();
+
+    ir::Node* last = y ? y->node : (m.act.node ? m.act.node : n);
     ir::Value* replaced = y ? y->node->output(0) : fout;
     ir::Node* f = g.InsertNode(last, new_op, ins, {g.UniqueName(replaced->name() + "_int")},
                                n->name.empty() ? "" : n->name + "_int", domain);
-    if (conv) {
+    if (m.conv) {
       for (const ir::Attribute& a : n->attributes())
         if (a.name != "activation" && a.name != "activation_params") f->set_attr(a);
-    } else if (trans_b) {
+    } else if (m.trans_b) {
       f->set_attr(ir::Attribute::Int("transB", 1));
     }
-    if (!act.kind.empty()) {
-      f->set_attr(ir::Attribute::String("activation", act.kind));
-      if (!act.params.empty()) f->set_attr(ir::Attribute::Floats("activation_params", act.params));
+    if (!m.act.kind.empty()) {
+      f->set_attr(ir::Attribute::String("activation", m.act.kind));
+      if (!m.act.params.empty())
+        f->set_attr(ir::Attribute::Floats("activation_params", m.act.params));
     }
     std::vector<ir::Node*> dead;
     if (y) dead.push_back(y->node);
-    if (act.node) dead.push_back(act.node);
+    if (m.act.node) dead.push_back(m.act.node);
     dead.push_back(n);
-    if (!Commit(g, f, replaced, dead, {x->node, w->node, b ? b->node : nullptr})) return false;
+    if (!Commit(g, f, replaced, dead, {m.x.node, m.w.node, m.b ? m.b->node : nullptr}))
+      return false;
     used_ep_ |= domain == "edgepress";
     used_ms_ |= domain == "com.microsoft";
     Count(y ? "fused-quantized" : "fused-float-output");
