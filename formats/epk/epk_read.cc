@@ -204,110 +204,124 @@ class Decoder {
       if (MulOverflows(numel, static_cast<uint64_t>(d), &numel))
         c_.Fail("tensor element count overflows 64 bits");
     }
-    Tensor t;
-    if (dt == DType::kString) {
-      uint32_t n = c_.Count(4, "string tensor values");
-      if (n != numel)
-        c_.Fail("string tensor has " + std::to_string(n) + " values for " + std::to_string(numel) +
-                " elements");
-      std::vector<std::string> values(n);
-      for (auto& s : values) s = c_.Str("string tensor value");
-      t = Tensor::Strings(dims, std::move(values));
-    } else {
-      epk_sparse::Layout layout;
-      if (major_ >= 2) {
-        uint8_t st = c_.U8("tensor storage");
-        if (st > epk_sparse::kMaxStorage)
-          c_.Fail("tensor storage " + std::to_string(st) + " is not 0 (dense), 1 (bitmask), "
-                  "2 (csr) or 3 (nm)" + Named());
-        layout.storage = static_cast<epk_sparse::Storage>(st);
-      }
-      const bool dense = layout.storage == epk_sparse::Storage::kDense;
-      uint64_t bits = static_cast<uint64_t>(ir::DTypeBits(dt)), want_bits;
-      if (MulOverflows(numel, bits, &want_bits)) c_.Fail("tensor byte size overflows 64 bits");
-      uint64_t want = want_bits / 8 + (want_bits % 8 ? 1 : 0);
-      uint64_t offset, size;
-      uint64_t* region_end = nullptr;  // 3.0: the end of the previous blob of this class
-      if (major_ >= 3) {
-        size = dense ? want : c_.U64("tensor data size");
-        region_end = size >= kPackedBlobMax ? &large_end_ : &small_end_;
-        const uint64_t step = c_.U64("tensor data offset step");
-        if (AddOverflows(*region_end, step, &offset))
-          c_.Fail("tensor data offset step " + std::to_string(step) + " overflows" + Named());
-      } else {
-        offset = c_.U64("tensor data offset");
-        size = c_.U64("tensor data size");
-      }
-      switch (layout.storage) {
-        case epk_sparse::Storage::kDense: break;
-        case epk_sparse::Storage::kBitmask: layout.nnz = c_.U64("bitmask value count"); break;
-        case epk_sparse::Storage::kCsr:
-          layout.index_bytes = c_.U8("csr index width");
-          layout.nnz = c_.U64("csr value count");
-          break;
-        case epk_sparse::Storage::kNM:
-          layout.n = c_.I32("nm n");
-          layout.m = c_.I32("nm m");
-          layout.axis = c_.I32("nm axis");
-          break;
-      }
-      auto fail = [&](const std::string& what) { c_.Fail(what + Named()); };
-      if (dense && size != want)
-        c_.Fail("tensor data size " + std::to_string(size) + " != " + std::to_string(want) +
-                " bytes for " + std::to_string(numel) + " " + ir::DTypeName(dt) + " elements");
-      if (!dense) epk_sparse::CheckLayout(layout, dt, dims, size, fail);
-      if (const uint64_t align = BlobAlign(major_, size, dt);
-          (size > 0 || major_ < 3) && offset % align != 0)
-        c_.Fail("tensor data offset " + std::to_string(offset) + " is not " + std::to_string(align) +
-                "-byte aligned");
-      uint64_t end;
-      if (AddOverflows(offset, size, &end) || end > data_size_)
-        c_.Fail("tensor data (" + std::to_string(size) + " bytes at offset " + std::to_string(offset) +
-                ") runs past the tensor data section (" + std::to_string(data_size_) + " bytes)");
-      if (region_end && size > 0) *region_end = end;
-      if (!dense) {
-        // Sparse blobs expand into owned memory: the in-memory tensor is always dense.
-        t = Tensor(dt, dims);
-        epk_sparse::Decode(layout, dt, dims, data_ + offset, static_cast<uint8_t*>(t.mutable_raw()),
-                           fail);
-      } else if (size == 0) {
-        t = Tensor(dt, dims);
-      } else {
-        t = Tensor(dt, dims, ir::Buffer::Wrap(data_ + offset, size, owner_));
-      }
-    }
+    Tensor t = dt == DType::kString ? StringValues(dims, numel) : DataBlob(dt, dims, numel);
     uint8_t ann = c_.U8("tensor annotations");
     if (ann & ~3u) c_.Fail("unknown tensor annotation bits " + std::to_string(ann));
-    if (ann & 1) {
-      ir::QuantParams q;
-      uint8_t g = c_.U8("quant granularity");
-      if (g > 2) c_.Fail("quant granularity " + std::to_string(g) + " is not 0, 1 or 2");
-      q.granularity = static_cast<ir::QuantParams::Granularity>(g);
-      q.axis = c_.I32("quant axis");
-      q.group_size = c_.I64("quant group size");
-      if (q.group_size < 0) c_.Fail("negative quant group size");
-      q.scales.resize(c_.Count(4, "quant scales"));
-      for (float& s : q.scales) s = c_.F32("quant scale");
-      q.zero_points.resize(c_.Count(4, "quant zero points"));
-      for (int32_t& z : q.zero_points) z = c_.I32("quant zero point");
-      if (!q.zero_points.empty() && q.zero_points.size() != q.scales.size())
-        c_.Fail(std::to_string(q.zero_points.size()) + " zero points for " +
-                std::to_string(q.scales.size()) + " scales");
-      t.quant = std::move(q);
-    }
-    if (ann & 2) {
-      ir::SparseEncoding s;
-      uint8_t k = c_.U8("sparse kind");
-      if (k > 2) c_.Fail("sparse kind " + std::to_string(k) + " is not 0, 1 or 2");
-      s.kind = static_cast<ir::SparseEncoding::Kind>(k);
-      s.n = c_.I32("sparse n");
-      s.m = c_.I32("sparse m");
-      if (major_ >= 2) s.axis = c_.I32("sparse axis");
-      s.block.resize(c_.Count(8, "sparse block dims"));
-      for (int64_t& b : s.block) b = c_.I64("sparse block dim");
-      t.sparse = std::move(s);
-    }
+    if (ann & 1) t.quant = QuantAnnotation();
+    if (ann & 2) t.sparse = SparseAnnotation();
     return t;
+  }
+
+  Tensor StringValues(const std::vector<int64_t>& dims, uint64_t numel) {
+    uint32_t n = c_.Count(4, "string tensor values");
+    if (n != numel)
+      c_.Fail("string tensor has " + std::to_string(n) + " values for " + std::to_string(numel) +
+              " elements");
+    std::vector<std::string> values(n);
+    for (auto& s : values) s = c_.Str("string tensor value");
+    return Tensor::Strings(dims, std::move(values));
+  }
+
+  // A numeric tensor's bytes in the tensor data section: dense (wrapped in place, no copy)
+  // or sparse (bitmask, CSR, N:M; decoded into owned memory). Offsets and sizes are checked
+  // against the section before any byte is read.
+  Tensor DataBlob(DType dt, const std::vector<int64_t>& dims, uint64_t numel) {
+    epk_sparse::Layout layout;
+    if (major_ >= 2) {
+      uint8_t st = c_.U8("tensor storage");
+      if (st > epk_sparse::kMaxStorage)
+        c_.Fail("tensor storage " + std::to_string(st) + " is not 0 (dense), 1 (bitmask), "
+                "2 (csr) or 3 (nm)" + Named());
+      layout.storage = static_cast<epk_sparse::Storage>(st);
+    }
+    const bool dense = layout.storage == epk_sparse::Storage::kDense;
+    uint64_t bits = static_cast<uint64_t>(ir::DTypeBits(dt)), want_bits;
+    if (MulOverflows(numel, bits, &want_bits)) c_.Fail("tensor byte size overflows 64 bits");
+    uint64_t want = want_bits / 8 + (want_bits % 8 ? 1 : 0);
+    uint64_t offset, size;
+    uint64_t* region_end = nullptr;  // 3.0: the end of the previous blob of this class
+    if (major_ >= 3) {
+      size = dense ? want : c_.U64("tensor data size");
+      region_end = size >= kPackedBlobMax ? &large_end_ : &small_end_;
+      const uint64_t step = c_.U64("tensor data offset step");
+      if (AddOverflows(*region_end, step, &offset))
+        c_.Fail("tensor data offset step " + std::to_string(step) + " overflows" + Named());
+    } else {
+      offset = c_.U64("tensor data offset");
+      size = c_.U64("tensor data size");
+    }
+    SparseLayoutFields(layout);
+    auto fail = [&](const std::string& what) { c_.Fail(what + Named()); };
+    if (dense && size != want)
+      c_.Fail("tensor data size " + std::to_string(size) + " != " + std::to_string(want) +
+              " bytes for " + std::to_string(numel) + " " + ir::DTypeName(dt) + " elements");
+    if (!dense) epk_sparse::CheckLayout(layout, dt, dims, size, fail);
+    if (const uint64_t align = BlobAlign(major_, size, dt);
+        (size > 0 || major_ < 3) && offset % align != 0)
+      c_.Fail("tensor data offset " + std::to_string(offset) + " is not " + std::to_string(align) +
+              "-byte aligned");
+    uint64_t end;
+    if (AddOverflows(offset, size, &end) || end > data_size_)
+      c_.Fail("tensor data (" + std::to_string(size) + " bytes at offset " + std::to_string(offset) +
+              ") runs past the tensor data section (" + std::to_string(data_size_) + " bytes)");
+    if (region_end && size > 0) *region_end = end;
+    if (!dense) {
+      // Sparse blobs expand into owned memory: the in-memory tensor is always dense.
+      Tensor t(dt, dims);
+      epk_sparse::Decode(layout, dt, dims, data_ + offset, static_cast<uint8_t*>(t.mutable_raw()),
+                         fail);
+      return t;
+    }
+    if (size == 0) return Tensor(dt, dims);
+    return Tensor(dt, dims, ir::Buffer::Wrap(data_ + offset, size, owner_));
+  }
+
+  // The fields that follow a blob's offset and size for its storage kind.
+  void SparseLayoutFields(epk_sparse::Layout& layout) {
+    switch (layout.storage) {
+      case epk_sparse::Storage::kDense: break;
+      case epk_sparse::Storage::kBitmask: layout.nnz = c_.U64("bitmask value count"); break;
+      case epk_sparse::Storage::kCsr:
+        layout.index_bytes = c_.U8("csr index width");
+        layout.nnz = c_.U64("csr value count");
+        break;
+      case epk_sparse::Storage::kNM:
+        layout.n = c_.I32("nm n");
+        layout.m = c_.I32("nm m");
+        layout.axis = c_.I32("nm axis");
+        break;
+    }
+  }
+
+  ir::QuantParams QuantAnnotation() {
+    ir::QuantParams q;
+    uint8_t g = c_.U8("quant granularity");
+    if (g > 2) c_.Fail("quant granularity " + std::to_string(g) + " is not 0, 1 or 2");
+    q.granularity = static_cast<ir::QuantParams::Granularity>(g);
+    q.axis = c_.I32("quant axis");
+    q.group_size = c_.I64("quant group size");
+    if (q.group_size < 0) c_.Fail("negative quant group size");
+    q.scales.resize(c_.Count(4, "quant scales"));
+    for (float& s : q.scales) s = c_.F32("quant scale");
+    q.zero_points.resize(c_.Count(4, "quant zero points"));
+    for (int32_t& z : q.zero_points) z = c_.I32("quant zero point");
+    if (!q.zero_points.empty() && q.zero_points.size() != q.scales.size())
+      c_.Fail(std::to_string(q.zero_points.size()) + " zero points for " +
+              std::to_string(q.scales.size()) + " scales");
+    return q;
+  }
+
+  ir::SparseEncoding SparseAnnotation() {
+    ir::SparseEncoding s;
+    uint8_t k = c_.U8("sparse kind");
+    if (k > 2) c_.Fail("sparse kind " + std::to_string(k) + " is not 0, 1 or 2");
+    s.kind = static_cast<ir::SparseEncoding::Kind>(k);
+    s.n = c_.I32("sparse n");
+    s.m = c_.I32("sparse m");
+    if (major_ >= 2) s.axis = c_.I32("sparse axis");
+    s.block.resize(c_.Count(8, "sparse block dims"));
+    for (int64_t& b : s.block) b = c_.I64("sparse block dim");
+    return s;
   }
 
   ValueType Type(int depth) {
