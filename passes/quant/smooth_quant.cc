@@ -96,14 +96,12 @@ void DropIfUnused(ir::Graph& g, ir::Value* v) {
     g.RemoveInitializer(v);
 }
 
-}  // namespace
-
-SmoothQuantResult ApplySmoothQuant(ir::Model& model, calibrate::DataSet& data,
-                                   const SmoothQuantOptions& o) {
+// The activations SmoothQuant can rescale: inputs X of MatMul/Gemm with constant [K, N]
+// weights and a known rank, with all their users of the same K. The channel axis is the
+// last one, so the rank of X must be known: imported models often carry no value_info, so
+// shapes are inferred first when a candidate lacks one.
+std::vector<Target> FindTargets(ir::Model& model, const SmoothQuantOptions& o) {
   ir::Graph& g = *model.graph;
-  SmoothQuantResult result;
-  // The channel axis is the last one, so the rank of X must be known: imported models
-  // often carry no value_info, so infer shapes first when a candidate lacks one.
   bool unknown = false;
   for (ir::Node* n : g.nodes())
     unknown = unknown || (SmoothableK(n, o.exclude) > 0 && !n->input(0)->type.shape);
@@ -132,9 +130,14 @@ SmoothQuantResult ApplySmoothQuant(ir::Model& model, calibrate::DataSet& data,
       targets[it->second].users.push_back(n);
     }
   }
-  if (targets.empty()) return result;
+  return targets;
+}
 
-  // Per-channel |X| maxima, one calibration per rank (the channel axis is the last one).
+// Per-channel |X| maxima, one calibration per rank (the channel axis is the last one).
+std::map<std::string, calibrate::TensorRange> ChannelRanges(ir::Model& model,
+                                                            calibrate::DataSet& data,
+                                                            const std::vector<Target>& targets,
+                                                            const SmoothQuantOptions& o) {
   std::map<int, std::vector<std::string>> by_rank;
   for (const Target& t : targets) by_rank[t.rank].push_back(t.x->name());
   std::map<std::string, calibrate::TensorRange> ranges;
@@ -148,70 +151,97 @@ SmoothQuantResult ApplySmoothQuant(ir::Model& model, calibrate::DataSet& data,
     calibrate::CalibrationResult r = calibrate::Calibrate(model, data, co);
     for (auto& [name, range] : r.ranges) ranges[name] = std::move(range);
   }
+  return ranges;
+}
 
+// s_j = max|X_j|^alpha / max|W_j|^(1 - alpha), clamped to [1e-5, 1e5]; 1 where either is 0.
+std::vector<double> SmoothingScales(const Target& t, const calibrate::TensorRange& r,
+                                    double alpha) {
+  std::vector<double> wmax(t.k, 0.0);
+  for (ir::Node* u : t.users) AccumulateWeightMax(*ConstantOf(u->input(1)), TransposedB(u), wmax);
+  std::vector<double> s(t.k, 1.0);
+  for (int64_t j = 0; j < t.k; ++j) {
+    double a = std::max(std::fabs(static_cast<double>(r.channel_min[j])),
+                        std::fabs(static_cast<double>(r.channel_max[j])));
+    if (a > 0 && wmax[j] > 0 && std::isfinite(a))
+      s[j] = std::clamp(std::pow(a, alpha) / std::pow(wmax[j], 1.0 - alpha), 1e-5, 1e5);
+  }
+  return s;
+}
+
+// X / s: folded into the LayerNormalization producing X where possible (its gamma and beta
+// divided by s), else a Mul by 1/s before the users. Returns what took it.
+std::string DivideActivation(ir::Graph& g, const Target& t, const std::vector<double>& s,
+                             SmoothQuantResult& result) {
+  if (ir::Node* ln = FoldableLayerNorm(t)) {
+    for (size_t i = 1; i < 3 && i < ln->num_inputs(); ++i) {
+      ir::Value* p = ln->input(i);
+      if (!p) continue;
+      ir::Value* np = AddConstant(g, p->name() + "_smoothed", DivideBy(*ConstantOf(p), s));
+      ln->set_input(i, np);
+      DropIfUnused(g, p);
+    }
+    ++result.layernorm_folds;
+    return ln->name;
+  }
+  ir::Tensor inv(ir::DType::kFloat32, {t.k});
+  for (int64_t j = 0; j < t.k; ++j) inv.mutable_data<float>()[j] = static_cast<float>(1.0 / s[j]);
+  ir::Value* iv = AddConstant(g, t.x->name() + "_smooth_scale", std::move(inv));
+  ir::Node* mul = g.InsertNode(t.users.front(), "Mul", {t.x, iv},
+                               {g.UniqueName(t.x->name() + "_smoothed")},
+                               g.UniqueName(t.x->name() + "_SmoothMul"));
+  mul->output(0)->type = t.x->type;
+  for (ir::Node* u : t.users) u->set_input(0, mul->output(0));
+  ++result.muls_inserted;
+  return "Mul:" + mul->name;
+}
+
+// W * s on each user's input channels (weights shared by several users scaled once).
+nlohmann::json ScaleWeights(ir::Graph& g, const Target& t, const std::vector<double>& s,
+                            SmoothQuantResult& result) {
+  std::map<ir::Value*, ir::Value*> scaled;
+  nlohmann::json layers = nlohmann::json::array();
+  for (ir::Node* u : t.users) {
+    ir::Value* w = u->input(1);
+    auto sit = scaled.find(w);
+    if (sit == scaled.end()) {
+      ir::Value* nw =
+          AddConstant(g, w->name() + "_smoothed", ScaleWeight(*ConstantOf(w), TransposedB(u), s));
+      sit = scaled.emplace(w, nw).first;
+    }
+    u->set_input(1, sit->second);
+    DropIfUnused(g, w);
+    layers.push_back(u->name);
+    ++result.layers;
+  }
+  return layers;
+}
+
+}  // namespace
+
+SmoothQuantResult ApplySmoothQuant(ir::Model& model, calibrate::DataSet& data,
+                                   const SmoothQuantOptions& o) {
+  ir::Graph& g = *model.graph;
+  SmoothQuantResult result;
+  const std::vector<Target> targets = FindTargets(model, o);
+  if (targets.empty()) return result;
+  const std::map<std::string, calibrate::TensorRange> ranges =
+      ChannelRanges(model, data, targets, o);
   nlohmann::json details = nlohmann::json::array();
   for (const Target& t : targets) {
     auto rit = ranges.find(t.x->name());
     if (rit == ranges.end() || rit->second.channel_max.size() != static_cast<size_t>(t.k) ||
         rit->second.channel_min.size() != static_cast<size_t>(t.k))
       continue;
-    std::vector<double> wmax(t.k, 0.0);
-    for (ir::Node* u : t.users) AccumulateWeightMax(*ConstantOf(u->input(1)), TransposedB(u), wmax);
-    std::vector<double> s(t.k, 1.0);
-    double smin = 1e300, smax = 0;
-    for (int64_t j = 0; j < t.k; ++j) {
-      double a = std::max(std::fabs(static_cast<double>(rit->second.channel_min[j])),
-                          std::fabs(static_cast<double>(rit->second.channel_max[j])));
-      if (a > 0 && wmax[j] > 0 && std::isfinite(a))
-        s[j] = std::clamp(std::pow(a, o.alpha) / std::pow(wmax[j], 1.0 - o.alpha), 1e-5, 1e5);
-      smin = std::min(smin, s[j]);
-      smax = std::max(smax, s[j]);
-    }
-
+    const std::vector<double> s = SmoothingScales(t, rit->second, o.alpha);
     nlohmann::json entry;
     entry["activation"] = t.x->name();
-    if (ir::Node* ln = FoldableLayerNorm(t)) {
-      for (size_t i = 1; i < 3 && i < ln->num_inputs(); ++i) {
-        ir::Value* p = ln->input(i);
-        if (!p) continue;
-        ir::Value* np = AddConstant(g, p->name() + "_smoothed", DivideBy(*ConstantOf(p), s));
-        ln->set_input(i, np);
-        DropIfUnused(g, p);
-      }
-      entry["folded_into"] = ln->name;
-      ++result.layernorm_folds;
-    } else {
-      ir::Tensor inv(ir::DType::kFloat32, {t.k});
-      for (int64_t j = 0; j < t.k; ++j) inv.mutable_data<float>()[j] = static_cast<float>(1.0 / s[j]);
-      ir::Value* iv = AddConstant(g, t.x->name() + "_smooth_scale", std::move(inv));
-      ir::Node* mul = g.InsertNode(t.users.front(), "Mul", {t.x, iv},
-                                   {g.UniqueName(t.x->name() + "_smoothed")},
-                                   g.UniqueName(t.x->name() + "_SmoothMul"));
-      mul->output(0)->type = t.x->type;
-      for (ir::Node* u : t.users) u->set_input(0, mul->output(0));
-      entry["folded_into"] = "Mul:" + mul->name;
-      ++result.muls_inserted;
-    }
-    std::map<ir::Value*, ir::Value*> scaled;  // weights shared by several users: once
-    nlohmann::json layers = nlohmann::json::array();
-    for (ir::Node* u : t.users) {
-      ir::Value* w = u->input(1);
-      auto sit = scaled.find(w);
-      if (sit == scaled.end()) {
-        ir::Value* nw =
-            AddConstant(g, w->name() + "_smoothed", ScaleWeight(*ConstantOf(w), TransposedB(u), s));
-        sit = scaled.emplace(w, nw).first;
-      }
-      u->set_input(1, sit->second);
-      DropIfUnused(g, w);
-      layers.push_back(u->name);
-      ++result.layers;
-    }
-    entry["layers"] = layers;
+    entry["folded_into"] = DivideActivation(g, t, s, result);
+    entry["layers"] = ScaleWeights(g, t, s, result);
     entry["channels"] = t.k;
     entry["alpha"] = o.alpha;
-    entry["scale_min"] = smin;
-    entry["scale_max"] = smax;
+    entry["scale_min"] = *std::min_element(s.begin(), s.end());
+    entry["scale_max"] = *std::max_element(s.begin(), s.end());
     details.push_back(entry);
     ++result.activations;
   }
