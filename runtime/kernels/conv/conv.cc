@@ -1,5 +1,6 @@
 // Conv (1-D/2-D/3-D, NCHW, groups, dilations, strides, pads, auto_pad, bias) and
-// com.microsoft FusedConv (Conv + Relu/Clip), as GEMMs per image and group:
+// com.microsoft FusedConv (Conv + Relu/Clip, or HardSigmoid/HardSwish: conv_activation.h),
+// as GEMMs per image and group:
 //   Y_g[Mg, out] = W_g[Mg, Cg*kprod] x patches[Cg*kprod, out]  (+ bias, activation)
 // The weights are constant in real models, so create() packs each W_g once as the GEMM's
 // A operand. Lowerings:
