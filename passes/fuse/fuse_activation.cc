@@ -3,8 +3,13 @@
 // onnxruntime's own optimizer does; the kernel applies it in the GEMM epilogue while the
 // output tile is still in registers, saving a full pass over the activation tensor.
 // Applies when the Conv/Gemm output feeds only the activation and is not a graph output;
-// for Clip, min and max must be absent or scalar constants. Other activations
-// (LeakyRelu, Sigmoid, ...) are not fused: the native epilogue only clamps. A FusedConv
+// for Clip, min and max must be absent or scalar constants. HardSigmoid and HardSwish
+// (MobileNetV3's, 28 nodes there) fuse into Conv only, as onnxruntime does: the native
+// conv applies them to each block of Y it finishes (runtime/kernels/conv/conv_activation.h);
+// not between QDQ pairs (DequantizeLinear input or QuantizeLinear reader), where
+// quantize-static's table lookup and fuse-qdq's integer conv (Relu/Clip only) take them.
+// Other activations (LeakyRelu, Sigmoid, ...) are not fused: the native epilogue only
+// clamps. A FusedConv
 // without an activation (fuse-conv-add's Conv + residual Add, Z input kept) takes the
 // Relu/Clip after the Add too: FusedConv applies it after adding Z, as the graph did.
 #include <limits>
@@ -36,6 +41,15 @@ class FuseActivation : public Pass {
   }
 
  private:
+  // Whether `op` reads a dequantized input or `act` feeds a QuantizeLinear.
+  static bool InQdq(const ir::Node* op, const ir::Node* act) {
+    const ir::Node* x = op->input(0) ? op->input(0)->producer() : nullptr;
+    if (IsOnnxOp(x, "DequantizeLinear")) return true;
+    for (const ir::Use& u : act->output(0)->uses())
+      if (IsOnnxOp(u.user, "QuantizeLinear")) return true;
+    return false;
+  }
+
   bool TryFuse(ir::Graph& g, ir::Node* op, ir::Node* act) {
     std::vector<float> params;
     if (act->op_type() == "Relu") {
@@ -53,6 +67,11 @@ class FuseActivation : public Pass {
         hi = *v;
       }
       params = {lo, hi};
+    } else if (act->op_type() == "HardSigmoid" || act->op_type() == "HardSwish") {
+      if (op->op_type() != "Conv" && op->op_type() != "FusedConv") return false;
+      if (InQdq(op, act)) return false;
+      if (act->op_type() == "HardSigmoid")
+        params = {act->attr_float("alpha", 0.2f), act->attr_float("beta", 0.5f)};
     } else {
       return false;
     }
@@ -82,8 +101,8 @@ class FuseActivation : public Pass {
 const PassEntry& FuseActivationPass() {
   static const PassEntry entry = {
       {"fuse-activation",
-       "Fuse Relu/Clip after Conv, Gemm or a FusedConv without activation into com.microsoft "
-       "FusedConv/FusedGemm",
+       "Fuse Relu/Clip after Conv, Gemm or a FusedConv without activation (HardSigmoid/"
+       "HardSwish after a float Conv) into com.microsoft FusedConv/FusedGemm",
        {},
        {"fused"}},
       [](const PassOptions& o) -> std::unique_ptr<Pass> {

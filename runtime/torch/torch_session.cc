@@ -193,7 +193,7 @@ at::Tensor PadSpatial(const at::Tensor& x, const std::vector<int64_t>& pads, dou
 std::string CheckActivation(const ir::Node& node) {
   std::string act = node.attr_string("activation", "");
   if (act.empty() || act == "Relu" || act == "Clip" || act == "Sigmoid" || act == "Tanh" ||
-      act == "LeakyRelu")
+      act == "LeakyRelu" || act == "HardSigmoid" || act == "HardSwish")
     return "";
   return "fused activation '" + act + "'";
 }
@@ -206,6 +206,9 @@ at::Tensor ApplyActivation(const ir::Node& node, at::Tensor y) {
   if (act == "Sigmoid") return at::sigmoid(y);
   if (act == "Tanh") return at::tanh(y);
   if (act == "LeakyRelu") return at::leaky_relu(y, p.empty() ? 0.01 : p[0]);
+  if (act == "HardSwish") return at::hardswish(y);
+  if (act == "HardSigmoid")  // ONNX's alpha, beta (torch's hardsigmoid fixes 1/6, 1/2)
+    return at::clamp(y * (p.size() == 2 ? p[0] : 0.2f) + (p.size() == 2 ? p[1] : 0.5f), 0.0, 1.0);
   if (act == "Clip") {
     if (p.size() != 2)
       ThrowInvalid(node.describe() + ": activation Clip needs 2 activation_params, got " +

@@ -405,6 +405,46 @@ TEST(FuseActivation, LeavesOtherActivationsAndSharedOutputs) {
   EXPECT_FALSE(runs[0].changed);
 }
 
+// MobileNetV3's activations: HardSwish after a conv, HardSigmoid (its alpha and beta) after
+// a squeeze-excite 1x1 conv; both become FusedConv activations, same outputs as unfused.
+TEST(FuseActivation, FusesHardSwishAndHardSigmoidAfterConv) {
+  GraphBuilder b;
+  auto* x = b.Input("x", DType::kFloat32, {1, 3, 7, 9});
+  auto* conv = b.Op("Conv", {x, b.Const("w", RandomTensor({8, 3, 3, 3}, 60)),
+                             b.Const("b", RandomTensor({8}, 61))},
+                    {Attribute::Ints("pads", {1, 1, 1, 1})});
+  auto* hs = b.Op("HardSwish", {conv});
+  auto* pool = b.Op("GlobalAveragePool", {hs});
+  auto* fc = b.Op("Conv", {pool, b.Const("w2", RandomTensor({8, 8, 1, 1}, 62)),
+                           b.Const("b2", RandomTensor({8}, 63))});
+  auto* gate = b.Op("HardSigmoid", {fc}, {Attribute::Float("alpha", 0.3f),
+                                          Attribute::Float("beta", 0.4f)});
+  b.Output(b.Op("Mul", {hs, gate}));
+  auto m = b.Build();
+  std::vector<PassRun> runs;
+  auto out = Apply(*m, "fuse-activation,eliminate-dead-nodes", &runs);
+  EXPECT_EQ(runs[0].stats["fused"], 2);
+  EXPECT_EQ(CountOps(*out, "FusedConv"), 2);
+  EXPECT_EQ(CountOps(*out, "HardSwish") + CountOps(*out, "HardSigmoid") + CountOps(*out, "Conv"), 0);
+  std::map<std::string, ir::Tensor> feeds{{"x", RandomTensor({1, 3, 7, 9}, 64, -4.f, 4.f)}};
+  EXPECT_LT(MaxRelError(Evaluate(*out, feeds), Evaluate(*m, feeds)), 1e-5);
+}
+
+TEST(FuseActivation, LeavesHardSwishAfterGemmAndBetweenQdq) {
+  // Must not fire: FusedGemm only clamps, and a HardSwish feeding QuantizeLinear is
+  // quantize-static's table lookup (fuse-qdq's integer conv takes Relu/Clip only).
+  GraphBuilder b;
+  auto* x = b.Input("x", DType::kFloat32, {2, 6});
+  b.Output(b.Op("HardSwish", {b.Op("Gemm", {x, b.Const("w", RandomTensor({6, 4}, 65))})}));
+  auto* img = b.Input("img", DType::kFloat32, {1, 2, 4, 4});
+  auto* conv = b.Op("Conv", {img, b.Const("w2", RandomTensor({2, 2, 1, 1}, 66))});
+  auto* hs = b.Op("HardSwish", {conv});
+  b.Output(b.Op("QuantizeLinear", {hs, b.Const("s", ir::FloatTensor({}, {0.1f}))}));
+  std::vector<PassRun> runs;
+  Apply(*b.Build(), "fuse-activation", &runs);
+  EXPECT_FALSE(runs[0].changed);
+}
+
 TEST(Pipeline, DefaultOptimizePipelineParses) {
   EXPECT_GE(ParsePipeline(kDefaultOptimizePipeline).size(), 5u);
 }

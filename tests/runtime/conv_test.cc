@@ -14,6 +14,7 @@
 #include "ir/graph.h"
 #include "runtime/eager.h"
 #include "runtime/kernel.h"
+#include "runtime/kernels/conv/conv_activation.h"
 #include "runtime/kernels/conv/conv_direct.h"
 #include "runtime/session.h"
 
@@ -615,6 +616,93 @@ TEST(ConvTest, StemDirectMatchesNaive) {
   for (const char* stem : {"1", "0"}) {
     const ScopedEnv env("EDGEPRESS_CONV_STEM", stem);
     for (const ConvCase& cs : cases) ExpectFusedAndPlainMatchNaive(cs, Isa::kAvx512);
+  }
+}
+
+// FusedConv's HardSigmoid (activation_params alpha, beta) and HardSwish, applied after the
+// bias and Z (conv_activation.h), on every lowering that applies them its own way: the
+// implicit GEMM per tile (AVX-512 channel-major and pixel-major, AVX2 with its scattered
+// ragged panels, K blocks, several tiles at 2 threads), depthwise planes (16-lane and 8-lane
+// kernels, the padded-copy path), the 1x1-plane GEMV, and the post pass after the direct,
+// stem and 3-D reference convs; every entry, with and without Z, 1 and 2 threads.
+TEST(ConvTest, FusedConvAppliesHardSigmoidAndHardSwish) {
+  const std::vector<ConvCase> cases = {
+      {"3x3 odd plane", {1, 5, 11, 13}, {19, 5, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
+      {"pointwise 7x7 M 96", {1, 40, 7, 7}, {96, 40, 1, 1}, 1},
+      {"pointwise ragged K 300", {1, 300, 5, 9}, {70, 300, 1, 1}, 1},
+      {"3x3 stride2 M 130", {1, 9, 14, 14}, {130, 9, 3, 3}, 1, {2, 2}, {}, {1, 1, 1, 1}},
+      {"stem 3->16 s2", {1, 3, 37, 45}, {16, 3, 3, 3}, 1, {2, 2}, {}, {1, 1, 1, 1}},
+      {"depthwise 3x3 s1", {1, 6, 9, 20}, {6, 1, 3, 3}, 6, {}, {}, {1, 1, 1, 1}},
+      {"depthwise 5x5 s2 7x7", {1, 5, 14, 14}, {5, 1, 5, 5}, 5, {2, 2}, {}, {2, 2, 2, 2}},
+      {"depthwise 3x3 dil2", {1, 4, 12, 19}, {4, 1, 3, 3}, 4, {}, {2, 2}, {2, 2, 2, 2}},
+      {"1x1 plane", {2, 36, 1, 1}, {40, 36, 1, 1}, 1},
+      {"3-D", {1, 2, 5, 6, 7}, {4, 2, 2, 3, 3}, 1, {1, 2, 1}, {}, {0, 1, 1, 1, 0, 1}},
+  };
+  // Forced choices: none, the pixel-major tiles, the direct KxK kernel.
+  const std::vector<std::pair<const char*, const char*>> envs = {
+      {"EDGEPRESS_CONV_PIXEL_MAJOR", "0"},
+      {"EDGEPRESS_CONV_PIXEL_MAJOR", "1"},
+      {"EDGEPRESS_CONV_DIRECT", "1"}};
+  for (const auto& [env, value] : envs) {
+    const ScopedEnv scoped(env, value);
+    for (const ConvCase& cs : cases) {
+      std::vector<ir::Tensor> in = {RandomTensor(cs.x, 4), RandomTensor(cs.w, 5),
+                                    RandomTensor({cs.w[0]}, 6)};
+      std::vector<int64_t> shape;
+      const std::vector<float> conv = NaiveConv(cs, in[0], in[1], &in[2], &shape);
+      const ir::Tensor z = RandomTensor(shape, 7);
+      int64_t kdim = 1;
+      for (size_t i = 1; i < cs.w.size(); ++i) kdim *= cs.w[i];
+      for (const bool with_z : {false, true})
+        for (const char* act : {"HardSigmoid", "HardSwish"}) {
+          const bool swish = std::string(act) == "HardSwish";
+          std::vector<float> want = conv;
+          for (size_t i = 0; i < want.size(); ++i) {
+            const float v = want[i] + (with_z ? z.data<float>()[i] : 0.f);
+            want[i] = swish ? v * std::min(std::max(v / 6.f + 0.5f, 0.f), 1.f)
+                                    : std::min(std::max(0.3f * v + 0.45f, 0.f), 1.f);
+          }
+          auto attrs = ConvAttrList(cs);
+          attrs.push_back(ir::Attribute::String("activation", act));
+          if (!swish) attrs.push_back(ir::Attribute::Floats("activation_params", {0.3f, 0.45f}));
+          std::vector<ir::Tensor> inputs = in;
+          if (with_z) inputs.push_back(z);
+          for (const KernelDef* def : KernelsFor("FusedConv", "com.microsoft", ir::DType::kFloat32))
+            for (int threads : {1, 2}) {
+              const std::string what = cs.label + " " + act + (with_z ? " +Z " : " ") + def->name +
+                                       " t" + std::to_string(threads) + " " + env + "=" + value;
+              auto out = RunOne("FusedConv", "com.microsoft", inputs, true, attrs, def, threads);
+              ASSERT_EQ(out[0].shape(), shape) << what;
+              ExpectClose(want, out[0], static_cast<double>(kdim), what);
+            }
+        }
+    }
+  }
+}
+
+// The SIMD loops of conv_act::Apply against its scalar loop: row lengths around the 8- and
+// 16-lane vectors (masked tails), a row pitch past the row, values across the clamp knees.
+TEST(ConvTest, PostActivationSimdMatchesScalar) {
+  for (Isa isa : {Isa::kAvx2, Isa::kAvx512}) {
+    if (!GetCpuFeatures().Has(isa)) continue;
+    for (const auto kind : {conv_act::PostActivation::Kind::kHardSigmoid,
+                            conv_act::PostActivation::Kind::kHardSwish}) {
+      conv_act::PostActivation a;
+      a.kind = kind;
+      if (kind == conv_act::PostActivation::Kind::kHardSwish) a.alpha = 1.f / 6.f;
+      for (int64_t cols : {1, 7, 8, 9, 15, 16, 17, 33, 49}) {
+        const int64_t rows = 3, ld = cols + 5;
+        ir::Tensor t = RandomTensor({rows * ld}, 11);
+        for (uint64_t i = 0; i < t.numel(); ++i) t.mutable_data<float>()[i] *= 8.f;
+        std::vector<float> want(t.data<float>(), t.data<float>() + t.numel());
+        std::vector<float> got = want;
+        conv_act::Apply(Isa::kScalar, a, want.data(), rows, cols, ld);
+        conv_act::Apply(isa, a, got.data(), rows, cols, ld);
+        for (size_t i = 0; i < want.size(); ++i)
+          ASSERT_NEAR(want[i], got[i], 1e-6f * (1.f + std::fabs(want[i])))
+              << IsaName(isa) << " cols " << cols << " @" << i;
+      }
+    }
   }
 }
 

@@ -1,5 +1,6 @@
 // Conv (1-D/2-D/3-D, NCHW, groups, dilations, strides, pads, auto_pad, bias) and
-// com.microsoft FusedConv (Conv + Relu/Clip), as GEMMs per image and group:
+// com.microsoft FusedConv (Conv + Relu/Clip, or HardSigmoid/HardSwish: conv_activation.h),
+// as GEMMs per image and group:
 //   Y_g[Mg, out] = W_g[Mg, Cg*kprod] x patches[Cg*kprod, out]  (+ bias, activation)
 // The weights are constant in real models, so create() packs each W_g once as the GEMM's
 // A operand. Lowerings:
@@ -38,6 +39,7 @@
 #include "ir/error.h"
 #include "runtime/kernel.h"
 #include "runtime/kernels/all_kernels.h"
+#include "runtime/kernels/conv/conv_activation.h"
 #include "runtime/kernels/conv/conv_direct.h"
 #include "runtime/kernels/conv/conv_implicit.h"
 #include "runtime/kernels/conv/conv_stem.h"
@@ -184,7 +186,8 @@ template <Isa kIsa>
 class ConvKernel : public Kernel {
  public:
   explicit ConvKernel(const KernelInit& init)
-      : attrs_(ConvAttrs::Read(init.node)), act_(gemm_util::ParseActivation(init.node)) {
+      : attrs_(ConvAttrs::Read(init.node)),
+        act_(conv_act::ParseConvActivation(init.node, &post_)) {
     if (const char* st = std::getenv("EDGEPRESS_CONV_STEM"); st && *st == '0') stem_direct_ = false;
     const ir::Tensor* w = init.constant_inputs.size() > 1 ? init.constant_inputs[1] : nullptr;
     if (!w || w->dtype() != ir::DType::kFloat32 || w->rank() < 3 || w->numel() == 0) return;
@@ -254,6 +257,7 @@ class ConvKernel : public Kernel {
     const bool packed_for_shape = !packed_w_.empty() && w.shape() == packed_shape_;
     if (pointwise && out_size == 1 && g.group == 1 && packed_for_shape) {
       RunOnePixel(g, xd, wd, bd, zd, yd, pool);
+      conv_act::Apply(kIsa, post_, yd, 1, g.n * g.m, g.n * g.m);  // a few hundred floats
       return;
     }
     if (!packed_direct_.empty() && w.shape() == packed_shape_ && conv_direct::Handles(g)) {
@@ -263,11 +267,12 @@ class ConvKernel : public Kernel {
                            act_, bd ? bd + gi * g.mg : nullptr,
                            zd ? zd + (n * g.m + gi * g.mg) * out_size : nullptr,
                            yd + (n * g.m + gi * g.mg) * out_size, pool);
+      PostPass(g, yd, pool);
       return;
     }
 #if defined(__x86_64__)
     if (kIsa == Isa::kAvx512 && stem_direct_ && conv_stem::Handles(g)) {
-      conv_stem::RunAvx512(g, xd, wd, bd, zd, act_, yd, pool);
+      conv_stem::RunAvx512(g, xd, wd, bd, zd, act_, yd, pool, post_);
       return;
     }
 #endif
@@ -318,9 +323,22 @@ class ConvKernel : public Kernel {
         SgemmEx(kIsa, g.mg, out_size, kdim, 1.f, oa, ob, beta, yg, out_size, &pool, &ep);
       }
     }
+    PostPass(g, yd, pool);
   }
 
  private:
+  // HardSigmoid/HardSwish over all of Y after a lowering that does not apply them per
+  // block (direct, stem, the im2col reference): one more pass over Y, split over threads.
+  void PostPass(const ConvGeometry& g, float* yd, ThreadPool& pool) const {
+    if (!post_.any()) return;
+    const int64_t rows = g.n * g.m, out_size = g.out_size();
+    pool.ParallelFor(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, out_size)),
+                     [&](int64_t lo, int64_t hi) {
+                       conv_act::Apply(kIsa, post_, yd + lo * out_size, hi - lo, out_size,
+                                       out_size);
+                     });
+  }
+
   // FusedConv's optional fourth input Z, checked against Y's shape (no broadcasting).
   const float* SumInput(KernelContext& ctx, const ConvGeometry& g) const {
     const ir::Tensor* z = gemm_util::OptionalFloatInput(ctx, 3, "Z");
@@ -380,7 +398,7 @@ class ConvKernel : public Kernel {
                            bd ? bd + gi * g.mg : nullptr,
                            zd ? zd + (n * g.m + gi * g.mg) * out_size : nullptr,
                            yd + (n * g.m + gi * g.mg) * out_size, &source, pool,
-                           pixel_major ? &packed_pm_[gi] : nullptr);
+                           pixel_major ? &packed_pm_[gi] : nullptr, post_);
   }
 
   // The plan depends only on the shapes, which rarely change between runs: kept, and
@@ -436,6 +454,7 @@ class ConvKernel : public Kernel {
         ep.clamp = act_.clamp && !zd;  // with Z: clamped after the sum, below
         ep.lo = act_.lo;
         ep.hi = act_.hi;
+        if (!zd) ep.post = post_;
         float* yp = yd + t * out_size;
         plane(dg, xd + (n * g.c + gi) * in_size, wd + m * ks, ep, yp);
         if (zd) {  // the plane is still in L1/L2
@@ -444,12 +463,14 @@ class ConvKernel : public Kernel {
             const float v = yp[i] + zp[i];
             yp[i] = act_.clamp ? std::min(std::max(v, act_.lo), act_.hi) : v;
           }
+          conv_act::Apply(kIsa, post_, yp, 1, out_size, out_size);
         }
       }
     });
   }
 
   ConvAttrs attrs_;
+  conv_act::PostActivation post_;  // set by act_'s initializer: declared before it
   GemmEpilogue act_;
   std::vector<PackedMatrix> packed_w_;  // per group; for conv_implicit if implicit_layout_
   std::vector<int64_t> packed_shape_;

@@ -357,7 +357,8 @@ void BuildSource(const ConvGeometry& g, const Plan& plan, const float* x, int64_
 
 void Run(Isa isa, const ConvGeometry& g, const Plan& plan, const float* x,
          const PackedMatrix& w, const GemmEpilogue& ep, const float* bias, const float* z,
-         float* y, std::vector<float>* source, ThreadPool& pool, const PackedMatrix* pixel_major_w) {
+         float* y, std::vector<float>* source, ThreadPool& pool, const PackedMatrix* pixel_major_w,
+         const conv_act::PostActivation& post) {
   const int mr = ConvMr(isa), nr = ConvNr(isa);
   const ConvTileFn tile = ConvTileFor(isa);
   // A partial last panel (M = 16, 40, 88... on AVX-512) runs the SGEMM's 12x32 tile, which
@@ -386,7 +387,7 @@ void Run(Isa isa, const ConvGeometry& g, const Plan& plan, const float* x,
     src = s;
   }
   if (pixel_major_w) {
-    RunPixelMajor(isa, g, plan, src, *pixel_major_w, ep, bias, z, y, pool);
+    RunPixelMajor(isa, g, plan, src, *pixel_major_w, ep, bias, z, y, pool, post);
     return;
   }
   // Virtual pixels are Y's pixels (no dropped columns): whole panels go straight to Y
@@ -515,6 +516,7 @@ void Run(Isa isa, const ConvGeometry& g, const Plan& plan, const float* x,
                 sp.clamp = ep.clamp && (pm.to_y || !z);
                 sp.lo = ep.lo;
                 sp.hi = ep.hi;
+                if (compact) sp.post = post;  // the 12 x 32 tile applies it (to_y)
                 if (z && pm.to_y) {
                   sp.z = z + row0 * out_size + pm.y_at;
                   sp.ldz = out_size;
@@ -551,6 +553,13 @@ void Run(Isa isa, const ConvGeometry& g, const Plan& plan, const float* x,
         ScatterTile(ctile.data() + (s0 - q0 * nr), ldt,
                     static_cast<int>(std::min(m, p1 * mr) - row0), s0, s1, wq, ow_n, out_size,
                     z ? z + row0 * out_size : nullptr, ep, y + row0 * out_size);
+      if (post.any() && !compact) {
+        // The AVX2 and scalar tiles do not apply it: the tile's virtual pixels [v0, v1) are Y's pixels [YAt(v0), YAt(v1)) of its rows.
+        auto y_at = [&](int64_t v) { return (v / wq) * ow_n + std::min(v % wq, ow_n); };
+        const int64_t ya = y_at(q0 * nr), yb = y_at(std::min(nv, q1 * nr));
+        conv_act::Apply(isa, post, y + row0 * out_size + ya, std::min(m, p1 * mr) - row0,
+                        yb - ya, out_size);
+      }
     }
   };
   if (threads > 1 && tiles_m * tiles_n > 1 && static_cast<double>(m) * nv * k >= 65536)

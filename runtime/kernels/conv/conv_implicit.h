@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "runtime/kernel.h"
+#include "runtime/kernels/conv/conv_activation.h"
 #include "runtime/kernels/conv/conv_util.h"
 #include "runtime/kernels/gemm/gemm.h"
 #include "runtime/thread_pool.h"
@@ -40,6 +41,9 @@ struct TileStore {
   int64_t ldz = 0;
   bool clamp = false;
   float lo = 0, hi = 0;
+  // HardSigmoid/HardSwish after the clamp, in registers: the AVX-512 12 x 32 tile only (the
+  // other tiles leave it to their caller).
+  conv_act::PostActivation post;
   // Columns j < 32 of the tile that exist in C (bit j), the AVX-512 12 x 32 tile only:
   // kept columns are stored (and Z / an accumulated C read) at consecutive addresses from
   // the tile's start, so a panel of virtual pixels goes straight into Y, its dropped
@@ -127,15 +131,18 @@ PackedMatrix PackWeightsPixelMajor(int64_t m, int64_t k, const float* w);
 // image and group) and the weights packed by PackWeights for `isa`. `source` is caller scratch.
 // z (optional, Y's layout; must not alias y): FusedConv's sum, added before the clamp.
 // pixel_major_w (optional, PackWeightsPixelMajor): run the pixel-major tiles instead.
+// post (optional): HardSigmoid/HardSwish, applied to each finished tile of Y (after z).
 void Run(Isa isa, const conv_util::ConvGeometry& g, const Plan& plan, const float* x,
          const PackedMatrix& w, const GemmEpilogue& ep, const float* bias, const float* z,
          float* y, std::vector<float>* source, ThreadPool& pool,
-         const PackedMatrix* pixel_major_w = nullptr);
+         const PackedMatrix* pixel_major_w = nullptr, const conv_act::PostActivation& post = {});
 bool PreferPixelMajor(Isa isa, const conv_util::ConvGeometry& g, const Plan& plan);
 // The pixel-major tile loop over a built source (or X for an in-place plan).
+// post: applied by the transposed store, after the clamp.
 void RunPixelMajor(Isa isa, const conv_util::ConvGeometry& g, const Plan& plan, const float* src,
                    const PackedMatrix& wt, const GemmEpilogue& ep, const float* bias,
-                   const float* z, float* y, ThreadPool& pool);
+                   const float* z, float* y, ThreadPool& pool,
+                   const conv_act::PostActivation& post = {});
 
 // The source copy alone (exposed for the tests): Cg channels of sh*sw phase planes.
 // `isa`: AVX-512 de-interleaves stride-2 columns 16 at a time (SSE otherwise).

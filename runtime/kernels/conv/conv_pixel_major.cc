@@ -96,7 +96,8 @@ __attribute__((target("avx512f"))) void PackPixelPanelAvx512(const float* src,
 // into Y's channel rows c0..c1 at pixel y0: bias, Z and the clamp applied on the way.
 void StorePanelPortable(const float* c, int64_t ldc, int rows, int64_t c0, int64_t c1,
                         const float* bias, const float* z, const GemmEpilogue& ep,
-                        int64_t out_size, int64_t y0, float* y) {
+                        const conv_act::PostActivation& post, int64_t out_size, int64_t y0,
+                        float* y) {
   for (int64_t co = c0; co < c1; ++co) {
     const float bv = bias ? bias[co] : 0.f;
     float* yr = y + co * out_size + y0;
@@ -106,6 +107,7 @@ void StorePanelPortable(const float* c, int64_t ldc, int rows, int64_t c0, int64
       float v = cc[r * ldc] + bv;
       if (zr) v += zr[r];
       if (ep.clamp) v = std::min(std::max(v, ep.lo), ep.hi);
+      if (post.any()) v = conv_act::ApplyOne(post, v);
       yr[r] = v;
     }
   }
@@ -121,7 +123,8 @@ void StorePanelPortable(const float* c, int64_t ldc, int rows, int64_t c0, int64
 // machine); the pixel-major path only runs on the AVX-512 entries, which require VL.
 __attribute__((target("avx2,fma,avx512f,avx512vl"))) void StorePanelAvx512(
     const float* c, int64_t ldc, int rows, int64_t c0, int64_t c1, const float* bias,
-    const float* z, const GemmEpilogue& ep, int64_t out_size, int64_t y0, float* y) {
+    const float* z, const GemmEpilogue& ep, const conv_act::PostActivation& post,
+    int64_t out_size, int64_t y0, float* y) {
   static_assert(kPmRows <= 8, "one 8x8 transpose per panel");
   const __mmask8 mask = static_cast<__mmask8>((1u << rows) - 1);
   const __m256 lo = _mm256_set1_ps(ep.lo), hi = _mm256_set1_ps(ep.hi);
@@ -154,10 +157,12 @@ __attribute__((target("avx2,fma,avx512f,avx512vl"))) void StorePanelAvx512(
       float* yr = y + (co + j) * out_size + y0;
       if (z) v = _mm256_add_ps(v, _mm256_maskz_loadu_ps(mask, z + (co + j) * out_size + y0));
       if (ep.clamp) v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+      if (post.any()) v = conv_act::Post256(post, v);
       _mm256_mask_storeu_ps(yr, mask, v);
     }
   }
-  if (co < c1) StorePanelPortable(c + (co - c0), ldc, rows, co, c1, bias, z, ep, out_size, y0, y);
+  if (co < c1)
+    StorePanelPortable(c + (co - c0), ldc, rows, co, c1, bias, z, ep, post, out_size, y0, y);
 }
 #endif
 
@@ -217,7 +222,8 @@ bool PreferPixelMajor(Isa isa, const ConvGeometry& g, const Plan& plan) {
 
 void RunPixelMajor(Isa isa, const ConvGeometry& g, const Plan& plan, const float* src,
                    const PackedMatrix& wt, const GemmEpilogue& ep, const float* bias,
-                   const float* z, float* y, ThreadPool& pool) {
+                   const float* z, float* y, ThreadPool& pool,
+                   const conv_act::PostActivation& post) {
   const ConvTileFn tile = PixelMajorTileFor(isa);
   auto pack = PackPixelPanelPortable;
   auto store = StorePanelPortable;
@@ -317,7 +323,7 @@ void RunPixelMajor(Isa isa, const ConvGeometry& g, const Plan& plan, const float
           for (int64_t pi = p0; pi < p1; ++pi) {
             const PixelPanel& pp = panels[static_cast<size_t>(pi)];
             store(ctile.data() + (pi - p0) * kPmRows * ldc, ldc, pp.rows, c0, c1, bias, z, ep,
-                  out_size, pp.y0, y);
+                  post, out_size, pp.y0, y);
           }
         }
         continue;
@@ -360,7 +366,7 @@ void RunPixelMajor(Isa isa, const ConvGeometry& g, const Plan& plan, const float
       for (int64_t pi = p0; pi < p1; ++pi) {
         const PixelPanel& pp = panels[static_cast<size_t>(pi)];
         const float* c = ctile.data() + (pi - p0) * kPmRows * ldc;
-        store(c, ldc, pp.rows, c0, c1, bias, z, ep, out_size, pp.y0, y);
+        store(c, ldc, pp.rows, c0, c1, bias, z, ep, post, out_size, pp.y0, y);
       }
     }
   };

@@ -9,6 +9,7 @@
 // Bias, FusedConv's sum Z and the clamp are applied at the store.
 #pragma once
 
+#include "runtime/kernels/conv/conv_activation.h"
 #include "runtime/kernels/conv/conv_util.h"
 #include "runtime/kernels/gemm/gemm.h"
 #include "runtime/thread_pool.h"
@@ -20,10 +21,10 @@ namespace edgepress::runtime::conv_stem {
 bool Handles(const conv_util::ConvGeometry& g);
 #if defined(__x86_64__)
 // X [N, C, H, W], W [M, C, 3, 3] (raw), bias [M] or null, z Y's shape or null (added
-// before the clamp of `ep`; must not alias y).
+// before the clamp of `ep`; must not alias y); `post` (HardSigmoid/HardSwish) after it.
 void RunAvx512(const conv_util::ConvGeometry& g, const float* x, const float* w,
                const float* bias, const float* z, const GemmEpilogue& ep, float* y,
-               ThreadPool& pool);
+               ThreadPool& pool, const conv_act::PostActivation& post = {});
 #endif
 
 }  // namespace edgepress::runtime::conv_stem

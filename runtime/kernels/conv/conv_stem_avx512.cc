@@ -44,6 +44,7 @@ __attribute__((target("avx512f"))) void StemRow(const conv_util::ConvGeometry& g
                                                 const float* x, const float* wp,
                                                 const float* bias, int ch, int64_t oh,
                                                 const float* z, const GemmEpilogue& ep,
+                                                const conv_act::PostActivation& post,
                                                 float* y) {
   const int64_t h = g.in[1], w = g.in[2], ow_n = g.out[2], plane = h * w;
   const int64_t out_size = g.out[1] * ow_n;
@@ -99,6 +100,7 @@ __attribute__((target("avx512f"))) void StemRow(const conv_util::ConvGeometry& g
       const int64_t at = j * out_size + oh * ow_n + ow;
       if (z) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(out_mask, z + at));
       if (ep.clamp) v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+      if (post.any()) v = conv_act::Post512(post, v);
       _mm512_mask_storeu_ps(y + at, out_mask, v);
     }
   }
@@ -110,7 +112,7 @@ __attribute__((target("avx512f"))) void StemRow(const conv_util::ConvGeometry& g
 
 void RunAvx512(const conv_util::ConvGeometry& g, const float* x, const float* w,
                const float* bias, const float* z, const GemmEpilogue& ep, float* y,
-               ThreadPool& pool) {
+               ThreadPool& pool, const conv_act::PostActivation& post) {
   const int64_t blocks = (g.m + kCh - 1) / kCh, taps = g.cg * 9;
   // [block][tap][16], zero past the last channel: 16 broadcasts per tap from one line.
   std::vector<float> wp(static_cast<size_t>(blocks * taps * kCh), 0.f);
@@ -128,7 +130,7 @@ void RunAvx512(const conv_util::ConvGeometry& g, const float* x, const float* w,
       const int64_t yoff = (n * g.m + m0) * out_size;
       auto row = g.stride[1] == 1 ? StemRow<1> : StemRow<2>;
       row(g, x + n * in_img, wp.data() + blk * taps * kCh, bias ? bias + m0 : nullptr, ch, oh,
-          z ? z + yoff : nullptr, ep, y + yoff);
+          z ? z + yoff : nullptr, ep, post, y + yoff);
     }
   });
 }

@@ -95,6 +95,10 @@ __attribute__((target("avx512f"))) void Tile12x32(int64_t kc, const float* a, co
       v0 = _mm512_min_ps(_mm512_max_ps(v0, lo), hi);
       if (two) v1 = _mm512_min_ps(_mm512_max_ps(v1, lo), hi);
     }
+    if (p.post.any()) {
+      v0 = conv_act::Post512(p.post, v0);
+      if (two) v1 = conv_act::Post512(p.post, v1);
+    }
     StoreKept(cr, k0, full, v0);
     if (two) StoreKept(cr + h1, k1, full, v1);
   }

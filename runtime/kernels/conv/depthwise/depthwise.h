@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "runtime/kernels/conv/conv_activation.h"
+
 namespace edgepress::runtime::depthwise {
 
 struct DwGeometry {
@@ -25,9 +27,10 @@ struct DwEpilogue {
   float bias = 0.f;
   bool clamp = false;
   float lo = 0.f, hi = 0.f;
+  conv_act::PostActivation post;  // HardSigmoid/HardSwish after the clamp (FusedConv has one)
 };
 
-// y[oh][ow] = clamp(bias + sum_{i,j} w[i][j] * x[oh*sh + i*dh - pt][ow*sw + j*dw - pl]),
+// y[oh][ow] = act(bias + sum_{i,j} w[i][j] * x[oh*sh + i*dh - pt][ow*sw + j*dw - pl]),
 // taps outside the plane reading zero. `w` is kh x kw row-major.
 void PlaneRef(const DwGeometry& g, const float* x, const float* w, const DwEpilogue& ep,
               float* y);

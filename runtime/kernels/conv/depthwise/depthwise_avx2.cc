@@ -50,6 +50,7 @@ __attribute__((target("avx2,fma"))) void PlaneT(const DwGeometry& g, const float
         }
       }
       if (ep.clamp) acc = _mm256_min_ps(_mm256_max_ps(acc, lo), hi);
+      if (ep.post.any()) acc = conv_act::Post256(ep.post, acc);
       if (left >= kVec) {
         _mm256_storeu_ps(yr + ow, acc);
       } else {
@@ -69,7 +70,8 @@ __attribute__((target("avx2,fma"))) void PlaneT(const DwGeometry& g, const float
 template <int kS, int kK, int kR, bool kEdge>
 __attribute__((target("avx2,fma"), always_inline)) inline void StripDirect(
     const DwGeometry& g, const float* x, int64_t ih0, int64_t ow, const __m256* wv,
-    __m256 vbias, bool clamp, __m256 lo, __m256 hi, float* y) {
+    __m256 vbias, bool clamp, __m256 lo, __m256 hi, const conv_act::PostActivation& post,
+    float* y) {
   constexpr int kIn = (kR - 1) * kS + kK;
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   const int64_t b = ow * kS - g.pad_l;  // column of tap 0 of the strip's first output
@@ -127,6 +129,7 @@ __attribute__((target("avx2,fma"), always_inline)) inline void StripDirect(
 #pragma GCC unroll 16
   for (int q = 0; q < kR; ++q) {
     if (clamp) acc[q] = _mm256_min_ps(_mm256_max_ps(acc[q], lo), hi);
+    if (post.any()) acc[q] = conv_act::Post256(post, acc[q]);
     if (left >= kVec) {
       _mm256_storeu_ps(y + q * g.ow + ow, acc[q]);
     } else {
@@ -139,14 +142,14 @@ __attribute__((target("avx2,fma"), always_inline)) inline void StripDirect(
 template <int kS, int kK, int kR>
 __attribute__((target("avx2,fma"), always_inline)) inline void RowsDirect(
     const DwGeometry& g, const float* x, int64_t oh0, const __m256* wv, __m256 vbias,
-    bool clamp, __m256 lo, __m256 hi, float* y) {
+    bool clamp, __m256 lo, __m256 hi, const conv_act::PostActivation& post, float* y) {
   const int64_t ih0 = oh0 * kS - g.pad_t;
   for (int64_t ow = 0; ow < g.ow; ow += kVec) {
     const int64_t b = ow * kS - g.pad_l;
     if (b >= 0 && b + kK - 1 + kS * kVec <= g.w)
-      StripDirect<kS, kK, kR, false>(g, x, ih0, ow, wv, vbias, clamp, lo, hi, y);
+      StripDirect<kS, kK, kR, false>(g, x, ih0, ow, wv, vbias, clamp, lo, hi, post, y);
     else
-      StripDirect<kS, kK, kR, true>(g, x, ih0, ow, wv, vbias, clamp, lo, hi, y);
+      StripDirect<kS, kK, kR, true>(g, x, ih0, ow, wv, vbias, clamp, lo, hi, post, y);
   }
 }
 
@@ -163,18 +166,18 @@ __attribute__((target("avx2,fma"))) void PlaneDirect(const DwGeometry& g, const 
                hi = _mm256_set1_ps(ep.hi);
   int64_t oh = 0;
   for (; oh + kR <= g.oh; oh += kR)
-    RowsDirect<kS, kK, kR>(g, x, oh, wv, vbias, ep.clamp, lo, hi, y + oh * g.ow);
+    RowsDirect<kS, kK, kR>(g, x, oh, wv, vbias, ep.clamp, lo, hi, ep.post, y + oh * g.ow);
   // The last 1..kR-1 rows in one pass too (a 7-row plane is 4 + 3, not 4 + 1 + 1 + 1).
   float* yl = y + oh * g.ow;
   switch (g.oh - oh) {
     case 3:
-      if (kR > 3) RowsDirect<kS, kK, 3>(g, x, oh, wv, vbias, ep.clamp, lo, hi, yl);
+      if (kR > 3) RowsDirect<kS, kK, 3>(g, x, oh, wv, vbias, ep.clamp, lo, hi, ep.post, yl);
       break;
     case 2:
-      if (kR > 2) RowsDirect<kS, kK, 2>(g, x, oh, wv, vbias, ep.clamp, lo, hi, yl);
+      if (kR > 2) RowsDirect<kS, kK, 2>(g, x, oh, wv, vbias, ep.clamp, lo, hi, ep.post, yl);
       break;
     case 1:
-      RowsDirect<kS, kK, 1>(g, x, oh, wv, vbias, ep.clamp, lo, hi, yl);
+      RowsDirect<kS, kK, 1>(g, x, oh, wv, vbias, ep.clamp, lo, hi, ep.post, yl);
       break;
     default:
       break;

@@ -59,6 +59,7 @@ __attribute__((target("avx512f"))) void PlaneT(const DwGeometry& g, const float*
         }
       }
       if (ep.clamp) acc = _mm512_min_ps(_mm512_max_ps(acc, lo), hi);
+      if (ep.post.any()) acc = conv_act::Post512(ep.post, acc);
       _mm512_mask_storeu_ps(yr + ow, mask, acc);
     }
   }
@@ -82,7 +83,7 @@ inline __mmask16 RowMask(int64_t col, int64_t w) {
 template <int kS, int kK, int kR>
 __attribute__((target("avx512f"), always_inline)) inline void RowsDirect(
     const DwGeometry& g, const float* x, int64_t oh0, const __m512* wv, __m512 vbias,
-    bool clamp, __m512 lo, __m512 hi, float* y) {
+    bool clamp, __m512 lo, __m512 hi, const conv_act::PostActivation& post, float* y) {
   constexpr int kIn = (kR - 1) * kS + kK;
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
                                          28, 30);
@@ -132,6 +133,7 @@ __attribute__((target("avx512f"), always_inline)) inline void RowsDirect(
     #pragma GCC unroll 16
     for (int q = 0; q < kR; ++q) {
       if (clamp) acc[q] = _mm512_min_ps(_mm512_max_ps(acc[q], lo), hi);
+      if (post.any()) acc[q] = conv_act::Post512(post, acc[q]);
       _mm512_mask_storeu_ps(y + q * g.ow + ow, out_mask, acc[q]);
     }
   }
@@ -148,18 +150,18 @@ __attribute__((target("avx512f"))) void PlaneDirect(const DwGeometry& g, const f
                hi = _mm512_set1_ps(ep.hi);
   int64_t oh = 0;
   for (; oh + kR <= g.oh; oh += kR)
-    RowsDirect<kS, kK, kR>(g, x, oh, wv, vbias, ep.clamp, lo, hi, y + oh * g.ow);
+    RowsDirect<kS, kK, kR>(g, x, oh, wv, vbias, ep.clamp, lo, hi, ep.post, y + oh * g.ow);
   // The last 1..kR-1 rows in one pass too (a 7-row plane is 4 + 3, not 4 + 1 + 1 + 1).
   float* yl = y + oh * g.ow;
   switch (g.oh - oh) {
     case 3:
-      RowsDirect<kS, kK, 3>(g, x, oh, wv, vbias, ep.clamp, lo, hi, yl);
+      RowsDirect<kS, kK, 3>(g, x, oh, wv, vbias, ep.clamp, lo, hi, ep.post, yl);
       break;
     case 2:
-      RowsDirect<kS, kK, 2>(g, x, oh, wv, vbias, ep.clamp, lo, hi, yl);
+      RowsDirect<kS, kK, 2>(g, x, oh, wv, vbias, ep.clamp, lo, hi, ep.post, yl);
       break;
     case 1:
-      RowsDirect<kS, kK, 1>(g, x, oh, wv, vbias, ep.clamp, lo, hi, yl);
+      RowsDirect<kS, kK, 1>(g, x, oh, wv, vbias, ep.clamp, lo, hi, ep.post, yl);
       break;
     default:
       break;

@@ -23,6 +23,7 @@ void PlaneRef(const DwGeometry& g, const float* x, const float* w, const DwEpilo
       }
       s += ep.bias;
       if (ep.clamp) s = std::min(std::max(s, ep.lo), ep.hi);
+      if (ep.post.any()) s = conv_act::ApplyOne(ep.post, s);
       y[oh * g.ow + ow] = s;
     }
   }

@@ -30,7 +30,8 @@ inline __mmask8 RowMask8(int64_t col, int64_t w) {
 template <int kS, int kK, int kR>
 __attribute__((target("avx512f,avx512vl,fma"), always_inline)) inline void RowsSmall(
     const DwGeometry& g, const float* x, int64_t oh0, const __m256* wv, const __mmask8 (*m)[2],
-    __m256 vbias, bool clamp, __m256 lo, __m256 hi, __mmask8 out_mask, float* y) {
+    __m256 vbias, bool clamp, __m256 lo, __m256 hi, const conv_act::PostActivation& post,
+    __mmask8 out_mask, float* y) {
   constexpr int kIn = (kR - 1) * kS + kK;
   const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
   const __m256i odd = _mm256_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15);
@@ -66,6 +67,7 @@ __attribute__((target("avx512f,avx512vl,fma"), always_inline)) inline void RowsS
 #pragma GCC unroll 8
   for (int q = 0; q < kR; ++q) {
     if (clamp) acc[q] = _mm256_min_ps(_mm256_max_ps(acc[q], lo), hi);
+    if (post.any()) acc[q] = conv_act::Post256(post, acc[q]);
     _mm256_mask_storeu_ps(y + q * g.ow, out_mask, acc[q]);
   }
 }
@@ -85,16 +87,16 @@ __attribute__((target("avx512f,avx512vl,fma"))) void PlaneSmall(const DwGeometry
   const __mmask8 out_mask = static_cast<__mmask8>((1u << g.ow) - 1);
   int64_t oh = 0;
   for (; oh + kR <= g.oh; oh += kR)
-    RowsSmall<kS, kK, kR>(g, x, oh, wv, m, vbias, ep.clamp, lo, hi, out_mask, y + oh * g.ow);
+    RowsSmall<kS, kK, kR>(g, x, oh, wv, m, vbias, ep.clamp, lo, hi, ep.post, out_mask, y + oh * g.ow);
   float* yl = y + oh * g.ow;
   switch (g.oh - oh) {  // the last 1..kR-1 rows in one pass
-    case 7: if constexpr (kR > 7) RowsSmall<kS, kK, 7>(g, x, oh, wv, m, vbias, ep.clamp, lo, hi, out_mask, yl); break;
-    case 6: if constexpr (kR > 6) RowsSmall<kS, kK, 6>(g, x, oh, wv, m, vbias, ep.clamp, lo, hi, out_mask, yl); break;
-    case 5: if constexpr (kR > 5) RowsSmall<kS, kK, 5>(g, x, oh, wv, m, vbias, ep.clamp, lo, hi, out_mask, yl); break;
-    case 4: if constexpr (kR > 4) RowsSmall<kS, kK, 4>(g, x, oh, wv, m, vbias, ep.clamp, lo, hi, out_mask, yl); break;
-    case 3: RowsSmall<kS, kK, 3>(g, x, oh, wv, m, vbias, ep.clamp, lo, hi, out_mask, yl); break;
-    case 2: RowsSmall<kS, kK, 2>(g, x, oh, wv, m, vbias, ep.clamp, lo, hi, out_mask, yl); break;
-    case 1: RowsSmall<kS, kK, 1>(g, x, oh, wv, m, vbias, ep.clamp, lo, hi, out_mask, yl); break;
+    case 7: if constexpr (kR > 7) RowsSmall<kS, kK, 7>(g, x, oh, wv, m, vbias, ep.clamp, lo, hi, ep.post, out_mask, yl); break;
+    case 6: if constexpr (kR > 6) RowsSmall<kS, kK, 6>(g, x, oh, wv, m, vbias, ep.clamp, lo, hi, ep.post, out_mask, yl); break;
+    case 5: if constexpr (kR > 5) RowsSmall<kS, kK, 5>(g, x, oh, wv, m, vbias, ep.clamp, lo, hi, ep.post, out_mask, yl); break;
+    case 4: if constexpr (kR > 4) RowsSmall<kS, kK, 4>(g, x, oh, wv, m, vbias, ep.clamp, lo, hi, ep.post, out_mask, yl); break;
+    case 3: RowsSmall<kS, kK, 3>(g, x, oh, wv, m, vbias, ep.clamp, lo, hi, ep.post, out_mask, yl); break;
+    case 2: RowsSmall<kS, kK, 2>(g, x, oh, wv, m, vbias, ep.clamp, lo, hi, ep.post, out_mask, yl); break;
+    case 1: RowsSmall<kS, kK, 1>(g, x, oh, wv, m, vbias, ep.clamp, lo, hi, ep.post, out_mask, yl); break;
     default: break;
   }
 }
