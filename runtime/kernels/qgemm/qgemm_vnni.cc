@@ -375,6 +375,12 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void RowsQuant51
     a += 4 * 8;
     b += 4 * 32;
   }
+  // Pins every accumulator to one register from the loop to the store. Without it gcc 12
+  // gives each accumulator a second register for the requantizing code below and copies
+  // it there and back in every iteration: 2 zmm moves per vpdpbusd (and spills), about
+  // twice the loop's instructions.
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) asm("" : "+v"(c0[r]), "+v"(c1[r]));
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
     if (kHalf) c1[r] = c0[r];
@@ -415,6 +421,89 @@ void QByteTileQuantAvx512Vnni(int rows, int64_t k4, const uint8_t* a, const int8
   const int64_t ld = out.ld;
   if (cols <= 16) return RowsQuantDispatch<true>(rows, k4, a, b, corr, scale, step, ps, y, ld);
   RowsQuantDispatch<false>(rows, k4, a, b, corr, scale, step, ps, y, ld);
+}
+
+// The implicit-GEMM conv tile (QImplicitTile, qgemm_internal.h): 8 output channels x 32
+// "wide" pixels. The roles of the operands are swapped against RowsQuant512: the pixels'
+// uint8 bytes are the vector operand, read straight from the channel-quad input at
+// b + boff[g], and the int8 weights are broadcast (vpdpbusd's signed operand, so gcc folds
+// the broadcast into the instruction). With weight zero point 0 the dot needs no per-pixel
+// correction: the accumulators start from row_const (bias - x_zp * sum(w)).
+template <int R, bool kHalf>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void RowsImplicit512(
+    const QImplicitTile& t, const float* scale, int scale_step, const PackedStore& ps,
+    uint8_t* y) {
+  const int8_t* w = t.w;
+  const uint8_t* x = t.x;
+  const int64_t* boff = t.boff;
+  __m512i c0[R], c1[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) c0[r] = c1[r] = _mm512_set1_epi32(t.row_const[r]);
+  for (int64_t g = 0; g < t.k4; ++g) {
+    const uint8_t* xg = x + boff[g];
+    const __m512i b0 = _mm512_loadu_si512(xg);
+    const __m512i b1 = kHalf ? b0 : _mm512_loadu_si512(xg + 64);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m512i wv = _mm512_set1_epi32(Load32(reinterpret_cast<const uint8_t*>(w) + 4 * r));
+      c0[r] = _mm512_dpbusd_epi32(c0[r], b0, wv);
+      if (!kHalf) c1[r] = _mm512_dpbusd_epi32(c1[r], b1, wv);
+    }
+    w += 4 * 8;
+  }
+  // One register per accumulator through the store (see RowsQuant512).
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) asm("" : "+v"(c0[r]), "+v"(c1[r]));
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+    if (kHalf) c1[r] = c0[r];
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  const int64_t ld = t.ld;
+#pragma GCC unroll 4
+  for (int r = 0; r < R; r += 2) {
+    const int r1 = r + 1 < R ? r + 1 : r;
+    const __m512i p0 = PackedRow16(c0[r], c1[r], _mm512_set1_ps(scale[r * scale_step]), ps);
+    const __m512i p1 = r1 != r ? PackedRow16(c0[r1], c1[r1],
+                                             _mm512_set1_ps(scale[r1 * scale_step]), ps)
+                               : p0;
+    const __m512i b = _mm512_permutexvar_epi32(
+        order, ps.u8 ? _mm512_packus_epi16(p0, p1) : _mm512_packs_epi16(p0, p1));
+    const __m256i v0 = _mm512_castsi512_si256(b), v1 = _mm512_extracti64x4_epi64(b, 1);
+    // Lane i is wide pixel p0 + i; segment s's lanes go to y + i - shift[s]. The address
+    // may lie before the row (masked-off bytes are not accessed), hence uintptr_t.
+    const uintptr_t y0 = reinterpret_cast<uintptr_t>(y + r * ld);
+    for (int s = 0; s < t.nseg; ++s) {
+      const uintptr_t d = y0 - static_cast<uintptr_t>(t.seg_shift[s]);
+      _mm256_mask_storeu_epi8(reinterpret_cast<void*>(d), t.seg_mask[s], v0);
+      if (r1 != r)
+        _mm256_mask_storeu_epi8(reinterpret_cast<void*>(d + static_cast<uintptr_t>(ld)),
+                                t.seg_mask[s], v1);
+    }
+  }
+}
+
+template <bool kHalf>
+void RowsImplicitDispatch(int rows, const QImplicitTile& t, const float* scale, int step,
+                          const PackedStore& ps, uint8_t* y) {
+  switch (rows) {
+    case 1: return RowsImplicit512<1, kHalf>(t, scale, step, ps, y);
+    case 2: return RowsImplicit512<2, kHalf>(t, scale, step, ps, y);
+    case 3: return RowsImplicit512<3, kHalf>(t, scale, step, ps, y);
+    case 4: return RowsImplicit512<4, kHalf>(t, scale, step, ps, y);
+    case 5: return RowsImplicit512<5, kHalf>(t, scale, step, ps, y);
+    case 6: return RowsImplicit512<6, kHalf>(t, scale, step, ps, y);
+    case 7: return RowsImplicit512<7, kHalf>(t, scale, step, ps, y);
+    default: return RowsImplicit512<8, kHalf>(t, scale, step, ps, y);
+  }
+}
+
+void QImplicitTileAvx512Vnni(const QImplicitTile& t, const QOutput& out) {
+  const PackedStore ps(out, 32);
+  const int step = out.per_channel_scale ? 1 : 0;
+  const float* scale = out.scale + t.row0 * step;
+  uint8_t* y = static_cast<uint8_t*>(out.data) + t.row0 * t.ld;
+  if (t.half) return RowsImplicitDispatch<true>(t.rows, t, scale, step, ps, y);
+  RowsImplicitDispatch<false>(t.rows, t, scale, step, ps, y);
 }
 
 // The requantizing half of QStoreTileAvx512 (uint8/int8 outputs; q.row_const set).
