@@ -150,13 +150,15 @@ TEST(QConvIsaTest, QLinearConvEveryKernelMatchesScalar) {
 // Weight zero points all 0 (quantize-static's symmetric weights): the k x k stride-1 "same"
 // convs with channels a multiple of 4 take the implicit-GEMM path on AVX-512 VNNI
 // (qconv_implicit.h); wide-pixel panels that straddle rows, tails of 1..7 rows and half
-// panels, 3x3 and 5x5, batches, and two that must fall back (width below 6, a store bound
+// panels, pixel-major tiles of 4..8 pixels (multiples of 32 channels on planes up to 16
+// wide), per-tensor and per-channel scales, 3x3 and 5x5, batches, and two that must fall back (width below 6, a store bound
 // that does not hold), checked against the scalar kernel with saturating outputs.
 TEST(QConvIsaTest, QLinearConvSymmetricWeightsEveryKernelMatchesScalar) {
   struct Case {
     int64_t c, m, k, h, w, n;
     float y_scale;
     const char* what;
+    bool per_tensor_scale = false;
   };
   const Case cases[] = {
       {16, 24, 3, 15, 15, 1, 0.04f, "3x3 15x15: panels across rows"},
@@ -164,8 +166,14 @@ TEST(QConvIsaTest, QLinearConvSymmetricWeightsEveryKernelMatchesScalar) {
       {12, 9, 5, 9, 11, 1, 0.04f, "5x5 9x11, a 1-row tile"},
       {4, 8, 3, 6, 37, 2, 0.04f, "3x3 rows wider than a panel, batch 2"},
       {16, 16, 3, 2, 6, 1, 0.04f, "3x3 2x6: one half panel"},
-      {8, 32, 3, 13, 14, 1, 0.04f, "3x3 13x14: a 3-pixel last panel"},
+      {8, 32, 3, 13, 14, 1, 0.04f, "3x3 13x14, 32 channels: pixel tiles of 7"},
+      {8, 24, 3, 13, 14, 1, 0.04f, "3x3 13x14, 24 channels: a 3-pixel last panel"},
       {64, 64, 3, 14, 14, 1, 4.0f, "64->64 3x3 14x14, K = 576, no saturation"},
+      {16, 64, 3, 7, 7, 2, 2.0f, "16->64 3x3 7x7 batch 2: 7-pixel tiles", true},
+      {12, 64, 5, 9, 11, 1, 0.04f, "5x5 9x11, 64 channels: pixel tiles of 5 and 6"},
+      {4, 32, 3, 3, 16, 1, 0.04f, "3x3 3x16: pixel tiles of 8"},
+      {8, 32, 3, 5, 9, 1, 0.04f, "3x3 5x9: pixel tiles of 4 and 5", true},
+      {8, 32, 3, 6, 17, 1, 0.04f, "3x3 6x17, 32 channels: wide tiles again"},
       {8, 8, 3, 5, 5, 1, 0.04f, "width 5: falls back"},
       {8, 8, 3, 9, 9, 1, 1e-9f, "requantized values past 2^30: falls back"},
   };
@@ -187,7 +195,8 @@ TEST(QConvIsaTest, QLinearConvSymmetricWeightsEveryKernelMatchesScalar) {
           Scalar<float>(DType::kFloat32, 0.02f),
           s8 ? Scalar<int8_t>(DType::kInt8, -7) : Scalar<uint8_t>(DType::kUInt8, 131),
           w,
-          Tensor::FromVector(DType::kFloat32, {cs.m}, ws),
+          cs.per_tensor_scale ? Scalar<float>(DType::kFloat32, 0.0015f)
+                              : Tensor::FromVector(DType::kFloat32, {cs.m}, ws),
           Tensor::FromVector(DType::kInt8, {cs.m}, std::vector<int8_t>(static_cast<size_t>(cs.m), 0)),
           Scalar<float>(DType::kFloat32, cs.y_scale),
           s8 ? Scalar<int8_t>(DType::kInt8, 5) : Scalar<uint8_t>(DType::kUInt8, 120),

@@ -17,8 +17,10 @@ namespace {
 
 using conv_util::ConvGeometry;
 
-constexpr int kRows = 8;     // output channels a tile
-constexpr int kPixels = 32;  // wide pixels a tile
+constexpr int kRows = 8;        // output channels a wide tile
+constexpr int kPixels = 32;     // wide pixels a wide tile
+constexpr int kPanelRows = 32;  // output channels a weight panel (and a pixel tile)
+constexpr int kTilePixels = 8;  // most pixels a pixel tile
 
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -126,6 +128,79 @@ void Segments(const Plane& pl, int64_t q, qgemm_detail::QImplicitTile* t) {
   }
   t->half = (all >> 16) == 0;
 }
+
+struct Operands {
+  const PackedWeights* pw;
+  const uint8_t* x4;
+  const int64_t* boff;
+  const int32_t* row_const;
+};
+
+// fn(lo, hi) over contiguous shares of [0, n), one a thread.
+template <class Fn>
+void Shares(ThreadPool& pool, int64_t n, const Fn& fn) {
+  const int64_t threads = std::min<int64_t>(pool.num_threads(), n);
+  if (threads <= 1) return fn(0, n);
+  pool.ParallelFor(threads, 1, [&](int64_t s0, int64_t s1) {
+    fn(s0 * n / threads, s1 * n / threads);
+  });
+}
+
+// 8 output channels x 32 wide pixels a tile, panel-major: a thread's input panel stays in
+// its L1 while the weight panels stream.
+void RunWideTiles(ThreadPool& pool, const ConvGeometry& g, const Plane& pl, const Operands& ops,
+                  const QOutput& o) {
+  const int64_t mtiles = CeilDiv(g.m, kRows), k4 = ops.pw->k4;
+  Shares(pool, pl.panels * mtiles, [&](int64_t lo, int64_t hi) {
+    qgemm_detail::QImplicitTile t;
+    t.k4 = k4;
+    t.boff = ops.boff;
+    t.ld = o.ld;
+    int64_t seg_q = -1;
+    for (int64_t i = lo; i < hi; ++i) {
+      const int64_t q = i / mtiles, mi = i % mtiles;
+      if (q != seg_q) {
+        Segments(pl, q, &t);
+        seg_q = q;
+      }
+      t.x = ops.x4 + q * kPixels * 4;
+      t.row0 = mi * kRows;
+      t.rows = static_cast<int>(std::min<int64_t>(kRows, g.m - t.row0));
+      // Rows [row0, row0 + 8) of their 32-row panel.
+      t.w = ops.pw->w.data() + (t.row0 / kPanelRows) * k4 * kPanelRows * 4 + t.row0 % kPanelRows * 4;
+      t.row_const = ops.row_const + t.row0;
+      qgemm_detail::QImplicitTileAvx512Vnni(t, o);
+    }
+  });
+}
+
+// Up to 8 pixels of one output row x 32 output channels a tile (no pad columns), the
+// tiles of one weight panel together: each row of w pixels as ceil(w / 8) tiles of equal
+// size (7 + 7 at 14).
+void RunPixelTiles(ThreadPool& pool, const ConvGeometry& g, const Plane& pl, const Operands& ops,
+                   const QOutput& o) {
+  const int64_t per_row = CeilDiv(pl.w, kTilePixels), row_tiles = pl.h * per_row;
+  const int64_t k4 = ops.pw->k4;
+  Shares(pool, g.m / kPanelRows * row_tiles, [&](int64_t lo, int64_t hi) {
+    qgemm_detail::QImplicitPixelTile t;
+    t.k4 = k4;
+    t.boff = ops.boff;
+    t.ld = o.ld;
+    t.per_channel_scale = o.per_channel_scale;
+    for (int64_t i = lo; i < hi; ++i) {
+      const int64_t panel = i / row_tiles, oh = i % row_tiles / per_row, j = i % per_row;
+      const int64_t ow0 = j * pl.w / per_row, ow1 = (j + 1) * pl.w / per_row;
+      const int64_t ch0 = panel * kPanelRows;
+      t.pixels = static_cast<int>(ow1 - ow0);
+      t.x = ops.x4 + (oh * pl.wp + ow0) * 4;
+      t.w = ops.pw->w.data() + panel * k4 * kPanelRows * 4;
+      t.row_const = ops.row_const + ch0;
+      t.scale = o.scale + (o.per_channel_scale ? ch0 : 0);
+      t.y = static_cast<uint8_t*>(o.data) + ch0 * o.ld + oh * pl.w + ow0;
+      qgemm_detail::QImplicitPixelTileAvx512Vnni(t, o);
+    }
+  });
+}
 #endif
 
 }  // namespace
@@ -139,23 +214,23 @@ bool PackWeights(Isa isa, const ir::Tensor& w, const std::vector<int32_t>& w_zp,
     if (z != 0) return false;
   const int64_t m = w.shape()[0], c = w.shape()[1], k = w.shape()[2];
   if (w.shape()[3] != k || k < 3 || k % 2 == 0 || c % 4 != 0 || m < 1) return false;
-  const int64_t taps = k * k, k4 = c / 4 * taps, panels = CeilDiv(m, kRows);
+  const int64_t taps = k * k, k4 = c / 4 * taps, panels = CeilDiv(m, kPanelRows);
   const int8_t* src = w.data<int8_t>();
   PackedWeights pw;
   pw.m = m;
   pw.c = c;
   pw.k = k;
   pw.k4 = k4;
-  pw.w.assign(static_cast<size_t>(panels * k4 * kRows * 4), 0);
+  pw.w.assign(static_cast<size_t>(panels * k4 * kPanelRows * 4), 0);
   pw.wsum.assign(static_cast<size_t>(m), 0);
   // Group gi = quad * taps + tap, so that consecutive groups read one quad's plane.
   for (int64_t row = 0; row < m; ++row) {
-    int8_t* panel = pw.w.data() + (row / kRows) * k4 * kRows * 4 + (row % kRows) * 4;
+    int8_t* panel = pw.w.data() + (row / kPanelRows) * k4 * kPanelRows * 4 + (row % kPanelRows) * 4;
     const int8_t* wr = src + row * c * taps;
     for (int64_t ch = 0; ch < c; ++ch)
       for (int64_t tap = 0; tap < taps; ++tap) {
         const int8_t v = wr[ch * taps + tap];
-        panel[((ch / 4) * taps + tap) * kRows * 4 + ch % 4] = v;
+        panel[((ch / 4) * taps + tap) * kPanelRows * 4 + ch % 4] = v;
         pw.wsum[static_cast<size_t>(row)] += v;
       }
   }
@@ -194,40 +269,19 @@ bool Run(ThreadPool& pool, const ConvGeometry& g, const ir::Tensor& x, int32_t x
   thread_local std::vector<uint8_t> x4;
   if (x4.size() < static_cast<size_t>(quads * pl.len * 4))
     x4.resize(static_cast<size_t>(quads * pl.len * 4));
-  const int64_t mtiles = CeilDiv(g.m, kRows), tiles = pl.panels * mtiles;
-  const int64_t out_size = g.out_size();
-  const int threads = static_cast<int>(std::min<int64_t>(pool.num_threads(), tiles));
+  const bool pixel_major = g.m % kPanelRows == 0 && pl.w <= 16;
   for (int64_t n = 0; n < g.n; ++n) {
     const uint8_t* xn = static_cast<const uint8_t*>(x.raw()) + n * g.c * g.in_size();
     uint8_t* x4d = x4.data();
-    pool.ParallelFor(quads, std::max<int64_t>(1, quads / std::max(1, threads)),
-                     [&](int64_t q0, int64_t q1) { BuildQuads(g, pl, xn, zx, flip, q0, q1, x4d); });
+    Shares(pool, quads, [&](int64_t q0, int64_t q1) { BuildQuads(g, pl, xn, zx, flip, q0, q1, x4d); });
     QOutput o = out;
-    o.data = static_cast<uint8_t*>(y.mutable_raw()) + n * g.m * out_size;
-    o.ld = out_size;
-    // Contiguous shares of the panel-major tile order: a thread's panel stays in its L1
-    // while the weight panels stream.
-    pool.ParallelFor(threads, 1, [&](int64_t s0, int64_t s1) {
-      const int64_t lo = s0 * tiles / threads, hi = s1 * tiles / threads;
-      qgemm_detail::QImplicitTile t;
-      t.k4 = pw.k4;
-      t.boff = boff.data();
-      t.ld = out_size;
-      int64_t seg_q = -1;
-      for (int64_t i = lo; i < hi; ++i) {
-        const int64_t q = i / mtiles, mi = i % mtiles;
-        if (q != seg_q) {
-          Segments(pl, q, &t);
-          seg_q = q;
-        }
-        t.x = x4d + q * kPixels * 4;
-        t.row0 = mi * kRows;
-        t.rows = static_cast<int>(std::min<int64_t>(kRows, g.m - t.row0));
-        t.w = pw.w.data() + mi * pw.k4 * kRows * 4;
-        t.row_const = row_const.data() + t.row0;
-        qgemm_detail::QImplicitTileAvx512Vnni(t, o);
-      }
-    });
+    o.data = static_cast<uint8_t*>(y.mutable_raw()) + n * g.m * g.out_size();
+    o.ld = g.out_size();
+    const Operands ops{&pw, x4d, boff.data(), row_const.data()};
+    if (pixel_major)
+      RunPixelTiles(pool, g, pl, ops, o);
+    else
+      RunWideTiles(pool, g, pl, ops, o);
   }
   return true;
 #else

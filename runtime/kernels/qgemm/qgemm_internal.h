@@ -89,9 +89,9 @@ void QByteTileQuantAvx512Vnni(int rows, int64_t k4, const uint8_t* a, const int8
                               const QOutput& out);
 // One tile of the implicit-GEMM int8 conv (conv/qconv_implicit.h): rows x 32 wide pixels,
 // y[row][pixel] = requant(row_const[row] + sum_g dot4(x[boff[g] + 4 * lane], w[g][row])),
-// x the uint8 channel-quad input at the tile's first pixel, w the tile's int8 weight panel
-// (k4 groups of 8 rows x 4 bytes). Lanes are stored by segment: lanes in seg_mask[s] go to
-// y + row * ld + lane - seg_shift[s] (the valid pixels of one output row). `half`: only
+// x the uint8 channel-quad input at the tile's first pixel, w the tile's 8 rows in an int8
+// weight panel of k4 groups of 32 rows x 4 bytes. Lanes are stored by segment: lanes in
+// seg_mask[s] go to y + row * ld + lane - seg_shift[s] (the valid pixels of one output row). `half`: only
 // lanes 0-15 are valid. Needs out.kind uint8/int8 whose requantized values provably stay
 // within +-2^30 (the packed store's saturating narrowing).
 struct QImplicitTile {
@@ -109,6 +109,23 @@ struct QImplicitTile {
   int64_t seg_shift[kMaxSeg] = {};
 };
 void QImplicitTileAvx512Vnni(const QImplicitTile& t, const QOutput& out);
+// The pixel-major implicit tile: `pixels` (1-8) consecutive pixels of one output row x 32
+// output channels, y[ch][pixel] = requant(row_const[ch] + sum_g dot4(x[boff[g] + 4 * pixel],
+// w[g][ch])), w a whole 32-row weight panel, scale per channel when per_channel_scale;
+// written at y + ch * ld + pixel. Same output conditions as QImplicitTile.
+struct QImplicitPixelTile {
+  int pixels = 8;
+  int64_t k4 = 0;
+  const uint8_t* x = nullptr;
+  const int64_t* boff = nullptr;
+  const int8_t* w = nullptr;
+  const int32_t* row_const = nullptr;
+  const float* scale = nullptr;
+  bool per_channel_scale = false;
+  uint8_t* y = nullptr;
+  int64_t ld = 0;
+};
+void QImplicitPixelTileAvx512Vnni(const QImplicitPixelTile& t, const QOutput& out);
 void QByteTileAvx512VnniAmxA(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
                              const QCorr& corr, int32_t* acc);  // 16x32, AMX A layout
 void QByteTileAvxVnni(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
