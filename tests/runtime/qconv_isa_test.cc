@@ -147,18 +147,20 @@ TEST(QConvIsaTest, QLinearConvEveryKernelMatchesScalar) {
   }
 }
 
-// Weight zero points all 0 (quantize-static's symmetric weights): the k x k stride-1 "same"
-// convs with channels a multiple of 4 take the implicit-GEMM path on AVX-512 VNNI
-// (qconv_implicit.h); wide-pixel panels that straddle rows, tails of 1..7 rows and half
-// panels, pixel-major tiles of 4..8 pixels (multiples of 32 channels on planes up to 16
-// wide), per-tensor and per-channel scales, 3x3 and 5x5, batches, and two that must fall back (width below 6, a store bound
-// that does not hold), checked against the scalar kernel with saturating outputs.
+// Weight zero points all 0 (quantize-static's symmetric weights): k x k convs with pads
+// (k-1)/2, stride 1 or 2 and channels a multiple of 4 take the implicit-GEMM path on AVX-512
+// VNNI (qconv_implicit.h). Wide-pixel panels that straddle rows, tails of 1..7 rows and half
+// panels; pixel tiles of 4..8 pixels (32-channel panels on planes up to 16 wide, and stride
+// 2); per-tensor and per-channel scales, 3x3 and 5x5, batches; and three that must fall back
+// (width below 6, a store bound that does not hold, stride 2 without whole 32-channel
+// panels). Checked against the scalar kernel, with saturating outputs.
 TEST(QConvIsaTest, QLinearConvSymmetricWeightsEveryKernelMatchesScalar) {
   struct Case {
     int64_t c, m, k, h, w, n;
     float y_scale;
     const char* what;
     bool per_tensor_scale = false;
+    int64_t stride = 1;
   };
   const Case cases[] = {
       {16, 24, 3, 15, 15, 1, 0.04f, "3x3 15x15: panels across rows"},
@@ -174,6 +176,10 @@ TEST(QConvIsaTest, QLinearConvSymmetricWeightsEveryKernelMatchesScalar) {
       {4, 32, 3, 3, 16, 1, 0.04f, "3x3 3x16: pixel tiles of 8"},
       {8, 32, 3, 5, 9, 1, 0.04f, "3x3 5x9: pixel tiles of 4 and 5", true},
       {8, 32, 3, 6, 17, 1, 0.04f, "3x3 6x17, 32 channels: wide tiles again"},
+      {16, 64, 3, 14, 14, 1, 0.04f, "3x3 s2 14x14 -> 7x7", false, 2},
+      {8, 32, 3, 13, 15, 2, 0.04f, "3x3 s2 13x15 -> 7x8, batch 2", true, 2},
+      {12, 32, 5, 11, 20, 1, 0.04f, "5x5 s2 11x20 -> 6x10: tiles of 5", false, 2},
+      {16, 24, 3, 14, 14, 1, 0.04f, "3x3 s2, 24 channels: falls back", false, 2},
       {8, 8, 3, 5, 5, 1, 0.04f, "width 5: falls back"},
       {8, 8, 3, 9, 9, 1, 1e-9f, "requantized values past 2^30: falls back"},
   };
@@ -202,7 +208,8 @@ TEST(QConvIsaTest, QLinearConvSymmetricWeightsEveryKernelMatchesScalar) {
           s8 ? Scalar<int8_t>(DType::kInt8, 5) : Scalar<uint8_t>(DType::kUInt8, 120),
           Tensor::FromVector(DType::kInt32, {cs.m}, bias)};
       const int64_t p = (cs.k - 1) / 2;
-      const std::vector<ir::Attribute> attrs = {ir::Attribute::Ints("pads", {p, p, p, p})};
+      const std::vector<ir::Attribute> attrs = {ir::Attribute::Ints("pads", {p, p, p, p}),
+                                                ir::Attribute::Ints("strides", {cs.stride, cs.stride})};
       ExpectAllKernelsAgree("QLinearConv", in, attrs,
                             std::string(cs.what) + (s8 ? " (int8 x)" : " (uint8 x)"));
     }

@@ -44,12 +44,14 @@ struct Plane {
   int64_t Origin() const { return p * wp + p; }
 };
 
+// Stride 1 with "same" output, or stride 2 (pixel tiles only, see Run).
 bool Qualifies(const ConvGeometry& g) {
-  const int64_t k = g.k[2];
+  const int64_t k = g.k[2], p = (k - 1) / 2, s = g.stride[2];
   return g.group == 1 && g.c % 4 == 0 && g.in[0] == 1 && g.k[0] == 1 && g.k[1] == k &&
-         k % 2 == 1 && k >= 3 && g.stride[1] == 1 && g.stride[2] == 1 && g.dil[1] == 1 &&
-         g.dil[2] == 1 && g.pad_b[1] == (k - 1) / 2 && g.pad_b[2] == (k - 1) / 2 &&
-         g.out[1] == g.in[1] && g.out[2] == g.in[2] && g.in[2] >= 6;
+         k % 2 == 1 && k >= 3 && (s == 1 || s == 2) && g.stride[1] == s && g.dil[1] == 1 &&
+         g.dil[2] == 1 && g.pad_b[1] == p && g.pad_b[2] == p &&
+         g.out[1] == (g.in[1] + 2 * p - k) / s + 1 && g.out[2] == (g.in[2] + 2 * p - k) / s + 1 &&
+         g.in[2] >= 6;
 }
 
 // The store's bound (QImplicitTile): |sum((x - zx) w) + bias| * scale < 2^30 per channel,
@@ -175,11 +177,13 @@ void RunWideTiles(ThreadPool& pool, const ConvGeometry& g, const Plane& pl, cons
 }
 
 // Up to 8 pixels of one output row x 32 output channels a tile (no pad columns), the
-// tiles of one weight panel together: each row of w pixels as ceil(w / 8) tiles of equal
-// size (7 + 7 at 14).
+// tiles of one weight panel together: each row of ow pixels as ceil(ow / 8) tiles of equal
+// size (7 + 7 at 14). Output pixel (oh, ow) of a stride-s conv reads its taps from plane
+// position s * (oh * wp + ow) on: a tile's pixels are 4 * s bytes apart.
 void RunPixelTiles(ThreadPool& pool, const ConvGeometry& g, const Plane& pl, const Operands& ops,
                    const QOutput& o) {
-  const int64_t per_row = CeilDiv(pl.w, kTilePixels), row_tiles = pl.h * per_row;
+  const int64_t oh_n = g.out[1], ow_n = g.out[2], s = g.stride[2];
+  const int64_t per_row = CeilDiv(ow_n, kTilePixels), row_tiles = oh_n * per_row;
   const int64_t k4 = ops.pw->k4;
   Shares(pool, g.m / kPanelRows * row_tiles, [&](int64_t lo, int64_t hi) {
     qgemm_detail::QImplicitPixelTile t;
@@ -187,16 +191,17 @@ void RunPixelTiles(ThreadPool& pool, const ConvGeometry& g, const Plane& pl, con
     t.boff = ops.boff;
     t.ld = o.ld;
     t.per_channel_scale = o.per_channel_scale;
+    t.stride2 = s == 2;
     for (int64_t i = lo; i < hi; ++i) {
       const int64_t panel = i / row_tiles, oh = i % row_tiles / per_row, j = i % per_row;
-      const int64_t ow0 = j * pl.w / per_row, ow1 = (j + 1) * pl.w / per_row;
+      const int64_t ow0 = j * ow_n / per_row, ow1 = (j + 1) * ow_n / per_row;
       const int64_t ch0 = panel * kPanelRows;
       t.pixels = static_cast<int>(ow1 - ow0);
-      t.x = ops.x4 + (oh * pl.wp + ow0) * 4;
+      t.x = ops.x4 + s * (oh * pl.wp + ow0) * 4;
       t.w = ops.pw->w.data() + panel * k4 * kPanelRows * 4;
       t.row_const = ops.row_const + ch0;
       t.scale = o.scale + (o.per_channel_scale ? ch0 : 0);
-      t.y = static_cast<uint8_t*>(o.data) + ch0 * o.ld + oh * pl.w + ow0;
+      t.y = static_cast<uint8_t*>(o.data) + ch0 * o.ld + oh * ow_n + ow0;
       qgemm_detail::QImplicitPixelTileAvx512Vnni(t, o);
     }
   });
@@ -269,7 +274,11 @@ bool Run(ThreadPool& pool, const ConvGeometry& g, const ir::Tensor& x, int32_t x
   thread_local std::vector<uint8_t> x4;
   if (x4.size() < static_cast<size_t>(quads * pl.len * 4))
     x4.resize(static_cast<size_t>(quads * pl.len * 4));
-  const bool pixel_major = g.m % kPanelRows == 0 && pl.w <= 16;
+  // Pixel tiles skip the wide tile's pad columns (9/7 of the work at 7x7, 15/14 at 14x14)
+  // and are the only ones that stride; on wide planes the wide tile's 32-pixel vectors do
+  // as well with a plainer store.
+  const bool pixel_major = g.m % kPanelRows == 0 && (pl.w <= 16 || g.stride[2] == 2);
+  if (!pixel_major && g.stride[2] != 1) return false;
   for (int64_t n = 0; n < g.n; ++n) {
     const uint8_t* xn = static_cast<const uint8_t*>(x.raw()) + n * g.c * g.in_size();
     uint8_t* x4d = x4.data();

@@ -1,6 +1,7 @@
-// Implicit-GEMM int8 convolution for AVX-512 VNNI (qconv.cc's QLinearConv): k x k, stride 1,
-// "same" pads, one group, int8 weights with zero point 0 (what quantize-static and
-// onnxruntime's quantizer write), channels a multiple of 4, uint8/int8 output.
+// Implicit-GEMM int8 convolution for AVX-512 VNNI (qconv.cc's QLinearConv): k x k (k odd),
+// pads (k-1)/2, stride 1, or stride 2 with a multiple of 32 output channels, one group, int8
+// weights with zero point 0 (what quantize-static and onnxruntime's quantizer write),
+// channels a multiple of 4, uint8/int8 output.
 //
 // The byte im2col (qconv_im2col.h) copies every input byte k*k times into B panels and then
 // interleaves the panels into groups of 4 k: on ResNet's 3x3 convs a fifth of the conv's
@@ -12,7 +13,9 @@
 // kh * (W + p) + kw for every channel quad: 32 consecutive wide pixels are one 128-byte
 // load per group of 4 k, at an offset that depends only on the group (QImplicitTile). The
 // p wide pixels past each row's end are computed and not stored (1/57 of the work at
-// 56x56, 1/15 at 14x14).
+// 56x56). On planes up to 16 wide, and for stride 2, tiles of up to 8 pixels of one output
+// row broadcast the pixels' bytes instead (qgemm_internal.h, QImplicitPixelTile): no pad
+// columns, and a stride is a step between the broadcasts.
 //
 // The weights are the broadcast (signed) operand and the pixels the unsigned vector one,
 // so with weight zero point 0 the sum needs no per-pixel correction: sum((x - zx) w) =

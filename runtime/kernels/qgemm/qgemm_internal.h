@@ -110,8 +110,8 @@ struct QImplicitTile {
 };
 void QImplicitTileAvx512Vnni(const QImplicitTile& t, const QOutput& out);
 // The pixel-major implicit tile: `pixels` (1-8) consecutive pixels of one output row x 32
-// output channels, y[ch][pixel] = requant(row_const[ch] + sum_g dot4(x[boff[g] + 4 * pixel],
-// w[g][ch])), w a whole 32-row weight panel, scale per channel when per_channel_scale;
+// output channels, y[ch][pixel] = requant(row_const[ch] + sum_g dot4(x[boff[g] + 4 * s *
+// pixel], w[g][ch])) (s: the conv's stride, 1 or 2), w a whole 32-row weight panel, scale per channel when per_channel_scale;
 // written at y + ch * ld + pixel. Same output conditions as QImplicitTile.
 struct QImplicitPixelTile {
   int pixels = 8;
@@ -122,6 +122,7 @@ struct QImplicitPixelTile {
   const int32_t* row_const = nullptr;
   const float* scale = nullptr;
   bool per_channel_scale = false;
+  bool stride2 = false;  // pixel r at x + 8 * r instead of x + 4 * r (stride-2 convs)
   uint8_t* y = nullptr;
   int64_t ld = 0;
 };
