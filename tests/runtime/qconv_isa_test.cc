@@ -150,10 +150,10 @@ TEST(QConvIsaTest, QLinearConvEveryKernelMatchesScalar) {
 // Weight zero points all 0 (quantize-static's symmetric weights): k x k convs with pads
 // (k-1)/2, stride 1 or 2 and channels a multiple of 4 take the implicit-GEMM path on AVX-512
 // VNNI (qconv_implicit.h). Wide-pixel panels that straddle rows, tails of 1..7 rows and half
-// panels; pixel tiles of 4..8 pixels (32-channel panels on planes up to 16 wide, and stride
-// 2); per-tensor and per-channel scales, 3x3 and 5x5, batches; and three that must fall back
-// (width below 6, a store bound that does not hold, stride 2 without whole 32-channel
-// panels). Checked against the scalar kernel, with saturating outputs.
+// panels (channels not a multiple of 32); pixel tiles of 4..8 pixels (32-channel panels,
+// also stride 2); per-tensor and per-channel scales, 3x3 and 5x5, batches; and three that
+// must fall back (width below 6, a store bound that does not hold, stride 2 without whole
+// 32-channel panels). Checked against the scalar kernel, with saturating outputs.
 TEST(QConvIsaTest, QLinearConvSymmetricWeightsEveryKernelMatchesScalar) {
   struct Case {
     int64_t c, m, k, h, w, n;
@@ -175,7 +175,8 @@ TEST(QConvIsaTest, QLinearConvSymmetricWeightsEveryKernelMatchesScalar) {
       {12, 64, 5, 9, 11, 1, 0.04f, "5x5 9x11, 64 channels: pixel tiles of 5 and 6"},
       {4, 32, 3, 3, 16, 1, 0.04f, "3x3 3x16: pixel tiles of 8"},
       {8, 32, 3, 5, 9, 1, 0.04f, "3x3 5x9: pixel tiles of 4 and 5", true},
-      {8, 32, 3, 6, 17, 1, 0.04f, "3x3 6x17, 32 channels: wide tiles again"},
+      {8, 32, 3, 6, 17, 1, 0.04f, "3x3 6x17: pixel tiles of 5 and 6"},
+      {4, 64, 3, 3, 40, 1, 0.04f, "3x3 3x40: 5 pixel tiles of 8 a row"},
       {16, 64, 3, 14, 14, 1, 0.04f, "3x3 s2 14x14 -> 7x7", false, 2},
       {8, 32, 3, 13, 15, 2, 0.04f, "3x3 s2 13x15 -> 7x8, batch 2", true, 2},
       {12, 32, 5, 11, 20, 1, 0.04f, "5x5 s2 11x20 -> 6x10: tiles of 5", false, 2},
@@ -203,13 +204,15 @@ TEST(QConvIsaTest, QLinearConvSymmetricWeightsEveryKernelMatchesScalar) {
           w,
           cs.per_tensor_scale ? Scalar<float>(DType::kFloat32, 0.0015f)
                               : Tensor::FromVector(DType::kFloat32, {cs.m}, ws),
-          Tensor::FromVector(DType::kInt8, {cs.m}, std::vector<int8_t>(static_cast<size_t>(cs.m), 0)),
+          Tensor::FromVector(DType::kInt8, {cs.m},
+                             std::vector<int8_t>(static_cast<size_t>(cs.m), 0)),
           Scalar<float>(DType::kFloat32, cs.y_scale),
           s8 ? Scalar<int8_t>(DType::kInt8, 5) : Scalar<uint8_t>(DType::kUInt8, 120),
           Tensor::FromVector(DType::kInt32, {cs.m}, bias)};
       const int64_t p = (cs.k - 1) / 2;
-      const std::vector<ir::Attribute> attrs = {ir::Attribute::Ints("pads", {p, p, p, p}),
-                                                ir::Attribute::Ints("strides", {cs.stride, cs.stride})};
+      const std::vector<ir::Attribute> attrs = {
+          ir::Attribute::Ints("pads", {p, p, p, p}),
+          ir::Attribute::Ints("strides", {cs.stride, cs.stride})};
       ExpectAllKernelsAgree("QLinearConv", in, attrs,
                             std::string(cs.what) + (s8 ? " (int8 x)" : " (uint8 x)"));
     }

@@ -26,7 +26,7 @@ int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Where the wide pixels live: the padded channel-quad plane of one image.
 struct Plane {
-  int64_t h = 0, w = 0, p = 0, wp = 0;  // input rows, columns, pad, row pitch (w + p)
+  int64_t h = 0, w = 0, p = 0, wp = 0;    // input rows, columns, pad, row pitch (w + p)
   int64_t wide = 0, panels = 0, len = 0;  // wide pixels, 32-pixel panels, plane length
   explicit Plane(const ConvGeometry& g) {
     h = g.in[1];
@@ -47,11 +47,10 @@ struct Plane {
 // Stride 1 with "same" output, or stride 2 (pixel tiles only, see Run).
 bool Qualifies(const ConvGeometry& g) {
   const int64_t k = g.k[2], p = (k - 1) / 2, s = g.stride[2];
-  return g.group == 1 && g.c % 4 == 0 && g.in[0] == 1 && g.k[0] == 1 && g.k[1] == k &&
-         k % 2 == 1 && k >= 3 && (s == 1 || s == 2) && g.stride[1] == s && g.dil[1] == 1 &&
-         g.dil[2] == 1 && g.pad_b[1] == p && g.pad_b[2] == p &&
-         g.out[1] == (g.in[1] + 2 * p - k) / s + 1 && g.out[2] == (g.in[2] + 2 * p - k) / s + 1 &&
-         g.in[2] >= 6;
+  return g.group == 1 && g.c % 4 == 0 && g.in[0] == 1 && g.k[0] == 1 && g.k[1] == k && k % 2 == 1 &&
+         k >= 3 && (s == 1 || s == 2) && g.stride[1] == s && g.dil[1] == 1 && g.dil[2] == 1 &&
+         g.pad_b[1] == p && g.pad_b[2] == p && g.out[1] == (g.in[1] + 2 * p - k) / s + 1 &&
+         g.out[2] == (g.in[2] + 2 * p - k) / s + 1 && g.in[2] >= 6;
 }
 
 // The store's bound (QImplicitTile): |sum((x - zx) w) + bias| * scale < 2^30 per channel,
@@ -77,8 +76,8 @@ void InterleaveQuad(const uint8_t* x, int64_t in_size, int64_t w, uint8_t flip, 
   for (; i + 16 <= w; i += 16) {
     __m128i r[4];
     for (int j = 0; j < 4; ++j)
-      r[j] = _mm_xor_si128(
-          _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + j * in_size + i)), vf);
+      r[j] =
+          _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + j * in_size + i)), vf);
     const __m128i t0 = _mm_unpacklo_epi8(r[0], r[1]), t1 = _mm_unpackhi_epi8(r[0], r[1]);
     const __m128i t2 = _mm_unpacklo_epi8(r[2], r[3]), t3 = _mm_unpackhi_epi8(r[2], r[3]);
     __m128i* d = reinterpret_cast<__m128i*>(dst + 4 * i);
@@ -92,8 +91,8 @@ void InterleaveQuad(const uint8_t* x, int64_t in_size, int64_t w, uint8_t flip, 
 }
 
 // Writes channel quads [q0, q1) of one image into x4 (plane.len * 4 bytes a quad).
-void BuildQuads(const ConvGeometry& g, const Plane& pl, const uint8_t* x, uint8_t zx,
-                uint8_t flip, int64_t q0, int64_t q1, uint8_t* x4) {
+void BuildQuads(const ConvGeometry& g, const Plane& pl, const uint8_t* x, uint8_t zx, uint8_t flip,
+                int64_t q0, int64_t q1, uint8_t* x4) {
   const int64_t in_size = g.in_size();
   for (int64_t q = q0; q < q1; ++q) {
     uint8_t* d = x4 + q * pl.len * 4;
@@ -121,8 +120,8 @@ void Segments(const Plane& pl, int64_t q, qgemm_detail::QImplicitTile* t) {
     const int64_t lo = std::max(p0, oh * pl.wp), hi = std::min(end, oh * pl.wp + pl.w);
     if (hi <= lo) continue;
     const int64_t n = hi - lo, first = lo - p0;
-    const uint32_t mask = static_cast<uint32_t>(((n >= 32 ? ~uint64_t{0} : (uint64_t{1} << n) - 1))
-                                                << first);
+    const uint32_t mask =
+        static_cast<uint32_t>(((n >= 32 ? ~uint64_t{0} : (uint64_t{1} << n) - 1)) << first);
     t->seg_mask[t->nseg] = mask;
     t->seg_shift[t->nseg] = oh * pl.p - p0;
     ++t->nseg;
@@ -143,9 +142,8 @@ template <class Fn>
 void Shares(ThreadPool& pool, int64_t n, const Fn& fn) {
   const int64_t threads = std::min<int64_t>(pool.num_threads(), n);
   if (threads <= 1) return fn(0, n);
-  pool.ParallelFor(threads, 1, [&](int64_t s0, int64_t s1) {
-    fn(s0 * n / threads, s1 * n / threads);
-  });
+  pool.ParallelFor(threads, 1,
+                   [&](int64_t s0, int64_t s1) { fn(s0 * n / threads, s1 * n / threads); });
 }
 
 // 8 output channels x 32 wide pixels a tile, panel-major: a thread's input panel stays in
@@ -169,7 +167,8 @@ void RunWideTiles(ThreadPool& pool, const ConvGeometry& g, const Plane& pl, cons
       t.row0 = mi * kRows;
       t.rows = static_cast<int>(std::min<int64_t>(kRows, g.m - t.row0));
       // Rows [row0, row0 + 8) of their 32-row panel.
-      t.w = ops.pw->w.data() + (t.row0 / kPanelRows) * k4 * kPanelRows * 4 + t.row0 % kPanelRows * 4;
+      t.w =
+          ops.pw->w.data() + (t.row0 / kPanelRows) * k4 * kPanelRows * 4 + t.row0 % kPanelRows * 4;
       t.row_const = ops.row_const + t.row0;
       qgemm_detail::QImplicitTileAvx512Vnni(t, o);
     }
@@ -274,15 +273,17 @@ bool Run(ThreadPool& pool, const ConvGeometry& g, const ir::Tensor& x, int32_t x
   thread_local std::vector<uint8_t> x4;
   if (x4.size() < static_cast<size_t>(quads * pl.len * 4))
     x4.resize(static_cast<size_t>(quads * pl.len * 4));
-  // Pixel tiles skip the wide tile's pad columns (9/7 of the work at 7x7, 15/14 at 14x14)
-  // and are the only ones that stride; on wide planes the wide tile's 32-pixel vectors do
-  // as well with a plainer store.
-  const bool pixel_major = g.m % kPanelRows == 0 && (pl.w <= 16 || g.stride[2] == 2);
+  // Pixel tiles skip the wide tile's pad columns (9/7 of the work at 7x7, 15/14 at 14x14,
+  // 29/28 at 28x28) and are the only ones that stride; even at 56x56 (57/56) their byte
+  // transpose costs less than the pad column (qab: 528 vs 533-537 us). The wide tile
+  // remains for the convs whose channels do not fill 32-row panels.
+  const bool pixel_major = g.m % kPanelRows == 0;
   if (!pixel_major && g.stride[2] != 1) return false;
   for (int64_t n = 0; n < g.n; ++n) {
     const uint8_t* xn = static_cast<const uint8_t*>(x.raw()) + n * g.c * g.in_size();
     uint8_t* x4d = x4.data();
-    Shares(pool, quads, [&](int64_t q0, int64_t q1) { BuildQuads(g, pl, xn, zx, flip, q0, q1, x4d); });
+    Shares(pool, quads,
+           [&](int64_t q0, int64_t q1) { BuildQuads(g, pl, xn, zx, flip, q0, q1, x4d); });
     QOutput o = out;
     o.data = static_cast<uint8_t*>(y.mutable_raw()) + n * g.m * g.out_size();
     o.ld = g.out_size();

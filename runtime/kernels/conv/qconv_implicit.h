@@ -13,9 +13,9 @@
 // kh * (W + p) + kw for every channel quad: 32 consecutive wide pixels are one 128-byte
 // load per group of 4 k, at an offset that depends only on the group (QImplicitTile). The
 // p wide pixels past each row's end are computed and not stored (1/57 of the work at
-// 56x56). On planes up to 16 wide, and for stride 2, tiles of up to 8 pixels of one output
-// row broadcast the pixels' bytes instead (qgemm_internal.h, QImplicitPixelTile): no pad
-// columns, and a stride is a step between the broadcasts.
+// 56x56). When the output channels fill 32-row panels, tiles of up to 8 pixels of one
+// output row broadcast the pixels' bytes instead (qgemm_internal.h, QImplicitPixelTile): no
+// pad columns, and a stride (2) is a step between the broadcasts.
 //
 // The weights are the broadcast (signed) operand and the pixels the unsigned vector one,
 // so with weight zero point 0 the sum needs no per-pixel correction: sum((x - zx) w) =
