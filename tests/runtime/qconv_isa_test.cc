@@ -147,6 +147,78 @@ TEST(QConvIsaTest, QLinearConvEveryKernelMatchesScalar) {
   }
 }
 
+// Weight zero points all 0 (quantize-static's symmetric weights): k x k convs with pads
+// (k-1)/2, stride 1 or 2 and channels a multiple of 4 take the implicit-GEMM path on AVX-512
+// VNNI (qconv_implicit.h). Wide-pixel panels that straddle rows, tails of 1..7 rows and half
+// panels (channels not a multiple of 32); pixel tiles of 4..8 pixels (32-channel panels,
+// also stride 2); per-tensor and per-channel scales, 3x3 and 5x5, batches; and three that
+// must fall back (width below 6, a store bound that does not hold, stride 2 without whole
+// 32-channel panels). Checked against the scalar kernel, with saturating outputs.
+TEST(QConvIsaTest, QLinearConvSymmetricWeightsEveryKernelMatchesScalar) {
+  struct Case {
+    int64_t c, m, k, h, w, n;
+    float y_scale;
+    const char* what;
+    bool per_tensor_scale = false;
+    int64_t stride = 1;
+  };
+  const Case cases[] = {
+      {16, 24, 3, 15, 15, 1, 0.04f, "3x3 15x15: panels across rows"},
+      {8, 13, 3, 7, 7, 1, 0.04f, "3x3 7x7: 5 rows a panel, a 5-row tile"},
+      {12, 9, 5, 9, 11, 1, 0.04f, "5x5 9x11, a 1-row tile"},
+      {4, 8, 3, 6, 37, 2, 0.04f, "3x3 rows wider than a panel, batch 2"},
+      {16, 16, 3, 2, 6, 1, 0.04f, "3x3 2x6: one half panel"},
+      {8, 32, 3, 13, 14, 1, 0.04f, "3x3 13x14, 32 channels: pixel tiles of 7"},
+      {8, 24, 3, 13, 14, 1, 0.04f, "3x3 13x14, 24 channels: a 3-pixel last panel"},
+      {64, 64, 3, 14, 14, 1, 4.0f, "64->64 3x3 14x14, K = 576, no saturation"},
+      {16, 64, 3, 7, 7, 2, 2.0f, "16->64 3x3 7x7 batch 2: 7-pixel tiles", true},
+      {12, 64, 5, 9, 11, 1, 0.04f, "5x5 9x11, 64 channels: pixel tiles of 5 and 6"},
+      {4, 32, 3, 3, 16, 1, 0.04f, "3x3 3x16: pixel tiles of 8"},
+      {8, 32, 3, 5, 9, 1, 0.04f, "3x3 5x9: pixel tiles of 4 and 5", true},
+      {8, 32, 3, 6, 17, 1, 0.04f, "3x3 6x17: pixel tiles of 5 and 6"},
+      {4, 64, 3, 3, 40, 1, 0.04f, "3x3 3x40: 5 pixel tiles of 8 a row"},
+      {16, 64, 3, 14, 14, 1, 0.04f, "3x3 s2 14x14 -> 7x7", false, 2},
+      {8, 32, 3, 13, 15, 2, 0.04f, "3x3 s2 13x15 -> 7x8, batch 2", true, 2},
+      {12, 32, 5, 11, 20, 1, 0.04f, "5x5 s2 11x20 -> 6x10: tiles of 5", false, 2},
+      {16, 24, 3, 14, 14, 1, 0.04f, "3x3 s2, 24 channels: falls back", false, 2},
+      {8, 8, 3, 5, 5, 1, 0.04f, "width 5: falls back"},
+      {8, 8, 3, 9, 9, 1, 1e-9f, "requantized values past 2^30: falls back"},
+  };
+  uint32_t seed = 300;
+  for (const Case& cs : cases) {
+    for (DType xt : {DType::kUInt8, DType::kInt8}) {
+      const bool s8 = xt == DType::kInt8;
+      const Tensor x = s8 ? RandomQ<int8_t>(xt, {cs.n, cs.c, cs.h, cs.w}, ++seed)
+                          : RandomQ<uint8_t>(xt, {cs.n, cs.c, cs.h, cs.w}, ++seed);
+      const Tensor w = RandomQ<int8_t>(DType::kInt8, {cs.m, cs.c, cs.k, cs.k}, ++seed);
+      std::vector<float> ws(static_cast<size_t>(cs.m));
+      std::vector<int32_t> bias(static_cast<size_t>(cs.m));
+      for (int64_t i = 0; i < cs.m; ++i) {
+        ws[static_cast<size_t>(i)] = 0.0005f * static_cast<float>(1 + i % 5);
+        bias[static_cast<size_t>(i)] = static_cast<int32_t>(i * 97 % 3000) - 1500;
+      }
+      const std::vector<Tensor> in = {
+          x,
+          Scalar<float>(DType::kFloat32, 0.02f),
+          s8 ? Scalar<int8_t>(DType::kInt8, -7) : Scalar<uint8_t>(DType::kUInt8, 131),
+          w,
+          cs.per_tensor_scale ? Scalar<float>(DType::kFloat32, 0.0015f)
+                              : Tensor::FromVector(DType::kFloat32, {cs.m}, ws),
+          Tensor::FromVector(DType::kInt8, {cs.m},
+                             std::vector<int8_t>(static_cast<size_t>(cs.m), 0)),
+          Scalar<float>(DType::kFloat32, cs.y_scale),
+          s8 ? Scalar<int8_t>(DType::kInt8, 5) : Scalar<uint8_t>(DType::kUInt8, 120),
+          Tensor::FromVector(DType::kInt32, {cs.m}, bias)};
+      const int64_t p = (cs.k - 1) / 2;
+      const std::vector<ir::Attribute> attrs = {
+          ir::Attribute::Ints("pads", {p, p, p, p}),
+          ir::Attribute::Ints("strides", {cs.stride, cs.stride})};
+      ExpectAllKernelsAgree("QLinearConv", in, attrs,
+                            std::string(cs.what) + (s8 ? " (int8 x)" : " (uint8 x)"));
+    }
+  }
+}
+
 // uint8 weights with a zero point (flipped to int8 by the byte kernels' packing) and int32
 // outputs, where no requantization could hide an off-by-one.
 TEST(QConvIsaTest, ConvIntegerUint8WeightsEveryKernelMatchesScalar) {

@@ -28,6 +28,7 @@
 #include "runtime/kernels/conv/conv_util.h"
 #include "runtime/kernels/conv/depthwise/qdepthwise.h"
 #include "runtime/kernels/conv/qconv_im2col.h"
+#include "runtime/kernels/conv/qconv_implicit.h"
 #include "runtime/kernels/gemm/gemm_op_util.h"
 #include "runtime/kernels/qgemm/qgemm.h"
 #include "runtime/kernels/quant/quantize_util.h"
@@ -346,6 +347,9 @@ class QConvKernel : public Kernel {
                      : "depthwise " + name;
     } else {
       packed_w_ = PackWeights(attrs_.group, mg, kdim, *w, w_zp_);
+      if (kMode == Mode::kQLinearConv &&
+          qimplicit::PackWeights(kIsa, *w, w_zp_, attrs_.group, &implicit_w_))
+        variant_ = "implicit 8x32 for k x k stride-1 same convs, else im2col";
     }
     packed_shape_ = w->shape();
     packed_dtype_ = w->dtype();
@@ -376,6 +380,9 @@ class QConvKernel : public Kernel {
                    rq.out, y);
       return;
     }
+    if (use_packed && !implicit_w_.w.empty() &&
+        qimplicit::Run(ctx.pool(), g, x, x_zp, implicit_w_, rq.out, y))
+      return;
     std::vector<QPacked> local_w;
     if (!use_packed) local_w = PackWeights(g.group, g.mg, g.cg * g.k_size(), w, w_zp);
     RunGemm(kIsa, ctx.pool(), g, x, x_zp, use_packed ? packed_w_ : local_w, rq.out, y);
@@ -433,6 +440,7 @@ class QConvKernel : public Kernel {
   ConvAttrs attrs_;
   qutil::Activation act_;
   std::vector<QPacked> packed_w_;
+  qimplicit::PackedWeights implicit_w_;  // empty unless qconv_implicit.h applies
   std::vector<int16_t> dw_w_;
   std::string variant_;
   std::vector<int64_t> packed_shape_;

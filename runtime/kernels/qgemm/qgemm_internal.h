@@ -87,6 +87,47 @@ void QByteTileAvx512Vnni(int rows, int64_t k4, const uint8_t* a, const int8_t* b
 void QByteTileQuantAvx512Vnni(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
                               const QCorr& corr, int64_t row0, int64_t col0, int cols,
                               const QOutput& out);
+// One tile of the implicit-GEMM int8 conv (conv/qconv_implicit.h): rows x 32 wide pixels,
+// y[row][pixel] = requant(row_const[row] + sum_g dot4(x[boff[g] + 4 * lane], w[g][row])),
+// x the uint8 channel-quad input at the tile's first pixel, w the tile's 8 rows in an int8
+// weight panel of k4 groups of 32 rows x 4 bytes. Lanes are stored by segment (the valid
+// pixels of one output row): lanes in seg_mask[s] go to y + row * ld + lane - seg_shift[s].
+// `half`: only lanes 0-15 are valid. Needs out.kind uint8/int8 whose requantized values
+// provably stay within +-2^30 (the packed store's saturating narrowing).
+struct QImplicitTile {
+  static constexpr int kMaxSeg = 8;
+  int rows = 8;
+  bool half = false;
+  int64_t k4 = 0;
+  const uint8_t* x = nullptr;
+  const int64_t* boff = nullptr;
+  const int8_t* w = nullptr;
+  const int32_t* row_const = nullptr;
+  int64_t row0 = 0, ld = 0;
+  int nseg = 0;
+  uint32_t seg_mask[kMaxSeg] = {};
+  int64_t seg_shift[kMaxSeg] = {};
+};
+void QImplicitTileAvx512Vnni(const QImplicitTile& t, const QOutput& out);
+// The pixel-major implicit tile: `pixels` (1-8) consecutive pixels of one output row x 32
+// output channels, y[ch][pixel] = requant(row_const[ch] + sum_g dot4(x[boff[g] + 4 * s *
+// pixel], w[g][ch])) (s: the conv's stride, 1 or 2), w a whole 32-row weight panel, the scale
+// per channel when per_channel_scale; written at y + ch * ld + pixel. Same output
+// conditions as QImplicitTile.
+struct QImplicitPixelTile {
+  int pixels = 8;
+  int64_t k4 = 0;
+  const uint8_t* x = nullptr;
+  const int64_t* boff = nullptr;
+  const int8_t* w = nullptr;
+  const int32_t* row_const = nullptr;
+  const float* scale = nullptr;
+  bool per_channel_scale = false;
+  bool stride2 = false;  // pixel r at x + 8 * r instead of x + 4 * r (stride-2 convs)
+  uint8_t* y = nullptr;
+  int64_t ld = 0;
+};
+void QImplicitPixelTileAvx512Vnni(const QImplicitPixelTile& t, const QOutput& out);
 void QByteTileAvx512VnniAmxA(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
                              const QCorr& corr, int32_t* acc);  // 16x32, AMX A layout
 void QByteTileAvxVnni(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
