@@ -254,6 +254,9 @@ void QGemmBytesRun(Isa isa, int64_t m, int64_t n, int64_t k, const int16_t* a_da
 #if defined(__x86_64__)
   // The VNNI 8x32 tile requantizes in registers where the packed store applies (convs).
   const bool fused_quant = pack_store && za_one && zb_one && mk.tile == QByteTileAvx512Vnni;
+  // ... and stores float outputs per column (matmuls) from the registers too.
+  const bool fused_float =
+      out.kind == QOutput::Kind::kFloat && !out.per_row && mk.tile == QByteTileAvx512Vnni;
   const QStoreFn store = QStoreRowAvx2;  // AVX-VNNI; AVX-512 CPUs store whole tiles
 #else
   const QStoreFn store = QStoreRow;
@@ -277,6 +280,11 @@ void QGemmBytesRun(Isa isa, int64_t m, int64_t n, int64_t k, const int16_t* a_da
           corr.pack_store = pack_store;
           if (!row_const.empty()) corr.row_const = row_const.data() + row0;
 #if defined(__x86_64__)
+          if (fused_float) {
+            QByteTileFloatAvx512Vnni(rows, k4, a + pi * tile_a_bytes, b + q * b_pb, corr, row0,
+                                     col0, cols, out);
+            continue;
+          }
           if (fused_quant) {
             QByteTileQuantAvx512Vnni(rows, k4, a + pi * tile_a_bytes, b + q * b_pb, corr, row0,
                                      col0, cols, out);

@@ -87,6 +87,11 @@ void QByteTileAvx512Vnni(int rows, int64_t k4, const uint8_t* a, const int8_t* b
 void QByteTileQuantAvx512Vnni(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
                               const QCorr& corr, int64_t row0, int64_t col0, int cols,
                               const QOutput& out);
+// QByteTileAvx512Vnni with the float store fused (kFloat output per column, !out.per_row):
+// writes rows x cols floats of `out` at (row0, col0).
+void QByteTileFloatAvx512Vnni(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
+                              const QCorr& corr, int64_t row0, int64_t col0, int cols,
+                              const QOutput& out);
 void QByteTileAvx512VnniAmxA(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
                              const QCorr& corr, int32_t* acc);  // 16x32, AMX A layout
 void QByteTileAvxVnni(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
