@@ -291,12 +291,18 @@ class FuseQdq : public Pass {
     std::optional<QInfo> y = SingleQ(fout);
     if (y && y->qtype != x->qtype && !act.kind.empty()) y.reset();
 
+    // A float-output MatMul's bias Add (transformers) goes into the epilogue as a float C.
+    ir::Node* bias_add = !y && act.kind.empty() && op == "MatMul" ? FloatBiasAdd(n, channels) : nullptr;
+    if (bias_add) fout = bias_add->output(0);
+
     const bool ep = !act.kind.empty() || !y;
     ir::Value* zx = ZpOrZero(g, x->zp, x->qtype, x->data->name());
     ir::Value* zw = ZpOrZero(g, w->zp, w->qtype, w->data->name());
     ir::Value* zy = y ? ZpOrZero(g, y->zp, y->qtype, y->node->output(0)->name()) : nullptr;
-    ir::Node* last = y ? y->node : (act.node ? act.node : n);
+    ir::Node* last = y ? y->node : (act.node ? act.node : (bias_add ? bias_add : n));
     ir::Value* bq = b ? b->data : nullptr;
+    if (bias_add)
+      bq = bias_add->input(0) == n->output(0) ? bias_add->input(1) : bias_add->input(0);
     std::string new_op, domain;
     std::vector<ir::Value*> ins;
     if (convt) {
@@ -333,12 +339,33 @@ class FuseQdq : public Pass {
     std::vector<ir::Node*> dead;
     if (y) dead.push_back(y->node);
     if (act.node) dead.push_back(act.node);
+    if (bias_add) dead.push_back(bias_add);
     dead.push_back(n);
     if (!Commit(g, f, replaced, dead, {x->node, w->node, b ? b->node : nullptr})) return false;
     used_ep_ |= domain == "edgepress";
     used_ms_ |= domain == "com.microsoft";
     Count(y ? "fused-quantized" : "fused-float-output");
+    if (bias_add) Count("fused-float-bias");
     return true;
+  }
+
+  // The Add(mm, bias) that is the only reader of MatMul `mm`'s output, where bias is a
+  // float32 constant of `n` values ([N] or [1, N]) that broadcasts along the rows and the
+  // Add's output has the MatMul's type; else null. (fuse-matmul-add leaves rank-3
+  // transformer MatMuls alone, so after quantize-static their bias Adds follow the DQ
+  // MatMul, a second pass over every output.)
+  static ir::Node* FloatBiasAdd(ir::Node* mm, int64_t n) {
+    ir::Value* y = mm->output(0);
+    ir::Node* add = SingleUser(y);
+    if (!add || add->op_type() != "Add" || !add->domain().empty() || y->is_graph_output())
+      return nullptr;
+    if (add->num_inputs() != 2 || (add->input(0) == y) == (add->input(1) == y)) return nullptr;
+    const ir::Tensor* c = ConstantOf(add->input(0) == y ? add->input(1) : add->input(0));
+    if (!c || c->dtype() != ir::DType::kFloat32) return nullptr;
+    const bool row = (c->rank() == 1 && c->shape()[0] == n) ||
+                     (c->rank() == 2 && c->shape()[0] == 1 && c->shape()[1] == n);
+    if (!row || add->output(0)->type.dtype != y->type.dtype) return nullptr;
+    return add;
   }
 
   bool FuseMove(ir::Graph& g, ir::Node* n) {

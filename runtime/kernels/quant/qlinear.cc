@@ -3,8 +3,9 @@
 //   QLinearMatMul            a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp -> y (y_zp type)
 //   com.microsoft QGemm      A, a_scale, a_zp, B, b_scale, b_zp, C (int32 bias), y_scale?,
 //                            y_zp? -> quantized y, or float when y_scale is omitted
-//   edgepress QGemm          QGemm that also takes N-D A (leading dims fold into M) and an
-//                            `activation` = "Relu" attribute (docs/ops.md); fuse-qdq emits it
+//   edgepress QGemm          QGemm that also takes N-D A (leading dims fold into M), an
+//                            `activation` = "Relu" attribute and, with a float output, a
+//                            float32 C added after scaling (docs/ops.md); fuse-qdq emits it
 //   com.microsoft DynamicQuantizeMatMul  A float (quantized per call to uint8 with
 //                            DynamicQuantizeLinear's parameters), B int8/uint8 constant,
 //                            b_scale, b_zero_point?, bias? -> float
@@ -256,7 +257,10 @@ class QMatMulKernel : public Kernel {
     }
     qutil::FillRequant(node, a_scale, b_scale, y_scale, y_zp, act_, rq);
     if (!bias) return;
-    const bool want_int = kMode == Mode::kQGemm;
+    // QGemm's C is int32 (added before scaling); a float-output edgepress QGemm may take a
+    // float32 C instead (added after scaling: fuse-qdq's MatMul + bias Add).
+    const bool want_int = kMode == Mode::kQGemm && (y_scale || node.domain() != "edgepress" ||
+                                                    bias->dtype() != ir::DType::kFloat32);
     if (bias->dtype() != (want_int ? ir::DType::kInt32 : ir::DType::kFloat32))
       ThrowInvalid(node.describe() + ": bias has dtype " + ir::DTypeName(bias->dtype()) +
                    ", expected " + (want_int ? "int32" : "float32"));
