@@ -320,6 +320,11 @@ class FuseQdq : public Pass {
     ir::Value* fout = m.act.node ? m.act.node->output(0) : n->output(0);
     std::optional<QInfo> y = SingleQ(fout);
     if (y && y->qtype != m.x.qtype && !m.act.kind.empty()) y.reset();
+    // A float-output MatMul's bias Add (transformers) goes into the epilogue as a float C.
+    ir::Node* bias_add = !y && m.act.kind.empty() && n->op_type() == "MatMul"
+                             ? FloatBiasAdd(n, m.channels)
+                             : nullptr;
+    if (bias_add) fout = bias_add->output(0);
 
     // The integer op; the edgepress forms where an activation or a float output is needed.
     const bool ep = !m.act.kind.empty() || !y;
@@ -327,6 +332,8 @@ class FuseQdq : public Pass {
     ir::Value* zw = ZpOrZero(g, m.w.zp, m.w.qtype, m.w.data->name());
     ir::Value* zy = y ? ZpOrZero(g, y->zp, y->qtype, y->node->output(0)->name()) : nullptr;
     ir::Value* bq = m.b ? m.b->data : nullptr;
+    if (bias_add)
+      bq = bias_add->input(0) == n->output(0) ? bias_add->input(1) : bias_add->input(0);
     ir::Value* ys = y ? y->scale : nullptr;
     std::string new_op, domain;
     std::vector<ir::Value*> ins;
@@ -349,7 +356,7 @@ class FuseQdq : public Pass {
     }
     while (!ins.empty() && !ins.back()) ins.pop_back();
 
-    ir::Node* last = y ? y->node : (m.act.node ? m.act.node : n);
+    ir::Node* last = y ? y->node : (m.act.node ? m.act.node : (bias_add ? bias_add : n));
     ir::Value* replaced = y ? y->node->output(0) : fout;
     ir::Node* f = g.InsertNode(last, new_op, ins, {g.UniqueName(replaced->name() + "_int")},
                                n->name.empty() ? "" : n->name + "_int", domain);
@@ -367,13 +374,34 @@ class FuseQdq : public Pass {
     std::vector<ir::Node*> dead;
     if (y) dead.push_back(y->node);
     if (m.act.node) dead.push_back(m.act.node);
+    if (bias_add) dead.push_back(bias_add);
     dead.push_back(n);
     if (!Commit(g, f, replaced, dead, {m.x.node, m.w.node, m.b ? m.b->node : nullptr}))
       return false;
     used_ep_ |= domain == "edgepress";
     used_ms_ |= domain == "com.microsoft";
     Count(y ? "fused-quantized" : "fused-float-output");
+    if (bias_add) Count("fused-float-bias");
     return true;
+  }
+
+  // The Add(mm, bias) that is the only reader of MatMul `mm`'s output, where bias is a
+  // float32 constant of `n` values ([N] or [1, N]) that broadcasts along the rows and the
+  // Add's output has the MatMul's type; else null. (fuse-matmul-add leaves rank-3
+  // transformer MatMuls alone, so after quantize-static their bias Adds follow the DQ
+  // MatMul, a second pass over every output.)
+  static ir::Node* FloatBiasAdd(ir::Node* mm, int64_t n) {
+    ir::Value* y = mm->output(0);
+    ir::Node* add = SingleUser(y);
+    if (!add || add->op_type() != "Add" || !add->domain().empty() || y->is_graph_output())
+      return nullptr;
+    if (add->num_inputs() != 2 || (add->input(0) == y) == (add->input(1) == y)) return nullptr;
+    const ir::Tensor* c = ConstantOf(add->input(0) == y ? add->input(1) : add->input(0));
+    if (!c || c->dtype() != ir::DType::kFloat32) return nullptr;
+    const bool row = (c->rank() == 1 && c->shape()[0] == n) ||
+                     (c->rank() == 2 && c->shape()[0] == 1 && c->shape()[1] == n);
+    if (!row || add->output(0)->type.dtype != y->type.dtype) return nullptr;
+    return add;
   }
 
   bool FuseMove(ir::Graph& g, ir::Node* n) {

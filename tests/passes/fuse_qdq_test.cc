@@ -232,5 +232,48 @@ TEST(FuseQdqTest, FloatReaderKeepsQAndUsesFloatOutput) {
   EXPECT_LE(MaxAbsDiff(got.at(cname), want.at(cname)), 1e-5);
 }
 
+// A transformer projection as quantize-static leaves it: DQ(x[1,5,16]) x DQ(w) -> MatMul ->
+// Add(bias [12]) with a float reader. The bias goes into the float-output QGemm as its
+// float C (no Add left), and the result matches the QDQ graph's.
+TEST(FuseQdqTest, MatMulBiasAddBecomesTheFloatC) {
+  QdqBuilder q;
+  auto& b = q.b;
+  ir::Value* x = b.Input("x", DType::kFloat32, {1, 5, 16});
+  std::vector<float> sw;
+  ir::Value* mm = b.Op("MatMul", {q.Qdq(x, 0.01f, 128), q.Weight({16, 12}, 1, &sw)}, {}, "mm");
+  std::vector<float> bias(12);
+  for (size_t i = 0; i < bias.size(); ++i) bias[i] = 0.1f * static_cast<float>(i) - 0.5f;
+  ir::Value* bv = b.Const("bias", Tensor::FromVector(DType::kFloat32, {12}, bias));
+  b.Output(b.Op("Tanh", {b.Op("Add", {bv, mm}, {}, "add")}));
+  auto m = b.Build();
+  std::vector<PassRun> runs;
+  auto f = Apply(*m, "fuse-qdq,eliminate-dead-nodes", &runs);
+  EXPECT_EQ(runs[0].stats["fused-float-bias"], 1);
+  EXPECT_EQ(CountDomainOps(*f, "QGemm", "edgepress"), 1);
+  EXPECT_EQ(CountOps(*f, "Add"), 0);
+  EXPECT_EQ(CountOps(*f, "MatMul"), 0);
+  auto feeds = std::map<std::string, Tensor>{{"x", testing::RandomTensor({1, 5, 16}, 9, -1.2f, 1.2f)}};
+  const std::string out = m->graph->outputs()[0]->name();
+  auto want = Evaluate(*m, feeds), got = Evaluate(*f, feeds);
+  EXPECT_LE(MaxAbsDiff(got.at(out), want.at(out)), 1e-5);
+}
+
+// Must not fire: the MatMul's output has a second reader, so the Add cannot be absorbed.
+TEST(FuseQdqTest, BiasAddWithOtherReaderStays) {
+  QdqBuilder q;
+  auto& b = q.b;
+  ir::Value* x = b.Input("x", DType::kFloat32, {1, 5, 16});
+  std::vector<float> sw;
+  ir::Value* mm = b.Op("MatMul", {q.Qdq(x, 0.01f, 128), q.Weight({16, 12}, 1, &sw)}, {}, "mm");
+  ir::Value* bv = b.Const("bias", Tensor::FromVector(DType::kFloat32, {12}, std::vector<float>(12, 0.5f)));
+  b.Output(b.Op("Add", {mm, bv}, {}, "add"));
+  b.Output(b.Op("Relu", {mm}));
+  auto m = b.Build();
+  std::vector<PassRun> runs;
+  auto f = Apply(*m, "fuse-qdq,eliminate-dead-nodes", &runs);
+  EXPECT_EQ(runs[0].stats["fused-float-bias"], 0);
+  EXPECT_EQ(CountOps(*f, "Add"), 1);
+}
+
 }  // namespace
 }  // namespace edgepress::passes

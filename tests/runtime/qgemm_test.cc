@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "runtime/kernels/qgemm/qgemm.h"
+#include "runtime/kernels/quant/quantize_util.h"
 #include "runtime/thread_pool.h"
 
 namespace edgepress::runtime {
@@ -342,6 +343,74 @@ TEST(QGemmTest, DispatchChoiceIsPrinted) {
   if (best == Isa::kAmx) {
     EXPECT_NE(std::string(QGemmKernelName(best, 256)).find("amx"), std::string::npos);
   }
+}
+
+// The AVX-512 VNNI A panels (packed by a vectorised transposition) byte for byte against
+// the layout qgemm.h defines: panel p, group g, row r, byte b at p*panel + (g*8 + r)*4 + b,
+// then a zero point (shifted by 128 for int8) and a uint8 byte sum per row; rows past M
+// and k past K are 0. Strided rows, K around the 16-byte steps, both signs.
+TEST(QGemmTest, VnniAPanelsFollowTheLayout) {
+  if (!QGemmIsaSupported(Isa::kAvx512Vnni)) GTEST_SKIP() << "this CPU lacks avx512vnni";
+  const Isa isa = Isa::kAvx512Vnni;
+  for (int64_t m : {1, 7, 8, 9, 17})
+    for (int64_t k : {1, 3, 4, 15, 16, 17, 33, 64, 301})
+      for (ir::DType dt : {ir::DType::kUInt8, ir::DType::kInt8}) {
+        const int64_t ld = k + 3;
+        const std::vector<uint8_t> a = RandomBytes(static_cast<size_t>(m * ld), 21);
+        std::vector<int32_t> za(static_cast<size_t>(m));
+        for (int64_t i = 0; i < m; ++i) za[static_cast<size_t>(i)] = static_cast<int32_t>(i % 4) - 1;
+        const QSource s{a.data(), dt, ld, false, za.data(), true};
+        const QPacked p = QPackA(isa, m, k, s);
+        const uint8_t* bytes = reinterpret_cast<const uint8_t*>(p.data.data());
+        const int64_t panels = (m + 7) / 8, k4 = (k + 3) / 4, pb = k4 * 32;
+        const int32_t* zp = reinterpret_cast<const int32_t*>(bytes + panels * pb);
+        const int32_t* sum = zp + panels * 8;
+        const uint8_t flip = dt == ir::DType::kInt8 ? 0x80 : 0;
+        for (int64_t i = 0; i < panels * 8; ++i) {
+          const int64_t pi = i / 8, r = i % 8;
+          int32_t want_sum = 0;
+          for (int64_t kk = 0; kk < k4 * 4; ++kk) {
+            const uint8_t want = i < m && kk < k ? a[static_cast<size_t>(i * ld + kk)] ^ flip : 0;
+            want_sum += want;
+            ASSERT_EQ(bytes[pi * pb + ((kk / 4) * 8 + r) * 4 + kk % 4], want)
+                << "m=" << m << " k=" << k << " row " << i << " k " << kk;
+          }
+          EXPECT_EQ(sum[i], want_sum) << "m=" << m << " k=" << k << " row " << i;
+          EXPECT_EQ(zp[i], i < m ? za[static_cast<size_t>(i)] + (flip ? 128 : 0) : 0);
+        }
+      }
+}
+
+// DynamicQuantizeMatMul's fused path: float rows quantized straight into A panels give the
+// bytes (panels, zero points, sums) of QuantizeU8 followed by QPackAPanels, including NaN,
+// infinities, saturating values and halves (round half to even), packed in two parts as
+// two threads would.
+TEST(QGemmTest, QuantizedPackEqualsQuantizeThenPack) {
+  if (!QGemmIsaSupported(Isa::kAvx512Vnni)) GTEST_SKIP() << "this CPU lacks avx512vnni";
+  const Isa isa = Isa::kAvx512Vnni;
+  ASSERT_TRUE(QGemmQuantizesInPack(isa));
+  std::mt19937 rng(5);
+  std::normal_distribution<float> d(0.f, 3.f);
+  for (int64_t m : {1, 8, 13, 24})
+    for (int64_t k : {1, 5, 16, 17, 47, 384}) {
+      std::vector<float> x(static_cast<size_t>(m * k));
+      for (float& v : x) v = d(rng);
+      const float specials[] = {std::nanf(""), INFINITY, -INFINITY, 1e30f, -1e30f, 0.5f, 1.5f, -2.5f};
+      for (size_t i = 0; i < 8 && i < x.size(); ++i) x[(i * 7919) % x.size()] = specials[i];
+      const qutil::U8Params q = qutil::DynamicU8Params(x.data(), static_cast<int64_t>(x.size()));
+      // Scale 1 for the halves; the range's own for the rest (saturation via 1e30 either way).
+      for (float scale : {1.f, q.scale}) {
+        std::vector<uint8_t> a8(x.size());
+        qutil::QuantizeU8(x.data(), static_cast<int64_t>(x.size()), scale, q.zero_point, a8.data());
+        const int32_t zp = q.zero_point;
+        const QPacked want = QPackA(isa, m, k, {a8.data(), ir::DType::kUInt8, k, false, &zp, false});
+        std::vector<int16_t> got(want.data.size(), 0x5555);
+        const int64_t panels = (m + 7) / 8, half = panels / 2;
+        QPackAPanelsQuantized(isa, m, k, x.data(), k, scale, zp, 0, half, got.data());
+        QPackAPanelsQuantized(isa, m, k, x.data(), k, scale, zp, half, panels, got.data());
+        EXPECT_EQ(got, want.data) << "m=" << m << " k=" << k << " scale " << scale;
+      }
+    }
 }
 
 TEST(QGemmTest, MismatchedPackedOperandIsAnInternalError) {

@@ -112,6 +112,34 @@ TEST(QuantizeOpsTest, QuantizeLinearIsasAgreeExactly) {
   }
 }
 
+// Every DequantizeLinear entry equals the scalar one (uint8 and int8, every byte value, a
+// length that leaves a SIMD tail, zero points at both ends of the range).
+TEST(QuantizeOpsTest, DequantizeLinearIsasAgreeExactly) {
+  const auto defs = KernelsFor("DequantizeLinear", "", DType::kUInt8);
+  if (GetCpuFeatures().Has(Isa::kAvx2) && !ForceScalar()) {
+    EXPECT_GE(defs.size(), 2u);
+  }
+  for (DType dt : {DType::kUInt8, DType::kInt8})
+    for (int zpv : {0, 1, 2}) {
+      Tensor x = dt == DType::kUInt8 ? RandomQ<uint8_t>(dt, {1003}, 4) : RandomQ<int8_t>(dt, {1003}, 4);
+      for (int i = 0; i < 256; ++i) x.mutable_data<uint8_t>()[i] = static_cast<uint8_t>(i);
+      Tensor zp(dt, {});
+      if (dt == DType::kUInt8)
+        zp.mutable_data<uint8_t>()[0] = static_cast<uint8_t>(zpv == 0 ? 0 : zpv == 1 ? 131 : 255);
+      else
+        zp.mutable_data<int8_t>()[0] = static_cast<int8_t>(zpv == 0 ? -128 : zpv == 1 ? 3 : 127);
+      OneNode n("DequantizeLinear", "", {x, ScalarF(0.0371f), zp}, {}, {});
+      Tensor ref;
+      for (const KernelDef* def : defs) {
+        Tensor y = n.Run(def);
+        if (ref.empty())
+          ref = y;
+        else
+          EXPECT_TRUE(y == ref) << def->name << " zero point case " << zpv;
+      }
+    }
+}
+
 // Values at, one ulp and a few ulps either side of (k + 0.5) * scale, for scales that are
 // not powers of 2 (whose reciprocals are inexact: a multiply by 1 / scale would round some
 // of these the other way) and some that are extreme: every entry quantizes exactly as the

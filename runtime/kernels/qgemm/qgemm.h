@@ -102,6 +102,16 @@ void QPackAPanels(Isa isa, int64_t m, int64_t k, const QSource& a, int64_t p0, i
 void QPackBPanels(Isa isa, int64_t k, int64_t n, const QSource& b, int64_t q0, int64_t q1,
                   int16_t* dst);
 
+// DynamicQuantizeMatMul's A: float rows quantized straight into the packed panels, in one
+// pass while they are in cache. True where QPackAPanelsQuantized runs (the AVX-512 VNNI
+// byte layout); elsewhere callers quantize into bytes and use QPackAPanels.
+bool QGemmQuantizesInPack(Isa isa);
+// Packs rows [p0*mr, p1*mr) of A[i][kk] = saturate_u8(round_half_even(x[i*ld + kk] / scale)
+// + zp) (NaN -> zp: DynamicQuantizeLinear's bytes) into panels p0..p1-1 of `dst`, with A's
+// zero point zp. Throws Error(kInternal) unless QGemmQuantizesInPack(isa).
+void QPackAPanelsQuantized(Isa isa, int64_t m, int64_t k, const float* x, int64_t ld,
+                           float scale, int32_t zp, int64_t p0, int64_t p1, int16_t* dst);
+
 // Byte layouts only, for writers of B panels (conv im2col): packs B panel q from `rows`,
 // this panel's nr columns of op(B) row-major (rows[kk * nr + j], kk < k, as int8: a uint8
 // source already shifted by -128, its zero point `zp` too), adding the column sums and

@@ -166,6 +166,25 @@ void BytePackPanels(Isa isa, bool is_a, int64_t dim, int64_t k, const QSource& s
   QSource t = s;
   if (!is_a) t.trans = !s.trans;
   const bool amx = is_a && ByteAmxLayout(isa);
+#if defined(__x86_64__)
+  if (is_a && isa == Isa::kAvx512Vnni && !s.trans) {
+    // Row-major A (activations, per call): the vectorised transposition.
+    const bool flip = s.dtype == ir::DType::kInt8;
+    const uint8_t* src = static_cast<const uint8_t*>(s.data);
+    for (int64_t p = p0; p < p1; ++p) {
+      const int rows = static_cast<int>(std::min<int64_t>(w, dim - p * w));
+      PackAPanelVnni(rows, k, src + p * w * s.ld, s.ld, flip ? 0x80 : 0, base + p * pb,
+                     sum + p * w);
+      for (int r = 0; r < w; ++r) {
+        const int64_t i = p * w + r;
+        zp[i] = r >= rows ? 0
+                          : (s.zero_points ? s.zero_points[s.per_channel_zp ? i : 0] : 0) +
+                                (flip ? 128 : 0);
+      }
+    }
+    return;
+  }
+#endif
   for (int64_t p = p0; p < p1; ++p) {
     if (t.dtype == ir::DType::kInt8)
       PackPanel<int8_t>(t, dim, k, k4, p * w, w, is_a, amx, base + p * pb, zp + p * w, sum + p * w);
@@ -235,6 +254,9 @@ void QGemmBytesRun(Isa isa, int64_t m, int64_t n, int64_t k, const int16_t* a_da
 #if defined(__x86_64__)
   // The VNNI 8x32 tile requantizes in registers where the packed store applies (convs).
   const bool fused_quant = pack_store && za_one && zb_one && mk.tile == QByteTileAvx512Vnni;
+  // ... and stores float outputs per column (matmuls) from the registers too.
+  const bool fused_float =
+      out.kind == QOutput::Kind::kFloat && !out.per_row && mk.tile == QByteTileAvx512Vnni;
   const QStoreFn store = QStoreRowAvx2;  // AVX-VNNI; AVX-512 CPUs store whole tiles
 #else
   const QStoreFn store = QStoreRow;
@@ -258,6 +280,11 @@ void QGemmBytesRun(Isa isa, int64_t m, int64_t n, int64_t k, const int16_t* a_da
           corr.pack_store = pack_store;
           if (!row_const.empty()) corr.row_const = row_const.data() + row0;
 #if defined(__x86_64__)
+          if (fused_float) {
+            QByteTileFloatAvx512Vnni(rows, k4, a + pi * tile_a_bytes, b + q * b_pb, corr, row0,
+                                     col0, cols, out);
+            continue;
+          }
           if (fused_quant) {
             QByteTileQuantAvx512Vnni(rows, k4, a + pi * tile_a_bytes, b + q * b_pb, corr, row0,
                                      col0, cols, out);
@@ -289,6 +316,31 @@ using qgemm_detail::ByteNr;
 #if defined(__x86_64__)
 using qgemm_detail::InterleaveRows32;
 #endif
+
+bool QGemmQuantizesInPack(Isa isa) { return isa == Isa::kAvx512Vnni; }
+
+void QPackAPanelsQuantized(Isa isa, int64_t m, int64_t k, const float* x, int64_t ld,
+                           float scale, int32_t zp, int64_t p0, int64_t p1, int16_t* dst) {
+  if (!QGemmQuantizesInPack(isa))
+    throw Error(ErrorCode::kInternal, "QPackAPanelsQuantized: not available for this ISA");
+#if defined(__x86_64__)
+  const int w = qgemm_detail::ByteMr(isa);
+  const int64_t panels = (m + w - 1) / w;
+  p1 = std::min(p1, panels);
+  const int64_t pb = ByteK4(isa, k) * 4 * w;
+  uint8_t* base = reinterpret_cast<uint8_t*>(dst);
+  int32_t* zps = reinterpret_cast<int32_t*>(base + panels * pb);
+  int32_t* sums = zps + panels * w;
+  for (int64_t p = p0; p < p1; ++p) {
+    const int rows = static_cast<int>(std::min<int64_t>(w, m - p * w));
+    qgemm_detail::QuantizePackAPanelVnni(rows, k, x + p * w * ld, ld, scale, zp, base + p * pb,
+                                         sums + p * w);
+    for (int r = 0; r < w; ++r) zps[p * w + r] = r < rows ? zp : 0;
+  }
+#else
+  (void)m, (void)k, (void)x, (void)ld, (void)scale, (void)zp, (void)p0, (void)p1, (void)dst;
+#endif
+}
 
 void QPackBPanelFromRows(Isa isa, int64_t k, int64_t n, int32_t zp, int64_t q,
                          const int8_t* rows, int16_t* dst, int64_t stride, uint8_t flip) {

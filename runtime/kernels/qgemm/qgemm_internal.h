@@ -128,6 +128,11 @@ struct QImplicitPixelTile {
   int64_t ld = 0;
 };
 void QImplicitPixelTileAvx512Vnni(const QImplicitPixelTile& t, const QOutput& out);
+// QByteTileAvx512Vnni with the float store fused (kFloat output per column, !out.per_row):
+// writes rows x cols floats of `out` at (row0, col0).
+void QByteTileFloatAvx512Vnni(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
+                              const QCorr& corr, int64_t row0, int64_t col0, int cols,
+                              const QOutput& out);
 void QByteTileAvx512VnniAmxA(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
                              const QCorr& corr, int32_t* acc);  // 16x32, AMX A layout
 void QByteTileAvxVnni(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
@@ -136,6 +141,15 @@ void QByteTileAvxVnni(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
 // -> 32 lanes of 4 bytes, for k4 groups, with the column sums.
 void InterleaveRows32(int64_t k, int64_t k4, const int8_t* rows, int64_t stride, uint8_t flip,
                       int8_t* panel, int32_t* sums);
+// One 8-row A panel of the AVX-512 VNNI layout (K4 groups of 8 rows x 4 bytes) from
+// `rows` <= 8 rows of bytes `ld` apart, xored with `flip`; rows past `rows` and k past K
+// are 0. sums[0..8) gets each row's sum of its (flipped) uint8 bytes.
+void PackAPanelVnni(int rows, int64_t k, const uint8_t* src, int64_t ld, uint8_t flip,
+                    uint8_t* panel, int32_t* sums);
+// The same from float rows, each value quantized to uint8 as DynamicQuantizeLinear does:
+// saturate(round_half_even(x / scale) + zp), NaN -> zp.
+void QuantizePackAPanelVnni(int rows, int64_t k, const float* src, int64_t ld, float scale,
+                            int32_t zp, uint8_t* panel, int32_t* sums);
 // QStoreRow for AVX-512 (quantized and float outputs; int32 goes to QStoreRowAvx2).
 void QStoreRowAvx512(const int32_t* acc, int cols, int64_t row, int64_t col0, const QOutput& out);
 // The same for `rows` rows of a tile (row r's values at acc + r * acc_stride).

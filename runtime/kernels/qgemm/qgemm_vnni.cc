@@ -217,6 +217,102 @@ __attribute__((target("avx2"))) void InterleaveRows32(int64_t k, int64_t k4, con
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(sums + 24), s3);
 }
 
+// gcc 12's false -Wmaybe-uninitialized inside unmasked AVX-512 intrinsics (see below).
+#pragma GCC diagnostic push
+#if !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+// One A panel of the 8x32 layout from 8 rows of 16 k (row r from load(r, kk, mask): 16
+// bytes, 0 past K and in rows past the matrix) at a time: rows r and r + 4 share a ymm,
+// two rounds of unpacks (dwords, then qwords) turn the 8 rows x 4 groups into 4 groups x
+// 8 rows, which are the panel's next 4 x 32 bytes. Row sums of the uint8 bytes with
+// vpdpbusd against ones (4 bytes per row and group, added exactly into the row's lane).
+// The scalar PackPanel (qgemm_bytes.cc) copied 4 bytes at a time after a separate sum
+// loop: a fifth of BERT's dynamic-int8 GEMM time at M = 128.
+template <class LoadRow>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) inline void TransposePanel8(
+    int64_t k, const LoadRow& load, uint8_t* panel, int32_t* sums) {
+  const __m256i ones = _mm256_set1_epi8(1);
+  __m256i s = _mm256_setzero_si256();
+  const int64_t k4 = (k + 3) / 4;
+  for (int64_t kk = 0; kk < k; kk += 16) {
+    const __mmask16 m =
+        k - kk >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << (k - kk)) - 1);
+    __m256i y[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r)
+      y[r] = _mm256_inserti128_si256(_mm256_castsi128_si256(load(r, kk, m)), load(r + 4, kk, m),
+                                     1);
+    const __m256i t0 = _mm256_unpacklo_epi32(y[0], y[1]), t1 = _mm256_unpackhi_epi32(y[0], y[1]);
+    const __m256i t2 = _mm256_unpacklo_epi32(y[2], y[3]), t3 = _mm256_unpackhi_epi32(y[2], y[3]);
+    const __m256i g[4] = {_mm256_unpacklo_epi64(t0, t2), _mm256_unpackhi_epi64(t0, t2),
+                          _mm256_unpacklo_epi64(t1, t3), _mm256_unpackhi_epi64(t1, t3)};
+    const int64_t groups = std::min<int64_t>(4, k4 - kk / 4);
+    uint8_t* d = panel + kk * 8;  // 32 bytes per group of 4 k
+    for (int j = 0; j < groups; ++j) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + 32 * j), g[j]);
+      s = _mm256_dpbusd_epi32(s, g[j], ones);
+    }
+  }
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(sums), s);
+}
+
+// Row loaders for TransposePanel8 (structs, not lambdas: a lambda's body does not take
+// the enclosing function's target attribute, so the intrinsics would not inline).
+struct ByteRows {
+  int rows;
+  const uint8_t* src;
+  int64_t ld;
+  __m128i flip;
+  __attribute__((target("avx512f,avx512bw,avx512vl"))) __m128i operator()(int r, int64_t kk,
+                                                                            __mmask16 m) const {
+    if (r >= rows) return _mm_setzero_si128();
+    const __m128i v = _mm_maskz_loadu_epi8(m, src + r * ld + kk);
+    return _mm_maskz_mov_epi8(m, _mm_xor_si128(v, flip));
+  }
+};
+
+// The bytes of QuantizeSpanAvx2<uint8_t> (quantize.cc) 16 at a time: divide, NaN -> 0,
+// clamp to [-zp, 255 - zp], round half to even, add zp.
+struct QuantizedRows {
+  int rows;
+  const float* src;
+  int64_t ld;
+  __m512 scale, lo, hi;
+  __m512i zp;
+  __attribute__((target("avx512f,avx512bw,avx512vl"))) __m128i operator()(int r, int64_t kk,
+                                                                            __mmask16 m) const {
+    if (r >= rows) return _mm_setzero_si128();
+    __m512 v = _mm512_div_ps(_mm512_maskz_loadu_ps(m, src + r * ld + kk), scale);
+    v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), v);
+    v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+    const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(v), zp);
+    return _mm_maskz_mov_epi8(m, _mm512_cvtepi32_epi8(q));
+  }
+};
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void PackAPanelVnni(
+    int rows, int64_t k, const uint8_t* src, int64_t ld, uint8_t flip, uint8_t* panel,
+    int32_t* sums) {
+  const ByteRows load{rows, src, ld, _mm_set1_epi8(static_cast<char>(flip))};
+  TransposePanel8(k, load, panel, sums);
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void QuantizePackAPanelVnni(
+    int rows, int64_t k, const float* src, int64_t ld, float scale, int32_t zp, uint8_t* panel,
+    int32_t* sums) {
+  const QuantizedRows load{rows,
+                           src,
+                           ld,
+                           _mm512_set1_ps(scale),
+                           _mm512_set1_ps(static_cast<float>(-zp)),
+                           _mm512_set1_ps(static_cast<float>(255 - zp)),
+                           _mm512_set1_epi32(zp)};
+  TransposePanel8(k, load, panel, sums);
+}
+
+#pragma GCC diagnostic pop
+
 // y[0..16) under mask m = saturate(round(a * sc) + zp), the bounds lo/hi relative to zp.
 __attribute__((target("avx512f,avx512bw,avx512vl"))) inline void QuantStore16(
     __m512i a, __m512 sc, __m512 lo, __m512 hi, __m512i zp, __mmask16 m, uint8_t* y) {
@@ -615,6 +711,94 @@ void QImplicitPixelTileAvx512Vnni(const QImplicitPixelTile& t, const QOutput& ou
   const PackedStore ps(out, 32);
   if (t.stride2) return PixelsImplicitDispatch<2>(t, ps);
   PixelsImplicitDispatch<1>(t, ps);
+}
+
+// The 8x32 VNNI tile with a float output per column (matmuls: DynamicQuantizeMatMul,
+// float-output QGemm) in one: the accumulators start from the zero-point correction and
+// int32 bias (-za[r]*sb[j] - (sa[r] - k*za[r])*zb[j] + bias[j], wrapping, so the sum is
+// the same as QByteCorrectAvx512's in any order), and are scaled, biased, clamped and
+// stored from the registers. The separate path stored the raw dots, corrected them in a
+// second pass and converted them in a third: a quarter of the time at K = 384 (BERT's
+// q/k/v/o and ff1). Same float operations in the same order as QStoreRowsAvx512.
+struct FloatColumns {
+  __m512 s0, s1, fb0, fb1, lo, hi;
+  __mmask16 m0, m1;
+};
+
+template <int R>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void RowsFloat512(
+    int64_t k4, const uint8_t* a, const int8_t* b, const QCorr& q, const __m512i* init,
+    const FloatColumns& fc, float* y, int64_t ld) {
+  __m512i c0[R], c1[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    const __m512i za = _mm512_set1_epi32(q.za[r]), ta = _mm512_set1_epi32(AdjustedRowSum(q, r));
+    c0[r] = _mm512_sub_epi32(_mm512_sub_epi32(init[0], _mm512_mullo_epi32(za, init[2])),
+                             _mm512_mullo_epi32(ta, init[4]));
+    c1[r] = _mm512_sub_epi32(_mm512_sub_epi32(init[1], _mm512_mullo_epi32(za, init[3])),
+                             _mm512_mullo_epi32(ta, init[5]));
+  }
+  for (int64_t g = 0; g < k4; ++g) {
+    const __m512i b0 = _mm512_loadu_si512(b), b1 = _mm512_loadu_si512(b + 64);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m512i av = _mm512_set1_epi32(Load32(a + 4 * r));
+      c0[r] = _mm512_dpbusd_epi32(c0[r], av, b0);
+      c1[r] = _mm512_dpbusd_epi32(c1[r], av, b1);
+    }
+    a += 4 * 8;
+    b += 4 * 32;
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    __m512 v0 = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(c0[r]), fc.s0), fc.fb0);
+    __m512 v1 = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(c1[r]), fc.s1), fc.fb1);
+    _mm512_mask_storeu_ps(y + r * ld, fc.m0, _mm512_min_ps(_mm512_max_ps(v0, fc.lo), fc.hi));
+    _mm512_mask_storeu_ps(y + r * ld + 16, fc.m1, _mm512_min_ps(_mm512_max_ps(v1, fc.lo), fc.hi));
+  }
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void QByteTileFloatAvx512Vnni(
+    int rows, int64_t k4, const uint8_t* a, const int8_t* b, const QCorr& corr, int64_t row0,
+    int64_t col0, int cols, const QOutput& o) {
+  FloatColumns fc;
+  fc.m0 = cols >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << cols) - 1);
+  fc.m1 = cols >= 32  ? __mmask16(0xFFFF)
+          : cols > 16 ? static_cast<__mmask16>((1u << (cols - 16)) - 1)
+                      : __mmask16(0);
+  if (o.per_channel_scale) {
+    fc.s0 = _mm512_maskz_loadu_ps(fc.m0, o.scale + col0);
+    fc.s1 = _mm512_maskz_loadu_ps(fc.m1, o.scale + col0 + 16);
+  } else {
+    fc.s0 = fc.s1 = _mm512_set1_ps(o.scale[0]);
+  }
+  fc.fb0 = fc.fb1 = _mm512_setzero_ps();
+  if (o.float_bias) {
+    fc.fb0 = _mm512_maskz_loadu_ps(fc.m0, o.float_bias + col0);
+    fc.fb1 = _mm512_maskz_loadu_ps(fc.m1, o.float_bias + col0 + 16);
+  }
+  fc.lo = _mm512_set1_ps(o.lo);
+  fc.hi = _mm512_set1_ps(o.hi);
+  // Per column: bias, sb and zb (corr's are padded to the panel's 32 columns).
+  __m512i init[6] = {_mm512_setzero_si512(), _mm512_setzero_si512(),
+                     _mm512_loadu_si512(corr.sb), _mm512_loadu_si512(corr.sb + 16),
+                     _mm512_loadu_si512(corr.zb), _mm512_loadu_si512(corr.zb + 16)};
+  if (o.bias) {
+    init[0] = _mm512_maskz_loadu_epi32(fc.m0, o.bias + col0);
+    init[1] = _mm512_maskz_loadu_epi32(fc.m1, o.bias + col0 + 16);
+  }
+  float* y = static_cast<float*>(o.data) + row0 * o.ld + col0;
+  const int64_t ld = o.ld;
+  switch (rows) {
+    case 1: return RowsFloat512<1>(k4, a, b, corr, init, fc, y, ld);
+    case 2: return RowsFloat512<2>(k4, a, b, corr, init, fc, y, ld);
+    case 3: return RowsFloat512<3>(k4, a, b, corr, init, fc, y, ld);
+    case 4: return RowsFloat512<4>(k4, a, b, corr, init, fc, y, ld);
+    case 5: return RowsFloat512<5>(k4, a, b, corr, init, fc, y, ld);
+    case 6: return RowsFloat512<6>(k4, a, b, corr, init, fc, y, ld);
+    case 7: return RowsFloat512<7>(k4, a, b, corr, init, fc, y, ld);
+    default: return RowsFloat512<8>(k4, a, b, corr, init, fc, y, ld);
+  }
 }
 
 // The requantizing half of QStoreTileAvx512 (uint8/int8 outputs; q.row_const set).

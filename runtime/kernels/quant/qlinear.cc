@@ -3,8 +3,9 @@
 //   QLinearMatMul            a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp -> y (y_zp type)
 //   com.microsoft QGemm      A, a_scale, a_zp, B, b_scale, b_zp, C (int32 bias), y_scale?,
 //                            y_zp? -> quantized y, or float when y_scale is omitted
-//   edgepress QGemm          QGemm that also takes N-D A (leading dims fold into M) and an
-//                            `activation` = "Relu" attribute (docs/ops.md); fuse-qdq emits it
+//   edgepress QGemm          QGemm that also takes N-D A (leading dims fold into M), an
+//                            `activation` = "Relu" attribute and, with a float output, a
+//                            float32 C added after scaling (docs/ops.md); fuse-qdq emits it
 //   com.microsoft DynamicQuantizeMatMul  A float (quantized per call to uint8 with
 //                            DynamicQuantizeLinear's parameters), B int8/uint8 constant,
 //                            b_scale, b_zero_point?, bias? -> float
@@ -17,7 +18,6 @@
 // accumulators are exact either way, so outputs are identical.
 #include <algorithm>
 #include <deque>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -80,21 +80,33 @@ std::vector<float> ReadScale(const ir::Node& node, const ir::Tensor* s, int64_t 
 }
 
 
-// Writes rows [r0, r1) of A before they are packed (DynamicQuantizeMatMul quantizes
-// them there, in the packing task, while they are in cache).
-using PrepareRows = std::function<void(int64_t r0, int64_t r1)>;
+// DynamicQuantizeMatMul's float A and its uint8 quantization: quantized in the product's
+// packing tasks while the rows are in cache, straight into the panels where the ISA can
+// (QGemmQuantizesInPack), else into `bytes` (m x k), which are then packed.
+struct FloatA {
+  const float* x;
+  float scale;
+  int32_t zp;
+  uint8_t* bytes;
+};
 
 // One product C[m, n] = A[m, k] B[k, n] with A packed here (threads split the panels:
 // BERT's 128-row A is 4 panels of 32, which a grain of 8 had left to one thread).
 void RunProduct(Isa isa, int64_t m, int64_t n, int64_t k, const QSource& a, const QOperand& b,
-                const QOutput& out, ThreadPool& pool, const PrepareRows* prepare = nullptr) {
+                const QOutput& out, ThreadPool& pool, const FloatA* fa = nullptr) {
   thread_local std::vector<int16_t> a_buf;
   const int64_t need = QPackedASize(isa, m, k);
   if (a_buf.size() < static_cast<size_t>(need)) a_buf.resize(static_cast<size_t>(need));
   int16_t* dst = a_buf.data();
   const int64_t mr = QGemmMr(isa), panels = (m + mr - 1) / mr;
+  const bool in_pack = fa && QGemmQuantizesInPack(isa);
   auto pack = [&](int64_t lo, int64_t hi) {
-    if (prepare) (*prepare)(lo * mr, std::min(m, hi * mr));
+    if (in_pack)
+      return QPackAPanelsQuantized(isa, m, k, fa->x, k, fa->scale, fa->zp, lo, hi, dst);
+    if (fa) {
+      const int64_t r0 = lo * mr, r1 = std::min(m, hi * mr);
+      qutil::QuantizeU8(fa->x + r0 * k, (r1 - r0) * k, fa->scale, fa->zp, fa->bytes + r0 * k);
+    }
     QPackAPanels(isa, m, k, a, lo, hi, dst);
   };
   if (pool.num_threads() > 1 && m * k > 16384)
@@ -245,7 +257,10 @@ class QMatMulKernel : public Kernel {
     }
     qutil::FillRequant(node, a_scale, b_scale, y_scale, y_zp, act_, rq);
     if (!bias) return;
-    const bool want_int = kMode == Mode::kQGemm;
+    // QGemm's C is int32 (added before scaling); a float-output edgepress QGemm may take a
+    // float32 C instead (added after scaling: fuse-qdq's MatMul + bias Add).
+    const bool want_int = kMode == Mode::kQGemm && (y_scale || node.domain() != "edgepress" ||
+                                                    bias->dtype() != ir::DType::kFloat32);
     if (bias->dtype() != (want_int ? ir::DType::kInt32 : ir::DType::kFloat32))
       ThrowInvalid(node.describe() + ": bias has dtype " + ir::DTypeName(bias->dtype()) +
                    ", expected " + (want_int ? "int32" : "float32"));
@@ -359,14 +374,11 @@ class QMatMulKernel : public Kernel {
       qutil::QuantizeU8(af->data<float>(), static_cast<int64_t>(af->numel()), a_params.scale,
                         a_params.zero_point, a_q->data(), &ctx.pool());
     if (quantize_in_pack) {
-      const PrepareRows quantize = [&](int64_t r0, int64_t r1) {
-        qutil::QuantizeU8(af->data<float>() + r0 * k, (r1 - r0) * k, a_params.scale,
-                          a_params.zero_point, a_q->data() + r0 * k);
-      };
+      const FloatA fa{af->data<float>(), a_params.scale, a_params.zero_point, a_q->data()};
       QSource a_src{a_data, a_dtype, k, false, a_zp.data(), a_zp_rows};
       QOutput o = out;
       o.data = y.mutable_raw();
-      RunProduct(kIsa, nb * m, n, k, a_src, b_operand(bi[0]), o, ctx.pool(), &quantize);
+      RunProduct(kIsa, nb * m, n, k, a_src, b_operand(bi[0]), o, ctx.pool(), &fa);
       return;
     }
     if (b_shared && a_identity) {
