@@ -554,7 +554,8 @@ void Run(Isa isa, const ConvGeometry& g, const Plan& plan, const float* x,
                     static_cast<int>(std::min(m, p1 * mr) - row0), s0, s1, wq, ow_n, out_size,
                     z ? z + row0 * out_size : nullptr, ep, y + row0 * out_size);
       if (post.any() && !compact) {
-        // The AVX2 and scalar tiles do not apply it: the tile's virtual pixels [v0, v1) are Y's pixels [YAt(v0), YAt(v1)) of its rows.
+        // The AVX2 and scalar tiles do not apply it: the tile's virtual pixels [v0, v1) are
+        // Y's pixels [y_at(v0), y_at(v1)) of its rows.
         auto y_at = [&](int64_t v) { return (v / wq) * ow_n + std::min(v % wq, ow_n); };
         const int64_t ya = y_at(q0 * nr), yb = y_at(std::min(nv, q1 * nr));
         conv_act::Apply(isa, post, y + row0 * out_size + ya, std::min(m, p1 * mr) - row0,
