@@ -355,70 +355,45 @@ void BuildSource(const ConvGeometry& g, const Plan& plan, const float* x, int64_
   }
 }
 
-void Run(Isa isa, const ConvGeometry& g, const Plan& plan, const float* x,
-         const PackedMatrix& w, const GemmEpilogue& ep, const float* bias, const float* z,
-         float* y, std::vector<float>* source, ThreadPool& pool, const PackedMatrix* pixel_major_w,
-         const conv_act::PostActivation& post) {
-  const int mr = ConvMr(isa), nr = ConvNr(isa);
-  const ConvTileFn tile = ConvTileFor(isa);
-  // A partial last panel (M = 16, 40, 88... on AVX-512) runs the SGEMM's 12x32 tile, which
-  // computes only the rows it is given; the conv's own tile always computes all 12.
-  const int tail_mr = ConvTailMr(isa, g.mg);
-  const ConvTileFn tail_tile = g.mg % mr != 0 ? ConvTailTileFor(isa) : tile;
-  const PackFn pack = PackFor(isa);
-  if (w.rows_or_cols != g.mg || w.k != g.cg * g.k[1] * g.k[2] ||
-      w.data.size() != static_cast<size_t>(PackedWeightsSize(isa, g.mg, w.k)))
-    throw Error(ErrorCode::kInternal, "conv_implicit::Run: packed weights do not match");
-  const int64_t m = g.mg, k = g.cg * g.k[1] * g.k[2];
-  const int64_t ow_n = g.out[2], out_size = g.out_size(), wq = plan.wq, nv = plan.nv;
+namespace {
 
-  const int threads = pool.num_threads();
-  const float* src = x;
-  if (!plan.in_place) {
-    if (source->size() < static_cast<size_t>(plan.source_size))
-      source->resize(static_cast<size_t>(plan.source_size));
-    float* s = source->data();
-    std::fill(s + g.cg * plan.chan, s + plan.source_size, 0.f);
-    auto build = [&](int64_t lo, int64_t hi) { BuildSource(g, plan, x, lo, hi, s, isa); };
-    if (threads > 1 && g.cg * plan.chan >= 16384)
-      pool.ParallelFor(g.cg, std::max<int64_t>(1, 4096 / plan.chan), build);
-    else
-      build(0, g.cg);
-    src = s;
-  }
-  if (pixel_major_w) {
-    RunPixelMajor(isa, g, plan, src, *pixel_major_w, ep, bias, z, y, pool, post);
-    return;
-  }
-  // Virtual pixels are Y's pixels (no dropped columns): whole panels go straight to Y
-  // and only a ragged last panel through the tile buffer.
-  const bool direct = wq == ow_n;
-  // The AVX-512 tile stores a panel straight into Y with its dropped columns squeezed out
-  // (TileStore::keep): no tile buffer, and no second pass over Y to scatter it and add Z
-  // (3-6% of ResNet-18, whose padded 3x3 planes all have wq = OW + 2).
-  const bool compact = UsesAvx512Tile(isa);
+// How Run cuts the product Y = W x B (m weight rows, nv virtual pixels, K = Cg*kh*kw):
+// tiles of mcp A panels x ncp B panels, K blocks of kc_step rows, and B panels packed
+// `group` at a time.
+struct TilePlan {
+  int64_t mp = 0, np = 0;            // A panels (mr rows), B panels (nr pixels)
+  int64_t mcp = 0, ncp = 0;          // panels per tile
+  int64_t tiles_m = 0, tiles_n = 0;  // tiles
+  int64_t kc_step = 0;               // K block
+  int64_t group = 1;                 // B panels packed together
+};
 
+// At most this many B panels are packed per group.
+constexpr int64_t kMaxGroup = 16;
+
+TilePlan PlanTiles(int64_t m, int64_t nv, int64_t k, int mr, int nr, int threads) {
+  TilePlan t;
   // Tiles of mcp A panels x ncp B panels (96 x 256 on one thread), cut for several
   // threads by their estimated finishing times (runtime/tile_split.h): a tile packs its
   // own B panels, about 2 weight rows' worth of work per column, and streams its weight
   // rows, about 4 columns' worth per row. Counting tiles left ResNet-18's 56x56 layer at
   // 13 (7 + 6) and cut 72 -> 24 on 28x28 into 8 + 8 + 8 + 1 pixel panels.
-  const int64_t mp = CeilDiv(m, mr), np = CeilDiv(nv, nr);
-  int64_t mcp = std::max<int64_t>(1, 96 / mr), ncp = std::max<int64_t>(1, 256 / nr);
+  t.mp = CeilDiv(m, mr);
+  t.np = CeilDiv(nv, nr);
+  t.mcp = std::max<int64_t>(1, 96 / mr);
+  t.ncp = std::max<int64_t>(1, 256 / nr);
   if (threads > 1) {
-    const TileBlocks blocks = SplitTiles({m, mr, mcp, 2}, {nv, nr, ncp, 4}, threads);
-    mcp = blocks.rows;
-    ncp = blocks.cols;
+    const TileBlocks blocks = SplitTiles({m, mr, t.mcp, 2}, {nv, nr, t.ncp, 4}, threads);
+    t.mcp = blocks.rows;
+    t.ncp = blocks.cols;
   }
-  const int64_t tiles_m = CeilDiv(mp, mcp), tiles_n = CeilDiv(np, ncp);
+  t.tiles_m = CeilDiv(t.mp, t.mcp);
+  t.tiles_n = CeilDiv(t.np, t.ncp);
   // K block: one packed B panel (kc x nr, 32 KiB) stays in L1 while the A panels stream
   // through (conv_bench, ResNet-18 3x3 layers: 16 KiB blocks were 1-7% slower).
   const int64_t kc_max = 8192 / nr;
-  const int64_t kblocks = CeilDiv(k, kc_max), kc_step = CeilDiv(k, kblocks);
-  const float* pa = w.data.data();
-  const bool prefetch = PrefetchWeights();
-  const int64_t* off = plan.off.data();
-
+  const int64_t kblocks = CeilDiv(k, kc_max);
+  t.kc_step = CeilDiv(k, kblocks);
   // B panels packed per group: one (its kc x nr floats stay in L1 while the tile's A
   // panels stream through), or, when the K block is short and the tile's panels fit in
   // 32 KiB together, all of them, the A panels then outer: each A panel's rows of Y are
@@ -428,145 +403,266 @@ void Run(Isa isa, const ConvGeometry& g, const Plan& plan, const float* x,
   // 16 -> 96 on 112x112 0.85 -> 0.68 ms, 24 -> 144 on 56x56 0.29 -> 0.20). With one or
   // two A panels (16 channels) there are few rows to gain and 16 -> 16 / 32 -> 16 ran
   // 13-15% slower: those keep one panel per group.
-  constexpr int64_t kMaxGroup = 16;
-  const int64_t group = kblocks == 1 && ncp * kc_step * nr <= 8192 && std::min(mcp, mp) >= 4
-                            ? std::min<int64_t>(ncp, kMaxGroup)
-                            : 1;
-  struct PanelMeta {
-    int64_t y_at = 0;
-    uint32_t keep = 0xffffffffu;
-    bool skip = false, to_y = false;
-    const float* b = nullptr;  // the B panel: packed (ldb 0) or X itself (ldb: X's plane)
-    int64_t ldb = 0;
-  };
-  // A 1x1 in-place conv's whole B panels are read from X by the tiles (ldb = X's plane):
-  // X's channel rows already are the panel's K rows, and the copy into bbuf cost as much as
-  // it saved when few A panels reuse it. MobileNetV2 on the AMD EPYC (Zen 4) dev machine,
-  // conv_bench, 1 thread, min thread CPU time, load ~7, packed -> read in place: 32 -> 16
-  // on 112x112 (2 A panels) 0.168 -> 0.133 ms, 144 -> 24 on 56x56 0.236 -> 0.200, 192 ->
-  // 32 on 28x28 0.098 -> 0.088, 14x14 expand/projection convs 4-6% faster; in the model its
-  // projection convs ran 5-20% faster (per-node min over 8 rounds, interleaved).
-  const bool b_in_place = plan.in_place && !PackInPlaceB();
+  if (kblocks == 1 && t.ncp * t.kc_step * nr <= 8192 && std::min(t.mcp, t.mp) >= 4)
+    t.group = std::min<int64_t>(t.ncp, kMaxGroup);
+  return t;
+}
 
-  auto run_tiles = [&](int64_t t0, int64_t t1) {
+// One B panel of a group, as packed for its K block.
+struct PanelMeta {
+  int64_t y_at = 0;
+  uint32_t keep = 0xffffffffu;
+  bool skip = false, to_y = false;
+  const float* b = nullptr;  // the B panel: packed (ldb 0) or X itself (ldb: X's plane)
+  int64_t ldb = 0;
+};
+
+// The channel-major tile loop of one Run: what every tile shares, and its phases.
+class ChannelMajorRun {
+ public:
+  ChannelMajorRun(Isa isa, const ConvGeometry& g, const Plan& plan, const float* src,
+                  const PackedMatrix& w, const GemmEpilogue& ep, const float* bias,
+                  const float* z, float* y, const conv_act::PostActivation& post, int threads)
+      : isa_(isa), plan_(plan), src_(src), ep_(ep), bias_(bias), z_(z), y_(y), post_(post) {
+    mr_ = ConvMr(isa);
+    nr_ = ConvNr(isa);
+    tile_ = ConvTileFor(isa);
+    // A partial last panel (M = 16, 40, 88... on AVX-512) runs the SGEMM's 12x32 tile,
+    // which computes only the rows it is given; the conv's own tile always computes all 12.
+    tail_mr_ = ConvTailMr(isa, g.mg);
+    tail_tile_ = g.mg % mr_ != 0 ? ConvTailTileFor(isa) : tile_;
+    pack_ = PackFor(isa);
+    m_ = g.mg;
+    k_ = g.cg * g.k[1] * g.k[2];
+    ow_n_ = g.out[2];
+    out_size_ = g.out_size();
+    wq_ = plan.wq;
+    nv_ = plan.nv;
+    pa_ = w.data.data();
+    prefetch_ = PrefetchWeights();
+    // Virtual pixels are Y's pixels (no dropped columns): whole panels go straight to Y
+    // and only a ragged last panel through the tile buffer.
+    direct_ = wq_ == ow_n_;
+    // The AVX-512 tile stores a panel straight into Y with its dropped columns squeezed
+    // out (TileStore::keep): no tile buffer, and no second pass over Y to scatter it and
+    // add Z (3-6% of ResNet-18, whose padded 3x3 planes all have wq = OW + 2).
+    compact_ = UsesAvx512Tile(isa);
+    // A 1x1 in-place conv's whole B panels are read from X by the tiles (ldb = X's
+    // plane): X's channel rows already are the panel's K rows, and the copy into bbuf cost
+    // as much as it saved when few A panels reuse it. MobileNetV2 on the AMD EPYC (Zen 4)
+    // dev machine, conv_bench, 1 thread, min thread CPU time, load ~7, packed -> read in
+    // place: 32 -> 16 on 112x112 (2 A panels) 0.168 -> 0.133 ms, 144 -> 24 on 56x56
+    // 0.236 -> 0.200, 192 -> 32 on 28x28 0.098 -> 0.088, 14x14 expand/projection convs
+    // 4-6% faster; in the model its projection convs ran 5-20% faster (per-node min over
+    // 8 rounds, interleaved).
+    b_in_place_ = plan.in_place && !PackInPlaceB();
+    tp_ = PlanTiles(m_, nv_, k_, mr_, nr_, threads);
+  }
+
+  int64_t tiles() const { return tp_.tiles_m * tp_.tiles_n; }
+  // Worth splitting across threads.
+  bool parallel() const { return tiles() > 1 && static_cast<double>(m_) * nv_ * k_ >= 65536; }
+
+  void RunTiles(int64_t t0, int64_t t1) const {
     const ScopedFlushDenormals flush;
     thread_local std::vector<float> bbuf, ctile;
     PanelMeta meta[kMaxGroup];
-    if (bbuf.size() < static_cast<size_t>(group * kc_step * nr))
-      bbuf.resize(group * kc_step * nr);
-    const int64_t ldt = ncp * nr;
-    if (ctile.size() < static_cast<size_t>(mcp * mr * ldt)) ctile.resize(mcp * mr * ldt);
+    if (bbuf.size() < static_cast<size_t>(tp_.group * tp_.kc_step * nr_))
+      bbuf.resize(tp_.group * tp_.kc_step * nr_);
+    const int64_t ldt = tp_.ncp * nr_;
+    if (ctile.size() < static_cast<size_t>(tp_.mcp * mr_ * ldt))
+      ctile.resize(tp_.mcp * mr_ * ldt);
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t ti = t / tiles_n, tj = t % tiles_n;
-      const int64_t p0 = ti * mcp, p1 = std::min(mp, p0 + mcp);
-      const int64_t q0 = tj * ncp, q1 = std::min(np, q0 + ncp);
-      for (int64_t pc = 0; pc < k; pc += kc_step) {
-        const int64_t kc = std::min(kc_step, k - pc);
-        const bool first = pc == 0, last = pc + kc >= k;
-        for (int64_t g0 = q0; g0 < q1; g0 += group) {
-          const int64_t g1 = std::min(q1, g0 + group);
-          // Pack the group's B panels; a panel of only dropped columns is skipped.
-          for (int64_t q = g0; q < g1; ++q) {
-            PanelMeta& pm = meta[q - g0];
-            const int64_t cols = std::min<int64_t>(nr, nv - q * nr);
-            // Y offset of the panel's first column; with `compact`, of its first kept one.
-            pm.y_at = q * nr;
-            pm.keep = 0xffffffffu;
-            pm.skip = false;
-            if (compact && !(direct && cols == nr)) {
-              pm.keep = 0;
-              pm.y_at = -1;
-              // Two divisions per panel, not per column: 64 of them cost 5-10% of a stem conv.
-              int64_t oh = q * nr / wq, ow = q * nr % wq;
-              for (int64_t j = 0; j < cols; ++j) {
-                if (ow < ow_n) {
-                  pm.keep |= 1u << j;
-                  if (pm.y_at < 0) pm.y_at = oh * ow_n + ow;
-                }
-                if (++ow == wq) {
-                  ow = 0;
-                  ++oh;
-                }
-              }
-              pm.skip = pm.keep == 0;
-              if (pm.skip) continue;
-            }
-            float* bq = bbuf.data() + (q - g0) * kc_step * nr;
-            pm.b = bq;
-            pm.ldb = 0;
-            if (b_in_place && cols == nr) {  // X's channel rows are the panel's K rows
-              pm.b = src + q * nr + off[pc];
-              pm.ldb = plan.chan;
-            } else if (plan.in_place && cols < nr)  // X has no slack past its last pixel
-              PackPanelPartial(src + q * nr, off + pc, kc, static_cast<int>(cols), nr, bq);
-            else
-              pack(src + q * nr, off + pc, kc, bq);
-            pm.to_y = compact || (direct && cols == nr);
-          }
-          for (int64_t pi = p0; pi < p1; ++pi) {
-            const int64_t row0 = pi * mr;
-            for (int64_t q = g0; q < g1; ++q) {
-              const PanelMeta& pm = meta[q - g0];
-              if (pm.skip) continue;
-              TileStore sp;
-              sp.accumulate = !first;
-              if (last) {
-                sp.row_bias = bias ? bias + row0 : nullptr;
-                // A tile bound for the tile buffer gets Z and the clamp in ScatterTile.
-                sp.clamp = ep.clamp && (pm.to_y || !z);
-                sp.lo = ep.lo;
-                sp.hi = ep.hi;
-                if (compact) sp.post = post;  // the 12 x 32 tile applies it (to_y)
-                if (z && pm.to_y) {
-                  sp.z = z + row0 * out_size + pm.y_at;
-                  sp.ldz = out_size;
-                }
-              }
-              sp.keep = pm.keep;
-              sp.ldb = pm.ldb;
-              // First pass over this K block's A panels (they come from L3 inside a
-              // model): the tile requests the next panel's rows, or the next K block's
-              // first panel.
-              if (q == q0 && prefetch) {
-                if (pi + 1 < p1)
-                  sp.prefetch = pa + (pi + 1) * k * mr + pc * mr;
-                else if (pc + kc < k)
-                  sp.prefetch = pa + p0 * k * mr + (pc + kc) * mr;
-              }
-              float* c = pm.to_y ? y + row0 * out_size + pm.y_at
-                                 : ctile.data() + (pi - p0) * mr * ldt + (q - q0) * nr;
-              const bool is_tail = (pi + 1) * mr > m;
-              const int pmr = is_tail ? tail_mr : mr;
-              (is_tail ? tail_tile : tile)(static_cast<int>(std::min<int64_t>(mr, m - row0)),
-                                           kc, pa + pi * k * mr + pc * pmr,
-                                           pm.b, c,
-                                           pm.to_y ? out_size : ldt, sp);
-            }
-          }
+      const int64_t ti = t / tp_.tiles_n, tj = t % tp_.tiles_n;
+      const int64_t p0 = ti * tp_.mcp, p1 = std::min(tp_.mp, p0 + tp_.mcp);
+      const int64_t q0 = tj * tp_.ncp, q1 = std::min(tp_.np, q0 + tp_.ncp);
+      for (int64_t pc = 0; pc < k_; pc += tp_.kc_step) {
+        const int64_t kc = std::min(tp_.kc_step, k_ - pc);
+        for (int64_t g0 = q0; g0 < q1; g0 += tp_.group) {
+          const int64_t g1 = std::min(q1, g0 + tp_.group);
+          PackGroup(g0, g1, pc, kc, bbuf.data(), meta);
+          ComputeGroup(p0, p1, q0, g0, g1, pc, kc, meta, ctile.data(), ldt);
         }
       }
-      const int64_t row0 = p0 * mr;
-      // Direct: only a ragged last panel (if this tile has it) is in the tile buffer.
-      const int64_t s0 = direct ? std::max(q0 * nr, (np - 1) * nr) : q0 * nr;
-      const int64_t s1 = std::min(nv, q1 * nr);
-      if (!compact && s0 < s1 && (!direct || nv % nr != 0))
-        ScatterTile(ctile.data() + (s0 - q0 * nr), ldt,
-                    static_cast<int>(std::min(m, p1 * mr) - row0), s0, s1, wq, ow_n, out_size,
-                    z ? z + row0 * out_size : nullptr, ep, y + row0 * out_size);
-      if (post.any() && !compact) {
-        // The AVX2 and scalar tiles do not apply it: the tile's virtual pixels [v0, v1) are
-        // Y's pixels [y_at(v0), y_at(v1)) of its rows.
-        auto y_at = [&](int64_t v) { return (v / wq) * ow_n + std::min(v % wq, ow_n); };
-        const int64_t ya = y_at(q0 * nr), yb = y_at(std::min(nv, q1 * nr));
-        conv_act::Apply(isa, post, y + row0 * out_size + ya, std::min(m, p1 * mr) - row0,
-                        yb - ya, out_size);
+      FinishTile(p0, p1, q0, q1, ctile.data(), ldt);
+    }
+  }
+
+ private:
+  // Packs B panels [g0, g1) for the K block at pc; a panel of only dropped columns is
+  // skipped.
+  void PackGroup(int64_t g0, int64_t g1, int64_t pc, int64_t kc, float* bbuf,
+                 PanelMeta* meta) const {
+    const int64_t* off = plan_.off.data();
+    for (int64_t q = g0; q < g1; ++q) {
+      PanelMeta& pm = meta[q - g0];
+      const int64_t cols = std::min<int64_t>(nr_, nv_ - q * nr_);
+      // Y offset of the panel's first column; with `compact`, of its first kept one.
+      pm.y_at = q * nr_;
+      pm.keep = 0xffffffffu;
+      pm.skip = false;
+      if (compact_ && !(direct_ && cols == nr_)) {
+        KeptColumns(q, cols, &pm);
+        if (pm.skip) continue;
+      }
+      float* bq = bbuf + (q - g0) * tp_.kc_step * nr_;
+      pm.b = bq;
+      pm.ldb = 0;
+      if (b_in_place_ && cols == nr_) {  // X's channel rows are the panel's K rows
+        pm.b = src_ + q * nr_ + off[pc];
+        pm.ldb = plan_.chan;
+      } else if (plan_.in_place && cols < nr_) {  // X has no slack past its last pixel
+        PackPanelPartial(src_ + q * nr_, off + pc, kc, static_cast<int>(cols), nr_, bq);
+      } else {
+        pack_(src_ + q * nr_, off + pc, kc, bq);
+      }
+      pm.to_y = compact_ || (direct_ && cols == nr_);
+    }
+  }
+
+  // Which of panel q's `cols` virtual pixels exist in Y, and where the first one goes.
+  void KeptColumns(int64_t q, int64_t cols, PanelMeta* pm) const {
+    pm->keep = 0;
+    pm->y_at = -1;
+    // Two divisions per panel, not per column: 64 of them cost 5-10% of a stem conv.
+    int64_t oh = q * nr_ / wq_, ow = q * nr_ % wq_;
+    for (int64_t j = 0; j < cols; ++j) {
+      if (ow < ow_n_) {
+        pm->keep |= 1u << j;
+        if (pm->y_at < 0) pm->y_at = oh * ow_n_ + ow;
+      }
+      if (++ow == wq_) {
+        ow = 0;
+        ++oh;
       }
     }
-  };
-  if (threads > 1 && tiles_m * tiles_n > 1 && static_cast<double>(m) * nv * k >= 65536)
-    pool.ParallelFor(tiles_m * tiles_n, 1, run_tiles);
+    pm->skip = pm->keep == 0;
+  }
+
+  // The micro-kernel over A panels [p0, p1) x the group's packed B panels.
+  void ComputeGroup(int64_t p0, int64_t p1, int64_t q0, int64_t g0, int64_t g1, int64_t pc,
+                    int64_t kc, const PanelMeta* meta, float* ctile, int64_t ldt) const {
+    // Locals, not members: the tile calls are indirect, so members would be reloaded
+    // around each of them (K = 16-32 pointwise convs make thousands of short calls).
+    const int64_t mr = mr_, nr = nr_, m = m_, k = k_, out_size = out_size_;
+    const float* const pa = pa_;
+    float* const y = y_;
+    const bool first = pc == 0, last = pc + kc >= k;
+    for (int64_t pi = p0; pi < p1; ++pi) {
+      const int64_t row0 = pi * mr;
+      const bool is_tail = (pi + 1) * mr > m;
+      const ConvTileFn fn = is_tail ? tail_tile_ : tile_;
+      const float* a = pa + pi * k * mr + pc * (is_tail ? tail_mr_ : mr);
+      const int rows = static_cast<int>(std::min<int64_t>(mr, m - row0));
+      for (int64_t q = g0; q < g1; ++q) {
+        const PanelMeta& pm = meta[q - g0];
+        if (pm.skip) continue;
+        TileStore sp;
+        sp.accumulate = !first;
+        if (last) {
+          sp.row_bias = bias_ ? bias_ + row0 : nullptr;
+          // A tile bound for the tile buffer gets Z and the clamp in ScatterTile.
+          sp.clamp = ep_.clamp && (pm.to_y || !z_);
+          sp.lo = ep_.lo;
+          sp.hi = ep_.hi;
+          if (compact_) sp.post = post_;  // the 12 x 32 tile applies it (to_y)
+          if (z_ && pm.to_y) {
+            sp.z = z_ + row0 * out_size + pm.y_at;
+            sp.ldz = out_size;
+          }
+        }
+        sp.keep = pm.keep;
+        sp.ldb = pm.ldb;
+        // First pass over this K block's A panels (they come from L3 inside a model): the
+        // tile requests the next panel's rows, or the next K block's first panel.
+        if (q == q0 && prefetch_) {
+          if (pi + 1 < p1)
+            sp.prefetch = pa + (pi + 1) * k * mr + pc * mr;
+          else if (pc + kc < k)
+            sp.prefetch = pa + p0 * k * mr + (pc + kc) * mr;
+        }
+        float* c = pm.to_y ? y + row0 * out_size + pm.y_at
+                           : ctile + (pi - p0) * mr * ldt + (q - q0) * nr;
+        fn(rows, kc, a, pm.b, c, pm.to_y ? out_size : ldt, sp);
+      }
+    }
+  }
+
+  // What the tile buffer still holds goes to Y (with Z and the clamp), and the tiles that
+  // cannot apply the post-activation in registers get it here.
+  void FinishTile(int64_t p0, int64_t p1, int64_t q0, int64_t q1, const float* ctile,
+                  int64_t ldt) const {
+    const int64_t row0 = p0 * mr_;
+    const int64_t rows = std::min(m_, p1 * mr_) - row0;
+    // Direct: only a ragged last panel (if this tile has it) is in the tile buffer.
+    const int64_t s0 = direct_ ? std::max(q0 * nr_, (tp_.np - 1) * nr_) : q0 * nr_;
+    const int64_t s1 = std::min(nv_, q1 * nr_);
+    if (!compact_ && s0 < s1 && (!direct_ || nv_ % nr_ != 0))
+      ScatterTile(ctile + (s0 - q0 * nr_), ldt, static_cast<int>(rows), s0, s1, wq_, ow_n_,
+                  out_size_, z_ ? z_ + row0 * out_size_ : nullptr, ep_, y_ + row0 * out_size_);
+    if (post_.any() && !compact_) {
+      // The AVX2 and scalar tiles do not apply it: the tile's virtual pixels [v0, v1) are
+      // Y's pixels [y_at(v0), y_at(v1)) of its rows.
+      auto y_at = [&](int64_t v) { return (v / wq_) * ow_n_ + std::min(v % wq_, ow_n_); };
+      const int64_t ya = y_at(q0 * nr_), yb = y_at(std::min(nv_, q1 * nr_));
+      conv_act::Apply(isa_, post_, y_ + row0 * out_size_ + ya, rows, yb - ya, out_size_);
+    }
+  }
+
+  Isa isa_;
+  const Plan& plan_;
+  const float* src_;
+  const GemmEpilogue& ep_;
+  const float* bias_;
+  const float* z_;
+  float* y_;
+  const conv_act::PostActivation& post_;
+  int mr_ = 0, nr_ = 0, tail_mr_ = 0;
+  ConvTileFn tile_ = nullptr, tail_tile_ = nullptr;
+  PackFn pack_ = nullptr;
+  int64_t m_ = 0, k_ = 0, ow_n_ = 0, out_size_ = 0, wq_ = 0, nv_ = 0;
+  const float* pa_ = nullptr;
+  bool prefetch_ = false, direct_ = false, compact_ = false, b_in_place_ = false;
+  TilePlan tp_;
+};
+
+// X itself for an in-place plan, else the phase-split source built into `source`.
+const float* PrepareSource(Isa isa, const ConvGeometry& g, const Plan& plan, const float* x,
+                           std::vector<float>* source, ThreadPool& pool) {
+  if (plan.in_place) return x;
+  if (source->size() < static_cast<size_t>(plan.source_size))
+    source->resize(static_cast<size_t>(plan.source_size));
+  float* s = source->data();
+  std::fill(s + g.cg * plan.chan, s + plan.source_size, 0.f);
+  auto build = [&](int64_t lo, int64_t hi) { BuildSource(g, plan, x, lo, hi, s, isa); };
+  if (pool.num_threads() > 1 && g.cg * plan.chan >= 16384)
+    pool.ParallelFor(g.cg, std::max<int64_t>(1, 4096 / plan.chan), build);
   else
-    run_tiles(0, tiles_m * tiles_n);
+    build(0, g.cg);
+  return s;
+}
+
+}  // namespace
+
+void Run(Isa isa, const ConvGeometry& g, const Plan& plan, const float* x,
+         const PackedMatrix& w, const GemmEpilogue& ep, const float* bias, const float* z,
+         float* y, std::vector<float>* source, ThreadPool& pool, const PackedMatrix* pixel_major_w,
+         const conv_act::PostActivation& post) {
+  const int64_t k = g.cg * g.k[1] * g.k[2];
+  if (w.rows_or_cols != g.mg || w.k != k ||
+      w.data.size() != static_cast<size_t>(PackedWeightsSize(isa, g.mg, w.k)))
+    throw Error(ErrorCode::kInternal, "conv_implicit::Run: packed weights do not match");
+  const float* src = PrepareSource(isa, g, plan, x, source, pool);
+  if (pixel_major_w) {
+    RunPixelMajor(isa, g, plan, src, *pixel_major_w, ep, bias, z, y, pool, post);
+    return;
+  }
+  const ChannelMajorRun run(isa, g, plan, src, w, ep, bias, z, y, post, pool.num_threads());
+  auto tiles = [&](int64_t t0, int64_t t1) { run.RunTiles(t0, t1); };
+  if (pool.num_threads() > 1 && run.parallel())
+    pool.ParallelFor(run.tiles(), 1, tiles);
+  else
+    tiles(0, run.tiles());
 }
 
 }  // namespace edgepress::runtime::conv_implicit
