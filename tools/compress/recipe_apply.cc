@@ -29,122 +29,133 @@ const std::vector<std::string> kObjectives = {"size", "latency"};
 }  // namespace
 
 void FileReader::Apply(const YAML::Node& root, Recipe* r, Locations* loc) const {
-  auto note = [&](const std::string& path, const YAML::Node& n) { (*loc)[path] = Where(n); };
-  if (YAML::Node n = root["seed"]) {
-    std::string s = Scalar(n, "seed", "an integer");
-    errno = 0;
-    char* end = nullptr;
-    unsigned long long v = std::strtoull(s.c_str(), &end, 10);
-    if (s.empty() || s[0] == '-' || errno || *end)
-      Fail(n, "'seed' must be an integer >= 0, got '" + s + "'");
-    r->seed = v;
-  }
+  if (YAML::Node n = root["seed"]) ApplySeed(n, r);
   YAML::Node sec;
-  if (Section(root, "target", &sec)) {
-    auto& t = r->target;
-    if (YAML::Node n = sec["name"]) t.name = String(n, "target.name");
-    if (YAML::Node n = sec["arch"]) {
-      t.arch = Enum(n, "target.arch", kArchs,
-                    {{"aarch64", "arm64"},
-                     {"arm", "arm64"},
-                     {"amd64", "x86_64"},
-                     {"x86-64", "x86_64"},
-                     {"x64", "x86_64"}});
-      note("target.arch", n);
-    }
-    if (YAML::Node n = sec["backend"]) t.backend = Enum(n, "target.backend", kBackends);
-    if (YAML::Node n = sec["device"]) t.device = Enum(n, "target.device", {"cpu", "cuda"});
-    if (YAML::Node n = sec["isa"]) {
-      t.isa = Enum(n, "target.isa", kIsas);
-      note("target.isa", n);
-    }
-    if (YAML::Node n = sec["threads"]) t.threads = Int(n, "target.threads", 1, 1024);
-    if (YAML::Node n = sec["memory_mb"]) t.memory_mb = Int(n, "target.memory_mb", 0);
-  }
-  if (Section(root, "budgets", &sec)) {
-    auto& b = r->budgets;
-    // A null value removes a budget the base recipe set.
-    auto opt = [&](const char* key, std::optional<double>* out, double min, bool exclusive,
-                   double max = 1e300) {
-      YAML::Node n = sec[key];
-      if (!n) return;
-      if (n.IsNull())
-        out->reset();
-      else
-        *out = Float(n, std::string("budgets.") + key, min, exclusive, max);
-    };
-    opt("max_accuracy_drop", &b.max_accuracy_drop, 0, false);
-    opt("max_accuracy_drop_relative", &b.max_accuracy_drop_relative, 0, false, 1);
-    opt("max_latency_p50_ms", &b.max_latency_p50_ms, 0, true);
-    opt("max_latency_p99_ms", &b.max_latency_p99_ms, 0, true);
-    opt("max_size_ratio", &b.max_size_ratio, 0, true);
-    opt("min_speedup", &b.min_speedup, 0, true);
-    if (YAML::Node n = sec["max_size_bytes"]) {
-      if (n.IsNull())
-        b.max_size_bytes.reset();
-      else
-        b.max_size_bytes = Size(n, "budgets.max_size_bytes");
-    }
-  }
+  if (Section(root, "target", &sec)) ApplyTarget(sec, r, loc);
+  if (Section(root, "budgets", &sec)) ApplyBudgets(sec, r);
   if (YAML::Node n = root["pipeline"]) {
     EraseUnder(loc, "pipeline[");
     r->pipeline = Pipeline(n, loc);
   }
-  if (Section(root, "calibration", &sec)) {
-    auto& c = r->calibration;
-    if (YAML::Node n = sec["data"]) c.data = String(n, "calibration.data");
-    if (YAML::Node n = sec["method"]) c.method = Enum(n, "calibration.method", kCalibMethods);
-    if (YAML::Node n = sec["max_samples"]) c.max_samples = Samples(n, "calibration.max_samples");
-    if (YAML::Node n = sec["layout"]) c.layout = Layout(n, "calibration.layout");
-  }
-  if (Section(root, "evaluation", &sec)) {
-    auto& e = r->evaluation;
-    if (YAML::Node n = sec["metric"]) {
-      e.metric = Enum(n, "evaluation.metric", kMetrics,
-                      {{"top-1", "top1"},
-                       {"top_1", "top1"},
-                       {"accuracy", "top1"},
-                       {"top-k", "topk"},
-                       {"top5", "topk"},
-                       {"top-5", "topk"}});
-      note("evaluation.metric", n);
-    }
-    if (YAML::Node n = sec["k"]) e.k = static_cast<int>(Int(n, "evaluation.k", 1, 1000000));
-    if (YAML::Node n = sec["data"]) e.data = String(n, "evaluation.data");
-    if (YAML::Node n = sec["input"]) e.input = String(n, "evaluation.input");
-    if (YAML::Node n = sec["label"]) e.label = String(n, "evaluation.label");
-    if (YAML::Node n = sec["output"]) e.output = String(n, "evaluation.output");
-    if (YAML::Node n = sec["max_samples"]) e.max_samples = Samples(n, "evaluation.max_samples");
-    if (YAML::Node n = sec["layout"]) e.layout = Layout(n, "evaluation.layout");
-    if (YAML::Node n = sec["latency_runs"])
-      e.latency_runs = static_cast<int>(Int(n, "evaluation.latency_runs", 1, 1000000));
-    if (YAML::Node n = sec["warmup_runs"])
-      e.warmup_runs = static_cast<int>(Int(n, "evaluation.warmup_runs", 0, 1000000));
-  }
+  if (Section(root, "calibration", &sec)) ApplyCalibration(sec, r);
+  if (Section(root, "evaluation", &sec)) ApplyEvaluation(sec, r, loc);
   if (Section(root, "export", &sec)) {
     auto& x = r->exports;
     if (YAML::Node n = sec["epk"]) x.epk = Bool(n, "export.epk");
     if (YAML::Node n = sec["onnx"]) x.onnx = Bool(n, "export.onnx");
     if (YAML::Node n = sec["pt"]) x.pt = Bool(n, "export.pt");
-    note("export", root["export"]);
+    (*loc)["export"] = Where(root["export"]);
   }
-  if (Section(root, "tuning", &sec)) {
-    auto& t = r->tuning;
-    if (YAML::Node n = sec["max_trials"])
-      t.max_trials = static_cast<int>(Int(n, "tuning.max_trials", 1, 10000));
-    if (YAML::Node n = sec["max_minutes"]) t.max_minutes = Float(n, "tuning.max_minutes", 0, true);
-    if (YAML::Node n = sec["objective"]) {
-      t.objective = Enum(n, "tuning.objective", kObjectives);
-      note("tuning.objective", n);
-    }
-    if (YAML::Node n = sec["allow_slower"]) {
-      t.allow_slower = Bool(n, "tuning.allow_slower");
-      note("tuning.allow_slower", n);
-    }
-    if (YAML::Node n = sec["steps"]) {
-      EraseUnder(loc, "tuning.steps[");
-      t.steps = Steps(n, loc);
-    }
+  if (Section(root, "tuning", &sec)) ApplyTuning(sec, r, loc);
+}
+
+void FileReader::ApplySeed(const YAML::Node& n, Recipe* r) const {
+  std::string s = Scalar(n, "seed", "an integer");
+  errno = 0;
+  char* end = nullptr;
+  unsigned long long v = std::strtoull(s.c_str(), &end, 10);
+  if (s.empty() || s[0] == '-' || errno || *end)
+    Fail(n, "'seed' must be an integer >= 0, got '" + s + "'");
+  r->seed = v;
+}
+
+void FileReader::ApplyTarget(const YAML::Node& sec, Recipe* r, Locations* loc) const {
+  auto& t = r->target;
+  if (YAML::Node n = sec["name"]) t.name = String(n, "target.name");
+  if (YAML::Node n = sec["arch"]) {
+    t.arch = Enum(n, "target.arch", kArchs,
+                  {{"aarch64", "arm64"},
+                   {"arm", "arm64"},
+                   {"amd64", "x86_64"},
+                   {"x86-64", "x86_64"},
+                   {"x64", "x86_64"}});
+    (*loc)["target.arch"] = Where(n);
+  }
+  if (YAML::Node n = sec["backend"]) t.backend = Enum(n, "target.backend", kBackends);
+  if (YAML::Node n = sec["device"]) t.device = Enum(n, "target.device", {"cpu", "cuda"});
+  if (YAML::Node n = sec["isa"]) {
+    t.isa = Enum(n, "target.isa", kIsas);
+    (*loc)["target.isa"] = Where(n);
+  }
+  if (YAML::Node n = sec["threads"]) t.threads = Int(n, "target.threads", 1, 1024);
+  if (YAML::Node n = sec["memory_mb"]) t.memory_mb = Int(n, "target.memory_mb", 0);
+}
+
+void FileReader::ApplyBudgets(const YAML::Node& sec, Recipe* r) const {
+  auto& b = r->budgets;
+  // A null value removes a budget the base recipe set.
+  auto opt = [&](const char* key, std::optional<double>* out, double min, bool exclusive,
+                 double max = 1e300) {
+    YAML::Node n = sec[key];
+    if (!n) return;
+    if (n.IsNull())
+      out->reset();
+    else
+      *out = Float(n, std::string("budgets.") + key, min, exclusive, max);
+  };
+  opt("max_accuracy_drop", &b.max_accuracy_drop, 0, false);
+  opt("max_accuracy_drop_relative", &b.max_accuracy_drop_relative, 0, false, 1);
+  opt("max_latency_p50_ms", &b.max_latency_p50_ms, 0, true);
+  opt("max_latency_p99_ms", &b.max_latency_p99_ms, 0, true);
+  opt("max_size_ratio", &b.max_size_ratio, 0, true);
+  opt("min_speedup", &b.min_speedup, 0, true);
+  if (YAML::Node n = sec["max_size_bytes"]) {
+    if (n.IsNull())
+      b.max_size_bytes.reset();
+    else
+      b.max_size_bytes = Size(n, "budgets.max_size_bytes");
+  }
+}
+
+void FileReader::ApplyCalibration(const YAML::Node& sec, Recipe* r) const {
+  auto& c = r->calibration;
+  if (YAML::Node n = sec["data"]) c.data = String(n, "calibration.data");
+  if (YAML::Node n = sec["method"]) c.method = Enum(n, "calibration.method", kCalibMethods);
+  if (YAML::Node n = sec["max_samples"]) c.max_samples = Samples(n, "calibration.max_samples");
+  if (YAML::Node n = sec["layout"]) c.layout = Layout(n, "calibration.layout");
+}
+
+void FileReader::ApplyEvaluation(const YAML::Node& sec, Recipe* r, Locations* loc) const {
+  auto& e = r->evaluation;
+  if (YAML::Node n = sec["metric"]) {
+    e.metric = Enum(n, "evaluation.metric", kMetrics,
+                    {{"top-1", "top1"},
+                     {"top_1", "top1"},
+                     {"accuracy", "top1"},
+                     {"top-k", "topk"},
+                     {"top5", "topk"},
+                     {"top-5", "topk"}});
+    (*loc)["evaluation.metric"] = Where(n);
+  }
+  if (YAML::Node n = sec["k"]) e.k = static_cast<int>(Int(n, "evaluation.k", 1, 1000000));
+  if (YAML::Node n = sec["data"]) e.data = String(n, "evaluation.data");
+  if (YAML::Node n = sec["input"]) e.input = String(n, "evaluation.input");
+  if (YAML::Node n = sec["label"]) e.label = String(n, "evaluation.label");
+  if (YAML::Node n = sec["output"]) e.output = String(n, "evaluation.output");
+  if (YAML::Node n = sec["max_samples"]) e.max_samples = Samples(n, "evaluation.max_samples");
+  if (YAML::Node n = sec["layout"]) e.layout = Layout(n, "evaluation.layout");
+  if (YAML::Node n = sec["latency_runs"])
+    e.latency_runs = static_cast<int>(Int(n, "evaluation.latency_runs", 1, 1000000));
+  if (YAML::Node n = sec["warmup_runs"])
+    e.warmup_runs = static_cast<int>(Int(n, "evaluation.warmup_runs", 0, 1000000));
+}
+
+void FileReader::ApplyTuning(const YAML::Node& sec, Recipe* r, Locations* loc) const {
+  auto& t = r->tuning;
+  if (YAML::Node n = sec["max_trials"])
+    t.max_trials = static_cast<int>(Int(n, "tuning.max_trials", 1, 10000));
+  if (YAML::Node n = sec["max_minutes"]) t.max_minutes = Float(n, "tuning.max_minutes", 0, true);
+  if (YAML::Node n = sec["objective"]) {
+    t.objective = Enum(n, "tuning.objective", kObjectives);
+    (*loc)["tuning.objective"] = Where(n);
+  }
+  if (YAML::Node n = sec["allow_slower"]) {
+    t.allow_slower = Bool(n, "tuning.allow_slower");
+    (*loc)["tuning.allow_slower"] = Where(n);
+  }
+  if (YAML::Node n = sec["steps"]) {
+    EraseUnder(loc, "tuning.steps[");
+    t.steps = Steps(n, loc);
   }
 }
 

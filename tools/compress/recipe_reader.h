@@ -74,6 +74,13 @@ class FileReader {
 
  private:
   int64_t Samples(const YAML::Node& n, const std::string& path) const;
+  // One recipe section each, merged into *r (Apply's phases).
+  void ApplySeed(const YAML::Node& n, Recipe* r) const;
+  void ApplyTarget(const YAML::Node& sec, Recipe* r, Locations* loc) const;
+  void ApplyBudgets(const YAML::Node& sec, Recipe* r) const;
+  void ApplyCalibration(const YAML::Node& sec, Recipe* r) const;
+  void ApplyEvaluation(const YAML::Node& sec, Recipe* r, Locations* loc) const;
+  void ApplyTuning(const YAML::Node& sec, Recipe* r, Locations* loc) const;
   std::vector<RecipeStep> Pipeline(const YAML::Node& seq, Locations* loc) const;
   // steps:
   //   - name: keep the most sensitive layer in float
