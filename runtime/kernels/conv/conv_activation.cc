@@ -32,24 +32,15 @@ void RowRef(const PostActivation& a, float* y, int64_t n) {
 }
 
 #if defined(__x86_64__)
-// (lambdas do not inherit a function's target attribute: the vector step is its own function)
-template <bool kSwish>
-__attribute__((target("avx2,fma"), always_inline)) inline __m256 Act8(__m256 x, __m256 a,
-                                                                       __m256 b) {
-  const __m256 v =
-      _mm256_min_ps(_mm256_max_ps(_mm256_fmadd_ps(x, a, b), _mm256_setzero_ps()), _mm256_set1_ps(1.f));
-  return kSwish ? _mm256_mul_ps(x, v) : v;
-}
-
-template <bool kSwish>
-__attribute__((target("avx2,fma"))) void RowAvx2(float alpha, float beta, float* y, int64_t n) {
-  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+// The rows take the kernels' in-register forms (conv_activation.h), so a fused store and
+// this pass over Y compute the same values.
+__attribute__((target("avx2,fma"))) void RowAvx2(const PostActivation& a, float* y, int64_t n) {
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, Act8<kSwish>(_mm256_loadu_ps(y + i), va, vb));
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, Post256(a, _mm256_loadu_ps(y + i)));
   if (i < n) {
     const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n - i)), idx);
-    _mm256_maskstore_ps(y + i, mask, Act8<kSwish>(_mm256_maskload_ps(y + i, mask), va, vb));
+    _mm256_maskstore_ps(y + i, mask, Post256(a, _mm256_maskload_ps(y + i, mask)));
   }
 }
 
@@ -59,22 +50,12 @@ __attribute__((target("avx2,fma"))) void RowAvx2(float alpha, float beta, float*
 #if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
-template <bool kSwish>
-__attribute__((target("avx512f"), always_inline)) inline __m512 Act16(__m512 x, __m512 a,
-                                                                      __m512 b) {
-  const __m512 v =
-      _mm512_min_ps(_mm512_max_ps(_mm512_fmadd_ps(x, a, b), _mm512_setzero_ps()), _mm512_set1_ps(1.f));
-  return kSwish ? _mm512_mul_ps(x, v) : v;
-}
-
-template <bool kSwish>
-__attribute__((target("avx512f"))) void RowAvx512(float alpha, float beta, float* y, int64_t n) {
-  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+__attribute__((target("avx512f"))) void RowAvx512(const PostActivation& a, float* y, int64_t n) {
   int64_t i = 0;
-  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, Act16<kSwish>(_mm512_loadu_ps(y + i), va, vb));
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, Post512(a, _mm512_loadu_ps(y + i)));
   if (i < n) {
     const __mmask16 mask = static_cast<__mmask16>((1u << (n - i)) - 1);
-    _mm512_mask_storeu_ps(y + i, mask, Act16<kSwish>(_mm512_maskz_loadu_ps(mask, y + i), va, vb));
+    _mm512_mask_storeu_ps(y + i, mask, Post512(a, _mm512_maskz_loadu_ps(mask, y + i)));
   }
 }
 #pragma GCC diagnostic pop
@@ -108,16 +89,15 @@ GemmEpilogue ParseConvActivation(const ir::Node& node, PostActivation* post) {
 
 void Apply(Isa isa, const PostActivation& a, float* y, int64_t rows, int64_t cols, int64_t ld) {
   if (!a.any() || rows <= 0 || cols <= 0) return;
-  const bool swish = a.kind == Kind::kHardSwish;
   for (int64_t r = 0; r < rows; ++r) {
     float* yr = y + r * ld;
 #if defined(__x86_64__)
     if (isa == Isa::kAvx512) {
-      swish ? RowAvx512<true>(a.alpha, a.beta, yr, cols) : RowAvx512<false>(a.alpha, a.beta, yr, cols);
+      RowAvx512(a, yr, cols);
       continue;
     }
     if (isa == Isa::kAvx2) {
-      swish ? RowAvx2<true>(a.alpha, a.beta, yr, cols) : RowAvx2<false>(a.alpha, a.beta, yr, cols);
+      RowAvx2(a, yr, cols);
       continue;
     }
 #endif
