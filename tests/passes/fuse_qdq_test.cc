@@ -235,12 +235,17 @@ TEST(FuseQdqTest, FloatReaderKeepsQAndUsesFloatOutput) {
 // A transformer projection as quantize-static leaves it: DQ(x[1,5,16]) x DQ(w) -> MatMul ->
 // Add(bias [12]) with a float reader. The bias goes into the float-output QGemm as its
 // float C (no Add left), and the result matches the QDQ graph's.
+// DQ(Q(x[1,5,16])) x DQ(w[16,12]) -> MatMul "mm": the projection the bias-Add cases share.
+ir::Value* QdqProjection(QdqBuilder& q) {
+  ir::Value* x = q.b.Input("x", DType::kFloat32, {1, 5, 16});
+  std::vector<float> sw;
+  return q.b.Op("MatMul", {q.Qdq(x, 0.01f, 128), q.Weight({16, 12}, 1, &sw)}, {}, "mm");
+}
+
 TEST(FuseQdqTest, MatMulBiasAddBecomesTheFloatC) {
   QdqBuilder q;
   auto& b = q.b;
-  ir::Value* x = b.Input("x", DType::kFloat32, {1, 5, 16});
-  std::vector<float> sw;
-  ir::Value* mm = b.Op("MatMul", {q.Qdq(x, 0.01f, 128), q.Weight({16, 12}, 1, &sw)}, {}, "mm");
+  ir::Value* mm = QdqProjection(q);
   std::vector<float> bias(12);
   for (size_t i = 0; i < bias.size(); ++i) bias[i] = 0.1f * static_cast<float>(i) - 0.5f;
   ir::Value* bv = b.Const("bias", Tensor::FromVector(DType::kFloat32, {12}, bias));
@@ -262,9 +267,7 @@ TEST(FuseQdqTest, MatMulBiasAddBecomesTheFloatC) {
 TEST(FuseQdqTest, BiasAddWithOtherReaderStays) {
   QdqBuilder q;
   auto& b = q.b;
-  ir::Value* x = b.Input("x", DType::kFloat32, {1, 5, 16});
-  std::vector<float> sw;
-  ir::Value* mm = b.Op("MatMul", {q.Qdq(x, 0.01f, 128), q.Weight({16, 12}, 1, &sw)}, {}, "mm");
+  ir::Value* mm = QdqProjection(q);
   ir::Value* bv = b.Const("bias", Tensor::FromVector(DType::kFloat32, {12}, std::vector<float>(12, 0.5f)));
   b.Output(b.Op("Add", {mm, bv}, {}, "add"));
   b.Output(b.Op("Relu", {mm}));
