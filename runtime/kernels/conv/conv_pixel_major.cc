@@ -220,160 +220,212 @@ bool PreferPixelMajor(Isa isa, const ConvGeometry& g, const Plan& plan) {
   return k >= 256 && CeilDiv(m, kPmCols) >= 4 && pixel_major < 0.8 * channel_major;
 }
 
+namespace {
+
+// One B slice (kc rows of a 64-channel panel) against n pixel panels: their A panels
+// a_stride floats apart, their C blocks kPmRows rows of ldc apart. `next` (next_floats
+// floats; null for none) is the slice the following step reads, requested into L2 a share
+// per pixel panel while this slice's tiles run.
+void SliceTimesPanels(ConvTileFn fn, int64_t n, int64_t kc, const float* a, int64_t a_stride,
+                      const float* b, float* c, int64_t ldc, bool accumulate,
+                      const float* next, int64_t next_floats) {
+  const int64_t share = CeilDiv(next_floats, 16 * n) * 16;
+  TileStore sp;
+  sp.accumulate = accumulate;
+  for (int64_t i = 0; i < n; ++i) {
+    if (next) {
+      const int64_t lo = i * share, hi = std::min(next_floats, lo + share);
+      PrefetchL2(next + lo, hi - lo);
+    }
+    fn(kPmRows, kc, a + i * a_stride, b, c + i * kPmRows * ldc, ldc, sp);
+  }
+}
+
+// The pixel-major tile loop of one RunPixelMajor: what every tile shares, and its phases.
+class PixelMajorRun {
+ public:
+  PixelMajorRun(Isa isa, const ConvGeometry& g, const Plan& plan, const float* src,
+                const PackedMatrix& wt, const GemmEpilogue& ep, const float* bias,
+                const float* z, float* y, const conv_act::PostActivation& post, int threads)
+      : src_(src), ep_(ep), bias_(bias), z_(z), y_(y), post_(post) {
+    tile_ = PixelMajorTileFor(isa);
+#if defined(__x86_64__)
+    if (ConvNr(isa) == 32) {
+      pack_ = PackPixelPanelAvx512;
+      store_ = StorePanelAvx512;
+    }
+#endif
+    m_ = g.mg;
+    k_ = g.cg * g.k[1] * g.k[2];
+    out_size_ = g.out_size();
+    if (wt.rows_or_cols != m_ || wt.k != k_ ||
+        wt.data.size() != static_cast<size_t>(CeilDiv(m_, kPmCols) * kPmCols * k_))
+      throw Error(ErrorCode::kInternal, "conv_implicit::RunPixelMajor: packed weights do not match");
+    w_ = wt.data.data();
+    panels_ = PixelPanels(g, plan);
+    np_ = static_cast<int64_t>(panels_.size());
+    nq_ = CeilDiv(m_, kPmCols);
+    // A last channel panel of fewer than 64 channels runs the narrower tile.
+    last_tile_ = PixelMajorTileFor(isa, static_cast<int>(m_ - (nq_ - 1) * kPmCols));
+    // Tiles of up to 8 pixel panels x 8 channel panels (each packed A panel feeds up to
+    // 8 B panels: with 4, 7x7 layers ran 100 instead of 136 GFLOP/s), cut for several
+    // threads by their estimated finishing times (runtime/tile_split.h): a tile packs its
+    // own pixel panels, about 16 channels' worth of work each, and streams its channels'
+    // weights, about one pixel panel's worth (so 160 -> 960 on 7x7 keeps whole-plane
+    // tiles: cut into 4 + 3 pixel panels as well, each thread read all 614 KB of
+    // weights, 0.096 -> 0.110 ms in conv_bench at 2 threads). Counting tiles cut 96 ->
+    // 576 on 7x7 into 8 + 1 channel panels: 68 -> 63 us from a second thread (now 41 us).
+    pcp_ = std::min<int64_t>(np_, 8);
+    qcp_ = std::min<int64_t>(nq_, 8);
+    if (threads > 1) {
+      const TileBlocks blocks = SplitTiles({np_, 1, pcp_, 1}, {m_, kPmCols, qcp_, 16}, threads);
+      pcp_ = blocks.rows;
+      qcp_ = blocks.cols;
+    }
+    tiles_q_ = CeilDiv(nq_, qcp_);
+    // K block: a 64-wide B slice of kc rows is 16 KiB at kc = 64, the block's A panels up
+    // to 8 x 1.75 KiB, together well inside L1 (48 KiB) with the tile's C rows. At kc =
+    // 128 (32 + 28 KiB) they were not: MobileNetV2's 7x7 pointwise nodes ran 5-10% slower
+    // (in-model per-node profiles, interleaved, 8 rounds each: 128 vs 64 vs 48 vs 32; 48
+    // and 64 even, 32 slower again).
+    kc_step_ = CeilDiv(k_, CeilDiv(k_, 64));
+    off_ = plan.off.data();
+    prefetch_ = PrefetchWeights();
+    // Loop order. K <= 384 (expand convs: many channel panels, short K): the tile's pixel
+    // panels are packed over the whole K once (<= 75 KiB, L2), then each channel panel
+    // runs all its K blocks with its C block (7 x 7 x 64 floats per pixel panel) kept in
+    // L1, its weights streamed in order, and is stored transposed right after. Longer K
+    // (projections): K blocks outer, each block's A panels packed once and reused by
+    // every channel panel. In-model per-node profiles (interleaved, 8 rounds x 2 orders):
+    // 160 -> 960 and 320 -> 1280 on 7x7 6-15% faster channel-panel-outer; 960 -> 160,
+    // 576 -> 160 4-10% slower, so they keep the K-outer order.
+    q_outer_ = k_ <= 384;
+  }
+
+  int64_t tiles() const { return CeilDiv(np_, pcp_) * tiles_q_; }
+
+  void RunTiles(int64_t t0, int64_t t1) const {
+    const ScopedFlushDenormals flush;
+    thread_local std::vector<float> abuf, ctile;
+    const int64_t a_floats = pcp_ * (q_outer_ ? k_ : kc_step_) * kPmRows;
+    if (abuf.size() < static_cast<size_t>(a_floats)) abuf.resize(a_floats);
+    const int64_t ldc = q_outer_ ? kPmCols : qcp_ * kPmCols;
+    if (ctile.size() < static_cast<size_t>(pcp_ * kPmRows * ldc))
+      ctile.resize(pcp_ * kPmRows * ldc);
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t p0 = (t / tiles_q_) * pcp_, p1 = std::min(np_, p0 + pcp_);
+      const int64_t q0 = (t % tiles_q_) * qcp_, q1 = std::min(nq_, q0 + qcp_);
+      if (q_outer_)
+        ChannelPanelsOuter(p0, p1, q0, q1, abuf.data(), ctile.data());
+      else
+        KBlocksOuter(p0, p1, q0, q1, abuf.data(), ctile.data(), ldc);
+    }
+  }
+
+ private:
+  // Packs pixel panels [p0, p1) over K rows [pc, pc + kc), a_stride floats apart.
+  void PackPanels(int64_t p0, int64_t p1, int64_t pc, int64_t kc, float* abuf,
+                  int64_t a_stride) const {
+    for (int64_t pi = p0; pi < p1; ++pi) {
+      const PixelPanel& pp = panels_[static_cast<size_t>(pi)];
+      pack_(src_ + pp.v0, off_ + pc, kc, pp.rows, abuf + (pi - p0) * a_stride);
+    }
+  }
+
+  // Transposed into Y: channel co's row gets each panel's pixels, contiguous.
+  void StorePanels(int64_t p0, int64_t p1, int64_t c0, int64_t c1, const float* ctile,
+                   int64_t ldc) const {
+    for (int64_t pi = p0; pi < p1; ++pi) {
+      const PixelPanel& pp = panels_[static_cast<size_t>(pi)];
+      store_(ctile + (pi - p0) * kPmRows * ldc, ldc, pp.rows, c0, c1, bias_, z_, ep_, post_,
+             out_size_, pp.y0, y_);
+    }
+  }
+
+  // K <= 384: pixel panels packed over the whole K, then each channel panel over all
+  // its K blocks, stored right after.
+  void ChannelPanelsOuter(int64_t p0, int64_t p1, int64_t q0, int64_t q1, float* afull,
+                          float* ctile) const {
+    const int64_t k = k_, kc_step = kc_step_;
+    PackPanels(p0, p1, 0, k, afull, k * kPmRows);
+    for (int64_t q = q0; q < q1; ++q) {
+      const ConvTileFn fn = q + 1 == nq_ ? last_tile_ : tile_;
+      for (int64_t pc = 0; pc < k; pc += kc_step) {
+        const int64_t kc = std::min(kc_step, k - pc);
+        const float* b = w_ + q * kPmCols * k + pc * kPmCols;
+        const float* next = nullptr;
+        int64_t next_floats = 0;
+        if (prefetch_ && pc + kc < k) {
+          next = b + kc * kPmCols;
+          next_floats = std::min(kc_step, k - pc - kc) * kPmCols;
+        } else if (prefetch_ && q + 1 < q1) {
+          next = w_ + (q + 1) * kPmCols * k;
+          next_floats = kc_step * kPmCols;
+        }
+        SliceTimesPanels(fn, p1 - p0, kc, afull + pc * kPmRows, k * kPmRows, b, ctile, kPmCols,
+                         pc > 0, next, next_floats);
+      }
+      StorePanels(p0, p1, q * kPmCols, std::min(m_, (q + 1) * kPmCols), ctile, kPmCols);
+    }
+  }
+
+  // Longer K: K blocks outer, each block's pixel panels packed once and reused by every
+  // channel panel of the tile; the tile's C block is stored at the end.
+  void KBlocksOuter(int64_t p0, int64_t p1, int64_t q0, int64_t q1, float* abuf, float* ctile,
+                    int64_t ldc) const {
+    const int64_t k = k_, kc_step = kc_step_;
+    for (int64_t pc = 0; pc < k; pc += kc_step) {
+      const int64_t kc = std::min(kc_step, k - pc);
+      PackPanels(p0, p1, pc, kc, abuf, kc_step * kPmRows);
+      for (int64_t q = q0; q < q1; ++q) {
+        const float* b = w_ + q * kPmCols * k + pc * kPmCols;
+        // The slice the next (q, K block) step reads.
+        const float* next = nullptr;
+        int64_t next_floats = 0;
+        if (prefetch_ && q + 1 < q1) {
+          next = b + kPmCols * k;
+          next_floats = kc * kPmCols;
+        } else if (prefetch_ && pc + kc < k) {
+          next = w_ + q0 * kPmCols * k + (pc + kc) * kPmCols;
+          next_floats = std::min(kc_step, k - pc - kc) * kPmCols;
+        }
+        const ConvTileFn fn = q + 1 == nq_ ? last_tile_ : tile_;
+        SliceTimesPanels(fn, p1 - p0, kc, abuf, kc_step * kPmRows, b,
+                         ctile + (q - q0) * kPmCols, ldc, pc > 0, next, next_floats);
+      }
+    }
+    StorePanels(p0, p1, q0 * kPmCols, std::min(m_, q1 * kPmCols), ctile, ldc);
+  }
+
+  const float* src_;
+  const GemmEpilogue& ep_;
+  const float* bias_;
+  const float* z_;
+  float* y_;
+  const conv_act::PostActivation& post_;
+  ConvTileFn tile_ = nullptr, last_tile_ = nullptr;
+  decltype(&PackPixelPanelPortable) pack_ = PackPixelPanelPortable;
+  decltype(&StorePanelPortable) store_ = StorePanelPortable;
+  int64_t m_ = 0, k_ = 0, out_size_ = 0;
+  const float* w_ = nullptr;
+  std::vector<PixelPanel> panels_;
+  int64_t np_ = 0, nq_ = 0, pcp_ = 0, qcp_ = 0, tiles_q_ = 0, kc_step_ = 0;
+  const int64_t* off_ = nullptr;
+  bool prefetch_ = false, q_outer_ = false;
+};
+
+}  // namespace
+
 void RunPixelMajor(Isa isa, const ConvGeometry& g, const Plan& plan, const float* src,
                    const PackedMatrix& wt, const GemmEpilogue& ep, const float* bias,
                    const float* z, float* y, ThreadPool& pool,
                    const conv_act::PostActivation& post) {
-  const ConvTileFn tile = PixelMajorTileFor(isa);
-  auto pack = PackPixelPanelPortable;
-  auto store = StorePanelPortable;
-#if defined(__x86_64__)
-  if (ConvNr(isa) == 32) {
-    pack = PackPixelPanelAvx512;
-    store = StorePanelAvx512;
-  }
-#endif
-  const int64_t m = g.mg, k = g.cg * g.k[1] * g.k[2], out_size = g.out_size();
-  if (wt.rows_or_cols != m || wt.k != k ||
-      wt.data.size() != static_cast<size_t>(CeilDiv(m, kPmCols) * kPmCols * k))
-    throw Error(ErrorCode::kInternal, "conv_implicit::RunPixelMajor: packed weights do not match");
-  const std::vector<PixelPanel> panels = PixelPanels(g, plan);
-  const int64_t np = static_cast<int64_t>(panels.size()), nq = CeilDiv(m, kPmCols);
-  // A last channel panel of fewer than 64 channels runs the narrower tile.
-  const ConvTileFn last_tile = PixelMajorTileFor(isa, static_cast<int>(m - (nq - 1) * kPmCols));
-  // Tiles of up to 8 pixel panels x 8 channel panels (each packed A panel feeds up to 8
-  // B panels: with 4, 7x7 layers ran 100 instead of 136 GFLOP/s), cut for several threads
-  // by their estimated finishing times (runtime/tile_split.h): a tile packs its own pixel
-  // panels, about 16 channels' worth of work each, and streams its channels' weights,
-  // about one pixel panel's worth (so 160 -> 960 on 7x7 keeps whole-plane tiles: cut
-  // into 4 + 3 pixel panels as well, each thread read all 614 KB of weights, 0.096 ->
-  // 0.110 ms in conv_bench at 2 threads). Counting tiles cut 96 -> 576 on 7x7 into 8 + 1
-  // channel panels: 68 -> 63 us from a second thread (now 41 us).
-  int64_t pcp = std::min<int64_t>(np, 8), qcp = std::min<int64_t>(nq, 8);
-  const int threads = pool.num_threads();
-  if (threads > 1) {
-    const TileBlocks blocks = SplitTiles({np, 1, pcp, 1}, {m, kPmCols, qcp, 16}, threads);
-    pcp = blocks.rows;
-    qcp = blocks.cols;
-  }
-  const int64_t tiles_q = CeilDiv(nq, qcp), ntiles = CeilDiv(np, pcp) * tiles_q;
-  // K block: a 64-wide B slice of kc rows is 16 KiB at kc = 64, the block's A panels up
-  // to 8 x 1.75 KiB, together well inside L1 (48 KiB) with the tile's C rows. At kc = 128
-  // (32 + 28 KiB) they were not: MobileNetV2's 7x7 pointwise nodes ran 5-10% slower
-  // (in-model per-node profiles, interleaved, 8 rounds each: 128 vs 64 vs 48 vs 32; 48 and
-  // 64 even, 32 slower again).
-  const int64_t kblocks = CeilDiv(k, 64), kc_step = CeilDiv(k, kblocks);
-  const int64_t* off = plan.off.data();
-  const bool prefetch = PrefetchWeights();
-  // Loop order. K <= 384 (expand convs: many channel panels, short K): the tile's pixel
-  // panels are packed over the whole K once (<= 75 KiB, L2), then each channel panel runs
-  // all its K blocks with its C block (7 x 7 x 64 floats per pixel panel) kept in L1, its
-  // weights streamed in order, and is stored transposed right after. Longer K
-  // (projections): K blocks outer, each block's A panels packed once and reused by every
-  // channel panel. In-model per-node profiles (interleaved, 8 rounds x 2 orders): 160 ->
-  // 960 and 320 -> 1280 on 7x7 6-15% faster channel-panel-outer; 960 -> 160, 576 -> 160
-  // 4-10% slower, so they keep the K-outer order.
-  const bool q_outer = k <= 384;
-
-  auto run_tiles = [&](int64_t t0, int64_t t1) {
-    const ScopedFlushDenormals flush;
-    thread_local std::vector<float> abuf, ctile;
-    if (abuf.size() < static_cast<size_t>(pcp * kc_step * kPmRows))
-      abuf.resize(pcp * kc_step * kPmRows);
-    thread_local std::vector<float> afull;
-    if (q_outer && afull.size() < static_cast<size_t>(pcp * k * kPmRows))
-      afull.resize(pcp * k * kPmRows);
-    const int64_t ldc = q_outer ? kPmCols : qcp * kPmCols;
-    if (ctile.size() < static_cast<size_t>(pcp * kPmRows * ldc)) ctile.resize(pcp * kPmRows * ldc);
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t p0 = (t / tiles_q) * pcp, p1 = std::min(np, p0 + pcp);
-      const int64_t q0 = (t % tiles_q) * qcp, q1 = std::min(nq, q0 + qcp);
-      if (q_outer) {
-        for (int64_t pi = p0; pi < p1; ++pi) {
-          const PixelPanel& pp = panels[static_cast<size_t>(pi)];
-          pack(src + pp.v0, off, k, pp.rows, afull.data() + (pi - p0) * k * kPmRows);
-        }
-        for (int64_t q = q0; q < q1; ++q) {
-          const ConvTileFn fn = q + 1 == nq ? last_tile : tile;
-          for (int64_t pc = 0; pc < k; pc += kc_step) {
-            const int64_t kc = std::min(kc_step, k - pc);
-            const float* b = wt.data.data() + q * kPmCols * k + pc * kPmCols;
-            const float* next = nullptr;
-            int64_t next_floats = 0;
-            if (prefetch && pc + kc < k) {
-              next = b + kc * kPmCols;
-              next_floats = std::min(kc_step, k - pc - kc) * kPmCols;
-            } else if (prefetch && q + 1 < q1) {
-              next = wt.data.data() + (q + 1) * kPmCols * k;
-              next_floats = kc_step * kPmCols;
-            }
-            const int64_t share = CeilDiv(next_floats, 16 * (p1 - p0)) * 16;
-            TileStore sp;
-            sp.accumulate = pc > 0;
-            for (int64_t pi = p0; pi < p1; ++pi) {
-              if (next) {
-                const int64_t lo = (pi - p0) * share, hi = std::min(next_floats, lo + share);
-                PrefetchL2(next + lo, hi - lo);
-              }
-              fn(kPmRows, kc, afull.data() + (pi - p0) * k * kPmRows + pc * kPmRows, b,
-                 ctile.data() + (pi - p0) * kPmRows * ldc, ldc, sp);
-            }
-          }
-          const int64_t c0 = q * kPmCols, c1 = std::min(m, c0 + kPmCols);
-          for (int64_t pi = p0; pi < p1; ++pi) {
-            const PixelPanel& pp = panels[static_cast<size_t>(pi)];
-            store(ctile.data() + (pi - p0) * kPmRows * ldc, ldc, pp.rows, c0, c1, bias, z, ep,
-                  post, out_size, pp.y0, y);
-          }
-        }
-        continue;
-      }
-      for (int64_t pc = 0; pc < k; pc += kc_step) {
-        const int64_t kc = std::min(kc_step, k - pc);
-        for (int64_t pi = p0; pi < p1; ++pi) {
-          const PixelPanel& pp = panels[static_cast<size_t>(pi)];
-          pack(src + pp.v0, off + pc, kc, pp.rows, abuf.data() + (pi - p0) * kc_step * kPmRows);
-        }
-        TileStore sp;
-        sp.accumulate = pc > 0;
-        for (int64_t q = q0; q < q1; ++q) {
-          const float* b = wt.data.data() + q * kPmCols * k + pc * kPmCols;
-          // The slice the next (q, K block) step reads, requested into L2 a share per
-          // pixel panel while this slice's tiles run.
-          const float* next = nullptr;
-          int64_t next_floats = 0;
-          if (prefetch && q + 1 < q1) {
-            next = b + kPmCols * k;
-            next_floats = kc * kPmCols;
-          } else if (prefetch && pc + kc < k) {
-            next = wt.data.data() + q0 * kPmCols * k + (pc + kc) * kPmCols;
-            next_floats = std::min(kc_step, k - pc - kc) * kPmCols;
-          }
-          const int64_t share = CeilDiv(next_floats, 16 * (p1 - p0)) * 16;
-          const ConvTileFn fn = q + 1 == nq ? last_tile : tile;
-          for (int64_t pi = p0; pi < p1; ++pi) {
-            if (next) {
-              const int64_t lo = (pi - p0) * share, hi = std::min(next_floats, lo + share);
-              PrefetchL2(next + lo, hi - lo);
-            }
-            fn(kPmRows, kc, abuf.data() + (pi - p0) * kc_step * kPmRows, b,
-               ctile.data() + (pi - p0) * kPmRows * ldc + (q - q0) * kPmCols, ldc, sp);
-          }
-        }
-      }
-      // Transposed into Y: channel co's row gets each panel's pixels, contiguous.
-      const int64_t c0 = q0 * kPmCols, c1 = std::min(m, q1 * kPmCols);
-      for (int64_t pi = p0; pi < p1; ++pi) {
-        const PixelPanel& pp = panels[static_cast<size_t>(pi)];
-        const float* c = ctile.data() + (pi - p0) * kPmRows * ldc;
-        store(c, ldc, pp.rows, c0, c1, bias, z, ep, post, out_size, pp.y0, y);
-      }
-    }
-  };
-  if (threads > 1 && ntiles > 1)
-    pool.ParallelFor(ntiles, 1, run_tiles);
+  const PixelMajorRun run(isa, g, plan, src, wt, ep, bias, z, y, post, pool.num_threads());
+  auto tiles = [&](int64_t t0, int64_t t1) { run.RunTiles(t0, t1); };
+  if (pool.num_threads() > 1 && run.tiles() > 1)
+    pool.ParallelFor(run.tiles(), 1, tiles);
   else
-    run_tiles(0, ntiles);
+    tiles(0, run.tiles());
 }
 
 }  // namespace edgepress::runtime::conv_implicit
