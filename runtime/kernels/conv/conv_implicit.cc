@@ -420,10 +420,9 @@ struct PanelMeta {
 // The channel-major tile loop of one Run: what every tile shares, and its phases.
 class ChannelMajorRun {
  public:
-  ChannelMajorRun(Isa isa, const ConvGeometry& g, const Plan& plan, const float* src,
-                  const PackedMatrix& w, const GemmEpilogue& ep, const float* bias,
-                  const float* z, float* y, const conv_act::PostActivation& post, int threads)
-      : isa_(isa), plan_(plan), src_(src), ep_(ep), bias_(bias), z_(z), y_(y), post_(post) {
+  ChannelMajorRun(Isa isa, const ConvGeometry& g, const Plan& plan, const PackedMatrix& w,
+                  const TileIo& io, int threads)
+      : isa_(isa), plan_(plan), io_(io) {
     mr_ = ConvMr(isa);
     nr_ = ConvNr(isa);
     tile_ = ConvTileFor(isa);
@@ -509,12 +508,12 @@ class ChannelMajorRun {
       pm.b = bq;
       pm.ldb = 0;
       if (b_in_place_ && cols == nr_) {  // X's channel rows are the panel's K rows
-        pm.b = src_ + q * nr_ + off[pc];
+        pm.b = io_.src + q * nr_ + off[pc];
         pm.ldb = plan_.chan;
       } else if (plan_.in_place && cols < nr_) {  // X has no slack past its last pixel
-        PackPanelPartial(src_ + q * nr_, off + pc, kc, static_cast<int>(cols), nr_, bq);
+        PackPanelPartial(io_.src + q * nr_, off + pc, kc, static_cast<int>(cols), nr_, bq);
       } else {
-        pack_(src_ + q * nr_, off + pc, kc, bq);
+        pack_(io_.src + q * nr_, off + pc, kc, bq);
       }
       pm.to_y = compact_ || (direct_ && cols == nr_);
     }
@@ -546,7 +545,7 @@ class ChannelMajorRun {
     // around each of them (K = 16-32 pointwise convs make thousands of short calls).
     const int64_t mr = mr_, nr = nr_, m = m_, k = k_, out_size = out_size_;
     const float* const pa = pa_;
-    float* const y = y_;
+    float* const y = io_.y;
     const bool first = pc == 0, last = pc + kc >= k;
     for (int64_t pi = p0; pi < p1; ++pi) {
       const int64_t row0 = pi * mr;
@@ -560,14 +559,14 @@ class ChannelMajorRun {
         TileStore sp;
         sp.accumulate = !first;
         if (last) {
-          sp.row_bias = bias_ ? bias_ + row0 : nullptr;
+          sp.row_bias = io_.bias ? io_.bias + row0 : nullptr;
           // A tile bound for the tile buffer gets Z and the clamp in ScatterTile.
-          sp.clamp = ep_.clamp && (pm.to_y || !z_);
-          sp.lo = ep_.lo;
-          sp.hi = ep_.hi;
-          if (compact_) sp.post = post_;  // the 12 x 32 tile applies it (to_y)
-          if (z_ && pm.to_y) {
-            sp.z = z_ + row0 * out_size + pm.y_at;
+          sp.clamp = io_.ep.clamp && (pm.to_y || !io_.z);
+          sp.lo = io_.ep.lo;
+          sp.hi = io_.ep.hi;
+          if (compact_) sp.post = io_.post;  // the 12 x 32 tile applies it (to_y)
+          if (io_.z && pm.to_y) {
+            sp.z = io_.z + row0 * out_size + pm.y_at;
             sp.ldz = out_size;
           }
         }
@@ -599,24 +598,20 @@ class ChannelMajorRun {
     const int64_t s1 = std::min(nv_, q1 * nr_);
     if (!compact_ && s0 < s1 && (!direct_ || nv_ % nr_ != 0))
       ScatterTile(ctile + (s0 - q0 * nr_), ldt, static_cast<int>(rows), s0, s1, wq_, ow_n_,
-                  out_size_, z_ ? z_ + row0 * out_size_ : nullptr, ep_, y_ + row0 * out_size_);
-    if (post_.any() && !compact_) {
+                  out_size_, io_.z ? io_.z + row0 * out_size_ : nullptr, io_.ep,
+                  io_.y + row0 * out_size_);
+    if (io_.post.any() && !compact_) {
       // The AVX2 and scalar tiles do not apply it: the tile's virtual pixels [v0, v1) are
       // Y's pixels [y_at(v0), y_at(v1)) of its rows.
       auto y_at = [&](int64_t v) { return (v / wq_) * ow_n_ + std::min(v % wq_, ow_n_); };
       const int64_t ya = y_at(q0 * nr_), yb = y_at(std::min(nv_, q1 * nr_));
-      conv_act::Apply(isa_, post_, y_ + row0 * out_size_ + ya, rows, yb - ya, out_size_);
+      conv_act::Apply(isa_, io_.post, io_.y + row0 * out_size_ + ya, rows, yb - ya, out_size_);
     }
   }
 
   Isa isa_;
   const Plan& plan_;
-  const float* src_;
-  const GemmEpilogue& ep_;
-  const float* bias_;
-  const float* z_;
-  float* y_;
-  const conv_act::PostActivation& post_;
+  TileIo io_;
   int mr_ = 0, nr_ = 0, tail_mr_ = 0;
   ConvTileFn tile_ = nullptr, tail_tile_ = nullptr;
   PackFn pack_ = nullptr;
@@ -657,7 +652,7 @@ void Run(Isa isa, const ConvGeometry& g, const Plan& plan, const float* x,
     RunPixelMajor(isa, g, plan, src, *pixel_major_w, ep, bias, z, y, pool, post);
     return;
   }
-  const ChannelMajorRun run(isa, g, plan, src, w, ep, bias, z, y, post, pool.num_threads());
+  const ChannelMajorRun run(isa, g, plan, w, {src, ep, bias, z, y, post}, pool.num_threads());
   auto tiles = [&](int64_t t0, int64_t t1) { run.RunTiles(t0, t1); };
   if (pool.num_threads() > 1 && run.parallel())
     pool.ParallelFor(run.tiles(), 1, tiles);

@@ -136,6 +136,16 @@ void Run(Isa isa, const conv_util::ConvGeometry& g, const Plan& plan, const floa
          const PackedMatrix& w, const GemmEpilogue& ep, const float* bias, const float* z,
          float* y, std::vector<float>* source, ThreadPool& pool,
          const PackedMatrix* pixel_major_w = nullptr, const conv_act::PostActivation& post = {});
+// What the tile loops of one Run read and write besides the weights (held by the
+// channel-major and pixel-major loop objects; the references outlive them).
+struct TileIo {
+  const float* src;  // the built source, or X for an in-place plan
+  const GemmEpilogue& ep;
+  const float* bias;
+  const float* z;
+  float* y;
+  const conv_act::PostActivation& post;
+};
 bool PreferPixelMajor(Isa isa, const conv_util::ConvGeometry& g, const Plan& plan);
 // The pixel-major tile loop over a built source (or X for an in-place plan).
 // post: applied by the transposed store, after the clamp.

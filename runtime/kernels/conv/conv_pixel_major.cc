@@ -244,10 +244,9 @@ void SliceTimesPanels(ConvTileFn fn, int64_t n, int64_t kc, const float* a, int6
 // The pixel-major tile loop of one RunPixelMajor: what every tile shares, and its phases.
 class PixelMajorRun {
  public:
-  PixelMajorRun(Isa isa, const ConvGeometry& g, const Plan& plan, const float* src,
-                const PackedMatrix& wt, const GemmEpilogue& ep, const float* bias,
-                const float* z, float* y, const conv_act::PostActivation& post, int threads)
-      : src_(src), ep_(ep), bias_(bias), z_(z), y_(y), post_(post) {
+  PixelMajorRun(Isa isa, const ConvGeometry& g, const Plan& plan, const PackedMatrix& wt,
+                const TileIo& io, int threads)
+      : io_(io) {
     tile_ = PixelMajorTileFor(isa);
 #if defined(__x86_64__)
     if (ConvNr(isa) == 32) {
@@ -260,7 +259,8 @@ class PixelMajorRun {
     out_size_ = g.out_size();
     if (wt.rows_or_cols != m_ || wt.k != k_ ||
         wt.data.size() != static_cast<size_t>(CeilDiv(m_, kPmCols) * kPmCols * k_))
-      throw Error(ErrorCode::kInternal, "conv_implicit::RunPixelMajor: packed weights do not match");
+      throw Error(ErrorCode::kInternal,
+                  "conv_implicit::RunPixelMajor: packed weights do not match");
     w_ = wt.data.data();
     panels_ = PixelPanels(g, plan);
     np_ = static_cast<int64_t>(panels_.size());
@@ -328,7 +328,7 @@ class PixelMajorRun {
                   int64_t a_stride) const {
     for (int64_t pi = p0; pi < p1; ++pi) {
       const PixelPanel& pp = panels_[static_cast<size_t>(pi)];
-      pack_(src_ + pp.v0, off_ + pc, kc, pp.rows, abuf + (pi - p0) * a_stride);
+      pack_(io_.src + pp.v0, off_ + pc, kc, pp.rows, abuf + (pi - p0) * a_stride);
     }
   }
 
@@ -337,8 +337,8 @@ class PixelMajorRun {
                    int64_t ldc) const {
     for (int64_t pi = p0; pi < p1; ++pi) {
       const PixelPanel& pp = panels_[static_cast<size_t>(pi)];
-      store_(ctile + (pi - p0) * kPmRows * ldc, ldc, pp.rows, c0, c1, bias_, z_, ep_, post_,
-             out_size_, pp.y0, y_);
+      store_(ctile + (pi - p0) * kPmRows * ldc, ldc, pp.rows, c0, c1, io_.bias, io_.z, io_.ep,
+             io_.post, out_size_, pp.y0, io_.y);
     }
   }
 
@@ -397,12 +397,7 @@ class PixelMajorRun {
     StorePanels(p0, p1, q0 * kPmCols, std::min(m_, q1 * kPmCols), ctile, ldc);
   }
 
-  const float* src_;
-  const GemmEpilogue& ep_;
-  const float* bias_;
-  const float* z_;
-  float* y_;
-  const conv_act::PostActivation& post_;
+  TileIo io_;
   ConvTileFn tile_ = nullptr, last_tile_ = nullptr;
   decltype(&PackPixelPanelPortable) pack_ = PackPixelPanelPortable;
   decltype(&StorePanelPortable) store_ = StorePanelPortable;
@@ -420,7 +415,7 @@ void RunPixelMajor(Isa isa, const ConvGeometry& g, const Plan& plan, const float
                    const PackedMatrix& wt, const GemmEpilogue& ep, const float* bias,
                    const float* z, float* y, ThreadPool& pool,
                    const conv_act::PostActivation& post) {
-  const PixelMajorRun run(isa, g, plan, src, wt, ep, bias, z, y, post, pool.num_threads());
+  const PixelMajorRun run(isa, g, plan, wt, {src, ep, bias, z, y, post}, pool.num_threads());
   auto tiles = [&](int64_t t0, int64_t t1) { run.RunTiles(t0, t1); };
   if (pool.num_threads() > 1 && run.tiles() > 1)
     pool.ParallelFor(run.tiles(), 1, tiles);
