@@ -2,6 +2,7 @@
 // planes of up to 14x14 outputs, where the per-plane kernels spend most of their time on
 // per-plane work (quad rows, epilogue call) rather than on the four vectors of taps.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -125,6 +126,18 @@ const uint8_t* UnpackIndex() {
   return table.idx;
 }
 
+// Whether every channel c < nc of a block satisfies |round(acc * scale[c])| < 2^30, acc
+// the exact sum of ks taps (x - x_zp) * w, |x - x_zp| <= 255 and |w| <= 128 (int8 weights),
+// plus bias[c]: the float-to-int32 conversion then cannot overflow. False for a NaN scale.
+bool BlockPackSafe(int64_t ks, int nc, const int32_t* bias, const float* scale) {
+  const double taps_max = static_cast<double>(ks) * 255.0 * 128.0;
+  for (int c = 0; c < nc; ++c) {
+    const double acc = std::min(taps_max + std::abs(static_cast<double>(bias[c])), 2147483648.0);
+    if (!(acc * std::abs(static_cast<double>(scale[c])) < 1073741824.0)) return false;
+  }
+  return true;
+}
+
 // kKh/kG > 0 fix the kernel rows and groups (3x3: 3, 1; 5x5: 5, 2); 0 reads them.
 template <int kKh, int kG>
 __attribute__((target(QDWB_TARGET))) void RunBlocks(const Block& b) {
@@ -165,6 +178,15 @@ __attribute__((target(QDWB_TARGET))) void RunBlocks(const Block& b) {
   // operations in the same order, so the bytes match.
   const __m512 lo = _mm512_set1_ps(o.ClampLo()), hi = _mm512_set1_ps(o.ClampHi());
   const __m512i zp16 = _mm512_set1_epi16(static_cast<int16_t>(o.zero_point));
+  // Where no round(acc * scale) of a block can leave +-2^30 (BlockPackSafe), the float clamp
+  // is left out and the bounds are applied to the narrowed bytes instead: the same bytes
+  // (integer bounds inside the byte range, monotonic saturation), a quarter of the clamp
+  // operations.
+  const int32_t qmin = u8 ? 0 : -128, qmax = u8 ? 255 : 127;
+  const int32_t blo = std::max(qmin, o.q_lo), bhi = std::min(qmax, o.q_hi);
+  const bool byte_clamp = blo != qmin || bhi != qmax;
+  const __m512i lo8 = _mm512_set1_epi8(static_cast<char>(blo));
+  const __m512i hi8 = _mm512_set1_epi8(static_cast<char>(bhi));
   const __m512i unpack = _mm512_load_si512(UnpackIndex());
   const int64_t row_step = s.cols * 16;
   const int64_t taps = kh * groups;
@@ -200,6 +222,7 @@ __attribute__((target(QDWB_TARGET))) void RunBlocks(const Block& b) {
       corr[c] = -zxu * wsum;
       if (o.bias) bias[c] = o.bias[ch];
     }
+    const bool pack_safe = BlockPackSafe(ks, nc, bias, scale);
     for (int64_t t = 0; t < taps; ++t) wv[t] = _mm512_load_si512(wtab[t]);
     const __m512i corrv = _mm512_add_epi32(_mm512_load_si512(corr), _mm512_load_si512(bias));
     const __m512 scv = _mm512_load_ps(scale);
@@ -255,13 +278,16 @@ __attribute__((target(QDWB_TARGET))) void RunBlocks(const Block& b) {
         __m512i q[4];
         for (int L = 0; L < 4; ++L) {
           __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(a[L]), scv);
-          f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
+          if (!pack_safe) f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
           q[L] = _mm512_cvtps_epi32(f);
         }
         const __m512i p01 = _mm512_adds_epi16(_mm512_packs_epi32(q[0], q[1]), zp16);
         const __m512i p23 = _mm512_adds_epi16(_mm512_packs_epi32(q[2], q[3]), zp16);
-        v[j] = _mm512_permutexvar_epi8(
-            unpack, u8 ? _mm512_packus_epi16(p01, p23) : _mm512_packs_epi16(p01, p23));
+        __m512i bytes = u8 ? _mm512_packus_epi16(p01, p23) : _mm512_packs_epi16(p01, p23);
+        if (pack_safe && byte_clamp)
+          bytes = u8 ? _mm512_min_epu8(_mm512_max_epu8(bytes, lo8), hi8)
+                     : _mm512_min_epi8(_mm512_max_epi8(bytes, lo8), hi8);
+        v[j] = _mm512_permutexvar_epi8(unpack, bytes);
       }
       const int64_t p0 = u * 64, n = std::min<int64_t>(64, ohw - p0);
       const __mmask64 m = n >= 64 ? ~__mmask64(0) : (__mmask64(1) << n) - 1;
