@@ -314,7 +314,8 @@ TEST_F(QDepthwiseBlockTest, ByteAndFloatClampsMatchReference) {
         for (int64_t o : {7, 28}) {
           Case c{3, 1, 1, 1, o, o, act == 2, act == 2 ? -5 : 130, kind, act == 1};
           c.scale = scale;
-          ExpectBlockMatchesRef(c, 33, n % 2 == 0, ++n, 0, act == 2);
+          const bool per_channel = n % 2 == 0;
+          ExpectBlockMatchesRef(c, 33, per_channel, ++n, 0, act == 2);
         }
 }
 

@@ -116,16 +116,18 @@ void ParallelShares(ThreadPool& pool, int64_t n, const Fn& fn) {
 }
 
 // Depthwise convs (one input and one output channel per group, rank <= 2) on the integer
-// plane kernels of qdepthwise.h; `wd` from DepthwiseWeights.
+// plane kernels of qdepthwise.h; `wd` from DepthwiseWeights, `wd_in_int8` when the caller
+// knows every value of it lies in [-128, 127] (false: the block kernel checks).
 void RunDepthwise(Isa isa, ThreadPool& pool, const ConvGeometry& g, const ir::Tensor& x,
-                  int32_t x_zp, const int16_t* wd, const QOutput& out, ir::Tensor& y) {
+                  int32_t x_zp, const int16_t* wd, bool wd_in_int8, const QOutput& out,
+                  ir::Tensor& y) {
   const int64_t ks = g.k_size(), in_size = g.in_size(), out_size = g.out_size();
   const int64_t elem = OutputElementSize(y);
   const qdw::Geometry dg = DwGeometry(g);
   const bool s8 = x.dtype() == ir::DType::kInt8;
   // Small planes: blocks of 16 channels a call (qdepthwise.h, channel blocks), each
   // thread's run of blocks within one image as one call (its padded plane set up once).
-  qdw::Block blk{&dg, x.raw(), s8, x_zp, wd, &out, 0, g.m, y.mutable_raw()};
+  qdw::Block blk{&dg, x.raw(), s8, x_zp, wd, &out, 0, g.m, y.mutable_raw(), wd_in_int8};
   if (qdw::BlockHandles(isa, blk)) {
     const int64_t nb = (g.m + 15) / 16;
     ParallelShares(pool, g.n * nb, [&](int64_t lo, int64_t hi) {
@@ -326,6 +328,8 @@ class QConvKernel : public Kernel {
     const int64_t mg = m / attrs_.group, kdim = static_cast<int64_t>(w->numel()) / m;
     if (w->shape()[1] == 1 && mg == 1 && w->rank() <= 4) {
       dw_w_ = DepthwiseWeights(*w, w_zp_);
+      dw_w_in_int8_ = std::all_of(dw_w_.begin(), dw_w_.end(),
+                                  [](int16_t v) { return v >= -128 && v <= 127; });
       // The depthwise plane kernel for profiles (pads taken as non-negative, as in every
       // model seen; a plane with negative pads runs the reference).
       qdw::Geometry dg;
@@ -376,8 +380,10 @@ class QConvKernel : public Kernel {
     if (g.cg == 1 && g.mg == 1 && g.rank <= 2) {
       std::vector<int16_t> local_w;
       if (!use_packed || dw_w_.empty()) local_w = DepthwiseWeights(w, p.w_zp);
-      RunDepthwise(kIsa, ctx.pool(), g, x, p.x_zp,
-                   local_w.empty() ? dw_w_.data() : local_w.data(), out, y);
+      if (local_w.empty())
+        RunDepthwise(kIsa, ctx.pool(), g, x, p.x_zp, dw_w_.data(), dw_w_in_int8_, out, y);
+      else
+        RunDepthwise(kIsa, ctx.pool(), g, x, p.x_zp, local_w.data(), false, out, y);
       return;
     }
     if (use_packed && !implicit_w_.w.empty() &&
@@ -469,6 +475,7 @@ class QConvKernel : public Kernel {
   std::vector<QPacked> packed_w_;
   qimplicit::PackedWeights implicit_w_;  // empty unless qconv_implicit.h applies
   std::vector<int16_t> dw_w_;
+  bool dw_w_in_int8_ = false;
   std::string variant_;
   std::vector<int64_t> packed_shape_;
   ir::DType packed_dtype_ = ir::DType::kUndefined;

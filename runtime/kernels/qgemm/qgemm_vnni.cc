@@ -520,16 +520,32 @@ void RowsQuantDispatch(int rows, int64_t k4, const uint8_t* a, const int8_t* b, 
   }
 }
 
-void QByteTileQuantAvx512Vnni(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
-                              const QCorr& corr, int64_t row0, int64_t col0, int cols,
-                              const QOutput& out) {
-  const PackedStore ps(out, cols);
+template <bool kHalf>
+void TilesQuant(int64_t p0, int64_t p1, int64_t m, int64_t k4, const uint8_t* a,
+                int64_t tile_a_bytes, const int8_t* b, const QCorr& corr, int64_t col0,
+                const PackedStore& ps, const QOutput& out) {
   const int step = out.per_channel_scale ? 1 : 0;
-  const float* scale = out.scale + row0 * step;
-  uint8_t* y = static_cast<uint8_t*>(out.data) + row0 * out.ld + col0;
   const int64_t ld = out.ld;
-  if (cols <= 16) return RowsQuantDispatch<true>(rows, k4, a, b, corr, scale, step, ps, y, ld);
-  RowsQuantDispatch<false>(rows, k4, a, b, corr, scale, step, ps, y, ld);
+  QCorr q = corr;
+  const float* scale = out.scale + p0 * 8 * step;
+  uint8_t* y = static_cast<uint8_t*>(out.data) + p0 * 8 * ld + col0;
+  for (int64_t pi = p0; pi < p1; ++pi) {
+    const int rows = static_cast<int>(std::min<int64_t>(8, m - pi * 8));
+    RowsQuantDispatch<kHalf>(rows, k4, a, b, q, scale, step, ps, y, ld);
+    a += tile_a_bytes;
+    q.za += 8;
+    q.row_const += 8;
+    scale += 8 * step;
+    y += 8 * ld;
+  }
+}
+
+void QByteTilesQuantAvx512Vnni(int64_t p0, int64_t p1, int64_t m, int64_t k4, const uint8_t* a,
+                               int64_t tile_a_bytes, const int8_t* b, const QCorr& corr,
+                               int64_t col0, int cols, const QOutput& out) {
+  const PackedStore ps(out, cols);
+  if (cols <= 16) return TilesQuant<true>(p0, p1, m, k4, a, tile_a_bytes, b, corr, col0, ps, out);
+  TilesQuant<false>(p0, p1, m, k4, a, tile_a_bytes, b, corr, col0, ps, out);
 }
 
 // The implicit-GEMM conv tile (QImplicitTile, qgemm_internal.h): 8 output channels x 32

@@ -48,8 +48,9 @@ bool BlockHandles(Isa isa, const Block& b) {
   if (s.rows * s.cols > kBlockMaxPadded) return false;
   if (b.out->kind != QOutput::Kind::kUInt8 && b.out->kind != QOutput::Kind::kInt8) return false;
   const int64_t ks = g.kh * g.kw;
-  for (int64_t t = 0; t < b.channels * ks; ++t)
-    if (b.w[t] < -128 || b.w[t] > 127) return false;
+  if (!b.w_in_int8)
+    for (int64_t t = 0; t < b.channels * ks; ++t)
+      if (b.w[t] < -128 || b.w[t] > 127) return false;
   return true;
 #else
   (void)isa;
