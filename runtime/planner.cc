@@ -210,6 +210,8 @@ void Plan::PlanGraph(const ir::Graph& g, std::vector<std::string>* unsupported) 
     for (const ir::Value* o : n.outputs()) np.outputs.push_back(o ? p.slot.at(o) : -1);
     p.nodes.push_back(std::move(np));
   }
+  p.constant_at.assign(static_cast<size_t>(p.num_slots), nullptr);
+  for (const auto& [s, t] : p.constants) p.constant_at[static_cast<size_t>(s)] = &t;
   PlanLiveness(g, p);
   ChooseKernels(g, p, unsupported);
 }

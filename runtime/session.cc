@@ -26,11 +26,18 @@ struct Session::Frame {
   std::vector<ir::Tensor> slots;
   Frame* parent = nullptr;
 
-  ir::Tensor* At(ValueRef r) {
-    Frame* f = this;
+  // The value at `r`: the slot's tensor, or the plan's constant for a slot never written
+  // (constants are not copied into frames; a graph input's fed value overrides its
+  // initializer because it fills the slot).
+  const ir::Tensor* At(ValueRef r) const {
+    const Frame* f = this;
     for (int d = 0; d < r.depth && f; ++d) f = f->parent;
     if (!f || r.slot < 0 || r.slot >= static_cast<int>(f->slots.size())) return nullptr;
-    return &f->slots[r.slot];
+    const ir::Tensor& t = f->slots[static_cast<size_t>(r.slot)];
+    if (t.empty()) {
+      if (const ir::Tensor* c = f->plan->constant_at[static_cast<size_t>(r.slot)]) return c;
+    }
+    return &t;
   }
 };
 
@@ -82,8 +89,7 @@ class SessionContext : public KernelContext {
  public:
   SessionContext(Session& s, NodePlan& np, Session::Frame& frame,
                  const std::vector<const ir::Tensor*>& inputs, int in_place_slot)
-      : s_(s), np_(np), frame_(frame), inputs_(inputs), in_place_slot_(in_place_slot),
-        scratch_(np.outputs.size()) {}
+      : s_(s), np_(np), frame_(frame), inputs_(inputs), in_place_slot_(in_place_slot) {}
 
   const ir::Node& node() const override { return *np_.node; }
   size_t num_inputs() const override { return inputs_.size(); }
@@ -135,7 +141,10 @@ class SessionContext : public KernelContext {
     if (i >= np_.outputs.size())
       throw Error(ErrorCode::kInternal, np_.node->describe() + ": kernel wrote output " +
                                             std::to_string(i) + " past the node's outputs");
-    return np_.outputs[i] >= 0 ? frame_.slots[np_.outputs[i]] : scratch_[i];
+    if (np_.outputs[i] >= 0) return frame_.slots[np_.outputs[i]];
+    // Omitted outputs only (rare): sized on demand, not allocated for every node run.
+    if (scratch_.size() < np_.outputs.size()) scratch_.resize(np_.outputs.size());
+    return scratch_[i];
   }
   Session& s_;
   NodePlan& np_;
@@ -308,14 +317,13 @@ std::vector<ir::Tensor> Session::RunGraph(GraphPlan& plan, std::vector<ir::Tenso
   frame.plan = &plan;
   frame.parent = parent;
   frame.slots.resize(plan.num_slots);
-  for (const auto& [s, t] : plan.constants) frame.slots[s] = t;
   for (size_t i = 0; i < inputs.size(); ++i) frame.slots[plan.input_slots[i]] = std::move(inputs[i]);
   for (int s : plan.release_at_start) arena_->Release(frame.slots[s]);
   for (size_t i = 0; i < plan.nodes.size(); ++i) RunNode(plan, i, frame);
   std::vector<ir::Tensor> outs;
   outs.reserve(plan.output_refs.size());
   for (size_t i = 0; i < plan.output_refs.size(); ++i) {
-    ir::Tensor* t = frame.At(plan.output_refs[i]);
+    const ir::Tensor* t = frame.At(plan.output_refs[i]);
     if (!t || t->empty())
       ThrowInvalid("graph '" + plan.graph->name + "': output '" +
                    plan.graph->outputs()[i]->name() + "' was not computed");
@@ -335,7 +343,8 @@ static std::string ShapesOf(const std::vector<const ir::Tensor*>& ins, const Nod
 void Session::RunNode(GraphPlan& plan, size_t index, Frame& frame) {
   NodePlan& np = plan.nodes[index];
   const ir::Node& n = *np.node;
-  std::vector<const ir::Tensor*> ins(np.inputs.size(), nullptr);
+  std::vector<const ir::Tensor*>& ins = np.run_inputs;
+  ins.assign(np.inputs.size(), nullptr);
   ir::DType first = ir::DType::kUndefined;
   for (size_t i = 0; i < np.inputs.size(); ++i) {
     if (np.inputs[i].slot < 0) continue;

@@ -106,8 +106,10 @@ std::vector<Shape> Shapes() {
   };
 }
 
+// `clip`: weight zero points all 0 (the implicit-GEMM path where it applies) and a fused
+// Clip whose bounds both bite (the requantizing stores' clamps).
 template <typename X>
-void QLinearConvCase(DType xt, const Shape& s, uint32_t seed) {
+void QLinearConvCase(DType xt, const Shape& s, uint32_t seed, bool clip = false) {
   const Tensor x = RandomQ<X>(xt, {s.n, s.c, s.h, s.w}, seed);
   const Tensor w = RandomQ<int8_t>(DType::kInt8, {s.m, s.c / s.group, s.k, s.k}, seed + 1);
   std::vector<float> ws(static_cast<size_t>(s.m));
@@ -115,7 +117,7 @@ void QLinearConvCase(DType xt, const Shape& s, uint32_t seed) {
   std::vector<int32_t> bias(static_cast<size_t>(s.m));
   for (int64_t i = 0; i < s.m; ++i) {
     ws[static_cast<size_t>(i)] = 0.0005f * static_cast<float>(1 + i % 5);
-    wz[static_cast<size_t>(i)] = static_cast<int8_t>(i % 3 == 0 ? 0 : (i % 7) - 3);
+    wz[static_cast<size_t>(i)] = static_cast<int8_t>(i % 3 == 0 || clip ? 0 : (i % 7) - 3);
     bias[static_cast<size_t>(i)] = static_cast<int32_t>(i * 97 % 3000) - 1500;
   }
   const bool s8 = xt == DType::kInt8;
@@ -129,11 +131,17 @@ void QLinearConvCase(DType xt, const Shape& s, uint32_t seed) {
       Scalar<float>(DType::kFloat32, 0.04f),
       s8 ? Scalar<int8_t>(DType::kInt8, 5) : Scalar<uint8_t>(DType::kUInt8, 120),
       Tensor::FromVector(DType::kInt32, {s.m}, bias)};
-  const std::vector<ir::Attribute> attrs = {
+  std::vector<ir::Attribute> attrs = {
       ir::Attribute::Int("group", s.group), ir::Attribute::Ints("strides", {s.stride, s.stride}),
       ir::Attribute::Ints("dilations", {s.dil, s.dil}), ir::Attribute::Ints("pads", s.pads)};
+  if (clip) {
+    // y_scale 0.04: quantized bounds zp - 25 and zp + 50.
+    attrs.push_back(ir::Attribute::String("activation", "Clip"));
+    attrs.push_back(ir::Attribute::Floats("activation_params", {-1.f, 2.f}));
+  }
   ExpectAllKernelsAgree("QLinearConv", in, attrs,
-                        std::string(s.what) + (s8 ? " (int8 x)" : " (uint8 x)"));
+                        std::string(s.what) + (s8 ? " (int8 x)" : " (uint8 x)") +
+                            (clip ? ", Clip" : ""));
 }
 
 TEST(QConvIsaTest, QLinearConvEveryKernelMatchesScalar) {
@@ -144,6 +152,25 @@ TEST(QConvIsaTest, QLinearConvEveryKernelMatchesScalar) {
   for (const Shape& s : Shapes()) {
     QLinearConvCase<uint8_t>(DType::kUInt8, s, seed += 2);
     QLinearConvCase<int8_t>(DType::kInt8, s, seed += 2);
+  }
+}
+
+// A fused Clip clamping both ways, on every path of the shapes above (pointwise and im2col
+// GEMM tiles, implicit-GEMM row and pixel tiles, depthwise planes and channel blocks).
+TEST(QConvIsaTest, QLinearConvFusedClipEveryKernelMatchesScalar) {
+  uint32_t seed = 900;
+  for (const Shape& s : Shapes()) {
+    QLinearConvCase<uint8_t>(DType::kUInt8, s, seed += 2, true);
+    QLinearConvCase<int8_t>(DType::kInt8, s, seed += 2, true);
+  }
+  const Shape implicit[] = {
+      {8, 32, 1, 3, 1, 1, 13, 14, {1, 1, 1, 1}, "3x3 13x14, 32 channels: pixel tiles"},
+      {16, 24, 1, 3, 1, 1, 15, 15, {1, 1, 1, 1}, "3x3 15x15: row tiles across rows"},
+      {16, 64, 1, 3, 2, 1, 14, 14, {1, 1, 1, 1}, "3x3 s2 14x14: stride-2 pixel tiles"},
+  };
+  for (const Shape& s : implicit) {
+    QLinearConvCase<uint8_t>(DType::kUInt8, s, seed += 2, true);
+    QLinearConvCase<int8_t>(DType::kInt8, s, seed += 2, true);
   }
 }
 

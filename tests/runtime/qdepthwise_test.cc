@@ -221,7 +221,7 @@ INSTANTIATE_TEST_SUITE_P(
 // in and out, Relu, per-tensor and per-channel multipliers, a channel0 offset into the
 // per-channel tables.
 void ExpectBlockMatchesRef(const Case& c, int64_t channels, bool per_channel, uint32_t seed,
-                           int64_t kh = 0) {
+                           int64_t kh = 0, bool clip = false) {
   qdw::Geometry g = GeometryOf(c);
   if (kh > 0) {  // a kh x c.k kernel, vertical pads kh / 2
     g.kh = kh;
@@ -254,6 +254,10 @@ void ExpectBlockMatchesRef(const Case& c, int64_t channels, bool per_channel, ui
   if (c.relu) {
     out.q_lo = out.zero_point;
     out.lo = 0.f;
+  }
+  if (clip) {  // a two-sided fused Clip, inside either output type's range
+    out.q_lo = out.zero_point - 20;
+    out.q_hi = out.zero_point + 40;
   }
   std::vector<uint8_t> want(static_cast<size_t>(channels * ohw), 0xAB);
   std::vector<uint8_t> got(want.size() + 64, 0xCD);
@@ -296,6 +300,22 @@ TEST_F(QDepthwiseBlockTest, PlanesAndChannelCountsMatchReference) {
           c.relu = n % 2 == 1;
           const bool per_channel = n % 3 != 2;
           ExpectBlockMatchesRef(c, channels, per_channel, ++n);
+        }
+}
+
+// Multipliers small enough for the byte clamp (every |round(acc * scale)| < 2^30) and large
+// enough to need the float clamp (1e5, 1e9: conversions would overflow), with a Relu, a
+// two-sided Clip and none, both output types: the two epilogues give the reference's bytes.
+TEST_F(QDepthwiseBlockTest, ByteAndFloatClampsMatchReference) {
+  uint32_t n = 100;
+  for (float scale : {0.01f, 5.f, 1e5f, 1e9f})
+    for (int act = 0; act < 3; ++act)
+      for (QOutput::Kind kind : {QOutput::Kind::kUInt8, QOutput::Kind::kInt8})
+        for (int64_t o : {7, 28}) {
+          Case c{3, 1, 1, 1, o, o, act == 2, act == 2 ? -5 : 130, kind, act == 1};
+          c.scale = scale;
+          const bool per_channel = n % 2 == 0;
+          ExpectBlockMatchesRef(c, 33, per_channel, ++n, 0, act == 2);
         }
 }
 

@@ -271,6 +271,16 @@ void QGemmBytesRun(Isa isa, int64_t m, int64_t n, int64_t k, const int16_t* a_da
       for (int64_t q = q0; q < q1; ++q) {
         const int64_t col0 = q * nr;
         const int cols = static_cast<int>(std::min<int64_t>(nr, n - col0));
+#if defined(__x86_64__)
+        if (fused_quant) {
+          QCorr corr{za + p0 * mr, sa + p0 * mr, zb + col0, sb + col0, k32};
+          corr.za_one = corr.zb_one = corr.pack_store = true;
+          corr.row_const = row_const.data() + p0 * mr;
+          QByteTilesQuantAvx512Vnni(p0, p1, m, k4, a + p0 * tile_a_bytes, tile_a_bytes,
+                                    b + q * b_pb, corr, col0, cols, out);
+          continue;
+        }
+#endif
         for (int64_t pi = p0; pi < p1; ++pi) {
           const int64_t row0 = pi * mr;
           const int rows = static_cast<int>(std::min<int64_t>(mr, m - row0));
@@ -282,11 +292,6 @@ void QGemmBytesRun(Isa isa, int64_t m, int64_t n, int64_t k, const int16_t* a_da
 #if defined(__x86_64__)
           if (fused_float) {
             QByteTileFloatAvx512Vnni(rows, k4, a + pi * tile_a_bytes, b + q * b_pb, corr, row0,
-                                     col0, cols, out);
-            continue;
-          }
-          if (fused_quant) {
-            QByteTileQuantAvx512Vnni(rows, k4, a + pi * tile_a_bytes, b + q * b_pb, corr, row0,
                                      col0, cols, out);
             continue;
           }

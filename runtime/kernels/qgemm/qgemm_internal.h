@@ -83,10 +83,14 @@ void QGemmBytesRun(Isa isa, int64_t m, int64_t n, int64_t k, const int16_t* a,
 void QByteTileAvx512Vnni(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
                          const QCorr& corr, int32_t* acc);  // 8x32, VNNI A layout
 // QByteTileAvx512Vnni with the requantizing store fused (uint8/int8 output, corr.pack_store,
-// za_one and zb_one): writes rows x cols bytes of `out` at (row0, col0).
-void QByteTileQuantAvx512Vnni(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
-                              const QCorr& corr, int64_t row0, int64_t col0, int cols,
-                              const QOutput& out);
+// za_one and zb_one), over the 8-row tiles p0..p1-1 of one column panel (rows below m):
+// writes their rows x cols bytes of `out` at column col0. Their A panels lie tile_a_bytes
+// apart from `a` (tile p0's); corr's za and row_const start at tile p0's first row. The
+// store's settings are made once a panel, not once a tile (at mobilenet's K = 16..32 they
+// cost a tenth of a tile).
+void QByteTilesQuantAvx512Vnni(int64_t p0, int64_t p1, int64_t m, int64_t k4, const uint8_t* a,
+                               int64_t tile_a_bytes, const int8_t* b, const QCorr& corr,
+                               int64_t col0, int cols, const QOutput& out);
 // One tile of the implicit-GEMM int8 conv (conv/qconv_implicit.h): rows x 32 wide pixels,
 // y[row][pixel] = requant(row_const[row] + sum_g dot4(x[boff[g] + 4 * lane], w[g][row])),
 // x the uint8 channel-quad input at the tile's first pixel, w the tile's 8 rows in an int8

@@ -370,15 +370,15 @@ struct RowCorrection {
 // store, which dominated mobilenet's K = 16..32 pointwise convs.
 // The settings of the packed stores that do not change within a tile.
 struct PackedStore {
-  __m512i lo16, hi16, zp16;
+  __m512i lo8, hi8, zp16;
   bool clamp, u8;
   __mmask32 mask;  // the tile's columns
   __attribute__((target("avx512f,avx512bw"))) PackedStore(const QOutput& o, int cols) {
     u8 = o.kind == QOutput::Kind::kUInt8;
     const int32_t qmin = u8 ? 0 : -128, qmax = u8 ? 255 : 127;
     const int32_t lo = std::max(qmin, o.q_lo), hi = std::min(qmax, o.q_hi);
-    lo16 = _mm512_set1_epi16(static_cast<int16_t>(lo));
-    hi16 = _mm512_set1_epi16(static_cast<int16_t>(hi));
+    lo8 = _mm512_set1_epi8(static_cast<char>(lo));
+    hi8 = _mm512_set1_epi8(static_cast<char>(hi));
     zp16 = _mm512_set1_epi16(static_cast<int16_t>(o.zero_point));
     clamp = lo != qmin || hi != qmax;
     mask = cols >= 32 ? ~__mmask32(0) : (__mmask32(1) << cols) - 1;
@@ -386,14 +386,12 @@ struct PackedStore {
 };
 
 // One row's 32 corrected accumulators (v0: columns 0-15, v1: 16-31) requantized as int16,
-// saturated, with the zero point and clamp (lanes interleaved as packs leaves them).
+// saturated, with the zero point (lanes interleaved as packs leaves them); PackBytes clamps.
 __attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512i PackedRow16(
     __m512i v0, __m512i v1, __m512 sc, const PackedStore& ps) {
   const __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(v0), sc));
   const __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(v1), sc));
-  __m512i p = _mm512_adds_epi16(_mm512_packs_epi32(i0, i1), ps.zp16);
-  if (ps.clamp) p = _mm512_min_epi16(_mm512_max_epi16(p, ps.lo16), ps.hi16);
-  return p;
+  return _mm512_adds_epi16(_mm512_packs_epi32(i0, i1), ps.zp16);
 }
 
 // PackedRow16 with a scale per column (v0's 16 columns scaled by sc0, v1's by sc1).
@@ -401,9 +399,21 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512i PackedRow16C
     __m512i v0, __m512i v1, __m512 sc0, __m512 sc1, const PackedStore& ps) {
   const __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(v0), sc0));
   const __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(v1), sc1));
-  __m512i p = _mm512_adds_epi16(_mm512_packs_epi32(i0, i1), ps.zp16);
-  if (ps.clamp) p = _mm512_min_epi16(_mm512_max_epi16(p, ps.lo16), ps.hi16);
-  return p;
+  return _mm512_adds_epi16(_mm512_packs_epi32(i0, i1), ps.zp16);
+}
+
+// Two rows of PackedRow16 narrowed to bytes (saturating) and clamped to the fused
+// activation's bounds. Clamping the bytes gives the same values as clamping the int16
+// before the narrowing (the bounds lie inside the byte range and saturation is monotonic),
+// with one vector a pair of rows instead of two a row.
+__attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512i PackBytes(
+    __m512i p0, __m512i p1, const PackedStore& ps) {
+  if (ps.u8) {
+    const __m512i b = _mm512_packus_epi16(p0, p1);
+    return ps.clamp ? _mm512_min_epu8(_mm512_max_epu8(b, ps.lo8), ps.hi8) : b;
+  }
+  const __m512i b = _mm512_packs_epi16(p0, p1);
+  return ps.clamp ? _mm512_min_epi8(_mm512_max_epi8(b, ps.lo8), ps.hi8) : b;
 }
 
 // Narrows rows r (p0) and r + 1 (p1, stored when `second`) to bytes at y and y + ld. Dword
@@ -412,8 +422,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512i PackedRow16C
 __attribute__((target("avx512f,avx512bw,avx512vl"))) inline void StorePackedPair(
     __m512i p0, __m512i p1, bool second, const PackedStore& ps, uint8_t* y, int64_t ld) {
   const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-  const __m512i b = _mm512_permutexvar_epi32(
-      order, ps.u8 ? _mm512_packus_epi16(p0, p1) : _mm512_packs_epi16(p0, p1));
+  const __m512i b = _mm512_permutexvar_epi32(order, PackBytes(p0, p1, ps));
   const __m256i b0 = _mm512_castsi512_si256(b), b1 = _mm512_extracti64x4_epi64(b, 1);
   if (ps.mask == ~__mmask32(0)) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(y), b0);
@@ -511,16 +520,32 @@ void RowsQuantDispatch(int rows, int64_t k4, const uint8_t* a, const int8_t* b, 
   }
 }
 
-void QByteTileQuantAvx512Vnni(int rows, int64_t k4, const uint8_t* a, const int8_t* b,
-                              const QCorr& corr, int64_t row0, int64_t col0, int cols,
-                              const QOutput& out) {
-  const PackedStore ps(out, cols);
+template <bool kHalf>
+void TilesQuant(int64_t p0, int64_t p1, int64_t m, int64_t k4, const uint8_t* a,
+                int64_t tile_a_bytes, const int8_t* b, const QCorr& corr, int64_t col0,
+                const PackedStore& ps, const QOutput& out) {
   const int step = out.per_channel_scale ? 1 : 0;
-  const float* scale = out.scale + row0 * step;
-  uint8_t* y = static_cast<uint8_t*>(out.data) + row0 * out.ld + col0;
   const int64_t ld = out.ld;
-  if (cols <= 16) return RowsQuantDispatch<true>(rows, k4, a, b, corr, scale, step, ps, y, ld);
-  RowsQuantDispatch<false>(rows, k4, a, b, corr, scale, step, ps, y, ld);
+  QCorr q = corr;
+  const float* scale = out.scale + p0 * 8 * step;
+  uint8_t* y = static_cast<uint8_t*>(out.data) + p0 * 8 * ld + col0;
+  for (int64_t pi = p0; pi < p1; ++pi) {
+    const int rows = static_cast<int>(std::min<int64_t>(8, m - pi * 8));
+    RowsQuantDispatch<kHalf>(rows, k4, a, b, q, scale, step, ps, y, ld);
+    a += tile_a_bytes;
+    q.za += 8;
+    q.row_const += 8;
+    scale += 8 * step;
+    y += 8 * ld;
+  }
+}
+
+void QByteTilesQuantAvx512Vnni(int64_t p0, int64_t p1, int64_t m, int64_t k4, const uint8_t* a,
+                               int64_t tile_a_bytes, const int8_t* b, const QCorr& corr,
+                               int64_t col0, int cols, const QOutput& out) {
+  const PackedStore ps(out, cols);
+  if (cols <= 16) return TilesQuant<true>(p0, p1, m, k4, a, tile_a_bytes, b, corr, col0, ps, out);
+  TilesQuant<false>(p0, p1, m, k4, a, tile_a_bytes, b, corr, col0, ps, out);
 }
 
 // The implicit-GEMM conv tile (QImplicitTile, qgemm_internal.h): 8 output channels x 32
@@ -570,8 +595,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void RowsImplici
     const __m512i p1 = r1 != r ? PackedRow16(c0[r1], c1[r1],
                                              _mm512_set1_ps(scale[r1 * scale_step]), ps)
                                : p0;
-    const __m512i b = _mm512_permutexvar_epi32(
-        order, ps.u8 ? _mm512_packus_epi16(p0, p1) : _mm512_packs_epi16(p0, p1));
+    const __m512i b = _mm512_permutexvar_epi32(order, PackBytes(p0, p1, ps));
     const __m256i v0 = _mm512_castsi512_si256(b), v1 = _mm512_extracti64x4_epi64(b, 1);
     // Lane i is wide pixel p0 + i; segment s's lanes go to y + i - shift[s]. The address
     // may lie before the row (masked-off bytes are not accessed), hence uintptr_t.
@@ -685,8 +709,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void PixelsImpli
     const int r1 = r + 1 < R ? r + 1 : r;
     const __m512i p0 = PackedRow16Cols(c0[r], c1[r], sc0, sc1, ps);
     const __m512i p1 = r1 != r ? PackedRow16Cols(c0[r1], c1[r1], sc0, sc1, ps) : p0;
-    const __m512i b = _mm512_permutexvar_epi32(
-        order, ps.u8 ? _mm512_packus_epi16(p0, p1) : _mm512_packs_epi16(p0, p1));
+    const __m512i b = _mm512_permutexvar_epi32(order, PackBytes(p0, p1, ps));
     a[r] = _mm512_castsi512_si256(b);
     a[r + 1] = _mm512_extracti64x4_epi64(b, 1);
   }

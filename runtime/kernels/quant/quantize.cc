@@ -370,17 +370,18 @@ std::vector<int32_t> ZeroPoints(const ir::Node& node, const ir::Tensor* zp, size
   if (zp->numel() != count)
     ThrowInvalid(node.describe() + ": zero point has " + std::to_string(zp->numel()) +
                  " values, expected " + std::to_string(count));
-  for (size_t i = 0; i < count; ++i) {
-    switch (zp->dtype()) {
-      case ir::DType::kUInt8: z[i] = zp->data<uint8_t>()[i]; break;
-      case ir::DType::kInt8: z[i] = zp->data<int8_t>()[i]; break;
-      case ir::DType::kUInt16: z[i] = zp->data<uint16_t>()[i]; break;
-      case ir::DType::kInt16: z[i] = zp->data<int16_t>()[i]; break;
-      case ir::DType::kInt32: z[i] = zp->data<int32_t>()[i]; break;
-      default:
-        ThrowUnsupported(node.describe() + ": zero point has dtype " +
-                         ir::DTypeName(zp->dtype()));
-    }
+  if (count == 0) return z;
+  // One dtype switch per tensor, not per value: per-channel weight zero points are read
+  // on every conv run.
+  auto widen = [&](const auto* v) { std::copy(v, v + count, z.begin()); };
+  switch (zp->dtype()) {
+    case ir::DType::kUInt8: widen(zp->data<uint8_t>()); break;
+    case ir::DType::kInt8: widen(zp->data<int8_t>()); break;
+    case ir::DType::kUInt16: widen(zp->data<uint16_t>()); break;
+    case ir::DType::kInt16: widen(zp->data<int16_t>()); break;
+    case ir::DType::kInt32: widen(zp->data<int32_t>()); break;
+    default:
+      ThrowUnsupported(node.describe() + ": zero point has dtype " + ir::DTypeName(zp->dtype()));
   }
   return z;
 }

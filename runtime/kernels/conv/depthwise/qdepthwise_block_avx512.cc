@@ -2,6 +2,7 @@
 // planes of up to 14x14 outputs, where the per-plane kernels spend most of their time on
 // per-plane work (quad rows, epilogue call) rather than on the four vectors of taps.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -47,8 +48,9 @@ bool BlockHandles(Isa isa, const Block& b) {
   if (s.rows * s.cols > kBlockMaxPadded) return false;
   if (b.out->kind != QOutput::Kind::kUInt8 && b.out->kind != QOutput::Kind::kInt8) return false;
   const int64_t ks = g.kh * g.kw;
-  for (int64_t t = 0; t < b.channels * ks; ++t)
-    if (b.w[t] < -128 || b.w[t] > 127) return false;
+  if (!b.w_in_int8)
+    for (int64_t t = 0; t < b.channels * ks; ++t)
+      if (b.w[t] < -128 || b.w[t] > 127) return false;
   return true;
 #else
   (void)isa;
@@ -125,6 +127,51 @@ const uint8_t* UnpackIndex() {
   return table.idx;
 }
 
+// Where RunBlocks puts the 4-pixel groups of 16 channel bytes each: their place in the
+// padded plane xt (kDirect: dof, by group; groups past the plane's hw pixels dropped), or xl.
+struct PixelSink {
+  int64_t hw;
+  uint8_t* xl;
+  uint8_t* xt;
+  const int32_t* dof;
+  // v[j] lane L: pixel p0 + 16 L + j, its 16 channels. A 4x4 transpose of the lanes of
+  // v[4m..4m+3] gives pixels 16 L + 4m .. +3 as 64 contiguous bytes (a 4-pixel group):
+  // channels-last, pixel-major.
+  template <bool kDirect>
+  __attribute__((target(QDWB_TARGET))) void PutChunk(int64_t p0, const __m512i* v) const {
+    for (int m4 = 0; m4 < 16; m4 += 4) {
+      const __m512i t0 = _mm512_shuffle_i64x2(v[m4], v[m4 + 1], 0x44);
+      const __m512i t1 = _mm512_shuffle_i64x2(v[m4], v[m4 + 1], 0xEE);
+      const __m512i t2 = _mm512_shuffle_i64x2(v[m4 + 2], v[m4 + 3], 0x44);
+      const __m512i t3 = _mm512_shuffle_i64x2(v[m4 + 2], v[m4 + 3], 0xEE);
+      const int64_t pg = p0 + m4;
+      Put<kDirect>(pg, _mm512_shuffle_i64x2(t0, t2, 0x88));
+      Put<kDirect>(pg + 16, _mm512_shuffle_i64x2(t0, t2, 0xDD));
+      Put<kDirect>(pg + 32, _mm512_shuffle_i64x2(t1, t3, 0x88));
+      Put<kDirect>(pg + 48, _mm512_shuffle_i64x2(t1, t3, 0xDD));
+    }
+  }
+  template <bool kDirect>
+  __attribute__((target(QDWB_TARGET))) void Put(int64_t pg, __m512i g4) const {
+    if (!kDirect)
+      _mm512_storeu_si512(xl + pg * 16, g4);
+    else if (pg < hw)  // (hw is a multiple of 4 here: a group is wholly in or out)
+      _mm512_storeu_si512(xt + dof[pg / 4], g4);
+  }
+};
+
+// Whether every channel c < nc of a block satisfies |round(acc * scale[c])| < 2^30, acc
+// the exact sum of ks taps (x - x_zp) * w, |x - x_zp| <= 255 and |w| <= 128 (int8 weights),
+// plus bias[c]: the float-to-int32 conversion then cannot overflow. False for a NaN scale.
+bool BlockPackSafe(int64_t ks, int nc, const int32_t* bias, const float* scale) {
+  const double taps_max = static_cast<double>(ks) * 255.0 * 128.0;
+  for (int c = 0; c < nc; ++c) {
+    const double acc = std::min(taps_max + std::abs(static_cast<double>(bias[c])), 2147483648.0);
+    if (!(acc * std::abs(static_cast<double>(scale[c])) < 1073741824.0)) return false;
+  }
+  return true;
+}
+
 // kKh/kG > 0 fix the kernel rows and groups (3x3: 3, 1; 5x5: 5, 2); 0 reads them.
 template <int kKh, int kG>
 __attribute__((target(QDWB_TARGET))) void RunBlocks(const Block& b) {
@@ -136,10 +183,14 @@ __attribute__((target(QDWB_TARGET))) void RunBlocks(const Block& b) {
   const uint8_t flip = b.x_s8 ? 0x80 : 0;
   const int32_t zxu = b.x_zp + (b.x_s8 ? 128 : 0);
   // The padded plane: its padding (the input zero point) is written once per call, each
-  // block then overwrites only the pixels, from xl (the block's channels-last pixels).
+  // block then overwrites only the pixels. Where the width is a multiple of 4, the 4-pixel
+  // groups of the transposes never straddle a row and go straight to their place (dof);
+  // otherwise through xl (the block's channels-last pixels) and a copy per row.
   thread_local std::vector<uint8_t> xt_buf;
   thread_local std::vector<uint8_t> xl_buf;
   thread_local std::vector<int32_t> oof_buf;
+  thread_local std::vector<int32_t> dof_buf;
+  const bool direct = g.w % 4 == 0;
   const size_t xt_size = static_cast<size_t>(s.rows * s.cols * 16 + 64);
   if (xt_buf.size() < xt_size) xt_buf.resize(xt_size);
   const int64_t chunks = (hw + 63) / 64, ochunks = (ohw + 63) / 64;
@@ -147,10 +198,31 @@ __attribute__((target(QDWB_TARGET))) void RunBlocks(const Block& b) {
     xl_buf.resize(static_cast<size_t>(chunks * 1024));
   if (oof_buf.size() < static_cast<size_t>(ochunks * 64))
     oof_buf.resize(static_cast<size_t>(ochunks * 64));
+  if (dof_buf.size() < static_cast<size_t>(chunks * 16))
+    dof_buf.resize(static_cast<size_t>(chunks * 16));
   uint8_t* xt = xt_buf.data();
   uint8_t* xl = xl_buf.data();
   int32_t* oof = oof_buf.data();
-  std::memset(xt, zxu, xt_size);
+  int32_t* dof = dof_buf.data();
+  // The padding only where the pixels are written in place (rows above and below the
+  // pixels, columns left and right of them, the slack past the plane): the whole plane
+  // otherwise, one call instead of two a row on small planes.
+  const int64_t row_bytes = s.cols * 16;
+  if (!direct) std::memset(xt, zxu, xt_size);
+  if (direct) std::memset(xt, zxu, static_cast<size_t>(g.pad_t * row_bytes));
+  for (int64_t r = g.pad_t; direct && r < g.pad_t + g.h; ++r) {
+    uint8_t* row = xt + r * row_bytes;
+    std::memset(row, zxu, static_cast<size_t>(g.pad_l * 16));
+    std::memset(row + (g.pad_l + g.w) * 16, zxu,
+                static_cast<size_t>((s.cols - g.pad_l - g.w) * 16));
+  }
+  if (direct)
+    std::memset(xt + (g.pad_t + g.h) * row_bytes, zxu,
+                xt_size - static_cast<size_t>((g.pad_t + g.h) * row_bytes));
+  if (direct)
+    for (int64_t ih = 0, q = 0; ih < g.h; ++ih)
+      for (int64_t iw = 0; iw < g.w; iw += 4, ++q)
+        dof[q] = static_cast<int32_t>(((ih + g.pad_t) * s.cols + g.pad_l + iw) * 16);
   // The padded-plane offset of every output pixel's taps (0 past the last: computed, not
   // stored).
   for (int64_t oh = 0, p = 0; oh < g.oh; ++oh)
@@ -165,6 +237,15 @@ __attribute__((target(QDWB_TARGET))) void RunBlocks(const Block& b) {
   // operations in the same order, so the bytes match.
   const __m512 lo = _mm512_set1_ps(o.ClampLo()), hi = _mm512_set1_ps(o.ClampHi());
   const __m512i zp16 = _mm512_set1_epi16(static_cast<int16_t>(o.zero_point));
+  // Where no round(acc * scale) of a block can leave +-2^30 (BlockPackSafe), the float clamp
+  // is left out and the bounds are applied to the narrowed bytes instead: the same bytes
+  // (integer bounds inside the byte range, monotonic saturation), a quarter of the clamp
+  // operations.
+  const int32_t qmin = u8 ? 0 : -128, qmax = u8 ? 255 : 127;
+  const int32_t blo = std::max(qmin, o.q_lo), bhi = std::min(qmax, o.q_hi);
+  const bool byte_clamp = blo != qmin || bhi != qmax;
+  const __m512i lo8 = _mm512_set1_epi8(static_cast<char>(blo));
+  const __m512i hi8 = _mm512_set1_epi8(static_cast<char>(bhi));
   const __m512i unpack = _mm512_load_si512(UnpackIndex());
   const int64_t row_step = s.cols * 16;
   const int64_t taps = kh * groups;
@@ -200,6 +281,7 @@ __attribute__((target(QDWB_TARGET))) void RunBlocks(const Block& b) {
       corr[c] = -zxu * wsum;
       if (o.bias) bias[c] = o.bias[ch];
     }
+    const bool pack_safe = BlockPackSafe(ks, nc, bias, scale);
     for (int64_t t = 0; t < taps; ++t) wv[t] = _mm512_load_si512(wtab[t]);
     const __m512i corrv = _mm512_add_epi32(_mm512_load_si512(corr), _mm512_load_si512(bias));
     const __m512 scv = _mm512_load_ps(scale);
@@ -215,23 +297,18 @@ __attribute__((target(QDWB_TARGET))) void RunBlocks(const Block& b) {
                       : _mm512_setzero_si512();
       Transpose16(v);
       // v[j] lane L: pixel p0 + 16 L + j, its 16 channels. A 4x4 transpose of the lanes of
-      // v[4m..4m+3] gives pixels 16 L + 4m .. +3 as 64 contiguous bytes: xl is then the
-      // channels-last plane, pixel-major, copied row by row into the padded plane.
-      for (int m4 = 0; m4 < 16; m4 += 4) {
-        const __m512i t0 = _mm512_shuffle_i64x2(v[m4], v[m4 + 1], 0x44);
-        const __m512i t1 = _mm512_shuffle_i64x2(v[m4], v[m4 + 1], 0xEE);
-        const __m512i t2 = _mm512_shuffle_i64x2(v[m4 + 2], v[m4 + 3], 0x44);
-        const __m512i t3 = _mm512_shuffle_i64x2(v[m4 + 2], v[m4 + 3], 0xEE);
-        uint8_t* d = xl + (p0 + m4) * 16;
-        _mm512_storeu_si512(d, _mm512_shuffle_i64x2(t0, t2, 0x88));
-        _mm512_storeu_si512(d + 256, _mm512_shuffle_i64x2(t0, t2, 0xDD));
-        _mm512_storeu_si512(d + 512, _mm512_shuffle_i64x2(t1, t3, 0x88));
-        _mm512_storeu_si512(d + 768, _mm512_shuffle_i64x2(t1, t3, 0xDD));
-      }
+      // v[4m..4m+3] gives pixels 16 L + 4m .. +3 as 64 contiguous bytes (a 4-pixel group):
+      // channels-last, pixel-major.
+      const PixelSink sink{hw, xl, xt, dof};
+      if (direct)
+        sink.PutChunk<true>(p0, v);
+      else
+        sink.PutChunk<false>(p0, v);
     }
-    for (int64_t ih = 0; ih < g.h; ++ih)
-      std::memcpy(xt + ((ih + g.pad_t) * s.cols + g.pad_l) * 16, xl + ih * g.w * 16,
-                  static_cast<size_t>(g.w * 16));
+    if (!direct)
+      for (int64_t ih = 0; ih < g.h; ++ih)
+        std::memcpy(xt + ((ih + g.pad_t) * s.cols + g.pad_l) * 16, xl + ih * g.w * 16,
+                    static_cast<size_t>(g.w * 16));
 
     // Taps and requantization, 4 pixels at a time: pixels 64 u + 16 L + j (L = 0..3) of
     // chunk u, whose int32 results pack (saturating packs, exact: the float clamp put them
@@ -255,13 +332,16 @@ __attribute__((target(QDWB_TARGET))) void RunBlocks(const Block& b) {
         __m512i q[4];
         for (int L = 0; L < 4; ++L) {
           __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(a[L]), scv);
-          f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
+          if (!pack_safe) f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
           q[L] = _mm512_cvtps_epi32(f);
         }
         const __m512i p01 = _mm512_adds_epi16(_mm512_packs_epi32(q[0], q[1]), zp16);
         const __m512i p23 = _mm512_adds_epi16(_mm512_packs_epi32(q[2], q[3]), zp16);
-        v[j] = _mm512_permutexvar_epi8(
-            unpack, u8 ? _mm512_packus_epi16(p01, p23) : _mm512_packs_epi16(p01, p23));
+        __m512i bytes = u8 ? _mm512_packus_epi16(p01, p23) : _mm512_packs_epi16(p01, p23);
+        if (pack_safe && byte_clamp)
+          bytes = u8 ? _mm512_min_epu8(_mm512_max_epu8(bytes, lo8), hi8)
+                     : _mm512_min_epi8(_mm512_max_epi8(bytes, lo8), hi8);
+        v[j] = _mm512_permutexvar_epi8(unpack, bytes);
       }
       const int64_t p0 = u * 64, n = std::min<int64_t>(64, ohw - p0);
       const __mmask64 m = n >= 64 ? ~__mmask64(0) : (__mmask64(1) << n) - 1;
