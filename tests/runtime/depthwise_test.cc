@@ -2,7 +2,8 @@
 // this CPU has against the scalar reference: planes narrower than, equal to and wider than one
 // vector (8 or 16 columns), 3x3/5x5 (unrolled) and other sizes (run-time taps), strides 1
 // and 2 in each direction (3 falls back to the reference), dilations, symmetric and
-// asymmetric pads incl. pads wider than the kernel reach, bias and Relu/Clip clamps. The
+// asymmetric pads incl. pads wider than the kernel reach, bias and Relu/Clip clamps; the
+// heights leave every remainder of the 4- and 8-row (3x3) and 7-row (5x5) passes. The
 // kernels must not write past the plane. Tolerance 1e-5 of the sum of |w * x| over taps.
 #include "runtime/kernels/conv/depthwise/depthwise.h"
 

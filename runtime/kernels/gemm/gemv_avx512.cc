@@ -24,16 +24,21 @@ __attribute__((target("avx512f"))) void GemvAvx512T(int cols, int64_t k, const f
   __m512 c[kU][kM][2];
   for (int u = 0; u < kU; ++u)
     for (int r = 0; r < kM; ++r) c[u][r][0] = c[u][r][1] = _mm512_setzero_ps();
-  // A packed panel (ldb == 32) is prefetched 32 K steps (4 KiB) ahead: weights stream from
-  // memory in a whole model, and 8 steps left M = 4 at 14-18 GB/s, 32 reach 24 (gemm_bench,
-  // 1 thread, 16 copies of B). A strided raw B keeps 8 rows ahead (32 measured no better).
-  const int64_t pf = (ldb == kNr ? 32 : 8) * ldb;
+  // A strided raw B is prefetched 8 rows ahead (32 measured no better). A packed panel
+  // (ldb == 32) is one contiguous stream that the hardware prefetchers follow on their own:
+  // prefetching it as well, 32 K steps ahead, cost the mlp fixture's layers (weights in L3)
+  // 111 -> 84 us per run at 1 thread, and gained nothing measurable where the weights
+  // stream from memory (gemm_bench, 16 copies of B, and 1x4096x4096).
+  const bool prefetch = ldb != kNr;
+  const int64_t pf = 8 * ldb;
   int64_t kk = 0;
   for (; kk + kU <= k; kk += kU) {
     for (int u = 0; u < kU; ++u) {
       const float* bk = b + (kk + u) * ldb;
-      _mm_prefetch(reinterpret_cast<const char*>(bk + pf), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(bk + pf + 16), _MM_HINT_T0);
+      if (prefetch) {
+        _mm_prefetch(reinterpret_cast<const char*>(bk + pf), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(bk + pf + 16), _MM_HINT_T0);
+      }
       const __m512 b0 = _mm512_maskz_loadu_ps(m0, bk), b1 = _mm512_maskz_loadu_ps(m1, bk + 16);
       for (int r = 0; r < kM; ++r) {
         const __m512 av = _mm512_set1_ps(a[r * lda + kk + u]);

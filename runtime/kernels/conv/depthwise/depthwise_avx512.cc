@@ -82,7 +82,8 @@ inline __mmask16 RowMask(int64_t col, int64_t w) {
 // accumulator takes its taps in (i, j) order after the bias, as before.
 template <int kS, int kK, int kR>
 __attribute__((target("avx512f"), always_inline)) inline void RowsDirect(
-    const DwGeometry& g, const float* x, int64_t oh0, const __m512* wv, __m512 vbias,
+    const DwGeometry& g, const float* x, int64_t oh0, const __m512* wv, const float* w,
+    __m512 vbias,
     bool clamp, __m512 lo, __m512 hi, const conv_act::PostActivation& post, float* y) {
   constexpr int kIn = (kR - 1) * kS + kK;
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
@@ -126,7 +127,9 @@ __attribute__((target("avx512f"), always_inline)) inline void RowsDirect(
         #pragma GCC unroll 16
         for (int q = 0; q < kR; ++q) {
           const int i = r - q * kS;
-          if (i >= 0 && i < kK) acc[q] = _mm512_fmadd_ps(wv[i * kK + j], v, acc[q]);
+          if (i < 0 || i >= kK) continue;
+          const __m512 wt = kK == 5 ? _mm512_set1_ps(w[i * kK + j]) : wv[i * kK + j];
+          acc[q] = _mm512_fmadd_ps(wt, v, acc[q]);
         }
       }
     }
@@ -139,33 +142,46 @@ __attribute__((target("avx512f"), always_inline)) inline void RowsDirect(
   }
 }
 
+// The last 1..kR-1 rows of a plane in one pass (a 7-row plane is 4 + 3, not 4 + 1 + 1 + 1).
+template <int kS, int kK, int kR>
+__attribute__((target("avx512f"))) void RowsTail(int64_t rows, const DwGeometry& g,
+                                                 const float* x, int64_t oh0,
+                                                 const __m512* wv, const float* w,
+                                                 __m512 vbias, bool clamp, __m512 lo, __m512 hi,
+                                                 const conv_act::PostActivation& post,
+                                                 float* y) {
+  if constexpr (kR > 1) {
+    if (rows == kR - 1)
+      return RowsDirect<kS, kK, kR - 1>(g, x, oh0, wv, w, vbias, clamp, lo, hi, post, y);
+    RowsTail<kS, kK, kR - 1>(rows, g, x, oh0, wv, w, vbias, clamp, lo, hi, post, y);
+  }
+}
+
+// 3x3 holds its 9 weights in registers. 5x5's 25 do not fit next to the accumulators:
+// spilled as 64-byte vectors, every FMA reloaded a whole zmm from the stack, so each FMA
+// takes its weight as a 4-byte broadcast operand ({1to16}) instead. That frees the
+// registers for 7 rows a pass (MobileNet's planes are 7 * 2^n rows), each input row loaded
+// once for up to 7 accumulators. conv_bench, 1 thread, min thread-CPU time, load ~7: dw 5x5
+// 240x14 0.051 -> 0.033 ms, 5x5/2 96x28 0.028 -> 0.021 (4 rows a pass with broadcast
+// operands: 0.038 and 0.024; 8 rows: 0.033 and 0.031).
 template <int kS, int kK>
 __attribute__((target("avx512f"))) void PlaneDirect(const DwGeometry& g, const float* x,
                                                     const float* w, const DwEpilogue& ep,
                                                     float* y) {
-  constexpr int kR = 4;
-  __m512 wv[kK * kK];
-  for (int t = 0; t < kK * kK; ++t) wv[t] = _mm512_set1_ps(w[t]);
+  // 3x3 at stride 1 shares each input row among 8 rows a pass (17 registers): 144x56 0.136
+  // -> 0.117 ms, 576x14 0.043 -> 0.036 against 4 rows (conv_bench as above); stride 2
+  // measured no better with 7.
+  constexpr int kR = kK == 5 ? 7 : kS == 1 ? 8 : 4;
+  __m512 wv[kK == 3 ? 9 : 1];
+  if (kK == 3)
+    for (int t = 0; t < 9; ++t) wv[t] = _mm512_set1_ps(w[t]);
   const __m512 vbias = _mm512_set1_ps(ep.bias), lo = _mm512_set1_ps(ep.lo),
                hi = _mm512_set1_ps(ep.hi);
   int64_t oh = 0;
   for (; oh + kR <= g.oh; oh += kR)
-    RowsDirect<kS, kK, kR>(g, x, oh, wv, vbias, ep.clamp, lo, hi, ep.post, y + oh * g.ow);
-  // The last 1..kR-1 rows in one pass too (a 7-row plane is 4 + 3, not 4 + 1 + 1 + 1).
-  float* yl = y + oh * g.ow;
-  switch (g.oh - oh) {
-    case 3:
-      RowsDirect<kS, kK, 3>(g, x, oh, wv, vbias, ep.clamp, lo, hi, ep.post, yl);
-      break;
-    case 2:
-      RowsDirect<kS, kK, 2>(g, x, oh, wv, vbias, ep.clamp, lo, hi, ep.post, yl);
-      break;
-    case 1:
-      RowsDirect<kS, kK, 1>(g, x, oh, wv, vbias, ep.clamp, lo, hi, ep.post, yl);
-      break;
-    default:
-      break;
-  }
+    RowsDirect<kS, kK, kR>(g, x, oh, wv, w, vbias, ep.clamp, lo, hi, ep.post, y + oh * g.ow);
+  RowsTail<kS, kK, kR>(g.oh - oh, g, x, oh, wv, w, vbias, ep.clamp, lo, hi, ep.post,
+                       y + oh * g.ow);
 }
 
 template <int kS>
