@@ -409,19 +409,37 @@ Activation ReadActivation(const ir::Node& node) {
 
 namespace {
 #if defined(__x86_64__)
-// min/max over 8 lanes; _mm256_min_ps(x, m) returns m for a NaN x, as std::min(m, x) does,
-// and min/max are exact, so the order of the reduction does not matter.
+// min/max over 4 x 8 lanes: one min/max chain was bound by its latency (8 floats per 2
+// cycles, 3 us of a BERT DynamicQuantizeMatMul's 128 x 384 input on Zen 4); four chains
+// scan at load speed, about twice as fast. _mm256_min_ps(x, m) returns m for a NaN x, as
+// std::min(m, x) does, and min/max are exact, so the order of the reduction (chains
+// folded at the end) does not matter.
 __attribute__((target("avx2"))) void MinMaxAvx2(const float* x, int64_t n, float* mn, float* mx) {
-  __m256 vmn = _mm256_set1_ps(*mn), vmx = _mm256_set1_ps(*mx);
+  __m256 mn0 = _mm256_set1_ps(*mn), mx0 = _mm256_set1_ps(*mx);
+  __m256 mn1 = mn0, mn2 = mn0, mn3 = mn0, mx1 = mx0, mx2 = mx0, mx3 = mx0;
   int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256 v0 = _mm256_loadu_ps(x + i), v1 = _mm256_loadu_ps(x + i + 8);
+    const __m256 v2 = _mm256_loadu_ps(x + i + 16), v3 = _mm256_loadu_ps(x + i + 24);
+    mn0 = _mm256_min_ps(v0, mn0);
+    mx0 = _mm256_max_ps(v0, mx0);
+    mn1 = _mm256_min_ps(v1, mn1);
+    mx1 = _mm256_max_ps(v1, mx1);
+    mn2 = _mm256_min_ps(v2, mn2);
+    mx2 = _mm256_max_ps(v2, mx2);
+    mn3 = _mm256_min_ps(v3, mn3);
+    mx3 = _mm256_max_ps(v3, mx3);
+  }
   for (; i + 8 <= n; i += 8) {
     const __m256 v = _mm256_loadu_ps(x + i);
-    vmn = _mm256_min_ps(v, vmn);
-    vmx = _mm256_max_ps(v, vmx);
+    mn0 = _mm256_min_ps(v, mn0);
+    mx0 = _mm256_max_ps(v, mx0);
   }
+  mn0 = _mm256_min_ps(_mm256_min_ps(mn0, mn1), _mm256_min_ps(mn2, mn3));
+  mx0 = _mm256_max_ps(_mm256_max_ps(mx0, mx1), _mm256_max_ps(mx2, mx3));
   alignas(32) float a[8], b[8];
-  _mm256_store_ps(a, vmn);
-  _mm256_store_ps(b, vmx);
+  _mm256_store_ps(a, mn0);
+  _mm256_store_ps(b, mx0);
   for (int j = 0; j < 8; ++j) {
     *mn = std::min(*mn, a[j]);
     *mx = std::max(*mx, b[j]);
@@ -451,8 +469,12 @@ void MinMax(const float* x, int64_t n, float* mn, float* mx) {
 
 U8Params DynamicU8Params(const float* x, int64_t n, ThreadPool* pool) {
   float mn = 0.f, mx = 0.f;
-  const int64_t parts =
-      pool && pool->num_threads() > 1 ? std::min<int64_t>(4 * pool->num_threads(), n / kGrain) : 1;
+  // Below 4 grains (BERT's 128 x 384 inputs are 3) the caller scans alone: the scan takes
+  // about 2 us, less than handing a loop to the pool and waiting for it, which on a loaded
+  // machine (the worker not running) costs far more.
+  const int64_t parts = pool && pool->num_threads() > 1 && n >= 4 * kGrain
+                            ? std::min<int64_t>(4 * pool->num_threads(), n / kGrain)
+                            : 1;
   if (parts > 1) {
     // Bounds per part, folded in part order: min and max are exact, the result is the
     // serial one.
