@@ -33,6 +33,27 @@ inline int32_t AdjustedRowSum(const QCorr& c, int r) {
                               static_cast<uint32_t>(c.k) * static_cast<uint32_t>(c.za[r]));
 }
 
+// The VNNI dot loop of the 8 x 32 tiles: c0/c1[r] += row r of A (4 bytes per group,
+// 8 rows per 32-byte step of the packed panel, broadcast) times B's two 16-column halves
+// (128 bytes per group), over k4 groups. kHalf: B's second half is not computed (c1
+// untouched). Always inlined, so the accumulators stay in registers.
+template <int R, bool kHalf = false>
+__attribute__((target("avx512f,avx512bw,avx512vnni"), always_inline)) inline void DotRows(
+    int64_t k4, const uint8_t* a, const int8_t* b, __m512i* c0, __m512i* c1) {
+  for (int64_t g = 0; g < k4; ++g) {
+    const __m512i b0 = _mm512_loadu_si512(b);
+    const __m512i b1 = kHalf ? b0 : _mm512_loadu_si512(b + 64);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m512i av = _mm512_set1_epi32(Load32(a + 4 * r));
+      c0[r] = _mm512_dpbusd_epi32(c0[r], av, b0);
+      if (!kHalf) c1[r] = _mm512_dpbusd_epi32(c1[r], av, b1);
+    }
+    a += 4 * 8;
+    b += 4 * 32;
+  }
+}
+
 // R rows of A starting at `a`; row r's group g is at a + g * group_stride + r * row_stride
 // inside a block of 16 groups, blocks `block_stride` apart (VNNI layout: one block).
 // The AVX-512 tiles store raw dots: the store (QStoreTileAvx512) applies the correction
@@ -46,17 +67,7 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void Rows512(int64_t k4, 
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) c0[r] = c1[r] = _mm512_setzero_si512();
   if (!kAmxA) {
-    for (int64_t g = 0; g < k4; ++g) {
-      const __m512i b0 = _mm512_loadu_si512(b), b1 = _mm512_loadu_si512(b + 64);
-#pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) {
-        const __m512i av = _mm512_set1_epi32(Load32(a + 4 * r));
-        c0[r] = _mm512_dpbusd_epi32(c0[r], av, b0);
-        c1[r] = _mm512_dpbusd_epi32(c1[r], av, b1);
-      }
-      a += 4 * 8;
-      b += 4 * 32;
-    }
+    DotRows<R>(k4, a, b, c0, c1);
   } else {
     // AMX A panel: per block of 16 groups, 16 rows x 64 bytes.
     for (int64_t g = 0; g < k4; ++g) {
@@ -478,18 +489,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void RowsQuant51
     c0[r] = _mm512_sub_epi32(rcv, ct0);
     c1[r] = _mm512_sub_epi32(rcv, ct1);
   }
-  for (int64_t g = 0; g < k4; ++g) {
-    const __m512i b0 = _mm512_loadu_si512(b);
-    const __m512i b1 = kHalf ? b0 : _mm512_loadu_si512(b + 64);
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-      const __m512i av = _mm512_set1_epi32(Load32(a + 4 * r));
-      c0[r] = _mm512_dpbusd_epi32(c0[r], av, b0);
-      if (!kHalf) c1[r] = _mm512_dpbusd_epi32(c1[r], av, b1);
-    }
-    a += 4 * 8;
-    b += 4 * 32;
-  }
+  DotRows<R, kHalf>(k4, a, b, c0, c1);
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
     if (kHalf) c1[r] = c0[r];
@@ -761,17 +761,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void RowsFloat51
     c1[r] = _mm512_sub_epi32(_mm512_sub_epi32(init[1], _mm512_mullo_epi32(za, init[3])),
                              _mm512_mullo_epi32(ta, init[5]));
   }
-  for (int64_t g = 0; g < k4; ++g) {
-    const __m512i b0 = _mm512_loadu_si512(b), b1 = _mm512_loadu_si512(b + 64);
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-      const __m512i av = _mm512_set1_epi32(Load32(a + 4 * r));
-      c0[r] = _mm512_dpbusd_epi32(c0[r], av, b0);
-      c1[r] = _mm512_dpbusd_epi32(c1[r], av, b1);
-    }
-    a += 4 * 8;
-    b += 4 * 32;
-  }
+  DotRows<R>(k4, a, b, c0, c1);
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     __m512 v0 = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(c0[r]), fc.s0), fc.fb0);
