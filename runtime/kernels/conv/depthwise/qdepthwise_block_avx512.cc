@@ -172,6 +172,32 @@ bool BlockPackSafe(int64_t ks, int nc, const int32_t* bias, const float* scale) 
   return true;
 }
 
+// Writes the zero point zxu into the padded plane xt (s.rows x s.cols 16-byte pixels,
+// xt_size bytes). direct (the pixels go straight to their place): only around them — rows
+// above and below, columns left and right, the slack past the plane — and dof[q] gets the
+// offset of 4-pixel group q; otherwise the whole plane, one call instead of two a row on
+// small planes.
+void FillPadding(const Geometry& g, const BlockShape& s, bool direct, uint8_t zxu, uint8_t* xt,
+                 size_t xt_size, int32_t* dof) {
+  if (!direct) {
+    std::memset(xt, zxu, xt_size);
+    return;
+  }
+  const int64_t row_bytes = s.cols * 16;
+  std::memset(xt, zxu, static_cast<size_t>(g.pad_t * row_bytes));
+  for (int64_t r = g.pad_t; r < g.pad_t + g.h; ++r) {
+    uint8_t* row = xt + r * row_bytes;
+    std::memset(row, zxu, static_cast<size_t>(g.pad_l * 16));
+    std::memset(row + (g.pad_l + g.w) * 16, zxu,
+                static_cast<size_t>((s.cols - g.pad_l - g.w) * 16));
+  }
+  std::memset(xt + (g.pad_t + g.h) * row_bytes, zxu,
+              xt_size - static_cast<size_t>((g.pad_t + g.h) * row_bytes));
+  for (int64_t ih = 0, q = 0; ih < g.h; ++ih)
+    for (int64_t iw = 0; iw < g.w; iw += 4, ++q)
+      dof[q] = static_cast<int32_t>(((ih + g.pad_t) * s.cols + g.pad_l + iw) * 16);
+}
+
 // kKh/kG > 0 fix the kernel rows and groups (3x3: 3, 1; 5x5: 5, 2); 0 reads them.
 template <int kKh, int kG>
 __attribute__((target(QDWB_TARGET))) void RunBlocks(const Block& b) {
@@ -204,25 +230,7 @@ __attribute__((target(QDWB_TARGET))) void RunBlocks(const Block& b) {
   uint8_t* xl = xl_buf.data();
   int32_t* oof = oof_buf.data();
   int32_t* dof = dof_buf.data();
-  // The padding only where the pixels are written in place (rows above and below the
-  // pixels, columns left and right of them, the slack past the plane): the whole plane
-  // otherwise, one call instead of two a row on small planes.
-  const int64_t row_bytes = s.cols * 16;
-  if (!direct) std::memset(xt, zxu, xt_size);
-  if (direct) std::memset(xt, zxu, static_cast<size_t>(g.pad_t * row_bytes));
-  for (int64_t r = g.pad_t; direct && r < g.pad_t + g.h; ++r) {
-    uint8_t* row = xt + r * row_bytes;
-    std::memset(row, zxu, static_cast<size_t>(g.pad_l * 16));
-    std::memset(row + (g.pad_l + g.w) * 16, zxu,
-                static_cast<size_t>((s.cols - g.pad_l - g.w) * 16));
-  }
-  if (direct)
-    std::memset(xt + (g.pad_t + g.h) * row_bytes, zxu,
-                xt_size - static_cast<size_t>((g.pad_t + g.h) * row_bytes));
-  if (direct)
-    for (int64_t ih = 0, q = 0; ih < g.h; ++ih)
-      for (int64_t iw = 0; iw < g.w; iw += 4, ++q)
-        dof[q] = static_cast<int32_t>(((ih + g.pad_t) * s.cols + g.pad_l + iw) * 16);
+  FillPadding(g, s, direct, static_cast<uint8_t>(zxu), xt, xt_size, dof);
   // The padded-plane offset of every output pixel's taps (0 past the last: computed, not
   // stored).
   for (int64_t oh = 0, p = 0; oh < g.oh; ++oh)
