@@ -103,6 +103,9 @@ std::vector<Shape> Shapes() {
       {6, 10, 1, 3, 2, 1, 5, 2, {1, 1, 1, 1}, "3x3 s2 on width 2: one pixel a segment"},
       {96, 24, 1, 3, 1, 1, 50, 61, {1, 1, 1, 1}, "96->24 3x3: many L2 chunks, ragged last"},
       {3, 32, 1, 3, 2, 1, 75, 77, {1, 1, 1, 1}, "3->32 3x3 s2 stem: one L2 chunk, 2 threads a share each"},
+      {8, 16, 1, 3, 2, 1, 9, 32, {1, 1, 1, 1},
+       "3x3 s2 on width 32: 16-pixel rows whose last tap is the row's last byte"},
+      {6, 8, 1, 7, 2, 1, 40, 64, {3, 3, 3, 3}, "7x7 s2 stem-like: taps past both row ends"},
   };
 }
 

@@ -7,7 +7,8 @@
 // Per image and group, Y_g[Mg, pixels] = W_g[Mg, Cg*kprod] x col[Cg*kprod, pixels]: the
 // weights (constant in real models) are packed once as the GEMM's A operand with their
 // zero points subtracted; im2col writes (x - x_zp) as int16 pairs straight into B panels,
-// with 0 for padding (the padded value *is* the zero point). On VNNI/AMX CPUs (QGemmBytes)
+// with 0 for padding (the padded value *is* the zero point); on AVX2 a vector at a time
+// (qconv_im2col_avx2.h), chunk by chunk into L2 ahead of the GEMM as the byte layouts do. On VNNI/AMX CPUs (QGemmBytes)
 // the panels hold bytes instead (x as int8, padding = x_zp) with per-pixel column sums. A 1x1
 // stride-1 unpadded conv packs X directly. Depthwise convs (one input and one output channel per
 // group) take the integer plane kernels of qdepthwise.h instead. Requantization: y =
@@ -28,6 +29,7 @@
 #include "runtime/kernels/conv/conv_util.h"
 #include "runtime/kernels/conv/depthwise/qdepthwise.h"
 #include "runtime/kernels/conv/qconv_im2col.h"
+#include "runtime/kernels/conv/qconv_im2col_avx2.h"
 #include "runtime/kernels/conv/qconv_implicit.h"
 #include "runtime/kernels/gemm/gemm_op_util.h"
 #include "runtime/kernels/qgemm/qgemm.h"
@@ -158,7 +160,7 @@ void RunDepthwise(Isa isa, ThreadPool& pool, const ConvGeometry& g, const ir::Te
   });
 }
 
-// How the byte layouts' fused im2col + GEMM is cut into tasks. Chunks of panels whose
+// How the fused im2col + GEMM (byte layouts; AVX2's int16 pairs) is cut into tasks. Chunks of panels whose
 // packed columns stay in L2 (~256 KiB), each written and multiplied by the same thread
 // right away, instead of the whole column matrix (5.5 MB for a 96-channel 3x3 conv on
 // 80x80) going through memory between the two. Fused whenever the panels give every thread
@@ -176,11 +178,13 @@ struct ChunkPlan {
   int threads = 1;
   bool fused = false;
 
-  ChunkPlan(const ConvGeometry& g, int64_t kdim, int nr, bool bytes, int num_threads)
+  // `fusable`: the im2col writes panels from any q_base on (the byte layouts, AVX2's int16
+  // pairs of `elem` bytes).
+  ChunkPlan(const ConvGeometry& g, int64_t kdim, int nr, bool fusable, int elem, int num_threads)
       : threads(num_threads) {
     panels = (g.out_size() + nr - 1) / nr;
-    l2_chunk = std::max<int64_t>(1, (256 << 10) / std::max<int64_t>(1, kdim * nr));
-    fused = bytes && (threads == 1 || panels >= 2 * threads);
+    l2_chunk = std::max<int64_t>(1, (256 << 10) / std::max<int64_t>(1, kdim * nr * elem));
+    fused = fusable && (threads == 1 || panels >= 2 * threads);
     if (threads == 1) {
       nchunks = (panels + l2_chunk - 1) / l2_chunk;
       chunk = l2_chunk;
@@ -212,6 +216,35 @@ struct ChunkPlan {
   int64_t FirstChunk(int64_t t) const { return t * nchunks / tasks; }
 };
 
+// The fused im2col + GEMM of one image and group (ChunkPlan): each task writes its chunks
+// of B panels into a buffer of its own and multiplies them right away.
+template <typename Im2Col>
+void RunFusedChunks(Isa isa, ThreadPool& pool, const ChunkPlan& plan, int64_t mg, int64_t kdim,
+                    int64_t out_size, int64_t elem, const QPacked& wg, const QOutput& o,
+                    const Im2Col& im2col) {
+  const int nr = QGemmNr(isa);
+  const int64_t mparts = plan.mparts;
+  pool.ParallelFor(plan.tasks, 1, [&](int64_t t0, int64_t t1) {
+    thread_local std::vector<int16_t> buf;
+    const int64_t bneed = QPackedBSize(isa, kdim, plan.chunk * nr);
+    if (buf.size() < static_cast<size_t>(bneed)) buf.resize(static_cast<size_t>(bneed));
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t c0 = mparts > 1 ? 0 : plan.FirstChunk(t);
+      const int64_t c1 = mparts > 1 ? plan.nchunks : plan.FirstChunk(t + 1);
+      for (int64_t c = c0; c < c1; ++c) {
+        const int64_t q0 = plan.Begin(c), q1 = plan.Begin(c + 1);
+        if (q0 == q1) continue;
+        const int64_t n0 = q0 * nr, nc = std::min(out_size, q1 * nr) - n0;
+        im2col(q0, q1, buf.data(), q0, nc);
+        QOutput oc = o;
+        oc.data = static_cast<uint8_t*>(o.data) + n0 * elem;
+        QGemm(isa, mg, nc, kdim, QOperand::Of(wg), QOperand{buf.data(), isa, nc, kdim}, oc,
+              nullptr, mparts > 1 ? static_cast<int>(t) : 0, static_cast<int>(mparts));
+      }
+    }
+  });
+}
+
 // Every other conv: per image and group, im2col into B panels and the int8 GEMM with the
 // packed weights `pw` (one per group) as A.
 void RunGemm(Isa isa, ThreadPool& pool, const ConvGeometry& g, const ir::Tensor& x, int32_t x_zp,
@@ -225,7 +258,12 @@ void RunGemm(Isa isa, ThreadPool& pool, const ConvGeometry& g, const ir::Tensor&
   const int nr = QGemmNr(isa);
   const bool bytes = QGemmBytes(isa);
   const Im2ColRows rows(pointwise ? ConvGeometry{} : g);
-  const ChunkPlan plan(g, kdim, nr, bytes, pool.num_threads());
+#if defined(__x86_64__)
+  const bool pairs_avx2 = !bytes && isa == Isa::kAvx2 && nr == 16;  // QIm2ColPanelsAvx2
+#else
+  const bool pairs_avx2 = false;
+#endif
+  const ChunkPlan plan(g, kdim, nr, bytes || pairs_avx2, bytes ? 1 : 2, pool.num_threads());
   const int64_t panels = plan.panels;
   thread_local std::vector<int16_t> col;
   const int64_t need = plan.fused ? 0 : QPackedBSize(isa, kdim, out_size);
@@ -243,56 +281,40 @@ void RunGemm(Isa isa, ThreadPool& pool, const ConvGeometry& g, const ir::Tensor&
       if (o.per_channel_scale) o.scale += gi * g.mg;
       if (o.bias) o.bias += gi * g.mg;
       const QPacked& wg = pw[static_cast<size_t>(gi)];
-      if (bytes) {
-        const int32_t zp8 = s8 ? x_zp : x_zp - 128;  // B is int8: uint8 x is stored x - 128
-        const Im2ColRows* r = pointwise ? nullptr : &rows;
-        auto im2col = [&](int64_t lo, int64_t hi, int16_t* d, int64_t q_base, int64_t n_pack) {
+      const Im2ColRows* r = pointwise ? nullptr : &rows;
+      const int32_t zp8 = s8 ? x_zp : x_zp - 128;  // byte B is int8: uint8 x is stored x - 128
+      const QSource src{xg, x.dtype(), in_size, false, &x_zp, false};  // pointwise: B is X
+      // Panels [lo, hi) of B written from d on as panels q - q_base (only the fusable
+      // layouts take q_base > 0); n_pack: the byte layouts' column count.
+      auto im2col = [&](int64_t lo, int64_t hi, int16_t* d, int64_t q_base, int64_t n_pack) {
+        const int8_t* xs = reinterpret_cast<const int8_t*>(xg);
+        if (bytes) {
+          const int8_t pad = static_cast<int8_t>(zp8);
           if (s8)
-            QIm2ColBytes(isa, g, r, reinterpret_cast<const int8_t*>(xg), static_cast<int8_t>(zp8),
-                         kdim, lo, hi, nr, d, q_base, n_pack);
+            QIm2ColBytes(isa, g, r, xs, pad, kdim, lo, hi, nr, d, q_base, n_pack);
           else
-            QIm2ColBytes(isa, g, r, xg, static_cast<int8_t>(zp8), kdim, lo, hi, nr, d, q_base,
-                         n_pack);
-        };
-        if (plan.fused) {
-          const int64_t mparts = plan.mparts;
-          pool.ParallelFor(plan.tasks, 1, [&](int64_t t0, int64_t t1) {
-            thread_local std::vector<int16_t> buf;
-            const int64_t bneed = QPackedBSize(isa, kdim, plan.chunk * nr);
-            if (buf.size() < static_cast<size_t>(bneed)) buf.resize(static_cast<size_t>(bneed));
-            for (int64_t t = t0; t < t1; ++t) {
-              const int64_t c0 = mparts > 1 ? 0 : plan.FirstChunk(t);
-              const int64_t c1 = mparts > 1 ? plan.nchunks : plan.FirstChunk(t + 1);
-              for (int64_t c = c0; c < c1; ++c) {
-                const int64_t q0 = plan.Begin(c), q1 = plan.Begin(c + 1);
-                if (q0 == q1) continue;
-                const int64_t n0 = q0 * nr, nc = std::min(out_size, q1 * nr) - n0;
-                im2col(q0, q1, buf.data(), q0, nc);
-                QOutput oc = o;
-                oc.data = static_cast<uint8_t*>(o.data) + n0 * elem;
-                QGemm(isa, g.mg, nc, kdim, QOperand::Of(wg), QOperand{buf.data(), isa, nc, kdim},
-                      oc, nullptr, mparts > 1 ? static_cast<int>(t) : 0, static_cast<int>(mparts));
-              }
-            }
-          });
-          continue;
+            QIm2ColBytes(isa, g, r, xg, pad, kdim, lo, hi, nr, d, q_base, n_pack);
+#if defined(__x86_64__)
+        } else if (pairs_avx2) {
+          if (s8)
+            qim2col::QIm2ColPanelsAvx2(g, r, xs, x_zp, lo, hi, d, q_base);
+          else
+            qim2col::QIm2ColPanelsAvx2(g, r, xg, x_zp, lo, hi, d, q_base);
+#endif
+        } else if (pointwise) {
+          QPackBPanels(isa, kdim, out_size, src, lo, hi, d);
+        } else if (s8) {
+          QIm2ColPanels(g, rows, xs, x_zp, lo, hi, nr, d);
+        } else {
+          QIm2ColPanels(g, rows, xg, x_zp, lo, hi, nr, d);
         }
-        pool.ParallelFor(panels, grain,
-                         [&](int64_t lo, int64_t hi) { im2col(lo, hi, dst, 0, out_size); });
-      } else if (pointwise) {
-        QSource src{xg, x.dtype(), in_size, false, &x_zp, false};
-        // op(B)[k][j] = X[c=k][pixel j]: B is X itself, row-major [C, pixels].
-        pool.ParallelFor(panels, grain, [&](int64_t lo, int64_t hi) {
-          QPackBPanels(isa, kdim, out_size, src, lo, hi, dst);
-        });
-      } else {
-        pool.ParallelFor(panels, grain, [&](int64_t lo, int64_t hi) {
-          if (s8)
-            QIm2ColPanels(g, rows, reinterpret_cast<const int8_t*>(xg), x_zp, lo, hi, nr, dst);
-          else
-            QIm2ColPanels(g, rows, xg, x_zp, lo, hi, nr, dst);
-        });
+      };
+      if (plan.fused) {
+        RunFusedChunks(isa, pool, plan, g.mg, kdim, out_size, elem, wg, o, im2col);
+        continue;
       }
+      pool.ParallelFor(panels, grain,
+                       [&](int64_t lo, int64_t hi) { im2col(lo, hi, dst, 0, out_size); });
       QGemm(isa, g.mg, out_size, kdim, QOperand::Of(wg), QOperand{dst, isa, out_size, kdim}, o,
             &pool);
     }

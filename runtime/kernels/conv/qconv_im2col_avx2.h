@@ -1,0 +1,198 @@
+// AVX2 im2col of (x - zp) into the int16-pair B panels of qs16_gemm__avx2_6x16 (nr = 16):
+// the panels QIm2ColPanels (qconv_im2col.h) writes, built a k pair at a time. Each im2col
+// row of a panel is one 16-lane int16 vector: where the panel's 16 pixels lie on one output
+// row and every tap is inside the input row (most panels of a wide conv), a 16-byte load
+// (stride 1) or a 32-byte load keeping every other byte (stride 2), widened; otherwise one
+// such load per row segment (pixels on one output row), blended in under the mask of its
+// in-range taps. Strides above 2 gather into a zeroed 16-lane buffer. Two rows
+// are then interleaved into the pair layout with unpack/permute and stored as one 64-byte
+// line. A pointwise conv (rows = nullptr) reads X's channel rows directly.
+// Header-only, included by qconv.cc alone (see qconv_im2col.h).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+
+#include "runtime/kernels/conv/conv_util.h"
+#include "runtime/kernels/conv/qconv_im2col.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace edgepress::runtime::qim2col {
+
+#if defined(__x86_64__)
+
+namespace avx2_detail {
+
+constexpr int kNr = 16;
+
+// The panel's pixels split into runs on one output row (up to one a pixel).
+struct PanelSegments {
+  int n = 0;
+  int t0[kNr], len[kNr];
+  int64_t bd[kNr], bh[kNr], bw[kNr];
+
+  PanelSegments(const conv_util::ConvGeometry& g, int64_t p0, int cnt) {
+    int64_t ow = p0 % g.out[2], oh = (p0 / g.out[2]) % g.out[1], od = p0 / (g.out[2] * g.out[1]);
+    for (int t = 0; t < cnt; ++n) {
+      const int l = static_cast<int>(std::min<int64_t>(cnt - t, g.out[2] - ow));
+      t0[n] = t;
+      len[n] = l;
+      bd[n] = od * g.stride[0] - g.pad_b[0];
+      bh[n] = oh * g.stride[1] - g.pad_b[1];
+      bw[n] = ow * g.stride[2] - g.pad_b[2];
+      t += l;
+      ow += l;
+      if (ow == g.out[2]) {
+        ow = 0;
+        if (++oh == g.out[1]) {
+          oh = 0;
+          ++od;
+        }
+      }
+    }
+  }
+};
+
+// 16 bytes widened to int16.
+template <typename T>
+__attribute__((target("avx2"))) inline __m256i Widen(const T* p) {
+  const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return std::is_same<T, int8_t>::value ? _mm256_cvtepi8_epi16(b) : _mm256_cvtepu8_epi16(b);
+}
+
+// The even (odd = false) or odd bytes of 32, widened to int16.
+template <typename T>
+__attribute__((target("avx2"))) inline __m256i EveryOther(const T* p, bool odd) {
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  if (std::is_same<T, int8_t>::value)
+    return odd ? _mm256_srai_epi16(v, 8) : _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8);
+  return odd ? _mm256_srli_epi16(v, 8) : _mm256_and_si256(v, _mm256_set1_epi16(0xff));
+}
+
+// Row kk of the panel: (x - zp) for the in-range taps, 0 for padding and pixels >= cnt.
+// [x, x_end) is the group's input: a segment's vector load must not leave it.
+template <typename T>
+__attribute__((target("avx2"))) inline __m256i TapRow(const conv_util::ConvGeometry& g,
+                                                      const Im2ColRows& rows,
+                                                      const PanelSegments& s, const T* x,
+                                                      const T* x_end, int64_t kk, int32_t zp,
+                                                      __m256i vzp) {
+  const uint64_t in_d = g.in[0], in_h = g.in[1];
+  const int64_t in_w = g.in[2], sw = g.stride[2];
+  const T* xc = x + rows.c_off[kk];
+  if (s.n == 1 && s.len[0] == kNr && sw <= 2) {  // one output row, 16 pixels
+    const int64_t id = s.bd[0] + rows.d_off[kk], ih = s.bh[0] + rows.h_off[kk];
+    if (static_cast<uint64_t>(id) >= in_d || static_cast<uint64_t>(ih) >= in_h)
+      return _mm256_setzero_si256();
+    const int64_t w0 = s.bw[0] + rows.w_off[kk], last = w0 + (kNr - 1) * sw;
+    const T* xr = xc + (id * g.in[1] + ih) * in_w + w0;
+    // Loads stay inside the input row: a stride-2 row ending at `last` reads from w0 - 1.
+    if (w0 >= 0 && last < in_w) {
+      if (sw == 1) return _mm256_sub_epi16(Widen(xr), vzp);
+      if (last + 1 < in_w) return _mm256_sub_epi16(EveryOther(xr, false), vzp);
+      if (w0 >= 1) return _mm256_sub_epi16(EveryOther(xr - 1, true), vzp);
+    }
+  }
+  // Per segment, the lanes [lo, hi) of its in-range taps: one load of the 16 (32) bytes
+  // that lane 0 of the segment's input run would start, blended in under a lane mask. The
+  // scalar buffer only takes what strides > 2 or a load past the input's ends would need
+  // (its lanes are disjoint from the blended ones: merged with an OR).
+  const __m256i iota = _mm256_setr_epi16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  __m256i acc = _mm256_setzero_si256();
+  alignas(32) int16_t buf[kNr];
+  bool scalar = false;
+  for (int si = 0; si < s.n; ++si) {
+    const int64_t id = s.bd[si] + rows.d_off[kk], ih = s.bh[si] + rows.h_off[kk];
+    if (static_cast<uint64_t>(id) >= in_d || static_cast<uint64_t>(ih) >= in_h) continue;
+    const int64_t w0 = s.bw[si] + rows.w_off[kk], n_t = s.len[si];
+    // Taps t with 0 <= w0 + t * sw < in_w.
+    const int64_t t_lo = std::min<int64_t>(n_t, w0 >= 0 ? 0 : (-w0 + sw - 1) / sw);
+    const int64_t lim = in_w - 1 - w0;
+    const int64_t t_hi = std::max(t_lo, lim < 0 ? 0 : std::min<int64_t>(n_t, lim / sw + 1));
+    if (t_hi == t_lo) continue;
+    const T* xr = xc + (id * g.in[1] + ih) * in_w + w0;
+    // Lane L of the vector reads base[L * sw]: lanes t0 + t hold xr[t * sw].
+    const uintptr_t first = reinterpret_cast<uintptr_t>(xr) - s.t0[si] * sw * sizeof(T);
+    const T* base = reinterpret_cast<const T*>(first);
+    if (sw <= 2 && first >= reinterpret_cast<uintptr_t>(x) &&
+        first + kNr * sw * sizeof(T) <= reinterpret_cast<uintptr_t>(x_end)) {
+      const __m256i v = _mm256_sub_epi16(sw == 1 ? Widen(base) : EveryOther(base, false), vzp);
+      const __m256i lo = _mm256_set1_epi16(static_cast<int16_t>(s.t0[si] + t_lo - 1));
+      const __m256i hi = _mm256_set1_epi16(static_cast<int16_t>(s.t0[si] + t_hi));
+      const __m256i in = _mm256_and_si256(_mm256_cmpgt_epi16(iota, lo), _mm256_cmpgt_epi16(hi, iota));
+      acc = _mm256_blendv_epi8(acc, v, in);
+      continue;
+    }
+    if (!scalar) std::fill(buf, buf + kNr, int16_t{0});
+    scalar = true;
+    int16_t* d = buf + s.t0[si];
+    for (int64_t t = t_lo; t < t_hi; ++t)
+      d[t] = static_cast<int16_t>(static_cast<int32_t>(xr[t * sw]) - zp);
+  }
+  if (scalar) acc = _mm256_or_si256(acc, _mm256_load_si256(reinterpret_cast<const __m256i*>(buf)));
+  return acc;
+}
+
+// Channel row kk of a pointwise conv's panel at pixel p0 (cnt pixels).
+template <typename T>
+__attribute__((target("avx2"))) inline __m256i PointwiseRow(const T* xr, int cnt, int32_t zp,
+                                                            __m256i vzp) {
+  if (cnt == kNr) return _mm256_sub_epi16(Widen(xr), vzp);
+  alignas(32) int16_t buf[kNr] = {};
+  for (int t = 0; t < cnt; ++t) buf[t] = static_cast<int16_t>(static_cast<int32_t>(xr[t]) - zp);
+  return _mm256_load_si256(reinterpret_cast<const __m256i*>(buf));
+}
+
+// Rows a (k even) and b (k odd) as 16 (a, b) pairs: 64 bytes at d.
+__attribute__((target("avx2"))) inline void StorePair(int16_t* d, __m256i a, __m256i b) {
+  const __m256i lo = _mm256_unpacklo_epi16(a, b), hi = _mm256_unpackhi_epi16(a, b);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(d), _mm256_permute2x128_si256(lo, hi, 0x20));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + kNr), _mm256_permute2x128_si256(lo, hi, 0x31));
+}
+
+}  // namespace avx2_detail
+
+// im2col panels [q0, q1) of 16 pixels, written from dst on as panels q - q_base.
+template <typename T>
+__attribute__((target("avx2"))) void QIm2ColPanelsAvx2(const conv_util::ConvGeometry& g,
+                                                       const Im2ColRows* rows, const T* x,
+                                                       int32_t zp, int64_t q0, int64_t q1,
+                                                       int16_t* dst, int64_t q_base) {
+  using namespace avx2_detail;
+  const int64_t out_size = g.out_size();
+  const int64_t kdim = rows ? static_cast<int64_t>(rows->c_off.size()) : g.cg;
+  const int64_t k2 = (kdim + 1) / 2;
+  const __m256i vzp = _mm256_set1_epi16(static_cast<int16_t>(zp));
+  const __m256i zero = _mm256_setzero_si256();
+  for (int64_t q = q0; q < q1; ++q) {
+    const int64_t p0 = q * kNr;
+    const int cnt = static_cast<int>(std::min<int64_t>(kNr, out_size - p0));
+    int16_t* panel = dst + (q - q_base) * k2 * 2 * kNr;
+    if (!rows) {  // pointwise: op(B)[c][pixel] = X[c][pixel]
+      const T* xp = x + p0;
+      for (int64_t kp = 0; kp < k2; ++kp) {
+        const int64_t kk = 2 * kp;
+        const __m256i a = PointwiseRow(xp + kk * out_size, cnt, zp, vzp);
+        const __m256i b = kk + 1 < kdim ? PointwiseRow(xp + (kk + 1) * out_size, cnt, zp, vzp) : zero;
+        StorePair(panel + kp * 2 * kNr, a, b);
+      }
+      continue;
+    }
+    const PanelSegments s(g, p0, cnt);
+    const T* x_end = x + g.cg * g.in_size();
+    for (int64_t kp = 0; kp < k2; ++kp) {
+      const int64_t kk = 2 * kp;
+      const __m256i a = TapRow(g, *rows, s, x, x_end, kk, zp, vzp);
+      const __m256i b = kk + 1 < kdim ? TapRow(g, *rows, s, x, x_end, kk + 1, zp, vzp) : zero;
+      StorePair(panel + kp * 2 * kNr, a, b);
+    }
+  }
+}
+
+#endif  // __x86_64__
+
+}  // namespace edgepress::runtime::qim2col
