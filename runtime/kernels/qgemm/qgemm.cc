@@ -44,7 +44,8 @@ const QMicroKernel& KernelFor(Isa isa) {
                                      "qs16_gemm__scalar_6x16"};
 #if defined(__x86_64__)
   using namespace qgemm_detail;
-  static const QMicroKernel kAvx2K{6, 16, QTileAvx2, QStoreRowAvx2, "qs16_gemm__avx2_6x16"};
+  static const QMicroKernel kAvx2K{6, 16, QTileAvx2, QStoreRowAvx2, "qs16_gemm__avx2_6x16",
+                                   QTileQuantAvx2};
   static const QMicroKernel kAvx512K{6, 32, QTileAvx512, QStoreRowAvx2,
                                      "qs16_gemm__avx512_6x32"};
   // CPUs with VNNI take the byte layouts (QGemmBytes) and never reach here.
@@ -310,6 +311,9 @@ void QGemm(Isa isa, int64_t m, int64_t n, int64_t k, const QOperand& a, const QO
   }
   const int64_t tiles_m = CeilDiv(mp, mcp), tiles_n = CeilDiv(np, ncp);
   const int64_t a_panel = k2 * 2 * mr, b_panel = k2 * 2 * nr;
+  // Per-row quantized outputs (convs: row = output channel) skip the int32 round trip.
+  const bool fuse_store = mk.tile_quant && !ForceScalar() && out.per_row &&
+                          (out.kind == QOutput::Kind::kUInt8 || out.kind == QOutput::Kind::kInt8);
   auto run_tiles = [&](int64_t t0, int64_t t1) {
     alignas(64) int32_t acc[8 * 64];
     for (int64_t t = t0; t < t1; ++t) {
@@ -322,6 +326,10 @@ void QGemm(Isa isa, int64_t m, int64_t n, int64_t k, const QOperand& a, const QO
         for (int64_t pi = p0; pi < p1; ++pi) {
           const int64_t row0 = pi * mr;
           const int rows = static_cast<int>(std::min<int64_t>(mr, m - row0));
+          if (fuse_store && cols == nr) {
+            mk.tile_quant(rows, k2, a.data + pi * a_panel, b.data + q * b_panel, row0, col0, out);
+            continue;
+          }
           mk.tile(rows, k2, a.data + pi * a_panel, b.data + q * b_panel, acc);
           for (int r = 0; r < rows; ++r) mk.store(acc + r * nr, cols, row0 + r, col0, out);
         }

@@ -1,7 +1,8 @@
 // int16-pair x86 micro-kernels of the integer GEMM for CPUs without VNNI (layout and
 // exactness argument in qgemm.h; VNNI CPUs take the byte kernels of qgemm_vnni.cc), each
 // compiled for its ISA with __attribute__((target)) and chosen at run time:
-//   qs16_gemm__avx2_6x16        vpmaddwd + vpaddd, 12 ymm accumulators
+//   qs16_gemm__avx2_6x16        vpmaddwd + vpaddd, 12 ymm accumulators (QTileQuantAvx2:
+//                               the same tile requantizing its 6x16 outputs from registers)
 //   qs16_gemm__avx512_6x32      vpmaddwd + vpaddd on zmm (AVX-512BW)
 // and the AVX2 epilogue (int32 -> float -> requantized uint8/int8, 8 columns at a time;
 // _mm256_cvtps_epi32 rounds half to even under the default MXCSR, like nearbyint).
@@ -26,29 +27,8 @@ inline int32_t Pair(const int16_t* p) {
 
 }  // namespace
 
-#define EP_Q_AVX2_BODY(MADD)                                                              \
-  constexpr int kMr = 6, kNr = 16;                                                        \
-  if (rows == 1) {                                                                        \
-    __m256i c0 = _mm256_setzero_si256(), c1 = c0, d0 = c0, d1 = c0;                       \
-    int64_t kp = 0;                                                                       \
-    for (; kp + 2 <= k2; kp += 2) {                                                       \
-      const __m256i a0 = _mm256_set1_epi32(Pair(a)), a1 = _mm256_set1_epi32(Pair(a + 2 * kMr)); \
-      c0 = MADD(c0, a0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b)));         \
-      c1 = MADD(c1, a0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16)));    \
-      d0 = MADD(d0, a1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 32)));    \
-      d1 = MADD(d1, a1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 48)));    \
-      a += 4 * kMr;                                                                       \
-      b += 4 * kNr;                                                                       \
-    }                                                                                     \
-    if (kp < k2) {                                                                        \
-      const __m256i a0 = _mm256_set1_epi32(Pair(a));                                      \
-      c0 = MADD(c0, a0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b)));         \
-      c1 = MADD(c1, a0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16)));    \
-    }                                                                                     \
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc), _mm256_add_epi32(c0, d0));       \
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + 8), _mm256_add_epi32(c1, d1));   \
-    return;                                                                               \
-  }                                                                                       \
+// The 6x16 accumulation: c00..c51 (row r: cr0, cr1) = A panel x B panel over k2 pairs.
+#define EP_Q_AVX2_LOOP(MADD)                                                              \
   __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00,       \
           c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;    \
   for (int64_t kp = 0; kp < k2; ++kp) {                                                   \
@@ -74,7 +54,32 @@ inline int32_t Pair(const int16_t* p) {
     c51 = MADD(c51, av, b1);                                                              \
     a += 2 * kMr;                                                                         \
     b += 2 * kNr;                                                                         \
+  }
+
+#define EP_Q_AVX2_BODY(MADD)                                                              \
+  constexpr int kMr = 6, kNr = 16;                                                        \
+  if (rows == 1) {                                                                        \
+    __m256i c0 = _mm256_setzero_si256(), c1 = c0, d0 = c0, d1 = c0;                       \
+    int64_t kp = 0;                                                                       \
+    for (; kp + 2 <= k2; kp += 2) {                                                       \
+      const __m256i a0 = _mm256_set1_epi32(Pair(a)), a1 = _mm256_set1_epi32(Pair(a + 2 * kMr)); \
+      c0 = MADD(c0, a0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b)));         \
+      c1 = MADD(c1, a0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16)));    \
+      d0 = MADD(d0, a1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 32)));    \
+      d1 = MADD(d1, a1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 48)));    \
+      a += 4 * kMr;                                                                       \
+      b += 4 * kNr;                                                                       \
+    }                                                                                     \
+    if (kp < k2) {                                                                        \
+      const __m256i a0 = _mm256_set1_epi32(Pair(a));                                      \
+      c0 = MADD(c0, a0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b)));         \
+      c1 = MADD(c1, a0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16)));    \
+    }                                                                                     \
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc), _mm256_add_epi32(c0, d0));       \
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + 8), _mm256_add_epi32(c1, d1));   \
+    return;                                                                               \
   }                                                                                       \
+  EP_Q_AVX2_LOOP(MADD)                                                                    \
   const __m256i rowsv[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51}; \
   for (int r = 0; r < rows; ++r) {                                                        \
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + r * kNr), rowsv[2 * r]);         \
@@ -86,6 +91,48 @@ inline int32_t Pair(const int16_t* p) {
 __attribute__((target("avx2,fma"))) void QTileAvx2(int rows, int64_t k2, const int16_t* a,
                                                    const int16_t* b, int32_t* acc) {
   EP_Q_AVX2_BODY(EP_MADD_AVX2)
+}
+
+namespace {
+
+// One row of 16 accumulators requantized as QStoreRowAvx2 does (per-row bias and scale,
+// clamp, round half to even, zero point), packed to 16 bytes.
+__attribute__((target("avx2,fma"), always_inline)) inline void StoreRow16(
+    __m256i c0, __m256i c1, int64_t row, const QOutput& o, uint8_t* y, __m256 lo, __m256 hi,
+    __m256i zp, bool u8) {
+  const __m256i rb = _mm256_set1_epi32(o.bias ? o.bias[row] : 0);
+  const __m256 sc = _mm256_set1_ps(o.scale[o.per_channel_scale ? row : 0]);
+  __m256 v0 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(c0, rb)), sc);
+  __m256 v1 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(c1, rb)), sc);
+  v0 = _mm256_min_ps(_mm256_max_ps(v0, lo), hi);
+  v1 = _mm256_min_ps(_mm256_max_ps(v1, lo), hi);
+  const __m256i q0 = _mm256_add_epi32(_mm256_cvtps_epi32(v0), zp);
+  const __m256i q1 = _mm256_add_epi32(_mm256_cvtps_epi32(v1), zp);
+  // In range already, so the saturating packs are plain narrowing. Dwords 0, 4, 1, 5 of
+  // the packed bytes are columns 0-3, 4-7, 8-11, 12-15.
+  const __m256i w = _mm256_packs_epi32(q0, q1);
+  const __m256i bytes = u8 ? _mm256_packus_epi16(w, w) : _mm256_packs_epi16(w, w);
+  const __m256i order = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 0, 0, 0, 0));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(y), _mm256_castsi256_si128(order));
+}
+
+}  // namespace
+
+__attribute__((target("avx2,fma"))) void QTileQuantAvx2(int rows, int64_t k2, const int16_t* a,
+                                                        const int16_t* b, int64_t row0,
+                                                        int64_t col0, const QOutput& o) {
+  constexpr int kMr = 6, kNr = 16;
+  EP_Q_AVX2_LOOP(EP_MADD_AVX2)
+  const bool u8 = o.kind == QOutput::Kind::kUInt8;
+  const __m256 lo = _mm256_set1_ps(o.ClampLo()), hi = _mm256_set1_ps(o.ClampHi());
+  const __m256i zp = _mm256_set1_epi32(o.zero_point);
+  uint8_t* y = static_cast<uint8_t*>(o.data) + row0 * o.ld + col0;
+  StoreRow16(c00, c01, row0, o, y, lo, hi, zp, u8);
+  if (rows > 1) StoreRow16(c10, c11, row0 + 1, o, y + o.ld, lo, hi, zp, u8);
+  if (rows > 2) StoreRow16(c20, c21, row0 + 2, o, y + 2 * o.ld, lo, hi, zp, u8);
+  if (rows > 3) StoreRow16(c30, c31, row0 + 3, o, y + 3 * o.ld, lo, hi, zp, u8);
+  if (rows > 4) StoreRow16(c40, c41, row0 + 4, o, y + 4 * o.ld, lo, hi, zp, u8);
+  if (rows > 5) StoreRow16(c50, c51, row0 + 5, o, y + 5 * o.ld, lo, hi, zp, u8);
 }
 
 

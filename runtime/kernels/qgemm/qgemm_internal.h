@@ -22,6 +22,9 @@ struct QMicroKernel {
   QTileFn tile;
   QStoreFn store;
   const char* name;
+  // Optional: tile + store fused for whole-width tiles of per-row quantized outputs.
+  void (*tile_quant)(int rows, int64_t k2, const int16_t* a, const int16_t* b, int64_t row0,
+                     int64_t col0, const QOutput& o) = nullptr;
 };
 
 // ---- uint8 x int8 byte layouts ----------------------------------------------------------
@@ -175,6 +178,10 @@ void QByteTileAmx(int rows, int64_t k4, const uint8_t* a, const int8_t* b, const
 
 #if defined(__x86_64__)
 void QTileAvx2(int rows, int64_t k2, const int16_t* a, const int16_t* b, int32_t* acc);
+// QTileAvx2 with QStoreRowAvx2's requantization fused, for whole 16-column tiles of a
+// per-row (channel = row) uint8/int8 output: rows [row0, row0 + rows), columns col0 + 16.
+void QTileQuantAvx2(int rows, int64_t k2, const int16_t* a, const int16_t* b, int64_t row0,
+                    int64_t col0, const QOutput& o);
 void QTileAvx512(int rows, int64_t k2, const int16_t* a, const int16_t* b, int32_t* acc);
 void QStoreRowAvx2(const int32_t* acc, int cols, int64_t row, int64_t col0, const QOutput& out);
 #endif
