@@ -12,7 +12,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <type_traits>
+#include <vector>
 
 #include "runtime/kernels/conv/conv_util.h"
 #include "runtime/kernels/conv/qconv_im2col.h"
@@ -73,38 +75,16 @@ __attribute__((target("avx2"))) inline __m256i EveryOther(const T* p, bool odd) 
   return odd ? _mm256_srli_epi16(v, 8) : _mm256_and_si256(v, _mm256_set1_epi16(0xff));
 }
 
-// Row kk of the panel: (x - zp) for the in-range taps, 0 for padding and pixels >= cnt.
-// [x, x_end) is the group's input: a segment's vector load must not leave it.
+// Row kk of the panel, one tap at a time into a zeroed buffer: (x - zp) for the in-range
+// taps, 0 for padding and pixels >= cnt (strides above 2, loads that would leave the input).
 template <typename T>
-__attribute__((target("avx2"))) inline __m256i TapRow(const conv_util::ConvGeometry& g,
-                                                      const Im2ColRows& rows,
-                                                      const PanelSegments& s, const T* x,
-                                                      const T* x_end, int64_t kk, int32_t zp,
-                                                      __m256i vzp) {
+__attribute__((target("avx2"))) inline __m256i ScalarRow(const conv_util::ConvGeometry& g,
+                                                         const Im2ColRows& rows,
+                                                         const PanelSegments& s, const T* x,
+                                                         int64_t kk, int32_t zp) {
   const uint64_t in_d = g.in[0], in_h = g.in[1];
   const int64_t in_w = g.in[2], sw = g.stride[2];
-  const T* xc = x + rows.c_off[kk];
-  if (s.n == 1 && s.len[0] == kNr && sw <= 2) {  // one output row, 16 pixels
-    const int64_t id = s.bd[0] + rows.d_off[kk], ih = s.bh[0] + rows.h_off[kk];
-    if (static_cast<uint64_t>(id) >= in_d || static_cast<uint64_t>(ih) >= in_h)
-      return _mm256_setzero_si256();
-    const int64_t w0 = s.bw[0] + rows.w_off[kk], last = w0 + (kNr - 1) * sw;
-    const T* xr = xc + (id * g.in[1] + ih) * in_w + w0;
-    // Loads stay inside the input row: a stride-2 row ending at `last` reads from w0 - 1.
-    if (w0 >= 0 && last < in_w) {
-      if (sw == 1) return _mm256_sub_epi16(Widen(xr), vzp);
-      if (last + 1 < in_w) return _mm256_sub_epi16(EveryOther(xr, false), vzp);
-      if (w0 >= 1) return _mm256_sub_epi16(EveryOther(xr - 1, true), vzp);
-    }
-  }
-  // Per segment, the lanes [lo, hi) of its in-range taps: one load of the 16 (32) bytes
-  // that lane 0 of the segment's input run would start, blended in under a lane mask. The
-  // scalar buffer only takes what strides > 2 or a load past the input's ends would need
-  // (its lanes are disjoint from the blended ones: merged with an OR).
-  const __m256i iota = _mm256_setr_epi16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  __m256i acc = _mm256_setzero_si256();
-  alignas(32) int16_t buf[kNr];
-  bool scalar = false;
+  alignas(32) int16_t buf[kNr] = {};
   for (int si = 0; si < s.n; ++si) {
     const int64_t id = s.bd[si] + rows.d_off[kk], ih = s.bh[si] + rows.h_off[kk];
     if (static_cast<uint64_t>(id) >= in_d || static_cast<uint64_t>(ih) >= in_h) continue;
@@ -113,28 +93,121 @@ __attribute__((target("avx2"))) inline __m256i TapRow(const conv_util::ConvGeome
     const int64_t t_lo = std::min<int64_t>(n_t, w0 >= 0 ? 0 : (-w0 + sw - 1) / sw);
     const int64_t lim = in_w - 1 - w0;
     const int64_t t_hi = std::max(t_lo, lim < 0 ? 0 : std::min<int64_t>(n_t, lim / sw + 1));
-    if (t_hi == t_lo) continue;
-    const T* xr = xc + (id * g.in[1] + ih) * in_w + w0;
-    // Lane L of the vector reads base[L * sw]: lanes t0 + t hold xr[t * sw].
-    const uintptr_t first = reinterpret_cast<uintptr_t>(xr) - s.t0[si] * sw * sizeof(T);
-    const T* base = reinterpret_cast<const T*>(first);
-    if (sw <= 2 && first >= reinterpret_cast<uintptr_t>(x) &&
-        first + kNr * sw * sizeof(T) <= reinterpret_cast<uintptr_t>(x_end)) {
-      const __m256i v = _mm256_sub_epi16(sw == 1 ? Widen(base) : EveryOther(base, false), vzp);
-      const __m256i lo = _mm256_set1_epi16(static_cast<int16_t>(s.t0[si] + t_lo - 1));
-      const __m256i hi = _mm256_set1_epi16(static_cast<int16_t>(s.t0[si] + t_hi));
-      const __m256i in = _mm256_and_si256(_mm256_cmpgt_epi16(iota, lo), _mm256_cmpgt_epi16(hi, iota));
-      acc = _mm256_blendv_epi8(acc, v, in);
-      continue;
-    }
-    if (!scalar) std::fill(buf, buf + kNr, int16_t{0});
-    scalar = true;
+    const T* xr = x + rows.c_off[kk] + (id * g.in[1] + ih) * in_w + w0;
     int16_t* d = buf + s.t0[si];
     for (int64_t t = t_lo; t < t_hi; ++t)
       d[t] = static_cast<int16_t>(static_cast<int32_t>(xr[t * sw]) - zp);
   }
-  if (scalar) acc = _mm256_or_si256(acc, _mm256_load_si256(reinterpret_cast<const __m256i*>(buf)));
+  return _mm256_load_si256(reinterpret_cast<const __m256i*>(buf));
+}
+
+// How one kernel tap reads a panel, the same in every input channel (offsets from the
+// channel plane's start): nothing (padding); one vector load (the panel on one output row,
+// every tap inside the input row: 16 bytes for stride 1, 32 keeping the even bytes for
+// stride 2, or the odd ones from one byte earlier when the even load would leave the row);
+// one load per row segment, blended in under the lanes [lo, hi) of its in-range taps; or
+// ScalarRow.
+struct TapRead {
+  enum Kind : uint8_t { kZero, kLoad, kEven, kOdd, kSegments, kScalar };
+  Kind kind = kZero;
+  int nseg = 0;
+  int64_t off[kNr];
+  int16_t lo[kNr], hi[kNr];
+  int64_t first = 0, end = 0;  // kSegments: the bytes its loads touch
+};
+
+// The TapRead of tap t (< taps: channel 0's im2col row t).
+inline void PlanTap(const conv_util::ConvGeometry& g, const Im2ColRows& rows,
+                    const PanelSegments& s, int64_t t, TapRead& r) {
+  const uint64_t in_d = g.in[0], in_h = g.in[1];
+  const int64_t in_w = g.in[2], sw = g.stride[2];
+  r.kind = TapRead::kZero;
+  r.nseg = 0;
+  if (sw > 2) {
+    r.kind = TapRead::kScalar;
+    return;
+  }
+  if (s.n == 1 && s.len[0] == kNr) {  // one output row, 16 pixels
+    const int64_t id = s.bd[0] + rows.d_off[t], ih = s.bh[0] + rows.h_off[t];
+    if (static_cast<uint64_t>(id) >= in_d || static_cast<uint64_t>(ih) >= in_h) return;
+    const int64_t w0 = s.bw[0] + rows.w_off[t], last = w0 + (kNr - 1) * sw;
+    r.off[0] = (id * g.in[1] + ih) * in_w + w0;
+    // Loads stay inside the input row.
+    if (w0 >= 0 && last < in_w) {
+      if (sw == 1) {
+        r.kind = TapRead::kLoad;
+        return;
+      }
+      if (last + 1 < in_w) {
+        r.kind = TapRead::kEven;
+        return;
+      }
+      if (w0 >= 1) {
+        r.kind = TapRead::kOdd;
+        r.off[0] -= 1;
+        return;
+      }
+    }
+  }
+  r.first = std::numeric_limits<int64_t>::max();
+  r.end = std::numeric_limits<int64_t>::min();
+  for (int si = 0; si < s.n; ++si) {
+    const int64_t id = s.bd[si] + rows.d_off[t], ih = s.bh[si] + rows.h_off[t];
+    if (static_cast<uint64_t>(id) >= in_d || static_cast<uint64_t>(ih) >= in_h) continue;
+    const int64_t w0 = s.bw[si] + rows.w_off[t], n_t = s.len[si];
+    const int64_t t_lo = std::min<int64_t>(n_t, w0 >= 0 ? 0 : (-w0 + sw - 1) / sw);
+    const int64_t lim = in_w - 1 - w0;
+    const int64_t t_hi = std::max(t_lo, lim < 0 ? 0 : std::min<int64_t>(n_t, lim / sw + 1));
+    if (t_hi == t_lo) continue;
+    // Lane L of the segment's load reads plane[off + L * sw]: lanes t0 + i hold tap i.
+    const int k = r.nseg++;
+    r.off[k] = (id * g.in[1] + ih) * in_w + w0 - s.t0[si] * sw;
+    r.lo[k] = static_cast<int16_t>(s.t0[si] + t_lo);
+    r.hi[k] = static_cast<int16_t>(s.t0[si] + t_hi);
+    r.first = std::min(r.first, r.off[k]);
+    r.end = std::max(r.end, r.off[k] + kNr * sw);
+  }
+  if (r.nseg > 0) r.kind = TapRead::kSegments;
+}
+
+// A row of the panel read as r says from channel plane p: (x - zp) for the in-range taps,
+// 0 for padding and pixels >= cnt.
+template <typename T>
+__attribute__((target("avx2"))) inline __m256i TapRow(const TapRead& r, const T* p, int64_t sw,
+                                                      __m256i vzp) {
+  switch (r.kind) {
+    case TapRead::kZero: return _mm256_setzero_si256();
+    case TapRead::kLoad: return _mm256_sub_epi16(Widen(p + r.off[0]), vzp);
+    case TapRead::kEven: return _mm256_sub_epi16(EveryOther(p + r.off[0], false), vzp);
+    case TapRead::kOdd: return _mm256_sub_epi16(EveryOther(p + r.off[0], true), vzp);
+    default: break;
+  }
+  const __m256i iota = _mm256_setr_epi16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  __m256i acc = _mm256_setzero_si256();
+  for (int k = 0; k < r.nseg; ++k) {
+    const T* q = p + r.off[k];
+    const __m256i v = _mm256_sub_epi16(sw == 1 ? Widen(q) : EveryOther(q, false), vzp);
+    const __m256i lo = _mm256_set1_epi16(static_cast<int16_t>(r.lo[k] - 1));
+    const __m256i hi = _mm256_set1_epi16(r.hi[k]);
+    const __m256i in = _mm256_and_si256(_mm256_cmpgt_epi16(iota, lo), _mm256_cmpgt_epi16(hi, iota));
+    acc = _mm256_blendv_epi8(acc, v, in);
+  }
   return acc;
+}
+
+// Row kk = c * taps + t of the panel (r: tap t's TapRead); segment loads that would leave
+// the group's input [x, x + cg * in_size) go scalar.
+template <typename T>
+__attribute__((target("avx2"))) inline __m256i PanelRow(const conv_util::ConvGeometry& g,
+                                                        const Im2ColRows& rows,
+                                                        const PanelSegments& s, const TapRead& r,
+                                                        const T* x, int64_t kk, int64_t c,
+                                                        int32_t zp, __m256i vzp) {
+  const int64_t plane = c * g.in_size();
+  if (r.kind == TapRead::kScalar ||
+      (r.kind == TapRead::kSegments && (plane + r.first < 0 || plane + r.end > g.cg * g.in_size())))
+    return ScalarRow(g, rows, s, x, kk, zp);
+  return TapRow(r, x + plane, g.stride[2], vzp);
 }
 
 // Channel row kk of a pointwise conv's panel at pixel p0 (cnt pixels).
@@ -183,11 +256,19 @@ __attribute__((target("avx2"))) void QIm2ColPanelsAvx2(const conv_util::ConvGeom
       continue;
     }
     const PanelSegments s(g, p0, cnt);
-    const T* x_end = x + g.cg * g.in_size();
+    const int64_t taps = g.k_size();
+    thread_local std::vector<TapRead> reads;
+    if (reads.size() < static_cast<size_t>(taps)) reads.resize(static_cast<size_t>(taps));
+    for (int64_t t = 0; t < taps; ++t) PlanTap(g, *rows, s, t, reads[static_cast<size_t>(t)]);
+    int64_t c = 0, t = 0;  // of row kk
     for (int64_t kp = 0; kp < k2; ++kp) {
       const int64_t kk = 2 * kp;
-      const __m256i a = TapRow(g, *rows, s, x, x_end, kk, zp, vzp);
-      const __m256i b = kk + 1 < kdim ? TapRow(g, *rows, s, x, x_end, kk + 1, zp, vzp) : zero;
+      const __m256i a = PanelRow(g, *rows, s, reads[static_cast<size_t>(t)], x, kk, c, zp, vzp);
+      if (++t == taps) t = 0, ++c;
+      const __m256i b =
+          kk + 1 < kdim ? PanelRow(g, *rows, s, reads[static_cast<size_t>(t)], x, kk + 1, c, zp, vzp)
+                        : zero;
+      if (++t == taps) t = 0, ++c;
       StorePair(panel + kp * 2 * kNr, a, b);
     }
   }
