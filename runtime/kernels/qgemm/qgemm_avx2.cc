@@ -28,6 +28,10 @@ inline int32_t Pair(const int16_t* p) {
 }  // namespace
 
 // The 6x16 accumulation: c00..c51 (row r: cr0, cr1) = A panel x B panel over k2 pairs.
+// The 12 accumulators, 2 B vectors and a broadcast take 15 of the 16 ymm registers; a
+// compiler barrier between rows keeps gcc from loading later rows' broadcasts early (in
+// QTileQuantAvx2 it did, spilling 6 accumulators to the stack every k pair).
+#define EP_Q_ROW_BARRIER asm volatile("" ::: "memory")
 #define EP_Q_AVX2_LOOP(MADD)                                                              \
   __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00,       \
           c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;    \
@@ -37,18 +41,23 @@ inline int32_t Pair(const int16_t* p) {
     __m256i av = _mm256_set1_epi32(Pair(a));                                              \
     c00 = MADD(c00, av, b0);                                                              \
     c01 = MADD(c01, av, b1);                                                              \
+    EP_Q_ROW_BARRIER;                                                                     \
     av = _mm256_set1_epi32(Pair(a + 2));                                                  \
     c10 = MADD(c10, av, b0);                                                              \
     c11 = MADD(c11, av, b1);                                                              \
+    EP_Q_ROW_BARRIER;                                                                     \
     av = _mm256_set1_epi32(Pair(a + 4));                                                  \
     c20 = MADD(c20, av, b0);                                                              \
     c21 = MADD(c21, av, b1);                                                              \
+    EP_Q_ROW_BARRIER;                                                                     \
     av = _mm256_set1_epi32(Pair(a + 6));                                                  \
     c30 = MADD(c30, av, b0);                                                              \
     c31 = MADD(c31, av, b1);                                                              \
+    EP_Q_ROW_BARRIER;                                                                     \
     av = _mm256_set1_epi32(Pair(a + 8));                                                  \
     c40 = MADD(c40, av, b0);                                                              \
     c41 = MADD(c41, av, b1);                                                              \
+    EP_Q_ROW_BARRIER;                                                                     \
     av = _mm256_set1_epi32(Pair(a + 10));                                                 \
     c50 = MADD(c50, av, b0);                                                              \
     c51 = MADD(c51, av, b1);                                                              \
@@ -123,16 +132,21 @@ __attribute__((target("avx2,fma"))) void QTileQuantAvx2(int rows, int64_t k2, co
                                                         int64_t col0, const QOutput& o) {
   constexpr int kMr = 6, kNr = 16;
   EP_Q_AVX2_LOOP(EP_MADD_AVX2)
+  // Through an aligned buffer: with the requantization inlined after the loop, gcc kept
+  // half the accumulators on the stack inside it (store-forwarded reloads are cheap here).
+  alignas(32) int32_t acc[kMr * kNr];
+  const __m256i rowsv[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
+  for (int r = 0; r < 12; ++r)
+    _mm256_store_si256(reinterpret_cast<__m256i*>(acc + 8 * r), rowsv[r]);
   const bool u8 = o.kind == QOutput::Kind::kUInt8;
   const __m256 lo = _mm256_set1_ps(o.ClampLo()), hi = _mm256_set1_ps(o.ClampHi());
   const __m256i zp = _mm256_set1_epi32(o.zero_point);
   uint8_t* y = static_cast<uint8_t*>(o.data) + row0 * o.ld + col0;
-  StoreRow16(c00, c01, row0, o, y, lo, hi, zp, u8);
-  if (rows > 1) StoreRow16(c10, c11, row0 + 1, o, y + o.ld, lo, hi, zp, u8);
-  if (rows > 2) StoreRow16(c20, c21, row0 + 2, o, y + 2 * o.ld, lo, hi, zp, u8);
-  if (rows > 3) StoreRow16(c30, c31, row0 + 3, o, y + 3 * o.ld, lo, hi, zp, u8);
-  if (rows > 4) StoreRow16(c40, c41, row0 + 4, o, y + 4 * o.ld, lo, hi, zp, u8);
-  if (rows > 5) StoreRow16(c50, c51, row0 + 5, o, y + 5 * o.ld, lo, hi, zp, u8);
+  for (int r = 0; r < rows; ++r) {
+    const __m256i* v = reinterpret_cast<const __m256i*>(acc + r * kNr);
+    StoreRow16(_mm256_load_si256(v), _mm256_load_si256(v + 1), row0 + r, o, y + r * o.ld, lo, hi,
+               zp, u8);
+  }
 }
 
 
