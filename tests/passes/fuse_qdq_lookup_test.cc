@@ -152,20 +152,26 @@ TEST(FuseQdqLookup, KernelsEqualScalarReference) {
   std::vector<uint8_t> x(300), want(300), got(300);
   for (uint8_t& v : x) v = static_cast<uint8_t>(rng());
   x[0] = 0, x[1] = 127, x[2] = 128, x[3] = 255;  // both table halves and their edges
-  bool ran = false;
-#if defined(__x86_64__)
-  if (runtime::GetCpuFeatures().avx512vbmi && runtime::GetCpuFeatures().Has(runtime::Isa::kAvx512)) {
-    ran = true;
-    for (int64_t n : {0, 1, 63, 64, 65, 127, 128, 200, 300}) {
+  for (int v = 0; v < 256; ++v) x[static_cast<size_t>(4 + v)] = static_cast<uint8_t>(v);
+  auto check = [&](runtime::LookupFn fn, const char* what) {
+    for (int64_t n : {0, 1, 31, 32, 33, 63, 64, 65, 127, 128, 200, 300}) {
       runtime::LookupBytesScalar(x.data(), table, want.data(), n);
       std::fill(got.begin(), got.end(), 0);
-      runtime::LookupBytesAvx512Vbmi(x.data(), table, got.data(), n);
-      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(got[i], want[i]) << "n=" << n << " i=" << i;
-      for (int64_t i = n; i < 300; ++i) ASSERT_EQ(got[i], 0) << "wrote past n=" << n;
+      fn(x.data(), table, got.data(), n);
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_EQ(got[i], want[i]) << what << " n=" << n << " i=" << i << " x=" << int(x[i]);
+      for (int64_t i = n; i < 300; ++i) ASSERT_EQ(got[i], 0) << what << " wrote past n=" << n;
     }
-  }
+  };
+#if defined(__x86_64__)
+  if (runtime::GetCpuFeatures().Has(runtime::Isa::kAvx2)) check(runtime::LookupBytesAvx2, "avx2");
+  if (runtime::GetCpuFeatures().avx512vbmi && runtime::GetCpuFeatures().Has(runtime::Isa::kAvx512))
+    check(runtime::LookupBytesAvx512Vbmi, "avx512vbmi");
+  else
+    std::printf("[skip] q8_lookup__avx512vbmi: this CPU lacks AVX-512 VBMI\n");
+#else
+  GTEST_SKIP() << "no x86 SIMD lookups on this architecture";
 #endif
-  if (!ran) GTEST_SKIP() << "this CPU lacks AVX-512 VBMI: only the scalar lookup exists here";
 }
 
 // Every registered QLinearMul kernel equals the scalar one exactly: squeeze-excite blocks

@@ -5,7 +5,8 @@
 // kernel itself, so the integer graph equals the QDQ graph exactly while doing one byte load
 // per element instead of dequantize, the float function and requantize.
 //
-// Kernels: "q8_lookup__scalar" (the reference: one table load per element) and
+// Kernels: "q8_lookup__scalar" (the reference: one table load per element),
+// "q8_lookup__avx2" (32 elements per step: 16 vpshufb and a 4-level blend tree) and
 // "q8_lookup__avx512vbmi" (64 elements per step: vpermi2b looks up the low and the high
 // half of the table by the low 7 bits, the top bit picks between them).
 #include <cstdint>
@@ -49,6 +50,34 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void LookupBytesAvx512Vbm
     const __m512i hi = _mm512_permutex2var_epi8(t2, v, t3);
     const __mmask64 top = _mm512_movepi8_mask(v);
     _mm512_storeu_si512(y + i, _mm512_mask_blend_epi8(top, lo, hi));
+  }
+  if (i < n) LookupBytesScalar(x + i, table, y + i, n - i);
+}
+
+// 32 elements per step: vpshufb looks each index's low nibble up in all 16 rows of 16 table
+// entries, and a tree of byte blends picks the row by the high nibble's bits 4, 5, 6, 7 (the
+// selecting bit moved to bit 7, which vpblendvb reads).
+__attribute__((target("avx2"))) void LookupBytesAvx2(const uint8_t* x, const uint8_t* table,
+                                                     uint8_t* y, int64_t n) {
+  __m256i rows[16];
+  for (int r = 0; r < 16; ++r)
+    rows[r] = _mm256_broadcastsi128_si256(
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(table + 16 * r)));
+  const __m256i low = _mm256_set1_epi8(0x0F);
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i));
+    const __m256i idx = _mm256_and_si256(v, low);
+    __m256i level[16];
+    for (int r = 0; r < 16; ++r) level[r] = _mm256_shuffle_epi8(rows[r], idx);
+    // Bit b of each byte to bit 7: shifting 16-bit lanes left by 7 - b moves bit b of
+    // either byte to that byte's bit 7.
+    const __m256i sel[4] = {_mm256_slli_epi16(v, 3), _mm256_slli_epi16(v, 2),
+                            _mm256_slli_epi16(v, 1), v};
+    for (int b = 0, width = 16; b < 4; ++b, width /= 2)
+      for (int r = 0; r < width / 2; ++r)
+        level[r] = _mm256_blendv_epi8(level[2 * r], level[2 * r + 1], sel[b]);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), level[0]);
   }
   if (i < n) LookupBytesScalar(x + i, table, y + i, n - i);
 }
@@ -96,6 +125,10 @@ LookupFn BestLookupFn(const char** name) {
     if (name) *name = "q8_lookup__avx512vbmi";
     return LookupBytesAvx512Vbmi;
   }
+  if (f.Has(Isa::kAvx2) && !ForceScalar()) {
+    if (name) *name = "q8_lookup__avx2";
+    return LookupBytesAvx2;
+  }
 #endif
   if (name) *name = "q8_lookup__scalar";
   return LookupBytesScalar;
@@ -107,6 +140,10 @@ void RegisterQLinearLookupKernels(KernelRegistry& r) {
            return std::make_unique<QLinearLookupKernel>(init, LookupBytesScalar);
          }});
 #if defined(__x86_64__)
+  r.Add({"QLinearLookup", "edgepress", ir::DType::kUndefined, Isa::kAvx2, "q8_lookup__avx2",
+         [](const KernelInit& init) -> std::unique_ptr<Kernel> {
+           return std::make_unique<QLinearLookupKernel>(init, LookupBytesAvx2);
+         }});
   // Registered as an AVX-512 entry, chosen only where the CPU also has VBMI.
   if (GetCpuFeatures().avx512vbmi)
     r.Add({"QLinearLookup", "edgepress", ir::DType::kUndefined, Isa::kAvx512,

@@ -10,6 +10,7 @@ namespace edgepress::runtime {
 using LookupFn = void (*)(const uint8_t* x, const uint8_t* table, uint8_t* y, int64_t n);
 void LookupBytesScalar(const uint8_t* x, const uint8_t* table, uint8_t* y, int64_t n);
 #if defined(__x86_64__)
+void LookupBytesAvx2(const uint8_t* x, const uint8_t* table, uint8_t* y, int64_t n);
 // Needs AVX-512F/BW and AVX-512 VBMI (CpuFeatures::avx512vbmi).
 void LookupBytesAvx512Vbmi(const uint8_t* x, const uint8_t* table, uint8_t* y, int64_t n);
 #endif
