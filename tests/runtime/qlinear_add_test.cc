@@ -207,17 +207,24 @@ TEST(QLinearMulTest, EveryKernelMatchesReference) {
                                  seed += 2);
 }
 
-// QLinearGlobalAveragePool (com.microsoft, same file): each plane's mean requantized,
-// against a direct computation, on 1, 2 and 3 threads (planes split in contiguous shares
-// once there are 16 KiB of input): mobilenet_v2's head (1280 planes of 7x7), an uneven
-// split (1001 planes of 5x7 over 3 threads), and a small input that stays on one thread.
+// QLinearGlobalAveragePool (com.microsoft, same file): each plane's mean requantized, on
+// every kernel (the AVX2 one sums 32 bytes per vpsadbw), against a direct computation, on
+// 1, 2 and 3 threads (planes split in contiguous shares once there are 16 KiB of input):
+// mobilenet_v2's head (1280 planes of 7x7), an uneven split (1001 planes of 5x7 over 3
+// threads), a small input that stays on one thread, planes around the 32-byte step, and
+// the detector's first squeeze-excite input.
 TEST(QLinearGlobalAveragePoolTest, ThreadSplitsMatchDirectMean) {
   struct Case {
     std::vector<int64_t> shape;
     const char* what;
   } cases[] = {{{1, 1280, 7, 7}, "mobilenet_v2 head"},
                {{2, 1001, 5, 7}, "batch 2, uneven shares"},
-               {{1, 24, 3, 3}, "small: one thread"}};
+               {{1, 24, 3, 3}, "small: one thread"},
+               {{1, 9, 1, 31}, "31 per plane"},
+               {{1, 9, 4, 8}, "32 per plane"},
+               {{3, 5, 1, 65}, "65 per plane"},
+               {{1, 6, 1, 1}, "1 per plane"},
+               {{1, 16, 80, 80}, "detector se"}};
   uint32_t seed = 40;
   for (const Case& c : cases)
     for (DType dt : {DType::kUInt8, DType::kInt8}) {
@@ -240,25 +247,31 @@ TEST(QLinearGlobalAveragePoolTest, ThreadSplitsMatchDirectMean) {
       for (const Tensor& t : in) ptrs.push_back(&t);
       const int64_t hw = c.shape[2] * c.shape[3], planes = c.shape[0] * c.shape[1];
       const float mult = xs / (ys * static_cast<float>(hw));
-      int saturated = 0;
-      for (int threads : {1, 2, 3}) {
-        ThreadPool pool(threads);
-        const Tensor y = RunNode(*node, ptrs, pool)[0];
-        ASSERT_EQ(y.shape(), (std::vector<int64_t>{c.shape[0], c.shape[1], 1, 1})) << c.what;
-        for (int64_t p = 0; p < planes; ++p) {
-          int64_t s = 0;
-          for (int64_t i = 0; i < hw; ++i)
-            s += u8 ? x.data<uint8_t>()[p * hw + i] : x.data<int8_t>()[p * hw + i];
-          const float v = static_cast<float>(s - static_cast<int64_t>(zx) * hw) * mult;
-          const int32_t lo = u8 ? 0 : -128, hi = u8 ? 255 : 127;
-          const int32_t q = std::min(hi, std::max(lo, static_cast<int32_t>(std::nearbyint(v)) + zy));
-          const int32_t got = u8 ? y.data<uint8_t>()[p] : y.data<int8_t>()[p];
-          ASSERT_EQ(got, q) << c.what << " plane " << p << " (" << threads << " threads)";
-          saturated += q == lo || q == hi;
-        }
+      const auto defs = KernelsFor("QLinearGlobalAveragePool", "com.microsoft", dt);
+      if (GetCpuFeatures().Has(Isa::kAvx2)) {
+        ASSERT_EQ(defs.back()->isa, Isa::kAvx2);
       }
+      int saturated = 0;
+      for (const KernelDef* d : defs)
+        for (int threads : {1, 2, 3}) {
+          ThreadPool pool(threads);
+          const Tensor y = RunNode(*node, ptrs, pool, d)[0];
+          ASSERT_EQ(y.shape(), (std::vector<int64_t>{c.shape[0], c.shape[1], 1, 1})) << c.what;
+          for (int64_t p = 0; p < planes; ++p) {
+            int64_t s = 0;
+            for (int64_t i = 0; i < hw; ++i)
+              s += u8 ? x.data<uint8_t>()[p * hw + i] : x.data<int8_t>()[p * hw + i];
+            const float v = static_cast<float>(s - static_cast<int64_t>(zx) * hw) * mult;
+            const int32_t lo = u8 ? 0 : -128, hi = u8 ? 255 : 127;
+            const int32_t q = std::min(hi, std::max(lo, static_cast<int32_t>(std::nearbyint(v)) + zy));
+            const int32_t got = u8 ? y.data<uint8_t>()[p] : y.data<int8_t>()[p];
+            ASSERT_EQ(got, q) << d->name << ", " << c.what << " plane " << p << " (" << threads
+                              << " threads)";
+            saturated += q == lo || q == hi;
+          }
+        }
       // The random planes' means sit near the zero point: the values are not all clipped.
-      EXPECT_LT(saturated, planes * 3) << c.what;
+      EXPECT_LT(saturated, planes * 3 * static_cast<int>(defs.size())) << c.what;
     }
 }
 

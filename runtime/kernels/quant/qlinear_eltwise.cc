@@ -215,7 +215,7 @@ class QLinearBinaryKernel : public Kernel {
 
 class QLinearGapKernel : public Kernel {
  public:
-  explicit QLinearGapKernel(const KernelInit& init) {
+  QLinearGapKernel(const KernelInit& init, Isa isa) : isa_(isa) {
     if (init.node.attr_int("channels_last", 0) != 0)
       ThrowUnsupported(init.node.describe() + ": channels_last=1 is not supported");
   }
@@ -240,16 +240,22 @@ class QLinearGapKernel : public Kernel {
     if (planes == 0 || hw == 0) return;
     const float mult = xs / (ys * static_cast<float>(hw));
     const bool u8 = x.dtype() == ir::DType::kUInt8;
+    // A plane's sum, exact on every path.
+    auto plane_sum = [&](int64_t p) -> int64_t {
+      const uint8_t* xp = static_cast<const uint8_t*>(x.raw()) + p * hw;
+#if defined(__x86_64__)
+      if (isa_ == Isa::kAvx2) return qeltwise::SumAvx2(xp, hw, !u8);
+#endif
+      int64_t s = 0;
+      if (u8)
+        for (int64_t i = 0; i < hw; ++i) s += xp[i];
+      else
+        for (int64_t i = 0; i < hw; ++i) s += static_cast<int8_t>(xp[i]);
+      return s;
+    };
     auto planes_range = [&](int64_t p0, int64_t p1) {
       for (int64_t p = p0; p < p1; ++p) {
-        int64_t s = 0;
-        if (u8) {
-          const uint8_t* xp = x.data<uint8_t>() + p * hw;
-          for (int64_t i = 0; i < hw; ++i) s += xp[i];
-        } else {
-          const int8_t* xp = x.data<int8_t>() + p * hw;
-          for (int64_t i = 0; i < hw; ++i) s += xp[i];
-        }
+        const int64_t s = plane_sum(p);
         const float v = static_cast<float>(s - static_cast<int64_t>(zx) * hw) * mult;
         if (u8)
           y.mutable_data<uint8_t>()[p] = qutil::Saturate<uint8_t>(v, zy);
@@ -266,11 +272,14 @@ class QLinearGapKernel : public Kernel {
       planes_range(t0 * planes / threads, t1 * planes / threads);
     });
   }
+
+ private:
+  Isa isa_;
 };
 
-template <class K>
-std::unique_ptr<Kernel> Create(const KernelInit& init) {
-  return std::make_unique<K>(init);
+template <Isa kIsa>
+std::unique_ptr<Kernel> CreateGap(const KernelInit& init) {
+  return std::make_unique<QLinearGapKernel>(init, kIsa);
 }
 
 template <bool kMul, Isa kIsa>
@@ -308,7 +317,11 @@ void RegisterQLinearEltwiseKernels(KernelRegistry& r) {
   };
   for (const KernelDef& d : kBinary) r.Add(d);
   r.Add({"QLinearGlobalAveragePool", "com.microsoft", DType::kUndefined, Isa::kScalar,
-         "q8_ms_qlinearglobalavgpool__ref", Create<QLinearGapKernel>});
+         "q8_ms_qlinearglobalavgpool__ref", CreateGap<Isa::kScalar>});
+#if defined(__x86_64__)
+  r.Add({"QLinearGlobalAveragePool", "com.microsoft", DType::kUndefined, Isa::kAvx2,
+         "q8_ms_qlinearglobalavgpool__avx2", CreateGap<Isa::kAvx2>});
+#endif
 }
 
 }  // namespace edgepress::runtime

@@ -9,6 +9,8 @@
 //   default MXCSR), which is what RoundEven's 1.5 * 2^23 trick computes there;
 // - the integer clamp to [lo, hi] before narrowing, so the saturating packs change nothing;
 // - the last n % 16 elements go through the same 16-wide step on copies in a stack buffer.
+// QLinearGlobalAveragePool's plane sums (q8_ms_qlinearglobalavgpool__avx2) are integer
+// sums, exact in any order.
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -125,9 +127,28 @@ __attribute__((target("avx2"))) void MulRow(const T* a, const T* b, float rg, fl
   std::memcpy(c + i, t.c, static_cast<size_t>(n - i));
 }
 
+__attribute__((target("avx2"))) int64_t Sum(const uint8_t* x, int64_t n, bool is_signed) {
+  // int8 values as uint8 (x ^ 0x80 = x + 128), the 128s taken off at the end.
+  const __m256i flip = _mm256_set1_epi8(is_signed ? static_cast<char>(0x80) : 0);
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i acc = zero;  // four int64 partial sums
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i));
+    acc = _mm256_add_epi64(acc, _mm256_sad_epu8(_mm256_xor_si256(v, flip), zero));
+  }
+  alignas(32) int64_t part[4];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(part), acc);
+  int64_t s = part[0] + part[1] + part[2] + part[3];
+  for (; i < n; ++i) s += static_cast<uint8_t>(x[i] ^ (is_signed ? 0x80 : 0));
+  return is_signed ? s - 128 * n : s;
+}
+
 #undef EP_AVX2
 
 }  // namespace
+
+int64_t SumAvx2(const uint8_t* x, int64_t n, bool is_signed) { return Sum(x, n, is_signed); }
 
 // Plain entry points: gcc would take a target attribute that differs from the header's
 // declaration for a second version of the function.

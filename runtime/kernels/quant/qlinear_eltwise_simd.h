@@ -29,6 +29,8 @@ void AddLoopAvx2(const T* a, const T* b, T* c, int64_t n, float ra, float rb, in
 template <typename T>
 void MulRowAvx2(const T* a, const T* b, float rg, float r, T* c, int64_t n, int32_t za,
                 int32_t zb, int32_t zc, int32_t lo, int32_t hi);
+// Sum of n 8-bit values (int8 when `is_signed`), exact: vpsadbw per 32 bytes.
+int64_t SumAvx2(const uint8_t* x, int64_t n, bool is_signed);
 template <typename T>
 void AddLoopAvx512(const T* a, const T* b, T* c, int64_t n, float ra, float rb, int32_t za,
                    int32_t zb, int32_t zc, int32_t lo, int32_t hi);
