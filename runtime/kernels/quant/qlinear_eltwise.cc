@@ -7,7 +7,8 @@
 //       gate (one value per trailing block) has its own loop without an index array.
 //   com.microsoft QLinearGlobalAveragePool  X, x_scale, x_zp, y_scale, y_zp (NCHW,
 //       channels_last = 0): y = saturate(round(sum(x - zx) * x_scale / (y_scale * HW)) + zy)
-// Per-tensor parameters only. Scalar code; gcc vectorises the same-shape Add loop.
+// Per-tensor parameters only. The scalar loops here are the reference; same-shape Adds and
+// Muls and the squeeze-excite gate run the AVX2 / AVX-512 loops of qlinear_eltwise_simd.h.
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -19,12 +20,9 @@
 #include "runtime/kernel.h"
 #include "runtime/kernels/all_kernels.h"
 #include "runtime/kernels/gemm/gemm_op_util.h"
+#include "runtime/kernels/quant/qlinear_eltwise_simd.h"
 #include "runtime/kernels/quant/quantize_util.h"
 #include "runtime/thread_pool.h"
-
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
 
 namespace edgepress::runtime {
 
@@ -121,75 +119,6 @@ int64_t BlockBroadcast(const std::vector<int64_t>& in, const std::vector<int64_t
   return inner;
 }
 
-#if defined(__x86_64__)
-// BinaryLoop<false> (Add) for same-shape inputs, 16 at a time with the same float operations in the same
-// order (the _round forms are builtins gcc never contracts into an FMA, which would change
-// the rounding), round half to even (cvtps under the default MXCSR, as nearbyint), then
-// the integer clamp. |v| is clamped to 2^30 first so that the conversion stays in range
-// (beyond it the scalar cast has no defined value either).
-#pragma GCC diagnostic push
-#if !defined(__clang__)  // clang has no -Wmaybe-uninitialized
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // gcc 12, unmasked AVX-512 intrinsics
-#endif
-template <typename T>
-__attribute__((target("avx512f,avx512bw,avx512vl"))) void AddLoopAvx512(
-    const T* a, const T* b, T* c, int64_t n, float ra, float rb, int32_t za, int32_t zb,
-    int32_t zc, int32_t lo, int32_t hi) {
-  constexpr int kR = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-  const __m512i vza = _mm512_set1_epi32(za), vzb = _mm512_set1_epi32(zb), vzc = _mm512_set1_epi32(zc);
-  const __m512i vlo = _mm512_set1_epi32(lo), vhi = _mm512_set1_epi32(hi);
-  const __m512 vra = _mm512_set1_ps(ra), vrb = _mm512_set1_ps(rb);
-  const __m512 big = _mm512_set1_ps(1073741824.f), nbig = _mm512_set1_ps(-1073741824.f);
-  for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 m = n - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - i)) - 1);
-    const __m128i ra8 = _mm_maskz_loadu_epi8(m, a + i), rb8 = _mm_maskz_loadu_epi8(m, b + i);
-    const bool u8 = std::is_same<T, uint8_t>::value;
-    const __m512i ai = u8 ? _mm512_cvtepu8_epi32(ra8) : _mm512_cvtepi8_epi32(ra8);
-    const __m512i bi = u8 ? _mm512_cvtepu8_epi32(rb8) : _mm512_cvtepi8_epi32(rb8);
-    const __m512 x = _mm512_mul_round_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(ai, vza)), vra, kR);
-    const __m512 y = _mm512_mul_round_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(bi, vzb)), vrb, kR);
-    __m512 v = _mm512_add_round_ps(x, y, kR);
-    v = _mm512_min_ps(_mm512_max_ps(v, nbig), big);
-    __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(v), vzc);
-    q = _mm512_min_epi32(_mm512_max_epi32(q, vlo), vhi);
-    _mm_mask_storeu_epi8(c + i, m, _mm512_cvtepi32_epi8(q));
-  }
-}
-
-// MulBlocks and the same-shape Mul, 16 at a time with the scalar loops' exact operations:
-// the gate term rg = (g - zg) * r once per block (or the integer product a * b for equal
-// shapes), one non-contracted multiply, the same clamp to +-2^22 and round half to even
-// (cvtps under the default MXCSR, as RoundEven), the integer clamp.
-template <typename T>
-__attribute__((target("avx512f,avx512bw,avx512vl"))) void MulRowAvx512(
-    const T* a, const T* b, float rg, float r, T* c, int64_t n, int32_t za, int32_t zb,
-    int32_t zc, int32_t lo, int32_t hi) {
-  constexpr int kR = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-  const bool u8 = std::is_same<T, uint8_t>::value;
-  const __m512i vza = _mm512_set1_epi32(za), vzb = _mm512_set1_epi32(zb), vzc = _mm512_set1_epi32(zc);
-  const __m512i vlo = _mm512_set1_epi32(lo), vhi = _mm512_set1_epi32(hi);
-  const __m512 big = _mm512_set1_ps(4194304.f), nbig = _mm512_set1_ps(-4194304.f);
-  for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 m = n - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - i)) - 1);
-    const __m128i ra8 = _mm_maskz_loadu_epi8(m, a + i);
-    const __m512i ai = _mm512_sub_epi32(u8 ? _mm512_cvtepu8_epi32(ra8) : _mm512_cvtepi8_epi32(ra8), vza);
-    __m512 v;
-    if (b) {  // same shapes: float(qa * qb) * r
-      const __m128i rb8 = _mm_maskz_loadu_epi8(m, b + i);
-      const __m512i bi = _mm512_sub_epi32(u8 ? _mm512_cvtepu8_epi32(rb8) : _mm512_cvtepi8_epi32(rb8), vzb);
-      v = _mm512_mul_round_ps(_mm512_cvtepi32_ps(_mm512_mullo_epi32(ai, bi)), _mm512_set1_ps(r), kR);
-    } else {  // a block of one gate: float(qa) * rg
-      v = _mm512_mul_round_ps(_mm512_cvtepi32_ps(ai), _mm512_set1_ps(rg), kR);
-    }
-    v = _mm512_min_ps(_mm512_max_ps(v, nbig), big);
-    __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(v), vzc);
-    q = _mm512_min_epi32(_mm512_max_epi32(q, vlo), vhi);
-    _mm_mask_storeu_epi8(c + i, m, _mm512_cvtepi32_epi8(q));
-  }
-}
-#pragma GCC diagnostic pop
-#endif
-
 // Flat source index of every output element under numpy broadcasting (empty: identity).
 std::vector<int64_t> BroadcastIndex(const std::vector<int64_t>& in, const std::vector<int64_t>& out) {
   if (in == out) return {};
@@ -200,8 +129,8 @@ std::vector<int64_t> BroadcastIndex(const std::vector<int64_t>& in, const std::v
 template <bool kMul>
 class QLinearBinaryKernel : public Kernel {
  public:
-  explicit QLinearBinaryKernel(const KernelInit& init, bool simd = false)
-      : act_(qutil::ReadActivation(init.node)), simd_(simd) {}
+  QLinearBinaryKernel(const KernelInit& init, Isa isa)
+      : act_(qutil::ReadActivation(init.node)), isa_(isa) {}
 
   void Run(KernelContext& ctx) override {
     const ir::Node& node = ctx.node();
@@ -238,6 +167,8 @@ class QLinearBinaryKernel : public Kernel {
   void Compute(KernelContext& ctx, const T* ap, const T* bp, T* cp, const std::vector<int64_t>& as,
                const std::vector<int64_t>& bs, const std::vector<int64_t>& out, int64_t n,
                float ra, float rb, int32_t za, int32_t zb, int32_t zc, int32_t lo, int32_t hi) {
+    const qeltwise::Loops<T> simd = qeltwise::LoopsFor<T>(isa_);
+    const bool same = as == out && bs == out;
     if (kMul) {
       // The gate of a squeeze-excite block: one operand full, the other one value per block.
       const bool a_full = as == out, b_full = bs == out;
@@ -249,36 +180,27 @@ class QLinearBinaryKernel : public Kernel {
         const int32_t zf = b_inner > 0 ? za : zb, zg = b_inner > 0 ? zb : za;
         const int64_t inner = b_inner > 0 ? b_inner : a_inner, blocks = n / inner;
         ctx.pool().ParallelFor(blocks, std::max<int64_t>(1, 16384 / inner), [&](int64_t s, int64_t e) {
-#if defined(__x86_64__)
-          if (simd_) {
-            for (int64_t blk = s; blk < e; ++blk)
-              MulRowAvx512(full + blk * inner, static_cast<const T*>(nullptr),
-                           static_cast<float>(static_cast<int32_t>(gate[blk]) - zg) * ra, ra,
-                           cp + blk * inner, inner, zf, 0, zc, lo, hi);
-            return;
-          }
-#endif
-          MulBlocks(full, gate, cp, s, e - s, inner, ra, zf, zg, zc, lo, hi);
+          if (!simd.mul) return MulBlocks(full, gate, cp, s, e - s, inner, ra, zf, zg, zc, lo, hi);
+          for (int64_t blk = s; blk < e; ++blk)
+            simd.mul(full + blk * inner, static_cast<const T*>(nullptr),
+                     static_cast<float>(static_cast<int32_t>(gate[blk]) - zg) * ra, ra,
+                     cp + blk * inner, inner, zf, 0, zc, lo, hi);
         });
         return;
       }
-#if defined(__x86_64__)
-      if (simd_ && as == out && bs == out) {
+      if (simd.mul && same) {
         ctx.pool().ParallelFor(n, 16384, [&](int64_t s, int64_t e) {
-          MulRowAvx512(ap + s, bp + s, 0.f, ra, cp + s, e - s, za, zb, zc, lo, hi);
+          simd.mul(ap + s, bp + s, 0.f, ra, cp + s, e - s, za, zb, zc, lo, hi);
         });
         return;
       }
-#endif
     }
-#if defined(__x86_64__)
-    if (!kMul && simd_ && as == out && bs == out) {  // same shapes: residual Adds
+    if (!kMul && simd.add && same) {  // same shapes: residual Adds
       ctx.pool().ParallelFor(n, 16384, [&](int64_t s, int64_t e) {
-        AddLoopAvx512(ap + s, bp + s, cp + s, e - s, ra, rb, za, zb, zc, lo, hi);
+        simd.add(ap + s, bp + s, cp + s, e - s, ra, rb, za, zb, zc, lo, hi);
       });
       return;
     }
-#endif
     const std::vector<int64_t> ai = BroadcastIndex(as, out), bi = BroadcastIndex(bs, out);
     ctx.pool().ParallelFor(n, 16384, [&](int64_t s, int64_t e) {
       BinaryLoop<kMul>(ai.empty() ? ap + s : ap, bi.empty() ? bp + s : bp, cp + s, e - s,
@@ -288,12 +210,12 @@ class QLinearBinaryKernel : public Kernel {
   }
 
   qutil::Activation act_;
-  bool simd_;
+  Isa isa_;
 };
 
 class QLinearGapKernel : public Kernel {
  public:
-  explicit QLinearGapKernel(const KernelInit& init) {
+  QLinearGapKernel(const KernelInit& init, Isa isa) : isa_(isa) {
     if (init.node.attr_int("channels_last", 0) != 0)
       ThrowUnsupported(init.node.describe() + ": channels_last=1 is not supported");
   }
@@ -318,16 +240,22 @@ class QLinearGapKernel : public Kernel {
     if (planes == 0 || hw == 0) return;
     const float mult = xs / (ys * static_cast<float>(hw));
     const bool u8 = x.dtype() == ir::DType::kUInt8;
+    // A plane's sum, exact on every path.
+    auto plane_sum = [&](int64_t p) -> int64_t {
+      const uint8_t* xp = static_cast<const uint8_t*>(x.raw()) + p * hw;
+#if defined(__x86_64__)
+      if (isa_ == Isa::kAvx2) return qeltwise::SumAvx2(xp, hw, !u8);
+#endif
+      int64_t s = 0;
+      if (u8)
+        for (int64_t i = 0; i < hw; ++i) s += xp[i];
+      else
+        for (int64_t i = 0; i < hw; ++i) s += static_cast<int8_t>(xp[i]);
+      return s;
+    };
     auto planes_range = [&](int64_t p0, int64_t p1) {
       for (int64_t p = p0; p < p1; ++p) {
-        int64_t s = 0;
-        if (u8) {
-          const uint8_t* xp = x.data<uint8_t>() + p * hw;
-          for (int64_t i = 0; i < hw; ++i) s += xp[i];
-        } else {
-          const int8_t* xp = x.data<int8_t>() + p * hw;
-          for (int64_t i = 0; i < hw; ++i) s += xp[i];
-        }
+        const int64_t s = plane_sum(p);
         const float v = static_cast<float>(s - static_cast<int64_t>(zx) * hw) * mult;
         if (u8)
           y.mutable_data<uint8_t>()[p] = qutil::Saturate<uint8_t>(v, zy);
@@ -344,38 +272,56 @@ class QLinearGapKernel : public Kernel {
       planes_range(t0 * planes / threads, t1 * planes / threads);
     });
   }
+
+ private:
+  Isa isa_;
 };
 
-template <class K>
-std::unique_ptr<Kernel> Create(const KernelInit& init) {
-  return std::make_unique<K>(init);
+template <Isa kIsa>
+std::unique_ptr<Kernel> CreateGap(const KernelInit& init) {
+  return std::make_unique<QLinearGapKernel>(init, kIsa);
+}
+
+template <bool kMul, Isa kIsa>
+std::unique_ptr<Kernel> CreateBinary(const KernelInit& init) {
+  return std::make_unique<QLinearBinaryKernel<kMul>>(init, kIsa);
 }
 
 }  // namespace
 
+// The binary ops' table: one row per (op, domain, ISA), each running that ISA's loops of
+// qlinear_eltwise_simd.h (none for the reference).
 void RegisterQLinearEltwiseKernels(KernelRegistry& r) {
   using ir::DType;
-  r.Add({"QLinearAdd", "com.microsoft", DType::kUndefined, Isa::kScalar, "q8_ms_qlinearadd__ref",
-         Create<QLinearBinaryKernel<false>>});
-  r.Add({"QLinearAdd", "edgepress", DType::kUndefined, Isa::kScalar, "q8_qlinearadd__ref",
-         Create<QLinearBinaryKernel<false>>});
-  r.Add({"QLinearMul", "com.microsoft", DType::kUndefined, Isa::kScalar, "q8_ms_qlinearmul__ref",
-         Create<QLinearBinaryKernel<true>>});
+  static const KernelDef kBinary[] = {
+      {"QLinearAdd", "com.microsoft", DType::kUndefined, Isa::kScalar, "q8_ms_qlinearadd__ref",
+       CreateBinary<false, Isa::kScalar>},
+      {"QLinearAdd", "edgepress", DType::kUndefined, Isa::kScalar, "q8_qlinearadd__ref",
+       CreateBinary<false, Isa::kScalar>},
+      {"QLinearMul", "com.microsoft", DType::kUndefined, Isa::kScalar, "q8_ms_qlinearmul__ref",
+       CreateBinary<true, Isa::kScalar>},
 #if defined(__x86_64__)
-  auto simd_add = [](const KernelInit& init) -> std::unique_ptr<Kernel> {
-    return std::make_unique<QLinearBinaryKernel<false>>(init, true);
-  };
-  r.Add({"QLinearAdd", "com.microsoft", DType::kUndefined, Isa::kAvx512,
-         "q8_ms_qlinearadd__avx512", simd_add});
-  r.Add({"QLinearAdd", "edgepress", DType::kUndefined, Isa::kAvx512, "q8_qlinearadd__avx512",
-         simd_add});
-  r.Add({"QLinearMul", "com.microsoft", DType::kUndefined, Isa::kAvx512,
-         "q8_ms_qlinearmul__avx512", [](const KernelInit& init) -> std::unique_ptr<Kernel> {
-           return std::make_unique<QLinearBinaryKernel<true>>(init, true);
-         }});
+      {"QLinearAdd", "com.microsoft", DType::kUndefined, Isa::kAvx2, "q8_ms_qlinearadd__avx2",
+       CreateBinary<false, Isa::kAvx2>},
+      {"QLinearAdd", "edgepress", DType::kUndefined, Isa::kAvx2, "q8_qlinearadd__avx2",
+       CreateBinary<false, Isa::kAvx2>},
+      {"QLinearMul", "com.microsoft", DType::kUndefined, Isa::kAvx2, "q8_ms_qlinearmul__avx2",
+       CreateBinary<true, Isa::kAvx2>},
+      {"QLinearAdd", "com.microsoft", DType::kUndefined, Isa::kAvx512,
+       "q8_ms_qlinearadd__avx512", CreateBinary<false, Isa::kAvx512>},
+      {"QLinearAdd", "edgepress", DType::kUndefined, Isa::kAvx512, "q8_qlinearadd__avx512",
+       CreateBinary<false, Isa::kAvx512>},
+      {"QLinearMul", "com.microsoft", DType::kUndefined, Isa::kAvx512,
+       "q8_ms_qlinearmul__avx512", CreateBinary<true, Isa::kAvx512>},
 #endif
+  };
+  for (const KernelDef& d : kBinary) r.Add(d);
   r.Add({"QLinearGlobalAveragePool", "com.microsoft", DType::kUndefined, Isa::kScalar,
-         "q8_ms_qlinearglobalavgpool__ref", Create<QLinearGapKernel>});
+         "q8_ms_qlinearglobalavgpool__ref", CreateGap<Isa::kScalar>});
+#if defined(__x86_64__)
+  r.Add({"QLinearGlobalAveragePool", "com.microsoft", DType::kUndefined, Isa::kAvx2,
+         "q8_ms_qlinearglobalavgpool__avx2", CreateGap<Isa::kAvx2>});
+#endif
 }
 
 }  // namespace edgepress::runtime

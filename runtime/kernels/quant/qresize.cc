@@ -9,7 +9,9 @@
 // coordinate_transformation_mode and nearest_mode (and opset-10 / legacy rounding) picks
 // the same source element as in float. The map is then stored per output row as a column
 // table and one source offset per row, and a row whose source row repeats the previous
-// one (upsampling) is a copy. Linear/cubic modes and tf_crop_and_resize (extrapolated
+// one (upsampling) is a copy. On AVX2 (u8/s8_resize_nearest__avx2), a row of an upsampling
+// map is gathered 16 outputs at a time as one load and one byte shuffle (qresize_avx2.cc)
+// where the 16 sources lie within 16 bytes. Linear/cubic modes and tf_crop_and_resize (extrapolated
 // positions have no source element) are refused with a clear error.
 #include <algorithm>
 #include <cstdint>
@@ -23,6 +25,7 @@
 #include "runtime/eager.h"
 #include "runtime/kernel.h"
 #include "runtime/kernels/all_kernels.h"
+#include "runtime/kernels/quant/qresize_simd.h"
 #include "runtime/thread_pool.h"
 
 namespace edgepress::runtime {
@@ -35,11 +38,17 @@ struct GatherMap {
   int64_t width = 1;
   std::vector<int64_t> col;      // [width]
   std::vector<int64_t> row_src;  // [rows]
+  // The vector gather: the first `chunks` 16-output chunks of a row are one 16-byte load
+  // at col[16k] each, shuffled by shuf[16k .. 16k + 15]; 0 when a chunk's sources span
+  // 16 bytes or more (downsampling). A row whose last load would end past the input
+  // (row_src + load_end > input size) is gathered by the scalar loop.
+  int64_t chunks = 0, load_end = 0;
+  std::vector<uint8_t> shuf;  // [chunks * 16]
 };
 
 class QResizeKernel : public Kernel {
  public:
-  explicit QResizeKernel(const KernelInit& init) {
+  QResizeKernel(const KernelInit& init, bool simd) : simd_(simd) {
     const ir::Node& n = init.node;
     const std::string mode = n.attr_string("mode", "nearest");
     if (mode != "nearest")
@@ -65,7 +74,7 @@ class QResizeKernel : public Kernel {
     if (total == 0) return;
     const uint8_t* src = static_cast<const uint8_t*>(x->raw());
     uint8_t* dst = static_cast<uint8_t*>(y.mutable_raw());
-    const int64_t w = map_.width, rows = total / w;
+    const int64_t w = map_.width, rows = total / w, n_in = static_cast<int64_t>(x->numel());
     const int64_t* col = map_.col.data();
     ctx.pool().ParallelFor(rows, std::max<int64_t>(1, 4096 / w), [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r) {
@@ -76,7 +85,14 @@ class QResizeKernel : public Kernel {
           continue;
         }
         const uint8_t* sr = src + s;
-        for (int64_t c = 0; c < w; ++c) d[c] = sr[col[c]];
+        int64_t c = 0;
+#if defined(__x86_64__)
+        if (simd_ && map_.chunks > 0 && s + map_.load_end <= n_in) {
+          qresize::GatherChunksAvx2(sr, col, map_.shuf.data(), map_.chunks, d);
+          c = map_.chunks * 16;
+        }
+#endif
+        for (; c < w; ++c) d[c] = sr[col[c]];
       }
     });
   }
@@ -147,23 +163,49 @@ class QResizeKernel : public Kernel {
     // Resize treats each axis independently, so this holds for every nearest mode.
     if (!separable)
       throw Error(ErrorCode::kInternal, node.describe() + ": nearest Resize map is not separable");
+    if (simd_ && total > 0) BuildShuffles(m);
     m.key = std::move(key);
     map_ = std::move(m);
   }
 
+  // The chunks of m.col as load offsets and byte shuffles, or none (GatherMap::chunks).
+  static void BuildShuffles(GatherMap& m) {
+    const int64_t chunks = m.width / 16;
+    m.shuf.assign(static_cast<size_t>(chunks * 16), 0);
+    for (int64_t k = 0; k < chunks; ++k) {
+      const int64_t c0 = m.col[static_cast<size_t>(16 * k)];
+      for (int64_t j = 0; j < 16; ++j) {
+        const int64_t d = m.col[static_cast<size_t>(16 * k + j)] - c0;
+        if (c0 < 0 || d < 0 || d >= 16) {
+          m.shuf.clear();
+          return;
+        }
+        m.shuf[static_cast<size_t>(16 * k + j)] = static_cast<uint8_t>(d);
+      }
+      m.load_end = std::max(m.load_end, c0 + 16);
+    }
+    m.chunks = chunks;
+  }
+
   std::mutex mu_;
   GatherMap map_;
+  bool simd_;
 };
 
+template <bool kSimd>
 std::unique_ptr<Kernel> Create(const KernelInit& init) {
-  return std::make_unique<QResizeKernel>(init);
+  return std::make_unique<QResizeKernel>(init, kSimd);
 }
 
 }  // namespace
 
 void RegisterQResizeKernels(KernelRegistry& r) {
-  r.Add({"Resize", "", ir::DType::kUInt8, Isa::kScalar, "u8_resize_nearest__ref", Create});
-  r.Add({"Resize", "", ir::DType::kInt8, Isa::kScalar, "s8_resize_nearest__ref", Create});
+  r.Add({"Resize", "", ir::DType::kUInt8, Isa::kScalar, "u8_resize_nearest__ref", Create<false>});
+  r.Add({"Resize", "", ir::DType::kInt8, Isa::kScalar, "s8_resize_nearest__ref", Create<false>});
+#if defined(__x86_64__)
+  r.Add({"Resize", "", ir::DType::kUInt8, Isa::kAvx2, "u8_resize_nearest__avx2", Create<true>});
+  r.Add({"Resize", "", ir::DType::kInt8, Isa::kAvx2, "s8_resize_nearest__avx2", Create<true>});
+#endif
 }
 
 }  // namespace edgepress::runtime
