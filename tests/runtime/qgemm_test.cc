@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -173,7 +174,8 @@ TEST_P(QGemmIsaTest, NoSaturationAtExtremes) {
       {DType::kUInt8, 255, 0, DType::kUInt8, 0, 255},    // both uint8: 255 x -255
   };
   for (const Extreme& e : cases)
-    for (const Case& c : {Case{6, 16, 64}, Case{33, 40, 1000}, Case{1, 32, 4097}}) {
+    for (const Case& c : {Case{6, 16, 64}, Case{33, 40, 1000}, Case{1, 32, 4097},
+                          Case{8, 16, 301}, Case{9, 17, 64}, Case{10, 33, 1001}}) {
       const int64_t want = static_cast<int64_t>(e.av - e.za) * (e.bv - e.zb) * c.k;
       EXPECT_EQ(RunConstant(GetParam(), e, c.m, c.n, c.k), want)
           << QGemmKernelName(GetParam(), c.m) << " a=" << e.av << "-" << e.za << " b=" << e.bv
@@ -411,6 +413,61 @@ TEST(QGemmTest, QuantizedPackEqualsQuantizeThenPack) {
         EXPECT_EQ(got, want.data) << "m=" << m << " k=" << k << " scale " << scale;
       }
     }
+}
+
+// The AVX2 kernel's tile epilogue (per-column float output, DynamicQuantizeMatMul's)
+// stores the bytes of its row epilogue: QGemm to int32, then QStoreRowIsa(kAvx2) per row.
+// M leaves 1-5 rows in the last panel (the 2- and 4-row tiles), N full and partial
+// 16-column panels; with and without int32/float bias, per-column and single scale, and
+// a clamp; 1 and 2 threads.
+TEST(QGemmTest, Avx2TileEpilogueEqualsRowEpilogue) {
+  if (!QGemmIsaSupported(Isa::kAvx2) || QGemmBytes(Isa::kAvx2))
+    GTEST_SKIP() << "needs the AVX2 int16-pair kernel (AVX2 without AVX-VNNI)";
+  const Isa isa = Isa::kAvx2;
+  ThreadPool pool(2);
+  for (int64_t m : {1, 2, 3, 4, 5, 8, 9, 10, 11, 128})
+    for (int64_t n : {16, 17, 48, 40})
+      for (int64_t k : {3, 64, 383})
+        for (int variant = 0; variant < 4; ++variant) {
+          const std::vector<uint8_t> a = RandomBytes(static_cast<size_t>(m * k), 21);
+          const std::vector<uint8_t> b = RandomBytes(static_cast<size_t>(k * n), 22);
+          const int32_t za = 255, zb = -128;  // |a - za|, |b - zb| up to 255
+          const QSource sa{a.data(), ir::DType::kUInt8, k, false, &za, false};
+          const QSource sb{b.data(), ir::DType::kInt8, n, false, &zb, false};
+          std::vector<float> scale(static_cast<size_t>(n)), fbias(static_cast<size_t>(n));
+          std::vector<int32_t> bias(static_cast<size_t>(n));
+          for (int64_t j = 0; j < n; ++j) {
+            scale[static_cast<size_t>(j)] = 3e-5f * static_cast<float>(1 + j % 5);
+            fbias[static_cast<size_t>(j)] = -0.5f + 0.125f * static_cast<float>(j % 9);
+            bias[static_cast<size_t>(j)] = static_cast<int32_t>(j * 97) - 900;
+          }
+          QOutput o;
+          o.kind = QOutput::Kind::kFloat;
+          o.ld = n;
+          o.scale = scale.data();
+          o.per_channel_scale = variant != 1;
+          o.float_bias = variant & 1 ? fbias.data() : nullptr;
+          o.bias = variant >= 2 ? bias.data() : nullptr;
+          if (variant == 3) o.lo = -0.75f, o.hi = 2.f;
+          const QPacked pa = QPackA(isa, m, k, sa), pb = QPackB(isa, k, n, sb);
+          std::vector<int32_t> acc(static_cast<size_t>(m * n));
+          QOutput oi;
+          oi.data = acc.data();
+          oi.ld = n;
+          QGemm(isa, m, n, k, QOperand::Of(pa), QOperand::Of(pb), oi, nullptr);
+          std::vector<float> want(static_cast<size_t>(m * n));
+          o.data = want.data();
+          for (int64_t i = 0; i < m; ++i)
+            QStoreRowIsa(isa, acc.data() + i * n, static_cast<int>(n), i, 0, o);
+          for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool}) {
+            std::vector<float> got(static_cast<size_t>(m * n), 7.f);
+            o.data = got.data();
+            QGemm(isa, m, n, k, QOperand::Of(pa), QOperand::Of(pb), o, p);
+            ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float)))
+                << "m=" << m << " n=" << n << " k=" << k << " variant " << variant
+                << (p ? " 2 threads" : " 1 thread");
+          }
+        }
 }
 
 TEST(QGemmTest, MismatchedPackedOperandIsAnInternalError) {

@@ -39,13 +39,20 @@ void ScalarTile(int rows, int64_t k2, const int16_t* a, const int16_t* b, int32_
     for (int j = 0; j < kNr; ++j) acc[r * kNr + j] = c[r][j];
 }
 
+// A tile's epilogue as one row store per row.
+template <int kNr, qgemm_detail::QStoreFn kRow>
+void StoreRows(const int32_t* acc, int rows, int cols, int64_t row0, int64_t col0,
+               const QOutput& out) {
+  for (int r = 0; r < rows; ++r) kRow(acc + r * kNr, cols, row0 + r, col0, out);
+}
+
 const QMicroKernel& KernelFor(Isa isa) {
-  static const QMicroKernel kScalarK{6, 16, ScalarTile<6, 16>, QStoreRow,
+  static const QMicroKernel kScalarK{6, 16, ScalarTile<6, 16>, StoreRows<16, QStoreRow>,
                                      "qs16_gemm__scalar_6x16"};
 #if defined(__x86_64__)
   using namespace qgemm_detail;
-  static const QMicroKernel kAvx2K{6, 16, QTileAvx2, QStoreRowAvx2, "qs16_gemm__avx2_6x16"};
-  static const QMicroKernel kAvx512K{6, 32, QTileAvx512, QStoreRowAvx2,
+  static const QMicroKernel kAvx2K{6, 16, QTileAvx2, QStoreTileAvx2, "qs16_gemm__avx2_6x16"};
+  static const QMicroKernel kAvx512K{6, 32, QTileAvx512, StoreRows<32, QStoreRowAvx2>,
                                      "qs16_gemm__avx512_6x32"};
   // CPUs with VNNI take the byte layouts (QGemmBytes) and never reach here.
   if (isa == Isa::kAvx2) return kAvx2K;
@@ -323,7 +330,7 @@ void QGemm(Isa isa, int64_t m, int64_t n, int64_t k, const QOperand& a, const QO
           const int64_t row0 = pi * mr;
           const int rows = static_cast<int>(std::min<int64_t>(mr, m - row0));
           mk.tile(rows, k2, a.data + pi * a_panel, b.data + q * b_panel, acc);
-          for (int r = 0; r < rows; ++r) mk.store(acc + r * nr, cols, row0 + r, col0, out);
+          mk.store(acc, rows, cols, row0, col0, out);
         }
       }
     }

@@ -1,7 +1,8 @@
 // int16-pair x86 micro-kernels of the integer GEMM for CPUs without VNNI (layout and
 // exactness argument in qgemm.h; VNNI CPUs take the byte kernels of qgemm_vnni.cc), each
 // compiled for its ISA with __attribute__((target)) and chosen at run time:
-//   qs16_gemm__avx2_6x16        vpmaddwd + vpaddd, 12 ymm accumulators
+//   qs16_gemm__avx2_6x16        vpmaddwd + vpaddd, 12 ymm accumulators (2- and 4-row
+//                               variants for the last panel)
 //   qs16_gemm__avx512_6x32      vpmaddwd + vpaddd on zmm (AVX-512BW)
 // and the AVX2 epilogue (int32 -> float -> requantized uint8/int8, 8 columns at a time;
 // _mm256_cvtps_epi32 rounds half to even under the default MXCSR, like nearbyint).
@@ -22,6 +23,42 @@ inline int32_t Pair(const int16_t* p) {
   int32_t v;
   std::memcpy(&v, p, sizeof v);
   return v;
+}
+
+// The first kRows (2 or 4) rows of a 6-row panel, for the last panel of an M that is not a
+// multiple of 6 (BERT's M = 128 leaves 2): the full tile would spend a third or two thirds
+// of its multiplies on padding. Stores `rows` <= kRows rows.
+template <int kRows>
+__attribute__((target("avx2,fma"))) void TileFewRowsAvx2(int rows, int64_t k2, const int16_t* a,
+                                                         const int16_t* b, int32_t* acc) {
+  constexpr int kMr = 6, kNr = 16;
+  __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+          c30 = c00, c31 = c00;
+  for (int64_t kp = 0; kp < k2; ++kp) {
+    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
+    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16));
+    __m256i av = _mm256_set1_epi32(Pair(a));
+    c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(av, b0));
+    c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(av, b1));
+    av = _mm256_set1_epi32(Pair(a + 2));
+    c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(av, b0));
+    c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(av, b1));
+    if constexpr (kRows == 4) {
+      av = _mm256_set1_epi32(Pair(a + 4));
+      c20 = _mm256_add_epi32(c20, _mm256_madd_epi16(av, b0));
+      c21 = _mm256_add_epi32(c21, _mm256_madd_epi16(av, b1));
+      av = _mm256_set1_epi32(Pair(a + 6));
+      c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(av, b0));
+      c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(av, b1));
+    }
+    a += 2 * kMr;
+    b += 2 * kNr;
+  }
+  const __m256i rowsv[8] = {c00, c01, c10, c11, c20, c21, c30, c31};
+  for (int r = 0; r < rows; ++r) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + r * kNr), rowsv[2 * r]);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + r * kNr + 8), rowsv[2 * r + 1]);
+  }
 }
 
 }  // namespace
@@ -85,6 +122,8 @@ inline int32_t Pair(const int16_t* p) {
 
 __attribute__((target("avx2,fma"))) void QTileAvx2(int rows, int64_t k2, const int16_t* a,
                                                    const int16_t* b, int32_t* acc) {
+  if (rows == 2) return TileFewRowsAvx2<2>(rows, k2, a, b, acc);
+  if (rows == 3 || rows == 4) return TileFewRowsAvx2<4>(rows, k2, a, b, acc);
   EP_Q_AVX2_BODY(EP_MADD_AVX2)
 }
 
@@ -136,6 +175,20 @@ __attribute__((target("avx512f,avx512bw"))) void QTileAvx512(int rows, int64_t k
 #undef EP_MADD_AVX2
 #undef EP_MADD_AVX512
 
+namespace {
+
+// The float output of 8 accumulators (bias already added): clamp(a * scale + fb, lo, hi),
+// the same operations in the row and the tile epilogue, so the same bits.
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 FloatOut8(__m256i a,
+                                                                        __m256 scale,
+                                                                        __m256 fb, __m256 lo,
+                                                                        __m256 hi) {
+  const __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(a), scale), fb);
+  return _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+}
+
+}  // namespace
+
 __attribute__((target("avx2,fma"))) void QStoreRowAvx2(const int32_t* acc, int cols,
                                                        int64_t row, int64_t col0,
                                                        const QOutput& o) {
@@ -153,17 +206,16 @@ __attribute__((target("avx2,fma"))) void QStoreRowAvx2(const int32_t* acc, int c
     float* y = static_cast<float*>(o.data) + row * o.ld + col0;
     const __m256 rfb = _mm256_set1_ps(o.float_bias && pr ? o.float_bias[row] : 0.f);
     const bool col_fb = o.float_bias && !pr;
+    const __m256 lo = _mm256_set1_ps(o.lo), hi = _mm256_set1_ps(o.hi);
     for (int j = 0; j < full; j += 8) {
       __m256i a = _mm256_add_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + j)),
                                    rbias);
       if (col_bias)
         a = _mm256_add_epi32(a, _mm256_loadu_si256(
                                     reinterpret_cast<const __m256i*>(o.bias + col0 + j)));
-      __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(a),
-                               col_scale ? _mm256_loadu_ps(o.scale + col0 + j) : rscale);
-      v = _mm256_add_ps(v, col_fb ? _mm256_loadu_ps(o.float_bias + col0 + j) : rfb);
-      v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(o.lo)), _mm256_set1_ps(o.hi));
-      _mm256_storeu_ps(y + j, v);
+      _mm256_storeu_ps(y + j, FloatOut8(a, col_scale ? _mm256_loadu_ps(o.scale + col0 + j) : rscale,
+                                        col_fb ? _mm256_loadu_ps(o.float_bias + col0 + j) : rfb,
+                                        lo, hi));
     }
   } else {
     const bool u8 = o.kind == QOutput::Kind::kUInt8;
@@ -189,6 +241,38 @@ __attribute__((target("avx2,fma"))) void QStoreRowAvx2(const int32_t* acc, int c
     }
   }
   if (full < cols) QStoreRow(acc + full, cols - full, row, col0 + full, o);
+}
+
+__attribute__((target("avx2,fma"))) void QStoreTileAvx2(const int32_t* acc, int rows, int cols,
+                                                        int64_t row0, int64_t col0,
+                                                        const QOutput& o) {
+  constexpr int kNr = 16;
+  if (o.kind != QOutput::Kind::kFloat || o.per_row || cols != kNr) {
+    for (int r = 0; r < rows; ++r) QStoreRowAvx2(acc + r * kNr, cols, row0 + r, col0, o);
+    return;
+  }
+  // QStoreRowAvx2's per-column float path with its column vectors loaded once.
+  const __m256i zero = _mm256_setzero_si256();
+  const __m256i b0 = o.bias ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o.bias + col0))
+                            : zero;
+  const __m256i b1 =
+      o.bias ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o.bias + col0 + 8)) : zero;
+  const __m256 s0 = o.per_channel_scale ? _mm256_loadu_ps(o.scale + col0) : _mm256_set1_ps(o.scale[0]);
+  const __m256 s1 =
+      o.per_channel_scale ? _mm256_loadu_ps(o.scale + col0 + 8) : _mm256_set1_ps(o.scale[0]);
+  const __m256 f0 = o.float_bias ? _mm256_loadu_ps(o.float_bias + col0) : _mm256_setzero_ps();
+  const __m256 f1 = o.float_bias ? _mm256_loadu_ps(o.float_bias + col0 + 8) : _mm256_setzero_ps();
+  const __m256 lo = _mm256_set1_ps(o.lo), hi = _mm256_set1_ps(o.hi);
+  for (int r = 0; r < rows; ++r) {
+    const int32_t* a = acc + r * kNr;
+    float* y = static_cast<float*>(o.data) + (row0 + r) * o.ld + col0;
+    const __m256i a0 =
+        _mm256_add_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a)), b0);
+    const __m256i a1 =
+        _mm256_add_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + 8)), b1);
+    _mm256_storeu_ps(y, FloatOut8(a0, s0, f0, lo, hi));
+    _mm256_storeu_ps(y + 8, FloatOut8(a1, s1, f1, lo, hi));
+  }
 }
 
 }  // namespace edgepress::runtime::qgemm_detail

@@ -16,11 +16,15 @@ using QTileFn = void (*)(int rows, int64_t k2, const int16_t* a, const int16_t* 
 // The epilogue of one row segment (QStoreRow's contract).
 using QStoreFn = void (*)(const int32_t* acc, int cols, int64_t row, int64_t col0,
                           const QOutput& out);
+// The epilogue of one tile: rows x cols values of acc (row stride nr) to rows row0.. and
+// columns col0.. of `out`, each row as the kernel's QStoreFn stores it.
+using QStoreTileFn = void (*)(const int32_t* acc, int rows, int cols, int64_t row0,
+                              int64_t col0, const QOutput& out);
 
 struct QMicroKernel {
   int mr, nr;
   QTileFn tile;
-  QStoreFn store;
+  QStoreTileFn store;
   const char* name;
 };
 
@@ -177,6 +181,10 @@ void QByteTileAmx(int rows, int64_t k4, const uint8_t* a, const int8_t* b, const
 void QTileAvx2(int rows, int64_t k2, const int16_t* a, const int16_t* b, int32_t* acc);
 void QTileAvx512(int rows, int64_t k2, const int16_t* a, const int16_t* b, int32_t* acc);
 void QStoreRowAvx2(const int32_t* acc, int cols, int64_t row, int64_t col0, const QOutput& out);
+// QStoreRowAvx2 for the rows of one 6x16 tile (row stride 16), with the per-column float
+// output (DynamicQuantizeMatMul's) set up once per tile instead of once per row.
+void QStoreTileAvx2(const int32_t* acc, int rows, int cols, int64_t row0, int64_t col0,
+                    const QOutput& out);
 #endif
 
 }  // namespace edgepress::runtime::qgemm_detail
