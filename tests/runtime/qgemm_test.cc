@@ -14,6 +14,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "runtime/kernels/qgemm/qgemm.h"
@@ -387,32 +388,45 @@ TEST(QGemmTest, VnniAPanelsFollowTheLayout) {
 // bytes (panels, zero points, sums) of QuantizeU8 followed by QPackAPanels, including NaN,
 // infinities, saturating values and halves (round half to even), packed in two parts as
 // two threads would.
-TEST(QGemmTest, QuantizedPackEqualsQuantizeThenPack) {
-  if (!QGemmIsaSupported(Isa::kAvx512Vnni)) GTEST_SKIP() << "this CPU lacks avx512vnni";
-  const Isa isa = Isa::kAvx512Vnni;
+void CheckQuantizedPack(Isa isa) {
   ASSERT_TRUE(QGemmQuantizesInPack(isa));
   std::mt19937 rng(5);
   std::normal_distribution<float> d(0.f, 3.f);
-  for (int64_t m : {1, 8, 13, 24})
-    for (int64_t k : {1, 5, 16, 17, 47, 384}) {
+  const int64_t mr = QGemmMr(isa);
+  for (int64_t m : {1, 2, 5, 6, 7, 8, 13, 24})
+    for (int64_t k : {1, 2, 5, 7, 8, 9, 16, 17, 47, 384}) {
       std::vector<float> x(static_cast<size_t>(m * k));
       for (float& v : x) v = d(rng);
       const float specials[] = {std::nanf(""), INFINITY, -INFINITY, 1e30f, -1e30f, 0.5f, 1.5f, -2.5f};
       for (size_t i = 0; i < 8 && i < x.size(); ++i) x[(i * 7919) % x.size()] = specials[i];
       const qutil::U8Params q = qutil::DynamicU8Params(x.data(), static_cast<int64_t>(x.size()));
-      // Scale 1 for the halves; the range's own for the rest (saturation via 1e30 either way).
-      for (float scale : {1.f, q.scale}) {
+      // Scale 1 for the halves, with zero points away from 0 (NaN -> zp, saturation at both
+      // ends); the range's own for the rest (saturation via 1e30 either way).
+      const std::pair<float, int32_t> params[] = {{1.f, 37}, {1.f, 250}, {q.scale, q.zero_point}};
+      for (const auto& [scale, zp] : params) {
         std::vector<uint8_t> a8(x.size());
-        qutil::QuantizeU8(x.data(), static_cast<int64_t>(x.size()), scale, q.zero_point, a8.data());
-        const int32_t zp = q.zero_point;
+        qutil::QuantizeU8(x.data(), static_cast<int64_t>(x.size()), scale, zp, a8.data());
         const QPacked want = QPackA(isa, m, k, {a8.data(), ir::DType::kUInt8, k, false, &zp, false});
         std::vector<int16_t> got(want.data.size(), 0x5555);
-        const int64_t panels = (m + 7) / 8, half = panels / 2;
+        const int64_t panels = (m + mr - 1) / mr, half = panels / 2;
         QPackAPanelsQuantized(isa, m, k, x.data(), k, scale, zp, 0, half, got.data());
         QPackAPanelsQuantized(isa, m, k, x.data(), k, scale, zp, half, panels, got.data());
-        EXPECT_EQ(got, want.data) << "m=" << m << " k=" << k << " scale " << scale;
+        EXPECT_EQ(got, want.data) << IsaName(isa) << " m=" << m << " k=" << k << " scale " << scale
+                                    << " zp " << zp;
       }
     }
+}
+
+TEST(QGemmTest, QuantizedPackEqualsQuantizeThenPack) {
+  if (!QGemmIsaSupported(Isa::kAvx512Vnni)) GTEST_SKIP() << "this CPU lacks avx512vnni";
+  CheckQuantizedPack(Isa::kAvx512Vnni);
+}
+
+// The same for AVX2's int16 pairs (zero point subtracted, rows padded to 6 with zeros).
+TEST(QGemmTest, Avx2QuantizedPackEqualsQuantizeThenPack) {
+  if (!QGemmIsaSupported(Isa::kAvx2) || QGemmBytes(Isa::kAvx2))
+    GTEST_SKIP() << "needs the AVX2 int16-pair kernel (AVX2 without AVX-VNNI)";
+  CheckQuantizedPack(Isa::kAvx2);
 }
 
 // The AVX2 kernel's tile epilogue (per-column float output, DynamicQuantizeMatMul's)

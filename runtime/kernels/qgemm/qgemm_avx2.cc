@@ -8,6 +8,7 @@
 // _mm256_cvtps_epi32 rounds half to even under the default MXCSR, like nearbyint).
 // Accumulators are named variables, not arrays, so that gcc keeps them in registers.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "runtime/kernels/qgemm/qgemm_internal.h"
@@ -272,6 +273,50 @@ __attribute__((target("avx2,fma"))) void QStoreTileAvx2(const int32_t* acc, int 
         _mm256_add_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + 8)), b1);
     _mm256_storeu_ps(y, FloatOut8(a0, s0, f0, lo, hi));
     _mm256_storeu_ps(y + 8, FloatOut8(a1, s1, f1, lo, hi));
+  }
+}
+
+// Row r's int16 values go to (kp * 6 + r) pairs: 8 floats quantized at a time (the
+// operations of QuantizeSpanAvx2<uint8_t>, quantize.cc, less the zero point it adds back:
+// divide, NaN -> 0, clamp to [-zp, 255 - zp], round half to even), narrowed to 4 pairs and
+// stored 6 pairs apart; the k % 8 tail the same way in scalar (nearbyint: half to even).
+__attribute__((target("avx2,fma"))) void QuantizePackAPanelAvx2(int rows, int64_t k,
+                                                                const float* src, int64_t ld,
+                                                                float scale, int32_t zp,
+                                                                int16_t* panel) {
+  constexpr int kMr = 6;
+  const int64_t k2 = (k + 1) / 2;
+  const __m256 vs = _mm256_set1_ps(scale);
+  const __m256 lo = _mm256_set1_ps(static_cast<float>(-zp));
+  const __m256 hi = _mm256_set1_ps(static_cast<float>(255 - zp));
+  const float slo = static_cast<float>(-zp), shi = static_cast<float>(255 - zp);
+  int32_t* pairs = reinterpret_cast<int32_t*>(panel);
+  for (int r = 0; r < kMr; ++r) {
+    if (r >= rows) {
+      for (int64_t kp = 0; kp < k2; ++kp) pairs[kp * kMr + r] = 0;
+      continue;
+    }
+    const float* x = src + r * ld;
+    int64_t kk = 0;
+    for (; kk + 8 <= k; kk += 8) {
+      __m256 v = _mm256_div_ps(_mm256_loadu_ps(x + kk), vs);
+      v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));
+      v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+      const __m256i w = _mm256_packs_epi32(_mm256_cvtps_epi32(v), _mm256_setzero_si256());
+      const __m128i p01 = _mm256_castsi256_si128(w), p23 = _mm256_extracti128_si256(w, 1);
+      int32_t* d = pairs + (kk / 2) * kMr + r;
+      d[0] = _mm_cvtsi128_si32(p01);
+      d[kMr] = _mm_extract_epi32(p01, 1);
+      d[2 * kMr] = _mm_cvtsi128_si32(p23);
+      d[3 * kMr] = _mm_extract_epi32(p23, 1);
+    }
+    int16_t* d = panel + 2 * r;
+    for (; kk < k; ++kk) {
+      float v = x[kk] / scale;
+      v = v == v ? std::min(std::max(v, slo), shi) : 0.f;
+      d[(kk / 2) * 2 * kMr + (kk & 1)] = static_cast<int16_t>(std::nearbyint(v));
+    }
+    if (k & 1) d[(k / 2) * 2 * kMr + 1] = 0;
   }
 }
 

@@ -185,6 +185,11 @@ void QStoreRowAvx2(const int32_t* acc, int cols, int64_t row, int64_t col0, cons
 // output (DynamicQuantizeMatMul's) set up once per tile instead of once per row.
 void QStoreTileAvx2(const int32_t* acc, int rows, int cols, int64_t row0, int64_t col0,
                     const QOutput& out);
+// One 6-row int16-pair A panel from `rows` <= 6 float rows `ld` apart, each value
+// quantized as DynamicQuantizeLinear does and its zero point subtracted:
+// clamp(round_half_even(x / scale), -zp, 255 - zp), NaN -> 0; rows past `rows` are 0.
+void QuantizePackAPanelAvx2(int rows, int64_t k, const float* src, int64_t ld, float scale,
+                            int32_t zp, int16_t* panel);
 #endif
 
 }  // namespace edgepress::runtime::qgemm_detail
