@@ -484,6 +484,36 @@ TEST(QGemmTest, Avx2TileEpilogueEqualsRowEpilogue) {
         }
 }
 
+// AVX2's A packing (8 k x 6 rows at a time) writes the scalar PackPanel's int16 pairs:
+// uint8 and int8, one zero point or one per row (extremes included: |a - za| = 255), rows
+// `ld` apart with ld > k, M leaving 1-6 rows in the last panel, K with 8-wide tails and
+// odd K, packed in two halves as two threads would.
+TEST(QGemmTest, Avx2PackAEqualsScalarPack) {
+  if (!QGemmIsaSupported(Isa::kAvx2) || QGemmBytes(Isa::kAvx2))
+    GTEST_SKIP() << "needs the AVX2 int16-pair kernel (AVX2 without AVX-VNNI)";
+  for (ir::DType dt : {ir::DType::kUInt8, ir::DType::kInt8})
+    for (int64_t m : {1, 2, 3, 4, 5, 6, 7, 12, 13, 17})
+      for (int64_t k : {1, 2, 7, 8, 9, 15, 16, 17, 64, 301})
+        for (int zcase = 0; zcase < 3; ++zcase) {
+          const int64_t ld = k + 5;
+          const std::vector<uint8_t> a = RandomBytes(static_cast<size_t>(m * ld), 31);
+          const bool u8 = dt == ir::DType::kUInt8;
+          std::vector<int32_t> zp(static_cast<size_t>(m));
+          for (int64_t i = 0; i < m; ++i)
+            zp[static_cast<size_t>(i)] = zcase == 0   ? (u8 ? 255 : -128)
+                                         : zcase == 1 ? (u8 ? 0 : 127)
+                                                      : static_cast<int32_t>(i * 41 % 256) - (u8 ? 0 : 128);
+          const QSource s{a.data(), dt, ld, false, zp.data(), zcase == 2};
+          const QPacked want = QPackA(Isa::kScalar, m, k, s);
+          std::vector<int16_t> got(want.data.size(), 0x5555);
+          const int64_t panels = (m + 5) / 6, half = panels / 2;
+          QPackAPanels(Isa::kAvx2, m, k, s, 0, half, got.data());
+          QPackAPanels(Isa::kAvx2, m, k, s, half, panels, got.data());
+          ASSERT_EQ(got, want.data) << ir::DTypeName(dt) << " m=" << m << " k=" << k
+                                    << " zero points " << zcase;
+        }
+}
+
 TEST(QGemmTest, MismatchedPackedOperandIsAnInternalError) {
   std::vector<uint8_t> a(16, 1);  // [3,4] as A, and [4,3] with ld 4 as B (15 bytes read)
   QSource s{a.data(), ir::DType::kUInt8, 4, false, nullptr, false};

@@ -261,6 +261,21 @@ void QPackAPanels(Isa isa, int64_t m, int64_t k, const QSource& a, int64_t p0, i
   if (QGemmBytes(isa)) return qgemm_detail::BytePackPanels(isa, true, m, k, a, p0, p1, dst);
   const int mr = KernelFor(isa).mr;
   const int64_t panel = CeilDiv(k, 2) * 2 * mr;
+#if defined(__x86_64__)
+  if (isa == Isa::kAvx2 && !a.trans && !ForceScalar()) {  // row-major A: 8 k x 6 rows at once
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t i0 = p * mr;
+      const int rows = static_cast<int>(std::min<int64_t>(mr, m - i0));
+      int32_t zp[6] = {};
+      for (int r = 0; r < rows; ++r)
+        zp[r] = a.zero_points ? a.zero_points[a.per_channel_zp ? i0 + r : 0] : 0;
+      const uint8_t* src = static_cast<const uint8_t*>(a.data) + i0 * a.ld;
+      qgemm_detail::PackAPanelBytesAvx2(rows, k, src, a.ld, a.dtype == ir::DType::kInt8, zp,
+                                        dst + p * panel);
+    }
+    return;
+  }
+#endif
   for (int64_t p = p0; p < p1; ++p) PackPanelAny(a, m, k, p * mr, mr, dst + p * panel);
 }
 

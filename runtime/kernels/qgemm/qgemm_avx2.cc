@@ -276,6 +276,84 @@ __attribute__((target("avx2,fma"))) void QStoreTileAvx2(const int32_t* acc, int 
   }
 }
 
+namespace {
+
+// 8 bytes as int16 less the zero point (0 where the row is past the panel's rows).
+template <bool kSigned>
+__attribute__((target("avx2,fma"), always_inline)) inline __m128i Widen8(const uint8_t* p,
+                                                                       __m128i zp, bool valid) {
+  if (!valid) return _mm_setzero_si128();
+  const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+  return _mm_sub_epi16(kSigned ? _mm_cvtepi8_epi16(b) : _mm_cvtepu8_epi16(b), zp);
+}
+
+}  // namespace
+
+// 8 k of the 6 rows at a time: each row's 8 bytes widened and its zero point subtracted
+// (int16, wrapping like the scalar cast) are 4 pairs; a 4x4 transpose of rows 0-3 and an
+// interleave of rows 4-5 give the 4 groups of 6 pairs, stored as 16 + 8 bytes each.
+namespace {
+
+template <bool kSigned>
+__attribute__((target("avx2,fma"))) void PackAPanelBytes(int rows, int64_t k, const uint8_t* src,
+                                                         int64_t ld, const int32_t* zp,
+                                                         int16_t* panel) {
+  constexpr int kMr = 6;
+  const uint8_t* row[kMr];
+  __m128i zpv[kMr];
+  for (int r = 0; r < kMr; ++r) {
+    row[r] = src + std::max(0, std::min(r, rows - 1)) * ld;  // rows past `rows`: unread
+    zpv[r] = _mm_set1_epi16(static_cast<int16_t>(r < rows ? zp[r] : 0));
+  }
+  int32_t* pairs = reinterpret_cast<int32_t*>(panel);
+  int64_t kk = 0;
+  for (; kk + 8 <= k; kk += 8) {
+    const __m128i v0 = Widen8<kSigned>(row[0] + kk, zpv[0], rows > 0);
+    const __m128i v1 = Widen8<kSigned>(row[1] + kk, zpv[1], rows > 1);
+    const __m128i v2 = Widen8<kSigned>(row[2] + kk, zpv[2], rows > 2);
+    const __m128i v3 = Widen8<kSigned>(row[3] + kk, zpv[3], rows > 3);
+    const __m128i v4 = Widen8<kSigned>(row[4] + kk, zpv[4], rows > 4);
+    const __m128i v5 = Widen8<kSigned>(row[5] + kk, zpv[5], rows > 5);
+    const __m128i t0 = _mm_unpacklo_epi32(v0, v1), t1 = _mm_unpacklo_epi32(v2, v3);
+    const __m128i t2 = _mm_unpackhi_epi32(v0, v1), t3 = _mm_unpackhi_epi32(v2, v3);
+    const __m128i u0 = _mm_unpacklo_epi32(v4, v5), u1 = _mm_unpackhi_epi32(v4, v5);
+    __m128i* d = reinterpret_cast<__m128i*>(pairs + (kk / 2) * kMr);
+    _mm_storeu_si128(d, _mm_unpacklo_epi64(t0, t1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(pairs + (kk / 2) * kMr + 4), u0);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(pairs + (kk / 2 + 1) * kMr),
+                     _mm_unpackhi_epi64(t0, t1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(pairs + (kk / 2 + 1) * kMr + 4),
+                     _mm_unpackhi_epi64(u0, u0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(pairs + (kk / 2 + 2) * kMr),
+                     _mm_unpacklo_epi64(t2, t3));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(pairs + (kk / 2 + 2) * kMr + 4), u1);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(pairs + (kk / 2 + 3) * kMr),
+                     _mm_unpackhi_epi64(t2, t3));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(pairs + (kk / 2 + 3) * kMr + 4),
+                     _mm_unpackhi_epi64(u1, u1));
+  }
+  for (int r = 0; r < kMr; ++r) {
+    int16_t* d = panel + 2 * r;
+    for (int64_t j = kk; j < k; ++j) {
+      int32_t v = 0;
+      if (r < rows)
+        v = (kSigned ? static_cast<int32_t>(static_cast<int8_t>(row[r][j])) : row[r][j]) - zp[r];
+      d[(j / 2) * 2 * kMr + (j & 1)] = static_cast<int16_t>(v);
+    }
+    if (k & 1) d[(k / 2) * 2 * kMr + 1] = 0;
+  }
+}
+
+}  // namespace
+
+void PackAPanelBytesAvx2(int rows, int64_t k, const uint8_t* src, int64_t ld, bool is_signed,
+                         const int32_t* zp, int16_t* panel) {
+  if (is_signed)
+    PackAPanelBytes<true>(rows, k, src, ld, zp, panel);
+  else
+    PackAPanelBytes<false>(rows, k, src, ld, zp, panel);
+}
+
 // Row r's int16 values go to (kp * 6 + r) pairs: 8 floats quantized at a time (the
 // operations of QuantizeSpanAvx2<uint8_t>, quantize.cc, less the zero point it adds back:
 // divide, NaN -> 0, clamp to [-zp, 255 - zp], round half to even), narrowed to 4 pairs and

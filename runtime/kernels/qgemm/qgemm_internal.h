@@ -185,6 +185,11 @@ void QStoreRowAvx2(const int32_t* acc, int cols, int64_t row, int64_t col0, cons
 // output (DynamicQuantizeMatMul's) set up once per tile instead of once per row.
 void QStoreTileAvx2(const int32_t* acc, int rows, int cols, int64_t row0, int64_t col0,
                     const QOutput& out);
+// One 6-row int16-pair A panel (PackPanel's layout) from `rows` <= 6 rows of uint8
+// (is_signed: int8) bytes `ld` apart, row r's zero point zp[r] subtracted; rows past
+// `rows` and the pad of an odd k are 0.
+void PackAPanelBytesAvx2(int rows, int64_t k, const uint8_t* src, int64_t ld, bool is_signed,
+                         const int32_t* zp, int16_t* panel);
 // One 6-row int16-pair A panel from `rows` <= 6 float rows `ld` apart, each value
 // quantized as DynamicQuantizeLinear does and its zero point subtracted:
 // clamp(round_half_even(x / scale), -zp, 255 - zp), NaN -> 0; rows past `rows` are 0.
