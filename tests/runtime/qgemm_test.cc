@@ -175,8 +175,8 @@ TEST_P(QGemmIsaTest, NoSaturationAtExtremes) {
       {DType::kUInt8, 255, 0, DType::kUInt8, 0, 255},    // both uint8: 255 x -255
   };
   for (const Extreme& e : cases)
-    for (const Case& c : {Case{6, 16, 64}, Case{33, 40, 1000}, Case{1, 32, 4097},
-                          Case{8, 16, 301}, Case{9, 17, 64}, Case{10, 33, 1001}}) {
+    for (const Case& c : {Case{6, 16, 64}, Case{33, 40, 1000}, Case{1, 32, 4097}, Case{8, 16, 301},
+                          Case{9, 17, 64}, Case{10, 33, 1001}}) {
       const int64_t want = static_cast<int64_t>(e.av - e.za) * (e.bv - e.zb) * c.k;
       EXPECT_EQ(RunConstant(GetParam(), e, c.m, c.n, c.k), want)
           << QGemmKernelName(GetParam(), c.m) << " a=" << e.av << "-" << e.za << " b=" << e.bv
@@ -499,10 +499,11 @@ TEST(QGemmTest, Avx2PackAEqualsScalarPack) {
           const std::vector<uint8_t> a = RandomBytes(static_cast<size_t>(m * ld), 31);
           const bool u8 = dt == ir::DType::kUInt8;
           std::vector<int32_t> zp(static_cast<size_t>(m));
-          for (int64_t i = 0; i < m; ++i)
-            zp[static_cast<size_t>(i)] = zcase == 0   ? (u8 ? 255 : -128)
-                                         : zcase == 1 ? (u8 ? 0 : 127)
-                                                      : static_cast<int32_t>(i * 41 % 256) - (u8 ? 0 : 128);
+          for (int64_t i = 0; i < m; ++i) {
+            const int32_t spread = static_cast<int32_t>(i * 41 % 256) - (u8 ? 0 : 128);
+            const int32_t extreme = zcase == 0 ? (u8 ? 255 : -128) : (u8 ? 0 : 127);
+            zp[static_cast<size_t>(i)] = zcase == 2 ? spread : extreme;
+          }
           const QSource s{a.data(), dt, ld, false, zp.data(), zcase == 2};
           const QPacked want = QPackA(Isa::kScalar, m, k, s);
           std::vector<int16_t> got(want.data.size(), 0x5555);

@@ -180,10 +180,9 @@ namespace {
 
 // The float output of 8 accumulators (bias already added): clamp(a * scale + fb, lo, hi),
 // the same operations in the row and the tile epilogue, so the same bits.
-__attribute__((target("avx2,fma"), always_inline)) inline __m256 FloatOut8(__m256i a,
-                                                                        __m256 scale,
-                                                                        __m256 fb, __m256 lo,
-                                                                        __m256 hi) {
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 FloatOut8(__m256i a, __m256 scale,
+                                                                           __m256 fb, __m256 lo,
+                                                                           __m256 hi) {
   const __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(a), scale), fb);
   return _mm256_min_ps(_mm256_max_ps(v, lo), hi);
 }
@@ -214,9 +213,9 @@ __attribute__((target("avx2,fma"))) void QStoreRowAvx2(const int32_t* acc, int c
       if (col_bias)
         a = _mm256_add_epi32(a, _mm256_loadu_si256(
                                     reinterpret_cast<const __m256i*>(o.bias + col0 + j)));
-      _mm256_storeu_ps(y + j, FloatOut8(a, col_scale ? _mm256_loadu_ps(o.scale + col0 + j) : rscale,
-                                        col_fb ? _mm256_loadu_ps(o.float_bias + col0 + j) : rfb,
-                                        lo, hi));
+      _mm256_storeu_ps(y + j,
+                       FloatOut8(a, col_scale ? _mm256_loadu_ps(o.scale + col0 + j) : rscale,
+                                 col_fb ? _mm256_loadu_ps(o.float_bias + col0 + j) : rfb, lo, hi));
     }
   } else {
     const bool u8 = o.kind == QOutput::Kind::kUInt8;
@@ -254,11 +253,12 @@ __attribute__((target("avx2,fma"))) void QStoreTileAvx2(const int32_t* acc, int 
   }
   // QStoreRowAvx2's per-column float path with its column vectors loaded once.
   const __m256i zero = _mm256_setzero_si256();
-  const __m256i b0 = o.bias ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o.bias + col0))
-                            : zero;
+  const __m256i b0 =
+      o.bias ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o.bias + col0)) : zero;
   const __m256i b1 =
       o.bias ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o.bias + col0 + 8)) : zero;
-  const __m256 s0 = o.per_channel_scale ? _mm256_loadu_ps(o.scale + col0) : _mm256_set1_ps(o.scale[0]);
+  const __m256 s0 =
+      o.per_channel_scale ? _mm256_loadu_ps(o.scale + col0) : _mm256_set1_ps(o.scale[0]);
   const __m256 s1 =
       o.per_channel_scale ? _mm256_loadu_ps(o.scale + col0 + 8) : _mm256_set1_ps(o.scale[0]);
   const __m256 f0 = o.float_bias ? _mm256_loadu_ps(o.float_bias + col0) : _mm256_setzero_ps();
@@ -281,7 +281,7 @@ namespace {
 // 8 bytes as int16 less the zero point (0 where the row is past the panel's rows).
 template <bool kSigned>
 __attribute__((target("avx2,fma"), always_inline)) inline __m128i Widen8(const uint8_t* p,
-                                                                       __m128i zp, bool valid) {
+                                                                         __m128i zp, bool valid) {
   if (!valid) return _mm_setzero_si128();
   const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
   return _mm_sub_epi16(kSigned ? _mm_cvtepi8_epi16(b) : _mm_cvtepu8_epi16(b), zp);

@@ -337,8 +337,8 @@ void QPackAPanelsQuantized(Isa isa, int64_t m, int64_t k, const float* x, int64_
     const int64_t panel = (k + 1) / 2 * 2 * mr;
     p1 = std::min(p1, (m + mr - 1) / mr);
     for (int64_t p = p0; p < p1; ++p)
-      qgemm_detail::QuantizePackAPanelAvx2(static_cast<int>(std::min<int64_t>(mr, m - p * mr)),
-                                           k, x + p * mr * ld, ld, scale, zp, dst + p * panel);
+      qgemm_detail::QuantizePackAPanelAvx2(static_cast<int>(std::min<int64_t>(mr, m - p * mr)), k,
+                                           x + p * mr * ld, ld, scale, zp, dst + p * panel);
     return;
   }
   const int w = qgemm_detail::ByteMr(isa);

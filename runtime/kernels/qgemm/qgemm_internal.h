@@ -18,8 +18,8 @@ using QStoreFn = void (*)(const int32_t* acc, int cols, int64_t row, int64_t col
                           const QOutput& out);
 // The epilogue of one tile: rows x cols values of acc (row stride nr) to rows row0.. and
 // columns col0.. of `out`, each row as the kernel's QStoreFn stores it.
-using QStoreTileFn = void (*)(const int32_t* acc, int rows, int cols, int64_t row0,
-                              int64_t col0, const QOutput& out);
+using QStoreTileFn = void (*)(const int32_t* acc, int rows, int cols, int64_t row0, int64_t col0,
+                              const QOutput& out);
 
 struct QMicroKernel {
   int mr, nr;
