@@ -11,8 +11,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "runtime/kernels/qgemm/qgemm.h"
@@ -173,7 +175,8 @@ TEST_P(QGemmIsaTest, NoSaturationAtExtremes) {
       {DType::kUInt8, 255, 0, DType::kUInt8, 0, 255},    // both uint8: 255 x -255
   };
   for (const Extreme& e : cases)
-    for (const Case& c : {Case{6, 16, 64}, Case{33, 40, 1000}, Case{1, 32, 4097}}) {
+    for (const Case& c : {Case{6, 16, 64}, Case{33, 40, 1000}, Case{1, 32, 4097}, Case{8, 16, 301},
+                          Case{9, 17, 64}, Case{10, 33, 1001}}) {
       const int64_t want = static_cast<int64_t>(e.av - e.za) * (e.bv - e.zb) * c.k;
       EXPECT_EQ(RunConstant(GetParam(), e, c.m, c.n, c.k), want)
           << QGemmKernelName(GetParam(), c.m) << " a=" << e.av << "-" << e.za << " b=" << e.bv
@@ -385,32 +388,131 @@ TEST(QGemmTest, VnniAPanelsFollowTheLayout) {
 // bytes (panels, zero points, sums) of QuantizeU8 followed by QPackAPanels, including NaN,
 // infinities, saturating values and halves (round half to even), packed in two parts as
 // two threads would.
-TEST(QGemmTest, QuantizedPackEqualsQuantizeThenPack) {
-  if (!QGemmIsaSupported(Isa::kAvx512Vnni)) GTEST_SKIP() << "this CPU lacks avx512vnni";
-  const Isa isa = Isa::kAvx512Vnni;
+void CheckQuantizedPack(Isa isa) {
   ASSERT_TRUE(QGemmQuantizesInPack(isa));
   std::mt19937 rng(5);
   std::normal_distribution<float> d(0.f, 3.f);
-  for (int64_t m : {1, 8, 13, 24})
-    for (int64_t k : {1, 5, 16, 17, 47, 384}) {
+  const int64_t mr = QGemmMr(isa);
+  for (int64_t m : {1, 2, 5, 6, 7, 8, 13, 24})
+    for (int64_t k : {1, 2, 5, 7, 8, 9, 16, 17, 47, 384}) {
       std::vector<float> x(static_cast<size_t>(m * k));
       for (float& v : x) v = d(rng);
       const float specials[] = {std::nanf(""), INFINITY, -INFINITY, 1e30f, -1e30f, 0.5f, 1.5f, -2.5f};
       for (size_t i = 0; i < 8 && i < x.size(); ++i) x[(i * 7919) % x.size()] = specials[i];
       const qutil::U8Params q = qutil::DynamicU8Params(x.data(), static_cast<int64_t>(x.size()));
-      // Scale 1 for the halves; the range's own for the rest (saturation via 1e30 either way).
-      for (float scale : {1.f, q.scale}) {
+      // Scale 1 for the halves, with zero points away from 0 (NaN -> zp, saturation at both
+      // ends); the range's own for the rest (saturation via 1e30 either way).
+      const std::pair<float, int32_t> params[] = {{1.f, 37}, {1.f, 250}, {q.scale, q.zero_point}};
+      for (const auto& [scale, zp] : params) {
         std::vector<uint8_t> a8(x.size());
-        qutil::QuantizeU8(x.data(), static_cast<int64_t>(x.size()), scale, q.zero_point, a8.data());
-        const int32_t zp = q.zero_point;
+        qutil::QuantizeU8(x.data(), static_cast<int64_t>(x.size()), scale, zp, a8.data());
         const QPacked want = QPackA(isa, m, k, {a8.data(), ir::DType::kUInt8, k, false, &zp, false});
         std::vector<int16_t> got(want.data.size(), 0x5555);
-        const int64_t panels = (m + 7) / 8, half = panels / 2;
+        const int64_t panels = (m + mr - 1) / mr, half = panels / 2;
         QPackAPanelsQuantized(isa, m, k, x.data(), k, scale, zp, 0, half, got.data());
         QPackAPanelsQuantized(isa, m, k, x.data(), k, scale, zp, half, panels, got.data());
-        EXPECT_EQ(got, want.data) << "m=" << m << " k=" << k << " scale " << scale;
+        EXPECT_EQ(got, want.data) << IsaName(isa) << " m=" << m << " k=" << k << " scale " << scale
+                                    << " zp " << zp;
       }
     }
+}
+
+TEST(QGemmTest, QuantizedPackEqualsQuantizeThenPack) {
+  if (!QGemmIsaSupported(Isa::kAvx512Vnni)) GTEST_SKIP() << "this CPU lacks avx512vnni";
+  CheckQuantizedPack(Isa::kAvx512Vnni);
+}
+
+// The same for AVX2's int16 pairs (zero point subtracted, rows padded to 6 with zeros).
+TEST(QGemmTest, Avx2QuantizedPackEqualsQuantizeThenPack) {
+  if (!QGemmIsaSupported(Isa::kAvx2) || QGemmBytes(Isa::kAvx2))
+    GTEST_SKIP() << "needs the AVX2 int16-pair kernel (AVX2 without AVX-VNNI)";
+  CheckQuantizedPack(Isa::kAvx2);
+}
+
+// The AVX2 kernel's tile epilogue (per-column float output, DynamicQuantizeMatMul's)
+// stores the bytes of its row epilogue: QGemm to int32, then QStoreRowIsa(kAvx2) per row.
+// M leaves 1-5 rows in the last panel (the 2- and 4-row tiles), N full and partial
+// 16-column panels; with and without int32/float bias, per-column and single scale, and
+// a clamp; 1 and 2 threads.
+TEST(QGemmTest, Avx2TileEpilogueEqualsRowEpilogue) {
+  if (!QGemmIsaSupported(Isa::kAvx2) || QGemmBytes(Isa::kAvx2))
+    GTEST_SKIP() << "needs the AVX2 int16-pair kernel (AVX2 without AVX-VNNI)";
+  const Isa isa = Isa::kAvx2;
+  ThreadPool pool(2);
+  for (int64_t m : {1, 2, 3, 4, 5, 8, 9, 10, 11, 128})
+    for (int64_t n : {16, 17, 48, 40})
+      for (int64_t k : {3, 64, 383})
+        for (int variant = 0; variant < 4; ++variant) {
+          const std::vector<uint8_t> a = RandomBytes(static_cast<size_t>(m * k), 21);
+          const std::vector<uint8_t> b = RandomBytes(static_cast<size_t>(k * n), 22);
+          const int32_t za = 255, zb = -128;  // |a - za|, |b - zb| up to 255
+          const QSource sa{a.data(), ir::DType::kUInt8, k, false, &za, false};
+          const QSource sb{b.data(), ir::DType::kInt8, n, false, &zb, false};
+          std::vector<float> scale(static_cast<size_t>(n)), fbias(static_cast<size_t>(n));
+          std::vector<int32_t> bias(static_cast<size_t>(n));
+          for (int64_t j = 0; j < n; ++j) {
+            scale[static_cast<size_t>(j)] = 3e-5f * static_cast<float>(1 + j % 5);
+            fbias[static_cast<size_t>(j)] = -0.5f + 0.125f * static_cast<float>(j % 9);
+            bias[static_cast<size_t>(j)] = static_cast<int32_t>(j * 97) - 900;
+          }
+          QOutput o;
+          o.kind = QOutput::Kind::kFloat;
+          o.ld = n;
+          o.scale = scale.data();
+          o.per_channel_scale = variant != 1;
+          o.float_bias = variant & 1 ? fbias.data() : nullptr;
+          o.bias = variant >= 2 ? bias.data() : nullptr;
+          if (variant == 3) o.lo = -0.75f, o.hi = 2.f;
+          const QPacked pa = QPackA(isa, m, k, sa), pb = QPackB(isa, k, n, sb);
+          std::vector<int32_t> acc(static_cast<size_t>(m * n));
+          QOutput oi;
+          oi.data = acc.data();
+          oi.ld = n;
+          QGemm(isa, m, n, k, QOperand::Of(pa), QOperand::Of(pb), oi, nullptr);
+          std::vector<float> want(static_cast<size_t>(m * n));
+          o.data = want.data();
+          for (int64_t i = 0; i < m; ++i)
+            QStoreRowIsa(isa, acc.data() + i * n, static_cast<int>(n), i, 0, o);
+          for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool}) {
+            std::vector<float> got(static_cast<size_t>(m * n), 7.f);
+            o.data = got.data();
+            QGemm(isa, m, n, k, QOperand::Of(pa), QOperand::Of(pb), o, p);
+            ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float)))
+                << "m=" << m << " n=" << n << " k=" << k << " variant " << variant
+                << (p ? " 2 threads" : " 1 thread");
+          }
+        }
+}
+
+// AVX2's A packing (8 k x 6 rows at a time) writes the scalar PackPanel's int16 pairs:
+// uint8 and int8, one zero point or one per row (extremes included: |a - za| = 255), rows
+// `ld` apart with ld > k, M leaving 1-6 rows in the last panel, K with 8-wide tails and
+// odd K, packed in two halves as two threads would.
+TEST(QGemmTest, Avx2PackAEqualsScalarPack) {
+  if (!QGemmIsaSupported(Isa::kAvx2) || QGemmBytes(Isa::kAvx2))
+    GTEST_SKIP() << "needs the AVX2 int16-pair kernel (AVX2 without AVX-VNNI)";
+  for (ir::DType dt : {ir::DType::kUInt8, ir::DType::kInt8})
+    for (int64_t m : {1, 2, 3, 4, 5, 6, 7, 12, 13, 17})
+      for (int64_t k : {1, 2, 7, 8, 9, 15, 16, 17, 64, 301})
+        for (int zcase = 0; zcase < 3; ++zcase) {
+          const int64_t ld = k + 5;
+          const std::vector<uint8_t> a = RandomBytes(static_cast<size_t>(m * ld), 31);
+          const bool u8 = dt == ir::DType::kUInt8;
+          std::vector<int32_t> zp(static_cast<size_t>(m));
+          for (int64_t i = 0; i < m; ++i) {
+            const int32_t spread = static_cast<int32_t>(i * 41 % 256) - (u8 ? 0 : 128);
+            const int32_t extreme = zcase == 0 ? (u8 ? 255 : -128) : (u8 ? 0 : 127);
+            zp[static_cast<size_t>(i)] = zcase == 2 ? spread : extreme;
+          }
+          const QSource s{a.data(), dt, ld, false, zp.data(), zcase == 2};
+          const QPacked want = QPackA(Isa::kScalar, m, k, s);
+          std::vector<int16_t> got(want.data.size(), 0x5555);
+          const int64_t panels = (m + 5) / 6, half = panels / 2;
+          QPackAPanels(Isa::kAvx2, m, k, s, 0, half, got.data());
+          QPackAPanels(Isa::kAvx2, m, k, s, half, panels, got.data());
+          ASSERT_EQ(got, want.data) << ir::DTypeName(dt) << " m=" << m << " k=" << k
+                                    << " zero points " << zcase;
+        }
 }
 
 TEST(QGemmTest, MismatchedPackedOperandIsAnInternalError) {

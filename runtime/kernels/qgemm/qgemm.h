@@ -104,7 +104,8 @@ void QPackBPanels(Isa isa, int64_t k, int64_t n, const QSource& b, int64_t q0, i
 
 // DynamicQuantizeMatMul's A: float rows quantized straight into the packed panels, in one
 // pass while they are in cache. True where QPackAPanelsQuantized runs (the AVX-512 VNNI
-// byte layout); elsewhere callers quantize into bytes and use QPackAPanels.
+// byte layout, and AVX2's int16 pairs on CPUs without AVX-VNNI); elsewhere callers
+// quantize into bytes and use QPackAPanels.
 bool QGemmQuantizesInPack(Isa isa);
 // Packs rows [p0*mr, p1*mr) of A[i][kk] = saturate_u8(round_half_even(x[i*ld + kk] / scale)
 // + zp) (NaN -> zp: DynamicQuantizeLinear's bytes) into panels p0..p1-1 of `dst`, with A's

@@ -1,13 +1,15 @@
 // int16-pair x86 micro-kernels of the integer GEMM for CPUs without VNNI (layout and
 // exactness argument in qgemm.h; VNNI CPUs take the byte kernels of qgemm_vnni.cc), each
 // compiled for its ISA with __attribute__((target)) and chosen at run time:
-//   qs16_gemm__avx2_6x16        vpmaddwd + vpaddd, 12 ymm accumulators (QTileQuantAvx2:
-//                               the same tile requantizing its 6x16 outputs from registers)
+//   qs16_gemm__avx2_6x16        vpmaddwd + vpaddd, 12 ymm accumulators (2- and 4-row
+//                               variants for the last panel; QTileQuantAvx2: the 6x16
+//                               tile requantizing its outputs per row, for convs)
 //   qs16_gemm__avx512_6x32      vpmaddwd + vpaddd on zmm (AVX-512BW)
 // and the AVX2 epilogue (int32 -> float -> requantized uint8/int8, 8 columns at a time;
 // _mm256_cvtps_epi32 rounds half to even under the default MXCSR, like nearbyint).
 // Accumulators are named variables, not arrays, so that gcc keeps them in registers.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "runtime/kernels/qgemm/qgemm_internal.h"
@@ -23,6 +25,42 @@ inline int32_t Pair(const int16_t* p) {
   int32_t v;
   std::memcpy(&v, p, sizeof v);
   return v;
+}
+
+// The first kRows (2 or 4) rows of a 6-row panel, for the last panel of an M that is not a
+// multiple of 6 (BERT's M = 128 leaves 2): the full tile would spend a third or two thirds
+// of its multiplies on padding. Stores `rows` <= kRows rows.
+template <int kRows>
+__attribute__((target("avx2,fma"))) void TileFewRowsAvx2(int rows, int64_t k2, const int16_t* a,
+                                                         const int16_t* b, int32_t* acc) {
+  constexpr int kMr = 6, kNr = 16;
+  __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+          c30 = c00, c31 = c00;
+  for (int64_t kp = 0; kp < k2; ++kp) {
+    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
+    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16));
+    __m256i av = _mm256_set1_epi32(Pair(a));
+    c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(av, b0));
+    c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(av, b1));
+    av = _mm256_set1_epi32(Pair(a + 2));
+    c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(av, b0));
+    c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(av, b1));
+    if constexpr (kRows == 4) {
+      av = _mm256_set1_epi32(Pair(a + 4));
+      c20 = _mm256_add_epi32(c20, _mm256_madd_epi16(av, b0));
+      c21 = _mm256_add_epi32(c21, _mm256_madd_epi16(av, b1));
+      av = _mm256_set1_epi32(Pair(a + 6));
+      c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(av, b0));
+      c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(av, b1));
+    }
+    a += 2 * kMr;
+    b += 2 * kNr;
+  }
+  const __m256i rowsv[8] = {c00, c01, c10, c11, c20, c21, c30, c31};
+  for (int r = 0; r < rows; ++r) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + r * kNr), rowsv[2 * r]);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + r * kNr + 8), rowsv[2 * r + 1]);
+  }
 }
 
 }  // namespace
@@ -99,6 +137,8 @@ inline int32_t Pair(const int16_t* p) {
 
 __attribute__((target("avx2,fma"))) void QTileAvx2(int rows, int64_t k2, const int16_t* a,
                                                    const int16_t* b, int32_t* acc) {
+  if (rows == 2) return TileFewRowsAvx2<2>(rows, k2, a, b, acc);
+  if (rows == 3 || rows == 4) return TileFewRowsAvx2<4>(rows, k2, a, b, acc);
   EP_Q_AVX2_BODY(EP_MADD_AVX2)
 }
 
@@ -197,6 +237,19 @@ __attribute__((target("avx512f,avx512bw"))) void QTileAvx512(int rows, int64_t k
 #undef EP_MADD_AVX2
 #undef EP_MADD_AVX512
 
+namespace {
+
+// The float output of 8 accumulators (bias already added): clamp(a * scale + fb, lo, hi),
+// the same operations in the row and the tile epilogue, so the same bits.
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 FloatOut8(__m256i a, __m256 scale,
+                                                                           __m256 fb, __m256 lo,
+                                                                           __m256 hi) {
+  const __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(a), scale), fb);
+  return _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+}
+
+}  // namespace
+
 __attribute__((target("avx2,fma"))) void QStoreRowAvx2(const int32_t* acc, int cols,
                                                        int64_t row, int64_t col0,
                                                        const QOutput& o) {
@@ -214,17 +267,16 @@ __attribute__((target("avx2,fma"))) void QStoreRowAvx2(const int32_t* acc, int c
     float* y = static_cast<float*>(o.data) + row * o.ld + col0;
     const __m256 rfb = _mm256_set1_ps(o.float_bias && pr ? o.float_bias[row] : 0.f);
     const bool col_fb = o.float_bias && !pr;
+    const __m256 lo = _mm256_set1_ps(o.lo), hi = _mm256_set1_ps(o.hi);
     for (int j = 0; j < full; j += 8) {
       __m256i a = _mm256_add_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + j)),
                                    rbias);
       if (col_bias)
         a = _mm256_add_epi32(a, _mm256_loadu_si256(
                                     reinterpret_cast<const __m256i*>(o.bias + col0 + j)));
-      __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(a),
-                               col_scale ? _mm256_loadu_ps(o.scale + col0 + j) : rscale);
-      v = _mm256_add_ps(v, col_fb ? _mm256_loadu_ps(o.float_bias + col0 + j) : rfb);
-      v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(o.lo)), _mm256_set1_ps(o.hi));
-      _mm256_storeu_ps(y + j, v);
+      _mm256_storeu_ps(y + j,
+                       FloatOut8(a, col_scale ? _mm256_loadu_ps(o.scale + col0 + j) : rscale,
+                                 col_fb ? _mm256_loadu_ps(o.float_bias + col0 + j) : rfb, lo, hi));
     }
   } else {
     const bool u8 = o.kind == QOutput::Kind::kUInt8;
@@ -250,6 +302,161 @@ __attribute__((target("avx2,fma"))) void QStoreRowAvx2(const int32_t* acc, int c
     }
   }
   if (full < cols) QStoreRow(acc + full, cols - full, row, col0 + full, o);
+}
+
+__attribute__((target("avx2,fma"))) void QStoreTileAvx2(const int32_t* acc, int rows, int cols,
+                                                        int64_t row0, int64_t col0,
+                                                        const QOutput& o) {
+  constexpr int kNr = 16;
+  if (o.kind != QOutput::Kind::kFloat || o.per_row || cols != kNr) {
+    for (int r = 0; r < rows; ++r) QStoreRowAvx2(acc + r * kNr, cols, row0 + r, col0, o);
+    return;
+  }
+  // QStoreRowAvx2's per-column float path with its column vectors loaded once.
+  const __m256i zero = _mm256_setzero_si256();
+  const __m256i b0 =
+      o.bias ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o.bias + col0)) : zero;
+  const __m256i b1 =
+      o.bias ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o.bias + col0 + 8)) : zero;
+  const __m256 s0 =
+      o.per_channel_scale ? _mm256_loadu_ps(o.scale + col0) : _mm256_set1_ps(o.scale[0]);
+  const __m256 s1 =
+      o.per_channel_scale ? _mm256_loadu_ps(o.scale + col0 + 8) : _mm256_set1_ps(o.scale[0]);
+  const __m256 f0 = o.float_bias ? _mm256_loadu_ps(o.float_bias + col0) : _mm256_setzero_ps();
+  const __m256 f1 = o.float_bias ? _mm256_loadu_ps(o.float_bias + col0 + 8) : _mm256_setzero_ps();
+  const __m256 lo = _mm256_set1_ps(o.lo), hi = _mm256_set1_ps(o.hi);
+  for (int r = 0; r < rows; ++r) {
+    const int32_t* a = acc + r * kNr;
+    float* y = static_cast<float*>(o.data) + (row0 + r) * o.ld + col0;
+    const __m256i a0 =
+        _mm256_add_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a)), b0);
+    const __m256i a1 =
+        _mm256_add_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + 8)), b1);
+    _mm256_storeu_ps(y, FloatOut8(a0, s0, f0, lo, hi));
+    _mm256_storeu_ps(y + 8, FloatOut8(a1, s1, f1, lo, hi));
+  }
+}
+
+namespace {
+
+// 8 bytes as int16 less the zero point (0 where the row is past the panel's rows).
+template <bool kSigned>
+__attribute__((target("avx2,fma"), always_inline)) inline __m128i Widen8(const uint8_t* p,
+                                                                         __m128i zp, bool valid) {
+  if (!valid) return _mm_setzero_si128();
+  const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+  return _mm_sub_epi16(kSigned ? _mm_cvtepi8_epi16(b) : _mm_cvtepu8_epi16(b), zp);
+}
+
+}  // namespace
+
+// 8 k of the 6 rows at a time: each row's 8 bytes widened and its zero point subtracted
+// (int16, wrapping like the scalar cast) are 4 pairs; a 4x4 transpose of rows 0-3 and an
+// interleave of rows 4-5 give the 4 groups of 6 pairs, stored as 16 + 8 bytes each.
+namespace {
+
+template <bool kSigned>
+__attribute__((target("avx2,fma"))) void PackAPanelBytes(int rows, int64_t k, const uint8_t* src,
+                                                         int64_t ld, const int32_t* zp,
+                                                         int16_t* panel) {
+  constexpr int kMr = 6;
+  const uint8_t* row[kMr];
+  __m128i zpv[kMr];
+  for (int r = 0; r < kMr; ++r) {
+    row[r] = src + std::max(0, std::min(r, rows - 1)) * ld;  // rows past `rows`: unread
+    zpv[r] = _mm_set1_epi16(static_cast<int16_t>(r < rows ? zp[r] : 0));
+  }
+  int32_t* pairs = reinterpret_cast<int32_t*>(panel);
+  int64_t kk = 0;
+  for (; kk + 8 <= k; kk += 8) {
+    const __m128i v0 = Widen8<kSigned>(row[0] + kk, zpv[0], rows > 0);
+    const __m128i v1 = Widen8<kSigned>(row[1] + kk, zpv[1], rows > 1);
+    const __m128i v2 = Widen8<kSigned>(row[2] + kk, zpv[2], rows > 2);
+    const __m128i v3 = Widen8<kSigned>(row[3] + kk, zpv[3], rows > 3);
+    const __m128i v4 = Widen8<kSigned>(row[4] + kk, zpv[4], rows > 4);
+    const __m128i v5 = Widen8<kSigned>(row[5] + kk, zpv[5], rows > 5);
+    const __m128i t0 = _mm_unpacklo_epi32(v0, v1), t1 = _mm_unpacklo_epi32(v2, v3);
+    const __m128i t2 = _mm_unpackhi_epi32(v0, v1), t3 = _mm_unpackhi_epi32(v2, v3);
+    const __m128i u0 = _mm_unpacklo_epi32(v4, v5), u1 = _mm_unpackhi_epi32(v4, v5);
+    __m128i* d = reinterpret_cast<__m128i*>(pairs + (kk / 2) * kMr);
+    _mm_storeu_si128(d, _mm_unpacklo_epi64(t0, t1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(pairs + (kk / 2) * kMr + 4), u0);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(pairs + (kk / 2 + 1) * kMr),
+                     _mm_unpackhi_epi64(t0, t1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(pairs + (kk / 2 + 1) * kMr + 4),
+                     _mm_unpackhi_epi64(u0, u0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(pairs + (kk / 2 + 2) * kMr),
+                     _mm_unpacklo_epi64(t2, t3));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(pairs + (kk / 2 + 2) * kMr + 4), u1);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(pairs + (kk / 2 + 3) * kMr),
+                     _mm_unpackhi_epi64(t2, t3));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(pairs + (kk / 2 + 3) * kMr + 4),
+                     _mm_unpackhi_epi64(u1, u1));
+  }
+  for (int r = 0; r < kMr; ++r) {
+    int16_t* d = panel + 2 * r;
+    for (int64_t j = kk; j < k; ++j) {
+      int32_t v = 0;
+      if (r < rows)
+        v = (kSigned ? static_cast<int32_t>(static_cast<int8_t>(row[r][j])) : row[r][j]) - zp[r];
+      d[(j / 2) * 2 * kMr + (j & 1)] = static_cast<int16_t>(v);
+    }
+    if (k & 1) d[(k / 2) * 2 * kMr + 1] = 0;
+  }
+}
+
+}  // namespace
+
+void PackAPanelBytesAvx2(int rows, int64_t k, const uint8_t* src, int64_t ld, bool is_signed,
+                         const int32_t* zp, int16_t* panel) {
+  if (is_signed)
+    PackAPanelBytes<true>(rows, k, src, ld, zp, panel);
+  else
+    PackAPanelBytes<false>(rows, k, src, ld, zp, panel);
+}
+
+// Row r's int16 values go to (kp * 6 + r) pairs: 8 floats quantized at a time (the
+// operations of QuantizeSpanAvx2<uint8_t>, quantize.cc, less the zero point it adds back:
+// divide, NaN -> 0, clamp to [-zp, 255 - zp], round half to even), narrowed to 4 pairs and
+// stored 6 pairs apart; the k % 8 tail the same way in scalar (nearbyint: half to even).
+__attribute__((target("avx2,fma"))) void QuantizePackAPanelAvx2(int rows, int64_t k,
+                                                                const float* src, int64_t ld,
+                                                                float scale, int32_t zp,
+                                                                int16_t* panel) {
+  constexpr int kMr = 6;
+  const int64_t k2 = (k + 1) / 2;
+  const __m256 vs = _mm256_set1_ps(scale);
+  const __m256 lo = _mm256_set1_ps(static_cast<float>(-zp));
+  const __m256 hi = _mm256_set1_ps(static_cast<float>(255 - zp));
+  const float slo = static_cast<float>(-zp), shi = static_cast<float>(255 - zp);
+  int32_t* pairs = reinterpret_cast<int32_t*>(panel);
+  for (int r = 0; r < kMr; ++r) {
+    if (r >= rows) {
+      for (int64_t kp = 0; kp < k2; ++kp) pairs[kp * kMr + r] = 0;
+      continue;
+    }
+    const float* x = src + r * ld;
+    int64_t kk = 0;
+    for (; kk + 8 <= k; kk += 8) {
+      __m256 v = _mm256_div_ps(_mm256_loadu_ps(x + kk), vs);
+      v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));
+      v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+      const __m256i w = _mm256_packs_epi32(_mm256_cvtps_epi32(v), _mm256_setzero_si256());
+      const __m128i p01 = _mm256_castsi256_si128(w), p23 = _mm256_extracti128_si256(w, 1);
+      int32_t* d = pairs + (kk / 2) * kMr + r;
+      d[0] = _mm_cvtsi128_si32(p01);
+      d[kMr] = _mm_extract_epi32(p01, 1);
+      d[2 * kMr] = _mm_cvtsi128_si32(p23);
+      d[3 * kMr] = _mm_extract_epi32(p23, 1);
+    }
+    int16_t* d = panel + 2 * r;
+    for (; kk < k; ++kk) {
+      float v = x[kk] / scale;
+      v = v == v ? std::min(std::max(v, slo), shi) : 0.f;
+      d[(kk / 2) * 2 * kMr + (kk & 1)] = static_cast<int16_t>(std::nearbyint(v));
+    }
+    if (k & 1) d[(k / 2) * 2 * kMr + 1] = 0;
+  }
 }
 
 }  // namespace edgepress::runtime::qgemm_detail

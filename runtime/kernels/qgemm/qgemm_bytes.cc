@@ -322,13 +322,25 @@ using qgemm_detail::ByteNr;
 using qgemm_detail::InterleaveRows32;
 #endif
 
-bool QGemmQuantizesInPack(Isa isa) { return isa == Isa::kAvx512Vnni; }
+bool QGemmQuantizesInPack(Isa isa) {
+  return isa == Isa::kAvx512Vnni ||
+         (isa == Isa::kAvx2 && QGemmIsaSupported(isa) && !QGemmBytes(isa));
+}
 
 void QPackAPanelsQuantized(Isa isa, int64_t m, int64_t k, const float* x, int64_t ld,
                            float scale, int32_t zp, int64_t p0, int64_t p1, int16_t* dst) {
   if (!QGemmQuantizesInPack(isa))
     throw Error(ErrorCode::kInternal, "QPackAPanelsQuantized: not available for this ISA");
 #if defined(__x86_64__)
+  if (isa == Isa::kAvx2) {  // int16 pairs (qgemm.h), zero point subtracted
+    const int mr = QGemmMr(isa);
+    const int64_t panel = (k + 1) / 2 * 2 * mr;
+    p1 = std::min(p1, (m + mr - 1) / mr);
+    for (int64_t p = p0; p < p1; ++p)
+      qgemm_detail::QuantizePackAPanelAvx2(static_cast<int>(std::min<int64_t>(mr, m - p * mr)), k,
+                                           x + p * mr * ld, ld, scale, zp, dst + p * panel);
+    return;
+  }
   const int w = qgemm_detail::ByteMr(isa);
   const int64_t panels = (m + w - 1) / w;
   p1 = std::min(p1, panels);

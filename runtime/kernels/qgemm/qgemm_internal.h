@@ -16,11 +16,15 @@ using QTileFn = void (*)(int rows, int64_t k2, const int16_t* a, const int16_t* 
 // The epilogue of one row segment (QStoreRow's contract).
 using QStoreFn = void (*)(const int32_t* acc, int cols, int64_t row, int64_t col0,
                           const QOutput& out);
+// The epilogue of one tile: rows x cols values of acc (row stride nr) to rows row0.. and
+// columns col0.. of `out`, each row as the kernel's QStoreFn stores it.
+using QStoreTileFn = void (*)(const int32_t* acc, int rows, int cols, int64_t row0, int64_t col0,
+                              const QOutput& out);
 
 struct QMicroKernel {
   int mr, nr;
   QTileFn tile;
-  QStoreFn store;
+  QStoreTileFn store;
   const char* name;
   // Optional: tile + store fused for whole-width tiles of per-row quantized outputs.
   void (*tile_quant)(int rows, int64_t k2, const int16_t* a, const int16_t* b, int64_t row0,
@@ -184,6 +188,20 @@ void QTileQuantAvx2(int rows, int64_t k2, const int16_t* a, const int16_t* b, in
                     int64_t col0, const QOutput& o);
 void QTileAvx512(int rows, int64_t k2, const int16_t* a, const int16_t* b, int32_t* acc);
 void QStoreRowAvx2(const int32_t* acc, int cols, int64_t row, int64_t col0, const QOutput& out);
+// QStoreRowAvx2 for the rows of one 6x16 tile (row stride 16), with the per-column float
+// output (DynamicQuantizeMatMul's) set up once per tile instead of once per row.
+void QStoreTileAvx2(const int32_t* acc, int rows, int cols, int64_t row0, int64_t col0,
+                    const QOutput& out);
+// One 6-row int16-pair A panel (PackPanel's layout) from `rows` <= 6 rows of uint8
+// (is_signed: int8) bytes `ld` apart, row r's zero point zp[r] subtracted; rows past
+// `rows` and the pad of an odd k are 0.
+void PackAPanelBytesAvx2(int rows, int64_t k, const uint8_t* src, int64_t ld, bool is_signed,
+                         const int32_t* zp, int16_t* panel);
+// One 6-row int16-pair A panel from `rows` <= 6 float rows `ld` apart, each value
+// quantized as DynamicQuantizeLinear does and its zero point subtracted:
+// clamp(round_half_even(x / scale), -zp, 255 - zp), NaN -> 0; rows past `rows` are 0.
+void QuantizePackAPanelAvx2(int rows, int64_t k, const float* src, int64_t ld, float scale,
+                            int32_t zp, int16_t* panel);
 #endif
 
 }  // namespace edgepress::runtime::qgemm_detail
