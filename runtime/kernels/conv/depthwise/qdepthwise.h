@@ -162,6 +162,13 @@ constexpr int64_t kBlockMaxPixels = 112 * 112;
 constexpr int64_t kBlockMaxPadded = 128 * 128;
 bool BlockHandles(Isa isa, const Block& b);
 void RunBlock(Isa isa, const Block& b);
+#if defined(__x86_64__)
+// The AVX2 blocks (qdepthwise_block_avx2.cc), which BlockHandles/RunBlock take for kAvx2:
+// output planes of at most 14x14, padded planes of at most 40x40, any stride and dilation,
+// non-negative pads, up to 49 taps, uint8/int8 output, weights in int8 range.
+bool BlockHandlesAvx2(const Block& b);
+void RunBlockAvx2(const Block& b);
+#endif
 
 // The epilogue for the whole plane: `acc` holds oh * ow accumulators, rows ow apart.
 void StorePlane(Isa isa, const Plane& p, const int32_t* acc);

@@ -35,6 +35,7 @@ BlockShape ShapeOf(const Geometry& g) {
 
 bool BlockHandles(Isa isa, const Block& b) {
 #if defined(__x86_64__)
+  if (isa == Isa::kAvx2) return !ForceScalar() && BlockHandlesAvx2(b);
   if (isa != Isa::kAvx512Vnni && isa != Isa::kAmx) return false;
   if (!GetCpuFeatures().avx512vbmi) return false;
   const Geometry& g = *b.g;
@@ -365,7 +366,7 @@ __attribute__((target(QDWB_TARGET))) void RunBlocks(const Block& b) {
 }  // namespace
 
 void RunBlock(Isa isa, const Block& b) {
-  (void)isa;
+  if (isa == Isa::kAvx2) return RunBlockAvx2(b);
   const Geometry& g = *b.g;
   const int64_t groups = (g.kw + 3) / 4;
   if (g.kh == 3 && groups == 1)
