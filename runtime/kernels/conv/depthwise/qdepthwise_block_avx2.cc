@@ -7,9 +7,11 @@
 // vector, 4-7 and 12-15 in the other) for two vpmaddwd against the taps' weights laid out
 // the same way (exact: |x - zp| <= 255, weights in int8 range). The accumulators are
 // requantized with per-channel vectors in that order, which vpackssdw puts back in channel
-// order, and the bytes are transposed back to the NCHW planes.
+// order, and the bytes are transposed back to the NCHW planes. Both transposes go 16
+// pixels at a time through a 16x16 byte transpose.
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "runtime/kernels/conv/depthwise/qdepthwise.h"
@@ -35,22 +37,62 @@ struct PaddedShape {
         cols((g.ow - 1) * g.stride_w + (g.kw - 1) * g.dil_w + 1) {}
 };
 
+// A 16x16 byte transpose: out[j] byte i = in[i] byte j (its own inverse), in four rounds
+// of unpacks (bytes, words, dwords, qwords) that merge pairs, quads, octets of rows.
+__attribute__((target("avx2"))) inline void Transpose16x16(const __m128i in[16], __m128i out[16]) {
+  __m128i a[16], b[16], c[16];
+  for (int i = 0; i < 8; ++i) {  // a[2i + h]: columns 8h.. of rows 2i, 2i+1 as byte pairs
+    a[2 * i] = _mm_unpacklo_epi8(in[2 * i], in[2 * i + 1]);
+    a[2 * i + 1] = _mm_unpackhi_epi8(in[2 * i], in[2 * i + 1]);
+  }
+  for (int q = 0; q < 4; ++q)  // b[4q + m]: columns 4m.. of rows 4q.. as dwords
+    for (int h = 0; h < 2; ++h) {
+      b[4 * q + 2 * h] = _mm_unpacklo_epi16(a[4 * q + h], a[4 * q + 2 + h]);
+      b[4 * q + 2 * h + 1] = _mm_unpackhi_epi16(a[4 * q + h], a[4 * q + 2 + h]);
+    }
+  for (int o = 0; o < 2; ++o)  // c[8o + j]: columns 2j, 2j+1 of rows 8o.. as qwords
+    for (int m = 0; m < 4; ++m) {
+      c[8 * o + 2 * m] = _mm_unpacklo_epi32(b[8 * o + m], b[8 * o + 4 + m]);
+      c[8 * o + 2 * m + 1] = _mm_unpackhi_epi32(b[8 * o + m], b[8 * o + 4 + m]);
+    }
+  for (int j = 0; j < 8; ++j) {
+    out[2 * j] = _mm_unpacklo_epi64(c[j], c[8 + j]);
+    out[2 * j + 1] = _mm_unpackhi_epi64(c[j], c[8 + j]);
+  }
+}
+
 // P[r][c][ch] = x[ch][r - pad_t][c - pad_l] - zp inside the input, 0 outside; channels
-// past `channels` are 0.
+// past `channels` hold -zp (their weights are 0). 16 columns at a time through
+// Transpose16x16, the row's last columns one by one.
 template <typename T>
-void Transpose(const Geometry& g, const PaddedShape& s, const T* x, int64_t channels,
-               int32_t zp, int16_t* p) {
+__attribute__((target("avx2"))) void Transpose(const Geometry& g, const PaddedShape& s,
+                                               const T* x, int64_t channels, int32_t zp,
+                                               int16_t* p) {
   std::fill(p, p + s.rows * s.cols * kC, int16_t{0});
   const int64_t r0 = g.pad_t, r1 = std::min(s.rows, g.pad_t + g.h);
   const int64_t c0 = g.pad_l, c1 = std::min(s.cols, g.pad_l + g.w);
-  for (int64_t ch = 0; ch < channels; ++ch) {
-    const T* xc = x + ch * g.h * g.w;
-    for (int64_t r = r0; r < r1; ++r) {
-      const T* xr = xc + (r - g.pad_t) * g.w - g.pad_l;
-      int16_t* d = p + r * s.cols * kC + ch;
-      for (int64_t c = c0; c < c1; ++c)
-        d[c * kC] = static_cast<int16_t>(static_cast<int32_t>(xr[c]) - zp);
+  const __m256i vzp = _mm256_set1_epi16(static_cast<int16_t>(zp));
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* xr = x + (r - g.pad_t) * g.w - g.pad_l;  // column c of row r at xr[c]
+    int16_t* pr = p + r * s.cols * kC;
+    int64_t c = c0;
+    for (; c + kC <= c1; c += kC) {
+      __m128i rows[kC], px[kC];
+      for (int ch = 0; ch < kC; ++ch)
+        rows[ch] = ch < channels ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(
+                                       xr + ch * g.h * g.w + c))
+                                 : _mm_setzero_si128();
+      Transpose16x16(rows, px);
+      for (int j = 0; j < kC; ++j) {
+        const __m256i v = std::is_same<T, int8_t>::value ? _mm256_cvtepi8_epi16(px[j])
+                                                          : _mm256_cvtepu8_epi16(px[j]);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(pr + (c + j) * kC),
+                            _mm256_sub_epi16(v, vzp));
+      }
     }
+    for (; c < c1; ++c)
+      for (int64_t ch = 0; ch < channels; ++ch)
+        pr[c * kC + ch] = static_cast<int16_t>(static_cast<int32_t>(xr[ch * g.h * g.w + c]) - zp);
   }
 }
 
@@ -148,11 +190,19 @@ __attribute__((target("avx2"))) void ComputeBlock(const Geometry& g, const Padde
       }
       StorePixel(acc_lo, acc_hi, rq, pix + (oh * g.ow + ow) * kC);
     }
+  // Back to channel planes, 16 pixels at a time.
   const int64_t out_size = g.oh * g.ow;
-  for (int64_t ch = 0; ch < channels; ++ch) {
-    uint8_t* yc = y + ch * out_size;
-    for (int64_t i = 0; i < out_size; ++i) yc[i] = pix[i * kC + ch];
+  int64_t i = 0;
+  for (; i + kC <= out_size; i += kC) {
+    __m128i px[kC], rows[kC];
+    for (int j = 0; j < kC; ++j)
+      px[j] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(pix + (i + j) * kC));
+    Transpose16x16(px, rows);
+    for (int64_t ch = 0; ch < channels; ++ch)
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(y + ch * out_size + i), rows[ch]);
   }
+  for (; i < out_size; ++i)
+    for (int64_t ch = 0; ch < channels; ++ch) y[ch * out_size + i] = pix[i * kC + ch];
 }
 
 }  // namespace
