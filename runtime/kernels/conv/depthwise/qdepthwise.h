@@ -164,7 +164,7 @@ bool BlockHandles(Isa isa, const Block& b);
 void RunBlock(Isa isa, const Block& b);
 #if defined(__x86_64__)
 // The AVX2 blocks (qdepthwise_block_avx2.cc), which BlockHandles/RunBlock take for kAvx2:
-// output planes of at most 14x14, padded planes of at most 40x40, any stride and dilation,
+// output planes of at most 28x28, padded planes of at most 60x60, any stride and dilation,
 // non-negative pads, up to 49 taps, uint8/int8 output, weights in int8 range.
 bool BlockHandlesAvx2(const Block& b);
 void RunBlockAvx2(const Block& b);

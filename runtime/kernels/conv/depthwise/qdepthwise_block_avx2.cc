@@ -1,5 +1,5 @@
 // Integer depthwise conv over blocks of 16 channels for AVX2 (qdepthwise.h, "channel
-// blocks"), for small planes (up to 14x14 outputs), where the plane kernel of
+// blocks"), for planes of up to 28x28 outputs, where the plane kernel of
 // qdepthwise_avx2.cc spends most of its time on per-plane work (quad rows, epilogue call):
 // at 7x7 it ran 5x onnxruntime's time. The block's planes are transposed once into a
 // padded int16 plane of (x - zp) with the 16 channels of a pixel in one vector (padding 0);
@@ -24,8 +24,8 @@ namespace edgepress::runtime::qdw {
 namespace {
 
 constexpr int kC = 16;                       // channels a block
-constexpr int64_t kMaxOutPixels = 14 * 14;   // larger planes keep the plane kernel
-constexpr int64_t kMaxPadded = 40 * 40;      // padded pixels (32 bytes each: 50 KiB)
+constexpr int64_t kMaxOutPixels = 28 * 28;   // 56x56 ran 7% slower than the plane kernel
+constexpr int64_t kMaxPadded = 60 * 60;       // padded pixels (32 bytes each: 113 KiB)
 constexpr int64_t kMaxTaps = 49;
 
 // The padded plane the taps read: rows from oh * stride_h + i * dil_h, columns from
