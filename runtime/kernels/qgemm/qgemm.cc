@@ -52,7 +52,7 @@ const QMicroKernel& KernelFor(Isa isa) {
 #if defined(__x86_64__)
   using namespace qgemm_detail;
   static const QMicroKernel kAvx2K{6, 16, QTileAvx2, QStoreTileAvx2, "qs16_gemm__avx2_6x16",
-                                   QTileQuantAvx2};
+                                   QTileNarrowAvx2, QTileQuantAvx2};
   static const QMicroKernel kAvx512K{6, 32, QTileAvx512, StoreRows<32, QStoreRowAvx2>,
                                      "qs16_gemm__avx512_6x32"};
   // CPUs with VNNI take the byte layouts (QGemmBytes) and never reach here.
@@ -354,7 +354,8 @@ void QGemm(Isa isa, int64_t m, int64_t n, int64_t k, const QOperand& a, const QO
             mk.tile_quant(rows, k2, a.data + pi * a_panel, b.data + q * b_panel, row0, col0, out);
             continue;
           }
-          mk.tile(rows, k2, a.data + pi * a_panel, b.data + q * b_panel, acc);
+          const qgemm_detail::QTileFn tile = mk.tile_narrow && 2 * cols <= nr ? mk.tile_narrow : mk.tile;
+          tile(rows, k2, a.data + pi * a_panel, b.data + q * b_panel, acc);
           mk.store(acc, rows, cols, row0, col0, out);
         }
       }

@@ -2,7 +2,8 @@
 // exactness argument in qgemm.h; VNNI CPUs take the byte kernels of qgemm_vnni.cc), each
 // compiled for its ISA with __attribute__((target)) and chosen at run time:
 //   qs16_gemm__avx2_6x16        vpmaddwd + vpaddd, 12 ymm accumulators (2- and 4-row
-//                               variants for the last panel; QTileQuantAvx2: the 6x16
+//                               variants for the last panel, QTileNarrowAvx2 (6x8) for a
+//                               last column panel of at most 8; QTileQuantAvx2: the 6x16
 //                               tile requantizing its outputs per row, for convs)
 //   qs16_gemm__avx512_6x32      vpmaddwd + vpaddd on zmm (AVX-512BW)
 // and the AVX2 epilogue (int32 -> float -> requantized uint8/int8, 8 columns at a time;
@@ -134,6 +135,26 @@ __attribute__((target("avx2,fma"))) void TileFewRowsAvx2(int rows, int64_t k2, c
   }
 
 #define EP_MADD_AVX2(c, a, b) _mm256_add_epi32(c, _mm256_madd_epi16(a, b))
+
+__attribute__((target("avx2,fma"))) void QTileNarrowAvx2(int rows, int64_t k2, const int16_t* a,
+                                                         const int16_t* b, int32_t* acc) {
+  constexpr int kMr = 6, kNr = 16;
+  __m256i c0 = _mm256_setzero_si256(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+  for (int64_t kp = 0; kp < k2; ++kp) {
+    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
+    c0 = EP_MADD_AVX2(c0, _mm256_set1_epi32(Pair(a)), b0);
+    c1 = EP_MADD_AVX2(c1, _mm256_set1_epi32(Pair(a + 2)), b0);
+    c2 = EP_MADD_AVX2(c2, _mm256_set1_epi32(Pair(a + 4)), b0);
+    c3 = EP_MADD_AVX2(c3, _mm256_set1_epi32(Pair(a + 6)), b0);
+    c4 = EP_MADD_AVX2(c4, _mm256_set1_epi32(Pair(a + 8)), b0);
+    c5 = EP_MADD_AVX2(c5, _mm256_set1_epi32(Pair(a + 10)), b0);
+    a += 2 * kMr;
+    b += 2 * kNr;
+  }
+  const __m256i rowsv[6] = {c0, c1, c2, c3, c4, c5};
+  for (int r = 0; r < rows; ++r)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + r * kNr), rowsv[r]);
+}
 
 __attribute__((target("avx2,fma"))) void QTileAvx2(int rows, int64_t k2, const int16_t* a,
                                                    const int16_t* b, int32_t* acc) {

@@ -26,6 +26,9 @@ struct QMicroKernel {
   QTileFn tile;
   QStoreTileFn store;
   const char* name;
+  // Optional: the first nr / 2 columns only (acc rows still nr apart), for a last column
+  // panel of at most nr / 2 (7x7 convs: 49 = 3 x 16 + 1).
+  QTileFn tile_narrow = nullptr;
   // Optional: tile + store fused for whole-width tiles of per-row quantized outputs.
   void (*tile_quant)(int rows, int64_t k2, const int16_t* a, const int16_t* b, int64_t row0,
                      int64_t col0, const QOutput& o) = nullptr;
@@ -182,6 +185,8 @@ void QByteTileAmx(int rows, int64_t k4, const uint8_t* a, const int8_t* b, const
 
 #if defined(__x86_64__)
 void QTileAvx2(int rows, int64_t k2, const int16_t* a, const int16_t* b, int32_t* acc);
+// QTileAvx2 for columns 0-7 of the panel only (rows 16 apart in acc).
+void QTileNarrowAvx2(int rows, int64_t k2, const int16_t* a, const int16_t* b, int32_t* acc);
 // QTileAvx2 with QStoreRowAvx2's requantization fused, for whole 16-column tiles of a
 // per-row (channel = row) uint8/int8 output: rows [row0, row0 + rows), columns col0 + 16.
 void QTileQuantAvx2(int rows, int64_t k2, const int16_t* a, const int16_t* b, int64_t row0,
