@@ -550,6 +550,23 @@ void CheckDirectConv(Isa isa) {
   for (const ConvCase& cs : cases) ExpectFusedAndPlainMatchNaive(cs, isa);
 }
 
+// AVX2 1x1 convs through the direct kernel (forced here on any plane; automatic on 7x7:
+// conv_direct::PreferPointwise), weights packed on first use: a 7x7 plane with a K past
+// one channel block (blocks of 78 channels on a 32 KiB L1: 78 + 78 + 44) and M one past a
+// 16-block, an odd plane whose tiles cross rows, a plane of several pixel runs, a 1x3 plane
+// in batch 2, groups. (The AVX-512 entry runs these cases through its implicit GEMM.)
+void CheckDirectPointwise(Isa isa) {
+  const std::vector<ConvCase> cases = {
+      {"pointwise 7x7 K 200 M 17", {1, 200, 7, 7}, {17, 200, 1, 1}, 1},
+      {"pointwise 5x9 K 7 M 33", {1, 7, 5, 9}, {33, 7, 1, 1}, 1},
+      {"pointwise 12x23 (3 runs) K 70 M 32", {1, 70, 12, 23}, {32, 70, 1, 1}, 1},
+      {"pointwise 1x3 batch 2", {2, 5, 1, 3}, {16, 5, 1, 1}, 1},
+      {"pointwise 13x11 groups 2", {1, 16, 13, 11}, {34, 8, 1, 1}, 2},
+  };
+  const ScopedEnv direct("EDGEPRESS_CONV_DIRECT", "1");
+  for (const ConvCase& cs : cases) ExpectFusedAndPlainMatchNaive(cs, isa);
+}
+
 TEST(ConvTest, DirectConvMatchesNaive) {
   if (!GetCpuFeatures().Has(Isa::kAvx512)) GTEST_SKIP() << "CPU lacks AVX-512F";
   CheckDirectConv(Isa::kAvx512);
@@ -560,6 +577,40 @@ TEST(ConvTest, DirectConvMatchesNaive) {
 TEST(ConvTest, DirectConvAvx2MatchesNaive) {
   if (!GetCpuFeatures().Has(Isa::kAvx2)) GTEST_SKIP() << "CPU lacks AVX2/FMA";
   CheckDirectConv(Isa::kAvx2);
+}
+
+TEST(ConvTest, DirectPointwiseAvx2MatchesNaive) {
+  if (!GetCpuFeatures().Has(Isa::kAvx2)) GTEST_SKIP() << "CPU lacks AVX2/FMA";
+  CheckDirectPointwise(Isa::kAvx2);
+}
+
+// The automatic choice for 1x1 convs: AVX2 only, unstrided and unpadded, where the
+// implicit GEMM's 16-pixel panels would be mostly padding (7x7: 64 columns for 49 pixels;
+// 14x14 computes 208 for 196 and keeps the GEMM) and the 7/8 channel rule holds.
+TEST(ConvTest, DirectPointwisePreferredOnSmallPlanes) {
+  auto geometry = [](int64_t m, int64_t c, int64_t h, int64_t w, int64_t stride) {
+    conv_util::ConvGeometry g;
+    g.rank = 2;
+    g.n = 1;
+    g.c = g.cg = c;
+    g.m = g.mg = m;
+    g.in[1] = h;
+    g.in[2] = w;
+    g.out[1] = (h - 1) / stride + 1;
+    g.out[2] = (w - 1) / stride + 1;
+    g.stride[1] = g.stride[2] = stride;
+    return g;
+  };
+  EXPECT_TRUE(conv_direct::PreferPointwise(Isa::kAvx2, geometry(320, 960, 7, 7, 1)));
+  EXPECT_TRUE(conv_direct::PreferPointwise(Isa::kAvx2, geometry(576, 96, 7, 7, 1)));
+  EXPECT_FALSE(conv_direct::PreferPointwise(Isa::kAvx2, geometry(576, 96, 14, 14, 1)));
+  EXPECT_FALSE(conv_direct::PreferPointwise(Isa::kAvx2, geometry(24, 144, 56, 56, 1)));
+  EXPECT_FALSE(conv_direct::PreferPointwise(Isa::kAvx2, geometry(512, 256, 14, 14, 2)));
+  EXPECT_FALSE(conv_direct::PreferPointwise(Isa::kAvx2, geometry(24, 960, 7, 7, 1)));  // 24 of 32
+  EXPECT_FALSE(conv_direct::PreferPointwise(Isa::kAvx512, geometry(320, 960, 7, 7, 1)));
+  conv_util::ConvGeometry three = geometry(320, 960, 7, 7, 1);
+  three.k[1] = three.k[2] = 3;
+  EXPECT_FALSE(conv_direct::PreferPointwise(Isa::kAvx2, three));
 }
 
 // The automatic choice: ResNet's 3x3 layers take the direct kernel; mostly-padding channel

@@ -17,6 +17,8 @@
 //    KxK convs with >= 64-ish output channels and K >= 256 on AVX-512, any K on AVX2
 //    (conv_direct::Prefer: ResNet's 3x3 layers) run the direct kernel instead
 //    (conv_direct.h: NCHW in and out, weights packed at creation, no per-call packing).
+//    On AVX2, 1x1 convs whose plane leaves the 16-pixel panels mostly padding (7x7) run it
+//    too (conv_direct::PreferPointwise), their weights packed on first use.
 //    EDGEPRESS_CONV_DIRECT=0 / =1 forces it off / on wherever its geometry allows.
 //  * AVX-512, a 3x3 stem over 1-4 input channels (conv_stem.h) that the direct kernel does
 //    not take: direct, no GEMM (EDGEPRESS_CONV_STEM=0 sends it to the implicit GEMM).
@@ -30,6 +32,7 @@
 // Entries: f32_conv__ref (portable micro-kernel and direct loops), f32_conv__avx2_6x16,
 // f32_conv__avx512_12x32.
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
@@ -229,7 +232,7 @@ class ConvKernel : public Kernel {
 
   // The profile and Session::Kernels() name the direct kernel where creation chose it.
   std::string Variant() const override {
-    if (packed_direct_.empty()) return std::string();
+    if (packed_direct_.empty() && !pw_direct_used_) return std::string();
     return "direct 6x" + std::to_string(conv_direct::OcBlock(kIsa));
   }
 
@@ -261,13 +264,21 @@ class ConvKernel : public Kernel {
       return;
     }
     if (!packed_direct_.empty() && w.shape() == packed_shape_ && conv_direct::Handles(g)) {
-      for (int64_t n = 0; n < g.n; ++n)
+      RunDirect(g, packed_direct_, xd, bd, zd, yd, pool);
+      return;
+    }
+    // AVX2 1x1 convs on small planes (conv_direct::PreferPointwise): the direct kernel, its
+    // weights packed on the first such call (the plane size is not known at creation).
+    if (kIsa == Isa::kAvx2 && pointwise && packed_for_shape && implicit_layout_ &&
+        direct_env_ != 0 &&
+        (direct_env_ == 1 ? conv_direct::Handles(g) : conv_direct::PreferPointwise(kIsa, g))) {
+      std::call_once(pw_direct_once_, [&] {
         for (int64_t gi = 0; gi < g.group; ++gi)
-          conv_direct::Run(kIsa, g, xd + (n * g.c + gi * g.cg) * in_size, packed_direct_[gi].data(),
-                           act_, bd ? bd + gi * g.mg : nullptr,
-                           zd ? zd + (n * g.m + gi * g.mg) * out_size : nullptr,
-                           yd + (n * g.m + gi * g.mg) * out_size, pool);
-      PostPass(g, yd, pool);
+          packed_pw_direct_.push_back(
+              conv_direct::PackWeights(kIsa, g.mg, g.cg, 1, wd + gi * g.mg * g.cg));
+        pw_direct_used_ = true;
+      });
+      RunDirect(g, packed_pw_direct_, xd, bd, zd, yd, pool);
       return;
     }
 #if defined(__x86_64__)
@@ -327,6 +338,20 @@ class ConvKernel : public Kernel {
   }
 
  private:
+  // The direct kernel (conv_direct.h) with weights packed for it, per image and group.
+  void RunDirect(const ConvGeometry& g, const std::vector<conv_direct::PackedWeights>& packed,
+                 const float* xd, const float* bd, const float* zd, float* yd,
+                 ThreadPool& pool) const {
+    const int64_t in_size = g.in_size(), out_size = g.out_size();
+    for (int64_t n = 0; n < g.n; ++n)
+      for (int64_t gi = 0; gi < g.group; ++gi)
+        conv_direct::Run(kIsa, g, xd + (n * g.c + gi * g.cg) * in_size, packed[gi].data(), act_,
+                         bd ? bd + gi * g.mg : nullptr,
+                         zd ? zd + (n * g.m + gi * g.mg) * out_size : nullptr,
+                         yd + (n * g.m + gi * g.mg) * out_size, pool);
+    PostPass(g, yd, pool);
+  }
+
   // HardSigmoid/HardSwish over all of Y after a lowering that does not apply them per
   // block (direct, stem, the im2col reference): one more pass over Y, split over threads.
   void PostPass(const ConvGeometry& g, float* yd, ThreadPool& pool) const {
@@ -485,6 +510,9 @@ class ConvKernel : public Kernel {
   int direct_env_ = -1;       // EDGEPRESS_CONV_DIRECT: -1 automatic, 0 off, 1 forced
   int pixel_major_env_ = -1;  // EDGEPRESS_CONV_PIXEL_MAJOR: -1 automatic, 0 off, 1 forced
   bool stem_direct_ = true;   // EDGEPRESS_CONV_STEM=0: stems take the implicit GEMM
+  std::once_flag pw_direct_once_;
+  std::vector<conv_direct::PackedWeights> packed_pw_direct_;  // per group, 1x1 on AVX2
+  std::atomic<bool> pw_direct_used_{false};  // for Variant(): packed_pw_direct_ is filled
   mutable std::once_flag pm_once_;
   mutable std::vector<PackedMatrix> packed_pm_;  // per group, conv_pixel_major.cc's W^T
 };

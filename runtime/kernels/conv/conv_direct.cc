@@ -71,6 +71,23 @@ bool Prefer(Isa isa, int64_t mg, int64_t cg, int64_t taps) {
   return taps > 1 && 8 * mg >= 7 * computed && (cg * taps >= 256 || LongWeightBlocks(isa));
 }
 
+// AVX2, conv_bench on Zen 3 (EPYC, thread CPU time, 1 thread, min of 3 interleaved
+// rounds, load 2-4), implicit GEMM -> direct: MobileNetV2's 7x7 pointwise convs 960 -> 320
+// 0.559 -> 0.406 ms, 320 -> 1280 0.746 -> 0.549, 160 -> 960 0.282 -> 0.220, 960 -> 160
+// 0.280 -> 0.207; MobileNetV3's 576 -> 96 and 96 -> 576 on 7x7 0.098 -> 0.072 and 0.102 ->
+// 0.084. The implicit GEMM computes 64 columns for those 49 pixels; the direct tiles split
+// the plane into 5-6 pixel tiles with nothing padded. Where the panels are full (14x14 is
+// 196 of 208 columns, 28x28 and up all) the direct kernel tied or lost (144 -> 24 on 56x56
+// 0.291 -> 0.453 ms: its 16-channel blocks re-read X per block), and so did the strided
+// 1x1 projections (ResNet's 256 -> 512 to 7x7 0.226 -> 0.225).
+bool PreferPointwise(Isa isa, const conv_util::ConvGeometry& g) {
+  if (isa != Isa::kAvx2 || !Handles(g) || g.k_size() != 1) return false;
+  for (int d = 0; d < 3; ++d)
+    if (g.stride[d] != 1 || g.pad_b[d] != 0 || g.dil[d] != 1) return false;
+  const int64_t out = g.out_size(), computed_cols = CeilDiv(out, 16) * 16;
+  return 8 * out < 7 * computed_cols && PreferAvx2(g.mg, 2);
+}
+
 bool LongWeightBlocks(Isa isa) {
 #if defined(__x86_64__)
   if (isa != Isa::kAvx512 && isa != Isa::kAvx2) return false;
@@ -238,10 +255,24 @@ void Plan(const std::vector<std::pair<int64_t, int64_t>>& rows, const std::vecto
 // 2.05-2.06 -> 1.97, stride 2 64->128 1.11-1.12 -> 1.07; 512->512 on 7x7 (16 KiB scratch:
 // fits) lost with long blocks (1.87 -> 1.91-1.95) and keeps the short ones, as does AVX2
 // (3072 -> 12288 floats: 2.31-2.34 -> 2.52 ms on 56x56).
-int64_t ChannelsPerBlock(const IsaOps& ops, int64_t scratch_floats, int64_t cg, int64_t taps) {
+//
+// A pointwise conv (one tap: PreferPointwise) has 16 floats of weights per channel, so the
+// weight block alone would take all 192 channels of a 7x7 plane whose source rows (49
+// floats each, 37 KiB) then do not stay in L1 beside it: its block is cut so that weights,
+// source rows and scratch fill 3/4 of L1. MobileNetV2's 960 -> 320 on 7x7 (conv_bench, Zen 3
+// AVX2, thread CPU time, min of 4 interleaved rounds): 192 channels 0.513 ms, 128 0.413,
+// 64 0.378, 32 0.412. (The 3x3 layers lost 2-5% with the same cap: their weights dominate.)
+int64_t ChannelsPerBlock(const IsaOps& ops, int64_t scratch_floats, int64_t cg, int64_t taps,
+                         int64_t source_floats) {
   const int64_t floats =
       BlockFitsL1(ops.weight_floats, scratch_floats) ? ops.weight_floats : 4 * ops.weight_floats;
-  return std::max<int64_t>(1, std::min<int64_t>(cg, floats / (taps * ops.oc_block)));
+  int64_t cb = std::max<int64_t>(1, std::min<int64_t>(cg, floats / (taps * ops.oc_block)));
+  if (taps == 1) {
+    const int64_t budget = L1DataBytes() / int64_t{sizeof(float)} * 3 / 4;
+    cb = std::min(cb, std::max<int64_t>(1, (budget - scratch_floats) /
+                                               (ops.oc_block + source_floats)));
+  }
+  return cb;
 }
 
 // Flush-to-zero and denormals-are-zero while the tiles run (as conv_implicit.cc: denormal
@@ -294,7 +325,10 @@ void Run(Isa isa, const conv_util::ConvGeometry& g, const float* x, const float*
   const int64_t oc_blocks = CeilDiv(mg, B);
   // Input channels per block ([cb][taps][B] weights): ChannelsPerBlock.
   const int64_t scratch_floats = CeilDiv(run_pix, 16) * 16 * B;
-  const int64_t cb_step = ChannelsPerBlock(ops, scratch_floats, cg, taps);
+  // The floats of X one input channel of a run reads: the rows its output rows' taps touch.
+  const int64_t run_rows = std::min(OH, CeilDiv(run_pix - 1, OW) + 1);
+  const int64_t source_floats = std::min(H, (run_rows - 1) * sh + (KH - 1) * dh + 1) * W;
+  const int64_t cb_step = ChannelsPerBlock(ops, scratch_floats, cg, taps, source_floats);
   // Each block's starting values: its bias (zero past mg), or zeros.
   std::vector<float> init(static_cast<size_t>(oc_blocks * B + 16), 0.f);
   float* init_al = reinterpret_cast<float*>(

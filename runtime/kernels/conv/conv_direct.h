@@ -29,10 +29,11 @@ namespace edgepress::runtime::conv_direct {
 // 16 on AVX2; 0 where there is no direct kernel.
 inline int OcBlock(Isa isa) { return isa == Isa::kAvx512 ? 64 : isa == Isa::kAvx2 ? 16 : 0; }
 
-// 2-D (trivial depth), a kernel of more than one tap, column stride 1 or 2.
+// 2-D (trivial depth), column stride 1 or 2. (conv.cc sends a kernel of one tap here only
+// where PreferPointwise picks it.)
 inline bool Handles(const conv_util::ConvGeometry& g) {
   return g.rank <= 2 && g.k[0] == 1 && g.in[0] == 1 && g.out[0] == 1 && g.pad_b[0] == 0 &&
-         g.k_size() > 1 && (g.stride[2] == 1 || g.stride[2] == 2);
+         (g.stride[2] == 1 || g.stride[2] == 2);
 }
 
 // Whether the automatic dispatch (conv.cc) takes this kernel on `isa` for a group of mg
@@ -48,6 +49,12 @@ inline bool Handles(const conv_util::ConvGeometry& g) {
 // On AVX2 (16-channel blocks) any K wins; only the 7/8 rule holds (numbers at PreferAvx2
 // in conv_direct.cc).
 bool Prefer(Isa isa, int64_t mg, int64_t cg, int64_t taps);
+
+// Whether a 1x1 unstrided, unpadded conv of geometry g takes the direct kernel on `isa`
+// (AVX2 only): where the implicit GEMM's 16-pixel panels would compute more than 8/7 of the
+// plane (7x7: 64 columns for 49 pixels) and the 7/8 channel rule of Prefer holds. The plane
+// size is known at run time only, so conv.cc packs these weights on first use.
+bool PreferPointwise(Isa isa, const conv_util::ConvGeometry& g);
 
 // Whether `isa`'s input-channel blocks are long on this CPU: a task's scratch (112 pixels x
 // OcBlock) and a block of IsaOps::weight_floats do not fit its L1 data cache together
