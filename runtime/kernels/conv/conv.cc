@@ -22,7 +22,9 @@
 //    EDGEPRESS_CONV_DIRECT=0 / =1 forces it off / on wherever its geometry allows.
 //  * AVX-512, a 3x3 stem over 1-4 input channels (conv_stem.h) that the direct kernel does
 //    not take: direct, no GEMM (EDGEPRESS_CONV_STEM=0 sends it to the implicit GEMM).
-//  * depthwise (one input channel per group, rank <= 2): direct planes (depthwise.h).
+//  * depthwise (one input channel per group, rank <= 2): direct planes (depthwise.h); on
+//    AVX2, planes of <= 14 columns (not 3x3 stride 2) eight at a time, channels across
+//    the lanes (depthwise::Planes8Preferred; EDGEPRESS_DW_PLANES8=0: one by one).
 //  * otherwise (the reference entry, 3-D): im2col written straight into the GEMM's packed-B
 //    panels, so the tests compare the implicit path with an independent lowering.
 // Bias and activation are the GEMM epilogue, so Y is written once. FusedConv's optional
@@ -192,6 +194,7 @@ class ConvKernel : public Kernel {
       : attrs_(ConvAttrs::Read(init.node)),
         act_(conv_act::ParseConvActivation(init.node, &post_)) {
     if (const char* st = std::getenv("EDGEPRESS_CONV_STEM"); st && *st == '0') stem_direct_ = false;
+    if (const char* p8 = std::getenv("EDGEPRESS_DW_PLANES8"); p8 && *p8 == '0') planes8_ = false;
     const ir::Tensor* w = init.constant_inputs.size() > 1 ? init.constant_inputs[1] : nullptr;
     if (!w || w->dtype() != ir::DType::kFloat32 || w->rank() < 3 || w->numel() == 0) return;
     const int64_t group = attrs_.group;
@@ -464,34 +467,73 @@ class ConvKernel : public Kernel {
     dg.dil_w = g.dil[2];
     dg.pad_t = g.pad_b[1];
     dg.pad_l = g.pad_b[2];
-    auto plane = depthwise::PlaneRef;
+    depthwise::PlaneFn plane = depthwise::PlaneRef;
 #if defined(__x86_64__)
     if (kIsa == Isa::kAvx2) plane = depthwise::PlaneAvx2;
     if (kIsa == Isa::kAvx512) plane = depthwise::PlaneAvx512;
 #endif
+    depthwise::DwEpilogue ep;
+    ep.clamp = act_.clamp && !zd;  // with Z: clamped after the sum (AddSum)
+    ep.lo = act_.lo;
+    ep.hi = act_.hi;
+    if (!zd) ep.post = post_;
+    // AVX2, small planes of one input channel each: eight planes at a time, channels across
+    // the lanes (depthwise::Planes8Avx2), in blocks of 8 channels of one image.
+    bool planes8 = false;
+#if defined(__x86_64__)
+    planes8 = kIsa == Isa::kAvx2 && g.mg == 1 && planes8_ && depthwise::Planes8Preferred(dg);
+#endif
+    if (planes8) {
+      const int64_t blocks = (g.m + 7) / 8;
+      const int64_t grain = std::max<int64_t>(1, 512 / std::max<int64_t>(1, out_size * ks));
+      pool.ParallelFor(g.n * blocks, grain, [&](int64_t lo, int64_t hi) {
+        for (int64_t b = lo; b < hi; ++b) {
+          const int64_t n = b / blocks, c0 = (b % blocks) * 8, t0 = n * g.m + c0;
+          if (c0 + 8 > g.m) {  // the last 1..7 channels: one plane at a time
+            PlanesOneByOne(g, dg, ep, xd, wd, bd, zd, yd, t0, n * g.m + g.m, plane);
+            continue;
+          }
+          float bias8[8] = {};
+          if (bd) std::copy(bd + c0, bd + c0 + 8, bias8);
+#if defined(__x86_64__)
+          depthwise::Planes8Avx2(dg, xd + (n * g.c + c0) * in_size, in_size, wd + c0 * ks, bias8,
+                                 ep, yd + t0 * out_size, out_size);
+#endif
+          if (zd)
+            for (int64_t t = t0; t < t0 + 8; ++t) AddSum(zd + t * out_size, out_size, yd + t * out_size);
+        }
+      });
+      return;
+    }
     // A few planes per chunk: one MobileNet plane can be as small as 7x7.
     const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, out_size * ks));
     pool.ParallelFor(planes, grain, [&](int64_t lo, int64_t hi) {
-      for (int64_t t = lo; t < hi; ++t) {
-        const int64_t n = t / g.m, m = t % g.m, gi = m / g.mg;
-        depthwise::DwEpilogue ep;
-        ep.bias = bd ? bd[m] : 0.f;
-        ep.clamp = act_.clamp && !zd;  // with Z: clamped after the sum, below
-        ep.lo = act_.lo;
-        ep.hi = act_.hi;
-        if (!zd) ep.post = post_;
-        float* yp = yd + t * out_size;
-        plane(dg, xd + (n * g.c + gi) * in_size, wd + m * ks, ep, yp);
-        if (zd) {  // the plane is still in L1/L2
-          const float* zp = zd + t * out_size;
-          for (int64_t i = 0; i < out_size; ++i) {
-            const float v = yp[i] + zp[i];
-            yp[i] = act_.clamp ? std::min(std::max(v, act_.lo), act_.hi) : v;
-          }
-          conv_act::Apply(kIsa, post_, yp, 1, out_size, out_size);
-        }
-      }
+      PlanesOneByOne(g, dg, ep, xd, wd, bd, zd, yd, lo, hi, plane);
     });
+  }
+
+  // Depthwise planes [t0, t1) (t = image * M + channel), each by `plane`.
+  void PlanesOneByOne(const ConvGeometry& g, const depthwise::DwGeometry& dg,
+                      depthwise::DwEpilogue ep, const float* xd, const float* wd,
+                      const float* bd, const float* zd, float* yd, int64_t t0, int64_t t1,
+                      depthwise::PlaneFn plane) const {
+    const int64_t in_size = g.in_size(), out_size = g.out_size(), ks = g.k_size();
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t n = t / g.m, m = t % g.m, gi = m / g.mg;
+      ep.bias = bd ? bd[m] : 0.f;
+      float* yp = yd + t * out_size;
+      plane(dg, xd + (n * g.c + gi) * in_size, wd + m * ks, ep, yp);
+      if (zd) AddSum(zd + t * out_size, out_size, yp);  // the plane is still in L1/L2
+    }
+  }
+
+  // FusedConv's sum Z into one depthwise plane, then the clamp and post-activation.
+  void AddSum(const float* zp, int64_t out_size, float* yp) const {
+    for (int64_t i = 0; i < out_size; ++i) {
+      const float v = yp[i] + zp[i];
+      yp[i] = act_.clamp ? std::min(std::max(v, act_.lo), act_.hi) : v;
+    }
+    conv_act::Apply(kIsa, post_, yp, 1, out_size, out_size);
   }
 
   ConvAttrs attrs_;
@@ -510,6 +552,7 @@ class ConvKernel : public Kernel {
   int direct_env_ = -1;       // EDGEPRESS_CONV_DIRECT: -1 automatic, 0 off, 1 forced
   int pixel_major_env_ = -1;  // EDGEPRESS_CONV_PIXEL_MAJOR: -1 automatic, 0 off, 1 forced
   bool stem_direct_ = true;   // EDGEPRESS_CONV_STEM=0: stems take the implicit GEMM
+  bool planes8_ = true;       // EDGEPRESS_DW_PLANES8=0: small depthwise planes one by one
   std::once_flag pw_direct_once_;
   std::vector<conv_direct::PackedWeights> packed_pw_direct_;  // per group, 1x1 on AVX2
   std::atomic<bool> pw_direct_used_{false};  // for Variant(): packed_pw_direct_ is filled

@@ -4,6 +4,7 @@
 // FMAs; 16-channel blocks also waste at most 15 computed channels. The store transposes
 // 8 x 8 blocks of the scratch into Y's rows.
 #include "runtime/kernels/conv/conv_direct.h"
+#include "runtime/kernels/conv/transpose8_avx2.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -63,29 +64,6 @@ __attribute__((target("avx2,fma"))) void Tile(const float* const* px, int64_t x_
   }
 }
 
-// r[i] (row i of an 8 x 8 block) -> r[j] = column j, in registers.
-__attribute__((target("avx2"), always_inline)) inline void Transpose8(__m256 r[8]) {
-  __m256 t[8], s[8];
-#pragma GCC unroll 4
-  for (int k = 0; k < 4; ++k) {
-    t[2 * k] = _mm256_unpacklo_ps(r[2 * k], r[2 * k + 1]);
-    t[2 * k + 1] = _mm256_unpackhi_ps(r[2 * k], r[2 * k + 1]);
-  }
-  // s[4g + j], 128-bit lane L: rows 4g..4g+3 of column 4L + j.
-#pragma GCC unroll 2
-  for (int g = 0; g < 2; ++g) {
-    s[4 * g] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
-    s[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
-    s[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
-    s[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
-  }
-#pragma GCC unroll 4
-  for (int j = 0; j < 4; ++j) {
-    r[j] = _mm256_permute2f128_ps(s[j], s[4 + j], 0x20);
-    r[4 + j] = _mm256_permute2f128_ps(s[j], s[4 + j], 0x31);
-  }
-}
-
 // StoreFn (conv_direct.h) for 16-channel blocks, 8 x 8 transposed; a partial 8-pixel group
 // uses masked loads and stores, so nothing outside Y's (and Z's) run is touched.
 template <bool kZ, bool kClamp>
@@ -101,7 +79,7 @@ __attribute__((target("avx2"))) void StoreRows(const float* scratch, int64_t npi
       __m256 r[8];
 #pragma GCC unroll 8
       for (int i = 0; i < 8; ++i) r[i] = _mm256_load_ps(scratch + (p0 + i) * kOcBlock + c0);
-      Transpose8(r);
+      Transpose8x8(r);
       const int64_t cn = std::min<int64_t>(8, nch - c0);
       for (int64_t j = 0; j < cn; ++j) {
         __m256 v = r[j];
