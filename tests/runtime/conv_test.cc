@@ -464,6 +464,11 @@ TEST(ConvTest, PixelMajorTilesMatchNaive) {
       {"3x5 M 20", {2, 6, 3, 5}, {20, 6, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
       {"stride2 onto 7x7 M 520", {1, 24, 14, 14}, {520, 24, 3, 3}, 1, {2, 2}, {}, {1, 1, 1, 1}},
       {"groups2", {1, 16, 8, 8}, {130, 8, 3, 3}, 2, {}, {}, {1, 1, 1, 1}},
+      // AVX2 24-channel blocks (4-pixel tiles): M 24 on a plane of odd width, M 72 at
+      // stride 2, M 23 (one channel short of a block) with a K past a channel block.
+      {"M 24 11x13", {1, 10, 11, 13}, {24, 10, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
+      {"M 72 stride2", {1, 6, 15, 12}, {72, 6, 3, 3}, 1, {2, 2}, {}, {1, 1, 1, 1}},
+      {"M 23 K past a block", {1, 17, 9, 8}, {23, 17, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
       {"M 17 9x9 (one channel past a 16-block)",
        {1, 7, 9, 9},
        {17, 7, 3, 3},
@@ -522,6 +527,11 @@ void CheckDirectConv(Isa isa) {
       // 3 channel blocks x 3 pixel runs: at 2 threads homes of 4 and 5 tasks, the second
       // starting inside a block's runs (AVX2: 9 blocks x 3 runs).
       {"9 tasks over 2 homes", {1, 6, 17, 19}, {130, 6, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
+      // AVX2 24-channel blocks (4-pixel tiles): M 24 on a plane of odd width, M 72 at
+      // stride 2, M 23 (one channel short of a block) with a K past a channel block.
+      {"M 24 11x13", {1, 10, 11, 13}, {24, 10, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
+      {"M 72 stride2", {1, 6, 15, 12}, {72, 6, 3, 3}, 1, {2, 2}, {}, {1, 1, 1, 1}},
+      {"M 23 K past a block", {1, 17, 9, 8}, {23, 17, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
       {"M 17 9x9 (one channel past a 16-block)",
        {1, 7, 9, 9},
        {17, 7, 3, 3},
@@ -624,7 +634,8 @@ TEST(ConvTest, DirectPointwisePreferredOnSmallPlanes) {
   EXPECT_FALSE(conv_direct::PreferPointwise(Isa::kAvx2, geometry(576, 96, 14, 14, 1)));
   EXPECT_FALSE(conv_direct::PreferPointwise(Isa::kAvx2, geometry(24, 144, 56, 56, 1)));
   EXPECT_FALSE(conv_direct::PreferPointwise(Isa::kAvx2, geometry(512, 256, 14, 14, 2)));
-  EXPECT_FALSE(conv_direct::PreferPointwise(Isa::kAvx2, geometry(24, 960, 7, 7, 1)));  // 24 of 32
+  EXPECT_TRUE(conv_direct::PreferPointwise(Isa::kAvx2, geometry(72, 576, 7, 7, 1)));  // 24-blocks
+  EXPECT_FALSE(conv_direct::PreferPointwise(Isa::kAvx2, geometry(40, 960, 7, 7, 1)));  // 40 of 48
   EXPECT_FALSE(conv_direct::PreferPointwise(Isa::kAvx512, geometry(320, 960, 7, 7, 1)));
   conv_util::ConvGeometry three = geometry(320, 960, 7, 7, 1);
   three.k[1] = three.k[2] = 3;
@@ -646,23 +657,33 @@ TEST(ConvTest, DirectConvPreferredForWideKxKOnly) {
   EXPECT_FALSE(conv_direct::Prefer(Isa::kAvx512, 24, 3, 49));  // short K and mostly padding
   EXPECT_FALSE(conv_direct::LongWeightBlocks(Isa::kAvx2));     // 7 KiB scratch: always fits
   EXPECT_FALSE(conv_direct::Prefer(Isa::kAvx512, 64, 256, 1));  // pointwise
-  // AVX2's 16-channel blocks: 24 of 32 computed is out, 120 of 128 in, and a short K in.
+  // AVX2's 16- or 24-channel blocks (OcBlock): 24 and 72 whole in 24s, 120 of 128 in, 40
+  // of 48 out, and a short K in.
+  EXPECT_EQ(conv_direct::OcBlock(Isa::kAvx2, 64), 16);
+  EXPECT_EQ(conv_direct::OcBlock(Isa::kAvx2, 48), 16);
+  EXPECT_EQ(conv_direct::OcBlock(Isa::kAvx2, 24), 24);
+  EXPECT_EQ(conv_direct::OcBlock(Isa::kAvx2, 72), 24);
+  EXPECT_EQ(conv_direct::OcBlock(Isa::kAvx2, 17), 24);
   EXPECT_TRUE(conv_direct::Prefer(Isa::kAvx2, 64, 3, 49));
   EXPECT_TRUE(conv_direct::Prefer(Isa::kAvx2, 120, 32, 9));
-  EXPECT_FALSE(conv_direct::Prefer(Isa::kAvx2, 24, 96, 9));
+  EXPECT_TRUE(conv_direct::Prefer(Isa::kAvx2, 24, 96, 9));
+  EXPECT_FALSE(conv_direct::Prefer(Isa::kAvx2, 40, 96, 9));
   EXPECT_FALSE(conv_direct::Prefer(Isa::kAvx2, 64, 256, 1));
   EXPECT_FALSE(conv_direct::Prefer(Isa::kScalar, 64, 64, 9));
   // The kernel names its choice (the profile's kernel column).
   for (const KernelDef* d : KernelsFor("Conv", "", ir::DType::kFloat32)) {
     if ((d->isa != Isa::kAvx512 && d->isa != Isa::kAvx2) || !GetCpuFeatures().Has(d->isa)) continue;
-    const std::string direct = d->isa == Isa::kAvx512 ? "direct 6x64" : "direct 6x16";
-    for (int64_t m : {64, 24}) {
+    const bool avx2 = d->isa == Isa::kAvx2;
+    for (int64_t m : {64, 24, 40}) {
       ir::Graph g;
       ir::Value* x = g.AddInput("x", ir::ValueType::Tensor(ir::DType::kFloat32));
       ir::Value* w = g.AddInitializer("w", RandomTensor({m, 96, 3, 3}, 2));
       ir::Node* node = g.AddNode("Conv", {x, w}, {"y"}, "conv");
       const KernelInit init{*node, {nullptr, w->initializer()}};
-      EXPECT_EQ(d->create(init)->Variant(), m == 64 ? direct : "") << d->name << " " << m;
+      const std::string want = m == 64   ? (avx2 ? "direct 6x16" : "direct 6x64")
+                               : m == 24 ? (avx2 ? "direct 4x24" : "")
+                                         : "";
+      EXPECT_EQ(d->create(init)->Variant(), want) << d->name << " " << m;
     }
   }
 }

@@ -218,7 +218,7 @@ class ConvKernel : public Kernel {
     const bool direct = direct_env_ == 1 ? taps > 1
                                          : direct_env_ == -1 &&
                                                conv_direct::Prefer(kIsa, mg, w->shape()[1], taps);
-    if (conv_direct::OcBlock(kIsa) > 0 && w->rank() == 4 && direct) {
+    if (conv_direct::OcBlock(kIsa, mg) > 0 && w->rank() == 4 && direct) {
       for (int64_t gi = 0; gi < group; ++gi)
         packed_direct_.push_back(conv_direct::PackWeights(kIsa, mg, w->shape()[1], taps,
                                                           w->data<float>() + gi * mg * kdim));
@@ -236,7 +236,9 @@ class ConvKernel : public Kernel {
   // The profile and Session::Kernels() name the direct kernel where creation chose it.
   std::string Variant() const override {
     if (packed_direct_.empty() && !pw_direct_used_) return std::string();
-    return "direct 6x" + std::to_string(conv_direct::OcBlock(kIsa));
+    const int block = !packed_direct_.empty() ? packed_direct_[0].oc_block
+                                              : packed_pw_direct_[0].oc_block;
+    return std::string(block == 24 ? "direct 4x" : "direct 6x") + std::to_string(block);
   }
 
   void Run(KernelContext& ctx) override {
@@ -348,7 +350,7 @@ class ConvKernel : public Kernel {
     const int64_t in_size = g.in_size(), out_size = g.out_size();
     for (int64_t n = 0; n < g.n; ++n)
       for (int64_t gi = 0; gi < g.group; ++gi)
-        conv_direct::Run(kIsa, g, xd + (n * g.c + gi * g.cg) * in_size, packed[gi].data(), act_,
+        conv_direct::Run(kIsa, g, xd + (n * g.c + gi * g.cg) * in_size, packed[gi], act_,
                          bd ? bd + gi * g.mg : nullptr,
                          zd ? zd + (n * g.m + gi * g.mg) * out_size : nullptr,
                          yd + (n * g.m + gi * g.mg) * out_size, pool);

@@ -53,9 +53,11 @@ constexpr int64_t kRunPixels = 112;
 // 0.32-0.34 ms, 3->16 0.22-0.24 -> 0.17-0.18 ms: the 6x16 implicit tile packs and
 // multiplies a K of 27-147 with little reuse, and the 8 x 8 store is cheap next to it).
 // It lost where a block is mostly padding: the detector's 96->24 (24 of 32 computed) 3.44 ->
-// 3.55-3.72 ms. So: 7/8 of the computed channels real, any K.
+// 3.55-3.72 ms. So: 7/8 of the computed channels real, any K; blocks of 24 (OcBlock) make
+// M = 24, 72, 120 whole.
 bool PreferAvx2(int64_t mg, int64_t taps) {
-  const int64_t computed = CeilDiv(mg, 16) * 16;
+  const int B = OcBlock(Isa::kAvx2, mg);
+  const int64_t computed = CeilDiv(mg, B) * B;
   return taps > 1 && 8 * mg >= 7 * computed;
 }
 
@@ -91,7 +93,7 @@ bool PreferPointwise(Isa isa, const conv_util::ConvGeometry& g) {
 bool LongWeightBlocks(Isa isa) {
 #if defined(__x86_64__)
   if (isa != Isa::kAvx512 && isa != Isa::kAvx2) return false;
-  const IsaOps& ops = isa == Isa::kAvx512 ? Avx512Ops() : Avx2Ops();
+  const IsaOps& ops = isa == Isa::kAvx512 ? Avx512Ops() : Avx2Ops(16);
   return !BlockFitsL1(ops.weight_floats, kRunPixels * ops.oc_block);
 #else
   (void)isa;
@@ -100,10 +102,11 @@ bool LongWeightBlocks(Isa isa) {
 }
 
 PackedWeights PackWeights(Isa isa, int64_t mg, int64_t cg, int64_t taps, const float* w) {
-  const int64_t ob = OcBlock(isa);
+  const int64_t ob = OcBlock(isa, mg);
   if (ob == 0) throw Error(ErrorCode::kInternal, "conv_direct::PackWeights: no direct kernel for this ISA");
   const int64_t blocks = CeilDiv(mg, ob);
   PackedWeights pw;
+  pw.oc_block = static_cast<int>(ob);
   pw.buf.assign(static_cast<size_t>(blocks * cg * taps * ob + 16), 0.f);
   pw.offset = (64 - reinterpret_cast<uintptr_t>(pw.buf.data()) % 64) % 64 / sizeof(float);
   float* p = pw.buf.data() + pw.offset;
@@ -288,11 +291,14 @@ class ScopedFlushDenormals {
 
 }  // namespace
 
-void Run(Isa isa, const conv_util::ConvGeometry& g, const float* x, const float* packed_w,
+void Run(Isa isa, const conv_util::ConvGeometry& g, const float* x, const PackedWeights& w,
          const GemmEpilogue& ep, const float* bias, const float* z, float* y, ThreadPool& pool) {
   if (isa != Isa::kAvx512 && isa != Isa::kAvx2)
     throw Error(ErrorCode::kInternal, "conv_direct::Run: AVX-512 or AVX2 only");
-  const IsaOps& ops = isa == Isa::kAvx512 ? Avx512Ops() : Avx2Ops();
+  if (w.oc_block != OcBlock(isa, g.mg))
+    throw Error(ErrorCode::kInternal, "conv_direct::Run: weights packed for another block");
+  const IsaOps& ops = isa == Isa::kAvx512 ? Avx512Ops() : Avx2Ops(w.oc_block);
+  const float* packed_w = w.data();
   const int64_t B = ops.oc_block;
   const int64_t H = g.in[1], W = g.in[2], OH = g.out[1], OW = g.out[2];
   const int64_t sh = g.stride[1], sw = g.stride[2], dh = g.dil[1], dw = g.dil[2];
@@ -336,7 +342,8 @@ void Run(Isa isa, const conv_util::ConvGeometry& g, const float* x, const float*
   if (bias) std::copy(bias, bias + mg, init_al);
   const int64_t tasks = oc_blocks * runs;
   const StoreFn store = ops.store[z != nullptr][ep.clamp];
-  const int64_t lines_per_tap = B / 16;
+  // 64-byte lines of weights per (channel, tap), in 16ths: B = 24 is 1.5 lines.
+  auto pf_lines = [&](int64_t pairs) { return CeilDiv(pairs * B, 16); };
 
   auto run = [&](int64_t t0, int64_t t1) {
     const ScopedFlushDenormals flush;
@@ -366,10 +373,10 @@ void Run(Isa isa, const conv_util::ConvGeometry& g, const float* x, const float*
         int64_t pf_total = 0;
         if (c0 + cb_step < cg) {
           pf = wc + cb * taps * B;
-          pf_total = std::min(cb_step, cg - c0 - cb_step) * taps * lines_per_tap;
+          pf_total = pf_lines(std::min(cb_step, cg - c0 - cb_step) * taps);
         } else if (t + 1 < tasks) {
           pf = packed_w + (t + 1) / runs * cg * taps * B;
-          pf_total = std::min(cb_step, cg) * taps * lines_per_tap;
+          pf_total = pf_lines(std::min(cb_step, cg) * taps);
         }
         // At most one line per (channel, tap) pair of a tile.
         const int64_t pf_per_tile = CeilDiv(pf_total, ntiles);
@@ -409,8 +416,8 @@ void Run(Isa isa, const conv_util::ConvGeometry& g, const float* x, const float*
 
 #else  // !__x86_64__
 
-void Run(Isa, const conv_util::ConvGeometry&, const float*, const float*, const GemmEpilogue&,
-         const float*, const float*, float*, ThreadPool&) {
+void Run(Isa, const conv_util::ConvGeometry&, const float*, const PackedWeights&,
+         const GemmEpilogue&, const float*, const float*, float*, ThreadPool&) {
   throw Error(ErrorCode::kInternal, "conv_direct::Run: x86-64 only");
 }
 

@@ -1,7 +1,7 @@
 // Direct 2-D convolution with NCHW input and output: no im2col, no packed B panels. The
 // driver (conv_direct.cc) is shared; each ISA supplies a tile and a transposed store
 // (IsaOps: conv_direct_avx512.cc, conv_direct_avx2.cc). For one image and group:
-//  * per block of B output channels (64 on AVX-512, 16 on AVX2) and run of ~112 output
+//  * per block of B output channels (64 on AVX-512, 16 or 24 on AVX2) and run of ~112 output
 //    pixels, an L1-resident pixel-major scratch [pixels][B] accumulates over blocks of input
 //    channels: the micro-kernel broadcasts input values straight from X's rows (stride 2
 //    steps by 2) and FMAs them with B-channel weight vectors, 6 pixels x B/16 zmm
@@ -25,9 +25,15 @@
 
 namespace edgepress::runtime::conv_direct {
 
-// Output channels per block (the tile's width and the packed weights' row): 64 on AVX-512,
-// 16 on AVX2; 0 where there is no direct kernel.
-inline int OcBlock(Isa isa) { return isa == Isa::kAvx512 ? 64 : isa == Isa::kAvx2 ? 16 : 0; }
+// Output channels per block (the tile's width and the packed weights' row) for a group of
+// mg output channels: 64 on AVX-512; on AVX2 16, or 24 where that computes fewer padding
+// channels (24, 72, 120: the detector's 96 -> 24 3x3 convs); 0 where there is no direct
+// kernel.
+inline int OcBlock(Isa isa, int64_t mg) {
+  if (isa == Isa::kAvx512) return 64;
+  if (isa != Isa::kAvx2) return 0;
+  return (mg + 23) / 24 * 24 < (mg + 15) / 16 * 16 ? 24 : 16;
+}
 
 // 2-D (trivial depth), column stride 1 or 2. (conv.cc sends a kernel of one tap here only
 // where PreferPointwise picks it.)
@@ -63,11 +69,12 @@ bool PreferPointwise(Isa isa, const conv_util::ConvGeometry& g);
 bool LongWeightBlocks(Isa isa);
 
 // W of one group (mg x cg x kh x kw, ONNX order) as [ceil(mg/B)][cg][kh*kw][B] for
-// B = OcBlock(isa), at a 64-byte boundary: each row is whole cache lines (a vector's malloc
+// B = OcBlock(isa, mg), at a 64-byte boundary: each row is whole cache lines (a vector's malloc
 // alignment of 16 made every weight load a split load).
 struct PackedWeights {
   std::vector<float> buf;
   size_t offset = 0;  // floats from buf.data() to the aligned start
+  int oc_block = 0;   // B: OcBlock(isa, mg)
   const float* data() const { return buf.data() + offset; }
   // Move-only: a copy's buffer would have another alignment.
   PackedWeights() = default;
@@ -79,9 +86,9 @@ struct PackedWeights {
 PackedWeights PackWeights(Isa isa, int64_t mg, int64_t cg, int64_t taps, const float* w);
 
 // Y (mg channels of one image and group, NCHW) from X (cg channels, NCHW) and the weights
-// packed by PackWeights for the same isa. z (optional, Y's layout): FusedConv's sum, added
-// before the clamp. isa is kAvx512 or kAvx2 (the caller checks the CPU).
-void Run(Isa isa, const conv_util::ConvGeometry& g, const float* x, const float* packed_w,
+// packed by PackWeights for the same isa and mg. z (optional, Y's layout): FusedConv's sum,
+// added before the clamp. isa is kAvx512 or kAvx2 (the caller checks the CPU).
+void Run(Isa isa, const conv_util::ConvGeometry& g, const float* x, const PackedWeights& w,
          const GemmEpilogue& ep, const float* bias, const float* z, float* y, ThreadPool& pool);
 
 // One ISA's pieces of the driver.
@@ -104,13 +111,13 @@ using TileFn = void (*)(const float* const* px, int64_t x_off, const int64_t* ta
 using StoreFn = void (*)(const float* scratch, int64_t npix, int64_t nch, const float* z,
                          int64_t ld, const GemmEpilogue& ep, float* y);
 struct IsaOps {
-  int oc_block;            // OcBlock(isa)
+  int oc_block;            // B
   int tile_pixels;         // tiles[n - 1] computes n pixels, n <= tile_pixels
   int64_t weight_floats;   // a channel block's weights where L1 holds them (ChannelsPerBlock)
   TileFn tiles[8];
   StoreFn store[2][2];     // [z given][clamp]
 };
 const IsaOps& Avx512Ops();  // conv_direct_avx512.cc
-const IsaOps& Avx2Ops();    // conv_direct_avx2.cc
+const IsaOps& Avx2Ops(int oc_block);  // conv_direct_avx2.cc: 16 or 24
 
 }  // namespace edgepress::runtime::conv_direct
