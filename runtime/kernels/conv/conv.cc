@@ -350,15 +350,14 @@ class ConvKernel : public Kernel {
     const int64_t in_size = g.in_size(), out_size = g.out_size();
     for (int64_t n = 0; n < g.n; ++n)
       for (int64_t gi = 0; gi < g.group; ++gi)
-        conv_direct::Run(kIsa, g, xd + (n * g.c + gi * g.cg) * in_size, packed[gi], act_,
+        conv_direct::Run(kIsa, g, xd + (n * g.c + gi * g.cg) * in_size, packed[gi], act_, post_,
                          bd ? bd + gi * g.mg : nullptr,
                          zd ? zd + (n * g.m + gi * g.mg) * out_size : nullptr,
                          yd + (n * g.m + gi * g.mg) * out_size, pool);
-    PostPass(g, yd, pool);
   }
 
   // HardSigmoid/HardSwish over all of Y after a lowering that does not apply them per
-  // block (direct, stem, the im2col reference): one more pass over Y, split over threads.
+  // block (the im2col reference): one more pass over Y, split over threads.
   void PostPass(const ConvGeometry& g, float* yd, ThreadPool& pool) const {
     if (!post_.any()) return;
     const int64_t rows = g.n * g.m, out_size = g.out_size();

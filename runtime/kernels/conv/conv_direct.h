@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "runtime/kernels/conv/conv_activation.h"
 #include "runtime/kernels/conv/conv_util.h"
 #include "runtime/kernels/gemm/gemm.h"
 #include "runtime/thread_pool.h"
@@ -87,9 +88,12 @@ PackedWeights PackWeights(Isa isa, int64_t mg, int64_t cg, int64_t taps, const f
 
 // Y (mg channels of one image and group, NCHW) from X (cg channels, NCHW) and the weights
 // packed by PackWeights for the same isa and mg. z (optional, Y's layout): FusedConv's sum,
-// added before the clamp. isa is kAvx512 or kAvx2 (the caller checks the CPU).
+// added before the clamp; post (HardSigmoid/HardSwish) after it, over each task's rows of
+// Y right after their store (still in L1). isa is kAvx512 or kAvx2 (the caller checks the
+// CPU).
 void Run(Isa isa, const conv_util::ConvGeometry& g, const float* x, const PackedWeights& w,
-         const GemmEpilogue& ep, const float* bias, const float* z, float* y, ThreadPool& pool);
+         const GemmEpilogue& ep, const conv_act::PostActivation& post, const float* bias,
+         const float* z, float* y, ThreadPool& pool);
 
 // One ISA's pieces of the driver.
 // Tile: N output pixels x oc_block output channels: px[i] + x_off is pixel i's source at
