@@ -6,7 +6,7 @@
 // weight vectors, 1 broadcast: 4 broadcasts per 12 FMAs). The store transposes 8 x 8
 // blocks of the scratch into Y's rows.
 #include "runtime/kernels/conv/conv_direct.h"
-#include "runtime/kernels/conv/transpose8_avx2.h"
+#include "runtime/kernels/conv/simd8_avx2.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -91,7 +91,7 @@ __attribute__((target("avx2"))) void StoreRows(const float* scratch, int64_t npi
         } else {
           if (kZ) v = _mm256_add_ps(v, _mm256_maskload_ps(z + off, m));
           if (kClamp) v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
-          _mm256_maskstore_ps(y + off, m, v);
+          StoreFirst(y + off, v, n);
         }
       }
     }

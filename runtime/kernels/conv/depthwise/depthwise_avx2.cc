@@ -9,6 +9,8 @@
 
 #include <algorithm>
 
+#include "runtime/kernels/conv/simd8_avx2.h"
+
 namespace edgepress::runtime::depthwise {
 
 namespace {
@@ -51,13 +53,7 @@ __attribute__((target("avx2,fma"))) void PlaneT(const DwGeometry& g, const float
       }
       if (ep.clamp) acc = _mm256_min_ps(_mm256_max_ps(acc, lo), hi);
       if (ep.post.any()) acc = conv_act::Post256(ep.post, acc);
-      if (left >= kVec) {
-        _mm256_storeu_ps(yr + ow, acc);
-      } else {
-        const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(left)), lane);
-        _mm256_maskstore_ps(yr + ow, mask, acc);
-      }
+      StoreFirst(yr + ow, acc, left);
     }
   }
 }
@@ -132,12 +128,7 @@ __attribute__((target("avx2,fma"), always_inline)) inline void StripDirect(
     if (kS == 2) acc[q] = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(acc[q]), 0xD8));
     if (clamp) acc[q] = _mm256_min_ps(_mm256_max_ps(acc[q], lo), hi);
     if (post.any()) acc[q] = conv_act::Post256(post, acc[q]);
-    if (left >= kVec) {
-      _mm256_storeu_ps(y + q * g.ow + ow, acc[q]);
-    } else {
-      const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(left)), lane);
-      _mm256_maskstore_ps(y + q * g.ow + ow, mask, acc[q]);
-    }
+    StoreFirst(y + q * g.ow + ow, acc[q], left);
   }
 }
 

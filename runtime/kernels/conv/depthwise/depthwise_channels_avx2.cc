@@ -14,7 +14,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "runtime/kernels/conv/transpose8_avx2.h"
+#include "runtime/kernels/conv/simd8_avx2.h"
 
 namespace edgepress::runtime::depthwise {
 
@@ -106,14 +106,8 @@ __attribute__((target("avx2,fma"))) void Planes8T(const DwGeometry& g, const flo
       if (ep.post.any()) acc[i] = conv_act::Post256(ep.post, acc[i]);
     }
     Transpose8x8(acc);  // acc[c]: plane c's pixels p0..p0+7
-    if (n == kLanes) {
 #pragma GCC unroll 8
-      for (int c = 0; c < kLanes; ++c) _mm256_storeu_ps(y + c * y_stride + p0, acc[c]);
-    } else {
-      const __m256i m = LaneMask(n);
-#pragma GCC unroll 8
-      for (int c = 0; c < kLanes; ++c) _mm256_maskstore_ps(y + c * y_stride + p0, m, acc[c]);
-    }
+    for (int c = 0; c < kLanes; ++c) StoreFirst(y + c * y_stride + p0, acc[c], n);
   }
 }
 
