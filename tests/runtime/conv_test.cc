@@ -594,17 +594,18 @@ TEST(ConvTest, DirectPointwiseAvx2MatchesNaive) {
   CheckDirectPointwise(Isa::kAvx2);
 }
 
-// Small depthwise planes eight at a time on AVX2 (depthwise::Planes8Avx2, through conv.cc's
-// blocks of 8 channels of one image): full blocks and a last block of 1..7 channels run one
-// by one, batch 2, 3x3 stride 1 and 5x5 at strides 1 and 2, FusedConv's Z and clamps, 1-3
-// threads; and the same cases one by one (EDGEPRESS_DW_PLANES8=0).
+// Small 5x5 depthwise planes eight at a time on AVX2 (depthwise::Planes8Avx2, through
+// conv.cc's blocks of 8 channels of one image): full blocks and a last block of 1..7
+// channels run one by one, batch 2, strides 1 and 2, FusedConv's Z and clamps, 1-3 threads;
+// and the same cases one by one (EDGEPRESS_DW_PLANES8=0); 3x3 planes take the one-plane
+// path either way.
 TEST(ConvTest, DepthwisePlanes8Avx2MatchesNaive) {
   if (!GetCpuFeatures().Has(Isa::kAvx2)) GTEST_SKIP() << "CPU lacks AVX2/FMA";
   const std::vector<ConvCase> cases = {
-      {"dw 3x3 7x9 20 ch batch 2", {2, 20, 7, 9}, {20, 1, 3, 3}, 20, {}, {}, {1, 1, 1, 1}},
+      {"dw 5x5 7x9 20 ch batch 2", {2, 20, 7, 9}, {20, 1, 5, 5}, 20, {}, {}, {2, 2, 2, 2}},
       {"dw 5x5 s2 onto 7x7 16 ch", {1, 16, 14, 14}, {16, 1, 5, 5}, 16, {2, 2}, {}, {2, 2, 2, 2}},
       {"dw 5x5 7x7 9 ch", {1, 9, 7, 7}, {9, 1, 5, 5}, 9, {}, {}, {2, 2, 2, 2}},
-      {"dw 3x3 14x13 asym pads 8 ch", {1, 8, 14, 13}, {8, 1, 3, 3}, 8, {}, {}, {0, 1, 2, 1}},
+      {"dw 5x5 14x13 asym pads 8 ch", {1, 8, 14, 13}, {8, 1, 5, 5}, 8, {}, {}, {0, 1, 2, 3}},
   };
   for (const char* on : {"1", "0"}) {
     const ScopedEnv planes8("EDGEPRESS_DW_PLANES8", on);
@@ -724,7 +725,7 @@ TEST(ConvTest, FusedConvAppliesHardSigmoidAndHardSwish) {
       {"stem 3->16 s2", {1, 3, 37, 45}, {16, 3, 3, 3}, 1, {2, 2}, {}, {1, 1, 1, 1}},
       {"depthwise 3x3 s1", {1, 6, 9, 20}, {6, 1, 3, 3}, 6, {}, {}, {1, 1, 1, 1}},
       {"depthwise 5x5 s2 7x7", {1, 5, 14, 14}, {5, 1, 5, 5}, 5, {2, 2}, {}, {2, 2, 2, 2}},
-      {"depthwise 3x3 7x7 11 ch", {1, 11, 7, 7}, {11, 1, 3, 3}, 11, {}, {}, {1, 1, 1, 1}},
+      {"depthwise 5x5 7x7 11 ch", {1, 11, 7, 7}, {11, 1, 5, 5}, 11, {}, {}, {2, 2, 2, 2}},
       {"depthwise 3x3 dil2", {1, 4, 12, 19}, {4, 1, 3, 3}, 4, {}, {2, 2}, {2, 2, 2, 2}},
       {"1x1 plane", {2, 36, 1, 1}, {40, 36, 1, 1}, 1},
       {"3-D", {1, 2, 5, 6, 7}, {4, 2, 2, 3, 3}, 1, {1, 2, 1}, {}, {0, 1, 1, 1, 0, 1}},

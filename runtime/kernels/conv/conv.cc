@@ -23,8 +23,8 @@
 //  * AVX-512, a 3x3 stem over 1-4 input channels (conv_stem.h) that the direct kernel does
 //    not take: direct, no GEMM (EDGEPRESS_CONV_STEM=0 sends it to the implicit GEMM).
 //  * depthwise (one input channel per group, rank <= 2): direct planes (depthwise.h); on
-//    AVX2, planes of <= 14 columns (not 3x3 stride 2) eight at a time, channels across
-//    the lanes (depthwise::Planes8Preferred; EDGEPRESS_DW_PLANES8=0: one by one).
+//    AVX2, 5x5 planes of <= 14 columns eight at a time, channels across the lanes
+//    (depthwise::Planes8Preferred; EDGEPRESS_DW_PLANES8=0: one by one).
 //  * otherwise (the reference entry, 3-D): im2col written straight into the GEMM's packed-B
 //    panels, so the tests compare the implicit path with an independent lowering.
 // Bias and activation are the GEMM epilogue, so Y is written once. FusedConv's optional

@@ -82,14 +82,14 @@ inline bool Planes8Handles(const DwGeometry& g) {
 }
 
 // Whether conv.cc runs a plane of g eight at a time on AVX2 (it still needs one input
-// channel per output channel). conv_bench on Zen 3, 1 thread, thread CPU time, min of 5
-// interleaved rounds, one by one -> eight at a time: 3x3 960 on 7x7 0.071 -> 0.055 ms,
-// 576 on 14x14 0.118 -> 0.108, 5x5 576 on 7x7 0.094 -> 0.049, 240 on 14x14 0.115 -> 0.062,
-// 5x5/2 288 onto 7x7 0.064 -> 0.042, 96 onto 14x14 0.065 -> 0.046. A 3x3 at stride 2 lost
-// (576 onto 7x7 0.062 -> 0.068, 192 onto 14x14 0.062 -> 0.075): it transposes 4 input
-// pixels per output pixel for only 9 FMAs each, and keeps the one-plane path.
-inline bool Planes8Preferred(const DwGeometry& g) {
-  return Planes8Handles(g) && (g.stride_w == 1 || g.kw == 5);
-}
+// channel per output channel): 5x5 kernels, whose one-plane path spills its 25 weights and
+// takes 2 rows a pass. conv_bench on Zen 3, 1 thread, thread CPU time, min of 5
+// interleaved rounds, one by one -> eight at a time: 5x5 576 on 7x7 0.079 -> 0.051 ms,
+// 240 on 14x14 0.118 -> 0.067, 5x5/2 288 onto 7x7 0.053 -> 0.042, 96 onto 14x14 0.057 ->
+// 0.051. 3x3 planes keep the one-plane path since its row tails are plain stores
+// (4c42fcf): 960 on 7x7 tied (0.056 / 0.055), 576 on 14x14 lost (0.103 -> 0.112), and
+// stride 2 lost before (576 onto 7x7 0.062 -> 0.068: it transposes 4 input pixels per
+// output pixel for only 9 FMAs each).
+inline bool Planes8Preferred(const DwGeometry& g) { return Planes8Handles(g) && g.kw == 5; }
 
 }  // namespace edgepress::runtime::depthwise

@@ -6,6 +6,7 @@
 // whole vector with that tap's 8 weights, and each run of 8 output pixels is transposed back
 // into the planes' rows (consecutive pixels of a plane are consecutive in Y, across rows).
 // This is onnxruntime's NCHWc depthwise done inside the kernel, without a layout change.
+// conv.cc takes it where depthwise::Planes8Preferred says so (5x5 kernels).
 #include "runtime/kernels/conv/depthwise/depthwise.h"
 
 #if defined(__x86_64__)
