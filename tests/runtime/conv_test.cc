@@ -464,6 +464,11 @@ TEST(ConvTest, PixelMajorTilesMatchNaive) {
       {"3x5 M 20", {2, 6, 3, 5}, {20, 6, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
       {"stride2 onto 7x7 M 520", {1, 24, 14, 14}, {520, 24, 3, 3}, 1, {2, 2}, {}, {1, 1, 1, 1}},
       {"groups2", {1, 16, 8, 8}, {130, 8, 3, 3}, 2, {}, {}, {1, 1, 1, 1}},
+      // AVX2 24-channel blocks (4-pixel tiles): M 24 on a plane of odd width, M 72 at
+      // stride 2, M 23 (one channel short of a block) with a K past a channel block.
+      {"M 24 11x13", {1, 10, 11, 13}, {24, 10, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
+      {"M 72 stride2", {1, 6, 15, 12}, {72, 6, 3, 3}, 1, {2, 2}, {}, {1, 1, 1, 1}},
+      {"M 23 K past a block", {1, 17, 9, 8}, {23, 17, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
       {"M 17 9x9 (one channel past a 16-block)",
        {1, 7, 9, 9},
        {17, 7, 3, 3},
@@ -522,6 +527,11 @@ void CheckDirectConv(Isa isa) {
       // 3 channel blocks x 3 pixel runs: at 2 threads homes of 4 and 5 tasks, the second
       // starting inside a block's runs (AVX2: 9 blocks x 3 runs).
       {"9 tasks over 2 homes", {1, 6, 17, 19}, {130, 6, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
+      // AVX2 24-channel blocks (4-pixel tiles): M 24 on a plane of odd width, M 72 at
+      // stride 2, M 23 (one channel short of a block) with a K past a channel block.
+      {"M 24 11x13", {1, 10, 11, 13}, {24, 10, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
+      {"M 72 stride2", {1, 6, 15, 12}, {72, 6, 3, 3}, 1, {2, 2}, {}, {1, 1, 1, 1}},
+      {"M 23 K past a block", {1, 17, 9, 8}, {23, 17, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},
       {"M 17 9x9 (one channel past a 16-block)",
        {1, 7, 9, 9},
        {17, 7, 3, 3},
@@ -550,6 +560,23 @@ void CheckDirectConv(Isa isa) {
   for (const ConvCase& cs : cases) ExpectFusedAndPlainMatchNaive(cs, isa);
 }
 
+// AVX2 1x1 convs through the direct kernel (forced here on any plane; automatic on 7x7:
+// conv_direct::PreferPointwise), weights packed on first use: a 7x7 plane with a K past
+// one channel block (blocks of 78 channels on a 32 KiB L1: 78 + 78 + 44) and M one past a
+// 16-block, an odd plane whose tiles cross rows, a plane of several pixel runs, a 1x3 plane
+// in batch 2, groups. (The AVX-512 entry runs these cases through its implicit GEMM.)
+void CheckDirectPointwise(Isa isa) {
+  const std::vector<ConvCase> cases = {
+      {"pointwise 7x7 K 200 M 17", {1, 200, 7, 7}, {17, 200, 1, 1}, 1},
+      {"pointwise 5x9 K 7 M 33", {1, 7, 5, 9}, {33, 7, 1, 1}, 1},
+      {"pointwise 12x23 (3 runs) K 70 M 32", {1, 70, 12, 23}, {32, 70, 1, 1}, 1},
+      {"pointwise 1x3 batch 2", {2, 5, 1, 3}, {16, 5, 1, 1}, 1},
+      {"pointwise 13x11 groups 2", {1, 16, 13, 11}, {34, 8, 1, 1}, 2},
+  };
+  const ScopedEnv direct("EDGEPRESS_CONV_DIRECT", "1");
+  for (const ConvCase& cs : cases) ExpectFusedAndPlainMatchNaive(cs, isa);
+}
+
 TEST(ConvTest, DirectConvMatchesNaive) {
   if (!GetCpuFeatures().Has(Isa::kAvx512)) GTEST_SKIP() << "CPU lacks AVX-512F";
   CheckDirectConv(Isa::kAvx512);
@@ -560,6 +587,60 @@ TEST(ConvTest, DirectConvMatchesNaive) {
 TEST(ConvTest, DirectConvAvx2MatchesNaive) {
   if (!GetCpuFeatures().Has(Isa::kAvx2)) GTEST_SKIP() << "CPU lacks AVX2/FMA";
   CheckDirectConv(Isa::kAvx2);
+}
+
+TEST(ConvTest, DirectPointwiseAvx2MatchesNaive) {
+  if (!GetCpuFeatures().Has(Isa::kAvx2)) GTEST_SKIP() << "CPU lacks AVX2/FMA";
+  CheckDirectPointwise(Isa::kAvx2);
+}
+
+// Small 5x5 depthwise planes eight at a time on AVX2 (depthwise::Planes8Avx2, through
+// conv.cc's blocks of 8 channels of one image): full blocks and a last block of 1..7
+// channels run one by one, batch 2, strides 1 and 2, FusedConv's Z and clamps, 1-3 threads;
+// and the same cases one by one (EDGEPRESS_DW_PLANES8=0); 3x3 planes take the one-plane
+// path either way.
+TEST(ConvTest, DepthwisePlanes8Avx2MatchesNaive) {
+  if (!GetCpuFeatures().Has(Isa::kAvx2)) GTEST_SKIP() << "CPU lacks AVX2/FMA";
+  const std::vector<ConvCase> cases = {
+      {"dw 5x5 7x9 20 ch batch 2", {2, 20, 7, 9}, {20, 1, 5, 5}, 20, {}, {}, {2, 2, 2, 2}},
+      {"dw 5x5 s2 onto 7x7 16 ch", {1, 16, 14, 14}, {16, 1, 5, 5}, 16, {2, 2}, {}, {2, 2, 2, 2}},
+      {"dw 5x5 7x7 9 ch", {1, 9, 7, 7}, {9, 1, 5, 5}, 9, {}, {}, {2, 2, 2, 2}},
+      {"dw 5x5 14x13 asym pads 8 ch", {1, 8, 14, 13}, {8, 1, 5, 5}, 8, {}, {}, {0, 1, 2, 3}},
+  };
+  for (const char* on : {"1", "0"}) {
+    const ScopedEnv planes8("EDGEPRESS_DW_PLANES8", on);
+    for (const ConvCase& cs : cases) ExpectFusedAndPlainMatchNaive(cs, Isa::kAvx2);
+  }
+}
+
+// The automatic choice for 1x1 convs: AVX2 only, unstrided and unpadded, where the
+// implicit GEMM's 16-pixel panels would be mostly padding (7x7: 64 columns for 49 pixels;
+// 14x14 computes 208 for 196 and keeps the GEMM) and the 7/8 channel rule holds.
+TEST(ConvTest, DirectPointwisePreferredOnSmallPlanes) {
+  auto geometry = [](int64_t m, int64_t c, int64_t h, int64_t w, int64_t stride) {
+    conv_util::ConvGeometry g;
+    g.rank = 2;
+    g.n = 1;
+    g.c = g.cg = c;
+    g.m = g.mg = m;
+    g.in[1] = h;
+    g.in[2] = w;
+    g.out[1] = (h - 1) / stride + 1;
+    g.out[2] = (w - 1) / stride + 1;
+    g.stride[1] = g.stride[2] = stride;
+    return g;
+  };
+  EXPECT_TRUE(conv_direct::PreferPointwise(Isa::kAvx2, geometry(320, 960, 7, 7, 1)));
+  EXPECT_TRUE(conv_direct::PreferPointwise(Isa::kAvx2, geometry(576, 96, 7, 7, 1)));
+  EXPECT_FALSE(conv_direct::PreferPointwise(Isa::kAvx2, geometry(576, 96, 14, 14, 1)));
+  EXPECT_FALSE(conv_direct::PreferPointwise(Isa::kAvx2, geometry(24, 144, 56, 56, 1)));
+  EXPECT_FALSE(conv_direct::PreferPointwise(Isa::kAvx2, geometry(512, 256, 14, 14, 2)));
+  EXPECT_TRUE(conv_direct::PreferPointwise(Isa::kAvx2, geometry(72, 576, 7, 7, 1)));  // 24-blocks
+  EXPECT_FALSE(conv_direct::PreferPointwise(Isa::kAvx2, geometry(40, 960, 7, 7, 1)));  // 40 of 48
+  EXPECT_FALSE(conv_direct::PreferPointwise(Isa::kAvx512, geometry(320, 960, 7, 7, 1)));
+  conv_util::ConvGeometry three = geometry(320, 960, 7, 7, 1);
+  three.k[1] = three.k[2] = 3;
+  EXPECT_FALSE(conv_direct::PreferPointwise(Isa::kAvx2, three));
 }
 
 // The automatic choice: ResNet's 3x3 layers take the direct kernel; mostly-padding channel
@@ -577,23 +658,33 @@ TEST(ConvTest, DirectConvPreferredForWideKxKOnly) {
   EXPECT_FALSE(conv_direct::Prefer(Isa::kAvx512, 24, 3, 49));  // short K and mostly padding
   EXPECT_FALSE(conv_direct::LongWeightBlocks(Isa::kAvx2));     // 7 KiB scratch: always fits
   EXPECT_FALSE(conv_direct::Prefer(Isa::kAvx512, 64, 256, 1));  // pointwise
-  // AVX2's 16-channel blocks: 24 of 32 computed is out, 120 of 128 in, and a short K in.
+  // AVX2's 16- or 24-channel blocks (OcBlock): 24 and 72 whole in 24s, 120 of 128 in, 40
+  // of 48 out, and a short K in.
+  EXPECT_EQ(conv_direct::OcBlock(Isa::kAvx2, 64), 16);
+  EXPECT_EQ(conv_direct::OcBlock(Isa::kAvx2, 48), 16);
+  EXPECT_EQ(conv_direct::OcBlock(Isa::kAvx2, 24), 24);
+  EXPECT_EQ(conv_direct::OcBlock(Isa::kAvx2, 72), 24);
+  EXPECT_EQ(conv_direct::OcBlock(Isa::kAvx2, 17), 24);
   EXPECT_TRUE(conv_direct::Prefer(Isa::kAvx2, 64, 3, 49));
   EXPECT_TRUE(conv_direct::Prefer(Isa::kAvx2, 120, 32, 9));
-  EXPECT_FALSE(conv_direct::Prefer(Isa::kAvx2, 24, 96, 9));
+  EXPECT_TRUE(conv_direct::Prefer(Isa::kAvx2, 24, 96, 9));
+  EXPECT_FALSE(conv_direct::Prefer(Isa::kAvx2, 40, 96, 9));
   EXPECT_FALSE(conv_direct::Prefer(Isa::kAvx2, 64, 256, 1));
   EXPECT_FALSE(conv_direct::Prefer(Isa::kScalar, 64, 64, 9));
   // The kernel names its choice (the profile's kernel column).
   for (const KernelDef* d : KernelsFor("Conv", "", ir::DType::kFloat32)) {
     if ((d->isa != Isa::kAvx512 && d->isa != Isa::kAvx2) || !GetCpuFeatures().Has(d->isa)) continue;
-    const std::string direct = d->isa == Isa::kAvx512 ? "direct 6x64" : "direct 6x16";
-    for (int64_t m : {64, 24}) {
+    const bool avx2 = d->isa == Isa::kAvx2;
+    for (int64_t m : {64, 24, 40}) {
       ir::Graph g;
       ir::Value* x = g.AddInput("x", ir::ValueType::Tensor(ir::DType::kFloat32));
       ir::Value* w = g.AddInitializer("w", RandomTensor({m, 96, 3, 3}, 2));
       ir::Node* node = g.AddNode("Conv", {x, w}, {"y"}, "conv");
       const KernelInit init{*node, {nullptr, w->initializer()}};
-      EXPECT_EQ(d->create(init)->Variant(), m == 64 ? direct : "") << d->name << " " << m;
+      const std::string want = m == 64   ? (avx2 ? "direct 6x16" : "direct 6x64")
+                               : m == 24 ? (avx2 ? "direct 4x24" : "")
+                                         : "";
+      EXPECT_EQ(d->create(init)->Variant(), want) << d->name << " " << m;
     }
   }
 }
@@ -634,6 +725,7 @@ TEST(ConvTest, FusedConvAppliesHardSigmoidAndHardSwish) {
       {"stem 3->16 s2", {1, 3, 37, 45}, {16, 3, 3, 3}, 1, {2, 2}, {}, {1, 1, 1, 1}},
       {"depthwise 3x3 s1", {1, 6, 9, 20}, {6, 1, 3, 3}, 6, {}, {}, {1, 1, 1, 1}},
       {"depthwise 5x5 s2 7x7", {1, 5, 14, 14}, {5, 1, 5, 5}, 5, {2, 2}, {}, {2, 2, 2, 2}},
+      {"depthwise 5x5 7x7 11 ch", {1, 11, 7, 7}, {11, 1, 5, 5}, 11, {}, {}, {2, 2, 2, 2}},
       {"depthwise 3x3 dil2", {1, 4, 12, 19}, {4, 1, 3, 3}, 4, {}, {2, 2}, {2, 2, 2, 2}},
       {"1x1 plane", {2, 36, 1, 1}, {40, 36, 1, 1}, 1},
       {"3-D", {1, 2, 5, 6, 7}, {4, 2, 2, 3, 3}, 1, {1, 2, 1}, {}, {0, 1, 1, 1, 0, 1}},

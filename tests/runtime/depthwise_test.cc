@@ -20,9 +20,6 @@
 namespace edgepress::runtime::depthwise {
 namespace {
 
-using PlaneFn = void (*)(const DwGeometry&, const float*, const float*, const DwEpilogue&,
-                         float*);
-
 std::vector<float> Random(size_t n, uint32_t seed) {
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> d(-1.f, 1.f);
@@ -131,6 +128,72 @@ TEST(DepthwiseTest, Avx2MatchesReference) {
 #if defined(__x86_64__)
   if (!GetCpuFeatures().Has(Isa::kAvx2)) GTEST_SKIP() << "CPU lacks AVX2+FMA";
   CheckIsa(PlaneAvx2, "avx2");
+#else
+  GTEST_SKIP() << "not an x86-64 build";
+#endif
+}
+
+// Planes8Avx2 (eight planes, channels across the lanes) against PlaneRef per plane, on
+// every Planes8Handles geometry of the grid: widths 1..14 (pixel runs of 8 across output
+// rows, a last run of 1..7), 3x3 and 5x5 at strides 1 and 2, pads 0..5 incl. past the
+// kernel's reach and trailing pads that cut input columns off, each plane with its own
+// weights and bias, planes apart by more than their size, clamps and HardSwish after
+// them. Nothing past a plane's outputs may be written.
+TEST(DepthwiseTest, Planes8Avx2MatchesReference) {
+#if defined(__x86_64__)
+  if (!GetCpuFeatures().Has(Isa::kAvx2)) GTEST_SKIP() << "CPU lacks AVX2+FMA";
+  const int64_t sizes[] = {1, 2, 5, 7, 8, 9, 13, 14, 15, 17, 27, 28};
+  const int64_t pads[][4] = {{0, 0, 0, 0}, {1, 1, 1, 1}, {2, 1, 0, 2}, {4, 5, 3, 4}};
+  int checked = 0;
+  for (int64_t k : {3, 5})
+    for (int64_t s : {1, 2})
+      for (int64_t h : sizes)
+        for (int64_t w : sizes)
+          for (const auto& pad : pads) {
+            DwGeometry g;
+            g.h = h;
+            g.w = w;
+            g.kh = g.kw = k;
+            g.stride_h = g.stride_w = s;
+            g.pad_t = pad[0];
+            g.pad_l = pad[1];
+            g.oh = OutDim(h, k, s, 1, pad[0], pad[2]);
+            g.ow = OutDim(w, k, s, 1, pad[1], pad[3]);
+            if (g.oh <= 0 || g.ow <= 0 || !Planes8Handles(g)) continue;
+            const uint32_t seed = static_cast<uint32_t>(h * 131 + w * 7 + k + s);
+            const int64_t x_stride = h * w + 3, out = g.oh * g.ow, guard = 11;
+            const std::vector<float> x = Random(8 * x_stride, seed), wt = Random(8 * k * k, seed + 1),
+                                     bias = Random(8, seed + 2);
+            DwEpilogue ep;
+            ep.clamp = (h + w) % 2 == 0;
+            ep.lo = (h % 4 == 0) ? -0.5f : 0.f;  // Clip or Relu
+            ep.hi = (h % 4 == 0) ? 0.75f : INFINITY;
+            if ((h + w + k) % 3 == 0) {  // as ParseConvActivation sets it up
+              ep.post.kind = conv_act::PostActivation::Kind::kHardSwish;
+              ep.post.alpha = 1.f / 6.f;
+            }
+            std::vector<float> got(8 * (out + guard), 12345.f);
+            Planes8Avx2(g, x.data(), x_stride, wt.data(), bias.data(), ep, got.data(), out + guard);
+            const std::string what = std::to_string(h) + "x" + std::to_string(w) + " k" +
+                                     std::to_string(k) + " s" + std::to_string(s) + " pads " +
+                                     std::to_string(pad[0]) + "," + std::to_string(pad[1]) + "," +
+                                     std::to_string(pad[2]) + "," + std::to_string(pad[3]);
+            for (int c = 0; c < 8; ++c) {
+              DwEpilogue ep_c = ep;
+              ep_c.bias = bias[c];
+              std::vector<float> want(out);
+              PlaneRef(g, x.data() + c * x_stride, wt.data() + c * k * k, ep_c, want.data());
+              double mag = 2;
+              for (int64_t t = 0; t < k * k; ++t) mag += std::fabs(wt[c * k * k + t]);
+              const float* yc = got.data() + c * (out + guard);
+              for (int64_t i = 0; i < out; ++i)
+                ASSERT_NEAR(want[i], yc[i], 1e-5 * mag) << what << " plane " << c << " @" << i;
+              for (int64_t i = out; i < out + guard; ++i)
+                ASSERT_EQ(yc[i], 12345.f) << what << " plane " << c << ": wrote past it at " << i;
+            }
+            ++checked;
+          }
+  EXPECT_GT(checked, 500);
 #else
   GTEST_SKIP() << "not an x86-64 build";
 #endif

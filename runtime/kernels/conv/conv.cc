@@ -17,10 +17,14 @@
 //    KxK convs with >= 64-ish output channels and K >= 256 on AVX-512, any K on AVX2
 //    (conv_direct::Prefer: ResNet's 3x3 layers) run the direct kernel instead
 //    (conv_direct.h: NCHW in and out, weights packed at creation, no per-call packing).
+//    On AVX2, 1x1 convs whose plane leaves the 16-pixel panels mostly padding (7x7) run it
+//    too (conv_direct::PreferPointwise), their weights packed on first use.
 //    EDGEPRESS_CONV_DIRECT=0 / =1 forces it off / on wherever its geometry allows.
 //  * AVX-512, a 3x3 stem over 1-4 input channels (conv_stem.h) that the direct kernel does
 //    not take: direct, no GEMM (EDGEPRESS_CONV_STEM=0 sends it to the implicit GEMM).
-//  * depthwise (one input channel per group, rank <= 2): direct planes (depthwise.h).
+//  * depthwise (one input channel per group, rank <= 2): direct planes (depthwise.h); on
+//    AVX2, 5x5 planes of <= 14 columns eight at a time, channels across the lanes
+//    (depthwise::Planes8Preferred; EDGEPRESS_DW_PLANES8=0: one by one).
 //  * otherwise (the reference entry, 3-D): im2col written straight into the GEMM's packed-B
 //    panels, so the tests compare the implicit path with an independent lowering.
 // Bias and activation are the GEMM epilogue, so Y is written once. FusedConv's optional
@@ -30,6 +34,7 @@
 // Entries: f32_conv__ref (portable micro-kernel and direct loops), f32_conv__avx2_6x16,
 // f32_conv__avx512_12x32.
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
@@ -189,6 +194,7 @@ class ConvKernel : public Kernel {
       : attrs_(ConvAttrs::Read(init.node)),
         act_(conv_act::ParseConvActivation(init.node, &post_)) {
     if (const char* st = std::getenv("EDGEPRESS_CONV_STEM"); st && *st == '0') stem_direct_ = false;
+    if (const char* p8 = std::getenv("EDGEPRESS_DW_PLANES8"); p8 && *p8 == '0') planes8_ = false;
     const ir::Tensor* w = init.constant_inputs.size() > 1 ? init.constant_inputs[1] : nullptr;
     if (!w || w->dtype() != ir::DType::kFloat32 || w->rank() < 3 || w->numel() == 0) return;
     const int64_t group = attrs_.group;
@@ -212,7 +218,7 @@ class ConvKernel : public Kernel {
     const bool direct = direct_env_ == 1 ? taps > 1
                                          : direct_env_ == -1 &&
                                                conv_direct::Prefer(kIsa, mg, w->shape()[1], taps);
-    if (conv_direct::OcBlock(kIsa) > 0 && w->rank() == 4 && direct) {
+    if (conv_direct::OcBlock(kIsa, mg) > 0 && w->rank() == 4 && direct) {
       for (int64_t gi = 0; gi < group; ++gi)
         packed_direct_.push_back(conv_direct::PackWeights(kIsa, mg, w->shape()[1], taps,
                                                           w->data<float>() + gi * mg * kdim));
@@ -229,8 +235,10 @@ class ConvKernel : public Kernel {
 
   // The profile and Session::Kernels() name the direct kernel where creation chose it.
   std::string Variant() const override {
-    if (packed_direct_.empty()) return std::string();
-    return "direct 6x" + std::to_string(conv_direct::OcBlock(kIsa));
+    if (packed_direct_.empty() && !pw_direct_used_) return std::string();
+    const int block = !packed_direct_.empty() ? packed_direct_[0].oc_block
+                                              : packed_pw_direct_[0].oc_block;
+    return std::string(block == 24 ? "direct 4x" : "direct 6x") + std::to_string(block);
   }
 
   void Run(KernelContext& ctx) override {
@@ -261,13 +269,21 @@ class ConvKernel : public Kernel {
       return;
     }
     if (!packed_direct_.empty() && w.shape() == packed_shape_ && conv_direct::Handles(g)) {
-      for (int64_t n = 0; n < g.n; ++n)
+      RunDirect(g, packed_direct_, xd, bd, zd, yd, pool);
+      return;
+    }
+    // AVX2 1x1 convs on small planes (conv_direct::PreferPointwise): the direct kernel, its
+    // weights packed on the first such call (the plane size is not known at creation).
+    if (kIsa == Isa::kAvx2 && pointwise && packed_for_shape && implicit_layout_ &&
+        direct_env_ != 0 &&
+        (direct_env_ == 1 ? conv_direct::Handles(g) : conv_direct::PreferPointwise(kIsa, g))) {
+      std::call_once(pw_direct_once_, [&] {
         for (int64_t gi = 0; gi < g.group; ++gi)
-          conv_direct::Run(kIsa, g, xd + (n * g.c + gi * g.cg) * in_size, packed_direct_[gi].data(),
-                           act_, bd ? bd + gi * g.mg : nullptr,
-                           zd ? zd + (n * g.m + gi * g.mg) * out_size : nullptr,
-                           yd + (n * g.m + gi * g.mg) * out_size, pool);
-      PostPass(g, yd, pool);
+          packed_pw_direct_.push_back(
+              conv_direct::PackWeights(kIsa, g.mg, g.cg, 1, wd + gi * g.mg * g.cg));
+        pw_direct_used_ = true;
+      });
+      RunDirect(g, packed_pw_direct_, xd, bd, zd, yd, pool);
       return;
     }
 #if defined(__x86_64__)
@@ -327,8 +343,21 @@ class ConvKernel : public Kernel {
   }
 
  private:
+  // The direct kernel (conv_direct.h) with weights packed for it, per image and group.
+  void RunDirect(const ConvGeometry& g, const std::vector<conv_direct::PackedWeights>& packed,
+                 const float* xd, const float* bd, const float* zd, float* yd,
+                 ThreadPool& pool) const {
+    const int64_t in_size = g.in_size(), out_size = g.out_size();
+    for (int64_t n = 0; n < g.n; ++n)
+      for (int64_t gi = 0; gi < g.group; ++gi)
+        conv_direct::Run(kIsa, g, xd + (n * g.c + gi * g.cg) * in_size, packed[gi], act_, post_,
+                         bd ? bd + gi * g.mg : nullptr,
+                         zd ? zd + (n * g.m + gi * g.mg) * out_size : nullptr,
+                         yd + (n * g.m + gi * g.mg) * out_size, pool);
+  }
+
   // HardSigmoid/HardSwish over all of Y after a lowering that does not apply them per
-  // block (direct, stem, the im2col reference): one more pass over Y, split over threads.
+  // block (the im2col reference): one more pass over Y, split over threads.
   void PostPass(const ConvGeometry& g, float* yd, ThreadPool& pool) const {
     if (!post_.any()) return;
     const int64_t rows = g.n * g.m, out_size = g.out_size();
@@ -439,34 +468,73 @@ class ConvKernel : public Kernel {
     dg.dil_w = g.dil[2];
     dg.pad_t = g.pad_b[1];
     dg.pad_l = g.pad_b[2];
-    auto plane = depthwise::PlaneRef;
+    depthwise::PlaneFn plane = depthwise::PlaneRef;
 #if defined(__x86_64__)
     if (kIsa == Isa::kAvx2) plane = depthwise::PlaneAvx2;
     if (kIsa == Isa::kAvx512) plane = depthwise::PlaneAvx512;
 #endif
+    depthwise::DwEpilogue ep;
+    ep.clamp = act_.clamp && !zd;  // with Z: clamped after the sum (AddSum)
+    ep.lo = act_.lo;
+    ep.hi = act_.hi;
+    if (!zd) ep.post = post_;
+    // AVX2, small planes of one input channel each: eight planes at a time, channels across
+    // the lanes (depthwise::Planes8Avx2), in blocks of 8 channels of one image.
+    bool planes8 = false;
+#if defined(__x86_64__)
+    planes8 = kIsa == Isa::kAvx2 && g.mg == 1 && planes8_ && depthwise::Planes8Preferred(dg);
+#endif
+    if (planes8) {
+      const int64_t blocks = (g.m + 7) / 8;
+      const int64_t grain = std::max<int64_t>(1, 512 / std::max<int64_t>(1, out_size * ks));
+      pool.ParallelFor(g.n * blocks, grain, [&](int64_t lo, int64_t hi) {
+        for (int64_t b = lo; b < hi; ++b) {
+          const int64_t n = b / blocks, c0 = (b % blocks) * 8, t0 = n * g.m + c0;
+          if (c0 + 8 > g.m) {  // the last 1..7 channels: one plane at a time
+            PlanesOneByOne(g, dg, ep, xd, wd, bd, zd, yd, t0, n * g.m + g.m, plane);
+            continue;
+          }
+          float bias8[8] = {};
+          if (bd) std::copy(bd + c0, bd + c0 + 8, bias8);
+#if defined(__x86_64__)
+          depthwise::Planes8Avx2(dg, xd + (n * g.c + c0) * in_size, in_size, wd + c0 * ks, bias8,
+                                 ep, yd + t0 * out_size, out_size);
+#endif
+          if (zd)
+            for (int64_t t = t0; t < t0 + 8; ++t) AddSum(zd + t * out_size, out_size, yd + t * out_size);
+        }
+      });
+      return;
+    }
     // A few planes per chunk: one MobileNet plane can be as small as 7x7.
     const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, out_size * ks));
     pool.ParallelFor(planes, grain, [&](int64_t lo, int64_t hi) {
-      for (int64_t t = lo; t < hi; ++t) {
-        const int64_t n = t / g.m, m = t % g.m, gi = m / g.mg;
-        depthwise::DwEpilogue ep;
-        ep.bias = bd ? bd[m] : 0.f;
-        ep.clamp = act_.clamp && !zd;  // with Z: clamped after the sum, below
-        ep.lo = act_.lo;
-        ep.hi = act_.hi;
-        if (!zd) ep.post = post_;
-        float* yp = yd + t * out_size;
-        plane(dg, xd + (n * g.c + gi) * in_size, wd + m * ks, ep, yp);
-        if (zd) {  // the plane is still in L1/L2
-          const float* zp = zd + t * out_size;
-          for (int64_t i = 0; i < out_size; ++i) {
-            const float v = yp[i] + zp[i];
-            yp[i] = act_.clamp ? std::min(std::max(v, act_.lo), act_.hi) : v;
-          }
-          conv_act::Apply(kIsa, post_, yp, 1, out_size, out_size);
-        }
-      }
+      PlanesOneByOne(g, dg, ep, xd, wd, bd, zd, yd, lo, hi, plane);
     });
+  }
+
+  // Depthwise planes [t0, t1) (t = image * M + channel), each by `plane`.
+  void PlanesOneByOne(const ConvGeometry& g, const depthwise::DwGeometry& dg,
+                      depthwise::DwEpilogue ep, const float* xd, const float* wd,
+                      const float* bd, const float* zd, float* yd, int64_t t0, int64_t t1,
+                      depthwise::PlaneFn plane) const {
+    const int64_t in_size = g.in_size(), out_size = g.out_size(), ks = g.k_size();
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t n = t / g.m, m = t % g.m, gi = m / g.mg;
+      ep.bias = bd ? bd[m] : 0.f;
+      float* yp = yd + t * out_size;
+      plane(dg, xd + (n * g.c + gi) * in_size, wd + m * ks, ep, yp);
+      if (zd) AddSum(zd + t * out_size, out_size, yp);  // the plane is still in L1/L2
+    }
+  }
+
+  // FusedConv's sum Z into one depthwise plane, then the clamp and post-activation.
+  void AddSum(const float* zp, int64_t out_size, float* yp) const {
+    for (int64_t i = 0; i < out_size; ++i) {
+      const float v = yp[i] + zp[i];
+      yp[i] = act_.clamp ? std::min(std::max(v, act_.lo), act_.hi) : v;
+    }
+    conv_act::Apply(kIsa, post_, yp, 1, out_size, out_size);
   }
 
   ConvAttrs attrs_;
@@ -485,6 +553,10 @@ class ConvKernel : public Kernel {
   int direct_env_ = -1;       // EDGEPRESS_CONV_DIRECT: -1 automatic, 0 off, 1 forced
   int pixel_major_env_ = -1;  // EDGEPRESS_CONV_PIXEL_MAJOR: -1 automatic, 0 off, 1 forced
   bool stem_direct_ = true;   // EDGEPRESS_CONV_STEM=0: stems take the implicit GEMM
+  bool planes8_ = true;       // EDGEPRESS_DW_PLANES8=0: small depthwise planes one by one
+  std::once_flag pw_direct_once_;
+  std::vector<conv_direct::PackedWeights> packed_pw_direct_;  // per group, 1x1 on AVX2
+  std::atomic<bool> pw_direct_used_{false};  // for Variant(): packed_pw_direct_ is filled
   mutable std::once_flag pm_once_;
   mutable std::vector<PackedMatrix> packed_pm_;  // per group, conv_pixel_major.cc's W^T
 };

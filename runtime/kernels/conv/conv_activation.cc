@@ -9,6 +9,7 @@
 #endif
 
 #include "ir/error.h"
+#include "runtime/kernels/conv/simd8_avx2.h"
 #include "runtime/kernels/gemm/gemm_op_util.h"
 
 namespace edgepress::runtime::conv_act {
@@ -40,7 +41,7 @@ __attribute__((target("avx2,fma"))) void RowAvx2(const PostActivation& a, float*
   if (i < n) {
     const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n - i)), idx);
-    _mm256_maskstore_ps(y + i, mask, Post256(a, _mm256_maskload_ps(y + i, mask)));
+    StoreFirst(y + i, Post256(a, _mm256_maskload_ps(y + i, mask)), n - i);  // no vmaskmovps store
   }
 }
 

@@ -2,9 +2,10 @@
 // (MobileNetV3's; onnxruntime's FusedConv takes both). The AVX-512 conv kernels MobileNet
 // runs apply them in registers before their stores, as they clamp (Post512/Post256: the
 // depthwise planes, the 12x32 channel-major and the pixel-major tiles, the stem); the
-// other lowerings (AVX2 implicit GEMM per finished tile, direct, im2col reference) call
-// Apply over Y afterwards. Applied to each finished block rather than in registers they
-// cost as much as the separate node (conv_bench-style timing, 7x7 planes: 5-15% slower).
+// other lowerings call Apply over what they stored (AVX2 implicit GEMM per finished tile,
+// direct per finished run of Y, the im2col reference over all of Y). Applied to each
+// finished block rather than in registers they cost as much as the separate node
+// (conv_bench-style timing, 7x7 planes: 5-15% slower).
 #pragma once
 
 #include <cstdint>

@@ -53,9 +53,11 @@ constexpr int64_t kRunPixels = 112;
 // 0.32-0.34 ms, 3->16 0.22-0.24 -> 0.17-0.18 ms: the 6x16 implicit tile packs and
 // multiplies a K of 27-147 with little reuse, and the 8 x 8 store is cheap next to it).
 // It lost where a block is mostly padding: the detector's 96->24 (24 of 32 computed) 3.44 ->
-// 3.55-3.72 ms. So: 7/8 of the computed channels real, any K.
+// 3.55-3.72 ms. So: 7/8 of the computed channels real, any K; blocks of 24 (OcBlock) make
+// M = 24, 72, 120 whole.
 bool PreferAvx2(int64_t mg, int64_t taps) {
-  const int64_t computed = CeilDiv(mg, 16) * 16;
+  const int B = OcBlock(Isa::kAvx2, mg);
+  const int64_t computed = CeilDiv(mg, B) * B;
   return taps > 1 && 8 * mg >= 7 * computed;
 }
 
@@ -71,10 +73,27 @@ bool Prefer(Isa isa, int64_t mg, int64_t cg, int64_t taps) {
   return taps > 1 && 8 * mg >= 7 * computed && (cg * taps >= 256 || LongWeightBlocks(isa));
 }
 
+// AVX2, conv_bench on Zen 3 (EPYC, thread CPU time, 1 thread, min of 3 interleaved
+// rounds, load 2-4), implicit GEMM -> direct: MobileNetV2's 7x7 pointwise convs 960 -> 320
+// 0.559 -> 0.406 ms, 320 -> 1280 0.746 -> 0.549, 160 -> 960 0.282 -> 0.220, 960 -> 160
+// 0.280 -> 0.207; MobileNetV3's 576 -> 96 and 96 -> 576 on 7x7 0.098 -> 0.072 and 0.102 ->
+// 0.084. The implicit GEMM computes 64 columns for those 49 pixels; the direct tiles split
+// the plane into 5-6 pixel tiles with nothing padded. Where the panels are full (14x14 is
+// 196 of 208 columns, 28x28 and up all) the direct kernel tied or lost (144 -> 24 on 56x56
+// 0.291 -> 0.453 ms: its 16-channel blocks re-read X per block), and so did the strided
+// 1x1 projections (ResNet's 256 -> 512 to 7x7 0.226 -> 0.225).
+bool PreferPointwise(Isa isa, const conv_util::ConvGeometry& g) {
+  if (isa != Isa::kAvx2 || !Handles(g) || g.k_size() != 1) return false;
+  for (int d = 0; d < 3; ++d)
+    if (g.stride[d] != 1 || g.pad_b[d] != 0 || g.dil[d] != 1) return false;
+  const int64_t out = g.out_size(), computed_cols = CeilDiv(out, 16) * 16;
+  return 8 * out < 7 * computed_cols && PreferAvx2(g.mg, 2);
+}
+
 bool LongWeightBlocks(Isa isa) {
 #if defined(__x86_64__)
   if (isa != Isa::kAvx512 && isa != Isa::kAvx2) return false;
-  const IsaOps& ops = isa == Isa::kAvx512 ? Avx512Ops() : Avx2Ops();
+  const IsaOps& ops = isa == Isa::kAvx512 ? Avx512Ops() : Avx2Ops(16);
   return !BlockFitsL1(ops.weight_floats, kRunPixels * ops.oc_block);
 #else
   (void)isa;
@@ -83,10 +102,11 @@ bool LongWeightBlocks(Isa isa) {
 }
 
 PackedWeights PackWeights(Isa isa, int64_t mg, int64_t cg, int64_t taps, const float* w) {
-  const int64_t ob = OcBlock(isa);
+  const int64_t ob = OcBlock(isa, mg);
   if (ob == 0) throw Error(ErrorCode::kInternal, "conv_direct::PackWeights: no direct kernel for this ISA");
   const int64_t blocks = CeilDiv(mg, ob);
   PackedWeights pw;
+  pw.oc_block = static_cast<int>(ob);
   pw.buf.assign(static_cast<size_t>(blocks * cg * taps * ob + 16), 0.f);
   pw.offset = (64 - reinterpret_cast<uintptr_t>(pw.buf.data()) % 64) % 64 / sizeof(float);
   float* p = pw.buf.data() + pw.offset;
@@ -238,10 +258,24 @@ void Plan(const std::vector<std::pair<int64_t, int64_t>>& rows, const std::vecto
 // 2.05-2.06 -> 1.97, stride 2 64->128 1.11-1.12 -> 1.07; 512->512 on 7x7 (16 KiB scratch:
 // fits) lost with long blocks (1.87 -> 1.91-1.95) and keeps the short ones, as does AVX2
 // (3072 -> 12288 floats: 2.31-2.34 -> 2.52 ms on 56x56).
-int64_t ChannelsPerBlock(const IsaOps& ops, int64_t scratch_floats, int64_t cg, int64_t taps) {
+//
+// A pointwise conv (one tap: PreferPointwise) has 16 floats of weights per channel, so the
+// weight block alone would take all 192 channels of a 7x7 plane whose source rows (49
+// floats each, 37 KiB) then do not stay in L1 beside it: its block is cut so that weights,
+// source rows and scratch fill 3/4 of L1. MobileNetV2's 960 -> 320 on 7x7 (conv_bench, Zen 3
+// AVX2, thread CPU time, min of 4 interleaved rounds): 192 channels 0.513 ms, 128 0.413,
+// 64 0.378, 32 0.412. (The 3x3 layers lost 2-5% with the same cap: their weights dominate.)
+int64_t ChannelsPerBlock(const IsaOps& ops, int64_t scratch_floats, int64_t cg, int64_t taps,
+                         int64_t source_floats) {
   const int64_t floats =
       BlockFitsL1(ops.weight_floats, scratch_floats) ? ops.weight_floats : 4 * ops.weight_floats;
-  return std::max<int64_t>(1, std::min<int64_t>(cg, floats / (taps * ops.oc_block)));
+  int64_t cb = std::max<int64_t>(1, std::min<int64_t>(cg, floats / (taps * ops.oc_block)));
+  if (taps == 1) {
+    const int64_t budget = L1DataBytes() / int64_t{sizeof(float)} * 3 / 4;
+    cb = std::min(cb, std::max<int64_t>(1, (budget - scratch_floats) /
+                                               (ops.oc_block + source_floats)));
+  }
+  return cb;
 }
 
 // Flush-to-zero and denormals-are-zero while the tiles run (as conv_implicit.cc: denormal
@@ -257,11 +291,15 @@ class ScopedFlushDenormals {
 
 }  // namespace
 
-void Run(Isa isa, const conv_util::ConvGeometry& g, const float* x, const float* packed_w,
-         const GemmEpilogue& ep, const float* bias, const float* z, float* y, ThreadPool& pool) {
+void Run(Isa isa, const conv_util::ConvGeometry& g, const float* x, const PackedWeights& w,
+         const GemmEpilogue& ep, const conv_act::PostActivation& post, const float* bias,
+         const float* z, float* y, ThreadPool& pool) {
   if (isa != Isa::kAvx512 && isa != Isa::kAvx2)
     throw Error(ErrorCode::kInternal, "conv_direct::Run: AVX-512 or AVX2 only");
-  const IsaOps& ops = isa == Isa::kAvx512 ? Avx512Ops() : Avx2Ops();
+  if (w.oc_block != OcBlock(isa, g.mg))
+    throw Error(ErrorCode::kInternal, "conv_direct::Run: weights packed for another block");
+  const IsaOps& ops = isa == Isa::kAvx512 ? Avx512Ops() : Avx2Ops(w.oc_block);
+  const float* packed_w = w.data();
   const int64_t B = ops.oc_block;
   const int64_t H = g.in[1], W = g.in[2], OH = g.out[1], OW = g.out[2];
   const int64_t sh = g.stride[1], sw = g.stride[2], dh = g.dil[1], dw = g.dil[2];
@@ -294,7 +332,10 @@ void Run(Isa isa, const conv_util::ConvGeometry& g, const float* x, const float*
   const int64_t oc_blocks = CeilDiv(mg, B);
   // Input channels per block ([cb][taps][B] weights): ChannelsPerBlock.
   const int64_t scratch_floats = CeilDiv(run_pix, 16) * 16 * B;
-  const int64_t cb_step = ChannelsPerBlock(ops, scratch_floats, cg, taps);
+  // The floats of X one input channel of a run reads: the rows its output rows' taps touch.
+  const int64_t run_rows = std::min(OH, CeilDiv(run_pix - 1, OW) + 1);
+  const int64_t source_floats = std::min(H, (run_rows - 1) * sh + (KH - 1) * dh + 1) * W;
+  const int64_t cb_step = ChannelsPerBlock(ops, scratch_floats, cg, taps, source_floats);
   // Each block's starting values: its bias (zero past mg), or zeros.
   std::vector<float> init(static_cast<size_t>(oc_blocks * B + 16), 0.f);
   float* init_al = reinterpret_cast<float*>(
@@ -302,7 +343,8 @@ void Run(Isa isa, const conv_util::ConvGeometry& g, const float* x, const float*
   if (bias) std::copy(bias, bias + mg, init_al);
   const int64_t tasks = oc_blocks * runs;
   const StoreFn store = ops.store[z != nullptr][ep.clamp];
-  const int64_t lines_per_tap = B / 16;
+  // 64-byte lines of weights per (channel, tap), in 16ths: B = 24 is 1.5 lines.
+  auto pf_lines = [&](int64_t pairs) { return CeilDiv(pairs * B, 16); };
 
   auto run = [&](int64_t t0, int64_t t1) {
     const ScopedFlushDenormals flush;
@@ -332,10 +374,10 @@ void Run(Isa isa, const conv_util::ConvGeometry& g, const float* x, const float*
         int64_t pf_total = 0;
         if (c0 + cb_step < cg) {
           pf = wc + cb * taps * B;
-          pf_total = std::min(cb_step, cg - c0 - cb_step) * taps * lines_per_tap;
+          pf_total = pf_lines(std::min(cb_step, cg - c0 - cb_step) * taps);
         } else if (t + 1 < tasks) {
           pf = packed_w + (t + 1) / runs * cg * taps * B;
-          pf_total = std::min(cb_step, cg) * taps * lines_per_tap;
+          pf_total = pf_lines(std::min(cb_step, cg) * taps);
         }
         // At most one line per (channel, tap) pair of a tile.
         const int64_t pf_per_tile = CeilDiv(pf_total, ntiles);
@@ -354,6 +396,10 @@ void Run(Isa isa, const conv_util::ConvGeometry& g, const float* x, const float*
       const int64_t co0 = ob * B, nch = std::min<int64_t>(B, mg - co0);
       store(scratch, npix, nch, z ? z + co0 * out_size + p0 : nullptr, out_size, ep,
             y + co0 * out_size + p0);
+      // HardSigmoid/HardSwish while the rows are in L1: a pass over all of Y afterwards
+      // (conv.cc's PostPass) cost MobileNetV3's 3x3/2 stem 18% (conv_bench-style FusedConv,
+      // Zen 3 AVX2: Relu 0.215 ms, HardSwish 0.254).
+      conv_act::Apply(isa, post, y + co0 * out_size + p0, nch, npix, out_size);
     }
   };
   if (pool.num_threads() > 1 && tasks > 1) {
@@ -375,8 +421,9 @@ void Run(Isa isa, const conv_util::ConvGeometry& g, const float* x, const float*
 
 #else  // !__x86_64__
 
-void Run(Isa, const conv_util::ConvGeometry&, const float*, const float*, const GemmEpilogue&,
-         const float*, const float*, float*, ThreadPool&) {
+void Run(Isa, const conv_util::ConvGeometry&, const float*, const PackedWeights&,
+         const GemmEpilogue&, const conv_act::PostActivation&, const float*, const float*, float*,
+         ThreadPool&) {
   throw Error(ErrorCode::kInternal, "conv_direct::Run: x86-64 only");
 }
 

@@ -1,7 +1,7 @@
 // Direct 2-D convolution with NCHW input and output: no im2col, no packed B panels. The
 // driver (conv_direct.cc) is shared; each ISA supplies a tile and a transposed store
 // (IsaOps: conv_direct_avx512.cc, conv_direct_avx2.cc). For one image and group:
-//  * per block of B output channels (64 on AVX-512, 16 on AVX2) and run of ~112 output
+//  * per block of B output channels (64 on AVX-512, 16 or 24 on AVX2) and run of ~112 output
 //    pixels, an L1-resident pixel-major scratch [pixels][B] accumulates over blocks of input
 //    channels: the micro-kernel broadcasts input values straight from X's rows (stride 2
 //    steps by 2) and FMAs them with B-channel weight vectors, 6 pixels x B/16 zmm
@@ -19,20 +19,28 @@
 #include <cstdint>
 #include <vector>
 
+#include "runtime/kernels/conv/conv_activation.h"
 #include "runtime/kernels/conv/conv_util.h"
 #include "runtime/kernels/gemm/gemm.h"
 #include "runtime/thread_pool.h"
 
 namespace edgepress::runtime::conv_direct {
 
-// Output channels per block (the tile's width and the packed weights' row): 64 on AVX-512,
-// 16 on AVX2; 0 where there is no direct kernel.
-inline int OcBlock(Isa isa) { return isa == Isa::kAvx512 ? 64 : isa == Isa::kAvx2 ? 16 : 0; }
+// Output channels per block (the tile's width and the packed weights' row) for a group of
+// mg output channels: 64 on AVX-512; on AVX2 16, or 24 where that computes fewer padding
+// channels (24, 72, 120: the detector's 96 -> 24 3x3 convs); 0 where there is no direct
+// kernel.
+inline int OcBlock(Isa isa, int64_t mg) {
+  if (isa == Isa::kAvx512) return 64;
+  if (isa != Isa::kAvx2) return 0;
+  return (mg + 23) / 24 * 24 < (mg + 15) / 16 * 16 ? 24 : 16;
+}
 
-// 2-D (trivial depth), a kernel of more than one tap, column stride 1 or 2.
+// 2-D (trivial depth), column stride 1 or 2. (conv.cc sends a kernel of one tap here only
+// where PreferPointwise picks it.)
 inline bool Handles(const conv_util::ConvGeometry& g) {
   return g.rank <= 2 && g.k[0] == 1 && g.in[0] == 1 && g.out[0] == 1 && g.pad_b[0] == 0 &&
-         g.k_size() > 1 && (g.stride[2] == 1 || g.stride[2] == 2);
+         (g.stride[2] == 1 || g.stride[2] == 2);
 }
 
 // Whether the automatic dispatch (conv.cc) takes this kernel on `isa` for a group of mg
@@ -49,6 +57,12 @@ inline bool Handles(const conv_util::ConvGeometry& g) {
 // in conv_direct.cc).
 bool Prefer(Isa isa, int64_t mg, int64_t cg, int64_t taps);
 
+// Whether a 1x1 unstrided, unpadded conv of geometry g takes the direct kernel on `isa`
+// (AVX2 only): where the implicit GEMM's 16-pixel panels would compute more than 8/7 of the
+// plane (7x7: 64 columns for 49 pixels) and the 7/8 channel rule of Prefer holds. The plane
+// size is known at run time only, so conv.cc packs these weights on first use.
+bool PreferPointwise(Isa isa, const conv_util::ConvGeometry& g);
+
 // Whether `isa`'s input-channel blocks are long on this CPU: a task's scratch (112 pixels x
 // OcBlock) and a block of IsaOps::weight_floats do not fit its L1 data cache together
 // (AVX-512 on Zen 4's 32 KiB; not on the Xeon's 48 KiB, nor AVX2), so the weights come from
@@ -56,11 +70,12 @@ bool Prefer(Isa isa, int64_t mg, int64_t cg, int64_t taps);
 bool LongWeightBlocks(Isa isa);
 
 // W of one group (mg x cg x kh x kw, ONNX order) as [ceil(mg/B)][cg][kh*kw][B] for
-// B = OcBlock(isa), at a 64-byte boundary: each row is whole cache lines (a vector's malloc
+// B = OcBlock(isa, mg), at a 64-byte boundary: each row is whole cache lines (a vector's malloc
 // alignment of 16 made every weight load a split load).
 struct PackedWeights {
   std::vector<float> buf;
   size_t offset = 0;  // floats from buf.data() to the aligned start
+  int oc_block = 0;   // B: OcBlock(isa, mg)
   const float* data() const { return buf.data() + offset; }
   // Move-only: a copy's buffer would have another alignment.
   PackedWeights() = default;
@@ -72,10 +87,13 @@ struct PackedWeights {
 PackedWeights PackWeights(Isa isa, int64_t mg, int64_t cg, int64_t taps, const float* w);
 
 // Y (mg channels of one image and group, NCHW) from X (cg channels, NCHW) and the weights
-// packed by PackWeights for the same isa. z (optional, Y's layout): FusedConv's sum, added
-// before the clamp. isa is kAvx512 or kAvx2 (the caller checks the CPU).
-void Run(Isa isa, const conv_util::ConvGeometry& g, const float* x, const float* packed_w,
-         const GemmEpilogue& ep, const float* bias, const float* z, float* y, ThreadPool& pool);
+// packed by PackWeights for the same isa and mg. z (optional, Y's layout): FusedConv's sum,
+// added before the clamp; post (HardSigmoid/HardSwish) after it, over each task's rows of
+// Y right after their store (still in L1). isa is kAvx512 or kAvx2 (the caller checks the
+// CPU).
+void Run(Isa isa, const conv_util::ConvGeometry& g, const float* x, const PackedWeights& w,
+         const GemmEpilogue& ep, const conv_act::PostActivation& post, const float* bias,
+         const float* z, float* y, ThreadPool& pool);
 
 // One ISA's pieces of the driver.
 // Tile: N output pixels x oc_block output channels: px[i] + x_off is pixel i's source at
@@ -97,13 +115,13 @@ using TileFn = void (*)(const float* const* px, int64_t x_off, const int64_t* ta
 using StoreFn = void (*)(const float* scratch, int64_t npix, int64_t nch, const float* z,
                          int64_t ld, const GemmEpilogue& ep, float* y);
 struct IsaOps {
-  int oc_block;            // OcBlock(isa)
+  int oc_block;            // B
   int tile_pixels;         // tiles[n - 1] computes n pixels, n <= tile_pixels
   int64_t weight_floats;   // a channel block's weights where L1 holds them (ChannelsPerBlock)
   TileFn tiles[8];
   StoreFn store[2][2];     // [z given][clamp]
 };
 const IsaOps& Avx512Ops();  // conv_direct_avx512.cc
-const IsaOps& Avx2Ops();    // conv_direct_avx2.cc
+const IsaOps& Avx2Ops(int oc_block);  // conv_direct_avx2.cc: 16 or 24
 
 }  // namespace edgepress::runtime::conv_direct

@@ -1,9 +1,12 @@
 // The direct convolution's AVX2 + FMA pieces (conv_direct.h), for CPUs without AVX-512
 // (AMD Zen 2/3): 16 ymm registers hold a 6-pixel x 16-channel tile (12 accumulators, 2
 // weight vectors, 1 broadcast), so each tap loads 2 weight vectors and 6 broadcasts for 12
-// FMAs; 16-channel blocks also waste at most 15 computed channels. The store transposes
-// 8 x 8 blocks of the scratch into Y's rows.
+// FMAs; 16-channel blocks also waste at most 15 computed channels. Where 24-channel blocks
+// pad less (M = 24, 72: OcBlock) the tile is 4 pixels x 24 channels (12 accumulators, 3
+// weight vectors, 1 broadcast: 4 broadcasts per 12 FMAs). The store transposes 8 x 8
+// blocks of the scratch into Y's rows.
 #include "runtime/kernels/conv/conv_direct.h"
+#include "runtime/kernels/conv/simd8_avx2.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -23,22 +26,19 @@ namespace {
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
-constexpr int kOcBlock = 16;
-constexpr int kTilePixels = 6;  // 6 x 2 ymm accumulators + 2 weights + 1 broadcast
-
-// TileFn (conv_direct.h) for 16 output channels, 2 ymm per pixel.
-template <int N>
+// TileFn (conv_direct.h) for N pixels x 8 * V output channels, V ymm per pixel.
+template <int N, int V>
 __attribute__((target("avx2,fma"))) void Tile(const float* const* px, int64_t x_off,
                                               const int64_t* tab, int64_t k, const float* w,
                                               float* const* acc, const float* init,
                                               const float* pf, int64_t pf_lines) {
-  __m256 a[N][2];
+  __m256 a[N][V];
   const float* p[N];
 #pragma GCC unroll 8
   for (int i = 0; i < N; ++i) {
     p[i] = px[i] + x_off;
-    a[i][0] = _mm256_load_ps(init ? init : acc[i]);
-    a[i][1] = _mm256_load_ps(init ? init + 8 : acc[i] + 8);
+#pragma GCC unroll 3
+    for (int v = 0; v < V; ++v) a[i][v] = _mm256_load_ps((init ? init : acc[i]) + 8 * v);
   }
   for (const int64_t* e = tab; e < tab + 2 * k; e += 2) {
     const int64_t o = e[0];
@@ -48,47 +48,25 @@ __attribute__((target("avx2,fma"))) void Tile(const float* const* px, int64_t x_
       pf += 16;
       --pf_lines;
     }
-    const __m256 w0 = _mm256_load_ps(wt), w1 = _mm256_load_ps(wt + 8);
+    __m256 wv[V];
+#pragma GCC unroll 3
+    for (int v = 0; v < V; ++v) wv[v] = _mm256_load_ps(wt + 8 * v);
 #pragma GCC unroll 8
     for (int i = 0; i < N; ++i) {
       const __m256 b = _mm256_broadcast_ss(p[i] + o);
-      a[i][0] = _mm256_fmadd_ps(b, w0, a[i][0]);
-      a[i][1] = _mm256_fmadd_ps(b, w1, a[i][1]);
+#pragma GCC unroll 3
+      for (int v = 0; v < V; ++v) a[i][v] = _mm256_fmadd_ps(b, wv[v], a[i][v]);
     }
   }
 #pragma GCC unroll 8
-  for (int i = 0; i < N; ++i) {
-    _mm256_store_ps(acc[i], a[i][0]);
-    _mm256_store_ps(acc[i] + 8, a[i][1]);
-  }
+  for (int i = 0; i < N; ++i)
+#pragma GCC unroll 3
+    for (int v = 0; v < V; ++v) _mm256_store_ps(acc[i] + 8 * v, a[i][v]);
 }
 
-// r[i] (row i of an 8 x 8 block) -> r[j] = column j, in registers.
-__attribute__((target("avx2"), always_inline)) inline void Transpose8(__m256 r[8]) {
-  __m256 t[8], s[8];
-#pragma GCC unroll 4
-  for (int k = 0; k < 4; ++k) {
-    t[2 * k] = _mm256_unpacklo_ps(r[2 * k], r[2 * k + 1]);
-    t[2 * k + 1] = _mm256_unpackhi_ps(r[2 * k], r[2 * k + 1]);
-  }
-  // s[4g + j], 128-bit lane L: rows 4g..4g+3 of column 4L + j.
-#pragma GCC unroll 2
-  for (int g = 0; g < 2; ++g) {
-    s[4 * g] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
-    s[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
-    s[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
-    s[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
-  }
-#pragma GCC unroll 4
-  for (int j = 0; j < 4; ++j) {
-    r[j] = _mm256_permute2f128_ps(s[j], s[4 + j], 0x20);
-    r[4 + j] = _mm256_permute2f128_ps(s[j], s[4 + j], 0x31);
-  }
-}
-
-// StoreFn (conv_direct.h) for 16-channel blocks, 8 x 8 transposed; a partial 8-pixel group
+// StoreFn (conv_direct.h) for kB-channel blocks, 8 x 8 transposed; a partial 8-pixel group
 // uses masked loads and stores, so nothing outside Y's (and Z's) run is touched.
-template <bool kZ, bool kClamp>
+template <int kB, bool kZ, bool kClamp>
 __attribute__((target("avx2"))) void StoreRows(const float* scratch, int64_t npix, int64_t nch,
                                                const float* z, int64_t ld,
                                                const GemmEpilogue& ep, float* y) {
@@ -100,8 +78,8 @@ __attribute__((target("avx2"))) void StoreRows(const float* scratch, int64_t npi
     for (int64_t c0 = 0; c0 < nch; c0 += 8) {
       __m256 r[8];
 #pragma GCC unroll 8
-      for (int i = 0; i < 8; ++i) r[i] = _mm256_load_ps(scratch + (p0 + i) * kOcBlock + c0);
-      Transpose8(r);
+      for (int i = 0; i < 8; ++i) r[i] = _mm256_load_ps(scratch + (p0 + i) * kB + c0);
+      Transpose8x8(r);
       const int64_t cn = std::min<int64_t>(8, nch - c0);
       for (int64_t j = 0; j < cn; ++j) {
         __m256 v = r[j];
@@ -113,7 +91,7 @@ __attribute__((target("avx2"))) void StoreRows(const float* scratch, int64_t npi
         } else {
           if (kZ) v = _mm256_add_ps(v, _mm256_maskload_ps(z + off, m));
           if (kClamp) v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
-          _mm256_maskstore_ps(y + off, m, v);
+          StoreFirst(y + off, v, n);
         }
       }
     }
@@ -124,15 +102,22 @@ __attribute__((target("avx2"))) void StoreRows(const float* scratch, int64_t npi
 
 }  // namespace
 
-const IsaOps& Avx2Ops() {
-  static const IsaOps ops = {kOcBlock,
-                             kTilePixels,
-                             // ~12 KiB of weights ([cb][taps][16]): Zen's L1 is 32 KiB
-                             3072,
-                             {Tile<1>, Tile<2>, Tile<3>, Tile<4>, Tile<5>, Tile<6>},
-                             {{StoreRows<false, false>, StoreRows<false, true>},
-                              {StoreRows<true, false>, StoreRows<true, true>}}};
-  return ops;
+const IsaOps& Avx2Ops(int oc_block) {
+  // ~12 KiB of weights ([cb][taps][B]) per channel block: Zen's L1 is 32 KiB.
+  static const IsaOps ops16 = {16,
+                               6,
+                               3072,
+                               {Tile<1, 2>, Tile<2, 2>, Tile<3, 2>, Tile<4, 2>, Tile<5, 2>,
+                                Tile<6, 2>},
+                               {{StoreRows<16, false, false>, StoreRows<16, false, true>},
+                                {StoreRows<16, true, false>, StoreRows<16, true, true>}}};
+  static const IsaOps ops24 = {24,
+                               4,
+                               3072,
+                               {Tile<1, 3>, Tile<2, 3>, Tile<3, 3>, Tile<4, 3>},
+                               {{StoreRows<24, false, false>, StoreRows<24, false, true>},
+                                {StoreRows<24, true, false>, StoreRows<24, true, true>}}};
+  return oc_block == 24 ? ops24 : ops16;
 }
 
 #endif  // __x86_64__

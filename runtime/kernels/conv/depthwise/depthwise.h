@@ -30,6 +30,9 @@ struct DwEpilogue {
   conv_act::PostActivation post;  // HardSigmoid/HardSwish after the clamp (FusedConv has one)
 };
 
+using PlaneFn = void (*)(const DwGeometry& g, const float* x, const float* w,
+                        const DwEpilogue& ep, float* y);
+
 // y[oh][ow] = act(bias + sum_{i,j} w[i][j] * x[oh*sh + i*dh - pt][ow*sw + j*dw - pl]),
 // taps outside the plane reading zero. `w` is kh x kw row-major.
 void PlaneRef(const DwGeometry& g, const float* x, const float* w, const DwEpilogue& ep,
@@ -43,6 +46,11 @@ void PlaneAvx512(const DwGeometry& g, const float* x, const float* w, const DwEp
 // PlaneAvx512 calls it.
 void PlaneSmallAvx512(const DwGeometry& g, const float* x, const float* w, const DwEpilogue& ep,
                       float* y);
+// Eight planes at once, channels across the lanes (depthwise_channels_avx2.cc), for
+// Planes8Handles geometries: plane i is x + i * x_stride, its kh*kw weights w + i * kh*kw,
+// its bias bias[i] (ep.bias unused) and its output y + i * y_stride.
+void Planes8Avx2(const DwGeometry& g, const float* x, int64_t x_stride, const float* w,
+                 const float* bias, const DwEpilogue& ep, float* y, int64_t y_stride);
 #endif
 
 // Whether the SIMD kernels vectorise this geometry (else they call PlaneRef).
@@ -65,5 +73,23 @@ inline bool FastPathHandles(const DwGeometry& g) {
          g.stride_h == g.stride_w && (g.stride_h == 1 || g.stride_h == 2) && g.dil_h == 1 &&
          g.dil_w == 1;
 }
+
+// Planes8Avx2's geometries: the fast path's (3x3 / 5x5, stride 1 or 2, no dilation) on
+// planes of at most kPlanes8MaxWidth output columns.
+constexpr int64_t kPlanes8MaxWidth = 14;
+inline bool Planes8Handles(const DwGeometry& g) {
+  return FastPathHandles(g) && g.ow <= kPlanes8MaxWidth;
+}
+
+// Whether conv.cc runs a plane of g eight at a time on AVX2 (it still needs one input
+// channel per output channel): 5x5 kernels, whose one-plane path spills its 25 weights and
+// takes 2 rows a pass. conv_bench on Zen 3, 1 thread, thread CPU time, min of 5
+// interleaved rounds, one by one -> eight at a time: 5x5 576 on 7x7 0.079 -> 0.051 ms,
+// 240 on 14x14 0.118 -> 0.067, 5x5/2 288 onto 7x7 0.053 -> 0.042, 96 onto 14x14 0.057 ->
+// 0.051. 3x3 planes keep the one-plane path since its row tails are plain stores
+// (4c42fcf): 960 on 7x7 tied (0.056 / 0.055), 576 on 14x14 lost (0.103 -> 0.112), and
+// stride 2 lost before (576 onto 7x7 0.062 -> 0.068: it transposes 4 input pixels per
+// output pixel for only 9 FMAs each).
+inline bool Planes8Preferred(const DwGeometry& g) { return Planes8Handles(g) && g.kw == 5; }
 
 }  // namespace edgepress::runtime::depthwise

@@ -9,6 +9,8 @@
 
 #include <algorithm>
 
+#include "runtime/kernels/conv/simd8_avx2.h"
+
 namespace edgepress::runtime::depthwise {
 
 namespace {
@@ -51,13 +53,7 @@ __attribute__((target("avx2,fma"))) void PlaneT(const DwGeometry& g, const float
       }
       if (ep.clamp) acc = _mm256_min_ps(_mm256_max_ps(acc, lo), hi);
       if (ep.post.any()) acc = conv_act::Post256(ep.post, acc);
-      if (left >= kVec) {
-        _mm256_storeu_ps(yr + ow, acc);
-      } else {
-        const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(left)), lane);
-        _mm256_maskstore_ps(yr + ow, mask, acc);
-      }
+      StoreFirst(yr + ow, acc, left);
     }
   }
 }
@@ -112,11 +108,12 @@ __attribute__((target("avx2,fma"), always_inline)) inline void StripDirect(
       }
       __m256 v = v0;
       if (kS == 2) {
-        // Within each 128-bit lane the evens (odds) of v0 then of v1; the 64-bit permute
-        // orders them.
-        const __m256 e = reuse ? _mm256_shuffle_ps(v0, v1, _MM_SHUFFLE(3, 1, 3, 1))
-                               : _mm256_shuffle_ps(v0, v1, _MM_SHUFFLE(2, 0, 2, 0));
-        v = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8));
+        // Within each 128-bit lane the evens (odds) of v0 then of v1: output columns in the
+        // order 0 1 4 5 | 2 3 6 7, the same for every tap, so the accumulators keep that
+        // order and one 64-bit permute per output row restores it before the store (a
+        // lane-crossing permute per tap made stride 2 twice onnxruntime's NCHWc time).
+        v = reuse ? _mm256_shuffle_ps(v0, v1, _MM_SHUFFLE(3, 1, 3, 1))
+                  : _mm256_shuffle_ps(v0, v1, _MM_SHUFFLE(2, 0, 2, 0));
       }
 #pragma GCC unroll 16
       for (int q = 0; q < kR; ++q) {
@@ -128,14 +125,10 @@ __attribute__((target("avx2,fma"), always_inline)) inline void StripDirect(
   const int64_t left = g.ow - ow;
 #pragma GCC unroll 16
   for (int q = 0; q < kR; ++q) {
+    if (kS == 2) acc[q] = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(acc[q]), 0xD8));
     if (clamp) acc[q] = _mm256_min_ps(_mm256_max_ps(acc[q], lo), hi);
     if (post.any()) acc[q] = conv_act::Post256(post, acc[q]);
-    if (left >= kVec) {
-      _mm256_storeu_ps(y + q * g.ow + ow, acc[q]);
-    } else {
-      const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(left)), lane);
-      _mm256_maskstore_ps(y + q * g.ow + ow, mask, acc[q]);
-    }
+    StoreFirst(y + q * g.ow + ow, acc[q], left);
   }
 }
 
