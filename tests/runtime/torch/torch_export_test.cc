@@ -39,8 +39,9 @@ const std::string& PythonProblem() {
 }
 
 // Exports `model`, runs it in Python on `inputs`, compares with the native runtime.
+// `tol`: test_util::kQdqTolerance for static QDQ graphs (see there).
 void ExportAndCompare(const ir::Model& model, const runtime::NamedTensors& inputs,
-                      const std::string& tag) {
+                      const std::string& tag, double tol = 1e-4) {
   std::string dir = ::testing::TempDir() + "/pt_" + tag;
   mkdir(dir.c_str(), 0755);
   std::string pt = dir + "/model.pt", in = dir + "/in.npz", out = dir + "/out.npz";
@@ -60,7 +61,7 @@ void ExportAndCompare(const ir::Model& model, const runtime::NamedTensors& input
   test_util::Agreement a = test_util::CompareOutputs(got, want);
   std::printf("%-40s python torch.jit.load vs native: scaled max error %.3g (%llu bytes)\n",
               tag.c_str(), a.error, static_cast<unsigned long long>(FileSize(pt)));
-  EXPECT_LE(a.error, 1e-4) << tag << ": " << a.detail;
+  EXPECT_LE(a.error, tol) << tag << ": " << a.detail;
 }
 
 runtime::NamedTensors FeedsFor(const ir::Model& m, const std::string& npz, int64_t batch = 0) {
@@ -144,7 +145,9 @@ TEST(ExportDigits, FloatOptimizedAndQuantized) {
       ADD_FAILURE() << tag << ": " << e.what();
       continue;
     }
-    ExportAndCompare(*model, FeedsFor(*model, kDigits + "eval.npz", 32), tag);
+    const bool qdq = std::string(c.pipeline) == "quantize-static";
+    ExportAndCompare(*model, FeedsFor(*model, kDigits + "eval.npz", 32), tag,
+                     qdq ? test_util::kQdqTolerance : 1e-4);
     if (std::string(c.pipeline).rfind("quantize-weights", 0) == 0) {
       // Weights stay quantized in the file: the .pt is far smaller than the float one.
       std::string qpt = ::testing::TempDir() + "/q.pt", fpt = ::testing::TempDir() + "/f.pt";
