@@ -59,6 +59,15 @@ struct PanelSegments {
   }
 };
 
+// The taps [*lo, *hi) of a segment of n pixels whose input run starts at column w0 with
+// stride sw that lie inside the input row: 0 <= w0 + t * sw < in_w.
+inline void InRowTaps(int64_t w0, int64_t n, int64_t in_w, int64_t sw, int64_t* lo,
+                      int64_t* hi) {
+  *lo = std::min<int64_t>(n, w0 >= 0 ? 0 : (-w0 + sw - 1) / sw);
+  const int64_t lim = in_w - 1 - w0;
+  *hi = std::max(*lo, lim < 0 ? 0 : std::min<int64_t>(n, lim / sw + 1));
+}
+
 // 16 bytes widened to int16.
 template <typename T>
 __attribute__((target("avx2"))) inline __m256i Widen(const T* p) {
@@ -88,11 +97,9 @@ __attribute__((target("avx2"))) inline __m256i ScalarRow(const conv_util::ConvGe
   for (int si = 0; si < s.n; ++si) {
     const int64_t id = s.bd[si] + rows.d_off[kk], ih = s.bh[si] + rows.h_off[kk];
     if (static_cast<uint64_t>(id) >= in_d || static_cast<uint64_t>(ih) >= in_h) continue;
-    const int64_t w0 = s.bw[si] + rows.w_off[kk], n_t = s.len[si];
-    // Taps t with 0 <= w0 + t * sw < in_w.
-    const int64_t t_lo = std::min<int64_t>(n_t, w0 >= 0 ? 0 : (-w0 + sw - 1) / sw);
-    const int64_t lim = in_w - 1 - w0;
-    const int64_t t_hi = std::max(t_lo, lim < 0 ? 0 : std::min<int64_t>(n_t, lim / sw + 1));
+    const int64_t w0 = s.bw[si] + rows.w_off[kk];
+    int64_t t_lo, t_hi;
+    InRowTaps(w0, s.len[si], in_w, sw, &t_lo, &t_hi);
     const T* xr = x + rows.c_off[kk] + (id * g.in[1] + ih) * in_w + w0;
     int16_t* d = buf + s.t0[si];
     for (int64_t t = t_lo; t < t_hi; ++t)
@@ -154,10 +161,9 @@ inline void PlanTap(const conv_util::ConvGeometry& g, const Im2ColRows& rows,
   for (int si = 0; si < s.n; ++si) {
     const int64_t id = s.bd[si] + rows.d_off[t], ih = s.bh[si] + rows.h_off[t];
     if (static_cast<uint64_t>(id) >= in_d || static_cast<uint64_t>(ih) >= in_h) continue;
-    const int64_t w0 = s.bw[si] + rows.w_off[t], n_t = s.len[si];
-    const int64_t t_lo = std::min<int64_t>(n_t, w0 >= 0 ? 0 : (-w0 + sw - 1) / sw);
-    const int64_t lim = in_w - 1 - w0;
-    const int64_t t_hi = std::max(t_lo, lim < 0 ? 0 : std::min<int64_t>(n_t, lim / sw + 1));
+    const int64_t w0 = s.bw[si] + rows.w_off[t];
+    int64_t t_lo, t_hi;
+    InRowTaps(w0, s.len[si], in_w, sw, &t_lo, &t_hi);
     if (t_hi == t_lo) continue;
     // Lane L of the segment's load reads plane[off + L * sw]: lanes t0 + i hold tap i.
     const int k = r.nseg++;
