@@ -1,6 +1,7 @@
 // Between the files of the integer GEMM: qgemm.cc (int16 driver, packing, scalar kernel),
-// qgemm_avx2.cc (int16 x86 micro-kernels, vectorised epilogue), qgemm_bytes.cc (uint8 x
-// int8 packing and driver), qgemm_vnni.cc (vpdpbusd micro-kernels), qgemm_amx.cc (tdpbusd).
+// qgemm_avx2.cc (int16 x86 micro-kernels, vectorised epilogue), qgemm_pack_avx2.cc (AVX2
+// packing of A), qgemm_bytes.cc (uint8 x int8 packing and driver), qgemm_vnni.cc (vpdpbusd
+// micro-kernels), qgemm_amx.cc (tdpbusd).
 // Not for operator kernels: they use qgemm.h.
 #pragma once
 
