@@ -61,8 +61,13 @@ build-asan: setup
 # Under the sanitizers everything runs but the suites that spend their time in Python
 # (model export, onnxruntime) or on full-size models (MiniLM accuracy, resnet18 and every
 # shipped recipe through compress: minutes each at -O1 with ASan); their C++ paths run in
-# the other suites too.
-ASAN_EXCLUDE ?= CalibrationFallback.MobileNet|OrtCompare|TorchvisionInterop|QuantizeWeightsOnnx|QuantAccuracy|CompressCli.Resnet18|CompressCli.EveryShippedRecipe|_NOT_BUILT
+# the other suites too. Also left out: the CompressSlowerCli cases whose assertion is which
+# trial measured slower (the "no slower choice kept" check). Under ASan the fixed cost of the
+# instrumented executor dwarfs the kernels, so weight-only int8 on the tiny digits CNN measured
+# only 1.20x the original (2.5x in Release) and a CI run failed on it; the Release suite runs
+# them, and AllowSlowerKeepsTheSmallerTrial (no timing decision) still runs here.
+ASAN_TIMING = CompressSlowerCli.SmallerButSlowerTrialIsRejectedAndReported|CompressSlowerCli.OnlySlowerTrialsExitThreeAsABudgetMiss|CompressSlowerCli.ObjectiveLatencyKeepsTheFastest
+ASAN_EXCLUDE ?= CalibrationFallback.MobileNet|OrtCompare|TorchvisionInterop|QuantizeWeightsOnnx|QuantAccuracy|CompressCli.Resnet18|CompressCli.EveryShippedRecipe|_NOT_BUILT|$(ASAN_TIMING)
 test-asan: build-asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) --timeout 900 -E "$(ASAN_EXCLUDE)"

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <functional>
 #include <sstream>
@@ -123,6 +124,11 @@ ProcessGroup::ProcessGroup(const DistributedOptions& o, const std::string& devic
       "distributed: rank " + std::to_string(rank_) + " of " + std::to_string(world_) + ": ";
   impl_->timeout_s = o.timeout_s;
   const std::string master = o.master_addr + ":" + std::to_string(o.master_port);
+  // A peer that dies mid-exchange closes its socket; the next write to it would raise
+  // SIGPIPE and end this rank silently (exit 141) before the error below could name the
+  // exchange and the timeout. Ignored, the write fails with EPIPE, which gloo and the store
+  // report as an exception. Nothing in a training run writes to a pipe that may close.
+  std::signal(SIGPIPE, SIG_IGN);
   try {
     c10d::TCPStoreOptions so;
     so.port = static_cast<uint16_t>(o.master_port);

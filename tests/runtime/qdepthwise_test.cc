@@ -220,8 +220,11 @@ INSTANTIATE_TEST_SUITE_P(
 // strides 1/2, 3x3/5x5 and a 1x7 (the general tap loop), extreme zero points, uint8/int8
 // in and out, Relu, per-tensor and per-channel multipliers, a channel0 offset into the
 // per-channel tables.
-void ExpectBlockMatchesRef(const Case& c, int64_t channels, bool per_channel, uint32_t seed,
-                           int64_t kh = 0, bool clip = false) {
+// Runs `isa`'s block kernel (AVX-512 VNNI: qdepthwise_block_avx512.cc; AVX2:
+// qdepthwise_block_avx2.cc) and returns whether it took the case: VNNI must take every case
+// here, AVX2 declines planes over 28x28 outputs (kMaxOutPixels), which the callers count.
+bool ExpectBlockMatchesRef(Isa isa, const Case& c, int64_t channels, bool per_channel,
+                           uint32_t seed, int64_t kh = 0, bool clip = false) {
   qdw::Geometry g = GeometryOf(c);
   if (kh > 0) {  // a kh x c.k kernel, vertical pads kh / 2
     g.kh = kh;
@@ -267,26 +270,40 @@ void ExpectBlockMatchesRef(const Case& c, int64_t channels, bool per_channel, ui
     qdw::PlaneRef(p);
   }
   qdw::Block b{&g, x.data(), c.s8, c.x_zp, w.data(), &out, c0, channels, got.data()};
-  ASSERT_TRUE(qdw::BlockHandles(Isa::kAvx512Vnni, b)) << Describe(c);
-  qdw::RunBlock(Isa::kAvx512Vnni, b);
+  if (!qdw::BlockHandles(isa, b)) {
+    EXPECT_EQ(isa, Isa::kAvx2) << "the VNNI blocks declined " << Describe(c);
+    return false;
+  }
+  qdw::RunBlock(isa, b);
   for (int64_t i = 0; i < channels * ohw; ++i)
-    ASSERT_EQ(want[static_cast<size_t>(i)], got[static_cast<size_t>(i)])
-        << Describe(c) << " channels " << channels << " kh " << g.kh << " at channel "
-        << i / ohw << " pixel " << i % ohw;
+    if (want[static_cast<size_t>(i)] != got[static_cast<size_t>(i)]) {
+      ADD_FAILURE() << IsaName(isa) << " " << Describe(c) << " channels " << channels << " kh "
+                    << g.kh << " at channel " << i / ohw << " pixel " << i % ohw << ": "
+                    << int(got[static_cast<size_t>(i)]) << " vs "
+                    << int(want[static_cast<size_t>(i)]);
+      return true;
+    }
   for (size_t i = want.size(); i < got.size(); ++i)
-    ASSERT_EQ(got[i], 0xCD) << "wrote past the last plane, " << Describe(c);
+    if (got[i] != 0xCD) {
+      ADD_FAILURE() << IsaName(isa) << " wrote past the last plane, " << Describe(c);
+      return true;
+    }
+  return true;
 }
 
-class QDepthwiseBlockTest : public ::testing::Test {
+// The block kernels of both ISAs against the reference: AVX-512 VNNI (with VBMI) and AVX2.
+class QDepthwiseBlockTest : public ::testing::TestWithParam<Isa> {
  protected:
   void SetUp() override {
     const CpuFeatures& f = GetCpuFeatures();
-    if (!f.avx512vnni || !f.avx512vbmi)
+    if (GetParam() == Isa::kAvx2 && !f.avx2)
+      GTEST_SKIP() << "this CPU lacks AVX2 (" << f.model_name << ")";
+    if (GetParam() == Isa::kAvx512Vnni && (!f.avx512vnni || !f.avx512vbmi))
       GTEST_SKIP() << "this CPU lacks AVX-512 VNNI or VBMI (" << f.model_name << ")";
   }
 };
 
-TEST_F(QDepthwiseBlockTest, PlanesAndChannelCountsMatchReference) {
+TEST_P(QDepthwiseBlockTest, PlanesAndChannelCountsMatchReference) {
   uint32_t n = 0;
   for (int64_t k : {3, 5})
     for (int64_t stride : {1, 2})
@@ -299,14 +316,14 @@ TEST_F(QDepthwiseBlockTest, PlanesAndChannelCountsMatchReference) {
                  n % 4 == 3 ? QOutput::Kind::kInt8 : QOutput::Kind::kUInt8};
           c.relu = n % 2 == 1;
           const bool per_channel = n % 3 != 2;
-          ExpectBlockMatchesRef(c, channels, per_channel, ++n);
+          EXPECT_TRUE(ExpectBlockMatchesRef(GetParam(), c, channels, per_channel, ++n));
         }
 }
 
 // Multipliers small enough for the byte clamp (every |round(acc * scale)| < 2^30) and large
 // enough to need the float clamp (1e5, 1e9: conversions would overflow), with a Relu, a
 // two-sided Clip and none, both output types: the two epilogues give the reference's bytes.
-TEST_F(QDepthwiseBlockTest, ByteAndFloatClampsMatchReference) {
+TEST_P(QDepthwiseBlockTest, ByteAndFloatClampsMatchReference) {
   uint32_t n = 100;
   for (float scale : {0.01f, 5.f, 1e5f, 1e9f})
     for (int act = 0; act < 3; ++act)
@@ -315,32 +332,44 @@ TEST_F(QDepthwiseBlockTest, ByteAndFloatClampsMatchReference) {
           Case c{3, 1, 1, 1, o, o, act == 2, act == 2 ? -5 : 130, kind, act == 1};
           c.scale = scale;
           const bool per_channel = n % 2 == 0;
-          ExpectBlockMatchesRef(c, 33, per_channel, ++n, 0, act == 2);
+          EXPECT_TRUE(ExpectBlockMatchesRef(GetParam(), c, 33, per_channel, ++n, 0, act == 2));
         }
 }
 
-TEST_F(QDepthwiseBlockTest, MobilenetShapesAndGeneralKernelsMatchReference) {
+TEST_P(QDepthwiseBlockTest, MobilenetShapesAndGeneralKernelsMatchReference) {
+  int taken = 0;
   // mobilenet_v2's 7x7 x 960 (stride 1) and 14x14 -> 7x7 (stride 2) planes.
-  ExpectBlockMatchesRef(Case{3, 1, 1, 1, 7, 7, false, 128, QOutput::Kind::kUInt8, true}, 960,
+  taken += ExpectBlockMatchesRef(GetParam(), Case{3, 1, 1, 1, 7, 7, false, 128, QOutput::Kind::kUInt8, true}, 960,
                         true, 1);
-  ExpectBlockMatchesRef(Case{3, 2, 1, 1, 7, 7, true, 0, QOutput::Kind::kInt8, false}, 960,
+  taken += ExpectBlockMatchesRef(GetParam(), Case{3, 2, 1, 1, 7, 7, true, 0, QOutput::Kind::kInt8, false}, 960,
                         true, 2);
-  ExpectBlockMatchesRef(Case{3, 1, 1, 1, 56, 56, false, 3, QOutput::Kind::kUInt8, true}, 18,
+  taken += ExpectBlockMatchesRef(GetParam(), Case{3, 1, 1, 1, 56, 56, false, 3, QOutput::Kind::kUInt8, true}, 18,
                         true, 6);
-  ExpectBlockMatchesRef(Case{3, 2, 1, 1, 56, 56, true, -128, QOutput::Kind::kUInt8, false}, 3,
+  taken += ExpectBlockMatchesRef(GetParam(), Case{3, 2, 1, 1, 56, 56, true, -128, QOutput::Kind::kUInt8, false}, 3,
                         true, 7);
-  ExpectBlockMatchesRef(Case{3, 1, 1, 1, 112, 112, true, 0, QOutput::Kind::kUInt8, true}, 17,
+  taken += ExpectBlockMatchesRef(GetParam(), Case{3, 1, 1, 1, 112, 112, true, 0, QOutput::Kind::kUInt8, true}, 17,
                         true, 8);
   // 1x7 and 7x7 kernels (two groups of taps, the tap loop not unrolled), 2x3 (kh 2).
-  ExpectBlockMatchesRef(Case{7, 1, 1, 3, 7, 5, false, 255, QOutput::Kind::kUInt8, true}, 17,
+  taken += ExpectBlockMatchesRef(GetParam(), Case{7, 1, 1, 3, 7, 5, false, 255, QOutput::Kind::kUInt8, true}, 17,
                         true, 3, 1);
-  ExpectBlockMatchesRef(Case{7, 2, 1, 3, 5, 6, true, 127, QOutput::Kind::kUInt8, false}, 33,
+  taken += ExpectBlockMatchesRef(GetParam(), Case{7, 2, 1, 3, 5, 6, true, 127, QOutput::Kind::kUInt8, false}, 33,
                         false, 4);
-  ExpectBlockMatchesRef(Case{3, 1, 1, 1, 9, 4, false, 7, QOutput::Kind::kInt8, true}, 20,
+  taken += ExpectBlockMatchesRef(GetParam(), Case{3, 1, 1, 1, 9, 4, false, 7, QOutput::Kind::kInt8, true}, 20,
                         true, 5, 2);
+  // AVX2 declines the three planes of over 28x28 outputs (56x56 twice, 112x112).
+  EXPECT_EQ(taken, GetParam() == Isa::kAvx2 ? 5 : 8);
 }
 
-TEST_F(QDepthwiseBlockTest, DeclinesWhatItDoesNotHandle) {
+#if defined(__x86_64__)
+INSTANTIATE_TEST_SUITE_P(Isa, QDepthwiseBlockTest, ::testing::Values(Isa::kAvx2, Isa::kAvx512Vnni),
+                         [](const ::testing::TestParamInfo<Isa>& i) {
+                           return std::string(IsaName(i.param));
+                         });
+#endif
+
+// What each ISA's blocks take is a predicate of the shape (no CPU needed) but for VNNI,
+// which also asks for VBMI.
+TEST(QDepthwiseBlockDeclines, WhatEachIsaDoesNotHandle) {
   Case c{3, 1, 1, 1, 7, 7, false, 128, QOutput::Kind::kUInt8};
   qdw::Geometry g = GeometryOf(c);
   std::vector<int16_t> w(9 * 2, 1);
@@ -350,18 +379,28 @@ TEST_F(QDepthwiseBlockTest, DeclinesWhatItDoesNotHandle) {
   out.per_row = true;
   out.scale = scale.data();
   qdw::Block b{&g, nullptr, false, 128, w.data(), &out, 0, 2, nullptr};
-  EXPECT_TRUE(qdw::BlockHandles(Isa::kAvx512Vnni, b));
-  EXPECT_FALSE(qdw::BlockHandles(Isa::kAvx2, b));
-  EXPECT_FALSE(qdw::BlockHandles(Isa::kAvx512, b));
+  const CpuFeatures& f = GetCpuFeatures();
+  const bool vnni = f.avx512vnni && f.avx512vbmi;
+  EXPECT_EQ(qdw::BlockHandles(Isa::kAvx512Vnni, b), vnni);
+  EXPECT_FALSE(qdw::BlockHandles(Isa::kAvx512, b)) << "no AVX-512 blocks without VNNI";
+#if defined(__x86_64__)
+  EXPECT_TRUE(qdw::BlockHandles(Isa::kAvx2, b));
+#endif
   out.kind = QOutput::Kind::kFloat;
   EXPECT_FALSE(qdw::BlockHandles(Isa::kAvx512Vnni, b)) << "float output";
+  EXPECT_FALSE(qdw::BlockHandles(Isa::kAvx2, b)) << "float output";
   out.kind = QOutput::Kind::kUInt8;
   w[12] = 128;
   EXPECT_FALSE(qdw::BlockHandles(Isa::kAvx512Vnni, b)) << "weight beyond int8";
+  EXPECT_FALSE(qdw::BlockHandles(Isa::kAvx2, b)) << "weight beyond int8";
   w[12] = 1;
   g.dil_w = 2;
   EXPECT_FALSE(qdw::BlockHandles(Isa::kAvx512Vnni, b)) << "dilation across";
   g.dil_w = 1;
+  g.oh = g.ow = 29;
+  g.h = g.w = 29;
+  EXPECT_FALSE(qdw::BlockHandles(Isa::kAvx2, b)) << "29x29 output (over 28x28)";
+  EXPECT_EQ(qdw::BlockHandles(Isa::kAvx512Vnni, b), vnni) << "29x29 output";
   g.oh = g.ow = 113;
   g.h = g.w = 113;
   EXPECT_FALSE(qdw::BlockHandles(Isa::kAvx512Vnni, b)) << "113x113 output";
