@@ -337,27 +337,28 @@ TEST_P(QDepthwiseBlockTest, ByteAndFloatClampsMatchReference) {
 }
 
 TEST_P(QDepthwiseBlockTest, MobilenetShapesAndGeneralKernelsMatchReference) {
+  const Isa isa = GetParam();
   int taken = 0;
   // mobilenet_v2's 7x7 x 960 (stride 1) and 14x14 -> 7x7 (stride 2) planes.
-  taken += ExpectBlockMatchesRef(GetParam(), Case{3, 1, 1, 1, 7, 7, false, 128, QOutput::Kind::kUInt8, true}, 960,
-                        true, 1);
-  taken += ExpectBlockMatchesRef(GetParam(), Case{3, 2, 1, 1, 7, 7, true, 0, QOutput::Kind::kInt8, false}, 960,
-                        true, 2);
-  taken += ExpectBlockMatchesRef(GetParam(), Case{3, 1, 1, 1, 56, 56, false, 3, QOutput::Kind::kUInt8, true}, 18,
-                        true, 6);
-  taken += ExpectBlockMatchesRef(GetParam(), Case{3, 2, 1, 1, 56, 56, true, -128, QOutput::Kind::kUInt8, false}, 3,
-                        true, 7);
-  taken += ExpectBlockMatchesRef(GetParam(), Case{3, 1, 1, 1, 112, 112, true, 0, QOutput::Kind::kUInt8, true}, 17,
-                        true, 8);
+  taken += ExpectBlockMatchesRef(
+      isa, Case{3, 1, 1, 1, 7, 7, false, 128, QOutput::Kind::kUInt8, true}, 960, true, 1);
+  taken += ExpectBlockMatchesRef(isa, Case{3, 2, 1, 1, 7, 7, true, 0, QOutput::Kind::kInt8, false},
+                                 960, true, 2);
+  taken += ExpectBlockMatchesRef(
+      isa, Case{3, 1, 1, 1, 56, 56, false, 3, QOutput::Kind::kUInt8, true}, 18, true, 6);
+  taken += ExpectBlockMatchesRef(
+      isa, Case{3, 2, 1, 1, 56, 56, true, -128, QOutput::Kind::kUInt8, false}, 3, true, 7);
+  taken += ExpectBlockMatchesRef(
+      isa, Case{3, 1, 1, 1, 112, 112, true, 0, QOutput::Kind::kUInt8, true}, 17, true, 8);
   // 1x7 and 7x7 kernels (two groups of taps, the tap loop not unrolled), 2x3 (kh 2).
-  taken += ExpectBlockMatchesRef(GetParam(), Case{7, 1, 1, 3, 7, 5, false, 255, QOutput::Kind::kUInt8, true}, 17,
-                        true, 3, 1);
-  taken += ExpectBlockMatchesRef(GetParam(), Case{7, 2, 1, 3, 5, 6, true, 127, QOutput::Kind::kUInt8, false}, 33,
-                        false, 4);
-  taken += ExpectBlockMatchesRef(GetParam(), Case{3, 1, 1, 1, 9, 4, false, 7, QOutput::Kind::kInt8, true}, 20,
-                        true, 5, 2);
+  taken += ExpectBlockMatchesRef(
+      isa, Case{7, 1, 1, 3, 7, 5, false, 255, QOutput::Kind::kUInt8, true}, 17, true, 3, 1);
+  taken += ExpectBlockMatchesRef(
+      isa, Case{7, 2, 1, 3, 5, 6, true, 127, QOutput::Kind::kUInt8, false}, 33, false, 4);
+  taken += ExpectBlockMatchesRef(isa, Case{3, 1, 1, 1, 9, 4, false, 7, QOutput::Kind::kInt8, true},
+                                 20, true, 5, 2);
   // AVX2 declines the three planes of over 28x28 outputs (56x56 twice, 112x112).
-  EXPECT_EQ(taken, GetParam() == Isa::kAvx2 ? 5 : 8);
+  EXPECT_EQ(taken, isa == Isa::kAvx2 ? 5 : 8);
 }
 
 #if defined(__x86_64__)
